@@ -1,0 +1,241 @@
+"""Run the rules over a file: parse once, index once, check each unit, filter.
+
+`Analyzer` caches each unit's findings by the unit's text and the module context, so
+that re-checking a file after a small edit only re-runs the rules on the class or
+function that changed (the language server relies on this).
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import traceback
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from gradguard.engine.config import Config
+from gradguard.engine.finding import Applicability, Finding, Severity
+from gradguard.engine.index import ModuleContext, Unit, split_units
+from gradguard.engine.rule import Rule, SyntaxErrorRule, all_rules
+from gradguard.engine.source import SourceFile, apply_edits
+from gradguard.engine.suppression import is_suppressed, suppressions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RuleError:
+    code: str
+    path: str
+    line: int
+    traceback: str
+
+
+@dataclass
+class CheckResult:
+    findings: list[Finding]
+    tree: ast.Module | None
+    errors: list[RuleError] = field(default_factory=list)
+    syntax_error: Finding | None = None
+
+
+def parse(text: str, path: str = "<unknown>") -> ast.Module:
+    with warnings.catch_warnings():
+        # invalid escape sequences etc. are the user's business, not ours
+        warnings.simplefilter("ignore")
+        return ast.parse(text, filename=path or "<unknown>")
+
+
+def syntax_error_finding(exc: BaseException, source: SourceFile, path: str) -> Finding:
+    line = getattr(exc, "lineno", None) or 1
+    line = max(1, min(line, max(1, len(source.lines))))
+    offset = getattr(exc, "offset", None) or 1
+    text = source.line_text(line)
+    # SyntaxError.offset is 1-based in code points for str input
+    column = max(1, min(offset, len(text.rstrip("\r\n")) + 1))
+    end_line = getattr(exc, "end_lineno", None) or line
+    end_offset = getattr(exc, "end_offset", None) or column + 1
+    if end_line != line or end_offset <= column:
+        end_line, end_offset = line, column + 1
+    message = getattr(exc, "msg", None) or str(exc)
+    return Finding(
+        code=SyntaxErrorRule.code,
+        name=SyntaxErrorRule.name,
+        severity=Severity.ERROR,
+        message=f"Syntax error: {message}",
+        line=line,
+        column=column,
+        end_line=end_line,
+        end_column=end_offset,
+        path=path,
+    )
+
+
+class Analyzer:
+    """Checks sources with a set of rules; keeps a per-unit cache between calls."""
+
+    def __init__(self, config: Config | None = None, cache_size: int = 2048) -> None:
+        self.config = config or Config()
+        self._cache: OrderedDict[tuple, list[Finding]] = OrderedDict()
+        self._cache_size = cache_size
+        self._rules: list[Rule] = []
+        self.configure(self.config)
+
+    def configure(self, config: Config) -> None:
+        self.config = config
+        self._rules = [cls() for code, cls in all_rules().items() if config.enabled(code)]
+        self._cache.clear()
+
+    @property
+    def rules(self) -> list[Rule]:
+        return list(self._rules)
+
+    # -- checking ------------------------------------------------------------------------
+    def check(self, text: str, path: str = "", tree: ast.Module | None = None) -> CheckResult:
+        source = SourceFile(text, path)
+        if tree is None:
+            try:
+                tree = parse(text, path)
+            except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+                finding = syntax_error_finding(exc, source, path)
+                findings = [finding] if self.config.enabled(SyntaxErrorRule.code) else []
+                return CheckResult(findings, None, syntax_error=finding)
+        errors: list[RuleError] = []
+        findings = self._check_tree(tree, source, path, errors)
+        return CheckResult(self._filter(findings, source), tree, errors)
+
+    def _check_tree(self, tree: ast.Module, source: SourceFile, path: str, errors: list[RuleError]) -> list[Finding]:
+        module = ModuleContext(tree, source)
+        if not module.imports_torch:
+            # Every rule is about torch code: a file that never imports torch is silent.
+            return []
+        results: list[Finding] = []
+        for start, end, statements in split_units(tree):
+            if start == 0:
+                # the script unit: positions of its statements matter, key by them
+                key = (module.signature, path, tuple(
+                    (s.lineno, source.text_between(s.lineno, 1, (s.end_lineno or s.lineno) + 1, 1))
+                    for s in statements
+                ))
+                offset = 0
+            else:
+                key = (module.signature, path, source.text_between(start, 1, end + 1, 1))
+                offset = start
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                results.extend(f.shifted(offset) for f in cached)
+                continue
+            unit = Unit(statements, source, module, path)
+            found = self._run_rules(unit, errors)
+            results.extend(found)
+            if not any(e.line == (statements[0].lineno) for e in errors):
+                self._cache[key] = [f.shifted(-offset) for f in found]
+                if len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return results
+
+    def _run_rules(self, unit: Unit, errors: list[RuleError]) -> list[Finding]:
+        found: list[Finding] = []
+        for rule in self._rules:
+            try:
+                found.extend(rule.check(unit))
+            except RecursionError:
+                errors.append(RuleError(rule.code, unit.path, unit.nodes[0].lineno, "recursion too deep"))
+            except Exception:  # one broken rule must not hide the others' findings
+                errors.append(RuleError(rule.code, unit.path, unit.nodes[0].lineno, traceback.format_exc()))
+                log.exception("rule %s failed on %s:%s", rule.code, unit.path, unit.nodes[0].lineno)
+        return found
+
+    def _filter(self, findings: list[Finding], source: SourceFile) -> list[Finding]:
+        table = suppressions(source.lines) if ("noqa" in source.text or "gradguard" in source.text) else {}
+        kept = []
+        seen = set()
+        for finding in findings:
+            if table and is_suppressed(table, finding.code, finding.line, finding.end_line):
+                continue
+            key = (finding.code, finding.line, finding.column, finding.end_line, finding.end_column)
+            if key in seen:
+                continue
+            seen.add(key)
+            finding.severity = self.config.severity_for(finding.code, finding.severity)
+            kept.append(finding)
+        kept.sort(key=lambda f: f.sort_key)
+        return kept
+
+    # -- fixing --------------------------------------------------------------------------
+    def fix(self, text: str, path: str = "", unsafe: bool = False, max_passes: int = 10) -> tuple[str, int]:
+        """Apply fixes until none is left (or they stop applying). Returns the new text and
+        the number of fixes applied. Fixes that overlap are applied in later passes; a pass
+        whose result would not parse is undone fix by fix, so the text stays valid Python."""
+        applied_total = 0
+        for _ in range(max_passes):
+            result = self.check(text, path)
+            if result.tree is None:
+                break
+            fixes = [
+                f.fix
+                for f in result.findings
+                if f.fix is not None and (unsafe or f.fix.applicability is Applicability.SAFE)
+            ]
+            new_text, applied = apply_fixes(text, fixes, path)
+            if applied == 0 or new_text == text:
+                break
+            text = new_text
+            applied_total += applied
+        return text, applied_total
+
+
+def apply_fixes(text: str, fixes: list, path: str = "") -> tuple[str, int]:
+    """Apply as many non-overlapping fixes as possible in one pass, keeping the text valid."""
+    chosen = []
+    taken: list[tuple[tuple[int, int], tuple[int, int]]] = []
+    for fix in sorted(fixes, key=lambda f: min(((e.start_line, e.start_column) for e in f.edits), default=(0, 0))):
+        edits = fix.edits
+        if not edits:
+            continue
+        spans = [((e.start_line, e.start_column), (e.end_line, e.end_column)) for e in edits]
+        if any(_overlaps(span, other) for span in spans for other in taken):
+            continue
+        chosen.append(fix)
+        taken.extend(spans)
+    if not chosen:
+        return text, 0
+    candidate = _apply(text, [e for f in chosen for e in f.edits])
+    if candidate is not None and _parses(candidate, path):
+        return candidate, len(chosen)
+    # Something in the batch breaks the file: keep the fixes that are fine one by one.
+    applied = 0
+    for fix in chosen:
+        single = _apply(text, fix.edits)
+        if single is not None and _parses(single, path):
+            return single, 1
+    return text, applied
+
+
+def _overlaps(a: tuple, b: tuple) -> bool:
+    (a_start, a_end), (b_start, b_end) = a, b
+    if a_start == a_end or b_start == b_end:  # insertions collide only at the same point inside
+        return a_start < b_end and b_start < a_end or a_start == b_start
+    return a_start < b_end and b_start < a_end
+
+
+def _apply(text: str, edits: list) -> str | None:
+    try:
+        return apply_edits(text, edits)
+    except ValueError:
+        return None
+
+
+def _parses(text: str, path: str) -> bool:
+    try:
+        parse(text, path)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def check_source(text: str, path: str = "", config: Config | None = None) -> list[Finding]:
+    """Check one source text with a fresh analyzer."""
+    return Analyzer(config).check(text, path).findings

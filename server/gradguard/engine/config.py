@@ -1,0 +1,153 @@
+"""Settings: which rules run and how severe their findings are.
+
+Read from `[tool.gradguard]` in the nearest pyproject.toml; the CLI's flags and the
+editor's settings are layered on top with `Config.merged`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from gradguard.engine.finding import Severity
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EXCLUDES = (
+    ".git",
+    ".hg",
+    ".svn",
+    ".venv",
+    "venv",
+    ".env",
+    "env",
+    "node_modules",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".tox",
+    ".nox",
+    "build",
+    "dist",
+    "site-packages",
+)
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use."""
+
+
+def _codes(value: object, setting: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [v for v in value.replace(",", " ").split() if v]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{setting} must be a list of rule codes, got {value!r}")
+    return [v.strip().upper() for v in value if v.strip()]
+
+
+def _severities(value: object, setting: str) -> dict[str, Severity]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{setting} must be a table of code = severity, got {value!r}")
+    result = {}
+    for code, level in value.items():
+        try:
+            result[str(code).upper()] = Severity(str(level).lower())
+        except ValueError:
+            raise ConfigError(
+                f"{setting}.{code}: unknown severity {level!r} (use error, warning, information or hint)"
+            ) from None
+    return result
+
+
+def code_matches(code: str, selector: str) -> bool:
+    """ruff-style prefix selection: "GG2" selects GG201..GG299, "ALL" everything."""
+    return selector == "ALL" or code.startswith(selector)
+
+
+@dataclass(frozen=True)
+class Config:
+    select: tuple[str, ...] = ("ALL",)
+    ignore: tuple[str, ...] = ()
+    severity: dict[str, Severity] = field(default_factory=dict)
+    exclude: tuple[str, ...] = ()
+
+    def enabled(self, code: str) -> bool:
+        if not any(code_matches(code, s) for s in self.select):
+            return False
+        # a more specific select wins over a broader ignore, as in ruff
+        best_select = max((len(s) for s in self.select if code_matches(code, s)), default=-1)
+        best_ignore = max((len(s) for s in self.ignore if code_matches(code, s)), default=-1)
+        return best_select >= best_ignore if best_ignore >= 0 else True
+
+    def severity_for(self, code: str, default: Severity) -> Severity:
+        return self.severity.get(code, default)
+
+    def merged(self, **overrides: object) -> "Config":
+        """A copy with the given settings replaced (None = keep)."""
+        changes: dict[str, object] = {}
+        if overrides.get("select") is not None:
+            changes["select"] = tuple(_codes(overrides["select"], "select")) or ("ALL",)
+        if overrides.get("ignore") is not None:
+            changes["ignore"] = tuple(_codes(overrides["ignore"], "ignore"))
+        if overrides.get("extend_ignore") is not None:
+            changes["ignore"] = tuple(self.ignore) + tuple(_codes(overrides["extend_ignore"], "ignore"))
+        if overrides.get("severity") is not None:
+            changes["severity"] = {**self.severity, **_severities(overrides["severity"], "severity")}
+        if overrides.get("exclude") is not None:
+            changes["exclude"] = tuple(str(e) for e in overrides["exclude"])  # type: ignore[union-attr]
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_table(cls, table: dict, origin: str = "[tool.gradguard]") -> "Config":
+        known = {"select", "ignore", "extend-ignore", "extend_ignore", "severity", "exclude", "extend-exclude"}
+        for key in table:
+            if key not in known:
+                log.warning("%s: unknown setting %r ignored", origin, key)
+        config = cls()
+        exclude = list(table.get("exclude", [])) + list(table.get("extend-exclude", []))
+        return config.merged(
+            select=table.get("select"),
+            ignore=table.get("ignore"),
+            extend_ignore=table.get("extend-ignore", table.get("extend_ignore")),
+            severity=table.get("severity"),
+            exclude=exclude or None,
+        )
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest pyproject.toml at or above `start` that has a [tool.gradguard] table."""
+    start = start.resolve()
+    directory = start if start.is_dir() else start.parent
+    for candidate_dir in [directory, *directory.parents]:
+        candidate = candidate_dir / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+                log.warning("%s: cannot read: %s", candidate, exc)
+                continue
+            if "gradguard" in data.get("tool", {}):
+                return candidate
+    return None
+
+
+def load_config(start: Path | str | None = None) -> tuple[Config, Path | None]:
+    """Config from the nearest pyproject.toml (defaults when there is none).
+    Raises ConfigError for values that cannot be used."""
+    path = find_pyproject(Path(start or os.getcwd()))
+    if path is None:
+        return Config(), None
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return Config.from_table(data["tool"]["gradguard"], origin=str(path)), path

@@ -1,0 +1,536 @@
+"""The semantic index shared by all rules.
+
+Two levels, so that the language server can re-check only what an edit touched:
+
+* `ModuleContext` is computed from the top-level statements alone (imports, class
+  bases, a few cheap per-function flags). It is small and hashable; when it changes,
+  every unit is re-checked.
+* `Unit` is one top-level `def`/`class` (or all the remaining top-level script
+  statements together). It is walked once; rules query its node buckets and helpers
+  instead of walking the tree again.
+
+Rules may use the unit and the module context, nothing else: that is what makes
+per-unit caching correct.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Iterator
+
+from gradguard.engine.source import SourceFile
+
+FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+
+# Qualified names (after resolving imports) of the base classes we recognise.
+MODULE_BASES = {
+    "torch.nn.Module",
+    "torch.nn.modules.module.Module",
+    "torch.jit.ScriptModule",
+    "lightning.LightningModule",
+    "lightning.pytorch.LightningModule",
+    "pytorch_lightning.LightningModule",
+    "pytorch_lightning.core.LightningModule",
+}
+FUNCTION_BASES = {
+    "torch.autograd.Function",
+    "torch.autograd.function.Function",
+    "torch.autograd.function.InplaceFunction",
+}
+_NOT_MODULES_IN_NN = {"Parameter", "UninitializedParameter", "Buffer", "UninitializedBuffer"}
+
+GRAD_DISABLING = {
+    "torch.no_grad",
+    "torch.inference_mode",
+    "torch.autograd.no_grad",
+    "torch.autograd.grad_mode.no_grad",
+    "torch.autograd.inference_mode",
+}
+GRAD_MODE_SETTERS = {"torch.set_grad_enabled", "torch.autograd.set_grad_enabled"}
+
+PARAMETER_CTORS = {"torch.nn.Parameter", "torch.nn.parameter.Parameter"}
+
+KIND_MODULE = "module"
+KIND_FUNCTION = "function"
+KIND_OTHER = "other"
+
+
+def dotted_name(node: ast.AST) -> str | None:
+    """`self.w.grad` -> "self.w.grad"; None for anything that is not a plain chain."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+def self_attribute(node: ast.AST, self_name: str = "self") -> str | None:
+    """`self.w` -> "w" (only one level); None otherwise."""
+    if (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == self_name
+    ):
+        return node.attr
+    return None
+
+
+def keyword(call: ast.Call, name: str) -> ast.expr | None:
+    for kw in call.keywords:
+        if kw.arg == name:
+            return kw.value
+    return None
+
+
+def is_true(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Constant) and node.value is True
+
+
+def is_false(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Constant) and node.value is False
+
+
+def statement_start_line(node: ast.stmt) -> int:
+    decorators = getattr(node, "decorator_list", None)
+    if decorators:
+        return min(d.lineno for d in decorators)
+    return node.lineno
+
+
+@dataclass(frozen=True)
+class ClassSummary:
+    name: str
+    kind: str  # KIND_MODULE / KIND_FUNCTION / KIND_OTHER
+    bases: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FunctionSummary:
+    name: str
+    # method names called on anything inside the function, restricted to the
+    # training-loop vocabulary (found textually: cheap and good enough for a flag)
+    calls: frozenset[str]
+
+
+_LOOP_VOCABULARY = ("zero_grad", "backward", "step", "clip_grad")
+
+
+class ModuleContext:
+    """Module-wide facts computed from the top-level statements only."""
+
+    def __init__(self, tree: ast.Module, source: SourceFile) -> None:
+        self.aliases: dict[str, str] = {}
+        self.classes: dict[str, ClassSummary] = {}
+        self.functions: dict[str, FunctionSummary] = {}
+        self.grad_leaves: set[str] = set()  # top-level names bound to requires_grad=True tensors
+        self._scan(tree.body, source)
+        self.signature = hash(
+            (
+                tuple(sorted(self.aliases.items())),
+                tuple(sorted(self.classes.items())),
+                tuple(sorted(self.functions.items())),
+                tuple(sorted(self.grad_leaves)),
+            )
+        )
+
+    # -- construction -------------------------------------------------------------------
+    def _scan(self, body: list[ast.stmt], source: SourceFile) -> None:
+        for stmt in body:
+            if isinstance(stmt, ast.Import):
+                for alias in stmt.names:
+                    if alias.asname:
+                        self.aliases[alias.asname] = alias.name
+                    else:
+                        top = alias.name.split(".")[0]
+                        self.aliases[top] = top
+            elif isinstance(stmt, ast.ImportFrom):
+                if stmt.module and not stmt.level:
+                    for alias in stmt.names:
+                        if alias.name != "*":
+                            self.aliases[alias.asname or alias.name] = f"{stmt.module}.{alias.name}"
+            elif isinstance(stmt, ast.ClassDef):
+                bases = tuple(self.qualname(b) or dotted_name(b) or "?" for b in stmt.bases)
+                self.classes[stmt.name] = ClassSummary(stmt.name, self._kind_of(bases), bases)
+            elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                text = source.text_between(stmt.lineno, 1, (stmt.end_lineno or stmt.lineno) + 1, 1)
+                calls = frozenset(word for word in _LOOP_VOCABULARY if word in text)
+                self.functions[stmt.name] = FunctionSummary(stmt.name, calls)
+            elif isinstance(stmt, (ast.If, ast.Try)):
+                # `try: import torch` / `if TYPE_CHECKING:` blocks
+                self._scan(stmt.body, source)
+                for handler in getattr(stmt, "handlers", ()):
+                    self._scan(handler.body, source)
+                self._scan(stmt.orelse, source)
+            elif isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Call):
+                if creates_grad_leaf(stmt.value, self):
+                    for target in stmt.targets:
+                        if isinstance(target, ast.Name):
+                            self.grad_leaves.add(target.id)
+
+    def _kind_of(self, bases: tuple[str, ...]) -> str:
+        for base in bases:
+            if base in MODULE_BASES:
+                return KIND_MODULE
+            if base in FUNCTION_BASES:
+                return KIND_FUNCTION
+            if base.startswith("torch.nn.") and base.count(".") == 2:
+                last = base.rsplit(".", 1)[1]
+                if last[:1].isupper() and last not in _NOT_MODULES_IN_NN:
+                    return KIND_MODULE  # subclass of a built-in layer, e.g. nn.Linear
+            local = self.classes.get(base)
+            if local is not None and local.kind != KIND_OTHER:
+                return local.kind
+        return KIND_OTHER
+
+    # -- queries ------------------------------------------------------------------------
+    @property
+    def imports_torch(self) -> bool:
+        return any(v == "torch" or v.startswith("torch.") for v in self.aliases.values())
+
+    def qualname(self, node: ast.AST) -> str | None:
+        """Resolve a name or attribute chain through the imports: with `import torch.nn as nn`,
+        `nn.Linear` -> "torch.nn.Linear". None when the chain does not start at an import."""
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            return None
+        base = self.aliases.get(node.id)
+        if base is None:
+            return None
+        parts.append(base)
+        return ".".join(reversed(parts))
+
+    def call_name(self, call: ast.AST) -> str | None:
+        """Qualified name of a call's function (None when not resolvable)."""
+        if isinstance(call, ast.Call):
+            return self.qualname(call.func)
+        return None
+
+    def is_module_class(self, name: str) -> bool:
+        summary = self.classes.get(name)
+        return summary is not None and summary.kind == KIND_MODULE
+
+    def is_function_class(self, name: str) -> bool:
+        summary = self.classes.get(name)
+        return summary is not None and summary.kind == KIND_FUNCTION
+
+    def is_layer_constructor(self, call: ast.AST) -> bool:
+        """`nn.Linear(...)`, `nn.Sequential(...)`, or a module class defined in this file."""
+        if not isinstance(call, ast.Call):
+            return False
+        name = self.call_name(call)
+        if name and name.startswith("torch.nn.") and name.count(".") == 2:
+            last = name.rsplit(".", 1)[1]
+            return last[:1].isupper() and last not in _NOT_MODULES_IN_NN
+        if isinstance(call.func, ast.Name):
+            return self.is_module_class(call.func.id)
+        return False
+
+    def is_parameter_constructor(self, call: ast.AST) -> bool:
+        return isinstance(call, ast.Call) and self.call_name(call) in PARAMETER_CTORS
+
+
+TENSOR_FACTORIES = {
+    "torch.tensor",
+    "torch.randn",
+    "torch.rand",
+    "torch.zeros",
+    "torch.ones",
+    "torch.empty",
+    "torch.full",
+    "torch.arange",
+    "torch.linspace",
+    "torch.eye",
+    "torch.randint",
+    "torch.zeros_like",
+    "torch.ones_like",
+    "torch.randn_like",
+    "torch.rand_like",
+    "torch.empty_like",
+    "torch.full_like",
+    "torch.as_tensor",
+    "torch.Tensor",
+}
+
+
+def creates_grad_leaf(call: ast.Call, module: ModuleContext) -> bool:
+    """`torch.randn(3, requires_grad=True)` or `torch.zeros(3).requires_grad_()`."""
+    if not isinstance(call, ast.Call):
+        return False
+    if is_true(keyword(call, "requires_grad")) and module.call_name(call) in TENSOR_FACTORIES:
+        return True
+    func = call.func
+    if isinstance(func, ast.Attribute) and func.attr == "requires_grad_":
+        arg = call.args[0] if call.args else keyword(call, "requires_grad")
+        if arg is None or is_true(arg):
+            inner = func.value
+            return isinstance(inner, ast.Call) and module.call_name(inner) in TENSOR_FACTORIES
+    return False
+
+
+@dataclass
+class AttributeInfo:
+    """What a module's `self.<name>` holds, learned from `__init__` (and other methods)."""
+
+    name: str
+    kind: str  # "parameter" | "buffer" | "layer" | "grad_tensor" | "other"
+    node: ast.AST  # the assignment (or register_* call) that defined it
+    value: ast.expr | None = None  # the constructor call, when there is one
+    ctor: str | None = None  # qualified (or local) name of the constructor
+
+
+class Unit:
+    """One top-level statement (or the script statements) with its node buckets."""
+
+    def __init__(
+        self,
+        nodes: list[ast.stmt],
+        source: SourceFile,
+        module: ModuleContext,
+        path: str = "",
+    ) -> None:
+        self.nodes = nodes
+        self.source = source
+        self.module = module
+        self.path = path
+        self._buckets: dict[type, list[ast.AST]] = defaultdict(list)
+        self._index(nodes)
+
+    def _index(self, roots: list[ast.stmt]) -> None:
+        buckets = self._buckets
+        iter_children = ast.iter_child_nodes
+        stack: list[ast.AST] = list(roots)
+        for root in roots:
+            root.gg_parent = None  # type: ignore[attr-defined]
+        while stack:
+            node = stack.pop()
+            buckets[node.__class__].append(node)
+            for child in iter_children(node):
+                child.gg_parent = node  # type: ignore[attr-defined]
+                stack.append(child)
+
+    # -- node access -----------------------------------------------------------------------
+    def nodes_of(self, *types: type) -> list[ast.AST]:
+        """All nodes of these types in the unit, in source order."""
+        if len(types) == 1:
+            found = list(self._buckets.get(types[0], ()))
+        else:
+            found = [n for t in types for n in self._buckets.get(t, ())]
+        found.sort(key=_position)
+        return found
+
+    def calls(self) -> list[ast.Call]:
+        return self.nodes_of(ast.Call)  # type: ignore[return-value]
+
+    def method_calls(self, *names: str) -> list[ast.Call]:
+        """Calls of the form `<anything>.name(...)` for any of the names."""
+        wanted = set(names)
+        return [
+            c
+            for c in self.calls()
+            if isinstance(c.func, ast.Attribute) and c.func.attr in wanted
+        ]
+
+    @staticmethod
+    def parent(node: ast.AST) -> ast.AST | None:
+        return getattr(node, "gg_parent", None)
+
+    def ancestors(self, node: ast.AST) -> Iterator[ast.AST]:
+        parent = self.parent(node)
+        while parent is not None:
+            yield parent
+            parent = self.parent(parent)
+
+    def enclosing_function(self, node: ast.AST) -> FunctionNode | None:
+        for anc in self.ancestors(node):
+            if isinstance(anc, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                return anc
+        return None
+
+    def enclosing_class(self, node: ast.AST) -> ast.ClassDef | None:
+        for anc in self.ancestors(node):
+            if isinstance(anc, ast.ClassDef):
+                return anc
+        return None
+
+    def enclosing_statement(self, node: ast.AST) -> ast.stmt | None:
+        current: ast.AST | None = node
+        while current is not None and not isinstance(current, ast.stmt):
+            current = self.parent(current)
+        return current
+
+    # -- gradient mode -----------------------------------------------------------------------
+    def grad_disabling_context(self, item: ast.withitem) -> bool:
+        expr = item.context_expr
+        if not isinstance(expr, ast.Call):
+            return False
+        name = self.module.call_name(expr)
+        if name in GRAD_DISABLING:
+            # inference_mode(False) / no_grad() ; inference_mode(mode=False) re-enables
+            arg = expr.args[0] if expr.args else keyword(expr, "mode")
+            return not is_false(arg)
+        if name in GRAD_MODE_SETTERS:
+            arg = expr.args[0] if expr.args else keyword(expr, "mode")
+            return is_false(arg)
+        return False
+
+    def decorator_disables_grad(self, func: FunctionNode) -> bool:
+        for deco in func.decorator_list:
+            target = deco.func if isinstance(deco, ast.Call) else deco
+            if self.module.qualname(target) in GRAD_DISABLING:
+                return True
+        return False
+
+    def in_no_grad(self, node: ast.AST) -> bool:
+        """Inside `with torch.no_grad():`, `inference_mode`, `set_grad_enabled(False)` or a
+        function decorated with `@torch.no_grad()` (within this unit)."""
+        for anc in self.ancestors(node):
+            if isinstance(anc, (ast.With, ast.AsyncWith)):
+                if any(self.grad_disabling_context(item) for item in anc.items):
+                    return True
+            elif isinstance(anc, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if self.decorator_disables_grad(anc):
+                    return True
+        return False
+
+    # -- classes -------------------------------------------------------------------------------
+    def classes(self) -> list[ast.ClassDef]:
+        return self.nodes_of(ast.ClassDef)  # type: ignore[return-value]
+
+    def module_classes(self) -> list[ast.ClassDef]:
+        return [c for c in self.classes() if self.module.is_module_class(c.name) and self._top_level_class(c)]
+
+    def function_classes(self) -> list[ast.ClassDef]:
+        return [c for c in self.classes() if self.module.is_function_class(c.name) and self._top_level_class(c)]
+
+    def _top_level_class(self, cls: ast.ClassDef) -> bool:
+        # module-level classes only: a nested class of the same name is someone else
+        return self.parent(cls) is None
+
+    @staticmethod
+    def methods(cls: ast.ClassDef) -> dict[str, FunctionNode]:
+        return {
+            stmt.name: stmt
+            for stmt in cls.body
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
+        }
+
+    def class_attributes(self, cls: ast.ClassDef) -> dict[str, AttributeInfo]:
+        cache = self.__dict__.setdefault("_attr_cache", {})
+        if id(cls) not in cache:
+            cache[id(cls)] = _collect_attributes(self, cls)
+        return cache[id(cls)]
+
+    def methods_reachable_from(self, cls: ast.ClassDef, start: str) -> list[FunctionNode]:
+        """`start` and the methods of the class it calls as `self.m(...)`, transitively."""
+        methods = self.methods(cls)
+        seen: list[FunctionNode] = []
+        todo = [start]
+        names_seen = set()
+        while todo:
+            name = todo.pop()
+            if name in names_seen or name not in methods:
+                continue
+            names_seen.add(name)
+            func = methods[name]
+            seen.append(func)
+            for node in ast.walk(func):
+                if isinstance(node, ast.Call):
+                    attr = self_attribute(node.func, self_name(func) or "self")
+                    if attr:
+                        todo.append(attr)
+        return seen
+
+    # -- reporting helpers -------------------------------------------------------------------
+    def node_range(self, node: ast.AST) -> tuple[int, int, int, int]:
+        return self.source.node_range(node)
+
+    def segment(self, node: ast.AST) -> str:
+        return self.source.segment(node)
+
+
+def self_name(func: FunctionNode) -> str | None:
+    """Name of the first positional parameter (usually `self`)."""
+    args = func.args.posonlyargs + func.args.args
+    return args[0].arg if args else None
+
+
+def _position(node: ast.AST) -> tuple[int, int]:
+    return (getattr(node, "lineno", 0), getattr(node, "col_offset", 0))
+
+
+def _collect_attributes(unit: Unit, cls: ast.ClassDef) -> dict[str, AttributeInfo]:
+    module = unit.module
+    found: dict[str, AttributeInfo] = {}
+    methods = unit.methods(cls)
+    ordered = [methods["__init__"]] if "__init__" in methods else []
+    ordered += [m for name, m in methods.items() if name != "__init__"]
+    for func in ordered:
+        me = self_name(func) or "self"
+        for node in ast.walk(func):
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    attr = self_attribute(target, me)
+                    if attr and attr not in found:
+                        found[attr] = _classify(attr, node, node.value, module)
+            elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                attr = self_attribute(node.target, me)
+                if attr and attr not in found:
+                    found[attr] = _classify(attr, node, node.value, module)
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("register_parameter", "register_buffer", "register_module", "add_module")
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == me
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                kind = {
+                    "register_parameter": "parameter",
+                    "register_buffer": "buffer",
+                }.get(node.func.attr, "layer")
+                value = node.args[1] if len(node.args) > 1 else None
+                found[node.args[0].value] = AttributeInfo(node.args[0].value, kind, node, value)
+    return found
+
+
+def _classify(attr: str, stmt: ast.AST, value: ast.expr, module: ModuleContext) -> AttributeInfo:
+    if isinstance(value, ast.Call):
+        ctor = module.call_name(value)
+        if ctor is None and isinstance(value.func, ast.Name):
+            ctor = value.func.id
+        if module.is_parameter_constructor(value):
+            return AttributeInfo(attr, "parameter", stmt, value, ctor)
+        if module.is_layer_constructor(value):
+            return AttributeInfo(attr, "layer", stmt, value, ctor)
+        if creates_grad_leaf(value, module):
+            return AttributeInfo(attr, "grad_tensor", stmt, value, ctor)
+        return AttributeInfo(attr, "other", stmt, value, ctor)
+    return AttributeInfo(attr, "other", stmt, value, None)
+
+
+def split_units(tree: ast.Module) -> list[tuple[int, int, list[ast.stmt]]]:
+    """Top-level `def`/`class` statements each become a unit; all other top-level
+    statements form one script unit (their data flow crosses statements).
+
+    Returns (start_line, end_line, statements) with the script unit first."""
+    script: list[ast.stmt] = []
+    units: list[tuple[int, int, list[ast.stmt]]] = []
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            units.append((statement_start_line(stmt), stmt.end_lineno or stmt.lineno, [stmt]))
+        else:
+            script.append(stmt)
+    if script:
+        units.insert(0, (0, 0, script))
+    return units

@@ -1,0 +1,190 @@
+"""The rule framework.
+
+A rule is one class in one module under `gradguard.rules`: its code, name, message,
+markdown explanation, VALID/INVALID examples (which are its tests and its docs) and
+its detection. Everything user-facing about a rule (hover, `gradguard explain`, the
+README table, SARIF rule metadata) is read from this class.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+import textwrap
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar, Iterable, Iterator
+
+from gradguard.engine.finding import Applicability, Finding, Fix, Severity, TextEdit
+from gradguard.engine.index import Unit
+
+DOCS_BASE_URL = "https://github.com/gradguard/gradguard/blob/main/docs/rules.md"
+
+
+@dataclass
+class Valid:
+    """Code the rule must stay silent on."""
+
+    code: str
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        self.code = textwrap.dedent(self.code).lstrip("\n")
+
+
+@dataclass
+class Invalid:
+    """Code the rule must flag.
+
+    lines: the 1-based start lines of the expected findings of this rule, in order.
+    fixed: the text after applying all of this rule's fixes (safe and unsafe); None
+        means the rule offers no fix here.
+    raises: a substring of the error PyTorch raises when `code` + `run` executes
+        (checked by the torch tests); None when the bug is silent (e.g. no learning).
+    run: driver code appended to the example (and to the fixed code) when executing.
+    check_fixed: driver code appended only to the fixed code; it must run cleanly and
+        typically asserts that gradients now arrive.
+    """
+
+    code: str
+    lines: list[int]
+    fixed: str | None = None
+    raises: str | None = None
+    run: str = ""
+    check_fixed: str = ""
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        self.code = textwrap.dedent(self.code).lstrip("\n")
+        if self.fixed is not None:
+            self.fixed = textwrap.dedent(self.fixed).lstrip("\n")
+        self.run = textwrap.dedent(self.run).strip("\n")
+        self.check_fixed = textwrap.dedent(self.check_fixed).strip("\n")
+
+
+class Rule:
+    code: ClassVar[str]
+    name: ClassVar[str]
+    summary: ClassVar[str]  # one line: what the rule catches
+    message: ClassVar[str]  # default message of a finding
+    explanation: ClassVar[str]  # markdown: what PyTorch does, why it matters, the fix
+    severity: ClassVar[Severity] = Severity.WARNING
+    fix_applicability: ClassVar[Applicability | None] = None  # None: the rule never fixes
+    tags: ClassVar[tuple[str, ...]] = ()
+    VALID: ClassVar[list[Valid]] = []
+    INVALID: ClassVar[list[Invalid]] = []
+
+    def check(self, unit: Unit) -> Iterable[Finding]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- helpers for subclasses ---------------------------------------------------------------
+    def finding(
+        self,
+        unit: Unit,
+        node: ast.AST,
+        message: str | None = None,
+        fix: Fix | None = None,
+        end_node: ast.AST | None = None,
+        alternatives: list[Fix] | None = None,
+    ) -> Finding:
+        line, col, end_line, end_col = unit.node_range(node)
+        if end_node is not None:
+            _, _, end_line, end_col = unit.node_range(end_node)
+        return Finding(
+            code=self.code,
+            name=self.name,
+            severity=self.severity,
+            message=message or self.message,
+            line=line,
+            column=col,
+            end_line=end_line,
+            end_column=end_col,
+            path=unit.path,
+            fix=fix,
+            alternatives=alternatives or [],
+            tags=self.tags,
+        )
+
+    def make_fix(
+        self,
+        title: str,
+        edits: list[TextEdit] | Callable[[], list[TextEdit] | None],
+        applicability: Applicability | None = None,
+    ) -> Fix:
+        return Fix(title, applicability or self.fix_applicability or Applicability.UNSAFE, edits)
+
+    @classmethod
+    def doc_url(cls) -> str:
+        return f"{DOCS_BASE_URL}#{cls.code.lower()}-{cls.name}"
+
+    @classmethod
+    def full_explanation(cls) -> str:
+        """Markdown used by hover, `gradguard explain` and the docs."""
+        parts = [f"## {cls.code} {cls.name}", "", cls.summary.strip(), "", textwrap.dedent(cls.explanation).strip()]
+        if cls.INVALID:
+            example = cls.INVALID[0]
+            parts += ["", "### Example", "", "```python", example.code.rstrip(), "```"]
+            if example.fixed:
+                parts += ["", "Fixed:", "", "```python", example.fixed.rstrip(), "```"]
+        fix = {
+            None: "No automatic fix.",
+            Applicability.SAFE: "Automatic fix: safe.",
+            Applicability.UNSAFE: "Automatic fix: unsafe (review it; applied only on request).",
+        }[cls.fix_applicability]
+        parts += ["", fix, "", f"[Documentation]({cls.doc_url()})"]
+        return "\n".join(parts) + "\n"
+
+
+class SyntaxErrorRule(Rule):
+    """Not a real rule: the metadata of the GG000 finding the analyzer emits."""
+
+    code = "GG000"
+    name = "syntax-error"
+    summary = "The file does not parse; gradguard cannot check it until it does."
+    message = "Syntax error"
+    explanation = """
+    gradguard reads your code with Python's own parser. While the file has a syntax
+    error, no other rule can run on it; the language server keeps showing the last
+    findings until the file parses again.
+    """
+    severity = Severity.ERROR
+
+
+_REGISTRY: dict[str, type[Rule]] | None = None
+
+
+def all_rules() -> dict[str, type[Rule]]:
+    """Every rule, by code, discovered from the modules of `gradguard.rules`."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        import gradguard.rules as package
+
+        found: dict[str, type[Rule]] = {}
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+            if info.name.startswith("_"):
+                continue
+            module = importlib.import_module(f"{package.__name__}.{info.name}")
+            for value in vars(module).values():
+                if (
+                    isinstance(value, type)
+                    and issubclass(value, Rule)
+                    and value is not Rule
+                    and value.__module__ == module.__name__
+                    and getattr(value, "code", None)
+                ):
+                    if value.code in found:
+                        raise RuntimeError(f"duplicate rule code {value.code}")
+                    found[value.code] = value
+        _REGISTRY = dict(sorted(found.items()))
+    return _REGISTRY
+
+
+def rule_class(code: str) -> type[Rule] | None:
+    if code == SyntaxErrorRule.code:
+        return SyntaxErrorRule
+    return all_rules().get(code.upper())
+
+
+def iter_rule_metadata() -> Iterator[type[Rule]]:
+    yield SyntaxErrorRule
+    yield from all_rules().values()

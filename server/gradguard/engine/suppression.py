@@ -1,0 +1,42 @@
+"""`# noqa: GG202` and `# gradguard: ignore[GG202]` comments."""
+
+from __future__ import annotations
+
+import re
+
+_NOQA = re.compile(r"#\s*noqa(?P<sep>\s*:\s*(?P<codes>[A-Za-z]+[0-9]+(?:\s*[,\s]\s*[A-Za-z]+[0-9]+)*))?", re.I)
+_IGNORE = re.compile(r"#\s*gradguard\s*:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.I)
+_CODE = re.compile(r"[A-Za-z]+[0-9]+")
+
+ALL = None  # marker: every code on the line is silenced
+
+
+def suppressions(lines: list[str]) -> dict[int, set[str] | None]:
+    """Map of 1-based line -> codes silenced there (None: all)."""
+    result: dict[int, set[str] | None] = {}
+    for number, text in enumerate(lines, start=1):
+        if "#" not in text:
+            continue
+        lowered = text.lower()
+        if "noqa" not in lowered and "gradguard" not in lowered:
+            continue
+        for match in list(_NOQA.finditer(text)) + list(_IGNORE.finditer(text)):
+            codes = match.group("codes")
+            if codes is None:
+                result[number] = ALL
+                break
+            found = {c.upper() for c in _CODE.findall(codes)}
+            current = result.get(number, set())
+            if current is not ALL:
+                result[number] = current | found  # type: ignore[operator]
+    return result
+
+
+def is_suppressed(table: dict[int, set[str] | None], code: str, line: int, end_line: int) -> bool:
+    # A finding may be silenced on its first or its last line (multi-line statements).
+    for number in (line, end_line):
+        if number in table:
+            codes = table[number]
+            if codes is ALL or code in codes:  # type: ignore[operator]
+                return True
+    return False

@@ -1,0 +1,5 @@
+"""Renderers for the CLI's --format choices."""
+
+from gradguard.output.render import FORMATS, render
+
+__all__ = ["FORMATS", "render"]

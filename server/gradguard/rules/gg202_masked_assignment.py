@@ -1,0 +1,268 @@
+"""GG202: `x[x < 0] = 0` on a tensor that autograd tracks."""
+
+from __future__ import annotations
+
+import ast
+from typing import Iterator
+
+from gradguard.engine.finding import Applicability, Finding
+from gradguard.engine.fixes import replace_node, torch_name
+from gradguard.engine.index import TENSOR_FACTORIES, Unit, creates_grad_leaf, self_name
+from gradguard.engine.rule import Invalid, Rule, Valid
+
+# Calls whose result is a fresh tensor: writing into it in place is harmless.
+_FRESH_METHODS = {"clone", "new_zeros", "new_ones", "new_empty", "new_full", "new_tensor", "zeros_like"}
+_COMPARISONS = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
+
+
+class MaskedAssignment(Rule):
+    code = "GG202"
+    name = "masked-assignment"
+    summary = "Masked in-place assignment (`x[x < 0] = 0`) on a tensor that autograd tracks."
+    message = "In-place masked assignment to `{name}`; use an out-of-place `{suggestion}`"
+    explanation = """
+    `x[mask] = value` writes into `x` in place. The write itself is differentiable
+    (masked entries get zero gradient), but in-place writes break autograd in two
+    common cases, and PyTorch raises:
+
+    * `x` is a leaf that requires grad (a parameter, or a tensor made with
+      `requires_grad=True`): *"a leaf Variable that requires grad is being used in an
+      in-place operation."*
+    * `x` was saved for backward by the op that produced it (the output of `sigmoid`,
+      `tanh`, `exp`, `softmax`, ...): backward raises *"one of the variables needed for
+      gradient computation has been modified by an inplace operation"*.
+
+    In `forward`, the write also changes the caller's tensor when `x` is the input.
+    The out-of-place forms compute the same values and keep the graph intact:
+    `torch.relu(x)` for `x[x < 0] = 0`, `x.clamp(min=t)` / `x.clamp(max=t)` for
+    clipping at a threshold, and `x.masked_fill(mask, value)` or
+    `torch.where(mask, value, x)` otherwise.
+
+    Writing into a tensor you just allocated (`out = torch.zeros(...)` then
+    `out[mask] = 1`) is fine and is not reported.
+    """
+    fix_applicability = Applicability.SAFE
+
+    VALID = [
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def forward(self, x):
+                    out = torch.zeros(x.shape[0], 4)
+                    out[x[:, 0] > 0] = 1.0
+                    t = x.clone()
+                    t[t < 0] = 0
+                    return out + torch.relu(x)
+            """,
+            note="writes into freshly allocated tensors",
+        ),
+        Valid(
+            """
+            import torch
+            import numpy as np
+
+            def preprocess(a):
+                a[a < 0] = 0
+                return a
+            """,
+            note="not in a module's forward, not a grad-tracked tensor",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def forward(self, x):
+                    with torch.no_grad():
+                        x[x < 0] = 0
+                    return x
+            """,
+            note="under no_grad",
+        ),
+    ]
+    INVALID = [
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class ClippedSigmoid(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(4, 4)
+
+                def forward(self, x):
+                    y = torch.sigmoid(self.fc(x))
+                    y[y < 0.5] = 0  # keep confident activations only
+                    return y
+            """,
+            lines=[11],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class ClippedSigmoid(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(4, 4)
+
+                def forward(self, x):
+                    y = torch.sigmoid(self.fc(x))
+                    y = y.masked_fill(y < 0.5, 0)  # keep confident activations only
+                    return y
+            """,
+            raises="modified by an inplace operation",
+            run="ClippedSigmoid()(torch.randn(8, 4)).sum().backward()",
+            check_fixed="m = ClippedSigmoid(); m(torch.randn(8, 4)).sum().backward(); assert m.fc.weight.grad is not None",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Rectifier(nn.Module):
+                def forward(self, x):
+                    x[x < 0] = 0
+                    return x * 2
+            """,
+            lines=[6],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class Rectifier(nn.Module):
+                def forward(self, x):
+                    x = torch.relu(x)
+                    return x * 2
+            """,
+            raises="a leaf Variable that requires grad is being used in an in-place operation",
+            run="Rectifier()(torch.randn(5, requires_grad=True)).sum().backward()",
+            check_fixed="x = torch.randn(5, requires_grad=True); Rectifier()(x).sum().backward(); assert x.grad is not None",
+        ),
+        Invalid(
+            """
+            import torch
+
+            w = torch.randn(10, requires_grad=True)
+            w[w > 1.0] = 1.0
+            """,
+            lines=[4],
+            fixed="""
+            import torch
+
+            w = torch.randn(10, requires_grad=True)
+            w = w.clamp(max=1.0)
+            """,
+            raises="a leaf Variable that requires grad is being used in an in-place operation",
+        ),
+    ]
+
+    def check(self, unit: Unit) -> Iterator[Finding]:
+        module = unit.module
+        forward_funcs = set()
+        for cls in unit.module_classes():
+            for func in unit.methods_reachable_from(cls, "forward"):
+                forward_funcs.add(func)
+        for node in unit.nodes_of(ast.Assign):
+            assert isinstance(node, ast.Assign)
+            if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Subscript):
+                continue
+            target = node.targets[0]
+            if not isinstance(target.value, ast.Name):
+                continue
+            name = target.value.id
+            mask = target.slice
+            if not _is_mask(mask, name):
+                continue
+            func = unit.enclosing_function(node)
+            tracked = name in _grad_leaves(unit, func) or (func is None and name in module.grad_leaves)
+            in_forward = func in forward_funcs and name != (self_name(func) if func else None)
+            if not (tracked or in_forward):
+                continue
+            if unit.in_no_grad(node):
+                continue
+            if in_forward and not tracked and _freshly_allocated(unit, func, name, node):
+                continue
+            replacement = _replacement(unit, name, mask, node.value)
+            fix = None
+            suggestion = "torch.where(mask, value, x)"
+            if replacement is not None:
+                statement, suggestion = replacement
+                fix = self.make_fix(f"Replace with `{suggestion}`", [replace_node(unit, node, statement)])
+            yield self.finding(unit, node, self.message.format(name=name, suggestion=suggestion), fix=fix)
+
+
+def _is_mask(mask: ast.expr, name: str) -> bool:
+    """A boolean mask: a comparison that involves the tensor itself, or a name/unary
+    `~mask` (a prepared mask). Slices and integer indices are not masks."""
+    if isinstance(mask, ast.Compare):
+        return any(isinstance(n, ast.Name) and n.id == name for n in [mask.left, *mask.comparators])
+    if isinstance(mask, ast.UnaryOp) and isinstance(mask.op, ast.Invert):
+        return _is_mask(mask.operand, name) or isinstance(mask.operand, ast.Name)
+    if isinstance(mask, ast.BinOp) and isinstance(mask.op, (ast.BitAnd, ast.BitOr)):
+        return _is_mask(mask.left, name) or _is_mask(mask.right, name)
+    return False
+
+
+def _grad_leaves(unit: Unit, func: ast.AST | None) -> set[str]:
+    scope = func if func is not None else None
+    names: set[str] = set()
+    nodes = ast.walk(scope) if scope is not None else (n for stmt in unit.nodes for n in ast.walk(stmt))
+    for node in nodes:
+        if isinstance(node, ast.Assign) and creates_grad_leaf(node.value, unit.module):  # type: ignore[arg-type]
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names
+
+
+def _freshly_allocated(unit: Unit, func: ast.AST, name: str, before: ast.AST) -> bool:
+    """Was `name` last bound, before `before`, to a newly allocated tensor?"""
+    last = None
+    for node in ast.walk(func):
+        if isinstance(node, ast.Assign) and node.lineno < before.lineno:
+            if any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+                if last is None or node.lineno >= last.lineno:
+                    last = node
+    if last is None or not isinstance(last.value, ast.Call):
+        return False
+    call = last.value
+    if unit.module.call_name(call) in TENSOR_FACTORIES:
+        return True
+    return isinstance(call.func, ast.Attribute) and call.func.attr in _FRESH_METHODS
+
+
+def _replacement(unit: Unit, name: str, mask: ast.expr, value: ast.expr) -> tuple[str, str] | None:
+    """The out-of-place statement replacing `name[mask] = value`, and a short label;
+    None when the value is not a plain number (masked_fill needs a scalar)."""
+    if not _is_number(value):
+        return None
+    value_text = unit.segment(value)
+    if isinstance(mask, ast.Compare) and len(mask.ops) == 1:
+        left, op, right = mask.left, mask.ops[0], mask.comparators[0]
+        if isinstance(left, ast.Name) and left.id == name and isinstance(op, _COMPARISONS):
+            threshold = unit.segment(right)
+            same = ast.dump(right) == ast.dump(value)
+            zero = _is_zero(right) and _is_zero(value)
+            if zero and isinstance(op, (ast.Lt, ast.LtE)):
+                torch = torch_name(unit)
+                call = f"{torch}.relu({name})" if torch else f"{name}.relu()"
+                return f"{name} = {call}", f"{torch + '.' if torch else ''}relu"
+            if same and isinstance(op, (ast.Lt, ast.LtE)):
+                return f"{name} = {name}.clamp(min={threshold})", f"clamp(min={threshold})"
+            if same and isinstance(op, (ast.Gt, ast.GtE)):
+                return f"{name} = {name}.clamp(max={threshold})", f"clamp(max={threshold})"
+    mask_text = unit.segment(mask)
+    return f"{name} = {name}.masked_fill({mask_text}, {value_text})", "masked_fill"
+
+
+def _is_number(node: ast.expr) -> bool:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        node = node.operand
+    return isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
+
+
+def _is_zero(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and not isinstance(node.value, bool) and node.value == 0

@@ -1,0 +1,8 @@
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# the checkout's sources win over any installed copy
+sys.path.insert(0, str(ROOT / "server"))
+os.environ.setdefault("GRADGUARD_TESTING", "1")
