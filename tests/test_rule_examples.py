@@ -59,7 +59,10 @@ def test_fix_produces_expected_code(rule, example):
 
 @pytest.mark.parametrize("rule,example", list(invalid_cases()))
 def test_fix_applicability_matches_rule(rule, example):
+    # A rule declares the best applicability its fixes can have; a particular fix may
+    # be downgraded to unsafe (e.g. removing a method that other code calls), never upgraded.
     for finding in analyzer_for(rule).check(example.code).findings:
         if finding.fix is not None:
             assert rule.fix_applicability is not None
-            assert finding.fix.applicability == rule.fix_applicability
+            if rule.fix_applicability.value == "unsafe":
+                assert finding.fix.applicability == rule.fix_applicability
