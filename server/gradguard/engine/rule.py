@@ -182,7 +182,13 @@ def all_rules() -> dict[str, type[Rule]]:
 def rule_class(code: str) -> type[Rule] | None:
     if code == SyntaxErrorRule.code:
         return SyntaxErrorRule
-    return all_rules().get(code.upper())
+    found = all_rules().get(code.upper())
+    if found is None and code.upper().startswith("GG9"):
+        # the probe's codes (GG901-GG903) are not static rules, but explain/hover know them
+        from gradguard.probe.metadata import PROBE_CODES
+
+        found = PROBE_CODES.get(code.upper())
+    return found
 
 
 def iter_rule_metadata() -> Iterator[type[Rule]]:

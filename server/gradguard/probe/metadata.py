@@ -1,0 +1,126 @@
+"""Metadata of the probe's finding codes (GG901-GG903).
+
+They are not static rules (nothing in `gradguard.rules` can produce them), but
+`gradguard explain`, hover and `gradguard rules` read them like rules.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from gradguard.engine.finding import Finding, Severity
+from gradguard.engine.index import Unit
+from gradguard.engine.rule import Rule
+
+_COMMENT_HELP = """
+### Telling the probe how to build the target
+
+The probe builds the target from, in this order: a comment on the line(s) just above
+the class, its use elsewhere in the file (`Net(20, 5)`, `model(torch.randn(4, 20))`,
+also inside `if __name__ == "__main__":`), the constructor's defaults, and the first
+layer of `forward` (`nn.Linear.in_features`, `nn.Conv2d.in_channels`, `nn.Embedding`
+gets integer indices). When none of these is enough it says what it needs. The
+comment form:
+
+```python
+# gradguard: probe Net(20, 5) input=(4, 20)
+class Net(nn.Module):
+    ...
+```
+
+`input=(4, 20)` is one float tensor of that shape; `input=[(4, 20), (4, 3)]` passes
+two; `input=long(4, 10, high=100)` passes integer indices below `high`; any other
+expression (`input=torch.randn(2, 3, 8, 8)`) is evaluated in the file's namespace.
+"""
+
+
+class _ProbeCode(Rule):
+    """Metadata only: the probe, not the analyzer, produces these findings."""
+
+    def check(self, unit: Unit) -> Iterable[Finding]:  # pragma: no cover - never registered
+        return ()
+
+
+class NoGradient(_ProbeCode):
+    code = "GG901"
+    name = "no-gradient"
+    summary = "A parameter gets no gradient (`.grad` is None or all zeros) after a real forward and backward."
+    message = "Parameter gets no gradient"
+    severity = Severity.WARNING
+    explanation = (
+        """
+    The probe builds the module, runs one small seeded forward pass on CPU, reduces
+    every floating-point output to a scalar with fixed random weights (so that a
+    softmax or normalised output does not cancel out) and calls `backward()`. A
+    parameter whose `.grad` is still `None` afterwards is not connected to the
+    output: the layer is never called in `forward`, its result is thrown away, or the
+    path is cut by `.detach()`, `.data`, `torch.no_grad()`, `.item()`/`.tolist()` or a
+    conversion to NumPy. A `.grad` of all zeros (confirmed with two more seeds) means
+    the parameter is in the graph but its gradient is always zero, for example
+    because it only feeds a comparison or an integer cast.
+
+    Such a parameter never learns: an optimizer skips parameters whose `.grad` is
+    `None`, and a zero gradient leaves it unchanged (except for weight decay). The
+    finding is placed where the parameter or its layer is defined; when the probe
+    saw where the path is cut, the message names that line.
+
+    Parameters with `requires_grad=False` (frozen on purpose) are not reported, nor
+    are layers that `forward` does not use but another method of the class does.
+    """
+        + _COMMENT_HELP
+    )
+
+
+class ProbeError(_ProbeCode):
+    code = "GG902"
+    name = "probe-error"
+    summary = "Building the target, its forward pass or its backward pass raised an exception."
+    message = "The probe's run raised an exception"
+    severity = Severity.ERROR
+    explanation = (
+        """
+    The probe ran the code with torch and it failed. The finding is placed on the
+    deepest line of *your* file in the traceback, with PyTorch's own message. For
+    errors raised during `backward()` ("one of the variables needed for gradient
+    computation has been modified by an inplace operation"), the probe runs the same
+    step again under `torch.autograd.detect_anomaly()` and points at the forward
+    operation whose saved result was later modified in place.
+
+    The same code is used, with severity "information", when the probe could not run
+    at all: it could not tell how to construct the target or what input to give it
+    (the message says exactly what it needs and how to write the comment), the run
+    exceeded the time or memory limit, or the process died.
+
+    The probe runs in a separate process with a time limit (default 20 s) and an
+    address-space limit (default 4 GB; importing torch alone needs about 0.6 GB of
+    address space), and in the editor only in trusted workspaces.
+    """
+        + _COMMENT_HELP
+    )
+
+
+class GradcheckMismatch(_ProbeCode):
+    code = "GG903"
+    name = "gradcheck-mismatch"
+    summary = "A custom `torch.autograd.Function`'s backward disagrees with finite differences."
+    message = "backward() does not match the numerical gradient"
+    severity = Severity.ERROR
+    explanation = (
+        """
+    For every `torch.autograd.Function` subclass, the probe runs
+    `torch.autograd.gradcheck` in float64 on small random inputs (shape (3, 3) for
+    each tensor argument unless the file or a probe comment says otherwise). When the
+    analytical gradient (your `backward`) differs from the finite-difference one, the
+    finding names the input whose gradient is wrong and the largest absolute error,
+    and is placed on that input's entry in `backward`'s `return` statement.
+
+    A `backward` that returns the wrong number of gradients, or a gradient of the
+    wrong shape, is reported the same way (PyTorch raises "returned an incorrect
+    number of gradients" / "returned an invalid gradient at index N").
+    """
+        + _COMMENT_HELP
+    )
+
+
+PROBE_CODES: dict[str, type[Rule]] = {cls.code: cls for cls in (NoGradient, ProbeError, GradcheckMismatch)}
+PROBE_RULES: tuple[type[Rule], ...] = tuple(PROBE_CODES.values())
