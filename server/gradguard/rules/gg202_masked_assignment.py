@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import ast
-from typing import Iterator
+from typing import Callable, Iterator
 
 from gradguard.engine.finding import Applicability, Finding
-from gradguard.engine.fixes import replace_node, torch_name
+from gradguard.engine.fixes import parse_expression, render, replace_node, torch_name
 from gradguard.engine.index import TENSOR_FACTORIES, Unit, creates_grad_leaf, self_name
 from gradguard.engine.rule import Invalid, Rule, Valid
 
@@ -146,23 +146,35 @@ class MaskedAssignment(Rule):
         Invalid(
             """
             import torch
+            from torch import nn
 
-            w = torch.randn(10, requires_grad=True)
-            w[w > 1.0] = 1.0
+            class ReLU6(nn.Module):
+                def forward(self, x):
+                    y = torch.relu(x)
+                    y[y > 6.0] = 6.0
+                    return y
             """,
-            lines=[4],
+            lines=[7],
             fixed="""
             import torch
+            from torch import nn
 
-            w = torch.randn(10, requires_grad=True)
-            w = w.clamp(max=1.0)
+            class ReLU6(nn.Module):
+                def forward(self, x):
+                    y = torch.relu(x)
+                    y = y.clamp(max=6.0)
+                    return y
             """,
-            raises="a leaf Variable that requires grad is being used in an in-place operation",
+            raises="which is output 0 of Relu, is at version 1",
+            run="ReLU6()(torch.randn(16, requires_grad=True) * 10).sum().backward()",
+            check_fixed=(
+                "x = torch.randn(16, requires_grad=True); (y := ReLU6()(x * 10)).sum().backward()\n"
+                "assert x.grad is not None and float(y.max()) <= 6.0"
+            ),
         ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
-        module = unit.module
         forward_funcs = set()
         for cls in unit.module_classes():
             for func in unit.methods_reachable_from(cls, "forward"):
@@ -179,20 +191,18 @@ class MaskedAssignment(Rule):
             if not _is_mask(mask, name):
                 continue
             func = unit.enclosing_function(node)
-            tracked = name in _grad_leaves(unit, func) or (func is None and name in module.grad_leaves)
-            in_forward = func in forward_funcs and name != (self_name(func) if func else None)
-            if not (tracked or in_forward):
+            if func not in forward_funcs or name == self_name(func):
                 continue
-            if unit.in_no_grad(node):
-                continue
-            if in_forward and not tracked and _freshly_allocated(unit, func, name, node):
+            if unit.in_no_grad(node) or _freshly_allocated(unit, func, name, node):
                 continue
             replacement = _replacement(unit, name, mask, node.value)
             fix = None
             suggestion = "torch.where(mask, value, x)"
             if replacement is not None:
-                statement, suggestion = replacement
-                fix = self.make_fix(f"Replace with `{suggestion}`", [replace_node(unit, node, statement)])
+                build, suggestion = replacement
+                fix = self.make_fix(
+                    f"Replace with `{suggestion}`", lambda n=node, b=build: [replace_node(unit, n, b())]
+                )
             yield self.finding(unit, node, self.message.format(name=name, suggestion=suggestion), fix=fix)
 
 
@@ -234,9 +244,11 @@ def _freshly_allocated(unit: Unit, func: ast.AST, name: str, before: ast.AST) ->
     return isinstance(call.func, ast.Attribute) and call.func.attr in _FRESH_METHODS
 
 
-def _replacement(unit: Unit, name: str, mask: ast.expr, value: ast.expr) -> tuple[str, str] | None:
-    """The out-of-place statement replacing `name[mask] = value`, and a short label;
-    None when the value is not a plain number (masked_fill needs a scalar)."""
+def _replacement(
+    unit: Unit, name: str, mask: ast.expr, value: ast.expr
+) -> tuple[Callable[[], str], str] | None:
+    """A builder for the out-of-place statement replacing `name[mask] = value`, and a
+    short label; None when the value is not a plain number (masked_fill needs a scalar)."""
     if not _is_number(value):
         return None
     value_text = unit.segment(value)
@@ -248,14 +260,34 @@ def _replacement(unit: Unit, name: str, mask: ast.expr, value: ast.expr) -> tupl
             zero = _is_zero(right) and _is_zero(value)
             if zero and isinstance(op, (ast.Lt, ast.LtE)):
                 torch = torch_name(unit)
-                call = f"{torch}.relu({name})" if torch else f"{name}.relu()"
-                return f"{name} = {call}", f"{torch + '.' if torch else ''}relu"
+                if torch:
+                    return (lambda: _assign(name, f"{torch}.relu", [name])), f"{torch}.relu"
+                return (lambda: _assign(name, f"{name}.relu", [])), "relu"
             if same and isinstance(op, (ast.Lt, ast.LtE)):
-                return f"{name} = {name}.clamp(min={threshold})", f"clamp(min={threshold})"
+                return (lambda: _assign(name, f"{name}.clamp", [], min=threshold)), f"clamp(min={threshold})"
             if same and isinstance(op, (ast.Gt, ast.GtE)):
-                return f"{name} = {name}.clamp(max={threshold})", f"clamp(max={threshold})"
+                return (lambda: _assign(name, f"{name}.clamp", [], max=threshold)), f"clamp(max={threshold})"
     mask_text = unit.segment(mask)
-    return f"{name} = {name}.masked_fill({mask_text}, {value_text})", "masked_fill"
+    return (lambda: _assign(name, f"{name}.masked_fill", [mask_text, value_text])), "masked_fill"
+
+
+def _assign(name: str, func: str, args: list[str], **kwargs: str) -> str:
+    """`name = func(*args, **kwargs)`, built and rendered by libcst."""
+    import libcst as cst
+
+    call = cst.Call(
+        func=parse_expression(func),
+        args=[cst.Arg(parse_expression(a)) for a in args]
+        + [
+            cst.Arg(
+                parse_expression(v),
+                keyword=cst.Name(k),
+                equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")),
+            )
+            for k, v in kwargs.items()
+        ],
+    )
+    return render(cst.Assign(targets=[cst.AssignTarget(cst.Name(name))], value=call))
 
 
 def _is_number(node: ast.expr) -> bool:
