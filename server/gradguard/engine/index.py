@@ -16,6 +16,7 @@ per-unit caching correct.
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -129,6 +130,9 @@ class ModuleContext:
         self.classes: dict[str, ClassSummary] = {}
         self.functions: dict[str, FunctionSummary] = {}
         self.grad_leaves: set[str] = set()  # top-level names bound to requires_grad=True tensors
+        # names of `*backward*` methods called with arguments anywhere in the file
+        # (`layer.backward(grad)`, `m.mm_backward(g)`); found textually, so cheap
+        self.explicit_backward_calls: frozenset[str] = _explicit_backward_calls(source.text)
         self._scan(tree.body, source)
         self.signature = hash(
             (
@@ -136,6 +140,7 @@ class ModuleContext:
                 tuple(sorted(self.classes.items())),
                 tuple(sorted(self.functions.items())),
                 tuple(sorted(self.grad_leaves)),
+                tuple(sorted(self.explicit_backward_calls)),
             )
         )
 
@@ -236,6 +241,17 @@ class ModuleContext:
 
     def is_parameter_constructor(self, call: ast.AST) -> bool:
         return isinstance(call, ast.Call) and self.call_name(call) in PARAMETER_CTORS
+
+
+_BACKWARD_CALL_RE = re.compile(
+    r"\.[ \t]*(\w*?[Bb]ackward\w*)[ \t]*\((?![ \t]*(?:\)|retain_graph\b|create_graph\b|inputs\b))"
+)
+
+
+def _explicit_backward_calls(text: str) -> frozenset[str]:
+    if "ackward" not in text:
+        return frozenset()
+    return frozenset(_BACKWARD_CALL_RE.findall(text))
 
 
 TENSOR_FACTORIES = {
