@@ -1,0 +1,296 @@
+"""Training-loop analysis shared by the GG4xx rules.
+
+A *training loop* is the innermost `for`/`while` loop (inside the same function) around
+a `.backward()` call. Within one iteration we record, in source order, the calls that
+matter to an optimizer: `zero_grad` (or `p.grad = None`), `backward`, an optimizer
+`step` (never `scheduler.step()` or `env.step(action)`), and whether each is
+*unconditional* (runs on every iteration: not under an `if`, `try` handler, nested
+loop or nested `def`) and *straight-line* (additionally not in a nested loop).
+
+Everything is computed from the unit's buckets and the loop's own subtree.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from gradguard.engine.index import Unit, dotted_name, is_true, keyword
+
+ZERO = "zero_grad"
+BACKWARD = "backward"
+STEP = "step"
+
+_LOOPS = (ast.For, ast.AsyncFor, ast.While)
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+_OPTIMIZER_PREFIXES = ("torch.optim.", "bitsandbytes.optim.", "apex.optimizers.", "transformers.AdamW")
+_NOT_OPTIMIZER_WORDS = ("sched", "scaler", "env", "lr", "warmup", "swa", "ema", "tqdm", "progress", "bar", "profiler")
+
+
+@dataclass
+class LoopEvent:
+    kind: str  # ZERO / BACKWARD / STEP
+    node: ast.AST  # the call (or the `p.grad = None` assignment)
+    statement: ast.stmt  # the statement holding it
+    optimizer: str | None = None  # receiver of zero_grad / the optimizer a step applies
+    unconditional: bool = True  # runs on every iteration of the loop
+    straight: bool = True  # unconditional and not inside a nested loop
+    retain_graph: bool = False  # backward(retain_graph=True / create_graph=True)
+
+    @property
+    def position(self) -> tuple[int, int]:
+        return (self.node.lineno, self.node.col_offset)  # type: ignore[attr-defined]
+
+
+@dataclass
+class TrainingLoop:
+    loop: ast.AST
+    events: list[LoopEvent] = field(default_factory=list)
+    # names of local functions / `self.` methods called in the iteration
+    callees: set[str] = field(default_factory=set)
+    assigned: set[str] = field(default_factory=set)  # names bound in the loop body
+    nested_zero: bool = False  # a closure / nested def in the loop clears gradients
+
+    def of(self, kind: str, straight: bool = False) -> list[LoopEvent]:
+        return [e for e in self.events if e.kind == kind and (e.straight or not straight)]
+
+
+def enclosing_loop(unit: Unit, node: ast.AST) -> ast.AST | None:
+    """The innermost loop around node within the same function (None if none)."""
+    for anc in unit.ancestors(node):
+        if isinstance(anc, _LOOPS):
+            return anc
+        if isinstance(anc, _SCOPES):
+            return None
+    return None
+
+
+def is_backward_call(call: ast.AST) -> bool:
+    return (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr == "backward"
+    )
+
+
+def retains_graph(call: ast.Call) -> bool:
+    return is_true(keyword(call, "retain_graph")) or is_true(keyword(call, "create_graph")) or (
+        len(call.args) >= 2 and is_true(call.args[1])
+    )
+
+
+def training_loops(unit: Unit) -> list[TrainingLoop]:
+    """Every loop of the unit that directly iterates a `.backward()` call (cached)."""
+    cached = unit.__dict__.get("_gg_training_loops")
+    if cached is not None:
+        return cached
+    loops: dict[int, TrainingLoop] = {}
+    order: list[TrainingLoop] = []
+    for call in unit.method_calls("backward"):
+        loop = enclosing_loop(unit, call)
+        if loop is None or id(loop) in loops:
+            continue
+        info = _analyse(unit, loop)
+        loops[id(loop)] = info
+        order.append(info)
+    unit.__dict__["_gg_training_loops"] = order
+    return order
+
+
+def optimizer_names(unit: Unit) -> set[str]:
+    """Names (last component) bound to `torch.optim.X(...)` anywhere in the unit (cached)."""
+    cached = unit.__dict__.get("_gg_optimizers")
+    if cached is not None:
+        return cached
+    names: set[str] = set()
+    for node in unit.nodes_of(ast.Assign):
+        value = node.value  # type: ignore[attr-defined]
+        if isinstance(value, ast.Call):
+            qual = unit.module.call_name(value) or ""
+            if qual.startswith(_OPTIMIZER_PREFIXES) and not qual.startswith("torch.optim.lr_scheduler"):
+                for target in node.targets:  # type: ignore[attr-defined]
+                    dotted = dotted_name(target)
+                    if dotted:
+                        names.add(dotted.rsplit(".", 1)[-1])
+    unit.__dict__["_gg_optimizers"] = names
+    return names
+
+
+def looks_like_optimizer(unit: Unit, expr: ast.AST) -> str | None:
+    """The dotted name of expr when it names an optimizer, else None."""
+    dotted = dotted_name(expr)
+    if dotted is None:
+        # `self.optimizers()[0]`, `opts[i]`: unknown, treat as not an optimizer
+        return None
+    last = dotted.rsplit(".", 1)[-1]
+    lowered = last.lower()
+    if last in optimizer_names(unit):
+        return dotted
+    if any(word in lowered for word in _NOT_OPTIMIZER_WORDS):
+        return None
+    if "opt" in lowered:
+        return dotted
+    return None
+
+
+def step_optimizer(unit: Unit, call: ast.Call) -> str | None:
+    """For an optimizer step call, the optimizer's dotted name; None for any other `.step()`."""
+    func = call.func
+    if not isinstance(func, ast.Attribute) or func.attr != "step":
+        return None
+    receiver = dotted_name(func.value)
+    if receiver is not None and "scaler" in receiver.rsplit(".", 1)[-1].lower():
+        # AMP: scaler.step(optimizer)
+        if call.args:
+            return looks_like_optimizer(unit, call.args[0])
+        return None
+    if len(call.args) > 1 or any(kw.arg not in ("closure",) for kw in call.keywords):
+        return None
+    if call.args and not isinstance(call.args[0], (ast.Name, ast.Lambda, ast.Attribute)):
+        return None
+    return looks_like_optimizer(unit, func.value)
+
+
+def _analyse(unit: Unit, loop: ast.AST) -> TrainingLoop:
+    info = TrainingLoop(loop)
+    body = list(getattr(loop, "body", []))
+    stack: list[tuple[ast.AST, bool, bool]] = [(stmt, True, True) for stmt in reversed(body)]
+    # iterative pre-order walk in source order, tracking conditionality
+    while stack:
+        node, unconditional, straight = stack.pop()
+        if isinstance(node, _SCOPES):
+            if _mentions_zeroing(node):
+                info.nested_zero = True
+            continue
+        if isinstance(node, ast.Call):
+            _record_call(unit, info, node, unconditional, straight)
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                for sub in ast.walk(target):
+                    if isinstance(sub, ast.Name):
+                        info.assigned.add(sub.id)
+                if (
+                    isinstance(target, ast.Attribute)
+                    and target.attr == "grad"
+                    and isinstance(node.value, ast.Constant)
+                    and node.value.value is None
+                ):
+                    info.events.append(
+                        LoopEvent(ZERO, node, node, None, unconditional, straight)
+                    )
+        children = _children(node, unconditional, straight)
+        stack.extend(reversed(children))
+    info.events.sort(key=lambda e: e.position)
+    return info
+
+
+def _children(node: ast.AST, unconditional: bool, straight: bool) -> list[tuple[ast.AST, bool, bool]]:
+    if isinstance(node, ast.If):
+        out = [(node.test, unconditional, straight)]
+        out += [(s, False, False) for s in node.body + node.orelse]
+        return out
+    if isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
+        head = [node.iter] if isinstance(node, (ast.For, ast.AsyncFor)) else [node.test]
+        out = [(h, unconditional, straight) for h in head]
+        # a nested loop runs its body zero or more times: not straight-line
+        out += [(s, False, False) for s in node.body + node.orelse]
+        return out
+    if isinstance(node, ast.Try) or node.__class__.__name__ == "TryStar":
+        out = [(s, unconditional, straight) for s in node.body]  # type: ignore[attr-defined]
+        for handler in node.handlers:  # type: ignore[attr-defined]
+            out += [(s, False, False) for s in handler.body]
+        out += [(s, False, False) for s in node.orelse]  # type: ignore[attr-defined]
+        out += [(s, unconditional, straight) for s in node.finalbody]  # type: ignore[attr-defined]
+        return out
+    if isinstance(node, ast.Match):
+        out = [(node.subject, unconditional, straight)]
+        for case in node.cases:
+            out += [(s, False, False) for s in case.body]
+        return out
+    if isinstance(node, (ast.IfExp, ast.BoolOp)):
+        return [(c, False, False) for c in ast.iter_child_nodes(node)]
+    return [(c, unconditional, straight) for c in ast.iter_child_nodes(node)]
+
+
+def _record_call(unit: Unit, info: TrainingLoop, call: ast.Call, unconditional: bool, straight: bool) -> None:
+    func = call.func
+    statement = unit.enclosing_statement(call)
+    if isinstance(func, ast.Name):
+        info.callees.add(func.id)
+        if "zero_grad" in func.id:
+            info.events.append(LoopEvent(ZERO, call, statement, None, unconditional, straight))  # type: ignore[arg-type]
+        return
+    if not isinstance(func, ast.Attribute):
+        return
+    attr = func.attr
+    if isinstance(func.value, ast.Name) and func.value.id in ("self", "cls"):
+        info.callees.add(f"self.{attr}")
+    if "zero_grad" in attr:
+        info.events.append(
+            LoopEvent(ZERO, call, statement, dotted_name(func.value), unconditional, straight)  # type: ignore[arg-type]
+        )
+    elif attr == "zero_" and isinstance(func.value, ast.Attribute) and func.value.attr in ("grad", "data"):
+        # p.grad.zero_() / p.grad.data.zero_()
+        info.events.append(LoopEvent(ZERO, call, statement, None, unconditional, straight))  # type: ignore[arg-type]
+    elif attr == "backward":
+        info.events.append(
+            LoopEvent(BACKWARD, call, statement, None, unconditional, straight, retains_graph(call))  # type: ignore[arg-type]
+        )
+    elif attr == "step":
+        optimizer = step_optimizer(unit, call)
+        if optimizer is not None:
+            info.events.append(LoopEvent(STEP, call, statement, optimizer, unconditional, straight))  # type: ignore[arg-type]
+
+
+def callees_zero_grad(unit: Unit, loop: TrainingLoop) -> bool:
+    """Does a function or method called in the iteration mention `zero_grad` (or clear
+    `.grad`)? Top-level functions are known through the module summary; methods of the
+    enclosing class through the unit."""
+    functions = unit.module.functions
+    for name in loop.callees:
+        if name.startswith("self."):
+            cls = unit.enclosing_class(loop.loop)
+            if cls is None:
+                continue
+            method = unit.methods(cls).get(name[5:])
+            if method is not None and _mentions_zeroing(method):
+                return True
+        else:
+            summary = functions.get(name)
+            if summary is not None and "zero_grad" in summary.calls:
+                return True
+    return False
+
+
+def _mentions_zeroing(func: ast.AST) -> bool:
+    for node in ast.walk(func):
+        if isinstance(node, ast.Attribute) and ("zero_grad" in node.attr or node.attr == "grad"):
+            return True
+        if isinstance(node, ast.Name) and "zero_grad" in node.id:
+            return True
+    return False
+
+
+def block_of(unit: Unit, stmt: ast.stmt) -> tuple[ast.AST, str, list[ast.stmt]] | None:
+    """(parent, field, list) of the statement list that holds stmt."""
+    parent = unit.parent(stmt)
+    if parent is None:
+        return None
+    for name in ("body", "orelse", "finalbody"):
+        block = getattr(parent, name, None)
+        if isinstance(block, list) and any(s is stmt for s in block):
+            return parent, name, block
+    return None
+
+
+def loop_level_statement(unit: Unit, node: ast.AST, loop: ast.AST) -> ast.stmt | None:
+    """The statement directly in the loop body (possibly through `with` blocks) that holds node."""
+    current = unit.enclosing_statement(node)
+    while current is not None:
+        parent = unit.parent(current)
+        if parent is loop:
+            return current
+        if not isinstance(parent, (ast.With, ast.AsyncWith, ast.Try)):
+            return None
+        current = parent
+    return None

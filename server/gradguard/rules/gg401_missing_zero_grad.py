@@ -1,0 +1,195 @@
+"""GG401: a training loop that never clears gradients."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from gradguard.engine.finding import Applicability, Finding
+from gradguard.engine.fixes import insert_before_statement
+from gradguard.engine.index import Unit
+from gradguard.engine.loops import BACKWARD, STEP, ZERO, callees_zero_grad, training_loops
+from gradguard.engine.rule import Invalid, Rule, Valid
+
+
+class MissingZeroGrad(Rule):
+    code = "GG401"
+    name = "missing-zero-grad"
+    summary = "A training loop calls `backward()` and `optimizer.step()` every iteration but never `zero_grad()`."
+    message = (
+        "Gradients are never cleared in this loop: each `backward()` adds to the `.grad` left by earlier "
+        "iterations, so `{optimizer}.step()` applies the sum of all gradients so far; call "
+        "`{optimizer}.zero_grad()` before `backward()`"
+    )
+    explanation = """
+    `loss.backward()` does not overwrite `.grad`: it *adds* this iteration's gradient
+    to whatever is already stored there. That is what makes gradient accumulation
+    possible, and it is why a training loop must clear the gradients once per
+    optimizer step, with `optimizer.zero_grad()` (or `model.zero_grad()`).
+
+    Without it, the gradient used by the *n*-th `optimizer.step()` is the sum of the
+    gradients of all *n* iterations so far. Nothing raises: the loss usually just
+    oscillates or diverges, because the effective step keeps growing.
+
+    Put `optimizer.zero_grad()` at the start of the iteration (or right after
+    `optimizer.step()`). Loops that clear gradients only every *k* iterations
+    (`if (i + 1) % k == 0: optimizer.step(); optimizer.zero_grad()`) are gradient
+    accumulation and are not reported; neither are loops that set `p.grad = None`
+    themselves or call a helper that does.
+    """
+    fix_applicability = Applicability.UNSAFE
+
+    VALID = [
+        Valid(
+            """
+            import torch
+
+            model = torch.nn.Linear(4, 1)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            for step in range(100):
+                x = torch.randn(8, 4)
+                loss = model(x).pow(2).mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            """,
+            note="ordinary loop",
+        ),
+        Valid(
+            """
+            import torch
+
+            def train(model, optimizer, loader, accumulation=4):
+                for i, (x, y) in enumerate(loader):
+                    loss = torch.nn.functional.mse_loss(model(x), y) / accumulation
+                    loss.backward()
+                    if (i + 1) % accumulation == 0:
+                        optimizer.step()
+                        optimizer.zero_grad()
+            """,
+            note="gradient accumulation",
+        ),
+        Valid(
+            """
+            import torch
+
+            def train(model, optimizer, scheduler, loader):
+                for x, y in loader:
+                    for p in model.parameters():
+                        p.grad = None
+                    loss = torch.nn.functional.mse_loss(model(x), y)
+                    loss.backward()
+                    optimizer.step()
+                    scheduler.step()
+            """,
+            note="gradients cleared by hand",
+        ),
+        Valid(
+            """
+            import torch
+
+            def reset(model):
+                model.zero_grad()
+
+            def train(model, opt, loader):
+                for x, y in loader:
+                    reset(model)
+                    loss = (model(x) - y).pow(2).mean()
+                    loss.backward()
+                    opt.step()
+            """,
+            note="a helper clears the gradients",
+        ),
+        Valid(
+            """
+            import torch
+
+            def train(model, loader, scheduler):
+                for x, y in loader:
+                    loss = (model(x) - y).pow(2).mean()
+                    loss.backward()
+                    scheduler.step()
+            """,
+            note="a scheduler step is not an optimizer step",
+        ),
+    ]
+    INVALID = [
+        Invalid(
+            """
+            import torch
+
+            torch.manual_seed(0)
+            model = torch.nn.Linear(4, 1)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+            data = torch.randn(64, 4)
+            target = data @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
+            for epoch in range(200):
+                loss = torch.nn.functional.mse_loss(model(data), target)
+                loss.backward()
+                optimizer.step()
+            """,
+            lines=[10],
+            fixed="""
+            import torch
+
+            torch.manual_seed(0)
+            model = torch.nn.Linear(4, 1)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+            data = torch.randn(64, 4)
+            target = data @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
+            for epoch in range(200):
+                loss = torch.nn.functional.mse_loss(model(data), target)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            """,
+            check_fixed="assert torch.nn.functional.mse_loss(model(data), target).item() < 1e-3",
+        ),
+        Invalid(
+            """
+            import torch
+
+            def train(model, opt, scaler, loader):
+                model.train()
+                for x, y in loader:
+                    with torch.autocast("cpu"):
+                        loss = torch.nn.functional.cross_entropy(model(x), y)
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
+            """,
+            lines=[8],
+            fixed="""
+            import torch
+
+            def train(model, opt, scaler, loader):
+                model.train()
+                for x, y in loader:
+                    with torch.autocast("cpu"):
+                        loss = torch.nn.functional.cross_entropy(model(x), y)
+                    opt.zero_grad()
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
+            """,
+        ),
+    ]
+
+    def check(self, unit: Unit) -> Iterator[Finding]:
+        for loop in training_loops(unit):
+            if loop.nested_zero or any(e.kind == ZERO for e in loop.events):
+                continue
+            backwards = [e for e in loop.events if e.kind == BACKWARD and e.unconditional]
+            steps = [e for e in loop.events if e.kind == STEP and e.unconditional]
+            if not backwards or not steps:
+                continue
+            optimizer = steps[0].optimizer or "optimizer"
+            if optimizer.split(".", 1)[0] in loop.assigned:
+                continue  # a new optimizer (and usually a new model) every iteration
+            if callees_zero_grad(unit, loop):
+                continue
+            first = backwards[0]
+            fix = self.make_fix(
+                f"Call `{optimizer}.zero_grad()` before `backward()`",
+                [insert_before_statement(unit, first.statement, f"{optimizer}.zero_grad()")],
+            )
+            yield self.finding(unit, first.node, self.message.format(optimizer=optimizer), fix=fix)
