@@ -1,0 +1,423 @@
+"""GG101: a `backward` method on an `nn.Module`, which autograd never calls."""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Iterator
+
+from gradguard.engine.finding import Applicability, Finding, TextEdit
+from gradguard.engine.fixes import delete_statement
+from gradguard.engine.index import FunctionNode, Unit, statement_start_line
+from gradguard.engine.rule import Invalid, Rule, Valid
+
+# Lightning calls `LightningModule.backward(loss)` itself: not a fake backward.
+_LIGHTNING_PREFIXES = ("lightning.", "pytorch_lightning.")
+# `mm_backward`, `linear_backward`, `mmBackward`, `customBackward`
+_BACKWARD_NAME = re.compile(r"^(?:backward|\w+_backward|[a-z]\w*Backward)$")
+# Parameter names that carry an upstream gradient.
+_GRAD_ARG = re.compile(r"grad|^(?:dout|d_out|dy|dz|delta|upstream|top_diff|dl_dy|dloss)$", re.I)
+# Calls inside the method that mean it hands the work to autograd (a training helper).
+_DELEGATING = {"backward", "manual_backward", "grad"}
+
+
+def fake_backward_methods(unit: Unit, cls: ast.ClassDef) -> list[FunctionNode]:
+    """The methods of module class `cls` that look like a hand-written backward pass
+    and that autograd never calls (shared with GG102 and GG105)."""
+    if _is_lightning(unit, cls):
+        return []
+    methods = unit.methods(cls)
+    candidates = [m for name, m in methods.items() if _BACKWARD_NAME.match(name) and _takes_gradient(m)]
+    if not candidates:
+        return []
+    forward_names = {f.name for f in unit.methods_reachable_from(cls, "forward")}
+    found = []
+    for func in candidates:
+        if func.name in forward_names:  # forward itself calls it: a helper, e.g. a reverse-direction RNN pass
+            continue
+        if _delegates_to_autograd(func):
+            continue
+        if _referenced_elsewhere(unit, func.name):
+            continue
+        found.append(func)
+    return found
+
+
+def _is_lightning(unit: Unit, cls: ast.ClassDef) -> bool:
+    seen: set[str] = set()
+    todo = [cls.name]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        summary = unit.module.classes.get(name)
+        if summary is None:
+            continue
+        for base in summary.bases:
+            if base.startswith(_LIGHTNING_PREFIXES):
+                return True
+            todo.append(base)
+    return False
+
+
+def _takes_gradient(func: FunctionNode) -> bool:
+    args = func.args
+    params = [a.arg for a in args.posonlyargs + args.args][1:] + [a.arg for a in args.kwonlyargs]
+    if func.name == "backward":
+        return bool(params) or args.vararg is not None
+    return any(_GRAD_ARG.search(p) for p in params)
+
+
+def _delegates_to_autograd(func: FunctionNode) -> bool:
+    for node in ast.walk(func):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _DELEGATING:
+            if node.func.attr == "grad" and not _is_autograd(node.func.value):
+                continue
+            return True
+    return False
+
+
+def _is_autograd(node: ast.AST) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == "autograd" or (
+        isinstance(node, ast.Name) and node.id == "autograd"
+    )
+
+
+def _referenced_elsewhere(unit: Unit, name: str) -> bool:
+    """Is the method passed around (`register_hook(self.mm_backward)`) or called from a
+    lambda / nested function (which may be a hook autograd does call)?"""
+    for node in unit.nodes_of(ast.Attribute):
+        if node.attr != name:  # type: ignore[attr-defined]
+            continue
+        parent = unit.parent(node)
+        if not (isinstance(parent, ast.Call) and parent.func is node):
+            return True
+        for anc in unit.ancestors(parent):
+            if isinstance(anc, ast.Lambda):
+                return True
+            if isinstance(anc, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                outer = unit.parent(anc)
+                if not isinstance(outer, ast.ClassDef) and outer is not None:
+                    return True
+                break
+    return False
+
+
+def _delete_method(unit: Unit, cls: ast.ClassDef, func: FunctionNode) -> TextEdit:
+    """Delete the method's lines; when it is the class's last statement, also the blank
+    lines before it (so no trailing blank line is left inside the class)."""
+    index = cls.body.index(func)
+    if index == len(cls.body) - 1 and index > 0:
+        previous_end = cls.body[index - 1].end_lineno or cls.body[index - 1].lineno
+        start = statement_start_line(func)
+        if all(unit.source.line_text(n).strip() == "" for n in range(previous_end + 1, start)):
+            end = func.end_lineno or func.lineno
+            return TextEdit(previous_end + 1, 1, end + 1, 1, "")
+    return delete_statement(unit, func)
+
+
+def _called(unit: Unit, func: FunctionNode) -> bool:
+    """Does any code (this unit, or anywhere in the file with arguments) call the method?"""
+    name = func.name
+    if name in unit.module.explicit_backward_calls:
+        return True
+    for call in unit.method_calls(name):
+        receiver = call.func.value  # type: ignore[attr-defined]
+        if name != "backward" or call.args:
+            return True
+        # `loss.backward()` is the tensor method; `self.backward()` / `super().backward()` is ours
+        if isinstance(receiver, ast.Call) or (isinstance(receiver, ast.Name) and receiver.id in ("self", "cls")):
+            return True
+    return False
+
+
+class FakeBackward(Rule):
+    code = "GG101"
+    name = "fake-backward"
+    summary = "A `backward` method on an `nn.Module`: autograd never calls it."
+    message = (
+        "`{method}` is never called by autograd: `loss.backward()` differentiates the operations "
+        "`forward` ran, and declared nn.Parameters already get their gradients from that"
+    )
+    explanation = """
+    `nn.Module` has no `backward` hook. When you call `loss.backward()`, autograd walks
+    the graph recorded while `forward` ran and differentiates each operation with its
+    own built-in formula; it never looks for a `backward` (or `mm_backward`,
+    `mmBackward`, ...) method on your module. Such a method is dead code: every
+    `nn.Parameter` the module declares already receives its gradient in `.grad`
+    through `forward`, and the optimizer uses that gradient. Anything the method
+    computes or assigns (`self.weight.grad = ...`) only happens if your own code calls
+    it, and then it fights autograd instead of replacing it.
+
+    Delete the method. If you really need a custom gradient (a non-differentiable
+    step, a numerically better formula), write a `torch.autograd.Function` with
+    static `forward(ctx, ...)` and `backward(ctx, grad_output)` and call it with
+    `MyFunction.apply(...)` from the module's `forward`: that `backward` is the one
+    autograd calls.
+
+    Not reported: `torch.autograd.Function.backward`, `backward` on classes that are
+    not modules, Lightning's `LightningModule.backward(loss)` hook, helpers that call
+    `loss.backward()` themselves, and methods that `forward` calls or that are
+    registered as hooks.
+
+    The fix removes the method. It is safe when nothing in the file calls it; when
+    some code calls it explicitly (`layer.backward(grad)`), that call must go too,
+    so the fix is offered as unsafe.
+    """
+    fix_applicability = Applicability.SAFE
+    tags = ("unnecessary",)
+
+    VALID = [
+        Valid(
+            """
+            import torch
+
+            class Clamp(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x):
+                    ctx.save_for_backward(x)
+                    return x.clamp(min=0)
+
+                @staticmethod
+                def backward(ctx, grad_output):
+                    (x,) = ctx.saved_tensors
+                    return grad_output * (x > 0)
+            """,
+            note="a real autograd.Function backward",
+        ),
+        Valid(
+            """
+            import numpy as np
+            import torch
+
+            class DenseLayer:
+                def forward(self, x):
+                    self.x = x
+                    return x @ self.w
+
+                def backward(self, grad_output):
+                    self.dw = self.x.T @ grad_output
+                    return grad_output @ self.w.T
+            """,
+            note="a hand-written numpy-style layer, not an nn.Module",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class BiRNN(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fwd = nn.GRUCell(8, 8)
+                    self.bwd = nn.GRUCell(8, 8)
+
+                def forward(self, xs):
+                    return torch.cat([self.forward_pass(xs), self.backward(xs)], dim=-1)
+
+                def forward_pass(self, xs):
+                    h = xs.new_zeros(xs.shape[1], 8)
+                    for x in xs:
+                        h = self.fwd(x, h)
+                    return h
+
+                def backward(self, xs):
+                    h = xs.new_zeros(xs.shape[1], 8)
+                    for x in reversed(xs):
+                        h = self.bwd(x, h)
+                    return h
+            """,
+            note="a method named backward that forward calls (reverse-direction pass)",
+        ),
+        Valid(
+            """
+            import lightning as L
+            import torch
+
+            class LitModel(L.LightningModule):
+                def __init__(self):
+                    super().__init__()
+                    self.net = torch.nn.Linear(4, 1)
+
+                def training_step(self, batch, batch_idx):
+                    x, y = batch
+                    return torch.nn.functional.mse_loss(self.net(x), y)
+
+                def backward(self, loss, *args, **kwargs):
+                    loss.backward(retain_graph=True)
+            """,
+            note="Lightning calls LightningModule.backward itself",
+        ),
+        Valid(
+            """
+            import torch
+            from torch import nn
+
+            class Trainer(nn.Module):
+                def __init__(self, net):
+                    super().__init__()
+                    self.net = net
+
+                def forward(self, x, y):
+                    return nn.functional.cross_entropy(self.net(x), y)
+
+                def backward(self, loss):
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(self.parameters(), 1.0)
+            """,
+            note="a helper that delegates to loss.backward()",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Probe(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(4, 4)
+                    self.fc.register_full_backward_hook(self.fc_backward)
+
+                def forward(self, x):
+                    return self.fc(x)
+
+                def fc_backward(self, module, grad_input, grad_output):
+                    print(grad_output[0].norm())
+            """,
+            note="registered as a backward hook: autograd does call it",
+        ),
+    ]
+    INVALID = [
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class ScaledLinear(nn.Module):
+                def __init__(self, n_in, n_out):
+                    super().__init__()
+                    self.weight = nn.Parameter(torch.randn(n_in, n_out) * 0.1)
+                    self.bias = nn.Parameter(torch.zeros(n_out))
+
+                def forward(self, x):
+                    return x @ self.weight + self.bias
+
+                def backward(self, grad_output):
+                    self.bias.grad = grad_output.sum(0)
+                    return grad_output @ self.weight.T
+            """,
+            lines=[13],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class ScaledLinear(nn.Module):
+                def __init__(self, n_in, n_out):
+                    super().__init__()
+                    self.weight = nn.Parameter(torch.randn(n_in, n_out) * 0.1)
+                    self.bias = nn.Parameter(torch.zeros(n_out))
+
+                def forward(self, x):
+                    return x @ self.weight + self.bias
+            """,
+            run="""
+            layer = ScaledLinear(4, 3)
+            x = torch.randn(8, 4)
+            (layer(x) ** 2).mean().backward()
+            """,
+            check_fixed="""
+            assert layer.weight.grad is not None and layer.weight.grad.shape == (4, 3)
+            assert layer.bias.grad is not None and layer.bias.grad.abs().sum() > 0
+            """,
+        ),
+        Invalid(
+            """
+            import torch
+            from torch.nn import Module, Linear
+
+            class MyModule(Module):
+                def __init__(self, in_features, out_features):
+                    super().__init__()
+                    self.linear = Linear(in_features, out_features)
+
+                def forward(self, x):
+                    return self.linear(x.reshape(-1, 10))
+
+                def mmBackward(self, grad_output):
+                    grad_input = torch.mm(grad_output, self.linear.weight.T)
+                    return grad_input
+            """,
+            lines=[12],
+            fixed="""
+            import torch
+            from torch.nn import Module, Linear
+
+            class MyModule(Module):
+                def __init__(self, in_features, out_features):
+                    super().__init__()
+                    self.linear = Linear(in_features, out_features)
+
+                def forward(self, x):
+                    return self.linear(x.reshape(-1, 10))
+            """,
+            run="""
+            m = MyModule(10, 5)
+            m(torch.randn(4, 10)).sum().backward()
+            """,
+            check_fixed="assert m.linear.weight.grad is not None",
+            note="another import style; a *Backward-named method",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class MyLinearLayer(nn.Module):
+                def __init__(self, in_features, out_features):
+                    super().__init__()
+                    self.weight = nn.Parameter(torch.randn(in_features, out_features))
+
+                def forward(self, x):
+                    self.x = x
+                    return torch.mm(x, self.weight)
+
+                def backward(self, grad_output):
+                    return torch.mm(grad_output, self.weight.t())
+
+            layer = MyLinearLayer(10, 5)
+            out = layer(torch.randn(1, 10))
+            grad_input = layer.backward(torch.ones_like(out))
+            """,
+            lines=[13],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class MyLinearLayer(nn.Module):
+                def __init__(self, in_features, out_features):
+                    super().__init__()
+                    self.weight = nn.Parameter(torch.randn(in_features, out_features))
+
+                def forward(self, x):
+                    self.x = x
+                    return torch.mm(x, self.weight)
+
+            layer = MyLinearLayer(10, 5)
+            out = layer(torch.randn(1, 10))
+            grad_input = layer.backward(torch.ones_like(out))
+            """,
+            note="called explicitly elsewhere in the file: the removal is offered as unsafe",
+        ),
+    ]
+
+    def check(self, unit: Unit) -> Iterator[Finding]:
+        for cls in unit.module_classes():
+            for func in fake_backward_methods(unit, cls):
+                fix = self.make_fix(
+                    f"Remove `{func.name}` (autograd never calls it)",
+                    lambda c=cls, f=func: [_delete_method(unit, c, f)],
+                    Applicability.UNSAFE if _called(unit, func) else Applicability.SAFE,
+                )
+                yield self.finding(unit, func, self.message.format(method=func.name), fix=fix)
+
