@@ -1,0 +1,259 @@
+"""Incremental parsing for editors: re-parse only the top-level blocks an edit touched.
+
+`IncrementalParser.parse(text)` returns exactly what `ast.parse(text)` returns (same
+`ast.dump(..., include_attributes=True)`), but after the first call it keeps the last
+good parse split into top-level *blocks* (block i = the lines from statement i's first
+line, decorators included, up to the first line of statement i+1; statements sharing a
+line with `;` share a block) and, for a new text:
+
+* finds the changed lines by comparing the old and new lines from both ends,
+* re-parses only the blocks those lines touch, as a standalone module prefixed with
+  blank lines so that line numbers come out right (measured cheaper than
+  `ast.increment_lineno`: ~0.1 ms for 5,000 blank lines, and no Python-level walk),
+* reuses the AST of every block before the edit as is, and
+* when the edit changed the number of lines, re-parses the blocks after the edit in one
+  `ast.parse` call at their new position instead of shifting their nodes in place.
+  Nodes are never mutated after they were returned: rules keep nodes in lazy fixes
+  (`Fix` edits are computed on demand from node positions), so a node shifted behind
+  their back would make an earlier finding's fix land on the wrong line.
+
+Whenever the re-parsed region does not parse on its own (an unclosed bracket, an
+`else:` that now belongs to the block above, a `from __future__` import...) it falls
+back to a full `ast.parse`; the result is then identical by construction.
+
+Why a region that parses alone parses the same inside the file: every block starts
+with a top-level statement at column 0, so the tokenizer is at a clean line start with
+no open bracket, string or continuation at each block boundary; a region that parses
+alone ends in that state too, and no top-level statement needs a particular follower
+that could start the next block (`else`, `except`, `case`... cannot start a module).
+The property test in tests/lsp/test_incremental.py checks this against `ast.parse`.
+
+The parser also reports the line mapping between the previous text and the new one
+(`LineDelta`), which the language server uses to move the last good diagnostics while
+the file does not parse.
+"""
+
+from __future__ import annotations
+
+import ast
+import warnings
+from dataclasses import dataclass
+
+from gradguard.engine.source import split_lines
+
+_PARSE_ERRORS = (SyntaxError, ValueError, MemoryError, RecursionError, OverflowError)
+
+
+def _parse(text: str, path: str) -> ast.Module:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ast.parse(text, filename=path or "<unknown>")
+
+
+def _start_line(stmt: ast.stmt) -> int:
+    decorators = getattr(stmt, "decorator_list", None)
+    if decorators:
+        return min(stmt.lineno, min(d.lineno for d in decorators))
+    return stmt.lineno
+
+
+@dataclass(frozen=True)
+class LineDelta:
+    """How the lines of one text map to the lines of the next one.
+
+    Lines 1..prefix are unchanged; the old lines old_start..old_end (1-based, inclusive,
+    maybe empty) were replaced by new lines old_start..new_end; everything after moved
+    by `delta` lines."""
+
+    prefix: int
+    old_end: int
+    new_end: int
+
+    @property
+    def start(self) -> int:
+        return self.prefix + 1
+
+    @property
+    def delta(self) -> int:
+        return self.new_end - self.old_end
+
+    def map_line(self, line: int) -> int | None:
+        """New line of an old line; None when the line was inside the changed region."""
+        if line <= self.prefix:
+            return line
+        if line > self.old_end:
+            return line + self.delta
+        return None
+
+    @staticmethod
+    def between(old: list[str], new: list[str]) -> "LineDelta":
+        n_old, n_new = len(old), len(new)
+        limit = min(n_old, n_new)
+        prefix = 0
+        # compare in chunks first: list slices compare in C
+        step = 256
+        while prefix + step <= limit and old[prefix : prefix + step] == new[prefix : prefix + step]:
+            prefix += step
+        while prefix < limit and old[prefix] == new[prefix]:
+            prefix += 1
+        suffix = 0
+        limit -= prefix
+        while suffix + step <= limit and old[n_old - suffix - step : n_old - suffix] == new[
+            n_new - suffix - step : n_new - suffix
+        ]:
+            suffix += step
+        while suffix < limit and old[n_old - suffix - 1] == new[n_new - suffix - 1]:
+            suffix += 1
+        return LineDelta(prefix, n_old - suffix, n_new - suffix)
+
+
+class _Block:
+    __slots__ = ("start", "stmts")
+
+    def __init__(self, start: int, stmts: list[ast.stmt]) -> None:
+        self.start = start  # first line of the block's span (1-based)
+        self.stmts = stmts
+
+
+def _group(stmts: list[ast.stmt], first_start: int | None) -> list[_Block]:
+    """Top-level statements -> blocks; `first_start` is the span start of the first block."""
+    blocks: list[_Block] = []
+    last_end = 0
+    for stmt in stmts:
+        start = _start_line(stmt)
+        if blocks and start <= last_end:  # `a = 1; b = 2` share a line: one block
+            blocks[-1].stmts.append(stmt)
+        else:
+            blocks.append(_Block(start, [stmt]))
+        last_end = max(last_end, stmt.end_lineno or stmt.lineno)
+    if blocks and first_start is not None:
+        blocks[0].start = first_start
+    return blocks
+
+
+@dataclass
+class ParseStats:
+    mode: str = "none"  # "full", "incremental", "unchanged"
+    reparsed_lines: int = 0
+    fallback_reason: str = ""
+
+
+class IncrementalParser:
+    """Keeps the last good parse of one document; see the module docstring."""
+
+    def __init__(self, path: str = "") -> None:
+        self.path = path
+        self._lines: list[str] | None = None  # lines of the last good parse
+        self._blocks: list[_Block] = []
+        self._tree: ast.Module | None = None
+        self.stats = ParseStats()
+
+    @property
+    def last_good_lines(self) -> list[str] | None:
+        return self._lines
+
+    def reset(self) -> None:
+        self._lines = None
+        self._blocks = []
+        self._tree = None
+
+    def parse(self, text: str, lines: list[str] | None = None) -> ast.Module:
+        """Like `ast.parse(text)`; raises what it raises. `lines` may pass the text
+        already split with `split_lines` (it is not modified)."""
+        if lines is None:
+            lines = split_lines(text)
+        old = self._lines
+        if old is None or self._tree is None:
+            return self._full(text, lines, "first parse")
+        change = LineDelta.between(old, lines)
+        if change.prefix == len(old) == len(lines):
+            self.stats = ParseStats("unchanged")
+            return self._tree
+        try:
+            tree = self._incremental(lines, change)
+        except _Fallback as reason:
+            return self._full(text, lines, str(reason))
+        return tree
+
+    # -- internals ---------------------------------------------------------------------------
+    def _full(self, text: str, lines: list[str], reason: str) -> ast.Module:
+        tree = _parse(text, self.path)  # raises; the last good state is kept then
+        self._tree = tree
+        self._lines = list(lines)
+        self._blocks = _group(tree.body, 1)
+        self.stats = ParseStats("full", len(lines), reason)
+        return tree
+
+    def _incremental(self, lines: list[str], change: LineDelta) -> ast.Module:
+        blocks = self._blocks
+        old_lines = self._lines
+        assert old_lines is not None
+        n_old = len(old_lines)
+        if not blocks:
+            raise _Fallback("empty module")
+        # old changed lines: change.start .. change.old_end (may be empty: pure insertion)
+        lo = change.start
+        hi = change.old_end
+        if hi < lo:  # insertion between lines prefix and prefix+1: extend the block above
+            lo = hi = max(1, change.prefix)
+        first = _block_index(blocks, lo)
+        last = _block_index(blocks, hi)
+        region_start = blocks[first].start
+        old_region_end = (blocks[last + 1].start - 1) if last + 1 < len(blocks) else n_old
+        delta = change.delta
+        new_region_end = old_region_end + delta
+        region_text = "".join(lines[region_start - 1 : new_region_end])
+        if region_start > 1 and region_text.startswith("\ufeff"):
+            raise _Fallback("byte order mark inside the file")
+        if region_start > 1 and "__future__" in region_text:
+            raise _Fallback("__future__ import in the edited region")
+        if region_start > 1 and lines[region_start - 2].rstrip("\r\n").endswith("\\"):
+            raise _Fallback("line continuation into the edited region")
+        try:
+            region = _parse("\n" * (region_start - 1) + region_text, self.path)
+        except _PARSE_ERRORS as exc:
+            raise _Fallback(f"region does not parse alone: {exc.__class__.__name__}") from None
+        new_blocks = blocks[:first]
+        region_blocks = _group(region.body, region_start)
+        new_blocks.extend(region_blocks)
+        reparsed = new_region_end - region_start + 1
+        tail = blocks[last + 1 :]
+        if tail:
+            if delta:
+                # the blocks after the edit moved: parse them again at their new place
+                tail_start = tail[0].start + delta
+                tail_text = "".join(lines[tail_start - 1 :])
+                try:
+                    tail_tree = _parse("\n" * (tail_start - 1) + tail_text, self.path)
+                except _PARSE_ERRORS as exc:  # pragma: no cover - it parsed before
+                    raise _Fallback(f"tail does not parse: {exc.__class__.__name__}") from None
+                moved = _group(tail_tree.body, tail_start)
+                reparsed += len(lines) - tail_start + 1
+            else:
+                moved = [_Block(b.start, b.stmts) for b in tail]
+            new_blocks.extend(moved)
+        if new_blocks:
+            new_blocks[0].start = 1
+        body = [stmt for block in new_blocks for stmt in block.stmts]
+        tree = ast.Module(body=body, type_ignores=[])
+        self._tree = tree
+        self._lines = list(lines)
+        self._blocks = new_blocks
+        self.stats = ParseStats("incremental", reparsed)
+        return tree
+
+
+class _Fallback(Exception):
+    pass
+
+
+def _block_index(blocks: list[_Block], line: int) -> int:
+    """Index of the block whose span holds `line` (binary search on the starts)."""
+    lo, hi = 0, len(blocks) - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if blocks[mid].start <= line:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo

@@ -1,0 +1,167 @@
+"""The incremental parser must give exactly what a full `ast.parse` gives."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gradguard.engine.incremental import IncrementalParser, LineDelta
+from gradguard.engine.source import split_lines
+
+BLOCKS = [
+    "import torch\n",
+    "import torch.nn as nn\n",
+    "x = 1; y = 2\n",
+    "# a comment\n\n",
+    "\n\n",
+    "@decorator\ndef f(a, b):\n    return a + b\n",
+    "def g():\n    s = '''multi\nline\n'''\n    return s\n",
+    "class M(nn.Module):\n    def forward(self, x):\n        return (x +\n                1)\n\n    def backward(self):\n        pass\n",
+    "if x:\n    y = 1\nelse:\n    y = 2\n",
+    "try:\n    import foo\nexcept ImportError:\n    foo = None\n",
+    "total = 1 + \\\n    2\n",
+    "values = [\n    1,\n    2,\n]\n",
+    "async def h():\n    await z\n",
+    "match p:\n    case 1:\n        pass\n",
+    "for i in range(3):\n    pass\nelse:\n    pass\n",
+    "while True:\n\tbreak\n",
+    "w = 'é𝔘'  # non-ASCII\n",
+    "@a\n@b(1)\nclass C:\n    x: int = 3\n",
+]
+
+FRAGMENTS = [
+    "\n", "\r\n", "\r", " ", "    ", "\t", "(", ")", "[", "]", "'", '"', "'''", "\\", ":", "#",
+    "x", "y", "1", "else:", "except:", "def k():\n", "    pass\n", "@d\n", "class Q:\n", "\ufeff",
+    "from __future__ import annotations\n", ";", "é", "𝔘", "\x0c", "\x00", "return 1\n", "\n\n",
+]
+
+
+def check_same(parser: IncrementalParser, text: str) -> None:
+    try:
+        expected = ast.parse(text)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        expected = None
+    try:
+        got = parser.parse(text)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        got = None
+    if expected is None:
+        assert got is None, f"incremental parse accepted text that does not parse:\n{text!r}"
+        return
+    assert got is not None, f"incremental parse rejected valid text:\n{text!r}"
+    assert ast.dump(got, include_attributes=True) == ast.dump(expected, include_attributes=True), (
+        f"mode={parser.stats.mode} text={text!r}"
+    )
+
+
+@st.composite
+def edit_sequences(draw):
+    blocks = draw(st.lists(st.sampled_from(BLOCKS), min_size=1, max_size=8))
+    text = "".join(blocks)
+    if draw(st.booleans()):
+        text = text.replace("\n", "\r\n")
+    edits = []
+    for _ in range(draw(st.integers(1, 12))):
+        kind = draw(st.sampled_from(["insert", "delete", "replace", "block"]))
+        edits.append(
+            (
+                kind,
+                draw(st.floats(0, 1)),
+                draw(st.integers(0, 12)),
+                draw(st.sampled_from(FRAGMENTS)),
+                draw(st.sampled_from(BLOCKS)),
+            )
+        )
+    return text, edits
+
+
+def apply(text: str, edit) -> str:
+    kind, where, length, fragment, block = edit
+    pos = int(where * len(text))
+    if kind == "insert":
+        return text[:pos] + fragment + text[pos:]
+    if kind == "delete":
+        return text[:pos] + text[pos + length :]
+    if kind == "replace":
+        return text[:pos] + fragment + text[pos + length :]
+    # insert a whole block at a line start
+    lines = split_lines(text)
+    index = int(where * len(lines))
+    return "".join(lines[:index]) + block + "".join(lines[index:])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(edit_sequences())
+def test_incremental_parse_equals_full_parse(case):
+    text, edits = case
+    parser = IncrementalParser()
+    check_same(parser, text)
+    for edit in edits:
+        text = apply(text, edit)
+        check_same(parser, text)
+
+
+def _big_file(n: int) -> str:
+    parts = ["import torch\nimport torch.nn as nn\n\n"]
+    for i in range(n):
+        parts.append(
+            f"class Block{i}(nn.Module):\n"
+            f"    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(4, 4)\n\n"
+            f"    def forward(self, x):\n        y = self.fc(x)\n        return y * {i}\n\n\n"
+        )
+    return "".join(parts)
+
+
+def test_one_character_edit_reparses_only_its_block():
+    text = _big_file(200)
+    parser = IncrementalParser()
+    parser.parse(text)
+    assert parser.stats.mode == "full"
+    edited = text.replace("return y * 100\n", "return y * 1000\n")
+    tree = parser.parse(edited)
+    assert parser.stats.mode == "incremental"
+    assert parser.stats.reparsed_lines < 20
+    assert ast.dump(tree, include_attributes=True) == ast.dump(ast.parse(edited), include_attributes=True)
+
+
+def test_nodes_of_earlier_trees_are_never_mutated():
+    # lazy fixes keep nodes: an edit that moves lines must not shift old nodes in place
+    text = _big_file(5)
+    parser = IncrementalParser()
+    old = parser.parse(text)
+    before = ast.dump(old, include_attributes=True)
+    parser.parse("\n\n" + text)
+    assert ast.dump(old, include_attributes=True) == before
+
+
+def test_falls_back_when_region_does_not_parse_alone():
+    text = "import torch\nif x:\n    pass\ny = 1\n"
+    parser = IncrementalParser()
+    parser.parse(text)
+    edited = "import torch\nif x:\n    pass\nelse:\n    y = 1\n"
+    tree = parser.parse(edited)
+    assert ast.dump(tree, include_attributes=True) == ast.dump(ast.parse(edited), include_attributes=True)
+
+
+def test_syntax_error_keeps_last_good_state():
+    parser = IncrementalParser()
+    parser.parse("import torch\ndef f():\n    return 1\n")
+    with pytest.raises(SyntaxError):
+        parser.parse("import torch\ndef f(:\n    return 1\n")
+    assert parser.last_good_lines == ["import torch\n", "def f():\n", "    return 1\n"]
+    tree = parser.parse("import torch\ndef f(a):\n    return 1\n")
+    assert parser.stats.mode == "incremental"
+    assert tree.body[1].args.args[0].arg == "a"
+
+
+def test_line_delta_maps_lines():
+    old = ["a\n", "b\n", "c\n", "d\n"]
+    new = ["a\n", "B\n", "B2\n", "c\n", "d\n"]
+    change = LineDelta.between(old, new)
+    assert (change.prefix, change.old_end, change.new_end) == (1, 2, 3)
+    assert change.map_line(1) == 1
+    assert change.map_line(2) is None
+    assert change.map_line(3) == 4
