@@ -222,7 +222,7 @@ def nondiff(value: Value, node: ast.AST) -> Value:
 
 
 def no_grad(value: Value, node: ast.AST) -> Value:
-    if value.bits & TRACKED and not value.bits & _OBJECT_BITS:
+    if value.bits & TRACKED and not value.bits & (MODULE | PUREMOD):
         return Value(NOGRAD | (value.bits & DETACHED), (_mark(node, "nograd"),) + value.origins[: _MAX_ORIGINS - 1],
                      value.names)
     return value

@@ -1,0 +1,170 @@
+"""GG302: the loss is computed under `torch.no_grad()` and then backpropagated."""
+
+from __future__ import annotations
+
+import ast
+from typing import Iterator
+
+from gradguard.engine.dataflow import NOGRAD, backward_calls, describe
+from gradguard.engine.finding import Finding
+from gradguard.engine.index import Unit
+from gradguard.engine.rule import Invalid, Rule, Valid
+
+
+class BackwardUnderNoGrad(Rule):
+    code = "GG302"
+    name = "backward-under-no-grad"
+    summary = "`.backward()` on a loss that was computed under `torch.no_grad()` / `inference_mode()`."
+    message = "`{loss}` was computed under `{context}`; it does not require grad"
+    explanation = """
+    Inside `with torch.no_grad():` (and `torch.inference_mode()`,
+    `torch.set_grad_enabled(False)`, or a function decorated with `@torch.no_grad()`)
+    autograd records nothing: every tensor computed there has `requires_grad=False` and
+    no `grad_fn`, even when it comes from the model's parameters. Calling `.backward()`
+    on such a loss raises
+    *"element 0 of tensors does not require grad and does not have a grad_fn"*.
+
+    Compute the loss outside the block. Keep under `no_grad` only what must not be
+    trained: evaluation, target values (DQN, distillation teachers, EMA updates) and
+    in-place parameter updates. Those uses are not reported.
+    """
+
+    VALID = [
+        Valid(
+            """
+            import torch
+            import torch.nn.functional as F
+
+            def dqn_loss(q_net, target_net, s, a, r, s2, gamma=0.99):
+                with torch.no_grad():
+                    target = r + gamma * target_net(s2).max(1)[0]
+                q = q_net(s).gather(1, a.unsqueeze(1)).squeeze(1)
+                loss = F.mse_loss(q, target)
+                loss.backward()
+                return loss
+            """,
+            note="only the target is computed under no_grad",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            model = nn.Linear(4, 1)
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            x, y = torch.randn(8, 4), torch.randn(8, 1)
+            loss = nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            with torch.no_grad():
+                for p in model.parameters():
+                    p -= 0.1 * p.grad
+                val = nn.functional.mse_loss(model(x), y)
+            print(val.item())
+            """,
+            note="manual SGD update and evaluation under no_grad",
+        ),
+        Valid(
+            """
+            import torch
+
+            @torch.no_grad()
+            def evaluate(model, loader):
+                total = 0.0
+                for x, y in loader:
+                    total += torch.nn.functional.cross_entropy(model(x), y).item()
+                return total
+
+            def train(model, loader, opt):
+                for x, y in loader:
+                    loss = torch.nn.functional.cross_entropy(model(x), y)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+            """,
+            note="no_grad evaluation function next to the training function",
+        ),
+    ]
+    INVALID = [
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            model = nn.Linear(4, 1)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            x, y = torch.randn(8, 4), torch.randn(8, 1)
+            with torch.no_grad():
+                pred = model(x)
+                loss = nn.functional.mse_loss(pred, y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            """,
+            lines=[11],
+            raises="element 0 of tensors does not require grad and does not have a grad_fn",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn.functional as F
+
+            def step(model, optimizer, x, y):
+                with torch.inference_mode():
+                    logits = model(x)
+                loss = F.cross_entropy(logits, y)
+                loss.backward()
+                optimizer.step()
+            """,
+            lines=[8],
+            raises="element 0 of tensors does not require grad and does not have a grad_fn",
+            run="""
+            m = torch.nn.Linear(3, 2)
+            step(m, torch.optim.SGD(m.parameters(), lr=0.1), torch.randn(4, 3), torch.tensor([0, 1, 1, 0]))
+            """,
+        ),
+        Invalid(
+            """
+            import torch
+
+            @torch.no_grad()
+            def fit_step(model, optimizer, x, y):
+                loss = ((model(x) - y) ** 2).mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            """,
+            lines=[7],
+            raises="element 0 of tensors does not require grad and does not have a grad_fn",
+            run="""
+            m = torch.nn.Linear(3, 1)
+            fit_step(m, torch.optim.SGD(m.parameters(), lr=0.1), torch.randn(4, 3), torch.randn(4, 1))
+            """,
+        ),
+    ]
+
+    def check(self, unit: Unit) -> Iterator[Finding]:
+        for call, value in backward_calls(unit):
+            if not value.only(NOGRAD):
+                continue
+            origins = value.origins_of("nograd")
+            if not origins:
+                continue
+            origin = origins[0]
+            loss = describe(call.func.value, unit)  # type: ignore[attr-defined]
+            context = _context_text(unit, origin)
+            message = (
+                f"`{loss}` was computed under `{context}` (line {origin.lineno}), so it does not require grad: "
+                "`.backward()` raises \"element 0 of tensors does not require grad and does not have a grad_fn\""
+            )
+            yield self.finding(unit, call, message)
+
+
+def _context_text(unit: Unit, origin: ast.AST) -> str:
+    if isinstance(origin, (ast.With, ast.AsyncWith)):
+        for item in origin.items:
+            if unit.grad_disabling_context(item):
+                return describe(item.context_expr, unit)
+    if isinstance(origin, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        for deco in origin.decorator_list:
+            return "@" + describe(deco, unit)
+    return "torch.no_grad()"

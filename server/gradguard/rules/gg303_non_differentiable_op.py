@@ -1,0 +1,175 @@
+"""GG303: the loss reaches the model only through `argmax`, `round`, a comparison, an int cast..."""
+
+from __future__ import annotations
+
+import ast
+from typing import Iterator
+
+from gradguard.engine.dataflow import NONDIFF, NONDIFF_ZERO_GRAD, backward_calls, describe
+from gradguard.engine.finding import Finding
+from gradguard.engine.index import Unit
+from gradguard.engine.rule import Invalid, Rule, Valid
+
+
+class NonDifferentiableOp(Rule):
+    code = "GG303"
+    name = "non-differentiable-op"
+    summary = "The backpropagated loss depends on the model only through a non-differentiable op."
+    message = "`{op}` has no useful gradient, and the loss reaches the model only through it"
+    explanation = """
+    Some ops have no gradient, or a gradient that is zero everywhere it exists:
+
+    * `argmax`/`argmin`, comparisons (`out > 0.5`), and casts to integer or bool
+      (`.long()`, `.int()`, `.bool()`, `.to(torch.long)`) return integer or boolean tensors
+      with no `grad_fn`. A loss built only from them does not require grad, and
+      `.backward()` raises *"element 0 of tensors does not require grad and does not have
+      a grad_fn"*.
+    * `round`, `floor`, `ceil`, `sign`, `trunc` are piecewise constant: backward runs,
+      and every parameter gets a gradient of exactly zero, so the model never learns.
+
+    Train on a differentiable surrogate: cross-entropy on the logits instead of the
+    accuracy of `argmax`, `sigmoid`/`softmax` instead of a hard threshold, or a
+    straight-through estimator `x + (torch.round(x) - x).detach()` when the forward
+    value must be discrete. Using these ops for metrics, labels, masks next to tracked
+    values, or inside a straight-through estimator is fine and not reported.
+    """
+
+    VALID = [
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            model = nn.Linear(10, 3)
+            criterion = nn.CrossEntropyLoss()
+            opt = torch.optim.Adam(model.parameters())
+            for _ in range(5):
+                x, y = torch.randn(16, 10), torch.randint(0, 3, (16,))
+                logits = model(x)
+                loss = criterion(logits, y.long())
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                acc = (logits.argmax(dim=1) == y).float().mean()
+                print(round(loss.item(), 4), acc.item())
+            """,
+            note="argmax for the accuracy metric, .long() on labels, round() on a float",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class BinaryQuant(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(8, 8)
+
+                def forward(self, x):
+                    h = self.fc(x)
+                    return h + (torch.sign(h) - h).detach()
+
+            def train(model, x, y, opt):
+                out = model(x)
+                loss = ((out - y) ** 2).mean()
+                loss.backward()
+                opt.step()
+            """,
+            note="straight-through estimator",
+        ),
+        Valid(
+            """
+            import torch
+
+            def masked_loss(model, x, y):
+                out = model(x)
+                mask = (y >= 0).float()
+                loss = ((out - y) ** 2 * mask).sum() / mask.sum()
+                loss.backward()
+                return loss
+            """,
+            note="a comparison as a mask next to the tracked prediction",
+        ),
+    ]
+    INVALID = [
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            model = nn.Linear(10, 3)
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            x, y = torch.randn(16, 10), torch.randint(0, 3, (16,))
+            pred = model(x).argmax(dim=1)
+            loss = ((pred.float() - y.float()) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            """,
+            lines=[7],
+            raises="element 0 of tensors does not require grad and does not have a grad_fn",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            def train_counts(model, optimizer, x, counts):
+                pred = torch.round(model(x))
+                loss = (pred - counts).abs().mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            """,
+            lines=[5],
+            note="round: backward runs, all gradients are zero",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn.functional as F
+
+            def step(net, opt, x, y):
+                hits = (torch.sigmoid(net(x)) > 0.5).float()
+                loss = F.binary_cross_entropy(hits, y)
+                loss.backward()
+                opt.step()
+            """,
+            lines=[5],
+            raises="element 0 of tensors does not require grad and does not have a grad_fn",
+            run="""
+            n = torch.nn.Linear(3, 1)
+            step(n, torch.optim.SGD(n.parameters(), lr=0.1), torch.randn(4, 3), torch.rand(4, 1))
+            """,
+        ),
+    ]
+
+    def check(self, unit: Unit) -> Iterator[Finding]:
+        for call, value in backward_calls(unit):
+            if not value.only(NONDIFF):
+                continue
+            loss = describe(call.func.value, unit)  # type: ignore[attr-defined]
+            for origin in value.origins_of("nondiff"):
+                op = _op_name(origin)
+                where = f"`{loss}` (backpropagated on line {call.lineno}) depends on the model only through it"
+                if op in NONDIFF_ZERO_GRAD:
+                    message = (
+                        f"The gradient of `{op}` is zero almost everywhere and {where}: "
+                        "every parameter gets an all-zero gradient"
+                    )
+                else:
+                    message = (
+                        f"`{describe(origin, unit)}` gives an integer/boolean tensor with no gradient and {where}: "
+                        "`.backward()` raises \"element 0 of tensors does not require grad and does not have a grad_fn\""
+                    )
+                yield self.finding(unit, origin, message)
+
+
+def _op_name(node: ast.AST) -> str:
+    if isinstance(node, ast.Call):
+        func = node.func
+        if isinstance(func, ast.Attribute):
+            return func.attr
+        if isinstance(func, ast.Name):
+            return func.id
+    return "comparison"
