@@ -294,3 +294,182 @@ def loop_level_statement(unit: Unit, node: ast.AST, loop: ast.AST) -> ast.stmt |
             return None
         current = parent
     return None
+
+
+# -- data flow for GG404 / GG405 ------------------------------------------------------------
+
+# names of parameters / variables that conventionally hold an nn.Module
+_MODEL_WORDS = ("model", "net", "encoder", "decoder", "generator", "discriminator", "critic", "actor", "policy")
+# method calls whose result no longer carries the autograd graph
+_NON_SAVING = {
+    "sum", "mean", "view", "reshape", "flatten", "squeeze", "unsqueeze", "t", "transpose", "permute",
+    "expand", "contiguous", "clone", "to", "add", "sub", "neg", "float", "double", "cpu", "cuda", "len",
+}
+DETACHING = {"detach", "item", "tolist", "numpy", "detach_", "requires_grad_"}
+
+
+class ScopeFlow:
+    """Assignments of one scope (a function, or the script statements) with a cheap
+    "does this name carry an autograd graph" analysis. Control flow is ignored except
+    for source order: the binding of a name at a point is its last assignment before it."""
+
+    def __init__(self, unit: Unit, scope: ast.AST | None) -> None:
+        self.unit = unit
+        self.scope = scope
+        self.bindings: dict[str, list[tuple[tuple[int, int], ast.stmt, ast.expr | None]]] = {}
+        self.modules: set[str] = set()  # local names bound to nn.Module instances
+        self.leaves: set[str] = set(unit.module.grad_leaves) if scope is None else set()
+        module = unit.module
+        nodes = unit.nodes_of(ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.With)
+        for node in nodes:
+            if unit.enclosing_function(node) is not scope:
+                continue
+            if isinstance(node, ast.Assign):
+                targets, value = node.targets, node.value
+            elif isinstance(node, ast.AnnAssign):
+                targets, value = [node.target], node.value
+            elif isinstance(node, ast.AugAssign):
+                targets, value = [node.target], node
+            elif isinstance(node, ast.For):
+                targets, value = [node.target], None
+            else:
+                targets = [i.optional_vars for i in node.items if i.optional_vars is not None]  # type: ignore[attr-defined]
+                value = None
+            for target in targets:
+                for sub in ast.walk(target):
+                    if isinstance(sub, ast.Name):
+                        self.bindings.setdefault(sub.id, []).append(((node.lineno, node.col_offset), node, value))
+                        if isinstance(value, ast.Call):
+                            if module.is_layer_constructor(value) or module.call_name(value) in (
+                                "torch.nn.Parameter",
+                                "torch.nn.parameter.Parameter",
+                            ):
+                                self.modules.add(sub.id) if module.is_layer_constructor(value) else self.leaves.add(sub.id)
+                            else:
+                                from gradguard.engine.index import creates_grad_leaf
+
+                                if creates_grad_leaf(value, module):
+                                    self.leaves.add(sub.id)
+        if scope is not None:
+            args = scope.args  # type: ignore[attr-defined]
+            for arg in args.posonlyargs + args.args + args.kwonlyargs:
+                if any(word in arg.arg.lower() for word in _MODEL_WORDS):
+                    self.modules.add(arg.arg)
+        self._memo: dict[tuple[str, ast.AST], frozenset] = {}
+        self._self_layers: set[str] | None = None
+
+    # -- queries ----------------------------------------------------------------------------
+    def binding(self, name: str, before: tuple[int, int]):
+        """The last (position, stmt, value) binding name strictly before `before`."""
+        best = None
+        for entry in self.bindings.get(name, ()):
+            if entry[0] < before and (best is None or entry[0] > best[0]):
+                best = entry
+        return best
+
+    def graph_sources(self, expr: ast.AST, before: tuple[int, int], depth: int = 0) -> frozenset:
+        """The graph-carrying bindings (stmt ids) an expression depends on, following
+        names back through their assignments; paths through `.detach()`/`.item()` are cut."""
+        found: set = set()
+        for name, root in self._references(expr):
+            if root:
+                found.add(("call", root))
+                continue
+            if name in self.leaves:
+                continue
+            entry = self.binding(name, before)
+            if entry is None:
+                continue
+            pos, stmt, value = entry
+            key = (name, stmt)
+            if key in self._memo:
+                found |= self._memo[key]
+                continue
+            if depth > 40 or value is None:
+                continue
+            self._memo[key] = frozenset()  # cycle guard
+            if isinstance(value, ast.AugAssign):
+                sub = self.graph_sources(value.value, pos, depth + 1) | self.graph_sources(
+                    ast.Name(id=name, ctx=ast.Load()), pos, depth + 1
+                )
+            else:
+                sub = self.graph_sources(value, pos, depth + 1)
+            if sub or self._touches_leaf(value):
+                sub = sub | {(name, stmt)}
+            if self.unit.in_no_grad(stmt):
+                sub = frozenset()
+            self._memo[key] = frozenset(sub)
+            found |= sub
+        return frozenset(found)
+
+    def _touches_leaf(self, value: ast.AST) -> bool:
+        """Does value use a grad leaf in an op that saves tensors for backward? (`w.sum()`
+        and `w + x` save none, so backward through them twice works.)"""
+        if not any(name in self.leaves for name, root in self._references(value) if not root):
+            return False
+        for node in ast.walk(value):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mult, ast.MatMult, ast.Div, ast.Pow)):
+                return True
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if name not in _NON_SAVING:
+                    return True
+        return False
+
+    def _references(self, expr: ast.AST):
+        """(name, None) for names read by expr, and (None, call) for module calls, skipping
+        detached sub-expressions."""
+        stack = [expr]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, ast.Call):
+                func = node.func
+                if isinstance(func, ast.Attribute) and func.attr in DETACHING:
+                    continue
+                if self._is_module_call(func):
+                    yield None, node
+                stack.extend(node.args)
+                stack.extend(k.value for k in node.keywords)
+                if isinstance(func, ast.Attribute):
+                    stack.append(func.value)
+                continue
+            if isinstance(node, ast.Attribute):
+                if node.attr in ("data", "shape", "dtype", "device", "requires_grad", "grad", "ndim"):
+                    continue
+                stack.append(node.value)
+                continue
+            if isinstance(node, ast.Name):
+                yield node.id, None
+                continue
+            if isinstance(node, (ast.Lambda, ast.ListComp, ast.GeneratorExp, ast.DictComp, ast.SetComp)):
+                continue
+            stack.extend(ast.iter_child_nodes(node))
+
+    def _is_module_call(self, func: ast.AST) -> bool:
+        if isinstance(func, ast.Name):
+            return func.id in self.modules or func.id in self.unit.module.grad_leaves and False
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
+            return func.attr in self._layers_of_self()
+        return False
+
+    def _layers_of_self(self) -> set[str]:
+        if self._self_layers is None:
+            layers: set[str] = set()
+            cls = self.unit.enclosing_class(self.scope) if self.scope is not None else None
+            if cls is not None and self.unit.module.is_module_class(cls.name):
+                layers = {n for n, a in self.unit.class_attributes(cls).items() if a.kind == "layer"}
+            self._self_layers = layers
+        return self._self_layers
+
+
+def scope_flow(unit: Unit, scope: ast.AST | None) -> ScopeFlow:
+    cache = unit.__dict__.setdefault("_gg_flows", {})
+    key = id(scope)
+    if key not in cache:
+        cache[key] = ScopeFlow(unit, scope)
+    return cache[key]
+
+
+def position(node: ast.AST) -> tuple[int, int]:
+    return (node.lineno, node.col_offset)  # type: ignore[attr-defined]
