@@ -1,0 +1,72 @@
+"""`gradguard probe FILE [--target NAME] [--format text|json]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from gradguard.probe.report import ProbeReport, UnknownTarget, probe_source
+from gradguard.probe.sandbox import MIN_MEMORY_MB
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+def run_probe(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"gradguard: error: no such file: {args.file}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"gradguard: error: cannot read {args.file}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.timeout <= 0:
+        print("gradguard: error: --timeout must be positive", file=sys.stderr)
+        return EXIT_USAGE
+    if args.memory_mb < MIN_MEMORY_MB:
+        print(f"gradguard: note: --memory-mb raised to {MIN_MEMORY_MB} (importing torch needs about 600 MB)",
+              file=sys.stderr)
+    python = args.python or sys.executable
+    try:
+        report = asyncio.run(
+            probe_source(
+                text,
+                str(path),
+                target=args.target,
+                python=python,
+                timeout=args.timeout,
+                memory_mb=args.memory_mb,
+                cwd=str(path.resolve().parent),
+            )
+        )
+    except UnknownTarget as exc:
+        print(f"gradguard: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except FileNotFoundError as exc:
+        print(f"gradguard: error: cannot start the interpreter {python!r}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if report.error:
+        print(f"gradguard: {report.error}", file=sys.stderr)
+        return EXIT_USAGE if not os.environ.get("GRADGUARD_PROBE_EMPTY_OK") else EXIT_CLEAN
+    if args.format == "json":
+        sys.stdout.write(json.dumps([f.to_dict() for f in report.findings], indent=2) + "\n")
+    else:
+        sys.stdout.write(render_text(report))
+    return EXIT_FINDINGS if report.findings else EXIT_CLEAN
+
+
+def render_text(report: ProbeReport) -> str:
+    from gradguard.output.render import text
+
+    out = []
+    for note in report.notes:
+        seconds = f" [{note.seconds:.2f} s]" if note.seconds is not None else ""
+        out.append(f"{report.path}:{note.line}: probe {note.name}: {note.summary}{seconds}\n")
+    out.append(text(report.findings, color=False, notes=[]))
+    out.append(f"Probe wall time: {report.seconds:.2f} s (including starting Python and importing torch)\n")
+    return "".join(out)

@@ -1,0 +1,767 @@
+"""The probe's child process: load the user's file, build each target, run it with torch.
+
+Run as a *script* by the interpreter that has torch (`python runner.py PLAN EVENTS
+MEMORY_MB TIMEOUT`), so it must not import gradguard: only the standard library and
+torch. It reads the plan (JSON, written by `gradguard.probe.targets`) and appends one
+JSON object per line to the events file; its stdout/stderr belong to the user's code
+(captured, size-capped and shown by the parent only as a tail).
+
+Event lines:
+    {"event": "stage", "target": "Net", "stage": "construct"}   progress, for crash reports
+    {"event": "result", "target": "Net", ...}                   one per target
+    {"event": "load-error", ...}                                the file itself failed to run
+    {"event": "done"}
+"""
+
+from __future__ import annotations
+
+import ast
+import faulthandler
+import inspect
+import json
+import os
+import resource
+import signal
+import sys
+import time
+import traceback
+import types
+import warnings
+
+USER_MODULE = "__gradguard_probe_target__"
+BATCH = 4
+
+_events_fd = -1
+_user_path = ""
+_real_exit = os._exit
+
+
+def emit(obj: dict) -> None:
+    data = (json.dumps(obj, default=str) + "\n").encode("utf-8")
+    while data:
+        written = os.write(_events_fd, data)
+        data = data[written:]
+
+
+class ProbeExit(BaseException):
+    """Raised instead of letting the user's code end the process."""
+
+    def __init__(self, how: str, code: object) -> None:
+        super().__init__(f"{how}({code!r}) was called")
+        self.how = how
+        self.code = code
+
+
+def _fake_os_exit(code: int = 0) -> None:
+    raise ProbeExit("os._exit", code)
+
+
+# -- limits --------------------------------------------------------------------------------------
+def set_limits(memory_mb: int, timeout: float) -> None:
+    if memory_mb > 0:
+        limit = memory_mb * 1024 * 1024
+        try:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        except (ValueError, OSError):
+            pass
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ValueError, OSError):
+        pass
+    if timeout > 0:
+        # Backstops in case the parent dies without killing us: CPU seconds and an alarm.
+        cpu = int(timeout * 2) + 10
+        try:
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+        except (ValueError, OSError):
+            pass
+        signal.alarm(int(timeout) + 15)
+
+
+# -- frames ---------------------------------------------------------------------------------------
+def _frame_position(frame) -> tuple[int, int | None, int | None, int | None]:
+    line = frame.f_lineno
+    try:
+        positions = list(frame.f_code.co_positions())
+        pos = positions[frame.f_lasti // 2]
+        if pos[0] is not None:
+            return pos[0], pos[1], pos[2], pos[3]
+    except Exception:
+        pass
+    return line, line, None, None
+
+
+def user_frames_of_traceback(tb) -> list[dict]:
+    frames = []
+    for summary in traceback.extract_tb(tb):
+        if summary.filename == _user_path:
+            frames.append(
+                {
+                    "line": summary.lineno,
+                    "end_line": getattr(summary, "end_lineno", None),
+                    "col": getattr(summary, "colno", None),
+                    "end_col": getattr(summary, "end_colno", None),
+                    "function": summary.name,
+                }
+            )
+    return frames
+
+
+def current_user_frame() -> dict | None:
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename == _user_path:
+            line, end_line, col, end_col = _frame_position(frame)
+            return {"line": line, "end_line": end_line, "col": col, "end_col": end_col, "function": frame.f_code.co_name}
+        frame = frame.f_back
+    return None
+
+
+def describe_exception(exc: BaseException) -> dict:
+    if isinstance(exc, ProbeExit):
+        text = str(exc)
+        kind = exc.how
+    elif isinstance(exc, SystemExit):
+        text = f"sys.exit({exc.code!r}) was called"
+        kind = "SystemExit"
+    else:
+        text = str(exc).strip() or type(exc).__name__
+        kind = type(exc).__name__
+    # the first paragraph is what people need; torch appends long hints
+    if len(text) > 2000:
+        text = text[:2000] + " ..."
+    return {"type": kind, "message": text, "frames": user_frames_of_traceback(exc.__traceback__)}
+
+
+# -- loading the user's file -------------------------------------------------------------------
+def _is_main_guard(stmt: ast.stmt) -> bool:
+    test = getattr(stmt, "test", None)
+    return (
+        isinstance(stmt, ast.If)
+        and isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+    )
+
+
+def _calls_local_function(stmt: ast.stmt, local_functions: set[str]) -> bool:
+    for node in ast.walk(stmt):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in local_functions:
+            return True
+    return False
+
+
+def load_user_module(source: str, path: str) -> types.ModuleType:
+    """Run the file's definitions (imports, classes, functions, plain assignments) but
+    not its script part: no `if __name__ == "__main__":` block, no top-level calls or
+    loops (a training script must not start training inside the probe)."""
+    tree = ast.parse(source, filename=path)
+    import linecache
+
+    # tracebacks and anomaly reports show the text that runs (the editor's, maybe unsaved)
+    linecache.cache[path] = (len(source), None, source.splitlines(True), path)
+    local_functions = {s.name for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    module = types.ModuleType(USER_MODULE)
+    module.__file__ = path
+    sys.modules[USER_MODULE] = module
+    namespace = module.__dict__
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            required = True
+        elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            if _calls_local_function(stmt, local_functions):
+                continue
+            required = False
+        elif isinstance(stmt, ast.Try) or (isinstance(stmt, ast.If) and not _is_main_guard(stmt)):
+            required = False
+        else:
+            continue  # expressions, loops, with-blocks, the main guard: the script part
+        code = compile(ast.Module(body=[stmt], type_ignores=[]), path, "exec")
+        if required:
+            exec(code, namespace)
+        else:
+            try:
+                exec(code, namespace)
+            except Exception:
+                pass  # a failing constant or script line is not what we probe
+    return module
+
+
+# -- inputs ----------------------------------------------------------------------------------------
+class CannotBuild(Exception):
+    """The probe does not know how to build the target or its input."""
+
+
+def eval_args(args_src: str, namespace: dict) -> tuple[tuple, dict]:
+    return eval(f"(lambda *a, **k: (a, k))({args_src})", namespace)  # noqa: S307 - the user's own file
+
+
+def build_spec(spec: dict, namespace: dict, torch, dtype):
+    kind = spec["kind"]
+    if kind == "shape":
+        return torch.randn(*spec["shape"], dtype=dtype)
+    if kind == "long":
+        return torch.randint(0, int(spec.get("high", 10)), tuple(spec["shape"]))
+    if kind == "expr":
+        return eval(spec["expr"], namespace)  # noqa: S307 - the user's own file
+    if kind == "value":
+        return spec["value"]
+    raise CannotBuild(f"unknown input spec {spec!r}")
+
+
+def first_layer_inputs(model, attr: str | None, torch) -> tuple[list[dict], str]:
+    nn = torch.nn
+    layer = None
+    where = ""
+    if attr:
+        layer = getattr(model, attr, None)
+        where = f"self.{attr}"
+    if not isinstance(layer, nn.Module):
+        children = list(model.named_children())
+        if not children:
+            raise CannotBuild("it has no layers to infer the input from")
+        where = f"self.{children[0][0]}"
+        layer = children[0][1]
+    while isinstance(layer, (nn.Sequential, nn.ModuleList)) and len(layer) > 0:
+        layer = layer[0]
+    name = type(layer).__name__
+
+    def shape(*dims):
+        return [{"kind": "shape", "shape": list(dims)}]
+
+    if isinstance(layer, nn.Linear) and not isinstance(layer, nn.LazyLinear):
+        return shape(BATCH, layer.in_features), f"{where} = {name}(in_features={layer.in_features})"
+    if isinstance(layer, nn.Bilinear):
+        return (
+            shape(BATCH, layer.in1_features) + shape(BATCH, layer.in2_features),
+            f"{where} = Bilinear({layer.in1_features}, {layer.in2_features})",
+        )
+    if isinstance(layer, (nn.Embedding, nn.EmbeddingBag)):
+        spec = [{"kind": "long", "shape": [BATCH, 8], "high": layer.num_embeddings}]
+        return spec, f"{where} = {name}(num_embeddings={layer.num_embeddings}): integer indices"
+    conv_sizes = {nn.Conv1d: (32,), nn.Conv2d: (32, 32), nn.Conv3d: (16, 16, 16)}
+    for conv, sizes in conv_sizes.items():
+        if isinstance(layer, conv):
+            return shape(BATCH, layer.in_channels, *sizes), f"{where} = {name}(in_channels={layer.in_channels})"
+    if isinstance(layer, (nn.RNN, nn.LSTM, nn.GRU)):
+        dims = (BATCH, 8, layer.input_size) if layer.batch_first else (8, BATCH, layer.input_size)
+        return shape(*dims), f"{where} = {name}(input_size={layer.input_size})"
+    if isinstance(layer, nn.BatchNorm1d):
+        return shape(BATCH, layer.num_features), f"{where} = BatchNorm1d({layer.num_features})"
+    if isinstance(layer, nn.BatchNorm2d):
+        return shape(BATCH, layer.num_features, 8, 8), f"{where} = BatchNorm2d({layer.num_features})"
+    if isinstance(layer, nn.LayerNorm):
+        return shape(BATCH, *layer.normalized_shape), f"{where} = LayerNorm({tuple(layer.normalized_shape)})"
+    if isinstance(layer, nn.TransformerEncoderLayer):
+        d = layer.self_attn.embed_dim
+        dims = (BATCH, 8, d) if layer.self_attn.batch_first else (8, BATCH, d)
+        return shape(*dims), f"{where} = TransformerEncoderLayer(d_model={d})"
+    raise CannotBuild(f"its first layer ({where}, a {name}) does not tell the input shape")
+
+
+def spec_text(specs: list[dict]) -> str:
+    parts = []
+    for spec in specs:
+        if spec["kind"] == "shape":
+            parts.append(str(tuple(spec["shape"])))
+        elif spec["kind"] == "long":
+            dims = ", ".join(str(d) for d in spec["shape"])
+            parts.append(f"long({dims}, high={spec.get('high', 10)})")
+        elif spec["kind"] == "expr":
+            parts.append(spec["expr"])
+        else:
+            parts.append(repr(spec.get("value")))
+    return parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
+
+
+# -- gradient flow tracing -------------------------------------------------------------------------
+_STOP_PRIORITY = {"detach": 0, "detach_": 0, "data": 0, "item": 1, "tolist": 1, "numpy": 1, "no_grad": 0}
+
+
+def make_flow_mode(torch, params: dict[int, str]):
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._pytree import tree_leaves
+
+    class FlowMode(TorchFunctionMode):
+        """Follows which parameters each tensor depends on, and records where a
+        dependence is cut (an op whose inputs depend on parameters but whose outputs
+        do not require grad)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.deps: dict[int, frozenset] = {}
+            self.keep: list = []
+            self.used: set[str] = set()
+            self.stops: list[dict] = []
+
+        def _deps_of(self, value) -> frozenset:
+            found: set[str] = set()
+            for leaf in tree_leaves(value):
+                if isinstance(leaf, torch.Tensor):
+                    name = params.get(id(leaf))
+                    if name is not None:
+                        found.add(name)
+                    found |= self.deps.get(id(leaf), frozenset())
+            return frozenset(found)
+
+        def __torch_function__(self, func, types_, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            try:
+                inputs = self._deps_of((args, kwargs))
+                if inputs:
+                    self.used |= inputs
+                    outs = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+                    flowing = [t for t in outs if t.requires_grad]
+                    for t in flowing:
+                        self.deps[id(t)] = self.deps.get(id(t), frozenset()) | inputs
+                        self.keep.append(t)
+                    if not flowing:
+                        name = getattr(func, "__name__", str(func))
+                        if name == "__get__":
+                            name = getattr(getattr(func, "__self__", None), "__name__", "attribute")
+                        if not torch.is_grad_enabled():
+                            name = "no_grad"
+                        frame = current_user_frame()
+                        if frame is not None:
+                            self.stops.append({"op": name, "params": sorted(inputs), **frame})
+            except Exception:
+                pass
+            return out
+
+    return FlowMode()
+
+
+# -- modules -----------------------------------------------------------------------------------------
+def output_tensors(value, torch) -> list:
+    from torch.utils._pytree import tree_leaves
+
+    found = []
+    seen = set()
+
+    def visit(obj, depth=0):
+        if depth > 6 or id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, torch.Tensor):
+            found.append(obj)
+        elif isinstance(obj, (list, tuple, dict)):
+            for leaf in tree_leaves(obj):
+                if isinstance(leaf, torch.Tensor):
+                    found.append(leaf)
+                elif leaf is not obj:
+                    visit(leaf, depth + 1)
+        elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+            for item in vars(obj).values():
+                visit(item, depth + 1)
+
+    visit(value)
+    return found
+
+
+def reduce_to_loss(out, torch, seed: int):
+    """A scalar from every floating output, weighted by fixed random numbers so that
+    outputs whose plain sum is constant (softmax, normalisation) still carry gradient."""
+    generator = torch.Generator().manual_seed(1000 + seed)
+    total = None
+    any_tensor = False
+    for tensor in output_tensors(out, torch):
+        if not (tensor.is_floating_point() or tensor.is_complex()):
+            continue
+        any_tensor = True
+        if not tensor.requires_grad:
+            continue
+        value = tensor.real if tensor.is_complex() else tensor
+        weights = torch.randn(value.shape, generator=generator, dtype=value.dtype).to(value.device)
+        term = (value * weights).sum()
+        total = term if total is None else total + term
+    return total, any_tensor
+
+
+def param_owners(model, name: str) -> list[list]:
+    owners = []
+    obj = model
+    parts = name.split(".")
+    for part in parts:
+        cls = type(obj)
+        owners.append([cls.__name__, cls.__module__ == USER_MODULE, part])
+        nxt = getattr(obj, "_modules", {}).get(part)
+        if nxt is None:
+            break
+        obj = nxt
+    return owners
+
+
+def probe_module(target: dict, namespace: dict, torch) -> dict:
+    name = target["name"]
+    cls = namespace.get(name)
+    if cls is None:
+        raise CannotBuild(f"`{name}` is not defined at the top level of the file when it runs")
+    stage = {"value": "construct"}
+
+    def set_stage(value: str) -> None:
+        stage["value"] = value
+        emit({"event": "stage", "target": name, "stage": value})
+
+    # -- constructor
+    ctor_error = None
+    chosen = None
+    for candidate in target.get("ctors", []):
+        try:
+            args, kwargs = eval_args(candidate["args"], namespace)
+        except Exception as exc:  # arguments that only exist at run time in the script
+            ctor_error = f"`{candidate['text']}` ({candidate['origin']}): {type(exc).__name__}: {exc}"
+            continue
+        chosen = (candidate, args, kwargs)
+        break
+    if chosen is None:
+        need = target.get("ctor_need") or "its constructor arguments"
+        hint = f"; tried {ctor_error}" if ctor_error else ""
+        raise CannotBuild(f"cannot construct `{name}`: the probe needs {need}{hint}")
+    candidate, args, kwargs = chosen
+    info = {"ctor": candidate["text"], "ctor_origin": candidate["origin"]}
+
+    def construct():
+        return cls(*args, **kwargs)
+
+    # -- meta pass: no memory; sizes the model and catches shape errors for free
+    set_stage("construct (meta)")
+    param_bytes = None
+    meta_error = None
+    try:
+        with torch.device("meta"):
+            meta_model = construct()
+        param_bytes = sum(p.numel() * p.element_size() for p in meta_model.parameters())
+        param_bytes += sum(b.numel() * b.element_size() for b in meta_model.buffers())
+        del meta_model
+    except BaseException as exc:  # noqa: BLE001 - meta is best effort; the CPU pass decides
+        if isinstance(exc, (ProbeExit, SystemExit)):
+            raise
+        meta_error = describe_exception(exc)
+    info["param_bytes"] = param_bytes
+    budget = target.get("memory_bytes") or 0
+    if param_bytes is not None and budget and param_bytes > budget:
+        gb = param_bytes / 2**30
+        raise CannotBuild(
+            f"`{candidate['text']}` has {gb:.1f} GB of parameters and buffers (measured on the meta device), "
+            f"more than the probe's memory limit allows; probe a smaller configuration with a "
+            f"`# gradguard: probe {name}(...)` comment or raise --memory-mb"
+        )
+    del meta_error
+
+    # -- real pass
+    set_stage("construct")
+    torch.manual_seed(0)
+    model = construct()
+    if not isinstance(model, torch.nn.Module):
+        raise CannotBuild(f"`{candidate['text']}` did not return an nn.Module")
+    model.train()
+
+    set_stage("input")
+    specs = target.get("inputs")
+    inferred = False
+    if specs is None:
+        try:
+            specs, why = first_layer_inputs(model, target.get("first_layer"), torch)
+        except CannotBuild as exc:
+            raise CannotBuild(f"cannot tell what input `{name}.forward` takes: {exc}") from None
+        inferred = True
+        info["input_origin"] = f"inferred from {why}"
+    else:
+        info["input_origin"] = target.get("input_origin", "")
+    info["input"] = spec_text(specs)
+
+    def make_inputs(seed: int) -> list:
+        torch.manual_seed(seed)
+        try:
+            return [build_spec(spec, namespace, torch, torch.float32) for spec in specs]
+        except Exception as exc:
+            raise CannotBuild(f"cannot build the input {spec_text(specs)}: {type(exc).__name__}: {exc}") from None
+
+    def run_once(seed: int):
+        inputs = make_inputs(seed)
+        set_stage("forward")
+        try:
+            out = model(*inputs)
+        except Exception as exc:
+            if inferred:
+                raise CannotBuild(
+                    f"the input it inferred ({info['input']}, {info['input_origin']}) does not fit "
+                    f"`{name}.forward`: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                ) from None
+            raise
+        loss, any_float = reduce_to_loss(out, torch, seed)
+        return out, loss, any_float
+
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    out, loss, any_float = run_once(0)
+    set_stage("backward")
+    if loss is not None:
+        try:
+            loss.backward()
+        except RuntimeError as exc:
+            described = describe_exception(exc)
+            if "modified by an inplace operation" in str(exc):
+                described["anomaly"] = anomaly_frame(model, make_inputs, torch, seed=0)
+            described["stage"] = "backward"
+            return {**info, "status": "error", "error": described}
+    info["output_requires_grad"] = loss is not None
+    info["output_has_float"] = any_float
+
+    missing = {n for n, p in params if p.grad is None}
+    zero = {n for n, p in params if p.grad is not None and not bool(p.grad.ne(0).any())}
+    if zero:
+        # all-zero gradients can be an accident of one input (dead ReLUs): confirm twice
+        for seed in (1, 2):
+            model.zero_grad(set_to_none=True)
+            _, loss2, _ = run_once(seed)
+            if loss2 is not None:
+                loss2.backward()
+            zero = {n for n in zero if (g := dict(params)[n].grad) is not None and not bool(g.ne(0).any())}
+    flow = None
+    if missing:
+        set_stage("trace")
+        model.zero_grad(set_to_none=True)
+        mode = make_flow_mode(torch, {id(p): n for n, p in params})
+        try:
+            inputs = make_inputs(0)
+            with mode:
+                model(*inputs)
+            flow = mode
+        except Exception:
+            flow = None
+    report = []
+    for n in sorted(missing | zero, key=lambda n: [p for p, _ in params].index(n)):
+        entry = {"name": n, "grad": "none" if n in missing else "zero", "owners": param_owners(model, n)}
+        if flow is not None and n in missing:
+            entry["used"] = n in flow.used
+            stops = [s for s in flow.stops if n in s["params"]]
+            stops.sort(key=lambda s: _STOP_PRIORITY.get(s["op"], 5))
+            if stops:
+                entry["stop"] = {k: v for k, v in stops[0].items() if k != "params"}
+        report.append(entry)
+    return {**info, "status": "ok", "params": report, "checked": len(params)}
+
+
+def anomaly_frame(model, make_inputs, torch, seed: int) -> dict | None:
+    """Re-run forward and backward under detect_anomaly: PyTorch then prints where the
+    forward op whose saved tensor was modified was called."""
+    model.zero_grad(set_to_none=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with torch.autograd.detect_anomaly(check_nan=False):
+                out = model(*make_inputs(seed))
+                loss, _ = reduce_to_loss(out, torch, seed)
+                if loss is not None:
+                    loss.backward()
+        except Exception:
+            pass
+    return anomaly_from_warnings(caught)
+
+
+def anomaly_from_warnings(caught) -> dict | None:
+    import re
+
+    for warning in caught:
+        text = str(warning.message)
+        if "Traceback of forward call" not in text:
+            continue
+        node = re.search(r"Error detected in (\w+)", text)
+        frames = re.findall(r'File "(.*?)", line (\d+), in (\S+)\n(.*)', text)
+        user = [f for f in frames if f[0] == _user_path]
+        if user:
+            path, line, func, code = user[-1]
+            return {"line": int(line), "function": func, "code": code.strip(), "node": node.group(1) if node else ""}
+    return None
+
+
+# -- autograd Functions -------------------------------------------------------------------------------
+def probe_function(target: dict, namespace: dict, torch) -> dict:
+    name = target["name"]
+    cls = namespace.get(name)
+    if cls is None:
+        raise CannotBuild(f"`{name}` is not defined at the top level of the file when it runs")
+    emit({"event": "stage", "target": name, "stage": "inputs"})
+    specs = target.get("inputs")
+    if specs is None:
+        raise CannotBuild(target.get("input_need") or f"cannot tell what inputs `{name}.forward` takes")
+    inferred = target.get("input_origin") == "default"
+    torch.manual_seed(0)
+    try:
+        raw = [build_spec(spec, namespace, torch, torch.float64) for spec in specs]
+    except Exception as exc:
+        raise CannotBuild(f"cannot build the inputs {spec_text(specs)}: {type(exc).__name__}: {exc}") from None
+    inputs = []
+    for value in raw:
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            value = value.detach().to(torch.float64).requires_grad_(True)
+        inputs.append(value)
+    info = {"input": spec_text(specs), "input_origin": target.get("input_origin", "")}
+
+    emit({"event": "stage", "target": name, "stage": "forward"})
+    try:
+        out = cls.apply(*inputs)
+    except Exception as exc:
+        if inferred:
+            raise CannotBuild(
+                f"the default inputs ({info['input']}) do not fit `{name}.forward`: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            ) from None
+        raise
+    outs = [t for t in output_tensors(out, torch) if t.is_floating_point() and t.requires_grad]
+    if not outs:
+        return {**info, "status": "ok", "note": "no output requires grad"}
+
+    emit({"event": "stage", "target": name, "stage": "backward"})
+    loss, _ = reduce_to_loss(out, torch, 0)
+    diff_inputs = [x for x in inputs if isinstance(x, torch.Tensor) and x.requires_grad]
+    try:
+        torch.autograd.grad(loss, diff_inputs, allow_unused=True)
+    except RuntimeError as exc:
+        import re
+
+        text = str(exc)
+        count = re.search(r"incorrect number of gradients \(expected (\d+), got (\d+)\)", text)
+        if count:
+            return {**info, "status": "grad-count", "expected": int(count.group(1)), "got": int(count.group(2)),
+                    "message": text.splitlines()[0]}
+        shape = re.search(r"invalid gradient at index (\d+)", text)
+        if shape:
+            return {**info, "status": "grad-shape", "index": int(shape.group(1)), "message": text.splitlines()[0]}
+        described = describe_exception(exc)
+        described["stage"] = "backward"
+        return {**info, "status": "error", "error": described}
+
+    emit({"event": "stage", "target": name, "stage": "gradcheck"})
+    from torch.autograd.gradcheck import GradcheckError
+
+    try:
+        ok = torch.autograd.gradcheck(cls.apply, tuple(inputs), eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True)
+    except GradcheckError as exc:
+        ok = False
+        message = str(exc).splitlines()[0] if str(exc) else "gradcheck failed"
+    if ok:
+        return {**info, "status": "ok"}
+    worst = jacobian_errors(cls.apply, inputs, torch)
+    if worst is None:
+        return {**info, "status": "mismatch", "message": message}
+    if worst.get("piecewise_constant"):
+        # forward is flat almost everywhere (round/sign/quantize): the custom backward is a
+        # deliberate surrogate (straight-through estimator); gradcheck does not apply
+        return {**info, "status": "ok", "note": "straight-through estimator: forward is piecewise constant"}
+    return {**info, "status": "mismatch", "message": message, **worst}
+
+
+def jacobian_errors(fn, inputs, torch, eps: float = 1e-6) -> dict | None:
+    """Largest |analytical - numerical| per differentiable input."""
+    from torch.utils._pytree import tree_leaves
+
+    def flat_out(args):
+        with torch.no_grad():
+            out = fn(*args)
+        return torch.cat([t.reshape(-1).to(torch.float64) for t in tree_leaves(out)
+                          if isinstance(t, torch.Tensor) and t.is_floating_point()])
+
+    index_of = [i for i, x in enumerate(inputs) if isinstance(x, torch.Tensor) and x.requires_grad]
+    out = fn(*inputs)
+    outs = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor) and t.is_floating_point() and t.requires_grad]
+    if not outs:
+        return None
+    flat = torch.cat([t.reshape(-1) for t in outs])
+    diff_inputs = [inputs[i] for i in index_of]
+    analytical = [torch.zeros(flat.numel(), x.numel(), dtype=torch.float64) for x in diff_inputs]
+    for k in range(flat.numel()):
+        grads = torch.autograd.grad(flat[k], diff_inputs, retain_graph=True, allow_unused=True)
+        for j, g in enumerate(grads):
+            if g is not None:
+                analytical[j][k] = g.reshape(-1).to(torch.float64)
+    results = []
+    all_flat = True
+    for j, i in enumerate(index_of):
+        x = inputs[i]
+        numerical = torch.zeros_like(analytical[j])
+        base = x.detach().clone()
+        for e in range(x.numel()):
+            plus = base.clone().reshape(-1)
+            plus[e] += eps
+            minus = base.clone().reshape(-1)
+            minus[e] -= eps
+            args_p = list(inputs)
+            args_m = list(inputs)
+            args_p[i] = plus.reshape(x.shape)
+            args_m[i] = minus.reshape(x.shape)
+            numerical[:, e] = (flat_out(args_p) - flat_out(args_m)) / (2 * eps)
+        if bool(numerical.abs().max() > 0):
+            all_flat = False
+        error = (analytical[j] - numerical).abs()
+        results.append((float(error.max()), i, float(numerical.abs().max())))
+    if all_flat and any(err > 0 for err, _, _ in results):
+        return {"piecewise_constant": True}
+    err, index, _ = max(results)
+    return {"input_index": index, "max_abs_error": err}
+
+
+# -- main ---------------------------------------------------------------------------------------------------
+def run_target(target: dict, namespace: dict, torch) -> dict:
+    start = time.perf_counter()
+    try:
+        if target["kind"] == "module":
+            result = probe_module(target, namespace, torch)
+        else:
+            result = probe_function(target, namespace, torch)
+    except CannotBuild as exc:
+        result = {"status": "cannot-build", "message": str(exc)}
+    except (Exception, ProbeExit, SystemExit) as exc:
+        result = {"status": "error", "error": describe_exception(exc)}
+    result.update({"event": "result", "target": target["name"], "kind": target["kind"],
+                   "seconds": round(time.perf_counter() - start, 3)})
+    return result
+
+
+def main(argv: list[str]) -> int:
+    global _events_fd, _user_path
+    plan_path, events_path, memory_mb, timeout = argv[0], argv[1], int(argv[2]), float(argv[3])
+    _events_fd = os.open(events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with open(plan_path, encoding="utf-8") as handle:
+        plan = json.load(handle)
+    # our directory must not shadow the user's imports; the user's file's directory should work
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    _user_path = plan["path"]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(_user_path)))
+    stack_file = open(plan["stack_file"], "w")  # noqa: SIM115 - kept open for faulthandler
+    faulthandler.register(signal.SIGUSR1, file=stack_file, all_threads=False)
+    set_limits(memory_mb, timeout)
+    os._exit = _fake_os_exit  # the user's code cannot end the probe silently
+    emit({"event": "stage", "target": "", "stage": "import torch"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import torch
+    torch.set_num_threads(1)
+    emit({"event": "stage", "target": "", "stage": "load"})
+    try:
+        module = load_user_module(plan["source"], _user_path)
+    except (Exception, ProbeExit, SystemExit) as exc:
+        emit({"event": "load-error", "error": describe_exception(exc)})
+        emit({"event": "done"})
+        return 0
+    for target in plan["targets"]:
+        emit({"event": "stage", "target": target["name"], "stage": "start"})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            emit(run_target(target, module.__dict__, torch))
+    emit({"event": "done"})
+    return 0
+
+
+if __name__ == "__main__":
+    code = 1
+    try:
+        code = main(sys.argv[1:])
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            _real_exit(code)  # skip interpreter teardown (and the user's atexit handlers)

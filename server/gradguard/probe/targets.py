@@ -1,0 +1,514 @@
+"""Find probe targets in a file and plan how to build them, statically (no torch).
+
+For each `nn.Module` subclass: the constructor call (from a `# gradguard: probe`
+comment, from the file's own use of the class, or from the defaults) and the input
+(from the comment, from the file's own call of the model, or left to the child to
+infer from the first layer `forward` applies). For each `autograd.Function`: the
+inputs of `apply`. Everything that is only known at run time is tried by the child,
+which reports exactly what it could not build.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import copy
+import re
+from dataclasses import dataclass, field
+
+from gradguard.engine.index import ModuleContext, Unit, self_name, split_units
+from gradguard.engine.source import SourceFile
+
+_COMMENT = re.compile(r"#\s*gradguard\s*:\s*probe\b(?P<body>.*)$", re.I)
+_INPUT = re.compile(r"\binputs?\s*=")
+
+
+@dataclass
+class Target:
+    kind: str  # "module" | "function"
+    name: str
+    node: ast.ClassDef
+    unit: Unit
+    ctors: list[dict] = field(default_factory=list)
+    ctor_need: str | None = None
+    inputs: list[dict] | None = None
+    input_origin: str = ""
+    input_need: str | None = None
+    first_layer: str | None = None
+
+    @property
+    def line(self) -> int:
+        return self.node.lineno
+
+    def to_plan(self) -> dict:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "ctors": self.ctors,
+            "ctor_need": self.ctor_need,
+            "inputs": self.inputs,
+            "input_origin": self.input_origin,
+            "input_need": self.input_need,
+            "first_layer": self.first_layer,
+        }
+
+
+@dataclass
+class FileTargets:
+    source: SourceFile
+    tree: ast.Module
+    module: ModuleContext
+    targets: list[Target]
+    units: dict[str, Unit]  # class name -> its unit
+
+
+class PlanError(Exception):
+    pass
+
+
+def find_targets(text: str, path: str) -> FileTargets:
+    """Every top-level nn.Module and autograd.Function class, with its build plan."""
+    source = SourceFile(text, path)
+    try:
+        tree = ast.parse(text, filename=path)
+    except SyntaxError as exc:
+        raise PlanError(f"syntax error on line {exc.lineno}: {exc.msg}") from None
+    module = ModuleContext(tree, source)
+    units: dict[str, Unit] = {}
+    targets: list[Target] = []
+    for _, _, statements in split_units(tree):
+        if len(statements) != 1 or not isinstance(statements[0], ast.ClassDef):
+            continue
+        unit = Unit(statements, source, module, path)
+        cls = statements[0]
+        units[cls.name] = unit
+        if module.is_module_class(cls.name):
+            targets.append(Target("module", cls.name, cls, unit))
+        elif module.is_function_class(cls.name):
+            targets.append(Target("function", cls.name, cls, unit))
+    comments = _probe_comments(source, tree)
+    scopes = _Scopes(tree)
+    for target in targets:
+        comment = comments.get(target.name)
+        if target.kind == "module":
+            _plan_module(target, comment, scopes, source)
+        else:
+            _plan_function(target, comment, scopes, source)
+    return FileTargets(source, tree, module, targets, units)
+
+
+# -- comments ------------------------------------------------------------------------------------------
+@dataclass
+class ProbeComment:
+    line: int
+    ctor: ast.expr | None
+    ctor_text: str
+    inputs: list[dict] | None
+
+
+def _probe_comments(source: SourceFile, tree: ast.Module) -> dict[str, ProbeComment]:
+    """`# gradguard: probe Net(20, 5) input=(4, 20)` anywhere (names the class), or
+    `# gradguard: probe input=(4, 20)` right above a class (or its decorators)."""
+    class_starts = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ClassDef):
+            first = min([stmt.lineno] + [d.lineno for d in stmt.decorator_list])
+            class_starts[first] = stmt.name
+    found: dict[str, ProbeComment] = {}
+    for number, line in enumerate(source.lines, start=1):
+        if "probe" not in line or "#" not in line:
+            continue
+        match = _COMMENT.search(line.rstrip("\r\n"))
+        if not match:
+            continue
+        parsed = _parse_comment(match.group("body").strip(), number)
+        if parsed is None:
+            continue
+        name = None
+        if parsed.ctor is not None:
+            callee = parsed.ctor.func if isinstance(parsed.ctor, ast.Call) else parsed.ctor
+            if isinstance(callee, ast.Name):
+                name = callee.id
+        if name is None:
+            # the comment applies to the class that starts below it (comments/blank lines between)
+            following = number + 1
+            while following <= len(source.lines) and source.line_text(following).strip().startswith("#"):
+                following += 1
+            name = class_starts.get(following)
+        if name is not None:
+            found.setdefault(name, parsed)
+    return found
+
+
+def _parse_comment(body: str, line: int) -> ProbeComment | None:
+    ctor_text, input_text = body, None
+    for match in _INPUT.finditer(body):
+        head, tail = body[: match.start()].strip(), body[match.end() :].strip()
+        if _parses(tail) and (not head or _parses(head)):
+            ctor_text, input_text = head, tail
+            break
+    ctor = None
+    if ctor_text:
+        if not _parses(ctor_text):
+            return None
+        ctor = ast.parse(ctor_text, mode="eval").body
+    inputs = _input_specs(ast.parse(input_text, mode="eval").body, input_text) if input_text else None
+    return ProbeComment(line, ctor, ctor_text, inputs)
+
+
+def _parses(text: str) -> bool:
+    try:
+        ast.parse(text, mode="eval")
+    except SyntaxError:
+        return False
+    return True
+
+
+def _int_tuple(node: ast.expr) -> list[int] | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+        return [node.value]
+    if isinstance(node, (ast.Tuple, ast.List)) and node.elts:
+        values = []
+        for elt in node.elts:
+            if not (isinstance(elt, ast.Constant) and isinstance(elt.value, int) and not isinstance(elt.value, bool)):
+                return None
+            values.append(elt.value)
+        return values
+    return None
+
+
+def _one_spec(node: ast.expr) -> dict:
+    shape = _int_tuple(node)
+    if shape is not None and not isinstance(node, ast.Constant):
+        return {"kind": "shape", "shape": shape}
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("long", "int", "index"):
+        dims = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, int)]
+        high = 10
+        for kw in node.keywords:
+            if kw.arg == "high" and isinstance(kw.value, ast.Constant):
+                high = kw.value.value
+        return {"kind": "long", "shape": dims, "high": high}
+    if isinstance(node, ast.Constant):
+        return {"kind": "value", "value": node.value}
+    return {"kind": "expr", "expr": ast.unparse(node)}
+
+
+def _input_specs(node: ast.expr, text: str) -> list[dict]:
+    if _int_tuple(node) is not None and not isinstance(node, ast.Constant):
+        return [_one_spec(node)]  # (4, 20): one tensor
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return [_one_spec(elt) for elt in node.elts]  # [(4, 20), (4, 3)]: several inputs
+    return [_one_spec(node)]
+
+
+# -- usage in the file -----------------------------------------------------------------------------------
+class _Scopes:
+    """Simple assignments per scope (module body, each function), to resolve the names
+    used in `Net(d, 5)` / `model(x)` to the expressions that made them."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.calls: list[tuple[ast.Call, ast.AST]] = []  # (call, scope)
+        self.assignments: dict[int, list[tuple[int, str, ast.expr]]] = {}
+        self._walk(tree, tree)
+        self.module_names: set[str] = set()
+        for stmt in tree.body:
+            for node in ast.walk(stmt) if isinstance(stmt, (ast.If, ast.Try)) and not _is_main_guard(stmt) else [stmt]:
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    self.module_names.update((a.asname or a.name).split(".")[0] for a in node.names)
+                elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    self.module_names.add(node.name)
+                elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    for target in targets:
+                        self.module_names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+
+    def _walk(self, node: ast.AST, scope: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                self._walk(child, child)
+                continue
+            if isinstance(child, ast.ClassDef):
+                self._walk(child, child)
+                continue
+            if isinstance(child, ast.Assign) and len(child.targets) == 1 and isinstance(child.targets[0], ast.Name):
+                self.assignments.setdefault(id(scope), []).append((child.lineno, child.targets[0].id, child.value))
+            elif isinstance(child, ast.AnnAssign) and isinstance(child.target, ast.Name) and child.value is not None:
+                self.assignments.setdefault(id(scope), []).append((child.lineno, child.target.id, child.value))
+            if isinstance(child, ast.Call):
+                self.calls.append((child, scope))
+            self._walk(child, scope)
+
+    def resolve(self, expr: ast.expr, scope: ast.AST, line: int, depth: int = 0) -> ast.expr:
+        """Replace names bound by an earlier simple assignment in the same scope."""
+        if depth > 4:
+            return expr
+        assigned = self.assignments.get(id(scope), [])
+        scopes = self
+
+        class Inline(ast.NodeTransformer):
+            def visit_Name(self, node: ast.Name) -> ast.AST:
+                if not isinstance(node.ctx, ast.Load):
+                    return node
+                best = None
+                for lineno, name, value in assigned:
+                    if name == node.id and lineno < line:
+                        best = (lineno, value)
+                if best is None:
+                    return node
+                return scopes.resolve(best[1], scope, best[0], depth + 1)
+
+        return Inline().visit(copy.deepcopy(expr))
+
+    def constructions(self, name: str) -> list[tuple[ast.Call, ast.AST]]:
+        return [(c, s) for c, s in self.calls if isinstance(c.func, ast.Name) and c.func.id == name]
+
+    def variables_holding(self, name: str) -> list[tuple[str, ast.AST, int]]:
+        found = []
+        for scope_id, assigned in self.assignments.items():
+            for lineno, var, value in assigned:
+                if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == name:
+                    found.append((var, scope_id, lineno))
+        return found
+
+
+def _args_source(call: ast.Call) -> str:
+    parts = [ast.unparse(a) for a in call.args]
+    parts += [f"**{ast.unparse(k.value)}" if k.arg is None else f"{k.arg}={ast.unparse(k.value)}" for k in call.keywords]
+    return ", ".join(parts)
+
+
+def _is_main_guard(stmt: ast.stmt) -> bool:
+    test = getattr(stmt, "test", None)
+    return isinstance(stmt, ast.If) and isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) \
+        and test.left.id == "__name__"
+
+
+def _usage_line(call: ast.AST) -> str:
+    return f"line {call.lineno}"
+
+
+def _plan_module(target: Target, comment: ProbeComment | None, scopes: _Scopes, source: SourceFile) -> None:
+    cls = target.node
+    methods = target.unit.methods(cls)
+    if comment is not None and isinstance(comment.ctor, ast.Call):
+        target.ctors.append({"args": _args_source(comment.ctor), "text": comment.ctor_text,
+                             "origin": f"probe comment, line {comment.line}"})
+    for call, scope in scopes.constructions(target.name):
+        if call in _nodes_inside(cls):
+            continue
+        resolved = scopes.resolve(call, scope, call.lineno)
+        assert isinstance(resolved, ast.Call)
+        text = ast.unparse(resolved)
+        if any(c["text"] == text for c in target.ctors):
+            continue
+        target.ctors.append({"args": _args_source(resolved), "text": text, "origin": f"used on {_usage_line(call)}"})
+    init = methods.get("__init__")
+    required = _required_params(init) if init is not None else []
+    if not required and not any(c["args"] == "" for c in target.ctors):
+        target.ctors.append({"args": "", "text": f"{target.name}()", "origin": "constructor defaults"})
+    if required:
+        names = ", ".join(required)
+        target.ctor_need = (
+            f"values for `{target.name}.__init__({names})`; write them in a comment above the class, e.g. "
+            f"`# gradguard: probe {target.name}({names}) input=(4, ...)` with numbers"
+        )
+
+    # input
+    if comment is not None and comment.inputs is not None:
+        target.inputs = comment.inputs
+        target.input_origin = f"probe comment, line {comment.line}"
+    else:
+        usage = _model_call_inputs(target.name, scopes)
+        if usage is not None:
+            target.inputs, target.input_origin = usage
+    forward = methods.get("forward")
+    if forward is not None:
+        target.first_layer = _first_layer(forward)
+        params = _required_params(forward)
+        if target.inputs is None and len(params) != 1:
+            # the first layer only tells the shape of one input
+            names = ", ".join(params) or "no arguments"
+            if params:
+                target.input_need = (
+                    f"`{target.name}.forward({names})` takes {len(params)} inputs; write their shapes in a comment "
+                    f"above the class, e.g. `# gradguard: probe input=[(4, 20), (4, 3)]`"
+                )
+            else:
+                target.inputs = []
+                target.input_origin = "forward takes no arguments"
+
+
+def _model_call_inputs(name: str, scopes: _Scopes) -> tuple[list[dict], str] | None:
+    """`model = Net(...)` then `model(torch.randn(4, 20))` (or `Net(...)(x)`) in the file."""
+    holders = scopes.variables_holding(name)
+    for call, scope in scopes.calls:
+        func = call.func
+        direct = isinstance(func, ast.Call) and isinstance(func.func, ast.Name) and func.func.id == name
+        via_var = isinstance(func, ast.Name) and any(
+            var == func.id and scope_id == id(scope) and lineno < call.lineno for var, scope_id, lineno in holders
+        )
+        if not (direct or via_var) or call.keywords or not call.args:
+            continue
+        if any(isinstance(a, ast.Starred) for a in call.args):
+            continue
+        resolved = [scopes.resolve(a, scope, call.lineno) for a in call.args]
+        if any(_mentions_unbound(r, scopes) for r in resolved):
+            continue
+        return [{"kind": "expr", "expr": ast.unparse(r)} for r in resolved], f"used on line {call.lineno}"
+    return None
+
+
+def _mentions_unbound(expr: ast.expr, scopes: _Scopes) -> bool:
+    """A name still left after inlining is a loop variable, a batch from a DataLoader, ...:
+    only module-level names (imports, classes, constants) and builtins exist in the child."""
+    for node in ast.walk(expr):
+        if isinstance(node, ast.Name) and node.id not in scopes.module_names and not hasattr(builtins, node.id):
+            return True
+    return False
+
+
+def _first_layer(forward: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
+    """The `self.<attr>` first applied to forward's first input (directly or through a
+    reshape/method chain of it)."""
+    me = self_name(forward) or "self"
+    params = _required_params(forward)
+    if not params:
+        return None
+    first = params[0]
+    calls = [n for n in ast.walk(forward) if isinstance(n, ast.Call)]
+    calls.sort(key=lambda n: (n.lineno, n.col_offset))
+    for call in calls:
+        func = call.func
+        if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == me):
+            continue
+        if call.args and _rooted_at(call.args[0], first):
+            return func.attr
+    return None
+
+
+def _rooted_at(expr: ast.expr, name: str) -> bool:
+    while True:
+        if isinstance(expr, ast.Name):
+            return expr.id == name
+        if isinstance(expr, ast.Attribute):
+            expr = expr.value
+        elif isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute):
+            expr = expr.func.value
+        elif isinstance(expr, ast.Subscript):
+            expr = expr.value
+        else:
+            return False
+
+
+def _required_params(func: ast.FunctionDef | ast.AsyncFunctionDef | None, skip: int = 1) -> list[str]:
+    if func is None:
+        return []
+    args = func.args
+    positional = args.posonlyargs + args.args
+    n_defaults = len(args.defaults)
+    required = [a.arg for a in positional[: len(positional) - n_defaults]][skip:]
+    required += [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is None]
+    return required
+
+
+def _nodes_inside(cls: ast.ClassDef) -> set:
+    return set(ast.walk(cls))
+
+
+# -- autograd Functions ------------------------------------------------------------------------------------
+def function_inputs(cls: ast.ClassDef, methods: dict) -> list[ast.arg] | None:
+    forward = methods.get("forward")
+    if forward is None:
+        return None
+    positional = forward.args.posonlyargs + forward.args.args
+    skip = 0 if "setup_context" in methods else 1  # forward(ctx, ...) unless setup_context is used
+    return positional[skip:]
+
+
+def _plan_function(target: Target, comment: ProbeComment | None, scopes: _Scopes, source: SourceFile) -> None:
+    methods = target.unit.methods(target.node)
+    if comment is not None and comment.inputs is not None:
+        target.inputs = comment.inputs
+        target.input_origin = f"probe comment, line {comment.line}"
+        return
+    for call, scope in scopes.calls:
+        func = call.func
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr == "apply"
+            and isinstance(func.value, ast.Name)
+            and func.value.id == target.name
+            and call.args
+            and not any(isinstance(a, ast.Starred) for a in call.args)
+        ):
+            resolved = [scopes.resolve(a, scope, call.lineno) for a in call.args]
+            if any(_mentions_unbound(r, scopes) for r in resolved):
+                continue
+            target.inputs = [_literal_or_expr(r) for r in resolved]
+            target.input_origin = f"used on line {call.lineno}"
+            return
+    params = function_inputs(target.node, methods)
+    if params is None:
+        target.input_need = f"`{target.name}` has no `forward` of its own"
+        return
+    forward = methods["forward"]
+    n_defaults = len(forward.args.defaults)
+    positional = forward.args.posonlyargs + forward.args.args
+    required = params[: len(params) - n_defaults] if n_defaults else params
+    non_grad = _backward_none_positions(methods.get("backward"), len(params))
+    specs = []
+    for index, arg in enumerate(required):
+        annotation = ast.unparse(arg.annotation) if arg.annotation is not None else ""
+        if annotation in ("float",):
+            specs.append({"kind": "value", "value": 0.5})
+        elif annotation in ("int",):
+            specs.append({"kind": "value", "value": 1})
+        elif annotation in ("bool",):
+            specs.append({"kind": "value", "value": True})
+        elif index in non_grad:
+            names = ", ".join(a.arg for a in required)
+            target.input_need = (
+                f"cannot tell what `{arg.arg}` is (backward returns None for it, so it may not be a tensor); "
+                f"write the inputs of `{target.name}.apply({names})` in a comment above the class, e.g. "
+                f"`# gradguard: probe input=[(3, 3), 0.5]`"
+            )
+            return
+        else:
+            specs.append({"kind": "shape", "shape": [3, 3]})
+    del positional
+    target.inputs = specs
+    target.input_origin = "default"
+
+
+def _literal_or_expr(node: ast.expr) -> dict:
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, bool)):
+        return {"kind": "value", "value": node.value}
+    return {"kind": "expr", "expr": ast.unparse(node)}
+
+
+def _backward_none_positions(backward, count: int) -> set[int]:
+    positions: set[int] = set()
+    if backward is None:
+        return positions
+    for node in ast.walk(backward):
+        if isinstance(node, ast.Return) and isinstance(node.value, ast.Tuple):
+            for index, elt in enumerate(node.value.elts):
+                if isinstance(elt, ast.Constant) and elt.value is None:
+                    positions.add(index)
+    return positions
+
+
+def backward_return_element(cls: ast.ClassDef, methods: dict, index: int | None) -> ast.AST:
+    """The node of backward's return for input `index` (the whole return, or the def)."""
+    backward = methods.get("backward")
+    if backward is None:
+        return cls
+    returns = [n for n in ast.walk(backward) if isinstance(n, ast.Return) and n.value is not None]
+    if len(returns) != 1:
+        return returns[-1] if returns else backward
+    value = returns[0].value
+    if index is not None and isinstance(value, ast.Tuple) and 0 <= index < len(value.elts):
+        return value.elts[index]
+    if index == 0 and not isinstance(value, ast.Tuple):
+        return value
+    return returns[0]
