@@ -328,7 +328,7 @@ class Flow:
             self._eval(stmt.value)
             self._side_effects(stmt.value, stmt)
         elif kind in (ast.For, ast.AsyncFor):
-            self._bind(stmt.target, self._eval(stmt.iter).tensor(), stmt.iter)
+            self._bind(stmt.target, _element(self._eval(stmt.iter)), stmt.iter)
             self._branches(stmt.body, [])
             self._block(stmt.orelse)
         elif kind is ast.While:
@@ -576,7 +576,8 @@ class Flow:
     def _args(self, call: ast.Call) -> Value:
         parts = [self._eval(a).tensor() for a in call.args]
         parts += [self._eval(k.value).tensor() for k in call.keywords]
-        return union(*parts)
+        value = union(*parts)
+        return Value(value.bits, value.origins, value.names) if value.is_list else value
 
     def _call(self, call: ast.Call) -> Value:
         func = call.func
@@ -630,10 +631,12 @@ class Flow:
             return Value(PUREMOD if is_param_free_layer(qual) else MODULE)
         args = self._args(call)
         if qual in CUT_FUNCTIONS:
+            call.gg_rewrap = True  # type: ignore[attr-defined]
             return cut(args, call) if call.args else args
         if qual in LIST_CUT_FUNCTIONS:
             first = call.args[0] if call.args else None
             if isinstance(first, (ast.List, ast.Tuple, ast.ListComp)) or args.is_list:
+                call.gg_rewrap = True  # type: ignore[attr-defined]
                 return cut(args, call)
             return args
         if qual.startswith("torch."):
@@ -681,9 +684,7 @@ class Flow:
         value = union(receiver.tensor(), args)
         if attr in SAVES_OUTPUT:
             return Value(value.bits, value.origins, value.names, call)
-        if attr in ("copy", "clone") and receiver.is_list:
-            return Value(value.bits, value.origins, value.names, None, True)
-        return value
+        return Value(value.bits, value.origins, value.names, None, attr == "copy" and receiver.is_list)
 
     def _int_dtype(self, call: ast.Call) -> bool:
         for arg in [*call.args, keyword(call, "dtype")]:
@@ -696,9 +697,9 @@ class Flow:
         self.env = dict(saved) if not isinstance(saved, _LoadView) else saved
         try:
             for gen in node.generators:  # type: ignore[attr-defined]
-                iterated = self._eval(gen.iter).tensor()
+                iterated = _element(self._eval(gen.iter))
                 if not isinstance(self.env, _LoadView):
-                    self._bind(gen.target, Value(iterated.bits, iterated.origins, iterated.names), None)
+                    self._bind(gen.target, iterated, None)
                 for cond in gen.ifs:
                     self._eval(cond)
             if isinstance(node, ast.DictComp):
@@ -717,6 +718,15 @@ class _LoadView(dict):
     def __init__(self, loads: dict[int, Value], final: dict[str, Value]) -> None:
         super().__init__(final)
         self._loads = loads
+
+
+def _element(container: Value) -> Value:
+    """What iterating over a value gives: the layers of a ModuleList/Sequential are
+    layers; elements of a tensor or list carry its bits."""
+    if container.bits & MODULE:
+        return Value(MODULE | OPAQUE, (), container.names)
+    value = container.tensor()
+    return Value(value.bits, value.origins, value.names)
 
 
 def _root(node: ast.AST) -> ast.AST:

@@ -7,7 +7,7 @@ from typing import Iterator
 
 from gradguard.engine.dataflow import CUT, backward_calls, describe, flow_of, forward_functions
 from gradguard.engine.finding import Finding
-from gradguard.engine.index import Unit
+from gradguard.engine.index import Unit, keyword
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 
@@ -231,6 +231,8 @@ class DetachedLoss(Rule):
                 continue
             loss = describe(call.func.value, unit)  # type: ignore[attr-defined]
             for origin in value.origins_of("cut"):
+                if _reported_as_rewrap(origin):
+                    continue
                 message = (
                     f"`{describe(origin, unit)}` is cut from the autograd graph, and `{loss}` "
                     f"(backpropagated on line {call.lineno}) depends on the model only through it: "
@@ -247,8 +249,20 @@ class DetachedLoss(Rule):
                 for origin in value.origins_of("cut"):
                     if not getattr(origin, "gg_cut_live", False) or unit.in_no_grad(origin):
                         continue
+                    if _reported_as_rewrap(origin):
+                        continue
                     message = (
                         f"`forward` returns `{describe(origin, unit)}`, which is cut from the autograd graph: "
                         "no gradient reaches this module's parameters through its output"
                     )
                     yield self.finding(unit, origin, message)
+
+
+def _reported_as_rewrap(origin: ast.AST) -> bool:
+    """`torch.tensor(tracked)` is GG305's finding (with a fix); do not report it twice."""
+    return (
+        isinstance(origin, ast.Call)
+        and getattr(origin, "gg_rewrap", False)
+        and getattr(origin, "gg_cut_live", False)
+        and keyword(origin, "requires_grad") is None
+    )

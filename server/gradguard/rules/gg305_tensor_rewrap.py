@@ -1,0 +1,225 @@
+"""GG305: `torch.tensor(...)` built from tensors that autograd tracks."""
+
+from __future__ import annotations
+
+import ast
+from typing import Iterator
+
+from gradguard.engine.dataflow import CUT_METHODS, describe, flow_of
+from gradguard.engine.finding import Applicability, Finding
+from gradguard.engine.fixes import replace_node, torch_name
+from gradguard.engine.index import Unit
+from gradguard.engine.rule import Invalid, Rule, Valid
+
+_SINGLE = {"torch.tensor"}  # torch.as_tensor(t) / torch.Tensor(t) return t itself (graph kept)
+_LISTS = {"torch.tensor", "torch.as_tensor", "torch.Tensor", "torch.FloatTensor"}
+_LOGGING_CALLS = {"print", "float", "int", "str", "repr", "format"}
+_ATOMS = (ast.Name, ast.Attribute, ast.Call, ast.Subscript, ast.Constant)
+
+
+class TensorRewrap(Rule):
+    code = "GG305"
+    name = "tensor-rewrap"
+    summary = "`torch.tensor(...)` copies tensors that autograd tracks into a new tensor without history."
+    message = "`{call}` copies tracked tensors into a new tensor that does not require grad"
+    explanation = """
+    `torch.tensor(data)` always copies `data` into a brand-new leaf tensor with
+    `requires_grad=False`. When `data` is a tensor (or a list of tensors) computed from
+    the model, the copy has no `grad_fn`: gradients do not flow back through it. PyTorch
+    only warns (*"To copy construct from a tensor, it is recommended to use
+    sourceTensor.detach().clone()..."*, or *"Converting a tensor with requires_grad=True to
+    a scalar may lead to unexpected behavior"* for a list), and a loss built from the copy
+    makes `.backward()` raise *"element 0 of tensors does not require grad and does not
+    have a grad_fn"* — or, when other terms are tracked, silently drops this one.
+    `torch.as_tensor([...])` and `torch.Tensor([...])` copy a list the same way.
+
+    Keep the graph: `torch.stack(list_of_tensors)` (or `torch.cat`) instead of
+    `torch.tensor(list_of_tensors)`, and `t.clone()` (or just `t`) instead of
+    `torch.tensor(t)`. If you do want a constant copy, say so with
+    `t.detach().clone()`. Lists of Python numbers, shapes and `.item()` values are fine
+    and not reported.
+    """
+    fix_applicability = Applicability.UNSAFE
+
+    VALID = [
+        Valid(
+            """
+            import torch
+
+            weights = torch.tensor([0.1, 0.2, 0.7])
+            shape = torch.tensor(weights.shape)
+            idx = torch.as_tensor([0, 2])
+
+            def summarize(model, batches):
+                losses = []
+                for x, y in batches:
+                    losses.append(torch.nn.functional.mse_loss(model(x), y).item())
+                return torch.tensor(losses).mean()
+            """,
+            note="lists of Python numbers and .item() values",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            net = nn.Linear(4, 1)
+            outs = [net(torch.randn(2, 4)).sum() for _ in range(3)]
+            print(torch.tensor(outs).mean().item())
+            with torch.no_grad():
+                snapshot = torch.tensor([o for o in outs])
+            stacked = torch.stack(outs)
+            same = torch.as_tensor(stacked)
+            """,
+            note="logging, no_grad, stack, as_tensor of one tensor",
+        ),
+    ]
+    INVALID = [
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class MultiHead(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.heads = nn.ModuleList([nn.Linear(4, 1) for _ in range(3)])
+
+                def forward(self, x):
+                    scores = [head(x).sum() for head in self.heads]
+                    return torch.tensor(scores)
+            """,
+            lines=[11],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class MultiHead(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.heads = nn.ModuleList([nn.Linear(4, 1) for _ in range(3)])
+
+                def forward(self, x):
+                    scores = [head(x).sum() for head in self.heads]
+                    return torch.stack(scores)
+            """,
+            raises="element 0 of tensors does not require grad and does not have a grad_fn",
+            run="m = MultiHead(); m(torch.randn(2, 4)).sum().backward()",
+            check_fixed="assert all(h.weight.grad is not None for h in m.heads)",
+        ),
+        Invalid(
+            """
+            import torch
+
+            w = torch.randn(3, requires_grad=True)
+            x = torch.randn(3)
+            y = torch.tensor(w * x)
+            loss = y.sum()
+            loss.backward()
+            """,
+            lines=[5],
+            fixed="""
+            import torch
+
+            w = torch.randn(3, requires_grad=True)
+            x = torch.randn(3)
+            y = (w * x).clone()
+            loss = y.sum()
+            loss.backward()
+            """,
+            raises="element 0 of tensors does not require grad and does not have a grad_fn",
+            check_fixed="assert w.grad is not None",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            model = nn.Linear(5, 1)
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            losses = []
+            for _ in range(4):
+                x, y = torch.randn(8, 5), torch.randn(8, 1)
+                losses.append(nn.functional.mse_loss(model(x), y))
+            total = torch.tensor([losses[0], losses[1]]).sum() + torch.tensor(losses).mean()
+            total.backward()
+            opt.step()
+            """,
+            lines=[10, 10],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            model = nn.Linear(5, 1)
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            losses = []
+            for _ in range(4):
+                x, y = torch.randn(8, 5), torch.randn(8, 1)
+                losses.append(nn.functional.mse_loss(model(x), y))
+            total = torch.stack([losses[0], losses[1]]).sum() + torch.stack(losses).mean()
+            total.backward()
+            opt.step()
+            """,
+            raises="element 0 of tensors does not require grad and does not have a grad_fn",
+            check_fixed="assert model.weight.grad is not None",
+        ),
+    ]
+
+    def check(self, unit: Unit) -> Iterator[Finding]:
+        module = unit.module
+        for call in unit.calls():
+            if len(call.args) != 1:
+                continue
+            qual = module.call_name(call)
+            if qual not in _LISTS:
+                continue
+            if unit.in_no_grad(call) or _only_logged(unit, call):
+                continue
+            arg = call.args[0]
+            flow = flow_of(unit, unit.enclosing_function(call))
+            value = flow.value(arg)
+            if not value.live:
+                continue
+            listy = isinstance(arg, (ast.List, ast.Tuple, ast.ListComp)) or value.is_list
+            if not listy and qual not in _SINGLE:
+                continue
+            if isinstance(arg, (ast.List, ast.Tuple)):
+                elements_live = all(flow.value(e).live for e in arg.elts)
+            else:
+                elements_live = True
+            fix = None
+            torch = torch_name(unit)
+            if not call.keywords and torch and elements_live:
+                if listy:
+                    new = f"{torch}.stack({unit.segment(arg)})"
+                    if isinstance(arg, ast.Tuple) and not unit.segment(arg).startswith("("):
+                        new = f"{torch}.stack(({unit.segment(arg)}))"
+                    fix = self.make_fix("Use `torch.stack(...)`, which keeps the graph", [replace_node(unit, call, new)])
+                else:
+                    text = unit.segment(arg)
+                    if not isinstance(arg, _ATOMS):
+                        text = f"({text})"
+                    fix = self.make_fix("Use `.clone()`, which keeps the graph", [replace_node(unit, call, f"{text}.clone()")])
+            what = "tensors that autograd tracks" if listy else f"`{describe(arg, unit)}`, which autograd tracks,"
+            message = (
+                f"`{describe(call, unit)}` copies {what} into a new tensor that does not require grad: "
+                "no gradient flows back through it"
+            )
+            yield self.finding(unit, call, message, fix=fix)
+
+
+def _only_logged(unit: Unit, call: ast.Call) -> bool:
+    """`torch.tensor(losses).mean().item()`, `print(torch.tensor(xs))`: a value for logging."""
+    node: ast.AST = call
+    for parent in unit.ancestors(call):
+        if isinstance(parent, ast.stmt):
+            return False
+        if isinstance(parent, ast.Attribute) and parent.attr in CUT_METHODS:
+            return True
+        if isinstance(parent, ast.Call) and node in parent.args:
+            if isinstance(parent.func, ast.Name) and parent.func.id in _LOGGING_CALLS:
+                return True
+            if isinstance(parent.func, ast.Attribute) and parent.func.attr in ("log", "log_dict", "add_scalar", "info"):
+                return True
+        node = parent
+    return False
