@@ -1,0 +1,222 @@
+"""GG601: `autograd.Function.backward` returns the wrong number of gradients."""
+
+from __future__ import annotations
+
+import ast
+from typing import Iterator
+
+from gradguard.engine.finding import Finding
+from gradguard.engine.index import Unit
+from gradguard.engine.rule import Invalid, Rule, Valid
+
+_ERROR = "returned an incorrect number of gradients"
+# tensor methods / torch functions that return tuples
+_TUPLE_RETURNING = {
+    "chunk", "split", "unbind", "tensor_split", "split_with_sizes", "hsplit", "vsplit", "dsplit", "max", "min",
+    "sort", "topk", "kthvalue", "median", "mode", "grad", "broadcast_tensors", "meshgrid", "frexp", "aminmax",
+    "unique", "lu", "qr", "svd", "eig", "eigh", "slogdet", "std_mean", "var_mean", "tuple", "list", "apply",
+}
+
+
+class FunctionGradCount(Rule):
+    code = "GG601"
+    name = "function-grad-count"
+    summary = "A custom `torch.autograd.Function`'s `backward` returns a different number of values than `forward` has inputs."
+    message = (
+        "`{cls}.backward` returns {got} value(s) but `forward` takes {expected} input(s) after `ctx`: PyTorch "
+        'raises "function {cls}Backward returned an incorrect number of gradients (expected {expected}, got {got})"'
+    )
+    explanation = """
+    `backward` must return exactly one gradient per argument of `forward` (not counting
+    `ctx`), in the same order, even for arguments that need no gradient: return `None`
+    for those (integers, flags, tensors that do not require grad). When the count is
+    wrong, the backward pass raises:
+
+    > RuntimeError: function MyFnBackward returned an incorrect number of gradients
+    > (expected 2, got 1)
+
+    A common cause is forgetting the gradient of a second input (a weight, a scale) or
+    of a non-tensor argument. Extra trailing `None`s are tolerated by PyTorch and are not
+    reported.
+    """
+
+    VALID = [
+        Valid(
+            """
+            import torch
+
+            class Scale(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x, factor):
+                    ctx.factor = factor
+                    return x * factor
+
+                @staticmethod
+                def backward(ctx, grad_output):
+                    return grad_output * ctx.factor, None
+            """,
+            note="None for the non-tensor input",
+        ),
+        Valid(
+            """
+            import torch
+
+            class Split(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x, w):
+                    ctx.save_for_backward(x, w)
+                    return x * w
+
+                @staticmethod
+                def backward(ctx, g):
+                    x, w = ctx.saved_tensors
+                    grads = (g * w, g * x)
+                    return grads
+            """,
+            note="a tuple built first",
+        ),
+        Valid(
+            """
+            import torch
+
+            class Identity(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x):
+                    return x.clone()
+
+                @staticmethod
+                def backward(ctx, g):
+                    return g, None
+            """,
+            note="extra trailing None is accepted",
+        ),
+    ]
+    INVALID = [
+        Invalid(
+            """
+            import torch
+
+            class MulConst(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x, scale):
+                    ctx.scale = scale
+                    return x * scale
+
+                @staticmethod
+                def backward(ctx, grad_output):
+                    return grad_output * ctx.scale
+            """,
+            lines=[11],
+            raises="function MulConstBackward returned an incorrect number of gradients (expected 2, got 1)",
+            run="MulConst.apply(torch.randn(3, requires_grad=True), 2.0).sum().backward()",
+        ),
+        Invalid(
+            """
+            import torch
+
+            class Square(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x):
+                    ctx.save_for_backward(x)
+                    return x ** 2
+
+                @staticmethod
+                def backward(ctx, grad_output):
+                    (x,) = ctx.saved_tensors
+                    return grad_output * 2 * x, grad_output
+            """,
+            lines=[12],
+            raises="function SquareBackward returned an incorrect number of gradients (expected 1, got 2)",
+            run="Square.apply(torch.randn(3, requires_grad=True)).sum().backward()",
+        ),
+    ]
+
+    def check(self, unit: Unit) -> Iterator[Finding]:
+        for cls in unit.function_classes():
+            methods = unit.methods(cls)
+            forward, backward = methods.get("forward"), methods.get("backward")
+            if forward is None or backward is None:
+                continue
+            args = forward.args
+            if args.vararg is not None or args.kwonlyargs:
+                continue
+            params = args.posonlyargs + args.args
+            expected = len(params) - (0 if "setup_context" in methods else 1)
+            if expected < 1:
+                continue
+            counts = []
+            for ret in _returns(backward):
+                got = _count(ret.value, backward)
+                if got is None:
+                    counts = []
+                    break
+                counts.append((ret, got))
+            for ret, got in counts:
+                if got == expected:
+                    continue
+                if got > expected and isinstance(ret.value, ast.Tuple):
+                    extra = ret.value.elts[expected:]
+                    if all(isinstance(e, ast.Constant) and e.value is None for e in extra):
+                        continue
+                message = self.message.format(cls=cls.name, got=got, expected=expected)
+                yield self.finding(unit, ret, message)
+
+
+def _returns(func: ast.AST) -> list[ast.Return]:
+    found = []
+    stack = list(ast.iter_child_nodes(func))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        if isinstance(node, ast.Return):
+            found.append(node)
+        stack.extend(ast.iter_child_nodes(node))
+    found.sort(key=lambda r: r.lineno)
+    return found
+
+
+def _count(value: ast.expr | None, func: ast.AST, depth: int = 0) -> int | None:
+    """How many values a return expression yields; None when not statically clear."""
+    if value is None:
+        return None
+    if isinstance(value, ast.Tuple):
+        if any(isinstance(e, ast.Starred) for e in value.elts):
+            return None
+        return len(value.elts)
+    if isinstance(value, (ast.BinOp, ast.UnaryOp)):
+        return 1
+    if isinstance(value, ast.Constant):
+        return 1 if value.value is None else None
+    if isinstance(value, ast.Call):
+        target = value.func
+        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
+        if name is None or name in _TUPLE_RETURNING:
+            return None
+        if isinstance(target, ast.Attribute):
+            return 1  # x.clone(), torch.where(...), g.mm(w)
+        return None  # a helper function: it may return a tuple
+    if isinstance(value, ast.Name) and depth < 3:
+        counts = set()
+        for node in ast.walk(func):
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == value.id for t in node.targets):
+                counts.add(_count(node.value, func, depth + 1))
+            elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.With)) or (
+                isinstance(node, ast.Assign)
+                and any(isinstance(s, ast.Name) and s.id == value.id for t in node.targets for s in ast.walk(t))
+            ):
+                target = getattr(node, "target", None)
+                if target is not None and any(isinstance(s, ast.Name) and s.id == value.id for s in ast.walk(target)):
+                    return None
+                if isinstance(node, ast.Assign):
+                    return None  # unpacked from something: unknown
+        if len(counts) == 1:
+            return counts.pop()
+        if not counts:
+            # an unassigned gradient parameter of backward: one tensor (or None)
+            args = func.args  # type: ignore[attr-defined]
+            params = [a.arg for a in (args.posonlyargs + args.args)[1:]]
+            if value.id in params:
+                return 1
+        return None
+    return None

@@ -1,0 +1,333 @@
+"""GG603: an input or output tensor stored as a `ctx` attribute instead of `save_for_backward`."""
+
+from __future__ import annotations
+
+import ast
+from typing import Iterator
+
+from gradguard.engine.finding import Applicability, Finding, TextEdit
+from gradguard.engine.fixes import delete_statement, replace_node
+from gradguard.engine.index import Unit, self_attribute
+from gradguard.engine.rule import Invalid, Rule, Valid
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+
+
+class CtxAttributeTensor(Rule):
+    code = "GG603"
+    name = "ctx-attribute-tensor"
+    summary = "An input or output tensor of a custom autograd Function is stored on `ctx` instead of `ctx.save_for_backward`."
+    message = (
+        "`{ctx}.{attr} = {value}` stores the {role} tensor on ctx: autograd cannot check it for in-place "
+        "changes (backward silently uses the modified values){leak}; use `{ctx}.save_for_backward({value})` "
+        "and `{ctx}.saved_tensors`"
+    )
+    explanation = """
+    Tensors that `backward` needs and that are inputs or outputs of `forward` must be
+    saved with `ctx.save_for_backward(...)` and read back with `ctx.saved_tensors`.
+    Storing them as plain attributes (`ctx.x = x`) runs, but:
+
+    * autograd records the version of every saved tensor. If the tensor is modified in
+      place after `forward` (an optimizer step, `x.add_(1)`, a `ReLU(inplace=True)`),
+      `saved_tensors` raises *"one of the variables needed for gradient computation has
+      been modified by an inplace operation"*. A `ctx` attribute is not checked:
+      `backward` silently computes the gradient from the modified values.
+    * storing an **output** on `ctx` creates a reference cycle (output → grad_fn →
+      ctx → output) that keeps the tensors alive until the garbage collector runs: a
+      memory leak in long training runs.
+    * saved-tensor hooks (activation offloading, checkpointing) do not see it.
+
+    Non-tensor values (`ctx.scale = scale`, `ctx.shape = x.shape`) and intermediate
+    tensors that are neither inputs nor outputs belong on `ctx` and are not reported.
+    """
+    fix_applicability = Applicability.UNSAFE
+
+    VALID = [
+        Valid(
+            """
+            import torch
+
+            class Scale(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x, factor):
+                    ctx.factor = factor
+                    ctx.shape = x.shape
+                    ctx.save_for_backward(x)
+                    return x * factor
+
+                @staticmethod
+                def backward(ctx, g):
+                    (x,) = ctx.saved_tensors
+                    return g * ctx.factor, None
+            """,
+            note="non-tensor attributes",
+        ),
+        Valid(
+            """
+            import torch
+
+            class Clip(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x):
+                    mask = (x > 0) & (x < 1)
+                    ctx.mask = mask
+                    return x.clamp(0, 1)
+
+                @staticmethod
+                def backward(ctx, g):
+                    return g * ctx.mask
+            """,
+            note="an intermediate tensor may live on ctx",
+        ),
+    ]
+    INVALID = [
+        Invalid(
+            """
+            import torch
+
+            class Exp(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x):
+                    result = x.exp()
+                    ctx.result = result
+                    return result
+
+                @staticmethod
+                def backward(ctx, grad_output):
+                    return grad_output * ctx.result
+            """,
+            lines=[7],
+            fixed="""
+            import torch
+
+            class Exp(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x):
+                    result = x.exp()
+                    ctx.save_for_backward(result)
+                    return result
+
+                @staticmethod
+                def backward(ctx, grad_output):
+                    result, = ctx.saved_tensors
+                    return grad_output * result
+            """,
+            check_fixed="""
+            x = torch.randn(3, requires_grad=True)
+            Exp.apply(x).sum().backward()
+            assert torch.allclose(x.grad, x.exp())
+            """,
+        ),
+        Invalid(
+            """
+            import torch
+
+            class LinearFn(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x, w):
+                    ctx.x = x
+                    ctx.w = w
+                    return x.mm(w.t())
+
+                @staticmethod
+                def backward(ctx, grad_output):
+                    x = ctx.x
+                    return grad_output.mm(ctx.w), grad_output.t().mm(x)
+            """,
+            lines=[6, 7],
+            fixed="""
+            import torch
+
+            class LinearFn(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x, w):
+                    ctx.save_for_backward(x, w)
+                    return x.mm(w.t())
+
+                @staticmethod
+                def backward(ctx, grad_output):
+                    x, w = ctx.saved_tensors
+                    return grad_output.mm(w), grad_output.t().mm(x)
+            """,
+            check_fixed="""
+            x = torch.randn(2, 3, requires_grad=True)
+            w = torch.randn(4, 3, requires_grad=True)
+            LinearFn.apply(x, w).sum().backward()
+            assert torch.allclose(w.grad, torch.ones(2, 4).t().mm(x))
+            """,
+        ),
+    ]
+
+    def check(self, unit: Unit) -> Iterator[Finding]:
+        for cls in unit.function_classes():
+            methods = unit.methods(cls)
+            forward, backward = methods.get("forward"), methods.get("backward")
+            if forward is None or "setup_context" in methods:
+                continue
+            params = forward.args.posonlyargs + forward.args.args
+            if not params:
+                continue
+            ctx = params[0].arg
+            inputs = {p.arg for p in params[1:]}
+            body = _walk(forward)
+            outputs = _returned_names(body)
+            tensors = _tensor_inputs(body, inputs) | outputs
+            stored: list[tuple[ast.Assign, str, str]] = []
+            for node in body:
+                if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+                    continue
+                attr = self_attribute(node.targets[0], ctx)
+                value = node.value
+                if attr is None or not isinstance(value, ast.Name) or value.id not in tensors:
+                    continue
+                if value.id in outputs and _reassigned_after(body, value.id, node):
+                    continue
+                stored.append((node, attr, value.id))
+            if not stored:
+                continue
+            fix = None
+            if backward is not None:
+                edits = _fix_edits(unit, forward, backward, ctx, stored, body)
+                if edits:
+                    fix = self.make_fix("Use `save_for_backward` / `saved_tensors`", edits)
+            for node, attr, value in stored:
+                role = "output" if value in outputs else "input"
+                leak = " and keeps a reference cycle that leaks memory" if role == "output" else ""
+                message = self.message.format(ctx=ctx, attr=attr, value=value, role=role, leak=leak)
+                yield self.finding(unit, node, message, fix=fix)
+
+
+def _walk(func: ast.AST) -> list[ast.AST]:
+    """Nodes of a function body, not entering nested scopes, in source order."""
+    out = []
+    stack = list(ast.iter_child_nodes(func))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, _SCOPES):
+            continue
+        out.append(node)
+        stack.extend(ast.iter_child_nodes(node))
+    out.sort(key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0)))
+    return out
+
+
+def _returned_names(body: list[ast.AST]) -> set[str]:
+    names = set()
+    for node in body:
+        if isinstance(node, ast.Return) and node.value is not None:
+            values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+            names.update(v.id for v in values if isinstance(v, ast.Name))
+    return names
+
+
+def _tensor_inputs(body: list[ast.AST], inputs: set[str]) -> set[str]:
+    """Inputs used as tensors: a method is called on them or they are matmul operands
+    or arguments of a `torch.*` function."""
+    found = set()
+    for node in body:
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            receiver = node.func.value
+            if isinstance(receiver, ast.Name) and receiver.id in inputs:
+                found.add(receiver.id)
+            root = receiver
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in ("torch", "F"):
+                found.update(a.id for a in node.args if isinstance(a, ast.Name) and a.id in inputs)
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+            found.update(v.id for v in (node.left, node.right) if isinstance(v, ast.Name) and v.id in inputs)
+    return found
+
+
+def _reassigned_after(body: list[ast.AST], name: str, stmt: ast.AST) -> bool:
+    for node in body:
+        if isinstance(node, (ast.Assign, ast.AugAssign)) and node.lineno > stmt.lineno:  # type: ignore[attr-defined]
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                return True
+    return False
+
+
+def _fix_edits(unit, forward, backward, ctx, stored, body) -> list[TextEdit] | None:
+    # forward: one save_for_backward where the last stored attribute was set
+    if any(
+        isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "save_for_backward"
+        for n in body
+    ):
+        return None
+    names = [value for _, _, value in stored]
+    attrs = [attr for _, attr, _ in stored]
+    if len(set(names)) != len(names) or len(set(attrs)) != len(attrs):
+        return None
+    first, last = stored[0][0], stored[-1][0]
+    for node in body:
+        if isinstance(node, (ast.Assign, ast.AugAssign)) and first.lineno < node.lineno < last.lineno:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id in names for t in targets):
+                return None
+    for node, _, _ in stored:
+        if not isinstance(unit.parent(node), (ast.FunctionDef, ast.AsyncFunctionDef)):
+            return None  # conditional stores: keep it manual
+    edits = [delete_statement(unit, node) for node, _, _ in stored[:-1]]
+    edits.append(replace_node(unit, last, f"{ctx}.save_for_backward({', '.join(names)})"))
+    # backward: read them back once, at the top
+    bparams = backward.args.posonlyargs + backward.args.args
+    if not bparams or not backward.body:
+        return None
+    bctx = bparams[0].arg
+    bbody = _walk(backward)
+    reads = []
+    drop = []
+    for node in bbody:
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == bctx:
+            if node.attr in attrs:
+                if not isinstance(node.ctx, ast.Load):
+                    return None
+                reads.append(node)
+    local_names = {n.id for n in bbody if isinstance(n, ast.Name)} | {a.arg for a in bparams}
+    for node in bbody:
+        # `x = ctx.x` where the local name equals the attribute: drop the line
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Attribute)
+            and node.value in reads
+            and node.targets[0].id == node.value.attr
+            and isinstance(unit.parent(node), (ast.FunctionDef, ast.AsyncFunctionDef))
+        ):
+            drop.append(node)
+    dropped_reads = {id(n.value) for n in drop}
+    dropped_targets = {id(n.targets[0]) for n in drop}
+    for attr in attrs:
+        clash = [
+            n
+            for n in bbody
+            if isinstance(n, ast.Name) and n.id == attr and id(n) not in dropped_targets
+        ]
+        bound_elsewhere = [n for n in clash if not isinstance(n.ctx, ast.Load)]
+        if bound_elsewhere or (clash and not any(d.targets[0].id == attr for d in drop)):
+            return None
+    first_stmt = backward.body[0]
+    if (
+        isinstance(first_stmt, ast.Expr)
+        and isinstance(first_stmt.value, ast.Constant)
+        and isinstance(first_stmt.value.value, str)
+        and len(backward.body) > 1
+    ):
+        first_stmt = backward.body[1]
+    unpack = ", ".join(attrs) + ("," if len(attrs) == 1 else "")
+    line = first_stmt.lineno
+    indent = unit.source.indentation(line)
+    newline = unit.source.newline()
+    header = f"{indent}{unpack} = {bctx}.saved_tensors{newline}"
+    if drop and drop[0] is first_stmt:
+        # replace the first dropped read in place
+        edits.append(TextEdit(line, 1, (first_stmt.end_lineno or line) + 1, 1, header))
+        drop = drop[1:]
+    else:
+        edits.append(TextEdit(line, 1, line, 1, header))
+    edits += [delete_statement(unit, d) for d in drop]
+    edits += [replace_node(unit, r, r.attr) for r in reads if id(r) not in dropped_reads]
+    del local_names
+    return edits
