@@ -1,0 +1,1058 @@
+"""Quick fix: turn an `nn.Module`'s hand-written `backward` into a real `torch.autograd.Function`.
+
+Autograd never calls `nn.Module.backward` (GG101). Users who wrote one on purpose
+usually want it to run; this fix moves the module's `forward`/`backward` bodies into
+
+    class <Name>Function(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, <inputs>, <parameters and attributes used>): ...
+        @staticmethod
+        def backward(ctx, grad_output): ...
+
+and makes the module's `forward` return `<Name>Function.apply(...)`:
+
+* `self.<param>` in forward becomes an argument; `self.<stash> = tensor` becomes a
+  local that is passed to one `ctx.save_for_backward(...)` (non-tensor stashes such as
+  shapes are kept on `ctx`); other attributes set in `__init__` are passed as
+  arguments (and kept on `ctx` when backward reads them);
+* in backward, stashes and parameters come from `ctx.saved_tensors`,
+  `self.<param>.grad = g` becomes a returned gradient in the slot of that parameter,
+  a returned input gradient keeps its slot, and every other slot is `None`.
+
+The hand-written math is reproduced as written, right or wrong: `gradcheck` on the new
+Function tells which. The decision whether a module can be translated is made on the
+`ast` alone (cheap); libcst is imported only when the edits are computed. Anything the
+translation cannot map faithfully (backward calling other methods, returns inside
+branches, attributes set in other methods, layers, ...) gives no fix at all.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+from dataclasses import dataclass, field
+
+from gradguard.engine.finding import Applicability, Fix, TextEdit
+from gradguard.engine.index import Unit, self_name, statement_start_line
+
+FIX_TITLE = "Convert to torch.autograd.Function"
+
+_BUILTINS = frozenset(dir(builtins))
+# Attributes autograd's ctx object already has; ours must not shadow them.
+_CTX_RESERVED = frozenset(
+    {
+        "saved_tensors",
+        "saved_variables",
+        "needs_input_grad",
+        "save_for_backward",
+        "save_for_forward",
+        "mark_dirty",
+        "mark_non_differentiable",
+        "mark_shared_storage",
+        "set_materialize_grads",
+        "to_save",
+        "dirty_tensors",
+        "non_differentiable",
+        "materialize_grads",
+        "next_functions",
+        "metadata",
+        "name",
+        "register_hook",
+        "register_prehook",
+        "apply",
+        "apply_jvp",
+        "requires_grad",
+        "forward",
+        "backward",
+        "jvp",
+        "vjp",
+        "saved_for_forward",
+    }
+)
+_PARAM_KINDS = ("parameter", "grad_tensor")  # get a gradient slot
+_TENSOR_ATTR_KINDS = ("parameter", "grad_tensor", "buffer")
+
+# What the static type guess knows about tensor expressions.
+_NON_TENSOR_ATTRS = frozenset(
+    {
+        "shape",
+        "dtype",
+        "device",
+        "ndim",
+        "requires_grad",
+        "is_cuda",
+        "is_leaf",
+        "layout",
+        "names",
+        "is_sparse",
+    }
+)
+_TENSOR_ATTRS = frozenset({"T", "mT", "H", "mH", "data", "real", "imag"})
+_NON_TENSOR_METHODS = frozenset(
+    {
+        "size",
+        "dim",
+        "numel",
+        "item",
+        "tolist",
+        "stride",
+        "element_size",
+        "nelement",
+        "ndimension",
+        "is_contiguous",
+        "data_ptr",
+        "get_device",
+        "storage_offset",
+        "is_floating_point",
+        "is_complex",
+        "type",
+    }
+)
+_NON_TENSOR_BUILTINS = frozenset({"len", "int", "float", "bool", "str", "tuple", "list"})
+_NON_TENSOR_TORCH = frozenset(
+    {
+        "torch.Size",
+        "torch.is_tensor",
+        "torch.numel",
+        "torch.get_default_dtype",
+        "torch.is_grad_enabled",
+        "torch.device",
+    }
+)
+
+
+class _Untranslatable(Exception):
+    pass
+
+
+def _fail() -> None:
+    raise _Untranslatable
+
+
+@dataclass
+class _Extra:
+    """An attribute that becomes an argument of the Function."""
+
+    attr: str
+    kind: str  # "parameter" | "grad_tensor" | "buffer" | "config"
+    arg: str = ""  # its name in Function.forward
+
+
+@dataclass
+class _Plan:
+    class_name: str
+    function_name: str
+    base: str  # "torch.autograd.Function" as spelled in this module
+    import_torch: bool
+    inputs: list[str]
+    extras: list[_Extra]
+    forward_self: str
+    backward_self: str
+    forward_docstring: bool
+    backward_docstring: bool
+    # forward: `self.<attr>` -> replacement code
+    forward_map: dict[str, str] = field(default_factory=dict)
+    # forward stash statements that disappear (`self.x = x`): attr names
+    forward_drops: set[str] = field(default_factory=set)
+    # forward tail: tensors saved, ctx attributes set before the return
+    saved_forward: list[str] = field(default_factory=list)
+    ctx_lines: list[str] = field(default_factory=list)
+    # backward: `self.<attr>` -> replacement code; `self.<p>.grad` -> local name
+    backward_map: dict[str, str] = field(default_factory=dict)
+    grad_map: dict[str, str] = field(default_factory=dict)
+    saved_backward: list[str] = field(default_factory=list)
+    preinit: list[str] = field(default_factory=list)  # grad locals set to None first
+    grad_drops: set[str] = field(default_factory=set)  # `self.p.grad = g` lines that disappear
+    aug_first: set[str] = field(default_factory=set)  # first write `+=` becomes `=`
+    has_return: bool = False
+    complete: bool = False
+    return_mode: str = "none"  # "none" | "tuple" | "single"
+    return_slot: int = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# public API
+
+
+@dataclass(frozen=True)
+class Conversion:
+    fix: Fix
+    # Every parameter that forward uses gets a gradient from the converted backward.
+    # When False, converting takes gradients away from parameters that learn today.
+    complete: bool
+
+
+def conversion_fix(unit: Unit, cls: ast.ClassDef) -> Fix | None:
+    """The "Convert to torch.autograd.Function" fix for a module class with a `backward`
+    method, or None when the module cannot be translated faithfully (decided on the ast)."""
+    conversion = analyse_conversion(unit, cls)
+    return conversion.fix if conversion is not None else None
+
+
+def analyse_conversion(unit: Unit, cls: ast.ClassDef) -> Conversion | None:
+    """Like `conversion_fix`, and also tells whether the hand-written backward gives every
+    parameter used in forward a gradient."""
+    try:
+        plan = _analyse(unit, cls)
+    except (_Untranslatable, RecursionError):
+        return None
+
+    def compute() -> list[TextEdit] | None:
+        try:
+            return _edits(unit, cls, plan)
+        except Exception:  # noqa: BLE001 - never offer broken code
+            return None
+
+    return Conversion(Fix(FIX_TITLE, Applicability.UNSAFE, compute), plan.complete)
+
+
+def convert_module_source(source: str, class_name: str) -> str | None:
+    """The whole module text with `class_name` converted, or None when it cannot be."""
+    from gradguard.engine.analyzer import parse
+    from gradguard.engine.index import ModuleContext
+    from gradguard.engine.source import SourceFile, apply_edits
+
+    try:
+        tree = parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    src = SourceFile(source)
+    module = ModuleContext(tree, src)
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ClassDef) and stmt.name == class_name:
+            unit = Unit([stmt], src, module)
+            fix = conversion_fix(unit, stmt)
+            if fix is None or not fix.edits:
+                return None
+            return apply_edits(source, fix.edits)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# analysis (ast only)
+
+
+def _pos(node: ast.AST) -> tuple[int, int]:
+    return (node.lineno, node.col_offset)
+
+
+def _end(node: ast.AST) -> tuple[int, int]:
+    return (node.end_lineno or node.lineno, node.end_col_offset or 0)
+
+
+def _has_docstring(func: ast.FunctionDef) -> bool:
+    first = func.body[0] if func.body else None
+    return (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    )
+
+
+def _fresh(base: str, taken: set[str]) -> str:
+    name = base
+    index = 1
+    while name in taken:
+        name = f"{base}_{index}"
+        index += 1
+    taken.add(name)
+    return name
+
+
+def _names(func: ast.AST) -> tuple[set[str], set[str]]:
+    """(all names bound, all names loaded) inside a function (args included)."""
+    bound: set[str] = set()
+    loaded: set[str] = set()
+    for node in ast.walk(func):
+        if isinstance(node, ast.Name):
+            (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                bound.add((alias.asname or alias.name).split(".")[0])
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    return bound, loaded
+
+
+def _name_stores_after(func: ast.AST, name: str, position: tuple[int, int]) -> bool:
+    for node in ast.walk(func):
+        if isinstance(node, ast.Name) and node.id == name and not isinstance(node.ctx, ast.Load):
+            if _pos(node) > position:
+                return True
+    return False
+
+
+def _check_body(unit: Unit, func: ast.FunctionDef, last_return: ast.Return | None) -> None:
+    for node in ast.walk(func):
+        if node is func:
+            continue
+        if isinstance(
+            node,
+            (
+                ast.FunctionDef,
+                ast.AsyncFunctionDef,
+                ast.ClassDef,
+                ast.Yield,
+                ast.YieldFrom,
+                ast.Await,
+                ast.Global,
+                ast.Nonlocal,
+            ),
+        ):
+            _fail()
+        if isinstance(node, ast.Return) and node is not last_return:
+            _fail()  # a return inside a branch cannot be mapped
+        if isinstance(node, ast.Name) and node.id in ("ctx", "super", "__class__"):
+            _fail()
+
+
+def _self_uses(unit: Unit, func: ast.FunctionDef, me: str) -> list[ast.Attribute]:
+    """Every `self.<attr>` node in func; fails on any other use of `self`."""
+    uses = []
+    for node in ast.walk(func):
+        if isinstance(node, ast.Name) and node.id == me:
+            parent = unit.parent(node)
+            if not (isinstance(parent, ast.Attribute) and parent.value is node):
+                _fail()
+            uses.append(parent)
+    uses.sort(key=_pos)
+    return uses
+
+
+class _TypeGuess:
+    """A small static guess: is this expression a tensor (True), not one (False), unknown (None)?"""
+
+    def __init__(self, unit: Unit, env: dict[str, bool | None], me: str, attr_kind) -> None:
+        self.unit = unit
+        self.env = env
+        self.me = me
+        self.attr_kind = attr_kind
+
+    def of(self, node: ast.AST) -> bool | None:
+        if isinstance(node, ast.Constant) or isinstance(node, ast.JoinedStr):
+            return False
+        if isinstance(node, ast.Name):
+            return self.env.get(node.id)
+        if isinstance(node, ast.Attribute):
+            if isinstance(node.value, ast.Name) and node.value.id == self.me:
+                return self.attr_kind(node.attr)
+            base = self.of(node.value)
+            if node.attr in _NON_TENSOR_ATTRS and base is True:
+                return False
+            if node.attr in _TENSOR_ATTRS and base is True:
+                return True
+            return None
+        if isinstance(node, ast.Subscript):
+            return self.of(node.value)
+        if isinstance(node, ast.Call):
+            func = node.func
+            qual = self.unit.module.qualname(func)
+            if qual is not None:
+                if qual in _NON_TENSOR_TORCH:
+                    return False
+                if qual.startswith("torch."):
+                    return True
+                return None
+            if isinstance(func, ast.Name):
+                if func.id in _NON_TENSOR_BUILTINS and func.id not in self.unit.module.aliases:
+                    return False
+                return None
+            if isinstance(func, ast.Attribute) and self.of(func.value) is True:
+                return False if func.attr in _NON_TENSOR_METHODS else True
+            return None
+        if isinstance(node, (ast.BinOp, ast.Compare, ast.BoolOp)):
+            if isinstance(node, ast.BinOp):
+                parts = [node.left, node.right]
+            elif isinstance(node, ast.Compare):
+                parts = [node.left, *node.comparators]
+            else:
+                parts = list(node.values)
+            kinds = [self.of(p) for p in parts]
+            if True in kinds:
+                return True
+            if all(k is False for k in kinds):
+                return False
+            return None
+        if isinstance(node, ast.UnaryOp):
+            return self.of(node.operand)
+        if isinstance(node, (ast.Tuple, ast.List)):
+            kinds = [self.of(e) for e in node.elts]
+            return False if all(k is False for k in kinds) else None
+        if isinstance(node, ast.IfExp):
+            a, b = self.of(node.body), self.of(node.orelse)
+            return a if a == b else None
+        return None
+
+
+def _analyse(unit: Unit, cls: ast.ClassDef) -> _Plan:
+    module = unit.module
+    if unit.parent(cls) is not None:
+        _fail()
+    defs = [s for s in cls.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    def_names = [d.name for d in defs]
+    if def_names.count("forward") != 1 or def_names.count("backward") != 1:
+        _fail()
+    methods = unit.methods(cls)
+    fwd, bwd = methods["forward"], methods["backward"]
+    if not isinstance(fwd, ast.FunctionDef) or not isinstance(bwd, ast.FunctionDef):
+        _fail()
+    if fwd.decorator_list or bwd.decorator_list:
+        _fail()
+
+    # -- signatures -------------------------------------------------------------------------
+    me_f, me_b = self_name(fwd), self_name(bwd)
+    if not me_f or not me_b:
+        _fail()
+    fa, ba = fwd.args, bwd.args
+    if fa.vararg or fa.kwarg or fa.kwonlyargs or ba.vararg or ba.kwarg or ba.kwonlyargs:
+        _fail()
+    f_params = fa.posonlyargs + fa.args
+    b_params = ba.posonlyargs + ba.args
+    inputs = [a.arg for a in f_params[1:]]
+    if not inputs or len(b_params) != 2 or ba.defaults:
+        _fail()
+    grad_arg = b_params[1].arg
+    # inputs with a constant default (`dim=1`) are taken as non-tensors
+    defaults = dict(zip(inputs[len(inputs) - len(fa.defaults) :], fa.defaults)) if fa.defaults else {}
+    constant_inputs = {
+        name for name, d in defaults.items() if isinstance(d, ast.Constant) and d.value is not None
+    }
+
+    # -- bodies -------------------------------------------------------------------------------
+    f_doc, b_doc = _has_docstring(fwd), _has_docstring(bwd)
+    f_stmts = fwd.body[1:] if f_doc else list(fwd.body)
+    b_stmts = bwd.body[1:] if b_doc else list(bwd.body)
+    if not f_stmts or not isinstance(f_stmts[-1], ast.Return) or f_stmts[-1].value is None:
+        _fail()
+    f_return = f_stmts[-1]
+    if len(f_stmts) > 1 and (f_stmts[-2].end_lineno or 0) >= f_return.lineno:
+        _fail()  # `y = f(x); return y` on one line
+    b_return = b_stmts[-1] if b_stmts and isinstance(b_stmts[-1], ast.Return) else None
+    if b_return is not None and len(b_stmts) > 1 and (b_stmts[-2].end_lineno or 0) >= b_return.lineno:
+        _fail()
+    _check_body(unit, fwd, f_return)
+    _check_body(unit, bwd, b_return)
+
+    # -- where each attribute is set ---------------------------------------------------------
+    stores: dict[str, set[str]] = {}
+    other_reads: set[str] = set()
+    for func in defs:
+        me = self_name(func) or "self"
+        for node in ast.walk(func):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == me:
+                if not isinstance(node.ctx, ast.Load):
+                    stores.setdefault(node.attr, set()).add(func.name)
+                elif func.name not in ("forward", "backward"):
+                    other_reads.add(node.attr)
+    if "backward" in other_reads:
+        _fail()  # someone calls the method we remove
+    class_level: set[str] = set()
+    for stmt in cls.body:
+        if isinstance(stmt, ast.Assign):
+            class_level.update(t.id for t in stmt.targets if isinstance(t, ast.Name))
+        elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+            class_level.add(stmt.target.id)
+    attrs = unit.class_attributes(cls)
+    method_names = {d.name for d in defs}
+
+    # -- forward ------------------------------------------------------------------------------
+    f_uses = _self_uses(unit, fwd, me_f)
+    stash_assigns: dict[str, list[ast.Assign]] = {}
+    for use in f_uses:
+        if not isinstance(use.ctx, ast.Load):
+            stmt = unit.parent(use)
+            if not (
+                isinstance(stmt, ast.Assign)
+                and len(stmt.targets) == 1
+                and stmt.targets[0] is use
+                and any(stmt is s for s in f_stmts)
+            ):
+                _fail()  # only `self.s = value` as a statement of forward's own body
+            stash_assigns.setdefault(use.attr, []).append(stmt)
+
+    def kind_of(attr: str) -> str:
+        if attr in stash_assigns:
+            if attr in attrs and attrs[attr].kind in _TENSOR_ATTR_KINDS + ("layer",):
+                _fail()
+            if attr in other_reads or "backward" in stores.get(attr, ()):
+                _fail()
+            return "stash"
+        if attr in method_names:
+            _fail()
+        info = attrs.get(attr)
+        sites = stores.get(attr, set())
+        if "forward" in sites or "backward" in sites:
+            _fail()
+        if info is not None and info.kind in _TENSOR_ATTR_KINDS:
+            return info.kind
+        if info is not None and info.kind == "layer":
+            _fail()
+        if sites - {"__init__"}:
+            _fail()  # set in some other method: its value at call time is unknown here
+        if sites or attr in class_level:
+            return "config"
+        _fail()  # inherited, a property, or never set
+        return ""  # pragma: no cover
+
+    first_stash = {attr: min(stmts, key=_pos) for attr, stmts in stash_assigns.items()}
+    forward_reads: list[str] = []
+    for use in f_uses:
+        if not isinstance(use.ctx, ast.Load):
+            continue
+        parent = unit.parent(use)
+        if isinstance(parent, ast.Attribute) and parent.attr == "grad":
+            _fail()
+        kind = kind_of(use.attr)
+        if kind == "stash" and _pos(use) <= _end(first_stash[use.attr]):
+            _fail()  # reads the value stored by the previous call
+        forward_reads.append(use.attr)
+
+    # -- backward ------------------------------------------------------------------------------
+    b_uses = _self_uses(unit, bwd, me_b)
+    grad_writes: dict[str, list[ast.stmt]] = {}
+    grad_reads: set[str] = set()
+    backward_reads: list[str] = []
+    for use in b_uses:
+        if not isinstance(use.ctx, ast.Load):
+            _fail()  # backward sets an attribute: not mapped
+        parent = unit.parent(use)
+        if isinstance(parent, ast.Attribute) and parent.value is use and parent.attr == "grad":
+            if kind_of(use.attr) not in _PARAM_KINDS:
+                _fail()
+            holder = unit.parent(parent)
+            if isinstance(parent.ctx, ast.Store):
+                if (
+                    isinstance(holder, ast.Assign)
+                    and len(holder.targets) == 1
+                    and holder.targets[0] is parent
+                    or isinstance(holder, ast.AugAssign)
+                    and holder.target is parent
+                ):
+                    grad_writes.setdefault(use.attr, []).append(holder)
+                else:
+                    _fail()
+            elif isinstance(parent.ctx, ast.Load):
+                if (
+                    isinstance(holder, ast.Compare)
+                    and len(holder.ops) == 1
+                    and isinstance(holder.ops[0], (ast.Is, ast.IsNot))
+                    and (
+                        (holder.left is parent and _is_none(holder.comparators[0]))
+                        or (holder.comparators[0] is parent and _is_none(holder.left))
+                    )
+                ):
+                    grad_reads.add(use.attr)
+                else:
+                    _fail()  # `.grad` used as a value: no equivalent in a Function
+            else:
+                _fail()
+            continue
+        kind_of(use.attr)
+        backward_reads.append(use.attr)
+
+    # names backward reads that only forward defines (`grad_output * x`) cannot be mapped
+    f_bound, f_loaded = _names(fwd)
+    b_bound, b_loaded = _names(bwd)
+    for name in b_loaded - b_bound:
+        if name in _BUILTINS or name in module.aliases or name in module.classes or name in module.functions:
+            continue
+        if name in f_bound:
+            _fail()
+
+    # -- return of backward ---------------------------------------------------------------------
+    return_mode, return_slot = "none", 0
+    if b_return is not None and not _is_none(b_return.value):
+        value = b_return.value
+        tensor_inputs = [i for i, name in enumerate(inputs) if name not in constant_inputs]
+        if isinstance(value, ast.Tuple):
+            if len(value.elts) != len(inputs) or any(isinstance(e, ast.Starred) for e in value.elts):
+                _fail()  # which gradient belongs to which input is not clear
+            return_mode = "tuple"
+        elif len(inputs) == 1:
+            return_mode = "single"
+        elif len(tensor_inputs) == 1:
+            return_mode, return_slot = "single", tensor_inputs[0]
+        else:
+            _fail()
+
+    # -- plan ---------------------------------------------------------------------------------
+    order: list[str] = []
+    for attr in forward_reads + backward_reads + sorted(grad_writes, key=lambda a: _pos(grad_writes[a][0])):
+        if attr not in order and kind_of(attr) != "stash":
+            order.append(attr)
+    extras = [_Extra(attr, kind_of(attr)) for attr in order]
+
+    f_taken = set(f_bound) | set(f_loaded) | set(inputs) | {"ctx"}
+    for extra in extras:
+        extra.arg = _fresh(extra.attr, f_taken)
+    arg_of = {extra.attr: extra.arg for extra in extras}
+
+    torch_local = next((local for local, q in module.aliases.items() if q == "torch"), None)
+    import_torch = False
+    if torch_local:
+        base = f"{torch_local}.autograd.Function"
+    else:
+        base = next(
+            (
+                f"{local}.Function" if q == "torch.autograd" else local
+                for local, q in module.aliases.items()
+                if q in ("torch.autograd", "torch.autograd.Function", "torch.autograd.function.Function")
+            ),
+            "",
+        )
+        if not base:
+            if (
+                "torch" in f_loaded
+                or "torch" in b_loaded
+                or "torch" in module.classes
+                or "torch" in module.functions
+            ):
+                _fail()
+            base, import_torch = "torch.autograd.Function", True
+    used_names = set(module.classes) | set(module.functions) | set(module.aliases)
+    function_name = _fresh(f"{cls.name}Function", used_names)
+
+    plan = _Plan(
+        class_name=cls.name,
+        function_name=function_name,
+        base=base,
+        import_torch=import_torch,
+        inputs=inputs,
+        extras=extras,
+        forward_self=me_f,
+        backward_self=me_b,
+        forward_docstring=f_doc,
+        backward_docstring=b_doc,
+        has_return=b_return is not None,
+        return_mode=return_mode,
+        return_slot=return_slot,
+    )
+
+    # stashes: tensors become locals (saved when backward reads them); others live on ctx
+    env: dict[str, bool | None] = {
+        name: (False if name in constant_inputs else (None if name in defaults else True)) for name in inputs
+    }
+    for extra in extras:
+        env[extra.arg] = True if extra.kind in _TENSOR_ATTR_KINDS else None
+
+    def attr_kind(attr: str) -> bool | None:
+        kind = kind_of(attr)
+        if kind in _TENSOR_ATTR_KINDS:
+            return True
+        return stash_kind.get(attr) if kind == "stash" else None
+
+    stash_kind: dict[str, bool | None] = {}
+    guess = _TypeGuess(unit, env, me_f, attr_kind)
+    for stmt in f_stmts:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and stmt.targets[0] in f_uses:
+            attr = stmt.targets[0].attr  # type: ignore[attr-defined]
+            kind = guess.of(stmt.value)
+            if attr in stash_kind and stash_kind[attr] != kind:
+                kind = None
+            stash_kind[attr] = kind
+        # names bound by this statement take the guessed kind (nested blocks: unknown)
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            env[stmt.targets[0].id] = guess.of(stmt.value)
+        else:
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+                    env[node.id] = None
+
+    read_in_backward = set(backward_reads)
+    b_taken = set(b_bound) | set(b_loaded) | {"ctx", grad_arg}
+    ctx_taken: set[str] = set(_CTX_RESERVED)
+    for attr, stmts in stash_assigns.items():
+        kind = stash_kind.get(attr)
+        if kind is False:
+            name = _fresh(attr, ctx_taken)
+            plan.forward_map[attr] = f"ctx.{name}"
+            plan.backward_map[attr] = f"ctx.{name}"
+            continue
+        if kind is None and attr in read_in_backward:
+            _fail()  # cannot tell whether save_for_backward may take it
+        value = stmts[0].value
+        if (
+            len(stmts) == 1
+            and isinstance(value, ast.Name)
+            and value.id in f_bound
+            and not _name_stores_after(fwd, value.id, _end(stmts[0]))
+        ):
+            # `self.x = x`: the statement goes, `x` itself is saved
+            plan.forward_drops.add(attr)
+            plan.forward_map[attr] = value.id
+        if attr not in plan.forward_map:
+            plan.forward_map[attr] = _fresh(attr if attr not in f_taken else f"saved_{attr}", f_taken)
+        if attr in read_in_backward:
+            plan.saved_forward.append(plan.forward_map[attr])
+            local = _fresh(attr if attr not in b_taken else f"saved_{attr}", b_taken)
+            plan.saved_backward.append(local)
+            plan.backward_map[attr] = local
+
+    for extra in extras:
+        plan.forward_map[extra.attr] = extra.arg
+        if extra.attr not in read_in_backward:
+            continue
+        if extra.kind in _TENSOR_ATTR_KINDS:
+            plan.saved_forward.append(extra.arg)
+            local = _fresh(extra.attr if extra.attr not in b_taken else f"saved_{extra.attr}", b_taken)
+            plan.saved_backward.append(local)
+            plan.backward_map[extra.attr] = local
+        else:
+            name = _fresh(extra.attr, ctx_taken)
+            plan.ctx_lines.append(f"ctx.{name} = {extra.arg}")
+            plan.backward_map[extra.attr] = f"ctx.{name}"
+
+    # gradients written to `.grad`
+    b_top = set(map(id, b_stmts))
+    for attr in arg_of:
+        writes = sorted(grad_writes.get(attr, []), key=_pos)
+        if not writes:
+            continue
+        nested = any(id(w) not in b_top for w in writes)
+        preinit = nested or attr in grad_reads
+        first = writes[0]
+        if isinstance(first, ast.AugAssign):
+            if preinit:
+                _fail()  # `None += g` at the first call
+            plan.aug_first.add(attr)
+        value = first.value
+        if (
+            len(writes) == 1
+            and not preinit
+            and isinstance(first, ast.Assign)
+            and isinstance(value, ast.Name)
+            and not _name_stores_after(bwd, value.id, _end(first))
+            and (value.id in b_bound or value.id == grad_arg)
+        ):
+            plan.grad_drops.add(attr)
+            plan.grad_map[attr] = value.id
+            continue
+        plan.grad_map[attr] = _fresh(f"grad_{attr}", b_taken)
+        if preinit:
+            plan.preinit.append(plan.grad_map[attr])
+    plan.complete = all(
+        extra.attr in plan.grad_map
+        for extra in extras
+        if extra.kind in _PARAM_KINDS and extra.attr in forward_reads
+    )
+    return plan
+
+
+def _is_none(node: ast.AST | None) -> bool:
+    return node is None or (isinstance(node, ast.Constant) and node.value is None)
+
+
+# ---------------------------------------------------------------------------------------------
+# rewriting (libcst)
+
+
+def _edits(unit: Unit, cls: ast.ClassDef, plan: _Plan) -> list[TextEdit]:
+    source = unit.source
+    start = statement_start_line(cls)
+    end = cls.end_lineno or cls.lineno
+    last = source.line_text(end).rstrip("\r\n")
+    text = source.text_between(start, 1, end, len(last) + 1)
+    newline = source.newline()
+    new_text = _rewrite(text + newline, plan)
+    new_text = new_text.removesuffix(newline)
+    return [TextEdit(start, 1, end, len(last) + 1, new_text)]
+
+
+def _rewrite(text: str, plan: _Plan) -> str:
+    import libcst as cst
+
+    module = cst.parse_module(text)
+    cls = module.body[0]
+    if not isinstance(cls, cst.ClassDef) or not isinstance(cls.body, cst.IndentedBlock):
+        raise ValueError("not a class")
+    config = module.config_for_parsing
+    indent = module.default_indent
+    nl = module.default_newline
+
+    def statement(code: str) -> cst.BaseStatement:
+        return cst.parse_statement(code + nl, config=config)
+
+    fwd = next(s for s in cls.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "forward")
+    bwd = next(s for s in cls.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "backward")
+
+    # -- Function.forward ---------------------------------------------------------------------
+    f_body = list(fwd.body.body)
+    f_doc = f_body[:1] if plan.forward_docstring else []
+    f_work = f_body[1:] if plan.forward_docstring else f_body
+    f_work = _drop_stashes(f_work, plan.forward_self, plan.forward_drops)
+    rewriter = _Rewriter(plan.forward_self, plan.forward_map, {}, set())
+    f_work = [stmt if isinstance(stmt, _Pending) else stmt.visit(rewriter) for stmt in f_work]
+    tail = []
+    if plan.saved_forward:
+        tail.append(statement(f"ctx.save_for_backward({', '.join(plan.saved_forward)})"))
+    tail.extend(statement(line) for line in plan.ctx_lines)
+    # comments of dropped stash lines stay above what replaces them (the save)
+    f_work = _attach_pending(f_work[:-1] + tail + f_work[-1:])
+    args = ", ".join(["ctx", *plan.inputs, *(e.arg for e in plan.extras)])
+    template = cst.parse_module(
+        f"class {plan.function_name}({plan.base}):{nl}"
+        f"{indent}@staticmethod{nl}"
+        f"{indent}def forward({args}):{nl}"
+        f"{indent}{indent}pass{nl}",
+        config=config,
+    )
+    function_cls = template.body[0]
+    assert isinstance(function_cls, cst.ClassDef) and isinstance(function_cls.body, cst.IndentedBlock)
+    new_forward = function_cls.body.body[0]
+    assert isinstance(new_forward, cst.FunctionDef)
+    new_forward = new_forward.with_changes(
+        body=fwd.body.with_changes(body=f_work, header=cst.TrailingWhitespace(), footer=())
+    )
+
+    # -- Function.backward --------------------------------------------------------------------
+    b_body = list(bwd.body.body)
+    b_doc = b_body[:1] if plan.backward_docstring else []
+    b_work = b_body[1:] if plan.backward_docstring else b_body
+    b_work = _drop_grad_writes(b_work, plan.backward_self, plan.grad_drops)
+    rewriter = _Rewriter(plan.backward_self, plan.backward_map, plan.grad_map, plan.aug_first)
+    b_work = [stmt if isinstance(stmt, _Pending) else stmt.visit(rewriter) for stmt in b_work]
+    prelude = []
+    if plan.saved_backward:
+        names = ", ".join(plan.saved_backward)
+        prelude.append(
+            statement(
+                f"{names}, = ctx.saved_tensors"
+                if len(plan.saved_backward) == 1
+                else f"{names} = ctx.saved_tensors"
+            )
+        )
+    prelude.extend(statement(f"{name} = None") for name in plan.preinit)
+
+    old_value = None
+    if plan.has_return:
+        last = b_work[-1]
+        assert isinstance(last, cst.SimpleStatementLine) and isinstance(last.body[-1], cst.Return)
+        old_value = last.body[-1].value
+    slots: list[cst.BaseExpression | None] = [None] * len(plan.inputs)
+    if plan.return_mode == "tuple" and isinstance(old_value, cst.Tuple):
+        for index, element in enumerate(old_value.elements):
+            slots[index] = element.value
+    elif plan.return_mode == "single" and old_value is not None:
+        slots[plan.return_slot] = old_value
+    for extra in plan.extras:
+        grad = plan.grad_map.get(extra.attr)
+        slots.append(cst.Name(grad) if grad else None)
+    values = [value if value is not None else cst.Name("None") for value in slots]
+    if len(values) == 1:
+        combined: cst.BaseExpression = values[0]
+    else:
+        combined = cst.Tuple([cst.Element(value) for value in values], lpar=[], rpar=[])
+    if plan.has_return:
+        last = b_work[-1]
+        assert isinstance(last, cst.SimpleStatementLine)
+        ret = last.body[-1]
+        assert isinstance(ret, cst.Return)
+        new_ret = ret.with_changes(value=combined, whitespace_after_return=cst.SimpleWhitespace(" "))
+        b_work[-1] = last.with_changes(body=[*last.body[:-1], new_ret])
+    else:
+        b_work.append(cst.SimpleStatementLine([cst.Return(combined)]))
+    b_statements = _attach_pending(b_doc + prelude + b_work)
+
+    params = bwd.params
+    if params.posonly_params:
+        first = params.posonly_params[0].with_changes(name=cst.Name("ctx"), annotation=None)
+        params = params.with_changes(posonly_params=[first, *params.posonly_params[1:]])
+    else:
+        first = params.params[0].with_changes(name=cst.Name("ctx"), annotation=None)
+        params = params.with_changes(params=[first, *params.params[1:]])
+    leading = list(bwd.leading_lines)
+    if not leading or leading[0].comment is not None:
+        leading.insert(0, cst.EmptyLine())
+    new_backward = bwd.with_changes(
+        decorators=[cst.Decorator(cst.Name("staticmethod"))],
+        params=params,
+        body=bwd.body.with_changes(body=b_statements),
+        leading_lines=leading,
+    )
+    function_cls = function_cls.with_changes(
+        body=function_cls.body.with_changes(body=[new_forward, new_backward]),
+        leading_lines=[],
+    )
+
+    # -- the module itself ------------------------------------------------------------------
+    call_args = [*plan.inputs, *(f"{plan.forward_self}.{e.attr}" for e in plan.extras)]
+    call = statement(f"return {plan.function_name}.apply({', '.join(call_args)})")
+    module_forward = fwd.with_changes(body=fwd.body.with_changes(body=[*f_doc, call]))
+    class_body = []
+    for stmt in cls.body.body:
+        if stmt is fwd:
+            class_body.append(module_forward)
+        elif stmt is not bwd:
+            class_body.append(stmt)
+    new_cls = cls.with_changes(
+        body=cls.body.with_changes(body=class_body),
+        leading_lines=[cst.EmptyLine(), cst.EmptyLine(), *cls.leading_lines],
+    )
+    new_body: list[cst.BaseStatement] = [function_cls, new_cls]
+    if plan.import_torch:
+        function_cls = function_cls.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
+        new_body = [statement("import torch"), function_cls, new_cls]
+    return module.with_changes(body=new_body).code
+
+
+class _Pending:
+    """Comments of a removed statement, to be put before the next one."""
+
+    def __init__(self, lines: list) -> None:
+        self.lines = lines
+
+
+def _comment_lines(line) -> list:
+    import libcst as cst
+
+    lines = list(line.leading_lines)
+    comment = line.trailing_whitespace.comment
+    if comment is not None:
+        lines.append(cst.EmptyLine(indent=True, whitespace=cst.SimpleWhitespace(""), comment=comment))
+    return lines
+
+
+def _is_self_attr(node, me: str) -> bool:
+    import libcst as cst
+
+    return isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == me
+
+
+def _is_self_grad(node, me: str) -> str | None:
+    import libcst as cst
+
+    if isinstance(node, cst.Attribute) and node.attr.value == "grad" and _is_self_attr(node.value, me):
+        return node.value.attr.value
+    return None
+
+
+def _remove_small(statements: list, predicate) -> list:
+    """Remove the small statements matching predicate from top-level simple lines; a line
+    left empty disappears and hands its comments to the next statement."""
+    import libcst as cst
+
+    out: list = []
+    for stmt in statements:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            kept = [small for small in stmt.body if not predicate(small)]
+            if len(kept) != len(stmt.body):
+                if not kept:
+                    out.append(_Pending(_comment_lines(stmt)))
+                    continue
+                kept[-1] = kept[-1].with_changes(semicolon=cst.MaybeSentinel.DEFAULT)
+                stmt = stmt.with_changes(body=kept)
+        out.append(stmt)
+    return out
+
+
+def _drop_stashes(statements: list, me: str, drops: set[str]) -> list:
+    import libcst as cst
+
+    if not drops:
+        return statements
+
+    def predicate(small) -> bool:
+        return (
+            isinstance(small, cst.Assign)
+            and len(small.targets) == 1
+            and _is_self_attr(small.targets[0].target, me)
+            and small.targets[0].target.attr.value in drops
+        )
+
+    return _remove_small(statements, predicate)
+
+
+def _drop_grad_writes(statements: list, me: str, drops: set[str]) -> list:
+    import libcst as cst
+
+    if not drops:
+        return statements
+
+    def predicate(small) -> bool:
+        return (
+            isinstance(small, cst.Assign)
+            and len(small.targets) == 1
+            and _is_self_grad(small.targets[0].target, me) in drops
+        )
+
+    # pending comments may trail the last statement: _attach_pending runs again at the end
+    return _remove_small(statements, predicate)
+
+
+def _attach_pending(statements: list) -> list:
+    import libcst as cst
+
+    out: list = []
+    pending: list = []
+    for stmt in statements:
+        if isinstance(stmt, _Pending):
+            pending.extend(stmt.lines)
+            continue
+        if pending:
+            stmt = stmt.with_changes(leading_lines=[*pending, *stmt.leading_lines])
+            pending = []
+        out.append(stmt)
+    if pending:  # nothing follows: keep the comments with a `pass`
+        out.append(cst.SimpleStatementLine([cst.Pass()], leading_lines=pending))
+    return out
+
+
+def _make_rewriter_base():
+    import libcst as cst
+
+    class Rewriter(cst.CSTTransformer):
+        def __init__(
+            self, me: str, attr_map: dict[str, str], grad_map: dict[str, str], aug_first: set[str]
+        ) -> None:
+            super().__init__()
+            self.me = me
+            self.attr_map = attr_map
+            self.grad_map = grad_map
+            self.aug_first = set(aug_first)
+            self.written: set[str] = set()
+
+        def leave_Attribute(self, original_node, updated_node):
+            param = _is_self_grad(original_node, self.me)
+            if param is not None and param in self.grad_map:
+                return cst.Name(self.grad_map[param], lpar=updated_node.lpar, rpar=updated_node.rpar)
+            if _is_self_attr(original_node, self.me):
+                replacement = self.attr_map.get(original_node.attr.value)
+                if replacement is not None:
+                    node = cst.parse_expression(replacement)
+                    return node.with_changes(lpar=updated_node.lpar, rpar=updated_node.rpar)
+            return updated_node
+
+        def leave_Assign(self, original_node, updated_node):
+            for target in original_node.targets:
+                param = _is_self_grad(target.target, self.me)
+                if param is not None:
+                    self.written.add(param)
+            return updated_node
+
+        def leave_AugAssign(self, original_node, updated_node):
+            param = _is_self_grad(original_node.target, self.me)
+            if param is None:
+                return updated_node
+            first = param in self.aug_first and param not in self.written
+            self.written.add(param)
+            if first:
+                return cst.Assign(
+                    targets=[cst.AssignTarget(updated_node.target)],
+                    value=updated_node.value,
+                    semicolon=updated_node.semicolon,
+                )
+            return updated_node
+
+    return Rewriter
+
+
+_REWRITER = None
+
+
+def _Rewriter(me: str, attr_map: dict[str, str], grad_map: dict[str, str], aug_first: set[str]):
+    global _REWRITER
+    if _REWRITER is None:
+        _REWRITER = _make_rewriter_base()
+    return _REWRITER(me, attr_map, grad_map, aug_first)
