@@ -634,3 +634,91 @@ def test_spelling_variants_convert_and_run(imports, indent, newline, prefix, bas
     y.sum().backward()
     assert torch.allclose(module.w.grad, x.detach().sum(0))
     assert torch.allclose(x.grad, (module.w + 1e-3).detach().expand(4, 3))
+
+
+# -- through GG101, the analyzer and the CLI --------------------------------------------------
+
+
+def _gg101(text: str):
+    from gradguard.engine.analyzer import Analyzer
+    from gradguard.engine.config import Config
+
+    analyzer = Analyzer(Config(select=("GG101",)))
+    return analyzer, [f for f in analyzer.check(text).findings if f.code == "GG101"]
+
+
+def test_gg101_offers_the_conversion_as_its_fix_and_removal_as_alternative():
+    source = (CASES / "linear_bias.py").read_text()
+    _, (finding,) = _gg101(source)
+    assert finding.fix.title == FIX_TITLE
+    assert finding.fix.applicability is Applicability.UNSAFE
+    assert [alt.title for alt in finding.alternatives] == ["Remove `backward` (autograd never calls it)"]
+    assert apply_edits(source, finding.fix.edits) == converted(REALISTIC[0])
+
+
+def test_gg101_keeps_removal_when_the_conversion_would_drop_gradients():
+    source = HEADER + textwrap.dedent(
+        """
+        class OnlyBias(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.weight = nn.Parameter(torch.randn(3, 3))
+                self.bias = nn.Parameter(torch.zeros(3))
+
+            def forward(self, x):
+                return x @ self.weight + self.bias
+
+            def backward(self, grad_output):
+                self.bias.grad = grad_output.sum(0)
+        """
+    ).lstrip()
+    _, (finding,) = _gg101(source)
+    assert finding.fix.title.startswith("Remove")
+    assert [alt.title for alt in finding.alternatives] == [FIX_TITLE]
+
+
+def test_gg101_untranslatable_has_no_conversion():
+    source = HEADER + textwrap.dedent(UNTRANSLATABLE["backward calls another method"]).lstrip()
+    _, (finding,) = _gg101(source)
+    assert finding.fix.title.startswith("Remove")
+    assert FIX_TITLE not in [alt.title for alt in finding.alternatives]
+
+
+def test_cached_conversion_still_applies_after_lines_are_added_above():
+    source = (CASES / "swish_two_stashes.py").read_text()
+    analyzer, _ = _gg101(source)
+    analyzer.check(source)  # fill the per-unit cache
+    moved = source.replace("import torch\n", "import torch\n# a comment\nSIZE = 3  # é\n\n", 1)
+    (finding,) = [f for f in analyzer.check(moved).findings if f.code == "GG101"]
+    expected = converted(REALISTIC[5]).replace("import torch\n", "import torch\n# a comment\nSIZE = 3  # é\n\n", 1)
+    assert apply_edits(moved, finding.fix.edits) == expected
+
+
+@pytest.mark.parametrize("case", REALISTIC, ids=lambda c: c.file)
+def test_converted_code_is_quiet_under_every_rule(case):
+    from gradguard.engine.analyzer import Analyzer
+
+    result = Analyzer().check(converted(case), case.file)
+    assert result.findings == [] and result.errors == []
+
+
+def test_cli_unsafe_fixes_apply_the_conversion(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    target = tmp_path / "layer.py"
+    target.write_text((CASES / "sigmoid_bias.py").read_text())
+    env = dict(__import__("os").environ, PYTHONPATH=str(root / "server"), NO_COLOR="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "gradguard", "check", "--fix", "--unsafe-fixes", "--jobs", "1", str(target)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = target.read_text()
+    assert text == converted(REALISTIC[2])
+    namespace = load(text)
+    module = namespace["BiasedSigmoid"](6)
+    module(torch.randn(4, 6)).sum().backward()
+    assert module.bias.grad is not None and module.bias.grad.abs().sum() > 0

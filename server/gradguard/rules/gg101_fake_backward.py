@@ -6,6 +6,7 @@ import ast
 import re
 from typing import Iterator
 
+from gradguard.engine.convert_function import analyse_conversion
 from gradguard.engine.finding import Applicability, Finding, TextEdit
 from gradguard.engine.fixes import delete_statement
 from gradguard.engine.index import FunctionNode, Unit, statement_start_line
@@ -164,6 +165,14 @@ class FakeBackward(Rule):
     The fix removes the method. It is safe when nothing in the file calls it; when
     some code calls it explicitly (`layer.backward(grad)`), that call must go too,
     so the fix is offered as unsafe.
+
+    When the module's `backward` gives every parameter `forward` uses a gradient and
+    both methods can be translated, the fix instead converts them into a
+    `torch.autograd.Function` that the module's `forward` calls with `.apply(...)`
+    (unsafe: your hand-written math, right or wrong, then replaces autograd's; check
+    it with `torch.autograd.gradcheck`). Removing the method stays available as an
+    alternative; the conversion is offered as an alternative when the hand-written
+    backward leaves some parameter without a gradient.
     """
     fix_applicability = Applicability.SAFE
     tags = ("unnecessary",)
@@ -409,6 +418,71 @@ class FakeBackward(Rule):
             """,
             note="called explicitly elsewhere in the file: the removal is offered as unsafe",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class MyLinear(nn.Module):
+                def __init__(self, n_in, n_out):
+                    super().__init__()
+                    self.weight = nn.Parameter(torch.randn(n_in, n_out) * 0.1)
+                    self.bias = nn.Parameter(torch.zeros(n_out))
+
+                def forward(self, x):
+                    self.x = x  # store for backward pass
+                    return x @ self.weight + self.bias
+
+                def backward(self, grad_output):
+                    self.weight.grad = self.x.t() @ grad_output
+                    self.bias.grad = grad_output.sum(0)
+                    return grad_output @ self.weight.t()
+            """,
+            lines=[14],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class MyLinearFunction(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x, weight, bias):
+                    # store for backward pass
+                    ctx.save_for_backward(x, weight)
+                    return x @ weight + bias
+
+                @staticmethod
+                def backward(ctx, grad_output):
+                    x, weight = ctx.saved_tensors
+                    grad_weight = x.t() @ grad_output
+                    grad_bias = grad_output.sum(0)
+                    return grad_output @ weight.t(), grad_weight, grad_bias
+
+
+            class MyLinear(nn.Module):
+                def __init__(self, n_in, n_out):
+                    super().__init__()
+                    self.weight = nn.Parameter(torch.randn(n_in, n_out) * 0.1)
+                    self.bias = nn.Parameter(torch.zeros(n_out))
+
+                def forward(self, x):
+                    return MyLinearFunction.apply(x, self.weight, self.bias)
+            """,
+            run="""
+            layer = MyLinear(4, 3)
+            x = torch.randn(8, 4, requires_grad=True)
+            (layer(x) ** 2).mean().backward()
+            """,
+            check_fixed="""
+            assert type(layer(x).grad_fn).__name__ == "MyLinearFunctionBackward"
+            w = layer.weight.detach().clone().requires_grad_()
+            b = layer.bias.detach().clone().requires_grad_()
+            x_ref = x.detach().clone().requires_grad_()
+            ((x_ref @ w + b) ** 2).mean().backward()
+            assert torch.allclose(layer.weight.grad, w.grad) and torch.allclose(layer.bias.grad, b.grad)
+            assert torch.allclose(x.grad, x_ref.grad)
+            """,
+            note="backward gives every parameter a gradient: the fix converts it to a torch.autograd.Function",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
@@ -419,5 +493,15 @@ class FakeBackward(Rule):
                     lambda c=cls, f=func: [_delete_method(unit, c, f)],
                     Applicability.UNSAFE if _called(unit, func) else Applicability.SAFE,
                 )
-                yield self.finding(unit, func, self.message.format(method=func.name), fix=fix)
+                alternatives = []
+                conversion = analyse_conversion(unit, cls) if func.name == "backward" else None
+                if conversion is not None:
+                    # converting an incomplete backward would stop some parameters learning
+                    if conversion.complete:
+                        fix, alternatives = conversion.fix, [fix]
+                    else:
+                        alternatives = [conversion.fix]
+                yield self.finding(
+                    unit, func, self.message.format(method=func.name), fix=fix, alternatives=alternatives
+                )
 
