@@ -6,7 +6,6 @@ exception to look for; here we run the code and assert what the messages say."""
 import textwrap
 
 import pytest
-
 from gradguard.engine.rule import all_rules
 
 torch = pytest.importorskip("torch")

@@ -21,7 +21,9 @@ class ManualGradAssignment(Rule):
     code = "GG102"
     name = "manual-grad-assignment"
     summary = "A parameter's `.grad` assigned by hand inside a module: autograd already computes it."
-    message = "Hand-computed gradient assigned to `{target}`: autograd already computes it in `loss.backward()`{where}"
+    message = (
+        "Hand-computed gradient assigned to `{target}`: autograd already computes it in `loss.backward()`{where}"
+    )
     explanation = """
     Every `nn.Parameter` of a module gets its gradient from autograd: `loss.backward()`
     differentiates the operations `forward` performed and stores the result in
@@ -250,7 +252,9 @@ def _passed_in(func: FunctionNode, value: ast.expr) -> bool:
     while True:  # `g`, `grads[i]`, `g.clone()`, `g.to(p.device)`: the gradient as handed in
         if isinstance(base, ast.Subscript):
             base = base.value
-        elif isinstance(base, ast.Call) and isinstance(base.func, ast.Attribute) and base.func.attr in _COPIES:
+        elif (
+            isinstance(base, ast.Call) and isinstance(base.func, ast.Attribute) and base.func.attr in _COPIES
+        ):
             base = base.func.value
         else:
             break

@@ -12,21 +12,44 @@ from gradguard.rules.gg101_fake_backward import fake_backward_methods
 
 # Tensor methods and attributes whose result is not a tensor (or not part of the graph).
 _NOT_TENSOR_METHODS = {
-    "item", "tolist", "size", "dim", "numel", "numpy", "detach", "data_ptr", "element_size",
-    "nelement", "is_contiguous", "stride", "storage_offset", "get_device", "__len__",
+    "item",
+    "tolist",
+    "size",
+    "dim",
+    "numel",
+    "numpy",
+    "detach",
+    "data_ptr",
+    "element_size",
+    "nelement",
+    "is_contiguous",
+    "stride",
+    "storage_offset",
+    "get_device",
+    "__len__",
 }
 _TENSOR_ATTRIBUTES = {"T", "mT", "H", "mH", "real", "imag"}
 _NOT_TENSOR_ANNOTATIONS = {"int", "float", "bool", "str", "tuple", "list", "dict", "Size"}
 _NOT_TENSOR_TORCH = {
-    "torch.is_tensor", "torch.numel", "torch.is_grad_enabled", "torch.get_default_dtype",
-    "torch.Size", "torch.device", "torch.finfo", "torch.iinfo", "torch.no_grad", "torch.enable_grad",
+    "torch.is_tensor",
+    "torch.numel",
+    "torch.is_grad_enabled",
+    "torch.get_default_dtype",
+    "torch.Size",
+    "torch.device",
+    "torch.finfo",
+    "torch.iinfo",
+    "torch.no_grad",
+    "torch.enable_grad",
 }
 
 
 class TensorStashedOnSelf(Rule):
     code = "GG105"
     name = "tensor-stashed-on-self"
-    summary = "A tensor from `forward` stored on `self` for a hand-written `backward` that autograd never calls."
+    summary = (
+        "A tensor from `forward` stored on `self` for a hand-written `backward` that autograd never calls."
+    )
     message = (
         "`self.{attr}` keeps a tensor from `forward` for `{method}`, which autograd never calls; "
         "it stays referenced (with the graph that produced it) until the next forward"
@@ -248,7 +271,11 @@ def _statements(func: FunctionNode) -> list[ast.stmt]:
             continue
         if isinstance(node, ast.stmt):
             found.append(node)
-            children = [c for c in ast.iter_child_nodes(node) if isinstance(c, ast.stmt) or isinstance(c, ast.excepthandler)]
+            children = [
+                c
+                for c in ast.iter_child_nodes(node)
+                if isinstance(c, ast.stmt) or isinstance(c, ast.excepthandler)
+            ]
             todo.extend(reversed(children))
         elif isinstance(node, ast.excepthandler):
             todo.extend(reversed(node.body))
@@ -278,14 +305,18 @@ def _tensor_arguments(func: FunctionNode) -> set[str]:
             continue
         annotation = arg.annotation
         if annotation is not None:
-            label = annotation.attr if isinstance(annotation, ast.Attribute) else getattr(annotation, "id", "")
+            label = (
+                annotation.attr if isinstance(annotation, ast.Attribute) else getattr(annotation, "id", "")
+            )
             if label in _NOT_TENSOR_ANNOTATIONS:
                 continue
         names.add(arg.arg)
     return names
 
 
-def _is_tensor(unit: Unit, node: ast.expr, tensors: set[str], me: str, attributes: dict[str, AttributeInfo]) -> bool:
+def _is_tensor(
+    unit: Unit, node: ast.expr, tensors: set[str], me: str, attributes: dict[str, AttributeInfo]
+) -> bool:
     """Conservatively: is this expression a tensor computed in forward?"""
     if isinstance(node, ast.Name):
         return node.id in tensors

@@ -9,21 +9,65 @@ from typing import Iterator
 
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.fixes import parse_expression, render, replace_node
-from gradguard.engine.index import AttributeInfo, FunctionNode, Unit, is_false, keyword as kwarg, self_attribute, self_name
+from gradguard.engine.index import (
+    AttributeInfo,
+    FunctionNode,
+    Unit,
+    is_false,
+    self_attribute,
+    self_name,
+)
+from gradguard.engine.index import (
+    keyword as kwarg,
+)
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 # Methods ending in `_` that do not write the tensor's data.
 _NOT_INPLACE = {"requires_grad_", "share_memory_", "detach_", "resize_", "resize_as_", "record_stream_"}
 # In-place methods whose out-of-place twin takes the same arguments.
 _OUT_OF_PLACE = {
-    "add_", "sub_", "mul_", "div_", "clamp_", "clamp_min_", "clamp_max_", "clip_", "pow_", "abs_",
-    "neg_", "exp_", "log_", "sqrt_", "relu_", "sigmoid_", "tanh_", "masked_fill_", "lerp_",
-    "addcmul_", "addcdiv_", "index_add_", "index_fill_", "scatter_", "scatter_add_", "renorm_",
-    "true_divide_", "square_", "reciprocal_", "sign_", "floor_", "ceil_", "round_",
+    "add_",
+    "sub_",
+    "mul_",
+    "div_",
+    "clamp_",
+    "clamp_min_",
+    "clamp_max_",
+    "clip_",
+    "pow_",
+    "abs_",
+    "neg_",
+    "exp_",
+    "log_",
+    "sqrt_",
+    "relu_",
+    "sigmoid_",
+    "tanh_",
+    "masked_fill_",
+    "lerp_",
+    "addcmul_",
+    "addcdiv_",
+    "index_add_",
+    "index_fill_",
+    "scatter_",
+    "scatter_add_",
+    "renorm_",
+    "true_divide_",
+    "square_",
+    "reciprocal_",
+    "sign_",
+    "floor_",
+    "ceil_",
+    "round_",
 }
 _OPERATORS = {
-    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//",
-    ast.Mod: "%", ast.Pow: "**",
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+    ast.Pow: "**",
 }
 _ATOMIC = (ast.Name, ast.Attribute, ast.Call, ast.Constant, ast.Subscript, ast.List, ast.Dict)
 _LEAF_ERROR = "a leaf Variable that requires grad is being used in an in-place operation"
@@ -31,6 +75,36 @@ _LEAF_ERROR = "a leaf Variable that requires grad is being used in an in-place o
 
 def is_inplace_method(name: str) -> bool:
     return name.endswith("_") and not name.startswith("_") and name not in _NOT_INPLACE
+
+
+def leaf_error(index: ast.expr | None) -> str:
+    """The error PyTorch raises for an in-place change of a leaf that requires grad;
+    `index` is the subscript of an indexed write (basic indexing writes through a view)."""
+    if index is None:
+        return _LEAF_ERROR
+    kind = _index_kind(index)
+    if kind == "basic":
+        return "a view of " + _LEAF_ERROR
+    if kind == "advanced":
+        return _LEAF_ERROR
+    return "… leaf Variable that requires grad is being used in an in-place operation"
+
+
+def _index_kind(index: ast.expr) -> str:
+    if isinstance(index, ast.Tuple):
+        kinds = {_index_kind(e) for e in index.elts}
+        return "advanced" if "advanced" in kinds else "unknown" if "unknown" in kinds else "basic"
+    if isinstance(index, ast.Slice) or (isinstance(index, ast.Constant) and isinstance(index.value, int)):
+        return "basic"
+    if isinstance(index, ast.Constant) and index.value in (None, Ellipsis):
+        return "basic"
+    if isinstance(index, ast.UnaryOp) and isinstance(index.operand, ast.Constant):
+        return "basic"
+    if isinstance(index, (ast.Compare, ast.List, ast.BoolOp, ast.Call)) or (
+        isinstance(index, ast.UnaryOp) and isinstance(index.op, ast.Invert)
+    ):
+        return "advanced"
+    return "unknown"
 
 
 class InplaceOnParameter(Rule):
@@ -299,10 +373,13 @@ class InplaceOnParameter(Rule):
             leaves = {
                 name
                 for name, info in attributes.items()
-                if info.kind == "grad_tensor"
-                or (info.kind == "parameter" and not _created_frozen(info))
+                if info.kind == "grad_tensor" or (info.kind == "parameter" and not _created_frozen(info))
             }
-            layers = {name for name, info in attributes.items() if info.kind == "layer" and (info.ctor or "").startswith("torch.nn.")}
+            layers = {
+                name
+                for name, info in attributes.items()
+                if info.kind == "layer" and (info.ctor or "").startswith("torch.nn.")
+            }
             if not leaves and not layers:
                 continue
             reachable = _grad_enabled_methods(unit, cls)
@@ -310,9 +387,9 @@ class InplaceOnParameter(Rule):
                 continue
             sites = list(_mutations(unit, cls, leaves, layers))
             counts: dict[str, int] = {}
-            for _, target, _, _ in sites:
+            for _, target, _, _, _ in sites:
                 counts[target] = counts.get(target, 0) + 1
-            for node, target, what, func in sites:
+            for node, target, what, func, error in sites:
                 if func not in reachable or unit.in_no_grad(node):
                     continue
                 fix = None
@@ -323,8 +400,9 @@ class InplaceOnParameter(Rule):
                         local, build = edit
                         hint = f"; compute `{local} = ...` out of place instead"
                         fix = self.make_fix(f"Compute `{local}` out of place", build)
-                error = ("a view of " + _LEAF_ERROR) if what == "indexed write" else _LEAF_ERROR
-                message = self.message.format(what=what, target=target, method=func.name, error=error, hint=hint)
+                message = self.message.format(
+                    what=what, target=target, method=func.name, error=error, hint=hint
+                )
                 yield self.finding(unit, node, message, fix=fix)
 
 
@@ -380,31 +458,37 @@ def _leaf_target(node: ast.AST, me: str, leaves: set[str], layers: set[str]) -> 
 
 
 def _mutations(unit: Unit, cls: ast.ClassDef, leaves: set[str], layers: set[str]):
-    """(node, target text, description, method) for every in-place change of a leaf in the class."""
+    """(node, target text, description, method, error) for every in-place change of a leaf in the class."""
     methods = set(unit.methods(cls).values())
-    candidates: list[tuple[ast.AST, ast.AST, str]] = []
-    for node in unit.nodes_of(ast.AugAssign):
-        target = node.target  # type: ignore[attr-defined]
-        if isinstance(target, ast.Subscript):
-            candidates.append((node, target.value, "indexed write"))
-        else:
-            op = _OPERATORS.get(type(node.op), "")  # type: ignore[attr-defined]
-            candidates.append((node, target, f"`{op}=`" if op else "update"))
-    for node in unit.nodes_of(ast.Assign):
-        for target in node.targets:  # type: ignore[attr-defined]
-            if isinstance(target, ast.Subscript):
-                candidates.append((node, target.value, "indexed write"))
-    for call in unit.calls():
-        func = call.func
-        if isinstance(func, ast.Attribute) and is_inplace_method(func.attr):
-            candidates.append((call, func.value, f"`.{func.attr}()`"))
-    for node, receiver, what in candidates:
+    for node, receiver, what, error in inplace_changes(unit):
         func = unit.enclosing_function(node)
         if func not in methods:
             continue
         target = _leaf_target(receiver, self_name(func) or "self", leaves, layers)
         if target is not None:
-            yield node, target, what, func
+            yield node, target, what, func, error
+
+
+def inplace_changes(unit: Unit) -> list[tuple[ast.AST, ast.expr, str, str]]:
+    """Every in-place change in the unit: (node, changed expression, description, the
+    error PyTorch raises if the changed tensor is a leaf that requires grad)."""
+    found: list[tuple[ast.AST, ast.expr, str, str]] = []
+    for node in unit.nodes_of(ast.AugAssign):
+        target = node.target  # type: ignore[attr-defined]
+        if isinstance(target, ast.Subscript):
+            found.append((node, target.value, "indexed write", leaf_error(target.slice)))
+        else:
+            op = _OPERATORS.get(type(node.op), "")  # type: ignore[attr-defined]
+            found.append((node, target, f"`{op}=`" if op else "update", _LEAF_ERROR))
+    for node in unit.nodes_of(ast.Assign):
+        for target in node.targets:  # type: ignore[attr-defined]
+            if isinstance(target, ast.Subscript):
+                found.append((node, target.value, "indexed write", leaf_error(target.slice)))
+    for call in unit.calls():
+        func = call.func
+        if isinstance(func, ast.Attribute) and is_inplace_method(func.attr):
+            found.append((call, func.value, f"`.{func.attr}()`", _LEAF_ERROR))
+    return found
 
 
 def _out_of_place(unit: Unit, func: FunctionNode, node: ast.AST, target: str):

@@ -1,0 +1,401 @@
+"""GG203: in-place change of a tensor created with `requires_grad=True`."""
+
+from __future__ import annotations
+
+import ast
+from typing import Iterator
+
+from gradguard.engine.finding import Applicability, Finding, Severity
+from gradguard.engine.fixes import indent_block, torch_name
+from gradguard.engine.index import TENSOR_FACTORIES, Unit, creates_grad_leaf, is_true, keyword
+from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.rules.gg201_inplace_on_parameter import inplace_changes
+
+# Re-initialisations: wrapping them in no_grad is exactly what anyone means.
+_REINIT = {"zero_", "fill_", "uniform_", "normal_", "random_", "bernoulli_", "exponential_", "geometric_"}
+
+_LEAF_ERROR = "a leaf Variable that requires grad is being used in an in-place operation"
+
+
+class InplaceOnLeaf(Rule):
+    code = "GG203"
+    name = "inplace-on-leaf"
+    summary = (
+        "In-place change of a tensor created with `requires_grad=True`: PyTorch raises the leaf in-place error."
+    )
+    message = (
+        "In-place {what} on `{name}`, a leaf tensor that requires grad (line {line}): PyTorch raises "
+        '"{error}"; wrap it in `with torch.no_grad():`, or write `{name} = {name} ...` out of place'
+    )
+    explanation = """
+    A tensor you create with `requires_grad=True` (or mark with `.requires_grad_()`)
+    is a *leaf*: autograd accumulates its gradient in `.grad`. While gradients are
+    enabled, changing it in place (`x += 1`, `x *= 0.1`, `x.add_(...)`, `x.zero_()`,
+    `x[0] = 1`) raises immediately:
+
+        RuntimeError: a leaf Variable that requires grad is being used in an in-place operation.
+
+    (for a write through basic indexing: *"a view of a leaf Variable that requires grad
+    is being used in an in-place operation."*)
+
+    What to write depends on what the change is for:
+
+    * **Updating the leaf itself** (a hand-written SGD step, re-initialising,
+      rescaling data): the update must not be recorded, so do it under
+      `torch.no_grad()`:
+
+      ```python
+      with torch.no_grad():
+          w -= lr * w.grad
+      w.grad.zero_()
+      ```
+
+      `w` stays a leaf, and the next `loss.backward()` fills `w.grad` again.
+    * **Computing something new from it** (the change should be differentiated):
+      write it out of place, `h = h + layer(x)`. The result is a new, non-leaf tensor,
+      and gradients flow back to the original `h`.
+
+    The automatic fix wraps the statement in `with torch.no_grad():`. That is
+    marked safe for gradient steps (the statement reads `w.grad`) and
+    re-initialisations (`zero_`, `fill_`, `uniform_`, `normal_`, ...); otherwise it is
+    unsafe, because if you meant the change to be differentiated, the no_grad
+    version silently drops that gradient path: review it and write the out-of-place
+    form instead when that is what you meant.
+
+    Not reported: changes under `torch.no_grad()` / `@torch.no_grad()`, writes
+    through `.data` or `.grad`, tensors rebound to a computed (non-leaf) value before
+    the change, and `nn.init.*_` calls (they run under no_grad).
+    """
+    severity = Severity.ERROR
+    fix_applicability = Applicability.SAFE
+
+    VALID = [
+        Valid(
+            """
+            import torch
+
+            w = torch.randn(3, requires_grad=True)
+            x, y = torch.randn(16, 3), torch.randn(16)
+            for step in range(100):
+                loss = ((x @ w - y) ** 2).mean()
+                loss.backward()
+                with torch.no_grad():
+                    w -= 0.1 * w.grad
+                w.grad.zero_()
+            """,
+            note="the canonical manual SGD loop",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            @torch.no_grad()
+            def sgd_step(params, lr):
+                for p in params:
+                    p.add_(p.grad, alpha=-lr)
+
+            def make_weight(n):
+                w = torch.empty(n, n, requires_grad=True)
+                nn.init.xavier_uniform_(w)
+                w.data.mul_(0.5)
+                return w
+            """,
+            note="optimizer-like code under @no_grad, nn.init and .data",
+        ),
+        Valid(
+            """
+            import torch
+
+            def accumulate(xs):
+                total = torch.zeros(3, requires_grad=True)
+                total = total * 1.0
+                for x in xs:
+                    total += x
+                return total
+            """,
+            note="rebound to a non-leaf before the in-place change",
+        ),
+        Valid(
+            """
+            import torch
+
+            def embed(tokens):
+                table = torch.randn(100, 8)
+                table[0] = 0.0
+                out = table[tokens]
+                out.requires_grad_()
+                return out
+            """,
+            note="tensors that do not require grad",
+        ),
+    ]
+    INVALID = [
+        Invalid(
+            """
+            import torch
+
+            w = torch.randn(3, requires_grad=True)
+            x, y = torch.randn(16, 3), torch.randn(16)
+            for step in range(100):
+                loss = ((x @ w - y) ** 2).mean()
+                loss.backward()
+                w -= 0.1 * w.grad
+                w.grad.zero_()
+            """,
+            lines=[8],
+            fixed="""
+            import torch
+
+            w = torch.randn(3, requires_grad=True)
+            x, y = torch.randn(16, 3), torch.randn(16)
+            for step in range(100):
+                loss = ((x @ w - y) ** 2).mean()
+                loss.backward()
+                with torch.no_grad():
+                    w -= 0.1 * w.grad
+                w.grad.zero_()
+            """,
+            raises=_LEAF_ERROR,
+            check_fixed="assert w.requires_grad and w.grad_fn is None and float(loss.detach()) < 1e3",
+            note="a manual SGD step (safe fix)",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.optim as optim
+
+            X = torch.randn(100, 10, requires_grad=True)
+            y = torch.randint(0, 2, (100,))
+            model = nn.Linear(10, 2)
+            criterion = nn.CrossEntropyLoss()
+            optimizer = optim.SGD(model.parameters(), lr=0.01)
+
+            for epoch in range(10):
+                output = model(X)
+                loss = criterion(output, y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                X *= 0.1
+            """,
+            lines=[17],
+            fixed="""
+            import torch
+            import torch.nn as nn
+            import torch.optim as optim
+
+            X = torch.randn(100, 10, requires_grad=True)
+            y = torch.randint(0, 2, (100,))
+            model = nn.Linear(10, 2)
+            criterion = nn.CrossEntropyLoss()
+            optimizer = optim.SGD(model.parameters(), lr=0.01)
+
+            for epoch in range(10):
+                output = model(X)
+                loss = criterion(output, y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                with torch.no_grad():
+                    X *= 0.1
+            """,
+            raises=_LEAF_ERROR,
+            check_fixed="assert X.grad is not None and model.weight.grad is not None",
+            note="seed 002's example 3 (unsafe fix: it could have meant X = X * 0.1)",
+        ),
+        Invalid(
+            """
+            import torch
+
+            def init_embeddings(n, dim):
+                emb = torch.randn(n, dim).requires_grad_()
+                emb[0] = 0.0  # padding row
+                emb.clamp_(-1.0, 1.0)
+                return emb
+            """,
+            lines=[5, 6],
+            fixed="""
+            import torch
+
+            def init_embeddings(n, dim):
+                emb = torch.randn(n, dim).requires_grad_()
+                with torch.no_grad():
+                    emb[0] = 0.0  # padding row
+                with torch.no_grad():
+                    emb.clamp_(-1.0, 1.0)
+                return emb
+            """,
+            raises="a view of a leaf Variable that requires grad is being used in an in-place operation",
+            run="e = init_embeddings(10, 4)\ne[[1, 2]].sum().backward()",
+            check_fixed="assert e.is_leaf and e.grad is not None and float(e[0].detach().abs().sum()) == 0.0",
+        ),
+        Invalid(
+            """
+            import torch as th
+
+            w = th.randn(10, requires_grad=True)
+            w[w > 1.0] = 1.0
+            w.zero_()
+            """,
+            lines=[4, 5],
+            fixed="""
+            import torch as th
+
+            w = th.randn(10, requires_grad=True)
+            with th.no_grad():
+                w[w > 1.0] = 1.0
+            with th.no_grad():
+                w.zero_()
+            """,
+            raises=_LEAF_ERROR,
+            check_fixed="assert w.is_leaf and w.requires_grad and float(w.detach().abs().sum()) == 0.0",
+        ),
+    ]
+
+    def check(self, unit: Unit) -> Iterator[Finding]:
+        created = _leaf_creations(unit)
+        if not created:
+            return
+        names = {name for _, name in created}
+        changes = []
+        for node, receiver, what, error in inplace_changes(unit):
+            if isinstance(receiver, ast.Name) and receiver.id in names:
+                scope = unit.enclosing_function(node)
+                if (scope, receiver.id) in created:
+                    changes.append((node, receiver, what, error, scope))
+        if not changes:
+            return
+        bindings = _bindings(unit, {(scope, receiver.id) for _, receiver, _, _, scope in changes})
+        for node, receiver, what, error, scope in changes:
+            key = (scope, receiver.id)
+            position = (receiver.lineno, receiver.col_offset)
+            before = [b for b in bindings.get(key, []) if b[0] < position]
+            if not before:
+                continue
+            _, leaf_line = max(before)
+            if leaf_line is None or unit.in_no_grad(node):
+                continue
+            message = self.message.format(what=what, name=receiver.id, line=leaf_line, error=error)
+            yield self.finding(unit, node, message, fix=self._fix(unit, node, receiver.id))
+
+    def _fix(self, unit: Unit, node: ast.AST, name: str):
+        torch = torch_name(unit)
+        statement = unit.parent(node) if isinstance(node, ast.Call) else node
+        if torch is None or not isinstance(statement, (ast.Expr, ast.Assign, ast.AugAssign)):
+            return None
+        if isinstance(statement, ast.Expr) and statement.value is not node:
+            return None
+        parent = unit.parent(statement)
+        siblings = [
+            s
+            for field in ("body", "orelse", "finalbody")
+            for s in getattr(parent, field, None) or []
+            if s is not statement
+        ]
+        first, last = statement.lineno, statement.end_lineno or statement.lineno
+        if any(s.lineno <= last and (s.end_lineno or s.lineno) >= first for s in siblings):
+            return None  # shares a line with another statement (`a = 1; w += 1`)
+        applicability = (
+            Applicability.SAFE if _is_update_of_leaf(statement, node, name) else Applicability.UNSAFE
+        )
+        return self.make_fix(
+            f"Wrap in `with {torch}.no_grad():`",
+            lambda: [indent_block(unit, statement, f"with {torch}.no_grad():")],
+            applicability,
+        )
+
+
+def _is_update_of_leaf(statement: ast.stmt, node: ast.AST, name: str) -> bool:
+    """A gradient step (reads `name.grad`) or a re-initialisation: no_grad is what is meant."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _REINIT:
+        return all(isinstance(a, ast.Constant) for a in node.args)
+    for sub in ast.walk(statement):
+        if (
+            isinstance(sub, ast.Attribute)
+            and sub.attr == "grad"
+            and isinstance(sub.value, ast.Name)
+            and sub.value.id == name
+        ):
+            return True
+    return False
+
+
+def _leaf_creations(unit: Unit) -> set[tuple[ast.AST | None, str]]:
+    """(scope, name) pairs of names bound somewhere to a new leaf that requires grad."""
+    found = set()
+    for node in unit.nodes_of(ast.Assign):
+        assert isinstance(node, ast.Assign)
+        if _creates_leaf(node.value, unit):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    found.add((unit.enclosing_function(node), target.id))
+    for call in unit.method_calls("requires_grad_"):
+        receiver = call.func.value  # type: ignore[attr-defined]
+        arg = call.args[0] if call.args else keyword(call, "requires_grad")
+        if (
+            isinstance(receiver, ast.Name)
+            and (arg is None or is_true(arg))
+            and isinstance(unit.parent(call), ast.Expr)
+        ):
+            found.add((unit.enclosing_function(call), receiver.id))
+    return found
+
+
+def _creates_leaf(value: ast.expr, unit: Unit) -> bool:
+    if not isinstance(value, ast.Call):
+        return False
+    if creates_grad_leaf(value, unit.module):
+        return True
+    if unit.module.is_parameter_constructor(value):
+        flag = value.args[1] if len(value.args) > 1 else keyword(value, "requires_grad")
+        return flag is None or is_true(flag)
+    return False
+
+
+def _bindings(unit: Unit, keys: set[tuple[ast.AST | None, str]]) -> dict:
+    """For each (scope, name): [((line, col), leaf_line or None)] of every binding,
+    where leaf_line is set when the binding makes the name a new leaf requiring grad."""
+    wanted = {name for _, name in keys}
+    result: dict[tuple[ast.AST | None, str], list] = {}
+    for node in unit.nodes_of(ast.Name):
+        assert isinstance(node, ast.Name)
+        if node.id not in wanted or not isinstance(node.ctx, (ast.Store, ast.Del)):
+            continue
+        parent = unit.parent(node)
+        if isinstance(parent, ast.AugAssign):
+            continue  # `w += 1` changes the tensor in place; it stays what it was
+        key = (unit.enclosing_function(node), node.id)
+        if key not in keys:
+            continue
+        leaf_line = None
+        if isinstance(parent, ast.Assign) and _creates_leaf(parent.value, unit):
+            leaf_line = parent.lineno
+        result.setdefault(key, []).append(((node.lineno, node.col_offset), leaf_line))
+    for call in unit.method_calls("requires_grad_"):
+        receiver = call.func.value  # type: ignore[attr-defined]
+        if not isinstance(receiver, ast.Name) or not isinstance(unit.parent(call), ast.Expr):
+            continue
+        key = (unit.enclosing_function(call), receiver.id)
+        if key not in keys:
+            continue
+        arg = call.args[0] if call.args else keyword(call, "requires_grad")
+        if arg is not None and not is_true(arg):
+            continue
+        # `x.requires_grad_()` makes x a leaf that requires grad only if x was a fresh tensor
+        earlier = [b for b in result.get(key, []) if b[0] < (call.lineno, call.col_offset)]
+        if earlier and _fresh_binding(unit, key, max(earlier)[0]):
+            result[key].append(((call.lineno, call.col_offset), call.lineno))
+    return result
+
+
+def _fresh_binding(unit: Unit, key: tuple, position: tuple[int, int]) -> bool:
+    for node in unit.nodes_of(ast.Assign):
+        assert isinstance(node, ast.Assign)
+        for target in node.targets:
+            if isinstance(target, ast.Name) and (target.lineno, target.col_offset) == position:
+                return (
+                    isinstance(node.value, ast.Call) and unit.module.call_name(node.value) in TENSOR_FACTORIES
+                )
+    return False
