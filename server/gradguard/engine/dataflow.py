@@ -112,6 +112,7 @@ _SHAPE_ATTRS = frozenset({"shape", "dtype", "device", "ndim", "grad", "is_cuda",
                           "is_leaf", "training", "layout"})
 _SHAPE_METHODS = frozenset({"size", "dim", "numel", "nelement", "element_size", "stride", "type",
                             "get_device", "is_contiguous", "data_ptr", "__len__"})
+_NOT_WRITES = frozenset({"requires_grad_", "share_memory_", "retain_grad_"})
 _LIST_MUTATORS = frozenset({"append", "extend", "insert", "add", "update", "setdefault"})
 _LOSS_LIKE = ("loss", "crit", "metric", "criterion", "objective")
 
@@ -416,15 +417,18 @@ class Flow:
             added = union(*[self._eval(a) for a in expr.args]) if expr.args else EMPTY
             new = union(before, added.tensor())
             self.env[receiver.id] = Value(new.bits, new.origins, new.names, None, before.is_list)
-        elif attr.endswith("_") and not attr.startswith("_"):
+        elif attr == "requires_grad_":
+            flag = expr.args[0] if expr.args else keyword(expr, "requires_grad")
+            if flag is None or (isinstance(flag, ast.Constant) and flag.value is True):
+                before = self.env[receiver.id]
+                self.env[receiver.id] = Value(before.bits | LIVE, before.origins, before.names)
+        elif attr.endswith("_") and not attr.startswith("_") and attr not in _NOT_WRITES:
             before = self.env[receiver.id]
             self.inplace.append((stmt, receiver.id, before))
             added = union(*[self._eval(a) for a in expr.args]) if expr.args else EMPTY
             new = union(before.tensor(), added.tensor())
             if attr == "detach_":
                 new = cut(before, expr)
-            elif attr == "requires_grad_":
-                new = before.with_bits(before.bits | LIVE)
             self.env[receiver.id] = new
 
     # -- expressions ---------------------------------------------------------------------------

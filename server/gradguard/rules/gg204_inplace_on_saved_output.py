@@ -1,0 +1,266 @@
+"""GG204: in-place write into the output of an op that saved that output for backward."""
+
+from __future__ import annotations
+
+import ast
+from typing import Iterator
+
+from gradguard.engine.dataflow import SAVES_OUTPUT, describe, flow_of
+from gradguard.engine.finding import Applicability, Finding
+from gradguard.engine.fixes import replace_node
+from gradguard.engine.index import Unit
+from gradguard.engine.rule import Invalid, Rule, Valid
+
+# in-place method -> out-of-place method with the same arguments
+_OUT_OF_PLACE = {
+    f"{name}_": name
+    for name in (
+        "add", "sub", "mul", "div", "clamp", "clamp_min", "clamp_max", "clip", "masked_fill", "pow", "abs",
+        "neg", "exp", "log", "sqrt", "sigmoid", "tanh", "relu", "addcmul", "addcdiv", "lerp", "masked_scatter",
+        "index_fill", "index_add", "scatter", "scatter_add", "fill_diagonal", "sign", "floor", "ceil", "round",
+        "reciprocal", "square", "true_divide", "mul", "fmod", "remainder", "nan_to_num", "where",
+    )
+}
+_OUT_OF_PLACE.pop("fill_diagonal_", None)  # Tensor.fill_diagonal does not exist
+_AUG_OPS = {
+    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.FloorDiv: "//", ast.Mod: "%",
+    ast.MatMult: "@",
+}
+_ATOMS = (ast.Name, ast.Attribute, ast.Call, ast.Subscript, ast.Constant)
+_MASK_OPS = (ast.BitAnd, ast.BitOr)
+
+
+class InplaceOnSavedOutput(Rule):
+    code = "GG204"
+    name = "inplace-on-saved-output"
+    summary = "In-place op on the output of `sigmoid`/`tanh`/`exp`/`softmax`/`relu`/..., which backward needs."
+    message = "In-place write into `{name}`, the output of `{op}` that backward needs"
+    explanation = """
+    Some ops compute their gradient from their own *output*, so autograd saves the
+    output tensor: `sigmoid`, `tanh`, `exp`, `exp2`, `expm1`, `relu`, `softmax`,
+    `log_softmax`, `sqrt`, `rsqrt`, `reciprocal` (checked with torch 2.13). Writing into
+    that tensor in place — `y.mul_(2)`, `y += 1`, `y[:, 0] = 0`, `y.clamp_(...)` — bumps
+    its version counter, and backward refuses to use the modified value:
+    *"one of the variables needed for gradient computation has been modified by an
+    inplace operation: [...], which is output 0 of Sigmoid, is at version 1; expected
+    version 0 instead."*
+
+    Use the out-of-place form (`y = y.mul(2)`, `y = y + 1`, `torch.where(...)`,
+    `y.masked_fill(...)`), or `.clone()` the output before writing into it. Ops that save
+    their input rather than their output (`gelu`, `silu`, `elu`, `leaky_relu`, `sin`,
+    `log`, ...) do not have this problem, and writes under `torch.no_grad()` or in code
+    that never calls backward are not reported. Masked assignments `y[y < t] = v` are
+    GG202's.
+    """
+    fix_applicability = Applicability.UNSAFE
+
+    VALID = [
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class Block(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(8, 8)
+
+                def forward(self, x):
+                    h = F.gelu(self.fc(x))
+                    h.mul_(0.5)
+                    g = torch.sigmoid(self.fc(x)).clone()
+                    g.add_(1)
+                    s = torch.tanh(self.fc(x))
+                    s = s * 2
+                    s += 1
+                    return h + g + s
+            """,
+            note="gelu saves its input; clone before writing; out-of-place rebinding",
+        ),
+        Valid(
+            """
+            import torch
+
+            def predict(model, x):
+                probs = torch.softmax(model(x), dim=-1)
+                probs.mul_(100)
+                return probs
+
+            def update(model, x):
+                with torch.no_grad():
+                    y = torch.sigmoid(model(x))
+                    y.add_(1)
+                return y
+            """,
+            note="no backward in the function; under no_grad",
+        ),
+    ]
+    INVALID = [
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Gate(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(4, 4)
+
+                def forward(self, x):
+                    g = torch.sigmoid(self.fc(x))
+                    g.mul_(2)
+                    return x * g
+            """,
+            lines=[11],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class Gate(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(4, 4)
+
+                def forward(self, x):
+                    g = torch.sigmoid(self.fc(x))
+                    g = g.mul(2)
+                    return x * g
+            """,
+            raises="modified by an inplace operation",
+            run="m = Gate(); m(torch.randn(3, 4)).sum().backward()",
+            check_fixed="assert m.fc.weight.grad is not None",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            model = nn.Linear(6, 3)
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            x, y = torch.randn(5, 6), torch.randint(0, 3, (5,))
+            probs = torch.softmax(model(x), dim=1)
+            probs += 1e-8
+            loss = -probs.log().gather(1, y.unsqueeze(1)).mean()
+            loss.backward()
+            opt.step()
+            """,
+            lines=[8],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            model = nn.Linear(6, 3)
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            x, y = torch.randn(5, 6), torch.randint(0, 3, (5,))
+            probs = torch.softmax(model(x), dim=1)
+            probs = probs + 1e-8
+            loss = -probs.log().gather(1, y.unsqueeze(1)).mean()
+            loss.backward()
+            opt.step()
+            """,
+            raises="modified by an inplace operation",
+            check_fixed="assert model.weight.grad is not None",
+        ),
+        Invalid(
+            """
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class Features(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv = nn.Conv2d(3, 8, 3)
+
+                def forward(self, x):
+                    a = F.relu(self.conv(x))
+                    a[:, 0] = 0
+                    return a
+            """,
+            lines=[11],
+            raises="modified by an inplace operation",
+            run="import torch; Features()(torch.randn(1, 3, 8, 8)).sum().backward()",
+        ),
+    ]
+
+    def check(self, unit: Unit) -> Iterator[Finding]:
+        forward_funcs: set[int] = set()
+        for cls in unit.module_classes():
+            for func in unit.methods_reachable_from(cls, "forward"):
+                forward_funcs.add(id(func))
+        backward_funcs = {id(unit.enclosing_function(c)) for c in unit.method_calls("backward")}
+        candidates = {id(unit.enclosing_function(c)): unit.enclosing_function(c) for c in self._saving_calls(unit)}
+        for key, func in candidates.items():
+            if key not in forward_funcs and key not in backward_funcs:
+                continue
+            flow = flow_of(unit, func)
+            for stmt, name, before in flow.inplace:
+                saved = before.saved
+                if saved is None or unit.in_no_grad(saved) or unit.in_no_grad(stmt):
+                    continue
+                if _is_masked_assignment(stmt):
+                    continue  # GG202 reports `y[y < t] = v`
+                if key not in forward_funcs and not _input_tracked(flow, saved):
+                    continue
+                yield self._report(unit, stmt, name, saved)
+
+    def _saving_calls(self, unit: Unit) -> list[ast.Call]:
+        found = []
+        for call in unit.calls():
+            func = call.func
+            if isinstance(func, ast.Attribute) and func.attr in SAVES_OUTPUT:
+                found.append(call)
+        return found
+
+    def _report(self, unit: Unit, stmt: ast.AST, name: str, saved: ast.Call) -> Finding:
+        op = describe(saved.func, unit)
+        message = (
+            f"In-place write into `{name}`, the output of `{op}(...)` that autograd saved for backward: "
+            "backward raises \"one of the variables needed for gradient computation has been modified by an "
+            "inplace operation\""
+        )
+        node: ast.AST = stmt
+        fix = None
+        if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name) and type(stmt.op) in _AUG_OPS:
+            value = unit.segment(stmt.value)
+            if not isinstance(stmt.value, _ATOMS) and not isinstance(stmt.value, ast.UnaryOp):
+                value = f"({value})"
+            new = f"{name} = {name} {_AUG_OPS[type(stmt.op)]} {value}"
+            fix = self.make_fix("Use the out-of-place operator", [replace_node(unit, stmt, new)])
+        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            call = stmt.value
+            node = call
+            func = call.func
+            if (
+                isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Name)
+                and func.attr in _OUT_OF_PLACE
+            ):
+                args = unit.segment(call)[len(unit.segment(func)) :]
+                new = f"{name} = {name}.{_OUT_OF_PLACE[func.attr]}{args}"
+                fix = self.make_fix(f"Use `{name}.{_OUT_OF_PLACE[func.attr]}(...)`", [replace_node(unit, stmt, new)])
+        return self.finding(unit, node, message, fix=fix)
+
+
+def _is_masked_assignment(stmt: ast.AST) -> bool:
+    if not isinstance(stmt, ast.Assign) or len(stmt.targets) != 1:
+        return False
+    target = stmt.targets[0]
+    if not isinstance(target, ast.Subscript):
+        return False
+    mask = target.slice
+    return (
+        isinstance(mask, ast.Compare)
+        or (isinstance(mask, ast.UnaryOp) and isinstance(mask.op, ast.Invert))
+        or (isinstance(mask, ast.BinOp) and isinstance(mask.op, _MASK_OPS))
+        or isinstance(mask, ast.Name)
+    )
+
+
+def _input_tracked(flow, saved: ast.Call) -> bool:
+    func = saved.func
+    inputs: list[ast.expr] = list(saved.args[:1])
+    if isinstance(func, ast.Attribute) and flow.module.qualname(func) is None:
+        inputs = [func.value]
+    return any(flow.value(i).tracked for i in inputs)
+
