@@ -722,3 +722,87 @@ def test_cli_unsafe_fixes_apply_the_conversion(tmp_path):
     module = namespace["BiasedSigmoid"](6)
     module(torch.randn(4, 6)).sum().backward()
     assert module.bias.grad is not None and module.bias.grad.abs().sum() > 0
+
+
+MORE_UNTRANSLATABLE = {
+    "forward returns two outputs": """
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.weight = nn.Parameter(torch.randn(3, 3))
+
+            def forward(self, x):
+                self.x = x
+                return x @ self.weight, x
+
+            def backward(self, grad_output):
+                self.weight.grad = self.x.t() @ grad_output
+        """,
+    "forward writes into its input": """
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.weight = nn.Parameter(torch.randn(3, 3))
+
+            def forward(self, x):
+                x.clamp_(min=0)
+                self.x = x
+                return x @ self.weight
+
+            def backward(self, grad_output):
+                self.weight.grad = self.x.t() @ grad_output
+        """,
+    "an input named ctx": """
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.weight = nn.Parameter(torch.randn(3, 3))
+
+            def forward(self, ctx):
+                self.x = ctx
+                return ctx @ self.weight
+
+            def backward(self, grad_output):
+                self.weight.grad = self.x.t() @ grad_output
+        """,
+}
+
+
+@pytest.mark.parametrize("name", list(MORE_UNTRANSLATABLE))
+def test_more_untranslatable_modules(name):
+    source = HEADER + textwrap.dedent(MORE_UNTRANSLATABLE[name]).lstrip()
+    assert convert_module_source(source, "M") is None
+
+
+def test_decorated_class_and_stash_reassigned_later():
+    source = HEADER + "import functools\n\n" + textwrap.dedent(
+        """
+        def register(cls):
+            return cls
+
+        @register
+        class Gate(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.w = nn.Parameter(torch.full((3,), 0.5))
+
+            def forward(self, x):
+                self.x = x
+                x = x * self.w  # `x` is rebound after the stash
+                return x
+
+            def backward(self, grad_output):
+                self.w.grad = (grad_output * self.x).sum(0)
+                return grad_output * self.w
+        """
+    ).lstrip()
+    out = convert_module_source(source, "Gate")
+    assert out is not None
+    assert "@register\nclass Gate(nn.Module):" in out
+    assert out.index("class GateFunction") < out.index("@register")
+    namespace = load(out)
+    gate = namespace["Gate"]()
+    x = torch.randn(4, 3, requires_grad=True)
+    gate(x).sum().backward()
+    assert torch.allclose(gate.w.grad, x.detach().sum(0))
+    assert torch.allclose(x.grad, torch.full((4, 3), 0.5))

@@ -308,6 +308,30 @@ def _check_body(unit: Unit, func: ast.FunctionDef, last_return: ast.Return | Non
             _fail()
 
 
+def _check_no_inplace_on_inputs(func: ast.FunctionDef, inputs: set[str], me: str) -> None:
+    """In a Function's forward, writing into an input or a parameter needs `ctx.mark_dirty`;
+    such modules are left alone."""
+
+    def is_input(node: ast.AST) -> bool:
+        return (isinstance(node, ast.Name) and node.id in inputs) or (
+            isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == me
+        )
+
+    for node in ast.walk(func):
+        if isinstance(node, ast.AugAssign) and is_input(node.target):
+            _fail()
+        elif isinstance(node, ast.Subscript) and not isinstance(node.ctx, ast.Load) and is_input(node.value):
+            _fail()
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr.endswith("_")
+            and not node.func.attr.endswith("__")
+            and is_input(node.func.value)
+        ):
+            _fail()
+
+
 def _self_uses(unit: Unit, func: ast.FunctionDef, me: str) -> list[ast.Attribute]:
     """Every `self.<attr>` node in func; fails on any other use of `self`."""
     uses = []
@@ -414,6 +438,8 @@ def _analyse(unit: Unit, cls: ast.ClassDef) -> _Plan:
     if not inputs or len(b_params) != 2 or ba.defaults:
         _fail()
     grad_arg = b_params[1].arg
+    if "ctx" in inputs or grad_arg == "ctx":
+        _fail()
     # inputs with a constant default (`dim=1`) are taken as non-tensors
     defaults = dict(zip(inputs[len(inputs) - len(fa.defaults) :], fa.defaults)) if fa.defaults else {}
     constant_inputs = {
@@ -433,6 +459,9 @@ def _analyse(unit: Unit, cls: ast.ClassDef) -> _Plan:
     if b_return is not None and len(b_stmts) > 1 and (b_stmts[-2].end_lineno or 0) >= b_return.lineno:
         _fail()
     _check_body(unit, fwd, f_return)
+    if isinstance(f_return.value, (ast.Tuple, ast.List)):
+        _fail()  # several outputs: backward would receive several gradients
+    _check_no_inplace_on_inputs(fwd, set(inputs), me_f)
     _check_body(unit, bwd, b_return)
 
     # -- where each attribute is set ---------------------------------------------------------
