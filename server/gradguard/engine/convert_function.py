@@ -259,11 +259,11 @@ def _fresh(base: str, taken: set[str]) -> str:
     return name
 
 
-def _names(func: ast.AST) -> tuple[set[str], set[str]]:
+def _names(nodes: list[ast.AST]) -> tuple[set[str], set[str]]:
     """(all names bound, all names loaded) inside a function (args included)."""
     bound: set[str] = set()
     loaded: set[str] = set()
-    for node in ast.walk(func):
+    for node in nodes:
         if isinstance(node, ast.Name):
             (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
         elif isinstance(node, ast.arg):
@@ -276,16 +276,16 @@ def _names(func: ast.AST) -> tuple[set[str], set[str]]:
     return bound, loaded
 
 
-def _name_stores_after(func: ast.AST, name: str, position: tuple[int, int]) -> bool:
-    for node in ast.walk(func):
+def _name_stores_after(nodes: list[ast.AST], name: str, position: tuple[int, int]) -> bool:
+    for node in nodes:
         if isinstance(node, ast.Name) and node.id == name and not isinstance(node.ctx, ast.Load):
             if _pos(node) > position:
                 return True
     return False
 
 
-def _check_body(unit: Unit, func: ast.FunctionDef, last_return: ast.Return | None) -> None:
-    for node in ast.walk(func):
+def _check_body(nodes: list[ast.AST], func: ast.FunctionDef, last_return: ast.Return | None) -> None:
+    for node in nodes:
         if node is func:
             continue
         if isinstance(
@@ -308,7 +308,7 @@ def _check_body(unit: Unit, func: ast.FunctionDef, last_return: ast.Return | Non
             _fail()
 
 
-def _check_no_inplace_on_inputs(func: ast.FunctionDef, inputs: set[str], me: str) -> None:
+def _check_no_inplace_on_inputs(nodes: list[ast.AST], inputs: set[str], me: str) -> None:
     """In a Function's forward, writing into an input or a parameter needs `ctx.mark_dirty`;
     such modules are left alone."""
 
@@ -317,7 +317,7 @@ def _check_no_inplace_on_inputs(func: ast.FunctionDef, inputs: set[str], me: str
             isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == me
         )
 
-    for node in ast.walk(func):
+    for node in nodes:
         if isinstance(node, ast.AugAssign) and is_input(node.target):
             _fail()
         elif isinstance(node, ast.Subscript) and not isinstance(node.ctx, ast.Load) and is_input(node.value):
@@ -332,10 +332,10 @@ def _check_no_inplace_on_inputs(func: ast.FunctionDef, inputs: set[str], me: str
             _fail()
 
 
-def _self_uses(unit: Unit, func: ast.FunctionDef, me: str) -> list[ast.Attribute]:
+def _self_uses(unit: Unit, nodes: list[ast.AST], me: str) -> list[ast.Attribute]:
     """Every `self.<attr>` node in func; fails on any other use of `self`."""
     uses = []
-    for node in ast.walk(func):
+    for node in nodes:
         if isinstance(node, ast.Name) and node.id == me:
             parent = unit.parent(node)
             if not (isinstance(parent, ast.Attribute) and parent.value is node):
@@ -458,18 +458,20 @@ def _analyse(unit: Unit, cls: ast.ClassDef) -> _Plan:
     b_return = b_stmts[-1] if b_stmts and isinstance(b_stmts[-1], ast.Return) else None
     if b_return is not None and len(b_stmts) > 1 and (b_stmts[-2].end_lineno or 0) >= b_return.lineno:
         _fail()
-    _check_body(unit, fwd, f_return)
+    walked = {id(fwd): list(ast.walk(fwd)), id(bwd): list(ast.walk(bwd))}
+    f_nodes, b_nodes = walked[id(fwd)], walked[id(bwd)]
+    _check_body(f_nodes, fwd, f_return)
     if isinstance(f_return.value, (ast.Tuple, ast.List)):
         _fail()  # several outputs: backward would receive several gradients
-    _check_no_inplace_on_inputs(fwd, set(inputs), me_f)
-    _check_body(unit, bwd, b_return)
+    _check_no_inplace_on_inputs(f_nodes, set(inputs), me_f)
+    _check_body(b_nodes, bwd, b_return)
 
     # -- where each attribute is set ---------------------------------------------------------
     stores: dict[str, set[str]] = {}
     other_reads: set[str] = set()
     for func in defs:
         me = self_name(func) or "self"
-        for node in ast.walk(func):
+        for node in walked.get(id(func)) or ast.walk(func):
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == me:
                 if not isinstance(node.ctx, ast.Load):
                     stores.setdefault(node.attr, set()).add(func.name)
@@ -487,7 +489,7 @@ def _analyse(unit: Unit, cls: ast.ClassDef) -> _Plan:
     method_names = {d.name for d in defs}
 
     # -- forward ------------------------------------------------------------------------------
-    f_uses = _self_uses(unit, fwd, me_f)
+    f_uses = _self_uses(unit, f_nodes, me_f)
     stash_assigns: dict[str, list[ast.Assign]] = {}
     for use in f_uses:
         if not isinstance(use.ctx, ast.Load):
@@ -539,7 +541,7 @@ def _analyse(unit: Unit, cls: ast.ClassDef) -> _Plan:
         forward_reads.append(use.attr)
 
     # -- backward ------------------------------------------------------------------------------
-    b_uses = _self_uses(unit, bwd, me_b)
+    b_uses = _self_uses(unit, b_nodes, me_b)
     grad_writes: dict[str, list[ast.stmt]] = {}
     grad_reads: set[str] = set()
     backward_reads: list[str] = []
@@ -582,8 +584,8 @@ def _analyse(unit: Unit, cls: ast.ClassDef) -> _Plan:
         backward_reads.append(use.attr)
 
     # names backward reads that only forward defines (`grad_output * x`) cannot be mapped
-    f_bound, f_loaded = _names(fwd)
-    b_bound, b_loaded = _names(bwd)
+    f_bound, f_loaded = _names(f_nodes)
+    b_bound, b_loaded = _names(b_nodes)
     for name in b_loaded - b_bound:
         if name in _BUILTINS or name in module.aliases or name in module.classes or name in module.functions:
             continue
@@ -706,7 +708,7 @@ def _analyse(unit: Unit, cls: ast.ClassDef) -> _Plan:
             len(stmts) == 1
             and isinstance(value, ast.Name)
             and value.id in f_bound
-            and not _name_stores_after(fwd, value.id, _end(stmts[0]))
+            and not _name_stores_after(f_nodes, value.id, _end(stmts[0]))
         ):
             # `self.x = x`: the statement goes, `x` itself is saved
             plan.forward_drops.add(attr)
@@ -752,7 +754,7 @@ def _analyse(unit: Unit, cls: ast.ClassDef) -> _Plan:
             and not preinit
             and isinstance(first, ast.Assign)
             and isinstance(value, ast.Name)
-            and not _name_stores_after(bwd, value.id, _end(first))
+            and not _name_stores_after(b_nodes, value.id, _end(first))
             and (value.id in b_bound or value.id == grad_arg)
         ):
             plan.grad_drops.add(attr)
