@@ -133,6 +133,8 @@ class ModuleContext:
         # names of `*backward*` methods called with arguments anywhere in the file
         # (`layer.backward(grad)`, `m.mm_backward(g)`); found textually, so cheap
         self.explicit_backward_calls: frozenset[str] = _explicit_backward_calls(source.text)
+        # the file changes torch's default dtype somewhere (GG504 then cannot assume float32)
+        self.changes_default_dtype: bool = "set_default_dtype" in source.text or "set_default_tensor_type" in source.text
         self._scan(tree.body, source)
         self.signature = hash(
             (
@@ -141,6 +143,7 @@ class ModuleContext:
                 tuple(sorted(self.functions.items())),
                 tuple(sorted(self.grad_leaves)),
                 tuple(sorted(self.explicit_backward_calls)),
+                self.changes_default_dtype,
             )
         )
 
