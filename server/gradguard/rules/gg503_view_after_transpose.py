@@ -1,0 +1,285 @@
+"""GG503: `.view()` on a transposed/permuted tensor, merging the dims it swapped."""
+
+from __future__ import annotations
+
+import ast
+import math
+from typing import Iterator
+
+from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
+from gradguard.engine.index import Unit
+from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.shapes import bindings, inference, resolve_view
+
+_ERROR = "view size is not compatible with input tensor's size and stride"
+
+
+class ViewAfterTranspose(Rule):
+    code = "GG503"
+    name = "view-after-transpose"
+    summary = "`.view()` on the result of `transpose`/`t`/`permute`/`.T`/`.mT` that merges the swapped dimensions."
+    message = (
+        "`.view(...)` merges dimensions that `{op}` made non-contiguous: PyTorch raises "
+        f'"{_ERROR} (at least one dimension spans across two contiguous subspaces)"; use `.reshape(...)`'
+    )
+    explanation = f"""
+    `transpose`, `t`, `permute`, `.T` and `.mT` do not move any data: they return a
+    view with swapped strides. `.view()` can only reinterpret memory that is laid out
+    contiguously for the requested shape, so merging dimensions that the transpose
+    swapped fails:
+
+    > RuntimeError: {_ERROR} (at least one dimension spans across two
+    > contiguous subspaces). Use .reshape(...) instead.
+
+    Typical cases: `x.transpose(1, 2).view(B, -1)` in attention code and
+    `x.permute(0, 2, 3, 1).view(-1)`. Use `.reshape(...)`, which copies only when it
+    must (same values, same gradients), or `.contiguous().view(...)`. Views that keep
+    the swapped dimensions separate, such as `x.transpose(0, 1).view(T, B, -1)` when
+    only the first two dimensions were swapped, work and are not reported.
+    """
+    severity = Severity.ERROR
+    fix_applicability = Applicability.SAFE
+
+    VALID = [
+        Valid(
+            """
+            import torch
+
+            def merge_heads(x, batch, seq):
+                x = x.transpose(1, 2).contiguous()
+                return x.view(batch, seq, -1)
+            """,
+            note="contiguous() first",
+        ),
+        Valid(
+            """
+            import torch
+
+            def f(x, t, b):
+                return x.transpose(0, 1).view(t, b, -1)
+            """,
+            note="the swapped dims stay separate",
+        ),
+        Valid(
+            """
+            import torch
+
+            x = torch.randn(3, 4)
+            y = x.t().view(4, 3, 1)
+            """,
+            note="no dims merged",
+        ),
+    ]
+    INVALID = [
+        Invalid(
+            """
+            import torch
+
+            def merge_heads(x, batch):
+                # x: (batch, heads, seq, head_dim)
+                return x.transpose(1, 2).view(batch, -1)
+            """,
+            lines=[5],
+            fixed="""
+            import torch
+
+            def merge_heads(x, batch):
+                # x: (batch, heads, seq, head_dim)
+                return x.transpose(1, 2).reshape(batch, -1)
+            """,
+            raises=_ERROR,
+            run="merge_heads(torch.randn(2, 3, 4, 5), 2)",
+            check_fixed="assert merge_heads(torch.randn(2, 3, 4, 5), 2).shape == (2, 60)",
+        ),
+        Invalid(
+            """
+            import torch
+
+            images = torch.randn(8, 3, 32, 32)
+            pixels = images.permute(0, 2, 3, 1)
+            flat = pixels.view(-1)
+            """,
+            lines=[5],
+            fixed="""
+            import torch
+
+            images = torch.randn(8, 3, 32, 32)
+            pixels = images.permute(0, 2, 3, 1)
+            flat = pixels.reshape(-1)
+            """,
+            raises=_ERROR,
+            check_fixed="assert torch.equal(flat[:3], images[0, :, 0, 0])",
+        ),
+        Invalid(
+            """
+            import torch
+
+            w = torch.randn(3, 4)
+            v = w.T.view(2, 6)
+            """,
+            lines=[4],
+            fixed="""
+            import torch
+
+            w = torch.randn(3, 4)
+            v = w.T.reshape(2, 6)
+            """,
+            raises=_ERROR,
+        ),
+    ]
+
+    def check(self, unit: Unit) -> Iterator[Finding]:
+        infer = None
+        for call in unit.method_calls("view"):
+            if unit.module.call_name(call) is not None or not call.args or call.keywords:
+                continue
+            func = call.func
+            assert isinstance(func, ast.Attribute)
+            source = _permuting_source(unit, func.value)
+            if source is None:
+                continue
+            infer = infer or inference(unit)
+            perm = _permutation(infer, source)
+            if perm is None:
+                continue
+            op, order, base = perm
+            args = call.args
+            if len(args) == 1 and isinstance(args[0], (ast.Tuple, ast.List)):
+                args = args[0].elts
+            if any(isinstance(a, ast.Starred) for a in args):
+                continue
+            verdict = _exact(infer, base, order, args)
+            if verdict is None:
+                verdict = _structural(infer, order, args)
+            if not verdict:
+                continue
+            _, _, end_line, end_col = unit.node_range(func)
+            fix = None
+            if unit.source.line_text(end_line)[end_col - 5 : end_col - 1] == "view":
+                fix = self.make_fix("Use `.reshape(...)`", [TextEdit(end_line, end_col - 4, end_line, end_col, "reshape")])
+            yield self.finding(unit, call, self.message.format(op=op), fix=fix)
+
+
+def _permuting_source(unit: Unit, node: ast.AST) -> ast.AST | None:
+    """The transpose/permute expression a view applies to (through one name binding)."""
+    if _is_permuting(node):
+        return node
+    if isinstance(node, ast.Name):
+        value = bindings(unit, unit.enclosing_function(node)).value_of(node.id, node)
+        if value is not None and _is_permuting(value):
+            return value
+    return None
+
+
+def _is_permuting(node: ast.AST) -> bool:
+    if isinstance(node, ast.Attribute):
+        return node.attr in ("T", "mT")
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        return node.func.attr in ("transpose", "swapaxes", "swapdims", "t", "permute")
+    return False
+
+
+def _permutation(infer, node: ast.AST) -> tuple[str, list[int] | None, ast.AST] | None:
+    """(label, permutation of the leading dims or None for "full reversal of an n-D tensor", receiver)."""
+    if isinstance(node, ast.Attribute):
+        if node.attr == "T":
+            return ".T", [1, 0], node.value
+        return None  # .mT: the number of dims is unknown
+    call = node
+    assert isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+    method, receiver = call.func.attr, call.func.value
+    if method == "t":
+        return ".t()", [1, 0], receiver
+    values = [infer.int_value(a) for a in call.args]
+    if any(v is None for v in values) or call.keywords:
+        return None
+    if method in ("transpose", "swapaxes", "swapdims") and len(values) == 2:
+        a, b = values
+        if a < 0 or b < 0 or a == b:
+            return None
+        n = max(a, b) + 1
+        order = list(range(n))
+        order[a], order[b] = order[b], order[a]
+        return f"{method}({a}, {b})", order, receiver
+    if method == "permute":
+        if len(values) == 1:
+            return None
+        n = len(values)
+        order = [v % n for v in values]  # type: ignore[operator]
+        if sorted(order) != list(range(n)) or order == list(range(n)):
+            return None
+        return "permute(" + ", ".join(str(v) for v in values) + ")", order, receiver
+    return None
+
+
+def _exact(infer, base: ast.AST, order: list[int], args: list[ast.expr]) -> bool | None:
+    """With a known input shape, decide exactly as PyTorch does (None when unknown)."""
+    shape = infer.shape(base)
+    dims = [infer.int_value(a) for a in args]
+    if shape is None or any(d is None for d in dims) or len(shape) < len(order):
+        return None
+    if len(order) == 2 and len(shape) != 2 and order == [1, 0]:
+        return None  # .T / .t() are only modelled for 2-D tensors
+    n = len(shape)
+    full = order + list(range(len(order), n))
+    strides = [math.prod(shape[i + 1 :]) for i in range(n)]
+    sizes = [shape[i] for i in full]
+    perm_strides = [strides[i] for i in full]
+    target = resolve_view(tuple(sizes), dims)  # type: ignore[arg-type]
+    if target is None:
+        return None  # wrong element count: a different error
+    return not _view_possible(sizes, perm_strides, list(target))
+
+
+def _structural(infer, order: list[int], args: list[ast.expr]) -> bool:
+    """Without shapes: `.view(-1)` (everything merged) or `.view(a, ..., -1)` whose
+    trailing -1 merges swapped dims, assuming each leading argument is one dimension."""
+    if len(args) == 1:
+        return True
+    if infer.int_value(args[-1]) != -1:
+        return False
+    leading = args[:-1]
+    if not all(_single_dim(infer, a) for a in leading):
+        return False
+    k = len(leading)
+    group = order[k:]
+    if len(group) < 2:
+        return False
+    return any(b != a + 1 for a, b in zip(group, group[1:]))
+
+
+def _single_dim(infer, node: ast.AST) -> bool:
+    if isinstance(node, ast.Name):
+        return True
+    if isinstance(node, ast.Constant) and isinstance(node.value, int):
+        return node.value > 0
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "size":
+        return len(node.args) == 1
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "shape":
+        return not isinstance(node.slice, ast.Slice)
+    return False
+
+
+def _view_possible(sizes: list[int], strides: list[int], shape: list[int]) -> bool:
+    """ATen's computeStride: can a tensor with these sizes/strides be viewed as shape?"""
+    if math.prod(sizes) == 0 or not sizes:
+        return True
+    view_d = len(shape) - 1
+    chunk_base_stride = strides[-1]
+    tensor_numel = 1
+    view_numel = 1
+    for tensor_d in range(len(sizes) - 1, -1, -1):
+        tensor_numel *= sizes[tensor_d]
+        if tensor_d == 0 or (
+            sizes[tensor_d - 1] != 1 and strides[tensor_d - 1] != tensor_numel * chunk_base_stride
+        ):
+            while view_d >= 0 and (view_numel < tensor_numel or shape[view_d] == 1):
+                view_numel *= shape[view_d]
+                view_d -= 1
+            if view_numel != tensor_numel:
+                return False
+            if tensor_d > 0:
+                chunk_base_stride = strides[tensor_d - 1]
+                tensor_numel = 1
+                view_numel = 1
+    return view_d == -1
