@@ -806,3 +806,57 @@ def test_decorated_class_and_stash_reassigned_later():
     gate(x).sum().backward()
     assert torch.allclose(gate.w.grad, x.detach().sum(0))
     assert torch.allclose(x.grad, torch.full((4, 3), 0.5))
+
+
+COMMENTED = '''\
+import torch
+import torch.nn as nn
+
+
+# a layer with comments everywhere
+class Noisy(nn.Module):  # class header comment
+    # before __init__
+    def __init__(self, n):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(n))  # weight
+        self.x = None  # filled by forward
+
+    # before forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # forward header
+        # first line of forward
+        self.x = x; y = x * self.w  # two statements
+        if self.training:
+            y = y * 2.0  # training only
+        return (
+            y  # output
+        )
+        # after the return of forward
+
+    # before backward
+    def backward(self, grad_output):  # backward header
+        """Hand-written gradient."""
+        # inside backward
+        self.w.grad = (grad_output * self.x).sum(0)  # weight grad (ignores the x2)
+        # end of backward
+
+    # after backward, still in the class
+# after the class
+'''
+
+
+def test_every_comment_survives_and_training_flag_is_passed():
+    out = convert_module_source(COMMENTED, "Noisy")
+    assert out is not None
+    assert comments(out) == comments(COMMENTED)
+    assert "NoisyFunction.apply(x, self.w, self.training)" in out
+    assert '"""Hand-written gradient."""' in out
+    namespace = load(out)
+    layer = namespace["Noisy"](3)
+    x = torch.randn(4, 3)
+    layer.eval()
+    assert torch.equal(layer(x), x)
+    layer.train()
+    assert torch.equal(layer(x), 2 * x)
+    layer(x).sum().backward()
+    # the hand-written formula, faithfully: it ignores the factor 2 of training mode
+    assert torch.allclose(layer.w.grad, x.sum(0))

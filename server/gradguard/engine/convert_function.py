@@ -522,8 +522,8 @@ def _analyse(unit: Unit, cls: ast.ClassDef) -> _Plan:
             _fail()
         if sites - {"__init__"}:
             _fail()  # set in some other method: its value at call time is unknown here
-        if sites or attr in class_level:
-            return "config"
+        if sites or attr in class_level or attr == "training":
+            return "config"  # `training` is nn.Module's own flag (train()/eval())
         _fail()  # inherited, a property, or never set
         return ""  # pragma: no cover
 
