@@ -1,0 +1,1 @@
+"""The gradguard language server (`gradguard lsp`): a thin LSP layer over the engine."""

@@ -1,0 +1,1209 @@
+"""The gradguard language server (pygls 2, stdio).
+
+A thin layer: handlers translate between lsprotocol types and the engine's findings and
+fixes. The engine runs in one worker thread (it is not thread-safe, and keeping it off
+the event loop lets the server answer while a large file is being checked); results for
+a document version that is no longer current are dropped, never published.
+
+This module never imports torch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import concurrent.futures
+import dataclasses
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
+
+from gradguard import __version__
+from gradguard.engine.analyzer import Analyzer, syntax_error_finding
+from gradguard.engine.config import Config
+from gradguard.engine.finding import Finding, Fix, Severity
+from gradguard.engine.incremental import IncrementalParser, LineDelta
+from gradguard.engine.rule import SyntaxErrorRule, rule_class
+from gradguard.engine.source import SourceFile
+from gradguard.engine.suppression import _IGNORE, _NOQA
+from gradguard.lsp import hover as hover_notes
+from gradguard.lsp.documents import (
+    UTF8,
+    UTF16,
+    UTF32,
+    Cell,
+    CellSpan,
+    DocumentStore,
+    Notebook,
+    TextDoc,
+    content_of,
+    uri_to_path,
+)
+from gradguard.lsp.settings import ProjectConfigs, Settings, effective_config, parse_settings
+
+log = logging.getLogger("gradguard.lsp")
+
+SERVER_NAME = "gradguard"
+FIX_ALL_KIND = "source.fixAll.gradguard"
+MAX_ANALYSED_CHARS = 3_000_000  # larger documents are not checked (the server stays responsive)
+PARSE_ERRORS = (SyntaxError, ValueError, MemoryError, RecursionError, OverflowError)
+
+CMD_EXPLAIN = "gradguard.explainRule"
+CMD_FIX_ALL = "gradguard.fixAll"
+CMD_DEBUG_TEXT = "gradguard.debugDocumentText"
+CMD_SHOW_DOCS = "gradguard.showDocumentation"
+
+_SEVERITY = {
+    Severity.ERROR: types.DiagnosticSeverity.Error,
+    Severity.WARNING: types.DiagnosticSeverity.Warning,
+    Severity.INFORMATION: types.DiagnosticSeverity.Information,
+    Severity.HINT: types.DiagnosticSeverity.Hint,
+}
+_TAGS = {"unnecessary": types.DiagnosticTag.Unnecessary, "deprecated": types.DiagnosticTag.Deprecated}
+_ENCODINGS = {
+    types.PositionEncodingKind.Utf8: UTF8,
+    types.PositionEncodingKind.Utf16: UTF16,
+    types.PositionEncodingKind.Utf32: UTF32,
+}
+
+
+# -- conversions (usable by other modules) ---------------------------------------------------
+def lsp_range(doc: TextDoc, line: int, column: int, end_line: int, end_column: int, encoding: str = UTF16) -> types.Range:
+    """1-based code-point positions -> an LSP range in the client's units, clamped to the text."""
+    sl, sc = doc.client_position(line - 1, column - 1, encoding)
+    el, ec = doc.client_position(end_line - 1, end_column - 1, encoding)
+    el, ec = max((el, ec), (sl, sc))
+    return types.Range(types.Position(sl, sc), types.Position(el, ec))
+
+
+def finding_to_diagnostic(
+    finding: Finding,
+    doc: TextDoc,
+    encoding: str = UTF16,
+    tag_support: bool = True,
+    config: Config | None = None,
+) -> types.Diagnostic:
+    """A Finding (1-based, code points) -> an LSP Diagnostic for `doc`."""
+    severity = finding.severity
+    if config is not None:
+        severity = config.severity_for(finding.code, severity)
+    rule = rule_class(finding.code)
+    tags = [_TAGS[t] for t in finding.tags if t in _TAGS] if tag_support else []
+    return types.Diagnostic(
+        range=lsp_range(doc, finding.line, finding.column, finding.end_line, finding.end_column, encoding),
+        message=finding.message,
+        severity=_SEVERITY.get(Severity(severity), types.DiagnosticSeverity.Warning),
+        code=finding.code,
+        code_description=types.CodeDescription(href=rule.doc_url()) if rule is not None else None,
+        source=finding.source,
+        tags=tags or None,
+    )
+
+
+def _text_edit(doc: TextDoc, edit: Any, encoding: str) -> types.TextEdit:
+    return types.TextEdit(
+        range=lsp_range(doc, edit.start_line, edit.start_column, edit.end_line, edit.end_column, encoding),
+        new_text=edit.new_text,
+    )
+
+
+def minimal_edit(old: str, new: str) -> tuple[int, int, str]:
+    """(start offset, end offset in old, replacement) turning old into new."""
+    limit = min(len(old), len(new))
+    start = 0
+    while start < limit and old[start] == new[start]:
+        start += 1
+    end_old, end_new = len(old), len(new)
+    while end_old > start and end_new > start and old[end_old - 1] == new[end_new - 1]:
+        end_old -= 1
+        end_new -= 1
+    return start, end_old, new[start:end_new]
+
+
+# -- protocol ---------------------------------------------------------------------------------
+class _InvalidRequest:
+    """A request whose params did not match the protocol: answered with an error instead
+    of being dropped (pygls would otherwise never answer it)."""
+
+    def __init__(self, msg_id: Any, method: str, error: Exception) -> None:
+        self.id = msg_id
+        self.method = method
+        self.error = error
+        self.jsonrpc = "2.0"
+
+
+class GradguardProtocol(LanguageServerProtocol):
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
+        # The document store in documents.py applies the change (pygls's TextDocument
+        # re-splits the whole text per change and splits at \f and U+2028).
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
+
+    def structure_message(self, data: dict[str, Any]):
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if isinstance(data, dict) and "id" in data and "method" in data:
+                return _InvalidRequest(data["id"], str(data["method"]), exc)
+            raise
+
+    def handle_message(self, message):
+        if isinstance(message, _InvalidRequest):
+            log.warning("invalid %s request: %s", message.method, message.error)
+            self._send_response(
+                message.id, error=JsonRpcInvalidParams(f"invalid params for {message.method}").to_response_error()
+            )
+            return None
+        return super().handle_message(message)
+
+
+# -- server state -----------------------------------------------------------------------------
+@dataclass
+class Snapshot:
+    key: str
+    version: Any
+    text: str
+    lines: list[str]
+    path: str
+    config: Config
+    spans: list[CellSpan] | None = None  # notebooks: where each cell is
+
+
+@dataclass
+class AnalysisState:
+    parser: IncrementalParser
+    lines: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    version: Any = None
+    spans: list[CellSpan] | None = None
+
+
+@dataclass
+class AnalysisResult:
+    snapshot: Snapshot
+    findings: list[Finding]
+    rule_errors: list = field(default_factory=list)
+    syntax_error: bool = False
+    seconds: float = 0.0
+
+
+class GradguardServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__(
+            SERVER_NAME,
+            __version__,
+            protocol_cls=GradguardProtocol,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            notebook_document_sync=types.NotebookDocumentSyncOptions(
+                notebook_selector=[
+                    types.NotebookDocumentFilterWithCells(
+                        notebook="jupyter-notebook", cells=[types.NotebookCellLanguage(language="python")]
+                    )
+                ]
+            ),
+        )
+        self.store = DocumentStore()
+        self.workspace_trusted = False
+        self.encoding = UTF16
+        self._global_settings = Settings()
+        self._folder_settings: dict[str, Settings] = {}
+        self._settings_warned: set[str] = set()
+        self.projects = ProjectConfigs()
+        self._analyzers: dict[str, Analyzer] = {}
+        self._states: dict[str, AnalysisState] = {}
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._extras: dict[str, dict[str, list[Finding]]] = {}
+        # uri -> (version, findings in that uri's coordinates, config)
+        self.published: dict[str, tuple[Any, list[Finding], Config]] = {}
+        self._notebook_cells_published: dict[str, set[str]] = {}
+        self._logged_errors: set[tuple] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._engine = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradguard-engine")
+        self.timings: list[float] = []
+
+    # -- public API for other modules (probe features, tests) --------------------------------
+    def settings_for(self, uri: str | None = None) -> Settings:
+        if uri:
+            best = ""
+            for folder in self._folder_settings:
+                if uri.startswith(folder.rstrip("/") + "/") and len(folder) > len(best):
+                    best = folder
+            if best:
+                return self._folder_settings[best]
+        return self._global_settings
+
+    def get_document_text(self, uri: str) -> str | None:
+        doc = self.store.get(uri)
+        return doc.text if doc is not None else None
+
+    def config_for(self, uri: str) -> Config:
+        path = uri_to_path(uri)
+        directory = os.path.dirname(path) if path != uri else self._root_path()
+        return effective_config(self.projects.config_for(directory), self.settings_for(uri))
+
+    def findings_for(self, uri: str) -> list[Finding]:
+        """The findings last published for a uri (engine findings and extras)."""
+        entry = self.published.get(uri)
+        return list(entry[1]) if entry else []
+
+    def set_extra_findings(self, uri: str, key: str, findings: list[Finding]) -> None:
+        """Extra findings (e.g. key "probe") shown with the engine's for this uri until the
+        document changes or closes. Safe to call from any thread."""
+        if self._loop is not None and threading.get_ident() != self._loop_thread:
+            self._loop.call_soon_threadsafe(self.set_extra_findings, uri, key, list(findings))
+            return
+        self._extras.setdefault(uri, {})[key] = list(findings)
+        self._republish(uri)
+
+    def finding_to_diagnostic(self, uri: str, finding: Finding) -> types.Diagnostic:
+        doc = self.store.get(uri) or TextDoc(uri, "", None)
+        return finding_to_diagnostic(finding, doc, self.encoding, self._tag_support(), self.config_for(uri))
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _root_path(self) -> str | None:
+        try:
+            root = self.workspace.root_path
+        except RuntimeError:
+            return None
+        return root
+
+    def _tag_support(self) -> bool:
+        try:
+            caps = self.client_capabilities
+        except AttributeError:
+            return False
+        pd = caps.text_document.publish_diagnostics if caps and caps.text_document else None
+        return bool(pd and pd.tag_support)
+
+    def _capability(self, path: str) -> Any:
+        node: Any = getattr(self.protocol, "client_capabilities", None)
+        for part in path.split("."):
+            if node is None:
+                return None
+            node = getattr(node, part, None)
+        return node
+
+    def log_to_client(self, message: str, level: types.MessageType = types.MessageType.Info) -> None:
+        log.log({1: logging.ERROR, 2: logging.WARNING}.get(int(level), logging.INFO), "%s", message)
+        try:
+            self.window_log_message(types.LogMessageParams(type=level, message=message))
+        except Exception:  # noqa: BLE001, S110 - no transport yet
+            pass
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        # log instead of popping up a message box for every malformed message
+        self.log_to_client(f"gradguard: internal error: {error}", types.MessageType.Error)
+
+    def _warn_settings(self, settings: Settings) -> None:
+        for warning in settings.warnings:
+            if warning not in self._settings_warned:
+                self._settings_warned.add(warning)
+                self.log_to_client(warning, types.MessageType.Warning)
+
+    def set_settings(self, raw: Any, folder: str | None = None) -> None:
+        settings = parse_settings(raw)
+        self._warn_settings(settings)
+        if folder:
+            self._folder_settings[folder] = settings
+        else:
+            self._global_settings = settings
+
+    def analyzer_for(self, config: Config) -> Analyzer:
+        key = repr(config)
+        analyzer = self._analyzers.get(key)
+        if analyzer is None:
+            if len(self._analyzers) > 8:
+                self._analyzers.clear()
+            analyzer = self._analyzers[key] = Analyzer(config)
+        return analyzer
+
+    # -- analysis -----------------------------------------------------------------------------
+    def analysis_key(self, uri: str) -> str:
+        doc = self.store.get(uri)
+        if doc is not None and doc.notebook:
+            return doc.notebook
+        return uri
+
+    def _version_of(self, key: str) -> Any:
+        notebook = self.store.notebooks.get(key)
+        if notebook is not None:
+            versions = [notebook.version]
+            for cell in notebook.cells:
+                doc = self.store.get(cell.uri)
+                versions.append((cell.uri, cell.kind, doc.version if doc else None))
+            return tuple(versions)
+        doc = self.store.get(key)
+        return doc.version if doc is not None else None
+
+    def _snapshot(self, key: str) -> Snapshot | None:
+        notebook = self.store.notebooks.get(key)
+        if notebook is not None:
+            text, spans = self.store.combined(notebook)
+            config = self.config_for(key)
+            source = SourceFile(text)
+            return Snapshot(key, self._version_of(key), text, source.lines, uri_to_path(key), config, spans)
+        doc = self.store.get(key)
+        if doc is None:
+            return None
+        return Snapshot(key, doc.version, doc.text, list(doc.lines), uri_to_path(key), self.config_for(key))
+
+    def analysable(self, uri: str) -> bool:
+        doc = self.store.get(uri)
+        if doc is None:
+            return uri in self.store.notebooks
+        if doc.notebook:
+            return True
+        if doc.language_id not in ("python", "") and not uri.endswith((".py", ".pyi")):
+            return False
+        return uri.startswith(("file:", "untitled:")) or uri.endswith((".py", ".pyi"))
+
+    def schedule(self, uri: str, delay: float | None = None) -> None:
+        key = self.analysis_key(uri)
+        settings = self.settings_for(key)
+        if delay is None:
+            delay = settings.debounce_ms / 1000.0
+        previous = self._tasks.pop(key, None)
+        if previous is not None and not previous.done():
+            previous.cancel()  # a newer edit cancels the work for the older version
+        self._tasks[key] = asyncio.ensure_future(self._analyse_and_publish(key, delay))
+
+    async def _analyse_and_publish(self, key: str, delay: float) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
+        result = await self.analyse(key)
+        if result is None:
+            return
+        if self._version_of(key) != result.snapshot.version:
+            return  # outdated: a newer version is on its way
+        self._publish(key, result)
+
+    async def analyse(self, key: str) -> AnalysisResult | None:
+        """Analyse the current text of a document or notebook (in the engine thread)."""
+        settings = self.settings_for(key)
+        snapshot = self._snapshot(key)
+        if snapshot is None or not settings.enable or not self.analysable(key):
+            if snapshot is not None:
+                return AnalysisResult(snapshot, [])
+            return None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._engine, self._analyse_sync, snapshot)
+
+    def _analyse_sync(self, snap: Snapshot) -> AnalysisResult | None:
+        if self._version_of(snap.key) != snap.version:
+            return None  # superseded before it started
+        started = time.perf_counter()
+        state = self._states.get(snap.key)
+        if state is None:
+            state = self._states[snap.key] = AnalysisState(IncrementalParser(snap.path))
+        if len(snap.text) > MAX_ANALYSED_CHARS:
+            self.log_to_client_threadsafe(
+                f"gradguard: {snap.key} has {len(snap.text):,} characters; files over "
+                f"{MAX_ANALYSED_CHARS:,} are not checked"
+            )
+            state.findings, state.lines, state.version = [], snap.lines, snap.version
+            return AnalysisResult(snap, [])
+        analyzer = self.analyzer_for(snap.config)
+        rule_errors: list = []
+        syntax = False
+        try:
+            tree = state.parser.parse(snap.text, snap.lines)
+        except PARSE_ERRORS as exc:
+            syntax = True
+            findings = self._kept_while_broken(state, snap)
+            if snap.config.enabled(SyntaxErrorRule.code):
+                findings.append(syntax_error_finding(exc, SourceFile(snap.text, snap.path), snap.path))
+        else:
+            try:
+                result = analyzer.check(snap.text, snap.path, tree)
+                findings, rule_errors = result.findings, result.errors
+            except Exception:  # the engine itself failed: keep the server alive
+                log.exception("analysis failed for %s", snap.key)
+                self.log_to_client_threadsafe(
+                    f"gradguard: internal error while checking {snap.key}:\n{traceback.format_exc()}",
+                    types.MessageType.Error,
+                )
+                findings = []
+        state.findings, state.lines, state.version, state.spans = findings, snap.lines, snap.version, snap.spans
+        seconds = time.perf_counter() - started
+        return AnalysisResult(snap, list(findings), rule_errors, syntax, seconds)
+
+    @staticmethod
+    def _kept_while_broken(state: AnalysisState, snap: Snapshot) -> list[Finding]:
+        """The last findings moved along with the edits since, while the file does not parse."""
+        if not state.lines:
+            return []
+        change = LineDelta.between(state.lines, snap.lines)
+        kept: list[Finding] = []
+        for finding in state.findings:
+            if finding.code == SyntaxErrorRule.code:
+                continue
+            line, end_line = change.map_line(finding.line), change.map_line(finding.end_line)
+            if line is not None and end_line is not None:
+                kept.append(finding.shifted(line - finding.line))
+                continue
+            if change.new_end < change.start:  # its lines were deleted
+                continue
+            new_line = min(max(line or change.start, change.start), change.new_end)
+            new_end = max(new_line, min(end_line or change.new_end, change.new_end))
+            kept.append(
+                dataclasses.replace(finding, line=new_line, end_line=new_end, fix=None, alternatives=[])
+            )
+        return kept
+
+    def log_to_client_threadsafe(self, message: str, level: types.MessageType = types.MessageType.Info) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.log_to_client, message, level)
+        else:
+            log.info("%s", message)
+
+    def _report_rule_errors(self, result: AnalysisResult) -> None:
+        for error in result.rule_errors:
+            ident = (error.code, error.path, error.line, error.traceback.strip().splitlines()[-1:].__repr__())
+            if ident in self._logged_errors:
+                continue
+            self._logged_errors.add(ident)
+            self.log_to_client(
+                f"gradguard: rule {error.code} failed on {error.path}:{error.line}; the other rules' "
+                f"findings are shown.\n{error.traceback}",
+                types.MessageType.Error,
+            )
+
+    def _publish(self, key: str, result: AnalysisResult) -> None:
+        self._report_rule_errors(result)
+        self.timings.append(result.seconds)
+        del self.timings[:-1000]
+        snap = result.snapshot
+        if snap.spans is None:
+            self._publish_uri(key, result.findings, snap.config)
+            return
+        # notebook: each finding goes to its own cell
+        per_cell: dict[str, list[Finding]] = {span.uri: [] for span in snap.spans}
+        for finding in result.findings:
+            span = _span_for(snap.spans, finding.line - 1)
+            if span is None:
+                continue
+            local = finding.shifted(-span.start)
+            if local.end_line > span.count:
+                local = dataclasses.replace(
+                    local, end_line=span.count, end_column=len(content_of(_line(self.store.get(span.uri), span.count))) + 1
+                )
+            per_cell[span.uri].append(local)
+        previous = self._notebook_cells_published.get(key, set())
+        for uri in previous - set(per_cell):
+            if self.store.get(uri) is not None:
+                self._publish_uri(uri, [], snap.config)
+        self._notebook_cells_published[key] = set(per_cell)
+        for uri, findings in per_cell.items():
+            self._publish_uri(uri, findings, snap.config)
+
+    def _publish_uri(self, uri: str, findings: list[Finding], config: Config) -> None:
+        doc = self.store.get(uri)
+        if doc is None:
+            return
+        self.published[uri] = (doc.version, findings, config)
+        self._send_diagnostics(uri)
+
+    def _send_diagnostics(self, uri: str) -> None:
+        doc = self.store.get(uri)
+        entry = self.published.get(uri)
+        if doc is None:
+            return
+        findings = list(entry[1]) if entry else []
+        config = entry[2] if entry else self.config_for(uri)
+        for extra in self._extras.get(uri, {}).values():
+            findings.extend(extra)
+        tags = self._tag_support()
+        diagnostics = [finding_to_diagnostic(f, doc, self.encoding, tags, config) for f in findings]
+        self.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics, version=doc.version)
+        )
+
+    def _republish(self, uri: str) -> None:
+        doc = self.store.get(uri)
+        if doc is None:
+            return
+        entry = self.published.get(uri)
+        if entry is not None and entry[0] != doc.version:
+            # the findings belong to an older text: move them along with the edits
+            state = self._states.get(self.analysis_key(uri))
+            if state is None or state.spans is not None:
+                self.published[uri] = (doc.version, [], entry[2])
+            else:
+                snap = Snapshot(uri, doc.version, doc.text, list(doc.lines), uri_to_path(uri), entry[2])
+                self.published[uri] = (doc.version, self._kept_while_broken(state, snap), entry[2])
+        self._send_diagnostics(uri)
+
+    def clear_diagnostics(self, uri: str) -> None:
+        self.published.pop(uri, None)
+        self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+
+    async def current_findings(self, uri: str) -> tuple[TextDoc, list[Finding]] | None:
+        """Findings for the document's current version (analysing it now if needed)."""
+        doc = self.store.get(uri)
+        if doc is None:
+            return None
+        entry = self.published.get(uri)
+        if entry is None or entry[0] != doc.version:
+            key = self.analysis_key(uri)
+            result = await self.analyse(key)
+            if result is None or self._version_of(key) != result.snapshot.version:
+                return None
+            self._publish(key, result)
+            entry = self.published.get(uri)
+            if entry is None:
+                return doc, []
+        findings = list(entry[1])
+        for extra in self._extras.get(uri, {}).values():
+            findings.extend(extra)
+        return doc, findings
+
+    async def in_engine(self, function, *args):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._engine, function, *args)
+
+    def reanalyse_all(self) -> None:
+        keys = {self.analysis_key(uri) for uri in self.store.docs}
+        for key in keys:
+            if not self.settings_for(key).enable:
+                for uri in self._uris_of(key):
+                    self.clear_diagnostics(uri)
+                continue
+            self.schedule(key, 0)
+
+    def _uris_of(self, key: str) -> list[str]:
+        notebook = self.store.notebooks.get(key)
+        if notebook is not None:
+            return [c.uri for c in notebook.cells]
+        return [key]
+
+    # -- edits --------------------------------------------------------------------------------
+    def workspace_edit(self, edits_by_uri: dict[str, list[types.TextEdit]]) -> types.WorkspaceEdit:
+        if self._capability("workspace.workspace_edit.document_changes"):
+            changes = []
+            for uri, edits in edits_by_uri.items():
+                doc = self.store.get(uri)
+                changes.append(
+                    types.TextDocumentEdit(
+                        text_document=types.OptionalVersionedTextDocumentIdentifier(
+                            uri=uri, version=doc.version if doc else None
+                        ),
+                        edits=edits,
+                    )
+                )
+            return types.WorkspaceEdit(document_changes=changes)
+        return types.WorkspaceEdit(changes=edits_by_uri)
+
+    def fix_edits(self, doc: TextDoc, fix: Fix) -> list[types.TextEdit] | None:
+        """LSP edits of a fix (computing them: may use libcst); None when not applicable."""
+        edits = fix.edits
+        if not edits:
+            return None
+        line_count = len(doc.lines)
+        for edit in edits:
+            if edit.start_line > line_count + 1 or edit.end_line > line_count + 1:
+                return None  # does not belong to this text (notebook edit spilling out of its cell)
+        return [_text_edit(doc, e, self.encoding) for e in edits]
+
+    def fix_all_edits(self, uri: str) -> tuple[dict[str, list[types.TextEdit]], int]:
+        """Safe fixes for a whole document (runs in the engine thread)."""
+        doc = self.store.get(uri)
+        if doc is None:
+            return {}, 0
+        key = self.analysis_key(uri)
+        config = self.config_for(key)
+        analyzer = self.analyzer_for(config)
+        notebook = self.store.notebooks.get(key)
+        if notebook is None:
+            text = doc.text
+            new_text, applied = analyzer.fix(text, uri_to_path(uri))
+            if not applied or new_text == text:
+                return {}, 0
+            start, end, replacement = minimal_edit(text, new_text)
+            source = SourceFile(text)
+            sl, sc = _line_col(source, start)
+            el, ec = _line_col(source, end)
+            edit = types.TextEdit(range=lsp_range(doc, sl, sc, el, ec, self.encoding), new_text=replacement)
+            return {uri: [edit]}, applied
+        # notebooks: one pass of non-overlapping safe fixes, each kept inside its cell
+        text, spans = self.store.combined(notebook)
+        result = analyzer.check(text, uri_to_path(key))
+        fixes = [f.fix for f in result.findings if f.fix is not None and f.fix.safe]
+        edits_by_uri: dict[str, list[types.TextEdit]] = {}
+        applied = 0
+        taken: list[tuple] = []
+        for fix in fixes:
+            edits = fix.edits
+            if not edits:
+                continue
+            span = _span_for(spans, edits[0].start_line - 1)
+            if span is None or any(
+                not (span.start < e.start_line <= span.start + span.count + 1)
+                or not (span.start < e.end_line <= span.start + span.count + 1)
+                for e in edits
+            ):
+                continue
+            ranges = [((e.start_line, e.start_column), (e.end_line, e.end_column)) for e in edits]
+            if any(a[0] < b[1] and b[0] < a[1] for a in ranges for b in taken):
+                continue
+            taken.extend(ranges)
+            cell = self.store.get(span.uri)
+            if cell is None:
+                continue
+            edits_by_uri.setdefault(span.uri, []).extend(
+                _text_edit(cell, e.shifted(-span.start), self.encoding) for e in edits
+            )
+            applied += 1
+        return edits_by_uri, applied
+
+
+def _line(doc: TextDoc | None, line: int) -> str:
+    if doc is None or not 1 <= line <= len(doc.lines):
+        return ""
+    return doc.lines[line - 1]
+
+
+def _line_col(source: SourceFile, offset: int) -> tuple[int, int]:
+    """0-based offset -> 1-based line and code-point column."""
+    lines = source.lines
+    starts = [0]
+    for text in lines:
+        starts.append(starts[-1] + len(text))
+    index = bisect.bisect_right(starts, offset) - 1
+    if index >= len(lines):  # the very end of the text
+        if not lines or content_of(lines[-1]) != lines[-1]:
+            return len(lines) + 1, 1
+        return len(lines), len(lines[-1]) + 1
+    return index + 1, offset - starts[index] + 1
+
+
+def _span_for(spans: list[CellSpan], line: int) -> CellSpan | None:
+    for span in spans:
+        if span.start <= line < span.start + span.count:
+            return span
+    return None
+
+
+# -- the server and its handlers ----------------------------------------------------------------
+server = GradguardServer()
+
+
+@server.feature(types.INITIALIZE)
+def initialize(ls: GradguardServer, params: types.InitializeParams) -> None:
+    if _has_running_loop():
+        ls._loop, ls._loop_thread = asyncio.get_running_loop(), threading.get_ident()
+    options = params.initialization_options
+    if isinstance(options, dict):
+        ls.workspace_trusted = options.get("workspaceTrusted") is True
+        if "settings" in options:
+            ls.set_settings(options.get("settings"))
+        for key in options:
+            if key not in ("settings", "workspaceTrusted"):
+                ls.log_to_client(f"gradguard: unknown initialization option {key!r} ignored", types.MessageType.Warning)
+    elif options is not None:
+        ls.log_to_client("gradguard: initializationOptions must be an object; ignored", types.MessageType.Warning)
+    try:
+        encoding = ls.protocol.workspace.position_encoding
+    except RuntimeError:
+        encoding = None
+    ls.encoding = _ENCODINGS.get(encoding, UTF16) if encoding else UTF16
+
+
+def _has_running_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+@server.feature(types.INITIALIZED)
+async def initialized(ls: GradguardServer, params: types.InitializedParams) -> None:
+    ls._loop, ls._loop_thread = asyncio.get_running_loop(), threading.get_ident()
+    await pull_configuration(ls)
+
+
+async def pull_configuration(ls: GradguardServer) -> bool:
+    if not ls._capability("workspace.configuration"):
+        return False
+    folders = []
+    try:
+        folders = [f.uri for f in ls.workspace.folders.values()]
+    except (RuntimeError, AttributeError):
+        pass
+    items = [types.ConfigurationItem(section="gradguard")]
+    items += [types.ConfigurationItem(section="gradguard", scope_uri=uri) for uri in folders]
+    try:
+        values = await asyncio.wait_for(
+            ls.workspace_configuration_async(types.ConfigurationParams(items=items)), timeout=10
+        )
+    except Exception as exc:  # noqa: BLE001 - the client may not answer; keep what we have  # noqa: BLE001
+        log.warning("workspace/configuration failed: %s", exc)
+        return False
+    if not values:
+        return False
+    if values[0] is not None:
+        ls.set_settings(values[0])
+    for uri, value in zip(folders, values[1:]):
+        if value is not None and value != values[0]:
+            ls.set_settings(value, folder=uri)
+    return True
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+async def did_change_configuration(ls: GradguardServer, params: types.DidChangeConfigurationParams) -> None:
+    settings = params.settings
+    pushed = isinstance(settings, dict) and "gradguard" in settings
+    if pushed:
+        ls.set_settings(settings["gradguard"])
+    pulled = await pull_configuration(ls)
+    if not pushed and not pulled and isinstance(settings, dict) and settings and set(settings) <= {
+        "enable", "select", "ignore", "severity", "lintOnChange", "debounceMs", "probe"
+    }:
+        ls.set_settings(settings)  # some clients send the section's content directly
+    ls.projects.invalidate()
+    ls.reanalyse_all()
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+def did_change_watched_files(ls: GradguardServer, params: types.DidChangeWatchedFilesParams) -> None:
+    if any(change.uri.endswith("pyproject.toml") for change in params.changes):
+        ls.projects.invalidate()
+        ls.reanalyse_all()
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+def did_open(ls: GradguardServer, params: types.DidOpenTextDocumentParams) -> None:
+    item = params.text_document
+    ls.store.open(item.uri, item.text, item.version, item.language_id)
+    ls._states.pop(item.uri, None)
+    if ls.analysable(item.uri) and ls.settings_for(item.uri).enable:
+        ls.schedule(item.uri, 0)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+def did_change(ls: GradguardServer, params: types.DidChangeTextDocumentParams) -> None:
+    uri = params.text_document.uri
+    doc = ls.store.get(uri)
+    if doc is None:
+        log.warning("didChange for a document that is not open: %s", uri)
+        return
+    for change in params.content_changes:
+        doc.apply_change(change, ls.encoding)
+    doc.version = params.text_document.version
+    _sync_pygls_document(ls, doc)
+    had_extras = bool(ls._extras.pop(uri, None))
+    settings = ls.settings_for(uri)
+    if not settings.enable or not ls.analysable(uri):
+        return
+    if settings.lint_on_change:
+        ls.schedule(uri)
+    elif had_extras:
+        ls._republish(uri)
+
+
+def _sync_pygls_document(ls: GradguardServer, doc: TextDoc) -> None:
+    """Keep pygls's copy (workspace.get_text_document) current without its per-change re-split."""
+    try:
+        pygls_doc = ls.workspace._text_documents.get(doc.uri)
+    except RuntimeError:
+        return
+    if pygls_doc is not None:
+        pygls_doc._source = doc.text
+        pygls_doc.version = doc.version
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+def did_save(ls: GradguardServer, params: types.DidSaveTextDocumentParams) -> None:
+    uri = params.text_document.uri
+    if uri.endswith("pyproject.toml"):
+        ls.projects.invalidate()
+        ls.reanalyse_all()
+        return
+    if ls.store.get(uri) is not None and ls.analysable(uri) and ls.settings_for(uri).enable:
+        ls.schedule(uri, 0)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: GradguardServer, params: types.DidCloseTextDocumentParams) -> None:
+    uri = params.text_document.uri
+    task = ls._tasks.pop(uri, None)
+    if task is not None:
+        task.cancel()
+    ls.store.close(uri)
+    ls._states.pop(uri, None)
+    ls._extras.pop(uri, None)
+    ls.clear_diagnostics(uri)
+
+
+# -- notebooks ----------------------------------------------------------------------------------
+def _open_cells(ls: GradguardServer, notebook_uri: str, items) -> None:
+    for item in items or ():
+        doc = ls.store.open(item.uri, item.text, item.version, item.language_id)
+        doc.notebook = notebook_uri
+
+
+@server.feature(types.NOTEBOOK_DOCUMENT_DID_OPEN)
+def notebook_did_open(ls: GradguardServer, params: types.DidOpenNotebookDocumentParams) -> None:
+    nb = params.notebook_document
+    notebook = Notebook(nb.uri, nb.notebook_type, nb.version, [Cell(c.document, int(c.kind)) for c in nb.cells])
+    ls.store.notebooks[nb.uri] = notebook
+    _open_cells(ls, nb.uri, params.cell_text_documents)
+    ls._states.pop(nb.uri, None)
+    if ls.settings_for(nb.uri).enable:
+        ls.schedule(nb.uri, 0)
+
+
+@server.feature(types.NOTEBOOK_DOCUMENT_DID_CHANGE)
+def notebook_did_change(ls: GradguardServer, params: types.DidChangeNotebookDocumentParams) -> None:
+    notebook = ls.store.notebooks.get(params.notebook_document.uri)
+    if notebook is None:
+        return
+    notebook.version = params.notebook_document.version
+    cells = params.change.cells
+    if cells is not None:
+        if cells.structure is not None:
+            array = cells.structure.array
+            new = [Cell(c.document, int(c.kind)) for c in (array.cells or [])]
+            notebook.cells[array.start : array.start + array.delete_count] = new
+            _open_cells(ls, notebook.uri, cells.structure.did_open)
+            for closed in cells.structure.did_close or ():
+                ls.store.close(closed.uri)
+                ls._extras.pop(closed.uri, None)
+                ls.clear_diagnostics(closed.uri)
+        for changed in cells.data or ():
+            for cell in notebook.cells:
+                if cell.uri == changed.document:
+                    cell.kind = int(changed.kind)
+        for content in cells.text_content or ():
+            doc = ls.store.get(content.document.uri)
+            if doc is None:
+                continue
+            for change in content.changes:
+                doc.apply_change(change, ls.encoding)
+            doc.version = content.document.version
+            ls._extras.pop(doc.uri, None)
+    settings = ls.settings_for(notebook.uri)
+    if settings.enable and settings.lint_on_change:
+        ls.schedule(notebook.uri)
+
+
+@server.feature(types.NOTEBOOK_DOCUMENT_DID_SAVE)
+def notebook_did_save(ls: GradguardServer, params: types.DidSaveNotebookDocumentParams) -> None:
+    if params.notebook_document.uri in ls.store.notebooks and ls.settings_for(params.notebook_document.uri).enable:
+        ls.schedule(params.notebook_document.uri, 0)
+
+
+@server.feature(types.NOTEBOOK_DOCUMENT_DID_CLOSE)
+def notebook_did_close(ls: GradguardServer, params: types.DidCloseNotebookDocumentParams) -> None:
+    uri = params.notebook_document.uri
+    notebook = ls.store.notebooks.pop(uri, None)
+    task = ls._tasks.pop(uri, None)
+    if task is not None:
+        task.cancel()
+    ls._states.pop(uri, None)
+    uris = {c.uri for c in notebook.cells} if notebook else set()
+    uris |= {c.uri for c in params.cell_text_documents}
+    for cell_uri in uris:
+        ls.store.close(cell_uri)
+        ls._extras.pop(cell_uri, None)
+        ls.clear_diagnostics(cell_uri)
+    ls._notebook_cells_published.pop(uri, None)
+
+
+# -- code actions ---------------------------------------------------------------------------------
+def _overlaps(finding: Finding, start: tuple[int, int], end: tuple[int, int]) -> bool:
+    """Does the finding (1-based) touch the 0-based code-point range [start, end]?"""
+    f_start = (finding.line - 1, finding.column - 1)
+    f_end = (finding.end_line - 1, finding.end_column - 1)
+    return f_start <= end and start <= f_end
+
+
+def _kind_wanted(kind: str, only: list[str] | None) -> bool:
+    if not only:
+        return True
+    return any(kind == o or kind.startswith(o + ".") for o in only)
+
+
+def _suppress_edit(doc: TextDoc, finding: Finding, encoding: str) -> types.TextEdit:
+    """Add the code to a `# noqa:` / `# gradguard: ignore[...]` comment on the finding's
+    line, or add a new `# noqa:` comment at the end of the line."""
+    index = max(0, min(finding.line - 1, len(doc.lines) - 1))
+    body = content_of(doc.lines[index]) if doc.lines else ""
+    at, text = len(body), f"  # noqa: {finding.code}"
+    for pattern in (_NOQA, _IGNORE):
+        match = next((m for m in pattern.finditer(body) if m.group("codes")), None)
+        if match is not None:
+            at, text = match.end("codes"), f", {finding.code}"
+            break
+    pos = types.Position(*doc.client_position(index, at, encoding))
+    return types.TextEdit(range=types.Range(pos, pos), new_text=text)
+
+
+def _lazy_resolve_supported(ls: GradguardServer) -> bool:
+    support = ls._capability("text_document.code_action.resolve_support")
+    return bool(support and "edit" in (support.properties or []))
+
+
+def _literal_support(ls: GradguardServer) -> bool:
+    return bool(ls._capability("text_document.code_action.code_action_literal_support"))
+
+
+@server.feature(
+    types.TEXT_DOCUMENT_CODE_ACTION,
+    types.CodeActionOptions(
+        code_action_kinds=[types.CodeActionKind.QuickFix, FIX_ALL_KIND],
+        resolve_provider=True,
+    ),
+)
+async def code_action(ls: GradguardServer, params: types.CodeActionParams):
+    uri = params.text_document.uri
+    current = await ls.current_findings(uri)
+    if current is None:
+        return None
+    doc, findings = current
+    if not _literal_support(ls):
+        return None  # clients without CodeAction literals get commands only: not offered
+    encoding = ls.encoding
+    start = doc.position(params.range.start.line, params.range.start.character, encoding)
+    end = doc.position(params.range.end.line, params.range.end.character, encoding)
+    only = list(params.context.only) if params.context and params.context.only else None
+    lazy = _lazy_resolve_supported(ls)
+    diagnostics_by_key = {}
+    for diag in (params.context.diagnostics if params.context else []) or []:
+        diagnostics_by_key[(diag.code, diag.range.start.line, diag.range.start.character)] = diag
+    actions: list[types.CodeAction] = []
+    quickfix = _kind_wanted(types.CodeActionKind.QuickFix, only)
+    seen_codes: set[str] = set()
+    for index, finding in enumerate(findings):
+        if not quickfix or not _overlaps(finding, start, end):
+            continue
+        diagnostic = ls.finding_to_diagnostic(uri, finding)
+        diagnostic = diagnostics_by_key.get(
+            (finding.code, diagnostic.range.start.line, diagnostic.range.start.character), diagnostic
+        )
+        fixes = ([finding.fix] if finding.fix else []) + list(finding.alternatives)
+        for fix_index, fix in enumerate(fixes):
+            data = {
+                "uri": uri,
+                "version": doc.version,
+                "kind": "fix",
+                "finding": [finding.code, finding.line, finding.column, finding.end_line, finding.end_column],
+                "fix": fix_index,
+                "title": fix.title,
+            }
+            action = types.CodeAction(
+                title=fix.title,
+                kind=types.CodeActionKind.QuickFix,
+                diagnostics=[diagnostic],
+                is_preferred=bool(fix_index == 0 and fix.safe),
+                data=data,
+            )
+            if not lazy:
+                edits = await ls.in_engine(ls.fix_edits, doc, fix)
+                if not edits:
+                    continue
+                action.edit = ls.workspace_edit({uri: edits})
+            actions.append(action)
+        if finding.source == "gradguard":
+            actions.append(
+                types.CodeAction(
+                    title=f"Ignore {finding.code} on this line",
+                    kind=types.CodeActionKind.QuickFix,
+                    diagnostics=[diagnostic],
+                    edit=ls.workspace_edit({uri: [_suppress_edit(doc, finding, encoding)]}),
+                )
+            )
+        if finding.code not in seen_codes and rule_class(finding.code) is not None:
+            seen_codes.add(finding.code)
+            actions.append(
+                types.CodeAction(
+                    title=f"Show documentation for {finding.code}",
+                    kind=types.CodeActionKind.QuickFix,
+                    diagnostics=[diagnostic],
+                    command=types.Command(
+                        title=f"Show documentation for {finding.code}", command=CMD_SHOW_DOCS, arguments=[finding.code]
+                    ),
+                )
+            )
+    if _kind_wanted(FIX_ALL_KIND, only) and any(f.fix is not None and f.fix.safe for f in findings):
+        action = types.CodeAction(
+            title="gradguard: fix all safely fixable problems",
+            kind=FIX_ALL_KIND,
+            data={"uri": uri, "version": doc.version, "kind": "fixAll"},
+        )
+        if not lazy:
+            edits, count = await ls.in_engine(ls.fix_all_edits, uri)
+            if count:
+                action.edit = ls.workspace_edit(edits)
+                actions.append(action)
+        else:
+            actions.append(action)
+    return actions or None
+
+
+@server.feature(types.CODE_ACTION_RESOLVE)
+async def code_action_resolve(ls: GradguardServer, action: types.CodeAction) -> types.CodeAction:
+    data = action.data if isinstance(action.data, dict) else {}
+    uri = data.get("uri")
+    if not isinstance(uri, str):
+        return action
+    current = await ls.current_findings(uri)
+    if current is None:
+        return action
+    doc, findings = current
+    if data.get("version") != doc.version:
+        return action  # computed for another version of the text: no edit
+    if data.get("kind") == "fixAll":
+        edits, count = await ls.in_engine(ls.fix_all_edits, uri)
+        if count:
+            action.edit = ls.workspace_edit(edits)
+        return action
+    wanted = data.get("finding")
+    for finding in findings:
+        if [finding.code, finding.line, finding.column, finding.end_line, finding.end_column] != wanted:
+            continue
+        fixes = ([finding.fix] if finding.fix else []) + list(finding.alternatives)
+        index = data.get("fix", 0)
+        if isinstance(index, int) and 0 <= index < len(fixes) and fixes[index].title == data.get("title"):
+            edits = await ls.in_engine(ls.fix_edits, doc, fixes[index])
+            if edits:
+                action.edit = ls.workspace_edit({uri: edits})
+        break
+    return action
+
+
+# -- hover ----------------------------------------------------------------------------------------
+@server.feature(types.TEXT_DOCUMENT_HOVER)
+async def hover(ls: GradguardServer, params: types.HoverParams) -> types.Hover | None:
+    uri = params.text_document.uri
+    doc = ls.store.get(uri)
+    if doc is None:
+        return None
+    line, column = doc.position(params.position.line, params.position.character, ls.encoding)
+    entry = ls.published.get(uri)
+    findings = list(entry[1]) if entry else []
+    for extra in ls._extras.get(uri, {}).values():
+        findings.extend(extra)
+    markdown = _markdown_supported(ls)
+    parts: list[str] = []
+    hit_range = None
+    seen = set()
+    for finding in findings:
+        if _overlaps(finding, (line, column), (line, column)) and finding.code not in seen:
+            seen.add(finding.code)
+            rule = rule_class(finding.code)
+            if rule is not None and finding.source == "gradguard":
+                parts.append(f"**{finding.message}**\n\n" + rule.full_explanation())
+            else:
+                parts.append(f"**{finding.code}** ({finding.source}): {finding.message}")
+            hit_range = lsp_range(doc, finding.line, finding.column, finding.end_line, finding.end_column, ls.encoding)
+    if not parts and line < len(doc.lines):
+        note = hover_notes.note_for(content_of(doc.lines[line]), column)
+        if note is not None:
+            text, start, end = note
+            parts.append(text)
+            hit_range = types.Range(
+                types.Position(*doc.client_position(line, start, ls.encoding)),
+                types.Position(*doc.client_position(line, end, ls.encoding)),
+            )
+    if not parts:
+        return None
+    value = "\n\n---\n\n".join(parts)
+    kind = types.MarkupKind.Markdown if markdown else types.MarkupKind.PlainText
+    return types.Hover(contents=types.MarkupContent(kind=kind, value=value), range=hit_range)
+
+
+def _markdown_supported(ls: GradguardServer) -> bool:
+    formats = ls._capability("text_document.hover.content_format")
+    return bool(formats) and types.MarkupKind.Markdown in formats
+
+
+# -- commands -------------------------------------------------------------------------------------
+@server.command(CMD_EXPLAIN)
+def explain_rule(ls: GradguardServer, *args: Any) -> str:
+    if not args or not isinstance(args[0], str):
+        raise JsonRpcInvalidParams(f"{CMD_EXPLAIN} expects a rule code, e.g. [\"GG202\"]")
+    rule = rule_class(args[0].strip())
+    if rule is None:
+        raise JsonRpcInvalidParams(f"unknown rule {args[0]!r}")
+    return rule.full_explanation()
+
+
+@server.command(CMD_SHOW_DOCS)
+async def show_documentation(ls: GradguardServer, *args: Any) -> bool:
+    rule = rule_class(str(args[0])) if args else None
+    if rule is None:
+        return False
+    if ls._capability("window.show_document"):
+        try:
+            result = await ls.window_show_document_async(
+                types.ShowDocumentParams(uri=rule.doc_url(), external=True)
+            )
+            return bool(result and result.success)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("showDocument failed: %s", exc)
+    ls.window_show_message(
+        types.ShowMessageParams(type=types.MessageType.Info, message=f"{rule.code} {rule.name}: {rule.doc_url()}")
+    )
+    return True
+
+
+@server.command(CMD_DEBUG_TEXT)
+def debug_document_text(ls: GradguardServer, *args: Any) -> str | None:
+    if not args or not isinstance(args[0], str):
+        raise JsonRpcInvalidParams(f"{CMD_DEBUG_TEXT} expects a document uri")
+    return ls.get_document_text(args[0])
+
+
+@server.command(CMD_FIX_ALL)
+async def fix_all(ls: GradguardServer, *args: Any) -> dict:
+    if not args or not isinstance(args[0], str):
+        raise JsonRpcInvalidParams(f"{CMD_FIX_ALL} expects [uri, version?]")
+    uri = args[0]
+    doc = ls.store.get(uri)
+    if doc is None:
+        return {"applied": False, "fixes": 0, "reason": "document not open"}
+    if len(args) > 1 and args[1] is not None and args[1] != doc.version:
+        return {"applied": False, "fixes": 0, "reason": f"document is at version {doc.version}, not {args[1]}"}
+    edits, count = await ls.in_engine(ls.fix_all_edits, uri)
+    if not count:
+        return {"applied": False, "fixes": 0, "reason": "nothing to fix"}
+    try:
+        result = await ls.workspace_apply_edit_async(
+            types.ApplyWorkspaceEditParams(edit=ls.workspace_edit(edits), label="gradguard: fix all")
+        )
+    except Exception as exc:  # noqa: BLE001
+        return {"applied": False, "fixes": 0, "reason": f"workspace/applyEdit failed: {exc}"}
+    applied = bool(getattr(result, "applied", False))
+    return {"applied": applied, "fixes": count if applied else 0}
+
+
+# -- probe features (code lens, gradguard.runProbe) live in their own module ---------------------
+try:
+    from gradguard.lsp import probe_features
+
+    probe_features.register(server)
+except ImportError as _exc:  # pragma: no cover - depends on the optional module
+    log.info("probe features not available: %s", _exc)
+
+
+def start(log_level: str = "info") -> None:
+    """Run the server on stdio (used by `gradguard lsp`)."""
+    level = getattr(logging, str(log_level).upper(), logging.INFO)
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # pygls logs every message body at INFO: keep its own loggers quiet unless debugging
+    logging.getLogger("pygls").setLevel(logging.DEBUG if level <= logging.DEBUG else logging.WARNING)
+    server.start_io()

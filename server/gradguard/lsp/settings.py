@@ -1,0 +1,157 @@
+"""The editor settings of section `gradguard`, layered over `[tool.gradguard]`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gradguard.engine.config import Config, ConfigError, find_pyproject, load_config
+from gradguard.engine.finding import Severity
+
+log = logging.getLogger(__name__)
+
+KNOWN_KEYS = {"enable", "select", "ignore", "severity", "lintOnChange", "debounceMs", "probe"}
+DEFAULT_DEBOUNCE_MS = 150
+
+
+@dataclass(frozen=True)
+class Settings:
+    enable: bool = True
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    severity: tuple[tuple[str, str], ...] = ()
+    lint_on_change: bool = True
+    debounce_ms: int = DEFAULT_DEBOUNCE_MS
+    probe_enable: bool = True
+    probe_timeout: float = 20.0
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def probe(self) -> dict:
+        return {"enable": self.probe_enable, "timeout": self.probe_timeout}
+
+    def to_dict(self) -> dict:
+        return {
+            "enable": self.enable,
+            "select": list(self.select),
+            "ignore": list(self.ignore),
+            "severity": dict(self.severity),
+            "lintOnChange": self.lint_on_change,
+            "debounceMs": self.debounce_ms,
+            "probe": self.probe,
+        }
+
+
+def _codes(value: object, key: str, problems: list[str]) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [v for v in value.replace(",", " ").split() if v]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(v.strip().upper() for v in value if v.strip())
+    problems.append(f"gradguard.{key}: expected a list of rule codes, got {value!r}; ignored")
+    return ()
+
+
+def parse_settings(raw: object) -> Settings:
+    """Editor settings -> Settings. Never raises: bad values are replaced by defaults and
+    reported in `Settings.warnings`, unknown keys too."""
+    problems: list[str] = []
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        return Settings(warnings=(f"gradguard settings must be an object, got {type(raw).__name__}; ignored",))
+    for key in raw:
+        if key not in KNOWN_KEYS:
+            problems.append(f"gradguard.{key}: unknown setting ignored")
+    enable = raw.get("enable", True)
+    if not isinstance(enable, bool):
+        problems.append(f"gradguard.enable: expected true or false, got {enable!r}; using true")
+        enable = True
+    lint_on_change = raw.get("lintOnChange", True)
+    if not isinstance(lint_on_change, bool):
+        problems.append(f"gradguard.lintOnChange: expected true or false, got {lint_on_change!r}; using true")
+        lint_on_change = True
+    debounce = raw.get("debounceMs", DEFAULT_DEBOUNCE_MS)
+    if isinstance(debounce, bool) or not isinstance(debounce, (int, float)) or not 0 <= debounce <= 60_000:
+        problems.append(f"gradguard.debounceMs: expected milliseconds (0-60000), got {debounce!r}; using 150")
+        debounce = DEFAULT_DEBOUNCE_MS
+    severity: dict[str, str] = {}
+    raw_severity = raw.get("severity") or {}
+    if isinstance(raw_severity, dict):
+        for code, level in raw_severity.items():
+            try:
+                severity[str(code).upper()] = Severity(str(level).lower()).value
+            except ValueError:
+                problems.append(
+                    f"gradguard.severity.{code}: unknown severity {level!r} (use error, warning, information or hint)"
+                )
+    else:
+        problems.append(f"gradguard.severity: expected an object of code -> severity, got {raw_severity!r}")
+    probe = raw.get("probe") or {}
+    probe_enable, probe_timeout = True, 20.0
+    if isinstance(probe, dict):
+        if isinstance(probe.get("enable"), bool):
+            probe_enable = probe["enable"]
+        timeout = probe.get("timeout")
+        if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
+            probe_timeout = float(timeout)
+        elif timeout is not None:
+            problems.append(f"gradguard.probe.timeout: expected seconds, got {timeout!r}")
+    else:
+        problems.append(f"gradguard.probe: expected an object, got {probe!r}")
+    return Settings(
+        enable=enable,
+        select=_codes(raw.get("select"), "select", problems),
+        ignore=_codes(raw.get("ignore"), "ignore", problems),
+        severity=tuple(sorted(severity.items())),
+        lint_on_change=lint_on_change,
+        debounce_ms=int(debounce),
+        probe_enable=probe_enable,
+        probe_timeout=probe_timeout,
+        warnings=tuple(problems),
+    )
+
+
+class ProjectConfigs:
+    """`[tool.gradguard]` of the nearest pyproject.toml, cached per directory for a short
+    while (the server re-checks on every keystroke; reading TOML each time would show)."""
+
+    TTL = 2.0
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[float, Config, str | None]] = {}
+        self.problems: list[str] = []
+
+    def invalidate(self) -> None:
+        self._cache.clear()
+
+    def config_for(self, directory: str | None) -> Config:
+        if not directory:
+            return Config()
+        now = time.monotonic()
+        cached = self._cache.get(directory)
+        if cached is not None and now - cached[0] < self.TTL:
+            return cached[1]
+        config, origin = Config(), None
+        try:
+            if os.path.isdir(directory) and find_pyproject(Path(directory)) is not None:
+                config, path = load_config(directory)
+                origin = str(path) if path else None
+        except (ConfigError, OSError, ValueError) as exc:
+            self.problems.append(f"pyproject.toml [tool.gradguard]: {exc}; using defaults")
+            config = Config()
+        self._cache[directory] = (now, config, origin)
+        return config
+
+
+def effective_config(project: Config, settings: Settings) -> Config:
+    """Editor settings over the project's: `select` replaces, `ignore` adds, `severity` merges."""
+    return project.merged(
+        select=list(settings.select) or None,
+        extend_ignore=list(settings.ignore) or None,
+        severity=dict(settings.severity) or None,
+    )
