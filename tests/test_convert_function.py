@@ -50,6 +50,7 @@ REALISTIC = [
     Case("flatten_gain.py", "FlattenGain", (12,), (2, 3, 4), True),
     Case("leaky_input_grad.py", "ManualLeakyReLU", (0.2,), (3, 5), True),
     Case("swish_two_stashes.py", "LearnableSwish", (), (4, 3), True),
+    Case("glu_chunk.py", "ManualGLU", (), (3, 8), True),
     Case("wrong_transpose.py", "SquareLinear", (3,), (5, 3), True, math_ok=False),
 ]
 

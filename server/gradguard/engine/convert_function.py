@@ -105,7 +105,45 @@ _NON_TENSOR_METHODS = frozenset(
         "storage_offset",
         "is_floating_point",
         "is_complex",
-        "type",
+    }
+)
+# Results that are not one tensor: a str / ndarray / list, or a tuple of tensors.
+_NOT_ONE_TENSOR = frozenset({"type", "numpy", "tolist", "item", "storage", "untyped_storage"})
+_TUPLE_OF_TENSORS = frozenset(
+    {
+        "chunk",
+        "split",
+        "unbind",
+        "tensor_split",
+        "hsplit",
+        "vsplit",
+        "dsplit",
+        "sort",
+        "topk",
+        "kthvalue",
+        "median",
+        "mode",
+        "max",
+        "min",
+        "aminmax",
+        "cummax",
+        "cummin",
+        "svd",
+        "qr",
+        "eig",
+        "eigh",
+        "slogdet",
+        "unique",
+        "unique_consecutive",
+        "broadcast_tensors",
+        "meshgrid",
+        "frexp",
+        "std_mean",
+        "var_mean",
+        "where",
+        "nonzero",
+        "lu",
+        "histogram",
     }
 )
 _NON_TENSOR_BUILTINS = frozenset({"len", "int", "float", "bool", "str", "tuple", "list"})
@@ -354,6 +392,17 @@ class _TypeGuess:
         self.me = me
         self.attr_kind = attr_kind
 
+    def tuple_of_tensors(self, node: ast.AST) -> bool:
+        """`x.chunk(2)`, `torch.sort(x)`: a call whose result is a tuple of tensors."""
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            return False
+        if node.func.attr not in _TUPLE_OF_TENSORS:
+            return False
+        qual = self.unit.module.qualname(node.func)
+        if qual is not None:
+            return qual.startswith("torch.") and node.func.attr not in ("where", "nonzero")
+        return self.of(node.func.value) is True and node.func.attr not in ("where", "nonzero")
+
     def of(self, node: ast.AST) -> bool | None:
         if isinstance(node, ast.Constant) or isinstance(node, ast.JoinedStr):
             return False
@@ -369,9 +418,14 @@ class _TypeGuess:
                 return True
             return None
         if isinstance(node, ast.Subscript):
+            if self.tuple_of_tensors(node.value):
+                return True  # `x.max(dim=1)[0]`
             return self.of(node.value)
         if isinstance(node, ast.Call):
             func = node.func
+            last = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if last in _TUPLE_OF_TENSORS or last in _NOT_ONE_TENSOR:
+                return None
             qual = self.unit.module.qualname(func)
             if qual is not None:
                 if qual in _NON_TENSOR_TORCH:
@@ -684,8 +738,16 @@ def _analyse(unit: Unit, cls: ast.ClassDef) -> _Plan:
                 kind = None
             stash_kind[attr] = kind
         # names bound by this statement take the guessed kind (nested blocks: unknown)
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-            env[stmt.targets[0].id] = guess.of(stmt.value)
+        target = stmt.targets[0] if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else None
+        if isinstance(target, ast.Name):
+            env[target.id] = guess.of(stmt.value)
+        elif (
+            isinstance(target, ast.Tuple)
+            and all(isinstance(e, ast.Name) for e in target.elts)
+            and guess.tuple_of_tensors(stmt.value)
+        ):
+            for element in target.elts:
+                env[element.id] = True  # `a, b = x.chunk(2)`
         else:
             for node in ast.walk(stmt):
                 if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
