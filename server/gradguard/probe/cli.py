@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 
+from gradguard.engine.finding import Severity
 from gradguard.probe.report import ProbeReport, UnknownTarget, probe_source
 from gradguard.probe.sandbox import MIN_MEMORY_MB
 
@@ -52,12 +52,14 @@ def run_probe(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if report.error:
         print(f"gradguard: {report.error}", file=sys.stderr)
-        return EXIT_USAGE if not os.environ.get("GRADGUARD_PROBE_EMPTY_OK") else EXIT_CLEAN
+        return EXIT_CLEAN if report.nothing_to_probe else EXIT_USAGE
     if args.format == "json":
         sys.stdout.write(json.dumps([f.to_dict() for f in report.findings], indent=2) + "\n")
     else:
         sys.stdout.write(render_text(report))
-    return EXIT_FINDINGS if report.findings else EXIT_CLEAN
+    # "could not run" notes (severity information) are not findings about the code
+    problems = [f for f in report.findings if f.severity in (Severity.ERROR, Severity.WARNING)]
+    return EXIT_FINDINGS if problems else EXIT_CLEAN
 
 
 def render_text(report: ProbeReport) -> str:

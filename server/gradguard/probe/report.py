@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import signal
 from dataclasses import dataclass, field
 
 from gradguard.engine.finding import Finding, Severity
@@ -33,6 +34,7 @@ class ProbeReport:
     seconds: float = 0.0
     output_tail: str = ""
     error: str | None = None  # the probe could not run at all (no targets, syntax error)
+    nothing_to_probe: bool = False
 
 
 class UnknownTarget(Exception):
@@ -61,7 +63,8 @@ async def probe_source(
             names = ", ".join(t.name for t in planned.targets) or "none"
             raise UnknownTarget(f"no nn.Module or autograd.Function named {target!r} in {path} (found: {names})")
     if not targets:
-        report.error = f"{path}: no nn.Module or torch.autograd.Function subclass to probe"
+        report.error = f"{path}: no nn.Module (with a forward) or torch.autograd.Function subclass to probe"
+        report.nothing_to_probe = True
         return report
     memory_mb = max(memory_mb, MIN_MEMORY_MB)
     budget = max(128, memory_mb - 1024) * 1024 * 1024
@@ -175,7 +178,7 @@ def _first_line(text: str) -> str:
 
 def _describe_target(target: Target, result: dict | None = None) -> str:
     if target.kind == "module":
-        ctor = (result or {}).get("ctor") or f"{target.name}(...)"
+        ctor = (result or {}).get("ctor") or (target.ctors[0]["text"] if target.ctors else f"{target.name}(...)")
         return f"`{ctor}`"
     return f"`{target.name}.apply`"
 
@@ -444,9 +447,11 @@ def _crash_finding(planned: FileTargets, target: Target, run: SandboxResult, tim
     else:
         code = run.returncode
         if code is not None and code < 0:
-            how = f"was killed by signal {-code}"
-            if -code == 9:
-                how += " (SIGKILL: out of memory?)"
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = "unknown"
+            how = f"was killed by signal {-code} ({name})"
         else:
             how = f"exited with code {code}"
         text = f"The probe process {how} {when}"

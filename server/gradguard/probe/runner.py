@@ -192,6 +192,33 @@ class CannotBuild(Exception):
     """The probe does not know how to build the target or its input."""
 
 
+_MISMATCH_WORDS = (
+    "shape", "size", "dimension", "dim ", "mat1", "mat2", "channels", "expected input", "must match",
+    "dtype", "view", "reshape", "index out of range", "out of bounds", "positional argument", "unpack",
+)
+
+
+def looks_like_input_mismatch(exc: BaseException) -> bool:
+    """Errors a wrong guess of the input's shape (or arity) causes, as opposed to bugs
+    that would happen with any input (out of memory, attribute errors, exits)."""
+    if not isinstance(exc, (RuntimeError, ValueError, TypeError, IndexError)):
+        return False
+    text = str(exc).lower()
+    if "allocate" in text or "memory" in text:
+        return False
+    return any(word in text for word in _MISMATCH_WORDS)
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def at_line(exc: BaseException) -> str:
+    frames = user_frames_of_traceback(exc.__traceback__)
+    return f" (line {frames[-1]['line']})" if frames else ""
+
+
 def eval_args(args_src: str, namespace: dict) -> tuple[tuple, dict]:
     return eval(f"(lambda *a, **k: (a, k))({args_src})", namespace)  # noqa: S307 - the user's own file
 
@@ -219,7 +246,7 @@ def first_layer_inputs(model, attr: str | None, torch) -> tuple[list[dict], str]
     if not isinstance(layer, nn.Module):
         children = list(model.named_children())
         if not children:
-            raise CannotBuild("it has no layers to infer the input from")
+            return parameter_inputs(model)
         where = f"self.{children[0][0]}"
         layer = children[0][1]
     while isinstance(layer, (nn.Sequential, nn.ModuleList)) and len(layer) > 0:
@@ -257,6 +284,17 @@ def first_layer_inputs(model, attr: str | None, torch) -> tuple[list[dict], str]
         dims = (BATCH, 8, d) if layer.self_attn.batch_first else (8, BATCH, d)
         return shape(*dims), f"{where} = TransformerEncoderLayer(d_model={d})"
     raise CannotBuild(f"its first layer ({where}, a {name}) does not tell the input shape")
+
+
+def parameter_inputs(model) -> tuple[list[dict], str]:
+    """A module without layers: its first parameter's last dimension (`F.linear(x,
+    self.weight)` takes `weight.shape[1]` features; a per-feature scale takes `n`)."""
+    for pname, param in model.named_parameters():
+        if param.dim() == 2:
+            return [{"kind": "shape", "shape": [BATCH, int(param.shape[1])]}], f"self.{pname} of shape {tuple(param.shape)}"
+        if param.dim() == 1 and param.numel() > 1:
+            return [{"kind": "shape", "shape": [BATCH, int(param.shape[0])]}], f"self.{pname} of shape {tuple(param.shape)}"
+    raise CannotBuild("it has no layers or parameters to infer the input from")
 
 
 def spec_text(specs: list[dict]) -> str:
@@ -392,6 +430,23 @@ def param_owners(model, name: str) -> list[list]:
     return owners
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return "can't allocate memory" in text or "cannot allocate memory" in text or "out of memory" in text
+
+
+def meta_size(construct, torch) -> int | None:
+    try:
+        with torch.device("meta"):
+            model = construct()
+    except Exception:
+        return None
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    return size + sum(b.numel() * b.element_size() for b in model.buffers())
+
+
 def probe_module(target: dict, namespace: dict, torch) -> dict:
     name = target["name"]
     cls = namespace.get(name)
@@ -424,35 +479,25 @@ def probe_module(target: dict, namespace: dict, torch) -> dict:
     def construct():
         return cls(*args, **kwargs)
 
-    # -- meta pass: no memory; sizes the model and catches shape errors for free
-    set_stage("construct (meta)")
-    param_bytes = None
-    meta_error = None
-    try:
-        with torch.device("meta"):
-            meta_model = construct()
-        param_bytes = sum(p.numel() * p.element_size() for p in meta_model.parameters())
-        param_bytes += sum(b.numel() * b.element_size() for b in meta_model.buffers())
-        del meta_model
-    except BaseException as exc:  # noqa: BLE001 - meta is best effort; the CPU pass decides
-        if isinstance(exc, (ProbeExit, SystemExit)):
-            raise
-        meta_error = describe_exception(exc)
-    info["param_bytes"] = param_bytes
-    budget = target.get("memory_bytes") or 0
-    if param_bytes is not None and budget and param_bytes > budget:
-        gb = param_bytes / 2**30
-        raise CannotBuild(
-            f"`{candidate['text']}` has {gb:.1f} GB of parameters and buffers (measured on the meta device), "
-            f"more than the probe's memory limit allows; probe a smaller configuration with a "
-            f"`# gradguard: probe {name}(...)` comment or raise --memory-mb"
-        )
-    del meta_error
-
-    # -- real pass
+    # -- real pass. The meta device is used when the real construction runs out of
+    # memory: it sizes the model without allocating. (Running every target on meta
+    # first would cost ~2 s of CPU for torch's Python meta kernels on first use.)
     set_stage("construct")
     torch.manual_seed(0)
-    model = construct()
+    try:
+        model = construct()
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            set_stage("construct (meta)")
+            size = meta_size(construct, torch)
+            if size is not None:
+                info["param_bytes"] = size
+                raise CannotBuild(
+                    f"`{candidate['text']}` needs {size / 2**30:.1f} GB for its parameters and buffers (measured "
+                    f"on the meta device), more than the probe's memory limit allows; probe a smaller "
+                    f"configuration with a `# gradguard: probe {name}(...)` comment or raise --memory-mb"
+                ) from None
+        raise
     if not isinstance(model, torch.nn.Module):
         raise CannotBuild(f"`{candidate['text']}` did not return an nn.Module")
     model.train()
@@ -460,6 +505,8 @@ def probe_module(target: dict, namespace: dict, torch) -> dict:
     set_stage("input")
     specs = target.get("inputs")
     inferred = False
+    if specs is None and target.get("input_need"):
+        raise CannotBuild(target["input_need"])
     if specs is None:
         try:
             specs, why = first_layer_inputs(model, target.get("first_layer"), torch)
@@ -484,17 +531,32 @@ def probe_module(target: dict, namespace: dict, torch) -> dict:
         try:
             out = model(*inputs)
         except Exception as exc:
-            if inferred:
+            if inferred and looks_like_input_mismatch(exc):
                 raise CannotBuild(
                     f"the input it inferred ({info['input']}, {info['input_origin']}) does not fit "
-                    f"`{name}.forward`: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                    f"`{name}.forward`{at_line(exc)}: {type(exc).__name__}: {first_line(exc)}; if the model is "
+                    f"right, write the input shape in a comment above the class, e.g. "
+                    f"`# gradguard: probe {candidate['text']} input=(4, ...)`"
                 ) from None
             raise
         loss, any_float = reduce_to_loss(out, torch, seed)
         return out, loss, any_float
 
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    out, loss, any_float = run_once(0)
+    try:
+        out, loss, any_float = run_once(0)
+    except CannotBuild:
+        # a Linear-first model often takes sequences: (batch, features) -> (batch, time, features)
+        if not (inferred and len(specs) == 1 and specs[0]["kind"] == "shape" and len(specs[0]["shape"]) == 2):
+            raise
+        first_error = sys.exc_info()[1]
+        specs = [{"kind": "shape", "shape": [BATCH, 8, specs[0]["shape"][1]]}]
+        info["input"] = spec_text(specs)
+        try:
+            out, loss, any_float = run_once(0)
+        except CannotBuild:
+            raise first_error from None
+        model.zero_grad(set_to_none=True)
     set_stage("backward")
     if loss is not None:
         try:
@@ -603,10 +665,11 @@ def probe_function(target: dict, namespace: dict, torch) -> dict:
     try:
         out = cls.apply(*inputs)
     except Exception as exc:
-        if inferred:
+        if inferred and looks_like_input_mismatch(exc):
             raise CannotBuild(
-                f"the default inputs ({info['input']}) do not fit `{name}.forward`: "
-                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                f"the default inputs ({info['input']}) do not fit `{name}.forward`{at_line(exc)}: "
+                f"{type(exc).__name__}: {first_line(exc)}; write the inputs in a comment above the class, e.g. "
+                f"`# gradguard: probe input=[(3, 4), (4, 5)]`"
             ) from None
         raise
     outs = [t for t in output_tensors(out, torch) if t.is_floating_point() and t.requires_grad]
@@ -650,6 +713,8 @@ def probe_function(target: dict, namespace: dict, torch) -> dict:
         # forward is flat almost everywhere (round/sign/quantize): the custom backward is a
         # deliberate surrogate (straight-through estimator); gradcheck does not apply
         return {**info, "status": "ok", "note": "straight-through estimator: forward is piecewise constant"}
+    if worst.get("identity_forward"):
+        return {**info, "status": "ok", "note": "forward is the identity, backward rescales the gradient on purpose"}
     return {**info, "status": "mismatch", "message": message, **worst}
 
 
@@ -695,9 +760,17 @@ def jacobian_errors(fn, inputs, torch, eps: float = 1e-6) -> dict | None:
         if bool(numerical.abs().max() > 0):
             all_flat = False
         error = (analytical[j] - numerical).abs()
-        results.append((float(error.max()), i, float(numerical.abs().max())))
+        identity = numerical.shape[0] == numerical.shape[1] and bool(
+            torch.allclose(numerical, torch.eye(numerical.shape[0], dtype=numerical.dtype), atol=1e-4)
+        )
+        results.append((float(error.max()), i, identity))
     if all_flat and any(err > 0 for err, _, _ in results):
         return {"piecewise_constant": True}
+    wrong = [r for r in results if r[0] > 1e-5 + 1e-3]
+    if wrong and all(identity for _, _, identity in wrong):
+        # forward passes the input through unchanged, backward changes the gradient: a
+        # gradient reversal/scaling layer, deliberately not the derivative
+        return {"identity_forward": True}
     err, index, _ = max(results)
     return {"input_index": index, "max_abs_error": err}
 

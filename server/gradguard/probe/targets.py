@@ -83,6 +83,8 @@ def find_targets(text: str, path: str) -> FileTargets:
         cls = statements[0]
         units[cls.name] = unit
         if module.is_module_class(cls.name):
+            if not _has_forward(cls, module, units):
+                continue  # a container with act()/evaluate() methods: nothing to run
             targets.append(Target("module", cls.name, cls, unit))
         elif module.is_function_class(cls.name):
             targets.append(Target("function", cls.name, cls, unit))
@@ -95,6 +97,24 @@ def find_targets(text: str, path: str) -> FileTargets:
         else:
             _plan_function(target, comment, scopes, source)
     return FileTargets(source, tree, module, targets, units)
+
+
+def _has_forward(cls: ast.ClassDef, module: ModuleContext, units: dict[str, Unit]) -> bool:
+    """Whether calling the module does something: its own forward, a local base's, or a
+    built-in layer base (class MyLinear(nn.Linear))."""
+    if any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == "forward" for s in cls.body):
+        return True
+    for base in cls.bases:
+        if isinstance(base, ast.Name) and base.id in units:
+            if _has_forward(units[base.id].nodes[0], module, units):  # type: ignore[arg-type]
+                return True
+            continue
+        name = module.qualname(base) or ""
+        if name.startswith("torch.nn.") and name not in ("torch.nn.Module", "torch.nn.modules.module.Module"):
+            return True
+        if name and not name.startswith("torch."):
+            return True  # an imported base class: it may define forward
+    return False
 
 
 # -- comments ------------------------------------------------------------------------------------------
