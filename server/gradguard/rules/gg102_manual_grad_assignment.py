@@ -119,6 +119,29 @@ class ManualGradAssignment(Rule):
             """,
             note="gradient computed by autograd.grad",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Learner(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.net = nn.Linear(4, 1)
+
+                def forward(self, x):
+                    return self.net(x)
+
+                def meta_grads(self, x, y):
+                    loss = nn.functional.mse_loss(self(x), y)
+                    grads = torch.autograd.grad(loss, list(self.parameters()))
+                    g_w = grads[0] * 0.5
+                    self.net.weight.grad = g_w
+                    for p, g in zip(self.parameters(), grads):
+                        p.grad = g
+            """,
+            note="gradients from autograd.grad through local names",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -217,6 +240,8 @@ class ManualGradAssignment(Rule):
             in_fake = func.name in fakes[cls]
             if not in_fake and _passed_in(func, node.value):
                 continue
+            if _mentions(node.value, _autograd_names(unit, func)):
+                continue  # `g = torch.autograd.grad(...)[0]; p.grad = g`
             attributes = unit.class_attributes(cls)
             for target in targets:
                 if _is_parameter(unit, func, target.value, attributes, in_fake, node):
@@ -259,6 +284,27 @@ def _passed_in(func: FunctionNode, value: ast.expr) -> bool:
         else:
             break
     return isinstance(base, ast.Name) and (base.id in params or base.id in names)
+
+
+def _autograd_names(unit: Unit, func: FunctionNode) -> set[str]:
+    """Local names holding gradients autograd computed (or copies of existing `.grad`s)."""
+    cache = unit.__dict__.setdefault("_gg102_autograd_names", {})
+    if func in cache:
+        return cache[func]
+    names: set[str] = set()
+    bindings = []
+    for node in ast.walk(func):
+        if isinstance(node, ast.Assign):
+            bindings.append((node.targets, node.value))
+        elif isinstance(node, (ast.For, ast.comprehension)):
+            bindings.append(([node.target], node.iter))
+    for _ in range(2):  # a second pass picks up names derived from names found in the first
+        for targets, value in bindings:
+            if _leaves_gradient_alone(unit, value) or _mentions(value, names):
+                for target in targets:
+                    names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+    cache[func] = names
+    return names
 
 
 def _mentions(node: ast.AST, names: set[str]) -> bool:
