@@ -78,7 +78,7 @@ NONDIFF_NO_GRAD = frozenset(
 )
 NONDIFF_ZERO_GRAD = frozenset({"round", "floor", "ceil", "sign", "trunc", "fix", "heaviside"})
 NONDIFF_METHODS = NONDIFF_NO_GRAD | NONDIFF_ZERO_GRAD
-_INT_DTYPES = frozenset(
+INT_DTYPES = frozenset(
     {"torch.long", "torch.int", "torch.int64", "torch.int32", "torch.int16", "torch.int8", "torch.uint8",
      "torch.bool", "torch.short"}
 )
@@ -655,7 +655,10 @@ class Flow:
                 return Value(OBJ) if not args.bits & TRACKED else args
             return args
         # another library (numpy, math, torchvision, ...): may build models or tensors
-        if qual.split(".")[0] in ("math", "numpy", "random", "statistics", "operator"):
+        root = qual.split(".")[0]
+        if root == "numpy":
+            return cut(args, call)  # numpy arrays never carry gradients
+        if root in ("math", "random", "statistics", "operator"):
             return args
         return union(Value(OPAQUE | OBJ), args)
 
@@ -692,7 +695,7 @@ class Flow:
 
     def _int_dtype(self, call: ast.Call) -> bool:
         for arg in [*call.args, keyword(call, "dtype")]:
-            if arg is not None and self.module.qualname(arg) in _INT_DTYPES:
+            if arg is not None and self.module.qualname(arg) in INT_DTYPES:
                 return True
         return False
 

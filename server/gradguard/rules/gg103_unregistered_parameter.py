@@ -275,6 +275,12 @@ class UnregisteredParameter(Rule):
         added: dict[str, set[str]] = {}  # "self.x" / "x" -> kinds of fresh objects put in it
         registered: set[str] = set()  # containers handed to a layer constructor
         for node in ast.walk(init):
+            if isinstance(node, (ast.For, ast.AsyncFor)) and _registers_in_body(node, me):
+                # `for i, layer in enumerate(self.layers): self.add_module(str(i), layer)`
+                for inner in ast.walk(node.iter):
+                    key = _container_key(inner, me)
+                    if key:
+                        registered.add(key)
             if isinstance(node, (ast.Assign, ast.AnnAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 value = node.value
@@ -460,6 +466,22 @@ def _container_key(node: ast.AST, me: str) -> str | None:
         return node.id
     attr = self_attribute(node, me)
     return f"{me}.{attr}" if attr else None
+
+
+_REGISTER_METHODS = ("add_module", "register_module", "register_parameter", "register_buffer")
+
+
+def _registers_in_body(loop: ast.AST, me: str) -> bool:
+    for stmt in loop.body:  # type: ignore[attr-defined]
+        for node in ast.walk(stmt):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            if isinstance(func, ast.Attribute) and func.attr in _REGISTER_METHODS:
+                return True
+            if isinstance(func, ast.Name) and func.id == "setattr":
+                return True
+    return False
 
 
 def _is_true(node: ast.AST | None) -> bool:

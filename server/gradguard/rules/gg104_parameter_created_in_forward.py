@@ -172,6 +172,18 @@ def _stored_on_self(unit: Unit, call: ast.Call, me: str) -> ast.stmt | None:
         targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
         if any(self_attribute(t, me) for t in targets):
             return parent
+        names = {t.id for t in targets if isinstance(t, ast.Name)}
+        func = unit.enclosing_function(call)
+        if names and func is not None:
+            # `new = nn.Embedding(...); ...; self.bias = new`: stored on the module later
+            for node in ast.walk(func):
+                if (
+                    isinstance(node, ast.Assign)
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id in names
+                    and any(self_attribute(t, me) for t in node.targets)
+                ):
+                    return node
         return None
     if isinstance(parent, ast.Call) and call in parent.args:
         func = parent.func

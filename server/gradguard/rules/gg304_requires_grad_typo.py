@@ -165,7 +165,8 @@ class RequiresGradTypo(Rule):
 def _takes_requires_grad(call: ast.Call, module) -> bool:
     name = module.call_name(call)
     if name is not None:
-        return name.startswith("torch.")
+        # private APIs have their own spelling (`Tensor._make_subclass(cls, data, require_grad=...)`)
+        return name.startswith("torch.") and "._" not in name
     func = call.func
     return isinstance(func, ast.Attribute) and func.attr in _TENSOR_METHODS
 

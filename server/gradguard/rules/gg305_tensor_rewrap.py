@@ -5,10 +5,10 @@ from __future__ import annotations
 import ast
 from typing import Iterator
 
-from gradguard.engine.dataflow import CUT_METHODS, describe, flow_of
+from gradguard.engine.dataflow import CUT_METHODS, INT_DTYPES, describe, flow_of
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import replace_node, torch_name
-from gradguard.engine.index import Unit
+from gradguard.engine.index import Unit, keyword
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 _SINGLE = {"torch.tensor"}  # torch.as_tensor(t) / torch.Tensor(t) return t itself (graph kept)
@@ -175,6 +175,9 @@ class TensorRewrap(Rule):
                 continue
             if unit.in_no_grad(call) or _only_logged(unit, call):
                 continue
+            dtype = keyword(call, "dtype")
+            if dtype is not None and module.qualname(dtype) in INT_DTYPES:
+                continue  # indices: an integer tensor cannot carry a gradient anyway
             arg = call.args[0]
             flow = flow_of(unit, unit.enclosing_function(call))
             value = flow.value(arg)
