@@ -658,8 +658,10 @@ def test_gg101_offers_the_conversion_as_its_fix_and_removal_as_alternative():
 
 
 def test_gg101_keeps_removal_when_the_conversion_would_drop_gradients():
-    source = HEADER + textwrap.dedent(
-        """
+    source = (
+        HEADER
+        + textwrap.dedent(
+            """
         class OnlyBias(nn.Module):
             def __init__(self):
                 super().__init__()
@@ -672,7 +674,8 @@ def test_gg101_keeps_removal_when_the_conversion_would_drop_gradients():
             def backward(self, grad_output):
                 self.bias.grad = grad_output.sum(0)
         """
-    ).lstrip()
+        ).lstrip()
+    )
     _, (finding,) = _gg101(source)
     assert finding.fix.title.startswith("Remove")
     assert [alt.title for alt in finding.alternatives] == [FIX_TITLE]
@@ -691,7 +694,9 @@ def test_cached_conversion_still_applies_after_lines_are_added_above():
     analyzer.check(source)  # fill the per-unit cache
     moved = source.replace("import torch\n", "import torch\n# a comment\nSIZE = 3  # é\n\n", 1)
     (finding,) = [f for f in analyzer.check(moved).findings if f.code == "GG101"]
-    expected = converted(REALISTIC[5]).replace("import torch\n", "import torch\n# a comment\nSIZE = 3  # é\n\n", 1)
+    expected = converted(REALISTIC[5]).replace(
+        "import torch\n", "import torch\n# a comment\nSIZE = 3  # é\n\n", 1
+    )
     assert apply_edits(moved, finding.fix.edits) == expected
 
 
@@ -776,8 +781,11 @@ def test_more_untranslatable_modules(name):
 
 
 def test_decorated_class_and_stash_reassigned_later():
-    source = HEADER + "import functools\n\n" + textwrap.dedent(
-        """
+    source = (
+        HEADER
+        + "import functools\n\n"
+        + textwrap.dedent(
+            """
         def register(cls):
             return cls
 
@@ -796,7 +804,8 @@ def test_decorated_class_and_stash_reassigned_later():
                 self.w.grad = (grad_output * self.x).sum(0)
                 return grad_output * self.w
         """
-    ).lstrip()
+        ).lstrip()
+    )
     out = convert_module_source(source, "Gate")
     assert out is not None
     assert "@register\nclass Gate(nn.Module):" in out
@@ -861,3 +870,85 @@ def test_every_comment_survives_and_training_flag_is_passed():
     layer(x).sum().backward()
     # the hand-written formula, faithfully: it ignores the factor 2 of training mode
     assert torch.allclose(layer.w.grad, x.sum(0))
+
+
+# -- combinations: whatever is converted must run -------------------------------------------
+
+FORWARD_PIECES = [
+    ("self.x = x", set(), {"x"}),
+    ("self.shape = x.shape", set(), {"shape"}),
+    ("self.n = x.size(0)", set(), {"n"}),
+    ("h = x * self.w", set(), {"h_local"}),
+    ("self.h = h", {"h_local"}, {"h"}),
+    ("x = x + 0.0", set(), set()),
+    ("self.s = torch.sigmoid(x)", set(), {"s"}),
+]
+BACKWARD_PIECES = [
+    ("self.w.grad = (grad_output * self.x).sum(0)", {"x"}),
+    ("self.b.grad = grad_output.sum(0)", set()),
+    ("if self.b.grad is None:\n    self.b.grad = grad_output.sum(0) * self.scale", set()),
+    ("g = grad_output * self.w", set()),
+    ("self.w.grad = (grad_output * self.h).sum(0) / self.n", {"h", "n"}),
+    ("k = (self.s * (1 - self.s)).mean()", {"s"}),
+]
+BACKWARD_RETURNS = [
+    ("", set()),
+    ("return grad_output * self.w", set()),
+    ("return (grad_output * self.w).reshape(self.shape)", {"shape"}),
+]
+
+
+def _combinations():
+    import itertools
+
+    for f_count in (1, 2, 3):
+        for f_pieces in itertools.combinations(FORWARD_PIECES, f_count):
+            provided = set().union(*(p[2] for p in f_pieces))
+            needed = set().union(*(p[1] for p in f_pieces))
+            if not needed <= provided:
+                continue
+            for b_pieces in itertools.combinations(BACKWARD_PIECES, 2):
+                for ret in BACKWARD_RETURNS:
+                    wants = set().union(*(p[1] for p in b_pieces)) | ret[1]
+                    if wants <= provided:
+                        yield [p[0] for p in f_pieces], [p[0] for p in b_pieces], ret[0]
+
+
+def _module(f_lines, b_lines, ret):
+    forward = "".join(f"        {line}\n" for line in f_lines)
+    backward = "".join(textwrap.indent(line, "        ") + "\n" for line in b_lines)
+    if ret:
+        backward += f"        {ret}\n"
+    return (
+        HEADER
+        + "class M(nn.Module):\n"
+        + "    def __init__(self):\n"
+        + "        super().__init__()\n"
+        + "        self.w = nn.Parameter(torch.ones(3))\n"
+        + "        self.b = nn.Parameter(torch.zeros(3))\n"
+        + "        self.scale = 2.0\n\n"
+        + "    def forward(self, x):\n"
+        + forward
+        + "        return x * self.w + self.b\n\n"
+        + "    def backward(self, grad_output):\n"
+        + backward
+    )
+
+
+def test_every_converted_combination_runs():
+    converted_count = 0
+    for f_lines, b_lines, ret in list(_combinations())[::4]:  # ~150 of the ~580, to stay quick
+        source = _module(f_lines, b_lines, ret)
+        out = convert_module_source(source, "M")
+        if out is None:
+            continue
+        converted_count += 1
+        namespace = load(out)
+        module = namespace["M"]()
+        x = torch.randn(4, 3, requires_grad=True)
+        y = module(x)
+        assert type(y.grad_fn).__name__ == "MFunctionBackward", source
+        y.sum().backward()
+        assert x.grad is None if not ret else x.grad.shape == x.shape, source
+        assert comments(out) == comments(source)
+    assert converted_count > 100
