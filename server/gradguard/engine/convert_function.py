@@ -404,7 +404,7 @@ class _TypeGuess:
         return self.of(node.func.value) is True and node.func.attr not in ("where", "nonzero")
 
     def of(self, node: ast.AST) -> bool | None:
-        if isinstance(node, ast.Constant) or isinstance(node, ast.JoinedStr):
+        if isinstance(node, (ast.Constant, ast.JoinedStr)):
             return False
         if isinstance(node, ast.Name):
             return self.env.get(node.id)
@@ -438,7 +438,7 @@ class _TypeGuess:
                     return False
                 return None
             if isinstance(func, ast.Attribute) and self.of(func.value) is True:
-                return False if func.attr in _NON_TENSOR_METHODS else True
+                return func.attr not in _NON_TENSOR_METHODS
             return None
         if isinstance(node, (ast.BinOp, ast.Compare, ast.BoolOp)):
             if isinstance(node, ast.BinOp):
