@@ -1,0 +1,284 @@
+"""Language-server latency benchmark (issue 4).
+
+Through a real stdio session with `python -m gradguard lsp` (debounce 0, every rule on):
+
+* server start -> `initialize` response,
+* for timm's vision_transformer.py (~5,300 lines) and two other large timm model files:
+  100 one-character edits inside a method, time from sending `didChange` to receiving the
+  `publishDiagnostics` of that version (p50, p95, max); plus two harder scenarios on
+  vision_transformer.py: pressing Enter inside a method (lines move) and typing a call
+  `(...)` character by character (the file stops parsing in between),
+* server memory (RSS) after opening the files.
+
+The timm sources are downloaded at run time (`pip download --no-deps timm`) into
+bench/.corpus/ (git-ignored); nothing is committed. Usage:
+
+    python bench/lsp_latency.py [--edits 100] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import queue
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CORPUS = HERE / ".corpus"
+FILES = ["timm/models/vision_transformer.py", "timm/models/efficientnet.py", "timm/models/resnet.py"]
+
+
+def fetch_corpus() -> list[Path]:
+    CORPUS.mkdir(exist_ok=True)
+    wanted = [CORPUS / Path(name).name for name in FILES]
+    if all(p.exists() for p in wanted):
+        return wanted
+    wheels = glob.glob(str(CORPUS / "timm-*.whl"))
+    if not wheels:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "timm", "-d", str(CORPUS), "-q"], check=True
+        )
+        wheels = glob.glob(str(CORPUS / "timm-*.whl"))
+    with zipfile.ZipFile(sorted(wheels)[-1]) as archive:
+        for name, target in zip(FILES, wanted):
+            target.write_bytes(archive.read(name))
+    return wanted
+
+
+class Client:
+    """A minimal LSP client over the server's stdio, timing what it receives."""
+
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        self.messages: queue.Queue = queue.Queue()
+        self._id = 0
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        out = self.proc.stdout
+        assert out is not None
+        while True:
+            length = None
+            while True:
+                line = out.readline()
+                if not line:
+                    return
+                if line in (b"\r\n", b"\n"):
+                    break
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            body = out.read(length or 0)
+            self.messages.put((time.perf_counter(), json.loads(body)))
+
+    def send(self, payload: dict) -> float:
+        data = json.dumps(payload).encode()
+        stamp = time.perf_counter()
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(data) + data)
+        self.proc.stdin.flush()
+        return stamp
+
+    def request(self, method: str, params: dict) -> tuple[float, dict]:
+        self._id += 1
+        ident = self._id
+        self.send({"jsonrpc": "2.0", "id": ident, "method": method, "params": params})
+        while True:
+            stamp, message = self.messages.get(timeout=120)
+            if message.get("id") == ident and "method" not in message:
+                return stamp, message
+            self._answer(message)
+
+    def notify(self, method: str, params: dict) -> float:
+        return self.send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    def _answer(self, message: dict) -> None:
+        if "id" in message and "method" in message:  # a request from the server
+            result = [None] * len(message["params"].get("items", [])) if message["method"] == "workspace/configuration" else None
+            self.send({"jsonrpc": "2.0", "id": message["id"], "result": result})
+
+    def wait_diagnostics(self, uri: str, version: int) -> tuple[float, dict]:
+        while True:
+            stamp, message = self.messages.get(timeout=120)
+            self._answer(message)
+            if message.get("method") == "textDocument/publishDiagnostics":
+                params = message["params"]
+                if params["uri"] == uri and params.get("version") == version:
+                    return stamp, params
+
+    def rss_mb(self) -> float:
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def close(self) -> None:
+        try:
+            self.request("shutdown", None)  # type: ignore[arg-type]
+            self.notify("exit", None)  # type: ignore[arg-type]
+            self.proc.wait(timeout=10)
+        except Exception:  # noqa: BLE001
+            self.proc.kill()
+
+
+def edit_site(lines: list[str]) -> tuple[int, int]:
+    """A line inside a method body near the middle of the file: (0-based line, column
+    after the first identifier), where inserting a letter keeps the code valid."""
+    middle = len(lines) // 2
+    order = sorted(range(len(lines)), key=lambda i: abs(i - middle))
+    for index in order:
+        text = lines[index]
+        stripped = text.lstrip()
+        indent = len(text) - len(stripped)
+        if indent >= 8 and stripped[:1].isalpha() and " = " in stripped and not stripped.startswith(("return", "if ", "for ", "with ", "elif", "while")):
+            name = stripped.split(" = ")[0]
+            if name.isidentifier():
+                return index, indent + len(name)
+    raise RuntimeError("no edit site found")
+
+
+def percentiles(samples: list[float]) -> dict:
+    ordered = sorted(samples)
+    p95 = ordered[max(0, int(round(0.95 * len(ordered))) - 1)]
+    return {
+        "n": len(samples),
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p95_ms": round(p95, 2),
+        "max_ms": round(ordered[-1], 2),
+    }
+
+
+def change(client: Client, uri: str, version: int, line: int, col: int, end_line: int, end_col: int, text: str) -> float:
+    return client.notify(
+        "textDocument/didChange",
+        {
+            "textDocument": {"uri": uri, "version": version},
+            "contentChanges": [
+                {
+                    "range": {"start": {"line": line, "character": col}, "end": {"line": end_line, "character": end_col}},
+                    "text": text,
+                }
+            ],
+        },
+    )
+
+
+def run(edits: int) -> dict:
+    files = fetch_corpus()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "server"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    command = [sys.executable, "-m", "gradguard", "lsp", "--log-level", "warning"]
+    results: dict = {"python": sys.version.split()[0], "files": {}}
+
+    starts = []
+    for _ in range(3):
+        client = Client(command, env)
+        stamp, _ = client.request("initialize", {"processId": os.getpid(), "rootUri": None, "capabilities": {}})
+        starts.append((stamp - client.started) * 1000)
+        client.close()
+    results["start_to_initialize_ms"] = {"runs": [round(s, 1) for s in starts], "median": round(statistics.median(starts), 1)}
+
+    client = Client(command, env)
+    client.request(
+        "initialize",
+        {
+            "processId": os.getpid(),
+            "rootUri": None,
+            "capabilities": {"textDocument": {"publishDiagnostics": {"versionSupport": True}}},
+            "initializationOptions": {"settings": {"debounceMs": 0}},
+        },
+    )
+    client.notify("initialized", {})
+    results["rss_after_start_mb"] = round(client.rss_mb(), 1)
+    opened = {}
+    for path in files:
+        uri = path.resolve().as_uri()
+        text = path.read_text(encoding="utf-8")
+        sent = client.notify(
+            "textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}}
+        )
+        stamp, params = client.wait_diagnostics(uri, 1)
+        opened[path.name] = (uri, text.splitlines(keepends=True))
+        results["files"][path.name] = {
+            "lines": len(opened[path.name][1]),
+            "open_to_diagnostics_ms": round((stamp - sent) * 1000, 1),
+            "diagnostics": len(params["diagnostics"]),
+        }
+    results["rss_after_open_mb"] = round(client.rss_mb(), 1)
+
+    for name, (uri, lines) in opened.items():
+        line, col = edit_site(lines)
+        version = 1
+        samples = []
+        for i in range(edits):
+            version += 1
+            if i % 2 == 0:  # type a letter, then delete it again
+                sent = change(client, uri, version, line, col, line, col, "q")
+            else:
+                sent = change(client, uri, version, line, col, line, col + 1, "")
+            stamp, _ = client.wait_diagnostics(uri, version)
+            samples.append((stamp - sent) * 1000)
+        entry = results["files"][name]
+        entry["edit_site_line"] = line + 1
+        entry["one_char_edits"] = percentiles(samples)
+        if name == "vision_transformer.py":
+            # Enter inside the method: every later line moves
+            samples = []
+            for i in range(edits // 2):
+                version += 1
+                if i % 2 == 0:
+                    sent = change(client, uri, version, line, 0, line, 0, "\n")
+                else:
+                    sent = change(client, uri, version, line, 0, line + 1, 0, "")
+                stamp, _ = client.wait_diagnostics(uri, version)
+                samples.append((stamp - sent) * 1000)
+            entry["enter_key_edits"] = percentiles(samples)
+            # typing "print(x)" on a new line: the file does not parse until ")" arrives
+            samples = []
+            version += 1
+            indent = " " * (len(lines[line]) - len(lines[line].lstrip()))
+            change(client, uri, version, line, 0, line, 0, indent + "\n")
+            client.wait_diagnostics(uri, version)
+            col = len(indent)
+            for _ in range(max(1, edits // 20)):
+                for ch in "print(x)":
+                    version += 1
+                    sent = change(client, uri, version, line, col, line, col, ch)
+                    stamp, _ = client.wait_diagnostics(uri, version)
+                    samples.append((stamp - sent) * 1000)
+                    col += 1
+                version += 1
+                change(client, uri, version, line, len(indent), line, col, "")
+                client.wait_diagnostics(uri, version)
+                col = len(indent)
+            entry["typing_with_syntax_errors"] = percentiles(samples)
+    results["rss_after_edits_mb"] = round(client.rss_mb(), 1)
+    client.close()
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--edits", type=int, default=100)
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    results = run(args.edits)
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
