@@ -248,6 +248,7 @@ class Flow:
         self._class_has_weights = False
         self._method_names: set[str] = set()
         self._params: set[str] = set()
+        self.params = self._params  # the function's parameter names (without self)
         self._setup()
         body = func.body if func is not None else unit.nodes
         if func is not None and unit.decorator_disables_grad(func):
@@ -347,6 +348,8 @@ class Flow:
                     self._bind(item.optional_vars, value, item.context_expr)
                 if self.unit.grad_disabling_context(item):
                     self._nograd = stmt
+                elif _grad_enabling(self.module, item.context_expr):
+                    self._nograd = None
             self._block(stmt.body)
             self._nograd = saved
         elif kind is ast.Try or kind.__name__ == "TryStar":
@@ -457,6 +460,8 @@ class Flow:
             if isinstance(anc, (ast.With, ast.AsyncWith)) and anc is not node:
                 if any(self.unit.grad_disabling_context(i) for i in anc.items):
                     return anc
+                if any(_grad_enabling(self.module, i.context_expr) for i in anc.items):
+                    return None
         return None
 
     def _eval(self, node: ast.expr | None) -> Value:
@@ -725,6 +730,24 @@ class _LoadView(dict):
     def __init__(self, loads: dict[int, Value], final: dict[str, Value]) -> None:
         super().__init__(final)
         self._loads = loads
+
+
+_GRAD_ENABLING = {"torch.enable_grad", "torch.autograd.enable_grad", "torch.autograd.grad_mode.enable_grad"}
+
+
+def _grad_enabling(module, expr: ast.expr) -> bool:
+    """`torch.enable_grad()`, `torch.set_grad_enabled(True)`, `torch.inference_mode(False)`."""
+    if not isinstance(expr, ast.Call):
+        return False
+    name = module.call_name(expr)
+    if name in _GRAD_ENABLING:
+        return True
+    arg = expr.args[0] if expr.args else keyword(expr, "mode")
+    if name in ("torch.set_grad_enabled", "torch.autograd.set_grad_enabled"):
+        return isinstance(arg, ast.Constant) and arg.value is True
+    if name in ("torch.inference_mode", "torch.autograd.inference_mode", "torch.no_grad"):
+        return isinstance(arg, ast.Constant) and arg.value is False
+    return False
 
 
 def _element(container: Value) -> Value:

@@ -310,7 +310,11 @@ class UnregisteredParameter(Rule):
                         )
                         if kinds:
                             added.setdefault(key, set()).update(kinds)
-                elif unit.module.is_layer_constructor(node) or unit.module.is_parameter_constructor(node):
+                elif (
+                    unit.module.is_layer_constructor(node)
+                    or unit.module.is_parameter_constructor(node)
+                    or (isinstance(func, ast.Attribute) and func.attr in _REGISTER_METHODS)
+                ):
                     for arg in node.args:
                         inner = arg.value if isinstance(arg, ast.Starred) else arg
                         key = _container_key(inner, me)

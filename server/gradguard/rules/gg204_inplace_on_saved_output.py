@@ -200,7 +200,7 @@ class InplaceOnSavedOutput(Rule):
                     continue
                 if _is_masked_assignment(stmt):
                     continue  # GG202 reports `y[y < t] = v`
-                if key not in forward_funcs and not _input_tracked(flow, saved):
+                if not _input_tracked(flow, saved, key in forward_funcs):
                     continue
                 yield self._report(unit, stmt, name, saved)
 
@@ -257,10 +257,16 @@ def _is_masked_assignment(stmt: ast.AST) -> bool:
     )
 
 
-def _input_tracked(flow, saved: ast.Call) -> bool:
+def _input_tracked(flow, saved: ast.Call, in_forward: bool) -> bool:
+    """Does the saving op's input require grad? In `forward`, the arguments are taken to be
+    activations that do; buffers, constants and fresh tensors do not."""
     func = saved.func
     inputs: list[ast.expr] = list(saved.args[:1])
     if isinstance(func, ast.Attribute) and flow.module.qualname(func) is None:
         inputs = [func.value]
-    return any(flow.value(i).tracked for i in inputs)
+    for expr in inputs:
+        value = flow.value(expr)
+        if value.tracked or (in_forward and value.names & flow.params):
+            return True
+    return False
 
