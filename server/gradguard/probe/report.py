@@ -85,6 +85,11 @@ async def probe_source(
                                                   "definitions", at_class=False))
             return _finish(report)
         results = {e["target"]: e for e in run.events if e.get("event") == "result"}
+        stage = run.last_stage()
+        if not results and not run.finished and (stage is None or not stage.get("target")):
+            # died while importing torch or running the file's definitions: nothing to retry
+            report.findings.append(_crash_finding(planned, pending[0], run, timeout))
+            return _finish(report)
         done = []
         crashed = None
         for t in pending:

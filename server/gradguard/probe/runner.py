@@ -160,7 +160,11 @@ def load_user_module(source: str, path: str) -> types.ModuleType:
 
     # tracebacks and anomaly reports show the text that runs (the editor's, maybe unsaved)
     linecache.cache[path] = (len(source), None, source.splitlines(True), path)
-    local_functions = {s.name for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    # calls of the file's own functions and classes at the top level are the script part
+    # (`model = Net(); train(model)`), not definitions
+    local_functions = {
+        s.name for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    }
     module = types.ModuleType(USER_MODULE)
     module.__file__ = path
     sys.modules[USER_MODULE] = module

@@ -1,0 +1,136 @@
+"""The probe on the example targets in examples/probe (torch 2.13, CPU): exact findings
+and lines, the CLI's JSON and exit codes, and the wall time of each run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from gradguard.engine.finding import Severity
+
+from .conftest import EXAMPLES, probe_env, run_probes
+
+pytestmark = pytest.mark.torch
+
+EXAMPLE_FILES = ["unused_layer", "detached_branch", "inplace_error", "custom_functions"]
+
+
+@pytest.fixture(scope="module")
+def reports():
+    jobs = {}
+    for name in EXAMPLE_FILES:
+        path = EXAMPLES / f"{name}.py"
+        jobs[name] = (path.read_text(encoding="utf-8"), str(path))
+    found = run_probes(jobs)
+    for name, report in found.items():
+        # the closing note of the issue asks for these numbers; -s shows them
+        print(f"probe wall time {name}: {report.seconds:.2f} s")
+    return found
+
+
+def summary(report):
+    return [(f.code, f.severity, f.line, f.column, f.end_line, f.end_column) for f in report.findings]
+
+
+def test_unused_layer(reports):
+    report = reports["unused_layer"]
+    assert summary(report) == [("GG901", Severity.WARNING, 11, 9, 11, 37)]
+    finding = report.findings[0]
+    assert finding.source == "gradguard-probe"
+    assert finding.message == (
+        "`fc2.weight`, `fc2.bias` get no gradient: `self.fc2` is never used in the forward pass "
+        "(.grad is None after backward)"
+    )
+    note = report.notes[0]
+    # constructor and input came from the file's own `__main__` block
+    assert "built Classifier(20, 5) (used on line 20)" in note.summary
+    assert "input torch.randn(4, 20) (used on line 21)" in note.summary
+
+
+def test_detached_branch(reports):
+    report = reports["detached_branch"]
+    assert summary(report) == [("GG901", Severity.WARNING, 12, 9, 12, 73)]
+    message = report.findings[0].message
+    assert message.startswith("`encoder.0.weight`, `encoder.0.bias` get no gradient")
+    assert "cut on line 17 by `.detach()`" in message
+    # head and scale do learn; they are not reported
+    assert "head" not in message and "scale" not in message
+    assert "probe comment, line 8" in report.notes[0].summary
+
+
+def test_inplace_error_points_at_the_forward_op(reports):
+    report = reports["inplace_error"]
+    assert summary(report) == [("GG902", Severity.ERROR, 14, 9, 14, 40)]
+    message = report.findings[0].message
+    assert "modified by an inplace operation" in message
+    assert "`g = torch.sigmoid(self.proj(x))` (line 14)" in message
+    assert "SigmoidBackward0" in message
+    assert "inferred from self.proj = Linear(in_features=12)" in report.notes[0].summary
+
+
+def test_custom_functions(reports):
+    report = reports["custom_functions"]
+    # MulAdd is right; RoundSTE is a straight-through estimator (silent); BadSquare is wrong
+    assert summary(report) == [("GG903", Severity.ERROR, 31, 34, 31, 42)]
+    message = report.findings[0].message
+    assert "input 1 (`w`)" in message
+    assert "largest absolute error" in message
+    notes = {n.name: n.summary for n in report.notes}
+    assert "gradcheck passed" in notes["MulAdd"]
+    assert "straight-through estimator" in notes["RoundSTE"]
+
+
+def test_wall_time_per_example(reports):
+    # target 3 s each including the torch import; the bound here leaves room for a busy CI machine
+    for name, report in reports.items():
+        assert report.seconds < 15, (name, report.seconds)
+
+
+def test_cli_json_same_schema_as_check_and_exit_codes(tmp_path):
+    path = EXAMPLES / "unused_layer.py"
+    result = subprocess.run(
+        [sys.executable, "-m", "gradguard", "probe", "--format", "json", str(path)],
+        capture_output=True, text=True, env=probe_env(), timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    data = json.loads(result.stdout)
+    check = subprocess.run(
+        [sys.executable, "-m", "gradguard", "check", "--format", "json", str(EXAMPLES / "inplace_error.py")],
+        capture_output=True, text=True, env=probe_env(), timeout=120,
+    )
+    check_data = json.loads(check.stdout)
+    assert check_data, "the static check should flag the in-place example too"
+    assert [set(d) for d in data] == [set(check_data[0])]
+    assert data[0]["code"] == "GG901" and data[0]["line"] == 11 and data[0]["path"] == str(path)
+
+    clean = tmp_path / "clean.py"
+    clean.write_text(
+        "import torch\nimport torch.nn as nn\n\n\nclass Net(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(3, 2)\n\n"
+        "    def forward(self, x):\n        return torch.softmax(self.fc(x), dim=-1)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "gradguard", "probe", str(clean)],
+        capture_output=True, text=True, env=probe_env(), timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All checks passed!" in result.stdout
+    assert "input (4, 3) (inferred from self.fc = Linear(in_features=3))" in result.stdout
+
+    unknown = subprocess.run(
+        [sys.executable, "-m", "gradguard", "probe", "--target", "Nope", str(clean)],
+        capture_output=True, text=True, env=probe_env(), timeout=60,
+    )
+    assert unknown.returncode == 2 and "found: Net" in unknown.stderr
+
+
+def test_explain_probe_codes():
+    from gradguard.engine.rule import all_rules, rule_class
+
+    for code in ("GG901", "GG902", "GG903"):
+        rule = rule_class(code.lower())
+        assert rule is not None and rule.full_explanation().startswith(f"## {code} ")
+        assert code not in all_rules()  # not a static rule: the analyzer never runs it
