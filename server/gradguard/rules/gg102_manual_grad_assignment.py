@@ -22,7 +22,8 @@ class ManualGradAssignment(Rule):
     name = "manual-grad-assignment"
     summary = "A parameter's `.grad` assigned by hand inside a module: autograd already computes it."
     message = (
-        "Hand-computed gradient assigned to `{target}`: autograd already computes it in `loss.backward()`{where}"
+        "Hand-computed gradient assigned to `{target}`: "
+        "autograd already computes it in `loss.backward()`{where}"
     )
     explanation = """
     Every `nn.Parameter` of a module gets its gradient from autograd: `loss.backward()`

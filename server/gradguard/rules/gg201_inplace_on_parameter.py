@@ -445,6 +445,17 @@ def _grad_enabled_methods(unit: Unit, cls: ast.ClassDef) -> set[FunctionNode]:
     return seen
 
 
+_PRECEDENCE = {ast.Add: 1, ast.Sub: 1, ast.Mult: 2, ast.Div: 2, ast.FloorDiv: 2, ast.Mod: 2, ast.MatMult: 2}
+
+
+def _binds_tighter(value: ast.expr, op: ast.operator) -> bool:
+    """Can `value` follow `target <op>` without parentheses (`w + 0.1 * g`)?"""
+    if not isinstance(value, ast.BinOp):
+        return False
+    inner, outer = _PRECEDENCE.get(type(value.op)), _PRECEDENCE.get(type(op))
+    return inner is not None and outer is not None and inner > outer
+
+
 def _leaf_target(node: ast.AST, me: str, leaves: set[str], layers: set[str]) -> str | None:
     """`self.w` (a parameter) or `self.fc.weight` (a built-in layer's parameter) -> its text."""
     attr = self_attribute(node, me)
@@ -508,7 +519,7 @@ def _out_of_place(unit: Unit, func: FunctionNode, node: ast.AST, target: str):
     elif isinstance(node, ast.AugAssign) and type(node.op) in _OPERATORS:
         right = node.value
         right_text = unit.segment(right)
-        if not isinstance(right, _ATOMIC):
+        if not isinstance(right, _ATOMIC) and not _binds_tighter(right, node.op):
             right_text = f"({right_text})"
         value = f"{target} {_OPERATORS[type(node.op)]} {right_text}"
     else:

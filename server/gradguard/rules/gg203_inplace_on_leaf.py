@@ -5,9 +5,16 @@ from __future__ import annotations
 import ast
 from typing import Iterator
 
-from gradguard.engine.finding import Applicability, Finding, Severity
+from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.fixes import indent_block, torch_name
-from gradguard.engine.index import TENSOR_FACTORIES, Unit, creates_grad_leaf, is_true, keyword
+from gradguard.engine.index import (
+    TENSOR_FACTORIES,
+    Unit,
+    creates_grad_leaf,
+    is_true,
+    keyword,
+    statement_start_line,
+)
 from gradguard.engine.rule import Invalid, Rule, Valid
 from gradguard.rules.gg201_inplace_on_parameter import inplace_changes
 
@@ -20,9 +27,7 @@ _LEAF_ERROR = "a leaf Variable that requires grad is being used in an in-place o
 class InplaceOnLeaf(Rule):
     code = "GG203"
     name = "inplace-on-leaf"
-    summary = (
-        "In-place change of a tensor created with `requires_grad=True`: PyTorch raises the leaf in-place error."
-    )
+    summary = "In-place change of a `requires_grad=True` tensor: PyTorch raises the leaf in-place error."
     message = (
         "In-place {what} on `{name}`, a leaf tensor that requires grad (line {line}): PyTorch raises "
         '"{error}"; wrap it in `with torch.no_grad():`, or write `{name} = {name} ...` out of place'
@@ -223,7 +228,6 @@ class InplaceOnLeaf(Rule):
                 emb = torch.randn(n, dim).requires_grad_()
                 with torch.no_grad():
                     emb[0] = 0.0  # padding row
-                with torch.no_grad():
                     emb.clamp_(-1.0, 1.0)
                 return emb
             """,
@@ -268,6 +272,7 @@ class InplaceOnLeaf(Rule):
         if not changes:
             return
         bindings = _bindings(unit, {(scope, receiver.id) for _, receiver, _, _, scope in changes})
+        flagged = []
         for node, receiver, what, error, scope in changes:
             key = (scope, receiver.id)
             position = (receiver.lineno, receiver.col_offset)
@@ -278,33 +283,80 @@ class InplaceOnLeaf(Rule):
             if leaf_line is None or unit.in_no_grad(node):
                 continue
             message = self.message.format(what=what, name=receiver.id, line=leaf_line, error=error)
-            yield self.finding(unit, node, message, fix=self._fix(unit, node, receiver.id))
-
-    def _fix(self, unit: Unit, node: ast.AST, name: str):
+            flagged.append((node, message, _wrappable(unit, node, receiver.id)))
         torch = torch_name(unit)
-        statement = unit.parent(node) if isinstance(node, ast.Call) else node
-        if torch is None or not isinstance(statement, (ast.Expr, ast.Assign, ast.AugAssign)):
-            return None
-        if isinstance(statement, ast.Expr) and statement.value is not node:
-            return None
-        parent = unit.parent(statement)
-        siblings = [
-            s
-            for field in ("body", "orelse", "finalbody")
-            for s in getattr(parent, field, None) or []
-            if s is not statement
-        ]
-        first, last = statement.lineno, statement.end_lineno or statement.lineno
-        if any(s.lineno <= last and (s.end_lineno or s.lineno) >= first for s in siblings):
+        # consecutive flagged statements go under one `with torch.no_grad():`
+        runs = {id(w[0]): w[1] for _, _, w in flagged if w is not None}
+        for node, message, wrappable in flagged:
+            fix = None
+            if wrappable is not None and torch is not None:
+                statement, applicability = wrappable
+                last = statement
+                while True:
+                    following = _next_sibling(unit, last)
+                    if following is None or runs.get(id(following)) is not applicability:
+                        break
+                    last = following
+                header = f"with {torch}.no_grad():"
+                fix = self.make_fix(
+                    f"Wrap in `{header}`",
+                    lambda first=statement, last=last, header=header: [_wrap(unit, first, last, header)],
+                    applicability,
+                )
+            yield self.finding(unit, node, message, fix=fix)
+
+
+def _wrappable(unit: Unit, node: ast.AST, name: str) -> tuple[ast.stmt, Applicability] | None:
+    """The statement to put under no_grad (when the change is the whole statement, alone
+    on its lines) and how safe that is."""
+    statement = unit.parent(node) if isinstance(node, ast.Call) else node
+    if not isinstance(statement, (ast.Expr, ast.Assign, ast.AugAssign)):
+        return None
+    if isinstance(statement, ast.Expr) and statement.value is not node:
+        return None
+    siblings = _block(unit, statement)
+    if siblings is None:
+        return None
+    first, last = statement.lineno, statement.end_lineno or statement.lineno
+    for s in siblings:
+        if s is not statement and s.lineno <= last and (s.end_lineno or s.lineno) >= first:
             return None  # shares a line with another statement (`a = 1; w += 1`)
-        applicability = (
-            Applicability.SAFE if _is_update_of_leaf(statement, node, name) else Applicability.UNSAFE
-        )
-        return self.make_fix(
-            f"Wrap in `with {torch}.no_grad():`",
-            lambda: [indent_block(unit, statement, f"with {torch}.no_grad():")],
-            applicability,
-        )
+    safe = _is_update_of_leaf(statement, node, name)
+    return statement, Applicability.SAFE if safe else Applicability.UNSAFE
+
+
+def _block(unit: Unit, statement: ast.stmt) -> list[ast.stmt] | None:
+    parent = unit.parent(statement)
+    if parent is None:
+        return unit.nodes if statement in unit.nodes else None
+    for field in ("body", "orelse", "finalbody"):
+        block = getattr(parent, field, None)
+        if isinstance(block, list) and statement in block:
+            return block
+    return None
+
+
+def _next_sibling(unit: Unit, statement: ast.stmt) -> ast.stmt | None:
+    block = _block(unit, statement)
+    if block is None:
+        return None
+    index = block.index(statement)
+    return block[index + 1] if index + 1 < len(block) else None
+
+
+def _wrap(unit: Unit, first: ast.stmt, last: ast.stmt, header: str):
+    """Put the statements from `first` to `last` (one block) under `header`."""
+    if first is last:
+        return indent_block(unit, first, header)
+    start = statement_start_line(first)
+    end = last.end_lineno or last.lineno
+    indent = unit.source.indentation(start)
+    step = "\t" if "\t" in indent else "    "
+    newline = unit.source.newline()
+    body = "".join(step + row if row.strip() else row for row in unit.source.lines[start - 1 : end])
+    if not body.endswith(("\n", "\r")):
+        body += newline
+    return TextEdit(start, 1, end + 1, 1, f"{indent}{header}{newline}{body}")
 
 
 def _is_update_of_leaf(statement: ast.stmt, node: ast.AST, name: str) -> bool:
