@@ -954,3 +954,27 @@ def test_every_converted_combination_runs():
         assert x.grad is None if not ret else x.grad.shape == x.shape, source
         assert comments(out) == comments(source)
     assert converted_count > 100
+
+
+@pytest.mark.parametrize(
+    "forward,backward",
+    [
+        ("    def forward(self, x): return x * self.w\n", None),
+        ('    def forward(self, x):\n        """doc"""; self.x = x\n        return x * self.w\n', None),
+        (None, "    def backward(self, grad_output): self.w.grad = (grad_output * self.x).sum(0)\n"),
+    ],
+    ids=["forward-one-liner", "docstring-and-stash-on-one-line", "backward-one-liner"],
+)
+def test_one_line_bodies_are_left_alone(forward, backward):
+    forward = forward or "    def forward(self, x):\n        self.x = x\n        return x * self.w\n"
+    backward = backward or "    def backward(self, grad_output):\n        self.w.grad = (grad_output * self.x).sum(0)\n"
+    source = (
+        HEADER
+        + "class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        + "        self.w = nn.Parameter(torch.ones(3))\n\n"
+        + forward
+        + "\n"
+        + backward
+    )
+    compile(source, "m", "exec")
+    assert convert_module_source(source, "M") is None
