@@ -69,13 +69,12 @@ def set_limits(memory_mb: int, timeout: float) -> None:
     except (ValueError, OSError):
         pass
     if timeout > 0:
-        # Backstops in case the parent dies without killing us: CPU seconds and an alarm.
+        # Backstop in case the parent dies without killing us (the alarm is set after import).
         cpu = int(timeout * 2) + 10
         try:
             resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
         except (ValueError, OSError):
             pass
-        signal.alarm(int(timeout) + 15)
 
 
 # -- frames ---------------------------------------------------------------------------------------
@@ -816,6 +815,8 @@ def main(argv: list[str]) -> int:
         warnings.simplefilter("ignore")
         import torch
     torch.set_num_threads(1)
+    if timeout > 0:
+        signal.alarm(int(timeout) + 15)  # backstop if the parent dies without killing us
     emit({"event": "stage", "target": "", "stage": "load"})
     try:
         module = load_user_module(plan["source"], _user_path)
