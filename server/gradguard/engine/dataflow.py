@@ -44,6 +44,7 @@ NOGRAD = 16
 MODULE = 32
 PUREMOD = 64
 OBJ = 128
+TENSOR = 256  # certainly a tensor (a torch function's or a layer's result)
 
 TRACKED = LIVE | OPAQUE
 DETACHED = CUT | NONDIFF | NOGRAD
@@ -112,6 +113,14 @@ _SHAPE_ATTRS = frozenset({"shape", "dtype", "device", "ndim", "grad", "is_cuda",
                           "is_leaf", "training", "layout"})
 _SHAPE_METHODS = frozenset({"size", "dim", "numel", "nelement", "element_size", "stride", "type",
                             "get_device", "is_contiguous", "data_ptr", "__len__"})
+# methods only tensors have (so the receiver was a tensor, whatever we knew about it)
+TENSOR_METHODS = frozenset(
+    {"view", "reshape", "permute", "transpose", "flatten", "unflatten", "squeeze", "unsqueeze", "contiguous",
+     "expand", "expand_as", "view_as", "reshape_as", "masked_fill", "clamp", "clamp_min", "clamp_max", "mean",
+     "sum", "prod", "norm", "matmul", "bmm", "mm", "log", "pow", "abs", "neg", "float", "half", "double",
+     "bfloat16", "gather", "scatter", "index_select", "narrow", "chunk", "split", "cumsum", "logsumexp",
+     "max", "min", "std", "var", "t", "square", "masked_select", "repeat", "repeat_interleave", "flip", "roll"}
+)
 _NOT_WRITES = frozenset({"requires_grad_", "share_memory_", "retain_grad_"})
 _LIST_MUTATORS = frozenset({"append", "extend", "insert", "add", "update", "setdefault"})
 _LOSS_LIKE = ("loss", "crit", "metric", "criterion", "objective")
@@ -153,6 +162,12 @@ class Value:
     def live(self) -> bool:
         return bool(self.bits & LIVE)
 
+    @property
+    def grad_tensor(self) -> bool:
+        """Demonstrably a tensor that autograd tracks (from parameters or layers, or a
+        torch op on a value that may be tracked)."""
+        return bool(self.bits & LIVE) or (self.bits & (OPAQUE | TENSOR)) == (OPAQUE | TENSOR)
+
     def only(self, bit: int) -> bool:
         """Has `bit` and nothing that could carry a gradient."""
         return bool(self.bits & bit) and not self.bits & TRACKED
@@ -175,7 +190,7 @@ class Value:
 
 
 _BIT_NAMES = [("LIVE", LIVE), ("OPAQUE", OPAQUE), ("CUT", CUT), ("NONDIFF", NONDIFF), ("NOGRAD", NOGRAD),
-              ("MODULE", MODULE), ("PUREMOD", PUREMOD), ("OBJ", OBJ)]
+              ("MODULE", MODULE), ("PUREMOD", PUREMOD), ("OBJ", OBJ), ("TENSOR", TENSOR)]
 EMPTY = Value()
 
 
@@ -210,6 +225,7 @@ def cut(value: Value, node: ast.AST) -> Value:
     if value.bits & TRACKED:
         # did the cut demonstrably remove a gradient path (not just maybe)?
         node.gg_cut_live = bool(value.bits & LIVE) or getattr(node, "gg_cut_live", False)  # type: ignore[attr-defined]
+        node.gg_cut_tensor = value.grad_tensor or getattr(node, "gg_cut_tensor", False)  # type: ignore[attr-defined]
         return Value(CUT | (value.bits & DETACHED), (_mark(node, "cut"),) + value.origins[: _MAX_ORIGINS - 1],
                      value.names)
     return value.tensor()
@@ -612,9 +628,9 @@ class Flow:
             callee = self._name(func)
             args = self._args(call)
             if callee.bits & MODULE:
-                return union(Value(LIVE), args)
+                return union(Value(LIVE | TENSOR), args)
             if callee.bits & PUREMOD:
-                return args
+                return args.with_bits(args.bits | TENSOR) if args.bits & TRACKED else args
             if any(word in name.lower() for word in _LOSS_LIKE):
                 return args
             return union(Value(OPAQUE | OBJ), args)
@@ -658,7 +674,7 @@ class Flow:
                 return Value(OBJ)
             if last[:1].isupper():
                 return Value(OBJ) if not args.bits & TRACKED else args
-            return args
+            return args.with_bits(args.bits | TENSOR) if args.bits & TRACKED else args
         # another library (numpy, math, torchvision, ...): may build models or tensors
         root = qual.split(".")[0]
         if root == "numpy":
@@ -669,6 +685,15 @@ class Flow:
 
     def _method_call(self, call: ast.Call, func: ast.Attribute) -> Value:
         attr = func.attr
+        if self._self is not None and isinstance(func.value, ast.Name) and func.value.id == self._self:
+            # self.fc(x) / self.loss(a, b) / self.helper(x)
+            callee = self._attribute(func)
+            args = self._args(call)
+            if callee.bits & MODULE:
+                return union(Value(LIVE | TENSOR), args)
+            if callee.bits & PUREMOD:
+                return args.with_bits(args.bits | TENSOR) if args.bits & TRACKED else args
+            return union(Value(OPAQUE | OBJ), args)
         receiver = self._eval(func.value)
         args = self._args(call)
         if attr in CUT_METHODS:
@@ -689,13 +714,14 @@ class Flow:
             return union(Value(LIVE), args)
         if receiver.bits & PUREMOD:
             return args
-        if receiver.bits & OBJ:
+        if receiver.bits & OBJ and attr not in SAVES_OUTPUT and attr not in TENSOR_METHODS:
             return union(Value(OPAQUE | OBJ), args)
         if attr == "requires_grad_":
             return union(Value(LIVE), receiver.tensor())
         value = union(receiver.tensor(), args)
-        if attr in SAVES_OUTPUT:
-            return Value(value.bits, value.origins, value.names, call)
+        if attr in SAVES_OUTPUT or attr in TENSOR_METHODS:
+            bits = value.bits | TENSOR if value.bits & TRACKED else value.bits
+            return Value(bits, value.origins, value.names, call if attr in SAVES_OUTPUT else None)
         return Value(value.bits, value.origins, value.names, None, attr == "copy" and receiver.is_list)
 
     def _int_dtype(self, call: ast.Call) -> bool:
