@@ -1,0 +1,237 @@
+"""The probe in the editor, end to end against `python -m gradguard lsp`: code lenses on
+modules and Functions, `gradguard.runProbe` publishing "gradguard-probe" diagnostics,
+the content-hash cache, edits clearing them, and workspace trust."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from .conftest import EXAMPLES, SERVER_DIR, probe_env
+
+pytestmark = pytest.mark.torch
+
+SERVER_COMMAND = [sys.executable, "-m", "gradguard", "lsp"]
+
+QUITTER = """\
+import os
+
+import torch
+import torch.nn as nn
+
+
+class Quitter(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        os._exit(3)
+"""
+
+
+def make_client() -> LanguageClient:
+    from pygls.protocol import default_converter
+    from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
+
+    client = LanguageClient(converter_factory=default_converter)
+    client.published = []  # type: ignore[attr-defined]
+
+    def publish(ls: LanguageClient, params: types.PublishDiagnosticsParams) -> None:
+        ls.diagnostics[params.uri] = params.diagnostics
+        ls.published.append(params)  # type: ignore[attr-defined]
+
+    features = dict(DEFAULT_CLIENT_FEATURES)
+    features[types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS] = publish
+    register_lsp_features(client, features)
+    return client
+
+
+async def start(client: LanguageClient, root, trusted: bool) -> None:
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=types.ClientCapabilities(),
+            root_uri=root.as_uri(),
+            initialization_options={"workspaceTrusted": trusted, "settings": {"debounceMs": 0}},
+        )
+    )
+
+
+@pytest_lsp.fixture(
+    config=ClientServerConfig(server_command=SERVER_COMMAND, client_factory=make_client,
+                              server_env=probe_env(PYTHONPATH=str(SERVER_DIR))),
+)
+async def client(lsp_client: LanguageClient, tmp_path):
+    await start(lsp_client, tmp_path, trusted=True)
+    lsp_client.root = tmp_path  # type: ignore[attr-defined]
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(
+    config=ClientServerConfig(server_command=SERVER_COMMAND, client_factory=make_client,
+                              server_env=probe_env(PYTHONPATH=str(SERVER_DIR))),
+)
+async def untrusted(lsp_client: LanguageClient, tmp_path):
+    await start(lsp_client, tmp_path, trusted=False)
+    lsp_client.root = tmp_path  # type: ignore[attr-defined]
+    yield
+    await lsp_client.shutdown_session()
+
+
+def open_doc(client, path, version=1):
+    text = path.read_text()
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            types.TextDocumentItem(uri=path.as_uri(), language_id="python", version=version, text=text)
+        )
+    )
+    return path.as_uri(), text
+
+
+async def lenses(client, uri):
+    result = await client.text_document_code_lens_async(
+        types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    return [(lens.range.start.line, lens.command.title, list(lens.command.arguments)) for lens in result]
+
+
+async def run_probe(client, uri, target, timeout=120):
+    return await asyncio.wait_for(
+        client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="gradguard.runProbe", arguments=[uri, target])
+        ),
+        timeout=timeout,
+    )
+
+
+def probe_diagnostics(client, uri):
+    return [d for d in client.diagnostics.get(uri, []) if d.source == "gradguard-probe"]
+
+
+async def wait_until(predicate, timeout=20.0):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("timed out waiting for the server")
+        await asyncio.sleep(0.05)
+
+
+async def test_code_lens_on_modules_and_functions(client: LanguageClient):
+    root = client.root  # type: ignore[attr-defined]
+    shutil.copy(EXAMPLES / "custom_functions.py", root / "functions.py")
+    shutil.copy(EXAMPLES / "unused_layer.py", root / "model.py")
+    functions_uri, _ = open_doc(client, root / "functions.py")
+    model_uri, _ = open_doc(client, root / "model.py")
+    assert await lenses(client, functions_uri) == [
+        (5, "Run gradcheck", [functions_uri, "MulAdd"]),
+        (19, "Run gradcheck", [functions_uri, "BadSquare"]),
+        (33, "Run gradcheck", [functions_uri, "RoundSTE"]),
+    ]
+    assert await lenses(client, model_uri) == [(6, "Check gradient flow", [model_uri, "Classifier"])]
+
+
+async def test_run_probe_publishes_caches_and_edit_clears(client: LanguageClient):
+    root = client.root  # type: ignore[attr-defined]
+    shutil.copy(EXAMPLES / "unused_layer.py", root / "model.py")
+    uri, text = open_doc(client, root / "model.py")
+    result = await run_probe(client, uri, "Classifier")
+    assert result["ran"] and result["published"] and not result["cached"], result
+    await wait_until(lambda: probe_diagnostics(client, uri))
+    (diagnostic,) = probe_diagnostics(client, uri)
+    assert diagnostic.code == "GG901"
+    assert (diagnostic.range.start.line, diagnostic.range.start.character) == (10, 8)
+    assert "`fc2.weight`, `fc2.bias` get no gradient" in diagnostic.message
+    assert any("1 problem" in m.message for m in client.messages)
+
+    # same content: answered from the cache, no new subprocess
+    again = await run_probe(client, uri, "Classifier", timeout=10)
+    assert again["cached"] and again["findings"] == result["findings"]
+
+    # an edit clears the probe's diagnostics (the engine's stay)
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=text + "\n# edited\n")],
+        )
+    )
+    await wait_until(lambda: any(p.uri == uri and p.version == 2 for p in client.published))
+    assert probe_diagnostics(client, uri) == []
+
+
+async def test_hostile_target_reports_and_server_stays_up(client: LanguageClient):
+    root = client.root  # type: ignore[attr-defined]
+    path = root / "quitter.py"
+    path.write_text(QUITTER)
+    uri, _ = open_doc(client, path)
+    result = await run_probe(client, uri, None)
+    assert result["ran"], result
+    await wait_until(lambda: probe_diagnostics(client, uri))
+    (diagnostic,) = probe_diagnostics(client, uri)
+    assert diagnostic.code == "GG902" and diagnostic.range.start.line == 12
+    assert "os._exit(3) was called" in diagnostic.message
+    # still answering
+    assert await lenses(client, uri) == [(6, "Check gradient flow", [uri, "Quitter"])]
+
+
+async def test_untrusted_workspace_never_runs_the_probe(untrusted: LanguageClient):
+    root = untrusted.root  # type: ignore[attr-defined]
+    shutil.copy(EXAMPLES / "unused_layer.py", root / "model.py")
+    uri, _ = open_doc(untrusted, root / "model.py")
+    # the lens is shown; running it explains why it does not run
+    assert await lenses(untrusted, uri) == [(6, "Check gradient flow", [uri, "Classifier"])]
+    result = await run_probe(untrusted, uri, "Classifier", timeout=10)
+    assert result == {"ran": False, "reason": "untrusted"}
+    await wait_until(lambda: any("trusted workspace" in m.message for m in untrusted.messages))
+    assert probe_diagnostics(untrusted, uri) == []
+
+
+SPINNER = """\
+import os
+import subprocess
+import sys
+
+import torch
+import torch.nn as nn
+
+
+class Spinner(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        with open(PID_FILE, "w") as handle:
+            handle.write(f"{os.getpid()} {child.pid}")
+        while True:
+            pass
+"""
+
+
+async def test_cancel_kills_the_probe_and_its_children(client: LanguageClient):
+    from .conftest import process_gone
+
+    root = client.root  # type: ignore[attr-defined]
+    pid_file = root / "pids"
+    path = root / "spinner.py"
+    path.write_text(SPINNER.replace("PID_FILE", repr(str(pid_file))))
+    uri, _ = open_doc(client, path)
+    running = asyncio.ensure_future(run_probe(client, uri, "Spinner"))
+    await wait_until(lambda: pid_file.exists() and len(pid_file.read_text().split()) == 2, timeout=60)
+    pids = [int(p) for p in pid_file.read_text().split()]
+    cancelled = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="gradguard.cancelProbe", arguments=[uri])
+    )
+    assert cancelled is True
+    result = await asyncio.wait_for(running, timeout=10)
+    assert result == {"ran": False, "reason": "cancelled"}
+    await wait_until(lambda: all(process_gone(p) for p in pids), timeout=10)
+    assert probe_diagnostics(client, uri) == []
