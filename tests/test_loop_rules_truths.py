@@ -2,7 +2,6 @@
 run without an error, and these tests check the symptom the rule's message claims."""
 
 import pytest
-
 from gradguard.engine.rule import rule_class
 
 torch = pytest.importorskip("torch")

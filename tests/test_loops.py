@@ -4,7 +4,6 @@ import ast
 import textwrap
 
 import pytest
-
 from gradguard.engine.analyzer import Analyzer
 from gradguard.engine.config import Config
 from gradguard.engine.index import ModuleContext, Unit, split_units

@@ -5,13 +5,12 @@ import math
 import textwrap
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from gradguard.engine.index import ModuleContext, Unit, split_units
 from gradguard.engine.shapes import F32, F64, I64, inference, matmul_shape, resolve_view
 from gradguard.engine.source import SourceFile
 from gradguard.rules.gg503_view_after_transpose import _view_possible
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from gradguard.engine.index import Unit, dotted_name, is_true, keyword
+from gradguard.engine.index import Unit, dotted_name, keyword
 
 ZERO = "zero_grad"
 BACKWARD = "backward"
@@ -74,9 +74,15 @@ def is_backward_call(call: ast.AST) -> bool:
 
 
 def retains_graph(call: ast.Call) -> bool:
-    return is_true(keyword(call, "retain_graph")) or is_true(keyword(call, "create_graph")) or (
-        len(call.args) >= 2 and is_true(call.args[1])
-    )
+    """`retain_graph=`/`create_graph=` given as anything but a literal False (a variable may
+    be True), or passed positionally."""
+    for name in ("retain_graph", "create_graph"):
+        value = keyword(call, name)
+        if value is not None and not (isinstance(value, ast.Constant) and value.value in (False, None)):
+            return True
+    if any(kw.arg is None for kw in call.keywords):
+        return True  # **kwargs
+    return len(call.args) >= 2 and not (isinstance(call.args[1], ast.Constant) and call.args[1].value in (False, None))
 
 
 def training_loops(unit: Unit) -> list[TrainingLoop]:

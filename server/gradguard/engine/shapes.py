@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ast
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 from gradguard.engine.index import Unit, keyword
 
@@ -82,9 +82,7 @@ class Bindings:
                 pairs = [(t, node.value if isinstance(t, ast.Name) else None) for t in node.targets]
             elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)):
                 pairs = [(node.target, node.value)]
-            elif isinstance(node, ast.AugAssign):
-                pairs = [(node.target, None)]
-            elif isinstance(node, (ast.For, ast.AsyncFor)):
+            elif isinstance(node, ast.AugAssign) or isinstance(node, (ast.For, ast.AsyncFor)):
                 pairs = [(node.target, None)]
             else:
                 pairs = [(i.optional_vars, None) for i in node.items if i.optional_vars is not None]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import insert_before_statement

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ast
-from typing import Iterator
+from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import delete_statement, insert_before_statement

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 from gradguard.engine.finding import Finding, Severity
 from gradguard.engine.index import Unit

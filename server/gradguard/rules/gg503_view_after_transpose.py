@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.index import Unit
@@ -235,7 +235,8 @@ def _structural(infer, order: list[int], args: list[ast.expr]) -> bool:
     """Without shapes: `.view(-1)` (everything merged) or `.view(a, ..., -1)` whose
     trailing -1 merges swapped dims, assuming each leading argument is one dimension."""
     if len(args) == 1:
-        return True
+        # `.view(-1)` / `.view(n)`; `.view(dtype)` reinterprets bytes and is not a reshape
+        return infer.int_value(args[0]) is not None
     if infer.int_value(args[-1]) != -1:
         return False
     leading = args[:-1]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ast
-from typing import Iterator
+from collections.abc import Iterator
 
 from gradguard.engine.finding import Finding
 from gradguard.engine.index import Unit
@@ -184,7 +184,20 @@ def _count(value: ast.expr | None, func: ast.AST, depth: int = 0) -> int | None:
         if any(isinstance(e, ast.Starred) for e in value.elts):
             return None
         return len(value.elts)
-    if isinstance(value, (ast.BinOp, ast.UnaryOp)):
+    if isinstance(value, ast.UnaryOp):
+        return 1
+    if isinstance(value, ast.BinOp):
+        if isinstance(value.op, (ast.Add, ast.Mult)):
+            sides = (value.left, value.right)
+            if any(isinstance(s, (ast.Tuple, ast.List)) for s in sides):
+                if isinstance(value.op, ast.Mult):
+                    return None
+                left, right = _count(value.left, func, depth + 1), _count(value.right, func, depth + 1)
+                return left + right if left is not None and right is not None else None
+            # `grads + extra`, `g * k`: fine unless a side may itself be a tuple
+            for side in sides:
+                if isinstance(side, (ast.Name, ast.Call)) and _count(side, func, depth + 1) != 1:
+                    return None
         return 1
     if isinstance(value, ast.Constant):
         return 1 if value.value is None else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ast
-from typing import Iterator
+from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding, TextEdit
 from gradguard.engine.fixes import delete_statement, replace_node
@@ -11,6 +11,14 @@ from gradguard.engine.index import Unit, self_attribute
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+# methods that only tensors have (so the receiver is a tensor input)
+_TENSOR_METHODS = {
+    "mm", "matmul", "bmm", "t", "view", "reshape", "transpose", "permute", "contiguous", "clamp", "clamp_min",
+    "exp", "log", "sigmoid", "tanh", "relu", "sum", "mean", "pow", "sqrt", "abs", "sign", "mul", "add", "sub",
+    "div", "neg", "expand", "expand_as", "view_as", "reshape_as", "unsqueeze", "squeeze", "flatten", "masked_fill",
+    "gather", "scatter", "index_select", "softmax", "log_softmax", "norm", "numel", "dim", "detach", "clone",
+    "new_zeros", "new_ones", "new_empty", "zero_", "float", "double", "half", "round", "floor", "ceil", "sin", "cos",
+}
 
 
 class CtxAttributeTensor(Rule):
@@ -227,13 +235,23 @@ def _tensor_inputs(body: list[ast.AST], inputs: set[str]) -> set[str]:
     for node in body:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             receiver = node.func.value
-            if isinstance(receiver, ast.Name) and receiver.id in inputs:
+            if isinstance(receiver, ast.Name) and receiver.id in inputs and node.func.attr in _TENSOR_METHODS:
                 found.add(receiver.id)
             root = receiver
+            parts = [node.func.attr]
             while isinstance(root, ast.Attribute):
+                parts.append(root.attr)
                 root = root.value
-            if isinstance(root, ast.Name) and root.id in ("torch", "F"):
-                found.update(a.id for a in node.args if isinstance(a, ast.Name) and a.id in inputs)
+            if (
+                isinstance(root, ast.Name)
+                and root.id in ("torch", "F")
+                and len(parts) <= 2
+                and parts[-1] in ("nn", "functional", "special", "linalg", "fft") + tuple(parts[:1])
+                and node.args
+                and isinstance(node.args[0], ast.Name)
+                and node.args[0].id in inputs
+            ):
+                found.add(node.args[0].id)
         elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
             found.update(v.id for v in (node.left, node.right) if isinstance(v, ast.Name) and v.id in inputs)
     return found
