@@ -15,7 +15,7 @@ from .conftest import EXAMPLES, probe_env, run_probes
 
 pytestmark = pytest.mark.torch
 
-EXAMPLE_FILES = ["unused_layer", "detached_branch", "inplace_error", "custom_functions"]
+EXAMPLE_FILES = ["unused_layer", "detached_branch", "inplace_error", "custom_functions", "errors"]
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +81,21 @@ def test_custom_functions(reports):
     notes = {n.name: n.summary for n in report.notes}
     assert "gradcheck passed" in notes["MulAdd"]
     assert "straight-through estimator" in notes["RoundSTE"]
+
+
+def test_errors_map_to_the_users_line(reports):
+    report = reports["errors"]
+    assert summary(report) == [
+        ("GG902", Severity.ERROR, 16, 16, 16, 28),  # `self.head(h)`: the shape error
+        ("GG903", Severity.ERROR, 30, 9, 30, 29),  # backward's `return`: one gradient for two inputs
+    ]
+    shape, count = report.findings
+    assert shape.message == (
+        "RuntimeError in the forward pass of `MismatchedHead(20)`: mat1 and mat2 shapes cannot be multiplied "
+        "(4x64 and 32x1)"
+    )
+    assert "backward returns 1 gradient but forward takes 2 inputs" in count.message
+    assert "returned an incorrect number of gradients (expected 2, got 1)" in count.message
 
 
 def test_wall_time_per_example(reports):
