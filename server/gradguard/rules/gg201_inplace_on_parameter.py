@@ -366,8 +366,10 @@ class InplaceOnParameter(Rule):
         classes = unit.module_classes()
         if not classes:
             return
-        if _freezes_something(unit):
-            return  # `p.requires_grad = False` somewhere: we cannot tell which parameters
+        # only in-place changes of `self.x` / `self.x.weight` can concern a parameter
+        changes = [c for c in inplace_changes(unit) if _on_self_attribute(c[1])]
+        if not changes or _freezes_something(unit):
+            return  # (`p.requires_grad = False` somewhere: we cannot tell which parameters)
         for cls in classes:
             attributes = unit.class_attributes(cls)
             leaves = {
@@ -385,7 +387,7 @@ class InplaceOnParameter(Rule):
             reachable = _grad_enabled_methods(unit, cls)
             if not reachable:
                 continue
-            sites = list(_mutations(unit, cls, leaves, layers))
+            sites = list(_mutations(unit, cls, changes, leaves, layers))
             counts: dict[str, int] = {}
             for _, target, _, _, _ in sites:
                 counts[target] = counts.get(target, 0) + 1
@@ -411,7 +413,7 @@ def _freezes_something(unit: Unit) -> bool:
         for target in node.targets:  # type: ignore[attr-defined]
             if isinstance(target, ast.Attribute) and target.attr == "requires_grad" and is_false(node.value):  # type: ignore[attr-defined]
                 return True
-    for call in unit.method_calls("requires_grad_"):
+    for call in method_call_index(unit).get("requires_grad_", ()):
         arg = call.args[0] if call.args else kwarg(call, "requires_grad")
         if is_false(arg):
             return True
@@ -468,10 +470,17 @@ def _leaf_target(node: ast.AST, me: str, leaves: set[str], layers: set[str]) -> 
     return None
 
 
-def _mutations(unit: Unit, cls: ast.ClassDef, leaves: set[str], layers: set[str]):
+def _on_self_attribute(node: ast.expr) -> bool:
+    """`<name>.x` or `<name>.x.weight` (the receiver of a candidate change)."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+
+
+def _mutations(unit: Unit, cls: ast.ClassDef, changes: list, leaves: set[str], layers: set[str]):
     """(node, target text, description, method, error) for every in-place change of a leaf in the class."""
     methods = set(unit.methods(cls).values())
-    for node, receiver, what, error in inplace_changes(unit):
+    for node, receiver, what, error in changes:
         func = unit.enclosing_function(node)
         if func not in methods:
             continue
@@ -480,9 +489,27 @@ def _mutations(unit: Unit, cls: ast.ClassDef, leaves: set[str], layers: set[str]
             yield node, target, what, func, error
 
 
+def method_call_index(unit: Unit) -> dict[str, list[ast.Call]]:
+    """`<anything>.name(...)` calls of the unit by method name (built once per unit,
+    shared by GG201 and GG203)."""
+    cache = unit.__dict__.get("_gg_method_calls")
+    if cache is None:
+        cache = {}
+        for call in unit.calls():
+            func = call.func
+            if isinstance(func, ast.Attribute):
+                cache.setdefault(func.attr, []).append(call)
+        unit.__dict__["_gg_method_calls"] = cache
+    return cache
+
+
 def inplace_changes(unit: Unit) -> list[tuple[ast.AST, ast.expr, str, str]]:
     """Every in-place change in the unit: (node, changed expression, description, the
-    error PyTorch raises if the changed tensor is a leaf that requires grad)."""
+    error PyTorch raises if the changed tensor is a leaf that requires grad).
+    Computed once per unit (GG201 and GG203 both use it)."""
+    cached = unit.__dict__.get("_gg_inplace_changes")
+    if cached is not None:
+        return cached
     found: list[tuple[ast.AST, ast.expr, str, str]] = []
     for node in unit.nodes_of(ast.AugAssign):
         target = node.target  # type: ignore[attr-defined]
@@ -495,10 +522,10 @@ def inplace_changes(unit: Unit) -> list[tuple[ast.AST, ast.expr, str, str]]:
         for target in node.targets:  # type: ignore[attr-defined]
             if isinstance(target, ast.Subscript):
                 found.append((node, target.value, "indexed write", leaf_error(target.slice)))
-    for call in unit.calls():
-        func = call.func
-        if isinstance(func, ast.Attribute) and is_inplace_method(func.attr):
-            found.append((call, func.value, f"`.{func.attr}()`", _LEAF_ERROR))
+    for name, calls in method_call_index(unit).items():
+        if is_inplace_method(name):
+            found.extend((call, call.func.value, f"`.{name}()`", _LEAF_ERROR) for call in calls)  # type: ignore[attr-defined]
+    unit.__dict__["_gg_inplace_changes"] = found
     return found
 
 

@@ -16,7 +16,7 @@ from gradguard.engine.index import (
     statement_start_line,
 )
 from gradguard.engine.rule import Invalid, Rule, Valid
-from gradguard.rules.gg201_inplace_on_parameter import inplace_changes
+from gradguard.rules.gg201_inplace_on_parameter import inplace_changes, method_call_index
 
 # Re-initialisations: wrapping them in no_grad is exactly what anyone means.
 _REINIT = {"zero_", "fill_", "uniform_", "normal_", "random_", "bernoulli_", "exponential_", "geometric_"}
@@ -383,7 +383,7 @@ def _leaf_creations(unit: Unit) -> set[tuple[ast.AST | None, str]]:
             for target in node.targets:
                 if isinstance(target, ast.Name):
                     found.add((unit.enclosing_function(node), target.id))
-    for call in unit.method_calls("requires_grad_"):
+    for call in method_call_index(unit).get("requires_grad_", ()):
         receiver = call.func.value  # type: ignore[attr-defined]
         arg = call.args[0] if call.args else keyword(call, "requires_grad")
         if (
@@ -400,7 +400,9 @@ def _creates_leaf(value: ast.expr, unit: Unit) -> bool:
         return False
     if creates_grad_leaf(value, unit.module):
         return True
-    if unit.module.is_parameter_constructor(value):
+    func = value.func
+    last = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    if last.endswith("Parameter") and unit.module.is_parameter_constructor(value):
         flag = value.args[1] if len(value.args) > 1 else keyword(value, "requires_grad")
         return flag is None or is_true(flag)
     return False
@@ -425,7 +427,7 @@ def _bindings(unit: Unit, keys: set[tuple[ast.AST | None, str]]) -> dict:
         if isinstance(parent, ast.Assign) and _creates_leaf(parent.value, unit):
             leaf_line = parent.lineno
         result.setdefault(key, []).append(((node.lineno, node.col_offset), leaf_line))
-    for call in unit.method_calls("requires_grad_"):
+    for call in method_call_index(unit).get("requires_grad_", ()):
         receiver = call.func.value  # type: ignore[attr-defined]
         if not isinstance(receiver, ast.Name) or not isinstance(unit.parent(call), ast.Expr):
             continue
