@@ -1,0 +1,353 @@
+"""GG101, GG102, GG105, GG201, GG203 beyond their catalogue examples: more code they must
+stay silent on, more code they must flag, and how safe their fixes claim to be."""
+
+import textwrap
+
+import pytest
+from gradguard.engine.analyzer import Analyzer
+from gradguard.engine.config import Config
+
+
+def findings(code: str, rule: str):
+    analyzer = Analyzer(Config(select=(rule,)))
+    return [f for f in analyzer.check(textwrap.dedent(code).lstrip("\n")).findings if f.code == rule]
+
+
+SILENT = {
+    "GG101": [
+        """
+        import torch
+        from torch.autograd import Function
+
+        class Round(Function):
+            @staticmethod
+            def forward(ctx, x):
+                return x.round()
+
+            @staticmethod
+            def backward(ctx, grad_output):
+                return grad_output
+        """,
+        """
+        import torch
+        import pytorch_lightning as pl
+
+        class Lit(pl.LightningModule):
+            def backward(self, loss):
+                loss.backward()
+        """,
+        """
+        import torch.nn as nn
+
+        class Wrapper(nn.Module):
+            def __init__(self, net):
+                super().__init__()
+                self.net = net
+
+            def forward(self, x):
+                return self.net(x)
+
+            def backward(self):
+                self.loss.backward()
+        """,
+        """
+        import torch.nn as nn
+
+        class Hooked(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(2, 2)
+                self.fc.weight.register_hook(lambda g: self.weight_backward(g))
+
+            def forward(self, x):
+                return self.fc(x)
+
+            def weight_backward(self, grad):
+                return grad.clamp(-1, 1)
+        """,
+    ],
+    "GG102": [
+        """
+        import torch
+        import torch.nn as nn
+
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.w = nn.Parameter(torch.ones(3))
+
+            def forward(self, x):
+                return x * self.w
+
+            def reset_grad(self):
+                self.w.grad = torch.zeros_like(self.w)
+        """,
+        """
+        import torch
+        w = torch.ones(3, requires_grad=True)
+        w.grad = torch.ones(3)
+        """,
+    ],
+    "GG105": [
+        """
+        import torch
+        import torch.nn as nn
+
+        class RNN(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.rnn = nn.GRU(4, 4)
+                self.hidden = None
+
+            def forward(self, x):
+                out, h = self.rnn(x, self.hidden)
+                self.hidden = h.detach()
+                return out
+
+            def backward(self, grad_output):
+                return grad_output * self.hidden.sum()
+        """,
+        """
+        import torch
+        import torch.nn as nn
+
+        class Cache(nn.Module):
+            def forward(self, x, step: int):
+                self.step = step
+                self.batch = x.size(0)
+                return x
+
+            def backward(self, grad_output):
+                return grad_output * self.step * self.batch
+        """,
+    ],
+    "GG201": [
+        """
+        import torch
+        import torch.nn as nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+                self.bn = nn.BatchNorm1d(4)
+                self.emb = nn.Embedding(10, 4, padding_idx=0)
+
+            def forward(self, x):
+                self.fc.weight.data += 0.0
+                self.bn.running_mean.zero_()
+                self.emb.weight.data[0] = 0
+                with torch.no_grad():
+                    self.fc.weight[:, 0] = 0
+                    self.renorm()
+                if self.fc.weight.grad is not None:
+                    self.fc.weight.grad.zero_()
+                return self.fc(x)
+
+            def renorm(self):
+                self.fc.weight.div_(self.fc.weight.norm())
+        """,
+        """
+        import torch
+        import torch.nn as nn
+
+        class Frozen(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.backbone = nn.Linear(4, 4)
+                self.scale = nn.Parameter(torch.ones(4))
+                for p in self.backbone.parameters():
+                    p.requires_grad = False
+
+            def forward(self, x):
+                self.backbone.weight.mul_(1.0)
+                return self.backbone(x) * self.scale
+        """,
+        """
+        import torch
+        import torch.nn as nn
+
+        def not_a_method(model):
+            model.weight += 1
+        """,
+    ],
+    "GG203": [
+        """
+        import torch
+
+        def make():
+            x = torch.randn(3, requires_grad=True)
+            return x
+
+        def update(x):
+            x += 1
+        """,
+        """
+        import torch
+
+        w = torch.randn(3, requires_grad=True).cuda()
+        w += 1
+        """,
+        """
+        import torch
+
+        w = torch.randn(3, requires_grad=True)
+        for _ in range(3):
+            w.sum().backward()
+            w.data -= 0.1 * w.grad
+            w.grad.data.zero_()
+        """,
+        """
+        import torch
+
+        with torch.inference_mode():
+            w = torch.zeros(3, requires_grad=True)
+            w.add_(1)
+        """,
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    "rule,code", [(rule, code) for rule, codes in SILENT.items() for code in codes], ids=lambda v: v[:6]
+)
+def test_silent(rule, code):
+    assert findings(code, rule) == []
+
+
+FLAGGED = [
+    (
+        "GG101",
+        """
+        import torch
+
+        class M(torch.nn.Module):
+            def forward(self, x):
+                return x * 2
+
+            def linear_backward(self, grad_output):
+                return grad_output * 2
+        """,
+        [7],
+    ),
+    (
+        "GG201",
+        """
+        import torch
+        import torch.nn as nn
+
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.w = nn.Parameter(torch.ones(3))
+
+            def forward(self, x):
+                with torch.enable_grad():
+                    self.w.mul_(2)
+                return x * self.w
+        """,
+        [11],
+    ),
+    (
+        "GG203",
+        """
+        import torch
+
+        def outer():
+            def inner():
+                h = torch.zeros(4, requires_grad=True)
+                h[1:] = 1.0
+                return h
+            return inner()
+        """,
+        [6],
+    ),
+]
+
+
+@pytest.mark.parametrize("rule,code,lines", FLAGGED, ids=[f[0] for f in FLAGGED])
+def test_flagged(rule, code, lines):
+    assert [f.line for f in findings(code, rule)] == lines
+
+
+def test_gg101_removal_is_unsafe_when_the_method_is_called():
+    code = """
+        import torch.nn as nn
+
+        class M(nn.Module):
+            def forward(self, x):
+                return x
+
+            def mm_backward(self, grad_output):
+                return grad_output
+
+            def debug(self, g):
+                return self.mm_backward(g)
+        """
+    (finding,) = findings(code, "GG101")
+    assert finding.fix is not None and finding.fix.applicability.value == "unsafe"
+
+
+def test_gg101_removal_is_safe_when_nothing_calls_it():
+    code = """
+        import torch.nn as nn
+
+        class M(nn.Module):
+            def forward(self, x):
+                return x
+
+            def mm_backward(self, grad_output):
+                return grad_output
+
+        model = M()
+        model(1).backward()
+        """
+    (finding,) = findings(code, "GG101")
+    assert finding.fix.applicability.value == "safe"
+    assert "never called by autograd" in finding.message
+    assert "nn.Parameters already get their gradients" in finding.message
+
+
+def test_gg203_fix_is_safe_only_for_gradient_steps_and_reinitialisation():
+    code = """
+        import torch
+
+        w = torch.randn(3, requires_grad=True)
+        w -= 0.1 * w.grad
+        w.zero_()
+        w *= 2
+        w.copy_(torch.ones(3))
+        """
+    got = [(f.line, f.fix.applicability.value) for f in findings(code, "GG203")]
+    assert got == [(4, "safe"), (5, "safe"), (6, "unsafe"), (7, "unsafe")]
+
+
+@pytest.mark.parametrize(
+    "forward",
+    [
+        # mutated twice: no single out-of-place rewrite
+        "self.w += x\n        self.w *= 2\n        return self.w",
+        # the local name is taken
+        "w = 3\n        self.w += x\n        return self.w * w",
+        # another method could read the parameter afterwards
+        "self.w += x\n        return self.helper()",
+    ],
+)
+def test_gg201_offers_no_rewrite_when_it_could_change_meaning(forward):
+    code = f"""
+import torch
+import torch.nn as nn
+
+class M(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(3))
+
+    def helper(self):
+        return self.w
+
+    def forward(self, x):
+        {forward}
+"""
+    found = findings(code, "GG201")
+    assert found and all(f.fix is None for f in found)
