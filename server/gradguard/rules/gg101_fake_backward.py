@@ -142,8 +142,8 @@ class FakeBackward(Rule):
         "`forward` ran, and declared nn.Parameters already get their gradients from that"
     )
     explanation = """
-    `nn.Module` has no `backward` hook. When you call `loss.backward()`, autograd walks
-    the graph recorded while `forward` ran and differentiates each operation with its
+    `nn.Module` defines no `backward` method for autograd to call. When you call
+    `loss.backward()`, autograd walks the graph recorded while `forward` ran and differentiates each operation with its
     own built-in formula; it never looks for a `backward` (or `mm_backward`,
     `mmBackward`, ...) method on your module. Such a method is dead code: every
     `nn.Parameter` the module declares already receives its gradient in `.grad`
