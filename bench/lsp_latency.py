@@ -48,7 +48,7 @@ def fetch_corpus() -> list[Path]:
             [sys.executable, "-m", "pip", "download", "--no-deps", "timm", "-d", str(CORPUS), "-q"], check=True
         )
         wheels = glob.glob(str(CORPUS / "timm-*.whl"))
-    with zipfile.ZipFile(sorted(wheels)[-1]) as archive:
+    with zipfile.ZipFile(max(wheels)) as archive:
         for name, target in zip(FILES, wanted):
             target.write_bytes(archive.read(name))
     return wanted
@@ -149,7 +149,7 @@ def edit_site(lines: list[str]) -> tuple[int, int]:
 
 def percentiles(samples: list[float]) -> dict:
     ordered = sorted(samples)
-    p95 = ordered[max(0, int(round(0.95 * len(ordered))) - 1)]
+    p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]
     return {
         "n": len(samples),
         "p50_ms": round(statistics.median(ordered), 2),
@@ -177,8 +177,9 @@ def run(edits: int) -> dict:
     files = fetch_corpus()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "server"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed server has its .pyc files
     command = [sys.executable, "-m", "gradguard", "lsp", "--log-level", "warning"]
-    results: dict = {"python": sys.version.split()[0], "files": {}}
+    results: dict = {"python": sys.version.split()[0], "load_average_before": os.getloadavg()[0], "files": {}}
 
     starts = []
     for _ in range(3):
@@ -263,6 +264,7 @@ def run(edits: int) -> dict:
                 col = len(indent)
             entry["typing_with_syntax_errors"] = percentiles(samples)
     results["rss_after_edits_mb"] = round(client.rss_mb(), 1)
+    results["load_average_after"] = os.getloadavg()[0]
     client.close()
     return results
 

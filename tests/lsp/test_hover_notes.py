@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from gradguard.lsp.hover import NOTES, note_for
 
 torch = pytest.importorskip("torch")

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from gradguard.engine.rule import rule_class
 
 from .conftest import server_env

@@ -9,15 +9,14 @@ from pathlib import Path
 
 import pytest
 import pytest_lsp
+from gradguard.engine.rule import rule_class
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from gradguard.engine.rule import rule_class
-
-from .conftest import SERVER_COMMAND, make_client, published_for, server_env, wait_published
+from .conftest import SERVER_COMMAND, make_client, published_for, server_env, wait_for, wait_published
 
 BUGGY = rule_class("GG202").INVALID[0].code
 HERE = Path(__file__).resolve().parent
@@ -185,6 +184,27 @@ async def test_broken_rule_is_logged_and_others_still_report(broken_client: Lang
     published = await wait_published(broken_client, uri, 1)
     assert "GG202" in [d.code for d in published.diagnostics]
     assert any("rule GG999 failed" in m.message for m in broken_client.log_messages)
+
+
+@pytest.mark.parametrize("from_thread", [False, True])
+async def test_extra_findings_merge_and_clear_on_change(broken_client: LanguageClient, from_thread):
+    client = broken_client
+    uri = (client.root / "m.py").as_uri()  # type: ignore[attr-defined]
+    _open(client, uri, BUGGY)
+    await wait_published(client, uri, 1)
+    before = len(published_for(client, uri))
+    await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="test.addExtraFindings", arguments=[uri, from_thread])
+    )
+    await wait_for(lambda: len(published_for(client, uri)) > before)
+    merged = published_for(client, uri)[-1]
+    assert merged.version == 1
+    sources = {(d.code, d.source) for d in merged.diagnostics}
+    assert ("GG901", "gradguard-probe") in sources and ("GG202", "gradguard") in sources
+    _change(client, uri, 2, [_partial(0, 0, 0, 0, "\n")])
+    after = await wait_published(client, uri, 2)
+    assert "GG901" not in [d.code for d in after.diagnostics]
+    assert "GG202" in [d.code for d in after.diagnostics]
 
 
 # -- property: the server's text equals a locally maintained copy --------------------------------

@@ -7,10 +7,9 @@ import asyncio
 
 import pytest
 import pytest_lsp
+from gradguard.engine.rule import rule_class
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
-
-from gradguard.engine.rule import rule_class
 
 from .conftest import (
     SERVER_COMMAND,
@@ -382,3 +381,54 @@ async def test_unknown_settings_are_logged_not_fatal(client: LanguageClient):
     uri = open_doc(client, "model.py", BUGGY)
     published = await wait_published(client, uri, 1)
     assert "GG202" in [d.code for d in published.diagnostics]
+
+
+async def test_alternative_fix_is_offered_but_never_preferred(client: LanguageClient):
+    example = rule_class("GG101").INVALID[0]
+    uri = open_doc(client, "fake.py", example.code)
+    published = await wait_published(client, uri, 1)
+    diag = next(d for d in published.diagnostics if d.code == "GG101")
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=diag.range,
+            context=types.CodeActionContext(diagnostics=[diag]),
+        )
+    )
+    by_title = {a.title: a for a in actions}
+    main = by_title["Remove `backward` (autograd never calls it)"]
+    alternative = by_title["Convert to torch.autograd.Function"]
+    assert main.is_preferred is True
+    assert not alternative.is_preferred
+    if alternative.edit is None:
+        alternative = await client.code_action_resolve_async(alternative)
+    converted = apply_text_edits(example.code, edits_for(alternative.edit, uri))
+    assert "torch.autograd.Function" in converted
+    compile(converted, "converted.py", "exec")
+    # fix-all applies only the main (safe) fixes
+    result = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="gradguard.fixAll", arguments=[uri])
+    )
+    assert result["applied"] is True
+    fixed = apply_text_edits(example.code, edits_for(client.applied_edits[-1].edit, uri))  # type: ignore[attr-defined]
+    assert "def backward" not in fixed and "autograd.Function" not in fixed
+
+
+async def test_lint_on_save_only_and_disable(client: LanguageClient):
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"gradguard": {"debounceMs": 0, "lintOnChange": False}})
+    )
+    uri = open_doc(client, "model.py", BUGGY)
+    await wait_published(client, uri, 1)
+    change_range(client, uri, 2, (0, 0), (0, 0), "\n")
+    await asyncio.sleep(0.5)
+    assert published_for(client, uri, 2) == []
+    client.text_document_did_save(types.DidSaveTextDocumentParams(types.TextDocumentIdentifier(uri=uri)))
+    saved = await wait_published(client, uri, 2)
+    assert [d.range.start.line for d in saved.diagnostics if d.code == "GG202"] == [BUGGY_LINE + 1]
+    before = len(published_for(client, uri))
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"gradguard": {"enable": False}})
+    )
+    await wait_for(lambda: len(published_for(client, uri)) > before)
+    assert list(published_for(client, uri)[-1].diagnostics) == []

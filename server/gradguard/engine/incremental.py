@@ -26,6 +26,8 @@ with a top-level statement at column 0, so the tokenizer is at a clean line star
 no open bracket, string or continuation at each block boundary; a region that parses
 alone ends in that state too, and no top-level statement needs a particular follower
 that could start the next block (`else`, `except`, `case`... cannot start a module).
+One tokenizer state does survive the end of a module: a trailing backslash; a region
+whose last line ends with one is never parsed alone.
 The property test in tests/lsp/test_incremental.py checks this against `ast.parse`.
 
 The parser also reports the line mapping between the previous text and the new one
@@ -86,7 +88,7 @@ class LineDelta:
         return None
 
     @staticmethod
-    def between(old: list[str], new: list[str]) -> "LineDelta":
+    def between(old: list[str], new: list[str]) -> LineDelta:
         n_old, n_new = len(old), len(new)
         limit = min(n_old, n_new)
         prefix = 0
@@ -209,6 +211,11 @@ class IncrementalParser:
             raise _Fallback("__future__ import in the edited region")
         if region_start > 1 and lines[region_start - 2].rstrip("\r\n").endswith("\\"):
             raise _Fallback("line continuation into the edited region")
+        if new_region_end < len(lines) and new_region_end >= region_start and (
+            lines[new_region_end - 1].rstrip("\r\n").endswith("\\")
+        ):
+            # a backslash at the end of a module is accepted alone, but joins the next line here
+            raise _Fallback("line continuation out of the edited region")
         try:
             region = _parse("\n" * (region_start - 1) + region_text, self.path)
         except _PARSE_ERRORS as exc:
