@@ -43,6 +43,14 @@ class Counter(nn.Module):
         rounded = count + (torch.round(count) - count).detach()  # straight-through: fine
         return rounded, self.cls(f)
 
+    def multiscale_loss(self, images, counts):
+        per_scale = []
+        for scale in (1.0, 0.5):
+            x = F.interpolate(images, scale_factor=scale) if scale != 1.0 else images
+            pred, _ = self(x)
+            per_scale.append(F.mse_loss(pred, counts))
+        return torch.tensor(per_scale).sum()
+
 
 def count_step(model, optimizer, images, counts):
     pred, _ = model(images)
@@ -87,12 +95,7 @@ def accuracy_step(model, optimizer, images, labels):
 
 
 def multiscale_step(model, optimizer, images, counts):
-    per_scale = []
-    for scale in (1.0, 0.5):
-        x = F.interpolate(images, scale_factor=scale) if scale != 1.0 else images
-        pred, _ = model(x)
-        per_scale.append(F.mse_loss(pred, counts))
-    total = torch.tensor(per_scale).sum()
+    total = model.multiscale_loss(images, counts)
     total.backward()
     optimizer.step()
 

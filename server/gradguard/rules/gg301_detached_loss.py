@@ -263,6 +263,6 @@ def _reported_as_rewrap(origin: ast.AST) -> bool:
     return (
         isinstance(origin, ast.Call)
         and getattr(origin, "gg_rewrap", False)
-        and getattr(origin, "gg_cut_tensor", False)
+        and getattr(origin, "gg_cut_live", False)
         and keyword(origin, "requires_grad") is None
     )

@@ -181,13 +181,13 @@ class TensorRewrap(Rule):
             arg = call.args[0]
             flow = flow_of(unit, unit.enclosing_function(call))
             value = flow.value(arg)
-            if not value.grad_tensor:
+            if not value.live:
                 continue
             listy = isinstance(arg, (ast.List, ast.Tuple, ast.ListComp)) or value.is_list
             if not listy and qual not in _SINGLE:
                 continue
             if isinstance(arg, (ast.List, ast.Tuple)):
-                elements_live = all(flow.value(e).grad_tensor for e in arg.elts)
+                elements_live = all(flow.value(e).live for e in arg.elts)
             else:
                 elements_live = True
             fix = None
