@@ -351,3 +351,20 @@ class M(nn.Module):
 """
     found = findings(code, "GG201")
     assert found and all(f.fix is None for f in found)
+
+
+def test_gg203_follows_requires_grad_markings():
+    code = """
+        import torch
+
+        x = torch.zeros(3)
+        x.requires_grad = True
+        x += 1
+        y = torch.ones(3)
+        y.requires_grad_()
+        y.mul_(2)
+        z = x * 2
+        z.requires_grad_()
+        z += 1
+        """
+    assert [f.line for f in findings(code, "GG203")] == [5, 8]

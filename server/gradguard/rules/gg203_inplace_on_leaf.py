@@ -375,7 +375,8 @@ def _is_update_of_leaf(statement: ast.stmt, node: ast.AST, name: str) -> bool:
 
 
 def _leaf_creations(unit: Unit) -> set[tuple[ast.AST | None, str]]:
-    """(scope, name) pairs of names bound somewhere to a new leaf that requires grad."""
+    """(scope, name) pairs of names bound somewhere to a new leaf that requires grad
+    (or marked as requiring grad)."""
     found = set()
     for node in unit.nodes_of(ast.Assign):
         assert isinstance(node, ast.Assign)
@@ -383,6 +384,14 @@ def _leaf_creations(unit: Unit) -> set[tuple[ast.AST | None, str]]:
             for target in node.targets:
                 if isinstance(target, ast.Name):
                     found.add((unit.enclosing_function(node), target.id))
+    for node, name in _grad_markings(unit):
+        found.add((unit.enclosing_function(node), name))
+    return found
+
+
+def _grad_markings(unit: Unit) -> list[tuple[ast.AST, str]]:
+    """`x.requires_grad_()` statements and `x.requires_grad = True` assignments."""
+    marks = []
     for call in method_call_index(unit).get("requires_grad_", ()):
         receiver = call.func.value  # type: ignore[attr-defined]
         arg = call.args[0] if call.args else keyword(call, "requires_grad")
@@ -391,8 +400,18 @@ def _leaf_creations(unit: Unit) -> set[tuple[ast.AST | None, str]]:
             and (arg is None or is_true(arg))
             and isinstance(unit.parent(call), ast.Expr)
         ):
-            found.add((unit.enclosing_function(call), receiver.id))
-    return found
+            marks.append((call, receiver.id))
+    for node in unit.nodes_of(ast.Assign):
+        assert isinstance(node, ast.Assign)
+        if is_true(node.value):
+            for target in node.targets:
+                if (
+                    isinstance(target, ast.Attribute)
+                    and target.attr == "requires_grad"
+                    and isinstance(target.value, ast.Name)
+                ):
+                    marks.append((node, target.value.id))
+    return marks
 
 
 def _creates_leaf(value: ast.expr, unit: Unit) -> bool:
@@ -427,20 +446,15 @@ def _bindings(unit: Unit, keys: set[tuple[ast.AST | None, str]]) -> dict:
         if isinstance(parent, ast.Assign) and _creates_leaf(parent.value, unit):
             leaf_line = parent.lineno
         result.setdefault(key, []).append(((node.lineno, node.col_offset), leaf_line))
-    for call in method_call_index(unit).get("requires_grad_", ()):
-        receiver = call.func.value  # type: ignore[attr-defined]
-        if not isinstance(receiver, ast.Name) or not isinstance(unit.parent(call), ast.Expr):
-            continue
-        key = (unit.enclosing_function(call), receiver.id)
+    for node, name in _grad_markings(unit):
+        key = (unit.enclosing_function(node), name)
         if key not in keys:
             continue
-        arg = call.args[0] if call.args else keyword(call, "requires_grad")
-        if arg is not None and not is_true(arg):
-            continue
-        # `x.requires_grad_()` makes x a leaf that requires grad only if x was a fresh tensor
-        earlier = [b for b in result.get(key, []) if b[0] < (call.lineno, call.col_offset)]
+        # marking x as requiring grad makes it a leaf that requires grad only if x was a fresh tensor
+        position = (node.lineno, node.col_offset)
+        earlier = [b for b in result.get(key, []) if b[0] < position]
         if earlier and _fresh_binding(unit, key, max(earlier)[0]):
-            result[key].append(((call.lineno, call.col_offset), call.lineno))
+            result[key].append((position, node.lineno))
     return result
 
 
