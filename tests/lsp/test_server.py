@@ -368,6 +368,12 @@ async def test_notebook_cells_are_one_program(client: LanguageClient):
     assert [(d.code, d.range.start.line) for d in published.diagnostics if d.code == "GG202"] == [
         ("GG202", expected + 2)
     ]
+    # a quick fix on the cell edits that cell, in the cell's own coordinates
+    diag = next(d for d in published.diagnostics if d.code == "GG202")
+    action = await _quickfix(client, cell3, diag, "Replace with `masked_fill`")
+    cell_text = apply_text_edits("\n\n" + line, edits_for(action.edit, cell3))
+    assert "y = y.masked_fill(y < 0.5, 0)" in cell_text
+    assert cell_text.startswith("\n\nclass")
 
 
 async def test_unknown_settings_are_logged_not_fatal(client: LanguageClient):
@@ -432,3 +438,15 @@ async def test_lint_on_save_only_and_disable(client: LanguageClient):
     )
     await wait_for(lambda: len(published_for(client, uri)) > before)
     assert list(published_for(client, uri)[-1].diagnostics) == []
+
+
+async def test_settings_pulled_with_workspace_configuration(client: LanguageClient):
+    if client.kind != "vscode":  # type: ignore[attr-defined]
+        pytest.skip("the plain client has no workspace/configuration")
+    uri = open_doc(client, "model.py", BUGGY)
+    await wait_published(client, uri, 1)
+    client.set_configuration({"debounceMs": 0, "select": ["GG1"]}, section="gradguard")
+    before = len(published_for(client, uri))
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+    await wait_for(lambda: len(published_for(client, uri)) > before)
+    assert [d for d in published_for(client, uri)[-1].diagnostics if d.code == "GG202"] == []
