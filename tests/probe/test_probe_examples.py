@@ -8,14 +8,13 @@ import subprocess
 import sys
 
 import pytest
-
 from gradguard.engine.finding import Severity
 
 from .conftest import EXAMPLES, probe_env, run_probes
 
 pytestmark = pytest.mark.torch
 
-EXAMPLE_FILES = ["unused_layer", "detached_branch", "inplace_error", "custom_functions", "errors"]
+EXAMPLE_FILES = ["unused_layer", "detached_branch", "inplace_error", "custom_functions", "errors", "gradient_stops"]
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +95,27 @@ def test_errors_map_to_the_users_line(reports):
     )
     assert "backward returns 1 gradient but forward takes 2 inputs" in count.message
     assert "returned an incorrect number of gradients (expected 2, got 1)" in count.message
+
+
+def test_where_gradients_stop(reports):
+    report = reports["gradient_stops"]
+    found = [(f.line, f.message.split(" (.grad")[0]) for f in report.findings]
+    assert found == [
+        (11, "`embed.weight`, `embed.bias` get no gradient: the path to the output is cut on line 16 by code run "
+             "under `torch.no_grad()`"),
+        (23, "`embed.weight`, `embed.bias` get no gradient: the path to the output is cut on line 27 by `.data`"),
+        (35, "`threshold` gets no gradient: the path to the output is cut on line 38 by a comparison (`lt`), "
+             "which has no gradient"),
+        (46, "`offset` gets an all-zero gradient (checked with 3 different inputs)"),
+        (56, "`aux.weight`, `aux.bias` get no gradient: its result never reaches the output of forward"),
+        (100, "`scale.weight`, `scale.bias` get no gradient: the path to the output is cut on line 104 by `.item()`"),
+    ]
+    assert {f.code for f in report.findings} == {"GG901"}
+    notes = {n.name: n.summary for n in report.notes if "checked" in n.summary}
+    # quiet on good code: softmax output (plain sum would be constant), frozen backbone, critic used by score()
+    for quiet in ("Softmaxed", "Frozen", "Gen"):
+        assert notes[quiet].endswith("0 without gradient"), notes[quiet]
+    assert any("`self.critic` is used by `score` instead (not reported)" in n.summary for n in report.notes)
 
 
 def test_wall_time_per_example(reports):

@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-
 from gradguard.engine.finding import Severity
 from gradguard.probe.report import probe_source
 from gradguard.probe.sandbox import TAIL_BYTES

@@ -205,7 +205,7 @@ async def run_probe_command(ls: Any, state: ProbeState, args: tuple) -> dict:
         except UnknownTarget as exc:
             _show(ls, f"gradguard: {exc}", types.MessageType.Warning)
             return {"ran": False, "reason": str(exc)}
-        except Exception as exc:  # noqa: BLE001 - a broken interpreter etc.: tell the user, stay up
+        except Exception as exc:
             log.exception("probe failed")
             _show(ls, f"gradguard: the probe could not start: {exc}", types.MessageType.Error)
             return {"ran": False, "reason": str(exc)}

@@ -6,7 +6,7 @@ They are not static rules (nothing in `gradguard.rules` can produce them), but
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from gradguard.engine.finding import Finding, Severity
 from gradguard.engine.index import Unit

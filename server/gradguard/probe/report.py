@@ -218,8 +218,9 @@ def _stage_words(stage: str, target: Target, result: dict | None) -> str:
 
 def _add_result(report: ProbeReport, planned: FileTargets, target: Target, result: dict) -> None:
     status = result.get("status")
-    summary = _summary(target, result)
-    report.notes.append(TargetNote(target.name, target.kind, target.line, summary, result.get("seconds")))
+    note = TargetNote(target.name, target.kind, target.line, "", result.get("seconds"))
+    report.notes.append(note)
+    reported = 0
     if status == "cannot-build":
         report.findings.append(
             _finding(ProbeError, planned, _class_range(planned, target),
@@ -243,9 +244,11 @@ def _add_result(report: ProbeReport, planned: FileTargets, target: Target, resul
             report.findings.append(_error_finding(planned, target, error, _stage_words(stage, target, result),
                                                   result=result))
     elif status == "ok" and target.kind == "module":
-        report.findings.extend(_no_gradient_findings(planned, target, result, report))
+        findings, reported = _no_gradient_findings(planned, target, result, report)
+        report.findings.extend(findings)
     elif status in ("grad-count", "grad-shape", "mismatch"):
         report.findings.append(_gradcheck_finding(planned, target, result))
+    note.summary = _summary(target, result, reported)
 
 
 def _guess_stage(error: dict) -> str:
@@ -261,7 +264,7 @@ def _guess_stage(error: dict) -> str:
     return ""
 
 
-def _summary(target: Target, result: dict) -> str:
+def _summary(target: Target, result: dict, reported: int = 0) -> str:
     parts = []
     if target.kind == "module" and result.get("ctor"):
         parts.append(f"built {result['ctor']} ({result.get('ctor_origin', '')})")
@@ -270,8 +273,7 @@ def _summary(target: Target, result: dict) -> str:
         parts.append(f"input {result['input']}" + (f" ({origin})" if origin else ""))
     status = result.get("status")
     if status == "ok" and target.kind == "module":
-        bad = len(result.get("params", []))
-        parts.append(f"{result.get('checked', 0)} trainable parameters checked, {bad} without gradient")
+        parts.append(f"{result.get('checked', 0)} trainable parameters checked, {reported} without gradient")
     elif status == "ok":
         parts.append("gradcheck passed" if not result.get("note") else result["note"])
     elif status == "cannot-build":
@@ -291,6 +293,18 @@ _OP_WORDS = {
     "tolist": "`.tolist()`",
     "numpy": "`.numpy()`",
 }
+
+
+_COMPARISONS = {"lt", "le", "gt", "ge", "eq", "ne", "__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__",
+                "greater", "less", "greater_equal", "less_equal", "equal", "not_equal"}
+
+
+def _op_words(op: str) -> str:
+    if op in _OP_WORDS:
+        return _OP_WORDS[op]
+    if op in _COMPARISONS:
+        return f"a comparison (`{op.strip('_')}`), which has no gradient"
+    return f"`{op}`, which has no gradient"
 
 
 def _definition_site(planned: FileTargets, owners: list) -> tuple[ast.AST | None, str | None, ast.ClassDef | None]:
@@ -349,7 +363,9 @@ def _site_node_range(planned: FileTargets, node: ast.AST) -> tuple[int, int, int
     return line, col, end_line, end_col
 
 
-def _no_gradient_findings(planned: FileTargets, target: Target, result: dict, report: ProbeReport) -> list[Finding]:
+def _no_gradient_findings(
+    planned: FileTargets, target: Target, result: dict, report: ProbeReport
+) -> tuple[list[Finding], int]:
     groups: dict[int, dict] = {}
     for param in result.get("params", []):
         node, attr, cls = _definition_site(planned, param.get("owners", []))
@@ -377,7 +393,7 @@ def _no_gradient_findings(planned: FileTargets, target: Target, result: dict, re
         else:
             stop = first.get("stop")
             if stop is not None:
-                op = _OP_WORDS.get(stop.get("op", ""), f"`{stop.get('op')}`")
+                op = _op_words(stop.get("op", ""))
                 text = f"{names} {verb} no gradient: the path to the output is cut on line {stop['line']} by {op}"
             elif first.get("used") is False:
                 where = f"`self.{attr}`" if attr else "it"
@@ -390,7 +406,7 @@ def _no_gradient_findings(planned: FileTargets, target: Target, result: dict, re
                 text = f"{names} {verb} no gradient"
             text += " (.grad is None after backward)"
         findings.append(_finding(NoGradient, planned, _site_node_range(planned, group["node"]), text))
-    return findings
+    return findings, sum(len(group["params"]) for group in groups.values())
 
 
 # -- GG903 ------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from gradguard.engine.index import ModuleContext, Unit, self_name, split_units
 from gradguard.engine.source import SourceFile
 
-_COMMENT = re.compile(r"#\s*gradguard\s*:\s*probe\b(?P<body>.*)$", re.I)
+_COMMENT = re.compile(r"#\s*gradguard\s*:\s*probe\b(?P<body>.*)$", re.IGNORECASE)
 _INPUT = re.compile(r"\binputs?\s*=")
 
 
