@@ -967,7 +967,10 @@ def test_every_converted_combination_runs():
 )
 def test_one_line_bodies_are_left_alone(forward, backward):
     forward = forward or "    def forward(self, x):\n        self.x = x\n        return x * self.w\n"
-    backward = backward or "    def backward(self, grad_output):\n        self.w.grad = (grad_output * self.x).sum(0)\n"
+    backward = (
+        backward
+        or "    def backward(self, grad_output):\n        self.w.grad = (grad_output * self.x).sum(0)\n"
+    )
     source = (
         HEADER
         + "class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
@@ -978,3 +981,63 @@ def test_one_line_bodies_are_left_alone(forward, backward):
     )
     compile(source, "m", "exec")
     assert convert_module_source(source, "M") is None
+
+
+def test_two_inputs_keep_their_gradient_slots():
+    source = (
+        HEADER
+        + textwrap.dedent(
+            """
+        class Bilinear(nn.Module):
+            def __init__(self, n):
+                super().__init__()
+                self.w = nn.Parameter(torch.randn(n))
+
+            def forward(self, a, b):
+                self.a = a
+                self.b = b
+                return a * b * self.w
+
+            def backward(self, grad_output):
+                self.w.grad = (grad_output * self.a * self.b).sum(0)
+                return grad_output * self.b * self.w, grad_output * self.a * self.w
+        """
+        ).lstrip()
+    )
+    out = convert_module_source(source, "Bilinear")
+    assert out is not None and "Function.apply(a, b, self.w)" in out
+    function = load(out)["BilinearFunction"]
+    a, b = (torch.randn(4, 3, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    w = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(function.apply, (a, b, w))
+
+
+def test_non_tensor_input_with_default_gets_none():
+    source = (
+        HEADER
+        + textwrap.dedent(
+            """
+        class WeightedReduce(nn.Module):
+            def __init__(self, n):
+                super().__init__()
+                self.w = nn.Parameter(torch.randn(n))
+
+            def forward(self, x, dim=1):
+                self.x = x
+                return (x * self.w).sum(dim)
+
+            def backward(self, grad_output):
+                self.w.grad = (grad_output.unsqueeze(1) * self.x).sum(0)
+                return grad_output.unsqueeze(1) * self.w
+        """
+        ).lstrip()
+    )
+    out = convert_module_source(source, "WeightedReduce")
+    assert out is not None and "return grad_output.unsqueeze(1) * w, None, grad_w" in out
+    namespace = load(out)
+    x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(namespace["WeightedReduceFunction"].apply, (x, 1, w))
+    module = namespace["WeightedReduce"](3)
+    module(torch.randn(4, 3)).sum().backward()
+    assert module.w.grad is not None
