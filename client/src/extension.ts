@@ -11,7 +11,6 @@ import {
   RevealOutputChannelOn,
   ServerOptions,
   State,
-  TransportKind,
 } from 'vscode-languageclient/node';
 import {
   checkInterpreter,
@@ -180,7 +179,7 @@ async function startClient(reason: string): Promise<void> {
   const serverOptions: ServerOptions = {
     command: interpreter.command,
     args: serverArgs(interpreter),
-    transport: TransportKind.stdio,
+    // No `transport`: stdio without the `--stdio` argument TransportKind.stdio would append.
     options: { env, cwd: folderPath() },
   };
   const clientOptions: LanguageClientOptions = {

@@ -19,7 +19,7 @@ export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   ignore: [],
   severity: {},
   lintOnChange: true,
-  debounceMs: 300,
+  debounceMs: 150,
   probe: Object.freeze({ enable: true, timeout: 20 }),
 });
 

@@ -17,7 +17,7 @@ test('defaults when nothing is set', () => {
     ignore: [],
     severity: {},
     lintOnChange: true,
-    debounceMs: 300,
+    debounceMs: 150,
     probe: { enable: true, timeout: 20 },
   });
 });
