@@ -28,3 +28,17 @@ class Scale(torch.autograd.Function):
     def backward(ctx, grad):
         (factor,) = ctx.saved_tensors
         return grad * factor
+
+
+class BadShape(torch.autograd.Function):
+    """backward returns a scalar where a (3, 3) gradient is expected."""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        return x * y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors
+        return grad * y, (grad * x).sum()

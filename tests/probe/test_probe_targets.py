@@ -211,6 +211,10 @@ def test_code_lens_positions_without_torch():
 
         class Plain:
             pass
+
+        class Container(nn.Module):
+            def act(self, x):
+                return x
         """
     ).lstrip()
     assert probe_targets(text) == [("module", "Net", 3, 0), ("function", "Fn", 7, 0)]
@@ -274,3 +278,21 @@ def test_child_runs_definitions_not_the_script(tmp_path):
     assert module.LOG == []
     assert not hasattr(module, "model") and not hasattr(module, "result")
     sys.modules.pop(runner.USER_MODULE, None)
+
+
+def test_runner_is_standalone():
+    """The child runs with the user's interpreter, which may not have gradguard installed."""
+    import ast
+    from pathlib import Path
+
+    from gradguard.probe import runner
+
+    tree = ast.parse(Path(runner.__file__).read_text(encoding="utf-8"))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.add((node.module or "").split(".")[0])
+    assert "gradguard" not in imported
+    assert imported <= set(sys.stdlib_module_names) | {"torch", "__future__"}, imported

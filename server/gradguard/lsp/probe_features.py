@@ -81,12 +81,20 @@ def probe_targets(text: str) -> list[tuple[str, str, int, int]]:
     module = ModuleContext(tree, source)
     if not module.imports_torch:
         return []
+    from gradguard.probe.targets import has_forward
+
+    classes = {s.name: s for s in tree.body if isinstance(s, ast.ClassDef)}
     found = []
     for stmt in tree.body:
         if not isinstance(stmt, ast.ClassDef):
             continue
-        kind = "module" if module.is_module_class(stmt.name) else "function" if module.is_function_class(stmt.name) else None
-        if kind is None:
+        if module.is_module_class(stmt.name):
+            if not has_forward(stmt, module, classes):
+                continue  # nothing to run (a container with act()/evaluate() methods)
+            kind = "module"
+        elif module.is_function_class(stmt.name):
+            kind = "function"
+        else:
             continue
         line = stmt.lineno
         column = utf16_column(source.line_text(line), source.char_column(line, stmt.col_offset))

@@ -76,6 +76,7 @@ def find_targets(text: str, path: str) -> FileTargets:
     module = ModuleContext(tree, source)
     units: dict[str, Unit] = {}
     targets: list[Target] = []
+    classes = {s.name: s for s in tree.body if isinstance(s, ast.ClassDef)}
     for _, _, statements in split_units(tree):
         if len(statements) != 1 or not isinstance(statements[0], ast.ClassDef):
             continue
@@ -83,7 +84,7 @@ def find_targets(text: str, path: str) -> FileTargets:
         cls = statements[0]
         units[cls.name] = unit
         if module.is_module_class(cls.name):
-            if not _has_forward(cls, module, units):
+            if not has_forward(cls, module, classes):
                 continue  # a container with act()/evaluate() methods: nothing to run
             targets.append(Target("module", cls.name, cls, unit))
         elif module.is_function_class(cls.name):
@@ -99,14 +100,14 @@ def find_targets(text: str, path: str) -> FileTargets:
     return FileTargets(source, tree, module, targets, units)
 
 
-def _has_forward(cls: ast.ClassDef, module: ModuleContext, units: dict[str, Unit]) -> bool:
+def has_forward(cls: ast.ClassDef, module: ModuleContext, classes: dict[str, ast.ClassDef]) -> bool:
     """Whether calling the module does something: its own forward, a local base's, or a
     built-in layer base (class MyLinear(nn.Linear))."""
     if any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == "forward" for s in cls.body):
         return True
     for base in cls.bases:
-        if isinstance(base, ast.Name) and base.id in units:
-            if _has_forward(units[base.id].nodes[0], module, units):  # type: ignore[arg-type]
+        if isinstance(base, ast.Name) and base.id in classes and classes[base.id] is not cls:
+            if has_forward(classes[base.id], module, classes):
                 return True
             continue
         name = module.qualname(base) or ""
