@@ -52,16 +52,14 @@ async def probe_source(
 ) -> ProbeReport:
     report = ProbeReport(path)
     try:
-        planned = find_targets(text, path)
+        planned = find_targets(text, path, only=target)
     except PlanError as exc:
         report.error = f"cannot probe {path}: {exc}"
         return report
     targets = planned.targets
-    if target is not None:
-        targets = [t for t in targets if t.name == target]
-        if not targets:
-            names = ", ".join(t.name for t in planned.targets) or "none"
-            raise UnknownTarget(f"no nn.Module or autograd.Function named {target!r} in {path} (found: {names})")
+    if target is not None and not targets:
+        names = ", ".join(t.name for t in find_targets(text, path).targets) or "none"
+        raise UnknownTarget(f"no nn.Module or autograd.Function named {target!r} in {path} (found: {names})")
     if not targets:
         report.error = f"{path}: no nn.Module (with a forward) or torch.autograd.Function subclass to probe"
         report.nothing_to_probe = True

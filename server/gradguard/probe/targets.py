@@ -66,8 +66,9 @@ class PlanError(Exception):
     pass
 
 
-def find_targets(text: str, path: str) -> FileTargets:
-    """Every top-level nn.Module and autograd.Function class, with its build plan."""
+def find_targets(text: str, path: str, only: str | None = None) -> FileTargets:
+    """Every top-level nn.Module and autograd.Function class (or just `only`), with its
+    build plan."""
     source = SourceFile(text, path)
     try:
         tree = ast.parse(text, filename=path)
@@ -91,6 +92,8 @@ def find_targets(text: str, path: str) -> FileTargets:
             targets.append(Target("function", cls.name, cls, unit))
     comments = _probe_comments(source, tree)
     scopes = _Scopes(tree)
+    if only is not None:
+        targets = [t for t in targets if t.name == only]
     for target in targets:
         comment = comments.get(target.name)
         if target.kind == "module":
@@ -231,6 +234,7 @@ class _Scopes:
         self.calls: list[tuple[ast.Call, ast.AST]] = []  # (call, scope)
         self.assignments: dict[int, list[tuple[int, str, ast.expr]]] = {}
         self._walk(tree, tree)
+        self._index()
         self.module_names: set[str] = set()
         for stmt in tree.body:
             for node in ast.walk(stmt) if isinstance(stmt, (ast.If, ast.Try)) and not _is_main_guard(stmt) else [stmt]:
@@ -280,16 +284,29 @@ class _Scopes:
 
         return Inline().visit(copy.deepcopy(expr))
 
-    def constructions(self, name: str) -> list[tuple[ast.Call, ast.AST]]:
-        return [(c, s) for c, s in self.calls if isinstance(c.func, ast.Name) and c.func.id == name]
-
-    def variables_holding(self, name: str) -> list[tuple[str, ast.AST, int]]:
-        found = []
+    def _index(self) -> None:
+        self.by_callee: dict[str, list[tuple[ast.Call, ast.AST]]] = {}  # f(...) by f
+        self.by_inner: dict[str, list[tuple[ast.Call, ast.AST]]] = {}  # Net(...)(x) by Net
+        self.by_apply: dict[str, list[tuple[ast.Call, ast.AST]]] = {}  # Fn.apply(...) by Fn
+        for call, scope in self.calls:
+            func = call.func
+            if isinstance(func, ast.Name):
+                self.by_callee.setdefault(func.id, []).append((call, scope))
+            elif isinstance(func, ast.Call) and isinstance(func.func, ast.Name):
+                self.by_inner.setdefault(func.func.id, []).append((call, scope))
+            elif isinstance(func, ast.Attribute) and func.attr == "apply" and isinstance(func.value, ast.Name):
+                self.by_apply.setdefault(func.value.id, []).append((call, scope))
+        self.holders: dict[str, list[tuple[str, int, int]]] = {}
         for scope_id, assigned in self.assignments.items():
             for lineno, var, value in assigned:
-                if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == name:
-                    found.append((var, scope_id, lineno))
-        return found
+                if isinstance(value, ast.Call) and isinstance(value.func, ast.Name):
+                    self.holders.setdefault(value.func.id, []).append((var, scope_id, lineno))
+
+    def constructions(self, name: str) -> list[tuple[ast.Call, ast.AST]]:
+        return list(self.by_callee.get(name, ()))
+
+    def variables_holding(self, name: str) -> list[tuple[str, int, int]]:
+        return list(self.holders.get(name, ()))
 
 
 def _args_source(call: ast.Call) -> str:
@@ -314,8 +331,9 @@ def _plan_module(target: Target, comment: ProbeComment | None, scopes: _Scopes, 
     if comment is not None and isinstance(comment.ctor, ast.Call):
         target.ctors.append({"args": _args_source(comment.ctor), "text": comment.ctor_text,
                              "origin": f"probe comment, line {comment.line}"})
+    inside = _nodes_inside(cls)
     for call, scope in scopes.constructions(target.name):
-        if call in _nodes_inside(cls):
+        if call in inside:
             continue
         resolved = scopes.resolve(call, scope, call.lineno)
         assert isinstance(resolved, ast.Call)
@@ -362,7 +380,11 @@ def _plan_module(target: Target, comment: ProbeComment | None, scopes: _Scopes, 
 def _model_call_inputs(name: str, scopes: _Scopes) -> tuple[list[dict], str] | None:
     """`model = Net(...)` then `model(torch.randn(4, 20))` (or `Net(...)(x)`) in the file."""
     holders = scopes.variables_holding(name)
-    for call, scope in scopes.calls:
+    candidates = list(scopes.by_inner.get(name, ()))
+    for var in {var for var, _, _ in holders}:
+        candidates += scopes.by_callee.get(var, [])
+    candidates.sort(key=lambda item: (item[0].lineno, item[0].col_offset))
+    for call, scope in candidates:
         func = call.func
         direct = isinstance(func, ast.Call) and isinstance(func.func, ast.Name) and func.func.id == name
         via_var = isinstance(func, ast.Name) and any(
@@ -452,7 +474,7 @@ def _plan_function(target: Target, comment: ProbeComment | None, scopes: _Scopes
         target.inputs = comment.inputs
         target.input_origin = f"probe comment, line {comment.line}"
         return
-    for call, scope in scopes.calls:
+    for call, scope in scopes.by_apply.get(target.name, []):
         func = call.func
         if (
             isinstance(func, ast.Attribute)
