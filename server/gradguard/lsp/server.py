@@ -590,16 +590,18 @@ class GradguardServer(LanguageServer):
         return [key]
 
     # -- edits --------------------------------------------------------------------------------
-    def workspace_edit(self, edits_by_uri: dict[str, list[types.TextEdit]]) -> types.WorkspaceEdit:
+    def workspace_edit(
+        self, edits_by_uri: dict[str, list[types.TextEdit]], versions: dict[str, Any] | None = None
+    ) -> types.WorkspaceEdit:
+        """`versions`: the document versions the edits were computed for (default: current)."""
         if self._capability("workspace.workspace_edit.document_changes"):
             changes = []
             for uri, edits in edits_by_uri.items():
                 doc = self.store.get(uri)
+                version = versions[uri] if versions and uri in versions else (doc.version if doc else None)
                 changes.append(
                     types.TextDocumentEdit(
-                        text_document=types.OptionalVersionedTextDocumentIdentifier(
-                            uri=uri, version=doc.version if doc else None
-                        ),
+                        text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version),
                         edits=edits,
                     )
                 )
@@ -617,8 +619,18 @@ class GradguardServer(LanguageServer):
                 return None  # does not belong to this text (notebook edit spilling out of its cell)
         return [_text_edit(doc, e, self.encoding) for e in edits]
 
-    def fix_all_edits(self, uri: str) -> tuple[dict[str, list[types.TextEdit]], int]:
-        """Safe fixes for a whole document (runs in the engine thread)."""
+    def fix_all_edits(self, uri: str) -> tuple[dict[str, list[types.TextEdit]], int, dict[str, Any]]:
+        """Safe fixes for a whole document (runs in the engine thread), with the versions
+        of the documents they were computed for."""
+        key = self.analysis_key(uri)
+        versions = {u: d.version for u in self._uris_of(key) if (d := self.store.get(u)) is not None}
+        edits, count = self._fix_all_edits(uri)
+        now = {u: d.version for u in self._uris_of(key) if (d := self.store.get(u)) is not None}
+        if now != versions:
+            return {}, 0, versions  # the text changed meanwhile
+        return edits, count, versions
+
+    def _fix_all_edits(self, uri: str) -> tuple[dict[str, list[types.TextEdit]], int]:
         doc = self.store.get(uri)
         if doc is None:
             return {}, 0
@@ -974,6 +986,7 @@ async def code_action(ls: GradguardServer, params: types.CodeActionParams):
     if current is None:
         return None
     doc, findings = current
+    version = doc.version
     if not _literal_support(ls):
         return None  # clients without CodeAction literals get commands only: not offered
     encoding = ls.encoding
@@ -1013,9 +1026,11 @@ async def code_action(ls: GradguardServer, params: types.CodeActionParams):
             )
             if not lazy:
                 edits = await ls.in_engine(ls.fix_edits, doc, fix)
+                if doc.version != version:
+                    return None  # the text changed meanwhile: the client asks again
                 if not edits:
                     continue
-                action.edit = ls.workspace_edit({uri: edits})
+                action.edit = ls.workspace_edit({uri: edits}, {uri: version})
             actions.append(action)
         if finding.source == "gradguard":
             actions.append(
@@ -1023,7 +1038,7 @@ async def code_action(ls: GradguardServer, params: types.CodeActionParams):
                     title=f"Ignore {finding.code} on this line",
                     kind=types.CodeActionKind.QuickFix,
                     diagnostics=[diagnostic],
-                    edit=ls.workspace_edit({uri: [_suppress_edit(doc, finding, encoding)]}),
+                    edit=ls.workspace_edit({uri: [_suppress_edit(doc, finding, encoding)]}, {uri: version}),
                 )
             )
         if finding.code not in seen_codes and rule_class(finding.code) is not None:
@@ -1045,9 +1060,9 @@ async def code_action(ls: GradguardServer, params: types.CodeActionParams):
             data={"uri": uri, "version": doc.version, "kind": "fixAll"},
         )
         if not lazy:
-            edits, count = await ls.in_engine(ls.fix_all_edits, uri)
+            edits, count, versions = await ls.in_engine(ls.fix_all_edits, uri)
             if count:
-                action.edit = ls.workspace_edit(edits)
+                action.edit = ls.workspace_edit(edits, versions)
                 actions.append(action)
         else:
             actions.append(action)
@@ -1067,9 +1082,9 @@ async def code_action_resolve(ls: GradguardServer, action: types.CodeAction) -> 
     if data.get("version") != doc.version:
         return action  # computed for another version of the text: no edit
     if data.get("kind") == "fixAll":
-        edits, count = await ls.in_engine(ls.fix_all_edits, uri)
+        edits, count, versions = await ls.in_engine(ls.fix_all_edits, uri)
         if count:
-            action.edit = ls.workspace_edit(edits)
+            action.edit = ls.workspace_edit(edits, versions)
         return action
     wanted = data.get("finding")
     for finding in findings:
@@ -1078,9 +1093,10 @@ async def code_action_resolve(ls: GradguardServer, action: types.CodeAction) -> 
         fixes = ([finding.fix] if finding.fix else []) + list(finding.alternatives)
         index = data.get("fix", 0)
         if isinstance(index, int) and 0 <= index < len(fixes) and fixes[index].title == data.get("title"):
+            version = doc.version
             edits = await ls.in_engine(ls.fix_edits, doc, fixes[index])
-            if edits:
-                action.edit = ls.workspace_edit({uri: edits})
+            if edits and doc.version == version:
+                action.edit = ls.workspace_edit({uri: edits}, {uri: version})
         break
     return action
 
@@ -1178,12 +1194,12 @@ async def fix_all(ls: GradguardServer, *args: Any) -> dict:
         return {"applied": False, "fixes": 0, "reason": "document not open"}
     if len(args) > 1 and args[1] is not None and args[1] != doc.version:
         return {"applied": False, "fixes": 0, "reason": f"document is at version {doc.version}, not {args[1]}"}
-    edits, count = await ls.in_engine(ls.fix_all_edits, uri)
+    edits, count, versions = await ls.in_engine(ls.fix_all_edits, uri)
     if not count:
         return {"applied": False, "fixes": 0, "reason": "nothing to fix"}
     try:
         result = await ls.workspace_apply_edit_async(
-            types.ApplyWorkspaceEditParams(edit=ls.workspace_edit(edits), label="gradguard: fix all")
+            types.ApplyWorkspaceEditParams(edit=ls.workspace_edit(edits, versions), label="gradguard: fix all")
         )
     except Exception as exc:  # noqa: BLE001
         return {"applied": False, "fixes": 0, "reason": f"workspace/applyEdit failed: {exc}"}
