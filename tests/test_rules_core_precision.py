@@ -368,3 +368,22 @@ def test_gg203_follows_requires_grad_markings():
         z += 1
         """
     assert [f.line for f in findings(code, "GG203")] == [5, 8]
+
+
+def test_gg203_old_variable_api_and_named_parameters():
+    code = """
+        import torch
+        from torch.autograd import Variable
+
+        def train(model, lr):
+            w = Variable(torch.zeros(3), requires_grad=True)
+            w += 1
+            for name, p in model.named_parameters():
+                p.add_(p.grad, alpha=-lr)
+            v = Variable(torch.zeros(3))
+            v += 1
+        """
+    found = findings(code, "GG203")
+    assert [f.line for f in found] == [6, 8]
+    assert "a parameter" in found[1].message
+    assert found[1].fix.applicability.value == "safe"

@@ -368,7 +368,7 @@ class InplaceOnParameter(Rule):
             return
         # only in-place changes of `self.x` / `self.x.weight` can concern a parameter
         changes = [c for c in inplace_changes(unit) if _on_self_attribute(c[1])]
-        if not changes or _freezes_something(unit):
+        if not changes or freezes_something(unit):
             return  # (`p.requires_grad = False` somewhere: we cannot tell which parameters)
         for cls in classes:
             attributes = unit.class_attributes(cls)
@@ -408,7 +408,9 @@ class InplaceOnParameter(Rule):
                 yield self.finding(unit, node, message, fix=fix)
 
 
-def _freezes_something(unit: Unit) -> bool:
+def freezes_something(unit: Unit) -> bool:
+    """Does the unit switch `requires_grad` off anywhere (`p.requires_grad = False`,
+    `m.requires_grad_(False)`)?"""
     for node in unit.nodes_of(ast.Assign):
         for target in node.targets:  # type: ignore[attr-defined]
             if isinstance(target, ast.Attribute) and target.attr == "requires_grad" and is_false(node.value):  # type: ignore[attr-defined]

@@ -16,11 +16,12 @@ from gradguard.engine.index import (
     statement_start_line,
 )
 from gradguard.engine.rule import Invalid, Rule, Valid
-from gradguard.rules.gg201_inplace_on_parameter import inplace_changes, method_call_index
+from gradguard.rules.gg201_inplace_on_parameter import freezes_something, inplace_changes, method_call_index
 
 # Re-initialisations: wrapping them in no_grad is exactly what anyone means.
 _REINIT = {"zero_", "fill_", "uniform_", "normal_", "random_", "bernoulli_", "exponential_", "geometric_"}
 
+_VARIABLE = {"torch.autograd.Variable", "torch.autograd.variable.Variable"}
 _LEAF_ERROR = "a leaf Variable that requires grad is being used in an in-place operation"
 
 
@@ -29,7 +30,7 @@ class InplaceOnLeaf(Rule):
     name = "inplace-on-leaf"
     summary = "In-place change of a `requires_grad=True` tensor: PyTorch raises the leaf in-place error."
     message = (
-        "In-place {what} on `{name}`, a leaf tensor that requires grad (line {line}): PyTorch raises "
+        "In-place {what} on `{name}`, {origin} (line {line}): PyTorch raises "
         '"{error}"; wrap it in `with torch.no_grad():`, or write `{name} = {name} ...` out of place'
     )
     explanation = """
@@ -134,8 +135,65 @@ class InplaceOnLeaf(Rule):
             """,
             note="tensors that do not require grad",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            model = nn.Linear(3, 1)
+            teacher = nn.Linear(3, 1)
+            for p in teacher.parameters():
+                p.requires_grad = False
+            loss = model(torch.randn(4, 3)).sum()
+            loss.backward()
+            for p in model.parameters():
+                p.data -= 0.1 * p.grad
+            with torch.no_grad():
+                for name, p in model.named_parameters():
+                    p.clamp_(-1, 1)
+            for p in teacher.parameters():
+                p.mul_(0.5)
+            """,
+            note="parameter updates through .data / under no_grad; a frozen model",
+        ),
     ]
     INVALID = [
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            model = nn.Linear(3, 1)
+            x, y = torch.randn(32, 3), torch.randn(32, 1)
+            for epoch in range(20):
+                loss = nn.functional.mse_loss(model(x), y)
+                model.zero_grad()
+                loss.backward()
+                for p in model.parameters():
+                    p -= 0.1 * p.grad
+            """,
+            lines=[11],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            model = nn.Linear(3, 1)
+            x, y = torch.randn(32, 3), torch.randn(32, 1)
+            for epoch in range(20):
+                loss = nn.functional.mse_loss(model(x), y)
+                model.zero_grad()
+                loss.backward()
+                for p in model.parameters():
+                    with torch.no_grad():
+                        p -= 0.1 * p.grad
+            """,
+            raises=_LEAF_ERROR,
+            check_fixed=(
+                "assert model.weight.is_leaf and model.weight.grad is not None\n"
+                "assert float(nn.functional.mse_loss(model(x), y)) < float(loss.detach())"
+            ),
+            note="a hand-written SGD step over model.parameters()",
+        ),
         Invalid(
             """
             import torch
@@ -272,6 +330,7 @@ class InplaceOnLeaf(Rule):
         if not changes:
             return
         bindings = _bindings(unit, {(scope, receiver.id) for _, receiver, _, _, scope in changes})
+        origins = {key: "a parameter (a leaf that requires grad)" for key in _parameter_loops(unit)}
         flagged = []
         for node, receiver, what, error, scope in changes:
             key = (scope, receiver.id)
@@ -282,7 +341,10 @@ class InplaceOnLeaf(Rule):
             _, leaf_line = max(before)
             if leaf_line is None or unit.in_no_grad(node):
                 continue
-            message = self.message.format(what=what, name=receiver.id, line=leaf_line, error=error)
+            origin = origins.get((scope, receiver.id), "a leaf tensor that requires grad")
+            message = self.message.format(
+                what=what, name=receiver.id, origin=origin, line=leaf_line, error=error
+            )
             flagged.append((node, message, _wrappable(unit, node, receiver.id)))
         torch = torch_name(unit)
         # consecutive flagged statements go under one `with torch.no_grad():`
@@ -386,7 +448,44 @@ def _leaf_creations(unit: Unit) -> set[tuple[ast.AST | None, str]]:
                     found.add((unit.enclosing_function(node), target.id))
     for node, name in _grad_markings(unit):
         found.add((unit.enclosing_function(node), name))
+    found.update(_parameter_loops(unit))
     return found
+
+
+def _parameter_loops(unit: Unit) -> dict[tuple[ast.AST | None, str], ast.For]:
+    """`for p in model.parameters():` / `for name, p in model.named_parameters():` loops
+    (scope, p) -> loop; none when the unit switches `requires_grad` off anywhere."""
+    cached = unit.__dict__.get("_gg203_parameter_loops")
+    if cached is not None:
+        return cached
+    loops: dict[tuple[ast.AST | None, str], ast.For] = {}
+    candidates = method_call_index(unit)
+    if ("parameters" in candidates or "named_parameters" in candidates) and not freezes_something(unit):
+        for loop in unit.nodes_of(ast.For):
+            name = _parameter_loop_target(loop)
+            if name is not None:
+                loops[(unit.enclosing_function(loop), name)] = loop
+    unit.__dict__["_gg203_parameter_loops"] = loops
+    return loops
+
+
+def _parameter_loop_target(loop: ast.AST) -> str | None:
+    if not isinstance(loop, ast.For):
+        return None
+    call = loop.iter
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and not call.args):
+        return None
+    target = loop.target
+    if call.func.attr == "parameters" and isinstance(target, ast.Name):
+        return target.id
+    if (
+        call.func.attr == "named_parameters"
+        and isinstance(target, ast.Tuple)
+        and len(target.elts) == 2
+        and isinstance(target.elts[1], ast.Name)
+    ):
+        return target.elts[1].id
+    return None
 
 
 def _grad_markings(unit: Unit) -> list[tuple[ast.AST, str]]:
@@ -421,6 +520,9 @@ def _creates_leaf(value: ast.expr, unit: Unit) -> bool:
         return True
     func = value.func
     last = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    if last == "Variable" and is_true(keyword(value, "requires_grad")):
+        # the pre-0.4 API: `Variable(t, requires_grad=True)` is always a new leaf
+        return unit.module.call_name(value) in _VARIABLE
     if last.endswith("Parameter") and unit.module.is_parameter_constructor(value):
         flag = value.args[1] if len(value.args) > 1 else keyword(value, "requires_grad")
         return flag is None or is_true(flag)
@@ -445,6 +547,9 @@ def _bindings(unit: Unit, keys: set[tuple[ast.AST | None, str]]) -> dict:
         leaf_line = None
         if isinstance(parent, ast.Assign) and _creates_leaf(parent.value, unit):
             leaf_line = parent.lineno
+        loop = unit.parent(parent) if isinstance(parent, ast.Tuple) else parent
+        if _parameter_loop_target(loop) == node.id and (key[0], node.id) in _parameter_loops(unit):
+            leaf_line = loop.lineno
         result.setdefault(key, []).append(((node.lineno, node.col_offset), leaf_line))
     for node, name in _grad_markings(unit):
         key = (unit.enclosing_function(node), name)
