@@ -8,6 +8,7 @@ function that changed (the language server relies on this).
 from __future__ import annotations
 
 import ast
+import gc
 import logging
 import traceback
 import warnings
@@ -93,6 +94,19 @@ class Analyzer:
 
     # -- checking ------------------------------------------------------------------------
     def check(self, text: str, path: str = "", tree: ast.Module | None = None) -> CheckResult:
+        # Parsing and indexing allocate hundreds of thousands of long-lived objects, which
+        # makes the cyclic garbage collector run over and over for nothing (~25% of the
+        # engine's time). Pause it for the duration of one file; it resumes afterwards.
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            return self._check(text, path, tree)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _check(self, text: str, path: str, tree: ast.Module | None) -> CheckResult:
         source = SourceFile(text, path)
         if tree is None:
             try:
