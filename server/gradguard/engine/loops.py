@@ -13,9 +13,10 @@ Everything is computed from the unit's buckets and the loop's own subtree.
 from __future__ import annotations
 
 import ast
+import bisect
 from dataclasses import dataclass, field
 
-from gradguard.engine.index import Unit, dotted_name, keyword
+from gradguard.engine.index import Unit, creates_grad_leaf, dotted_name, keyword
 
 ZERO = "zero_grad"
 BACKWARD = "backward"
@@ -46,9 +47,6 @@ class LoopEvent:
 class TrainingLoop:
     loop: ast.AST
     events: list[LoopEvent] = field(default_factory=list)
-    # names of local functions / `self.` methods called in the iteration
-    callees: set[str] = field(default_factory=set)
-    assigned: set[str] = field(default_factory=set)  # names bound in the loop body
     nested_zero: bool = False  # a closure / nested def in the loop clears gradients
 
     def of(self, kind: str, straight: bool = False) -> list[LoopEvent]:
@@ -92,7 +90,9 @@ def training_loops(unit: Unit) -> list[TrainingLoop]:
         return cached
     loops: dict[int, TrainingLoop] = {}
     order: list[TrainingLoop] = []
-    for call in unit.method_calls("backward"):
+    from gradguard.engine.shapes import calls_by_attr
+
+    for call in calls_by_attr(unit, "backward"):
         loop = enclosing_loop(unit, call)
         if loop is None or id(loop) in loops:
             continue
@@ -157,85 +157,146 @@ def step_optimizer(unit: Unit, call: ast.Call) -> str | None:
     return looks_like_optimizer(unit, func.value)
 
 
+def _relevant(unit: Unit) -> tuple[list[ast.AST], list[ast.Call]]:
+    """(nodes that may be loop events, calls of plain names / `self.` methods), in source
+    order, collected once per unit from the Call/Assign buckets."""
+    cached = unit.__dict__.get("_gg_loop_relevant")
+    if cached is not None:
+        return cached
+    events: list[ast.AST] = []
+    callees: list[ast.Call] = []
+    for call in unit.calls():
+        func = call.func
+        if isinstance(func, ast.Name):
+            callees.append(call)
+            if "zero_grad" in func.id:
+                events.append(call)
+        elif isinstance(func, ast.Attribute):
+            attr = func.attr
+            if "zero_grad" in attr or attr in ("backward", "step") or (
+                attr == "zero_" and isinstance(func.value, ast.Attribute) and func.value.attr in ("grad", "data")
+            ):
+                events.append(call)
+            if isinstance(func.value, ast.Name) and func.value.id in ("self", "cls"):
+                callees.append(call)
+    for node in unit.nodes_of(ast.Assign):
+        value = node.value  # type: ignore[attr-defined]
+        if isinstance(value, ast.Constant) and value.value is None and any(
+            isinstance(t, ast.Attribute) and t.attr == "grad" for t in node.targets  # type: ignore[attr-defined]
+        ):
+            events.append(node)
+    events.sort(key=lambda n: (n.lineno, n.col_offset))  # type: ignore[attr-defined]
+    unit.__dict__["_gg_loop_relevant"] = (events, callees)
+    return events, callees
+
+
+def _span(node: ast.AST) -> tuple[tuple[int, int], tuple[int, int]]:
+    return (
+        (node.lineno, node.col_offset),  # type: ignore[attr-defined]
+        (node.end_lineno or node.lineno, node.end_col_offset or 0),  # type: ignore[attr-defined]
+    )
+
+
+def _placement(unit: Unit, node: ast.AST, loop: ast.AST) -> tuple[bool, bool, bool] | None:
+    """(unconditional, straight, in_nested_scope) of node relative to loop; None when the
+    node is not in the loop's body (its iterator/test, or another loop)."""
+    unconditional = straight = True
+    child = node
+    for anc in unit.ancestors(node):
+        if anc is loop:
+            if child not in getattr(loop, "body", ()):
+                return None
+            return unconditional, straight, False
+        if isinstance(anc, _SCOPES):
+            # inside a def/lambda/class in the loop: runs only when called
+            return (False, False, True) if loop in unit.ancestors(anc) else None
+        if isinstance(anc, ast.If):
+            if child is not anc.test:
+                unconditional = straight = False
+        elif isinstance(anc, (ast.For, ast.AsyncFor, ast.While)):
+            head = anc.iter if isinstance(anc, (ast.For, ast.AsyncFor)) else anc.test
+            if child is not head:
+                unconditional = straight = False
+        elif isinstance(anc, ast.ExceptHandler):
+            unconditional = straight = False
+        elif isinstance(anc, ast.Try) or anc.__class__.__name__ == "TryStar":
+            if child in anc.orelse:  # type: ignore[attr-defined]
+                unconditional = straight = False
+        elif isinstance(anc, (ast.match_case, ast.IfExp, ast.BoolOp, ast.comprehension)) or isinstance(anc, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            unconditional = straight = False
+        child = anc
+    return None
+
+
 def _analyse(unit: Unit, loop: ast.AST) -> TrainingLoop:
     info = TrainingLoop(loop)
-    body = list(getattr(loop, "body", []))
-    stack: list[tuple[ast.AST, bool, bool]] = [(stmt, True, True) for stmt in reversed(body)]
-    # iterative pre-order walk in source order, tracking conditionality
-    while stack:
-        node, unconditional, straight = stack.pop()
-        if isinstance(node, _SCOPES):
-            if _mentions_zeroing(node):
+    events, _ = _relevant(unit)
+    start, end = _span(loop)
+    lo = bisect.bisect_left(events, start, key=lambda n: (n.lineno, n.col_offset))  # type: ignore[attr-defined]
+    for node in events[lo:]:
+        if (node.lineno, node.col_offset) >= end:  # type: ignore[attr-defined]
+            break
+        placed = _placement(unit, node, loop)
+        if placed is None:
+            continue
+        unconditional, straight, nested = placed
+        if isinstance(node, ast.Assign):
+            if nested:
+                info.nested_zero = True
+            else:
+                info.events.append(LoopEvent(ZERO, node, node, None, unconditional, straight))
+            continue
+        assert isinstance(node, ast.Call)
+        if nested:
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if "zero_grad" in name or name == "zero_":
                 info.nested_zero = True
             continue
-        if isinstance(node, ast.Call):
-            _record_call(unit, info, node, unconditional, straight)
-        elif isinstance(node, ast.Assign):
-            for target in node.targets:
-                for sub in ast.walk(target):
-                    if isinstance(sub, ast.Name):
-                        info.assigned.add(sub.id)
-                if (
-                    isinstance(target, ast.Attribute)
-                    and target.attr == "grad"
-                    and isinstance(node.value, ast.Constant)
-                    and node.value.value is None
-                ):
-                    info.events.append(
-                        LoopEvent(ZERO, node, node, None, unconditional, straight)
-                    )
-        children = _children(node, unconditional, straight)
-        stack.extend(reversed(children))
-    info.events.sort(key=lambda e: e.position)
+        _record_call(unit, info, node, unconditional, straight)
     return info
 
 
-def _children(node: ast.AST, unconditional: bool, straight: bool) -> list[tuple[ast.AST, bool, bool]]:
-    if isinstance(node, ast.If):
-        out = [(node.test, unconditional, straight)]
-        out += [(s, False, False) for s in node.body + node.orelse]
-        return out
-    if isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
-        head = [node.iter] if isinstance(node, (ast.For, ast.AsyncFor)) else [node.test]
-        out = [(h, unconditional, straight) for h in head]
-        # a nested loop runs its body zero or more times: not straight-line
-        out += [(s, False, False) for s in node.body + node.orelse]
-        return out
-    if isinstance(node, ast.Try) or node.__class__.__name__ == "TryStar":
-        out = [(s, unconditional, straight) for s in node.body]  # type: ignore[attr-defined]
-        for handler in node.handlers:  # type: ignore[attr-defined]
-            out += [(s, False, False) for s in handler.body]
-        out += [(s, False, False) for s in node.orelse]  # type: ignore[attr-defined]
-        out += [(s, unconditional, straight) for s in node.finalbody]  # type: ignore[attr-defined]
-        return out
-    if isinstance(node, ast.Match):
-        out = [(node.subject, unconditional, straight)]
-        for case in node.cases:
-            out += [(s, False, False) for s in case.body]
-        return out
-    if isinstance(node, (ast.IfExp, ast.BoolOp)):
-        return [(c, False, False) for c in ast.iter_child_nodes(node)]
-    return [(c, unconditional, straight) for c in ast.iter_child_nodes(node)]
+def loop_callees(unit: Unit, loop: TrainingLoop) -> set[str]:
+    """Names of local functions (`f`) and methods (`self.f`) called in the loop body."""
+    _, callees = _relevant(unit)
+    start, end = _span(loop.loop)
+    found = set()
+    for call in callees:
+        if start <= (call.lineno, call.col_offset) < end:
+            func = call.func
+            found.add(func.id if isinstance(func, ast.Name) else f"self.{func.attr}")  # type: ignore[attr-defined]
+    return found
+
+
+def loop_assigned(unit: Unit, loop: TrainingLoop) -> set[str]:
+    """Names bound by assignments inside the loop."""
+    start, end = _span(loop.loop)
+    names = set()
+    for node in unit.nodes_of(ast.Assign):
+        if start <= (node.lineno, node.col_offset) < end:  # type: ignore[attr-defined]
+            for target in node.targets:  # type: ignore[attr-defined]
+                for sub in ast.walk(target):
+                    if isinstance(sub, ast.Name):
+                        names.add(sub.id)
+    return names
 
 
 def _record_call(unit: Unit, info: TrainingLoop, call: ast.Call, unconditional: bool, straight: bool) -> None:
     func = call.func
     statement = unit.enclosing_statement(call)
     if isinstance(func, ast.Name):
-        info.callees.add(func.id)
         if "zero_grad" in func.id:
             info.events.append(LoopEvent(ZERO, call, statement, None, unconditional, straight))  # type: ignore[arg-type]
         return
     if not isinstance(func, ast.Attribute):
         return
     attr = func.attr
-    if isinstance(func.value, ast.Name) and func.value.id in ("self", "cls"):
-        info.callees.add(f"self.{attr}")
     if "zero_grad" in attr:
         info.events.append(
             LoopEvent(ZERO, call, statement, dotted_name(func.value), unconditional, straight)  # type: ignore[arg-type]
         )
-    elif attr == "zero_" and isinstance(func.value, ast.Attribute) and func.value.attr in ("grad", "data"):
+    elif attr == "zero_":
         # p.grad.zero_() / p.grad.data.zero_()
         info.events.append(LoopEvent(ZERO, call, statement, None, unconditional, straight))  # type: ignore[arg-type]
     elif attr == "backward":
@@ -253,7 +314,7 @@ def callees_zero_grad(unit: Unit, loop: TrainingLoop) -> bool:
     `.grad`)? Top-level functions are known through the module summary; methods of the
     enclosing class through the unit."""
     functions = unit.module.functions
-    for name in loop.callees:
+    for name in loop_callees(unit, loop):
         if name.startswith("self."):
             cls = unit.enclosing_class(loop.loop)
             if cls is None:
@@ -326,9 +387,10 @@ class ScopeFlow:
         self.modules: set[str] = set()  # local names bound to nn.Module instances
         self.leaves: set[str] = set(unit.module.grad_leaves) if scope is None else set()
         module = unit.module
-        nodes = unit.nodes_of(ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.With)
-        for node in nodes:
-            if unit.enclosing_function(node) is not scope:
+        from gradguard.engine.shapes import scope_binders
+
+        for node in scope_binders(unit).get(id(scope), ()):
+            if isinstance(node, ast.NamedExpr):
                 continue
             if isinstance(node, ast.Assign):
                 targets, value = node.targets, node.value
@@ -336,7 +398,7 @@ class ScopeFlow:
                 targets, value = [node.target], node.value
             elif isinstance(node, ast.AugAssign):
                 targets, value = [node.target], node
-            elif isinstance(node, ast.For):
+            elif isinstance(node, (ast.For, ast.AsyncFor)):
                 targets, value = [node.target], None
             else:
                 targets = [i.optional_vars for i in node.items if i.optional_vars is not None]  # type: ignore[attr-defined]
@@ -351,11 +413,8 @@ class ScopeFlow:
                                 "torch.nn.parameter.Parameter",
                             ):
                                 self.modules.add(sub.id) if module.is_layer_constructor(value) else self.leaves.add(sub.id)
-                            else:
-                                from gradguard.engine.index import creates_grad_leaf
-
-                                if creates_grad_leaf(value, module):
-                                    self.leaves.add(sub.id)
+                            elif creates_grad_leaf(value, module):
+                                self.leaves.add(sub.id)
         if scope is not None:
             args = scope.args  # type: ignore[attr-defined]
             for arg in args.posonlyargs + args.args + args.kwonlyargs:

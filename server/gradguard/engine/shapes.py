@@ -12,6 +12,7 @@ Everything here reads the unit's buckets or small subtrees; results are cached p
 from __future__ import annotations
 
 import ast
+import bisect
 import math
 from collections.abc import Iterator
 
@@ -74,10 +75,7 @@ class Bindings:
         self.unit = unit
         self.scope = scope
         self.by_name: dict[str, list[tuple[ast.AST, ast.expr | None]]] = {}
-        kinds = (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.AsyncFor, ast.With, ast.NamedExpr)
-        for node in unit.nodes_of(*kinds):
-            if unit.enclosing_function(node) is not scope:
-                continue
+        for node in scope_binders(unit).get(id(scope), ()):
             if isinstance(node, ast.Assign):
                 pairs = [(t, node.value if isinstance(t, ast.Name) else None) for t in node.targets]
             elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)):
@@ -87,6 +85,9 @@ class Bindings:
             else:
                 pairs = [(i.optional_vars, None) for i in node.items if i.optional_vars is not None]
             for target, value in pairs:
+                if isinstance(target, ast.Name):
+                    self.by_name.setdefault(target.id, []).append((node, value))
+                    continue
                 for sub in ast.walk(target):
                     if isinstance(sub, ast.Name):
                         self.by_name.setdefault(sub.id, []).append((node, value))
@@ -95,43 +96,118 @@ class Bindings:
             for arg in args.posonlyargs + args.args + args.kwonlyargs + [args.vararg, args.kwarg]:
                 if arg is not None:
                     self.by_name.setdefault(arg.arg, []).append((scope, None))
+        self._sorted: dict[str, list] = {}
 
     def value_of(self, name: str, use: ast.AST) -> ast.expr | None:
         """The expression bound to name that certainly reaches `use`, or None."""
         entries = self.by_name.get(name)
         if not entries:
             return None
+        sorted_entries = self._sorted.get(name)
+        if sorted_entries is None:
+            sorted_entries = sorted(
+                ((position(n), n, v) for n, v in entries if n is not self.scope), key=lambda e: e[0]
+            )
+            self._sorted[name] = sorted_entries
         use_pos = position(use)
-        ancestors = list(self.unit.ancestors(use))
-        # an assignment binds after its value is evaluated: `x = f(x)` reads the old x
-        before = [
-            (n, v)
-            for n, v in entries
-            if n is not self.scope
-            and position(n) < use_pos
-            and not (isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr)) and n in ancestors)
-        ]
-        if not before:
+        index = bisect.bisect_left(sorted_entries, use_pos, key=lambda e: e[0])
+        chosen = None
+        while index > 0:
+            index -= 1
+            pos, node, value = sorted_entries[index]
+            # an assignment binds after its value is evaluated: `x = f(x)` reads the old x
+            if isinstance(node, _BINDS_AFTER) and _contains(node, use):
+                continue
+            chosen = (pos, node, value)
+            break
+        if chosen is None:
             return None  # only the parameter (or nothing) reaches the use
-        node, value = max(before, key=lambda e: position(e[0]))
+        _, node, value = chosen
         if value is None:
             return None
-        # the binding statement must enclose-dominate the use: its block is an ancestor of the use
+        # the binding statement must dominate the use: its block encloses the use
         parent = self.unit.parent(node)
-        if parent is not None and parent not in ancestors:
+        if parent is None:
+            if self.scope is not None:
+                return None
+        elif not _contains(parent, use):
             return None
-        if parent is None and self.scope is not None:
-            return None
-        # the binding must not be inside a loop/branch the use is not in (covered above), and no
-        # binding of the name after the use inside a loop that contains both
-        for other, _ in entries:
-            if other is node or other is self.scope:
-                continue
-            if position(other) > use_pos:
-                for anc in ancestors:
-                    if isinstance(anc, _LOOPS) and anc in self.unit.ancestors(other):
+        # no re-binding later in a loop that contains the use (loop-carried values)
+        for anc in self.unit.ancestors(use):
+            if anc is self.scope:
+                break
+            if isinstance(anc, _LOOPS):
+                end = (anc.end_lineno or anc.lineno, anc.end_col_offset or 0)
+                for pos, other, _ in sorted_entries:
+                    if use_pos < pos <= end and other is not node:
                         return None
         return value
+
+
+def _contains(outer: ast.AST, inner: ast.AST) -> bool:
+    start = position(outer)
+    end = (getattr(outer, "end_lineno", None) or start[0], getattr(outer, "end_col_offset", None) or 0)
+    return start <= position(inner) and position(inner) < end
+
+
+_BINDS_AFTER = (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr)
+
+
+_BINDERS = (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.AsyncFor, ast.With, ast.AsyncWith, ast.NamedExpr)
+
+
+def scope_binders(unit: Unit) -> dict[int, list[ast.AST]]:
+    """Binding statements (assignments, for/with targets, walrus) grouped by the id of
+    their enclosing function (id(None) for module level), in source order; one pass."""
+    cached = unit.__dict__.get("_gg_binders")
+    if cached is None:
+        cached = {}
+        for node in unit.nodes_of(*_BINDERS):
+            cached.setdefault(id(unit.enclosing_function(node)), []).append(node)
+        unit.__dict__["_gg_binders"] = cached
+    return cached
+
+
+def named_calls(unit: Unit) -> list[tuple[ast.Call, str | None]]:
+    """Every call of the unit with its resolved qualified name, in source order (cached:
+    resolving names is the most repeated work of the GG5xx rules)."""
+    cached = unit.__dict__.get("_gg_named_calls")
+    if cached is None:
+        call_name = unit.module.call_name
+        cached = unit.__dict__["_gg_named_calls"] = [(c, call_name(c)) for c in unit.calls()]
+    return cached
+
+
+def calls_by_attr(unit: Unit, *names: str) -> list[ast.Call]:
+    """`<anything>.name(...)` calls for any of the names, in source order (index cached)."""
+    index = unit.__dict__.get("_gg_calls_by_attr")
+    if index is None:
+        index = {}
+        for call in unit.calls():
+            func = call.func
+            if isinstance(func, ast.Attribute):
+                index.setdefault(func.attr, []).append(call)
+        unit.__dict__["_gg_calls_by_attr"] = index
+    if len(names) == 1:
+        return list(index.get(names[0], ()))
+    found = [c for name in names for c in index.get(name, ())]
+    found.sort(key=lambda c: (c.lineno, c.col_offset))
+    return found
+
+
+def nn_bound_names(unit: Unit) -> frozenset[str]:
+    """Names assigned anywhere in the unit from a `torch.nn.*(...)` call (a cheap filter
+    before looking a callee up)."""
+    cached = unit.__dict__.get("_gg_nn_names")
+    if cached is None:
+        names = set()
+        for node in unit.nodes_of(ast.Assign, ast.AnnAssign):
+            value = node.value  # type: ignore[attr-defined]
+            if isinstance(value, ast.Call) and (unit.module.call_name(value) or "").startswith("torch.nn."):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]  # type: ignore[attr-defined]
+                names.update(t.id for t in targets if isinstance(t, ast.Name))
+        cached = unit.__dict__["_gg_nn_names"] = frozenset(names)
+    return cached
 
 
 def bindings(unit: Unit, scope: ast.AST | None) -> Bindings:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import insert_before_statement
 from gradguard.engine.index import Unit
-from gradguard.engine.loops import BACKWARD, STEP, ZERO, callees_zero_grad, training_loops
+from gradguard.engine.loops import BACKWARD, STEP, ZERO, callees_zero_grad, loop_assigned, training_loops
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 
@@ -183,7 +183,7 @@ class MissingZeroGrad(Rule):
             if not backwards or not steps:
                 continue
             optimizer = steps[0].optimizer or "optimizer"
-            if optimizer.split(".", 1)[0] in loop.assigned:
+            if optimizer.split(".", 1)[0] in loop_assigned(unit, loop):
                 continue  # a new optimizer (and usually a new model) every iteration
             if callees_zero_grad(unit, loop):
                 continue

@@ -9,6 +9,7 @@ from gradguard.engine.finding import Applicability, Finding, TextEdit
 from gradguard.engine.index import Unit, keyword
 from gradguard.engine.loops import block_of, enclosing_loop, position, retains_graph, scope_flow
 from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.shapes import calls_by_attr
 
 _ERROR = "Trying to backward through the graph a second time"
 
@@ -153,7 +154,7 @@ class BackwardTwice(Rule):
     def check(self, unit: Unit) -> Iterator[Finding]:
         by_scope: dict[int, list[ast.Call]] = {}
         scopes: dict[int, ast.AST | None] = {}
-        for call in unit.method_calls("backward"):
+        for call in calls_by_attr(unit, "backward"):
             scope = unit.enclosing_function(call)
             by_scope.setdefault(id(scope), []).append(call)
             scopes[id(scope)] = scope

@@ -10,6 +10,7 @@ from gradguard.engine.fixes import replace_node
 from gradguard.engine.index import Unit, dotted_name
 from gradguard.engine.loops import DETACHING, enclosing_loop
 from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.shapes import calls_by_attr
 
 # calls that only read a number for logging
 _LOGGING = {
@@ -162,7 +163,7 @@ class LossAccumulatedWithGraph(Rule):
     def check(self, unit: Unit) -> Iterator[Finding]:
         backward_receivers: dict[int, set[str]] = {}  # loop id -> names backpropagated in it
         backpropagated: set[str] = set()  # names anything calls .backward() on
-        for call in unit.method_calls("backward"):
+        for call in calls_by_attr(unit, "backward"):
             receiver = call.func.value  # type: ignore[attr-defined]
             names = {n.id for n in ast.walk(receiver) if isinstance(n, ast.Name)}
             dotted = dotted_name(receiver)
@@ -222,16 +223,24 @@ def _reset_in_loop(loop: ast.AST, target: str) -> bool:
 def _only_logged(unit: Unit, node: ast.AugAssign, target: str) -> bool:
     """Is every other read of the target inside a print/logging call or an f-string?"""
     scope = unit.enclosing_function(node)
-    roots = [scope] if scope is not None else unit.nodes
-    for root in roots:
-        for sub in ast.walk(root):
-            if not isinstance(sub, (ast.Name, ast.Attribute)) or not isinstance(sub.ctx, ast.Load):
-                continue
-            if dotted_name(sub) != target:
-                continue
-            if not _in_logging_context(unit, sub):
-                return False
+    for sub in _reads(unit, target):
+        if unit.enclosing_function(sub) is scope and not _in_logging_context(unit, sub):
+            return False
     return True
+
+
+def _reads(unit: Unit, target: str) -> list[ast.AST]:
+    """Loads of a name or dotted attribute chain in the unit (index cached on the unit)."""
+    index = unit.__dict__.get("_gg405_reads")
+    if index is None:
+        index = {}
+        for sub in unit.nodes_of(ast.Name, ast.Attribute):
+            if isinstance(sub.ctx, ast.Load):  # type: ignore[attr-defined]
+                dotted = dotted_name(sub)
+                if dotted is not None:
+                    index.setdefault(dotted, []).append(sub)
+        unit.__dict__["_gg405_reads"] = index
+    return index.get(target, [])
 
 
 def _in_logging_context(unit: Unit, node: ast.AST) -> bool:

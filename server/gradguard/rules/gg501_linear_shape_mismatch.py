@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from gradguard.engine.finding import Finding
 from gradguard.engine.index import Unit, keyword, self_attribute, self_name
 from gradguard.engine.rule import Invalid, Rule, Valid
-from gradguard.engine.shapes import bindings, inference
+from gradguard.engine.shapes import bindings, inference, nn_bound_names
 
 _LINEAR = {"torch.nn.Linear", "torch.nn.modules.linear.Linear"}
 _RESHAPES = {"view", "reshape", "flatten"}
@@ -142,6 +142,11 @@ class LinearShapeMismatch(Rule):
                 continue
             func = call.func
             ctor = None
+            if isinstance(func, ast.Attribute):
+                if not isinstance(func.value, ast.Name):
+                    continue
+            elif not (isinstance(func, ast.Name) and func.id in nn_bound_names(unit)):
+                continue
             scope = unit.enclosing_function(call)
             if isinstance(func, ast.Attribute) and scope is not None:
                 attr = self_attribute(func, self_name(scope) or "self")
@@ -155,7 +160,7 @@ class LinearShapeMismatch(Rule):
                             if info.kind == "layer" and info.ctor in _LINEAR and isinstance(info.value, ast.Call)
                         }
                     ctor = layers.get(attr)  # type: ignore[arg-type]
-            elif isinstance(func, ast.Name):
+            elif isinstance(func, ast.Name) and func.id in nn_bound_names(unit):
                 value = bindings(unit, scope).value_of(func.id, func)
                 if isinstance(value, ast.Call) and module.call_name(value) in _LINEAR:
                     ctor = value

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from gradguard.engine.finding import Finding, Severity
 from gradguard.engine.index import Unit
 from gradguard.engine.rule import Invalid, Rule, Valid
-from gradguard.engine.shapes import inference, matmul_mismatch
+from gradguard.engine.shapes import inference, matmul_mismatch, named_calls
 
 _FUNCTIONS = {"torch.matmul": "matmul", "torch.mm": "mm", "torch.bmm": "bmm"}
 
@@ -96,8 +96,7 @@ class MatmulShapeMismatch(Rule):
             assert isinstance(node, ast.BinOp)
             if isinstance(node.op, ast.MatMult):
                 yield from self._check(unit, infer, node, "matmul", node.left, node.right, "@")
-        for call in unit.calls():
-            name = unit.module.call_name(call)
+        for call, name in named_calls(unit):
             if name in _FUNCTIONS and len(call.args) == 2 and not call.keywords:
                 kind = _FUNCTIONS[name]
                 yield from self._check(unit, infer, call, kind, call.args[0], call.args[1], f"torch.{kind}")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.index import Unit
 from gradguard.engine.rule import Invalid, Rule, Valid
-from gradguard.engine.shapes import bindings, inference, resolve_view
+from gradguard.engine.shapes import bindings, calls_by_attr, inference, resolve_view
 
 _ERROR = "view size is not compatible with input tensor's size and stride"
 
@@ -130,7 +130,7 @@ class ViewAfterTranspose(Rule):
 
     def check(self, unit: Unit) -> Iterator[Finding]:
         infer = None
-        for call in unit.method_calls("view"):
+        for call in calls_by_attr(unit, "view"):
             if unit.module.call_name(call) is not None or not call.args or call.keywords:
                 continue
             func = call.func

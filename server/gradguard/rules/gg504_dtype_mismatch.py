@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import replace_node
-from gradguard.engine.index import Unit, self_attribute, self_name
+from gradguard.engine.index import Unit, dotted_name, self_attribute, self_name
 from gradguard.engine.rule import Invalid, Rule, Valid
-from gradguard.engine.shapes import F32, F64, bindings, inference
+from gradguard.engine.shapes import F32, F64, bindings, calls_by_attr, inference, named_calls, nn_bound_names
 
 # layer -> the error PyTorch raises for a float64 input (checked with torch 2.13)
 _LAYER_ERRORS = {
@@ -172,8 +172,7 @@ class DtypeMismatch(Rule):
         infer = inference(unit)
         converted = _converted_receivers(unit)
         class_layers: dict[int, dict[str, str]] = {}
-        for call in unit.calls():
-            name = module.call_name(call)
+        for call, name in named_calls(unit):
             func = call.func
             # float64 @ float32
             if name in ("torch.matmul", "torch.mm", "torch.bmm") and len(call.args) == 2:
@@ -211,6 +210,11 @@ class DtypeMismatch(Rule):
     def _layer_kind(self, unit: Unit, call: ast.Call, cache: dict, converted: set[str]) -> str | None:
         func = call.func
         module = unit.module
+        if isinstance(func, ast.Attribute):
+            if not isinstance(func.value, ast.Name):
+                return None
+        elif not (isinstance(func, ast.Name) and func.id in nn_bound_names(unit)):
+            return None
         scope = unit.enclosing_function(call)
         if isinstance(func, ast.Attribute) and scope is not None:
             me = self_name(scope) or "self"
@@ -226,7 +230,7 @@ class DtypeMismatch(Rule):
                     if info.kind == "layer"
                 }
             return layer_map.get(attr)  # type: ignore[arg-type]
-        if isinstance(func, ast.Name) and func.id not in converted:
+        if isinstance(func, ast.Name) and func.id not in converted and func.id in nn_bound_names(unit):
             value = bindings(unit, scope).value_of(func.id, func)
             return _layer_of(module, value)
         return None
@@ -248,10 +252,8 @@ def _layer_of(module, value) -> str | None:
 def _converted_receivers(unit: Unit) -> set[str]:
     """Dotted names on which `.double()`, `.to(...)`, `.type(...)`... is called anywhere:
     such modules may not be float32."""
-    from gradguard.engine.index import dotted_name
-
     names = set()
-    for call in unit.method_calls(*_CONVERTERS):
+    for call in calls_by_attr(unit, *_CONVERTERS):
         dotted = dotted_name(call.func.value)  # type: ignore[attr-defined]
         if dotted:
             names.add(dotted)
