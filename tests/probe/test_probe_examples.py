@@ -67,6 +67,7 @@ def test_inplace_error_points_at_the_forward_op(reports):
     assert "modified by an inplace operation" in message
     assert "`g = torch.sigmoid(self.proj(x))` (line 14)" in message
     assert "SigmoidBackward0" in message
+    assert "modified in place on line 15 (`g[g < 0.5] = 0`)" in message
     assert "inferred from self.proj = Linear(in_features=12)" in report.notes[0].summary
 
 

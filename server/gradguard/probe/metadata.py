@@ -6,6 +6,7 @@ They are not static rules (nothing in `gradguard.rules` can produce them), but
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable
 
 from gradguard.engine.finding import Finding, Severity
@@ -19,8 +20,10 @@ The probe builds the target from, in this order: a comment on the line(s) just a
 the class, its use elsewhere in the file (`Net(20, 5)`, `model(torch.randn(4, 20))`,
 also inside `if __name__ == "__main__":`), the constructor's defaults, and the first
 layer of `forward` (`nn.Linear.in_features`, `nn.Conv2d.in_channels`, `nn.Embedding`
-gets integer indices). When none of these is enough it says what it needs. The
-comment form:
+gets integer indices; a module without layers, its first parameter's shape). An
+inferred input is named in the probe's output, and when it does not fit `forward`
+the probe says so instead of reporting an error. When none of these is enough it
+says what it needs. The comment form (anywhere in the file when it names the class):
 
 ```python
 # gradguard: probe Net(20, 5) input=(4, 20)
@@ -29,8 +32,9 @@ class Net(nn.Module):
 ```
 
 `input=(4, 20)` is one float tensor of that shape; `input=[(4, 20), (4, 3)]` passes
-two; `input=long(4, 10, high=100)` passes integer indices below `high`; any other
-expression (`input=torch.randn(2, 3, 8, 8)`) is evaluated in the file's namespace.
+two; `input=long(4, 10, high=100)` passes integer indices below `high`; a number
+(`input=[(3, 3), 0.5]`) is passed as it is; any other expression
+(`input=torch.randn(2, 3, 8, 8)`) is evaluated in the file's namespace.
 """
 
 
@@ -48,16 +52,19 @@ class NoGradient(_ProbeCode):
     message = "Parameter gets no gradient"
     severity = Severity.WARNING
     explanation = (
-        """
+        textwrap.dedent(
+            """
     The probe builds the module, runs one small seeded forward pass on CPU, reduces
     every floating-point output to a scalar with fixed random weights (so that a
     softmax or normalised output does not cancel out) and calls `backward()`. A
     parameter whose `.grad` is still `None` afterwards is not connected to the
     output: the layer is never called in `forward`, its result is thrown away, or the
-    path is cut by `.detach()`, `.data`, `torch.no_grad()`, `.item()`/`.tolist()` or a
-    conversion to NumPy. A `.grad` of all zeros (confirmed with two more seeds) means
-    the parameter is in the graph but its gradient is always zero, for example
-    because it only feeds a comparison or an integer cast.
+    path is cut by `.detach()`, `.data`, code under `torch.no_grad()`, `.item()` /
+    `.tolist()`, or an operation that has no gradient (a comparison such as
+    `x > self.threshold`, `argmax`, a cast to an integer type). A `.grad` of all zeros
+    (confirmed with two more inputs) means the parameter is in the graph but its
+    gradient is always zero, for example because it only passes through a ReLU that
+    is never active.
 
     Such a parameter never learns: an optimizer skips parameters whose `.grad` is
     `None`, and a zero gradient leaves it unchanged (except for weight decay). The
@@ -67,6 +74,7 @@ class NoGradient(_ProbeCode):
     Parameters with `requires_grad=False` (frozen on purpose) are not reported, nor
     are layers that `forward` does not use but another method of the class does.
     """
+        )
         + _COMMENT_HELP
     )
 
@@ -78,7 +86,8 @@ class ProbeError(_ProbeCode):
     message = "The probe's run raised an exception"
     severity = Severity.ERROR
     explanation = (
-        """
+        textwrap.dedent(
+            """
     The probe ran the code with torch and it failed. The finding is placed on the
     deepest line of *your* file in the traceback, with PyTorch's own message. For
     errors raised during `backward()` ("one of the variables needed for gradient
@@ -92,9 +101,13 @@ class ProbeError(_ProbeCode):
     exceeded the time or memory limit, or the process died.
 
     The probe runs in a separate process with a time limit (default 20 s) and an
-    address-space limit (default 4 GB; importing torch alone needs about 0.6 GB of
-    address space), and in the editor only in trusted workspaces.
+    address-space limit (default 4 GB, at least 768 MB: importing torch 2.13 alone
+    needs about 0.5 GB of address space), and in the editor only in trusted
+    workspaces. Your file's definitions run (imports, classes, functions, constants),
+    its script part does not: no `if __name__ == "__main__":` block, no top-level
+    calls or loops.
     """
+        )
         + _COMMENT_HELP
     )
 
@@ -106,7 +119,8 @@ class GradcheckMismatch(_ProbeCode):
     message = "backward() does not match the numerical gradient"
     severity = Severity.ERROR
     explanation = (
-        """
+        textwrap.dedent(
+            """
     For every `torch.autograd.Function` subclass, the probe runs
     `torch.autograd.gradcheck` in float64 on small random inputs (shape (3, 3) for
     each tensor argument unless the file or a probe comment says otherwise). When the
@@ -117,7 +131,13 @@ class GradcheckMismatch(_ProbeCode):
     A `backward` that returns the wrong number of gradients, or a gradient of the
     wrong shape, is reported the same way (PyTorch raises "returned an incorrect
     number of gradients" / "returned an invalid gradient at index N").
+
+    Two kinds of Function are deliberately not differentiable and are not reported:
+    straight-through estimators (forward is piecewise constant, like `round` or
+    `sign`, so finite differences are zero) and gradient reversal/scaling layers
+    (forward returns its input unchanged and backward changes the gradient).
     """
+        )
         + _COMMENT_HELP
     )
 

@@ -230,12 +230,14 @@ def _add_result(report: ProbeReport, planned: FileTargets, target: Target, resul
         anomaly = error.get("anomaly")
         if anomaly and anomaly.get("line"):
             line = anomaly["line"]
-            code = planned.source.line_text(line).strip()
+            code = _statement_text(planned, line)
+            later = _later_inplace_write(planned, line)
+            where = f" on line {later[0]} (`{later[1]}`)" if later else " afterwards"
             text = (
                 f"{error.get('type', 'RuntimeError')} in the backward pass of {_describe_target(target, result)}: "
                 f"{_torch_message(error.get('message', ''))}. The result of `{code}` (line {line}) is saved for "
-                f"backward by {anomaly.get('node') or 'its backward'} and is modified in place afterwards; make "
-                f"that later write out of place (e.g. `torch.where`, `masked_fill`, `clamp`)."
+                f"backward by {anomaly.get('node') or 'its backward'} and is modified in place{where}; make "
+                f"that write out of place (e.g. `torch.where`, `masked_fill`, `clamp`)."
             )
             report.findings.append(_finding(ProbeError, planned, _line_range(planned, line), text))
         else:
@@ -247,6 +249,67 @@ def _add_result(report: ProbeReport, planned: FileTargets, target: Target, resul
     elif status in ("grad-count", "grad-shape", "mismatch"):
         report.findings.append(_gradcheck_finding(planned, target, result))
     note.summary = _summary(target, result, reported)
+
+
+def _later_inplace_write(planned: FileTargets, line: int) -> tuple[int, str] | None:
+    """After `g = op(...)` on `line`, the first in-place write to `g` in the same function:
+    `g[...] = v`, `g += v`, `g.add_(...)`, `g.data = ...`."""
+    for node in ast.walk(planned.tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if not (node.lineno <= line <= (node.end_lineno or node.lineno)):
+            continue
+        assigned = [
+            s for s in ast.walk(node)
+            if isinstance(s, ast.Assign) and s.lineno == line and len(s.targets) == 1
+            and isinstance(s.targets[0], ast.Name)
+        ]
+        if not assigned:
+            continue
+        name = assigned[0].targets[0].id  # type: ignore[union-attr]
+        writes = []
+        for stmt in ast.walk(node):
+            if not isinstance(stmt, ast.stmt) or stmt.lineno <= line:
+                continue
+            hit = False
+            if isinstance(stmt, ast.Assign):
+                hit = any(
+                    isinstance(t, (ast.Subscript, ast.Attribute)) and _root_name(t) == name for t in stmt.targets
+                )
+                if any(isinstance(t, ast.Name) and t.id == name for t in stmt.targets):
+                    writes.append((stmt.lineno, None))  # rebound: later writes are to something else
+                    continue
+            elif isinstance(stmt, ast.AugAssign):
+                hit = _root_name(stmt.target) == name
+            elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+                func = stmt.value.func
+                hit = (
+                    isinstance(func, ast.Attribute) and func.attr.endswith("_") and not func.attr.endswith("__")
+                    and _root_name(func.value) == name
+                )
+            if hit:
+                writes.append((stmt.lineno, planned.source.segment(stmt).splitlines()[0]))
+        writes.sort(key=lambda w: w[0])
+        if writes and writes[0][1] is not None:
+            return writes[0]  # type: ignore[return-value]
+        return None
+    return None
+
+
+def _statement_text(planned: FileTargets, line: int) -> str:
+    """The code of the statement starting on `line`, without its comment."""
+    for node in ast.walk(planned.tree):
+        if isinstance(node, ast.stmt) and node.lineno == line and not isinstance(
+            node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For, ast.While, ast.With, ast.Try)
+        ):
+            return planned.source.segment(node).splitlines()[0]
+    return planned.source.line_text(line).strip()
+
+
+def _root_name(node: ast.AST) -> str | None:
+    while isinstance(node, (ast.Subscript, ast.Attribute)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
 
 
 def _guess_stage(error: dict) -> str:

@@ -3,8 +3,9 @@
 * the child gets its own session (process group), so a timeout or a cancel kills it
   and everything it started (`os.killpg`);
 * the address-space limit is set by the child itself before torch is imported
-  (`resource.setrlimit(RLIMIT_AS)`); importing torch 2.13 (CPU) needs about 520 MB of
-  address space, so limits below ~768 MB make every probe fail;
+  (`resource.setrlimit(RLIMIT_AS)`); importing torch 2.13 (CPU) peaks at about 520 MB of
+  address space (measured: a 512 MB limit still imports it, 384 MB does not), so the
+  limit is never set below 768 MB;
 * the child's stdout and stderr (the user's prints) are read incrementally and only a
   bounded tail is kept, so printing 100 MB costs nothing;
 * results come through a separate events file, never through stdout, so user prints
