@@ -387,3 +387,21 @@ def test_gg203_old_variable_api_and_named_parameters():
     assert [f.line for f in found] == [6, 8]
     assert "a parameter" in found[1].message
     assert found[1].fix.applicability.value == "safe"
+
+
+def test_gg201_names_a_requires_grad_tensor_on_self_a_leaf_tensor():
+    code = """
+        import torch
+        import torch.nn as nn
+
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.w = torch.zeros(3, requires_grad=True)
+
+            def forward(self, x):
+                self.w.add_(x)
+                return self.w
+        """
+    (finding,) = findings(code, "GG201")
+    assert "leaf tensor `self.w`" in finding.message

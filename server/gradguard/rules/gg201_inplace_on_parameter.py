@@ -112,7 +112,7 @@ class InplaceOnParameter(Rule):
     name = "inplace-on-parameter"
     summary = "In-place change of an `nn.Parameter` in `forward`: PyTorch raises the leaf in-place error."
     message = (
-        "In-place {what} on parameter `{target}` in `{method}`: PyTorch raises "
+        "In-place {what} on {kind} `{target}` in `{method}`: PyTorch raises "
         '"{error}" whenever this runs with gradients enabled{hint}'
     )
     explanation = """
@@ -402,8 +402,10 @@ class InplaceOnParameter(Rule):
                         local, build = edit
                         hint = f"; compute `{local} = ...` out of place instead"
                         fix = self.make_fix(f"Compute `{local}` out of place", build)
+                info = attributes.get(target.split(".")[1])
+                kind = "leaf tensor" if info is not None and info.kind == "grad_tensor" else "parameter"
                 message = self.message.format(
-                    what=what, target=target, method=func.name, error=error, hint=hint
+                    what=what, kind=kind, target=target, method=func.name, error=error, hint=hint
                 )
                 yield self.finding(unit, node, message, fix=fix)
 
