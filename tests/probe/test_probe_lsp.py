@@ -56,7 +56,7 @@ def make_client() -> LanguageClient:
 async def start(client: LanguageClient, root, trusted: bool) -> None:
     await client.initialize_session(
         types.InitializeParams(
-            capabilities=types.ClientCapabilities(),
+            capabilities=types.ClientCapabilities(window=types.WindowClientCapabilities(work_done_progress=True)),
             root_uri=root.as_uri(),
             initialization_options={"workspaceTrusted": trusted, "settings": {"debounceMs": 0}},
         )
@@ -216,7 +216,8 @@ class Spinner(nn.Module):
 """
 
 
-async def test_cancel_kills_the_probe_and_its_children(client: LanguageClient):
+@pytest.mark.parametrize("how", ["command", "progress"])
+async def test_cancel_kills_the_probe_and_its_children(client: LanguageClient, how: str):
     from .conftest import process_gone
 
     root = client.root  # type: ignore[attr-defined]
@@ -227,11 +228,18 @@ async def test_cancel_kills_the_probe_and_its_children(client: LanguageClient):
     running = asyncio.ensure_future(run_probe(client, uri, "Spinner"))
     await wait_until(lambda: pid_file.exists() and len(pid_file.read_text().split()) == 2, timeout=60)
     pids = [int(p) for p in pid_file.read_text().split()]
-    cancelled = await client.workspace_execute_command_async(
-        types.ExecuteCommandParams(command="gradguard.cancelProbe", arguments=[uri])
-    )
-    assert cancelled is True
+    # the run shows as a cancellable progress in the editor
+    (token,) = [t for t, values in client.progress_reports.items() if values and values[0].cancellable]
+    assert client.progress_reports[token][0].title == "gradguard: probing Spinner"
+    if how == "command":
+        cancelled = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="gradguard.cancelProbe", arguments=[uri])
+        )
+        assert cancelled is True
+    else:  # the cancel button of the editor's progress notification
+        client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
     result = await asyncio.wait_for(running, timeout=10)
     assert result == {"ran": False, "reason": "cancelled"}
     await wait_until(lambda: all(process_gone(p) for p in pids), timeout=10)
     assert probe_diagnostics(client, uri) == []
+    await wait_until(lambda: client.progress_reports[token][-1].kind == "end")

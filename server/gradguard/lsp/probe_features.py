@@ -50,7 +50,8 @@ class ProbeState:
         # uri -> (content hash, {target: findings}) of what is shown now
         self.shown: dict[str, tuple[str, dict[str | None, list[Finding]]]] = {}
         self.running: dict[str, asyncio.Task] = {}
-        self.runs = 0  # probe subprocess runs started (tests check the cache with it)
+        self.runs = 0  # probe subprocess runs started
+        self.progress_count = 0
 
     def remember(self, key: tuple[str, str, str | None], findings: list[Finding]) -> None:
         self.cache[key] = findings
@@ -200,6 +201,7 @@ async def run_probe_command(ls: Any, state: ProbeState, args: tuple) -> dict:
             )
         )
         state.running[uri] = task
+        token = await _begin_progress(ls, state, f"gradguard: probing {target or os.path.basename(path)}", task)
         try:
             report = await task
         except asyncio.CancelledError:
@@ -220,6 +222,7 @@ async def run_probe_command(ls: Any, state: ProbeState, args: tuple) -> dict:
         finally:
             if state.running.get(uri) is task:
                 del state.running[uri]
+            _end_progress(ls, token, task)
         if report.error:
             _show(ls, f"gradguard: {report.error}", types.MessageType.Warning)
             return {"ran": False, "reason": report.error}
@@ -254,6 +257,46 @@ async def run_probe_command(ls: Any, state: ProbeState, args: tuple) -> dict:
         "notes": notes,
         "seconds": round(seconds, 3),
     }
+
+
+async def _begin_progress(ls: Any, state: ProbeState, title: str, task: asyncio.Task) -> str | None:
+    """A cancellable work-done progress when the client supports it: the editor shows the
+    run, and its cancel button kills the probe (window/workDoneProgress/cancel)."""
+    capabilities = getattr(getattr(ls, "client_capabilities", None), "window", None)
+    if not getattr(capabilities, "work_done_progress", False):
+        return None
+    state.progress_count += 1
+    token = f"gradguard-probe-{state.progress_count}"
+    progress = ls.work_done_progress
+    try:
+        await asyncio.wait_for(progress.create_async(token), timeout=5)
+        progress.begin(token, types.WorkDoneProgressBegin(title=title, cancellable=True))
+    except Exception as exc:  # noqa: BLE001 - progress is a nicety; the probe runs anyway
+        log.info("work done progress unavailable: %s", exc)
+        progress.tokens.pop(token, None)
+        return None
+    future = progress.tokens.get(token)
+    if future is not None:
+        loop = asyncio.get_running_loop()
+
+        def cancelled(done) -> None:
+            if done.cancelled() and not task.done():
+                loop.call_soon_threadsafe(task.cancel)
+
+        future.add_done_callback(cancelled)
+    return token
+
+
+def _end_progress(ls: Any, token: str | None, task: asyncio.Task) -> None:
+    if token is None:
+        return
+    progress = ls.work_done_progress
+    try:
+        message = "cancelled" if task.cancelled() else "done"
+        progress.end(token, types.WorkDoneProgressEnd(message=message))
+    except Exception as exc:  # noqa: BLE001
+        log.info("work done progress end failed: %s", exc)
+    progress.tokens.pop(token, None)
 
 
 def register(server: Any) -> ProbeState:
