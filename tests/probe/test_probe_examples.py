@@ -171,3 +171,17 @@ def test_explain_probe_codes():
         rule = rule_class(code.lower())
         assert rule is not None and rule.full_explanation().startswith(f"## {code} ")
         assert code not in all_rules()  # not a static rule: the analyzer never runs it
+
+
+def test_interpreter_without_torch_is_explained(tmp_path):
+    # an interpreter that cannot import torch: this Python without its site-packages
+    fake = tmp_path / "python-without-torch"
+    fake.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+    fake.chmod(0o755)
+    result = subprocess.run(
+        [sys.executable, "-m", "gradguard", "probe", "--python", str(fake), str(EXAMPLES / "unused_layer.py")],
+        capture_output=True, text=True, env=probe_env(), timeout=60,
+    )
+    assert result.returncode == 2
+    assert "the probe needs torch, but" in result.stderr
+    assert "No module named 'torch'" in result.stderr

@@ -77,6 +77,13 @@ async def probe_source(
         run = await run_sandboxed(plan, python=python, timeout=timeout, memory_mb=memory_mb, cwd=cwd)
         report.seconds += run.seconds
         report.output_tail = run.output_tail
+        no_torch = next((e for e in run.events if e.get("event") == "no-torch"), None)
+        if no_torch is not None:
+            report.error = (
+                f"the probe needs torch, but {no_torch.get('python')} cannot import it ({no_torch.get('message')}); "
+                f"choose the interpreter that has torch (--python, or the editor's Python interpreter)"
+            )
+            return report
         load_error = next((e for e in run.events if e.get("event") == "load-error"), None)
         if load_error is not None:
             report.findings.append(_error_finding(planned, pending[0], load_error["error"], "while running the file's "

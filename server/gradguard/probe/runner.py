@@ -812,7 +812,12 @@ def main(argv: list[str]) -> int:
     emit({"event": "stage", "target": "", "stage": "import torch"})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import torch
+        try:
+            import torch
+        except ImportError as exc:
+            emit({"event": "no-torch", "python": sys.executable, "message": f"{type(exc).__name__}: {exc}"})
+            emit({"event": "done"})
+            return 0
     torch.set_num_threads(1)
     if timeout > 0:
         signal.alarm(int(timeout) + 15)  # backstop if the parent dies without killing us
