@@ -115,3 +115,62 @@ def test_gg602_direct_forward_bypasses_custom_backward():
     assert torch.equal(ns["x"].grad, torch.zeros(4))
     fixed = run(inv.fixed, "y.sum().backward()")
     assert torch.equal(fixed["x"].grad, torch.ones(4))
+
+
+def _load_example(name: str) -> dict:
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / name
+    namespace = {"__name__": "__gradguard_example__"}
+    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)
+    return namespace
+
+
+def test_training_loops_gallery_behaves_as_documented():
+    ns = _load_example("training_loops.py")
+    torch.manual_seed(0)
+    loader = ns["make_data"]()
+    with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
+        ns["two_heads"](loader)
+    encoder, head = torch.nn.Linear(8, 4), torch.nn.Linear(4, 1)
+    with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
+        ns["refit_cached_features"](encoder, head, torch.randn(16, 8), torch.randn(16, 1))
+    model = torch.nn.Linear(8, 1)
+    before = model.weight.detach().clone()
+    ns["train_zeroing_too_late"](model, loader)
+    assert torch.equal(model.weight, before)
+    ns["two_heads_correctly"](loader)
+    ns["train_gan"](torch.nn.Linear(16, 8), torch.nn.Linear(8, 1), loader)
+
+
+def test_shapes_and_dtypes_gallery_raises_as_documented():
+    ns = _load_example("shapes_and_dtypes.py")
+    with pytest.raises(RuntimeError, match=r"mat1 and mat2 shapes cannot be multiplied \(\d+x320 and 500x50\)"):
+        ns["MnistHead"]()(torch.randn(2, 1, 28, 28))
+    with pytest.raises(RuntimeError, match=r"mat1 and mat2 shapes cannot be multiplied \(4x6 and 4x3\)"):
+        ns["project"]()
+    with pytest.raises(RuntimeError, match="view size is not compatible with input tensor's size and stride"):
+        ns["merge_heads"](torch.randn(2, 4, 5, 8), 2)
+    for name in ("fit_numpy_data", "double_features"):
+        with pytest.raises(RuntimeError, match="mat1 and mat2 must have the same dtype"):
+            ns[name]()
+    assert ns["MnistHeadFixed"]()(torch.randn(2, 1, 28, 28)).shape == (2, 50)
+    assert ns["project_fixed"]().shape == (4, 3)
+    assert ns["merge_heads_fixed"](torch.randn(2, 4, 5, 8), 2, 5).shape == (2, 5, 32)
+    assert ns["fit_numpy_data_fixed"]().dtype == torch.float32
+
+
+def test_custom_functions_gallery_behaves_as_documented():
+    ns = _load_example("custom_functions.py")
+    x = torch.randn(5, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"ScaledTanhBackward returned an incorrect number of gradients \(expected 2, got 1\)"):
+        ns["ScaledTanh"].apply(x, 2.0).sum().backward()
+    with pytest.raises(RuntimeError, match="Legacy autograd function with non-static forward method is deprecated"):
+        ns["quantize"](x)
+    # calling forward directly: sign() has zero gradient, the straight-through backward is unused
+    y = ns["StraightThrough"].forward(None, x)
+    y.sum().backward()
+    assert torch.equal(x.grad, torch.zeros(5))
+    ok = torch.randn(4, requires_grad=True)
+    ns["Exp"].apply(ok).sum().backward()
+    assert torch.allclose(ok.grad, ok.exp())

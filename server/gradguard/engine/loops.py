@@ -365,6 +365,13 @@ def loop_level_statement(unit: Unit, node: ast.AST, loop: ast.AST) -> ast.stmt |
 
 # -- data flow for GG404 / GG405 ------------------------------------------------------------
 
+# nn.Module methods that do not run a forward pass
+_MODULE_METHODS = {
+    "parameters", "named_parameters", "buffers", "named_buffers", "children", "named_children", "modules",
+    "named_modules", "state_dict", "load_state_dict", "train", "eval", "to", "cuda", "cpu", "half", "float",
+    "double", "zero_grad", "apply", "requires_grad_", "register_buffer", "register_parameter", "add_module",
+    "register_forward_hook", "register_full_backward_hook", "get_submodule", "get_parameter", "extra_repr",
+}
 # names of parameters / variables that conventionally hold an nn.Module
 _MODEL_WORDS = ("model", "net", "encoder", "decoder", "generator", "discriminator", "critic", "actor", "policy")
 # method calls whose result no longer carries the autograd graph
@@ -513,9 +520,12 @@ class ScopeFlow:
 
     def _is_module_call(self, func: ast.AST) -> bool:
         if isinstance(func, ast.Name):
-            return func.id in self.modules or func.id in self.unit.module.grad_leaves and False
-        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
-            return func.attr in self._layers_of_self()
+            return func.id in self.modules
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            if func.value.id == "self":
+                return func.attr in self._layers_of_self()
+            # `model.encoder(x)` / `model.forward(x)`: a submodule of a known module
+            return func.value.id in self.modules and func.attr not in _MODULE_METHODS
         return False
 
     def _layers_of_self(self) -> set[str]:
