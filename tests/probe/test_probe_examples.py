@@ -14,7 +14,9 @@ from .conftest import EXAMPLES, probe_env, run_probes
 
 pytestmark = pytest.mark.torch
 
-EXAMPLE_FILES = ["unused_layer", "detached_branch", "inplace_error", "custom_functions", "errors", "gradient_stops"]
+EXAMPLE_FILES = [
+    "unused_layer", "detached_branch", "inplace_error", "custom_functions", "errors", "gradient_stops", "correct_models",
+]
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +122,18 @@ def test_where_gradients_stop(reports):
     for quiet in ("Softmaxed", "Frozen", "Gen"):
         assert notes[quiet].endswith("0 without gradient"), notes[quiet]
     assert any("`self.critic` is used by `score` instead (not reported)" in n.summary for n in report.notes)
+
+
+def test_quiet_on_correct_models(reports):
+    report = reports["correct_models"]
+    assert report.findings == []
+    probed = {n.name: n.summary for n in report.notes}
+    assert set(probed) == {
+        "LeNet", "TextLSTM", "VAE", "Block", "Encoder", "Attn", "Gated", "MixtureOfExperts", "Classifier", "PosEmb",
+    }
+    assert all("trainable parameters checked, 0 without gradient" in s for s in probed.values()), probed
+    assert "input (4, 1, 32, 32) (inferred from self.conv1 = Conv2d(in_channels=1))" in probed["LeNet"]
+    assert "input long(4, 8, high=100)" in probed["TextLSTM"]
 
 
 def test_wall_time_per_example(reports):

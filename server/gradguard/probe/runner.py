@@ -251,8 +251,13 @@ def first_layer_inputs(model, attr: str | None, torch) -> tuple[list[dict], str]
             return parameter_inputs(model)
         where = f"self.{children[0][0]}"
         layer = children[0][1]
-    while isinstance(layer, (nn.Sequential, nn.ModuleList)) and len(layer) > 0:
-        layer = layer[0]
+    while True:
+        if isinstance(layer, (nn.Sequential, nn.ModuleList)) and len(layer) > 0:
+            layer = layer[0]
+        elif isinstance(layer, nn.TransformerEncoder) and len(layer.layers) > 0:
+            layer = layer.layers[0]
+        else:
+            break
     name = type(layer).__name__
 
     def shape(*dims):
@@ -281,10 +286,11 @@ def first_layer_inputs(model, attr: str | None, torch) -> tuple[list[dict], str]
         return shape(BATCH, layer.num_features, 8, 8), f"{where} = BatchNorm2d({layer.num_features})"
     if isinstance(layer, nn.LayerNorm):
         return shape(BATCH, *layer.normalized_shape), f"{where} = LayerNorm({tuple(layer.normalized_shape)})"
-    if isinstance(layer, nn.TransformerEncoderLayer):
-        d = layer.self_attn.embed_dim
-        dims = (BATCH, 8, d) if layer.self_attn.batch_first else (8, BATCH, d)
-        return shape(*dims), f"{where} = TransformerEncoderLayer(d_model={d})"
+    if isinstance(layer, (nn.TransformerEncoderLayer, nn.MultiheadAttention)):
+        attention = layer if isinstance(layer, nn.MultiheadAttention) else layer.self_attn
+        d = attention.embed_dim
+        dims = (BATCH, 8, d) if attention.batch_first else (8, BATCH, d)
+        return shape(*dims), f"{where} = {name}(embed_dim={d}, batch_first={attention.batch_first})"
     raise CannotBuild(f"its first layer ({where}, a {name}) does not tell the input shape")
 
 
