@@ -314,6 +314,8 @@ class GradguardServer(LanguageServer):
                 self.log_to_client(warning, types.MessageType.Warning)
 
     def set_settings(self, raw: Any, folder: str | None = None) -> None:
+        if isinstance(raw, dict) and set(raw) == {"gradguard"} and isinstance(raw["gradguard"], dict):
+            raw = raw["gradguard"]  # the whole configuration object instead of its section
         settings = parse_settings(raw)
         self._warn_settings(settings)
         if folder:
@@ -785,6 +787,15 @@ async def did_change_configuration(ls: GradguardServer, params: types.DidChangeC
         "enable", "select", "ignore", "severity", "lintOnChange", "debounceMs", "probe"
     }:
         ls.set_settings(settings)  # some clients send the section's content directly
+    ls.projects.invalidate()
+    ls.reanalyse_all()
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+async def did_change_workspace_folders(ls: GradguardServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
+    for removed in params.event.removed or ():
+        ls._folder_settings.pop(removed.uri, None)
+    await pull_configuration(ls)
     ls.projects.invalidate()
     ls.reanalyse_all()
 
