@@ -4,7 +4,6 @@ import ast
 import textwrap
 
 import pytest
-
 from gradguard.engine import dataflow as df
 from gradguard.engine.index import ModuleContext, Unit, split_units
 from gradguard.engine.source import SourceFile

@@ -5,7 +5,6 @@ from `.parameters()`, weights re-created on every call, all-zero or absent gradi
 flag that does not change) is checked here by running the example's own code."""
 
 import pytest
-
 from gradguard.engine.rule import rule_class
 
 torch = pytest.importorskip("torch")

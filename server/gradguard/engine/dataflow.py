@@ -26,7 +26,7 @@ at that point of the function.
 from __future__ import annotations
 
 import ast
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from gradguard.engine.index import (
     FunctionNode,
@@ -136,7 +136,7 @@ def is_param_free_layer(qualname: str | None) -> bool:
 class Value:
     """An abstract value (immutable)."""
 
-    __slots__ = ("bits", "origins", "names", "saved", "is_list")
+    __slots__ = ("bits", "is_list", "names", "origins", "saved")
 
     def __init__(
         self,
@@ -175,10 +175,10 @@ class Value:
     def origins_of(self, kind: str) -> list[ast.AST]:
         return [o for o in self.origins if getattr(o, "gg_flow_kind", None) == kind]
 
-    def with_bits(self, bits: int) -> "Value":
+    def with_bits(self, bits: int) -> Value:
         return Value(bits, self.origins, self.names, None, self.is_list)
 
-    def tensor(self) -> "Value":
+    def tensor(self) -> Value:
         """The value as used in arithmetic: object kinds dropped."""
         if not self.bits & _OBJECT_BITS and self.saved is None:
             return self
@@ -670,7 +670,7 @@ class Flow:
                 return nondiff(args, call)
             if qual in _SAVES_OUTPUT_QUALNAMES:
                 return Value(args.bits, args.origins, args.names, call)
-            if qual.startswith("torch.optim") or qual.startswith("torch.utils"):
+            if qual.startswith(("torch.optim", "torch.utils")):
                 return Value(OBJ)
             if last[:1].isupper():
                 return Value(OBJ) if not args.bits & TRACKED else args
@@ -791,6 +791,33 @@ def _root(node: ast.AST) -> ast.AST:
     return node
 
 
+# -- cheap text pre-filters ---------------------------------------------------------------------
+def node_text(unit: Unit, node: ast.AST) -> str:
+    """The source lines a statement spans (a fast superset check before any walking)."""
+    cache = unit.__dict__.setdefault("_text_cache", {})
+    key = id(node)
+    text = cache.get(key)
+    if text is None:
+        start = getattr(node, "lineno", 1)
+        decorators = getattr(node, "decorator_list", None)
+        if decorators:
+            start = min(start, *(d.lineno for d in decorators))
+        end = getattr(node, "end_lineno", None) or start
+        text = cache[key] = "".join(unit.source.lines[start - 1 : end])
+    return text
+
+
+def unit_text(unit: Unit) -> str:
+    """The source lines of the unit (for a script unit, everything between its first and
+    last statement: a superset, which is all a pre-filter needs)."""
+    cache = unit.__dict__.get("_unit_text")
+    if cache is None:
+        first, last = unit.nodes[0], unit.nodes[-1]
+        start = min([first.lineno, *(d.lineno for d in getattr(first, "decorator_list", ()))])
+        cache = unit.__dict__["_unit_text"] = "".join(unit.source.lines[start - 1 : last.end_lineno or last.lineno])
+    return cache
+
+
 # -- access ------------------------------------------------------------------------------------
 def flow_of(unit: Unit, func: FunctionNode | None) -> Flow:
     """The (cached) flow of `func`, or of the unit's script statements when func is None."""
@@ -810,6 +837,8 @@ def value_at(unit: Unit, expr: ast.expr) -> Value:
 def backward_calls(unit: Unit) -> Iterator[tuple[ast.Call, Value]]:
     """`<x>.backward(...)` calls of the unit with the value of `<x>`. `backward` methods
     called on objects (`accelerator.backward(loss)`) are skipped."""
+    if ".backward(" not in unit_text(unit):
+        return
     for call in unit.method_calls("backward"):
         func = call.func
         assert isinstance(func, ast.Attribute)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import ast
+import re
 from typing import Iterator
 
-from gradguard.engine.dataflow import is_param_free_layer
+from gradguard.engine.dataflow import is_param_free_layer, node_text
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import nn_name, replace_node
-from gradguard.engine.index import Unit, creates_grad_leaf, keyword, self_attribute, self_name
+from gradguard.engine.index import Unit, creates_grad_leaf, keyword, self_attribute, self_name, walk
 from gradguard.engine.rule import Invalid, Rule, Valid
 
+# `requires_grad`, a container display/comprehension, or a container being filled
+_CANDIDATE_TEXT = re.compile(
+    r"requires_grad|self\.\w+\s*(:[^=\n]*)?=\s*[\[\(\{]|\.(append|extend|insert)\(|=\s*(list|dict)\(\)|\]\s*=[^=]"
+)
 _KIND_MODULE = "module"
 _KIND_PARAM = "param"
 _EMPTY_LIST_CALLS = {"list"}
@@ -264,7 +269,7 @@ class UnregisteredParameter(Rule):
     def check(self, unit: Unit) -> Iterator[Finding]:
         for cls in unit.module_classes():
             init = unit.methods(cls).get("__init__")
-            if init is not None:
+            if init is not None and _CANDIDATE_TEXT.search(node_text(unit, init)):
                 yield from self._check_init(unit, init)
 
     # -- one __init__ -----------------------------------------------------------------------------
@@ -274,18 +279,21 @@ class UnregisteredParameter(Rule):
         local_lists: dict[str, ast.expr] = {}  # name -> its empty-list value
         added: dict[str, set[str]] = {}  # "self.x" / "x" -> kinds of fresh objects put in it
         registered: set[str] = set()  # containers handed to a layer constructor
-        for node in ast.walk(init):
+        calls: list[ast.Call] = []
+        for node in _statements(init):
             if isinstance(node, (ast.For, ast.AsyncFor)) and _registers_in_body(node, me):
                 # `for i, layer in enumerate(self.layers): self.add_module(str(i), layer)`
-                for inner in ast.walk(node.iter):
+                for inner in walk(node.iter):
                     key = _container_key(inner, me)
                     if key:
                         registered.add(key)
-            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 value = node.value
                 if value is None:
                     continue
+                if isinstance(value, ast.Call):
+                    calls.extend(n for n in walk(value) if isinstance(n, ast.Call))
                 for target in targets:
                     attr = self_attribute(target, me)
                     if attr:
@@ -297,29 +305,31 @@ class UnregisteredParameter(Rule):
                         kind = self._fresh_kind(unit, value)
                         if key and kind:
                             added.setdefault(key, set()).add(kind)
-            elif isinstance(node, ast.Call):
-                func = node.func
-                if isinstance(func, ast.Attribute) and func.attr in ("append", "insert", "extend"):
-                    key = _container_key(func.value, me)
-                    if key and node.args:
-                        item = node.args[-1]
-                        kinds = (
-                            self._element_kinds(unit, item)
-                            if func.attr == "extend"
-                            else {k for k in [self._fresh_kind(unit, item)] if k}
-                        )
-                        if kinds:
-                            added.setdefault(key, set()).update(kinds)
-                elif (
-                    unit.module.is_layer_constructor(node)
-                    or unit.module.is_parameter_constructor(node)
-                    or (isinstance(func, ast.Attribute) and func.attr in _REGISTER_METHODS)
-                ):
-                    for arg in node.args:
-                        inner = arg.value if isinstance(arg, ast.Starred) else arg
-                        key = _container_key(inner, me)
-                        if key:
-                            registered.add(key)
+            elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+                calls.extend(n for n in walk(node.value) if isinstance(n, ast.Call))
+        for node in calls:
+            func = node.func
+            if isinstance(func, ast.Attribute) and func.attr in ("append", "insert", "extend"):
+                key = _container_key(func.value, me)
+                if key and node.args:
+                    item = node.args[-1]
+                    kinds = (
+                        self._element_kinds(unit, item)
+                        if func.attr == "extend"
+                        else {k for k in [self._fresh_kind(unit, item)] if k}
+                    )
+                    if kinds:
+                        added.setdefault(key, set()).update(kinds)
+            elif (
+                unit.module.is_layer_constructor(node)
+                or unit.module.is_parameter_constructor(node)
+                or (isinstance(func, ast.Attribute) and func.attr in _REGISTER_METHODS)
+            ):
+                for arg in node.args:
+                    inner = arg.value if isinstance(arg, ast.Starred) else arg
+                    key = _container_key(inner, me)
+                    if key:
+                        registered.add(key)
         for stmt, attr, value in assigns:
             key = f"{me}.{attr}"
             if key in registered:
@@ -475,9 +485,26 @@ def _container_key(node: ast.AST, me: str) -> str | None:
 _REGISTER_METHODS = ("add_module", "register_module", "register_parameter", "register_buffer")
 
 
+_BLOCK_FIELDS = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+def _statements(func: ast.AST) -> Iterator[ast.stmt]:
+    """Every statement of a function, nested blocks included (not nested defs/classes)."""
+    stack = list(reversed(func.body))  # type: ignore[attr-defined]
+    while stack:
+        stmt = stack.pop()
+        yield stmt
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        for field in _BLOCK_FIELDS:
+            block = getattr(stmt, field, None)
+            if block:
+                stack.extend(reversed(block))
+
+
 def _registers_in_body(loop: ast.AST, me: str) -> bool:
     for stmt in loop.body:  # type: ignore[attr-defined]
-        for node in ast.walk(stmt):
+        for node in walk(stmt):
             if not isinstance(node, ast.Call):
                 continue
             func = node.func

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ast
+import re
 from typing import Iterator
 
+from gradguard.engine.dataflow import node_text
 from gradguard.engine.finding import Finding
-from gradguard.engine.index import Unit, is_false, keyword, self_attribute, self_name
+from gradguard.engine.index import Unit, is_false, keyword, self_attribute, self_name, walk
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 # torch.nn layers that own parameters (by default).
@@ -21,6 +23,7 @@ LAYERS_WITH_PARAMETERS = frozenset(
     }
 )
 _AFFINE_KEYWORDS = ("affine", "elementwise_affine")
+_CTOR_TEXT = re.compile(r"Parameter\(|(" + "|".join(sorted(LAYERS_WITH_PARAMETERS)) + r")\(")
 
 
 class ParameterCreatedInForward(Rule):
@@ -129,9 +132,11 @@ class ParameterCreatedInForward(Rule):
         module = unit.module
         for cls in unit.module_classes():
             for func in unit.methods_reachable_from(cls, "forward"):
+                if not _CTOR_TEXT.search(node_text(unit, func)):
+                    continue
                 me = self_name(func) or "self"
                 in_forward = func.name == "forward"
-                for node in ast.walk(func):
+                for node in walk(func):
                     if not isinstance(node, ast.Call):
                         continue
                     ctor = module.call_name(node)
@@ -176,7 +181,7 @@ def _stored_on_self(unit: Unit, call: ast.Call, me: str) -> ast.stmt | None:
         func = unit.enclosing_function(call)
         if names and func is not None:
             # `new = nn.Embedding(...); ...; self.bias = new`: stored on the module later
-            for node in ast.walk(func):
+            for node in walk(func):
                 if (
                     isinstance(node, ast.Assign)
                     and isinstance(node.value, ast.Name)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ast
+import re
 from typing import Iterator
 
-from gradguard.engine.dataflow import SAVES_OUTPUT, describe, flow_of
+from gradguard.engine.dataflow import SAVES_OUTPUT, describe, flow_of, node_text, unit_text
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import replace_node
 from gradguard.engine.index import Unit
@@ -28,6 +29,8 @@ _AUG_OPS = {
 }
 _ATOMS = (ast.Name, ast.Attribute, ast.Call, ast.Subscript, ast.Constant)
 _MASK_OPS = (ast.BitAnd, ast.BitOr)
+# an in-place method call, an augmented assignment, or an item assignment
+_INPLACE_TEXT = re.compile(r"[a-z]_\(|[-+*/@%]=|\]\s*=[^=]")
 
 
 class InplaceOnSavedOutput(Rule):
@@ -184,14 +187,22 @@ class InplaceOnSavedOutput(Rule):
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
-        forward_funcs: set[int] = set()
-        for cls in unit.module_classes():
-            for func in unit.methods_reachable_from(cls, "forward"):
-                forward_funcs.add(id(func))
-        backward_funcs = {id(unit.enclosing_function(c)) for c in unit.method_calls("backward")}
-        candidates = {id(unit.enclosing_function(c)): unit.enclosing_function(c) for c in self._saving_calls(unit)}
+        candidates: dict[int, ast.AST | None] = {}
+        for call in self._saving_calls(unit):
+            func = unit.enclosing_function(call)
+            candidates.setdefault(id(func), func)
+        if not candidates:
+            return
+        has_backward = ".backward(" in unit_text(unit)
+        backward_funcs = (
+            {id(unit.enclosing_function(c)) for c in unit.method_calls("backward")} if has_backward else set()
+        )
         for key, func in candidates.items():
-            if key not in forward_funcs and key not in backward_funcs:
+            text = node_text(unit, func) if func is not None else unit_text(unit)
+            if not _INPLACE_TEXT.search(text):
+                continue
+            in_forward = func is not None and _reachable_from_forward(unit, func)
+            if not in_forward and key not in backward_funcs:
                 continue
             flow = flow_of(unit, func)
             for stmt, name, before in flow.inplace:
@@ -200,7 +211,7 @@ class InplaceOnSavedOutput(Rule):
                     continue
                 if _is_masked_assignment(stmt):
                     continue  # GG202 reports `y[y < t] = v`
-                if not _input_tracked(flow, saved, key in forward_funcs):
+                if not _input_tracked(flow, saved, in_forward):
                     continue
                 yield self._report(unit, stmt, name, saved)
 
@@ -240,6 +251,13 @@ class InplaceOnSavedOutput(Rule):
                 new = f"{name} = {name}.{_OUT_OF_PLACE[func.attr]}{args}"
                 fix = self.make_fix(f"Use `{name}.{_OUT_OF_PLACE[func.attr]}(...)`", [replace_node(unit, stmt, new)])
         return self.finding(unit, node, message, fix=fix)
+
+
+def _reachable_from_forward(unit: Unit, func: ast.AST) -> bool:
+    cls = unit.parent(func)
+    if not isinstance(cls, ast.ClassDef) or cls not in unit.module_classes():
+        return False
+    return any(f is func for f in unit.methods_reachable_from(cls, "forward"))
 
 
 def _is_masked_assignment(stmt: ast.AST) -> bool:

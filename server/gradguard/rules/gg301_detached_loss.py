@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ast
+import re
 from typing import Iterator
 
-from gradguard.engine.dataflow import CUT, backward_calls, describe, flow_of, forward_functions
+from gradguard.engine.dataflow import CUT, backward_calls, describe, flow_of, forward_functions, node_text
 from gradguard.engine.finding import Finding
 from gradguard.engine.index import Unit, keyword
 from gradguard.engine.rule import Invalid, Rule, Valid
+
+_CUT_TEXT = re.compile(r"detach|\.data\b|\.item\(|\.tolist\(|\.numpy\(|tensor\(|float\(|from_numpy")
 
 
 class DetachedLoss(Rule):
@@ -240,7 +243,7 @@ class DetachedLoss(Rule):
                 )
                 yield self.finding(unit, origin, message)
         for func in forward_functions(unit):
-            if unit.decorator_disables_grad(func):
+            if unit.decorator_disables_grad(func) or not _CUT_TEXT.search(node_text(unit, func)):
                 continue
             flow = flow_of(unit, func)
             for ret, value in flow.returns:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import re
 from typing import Iterator
 
+from gradguard.engine.dataflow import unit_text
 from gradguard.engine.finding import Applicability, Finding, TextEdit
 from gradguard.engine.index import Unit
 from gradguard.engine.rule import Invalid, Rule, Valid
@@ -26,6 +28,7 @@ TYPOS = frozenset(
         "requires_gard",
     }
 )
+_TYPO_TEXT = re.compile("|".join(sorted(TYPOS)))
 # methods of tensors that take `requires_grad=`
 _TENSOR_METHODS = frozenset({"new_tensor", "new_zeros", "new_ones", "new_empty", "new_full"})
 
@@ -136,6 +139,8 @@ class RequiresGradTypo(Rule):
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
+        if not _TYPO_TEXT.search(unit_text(unit)):
+            return
         module = unit.module
         for node in unit.nodes_of(ast.Attribute):
             assert isinstance(node, ast.Attribute)
@@ -146,7 +151,7 @@ class RequiresGradTypo(Rule):
                 continue  # an attribute of the project's own object
             if module.qualname(node) is not None and isinstance(base, ast.Name) and base.id in module.aliases:
                 continue  # `torch.xyz`-style module attribute, not a tensor
-            line, col, end_line, end_col = unit.node_range(node)
+            _, _, end_line, end_col = unit.node_range(node)
             start_col = end_col - len(node.attr)
             edit = TextEdit(end_line, start_col, end_line, end_col, "requires_grad")
             yield self._report(unit, node, node.attr, edit)

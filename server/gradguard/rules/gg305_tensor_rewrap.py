@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from typing import Iterator
 
-from gradguard.engine.dataflow import CUT_METHODS, INT_DTYPES, describe, flow_of
+from gradguard.engine.dataflow import CUT_METHODS, INT_DTYPES, describe, flow_of, unit_text
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import replace_node, torch_name
 from gradguard.engine.index import Unit, keyword
@@ -166,6 +166,9 @@ class TensorRewrap(Rule):
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
+        text = unit_text(unit)
+        if "tensor(" not in text and "Tensor(" not in text:
+            return
         module = unit.module
         for call in unit.calls():
             if len(call.args) != 1:
