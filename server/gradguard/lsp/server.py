@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import collections
 import concurrent.futures
 import dataclasses
 import logging
@@ -63,6 +64,7 @@ CMD_EXPLAIN = "gradguard.explainRule"
 CMD_FIX_ALL = "gradguard.fixAll"
 CMD_DEBUG_TEXT = "gradguard.debugDocumentText"
 CMD_SHOW_DOCS = "gradguard.showDocumentation"
+CMD_DEBUG_STATS = "gradguard.debugStats"
 
 _SEVERITY = {
     Severity.ERROR: types.DiagnosticSeverity.Error,
@@ -233,6 +235,8 @@ class GradguardServer(LanguageServer):
         self._loop_thread: int | None = None
         self._engine = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradguard-engine")
         self.timings: list[float] = []
+        # (uri, version, parse mode, lines re-parsed, analysis ms) of recent analyses
+        self.stats: collections.deque = collections.deque(maxlen=1000)
 
     # -- public API for other modules (probe features, tests) --------------------------------
     def settings_for(self, uri: str | None = None) -> Settings:
@@ -440,6 +444,9 @@ class GradguardServer(LanguageServer):
                 findings = []
         state.findings, state.lines, state.version, state.spans = findings, snap.lines, snap.version, snap.spans
         seconds = time.perf_counter() - started
+        parse = state.parser.stats
+        mode = "syntax-error" if syntax else parse.mode
+        self.stats.append((snap.key, snap.version, mode, parse.reparsed_lines, round(seconds * 1000, 3)))
         return AnalysisResult(snap, list(findings), rule_errors, syntax, seconds)
 
     @staticmethod
@@ -1193,6 +1200,18 @@ def debug_document_text(ls: GradguardServer, *args: Any) -> str | None:
     if not args or not isinstance(args[0], str):
         raise JsonRpcInvalidParams(f"{CMD_DEBUG_TEXT} expects a document uri")
     return ls.get_document_text(args[0])
+
+
+@server.command(CMD_DEBUG_STATS)
+def debug_stats(ls: GradguardServer, *args: Any) -> list[dict]:
+    """Recent analyses (for tests and benchmarks): how each version was parsed and how
+    long the engine took, optionally only for one uri."""
+    uri = args[0] if args and isinstance(args[0], str) else None
+    return [
+        {"uri": key, "version": version, "parse": mode, "reparsed_lines": lines, "analysis_ms": ms}
+        for key, version, mode, lines, ms in ls.stats
+        if uri is None or key == uri
+    ]
 
 
 @server.command(CMD_FIX_ALL)
