@@ -367,7 +367,8 @@ class InplaceOnParameter(Rule):
         if not classes:
             return
         # only in-place changes of `self.x` / `self.x.weight` can concern a parameter
-        changes = [c for c in inplace_changes(unit) if _on_self_attribute(c[1])]
+        aliases = unit.module.aliases
+        changes = [c for c in inplace_changes(unit) if _on_self_attribute(c[1], aliases)]
         if not changes or freezes_something(unit):
             return  # (`p.requires_grad = False` somewhere: we cannot tell which parameters)
         for cls in classes:
@@ -384,10 +385,10 @@ class InplaceOnParameter(Rule):
             }
             if not leaves and not layers:
                 continue
-            reachable = _grad_enabled_methods(unit, cls)
-            if not reachable:
-                continue
             sites = list(_mutations(unit, cls, changes, leaves, layers))
+            if not sites:
+                continue
+            reachable = _grad_enabled_methods(unit, cls)
             counts: dict[str, int] = {}
             for _, target, _, _, _ in sites:
                 counts[target] = counts.get(target, 0) + 1
@@ -433,21 +434,33 @@ def _created_frozen(info: AttributeInfo) -> bool:
 
 
 def _grad_enabled_methods(unit: Unit, cls: ast.ClassDef) -> set[FunctionNode]:
-    """`forward` and the methods it calls as `self.m(...)` with gradients enabled."""
-    methods = unit.methods(cls)
+    """`forward` and the methods it calls as `self.m(...)` with gradients enabled: the
+    engine's (cached) reachable set, minus methods reached only through calls under
+    `torch.no_grad()` or decorated with it."""
+    reachable = unit.methods_reachable_from(cls, "forward")
+    if not reachable:
+        return set()
+    calls = method_call_index(unit)
     seen: set[FunctionNode] = set()
-    todo = ["forward"]
+    todo = [reachable[0]]
     while todo:
-        func = methods.get(todo.pop())
-        if func is None or func in seen or unit.decorator_disables_grad(func):
+        func = todo.pop()
+        if func in seen or unit.decorator_disables_grad(func):
             continue
         seen.add(func)
-        me = self_name(func) or "self"
-        for node in ast.walk(func):
-            if isinstance(node, ast.Call):
-                attr = self_attribute(node.func, me)
-                if attr in methods and not unit.in_no_grad(node):
-                    todo.append(attr)
+        for callee in reachable:
+            if callee in seen:
+                continue
+            for call in calls.get(callee.name, ()):
+                receiver = call.func.value  # type: ignore[attr-defined]
+                if (
+                    isinstance(receiver, ast.Name)
+                    and receiver.id == (self_name(func) or "self")
+                    and unit.enclosing_function(call) is func
+                    and not unit.in_no_grad(call)
+                ):
+                    todo.append(callee)
+                    break
     return seen
 
 
@@ -474,11 +487,13 @@ def _leaf_target(node: ast.AST, me: str, leaves: set[str], layers: set[str]) -> 
     return None
 
 
-def _on_self_attribute(node: ast.expr) -> bool:
-    """`<name>.x` or `<name>.x.weight` (the receiver of a candidate change)."""
+def _on_self_attribute(node: ast.expr, aliases: dict[str, str]) -> bool:
+    """`<name>.x` or `<name>.x.weight` where <name> is not an import (`nn.init.normal_`)."""
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute):
         node = node.value
-    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+    return (
+        isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id not in aliases
+    )
 
 
 def _mutations(unit: Unit, cls: ast.ClassDef, changes: list, leaves: set[str], layers: set[str]):

@@ -317,6 +317,8 @@ class InplaceOnLeaf(Rule):
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
+        if not _may_create_leaves(unit):
+            return
         created = _leaf_creations(unit)
         if not created:
             return
@@ -434,6 +436,17 @@ def _is_update_of_leaf(statement: ast.stmt, node: ast.AST, name: str) -> bool:
         ):
             return True
     return False
+
+
+_LEAF_WORDS = ("requires_grad", "Parameter", "parameters")
+
+
+def _may_create_leaves(unit: Unit) -> bool:
+    """A cheap textual pre-check: no leaf can be made without one of these words."""
+    first = unit.nodes[0]
+    last = unit.nodes[-1]
+    text = unit.source.text_between(first.lineno, 1, (last.end_lineno or last.lineno) + 1, 1)
+    return any(word in text for word in _LEAF_WORDS)
 
 
 def _leaf_creations(unit: Unit) -> set[tuple[ast.AST | None, str]]:
