@@ -7,7 +7,7 @@ Bugs here (nothing raises for the first four; the loops just do not learn proper
     the step sees no gradients and the parameters never change.
   * GG403 `train_step_first`: `step()` before `backward()` in the iteration.
   * GG405 `train_logging_graph`: `total_loss += loss` keeps every iteration's graph.
-  * GG404 `two_heads` and `refit_cached_features`: a second backward through a graph
+  * GG404 `two_heads` and `fit_cached_predictions`: a second backward through a graph
     the first one freed raises "Trying to backward through the graph a second time".
 The loops at the bottom (accumulation, AMP, GAN, retain_graph) are correct and silent.
 """
@@ -89,12 +89,12 @@ def two_heads(loader):
         optimizer.step()
 
 
-def refit_cached_features(encoder, head, x, y, steps=100):
-    optimizer = torch.optim.SGD(head.parameters(), lr=0.1)
-    features = encoder(x)
+def fit_cached_predictions(model, x, y, steps=100):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    predictions = model(x)
     for step in range(steps):
         optimizer.zero_grad()
-        loss = F.mse_loss(head(features), y)
+        loss = F.mse_loss(predictions, y)
         loss.backward()
         optimizer.step()
 

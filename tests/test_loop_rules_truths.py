@@ -132,9 +132,8 @@ def test_training_loops_gallery_behaves_as_documented():
     loader = ns["make_data"]()
     with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
         ns["two_heads"](loader)
-    encoder, head = torch.nn.Linear(8, 4), torch.nn.Linear(4, 1)
     with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
-        ns["refit_cached_features"](encoder, head, torch.randn(16, 8), torch.randn(16, 1))
+        ns["fit_cached_predictions"](torch.nn.Linear(8, 1), torch.randn(16, 8), torch.randn(16, 1))
     model = torch.nn.Linear(8, 1)
     before = model.weight.detach().clone()
     ns["train_zeroing_too_late"](model, loader)

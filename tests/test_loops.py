@@ -230,6 +230,31 @@ SILENT = {
                     for p in model.parameters():
                         p.grad.zero_()
         """,
+    "frozen_backbone_two_heads": """
+        import torch
+        def probe(backbone, head_a, head_b, x, ya, yb):
+            backbone.requires_grad_(False)
+            features = backbone(x)
+            loss_a = torch.nn.functional.mse_loss(head_a(features), ya)
+            loss_a.backward()
+            loss_b = torch.nn.functional.mse_loss(head_b(features), yb)
+            loss_b.backward()
+        """,
+    "grad_reset_by_fill_and_assignment": """
+        import torch
+        def train(model, opt, loader):
+            for x in loader:
+                for p in model.parameters():
+                    if p.grad is not None:
+                        p.grad.fill_(0)
+                model(x).sum().backward()
+                opt.step()
+            for x in loader:
+                for p in model.parameters():
+                    p.grad = torch.zeros_like(p)
+                model(x).sum().backward()
+                opt.step()
+        """,
 }
 
 
@@ -257,7 +282,8 @@ def test_graph_built_once_before_loop():
     found = codes(
         """
         import torch
-        def fit(model, x, y, optimizer):
+        def fit(model, x, y):
+            optimizer = torch.optim.Adam(model.parameters())
             hidden = model(x)
             for _ in range(10):
                 optimizer.zero_grad()
@@ -266,7 +292,25 @@ def test_graph_built_once_before_loop():
                 optimizer.step()
         """
     )
-    assert found == [("GG404", 8)]
+    assert found == [("GG404", 9)]
+
+
+def test_frozen_features_computed_once_are_silent():
+    # the encoder is not trained here: caching its output before the loop is fine when it
+    # does not require grad, so GG404 stays quiet unless the loop trains that module
+    assert codes(
+        """
+        import torch
+        def probe(encoder, head, x, y):
+            optimizer = torch.optim.SGD(head.parameters(), lr=0.1)
+            features = encoder(x)
+            for _ in range(10):
+                optimizer.zero_grad()
+                loss = torch.nn.functional.cross_entropy(head(features), y)
+                loss.backward()
+                optimizer.step()
+        """
+    ) == []
 
 
 def test_same_loss_backward_twice():
@@ -361,3 +405,18 @@ def test_same_loss_backward_twice_really_raises_and_sum_does_not():
     s = w.sum()
     s.backward()
     s.backward()  # nothing saved: fine, as the silent test above assumes
+
+
+def test_ema_update_does_not_count_as_zeroing():
+    found = codes(
+        """
+        import torch
+        def train(model, ema, opt, loader):
+            for x in loader:
+                model(x).sum().backward()
+                opt.step()
+                for p, q in zip(model.parameters(), ema.parameters()):
+                    q.data.mul_(0.99).add_(0.01 * p.data)
+        """
+    )
+    assert found == [("GG401", 5)]

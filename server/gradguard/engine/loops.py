@@ -23,6 +23,8 @@ BACKWARD = "backward"
 STEP = "step"
 
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
+# in-place methods that reset `p.grad` / `p.grad.data`
+_GRAD_RESETS = ("zero_", "fill_", "mul_", "copy_")
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _OPTIMIZER_PREFIXES = ("torch.optim.", "bitsandbytes.optim.", "apex.optimizers.", "transformers.AdamW")
 _NOT_OPTIMIZER_WORDS = ("sched", "scaler", "env", "lr", "warmup", "swa", "ema", "tqdm", "progress", "bar", "profiler")
@@ -174,20 +176,25 @@ def _relevant(unit: Unit) -> tuple[list[ast.AST], list[ast.Call]]:
         elif isinstance(func, ast.Attribute):
             attr = func.attr
             if "zero_grad" in attr or attr in ("backward", "step") or (
-                attr == "zero_" and isinstance(func.value, ast.Attribute) and func.value.attr in ("grad", "data")
+                attr in _GRAD_RESETS and _is_grad(func.value)
             ):
                 events.append(call)
             if isinstance(func.value, ast.Name) and func.value.id in ("self", "cls"):
                 callees.append(call)
     for node in unit.nodes_of(ast.Assign):
-        value = node.value  # type: ignore[attr-defined]
-        if isinstance(value, ast.Constant) and value.value is None and any(
-            isinstance(t, ast.Attribute) and t.attr == "grad" for t in node.targets  # type: ignore[attr-defined]
-        ):
+        # `p.grad = None`, `p.grad = torch.zeros_like(p)`: any write of `.grad` resets it
+        if any(isinstance(t, ast.Attribute) and t.attr == "grad" for t in node.targets):  # type: ignore[attr-defined]
             events.append(node)
     events.sort(key=lambda n: (n.lineno, n.col_offset))  # type: ignore[attr-defined]
     unit.__dict__["_gg_loop_relevant"] = (events, callees)
     return events, callees
+
+
+def _is_grad(node: ast.AST) -> bool:
+    """`p.grad` or `p.grad.data`."""
+    if isinstance(node, ast.Attribute) and node.attr == "data":
+        node = node.value
+    return isinstance(node, ast.Attribute) and node.attr == "grad"
 
 
 def _span(node: ast.AST) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -250,7 +257,7 @@ def _analyse(unit: Unit, loop: ast.AST) -> TrainingLoop:
         if nested:
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if "zero_grad" in name or name == "zero_":
+            if "zero_grad" in name or name in _GRAD_RESETS:
                 info.nested_zero = True
             continue
         _record_call(unit, info, node, unconditional, straight)
@@ -296,7 +303,7 @@ def _record_call(unit: Unit, info: TrainingLoop, call: ast.Call, unconditional: 
         info.events.append(
             LoopEvent(ZERO, call, statement, dotted_name(func.value), unconditional, straight)  # type: ignore[arg-type]
         )
-    elif attr == "zero_":
+    elif attr in _GRAD_RESETS:
         # p.grad.zero_() / p.grad.data.zero_()
         info.events.append(LoopEvent(ZERO, call, statement, None, unconditional, straight))  # type: ignore[arg-type]
     elif attr == "backward":
@@ -392,6 +399,7 @@ class ScopeFlow:
         self.scope = scope
         self.bindings: dict[str, list[tuple[tuple[int, int], ast.stmt, ast.expr | None]]] = {}
         self.modules: set[str] = set()  # local names bound to nn.Module instances
+        self.constructed: set[str] = set()  # ... of which built here (`nn.Linear(...)`, `Net()`)
         self.leaves: set[str] = set(unit.module.grad_leaves) if scope is None else set()
         module = unit.module
         from gradguard.engine.shapes import scope_binders
@@ -419,7 +427,11 @@ class ScopeFlow:
                                 "torch.nn.Parameter",
                                 "torch.nn.parameter.Parameter",
                             ):
-                                self.modules.add(sub.id) if module.is_layer_constructor(value) else self.leaves.add(sub.id)
+                                if module.is_layer_constructor(value):
+                                    self.modules.add(sub.id)
+                                    self.constructed.add(sub.id)
+                                else:
+                                    self.leaves.add(sub.id)
                             elif creates_grad_leaf(value, module):
                                 self.leaves.add(sub.id)
         if scope is not None:
@@ -548,3 +560,84 @@ def scope_flow(unit: Unit, scope: ast.AST | None) -> ScopeFlow:
 
 def position(node: ast.AST) -> tuple[int, int]:
     return (node.lineno, node.col_offset)  # type: ignore[attr-defined]
+
+
+def optimized_modules(unit: Unit) -> set[str]:
+    """Dotted names whose `.parameters()` are handed to an optimizer built in this unit
+    (`torch.optim.SGD(model.parameters())` -> {"model"}; `self.parameters()` -> {"self"})."""
+    cached = unit.__dict__.get("_gg_optimized")
+    if cached is not None:
+        return cached
+    from gradguard.engine.shapes import named_calls
+
+    found: set[str] = set()
+    for call, name in named_calls(unit):
+        if not name or not name.startswith(_OPTIMIZER_PREFIXES) or "lr_scheduler" in name:
+            continue
+        for arg in [*call.args, *(k.value for k in call.keywords)]:
+            for sub in ast.walk(arg):
+                if (
+                    isinstance(sub, ast.Call)
+                    and isinstance(sub.func, ast.Attribute)
+                    and sub.func.attr in ("parameters", "named_parameters")
+                ):
+                    dotted = dotted_name(sub.func.value)
+                    if dotted:
+                        found.add(dotted)
+                        found.add(dotted.split(".")[0])
+    unit.__dict__["_gg_optimized"] = found
+    return found
+
+
+def module_call_root(call: ast.Call) -> str | None:
+    """`model(x)` -> "model", `model.body(x)` -> "model", `self.encoder(x)` -> "self.encoder"."""
+    func = call.func
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        return f"self.{func.attr}" if func.value.id == "self" else func.value.id
+    return None
+
+
+def freezes_parameters(unit: Unit) -> bool:
+    """Does the unit switch `requires_grad` off anywhere (`p.requires_grad = False`,
+    `m.requires_grad_(False)`)?"""
+    cached = unit.__dict__.get("_gg_freezes")
+    if cached is None:
+        from gradguard.engine.shapes import calls_by_attr
+
+        cached = False
+        for node in unit.nodes_of(ast.Assign):
+            if any(isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in node.targets):  # type: ignore[attr-defined]
+                cached = True
+                break
+        if not cached:
+            for call in calls_by_attr(unit, "requires_grad_"):
+                arg = call.args[0] if call.args else keyword(call, "requires_grad")
+                if arg is not None and not (isinstance(arg, ast.Constant) and arg.value is True):
+                    cached = True
+                    break
+        unit.__dict__["_gg_freezes"] = cached
+    return cached
+
+
+def requires_grad_sources(unit: Unit, flow: ScopeFlow, sources) -> bool:
+    """Is some source of a graph certainly tracked by autograd: a grad leaf used in an op
+    that saves tensors, or a call of a module that is trained here (handed to an optimizer of
+    this unit) or built here / a layer of `self` while nothing in the unit freezes parameters?"""
+    optimized = optimized_modules(unit)
+    freezes = freezes_parameters(unit)
+    for kind, node in sources:
+        if kind == "call":
+            root = module_call_root(node)
+            if root is None:
+                continue
+            if root in optimized or root.split(".")[0] in optimized:
+                return True
+            if not freezes and (root.startswith("self.") or root in flow.constructed):
+                return True
+        else:
+            value = getattr(node, "value", None)
+            if value is not None and not isinstance(node, ast.AugAssign) and flow._touches_leaf(value):
+                return True
+    return False

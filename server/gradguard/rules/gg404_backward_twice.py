@@ -7,7 +7,14 @@ from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding, TextEdit
 from gradguard.engine.index import Unit, keyword
-from gradguard.engine.loops import block_of, enclosing_loop, position, retains_graph, scope_flow
+from gradguard.engine.loops import (
+    block_of,
+    enclosing_loop,
+    position,
+    requires_grad_sources,
+    retains_graph,
+    scope_flow,
+)
 from gradguard.engine.rule import Invalid, Rule, Valid
 from gradguard.engine.shapes import calls_by_attr
 
@@ -168,7 +175,7 @@ class BackwardTwice(Rule):
                     if anchors[i] is None or anchors[i] is not anchors[j] or retains_graph(calls[i]):
                         continue
                     shared = sources[i] & sources[j]
-                    if not shared:
+                    if not shared or not _tracked(unit, flow, shared):
                         continue
                     flagged.add(j)
                     yield self._pair_finding(unit, calls[i], calls[j], shared)
@@ -187,6 +194,11 @@ class BackwardTwice(Rule):
                     and not any(loop in unit.ancestors(s) for _, s, _ in flow.bindings.get(name, ()))
                     and position(stmt) < position(loop)
                 ]
+                outside = [
+                    (n, s)
+                    for n, s in outside
+                    if _tracked(unit, flow, flow.graph_sources(ast.Name(id=n, ctx=ast.Load()), position(call)))
+                ]
                 if outside:
                     name = max(outside, key=lambda e: position(e[1]))[0]
                     message = self.loop_message.format(shared=name, call=_short(unit, call))
@@ -199,6 +211,12 @@ class BackwardTwice(Rule):
         edit = _retain_graph_edit(unit, first)
         fix = self.make_fix("Pass `retain_graph=True` to the first `backward()`", [edit]) if edit else None
         return self.finding(unit, second, message, fix=fix)
+
+
+def _tracked(unit: Unit, flow, sources) -> bool:
+    """The shared part certainly requires grad (a frozen feature extractor's output does not,
+    and backpropagating twice through heads on top of it is fine)."""
+    return requires_grad_sources(unit, flow, sources)
 
 
 def _short(unit: Unit, call: ast.Call) -> str:
