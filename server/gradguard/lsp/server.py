@@ -455,21 +455,25 @@ class GradguardServer(LanguageServer):
         if not state.lines:
             return []
         change = LineDelta.between(state.lines, snap.lines)
+        region_deleted = change.new_end < change.start
         kept: list[Finding] = []
         for finding in state.findings:
             if finding.code == SyntaxErrorRule.code:
                 continue
             line, end_line = change.map_line(finding.line), change.map_line(finding.end_line)
-            if line is not None and end_line is not None:
-                kept.append(finding.shifted(line - finding.line))
+            if line is not None and end_line is not None and line - finding.line == end_line - finding.end_line:
+                kept.append(finding.shifted(line - finding.line))  # outside the edit: moved as a whole
                 continue
-            if change.new_end < change.start:  # its lines were deleted
-                continue
-            new_line = min(max(line or change.start, change.start), change.new_end)
-            new_end = max(new_line, min(end_line or change.new_end, change.new_end))
-            kept.append(
-                dataclasses.replace(finding, line=new_line, end_line=new_end, fix=None, alternatives=[])
-            )
+            # touched by the edit: lines inside the changed region keep their number (the
+            # region starts at the same line before and after), clamped to its new end
+            if line is None:
+                if region_deleted:
+                    continue
+                line = min(finding.line, change.new_end)
+            if end_line is None:
+                end_line = line if region_deleted else min(finding.end_line, change.new_end)
+            end_line = max(end_line, line)
+            kept.append(dataclasses.replace(finding, line=line, end_line=end_line, fix=None, alternatives=[]))
         return kept
 
     def log_to_client_threadsafe(self, message: str, level: types.MessageType = types.MessageType.Info) -> None:
