@@ -415,10 +415,12 @@ class GradguardServer(LanguageServer):
         if state is None:
             state = self._states[snap.key] = AnalysisState(IncrementalParser(snap.path))
         if len(snap.text) > MAX_ANALYSED_CHARS:
-            self.log_to_client_threadsafe(
-                f"gradguard: {snap.key} has {len(snap.text):,} characters; files over "
-                f"{MAX_ANALYSED_CHARS:,} are not checked"
-            )
+            if ("too-large", snap.key) not in self._logged_errors:
+                self._logged_errors.add(("too-large", snap.key))
+                self.log_to_client_threadsafe(
+                    f"gradguard: {snap.key} has {len(snap.text):,} characters; files over "
+                    f"{MAX_ANALYSED_CHARS:,} are not checked"
+                )
             state.findings, state.lines, state.version = [], snap.lines, snap.version
             return AnalysisResult(snap, [])
         analyzer = self.analyzer_for(snap.config)
