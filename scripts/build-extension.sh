@@ -40,7 +40,7 @@ PY_EXTRA="3.11 3.12 3.13 3.14"
 if [ -z "${PYTHON:-}" ]; then
   if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
-log() { printf 'build-extension: %s\n' "$*" >&2; }
+log() { printf 'build-extension [%ss]: %s\n' "$SECONDS" "$*" >&2; }
 version=$(node -p 'require("./package.json").version')
 name=$(node -p 'require("./package.json").name')
 out="dist/${name}-${target}-${version}.vsix"
@@ -53,7 +53,12 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 rm -rf bundled/libs
 mkdir -p bundled/libs "$work/wheel" "$work/extra"
-"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$work/wheel" .
+# Build gradguard's wheel; skip pip's isolated build env (a fresh setuptools download) when one is at hand.
+isolation=()
+if "$PYTHON" -c 'import setuptools, sys; sys.exit(int(setuptools.__version__.split(".")[0]) < 68)' 2>/dev/null; then
+  isolation=(--no-build-isolation)
+fi
+"$PYTHON" -m pip wheel --quiet --no-deps "${isolation[@]}" --wheel-dir "$work/wheel" .
 pip_common=(--quiet --disable-pip-version-check --only-binary=:all: --implementation cp "${platform_args[@]}")
 "$PYTHON" -m pip install "${pip_common[@]}" --python-version "$PY_MIN" --no-compile \
   --target bundled/libs "$work"/wheel/gradguard-*.whl
@@ -94,6 +99,7 @@ PY
   rm -rf "$work/backports"
 done
 rm -rf bundled/libs/bin
+log "server and dependencies installed"
 libcst_version=$(ls -d bundled/libs/libcst-*.dist-info | sed -E 's#.*/libcst-([^/]+)\.dist-info#\1#')
 for v in $PY_EXTRA; do
   if "$PYTHON" -m pip download "${pip_common[@]}" --python-version "$v" --no-deps --dest "$work/extra" \
@@ -124,7 +130,16 @@ if [ "$target" = linux-x64 ] && [ "$(uname -sm)" = "Linux x86_64" ]; then
     || { log "the bundled server does not import"; exit 1; }
 fi
 
-mkdir -p dist
+log "bundle checked; packaging"
+# Package from a staging folder holding only what ships: vsce globs every file under its working
+# directory before applying .vscodeignore, and the checkout has a virtualenv with torch in it.
+stage="$work/stage"
+mkdir -p "$stage/out" "$stage/bundled" dist
+cp package.json LICENSE .vscodeignore "$stage/"
+[ ! -f README.md ] || cp README.md "$stage/"
+cp out/extension.js "$stage/out/"
+cp -r bundled/libs "$stage/bundled/libs"
+if [ -d docs/screenshots ]; then mkdir -p "$stage/docs" && cp -r docs/screenshots "$stage/docs/"; fi
 rm -f "$out"
-node_modules/.bin/vsce package --target "$target" --out "$out"
+(cd "$stage" && "$OLDPWD/node_modules/.bin/vsce" package --no-dependencies --target "$target" --out "$OLDPWD/$out")
 log "built $out ($(du -h "$out" | cut -f1))"
