@@ -87,8 +87,9 @@ class Config:
         if not any(code_matches(code, s) for s in self.select):
             return False
         # a more specific select wins over a broader ignore, as in ruff
-        best_select = max((len(s) for s in self.select if code_matches(code, s)), default=-1)
-        best_ignore = max((len(s) for s in self.ignore if code_matches(code, s)), default=-1)
+        # "ALL" is the least specific selector (not a 3-character prefix like "GG2")
+        best_select = max((0 if s == "ALL" else len(s) for s in self.select if code_matches(code, s)), default=-1)
+        best_ignore = max((0 if s == "ALL" else len(s) for s in self.ignore if code_matches(code, s)), default=-1)
         return best_select >= best_ignore if best_ignore >= 0 else True
 
     def severity_for(self, code: str, default: Severity) -> Severity:
