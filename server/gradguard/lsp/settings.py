@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 KNOWN_KEYS = {"enable", "select", "ignore", "severity", "lintOnChange", "debounceMs", "probe"}
 DEFAULT_DEBOUNCE_MS = 150
+_SEVERITY_ALIASES = {"warn": "warning", "info": "information"}
 
 
 @dataclass(frozen=True)
@@ -80,18 +81,21 @@ def parse_settings(raw: object) -> Settings:
         problems.append(f"gradguard.debounceMs: expected milliseconds (0-60000), got {debounce!r}; using 150")
         debounce = DEFAULT_DEBOUNCE_MS
     severity: dict[str, str] = {}
-    raw_severity = raw.get("severity") or {}
+    raw_severity = raw.get("severity")
+    raw_severity = {} if raw_severity is None else raw_severity
     if isinstance(raw_severity, dict):
         for code, level in raw_severity.items():
+            level = _SEVERITY_ALIASES.get(str(level).lower(), str(level).lower())
             try:
-                severity[str(code).upper()] = Severity(str(level).lower()).value
+                severity[str(code).upper()] = Severity(level).value
             except ValueError:
                 problems.append(
                     f"gradguard.severity.{code}: unknown severity {level!r} (use error, warning, information or hint)"
                 )
     else:
         problems.append(f"gradguard.severity: expected an object of code -> severity, got {raw_severity!r}")
-    probe = raw.get("probe") or {}
+    probe = raw.get("probe")
+    probe = {} if probe is None else probe
     probe_enable, probe_timeout = True, 20.0
     if isinstance(probe, dict):
         if isinstance(probe.get("enable"), bool):
