@@ -16,7 +16,13 @@ from gradguard.engine.index import (
     statement_start_line,
 )
 from gradguard.engine.rule import Invalid, Rule, Valid
-from gradguard.rules.gg201_inplace_on_parameter import freezes_something, inplace_changes, method_call_index
+from gradguard.rules.gg201_inplace_on_parameter import (
+    _OPERATORS,
+    _OUT_OF_PLACE,
+    freezes_something,
+    inplace_changes,
+    method_call_index,
+)
 
 # Re-initialisations: wrapping them in no_grad is exactly what anyone means.
 _REINIT = {"zero_", "fill_", "uniform_", "normal_", "random_", "bernoulli_", "exponential_", "geometric_"}
@@ -31,7 +37,8 @@ class InplaceOnLeaf(Rule):
     summary = "In-place change of a `requires_grad=True` tensor: PyTorch raises the leaf in-place error."
     message = (
         "In-place {what} on `{name}`, {origin} (line {line}): PyTorch raises "
-        '"{error}"; wrap it in `with torch.no_grad():`, or write `{name} = {name} ...` out of place'
+        '"{error}"; to update the leaf, do it under `with torch.no_grad():`; '
+        "if the change should be differentiated, write {alternative}"
     )
     explanation = """
     A tensor you create with `requires_grad=True` (or mark with `.requires_grad_()`)
@@ -345,7 +352,12 @@ class InplaceOnLeaf(Rule):
                 continue
             origin = origins.get((scope, receiver.id), "a leaf tensor that requires grad")
             message = self.message.format(
-                what=what, name=receiver.id, origin=origin, line=leaf_line, error=error
+                what=what,
+                name=receiver.id,
+                origin=origin,
+                line=leaf_line,
+                error=error,
+                alternative=_out_of_place_hint(node, receiver.id),
             )
             flagged.append((node, message, _wrappable(unit, node, receiver.id)))
         torch = torch_name(unit)
@@ -368,6 +380,20 @@ class InplaceOnLeaf(Rule):
                     applicability,
                 )
             yield self.finding(unit, node, message, fix=fix)
+
+
+def _out_of_place_hint(node: ast.AST, name: str) -> str:
+    if isinstance(node, ast.AugAssign) and type(node.op) in _OPERATORS:
+        return f"`{name} = {name} {_OPERATORS[type(node.op)]} ...`"
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in _OUT_OF_PLACE
+    ):
+        return f"`{name} = {name}.{node.func.attr[:-1]}(...)`"
+    if isinstance(node, ast.Assign):
+        return f"a new tensor (`torch.where(...)`, `{name}.index_put(...)`)"
+    return "it out of place"
 
 
 def _wrappable(unit: Unit, node: ast.AST, name: str) -> tuple[ast.stmt, Applicability] | None:
