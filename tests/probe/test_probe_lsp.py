@@ -53,8 +53,8 @@ def make_client() -> LanguageClient:
     return client
 
 
-async def start(client: LanguageClient, root, trusted: bool) -> None:
-    await client.initialize_session(
+async def start(client: LanguageClient, root, trusted: bool) -> types.InitializeResult:
+    return await client.initialize_session(
         types.InitializeParams(
             capabilities=types.ClientCapabilities(window=types.WindowClientCapabilities(work_done_progress=True)),
             root_uri=root.as_uri(),
@@ -68,7 +68,7 @@ async def start(client: LanguageClient, root, trusted: bool) -> None:
                               server_env=probe_env(PYTHONPATH=str(SERVER_DIR))),
 )
 async def client(lsp_client: LanguageClient, tmp_path):
-    await start(lsp_client, tmp_path, trusted=True)
+    lsp_client.init_result = await start(lsp_client, tmp_path, trusted=True)  # type: ignore[attr-defined]
     lsp_client.root = tmp_path  # type: ignore[attr-defined]
     yield
     await lsp_client.shutdown_session()
@@ -125,6 +125,9 @@ async def wait_until(predicate, timeout=20.0):
 
 
 async def test_code_lens_on_modules_and_functions(client: LanguageClient):
+    capabilities = client.init_result.capabilities  # type: ignore[attr-defined]
+    assert capabilities.code_lens_provider is not None
+    assert {"gradguard.runProbe", "gradguard.cancelProbe"} <= set(capabilities.execute_command_provider.commands)
     root = client.root  # type: ignore[attr-defined]
     shutil.copy(EXAMPLES / "custom_functions.py", root / "functions.py")
     shutil.copy(EXAMPLES / "unused_layer.py", root / "model.py")
