@@ -108,7 +108,8 @@ def test_where_gradients_stop(reports):
     found = [(f.line, f.message.split(" (.grad")[0]) for f in report.findings]
     assert found == [
         (11, "`embed.weight`, `embed.bias` get no gradient: the path to the output is cut on line 16 by code run "
-             "under `torch.no_grad()`"),
+             "under `torch.no_grad()`; if that is intended (a frozen teacher or target network), freeze it with "
+             "`.requires_grad_(False)`"),
         (23, "`embed.weight`, `embed.bias` get no gradient: the path to the output is cut on line 27 by `.data`"),
         (35, "`threshold` gets no gradient: the path to the output is cut on line 38 by a comparison (`lt`), "
              "which has no gradient"),
@@ -117,6 +118,8 @@ def test_where_gradients_stop(reports):
         (100, "`scale.weight`, `scale.bias` get no gradient: the path to the output is cut on line 104 by `.item()`"),
     ]
     assert {f.code for f in report.findings} == {"GG901"}
+    # a layer run under no_grad is usually deliberate: information, not a warning
+    assert [f.severity for f in report.findings] == [Severity.INFORMATION] + [Severity.WARNING] * 5
     notes = {n.name: n.summary for n in report.notes if "checked" in n.summary}
     # quiet on good code: softmax output (plain sum would be constant), frozen backbone, critic used by score()
     for quiet in ("Softmaxed", "Frozen", "Gen"):

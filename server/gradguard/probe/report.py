@@ -456,6 +456,7 @@ def _no_gradient_findings(
         verb = "gets" if len(params) == 1 else "get"
         first = params[0]
         attr = group["attr"]
+        severity = None
         if first["grad"] == "zero":
             text = f"{names} {verb} an all-zero gradient (checked with 3 different inputs)"
         else:
@@ -463,6 +464,12 @@ def _no_gradient_findings(
             if stop is not None:
                 op = _op_words(stop.get("op", ""))
                 text = f"{names} {verb} no gradient: the path to the output is cut on line {stop['line']} by {op}"
+                if stop.get("op") == "no_grad":
+                    # running a layer under no_grad is a deliberate choice (a teacher or target
+                    # network): say it, but as information
+                    severity = Severity.INFORMATION
+                    text += "; if that is intended (a frozen teacher or target network), freeze it with " \
+                            "`.requires_grad_(False)`"
             elif first.get("used") is False:
                 where = f"`self.{attr}`" if attr else "it"
                 text = f"{names} {verb} no gradient: {where} is never used in the forward pass"
@@ -473,7 +480,7 @@ def _no_gradient_findings(
             else:
                 text = f"{names} {verb} no gradient"
             text += " (.grad is None after backward)"
-        findings.append(_finding(NoGradient, planned, _site_node_range(planned, group["node"]), text))
+        findings.append(_finding(NoGradient, planned, _site_node_range(planned, group["node"]), text, severity))
     return findings, sum(len(group["params"]) for group in groups.values())
 
 
