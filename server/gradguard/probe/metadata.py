@@ -72,7 +72,9 @@ class NoGradient(_ProbeCode):
     saw where the path is cut, the message names that line.
 
     Parameters with `requires_grad=False` (frozen on purpose) are not reported, nor
-    are layers that `forward` does not use but another method of the class does.
+    are layers that `forward` does not use but another method of the class does. A
+    layer that `forward` runs under `torch.no_grad()` (a teacher or target network)
+    is reported as information only.
     """
         )
         + _COMMENT_HELP
