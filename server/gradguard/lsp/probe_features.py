@@ -52,6 +52,7 @@ class ProbeState:
         self.running: dict[str, asyncio.Task] = {}
         self.runs = 0  # probe subprocess runs started
         self.progress_count = 0
+        self.lenses: dict[str, tuple[str, list[types.CodeLens]]] = {}  # uri -> (content hash, lenses)
 
     def remember(self, key: tuple[str, str, str | None], findings: list[Finding]) -> None:
         self.cache[key] = findings
@@ -312,7 +313,15 @@ def register(server: Any) -> ProbeState:
         text = _document_text(ls, uri)
         if text is None:
             return []
-        return code_lenses(uri, text)
+        digest = content_hash(text)
+        cached = state.lenses.get(uri)
+        if cached is not None and cached[0] == digest:
+            return cached[1]
+        lenses = code_lenses(uri, text)
+        state.lenses[uri] = (digest, lenses)
+        while len(state.lenses) > _CACHE_SIZE:
+            state.lenses.pop(next(iter(state.lenses)))
+        return lenses
 
     @server.command(CMD_RUN_PROBE)
     async def run_probe(ls: Any, *args: Any) -> dict:
