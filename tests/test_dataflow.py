@@ -252,3 +252,20 @@ def test_unusual_syntax_does_not_crash(snippet):
     assert isinstance(func, ast.AsyncFunctionDef)
     flow = df.flow_of(unit, func)
     assert "x" in flow.params
+
+
+def test_indices_of_max_and_topk_are_not_differentiable():
+    env = final(HEADER + """
+def f(model, x):
+    out = model(x)
+    values, idx = out.max(dim=1)
+    _, pred = torch.max(out, 1)
+    top = out.topk(2).indices
+    second = out.max(1)[1]
+    first = out.max(1)[0]
+    whole_max = torch.max(out)
+    return values
+""", "f")
+    assert env["values"].tracked and env["first"].tracked and env["whole_max"].tracked
+    for name in ("idx", "pred", "top", "second"):
+        assert env[name].only(df.NONDIFF), name

@@ -401,8 +401,12 @@ class Flow:
                     self._bind(sub_target, self._eval(sub_source), sub_source)
             else:
                 part = value.tensor() if not value.bits & (MODULE | PUREMOD) else value
-                for sub_target in target.elts:
-                    self._bind(sub_target, Value(part.bits, part.origins, part.names, None, False), None)
+                indices_at = 1 if len(target.elts) == 2 and _returns_indices(self.module, source) else -1
+                for position, sub_target in enumerate(target.elts):
+                    element = Value(part.bits, part.origins, part.names, None, False)
+                    if position == indices_at:
+                        element = nondiff(element, source)  # `_, pred = out.max(1)`: integer indices
+                    self._bind(sub_target, element, None)
         elif isinstance(target, ast.Starred):
             self._bind(target.value, value, None)
         elif isinstance(target, ast.Subscript):
@@ -507,6 +511,9 @@ class Flow:
         if kind is ast.Subscript:
             self._eval(node.slice)
             value = self._eval(node.value).tensor()
+            index = node.slice
+            if isinstance(index, ast.Constant) and index.value == 1 and _returns_indices(self.module, node.value):
+                return nondiff(value, node)
             return Value(value.bits, value.origins, value.names) if value.is_list else value
         if kind is ast.Compare:
             operands = [self._eval(node.left)] + [self._eval(c) for c in node.comparators]
@@ -590,6 +597,8 @@ class Flow:
         value = self._eval(base)
         if attr == "data":
             return cut(value, node)
+        if attr == "indices" and _returns_indices(self.module, base):
+            return nondiff(value, node)
         if attr in _SHAPE_ATTRS:
             return EMPTY
         if value.bits & MODULE:
@@ -672,8 +681,8 @@ class Flow:
                 return Value(args.bits, args.origins, args.names, call)
             if qual.startswith(("torch.optim", "torch.utils")):
                 return Value(OBJ)
-            if last[:1].isupper():
-                return Value(OBJ) if not args.bits & TRACKED else args
+            if last[:1].isupper():  # torch.autograd.Variable(...), torch.distributions.Normal(...)
+                return Value(OBJ) if not args.bits & (TRACKED | DETACHED) else args
             return args.with_bits(args.bits | TENSOR) if args.bits & TRACKED else args
         # another library (numpy, math, torchvision, ...): may build models or tensors
         root = qual.split(".")[0]
@@ -774,6 +783,31 @@ def _grad_enabling(module, expr: ast.expr) -> bool:
     if name in ("torch.inference_mode", "torch.autograd.inference_mode", "torch.no_grad"):
         return isinstance(arg, ast.Constant) and arg.value is False
     return False
+
+
+_VALUES_AND_INDICES = frozenset({"max", "min", "topk", "sort", "kthvalue", "mode", "median", "cummax", "cummin"})
+_ALWAYS_INDICES = frozenset({"topk", "sort", "kthvalue", "mode", "cummax", "cummin"})
+
+
+def _returns_indices(module, node: ast.AST | None) -> bool:
+    """`x.max(1)`, `torch.max(x, dim=1)`, `x.topk(k)`, `torch.sort(x)`: a (values, indices) pair."""
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    qual = module.qualname(func)
+    if qual is not None:
+        if not qual.startswith("torch.") or qual.count(".") != 1:
+            return False
+        name = qual.rsplit(".", 1)[1]
+        extra = len(node.args) - 1
+    elif isinstance(func, ast.Attribute):
+        name = func.attr
+        extra = len(node.args)
+    else:
+        return False
+    if name not in _VALUES_AND_INDICES:
+        return False
+    return name in _ALWAYS_INDICES or extra >= 1 or keyword(node, "dim") is not None
 
 
 def _element(container: Value) -> Value:

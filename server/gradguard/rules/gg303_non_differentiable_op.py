@@ -6,6 +6,8 @@ import ast
 from typing import Iterator
 
 from gradguard.engine.dataflow import NONDIFF, NONDIFF_ZERO_GRAD, backward_calls, describe
+
+_VALUES_AND_INDICES = {"max", "min", "topk", "sort", "kthvalue", "mode", "median", "cummax", "cummin"}
 from gradguard.engine.finding import Finding
 from gradguard.engine.index import Unit
 from gradguard.engine.rule import Invalid, Rule, Valid
@@ -142,6 +144,24 @@ class NonDifferentiableOp(Rule):
             step(n, torch.optim.SGD(n.parameters(), lr=0.1), torch.randn(4, 3), torch.rand(4, 1))
             """,
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            model = nn.Linear(4, 3)
+            criterion = nn.MSELoss()
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+            output = model(x)
+            _, predicted = torch.max(output, 1)
+            loss = criterion(predicted.float(), y.float())
+            optimizer.zero_grad()
+            loss.backward()
+            """,
+            lines=[9],
+            raises="element 0 of tensors does not require grad and does not have a grad_fn",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
@@ -152,7 +172,13 @@ class NonDifferentiableOp(Rule):
             for origin in value.origins_of("nondiff"):
                 op = _op_name(origin)
                 where = f"`{loss}` (backpropagated on line {call.lineno}) depends on the model only through it"
-                if op in NONDIFF_ZERO_GRAD:
+                if op == "indices":
+                    message = (
+                        f"The indices from `{describe(origin, unit)}` are an integer tensor with no gradient and "
+                        f"{where}: `.backward()` raises \"element 0 of tensors does not require grad and does not "
+                        "have a grad_fn\""
+                    )
+                elif op in NONDIFF_ZERO_GRAD:
                     message = (
                         f"The gradient of `{op}` is zero almost everywhere and {where}: "
                         "every parameter gets an all-zero gradient"
@@ -166,10 +192,10 @@ class NonDifferentiableOp(Rule):
 
 
 def _op_name(node: ast.AST) -> str:
+    if isinstance(node, (ast.Attribute, ast.Subscript)):
+        return "indices"  # `out.max(1).indices`, `out.max(1)[1]`
     if isinstance(node, ast.Call):
         func = node.func
-        if isinstance(func, ast.Attribute):
-            return func.attr
-        if isinstance(func, ast.Name):
-            return func.id
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        return "indices" if name in _VALUES_AND_INDICES else name
     return "comparison"
