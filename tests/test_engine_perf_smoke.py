@@ -1,0 +1,138 @@
+"""The engine's fast paths must give exactly what the slow, obvious code gives.
+
+`Unit` indexes a tree with an inlined child walk and keeps parent links in a dict (no
+reference cycles); `walk` replaces `ast.walk`; `nodes_of` / `method_calls` /
+`methods_reachable_from` are cached; `Analyzer.check` pauses the cyclic GC per file.
+"""
+
+from __future__ import annotations
+
+import ast
+import gc
+import weakref
+from pathlib import Path
+
+import pytest
+
+import gradguard
+from gradguard.engine.analyzer import Analyzer
+from gradguard.engine.index import ModuleContext, Unit, iter_children, split_units, walk
+from gradguard.engine.source import SourceFile
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = sorted((ROOT / "tests" / "silent").glob("*.py"))[:20] + sorted(
+    Path(gradguard.__file__).resolve().parent.rglob("*.py")
+)[:40]
+
+# Expression contexts and operators are shared singletons in CPython trees; the fast
+# walk leaves them out on purpose.
+SINGLETONS = (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
+
+
+def units_of(text: str):
+    tree = ast.parse(text)
+    source = SourceFile(text)
+    module = ModuleContext(tree, source)
+    return tree, [Unit(stmts, source, module) for _, _, stmts in split_units(tree)]
+
+
+def test_samples_found():
+    assert len(SAMPLES) >= 40
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=[p.name for p in SAMPLES])
+def test_walk_and_children_match_ast(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    expected = [n for n in ast.walk(tree) if not isinstance(n, SINGLETONS)]
+    assert list(walk(tree)) == expected
+    for node in expected:
+        assert list(iter_children(node)) == [c for c in ast.iter_child_nodes(node) if not isinstance(c, SINGLETONS)]
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=[p.name for p in SAMPLES])
+def test_parents_buckets_and_order(path):
+    tree, units = units_of(path.read_text(encoding="utf-8"))
+    true_parent = {}
+    for node in ast.walk(tree):
+        for child in ast.iter_child_nodes(node):
+            if not isinstance(child, SINGLETONS):
+                true_parent[child] = node
+    indexed = 0
+    for unit in units:
+        roots = set(unit.nodes)
+        for stmt in unit.nodes:
+            for node in ast.walk(stmt):
+                if isinstance(node, SINGLETONS):
+                    continue
+                indexed += 1
+                assert unit.parent(node) is (None if node in roots else true_parent[node])
+        all_calls = [n for stmt in unit.nodes for n in ast.walk(stmt) if isinstance(n, ast.Call)]
+        calls = unit.nodes_of(ast.Call)
+        assert sorted(map(id, calls)) == sorted(map(id, all_calls))
+        positions = [(c.lineno, c.col_offset) for c in calls]
+        assert positions == sorted(positions)
+    assert indexed > 0
+
+
+def test_cached_queries_return_fresh_lists():
+    text = "import torch\nx = torch.ones(2)\nx.add_(1)\nx.mul_(2)\nx.add_(3)\n"
+    _, [unit] = units_of(text)
+    first = unit.nodes_of(ast.Call)
+    first.clear()
+    assert len(unit.nodes_of(ast.Call)) == 4
+    adds = unit.method_calls("add_")
+    assert [c.lineno for c in adds] == [3, 5]
+    adds.pop()
+    assert [c.lineno for c in unit.method_calls("add_")] == [3, 5]
+    assert [c.lineno for c in unit.method_calls("add_", "mul_")] == [3, 4, 5]
+
+
+def test_methods_reachable_from_is_transitive_and_cached():
+    text = (
+        "import torch.nn as nn\n"
+        "class M(nn.Module):\n"
+        "    def forward(self, x):\n        return self.a(x)\n"
+        "    def a(self, x):\n        return self.b(x) + self.b(x)\n"
+        "    def b(self, x):\n        return x\n"
+        "    def unused(self):\n        return self.forward(1)\n"
+    )
+    _, units = units_of(text)
+    unit = units[-1]  # units[0] is the script unit (the import)
+    (cls,) = unit.module_classes()
+    names = [f.name for f in unit.methods_reachable_from(cls, "forward")]
+    assert names == ["forward", "a", "b"]
+    names_again = unit.methods_reachable_from(cls, "forward")
+    names_again.clear()
+    assert [f.name for f in unit.methods_reachable_from(cls, "forward")] == ["forward", "a", "b"]
+
+
+def test_index_creates_no_reference_cycles():
+    """Trees must be freed by reference counting alone once the unit is dropped."""
+    text = (ROOT / "tests" / "silent" / "gan_fake_detach.py").read_text(encoding="utf-8")
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        tree, units = units_of(text)
+        for unit in units:
+            unit.enclosing_function(unit.nodes_of(ast.Call)[-1])
+        probe = weakref.ref(tree.body[-1])
+        del tree, units, unit
+        assert probe() is None, "the index keeps the tree alive through a reference cycle"
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def test_check_pauses_gc_only_for_its_duration():
+    analyzer = Analyzer()
+    text = "import torch\nx = torch.ones(2, requires_grad=True)\nx[x < 0] = 0\n"
+    assert gc.isenabled()
+    analyzer.check(text, "a.py")
+    analyzer.check("import torch\ndef broken(:\n", "b.py")  # syntax error path
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        analyzer.check(text, "a.py")
+        assert not gc.isenabled(), "check must not enable a GC its caller disabled"
+    finally:
+        gc.enable()
