@@ -15,6 +15,9 @@ def test_note_lookup_only_for_autograd_uses():
     assert note_for("with torch.no_grad():", 13)[0] == NOTES["no_grad"]
     assert note_for("optimizer.step()", 11)[0] == NOTES["step"]
     assert note_for("step = 3", 1) is None  # a variable named step
+    assert note_for("self.step = 0", 6) is None  # an attribute that is not the optimizer's method
+    assert note_for("if x.requires_grad:", 8)[0] == NOTES["requires_grad"]
+    assert note_for("y = Scale.apply(x)", 12)[0] == NOTES["apply"]
     assert note_for("def backward(self, g):", 6) is None
 
 

@@ -74,8 +74,8 @@ def word_at(line: str, column: int) -> tuple[str, int, int] | None:
 
 
 def note_for(line: str, column: int) -> tuple[str, int, int] | None:
-    """The note for the autograd word under the cursor, when it is used as one: an
-    attribute (`x.detach`), a keyword argument (`requires_grad=True`) or `no_grad`."""
+    """The note for the autograd word under the cursor, when it is used as one: a method
+    call (`x.detach()`), `requires_grad` as attribute or keyword, a `no_grad()` call."""
     found = word_at(line, column)
     if found is None:
         return None
@@ -86,10 +86,17 @@ def note_for(line: str, column: int) -> tuple[str, int, int] | None:
     before = line[:start].rstrip()
     after = line[end:].lstrip()
     is_attribute = before.endswith(".")
-    is_keyword = word == "requires_grad" and after.startswith("=") and not after.startswith("==")
-    is_def = before.endswith(("def", "class"))
-    if is_def:
+    is_call = after.startswith("(")
+    if before.endswith(("def", "class")):
         return None
-    if is_attribute or is_keyword or (word == "no_grad" and after.startswith("(")):
+    if word == "requires_grad":
+        # `x.requires_grad`, `requires_grad=True`
+        if is_attribute or (after.startswith("=") and not after.startswith("==")):
+            return note, start, end
+        return None
+    if word == "no_grad":
+        return (note, start, end) if is_call else None
+    # methods: `loss.backward()`, `opt.step()`, `Fn.apply(x)`... (not `self.step = 0`)
+    if is_attribute and is_call:
         return note, start, end
     return None
