@@ -30,6 +30,7 @@ class Scale(torch.autograd.Function):
         return grad * factor
 
 
+# gradguard: probe input=[(3, 3), (3, 3)]
 class BadShape(torch.autograd.Function):
     """backward returns a scalar where a (3, 3) gradient is expected."""
 

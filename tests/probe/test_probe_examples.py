@@ -90,7 +90,7 @@ def test_errors_map_to_the_users_line(reports):
     assert summary(report) == [
         ("GG902", Severity.ERROR, 16, 16, 16, 28),  # `self.head(h)`: the shape error
         ("GG903", Severity.ERROR, 30, 9, 30, 29),  # backward's `return`: one gradient for two inputs
-        ("GG903", Severity.ERROR, 44, 26, 44, 42),  # `(grad * x).sum()`: a scalar for a (3, 3) input
+        ("GG903", Severity.ERROR, 45, 26, 45, 42),  # `(grad * x).sum()`: a scalar for a (3, 3) input
     ]
     shape, count, wrong_shape = report.findings
     assert "wrong shape for input 1 (`y`)" in wrong_shape.message

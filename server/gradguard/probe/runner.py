@@ -698,8 +698,21 @@ def probe_function(target: dict, namespace: dict, torch) -> dict:
             return {**info, "status": "grad-count", "expected": int(count.group(1)), "got": int(count.group(2)),
                     "message": text.splitlines()[0]}
         shape = re.search(r"invalid gradient at index (\d+)", text)
+        if shape and inferred:
+            # with guessed inputs a "wrong" shape may be our guess (a scale meant to be a scalar)
+            raise CannotBuild(
+                f"with the default inputs ({info['input']}) backward returns a gradient of another shape for "
+                f"input {shape.group(1)} ({text.splitlines()[0]}); if that input is not meant to have that shape, "
+                f"write the inputs in a comment above the class, e.g. `# gradguard: probe input=[(3, 3), (1,)]`"
+            ) from None
         if shape:
             return {**info, "status": "grad-shape", "index": int(shape.group(1)), "message": text.splitlines()[0]}
+        if inferred and looks_like_input_mismatch(exc):
+            raise CannotBuild(
+                f"the default inputs ({info['input']}) do not fit `{name}.backward`{at_line(exc)}: "
+                f"{type(exc).__name__}: {first_line(exc)}; write the inputs in a comment above the class, e.g. "
+                f"`# gradguard: probe input=[(3, 4), (4, 5)]`"
+            ) from None
         described = describe_exception(exc)
         described["stage"] = "backward"
         return {**info, "status": "error", "error": described}

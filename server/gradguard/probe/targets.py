@@ -503,7 +503,9 @@ def _plan_function(target: Target, comment: ProbeComment | None, scopes: _Scopes
     for index, arg in enumerate(required):
         annotation = ast.unparse(arg.annotation) if arg.annotation is not None else ""
         if annotation in ("float",):
-            specs.append({"kind": "value", "value": 0.5})
+            # increasing values, so that (low, high) pairs make a real interval
+            floats = sum(1 for spec in specs if spec["kind"] == "value" and isinstance(spec["value"], float))
+            specs.append({"kind": "value", "value": 0.5 + floats})
         elif annotation in ("int",):
             specs.append({"kind": "value", "value": 1})
         elif annotation in ("bool",):
