@@ -269,3 +269,38 @@ def f(model, x):
     assert env["values"].tracked and env["first"].tracked and env["whole_max"].tracked
     for name in ("idx", "pred", "top", "second"):
         assert env[name].only(df.NONDIFF), name
+
+
+def test_cached_flows_create_no_reference_cycles():
+    import gc
+    import weakref
+
+    code = HEADER + """
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+
+    def forward(self, x):
+        y = torch.sigmoid(self.fc(x))
+        y.mul_(2)
+        return y.detach()
+
+def step(model, x):
+    loss = model(x).sum()
+    loss.backward()
+"""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        found = units(code)
+        for unit in found:
+            for func in unit.nodes_of(ast.FunctionDef):
+                df.flow_of(unit, func).value(func.body[-1].value or func.body[0].value)
+            list(df.backward_calls(unit))
+        probe = weakref.ref(found[-1].nodes[0])
+        del found, unit, func
+        assert probe() is None
+    finally:
+        if was_enabled:
+            gc.enable()

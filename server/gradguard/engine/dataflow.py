@@ -26,6 +26,7 @@ at that point of the function.
 from __future__ import annotations
 
 import ast
+import weakref
 from collections.abc import Callable, Iterator
 
 from gradguard.engine.index import (
@@ -249,7 +250,8 @@ class Flow:
     """The data flow of one function (or of a unit's script statements)."""
 
     def __init__(self, unit: Unit, func: FunctionNode | None) -> None:
-        self.unit = unit
+        # the unit caches its flows: a weak reference back keeps trees free of cycles
+        self.unit = weakref.proxy(unit)
         self.func = func
         self.module = unit.module
         self.env: dict[str, Value] = {}
