@@ -97,7 +97,7 @@ def test_errors_map_to_the_users_line(reports):
     assert "invalid gradient at index 1 - got [] but expected shape compatible with [3, 3]" in wrong_shape.message
     assert shape.message == (
         "RuntimeError in the forward pass of `MismatchedHead(20)`: mat1 and mat2 shapes cannot be multiplied "
-        "(4x64 and 32x1)"
+        "(4x64 and 32x1) [input (4, 20), probe comment, line 7]"
     )
     assert "backward returns 1 gradient but forward takes 2 inputs" in count.message
     assert "returned an incorrect number of gradients (expected 2, got 1)" in count.message

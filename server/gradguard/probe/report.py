@@ -202,6 +202,8 @@ def _error_finding(planned: FileTargets, target: Target, error: dict, when: str,
         text = f"{message} {when}; the probe stopped it (a model must not end the process)"
     else:
         text = f"{kind} {when}: {_torch_message(message)}"
+    if result and result.get("input") and "forward" in when:
+        text += f" [input {result['input']}, {result.get('input_origin') or 'as given'}]"
     if frames and not at_class:
         return _finding(ProbeError, planned, _frame_range(planned, frames[-1]), text)
     return _finding(ProbeError, planned, _class_range(planned, target), text)

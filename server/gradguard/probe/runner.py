@@ -455,7 +455,7 @@ def meta_size(construct, torch) -> int | None:
     return size + sum(b.numel() * b.element_size() for b in model.buffers())
 
 
-def probe_module(target: dict, namespace: dict, torch) -> dict:
+def probe_module(target: dict, namespace: dict, torch, info: dict) -> dict:
     name = target["name"]
     cls = namespace.get(name)
     if cls is None:
@@ -482,7 +482,7 @@ def probe_module(target: dict, namespace: dict, torch) -> dict:
         hint = f"; tried {ctor_error}" if ctor_error else ""
         raise CannotBuild(f"cannot construct `{name}`: the probe needs {need}{hint}")
     candidate, args, kwargs = chosen
-    info = {"ctor": candidate["text"], "ctor_origin": candidate["origin"]}
+    info.update({"ctor": candidate["text"], "ctor_origin": candidate["origin"]})
 
     def construct():
         return cls(*args, **kwargs)
@@ -647,7 +647,7 @@ def anomaly_from_warnings(caught) -> dict | None:
 
 
 # -- autograd Functions -------------------------------------------------------------------------------
-def probe_function(target: dict, namespace: dict, torch) -> dict:
+def probe_function(target: dict, namespace: dict, torch, info: dict) -> dict:
     name = target["name"]
     cls = namespace.get(name)
     if cls is None:
@@ -667,7 +667,7 @@ def probe_function(target: dict, namespace: dict, torch) -> dict:
         if isinstance(value, torch.Tensor) and value.is_floating_point():
             value = value.detach().to(torch.float64).requires_grad_(True)
         inputs.append(value)
-    info = {"input": spec_text(specs), "input_origin": target.get("input_origin", "")}
+    info.update({"input": spec_text(specs), "input_origin": target.get("input_origin", "")})
 
     emit({"event": "stage", "target": name, "stage": "forward"})
     try:
@@ -799,15 +799,16 @@ def jacobian_errors(fn, inputs, torch, eps: float = 1e-6) -> dict | None:
 # -- main ---------------------------------------------------------------------------------------------------
 def run_target(target: dict, namespace: dict, torch) -> dict:
     start = time.perf_counter()
+    info: dict = {}  # what was built so far (constructor, input): shown with errors too
     try:
         if target["kind"] == "module":
-            result = probe_module(target, namespace, torch)
+            result = probe_module(target, namespace, torch, info)
         else:
-            result = probe_function(target, namespace, torch)
+            result = probe_function(target, namespace, torch, info)
     except CannotBuild as exc:
-        result = {"status": "cannot-build", "message": str(exc)}
+        result = {**info, "status": "cannot-build", "message": str(exc)}
     except (Exception, ProbeExit, SystemExit) as exc:
-        result = {"status": "error", "error": describe_exception(exc)}
+        result = {**info, "status": "error", "error": describe_exception(exc)}
     result.update({"event": "result", "target": target["name"], "kind": target["kind"],
                    "seconds": round(time.perf_counter() - start, 3)})
     return result
