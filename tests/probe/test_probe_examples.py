@@ -202,3 +202,33 @@ def test_interpreter_without_torch_is_explained(tmp_path):
     assert result.returncode == 2
     assert "the probe needs torch, but" in result.stderr
     assert "No module named 'torch'" in result.stderr
+
+
+def test_package_relative_imports_and_missing_packages(tmp_path):
+    package = tmp_path / "mypkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "layers.py").write_text(
+        "import torch.nn as nn\n\n\nclass Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(4, 4)\n\n    def forward(self, x):\n        return self.fc(x)\n"
+    )
+    model = package / "model.py"
+    model.write_text(
+        "import torch\nimport torch.nn as nn\n\nfrom .layers import Block\n\n\nclass Net(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.block = Block()\n"
+        "        self.extra = nn.Linear(4, 4)\n\n    def forward(self, x):\n        return self.block(x)\n"
+    )
+    missing = tmp_path / "missing.py"
+    missing.write_text(
+        "import torch\nimport torch.nn as nn\nimport not_a_real_package_xyz\n\n\nclass Net(nn.Module):\n"
+        "    def forward(self, x):\n        return x\n"
+    )
+    reports = run_probes({"model": (model.read_text(), str(model)), "missing": (missing.read_text(), str(missing))})
+    # the relative import works as it does for the user; the input comes from the block's first layer
+    (finding,) = reports["model"].findings
+    assert (finding.code, finding.line) == ("GG901", 11)
+    assert "inferred from self.block.fc = Linear(in_features=4)" in reports["model"].notes[0].summary
+    # a package the interpreter lacks: the probe could not run, which is not an error in the code
+    (finding,) = reports["missing"].findings
+    assert (finding.code, finding.severity, finding.line) == ("GG902", Severity.INFORMATION, 3)
+    assert "No module named 'not_a_real_package_xyz'" in finding.message

@@ -86,8 +86,12 @@ async def probe_source(
             return report
         load_error = next((e for e in run.events if e.get("event") == "load-error"), None)
         if load_error is not None:
-            report.findings.append(_error_finding(planned, pending[0], load_error["error"], "while running the file's "
-                                                  "definitions", at_class=False))
+            finding = _error_finding(planned, pending[0], load_error["error"], "while running the file's definitions")
+            if load_error["error"].get("type") in ("ImportError", "ModuleNotFoundError"):
+                # the interpreter lacks a package: the probe could not run, the code is not wrong
+                finding.severity = Severity.INFORMATION
+                finding.message = f"The probe could not run this file: {finding.message}"
+            report.findings.append(finding)
             return _finish(report)
         results = {e["target"]: e for e in run.events if e.get("event") == "result"}
         stage = run.last_stage()

@@ -149,6 +149,19 @@ def _calls_local_function(stmt: ast.stmt, local_functions: set[str]) -> bool:
     return False
 
 
+def _package_of(path: str) -> tuple[str, str]:
+    """("pkg.sub", directory containing pkg) when the file is inside a package."""
+    directory = os.path.dirname(os.path.abspath(path))
+    parts = []
+    while os.path.isfile(os.path.join(directory, "__init__.py")):
+        parts.append(os.path.basename(directory))
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    return ".".join(reversed(parts)), directory
+
+
 def load_user_module(source: str, path: str) -> types.ModuleType:
     """Run the file's definitions (imports, classes, functions, plain assignments) but
     not its script part: no `if __name__ == "__main__":` block, no top-level calls or
@@ -165,6 +178,12 @@ def load_user_module(source: str, path: str) -> types.ModuleType:
     }
     module = types.ModuleType(USER_MODULE)
     module.__file__ = path
+    package, root = _package_of(path)
+    if package:
+        # `from .layers import Block` in a package's module works as it does for the user
+        module.__package__ = package
+        if root not in sys.path:
+            sys.path.insert(0, root)
     sys.modules[USER_MODULE] = module
     namespace = module.__dict__
     for stmt in tree.body:
@@ -251,11 +270,20 @@ def first_layer_inputs(model, attr: str | None, torch) -> tuple[list[dict], str]
             return parameter_inputs(model)
         where = f"self.{children[0][0]}"
         layer = children[0][1]
-    while True:
+    known = (
+        nn.Linear, nn.Bilinear, nn.Embedding, nn.EmbeddingBag, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.RNN, nn.LSTM,
+        nn.GRU, nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.TransformerEncoderLayer, nn.MultiheadAttention,
+    )
+    for _ in range(20):
+        if isinstance(layer, known):
+            break
         if isinstance(layer, (nn.Sequential, nn.ModuleList)) and len(layer) > 0:
-            layer = layer[0]
+            layer, where = layer[0], f"{where}[0]"
         elif isinstance(layer, nn.TransformerEncoder) and len(layer.layers) > 0:
-            layer = layer.layers[0]
+            layer, where = layer.layers[0], f"{where}.layers[0]"
+        elif next(layer.children(), None) is not None:
+            child_name, layer = next(layer.named_children())  # a block of the user's: its first layer
+            where = f"{where}.{child_name}"
         else:
             break
     name = type(layer).__name__
