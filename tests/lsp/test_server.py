@@ -277,7 +277,7 @@ async def test_syntax_error_mid_edit_keeps_previous_findings(client: LanguageCli
 
 async def test_stale_versions_are_never_published(client: LanguageClient):
     client.workspace_did_change_configuration(
-        types.DidChangeConfigurationParams(settings={"gradguard": {"debounceMs": 300}})
+        types.DidChangeConfigurationParams(settings={"gradguard": {"debounceMs": 1000}})
     )
     uri = open_doc(client, "model.py", BUGGY)
     await wait_published(client, uri, 1)
