@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 import re
 import signal
 from dataclasses import dataclass, field
@@ -52,7 +53,8 @@ async def probe_source(
 ) -> ProbeReport:
     report = ProbeReport(path)
     try:
-        planned = find_targets(text, path, only=target)
+        # planning parses the file: off the event loop, so the editor stays responsive
+        planned = await asyncio.get_running_loop().run_in_executor(None, find_targets, text, path, target)
     except PlanError as exc:
         report.error = f"cannot probe {path}: {exc}"
         return report
