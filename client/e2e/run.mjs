@@ -1,10 +1,13 @@
 // End-to-end test of the packaged extension in a real VS Code (code-server 4.100.3), driven by Debian's
-// Chromium through playwright-core. One code-server, one browser session, five scenarios:
+// Chromium through playwright-core. One code-server, one browser session, the issue's five scenarios:
 //   problems  - the Problems panel lists the expected gradguard diagnostics (codes and lines)
 //   hover     - hovering the squiggle shows the rule's explanation
 //   quickfix  - "Replace with `torch.relu`" rewrites the file on disk and the diagnostic goes away
 //   typing    - a bug typed into the editor gets its diagnostic within 2 s
 //   notebook  - a buggy notebook cell shows the diagnostic on that cell
+// and two checks of the client itself:
+//   explain         - "gradguard: Explain Rule" asks for a code and shows its explanation
+//   badInterpreter  - pointing gradguard.interpreter at a missing file restarts the client, which says so
 //
 // node client/e2e/run.mjs --vsix dist/x.vsix --python /usr/bin/python3 --artifacts DIR [--screenshots docs/screenshots]
 //
@@ -502,6 +505,45 @@ async function scenarioNotebook(page) {
   };
 }
 
+async function runCommand(page, title) {
+  await page.keyboard.press('F1');
+  await page.locator('.quick-input-widget input').waitFor({ state: 'visible' });
+  await page.keyboard.type(title);
+  await page.locator(`.quick-input-list .monaco-list-row[aria-label*="${title}"]`).first().waitFor();
+  await page.keyboard.press('Enter');
+}
+
+async function scenarioExplain(page) {
+  await runCommand(page, 'gradguard: Explain Rule');
+  await page.locator('.quick-input-widget input').waitFor({ state: 'visible' });
+  await page.keyboard.type('gg202');
+  await page.keyboard.press('Enter');
+  const tab = page.locator('.tabs-container .tab[aria-label*="GG202.md"]');
+  const shown = await tab.first().waitFor({ timeout: 10000 }).then(() => true, () => false);
+  await sleep(800);
+  await shoot(page, '6-explain');
+  return { ok: shown, detail: `"gradguard: Explain Rule" GG202 opened a GG202.md preview: ${shown}` };
+}
+
+async function scenarioBadInterpreter(page, { dirs }) {
+  // A workspace setting (.vscode/settings.json, which VS Code watches) overrides the user's interpreter.
+  const missing = join(dirs.run, 'no-such-python');
+  mkdirSync(join(dirs.workspace, '.vscode'), { recursive: true });
+  writeFileSync(join(dirs.workspace, '.vscode', 'settings.json'), JSON.stringify({ 'gradguard.interpreter': missing }));
+  const toast = page.locator('.notifications-toasts .notification-toast').filter({ hasText: 'could not be started' });
+  const shown = await toast.first().waitFor({ timeout: 20000 }).then(() => true, () => false);
+  const text = shown ? (await toast.first().textContent()) || '' : '';
+  const status = page.locator('.statusbar-item[aria-label^="gradguard error"]');
+  const statusError = await status.first().waitFor({ state: 'attached', timeout: 5000 }).then(() => true, () => false);
+  await shoot(page, '7-bad-interpreter');
+  const named = text.includes(missing) && text.includes('Python 3.10');
+  return {
+    ok: shown && named && statusError,
+    detail: `restart on interpreter change showed an error naming the interpreter and Python 3.10: ${shown && named}; status bar shows the error: ${statusError}`,
+    text,
+  };
+}
+
 // -- main --------------------------------------------------------------------------------------
 async function main() {
   mkdirSync(artifacts, { recursive: true });
@@ -546,6 +588,8 @@ async function main() {
       ['quickfix', () => scenarioQuickFix(page, ctx)],
       ['typing', () => scenarioTyping(page)],
       ['notebook', () => scenarioNotebook(page)],
+      ['explain', () => scenarioExplain(page)],
+      ['badInterpreter', () => scenarioBadInterpreter(page, ctx)],
     ].filter(([name]) => !args.only || args.only.split(',').includes(name));
     page.setDefaultTimeout(15000);
     for (const [name, run] of scenarios) {

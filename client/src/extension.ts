@@ -141,6 +141,22 @@ async function showStartError(message: string): Promise<void> {
   }
 }
 
+/** Rule explanations shown as read-only markdown documents (gradguard-rule:/GG202.md). */
+const RULE_SCHEME = 'gradguard-rule';
+const explanations = new Map<string, string>();
+const explanationChanged = new vscode.EventEmitter<vscode.Uri>();
+
+async function showExplanation(code: string, markdown: string): Promise<void> {
+  const uri = vscode.Uri.from({ scheme: RULE_SCHEME, path: `/${code.replace(/[^A-Za-z0-9]/g, '')}.md` });
+  explanations.set(uri.path, markdown);
+  explanationChanged.fire(uri);
+  try {
+    await vscode.commands.executeCommand('markdown.showPreview', uri);
+  } catch {
+    await vscode.window.showTextDocument(uri, { preview: true });
+  }
+}
+
 async function stopClient(): Promise<void> {
   const old = client;
   client = undefined;
@@ -209,12 +225,26 @@ async function startClient(reason: string): Promise<void> {
           );
         },
       },
-      // "Fix all" from the command palette: act on the active editor.
       executeCommand: async (command, args, next) => {
-        if (command === 'gradguard.fixAll' && args.length === 0) {
+        // From the command palette (no arguments): act on the active editor, ask for the rule code.
+        if ((command === 'gradguard.fixAll' || command === 'gradguard.runProbe') && args.length === 0) {
           const editor = vscode.window.activeTextEditor;
           if (!editor) return undefined;
           args = [editor.document.uri.toString()];
+        }
+        if (command === 'gradguard.explainRule') {
+          if (args.length === 0) {
+            const code = await vscode.window.showInputBox({
+              prompt: 'Rule code to explain',
+              placeHolder: 'GG202',
+              validateInput: (value) => (/^\s*GG\d{3}\s*$/i.test(value) ? undefined : 'A rule code such as GG202'),
+            });
+            if (!code) return undefined;
+            args = [code.trim().toUpperCase()];
+          }
+          const explanation = await next(command, args);
+          if (typeof explanation === 'string') await showExplanation(String(args[0]), explanation);
+          return explanation;
         }
         return next(command, args);
       },
@@ -276,6 +306,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.workspace.onDidChangeConfiguration(onConfigurationChanged),
     vscode.workspace.onDidGrantWorkspaceTrust(() => restart('workspace trusted')),
     { dispose: () => pythonApiListener?.dispose() },
+    explanationChanged,
+    vscode.workspace.registerTextDocumentContentProvider(RULE_SCHEME, {
+      onDidChange: explanationChanged.event,
+      provideTextDocumentContent: (uri) => explanations.get(uri.path) ?? '',
+    }),
   );
   await restart('activation');
 }

@@ -1,6 +1,6 @@
 """The packaged extension in a real VS Code: code-server 4.100.3 driven by Debian's Chromium.
 
-Runs `client/e2e/run.mjs` once (one code-server, one browser session, five scenarios) against the vsix
+Runs `client/e2e/run.mjs` once (one code-server, one browser session, seven scenarios) against the vsix
 in dist/, rebuilt first when it is missing or older than the sources. Artifacts (screenshots, results,
 extension host and server logs) go to test-artifacts/e2e/; the screenshots of passing scenarios also
 refresh docs/screenshots/, which the README shows.
@@ -28,7 +28,8 @@ ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")
 SOURCES = ["server/gradguard", "client/src", "package.json", "pyproject.toml", ".vscodeignore"]
-SCENARIOS = ["problems", "hover", "quickfix", "typing", "notebook"]
+# The issue's five, then two of the client's own: "Explain Rule" and the message for a missing interpreter.
+SCENARIOS = ["problems", "hover", "quickfix", "typing", "notebook", "explain", "badInterpreter"]
 
 pytestmark = pytest.mark.slow
 
@@ -129,5 +130,6 @@ def test_extension_in_code_server() -> None:
     assert scenarios["typing"]["elapsedMs"] <= 2000
     assert {"code": "GG202", "line": 12} in scenarios["problems"]["got"]
     assert proc.returncode == 0, output
-    for shot in ["1-problems", "2-hover", "3-quickfix", "3-quickfix-applied", "4-typing", "5-notebook"]:
+    shots = ["1-problems", "2-hover", "3-quickfix", "3-quickfix-applied", "4-typing", "5-notebook", "6-explain"]
+    for shot in shots + ["7-bad-interpreter"]:
         assert (SCREENSHOTS / f"{shot}.png").stat().st_mtime >= started, f"docs/screenshots/{shot}.png not refreshed"
