@@ -266,6 +266,7 @@ class Flow:
         self._class_has_weights = False
         self._method_names: set[str] = set()
         self._params: set[str] = set()
+        self._plain_self: str | None = None
         self.params = self._params  # the function's parameter names (without self)
         self._setup()
         body = func.body if func is not None else unit.nodes
@@ -295,6 +296,10 @@ class Flow:
                 info.kind in ("parameter", "layer", "grad_tensor") for info in self._attrs.values()
             )
             self._method_names = set(self.unit.methods(cls))
+        elif isinstance(cls, ast.ClassDef) and not any(
+            isinstance(d, ast.Name) and d.id == "staticmethod" for d in func.decorator_list
+        ):
+            self._plain_self = self_name(func)  # a Trainer-style object: its attributes are unknown objects
         for arg in every:
             if arg.arg == self._self:
                 continue
@@ -594,6 +599,8 @@ class Flow:
             if info.kind == "buffer":
                 return EMPTY
             return Value(OPAQUE | OBJ) if isinstance(info.value, ast.Call) else EMPTY
+        if self._plain_self is not None and isinstance(base, ast.Name) and base.id == self._plain_self:
+            return Value(OBJ | OPAQUE, (), frozenset({f"{base.id}.{attr}"}))
         if self.module.qualname(node) is not None and isinstance(_root(node), ast.Name) and _root(node).id not in self.env:
             return EMPTY  # torch.float32, np.pi, ...
         value = self._eval(base)
@@ -705,6 +712,12 @@ class Flow:
             if callee.bits & PUREMOD:
                 return args.with_bits(args.bits | TENSOR) if args.bits & TRACKED else args
             return union(Value(OPAQUE | OBJ), args)
+        if self._plain_self is not None and isinstance(func.value, ast.Name) and func.value.id == self._plain_self:
+            # `self.model(x)` / `self.criterion(out, y)` in a Trainer-style class
+            args = self._args(call)
+            if any(word in attr.lower() for word in _LOSS_LIKE):
+                return args
+            return union(Value(OPAQUE | OBJ), args)
         receiver = self._eval(func.value)
         args = self._args(call)
         if attr in CUT_METHODS:
@@ -726,6 +739,8 @@ class Flow:
         if receiver.bits & PUREMOD:
             return args
         if receiver.bits & OBJ and attr not in SAVES_OUTPUT and attr not in TENSOR_METHODS:
+            if any(word in attr.lower() for word in _LOSS_LIKE):
+                return args  # `self.criterion(out, y)`: a loss function adds no tracking
             return union(Value(OPAQUE | OBJ), args)
         if attr == "requires_grad_":
             return union(Value(LIVE), receiver.tensor())

@@ -226,6 +226,37 @@ class DetachedLoss(Rule):
             lines=[6],
             note="re-wrapping makes backward run, but it stops at the new leaf",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn.functional as F
+
+            class Trainer:
+                def __init__(self, model, optimizer):
+                    self.model = model
+                    self.optimizer = optimizer
+                    self.criterion = F.cross_entropy
+
+                def train_step(self, x, y):
+                    logits = self.model(x)
+                    probs = logits.detach()
+                    loss = self.criterion(probs, y)
+                    self.optimizer.zero_grad()
+                    loss.backward()
+                    self.optimizer.step()
+
+                def eval_step(self, x, y):
+                    with torch.no_grad():
+                        logits = self.model(x)
+                    return (logits.argmax(1) == y).float().mean().item()
+            """,
+            lines=[12],
+            raises="element 0 of tensors does not require grad and does not have a grad_fn",
+            run="""
+            m = torch.nn.Linear(4, 3)
+            Trainer(m, torch.optim.SGD(m.parameters(), lr=0.1)).train_step(torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1]))
+            """,
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
