@@ -148,7 +148,9 @@ def _resolve_config(args: argparse.Namespace) -> Config:
         first = Path(args.paths[0]) if args.paths else Path.cwd()
         config, _ = load_config(first if first.exists() else Path.cwd())
     config = config.merged(select=args.select, ignore=args.ignore, extend_ignore=args.extend_ignore)
-    known = set(all_rules()) | {"GG000"}
+    from gradguard.probe.metadata import PROBE_CODES  # GG9xx: ignoring/re-grading probe findings is valid
+
+    known = set(all_rules()) | {"GG000"} | set(PROBE_CODES)
     for selector in (*config.select, *config.ignore, *config.severity):
         if selector != "ALL" and not any(code.startswith(selector) for code in known):
             raise UsageError(f"unknown rule code or prefix: {selector}")

@@ -232,3 +232,21 @@ def test_package_relative_imports_and_missing_packages(tmp_path):
     (finding,) = reports["missing"].findings
     assert (finding.code, finding.severity, finding.line) == ("GG902", Severity.INFORMATION, 3)
     assert "No module named 'not_a_real_package_xyz'" in finding.message
+
+
+def test_config_ignore_and_severity_apply_to_probe_codes(tmp_path):
+    import shutil
+
+    shutil.copy(EXAMPLES / "unused_layer.py", tmp_path / "model.py")
+    (tmp_path / "pyproject.toml").write_text('[tool.gradguard]\nignore = ["GG901"]\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "gradguard", "probe", "--format", "json", str(tmp_path / "model.py")],
+        capture_output=True, text=True, env=probe_env(), timeout=120,
+    )
+    assert (result.returncode, json.loads(result.stdout)) == (0, []), result.stderr
+    # and `gradguard check` accepts the probe's codes in the same setting
+    check = subprocess.run(
+        [sys.executable, "-m", "gradguard", "check", str(tmp_path / "model.py")],
+        capture_output=True, text=True, env=probe_env(), timeout=120,
+    )
+    assert "unknown rule code" not in check.stderr

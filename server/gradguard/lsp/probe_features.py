@@ -245,6 +245,12 @@ async def run_probe_command(ls: Any, state: ProbeState, args: tuple) -> dict:
         by_target[target] = findings
     state.shown[uri] = (digest, by_target)
     combined = [f for group in by_target.values() for f in group]
+    try:
+        from gradguard.probe.report import apply_config
+
+        combined = apply_config(combined, ls.config_for(uri))
+    except Exception as exc:  # noqa: BLE001 - a config problem must not hide the results
+        log.info("probe findings not filtered by config: %s", exc)
     ls.set_extra_findings(uri, "probe", combined)
     what = target or "all targets"
     problems = f"{len(findings)} problem{'s' if len(findings) != 1 else ''}" if findings else "no problems"

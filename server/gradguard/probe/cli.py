@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from gradguard.engine.finding import Severity
-from gradguard.probe.report import ProbeReport, UnknownTarget, probe_source
+from gradguard.engine.config import ConfigError, load_config
+from gradguard.probe.report import ProbeReport, UnknownTarget, apply_config, probe_source
 from gradguard.probe.sandbox import MIN_MEMORY_MB
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
@@ -50,6 +51,12 @@ def run_probe(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         print(f"gradguard: error: cannot start the interpreter {python!r}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        config, _ = load_config(path.resolve())
+    except ConfigError as exc:
+        print(f"gradguard: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    report.findings = apply_config(report.findings, config)
     if report.error:
         print(f"gradguard: {report.error}", file=sys.stderr)
         return EXIT_CLEAN if report.nothing_to_probe else EXIT_USAGE

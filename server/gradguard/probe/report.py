@@ -127,6 +127,23 @@ async def probe_source(
     return _finish(report)
 
 
+def apply_config(findings: list[Finding], config) -> list[Finding]:
+    """`ignore` and `severity` of [tool.gradguard] / the editor settings apply to the
+    probe's codes too (`select` lists static rules, so it does not hide probe results)."""
+    if config is None:
+        return findings
+    from gradguard.engine.config import Config
+
+    ignoring = Config(select=("ALL",), ignore=tuple(config.ignore))
+    kept = []
+    for finding in findings:
+        if not ignoring.enabled(finding.code):
+            continue
+        finding.severity = config.severity_for(finding.code, finding.severity)
+        kept.append(finding)
+    return kept
+
+
 def _finish(report: ProbeReport) -> ProbeReport:
     report.findings.sort(key=lambda f: f.sort_key)
     return report
