@@ -43,3 +43,14 @@ class BadShape(torch.autograd.Function):
     def backward(ctx, grad):
         x, y = ctx.saved_tensors
         return grad * y, (grad * x).sum()
+
+
+class BadInit(nn.Module):
+    """nn.Linear needs in_features and out_features."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(10)
+
+    def forward(self, x):
+        return self.fc(x)

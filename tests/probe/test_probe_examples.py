@@ -91,8 +91,13 @@ def test_errors_map_to_the_users_line(reports):
         ("GG902", Severity.ERROR, 16, 16, 16, 28),  # `self.head(h)`: the shape error
         ("GG903", Severity.ERROR, 30, 9, 30, 29),  # backward's `return`: one gradient for two inputs
         ("GG903", Severity.ERROR, 45, 26, 45, 42),  # `(grad * x).sum()`: a scalar for a (3, 3) input
+        ("GG902", Severity.ERROR, 53, 19, 53, 32),  # `nn.Linear(10)` in __init__
     ]
-    shape, count, wrong_shape = report.findings
+    shape, count, wrong_shape, init = report.findings
+    assert init.message == (
+        "TypeError while constructing `BadInit()`: Linear.__init__() missing 1 required positional argument: "
+        "'out_features'"
+    )
     assert "wrong shape for input 1 (`y`)" in wrong_shape.message
     assert "invalid gradient at index 1 - got [] but expected shape compatible with [3, 3]" in wrong_shape.message
     assert shape.message == (
