@@ -60,7 +60,11 @@ def _newest_source_mtime() -> float:
     newest = 0.0
     for rel in SOURCES:
         path = ROOT / rel
-        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+        files = (
+            [path]
+            if path.is_file()
+            else [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+        )
         for file in files:
             newest = max(newest, file.stat().st_mtime)
     return newest
@@ -73,9 +77,16 @@ def _fresh_vsix() -> Path:
         env = {**os.environ, "PYTHON": sys.executable}
         build = subprocess.run(
             ["bash", "scripts/build-extension.sh", "--target", "linux-x64"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+            cwd=ROOT,
+            env=env,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
-        assert build.returncode == 0, f"building the vsix failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}"
+        assert build.returncode == 0, (
+            f"building the vsix failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}"
+        )
     assert vsix.exists(), f"the build did not produce {vsix}"
     return vsix
 
@@ -90,7 +101,9 @@ def _extension_python() -> str:
 def test_extension_in_code_server() -> None:
     missing = _missing_dependencies()
     if missing:
-        reason = "editor test dependencies missing (run `bash scripts/install-editor-deps.sh`): " + "; ".join(missing)
+        reason = "editor test dependencies missing (run `bash scripts/install-editor-deps.sh`): " + "; ".join(
+            missing
+        )
         if _in_ci():
             pytest.fail(reason + " -- CI is set, so this is a failure, not a skip")
         pytest.skip(reason)
@@ -107,13 +120,18 @@ def test_extension_in_code_server() -> None:
     results_file.unlink(missing_ok=True)
     started = time.time()
     cmd = [
-        "node", "client/e2e/run.mjs",
-        "--vsix", str(vsix),
-        "--python", _extension_python(),
-        "--artifacts", str(ARTIFACTS),
-        "--screenshots", str(SCREENSHOTS),
+        "node",
+        "client/e2e/run.mjs",
+        "--vsix",
+        str(vsix),
+        "--python",
+        _extension_python(),
+        "--artifacts",
+        str(ARTIFACTS),
+        "--screenshots",
+        str(SCREENSHOTS),
     ]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, cwd=ROOT, check=False, capture_output=True, text=True, timeout=600)
     output = f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     assert results_file.exists(), f"run.mjs wrote no results (exit {proc.returncode}):\n{output}"
     results = json.loads(results_file.read_text(encoding="utf-8"))
@@ -122,14 +140,23 @@ def test_extension_in_code_server() -> None:
     scenarios = results["scenarios"]
     assert sorted(scenarios) == sorted(SCENARIOS), scenarios.keys()
     failed = {name: s["detail"] for name, s in scenarios.items() if not s["ok"]}
-    assert not failed, (
-        "scenarios failed (screenshots and logs in test-artifacts/e2e/):\n"
-        + "\n".join(f"  {name}: {detail}" for name, detail in failed.items())
+    assert not failed, "scenarios failed (screenshots and logs in test-artifacts/e2e/):\n" + "\n".join(
+        f"  {name}: {detail}" for name, detail in failed.items()
     )
     # The stated budgets, checked on their own numbers (the scenarios also enforce them).
     assert scenarios["typing"]["elapsedMs"] <= 2000
     assert {"code": "GG202", "line": 12} in scenarios["problems"]["got"]
     assert proc.returncode == 0, output
-    shots = ["1-problems", "2-hover", "3-quickfix", "3-quickfix-applied", "4-typing", "5-notebook", "6-explain"]
+    shots = [
+        "1-problems",
+        "2-hover",
+        "3-quickfix",
+        "3-quickfix-applied",
+        "4-typing",
+        "5-notebook",
+        "6-explain",
+    ]
     for shot in shots + ["7-bad-interpreter"]:
-        assert (SCREENSHOTS / f"{shot}.png").stat().st_mtime >= started, f"docs/screenshots/{shot}.png not refreshed"
+        assert (SCREENSHOTS / f"{shot}.png").stat().st_mtime >= started, (
+            f"docs/screenshots/{shot}.png not refreshed"
+        )
