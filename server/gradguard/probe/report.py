@@ -273,8 +273,12 @@ def _add_result(report: ProbeReport, planned: FileTargets, target: Target, resul
             )
             report.findings.append(_finding(ProbeError, planned, _line_range(planned, line), text))
         else:
-            report.findings.append(_error_finding(planned, target, error, _stage_words(stage, target, result),
-                                                  result=result))
+            finding = _error_finding(planned, target, error, _stage_words(stage, target, result), result=result)
+            if _needs_gpu(error.get("message", "")):
+                # the probe runs on CPU: code written for a GPU is not wrong
+                finding.severity = Severity.INFORMATION
+                finding.message = f"The probe could not run `{target.name}` on CPU: {finding.message}"
+            report.findings.append(finding)
     elif status == "ok" and target.kind == "module":
         findings, reported = _no_gradient_findings(planned, target, result, report)
         report.findings.extend(findings)
@@ -342,6 +346,14 @@ def _root_name(node: ast.AST) -> str | None:
     while isinstance(node, (ast.Subscript, ast.Attribute)):
         node = node.value
     return node.id if isinstance(node, ast.Name) else None
+
+
+def _needs_gpu(message: str) -> bool:
+    lowered = message.lower()
+    return "cuda" in lowered and any(
+        word in lowered for word in ("not compiled with cuda", "nvidia driver", "cuda is not available",
+                                     "no cuda gpus", "found no nvidia")
+    )
 
 
 def _guess_stage(error: dict) -> str:
