@@ -30,6 +30,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # -- code-server + playwright-core from npm -------------------------------------------------------
+# code-server writes a default config under XDG_CONFIG_HOME when it runs: keep that out of the home folder.
+export XDG_CONFIG_HOME="$DEPS/xdg-config"
 installed_version() {
   node -e 'try { console.log(require(process.argv[1] + "/package.json").version) } catch { }' "$1"
 }
