@@ -136,3 +136,92 @@ def test_check_pauses_gc_only_for_its_duration():
         assert not gc.isenabled(), "check must not enable a GC its caller disabled"
     finally:
         gc.enable()
+
+
+def _reference_attributes(unit, cls):
+    """The obvious implementation `_collect_attributes` must agree with."""
+    from gradguard.engine.index import AttributeInfo, _classify, self_attribute, self_name
+
+    found = {}
+    methods = unit.methods(cls)
+    ordered = [methods["__init__"]] if "__init__" in methods else []
+    ordered += [m for name, m in methods.items() if name != "__init__"]
+    registers = ("register_parameter", "register_buffer", "register_module", "add_module")
+    for func in ordered:
+        me = self_name(func) or "self"
+        for node in ast.walk(func):
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    attr = self_attribute(target, me)
+                    if attr and attr not in found:
+                        found[attr] = _classify(attr, node, node.value, unit.module)
+            elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                attr = self_attribute(node.target, me)
+                if attr and attr not in found:
+                    found[attr] = _classify(attr, node, node.value, unit.module)
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in registers
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == me
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                kind = {"register_parameter": "parameter", "register_buffer": "buffer"}.get(node.func.attr, "layer")
+                value = node.args[1] if len(node.args) > 1 else None
+                found[node.args[0].value] = AttributeInfo(node.args[0].value, kind, node, value)
+    return found
+
+
+TRICKY_CLASS = '''
+import torch
+import torch.nn as nn
+
+class Tricky(nn.Module):
+    def helper(this):
+        this.late = nn.Linear(2, 2)
+        this.w = None
+
+    def __init__(self, bias=True):
+        super().__init__()
+        if bias:
+            if True:
+                self.deep = nn.Parameter(torch.zeros(2))
+            self.b = nn.Parameter(torch.zeros(2))
+        else:
+            self.register_parameter("b", None)
+        self.deep = None
+        self.w: torch.Tensor = torch.randn(2, requires_grad=True)
+        self.register_buffer("stats", torch.zeros(2))
+        self.layers = [nn.Linear(2, 2) for _ in range(2)]
+        other.x = 1
+
+        def inner():
+            self.from_closure = nn.Linear(1, 1)
+
+    class Nested(nn.Module):
+        def __init__(self):
+            self.nested_only = nn.Linear(1, 1)
+'''
+
+
+@pytest.mark.parametrize("path", SAMPLES + [None], ids=[p.name for p in SAMPLES] + ["tricky"])
+def test_class_attributes_match_reference(path):
+    text = TRICKY_CLASS if path is None else path.read_text(encoding="utf-8")
+    _, units = units_of(text)
+    for unit in units:
+        for cls in unit.classes():
+            got = unit.class_attributes(cls)
+            want = _reference_attributes(unit, cls)
+            assert list(got.items()) == list(want.items())
+    if path is None:
+        cls = next(c for u in units for c in u.classes() if c.name == "Tricky")
+        unit = next(u for u in units if cls in u.classes())
+        kinds = {k: v.kind for k, v in unit.class_attributes(cls).items()}
+        # the shallower `self.deep = None` is seen before the nested Parameter (walk order)
+        assert kinds == {
+            "b": "parameter", "deep": "other", "w": "grad_tensor", "stats": "buffer", "layers": "other",
+            "from_closure": "layer", "late": "layer",
+        }  # fmt: skip

@@ -610,40 +610,78 @@ def walk(node: ast.AST) -> Iterator[ast.AST]:
                 todo.append(value)
 
 
+_REGISTER_CALLS = ("register_parameter", "register_buffer", "register_module", "add_module")
+
+
 def _collect_attributes(unit: Unit, cls: ast.ClassDef) -> dict[str, AttributeInfo]:
+    """`self.<name>` assignments and `self.register_*` calls in the class's methods.
+
+    Same result as walking each method with `ast.walk` (`__init__` first, then the others
+    in definition order; breadth-first inside a method; the first assignment of a name
+    wins, a `register_*` call always wins), but found from the unit's buckets: only the
+    few candidate nodes climb their parent links to find their method and depth."""
     module = unit.module
     found: dict[str, AttributeInfo] = {}
     methods = unit.methods(cls)
+    if not methods:
+        return found
     ordered = [methods["__init__"]] if "__init__" in methods else []
     ordered += [m for name, m in methods.items() if name != "__init__"]
-    for func in ordered:
-        me = self_name(func) or "self"
-        for node in walk(func):
-            if isinstance(node, ast.Assign):
-                for target in node.targets:
-                    attr = self_attribute(target, me)
-                    if attr and attr not in found:
-                        found[attr] = _classify(attr, node, node.value, module)
-            elif isinstance(node, ast.AnnAssign) and node.value is not None:
-                attr = self_attribute(node.target, me)
+    rank = {m: i for i, m in enumerate(ordered)}
+    parents = unit._parents
+    buckets = unit._buckets
+    candidates: list[tuple[int, int, int, int, int, ast.AST]] = []
+
+    def locate(node: ast.AST) -> None:
+        depth = 0
+        current = node
+        parent = parents.get(current)
+        while parent is not None and parent is not cls:
+            current = parent
+            parent = parents.get(current)
+            depth += 1
+        if parent is cls and current in rank:
+            candidates.append((rank[current], depth, node.lineno, node.col_offset, len(candidates), node))
+
+    for node in buckets.get(ast.Assign, ()):
+        if any(t.__class__ is ast.Attribute and t.value.__class__ is ast.Name for t in node.targets):  # type: ignore[attr-defined]
+            locate(node)
+    for node in buckets.get(ast.AnnAssign, ()):
+        target = node.target  # type: ignore[attr-defined]
+        if node.value is not None and target.__class__ is ast.Attribute and target.value.__class__ is ast.Name:  # type: ignore[attr-defined]
+            locate(node)
+    for node in buckets.get(ast.Call, ()):
+        func = node.func  # type: ignore[attr-defined]
+        if func.__class__ is ast.Attribute and func.attr in _REGISTER_CALLS:
+            locate(node)
+    candidates.sort(key=lambda c: c[:5])
+
+    for position, _, _, _, _, node in candidates:
+        me = self_name(ordered[position]) or "self"
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                attr = self_attribute(target, me)
                 if attr and attr not in found:
                     found[attr] = _classify(attr, node, node.value, module)
-            elif (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr in ("register_parameter", "register_buffer", "register_module", "add_module")
-                and isinstance(node.func.value, ast.Name)
-                and node.func.value.id == me
-                and node.args
-                and isinstance(node.args[0], ast.Constant)
-                and isinstance(node.args[0].value, str)
-            ):
-                kind = {
-                    "register_parameter": "parameter",
-                    "register_buffer": "buffer",
-                }.get(node.func.attr, "layer")
-                value = node.args[1] if len(node.args) > 1 else None
-                found[node.args[0].value] = AttributeInfo(node.args[0].value, kind, node, value)
+        elif isinstance(node, ast.AnnAssign):
+            attr = self_attribute(node.target, me)
+            if attr and attr not in found:
+                found[attr] = _classify(attr, node, node.value, module)  # type: ignore[arg-type]
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == me
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            kind = {
+                "register_parameter": "parameter",
+                "register_buffer": "buffer",
+            }.get(node.func.attr, "layer")
+            value = node.args[1] if len(node.args) > 1 else None
+            found[node.args[0].value] = AttributeInfo(node.args[0].value, kind, node, value)
     return found
 
 
