@@ -48,6 +48,12 @@ def test_gg103_plain_containers_hide_layers():
     assert all(block.training for block in stack.blocks)  # .eval() does not reach them
 
 
+def test_gg103_variable_and_late_requires_grad_are_not_parameters():
+    m = run_example("GG103", 4)["Scale"]()
+    assert list(m.parameters()) == []
+    assert m.alpha.requires_grad and m.beta.requires_grad
+
+
 def test_gg104_layer_in_forward_is_new_every_call_and_not_trained():
     ns = run_example("GG104", 0)
     m = ns["Net"]()

@@ -9,7 +9,15 @@ from typing import Iterator
 from gradguard.engine.dataflow import is_param_free_layer, node_text
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import nn_name, replace_node
-from gradguard.engine.index import Unit, creates_grad_leaf, keyword, self_attribute, self_name, walk
+from gradguard.engine.index import (
+    TENSOR_FACTORIES,
+    Unit,
+    creates_grad_leaf,
+    keyword,
+    self_attribute,
+    self_name,
+    walk,
+)
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 # `requires_grad`, a container display/comprehension, or a container being filled
@@ -264,6 +272,40 @@ class UnregisteredParameter(Rule):
             """,
             check_fixed="assert len(list(Stack().parameters())) == 6",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            from torch.autograd import Variable
+
+            class Scale(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.alpha = Variable(torch.ones(1), requires_grad=True)
+                    self.beta = torch.zeros(1)
+                    self.beta.requires_grad = True
+
+                def forward(self, x):
+                    return x * self.alpha + self.beta
+            """,
+            lines=[8, 9],
+            fixed="""
+            import torch
+            import torch.nn as nn
+            from torch.autograd import Variable
+
+            class Scale(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.alpha = nn.Parameter(torch.ones(1))
+                    self.beta = nn.Parameter(torch.zeros(1))
+                    self.beta.requires_grad = True
+
+                def forward(self, x):
+                    return x * self.alpha + self.beta
+            """,
+            check_fixed="assert len(list(Scale().parameters())) == 2",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
@@ -280,6 +322,7 @@ class UnregisteredParameter(Rule):
         added: dict[str, set[str]] = {}  # "self.x" / "x" -> kinds of fresh objects put in it
         registered: set[str] = set()  # containers handed to a layer constructor
         calls: list[ast.Call] = []
+        later_grad: set[str] = set()  # self.x made to require grad after its assignment
         for node in _statements(init):
             if isinstance(node, (ast.For, ast.AsyncFor)) and _registers_in_body(node, me):
                 # `for i, layer in enumerate(self.layers): self.add_module(str(i), layer)`
@@ -298,6 +341,13 @@ class UnregisteredParameter(Rule):
                     attr = self_attribute(target, me)
                     if attr:
                         assigns.append((node, attr, value))
+                    elif (
+                        isinstance(target, ast.Attribute)
+                        and target.attr == "requires_grad"
+                        and _is_true(value)
+                        and self_attribute(target.value, me)
+                    ):
+                        later_grad.add(self_attribute(target.value, me))  # self.w.requires_grad = True
                     elif isinstance(target, ast.Name) and _is_empty_container(value):
                         local_lists[target.id] = value
                     elif isinstance(target, ast.Subscript):
@@ -307,6 +357,12 @@ class UnregisteredParameter(Rule):
                             added.setdefault(key, set()).add(kind)
             elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
                 calls.extend(n for n in walk(node.value) if isinstance(n, ast.Call))
+                func = node.value.func
+                flag = node.value.args[0] if node.value.args else keyword(node.value, "requires_grad")
+                if isinstance(func, ast.Attribute) and func.attr == "requires_grad_" and (flag is None or _is_true(flag)):
+                    attr = self_attribute(func.value, me)
+                    if attr:
+                        later_grad.add(attr)  # self.w.requires_grad_()
         for node in calls:
             func = node.func
             if isinstance(func, ast.Attribute) and func.attr in ("append", "insert", "extend"):
@@ -334,7 +390,10 @@ class UnregisteredParameter(Rule):
             key = f"{me}.{attr}"
             if key in registered:
                 continue
-            if isinstance(value, ast.Call) and creates_grad_leaf(value, unit.module):
+            if isinstance(value, ast.Call) and (
+                _creates_grad_leaf(value, unit.module)
+                or (attr in later_grad and unit.module.call_name(value) in TENSOR_FACTORIES)
+            ):
                 yield self._grad_tensor(unit, attr, value)
                 continue
             if _is_empty_container(value):
@@ -360,7 +419,7 @@ class UnregisteredParameter(Rule):
             if keyword(node, "requires_grad") is not None and not _is_true(keyword(node, "requires_grad")):
                 return None
             return _KIND_PARAM
-        if creates_grad_leaf(node, module):
+        if _creates_grad_leaf(node, module):
             return _KIND_PARAM
         if module.is_layer_constructor(node):
             return None if is_param_free_layer(module.call_name(node)) else _KIND_MODULE
@@ -445,10 +504,23 @@ def _container_text(
     return None
 
 
+_VARIABLE = {"torch.autograd.Variable", "torch.autograd.variable.Variable"}
+
+
+def _creates_grad_leaf(call: ast.Call, module) -> bool:
+    """A tensor factory with `requires_grad=True`, or the old `Variable(t, requires_grad=True)`."""
+    if creates_grad_leaf(call, module):
+        return True
+    return bool(call.args) and module.call_name(call) in _VARIABLE and _is_true(keyword(call, "requires_grad"))
+
+
 def _without_requires_grad(unit: Unit, call: ast.Call) -> str:
     """`torch.randn(3, requires_grad=True)` -> "torch.randn(3)";
-    `torch.zeros(3).requires_grad_()` -> "torch.zeros(3)". Keeps the text otherwise."""
+    `torch.zeros(3).requires_grad_()` -> "torch.zeros(3)"; `Variable(t, requires_grad=True)` -> "t".
+    Keeps the text otherwise."""
     func = call.func
+    if unit.module.call_name(call) in _VARIABLE and len(call.args) == 1 and len(call.keywords) == 1:
+        return unit.segment(call.args[0])
     if isinstance(func, ast.Attribute) and func.attr == "requires_grad_":
         return unit.segment(func.value)
     kw = next((k for k in call.keywords if k.arg == "requires_grad"), None)
