@@ -255,6 +255,14 @@ SILENT = {
                 model(x).sum().backward()
                 opt.step()
         """,
+    "helper_of_another_object_clears": """
+        import torch
+        def train(agent, loss_fn, optimizer, loader):
+            for x in loader:
+                agent.reset_grads()
+                loss_fn(agent(x)).backward()
+                optimizer.step()
+        """,
 }
 
 

@@ -333,6 +333,15 @@ def callees_zero_grad(unit: Unit, loop: TrainingLoop) -> bool:
             summary = functions.get(name)
             if summary is not None and "zero_grad" in summary.calls:
                 return True
+    # a helper of some other object whose name says it clears gradients
+    # (`trainer.reset_grads()`, `agent.zero_all()`, `clear_gradients(model)`)
+    start, end = _span(loop.loop)
+    for call in unit.calls():
+        if start <= (call.lineno, call.col_offset) < end:
+            func = call.func
+            name = (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")).lower()
+            if "zero" in name or ("grad" in name and any(w in name for w in ("reset", "clear", "none"))):
+                return True
     return False
 
 
