@@ -74,7 +74,7 @@ async def run_sandboxed(
         with open(plan_path, "w", encoding="utf-8") as handle:
             json.dump(plan, handle)
         env = dict(os.environ)
-        env["PYTHONUNBUFFERED"] = "0"
+        env["PYTHONUNBUFFERED"] = "1"  # what was printed before a crash reaches the tail
         env.pop("PYTHONSTARTUP", None)
         env["OMP_NUM_THREADS"] = env.get("OMP_NUM_THREADS", "1")
         proc = await asyncio.create_subprocess_exec(
