@@ -495,7 +495,9 @@ def _no_gradient_findings(
         attr = group["attr"]
         severity = None
         if first["grad"] == "zero":
-            text = f"{names} {verb} an all-zero gradient (checked with 3 different inputs)"
+            runs = result.get("zero_runs", 1)
+            checked = f"checked with {runs} different inputs" if runs > 1 else "after one backward"
+            text = f"{names} {verb} an all-zero gradient ({checked})"
         else:
             stop = first.get("stop")
             if stop is not None:

@@ -608,14 +608,20 @@ def probe_module(target: dict, namespace: dict, torch, info: dict) -> dict:
 
     missing = {n for n, p in params if p.grad is None}
     zero = {n for n, p in params if p.grad is not None and not bool(p.grad.ne(0).any())}
+    runs = 1
     if zero:
         # all-zero gradients can be an accident of one input (dead ReLUs): confirm twice
         for seed in (1, 2):
             model.zero_grad(set_to_none=True)
-            _, loss2, _ = run_once(seed)
-            if loss2 is not None:
-                loss2.backward()
+            try:
+                _, loss2, _ = run_once(seed)
+                if loss2 is not None:
+                    loss2.backward()
+            except Exception:  # a second step failing is not what this check is about
+                break
+            runs += 1
             zero = {n for n in zero if (g := dict(params)[n].grad) is not None and not bool(g.ne(0).any())}
+    info["zero_runs"] = runs
     flow = None
     if missing:
         set_stage("trace")
