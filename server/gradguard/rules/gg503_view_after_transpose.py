@@ -69,6 +69,17 @@ class ViewAfterTranspose(Rule):
             """,
             note="no dims merged",
         ),
+        Valid(
+            """
+            import torch
+
+            def keys(x, b):
+                k = x.view(b, 1, -1).permute(0, 2, 1).view(b, -1)
+                t = x.transpose(1, 2).view(b, 64, 7, 7)
+                return k, t
+            """,
+            note="size-1 dims move freely; splitting a transposed dim is a valid view",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -149,7 +160,7 @@ class ViewAfterTranspose(Rule):
             if any(isinstance(a, ast.Starred) for a in args):
                 continue
             verdict = _exact(infer, base, order, args)
-            if verdict is None:
+            if verdict is None and not _may_have_unit_dims(unit, base):
                 verdict = _structural(infer, order, args)
             if not verdict:
                 continue
@@ -176,6 +187,26 @@ def _is_permuting(node: ast.AST) -> bool:
         return node.attr in ("T", "mT")
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
         return node.func.attr in ("transpose", "swapaxes", "swapdims", "t", "permute")
+    return False
+
+
+def _may_have_unit_dims(unit: Unit, node: ast.AST) -> bool:
+    """Was the permuted tensor just shaped with a literal 1 (`x.view(b, 1, -1)`,
+    `x.unsqueeze(1)`)? Size-1 dims can be moved freely, so the view may well work."""
+    if isinstance(node, ast.Name):
+        value = bindings(unit, unit.enclosing_function(node)).value_of(node.id, node)
+        if value is None:
+            return False
+        node = value
+    if isinstance(node, ast.Subscript):
+        return any(isinstance(n, ast.Constant) and n.value is None for n in ast.walk(node.slice))
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+        return False
+    if node.func.attr in ("unsqueeze", "unsqueeze_", "expand", "expand_as", "repeat"):
+        return True
+    if node.func.attr in ("view", "reshape", "new_zeros", "new_ones"):
+        args = node.args[0].elts if len(node.args) == 1 and isinstance(node.args[0], (ast.Tuple, ast.List)) else node.args
+        return any(isinstance(a, ast.Constant) and a.value == 1 for a in args)
     return False
 
 

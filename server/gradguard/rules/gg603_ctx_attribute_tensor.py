@@ -16,7 +16,7 @@ _TENSOR_METHODS = {
     "mm", "matmul", "bmm", "t", "view", "reshape", "transpose", "permute", "contiguous", "clamp", "clamp_min",
     "exp", "log", "sigmoid", "tanh", "relu", "sum", "mean", "pow", "sqrt", "abs", "sign", "mul", "add", "sub",
     "div", "neg", "expand", "expand_as", "view_as", "reshape_as", "unsqueeze", "squeeze", "flatten", "masked_fill",
-    "gather", "scatter", "index_select", "softmax", "log_softmax", "norm", "numel", "dim", "detach", "clone",
+    "gather", "scatter", "index_select", "softmax", "log_softmax", "norm", "detach", "clone",
     "new_zeros", "new_ones", "new_empty", "zero_", "float", "double", "half", "round", "floor", "ceil", "sin", "cos",
 }
 
