@@ -717,6 +717,8 @@ def probe_function(target: dict, namespace: dict, torch, info: dict) -> dict:
     outs = [t for t in output_tensors(out, torch) if t.is_floating_point() and t.requires_grad]
     if not outs:
         return {**info, "status": "ok", "note": "no output requires grad"}
+    low_precision = sorted({str(t.dtype) for t in outs if t.dtype != torch.float64})
+    gradcheck_applies = not low_precision  # finite differences in float32 are too coarse to judge
 
     emit({"event": "stage", "target": name, "stage": "backward"})
     loss, _ = reduce_to_loss(out, torch, 0)
@@ -751,6 +753,9 @@ def probe_function(target: dict, namespace: dict, torch, info: dict) -> dict:
         described["stage"] = "backward"
         return {**info, "status": "error", "error": described}
 
+    if not gradcheck_applies:
+        return {**info, "status": "ok",
+                "note": f"forward returns {', '.join(low_precision)} for float64 inputs: gradcheck needs float64"}
     emit({"event": "stage", "target": name, "stage": "gradcheck"})
     from torch.autograd.gradcheck import GradcheckError
 
