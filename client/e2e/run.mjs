@@ -8,6 +8,8 @@
 // and two checks of the client itself:
 //   explain         - "gradguard: Explain Rule" asks for a code and shows its explanation
 //   badInterpreter  - pointing gradguard.interpreter at a missing file restarts the client, which says so
+//   trust           - in a second code-server with workspace trust on: restricted mode has diagnostics but
+//                     no probe code lenses; granting trust restarts the server and the lenses appear
 //
 // node client/e2e/run.mjs --vsix dist/x.vsix --python /usr/bin/python3 --artifacts DIR [--screenshots docs/screenshots]
 //
@@ -216,6 +218,8 @@ function runDirs() {
     extensions: join(run, 'extensions'),
     userData: join(run, 'user-data'),
     workspace: join(run, 'workspace'),
+    trustUserData: join(run, 'user-data-trust'),
+    trustWorkspace: join(run, 'untrusted-workspace'),
     xdgConfig: join(run, 'xdg', 'config'),
     xdgData: join(run, 'xdg', 'data'),
     xdgCache: join(run, 'xdg', 'cache'),
@@ -252,6 +256,10 @@ function writeWorkspace(dirs) {
     'gradguard.importStrategy': 'useBundled',
   };
   writeFileSync(join(dirs.userData, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
+  // A second profile and folder for the workspace-trust check (fresh: no remembered trust decision).
+  writeFileSync(join(dirs.trustWorkspace, 'relu_bug.py'), RELU_BUG);
+  mkdirSync(join(dirs.trustUserData, 'User'), { recursive: true });
+  writeFileSync(join(dirs.trustUserData, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
 }
 
 function codeServerEnv(dirs) {
@@ -277,7 +285,7 @@ async function installVsix(dirs) {
   return join(dirs.extensions, installed[0]);
 }
 
-async function startCodeServer(dirs, port) {
+async function startCodeServer(dirs, port, { userData = dirs.userData, workspace = dirs.workspace, trust = false } = {}) {
   const proc = spawn(
     codeServer,
     [
@@ -285,11 +293,11 @@ async function startCodeServer(dirs, port) {
       '--auth', 'none',
       '--disable-telemetry',
       '--disable-update-check',
-      '--disable-workspace-trust',
+      ...(trust ? [] : ['--disable-workspace-trust']),
       '--disable-getting-started-override',
       '--extensions-dir', dirs.extensions,
-      '--user-data-dir', dirs.userData,
-      dirs.workspace,
+      '--user-data-dir', userData,
+      workspace,
     ],
     { env: codeServerEnv(dirs), stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
@@ -326,8 +334,10 @@ function stopCodeServer(proc) {
 function collectLogs(dirs) {
   const dest = join(artifacts, 'logs');
   rmSync(dest, { recursive: true, force: true });
-  const src = join(dirs.userData, 'logs');
-  if (existsSync(src)) cpSync(src, dest, { recursive: true });
+  for (const [userData, name] of [[dirs.userData, 'main'], [dirs.trustUserData, 'trust']]) {
+    const src = join(userData, 'logs');
+    if (existsSync(src)) cpSync(src, join(dest, name), { recursive: true });
+  }
   // The "gradguard" output channel (client log + server stderr) as one file, for a quick look.
   const found = [];
   const walk = (d) => {
@@ -544,6 +554,44 @@ async function scenarioBadInterpreter(page, { dirs }) {
   };
 }
 
+/**
+ * Workspace trust, in a second code-server with trust enabled: in restricted mode the static analysis
+ * runs but the probe's code lenses are absent; granting trust restarts the server and they appear.
+ */
+async function scenarioTrust(browser, ctx) {
+  const { dirs } = ctx;
+  const port = await freePort();
+  const server = await startCodeServer(dirs, port, { userData: dirs.trustUserData, workspace: dirs.trustWorkspace, trust: true });
+  ctx.servers.push(server);
+  const page = await browser.newPage({ viewport: { width: 1400, height: 860 } });
+  page.setDefaultTimeout(15000);
+  try {
+    await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(dirs.trustWorkspace)}`);
+    const no = page.locator('.monaco-dialog-box .monaco-button').filter({ hasText: "No, I don't trust the authors" });
+    await no.first().waitFor({ timeout: 60000 });
+    await no.first().click();
+    await openFromExplorer(page, 'relu_bug.py');
+    await waitServerReady(page);
+    await page.locator(`.editor-group-container.active ${SQUIGGLE}`).first().waitFor({ timeout: 30000 });
+    await sleep(1500); // code lenses come a moment after the diagnostics
+    const lens = page.locator('.editor-group-container.active .codelens-decoration').filter({ hasText: 'Check gradient flow' });
+    const lensesUntrusted = await lens.count();
+    await shoot(page, '8-untrusted');
+    await runCommand(page, 'Workspaces: Manage Workspace Trust');
+    const trustButton = page.locator('.workspace-trust-editor .monaco-button').filter({ hasText: /^Trust$/ });
+    await trustButton.first().click();
+    await page.locator('.tabs-container .tab[aria-label*="relu_bug.py"]').first().click();
+    const lensAfter = await lens.first().waitFor({ timeout: 30000 }).then(() => true, () => false);
+    await shoot(page, '8-trusted');
+    return {
+      ok: lensesUntrusted === 0 && lensAfter,
+      detail: `restricted mode: diagnostics shown, probe code lenses: ${lensesUntrusted}; after granting trust the lens appears: ${lensAfter}`,
+    };
+  } finally {
+    await page.close().catch(() => undefined);
+  }
+}
+
 // -- main --------------------------------------------------------------------------------------
 async function main() {
   mkdirSync(artifacts, { recursive: true });
@@ -562,6 +610,7 @@ async function main() {
   writeWorkspace(dirs);
   let server;
   let browser;
+  const extraServers = [];
   try {
     const t0 = Date.now();
     const extensionDir = await installVsix(dirs);
@@ -581,7 +630,7 @@ async function main() {
     await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(dirs.workspace)}`);
     await page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 60000 });
     log('workbench ready');
-    const ctx = { openedAt: Date.now(), dirs, extensionDir };
+    const ctx = { openedAt: Date.now(), dirs, extensionDir, servers: extraServers };
     const scenarios = [
       ['problems', () => scenarioProblems(page, ctx)],
       ['hover', () => scenarioHover(page)],
@@ -590,6 +639,7 @@ async function main() {
       ['notebook', () => scenarioNotebook(page)],
       ['explain', () => scenarioExplain(page)],
       ['badInterpreter', () => scenarioBadInterpreter(page, ctx)],
+      ['trust', () => scenarioTrust(browser, ctx)],
     ].filter(([name]) => !args.only || args.only.split(',').includes(name));
     page.setDefaultTimeout(15000);
     for (const [name, run] of scenarios) {
@@ -617,6 +667,7 @@ async function main() {
   } finally {
     if (browser) await browser.close().catch(() => undefined);
     stopCodeServer(server);
+    for (const extra of extraServers) stopCodeServer(extra);
     await sleep(500);
     if (server) results.codeServerLog = server.logLines.join('').slice(-4000);
     try {

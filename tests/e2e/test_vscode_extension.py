@@ -1,6 +1,7 @@
 """The packaged extension in a real VS Code: code-server 4.100.3 driven by Debian's Chromium.
 
-Runs `client/e2e/run.mjs` once (one code-server, one browser session, seven scenarios) against the vsix
+Runs `client/e2e/run.mjs` once (one code-server, one browser session, eight scenarios;
+the last starts a second code-server with workspace trust on) against the vsix
 in dist/, rebuilt first when it is missing or older than the sources. Artifacts (screenshots, results,
 extension host and server logs) go to test-artifacts/e2e/; the screenshots of passing scenarios also
 refresh docs/screenshots/, which the README shows.
@@ -28,8 +29,9 @@ ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")
 SOURCES = ["server/gradguard", "client/src", "package.json", "pyproject.toml", ".vscodeignore"]
-# The issue's five, then two of the client's own: "Explain Rule" and the message for a missing interpreter.
-SCENARIOS = ["problems", "hover", "quickfix", "typing", "notebook", "explain", "badInterpreter"]
+# The issue's five, then the client's own: "Explain Rule", the message for a missing interpreter, and
+# workspace trust (no probe code lenses in restricted mode; they appear once trust is granted).
+SCENARIOS = ["problems", "hover", "quickfix", "typing", "notebook", "explain", "badInterpreter", "trust"]
 
 pytestmark = pytest.mark.slow
 
@@ -156,7 +158,7 @@ def test_extension_in_code_server() -> None:
         "5-notebook",
         "6-explain",
     ]
-    for shot in shots + ["7-bad-interpreter"]:
+    for shot in shots + ["7-bad-interpreter", "8-untrusted", "8-trusted"]:
         assert (SCREENSHOTS / f"{shot}.png").stat().st_mtime >= started, (
             f"docs/screenshots/{shot}.png not refreshed"
         )
