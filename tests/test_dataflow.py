@@ -304,3 +304,16 @@ def step(model, x):
     finally:
         if was_enabled:
             gc.enable()
+
+
+def test_set_grad_enabled_statement_switches_tracking():
+    env = final(HEADER + """
+def f(model, x):
+    torch.set_grad_enabled(False)
+    a = model(x)
+    torch.set_grad_enabled(True)
+    b = model(x)
+    return a, b
+""", "f")
+    assert env["a"].only(df.NOGRAD)
+    assert env["b"].tracked

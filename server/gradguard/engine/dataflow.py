@@ -352,6 +352,9 @@ class Flow:
         elif kind is ast.Expr:
             self._eval(stmt.value)
             self._side_effects(stmt.value, stmt)
+            mode = _grad_mode_switch(self.module, stmt.value)
+            if mode is not None:  # `torch.set_grad_enabled(False)` as a statement: from here on
+                self._nograd = None if mode else stmt
         elif kind in (ast.For, ast.AsyncFor):
             self._bind(stmt.target, _element(self._eval(stmt.iter)), stmt.iter)
             self._branches(stmt.body, [])
@@ -785,6 +788,18 @@ class _LoadView(dict):
 
 
 _GRAD_ENABLING = {"torch.enable_grad", "torch.autograd.enable_grad", "torch.autograd.grad_mode.enable_grad"}
+
+
+def _grad_mode_switch(module, expr: ast.expr) -> bool | None:
+    """`torch.set_grad_enabled(False)` -> False, `(True)` -> True, anything else -> None."""
+    if not isinstance(expr, ast.Call):
+        return None
+    if module.call_name(expr) not in ("torch.set_grad_enabled", "torch.autograd.set_grad_enabled"):
+        return None
+    arg = expr.args[0] if expr.args else keyword(expr, "mode")
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, bool):
+        return arg.value
+    return None
 
 
 def _grad_enabling(module, expr: ast.expr) -> bool:

@@ -140,6 +140,24 @@ class BackwardUnderNoGrad(Rule):
             fit_step(m, torch.optim.SGD(m.parameters(), lr=0.1), torch.randn(4, 3), torch.randn(4, 1))
             """,
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            def fit_once(net, data):
+                torch.set_grad_enabled(False)  # "speeds up" target preparation
+                try:
+                    targets = data.sum(dim=1, keepdim=True)
+                    loss = nn.functional.mse_loss(net(data), targets)
+                    loss.backward()
+                finally:
+                    torch.set_grad_enabled(True)
+            """,
+            lines=[9],
+            raises="element 0 of tensors does not require grad and does not have a grad_fn",
+            run="fit_once(nn.Linear(3, 1), torch.randn(16, 3))",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
@@ -164,6 +182,8 @@ def _context_text(unit: Unit, origin: ast.AST) -> str:
         for item in origin.items:
             if unit.grad_disabling_context(item):
                 return describe(item.context_expr, unit)
+    if isinstance(origin, ast.Expr):
+        return describe(origin.value, unit)  # torch.set_grad_enabled(False) as a statement
     if isinstance(origin, (ast.FunctionDef, ast.AsyncFunctionDef)):
         for deco in origin.decorator_list:
             return "@" + describe(deco, unit)
