@@ -216,14 +216,17 @@ class CannotBuild(Exception):
 _MISMATCH_WORDS = (
     "shape", "size", "dimension", "dim ", "mat1", "mat2", "channels", "expected input", "must match",
     "dtype", "view", "reshape", "index out of range", "out of bounds", "positional argument", "unpack",
+    "indices", "subscriptable", "tensor", "not iterable",
 )
 
 
 def looks_like_input_mismatch(exc: BaseException) -> bool:
     """Errors a wrong guess of the input's shape (or arity) causes, as opposed to bugs
     that would happen with any input (out of memory, attribute errors, exits)."""
-    if not isinstance(exc, (RuntimeError, ValueError, TypeError, IndexError)):
-        return False
+    if isinstance(exc, (TypeError, IndexError, AttributeError, KeyError, AssertionError)):
+        return True  # the input is not what forward expects (a dict, a batch object, another rank)
+    if not isinstance(exc, (RuntimeError, ValueError)):
+        return False  # NameError, ZeroDivisionError, ...: a bug whatever the input
     text = str(exc).lower()
     if "allocate" in text or "memory" in text:
         return False
