@@ -110,7 +110,10 @@ def test_errors_map_to_the_users_line(reports):
 
 def test_where_gradients_stop(reports):
     report = reports["gradient_stops"]
-    found = [(f.line, f.message.split(" (.grad")[0]) for f in report.findings]
+    found = [(f.line, f.message.split(" [input")[0].split(" (.grad")[0]) for f in report.findings]
+    # the input was inferred, and every finding says so
+    assert all(f.message.endswith("[input (4, 6), inferred from self.embed = Linear(in_features=6)]")
+               for f in report.findings[:2])
     assert found == [
         (11, "`embed.weight`, `embed.bias` get no gradient: the path to the output is cut on line 16 by code run "
              "under `torch.no_grad()`; if that is intended (a frozen teacher or target network), freeze it with "

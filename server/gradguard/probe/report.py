@@ -519,6 +519,10 @@ def _no_gradient_findings(
             else:
                 text = f"{names} {verb} no gradient"
             text += " (.grad is None after backward)"
+        origin = result.get("input_origin") or ""
+        if origin.startswith("inferred"):
+            # the probe guessed the input: say which, so a shape-dependent forward can be judged
+            text += f" [input {result.get('input')}, {origin}]"
         findings.append(_finding(NoGradient, planned, _site_node_range(planned, group["node"]), text, severity))
     return findings, sum(len(group["params"]) for group in groups.values())
 
