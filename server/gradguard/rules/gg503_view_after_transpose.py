@@ -80,6 +80,15 @@ class ViewAfterTranspose(Rule):
             """,
             note="size-1 dims move freely; splitting a transposed dim is a valid view",
         ),
+        Valid(
+            """
+            import torch
+
+            def waveform(hidden_states):
+                return hidden_states.squeeze(0).transpose(1, 0).view(-1)
+            """,
+            note="(1, T) -> (T, 1): flattening works",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -192,12 +201,16 @@ def _is_permuting(node: ast.AST) -> bool:
 
 def _may_have_unit_dims(unit: Unit, node: ast.AST) -> bool:
     """Was the permuted tensor just shaped with a literal 1 (`x.view(b, 1, -1)`,
-    `x.unsqueeze(1)`)? Size-1 dims can be moved freely, so the view may well work."""
+    `x.unsqueeze(1)`, `x.squeeze(0)`)? Size-1 dims can be moved freely, so the view may
+    well work."""
     if isinstance(node, ast.Name):
         value = bindings(unit, unit.enclosing_function(node)).value_of(node.id, node)
         if value is None:
             return False
         node = value
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Attribute) and sub.attr in ("squeeze", "squeeze_", "unsqueeze", "unsqueeze_"):
+            return True
     if isinstance(node, ast.Subscript):
         return any(isinstance(n, ast.Constant) and n.value is None for n in ast.walk(node.slice))
     if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
@@ -266,8 +279,9 @@ def _structural(infer, order: list[int], args: list[ast.expr]) -> bool:
     """Without shapes: `.view(-1)` (everything merged) or `.view(a, ..., -1)` whose
     trailing -1 merges swapped dims, assuming each leading argument is one dimension."""
     if len(args) == 1:
-        # `.view(-1)` / `.view(n)`; `.view(dtype)` reinterprets bytes and is not a reshape
-        return infer.int_value(args[0]) is not None
+        # `.view(-1)` / `.view(n)`; `.view(dtype)` reinterprets bytes and is not a reshape.
+        # A 2-D swap is left alone: `(T, 1)` column vectors flatten fine and are common.
+        return len(order) >= 3 and infer.int_value(args[0]) is not None
     if infer.int_value(args[-1]) != -1:
         return False
     leading = args[:-1]
