@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import ast
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from gradguard.engine.index import (
     FunctionNode,
@@ -940,9 +940,6 @@ def walk_function(func: ast.AST) -> Iterator[ast.AST]:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
             continue
         stack.extend(ast.iter_child_nodes(node))
-
-
-DependencyQuery = Callable[[str], frozenset[str]]
 
 
 def derives_from(unit: Unit, func: FunctionNode | None, name: str) -> frozenset[str]:

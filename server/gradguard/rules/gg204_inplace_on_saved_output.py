@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from gradguard.engine.dataflow import SAVES_OUTPUT, describe, flow_of, node_text, unit_text
 from gradguard.engine.finding import Applicability, Finding

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from gradguard.engine.dataflow import CUT, backward_calls, describe, flow_of, forward_functions, node_text
 from gradguard.engine.finding import Finding

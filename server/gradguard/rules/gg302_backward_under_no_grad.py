@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ast
-from typing import Iterator
+from collections.abc import Iterator
 
 from gradguard.engine.dataflow import NOGRAD, backward_calls, describe
 from gradguard.engine.finding import Finding

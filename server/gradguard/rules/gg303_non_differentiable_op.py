@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ast
-from typing import Iterator
+from collections.abc import Iterator
 
 from gradguard.engine.dataflow import NONDIFF, NONDIFF_ZERO_GRAD, backward_calls, describe
 

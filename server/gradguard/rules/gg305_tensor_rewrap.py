@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ast
-from typing import Iterator
+from collections.abc import Iterator
 
 from gradguard.engine.dataflow import CUT_METHODS, INT_DTYPES, describe, flow_of, unit_text
 from gradguard.engine.finding import Applicability, Finding
