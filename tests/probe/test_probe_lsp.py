@@ -140,6 +140,14 @@ async def test_code_lens_on_modules_and_functions(client: LanguageClient):
     ]
     assert await lenses(client, model_uri) == [(6, "Check gradient flow", [model_uri, "Classifier"])]
 
+    # "Run gradcheck" on the wrong Function publishes GG903 on its backward's return entry
+    result = await run_probe(client, functions_uri, "BadSquare")
+    assert result["ran"] and [f["code"] for f in result["findings"]] == ["GG903"]
+    await wait_until(lambda: probe_diagnostics(client, functions_uri))
+    (diagnostic,) = probe_diagnostics(client, functions_uri)
+    assert (diagnostic.code, diagnostic.range.start.line, diagnostic.range.start.character) == ("GG903", 30, 33)
+    assert diagnostic.severity == types.DiagnosticSeverity.Error
+
 
 async def test_run_probe_publishes_caches_and_edit_clears(client: LanguageClient):
     root = client.root  # type: ignore[attr-defined]
