@@ -88,6 +88,32 @@ class ParameterCreatedInForward(Rule):
             """,
             note="layers built in a helper called from __init__",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            def build_and_train(data, targets):
+                model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+                opt = torch.optim.SGD(model.parameters(), lr=0.1)
+                loss = nn.functional.mse_loss(model(data), targets)
+                loss.backward()
+                opt.step()
+                return model
+
+            class Head(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(4, 2)
+
+                def forward(self, x):
+                    act = nn.Sequential(nn.GELU(), nn.Dropout(0.1))
+                    with torch.no_grad():
+                        probe = nn.Linear(2, 2)(self.fc(x))
+                    return act(self.fc(x)), probe
+            """,
+            note="layers built in a training function; parameter-free Sequential; a probe under no_grad",
+        ),
     ]
     INVALID = [
         Invalid(

@@ -98,6 +98,29 @@ class InplaceOnSavedOutput(Rule):
             """,
             note="no backward in the function; under no_grad",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(4, 4)
+                    self.register_buffer("table", torch.linspace(-1, 1, 4))
+
+                def forward(self, x):
+                    h = self.fc(x)
+                    gate = torch.sigmoid(h)
+                    h.mul_(2)
+                    lut = torch.exp(self.table)
+                    lut += 1
+                    out = torch.relu(h * gate)
+                    out = out + lut
+                    return out
+            """,
+            note="writes into the input of sigmoid (not its saved output) and into exp of a buffer",
+        ),
     ]
     INVALID = [
         Invalid(

@@ -81,6 +81,21 @@ class RequiresGradTypo(Rule):
             """,
             note="a project's own names that happen to look like the typo",
         ),
+        Valid(
+            """
+            import torch
+
+            class Wrapped(torch.Tensor):
+                @staticmethod
+                def __new__(cls, data):
+                    return torch.Tensor._make_subclass(cls, data, require_grad=data.requires_grad)
+
+            t = torch.zeros(2, requires_grad=True)
+            if t.requires_grad and t.grad is None:
+                t.requires_grad_(False)
+            """,
+            note="torch's private `_make_subclass` really spells it `require_grad`",
+        ),
     ]
     INVALID = [
         Invalid(

@@ -73,6 +73,25 @@ class TensorRewrap(Rule):
             """,
             note="logging, no_grad, stack, as_tensor of one tensor",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Sampler(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.scores = nn.Linear(8, 4)
+
+                def forward(self, x, ids):
+                    logits = self.scores(x)
+                    picks = torch.tensor([logits.argmax(1)[0], logits.argmax(1)[-1]], dtype=torch.long)
+                    ids_tensor = torch.tensor(ids)
+                    size = torch.tensor(x.shape[-1])
+                    return logits.index_select(1, picks), ids_tensor, size
+            """,
+            note="integer indices, plain inputs and shapes",
+        ),
     ]
     INVALID = [
         Invalid(
