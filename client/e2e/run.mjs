@@ -68,8 +68,6 @@ class Rectifier(nn.Module):
 `;
 const RELU_FIXED = RELU_BUG.replace('        h[h < 0] = 0\n', '        h = torch.relu(h)\n');
 const MUST_LIST = { code: 'GG202', line: 12 }; // the quick fix's finding
-// From GG202's hover (its full explanation), not from any diagnostic message.
-const HOVER_PHRASES = ['GG202 masked-assignment', 'keep the graph intact'];
 
 // typing_demo.py is clean; the test types a GG202 bug as the new line 8.
 const TYPING_DEMO = `import torch
@@ -390,7 +388,20 @@ async function scenarioProblems(page, ctx) {
   };
 }
 
-async function scenarioHover(page) {
+/** The heading and summary of a rule's explanation (`gradguard explain`), as the hover renders them. */
+async function explanationPhrases(extensionDir, code) {
+  const { stdout } = await execFileP(args.python, ['-m', 'gradguard', 'explain', code], {
+    env: { ...process.env, PYTHONPATH: join(extensionDir, 'bundled', 'libs') },
+    timeout: 60000,
+  });
+  const lines = stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  const plain = (text) => text.replace(/^#+\s*/, '').replace(/[`*_]/g, '');
+  return [plain(lines[0]), plain(lines[1])]; // "GG202 masked-assignment", its one-line summary
+}
+
+async function scenarioHover(page, { extensionDir }) {
+  // Only in the explanation, not in any diagnostic message.
+  const HOVER_PHRASES = await explanationPhrases(extensionDir, MUST_LIST.code);
   const squiggle = page.locator(`.editor-group-container.active ${SQUIGGLE}`).first();
   const box = await squiggle.boundingBox();
   if (!box) throw new Error('no squiggle on screen');
@@ -633,7 +644,7 @@ async function main() {
     const ctx = { openedAt: Date.now(), dirs, extensionDir, servers: extraServers };
     const scenarios = [
       ['problems', () => scenarioProblems(page, ctx)],
-      ['hover', () => scenarioHover(page)],
+      ['hover', () => scenarioHover(page, ctx)],
       ['quickfix', () => scenarioQuickFix(page, ctx)],
       ['typing', () => scenarioTyping(page)],
       ['notebook', () => scenarioNotebook(page)],

@@ -20,6 +20,7 @@ import {
   serverArgs,
   serverEnvironment,
 } from './interpreter';
+import { RestartBudget } from './restarts';
 import {
   importStrategy,
   initializationOptions,
@@ -51,6 +52,7 @@ let queue: Promise<void> = Promise.resolve();
 let stopping = false;
 let pythonApiListener: vscode.Disposable | undefined;
 const reportedProblems = new Set<string>();
+const restartBudget = new RestartBudget();
 
 function log(message: string): void {
   output.appendLine(`[client ${new Date().toISOString()}] ${message}`);
@@ -174,6 +176,7 @@ async function stopClient(): Promise<void> {
 
 async function startClient(reason: string): Promise<void> {
   await stopClient();
+  restartBudget.reset();
   setStatus('starting', `starting (${reason})`);
   log(`starting the server: ${reason}`);
 
@@ -212,7 +215,16 @@ async function startClient(reason: string): Promise<void> {
     markdown: { isTrusted: false, supportHtml: false },
     errorHandler: {
       error: (_error, _message, count) => ({ action: (count ?? 0) <= 3 ? ErrorAction.Continue : ErrorAction.Shutdown }),
-      closed: () => ({ action: CloseAction.DoNotRestart, message: 'the gradguard server stopped; see the "gradguard" output.' }),
+      closed: () => {
+        if (restartBudget.crashed(Date.now())) {
+          log('the server stopped unexpectedly; restarting it');
+          return { action: CloseAction.Restart };
+        }
+        return {
+          action: CloseAction.DoNotRestart,
+          message: `The gradguard server stopped ${restartBudget.max + 1} times in 3 minutes and is not restarted again. See the "gradguard" output, then run "gradguard: Restart Server".`,
+        };
+      },
     },
     middleware: {
       workspace: {
