@@ -51,9 +51,10 @@ class InplaceOnSavedOutput(Rule):
     Use the out-of-place form (`y = y.mul(2)`, `y = y + 1`, `torch.where(...)`,
     `y.masked_fill(...)`), or `.clone()` the output before writing into it. Ops that save
     their input rather than their output (`gelu`, `silu`, `elu`, `leaky_relu`, `sin`,
-    `log`, ...) do not have this problem, and writes under `torch.no_grad()` or in code
-    that never calls backward are not reported. Masked assignments `y[y < t] = v` are
-    GG202's.
+    `log`, ...) do not have this problem. Code that never calls backward is not reported;
+    neither are writes under `torch.no_grad()` (they still bump the version counter and
+    break a later backward through that output, but no-grad writes are usually deliberate
+    updates of tensors outside the graph). Masked assignments `y[y < t] = v` are GG202's.
     """
     fix_applicability = Applicability.UNSAFE
 
