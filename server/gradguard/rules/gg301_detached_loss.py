@@ -27,7 +27,8 @@ class DetachedLoss(Rule):
     When the loss you call `.backward()` on depends on the model only through such a
     value, no gradient reaches the model. If nothing else in the loss requires grad,
     PyTorch says so:
-    *"element 0 of tensors does not require grad and does not have a grad_fn"*. Re-wrapping
+    *"element 0 of tensors does not require grad and does not have a grad_fn"* (and a
+    Python number from `.item()`/`float()` has no `.backward()` at all). Re-wrapping
     with `torch.tensor(loss.item(), requires_grad=True)` silences that error but makes a
     new leaf: backward stops there and the parameters still get no gradient.
     Returning a cut value from `forward` has the same effect for every caller.

@@ -21,9 +21,9 @@ class NonDifferentiableOp(Rule):
     explanation = """
     Some ops have no gradient, or a gradient that is zero everywhere it exists:
 
-    * `argmax`/`argmin`, comparisons (`out > 0.5`), and casts to integer or bool
-      (`.long()`, `.int()`, `.bool()`, `.to(torch.long)`) return integer or boolean tensors
-      with no `grad_fn`. A loss built only from them does not require grad, and
+    * `argmax`/`argmin`, the indices of `max`/`min`/`topk`/`sort` (`_, pred = out.max(1)`),
+      comparisons (`out > 0.5`), and casts to integer or bool (`.long()`, `.int()`,
+      `.bool()`, `.to(torch.long)`) return integer or boolean tensors with no `grad_fn`. A loss built only from them does not require grad, and
       `.backward()` raises *"element 0 of tensors does not require grad and does not have
       a grad_fn"*.
     * `round`, `floor`, `ceil`, `sign`, `trunc` are piecewise constant: backward runs,
