@@ -142,7 +142,7 @@ async function waitFor(predicate, timeoutMs, what, intervalMs = 100) {
 // Screenshots go to the artifacts at once, and to --screenshots (the docs) only when their scenario passed.
 const pendingShots = new Map();
 async function shoot(page, name) {
-  const buf = await page.screenshot();
+  const buf = await page.screenshot({ caret: 'hide', animations: 'disabled' });
   mkdirSync(artifacts, { recursive: true });
   writeFileSync(join(artifacts, `${name}.png`), buf);
   pendingShots.set(name, buf);
@@ -151,7 +151,11 @@ async function shoot(page, name) {
 function publishShots(passed) {
   if (passed && docsShots) {
     mkdirSync(docsShots, { recursive: true });
-    for (const [name, buf] of pendingShots) writeFileSync(join(docsShots, `${name}.png`), buf);
+    for (const [name, buf] of pendingShots) {
+      const file = join(docsShots, `${name}.png`);
+      // Unchanged pictures are left alone, so a passing run does not churn the committed ones.
+      if (!existsSync(file) || !readFileSync(file).equals(buf)) writeFileSync(file, buf);
+    }
   }
   pendingShots.clear();
 }

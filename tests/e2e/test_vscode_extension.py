@@ -100,6 +100,10 @@ def _extension_python() -> str:
     return str(base if base.exists() else Path(sys.executable))
 
 
+def taken_after(path: Path, started: float) -> bool:
+    return path.stat().st_mtime >= started
+
+
 def test_extension_in_code_server() -> None:
     missing = _missing_dependencies()
     if missing:
@@ -159,6 +163,8 @@ def test_extension_in_code_server() -> None:
         "6-explain",
     ]
     for shot in shots + ["7-bad-interpreter", "8-untrusted", "8-trusted"]:
-        assert (SCREENSHOTS / f"{shot}.png").stat().st_mtime >= started, (
+        taken = (ARTIFACTS / f"{shot}.png").read_bytes()
+        assert taken.startswith(b"\x89PNG") and taken_after(ARTIFACTS / f"{shot}.png", started)
+        assert (SCREENSHOTS / f"{shot}.png").read_bytes() == taken, (
             f"docs/screenshots/{shot}.png not refreshed"
         )
