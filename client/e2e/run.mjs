@@ -139,7 +139,8 @@ async function waitFor(predicate, timeoutMs, what, intervalMs = 100) {
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
-// Screenshots go to the artifacts at once, and to --screenshots (the docs) only when their scenario passed.
+// Screenshots go to the artifacts at once, and those the docs show to --screenshots when their scenario passed.
+const DOCS_SHOTS = new Set(['1-problems', '2-hover', '3-quickfix', '3-quickfix-applied', '4-typing', '5-notebook', '6-explain']);
 const pendingShots = new Map();
 async function shoot(page, name) {
   const buf = await page.screenshot({ caret: 'hide', animations: 'disabled' });
@@ -152,6 +153,7 @@ function publishShots(passed) {
   if (passed && docsShots) {
     mkdirSync(docsShots, { recursive: true });
     for (const [name, buf] of pendingShots) {
+      if (!DOCS_SHOTS.has(name)) continue;
       const file = join(docsShots, `${name}.png`);
       // Unchanged pictures are left alone, so a passing run does not churn the committed ones.
       if (!existsSync(file) || !readFileSync(file).equals(buf)) writeFileSync(file, buf);
