@@ -162,8 +162,9 @@ def scope_binders(unit: Unit) -> dict[int, list[ast.AST]]:
     cached = unit.__dict__.get("_gg_binders")
     if cached is None:
         cached = {}
-        for node in unit.nodes_of(*_BINDERS):
-            cached.setdefault(id(unit.enclosing_function(node)), []).append(node)
+        for kind in _BINDERS:  # one type at a time: a merged list would need a sort
+            for node in unit.nodes_of(kind):
+                cached.setdefault(id(unit.enclosing_function(node)), []).append(node)
         unit.__dict__["_gg_binders"] = cached
     return cached
 
@@ -201,11 +202,12 @@ def nn_bound_names(unit: Unit) -> frozenset[str]:
     cached = unit.__dict__.get("_gg_nn_names")
     if cached is None:
         names = set()
-        for node in unit.nodes_of(ast.Assign, ast.AnnAssign):
-            value = node.value  # type: ignore[attr-defined]
-            if isinstance(value, ast.Call) and (unit.module.call_name(value) or "").startswith("torch.nn."):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]  # type: ignore[attr-defined]
-                names.update(t.id for t in targets if isinstance(t, ast.Name))
+        for kind in (ast.Assign, ast.AnnAssign):
+            for node in unit.nodes_of(kind):
+                value = node.value  # type: ignore[attr-defined]
+                if isinstance(value, ast.Call) and (unit.module.call_name(value) or "").startswith("torch.nn."):
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]  # type: ignore[attr-defined]
+                    names.update(t.id for t in targets if isinstance(t, ast.Name))
         cached = unit.__dict__["_gg_nn_names"] = frozenset(names)
     return cached
 

@@ -234,11 +234,12 @@ def _reads(unit: Unit, target: str) -> list[ast.AST]:
     index = unit.__dict__.get("_gg405_reads")
     if index is None:
         index = {}
-        for sub in unit.nodes_of(ast.Name, ast.Attribute):
-            if isinstance(sub.ctx, ast.Load):  # type: ignore[attr-defined]
-                dotted = dotted_name(sub)
-                if dotted is not None:
-                    index.setdefault(dotted, []).append(sub)
+        for kind in (ast.Name, ast.Attribute):
+            for sub in unit.nodes_of(kind):
+                if isinstance(sub.ctx, ast.Load):  # type: ignore[attr-defined]
+                    dotted = dotted_name(sub)
+                    if dotted is not None:
+                        index.setdefault(dotted, []).append(sub)
         unit.__dict__["_gg405_reads"] = index
     return index.get(target, [])
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from gradguard.engine.finding import Finding
 from gradguard.engine.index import Unit, keyword, self_attribute, self_name
 from gradguard.engine.rule import Invalid, Rule, Valid
-from gradguard.engine.shapes import bindings, inference, nn_bound_names
+from gradguard.engine.shapes import bindings, calls_by_attr, inference, nn_bound_names
 
 _LINEAR = {"torch.nn.Linear", "torch.nn.modules.linear.Linear"}
 _RESHAPES = {"view", "reshape", "flatten"}
@@ -135,32 +135,36 @@ class LinearShapeMismatch(Rule):
 
     def check(self, unit: Unit) -> Iterator[Finding]:
         module = unit.module
-        infer = inference(unit)
+        # the candidate callees: `self.<attr>` holding an nn.Linear, and local names bound to one
         class_layers: dict[int, dict[str, ast.Call]] = {}
-        for call in unit.calls():
+        for cls in unit.module_classes():
+            class_layers[id(cls)] = {
+                name: info.value
+                for name, info in unit.class_attributes(cls).items()
+                if info.kind == "layer" and info.ctor in _LINEAR and isinstance(info.value, ast.Call)
+            }
+        attrs = {name for layers in class_layers.values() for name in layers}
+        local = nn_bound_names(unit)
+        if not attrs and not local:
+            return
+        candidates = calls_by_attr(unit, *attrs) if attrs else []
+        if local:
+            candidates += [c for c in unit.calls() if isinstance(c.func, ast.Name) and c.func.id in local]
+        infer = inference(unit)
+        for call in candidates:
             if not call.args:
                 continue
             func = call.func
             ctor = None
-            if isinstance(func, ast.Attribute):
-                if not isinstance(func.value, ast.Name):
-                    continue
-            elif not (isinstance(func, ast.Name) and func.id in nn_bound_names(unit)):
-                continue
             scope = unit.enclosing_function(call)
-            if isinstance(func, ast.Attribute) and scope is not None:
+            if isinstance(func, ast.Attribute):
+                if scope is None:
+                    continue
                 attr = self_attribute(func, self_name(scope) or "self")
                 cls = unit.enclosing_class(scope) if attr else None
-                if cls is not None and module.is_module_class(cls.name):
-                    layers = class_layers.get(id(cls))
-                    if layers is None:
-                        layers = class_layers[id(cls)] = {
-                            name: info.value
-                            for name, info in unit.class_attributes(cls).items()
-                            if info.kind == "layer" and info.ctor in _LINEAR and isinstance(info.value, ast.Call)
-                        }
-                    ctor = layers.get(attr)  # type: ignore[arg-type]
-            elif isinstance(func, ast.Name) and func.id in nn_bound_names(unit):
+                if cls is not None and id(cls) in class_layers:
+                    ctor = class_layers[id(cls)].get(attr)  # type: ignore[arg-type]
+            elif isinstance(func, ast.Name):
                 value = bindings(unit, scope).value_of(func.id, func)
                 if isinstance(value, ast.Call) and module.call_name(value) in _LINEAR:
                     ctor = value

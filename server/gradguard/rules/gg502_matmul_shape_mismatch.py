@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from gradguard.engine.finding import Finding, Severity
 from gradguard.engine.index import Unit
 from gradguard.engine.rule import Invalid, Rule, Valid
-from gradguard.engine.shapes import inference, matmul_mismatch, named_calls
+from gradguard.engine.shapes import calls_by_attr, inference, matmul_mismatch
 
 _FUNCTIONS = {"torch.matmul": "matmul", "torch.mm": "mm", "torch.bmm": "bmm"}
 
@@ -96,19 +96,14 @@ class MatmulShapeMismatch(Rule):
             assert isinstance(node, ast.BinOp)
             if isinstance(node.op, ast.MatMult):
                 yield from self._check(unit, infer, node, "matmul", node.left, node.right, "@")
-        for call, name in named_calls(unit):
+        for call in calls_by_attr(unit, "matmul", "mm", "bmm"):
+            name = unit.module.call_name(call)
             if name in _FUNCTIONS and len(call.args) == 2 and not call.keywords:
                 kind = _FUNCTIONS[name]
                 yield from self._check(unit, infer, call, kind, call.args[0], call.args[1], f"torch.{kind}")
-            elif (
-                name is None
-                and isinstance(call.func, ast.Attribute)
-                and call.func.attr in ("matmul", "mm", "bmm")
-                and len(call.args) == 1
-                and not call.keywords
-            ):
-                kind = call.func.attr
-                yield from self._check(unit, infer, call, kind, call.func.value, call.args[0], f".{kind}()")
+            elif name is None and len(call.args) == 1 and not call.keywords:
+                kind = call.func.attr  # type: ignore[attr-defined]
+                yield from self._check(unit, infer, call, kind, call.func.value, call.args[0], f".{kind}()")  # type: ignore[attr-defined]
 
     def _check(self, unit, infer, node, kind, left, right, op) -> Iterator[Finding]:
         a, b = infer.shape(left), infer.shape(right)

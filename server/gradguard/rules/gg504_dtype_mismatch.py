@@ -9,7 +9,7 @@ from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import replace_node
 from gradguard.engine.index import Unit, dotted_name, self_attribute, self_name
 from gradguard.engine.rule import Invalid, Rule, Valid
-from gradguard.engine.shapes import F32, F64, bindings, calls_by_attr, inference, named_calls, nn_bound_names
+from gradguard.engine.shapes import F32, F64, bindings, calls_by_attr, inference, nn_bound_names
 
 # layer -> the error PyTorch raises for a float64 input (checked with torch 2.13)
 _LAYER_ERRORS = {
@@ -172,17 +172,31 @@ class DtypeMismatch(Rule):
         infer = inference(unit)
         converted = _converted_receivers(unit)
         class_layers: dict[int, dict[str, str]] = {}
-        for call, name in named_calls(unit):
+        # float64 @ float32 through torch.matmul / torch.mm / x.mm(...)
+        for call in calls_by_attr(unit, "matmul", "mm", "bmm"):
+            name = module.call_name(call)
             func = call.func
-            # float64 @ float32
             if name in ("torch.matmul", "torch.mm", "torch.bmm") and len(call.args) == 2:
                 yield from self._matmul(unit, infer, call, call.args[0], call.args[1], unit.segment(func))
-                continue
-            if name is None and isinstance(func, ast.Attribute) and func.attr in ("matmul", "mm", "bmm") and len(call.args) == 1:
-                yield from self._matmul(unit, infer, call, func.value, call.args[0], f".{func.attr}()")
-                continue
+            elif name is None and len(call.args) == 1:
+                yield from self._matmul(unit, infer, call, func.value, call.args[0], f".{func.attr}()")  # type: ignore[attr-defined]
+        # float64 into a layer: `self.<layer>(x)` or a local name bound to `nn.Linear(...)`
+        attrs = set()
+        for cls in unit.module_classes():
+            layer_map = class_layers[id(cls)] = {
+                name: kind
+                for name, info in unit.class_attributes(cls).items()
+                if info.kind == "layer" and (kind := _layer_of(module, info.value)) is not None
+            }
+            attrs.update(layer_map)
+        local = nn_bound_names(unit)
+        candidates = calls_by_attr(unit, *attrs) if attrs else []
+        if local:
+            candidates += [c for c in unit.calls() if isinstance(c.func, ast.Name) and c.func.id in local]
+        for call in candidates:
             if not call.args:
                 continue
+            func = call.func
             layer = self._layer_kind(unit, call, class_layers, converted)
             if layer is None:
                 continue

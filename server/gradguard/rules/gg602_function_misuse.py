@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding, TextEdit
 from gradguard.engine.fixes import replace_node
-from gradguard.engine.index import Unit, statement_start_line
+from gradguard.engine.index import KIND_FUNCTION, Unit, statement_start_line
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 _LEGACY = "Legacy autograd function with non-static forward method is deprecated"
@@ -181,6 +181,8 @@ class FunctionMisuse(Rule):
                 arg = params[0].arg if params else "ctx"
                 message = self.static_message.format(cls=cls.name, method=name, arg=arg)
                 yield self._at_def(unit, method, message, fix)
+        if not any(summary.kind == KIND_FUNCTION for summary in module.classes.values()):
+            return  # no autograd.Function in this file: nothing can be misused
         for call in unit.calls():
             func = call.func
             # Fn()(x)
