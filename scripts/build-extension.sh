@@ -139,7 +139,6 @@ cp package.json LICENSE .vscodeignore "$stage/"
 [ ! -f README.md ] || cp README.md "$stage/"
 cp out/extension.js "$stage/out/"
 cp -r bundled/libs "$stage/bundled/libs"
-if [ -d docs/screenshots ]; then mkdir -p "$stage/docs" && cp -r docs/screenshots "$stage/docs/"; fi
 rm -f "$out"
 (cd "$stage" && "$OLDPWD/node_modules/.bin/vsce" package --no-dependencies --target "$target" --out "$OLDPWD/$out")
 log "built $out ($(du -h "$out" | cut -f1))"
