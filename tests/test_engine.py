@@ -166,3 +166,16 @@ def test_no_grad_regions():
         unit = Unit(statements, source, module)
         answers += [(c.lineno, unit.in_no_grad(c)) for c in unit.method_calls("add_")]
     assert answers == [(4, True), (7, True), (8, False), (11, True), (14, False)]
+
+
+def test_masked_write_into_saved_output_is_reported_once():
+    text = (
+        "import torch\nimport torch.nn as nn\n\n"
+        "class Gate(nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        g = torch.sigmoid(x)\n"
+        "        g[g < 0.5] = 0\n"
+        "        return g\n"
+    )
+    findings = Analyzer().check(text).findings
+    assert [(f.code, f.line) for f in findings] == [("GG202", 7)]

@@ -233,7 +233,7 @@ class InplaceOnSavedOutput(Rule):
                 saved = before.saved
                 if saved is None or unit.in_no_grad(saved) or unit.in_no_grad(stmt):
                     continue
-                if _is_masked_assignment(stmt):
+                if _is_masked_assignment(unit.enclosing_statement(stmt)):
                     continue  # GG202 reports `y[y < t] = v`
                 if not _input_tracked(flow, saved, in_forward):
                     continue
