@@ -16,6 +16,7 @@ import ast
 import bisect
 from dataclasses import dataclass, field
 
+from gradguard.engine.dataflow import unit_text
 from gradguard.engine.index import Unit, creates_grad_leaf, dotted_name, keyword
 
 ZERO = "zero_grad"
@@ -90,6 +91,9 @@ def training_loops(unit: Unit) -> list[TrainingLoop]:
     cached = unit.__dict__.get("_gg_training_loops")
     if cached is not None:
         return cached
+    if "backward" not in unit_text(unit):
+        unit.__dict__["_gg_training_loops"] = []
+        return []
     loops: dict[int, TrainingLoop] = {}
     order: list[TrainingLoop] = []
     from gradguard.engine.shapes import calls_by_attr

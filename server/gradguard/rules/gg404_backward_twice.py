@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
+from gradguard.engine.dataflow import unit_text
 from gradguard.engine.finding import Applicability, Finding, TextEdit
 from gradguard.engine.index import Unit, keyword
 from gradguard.engine.loops import (
@@ -159,6 +160,8 @@ class BackwardTwice(Rule):
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
+        if "backward" not in unit_text(unit):
+            return
         by_scope: dict[int, list[ast.Call]] = {}
         scopes: dict[int, ast.AST | None] = {}
         for call in calls_by_attr(unit, "backward"):

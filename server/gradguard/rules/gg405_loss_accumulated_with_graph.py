@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
+from gradguard.engine.dataflow import unit_text
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import replace_node
 from gradguard.engine.index import Unit, dotted_name
@@ -161,6 +162,8 @@ class LossAccumulatedWithGraph(Rule):
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
+        if "backward" not in unit_text(unit) or "+=" not in unit_text(unit):
+            return
         backward_receivers: dict[int, set[str]] = {}  # loop id -> names backpropagated in it
         backpropagated: set[str] = set()  # names anything calls .backward() on
         for call in calls_by_attr(unit, "backward"):

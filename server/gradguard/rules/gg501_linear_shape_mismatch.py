@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
+from gradguard.engine.dataflow import unit_text
 from gradguard.engine.finding import Finding
 from gradguard.engine.index import Unit, keyword, self_attribute, self_name
 from gradguard.engine.rule import Invalid, Rule, Valid
@@ -134,6 +135,8 @@ class LinearShapeMismatch(Rule):
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
+        if "Linear" not in unit_text(unit):
+            return
         module = unit.module
         # the candidate callees: `self.<attr>` holding an nn.Linear, and local names bound to one
         class_layers: dict[int, dict[str, ast.Call]] = {}

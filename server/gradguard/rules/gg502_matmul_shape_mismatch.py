@@ -6,6 +6,7 @@ import ast
 import math
 from collections.abc import Iterator
 
+from gradguard.engine.dataflow import unit_text
 from gradguard.engine.finding import Finding, Severity
 from gradguard.engine.index import Unit
 from gradguard.engine.rule import Invalid, Rule, Valid
@@ -91,6 +92,9 @@ class MatmulShapeMismatch(Rule):
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
+        text = unit_text(unit)
+        if "@" not in text and "mm(" not in text and "matmul" not in text:
+            return
         infer = inference(unit)
         for node in unit.nodes_of(ast.BinOp):
             assert isinstance(node, ast.BinOp)

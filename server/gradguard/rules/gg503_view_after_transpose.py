@@ -6,6 +6,7 @@ import ast
 import math
 from collections.abc import Iterator
 
+from gradguard.engine.dataflow import unit_text
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.index import Unit
 from gradguard.engine.rule import Invalid, Rule, Valid
@@ -149,6 +150,9 @@ class ViewAfterTranspose(Rule):
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
+        text = unit_text(unit)
+        if ".view" not in text or not any(w in text for w in ("transpose", "permute", ".T", ".t(", ".mT", "swap")):
+            return
         infer = None
         for call in calls_by_attr(unit, "view"):
             if unit.module.call_name(call) is not None or not call.args or call.keywords:

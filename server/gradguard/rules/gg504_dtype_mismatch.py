@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
+from gradguard.engine.dataflow import unit_text
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import replace_node
 from gradguard.engine.index import Unit, dotted_name, self_attribute, self_name
@@ -169,6 +170,10 @@ class DtypeMismatch(Rule):
         module = unit.module
         if module.changes_default_dtype:
             return
+        text = unit_text(unit)
+        numpy = [f"{alias}." for alias, name in module.aliases.items() if name == "numpy" or name.startswith("numpy.")]
+        if not any(needle in text for needle in ("float64", "double", *numpy)):
+            return  # no float64 source in sight
         infer = inference(unit)
         converted = _converted_receivers(unit)
         class_layers: dict[int, dict[str, str]] = {}
