@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from typing import Callable, Iterator
 
+from gradguard.engine.dataflow import describe, flow_of
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import parse_expression, render, replace_node, torch_name
 from gradguard.engine.index import TENSOR_FACTORIES, Unit, creates_grad_leaf, self_name
@@ -20,6 +21,16 @@ class MaskedAssignment(Rule):
     name = "masked-assignment"
     summary = "Masked in-place assignment (`x[x < 0] = 0`) on a tensor that autograd tracks."
     message = "In-place masked assignment to `{name}`; use an out-of-place `{suggestion}`"
+    _SAVED = (
+        "In-place masked assignment to `{name}`, the output of `{op}(...)` that autograd saved for backward: "
+        'backward raises "one of the variables needed for gradient computation has been modified by an '
+        'inplace operation"; use an out-of-place `{suggestion}`'
+    )
+    _INPUT = (
+        "In-place masked assignment to `{name}`, an input of `forward`: it changes the caller's tensor, and "
+        'raises "a leaf Variable that requires grad is being used in an in-place operation" when the input '
+        "requires grad; use an out-of-place `{suggestion}`"
+    )
     explanation = """
     `x[mask] = value` writes into `x` in place. The write itself is differentiable
     (masked entries get zero gradient), but in-place writes break autograd in two
@@ -203,7 +214,26 @@ class MaskedAssignment(Rule):
                 fix = self.make_fix(
                     f"Replace with `{suggestion}`", lambda n=node, b=build: [replace_node(unit, n, b())]
                 )
-            yield self.finding(unit, node, self.message.format(name=name, suggestion=suggestion), fix=fix)
+            yield self.finding(unit, node, self._message(unit, func, target, name, suggestion), fix=fix)
+
+    def _message(self, unit: Unit, func: ast.AST, target: ast.Subscript, name: str, suggestion: str) -> str:
+        flow = flow_of(unit, func)
+        for written, _, before in flow.inplace:
+            if written is target and before.saved is not None:
+                return self._SAVED.format(name=name, op=describe(before.saved.func, unit), suggestion=suggestion)
+        arguments = func.args.posonlyargs + func.args.args + func.args.kwonlyargs  # type: ignore[attr-defined]
+        if name in {a.arg for a in arguments} and not _rebound_before(func, name, target):
+            return self._INPUT.format(name=name, suggestion=suggestion)
+        return self.message.format(name=name, suggestion=suggestion)
+
+
+def _rebound_before(func: ast.AST, name: str, before: ast.AST) -> bool:
+    for node in ast.walk(func):
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and node.lineno < before.lineno:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                return True
+    return False
 
 
 def _is_mask(mask: ast.expr, name: str) -> bool:
