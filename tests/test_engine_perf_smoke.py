@@ -225,3 +225,36 @@ def test_class_attributes_match_reference(path):
             "b": "parameter", "deep": "other", "w": "grad_tensor", "stats": "buffer", "layers": "other",
             "from_closure": "layer", "late": "layer",
         }  # fmt: skip
+
+
+def test_checking_leaves_no_cyclic_garbage():
+    """Without findings that hold a lazy fix, a checked tree is freed by reference counting:
+    cyclic garbage (a unit caught in a cycle with a helper's cache keeps its whole tree
+    alive) costs the cyclic GC a full traversal of every tree, ~25% of the CLI's time."""
+    analyzer = Analyzer()
+    texts = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "tests" / "silent").glob("*.py"))[:15]]
+    gc.collect()
+    gc.disable()
+    try:
+        for text in texts:
+            result = analyzer.check(text, "silent.py")
+            assert result.findings == []
+            probe = weakref.ref(result.tree.body[-1])
+            del result
+            assert probe() is None, "the checked tree outlives the check (reference cycle)"
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
+def test_units_with_fixable_findings_stay_usable_for_lazy_fixes():
+    text = (
+        "import torch\nimport torch.nn as nn\n\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(4, 4)\n\n"
+        "    def forward(self, x):\n        y = torch.sigmoid(self.fc(x))\n        y[y < 0.5] = 0\n        return y\n"
+    )
+    result = Analyzer().check(text, "net.py")
+    fixes = [f.fix for f in result.findings if f.code == "GG202" and f.fix is not None]
+    assert fixes, [f.code for f in result.findings]
+    assert fixes[0].edits and "masked_fill" in fixes[0].edits[0].new_text

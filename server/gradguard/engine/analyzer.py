@@ -143,6 +143,8 @@ class Analyzer:
                 continue
             unit = Unit(statements, source, module, path)
             found = self._run_rules(unit, errors)
+            if all(f.fix is None and not f.alternatives for f in found):
+                unit.release()  # nothing may need it later: let the tree go by refcount
             results.extend(found)
             if not any(e.line == (statements[0].lineno) for e in errors):
                 self._cache[key] = [f.shifted(-offset) for f in found]

@@ -368,6 +368,23 @@ class Unit:
                     parents[value] = node
                     stack.append(value)
 
+    def release(self) -> None:
+        """Forget the indexes and every cache once the rules are done with the unit.
+
+        Helpers cache objects that point back at the unit (unit -> cache -> helper ->
+        unit); such a cycle keeps the whole tree alive until the cyclic garbage collector
+        gets to it, which costs more than the rules themselves. The analyzer calls this
+        when no finding may still need the unit (a lazy fix), so the tree is freed by
+        reference counting as soon as the check returns. The unit stays usable (its
+        queries answer as if it were empty) but should not be used again."""
+        keep = {name: self.__dict__[name] for name in ("nodes", "source", "module", "path")}
+        self.__dict__.clear()
+        self.__dict__.update(keep)
+        self._buckets = defaultdict(list)
+        self._parents = {}
+        self._sorted = {}
+        self._reachable = {}
+
     # -- node access -----------------------------------------------------------------------
     def nodes_of(self, *types: type) -> list[ast.AST]:
         """All nodes of these types in the unit, in source order (a fresh list).
