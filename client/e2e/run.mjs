@@ -7,6 +7,7 @@
 //   notebook  - a buggy notebook cell shows the diagnostic on that cell
 // and two checks of the client itself:
 //   explain         - "gradguard: Explain Rule" asks for a code and shows its explanation
+//   crash           - a killed server is restarted by the client and the diagnostics come back
 //   badInterpreter  - pointing gradguard.interpreter at a missing file restarts the client, which says so
 //   trust           - in a second code-server with workspace trust on: restricted mode has diagnostics but
 //                     no probe code lenses; granting trust restarts the server and the lenses appear
@@ -478,7 +479,8 @@ async function scenarioTyping(page) {
   await openProblems(page);
   await waitServerReady(page);
   await sleep(1500); // the server has checked the clean file
-  const before = (await squiggles(page)) + (await problemRows(page)).length;
+  // Clean before: no squiggle in this editor (other files' rows may be in the Problems panel).
+  const before = (await squiggles(page)) + (await problemRows(page)).filter((r) => r.line === TYPED_AT_LINE).length;
   await page.locator('.editor-group-container.active .view-lines').click();
   await page.keyboard.press('Control+G');
   await page.locator('.quick-input-widget input').waitFor({ state: 'visible', timeout: 5000 });
@@ -538,6 +540,38 @@ async function runCommand(page, title) {
   await page.keyboard.type(title);
   await page.locator(`.quick-input-list .monaco-list-row[aria-label*="${title}"]`).first().waitFor();
   await page.keyboard.press('Enter');
+}
+
+/** The language server processes of this run's code-server (its own process group). */
+async function serverPids(codeServerProc) {
+  const { stdout } = await execFileP('ps', ['-eo', 'pid=,pgid=,args=']);
+  return stdout
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => Number(f[1]) === codeServerProc.pid && f.slice(2).join(' ').includes('-m gradguard lsp'))
+    .map((f) => Number(f[0]));
+}
+
+/** Killing the server: the client starts a new one by itself and the diagnostics come back. */
+async function scenarioCrash(page, ctx) {
+  await page.locator('.tabs-container .tab[aria-label*="typing_demo.py"]').first().click();
+  const before = await serverPids(ctx.codeServer);
+  if (before.length !== 1) throw new Error(`expected one server process, found ${JSON.stringify(before)}`);
+  process.kill(before[0], 'SIGKILL');
+  const restarted = await waitFor(async () => {
+    const now = await serverPids(ctx.codeServer);
+    return now.length === 1 && now[0] !== before[0] ? now : null;
+  }, 20000, 'a new server process').then(() => true, () => false);
+  await waitServerReady(page, 20000);
+  const listed = await waitFor(
+    async () => (await problemRows(page)).some((x) => x.code === 'GG202' && x.line === TYPED_AT_LINE),
+    15000,
+    'the diagnostics again',
+  ).then(() => true, () => false);
+  return {
+    ok: restarted && listed,
+    detail: `killed server ${before[0]}; a new one started: ${restarted}; diagnostics back: ${listed}`,
+  };
 }
 
 async function scenarioExplain(page) {
@@ -647,13 +681,14 @@ async function main() {
     await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(dirs.workspace)}`);
     await page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 60000 });
     log('workbench ready');
-    const ctx = { openedAt: Date.now(), dirs, extensionDir, servers: extraServers };
+    const ctx = { openedAt: Date.now(), dirs, extensionDir, servers: extraServers, codeServer: server };
     const scenarios = [
       ['problems', () => scenarioProblems(page, ctx)],
       ['hover', () => scenarioHover(page, ctx)],
       ['quickfix', () => scenarioQuickFix(page, ctx)],
       ['typing', () => scenarioTyping(page)],
       ['notebook', () => scenarioNotebook(page)],
+      ['crash', () => scenarioCrash(page, ctx)],
       ['explain', () => scenarioExplain(page)],
       ['badInterpreter', () => scenarioBadInterpreter(page, ctx)],
       ['trust', () => scenarioTrust(browser, ctx)],

@@ -1,6 +1,6 @@
 """The packaged extension in a real VS Code: code-server 4.100.3 driven by Debian's Chromium.
 
-Runs `client/e2e/run.mjs` once (one code-server, one browser session, eight scenarios;
+Runs `client/e2e/run.mjs` once (one code-server, one browser session, nine scenarios;
 the last starts a second code-server with workspace trust on) against the vsix
 in dist/, rebuilt first when it is missing or older than the sources. Artifacts (screenshots, results,
 extension host and server logs) go to test-artifacts/e2e/; the screenshots of passing scenarios also
@@ -29,9 +29,20 @@ ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")
 SOURCES = ["server/gradguard", "client/src", "package.json", "pyproject.toml", ".vscodeignore"]
-# The issue's five, then the client's own: "Explain Rule", the message for a missing interpreter, and
+# The issue's five, then the client's own: restart after a crash, "Explain Rule", the message for a
+# missing interpreter, and
 # workspace trust (no probe code lenses in restricted mode; they appear once trust is granted).
-SCENARIOS = ["problems", "hover", "quickfix", "typing", "notebook", "explain", "badInterpreter", "trust"]
+SCENARIOS = [
+    "problems",
+    "hover",
+    "quickfix",
+    "typing",
+    "notebook",
+    "crash",
+    "explain",
+    "badInterpreter",
+    "trust",
+]
 
 pytestmark = pytest.mark.slow
 
