@@ -100,9 +100,11 @@ def test_errors_map_to_the_users_line(reports):
     )
     assert "wrong shape for input 1 (`y`)" in wrong_shape.message
     assert "invalid gradient at index 1 - got [] but expected shape compatible with [3, 3]" in wrong_shape.message
+    # found by the first pass on the meta device (its kernel words the mismatch its own way); no real pass ran
     assert shape.message == (
-        "RuntimeError in the forward pass of `MismatchedHead(20)`: mat1 and mat2 shapes cannot be multiplied "
-        "(4x64 and 32x1) [input (4, 20), probe comment, line 7]"
+        "RuntimeError in the forward pass of `MismatchedHead(20)` (found on the meta device, before any real "
+        "computation): a and b must have same reduction dim, but got [4, 64] X [32, 1] [input (4, 20), probe "
+        "comment, line 7]"
     )
     assert "backward returns 1 gradient but forward takes 2 inputs" in count.message
     assert "returned an incorrect number of gradients (expected 2, got 1)" in count.message

@@ -237,6 +237,9 @@ def _stage_words(stage: str, target: Target, result: dict | None) -> str:
     return {
         "construct": f"while constructing {what}",
         "construct (meta)": f"while constructing {what}",
+        "input (meta)": f"while building the input of {what}",
+        "forward (meta)": f"in the forward pass of {what} on the meta device",
+        "backward (meta)": f"in the backward pass of {what} on the meta device",
         "forward": f"in the forward pass of {what}",
         "backward": f"in the backward pass of {what}",
         "inputs": f"while building the inputs of {what}",
@@ -273,7 +276,11 @@ def _add_result(report: ProbeReport, planned: FileTargets, target: Target, resul
             )
             report.findings.append(_finding(ProbeError, planned, _line_range(planned, line), text))
         else:
-            finding = _error_finding(planned, target, error, _stage_words(stage, target, result), result=result)
+            when = _stage_words(stage, target, result)
+            if error.get("device") == "meta":
+                # found by the first pass, which only computes shapes; the CPU pass did not run
+                when += " (found on the meta device, before any real computation)"
+            finding = _error_finding(planned, target, error, when, result=result)
             if _needs_gpu(error.get("message", "")):
                 # the probe runs on CPU: code written for a GPU is not wrong
                 finding.severity = Severity.INFORMATION
@@ -376,6 +383,8 @@ def _summary(target: Target, result: dict, reported: int = 0) -> str:
     if result.get("input") is not None:
         origin = result.get("input_origin") or ""
         parts.append(f"input {result['input']}" + (f" ({origin})" if origin else ""))
+    if result.get("meta"):
+        parts.append(f"meta pass: {result['meta']}")
     status = result.get("status")
     if status == "ok" and target.kind == "module":
         parts.append(f"{result.get('checked', 0)} trainable parameters checked, {reported} without gradient")

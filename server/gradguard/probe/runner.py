@@ -32,6 +32,7 @@ BATCH = 4
 
 _events_fd = -1
 _user_path = ""
+_memory_limit = 0  # bytes of address space the child may use (0: no limit)
 _real_exit = os._exit
 
 
@@ -57,8 +58,10 @@ def _fake_os_exit(code: int = 0) -> None:
 
 # -- limits --------------------------------------------------------------------------------------
 def set_limits(memory_mb: int, timeout: float) -> None:
+    global _memory_limit
     if memory_mb > 0:
         limit = memory_mb * 1024 * 1024
+        _memory_limit = limit
         try:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         except (ValueError, OSError):
@@ -476,14 +479,161 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return "can't allocate memory" in text or "cannot allocate memory" in text or "out of memory" in text
 
 
-def meta_size(construct, torch) -> int | None:
+class MetaUnavailable(Exception):
+    """The target cannot run on the meta device (not a fault of the model)."""
+
+
+_META_LIMIT_WORDS = (
+    "meta", "device", "data-dependent", "data dependent", "unbacked", "symbolic", "guard", "no data",
+    "fake impl", "not implemented", "numpy",
+)
+_SHAPE_WORDS = (
+    "shape", "size", "dimension", "mat1", "mat2", "reduction dim", "channels", "expected input", "must match",
+    "dim ", "invalid gradient",
+)
+
+
+def meta_shape_error(exc: BaseException) -> bool:
+    """True only for an error the meta device found in the model itself: a shape error
+    raised by a meta kernel, located in the user's file. Everything the meta device
+    cannot do (`.item()`, numpy, ops without a meta kernel, data-dependent shapes, tensors
+    made on another device) is not a finding: the CPU pass decides."""
+    if isinstance(exc, NotImplementedError) or not isinstance(exc, (RuntimeError, ValueError, IndexError)):
+        return False
+    text = str(exc).lower()
+    if any(word in text for word in _META_LIMIT_WORDS):
+        return False
+    if "modified by an inplace operation" in text:
+        return False  # the CPU pass re-runs it under detect_anomaly to find the forward op
+    return any(word in text for word in _SHAPE_WORDS) and bool(user_frames_of_traceback(exc.__traceback__))
+
+
+def _address_space_in_use() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 600 * 2**20  # about what importing torch takes
+
+
+def _meta_inputs(specs: list[dict], namespace: dict, torch) -> list:
+    from torch.utils._pytree import tree_map
+
+    def to_meta(value):
+        return value.to("meta") if isinstance(value, torch.Tensor) else value
+
+    inputs = []
+    for spec in specs:
+        if spec["kind"] == "shape":
+            inputs.append(torch.empty(*spec["shape"], dtype=torch.float32, device="meta"))
+        elif spec["kind"] == "long":
+            inputs.append(torch.empty(*spec["shape"], dtype=torch.long, device="meta"))
+        else:
+            # a written expression (`torch.randn(4, 20)`): built as the CPU pass builds it, then moved
+            inputs.append(tree_map(to_meta, build_spec(spec, namespace, torch, torch.float32)))
+    return inputs
+
+
+def meta_pass(construct, target: dict, namespace: dict, torch, info: dict, set_stage) -> dict:
+    """Construct the target on the meta device and run forward and backward there: no
+    memory, no arithmetic, only shapes. Returns what the real pass needs to know:
+        {"param_bytes": n, "specs": [...], "inferred": bool, "why": str, "backward": bool}
+    Raises MetaUnavailable when the model cannot run on meta (the caller then runs the
+    CPU pass as if this pass had not happened); lets a shape error found on meta
+    propagate (tagged `_gradguard_meta_stage`); raises CannotBuild when the model is too
+    big for the memory limit or no inferred input fits."""
+    set_stage("construct (meta)")
     try:
         with torch.device("meta"):
             model = construct()
-    except Exception:
-        return None
-    size = sum(p.numel() * p.element_size() for p in model.parameters())
-    return size + sum(b.numel() * b.element_size() for b in model.buffers())
+    except (Exception, ProbeExit, SystemExit) as exc:
+        raise MetaUnavailable(f"construct: {type(exc).__name__}") from None
+    if not isinstance(model, torch.nn.Module):
+        raise MetaUnavailable("not a module")
+    tensors = list(model.parameters()) + list(model.buffers())
+    if any(not t.is_meta for t in tensors):
+        raise MetaUnavailable("tensors made outside the meta device")
+    size = sum(t.numel() * t.element_size() for t in tensors)
+    grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    result = {"param_bytes": size, "grad_bytes": grads, "backward": False}
+    if _memory_limit and size + grads > _memory_limit - _address_space_in_use():
+        info["param_bytes"] = size
+        name = target["name"]
+        raise CannotBuild(
+            f"`{info.get('ctor', name)}` needs {size / 2**30:.1f} GB for its parameters and buffers (measured "
+            f"on the meta device) and {grads / 2**30:.1f} GB more for their gradients, more than the probe's "
+            f"memory limit ({_memory_limit // 2**20} MB) allows; probe a smaller configuration with a "
+            f"`# gradguard: probe {name}(...)` comment or raise --memory-mb"
+        )
+    model.train()
+
+    set_stage("input (meta)")
+    specs = target.get("inputs")
+    inferred = False
+    why = ""
+    if specs is None:
+        if target.get("input_need"):
+            raise MetaUnavailable("input")  # the CPU pass says what it needs
+        try:
+            specs, why = first_layer_inputs(model, target.get("first_layer"), torch)
+        except CannotBuild:
+            raise MetaUnavailable("input") from None
+        inferred = True
+    candidates = [specs]
+    if inferred and len(specs) == 1 and specs[0]["kind"] == "shape" and len(specs[0]["shape"]) == 2:
+        # a Linear-first model often takes sequences: (batch, features) -> (batch, time, features)
+        candidates.append([{"kind": "shape", "shape": [BATCH, 8, specs[0]["shape"][1]]}])
+
+    first_error = None
+    out = None
+    for attempt in candidates:
+        try:
+            inputs = _meta_inputs(attempt, namespace, torch)
+        except Exception:
+            raise MetaUnavailable("input") from None
+        set_stage("forward (meta)")
+        try:
+            with torch.device("meta"):
+                out = model(*inputs)
+        except (Exception, ProbeExit, SystemExit) as exc:
+            if inferred and meta_shape_error(exc) and looks_like_input_mismatch(exc):
+                first_error = first_error or exc
+                continue  # the guess was wrong, not the model: try the next guess
+            if meta_shape_error(exc):
+                exc._gradguard_meta_stage = "forward"
+                raise
+            raise MetaUnavailable(f"forward: {type(exc).__name__}") from None
+        specs = attempt
+        break
+    else:
+        exc = first_error
+        raise CannotBuild(
+            f"the input it inferred ({spec_text(specs)}, inferred from {why}) does not fit "
+            f"`{target['name']}.forward`{at_line(exc)} (checked on the meta device): {type(exc).__name__}: "
+            f"{first_line(exc)}; if the model is right, write the input shape in a comment above the class, "
+            f"e.g. `# gradguard: probe {info.get('ctor', target['name'] + '()')} input=(4, ...)`"
+        )
+    result.update({"specs": specs, "inferred": inferred, "why": why})
+
+    set_stage("backward (meta)")
+    loss = None
+    for tensor in output_tensors(out, torch):
+        if tensor.is_floating_point() and tensor.requires_grad:
+            loss = tensor.sum() if loss is None else loss + tensor.sum()
+    if loss is not None:
+        try:
+            with torch.device("meta"):
+                loss.backward()
+        except (Exception, ProbeExit, SystemExit) as exc:
+            if meta_shape_error(exc):
+                exc._gradguard_meta_stage = "backward"
+                raise
+            raise MetaUnavailable(f"backward: {type(exc).__name__}") from None
+        result["backward"] = True
+    return result
 
 
 def probe_module(target: dict, namespace: dict, torch, info: dict) -> dict:
@@ -518,24 +668,37 @@ def probe_module(target: dict, namespace: dict, torch, info: dict) -> dict:
     def construct():
         return cls(*args, **kwargs)
 
-    # -- real pass. The meta device is used when the real construction runs out of
-    # memory: it sizes the model without allocating. (Running every target on meta
-    # first would cost ~1.4 s of CPU: torch imports its Python meta kernels on first use.)
+    # -- first pass on the meta device: shapes only, no memory
+    try:
+        meta = meta_pass(construct, target, namespace, torch, info, set_stage)
+        info["meta"] = "forward and backward" if meta["backward"] else "forward"
+    except MetaUnavailable as exc:
+        meta = None
+        info["meta"] = f"unavailable ({exc})"
+    except (Exception, ProbeExit, SystemExit) as exc:
+        stage_name = getattr(exc, "_gradguard_meta_stage", None)
+        if stage_name is None:
+            raise
+        described = describe_exception(exc)
+        described.update({"stage": stage_name, "device": "meta"})
+        if "input" not in info and target.get("inputs") is not None:
+            info["input"] = spec_text(target["inputs"])
+            info["input_origin"] = target.get("input_origin", "")
+        return {**info, "status": "error", "error": described}
+
+    # -- real pass, on CPU
     set_stage("construct")
     torch.manual_seed(0)
     try:
         model = construct()
     except Exception as exc:
-        if is_out_of_memory(exc):
-            set_stage("construct (meta)")
-            size = meta_size(construct, torch)
-            if size is not None:
-                info["param_bytes"] = size
-                raise CannotBuild(
-                    f"`{candidate['text']}` needs {size / 2**30:.1f} GB for its parameters and buffers (measured "
-                    f"on the meta device), more than the probe's memory limit allows; probe a smaller "
-                    f"configuration with a `# gradguard: probe {name}(...)` comment or raise --memory-mb"
-                ) from None
+        if is_out_of_memory(exc) and meta is not None:
+            info["param_bytes"] = meta["param_bytes"]
+            raise CannotBuild(
+                f"`{candidate['text']}` needs {meta['param_bytes'] / 2**30:.1f} GB for its parameters and buffers "
+                f"(measured on the meta device), more than the probe's memory limit allows; probe a smaller "
+                f"configuration with a `# gradguard: probe {name}(...)` comment or raise --memory-mb"
+            ) from None
         raise
     if not isinstance(model, torch.nn.Module):
         raise CannotBuild(f"`{candidate['text']}` did not return an nn.Module")
@@ -544,7 +707,12 @@ def probe_module(target: dict, namespace: dict, torch, info: dict) -> dict:
     set_stage("input")
     specs = target.get("inputs")
     inferred = False
-    if specs is None and target.get("input_need"):
+    if specs is None and meta is not None and meta["inferred"]:
+        # the meta pass already found which guess fits (and which does not)
+        specs = meta["specs"]
+        inferred = True
+        info["input_origin"] = f"inferred from {meta['why']}"
+    elif specs is None and target.get("input_need"):
         raise CannotBuild(target["input_need"])
     if specs is None:
         try:
@@ -553,7 +721,7 @@ def probe_module(target: dict, namespace: dict, torch, info: dict) -> dict:
             raise CannotBuild(f"cannot tell what input `{name}.forward` takes: {exc}") from None
         inferred = True
         info["input_origin"] = f"inferred from {why}"
-    else:
+    elif not inferred:
         info["input_origin"] = target.get("input_origin", "")
     info["input"] = spec_text(specs)
 
