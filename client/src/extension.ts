@@ -15,6 +15,7 @@ import {
 import {
   checkInterpreter,
   describe,
+  hasInterpreterSetting,
   Interpreter,
   resolveInterpreter,
   serverArgs,
@@ -103,8 +104,9 @@ async function pythonExtensionInterpreter(resource?: vscode.Uri): Promise<string
   if (!api) return undefined;
   if (!pythonApiListener) {
     pythonApiListener = api.environments.onDidChangeActiveEnvironmentPath(() => {
-      const setting = vscode.workspace.getConfiguration(SECTION).get<string>('interpreter');
-      if (!setting) restart("the Python extension's environment changed");
+      if (!hasInterpreterSetting(vscode.workspace.getConfiguration(SECTION).get('interpreter'))) {
+        void restart("the Python extension's environment changed");
+      }
     });
   }
   try {
@@ -122,10 +124,9 @@ async function findInterpreter(): Promise<Interpreter> {
   const config = vscode.workspace.getConfiguration(SECTION);
   const trusted = vscode.workspace.isTrusted;
   const setting = config.get<unknown>('interpreter');
-  const fromSetting = typeof setting === 'string' ? setting.trim() !== '' : Array.isArray(setting) && setting.length > 0;
   return resolveInterpreter({
     setting,
-    pythonExtension: !fromSetting && trusted ? await pythonExtensionInterpreter() : undefined,
+    pythonExtension: !hasInterpreterSetting(setting) && trusted ? await pythonExtensionInterpreter() : undefined,
     trusted,
     workspaceFolder: folderPath(),
     home: os.homedir(),

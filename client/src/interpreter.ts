@@ -49,6 +49,11 @@ function settingParts(setting: unknown): string[] {
   return [];
 }
 
+/** Whether `gradguard.interpreter` names an interpreter (else the fallbacks apply). */
+export function hasInterpreterSetting(setting: unknown): boolean {
+  return settingParts(setting).length > 0;
+}
+
 export function defaultPython(platform: NodeJS.Platform): string {
   return platform === 'win32' ? 'python' : 'python3';
 }

@@ -108,3 +108,12 @@ test('useBundled puts bundled/libs first on PYTHONPATH; fromEnvironment leaves i
   assert.equal(interp.serverEnvironment('fromEnvironment', '/ext', { PYTHONPATH: '/mine' }, 'linux').PYTHONPATH, '/mine');
   assert.equal(interp.serverEnvironment('fromEnvironment', '/ext', {}, 'linux').PYTHONPATH, undefined);
 });
+
+test('hasInterpreterSetting: blank strings and empty lists mean "not set"', () => {
+  assert.equal(interp.hasInterpreterSetting(''), false);
+  assert.equal(interp.hasInterpreterSetting('   '), false);
+  assert.equal(interp.hasInterpreterSetting([]), false);
+  assert.equal(interp.hasInterpreterSetting(undefined), false);
+  assert.equal(interp.hasInterpreterSetting('/usr/bin/python3'), true);
+  assert.equal(interp.hasInterpreterSetting(['py', '-3.12']), true);
+});
