@@ -1,11 +1,11 @@
 // End-to-end test of the packaged extension in a real VS Code (code-server 4.100.3), driven by Debian's
-// Chromium through playwright-core. One code-server, one browser session, the issue's five scenarios:
+// Chromium through playwright-core. One browser session; one code-server for the issue's five scenarios:
 //   problems  - the Problems panel lists the expected gradguard diagnostics (codes and lines)
 //   hover     - hovering the squiggle shows the rule's explanation
 //   quickfix  - "Replace with `torch.relu`" rewrites the file on disk and the diagnostic goes away
 //   typing    - a bug typed into the editor gets its diagnostic within 2 s
 //   notebook  - a buggy notebook cell shows the diagnostic on that cell
-// and two checks of the client itself:
+// then checks of the client itself (the last in a second code-server):
 //   explain         - "gradguard: Explain Rule" asks for a code and shows its explanation
 //   crash           - a killed server is restarted by the client and the diagnostics come back
 //   badInterpreter  - pointing gradguard.interpreter at a missing file restarts the client, which says so
@@ -13,6 +13,7 @@
 //                     no probe code lenses; granting trust restarts the server and the lenses appear
 //
 // node client/e2e/run.mjs --vsix dist/x.vsix --python /usr/bin/python3 --artifacts DIR [--screenshots docs/screenshots]
+//   [--only problems,hover,...] [--chromium /usr/bin/chromium] [--keep]
 //
 // Writes DIR/results.json ({scenarios: {name: {ok, detail, ...}}}), a screenshot per step, and the
 // extension host and server logs. Exits 0 when every scenario passed, 1 otherwise, 2 on a setup failure.
