@@ -493,16 +493,22 @@ _SHAPE_WORDS = (
 )
 
 
+def meta_limitation(exc: BaseException) -> bool:
+    """What the meta device cannot do (`.item()`, numpy, ops without a meta kernel,
+    data-dependent shapes, tensors made on another device): not the model's fault."""
+    if isinstance(exc, (NotImplementedError, ProbeExit, SystemExit)):
+        return True
+    text = str(exc).lower()
+    return any(word in text for word in _META_LIMIT_WORDS)
+
+
 def meta_shape_error(exc: BaseException) -> bool:
     """True only for an error the meta device found in the model itself: a shape error
-    raised by a meta kernel, located in the user's file. Everything the meta device
-    cannot do (`.item()`, numpy, ops without a meta kernel, data-dependent shapes, tensors
-    made on another device) is not a finding: the CPU pass decides."""
-    if isinstance(exc, NotImplementedError) or not isinstance(exc, (RuntimeError, ValueError, IndexError)):
+    raised by a meta kernel, located in the user's file. Anything else is not a finding
+    of the meta pass: the CPU pass decides."""
+    if not isinstance(exc, (RuntimeError, ValueError, IndexError)) or meta_limitation(exc):
         return False
     text = str(exc).lower()
-    if any(word in text for word in _META_LIMIT_WORDS):
-        return False
     if "modified by an inplace operation" in text:
         return False  # the CPU pass re-runs it under detect_anomaly to find the forward op
     return any(word in text for word in _SHAPE_WORDS) and bool(user_frames_of_traceback(exc.__traceback__))
@@ -559,14 +565,16 @@ def meta_pass(construct, target: dict, namespace: dict, torch, info: dict, set_s
     size = sum(t.numel() * t.element_size() for t in tensors)
     grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     result = {"param_bytes": size, "grad_bytes": grads, "backward": False}
-    if _memory_limit and size + grads > _memory_limit - _address_space_in_use():
+    # backward needs the gradients and, while it accumulates them, temporaries of the same size
+    if _memory_limit and size + 2 * grads > _memory_limit - _address_space_in_use():
         info["param_bytes"] = size
         name = target["name"]
         raise CannotBuild(
             f"`{info.get('ctor', name)}` needs {size / 2**30:.1f} GB for its parameters and buffers (measured "
-            f"on the meta device) and {grads / 2**30:.1f} GB more for their gradients, more than the probe's "
-            f"memory limit ({_memory_limit // 2**20} MB) allows; probe a smaller configuration with a "
-            f"`# gradguard: probe {name}(...)` comment or raise --memory-mb"
+            f"on the meta device) and about {2 * grads / 2**30:.1f} GB more in backward (their gradients and "
+            f"temporaries of the same size), more than the probe's memory limit ({_memory_limit // 2**20} MB) "
+            f"allows; probe a smaller configuration with a `# gradguard: probe {name}(...)` comment or raise "
+            f"--memory-mb"
         )
     model.train()
 
@@ -594,12 +602,14 @@ def meta_pass(construct, target: dict, namespace: dict, torch, info: dict, set_s
             inputs = _meta_inputs(attempt, namespace, torch)
         except Exception:
             raise MetaUnavailable("input") from None
+        info["input"] = spec_text(attempt)
+        info["input_origin"] = f"inferred from {why}" if inferred else target.get("input_origin", "")
         set_stage("forward (meta)")
         try:
             with torch.device("meta"):
                 out = model(*inputs)
         except (Exception, ProbeExit, SystemExit) as exc:
-            if inferred and meta_shape_error(exc) and looks_like_input_mismatch(exc):
+            if inferred and not meta_limitation(exc) and (looks_like_input_mismatch(exc) or meta_shape_error(exc)):
                 first_error = first_error or exc
                 continue  # the guess was wrong, not the model: try the next guess
             if meta_shape_error(exc):
@@ -610,6 +620,7 @@ def meta_pass(construct, target: dict, namespace: dict, torch, info: dict, set_s
         break
     else:
         exc = first_error
+        info["input"] = spec_text(specs)
         raise CannotBuild(
             f"the input it inferred ({spec_text(specs)}, inferred from {why}) does not fit "
             f"`{target['name']}.forward`{at_line(exc)} (checked on the meta device): {type(exc).__name__}: "
@@ -681,9 +692,6 @@ def probe_module(target: dict, namespace: dict, torch, info: dict) -> dict:
             raise
         described = describe_exception(exc)
         described.update({"stage": stage_name, "device": "meta"})
-        if "input" not in info and target.get("inputs") is not None:
-            info["input"] = spec_text(target["inputs"])
-            info["input_origin"] = target.get("input_origin", "")
         return {**info, "status": "error", "error": described}
 
     # -- real pass, on CPU
