@@ -173,3 +173,26 @@ def test_custom_functions_gallery_behaves_as_documented():
     ok = torch.randn(4, requires_grad=True)
     ns["Exp"].apply(ok).sum().backward()
     assert torch.allclose(ok.grad, ok.exp())
+
+
+def test_gg401_gan_generator_gradients_accumulate_when_only_d_is_zeroed():
+    inv = example("GG401", 2)
+    buggy, fixed = run(inv.code)["train_gan"], run(inv.fixed)["train_gan"]
+    G, D = torch.nn.Linear(8, 4), torch.nn.Linear(4, 1)
+    opt_g = torch.optim.SGD(G.parameters(), lr=0.0)  # lr 0: parameters stay put, gradients tell
+    opt_d = torch.optim.SGD(D.parameters(), lr=0.0)
+    real = torch.randn(5, 4)
+
+    def grad_after(train, batches, skip_draws=0):
+        G.weight.grad = None
+        torch.manual_seed(1)
+        for _ in range(skip_draws):
+            torch.randn(5, 8)
+        train(G, D, opt_g, opt_d, [real] * batches)
+        return G.weight.grad.clone()
+
+    g1 = grad_after(buggy, 1)
+    g2 = grad_after(buggy, 1, skip_draws=1)
+    # without opt_g.zero_grad() the second step applies both iterations' gradients
+    assert torch.allclose(grad_after(buggy, 2), g1 + g2)
+    assert torch.allclose(grad_after(fixed, 2), g2)

@@ -344,6 +344,8 @@ def callees_zero_grad(unit: Unit, loop: TrainingLoop) -> bool:
         if start <= (call.lineno, call.col_offset) < end:
             func = call.func
             name = (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")).lower()
+            if name == "zero_grad" or name in _GRAD_RESETS:
+                continue  # already a loop event, with its receiver
             if "zero" in name or ("grad" in name and any(w in name for w in ("reset", "clear", "none"))):
                 return True
     return False

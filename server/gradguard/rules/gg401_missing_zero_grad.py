@@ -7,7 +7,15 @@ from collections.abc import Iterator
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import insert_before_statement
 from gradguard.engine.index import Unit
-from gradguard.engine.loops import BACKWARD, STEP, ZERO, callees_zero_grad, loop_assigned, training_loops
+from gradguard.engine.loops import (
+    BACKWARD,
+    STEP,
+    ZERO,
+    callees_zero_grad,
+    looks_like_optimizer,
+    loop_assigned,
+    training_loops,
+)
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 
@@ -19,6 +27,11 @@ class MissingZeroGrad(Rule):
         "Gradients are never cleared in this loop: each `backward()` adds to the `.grad` left by earlier "
         "iterations, so `{optimizer}.step()` applies the sum of all gradients so far; call "
         "`{optimizer}.zero_grad()` before `backward()`"
+    )
+    partial_message = (
+        "`{optimizer}.step()` runs every iteration but `{optimizer}`'s gradients are never cleared (only "
+        "other optimizers' are): each `backward()` adds to them, so the step applies the sum of all "
+        "gradients so far; call `{optimizer}.zero_grad()` before `backward()`"
     )
     explanation = """
     `loss.backward()` does not overwrite `.grad`: it *adds* this iteration's gradient
@@ -112,6 +125,38 @@ class MissingZeroGrad(Rule):
             note="a scheduler step is not an optimizer step",
         ),
     ]
+    VALID += [
+        Valid(
+            """
+            import torch
+
+            def train(G, D, opt_g, opt_d, loader):
+                for real in loader:
+                    fake = G(torch.randn(real.size(0), 8))
+                    opt_d.zero_grad()
+                    (D(real).mean() - D(fake.detach()).mean()).backward()
+                    opt_d.step()
+                    opt_g.zero_grad()
+                    (-D(fake).mean()).backward()
+                    opt_g.step()
+            """,
+            note="GAN: each optimizer clears its own gradients",
+        ),
+        Valid(
+            """
+            import torch
+
+            def train(model, optimizers, loader):
+                for x in loader:
+                    for opt in optimizers:
+                        opt.zero_grad()
+                    model(x).sum().backward()
+                    optimizers[0].step()
+                    enc_opt.step()
+            """,
+            note="cleared through a loop over the optimizers: not provably missing",
+        ),
+    ]
     INVALID = [
         Invalid(
             """
@@ -172,24 +217,77 @@ class MissingZeroGrad(Rule):
                     scaler.update()
             """,
         ),
+        Invalid(
+            """
+            import torch
+
+            def train_gan(G, D, opt_g, opt_d, loader, z_dim=8):
+                for real in loader:
+                    fake = G(torch.randn(real.size(0), z_dim))
+                    opt_d.zero_grad()
+                    d_loss = D(real).mean() - D(fake.detach()).mean()
+                    d_loss.backward()
+                    opt_d.step()
+                    g_loss = -D(fake).mean()
+                    g_loss.backward()
+                    opt_g.step()
+            """,
+            lines=[11],
+            fixed="""
+            import torch
+
+            def train_gan(G, D, opt_g, opt_d, loader, z_dim=8):
+                for real in loader:
+                    fake = G(torch.randn(real.size(0), z_dim))
+                    opt_d.zero_grad()
+                    d_loss = D(real).mean() - D(fake.detach()).mean()
+                    d_loss.backward()
+                    opt_d.step()
+                    g_loss = -D(fake).mean()
+                    opt_g.zero_grad()
+                    g_loss.backward()
+                    opt_g.step()
+            """,
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
         for loop in training_loops(unit):
-            if loop.nested_zero or any(e.kind == ZERO for e in loop.events):
+            if loop.nested_zero:
                 continue
             backwards = [e for e in loop.events if e.kind == BACKWARD and e.unconditional]
             steps = [e for e in loop.events if e.kind == STEP and e.unconditional]
             if not backwards or not steps:
                 continue
-            optimizer = steps[0].optimizer or "optimizer"
+            zeros = [e for e in loop.events if e.kind == ZERO]
+            if zeros:
+                # some gradients are cleared: only an optimizer that is stepped every
+                # iteration while every clearing names *other* optimizers is reported
+                # (a GAN loop that zeroes D but never G)
+                if any(not e.straight or e.optimizer is None or looks_like_optimizer(unit, e.node.func.value) is None for e in zeros):  # type: ignore[attr-defined]
+                    continue
+                cleared = {e.optimizer for e in zeros}
+                missing = [e for e in steps if e.optimizer not in cleared]
+                if not missing:
+                    continue
+                step = missing[0]
+                before = [e for e in backwards if e.position < step.position]
+                if not before:
+                    continue
+                first = before[-1]
+            else:
+                step = steps[0]
+                first = backwards[0]
+            optimizer = step.optimizer or "optimizer"
             if optimizer.split(".", 1)[0] in loop_assigned(unit, loop):
                 continue  # a new optimizer (and usually a new model) every iteration
             if callees_zero_grad(unit, loop):
                 continue
-            first = backwards[0]
             fix = self.make_fix(
                 f"Call `{optimizer}.zero_grad()` before `backward()`",
                 [insert_before_statement(unit, first.statement, f"{optimizer}.zero_grad()")],
             )
-            yield self.finding(unit, first.node, self.message.format(optimizer=optimizer), fix=fix)
+            message = self.message.format(optimizer=optimizer)
+            if zeros:
+                message = self.partial_message.format(optimizer=optimizer)
+            yield self.finding(unit, first.node, message, fix=fix)
