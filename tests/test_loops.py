@@ -428,3 +428,18 @@ def test_ema_update_does_not_count_as_zeroing():
         """
     )
     assert found == [("GG401", 5)]
+
+
+def test_aliased_optimizer_is_not_reported_as_never_cleared():
+    assert codes(
+        """
+        import torch
+        class Trainer:
+            def fit(self, loader):
+                opt = self.optimizer
+                for x in loader:
+                    opt.zero_grad()
+                    self.model(x).sum().backward()
+                    self.optimizer.step()
+        """
+    ) == []

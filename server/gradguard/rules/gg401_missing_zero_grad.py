@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding
@@ -268,7 +269,7 @@ class MissingZeroGrad(Rule):
                     continue
                 cleared = {e.optimizer for e in zeros}
                 missing = [e for e in steps if e.optimizer not in cleared]
-                if not missing:
+                if not missing or _aliased(unit, cleared | {missing[0].optimizer}):
                     continue
                 step = missing[0]
                 before = [e for e in backwards if e.position < step.position]
@@ -291,3 +292,18 @@ class MissingZeroGrad(Rule):
             if zeros:
                 message = self.partial_message.format(optimizer=optimizer)
             yield self.finding(unit, first.node, message, fix=fix)
+
+
+def _aliased(unit: Unit, names: set[str | None]) -> bool:
+    """Is one of these optimizers (possibly) another name for an object, `opt = self.optimizer`?
+    Then "never cleared" cannot be told from the names."""
+    lasts = {n.rsplit(".", 1)[-1] for n in names if n}
+    for node in unit.nodes_of(ast.Assign):
+        value = node.value  # type: ignore[attr-defined]
+        if isinstance(value, (ast.Name, ast.Attribute, ast.Subscript)):
+            for target in node.targets:  # type: ignore[attr-defined]
+                if isinstance(target, (ast.Name, ast.Attribute)):
+                    last = target.id if isinstance(target, ast.Name) else target.attr
+                    if last in lasts:
+                        return True
+    return False
