@@ -82,12 +82,45 @@ class Sequence(nn.Module):
 '''
 
 
+# forward itself uses sympy, torch._dynamo and symbolic_shapes, which the meta pass keeps
+# from being imported for its own needs: the user's code must get the real modules, on
+# meta and on CPU, and so must everything after the meta pass (gradcheck of a Function)
+REAL_MODULES = "import sys\n" + HEADER + '''\
+class CompilerBits(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.spare = nn.Linear(4, 4)
+
+    def forward(self, x):
+        import sympy
+        import torch._dynamo
+        from torch.fx.experimental import symbolic_shapes
+
+        assert isinstance(sympy.Integer(3), sympy.Basic)
+        assert hasattr(symbolic_shapes, "ShapeEnv") and not torch._dynamo.is_compiling()
+        print("modules on", x.device, all(getattr(sys.modules[m], "__file__", None) for m in
+              ("sympy", "torch._dynamo", "torch.fx.experimental.symbolic_shapes")))
+        return self.fc(x)
+
+
+class Double(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return 2 * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return 2 * grad
+'''
+
+
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
     root = tmp_path_factory.mktemp("meta")
     jobs = {}
     texts = {"shape": SHAPE, "guess": SHAPE.replace("# gradguard: probe Mismatch() input=(4, 6)\n", "\n"),
-             "cpu_only": CPU_ONLY, "big": BIG, "inferred": INFERRED}
+             "cpu_only": CPU_ONLY, "big": BIG, "inferred": INFERRED, "real_modules": REAL_MODULES}
     for name, text in texts.items():
         path = root / f"{name}.py"
         path.write_text(text)
@@ -162,3 +195,14 @@ def test_an_inferred_input_that_fits_no_guess_is_information(reports):
         "a and b must have same reduction dim"
     )
     assert "constructed on cpu" not in reports["guess"].output_tail
+
+
+def test_the_users_code_gets_the_real_compiler_modules(reports):
+    report = reports["real_modules"]
+    assert [(f.code, f.line) for f in report.findings] == [("GG901", 13)], [f.message for f in report.findings]
+    assert report.findings[0].message.startswith("`spare.weight`, `spare.bias` get no gradient")
+    notes = {n.name: n.summary for n in report.notes}
+    assert "meta pass: forward and backward" in notes["CompilerBits"]
+    assert notes["Double"].endswith("gradcheck passed")
+    assert "modules on meta True" in report.output_tail
+    assert "modules on cpu True" in report.output_tail

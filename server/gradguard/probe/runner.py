@@ -525,6 +525,166 @@ def _address_space_in_use() -> int:
     return 600 * 2**20  # about what importing torch takes
 
 
+_SYMBOLIC = "torch.fx.experimental.symbolic_shapes"
+_DYNAMO = "torch._dynamo"
+_SYMPY = "sympy"
+
+
+class LightMetaImports:
+    """Keep the meta pass from importing sympy and torch._dynamo (about 1.2 s of CPU).
+
+    On the meta device many ops run PyTorch's Python meta kernels and decompositions.
+    They import `torch.fx.experimental.symbolic_shapes` (and with it sympy) only to
+    handle symbolic sizes, and wrap themselves in `torch._disable_dynamo`, which imports
+    torch._dynamo on first call only to say "do not compile this". The meta pass has no
+    symbolic sizes and compiles nothing, so while it runs (and only if the user's code
+    has not imported them itself) stand-ins answer instead:
+    * sympy: only its `Basic` class, for the `isinstance(x, sympy.Basic)` of type
+      promotion: before sympy is imported no sympy object exists, so that is False for
+      every value either way; any other name loads the real sympy;
+    * symbolic_shapes: the helpers those kernels use, for plain ints and bools exactly
+      as PyTorch defines them; anything else (a SymInt, another name) loads the real module;
+    * torch._dynamo: `disable(fn, recursive, wrapping=False)` returns fn itself (outside
+      torch.compile the real one only calls fn); anything else loads the real module.
+    On exit both are removed and the functions that cached the stand-in's `disable` forget
+    it, so later code (the CPU pass, or torch.compile in the user's code) gets the real ones.
+    """
+
+    def __init__(self, torch) -> None:
+        self.torch = torch
+        self.stubs: dict[str, types.ModuleType] = {}
+        self.disabled: list = []
+
+    def __enter__(self):
+        if _SYMPY not in sys.modules:
+            self.stubs[_SYMPY] = sys.modules[_SYMPY] = self._sympy_stub()
+        if _SYMBOLIC not in sys.modules:
+            self.stubs[_SYMBOLIC] = sys.modules[_SYMBOLIC] = self._symbolic_stub()
+        if _DYNAMO not in sys.modules and "_dynamo" not in vars(self.torch):
+            stub = self._dynamo_stub()
+            self.stubs[_DYNAMO] = sys.modules[_DYNAMO] = stub
+            self.torch._dynamo = stub
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._drop(_SYMPY)
+        self._drop(_SYMBOLIC)
+        self._drop(_DYNAMO)
+        for fn in self.disabled:
+            if getattr(fn, "__dict__", {}).get("__dynamo_disable") is fn:
+                del fn.__dict__["__dynamo_disable"]
+        self.disabled.clear()
+
+    def _drop(self, name: str) -> None:
+        stub = self.stubs.pop(name, None)
+        if stub is None:
+            return
+        if sys.modules.get(name) is stub:
+            del sys.modules[name]
+        if name == _DYNAMO and vars(self.torch).get("_dynamo") is stub:
+            delattr(self.torch, "_dynamo")
+
+    def _real(self, name: str):
+        import importlib
+
+        stub = self.stubs.get(name)
+        self._drop(name)
+        real = importlib.import_module(name)
+        if stub is not None:
+            # code that already holds the stand-in (`import sympy` earlier in a function)
+            # sees the real module's names from now on
+            stub.__dict__.update({k: v for k, v in vars(real).items() if not k.startswith("__")})
+        return real
+
+    def _sympy_stub(self) -> types.ModuleType:
+        stub = types.ModuleType(_SYMPY)
+        stub.Basic = type("Basic", (), {})  # nothing is an instance: no sympy object exists yet
+
+        def __getattr__(name: str):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return getattr(self._real(_SYMPY), name)
+
+        stub.__getattr__ = __getattr__
+        return stub
+
+    def _symbolic_stub(self) -> types.ModuleType:
+        stub = types.ModuleType(_SYMBOLIC)
+
+        def plain(value) -> bool:
+            if type(value) in (bool, int):
+                return True
+            return isinstance(value, (list, tuple)) and all(plain(v) for v in value)
+
+        def fast(name: str, fn, bools_only: bool = False):
+            def helper(*args, **kwargs):
+                if not kwargs and args and all(plain(a) for a in args):
+                    if not bools_only or all(type(a) is bool for a in args):
+                        return fn(*args)
+                return getattr(self._real(_SYMBOLIC), name)(*args, **kwargs)
+
+            helper.__name__ = name
+            return helper
+
+        torch = self.torch
+
+        def free_unbacked_symbols(x):
+            if isinstance(x, torch.Tensor) and all(
+                plain(v) for v in (tuple(x.shape), tuple(x.stride()), x.storage_offset())
+            ):
+                return set()  # concrete sizes and strides: no symbols at all
+            return self._real(_SYMBOLIC).free_unbacked_symbols(x)
+
+        stub.free_unbacked_symbols = free_unbacked_symbols
+
+        def sym_eq(x, y):
+            if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
+                return len(x) == len(y) and all(sym_eq(a, b) for a, b in zip(x, y))
+            return x == y
+
+        for name, fn, bools_only in (
+            ("expect_true", lambda a: a, True),
+            ("guard_or_false", lambda a: a, True),
+            ("guard_or_true", lambda a: a, True),
+            ("statically_known_true", lambda a: a, True),
+            ("guard_bool", lambda a: a, True),
+            ("guard_size_oblivious", lambda a: a, True),
+            ("sym_and", lambda x, *others: all((x, *others)), True),
+            ("sym_or", lambda x, *others: any((x, *others)), True),
+            ("sym_eq", sym_eq, False),
+            ("is_nested_int", lambda a: False, False),
+            ("has_guarding_hint", lambda a: True, False),
+            ("guarding_hint_or_throw", lambda a: a, False),
+        ):
+            setattr(stub, name, fast(name, fn, bools_only))
+
+        def __getattr__(name: str):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return getattr(self._real(_SYMBOLIC), name)
+
+        stub.__getattr__ = __getattr__
+        return stub
+
+    def _dynamo_stub(self) -> types.ModuleType:
+        stub = types.ModuleType(_DYNAMO)
+
+        def disable(fn=None, recursive=True, *args, wrapping=True, **kwargs):
+            if callable(fn) and recursive in (True, False) and not args and not kwargs and wrapping is False:
+                self.disabled.append(fn)  # torch._disable_dynamo caches this on fn: forgotten on exit
+                return fn
+            return self._real(_DYNAMO).disable(fn, recursive, *args, wrapping=wrapping, **kwargs)
+
+        def __getattr__(name: str):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return getattr(self._real(_DYNAMO), name)
+
+        stub.disable = disable
+        stub.__getattr__ = __getattr__
+        return stub
+
+
 def _meta_inputs(specs: list[dict], namespace: dict, torch) -> list:
     from torch.utils._pytree import tree_map
 
@@ -544,6 +704,11 @@ def _meta_inputs(specs: list[dict], namespace: dict, torch) -> list:
 
 
 def meta_pass(construct, target: dict, namespace: dict, torch, info: dict, set_stage) -> dict:
+    with LightMetaImports(torch):
+        return _meta_pass(construct, target, namespace, torch, info, set_stage)
+
+
+def _meta_pass(construct, target: dict, namespace: dict, torch, info: dict, set_stage) -> dict:
     """Construct the target on the meta device and run forward and backward there: no
     memory, no arithmetic, only shapes. Returns what the real pass needs to know:
         {"param_bytes": n, "specs": [...], "inferred": bool, "why": str, "backward": bool}
