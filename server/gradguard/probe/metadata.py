@@ -97,6 +97,16 @@ class ProbeError(_ProbeCode):
     step again under `torch.autograd.detect_anomaly()` and points at the forward
     operation whose saved result was later modified in place.
 
+    Each `nn.Module` is first built and run (forward and backward) on the `meta`
+    device, which computes shapes but no values and allocates nothing. A shape error
+    found there is reported on your line right away ("found on the meta device"; the
+    meta kernels word some errors differently from the CPU ones, e.g. "a and b must
+    have same reduction dim" for a matrix product), and a model whose parameters would
+    not fit in the memory limit is sized there without allocating it. Code the meta
+    device cannot run (`.item()`, `.numpy()`, data-dependent shapes, ops without a
+    meta kernel) is not an error: the probe then simply runs the CPU pass. Note that
+    the constructor runs twice (once on meta, once on CPU).
+
     The same code is used, with severity "information", when the probe could not run
     at all: it could not tell how to construct the target or what input to give it
     (the message says exactly what it needs and how to write the comment), the run

@@ -61,9 +61,9 @@ def set_limits(memory_mb: int, timeout: float) -> None:
     global _memory_limit
     if memory_mb > 0:
         limit = memory_mb * 1024 * 1024
-        _memory_limit = limit
         try:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            _memory_limit = limit
         except (ValueError, OSError):
             pass
     try:
