@@ -168,8 +168,10 @@ def test_model_too_big_for_the_memory_limit_is_sized_on_meta_without_allocating(
     finding = report.findings[0]
     assert (finding.code, finding.severity, finding.line) == ("GG902", Severity.INFORMATION, 8)
     assert "needs 1.6 GB for its parameters and buffers (measured on the meta device)" in finding.message
-    assert "and about 3.1 GB more in backward (their gradients and temporaries of the same size), more than the "
-    "probe's memory limit (4096 MB) allows" in finding.message
+    assert (
+        "and about 3.1 GB more in backward (their gradients and temporaries of the same size), more than the "
+        "probe's memory limit (4096 MB) allows"
+    ) in finding.message
     # nothing ran on CPU: the note has no input and no parameter count
     assert report.notes[0].summary == "built Big() (constructor defaults); could not run"
 

@@ -639,7 +639,7 @@ class LightMetaImports:
 
         def sym_eq(x, y):
             if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
-                return len(x) == len(y) and all(sym_eq(a, b) for a, b in zip(x, y))
+                return len(x) == len(y) and all(sym_eq(a, b) for a, b in zip(x, y, strict=True))
             return x == y
 
         for name, fn, bools_only in (
