@@ -104,8 +104,8 @@ class ProbeError(_ProbeCode):
     have same reduction dim" for a matrix product), and a model whose parameters would
     not fit in the memory limit is sized there without allocating it. Code the meta
     device cannot run (`.item()`, `.numpy()`, data-dependent shapes, ops without a
-    meta kernel) is not an error: the probe then simply runs the CPU pass. Note that
-    the constructor runs twice (once on meta, once on CPU).
+    meta kernel) is not an error: the probe then simply runs the CPU pass. So the
+    constructor usually runs twice, once on meta and once on CPU.
 
     The same code is used, with severity "information", when the probe could not run
     at all: it could not tell how to construct the target or what input to give it
