@@ -12,7 +12,7 @@ import ast
 import importlib
 import pkgutil
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, ClassVar, Iterable, Iterator
 
 from gradguard.engine.finding import Applicability, Finding, Fix, Severity, TextEdit
