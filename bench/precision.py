@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import corpus  # noqa: E402
+import corpus
 
 
 def run_gradguard(dirs: list[Path], select: str | None, jobs: int) -> tuple[list[dict], str]:
@@ -31,7 +31,7 @@ def run_gradguard(dirs: list[Path], select: str | None, jobs: int) -> tuple[list
         argv += ["--select", select]
     argv += [str(d) for d in dirs]
     env = dict(os.environ, PYTHONPATH=str(corpus.ROOT / "server"), NO_COLOR="1")
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"gradguard failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout or "[]"), proc.stderr

@@ -20,12 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import corpus  # noqa: E402
-
-import gradguard.engine.analyzer as analyzer_module  # noqa: E402
-from gradguard.engine.analyzer import Analyzer, RuleError  # noqa: E402
-from gradguard.engine.config import Config  # noqa: E402
-from gradguard.engine.index import ModuleContext, Unit  # noqa: E402
+import corpus
+import gradguard.engine.analyzer as analyzer_module
+from gradguard.engine.analyzer import Analyzer, RuleError
+from gradguard.engine.config import Config
+from gradguard.engine.index import ModuleContext, Unit
 
 clock = time.process_time
 

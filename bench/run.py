@@ -22,11 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import corpus  # noqa: E402
-
-from gradguard.engine.analyzer import Analyzer, parse  # noqa: E402
-from gradguard.engine.config import Config  # noqa: E402
-from gradguard.engine.rule import all_rules  # noqa: E402
+import corpus
+from gradguard.engine.analyzer import Analyzer, parse
+from gradguard.engine.config import Config
+from gradguard.engine.rule import all_rules
 
 
 def children_cpu() -> float:
@@ -49,7 +48,7 @@ def run_tool(name: str, argv: list[str], env: dict | None = None) -> dict:
     """Run a command to completion; CPU seconds of it and all its (waited-for) children."""
     before = children_cpu()
     start = time.perf_counter()
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    proc = subprocess.run(argv, capture_output=True, env=env, text=True, check=False)
     wall = time.perf_counter() - start
     cpu = children_cpu() - before
     return {

@@ -12,9 +12,8 @@ import gc
 import weakref
 from pathlib import Path
 
-import pytest
-
 import gradguard
+import pytest
 from gradguard.engine.analyzer import Analyzer
 from gradguard.engine.index import ModuleContext, Unit, iter_children, split_units, walk
 from gradguard.engine.source import SourceFile

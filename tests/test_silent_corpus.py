@@ -13,7 +13,6 @@ import io
 from pathlib import Path
 
 import pytest
-
 from gradguard.engine.analyzer import Analyzer
 from gradguard.engine.config import Config
 from gradguard.engine.rule import all_rules
@@ -73,6 +72,6 @@ def test_program_runs_and_learns(path, torch_warm):
     torch.set_num_threads(1)  # tiny tensors: threads only add contention on a shared machine
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            exec(code, namespace)  # each program asserts that it trains / works
+            exec(code, namespace)  # noqa: S102 - each program asserts that it trains / works
     finally:
         torch.set_num_threads(threads)
