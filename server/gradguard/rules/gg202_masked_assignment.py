@@ -20,7 +20,7 @@ class MaskedAssignment(Rule):
     code = "GG202"
     name = "masked-assignment"
     summary = "Masked in-place assignment (`x[x < 0] = 0`) on a tensor that autograd tracks."
-    message = "In-place masked assignment to `{name}`; use an out-of-place `{suggestion}`"
+    message = "In-place masked assignment to `{name}`; use an out-of-place `{suggestion}`"  # docs only
     _SAVED = (
         "In-place masked assignment to `{name}`, the output of `{op}(...)` that autograd saved for backward: "
         'backward raises "one of the variables needed for gradient computation has been modified by an '
@@ -93,6 +93,27 @@ class MaskedAssignment(Rule):
                     return x
             """,
             note="under no_grad",
+        ),
+    ]
+    VALID = VALID + [
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Encoder(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.proj = nn.Linear(8, 8)
+
+                def forward(self, hidden_states, attention_mask):
+                    expand_mask = attention_mask.unsqueeze(-1).repeat(1, 1, hidden_states.shape[2])
+                    hidden_states[~expand_mask] = 0  # padded positions output 0
+                    h = self.proj(hidden_states)
+                    h[h < 0] = 0
+                    return h
+            """,
+            note="a prepared mask on forward's input, and an intermediate no op saved: legal and differentiable",
         ),
     ]
     INVALID = [
@@ -206,6 +227,9 @@ class MaskedAssignment(Rule):
                 continue
             if unit.in_no_grad(node) or _freshly_allocated(unit, func, name, node):
                 continue
+            message = self._message(unit, func, target, name)
+            if message is None:
+                continue
             replacement = _replacement(unit, name, mask, node.value)
             fix = None
             suggestion = "torch.where(mask, value, x)"
@@ -214,17 +238,25 @@ class MaskedAssignment(Rule):
                 fix = self.make_fix(
                     f"Replace with `{suggestion}`", lambda n=node, b=build: [replace_node(unit, n, b())]
                 )
-            yield self.finding(unit, node, self._message(unit, func, target, name, suggestion), fix=fix)
+            yield self.finding(unit, node, message.format(name=name, suggestion=suggestion), fix=fix)
 
-    def _message(self, unit: Unit, func: ast.AST, target: ast.Subscript, name: str, suggestion: str) -> str:
+    def _message(self, unit: Unit, func: ast.AST, target: ast.Subscript, name: str) -> str | None:
+        """The message template when the write breaks autograd (or may), else None.
+
+        Reported: a write into the output of an op that saved it for backward (always
+        raises at backward), and `x[x < t] = v` on `forward`'s own input (raises when the
+        input requires grad, and changes the caller's tensor). A masked write into another
+        intermediate is legal and differentiable, so it is not reported."""
         flow = flow_of(unit, func)
         for written, _, before in flow.inplace:
             if written is target and before.saved is not None:
-                return self._SAVED.format(name=name, op=describe(before.saved.func, unit), suggestion=suggestion)
+                op = describe(before.saved.func, unit).replace("{", "{{").replace("}", "}}")
+                return self._SAVED.replace("{op}", op)
         arguments = func.args.posonlyargs + func.args.args + func.args.kwonlyargs  # type: ignore[attr-defined]
-        if name in {a.arg for a in arguments} and not _rebound_before(func, name, target):
-            return self._INPUT.format(name=name, suggestion=suggestion)
-        return self.message.format(name=name, suggestion=suggestion)
+        self_masking = isinstance(target.slice, ast.Compare)
+        if self_masking and name in {a.arg for a in arguments} and not _rebound_before(func, name, target):
+            return self._INPUT
+        return None
 
 
 def _rebound_before(func: ast.AST, name: str, before: ast.AST) -> bool:
