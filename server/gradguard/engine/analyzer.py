@@ -86,6 +86,16 @@ class Analyzer:
     def configure(self, config: Config) -> None:
         self.config = config
         self._rules = [cls() for code, cls in all_rules().items() if config.enabled(code)]
+        # per kind of top-level statement (None: not an nn.Module/autograd.Function class), the
+        # rules whose `needs_class` it meets, as (rule, triggers, may_fire or None)
+        self._prefilters = {
+            kind: [
+                (rule, rule.triggers, rule.may_fire if type(rule).may_fire is not Rule.may_fire else None)
+                for rule in self._rules
+                if rule.needs_class is None or rule.needs_class == kind
+            ]
+            for kind in (None, "module", "function")
+        }
         self._cache.clear()
 
     @property
@@ -141,8 +151,15 @@ class Analyzer:
                 self._cache.move_to_end(key)
                 results.extend(f.shifted(offset) for f in cached)
                 continue
+            rules = self._rules if start == 0 else self.applicable_rules(statements[0], key[2], module)
+            if not rules:
+                # no rule can fire here: skip indexing the unit at all
+                self._cache[key] = []
+                if len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+                continue
             unit = Unit(statements, source, module, path)
-            found = self._run_rules(unit, errors)
+            found = self._run_rules(unit, errors, rules)
             if all(f.fix is None and not f.alternatives for f in found):
                 unit.release()  # nothing may need it later: let the tree go by refcount
             results.extend(found)
@@ -152,9 +169,35 @@ class Analyzer:
                     self._cache.popitem(last=False)
         return results
 
-    def _run_rules(self, unit: Unit, errors: list[RuleError]) -> list[Finding]:
+    def applicable_rules(self, statement: ast.stmt, text: str, module: ModuleContext) -> list[Rule]:
+        """The rules that may fire on the unit of one top-level def/class (`text`: its
+        source, decorators included), by their cheap `needs_class`/`triggers`/`may_fire`."""
+        kind = None
+        if isinstance(statement, ast.ClassDef):
+            if module.is_module_class(statement.name):
+                kind = "module"
+            elif module.is_function_class(statement.name):
+                kind = "function"
+        rules = []
+        seen: dict[str, bool] = {}  # trigger -> found (several rules share one; big texts cost)
+        for rule, triggers, may_fire in self._prefilters[kind]:
+            if triggers:
+                for trigger in triggers:
+                    found = seen.get(trigger)
+                    if found is None:
+                        found = seen[trigger] = trigger in text
+                    if found:
+                        break
+                else:
+                    continue
+            if may_fire is not None and not may_fire(text, statement, module):
+                continue
+            rules.append(rule)
+        return rules
+
+    def _run_rules(self, unit: Unit, errors: list[RuleError], rules: list[Rule] | None = None) -> list[Finding]:
         found: list[Finding] = []
-        for rule in self._rules:
+        for rule in self._rules if rules is None else rules:
             try:
                 found.extend(rule.check(unit))
             except RecursionError:

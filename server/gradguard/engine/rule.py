@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, ClassVar, Iterable, Iterator
 
 from gradguard.engine.finding import Applicability, Finding, Fix, Severity, TextEdit
-from gradguard.engine.index import Unit
+from gradguard.engine.index import ModuleContext, Unit
 
 DOCS_BASE_URL = "https://github.com/gradguard/gradguard/blob/main/docs/rules.md"
 
@@ -73,6 +73,21 @@ class Rule:
     tags: ClassVar[tuple[str, ...]] = ()
     VALID: ClassVar[list[Valid]] = []
     INVALID: ClassVar[list[Invalid]] = []
+    # Cheap applicability, checked by the analyzer before it indexes a top-level def/class
+    # unit (the script unit always runs every rule). Set these only where the rule's code
+    # provably cannot report anything otherwise; the defaults mean "always run".
+    # needs_class: "module" -- the unit must be a top-level nn.Module subclass (the rule only
+    #   starts from `unit.module_classes()`); "function" -- a torch.autograd.Function subclass.
+    needs_class: ClassVar[str | None] = None
+    # triggers: substrings of the unit's source text (its decorators included), at least one
+    #   of which must occur for the rule to be able to fire.
+    triggers: ClassVar[tuple[str, ...]] = ()
+
+    def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
+        """A further cheap pre-check for what `needs_class`/`triggers` cannot express; the
+        analyzer calls it (only when a rule overrides it) after those passed. `text` is the
+        source text of the top-level `statement` (decorators included)."""
+        return True
 
     def check(self, unit: Unit) -> Iterable[Finding]:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -135,6 +135,7 @@ def _called(unit: Unit, func: FunctionNode) -> bool:
 
 class FakeBackward(Rule):
     code = "GG101"
+    needs_class = "module"  # starts from unit.module_classes() only
     name = "fake-backward"
     summary = "A `backward` method on an `nn.Module`: autograd never calls it."
     message = (

@@ -19,6 +19,7 @@ _ZEROING = {"torch.zeros_like", "torch.zeros", "torch.empty_like"}
 
 class ManualGradAssignment(Rule):
     code = "GG102"
+    needs_class = "module"  # starts from unit.module_classes() only
     name = "manual-grad-assignment"
     summary = "A parameter's `.grad` assigned by hand inside a module: autograd already computes it."
     message = (

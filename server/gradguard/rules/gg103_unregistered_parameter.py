@@ -32,6 +32,7 @@ _EMPTY_DICT_CALLS = {"dict"}
 
 class UnregisteredParameter(Rule):
     code = "GG103"
+    needs_class = "module"  # starts from unit.module_classes() only
     name = "unregistered-parameter"
     summary = (
         "A tensor with `requires_grad=True`, or a Python list/dict of layers or parameters, stored on a "

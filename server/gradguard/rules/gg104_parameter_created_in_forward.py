@@ -28,6 +28,7 @@ _CTOR_TEXT = re.compile(r"Parameter\(|(" + "|".join(sorted(LAYERS_WITH_PARAMETER
 
 class ParameterCreatedInForward(Rule):
     code = "GG104"
+    needs_class = "module"  # starts from unit.module_classes() only
     name = "parameter-created-in-forward"
     summary = "A layer with weights or an `nn.Parameter` is constructed inside `forward`."
     message = "`{ctor}` is created inside `forward`: new random weights on every call, never trained"

@@ -46,6 +46,7 @@ _NOT_TENSOR_TORCH = {
 
 class TensorStashedOnSelf(Rule):
     code = "GG105"
+    needs_class = "module"  # starts from unit.module_classes() only
     name = "tensor-stashed-on-self"
     summary = (
         "A tensor from `forward` stored on `self` for a hand-written `backward` that autograd never calls."

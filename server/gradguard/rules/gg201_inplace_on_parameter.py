@@ -109,6 +109,7 @@ def _index_kind(index: ast.expr) -> str:
 
 class InplaceOnParameter(Rule):
     code = "GG201"
+    needs_class = "module"  # starts from unit.module_classes() only
     name = "inplace-on-parameter"
     summary = "In-place change of an `nn.Parameter` in `forward`: PyTorch raises the leaf in-place error."
     message = (

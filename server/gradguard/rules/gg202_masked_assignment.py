@@ -18,6 +18,7 @@ _COMPARISONS = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
 
 class MaskedAssignment(Rule):
     code = "GG202"
+    needs_class = "module"  # reports only in methods reachable from an nn.Module forward
     name = "masked-assignment"
     summary = "Masked in-place assignment (`x[x < 0] = 0`) on a tensor that autograd tracks."
     message = "In-place masked assignment to `{name}`; use an out-of-place `{suggestion}`"  # docs only

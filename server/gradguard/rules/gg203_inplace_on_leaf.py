@@ -33,6 +33,7 @@ _LEAF_ERROR = "a leaf Variable that requires grad is being used in an in-place o
 
 class InplaceOnLeaf(Rule):
     code = "GG203"
+    triggers = ("requires_grad", "Parameter", "parameters")  # = _LEAF_WORDS (its own pre-check)
     name = "inplace-on-leaf"
     summary = "In-place change of a `requires_grad=True` tensor: PyTorch raises the leaf in-place error."
     message = (

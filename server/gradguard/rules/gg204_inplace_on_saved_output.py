@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from gradguard.engine.dataflow import SAVES_OUTPUT, describe, flow_of, node_text, unit_text
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import replace_node
-from gradguard.engine.index import Unit
+from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 # in-place method -> out-of-place method with the same arguments
@@ -31,6 +31,14 @@ _ATOMS = (ast.Name, ast.Attribute, ast.Call, ast.Subscript, ast.Constant)
 _MASK_OPS = (ast.BitAnd, ast.BitOr)
 # an in-place method call, an augmented assignment, or an item assignment
 _INPLACE_TEXT = re.compile(r"[a-z]_\(|[-+*/@%]=|\]\s*=[^=]")
+# a call of a method named like an op that saves its output (what `_saving_calls` finds):
+# a `.`, the name, then `(`, with only whitespace, line continuations, whole comments (and,
+# before the `(`, closing parentheses: `(x.tanh)(y)`) in between. Unambiguous, so linear.
+_SAVING_CALL_TEXT = re.compile(
+    r"\.(?:[\s\\]|#[^\r\n]*[\r\n])*(?:"
+    + "|".join(sorted(SAVES_OUTPUT, key=len, reverse=True))
+    + r")(?:[\s\\)]|#[^\r\n]*[\r\n])*\("
+)
 
 
 class InplaceOnSavedOutput(Rule):
@@ -209,6 +217,15 @@ class InplaceOnSavedOutput(Rule):
             run="import torch; Features()(torch.randn(1, 3, 8, 8)).sum().backward()",
         ),
     ]
+
+    def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
+        # `check` starts from the calls `_saving_calls` finds, and reports only in a method
+        # reachable from an nn.Module's forward or in a function that calls `.backward(`
+        if ".backward(" not in text and not (
+            isinstance(statement, ast.ClassDef) and module.is_module_class(statement.name)
+        ):
+            return False
+        return _SAVING_CALL_TEXT.search(text) is not None
 
     def check(self, unit: Unit) -> Iterator[Finding]:
         candidates: dict[int, ast.AST | None] = {}

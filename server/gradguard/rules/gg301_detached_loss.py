@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from gradguard.engine.dataflow import CUT, backward_calls, describe, flow_of, forward_functions, node_text
 from gradguard.engine.finding import Finding
-from gradguard.engine.index import Unit, keyword
+from gradguard.engine.index import ModuleContext, Unit, keyword
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 _CUT_TEXT = re.compile(r"detach|\.data\b|\.item\(|\.tolist\(|\.numpy\(|tensor\(|float\(|from_numpy")
@@ -259,6 +259,17 @@ class DetachedLoss(Rule):
             """,
         ),
     ]
+
+    def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
+        # `check` reports a backpropagated loss (`backward_calls` needs `.backward(`) or a cut
+        # value returned by an nn.Module's forward (its text matches _CUT_TEXT)
+        if ".backward(" in text:
+            return True
+        return (
+            isinstance(statement, ast.ClassDef)
+            and module.is_module_class(statement.name)
+            and _CUT_TEXT.search(text) is not None
+        )
 
     def check(self, unit: Unit) -> Iterator[Finding]:
         for call, value in backward_calls(unit):

@@ -13,6 +13,7 @@ from gradguard.engine.rule import Invalid, Rule, Valid
 
 class BackwardUnderNoGrad(Rule):
     code = "GG302"
+    triggers = (".backward(",)  # only looks at backward_calls()
     name = "backward-under-no-grad"
     summary = "`.backward()` on a loss that was computed under `torch.no_grad()` / `inference_mode()`."
     message = "`{loss}` was computed under `{context}`; it does not require grad"

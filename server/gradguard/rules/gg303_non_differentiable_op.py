@@ -15,6 +15,7 @@ from gradguard.engine.rule import Invalid, Rule, Valid
 
 class NonDifferentiableOp(Rule):
     code = "GG303"
+    triggers = (".backward(",)  # only looks at backward_calls()
     name = "non-differentiable-op"
     summary = "The backpropagated loss depends on the model only through a non-differentiable op."
     message = "`{op}` has no useful gradient, and the loss reaches the model only through it"

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from gradguard.engine.dataflow import unit_text
 from gradguard.engine.finding import Applicability, Finding, TextEdit
-from gradguard.engine.index import Unit
+from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 TYPOS = frozenset(
@@ -35,6 +35,7 @@ _TENSOR_METHODS = frozenset({"new_tensor", "new_zeros", "new_ones", "new_empty",
 
 class RequiresGradTypo(Rule):
     code = "GG304"
+    triggers = ("req",)  # every typo starts with it; `may_fire` then runs its own pre-check
     name = "requires-grad-typo"
     summary = "Misspelled `requires_grad` (`require_grad`, `requires_grads`, `requiresGrad`, ...)."
     message = "`{typo}` is not `requires_grad`"
@@ -152,6 +153,9 @@ class RequiresGradTypo(Rule):
             check_fixed="assert len(trainable([torch.zeros(1, requires_grad=True), torch.zeros(1)])) == 1",
         ),
     ]
+
+    def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
+        return _TYPO_TEXT.search(text) is not None
 
     def check(self, unit: Unit) -> Iterator[Finding]:
         if not _TYPO_TEXT.search(unit_text(unit)):

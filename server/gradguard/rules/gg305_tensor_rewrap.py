@@ -19,6 +19,7 @@ _ATOMS = (ast.Name, ast.Attribute, ast.Call, ast.Subscript, ast.Constant)
 
 class TensorRewrap(Rule):
     code = "GG305"
+    triggers = ("tensor(", "Tensor(")  # its own pre-check
     name = "tensor-rewrap"
     summary = "`torch.tensor(...)` copies tensors that autograd tracks into a new tensor without history."
     message = "`{call}` copies tracked tensors into a new tensor that does not require grad"

@@ -22,6 +22,7 @@ from gradguard.engine.rule import Invalid, Rule, Valid
 
 class MissingZeroGrad(Rule):
     code = "GG401"
+    triggers = ("backward",)  # only looks at training_loops()
     name = "missing-zero-grad"
     summary = "A training loop calls `backward()` and `optimizer.step()` every iteration but never `zero_grad()`."
     message = (

@@ -14,6 +14,7 @@ from gradguard.engine.rule import Invalid, Rule, Valid
 
 class ZeroGradBeforeStep(Rule):
     code = "GG402"
+    triggers = ("backward",)  # only looks at training_loops()
     name = "zero-grad-before-step"
     summary = "`optimizer.zero_grad()` runs after `backward()` but before `optimizer.step()`."
     message = (

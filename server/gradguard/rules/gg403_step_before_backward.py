@@ -14,6 +14,7 @@ from gradguard.engine.rule import Invalid, Rule, Valid
 
 class StepBeforeBackward(Rule):
     code = "GG403"
+    triggers = ("backward",)  # only looks at training_loops()
     name = "step-before-backward"
     summary = "`optimizer.step()` is called before `loss.backward()` in the same iteration."
     message = (

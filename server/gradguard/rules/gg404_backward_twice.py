@@ -24,6 +24,7 @@ _ERROR = "Trying to backward through the graph a second time"
 
 class BackwardTwice(Rule):
     code = "GG404"
+    triggers = ("backward",)  # its own pre-check
     name = "backward-twice"
     summary = "A second `backward()` through (part of) a graph whose saved tensors the first `backward()` freed."
     message = (

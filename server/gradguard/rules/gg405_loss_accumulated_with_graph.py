@@ -22,6 +22,7 @@ _LOGGING = {
 
 class LossAccumulatedWithGraph(Rule):
     code = "GG405"
+    triggers = ("backward",)  # its own pre-check (which also needs "+=")
     name = "loss-accumulated-with-graph"
     summary = "A running total accumulates a loss tensor that is still attached to its autograd graph."
     message = (

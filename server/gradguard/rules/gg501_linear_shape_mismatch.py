@@ -17,6 +17,7 @@ _RESHAPES = {"view", "reshape", "flatten"}
 
 class LinearShapeMismatch(Rule):
     code = "GG501"
+    triggers = ("Linear",)  # its own pre-check
     name = "linear-shape-mismatch"
     summary = "A tensor whose statically known last dimension differs from the `in_features` of the `nn.Linear` it feeds."
     message = (

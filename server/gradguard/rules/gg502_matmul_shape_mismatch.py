@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from gradguard.engine.dataflow import unit_text
 from gradguard.engine.finding import Finding, Severity
-from gradguard.engine.index import Unit
+from gradguard.engine.index import ModuleContext, Unit, statement_start_line
 from gradguard.engine.rule import Invalid, Rule, Valid
 from gradguard.engine.shapes import calls_by_attr, inference, matmul_mismatch
 
@@ -91,6 +91,16 @@ class MatmulShapeMismatch(Rule):
         ),
     ]
 
+    def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
+        # the pre-check of `check`, except that an `@` counts only beyond the statement's own
+        # decorators (each puts one `@` in the text; `a @ b` needs another)
+        if "mm(" in text or "matmul" in text:
+            return True
+        extra = text.count("@") - len(getattr(statement, "decorator_list", ()))
+        if extra > 0:
+            extra -= _docstring_ats(text, statement)
+        return extra > 0
+
     def check(self, unit: Unit) -> Iterator[Finding]:
         text = unit_text(unit)
         if "@" not in text and "mm(" not in text and "matmul" not in text:
@@ -148,3 +158,28 @@ def _error(kind: str, a: tuple[int, ...], b: tuple[int, ...]) -> str | None:
     if len(a) >= 2 and len(b) >= 3 and broadcast:
         return "a RuntimeError (\"Expected size for first two dimensions of batch2 tensor ...\")"
     return "a RuntimeError"
+
+
+def _docstring_ats(text: str, statement: ast.stmt) -> int:
+    """The `@`s on the lines that hold nothing but the docstring of `statement` (and maybe a
+    trailing comment): none of them can be a matmul. `text` starts at the statement's first
+    line (decorators included)."""
+    body = getattr(statement, "body", None)
+    if not body or "\r" in text:
+        return 0
+    doc = body[0]
+    if not (isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str)):
+        return 0
+    if doc.end_lineno is None or doc.end_col_offset is None:
+        return 0
+    lines = text.split("\n")
+    first = doc.lineno - statement_start_line(statement)
+    last = doc.end_lineno - statement_start_line(statement)
+    if first < 0 or last >= len(lines):
+        return 0
+    if lines[first].encode()[: doc.col_offset].strip():
+        return 0  # code before the docstring on its first line (`def f(): """..."""`)
+    rest = lines[last].encode()[doc.end_col_offset :].strip()
+    if rest and not rest.startswith(b"#"):
+        return 0  # code after it (`"""..."""; y = a @ b`)
+    return sum(line.count("@") for line in lines[first : last + 1])

@@ -17,6 +17,7 @@ _ERROR = "view size is not compatible with input tensor's size and stride"
 
 class ViewAfterTranspose(Rule):
     code = "GG503"
+    triggers = (".view",)  # its own pre-check (which also needs a permuting word)
     name = "view-after-transpose"
     summary = "`.view()` on the result of `transpose`/`t`/`permute`/`.T`/`.mT` that merges the swapped dimensions."
     message = (

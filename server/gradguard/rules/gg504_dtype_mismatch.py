@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from gradguard.engine.dataflow import unit_text
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import replace_node
-from gradguard.engine.index import Unit, dotted_name, self_attribute, self_name
+from gradguard.engine.index import ModuleContext, Unit, dotted_name, self_attribute, self_name
 from gradguard.engine.rule import Invalid, Rule, Valid
 from gradguard.engine.shapes import F32, F64, bindings, calls_by_attr, inference, nn_bound_names
 
@@ -165,6 +165,19 @@ class DtypeMismatch(Rule):
             run="Encoder()(torch.randn(1, 1, 8, 8))",
         ),
     ]
+
+    def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
+        # the same pre-check as the start of `check`
+        if module.changes_default_dtype:
+            return False
+        if "float64" in text or "double" in text:
+            return True
+        needles = module.__dict__.get("_gg504_numpy_needles")
+        if needles is None:
+            needles = module.__dict__["_gg504_numpy_needles"] = tuple(
+                f"{alias}." for alias, name in module.aliases.items() if name == "numpy" or name.startswith("numpy.")
+            )
+        return any(needle in text for needle in needles)
 
     def check(self, unit: Unit) -> Iterator[Finding]:
         module = unit.module

@@ -20,6 +20,7 @@ _TUPLE_RETURNING = {
 
 class FunctionGradCount(Rule):
     code = "GG601"
+    needs_class = "function"  # starts from unit.function_classes() only
     name = "function-grad-count"
     summary = "A custom `torch.autograd.Function`'s `backward` returns a different number of values than `forward` has inputs."
     message = (

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding, TextEdit
 from gradguard.engine.fixes import replace_node
-from gradguard.engine.index import KIND_FUNCTION, Unit, statement_start_line
+from gradguard.engine.index import KIND_FUNCTION, ModuleContext, Unit, statement_start_line
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 _LEGACY = "Legacy autograd function with non-static forward method is deprecated"
@@ -160,6 +160,15 @@ class FunctionMisuse(Rule):
             check_fixed="assert torch.equal(x.grad, torch.ones(4))",
         ),
     ]
+
+    def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
+        # both halves of `check` need an autograd.Function subclass somewhere in the file
+        found = module.__dict__.get("_gg602_has_function")
+        if found is None:
+            found = module.__dict__["_gg602_has_function"] = any(
+                summary.kind == KIND_FUNCTION for summary in module.classes.values()
+            )
+        return found
 
     def check(self, unit: Unit) -> Iterator[Finding]:
         module = unit.module

@@ -23,6 +23,7 @@ _TENSOR_METHODS = {
 
 class CtxAttributeTensor(Rule):
     code = "GG603"
+    needs_class = "function"  # starts from unit.function_classes() only
     name = "ctx-attribute-tensor"
     summary = "An input or output tensor of a custom autograd Function is stored on `ctx` instead of `ctx.save_for_backward`."
     message = (
