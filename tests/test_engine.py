@@ -179,3 +179,25 @@ def test_masked_write_into_saved_output_is_reported_once():
     )
     findings = Analyzer().check(text).findings
     assert [(f.code, f.line) for f in findings] == [("GG202", 7)]
+
+
+def test_writes_into_saved_outputs_that_gg202_does_not_cover_are_gg204():
+    # a bare-name index is not a mask GG202 recognises; outside forward GG202 is silent
+    in_forward = (
+        "import torch\nimport torch.nn as nn\n\n"
+        "class Gate(nn.Module):\n"
+        "    def forward(self, x, mask):\n"
+        "        g = torch.sigmoid(x)\n"
+        "        g[mask] = 0\n"
+        "        return g\n"
+    )
+    in_loop = (
+        "import torch\n\n"
+        "model = torch.nn.Linear(4, 4)\n"
+        "for step in range(3):\n"
+        "    y = torch.sigmoid(model(torch.randn(2, 4)))\n"
+        "    y[y < 0.5] = 0\n"
+        "    y.sum().backward()\n"
+    )
+    assert [(f.code, f.line) for f in Analyzer().check(in_forward).findings] == [("GG204", 7)]
+    assert [(f.code, f.line) for f in Analyzer().check(in_loop).findings] == [("GG204", 6)]

@@ -946,3 +946,27 @@ def derives_from(unit: Unit, func: FunctionNode | None, name: str) -> frozenset[
     """Local names the final value of `name` in `func` was computed from."""
     value = flow_of(unit, func).final.get(name)
     return value.names if value is not None else frozenset()
+
+
+def masked_write(stmt: ast.AST | None) -> tuple[ast.Subscript, str] | None:
+    """`x[mask] = v` with a boolean mask: a comparison involving `x` itself, `~m`, or an
+    `&`/`|` of such masks. Returns (the subscript target, "x"); None for anything else
+    (slices, integer indices, a bare name used as an index). GG202 reports these writes,
+    and GG204 leaves them to it."""
+    if not isinstance(stmt, ast.Assign) or len(stmt.targets) != 1:
+        return None
+    target = stmt.targets[0]
+    if not isinstance(target, ast.Subscript) or not isinstance(target.value, ast.Name):
+        return None
+    name = target.value.id
+    return (target, name) if _is_mask(target.slice, name) else None
+
+
+def _is_mask(mask: ast.expr, name: str) -> bool:
+    if isinstance(mask, ast.Compare):
+        return any(isinstance(n, ast.Name) and n.id == name for n in [mask.left, *mask.comparators])
+    if isinstance(mask, ast.UnaryOp) and isinstance(mask.op, ast.Invert):
+        return _is_mask(mask.operand, name) or isinstance(mask.operand, ast.Name)
+    if isinstance(mask, ast.BinOp) and isinstance(mask.op, (ast.BitAnd, ast.BitOr)):
+        return _is_mask(mask.left, name) or _is_mask(mask.right, name)
+    return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from typing import Callable, Iterator
 
-from gradguard.engine.dataflow import describe, flow_of
+from gradguard.engine.dataflow import describe, flow_of, masked_write
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import parse_expression, render, replace_node, torch_name
 from gradguard.engine.index import TENSOR_FACTORIES, Unit, creates_grad_leaf, self_name
@@ -213,16 +213,11 @@ class MaskedAssignment(Rule):
             for func in unit.methods_reachable_from(cls, "forward"):
                 forward_funcs.add(func)
         for node in unit.nodes_of(ast.Assign):
-            assert isinstance(node, ast.Assign)
-            if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Subscript):
+            write = masked_write(node)
+            if write is None:
                 continue
-            target = node.targets[0]
-            if not isinstance(target.value, ast.Name):
-                continue
-            name = target.value.id
+            target, name = write
             mask = target.slice
-            if not _is_mask(mask, name):
-                continue
             func = unit.enclosing_function(node)
             if func not in forward_funcs or name == self_name(func):
                 continue
@@ -266,18 +261,6 @@ def _rebound_before(func: ast.AST, name: str, before: ast.AST) -> bool:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if any(isinstance(t, ast.Name) and t.id == name for t in targets):
                 return True
-    return False
-
-
-def _is_mask(mask: ast.expr, name: str) -> bool:
-    """A boolean mask: a comparison that involves the tensor itself, or a name/unary
-    `~mask` (a prepared mask). Slices and integer indices are not masks."""
-    if isinstance(mask, ast.Compare):
-        return any(isinstance(n, ast.Name) and n.id == name for n in [mask.left, *mask.comparators])
-    if isinstance(mask, ast.UnaryOp) and isinstance(mask.op, ast.Invert):
-        return _is_mask(mask.operand, name) or isinstance(mask.operand, ast.Name)
-    if isinstance(mask, ast.BinOp) and isinstance(mask.op, (ast.BitAnd, ast.BitOr)):
-        return _is_mask(mask.left, name) or _is_mask(mask.right, name)
     return False
 
 

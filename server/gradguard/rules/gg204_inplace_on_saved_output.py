@@ -6,7 +6,7 @@ import ast
 import re
 from collections.abc import Iterator
 
-from gradguard.engine.dataflow import SAVES_OUTPUT, describe, flow_of, node_text, unit_text
+from gradguard.engine.dataflow import SAVES_OUTPUT, describe, flow_of, masked_write, node_text, unit_text
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import replace_node
 from gradguard.engine.index import ModuleContext, Unit
@@ -28,7 +28,6 @@ _AUG_OPS = {
     ast.MatMult: "@",
 }
 _ATOMS = (ast.Name, ast.Attribute, ast.Call, ast.Subscript, ast.Constant)
-_MASK_OPS = (ast.BitAnd, ast.BitOr)
 # an in-place method call, an augmented assignment, or an item assignment
 _INPLACE_TEXT = re.compile(r"[a-z]_\(|[-+*/@%]=|\]\s*=[^=]")
 # a call of a method named like an op that saves its output (what `_saving_calls` finds):
@@ -62,7 +61,8 @@ class InplaceOnSavedOutput(Rule):
     `log`, ...) do not have this problem. Code that never calls backward is not reported;
     neither are writes under `torch.no_grad()` (they still bump the version counter and
     break a later backward through that output, but no-grad writes are usually deliberate
-    updates of tensors outside the graph). Masked assignments `y[y < t] = v` are GG202's.
+    updates of tensors outside the graph). Masked assignments `y[y < t] = v` inside `forward`
+    are reported by GG202.
     """
     fix_applicability = Applicability.UNSAFE
 
@@ -250,8 +250,8 @@ class InplaceOnSavedOutput(Rule):
                 saved = before.saved
                 if saved is None or unit.in_no_grad(saved) or unit.in_no_grad(stmt):
                     continue
-                if _is_masked_assignment(unit.enclosing_statement(stmt)):
-                    continue  # GG202 reports `y[y < t] = v`
+                if in_forward and masked_write(unit.enclosing_statement(stmt)) is not None:
+                    continue  # GG202 reports `y[y < t] = v` in forward
                 if not _input_tracked(flow, saved, in_forward):
                     continue
                 yield self._report(unit, stmt, name, saved)
@@ -299,21 +299,6 @@ def _reachable_from_forward(unit: Unit, func: ast.AST) -> bool:
     if not isinstance(cls, ast.ClassDef) or cls not in unit.module_classes():
         return False
     return any(f is func for f in unit.methods_reachable_from(cls, "forward"))
-
-
-def _is_masked_assignment(stmt: ast.AST) -> bool:
-    if not isinstance(stmt, ast.Assign) or len(stmt.targets) != 1:
-        return False
-    target = stmt.targets[0]
-    if not isinstance(target, ast.Subscript):
-        return False
-    mask = target.slice
-    return (
-        isinstance(mask, ast.Compare)
-        or (isinstance(mask, ast.UnaryOp) and isinstance(mask.op, ast.Invert))
-        or (isinstance(mask, ast.BinOp) and isinstance(mask.op, _MASK_OPS))
-        or isinstance(mask, ast.Name)
-    )
 
 
 def _input_tracked(flow, saved: ast.Call, in_forward: bool) -> bool:
