@@ -396,7 +396,7 @@ class Unit:
                 found = list(self._buckets.get(types[0], ()))
             else:
                 found = [n for t in types for n in self._buckets.get(t, ())]
-            found.sort(key=_position)
+            found.sort(key=position)
             self._sorted[types] = found
         return list(found)
 
@@ -558,7 +558,8 @@ def self_name(func: FunctionNode) -> str | None:
     return args[0].arg if args else None
 
 
-def _position(node: ast.AST) -> tuple[int, int]:
+def position(node: ast.AST) -> tuple[int, int]:
+    """(line, column) for ordering nodes in source order; (0, 0) for nodes without a position."""
     return (getattr(node, "lineno", 0), getattr(node, "col_offset", 0))
 
 

@@ -573,10 +573,6 @@ def scope_flow(unit: Unit, scope: ast.AST | None) -> ScopeFlow:
     return cache[key]
 
 
-def position(node: ast.AST) -> tuple[int, int]:
-    return (node.lineno, node.col_offset)  # type: ignore[attr-defined]
-
-
 def optimized_modules(unit: Unit) -> set[str]:
     """Dotted names whose `.parameters()` are handed to an optimizer built in this unit
     (`torch.optim.SGD(model.parameters())` -> {"model"}; `self.parameters()` -> {"self"})."""

@@ -16,7 +16,7 @@ import bisect
 import math
 from collections.abc import Iterator
 
-from gradguard.engine.index import Unit, keyword
+from gradguard.engine.index import Unit, keyword, position
 
 Shape = tuple[int, ...]
 
@@ -62,10 +62,6 @@ _TORCH_SAME = {
 }
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
-
-
-def position(node: ast.AST) -> tuple[int, int]:
-    return (getattr(node, "lineno", 0), getattr(node, "col_offset", 0))
 
 
 class Bindings:

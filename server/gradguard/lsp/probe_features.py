@@ -20,13 +20,13 @@ import os
 import sys
 from collections import OrderedDict
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 
 from gradguard.engine.finding import Finding
 from gradguard.engine.index import ModuleContext
 from gradguard.engine.source import SourceFile, utf16_column
+from gradguard.lsp.documents import uri_to_path
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +59,6 @@ class ProbeState:
         self.cache.move_to_end(key)
         while len(self.cache) > _CACHE_SIZE:
             self.cache.popitem(last=False)
-
-
-def uri_to_path(uri: str) -> str:
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
-        return uri
-    return unquote(parsed.path)
 
 
 def content_hash(text: str) -> str:

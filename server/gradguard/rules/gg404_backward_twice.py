@@ -7,11 +7,10 @@ from collections.abc import Iterator
 
 from gradguard.engine.dataflow import unit_text
 from gradguard.engine.finding import Applicability, Finding, TextEdit
-from gradguard.engine.index import Unit, keyword
+from gradguard.engine.index import Unit, keyword, position
 from gradguard.engine.loops import (
     block_of,
     enclosing_loop,
-    position,
     requires_grad_sources,
     retains_graph,
     scope_flow,
