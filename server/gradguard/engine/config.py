@@ -45,7 +45,8 @@ class ConfigError(ValueError):
     """A setting has a value we cannot use."""
 
 
-def _codes(value: object, setting: str) -> list[str]:
+def parse_codes(value: object, setting: str) -> list[str]:
+    """A list of rule codes/prefixes from a list or a comma/space separated string."""
     if value is None:
         return []
     if isinstance(value, str):
@@ -99,11 +100,11 @@ class Config:
         """A copy with the given settings replaced (None = keep)."""
         changes: dict[str, object] = {}
         if overrides.get("select") is not None:
-            changes["select"] = tuple(_codes(overrides["select"], "select")) or ("ALL",)
+            changes["select"] = tuple(parse_codes(overrides["select"], "select")) or ("ALL",)
         if overrides.get("ignore") is not None:
-            changes["ignore"] = tuple(_codes(overrides["ignore"], "ignore"))
+            changes["ignore"] = tuple(parse_codes(overrides["ignore"], "ignore"))
         if overrides.get("extend_ignore") is not None:
-            changes["ignore"] = tuple(self.ignore) + tuple(_codes(overrides["extend_ignore"], "ignore"))
+            changes["ignore"] = tuple(self.ignore) + tuple(parse_codes(overrides["extend_ignore"], "ignore"))
         if overrides.get("severity") is not None:
             changes["severity"] = {**self.severity, **_severities(overrides["severity"], "severity")}
         if overrides.get("exclude") is not None:

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gradguard.engine.config import Config, ConfigError, find_pyproject, load_config
+from gradguard.engine.config import Config, ConfigError, find_pyproject, load_config, parse_codes
 from gradguard.engine.finding import Severity
 
 log = logging.getLogger(__name__)
@@ -47,14 +47,12 @@ class Settings:
 
 
 def _codes(value: object, key: str, problems: list[str]) -> tuple[str, ...]:
-    if value is None:
+    """The engine's parsing of a code list; a bad value is reported, not raised."""
+    try:
+        return tuple(parse_codes(value, f"gradguard.{key}"))
+    except ConfigError as exc:
+        problems.append(f"{exc}; ignored")
         return ()
-    if isinstance(value, str):
-        value = [v for v in value.replace(",", " ").split() if v]
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return tuple(v.strip().upper() for v in value if v.strip())
-    problems.append(f"gradguard.{key}: expected a list of rule codes, got {value!r}; ignored")
-    return ()
 
 
 def parse_settings(raw: object) -> Settings:
