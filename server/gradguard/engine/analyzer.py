@@ -153,10 +153,7 @@ class Analyzer:
                 continue
             rules = self._rules if start == 0 else self.applicable_rules(statements[0], key[2], module)
             if not rules:
-                # no rule can fire here: skip indexing the unit at all
-                self._cache[key] = []
-                if len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+                self._remember(key, [])  # no rule can fire here: the unit is never indexed
                 continue
             unit = Unit(statements, source, module, path)
             found = self._run_rules(unit, errors, rules)
@@ -164,10 +161,13 @@ class Analyzer:
                 unit.release()  # nothing may need it later: let the tree go by refcount
             results.extend(found)
             if not any(e.line == (statements[0].lineno) for e in errors):
-                self._cache[key] = [f.shifted(-offset) for f in found]
-                if len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+                self._remember(key, [f.shifted(-offset) for f in found])
         return results
+
+    def _remember(self, key: tuple, findings: list[Finding]) -> None:
+        self._cache[key] = findings
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
 
     def applicable_rules(self, statement: ast.stmt, text: str, module: ModuleContext) -> list[Rule]:
         """The rules that may fire on the unit of one top-level def/class (`text`: its
