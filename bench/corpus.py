@@ -82,7 +82,9 @@ def ensure_torchfix() -> Path | None:
     try:
         _log("creating a venv for torchfix")
         venv.EnvBuilder(with_pip=True, clear=True).create(TORCHFIX_VENV)
-        subprocess.run([str(TORCHFIX_VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "torchfix"], check=True)
+        subprocess.run(
+            [str(TORCHFIX_VENV / "bin" / "python"), "-m", "pip", "install", "--quiet", "torchfix"], check=True
+        )
     except (subprocess.CalledProcessError, OSError) as exc:
         _log(f"torchfix unavailable: {exc}")
         return None

@@ -45,7 +45,8 @@ def fetch_corpus() -> list[Path]:
     wheels = glob.glob(str(CORPUS / "timm-*.whl"))
     if not wheels:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "timm", "-d", str(CORPUS), "-q"], check=True
+            [sys.executable, "-m", "pip", "download", "--no-deps", "timm", "-d", str(CORPUS), "-q"],
+            check=True,
         )
         wheels = glob.glob(str(CORPUS / "timm-*.whl"))
     with zipfile.ZipFile(max(wheels)) as archive:
@@ -59,7 +60,9 @@ class Client:
 
     def __init__(self, command: list[str], env: dict[str, str]) -> None:
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        self.proc = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+        )
         self.messages: queue.Queue = queue.Queue()
         self._id = 0
         threading.Thread(target=self._read, daemon=True).start()
@@ -103,7 +106,11 @@ class Client:
 
     def _answer(self, message: dict) -> None:
         if "id" in message and "method" in message:  # a request from the server
-            result = [None] * len(message["params"].get("items", [])) if message["method"] == "workspace/configuration" else None
+            result = (
+                [None] * len(message["params"].get("items", []))
+                if message["method"] == "workspace/configuration"
+                else None
+            )
             self.send({"jsonrpc": "2.0", "id": message["id"], "result": result})
 
     def wait_diagnostics(self, uri: str, version: int) -> tuple[float, dict]:
@@ -147,7 +154,12 @@ def edit_site(lines: list[str]) -> tuple[int, int]:
         text = lines[index]
         stripped = text.lstrip()
         indent = len(text) - len(stripped)
-        if indent >= 8 and stripped[:1].isalpha() and " = " in stripped and not stripped.startswith(("return", "if ", "for ", "with ", "elif", "while")):
+        if (
+            indent >= 8
+            and stripped[:1].isalpha()
+            and " = " in stripped
+            and not stripped.startswith(("return", "if ", "for ", "with ", "elif", "while"))
+        ):
             name = stripped.split(" = ")[0]
             if name.isidentifier():
                 return index, indent + len(name)
@@ -165,14 +177,19 @@ def percentiles(samples: list[float]) -> dict:
     }
 
 
-def change(client: Client, uri: str, version: int, line: int, col: int, end_line: int, end_col: int, text: str) -> float:
+def change(
+    client: Client, uri: str, version: int, line: int, col: int, end_line: int, end_col: int, text: str
+) -> float:
     return client.notify(
         "textDocument/didChange",
         {
             "textDocument": {"uri": uri, "version": version},
             "contentChanges": [
                 {
-                    "range": {"start": {"line": line, "character": col}, "end": {"line": end_line, "character": end_col}},
+                    "range": {
+                        "start": {"line": line, "character": col},
+                        "end": {"line": end_line, "character": end_col},
+                    },
                     "text": text,
                 }
             ],
@@ -191,7 +208,9 @@ def run(edits: int) -> dict:
     starts, cpu = [], []
     for _ in range(5):
         client = Client(command, env)
-        stamp, _ = client.request("initialize", {"processId": os.getpid(), "rootUri": None, "capabilities": {}})
+        stamp, _ = client.request(
+            "initialize", {"processId": os.getpid(), "rootUri": None, "capabilities": {}}
+        )
         starts.append((stamp - client.started) * 1000)
         cpu.append(client.cpu_seconds() * 1000)
         client.close()
@@ -218,7 +237,8 @@ def run(edits: int) -> dict:
         uri = path.resolve().as_uri()
         text = path.read_text(encoding="utf-8")
         sent = client.notify(
-            "textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}}
+            "textDocument/didOpen",
+            {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}},
         )
         stamp, params = client.wait_diagnostics(uri, 1)
         opened[path.name] = (uri, text.splitlines(keepends=True))
@@ -247,7 +267,9 @@ def run(edits: int) -> dict:
         entry["edit_site_line"] = line + 1
         ranges["one_char_edits"] = (2, version)
         entry["one_char_edits"] = percentiles(samples)
-        entry["one_char_edits"]["server_cpu_ms_per_edit"] = round((client.cpu_seconds() - cpu_before) * 1000 / edits, 2)
+        entry["one_char_edits"]["server_cpu_ms_per_edit"] = round(
+            (client.cpu_seconds() - cpu_before) * 1000 / edits, 2
+        )
         if name == "vision_transformer.py":
             # Enter inside the method: every later line moves
             samples = []
@@ -287,13 +309,17 @@ def run(edits: int) -> dict:
             ranges["typing_with_syntax_errors"] = (first_typing, version)
             entry["typing_with_syntax_errors"] = percentiles(samples)
         # the server's own view: engine time per analysed version (no I/O)
-        _, reply = client.request("workspace/executeCommand", {"command": "gradguard.debugStats", "arguments": [uri]})
+        _, reply = client.request(
+            "workspace/executeCommand", {"command": "gradguard.debugStats", "arguments": [uri]}
+        )
         stats = reply.get("result") or []
         for scenario, (low, high) in ranges.items():
             engine = [s["analysis_ms"] for s in stats if low <= s["version"] <= high]
             if engine:
                 entry[scenario]["engine_ms"] = percentiles(engine)
-                entry[scenario]["parse_modes"] = sorted({s["parse"] for s in stats if low <= s["version"] <= high})
+                entry[scenario]["parse_modes"] = sorted(
+                    {s["parse"] for s in stats if low <= s["version"] <= high}
+                )
     results["rss_after_edits_mb"] = round(client.rss_mb(), 1)
     results["load_average_after"] = os.getloadavg()[0]
     client.close()

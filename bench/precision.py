@@ -48,7 +48,9 @@ def source_lines(path: str, first: int, last: int, context: int) -> list[tuple[i
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--packages", nargs="+", default=["timm", "torchvision", "transformers"])
     parser.add_argument("--rule", help="only this rule code or prefix (passed as --select)")
     parser.add_argument("--context", type=int, default=0, help="source lines of context around each finding")
@@ -90,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     corpus.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out = corpus.RESULTS_DIR / f"precision-{stamp}.json"
-    out.write_text(json.dumps({"packages": args.packages, "files": n_files, "findings": findings}, indent=2) + "\n")
+    out.write_text(
+        json.dumps({"packages": args.packages, "files": n_files, "findings": findings}, indent=2) + "\n"
+    )
     print(f"\nwrote {out.relative_to(corpus.ROOT)}")
     return 0
 

@@ -89,7 +89,9 @@ def install_phase_timers(timed: TimedAnalyzer) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--packages", nargs="+", default=["timm", "torchvision"])
     parser.add_argument("--file", action="append", help="profile these files instead of the corpus")
     parser.add_argument("--cprofile", type=int, default=0, metavar="N", help="also print the top N functions")
@@ -117,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
 
     print(f"{len(files)} files, {lines} lines, {timed.counts['units']} units, {findings} findings")
-    print(f"total CPU {total:.2f}s  ->  {lines / total:,.0f} lines/CPU s"
-          + ("  (cProfile on: inflated)" if profiler else ""))
+    print(
+        f"total CPU {total:.2f}s  ->  {lines / total:,.0f} lines/CPU s"
+        + ("  (cProfile on: inflated)" if profiler else "")
+    )
     booked = sum(timed.times.values())
     rows = sorted(timed.times.items(), key=lambda kv: kv[1], reverse=True)
     rows.append(("other (analyzer loop, cache keys, ...)", total - booked))

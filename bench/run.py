@@ -113,10 +113,14 @@ def largest_files(files: list[tuple[Path, str]], count: int, repeat: int) -> lis
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--packages", nargs="+", default=["timm", "torchvision"])
     parser.add_argument("--jobs", type=int, default=1, help="-j for gradguard and torchfix (default 1)")
-    parser.add_argument("--repeat", type=int, default=5, help="repetitions for in-process and per-file timing")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="repetitions for in-process and per-file timing"
+    )
     parser.add_argument("--no-ruff", action="store_true")
     parser.add_argument("--no-torchfix", action="store_true")
     parser.add_argument("--no-cli", action="store_true", help="skip the gradguard CLI subprocess run")
@@ -129,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         for path in corpus.python_files(d):
             files.append((path, path.read_text(encoding="utf-8", errors="replace")))
     total_lines = sum(corpus.count_lines(text) for _, text in files)
-    print(f"corpus: {', '.join(args.packages)}: {len(files)} files, {total_lines} lines; "
-          f"{len(all_rules())} rules: {', '.join(sorted(all_rules()))}")
+    print(
+        f"corpus: {', '.join(args.packages)}: {len(files)} files, {total_lines} lines; "
+        f"{len(all_rules())} rules: {', '.join(sorted(all_rules()))}"
+    )
 
     parse_cpu = []
     for _ in range(max(1, args.repeat // 2)):
@@ -145,8 +151,18 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_cli:
         result = run_tool(
             "gradguard check (CLI)",
-            [sys.executable, "-m", "gradguard", "check", "--format", "json", "--exit-zero",
-             "-j", str(args.jobs), *map(str, dirs)],
+            [
+                sys.executable,
+                "-m",
+                "gradguard",
+                "check",
+                "--format",
+                "json",
+                "--exit-zero",
+                "-j",
+                str(args.jobs),
+                *map(str, dirs),
+            ],
             env=env,
         )
         try:
@@ -158,14 +174,28 @@ def main(argv: list[str] | None = None) -> int:
     if ruff:
         result = run_tool(
             "ruff check --select ALL",
-            [str(ruff), "check", "--isolated", "--select", "ALL", "--no-cache", "--exit-zero",
-             "--output-format", "concise", *map(str, dirs)],
+            [
+                str(ruff),
+                "check",
+                "--isolated",
+                "--select",
+                "ALL",
+                "--no-cache",
+                "--exit-zero",
+                "--output-format",
+                "concise",
+                *map(str, dirs),
+            ],
         )
-        result["findings"] = sum(1 for line in result["stdout"].splitlines() if ": " in line and line[:1] != " ")
+        result["findings"] = sum(
+            1 for line in result["stdout"].splitlines() if ": " in line and line[:1] != " "
+        )
         tools.append(result)
     torchfix = None if args.no_torchfix else corpus.ensure_torchfix()
     if torchfix:
-        result = run_tool("torchfix --select ALL", [str(torchfix), "--select", "ALL", "-j", str(args.jobs), *map(str, dirs)])
+        result = run_tool(
+            "torchfix --select ALL", [str(torchfix), "--select", "ALL", "-j", str(args.jobs), *map(str, dirs)]
+        )
         result["findings"] = sum(1 for line in result["stdout"].splitlines() if " TOR" in line)
         tools.append(result)
 
@@ -178,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     rows += [(t["tool"], t["cpu_seconds"], t["wall_seconds"], t.get("findings")) for t in tools]
     print()
-    print(f"{'tool':34} {'files':>6} {'lines':>8} {'CPU s':>8} {'wall s':>7} {'lines/CPU s':>12} {'findings':>9}")
+    print(
+        f"{'tool':34} {'files':>6} {'lines':>8} {'CPU s':>8} {'wall s':>7} {'lines/CPU s':>12} {'findings':>9}"
+    )
     for name, cpu, wall, found in rows:
         rate = total_lines / cpu if cpu else float("inf")
         wall_text = f"{wall:7.2f}" if wall is not None else f"{'-':>7}"
@@ -202,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     for path, seconds in slowest:
         lines = corpus.count_lines(texts[path])
         rel = str(Path(path).relative_to(corpus.SRC_DIR))
-        print(f"  {rel:60} {lines:6d} lines {seconds * 1000:8.1f} ms  {lines / seconds if seconds else 0:10,.0f} lines/s")
+        print(
+            f"  {rel:60} {lines:6d} lines {seconds * 1000:8.1f} ms  {lines / seconds if seconds else 0:10,.0f} lines/s"
+        )
     if engine["rule_errors"]:
         print(f"\n! {engine['rule_errors']} rule errors during the in-process run")
 

@@ -70,9 +70,26 @@ def test_json_output(project):
     items = json.loads(result.stdout)
     assert len(items) == 1
     item = items[0]
-    for key in ("path", "code", "name", "severity", "message", "line", "column", "end_line", "end_column", "fix"):
+    for key in (
+        "path",
+        "code",
+        "name",
+        "severity",
+        "message",
+        "line",
+        "column",
+        "end_line",
+        "end_column",
+        "fix",
+    ):
         assert key in item
-    assert (item["code"], item["line"], item["column"], item["end_line"], item["end_column"]) == ("GG202", 7, 9, 7, 21)
+    assert (item["code"], item["line"], item["column"], item["end_line"], item["end_column"]) == (
+        "GG202",
+        7,
+        9,
+        7,
+        21,
+    )
     assert item["fix"]["applicability"] == "safe"
     assert item["fix"]["edits"][0]["new_text"] == "x = torch.relu(x)"
 

@@ -42,7 +42,9 @@ import torch.nn.functional as F
 
 
 def test_module_calls_are_live_and_detach_cuts():
-    env = final(HEADER + """
+    env = final(
+        HEADER
+        + """
 model = nn.Linear(3, 1)
 x = torch.randn(4, 3)
 out = model(x)
@@ -51,7 +53,8 @@ data = out.data
 item = out.sum().item()
 loss = F.mse_loss(cut, x[:, :1])
 mixed = F.mse_loss(out, cut)
-""")
+"""
+    )
     assert env["model"].bits & df.MODULE
     assert env["out"].live and env["out"].tracked
     assert not env["x"].tracked
@@ -62,7 +65,9 @@ mixed = F.mse_loss(out, cut)
 
 
 def test_position_sensitive_reads_and_branch_merge():
-    unit = only_unit(HEADER + """
+    unit = only_unit(
+        HEADER
+        + """
 def step(model, x, y, freeze):
     out = model(x)
     first = out
@@ -72,7 +77,8 @@ def step(model, x, y, freeze):
     if freeze:
         feats = feats.detach()
     return first, second, feats
-""")
+"""
+    )
     func = function(unit, "step")
     flow = df.flow_of(unit, func)
     assert flow.final["first"].tracked
@@ -85,7 +91,9 @@ def step(model, x, y, freeze):
 
 
 def test_no_grad_and_enable_grad():
-    env = final(HEADER + """
+    env = final(
+        HEADER
+        + """
 def step(model, x):
     with torch.no_grad():
         a = model(x)
@@ -96,7 +104,9 @@ def step(model, x):
         d = model(x)
     e = model(x)
     return a, b, c, d, e
-""", "step")
+""",
+        "step",
+    )
     assert env["a"].only(df.NOGRAD)
     assert env["b"].tracked
     assert env["c"].only(df.NOGRAD)
@@ -105,17 +115,23 @@ def step(model, x):
 
 
 def test_no_grad_decorator_covers_the_function():
-    env = final(HEADER + """
+    env = final(
+        HEADER
+        + """
 @torch.no_grad()
 def evaluate(model, x):
     out = model(x)
     return out
-""", "evaluate")
+""",
+        "evaluate",
+    )
     assert env["out"].only(df.NOGRAD)
 
 
 def test_nondifferentiable_ops_and_straight_through():
-    env = final(HEADER + """
+    env = final(
+        HEADER
+        + """
 def step(model, x, y):
     out = model(x)
     pred = out.argmax(dim=1)
@@ -125,7 +141,9 @@ def step(model, x, y):
     ste = out + (torch.round(out) - out).detach()
     as_int = out.to(torch.long)
     return pred
-""", "step")
+""",
+        "step",
+    )
     for name in ("pred", "rounded", "hits", "as_int"):
         assert env[name].only(df.NONDIFF), name
     assert not env["labels"].bits  # labels were never tracked
@@ -133,7 +151,9 @@ def step(model, x, y):
 
 
 def test_module_attributes_across_init_and_forward():
-    unit = only_unit(HEADER + """
+    unit = only_unit(
+        HEADER
+        + """
 class Net(nn.Module):
     def __init__(self):
         super().__init__()
@@ -148,7 +168,8 @@ class Net(nn.Module):
         stats = self.running * 2
         crit = self.loss(h.detach(), x)
         return h
-""")
+"""
+    )
     func = function(unit, "forward")
     env = df.flow_of(unit, func).final
     assert env["h"].live
@@ -159,7 +180,9 @@ class Net(nn.Module):
 
 
 def test_lists_appends_and_iteration_over_module_lists():
-    unit = only_unit(HEADER + """
+    unit = only_unit(
+        HEADER
+        + """
 class Heads(nn.Module):
     def __init__(self):
         super().__init__()
@@ -173,7 +196,8 @@ class Heads(nn.Module):
             logged.append(head(x).sum().item())
         scores = [h(x) for h in self.heads]
         return losses, logged, scores
-""")
+"""
+    )
     env = df.flow_of(unit, function(unit, "forward")).final
     assert env["losses"].is_list and env["losses"].live
     assert env["logged"].is_list and not env["logged"].tracked
@@ -181,7 +205,9 @@ class Heads(nn.Module):
 
 
 def test_saved_outputs_and_inplace_writes():
-    env_unit = only_unit(HEADER + """
+    env_unit = only_unit(
+        HEADER
+        + """
 def f(model, x):
     y = torch.sigmoid(model(x))
     z = y
@@ -190,7 +216,8 @@ def f(model, x):
     s = model(x).softmax(-1)
     s += 1
     return z
-""")
+"""
+    )
     flow = df.flow_of(env_unit, function(env_unit, "f"))
     writes = [(stmt.lineno, name, before.saved is not None) for stmt, name, before in flow.inplace]
     assert writes == [(8, "z", True), (11, "s", True)]
@@ -198,34 +225,43 @@ def f(model, x):
 
 
 def test_dependencies_between_names():
-    unit = only_unit(HEADER + """
+    unit = only_unit(
+        HEADER
+        + """
 def f(model, x, y):
     logits = model(x)
     probs = logits.detach()
     loss = F.cross_entropy(probs, y)
     return loss
-""")
+"""
+    )
     func = function(unit, "f")
     assert df.derives_from(unit, func, "loss") >= {"probs", "logits", "x", "y"}
     assert "y" not in df.derives_from(unit, func, "probs")
 
 
 def test_backward_calls_skip_object_methods():
-    unit = only_unit(HEADER + """
+    unit = only_unit(
+        HEADER
+        + """
 def f(model, accelerator, x):
     loss = model(x).sum()
     accelerator.backward(loss)
     loss.backward(retain_graph=True)
     loss.backward()
-""")
+"""
+    )
     assert [c.lineno for c, _ in df.backward_calls(unit)] == [8, 9]
 
 
 def test_flow_is_cached_per_function():
-    unit = only_unit(HEADER + """
+    unit = only_unit(
+        HEADER
+        + """
 def f(model, x):
     return model(x)
-""")
+"""
+    )
     func = function(unit, "f")
     assert df.flow_of(unit, func) is df.flow_of(unit, func)
     assert df.flow_of(unit, None) is not df.flow_of(unit, func)
@@ -255,7 +291,9 @@ def test_unusual_syntax_does_not_crash(snippet):
 
 
 def test_indices_of_max_and_topk_are_not_differentiable():
-    env = final(HEADER + """
+    env = final(
+        HEADER
+        + """
 def f(model, x):
     out = model(x)
     values, idx = out.max(dim=1)
@@ -265,7 +303,9 @@ def f(model, x):
     first = out.max(1)[0]
     whole_max = torch.max(out)
     return values
-""", "f")
+""",
+        "f",
+    )
     assert env["values"].tracked and env["first"].tracked and env["whole_max"].tracked
     for name in ("idx", "pred", "top", "second"):
         assert env[name].only(df.NONDIFF), name
@@ -275,7 +315,9 @@ def test_cached_flows_create_no_reference_cycles():
     import gc
     import weakref
 
-    code = HEADER + """
+    code = (
+        HEADER
+        + """
 class Net(nn.Module):
     def __init__(self):
         super().__init__()
@@ -290,6 +332,7 @@ def step(model, x):
     loss = model(x).sum()
     loss.backward()
 """
+    )
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -307,13 +350,17 @@ def step(model, x):
 
 
 def test_set_grad_enabled_statement_switches_tracking():
-    env = final(HEADER + """
+    env = final(
+        HEADER
+        + """
 def f(model, x):
     torch.set_grad_enabled(False)
     a = model(x)
     torch.set_grad_enabled(True)
     b = model(x)
     return a, b
-""", "f")
+""",
+        "f",
+    )
     assert env["a"].only(df.NOGRAD)
     assert env["b"].tracked

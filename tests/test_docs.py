@@ -15,7 +15,9 @@ def test_rules_doc_is_current():
 
 def test_readme_table_is_current():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert docs.readme_with_table(readme) == readme, "README rules table is stale: run `python -m gradguard.docs`"
+    assert docs.readme_with_table(readme) == readme, (
+        "README rules table is stale: run `python -m gradguard.docs`"
+    )
 
 
 def test_every_rule_is_documented_with_an_example():

@@ -63,7 +63,9 @@ def test_findings_are_shifted_when_an_earlier_unit_changes():
     analyzer = Analyzer(Config(select=("GG202",)))
     first = analyzer.check(MODULE).findings
     assert [f.line for f in first] == [7]
-    grown = MODULE.replace("import torch.nn as nn\n", "import torch.nn as nn\n\n\ndef helper():\n    return 1\n")
+    grown = MODULE.replace(
+        "import torch.nn as nn\n", "import torch.nn as nn\n\n\ndef helper():\n    return 1\n"
+    )
     second = analyzer.check(grown).findings
     assert [f.line for f in second] == [11]
     assert analyzer.check(MODULE).findings[0].line == 7
@@ -127,7 +129,9 @@ def test_apply_edits_rejects_overlap():
 
 
 def test_noqa_on_last_line_of_a_multiline_statement():
-    text = MODULE.replace("        x[x < 0] = 0\n", "        x[\n            x < 0\n        ] = 0  # noqa: GG202\n")
+    text = MODULE.replace(
+        "        x[x < 0] = 0\n", "        x[\n            x < 0\n        ] = 0  # noqa: GG202\n"
+    )
     assert gg202(text) == []
 
 

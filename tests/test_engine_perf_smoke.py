@@ -19,9 +19,10 @@ from gradguard.engine.index import ModuleContext, Unit, iter_children, split_uni
 from gradguard.engine.source import SourceFile
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = sorted((ROOT / "tests" / "silent").glob("*.py"))[:20] + sorted(
-    Path(gradguard.__file__).resolve().parent.rglob("*.py")
-)[:40]
+SAMPLES = (
+    sorted((ROOT / "tests" / "silent").glob("*.py"))[:20]
+    + sorted(Path(gradguard.__file__).resolve().parent.rglob("*.py"))[:40]
+)
 
 # Expression contexts and operators are shared singletons in CPython trees; the fast
 # walk leaves them out on purpose.
@@ -45,7 +46,9 @@ def test_walk_and_children_match_ast(path):
     expected = [n for n in ast.walk(tree) if not isinstance(n, SINGLETONS)]
     assert list(walk(tree)) == expected
     for node in expected:
-        assert list(iter_children(node)) == [c for c in ast.iter_child_nodes(node) if not isinstance(c, SINGLETONS)]
+        assert list(iter_children(node)) == [
+            c for c in ast.iter_child_nodes(node) if not isinstance(c, SINGLETONS)
+        ]
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=[p.name for p in SAMPLES])
@@ -168,13 +171,15 @@ def _reference_attributes(unit, cls):
                 and isinstance(node.args[0], ast.Constant)
                 and isinstance(node.args[0].value, str)
             ):
-                kind = {"register_parameter": "parameter", "register_buffer": "buffer"}.get(node.func.attr, "layer")
+                kind = {"register_parameter": "parameter", "register_buffer": "buffer"}.get(
+                    node.func.attr, "layer"
+                )
                 value = node.args[1] if len(node.args) > 1 else None
                 found[node.args[0].value] = AttributeInfo(node.args[0].value, kind, node, value)
     return found
 
 
-TRICKY_CLASS = '''
+TRICKY_CLASS = """
 import torch
 import torch.nn as nn
 
@@ -203,7 +208,7 @@ class Tricky(nn.Module):
     class Nested(nn.Module):
         def __init__(self):
             self.nested_only = nn.Linear(1, 1)
-'''
+"""
 
 
 @pytest.mark.parametrize("path", SAMPLES + [None], ids=[p.name for p in SAMPLES] + ["tricky"])

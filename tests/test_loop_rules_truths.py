@@ -58,16 +58,28 @@ def _loop_again(code: str) -> str:
 
 def test_gg402_example_never_updates():
     inv = example("GG402")
-    ns = run(inv.code.replace("for step in range(10):", "initial = model.weight.detach().clone()\nfor step in range(10):"))
+    ns = run(
+        inv.code.replace(
+            "for step in range(10):", "initial = model.weight.detach().clone()\nfor step in range(10):"
+        )
+    )
     assert torch.equal(ns["model"].weight, ns["initial"])
 
 
 def test_gg403_step_before_backward_never_updates_when_zeroed_first():
     inv = example("GG403")
-    ns = run(inv.code.replace("for step in range(10):", "initial = model.weight.detach().clone()\nfor step in range(10):"))
+    ns = run(
+        inv.code.replace(
+            "for step in range(10):", "initial = model.weight.detach().clone()\nfor step in range(10):"
+        )
+    )
     # zero_grad() sets .grad to None, so each step() sees no gradient
     assert torch.equal(ns["model"].weight, ns["initial"])
-    fixed = run(inv.fixed.replace("for step in range(10):", "initial = model.weight.detach().clone()\nfor step in range(10):"))
+    fixed = run(
+        inv.fixed.replace(
+            "for step in range(10):", "initial = model.weight.detach().clone()\nfor step in range(10):"
+        )
+    )
     assert not torch.equal(fixed["model"].weight, fixed["initial"])
 
 
@@ -144,7 +156,9 @@ def test_training_loops_gallery_behaves_as_documented():
 
 def test_shapes_and_dtypes_gallery_raises_as_documented():
     ns = _load_example("shapes_and_dtypes.py")
-    with pytest.raises(RuntimeError, match=r"mat1 and mat2 shapes cannot be multiplied \(\d+x320 and 500x50\)"):
+    with pytest.raises(
+        RuntimeError, match=r"mat1 and mat2 shapes cannot be multiplied \(\d+x320 and 500x50\)"
+    ):
         ns["MnistHead"]()(torch.randn(2, 1, 28, 28))
     with pytest.raises(RuntimeError, match=r"mat1 and mat2 shapes cannot be multiplied \(4x6 and 4x3\)"):
         ns["project"]()
@@ -162,9 +176,14 @@ def test_shapes_and_dtypes_gallery_raises_as_documented():
 def test_custom_functions_gallery_behaves_as_documented():
     ns = _load_example("custom_functions.py")
     x = torch.randn(5, requires_grad=True)
-    with pytest.raises(RuntimeError, match=r"ScaledTanhBackward returned an incorrect number of gradients \(expected 2, got 1\)"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"ScaledTanhBackward returned an incorrect number of gradients \(expected 2, got 1\)",
+    ):
         ns["ScaledTanh"].apply(x, 2.0).sum().backward()
-    with pytest.raises(RuntimeError, match="Legacy autograd function with non-static forward method is deprecated"):
+    with pytest.raises(
+        RuntimeError, match="Legacy autograd function with non-static forward method is deprecated"
+    ):
         ns["quantize"](x)
     # calling forward directly: sign() has zero gradient, the straight-through backward is unused
     y = ns["StraightThrough"].forward(None, x)

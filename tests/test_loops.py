@@ -306,8 +306,9 @@ def test_graph_built_once_before_loop():
 def test_frozen_features_computed_once_are_silent():
     # the encoder is not trained here: caching its output before the loop is fine when it
     # does not require grad, so GG404 stays quiet unless the loop trains that module
-    assert codes(
-        """
+    assert (
+        codes(
+            """
         import torch
         def probe(encoder, head, x, y):
             optimizer = torch.optim.SGD(head.parameters(), lr=0.1)
@@ -318,7 +319,9 @@ def test_frozen_features_computed_once_are_silent():
                 loss.backward()
                 optimizer.step()
         """
-    ) == []
+        )
+        == []
+    )
 
 
 def test_same_loss_backward_twice():
@@ -336,15 +339,18 @@ def test_same_loss_backward_twice():
 
 def test_backward_twice_without_saved_tensors_is_silent():
     # `w.sum()` saves nothing for backward: a second backward works
-    assert codes(
-        """
+    assert (
+        codes(
+            """
         import torch
         w = torch.randn(3, requires_grad=True)
         loss = w.sum()
         loss.backward()
         loss.backward()
         """
-    ) == []
+        )
+        == []
+    )
 
 
 def test_loss_appended_total_fix_is_unsafe_when_total_returned():
@@ -431,8 +437,9 @@ def test_ema_update_does_not_count_as_zeroing():
 
 
 def test_aliased_optimizer_is_not_reported_as_never_cleared():
-    assert codes(
-        """
+    assert (
+        codes(
+            """
         import torch
         class Trainer:
             def fit(self, loader):
@@ -442,4 +449,6 @@ def test_aliased_optimizer_is_not_reported_as_never_cleared():
                     self.model(x).sum().backward()
                     self.optimizer.step()
         """
-    ) == []
+        )
+        == []
+    )

@@ -20,9 +20,7 @@ def runnable(example) -> bool:
     return example.raises is not None or bool(example.check_fixed)
 
 
-@pytest.mark.parametrize(
-    "rule,example", [p for p in invalid_cases() if runnable(p.values[1])]
-)
+@pytest.mark.parametrize("rule,example", [p for p in invalid_cases() if runnable(p.values[1])])
 def test_invalid_fails_as_claimed_and_fix_works(rule, example):
     program = example.code + "\n" + example.run + "\n"
     if example.raises is not None:

@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="check files or directories")
     check.add_argument("paths", nargs="*", default=["."], help="files or directories (default: .)")
     check.add_argument("--fix", action="store_true", help="apply safe fixes in place")
-    check.add_argument("--unsafe-fixes", action="store_true", help="also apply unsafe fixes (with --fix/--diff)")
+    check.add_argument(
+        "--unsafe-fixes", action="store_true", help="also apply unsafe fixes (with --fix/--diff)"
+    )
     check.add_argument("--diff", action="store_true", help="print the fixes as a diff instead of writing")
     check.add_argument("--select", help="comma-separated codes or prefixes to enable (e.g. GG2,GG401)")
     check.add_argument("--ignore", help="comma-separated codes or prefixes to disable")
@@ -58,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     lsp = sub.add_parser("lsp", help="start the language server on stdio")
     lsp.add_argument("--log-level", default="info")
 
-    probe = sub.add_parser("probe", help="run modules and autograd Functions with torch to find where gradients stop")
+    probe = sub.add_parser(
+        "probe", help="run modules and autograd Functions with torch to find where gradients stop"
+    )
     probe.add_argument("file")
     probe.add_argument("--target", help="class or function to probe (default: all)")
     probe.add_argument("--format", choices=("text", "json"), default="text")

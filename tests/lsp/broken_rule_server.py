@@ -27,8 +27,15 @@ def main() -> None:
     def add_extra(ls, *args):
         uri, from_thread = args[0], bool(args[1]) if len(args) > 1 else False
         finding = Finding(
-            code="GG901", name="probe-no-grad", severity=Severity.WARNING, message="no gradient reached fc.weight",
-            line=4, column=5, end_line=4, end_column=20, source="gradguard-probe",
+            code="GG901",
+            name="probe-no-grad",
+            severity=Severity.WARNING,
+            message="no gradient reached fc.weight",
+            line=4,
+            column=5,
+            end_line=4,
+            end_column=20,
+            source="gradguard-probe",
         )
         if from_thread:
             worker = threading.Thread(target=ls.set_extra_findings, args=(uri, "probe", [finding]))

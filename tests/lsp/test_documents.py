@@ -54,10 +54,16 @@ def test_whole_document_change_and_end_positions():
 
 def test_notebook_cells_combined_with_magics():
     store = DocumentStore()
-    for uri, text in [("c1", "%matplotlib inline\nimport torch"), ("c2", "!pip install x\n  %time f()\n"), ("c3", "%%bash\nls -l\n")]:
+    for uri, text in [
+        ("c1", "%matplotlib inline\nimport torch"),
+        ("c2", "!pip install x\n  %time f()\n"),
+        ("c3", "%%bash\nls -l\n"),
+    ]:
         store.open(uri, text, 1).notebook = "nb"
     store.open("md", "# title", 1).notebook = "nb"
-    notebook = Notebook("nb", "jupyter-notebook", 1, [Cell("c1", 2), Cell("md", 1), Cell("c2", 2), Cell("c3", 2)])
+    notebook = Notebook(
+        "nb", "jupyter-notebook", 1, [Cell("c1", 2), Cell("md", 1), Cell("c2", 2), Cell("c3", 2)]
+    )
     text, spans = store.combined(notebook)
     assert [(s.uri, s.start, s.count) for s in spans] == [("c1", 0, 2), ("c2", 2, 2), ("c3", 4, 2)]
     lines = text.splitlines()

@@ -12,7 +12,15 @@ from gradguard.lsp.server import AnalysisState, GradguardServer, Snapshot
 def finding(line, end_line=None, fix=True):
     end_line = end_line or line
     return Finding(
-        "GG202", "masked-assignment", Severity.WARNING, "m", line, 5, end_line, 9, "x.py",
+        "GG202",
+        "masked-assignment",
+        Severity.WARNING,
+        "m",
+        line,
+        5,
+        end_line,
+        9,
+        "x.py",
         fix=Fix("Replace", "safe", [TextEdit(line, 5, line, 9, "y")]) if fix else None,
     )
 

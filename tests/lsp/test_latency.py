@@ -14,7 +14,12 @@ from .conftest import SERVER_COMMAND, make_client, server_env, wait_published
 
 
 def synthetic_model_file(classes: int = 162) -> str:
-    parts = ["import math\n", "import torch\n", "import torch.nn as nn\n", "import torch.nn.functional as F\n\n\n"]
+    parts = [
+        "import math\n",
+        "import torch\n",
+        "import torch.nn as nn\n",
+        "import torch.nn.functional as F\n\n\n",
+    ]
     for i in range(classes):
         parts.append(
             f"""class Block{i}(nn.Module):
@@ -58,7 +63,9 @@ def make_block{i}(dim: int = 64) -> Block{i}:
 
 
 @pytest_lsp.fixture(
-    config=ClientServerConfig(server_command=SERVER_COMMAND, client_factory=make_client, server_env=server_env()),
+    config=ClientServerConfig(
+        server_command=SERVER_COMMAND, client_factory=make_client, server_env=server_env()
+    ),
 )
 async def client(lsp_client: LanguageClient, tmp_path):
     await lsp_client.initialize_session(
@@ -79,7 +86,9 @@ async def test_one_character_edits_in_a_large_file_are_incremental(client: Langu
     assert len(lines) > 5000
     uri = (client.root / "big_model.py").as_uri()  # type: ignore[attr-defined]
     client.text_document_did_open(
-        types.DidOpenTextDocumentParams(types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text))
+        types.DidOpenTextDocumentParams(
+            types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)
+        )
     )
     await wait_published(client, uri, 1, timeout=60)
     # type into a method in the middle of the file: "x = self.fc1(x)" -> "xq = ..." and back
@@ -89,8 +98,10 @@ async def test_one_character_edits_in_a_large_file_are_incremental(client: Langu
     version = 1
     for i in range(40):
         version += 1
-        start, end, new = ((line, column + 1), (line, column + 1), "q") if i % 2 == 0 else (
-            (line, column + 1), (line, column + 2), ""
+        start, end, new = (
+            ((line, column + 1), (line, column + 1), "q")
+            if i % 2 == 0
+            else ((line, column + 1), (line, column + 2), "")
         )
         client.text_document_did_change(
             types.DidChangeTextDocumentParams(

@@ -23,7 +23,9 @@ HERE = Path(__file__).resolve().parent
 
 
 @pytest_lsp.fixture(
-    config=ClientServerConfig(server_command=SERVER_COMMAND, client_factory=make_client, server_env=server_env()),
+    config=ClientServerConfig(
+        server_command=SERVER_COMMAND, client_factory=make_client, server_env=server_env()
+    ),
 )
 async def client(lsp_client: LanguageClient, tmp_path):
     from .conftest import vscode_capabilities
@@ -42,14 +44,17 @@ async def client(lsp_client: LanguageClient, tmp_path):
 
 def _open(client, uri, text, version=1):
     client.text_document_did_open(
-        types.DidOpenTextDocumentParams(types.TextDocumentItem(uri=uri, language_id="python", version=version, text=text))
+        types.DidOpenTextDocumentParams(
+            types.TextDocumentItem(uri=uri, language_id="python", version=version, text=text)
+        )
     )
 
 
 def _change(client, uri, version, changes):
     client.text_document_did_change(
         types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version), content_changes=changes
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=changes,
         )
     )
 
@@ -161,7 +166,9 @@ BROKEN_SERVER = [
 
 
 @pytest_lsp.fixture(
-    config=ClientServerConfig(server_command=BROKEN_SERVER, client_factory=make_client, server_env=server_env()),
+    config=ClientServerConfig(
+        server_command=BROKEN_SERVER, client_factory=make_client, server_env=server_env()
+    ),
 )
 async def broken_client(lsp_client: LanguageClient, tmp_path):
     await lsp_client.initialize_session(
@@ -216,7 +223,9 @@ def _utf16_len(s: str) -> int:
     return sum(2 if ord(c) > 0xFFFF else 1 for c in s)
 
 
-PIECES = st.sampled_from(list("ab (:)\t'\"#") + ["\n", "\r\n", "\r", "é", "𝔘", "\x0c", "\u2028", "    ", "def f():\n"])
+PIECES = st.sampled_from(
+    list("ab (:)\t'\"#") + ["\n", "\r\n", "\r", "é", "𝔘", "\x0c", "\u2028", "    ", "def f():\n"]
+)
 
 
 def _texts(max_pieces: int):
@@ -253,7 +262,9 @@ def _pick(text: str, a: float, b: float):
 
 
 @pytest_lsp.fixture(
-    config=ClientServerConfig(server_command=SERVER_COMMAND, client_factory=make_client, server_env=server_env()),
+    config=ClientServerConfig(
+        server_command=SERVER_COMMAND, client_factory=make_client, server_env=server_env()
+    ),
     scope="module",
 )
 async def shared_client(lsp_client: LanguageClient):

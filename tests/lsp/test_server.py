@@ -30,7 +30,9 @@ BUGGY_LINE = GG202.lines[0] - 1  # 0-based
 
 
 @pytest_lsp.fixture(
-    config=ClientServerConfig(server_command=SERVER_COMMAND, client_factory=make_client, server_env=server_env()),
+    config=ClientServerConfig(
+        server_command=SERVER_COMMAND, client_factory=make_client, server_env=server_env()
+    ),
     params=["vscode", "plain"],
 )
 async def client(lsp_client: LanguageClient, request, tmp_path):
@@ -178,7 +180,9 @@ async def test_hover(client: LanguageClient):
     )
     assert result is not None and "cut from the autograd graph" in result.contents.value
     result = await client.text_document_hover_async(
-        types.HoverParams(text_document=types.TextDocumentIdentifier(uri=uri2), position=types.Position(1, 20))
+        types.HoverParams(
+            text_document=types.TextDocumentIdentifier(uri=uri2), position=types.Position(1, 20)
+        )
     )
     assert result is not None and "requires_grad" in result.contents.value
     nothing = await client.text_document_hover_async(
@@ -231,7 +235,9 @@ async def test_configuration_change_republishes(client: LanguageClient):
     await wait_published(client, uri, 1)
     before = len(published_for(client, uri))
     client.workspace_did_change_configuration(
-        types.DidChangeConfigurationParams(settings={"gradguard": {"debounceMs": 0, "severity": {"GG202": "error"}}})
+        types.DidChangeConfigurationParams(
+            settings={"gradguard": {"debounceMs": 0, "severity": {"GG202": "error"}}}
+        )
     )
     await wait_for(lambda: len(published_for(client, uri)) > before)
     diag = next(d for d in published_for(client, uri)[-1].diagnostics if d.code == "GG202")
@@ -332,7 +338,8 @@ async def test_notebook_cells_are_one_program(client: LanguageClient):
                 ],
             ),
             cell_text_documents=[
-                types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text) for text, uri in cells
+                types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)
+                for text, uri in cells
             ],
         )
     )
@@ -341,7 +348,9 @@ async def test_notebook_cells_are_one_program(client: LanguageClient):
     # cell 3 alone does not import torch: only analysed together with cell 1
     line = "class" + rest
     expected = line.splitlines().index(BUGGY.splitlines()[BUGGY_LINE])
-    assert [(d.code, d.range.start.line) for d in published.diagnostics if d.code == "GG202"] == [("GG202", expected)]
+    assert [(d.code, d.range.start.line) for d in published.diagnostics if d.code == "GG202"] == [
+        ("GG202", expected)
+    ]
     first = await wait_published(client, cells[0][1], 1)
     assert list(first.diagnostics) == []
     # editing the cell moves the finding within the cell

@@ -12,7 +12,12 @@ def test_defaults_and_bad_values_never_raise():
     settings = parse_settings(
         {"enable": "yes", "debounceMs": -3, "lintOnChange": 1, "select": 5, "probe": [], "color": "red"}
     )
-    assert (settings.enable, settings.debounce_ms, settings.lint_on_change, settings.select) == (True, 150, True, ())
+    assert (settings.enable, settings.debounce_ms, settings.lint_on_change, settings.select) == (
+        True,
+        150,
+        True,
+        (),
+    )
     assert len(settings.warnings) == 6
     assert any("color" in w for w in settings.warnings)
     assert parse_settings("nonsense").warnings
@@ -20,8 +25,14 @@ def test_defaults_and_bad_values_never_raise():
 
 def test_values():
     settings = parse_settings(
-        {"select": "gg1, GG202", "ignore": ["gg105"], "severity": {"gg202": "warn", "GG101": "Hint"},
-         "debounceMs": 0, "lintOnChange": False, "probe": {"enable": False, "timeout": 5}}
+        {
+            "select": "gg1, GG202",
+            "ignore": ["gg105"],
+            "severity": {"gg202": "warn", "GG101": "Hint"},
+            "debounceMs": 0,
+            "lintOnChange": False,
+            "probe": {"enable": False, "timeout": 5},
+        }
     )
     assert settings.select == ("GG1", "GG202") and settings.ignore == ("GG105",)
     assert dict(settings.severity) == {"GG202": "warning", "GG101": "hint"}
@@ -39,7 +50,9 @@ def test_editor_settings_over_project_config(tmp_path):
     # empty editor lists keep the project's choice
     same = effective_config(project, parse_settings({"select": [], "ignore": []}))
     assert not same.enabled("GG105") and same.enabled("GG202")
-    merged = effective_config(project, parse_settings({"ignore": ["GG4"], "severity": {"GG202": "information"}}))
+    merged = effective_config(
+        project, parse_settings({"ignore": ["GG4"], "severity": {"GG202": "information"}})
+    )
     assert not merged.enabled("GG105") and not merged.enabled("GG401")  # ignore lists add up
     assert merged.severity_for("GG202", Severity.WARNING) is Severity.INFORMATION  # the editor wins
     assert merged.severity_for("GG101", Severity.WARNING) is Severity.HINT

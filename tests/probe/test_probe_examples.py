@@ -15,7 +15,13 @@ from .conftest import EXAMPLES, probe_env, run_probes
 pytestmark = pytest.mark.torch
 
 EXAMPLE_FILES = [
-    "unused_layer", "detached_branch", "inplace_error", "custom_functions", "errors", "gradient_stops", "correct_models",
+    "unused_layer",
+    "detached_branch",
+    "inplace_error",
+    "custom_functions",
+    "errors",
+    "gradient_stops",
+    "correct_models",
 ]
 
 
@@ -99,7 +105,10 @@ def test_errors_map_to_the_users_line(reports):
         "'out_features'"
     )
     assert "wrong shape for input 1 (`y`)" in wrong_shape.message
-    assert "invalid gradient at index 1 - got [] but expected shape compatible with [3, 3]" in wrong_shape.message
+    assert (
+        "invalid gradient at index 1 - got [] but expected shape compatible with [3, 3]"
+        in wrong_shape.message
+    )
     # found by the first pass on the meta device (its kernel words the mismatch its own way); no real pass ran
     assert shape.message == (
         "RuntimeError in the forward pass of `MismatchedHead(20)` (found on the meta device, before any real "
@@ -114,18 +123,32 @@ def test_where_gradients_stop(reports):
     report = reports["gradient_stops"]
     found = [(f.line, f.message.split(" [input")[0].split(" (.grad")[0]) for f in report.findings]
     # the input was inferred, and every finding says so
-    assert all(f.message.endswith("[input (4, 6), inferred from self.embed = Linear(in_features=6)]")
-               for f in report.findings[:2])
+    assert all(
+        f.message.endswith("[input (4, 6), inferred from self.embed = Linear(in_features=6)]")
+        for f in report.findings[:2]
+    )
     assert found == [
-        (11, "`embed.weight`, `embed.bias` get no gradient: the path to the output is cut on line 16 by code run "
-             "under `torch.no_grad()`; if that is intended (a frozen teacher or target network), freeze it with "
-             "`.requires_grad_(False)`"),
-        (23, "`embed.weight`, `embed.bias` get no gradient: the path to the output is cut on line 27 by `.data`"),
-        (35, "`threshold` gets no gradient: the path to the output is cut on line 38 by a comparison (`lt`), "
-             "which has no gradient"),
+        (
+            11,
+            "`embed.weight`, `embed.bias` get no gradient: the path to the output is cut on line 16 by code run "
+            "under `torch.no_grad()`; if that is intended (a frozen teacher or target network), freeze it with "
+            "`.requires_grad_(False)`",
+        ),
+        (
+            23,
+            "`embed.weight`, `embed.bias` get no gradient: the path to the output is cut on line 27 by `.data`",
+        ),
+        (
+            35,
+            "`threshold` gets no gradient: the path to the output is cut on line 38 by a comparison (`lt`), "
+            "which has no gradient",
+        ),
         (46, "`offset` gets an all-zero gradient (checked with 3 different inputs)"),
         (56, "`aux.weight`, `aux.bias` get no gradient: its result never reaches the output of forward"),
-        (100, "`scale.weight`, `scale.bias` get no gradient: the path to the output is cut on line 104 by `.item()`"),
+        (
+            100,
+            "`scale.weight`, `scale.bias` get no gradient: the path to the output is cut on line 104 by `.item()`",
+        ),
     ]
     assert {f.code for f in report.findings} == {"GG901"}
     # a layer run under no_grad is usually deliberate: information, not a warning
@@ -142,7 +165,16 @@ def test_quiet_on_correct_models(reports):
     assert report.findings == []
     probed = {n.name: n.summary for n in report.notes}
     assert set(probed) == {
-        "LeNet", "TextLSTM", "VAE", "Block", "Encoder", "Attn", "Gated", "MixtureOfExperts", "Classifier", "PosEmb",
+        "LeNet",
+        "TextLSTM",
+        "VAE",
+        "Block",
+        "Encoder",
+        "Attn",
+        "Gated",
+        "MixtureOfExperts",
+        "Classifier",
+        "PosEmb",
     }
     assert all("trainable parameters checked, 0 without gradient" in s for s in probed.values()), probed
     assert "input (4, 1, 32, 32) (inferred from self.conv1 = Conv2d(in_channels=1))" in probed["LeNet"]
@@ -159,7 +191,10 @@ def test_cli_json_same_schema_as_check_and_exit_codes(tmp_path):
     path = EXAMPLES / "unused_layer.py"
     result = subprocess.run(
         [sys.executable, "-m", "gradguard", "probe", "--format", "json", str(path)],
-        capture_output=True, text=True, env=probe_env(), timeout=120,
+        capture_output=True,
+        text=True,
+        env=probe_env(),
+        timeout=120,
     )
     assert result.returncode == 1, result.stderr
     data = json.loads(result.stdout)
@@ -178,7 +213,10 @@ def test_cli_json_same_schema_as_check_and_exit_codes(tmp_path):
     )
     result = subprocess.run(
         [sys.executable, "-m", "gradguard", "probe", str(clean)],
-        capture_output=True, text=True, env=probe_env(), timeout=120,
+        capture_output=True,
+        text=True,
+        env=probe_env(),
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All checks passed!" in result.stdout
@@ -186,7 +224,10 @@ def test_cli_json_same_schema_as_check_and_exit_codes(tmp_path):
 
     unknown = subprocess.run(
         [sys.executable, "-m", "gradguard", "probe", "--target", "Nope", str(clean)],
-        capture_output=True, text=True, env=probe_env(), timeout=60,
+        capture_output=True,
+        text=True,
+        env=probe_env(),
+        timeout=60,
     )
     assert unknown.returncode == 2 and "found: Net" in unknown.stderr
 
@@ -206,8 +247,19 @@ def test_interpreter_without_torch_is_explained(tmp_path):
     fake.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
     fake.chmod(0o755)
     result = subprocess.run(
-        [sys.executable, "-m", "gradguard", "probe", "--python", str(fake), str(EXAMPLES / "unused_layer.py")],
-        capture_output=True, text=True, env=probe_env(), timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "gradguard",
+            "probe",
+            "--python",
+            str(fake),
+            str(EXAMPLES / "unused_layer.py"),
+        ],
+        capture_output=True,
+        text=True,
+        env=probe_env(),
+        timeout=60,
     )
     assert result.returncode == 2
     assert "the probe needs torch, but" in result.stderr
@@ -233,7 +285,9 @@ def test_package_relative_imports_and_missing_packages(tmp_path):
         "import torch\nimport torch.nn as nn\nimport not_a_real_package_xyz\n\n\nclass Net(nn.Module):\n"
         "    def forward(self, x):\n        return x\n"
     )
-    reports = run_probes({"model": (model.read_text(), str(model)), "missing": (missing.read_text(), str(missing))})
+    reports = run_probes(
+        {"model": (model.read_text(), str(model)), "missing": (missing.read_text(), str(missing))}
+    )
     # the relative import works as it does for the user; the input comes from the block's first layer
     (finding,) = reports["model"].findings
     assert (finding.code, finding.line) == ("GG901", 11)
@@ -251,12 +305,18 @@ def test_config_ignore_and_severity_apply_to_probe_codes(tmp_path):
     (tmp_path / "pyproject.toml").write_text('[tool.gradguard]\nignore = ["GG901"]\n')
     result = subprocess.run(
         [sys.executable, "-m", "gradguard", "probe", "--format", "json", str(tmp_path / "model.py")],
-        capture_output=True, text=True, env=probe_env(), timeout=120,
+        capture_output=True,
+        text=True,
+        env=probe_env(),
+        timeout=120,
     )
     assert (result.returncode, json.loads(result.stdout)) == (0, []), result.stderr
     # and `gradguard check` accepts the probe's codes in the same setting
     check = subprocess.run(
         [sys.executable, "-m", "gradguard", "check", str(tmp_path / "model.py")],
-        capture_output=True, text=True, env=probe_env(), timeout=120,
+        capture_output=True,
+        text=True,
+        env=probe_env(),
+        timeout=120,
     )
     assert "unknown rule code" not in check.stderr

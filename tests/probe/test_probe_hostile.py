@@ -17,9 +17,13 @@ from .conftest import process_gone, run_probes
 
 pytestmark = pytest.mark.torch
 
-HEADER = "import os\nimport signal\nimport subprocess\nimport sys\n\nimport torch\nimport torch.nn as nn\n\n\n"
+HEADER = (
+    "import os\nimport signal\nimport subprocess\nimport sys\n\nimport torch\nimport torch.nn as nn\n\n\n"
+)
 
-SPIN = HEADER + '''\
+SPIN = (
+    HEADER
+    + """\
 class Spin(nn.Module):
     def __init__(self, pid_file):
         super().__init__()
@@ -45,10 +49,12 @@ class Fine(nn.Module):
 
 
 model = Spin(PID_FILE)
-'''
+"""
+)
 
 HOSTILE = {
-    "alloc": HEADER + '''\
+    "alloc": HEADER
+    + """\
 class Huge(nn.Module):
     def __init__(self):
         super().__init__()
@@ -57,8 +63,9 @@ class Huge(nn.Module):
     def forward(self, x):
         buffer = torch.empty(50 * 2**30, dtype=torch.uint8)
         return self.fc(x) + buffer[0]
-''',
-    "params": HEADER + '''\
+""",
+    "params": HEADER
+    + """\
 class HugeParams(nn.Module):
     def __init__(self):
         super().__init__()
@@ -67,8 +74,9 @@ class HugeParams(nn.Module):
 
     def forward(self, x):
         return self.fc(x) * self.table[0]
-''',
-    "exit": HEADER + '''\
+""",
+    "exit": HEADER
+    + """\
 class Quitter(nn.Module):
     def __init__(self):
         super().__init__()
@@ -76,8 +84,9 @@ class Quitter(nn.Module):
 
     def forward(self, x):
         os._exit(3)
-''',
-    "kill": HEADER + '''\
+""",
+    "kill": HEADER
+    + """\
 class Killer(nn.Module):
     def __init__(self):
         super().__init__()
@@ -86,8 +95,9 @@ class Killer(nn.Module):
     def forward(self, x):
         print("about to die", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
-''',
-    "chatty": HEADER + '''\
+""",
+    "chatty": HEADER
+    + """\
 class Chatty(nn.Module):
     def __init__(self):
         super().__init__()
@@ -99,7 +109,7 @@ class Chatty(nn.Module):
             sys.stdout.write(line)
         sys.stdout.write("THE END\\n")
         return self.fc(x)
-''',
+""",
 }
 
 

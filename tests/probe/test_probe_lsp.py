@@ -56,7 +56,9 @@ def make_client() -> LanguageClient:
 async def start(client: LanguageClient, root, trusted: bool) -> types.InitializeResult:
     return await client.initialize_session(
         types.InitializeParams(
-            capabilities=types.ClientCapabilities(window=types.WindowClientCapabilities(work_done_progress=True)),
+            capabilities=types.ClientCapabilities(
+                window=types.WindowClientCapabilities(work_done_progress=True)
+            ),
             root_uri=root.as_uri(),
             initialization_options={"workspaceTrusted": trusted, "settings": {"debounceMs": 0}},
         )
@@ -64,8 +66,11 @@ async def start(client: LanguageClient, root, trusted: bool) -> types.Initialize
 
 
 @pytest_lsp.fixture(
-    config=ClientServerConfig(server_command=SERVER_COMMAND, client_factory=make_client,
-                              server_env=probe_env(PYTHONPATH=str(SERVER_DIR))),
+    config=ClientServerConfig(
+        server_command=SERVER_COMMAND,
+        client_factory=make_client,
+        server_env=probe_env(PYTHONPATH=str(SERVER_DIR)),
+    ),
 )
 async def client(lsp_client: LanguageClient, tmp_path):
     lsp_client.init_result = await start(lsp_client, tmp_path, trusted=True)  # type: ignore[attr-defined]
@@ -75,8 +80,11 @@ async def client(lsp_client: LanguageClient, tmp_path):
 
 
 @pytest_lsp.fixture(
-    config=ClientServerConfig(server_command=SERVER_COMMAND, client_factory=make_client,
-                              server_env=probe_env(PYTHONPATH=str(SERVER_DIR))),
+    config=ClientServerConfig(
+        server_command=SERVER_COMMAND,
+        client_factory=make_client,
+        server_env=probe_env(PYTHONPATH=str(SERVER_DIR)),
+    ),
 )
 async def untrusted(lsp_client: LanguageClient, tmp_path):
     await start(lsp_client, tmp_path, trusted=False)
@@ -127,7 +135,9 @@ async def wait_until(predicate, timeout=20.0):
 async def test_code_lens_on_modules_and_functions(client: LanguageClient):
     capabilities = client.init_result.capabilities  # type: ignore[attr-defined]
     assert capabilities.code_lens_provider is not None
-    assert {"gradguard.runProbe", "gradguard.cancelProbe"} <= set(capabilities.execute_command_provider.commands)
+    assert {"gradguard.runProbe", "gradguard.cancelProbe"} <= set(
+        capabilities.execute_command_provider.commands
+    )
     root = client.root  # type: ignore[attr-defined]
     shutil.copy(EXAMPLES / "custom_functions.py", root / "functions.py")
     shutil.copy(EXAMPLES / "unused_layer.py", root / "model.py")
@@ -145,7 +155,11 @@ async def test_code_lens_on_modules_and_functions(client: LanguageClient):
     assert result["ran"] and [f["code"] for f in result["findings"]] == ["GG903"]
     await wait_until(lambda: probe_diagnostics(client, functions_uri))
     (diagnostic,) = probe_diagnostics(client, functions_uri)
-    assert (diagnostic.code, diagnostic.range.start.line, diagnostic.range.start.character) == ("GG903", 30, 33)
+    assert (diagnostic.code, diagnostic.range.start.line, diagnostic.range.start.character) == (
+        "GG903",
+        30,
+        33,
+    )
     assert diagnostic.severity == types.DiagnosticSeverity.Error
 
 

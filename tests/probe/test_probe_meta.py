@@ -13,7 +13,9 @@ pytestmark = pytest.mark.torch
 
 HEADER = "import numpy as np\nimport torch\nimport torch.nn as nn\n\nCPU_SCALE = torch.ones(8)\n\n\n"
 
-SHAPE = HEADER + '''\
+SHAPE = (
+    HEADER
+    + """\
 # gradguard: probe Mismatch() input=(4, 6)
 class Mismatch(nn.Module):
     def __init__(self):
@@ -25,7 +27,8 @@ class Mismatch(nn.Module):
     def forward(self, x):
         h = torch.tanh(self.fc(x))
         return self.out(h)
-'''
+"""
+)
 
 # every module here has one unused layer (`self.spare`, line 5 of the class) and a
 # forward the meta device cannot run; the CPU pass must still find the unused layer
@@ -36,7 +39,7 @@ _CPU_ONLY_FORWARDS = {
     "Branch": "        h = self.fc(x)\n        if (h > 100).any():\n            h = h * 0\n        return h\n",
     "Unique": "        h = self.fc(x)\n        return h * torch.unique(x.round()).numel()\n",
     "Repeat": "        h = self.fc(x)\n        counts = torch.ones(h.shape[0], dtype=torch.long)\n"
-              "        return torch.repeat_interleave(h, counts, dim=0)\n",
+    "        return torch.repeat_interleave(h, counts, dim=0)\n",
     "CpuConst": "        return self.fc(x) * CPU_SCALE\n",
 }
 
@@ -57,7 +60,9 @@ def _cpu_only_module(name: str, forward: str) -> str:
 
 CPU_ONLY = HEADER + "".join(_cpu_only_module(name, body) for name, body in _CPU_ONLY_FORWARDS.items())
 
-BIG = HEADER + '''\
+BIG = (
+    HEADER
+    + """\
 class Big(nn.Module):
     def __init__(self):
         super().__init__()
@@ -66,9 +71,12 @@ class Big(nn.Module):
 
     def forward(self, x):
         return self.fc(x) * self.table[0]
-'''
+"""
+)
 
-INFERRED = HEADER + '''\
+INFERRED = (
+    HEADER
+    + """\
 class Sequence(nn.Module):
     def __init__(self):
         super().__init__()
@@ -79,13 +87,17 @@ class Sequence(nn.Module):
         h = self.embed(x)
         b, t, f = h.shape
         return self.mix(h.reshape(b * t, f))
-'''
+"""
+)
 
 
 # forward itself uses sympy, torch._dynamo and symbolic_shapes, which the meta pass keeps
 # from being imported for its own needs: the user's code must get the real modules, on
 # meta and on CPU, and so must everything after the meta pass (gradcheck of a Function)
-REAL_MODULES = "import sys\n" + HEADER + '''\
+REAL_MODULES = (
+    "import sys\n"
+    + HEADER
+    + """\
 class CompilerBits(nn.Module):
     def __init__(self):
         super().__init__()
@@ -112,15 +124,22 @@ class Double(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         return 2 * grad
-'''
+"""
+)
 
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
     root = tmp_path_factory.mktemp("meta")
     jobs = {}
-    texts = {"shape": SHAPE, "guess": SHAPE.replace("# gradguard: probe Mismatch() input=(4, 6)\n", "\n"),
-             "cpu_only": CPU_ONLY, "big": BIG, "inferred": INFERRED, "real_modules": REAL_MODULES}
+    texts = {
+        "shape": SHAPE,
+        "guess": SHAPE.replace("# gradguard: probe Mismatch() input=(4, 6)\n", "\n"),
+        "cpu_only": CPU_ONLY,
+        "big": BIG,
+        "inferred": INFERRED,
+        "real_modules": REAL_MODULES,
+    }
     for name, text in texts.items():
         path = root / f"{name}.py"
         path.write_text(text)
@@ -201,7 +220,9 @@ def test_an_inferred_input_that_fits_no_guess_is_information(reports):
 
 def test_the_users_code_gets_the_real_compiler_modules(reports):
     report = reports["real_modules"]
-    assert [(f.code, f.line) for f in report.findings] == [("GG901", 13)], [f.message for f in report.findings]
+    assert [(f.code, f.line) for f in report.findings] == [("GG901", 13)], [
+        f.message for f in report.findings
+    ]
     assert report.findings[0].message.startswith("`spare.weight`, `spare.bias` get no gradient")
     notes = {n.name: n.summary for n in report.notes}
     assert "meta pass: forward and backward" in notes["CompilerBits"]

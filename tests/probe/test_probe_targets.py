@@ -193,7 +193,10 @@ def test_function_inputs():
     assert targets["Scale"].inputs == [{"kind": "shape", "shape": [3, 3]}, {"kind": "value", "value": 0.5}]
     assert targets["Clip"].inputs is None
     assert "cannot tell what `bound` is" in targets["Clip"].input_need
-    assert targets["Used"].inputs == [{"kind": "expr", "expr": "torch.randn(5)"}, {"kind": "value", "value": 3}]
+    assert targets["Used"].inputs == [
+        {"kind": "expr", "expr": "torch.randn(5)"},
+        {"kind": "value", "value": 3},
+    ]
 
 
 def test_code_lens_positions_without_torch():
@@ -240,7 +243,9 @@ def test_server_side_never_imports_torch():
         "assert pf.code_lenses('file:///x.py', text) and find_targets(text, 'x.py').targets\n"
         "print('torch' in sys.modules)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=probe_env(), timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=probe_env(), timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
 

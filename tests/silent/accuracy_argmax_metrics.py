@@ -1,4 +1,5 @@
 """argmax / topk / comparisons for metrics next to a differentiable loss."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

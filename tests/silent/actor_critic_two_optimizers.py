@@ -1,4 +1,5 @@
 """Actor-critic with two optimizers; the advantage is detached for the actor."""
+
 import torch
 import torch.nn as nn
 from torch.distributions import Categorical

@@ -1,4 +1,5 @@
 """Mixed precision loop: autocast + GradScaler (unscale before clipping)."""
+
 import torch
 import torch.nn as nn
 

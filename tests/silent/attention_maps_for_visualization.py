@@ -1,4 +1,5 @@
 """Keeping detached copies of activations on self for visualisation / debugging."""
+
 import torch
 import torch.nn as nn
 

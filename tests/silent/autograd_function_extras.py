@@ -1,5 +1,6 @@
 """More correct autograd Functions: non-tensor args (None grads), mark_dirty, once_differentiable,
 setup_context, and a float scale kept on ctx."""
+
 import torch
 from torch.autograd.function import once_differentiable
 

@@ -1,4 +1,5 @@
 """Custom autograd Functions: @staticmethod forward/backward with save_for_backward."""
+
 import torch
 import torch.nn as nn
 

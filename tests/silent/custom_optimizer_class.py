@@ -1,4 +1,5 @@
 """A custom torch.optim.Optimizer: @torch.no_grad() step with in-place parameter updates."""
+
 import torch
 import torch.nn as nn
 

@@ -1,4 +1,5 @@
 """Knowledge distillation: teacher outputs detached (or under no_grad), KL at temperature T."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

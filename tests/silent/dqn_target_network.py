@@ -1,4 +1,5 @@
 """DQN: the target network's Q-values are computed under no_grad and detached."""
+
 import copy
 
 import torch

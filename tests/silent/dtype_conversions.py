@@ -1,4 +1,5 @@
 """float64 data converted to float32 before the model; long labels; a model in double."""
+
 import numpy as np
 import torch
 import torch.nn as nn

@@ -1,4 +1,5 @@
 """Mean teacher: the teacher is an exponential moving average updated under no_grad."""
+
 import copy
 
 import torch

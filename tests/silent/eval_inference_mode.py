@@ -1,4 +1,5 @@
 """Validation under model.eval() with torch.inference_mode() and torch.no_grad()."""
+
 import torch
 import torch.nn as nn
 

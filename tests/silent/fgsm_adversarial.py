@@ -1,4 +1,5 @@
 """FGSM adversarial examples: input.requires_grad_(), sign of the input gradient, detach."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -1,4 +1,5 @@
 """Fine-tuning: freeze a pretrained backbone with requires_grad_(False), train the head."""
+
 import torch
 import torch.nn as nn
 

@@ -1,4 +1,5 @@
 """GAN: the discriminator step sees fake.detach(); the generator step does not."""
+
 import torch
 import torch.nn as nn
 

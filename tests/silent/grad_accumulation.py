@@ -1,4 +1,5 @@
 """Gradient accumulation: backward on every micro-batch, step every `accum` batches."""
+
 import torch
 import torch.nn as nn
 

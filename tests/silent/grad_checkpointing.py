@@ -1,4 +1,5 @@
 """Activation checkpointing with torch.utils.checkpoint (non-reentrant)."""
+
 import torch
 import torch.nn as nn
 from torch.utils.checkpoint import checkpoint, checkpoint_sequential

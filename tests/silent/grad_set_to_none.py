@@ -1,4 +1,5 @@
 """Zeroing gradients: p.grad = None, zero_grad(set_to_none=True), model.zero_grad()."""
+
 import torch
 import torch.nn as nn
 

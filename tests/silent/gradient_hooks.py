@@ -1,4 +1,5 @@
 """Tensor and module hooks: clamp parameter gradients, record activations with .detach()."""
+
 import torch
 import torch.nn as nn
 

@@ -1,4 +1,5 @@
 """Domain-adversarial training with a gradient reversal autograd.Function."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -1,4 +1,5 @@
 """Discrete latent with straight-through Gumbel-softmax (hard one-hot forward, soft backward)."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

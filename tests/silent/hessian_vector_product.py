@@ -1,4 +1,5 @@
 """Double backward: Hessian-vector products and torch.func."""
+
 import torch
 import torch.nn as nn
 from torch.func import functional_call, grad, vmap

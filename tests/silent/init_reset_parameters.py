@@ -1,4 +1,5 @@
 """Weight initialisation in place under torch.no_grad() / nn.init, reset_parameters."""
+
 import math
 
 import torch

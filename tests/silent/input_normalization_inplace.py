@@ -1,4 +1,5 @@
 """In-place preprocessing of input batches (no autograd involved) before the forward pass."""
+
 import torch
 import torch.nn as nn
 

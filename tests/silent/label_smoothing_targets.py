@@ -1,4 +1,5 @@
 """Soft targets built without gradients: label smoothing and pseudo-labels with thresholds."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -1,4 +1,5 @@
 """A Lightning-style module: training_step returns the loss, a tiny loop drives it."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -1,4 +1,5 @@
 """Loop orderings that are all correct: zero_grad first, zero_grad last, LBFGS with a closure."""
+
 import torch
 import torch.nn as nn
 

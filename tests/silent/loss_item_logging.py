@@ -1,4 +1,5 @@
 """Logging with loss.item(): running totals, averages and history lists."""
+
 import torch
 import torch.nn as nn
 

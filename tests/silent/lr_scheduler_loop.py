@@ -1,4 +1,5 @@
 """Optimizer + schedulers: warmup with LambdaLR, cosine, ReduceLROnPlateau."""
+
 import torch
 import torch.nn as nn
 

@@ -1,4 +1,5 @@
 """Hand-written gradient descent on leaf tensors: update in place under no_grad, then zero."""
+
 import torch
 
 torch.manual_seed(0)

@@ -1,4 +1,5 @@
 """Masked assignment into freshly allocated or cloned tensors, and into input data."""
+
 import torch
 import torch.nn as nn
 

@@ -1,4 +1,5 @@
 """Mixup: interpolate inputs and mix the two losses with the same lambda."""
+
 import numpy as np
 import torch
 import torch.nn as nn

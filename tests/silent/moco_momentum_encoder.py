@@ -1,4 +1,5 @@
 """MoCo-style momentum encoder with a queue of negatives kept in a buffer."""
+
 import copy
 
 import torch

@@ -1,4 +1,5 @@
 """nn.ModuleList, nn.ModuleDict, nn.ParameterList and nn.ParameterDict all register parameters."""
+
 import torch
 import torch.nn as nn
 

@@ -1,4 +1,5 @@
 """Optimising an input (style-transfer / deep-dream style): a leaf image tensor, clamped under no_grad."""
+
 import torch
 import torch.nn as nn
 

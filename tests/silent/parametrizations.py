@@ -1,4 +1,5 @@
 """Weight parametrizations: weight_norm, spectral_norm and a custom symmetric one."""
+
 import torch
 import torch.nn as nn
 import torch.nn.utils.parametrize as parametrize

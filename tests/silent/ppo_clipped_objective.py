@@ -1,4 +1,5 @@
 """PPO: old log-probs and advantages collected under no_grad, clipped surrogate objective."""
+
 import torch
 import torch.nn as nn
 from torch.distributions import Normal

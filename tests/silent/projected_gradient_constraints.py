@@ -1,4 +1,5 @@
 """Projected gradient descent: keep parameters on a constraint set after each optimizer step."""
+
 import torch
 import torch.nn as nn
 

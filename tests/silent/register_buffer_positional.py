@@ -1,4 +1,5 @@
 """Non-trainable state in register_buffer: positional encodings and causal masks."""
+
 import math
 
 import torch

@@ -1,4 +1,5 @@
 """REINFORCE with a running baseline: log_prob * advantage.detach()."""
+
 import torch
 import torch.nn as nn
 from torch.distributions import Categorical

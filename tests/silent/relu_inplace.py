@@ -1,4 +1,5 @@
 """nn.ReLU(inplace=True) and F.relu(..., inplace=True) after layers whose output is not saved."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -1,4 +1,5 @@
 """ResNet-style construction: layers built by helper methods called from __init__ only."""
+
 import torch
 import torch.nn as nn
 
@@ -13,7 +14,9 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
         if stride != 1 or in_ch != out_ch:
-            self.downsample = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch)
+            )
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
@@ -27,7 +30,9 @@ class TinyResNet(nn.Module):
     def __init__(self, num_classes: int = 2) -> None:
         super().__init__()
         self.in_ch = 4
-        self.stem = nn.Sequential(nn.Conv2d(1, 4, 3, 1, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(1, 4, 3, 1, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU(inplace=True)
+        )
         self.layer1 = self._make_layer(4, 2)
         self.layer2 = self._make_layer(8, 2, stride=2)
         self.head = self._make_head(8, num_classes)

@@ -1,4 +1,5 @@
 """Two backward passes through a shared graph with retain_graph=True on the first."""
+
 import torch
 import torch.nn as nn
 
@@ -6,7 +7,9 @@ torch.manual_seed(0)
 shared = nn.Linear(4, 8)
 head_a = nn.Linear(8, 1)
 head_b = nn.Linear(8, 1)
-opt = torch.optim.SGD(list(shared.parameters()) + list(head_a.parameters()) + list(head_b.parameters()), lr=0.1)
+opt = torch.optim.SGD(
+    list(shared.parameters()) + list(head_a.parameters()) + list(head_b.parameters()), lr=0.1
+)
 
 x = torch.randn(16, 4)
 features = torch.tanh(shared(x))

@@ -1,4 +1,5 @@
 """A BatchNorm-like layer: running statistics buffers updated in forward under no_grad."""
+
 import torch
 import torch.nn as nn
 

@@ -1,4 +1,5 @@
 """Sharpness-aware minimisation: perturb weights under no_grad, second backward, restore, step."""
+
 import torch
 import torch.nn as nn
 
@@ -12,7 +13,9 @@ class SAM(torch.optim.Optimizer):
     @torch.no_grad()
     def first_step(self) -> None:
         grad_norm = torch.norm(
-            torch.stack([p.grad.norm(p=2) for g in self.param_groups for p in g["params"] if p.grad is not None]),
+            torch.stack(
+                [p.grad.norm(p=2) for g in self.param_groups for p in g["params"] if p.grad is not None]
+            ),
             p=2,
         )
         for group in self.param_groups:

@@ -1,4 +1,5 @@
 """A train/val loop that switches autograd with torch.set_grad_enabled(phase == "train")."""
+
 import torch
 import torch.nn as nn
 

@@ -1,4 +1,5 @@
 """Shapes that line up: flatten before Linear, `x @ w.T`, batched matmul/bmm, einsum."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -1,4 +1,5 @@
 """SimSiam: symmetric negative cosine loss with stop-gradient on the target branch."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -1,4 +1,5 @@
 """Straight-through estimator: the forward pass rounds, the backward pass is identity."""
+
 import torch
 import torch.nn as nn
 

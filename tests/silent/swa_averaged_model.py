@@ -1,4 +1,5 @@
 """Stochastic weight averaging with torch.optim.swa_utils.AveragedModel and SWALR."""
+
 import torch
 import torch.nn as nn
 from torch.optim.swa_utils import SWALR, AveragedModel, get_ema_multi_avg_fn

@@ -1,4 +1,5 @@
 """Building tensors from Python numbers, .item() values and numpy arrays; stacking tensors."""
+
 import numpy as np
 import torch
 import torch.nn as nn

@@ -1,4 +1,5 @@
 """torch.tensor of python floats (class weights, constants) used alongside a model."""
+
 import torch
 import torch.nn as nn
 

@@ -1,4 +1,5 @@
 """Truncated backpropagation through time: detach the hidden state between chunks."""
+
 import torch
 import torch.nn as nn
 

@@ -1,4 +1,5 @@
 """Separate forward passes, each with its own backward (no graph reused after it is freed)."""
+
 import torch
 import torch.nn as nn
 

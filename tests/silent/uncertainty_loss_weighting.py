@@ -1,4 +1,5 @@
 """Multi-task loss weighting with learnable log-variances declared as nn.Parameter."""
+
 import torch
 import torch.nn as nn
 

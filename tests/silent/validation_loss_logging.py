@@ -1,4 +1,5 @@
 """A validation loss computed under no_grad and only logged; the training loss gets backward."""
+
 import torch
 import torch.nn as nn
 

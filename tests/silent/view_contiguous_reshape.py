@@ -1,4 +1,5 @@
 """Multi-head attention reshapes: transpose then .contiguous().view(), or .reshape()."""
+
 import torch
 import torch.nn as nn
 

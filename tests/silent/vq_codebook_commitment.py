@@ -1,4 +1,5 @@
 """VQ-VAE quantizer: codebook and commitment losses use .detach() on opposite sides."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -1,4 +1,5 @@
 """Tied input/output embeddings in a tiny language model."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

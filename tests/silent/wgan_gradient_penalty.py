@@ -1,4 +1,5 @@
 """WGAN-GP: gradient penalty with torch.autograd.grad(create_graph=True) on interpolates."""
+
 import torch
 import torch.nn as nn
 

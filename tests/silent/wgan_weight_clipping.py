@@ -1,4 +1,5 @@
 """Original WGAN: clip critic weights in place after each step (p.data.clamp_ / no_grad)."""
+
 import torch
 import torch.nn as nn
 

@@ -129,7 +129,9 @@ class Analyzer:
         findings = self._check_tree(tree, source, path, errors)
         return CheckResult(self._filter(findings, source), tree, errors)
 
-    def _check_tree(self, tree: ast.Module, source: SourceFile, path: str, errors: list[RuleError]) -> list[Finding]:
+    def _check_tree(
+        self, tree: ast.Module, source: SourceFile, path: str, errors: list[RuleError]
+    ) -> list[Finding]:
         module = ModuleContext(tree, source)
         if not module.imports_torch:
             # Every rule is about torch code: a file that never imports torch is silent.
@@ -138,10 +140,14 @@ class Analyzer:
         for start, end, statements in split_units(tree):
             if start == 0:
                 # the script unit: positions of its statements matter, key by them
-                key = (module.signature, path, tuple(
-                    (s.lineno, source.text_between(s.lineno, 1, (s.end_lineno or s.lineno) + 1, 1))
-                    for s in statements
-                ))
+                key = (
+                    module.signature,
+                    path,
+                    tuple(
+                        (s.lineno, source.text_between(s.lineno, 1, (s.end_lineno or s.lineno) + 1, 1))
+                        for s in statements
+                    ),
+                )
                 offset = 0
             else:
                 key = (module.signature, path, source.text_between(start, 1, end + 1, 1))
@@ -195,7 +201,9 @@ class Analyzer:
             rules.append(rule)
         return rules
 
-    def _run_rules(self, unit: Unit, errors: list[RuleError], rules: list[Rule] | None = None) -> list[Finding]:
+    def _run_rules(
+        self, unit: Unit, errors: list[RuleError], rules: list[Rule] | None = None
+    ) -> list[Finding]:
         found: list[Finding] = []
         for rule in self._rules if rules is None else rules:
             try:
@@ -250,7 +258,9 @@ def apply_fixes(text: str, fixes: list, path: str = "") -> tuple[str, int]:
     """Apply as many non-overlapping fixes as possible in one pass, keeping the text valid."""
     chosen = []
     taken: list[tuple[tuple[int, int], tuple[int, int]]] = []
-    for fix in sorted(fixes, key=lambda f: min(((e.start_line, e.start_column) for e in f.edits), default=(0, 0))):
+    for fix in sorted(
+        fixes, key=lambda f: min(((e.start_line, e.start_column) for e in f.edits), default=(0, 0))
+    ):
         edits = fix.edits
         if not edits:
             continue

@@ -89,8 +89,12 @@ class Config:
             return False
         # a more specific select wins over a broader ignore, as in ruff
         # "ALL" is the least specific selector (not a 3-character prefix like "GG2")
-        best_select = max((0 if s == "ALL" else len(s) for s in self.select if code_matches(code, s)), default=-1)
-        best_ignore = max((0 if s == "ALL" else len(s) for s in self.ignore if code_matches(code, s)), default=-1)
+        best_select = max(
+            (0 if s == "ALL" else len(s) for s in self.select if code_matches(code, s)), default=-1
+        )
+        best_ignore = max(
+            (0 if s == "ALL" else len(s) for s in self.ignore if code_matches(code, s)), default=-1
+        )
         return best_select >= best_ignore if best_ignore >= 0 else True
 
     def severity_for(self, code: str, default: Severity) -> Severity:
@@ -113,7 +117,15 @@ class Config:
 
     @classmethod
     def from_table(cls, table: dict, origin: str = "[tool.gradguard]") -> "Config":
-        known = {"select", "ignore", "extend-ignore", "extend_ignore", "severity", "exclude", "extend-exclude"}
+        known = {
+            "select",
+            "ignore",
+            "extend-ignore",
+            "extend_ignore",
+            "severity",
+            "exclude",
+            "extend-exclude",
+        }
         for key in table:
             if key not in known:
                 log.warning("%s: unknown setting %r ignored", origin, key)

@@ -506,7 +506,11 @@ def _analyse(unit: Unit, cls: ast.ClassDef) -> _Plan:
         block = func.body
         if _has_docstring(func) and len(block) > 1 and (block[0].end_lineno or 0) >= block[1].lineno:
             _fail()
-    if cls.body[0].lineno == cls.lineno or fwd.body[0].lineno == fwd.lineno or bwd.body[0].lineno == bwd.lineno:
+    if (
+        cls.body[0].lineno == cls.lineno
+        or fwd.body[0].lineno == fwd.lineno
+        or bwd.body[0].lineno == bwd.lineno
+    ):
         _fail()
     f_doc, b_doc = _has_docstring(fwd), _has_docstring(bwd)
     f_stmts = fwd.body[1:] if f_doc else list(fwd.body)

@@ -55,7 +55,19 @@ _MAX_ORIGINS = 4
 # Ops that save their *output* for backward: an in-place write into that output makes
 # backward raise "modified by an inplace operation" (checked with torch 2.13).
 SAVES_OUTPUT = frozenset(
-    {"sigmoid", "tanh", "exp", "exp2", "expm1", "relu", "softmax", "log_softmax", "sqrt", "rsqrt", "reciprocal"}
+    {
+        "sigmoid",
+        "tanh",
+        "exp",
+        "exp2",
+        "expm1",
+        "relu",
+        "softmax",
+        "log_softmax",
+        "sqrt",
+        "rsqrt",
+        "reciprocal",
+    }
 )
 _SAVES_OUTPUT_QUALNAMES = {
     *(f"torch.{n}" for n in SAVES_OUTPUT),
@@ -75,52 +87,251 @@ CUT_BUILTINS = frozenset({"float", "int", "bool", "complex"})
 
 # Gradient is absent (integer/bool result) or zero almost everywhere.
 NONDIFF_NO_GRAD = frozenset(
-    {"argmax", "argmin", "long", "int", "short", "byte", "bool", "char", "eq", "ne", "gt", "lt", "ge", "le",
-     "nonzero", "argsort", "bucketize", "searchsorted"}
+    {
+        "argmax",
+        "argmin",
+        "long",
+        "int",
+        "short",
+        "byte",
+        "bool",
+        "char",
+        "eq",
+        "ne",
+        "gt",
+        "lt",
+        "ge",
+        "le",
+        "nonzero",
+        "argsort",
+        "bucketize",
+        "searchsorted",
+    }
 )
 NONDIFF_ZERO_GRAD = frozenset({"round", "floor", "ceil", "sign", "trunc", "fix", "heaviside"})
 NONDIFF_METHODS = NONDIFF_NO_GRAD | NONDIFF_ZERO_GRAD
 INT_DTYPES = frozenset(
-    {"torch.long", "torch.int", "torch.int64", "torch.int32", "torch.int16", "torch.int8", "torch.uint8",
-     "torch.bool", "torch.short"}
+    {
+        "torch.long",
+        "torch.int",
+        "torch.int64",
+        "torch.int32",
+        "torch.int16",
+        "torch.int8",
+        "torch.uint8",
+        "torch.bool",
+        "torch.short",
+    }
 )
 
 # torch.nn layers without parameters (losses, activations, pooling, dropout, ...).
 PARAM_FREE_LAYERS = frozenset(
     {
-        "ReLU", "ReLU6", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh",
-        "Softmax", "Softmax2d", "LogSoftmax", "Softmin", "Softplus", "Softsign", "Softshrink", "Hardshrink",
-        "Tanhshrink", "Hardtanh", "Hardswish", "Hardsigmoid", "LogSigmoid", "Threshold", "GLU",
-        "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout",
-        "Identity", "Flatten", "Unflatten", "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d",
-        "AvgPool3d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
-        "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "LPPool1d", "LPPool2d", "FractionalMaxPool2d",
-        "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d", "Upsample", "UpsamplingNearest2d",
-        "UpsamplingBilinear2d", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle", "Fold", "Unfold",
-        "ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "ConstantPad1d", "ConstantPad2d", "ConstantPad3d",
-        "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d", "ReplicationPad1d", "ReplicationPad2d",
-        "ReplicationPad3d", "CircularPad1d", "CircularPad2d", "CircularPad3d", "CosineSimilarity",
-        "PairwiseDistance", "LocalResponseNorm", "CrossMapLRN2d",
+        "ReLU",
+        "ReLU6",
+        "LeakyReLU",
+        "ELU",
+        "SELU",
+        "CELU",
+        "GELU",
+        "SiLU",
+        "Mish",
+        "Sigmoid",
+        "Tanh",
+        "Softmax",
+        "Softmax2d",
+        "LogSoftmax",
+        "Softmin",
+        "Softplus",
+        "Softsign",
+        "Softshrink",
+        "Hardshrink",
+        "Tanhshrink",
+        "Hardtanh",
+        "Hardswish",
+        "Hardsigmoid",
+        "LogSigmoid",
+        "Threshold",
+        "GLU",
+        "Dropout",
+        "Dropout1d",
+        "Dropout2d",
+        "Dropout3d",
+        "AlphaDropout",
+        "FeatureAlphaDropout",
+        "Identity",
+        "Flatten",
+        "Unflatten",
+        "MaxPool1d",
+        "MaxPool2d",
+        "MaxPool3d",
+        "AvgPool1d",
+        "AvgPool2d",
+        "AvgPool3d",
+        "AdaptiveAvgPool1d",
+        "AdaptiveAvgPool2d",
+        "AdaptiveAvgPool3d",
+        "AdaptiveMaxPool1d",
+        "AdaptiveMaxPool2d",
+        "AdaptiveMaxPool3d",
+        "LPPool1d",
+        "LPPool2d",
+        "FractionalMaxPool2d",
+        "MaxUnpool1d",
+        "MaxUnpool2d",
+        "MaxUnpool3d",
+        "Upsample",
+        "UpsamplingNearest2d",
+        "UpsamplingBilinear2d",
+        "PixelShuffle",
+        "PixelUnshuffle",
+        "ChannelShuffle",
+        "Fold",
+        "Unfold",
+        "ZeroPad1d",
+        "ZeroPad2d",
+        "ZeroPad3d",
+        "ConstantPad1d",
+        "ConstantPad2d",
+        "ConstantPad3d",
+        "ReflectionPad1d",
+        "ReflectionPad2d",
+        "ReflectionPad3d",
+        "ReplicationPad1d",
+        "ReplicationPad2d",
+        "ReplicationPad3d",
+        "CircularPad1d",
+        "CircularPad2d",
+        "CircularPad3d",
+        "CosineSimilarity",
+        "PairwiseDistance",
+        "LocalResponseNorm",
+        "CrossMapLRN2d",
     }
 )
 
 _PURE_BUILTINS = frozenset(
-    {"len", "range", "enumerate", "zip", "min", "max", "sum", "abs", "list", "tuple", "sorted", "reversed",
-     "isinstance", "print", "dict", "set", "map", "filter", "iter", "next", "getattr", "hasattr", "round",
-     "str", "repr", "any", "all", "divmod", "pow", "type", "id", "super"}
+    {
+        "len",
+        "range",
+        "enumerate",
+        "zip",
+        "min",
+        "max",
+        "sum",
+        "abs",
+        "list",
+        "tuple",
+        "sorted",
+        "reversed",
+        "isinstance",
+        "print",
+        "dict",
+        "set",
+        "map",
+        "filter",
+        "iter",
+        "next",
+        "getattr",
+        "hasattr",
+        "round",
+        "str",
+        "repr",
+        "any",
+        "all",
+        "divmod",
+        "pow",
+        "type",
+        "id",
+        "super",
+    }
 )
 _NO_RESULT_METHODS = frozenset({"backward", "zero_grad", "step", "append", "extend", "insert", "update"})
-_SHAPE_ATTRS = frozenset({"shape", "dtype", "device", "ndim", "grad", "is_cuda", "requires_grad", "grad_fn",
-                          "is_leaf", "training", "layout"})
-_SHAPE_METHODS = frozenset({"size", "dim", "numel", "nelement", "element_size", "stride", "type",
-                            "get_device", "is_contiguous", "data_ptr", "__len__"})
+_SHAPE_ATTRS = frozenset(
+    {
+        "shape",
+        "dtype",
+        "device",
+        "ndim",
+        "grad",
+        "is_cuda",
+        "requires_grad",
+        "grad_fn",
+        "is_leaf",
+        "training",
+        "layout",
+    }
+)
+_SHAPE_METHODS = frozenset(
+    {
+        "size",
+        "dim",
+        "numel",
+        "nelement",
+        "element_size",
+        "stride",
+        "type",
+        "get_device",
+        "is_contiguous",
+        "data_ptr",
+        "__len__",
+    }
+)
 # methods only tensors have (so the receiver was a tensor, whatever we knew about it)
 TENSOR_METHODS = frozenset(
-    {"view", "reshape", "permute", "transpose", "flatten", "unflatten", "squeeze", "unsqueeze", "contiguous",
-     "expand", "expand_as", "view_as", "reshape_as", "masked_fill", "clamp", "clamp_min", "clamp_max", "mean",
-     "sum", "prod", "norm", "matmul", "bmm", "mm", "log", "pow", "abs", "neg", "float", "half", "double",
-     "bfloat16", "gather", "scatter", "index_select", "narrow", "chunk", "split", "cumsum", "logsumexp",
-     "max", "min", "std", "var", "t", "square", "masked_select", "repeat", "repeat_interleave", "flip", "roll"}
+    {
+        "view",
+        "reshape",
+        "permute",
+        "transpose",
+        "flatten",
+        "unflatten",
+        "squeeze",
+        "unsqueeze",
+        "contiguous",
+        "expand",
+        "expand_as",
+        "view_as",
+        "reshape_as",
+        "masked_fill",
+        "clamp",
+        "clamp_min",
+        "clamp_max",
+        "mean",
+        "sum",
+        "prod",
+        "norm",
+        "matmul",
+        "bmm",
+        "mm",
+        "log",
+        "pow",
+        "abs",
+        "neg",
+        "float",
+        "half",
+        "double",
+        "bfloat16",
+        "gather",
+        "scatter",
+        "index_select",
+        "narrow",
+        "chunk",
+        "split",
+        "cumsum",
+        "logsumexp",
+        "max",
+        "min",
+        "std",
+        "var",
+        "t",
+        "square",
+        "masked_select",
+        "repeat",
+        "repeat_interleave",
+        "flip",
+        "roll",
+    }
 )
 _NOT_WRITES = frozenset({"requires_grad_", "share_memory_", "retain_grad_"})
 _LIST_MUTATORS = frozenset({"append", "extend", "insert", "add", "update", "setdefault"})
@@ -190,8 +401,17 @@ class Value:
         return f"Value({'|'.join(flags) or '-'}, names={sorted(self.names)})"
 
 
-_BIT_NAMES = [("LIVE", LIVE), ("OPAQUE", OPAQUE), ("CUT", CUT), ("NONDIFF", NONDIFF), ("NOGRAD", NOGRAD),
-              ("MODULE", MODULE), ("PUREMOD", PUREMOD), ("OBJ", OBJ), ("TENSOR", TENSOR)]
+_BIT_NAMES = [
+    ("LIVE", LIVE),
+    ("OPAQUE", OPAQUE),
+    ("CUT", CUT),
+    ("NONDIFF", NONDIFF),
+    ("NOGRAD", NOGRAD),
+    ("MODULE", MODULE),
+    ("PUREMOD", PUREMOD),
+    ("OBJ", OBJ),
+    ("TENSOR", TENSOR),
+]
 EMPTY = Value()
 
 
@@ -227,22 +447,31 @@ def cut(value: Value, node: ast.AST) -> Value:
         # did the cut demonstrably remove a gradient path (not just maybe)?
         node.gg_cut_live = bool(value.bits & LIVE) or getattr(node, "gg_cut_live", False)  # type: ignore[attr-defined]
         node.gg_cut_tensor = value.grad_tensor or getattr(node, "gg_cut_tensor", False)  # type: ignore[attr-defined]
-        return Value(CUT | (value.bits & DETACHED), (_mark(node, "cut"),) + value.origins[: _MAX_ORIGINS - 1],
-                     value.names)
+        return Value(
+            CUT | (value.bits & DETACHED),
+            (_mark(node, "cut"),) + value.origins[: _MAX_ORIGINS - 1],
+            value.names,
+        )
     return value.tensor()
 
 
 def nondiff(value: Value, node: ast.AST) -> Value:
     if value.bits & TRACKED:
-        return Value(NONDIFF | (value.bits & DETACHED), (_mark(node, "nondiff"),) + value.origins[: _MAX_ORIGINS - 1],
-                     value.names)
+        return Value(
+            NONDIFF | (value.bits & DETACHED),
+            (_mark(node, "nondiff"),) + value.origins[: _MAX_ORIGINS - 1],
+            value.names,
+        )
     return value.tensor()
 
 
 def no_grad(value: Value, node: ast.AST) -> Value:
     if value.bits & TRACKED and not value.bits & (MODULE | PUREMOD):
-        return Value(NOGRAD | (value.bits & DETACHED), (_mark(node, "nograd"),) + value.origins[: _MAX_ORIGINS - 1],
-                     value.names)
+        return Value(
+            NOGRAD | (value.bits & DETACHED),
+            (_mark(node, "nograd"),) + value.origins[: _MAX_ORIGINS - 1],
+            value.names,
+        )
     return value
 
 
@@ -289,7 +518,11 @@ class Flow:
         if args.kwarg:
             every.append(args.kwarg)
         cls = self.unit.parent(func)
-        if isinstance(cls, ast.ClassDef) and self.module.is_module_class(cls.name) and self.unit.parent(cls) is None:
+        if (
+            isinstance(cls, ast.ClassDef)
+            and self.module.is_module_class(cls.name)
+            and self.unit.parent(cls) is None
+        ):
             self._self = self_name(func)
             self._attrs = self.unit.class_attributes(cls)
             self._class_has_weights = any(
@@ -390,8 +623,18 @@ class Flow:
         elif kind.__name__ == "Match":
             self._eval(stmt.subject)
             self._branches(*[case.body for case in stmt.cases])
-        elif kind in (ast.Assert, ast.Raise, ast.Delete, ast.Global, ast.Nonlocal, ast.Pass, ast.Break,
-                      ast.Continue, ast.Import, ast.ImportFrom):
+        elif kind in (
+            ast.Assert,
+            ast.Raise,
+            ast.Delete,
+            ast.Global,
+            ast.Nonlocal,
+            ast.Pass,
+            ast.Break,
+            ast.Continue,
+            ast.Import,
+            ast.ImportFrom,
+        ):
             return
         else:  # pragma: no cover - future statement kinds
             for child in ast.iter_child_nodes(stmt):
@@ -404,8 +647,10 @@ class Flow:
                 value = no_grad(value, self._nograd)
             self.env[target.id] = value
         elif isinstance(target, (ast.Tuple, ast.List)):
-            if isinstance(source, (ast.Tuple, ast.List)) and len(source.elts) == len(target.elts) and not any(
-                isinstance(e, ast.Starred) for e in target.elts
+            if (
+                isinstance(source, (ast.Tuple, ast.List))
+                and len(source.elts) == len(target.elts)
+                and not any(isinstance(e, ast.Starred) for e in target.elts)
             ):
                 for sub_target, sub_source in zip(target.elts, source.elts):
                     self._bind(sub_target, self._eval(sub_source), sub_source)
@@ -522,7 +767,11 @@ class Flow:
             self._eval(node.slice)
             value = self._eval(node.value).tensor()
             index = node.slice
-            if isinstance(index, ast.Constant) and index.value == 1 and _returns_indices(self.module, node.value):
+            if (
+                isinstance(index, ast.Constant)
+                and index.value == 1
+                and _returns_indices(self.module, node.value)
+            ):
                 return nondiff(value, node)
             return Value(value.bits, value.origins, value.names) if value.is_list else value
         if kind is ast.Compare:
@@ -604,7 +853,11 @@ class Flow:
             return Value(OPAQUE | OBJ) if isinstance(info.value, ast.Call) else EMPTY
         if self._plain_self is not None and isinstance(base, ast.Name) and base.id == self._plain_self:
             return Value(OBJ | OPAQUE, (), frozenset({f"{base.id}.{attr}"}))
-        if self.module.qualname(node) is not None and isinstance(_root(node), ast.Name) and _root(node).id not in self.env:
+        if (
+            self.module.qualname(node) is not None
+            and isinstance(_root(node), ast.Name)
+            and _root(node).id not in self.env
+        ):
             return EMPTY  # torch.float32, np.pi, ...
         value = self._eval(base)
         if attr == "data":
@@ -715,7 +968,11 @@ class Flow:
             if callee.bits & PUREMOD:
                 return args.with_bits(args.bits | TENSOR) if args.bits & TRACKED else args
             return union(Value(OPAQUE | OBJ), args)
-        if self._plain_self is not None and isinstance(func.value, ast.Name) and func.value.id == self._plain_self:
+        if (
+            self._plain_self is not None
+            and isinstance(func.value, ast.Name)
+            and func.value.id == self._plain_self
+        ):
             # `self.model(x)` / `self.criterion(out, y)` in a Trainer-style class
             args = self._args(call)
             if any(word in attr.lower() for word in _LOSS_LIKE):
@@ -817,7 +1074,9 @@ def _grad_enabling(module, expr: ast.expr) -> bool:
     return False
 
 
-_VALUES_AND_INDICES = frozenset({"max", "min", "topk", "sort", "kthvalue", "mode", "median", "cummax", "cummin"})
+_VALUES_AND_INDICES = frozenset(
+    {"max", "min", "topk", "sort", "kthvalue", "mode", "median", "cummax", "cummin"}
+)
 _ALWAYS_INDICES = frozenset({"topk", "sort", "kthvalue", "mode", "cummax", "cummin"})
 
 
@@ -880,7 +1139,9 @@ def unit_text(unit: Unit) -> str:
     if cache is None:
         first, last = unit.nodes[0], unit.nodes[-1]
         start = min([first.lineno, *(d.lineno for d in getattr(first, "decorator_list", ()))])
-        cache = unit.__dict__["_unit_text"] = "".join(unit.source.lines[start - 1 : last.end_lineno or last.lineno])
+        cache = unit.__dict__["_unit_text"] = "".join(
+            unit.source.lines[start - 1 : last.end_lineno or last.lineno]
+        )
     return cache
 
 

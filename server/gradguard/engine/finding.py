@@ -93,9 +93,13 @@ class Fix:
         if line_delta == 0:
             return self
         if self._edits is not None:
-            return Fix(self.title, self.applicability, [e.shifted(line_delta) for e in self._edits], self.kind)
+            return Fix(
+                self.title, self.applicability, [e.shifted(line_delta) for e in self._edits], self.kind
+            )
         # Stay lazy: the edits are computed against the unit's own text, then moved.
-        return Fix(self.title, self.applicability, lambda: [e.shifted(line_delta) for e in self.edits], self.kind)
+        return Fix(
+            self.title, self.applicability, lambda: [e.shifted(line_delta) for e in self.edits], self.kind
+        )
 
     def to_dict(self) -> dict:
         return {

@@ -100,9 +100,10 @@ class LineDelta:
             prefix += 1
         suffix = 0
         limit -= prefix
-        while suffix + step <= limit and old[n_old - suffix - step : n_old - suffix] == new[
-            n_new - suffix - step : n_new - suffix
-        ]:
+        while (
+            suffix + step <= limit
+            and old[n_old - suffix - step : n_old - suffix] == new[n_new - suffix - step : n_new - suffix]
+        ):
             suffix += step
         while suffix < limit and old[n_old - suffix - 1] == new[n_new - suffix - 1]:
             suffix += 1
@@ -211,8 +212,10 @@ class IncrementalParser:
             raise _Fallback("__future__ import in the edited region")
         if region_start > 1 and lines[region_start - 2].rstrip("\r\n").endswith("\\"):
             raise _Fallback("line continuation into the edited region")
-        if new_region_end < len(lines) and new_region_end >= region_start and (
-            lines[new_region_end - 1].rstrip("\r\n").endswith("\\")
+        if (
+            new_region_end < len(lines)
+            and new_region_end >= region_start
+            and (lines[new_region_end - 1].rstrip("\r\n").endswith("\\"))
         ):
             # a backslash at the end of a module is accepted alone, but joins the next line here
             raise _Fallback("line continuation out of the edited region")

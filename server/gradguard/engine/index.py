@@ -74,11 +74,7 @@ def dotted_name(node: ast.AST) -> str | None:
 
 def self_attribute(node: ast.AST, self_name: str = "self") -> str | None:
     """`self.w` -> "w" (only one level); None otherwise."""
-    if (
-        isinstance(node, ast.Attribute)
-        and isinstance(node.value, ast.Name)
-        and node.value.id == self_name
-    ):
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == self_name:
         return node.attr
     return None
 
@@ -135,7 +131,9 @@ class ModuleContext:
         # (`layer.backward(grad)`, `m.mm_backward(g)`); found textually, so cheap
         self.explicit_backward_calls: frozenset[str] = _explicit_backward_calls(source.text)
         # the file changes torch's default dtype somewhere (GG504 then cannot assume float32)
-        self.changes_default_dtype: bool = "set_default_dtype" in source.text or "set_default_tensor_type" in source.text
+        self.changes_default_dtype: bool = (
+            "set_default_dtype" in source.text or "set_default_tensor_type" in source.text
+        )
         self._scan(tree.body, source)
         self.signature = hash(
             (
@@ -497,7 +495,9 @@ class Unit:
         return [c for c in self.classes() if self.module.is_module_class(c.name) and self._top_level_class(c)]
 
     def function_classes(self) -> list[ast.ClassDef]:
-        return [c for c in self.classes() if self.module.is_function_class(c.name) and self._top_level_class(c)]
+        return [
+            c for c in self.classes() if self.module.is_function_class(c.name) and self._top_level_class(c)
+        ]
 
     def _top_level_class(self, cls: ast.ClassDef) -> bool:
         # module-level classes only: a nested class of the same name is someone else
@@ -506,9 +506,7 @@ class Unit:
     @staticmethod
     def methods(cls: ast.ClassDef) -> dict[str, FunctionNode]:
         return {
-            stmt.name: stmt
-            for stmt in cls.body
-            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
+            stmt.name: stmt for stmt in cls.body if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
         }
 
     def class_attributes(self, cls: ast.ClassDef) -> dict[str, AttributeInfo]:
@@ -579,7 +577,9 @@ def child_fields(cls: type) -> tuple[str, ...]:
     fields = _CHILD_FIELDS.get(cls)
     if fields is None:
         fields = tuple(
-            f for f in getattr(cls, "_fields", ()) if f not in _SCALAR_FIELDS and not (cls is ast.Constant and f == "value")
+            f
+            for f in getattr(cls, "_fields", ())
+            if f not in _SCALAR_FIELDS and not (cls is ast.Constant and f == "value")
         )
         _CHILD_FIELDS[cls] = fields
     return fields
@@ -665,7 +665,11 @@ def _collect_attributes(unit: Unit, cls: ast.ClassDef) -> dict[str, AttributeInf
             locate(node)
     for node in buckets.get(ast.AnnAssign, ()):
         target = node.target  # type: ignore[attr-defined]
-        if node.value is not None and target.__class__ is ast.Attribute and target.value.__class__ is ast.Name:  # type: ignore[attr-defined]
+        if (
+            node.value is not None
+            and target.__class__ is ast.Attribute
+            and target.value.__class__ is ast.Name
+        ):  # type: ignore[attr-defined]
             locate(node)
     for node in buckets.get(ast.Call, ()):
         func = node.func  # type: ignore[attr-defined]

@@ -28,7 +28,19 @@ _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _GRAD_RESETS = ("zero_", "fill_", "mul_", "copy_")
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _OPTIMIZER_PREFIXES = ("torch.optim.", "bitsandbytes.optim.", "apex.optimizers.", "transformers.AdamW")
-_NOT_OPTIMIZER_WORDS = ("sched", "scaler", "env", "lr", "warmup", "swa", "ema", "tqdm", "progress", "bar", "profiler")
+_NOT_OPTIMIZER_WORDS = (
+    "sched",
+    "scaler",
+    "env",
+    "lr",
+    "warmup",
+    "swa",
+    "ema",
+    "tqdm",
+    "progress",
+    "bar",
+    "profiler",
+)
 
 
 @dataclass
@@ -68,9 +80,7 @@ def enclosing_loop(unit: Unit, node: ast.AST) -> ast.AST | None:
 
 def is_backward_call(call: ast.AST) -> bool:
     return (
-        isinstance(call, ast.Call)
-        and isinstance(call.func, ast.Attribute)
-        and call.func.attr == "backward"
+        isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "backward"
     )
 
 
@@ -83,7 +93,9 @@ def retains_graph(call: ast.Call) -> bool:
             return True
     if any(kw.arg is None for kw in call.keywords):
         return True  # **kwargs
-    return len(call.args) >= 2 and not (isinstance(call.args[1], ast.Constant) and call.args[1].value in (False, None))
+    return len(call.args) >= 2 and not (
+        isinstance(call.args[1], ast.Constant) and call.args[1].value in (False, None)
+    )
 
 
 def training_loops(unit: Unit) -> list[TrainingLoop]:
@@ -179,8 +191,10 @@ def _relevant(unit: Unit) -> tuple[list[ast.AST], list[ast.Call]]:
                 events.append(call)
         elif isinstance(func, ast.Attribute):
             attr = func.attr
-            if "zero_grad" in attr or attr in ("backward", "step") or (
-                attr in _GRAD_RESETS and _is_grad(func.value)
+            if (
+                "zero_grad" in attr
+                or attr in ("backward", "step")
+                or (attr in _GRAD_RESETS and _is_grad(func.value))
             ):
                 events.append(call)
             if isinstance(func.value, ast.Name) and func.value.id in ("self", "cls"):
@@ -233,7 +247,9 @@ def _placement(unit: Unit, node: ast.AST, loop: ast.AST) -> tuple[bool, bool, bo
         elif isinstance(anc, ast.Try) or anc.__class__.__name__ == "TryStar":
             if child in anc.orelse:  # type: ignore[attr-defined]
                 unconditional = straight = False
-        elif isinstance(anc, (ast.match_case, ast.IfExp, ast.BoolOp, ast.comprehension)) or isinstance(anc, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+        elif isinstance(anc, (ast.match_case, ast.IfExp, ast.BoolOp, ast.comprehension)) or isinstance(
+            anc, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+        ):
             unconditional = straight = False
         child = anc
     return None
@@ -389,17 +405,72 @@ def loop_level_statement(unit: Unit, node: ast.AST, loop: ast.AST) -> ast.stmt |
 
 # nn.Module methods that do not run a forward pass
 _MODULE_METHODS = {
-    "parameters", "named_parameters", "buffers", "named_buffers", "children", "named_children", "modules",
-    "named_modules", "state_dict", "load_state_dict", "train", "eval", "to", "cuda", "cpu", "half", "float",
-    "double", "zero_grad", "apply", "requires_grad_", "register_buffer", "register_parameter", "add_module",
-    "register_forward_hook", "register_full_backward_hook", "get_submodule", "get_parameter", "extra_repr",
+    "parameters",
+    "named_parameters",
+    "buffers",
+    "named_buffers",
+    "children",
+    "named_children",
+    "modules",
+    "named_modules",
+    "state_dict",
+    "load_state_dict",
+    "train",
+    "eval",
+    "to",
+    "cuda",
+    "cpu",
+    "half",
+    "float",
+    "double",
+    "zero_grad",
+    "apply",
+    "requires_grad_",
+    "register_buffer",
+    "register_parameter",
+    "add_module",
+    "register_forward_hook",
+    "register_full_backward_hook",
+    "get_submodule",
+    "get_parameter",
+    "extra_repr",
 }
 # names of parameters / variables that conventionally hold an nn.Module
-_MODEL_WORDS = ("model", "net", "encoder", "decoder", "generator", "discriminator", "critic", "actor", "policy")
+_MODEL_WORDS = (
+    "model",
+    "net",
+    "encoder",
+    "decoder",
+    "generator",
+    "discriminator",
+    "critic",
+    "actor",
+    "policy",
+)
 # method calls whose result no longer carries the autograd graph
 _NON_SAVING = {
-    "sum", "mean", "view", "reshape", "flatten", "squeeze", "unsqueeze", "t", "transpose", "permute",
-    "expand", "contiguous", "clone", "to", "add", "sub", "neg", "float", "double", "cpu", "cuda", "len",
+    "sum",
+    "mean",
+    "view",
+    "reshape",
+    "flatten",
+    "squeeze",
+    "unsqueeze",
+    "t",
+    "transpose",
+    "permute",
+    "expand",
+    "contiguous",
+    "clone",
+    "to",
+    "add",
+    "sub",
+    "neg",
+    "float",
+    "double",
+    "cpu",
+    "cuda",
+    "len",
 }
 DETACHING = {"detach", "item", "tolist", "numpy", "detach_", "requires_grad_"}
 
@@ -436,7 +507,9 @@ class ScopeFlow:
             for target in targets:
                 for sub in ast.walk(target):
                     if isinstance(sub, ast.Name):
-                        self.bindings.setdefault(sub.id, []).append(((node.lineno, node.col_offset), node, value))
+                        self.bindings.setdefault(sub.id, []).append(
+                            ((node.lineno, node.col_offset), node, value)
+                        )
                         if isinstance(value, ast.Call):
                             if module.is_layer_constructor(value) or module.call_name(value) in (
                                 "torch.nn.Parameter",

@@ -135,7 +135,13 @@ class Rule:
     @classmethod
     def full_explanation(cls) -> str:
         """Markdown used by hover, `gradguard explain` and the docs."""
-        parts = [f"## {cls.code} {cls.name}", "", cls.summary.strip(), "", textwrap.dedent(cls.explanation).strip()]
+        parts = [
+            f"## {cls.code} {cls.name}",
+            "",
+            cls.summary.strip(),
+            "",
+            textwrap.dedent(cls.explanation).strip(),
+        ]
         if cls.INVALID:
             example = cls.INVALID[0]
             parts += ["", "### Example", "", "```python", example.code.rstrip(), "```"]

@@ -53,12 +53,40 @@ _NUMPY_FLOAT_MAKERS = {
 }
 # tensor methods that keep shape and dtype
 _SAME = {
-    "contiguous", "clone", "detach", "relu", "sigmoid", "tanh", "exp", "log", "abs", "neg", "cpu", "cuda",
-    "requires_grad_", "sqrt", "square", "sin", "cos", "softmax", "log_softmax", "clamp", "pin_memory",
+    "contiguous",
+    "clone",
+    "detach",
+    "relu",
+    "sigmoid",
+    "tanh",
+    "exp",
+    "log",
+    "abs",
+    "neg",
+    "cpu",
+    "cuda",
+    "requires_grad_",
+    "sqrt",
+    "square",
+    "sin",
+    "cos",
+    "softmax",
+    "log_softmax",
+    "clamp",
+    "pin_memory",
 }
 _TORCH_SAME = {
-    "torch.relu", "torch.sigmoid", "torch.tanh", "torch.exp", "torch.abs", "torch.sin", "torch.cos",
-    "torch.nn.functional.relu", "torch.nn.functional.gelu", "torch.nn.functional.dropout", "torch.softmax",
+    "torch.relu",
+    "torch.sigmoid",
+    "torch.tanh",
+    "torch.exp",
+    "torch.abs",
+    "torch.sin",
+    "torch.cos",
+    "torch.nn.functional.relu",
+    "torch.nn.functional.gelu",
+    "torch.nn.functional.dropout",
+    "torch.softmax",
 }
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
@@ -149,7 +177,16 @@ def _contains(outer: ast.AST, inner: ast.AST) -> bool:
 _BINDS_AFTER = (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr)
 
 
-_BINDERS = (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.AsyncFor, ast.With, ast.AsyncWith, ast.NamedExpr)
+_BINDERS = (
+    ast.Assign,
+    ast.AnnAssign,
+    ast.AugAssign,
+    ast.For,
+    ast.AsyncFor,
+    ast.With,
+    ast.AsyncWith,
+    ast.NamedExpr,
+)
 
 
 def scope_binders(unit: Unit) -> dict[int, list[ast.AST]]:
@@ -201,7 +238,9 @@ def nn_bound_names(unit: Unit) -> frozenset[str]:
         for kind in (ast.Assign, ast.AnnAssign):
             for node in unit.nodes_of(kind):
                 value = node.value  # type: ignore[attr-defined]
-                if isinstance(value, ast.Call) and (unit.module.call_name(value) or "").startswith("torch.nn."):
+                if isinstance(value, ast.Call) and (unit.module.call_name(value) or "").startswith(
+                    "torch.nn."
+                ):
                     targets = node.targets if isinstance(node, ast.Assign) else [node.target]  # type: ignore[attr-defined]
                     names.update(t.id for t in targets if isinstance(t, ast.Name))
         cached = unit.__dict__["_gg_nn_names"] = frozenset(names)
@@ -226,7 +265,11 @@ class Inference:
     def int_value(self, node: ast.AST, depth: int = 0) -> int | None:
         if depth > 20:
             return None
-        if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, int)
+            and not isinstance(node.value, bool)
+        ):
             return node.value
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             inner = self.int_value(node.operand, depth + 1)
@@ -253,7 +296,11 @@ class Inference:
                 if shape is not None and index is not None and -len(shape) <= index < len(shape):
                     return shape[index]
             return None
-        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "shape":
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "shape"
+        ):
             shape = self.shape(node.value.value, depth + 1)
             index = self.int_value(node.slice, depth + 1)
             if shape is not None and index is not None and -len(shape) <= index < len(shape):
@@ -342,7 +389,11 @@ class Inference:
         if method == "permute":
             inner = self.shape(receiver, depth + 1)
             order = self.int_list(node.args, depth)
-            if inner is None or order is None or sorted(o % len(inner) for o in order) != list(range(len(inner))):
+            if (
+                inner is None
+                or order is None
+                or sorted(o % len(inner) for o in order) != list(range(len(inner)))
+            ):
                 return None
             return tuple(inner[o] for o in order)
         if method == "unsqueeze" and len(node.args) == 1:
@@ -407,7 +458,12 @@ class Inference:
         if not isinstance(node, ast.Call):
             return None
         name = self.module.call_name(node)
-        if name in _SHAPE_FACTORIES or name in ("torch.randn_like", "torch.full", "torch.eye", "torch.linspace"):
+        if name in _SHAPE_FACTORIES or name in (
+            "torch.randn_like",
+            "torch.full",
+            "torch.eye",
+            "torch.linspace",
+        ):
             explicit = keyword(node, "dtype")
             if explicit is not None:
                 return _DTYPES.get(self.module.qualname(explicit) or "")
@@ -445,7 +501,16 @@ class Inference:
             if keyword(node, "dtype") is None and len(node.args) == 1 and isinstance(target, ast.Constant):
                 return self.dtype(receiver, depth + 1)  # .to("cuda")
             return None
-        if method in _SAME or method in ("view", "reshape", "flatten", "t", "transpose", "permute", "unsqueeze", "squeeze"):
+        if method in _SAME or method in (
+            "view",
+            "reshape",
+            "flatten",
+            "t",
+            "transpose",
+            "permute",
+            "unsqueeze",
+            "squeeze",
+        ):
             return self.dtype(receiver, depth + 1)
         return None
 
@@ -546,7 +611,11 @@ def _literal_shape(node: ast.AST) -> Shape | None:
         if any(s is None for s in inner) or len(set(inner)) != 1:
             return None
         return (len(node.elts),) + inner[0]  # type: ignore[operator]
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+    if (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, (int, float))
+        and not isinstance(node.value, bool)
+    ):
         return ()
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         return _literal_shape(node.operand)
@@ -554,7 +623,7 @@ def _literal_shape(node: ast.AST) -> Shape | None:
 
 
 def _literal_kind(node: ast.AST) -> str | None:
-    """"float" when a nested literal has a float, "int" when all ints, None otherwise."""
+    """ "float" when a nested literal has a float, "int" when all ints, None otherwise."""
     kinds = set()
     for sub in _leaves(node):
         if sub is None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-_NOQA = re.compile(r"#\s*noqa(?P<sep>\s*:\s*(?P<codes>[A-Za-z]+[0-9]+(?:\s*[,\s]\s*[A-Za-z]+[0-9]+)*))?", re.I)
+_NOQA = re.compile(
+    r"#\s*noqa(?P<sep>\s*:\s*(?P<codes>[A-Za-z]+[0-9]+(?:\s*[,\s]\s*[A-Za-z]+[0-9]+)*))?", re.I
+)
 _IGNORE = re.compile(r"#\s*gradguard\s*:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.I)
 _CODE = re.compile(r"[A-Za-z]+[0-9]+")
 

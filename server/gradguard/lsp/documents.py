@@ -58,7 +58,9 @@ def from_char_column(content: str, column: int, encoding: str = UTF16) -> int:
         return column
     if encoding == UTF16:
         return sum(2 if ord(ch) > 0xFFFF else 1 for ch in prefix)
-    return sum(1 if ord(ch) < 0x80 else 2 if ord(ch) < 0x800 else 3 if ord(ch) < 0x10000 else 4 for ch in prefix)
+    return sum(
+        1 if ord(ch) < 0x80 else 2 if ord(ch) < 0x800 else 3 if ord(ch) < 0x10000 else 4 for ch in prefix
+    )
 
 
 def uri_to_path(uri: str) -> str:
@@ -191,7 +193,9 @@ def _cell_python(text: str) -> str:
         out = ["#" + content_of(lines[0])[1:] + lines[0][len(content_of(lines[0])) :]]
         for line in lines[1:]:
             body = content_of(line)
-            out.append(line if keep else "#" * min(1, len(body)) + " " * max(0, len(body) - 1) + line[len(body) :])
+            out.append(
+                line if keep else "#" * min(1, len(body)) + " " * max(0, len(body) - 1) + line[len(body) :]
+            )
         return "".join(out)
     out = []
     for line in lines:

@@ -56,8 +56,8 @@ NOTES: dict[str, str] = {
     "save_for_backward": (
         "**`ctx.save_for_backward(*tensors)`** in a custom Function's `forward` keeps tensors "
         "for `backward`, which reads them back as `ctx.saved_tensors`. Autograd checks that they "
-        "were not modified in place in between; if they were, backward raises \"one of the "
-        "variables needed for gradient computation has been modified by an inplace operation\". "
+        'were not modified in place in between; if they were, backward raises "one of the '
+        'variables needed for gradient computation has been modified by an inplace operation". '
         "Keep non-tensor values as attributes of `ctx`."
     ),
 }

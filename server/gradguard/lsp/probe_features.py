@@ -195,7 +195,9 @@ async def run_probe_command(ls: Any, state: ProbeState, args: tuple) -> dict:
             )
         )
         state.running[uri] = task
-        token = await _begin_progress(ls, state, f"gradguard: probing {target or os.path.basename(path)}", task)
+        token = await _begin_progress(
+            ls, state, f"gradguard: probing {target or os.path.basename(path)}", task
+        )
         try:
             report = await task
         except asyncio.CancelledError:

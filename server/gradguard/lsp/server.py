@@ -81,7 +81,9 @@ _ENCODINGS = {
 
 
 # -- conversions (usable by other modules) ---------------------------------------------------
-def lsp_range(doc: TextDoc, line: int, column: int, end_line: int, end_column: int, encoding: str = UTF16) -> types.Range:
+def lsp_range(
+    doc: TextDoc, line: int, column: int, end_line: int, end_column: int, encoding: str = UTF16
+) -> types.Range:
     """1-based code-point positions -> an LSP range in the client's units, clamped to the text."""
     sl, sc = doc.client_position(line - 1, column - 1, encoding)
     el, ec = doc.client_position(end_line - 1, end_column - 1, encoding)
@@ -165,7 +167,8 @@ class GradguardProtocol(LanguageServerProtocol):
         if isinstance(message, _InvalidRequest):
             log.warning("invalid %s request: %s", message.method, message.error)
             self._send_response(
-                message.id, error=JsonRpcInvalidParams(f"invalid params for {message.method}").to_response_error()
+                message.id,
+                error=JsonRpcInvalidParams(f"invalid params for {message.method}").to_response_error(),
             )
             return None
         return super().handle_message(message)
@@ -233,7 +236,9 @@ class GradguardServer(LanguageServer):
         self._logged_errors: set[tuple] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
-        self._engine = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradguard-engine")
+        self._engine = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="gradguard-engine"
+        )
         self.timings: list[float] = []
         # (uri, version, parse mode, lines re-parsed, analysis ms) of recent analyses
         self.stats: collections.deque = collections.deque(maxlen=1000)
@@ -444,7 +449,12 @@ class GradguardServer(LanguageServer):
                     types.MessageType.Error,
                 )
                 findings = []
-        state.findings, state.lines, state.version, state.spans = findings, snap.lines, snap.version, snap.spans
+        state.findings, state.lines, state.version, state.spans = (
+            findings,
+            snap.lines,
+            snap.version,
+            snap.spans,
+        )
         seconds = time.perf_counter() - started
         parse = state.parser.stats
         mode = "syntax-error" if syntax else parse.mode
@@ -463,7 +473,11 @@ class GradguardServer(LanguageServer):
             if finding.code == SyntaxErrorRule.code:
                 continue
             line, end_line = change.map_line(finding.line), change.map_line(finding.end_line)
-            if line is not None and end_line is not None and line - finding.line == end_line - finding.end_line:
+            if (
+                line is not None
+                and end_line is not None
+                and line - finding.line == end_line - finding.end_line
+            ):
                 kept.append(finding.shifted(line - finding.line))  # outside the edit: moved as a whole
                 continue
             # touched by the edit: lines inside the changed region keep their number (the
@@ -478,7 +492,9 @@ class GradguardServer(LanguageServer):
             kept.append(dataclasses.replace(finding, line=line, end_line=end_line, fix=None, alternatives=[]))
         return kept
 
-    def log_to_client_threadsafe(self, message: str, level: types.MessageType = types.MessageType.Info) -> None:
+    def log_to_client_threadsafe(
+        self, message: str, level: types.MessageType = types.MessageType.Info
+    ) -> None:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.log_to_client, message, level)
         else:
@@ -513,7 +529,9 @@ class GradguardServer(LanguageServer):
             local = finding.shifted(-span.start)
             if local.end_line > span.count:
                 local = dataclasses.replace(
-                    local, end_line=span.count, end_column=len(content_of(_line(self.store.get(span.uri), span.count))) + 1
+                    local,
+                    end_line=span.count,
+                    end_column=len(content_of(_line(self.store.get(span.uri), span.count))) + 1,
                 )
             per_cell[span.uri].append(local)
         previous = self._notebook_cells_published.get(key, set())
@@ -738,9 +756,13 @@ def initialize(ls: GradguardServer, params: types.InitializeParams) -> None:
             ls.set_settings(options.get("settings"))
         for key in options:
             if key not in ("settings", "workspaceTrusted"):
-                ls.log_to_client(f"gradguard: unknown initialization option {key!r} ignored", types.MessageType.Warning)
+                ls.log_to_client(
+                    f"gradguard: unknown initialization option {key!r} ignored", types.MessageType.Warning
+                )
     elif options is not None:
-        ls.log_to_client("gradguard: initializationOptions must be an object; ignored", types.MessageType.Warning)
+        ls.log_to_client(
+            "gradguard: initializationOptions must be an object; ignored", types.MessageType.Warning
+        )
     try:
         encoding = ls.protocol.workspace.position_encoding
     except RuntimeError:
@@ -796,16 +818,22 @@ async def did_change_configuration(ls: GradguardServer, params: types.DidChangeC
     if pushed:
         ls.set_settings(settings["gradguard"])
     pulled = await pull_configuration(ls)
-    if not pushed and not pulled and isinstance(settings, dict) and settings and set(settings) <= {
-        "enable", "select", "ignore", "severity", "lintOnChange", "debounceMs", "probe"
-    }:
+    if (
+        not pushed
+        and not pulled
+        and isinstance(settings, dict)
+        and settings
+        and set(settings) <= {"enable", "select", "ignore", "severity", "lintOnChange", "debounceMs", "probe"}
+    ):
         ls.set_settings(settings)  # some clients send the section's content directly
     ls.projects.invalidate()
     ls.reanalyse_all()
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
-async def did_change_workspace_folders(ls: GradguardServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
+async def did_change_workspace_folders(
+    ls: GradguardServer, params: types.DidChangeWorkspaceFoldersParams
+) -> None:
     for removed in params.event.removed or ():
         ls._folder_settings.pop(removed.uri, None)
     await pull_configuration(ls)
@@ -894,7 +922,9 @@ def _open_cells(ls: GradguardServer, notebook_uri: str, items) -> None:
 @server.feature(types.NOTEBOOK_DOCUMENT_DID_OPEN)
 def notebook_did_open(ls: GradguardServer, params: types.DidOpenNotebookDocumentParams) -> None:
     nb = params.notebook_document
-    notebook = Notebook(nb.uri, nb.notebook_type, nb.version, [Cell(c.document, int(c.kind)) for c in nb.cells])
+    notebook = Notebook(
+        nb.uri, nb.notebook_type, nb.version, [Cell(c.document, int(c.kind)) for c in nb.cells]
+    )
     ls.store.notebooks[nb.uri] = notebook
     _open_cells(ls, nb.uri, params.cell_text_documents)
     ls._states.pop(nb.uri, None)
@@ -938,7 +968,10 @@ def notebook_did_change(ls: GradguardServer, params: types.DidChangeNotebookDocu
 
 @server.feature(types.NOTEBOOK_DOCUMENT_DID_SAVE)
 def notebook_did_save(ls: GradguardServer, params: types.DidSaveNotebookDocumentParams) -> None:
-    if params.notebook_document.uri in ls.store.notebooks and ls.settings_for(params.notebook_document.uri).enable:
+    if (
+        params.notebook_document.uri in ls.store.notebooks
+        and ls.settings_for(params.notebook_document.uri).enable
+    ):
         ls.schedule(params.notebook_document.uri, 0)
 
 
@@ -1073,7 +1106,9 @@ async def code_action(ls: GradguardServer, params: types.CodeActionParams):
                     kind=types.CodeActionKind.QuickFix,
                     diagnostics=[diagnostic],
                     command=types.Command(
-                        title=f"Show documentation for {finding.code}", command=CMD_SHOW_DOCS, arguments=[finding.code]
+                        title=f"Show documentation for {finding.code}",
+                        command=CMD_SHOW_DOCS,
+                        arguments=[finding.code],
                     ),
                 )
             )
@@ -1149,7 +1184,9 @@ async def hover(ls: GradguardServer, params: types.HoverParams) -> types.Hover |
                 parts.append(f"**{finding.message}**\n\n" + rule.full_explanation())
             else:
                 parts.append(f"**{finding.code}** ({finding.source}): {finding.message}")
-            hit_range = lsp_range(doc, finding.line, finding.column, finding.end_line, finding.end_column, ls.encoding)
+            hit_range = lsp_range(
+                doc, finding.line, finding.column, finding.end_line, finding.end_column, ls.encoding
+            )
     if not parts and line < len(doc.lines):
         note = hover_notes.note_for(content_of(doc.lines[line]), column)
         if note is not None:
@@ -1175,7 +1212,7 @@ def _markdown_supported(ls: GradguardServer) -> bool:
 @server.command(CMD_EXPLAIN)
 def explain_rule(ls: GradguardServer, *args: Any) -> str:
     if not args or not isinstance(args[0], str):
-        raise JsonRpcInvalidParams(f"{CMD_EXPLAIN} expects a rule code, e.g. [\"GG202\"]")
+        raise JsonRpcInvalidParams(f'{CMD_EXPLAIN} expects a rule code, e.g. ["GG202"]')
     rule = rule_class(args[0].strip())
     if rule is None:
         raise JsonRpcInvalidParams(f"unknown rule {args[0]!r}")
@@ -1196,7 +1233,9 @@ async def show_documentation(ls: GradguardServer, *args: Any) -> bool:
         except Exception as exc:  # noqa: BLE001
             log.warning("showDocument failed: %s", exc)
     ls.window_show_message(
-        types.ShowMessageParams(type=types.MessageType.Info, message=f"{rule.code} {rule.name}: {rule.doc_url()}")
+        types.ShowMessageParams(
+            type=types.MessageType.Info, message=f"{rule.code} {rule.name}: {rule.doc_url()}"
+        )
     )
     return True
 
@@ -1229,13 +1268,19 @@ async def fix_all(ls: GradguardServer, *args: Any) -> dict:
     if doc is None:
         return {"applied": False, "fixes": 0, "reason": "document not open"}
     if len(args) > 1 and args[1] is not None and args[1] != doc.version:
-        return {"applied": False, "fixes": 0, "reason": f"document is at version {doc.version}, not {args[1]}"}
+        return {
+            "applied": False,
+            "fixes": 0,
+            "reason": f"document is at version {doc.version}, not {args[1]}",
+        }
     edits, count, versions = await ls.in_engine(ls.fix_all_edits, uri)
     if not count:
         return {"applied": False, "fixes": 0, "reason": "nothing to fix"}
     try:
         result = await ls.workspace_apply_edit_async(
-            types.ApplyWorkspaceEditParams(edit=ls.workspace_edit(edits, versions), label="gradguard: fix all")
+            types.ApplyWorkspaceEditParams(
+                edit=ls.workspace_edit(edits, versions), label="gradguard: fix all"
+            )
         )
     except Exception as exc:  # noqa: BLE001
         return {"applied": False, "fixes": 0, "reason": f"workspace/applyEdit failed: {exc}"}
@@ -1255,7 +1300,9 @@ except ImportError as _exc:  # pragma: no cover - depends on the optional module
 def start(log_level: str = "info") -> None:
     """Run the server on stdio (used by `gradguard lsp`)."""
     level = getattr(logging, str(log_level).upper(), logging.INFO)
-    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
     # pygls logs every message body at INFO: keep its own loggers quiet unless debugging
     logging.getLogger("pygls").setLevel(logging.DEBUG if level <= logging.DEBUG else logging.WARNING)
     server.start_io()

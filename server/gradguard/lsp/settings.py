@@ -62,7 +62,9 @@ def parse_settings(raw: object) -> Settings:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        return Settings(warnings=(f"gradguard settings must be an object, got {type(raw).__name__}; ignored",))
+        return Settings(
+            warnings=(f"gradguard settings must be an object, got {type(raw).__name__}; ignored",)
+        )
     for key in raw:
         if key not in KNOWN_KEYS:
             problems.append(f"gradguard.{key}: unknown setting ignored")

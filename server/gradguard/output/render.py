@@ -35,7 +35,9 @@ def use_color(choice: str, stream=None) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
-def render(findings: list[Finding], fmt: str, color: bool = False, notes: Iterable[tuple[str, str]] = ()) -> str:
+def render(
+    findings: list[Finding], fmt: str, color: bool = False, notes: Iterable[tuple[str, str]] = ()
+) -> str:
     if fmt == "json":
         return json.dumps([f.to_dict() for f in findings], indent=2) + "\n"
     if fmt == "sarif":

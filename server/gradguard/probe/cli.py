@@ -30,8 +30,10 @@ def run_probe(args: argparse.Namespace) -> int:
         print("gradguard: error: --timeout must be positive", file=sys.stderr)
         return EXIT_USAGE
     if args.memory_mb < MIN_MEMORY_MB:
-        print(f"gradguard: note: --memory-mb raised to {MIN_MEMORY_MB} (importing torch needs about 0.5 GB)",
-              file=sys.stderr)
+        print(
+            f"gradguard: note: --memory-mb raised to {MIN_MEMORY_MB} (importing torch needs about 0.5 GB)",
+            file=sys.stderr,
+        )
     python = args.python or sys.executable
     try:
         report = asyncio.run(

@@ -88,7 +88,9 @@ async def probe_source(
             return report
         load_error = next((e for e in run.events if e.get("event") == "load-error"), None)
         if load_error is not None:
-            finding = _error_finding(planned, pending[0], load_error["error"], "while running the file's definitions")
+            finding = _error_finding(
+                planned, pending[0], load_error["error"], "while running the file's definitions"
+            )
             if load_error["error"].get("type") in ("ImportError", "ModuleNotFoundError"):
                 # the interpreter lacks a package: the probe could not run, the code is not wrong
                 finding.severity = Severity.INFORMATION
@@ -122,7 +124,9 @@ async def probe_source(
             restarts += 1
             if restarts > MAX_RESTARTS:
                 for t in pending:
-                    report.notes.append(TargetNote(t.name, t.kind, t.line, "not probed: earlier targets crashed"))
+                    report.notes.append(
+                        TargetNote(t.name, t.kind, t.line, "not probed: earlier targets crashed")
+                    )
                 break
     return _finish(report)
 
@@ -150,7 +154,9 @@ def _finish(report: ProbeReport) -> ProbeReport:
 
 
 # -- findings --------------------------------------------------------------------------------------
-def _finding(rule, planned: FileTargets, node_or_range, message: str, severity: Severity | None = None) -> Finding:
+def _finding(
+    rule, planned: FileTargets, node_or_range, message: str, severity: Severity | None = None
+) -> Finding:
     if isinstance(node_or_range, tuple):
         line, col, end_line, end_col = node_or_range
     else:
@@ -211,13 +217,21 @@ def _first_line(text: str) -> str:
 
 def _describe_target(target: Target, result: dict | None = None) -> str:
     if target.kind == "module":
-        ctor = (result or {}).get("ctor") or (target.ctors[0]["text"] if target.ctors else f"{target.name}(...)")
+        ctor = (result or {}).get("ctor") or (
+            target.ctors[0]["text"] if target.ctors else f"{target.name}(...)"
+        )
         return f"`{ctor}`"
     return f"`{target.name}.apply`"
 
 
-def _error_finding(planned: FileTargets, target: Target, error: dict, when: str, at_class: bool = False,
-                   result: dict | None = None) -> Finding:
+def _error_finding(
+    planned: FileTargets,
+    target: Target,
+    error: dict,
+    when: str,
+    at_class: bool = False,
+    result: dict | None = None,
+) -> Finding:
     frames = error.get("frames") or []
     kind = error.get("type", "Error")
     message = error.get("message", "")
@@ -256,8 +270,13 @@ def _add_result(report: ProbeReport, planned: FileTargets, target: Target, resul
     reported = 0
     if status == "cannot-build":
         report.findings.append(
-            _finding(ProbeError, planned, _class_range(planned, target),
-                     f"The probe could not run `{target.name}`: {result.get('message')}", Severity.INFORMATION)
+            _finding(
+                ProbeError,
+                planned,
+                _class_range(planned, target),
+                f"The probe could not run `{target.name}`: {result.get('message')}",
+                Severity.INFORMATION,
+            )
         )
     elif status == "error":
         error = result["error"]
@@ -303,8 +322,11 @@ def _later_inplace_write(planned: FileTargets, line: int) -> tuple[int, str] | N
         if not (node.lineno <= line <= (node.end_lineno or node.lineno)):
             continue
         assigned = [
-            s for s in ast.walk(node)
-            if isinstance(s, ast.Assign) and s.lineno == line and len(s.targets) == 1
+            s
+            for s in ast.walk(node)
+            if isinstance(s, ast.Assign)
+            and s.lineno == line
+            and len(s.targets) == 1
             and isinstance(s.targets[0], ast.Name)
         ]
         if not assigned:
@@ -317,7 +339,8 @@ def _later_inplace_write(planned: FileTargets, line: int) -> tuple[int, str] | N
             hit = False
             if isinstance(stmt, ast.Assign):
                 hit = any(
-                    isinstance(t, (ast.Subscript, ast.Attribute)) and _root_name(t) == name for t in stmt.targets
+                    isinstance(t, (ast.Subscript, ast.Attribute)) and _root_name(t) == name
+                    for t in stmt.targets
                 )
                 if any(isinstance(t, ast.Name) and t.id == name for t in stmt.targets):
                     writes.append((stmt.lineno, None))  # rebound: later writes are to something else
@@ -327,7 +350,9 @@ def _later_inplace_write(planned: FileTargets, line: int) -> tuple[int, str] | N
             elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
                 func = stmt.value.func
                 hit = (
-                    isinstance(func, ast.Attribute) and func.attr.endswith("_") and not func.attr.endswith("__")
+                    isinstance(func, ast.Attribute)
+                    and func.attr.endswith("_")
+                    and not func.attr.endswith("__")
                     and _root_name(func.value) == name
                 )
             if hit:
@@ -342,8 +367,22 @@ def _later_inplace_write(planned: FileTargets, line: int) -> tuple[int, str] | N
 def _statement_text(planned: FileTargets, line: int) -> str:
     """The code of the statement starting on `line`, without its comment."""
     for node in ast.walk(planned.tree):
-        if isinstance(node, ast.stmt) and node.lineno == line and not isinstance(
-            node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For, ast.While, ast.With, ast.Try)
+        if (
+            isinstance(node, ast.stmt)
+            and node.lineno == line
+            and not isinstance(
+                node,
+                (
+                    ast.FunctionDef,
+                    ast.AsyncFunctionDef,
+                    ast.ClassDef,
+                    ast.If,
+                    ast.For,
+                    ast.While,
+                    ast.With,
+                    ast.Try,
+                ),
+            )
         ):
             return planned.source.segment(node).splitlines()[0]
     return planned.source.line_text(line).strip()
@@ -358,8 +397,14 @@ def _root_name(node: ast.AST) -> str | None:
 def _needs_gpu(message: str) -> bool:
     lowered = message.lower()
     return "cuda" in lowered and any(
-        word in lowered for word in ("not compiled with cuda", "nvidia driver", "cuda is not available",
-                                     "no cuda gpus", "found no nvidia")
+        word in lowered
+        for word in (
+            "not compiled with cuda",
+            "nvidia driver",
+            "cuda is not available",
+            "no cuda gpus",
+            "found no nvidia",
+        )
     )
 
 
@@ -409,8 +454,26 @@ _OP_WORDS = {
 }
 
 
-_COMPARISONS = {"lt", "le", "gt", "ge", "eq", "ne", "__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__",
-                "greater", "less", "greater_equal", "less_equal", "equal", "not_equal"}
+_COMPARISONS = {
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "eq",
+    "ne",
+    "__lt__",
+    "__le__",
+    "__gt__",
+    "__ge__",
+    "__eq__",
+    "__ne__",
+    "greater",
+    "less",
+    "greater_equal",
+    "less_equal",
+    "equal",
+    "not_equal",
+}
 
 
 def _op_words(op: str) -> str:
@@ -421,7 +484,9 @@ def _op_words(op: str) -> str:
     return f"`{op}`, which has no gradient"
 
 
-def _definition_site(planned: FileTargets, owners: list) -> tuple[ast.AST | None, str | None, ast.ClassDef | None]:
+def _definition_site(
+    planned: FileTargets, owners: list
+) -> tuple[ast.AST | None, str | None, ast.ClassDef | None]:
     """(the statement that defined the parameter or its layer, attribute, owning class)."""
     for index in range(len(owners) - 1, -1, -1):
         cls_name, is_user, attr = owners[index]
@@ -488,9 +553,15 @@ def _no_gradient_findings(
         if attr is not None and cls is not None:
             other = _used_only_elsewhere(planned, cls, attr)
             if other is not None:
-                report.notes.append(TargetNote(target.name, target.kind, target.line,
-                                               f"{param['name']}: no gradient from forward; `self.{attr}` is used "
-                                               f"by `{other}` instead (not reported)"))
+                report.notes.append(
+                    TargetNote(
+                        target.name,
+                        target.kind,
+                        target.line,
+                        f"{param['name']}: no gradient from forward; `self.{attr}` is used "
+                        f"by `{other}` instead (not reported)",
+                    )
+                )
                 continue
         group = groups.setdefault(id(node), {"node": node, "attr": attr, "params": []})
         group["params"].append(param)
@@ -516,8 +587,10 @@ def _no_gradient_findings(
                     # running a layer under no_grad is a deliberate choice (a teacher or target
                     # network): say it, but as information
                     severity = Severity.INFORMATION
-                    text += "; if that is intended (a frozen teacher or target network), freeze it with " \
-                            "`.requires_grad_(False)`"
+                    text += (
+                        "; if that is intended (a frozen teacher or target network), freeze it with "
+                        "`.requires_grad_(False)`"
+                    )
             elif first.get("used") is False:
                 where = f"`self.{attr}`" if attr else "it"
                 text = f"{names} {verb} no gradient: {where} is never used in the forward pass"
@@ -532,7 +605,9 @@ def _no_gradient_findings(
         if origin.startswith("inferred"):
             # the probe guessed the input: say which, so a shape-dependent forward can be judged
             text += f" [input {result.get('input')}, {origin}]"
-        findings.append(_finding(NoGradient, planned, _site_node_range(planned, group["node"]), text, severity))
+        findings.append(
+            _finding(NoGradient, planned, _site_node_range(planned, group["node"]), text, severity)
+        )
     return findings, sum(len(group["params"]) for group in groups.values())
 
 
@@ -545,7 +620,7 @@ def _gradcheck_finding(planned: FileTargets, target: Target, result: dict) -> Fi
     params = []
     if forward is not None:
         positional = forward.args.posonlyargs + forward.args.args
-        params = [a.arg for a in positional[(0 if "setup_context" in methods else 1):]]
+        params = [a.arg for a in positional[(0 if "setup_context" in methods else 1) :]]
     if status == "grad-count":
         node = backward_return_element(target.node, methods, None)
         text = (
@@ -580,8 +655,10 @@ _STACK_LINE = re.compile(r'File "(?P<file>.*)", line (?P<line>\d+) in (?P<func>\
 def _crash_finding(planned: FileTargets, target: Target, run: SandboxResult, timeout: float) -> Finding:
     stage = run.last_stage()
     stage_name = stage.get("stage", "") if stage else ""
-    when = _stage_words(stage_name, target, None) if stage and stage.get("target") == target.name else (
-        "while importing torch" if stage_name == "import torch" else "while loading the file"
+    when = (
+        _stage_words(stage_name, target, None)
+        if stage and stage.get("target") == target.name
+        else ("while importing torch" if stage_name == "import torch" else "while loading the file")
     )
     where = None
     if run.timed_out:

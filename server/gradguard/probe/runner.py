@@ -113,7 +113,13 @@ def current_user_frame() -> dict | None:
     while frame is not None:
         if frame.f_code.co_filename == _user_path:
             line, end_line, col, end_col = _frame_position(frame)
-            return {"line": line, "end_line": end_line, "col": col, "end_col": end_col, "function": frame.f_code.co_name}
+            return {
+                "line": line,
+                "end_line": end_line,
+                "col": col,
+                "end_col": end_col,
+                "function": frame.f_code.co_name,
+            }
         frame = frame.f_back
     return None
 
@@ -190,7 +196,9 @@ def load_user_module(source: str, path: str) -> types.ModuleType:
     sys.modules[USER_MODULE] = module
     namespace = module.__dict__
     for stmt in tree.body:
-        if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        if isinstance(
+            stmt, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+        ):
             required = True
         elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             if _calls_local_function(stmt, local_functions):
@@ -217,9 +225,26 @@ class CannotBuild(Exception):
 
 
 _MISMATCH_WORDS = (
-    "shape", "size", "dimension", "dim ", "mat1", "mat2", "channels", "expected input", "must match",
-    "dtype", "view", "reshape", "index out of range", "out of bounds", "positional argument", "unpack",
-    "indices", "subscriptable", "tensor", "not iterable",
+    "shape",
+    "size",
+    "dimension",
+    "dim ",
+    "mat1",
+    "mat2",
+    "channels",
+    "expected input",
+    "must match",
+    "dtype",
+    "view",
+    "reshape",
+    "index out of range",
+    "out of bounds",
+    "positional argument",
+    "unpack",
+    "indices",
+    "subscriptable",
+    "tensor",
+    "not iterable",
 )
 
 
@@ -277,8 +302,21 @@ def first_layer_inputs(model, attr: str | None, torch) -> tuple[list[dict], str]
         where = f"self.{children[0][0]}"
         layer = children[0][1]
     known = (
-        nn.Linear, nn.Bilinear, nn.Embedding, nn.EmbeddingBag, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.RNN, nn.LSTM,
-        nn.GRU, nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.TransformerEncoderLayer, nn.MultiheadAttention,
+        nn.Linear,
+        nn.Bilinear,
+        nn.Embedding,
+        nn.EmbeddingBag,
+        nn.Conv1d,
+        nn.Conv2d,
+        nn.Conv3d,
+        nn.RNN,
+        nn.LSTM,
+        nn.GRU,
+        nn.BatchNorm1d,
+        nn.BatchNorm2d,
+        nn.LayerNorm,
+        nn.TransformerEncoderLayer,
+        nn.MultiheadAttention,
     )
     for _ in range(20):
         if isinstance(layer, known):
@@ -310,7 +348,9 @@ def first_layer_inputs(model, attr: str | None, torch) -> tuple[list[dict], str]
     conv_sizes = {nn.Conv1d: (32,), nn.Conv2d: (32, 32), nn.Conv3d: (16, 16, 16)}
     for conv, sizes in conv_sizes.items():
         if isinstance(layer, conv):
-            return shape(BATCH, layer.in_channels, *sizes), f"{where} = {name}(in_channels={layer.in_channels})"
+            return shape(
+                BATCH, layer.in_channels, *sizes
+            ), f"{where} = {name}(in_channels={layer.in_channels})"
     if isinstance(layer, (nn.RNN, nn.LSTM, nn.GRU)):
         dims = (BATCH, 8, layer.input_size) if layer.batch_first else (8, BATCH, layer.input_size)
         return shape(*dims), f"{where} = {name}(input_size={layer.input_size})"
@@ -333,9 +373,13 @@ def parameter_inputs(model) -> tuple[list[dict], str]:
     self.weight)` takes `weight.shape[1]` features; a per-feature scale takes `n`)."""
     for pname, param in model.named_parameters():
         if param.dim() == 2:
-            return [{"kind": "shape", "shape": [BATCH, int(param.shape[1])]}], f"self.{pname} of shape {tuple(param.shape)}"
+            return [
+                {"kind": "shape", "shape": [BATCH, int(param.shape[1])]}
+            ], f"self.{pname} of shape {tuple(param.shape)}"
         if param.dim() == 1 and param.numel() > 1:
-            return [{"kind": "shape", "shape": [BATCH, int(param.shape[0])]}], f"self.{pname} of shape {tuple(param.shape)}"
+            return [
+                {"kind": "shape", "shape": [BATCH, int(param.shape[0])]}
+            ], f"self.{pname} of shape {tuple(param.shape)}"
     raise CannotBuild("it has no layers or parameters to infer the input from")
 
 
@@ -484,12 +528,30 @@ class MetaUnavailable(Exception):
 
 
 _META_LIMIT_WORDS = (
-    "meta", "device", "data-dependent", "data dependent", "unbacked", "symbolic", "guard", "no data",
-    "fake impl", "not implemented", "numpy",
+    "meta",
+    "device",
+    "data-dependent",
+    "data dependent",
+    "unbacked",
+    "symbolic",
+    "guard",
+    "no data",
+    "fake impl",
+    "not implemented",
+    "numpy",
 )
 _SHAPE_WORDS = (
-    "shape", "size", "dimension", "mat1", "mat2", "reduction dim", "channels", "expected input", "must match",
-    "dim ", "invalid gradient",
+    "shape",
+    "size",
+    "dimension",
+    "mat1",
+    "mat2",
+    "reduction dim",
+    "channels",
+    "expected input",
+    "must match",
+    "dim ",
+    "invalid gradient",
 )
 
 
@@ -774,7 +836,11 @@ def _meta_pass(construct, target: dict, namespace: dict, torch, info: dict, set_
             with torch.device("meta"):
                 out = model(*inputs)
         except (Exception, ProbeExit, SystemExit) as exc:
-            if inferred and not meta_limitation(exc) and (looks_like_input_mismatch(exc) or meta_shape_error(exc)):
+            if (
+                inferred
+                and not meta_limitation(exc)
+                and (looks_like_input_mismatch(exc) or meta_shape_error(exc))
+            ):
                 first_error = first_error or exc
                 continue  # the guess was wrong, not the model: try the next guess
             if meta_shape_error(exc):
@@ -903,7 +969,9 @@ def probe_module(target: dict, namespace: dict, torch, info: dict) -> dict:
         try:
             return [build_spec(spec, namespace, torch, torch.float32) for spec in specs]
         except Exception as exc:
-            raise CannotBuild(f"cannot build the input {spec_text(specs)}: {type(exc).__name__}: {exc}") from None
+            raise CannotBuild(
+                f"cannot build the input {spec_text(specs)}: {type(exc).__name__}: {exc}"
+            ) from None
 
     def run_once(seed: int):
         inputs = make_inputs(seed)
@@ -1020,7 +1088,12 @@ def anomaly_from_warnings(caught) -> dict | None:
         user = [f for f in frames if f[0] == _user_path]
         if user:
             path, line, func, code = user[-1]
-            return {"line": int(line), "function": func, "code": code.strip(), "node": node.group(1) if node else ""}
+            return {
+                "line": int(line),
+                "function": func,
+                "code": code.strip(),
+                "node": node.group(1) if node else "",
+            }
     return None
 
 
@@ -1039,7 +1112,9 @@ def probe_function(target: dict, namespace: dict, torch, info: dict) -> dict:
     try:
         raw = [build_spec(spec, namespace, torch, torch.float64) for spec in specs]
     except Exception as exc:
-        raise CannotBuild(f"cannot build the inputs {spec_text(specs)}: {type(exc).__name__}: {exc}") from None
+        raise CannotBuild(
+            f"cannot build the inputs {spec_text(specs)}: {type(exc).__name__}: {exc}"
+        ) from None
     inputs = []
     for value in raw:
         if isinstance(value, torch.Tensor) and value.is_floating_point():
@@ -1075,8 +1150,13 @@ def probe_function(target: dict, namespace: dict, torch, info: dict) -> dict:
         text = str(exc)
         count = re.search(r"incorrect number of gradients \(expected (\d+), got (\d+)\)", text)
         if count:
-            return {**info, "status": "grad-count", "expected": int(count.group(1)), "got": int(count.group(2)),
-                    "message": text.splitlines()[0]}
+            return {
+                **info,
+                "status": "grad-count",
+                "expected": int(count.group(1)),
+                "got": int(count.group(2)),
+                "message": text.splitlines()[0],
+            }
         shape = re.search(r"invalid gradient at index (\d+)", text)
         if shape and inferred:
             # with guessed inputs a "wrong" shape may be our guess (a scale meant to be a scalar)
@@ -1086,7 +1166,12 @@ def probe_function(target: dict, namespace: dict, torch, info: dict) -> dict:
                 f"write the inputs in a comment above the class, e.g. `# gradguard: probe input=[(3, 3), (1,)]`"
             ) from None
         if shape:
-            return {**info, "status": "grad-shape", "index": int(shape.group(1)), "message": text.splitlines()[0]}
+            return {
+                **info,
+                "status": "grad-shape",
+                "index": int(shape.group(1)),
+                "message": text.splitlines()[0],
+            }
         if inferred and looks_like_input_mismatch(exc):
             raise CannotBuild(
                 f"the default inputs ({info['input']}) do not fit `{name}.backward`{at_line(exc)}: "
@@ -1098,13 +1183,18 @@ def probe_function(target: dict, namespace: dict, torch, info: dict) -> dict:
         return {**info, "status": "error", "error": described}
 
     if not gradcheck_applies:
-        return {**info, "status": "ok",
-                "note": f"forward returns {', '.join(low_precision)} for float64 inputs: gradcheck needs float64"}
+        return {
+            **info,
+            "status": "ok",
+            "note": f"forward returns {', '.join(low_precision)} for float64 inputs: gradcheck needs float64",
+        }
     emit({"event": "stage", "target": name, "stage": "gradcheck"})
     from torch.autograd.gradcheck import GradcheckError
 
     try:
-        ok = torch.autograd.gradcheck(cls.apply, tuple(inputs), eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True)
+        ok = torch.autograd.gradcheck(
+            cls.apply, tuple(inputs), eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True
+        )
     except GradcheckError as exc:
         ok = False
         message = str(exc).splitlines()[0] if str(exc) else "gradcheck failed"
@@ -1118,7 +1208,11 @@ def probe_function(target: dict, namespace: dict, torch, info: dict) -> dict:
         # deliberate surrogate (straight-through estimator); gradcheck does not apply
         return {**info, "status": "ok", "note": "straight-through estimator: forward is piecewise constant"}
     if worst.get("identity_forward"):
-        return {**info, "status": "ok", "note": "forward is the identity, backward rescales the gradient on purpose"}
+        return {
+            **info,
+            "status": "ok",
+            "note": "forward is the identity, backward rescales the gradient on purpose",
+        }
     return {**info, "status": "mismatch", "message": message, **worst}
 
 
@@ -1129,12 +1223,21 @@ def jacobian_errors(fn, inputs, torch, eps: float = 1e-6) -> dict | None:
     def flat_out(args):
         with torch.no_grad():
             out = fn(*args)
-        return torch.cat([t.reshape(-1).to(torch.float64) for t in tree_leaves(out)
-                          if isinstance(t, torch.Tensor) and t.is_floating_point()])
+        return torch.cat(
+            [
+                t.reshape(-1).to(torch.float64)
+                for t in tree_leaves(out)
+                if isinstance(t, torch.Tensor) and t.is_floating_point()
+            ]
+        )
 
     index_of = [i for i, x in enumerate(inputs) if isinstance(x, torch.Tensor) and x.requires_grad]
     out = fn(*inputs)
-    outs = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor) and t.is_floating_point() and t.requires_grad]
+    outs = [
+        t
+        for t in tree_leaves(out)
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and t.requires_grad
+    ]
     if not outs:
         return None
     flat = torch.cat([t.reshape(-1) for t in outs])
@@ -1192,8 +1295,14 @@ def run_target(target: dict, namespace: dict, torch) -> dict:
         result = {**info, "status": "cannot-build", "message": str(exc)}
     except (Exception, ProbeExit, SystemExit) as exc:
         result = {**info, "status": "error", "error": describe_exception(exc)}
-    result.update({"event": "result", "target": target["name"], "kind": target["kind"],
-                   "seconds": round(time.perf_counter() - start, 3)})
+    result.update(
+        {
+            "event": "result",
+            "target": target["name"],
+            "kind": target["kind"],
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+    )
     return result
 
 

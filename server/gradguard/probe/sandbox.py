@@ -108,7 +108,9 @@ async def run_sandboxed(
         reader = asyncio.ensure_future(drain())
         try:
             try:
-                await _wait_with_deadline(proc, events_path, timeout, import_timeout=max(IMPORT_TIMEOUT, timeout))
+                await _wait_with_deadline(
+                    proc, events_path, timeout, import_timeout=max(IMPORT_TIMEOUT, timeout)
+                )
             except asyncio.TimeoutError:
                 result.timed_out = True
                 # ask for a stack dump (faulthandler) to say where it was stuck, then kill

@@ -194,7 +194,11 @@ def _int_tuple(node: ast.expr) -> list[int] | None:
     if isinstance(node, (ast.Tuple, ast.List)) and node.elts:
         values = []
         for elt in node.elts:
-            if not (isinstance(elt, ast.Constant) and isinstance(elt.value, int) and not isinstance(elt.value, bool)):
+            if not (
+                isinstance(elt, ast.Constant)
+                and isinstance(elt.value, int)
+                and not isinstance(elt.value, bool)
+            ):
                 return None
             values.append(elt.value)
         return values
@@ -205,7 +209,11 @@ def _one_spec(node: ast.expr) -> dict:
     shape = _int_tuple(node)
     if shape is not None and not isinstance(node, ast.Constant):
         return {"kind": "shape", "shape": shape}
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("long", "int", "index"):
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("long", "int", "index")
+    ):
         dims = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, int)]
         high = 10
         for kw in node.keywords:
@@ -237,7 +245,9 @@ class _Scopes:
         self._index()
         self.module_names: set[str] = set()
         for stmt in tree.body:
-            for node in ast.walk(stmt) if isinstance(stmt, (ast.If, ast.Try)) and not _is_main_guard(stmt) else [stmt]:
+            for node in (
+                ast.walk(stmt) if isinstance(stmt, (ast.If, ast.Try)) and not _is_main_guard(stmt) else [stmt]
+            ):
                 if isinstance(node, (ast.Import, ast.ImportFrom)):
                     self.module_names.update((a.asname or a.name).split(".")[0] for a in node.names)
                 elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -255,10 +265,22 @@ class _Scopes:
             if isinstance(child, ast.ClassDef):
                 self._walk(child, child)
                 continue
-            if isinstance(child, ast.Assign) and len(child.targets) == 1 and isinstance(child.targets[0], ast.Name):
-                self.assignments.setdefault(id(scope), []).append((child.lineno, child.targets[0].id, child.value))
-            elif isinstance(child, ast.AnnAssign) and isinstance(child.target, ast.Name) and child.value is not None:
-                self.assignments.setdefault(id(scope), []).append((child.lineno, child.target.id, child.value))
+            if (
+                isinstance(child, ast.Assign)
+                and len(child.targets) == 1
+                and isinstance(child.targets[0], ast.Name)
+            ):
+                self.assignments.setdefault(id(scope), []).append(
+                    (child.lineno, child.targets[0].id, child.value)
+                )
+            elif (
+                isinstance(child, ast.AnnAssign)
+                and isinstance(child.target, ast.Name)
+                and child.value is not None
+            ):
+                self.assignments.setdefault(id(scope), []).append(
+                    (child.lineno, child.target.id, child.value)
+                )
             if isinstance(child, ast.Call):
                 self.calls.append((child, scope))
             self._walk(child, scope)
@@ -294,7 +316,9 @@ class _Scopes:
                 self.by_callee.setdefault(func.id, []).append((call, scope))
             elif isinstance(func, ast.Call) and isinstance(func.func, ast.Name):
                 self.by_inner.setdefault(func.func.id, []).append((call, scope))
-            elif isinstance(func, ast.Attribute) and func.attr == "apply" and isinstance(func.value, ast.Name):
+            elif (
+                isinstance(func, ast.Attribute) and func.attr == "apply" and isinstance(func.value, ast.Name)
+            ):
                 self.by_apply.setdefault(func.value.id, []).append((call, scope))
         self.holders: dict[str, list[tuple[str, int, int]]] = {}
         for scope_id, assigned in self.assignments.items():
@@ -311,14 +335,21 @@ class _Scopes:
 
 def _args_source(call: ast.Call) -> str:
     parts = [ast.unparse(a) for a in call.args]
-    parts += [f"**{ast.unparse(k.value)}" if k.arg is None else f"{k.arg}={ast.unparse(k.value)}" for k in call.keywords]
+    parts += [
+        f"**{ast.unparse(k.value)}" if k.arg is None else f"{k.arg}={ast.unparse(k.value)}"
+        for k in call.keywords
+    ]
     return ", ".join(parts)
 
 
 def _is_main_guard(stmt: ast.stmt) -> bool:
     test = getattr(stmt, "test", None)
-    return isinstance(stmt, ast.If) and isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) \
+    return (
+        isinstance(stmt, ast.If)
+        and isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
         and test.left.id == "__name__"
+    )
 
 
 def _usage_line(call: ast.AST) -> str:
@@ -329,8 +360,13 @@ def _plan_module(target: Target, comment: ProbeComment | None, scopes: _Scopes, 
     cls = target.node
     methods = target.unit.methods(cls)
     if comment is not None and isinstance(comment.ctor, ast.Call):
-        target.ctors.append({"args": _args_source(comment.ctor), "text": comment.ctor_text,
-                             "origin": f"probe comment, line {comment.line}"})
+        target.ctors.append(
+            {
+                "args": _args_source(comment.ctor),
+                "text": comment.ctor_text,
+                "origin": f"probe comment, line {comment.line}",
+            }
+        )
     inside = _nodes_inside(cls)
     for call, scope in scopes.constructions(target.name):
         if call in inside:
@@ -340,7 +376,9 @@ def _plan_module(target: Target, comment: ProbeComment | None, scopes: _Scopes, 
         text = ast.unparse(resolved)
         if any(c["text"] == text for c in target.ctors):
             continue
-        target.ctors.append({"args": _args_source(resolved), "text": text, "origin": f"used on {_usage_line(call)}"})
+        target.ctors.append(
+            {"args": _args_source(resolved), "text": text, "origin": f"used on {_usage_line(call)}"}
+        )
     init = methods.get("__init__")
     required = _required_params(init) if init is not None else []
     if not required and not any(c["args"] == "" for c in target.ctors):
@@ -388,7 +426,8 @@ def _model_call_inputs(name: str, scopes: _Scopes) -> tuple[list[dict], str] | N
         func = call.func
         direct = isinstance(func, ast.Call) and isinstance(func.func, ast.Name) and func.func.id == name
         via_var = isinstance(func, ast.Name) and any(
-            var == func.id and scope_id == id(scope) and lineno < call.lineno for var, scope_id, lineno in holders
+            var == func.id and scope_id == id(scope) and lineno < call.lineno
+            for var, scope_id, lineno in holders
         )
         if not (direct or via_var) or call.keywords or not call.args:
             continue
@@ -405,7 +444,11 @@ def _mentions_unbound(expr: ast.expr, scopes: _Scopes) -> bool:
     """A name still left after inlining is a loop variable, a batch from a DataLoader, ...:
     only module-level names (imports, classes, constants) and builtins exist in the child."""
     for node in ast.walk(expr):
-        if isinstance(node, ast.Name) and node.id not in scopes.module_names and not hasattr(builtins, node.id):
+        if (
+            isinstance(node, ast.Name)
+            and node.id not in scopes.module_names
+            and not hasattr(builtins, node.id)
+        ):
             return True
     return False
 

@@ -72,7 +72,11 @@ def _takes_gradient(func: FunctionNode) -> bool:
 
 def _delegates_to_autograd(func: FunctionNode) -> bool:
     for node in ast.walk(func):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _DELEGATING:
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in _DELEGATING
+        ):
             if node.func.attr == "grad" and not _is_autograd(node.func.value):
                 continue
             return True
@@ -80,8 +84,10 @@ def _delegates_to_autograd(func: FunctionNode) -> bool:
 
 
 def _is_autograd(node: ast.AST) -> bool:
-    return isinstance(node, ast.Attribute) and node.attr == "autograd" or (
-        isinstance(node, ast.Name) and node.id == "autograd"
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == "autograd"
+        or (isinstance(node, ast.Name) and node.id == "autograd")
     )
 
 
@@ -128,7 +134,9 @@ def _called(unit: Unit, func: FunctionNode) -> bool:
         if name != "backward" or call.args:
             return True
         # `loss.backward()` is the tensor method; `self.backward()` / `super().backward()` is ours
-        if isinstance(receiver, ast.Call) or (isinstance(receiver, ast.Name) and receiver.id in ("self", "cls")):
+        if isinstance(receiver, ast.Call) or (
+            isinstance(receiver, ast.Name) and receiver.id in ("self", "cls")
+        ):
             return True
     return False
 
@@ -505,4 +513,3 @@ class FakeBackward(Rule):
                 yield self.finding(
                     unit, func, self.message.format(method=func.name), fix=fix, alternatives=alternatives
                 )
-

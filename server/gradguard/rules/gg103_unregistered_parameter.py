@@ -360,7 +360,11 @@ class UnregisteredParameter(Rule):
                 calls.extend(n for n in walk(node.value) if isinstance(n, ast.Call))
                 func = node.value.func
                 flag = node.value.args[0] if node.value.args else keyword(node.value, "requires_grad")
-                if isinstance(func, ast.Attribute) and func.attr == "requires_grad_" and (flag is None or _is_true(flag)):
+                if (
+                    isinstance(func, ast.Attribute)
+                    and func.attr == "requires_grad_"
+                    and (flag is None or _is_true(flag))
+                ):
                     attr = self_attribute(func.value, me)
                     if attr:
                         later_grad.add(attr)  # self.w.requires_grad_()
@@ -450,7 +454,9 @@ class UnregisteredParameter(Rule):
         fix = None
         if nn:
             inner = _without_requires_grad(unit, value)
-            fix = self.make_fix("Wrap in `nn.Parameter(...)`", [replace_node(unit, value, f"{nn}.Parameter({inner})")])
+            fix = self.make_fix(
+                "Wrap in `nn.Parameter(...)`", [replace_node(unit, value, f"{nn}.Parameter({inner})")]
+            )
         return self.finding(unit, value, message, fix=fix)
 
     def _container(
@@ -465,9 +471,17 @@ class UnregisteredParameter(Rule):
         dict_like = isinstance(value, (ast.Dict, ast.DictComp)) or (
             empty and (isinstance(value, ast.Dict) or _call_name(value) in _EMPTY_DICT_CALLS)
         )
-        what = "layers" if kinds == {_KIND_MODULE} else "parameters" if kinds == {_KIND_PARAM} else "layers/parameters"
+        what = (
+            "layers"
+            if kinds == {_KIND_MODULE}
+            else "parameters"
+            if kinds == {_KIND_PARAM}
+            else "layers/parameters"
+        )
         container = "dict" if dict_like else "list" if not isinstance(value, ast.Tuple) else "tuple"
-        suggestion = ("Module" if kinds == {_KIND_MODULE} else "Parameter") + ("Dict" if dict_like else "List")
+        suggestion = ("Module" if kinds == {_KIND_MODULE} else "Parameter") + (
+            "Dict" if dict_like else "List"
+        )
         message = (
             f"`self.{attr}` is a plain Python {container} of {what}: `nn.Module` does not register them, so they "
             f"are missing from `.parameters()` (never trained) and `state_dict()`; use `nn.{suggestion}`"
@@ -490,7 +504,8 @@ def _container_text(
         return f"{ctor}({unit.segment(value)})"
     if dict_like:
         if isinstance(value, ast.Dict) and not all(
-            isinstance(k, ast.Constant) and isinstance(k.value, str) and "." not in k.value for k in value.keys
+            isinstance(k, ast.Constant) and isinstance(k.value, str) and "." not in k.value
+            for k in value.keys
         ):
             return None  # ModuleDict keys must be strings without dots
         if isinstance(value, ast.DictComp) and not isinstance(value.key, ast.JoinedStr):
@@ -512,7 +527,9 @@ def _creates_grad_leaf(call: ast.Call, module) -> bool:
     """A tensor factory with `requires_grad=True`, or the old `Variable(t, requires_grad=True)`."""
     if creates_grad_leaf(call, module):
         return True
-    return bool(call.args) and module.call_name(call) in _VARIABLE and _is_true(keyword(call, "requires_grad"))
+    return (
+        bool(call.args) and module.call_name(call) in _VARIABLE and _is_true(keyword(call, "requires_grad"))
+    )
 
 
 def _without_requires_grad(unit: Unit, call: ast.Call) -> str:
@@ -590,4 +607,3 @@ def _registers_in_body(loop: ast.AST, me: str) -> bool:
 
 def _is_true(node: ast.AST | None) -> bool:
     return isinstance(node, ast.Constant) and node.value is True
-

@@ -14,12 +14,44 @@ from gradguard.engine.rule import Invalid, Rule, Valid
 # torch.nn layers that own parameters (by default).
 LAYERS_WITH_PARAMETERS = frozenset(
     {
-        "Linear", "Bilinear", "LazyLinear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
-        "ConvTranspose3d", "LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyConvTranspose1d",
-        "LazyConvTranspose2d", "LazyConvTranspose3d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d",
-        "SyncBatchNorm", "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d", "LayerNorm", "GroupNorm",
-        "RMSNorm", "Embedding", "EmbeddingBag", "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell",
-        "MultiheadAttention", "Transformer", "TransformerEncoderLayer", "TransformerDecoderLayer", "PReLU",
+        "Linear",
+        "Bilinear",
+        "LazyLinear",
+        "Conv1d",
+        "Conv2d",
+        "Conv3d",
+        "ConvTranspose1d",
+        "ConvTranspose2d",
+        "ConvTranspose3d",
+        "LazyConv1d",
+        "LazyConv2d",
+        "LazyConv3d",
+        "LazyConvTranspose1d",
+        "LazyConvTranspose2d",
+        "LazyConvTranspose3d",
+        "BatchNorm1d",
+        "BatchNorm2d",
+        "BatchNorm3d",
+        "SyncBatchNorm",
+        "LazyBatchNorm1d",
+        "LazyBatchNorm2d",
+        "LazyBatchNorm3d",
+        "LayerNorm",
+        "GroupNorm",
+        "RMSNorm",
+        "Embedding",
+        "EmbeddingBag",
+        "RNN",
+        "LSTM",
+        "GRU",
+        "RNNCell",
+        "LSTMCell",
+        "GRUCell",
+        "MultiheadAttention",
+        "Transformer",
+        "TransformerEncoderLayer",
+        "TransformerDecoderLayer",
+        "PReLU",
     }
 )
 _AFFINE_KEYWORDS = ("affine", "elementwise_affine")
@@ -168,9 +200,15 @@ class ParameterCreatedInForward(Rule):
                         continue
                     ctor = module.call_name(node)
                     if module.is_parameter_constructor(node):
-                        flag = keyword(node, "requires_grad") is None or not is_false(keyword(node, "requires_grad"))
+                        flag = keyword(node, "requires_grad") is None or not is_false(
+                            keyword(node, "requires_grad")
+                        )
                         label = "nn.Parameter(...)"
-                    elif ctor and ctor.startswith("torch.nn.") and ctor.rsplit(".", 1)[1] in LAYERS_WITH_PARAMETERS:
+                    elif (
+                        ctor
+                        and ctor.startswith("torch.nn.")
+                        and ctor.rsplit(".", 1)[1] in LAYERS_WITH_PARAMETERS
+                    ):
                         flag = not any(is_false(keyword(node, k)) for k in _AFFINE_KEYWORDS)
                         label = f"nn.{ctor.rsplit('.', 1)[1]}(...)"
                     else:
@@ -221,7 +259,11 @@ def _stored_on_self(unit: Unit, call: ast.Call, me: str) -> ast.stmt | None:
         func = parent.func
         if isinstance(func, ast.Name) and func.id == "setattr":
             return unit.enclosing_statement(parent)
-        if isinstance(func, ast.Attribute) and func.attr in ("register_parameter", "add_module", "register_module"):
+        if isinstance(func, ast.Attribute) and func.attr in (
+            "register_parameter",
+            "add_module",
+            "register_module",
+        ):
             return unit.enclosing_statement(parent)
         if isinstance(func, ast.Attribute) and func.attr == "append" and self_attribute(func.value, me):
             return unit.enclosing_statement(parent)  # self.layers.append(...): a growing ModuleList

@@ -16,15 +16,56 @@ from gradguard.engine.rule import Invalid, Rule, Valid
 _OUT_OF_PLACE = {
     f"{name}_": name
     for name in (
-        "add", "sub", "mul", "div", "clamp", "clamp_min", "clamp_max", "clip", "masked_fill", "pow", "abs",
-        "neg", "exp", "log", "sqrt", "sigmoid", "tanh", "relu", "addcmul", "addcdiv", "lerp", "masked_scatter",
-        "index_fill", "index_add", "scatter", "scatter_add", "fill_diagonal", "sign", "floor", "ceil", "round",
-        "reciprocal", "square", "true_divide", "mul", "fmod", "remainder", "nan_to_num", "where",
+        "add",
+        "sub",
+        "mul",
+        "div",
+        "clamp",
+        "clamp_min",
+        "clamp_max",
+        "clip",
+        "masked_fill",
+        "pow",
+        "abs",
+        "neg",
+        "exp",
+        "log",
+        "sqrt",
+        "sigmoid",
+        "tanh",
+        "relu",
+        "addcmul",
+        "addcdiv",
+        "lerp",
+        "masked_scatter",
+        "index_fill",
+        "index_add",
+        "scatter",
+        "scatter_add",
+        "fill_diagonal",
+        "sign",
+        "floor",
+        "ceil",
+        "round",
+        "reciprocal",
+        "square",
+        "true_divide",
+        "mul",
+        "fmod",
+        "remainder",
+        "nan_to_num",
+        "where",
     )
 }
 _OUT_OF_PLACE.pop("fill_diagonal_", None)  # Tensor.fill_diagonal does not exist
 _AUG_OPS = {
-    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.FloorDiv: "//", ast.Mod: "%",
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.Pow: "**",
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
     ast.MatMult: "@",
 }
 _ATOMS = (ast.Name, ast.Attribute, ast.Call, ast.Subscript, ast.Constant)
@@ -43,7 +84,9 @@ _SAVING_CALL_TEXT = re.compile(
 class InplaceOnSavedOutput(Rule):
     code = "GG204"
     name = "inplace-on-saved-output"
-    summary = "In-place op on the output of `sigmoid`/`tanh`/`exp`/`softmax`/`relu`/..., which backward needs."
+    summary = (
+        "In-place op on the output of `sigmoid`/`tanh`/`exp`/`softmax`/`relu`/..., which backward needs."
+    )
     message = "In-place write into `{name}`, the output of `{op}` that backward needs"
     explanation = """
     Some ops compute their gradient from their own *output*, so autograd saves the
@@ -268,12 +311,16 @@ class InplaceOnSavedOutput(Rule):
         op = describe(saved.func, unit)
         message = (
             f"In-place write into `{name}`, the output of `{op}(...)` that autograd saved for backward: "
-            "backward raises \"one of the variables needed for gradient computation has been modified by an "
-            "inplace operation\""
+            'backward raises "one of the variables needed for gradient computation has been modified by an '
+            'inplace operation"'
         )
         node: ast.AST = stmt
         fix = None
-        if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name) and type(stmt.op) in _AUG_OPS:
+        if (
+            isinstance(stmt, ast.AugAssign)
+            and isinstance(stmt.target, ast.Name)
+            and type(stmt.op) in _AUG_OPS
+        ):
             value = unit.segment(stmt.value)
             if not isinstance(stmt.value, _ATOMS) and not isinstance(stmt.value, ast.UnaryOp):
                 value = f"({value})"
@@ -290,7 +337,9 @@ class InplaceOnSavedOutput(Rule):
             ):
                 args = unit.segment(call)[len(unit.segment(func)) :]
                 new = f"{name} = {name}.{_OUT_OF_PLACE[func.attr]}{args}"
-                fix = self.make_fix(f"Use `{name}.{_OUT_OF_PLACE[func.attr]}(...)`", [replace_node(unit, stmt, new)])
+                fix = self.make_fix(
+                    f"Use `{name}.{_OUT_OF_PLACE[func.attr]}(...)`", [replace_node(unit, stmt, new)]
+                )
         return self.finding(unit, node, message, fix=fix)
 
 
@@ -313,4 +362,3 @@ def _input_tracked(flow, saved: ast.Call, in_forward: bool) -> bool:
         if value.tracked or (in_forward and value.names & flow.params):
             return True
     return False
-

@@ -173,7 +173,7 @@ class BackwardUnderNoGrad(Rule):
             context = _context_text(unit, origin)
             message = (
                 f"`{loss}` was computed under `{context}` (line {origin.lineno}), so it does not require grad: "
-                "`.backward()` raises \"element 0 of tensors does not require grad and does not have a grad_fn\""
+                '`.backward()` raises "element 0 of tensors does not require grad and does not have a grad_fn"'
             )
             yield self.finding(unit, call, message)
 

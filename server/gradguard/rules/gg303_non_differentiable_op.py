@@ -172,12 +172,14 @@ class NonDifferentiableOp(Rule):
             loss = describe(call.func.value, unit)  # type: ignore[attr-defined]
             for origin in value.origins_of("nondiff"):
                 op = _op_name(origin)
-                where = f"`{loss}` (backpropagated on line {call.lineno}) depends on the model only through it"
+                where = (
+                    f"`{loss}` (backpropagated on line {call.lineno}) depends on the model only through it"
+                )
                 if op == "indices":
                     message = (
                         f"The indices from `{describe(origin, unit)}` are an integer tensor with no gradient and "
-                        f"{where}: `.backward()` raises \"element 0 of tensors does not require grad and does not "
-                        "have a grad_fn\""
+                        f'{where}: `.backward()` raises "element 0 of tensors does not require grad and does not '
+                        'have a grad_fn"'
                     )
                 elif op in NONDIFF_ZERO_GRAD:
                     message = (
@@ -187,7 +189,7 @@ class NonDifferentiableOp(Rule):
                 else:
                     message = (
                         f"`{describe(origin, unit)}` gives an integer/boolean tensor with no gradient and {where}: "
-                        "`.backward()` raises \"element 0 of tensors does not require grad and does not have a grad_fn\""
+                        '`.backward()` raises "element 0 of tensors does not require grad and does not have a grad_fn"'
                     )
                 yield self.finding(unit, origin, message)
 

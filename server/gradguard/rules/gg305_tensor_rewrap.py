@@ -220,13 +220,21 @@ class TensorRewrap(Rule):
                     new = f"{torch}.stack({unit.segment(arg)})"
                     if isinstance(arg, ast.Tuple) and not unit.segment(arg).startswith("("):
                         new = f"{torch}.stack(({unit.segment(arg)}))"
-                    fix = self.make_fix("Use `torch.stack(...)`, which keeps the graph", [replace_node(unit, call, new)])
+                    fix = self.make_fix(
+                        "Use `torch.stack(...)`, which keeps the graph", [replace_node(unit, call, new)]
+                    )
                 else:
                     text = unit.segment(arg)
                     if not isinstance(arg, _ATOMS):
                         text = f"({text})"
-                    fix = self.make_fix("Use `.clone()`, which keeps the graph", [replace_node(unit, call, f"{text}.clone()")])
-            what = "tensors that autograd tracks" if listy else f"`{describe(arg, unit)}`, which autograd tracks,"
+                    fix = self.make_fix(
+                        "Use `.clone()`, which keeps the graph", [replace_node(unit, call, f"{text}.clone()")]
+                    )
+            what = (
+                "tensors that autograd tracks"
+                if listy
+                else f"`{describe(arg, unit)}`, which autograd tracks,"
+            )
             message = (
                 f"`{describe(call, unit)}` copies {what} into a new tensor that does not require grad: "
                 "no gradient flows back through it"
@@ -245,7 +253,12 @@ def _only_logged(unit: Unit, call: ast.Call) -> bool:
         if isinstance(parent, ast.Call) and node in parent.args:
             if isinstance(parent.func, ast.Name) and parent.func.id in _LOGGING_CALLS:
                 return True
-            if isinstance(parent.func, ast.Attribute) and parent.func.attr in ("log", "log_dict", "add_scalar", "info"):
+            if isinstance(parent.func, ast.Attribute) and parent.func.attr in (
+                "log",
+                "log_dict",
+                "add_scalar",
+                "info",
+            ):
                 return True
         node = parent
     return False

@@ -24,7 +24,9 @@ class MissingZeroGrad(Rule):
     code = "GG401"
     triggers = ("backward",)  # only looks at training_loops()
     name = "missing-zero-grad"
-    summary = "A training loop calls `backward()` and `optimizer.step()` every iteration but never `zero_grad()`."
+    summary = (
+        "A training loop calls `backward()` and `optimizer.step()` every iteration but never `zero_grad()`."
+    )
     message = (
         "Gradients are never cleared in this loop: each `backward()` adds to the `.grad` left by earlier "
         "iterations, so `{optimizer}.step()` applies the sum of all gradients so far; call "
@@ -266,7 +268,12 @@ class MissingZeroGrad(Rule):
                 # some gradients are cleared: only an optimizer that is stepped every
                 # iteration while every clearing names *other* optimizers is reported
                 # (a GAN loop that zeroes D but never G)
-                if any(not e.straight or e.optimizer is None or looks_like_optimizer(unit, e.node.func.value) is None for e in zeros):  # type: ignore[attr-defined]
+                if any(
+                    not e.straight
+                    or e.optimizer is None
+                    or looks_like_optimizer(unit, e.node.func.value) is None
+                    for e in zeros
+                ):  # type: ignore[attr-defined]
                     continue
                 cleared = {e.optimizer for e in zeros}
                 missing = [e for e in steps if e.optimizer not in cleared]

@@ -125,7 +125,12 @@ class StepBeforeBackward(Rule):
             if step is None or not step.straight or step.position > first_backward.position:
                 continue
             call = step.node
-            if isinstance(call, ast.Call) and call.args and step.optimizer and "scaler" not in unit.segment(call.func):
+            if (
+                isinstance(call, ast.Call)
+                and call.args
+                and step.optimizer
+                and "scaler" not in unit.segment(call.func)
+            ):
                 continue  # step(closure) computes its own backward
             backwards = [e for e in loop.events if e.kind == BACKWARD and e.straight]
             last = backwards[-1]
@@ -147,8 +152,12 @@ class StepBeforeBackward(Rule):
                 text = f"{indent}{unit.segment(stmt)}{newline}"
                 if end >= len(unit.source.lines) and not unit.source.lines[-1].endswith(("\n", "\r")):
                     text = newline + text.rstrip("\r\n")
-                    insert = TextEdit(end, len(unit.source.lines[-1]) + 1, end, len(unit.source.lines[-1]) + 1, text)
+                    insert = TextEdit(
+                        end, len(unit.source.lines[-1]) + 1, end, len(unit.source.lines[-1]) + 1, text
+                    )
                 else:
                     insert = TextEdit(end + 1, 1, end + 1, 1, text)
-                fix = self.make_fix("Move the step after `backward()`", [delete_statement(unit, stmt), insert])
+                fix = self.make_fix(
+                    "Move the step after `backward()`", [delete_statement(unit, stmt), insert]
+                )
             yield self.finding(unit, call, self.message.format(optimizer=step.optimizer), fix=fix)

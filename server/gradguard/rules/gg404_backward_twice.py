@@ -25,7 +25,9 @@ class BackwardTwice(Rule):
     code = "GG404"
     triggers = ("backward",)  # its own pre-check
     name = "backward-twice"
-    summary = "A second `backward()` through (part of) a graph whose saved tensors the first `backward()` freed."
+    summary = (
+        "A second `backward()` through (part of) a graph whose saved tensors the first `backward()` freed."
+    )
     message = (
         "`{second}` backpropagates again through `{shared}`, whose graph `{first}` already freed: "
         f'PyTorch raises "{_ERROR}". Pass `retain_graph=True` to the first call, or call `backward()` '
@@ -200,7 +202,9 @@ class BackwardTwice(Rule):
                 outside = [
                     (n, s)
                     for n, s in outside
-                    if _tracked(unit, flow, flow.graph_sources(ast.Name(id=n, ctx=ast.Load()), position(call)))
+                    if _tracked(
+                        unit, flow, flow.graph_sources(ast.Name(id=n, ctx=ast.Load()), position(call))
+                    )
                 ]
                 if outside:
                     name = max(outside, key=lambda e: position(e[1]))[0]

@@ -15,8 +15,23 @@ from gradguard.engine.shapes import calls_by_attr
 
 # calls that only read a number for logging
 _LOGGING = {
-    "print", "str", "float", "format", "round", "repr", "info", "debug", "warning", "log", "write",
-    "set_postfix", "set_description", "add_scalar", "add_scalars", "log_metrics", "append",
+    "print",
+    "str",
+    "float",
+    "format",
+    "round",
+    "repr",
+    "info",
+    "debug",
+    "warning",
+    "log",
+    "write",
+    "set_postfix",
+    "set_description",
+    "add_scalar",
+    "add_scalars",
+    "log_metrics",
+    "append",
 }
 
 

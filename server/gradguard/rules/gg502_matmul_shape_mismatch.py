@@ -156,7 +156,7 @@ def _error(kind: str, a: tuple[int, ...], b: tuple[int, ...]) -> str | None:
         return f'"mat1 and mat2 shapes cannot be multiplied ({rows}x{a[-1]} and {b[0]}x{b[1]})"'
     broadcast = all(x == y or 1 in (x, y) for x, y in zip(reversed(a[:-2]), reversed(b[:-2])))
     if len(a) >= 2 and len(b) >= 3 and broadcast:
-        return "a RuntimeError (\"Expected size for first two dimensions of batch2 tensor ...\")"
+        return 'a RuntimeError ("Expected size for first two dimensions of batch2 tensor ...")'
     return "a RuntimeError"
 
 
@@ -168,7 +168,9 @@ def _docstring_ats(text: str, statement: ast.stmt) -> int:
     if not body or "\r" in text:
         return 0
     doc = body[0]
-    if not (isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str)):
+    if not (
+        isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str)
+    ):
         return 0
     if doc.end_lineno is None or doc.end_col_offset is None:
         return 0

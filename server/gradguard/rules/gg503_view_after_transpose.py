@@ -19,7 +19,9 @@ class ViewAfterTranspose(Rule):
     code = "GG503"
     triggers = (".view",)  # its own pre-check (which also needs a permuting word)
     name = "view-after-transpose"
-    summary = "`.view()` on the result of `transpose`/`t`/`permute`/`.T`/`.mT` that merges the swapped dimensions."
+    summary = (
+        "`.view()` on the result of `transpose`/`t`/`permute`/`.T`/`.mT` that merges the swapped dimensions."
+    )
     message = (
         "`.view(...)` merges dimensions that `{op}` made non-contiguous: PyTorch raises "
         f'"{_ERROR} (at least one dimension spans across two contiguous subspaces)"; use `.reshape(...)`'
@@ -152,7 +154,9 @@ class ViewAfterTranspose(Rule):
 
     def check(self, unit: Unit) -> Iterator[Finding]:
         text = unit_text(unit)
-        if ".view" not in text or not any(w in text for w in ("transpose", "permute", ".T", ".t(", ".mT", "swap")):
+        if ".view" not in text or not any(
+            w in text for w in ("transpose", "permute", ".T", ".t(", ".mT", "swap")
+        ):
             return
         infer = None
         for call in calls_by_attr(unit, "view"):
@@ -181,7 +185,9 @@ class ViewAfterTranspose(Rule):
             _, _, end_line, end_col = unit.node_range(func)
             fix = None
             if unit.source.line_text(end_line)[end_col - 5 : end_col - 1] == "view":
-                fix = self.make_fix("Use `.reshape(...)`", [TextEdit(end_line, end_col - 4, end_line, end_col, "reshape")])
+                fix = self.make_fix(
+                    "Use `.reshape(...)`", [TextEdit(end_line, end_col - 4, end_line, end_col, "reshape")]
+                )
             yield self.finding(unit, call, self.message.format(op=op), fix=fix)
 
 
@@ -223,7 +229,11 @@ def _may_have_unit_dims(unit: Unit, node: ast.AST) -> bool:
     if node.func.attr in ("unsqueeze", "unsqueeze_", "expand", "expand_as", "repeat"):
         return True
     if node.func.attr in ("view", "reshape", "new_zeros", "new_ones"):
-        args = node.args[0].elts if len(node.args) == 1 and isinstance(node.args[0], (ast.Tuple, ast.List)) else node.args
+        args = (
+            node.args[0].elts
+            if len(node.args) == 1 and isinstance(node.args[0], (ast.Tuple, ast.List))
+            else node.args
+        )
         return any(isinstance(a, ast.Constant) and a.value == 1 for a in args)
     return False
 
@@ -306,7 +316,11 @@ def _single_dim(infer, node: ast.AST) -> bool:
         return node.value > 0
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "size":
         return len(node.args) == 1
-    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "shape":
+    if (
+        isinstance(node, ast.Subscript)
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr == "shape"
+    ):
         return not isinstance(node.slice, ast.Slice)
     return False
 

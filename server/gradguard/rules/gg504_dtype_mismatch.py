@@ -175,7 +175,9 @@ class DtypeMismatch(Rule):
         needles = module.__dict__.get("_gg504_numpy_needles")
         if needles is None:
             needles = module.__dict__["_gg504_numpy_needles"] = tuple(
-                f"{alias}." for alias, name in module.aliases.items() if name == "numpy" or name.startswith("numpy.")
+                f"{alias}."
+                for alias, name in module.aliases.items()
+                if name == "numpy" or name.startswith("numpy.")
             )
         return any(needle in text for needle in needles)
 
@@ -184,7 +186,11 @@ class DtypeMismatch(Rule):
         if module.changes_default_dtype:
             return
         text = unit_text(unit)
-        numpy = [f"{alias}." for alias, name in module.aliases.items() if name == "numpy" or name.startswith("numpy.")]
+        numpy = [
+            f"{alias}."
+            for alias, name in module.aliases.items()
+            if name == "numpy" or name.startswith("numpy.")
+        ]
         if not any(needle in text for needle in ("float64", "double", *numpy)):
             return  # no float64 source in sight
         infer = inference(unit)
@@ -221,8 +227,12 @@ class DtypeMismatch(Rule):
             arg = call.args[0]
             if infer.dtype(arg) != F64:
                 continue
-            fix = self.make_fix("Convert the input with `.float()`", [replace_node(unit, arg, _float(unit, arg))])
-            message = self.message.format(arg=_label(unit, arg), callee=unit.segment(func), error=_LAYER_ERRORS[layer])
+            fix = self.make_fix(
+                "Convert the input with `.float()`", [replace_node(unit, arg, _float(unit, arg))]
+            )
+            message = self.message.format(
+                arg=_label(unit, arg), callee=unit.segment(func), error=_LAYER_ERRORS[layer]
+            )
             yield self.finding(unit, call, message, fix=fix)
         for node in unit.nodes_of(ast.BinOp):
             assert isinstance(node, ast.BinOp)
@@ -252,7 +262,12 @@ class DtypeMismatch(Rule):
             me = self_name(scope) or "self"
             attr = self_attribute(func, me)
             cls = unit.enclosing_class(scope) if attr else None
-            if cls is None or not module.is_module_class(cls.name) or me in converted or f"{me}.{attr}" in converted:
+            if (
+                cls is None
+                or not module.is_module_class(cls.name)
+                or me in converted
+                or f"{me}.{attr}" in converted
+            ):
                 return None
             layer_map = cache.get(id(cls))
             if layer_map is None:

@@ -12,9 +12,38 @@ from gradguard.engine.rule import Invalid, Rule, Valid
 _ERROR = "returned an incorrect number of gradients"
 # tensor methods / torch functions that return tuples
 _TUPLE_RETURNING = {
-    "chunk", "split", "unbind", "tensor_split", "split_with_sizes", "hsplit", "vsplit", "dsplit", "max", "min",
-    "sort", "topk", "kthvalue", "median", "mode", "grad", "broadcast_tensors", "meshgrid", "frexp", "aminmax",
-    "unique", "lu", "qr", "svd", "eig", "eigh", "slogdet", "std_mean", "var_mean", "tuple", "list", "apply",
+    "chunk",
+    "split",
+    "unbind",
+    "tensor_split",
+    "split_with_sizes",
+    "hsplit",
+    "vsplit",
+    "dsplit",
+    "max",
+    "min",
+    "sort",
+    "topk",
+    "kthvalue",
+    "median",
+    "mode",
+    "grad",
+    "broadcast_tensors",
+    "meshgrid",
+    "frexp",
+    "aminmax",
+    "unique",
+    "lu",
+    "qr",
+    "svd",
+    "eig",
+    "eigh",
+    "slogdet",
+    "std_mean",
+    "var_mean",
+    "tuple",
+    "list",
+    "apply",
 }
 
 
@@ -213,14 +242,20 @@ def _count(value: ast.expr | None, func: ast.AST, depth: int = 0) -> int | None:
     if isinstance(value, ast.Name) and depth < 3:
         counts = set()
         for node in ast.walk(func):
-            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == value.id for t in node.targets):
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == value.id for t in node.targets
+            ):
                 counts.add(_count(node.value, func, depth + 1))
             elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.With)) or (
                 isinstance(node, ast.Assign)
-                and any(isinstance(s, ast.Name) and s.id == value.id for t in node.targets for s in ast.walk(t))
+                and any(
+                    isinstance(s, ast.Name) and s.id == value.id for t in node.targets for s in ast.walk(t)
+                )
             ):
                 target = getattr(node, "target", None)
-                if target is not None and any(isinstance(s, ast.Name) and s.id == value.id for s in ast.walk(target)):
+                if target is not None and any(
+                    isinstance(s, ast.Name) and s.id == value.id for s in ast.walk(target)
+                ):
                     return None
                 if isinstance(node, ast.Assign):
                     return None  # unpacked from something: unknown

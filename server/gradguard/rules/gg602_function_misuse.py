@@ -201,7 +201,9 @@ class FunctionMisuse(Rule):
                     continue
                 fix = None
                 if not func.args and not func.keywords:
-                    fix = self.make_fix(f"Call `{cls_name}.apply(...)`", [replace_node(unit, func, f"{cls_name}.apply")])
+                    fix = self.make_fix(
+                        f"Call `{cls_name}.apply(...)`", [replace_node(unit, func, f"{cls_name}.apply")]
+                    )
                 yield self.finding(unit, call, self.instance_message.format(cls=cls_name), fix=fix)
             # Fn.forward(ctx, x) / Fn.backward(...)
             elif (
@@ -223,7 +225,10 @@ class FunctionMisuse(Rule):
                     and not any(isinstance(a, ast.Starred) for a in call.args)
                 ):
                     rest = ", ".join(unit.segment(a) for a in call.args[1:])
-                    fix = self.make_fix(f"Call `{cls_name}.apply(...)`", [replace_node(unit, call, f"{cls_name}.apply({rest})")])
+                    fix = self.make_fix(
+                        f"Call `{cls_name}.apply(...)`",
+                        [replace_node(unit, call, f"{cls_name}.apply({rest})")],
+                    )
                 message = self.direct_message.format(cls=cls_name, method=func.attr)
                 yield self.finding(unit, call, message, fix=fix)
 

@@ -13,11 +13,61 @@ from gradguard.engine.rule import Invalid, Rule, Valid
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 # methods that only tensors have (so the receiver is a tensor input)
 _TENSOR_METHODS = {
-    "mm", "matmul", "bmm", "t", "view", "reshape", "transpose", "permute", "contiguous", "clamp", "clamp_min",
-    "exp", "log", "sigmoid", "tanh", "relu", "sum", "mean", "pow", "sqrt", "abs", "sign", "mul", "add", "sub",
-    "div", "neg", "expand", "expand_as", "view_as", "reshape_as", "unsqueeze", "squeeze", "flatten", "masked_fill",
-    "gather", "scatter", "index_select", "softmax", "log_softmax", "norm", "detach", "clone",
-    "new_zeros", "new_ones", "new_empty", "zero_", "float", "double", "half", "round", "floor", "ceil", "sin", "cos",
+    "mm",
+    "matmul",
+    "bmm",
+    "t",
+    "view",
+    "reshape",
+    "transpose",
+    "permute",
+    "contiguous",
+    "clamp",
+    "clamp_min",
+    "exp",
+    "log",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "sum",
+    "mean",
+    "pow",
+    "sqrt",
+    "abs",
+    "sign",
+    "mul",
+    "add",
+    "sub",
+    "div",
+    "neg",
+    "expand",
+    "expand_as",
+    "view_as",
+    "reshape_as",
+    "unsqueeze",
+    "squeeze",
+    "flatten",
+    "masked_fill",
+    "gather",
+    "scatter",
+    "index_select",
+    "softmax",
+    "log_softmax",
+    "norm",
+    "detach",
+    "clone",
+    "new_zeros",
+    "new_ones",
+    "new_empty",
+    "zero_",
+    "float",
+    "double",
+    "half",
+    "round",
+    "floor",
+    "ceil",
+    "sin",
+    "cos",
 }
 
 
@@ -320,9 +370,7 @@ def _fix_edits(unit, forward, backward, ctx, stored, body) -> list[TextEdit] | N
     dropped_targets = {id(n.targets[0]) for n in drop}
     for attr in attrs:
         clash = [
-            n
-            for n in bbody
-            if isinstance(n, ast.Name) and n.id == attr and id(n) not in dropped_targets
+            n for n in bbody if isinstance(n, ast.Name) and n.id == attr and id(n) not in dropped_targets
         ]
         bound_elsewhere = [n for n in clash if not isinstance(n.ctx, ast.Load)]
         if bound_elsewhere or (clash and not any(d.targets[0].id == attr for d in drop)):
