@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 
 from gradguard.engine.config import Config
 from gradguard.engine.finding import Applicability, Finding, Severity
-from gradguard.engine.index import ModuleContext, Unit, split_units
+from gradguard.engine.index import ModuleContext, Unit, split_units, statement_start_line
 from gradguard.engine.rule import Rule, SyntaxErrorRule, all_rules
+from gradguard.engine.semantic import Semantics
 from gradguard.engine.source import SourceFile, apply_edits
 from gradguard.engine.suppression import is_suppressed, suppressions
 
@@ -73,12 +74,72 @@ def syntax_error_finding(exc: BaseException, source: SourceFile, path: str) -> F
     )
 
 
+class _CacheEntry:
+    """A unit's findings, and the other top-level statements (name, text hash) its analysis
+    used: the entry is valid while those are unchanged too."""
+
+    __slots__ = ("dependencies", "findings")
+
+    def __init__(self, findings: list[Finding], dependencies: tuple) -> None:
+        self.findings = findings
+        self.dependencies = dependencies
+
+
+class _UnitTexts:
+    """The source text of each top-level statement of a tree, by name, computed on demand
+    (for checking cached findings' dependencies)."""
+
+    def __init__(self, tree: ast.Module, source: SourceFile) -> None:
+        self._source = source
+        self._tree = tree
+        self._by_name: dict[str, ast.stmt] | None = None
+        self._hashes: dict[str, int] = {}
+        self._script: tuple | None = None
+
+    def script_key(self) -> tuple:
+        if self._script is None:
+            source = self._source
+            self._script = tuple(
+                (s.lineno, source.text_between(s.lineno, 1, (s.end_lineno or s.lineno) + 1, 1))
+                for s in self._tree.body
+                if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            )
+        return self._script
+
+    def _hash(self, name: str) -> int:
+        found = self._hashes.get(name)
+        if found is None:
+            if name == "":
+                found = hash(tuple(text for _, text in self.script_key()))
+            else:
+                if self._by_name is None:
+                    self._by_name = {
+                        s.name: s
+                        for s in self._tree.body
+                        if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                    }
+                stmt = self._by_name.get(name)
+                if stmt is None:
+                    found = 0
+                else:
+                    start = statement_start_line(stmt)
+                    found = hash(self._source.text_between(start, 1, (stmt.end_lineno or stmt.lineno) + 1, 1))
+            self._hashes[name] = found
+        return found
+
+    def fingerprint(self, names: set[str]) -> tuple:
+        return tuple(sorted((name, self._hash(name)) for name in names))
+
+    def unchanged(self, dependencies: tuple) -> bool:
+        return all(self._hash(name) == digest for name, digest in dependencies)
+
+
 class Analyzer:
     """Checks sources with a set of rules; keeps a per-unit cache between calls."""
 
     def __init__(self, config: Config | None = None, cache_size: int = 2048) -> None:
         self.config = config or Config()
-        self._cache: OrderedDict[tuple, list[Finding]] = OrderedDict()
+        self._cache: OrderedDict[tuple, _CacheEntry] = OrderedDict()
         self._cache_size = cache_size
         self._rules: list[Rule] = []
         self.configure(self.config)
@@ -129,49 +190,47 @@ class Analyzer:
         findings = self._check_tree(tree, source, path, errors)
         return CheckResult(self._filter(findings, source), tree, errors)
 
-    def _check_tree(
-        self, tree: ast.Module, source: SourceFile, path: str, errors: list[RuleError]
-    ) -> list[Finding]:
+    def _check_tree(self, tree: ast.Module, source: SourceFile, path: str, errors: list[RuleError]) -> list[Finding]:
         module = ModuleContext(tree, source)
         if not module.imports_torch:
             # Every rule is about torch code: a file that never imports torch is silent.
             return []
         results: list[Finding] = []
+        semantics: Semantics | None = None
+        texts = _UnitTexts(tree, source)
         for start, end, statements in split_units(tree):
             if start == 0:
                 # the script unit: positions of its statements matter, key by them
-                key = (
-                    module.signature,
-                    path,
-                    tuple(
-                        (s.lineno, source.text_between(s.lineno, 1, (s.end_lineno or s.lineno) + 1, 1))
-                        for s in statements
-                    ),
-                )
+                key = (module.signature, path, texts.script_key())
                 offset = 0
             else:
                 key = (module.signature, path, source.text_between(start, 1, end + 1, 1))
                 offset = start
             cached = self._cache.get(key)
-            if cached is not None:
+            if cached is not None and texts.unchanged(cached.dependencies):
                 self._cache.move_to_end(key)
-                results.extend(f.shifted(offset) for f in cached)
+                results.extend(f.shifted(offset) for f in cached.findings)
                 continue
             rules = self._rules if start == 0 else self.applicable_rules(statements[0], key[2], module)
             if not rules:
-                self._remember(key, [])  # no rule can fire here: the unit is never indexed
+                self._remember(key, [], ())  # no rule can fire here: the unit is never indexed
                 continue
-            unit = Unit(statements, source, module, path)
+            if semantics is None:
+                semantics = Semantics(tree, module)
+            semantics.consulted = set()
+            unit = Unit(statements, source, module, path, semantics)
             found = self._run_rules(unit, errors, rules)
+            own = "" if start == 0 else getattr(statements[0], "name", None)
+            dependencies = texts.fingerprint(semantics.consulted - {own})
             if all(f.fix is None and not f.alternatives for f in found):
                 unit.release()  # nothing may need it later: let the tree go by refcount
             results.extend(found)
             if not any(e.line == (statements[0].lineno) for e in errors):
-                self._remember(key, [f.shifted(-offset) for f in found])
+                self._remember(key, [f.shifted(-offset) for f in found], dependencies)
         return results
 
-    def _remember(self, key: tuple, findings: list[Finding]) -> None:
-        self._cache[key] = findings
+    def _remember(self, key: tuple, findings: list[Finding], dependencies: tuple) -> None:
+        self._cache[key] = _CacheEntry(findings, dependencies)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 

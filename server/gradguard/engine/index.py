@@ -19,9 +19,12 @@ import ast
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from gradguard.engine.source import SourceFile
+
+if TYPE_CHECKING:
+    from gradguard.engine.semantic import Semantics
 
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 _FUNCTION_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -323,11 +326,13 @@ class Unit:
         source: SourceFile,
         module: ModuleContext,
         path: str = "",
+        semantics: Semantics | None = None,
     ) -> None:
         self.nodes = nodes
         self.source = source
         self.module = module
         self.path = path
+        self._semantics = semantics
         self._buckets: dict[type, list[ast.AST]] = defaultdict(list)
         # child -> parent. A dict on the unit rather than an attribute on the node: a
         # `node.parent` attribute makes every tree a reference cycle, which only the cyclic
@@ -374,13 +379,22 @@ class Unit:
         when no finding may still need the unit (a lazy fix), so the tree is freed by
         reference counting as soon as the check returns. The unit stays usable (its
         queries answer as if it were empty) but should not be used again."""
-        keep = {name: self.__dict__[name] for name in ("nodes", "source", "module", "path")}
+        keep = {name: self.__dict__[name] for name in ("nodes", "source", "module", "path", "_semantics")}
         self.__dict__.clear()
         self.__dict__.update(keep)
         self._buckets = defaultdict(list)
         self._parents = {}
         self._sorted = {}
         self._reachable = {}
+
+    @property
+    def semantics(self) -> Semantics:
+        """The file's semantic model (what every name holds; see `engine.semantic`)."""
+        if self._semantics is None:
+            from gradguard.engine.semantic import Semantics
+
+            self._semantics = Semantics(ast.Module(body=list(self.nodes), type_ignores=[]), self.module)
+        return self._semantics
 
     # -- node access -----------------------------------------------------------------------
     def nodes_of(self, *types: type) -> list[ast.AST]:

@@ -1,0 +1,1277 @@
+"""The binder and evaluator: one pass over a scope that says what every name holds.
+
+`Flow` interprets one function body (or a unit's script statements) abstractly, in
+source order, with the values of `gradguard.engine.values`:
+
+* **Bindings.** The environment maps each local name to the value it holds and to the
+  definitions (assignment, parameter, `for` target, `with ... as`, import, `def`, ...)
+  that reach that point. Branches (`if`, `try`, `match`, `while`/`for` bodies that may
+  not run) are joined; a loop body runs until its entry state is stable (at most
+  `LOOP_PASSES` times), so a value from the previous iteration reaches the next;
+  `return`/`raise`/`break`/`continue` end a path. Comprehensions and lambdas have their
+  own scope; names the scope does not bind are looked up in enclosing functions, then the
+  module (`Semantics.global_value`).
+* **Values.** Every evaluated expression's value is recorded (`value_of(node)`), and so
+  are the definitions that reach each name load (`reaching(node)`).
+* **Autograd state.** Which tensors an op saved for backward (`State.saved`, by the
+  allocation site of the tensor object, views included), whether gradients are enabled
+  (`torch.no_grad()` blocks, decorators, `set_grad_enabled(False)`).
+* **Events** for the rules: in-place writes (with the saved tensors they hit),
+  `backward()` calls, optimizer `step`/`zero_grad`, attribute stores (`self.x = ...`,
+  `p.grad = ...`, `p.data = ...`), re-wraps (`torch.tensor(t)`), calls of Function
+  instances, returns.
+
+Calls of functions and methods of the same file are evaluated through `Semantics`
+(summaries computed with the caller's argument values); torch ops through
+`gradguard.engine.torch_facts`. The interpreter never raises on odd code: anything it
+does not understand evaluates to `UNKNOWN`.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING
+
+from gradguard.engine import torch_facts
+from gradguard.engine.values import (
+    ANY,
+    BOOL,
+    BOOL_VALUE,
+    BUFFER,
+    CALLABLE,
+    CLASS,
+    CONTAINER,
+    CTX,
+    DATA,
+    DETACH,
+    DICT,
+    FLOAT,
+    FLOAT_VALUE,
+    FUNCTION_CLASS,
+    FUNCTION_INSTANCE,
+    INT,
+    INT_VALUE,
+    ITEM,
+    LIST,
+    MAYBE,
+    MODULE,
+    NO,
+    NO_GRAD,
+    NONDIFF,
+    NONE,
+    NONE_VALUE,
+    NOTHING,
+    NUMBER,
+    NUMPY,
+    NUMPY_CUT,
+    OBJECT,
+    OBJECT_VALUE,
+    OPTIMIZER,
+    PARAMETER,
+    REWRAP,
+    SCHEDULER,
+    SIZE,
+    SIZE_VALUE,
+    STR,
+    STR_VALUE,
+    TENSOR,
+    TUPLE,
+    UNKNOWN,
+    YES,
+    ZERO_GRAD,
+    Cut,
+    Value,
+    combine,
+    cut,
+    element_of,
+    join,
+    join_all,
+    tensor_of,
+)
+
+if TYPE_CHECKING:
+    from gradguard.engine.semantic import Semantics
+
+LOOP_PASSES = 3
+TENSORISH = TENSOR | PARAMETER | BUFFER
+
+# -- events ---------------------------------------------------------------------------------
+INPLACE = "inplace"  # a tensor modified in place (method_, augmented assignment, item write)
+BACKWARD = "backward"  # `<value>.backward(...)`
+OPTIMIZER_STEP = "step"
+ZERO_GRAD_CALL = "zero_grad"
+ATTRIBUTE_STORE = "store"  # `<base>.attr = value`
+REWRAP_CALL = "rewrap"  # torch.tensor(t) / as_tensor(...) copying tracked tensors
+FUNCTION_INSTANCE_CALL = "fn_instance_call"  # `Fn()(x)` / `f = Fn(); f(x)`
+APPEND = "append"  # `xs.append(v)` on a local list
+RETURN = "return"
+CALL = "call"  # a call of a local function/method/module (for interprocedural rules)
+
+
+class Event:
+    """Something a rule may care about, at one node of the scope."""
+
+    __slots__ = ("args", "data", "kind", "node", "nograd", "op", "saved", "statement", "target", "value")
+
+    def __init__(
+        self,
+        kind: str,
+        node: ast.AST,
+        statement: ast.stmt | None,
+        value: Value,
+        *,
+        op: str = "",
+        target: ast.AST | None = None,
+        args: tuple = (),
+        saved: tuple = (),
+        nograd: ast.AST | None = None,
+        data: object = None,
+    ) -> None:
+        self.kind = kind
+        self.node = node
+        self.statement = statement
+        self.value = value  # the receiver / stored value / backpropagated value
+        self.op = op  # in-place op name ("add_", "+=", "setitem"), attribute name for stores
+        self.target = target  # the expression written to (in-place) or the store target
+        self.args = args  # values of the other operands
+        self.saved = saved  # in-place writes: the `Saved` records of the tensors it modified
+        self.nograd = nograd  # the no_grad context the event happened in
+        self.data = data  # anything else (e.g. retain_graph for backward)
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"Event({self.kind} {self.op} @{getattr(self.node, 'lineno', '?')})"
+
+
+class Saved:
+    """A tensor an op saved for backward: the op's call node, the op, and whether it saved
+    its output ("output") or one of its inputs ("input")."""
+
+    __slots__ = ("certain", "node", "op", "role")
+
+    def __init__(self, node: ast.AST, op: str, role: str, certain: bool) -> None:
+        self.node = node
+        self.op = op
+        self.role = role
+        self.certain = certain  # the op certainly recorded a graph (an input certainly required grad)
+
+    def __repr__(self) -> str:  # pragma: no cover
+        return f"Saved({self.op} {self.role} @{getattr(self.node, 'lineno', '?')})"
+
+
+class State:
+    """What is known at one point of a scope."""
+
+    __slots__ = ("defs", "env", "nograd", "saved")
+
+    def __init__(self, env: dict, defs: dict, saved: dict, nograd: ast.AST | None) -> None:
+        self.env = env  # name -> Value
+        self.defs = defs  # name -> frozenset of definition nodes
+        self.saved = saved  # allocation site -> Saved
+        self.nograd = nograd  # the node that disabled gradients (with/decorator/statement), or None
+
+    def copy(self) -> State:
+        return State(dict(self.env), dict(self.defs), dict(self.saved), self.nograd)
+
+
+def merge(states: list[State | None]) -> State | None:
+    live = [s for s in states if s is not None]
+    if not live:
+        return None
+    if len(live) == 1:
+        return live[0]
+    first = live[0]
+    env = dict(first.env)
+    defs = dict(first.defs)
+    saved = dict(first.saved)
+    nograd = first.nograd
+    for other in live[1:]:
+        for name, value in other.env.items():
+            mine = env.get(name)
+            env[name] = value if mine is None else join(mine, value)
+            theirs = other.defs.get(name)
+            if theirs:
+                current = defs.get(name)
+                defs[name] = theirs if not current else current | theirs
+        for name in env.keys() - other.env.keys():
+            env[name] = join(env[name], NOTHING)  # unbound on that path
+        for site, record in other.saved.items():
+            if site not in saved:
+                saved[site] = record
+        if other.nograd is not nograd:
+            nograd = nograd or other.nograd
+    return State(env, defs, saved, nograd)
+
+
+def _same(a: State, b: State) -> bool:
+    if a.env.keys() != b.env.keys() or a.saved.keys() != b.saved.keys():
+        return False
+    for name, value in a.env.items():
+        if not _same_value(value, b.env[name]):
+            return False
+    return True
+
+
+def _same_value(a: Value, b: Value, depth: int = 0) -> bool:
+    if a is b:
+        return True
+    if (
+        a.kinds != b.kinds
+        or a.grad != b.grad
+        or a.leaf != b.leaf
+        or a.sources != b.sources
+        or a.blocked != b.blocked
+        or a.stale != b.stale
+        or a.roots != b.roots
+        or a.cls != b.cls
+        or a.dtype != b.dtype
+        or len(a.cuts) != len(b.cuts)
+    ):
+        return False
+    if depth > 3:
+        return True
+    if (a.elem is None) != (b.elem is None):
+        return False
+    return a.elem is None or _same_value(a.elem, b.elem, depth + 1)
+
+
+class _LoopFrame:
+    __slots__ = ("breaks", "continues", "node")
+
+    def __init__(self, node: ast.AST) -> None:
+        self.node = node
+        self.breaks: list[State] = []
+        self.continues: list[State] = []
+
+
+_GRAD_DISABLING = frozenset(
+    {"torch.no_grad", "torch.inference_mode", "torch.autograd.no_grad", "torch.autograd.grad_mode.no_grad",
+     "torch.autograd.inference_mode"}
+)  # fmt: skip
+_GRAD_ENABLING = frozenset({"torch.enable_grad", "torch.autograd.enable_grad", "torch.autograd.grad_mode.enable_grad"})
+_GRAD_SETTERS = frozenset({"torch.set_grad_enabled", "torch.autograd.set_grad_enabled"})
+
+_CUT_METHODS = {"detach": DETACH, "item": ITEM, "tolist": ITEM, "numpy": NUMPY_CUT}
+_SAME_OBJECT_METHODS = frozenset({"requires_grad_", "retain_grad", "share_memory_", "pin_memory"})
+_DEVICE_METHODS = frozenset({"cpu", "cuda", "to"})
+_INT_DTYPES = frozenset({"int64", "int32", "int16", "int8", "uint8", "bool"})
+_MODULE_SELF_METHODS = frozenset({"train", "eval", "to", "cuda", "cpu", "float", "half", "double", "bfloat16",
+                                  "requires_grad_", "apply", "type", "share_memory"})  # fmt: skip
+_MODULE_PARAM_METHODS = frozenset({"parameters", "named_parameters"})
+_MODULE_NO_VALUE_METHODS = frozenset({"zero_grad", "register_buffer", "register_parameter", "add_module",
+                                      "register_module", "load_state_dict"})  # fmt: skip
+_BUILTIN_NUMBERS = {"float": FLOAT, "int": INT, "bool": BOOL, "complex": FLOAT}
+_NUMPY_FLOAT_FUNCTIONS = frozenset({"array", "asarray", "zeros", "ones", "empty", "linspace", "eye", "identity",
+                                    "randn", "rand", "random", "normal", "uniform", "standard_normal", "full",
+                                    "arange", "stack", "concatenate", "load", "loadtxt", "genfromtxt"})  # fmt: skip
+
+DTYPES = {
+    "torch.float32": "float32", "torch.float": "float32", "torch.float64": "float64", "torch.double": "float64",
+    "torch.float16": "float16", "torch.half": "float16", "torch.bfloat16": "bfloat16", "torch.int64": "int64",
+    "torch.long": "int64", "torch.int32": "int32", "torch.int": "int32", "torch.int16": "int16",
+    "torch.short": "int16", "torch.int8": "int8", "torch.uint8": "uint8", "torch.bool": "bool",
+    "numpy.float64": "float64", "numpy.double": "float64", "numpy.float32": "float32", "numpy.single": "float32",
+    "numpy.int64": "int64", "numpy.int32": "int32", "numpy.bool_": "bool", "numpy.uint8": "uint8",
+}  # fmt: skip
+_DTYPE_METHODS = {"float": "float32", "double": "float64", "half": "float16", "bfloat16": "bfloat16",
+                  "long": "int64", "int": "int32", "short": "int16", "bool": "bool", "byte": "uint8",
+                  "char": "int8"}  # fmt: skip
+
+
+def is_float_dtype(dtype: str | None) -> bool:
+    return dtype is not None and dtype.startswith(("float", "bfloat", "complex"))
+
+
+class Flow:
+    """The abstract interpretation of one scope.
+
+    `func` is the function (None for a unit's script statements); `arguments` the values
+    its parameters hold (None: the natural context, every parameter from its annotation/
+    default or unknown); `self_value` what its first parameter holds for methods."""
+
+    def __init__(
+        self,
+        semantics: Semantics,
+        func: ast.AST | None,
+        body: list[ast.stmt],
+        arguments: dict[str, Value] | None = None,
+        enclosing: Flow | None = None,
+        natural: bool = True,
+        class_node: ast.ClassDef | None = None,
+    ) -> None:
+        self.semantics = semantics
+        self.module = semantics.module
+        self.func = func
+        self.enclosing = enclosing
+        self.natural = natural  # False for a summary computed for one call: its events are not the rules'
+        self.class_node = class_node
+        self.values: dict[ast.AST, Value] = {}
+        self.reaching_defs: dict[ast.AST, frozenset] = {}
+        self.events: dict[tuple[str, int], Event] = {}
+        self.returns: list[tuple[ast.AST, Value]] = []
+        self.declared_global: set[str] = set()
+        self.declared_nonlocal: set[str] = set()
+        self.mutated: set[ast.AST] = set()  # allocation sites written in place
+        self._loops: list[_LoopFrame] = []
+        self._statement: ast.stmt | None = None
+        self._counter = 0
+        self.parameters: dict[str, ast.arg] = {}
+        state = State({}, {}, {}, None)
+        if func is not None:
+            self._bind_parameters(func, arguments or {}, state)
+            if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)) and self._disables_grad(func):
+                state.nograd = func
+        self._return_states: list[State] = []
+        self.final = self._block(body, state)
+        # the state where the scope ends, by falling off its end or by a return
+        self.exit_state = merge([self.final, *self._return_states])
+
+    # -- public queries ----------------------------------------------------------------------
+    def value_of(self, node: ast.AST) -> Value:
+        """The value an expression of this scope had (UNKNOWN when it was never evaluated)."""
+        return self.values.get(node, UNKNOWN)
+
+    def reaching(self, name: ast.Name) -> frozenset:
+        """The definition nodes that may have bound the name at this load."""
+        return self.reaching_defs.get(name, frozenset())
+
+    def events_of(self, *kinds: str) -> list[Event]:
+        found = [e for e in self.events.values() if e.kind in kinds]
+        found.sort(key=lambda e: (getattr(e.node, "lineno", 0), getattr(e.node, "col_offset", 0)))
+        return found
+
+    @property
+    def return_value(self) -> Value:
+        if not self.returns:
+            return NONE_VALUE if self.final is not None else NOTHING
+        value = join_all(v for _, v in self.returns)
+        if self.final is not None:
+            value = join(value, NONE_VALUE)  # falls off the end on some path
+        return value
+
+    def final_value(self, name: str) -> Value:
+        if self.final is None:
+            return UNKNOWN
+        return self.final.env.get(name, UNKNOWN)
+
+    # -- set-up --------------------------------------------------------------------------------
+    def _bind_parameters(self, func: ast.AST, arguments: dict[str, Value], state: State) -> None:
+        args = func.args  # type: ignore[attr-defined]
+        positional = args.posonlyargs + args.args
+        defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+        every = [*zip(positional, defaults, strict=True)]
+        every += [*zip(args.kwonlyargs, args.kw_defaults, strict=True)]
+        for arg, default in every:
+            self.parameters[arg.arg] = arg
+            value = arguments.get(arg.arg)
+            if value is None:
+                value = self.semantics.parameter_value(self, func, arg, default)
+                if value.kinds & TENSORISH and not value.roots:
+                    # the caller's tensor object: its identity for saved-tensor tracking
+                    value = value.evolve(sites=frozenset((arg,)), roots=frozenset((arg,)))
+            state.env[arg.arg] = value
+            state.defs[arg.arg] = frozenset((arg,))
+        for arg, kinds in ((args.vararg, TUPLE), (args.kwarg, DICT)):
+            if arg is not None:
+                self.parameters[arg.arg] = arg
+                value = arguments.get(arg.arg) or Value(kinds, grad=NO, leaf=NO, elem=UNKNOWN)
+                state.env[arg.arg] = value
+                state.defs[arg.arg] = frozenset((arg,))
+
+    def _disables_grad(self, func: ast.AST) -> bool:
+        for deco in getattr(func, "decorator_list", ()):
+            target = deco.func if isinstance(deco, ast.Call) else deco
+            if self.module.qualname(target) in _GRAD_DISABLING:
+                return True
+        return False
+
+    # -- statements ----------------------------------------------------------------------------
+    def _block(self, body: list[ast.stmt], state: State | None) -> State | None:
+        for stmt in body:
+            if state is None:
+                return None
+            self._statement = stmt
+            handler = _STATEMENTS.get(stmt.__class__)
+            state = handler(self, stmt, state) if handler is not None else self._other_statement(stmt, state)
+        return state
+
+    def _other_statement(self, stmt: ast.stmt, state: State) -> State | None:
+        name = stmt.__class__.__name__
+        if name == "TryStar":
+            return self._try(stmt, state)
+        if name == "Match":
+            return self._match(stmt, state)
+        if name == "TypeAlias":
+            return state
+        for child in ast.iter_child_nodes(stmt):
+            if isinstance(child, ast.expr):
+                self._eval(child, state)
+        return state
+
+    def _assign(self, stmt: ast.Assign, state: State) -> State:
+        value = self._eval(stmt.value, state)
+        for target in stmt.targets:
+            self._bind(target, value, stmt.value, state, stmt)
+        return state
+
+    def _ann_assign(self, stmt: ast.AnnAssign, state: State) -> State:
+        if stmt.value is not None:
+            value = self._eval(stmt.value, state)
+            self._bind(stmt.target, value, stmt.value, state, stmt)
+        return state
+
+    def _aug_assign(self, stmt: ast.AugAssign, state: State) -> State:
+        rhs = self._eval(stmt.value, state)
+        target = stmt.target
+        op = _AUG_NAMES.get(stmt.op.__class__, "op")
+        if isinstance(target, ast.Subscript):
+            base = self._eval(target.value, state, load=True)
+            self._eval(target.slice, state)
+            if base.is_tensor:
+                self._inplace(stmt, target.value, base, (rhs,), "setitem", state, index=target)
+            return state
+        before = self._eval(target, state, load=True)
+        path = _self_path(target)
+        if before.is_tensor:
+            # `t += x` on a tensor runs `t.add_(x)`: the same object, modified in place
+            new = self._inplace(stmt, target, before, (rhs,), op + "=", state)
+            if path is not None:
+                state.env[path] = new
+            return state
+        new = self._binary(stmt.op, before, rhs, stmt, state)
+        if isinstance(target, ast.Name):
+            self._set(target.id, new, state, stmt)
+        elif isinstance(target, ast.Attribute):
+            base = self.values.get(target.value, UNKNOWN)
+            self._record(ATTRIBUTE_STORE, stmt, state, new, op=target.attr, target=target, args=(base,))
+            if path is not None:
+                state.env[path] = new
+        return state
+
+    def _expr_statement(self, stmt: ast.Expr, state: State) -> State:
+        self._eval(stmt.value, state)
+        value = stmt.value
+        if isinstance(value, ast.Call):
+            name = self.module.call_name(value)
+            if name in _GRAD_SETTERS:
+                flag = _constant_arg(value, 0, "mode")
+                if flag is False:
+                    state.nograd = stmt
+                elif flag is True:
+                    state.nograd = None
+        return state
+
+    def _return(self, stmt: ast.Return, state: State) -> None:
+        value = self._eval(stmt.value, state) if stmt.value is not None else NONE_VALUE
+        self.returns.append((stmt, value))
+        self._record(RETURN, stmt, state, value)
+        self._return_states.append(state)
+        return None
+
+    def _raise(self, stmt: ast.Raise, state: State) -> None:
+        if stmt.exc is not None:
+            self._eval(stmt.exc, state)
+        return None
+
+    def _if(self, stmt: ast.If, state: State) -> State | None:
+        self._eval(stmt.test, state)
+        then_state, else_state = self._narrow(stmt.test, state)
+        return merge([self._block(stmt.body, then_state), self._block(stmt.orelse, else_state)])
+
+    def _loop(self, stmt: ast.For | ast.AsyncFor | ast.While, state: State) -> State | None:
+        is_for = not isinstance(stmt, ast.While)
+        iterated = self._eval(stmt.iter, state) if is_for else None  # type: ignore[union-attr]
+        always_enters = not is_for and _is_true_constant(stmt.test)  # type: ignore[union-attr]
+        head = state
+        exits: list[State] = []
+        frame = _LoopFrame(stmt)
+        for _ in range(LOOP_PASSES):
+            frame.breaks, frame.continues = [], []
+            entry = head.copy()
+            if is_for:
+                self._bind(stmt.target, element_of(iterated), None, entry, stmt)  # type: ignore[union-attr,arg-type]
+            else:
+                self._eval(stmt.test, entry)  # type: ignore[union-attr]
+            self._loops.append(frame)
+            end = self._block(stmt.body, entry)
+            self._loops.pop()
+            back = merge([end, *frame.continues])
+            new_head = merge([state, back]) if back is not None else state
+            exits = list(frame.breaks)
+            if _same(new_head, head):
+                head = new_head
+                break
+            head = new_head
+        # the loop ends when the iterator is exhausted / the test is false (from the head),
+        # running `else`, or through a `break`
+        normal = None if always_enters else self._block(stmt.orelse, head.copy())
+        return merge([normal, *exits])
+
+    def free_graph(self, loss: Value, backward: ast.AST, state: State) -> None:
+        """After `backward()` without `retain_graph`, the graph behind `loss` is freed: every
+        local value with a graph that `loss` was computed from, or that was computed from
+        it (`total = total + loss`), now rests on freed buffers."""
+        graph_names = {
+            name
+            for name in loss.names
+            if (value := state.env.get(name)) is not None and _has_graph(value)
+        }
+        for name, value in state.env.items():
+            if not _has_graph(value) or backward in value.stale:
+                continue
+            if name in graph_names or (value.names and not value.names.isdisjoint(graph_names)):
+                state.env[name] = value.evolve(stale=value.stale | {backward})
+
+    def _with(self, stmt: ast.With | ast.AsyncWith, state: State) -> State | None:
+        saved_mode = state.nograd
+        for item in stmt.items:
+            value = self._eval(item.context_expr, state)
+            mode = self._grad_mode(item.context_expr)
+            if mode is False:
+                state.nograd = stmt
+            elif mode is True:
+                state.nograd = None
+            if item.optional_vars is not None:
+                self._bind(item.optional_vars, value, None, state, stmt)
+        end = self._block(stmt.body, state)
+        if end is not None:
+            end.nograd = saved_mode
+        return end
+
+    def _grad_mode(self, expr: ast.expr) -> bool | None:
+        """False when the context manager disables gradients, True when it enables them."""
+        if not isinstance(expr, ast.Call):
+            return None
+        name = self.module.call_name(expr)
+        if name in _GRAD_DISABLING:
+            flag = _constant_arg(expr, 0, "mode")
+            return True if flag is False else False
+        if name in _GRAD_ENABLING:
+            return True
+        if name in _GRAD_SETTERS:
+            flag = _constant_arg(expr, 0, "mode")
+            return None if flag is None else bool(flag)
+        return None
+
+    def _try(self, stmt: ast.AST, state: State) -> State | None:
+        start = state.copy()
+        body_end = self._block(stmt.body, state)  # type: ignore[attr-defined]
+        # a handler may start anywhere in the body: from the entry or the end state
+        handler_entry = merge([start, body_end.copy() if body_end is not None else None])
+        outcomes = [self._block(stmt.orelse, body_end) if body_end is not None else None]  # type: ignore[attr-defined]
+        for handler in stmt.handlers:  # type: ignore[attr-defined]
+            entry = handler_entry.copy() if handler_entry is not None else start.copy()
+            if handler.type is not None:
+                self._eval(handler.type, entry)
+            if handler.name:
+                self._set(handler.name, OBJECT_VALUE, entry, handler)
+            outcomes.append(self._block(handler.body, entry))
+        after = merge(outcomes)
+        if stmt.finalbody:  # type: ignore[attr-defined]
+            if after is None:
+                self._block(stmt.finalbody, handler_entry.copy() if handler_entry else start)  # type: ignore[attr-defined]
+                return None
+            return self._block(stmt.finalbody, after)  # type: ignore[attr-defined]
+        return after
+
+    def _match(self, stmt: ast.AST, state: State) -> State | None:
+        subject = self._eval(stmt.subject, state)  # type: ignore[attr-defined]
+        outcomes = []
+        irrefutable = False
+        for case in stmt.cases:  # type: ignore[attr-defined]
+            entry = state.copy()
+            for node in ast.walk(case.pattern):
+                name = getattr(node, "name", None)
+                if isinstance(name, str):
+                    self._set(name, subject if isinstance(node, ast.MatchAs) else UNKNOWN, entry, node)
+            if case.guard is not None:
+                self._eval(case.guard, entry)
+            outcomes.append(self._block(case.body, entry))
+            if isinstance(case.pattern, ast.MatchAs) and case.pattern.pattern is None and case.guard is None:
+                irrefutable = True
+        if not irrefutable:
+            outcomes.append(state)
+        return merge(outcomes)
+
+    def _break(self, stmt: ast.Break, state: State) -> None:
+        if self._loops:
+            self._loops[-1].breaks.append(state)
+        return None
+
+    def _continue(self, stmt: ast.Continue, state: State) -> None:
+        if self._loops:
+            self._loops[-1].continues.append(state)
+        return None
+
+    def _def(self, stmt: ast.FunctionDef | ast.AsyncFunctionDef, state: State) -> State:
+        for deco in stmt.decorator_list:
+            self._eval(deco, state)
+        self._set(stmt.name, Value(CALLABLE, grad=NO, leaf=NO, node=stmt), state, stmt)
+        return state
+
+    def _class(self, stmt: ast.ClassDef, state: State) -> State:
+        for base in stmt.bases:
+            self._eval(base, state)
+        self._set(stmt.name, Value(CLASS, grad=NO, leaf=NO, cls=stmt.name, node=stmt), state, stmt)
+        return state
+
+    def _delete(self, stmt: ast.Delete, state: State) -> State:
+        for target in stmt.targets:
+            if isinstance(target, ast.Name):
+                state.env[target.id] = NOTHING
+                state.defs[target.id] = frozenset((stmt,))
+            else:
+                self._eval(target, state)
+        return state
+
+    def _global(self, stmt: ast.Global | ast.Nonlocal, state: State) -> State:
+        (self.declared_global if isinstance(stmt, ast.Global) else self.declared_nonlocal).update(stmt.names)
+        return state
+
+    def _import(self, stmt: ast.Import | ast.ImportFrom, state: State) -> State:
+        for alias in stmt.names:
+            if alias.name == "*":
+                continue
+            if isinstance(stmt, ast.Import):
+                local = alias.asname or alias.name.split(".")[0]
+                qual = alias.name if alias.asname else local
+            else:
+                if stmt.level or not stmt.module:
+                    qual = None
+                else:
+                    qual = f"{stmt.module}.{alias.name}"
+                local = alias.asname or alias.name
+            value = self.semantics.reference(qual) if qual else UNKNOWN
+            self._set(local, value, state, stmt)
+        return state
+
+    def _assert(self, stmt: ast.Assert, state: State) -> State:
+        self._eval(stmt.test, state)
+        if stmt.msg is not None:
+            self._eval(stmt.msg, state)
+        then_state, _ = self._narrow(stmt.test, state)
+        return then_state
+
+    def _pass(self, stmt: ast.stmt, state: State) -> State:
+        return state
+
+    # -- narrowing -------------------------------------------------------------------------------
+    def _narrow(self, test: ast.expr, state: State) -> tuple[State, State]:
+        """States for the true and false branches of `test` (copies)."""
+        then_state, else_state = state.copy(), state.copy()
+        negate = False
+        while isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            negate = not negate
+            test = test.operand
+        if negate:
+            then_state, else_state = else_state, then_state
+        # `x.requires_grad`, `x is None`, `x is not None`
+        if isinstance(test, ast.Attribute) and test.attr == "requires_grad" and isinstance(test.value, ast.Name):
+            name = test.value.id
+            value = state.env.get(name)
+            if value is not None and value.kinds & TENSORISH:
+                then_state.env[name] = value.evolve(grad=YES)
+                else_state.env[name] = value.evolve(grad=NO, sources=frozenset())
+        elif (
+            isinstance(test, ast.Compare)
+            and len(test.ops) == 1
+            and isinstance(test.left, ast.Name)
+            and isinstance(test.comparators[0], ast.Constant)
+            and test.comparators[0].value is None
+            and isinstance(test.ops[0], (ast.Is, ast.IsNot))
+        ):
+            name = test.left.id
+            value = state.env.get(name)
+            if value is not None:
+                none_state, other_state = (then_state, else_state) if isinstance(test.ops[0], ast.Is) else (
+                    else_state, then_state)  # fmt: skip
+                none_state.env[name] = NONE_VALUE
+                if value.kinds != NONE:
+                    other_state.env[name] = value.evolve(kinds=value.kinds & ~NONE or ANY)
+        return then_state, else_state
+
+    # -- binding ---------------------------------------------------------------------------------
+    def _set(self, name: str, value: Value, state: State, definition: ast.AST) -> None:
+        state.env[name] = value
+        state.defs[name] = frozenset((definition,))
+        if name in self.declared_global or name in self.declared_nonlocal:
+            self.semantics.note_global_store(name, value)
+
+    def _bind(self, target: ast.expr, value: Value, source: ast.expr | None, state: State, stmt: ast.AST) -> None:
+        kind = target.__class__
+        if kind is ast.Name:
+            self._set(target.id, value, state, stmt)  # type: ignore[attr-defined]
+            self.values[target] = value
+        elif kind is ast.Tuple or kind is ast.List:
+            elts = target.elts  # type: ignore[attr-defined]
+            starred = [i for i, e in enumerate(elts) if isinstance(e, ast.Starred)]
+            if (
+                isinstance(source, (ast.Tuple, ast.List))
+                and not starred
+                and len(source.elts) == len(elts)
+                and not any(isinstance(e, ast.Starred) for e in source.elts)
+            ):
+                for sub_target, sub_source in zip(elts, source.elts, strict=True):
+                    self._bind(sub_target, self.values.get(sub_source, UNKNOWN), sub_source, state, stmt)
+                return
+            items = value.items
+            if items is not None and not starred and len(items) == len(elts):
+                for sub_target, item in zip(elts, items, strict=True):
+                    self._bind(sub_target, item, None, state, stmt)
+                return
+            part = element_of(value)
+            for index, sub_target in enumerate(elts):
+                if isinstance(sub_target, ast.Starred):
+                    self._bind(sub_target.value, Value(LIST, grad=NO, leaf=NO, elem=part), None, state, stmt)
+                elif items is not None and not starred and index < len(items):
+                    self._bind(sub_target, items[index], None, state, stmt)
+                else:
+                    self._bind(sub_target, part, None, state, stmt)
+        elif kind is ast.Starred:
+            self._bind(target.value, value, None, state, stmt)  # type: ignore[attr-defined]
+        elif kind is ast.Subscript:
+            base = self._eval(target.value, state, load=True)  # type: ignore[attr-defined]
+            self._eval(target.slice, state)  # type: ignore[attr-defined]
+            if base.is_tensor:
+                self._inplace(stmt, target.value, base, (value,), "setitem", state, index=target)  # type: ignore[attr-defined]
+            elif base.kinds & (LIST | DICT) and base.is_only(LIST | DICT | TUPLE):
+                if isinstance(target.value, ast.Name):  # type: ignore[attr-defined]
+                    elem = value if base.elem is None else join(base.elem, value)
+                    state.env[target.value.id] = base.evolve(elem=elem, items=None)  # type: ignore[attr-defined]
+        elif kind is ast.Attribute:
+            base = self._eval(target.value, state)  # type: ignore[attr-defined]
+            attr = target.attr  # type: ignore[attr-defined]
+            before = None
+            if attr in ("data", "grad"):
+                before = self._eval(target.value, state)  # type: ignore[attr-defined]
+            self._record(ATTRIBUTE_STORE, stmt, state, value, op=attr, target=target, args=(base,), data=before)
+            if attr == "requires_grad" and isinstance(target.value, ast.Name):  # type: ignore[attr-defined]
+                flag = value.kinds == BOOL and source is not None and _literal(source)
+                if base.kinds & TENSORISH and flag is not None:
+                    name = target.value.id  # type: ignore[attr-defined]
+                    if flag is True:
+                        sources = base.sources | {target} if base.leaf != NO else base.sources
+                        state.env[name] = base.evolve(grad=YES, sources=sources)
+                    elif flag is False:
+                        state.env[name] = base.evolve(grad=NO)
+            path = _self_path(target)
+            if path is not None:
+                self.semantics.note_attribute_store(self, path, value)
+                state.env[path] = value
+                state.defs[path] = frozenset((stmt,))
+
+    # -- in-place writes -----------------------------------------------------------------------
+    def _inplace(
+        self,
+        stmt: ast.AST,
+        target: ast.AST,
+        before: Value,
+        operands: tuple,
+        op: str,
+        state: State,
+        index: ast.AST | None = None,
+    ) -> Value:
+        hits = tuple(state.saved[root] for root in before.roots if root in state.saved)
+        for root in before.roots:
+            self.mutated.add(root)
+        self._record(
+            INPLACE,
+            stmt if isinstance(stmt, ast.stmt) else stmt,
+            state,
+            before,
+            op=op,
+            target=index if index is not None else target,
+            args=operands,
+            saved=hits,
+        )
+        # the object now also holds what was written into it
+        grad = before.grad
+        sources = before.sources
+        stale = before.stale
+        if state.nograd is None:
+            for operand in operands:
+                if operand.grad > grad:
+                    grad = operand.grad
+                sources = sources | operand.sources if operand.sources else sources
+                stale = stale | operand.stale if operand.stale else stale
+        leaf = before.leaf
+        if grad == YES and before.grad != YES and before.leaf == YES:
+            leaf = NO  # writing tracked values into a tensor gives it history
+        new = before.evolve(grad=grad, sources=sources, stale=stale, leaf=leaf)
+        if isinstance(target, ast.Name):
+            state.env[target.id] = new
+        return new
+
+    # -- expressions -----------------------------------------------------------------------------
+    def _eval(self, node: ast.AST | None, state: State, load: bool = False) -> Value:
+        if node is None:
+            return NONE_VALUE
+        handler = _EXPRESSIONS.get(node.__class__)
+        value = handler(self, node, state) if handler is not None else UNKNOWN
+        self.values[node] = value
+        return value
+
+    def _name(self, node: ast.Name, state: State) -> Value:
+        name = node.id
+        value = state.env.get(name)
+        if value is not None:
+            defs = state.defs.get(name)
+            if defs:
+                self.reaching_defs[node] = defs
+            if value is NOTHING:
+                return UNKNOWN
+            return value.named(name) if value.kinds & TENSORISH else value
+        return self._outer(name)
+
+    def _outer(self, name: str) -> Value:
+        scope = self.enclosing
+        while scope is not None:
+            if scope.final is not None and name in scope.final.env:
+                return scope.final.env[name]
+            scope = scope.enclosing
+        return self.semantics.global_value(name)
+
+    def _constant(self, node: ast.Constant, state: State) -> Value:
+        value = node.value
+        if value is None:
+            return NONE_VALUE
+        if isinstance(value, bool):
+            return BOOL_VALUE
+        if isinstance(value, int):
+            return INT_VALUE
+        if isinstance(value, float):
+            return FLOAT_VALUE
+        if isinstance(value, str):
+            return STR_VALUE
+        return OBJECT_VALUE
+
+    def _attribute(self, node: ast.Attribute, state: State) -> Value:
+        path = _self_path(node)
+        if path is not None and path in state.env:
+            self._eval(node.value, state)
+            return state.env[path]
+        base = self._eval(node.value, state)
+        return self.semantics.attribute(self, base, node, state)
+
+    def _subscript(self, node: ast.Subscript, state: State) -> Value:
+        base = self._eval(node.value, state)
+        index = self._eval(node.slice, state)
+        if base.kinds & TENSORISH and base.is_tensor:
+            return self._index_tensor(node, base, index, state)
+        if base.items is not None and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int):
+            position = node.slice.value
+            if -len(base.items) <= position < len(base.items):
+                return base.items[position]
+            return UNKNOWN
+        if base.kinds & (CONTAINER | SIZE) and base.is_only(CONTAINER | SIZE | NONE):
+            if isinstance(node.slice, ast.Slice):
+                return base.evolve(items=None)
+            if base.is_only(SIZE):
+                return INT_VALUE
+            return element_of(base)
+        if base.is_only(NUMPY):
+            return base
+        if base.kinds & CLASS:
+            return base  # `List[int]`, generics
+        return UNKNOWN
+
+    def _index_tensor(self, node: ast.Subscript, base: Value, index: Value, state: State) -> Value:
+        """Basic indexing (ints, slices, None, ...) gives a view; a tensor or list index copies."""
+        advanced = index.kinds & (TENSORISH | LIST) and index.known and not index.is_only(INT | NONE | BOOL)
+        if isinstance(node.slice, ast.Tuple):
+            advanced = any(
+                self.values.get(e, UNKNOWN).may_be(TENSORISH | LIST)
+                and self.values.get(e, UNKNOWN).known
+                and not isinstance(e, ast.Slice)
+                for e in node.slice.elts
+            )
+        if advanced:
+            result = combine((base,), node=node)
+            return result.evolve(dtype=base.dtype, leaf=NO if base.grad == YES else base.leaf)
+        # a view: same roots (writes through it modify the base), no new graph leaf
+        return base.evolve(kinds=TENSOR, sites=frozenset((node,)), names=base.names)
+
+    def _binop(self, node: ast.BinOp, state: State) -> Value:
+        left = self._eval(node.left, state)
+        right = self._eval(node.right, state)
+        return self._binary(node.op, left, right, node, state)
+
+    def _binary(self, op: ast.operator, left: Value, right: Value, node: ast.AST, state: State) -> Value:
+        name = _BINARY_OPS.get(op.__class__, "add")
+        if left.is_tensor or right.is_tensor:
+            return self._tensor_op(name, node, (left, right), state)
+        if left.known and right.known:
+            if left.is_only(NUMBER) and right.is_only(NUMBER):
+                if isinstance(op, ast.Div) or (left.kinds | right.kinds) & FLOAT:
+                    return FLOAT_VALUE
+                return INT_VALUE
+            if left.is_only(STR):
+                return STR_VALUE
+            if left.is_only(LIST | TUPLE) and right.is_only(LIST | TUPLE) and isinstance(op, ast.Add):
+                parts = [v for v in (left.elem, right.elem) if v is not None]
+                return Value(left.kinds, grad=NO, leaf=NO, elem=join_all(parts) if parts else None)
+            if left.is_only(NUMPY | NUMBER) and right.is_only(NUMPY | NUMBER):
+                return Value(NUMPY, grad=NO, leaf=YES, dtype=left.dtype or right.dtype)
+        if (left.kinds & TENSORISH and left.grad != NO) or (right.kinds & TENSORISH and right.grad != NO):
+            # maybe tensors (an unknown call's result, a parameter of the function): keep what
+            # autograd would carry, without claiming it is a tensor
+            return self._tensor_op(name, node, (left, right), state).evolve(kinds=ANY)
+        return UNKNOWN
+
+    def _unaryop(self, node: ast.UnaryOp, state: State) -> Value:
+        operand = self._eval(node.operand, state)
+        if isinstance(node.op, ast.Not):
+            return BOOL_VALUE
+        if operand.kinds & TENSORISH and operand.is_tensor:
+            if isinstance(node.op, ast.Invert):
+                return cut(operand, NONDIFF, node, TENSOR).evolve(dtype=operand.dtype or "bool")
+            return self._tensor_op("neg", node, (operand,), state)
+        return operand if operand.is_only(NUMBER) else UNKNOWN
+
+    def _compare(self, node: ast.Compare, state: State) -> Value:
+        operands = [self._eval(node.left, state), *(self._eval(c, state) for c in node.comparators)]
+        if all(isinstance(op, (ast.Is, ast.IsNot, ast.In, ast.NotIn)) for op in node.ops):
+            return BOOL_VALUE
+        tensors = [v for v in operands if v.kinds & TENSORISH and v.is_tensor]
+        if tensors:
+            result = combine(tensors, node=node)
+            return cut(result, NONDIFF, node, TENSOR).evolve(dtype="bool")
+        if all(v.known and not v.kinds & TENSORISH for v in operands):
+            return BOOL_VALUE
+        return Value(BOOL | TENSOR, grad=NO, leaf=YES)
+
+    def _boolop(self, node: ast.BoolOp, state: State) -> Value:
+        values = [self._eval(v, state) for v in node.values]
+        return join_all(values)
+
+    def _ifexp(self, node: ast.IfExp, state: State) -> Value:
+        self._eval(node.test, state)
+        then_state, else_state = self._narrow(node.test, state)
+        return join(self._eval(node.body, then_state), self._eval(node.orelse, else_state))
+
+    def _sequence(self, node: ast.Tuple | ast.List | ast.Set, state: State) -> Value:
+        values = tuple(self._eval(e, state) for e in node.elts)
+        kind = {ast.Tuple: TUPLE, ast.List: LIST, ast.Set: LIST}[node.__class__]
+        if any(isinstance(e, ast.Starred) for e in node.elts):
+            parts = [element_of(v) if isinstance(e, ast.Starred) else v for e, v in zip(node.elts, values, strict=True)]
+            return Value(kind, grad=NO, leaf=NO, elem=join_all(parts) if parts else None)
+        return Value(
+            kind,
+            grad=NO,
+            leaf=NO,
+            elem=join_all(values) if values else None,
+            items=values if kind == TUPLE or len(values) <= 8 else None,
+        )
+
+    def _dict(self, node: ast.Dict, state: State) -> Value:
+        for key in node.keys:
+            if key is not None:
+                self._eval(key, state)
+        values = [self._eval(v, state) for v in node.values]
+        parts = [element_of(v) if k is None else v for k, v in zip(node.keys, values, strict=True)]
+        return Value(DICT, grad=NO, leaf=NO, elem=join_all(parts) if parts else None)
+
+    def _comprehension(self, node: ast.AST, state: State) -> Value:
+        inner = state.copy()
+        for generator in node.generators:  # type: ignore[attr-defined]
+            iterated = self._eval(generator.iter, inner)
+            self._bind(generator.target, element_of(iterated), None, inner, node)
+            for condition in generator.ifs:
+                self._eval(condition, inner)
+        if isinstance(node, ast.DictComp):
+            self._eval(node.key, inner)
+            elem = self._eval(node.value, inner)
+            return Value(DICT, grad=NO, leaf=NO, elem=elem)
+        elem = self._eval(node.elt, inner)  # type: ignore[attr-defined]
+        kind = LIST if isinstance(node, (ast.ListComp, ast.SetComp)) else OBJECT
+        return Value(kind, grad=NO, leaf=NO, elem=elem)
+
+    def _starred(self, node: ast.Starred, state: State) -> Value:
+        return self._eval(node.value, state)
+
+    def _named_expr(self, node: ast.NamedExpr, state: State) -> Value:
+        value = self._eval(node.value, state)
+        self._bind(node.target, value, node.value, state, node)
+        return value
+
+    def _lambda(self, node: ast.Lambda, state: State) -> Value:
+        return Value(CALLABLE, grad=NO, leaf=NO, node=node)
+
+    def _joined_str(self, node: ast.JoinedStr, state: State) -> Value:
+        for value in node.values:
+            if isinstance(value, ast.FormattedValue):
+                self._eval(value.value, state)
+        return STR_VALUE
+
+    def _slice(self, node: ast.Slice, state: State) -> Value:
+        for part in (node.lower, node.upper, node.step):
+            if part is not None:
+                self._eval(part, state)
+        return OBJECT_VALUE
+
+    def _await(self, node: ast.AST, state: State) -> Value:
+        value = getattr(node, "value", None)
+        if value is not None:
+            self._eval(value, state)
+        return UNKNOWN
+
+    # -- calls -----------------------------------------------------------------------------------
+    def _call(self, node: ast.Call, state: State) -> Value:
+        func = node.func
+        if isinstance(func, ast.Attribute):
+            path = _self_path(func)
+            receiver = state.env[path] if path is not None and path in state.env else self._eval(func.value, state)
+            if path is not None and path in state.env:
+                self._eval(func.value, state)
+            self.values[func] = UNKNOWN
+            args = self._arguments(node, state)
+            return self.semantics.method_call(self, node, receiver, func.attr, args, state)
+        callee = self._eval(func, state)
+        args = self._arguments(node, state)
+        return self.semantics.call(self, node, callee, args, state)
+
+    def _arguments(self, node: ast.Call, state: State) -> Arguments:
+        positional = []
+        for arg in node.args:
+            value = self._eval(arg, state)
+            positional.append(value)
+        keywords = {}
+        for kw in node.keywords:
+            value = self._eval(kw.value, state)
+            if kw.arg is not None:
+                keywords[kw.arg] = value
+        return Arguments(node, positional, keywords)
+
+    # -- tensor ops ------------------------------------------------------------------------------
+    def _tensor_op(
+        self,
+        name: str,
+        node: ast.AST,
+        operands: tuple,
+        state: State,
+        facts: torch_facts.OpFacts | None = None,
+        names: tuple[str, ...] = ("self", "other"),
+    ) -> Value:
+        """A differentiable op on tensors (and Python numbers): a new non-leaf tensor that
+        requires grad when an operand does; records what the op saved for backward."""
+        tensors = [v for v in operands if v.kinds & TENSORISH or v.kinds == ANY]
+        if state.nograd is not None:
+            result = combine(tensors, node=node)
+            if result.grad != NO:
+                result = cut(result, NO_GRAD, state.nograd, TENSOR)
+                result = result.evolve(sites=frozenset((node,)), roots=frozenset((node,)))
+            return result.evolve(dtype=_promote(operands))
+        result = combine(tensors, node=node).evolve(dtype=_promote(operands))
+        facts = facts if facts is not None else torch_facts.function(f"torch.{name}")
+        if facts is not None and result.grad != NO:
+            self._record_saves(facts, node, operands, names, result, state)
+        return result
+
+    def _record_saves(
+        self, facts: torch_facts.OpFacts, node: ast.AST, operands: tuple, names: tuple, result: Value, state: State
+    ) -> None:
+        certain = result.grad == YES
+        if facts.saves_result:
+            for root in result.roots:
+                state.saved[root] = Saved(node, facts.name, "output", certain)
+        if facts.saves_inputs:
+            by_name = dict(zip(names, operands, strict=False))
+            conditions = dict(facts.saved_when)
+            for input_name in facts.saves_inputs:
+                operand = by_name.get(input_name)
+                if operand is None or not operand.roots:
+                    continue
+                needed = conditions.get(input_name)
+                if needed:
+                    grads = [by_name[n].grad for n in needed if n in by_name]
+                    if not grads or max(grads) == NO:
+                        continue
+                    sure = max(grads) == YES
+                else:
+                    sure = certain
+                for root in operand.roots:
+                    if root not in state.saved:
+                        state.saved[root] = Saved(node, facts.name, "input", sure)
+
+    # -- recording -------------------------------------------------------------------------------
+    def _record(
+        self,
+        kind: str,
+        node: ast.AST,
+        state: State,
+        value: Value,
+        **fields: object,
+    ) -> Event:
+        event = Event(kind, node, self._statement, value, nograd=state.nograd, **fields)  # type: ignore[arg-type]
+        self.events[(kind, id(node))] = event
+        return event
+
+
+class Arguments:
+    """The evaluated arguments of a call."""
+
+    __slots__ = ("keywords", "node", "positional")
+
+    def __init__(self, node: ast.Call, positional: list[Value], keywords: dict[str, Value]) -> None:
+        self.node = node
+        self.positional = positional
+        self.keywords = keywords
+
+    def get(self, position: int, name: str) -> Value | None:
+        if name in self.keywords:
+            return self.keywords[name]
+        if 0 <= position < len(self.positional):
+            return self.positional[position]
+        return None
+
+    def all(self) -> list[Value]:
+        return [*self.positional, *self.keywords.values()]
+
+    def node_of(self, position: int, name: str) -> ast.expr | None:
+        for kw in self.node.keywords:
+            if kw.arg == name:
+                return kw.value
+        if 0 <= position < len(self.node.args):
+            return self.node.args[position]
+        return None
+
+
+def _has_graph(value: Value) -> bool:
+    """A tensor (or unknown object) with autograd history behind it."""
+    return value.grad != NO and value.leaf != YES and (
+        bool(value.kinds & TENSORISH) and (value.is_tensor or value.kinds == ANY) and (value.sources or value.grad == YES)
+    )
+
+
+def _promote(operands) -> str | None:
+    """The result dtype of arithmetic on these operands, when known (tensor dtypes win over
+    Python numbers; float64 with float32 gives float64)."""
+    dtypes = [v.dtype for v in operands if v.kinds & TENSORISH and v.dtype]
+    if not dtypes:
+        return None
+    if len(set(dtypes)) == 1:
+        return dtypes[0]
+    if all(is_float_dtype(d) for d in dtypes):
+        return "float64" if "float64" in dtypes else None
+    floats = [d for d in dtypes if is_float_dtype(d)]
+    return floats[0] if len(set(floats)) == 1 else None
+
+
+def _self_path(node: ast.AST) -> str | None:
+    """`self.x` / `self.a.b` -> "self.x" / "self.a.b": attribute paths tracked as locals."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name) and node.id == "self" and parts and len(parts) <= 2:
+        return "self." + ".".join(reversed(parts))
+    return None
+
+
+def _constant_arg(call: ast.Call, position: int, name: str) -> object:
+    for kw in call.keywords:
+        if kw.arg == name:
+            return kw.value.value if isinstance(kw.value, ast.Constant) else None
+    if len(call.args) > position and isinstance(call.args[position], ast.Constant):
+        return call.args[position].value
+    return None
+
+
+def _literal(node: ast.AST) -> object:
+    return node.value if isinstance(node, ast.Constant) else None
+
+
+def _is_true_constant(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and bool(node.value) is True
+
+
+_AUG_NAMES = {
+    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**",
+    ast.MatMult: "@", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>",
+}  # fmt: skip
+_BINARY_OPS = {
+    ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.FloorDiv: "floor_divide",
+    ast.Mod: "remainder", ast.Pow: "pow", ast.MatMult: "matmul", ast.BitAnd: "bitwise_and",
+    ast.BitOr: "bitwise_or", ast.BitXor: "bitwise_xor",
+}  # fmt: skip
+
+_STATEMENTS = {
+    ast.Assign: Flow._assign,
+    ast.AnnAssign: Flow._ann_assign,
+    ast.AugAssign: Flow._aug_assign,
+    ast.Expr: Flow._expr_statement,
+    ast.Return: Flow._return,
+    ast.Raise: Flow._raise,
+    ast.If: Flow._if,
+    ast.For: Flow._loop,
+    ast.AsyncFor: Flow._loop,
+    ast.While: Flow._loop,
+    ast.With: Flow._with,
+    ast.AsyncWith: Flow._with,
+    ast.Try: Flow._try,
+    ast.Break: Flow._break,
+    ast.Continue: Flow._continue,
+    ast.FunctionDef: Flow._def,
+    ast.AsyncFunctionDef: Flow._def,
+    ast.ClassDef: Flow._class,
+    ast.Delete: Flow._delete,
+    ast.Global: Flow._global,
+    ast.Nonlocal: Flow._global,
+    ast.Import: Flow._import,
+    ast.ImportFrom: Flow._import,
+    ast.Assert: Flow._assert,
+    ast.Pass: Flow._pass,
+}
+_EXPRESSIONS = {
+    ast.Name: Flow._name,
+    ast.Constant: Flow._constant,
+    ast.Attribute: Flow._attribute,
+    ast.Subscript: Flow._subscript,
+    ast.Call: Flow._call,
+    ast.BinOp: Flow._binop,
+    ast.UnaryOp: Flow._unaryop,
+    ast.Compare: Flow._compare,
+    ast.BoolOp: Flow._boolop,
+    ast.IfExp: Flow._ifexp,
+    ast.Tuple: Flow._sequence,
+    ast.List: Flow._sequence,
+    ast.Set: Flow._sequence,
+    ast.Dict: Flow._dict,
+    ast.ListComp: Flow._comprehension,
+    ast.SetComp: Flow._comprehension,
+    ast.GeneratorExp: Flow._comprehension,
+    ast.DictComp: Flow._comprehension,
+    ast.Starred: Flow._starred,
+    ast.NamedExpr: Flow._named_expr,
+    ast.Lambda: Flow._lambda,
+    ast.JoinedStr: Flow._joined_str,
+    ast.Slice: Flow._slice,
+    ast.Await: Flow._await,
+    ast.Yield: Flow._await,
+    ast.YieldFrom: Flow._await,
+}
+
+# re-exported for the semantics module
+__all__ = [
+    "APPEND",
+    "ATTRIBUTE_STORE",
+    "BACKWARD",
+    "CALL",
+    "DTYPES",
+    "FUNCTION_INSTANCE_CALL",
+    "INPLACE",
+    "OPTIMIZER_STEP",
+    "RETURN",
+    "REWRAP_CALL",
+    "ZERO_GRAD_CALL",
+    "Arguments",
+    "Cut",
+    "Event",
+    "Flow",
+    "Saved",
+    "State",
+    "is_float_dtype",
+]
+
+# keep linters quiet about names used only by the semantics module through this one
+_ = (CTX, FUNCTION_CLASS, FUNCTION_INSTANCE, MAYBE, MODULE, NONE, NUMPY, OPTIMIZER, SCHEDULER, SIZE_VALUE,
+     ZERO_GRAD, DATA, REWRAP, ITEM, OBJECT, STR)  # fmt: skip

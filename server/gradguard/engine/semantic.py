@@ -1,0 +1,1534 @@
+"""The semantic model of one file: flows of its scopes, summaries of its classes and calls.
+
+`Semantics` is built once per check of a file and answers, lazily:
+
+* `flow(func)` — the `Flow` of a function (or of the script statements, `func=None`) in
+  its *natural context*: parameters hold what their annotations/defaults say; in
+  `forward` of an `nn.Module` (and the methods it calls) they hold activations (tensors
+  that may require grad); `self` is an instance of the enclosing class.
+* `class_info(name)` — what a class of the file is (an `nn.Module`, an autograd Function,
+  ...) and what each `self.<attr>` holds: the join of every store in `__init__` (after
+  the base classes' `__init__`) and in the other methods, `register_buffer/parameter`
+  and `add_module` included.
+* calls: `model(x)` runs that class's `forward`, `self.helper(x)` the method, `f(x)` a
+  function of the file — each evaluated with the caller's argument values (memoised by
+  their abstraction, depth- and budget-limited); torch functions, tensor methods, layers,
+  optimizers and factories through `gradguard.engine.torch_facts`.
+
+`consulted` records which top-level statements (by name; "" for the script statements)
+an analysis used, so that the analyzer can invalidate a unit's cached findings when one
+of them changes.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from gradguard.engine import torch_facts
+from gradguard.engine.index import KIND_FUNCTION, KIND_MODULE, ModuleContext, keyword
+from gradguard.engine.interpreter import (
+    APPEND,
+    ATTRIBUTE_STORE,
+    BACKWARD,
+    CALL,
+    DTYPES,
+    FUNCTION_INSTANCE_CALL,
+    INPLACE,
+    OPTIMIZER_STEP,
+    REWRAP_CALL,
+    TENSORISH,
+    ZERO_GRAD_CALL,
+    Arguments,
+    Flow,
+    State,
+    is_float_dtype,
+)
+from gradguard.engine.values import (
+    ANY,
+    BOOL,
+    BOOL_VALUE,
+    BUFFER,
+    CALLABLE,
+    CLASS,
+    CONTAINER,
+    CTX,
+    DATA,
+    DETACH,
+    DICT,
+    FLOAT,
+    FLOAT_VALUE,
+    FUNCTION_CLASS,
+    FUNCTION_INSTANCE,
+    INT,
+    INT_VALUE,
+    ITEM,
+    LIST,
+    MAYBE,
+    MODULE,
+    NO,
+    NO_GRAD,
+    NONDIFF,
+    NONE,
+    NONE_VALUE,
+    NOTHING,
+    NUMBER,
+    NUMPY,
+    NUMPY_CUT,
+    OBJECT,
+    OBJECT_VALUE,
+    OPTIMIZER,
+    PARAMETER,
+    REF,
+    REWRAP,
+    SCHEDULER,
+    SIZE,
+    SIZE_VALUE,
+    STR,
+    STR_VALUE,
+    TENSOR,
+    TUPLE,
+    UNKNOWN,
+    YES,
+    ZERO_GRAD,
+    Cut,
+    Value,
+    combine,
+    cut,
+    element_of,
+    join,
+    join_all,
+)
+
+MAX_CALL_DEPTH = 6
+MAX_SUMMARIES = 400  # call summaries per file; beyond that calls are unknown
+
+_FUNCTION_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+# -- vocabulary (hand-written: names people give things; not torch facts) ----------------------
+_LOSS_WORDS = ("loss", "crit", "metric", "criterion", "objective")
+
+_BUILTIN_CONTAINERS = {"list": LIST, "tuple": TUPLE, "sorted": LIST, "reversed": LIST, "set": LIST, "frozenset": LIST}
+_BUILTIN_BOOLS = frozenset({"isinstance", "issubclass", "hasattr", "callable", "all", "any"})
+_BUILTIN_NONE = frozenset({"print", "setattr", "delattr", "exec"})
+_BUILTINS = frozenset(
+    {"len", "range", "enumerate", "zip", "min", "max", "sum", "abs", "list", "tuple", "sorted", "reversed",
+     "isinstance", "issubclass", "print", "dict", "set", "frozenset", "map", "filter", "iter", "next", "getattr",
+     "hasattr", "setattr", "delattr", "round", "str", "repr", "any", "all", "divmod", "pow", "type", "id", "super",
+     "float", "int", "bool", "complex", "callable", "open", "format", "hash", "vars", "dir", "exec", "eval",
+     "object", "slice", "ord", "chr", "bytes", "staticmethod", "classmethod", "property"}
+)  # fmt: skip
+
+_LAYER_SAVES_INPUT = frozenset(
+    {"Linear", "Bilinear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+     "Embedding", "LayerNorm", "GroupNorm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "InstanceNorm1d",
+     "InstanceNorm2d", "InstanceNorm3d", "PReLU", "RMSNorm"}
+)  # fmt: skip
+_LAYER_SAVES_OUTPUT = {"ReLU": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Softmax": "softmax",
+                       "LogSoftmax": "log_softmax"}  # fmt: skip
+_CONTAINER_LAYERS = frozenset({"Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"})
+_PARAMETER_FREE_LAYERS = frozenset(
+    {"ReLU", "ReLU6", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh", "Softmax",
+     "Softmax2d", "LogSoftmax", "Softmin", "Softplus", "Softsign", "Softshrink", "Hardshrink", "Tanhshrink",
+     "Hardtanh", "Hardswish", "Hardsigmoid", "LogSigmoid", "Threshold", "GLU", "Dropout", "Dropout1d", "Dropout2d",
+     "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "Identity", "Flatten", "Unflatten", "MaxPool1d",
+     "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
+     "AdaptiveAvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "LPPool1d", "LPPool2d",
+     "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle", "PixelUnshuffle",
+     "ChannelShuffle", "Fold", "Unfold", "ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "ConstantPad1d", "ConstantPad2d",
+     "ConstantPad3d", "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d", "ReplicationPad1d",
+     "ReplicationPad2d", "ReplicationPad3d", "CircularPad1d", "CircularPad2d", "CircularPad3d",
+     "CosineSimilarity", "PairwiseDistance", "LocalResponseNorm", "CrossMapLRN2d", "MaxUnpool1d",
+     "MaxUnpool2d", "MaxUnpool3d"}
+)  # fmt: skip
+_FACTORIES = frozenset(
+    {"zeros", "ones", "empty", "full", "rand", "randn", "randint", "randperm", "arange", "linspace", "logspace",
+     "eye", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "randint_like",
+     "normal", "tensor", "as_tensor", "from_numpy", "Tensor", "FloatTensor", "DoubleTensor", "LongTensor",
+     "IntTensor", "BoolTensor", "ByteTensor", "HalfTensor", "asarray", "scalar_tensor", "empty_strided",
+     "bernoulli", "multinomial", "poisson"}
+)  # fmt: skip
+_INT_FACTORIES = frozenset({"randint", "randperm", "LongTensor", "IntTensor", "randint_like", "multinomial"})
+_COPYING_FACTORIES = frozenset({"tensor", "as_tensor", "asarray", "Tensor", "FloatTensor", "DoubleTensor",
+                                "LongTensor", "IntTensor", "BoolTensor", "ByteTensor", "HalfTensor"})  # fmt: skip
+_COLLECTING = frozenset({"cat", "stack", "concat", "concatenate", "hstack", "vstack", "dstack", "column_stack",
+                         "block_diag", "cartesian_prod"})  # fmt: skip
+_TUPLE_RESULTS = frozenset({"chunk", "split", "unbind", "tensor_split", "split_with_sizes", "hsplit", "vsplit",
+                            "dsplit", "meshgrid", "broadcast_tensors", "unique_consecutive"})  # fmt: skip
+_VALUES_INDICES = frozenset({"max", "min", "topk", "sort", "kthvalue", "mode", "median", "nanmedian", "cummax",
+                             "cummin", "aminmax"})  # fmt: skip
+_ALWAYS_PAIRS = frozenset({"topk", "sort", "kthvalue", "mode", "cummax", "cummin"})
+_INT_OUTPUT_OPS = frozenset({"argmax", "argmin", "argsort", "nonzero", "bucketize", "searchsorted", "argwhere",
+                             "count_nonzero", "bincount", "histc", "unique"})  # fmt: skip
+_BOOL_OUTPUT_OPS = frozenset({"eq", "ne", "gt", "lt", "ge", "le", "isnan", "isinf", "isfinite", "isclose",
+                              "logical_and", "logical_or", "logical_not", "logical_xor", "greater", "less",
+                              "equal", "not_equal", "greater_equal", "less_equal", "isneginf", "isposinf",
+                              "signbit", "isreal", "allclose", "any", "all"})  # fmt: skip
+_ZERO_GRAD_OPS = frozenset({"round", "floor", "ceil", "sign", "trunc", "fix", "heaviside", "sgn"})
+_SHAPE_METHODS = frozenset({"size", "dim", "ndimension", "numel", "nelement", "element_size", "stride",
+                            "get_device", "is_contiguous", "data_ptr", "storage_offset", "__len__", "is_floating_point",
+                            "is_complex", "equal", "type"})  # fmt: skip
+_VIEW_METHODS = frozenset({"view", "view_as", "transpose", "transpose_", "permute", "t", "narrow", "select",
+                           "unsqueeze", "squeeze", "expand", "expand_as", "unfold", "diagonal", "movedim",
+                           "moveaxis", "swapaxes", "swapdims", "as_strided", "real", "imag", "mT", "T", "H",
+                           "mH", "unflatten", "detach", "alias", "indices", "values"})  # fmt: skip
+_INPLACE_EXCEPTIONS = frozenset({"requires_grad_", "share_memory_", "retain_grad_", "pin_memory_",
+                                 "record_stream_"})  # fmt: skip
+_TENSOR_ATTRIBUTES = {
+    "shape": SIZE_VALUE, "dtype": OBJECT_VALUE, "device": OBJECT_VALUE, "ndim": INT_VALUE, "is_cuda": BOOL_VALUE,
+    "requires_grad": BOOL_VALUE, "is_leaf": BOOL_VALUE, "grad_fn": OBJECT_VALUE, "layout": OBJECT_VALUE,
+    "names": OBJECT_VALUE, "itemsize": INT_VALUE, "nbytes": INT_VALUE, "is_sparse": BOOL_VALUE,
+    "is_quantized": BOOL_VALUE, "is_meta": BOOL_VALUE,
+}  # fmt: skip
+_OPTIMIZER_PREFIXES = ("torch.optim.", "bitsandbytes.optim.", "apex.optimizers.", "transformers.AdamW",
+                       "transformers.optimization.AdamW", "timm.optim.")  # fmt: skip
+_SCHEDULER_PREFIXES = ("torch.optim.lr_scheduler.", "torch.optim.swa_utils.SWALR", "transformers.get_",
+                       "transformers.optimization.get_")  # fmt: skip
+_PARAMETER_CTORS = frozenset({"torch.nn.Parameter", "torch.nn.parameter.Parameter",
+                              "torch.nn.UninitializedParameter"})  # fmt: skip
+_BUFFER_CTORS = frozenset({"torch.nn.Buffer", "torch.nn.parameter.Buffer"})
+
+
+def value_key(value: Value, depth: int = 0) -> tuple:
+    """A hashable abstraction of a value, for memoising call summaries."""
+    if value is UNKNOWN:
+        return ()
+    elem = value_key(value.elem, depth + 1) if value.elem is not None and depth < 2 else None
+    items = (
+        tuple(value_key(v, depth + 1) for v in value.items) if value.items is not None and depth < 2 else None
+    )
+    return (
+        value.kinds,
+        value.grad,
+        value.leaf,
+        value.cls,
+        value.dtype,
+        value.sources,
+        value.roots,
+        value.stale,
+        value.cuts,
+        value.blocked,
+        value.node,
+        elem,
+        items,
+    )
+
+
+class ClassInfo:
+    """A class of the file: its kind and what `self.<attr>` holds."""
+
+    def __init__(self, node: ast.ClassDef, kind: str) -> None:
+        self.node = node
+        self.name = node.name
+        self.kind = kind  # index.KIND_MODULE / KIND_FUNCTION / KIND_OTHER
+        self.methods: dict[str, ast.AST] = {
+            s.name: s for s in node.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
+        }
+        self.attrs: dict[str, Value] = {}
+        self.attr_stores: dict[str, list[ast.AST]] = {}
+        self.ready = False
+
+    def method(self, name: str) -> ast.AST | None:
+        return self.methods.get(name)
+
+
+class Semantics:
+    """The lazily computed semantic model of one parsed file."""
+
+    def __init__(self, tree: ast.Module, module: ModuleContext) -> None:
+        self.module = module
+        self.tree = tree
+        self.top: dict[str, ast.stmt] = {}
+        self.script: list[ast.stmt] = []
+        for stmt in tree.body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                self.top[stmt.name] = stmt
+            else:
+                self.script.append(stmt)
+        self._flows: dict[ast.AST | None, Flow] = {}
+        self._classes: dict[str, ClassInfo] = {}
+        self._summaries: dict[tuple, Value] = {}
+        self._summary_count = 0
+        self._stack: list[ast.AST] = []
+        self._building: list[ClassInfo] = []
+        self._scope_parent: dict[ast.AST, ast.AST | None] | None = None
+        self._script_busy = False
+        self._global_stores: dict[str, Value] = {}
+        self.source_kinds: dict[ast.AST, str] = {}
+        self.consulted: set[str] = set()
+
+    # -- flows ---------------------------------------------------------------------------------
+    def flow(self, func: ast.AST | None) -> Flow:
+        """The natural-context flow of a function/lambda node, or of the script (None)."""
+        cached = self._flows.get(func)
+        if cached is not None:
+            return cached
+        if func is None:
+            self._script_busy = True
+            try:
+                flow = Flow(self, None, self.script)
+            finally:
+                self._script_busy = False
+        else:
+            parent = self.scope_parent(func)
+            enclosing = None
+            class_node = None
+            if isinstance(parent, ast.ClassDef):
+                class_node = parent
+                grand = self.scope_parent(parent)
+                if grand is not None and not isinstance(grand, ast.ClassDef):
+                    enclosing = self.flow(grand)
+            elif parent is not None:
+                enclosing = self.flow(parent)
+            body = func.body if isinstance(func, _FUNCTION_TYPES) else [ast.Return(value=func.body)]  # type: ignore[attr-defined]
+            flow = Flow(self, func, body, enclosing=enclosing, class_node=class_node)
+        self._flows[func] = flow
+        return flow
+
+    def scope_parent(self, node: ast.AST) -> ast.AST | None:
+        """The function/lambda/class directly enclosing `node` (None at module level)."""
+        if self._scope_parent is None:
+            parents: dict[ast.AST, ast.AST | None] = {}
+            stack: list[tuple[ast.AST, ast.AST | None]] = [(s, None) for s in self.tree.body]
+            while stack:
+                current, scope = stack.pop()
+                if isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+                    parents[current] = scope
+                    scope = current
+                for child in ast.iter_child_nodes(current):
+                    if isinstance(child, (ast.stmt, ast.expr, ast.excepthandler, ast.match_case, ast.comprehension)):
+                        stack.append((child, scope))
+            self._scope_parent = parents
+        return self._scope_parent.get(node)
+
+    def enclosing_class(self, func: ast.AST) -> ast.ClassDef | None:
+        parent = self.scope_parent(func)
+        return parent if isinstance(parent, ast.ClassDef) else None
+
+    # -- parameters ------------------------------------------------------------------------------
+    def parameter_value(self, flow: Flow, func: ast.AST, arg: ast.arg, default: ast.expr | None) -> Value:
+        args = func.args  # type: ignore[attr-defined]
+        positional = args.posonlyargs + args.args
+        cls = flow.class_node
+        decorators = {_decorator_name(d) for d in getattr(func, "decorator_list", ())}
+        first = bool(positional) and positional[0] is arg
+        if cls is not None and first and "staticmethod" not in decorators:
+            info = self.class_info(cls.name) if self.top.get(cls.name) is cls else None
+            if "classmethod" in decorators:
+                return Value(CLASS, grad=NO, leaf=NO, cls=cls.name, node=cls)
+            if info is not None and info.kind == KIND_MODULE:
+                return Value(MODULE, grad=NO, leaf=NO, cls=cls.name, node=cls)
+            if info is not None and info.kind == KIND_FUNCTION:
+                return Value(CTX, grad=NO, leaf=NO, cls=cls.name)
+            return Value(OBJECT, grad=NO, leaf=NO, cls=cls.name, node=cls)
+        if cls is not None and "staticmethod" in decorators and first:
+            info = self.class_info(cls.name) if self.top.get(cls.name) is cls else None
+            if info is not None and info.kind == KIND_FUNCTION and getattr(func, "name", "") in (
+                "forward", "backward", "setup_context", "jvp", "vjp"):  # fmt: skip
+                return Value(CTX, grad=NO, leaf=NO, cls=cls.name)
+        annotated = self._annotation_value(arg.annotation)
+        if annotated is not None:
+            return annotated.named(arg.arg) if annotated.kinds & TENSORISH else annotated
+        if default is not None:
+            if isinstance(default, ast.Constant):
+                if default.value is None:
+                    if cls is not None and self._activation_method(func, cls):
+                        return Value(TENSOR | NONE, grad=MAYBE, leaf=MAYBE, names=frozenset((arg.arg,)))
+                    return Value(ANY, grad=MAYBE, leaf=MAYBE, names=frozenset((arg.arg,)))
+                kind = {bool: BOOL, int: INT, float: FLOAT, str: STR}.get(type(default.value))
+                if kind is not None:
+                    return Value(kind, grad=NO, leaf=NO)
+            return Value(ANY, grad=MAYBE, leaf=MAYBE, names=frozenset((arg.arg,)))
+        if cls is not None and self._activation_method(func, cls):
+            if self.class_kind(cls) == KIND_FUNCTION:
+                grad = NO if getattr(func, "name", "") == "backward" else MAYBE
+                return Value(TENSOR, grad=grad, leaf=MAYBE, names=frozenset((arg.arg,)))
+            return Value(TENSOR, grad=MAYBE, leaf=MAYBE, names=frozenset((arg.arg,)))
+        return Value(ANY, grad=MAYBE, leaf=MAYBE, names=frozenset((arg.arg,)))
+
+    def class_kind(self, cls: ast.ClassDef) -> str:
+        summary = self.module.classes.get(cls.name)
+        return summary.kind if summary is not None and self.top.get(cls.name) is cls else "other"
+
+    def _activation_method(self, func: ast.AST, cls: ast.ClassDef) -> bool:
+        """`forward` of an nn.Module (and the methods it calls), `forward`/`backward` of an
+        autograd Function: their plain parameters hold tensors."""
+        kind = self.class_kind(cls)
+        name = getattr(func, "name", "")
+        if kind == KIND_FUNCTION:
+            return name in ("forward", "backward")
+        if kind != KIND_MODULE:
+            return False
+        return name in self._forward_reachable(cls)
+
+    def _forward_reachable(self, cls: ast.ClassDef) -> set[str]:
+        cache = self.__dict__.setdefault("_reachable_cache", {})
+        found = cache.get(cls)
+        if found is None:
+            methods = {s.name: s for s in cls.body if isinstance(s, _FUNCTION_TYPES)}
+            found = set()
+            todo = ["forward"]
+            while todo:
+                name = todo.pop()
+                if name in found or name not in methods:
+                    continue
+                found.add(name)
+                for node in ast.walk(methods[name]):
+                    if (
+                        isinstance(node, ast.Call)
+                        and isinstance(node.func, ast.Attribute)
+                        and isinstance(node.func.value, ast.Name)
+                        and node.func.value.id == "self"
+                    ):
+                        todo.append(node.func.attr)
+            cache[cls] = found
+        return found
+
+    def _annotation_value(self, annotation: ast.expr | None) -> Value | None:
+        if annotation is None:
+            return None
+        text = ast.unparse(annotation) if not isinstance(annotation, ast.Constant) else str(annotation.value)
+        optional = "Optional" in text or "None" in text
+        if "Tensor" in text and "List" not in text and "list" not in text and "Tuple" not in text and "tuple" not in text:
+            return Value(TENSOR | (NONE if optional else 0), grad=MAYBE, leaf=MAYBE)
+        if optional:
+            return None
+        simple = {"int": INT, "float": FLOAT, "bool": BOOL, "str": STR}.get(text)
+        if simple is not None:
+            return Value(simple, grad=NO, leaf=NO)
+        qual = self.module.qualname(annotation)
+        if qual is not None:
+            if qual.startswith("torch.optim.") and qual.rsplit(".", 1)[1][:1].isupper():
+                return Value(OPTIMIZER, grad=NO, leaf=NO, cls=qual)
+            if qual in ("torch.nn.Module", "torch.nn.modules.module.Module"):
+                return Value(MODULE, grad=NO, leaf=NO, cls=qual)
+        return None
+
+    # -- names -----------------------------------------------------------------------------------
+    def reference(self, qual: str) -> Value:
+        return Value(REF, grad=NO, leaf=NO, cls=qual)
+
+    def global_value(self, name: str) -> Value:
+        module = self.module
+        stored = self._global_stores.get(name)
+        if name in self.top:
+            stmt = self.top[name]
+            if isinstance(stmt, ast.ClassDef):
+                return Value(CLASS, grad=NO, leaf=NO, cls=name, node=stmt)
+            return Value(CALLABLE, grad=NO, leaf=NO, node=stmt)
+        qual = module.aliases.get(name)
+        if qual is not None:
+            return self.reference(qual)
+        if any(_binds(stmt, name) for stmt in self.script):
+            if self._script_busy:
+                return UNKNOWN
+            self.consulted.add("")
+            value = self.flow(None).final_value(name)
+            return join(value, stored) if stored is not None else value
+        if stored is not None:
+            return stored
+        if name in _BUILTINS:
+            return self.reference(f"builtins.{name}")
+        return UNKNOWN
+
+    def note_global_store(self, name: str, value: Value) -> None:
+        before = self._global_stores.get(name)
+        self._global_stores[name] = value if before is None else join(before, value)
+
+    # -- classes ---------------------------------------------------------------------------------
+    def class_info(self, name: str) -> ClassInfo | None:
+        info = self._classes.get(name)
+        if info is not None:
+            return info
+        node = self.top.get(name)
+        if not isinstance(node, ast.ClassDef):
+            return None
+        summary = self.module.classes.get(name)
+        info = ClassInfo(node, summary.kind if summary is not None else "other")
+        self._classes[name] = info
+        self._build_class(info)
+        return info
+
+    def _build_class(self, info: ClassInfo) -> None:
+        self.consulted.add(info.name)
+        self._building.append(info)
+        try:
+            # attributes of base classes defined in this file come first
+            for base in info.node.bases:
+                if isinstance(base, ast.Name) and base.id != info.name:
+                    base_info = self.class_info(base.id)
+                    if base_info is not None:
+                        info.attrs.update(base_info.attrs)
+                        for method_name, method in base_info.methods.items():
+                            info.methods.setdefault(method_name, method)
+            for stmt in info.node.body:
+                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+                    value = self._class_body_value(stmt.value)
+                    if value is not None:
+                        info.attrs[stmt.targets[0].id] = value
+            init = info.methods.get("__init__")
+            stores: dict[str, Value] = {}
+            if init is not None and self.enclosing_class(init) is info.node:
+                flow = self.flow(init)
+                end = flow.exit_state
+                if end is not None:
+                    for key, value in end.env.items():
+                        if key.startswith("self.") and key.count(".") == 1:
+                            stores[key[5:]] = value
+            for attr, value in stores.items():
+                info.attrs[attr] = value
+            # stores in the other methods join in: the attribute may hold either
+            for method_name, method in info.methods.items():
+                if method_name == "__init__" or self.enclosing_class(method) is not info.node:
+                    continue
+                if not _stores_on_self(method):
+                    continue
+                flow = self.flow(method)
+                for event in flow.events_of(ATTRIBUTE_STORE):
+                    target = event.target
+                    if (
+                        isinstance(target, ast.Attribute)
+                        and isinstance(target.value, ast.Name)
+                        and target.value.id == "self"
+                    ):
+                        before = info.attrs.get(target.attr)
+                        info.attrs[target.attr] = event.value if before is None else join(before, event.value)
+        finally:
+            self._building.pop()
+            info.ready = True
+
+    def _class_body_value(self, expr: ast.expr) -> Value | None:
+        if isinstance(expr, ast.Call):
+            qual = self.module.call_name(expr)
+            if qual is not None and _is_layer_name(qual):
+                return Value(MODULE, grad=NO, leaf=NO, cls=qual, sources=frozenset((expr,)))
+        if isinstance(expr, ast.Constant):
+            return Value(
+                {bool: BOOL, int: INT, float: FLOAT, str: STR}.get(type(expr.value), OBJECT), grad=NO, leaf=NO
+            )
+        return None
+
+    def note_attribute_store(self, flow: Flow, path: str, value: Value) -> None:
+        """`self.x = v` while a class summary is being built from a method called by `__init__`."""
+        if not self._building or flow.natural:
+            return
+        info = self._building[-1]
+        attr = path[5:]
+        if "." in attr:
+            return
+        before = info.attrs.get(attr)
+        info.attrs[attr] = value if before is None else join(before, value)
+
+    def self_attribute(self, class_name: str, attr: str) -> Value | None:
+        info = self.class_info(class_name)
+        if info is None:
+            return None
+        value = info.attrs.get(attr)
+        if value is not None:
+            return value
+        method = info.methods.get(attr)
+        if method is not None:
+            return Value(CALLABLE, grad=NO, leaf=NO, node=method, cls=class_name)
+        return None
+
+    # -- attributes ------------------------------------------------------------------------------
+    def attribute(self, flow: Flow, base: Value, node: ast.Attribute, state: State) -> Value:
+        attr = node.attr
+        kinds = base.kinds
+        if kinds == REF:
+            return self.reference(f"{base.cls}.{attr}")
+        if kinds == ANY:
+            if attr in _TENSOR_ATTRIBUTES:
+                return _TENSOR_ATTRIBUTES[attr]
+            if attr == "data" and (base.grad != NO or base.sources):
+                return cut(base, DATA, node, TENSOR)
+            if base.grad != NO or base.sources or base.cuts:
+                # `outputs.logits`, `batch.x`: whatever the object carries
+                return Value(ANY, grad=base.grad, leaf=MAYBE, sources=base.sources, cuts=base.cuts,
+                             blocked=base.blocked, stale=base.stale, names=base.names)  # fmt: skip
+            return UNKNOWN
+        if base.is_tensor:
+            return self._tensor_attribute(base, node, attr)
+        if kinds & (MODULE | OBJECT | CTX) and base.cls is not None and base.is_only(MODULE | OBJECT | CTX):
+            if base.cls in self.top and kinds != CTX:
+                value = self.self_attribute(base.cls, attr)
+                if value is not None:
+                    if value.kinds == CALLABLE and value.node is not None:
+                        return value.evolve(elem=base)  # a bound method
+                    return value
+                if base.is_module:
+                    return self._module_attribute(base, attr, node)
+                return UNKNOWN
+            if base.is_module:
+                return self._module_attribute(base, attr, node)
+        if kinds & MODULE and base.is_module:
+            return self._module_attribute(base, attr, node)
+        if kinds == CLASS and base.cls in self.top:
+            info = self.class_info(base.cls)  # type: ignore[arg-type]
+            if info is not None:
+                if attr == "apply" and info.kind == KIND_FUNCTION:
+                    return Value(CALLABLE, grad=NO, leaf=NO, cls=f"{base.cls}.apply", node=info.methods.get("forward"))
+                method = info.methods.get(attr)
+                if method is not None:
+                    return Value(CALLABLE, grad=NO, leaf=NO, node=method, cls=base.cls)
+                return info.attrs.get(attr, UNKNOWN)
+        if kinds == CTX:
+            if attr in ("saved_tensors", "saved_variables"):
+                return Value(TUPLE, grad=NO, leaf=NO, elem=Value(TENSOR, grad=MAYBE, leaf=MAYBE))
+            if attr == "needs_input_grad":
+                return Value(TUPLE, grad=NO, leaf=NO, elem=BOOL_VALUE)
+            return UNKNOWN
+        if kinds == OPTIMIZER:
+            if attr == "param_groups":
+                return Value(LIST, grad=NO, leaf=NO, elem=Value(DICT, grad=NO, leaf=NO, elem=UNKNOWN))
+            return UNKNOWN
+        if kinds & NUMPY and base.is_only(NUMPY):
+            if attr in ("shape",):
+                return Value(TUPLE, grad=NO, leaf=NO, elem=INT_VALUE)
+            if attr == "T":
+                return base
+            return UNKNOWN
+        return UNKNOWN
+
+    def _tensor_attribute(self, base: Value, node: ast.Attribute, attr: str) -> Value:
+        if attr == "data":
+            # a tensor sharing the storage, outside autograd (its own version counter)
+            return cut(base, DATA, node, TENSOR).evolve(dtype=base.dtype)
+        if attr == "grad":
+            return Value(TENSOR | NONE, grad=NO, leaf=YES, dtype=base.dtype, sites=frozenset((node,)),
+                         roots=frozenset((node,)))  # fmt: skip
+        if attr in ("T", "mT", "H", "mH", "real", "imag"):
+            return base.evolve(kinds=TENSOR, sites=frozenset((node,)))
+        value = _TENSOR_ATTRIBUTES.get(attr)
+        if value is not None:
+            return value
+        return UNKNOWN
+
+    def _module_attribute(self, module: Value, attr: str, node: ast.AST) -> Value:
+        cls = module.cls or ""
+        if attr in ("weight", "bias", "in_proj_weight", "in_proj_bias") or attr.startswith(("weight_", "bias_")):
+            if cls.startswith("torch.nn.") and self._layer_has_parameters(cls) is False:
+                return UNKNOWN
+            return Value(TENSOR | PARAMETER, grad=YES, leaf=YES, sources=module.sources or frozenset((node,)),
+                         sites=frozenset((node,)), roots=frozenset((node,)))  # fmt: skip
+        if attr in ("running_mean", "running_var", "num_batches_tracked"):
+            return Value(TENSOR | BUFFER, grad=NO, leaf=YES, sites=frozenset((node,)), roots=frozenset((node,)))
+        if attr == "training":
+            return BOOL_VALUE
+        if attr in ("in_features", "out_features", "in_channels", "out_channels", "num_features",
+                    "embedding_dim", "num_embeddings", "hidden_size", "num_layers"):  # fmt: skip
+            return INT_VALUE
+        return UNKNOWN
+
+    @staticmethod
+    def _layer_has_parameters(qual: str) -> bool | None:
+        last = qual.rsplit(".", 1)[1]
+        if last in _PARAMETER_FREE_LAYERS or last.endswith("Loss"):
+            return False
+        if last in _CONTAINER_LAYERS:
+            return None
+        return True
+
+    # -- calls -----------------------------------------------------------------------------------
+    def call(self, flow: Flow, node: ast.Call, callee: Value, args: Arguments, state: State) -> Value:
+        kinds = callee.kinds
+        if kinds == REF:
+            return self.qualified_call(flow, node, callee.cls or "", args, state)
+        if kinds == CLASS:
+            return self._instantiate(flow, node, callee, args, state)
+        if kinds & MODULE and callee.is_module:
+            return self.module_call(flow, node, callee, args, state)
+        if kinds == CALLABLE:
+            if callee.cls is not None and callee.cls.endswith(".apply"):
+                return self._function_apply(flow, node, callee, args, state)
+            if callee.node is not None:
+                return self.call_function(flow, node, callee.node, args, state, self_value=callee.elem)
+            return UNKNOWN
+        if kinds == FUNCTION_INSTANCE:
+            flow._record(FUNCTION_INSTANCE_CALL, node, state, callee, args=tuple(args.all()))
+            return combine([a for a in args.all() if a.kinds & TENSORISH], node=node)
+        return self._opaque_call(node, callee, args, _callee_name(node.func))
+
+    def _opaque_call(self, node: ast.Call, callee: Value, args: Arguments, name: str | None) -> Value:
+        """A call we cannot see into: its result may be anything, and may carry the gradient
+        of whatever went in (and of whatever model the callee is)."""
+        values = args.all()
+        loss_like = name is not None and any(word in name.lower() for word in _LOSS_WORDS)
+        sources = frozenset()
+        grad = NO
+        stale = frozenset()
+        names = frozenset()
+        for value in [*values, callee]:
+            sources |= value.sources
+            stale |= value.stale
+            names |= value.names
+            grad = max(grad, value.grad)
+        if not loss_like:
+            self.source_kinds.setdefault(node, "opaque")
+            sources = sources | {node}
+            grad = max(grad, MAYBE)
+        if grad == NO and any(v.kinds == ANY for v in values):
+            grad = MAYBE
+        cuts = ()
+        blocked = frozenset()
+        for value in values:
+            cuts = cuts + tuple(c for c in value.cuts if c not in cuts)
+            blocked |= value.blocked
+        return Value(ANY, grad=grad, leaf=MAYBE, sources=sources, cuts=cuts[:4], blocked=blocked, stale=stale,
+                     names=names)  # fmt: skip
+
+    def _instantiate(self, flow: Flow, node: ast.Call, callee: Value, args: Arguments, state: State) -> Value:
+        name = callee.cls or ""
+        info = self.class_info(name) if name in self.top else None
+        kind = info.kind if info is not None else (self.module.classes[name].kind if name in self.module.classes else "")
+        if kind == KIND_MODULE:
+            self.source_kinds.setdefault(node, "module")
+            return Value(MODULE, grad=NO, leaf=NO, cls=name, sources=frozenset((node,)), node=callee.node)
+        if kind == KIND_FUNCTION:
+            return Value(FUNCTION_INSTANCE, grad=NO, leaf=NO, cls=name, node=callee.node)
+        if info is not None and self._is_optimizer_class(info):
+            return Value(OPTIMIZER, grad=NO, leaf=NO, cls=name, elem=args.get(0, "params"))
+        return Value(OBJECT, grad=NO, leaf=NO, cls=name, node=callee.node)
+
+    def _is_optimizer_class(self, info: ClassInfo) -> bool:
+        summary = self.module.classes.get(info.name)
+        return summary is not None and any(b.startswith("torch.optim.") for b in summary.bases)
+
+    def module_call(self, flow: Flow, node: ast.Call, module: Value, args: Arguments, state: State) -> Value:
+        cls = module.cls or ""
+        inputs = [v for v in args.all() if v.kinds & TENSORISH or v.kinds == ANY]
+        if cls in self.top:
+            info = self.class_info(cls)
+            forward = info.methods.get("forward") if info is not None else None
+            if forward is None:
+                return self._layer_output(node, module, inputs, state, has_params=None)
+            result = self.call_function(flow, node, forward, args, state, self_value=module)
+            return self._as_module_output(result, module, inputs)
+        if cls.startswith("torch.nn."):
+            last = cls.rsplit(".", 1)[1]
+            if last == "Sequential" and module.items:
+                value = args.get(0, "input") or UNKNOWN
+                for layer in module.items:
+                    if layer.is_module:
+                        value = self.module_call(flow, node, layer, Arguments(node, [value], {}), state)
+                    else:
+                        value = UNKNOWN
+                return value
+            if last in _CONTAINER_LAYERS:
+                return self._layer_output(node, module, inputs, state, has_params=None)
+            result = self._layer_output(node, module, inputs, state, has_params=self._layer_has_parameters(cls))
+            if last in _LAYER_SAVES_OUTPUT and state.nograd is None and result.grad != NO:
+                facts = torch_facts.function(f"torch.{_LAYER_SAVES_OUTPUT[last]}")
+                if facts is not None:
+                    flow._record_saves(facts, node, tuple(inputs), ("self",), result, state)
+            elif last in _LAYER_SAVES_INPUT and state.nograd is None and result.grad != NO:
+                from gradguard.engine.interpreter import Saved
+
+                for value in inputs[:1]:
+                    for root in value.roots:
+                        state.saved.setdefault(root, Saved(node, last, "input", True))
+            if last in ("LSTM", "GRU", "RNN", "MultiheadAttention"):
+                return Value(TUPLE, grad=NO, leaf=NO, elem=result, items=(result, result))
+            return result
+        return self._layer_output(node, module, inputs, state, has_params=None)
+
+    def _layer_output(
+        self, node: ast.Call, module: Value, inputs: list[Value], state: State, has_params: bool | None
+    ) -> Value:
+        result = combine(inputs, node=node)
+        if has_params is not False:
+            grad = YES if has_params else max(result.grad, MAYBE)
+            result = result.evolve(grad=grad, leaf=NO if grad == YES else MAYBE, sources=result.sources | module.sources)
+        result = result.evolve(stale=result.stale | module.stale)
+        if state.nograd is not None and result.grad != NO:
+            result = cut(result, NO_GRAD, state.nograd, TENSOR)
+        elif has_params is None:
+            result = result.evolve(kinds=ANY)
+        return result
+
+    def _as_module_output(self, result: Value, module: Value, inputs: list[Value]) -> Value:
+        """A module's forward result as seen by the caller: gradient that went into the
+        module's own parameters goes into the module instance."""
+        if not module.sources:
+            return result
+        from_inputs = frozenset()
+        for value in inputs:
+            from_inputs |= value.sources
+        internal = result.sources - from_inputs
+        if internal:
+            return result.evolve(sources=(result.sources & from_inputs) | module.sources)
+        return result
+
+    def _function_apply(self, flow: Flow, node: ast.Call, callee: Value, args: Arguments, state: State) -> Value:
+        flow._record(CALL, node, state, callee, op="apply", args=tuple(args.all()))
+        tensors = [v for v in args.all() if v.kinds & TENSORISH or v.kinds == ANY]
+        result = combine(tensors, node=node)
+        if state.nograd is not None and result.grad != NO:
+            result = cut(result, NO_GRAD, state.nograd, TENSOR)
+        return result
+
+    def call_function(
+        self,
+        flow: Flow,
+        node: ast.Call,
+        func: ast.AST,
+        args: Arguments,
+        state: State,
+        self_value: Value | None = None,
+    ) -> Value:
+        """The return value of a function/method/lambda of this file called with `args`."""
+        if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            return UNKNOWN
+        top = self._top_name(func)
+        if top is not None:
+            self.consulted.add(top)
+        if func in self._stack or len(self._stack) >= MAX_CALL_DEPTH:
+            return UNKNOWN
+        bound = self._bind_arguments(func, args, self_value)
+        if bound is None:
+            return UNKNOWN
+        nograd = state.nograd is not None
+        key = (func, nograd, tuple(sorted((k, value_key(v)) for k, v in bound.items())))
+        cached = self._summaries.get(key)
+        if cached is None:
+            if self._summary_count >= MAX_SUMMARIES:
+                return UNKNOWN
+            self._summary_count += 1
+            self._stack.append(func)
+            try:
+                parent = self.scope_parent(func)
+                class_node = parent if isinstance(parent, ast.ClassDef) else None
+                enclosing = None
+                if parent is not None and not isinstance(parent, ast.ClassDef):
+                    enclosing = self.flow(parent)
+                body = func.body if not isinstance(func, ast.Lambda) else [ast.Return(value=func.body)]
+                callee = Flow(self, func, body, arguments=bound, enclosing=enclosing, natural=False,
+                              class_node=class_node)  # fmt: skip
+                if nograd:
+                    pass  # results are cut below; the callee's own saves do not happen
+                value = callee.return_value
+                saved = callee.exit_state.saved if callee.exit_state is not None else {}
+                cached = (value, saved, frozenset(callee.mutated))  # type: ignore[assignment]
+            finally:
+                self._stack.pop()
+            self._summaries[key] = cached  # type: ignore[assignment]
+        value, saved, mutated = cached  # type: ignore[misc]
+        if nograd:
+            if value.grad != NO:
+                value = cut(value, NO_GRAD, state.nograd, value.kinds & TENSORISH or TENSOR)  # type: ignore[arg-type]
+        else:
+            for root, record in saved.items():
+                state.saved.setdefault(root, record)
+        if mutated:
+            arg_roots = frozenset()
+            for v in args.all():
+                arg_roots |= v.roots
+            hits = tuple(state.saved[r] for r in mutated & arg_roots if r in state.saved)
+            if hits:
+                flow._record(INPLACE, node, state, join_all(args.all()), op="call", target=node, saved=hits)
+        return value
+
+    def _top_name(self, func: ast.AST) -> str | None:
+        node: ast.AST | None = func
+        while node is not None:
+            parent = self.scope_parent(node)
+            if parent is None:
+                name = getattr(node, "name", None)
+                return name if name in self.top and self.top[name] is node else None
+            node = parent
+        return None
+
+    def _bind_arguments(self, func: ast.AST, args: Arguments, self_value: Value | None) -> dict[str, Value] | None:
+        spec = func.args  # type: ignore[attr-defined]
+        positional = [a.arg for a in spec.posonlyargs + spec.args]
+        bound: dict[str, Value] = {}
+        values = list(args.positional)
+        if any(isinstance(a, ast.Starred) for a in args.node.args):
+            return None
+        if self_value is not None and positional:
+            bound[positional[0]] = self_value
+            positional = positional[1:]
+        for name, value in zip(positional, values, strict=False):
+            bound[name] = value
+        extra = values[len(positional) :]
+        if spec.vararg is not None:
+            bound[spec.vararg.arg] = Value(TUPLE, grad=NO, leaf=NO, elem=join_all(extra) if extra else None,
+                                           items=tuple(extra))  # fmt: skip
+        elif extra:
+            return None
+        names = set(positional) | {a.arg for a in spec.kwonlyargs}
+        rest = {}
+        for key, value in args.keywords.items():
+            if key in names:
+                bound[key] = value
+            else:
+                rest[key] = value
+        if spec.kwarg is not None:
+            bound[spec.kwarg.arg] = Value(DICT, grad=NO, leaf=NO, elem=join_all(rest.values()) if rest else None)
+        return bound
+
+    # -- methods ---------------------------------------------------------------------------------
+    def method_call(
+        self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State
+    ) -> Value:
+        kinds = receiver.kinds
+        if kinds == REF:
+            return self.qualified_call(flow, node, f"{receiver.cls}.{attr}", args, state)
+        if attr == "backward":
+            return self._backward(flow, node, receiver, args, state)
+        if receiver.is_tensor:
+            return self.tensor_method(flow, node, receiver, attr, args, state)
+        if kinds & MODULE and receiver.is_module:
+            return self._module_method(flow, node, receiver, attr, args, state)
+        if kinds == OPTIMIZER:
+            if attr == "step":
+                flow._record(OPTIMIZER_STEP, node, state, receiver)
+            elif attr == "zero_grad":
+                flow._record(ZERO_GRAD_CALL, node, state, receiver, data=args.get(0, "set_to_none"))
+            return NONE_VALUE if attr in ("step", "zero_grad", "add_param_group") else UNKNOWN
+        if kinds == SCHEDULER:
+            return NONE_VALUE if attr == "step" else UNKNOWN
+        if kinds & (OBJECT | CTX) and receiver.cls in self.top and receiver.is_only(OBJECT | CTX | MODULE):
+            if kinds == CTX:
+                return self._ctx_method(flow, node, receiver, attr, args, state)
+            method = self.self_attribute(receiver.cls, attr)  # type: ignore[arg-type]
+            if method is not None and method.kinds == CALLABLE and method.node is not None:
+                return self.call_function(flow, node, method.node, args, state, self_value=receiver)
+            if method is not None and method.is_module:
+                return self.module_call(flow, node, method, args, state)
+            if method is not None and method.kinds == OPTIMIZER:
+                return self.method_call(flow, node, method, attr, args, state)
+            return UNKNOWN
+        if kinds == CTX:
+            return self._ctx_method(flow, node, receiver, attr, args, state)
+        if kinds == CLASS and receiver.cls in self.top:
+            info = self.class_info(receiver.cls)  # type: ignore[arg-type]
+            if info is not None:
+                if attr == "apply" and info.kind == KIND_FUNCTION:
+                    return self._function_apply(flow, node, receiver, args, state)
+                if info.kind == KIND_FUNCTION and attr in ("forward", "backward"):
+                    flow._record(CALL, node, state, receiver, op=attr, args=tuple(args.all()))
+                method = info.methods.get(attr)
+                if method is not None:
+                    return self.call_function(flow, node, method, args, state)
+            return UNKNOWN
+        if kinds == FUNCTION_INSTANCE and attr in ("forward", "apply"):
+            flow._record(FUNCTION_INSTANCE_CALL, node, state, receiver, op=attr, args=tuple(args.all()))
+            return combine([a for a in args.all() if a.kinds & TENSORISH], node=node)
+        if kinds & (LIST | DICT) and receiver.is_only(LIST | DICT | TUPLE):
+            return self._container_method(flow, node, receiver, attr, args, state)
+        if kinds == CALLABLE and attr == "apply":
+            return self._function_apply(flow, node, receiver, args, state)
+        if kinds & NUMPY and receiver.is_only(NUMPY):
+            if attr in ("astype",):
+                dtype = _dtype_of(self.module, args.node_of(0, "dtype"))
+                return receiver.evolve(dtype=dtype)
+            if attr in ("item", "tolist"):
+                return FLOAT_VALUE if attr == "item" else Value(LIST, grad=NO, leaf=NO)
+            return receiver
+        if kinds == STR or kinds == INT or kinds == FLOAT:
+            return UNKNOWN
+        if kinds == ANY or kinds & (TENSORISH | OBJECT):
+            if _is_tensor_method_name(attr) and (receiver.grad != NO or receiver.sources or receiver.kinds & TENSORISH):
+                if kinds == ANY and receiver.grad != NO:
+                    # a method only tensors have: the receiver was a tensor after all
+                    return self.tensor_method(flow, node, receiver.evolve(kinds=TENSOR), attr, args, state)
+            if attr in ("zero_grad",) and kinds == ANY:
+                flow._record(ZERO_GRAD_CALL, node, state, receiver)
+                return NONE_VALUE
+            if attr == "step" and kinds == ANY:
+                flow._record(OPTIMIZER_STEP, node, state, receiver)
+                return UNKNOWN
+            if attr in ("append", "extend", "insert", "add") and isinstance(node.func.value, ast.Name):  # type: ignore[attr-defined]
+                return self._container_method(flow, node, receiver, attr, args, state)
+            return self._opaque_call(node, receiver, args, attr)
+        return UNKNOWN
+
+    def _backward(self, flow: Flow, node: ast.Call, receiver: Value, args: Arguments, state: State) -> Value:
+        if receiver.is_tensor or receiver.kinds == ANY or receiver.kinds & TENSORISH:
+            if node.args and not node.keywords and not receiver.kinds & TENSORISH and receiver.kinds != ANY:
+                return NONE_VALUE
+            if node.args and not node.keywords and receiver.kinds == ANY and not receiver.grad == YES:
+                # `accelerator.backward(loss)` / `scaler.backward(loss)`: an object's method
+                flow._record(BACKWARD, node, state, args.positional[0], op="delegated", data=_retains(node))
+                return NONE_VALUE
+            flow._record(BACKWARD, node, state, receiver, data=_retains(node))
+            if not _retains(node):
+                flow.free_graph(receiver, node, state)
+        elif receiver.kinds & (OBJECT | MODULE) and node.args:
+            flow._record(BACKWARD, node, state, args.positional[0], op="delegated", data=_retains(node))
+        return NONE_VALUE
+
+    def _ctx_method(self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State) -> Value:
+        if attr in ("save_for_backward", "mark_dirty", "mark_non_differentiable", "set_materialize_grads"):
+            flow._record(CALL, node, state, receiver, op=f"ctx.{attr}", args=tuple(args.all()))
+            return NONE_VALUE
+        return UNKNOWN
+
+    def _container_method(
+        self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State
+    ) -> Value:
+        name = node.func.value.id if isinstance(node.func.value, ast.Name) else None  # type: ignore[attr-defined]
+        if attr in ("append", "add", "insert", "extend"):
+            added = args.get(1 if attr == "insert" else 0, "object") or UNKNOWN
+            if attr == "extend":
+                added = element_of(added)
+            flow._record(APPEND, node, state, added, op=attr, target=node.func.value)  # type: ignore[attr-defined]
+            if name is not None and name in state.env:
+                before = state.env[name]
+                elem = added if before.elem is None else join(before.elem, added)
+                kinds = before.kinds if before.known else LIST
+                state.env[name] = before.evolve(kinds=kinds, elem=elem, items=None)
+            return NONE_VALUE
+        if attr in ("pop", "get", "setdefault", "__getitem__"):
+            return element_of(receiver)
+        if attr in ("values",) and receiver.kinds & DICT:
+            return Value(LIST, grad=NO, leaf=NO, elem=receiver.elem)
+        if attr == "items" and receiver.kinds & DICT:
+            pair = Value(TUPLE, grad=NO, leaf=NO, items=(STR_VALUE, receiver.elem or UNKNOWN))
+            return Value(LIST, grad=NO, leaf=NO, elem=pair)
+        if attr == "keys":
+            return Value(LIST, grad=NO, leaf=NO, elem=UNKNOWN)
+        if attr in ("copy",):
+            return receiver
+        if attr in ("index", "count"):
+            return INT_VALUE
+        return UNKNOWN
+
+    def _module_method(
+        self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State
+    ) -> Value:
+        cls = receiver.cls or ""
+        if attr == "forward":
+            return self.module_call(flow, node, receiver, args, state)
+        if attr in ("parameters", "named_parameters"):
+            param = Value(TENSOR | PARAMETER, grad=YES, leaf=YES, sources=receiver.sources)
+            if attr == "named_parameters":
+                param = Value(TUPLE, grad=NO, leaf=NO, items=(STR_VALUE, param))
+            return Value(LIST, grad=NO, leaf=NO, elem=param, sources=receiver.sources)
+        if attr in ("train", "eval", "to", "cuda", "cpu", "float", "half", "double", "bfloat16", "requires_grad_",
+                    "type", "share_memory", "apply"):  # fmt: skip
+            return receiver
+        if attr == "zero_grad":
+            flow._record(ZERO_GRAD_CALL, node, state, receiver, data=args.get(0, "set_to_none"))
+            return NONE_VALUE
+        if attr in ("register_buffer", "register_parameter", "add_module", "register_module"):
+            first = args.node_of(0, "name")
+            value = args.get(1, {"register_buffer": "tensor", "register_parameter": "param"}.get(attr, "module"))
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                if attr == "register_buffer":
+                    base = value if value is not None else NONE_VALUE
+                    stored = Value(TENSOR | BUFFER, grad=NO if base.grad != YES else YES, leaf=YES,
+                                   dtype=base.dtype, sites=base.sites or frozenset((node,)),
+                                   roots=base.roots or frozenset((node,)))  # fmt: skip
+                    if base.kinds & NONE:
+                        stored = join(stored, NONE_VALUE) if base.kinds != NONE else NONE_VALUE
+                elif attr == "register_parameter":
+                    stored = (value or UNKNOWN)
+                else:
+                    stored = value or UNKNOWN
+                flow._record(ATTRIBUTE_STORE, node, state, stored, op=first.value, target=node, data=attr)
+                if isinstance(node.func.value, ast.Name) and node.func.value.id == "self":  # type: ignore[attr-defined]
+                    path = f"self.{first.value}"
+                    state.env[path] = stored
+                    self.note_attribute_store(flow, path, stored)
+            return NONE_VALUE
+        if attr in ("modules", "children", "named_modules", "named_children"):
+            return Value(LIST, grad=NO, leaf=NO, elem=UNKNOWN)
+        if attr in ("buffers", "named_buffers", "state_dict", "load_state_dict"):
+            return UNKNOWN
+        if cls in self.top:
+            method = self.self_attribute(cls, attr)
+            if method is not None and method.kinds == CALLABLE and method.node is not None:
+                return self.call_function(flow, node, method.node, args, state, self_value=receiver)
+            if method is not None and method.is_module:
+                return self.module_call(flow, node, method, args, state)
+            return UNKNOWN
+        if cls.endswith(("ModuleList", "ModuleDict", "Sequential")) and attr in ("append", "extend", "insert"):
+            return NONE_VALUE
+        if cls.endswith(("ModuleDict",)) and attr in ("values", "items", "keys"):
+            return Value(LIST, grad=NO, leaf=NO, elem=receiver.elem or UNKNOWN)
+        return UNKNOWN
+
+    # -- tensors ---------------------------------------------------------------------------------
+    def tensor_method(
+        self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State
+    ) -> Value:
+        if attr in ("detach", "detach_"):
+            result = cut(receiver, DETACH, node, TENSOR).evolve(
+                roots=receiver.roots or frozenset((node,)), dtype=receiver.dtype, sites=frozenset((node,))
+            )
+            if attr == "detach_":
+                flow._record(INPLACE, node, state, receiver, op=attr, target=node.func.value)  # type: ignore[attr-defined]
+                if isinstance(node.func.value, ast.Name):  # type: ignore[attr-defined]
+                    state.env[node.func.value.id] = result  # type: ignore[attr-defined]
+            return result
+        if attr in ("item", "tolist"):
+            return cut(receiver, ITEM, node, FLOAT | INT | BOOL if attr == "item" else LIST)
+        if attr == "numpy":
+            return cut(receiver, NUMPY_CUT, node, NUMPY).evolve(dtype=receiver.dtype)
+        if attr == "requires_grad_":
+            flag = args.node_of(0, "requires_grad")
+            on = flag is None or (isinstance(flag, ast.Constant) and flag.value is True)
+            off = isinstance(flag, ast.Constant) and flag.value is False
+            if on:
+                sources = receiver.sources
+                if receiver.leaf != NO:
+                    self.source_kinds.setdefault(node, "leaf")
+                    sources = sources | {node}
+                result = receiver.evolve(grad=YES, sources=sources)
+            elif off:
+                result = receiver.evolve(grad=NO)
+            else:
+                result = receiver.evolve(grad=MAYBE)
+            if isinstance(node.func.value, ast.Name):  # type: ignore[attr-defined]
+                state.env[node.func.value.id] = result  # type: ignore[attr-defined]
+            return result
+        if attr in ("retain_grad", "share_memory_", "pin_memory", "register_hook"):
+            return receiver if attr != "register_hook" else OBJECT_VALUE
+        if attr in _SHAPE_METHODS:
+            if attr == "size" and not node.args and not node.keywords:
+                return SIZE_VALUE
+            return INT_VALUE if attr not in ("is_contiguous", "is_floating_point", "is_complex", "equal") else BOOL_VALUE
+        facts = torch_facts.op(attr)
+        if attr.endswith("_") and not attr.startswith("_") and attr not in _INPLACE_EXCEPTIONS:
+            operands = tuple(args.all())
+            return flow._inplace(node, node.func.value, receiver, operands, attr, state)  # type: ignore[attr-defined]
+        if attr in ("to", "type") or attr in _DTYPE_METHOD_NAMES:
+            return self._convert(flow, node, receiver, attr, args, state)
+        if attr in ("cpu", "cuda", "contiguous", "pin_memory", "coalesce"):
+            if receiver.grad == NO:
+                return receiver.evolve(sites=frozenset((node,)))
+            result = combine((receiver,), node=node).evolve(dtype=receiver.dtype)
+            return result
+        if attr in ("clone",):
+            return combine((receiver,), node=node).evolve(dtype=receiver.dtype, leaf=NO if receiver.grad != NO else YES)
+        operands = (receiver, *args.positional, *args.keywords.values())
+        if attr in _INT_OUTPUT_OPS or (facts is not None and not facts.differentiable and attr not in _BOOL_OUTPUT_OPS):
+            return cut(combine(operands, node=node), NONDIFF, node, TENSOR).evolve(dtype="int64")
+        if attr in _BOOL_OUTPUT_OPS:
+            return cut(combine(operands, node=node), NONDIFF, node, TENSOR).evolve(dtype="bool")
+        if attr in _VALUES_INDICES and (attr in _ALWAYS_PAIRS or args.positional or "dim" in args.keywords):
+            values = self._differentiable(flow, node, receiver, attr, args, state, facts)
+            indices = cut(values, NONDIFF, node, TENSOR).evolve(dtype="int64")
+            return Value(TUPLE, grad=NO, leaf=NO, items=(values, indices), elem=join(values, indices))
+        if attr in _ZERO_GRAD_OPS:
+            result = self._differentiable(flow, node, receiver, attr, args, state, facts)
+            if result.sources:
+                result = result.evolve(
+                    sources=frozenset(), blocked=result.blocked | result.sources,
+                    cuts=(Cut(ZERO_GRAD, node), *result.cuts)[:4],
+                )  # fmt: skip
+            return result
+        result = self._differentiable(flow, node, receiver, attr, args, state, facts)
+        if attr in _VIEW_METHODS or (facts is not None and facts.view == "always"):
+            result = result.evolve(roots=receiver.roots or result.roots, leaf=receiver.leaf)
+        if attr in _TUPLE_RESULTS:
+            return Value(TUPLE, grad=NO, leaf=NO, elem=result)
+        return result
+
+    def _differentiable(
+        self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State, facts
+    ) -> Value:
+        names = facts.arguments if facts is not None else ("self", "other")
+        operands = (receiver, *args.positional)
+        result = flow._tensor_op(attr, node, operands, state, facts=facts, names=tuple(names))
+        if result.dtype is None and receiver.dtype is not None:
+            result = result.evolve(dtype=receiver.dtype)
+        return result
+
+    def _convert(self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State) -> Value:
+        if attr in _DTYPE_METHOD_NAMES:
+            dtype = _DTYPE_METHOD_NAMES[attr]
+        else:
+            dtype = None
+            for expr in [*node.args, keyword(node, "dtype")]:
+                found = _dtype_of(self.module, expr)
+                if found is not None:
+                    dtype = found
+            if dtype is None and attr == "to" and node.args:
+                other = args.positional[0]
+                if other.is_tensor and other.dtype is not None:
+                    dtype = other.dtype
+        if dtype is not None and not is_float_dtype(dtype):
+            return cut(combine((receiver,), node=node), NONDIFF, node, TENSOR).evolve(dtype=dtype)
+        if receiver.grad == NO:
+            return receiver.evolve(dtype=dtype or receiver.dtype, sites=frozenset((node,)), roots=frozenset((node,)))
+        return combine((receiver,), node=node).evolve(dtype=dtype or receiver.dtype)
+
+    # -- qualified calls -------------------------------------------------------------------------
+    def qualified_call(self, flow: Flow, node: ast.Call, qual: str, args: Arguments, state: State) -> Value:
+        root, _, rest = qual.partition(".")
+        if root == "builtins":
+            return self._builtin(flow, node, rest, args, state)
+        if qual in _PARAMETER_CTORS:
+            data = args.get(0, "data") or UNKNOWN
+            flag = args.node_of(1, "requires_grad")
+            off = isinstance(flag, ast.Constant) and flag.value is False
+            self.source_kinds.setdefault(node, "parameter")
+            return Value(TENSOR | PARAMETER, grad=NO if off else YES, leaf=YES,
+                         sources=frozenset() if off else frozenset((node,)), dtype=data.dtype,
+                         sites=frozenset((node,)), roots=frozenset((node,)))  # fmt: skip
+        if qual in _BUFFER_CTORS:
+            return Value(TENSOR | BUFFER, grad=NO, leaf=YES, sites=frozenset((node,)), roots=frozenset((node,)))
+        if root == "torch":
+            return self._torch_call(flow, node, qual, args, state)
+        if root in ("numpy", "np"):
+            return self._numpy_call(flow, node, qual, args, state)
+        if root == "math":
+            return FLOAT_VALUE
+        if root in ("random",):
+            return FLOAT_VALUE if rest in ("random", "uniform", "gauss") else UNKNOWN
+        if qual.startswith(_OPTIMIZER_PREFIXES) and qual.rsplit(".", 1)[1][:1].isupper():
+            params = args.get(0, "params") or UNKNOWN
+            return Value(OPTIMIZER, grad=NO, leaf=NO, cls=qual, elem=params, sources=_params_sources(params))
+        # a class from another file or library: what the project knows of it
+        kind = self.module.resolved_kind(qual) if hasattr(self.module, "resolved_kind") else None
+        if kind == KIND_MODULE:
+            self.source_kinds.setdefault(node, "module")
+            return Value(MODULE, grad=NO, leaf=NO, cls=qual, sources=frozenset((node,)))
+        if kind == KIND_FUNCTION:
+            return Value(FUNCTION_INSTANCE, grad=NO, leaf=NO, cls=qual)
+        return self._opaque_call(node, UNKNOWN, args, qual.rsplit(".", 1)[-1])
+
+    def _builtin(self, flow: Flow, node: ast.Call, name: str, args: Arguments, state: State) -> Value:
+        first = args.get(0, "x")
+        if name in ("float", "int", "bool", "complex"):
+            kind = {"float": FLOAT, "int": INT, "bool": BOOL, "complex": FLOAT}[name]
+            if first is not None and (first.kinds & TENSORISH and (first.grad != NO or first.sources)):
+                return cut(first, ITEM, node, kind)
+            return Value(kind, grad=NO, leaf=NO)
+        if name == "len":
+            return INT_VALUE
+        if name == "range":
+            return Value(LIST, grad=NO, leaf=NO, elem=INT_VALUE)
+        if name == "enumerate":
+            elem = element_of(first) if first is not None else UNKNOWN
+            return Value(LIST, grad=NO, leaf=NO, elem=Value(TUPLE, grad=NO, leaf=NO, items=(INT_VALUE, elem)))
+        if name == "zip":
+            items = tuple(element_of(v) for v in args.positional)
+            return Value(LIST, grad=NO, leaf=NO, elem=Value(TUPLE, grad=NO, leaf=NO, items=items))
+        if name in _BUILTIN_CONTAINERS:
+            if first is None:
+                return Value(_BUILTIN_CONTAINERS[name], grad=NO, leaf=NO)
+            return Value(_BUILTIN_CONTAINERS[name], grad=NO, leaf=NO, elem=element_of(first),
+                         items=first.items if name in ("list", "tuple") else None)  # fmt: skip
+        if name == "dict":
+            values = list(args.keywords.values())
+            return Value(DICT, grad=NO, leaf=NO, elem=join_all(values) if values else None)
+        if name == "sum":
+            if first is None:
+                return INT_VALUE
+            elem = element_of(first)
+            if elem.kinds & TENSORISH and (elem.is_tensor or elem.grad != NO):
+                start = args.get(1, "start")
+                parts = [elem] if start is None else [elem, start]
+                return flow._tensor_op("add", node, tuple(parts), state)
+            return elem if elem.is_only(NUMBER) else UNKNOWN
+        if name in ("min", "max", "abs", "pow", "round"):
+            values = args.all() if len(args.positional) > 1 else [element_of(first) if first else UNKNOWN]
+            if name in ("abs", "round", "pow"):
+                values = args.positional[:1]
+            result = join_all(values) if values else UNKNOWN
+            if name == "round" and result.is_tensor:
+                return cut(result, ZERO_GRAD, node, TENSOR)
+            return result
+        if name in _BUILTIN_BOOLS:
+            return BOOL_VALUE
+        if name in _BUILTIN_NONE:
+            return NONE_VALUE
+        if name in ("str", "repr", "format", "chr"):
+            return STR_VALUE
+        if name in ("iter", "next"):
+            return element_of(first) if first is not None and name == "next" else (first or UNKNOWN)
+        if name == "super":
+            cls = flow.class_node
+            if cls is not None:
+                base = next((b for b in cls.bases if isinstance(b, ast.Name) and b.id in self.top), None)
+                if base is not None:
+                    return Value(OBJECT, grad=NO, leaf=NO, cls=base.id)
+            return OBJECT_VALUE
+        if name in ("map", "filter"):
+            return Value(LIST, grad=NO, leaf=NO, elem=UNKNOWN)
+        if name == "getattr":
+            return UNKNOWN
+        if name == "type":
+            return Value(CLASS, grad=NO, leaf=NO)
+        if name in ("id", "hash", "ord"):
+            return INT_VALUE
+        return UNKNOWN
+
+    def _torch_call(self, flow: Flow, node: ast.Call, qual: str, args: Arguments, state: State) -> Value:
+        parts = qual.split(".")
+        last = parts[-1]
+        namespace = ".".join(parts[:-1])
+        if namespace == "torch.nn" or (namespace.startswith("torch.nn.modules") and last[:1].isupper()):
+            if last in _CONTAINER_LAYERS:
+                return self._container_layer(node, qual, last, args)
+            if last[:1].isupper() and last not in ("Parameter", "Buffer", "Module"):
+                self.source_kinds.setdefault(node, "module")
+                has_params = self._layer_has_parameters(qual)
+                return Value(MODULE, grad=NO, leaf=NO, cls=qual,
+                             sources=frozenset((node,)) if has_params is not False else frozenset())  # fmt: skip
+        if namespace == "torch.optim" or qual.startswith("torch.optim.") and last[:1].isupper():
+            if ".lr_scheduler" in qual or "swa_utils" in qual:
+                return Value(SCHEDULER, grad=NO, leaf=NO, cls=qual)
+            params = args.get(0, "params") or UNKNOWN
+            return Value(OPTIMIZER, grad=NO, leaf=NO, cls=qual, elem=params, sources=_params_sources(params))
+        if namespace in ("torch", "torch.autograd", "torch.autograd.grad_mode") and last in (
+            "no_grad", "enable_grad", "inference_mode", "set_grad_enabled"):  # fmt: skip
+            return OBJECT_VALUE
+        if qual in ("torch.autograd.grad",):
+            return Value(TUPLE, grad=NO, leaf=NO, elem=Value(TENSOR, grad=MAYBE, leaf=NO))
+        if namespace == "torch" and last in _FACTORIES:
+            return self._factory(flow, node, last, args, state)
+        if last in _COLLECTING and namespace == "torch":
+            seq = args.get(0, "tensors") or UNKNOWN
+            elem = element_of(seq)
+            operands = [elem] if not seq.items else list(seq.items)
+            return flow._tensor_op(last, node, tuple(operands), state)
+        if last in ("device", "Size", "Generator", "manual_seed", "set_default_dtype", "dtype", "get_default_dtype",
+                    "is_tensor", "is_grad_enabled", "numel"):  # fmt: skip
+            return {"manual_seed": OBJECT_VALUE, "is_tensor": BOOL_VALUE, "is_grad_enabled": BOOL_VALUE,
+                    "numel": INT_VALUE}.get(last, OBJECT_VALUE)  # fmt: skip
+        if namespace in ("torch", "torch.nn.functional", "torch.special", "torch.linalg", "torch.fft"):
+            operands = tuple(args.all())
+            if not any(v.kinds & TENSORISH or v.kinds == ANY for v in operands):
+                return UNKNOWN
+            receiver = operands[0] if operands else UNKNOWN
+            facts = torch_facts.function(qual)
+            fake_args = Arguments(node, list(args.positional[1:]), args.keywords)
+            if receiver.kinds & TENSORISH or receiver.kinds == ANY:
+                method = last if namespace != "torch.nn.functional" else last
+                result = self.tensor_method(flow, node, receiver.evolve(kinds=TENSOR) if receiver.kinds == ANY
+                                            else receiver, method, fake_args, state)  # fmt: skip
+                if facts is not None and namespace != "torch" and result.kinds & TENSORISH:
+                    pass
+                return result
+            return flow._tensor_op(last, node, operands, state, facts=facts)
+        if last[:1].isupper():
+            return OBJECT_VALUE
+        return self._opaque_call(node, UNKNOWN, args, last)
+
+    def _container_layer(self, node: ast.Call, qual: str, last: str, args: Arguments) -> Value:
+        members = list(args.positional)
+        if last in ("ModuleList", "ParameterList", "ModuleDict", "ParameterDict") and members:
+            members = [element_of(members[0])]
+        sources = frozenset((node,))
+        self.source_kinds.setdefault(node, "module")
+        elem = join_all(members) if members else None
+        items = tuple(members) if last == "Sequential" else None
+        if last == "Sequential" and members and all(m.is_module for m in members):
+            sources = frozenset().union(*(m.sources for m in members)) or sources
+        return Value(MODULE, grad=NO, leaf=NO, cls=qual, sources=sources, elem=elem, items=items)
+
+    def _factory(self, flow: Flow, node: ast.Call, name: str, args: Arguments, state: State) -> Value:
+        dtype = _dtype_of(self.module, keyword(node, "dtype"))
+        requires = keyword(node, "requires_grad")
+        grad = YES if isinstance(requires, ast.Constant) and requires.value is True else NO
+        if requires is not None and not isinstance(requires, ast.Constant):
+            grad = MAYBE
+        data = args.get(0, "data")
+        if name in _COPYING_FACTORIES or name == "from_numpy":
+            if data is not None:
+                if dtype is None:
+                    dtype = data.dtype if data.dtype is not None else _literal_dtype(node.args[0] if node.args else None)
+                if name == "from_numpy" and dtype is None and data.is_only(NUMPY):
+                    dtype = data.dtype
+                element = element_of(data) if data.kinds & CONTAINER else data
+                tracked = (data.kinds & TENSORISH and (data.grad != NO or data.sources)) or (
+                    data.kinds & CONTAINER and element.kinds & TENSORISH and (element.grad != NO or element.sources)
+                )
+                if tracked and name != "from_numpy":
+                    flow._record(REWRAP_CALL, node, state, data, op=name)
+                    result = cut(join(data, element) if data.kinds & CONTAINER else data, REWRAP, node, TENSOR)
+                    if grad == YES:
+                        result = result.evolve(grad=YES)
+                    return result.evolve(dtype=dtype)
+        elif name.endswith("_like") and data is not None:
+            dtype = dtype or data.dtype
+        if dtype is None and name in _INT_FACTORIES:
+            dtype = "int64"
+        if dtype is None and name in ("zeros", "ones", "empty", "full", "rand", "randn", "eye", "linspace",
+                                      "logspace", "normal", "Tensor", "FloatTensor"):  # fmt: skip
+            dtype = "float64" if name == "DoubleTensor" else ("float32" if not self.module.changes_default_dtype else None)
+        if dtype is None and name in ("DoubleTensor",):
+            dtype = "float64"
+        if dtype is None and name == "arange":
+            literal = all(isinstance(a, ast.Constant) and isinstance(a.value, int) for a in node.args)
+            dtype = "int64" if literal and node.args else None
+        if grad == YES:
+            self.source_kinds.setdefault(node, "leaf")
+        sources = frozenset((node,)) if grad == YES else frozenset()
+        return Value(TENSOR, grad=grad, leaf=YES, sources=sources, dtype=dtype, sites=frozenset((node,)),
+                     roots=frozenset((node,)))  # fmt: skip
+
+    def _numpy_call(self, flow: Flow, node: ast.Call, qual: str, args: Arguments, state: State) -> Value:
+        last = qual.rsplit(".", 1)[1]
+        first = args.get(0, "object")
+        dtype = _dtype_of(self.module, keyword(node, "dtype"))
+        if first is not None and first.kinds & TENSORISH and (first.grad != NO or first.sources) and last in (
+            "array", "asarray"):  # fmt: skip
+            return cut(first, NUMPY_CUT, node, NUMPY)
+        if dtype is None and last in _NUMPY_FLOATS:
+            if last in ("array", "asarray") and node.args:
+                dtype = _literal_dtype(node.args[0], numpy=True) or (first.dtype if first is not None else None)
+            elif last == "arange":
+                dtype = None
+            else:
+                dtype = "float64"
+        return Value(NUMPY, grad=NO, leaf=YES, dtype=dtype)
+
+
+_NUMPY_FLOATS = frozenset({"array", "asarray", "zeros", "ones", "empty", "linspace", "eye", "identity", "randn",
+                           "rand", "random", "normal", "uniform", "standard_normal", "full", "arange", "load",
+                           "loadtxt", "genfromtxt"})  # fmt: skip
+_DTYPE_METHOD_NAMES = {"float": "float32", "double": "float64", "half": "float16", "bfloat16": "bfloat16",
+                       "long": "int64", "int": "int32", "short": "int16", "bool": "bool", "byte": "uint8",
+                       "char": "int8"}  # fmt: skip
+
+
+def _is_tensor_method_name(name: str) -> bool:
+    return torch_facts.op(name) is not None or name in _VIEW_METHODS or name in _DTYPE_METHOD_NAMES
+
+
+def _dtype_of(module: ModuleContext, expr: ast.AST | None) -> str | None:
+    if expr is None:
+        return None
+    qual = module.qualname(expr)
+    if qual is not None:
+        return DTYPES.get(qual)
+    if isinstance(expr, ast.Name) and expr.id in ("float", "int", "bool"):
+        return {"float": "float64", "int": "int64", "bool": "bool"}[expr.id]
+    if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
+        return {"float32": "float32", "float64": "float64", "float": "float64", "int64": "int64"}.get(expr.value)
+    return None
+
+
+def _literal_dtype(expr: ast.AST | None, numpy: bool = False) -> str | None:
+    """The dtype torch.tensor/np.array give a literal: ints -> int64, floats -> float32
+    (float64 for numpy), bools -> bool."""
+    if expr is None:
+        return None
+    leaves = []
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.List, ast.Tuple)):
+            stack.extend(node.elts)
+        elif isinstance(node, ast.Constant):
+            leaves.append(node.value)
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
+            leaves.append(node.operand.value)
+        else:
+            return None
+    if not leaves:
+        return "float64" if numpy else "float32"
+    if all(isinstance(v, bool) for v in leaves):
+        return "bool"
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in leaves):
+        return "int64"
+    if all(isinstance(v, (int, float)) for v in leaves):
+        return "float64" if numpy else "float32"
+    return None
+
+
+def _params_sources(params: Value) -> frozenset:
+    if params.sources:
+        return params.sources
+    elem = element_of(params)
+    if elem.sources:
+        return elem.sources
+    if elem.kinds & DICT:
+        inner = element_of(elem)
+        return inner.sources
+    return frozenset()
+
+
+def _retains(node: ast.Call) -> bool:
+    for kw in node.keywords:
+        if kw.arg in ("retain_graph", "create_graph"):
+            return not (isinstance(kw.value, ast.Constant) and kw.value.value in (False, None))
+        if kw.arg is None:
+            return True
+    return len(node.args) >= 2 and not (isinstance(node.args[1], ast.Constant) and node.args[1].value in (False, None))
+
+
+def _callee_name(func: ast.AST) -> str | None:
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return None
+
+
+def _decorator_name(node: ast.AST) -> str:
+    if isinstance(node, ast.Call):
+        node = node.func
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Name):
+        return node.id
+    return ""
+
+
+def _is_layer_name(qual: str) -> bool:
+    if not qual.startswith("torch.nn.") or qual.count(".") != 2:
+        return False
+    last = qual.rsplit(".", 1)[1]
+    return last[:1].isupper() and last not in ("Parameter", "Buffer", "Module")
+
+
+def _binds(stmt: ast.stmt, name: str) -> bool:
+    """Does a top-level script statement bind `name` (cheaply, by its targets)?"""
+    if isinstance(stmt, ast.Assign):
+        return any(_target_binds(t, name) for t in stmt.targets)
+    if isinstance(stmt, (ast.AnnAssign, ast.AugAssign)):
+        return _target_binds(stmt.target, name)
+    if isinstance(stmt, (ast.For, ast.AsyncFor)):
+        return _target_binds(stmt.target, name) or any(_binds(s, name) for s in stmt.body)
+    if isinstance(stmt, (ast.If, ast.While, ast.With, ast.AsyncWith, ast.Try)):
+        blocks = [getattr(stmt, "body", []), getattr(stmt, "orelse", []), getattr(stmt, "finalbody", [])]
+        blocks += [h.body for h in getattr(stmt, "handlers", [])]
+        if isinstance(stmt, (ast.With, ast.AsyncWith)) and any(
+            i.optional_vars is not None and _target_binds(i.optional_vars, name) for i in stmt.items
+        ):
+            return True
+        return any(_binds(s, name) for block in blocks for s in block)
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        return any((a.asname or a.name.split(".")[0]) == name for a in stmt.names)
+    return False
+
+
+def _target_binds(target: ast.AST, name: str) -> bool:
+    if isinstance(target, ast.Name):
+        return target.id == name
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return any(_target_binds(e, name) for e in target.elts)
+    if isinstance(target, ast.Starred):
+        return _target_binds(target.value, name)
+    return False
+
+
+def _stores_on_self(func: ast.AST) -> bool:
+    for node in ast.walk(func):
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+                    return True
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("register_buffer", "register_parameter", "add_module", "register_module")
+        ):
+            return True
+    return False
+
+
+__all__ = [
+    "BACKWARD",
+    "ClassInfo",
+    "Semantics",
+    "value_key",
+]
+_ = (CALLABLE, CONTAINER, FUNCTION_CLASS, NOTHING, PARAMETER, INPLACE, NONDIFF, NONE)

@@ -1,0 +1,462 @@
+"""The lattice of abstract values: what a name may hold at one point of a program.
+
+A `Value` is a set of possible *kinds* (tensor, parameter, buffer, module, optimizer,
+list of ..., Python int, None, ...) plus the facts that matter to autograd when it is a
+tensor. Unknown is always allowed: `UNKNOWN` may be anything, every fact left at its
+"don't know" default. Rules report only on facts that are known.
+
+Tensor facts:
+
+* `grad`: whether the tensor requires grad — `NO`, `MAYBE`, `YES`.
+* `leaf`: whether it is a leaf of the graph (`NO`, `MAYBE`, `YES`); a leaf that requires
+  grad rejects in-place writes.
+* `sources`: the roots (parameters, modules, grad leaves, forward's inputs) the value is
+  computed from through differentiable ops — where its gradient goes.
+* `cuts`: where the graph was cut on the way (`.detach()` on line N, `.item()`, `.data`,
+  a `torch.tensor(...)` re-wrap, `torch.no_grad()`, a non-differentiable op such as
+  `argmax`), with `blocked`: the roots that the cuts disconnected.
+* `dtype`, `shape`: when known (`shape` is a slot for the shape analysis).
+* `sites`/`roots`: the allocation sites (the expression nodes that created the tensor
+  object) the value may be, and the sites of the tensors it may be a view of — the
+  identity used to follow in-place writes to tensors an op saved for backward.
+* `stale`: the `backward()` calls (their nodes) that already freed part of the graph
+  behind this value — a `backward()` through it raises "Trying to backward through the
+  graph a second time" (a graph built before a loop, a hidden state carried from the
+  previous iteration, a loss backpropagated twice).
+
+Values are immutable; `evolve` makes a changed copy and `join` merges the values that
+reach one point from several paths ("either": a buffer in one branch and a parameter in
+the other is both, never the last one written).
+"""
+
+from __future__ import annotations
+
+import ast
+
+# -- kinds (a bit set: a value may be one of several) ----------------------------------------
+TENSOR = 1 << 0
+PARAMETER = 1 << 1  # always together with TENSOR
+BUFFER = 1 << 2  # always together with TENSOR
+MODULE = 1 << 3  # an nn.Module instance (`cls` says which class)
+OPTIMIZER = 1 << 4
+SCHEDULER = 1 << 5
+FUNCTION_CLASS = 1 << 6  # a torch.autograd.Function subclass itself
+FUNCTION_INSTANCE = 1 << 7  # `Fn()`: an instance (calling it is the legacy, broken API)
+CTX = 1 << 8  # the `ctx` of a custom Function
+INT = 1 << 9
+FLOAT = 1 << 10
+BOOL = 1 << 11
+STR = 1 << 12
+NONE = 1 << 13
+LIST = 1 << 14
+TUPLE = 1 << 15
+DICT = 1 << 16
+CLASS = 1 << 17  # a class object (a module class: calling it builds a module)
+CALLABLE = 1 << 18  # a function or lambda
+NUMPY = 1 << 19  # a numpy array (never carries gradients)
+OBJECT = 1 << 20  # some other object
+SIZE = 1 << 21  # a torch.Size / shape tuple
+REF = 1 << 22  # a named object reached through an import (`torch`, `nn.Linear`): `cls` is its qualified name
+
+ANY = (1 << 23) - 1
+NUMBER = INT | FLOAT | BOOL
+CONTAINER = LIST | TUPLE | DICT
+PYTHON_SCALAR = NUMBER | STR | NONE
+
+_KIND_NAMES = (
+    (PARAMETER, "parameter"),
+    (BUFFER, "buffer"),
+    (TENSOR, "tensor"),
+    (MODULE, "module"),
+    (OPTIMIZER, "optimizer"),
+    (SCHEDULER, "lr scheduler"),
+    (FUNCTION_CLASS, "autograd.Function class"),
+    (FUNCTION_INSTANCE, "autograd.Function instance"),
+    (CTX, "ctx"),
+    (INT, "int"),
+    (FLOAT, "float"),
+    (BOOL, "bool"),
+    (STR, "str"),
+    (NONE, "None"),
+    (LIST, "list"),
+    (TUPLE, "tuple"),
+    (DICT, "dict"),
+    (CLASS, "class"),
+    (CALLABLE, "function"),
+    (NUMPY, "numpy array"),
+    (OBJECT, "object"),
+    (SIZE, "torch.Size"),
+    (REF, "reference"),
+)
+
+# -- three-valued facts -----------------------------------------------------------------------
+NO = 0
+MAYBE = 1
+YES = 2
+
+
+def join3(a: int, b: int) -> int:
+    return a if a == b else MAYBE
+
+
+# How the graph was cut (the `kind` of a Cut).
+DETACH = "detach"  # .detach(), .detach_()
+ITEM = "item"  # .item(), .tolist(), float(t), int(t)
+NUMPY_CUT = "numpy"  # .numpy(), np.array(t)
+DATA = "data"  # .data
+REWRAP = "rewrap"  # torch.tensor(t) / torch.as_tensor([t, ...]) copies without history
+NO_GRAD = "no_grad"  # computed under torch.no_grad() / inference_mode()
+NONDIFF = "nondiff"  # argmax, comparisons, integer casts: no gradient at all
+ZERO_GRAD = "zero_grad"  # round, floor, sign, ...: gradient zero almost everywhere
+
+MAX_CUTS = 4
+
+
+class Cut:
+    """One place where the graph was cut."""
+
+    __slots__ = ("kind", "node")
+
+    def __init__(self, kind: str, node: ast.AST) -> None:
+        self.kind = kind
+        self.node = node
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Cut) and other.kind == self.kind and other.node is self.node
+
+    def __hash__(self) -> int:
+        return hash((self.kind, id(self.node)))
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"Cut({self.kind}@{getattr(self.node, 'lineno', '?')})"
+
+
+_EMPTY: frozenset = frozenset()
+
+
+class Value:
+    """An abstract value (immutable; share freely)."""
+
+    __slots__ = (
+        "blocked",
+        "cls",
+        "cuts",
+        "dtype",
+        "elem",
+        "grad",
+        "items",
+        "kinds",
+        "leaf",
+        "names",
+        "node",
+        "roots",
+        "shape",
+        "sites",
+        "sources",
+        "stale",
+    )
+
+    def __init__(
+        self,
+        kinds: int = ANY,
+        *,
+        grad: int = MAYBE,
+        leaf: int = MAYBE,
+        sources: frozenset = _EMPTY,
+        cuts: tuple = (),
+        blocked: frozenset = _EMPTY,
+        dtype: str | None = None,
+        shape: object = None,
+        sites: frozenset = _EMPTY,
+        roots: frozenset = _EMPTY,
+        stale: frozenset = _EMPTY,
+        names: frozenset = _EMPTY,
+        cls: str | None = None,
+        elem: Value | None = None,
+        items: tuple | None = None,
+        node: ast.AST | None = None,
+    ) -> None:
+        self.kinds = kinds
+        self.grad = grad
+        self.leaf = leaf
+        self.sources = sources
+        self.cuts = cuts
+        self.blocked = blocked
+        self.dtype = dtype
+        self.shape = shape
+        self.sites = sites
+        self.roots = roots
+        self.stale = stale
+        self.names = names
+        # MODULE / CLASS / FUNCTION_*: the class (a qualified name such as "torch.nn.Linear",
+        # or the name of a class of this file); OPTIMIZER: the optimizer class
+        self.cls = cls
+        # containers: what their elements hold (`items` for a tuple/list of known length)
+        self.elem = elem
+        self.items = items
+        # CALLABLE: the function/lambda node (`elem`: the bound `self` of a method); CLASS: the
+        # ClassDef when local
+        self.node = node
+
+    # -- kinds ----------------------------------------------------------------------------
+    def may_be(self, kinds: int) -> bool:
+        return bool(self.kinds & kinds)
+
+    def is_only(self, kinds: int) -> bool:
+        """Certainly one of `kinds` (and known)."""
+        return self.kinds != ANY and not self.kinds & ~kinds and self.kinds != 0
+
+    @property
+    def known(self) -> bool:
+        return self.kinds != ANY
+
+    @property
+    def is_tensor(self) -> bool:
+        return self.is_only(TENSOR | PARAMETER | BUFFER)
+
+    @property
+    def is_parameter(self) -> bool:
+        return self.is_only(TENSOR | PARAMETER) and bool(self.kinds & PARAMETER)
+
+    @property
+    def is_buffer(self) -> bool:
+        return self.is_only(TENSOR | BUFFER) and bool(self.kinds & BUFFER)
+
+    @property
+    def is_module(self) -> bool:
+        return self.is_only(MODULE)
+
+    @property
+    def is_optimizer(self) -> bool:
+        return self.is_only(OPTIMIZER)
+
+    # -- autograd ---------------------------------------------------------------------------
+    @property
+    def requires_grad(self) -> bool:
+        """Certainly a tensor that requires grad."""
+        return self.grad == YES and self.kinds & TENSOR != 0 and not self.kinds & ~(TENSOR | PARAMETER | BUFFER)
+
+    @property
+    def may_require_grad(self) -> bool:
+        return self.grad != NO and bool(self.kinds & (TENSOR | PARAMETER | BUFFER)) or self.kinds == ANY
+
+    @property
+    def no_grad(self) -> bool:
+        """Certainly carries no gradient (a tensor that does not require grad, or no tensor)."""
+        return self.grad == NO
+
+    @property
+    def graph_leaf(self) -> bool:
+        return self.leaf == YES
+
+    def cuts_of(self, *kinds: str) -> list[Cut]:
+        return [c for c in self.cuts if c.kind in kinds]
+
+    # -- copies ------------------------------------------------------------------------------
+    def evolve(self, **changes: object) -> Value:
+        new = Value.__new__(Value)
+        for slot in Value.__slots__:
+            setattr(new, slot, changes[slot] if slot in changes else getattr(self, slot))
+        return new
+
+    def named(self, name: str) -> Value:
+        if name in self.names:
+            return self
+        return self.evolve(names=self.names | {name} if self.names else frozenset((name,)))
+
+    def describe_kind(self) -> str:
+        if self.kinds == ANY:
+            return "unknown"
+        words = []
+        kinds = self.kinds
+        for bit, word in _KIND_NAMES:
+            if kinds & bit:
+                words.append(word)
+                kinds &= ~bit
+                if bit in (PARAMETER, BUFFER):
+                    kinds &= ~TENSOR
+        text = " or ".join(words) or "nothing"
+        if self.cls and self.kinds & (MODULE | CLASS | OPTIMIZER | SCHEDULER):
+            text += f" ({self.cls})"
+        if self.elem is not None and self.kinds & CONTAINER:
+            text += f" of {self.elem.describe_kind()}"
+        return text
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        parts = [self.describe_kind()]
+        if self.kinds & (TENSOR | PARAMETER | BUFFER):
+            parts.append(("no", "maybe", "yes")[self.grad] + " grad")
+            if self.leaf != MAYBE:
+                parts.append("leaf" if self.leaf == YES else "non-leaf")
+            if self.sources:
+                parts.append("from " + ",".join(sorted(f"L{getattr(n, 'lineno', '?')}" for n in self.sources)))
+            if self.blocked:
+                parts.append("blocked " + ",".join(sorted(f"L{getattr(n, 'lineno', '?')}" for n in self.blocked)))
+            if self.stale:
+                parts.append("stale")
+            if self.cuts:
+                parts.append("cut " + ",".join(repr(c) for c in self.cuts))
+            if self.dtype:
+                parts.append(self.dtype)
+            if self.shape is not None:
+                parts.append(str(self.shape))
+        return f"Value({'; '.join(parts)})"
+
+
+UNKNOWN = Value()
+NOTHING = Value(0, grad=NO, leaf=NO)  # no value (an unbound name on some path)
+NONE_VALUE = Value(NONE, grad=NO, leaf=NO)
+INT_VALUE = Value(INT, grad=NO, leaf=NO)
+FLOAT_VALUE = Value(FLOAT, grad=NO, leaf=NO)
+BOOL_VALUE = Value(BOOL, grad=NO, leaf=NO)
+STR_VALUE = Value(STR, grad=NO, leaf=NO)
+OBJECT_VALUE = Value(OBJECT, grad=NO, leaf=NO)
+SIZE_VALUE = Value(SIZE, grad=NO, leaf=NO)
+
+
+def scalar(kind: int) -> Value:
+    return {INT: INT_VALUE, FLOAT: FLOAT_VALUE, BOOL: BOOL_VALUE, STR: STR_VALUE, NONE: NONE_VALUE}.get(
+        kind, Value(kind, grad=NO, leaf=NO)
+    )
+
+
+def _union_cuts(a: tuple, b: tuple) -> tuple:
+    if not a:
+        return b
+    if not b or a == b:
+        return a
+    merged = list(a)
+    for cut in b:
+        if cut not in merged and len(merged) < MAX_CUTS:
+            merged.append(cut)
+    return tuple(merged)
+
+
+def _union(a: frozenset, b: frozenset) -> frozenset:
+    if not a:
+        return b
+    if not b or a is b:
+        return a
+    return a | b
+
+
+def join(a: Value, b: Value) -> Value:
+    """The value that may be either `a` or `b`."""
+    if a is b:
+        return a
+    if a is NOTHING or a.kinds == 0:
+        return b
+    if b is NOTHING or b.kinds == 0:
+        return a
+    elem = a.elem if b.elem is None or a.elem is b.elem else (b.elem if a.elem is None else join(a.elem, b.elem))
+    items = a.items if a.items == b.items else None
+    if items is None and a.items is not None and b.items is not None and len(a.items) == len(b.items):
+        items = tuple(join(x, y) for x, y in zip(a.items, b.items, strict=True))
+    return Value(
+        a.kinds | b.kinds,
+        grad=join3(a.grad, b.grad),
+        leaf=join3(a.leaf, b.leaf),
+        sources=_union(a.sources, b.sources),
+        cuts=_union_cuts(a.cuts, b.cuts),
+        blocked=_union(a.blocked, b.blocked),
+        dtype=a.dtype if a.dtype == b.dtype else None,
+        shape=a.shape if a.shape == b.shape else None,
+        sites=_union(a.sites, b.sites),
+        roots=_union(a.roots, b.roots),
+        stale=_union(a.stale, b.stale),
+        names=_union(a.names, b.names),
+        cls=a.cls if a.cls == b.cls else None,
+        elem=elem,
+        items=items,
+        node=a.node if a.node is b.node else None,
+    )
+
+
+def join_all(values) -> Value:
+    result = NOTHING
+    for value in values:
+        result = join(result, value)
+    return result
+
+
+def combine(values, *, kinds: int = TENSOR, node: ast.AST | None = None) -> Value:
+    """The result of a differentiable op on `values` (a new, non-leaf tensor): it requires
+    grad when any input does, carries every input's roots, cuts and staleness."""
+    grad = NO
+    sources: frozenset = _EMPTY
+    blocked: frozenset = _EMPTY
+    stale: frozenset = _EMPTY
+    names: frozenset = _EMPTY
+    cuts: tuple = ()
+    unknown = False
+    for value in values:
+        if value.kinds == ANY:
+            unknown = True
+        if value.grad > grad:
+            grad = value.grad
+        sources = _union(sources, value.sources)
+        blocked = _union(blocked, value.blocked)
+        stale = _union(stale, value.stale)
+        names = _union(names, value.names)
+        cuts = _union_cuts(cuts, value.cuts)
+    if unknown and grad == NO:
+        grad = MAYBE
+    sites = frozenset((node,)) if node is not None else _EMPTY
+    return Value(
+        kinds,
+        grad=grad,
+        leaf=NO if grad == YES else (YES if grad == NO else MAYBE),
+        sources=sources,
+        cuts=cuts,
+        blocked=blocked,
+        stale=stale,
+        names=names,
+        sites=sites,
+        roots=sites,
+    )
+
+
+def cut(value: Value, kind: str, node: ast.AST, kinds: int | None = None) -> Value:
+    """`value` after the graph was cut at `node` (a fresh tensor without history)."""
+    blocked = _union(value.blocked, value.sources)
+    cuts = value.cuts
+    if value.grad != NO or value.sources:
+        cuts = _union_cuts((Cut(kind, node),), value.cuts)
+    return Value(
+        kinds if kinds is not None else (value.kinds & (TENSOR | NUMBER | NUMPY | LIST) or TENSOR),
+        grad=NO,
+        leaf=YES,
+        cuts=cuts,
+        blocked=blocked,
+        dtype=value.dtype,
+        shape=value.shape,
+        names=value.names,
+        sites=frozenset((node,)),
+        roots=frozenset((node,)),
+    )
+
+
+def tensor_of(value: Value) -> Value:
+    """A value used as a tensor operand: object kinds dropped, facts kept."""
+    if value.kinds & ~(TENSOR | PARAMETER | BUFFER) == 0:
+        return value
+    return value.evolve(kinds=TENSOR)
+
+
+def element_of(value: Value) -> Value:
+    """What iterating over or indexing a container gives."""
+    if value.elem is not None:
+        return value.elem
+    if value.items:
+        return join_all(value.items)
+    if value.kinds & (TENSOR | PARAMETER | BUFFER) and value.is_tensor:
+        # a row of a tensor: a view of it (same roots; a view of a leaf counts as the leaf for
+        # in-place purposes: torch rejects writes into both)
+        return value.evolve(kinds=TENSOR, sites=_EMPTY)
+    if value.kinds & NUMPY and value.is_only(NUMPY):
+        return value
+    if value.kinds == ANY and (value.grad != MAYBE or value.sources or value.cuts or value.stale):
+        # a part of something unknown carries what the whole carries
+        return Value(ANY, grad=value.grad, leaf=MAYBE, sources=value.sources, cuts=value.cuts,
+                     blocked=value.blocked, stale=value.stale, names=value.names)  # fmt: skip
+    return UNKNOWN
