@@ -14,7 +14,7 @@ from gradguard.engine.dataflow import SAVES_OUTPUT
 from gradguard.engine.index import ModuleContext, split_units, statement_start_line
 from gradguard.engine.rule import Rule, all_rules
 from gradguard.engine.source import SourceFile
-from gradguard.rules.gg204_inplace_on_saved_output import _SAVING_CALL_TEXT
+from gradguard.rules.gg204_inplace_on_saved_output import _INPLACE_TEXT
 from gradguard.rules.gg304_requires_grad_typo import TYPOS
 
 RULES = all_rules()
@@ -144,21 +144,20 @@ def test_gg502_counts_only_matmul_candidates(source, applies):
 @pytest.mark.parametrize(
     ("text", "found"),
     [
-        ("y = x.tanh()", True),
-        ("y = torch.exp2 (x)", True),
-        ("y = (x.\n  # note\n  sigmoid)(z)", True),
-        ("y = x.rsqrt \\\n()", True),
-        ("y = F.log_softmax(x, -1)", True),
-        ("act = 'gelu_tanh'", False),
-        ("y = x.expand(3)", False),
+        ("x.add_(1)", True),
+        ("x += 1", True),
+        ("x[0] = 1", True),
+        ("x[x < 0] = 0", True),
+        ("x.clamp_ (min=0)", True),
+        ("y = x + 1", False),
+        ("x[0] == 1", False),
     ],
 )
-def test_gg204_saving_call_text(text, found):
-    assert (_SAVING_CALL_TEXT.search(text) is not None) is found
+def test_gg204_inplace_text(text, found):
+    # GG204 reports in-place writes; its pre-check must see every form the analysis reports
+    assert (_INPLACE_TEXT.search(text) is not None) is found
 
 
 def test_trigger_lists_cover_what_the_rules_look_for():
     # GG304 reports the names in TYPOS; its trigger must occur in each
     assert all(any(t in typo for t in RULES["GG304"].triggers) for typo in TYPOS)
-    # GG204 starts from calls of the ops in SAVES_OUTPUT
-    assert all(_SAVING_CALL_TEXT.search(f"x.{op}(y)") for op in SAVES_OUTPUT)

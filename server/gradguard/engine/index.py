@@ -19,7 +19,7 @@ import ast
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, TypeVar
 
 from gradguard.engine.source import SourceFile
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from gradguard.engine.semantic import Semantics
 
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+_T = TypeVar("_T")
 _FUNCTION_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
 _WITH_TYPES = (ast.With, ast.AsyncWith)
 
@@ -395,6 +396,14 @@ class Unit:
 
             self._semantics = Semantics(ast.Module(body=list(self.nodes), type_ignores=[]), self.module)
         return self._semantics
+
+    def cache(self, key: str, factory: Callable[[], _T]) -> _T:
+        """A value computed once per unit (by whichever rule asks first) and shared."""
+        caches = self.__dict__.setdefault("_caches", {})
+        if key in caches:
+            return caches[key]
+        value = caches[key] = factory()
+        return value
 
     # -- node access -----------------------------------------------------------------------
     def nodes_of(self, *types: type) -> list[ast.AST]:

@@ -30,6 +30,7 @@ does not understand evaluates to `UNKNOWN`.
 from __future__ import annotations
 
 import ast
+import weakref
 from typing import TYPE_CHECKING
 
 from gradguard.engine import torch_facts
@@ -298,7 +299,9 @@ class Flow:
         natural: bool = True,
         class_node: ast.ClassDef | None = None,
     ) -> None:
-        self.semantics = semantics
+        # the semantics object owns its flows: a weak reference back keeps trees free of
+        # reference cycles (freed by reference counting as soon as a check returns)
+        self.semantics = semantics if isinstance(semantics, weakref.ProxyType) else weakref.proxy(semantics)
         self.module = semantics.module
         self.func = func
         self.enclosing = enclosing

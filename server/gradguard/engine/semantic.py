@@ -358,9 +358,10 @@ class Semantics:
             return name in ("forward", "backward")
         if kind != KIND_MODULE:
             return False
-        return name in self._forward_reachable(cls)
+        return name in self.forward_methods(cls)
 
-    def _forward_reachable(self, cls: ast.ClassDef) -> set[str]:
+    def forward_methods(self, cls: ast.ClassDef) -> set[str]:
+        """`forward` and the methods it calls as `self.m(...)`, transitively (names)."""
         cache = self.__dict__.setdefault("_reachable_cache", {})
         found = cache.get(cls)
         if found is None:

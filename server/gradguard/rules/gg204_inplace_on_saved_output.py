@@ -6,7 +6,8 @@ import ast
 import re
 from collections.abc import Iterator
 
-from gradguard.engine.dataflow import SAVES_OUTPUT, describe, flow_of, masked_write, node_text, unit_text
+from gradguard.engine.inplace import SAVED, writes
+from gradguard.engine.queries import calls_backward, describe
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import replace_node
 from gradguard.engine.index import ModuleContext, Unit
@@ -70,15 +71,7 @@ _AUG_OPS = {
 }
 _ATOMS = (ast.Name, ast.Attribute, ast.Call, ast.Subscript, ast.Constant)
 # an in-place method call, an augmented assignment, or an item assignment
-_INPLACE_TEXT = re.compile(r"[a-z]_\(|[-+*/@%]=|\]\s*=[^=]")
-# a call of a method named like an op that saves its output (what `_saving_calls` finds):
-# a `.`, the name, then `(`, with only whitespace, line continuations, whole comments (and,
-# before the `(`, closing parentheses: `(x.tanh)(y)`) in between. Unambiguous, so linear.
-_SAVING_CALL_TEXT = re.compile(
-    r"\.(?:[\s\\]|#[^\r\n]*[\r\n])*(?:"
-    + "|".join(sorted(SAVES_OUTPUT, key=len, reverse=True))
-    + r")(?:[\s\\)]|#[^\r\n]*[\r\n])*\("
-)
+_INPLACE_TEXT = re.compile(r"[a-z]_\s*\(|[-+*/@%]=|\]\s*=[^=]")
 
 
 class InplaceOnSavedOutput(Rule):
@@ -262,103 +255,71 @@ class InplaceOnSavedOutput(Rule):
     ]
 
     def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
-        # `check` starts from the calls `_saving_calls` finds, and reports only in a method
-        # reachable from an nn.Module's forward or in a function that calls `.backward(`
+        # reported only in a method reachable from an nn.Module's forward or in a scope that
+        # calls `.backward(`; an in-place write must be in the text
         if ".backward(" not in text and not (
             isinstance(statement, ast.ClassDef) and module.is_module_class(statement.name)
         ):
             return False
-        return _SAVING_CALL_TEXT.search(text) is not None
+        return _INPLACE_TEXT.search(text) is not None
 
     def check(self, unit: Unit) -> Iterator[Finding]:
-        candidates: dict[int, ast.AST | None] = {}
-        for call in self._saving_calls(unit):
-            func = unit.enclosing_function(call)
-            candidates.setdefault(id(func), func)
-        if not candidates:
-            return
-        has_backward = ".backward(" in unit_text(unit)
-        backward_funcs = (
-            {id(unit.enclosing_function(c)) for c in unit.method_calls("backward")} if has_backward else set()
-        )
-        for key, func in candidates.items():
-            text = node_text(unit, func) if func is not None else unit_text(unit)
-            if not _INPLACE_TEXT.search(text):
+        for write in writes(unit):
+            if write.kind != SAVED:
                 continue
-            in_forward = func is not None and _reachable_from_forward(unit, func)
-            if not in_forward and key not in backward_funcs:
+            if not write.in_forward and not calls_backward(write.flow):
+                continue  # code that never calls backward is not reported
+            if write.masked is not None and write.in_forward:
+                continue  # GG202 reports `y[y < t] = v` in forward
+            records = [r for r in write.event.saved if r.certain or write.in_forward]
+            if not records:
                 continue
-            flow = flow_of(unit, func)
-            for stmt, name, before in flow.inplace:
-                saved = before.saved
-                if saved is None or unit.in_no_grad(saved) or unit.in_no_grad(stmt):
-                    continue
-                if in_forward and masked_write(unit.enclosing_statement(stmt)) is not None:
-                    continue  # GG202 reports `y[y < t] = v` in forward
-                if not _input_tracked(flow, saved, in_forward):
-                    continue
-                yield self._report(unit, stmt, name, saved)
+            yield self._report(unit, write, records[0])
 
-    def _saving_calls(self, unit: Unit) -> list[ast.Call]:
-        found = []
-        for call in unit.calls():
-            func = call.func
-            if isinstance(func, ast.Attribute) and func.attr in SAVES_OUTPUT:
-                found.append(call)
-        return found
-
-    def _report(self, unit: Unit, stmt: ast.AST, name: str, saved: ast.Call) -> Finding:
-        op = describe(saved.func, unit)
-        message = (
-            f"In-place write into `{name}`, the output of `{op}(...)` that autograd saved for backward: "
-            'backward raises "one of the variables needed for gradient computation has been modified by an '
-            'inplace operation"'
-        )
-        node: ast.AST = stmt
+    def _report(self, unit: Unit, write, saved) -> Finding:
+        written = write.written
+        name = describe(unit, written) if written is not None else "the tensor"
+        op = _op_text(unit, saved)
+        stmt = write.event.statement
+        if saved.role == "output":
+            message = (
+                f"In-place write into `{name}`, the output of `{op}` that autograd saved for backward: "
+                'backward raises "one of the variables needed for gradient computation has been modified by an '
+                'inplace operation"'
+            )
+        else:
+            message = (
+                f"In-place write into `{name}` after `{op}` saved it for backward: backward raises "
+                '"one of the variables needed for gradient computation has been modified by an inplace operation"'
+            )
+        node: ast.AST = write.node
         fix = None
         if (
             isinstance(stmt, ast.AugAssign)
+            and stmt is node
             and isinstance(stmt.target, ast.Name)
             and type(stmt.op) in _AUG_OPS
         ):
             value = unit.segment(stmt.value)
             if not isinstance(stmt.value, _ATOMS) and not isinstance(stmt.value, ast.UnaryOp):
                 value = f"({value})"
-            new = f"{name} = {name} {_AUG_OPS[type(stmt.op)]} {value}"
+            target = stmt.target.id
+            new = f"{target} = {target} {_AUG_OPS[type(stmt.op)]} {value}"
             fix = self.make_fix("Use the out-of-place operator", [replace_node(unit, stmt, new)])
-        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
-            call = stmt.value
-            node = call
-            func = call.func
-            if (
-                isinstance(func, ast.Attribute)
-                and isinstance(func.value, ast.Name)
-                and func.attr in _OUT_OF_PLACE
-            ):
-                args = unit.segment(call)[len(unit.segment(func)) :]
-                new = f"{name} = {name}.{_OUT_OF_PLACE[func.attr]}{args}"
-                fix = self.make_fix(
-                    f"Use `{name}.{_OUT_OF_PLACE[func.attr]}(...)`", [replace_node(unit, stmt, new)]
-                )
+        elif isinstance(stmt, ast.Expr) and stmt.value is node and isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.attr in _OUT_OF_PLACE:
+                args = unit.segment(node)[len(unit.segment(func)) :]
+                target = func.value.id
+                new = f"{target} = {target}.{_OUT_OF_PLACE[func.attr]}{args}"
+                fix = self.make_fix(f"Use `{target}.{_OUT_OF_PLACE[func.attr]}(...)`", [replace_node(unit, stmt, new)])
         return self.finding(unit, node, message, fix=fix)
 
 
-def _reachable_from_forward(unit: Unit, func: ast.AST) -> bool:
-    cls = unit.parent(func)
-    if not isinstance(cls, ast.ClassDef) or cls not in unit.module_classes():
-        return False
-    return any(f is func for f in unit.methods_reachable_from(cls, "forward"))
-
-
-def _input_tracked(flow, saved: ast.Call, in_forward: bool) -> bool:
-    """Does the saving op's input require grad? In `forward`, the arguments are taken to be
-    activations that do; buffers, constants and fresh tensors do not."""
-    func = saved.func
-    inputs: list[ast.expr] = list(saved.args[:1])
-    if isinstance(func, ast.Attribute) and flow.module.qualname(func) is None:
-        inputs = [func.value]
-    for expr in inputs:
-        value = flow.value(expr)
-        if value.tracked or (in_forward and value.names & flow.params):
-            return True
-    return False
+def _op_text(unit: Unit, saved) -> str:
+    node = saved.node
+    if isinstance(node, ast.Call):
+        return describe(unit, node.func) + "(...)"
+    if isinstance(node, ast.BinOp):
+        return describe(unit, node)
+    return saved.op

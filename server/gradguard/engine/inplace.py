@@ -1,0 +1,121 @@
+"""In-place writes, classified once for the rules that report them.
+
+Every in-place write the value analysis saw (`t.add_(x)`, `t += x` on a tensor,
+`t[i] = v`, a helper that writes into its argument) is one `Write`, with what the written
+tensor was at that moment:
+
+* `LEAF` — a leaf that requires grad (a parameter, a `requires_grad=True` tensor) or a view
+  of one: PyTorch raises "a leaf Variable that requires grad is being used in an in-place
+  operation" at once (GG201 for a module's parameters in `forward`, GG203 elsewhere);
+* `SAVED` — a tensor an op saved for backward (its output, such as `sigmoid`'s, or an
+  input, such as `x` in `x * w`), or a view of one: backward raises "one of the variables
+  needed for gradient computation has been modified by an inplace operation" (GG204;
+  masked writes `x[x < t] = v` are GG202's);
+* `BUFFER` — a registered buffer written from values that require grad (GG206);
+* `OTHER` — anything else (legal for autograd; GG205 looks at masked writes among them).
+"""
+
+from __future__ import annotations
+
+import ast
+
+from gradguard.engine.index import Unit
+from gradguard.engine.interpreter import INPLACE, Event, Flow
+from gradguard.engine.queries import flows, in_forward
+from gradguard.engine.values import MAYBE, YES
+
+LEAF = "leaf"
+SAVED = "saved"
+BUFFER = "buffer"
+OTHER = "other"
+
+
+class Write:
+    """One in-place write and what it wrote into."""
+
+    __slots__ = ("event", "flow", "func", "in_forward", "kind", "masked")
+
+    def __init__(self, event: Event, flow: Flow, func: ast.AST | None, kind: str, in_forward: bool) -> None:
+        self.event = event
+        self.flow = flow
+        self.func = func
+        self.kind = kind
+        self.in_forward = in_forward  # in a method reachable from an nn.Module's forward
+        self.masked = masked_write(event.statement if event.op == "setitem" else None)
+
+    @property
+    def node(self) -> ast.AST:
+        """Where to report: the call for a method, else the statement."""
+        event = self.event
+        return event.node
+
+    @property
+    def target(self) -> ast.AST | None:
+        """The expression written into (`t` in `t.add_(x)`, `t[i]` in `t[i] = v`)."""
+        return self.event.target
+
+    @property
+    def written(self) -> ast.AST | None:
+        """The tensor expression written into (`t` in `t[i] = v` too)."""
+        target = self.event.target
+        if isinstance(target, ast.Subscript):
+            return target.value
+        return target
+
+    @property
+    def value(self):
+        return self.event.value
+
+
+def writes(unit: Unit) -> list[Write]:
+    """The unit's in-place writes (natural contexts), in source order."""
+    return unit.cache("inplace_writes", lambda: _collect(unit))
+
+
+def _collect(unit: Unit) -> list[Write]:
+    found: list[Write] = []
+    for func, flow in flows(unit):
+        events = flow.events_of(INPLACE)
+        if not events:
+            continue
+        forward = in_forward(unit, func)
+        for event in events:
+            found.append(Write(event, flow, func, _classify(event, forward), forward))
+    found.sort(key=lambda w: (getattr(w.node, "lineno", 0), getattr(w.node, "col_offset", 0)))
+    return found
+
+
+def _classify(event: Event, forward: bool) -> str:
+    if event.nograd is not None:
+        return OTHER
+    value = event.value
+    if value.leaf == YES and value.grad == YES and value.is_tensor:
+        return LEAF
+    if event.saved:
+        return SAVED
+    if value.is_buffer and any(a.grad == YES or (forward and a.grad == MAYBE and a.is_tensor) for a in event.args):
+        return BUFFER
+    return OTHER
+
+
+def masked_write(stmt: ast.AST | None) -> tuple[ast.Subscript, str] | None:
+    """`x[mask] = v` with a boolean mask: a comparison involving `x` itself, `~m`, or an
+    `&`/`|` of such masks. Returns (the subscript target, "x"); None for anything else
+    (slices, integer indices, a bare name used as an index)."""
+    if not isinstance(stmt, ast.Assign) or len(stmt.targets) != 1:
+        return None
+    target = stmt.targets[0]
+    if not isinstance(target, ast.Subscript) or not isinstance(target.value, ast.Name):
+        return None
+    name = target.value.id
+    return (target, name) if _is_mask(target.slice, name) else None
+
+
+def _is_mask(mask: ast.expr, name: str) -> bool:
+    if isinstance(mask, ast.Compare):
+        return any(isinstance(n, ast.Name) and n.id == name for n in [mask.left, *mask.comparators])
+    if isinstance(mask, ast.UnaryOp) and isinstance(mask.op, ast.Invert):
+        return _is_mask(mask.operand, name) or isinstance(mask.operand, ast.Name)
+    if isinstance(mask, ast.BinOp) and isinstance(mask.op, (ast.BitAnd, ast.BitOr)):
+        return _is_mask(mask.left, name) or _is_mask(mask.right, name)
+    return False

@@ -1,0 +1,62 @@
+"""Questions rules ask of the semantic model, answered once (per unit) for all of them.
+
+Rules import the engine only; what two rules both need lives here, not in one of them.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+
+from gradguard.engine.index import Unit
+from gradguard.engine.interpreter import BACKWARD, Flow
+
+_SCOPE_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def scopes(unit: Unit) -> list[ast.AST | None]:
+    """The scopes of a unit: its functions and methods (nested ones included), and None for
+    the script statements of the script unit."""
+    cached = unit.cache("scopes", lambda: _scopes(unit))
+    return cached
+
+
+def _scopes(unit: Unit) -> list[ast.AST | None]:
+    found: list[ast.AST | None] = []
+    if not isinstance(unit.nodes[0], (*_SCOPE_TYPES, ast.ClassDef)):
+        found.append(None)
+    found.extend(unit.nodes_of(*_SCOPE_TYPES))
+    return found
+
+
+def flows(unit: Unit) -> Iterator[tuple[ast.AST | None, Flow]]:
+    """Every scope of the unit with its natural-context flow."""
+    semantics = unit.semantics
+    for scope in scopes(unit):
+        yield scope, semantics.flow(scope)
+
+
+def forward_methods(unit: Unit, cls: ast.ClassDef) -> set[str]:
+    """Names of `forward` and the methods it calls as `self.m(...)`, transitively."""
+    return unit.semantics.forward_methods(cls)
+
+
+def in_forward(unit: Unit, func: ast.AST | None) -> bool:
+    """Is `func` a method of an nn.Module class reachable from its `forward`?"""
+    if func is None:
+        return False
+    semantics = unit.semantics
+    cls = semantics.enclosing_class(func)
+    if cls is None or semantics.class_kind(cls) != "module":
+        return False
+    return getattr(func, "name", None) in semantics.forward_methods(cls)
+
+
+def calls_backward(flow: Flow) -> bool:
+    return bool(flow.events_of(BACKWARD))
+
+
+def describe(unit: Unit, node: ast.AST, limit: int = 40) -> str:
+    """Short source text of a node for messages."""
+    text = " ".join(unit.segment(node).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
