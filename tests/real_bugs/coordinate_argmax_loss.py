@@ -1,7 +1,7 @@
 # source: https://github.com/LZGMatrix/BOP19_CDPN_2019ICCV/issues/4
 # what: A training script copied from the test code turns the coordinate-bin logits into coordinates
 #       with `torch.argmax` before computing the loss; argmax has no gradient and `backward()` fails.
-# expect: GG303@24
+# expect: GG303@24 GG303@25 GG303@26
 # fails: does not require grad
 # fix: none
 import torch

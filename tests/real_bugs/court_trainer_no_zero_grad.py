@@ -1,7 +1,7 @@
 # source: https://github.com/yastrebksv/TennisCourtDetector/issues/7
 # what: `train()` in the base trainer runs forward, `loss.backward()` and `optimizer.step()` for every
 #       batch without ever zeroing the gradients ("There must be smt wrong").
-# expect: GG401@19
+# expect: GG401@18
 # fails: no-learning
 # fix: call `optimizer.zero_grad()` at the start of each iteration
 import torch

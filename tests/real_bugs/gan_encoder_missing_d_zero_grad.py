@@ -2,7 +2,7 @@
 # what: The in-domain GAN inversion loop zeroes the encoder's optimizer before each update but never
 #       calls `optimizer_D.zero_grad()`, so the discriminator steps on gradients summed over all
 #       iterations.
-# expect: GG401@30
+# expect: GG401@29
 # fails: no-learning
 # fix: call `optimizer_D.zero_grad()` before `loss_D.backward()`
 import torch

@@ -2,7 +2,7 @@
 # what: GDN's `LowerBound(Function)` defines `forward(self, inputs, bound)` / `backward(self, grad_output)`
 #       as instance methods and is called as `LowerBound()(self.beta, self.beta_bound)`: the legacy
 #       Function style, which now raises.
-# expect: GG602@13 GG602@38
+# expect: GG602@14 GG602@19 GG602@38 GG602@40
 # fails: Legacy autograd function with non-static forward method is deprecated
 # fix: make `forward`/`backward` `@staticmethod`s taking `ctx`, and call `LowerBound.apply(self.beta, self.beta_bound)`
 import torch

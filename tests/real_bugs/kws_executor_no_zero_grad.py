@@ -1,7 +1,7 @@
 # source: https://github.com/wenet-e2e/wekws/pull/73
 # what: The keyword-spotting executor calls `loss.backward()` and, when the gradient norm is finite,
 #       `optimizer.step()`, but never `optimizer.zero_grad()`: every batch adds to the previous gradients.
-# expect: GG401@24
+# expect: GG401@21
 # fails: no-learning
 # fix: call `optimizer.zero_grad()` before `loss.backward()`
 import math

@@ -2,7 +2,7 @@
 # what: A `Mult(Function)` with instance-method `forward(self, big, vector)` is created once
 #       (`mult = Mult()`) and then called for every item of the batch, `y[b, :] = mult(big[b], x[b])`;
 #       calling a Function instance is the removed legacy API.
-# expect: GG602@15 GG602@34
+# expect: GG602@19 GG602@23 GG602@34
 # fails: Legacy autograd function with non-static forward method is deprecated
 # fix: static `forward(ctx, big, vector)`/`backward(ctx, grad_output)` and `Mult.apply(big[b, :, :], x[b, :])`
 import torch
