@@ -1,0 +1,258 @@
+"""Precision on libraries the rules were never tuned on: every finding, ready for a human to judge.
+
+    .venv/bin/python bench/libraries.py                    # the dev set (default)
+    .venv/bin/python bench/libraries.py --set holdout      # kept aside: run it only to check a finished change
+    .venv/bin/python bench/libraries.py --set all --jobs 2
+
+Downloads (at benchmark time, never committed) the sources of open-source PyTorch libraries other
+than timm, torchvision and transformers, at the pinned versions below, with
+`pip download --no-deps` into the git-ignored `bench/.corpus/libwheels/`, unpacks only their `.py`
+files into `bench/.corpus/libs/<name>-<version>/`, and runs `python -m gradguard check --format json`
+on each library. Writes
+
+* `bench/results/libraries-<set>-<UTC time>.json`: per library files, lines, CPU seconds, findings;
+* `bench/results/libraries-<set>-<UTC time>.md`: the review list, per library and per finding the rule,
+  the message and 5 lines of source around it, with a blank verdict to fill in (real bug / false
+  positive, and why).
+
+The stdout summary shows counts only. The holdout set exists so that precision can be measured on
+code nobody looked at while changing the rules: do not read its findings while working on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import corpus  # noqa: E402
+
+WHEELS_DIR = corpus.CORPUS_DIR / "libwheels"
+LIBS_DIR = corpus.CORPUS_DIR / "libs"
+
+# (PyPI name, pinned version). None of them is timm, torchvision or transformers.
+LIBRARIES: dict[str, list[tuple[str, str]]] = {
+    "dev": [
+        ("diffusers", "0.42.1"),
+        ("kornia", "0.9.0"),
+        ("monai", "1.6.1"),
+        ("torch-geometric", "2.8.1"),
+        ("speechbrain", "1.1.2"),
+        ("torchrl", "0.14.1"),
+        ("peft", "0.21.2"),
+        ("pyro-ppl", "1.9.2"),
+        ("gpytorch", "1.15.2"),
+        ("torchmetrics", "1.9.0"),
+        ("sentence-transformers", "6.2.0"),
+        ("accelerate", "1.15.0"),
+        ("einops", "0.8.2"),
+        ("segmentation-models-pytorch", "0.6.0"),
+        ("captum", "0.9.0"),
+    ],
+    "holdout": [
+        ("fastai", "2.8.12"),
+        ("ultralytics", "8.4.190"),
+        ("torchtune", "0.6.1"),
+        ("pytorch-metric-learning", "2.9.0"),
+        ("botorch", "0.18.1"),
+        ("torchdiffeq", "0.2.5"),
+        ("normflows", "1.7.3"),
+        ("lightly", "1.6.0"),
+        ("skorch", "1.4.0"),
+        ("flair", "0.15.1"),
+    ],
+}
+
+
+def _log(message: str) -> None:
+    print(f"[libraries] {message}", file=sys.stderr, flush=True)
+
+
+def _normalized(name: str) -> str:
+    return name.replace("-", "_").replace(".", "_").lower()
+
+
+def _archive_for(name: str, version: str) -> Path | None:
+    prefix = f"{_normalized(name)}-{version}"
+    for path in sorted(WHEELS_DIR.iterdir()) if WHEELS_DIR.is_dir() else []:
+        stem = path.name.replace("-", "_").lower()
+        if stem.startswith(prefix.replace("-", "_")) and path.name.endswith((".whl", ".tar.gz", ".zip")):
+            return path
+    return None
+
+
+def _download(name: str, version: str) -> Path:
+    WHEELS_DIR.mkdir(parents=True, exist_ok=True)
+    archive = _archive_for(name, version)
+    if archive is not None:
+        return archive
+    _log(f"downloading {name}=={version} (pip download --no-deps)")
+    base = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(WHEELS_DIR)]
+    # a wheel first (no build step); an sdist only when the version has no wheel
+    proc = subprocess.run([*base, "--only-binary=:all:", f"{name}=={version}"], check=False)
+    if proc.returncode != 0:
+        subprocess.run([*base, "--no-binary=:all:", f"{name}=={version}"], check=True)
+    archive = _archive_for(name, version)
+    if archive is None:
+        raise RuntimeError(f"pip download produced no archive for {name}=={version}")
+    return archive
+
+
+def ensure_library(name: str, version: str) -> Path:
+    """The unpacked `.py` files of `name==version`; downloads on first use."""
+    target = LIBS_DIR / f"{_normalized(name)}-{version}"
+    if target.is_dir():
+        return target
+    archive = _download(name, version)
+    _log(f"unpacking {archive.name}")
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    if archive.name.endswith((".whl", ".zip")):
+        with zipfile.ZipFile(archive) as zf:
+            members = [m for m in zf.namelist() if m.endswith(".py") and ".." not in Path(m).parts]
+            zf.extractall(tmp, members)
+    else:
+        with tarfile.open(archive) as tf:
+            members = [
+                m
+                for m in tf.getmembers()
+                if m.isfile() and m.name.endswith(".py") and ".." not in Path(m.name).parts
+            ]
+            tf.extractall(tmp, members, filter="data")
+    os.replace(tmp, target)
+    return target
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_gradguard(directory: Path, jobs: int) -> tuple[list[dict], float, list[str]]:
+    argv = [sys.executable, "-m", "gradguard", "check", "--format", "json", "--exit-zero", "-j", str(jobs)]
+    env = dict(os.environ, PYTHONPATH=str(corpus.ROOT / "server"), NO_COLOR="1")
+    before = _children_cpu()
+    # run inside the library's directory: paths in the report are relative to it
+    proc = subprocess.run([*argv, "."], capture_output=True, text=True, env=env, cwd=directory, check=False)
+    cpu = _children_cpu() - before
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"gradguard failed on {directory} ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("gradguard:")]
+    return json.loads(proc.stdout or "[]"), cpu, notes
+
+
+def _context(path: Path, line: int, around: int = 2) -> list[tuple[int, str]]:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    lo, hi = max(1, line - around), min(len(lines), line + around)
+    return [(n, lines[n - 1]) for n in range(lo, hi + 1)]
+
+
+def review_markdown(set_name: str, libraries: list[dict]) -> str:
+    out = [f"# gradguard findings on the `{set_name}` libraries", ""]
+    out.append("| library | version | files | lines | CPU s | findings |")
+    out.append("|---|---|---:|---:|---:|---:|")
+    for lib in libraries:
+        out.append(
+            f"| {lib['name']} | {lib['version']} | {lib['files']} | {lib['lines']} "
+            f"| {lib['cpu_seconds']:.1f} | {len(lib['findings'])} |"
+        )
+    total_lines = sum(lib["lines"] for lib in libraries)
+    total_findings = sum(len(lib["findings"]) for lib in libraries)
+    out += ["", f"Total: {total_lines} lines, {total_findings} findings.", ""]
+    out.append("For each finding: verdict = real bug / false positive / debatable, and the reason.")
+    for lib in libraries:
+        if not lib["findings"]:
+            continue
+        out += ["", f"## {lib['name']} {lib['version']}"]
+        root = Path(lib["path"])
+        for n, f in enumerate(lib["findings"], 1):
+            out += ["", f"### {lib['name']}-{n}: {f['code']} {f['name']} — `{f['path']}:{f['line']}`", ""]
+            out.append(f"> {f['message']}")
+            out += ["", "```python"]
+            for number, text in _context(root / f["path"], f["line"]):
+                marker = ">" if f["line"] <= number <= f["end_line"] else " "
+                out.append(f"{marker}{number:5d} | {text}")
+            out += ["```", "", "verdict: "]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--set", choices=["dev", "holdout", "all"], default="dev")
+    parser.add_argument("--jobs", type=int, default=0, help="-j for gradguard (default: all cores)")
+    parser.add_argument("--only", nargs="+", help="only these libraries (PyPI names) of the set")
+    args = parser.parse_args(argv)
+
+    sets = ["dev", "holdout"] if args.set == "all" else [args.set]
+    chosen = [(s, name, version) for s in sets for name, version in LIBRARIES[s]]
+    if args.only:
+        chosen = [c for c in chosen if c[1] in set(args.only)]
+    libraries = []
+    for set_name, name, version in chosen:
+        directory = ensure_library(name, version)
+        files = corpus.python_files(directory)
+        lines = sum(corpus.count_lines(p.read_text(encoding="utf-8", errors="replace")) for p in files)
+        findings, cpu, notes = run_gradguard(directory, args.jobs)
+        findings.sort(key=lambda f: (f["path"], f["line"], f["column"]))
+        libraries.append(
+            {
+                "set": set_name,
+                "name": name,
+                "version": version,
+                "path": str(directory),
+                "files": len(files),
+                "lines": lines,
+                "cpu_seconds": round(cpu, 2),
+                "skipped_or_failed": notes,
+                "findings": findings,
+            }
+        )
+        _log(f"{name} {version}: {len(files)} files, {lines} lines, {len(findings)} findings, {cpu:.1f}s CPU")
+
+    print(f"{'set':<8} {'library':<28} {'version':<9} {'files':>6} {'lines':>9} {'CPU s':>7} {'findings':>8}")
+    for lib in libraries:
+        print(
+            f"{lib['set']:<8} {lib['name']:<28} {lib['version']:<9} {lib['files']:6d} {lib['lines']:9d} "
+            f"{lib['cpu_seconds']:7.1f} {len(lib['findings']):8d}"
+        )
+    for set_name in sets:
+        libs = [lib for lib in libraries if lib["set"] == set_name]
+        lines = sum(lib["lines"] for lib in libs)
+        cpu = sum(lib["cpu_seconds"] for lib in libs)
+        per_rule = Counter(f["code"] for lib in libs for f in lib["findings"])
+        rate = f"{lines / cpu:,.0f} lines/CPU-s" if cpu else "-"
+        print(
+            f"{set_name}: {len(libs)} libraries, {lines} lines, {cpu:.1f} CPU-s ({rate}), "
+            f"{sum(per_rule.values())} findings"
+            + (f" ({', '.join(f'{k}={v}' for k, v in sorted(per_rule.items()))})" if per_rule else "")
+        )
+
+    corpus.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    base = corpus.RESULTS_DIR / f"libraries-{args.set}-{stamp}"
+    payload = {"set": args.set, "libraries": libraries}
+    base.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    base.with_suffix(".md").write_text(review_markdown(args.set, libraries), encoding="utf-8")
+    print(f"wrote {base.relative_to(corpus.ROOT)}.json and .md (the review list)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
