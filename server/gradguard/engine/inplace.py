@@ -98,6 +98,53 @@ def _classify(event: Event, forward: bool) -> str:
     return OTHER
 
 
+LEAF_ERROR = "a leaf Variable that requires grad is being used in an in-place operation"
+
+
+def describe_inplace(write: Write) -> tuple[str, str]:
+    """("`+=`" / "`.add_()`" / "indexed write", the error PyTorch raises when the written
+    tensor is a leaf that requires grad)."""
+    op = write.event.op
+    if op == "setitem":
+        target = write.target
+        return "indexed write", leaf_error(target.slice if isinstance(target, ast.Subscript) else None)
+    if op.endswith("="):
+        return f"`{op}`", LEAF_ERROR
+    if op == "call":
+        return "in-place change in a call", LEAF_ERROR
+    return f"`.{op}()`", LEAF_ERROR
+
+
+def leaf_error(index: ast.expr | None) -> str:
+    """The error PyTorch raises for an in-place change of a leaf that requires grad;
+    `index` is the subscript of an indexed write (basic indexing writes through a view)."""
+    if index is None:
+        return LEAF_ERROR
+    kind = _index_kind(index)
+    if kind == "basic":
+        return "a view of " + LEAF_ERROR
+    if kind == "advanced":
+        return LEAF_ERROR
+    return "… leaf Variable that requires grad is being used in an in-place operation"
+
+
+def _index_kind(index: ast.expr) -> str:
+    if isinstance(index, ast.Tuple):
+        kinds = {_index_kind(e) for e in index.elts}
+        return "advanced" if "advanced" in kinds else "unknown" if "unknown" in kinds else "basic"
+    if isinstance(index, ast.Slice) or (isinstance(index, ast.Constant) and isinstance(index.value, int)):
+        return "basic"
+    if isinstance(index, ast.Constant) and index.value in (None, Ellipsis):
+        return "basic"
+    if isinstance(index, ast.UnaryOp) and isinstance(index.operand, ast.Constant):
+        return "basic"
+    if isinstance(index, (ast.Compare, ast.List, ast.BoolOp, ast.Call)) or (
+        isinstance(index, ast.UnaryOp) and isinstance(index.op, ast.Invert)
+    ):
+        return "advanced"
+    return "unknown"
+
+
 def masked_write(stmt: ast.AST | None) -> tuple[ast.Subscript, str] | None:
     """`x[mask] = v` with a boolean mask: a comparison involving `x` itself, `~m`, or an
     `&`/`|` of such masks. Returns (the subscript target, "x"); None for anything else

@@ -60,3 +60,27 @@ def describe(unit: Unit, node: ast.AST, limit: int = 40) -> str:
     """Short source text of a node for messages."""
     text = " ".join(unit.segment(node).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def switches_requires_grad_off(unit: Unit) -> bool:
+    """Does the unit switch `requires_grad` off anywhere (`p.requires_grad = False`,
+    `m.requires_grad_(False)`)? Then which parameters still require grad is unknown."""
+
+    def scan() -> bool:
+        for node in unit.nodes_of(ast.Assign):
+            for target in node.targets:  # type: ignore[attr-defined]
+                value = node.value  # type: ignore[attr-defined]
+                if (
+                    isinstance(target, ast.Attribute)
+                    and target.attr == "requires_grad"
+                    and isinstance(value, ast.Constant)
+                    and value.value is False
+                ):
+                    return True
+        for call in unit.method_calls("requires_grad_"):
+            arg = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "requires_grad"), None)
+            if isinstance(arg, ast.Constant) and arg.value is False:
+                return True
+        return False
+
+    return unit.cache("switches_requires_grad_off", scan)

@@ -186,6 +186,7 @@ _SCHEDULER_PREFIXES = ("torch.optim.lr_scheduler.", "torch.optim.swa_utils.SWALR
 _PARAMETER_CTORS = frozenset({"torch.nn.Parameter", "torch.nn.parameter.Parameter",
                               "torch.nn.UninitializedParameter"})  # fmt: skip
 _BUFFER_CTORS = frozenset({"torch.nn.Buffer", "torch.nn.parameter.Buffer"})
+_VARIABLES = frozenset({"torch.autograd.Variable", "torch.autograd.variable.Variable"})
 
 
 def value_key(value: Value, depth: int = 0) -> tuple:
@@ -928,6 +929,11 @@ class Semantics:
             return receiver
         if kinds == STR or kinds == INT or kinds == FLOAT:
             return UNKNOWN
+        if kinds == ANY and attr in ("parameters", "named_parameters"):
+            # only modules have these: the receiver is a module we know nothing else of
+            sources = receiver.sources or frozenset((node,))
+            self.source_kinds.setdefault(node, "module")
+            return self._module_method(flow, node, receiver.evolve(kinds=MODULE, sources=sources), attr, args, state)
         if kinds == ANY or kinds & (TENSORISH | OBJECT):
             if _is_tensor_method_name(attr) and (receiver.grad != NO or receiver.sources or receiver.kinds & TENSORISH):
                 if kinds == ANY and receiver.grad != NO:
@@ -1168,6 +1174,16 @@ class Semantics:
             self.source_kinds.setdefault(node, "parameter")
             return Value(TENSOR | PARAMETER, grad=NO if off else YES, leaf=YES,
                          sources=frozenset() if off else frozenset((node,)), dtype=data.dtype,
+                         sites=frozenset((node,)), roots=frozenset((node,)))  # fmt: skip
+        if qual in _VARIABLES:
+            # the pre-0.4 API: `Variable(t, requires_grad=True)` is a new leaf
+            data = args.get(0, "data") or UNKNOWN
+            flag = args.node_of(1, "requires_grad")
+            on = isinstance(flag, ast.Constant) and flag.value is True
+            if on:
+                self.source_kinds.setdefault(node, "leaf")
+            return Value(TENSOR, grad=YES if on else data.grad, leaf=YES if on else data.leaf,
+                         sources=frozenset((node,)) if on else data.sources, dtype=data.dtype,
                          sites=frozenset((node,)), roots=frozenset((node,)))  # fmt: skip
         if qual in _BUFFER_CTORS:
             return Value(TENSOR | BUFFER, grad=NO, leaf=YES, sites=frozenset((node,)), roots=frozenset((node,)))

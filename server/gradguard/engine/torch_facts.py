@@ -40,7 +40,9 @@ def _make(name: str) -> OpFacts | None:
         facts = OpFacts(base, inplace=base + "_", saves_result=True)
     elif base in _SAVES_BOTH:
         a, b = _SAVES_BOTH[base]
-        facts = OpFacts(base, inplace=base + "_", saves_inputs=(a, b), saved_when=((a, (b,)), (b, (a,))))
+        facts = OpFacts(
+            base, inplace=base + "_", saves_inputs=(a, b), saved_when=((a, (b,)), (b, (a,))), arguments=(a, b)
+        )
     elif base in _NONDIFF:
         facts = OpFacts(base, differentiable=False, output_dtype="bool")
     elif base in _ZERO:

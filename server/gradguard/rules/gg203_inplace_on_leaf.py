@@ -7,22 +7,12 @@ from typing import Iterator
 
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.fixes import indent_block, torch_name
-from gradguard.engine.index import (
-    TENSOR_FACTORIES,
-    Unit,
-    creates_grad_leaf,
-    is_true,
-    keyword,
-    statement_start_line,
-)
+from gradguard.engine.index import Unit, statement_start_line
+from gradguard.engine.inplace import LEAF, describe_inplace, writes
+from gradguard.engine.queries import switches_requires_grad_off
+from gradguard.engine.values import PARAMETER
 from gradguard.engine.rule import Invalid, Rule, Valid
-from gradguard.rules.gg201_inplace_on_parameter import (
-    _OPERATORS,
-    _OUT_OF_PLACE,
-    freezes_something,
-    inplace_changes,
-    method_call_index,
-)
+from gradguard.rules.gg201_inplace_on_parameter import _OPERATORS, _OUT_OF_PLACE
 
 # Re-initialisations: wrapping them in no_grad is exactly what anyone means.
 _REINIT = {"zero_", "fill_", "uniform_", "normal_", "random_", "bernoulli_", "exponential_", "geometric_"}
@@ -327,40 +317,28 @@ class InplaceOnLeaf(Rule):
     def check(self, unit: Unit) -> Iterator[Finding]:
         if not _may_create_leaves(unit):
             return
-        created = _leaf_creations(unit)
-        if not created:
-            return
-        names = {name for _, name in created}
-        changes = []
-        for node, receiver, what, error in inplace_changes(unit):
-            if isinstance(receiver, ast.Name) and receiver.id in names:
-                scope = unit.enclosing_function(node)
-                if (scope, receiver.id) in created:
-                    changes.append((node, receiver, what, error, scope))
-        if not changes:
-            return
-        bindings = _bindings(unit, {(scope, receiver.id) for _, receiver, _, _, scope in changes})
-        origins = {key: "a parameter (a leaf that requires grad)" for key in _parameter_loops(unit)}
         flagged = []
-        for node, receiver, what, error, scope in changes:
-            key = (scope, receiver.id)
-            position = (receiver.lineno, receiver.col_offset)
-            before = [b for b in bindings.get(key, []) if b[0] < position]
-            if not before:
+        for write in writes(unit):
+            if write.kind != LEAF or write.in_forward and _on_module(write):
+                continue  # a module's own parameters in forward are GG201's
+            if write.value.kinds & PARAMETER and switches_requires_grad_off(unit):
+                continue  # (`p.requires_grad = False` somewhere: we cannot tell which parameters)
+            written = write.written
+            if not isinstance(written, ast.Name):
                 continue
-            _, leaf_line = max(before)
-            if leaf_line is None or unit.in_no_grad(node):
-                continue
-            origin = origins.get((scope, receiver.id), "a leaf tensor that requires grad")
+            node = write.node
+            name = written.id
+            origin, line = _origin(write.value)
+            what, error = describe_inplace(write)
             message = self.message.format(
                 what=what,
-                name=receiver.id,
+                name=name,
                 origin=origin,
-                line=leaf_line,
+                line=line,
                 error=error,
-                alternative=_out_of_place_hint(node, receiver.id),
+                alternative=_out_of_place_hint(node, name),
             )
-            flagged.append((node, message, _wrappable(unit, node, receiver.id)))
+            flagged.append((node, message, _wrappable(unit, node, name)))
         torch = torch_name(unit)
         # consecutive flagged statements go under one `with torch.no_grad():`
         runs = {id(w[0]): w[1] for _, _, w in flagged if w is not None}
@@ -381,6 +359,23 @@ class InplaceOnLeaf(Rule):
                     applicability,
                 )
             yield self.finding(unit, node, message, fix=fix)
+
+
+def _on_module(write) -> bool:
+    """A write into `self.<attr>` (a module's parameter or leaf attribute)."""
+    node = write.written
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id == "self"
+
+
+def _origin(value) -> tuple[str, int | str]:
+    """How the tensor became a leaf that requires grad, and on which line."""
+    lines = sorted(getattr(n, "lineno", 0) for n in value.sources)
+    line = lines[0] if lines else "?"
+    if value.kinds & PARAMETER:
+        return "a parameter (a leaf that requires grad)", line
+    return "a leaf tensor that requires grad", line
 
 
 def _out_of_place_hint(node: ast.AST, name: str) -> str:
@@ -476,139 +471,3 @@ def _may_create_leaves(unit: Unit) -> bool:
     return any(word in text for word in _LEAF_WORDS)
 
 
-def _leaf_creations(unit: Unit) -> set[tuple[ast.AST | None, str]]:
-    """(scope, name) pairs of names bound somewhere to a new leaf that requires grad
-    (or marked as requiring grad)."""
-    found = set()
-    for node in unit.nodes_of(ast.Assign):
-        assert isinstance(node, ast.Assign)
-        if _creates_leaf(node.value, unit):
-            for target in node.targets:
-                if isinstance(target, ast.Name):
-                    found.add((unit.enclosing_function(node), target.id))
-    for node, name in _grad_markings(unit):
-        found.add((unit.enclosing_function(node), name))
-    found.update(_parameter_loops(unit))
-    return found
-
-
-def _parameter_loops(unit: Unit) -> dict[tuple[ast.AST | None, str], ast.For]:
-    """`for p in model.parameters():` / `for name, p in model.named_parameters():` loops
-    (scope, p) -> loop; none when the unit switches `requires_grad` off anywhere."""
-    cached = unit.__dict__.get("_gg203_parameter_loops")
-    if cached is not None:
-        return cached
-    loops: dict[tuple[ast.AST | None, str], ast.For] = {}
-    candidates = method_call_index(unit)
-    if ("parameters" in candidates or "named_parameters" in candidates) and not freezes_something(unit):
-        for loop in unit.nodes_of(ast.For):
-            name = _parameter_loop_target(loop)
-            if name is not None:
-                loops[(unit.enclosing_function(loop), name)] = loop
-    unit.__dict__["_gg203_parameter_loops"] = loops
-    return loops
-
-
-def _parameter_loop_target(loop: ast.AST) -> str | None:
-    if not isinstance(loop, ast.For):
-        return None
-    call = loop.iter
-    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and not call.args):
-        return None
-    target = loop.target
-    if call.func.attr == "parameters" and isinstance(target, ast.Name):
-        return target.id
-    if (
-        call.func.attr == "named_parameters"
-        and isinstance(target, ast.Tuple)
-        and len(target.elts) == 2
-        and isinstance(target.elts[1], ast.Name)
-    ):
-        return target.elts[1].id
-    return None
-
-
-def _grad_markings(unit: Unit) -> list[tuple[ast.AST, str]]:
-    """`x.requires_grad_()` statements and `x.requires_grad = True` assignments."""
-    marks = []
-    for call in method_call_index(unit).get("requires_grad_", ()):
-        receiver = call.func.value  # type: ignore[attr-defined]
-        arg = call.args[0] if call.args else keyword(call, "requires_grad")
-        if (
-            isinstance(receiver, ast.Name)
-            and (arg is None or is_true(arg))
-            and isinstance(unit.parent(call), ast.Expr)
-        ):
-            marks.append((call, receiver.id))
-    for node in unit.nodes_of(ast.Assign):
-        assert isinstance(node, ast.Assign)
-        if is_true(node.value):
-            for target in node.targets:
-                if (
-                    isinstance(target, ast.Attribute)
-                    and target.attr == "requires_grad"
-                    and isinstance(target.value, ast.Name)
-                ):
-                    marks.append((node, target.value.id))
-    return marks
-
-
-def _creates_leaf(value: ast.expr, unit: Unit) -> bool:
-    if not isinstance(value, ast.Call):
-        return False
-    if creates_grad_leaf(value, unit.module):
-        return True
-    func = value.func
-    last = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-    if last == "Variable" and is_true(keyword(value, "requires_grad")):
-        # the pre-0.4 API: `Variable(t, requires_grad=True)` is always a new leaf
-        return unit.module.call_name(value) in _VARIABLE
-    if last.endswith("Parameter") and unit.module.is_parameter_constructor(value):
-        flag = value.args[1] if len(value.args) > 1 else keyword(value, "requires_grad")
-        return flag is None or is_true(flag)
-    return False
-
-
-def _bindings(unit: Unit, keys: set[tuple[ast.AST | None, str]]) -> dict:
-    """For each (scope, name): [((line, col), leaf_line or None)] of every binding,
-    where leaf_line is set when the binding makes the name a new leaf requiring grad."""
-    wanted = {name for _, name in keys}
-    result: dict[tuple[ast.AST | None, str], list] = {}
-    for node in unit.nodes_of(ast.Name):
-        assert isinstance(node, ast.Name)
-        if node.id not in wanted or not isinstance(node.ctx, (ast.Store, ast.Del)):
-            continue
-        parent = unit.parent(node)
-        if isinstance(parent, ast.AugAssign):
-            continue  # `w += 1` changes the tensor in place; it stays what it was
-        key = (unit.enclosing_function(node), node.id)
-        if key not in keys:
-            continue
-        leaf_line = None
-        if isinstance(parent, ast.Assign) and _creates_leaf(parent.value, unit):
-            leaf_line = parent.lineno
-        loop = unit.parent(parent) if isinstance(parent, ast.Tuple) else parent
-        if _parameter_loop_target(loop) == node.id and (key[0], node.id) in _parameter_loops(unit):
-            leaf_line = loop.lineno
-        result.setdefault(key, []).append(((node.lineno, node.col_offset), leaf_line))
-    for node, name in _grad_markings(unit):
-        key = (unit.enclosing_function(node), name)
-        if key not in keys:
-            continue
-        # marking x as requiring grad makes it a leaf that requires grad only if x was a fresh tensor
-        position = (node.lineno, node.col_offset)
-        earlier = [b for b in result.get(key, []) if b[0] < position]
-        if earlier and _fresh_binding(unit, key, max(earlier)[0]):
-            result[key].append((position, node.lineno))
-    return result
-
-
-def _fresh_binding(unit: Unit, key: tuple, position: tuple[int, int]) -> bool:
-    for node in unit.nodes_of(ast.Assign):
-        assert isinstance(node, ast.Assign)
-        for target in node.targets:
-            if isinstance(target, ast.Name) and (target.lineno, target.col_offset) == position:
-                return (
-                    isinstance(node.value, ast.Call) and unit.module.call_name(node.value) in TENSOR_FACTORIES
-                )
-    return False
