@@ -873,6 +873,8 @@ class Flow:
             return element_of(base)
         if base.is_only(NUMPY):
             return base
+        if base.is_module and base.elem is not None:
+            return base.elem  # `self.layers[i]` of a ModuleList / Sequential / ModuleDict
         if base.kinds & CLASS:
             return base  # `List[int]`, generics
         return UNKNOWN

@@ -28,6 +28,7 @@ from gradguard.engine import torch_facts
 from gradguard.engine.index import KIND_FUNCTION, KIND_MODULE, ModuleContext, keyword
 from gradguard.engine.interpreter import (
     APPEND,
+    Saved,
     ATTRIBUTE_STORE,
     BACKWARD,
     CALL,
@@ -695,14 +696,19 @@ class Semantics:
         summary = self.module.classes.get(info.name)
         return summary is not None and any(b.startswith("torch.optim.") for b in summary.bases)
 
-    def module_call(self, flow: Flow, node: ast.Call, module: Value, args: Arguments, state: State) -> Value:
+    def module_call(
+        self, flow: Flow, node: ast.Call, module: Value, args: Arguments, state: State, site: ast.AST | None = None
+    ) -> Value:
+        """`module(*args)`. `site` identifies the output tensor (the call node unless the
+        module runs inside a Sequential, where each member's output is its own tensor)."""
         cls = module.cls or ""
+        site = site if site is not None else node
         inputs = [v for v in args.all() if v.kinds & TENSORISH or v.kinds == ANY]
         if cls in self.top:
             info = self.class_info(cls)
             forward = info.methods.get("forward") if info is not None else None
             if forward is None:
-                return self._layer_output(node, module, inputs, state, has_params=None)
+                return self._layer_output(site, module, inputs, state, has_params=None)
             result = self.call_function(flow, node, forward, args, state, self_value=module)
             return self._as_module_output(result, module, inputs)
         if cls.startswith("torch.nn."):
@@ -711,30 +717,34 @@ class Semantics:
                 value = args.get(0, "input") or UNKNOWN
                 for layer in module.items:
                     if layer.is_module:
-                        value = self.module_call(flow, node, layer, Arguments(node, [value], {}), state)
+                        member = layer.node if isinstance(layer.node, ast.Call) else None
+                        value = self.module_call(flow, node, layer, Arguments(node, [value], {}), state, site=member)
                     else:
                         value = UNKNOWN
                 return value
             if last in _CONTAINER_LAYERS:
-                return self._layer_output(node, module, inputs, state, has_params=None)
-            result = self._layer_output(node, module, inputs, state, has_params=self._layer_has_parameters(cls))
+                return self._layer_output(site, module, inputs, state, has_params=None)
+            if _inplace_flag(module.node) and args.positional:
+                # `nn.ReLU(inplace=True)(t)` rectifies `t` itself
+                target = node.args[0] if site is node and node.args else node
+                flow._inplace(node, target, args.positional[0], (), "inplace=True", state)
+                return args.positional[0]
+            result = self._layer_output(site, module, inputs, state, has_params=self._layer_has_parameters(cls))
             if last in _LAYER_SAVES_OUTPUT and state.nograd is None and result.grad != NO:
                 facts = torch_facts.function(f"torch.{_LAYER_SAVES_OUTPUT[last]}")
                 if facts is not None:
-                    flow._record_saves(facts, node, tuple(inputs), ("self",), result, state)
+                    flow._record_saves(facts, site, tuple(inputs), ("self",), result, state)
             elif last in _LAYER_SAVES_INPUT and state.nograd is None and result.grad != NO:
-                from gradguard.engine.interpreter import Saved
-
                 for value in inputs[:1]:
                     for root in value.roots:
-                        state.saved.setdefault(root, Saved(node, last, "input", True))
+                        state.saved.setdefault(root, Saved(site, last, "input", True))
             if last in ("LSTM", "GRU", "RNN", "MultiheadAttention"):
                 return Value(TUPLE, grad=NO, leaf=NO, elem=result, items=(result, result))
             return result
-        return self._layer_output(node, module, inputs, state, has_params=None)
+        return self._layer_output(site, module, inputs, state, has_params=None)
 
     def _layer_output(
-        self, node: ast.Call, module: Value, inputs: list[Value], state: State, has_params: bool | None
+        self, node: ast.AST, module: Value, inputs: list[Value], state: State, has_params: bool | None
     ) -> Value:
         result = combine(inputs, node=node)
         if has_params is not False:
@@ -1284,7 +1294,7 @@ class Semantics:
             if last[:1].isupper() and last not in ("Parameter", "Buffer", "Module"):
                 self.source_kinds.setdefault(node, "module")
                 has_params = self._layer_has_parameters(qual)
-                return Value(MODULE, grad=NO, leaf=NO, cls=qual,
+                return Value(MODULE, grad=NO, leaf=NO, cls=qual, node=node,
                              sources=frozenset((node,)) if has_params is not False else frozenset())  # fmt: skip
         if namespace == "torch.optim" or qual.startswith("torch.optim.") and last[:1].isupper():
             if ".lr_scheduler" in qual or "swa_utils" in qual:
@@ -1309,6 +1319,9 @@ class Semantics:
                     "numel": INT_VALUE}.get(last, OBJECT_VALUE)  # fmt: skip
         if namespace in ("torch", "torch.nn.functional", "torch.special", "torch.linalg", "torch.fft"):
             operands = tuple(args.all())
+            if namespace == "torch.nn.functional" and _inplace_flag(node) and node.args and args.positional:
+                # `F.relu(t, inplace=True)` writes into `t`
+                flow._inplace(node, node.args[0], args.positional[0], (), "inplace=True", state)
             if not any(v.kinds & TENSORISH or v.kinds == ANY for v in operands):
                 return UNKNOWN
             receiver = operands[0] if operands else UNKNOWN
@@ -1459,6 +1472,14 @@ def _params_sources(params: Value) -> frozenset:
         inner = element_of(elem)
         return inner.sources
     return frozenset()
+
+
+def _inplace_flag(call: ast.AST | None) -> bool:
+    """A layer or functional call made with `inplace=True`."""
+    if not isinstance(call, ast.Call):
+        return False
+    flag = keyword(call, "inplace")
+    return isinstance(flag, ast.Constant) and flag.value is True
 
 
 def _retains(node: ast.Call) -> bool:

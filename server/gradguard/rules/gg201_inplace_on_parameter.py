@@ -10,20 +10,17 @@ from typing import Iterator
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.fixes import parse_expression, render, replace_node
 from gradguard.engine.index import (
-    AttributeInfo,
     FunctionNode,
     Unit,
-    is_false,
     self_attribute,
     self_name,
 )
-from gradguard.engine.index import (
-    keyword as kwarg,
-)
+from gradguard.engine.inplace import LEAF, LEAF_ERROR, describe_inplace, writes
+from gradguard.engine.interpreter import ATTRIBUTE_STORE
+from gradguard.engine.queries import describe, flows, in_forward, switches_requires_grad_off
+from gradguard.engine.values import PARAMETER
 from gradguard.engine.rule import Invalid, Rule, Valid
 
-# Methods ending in `_` that do not write the tensor's data.
-_NOT_INPLACE = {"requires_grad_", "share_memory_", "detach_", "resize_", "resize_as_", "record_stream_"}
 # In-place methods whose out-of-place twin takes the same arguments.
 _OUT_OF_PLACE = {
     "add_",
@@ -70,41 +67,8 @@ _OPERATORS = {
     ast.Pow: "**",
 }
 _ATOMIC = (ast.Name, ast.Attribute, ast.Call, ast.Constant, ast.Subscript, ast.List, ast.Dict)
-_LEAF_ERROR = "a leaf Variable that requires grad is being used in an in-place operation"
+_LEAF_ERROR = LEAF_ERROR
 
-
-def is_inplace_method(name: str) -> bool:
-    return name.endswith("_") and not name.startswith("_") and name not in _NOT_INPLACE
-
-
-def leaf_error(index: ast.expr | None) -> str:
-    """The error PyTorch raises for an in-place change of a leaf that requires grad;
-    `index` is the subscript of an indexed write (basic indexing writes through a view)."""
-    if index is None:
-        return _LEAF_ERROR
-    kind = _index_kind(index)
-    if kind == "basic":
-        return "a view of " + _LEAF_ERROR
-    if kind == "advanced":
-        return _LEAF_ERROR
-    return "… leaf Variable that requires grad is being used in an in-place operation"
-
-
-def _index_kind(index: ast.expr) -> str:
-    if isinstance(index, ast.Tuple):
-        kinds = {_index_kind(e) for e in index.elts}
-        return "advanced" if "advanced" in kinds else "unknown" if "unknown" in kinds else "basic"
-    if isinstance(index, ast.Slice) or (isinstance(index, ast.Constant) and isinstance(index.value, int)):
-        return "basic"
-    if isinstance(index, ast.Constant) and index.value in (None, Ellipsis):
-        return "basic"
-    if isinstance(index, ast.UnaryOp) and isinstance(index.operand, ast.Constant):
-        return "basic"
-    if isinstance(index, (ast.Compare, ast.List, ast.BoolOp, ast.Call)) or (
-        isinstance(index, ast.UnaryOp) and isinstance(index.op, ast.Invert)
-    ):
-        return "advanced"
-    return "unknown"
 
 
 class InplaceOnParameter(Rule):
@@ -365,73 +329,78 @@ class InplaceOnParameter(Rule):
 
     def check(self, unit: Unit) -> Iterator[Finding]:
         classes = unit.module_classes()
-        if not classes:
-            return
-        # only in-place changes of `self.x` / `self.x.weight` can concern a parameter
-        aliases = unit.module.aliases
-        changes = [c for c in inplace_changes(unit) if _on_self_attribute(c[1], aliases)]
-        if not changes or freezes_something(unit):
+        if not classes or switches_requires_grad_off(unit):
             return  # (`p.requires_grad = False` somewhere: we cannot tell which parameters)
-        for cls in classes:
-            attributes = unit.class_attributes(cls)
-            leaves = {
-                name
-                for name, info in attributes.items()
-                if info.kind == "grad_tensor" or (info.kind == "parameter" and not _created_frozen(info))
-            }
-            layers = {
-                name
-                for name, info in attributes.items()
-                if info.kind == "layer" and (info.ctor or "").startswith("torch.nn.")
-            }
-            if not leaves and not layers:
+        sites = [w for w in writes(unit) if w.kind == LEAF and w.in_forward and _on_self(w.written)]
+        if sites:
+            yield from self._inplace(unit, sites)
+        for func, flow in flows(unit):
+            if not in_forward(unit, func):
                 continue
-            sites = list(_mutations(unit, cls, changes, leaves, layers))
-            if not sites:
+            for event in flow.events_of(ATTRIBUTE_STORE):
+                base = event.args[0] if event.args else None
+                if (
+                    event.op == "data"
+                    and event.nograd is None
+                    and base is not None
+                    and base.kinds & PARAMETER
+                    and _on_self(event.target.value)  # type: ignore[union-attr]
+                    and _enabled(unit, func)
+                ):
+                    target = describe(unit, event.target.value)  # type: ignore[union-attr]
+                    message = self._DATA.format(target=target, method=getattr(func, "name", "forward"))
+                    yield self.finding(unit, event.node, message)
+
+    _DATA = (
+        "`{target}.data` is replaced in `{method}`: the optimizer's update of `{target}` is overwritten on "
+        "every forward pass unless something copies it back, and autograd never sees the assignment"
+    )
+
+    def _inplace(self, unit: Unit, sites: list) -> Iterator[Finding]:
+        counts: dict[str, int] = {}
+        for write in sites:
+            target = describe(unit, write.written)
+            counts[target] = counts.get(target, 0) + 1
+        for write in sites:
+            func = write.func
+            if not _enabled(unit, func):
                 continue
-            reachable = _grad_enabled_methods(unit, cls)
-            counts: dict[str, int] = {}
-            for _, target, _, _, _ in sites:
-                counts[target] = counts.get(target, 0) + 1
-            for node, target, what, func, error in sites:
-                if func not in reachable or unit.in_no_grad(node):
-                    continue
-                fix = None
-                hint = "; update it under `torch.no_grad()` outside `forward`, or compute a new tensor"
-                if counts[target] == 1 and func.name == "forward":
-                    edit = _out_of_place(unit, func, node, target)
-                    if edit is not None:
-                        local, build = edit
-                        hint = f"; compute `{local} = ...` out of place instead"
-                        fix = self.make_fix(f"Compute `{local}` out of place", build)
-                info = attributes.get(target.split(".")[1])
-                kind = "leaf tensor" if info is not None and info.kind == "grad_tensor" else "parameter"
-                message = self.message.format(
-                    what=what, kind=kind, target=target, method=func.name, error=error, hint=hint
-                )
-                yield self.finding(unit, node, message, fix=fix)
+            target = describe(unit, write.written)
+            node = write.node
+            what, error = describe_inplace(write)
+            fix = None
+            hint = "; update it under `torch.no_grad()` outside `forward`, or compute a new tensor"
+            if counts[target] == 1 and getattr(func, "name", None) == "forward" and write.event.op != "inplace=True":
+                edit = _out_of_place(unit, func, node, target)
+                if edit is not None:
+                    local, build = edit
+                    hint = f"; compute `{local} = ...` out of place instead"
+                    fix = self.make_fix(f"Compute `{local}` out of place", build)
+            if write.event.op == "inplace=True":
+                what = "change by an `inplace=True` layer"
+                hint = "; use an out-of-place activation (`inplace=False`) on it"
+            kind = "parameter" if write.value.kinds & PARAMETER else "leaf tensor"
+            message = self.message.format(
+                what=what, kind=kind, target=target, method=getattr(func, "name", "forward"), error=error, hint=hint
+            )
+            yield self.finding(unit, node, message, fix=fix)
 
 
-def freezes_something(unit: Unit) -> bool:
-    """Does the unit switch `requires_grad` off anywhere (`p.requires_grad = False`,
-    `m.requires_grad_(False)`)?"""
-    for node in unit.nodes_of(ast.Assign):
-        for target in node.targets:  # type: ignore[attr-defined]
-            if isinstance(target, ast.Attribute) and target.attr == "requires_grad" and is_false(node.value):  # type: ignore[attr-defined]
-                return True
-    for call in method_call_index(unit).get("requires_grad_", ()):
-        arg = call.args[0] if call.args else kwarg(call, "requires_grad")
-        if is_false(arg):
-            return True
-    return False
+def _on_self(node: ast.AST | None) -> bool:
+    """`self.w`, `self.fc.weight`, `self.w[0]`: rooted at the module itself."""
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id == "self"
 
 
-def _created_frozen(info: AttributeInfo) -> bool:
-    value = info.value
-    if not isinstance(value, ast.Call):
+def _enabled(unit: Unit, func: ast.AST | None) -> bool:
+    """Reachable from `forward` with gradients enabled (not only through calls made under
+    `torch.no_grad()`, nor decorated with it)."""
+    if func is None:
         return False
-    flag = value.args[1] if len(value.args) > 1 else kwarg(value, "requires_grad")
-    return flag is not None and not (isinstance(flag, ast.Constant) and flag.value is True)
+    cls = unit.enclosing_class(func)
+    return cls is not None and func in _grad_enabled_methods(unit, cls)
+
 
 
 def _grad_enabled_methods(unit: Unit, cls: ast.ClassDef) -> set[FunctionNode]:
@@ -476,37 +445,6 @@ def _binds_tighter(value: ast.expr, op: ast.operator) -> bool:
     return inner is not None and outer is not None and inner > outer
 
 
-def _leaf_target(node: ast.AST, me: str, leaves: set[str], layers: set[str]) -> str | None:
-    """`self.w` (a parameter) or `self.fc.weight` (a built-in layer's parameter) -> its text."""
-    attr = self_attribute(node, me)
-    if attr is not None:
-        return f"{me}.{attr}" if attr in leaves else None
-    if isinstance(node, ast.Attribute) and node.attr in ("weight", "bias"):
-        layer = self_attribute(node.value, me)
-        if layer is not None and layer in layers:
-            return f"{me}.{layer}.{node.attr}"
-    return None
-
-
-def _on_self_attribute(node: ast.expr, aliases: dict[str, str]) -> bool:
-    """`<name>.x` or `<name>.x.weight` where <name> is not an import (`nn.init.normal_`)."""
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute):
-        node = node.value
-    return (
-        isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id not in aliases
-    )
-
-
-def _mutations(unit: Unit, cls: ast.ClassDef, changes: list, leaves: set[str], layers: set[str]):
-    """(node, target text, description, method, error) for every in-place change of a leaf in the class."""
-    methods = set(unit.methods(cls).values())
-    for node, receiver, what, error in changes:
-        func = unit.enclosing_function(node)
-        if func not in methods:
-            continue
-        target = _leaf_target(receiver, self_name(func) or "self", leaves, layers)
-        if target is not None:
-            yield node, target, what, func, error
 
 
 def method_call_index(unit: Unit) -> dict[str, list[ast.Call]]:
@@ -522,31 +460,6 @@ def method_call_index(unit: Unit) -> dict[str, list[ast.Call]]:
         unit.__dict__["_gg_method_calls"] = cache
     return cache
 
-
-def inplace_changes(unit: Unit) -> list[tuple[ast.AST, ast.expr, str, str]]:
-    """Every in-place change in the unit: (node, changed expression, description, the
-    error PyTorch raises if the changed tensor is a leaf that requires grad).
-    Computed once per unit (GG201 and GG203 both use it)."""
-    cached = unit.__dict__.get("_gg_inplace_changes")
-    if cached is not None:
-        return cached
-    found: list[tuple[ast.AST, ast.expr, str, str]] = []
-    for node in unit.nodes_of(ast.AugAssign):
-        target = node.target  # type: ignore[attr-defined]
-        if isinstance(target, ast.Subscript):
-            found.append((node, target.value, "indexed write", leaf_error(target.slice)))
-        else:
-            op = _OPERATORS.get(type(node.op), "")  # type: ignore[attr-defined]
-            found.append((node, target, f"`{op}=`" if op else "update", _LEAF_ERROR))
-    for node in unit.nodes_of(ast.Assign):
-        for target in node.targets:  # type: ignore[attr-defined]
-            if isinstance(target, ast.Subscript):
-                found.append((node, target.value, "indexed write", leaf_error(target.slice)))
-    for name, calls in method_call_index(unit).items():
-        if is_inplace_method(name):
-            found.extend((call, call.func.value, f"`.{name}()`", _LEAF_ERROR) for call in calls)  # type: ignore[attr-defined]
-    unit.__dict__["_gg_inplace_changes"] = found
-    return found
 
 
 def _out_of_place(unit: Unit, func: FunctionNode, node: ast.AST, target: str):

@@ -9,7 +9,7 @@ from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.fixes import indent_block, torch_name
 from gradguard.engine.index import Unit, statement_start_line
 from gradguard.engine.inplace import LEAF, describe_inplace, writes
-from gradguard.engine.queries import switches_requires_grad_off
+from gradguard.engine.queries import describe, switches_requires_grad_off
 from gradguard.engine.values import PARAMETER
 from gradguard.engine.rule import Invalid, Rule, Valid
 from gradguard.rules.gg201_inplace_on_parameter import _OPERATORS, _OUT_OF_PLACE
@@ -23,7 +23,8 @@ _LEAF_ERROR = "a leaf Variable that requires grad is being used in an in-place o
 
 class InplaceOnLeaf(Rule):
     code = "GG203"
-    triggers = ("requires_grad", "Parameter", "parameters")  # = _LEAF_WORDS (its own pre-check)
+    # a leaf that requires grad comes from one of these words (`.weight`/`.bias` of a layer)
+    triggers = ("requires_grad", "Parameter", "parameters", "weight", "bias", "Variable")  # = _LEAF_WORDS
     name = "inplace-on-leaf"
     summary = "In-place change of a `requires_grad=True` tensor: PyTorch raises the leaf in-place error."
     message = (
@@ -324,10 +325,10 @@ class InplaceOnLeaf(Rule):
             if write.value.kinds & PARAMETER and switches_requires_grad_off(unit):
                 continue  # (`p.requires_grad = False` somewhere: we cannot tell which parameters)
             written = write.written
-            if not isinstance(written, ast.Name):
+            if written is None:
                 continue
             node = write.node
-            name = written.id
+            name = written.id if isinstance(written, ast.Name) else describe(unit, written)
             origin, line = _origin(write.value)
             what, error = describe_inplace(write)
             message = self.message.format(
@@ -460,7 +461,7 @@ def _is_update_of_leaf(statement: ast.stmt, node: ast.AST, name: str) -> bool:
     return False
 
 
-_LEAF_WORDS = ("requires_grad", "Parameter", "parameters")
+_LEAF_WORDS = ("requires_grad", "Parameter", "parameters", "weight", "bias", "Variable")
 
 
 def _may_create_leaves(unit: Unit) -> bool:
