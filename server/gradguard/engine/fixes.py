@@ -96,3 +96,45 @@ def indent_block(unit: Unit, stmt: ast.stmt, header: str) -> TextEdit:
     if not body.endswith(("\n", "\r")):
         body += unit.source.newline()
     return TextEdit(start, 1, end + 1, 1, f"{indent}{header}{unit.source.newline()}{body}")
+
+
+def enclosing_block(unit: Unit, statement: ast.stmt) -> list[ast.stmt] | None:
+    """The statement list that holds `statement` (the unit's own list at the top)."""
+    parent = unit.parent(statement)
+    if parent is None:
+        return unit.nodes if statement in unit.nodes else None
+    return _block_of(parent, statement)
+
+
+def next_statement(unit: Unit, statement: ast.stmt) -> ast.stmt | None:
+    block = enclosing_block(unit, statement)
+    if block is None:
+        return None
+    index = block.index(statement)
+    return block[index + 1] if index + 1 < len(block) else None
+
+
+def alone_on_its_lines(unit: Unit, statement: ast.stmt) -> bool:
+    """No other statement shares a line with it (`a = 1; w += 1` shares)."""
+    siblings = enclosing_block(unit, statement)
+    if siblings is None:
+        return False
+    first, last = statement.lineno, statement.end_lineno or statement.lineno
+    return not any(
+        s is not statement and s.lineno <= last and (s.end_lineno or s.lineno) >= first for s in siblings
+    )
+
+
+def wrap_statements(unit: Unit, first: ast.stmt, last: ast.stmt, header: str) -> TextEdit:
+    """Put the statements from `first` to `last` (one block) under `header`."""
+    if first is last:
+        return indent_block(unit, first, header)
+    start = statement_start_line(first)
+    end = last.end_lineno or last.lineno
+    indent = unit.source.indentation(start)
+    step = "\t" if "\t" in indent else "    "
+    newline = unit.source.newline()
+    body = "".join(step + row if row.strip() else row for row in unit.source.lines[start - 1 : end])
+    if not body.endswith(("\n", "\r")):
+        body += newline
+    return TextEdit(start, 1, end + 1, 1, f"{indent}{header}{newline}{body}")

@@ -743,9 +743,12 @@ class Flow:
         elif kind is ast.Attribute:
             base = self._eval(target.value, state)  # type: ignore[attr-defined]
             attr = target.attr  # type: ignore[attr-defined]
-            before = None
-            if attr in ("data", "grad"):
-                before = self._eval(target.value, state)  # type: ignore[attr-defined]
+            # what the attribute held before the store (`self.running_mean` is a buffer)
+            path = _self_path(target)
+            if path is not None and path in state.env:
+                before = state.env[path]
+            else:
+                before = self.semantics.attribute(self, base, target, state)  # type: ignore[arg-type]
             self._record(ATTRIBUTE_STORE, stmt, state, value, op=attr, target=target, args=(base,), data=before)
             if attr == "requires_grad" and isinstance(target.value, ast.Name):  # type: ignore[attr-defined]
                 flag = value.kinds == BOOL and source is not None and _literal(source)
@@ -756,7 +759,6 @@ class Flow:
                         state.env[name] = base.evolve(grad=YES, sources=sources)
                     elif flag is False:
                         state.env[name] = base.evolve(grad=NO)
-            path = _self_path(target)
             if path is not None:
                 self.semantics.note_attribute_store(self, path, value)
                 state.env[path] = value

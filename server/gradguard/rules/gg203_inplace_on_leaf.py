@@ -6,7 +6,7 @@ import ast
 from typing import Iterator
 
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
-from gradguard.engine.fixes import indent_block, torch_name
+from gradguard.engine.fixes import alone_on_its_lines, next_statement, torch_name, wrap_statements
 from gradguard.engine.index import Unit, statement_start_line
 from gradguard.engine.inplace import LEAF, describe_inplace, writes
 from gradguard.engine.queries import describe, switches_requires_grad_off
@@ -349,14 +349,14 @@ class InplaceOnLeaf(Rule):
                 statement, applicability = wrappable
                 last = statement
                 while True:
-                    following = _next_sibling(unit, last)
+                    following = next_statement(unit, last)
                     if following is None or runs.get(id(following)) is not applicability:
                         break
                     last = following
                 header = f"with {torch}.no_grad():"
                 fix = self.make_fix(
                     f"Wrap in `{header}`",
-                    lambda first=statement, last=last, header=header: [_wrap(unit, first, last, header)],
+                    lambda first=statement, last=last, header=header: [wrap_statements(unit, first, last, header)],
                     applicability,
                 )
             yield self.finding(unit, node, message, fix=fix)
@@ -401,49 +401,13 @@ def _wrappable(unit: Unit, node: ast.AST, name: str) -> tuple[ast.stmt, Applicab
         return None
     if isinstance(statement, ast.Expr) and statement.value is not node:
         return None
-    siblings = _block(unit, statement)
-    if siblings is None:
+    if not alone_on_its_lines(unit, statement):
         return None
-    first, last = statement.lineno, statement.end_lineno or statement.lineno
-    for s in siblings:
-        if s is not statement and s.lineno <= last and (s.end_lineno or s.lineno) >= first:
-            return None  # shares a line with another statement (`a = 1; w += 1`)
     safe = _is_update_of_leaf(statement, node, name)
     return statement, Applicability.SAFE if safe else Applicability.UNSAFE
 
 
-def _block(unit: Unit, statement: ast.stmt) -> list[ast.stmt] | None:
-    parent = unit.parent(statement)
-    if parent is None:
-        return unit.nodes if statement in unit.nodes else None
-    for field in ("body", "orelse", "finalbody"):
-        block = getattr(parent, field, None)
-        if isinstance(block, list) and statement in block:
-            return block
-    return None
 
-
-def _next_sibling(unit: Unit, statement: ast.stmt) -> ast.stmt | None:
-    block = _block(unit, statement)
-    if block is None:
-        return None
-    index = block.index(statement)
-    return block[index + 1] if index + 1 < len(block) else None
-
-
-def _wrap(unit: Unit, first: ast.stmt, last: ast.stmt, header: str):
-    """Put the statements from `first` to `last` (one block) under `header`."""
-    if first is last:
-        return indent_block(unit, first, header)
-    start = statement_start_line(first)
-    end = last.end_lineno or last.lineno
-    indent = unit.source.indentation(start)
-    step = "\t" if "\t" in indent else "    "
-    newline = unit.source.newline()
-    body = "".join(step + row if row.strip() else row for row in unit.source.lines[start - 1 : end])
-    if not body.endswith(("\n", "\r")):
-        body += newline
-    return TextEdit(start, 1, end + 1, 1, f"{indent}{header}{newline}{body}")
 
 
 def _is_update_of_leaf(statement: ast.stmt, node: ast.AST, name: str) -> bool:

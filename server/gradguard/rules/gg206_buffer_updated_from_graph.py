@@ -1,0 +1,249 @@
+"""GG206: a registered buffer updated from values that require grad (it keeps their graph)."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+
+from gradguard.engine.finding import Applicability, Finding, Severity
+from gradguard.engine.fixes import alone_on_its_lines, torch_name, wrap_statements
+from gradguard.engine.index import ModuleContext, Unit
+from gradguard.engine.inplace import BUFFER, writes
+from gradguard.engine.interpreter import ATTRIBUTE_STORE
+from gradguard.engine.queries import describe, flows, in_forward
+from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.values import BUFFER as BUFFER_KIND
+from gradguard.engine.values import MAYBE, YES
+
+
+class BufferUpdatedFromGraph(Rule):
+    code = "GG206"
+    name = "buffer-updated-from-graph"
+    needs_class = "module"
+    triggers = ("running", "register_buffer", "buffer", "BatchNorm", "Norm")
+    summary = "A registered buffer updated from values that require grad: the buffer keeps their graph."
+    message = "Buffer `{name}` is updated from values that require grad: it keeps their autograd graph"
+    explanation = """
+    Buffers (`register_buffer`, the running statistics of a norm layer) hold state that
+    is not trained. Updating one from values that require grad —
+    `self.running_mean.mul_(m).add_(batch_mean * (1 - m))` or
+    `self.running_mean = m * self.running_mean + (1 - m) * batch_mean` with `batch_mean`
+    computed from the activations — records the update in the autograd graph: the buffer
+    becomes a non-leaf tensor that holds on to every step's graph (checked with torch 2.13):
+
+    * memory grows with every training step (each update is chained to the previous one);
+    * `copy.deepcopy(model)` raises "Only Tensors created explicitly by the user (graph
+      leaves) support the deepcopy protocol";
+    * a later `backward()` that reaches the buffer (the buffer used in the next step's
+      forward) raises "Trying to backward through the graph a second time".
+
+    Update buffers outside the graph: under `with torch.no_grad():`, or from
+    `.detach()`ed statistics. That is what `nn.BatchNorm*` does internally.
+
+    The fix wraps the update in `with torch.no_grad():`. It is unsafe only in that it
+    also stops gradients through the update itself, which a buffer should not carry
+    anyway.
+    """
+    severity = Severity.WARNING
+    fix_applicability = Applicability.UNSAFE
+
+    VALID = [
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class RunningNorm(nn.Module):
+                def __init__(self, dim):
+                    super().__init__()
+                    self.fc = nn.Linear(dim, dim)
+                    self.register_buffer("running_mean", torch.zeros(dim))
+                    self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+                def forward(self, x):
+                    h = self.fc(x)
+                    if self.training:
+                        with torch.no_grad():
+                            self.running_mean.mul_(0.9).add_(0.1 * h.mean(0))
+                        self.steps += 1
+                    return h - self.running_mean
+            """,
+            note="updated under no_grad; an integer counter",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Queue(nn.Module):
+                def __init__(self, dim, size):
+                    super().__init__()
+                    self.proj = nn.Linear(dim, dim)
+                    self.register_buffer("queue", torch.randn(size, dim))
+                    self.register_buffer("center", torch.zeros(dim))
+
+                def forward(self, x):
+                    keys = self.proj(x)
+                    self.queue = torch.cat([keys.detach(), self.queue[: -x.shape[0]]])
+                    self.center.lerp_(keys.mean(0).detach(), 0.1)
+                    return keys @ self.queue.T
+            """,
+            note="updated from detached values (a MoCo-style queue, a DINO-style center)",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Masked(nn.Module):
+                def __init__(self, n):
+                    super().__init__()
+                    self.register_buffer("mask", torch.tril(torch.ones(n, n)))
+
+                def forward(self, scores):
+                    self.mask = self.mask.to(scores.device)
+                    return scores.masked_fill(self.mask == 0, float("-inf"))
+            """,
+            note="a buffer moved or rebuilt from itself",
+        ),
+    ]
+    INVALID = [
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class RunningNorm(nn.Module):
+                def __init__(self, dim):
+                    super().__init__()
+                    self.fc = nn.Linear(dim, dim)
+                    self.register_buffer("running_mean", torch.zeros(dim))
+
+                def forward(self, x):
+                    h = self.fc(x)
+                    self.running_mean.mul_(0.9).add_(0.1 * h.mean(0))
+                    return h - self.running_mean
+            """,
+            lines=[12],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class RunningNorm(nn.Module):
+                def __init__(self, dim):
+                    super().__init__()
+                    self.fc = nn.Linear(dim, dim)
+                    self.register_buffer("running_mean", torch.zeros(dim))
+
+                def forward(self, x):
+                    h = self.fc(x)
+                    with torch.no_grad():
+                        self.running_mean.mul_(0.9).add_(0.1 * h.mean(0))
+                    return h - self.running_mean
+            """,
+            raises="Trying to backward through the graph a second time",
+            run="""
+            m = RunningNorm(4)
+            for _ in range(2):
+                m(torch.randn(8, 4)).sum().backward()
+            """,
+            check_fixed="import copy; copy.deepcopy(m); assert m.running_mean.grad_fn is None",
+        ),
+        Invalid(
+            """
+            import copy
+            import torch
+            import torch.nn as nn
+
+            class Norm(nn.Module):
+                def __init__(self, dim):
+                    super().__init__()
+                    self.register_buffer("running_mean", torch.zeros(dim))
+
+                def forward(self, x):
+                    if self.training:
+                        mean = x.mean(0)
+                        self.running_mean = 0.9 * self.running_mean + 0.1 * mean
+                    else:
+                        mean = self.running_mean
+                    return x - mean
+            """,
+            lines=[13],
+            fixed="""
+            import copy
+            import torch
+            import torch.nn as nn
+
+            class Norm(nn.Module):
+                def __init__(self, dim):
+                    super().__init__()
+                    self.register_buffer("running_mean", torch.zeros(dim))
+
+                def forward(self, x):
+                    if self.training:
+                        mean = x.mean(0)
+                        with torch.no_grad():
+                            self.running_mean = 0.9 * self.running_mean + 0.1 * mean
+                    else:
+                        mean = self.running_mean
+                    return x - mean
+            """,
+            raises="support the deepcopy protocol",
+            run="""
+            model = nn.Sequential(nn.Linear(4, 4), Norm(4))
+            for _ in range(2):
+                model(torch.randn(8, 4)).sum().backward()
+            copy.deepcopy(model)
+            """,
+            check_fixed="assert model[1].running_mean.grad_fn is None",
+            note="the hand-written batch norm of pytorch/pytorch#20275",
+        ),
+    ]
+
+    def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
+        return "self." in text
+
+    def check(self, unit: Unit) -> Iterator[Finding]:
+        for write in writes(unit):
+            if write.kind == BUFFER and write.in_forward and write.written is not None:
+                yield self._report(unit, write.node, write.event.statement, describe(unit, write.written))
+        for func, flow in flows(unit):
+            if not in_forward(unit, func):
+                continue
+            for event in flow.events_of(ATTRIBUTE_STORE):
+                before = event.data
+                target = event.target
+                if (
+                    event.nograd is None
+                    and isinstance(target, ast.Attribute)
+                    and isinstance(target.value, ast.Name)
+                    and target.value.id == "self"
+                    and before is not None
+                    and before.kinds & BUFFER_KIND
+                    and (event.value.grad == YES or (event.value.grad == MAYBE and event.value.is_tensor))
+                    and not _from_itself(event.value, before)
+                ):
+                    yield self._report(unit, event.node, event.statement, describe(unit, target))
+
+    def _report(self, unit: Unit, node: ast.AST, statement: ast.stmt | None, name: str) -> Finding:
+        message = (
+            self.message.format(name=name)
+            + ": memory grows every step, `copy.deepcopy` of the model fails, and a later backward through it "
+            'raises "Trying to backward through the graph a second time"; update it under `torch.no_grad()` or '
+            "from `.detach()`ed values"
+        )
+        fix = None
+        torch = torch_name(unit)
+        if (
+            torch is not None
+            and isinstance(statement, (ast.Expr, ast.Assign, ast.AugAssign))
+            and alone_on_its_lines(unit, statement)
+        ):
+            header = f"with {torch}.no_grad():"
+            fix = self.make_fix(f"Wrap in `{header}`", lambda s=statement: [wrap_statements(unit, s, s, header)])
+        return self.finding(unit, node, message, fix=fix)
+
+
+def _from_itself(value, before) -> bool:
+    """`self.mask = self.mask.to(device)`: the buffer rebuilt from itself, nothing else."""
+    return bool(before.roots) and value.roots == before.roots
