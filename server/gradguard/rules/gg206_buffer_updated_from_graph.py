@@ -219,6 +219,7 @@ class BufferUpdatedFromGraph(Rule):
                     and isinstance(target.value, ast.Name)
                     and target.value.id == "self"
                     and before is not None
+                    and before.known
                     and before.kinds & BUFFER_KIND
                     and (event.value.grad == YES or (event.value.grad == MAYBE and event.value.is_tensor))
                     and not _from_itself(event.value, before)
