@@ -3,6 +3,10 @@
 Both activations write into their input with a boolean mask. On a tensor that
 autograd saved for backward (the output of torch.relu / torch.sigmoid) that
 raises at backward time; on an input that requires grad it raises at once.
+
+`Bottleneck` does the same on the output of a Linear layer: that runs today (GG205,
+information), but `h = F.relu(h)` says the same without writing in place, and keeps
+working if the layer before it changes to one that saves its output.
 """
 
 import torch
@@ -33,6 +37,18 @@ class GatedHead(nn.Module):
         gate = torch.sigmoid(self.gate(x))
         gate[gate < 0.1] = 0.0  # drop weak gates
         return self.out(self.act(x * gate))
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, features: int, hidden: int):
+        super().__init__()
+        self.down = nn.Linear(features, hidden)
+        self.up = nn.Linear(hidden, features)
+
+    def forward(self, x):
+        h = self.down(x)
+        h[h < 0] = 0
+        return x + self.up(h)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import torch.nn as nn
 
 class Rectifier(nn.Module):
     def forward(self, x):
+        x = torch.tanh(x)
         x[x < 0] = 0  # clip negatives
         return x * 2
 """
@@ -57,7 +58,7 @@ def test_exit_codes(project):
     assert gradguard("check", project / "clean.py").returncode == 0
     result = gradguard("check", project)
     assert result.returncode == 1
-    assert "buggy.py:7:9: GG202" in result.stdout
+    assert "buggy.py:8:9: GG202" in result.stdout
     assert gradguard("check", project / "missing.py").returncode == 2
     bad = gradguard("check", "--select", "NOPE", project)
     assert bad.returncode == 2 and "unknown rule" in bad.stderr
@@ -85,12 +86,12 @@ def test_json_output(project):
         assert key in item
     assert (item["code"], item["line"], item["column"], item["end_line"], item["end_column"]) == (
         "GG202",
-        7,
+        8,
         9,
-        7,
+        8,
         21,
     )
-    assert item["fix"]["applicability"] == "safe"
+    assert item["fix"]["applicability"] == "safe"  # a local tensor: rebinding it changes nothing else
     assert item["fix"]["edits"][0]["new_text"] == "x = torch.relu(x)"
 
 
@@ -105,13 +106,13 @@ def test_sarif_is_valid(project):
     jsonschema.validate(log, json.loads(SARIF_SCHEMA.read_text()))
     results = log["runs"][0]["results"]
     assert [r["ruleId"] for r in results] == ["GG202"]
-    assert results[0]["locations"][0]["physicalLocation"]["region"]["startLine"] == 7
+    assert results[0]["locations"][0]["physicalLocation"]["region"]["startLine"] == 8
 
 
 def test_github_annotations(project):
     result = gradguard("check", "--format", "github", project)
     assert result.stdout.startswith("::warning title=gradguard GG202,file=")
-    assert ",line=7,col=9," in result.stdout
+    assert ",line=8,col=9," in result.stdout
 
 
 def test_fix_rewrites_file_and_keeps_comments(project):
@@ -139,7 +140,7 @@ def test_bad_files_do_not_stop_the_run(project):
     assert "binary.py: skipped: binary file" in result.stderr
     assert "latin1.py: skipped: not valid UTF-8" in result.stderr
     assert "broken.py:2:7: GG000 Syntax error" in result.stdout
-    assert "buggy.py:7:9: GG202" in result.stdout  # the good file is still checked
+    assert "buggy.py:8:9: GG202" in result.stdout  # the good file is still checked
     assert "Traceback" not in result.stderr
 
 

@@ -8,7 +8,7 @@ so what we insert is well-formed; libcst is imported only when a fix is computed
 from __future__ import annotations
 
 import ast
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from gradguard.engine.finding import TextEdit
 from gradguard.engine.index import Unit, statement_start_line
@@ -138,3 +138,92 @@ def wrap_statements(unit: Unit, first: ast.stmt, last: ast.stmt, header: str) ->
     if not body.endswith(("\n", "\r")):
         body += newline
     return TextEdit(start, 1, end + 1, 1, f"{indent}{header}{newline}{body}")
+
+
+_LOWER = (ast.Lt, ast.LtE)
+_UPPER = (ast.Gt, ast.GtE)
+_FLIPPED = {ast.Lt: ast.Gt, ast.LtE: ast.GtE, ast.Gt: ast.Lt, ast.GtE: ast.LtE}
+
+
+def masked_write_rewrite(
+    unit: Unit, name: str, mask: ast.expr, value: ast.expr, value_is_tensor: bool
+) -> tuple[Callable[[], str], str]:
+    """The out-of-place statement for `name[mask] = value`, as (a builder of its text, a short
+    label): `torch.relu` for `x[x < 0] = 0`, `clamp(min=t)` / `clamp(max=t)` for
+    `x[x < t] = t` / `x[x > t] = t`, `masked_fill` for any other scalar written through a
+    comparison of `x` itself (the mask has `x`'s shape), and `index_put` otherwise (it
+    writes exactly what the item assignment writes, tensors and broadcasting included)."""
+    comparison = _threshold(mask, name)
+    value_text = unit.segment(value)
+    if comparison is not None and not value_is_tensor:
+        op, threshold = comparison
+        same = ast.dump(threshold) == ast.dump(value)
+        if same and _is_zero(threshold) and isinstance(op, _LOWER):
+            torch = functional_relu(unit)
+            return (lambda: _assign(name, torch, [name])), f"{torch}({name})"
+        if same and isinstance(op, _LOWER):
+            text = unit.segment(threshold)
+            return (lambda: _assign(name, f"{name}.clamp", [], min=text)), f"{name}.clamp(min={text})"
+        if same and isinstance(op, _UPPER):
+            text = unit.segment(threshold)
+            return (lambda: _assign(name, f"{name}.clamp", [], max=text)), f"{name}.clamp(max={text})"
+    mask_text = unit.segment(mask)
+    if _compares_itself(mask, name) and not value_is_tensor:
+        return (lambda: _assign(name, f"{name}.masked_fill", [mask_text, value_text])), f"{name}.masked_fill(...)"
+    written = value_text if value_is_tensor else f"{name}.new_tensor({value_text})"
+    return (lambda: _assign(name, f"{name}.index_put", [f"({mask_text},)", written])), f"{name}.index_put(...)"
+
+
+def functional_relu(unit: Unit) -> str:
+    """`F.relu` when the file imports torch.nn.functional as some name, else `torch.relu`."""
+    for alias, qual in unit.module.aliases.items():
+        if qual == "torch.nn.functional":
+            return f"{alias}.relu"
+    torch = torch_name(unit)
+    return f"{torch}.relu" if torch else "torch.relu"
+
+
+def _threshold(mask: ast.expr, name: str) -> tuple[ast.cmpop, ast.expr] | None:
+    """`x < t` / `t > x` -> (the comparison with x on the left, t)."""
+    if not isinstance(mask, ast.Compare) or len(mask.ops) != 1:
+        return None
+    left, op, right = mask.left, mask.ops[0], mask.comparators[0]
+    if isinstance(left, ast.Name) and left.id == name and isinstance(op, (*_LOWER, *_UPPER)):
+        return op, right
+    if isinstance(right, ast.Name) and right.id == name and isinstance(op, (*_LOWER, *_UPPER)):
+        return _FLIPPED[type(op)](), left
+    return None
+
+
+def _compares_itself(mask: ast.expr, name: str) -> bool:
+    """A comparison of `x` itself with something that is not an indexing of another tensor."""
+    return (
+        isinstance(mask, ast.Compare)
+        and len(mask.ops) == 1
+        and any(isinstance(n, ast.Name) and n.id == name for n in (mask.left, *mask.comparators))
+    )
+
+
+def _is_zero(node: ast.expr) -> bool:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        node = node.operand
+    return isinstance(node, ast.Constant) and not isinstance(node.value, bool) and node.value == 0
+
+
+def _assign(name: str, func: str, args: list[str], **kwargs: str) -> str:
+    """`name = func(*args, **kwargs)`, built and rendered by libcst."""
+    import libcst as cst
+
+    call = cst.Call(
+        func=parse_expression(func),
+        args=[cst.Arg(parse_expression(a)) for a in args]
+        + [
+            cst.Arg(
+                parse_expression(v),
+                keyword=cst.Name(k),
+                equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")),
+            )
+            for k, v in kwargs.items()
+        ],
+    )
+    return render(cst.Assign(targets=[cst.AssignTarget(cst.Name(name))], value=call))

@@ -98,6 +98,43 @@ def _classify(event: Event, forward: bool) -> str:
     return OTHER
 
 
+def saved_op_text(unit: Unit, saved) -> str:
+    """`torch.sigmoid(...)` / `x * w`: the op that saved a tensor, for messages."""
+    from gradguard.engine.queries import describe
+
+    node = saved.node
+    if isinstance(node, ast.Call):
+        return describe(unit, node.func) + "(...)"
+    if isinstance(node, ast.BinOp):
+        return describe(unit, node)
+    return saved.op
+
+
+def callers_tensor(write: Write) -> bool:
+    """The written tensor is (a view of) one the caller passed in as an argument."""
+    roots = write.value.roots
+    return bool(roots) and all(isinstance(r, ast.arg) for r in roots)
+
+
+def local_tensor(write: Write) -> bool:
+    """The written tensor was created in this function (by an op or a call of it), so
+    rebinding the name instead of writing into the tensor changes nothing else: no
+    caller, attribute or other local name holds it."""
+    roots = write.value.roots
+    if not roots or any(isinstance(r, (ast.arg, ast.Attribute)) for r in roots):
+        return False
+    written = write.written
+    if not isinstance(written, ast.Name) or write.func is None:
+        return False
+    name = written.id
+    for node in ast.walk(write.func):
+        # `y = x` / `self.h = x` / `return x` before the write: someone else may hold it
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Name):
+            if node.value.id == name and node.lineno <= write.event.statement.lineno:  # type: ignore[union-attr]
+                return False
+    return True
+
+
 LEAF_ERROR = "a leaf Variable that requires grad is being used in an in-place operation"
 
 

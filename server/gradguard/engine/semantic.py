@@ -402,7 +402,7 @@ class Semantics:
         if qual is not None:
             if qual.startswith("torch.optim.") and qual.rsplit(".", 1)[1][:1].isupper():
                 return Value(OPTIMIZER, grad=NO, leaf=NO, cls=qual)
-            if qual in ("torch.nn.Module", "torch.nn.modules.module.Module"):
+            if qual in ("torch.nn.Module", "torch.nn.modules.module.Module") or _is_layer_name(qual):
                 return Value(MODULE, grad=NO, leaf=NO, cls=qual)
         return None
 

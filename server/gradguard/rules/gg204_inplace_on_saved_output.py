@@ -6,7 +6,7 @@ import ast
 import re
 from collections.abc import Iterator
 
-from gradguard.engine.inplace import SAVED, writes
+from gradguard.engine.inplace import SAVED, saved_op_text, writes
 from gradguard.engine.queries import calls_backward, describe
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import replace_node
@@ -269,8 +269,8 @@ class InplaceOnSavedOutput(Rule):
                 continue
             if not write.in_forward and not calls_backward(write.flow):
                 continue  # code that never calls backward is not reported
-            if write.masked is not None and write.in_forward:
-                continue  # GG202 reports `y[y < t] = v` in forward
+            if write.masked is not None:
+                continue  # GG202 reports `y[y < t] = v`
             records = [r for r in write.event.saved if r.certain or write.in_forward]
             if not records:
                 continue
@@ -279,7 +279,7 @@ class InplaceOnSavedOutput(Rule):
     def _report(self, unit: Unit, write, saved) -> Finding:
         written = write.written
         name = describe(unit, written) if written is not None else "the tensor"
-        op = _op_text(unit, saved)
+        op = saved_op_text(unit, saved)
         stmt = write.event.statement
         if saved.role == "output":
             message = (
@@ -314,12 +314,3 @@ class InplaceOnSavedOutput(Rule):
                 new = f"{target} = {target}.{_OUT_OF_PLACE[func.attr]}{args}"
                 fix = self.make_fix(f"Use `{target}.{_OUT_OF_PLACE[func.attr]}(...)`", [replace_node(unit, stmt, new)])
         return self.finding(unit, node, message, fix=fix)
-
-
-def _op_text(unit: Unit, saved) -> str:
-    node = saved.node
-    if isinstance(node, ast.Call):
-        return describe(unit, node.func) + "(...)"
-    if isinstance(node, ast.BinOp):
-        return describe(unit, node)
-    return saved.op
