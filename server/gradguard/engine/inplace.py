@@ -11,6 +11,9 @@ tensor was at that moment:
   input, such as `x` in `x * w`), or a view of one: backward raises "one of the variables
   needed for gradient computation has been modified by an inplace operation" (GG204;
   masked writes `x[x < t] = v` are GG202's);
+* `MULTI_VIEW` — one of several views an op returned (`chunk`, `split`, `unbind`) that
+  requires grad: PyTorch raises "... is a view and is being modified inplace. This view
+  is the output of a function that returns multiple views" at once (GG204);
 * `BUFFER` — a registered buffer written from values that require grad (GG206);
 * `OTHER` — anything else (legal for autograd; GG205 looks at masked writes among them).
 """
@@ -27,6 +30,7 @@ from gradguard.engine.values import MAYBE, YES
 LEAF = "leaf"
 SAVED = "saved"
 BUFFER = "buffer"
+MULTI_VIEW = "multi_view"
 OTHER = "other"
 
 
@@ -79,13 +83,14 @@ def _collect(unit: Unit) -> list[Write]:
         if not events:
             continue
         forward = in_forward(unit, func)
+        views = unit.semantics.multi_output_views
         for event in events:
-            found.append(Write(event, flow, func, _classify(event, forward), forward))
+            found.append(Write(event, flow, func, _classify(event, forward, views), forward))
     found.sort(key=lambda w: (getattr(w.node, "lineno", 0), getattr(w.node, "col_offset", 0)))
     return found
 
 
-def _classify(event: Event, forward: bool) -> str:
+def _classify(event: Event, forward: bool, views: set) -> str:
     if event.nograd is not None:
         return OTHER
     value = event.value
@@ -93,6 +98,8 @@ def _classify(event: Event, forward: bool) -> str:
         return LEAF
     if event.saved:
         return SAVED
+    if value.sites and value.sites <= views and (value.grad == YES or (forward and value.grad == MAYBE)):
+        return MULTI_VIEW
     if value.is_buffer and any(a.grad == YES or (forward and a.grad == MAYBE and a.is_tensor) for a in event.args):
         return BUFFER
     return OTHER

@@ -155,6 +155,8 @@ _COLLECTING = frozenset({"cat", "stack", "concat", "concatenate", "hstack", "vst
                          "block_diag", "cartesian_prod"})  # fmt: skip
 _TUPLE_RESULTS = frozenset({"chunk", "split", "unbind", "tensor_split", "split_with_sizes", "hsplit", "vsplit",
                             "dsplit", "meshgrid", "broadcast_tensors", "unique_consecutive"})  # fmt: skip
+_MULTI_OUTPUT_VIEWS = frozenset({"chunk", "split", "unbind", "tensor_split", "split_with_sizes", "hsplit",
+                                 "vsplit", "dsplit"})  # fmt: skip
 _VALUES_INDICES = frozenset({"max", "min", "topk", "sort", "kthvalue", "mode", "median", "nanmedian", "cummax",
                              "cummin", "aminmax"})  # fmt: skip
 _ALWAYS_PAIRS = frozenset({"topk", "sort", "kthvalue", "mode", "cummax", "cummin"})
@@ -256,6 +258,9 @@ class Semantics:
         self._script_busy = False
         self._global_stores: dict[str, Value] = {}
         self.source_kinds: dict[ast.AST, str] = {}
+        # calls of ops returning several views of one tensor (`chunk`, `split`, `unbind`):
+        # autograd forbids writing into those views in place
+        self.multi_output_views: set[ast.AST] = set()
         self.consulted: set[str] = set()
 
     # -- flows ---------------------------------------------------------------------------------
@@ -1140,6 +1145,8 @@ class Semantics:
         if attr in _VIEW_METHODS or (facts is not None and facts.view == "always"):
             result = result.evolve(roots=receiver.roots or result.roots, leaf=receiver.leaf)
         if attr in _TUPLE_RESULTS:
+            if attr in _MULTI_OUTPUT_VIEWS:
+                self.multi_output_views.add(node)
             return Value(TUPLE, grad=NO, leaf=NO, elem=result)
         return result
 

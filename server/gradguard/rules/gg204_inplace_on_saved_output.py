@@ -6,7 +6,7 @@ import ast
 import re
 from collections.abc import Iterator
 
-from gradguard.engine.inplace import SAVED, saved_op_text, writes
+from gradguard.engine.inplace import MULTI_VIEW, SAVED, saved_op_text, writes
 from gradguard.engine.queries import calls_backward, describe
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import replace_node
@@ -252,6 +252,80 @@ class InplaceOnSavedOutput(Rule):
             raises="modified by an inplace operation",
             run="import torch; Features()(torch.randn(1, 3, 8, 8)).sum().backward()",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Scale(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(4, 4)
+                    self.gain = nn.Parameter(torch.ones(4))
+
+                def forward(self, x):
+                    h = self.fc(x)
+                    y = h * self.gain
+                    h += 1
+                    return y + h
+            """,
+            lines=[13],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class Scale(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(4, 4)
+                    self.gain = nn.Parameter(torch.ones(4))
+
+                def forward(self, x):
+                    h = self.fc(x)
+                    y = h * self.gain
+                    h = h + 1
+                    return y + h
+            """,
+            raises="modified by an inplace operation",
+            run="m = Scale(); m(torch.randn(3, 4)).sum().backward()",
+            check_fixed="assert m.gain.grad is not None",
+            note="a saved input: `h * self.gain` saves `h` to compute the gain's gradient",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Policy(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.net = nn.Linear(3, 4)
+
+                def sample(self, states):
+                    means, log_stds = self.net(states).chunk(2, dim=-1)
+                    log_stds.clamp_(-20, 2)
+                    return means + torch.randn_like(means) * log_stds.exp()
+            """,
+            lines=[11],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class Policy(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.net = nn.Linear(3, 4)
+
+                def sample(self, states):
+                    means, log_stds = self.net(states).chunk(2, dim=-1)
+                    log_stds = log_stds.clamp(-20, 2)
+                    return means + torch.randn_like(means) * log_stds.exp()
+            """,
+            raises="is a view and is being modified inplace",
+            run="p = Policy(); p.sample(torch.randn(5, 3)).sum().backward()",
+            check_fixed="assert p.net.weight.grad is not None",
+            note="one of several views (chunk, split, unbind): PyTorch raises at the write itself",
+        ),
     ]
 
     def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
@@ -265,6 +339,9 @@ class InplaceOnSavedOutput(Rule):
 
     def check(self, unit: Unit) -> Iterator[Finding]:
         for write in writes(unit):
+            if write.kind == MULTI_VIEW:
+                yield self._multi_view(unit, write)
+                continue
             if write.kind != SAVED:
                 continue
             if not write.in_forward and not calls_backward(write.flow):
@@ -275,6 +352,30 @@ class InplaceOnSavedOutput(Rule):
             if not records:
                 continue
             yield self._report(unit, write, records[0])
+
+    def _multi_view(self, unit: Unit, write) -> Finding:
+        written = write.written
+        name = describe(unit, written) if written is not None else "the tensor"
+        (site,) = tuple(write.value.sites)[:1] or (None,)
+        op = describe(unit, site.func) if isinstance(site, ast.Call) else "chunk"
+        message = (
+            f"In-place write into `{name}`, one of the views `{op}(...)` returned: PyTorch raises "
+            '"... is a view and is being modified inplace. This view is the output of a function that returns '
+            'multiple views"; rebind it out of place instead'
+        )
+        return self.finding(unit, write.node, message, fix=self._fix(unit, write))
+
+    def _fix(self, unit: Unit, write):
+        stmt = write.event.statement
+        node = write.node
+        if isinstance(stmt, ast.Expr) and stmt.value is node and isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.attr in _OUT_OF_PLACE:
+                args = unit.segment(node)[len(unit.segment(func)) :]
+                target = func.value.id
+                new = f"{target} = {target}.{_OUT_OF_PLACE[func.attr]}{args}"
+                return self.make_fix(f"Use `{target}.{_OUT_OF_PLACE[func.attr]}(...)`", [replace_node(unit, stmt, new)])
+        return None
 
     def _report(self, unit: Unit, write, saved) -> Finding:
         written = write.written
