@@ -21,11 +21,16 @@ tensor was at that moment:
 from __future__ import annotations
 
 import ast
+import re
 
 from gradguard.engine.index import Unit
 from gradguard.engine.interpreter import INPLACE, Event, Flow
 from gradguard.engine.queries import flows, in_forward
 from gradguard.engine.values import MAYBE, YES
+
+# an in-place method call, an augmented assignment, an item assignment, a call with
+# `inplace=True`: a scope without any of these has no in-place write to classify (a superset)
+INPLACE_TEXT = re.compile(r"[a-z]_\s*\(|[-+*/@%&|^]=|\]\s*=[^=]|inplace")
 
 LEAF = "leaf"
 SAVED = "saved"
@@ -78,7 +83,7 @@ def writes(unit: Unit) -> list[Write]:
 
 def _collect(unit: Unit) -> list[Write]:
     found: list[Write] = []
-    for func, flow in flows(unit):
+    for func, flow in flows(unit, INPLACE_TEXT):
         events = flow.events_of(INPLACE)
         if not events:
             continue

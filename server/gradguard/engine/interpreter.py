@@ -918,7 +918,7 @@ class Flow:
                 return Value(left.kinds, grad=NO, leaf=NO, elem=join_all(parts) if parts else None)
             if left.is_only(NUMPY | NUMBER) and right.is_only(NUMPY | NUMBER):
                 return Value(NUMPY, grad=NO, leaf=YES, dtype=left.dtype or right.dtype)
-        if (left.kinds & TENSORISH and left.grad != NO) or (right.kinds & TENSORISH and right.grad != NO):
+        if _carries_autograd(left) or _carries_autograd(right):
             # maybe tensors (an unknown call's result, a parameter of the function): keep what
             # autograd would carry, without claiming it is a tensor
             return self._tensor_op(name, node, (left, right), state).evolve(kinds=ANY)
@@ -1031,10 +1031,19 @@ class Flow:
                 self._eval(func.value, state)
             self.values[func] = UNKNOWN
             args = self._arguments(node, state)
-            return self.semantics.method_call(self, node, receiver, func.attr, args, state)
+            return self._without_grad(self.semantics.method_call(self, node, receiver, func.attr, args, state), node, state)
         callee = self._eval(func, state)
         args = self._arguments(node, state)
-        return self.semantics.call(self, node, callee, args, state)
+        return self._without_grad(self.semantics.call(self, node, callee, args, state), node, state)
+
+    def _without_grad(self, value: Value, node: ast.AST, state: State) -> Value:
+        """A call's result under `torch.no_grad()`: whatever it computed has no graph."""
+        if state.nograd is None or value.grad == NO or not (value.kinds & TENSORISH or value.kinds == ANY):
+            return value
+        if value.kinds & ~(TENSORISH | CONTAINER) and value.kinds != ANY:
+            return value  # a module, an optimizer, ...
+        result = cut(value, NO_GRAD, state.nograd, value.kinds if value.kinds == ANY else TENSOR)
+        return result.evolve(sites=frozenset((node,)), roots=frozenset((node,)))
 
     def _arguments(self, node: ast.Call, state: State) -> Arguments:
         positional = []
@@ -1140,6 +1149,12 @@ class Arguments:
         if 0 <= position < len(self.node.args):
             return self.node.args[position]
         return None
+
+
+def _carries_autograd(value: Value) -> bool:
+    """Maybe a tensor, with something autograd cares about (it may require grad, reaches a
+    model, or was cut from one)."""
+    return bool(value.kinds & TENSORISH) and (value.grad != NO or bool(value.sources) or bool(value.cuts))
 
 
 def _has_graph(value: Value) -> bool:

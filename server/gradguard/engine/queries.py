@@ -6,10 +6,11 @@ Rules import the engine only; what two rules both need lives here, not in one of
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 
 from gradguard.engine.index import Unit
-from gradguard.engine.interpreter import BACKWARD, Flow
+from gradguard.engine.interpreter import BACKWARD, OPTIMIZER_STEP, ZERO_GRAD_CALL, Event, Flow
 
 _SCOPE_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
 
@@ -29,11 +30,27 @@ def _scopes(unit: Unit) -> list[ast.AST | None]:
     return found
 
 
-def flows(unit: Unit) -> Iterator[tuple[ast.AST | None, Flow]]:
-    """Every scope of the unit with its natural-context flow."""
+def flows(unit: Unit, needle: str | re.Pattern | None = None) -> Iterator[tuple[ast.AST | None, Flow]]:
+    """Every scope of the unit with its natural-context flow; with `needle`, only the scopes
+    whose source text contains it (a cheap filter before any analysis)."""
     semantics = unit.semantics
     for scope in scopes(unit):
+        if needle is not None:
+            text = scope_text(unit, scope)
+            if (needle not in text) if isinstance(needle, str) else (needle.search(text) is None):
+                continue
         yield scope, semantics.flow(scope)
+
+
+def scope_text(unit: Unit, scope: ast.AST | None) -> str:
+    """The source lines of a function (decorators included), or of the unit's script statements."""
+    if scope is None:
+        first, last = unit.nodes[0], unit.nodes[-1]
+    else:
+        first = last = scope
+    start = min([first.lineno, *(d.lineno for d in getattr(first, "decorator_list", ()))])  # type: ignore[attr-defined]
+    end = last.end_lineno or last.lineno  # type: ignore[attr-defined]
+    return "".join(unit.source.lines[start - 1 : end])
 
 
 def forward_methods(unit: Unit, cls: ast.ClassDef) -> set[str]:
@@ -50,6 +67,16 @@ def in_forward(unit: Unit, func: ast.AST | None) -> bool:
     if cls is None or semantics.class_kind(cls) != "module":
         return False
     return getattr(func, "name", None) in semantics.forward_methods(cls)
+
+
+def backward_events(unit: Unit) -> list[tuple[ast.AST | None, Flow, Event]]:
+    """Every `backward()` of the unit (`loss.backward()`, `accelerator.backward(loss)`), with
+    its scope and flow; `event.value` is what is backpropagated."""
+
+    def collect() -> list[tuple[ast.AST | None, Flow, Event]]:
+        return [(func, flow, event) for func, flow in flows(unit, "backward") for event in flow.events_of(BACKWARD)]
+
+    return unit.cache("backward_events", collect)
 
 
 def calls_backward(flow: Flow) -> bool:
@@ -84,3 +111,12 @@ def switches_requires_grad_off(unit: Unit) -> bool:
         return False
 
     return unit.cache("switches_requires_grad_off", scan)
+
+
+def trained_roots(flow: Flow) -> frozenset:
+    """The roots (modules, parameters) this scope trains: what its optimizers hold, and the
+    modules or optimizers whose gradients it clears."""
+    roots: frozenset = frozenset()
+    for event in flow.events_of(OPTIMIZER_STEP, ZERO_GRAD_CALL):
+        roots |= event.value.sources
+    return roots

@@ -910,11 +910,8 @@ class Semantics:
             method = self.self_attribute(receiver.cls, attr)  # type: ignore[arg-type]
             if method is not None and method.kinds == CALLABLE and method.node is not None:
                 return self.call_function(flow, node, method.node, args, state, self_value=receiver)
-            if method is not None and method.is_module:
-                return self.module_call(flow, node, method, args, state)
-            if method is not None and method.kinds == OPTIMIZER:
-                return self.method_call(flow, node, method, attr, args, state)
-            return UNKNOWN
+            # `self.model(x)`, `self.criterion(out, y)`: call whatever the attribute holds
+            return self.call(flow, node, method if method is not None else UNKNOWN, args, state)
         if kinds == CTX:
             return self._ctx_method(flow, node, receiver, attr, args, state)
         if kinds == CLASS and receiver.cls in self.top:
@@ -950,10 +947,11 @@ class Semantics:
             self.source_kinds.setdefault(node, "module")
             return self._module_method(flow, node, receiver.evolve(kinds=MODULE, sources=sources), attr, args, state)
         if kinds == ANY or kinds & (TENSORISH | OBJECT):
-            if _is_tensor_method_name(attr) and (receiver.grad != NO or receiver.sources or receiver.kinds & TENSORISH):
-                if kinds == ANY and receiver.grad != NO:
-                    # a method only tensors have: the receiver was a tensor after all
-                    return self.tensor_method(flow, node, receiver.evolve(kinds=TENSOR), attr, args, state)
+            if kinds == ANY and _is_tensor_method_name(attr) and (receiver.grad != NO or receiver.sources or receiver.cuts):
+                # a tensor method on something that carries autograd facts: the same facts
+                # come out (without claiming the receiver was a tensor)
+                result = self.tensor_method(flow, node, receiver.evolve(kinds=TENSOR), attr, args, state)
+                return result.evolve(kinds=ANY) if result.is_tensor else result
             if attr in ("zero_grad",) and kinds == ANY:
                 flow._record(ZERO_GRAD_CALL, node, state, receiver)
                 return NONE_VALUE
@@ -1138,7 +1136,7 @@ class Semantics:
             if result.sources:
                 result = result.evolve(
                     sources=frozenset(), blocked=result.blocked | result.sources,
-                    cuts=(Cut(ZERO_GRAD, node), *result.cuts)[:4],
+                    cuts=(Cut(ZERO_GRAD, node, result.sources), *result.cuts)[:4],
                 )  # fmt: skip
             return result
         result = self._differentiable(flow, node, receiver, attr, args, state, facts)
@@ -1375,6 +1373,12 @@ class Semantics:
                 tracked = (data.kinds & TENSORISH and (data.grad != NO or data.sources)) or (
                     data.kinds & CONTAINER and element.kinds & TENSORISH and (element.grad != NO or element.sources)
                 )
+                if not tracked and grad == YES and any(c.blocked for c in (*data.cuts, *element.cuts)):
+                    # `torch.tensor(loss.item(), requires_grad=True)`: a new leaf made from a value
+                    # cut from the model; backward stops at it, and it is nothing to train
+                    base = data if data.cuts else element
+                    return Value(TENSOR, grad=YES, leaf=YES, cuts=base.cuts, blocked=base.blocked, dtype=dtype,
+                                 sites=frozenset((node,)), roots=frozenset((node,)))  # fmt: skip
                 if tracked and name != "from_numpy":
                     flow._record(REWRAP_CALL, node, state, data, op=name)
                     result = cut(join(data, element) if data.kinds & CONTAINER else data, REWRAP, node, TENSOR)

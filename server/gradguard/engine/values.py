@@ -113,13 +113,14 @@ MAX_CUTS = 4
 
 
 class Cut:
-    """One place where the graph was cut."""
+    """One place where the graph was cut, and the roots (`Value.sources`) it disconnected."""
 
-    __slots__ = ("kind", "node")
+    __slots__ = ("blocked", "kind", "node")
 
-    def __init__(self, kind: str, node: ast.AST) -> None:
+    def __init__(self, kind: str, node: ast.AST, blocked: frozenset = frozenset()) -> None:
         self.kind = kind
         self.node = node
+        self.blocked = blocked
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Cut) and other.kind == self.kind and other.node is self.node
@@ -321,14 +322,21 @@ def scalar(kind: int) -> Value:
 
 
 def _union_cuts(a: tuple, b: tuple) -> tuple:
+    """The cuts of either value; one cut seen through two paths keeps every root it blocked."""
     if not a:
         return b
-    if not b or a == b:
+    if not b or a is b:
         return a
     merged = list(a)
     for cut in b:
-        if cut not in merged and len(merged) < MAX_CUTS:
-            merged.append(cut)
+        for index, existing in enumerate(merged):
+            if existing == cut:
+                if not cut.blocked <= existing.blocked:
+                    merged[index] = Cut(cut.kind, cut.node, existing.blocked | cut.blocked)
+                break
+        else:
+            if len(merged) < MAX_CUTS:
+                merged.append(cut)
     return tuple(merged)
 
 
@@ -421,7 +429,7 @@ def cut(value: Value, kind: str, node: ast.AST, kinds: int | None = None) -> Val
     blocked = _union(value.blocked, value.sources)
     cuts = value.cuts
     if value.grad != NO or value.sources:
-        cuts = _union_cuts((Cut(kind, node),), value.cuts)
+        cuts = _union_cuts((Cut(kind, node, value.sources),), value.cuts)
     return Value(
         kinds if kinds is not None else (value.kinds & (TENSOR | NUMBER | NUMPY | LIST) or TENSOR),
         grad=NO,

@@ -6,7 +6,8 @@ import ast
 import re
 from collections.abc import Iterator
 
-from gradguard.engine.dataflow import CUT, backward_calls, describe, flow_of, forward_functions, node_text
+from gradguard.engine.queries import backward_events, describe, scope_text
+from gradguard.engine.values import DATA, DETACH, ITEM, NUMPY_CUT, REWRAP
 from gradguard.engine.finding import Finding
 from gradguard.engine.index import ModuleContext, Unit, keyword
 from gradguard.engine.rule import Invalid, Rule, Valid
@@ -272,43 +273,56 @@ class DetachedLoss(Rule):
         )
 
     def check(self, unit: Unit) -> Iterator[Finding]:
-        for call, value in backward_calls(unit):
-            if not value.only(CUT):
-                continue
-            loss = describe(call.func.value, unit)  # type: ignore[attr-defined]
-            for origin in value.origins_of("cut"):
-                if _reported_as_rewrap(origin):
+        for func, flow, event in backward_events(unit):
+            value = event.value
+            if value.sources:
+                continue  # some of the loss still reaches the model
+            loss = _loss_text(unit, event)
+            for cut in value.cuts:
+                if cut.kind not in _CUT_KINDS or not cut.blocked or _reported_as_rewrap(cut):
                     continue
                 message = (
-                    f"`{describe(origin, unit)}` is cut from the autograd graph, and `{loss}` "
-                    f"(backpropagated on line {call.lineno}) depends on the model only through it: "
+                    f"`{describe(unit, cut.node)}` is cut from the autograd graph, and `{loss}` "
+                    f"(backpropagated on line {event.node.lineno}) depends on the model only through it: "
                     "no gradient reaches the parameters"
                 )
-                yield self.finding(unit, origin, message)
+                yield self.finding(unit, cut.node, message)
         for func in forward_functions(unit):
-            if unit.decorator_disables_grad(func) or not _CUT_TEXT.search(node_text(unit, func)):
+            if not _CUT_TEXT.search(scope_text(unit, func)):
                 continue
-            flow = flow_of(unit, func)
-            for ret, value in flow.returns:
-                if not value.only(CUT):
+            flow = unit.semantics.flow(func)
+            for _, value in flow.returns:
+                if value.sources:
                     continue
-                for origin in value.origins_of("cut"):
-                    if not getattr(origin, "gg_cut_live", False) or unit.in_no_grad(origin):
-                        continue
-                    if _reported_as_rewrap(origin):
+                for cut in value.cuts:
+                    if cut.kind not in _CUT_KINDS or not cut.blocked or _reported_as_rewrap(cut):
                         continue
                     message = (
-                        f"`forward` returns `{describe(origin, unit)}`, which is cut from the autograd graph: "
+                        f"`forward` returns `{describe(unit, cut.node)}`, which is cut from the autograd graph: "
                         "no gradient reaches this module's parameters through its output"
                     )
-                    yield self.finding(unit, origin, message)
+                    yield self.finding(unit, cut.node, message)
 
 
-def _reported_as_rewrap(origin: ast.AST) -> bool:
+_CUT_KINDS = frozenset({DETACH, DATA, ITEM, NUMPY_CUT, REWRAP})
+
+
+def _loss_text(unit: Unit, event) -> str:
+    call = event.node
+    if event.op == "delegated" and call.args:
+        return describe(unit, call.args[0])
+    return describe(unit, call.func.value)
+
+
+def _reported_as_rewrap(cut) -> bool:
     """`torch.tensor(tracked)` is GG305's finding (with a fix); do not report it twice."""
-    return (
-        isinstance(origin, ast.Call)
-        and getattr(origin, "gg_rewrap", False)
-        and getattr(origin, "gg_cut_live", False)
-        and keyword(origin, "requires_grad") is None
-    )
+    return cut.kind == REWRAP and isinstance(cut.node, ast.Call) and keyword(cut.node, "requires_grad") is None
+
+
+def forward_functions(unit: Unit) -> list:
+    found = []
+    for cls in unit.module_classes():
+        method = unit.methods(cls).get("forward")
+        if method is not None and not unit.decorator_disables_grad(method):
+            found.append(method)
+    return found

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from gradguard.engine.dataflow import NOGRAD, backward_calls, describe
+from gradguard.engine.queries import backward_events, describe
+from gradguard.engine.values import NO_GRAD
 from gradguard.engine.finding import Finding
 from gradguard.engine.index import Unit
 from gradguard.engine.rule import Invalid, Rule, Valid
@@ -162,14 +163,16 @@ class BackwardUnderNoGrad(Rule):
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
-        for call, value in backward_calls(unit):
-            if not value.only(NOGRAD):
+        for func, flow, event in backward_events(unit):
+            value = event.value
+            if value.sources:
                 continue
-            origins = value.origins_of("nograd")
+            origins = [c.node for c in value.cuts if c.kind == NO_GRAD and c.blocked]
             if not origins:
                 continue
             origin = origins[0]
-            loss = describe(call.func.value, unit)  # type: ignore[attr-defined]
+            call = event.node
+            loss = describe(unit, call.args[0] if event.op == "delegated" and call.args else call.func.value)
             context = _context_text(unit, origin)
             message = (
                 f"`{loss}` was computed under `{context}` (line {origin.lineno}), so it does not require grad: "
@@ -182,10 +185,10 @@ def _context_text(unit: Unit, origin: ast.AST) -> str:
     if isinstance(origin, (ast.With, ast.AsyncWith)):
         for item in origin.items:
             if unit.grad_disabling_context(item):
-                return describe(item.context_expr, unit)
+                return describe(unit, item.context_expr)
     if isinstance(origin, ast.Expr):
-        return describe(origin.value, unit)  # torch.set_grad_enabled(False) as a statement
+        return describe(unit, origin.value)  # torch.set_grad_enabled(False) as a statement
     if isinstance(origin, (ast.FunctionDef, ast.AsyncFunctionDef)):
         for deco in origin.decorator_list:
-            return "@" + describe(deco, unit)
+            return "@" + describe(unit, deco)
     return "torch.no_grad()"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from gradguard.engine.dataflow import NONDIFF, NONDIFF_ZERO_GRAD, backward_calls, describe
+from gradguard.engine.queries import backward_events, describe, trained_roots
+from gradguard.engine.values import NONDIFF, ZERO_GRAD
 
 _VALUES_AND_INDICES = {"max", "min", "topk", "sort", "kthvalue", "mode", "median", "cummax", "cummin"}
 from gradguard.engine.finding import Finding
@@ -166,29 +167,43 @@ class NonDifferentiableOp(Rule):
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
-        for call, value in backward_calls(unit):
-            if not value.only(NONDIFF):
+        for func, flow, event in backward_events(unit):
+            value = event.value
+            call = event.node
+            loss = describe(unit, call.args[0] if event.op == "delegated" and call.args else call.func.value)
+            if value.sources:
+                # the loss reaches some model: does a model that is being trained reach it only
+                # through an integer/boolean op (argmax fed to another model)?
+                starved = trained_roots(flow) & value.blocked - value.sources
+                cuts = [c for c in value.cuts if c.kind == NONDIFF and c.blocked & starved]
+                for cut in cuts:
+                    message = (
+                        f"`{describe(unit, cut.node)}` gives an integer/boolean tensor with no gradient, and the "
+                        f"model before it reaches `{loss}` (line {call.lineno}) only through it: that model gets "
+                        "no gradient"
+                    )
+                    yield self.finding(unit, cut.node, message)
                 continue
-            loss = describe(call.func.value, unit)  # type: ignore[attr-defined]
-            for origin in value.origins_of("nondiff"):
+            for cut in value.cuts:
+                if cut.kind not in (NONDIFF, ZERO_GRAD) or not cut.blocked:
+                    continue
+                origin = cut.node
                 op = _op_name(origin)
-                where = (
-                    f"`{loss}` (backpropagated on line {call.lineno}) depends on the model only through it"
-                )
+                where = f"`{loss}` (backpropagated on line {call.lineno}) depends on the model only through it"
                 if op == "indices":
                     message = (
-                        f"The indices from `{describe(origin, unit)}` are an integer tensor with no gradient and "
+                        f"The indices from `{describe(unit, origin)}` are an integer tensor with no gradient and "
                         f'{where}: `.backward()` raises "element 0 of tensors does not require grad and does not '
                         'have a grad_fn"'
                     )
-                elif op in NONDIFF_ZERO_GRAD:
+                elif cut.kind == ZERO_GRAD:
                     message = (
                         f"The gradient of `{op}` is zero almost everywhere and {where}: "
                         "every parameter gets an all-zero gradient"
                     )
                 else:
                     message = (
-                        f"`{describe(origin, unit)}` gives an integer/boolean tensor with no gradient and {where}: "
+                        f"`{describe(unit, origin)}` gives an integer/boolean tensor with no gradient and {where}: "
                         '`.backward()` raises "element 0 of tensors does not require grad and does not have a grad_fn"'
                     )
                 yield self.finding(unit, origin, message)
