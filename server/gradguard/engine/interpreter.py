@@ -107,6 +107,7 @@ FUNCTION_INSTANCE_CALL = "fn_instance_call"  # `Fn()(x)` / `f = Fn(); f(x)`
 APPEND = "append"  # `xs.append(v)` on a local list
 RETURN = "return"
 CALL = "call"  # a call of a local function/method/module (for interprocedural rules)
+DEAD_TERM = "dead_term"  # `a + b` where `b` was cut from the model `a` reaches: a constant term
 
 
 class Event:
@@ -436,6 +437,7 @@ class Flow:
         path = _self_path(target)
         if before.is_tensor:
             # `t += x` on a tensor runs `t.add_(x)`: the same object, modified in place
+            self._note_terms(stmt.op, before, rhs, stmt, state)
             new = self._inplace(stmt, target, before, (rhs,), op + "=", state)
             if path is not None:
                 state.env[path] = new
@@ -902,7 +904,23 @@ class Flow:
         right = self._eval(node.right, state)
         return self._binary(node.op, left, right, node, state)
 
+    def _note_terms(self, op: ast.operator, left: Value, right: Value, node: ast.AST, state: State) -> None:
+        """`loss = a + b` where one term reaches a model and the other was cut from one: that
+        term is a constant (a dead loss term). The event's target is the dead operand."""
+        if not isinstance(op, (ast.Add, ast.Sub)) or not self.natural:
+            return
+        if isinstance(node, ast.BinOp):
+            operands = (node.left, node.right)
+        elif isinstance(node, ast.AugAssign):
+            operands = (node.target, node.value)
+        else:
+            return
+        for (dead, live), expr in zip(((left, right), (right, left)), operands, strict=True):
+            if live.sources and not dead.sources and dead.blocked and dead.kinds & TENSORISH:
+                self._record(DEAD_TERM, node, state, dead, args=(live,), target=expr)
+
     def _binary(self, op: ast.operator, left: Value, right: Value, node: ast.AST, state: State) -> Value:
+        self._note_terms(op, left, right, node, state)
         name = _BINARY_OPS.get(op.__class__, "add")
         if left.is_tensor or right.is_tensor:
             return self._tensor_op(name, node, (left, right), state)
@@ -1278,6 +1296,7 @@ __all__ = [
     "ATTRIBUTE_STORE",
     "BACKWARD",
     "CALL",
+    "DEAD_TERM",
     "DTYPES",
     "FUNCTION_INSTANCE_CALL",
     "INPLACE",

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 
 from gradguard.engine.index import Unit
-from gradguard.engine.interpreter import BACKWARD, OPTIMIZER_STEP, ZERO_GRAD_CALL, Event, Flow
+from gradguard.engine.interpreter import BACKWARD, DEAD_TERM, OPTIMIZER_STEP, ZERO_GRAD_CALL, Event, Flow
 
 _SCOPE_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
 
@@ -120,3 +120,36 @@ def trained_roots(flow: Flow) -> frozenset:
     for event in flow.events_of(OPTIMIZER_STEP, ZERO_GRAD_CALL):
         roots |= event.value.sources
     return roots
+
+
+def dead_terms(unit: Unit) -> list[tuple[ast.AST | None, Flow, Event, Event]]:
+    """(scope, flow, dead-term event, backward event) for every constant term of a loss that
+    is backpropagated in the same scope: `loss = ce + beta * dloss` where `dloss` was cut
+    (detached, argmax-ed, ...) from a model that the other term, or an optimizer, trains."""
+
+    def collect() -> list:
+        found = []
+        for func, flow in flows(unit, "backward"):
+            terms = flow.events_of(DEAD_TERM)
+            if not terms:
+                continue
+            trained = trained_roots(flow)
+            for backward in flow.events_of(BACKWARD):
+                cuts = {c.node for c in backward.value.cuts}
+                for term in terms:
+                    live = term.args[0]
+                    if not term.value.blocked & (trained | live.sources):
+                        continue
+                    if any(c.node in cuts for c in term.value.cuts):
+                        found.append((func, flow, term, backward))
+        return found
+
+    return unit.cache("dead_terms", collect)
+
+
+def unit_contains(unit: Unit, node: ast.AST) -> bool:
+    """Is `node` inside one of the unit's own statements (a finding may be reported there)?"""
+    line = getattr(node, "lineno", None)
+    if line is None:
+        return False
+    return any(stmt.lineno <= line <= (stmt.end_lineno or stmt.lineno) for stmt in unit.nodes)

@@ -6,7 +6,7 @@ import ast
 import re
 from collections.abc import Iterator
 
-from gradguard.engine.queries import backward_events, describe, scope_text
+from gradguard.engine.queries import backward_events, dead_terms, describe, scope_text, unit_contains
 from gradguard.engine.values import DATA, DETACH, ITEM, NUMPY_CUT, REWRAP
 from gradguard.engine.finding import Finding
 from gradguard.engine.index import ModuleContext, Unit, keyword
@@ -153,6 +153,23 @@ class DetachedLoss(Rule):
             """,
             note="conditional detach; a detached copy next to the tracked output",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            q = nn.Linear(4, 2)
+            optimizer = torch.optim.SGD(q.parameters(), lr=0.1)
+            s, s2, r = torch.randn(8, 4), torch.randn(8, 4), torch.randn(8)
+            target = r + 0.99 * q(s2).max(1)[0].detach()
+            loss = F.mse_loss(q(s).max(1)[0], target) + 0.01 * q.weight.pow(2).sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            """,
+            note="a semi-gradient TD target from the same network: the detached value is the target",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -259,6 +276,30 @@ class DetachedLoss(Rule):
             Trainer(m, torch.optim.SGD(m.parameters(), lr=0.1)).train_step(torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1]))
             """,
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            netg = nn.Linear(4, 4)
+            netd = nn.Sequential(nn.Linear(4, 1), nn.Sigmoid())
+            optimizer_g = torch.optim.Adam(netg.parameters(), lr=1e-3)
+            x, gt = torch.randn(8, 4), torch.randn(8, 4)
+            fake = netg(x)
+            pred_fake = netd(fake).detach()
+            err_adv = F.binary_cross_entropy(pred_fake, torch.ones(8, 1))
+            err_con = F.l1_loss(fake, gt)
+            err_g = err_adv + 50 * err_con
+            optimizer_g.zero_grad()
+            err_g.backward()
+            optimizer_g.step()
+            """,
+            lines=[10],
+            run="assert not err_adv.requires_grad",
+            note="a GAN generator step with the discriminator's prediction detached: the adversarial term is a "
+            "constant, only the L1 term trains the generator",
+        ),
     ]
 
     def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
@@ -287,6 +328,21 @@ class DetachedLoss(Rule):
                     "no gradient reaches the parameters"
                 )
                 yield self.finding(unit, cut.node, message)
+        seen = set()
+        for _, _, term, backward in dead_terms(unit):
+            loss = _loss_text(unit, backward)
+            for cut in term.value.cuts:
+                if cut.kind not in _CUT_KINDS or not cut.blocked or cut.node in seen:
+                    continue
+                seen.add(cut.node)
+                inside = unit_contains(unit, cut.node)
+                term_text = describe(unit, term.target) if term.target is not None else "a term"
+                message = (
+                    f"`{term_text}` is a constant: it was cut from the autograd graph by "
+                    f"`{describe(unit, cut.node)}` (line {cut.node.lineno}), so it adds nothing to the gradient of "
+                    f"`{loss}` (backpropagated on line {backward.node.lineno})"
+                )
+                yield self.finding(unit, cut.node if inside else term.node, message)
         for func in forward_functions(unit):
             if not _CUT_TEXT.search(scope_text(unit, func)):
                 continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from gradguard.engine.queries import backward_events, describe, trained_roots
+from gradguard.engine.queries import backward_events, dead_terms, describe, trained_roots, unit_contains
 from gradguard.engine.values import NONDIFF, ZERO_GRAD
 
 _VALUES_AND_INDICES = {"max", "min", "topk", "sort", "kthvalue", "mode", "median", "cummax", "cummin"}
@@ -164,9 +164,47 @@ class NonDifferentiableOp(Rule):
             lines=[9],
             raises="element 0 of tensors does not require grad and does not have a grad_fn",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            model = nn.Linear(6, 4)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            x, labels = torch.randn(8, 6), torch.randint(0, 4, (8,))
+            logits = model(x)
+            ce = F.cross_entropy(logits, labels)
+            wrong = (logits.argmax(1) != labels).float().mean()
+            loss = ce + 0.5 * wrong
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            """,
+            lines=[10],
+            run="assert not wrong.requires_grad",
+            note="an error-rate penalty added to the loss: a constant term (pytorch Deep_Hierarchical_Classification#6)",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
+        seen = set()
+        for _, _, term, backward in dead_terms(unit):
+            call = backward.node
+            loss = describe(unit, call.args[0] if backward.op == "delegated" and call.args else call.func.value)
+            for cut in term.value.cuts:
+                if cut.kind not in (NONDIFF, ZERO_GRAD) or not cut.blocked or cut.node in seen:
+                    continue
+                seen.add(cut.node)
+                inside = unit_contains(unit, cut.node)
+                what = "has a zero gradient almost everywhere" if cut.kind == ZERO_GRAD else "has no gradient"
+                term_text = describe(unit, term.target) if term.target is not None else "a term"
+                message = (
+                    f"`{term_text}` is a constant: it was computed through `{describe(unit, cut.node)}` "
+                    f"(line {cut.node.lineno}), which {what}, so it adds nothing to the gradient of `{loss}` "
+                    f"(line {call.lineno})"
+                )
+                yield self.finding(unit, cut.node if inside else term.node, message)
         for func, flow, event in backward_events(unit):
             value = event.value
             call = event.node
