@@ -1379,6 +1379,8 @@ class Semantics:
                     base = data if data.cuts else element
                     return Value(TENSOR, grad=YES, leaf=YES, cuts=base.cuts, blocked=base.blocked, dtype=dtype,
                                  sites=frozenset((node,)), roots=frozenset((node,)))  # fmt: skip
+                if tracked and name != "tensor" and data.is_tensor:
+                    return data  # `torch.as_tensor(t)` / `torch.Tensor(t)` return `t` itself: the graph is kept
                 if tracked and name != "from_numpy":
                     flow._record(REWRAP_CALL, node, state, data, op=name)
                     result = cut(join(data, element) if data.kinds & CONTAINER else data, REWRAP, node, TENSOR)

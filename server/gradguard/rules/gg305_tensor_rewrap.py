@@ -5,15 +5,19 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from gradguard.engine.dataflow import CUT_METHODS, INT_DTYPES, describe, flow_of, unit_text
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import replace_node, torch_name
 from gradguard.engine.index import Unit, keyword
+from gradguard.engine.interpreter import DTYPES, REWRAP_CALL
+from gradguard.engine.queries import describe, flows
+from gradguard.engine.values import BOOL, BUFFER, FLOAT, INT, LIST, PARAMETER, TENSOR, TUPLE, YES, element_of
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 _SINGLE = {"torch.tensor"}  # torch.as_tensor(t) / torch.Tensor(t) return t itself (graph kept)
 _LISTS = {"torch.tensor", "torch.as_tensor", "torch.Tensor", "torch.FloatTensor"}
 _LOGGING_CALLS = {"print", "float", "int", "str", "repr", "format"}
+_CUT_METHODS = {"detach", "item", "numpy", "tolist", "detach_"}
+_REWRAP_TEXT = "ensor("
 _ATOMS = (ast.Name, ast.Attribute, ast.Call, ast.Subscript, ast.Constant)
 
 
@@ -186,60 +190,77 @@ class TensorRewrap(Rule):
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
-        text = unit_text(unit)
-        if "tensor(" not in text and "Tensor(" not in text:
-            return
-        module = unit.module
-        for call in unit.calls():
-            if len(call.args) != 1:
-                continue
-            qual = module.call_name(call)
-            if qual not in _LISTS:
-                continue
-            if unit.in_no_grad(call) or _only_logged(unit, call):
-                continue
-            dtype = keyword(call, "dtype")
-            if dtype is not None and module.qualname(dtype) in INT_DTYPES:
-                continue  # indices: an integer tensor cannot carry a gradient anyway
-            arg = call.args[0]
-            flow = flow_of(unit, unit.enclosing_function(call))
-            value = flow.value(arg)
-            if not value.live:
-                continue
-            listy = isinstance(arg, (ast.List, ast.Tuple, ast.ListComp)) or value.is_list
-            if not listy and qual not in _SINGLE:
-                continue
-            if isinstance(arg, (ast.List, ast.Tuple)):
-                elements_live = all(flow.value(e).live for e in arg.elts)
-            else:
-                elements_live = True
-            fix = None
-            torch = torch_name(unit)
-            if not call.keywords and torch and elements_live:
-                if listy:
-                    new = f"{torch}.stack({unit.segment(arg)})"
-                    if isinstance(arg, ast.Tuple) and not unit.segment(arg).startswith("("):
-                        new = f"{torch}.stack(({unit.segment(arg)}))"
-                    fix = self.make_fix(
-                        "Use `torch.stack(...)`, which keeps the graph", [replace_node(unit, call, new)]
-                    )
+        semantics = unit.semantics
+        for func, flow in flows(unit, _REWRAP_TEXT):
+            for event in flow.events_of(REWRAP_CALL):
+                call = event.node
+                if event.nograd is not None or len(call.args) != 1 or _only_logged(unit, call):
+                    continue
+                if _integer_dtype(unit, call):
+                    continue  # indices: an integer tensor cannot carry a gradient anyway
+                data = event.value
+                arg = call.args[0]
+                listy = data.is_only(LIST | TUPLE) or isinstance(arg, (ast.List, ast.Tuple, ast.ListComp))
+                qual = unit.module.call_name(call)
+                if not listy and qual not in _SINGLE:
+                    continue  # torch.as_tensor(t) / torch.Tensor(t) return t itself (graph kept)
+                element = element_of(data) if listy else data
+                if not _live(semantics, element):
+                    continue
+                fix = self._fix(unit, flow, call, arg, data, listy)
+                what = "tensors that autograd tracks" if listy else f"`{describe(unit, arg)}`, which autograd tracks,"
+                message = (
+                    f"`{describe(unit, call)}` copies {what} into a new tensor that does not require grad: "
+                    "no gradient flows back through it"
+                )
+                yield self.finding(unit, call, message, fix=fix)
+
+    def _fix(self, unit: Unit, flow, call: ast.Call, arg: ast.expr, data, listy: bool):
+        torch = torch_name(unit)
+        if call.keywords or not torch:
+            return None
+        if listy:
+            if not isinstance(arg, (ast.List, ast.Tuple)):
+                if not element_of(data).is_tensor:
+                    return None
+                return self.make_fix(
+                    "Use `torch.stack(...)`, which keeps the graph",
+                    [replace_node(unit, call, f"{torch}.stack({unit.segment(arg)})")],
+                )
+            parts = []
+            for element in arg.elts:
+                value = flow.value_of(element)
+                if value.is_tensor:
+                    parts.append(unit.segment(element))
+                elif value.is_only(INT | FLOAT | BOOL):
+                    parts.append(f"{torch}.tensor({unit.segment(element)})")
                 else:
-                    text = unit.segment(arg)
-                    if not isinstance(arg, _ATOMS):
-                        text = f"({text})"
-                    fix = self.make_fix(
-                        "Use `.clone()`, which keeps the graph", [replace_node(unit, call, f"{text}.clone()")]
-                    )
-            what = (
-                "tensors that autograd tracks"
-                if listy
-                else f"`{describe(arg, unit)}`, which autograd tracks,"
-            )
-            message = (
-                f"`{describe(call, unit)}` copies {what} into a new tensor that does not require grad: "
-                "no gradient flows back through it"
-            )
-            yield self.finding(unit, call, message, fix=fix)
+                    return None  # neither a tensor nor a number: leave it to a human
+            opening, closing = ("[", "]") if isinstance(arg, ast.List) else ("(", ")")
+            new = f"{torch}.stack({opening}{', '.join(parts)}{',' if closing == ')' and len(parts) == 1 else ''}{closing})"
+            return self.make_fix("Use `torch.stack(...)`, which keeps the graph", [replace_node(unit, call, new)])
+        if not data.is_tensor:
+            return None
+        text = unit.segment(arg)
+        if not isinstance(arg, _ATOMS):
+            text = f"({text})"
+        return self.make_fix("Use `.clone()`, which keeps the graph", [replace_node(unit, call, f"{text}.clone()")])
+
+
+def _live(semantics, value) -> bool:
+    """Demonstrably tracked: it requires grad, or reaches a parameter, module or leaf (not only
+    an unknown call)."""
+    if not value.kinds & (TENSOR | PARAMETER | BUFFER):
+        return False
+    if value.grad == YES:
+        return True
+    return any(semantics.source_kinds.get(s) != "opaque" for s in value.sources)
+
+
+def _integer_dtype(unit: Unit, call: ast.Call) -> bool:
+    dtype = keyword(call, "dtype")
+    qual = unit.module.qualname(dtype) if dtype is not None else None
+    return qual is not None and DTYPES.get(qual, "float32") in ("int64", "int32", "int16", "int8", "uint8", "bool")
 
 
 def _only_logged(unit: Unit, call: ast.Call) -> bool:
@@ -248,7 +269,7 @@ def _only_logged(unit: Unit, call: ast.Call) -> bool:
     for parent in unit.ancestors(call):
         if isinstance(parent, ast.stmt):
             return False
-        if isinstance(parent, ast.Attribute) and parent.attr in CUT_METHODS:
+        if isinstance(parent, ast.Attribute) and parent.attr in _CUT_METHODS:
             return True
         if isinstance(parent, ast.Call) and node in parent.args:
             if isinstance(parent.func, ast.Name) and parent.func.id in _LOGGING_CALLS:
