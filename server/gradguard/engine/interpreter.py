@@ -521,7 +521,7 @@ class Flow:
             if (value := state.env.get(name)) is not None and _has_graph(value)
         }
         for name, value in state.env.items():
-            if not _has_graph(value) or backward in value.stale:
+            if not _has_graph(value) or not value.saves or backward in value.stale:
                 continue
             if name in graph_names or (value.names and not value.names.isdisjoint(graph_names)):
                 state.env[name] = value.evolve(stale=value.stale | {backward})
@@ -935,7 +935,10 @@ class Flow:
                 parts = [v for v in (left.elem, right.elem) if v is not None]
                 return Value(left.kinds, grad=NO, leaf=NO, elem=join_all(parts) if parts else None)
             if left.is_only(NUMPY | NUMBER) and right.is_only(NUMPY | NUMBER):
-                return Value(NUMPY, grad=NO, leaf=YES, dtype=left.dtype or right.dtype)
+                # numpy arithmetic: no gradient, but where the values were cut from stays known
+                merged = combine((left, right))
+                return Value(NUMPY, grad=NO, leaf=YES, dtype=left.dtype or right.dtype, cuts=merged.cuts,
+                             blocked=merged.blocked, names=merged.names)  # fmt: skip
         if _carries_autograd(left) or _carries_autograd(right):
             # maybe tensors (an unknown call's result, a parameter of the function): keep what
             # autograd would carry, without claiming it is a tensor
@@ -1104,6 +1107,8 @@ class Flow:
         self, facts: torch_facts.OpFacts, node: ast.AST, operands: tuple, names: tuple, result: Value, state: State
     ) -> None:
         certain = result.grad == YES
+        if facts.saves_result or facts.saves_inputs:
+            result.saves = True  # (the result was just built by the caller; nothing else holds it yet)
         if facts.saves_result:
             for root in result.roots:
                 state.saved[root] = Saved(node, facts.name, "output", certain)

@@ -682,7 +682,7 @@ class Semantics:
             cuts = cuts + tuple(c for c in value.cuts if c not in cuts)
             blocked |= value.blocked
         return Value(ANY, grad=grad, leaf=MAYBE, sources=sources, cuts=cuts[:4], blocked=blocked, stale=stale,
-                     names=names)  # fmt: skip
+                     saves=not loss_like or any(v.saves for v in values), names=names)  # fmt: skip
 
     def _instantiate(self, flow: Flow, node: ast.Call, callee: Value, args: Arguments, state: State) -> Value:
         name = callee.cls or ""
@@ -754,7 +754,11 @@ class Semantics:
         result = combine(inputs, node=node)
         if has_params is not False:
             grad = YES if has_params else max(result.grad, MAYBE)
-            result = result.evolve(grad=grad, leaf=NO if grad == YES else MAYBE, sources=result.sources | module.sources)
+            result = result.evolve(
+                grad=grad, leaf=NO if grad == YES else MAYBE, sources=result.sources | module.sources, saves=True
+            )
+        elif module.cls and module.cls.rsplit(".", 1)[-1] in _LAYER_SAVES_OUTPUT and result.grad != NO:
+            result = result.evolve(saves=True)
         result = result.evolve(stale=result.stale | module.stale)
         if state.nograd is not None and result.grad != NO:
             result = cut(result, NO_GRAD, state.nograd, TENSOR)
@@ -964,18 +968,23 @@ class Semantics:
         return UNKNOWN
 
     def _backward(self, flow: Flow, node: ast.Call, receiver: Value, args: Arguments, state: State) -> Value:
-        if receiver.is_tensor or receiver.kinds == ANY or receiver.kinds & TENSORISH:
-            if node.args and not node.keywords and not receiver.kinds & TENSORISH and receiver.kinds != ANY:
-                return NONE_VALUE
-            if node.args and not node.keywords and receiver.kinds == ANY and not receiver.grad == YES:
-                # `accelerator.backward(loss)` / `scaler.backward(loss)`: an object's method
-                flow._record(BACKWARD, node, state, args.positional[0], op="delegated", data=_retains(node))
-                return NONE_VALUE
-            flow._record(BACKWARD, node, state, receiver, data=_retains(node))
-            if not _retains(node):
-                flow.free_graph(receiver, node, state)
-        elif receiver.kinds & (OBJECT | MODULE) and node.args:
-            flow._record(BACKWARD, node, state, args.positional[0], op="delegated", data=_retains(node))
+        """`loss.backward()`, or `accelerator.backward(loss)` / `scaler.backward(loss)` (an
+        object's method given the loss). The event's data is (retain_graph, the local names
+        whose graph an earlier backward already freed)."""
+        loss = receiver
+        delegated = False
+        if node.args and not node.keywords and not receiver.is_tensor:
+            if receiver.kinds & (OBJECT | MODULE) or (receiver.kinds == ANY and receiver.grad != YES):
+                loss, delegated = args.positional[0], True
+        if not delegated and not (receiver.kinds & (TENSORISH | NUMPY | NUMBER) or receiver.kinds == ANY):
+            return NONE_VALUE
+        retain = _retains(node)
+        stale_names = tuple(
+            sorted(name for name in loss.names if (held := state.env.get(name)) is not None and held.stale)
+        )
+        flow._record(BACKWARD, node, state, loss, op="delegated" if delegated else "", data=(retain, stale_names))
+        if not retain:
+            flow.free_graph(loss, node, state)
         return NONE_VALUE
 
     def _ctx_method(self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State) -> Value:

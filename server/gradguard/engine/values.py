@@ -19,6 +19,8 @@ Tensor facts:
 * `sites`/`roots`: the allocation sites (the expression nodes that created the tensor
   object) the value may be, and the sites of the tensors it may be a view of — the
   identity used to follow in-place writes to tensors an op saved for backward.
+* `saves`: the graph behind this value holds tensors saved for backward (a layer, `x * w`,
+  `sigmoid`, ...); a graph of `sum`/`add`/views only can be backpropagated twice.
 * `stale`: the `backward()` calls (their nodes) that already freed part of the graph
   behind this value — a `backward()` through it raises "Trying to backward through the
   graph a second time" (a graph built before a loop, a hidden state carried from the
@@ -154,6 +156,7 @@ class Value:
         "shape",
         "sites",
         "sources",
+        "saves",
         "stale",
     )
 
@@ -171,6 +174,7 @@ class Value:
         sites: frozenset = _EMPTY,
         roots: frozenset = _EMPTY,
         stale: frozenset = _EMPTY,
+        saves: bool = False,
         names: frozenset = _EMPTY,
         cls: str | None = None,
         elem: Value | None = None,
@@ -188,6 +192,7 @@ class Value:
         self.sites = sites
         self.roots = roots
         self.stale = stale
+        self.saves = saves
         self.names = names
         # MODULE / CLASS / FUNCTION_*: the class (a qualified name such as "torch.nn.Linear",
         # or the name of a class of this file); OPTIMIZER: the optimizer class
@@ -372,6 +377,7 @@ def join(a: Value, b: Value) -> Value:
         sites=_union(a.sites, b.sites),
         roots=_union(a.roots, b.roots),
         stale=_union(a.stale, b.stale),
+        saves=a.saves or b.saves,
         names=_union(a.names, b.names),
         cls=a.cls if a.cls == b.cls else None,
         elem=elem,
@@ -397,7 +403,9 @@ def combine(values, *, kinds: int = TENSOR, node: ast.AST | None = None) -> Valu
     names: frozenset = _EMPTY
     cuts: tuple = ()
     unknown = False
+    saves = False
     for value in values:
+        saves = saves or value.saves
         if value.kinds == ANY:
             unknown = True
         if value.grad > grad:
@@ -418,6 +426,7 @@ def combine(values, *, kinds: int = TENSOR, node: ast.AST | None = None) -> Valu
         cuts=cuts,
         blocked=blocked,
         stale=stale,
+        saves=saves,
         names=names,
         sites=sites,
         roots=sites,
@@ -466,5 +475,5 @@ def element_of(value: Value) -> Value:
     if value.kinds == ANY and (value.grad != MAYBE or value.sources or value.cuts or value.stale):
         # a part of something unknown carries what the whole carries
         return Value(ANY, grad=value.grad, leaf=MAYBE, sources=value.sources, cuts=value.cuts,
-                     blocked=value.blocked, stale=value.stale, names=value.names)  # fmt: skip
+                     blocked=value.blocked, stale=value.stale, saves=value.saves, names=value.names)  # fmt: skip
     return UNKNOWN
