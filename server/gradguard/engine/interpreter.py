@@ -752,6 +752,10 @@ class Flow:
             else:
                 before = self.semantics.attribute(self, base, target, state)  # type: ignore[arg-type]
             self._record(ATTRIBUTE_STORE, stmt, state, value, op=attr, target=target, args=(base,), data=before)
+            if attr == "requires_grad" and source is not None and _literal(source) is False:
+                # `p.requires_grad = False` / `self.emb.weight.requires_grad = False`: what `p`
+                # comes from no longer trains
+                self.semantics.freeze(base)
             if attr == "requires_grad" and isinstance(target.value, ast.Name):  # type: ignore[attr-defined]
                 flag = value.kinds == BOOL and source is not None and _literal(source)
                 if base.kinds & TENSORISH and flag is not None:

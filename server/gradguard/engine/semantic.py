@@ -101,6 +101,7 @@ from gradguard.engine.values import (
 )
 
 MAX_CALL_DEPTH = 6
+FROZEN = "<frozen module>"  # `cls` of an unknown module after `.requires_grad_(False)`
 MAX_SUMMARIES = 400  # call summaries per file; beyond that calls are unknown
 
 _FUNCTION_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -217,6 +218,19 @@ def value_key(value: Value, depth: int = 0) -> tuple:
     )
 
 
+class BackwardInfo:
+    """What a `backward()` event knows besides the value: `retain_graph`, and the local names
+    (with their roots and requires-grad) whose graph an earlier `backward()` already freed."""
+
+    __slots__ = ("retain", "stale_grad", "stale_names", "stale_sources")
+
+    def __init__(self, retain: bool, stale_names: tuple, stale_sources: frozenset, stale_grad: int) -> None:
+        self.retain = retain
+        self.stale_names = stale_names
+        self.stale_sources = stale_sources
+        self.stale_grad = stale_grad
+
+
 class ClassInfo:
     """A class of the file: its kind and what `self.<attr>` holds."""
 
@@ -261,6 +275,8 @@ class Semantics:
         # calls of ops returning several views of one tensor (`chunk`, `split`, `unbind`):
         # autograd forbids writing into those views in place
         self.multi_output_views: set[ast.AST] = set()
+        # roots (modules, parameters) whose requires_grad is switched off somewhere in the file
+        self.frozen: set[ast.AST] = set()
         self.consulted: set[str] = set()
 
     # -- flows ---------------------------------------------------------------------------------
@@ -671,8 +687,12 @@ class Semantics:
             names |= value.names
             grad = max(grad, value.grad)
         if not loss_like:
-            self.source_kinds.setdefault(node, "opaque")
-            sources = sources | {node}
+            # the unknown callee is a root the gradient may reach: identified by what holds it
+            # (`model` in `def train(model, ...)`) so that `model.parameters()` names it too
+            own = callee.roots if callee.kinds == ANY and callee.roots else frozenset((node,))
+            for root in own:
+                self.source_kinds.setdefault(root, "opaque")
+            sources = sources | own
             grad = max(grad, MAYBE)
         if grad == NO and any(v.kinds == ANY for v in values):
             grad = MAYBE
@@ -708,6 +728,11 @@ class Semantics:
         module runs inside a Sequential, where each member's output is its own tensor)."""
         cls = module.cls or ""
         site = site if site is not None else node
+        if self.is_frozen(module):
+            # a frozen module: its output requires grad only through its inputs
+            inputs = [v for v in args.all() if v.kinds & TENSORISH or v.kinds == ANY]
+            result = combine(inputs, node=site).evolve(saves=True)
+            return result if module.cls != FROZEN else result.evolve(kinds=ANY)
         inputs = [v for v in args.all() if v.kinds & TENSORISH or v.kinds == ANY]
         if cls in self.top:
             info = self.class_info(cls)
@@ -945,10 +970,13 @@ class Semantics:
             return receiver
         if kinds == STR or kinds == INT or kinds == FLOAT:
             return UNKNOWN
+        if kinds == ANY and attr == "requires_grad_" and _false_flag(args.node_of(0, "requires_grad")):
+            return self._frozen(flow, node, receiver, state)
         if kinds == ANY and attr in ("parameters", "named_parameters"):
             # only modules have these: the receiver is a module we know nothing else of
-            sources = receiver.sources or frozenset((node,))
-            self.source_kinds.setdefault(node, "module")
+            sources = receiver.sources or receiver.roots or frozenset((node,))
+            for root in sources:
+                self.source_kinds.setdefault(root, "opaque")
             return self._module_method(flow, node, receiver.evolve(kinds=MODULE, sources=sources), attr, args, state)
         if kinds == ANY or kinds & (TENSORISH | OBJECT):
             if kinds == ANY and _is_tensor_method_name(attr) and (receiver.grad != NO or receiver.sources or receiver.cuts):
@@ -967,6 +995,24 @@ class Semantics:
             return self._opaque_call(node, receiver, args, attr)
         return UNKNOWN
 
+    def freeze(self, value: Value) -> None:
+        """`value.requires_grad = False` / `.requires_grad_(False)`: the modules and parameters it
+        comes from no longer require grad (for the whole file: order is not tracked)."""
+        if value.sources and not value.kinds & ~(MODULE | TENSORISH):
+            self.frozen |= value.sources
+
+    def is_frozen(self, module: Value) -> bool:
+        return module.cls == FROZEN or bool(module.sources) and module.sources <= self.frozen
+
+    def _frozen(self, flow: Flow, node: ast.Call, receiver: Value, state: State) -> Value:
+        """`m.requires_grad_(False)`: `m` is a module whose parameters no longer require grad."""
+        self.freeze(receiver)
+        frozen = receiver.evolve(kinds=MODULE, cls=FROZEN) if not receiver.sources else receiver
+        target = node.func.value  # type: ignore[attr-defined]
+        if isinstance(target, ast.Name) and target.id in state.env:
+            state.env[target.id] = frozen
+        return frozen
+
     def _backward(self, flow: Flow, node: ast.Call, receiver: Value, args: Arguments, state: State) -> Value:
         """`loss.backward()`, or `accelerator.backward(loss)` / `scaler.backward(loss)` (an
         object's method given the loss). The event's data is (retain_graph, the local names
@@ -979,10 +1025,17 @@ class Semantics:
         if not delegated and not (receiver.kinds & (TENSORISH | NUMPY | NUMBER) or receiver.kinds == ANY):
             return NONE_VALUE
         retain = _retains(node)
-        stale_names = tuple(
-            sorted(name for name in loss.names if (held := state.env.get(name)) is not None and held.stale)
+        stale = [(name, held) for name in sorted(loss.names) if (held := state.env.get(name)) is not None and held.stale]
+        # where the staleness comes from: stale names not computed from another stale name
+        stale_set = {name for name, _ in stale}
+        stale = [(name, held) for name, held in stale if not (held.names - {name}) & stale_set] or stale
+        info = BackwardInfo(
+            retain,
+            tuple(name for name, _ in stale),
+            frozenset().union(*(held.sources for _, held in stale)) if stale else frozenset(),
+            max((held.grad for _, held in stale), default=NO),
         )
-        flow._record(BACKWARD, node, state, loss, op="delegated" if delegated else "", data=(retain, stale_names))
+        flow._record(BACKWARD, node, state, loss, op="delegated" if delegated else "", data=info)
         if not retain:
             flow.free_graph(loss, node, state)
         return NONE_VALUE
@@ -1034,6 +1087,8 @@ class Semantics:
             if attr == "named_parameters":
                 param = Value(TUPLE, grad=NO, leaf=NO, items=(STR_VALUE, param))
             return Value(LIST, grad=NO, leaf=NO, elem=param, sources=receiver.sources)
+        if attr == "requires_grad_" and _false_flag(args.node_of(0, "requires_grad")):
+            return self._frozen(flow, node, receiver, state)
         if attr in ("train", "eval", "to", "cuda", "cpu", "float", "half", "double", "bfloat16", "requires_grad_",
                     "type", "share_memory", "apply"):  # fmt: skip
             return receiver
@@ -1502,6 +1557,10 @@ def _inplace_flag(call: ast.AST | None) -> bool:
         return False
     flag = keyword(call, "inplace")
     return isinstance(flag, ast.Constant) and flag.value is True
+
+
+def _false_flag(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Constant) and node.value is False
 
 
 def _retains(node: ast.Call) -> bool:

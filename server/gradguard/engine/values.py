@@ -447,10 +447,9 @@ def cut(value: Value, kind: str, node: ast.AST, kinds: int | None = None) -> Val
         blocked=blocked,
         dtype=value.dtype,
         shape=value.shape,
-        names=value.names,
         sites=frozenset((node,)),
         roots=frozenset((node,)),
-    )
+    )  # no `names`: what it was computed from is no longer part of its graph
 
 
 def tensor_of(value: Value) -> Value:

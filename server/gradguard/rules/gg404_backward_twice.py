@@ -5,18 +5,12 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from gradguard.engine.dataflow import unit_text
 from gradguard.engine.finding import Applicability, Finding, TextEdit
 from gradguard.engine.index import Unit, keyword, position
-from gradguard.engine.loops import (
-    block_of,
-    enclosing_loop,
-    requires_grad_sources,
-    retains_graph,
-    scope_flow,
-)
+from gradguard.engine.loops import enclosing_loop
+from gradguard.engine.queries import backward_events, trained_roots, unit_contains
+from gradguard.engine.values import YES
 from gradguard.engine.rule import Invalid, Rule, Valid
-from gradguard.engine.shapes import calls_by_attr
 
 _ERROR = "Trying to backward through the graph a second time"
 
@@ -162,87 +156,64 @@ class BackwardTwice(Rule):
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
-        if "backward" not in unit_text(unit):
-            return
-        by_scope: dict[int, list[ast.Call]] = {}
-        scopes: dict[int, ast.AST | None] = {}
-        for call in calls_by_attr(unit, "backward"):
-            scope = unit.enclosing_function(call)
-            by_scope.setdefault(id(scope), []).append(call)
-            scopes[id(scope)] = scope
-        for key, calls in by_scope.items():
-            flow = scope_flow(unit, scopes[key])
-            sources = [flow.graph_sources(c.func.value, position(c)) for c in calls]  # type: ignore[attr-defined]
-            anchors = [_anchor(unit, c) for c in calls]
-            flagged: set[int] = set()
-            for j in range(len(calls)):
-                for i in range(j - 1, -1, -1):
-                    if anchors[i] is None or anchors[i] is not anchors[j] or retains_graph(calls[i]):
-                        continue
-                    shared = sources[i] & sources[j]
-                    if not shared or not _tracked(unit, flow, shared):
-                        continue
-                    flagged.add(j)
-                    yield self._pair_finding(unit, calls[i], calls[j], shared)
-                    break
-            for j, call in enumerate(calls):
-                if j in flagged or retains_graph(call):
-                    continue
-                loop = enclosing_loop(unit, call)
-                if loop is None:
-                    continue
-                outside = [
-                    (name, stmt)
-                    for name, stmt in sources[j]
-                    if name != "call"
-                    and loop not in unit.ancestors(stmt)
-                    and not any(loop in unit.ancestors(s) for _, s, _ in flow.bindings.get(name, ()))
-                    and position(stmt) < position(loop)
-                ]
-                outside = [
-                    (n, s)
-                    for n, s in outside
-                    if _tracked(
-                        unit, flow, flow.graph_sources(ast.Name(id=n, ctx=ast.Load()), position(call))
-                    )
-                ]
-                if outside:
-                    name = max(outside, key=lambda e: position(e[1]))[0]
-                    message = self.loop_message.format(shared=name, call=_short(unit, call))
-                    yield self.finding(unit, call, message)
+        semantics = unit.semantics
+        for func, flow, event in backward_events(unit):
+            value = event.value
+            info = event.data
+            stale_names = info.stale_names
+            if not value.stale or not value.saves:
+                continue
+            # the freed part certainly requires grad: a frozen feature extractor's output does
+            # not, and backpropagating through heads on top of it every iteration is fine
+            certain = info.stale_grad == YES or any(
+                semantics.source_kinds.get(s) != "opaque" or s in trained_roots(flow) for s in info.stale_sources
+            )
+            if not certain:
+                continue
+            call = event.node
+            earlier = [b for b in value.stale if b is not call]
+            if earlier:
+                first = min(earlier, key=position)
+                shared = stale_names[0] if stale_names else "the same forward pass"
+                yield self._pair_finding(unit, first, call, shared)
+                continue
+            # freed by this same call on the previous iteration of a loop
+            loop = enclosing_loop(unit, call)
+            if loop is None:
+                continue
+            name = stale_names[0] if stale_names else None
+            if name is None:
+                continue
+            if name in _assigned_in(loop):
+                message = self.carried_message.format(shared=name, call=_short(unit, call))
+            else:
+                message = self.loop_message.format(shared=name, call=_short(unit, call))
+            yield self.finding(unit, call, message)
 
-    def _pair_finding(self, unit: Unit, first: ast.Call, second: ast.Call, shared: frozenset) -> Finding:
-        names = [(n, s) for n, s in shared if n != "call"]
-        label = max(names, key=lambda e: position(e[1]))[0] if names else "the same forward pass"
-        message = self.message.format(second=_short(unit, second), first=_short(unit, first), shared=label)
-        edit = _retain_graph_edit(unit, first)
+    carried_message = (
+        "`{shared}` is carried from one iteration to the next with its graph, and `{call}` backpropagates "
+        f'through the previous iteration\'s graph again: the second iteration raises "{_ERROR}". '
+        "Detach it at the start of each iteration (`{shared} = {shared}.detach()`)"
+    )
+
+    def _pair_finding(self, unit: Unit, first: ast.Call, second: ast.Call, shared: str) -> Finding:
+        message = self.message.format(second=_short(unit, second), first=_short(unit, first), shared=shared)
+        edit = _retain_graph_edit(unit, first) if unit_contains(unit, first) else None
         fix = self.make_fix("Pass `retain_graph=True` to the first `backward()`", [edit]) if edit else None
         return self.finding(unit, second, message, fix=fix)
 
 
-def _tracked(unit: Unit, flow, sources) -> bool:
-    """The shared part certainly requires grad (a frozen feature extractor's output does not,
-    and backpropagating twice through heads on top of it is fine)."""
-    return requires_grad_sources(unit, flow, sources)
+def _assigned_in(loop: ast.AST) -> set[str]:
+    names = set()
+    for node in ast.walk(loop):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return names
 
 
 def _short(unit: Unit, call: ast.Call) -> str:
     text = unit.segment(call)
     return text if len(text) <= 50 and "\n" not in text else "backward()"
-
-
-def _anchor(unit: Unit, call: ast.Call) -> list | None:
-    """The statement list holding the call (seen through `with` blocks)."""
-    stmt = unit.enclosing_statement(call)
-    while stmt is not None and isinstance(unit.parent(stmt), (ast.With, ast.AsyncWith)):
-        stmt = unit.parent(stmt)  # type: ignore[assignment]
-    if stmt is None:
-        return None
-    found = block_of(unit, stmt)
-    if found is None:
-        # a top-level statement of the script unit: all of them form one block
-        return unit.nodes if any(s is stmt for s in unit.nodes) else None
-    return found[2]
 
 
 def _retain_graph_edit(unit: Unit, call: ast.Call) -> TextEdit | None:
