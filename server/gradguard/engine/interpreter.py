@@ -518,10 +518,10 @@ class Flow:
         graph_names = {
             name
             for name in loss.names
-            if (value := state.env.get(name)) is not None and _has_graph(value)
+            if (value := state.env.get(name)) is not None and has_graph(value)
         }
         for name, value in state.env.items():
-            if not _has_graph(value) or not value.saves or backward in value.stale:
+            if not has_graph(value) or not value.saves or backward in value.stale:
                 continue
             if name in graph_names or (value.names and not value.names.isdisjoint(graph_names)):
                 state.env[name] = value.evolve(stale=value.stale | {backward})
@@ -669,7 +669,19 @@ class Flow:
             test = test.operand
         if negate:
             then_state, else_state = else_state, then_state
-        # `x.requires_grad`, `x is None`, `x is not None`
+        # `isinstance(x, torch.Tensor)`, `x.requires_grad`, `x is None`, `x is not None`
+        kinds = self._isinstance_kinds(test)
+        if kinds is not None:
+            name, wanted = kinds
+            value = state.env.get(name)
+            if value is not None and value.kinds != NOTHING.kinds:
+                inside = value.kinds & wanted if value.known else wanted
+                outside = value.kinds & ~wanted if value.known else ANY
+                if inside:
+                    then_state.env[name] = value.evolve(kinds=inside)
+                if outside and value.known:
+                    else_state.env[name] = value.evolve(kinds=outside)
+            return then_state, else_state
         if isinstance(test, ast.Attribute) and test.attr == "requires_grad" and isinstance(test.value, ast.Name):
             name = test.value.id
             value = state.env.get(name)
@@ -693,6 +705,26 @@ class Flow:
                 if value.kinds != NONE:
                     other_state.env[name] = value.evolve(kinds=value.kinds & ~NONE or ANY)
         return then_state, else_state
+
+    def _isinstance_kinds(self, test: ast.expr) -> tuple[str, int] | None:
+        """`isinstance(x, torch.Tensor)` -> ("x", TENSOR | PARAMETER | BUFFER)."""
+        if not (
+            isinstance(test, ast.Call)
+            and isinstance(test.func, ast.Name)
+            and test.func.id == "isinstance"
+            and len(test.args) == 2
+            and isinstance(test.args[0], ast.Name)
+        ):
+            return None
+        classes = test.args[1].elts if isinstance(test.args[1], ast.Tuple) else [test.args[1]]
+        wanted = 0
+        for cls in classes:
+            qual = self.module.qualname(cls) or (cls.id if isinstance(cls, ast.Name) else None)
+            kind = _ISINSTANCE_KINDS.get(qual or "")
+            if kind is None:
+                return None
+            wanted |= kind
+        return test.args[0].id, wanted
 
     # -- binding ---------------------------------------------------------------------------------
     def _set(self, name: str, value: Value, state: State, definition: ast.AST) -> None:
@@ -1184,7 +1216,7 @@ def _carries_autograd(value: Value) -> bool:
     return bool(value.kinds & TENSORISH) and (value.grad != NO or bool(value.sources) or bool(value.cuts))
 
 
-def _has_graph(value: Value) -> bool:
+def has_graph(value: Value) -> bool:
     """A tensor (or unknown object) with autograd history behind it."""
     return value.grad != NO and value.leaf != YES and (
         bool(value.kinds & TENSORISH) and (value.is_tensor or value.kinds == ANY) and (value.sources or value.grad == YES)
@@ -1233,6 +1265,11 @@ def _is_true_constant(node: ast.AST) -> bool:
     return isinstance(node, ast.Constant) and bool(node.value) is True
 
 
+_ISINSTANCE_KINDS = {
+    "torch.Tensor": TENSORISH, "torch.nn.Parameter": TENSORISH, "torch.nn.Module": MODULE,
+    "torch.nn.modules.module.Module": MODULE, "tuple": TUPLE, "list": LIST, "dict": DICT, "int": INT | BOOL,
+    "float": FLOAT, "bool": BOOL, "str": STR,
+}  # fmt: skip
 _AUG_NAMES = {
     ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**",
     ast.MatMult: "@", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>",

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 
 from gradguard.engine.index import Unit
+from gradguard.engine.values import YES
 from gradguard.engine.interpreter import BACKWARD, DEAD_TERM, OPTIMIZER_STEP, ZERO_GRAD_CALL, Event, Flow
 
 _SCOPE_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -153,3 +154,12 @@ def unit_contains(unit: Unit, node: ast.AST) -> bool:
     if line is None:
         return False
     return any(stmt.lineno <= line <= (stmt.end_lineno or stmt.lineno) for stmt in unit.nodes)
+
+
+def certainly_tracked(unit: Unit, value, backpropagated: frozenset = frozenset()) -> bool:
+    """The value demonstrably carries a graph: it requires grad, reaches a parameter, module or
+    leaf, or reaches the same unknown model as a loss that is backpropagated."""
+    if value.grad == YES:
+        return True
+    kinds = unit.semantics.source_kinds
+    return any(kinds.get(s) != "opaque" or s in backpropagated for s in value.sources)

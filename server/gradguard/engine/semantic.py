@@ -970,6 +970,11 @@ class Semantics:
             return receiver
         if kinds == STR or kinds == INT or kinds == FLOAT:
             return UNKNOWN
+        if kinds != ANY and kinds & TENSORISH and _is_tensor_method_name(attr) and not receiver.is_tensor:
+            # one of several kinds, one a tensor, and a tensor method: only the tensor runs it
+            return self.tensor_method(flow, node, receiver.evolve(kinds=TENSOR), attr, args, state)
+        if kinds == ANY and attr in _SHAPE_METHODS:
+            return SIZE_VALUE if attr == "size" and not node.args else INT_VALUE  # `x.size(0)`, `x.dim()`
         if kinds == ANY and attr == "requires_grad_" and _false_flag(args.node_of(0, "requires_grad")):
             return self._frozen(flow, node, receiver, state)
         if kinds == ANY and attr in ("parameters", "named_parameters"):

@@ -5,13 +5,15 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from gradguard.engine.dataflow import unit_text
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import replace_node
 from gradguard.engine.index import Unit, dotted_name
-from gradguard.engine.loops import DETACHING, enclosing_loop
+from gradguard.engine.interpreter import BACKWARD, has_graph
+from gradguard.engine.loops import enclosing_loop
+from gradguard.engine.queries import certainly_tracked, flows
 from gradguard.engine.rule import Invalid, Rule, Valid
-from gradguard.engine.shapes import calls_by_attr
+
+DETACHING = {"detach", "item", "tolist", "numpy", "detach_", "requires_grad_"}
 
 # calls that only read a number for logging
 _LOGGING = {
@@ -178,63 +180,143 @@ class LossAccumulatedWithGraph(Rule):
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
-        if "backward" not in unit_text(unit) or "+=" not in unit_text(unit):
-            return
-        backward_receivers: dict[int, set[str]] = {}  # loop id -> names backpropagated in it
-        backpropagated: set[str] = set()  # names anything calls .backward() on
-        for call in calls_by_attr(unit, "backward"):
-            receiver = call.func.value  # type: ignore[attr-defined]
-            names = {n.id for n in ast.walk(receiver) if isinstance(n, ast.Name)}
-            dotted = dotted_name(receiver)
-            if dotted:
-                names.add(dotted)
-            backpropagated |= names
-            loop = enclosing_loop(unit, call)
-            if loop is not None:
-                backward_receivers.setdefault(id(loop), set()).update(names)
-        if not backward_receivers:
-            return
-        for node in unit.nodes_of(ast.AugAssign):
-            assert isinstance(node, ast.AugAssign)
-            if not isinstance(node.op, ast.Add):
+        for func, flow in flows(unit, "backward"):
+            backwards = flow.events_of(BACKWARD)
+            loops = {id(loop): loop for b in backwards if (loop := enclosing_loop(unit, b.node)) is not None}
+            if not loops:
                 continue
-            target = dotted_name(node.target)
-            if target is None or target in backpropagated or target.split(".")[0] in backpropagated:
+            backpropagated = frozenset().union(*(b.value.names for b in backwards))
+            roots = frozenset().union(*(b.value.sources for b in backwards))
+            for loop in loops.values():
+                yield from self._accumulations(unit, flow, loop, backpropagated, roots)
+
+    def _accumulations(
+        self, unit: Unit, flow, loop: ast.AST, backpropagated: frozenset, roots: frozenset
+    ) -> Iterator[Finding]:
+        for node in _statements(loop):
+            if isinstance(node, ast.AugAssign) and isinstance(node.op, (ast.Add, ast.Sub)):
+                target, added = node.target, node.value
+            elif isinstance(node, ast.Assign) and len(node.targets) == 1 and _self_sum(node):
+                target, added = node.targets[0], _other_operand(node)
+            elif isinstance(node, ast.Expr) and _is_append(node.value):
+                target, added = node.value.func.value, node.value.args[0]  # type: ignore[attr-defined]
+            else:
                 continue
-            loop = enclosing_loop(unit, node)
-            if loop is None or id(loop) not in backward_receivers:
+            root = _root_name(target)
+            if root is None or root in backpropagated or _reset_in_loop(loop, target, root):
                 continue
-            loss = _attached_loss(node.value, backward_receivers[id(loop)])
-            if loss is None or unit.in_no_grad(node):
+            value = flow.value_of(added)
+            if not has_graph(value) or not certainly_tracked(unit, value, roots) or unit.in_no_grad(node):
                 continue
-            if _reset_in_loop(loop, target):
-                continue
-            applicability = None if _only_logged(unit, node, target) else Applicability.UNSAFE
-            fix = self.make_fix(
-                f"Accumulate `{loss.id}.item()`",
-                [replace_node(unit, loss, f"{loss.id}.item()")],
-                applicability,
-            )
-            message = self.message.format(target=target, loss=loss.id)
-            yield self.finding(unit, node, message, fix=fix)
+            total = dotted_name(target) or unit.segment(target)
+            loss = _loss_name(added, flow)
+            fix = None
+            if loss is not None:
+                if isinstance(node, ast.Expr):
+                    fix = self.make_fix(
+                        f"Append `{loss.id}.detach()`", [replace_node(unit, loss, f"{loss.id}.detach()")], None
+                    )
+                else:
+                    applicability = None if _only_logged(unit, node, total) else Applicability.UNSAFE
+                    fix = self.make_fix(
+                        f"Accumulate `{loss.id}.item()`", [replace_node(unit, loss, f"{loss.id}.item()")], applicability
+                    )
+            what = unit.segment(added) if loss is None else loss.id
+            template = self.append_message if isinstance(node, ast.Expr) else self.message
+            yield self.finding(unit, node, template.format(target=total, loss=_short(what)), fix=fix)
+
+    append_message = (
+        "`{target}` collects `{loss}` with its autograd graph on every iteration: each iteration's graph stays "
+        "in memory; append `{loss}.detach()` (or `.item()`) instead"
+    )
 
 
-def _attached_loss(value: ast.expr, losses: set[str]) -> ast.Name | None:
-    """The loss name in `loss` / `loss * n` / `n * loss` / `loss / n`; None when detached."""
-    if isinstance(value, ast.Name):
-        return value if value.id in losses else None
-    if isinstance(value, ast.BinOp) and isinstance(value.op, (ast.Mult, ast.Div, ast.Add, ast.Sub)):
-        return _attached_loss(value.left, losses) or _attached_loss(value.right, losses)
+def _statements(loop: ast.AST) -> Iterator[ast.stmt]:
+    """The statements of a loop body, nested blocks included, not nested functions/classes."""
+    stack = list(reversed(getattr(loop, "body", [])))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.ExceptHandler):
+            stack.extend(reversed(node.body))
+            continue
+        yield node
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        for field in ("handlers", "finalbody", "orelse", "body"):
+            block = getattr(node, field, None)
+            if isinstance(block, list):
+                stack.extend(reversed(block))
+
+
+def _self_sum(node: ast.Assign) -> bool:
+    """`total = total + loss` / `total = loss + total`."""
+    value = node.value
+    if not isinstance(value, ast.BinOp) or not isinstance(value.op, ast.Add):
+        return False
+    text = _shape(node.targets[0])
+    return _shape(value.left) == text or _shape(value.right) == text
+
+
+def _shape(node: ast.AST) -> object:
+    """A comparable form of a target/operand expression (`total`, `self.total`, `d[k]`),
+    without `ast.dump` (its recursive closure leaves cyclic garbage behind)."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return (_shape(node.value), node.attr)
+    if isinstance(node, ast.Subscript):
+        return (_shape(node.value), "[]", _shape(node.slice))
+    if isinstance(node, ast.Constant):
+        return repr(node.value)
+    return id(node)  # anything else matches only itself
+
+
+def _other_operand(node: ast.Assign) -> ast.expr:
+    value = node.value
+    assert isinstance(value, ast.BinOp)
+    return value.right if _shape(value.left) == _shape(node.targets[0]) else value.left
+
+
+def _is_append(expr: ast.expr) -> bool:
+    return (
+        isinstance(expr, ast.Call)
+        and isinstance(expr.func, ast.Attribute)
+        and expr.func.attr == "append"
+        and len(expr.args) == 1
+        and not expr.keywords
+    )
+
+
+def _root_name(node: ast.AST) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _loss_name(added: ast.expr, flow) -> ast.Name | None:
+    """The name carrying the graph in `loss` / `loss * n` / `n * loss` / `loss / n`."""
+    if isinstance(added, ast.Name):
+        return added if has_graph(flow.value_of(added)) else None
+    if isinstance(added, ast.BinOp) and isinstance(added.op, (ast.Mult, ast.Div, ast.Add, ast.Sub)):
+        return _loss_name(added.left, flow) or _loss_name(added.right, flow)
     return None
 
 
-def _reset_in_loop(loop: ast.AST, target: str) -> bool:
-    """Is the target re-bound by a plain assignment inside the loop (so nothing accumulates
-    across iterations)?"""
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _reset_in_loop(loop: ast.AST, target: ast.AST, root: str) -> bool:
+    """Is the target (or the container holding it) re-bound by a plain assignment inside the
+    loop (so nothing accumulates across iterations)?"""
+    wanted = {dotted_name(target), root}
     for node in ast.walk(loop):
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            if isinstance(node, ast.Assign) and _self_sum(node):
+                continue
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(dotted_name(t) == target for t in targets):
+            if any(dotted_name(t) in wanted for t in targets):
                 return True
     return False
 
