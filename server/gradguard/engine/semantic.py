@@ -215,6 +215,7 @@ def value_key(value: Value, depth: int = 0) -> tuple:
         value.node,
         elem,
         items,
+        tuple((k, value_key(v, depth + 1)) for k, v in value.attrs) if value.attrs and depth < 2 else None,
     )
 
 
@@ -277,6 +278,7 @@ class Semantics:
         self.multi_output_views: set[ast.AST] = set()
         # roots (modules, parameters) whose requires_grad is switched off somewhere in the file
         self.frozen: set[ast.AST] = set()
+        self.last_self_attributes: tuple = ()
         self.consulted: set[str] = set()
 
     # -- flows ---------------------------------------------------------------------------------
@@ -572,6 +574,10 @@ class Semantics:
             return UNKNOWN
         if base.is_tensor:
             return self._tensor_attribute(base, node, attr)
+        if base.attrs:
+            held = base.attribute(attr)
+            if held is not None:
+                return held
         if kinds & (MODULE | OBJECT | CTX) and base.cls is not None and base.is_only(MODULE | OBJECT | CTX):
             if base.cls in self.top and kinds != CTX:
                 value = self.self_attribute(base.cls, attr)
@@ -715,7 +721,29 @@ class Semantics:
             return Value(FUNCTION_INSTANCE, grad=NO, leaf=NO, cls=name, node=callee.node)
         if info is not None and self._is_optimizer_class(info):
             return Value(OPTIMIZER, grad=NO, leaf=NO, cls=name, elem=args.get(0, "params"))
-        return Value(OBJECT, grad=NO, leaf=NO, cls=name, node=callee.node)
+        instance = Value(OBJECT, grad=NO, leaf=NO, cls=name, node=callee.node)
+        if info is not None:
+            attrs = self._instance_attributes(flow, node, info, instance, args, state)
+            if attrs:
+                instance = instance.evolve(attrs=attrs)
+        return instance
+
+    def _instance_attributes(
+        self, flow: Flow, node: ast.Call, info: ClassInfo, instance: Value, args: Arguments, state: State
+    ) -> tuple:
+        """What `self.<attr>` holds in this instance: its `__init__` run with the call's
+        arguments, or a dataclass's fields bound to them."""
+        init = info.methods.get("__init__")
+        if init is not None:
+            self.last_self_attributes = ()
+            self.call_function(flow, node, init, args, state, self_value=instance)
+            return self.last_self_attributes
+        if any(_decorator_name(d) == "dataclass" for d in info.node.decorator_list):
+            fields = [s.target.id for s in info.node.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)]
+            bound = dict(zip(fields, args.positional, strict=False))
+            bound.update({k: v for k, v in args.keywords.items() if k in fields})
+            return tuple(bound.items())
+        return ()
 
     def _is_optimizer_class(self, info: ClassInfo) -> bool:
         summary = self.module.classes.get(info.name)
@@ -852,12 +880,19 @@ class Semantics:
                 if nograd:
                     pass  # results are cut below; the callee's own saves do not happen
                 value = callee.return_value
-                saved = callee.exit_state.saved if callee.exit_state is not None else {}
-                cached = (value, saved, frozenset(callee.mutated))  # type: ignore[assignment]
+                end = callee.exit_state
+                saved = end.saved if end is not None else {}
+                self_attrs = (
+                    tuple((k[5:], v) for k, v in end.env.items() if k.startswith("self.") and k.count(".") == 1)
+                    if end is not None and self_value is not None
+                    else ()
+                )
+                cached = (value, saved, frozenset(callee.mutated), self_attrs)  # type: ignore[assignment]
             finally:
                 self._stack.pop()
             self._summaries[key] = cached  # type: ignore[assignment]
-        value, saved, mutated = cached  # type: ignore[misc]
+        value, saved, mutated, self_attrs = cached  # type: ignore[misc]
+        self.last_self_attributes = self_attrs
         if nograd:
             if value.grad != NO:
                 value = cut(value, NO_GRAD, state.nograd, value.kinds & TENSORISH or TENSOR)  # type: ignore[arg-type]
@@ -1500,7 +1535,20 @@ _DTYPE_METHOD_NAMES = {"float": "float32", "double": "float64", "half": "float16
 
 
 def _is_tensor_method_name(name: str) -> bool:
-    return torch_facts.op(name) is not None or name in _VIEW_METHODS or name in _DTYPE_METHOD_NAMES
+    return (
+        torch_facts.op(name) is not None
+        or name in _VIEW_METHODS
+        or name in _DTYPE_METHOD_NAMES
+        or name in _TENSOR_ONLY_METHODS
+        or name in _SHAPE_METHODS
+    )
+
+
+# methods whose meaning on a tensor the interpreter knows, beyond the op table
+_TENSOR_ONLY_METHODS = frozenset({"detach", "detach_", "item", "tolist", "numpy", "cpu", "cuda", "to", "clone",
+                                  "contiguous", "requires_grad_", "retain_grad", "backward", "register_hook",
+                                  "pin_memory", "type_as", "new_zeros", "new_ones", "new_empty", "new_full",
+                                  "new_tensor"})  # fmt: skip
 
 
 def _dtype_of(module: ModuleContext, expr: ast.AST | None) -> str | None:

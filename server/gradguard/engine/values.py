@@ -141,6 +141,7 @@ class Value:
     """An abstract value (immutable; share freely)."""
 
     __slots__ = (
+        "attrs",
         "blocked",
         "cls",
         "cuts",
@@ -180,6 +181,7 @@ class Value:
         elem: Value | None = None,
         items: tuple | None = None,
         node: ast.AST | None = None,
+        attrs: tuple | None = None,
     ) -> None:
         self.kinds = kinds
         self.grad = grad
@@ -203,6 +205,8 @@ class Value:
         # CALLABLE: the function/lambda node (`elem`: the bound `self` of a method); CLASS: the
         # ClassDef when local
         self.node = node
+        # an instance of a class of the file: ((attribute, value), ...) its constructor set
+        self.attrs = attrs
 
     # -- kinds ----------------------------------------------------------------------------
     def may_be(self, kinds: int) -> bool:
@@ -264,6 +268,13 @@ class Value:
         for slot in Value.__slots__:
             setattr(new, slot, changes[slot] if slot in changes else getattr(self, slot))
         return new
+
+    def attribute(self, name: str) -> Value | None:
+        if self.attrs:
+            for key, value in self.attrs:
+                if key == name:
+                    return value
+        return None
 
     def named(self, name: str) -> Value:
         if name in self.names:
@@ -383,6 +394,7 @@ def join(a: Value, b: Value) -> Value:
         elem=elem,
         items=items,
         node=a.node if a.node is b.node else None,
+        attrs=a.attrs if a.attrs is b.attrs else None,
     )
 
 
