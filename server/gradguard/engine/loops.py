@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from gradguard.engine.dataflow import unit_text
 from gradguard.engine.index import Unit, creates_grad_leaf, dotted_name, keyword
+from gradguard.engine.values import OPTIMIZER
 
 ZERO = "zero_grad"
 BACKWARD = "backward"
@@ -121,39 +122,30 @@ def training_loops(unit: Unit) -> list[TrainingLoop]:
     return order
 
 
-def optimizer_names(unit: Unit) -> set[str]:
-    """Names (last component) bound to `torch.optim.X(...)` anywhere in the unit (cached)."""
-    cached = unit.__dict__.get("_gg_optimizers")
-    if cached is not None:
-        return cached
-    names: set[str] = set()
-    for node in unit.nodes_of(ast.Assign):
-        value = node.value  # type: ignore[attr-defined]
-        if isinstance(value, ast.Call):
-            qual = unit.module.call_name(value) or ""
-            if qual.startswith(_OPTIMIZER_PREFIXES) and not qual.startswith("torch.optim.lr_scheduler"):
-                for target in node.targets:  # type: ignore[attr-defined]
-                    dotted = dotted_name(target)
-                    if dotted:
-                        names.add(dotted.rsplit(".", 1)[-1])
-    unit.__dict__["_gg_optimizers"] = names
-    return names
-
-
 def looks_like_optimizer(unit: Unit, expr: ast.AST) -> str | None:
-    """The dotted name of expr when it names an optimizer, else None."""
+    """The dotted name of expr when it holds an optimizer, else None. What the value analysis
+    knows decides (`torch.optim.X(...)`, an optimizer class of the file, a scheduler or a
+    module is not one); only for a value of unknown kind does the name decide (`opt`,
+    `optimizer_g`, never `scheduler`/`scaler`/`env`...)."""
     dotted = dotted_name(expr)
     if dotted is None:
         # `self.optimizers()[0]`, `opts[i]`: unknown, treat as not an optimizer
         return None
-    last = dotted.rsplit(".", 1)[-1]
-    lowered = last.lower()
-    if last in optimizer_names(unit):
-        return dotted
+    value = _value_of(unit, expr)
+    if value is not None and value.known:
+        return dotted if value.kinds & OPTIMIZER else None
+    lowered = dotted.rsplit(".", 1)[-1].lower()
     if any(word in lowered for word in _NOT_OPTIMIZER_WORDS):
         return None
-    if "opt" in lowered:
-        return dotted
+    return dotted if "opt" in lowered else None
+
+
+def _value_of(unit: Unit, expr: ast.AST):
+    """What `expr` holds where it is evaluated (None outside any analysed scope)."""
+    scope = unit.enclosing_function(expr)
+    flow = unit.semantics.flow(scope)
+    if expr in flow.values:
+        return flow.values[expr]
     return None
 
 

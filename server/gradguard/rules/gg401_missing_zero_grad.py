@@ -253,6 +253,44 @@ class MissingZeroGrad(Rule):
                     opt_g.step()
             """,
         ),
+        Invalid(
+            """
+            import math
+            import torch
+
+            torch.manual_seed(0)
+            model = torch.nn.Linear(4, 1)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+            data = torch.randn(64, 4)
+            target = data @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
+            for epoch in range(200):
+                loss = torch.nn.functional.mse_loss(model(data), target)
+                loss.backward()
+                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 50.0)
+                if math.isfinite(norm):
+                    optimizer.step()
+            """,
+            lines=[11],
+            fixed="""
+            import math
+            import torch
+
+            torch.manual_seed(0)
+            model = torch.nn.Linear(4, 1)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+            data = torch.randn(64, 4)
+            target = data @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
+            for epoch in range(200):
+                loss = torch.nn.functional.mse_loss(model(data), target)
+                optimizer.zero_grad()
+                loss.backward()
+                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 50.0)
+                if math.isfinite(norm):
+                    optimizer.step()
+            """,
+            check_fixed="assert torch.nn.functional.mse_loss(model(data), target).item() < 1e-3",
+            note="a step only when the gradient norm is finite, and no clearing anywhere (wenet-e2e/wekws#73)",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
@@ -261,9 +299,12 @@ class MissingZeroGrad(Rule):
                 continue
             backwards = [e for e in loop.events if e.kind == BACKWARD and e.unconditional]
             steps = [e for e in loop.events if e.kind == STEP and e.unconditional]
+            zeros = [e for e in loop.events if e.kind == ZERO]
+            if not steps and not zeros:
+                # `if finite: optimizer.step()`: stepped on some iterations, cleared on none
+                steps = [e for e in loop.events if e.kind == STEP and not e.unconditional]
             if not backwards or not steps:
                 continue
-            zeros = [e for e in loop.events if e.kind == ZERO]
             if zeros:
                 # some gradients are cleared: only an optimizer that is stepped every
                 # iteration while every clearing names *other* optimizers is reported

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import delete_statement, insert_before_statement
 from gradguard.engine.index import Unit
-from gradguard.engine.loops import BACKWARD, STEP, ZERO, training_loops
+from gradguard.engine.loops import BACKWARD, STEP, ZERO, block_of, step_optimizer, training_loops
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 
@@ -145,9 +145,39 @@ class ZeroGradBeforeStep(Rule):
                     opt.step()
             """,
         ),
+        Invalid(
+            """
+            import torch
+
+            torch.manual_seed(0)
+            model = torch.nn.Linear(4, 1)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            batch, target = torch.randn(16, 4), torch.randn(16, 1)
+            for micro_x, micro_y in zip(batch.chunk(4), target.chunk(4)):
+                optimizer.zero_grad(set_to_none=True)
+                loss = torch.nn.functional.mse_loss(model(micro_x), micro_y) / 4
+                loss.backward()
+            optimizer.step()
+            """,
+            lines=[8],
+            run="""
+            full = torch.autograd.grad(torch.nn.functional.mse_loss(model(batch), target), model.weight)[0]
+            assert not torch.allclose(model.weight.grad, full, rtol=0.05, atol=1e-4)
+            """,
+            note="zero_grad inside a gradient-accumulation loop: the step sees the last micro-batch only "
+            "(bytetriper/RAE#67)",
+        ),
     ]
 
+    micro_message = (
+        "`{call}` runs on every iteration of this loop, but `{optimizer}.step()` only after it: each iteration "
+        "erases the gradients the previous ones accumulated, so the step uses the last one's only; clear the "
+        "gradients before the loop"
+    )
+
     def check(self, unit: Unit) -> Iterator[Finding]:
+        for loop in training_loops(unit):
+            yield from self._accumulation_loop(unit, loop)
         for loop in training_loops(unit):
             events = [e for e in loop.events if e.straight]
             for index, step in enumerate(events):
@@ -177,3 +207,44 @@ class ZeroGradBeforeStep(Rule):
                     yield self.finding(
                         unit, zero.node, self.message.format(call=call, optimizer=step.optimizer), fix=fix
                     )
+
+    def _accumulation_loop(self, unit: Unit, loop) -> Iterator[Finding]:
+        """Gradient accumulation over a loop whose every iteration clears the gradients first:
+        `for micro in batches: opt.zero_grad(); loss.backward()`, then `opt.step()` after it."""
+        events = [e for e in loop.events if e.straight]
+        if any(e.kind == STEP for e in loop.events):
+            return
+        zeros = [e for e in events if e.kind == ZERO and e.optimizer is not None]
+        backwards = [e for e in events if e.kind == BACKWARD and not e.retain_graph]
+        if not zeros or not backwards:
+            return
+        zero = zeros[0]
+        if zero.position > backwards[-1].position:
+            return
+        steps = _steps_after(unit, loop.loop)
+        if zero.optimizer not in steps:
+            return
+        call = unit.segment(zero.node)
+        if len(call) > 60:
+            call = f"{zero.optimizer}.zero_grad()"
+        yield self.finding(unit, zero.node, self.micro_message.format(call=call, optimizer=zero.optimizer))
+
+
+def _steps_after(unit: Unit, loop: ast.AST) -> set[str]:
+    """Optimizers stepped by the statements that follow the loop in its block."""
+    found = block_of(unit, loop)
+    block = found[2] if found is not None else (unit.nodes if loop in unit.nodes else [])
+    names = set()
+    after = False
+    for stmt in block:
+        if stmt is loop:
+            after = True
+            continue
+        if not after:
+            continue
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Call):
+                name = step_optimizer(unit, node)
+                if name is not None:
+                    names.add(name)
+    return names
