@@ -10,7 +10,6 @@ import gradguard.engine.analyzer as analyzer_module
 import pytest
 from gradguard.engine.analyzer import Analyzer
 from gradguard.engine.config import Config
-from gradguard.engine.dataflow import SAVES_OUTPUT
 from gradguard.engine.index import ModuleContext, split_units, statement_start_line
 from gradguard.engine.rule import Rule, all_rules
 from gradguard.engine.source import SourceFile

@@ -376,3 +376,244 @@ def test_unknown_code_never_raises():
         """
     )
     m.flow("f")
+
+
+# -- the facts the autograd rules build on (what the earlier per-rule data flow covered) ------
+HEADER = """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+"""
+
+
+def final(code: str, function: str | None = None) -> dict:
+    m = Model(HEADER + textwrap.dedent(code))
+    flow = m.flow(function)
+    return flow.exit_state.env if flow.exit_state is not None else flow.final.env
+
+
+def detached(value: v.Value, *kinds: str) -> bool:
+    """Nothing of a model reaches it, and a cut of one of `kinds` (or any) disconnected one."""
+    return not value.sources and any(c.blocked and (not kinds or c.kind in kinds) for c in value.cuts)
+
+
+def test_module_calls_reach_the_model_and_detach_cuts():
+    env = final(
+        """
+        model = nn.Linear(3, 1)
+        x = torch.randn(4, 3)
+        out = model(x)
+        cut = out.detach()
+        data = out.data
+        item = out.sum().item()
+        loss = F.mse_loss(cut, x[:, :1])
+        mixed = F.mse_loss(out, cut)
+        """
+    )
+    assert env["model"].is_module
+    assert env["out"].requires_grad and env["out"].sources
+    assert env["x"].no_grad
+    for name in ("cut", "data", "item", "loss"):
+        assert detached(env[name]), name
+    assert env["mixed"].sources  # a target next to a tracked prediction
+    assert [c.node.lineno for c in env["loss"].cuts] == [8]
+
+
+def test_branches_join_and_reads_see_their_place():
+    m = Model(
+        HEADER
+        + """
+def step(model: nn.Module, x, y, freeze):
+    out = model(x)
+    first = out
+    out = out.detach()
+    second = out
+    feats = model(x)
+    if freeze:
+        feats = feats.detach()
+    return first, second, feats
+"""
+    )
+    flow = m.flow("step")
+    env = flow.exit_state.env
+    assert env["first"].requires_grad
+    assert detached(env["second"])
+    feats = env["feats"]
+    assert feats.sources and feats.cuts  # tracked on one path, cut on the other
+    ret = flow.returns[0][0]
+    assert flow.value_of(ret.value.elts[0]).sources
+    assert detached(flow.value_of(ret.value.elts[1]))
+
+
+def test_no_grad_enable_grad_and_the_decorator():
+    env = final(
+        """
+        def step(model: nn.Module, x):
+            with torch.no_grad():
+                a = model(x)
+                with torch.enable_grad():
+                    b = model(x)
+                c = a * 2
+            with torch.set_grad_enabled(False):
+                d = model(x)
+            e = model(x)
+            return a, b, c, d, e
+        """,
+        "step",
+    )
+    for name in ("a", "c", "d"):
+        assert detached(env[name], v.NO_GRAD), name
+    assert env["b"].requires_grad and env["e"].requires_grad
+    env = final(
+        """
+        @torch.no_grad()
+        def evaluate(model: nn.Module, x):
+            out = model(x)
+            return out
+        """,
+        "evaluate",
+    )
+    assert detached(env["out"], v.NO_GRAD)
+
+
+def test_non_differentiable_ops_and_the_straight_through_estimator():
+    env = final(
+        """
+        def step(model: nn.Module, x, y):
+            out = model(x)
+            pred = out.argmax(dim=1)
+            rounded = torch.round(out)
+            hits = (out > 0.5).float()
+            labels = y.long()
+            ste = out + (torch.round(out) - out).detach()
+            as_int = out.to(torch.long)
+            return pred
+        """,
+        "step",
+    )
+    for name in ("pred", "hits", "as_int"):
+        assert detached(env[name], v.NONDIFF), name
+    assert not env["rounded"].sources and env["rounded"].cuts[0].kind == v.ZERO_GRAD
+    labels = env["labels"]
+    assert not labels.sources and not any(c.blocked for c in labels.cuts)  # labels were never tracked
+    assert env["ste"].requires_grad and env["ste"].sources
+
+
+def test_module_attributes_in_forward():
+    m = Model(
+        HEADER
+        + """
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.w = nn.Parameter(torch.ones(4))
+        self.loss = nn.MSELoss()
+        self.register_buffer("running", torch.zeros(4))
+
+    def forward(self, x):
+        h = self.fc(x)
+        scaled = x * self.w
+        stats = self.running * 2
+        crit = self.loss(h.detach(), x)
+        return h
+"""
+    )
+    env = m.flow("forward").exit_state.env
+    assert env["h"].requires_grad and env["scaled"].requires_grad
+    assert env["stats"].no_grad
+    assert not env["crit"].sources  # a parameter-free loss layer adds no gradient of its own
+
+
+def test_lists_appends_and_module_lists():
+    m = Model(
+        HEADER
+        + """
+class Heads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.heads = nn.ModuleList([nn.Linear(4, 1) for _ in range(3)])
+
+    def forward(self, x):
+        losses = []
+        logged = []
+        for head in self.heads:
+            losses.append(head(x).sum())
+            logged.append(head(x).sum().item())
+        scores = [h(x) for h in self.heads]
+        return losses, logged, scores
+"""
+    )
+    env = m.flow("forward").exit_state.env
+    assert env["losses"].is_only(v.LIST) and env["losses"].elem.requires_grad
+    assert env["logged"].is_only(v.LIST) and not env["logged"].elem.sources
+    assert env["scores"].is_only(v.LIST) and env["scores"].elem.requires_grad
+
+
+def test_backward_of_objects_takes_their_argument():
+    m = Model(
+        HEADER
+        + """
+def f(model: nn.Module, accelerator, x):
+    loss = model(x).sum()
+    accelerator.backward(loss)
+    loss.backward(retain_graph=True)
+    loss.backward()
+"""
+    )
+    events = m.flow("f").events_of(BACKWARD)
+    assert [(e.node.lineno, e.op, e.data.retain) for e in events] == [
+        (7, "delegated", False),
+        (8, "", True),
+        (9, "", False),
+    ]
+
+
+def test_indices_of_max_and_topk_carry_no_gradient():
+    env = final(
+        """
+        def f(model: nn.Module, x):
+            out = model(x)
+            values, indices = out.max(1)
+            top = out.topk(2).indices
+            best = torch.max(out, dim=1)[1]
+            return values
+        """,
+        "f",
+    )
+    assert env["values"].requires_grad
+    assert detached(env["indices"], v.NONDIFF)
+    assert detached(env["best"], v.NONDIFF)
+
+
+def test_set_grad_enabled_statement_switches_tracking():
+    env = final(
+        """
+        def f(model: nn.Module, x):
+            torch.set_grad_enabled(False)
+            a = model(x)
+            torch.set_grad_enabled(True)
+            b = model(x)
+            return a, b
+        """,
+        "f",
+    )
+    assert detached(env["a"], v.NO_GRAD) and env["b"].requires_grad
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        "x = [*a, *b]",
+        "x = {**a}",
+        "async def g():\n    async for i in a:\n        await i",
+        "x = (y := 3) + y",
+        "del a[0], b.c",
+        "x = lambda *a, **k: a",
+        "class C:\n    x = 1\n    y = [x for _ in range(2)]",
+        "try:\n    pass\nexcept* ValueError:\n    pass",
+    ],
+)
+def test_unusual_syntax_does_not_crash(snippet):
+    m = Model("import torch\n" + snippet + "\n")
+    m.flow(None)

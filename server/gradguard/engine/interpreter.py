@@ -87,7 +87,6 @@ from gradguard.engine.values import (
     element_of,
     join,
     join_all,
-    tensor_of,
 )
 
 if TYPE_CHECKING:

@@ -43,6 +43,17 @@ def flows(unit: Unit, needle: str | re.Pattern | None = None) -> Iterator[tuple[
         yield scope, semantics.flow(scope)
 
 
+def unit_text(unit: Unit) -> str:
+    """The source lines of the unit (for a script unit, everything between its first and last
+    statement: a superset, which is all a pre-filter needs)."""
+    return unit.cache("unit_text", lambda: scope_text(unit, None))
+
+
+def node_text(unit: Unit, node: ast.AST) -> str:
+    """The source lines a statement spans, decorators included (a cheap pre-filter)."""
+    return scope_text(unit, node)
+
+
 def scope_text(unit: Unit, scope: ast.AST | None) -> str:
     """The source lines of a function (decorators included), or of the unit's script statements."""
     if scope is None:

@@ -82,7 +82,6 @@ from gradguard.engine.values import (
     REF,
     REWRAP,
     SCHEDULER,
-    SIZE,
     SIZE_VALUE,
     STR,
     STR_VALUE,
@@ -352,6 +351,10 @@ class Semantics:
                 return Value(CTX, grad=NO, leaf=NO, cls=cls.name)
         annotated = self._annotation_value(arg.annotation)
         if annotated is not None:
+            if annotated.is_module:
+                # `model: nn.Module`: a module the gradient may reach, known by its parameter
+                self.source_kinds.setdefault(arg, "module")
+                return annotated.evolve(sources=frozenset((arg,)))
             return annotated.named(arg.arg) if annotated.kinds & TENSORISH else annotated
         if default is not None:
             if isinstance(default, ast.Constant):
@@ -1532,6 +1535,15 @@ _NUMPY_FLOATS = frozenset({"array", "asarray", "zeros", "ones", "empty", "linspa
 _DTYPE_METHOD_NAMES = {"float": "float32", "double": "float64", "half": "float16", "bfloat16": "bfloat16",
                        "long": "int64", "int": "int32", "short": "int16", "bool": "bool", "byte": "uint8",
                        "char": "int8"}  # fmt: skip
+
+
+def is_param_free_layer(qualname: str | None) -> bool:
+    """A `torch.nn` layer that owns no parameters in any configuration (activations, pooling,
+    dropout, losses, ...)."""
+    if not qualname or not qualname.startswith("torch.nn."):
+        return False
+    last = qualname.rsplit(".", 1)[1]
+    return last.endswith("Loss") or last in _PARAMETER_FREE_LAYERS
 
 
 def _is_tensor_method_name(name: str) -> bool:

@@ -6,7 +6,8 @@ import ast
 import re
 from collections.abc import Iterator
 
-from gradguard.engine.dataflow import is_param_free_layer, node_text
+from gradguard.engine.queries import node_text
+from gradguard.engine.semantic import is_param_free_layer
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import nn_name, replace_node
 from gradguard.engine.index import (

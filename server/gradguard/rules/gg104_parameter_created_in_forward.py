@@ -6,7 +6,7 @@ import ast
 import re
 from collections.abc import Iterator
 
-from gradguard.engine.dataflow import node_text
+from gradguard.engine.queries import node_text
 from gradguard.engine.finding import Finding
 from gradguard.engine.index import Unit, is_false, keyword, self_attribute, self_name, walk
 from gradguard.engine.rule import Invalid, Rule, Valid

@@ -5,9 +5,9 @@ from __future__ import annotations
 import ast
 from typing import Iterator
 
-from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
+from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import alone_on_its_lines, next_statement, torch_name, wrap_statements
-from gradguard.engine.index import Unit, statement_start_line
+from gradguard.engine.index import Unit
 from gradguard.engine.inplace import LEAF, describe_inplace, writes
 from gradguard.engine.queries import describe, switches_requires_grad_off
 from gradguard.engine.values import PARAMETER

@@ -6,7 +6,7 @@ import ast
 import re
 from collections.abc import Iterator
 
-from gradguard.engine.dataflow import unit_text
+from gradguard.engine.queries import unit_text
 from gradguard.engine.finding import Applicability, Finding, TextEdit
 from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.rule import Invalid, Rule, Valid

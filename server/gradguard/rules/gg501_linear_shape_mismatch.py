@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from gradguard.engine.dataflow import unit_text
+from gradguard.engine.queries import unit_text
 from gradguard.engine.finding import Finding
 from gradguard.engine.index import Unit, keyword, self_attribute, self_name
 from gradguard.engine.rule import Invalid, Rule, Valid

@@ -6,7 +6,7 @@ import ast
 import math
 from collections.abc import Iterator
 
-from gradguard.engine.dataflow import unit_text
+from gradguard.engine.queries import unit_text
 from gradguard.engine.finding import Finding, Severity
 from gradguard.engine.index import ModuleContext, Unit, statement_start_line
 from gradguard.engine.rule import Invalid, Rule, Valid

@@ -6,7 +6,7 @@ import ast
 import math
 from collections.abc import Iterator
 
-from gradguard.engine.dataflow import unit_text
+from gradguard.engine.queries import unit_text
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.index import Unit
 from gradguard.engine.rule import Invalid, Rule, Valid

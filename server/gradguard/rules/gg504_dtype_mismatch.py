@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from gradguard.engine.dataflow import unit_text
+from gradguard.engine.queries import unit_text
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import replace_node
 from gradguard.engine.index import ModuleContext, Unit, dotted_name, self_attribute, self_name
