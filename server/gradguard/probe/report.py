@@ -645,7 +645,9 @@ def _gradcheck_finding(planned: FileTargets, target: Target, result: dict) -> Fi
             )
         else:
             text = f"gradcheck fails: {result.get('message', '')}"
-    return _finding(GradcheckMismatch, planned, _site_node_range(planned, node), text)
+    # a wrong number or shape of gradients makes PyTorch raise; wrong values train silently
+    severity = Severity.ERROR if status in ("grad-count", "grad-shape") else None
+    return _finding(GradcheckMismatch, planned, _site_node_range(planned, node), text, severity)
 
 
 # -- crashes -------------------------------------------------------------------------------------------

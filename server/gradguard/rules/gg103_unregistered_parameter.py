@@ -38,6 +38,10 @@ class UnregisteredParameter(Rule):
         "A tensor with `requires_grad=True`, or a Python list/dict of layers or parameters, stored on a "
         "module in `__init__`: `nn.Module` does not register it."
     )
+    why = (
+        "`nn.Module` registers only parameters, modules and buffers: a plain tensor or a Python list of "
+        "layers is missing from `model.parameters()` and `state_dict()`, so the optimizer never updates it."
+    )
     message = "`self.{attr}` is not registered with the module"
     explanation = """
     `nn.Module` registers what you assign to `self.x` only when it is an

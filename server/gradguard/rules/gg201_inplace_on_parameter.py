@@ -112,6 +112,10 @@ class InplaceOnParameter(Rule):
     needs_class = "module"  # starts from unit.module_classes() only
     name = "inplace-on-parameter"
     summary = "In-place change of an `nn.Parameter` in `forward`: PyTorch raises the leaf in-place error."
+    why = (
+        "Parameters are leaf tensors that require grad: changing one in place while gradients are enabled "
+        'raises "a leaf Variable that requires grad is being used in an in-place operation".'
+    )
     message = (
         "In-place {what} on {kind} `{target}` in `{method}`: PyTorch raises "
         '"{error}" whenever this runs with gradients enabled{hint}'

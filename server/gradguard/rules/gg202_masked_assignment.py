@@ -6,7 +6,7 @@ import ast
 from typing import Callable, Iterator
 
 from gradguard.engine.dataflow import describe, flow_of, masked_write
-from gradguard.engine.finding import Applicability, Finding
+from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import parse_expression, render, replace_node, torch_name
 from gradguard.engine.index import TENSOR_FACTORIES, Unit, creates_grad_leaf, self_name
 from gradguard.engine.rule import Invalid, Rule, Valid
@@ -21,6 +21,12 @@ class MaskedAssignment(Rule):
     needs_class = "module"  # reports only in methods reachable from an nn.Module forward
     name = "masked-assignment"
     summary = "Masked in-place assignment (`x[x < 0] = 0`) on a tensor that autograd tracks."
+    why = (
+        "Writing in place into a tensor that autograd saved for backward, or into a leaf that requires grad, "
+        "makes PyTorch raise; `torch.relu`, `clamp`, `masked_fill` or `torch.where` compute the same values "
+        "out of place."
+    )
+    severity = Severity.ERROR
     message = "In-place masked assignment to `{name}`; use an out-of-place `{suggestion}`"  # docs only
     _SAVED = (
         "In-place masked assignment to `{name}`, the output of `{op}(...)` that autograd saved for backward: "

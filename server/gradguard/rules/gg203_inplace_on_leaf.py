@@ -36,6 +36,10 @@ class InplaceOnLeaf(Rule):
     triggers = ("requires_grad", "Parameter", "parameters")  # = _LEAF_WORDS (its own pre-check)
     name = "inplace-on-leaf"
     summary = "In-place change of a `requires_grad=True` tensor: PyTorch raises the leaf in-place error."
+    why = (
+        "A tensor created with `requires_grad=True` is a leaf: changing it in place while gradients are "
+        'enabled raises "a leaf Variable that requires grad is being used in an in-place operation".'
+    )
     message = (
         "In-place {what} on `{name}`, {origin} (line {line}): PyTorch raises "
         '"{error}"; to update the leaf, do it under `with torch.no_grad():`; '

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 
 from gradguard.engine.dataflow import SAVES_OUTPUT, describe, flow_of, masked_write, node_text, unit_text
-from gradguard.engine.finding import Applicability, Finding
+from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import replace_node
 from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.rule import Invalid, Rule, Valid
@@ -87,6 +87,12 @@ class InplaceOnSavedOutput(Rule):
     summary = (
         "In-place op on the output of `sigmoid`/`tanh`/`exp`/`softmax`/`relu`/..., which backward needs."
     )
+    why = (
+        "An op that saved a tensor for backward (the output of `sigmoid`, `tanh`, `exp`, `softmax`, ...) "
+        'needs it unchanged: modifying it in place makes backward raise "one of the variables needed for '
+        'gradient computation has been modified by an inplace operation".'
+    )
+    severity = Severity.ERROR
     message = "In-place write into `{name}`, the output of `{op}` that backward needs"
     explanation = """
     Some ops compute their gradient from their own *output*, so autograd saves the

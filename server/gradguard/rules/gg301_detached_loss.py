@@ -18,6 +18,10 @@ class DetachedLoss(Rule):
     code = "GG301"
     name = "detached-loss"
     summary = "The loss (or `forward`'s output) is computed only from values cut from the graph."
+    why = (
+        "A value from `.detach()`, `.item()`, `.data` and the like is not tracked by autograd, so a loss "
+        "computed only from it sends no gradient to the model."
+    )
     message = "`{cut}` cuts the graph, and `{loss}` reaches the model only through it"
     explanation = """
     `.detach()`, `.data`, `.item()`, `.tolist()`, `.numpy()`, `float(...)`, and copying a

@@ -22,6 +22,10 @@ class TensorRewrap(Rule):
     triggers = ("tensor(", "Tensor(")  # its own pre-check
     name = "tensor-rewrap"
     summary = "`torch.tensor(...)` copies tensors that autograd tracks into a new tensor without history."
+    why = (
+        "`torch.tensor(...)` copies its data into a new leaf tensor without history, so no gradient flows "
+        "back through the copy to the tensors it was made from."
+    )
     message = "`{call}` copies tracked tensors into a new tensor that does not require grad"
     explanation = """
     `torch.tensor(data)` always copies `data` into a brand-new leaf tensor with

@@ -19,6 +19,10 @@ class MatmulShapeMismatch(Rule):
     code = "GG502"
     name = "matmul-shape-mismatch"
     summary = "`@`/`matmul`/`mm`/`bmm` on tensors whose constant shapes have different inner dimensions."
+    why = (
+        "A matrix product needs the left operand's last dimension to equal the right operand's second-to-last"
+        " one; with these constant shapes the call always raises."
+    )
     message = "`{op}` multiplies shapes {left} and {right}: the inner dimensions {a} and {b} differ, so PyTorch raises {error}"
     explanation = """
     A matrix product needs the last dimension of the left operand to equal the

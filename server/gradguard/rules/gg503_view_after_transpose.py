@@ -22,6 +22,10 @@ class ViewAfterTranspose(Rule):
     summary = (
         "`.view()` on the result of `transpose`/`t`/`permute`/`.T`/`.mT` that merges the swapped dimensions."
     )
+    why = (
+        "After `transpose`/`permute` the memory is not laid out for the merged shape, so `.view()` raises; "
+        "`.reshape()` gives the same values and gradients."
+    )
     message = (
         "`.view(...)` merges dimensions that `{op}` made non-contiguous: PyTorch raises "
         f'"{_ERROR} (at least one dimension spans across two contiguous subspaces)"; use `.reshape(...)`'
