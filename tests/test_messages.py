@@ -9,7 +9,6 @@ import ast
 import json
 
 import pytest
-
 from gradguard.engine.analyzer import Analyzer
 from gradguard.engine.config import Config
 from gradguard.engine.finding import Severity
