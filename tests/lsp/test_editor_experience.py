@@ -261,3 +261,29 @@ async def test_show_syntax_errors_off_hides_gg000_only(client: LanguageClient):
     )
     await wait_for(lambda: "GG000" not in codes(client, uri))
     assert "GG202" in codes(client, uri)  # the last findings stay while the file does not parse
+
+
+# -- 3. code lenses stay while the file does not parse ---------------------------------------------------
+async def _lenses(client: LanguageClient, uri: str) -> list[tuple[int, str]]:
+    result = await client.text_document_code_lens_async(
+        types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    return [(lens.range.start.line, lens.command.title) for lens in result or []]
+
+
+async def test_lenses_stay_put_while_the_file_does_not_parse(client: LanguageClient):
+    uri = open_doc(client, "model.py", BUGGY)
+    await wait_published(client, uri, 1)
+    line = next(i for i, text in enumerate(BUGGY.splitlines()) if text.startswith("class "))
+    assert await _lenses(client, uri) == [(line, "Check gradient flow")]
+    # typing an unfinished call on the import line: no lens may disappear (the code would jump)
+    broken = BUGGY.replace("import torch\n", "import torch(\n", 1)
+    change_all(client, uri, 2, broken)
+    assert await _lenses(client, uri) == [(line, "Check gradient flow")]
+    # a new (broken) line above the class: the lens moves down with it
+    broken = broken.replace("import torch(\n", "import torch(\nx = [\n", 1)
+    change_all(client, uri, 3, broken)
+    assert await _lenses(client, uri) == [(line + 1, "Check gradient flow")]
+    # parses again
+    change_all(client, uri, 4, BUGGY)
+    assert await _lenses(client, uri) == [(line, "Check gradient flow")]

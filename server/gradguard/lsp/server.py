@@ -907,6 +907,7 @@ def did_change(ls: GradguardServer, params: types.DidChangeTextDocumentParams) -
     doc.version = params.text_document.version
     _sync_pygls_document(ls, doc)
     had_extras = bool(ls._extras.pop(uri, None))
+    _extras_after_change(ls, uri)
     settings = ls.settings_for(uri)
     if not settings.enable or not ls.analysable(uri):
         return
@@ -914,6 +915,16 @@ def did_change(ls: GradguardServer, params: types.DidChangeTextDocumentParams) -
         ls.schedule(uri)
     elif had_extras:
         ls._republish(uri)
+
+
+def _extras_after_change(ls: GradguardServer, uri: str) -> None:
+    """Extras that outlive an edit are set again by their owners (the probe keeps the results of
+    classes whose text did not change); the next publish shows them."""
+    for name, hook in getattr(ls, "extras_after_change", {}).items():
+        try:
+            hook(ls, uri)
+        except Exception:  # a broken hook must not stop the checks
+            log.exception("%s: keeping extra findings after a change failed", name)
 
 
 def _sync_pygls_document(ls: GradguardServer, doc: TextDoc) -> None:
@@ -999,6 +1010,7 @@ def notebook_did_change(ls: GradguardServer, params: types.DidChangeNotebookDocu
                 doc.apply_change(change, ls.encoding)
             doc.version = content.document.version
             ls._extras.pop(doc.uri, None)
+    _extras_after_change(ls, notebook.uri)
     settings = ls.settings_for(notebook.uri)
     if settings.enable and settings.lint_on_change:
         ls.schedule(notebook.uri)
