@@ -350,9 +350,14 @@ def _error_words(findings: list[Finding]) -> str:
     return head if 0 < len(head) <= 60 else "raised an error"
 
 
+def _duration(seconds: float) -> str:
+    """How long the target took in the child (building, forward, backward): "40 ms", "1.1 s"."""
+    return f"{max(1, round(seconds * 1000))} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
 def _result_title(note: Any, findings: list[Finding]) -> str:
     """The lens after a run: what happened, in a few words."""
-    seconds = f" · {note.seconds:.1f} s" if note is not None and note.seconds is not None else ""
+    seconds = f" · {_duration(note.seconds)}" if note is not None and note.seconds is not None else ""
     status = getattr(note, "status", None)
     problems = [f for f in findings if not _not_run(f)]
     if status == "cannot-build" or (not problems and any(_not_run(f) for f in findings)):
