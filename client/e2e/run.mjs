@@ -604,12 +604,37 @@ async function scenarioDocsLink(page) {
   const href = await codeLink.getAttribute('href').catch(() => null);
   await codeLink.click();
   const fromProblems = await tab.first().waitFor({ timeout: 10000 }).then(() => true, () => false);
+  await closePreview();
+  // 3. the quick fix "Show documentation for GG202"
+  await page.locator('.tabs-container .tab[aria-label*="relu_bug.py"]').first().click();
+  const fromQuickFix = await pickQuickFix(page, 'Show documentation for GG202')
+    .then(() => tab.first().waitFor({ timeout: 10000 }))
+    .then(() => true, () => false);
   const dialog = await external.count();
   await closePreview();
   return {
-    ok: fromHover && rendered && fromProblems && dialog === 0 && !!href && href.startsWith('command:'),
-    detail: `hover link opened the GG202.md preview: ${fromHover} (rendered: ${rendered}); Problems panel code link (${href}) opened it: ${fromProblems}; external-site dialogs: ${dialog}`,
+    ok: fromHover && rendered && fromProblems && fromQuickFix && dialog === 0 && !!href && href.startsWith('command:'),
+    detail: `hover link opened the GG202.md preview: ${fromHover} (rendered: ${rendered}); Problems panel code link (${href}) opened it: ${fromProblems}; "Show documentation for GG202" opened it: ${fromQuickFix}; external-site dialogs: ${dialog}`,
   };
+}
+
+/** Ctrl+. on the first squiggle of the active editor and pick the item whose text includes `title`. */
+async function pickQuickFix(page, title) {
+  const squiggle = page.locator(`.editor-group-container.active ${SQUIGGLE}`).first();
+  const box = await squiggle.boundingBox();
+  if (!box) throw new Error('no squiggle on screen');
+  await page.mouse.click(box.x + Math.min(8, box.width / 2), box.y + box.height / 2);
+  await page.keyboard.press('Control+.');
+  const rows = page.locator('.action-widget .monaco-list-row');
+  await rows.filter({ hasText: title }).first().waitFor({ state: 'visible', timeout: 10000 });
+  const focused = page.locator('.action-widget .monaco-list-row.focused');
+  const count = await rows.count();
+  for (let i = 0; i < count && !((await focused.textContent().catch(() => '')) || '').includes(title); i++) {
+    await page.keyboard.press('ArrowDown');
+  }
+  if (!((await focused.textContent()) || '').includes(title)) throw new Error(`could not select ${title}`);
+  await page.keyboard.press('Enter');
+  return rows.allTextContents();
 }
 
 /** Whether a markdown preview (a webview: nested frames) shows `text`. */
