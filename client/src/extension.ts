@@ -188,12 +188,30 @@ async function showExplanation(code: string, markdown: string): Promise<void> {
   }
 }
 
+/**
+ * Resolves once a client that is starting (for example restarting itself after a crash) has finished
+ * starting, or after `timeoutMs`. vscode-languageclient refuses to stop a starting client, and it marks
+ * itself running before it registers its commands: stopped in between, it would go on to register them
+ * next to the new client's ("command 'gradguard.explainRule' already exists"). `start()` of a client that
+ * is starting or running returns the promise of that start, which resolves after the registrations.
+ */
+async function finishStarting(languageClient: LanguageClient, timeoutMs: number): Promise<void> {
+  if (languageClient.state === State.Stopped) return;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolveTimeout) => {
+    timer = setTimeout(resolveTimeout, timeoutMs);
+  });
+  await Promise.race([languageClient.start().then(() => undefined, () => undefined), timeout]);
+  clearTimeout(timer);
+}
+
 async function stopClient(): Promise<void> {
   const old = client;
   client = undefined;
   if (!old) return;
   stopping = true;
   try {
+    await finishStarting(old, 15000);
     await old.stop(3000);
   } catch (err) {
     log(`stopping the server: ${String(err)}`);
