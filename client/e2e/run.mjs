@@ -576,15 +576,7 @@ async function scenarioHover(page, { extensionDir }) {
  */
 async function scenarioDocsLink(page) {
   const external = page.locator('.monaco-dialog-box').filter({ hasText: /external website|open the external/i });
-  const closePreview = async () => {
-    // with the tab's close button: a focused preview (a webview) keeps Ctrl+W to itself
-    const tab = page.locator('.tabs-container .tab[aria-label*="GG202.md"]');
-    for (let i = 0; i < 3 && (await tab.count()); i++) {
-      await tab.first().hover();
-      await tab.first().locator('.tab-actions .action-label').first().click().catch(() => undefined);
-      await tab.first().waitFor({ state: 'detached', timeout: 3000 }).catch(() => undefined);
-    }
-  };
+  const closePreview = () => closeTab(page, 'GG202.md');
   await closePreview();
   await page.locator('.tabs-container .tab[aria-label*="relu_bug.py"]').first().click();
   // 1. the hover's "Full explanation" link
@@ -636,6 +628,16 @@ async function pickQuickFix(page, title) {
   if (!((await focused.textContent()) || '').includes(title)) throw new Error(`could not select ${title}`);
   await page.keyboard.press('Enter');
   return rows.allTextContents();
+}
+
+/** Closes an editor tab with its close button: a focused preview (a webview) keeps Ctrl+W and F1 to itself. */
+async function closeTab(page, name) {
+  const tab = page.locator(`.tabs-container .tab[aria-label*="${name}"]`);
+  for (let i = 0; i < 3 && (await tab.count()); i++) {
+    await tab.first().hover();
+    await tab.first().locator('.tab-actions .action-label').first().click().catch(() => undefined);
+    await tab.first().waitFor({ state: 'detached', timeout: 3000 }).catch(() => undefined);
+  }
 }
 
 /** Whether a markdown preview (a webview: nested frames) shows `text`. */
@@ -988,6 +990,7 @@ async function scenarioRestart(page, { dirs, codeServer: proc }) {
   const lines = text.split('\n').filter((l) => /exited with code 0/.test(l));
   const asError = lines.filter((l) => /\[Error/.test(l));
   const clash = /already exists/.test(text);
+  await closeTab(page, 'GG203.md');
   return {
     ok: one && answers && !clash && lines.length > 0 && asError.length === 0,
     detail: `one new server: ${one}; it answers (Explain Rule GG203): ${answers}; "already exists" in the log: ${clash}; old server's exit logged ${JSON.stringify(lines.slice(0, 2))}, as errors: ${asError.length}`,
