@@ -111,7 +111,7 @@ def test_sarif_is_valid(project):
 
 def test_github_annotations(project):
     result = gradguard("check", "--format", "github", project)
-    assert result.stdout.startswith("::warning title=gradguard GG202,file=")
+    assert result.stdout.startswith("::error title=gradguard GG202,file=")
     assert ",line=8,col=9," in result.stdout
 
 

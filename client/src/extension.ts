@@ -14,7 +14,7 @@ import {
 } from 'vscode-languageclient/node';
 import {
   checkInterpreter,
-  describe,
+  describeRunning,
   hasInterpreterSetting,
   Interpreter,
   resolveInterpreter,
@@ -32,6 +32,22 @@ import {
 
 const SECTION = 'gradguard';
 const PYTHON_EXTENSION = 'ms-python.python';
+const CMD_SHOW_DOCS = 'gradguard.showDocumentation';
+const CMD_EXPLAIN = 'gradguard.explainRule';
+
+/**
+ * vscode-languageclient logs every exit of the server process as an error, also the normal one after
+ * shutdown/exit on a restart ("Server process exited with code 0."): that one is information.
+ */
+class GradguardClient extends LanguageClient {
+  override error(message: string, data?: unknown, showNotification: boolean | 'force' = true): void {
+    if (message === 'Server process exited with code 0.') {
+      this.info(message, data, false);
+      return;
+    }
+    super.error(message, data, showNotification);
+  }
+}
 
 type Status = 'starting' | 'ready' | 'error' | 'stopped';
 
@@ -59,10 +75,11 @@ function log(message: string): void {
   output.appendLine(`[client ${new Date().toISOString()}] ${message}`);
 }
 
+/** `detail` is the state's description without the state's name ("/usr/bin/python3 (...)"), which the item adds. */
 function setStatus(status: Status, detail: string): void {
   const icon = { starting: '$(sync~spin)', ready: '$(check)', error: '$(error)', stopped: '$(circle-slash)' }[status];
   statusItem.text = `${icon} gradguard`;
-  statusItem.tooltip = `gradguard: ${detail}\nClick to open the server log.`;
+  statusItem.tooltip = `gradguard ${status}: ${detail}\nClick to open the server log.`;
   statusItem.backgroundColor = status === 'error' ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
   statusItem.accessibilityInformation = { label: `gradguard ${status}: ${detail}` };
   statusItem.show();
@@ -104,7 +121,7 @@ async function pythonExtensionInterpreter(resource?: vscode.Uri): Promise<string
   if (!api) return undefined;
   if (!pythonApiListener) {
     pythonApiListener = api.environments.onDidChangeActiveEnvironmentPath(() => {
-      if (!hasInterpreterSetting(vscode.workspace.getConfiguration(SECTION).get('interpreter'))) {
+      if (!hasInterpreterSetting(vscode.workspace.getConfiguration(SECTION, firstFolder()).get('interpreter'))) {
         void restart("the Python extension's environment changed");
       }
     });
@@ -120,8 +137,13 @@ async function pythonExtensionInterpreter(resource?: vscode.Uri): Promise<string
   }
 }
 
+/** The first workspace folder: resource-scoped settings of a single-folder workspace are read for it. */
+function firstFolder(): vscode.Uri | undefined {
+  return vscode.workspace.workspaceFolders?.[0]?.uri;
+}
+
 async function findInterpreter(): Promise<Interpreter> {
-  const config = vscode.workspace.getConfiguration(SECTION);
+  const config = vscode.workspace.getConfiguration(SECTION, firstFolder());
   const trusted = vscode.workspace.isTrusted;
   const setting = config.get<unknown>('interpreter');
   return resolveInterpreter({
@@ -136,9 +158,15 @@ async function findInterpreter(): Promise<Interpreter> {
 }
 
 async function showStartError(message: string): Promise<void> {
-  const choice = await vscode.window.showErrorMessage(message, 'Open Settings', 'Show Log');
+  // With the Python extension installed, its interpreter picker is the natural way to choose one.
+  const picker = vscode.extensions.getExtension(PYTHON_EXTENSION) ? ['Select Interpreter'] : [];
+  const choice = await vscode.window.showErrorMessage(message, 'Open Settings', ...picker, 'Show Log');
   if (choice === 'Open Settings') {
-    await vscode.commands.executeCommand('workbench.action.openSettings', 'gradguard.interpreter');
+    // `@id:` shows exactly this setting, in whichever tab (User, Remote, Workspace) the editor opens.
+    await vscode.commands.executeCommand('workbench.action.openSettings', '@id:gradguard.interpreter');
+  } else if (choice === 'Select Interpreter') {
+    // The server restarts when the Python extension's environment changes (unless gradguard.interpreter is set).
+    await vscode.commands.executeCommand('python.setInterpreter');
   } else if (choice === 'Show Log') {
     output.show(true);
   }
@@ -160,12 +188,30 @@ async function showExplanation(code: string, markdown: string): Promise<void> {
   }
 }
 
+/**
+ * Resolves once a client that is starting (for example restarting itself after a crash) has finished
+ * starting, or after `timeoutMs`. vscode-languageclient refuses to stop a starting client, and it marks
+ * itself running before it registers its commands: stopped in between, it would go on to register them
+ * next to the new client's ("command 'gradguard.explainRule' already exists"). `start()` of a client that
+ * is starting or running returns the promise of that start, which resolves after the registrations.
+ */
+async function finishStarting(languageClient: LanguageClient, timeoutMs: number): Promise<void> {
+  if (languageClient.state === State.Stopped) return;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolveTimeout) => {
+    timer = setTimeout(resolveTimeout, timeoutMs);
+  });
+  await Promise.race([languageClient.start().then(() => undefined, () => undefined), timeout]);
+  clearTimeout(timer);
+}
+
 async function stopClient(): Promise<void> {
   const old = client;
   client = undefined;
   if (!old) return;
   stopping = true;
   try {
+    await finishStarting(old, 15000);
     await old.stop(3000);
   } catch (err) {
     log(`stopping the server: ${String(err)}`);
@@ -178,10 +224,10 @@ async function stopClient(): Promise<void> {
 async function startClient(reason: string): Promise<void> {
   await stopClient();
   restartBudget.reset();
-  setStatus('starting', `starting (${reason})`);
+  setStatus('starting', reason);
   log(`starting the server: ${reason}`);
 
-  const config = vscode.workspace.getConfiguration(SECTION);
+  const config = vscode.workspace.getConfiguration(SECTION, firstFolder());
   const strategy = importStrategy(config.get('importStrategy'));
   const interpreter = await findInterpreter();
   const env = serverEnvironment(strategy, extensionPath, process.env);
@@ -192,8 +238,7 @@ async function startClient(reason: string): Promise<void> {
     void showStartError(check.message);
     return;
   }
-  const version = check.version.join('.');
-  const description = `${describe(interpreter)} (Python ${version}, ${strategy})`;
+  const description = describeRunning(interpreter, check.version, strategy);
   log(`interpreter: ${description}`);
 
   const serverOptions: ServerOptions = {
@@ -213,7 +258,8 @@ async function startClient(reason: string): Promise<void> {
     traceOutputChannel: output,
     revealOutputChannelOn: RevealOutputChannelOn.Never,
     initializationOptions: initializationOptions(settingsFor(), vscode.workspace.isTrusted),
-    markdown: { isTrusted: false, supportHtml: false },
+    // Hovers link to the rule's local explanation through this one command, and may run no other.
+    markdown: { isTrusted: { enabledCommands: [CMD_SHOW_DOCS] }, supportHtml: false },
     errorHandler: {
       error: (_error, _message, count) => ({ action: (count ?? 0) <= 3 ? ErrorAction.Continue : ErrorAction.Shutdown }),
       closed: () => {
@@ -245,7 +291,16 @@ async function startClient(reason: string): Promise<void> {
           if (!editor) return undefined;
           args = [editor.document.uri.toString()];
         }
-        if (command === 'gradguard.explainRule') {
+        if (command === CMD_SHOW_DOCS) {
+          // The Problems panel's code link, the hover's link and "Show documentation for GGxxx": the local
+          // explanation as a markdown preview, as "gradguard: Explain Rule" shows it (never a web page).
+          const code = typeof args[0] === 'string' ? args[0] : undefined;
+          if (!code) return undefined;
+          const explanation = await next(CMD_EXPLAIN, [code]);
+          if (typeof explanation === 'string') await showExplanation(code, explanation);
+          return explanation;
+        }
+        if (command === CMD_EXPLAIN) {
           if (args.length === 0) {
             const code = await vscode.window.showInputBox({
               prompt: 'Rule code to explain',
@@ -264,11 +319,11 @@ async function startClient(reason: string): Promise<void> {
     },
   };
 
-  const newClient = new LanguageClient(SECTION, 'gradguard', serverOptions, clientOptions);
+  const newClient = new GradguardClient(SECTION, 'gradguard', serverOptions, clientOptions);
   newClient.onDidChangeState((event) => {
     if (client !== newClient) return;
-    if (event.newState === State.Running) setStatus('ready', `ready: ${description}`);
-    else if (event.newState === State.Starting) setStatus('starting', `starting: ${description}`);
+    if (event.newState === State.Running) setStatus('ready', description);
+    else if (event.newState === State.Starting) setStatus('starting', description);
     else if (!stopping) setStatus('error', 'the server stopped; click to see its log');
   });
   client = newClient;

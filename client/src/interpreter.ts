@@ -132,7 +132,12 @@ export function describe(interpreter: Interpreter): string {
   return [interpreter.command, ...interpreter.args].join(' ');
 }
 
-const WHERE: Record<InterpreterSource, string> = {
+/** "/usr/bin/python3.12 (set by gradguard.interpreter; Python 3.12, useBundled)": the status bar's tooltip. */
+export function describeRunning(interpreter: Interpreter, version: readonly number[], strategy: ImportStrategy): string {
+  return `${describe(interpreter)} (${WHERE[interpreter.source]}; Python ${version.join('.')}, ${strategy})`;
+}
+
+export const WHERE: Record<InterpreterSource, string> = {
   setting: 'set by gradguard.interpreter',
   pythonExtension: "the Python extension's active environment",
   path: 'found on PATH',
@@ -149,12 +154,14 @@ export async function checkInterpreter(
   const result = await exec(interpreter.command, [...interpreter.args, '-c', CHECK_SCRIPT], env);
   const parsed = parseCheckOutput(result.stdout);
   if (result.error && (result.error.code === 'ENOENT' || result.error.code === 'EACCES')) {
+    // Say what went wrong first: the interpreter is not there (or not executable), whatever its version.
+    const cause = result.error.code === 'ENOENT' ? 'no such file or command' : 'permission denied';
     return {
       ok: false,
       reason: 'missing',
       message:
-        `gradguard needs Python ${MIN_PYTHON.join('.')} or newer, but the interpreter ${name} could not be started ` +
-        `(${result.error.code}). Install Python 3.10+ or set "gradguard.interpreter" to its path.`,
+        `gradguard could not start the interpreter ${name}: ${cause} (${result.error.code}). ` +
+        `Set "gradguard.interpreter" to a Python ${MIN_PYTHON.join('.')}+ executable, or select one.`,
     };
   }
   if (!parsed.version) {

@@ -11,6 +11,7 @@ export interface ServerSettings {
   lintOnChange: boolean;
   debounceMs: number;
   probe: { enable: boolean; timeout: number };
+  showSyntaxErrors: boolean;
 }
 
 export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
@@ -21,6 +22,8 @@ export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   lintOnChange: true,
   debounceMs: 150,
   probe: Object.freeze({ enable: true, timeout: 20 }),
+  // Pylance already reports syntax errors in VS Code (Ruff's extension has the same setting).
+  showSyntaxErrors: false,
 });
 
 export const MAX_DEBOUNCE_MS = 5000;
@@ -121,6 +124,7 @@ export function toServerSettings(
       enable: trusted && bool(read('probe.enable'), DEFAULT_SETTINGS.probe.enable),
       timeout: bounded(read('probe.timeout'), DEFAULT_SETTINGS.probe.timeout, 1, MAX_PROBE_TIMEOUT, false),
     },
+    showSyntaxErrors: bool(read('showSyntaxErrors'), DEFAULT_SETTINGS.showSyntaxErrors),
   };
 }
 
@@ -128,7 +132,11 @@ export function importStrategy(value: unknown): ImportStrategy {
   return value === 'fromEnvironment' ? 'fromEnvironment' : 'useBundled';
 }
 
-/** initializationOptions sent with the initialize request. */
+/**
+ * initializationOptions sent with the initialize request. `commandLinks`: VS Code opens
+ * `command:gradguard.showDocumentation?...` links, so the server links rules to the local explanation
+ * that way instead of to a file.
+ */
 export function initializationOptions(settings: ServerSettings, workspaceTrusted: boolean) {
-  return { settings, workspaceTrusted };
+  return { settings, workspaceTrusted, commandLinks: true };
 }

@@ -60,8 +60,17 @@ test('check: missing interpreter gives a clear message', async () => {
   const r = await interp.checkInterpreter(py, {}, 'useBundled', fakeExec({ stdout: '', stderr: '', error: { code: 'ENOENT', message: 'spawn python3 ENOENT' } }));
   assert.equal(r.ok, false);
   assert.equal(r.reason, 'missing');
-  assert.match(r.message, /Python 3\.10 or newer/);
+  // the cause first, not a version requirement the interpreter may well meet
+  assert.match(r.message, /^gradguard could not start the interpreter "python3" \(found on PATH\): no such file or command \(ENOENT\)\./);
+  assert.doesNotMatch(r.message, /needs Python/);
   assert.match(r.message, /gradguard\.interpreter/);
+  const denied = await interp.checkInterpreter(py, {}, 'useBundled', fakeExec({ stdout: '', stderr: '', error: { code: 'EACCES', message: 'spawn python3 EACCES' } }));
+  assert.match(denied.message, /: permission denied \(EACCES\)\./);
+});
+
+test('the running interpreter is described once, with where it came from', () => {
+  const described = interp.describeRunning({ command: '/usr/bin/python3.12', args: [], source: 'setting' }, [3, 12], 'useBundled');
+  assert.equal(described, '/usr/bin/python3.12 (set by gradguard.interpreter; Python 3.12, useBundled)');
 });
 
 test('check: too old, missing gradguard, fine', async () => {

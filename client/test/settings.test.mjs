@@ -19,6 +19,7 @@ test('defaults when nothing is set', () => {
     lintOnChange: true,
     debounceMs: 150,
     probe: { enable: true, timeout: 20 },
+    showSyntaxErrors: false,
   });
 });
 
@@ -29,7 +30,7 @@ test('package.json defaults are the ones the client falls back to', () => {
 
 test('every server setting and client setting is declared with a description and a default', () => {
   const keys = ['enable', 'select', 'ignore', 'severity', 'lintOnChange', 'debounceMs', 'probe.enable',
-    'probe.timeout', 'interpreter', 'importStrategy', 'trace.server'];
+    'probe.timeout', 'showSyntaxErrors', 'interpreter', 'importStrategy', 'trace.server'];
   for (const key of keys) {
     const prop = properties[`gradguard.${key}`];
     assert.ok(prop, `gradguard.${key} missing from package.json`);
@@ -51,6 +52,7 @@ test('user values are mapped and normalised', () => {
       debounceMs: 120.6,
       'probe.enable': true,
       'probe.timeout': 5,
+      showSyntaxErrors: true,
     }),
     true,
     problems,
@@ -63,6 +65,7 @@ test('user values are mapped and normalised', () => {
     lintOnChange: false,
     debounceMs: 121,
     probe: { enable: true, timeout: 5 },
+    showSyntaxErrors: true,
   });
   assert.deepEqual(problems, []);
 });
@@ -105,7 +108,16 @@ test('the probe is off in an untrusted workspace whatever the setting says', () 
 
 test('initializationOptions carry the settings and the trust state', () => {
   const s = settings.toServerSettings(reader({}), false);
-  assert.deepEqual(settings.initializationOptions(s, false), { settings: s, workspaceTrusted: false });
+  // commandLinks: the server links rules to command:gradguard.showDocumentation (the local explanation)
+  assert.deepEqual(settings.initializationOptions(s, false), { settings: s, workspaceTrusted: false, commandLinks: true });
+});
+
+test('interpreter settings apply in remote windows (code-server, SSH, WSL, containers)', () => {
+  // machine-overridable settings are read from Remote settings only in a remote window, so a path in
+  // User settings was ignored; resource scope (as Ruff's and the Python tools template's) is read
+  // from User, Remote, Workspace and Folder settings.
+  assert.equal(properties['gradguard.interpreter'].scope, 'resource');
+  assert.ok(!['machine', 'machine-overridable'].includes(properties['gradguard.importStrategy'].scope));
 });
 
 test('import strategy defaults to the bundled server', () => {

@@ -42,7 +42,7 @@ def rules_markdown() -> str:
     ]
     for rule in [*iter_rule_metadata(), *_extra_metadata()]:
         # full_explanation starts with "## CODE name", whose anchor is "code-name"
-        parts.append(rule.full_explanation().replace(f"\n[Documentation]({rule.doc_url()})\n", "\n"))
+        parts.append(rule.full_explanation())
     return "\n".join(parts).rstrip() + "\n"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,14 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVER_DIR = ROOT / "server"
 
 
+# The server writes rule explanations into the user's cache folder: one of the test run instead.
+CACHE_HOME = tempfile.mkdtemp(prefix="gradguard-test-cache-")
+
+
 def server_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(SERVER_DIR), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["XDG_CACHE_HOME"] = CACHE_HOME
     env.update(extra)
     return env
 
@@ -96,13 +102,14 @@ def edits_for(edit: types.WorkspaceEdit, uri: str) -> list[types.TextEdit]:
 
 def make_client():
     """pytest-lsp's client, recording every publishDiagnostics (with its version) and
-    answering workspace/applyEdit by recording the edit."""
+    answering workspace/applyEdit and client/registerCapability by recording them."""
     from pygls.protocol import default_converter
     from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, LanguageClient, register_lsp_features
 
     client = LanguageClient(converter_factory=default_converter)
     client.published = []  # type: ignore[attr-defined]
     client.applied_edits = []  # type: ignore[attr-defined]
+    client.registrations = []  # type: ignore[attr-defined]
 
     def publish(ls: LanguageClient, params: types.PublishDiagnosticsParams) -> None:
         ls.diagnostics[params.uri] = params.diagnostics
@@ -114,9 +121,13 @@ def make_client():
         ls.applied_edits.append(params)  # type: ignore[attr-defined]
         return types.ApplyWorkspaceEditResult(applied=True)
 
+    def register_capability(ls: LanguageClient, params: types.RegistrationParams) -> None:
+        ls.registrations.extend(params.registrations)  # type: ignore[attr-defined]
+
     features = dict(DEFAULT_CLIENT_FEATURES)
     features[types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS] = publish
     features[types.WORKSPACE_APPLY_EDIT] = apply_edit
+    features[types.CLIENT_REGISTER_CAPABILITY] = register_capability
     register_lsp_features(client, features)
     return client
 

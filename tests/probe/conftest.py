@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "probe"
 SERVER_DIR = ROOT / "server"
+CACHE_HOME = tempfile.mkdtemp(prefix="gradguard-test-cache-")
 
 
 def probe_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(SERVER_DIR), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["NO_COLOR"] = "1"
+    env["XDG_CACHE_HOME"] = CACHE_HOME  # the server writes rule explanations there
     env.update(extra)
     return env
 

@@ -160,7 +160,7 @@ async def test_code_lens_on_modules_and_functions(client: LanguageClient):
         30,
         33,
     )
-    assert diagnostic.severity == types.DiagnosticSeverity.Error
+    assert diagnostic.severity == types.DiagnosticSeverity.Warning  # wrong gradients train silently
 
 
 async def test_run_probe_publishes_caches_and_edit_clears(client: LanguageClient):
@@ -180,14 +180,27 @@ async def test_run_probe_publishes_caches_and_edit_clears(client: LanguageClient
     again = await run_probe(client, uri, "Classifier", timeout=10)
     assert again["cached"] and again["findings"] == result["findings"]
 
-    # an edit clears the probe's diagnostics (the engine's stay)
+    # an edit outside the module keeps its result, moved with the text
+    edited = "# a comment\n" + text
     client.text_document_did_change(
         types.DidChangeTextDocumentParams(
             text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
-            content_changes=[types.TextDocumentContentChangeWholeDocument(text=text + "\n# edited\n")],
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=edited)],
         )
     )
     await wait_until(lambda: any(p.uri == uri and p.version == 2 for p in client.published))
+    (moved,) = probe_diagnostics(client, uri)
+    assert (moved.code, moved.range.start.line) == ("GG901", 11)
+    # an edit of the module's text clears it (the engine's diagnostics stay)
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=3),
+            content_changes=[
+                types.TextDocumentContentChangeWholeDocument(text=edited.replace("(32, classes)", "(32, 3)"))
+            ],
+        )
+    )
+    await wait_until(lambda: any(p.uri == uri and p.version == 3 for p in client.published))
     assert probe_diagnostics(client, uri) == []
 
 
@@ -202,8 +215,10 @@ async def test_hostile_target_reports_and_server_stays_up(client: LanguageClient
     (diagnostic,) = probe_diagnostics(client, uri)
     assert diagnostic.code == "GG902" and diagnostic.range.start.line == 12
     assert "os._exit(3) was called" in diagnostic.message
-    # still answering
-    assert await lenses(client, uri) == [(6, "Check gradient flow", [uri, "Quitter"])]
+    # still answering; the lens shows the last result
+    ((line, title, arguments),) = await lenses(client, uri)
+    assert (line, arguments) == (6, [uri, "Quitter"])
+    assert title.startswith("✗ os._exit(3) was called in the forward pass · "), title
 
 
 async def test_untrusted_workspace_never_runs_the_probe(untrusted: LanguageClient):

@@ -126,6 +126,10 @@ class Finding:
     alternatives: list[Fix] = field(default_factory=list)
     tags: tuple[str, ...] = ()  # "unnecessary", "deprecated"
     source: str = "gradguard"
+    # The rest of what the finding has to say (what torch does, the consequence, the way out):
+    # `message` is the short sentence an editor's Problems panel shows (under ~100 characters),
+    # `detail` goes to the hover, to the CLI's second line and to JSON/SARIF. Empty: none.
+    detail: str = ""
 
     @property
     def sort_key(self) -> tuple:
@@ -148,6 +152,7 @@ class Finding:
             [f.shifted(line_delta) for f in self.alternatives],
             self.tags,
             self.source,
+            self.detail,
         )
 
     def to_dict(self) -> dict:
@@ -157,6 +162,7 @@ class Finding:
             "name": self.name,
             "severity": self.severity.value,
             "message": self.message,
+            "detail": self.detail,
             "line": self.line,
             "column": self.column,
             "end_line": self.end_line,

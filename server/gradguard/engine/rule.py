@@ -68,6 +68,9 @@ class Rule:
     summary: ClassVar[str]  # one line: what the rule catches
     message: ClassVar[str]  # default message of a finding
     explanation: ClassVar[str]  # markdown: what PyTorch does, why it matters, the fix
+    # One or two sentences for the hover: why this is a problem. Empty: the explanation's first
+    # paragraph, when that is short enough (see `short_why`).
+    why: ClassVar[str] = ""
     severity: ClassVar[Severity] = Severity.WARNING
     fix_applicability: ClassVar[Applicability | None] = None  # None: the rule never fixes
     tags: ClassVar[tuple[str, ...]] = ()
@@ -101,6 +104,7 @@ class Rule:
         fix: Fix | None = None,
         end_node: ast.AST | None = None,
         alternatives: list[Fix] | None = None,
+        detail: str = "",
     ) -> Finding:
         line, col, end_line, end_col = unit.node_range(node)
         if end_node is not None:
@@ -118,6 +122,7 @@ class Rule:
             fix=fix,
             alternatives=alternatives or [],
             tags=self.tags,
+            detail=detail,
         )
 
     def make_fix(
@@ -127,6 +132,11 @@ class Rule:
         applicability: Applicability | None = None,
     ) -> Fix:
         return Fix(title, applicability or self.fix_applicability or Applicability.UNSAFE, edits)
+
+    @classmethod
+    def short_why(cls) -> str:
+        """One or two sentences on why the finding matters (the hover's text)."""
+        return " ".join(cls.why.split()) or " ".join(cls.summary.split())
 
     @classmethod
     def doc_url(cls) -> str:
@@ -152,7 +162,8 @@ class Rule:
             Applicability.SAFE: "Automatic fix: safe.",
             Applicability.UNSAFE: "Automatic fix: unsafe (review it; applied only on request).",
         }[cls.fix_applicability]
-        parts += ["", fix, "", f"[Documentation]({cls.doc_url()})"]
+        # No link to a web page: this text is the documentation, and editors show it locally.
+        parts += ["", fix]
         return "\n".join(parts) + "\n"
 
 
@@ -162,6 +173,7 @@ class SyntaxErrorRule(Rule):
     code = "GG000"
     name = "syntax-error"
     summary = "The file does not parse; gradguard cannot check it until it does."
+    why = "gradguard reads the file with Python's own parser: until it parses, no other rule can check it."
     message = "Syntax error"
     explanation = """
     gradguard reads your code with Python's own parser. While the file has a syntax

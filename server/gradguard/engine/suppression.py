@@ -1,4 +1,5 @@
-"""`# noqa: GG202` and `# gradguard: ignore[GG202]` comments."""
+"""`# noqa: GG202` and `# gradguard: ignore[GG202]` comments on a line, and
+`# gradguard: noqa: GG202` on a line of its own for the whole file (as Ruff's `# ruff: noqa`)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,32 @@ _NOQA = re.compile(
 )
 _IGNORE = re.compile(r"#\s*gradguard\s*:\s*ignore(?:\[(?P<codes>[^\]]*)\])?", re.I)
 _CODE = re.compile(r"[A-Za-z]+[0-9]+")
+FILE_NOQA = re.compile(
+    r"^\s*#\s*gradguard\s*:\s*noqa(?P<sep>\s*:\s*(?P<codes>[A-Za-z]+[0-9]+(?:\s*[,\s]\s*[A-Za-z]+[0-9]+)*))?\s*$",
+    re.IGNORECASE,
+)
+FILE = 0  # the table's key for codes silenced in the whole file
 
 ALL = None  # marker: every code on the line is silenced
 
 
 def suppressions(lines: list[str]) -> dict[int, set[str] | None]:
-    """Map of 1-based line -> codes silenced there (None: all)."""
+    """Map of 1-based line -> codes silenced there (None: all); key FILE (0): the whole file."""
     result: dict[int, set[str] | None] = {}
     for number, text in enumerate(lines, start=1):
         if "#" not in text:
             continue
         lowered = text.lower()
         if "noqa" not in lowered and "gradguard" not in lowered:
+            continue
+        whole_file = FILE_NOQA.match(text)
+        if whole_file is not None:
+            codes = whole_file.group("codes")
+            current = result.get(FILE, set())
+            if codes is None:
+                result[FILE] = ALL
+            elif current is not ALL:
+                result[FILE] = current | {c.upper() for c in _CODE.findall(codes)}  # type: ignore[operator]
             continue
         for match in list(_NOQA.finditer(text)) + list(_IGNORE.finditer(text)):
             codes = match.group("codes")
@@ -35,8 +50,9 @@ def suppressions(lines: list[str]) -> dict[int, set[str] | None]:
 
 
 def is_suppressed(table: dict[int, set[str] | None], code: str, line: int, end_line: int) -> bool:
-    # A finding may be silenced on its first or its last line (multi-line statements).
-    for number in (line, end_line):
+    # A finding may be silenced on its first or its last line (multi-line statements), or in
+    # the whole file.
+    for number in (FILE, line, end_line):
         if number in table:
             codes = table[number]
             if codes is ALL or code in codes:  # type: ignore[operator]

@@ -37,7 +37,8 @@ from gradguard.engine.finding import Finding, Fix, Severity
 from gradguard.engine.incremental import IncrementalParser, LineDelta
 from gradguard.engine.rule import SyntaxErrorRule, rule_class
 from gradguard.engine.source import SourceFile
-from gradguard.engine.suppression import _IGNORE, _NOQA
+from gradguard.engine.suppression import _IGNORE, _NOQA, FILE_NOQA
+from gradguard.lsp import documentation
 from gradguard.lsp import hover as hover_notes
 from gradguard.lsp.documents import (
     UTF8,
@@ -51,7 +52,7 @@ from gradguard.lsp.documents import (
     content_of,
     uri_to_path,
 )
-from gradguard.lsp.settings import ProjectConfigs, Settings, effective_config, parse_settings
+from gradguard.lsp.settings import KNOWN_KEYS, ProjectConfigs, Settings, effective_config, parse_settings
 
 log = logging.getLogger("gradguard.lsp")
 
@@ -63,7 +64,8 @@ PARSE_ERRORS = (SyntaxError, ValueError, MemoryError, RecursionError, OverflowEr
 CMD_EXPLAIN = "gradguard.explainRule"
 CMD_FIX_ALL = "gradguard.fixAll"
 CMD_DEBUG_TEXT = "gradguard.debugDocumentText"
-CMD_SHOW_DOCS = "gradguard.showDocumentation"
+CMD_SHOW_DOCS = documentation.CMD_SHOW_DOCS
+FIX_ALL_TITLE = "gradguard: Fix All Safe Problems in This File"  # the command's title in VS Code too
 CMD_DEBUG_STATS = "gradguard.debugStats"
 
 _SEVERITY = {
@@ -97,19 +99,21 @@ def finding_to_diagnostic(
     encoding: str = UTF16,
     tag_support: bool = True,
     config: Config | None = None,
+    command_links: bool = False,
 ) -> types.Diagnostic:
-    """A Finding (1-based, code points) -> an LSP Diagnostic for `doc`."""
+    """A Finding (1-based, code points) -> an LSP Diagnostic for `doc`; its code links to the
+    rule's local explanation (see documentation.py)."""
     severity = finding.severity
     if config is not None:
         severity = config.severity_for(finding.code, severity)
-    rule = rule_class(finding.code)
+    link = documentation.docs_link(finding.code, command_links)
     tags = [_TAGS[t] for t in finding.tags if t in _TAGS] if tag_support else []
     return types.Diagnostic(
         range=lsp_range(doc, finding.line, finding.column, finding.end_line, finding.end_column, encoding),
         message=finding.message,
         severity=_SEVERITY.get(Severity(severity), types.DiagnosticSeverity.Warning),
         code=finding.code,
-        code_description=types.CodeDescription(href=rule.doc_url()) if rule is not None else None,
+        code_description=types.CodeDescription(href=link) if link else None,
         source=finding.source,
         tags=tags or None,
     )
@@ -205,6 +209,9 @@ class AnalysisResult:
 
 
 class GradguardServer(LanguageServer):
+    # initializationOptions.commandLinks: the client opens `command:` links (the VS Code extension)
+    command_links = False
+
     def __init__(self) -> None:
         super().__init__(
             SERVER_NAME,
@@ -279,7 +286,9 @@ class GradguardServer(LanguageServer):
 
     def finding_to_diagnostic(self, uri: str, finding: Finding) -> types.Diagnostic:
         doc = self.store.get(uri) or TextDoc(uri, "", None)
-        return finding_to_diagnostic(finding, doc, self.encoding, self._tag_support(), self.config_for(uri))
+        return finding_to_diagnostic(
+            finding, doc, self.encoding, self._tag_support(), self.config_for(uri), self.command_links
+        )
 
     # -- helpers ------------------------------------------------------------------------------
     def _root_path(self) -> str | None:
@@ -405,7 +414,12 @@ class GradguardServer(LanguageServer):
         """Analyse the current text of a document or notebook (in the engine thread)."""
         settings = self.settings_for(key)
         snapshot = self._snapshot(key)
-        if snapshot is None or not settings.enable or not self.analysable(key):
+        if (
+            snapshot is None
+            or not settings.enable
+            or not self.analysable(key)
+            or self.projects.is_excluded(snapshot.path)
+        ):
             if snapshot is not None:
                 return AnalysisResult(snapshot, [])
             return None
@@ -559,7 +573,9 @@ class GradguardServer(LanguageServer):
         for extra in self._extras.get(uri, {}).values():
             findings.extend(extra)
         tags = self._tag_support()
-        diagnostics = [finding_to_diagnostic(f, doc, self.encoding, tags, config) for f in findings]
+        diagnostics = [
+            finding_to_diagnostic(f, doc, self.encoding, tags, config, self.command_links) for f in findings
+        ]
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics, version=doc.version)
         )
@@ -752,10 +768,11 @@ def initialize(ls: GradguardServer, params: types.InitializeParams) -> None:
     options = params.initialization_options
     if isinstance(options, dict):
         ls.workspace_trusted = options.get("workspaceTrusted") is True
+        ls.command_links = options.get("commandLinks") is True
         if "settings" in options:
             ls.set_settings(options.get("settings"))
         for key in options:
-            if key not in ("settings", "workspaceTrusted"):
+            if key not in ("settings", "workspaceTrusted", "commandLinks"):
                 ls.log_to_client(
                     f"gradguard: unknown initialization option {key!r} ignored", types.MessageType.Warning
                 )
@@ -781,7 +798,34 @@ def _has_running_loop() -> bool:
 @server.feature(types.INITIALIZED)
 async def initialized(ls: GradguardServer, params: types.InitializedParams) -> None:
     ls._loop, ls._loop_thread = asyncio.get_running_loop(), threading.get_ident()
+    await register_file_watchers(ls)
     await pull_configuration(ls)
+
+
+WATCHED_FILES = ["**/pyproject.toml"]
+
+
+async def register_file_watchers(ls: GradguardServer) -> bool:
+    """Ask the client to report changes of every pyproject.toml (their `[tool.gradguard]` applies
+    to the open files), as Ruff's server does; did_change_watched_files re-checks open files."""
+    if not ls._capability("workspace.did_change_watched_files.dynamic_registration"):
+        return False
+    registration = types.Registration(
+        id="gradguard-config-files",
+        method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+        register_options=types.DidChangeWatchedFilesRegistrationOptions(
+            watchers=[types.FileSystemWatcher(glob_pattern=glob) for glob in WATCHED_FILES]
+        ),
+    )
+    try:
+        await asyncio.wait_for(
+            ls.client_register_capability_async(types.RegistrationParams(registrations=[registration])),
+            timeout=10,
+        )
+    except Exception as exc:  # noqa: BLE001 - the client may refuse; saving the file still works
+        log.warning("registering the pyproject.toml watcher failed: %s", exc)
+        return False
+    return True
 
 
 async def pull_configuration(ls: GradguardServer) -> bool:
@@ -818,13 +862,7 @@ async def did_change_configuration(ls: GradguardServer, params: types.DidChangeC
     if pushed:
         ls.set_settings(settings["gradguard"])
     pulled = await pull_configuration(ls)
-    if (
-        not pushed
-        and not pulled
-        and isinstance(settings, dict)
-        and settings
-        and set(settings) <= {"enable", "select", "ignore", "severity", "lintOnChange", "debounceMs", "probe"}
-    ):
+    if not pushed and not pulled and isinstance(settings, dict) and settings and set(settings) <= KNOWN_KEYS:
         ls.set_settings(settings)  # some clients send the section's content directly
     ls.projects.invalidate()
     ls.reanalyse_all()
@@ -869,6 +907,7 @@ def did_change(ls: GradguardServer, params: types.DidChangeTextDocumentParams) -
     doc.version = params.text_document.version
     _sync_pygls_document(ls, doc)
     had_extras = bool(ls._extras.pop(uri, None))
+    _extras_after_change(ls, uri)
     settings = ls.settings_for(uri)
     if not settings.enable or not ls.analysable(uri):
         return
@@ -876,6 +915,16 @@ def did_change(ls: GradguardServer, params: types.DidChangeTextDocumentParams) -
         ls.schedule(uri)
     elif had_extras:
         ls._republish(uri)
+
+
+def _extras_after_change(ls: GradguardServer, uri: str) -> None:
+    """Extras that outlive an edit are set again by their owners (the probe keeps the results of
+    classes whose text did not change); the next publish shows them."""
+    for name, hook in getattr(ls, "extras_after_change", {}).items():
+        try:
+            hook(ls, uri)
+        except Exception:  # a broken hook must not stop the checks
+            log.exception("%s: keeping extra findings after a change failed", name)
 
 
 def _sync_pygls_document(ls: GradguardServer, doc: TextDoc) -> None:
@@ -961,6 +1010,7 @@ def notebook_did_change(ls: GradguardServer, params: types.DidChangeNotebookDocu
                 doc.apply_change(change, ls.encoding)
             doc.version = content.document.version
             ls._extras.pop(doc.uri, None)
+    _extras_after_change(ls, notebook.uri)
     settings = ls.settings_for(notebook.uri)
     if settings.enable and settings.lint_on_change:
         ls.schedule(notebook.uri)
@@ -1021,6 +1071,32 @@ def _suppress_edit(doc: TextDoc, finding: Finding, encoding: str) -> types.TextE
     return types.TextEdit(range=types.Range(pos, pos), new_text=text)
 
 
+def _suppress_file_edit(doc: TextDoc, code: str, encoding: str) -> types.TextEdit:
+    """Add the code to the file's `# gradguard: noqa: ...` line, or add that line at the top of
+    the file (after a shebang and an encoding declaration)."""
+    lines = [content_of(line) for line in doc.lines]
+    for index, body in enumerate(lines):
+        match = FILE_NOQA.match(body)
+        if match is not None and match.group("codes"):
+            pos = types.Position(*doc.client_position(index, match.end("codes"), encoding))
+            return types.TextEdit(range=types.Range(pos, pos), new_text=f", {code}")
+    index = 0
+    while (
+        index < len(lines)
+        and index < 2
+        and (
+            lines[index].startswith("#!")
+            or ("coding" in lines[index] and lines[index].lstrip().startswith("#"))
+        )
+    ):
+        index += 1
+    pos = types.Position(index, 0)
+    newline = "\n"
+    if doc.lines and doc.lines[0].endswith("\r\n"):
+        newline = "\r\n"
+    return types.TextEdit(range=types.Range(pos, pos), new_text=f"# gradguard: noqa: {code}{newline}")
+
+
 def _lazy_resolve_supported(ls: GradguardServer) -> bool:
     support = ls._capability("text_document.code_action.resolve_support")
     return bool(support and "edit" in (support.properties or []))
@@ -1057,6 +1133,8 @@ async def code_action(ls: GradguardServer, params: types.CodeActionParams):
     actions: list[types.CodeAction] = []
     quickfix = _kind_wanted(types.CodeActionKind.QuickFix, only)
     seen_codes: set[str] = set()
+    file_disabled: set[str] = set()
+    fix_all_diagnostics: list[types.Diagnostic] = []
     for index, finding in enumerate(findings):
         if not quickfix or not _overlaps(finding, start, end):
             continue
@@ -1098,6 +1176,19 @@ async def code_action(ls: GradguardServer, params: types.CodeActionParams):
                     edit=ls.workspace_edit({uri: [_suppress_edit(doc, finding, encoding)]}, {uri: version}),
                 )
             )
+            if finding.code not in file_disabled:
+                file_disabled.add(finding.code)
+                actions.append(
+                    types.CodeAction(
+                        title=f"Disable {finding.code} for this file",
+                        kind=types.CodeActionKind.QuickFix,
+                        diagnostics=[diagnostic],
+                        edit=ls.workspace_edit(
+                            {uri: [_suppress_file_edit(doc, finding.code, encoding)]}, {uri: version}
+                        ),
+                    )
+                )
+            fix_all_diagnostics.append(diagnostic)
         if finding.code not in seen_codes and rule_class(finding.code) is not None:
             seen_codes.add(finding.code)
             actions.append(
@@ -1112,19 +1203,30 @@ async def code_action(ls: GradguardServer, params: types.CodeActionParams):
                     ),
                 )
             )
-    if _kind_wanted(FIX_ALL_KIND, only) and any(f.fix is not None and f.fix.safe for f in findings):
+    has_safe_fix = any(f.fix is not None and f.fix.safe for f in findings)
+    # The same fix-all twice: as the source action (`editor.codeActionsOnSave`, "Source Action...")
+    # and in the Ctrl+. menu of a gradguard diagnostic, as ESLint and Ruff offer it.
+    fix_all_kinds = []
+    if has_safe_fix and fix_all_diagnostics:
+        fix_all_kinds.append((types.CodeActionKind.QuickFix, fix_all_diagnostics))
+    if has_safe_fix and _kind_wanted(FIX_ALL_KIND, only):
+        fix_all_kinds.append((FIX_ALL_KIND, None))
+    fix_all_edit = None
+    for kind, diagnostics in fix_all_kinds:
         action = types.CodeAction(
-            title="gradguard: fix all safely fixable problems",
-            kind=FIX_ALL_KIND,
+            title=FIX_ALL_TITLE,
+            kind=kind,
+            diagnostics=diagnostics,
             data={"uri": uri, "version": doc.version, "kind": "fixAll"},
         )
         if not lazy:
-            edits, count, versions = await ls.in_engine(ls.fix_all_edits, uri)
-            if count:
-                action.edit = ls.workspace_edit(edits, versions)
-                actions.append(action)
-        else:
-            actions.append(action)
+            if fix_all_edit is None:
+                edits, count, versions = await ls.in_engine(ls.fix_all_edits, uri)
+                fix_all_edit = ls.workspace_edit(edits, versions) if count else False
+            if not fix_all_edit:
+                continue
+            action.edit = fix_all_edit
+        actions.append(action)
     return actions or None
 
 
@@ -1179,11 +1281,8 @@ async def hover(ls: GradguardServer, params: types.HoverParams) -> types.Hover |
     for finding in findings:
         if _overlaps(finding, (line, column), (line, column)) and finding.code not in seen:
             seen.add(finding.code)
-            rule = rule_class(finding.code)
-            if rule is not None and finding.source == "gradguard":
-                parts.append(f"**{finding.message}**\n\n" + rule.full_explanation())
-            else:
-                parts.append(f"**{finding.code}** ({finding.source}): {finding.message}")
+            link = documentation.docs_link(finding.code, ls.command_links)
+            parts.append(documentation.finding_hover(finding, markdown, link))
             hit_range = lsp_range(
                 doc, finding.line, finding.column, finding.end_line, finding.end_column, ls.encoding
             )
@@ -1221,21 +1320,23 @@ def explain_rule(ls: GradguardServer, *args: Any) -> str:
 
 @server.command(CMD_SHOW_DOCS)
 async def show_documentation(ls: GradguardServer, *args: Any) -> bool:
+    """Opens the rule's explanation, a local markdown file, in the editor (the VS Code extension
+    shows it as a preview itself and never sends this command)."""
     rule = rule_class(str(args[0])) if args else None
     if rule is None:
         return False
-    if ls._capability("window.show_document"):
+    path = documentation.explanation_file(rule.code)
+    if path is not None and ls._capability("window.show_document"):
         try:
             result = await ls.window_show_document_async(
-                types.ShowDocumentParams(uri=rule.doc_url(), external=True)
+                types.ShowDocumentParams(uri=path.as_uri(), external=False, take_focus=True)
             )
             return bool(result and result.success)
         except Exception as exc:  # noqa: BLE001
             log.warning("showDocument failed: %s", exc)
+    where = str(path) if path is not None else f"gradguard explain {rule.code}"
     ls.window_show_message(
-        types.ShowMessageParams(
-            type=types.MessageType.Info, message=f"{rule.code} {rule.name}: {rule.doc_url()}"
-        )
+        types.ShowMessageParams(type=types.MessageType.Info, message=f"{rule.code} {rule.name}: {where}")
     )
     return True
 
@@ -1278,9 +1379,7 @@ async def fix_all(ls: GradguardServer, *args: Any) -> dict:
         return {"applied": False, "fixes": 0, "reason": "nothing to fix"}
     try:
         result = await ls.workspace_apply_edit_async(
-            types.ApplyWorkspaceEditParams(
-                edit=ls.workspace_edit(edits, versions), label="gradguard: fix all"
-            )
+            types.ApplyWorkspaceEditParams(edit=ls.workspace_edit(edits, versions), label=FIX_ALL_TITLE)
         )
     except Exception as exc:  # noqa: BLE001
         return {"applied": False, "fixes": 0, "reason": f"workspace/applyEdit failed: {exc}"}

@@ -9,11 +9,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradguard.engine.config import Config, ConfigError, find_pyproject, load_config, parse_codes
+from gradguard.engine.files import _matches
 from gradguard.engine.finding import Severity
 
 log = logging.getLogger(__name__)
 
-KNOWN_KEYS = {"enable", "select", "ignore", "severity", "lintOnChange", "debounceMs", "probe"}
+KNOWN_KEYS = {
+    "enable",
+    "select",
+    "ignore",
+    "severity",
+    "lintOnChange",
+    "debounceMs",
+    "probe",
+    "showSyntaxErrors",
+}
 DEFAULT_DEBOUNCE_MS = 150
 _SEVERITY_ALIASES = {"warn": "warning", "info": "information"}
 
@@ -28,6 +38,9 @@ class Settings:
     debounce_ms: int = DEFAULT_DEBOUNCE_MS
     probe_enable: bool = True
     probe_timeout: float = 20.0
+    # GG000 for a file that does not parse; editors whose Python support reports syntax errors
+    # already (VS Code with Pylance) turn it off, as Ruff's `showSyntaxErrors` does.
+    show_syntax_errors: bool = True
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -43,6 +56,7 @@ class Settings:
             "lintOnChange": self.lint_on_change,
             "debounceMs": self.debounce_ms,
             "probe": self.probe,
+            "showSyntaxErrors": self.show_syntax_errors,
         }
 
 
@@ -76,6 +90,12 @@ def parse_settings(raw: object) -> Settings:
     if not isinstance(lint_on_change, bool):
         problems.append(f"gradguard.lintOnChange: expected true or false, got {lint_on_change!r}; using true")
         lint_on_change = True
+    show_syntax_errors = raw.get("showSyntaxErrors", True)
+    if not isinstance(show_syntax_errors, bool):
+        problems.append(
+            f"gradguard.showSyntaxErrors: expected true or false, got {show_syntax_errors!r}; using true"
+        )
+        show_syntax_errors = True
     debounce = raw.get("debounceMs", DEFAULT_DEBOUNCE_MS)
     if isinstance(debounce, bool) or not isinstance(debounce, (int, float)) or not 0 <= debounce <= 60_000:
         problems.append(f"gradguard.debounceMs: expected milliseconds (0-60000), got {debounce!r}; using 150")
@@ -116,6 +136,7 @@ def parse_settings(raw: object) -> Settings:
         debounce_ms=int(debounce),
         probe_enable=probe_enable,
         probe_timeout=probe_timeout,
+        show_syntax_errors=show_syntax_errors,
         warnings=tuple(problems),
     )
 
@@ -151,11 +172,33 @@ class ProjectConfigs:
         self._cache[directory] = (now, config, origin)
         return config
 
+    def is_excluded(self, path: str) -> bool:
+        """Whether `exclude` of the nearest `[tool.gradguard]` matches the file (patterns relative
+        to that pyproject.toml's folder, as `gradguard check` applies them to directories): the
+        editor does not check excluded files, as Ruff's server does not."""
+        if not os.path.isabs(path):
+            return False
+        directory = os.path.dirname(path)
+        config = self.config_for(directory)
+        cached = self._cache.get(directory)
+        if not config.exclude or cached is None or not cached[2]:
+            return False
+        try:
+            rel = Path(path).resolve().relative_to(Path(cached[2]).resolve().parent)
+        except (OSError, ValueError):
+            return False
+        parts = rel.parts
+        return any(
+            _matches("/".join(parts[: i + 1]), parts[i], list(config.exclude)) for i in range(len(parts))
+        )
+
 
 def effective_config(project: Config, settings: Settings) -> Config:
-    """Editor settings over the project's: `select` replaces, `ignore` adds, `severity` merges."""
+    """Editor settings over the project's: `select` replaces, `ignore` adds, `severity` merges;
+    `showSyntaxErrors: false` ignores GG000."""
+    ignore = list(settings.ignore) + ([] if settings.show_syntax_errors else ["GG000"])
     return project.merged(
         select=list(settings.select) or None,
-        extend_ignore=list(settings.ignore) or None,
+        extend_ignore=ignore or None,
         severity=dict(settings.severity) or None,
     )

@@ -57,6 +57,8 @@ def text(findings: list[Finding], color: bool, notes: list[tuple[str, str]]) -> 
         code = paint(_COLORS.get(f.severity, ""), f.code)
         fixable = paint(_DIM, " [*]") if f.fix is not None and f.fix.safe else ""
         out.append(f"{where} {code} {f.message}{fixable}\n")
+        if f.detail:
+            out.append(f"    {f.detail}\n")
     for path, note in notes:
         out.append(paint(_DIM, f"{path}: {note}") + "\n")
     if findings:
@@ -71,9 +73,17 @@ def text(findings: list[Finding], color: bool, notes: list[tuple[str, str]]) -> 
     return "".join(out)
 
 
+def full_message(f: Finding) -> str:
+    """The short message followed by the detail, for outputs that show one text."""
+    if not f.detail:
+        return f.message
+    end = "" if f.message.rstrip().endswith((".", ":", "!", "?")) else "."
+    return f"{f.message.rstrip()}{end} {f.detail}"
+
+
 def _github(f: Finding) -> str:
     level = {"error": "error", "warning": "warning"}.get(f.severity.value, "notice")
-    message = f"{f.code} {f.message}".replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    message = f"{f.code} {full_message(f)}".replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     return (
         f"::{level} title=gradguard {f.code},file={f.path},line={f.line},col={f.column},"
         f"endLine={f.end_line},endColumn={f.end_column}::{message}\n"
@@ -101,7 +111,8 @@ def sarif(findings: list[Finding]) -> dict:
         result = {
             "ruleId": f.code,
             "level": _sarif_level(f.severity),
-            "message": {"text": f.message},
+            # SARIF: the text's first sentence is its summary, the rest the detail
+            "message": {"text": full_message(f)},
             "locations": [
                 {
                     "physicalLocation": {

@@ -50,6 +50,10 @@ class NoGradient(_ProbeCode):
     name = "no-gradient"
     summary = "A parameter gets no gradient (`.grad` is None or all zeros) after a real forward and backward."
     message = "Parameter gets no gradient"
+    why = (
+        "A parameter whose `.grad` is still `None` or all zeros after a real backward never learns: "
+        "an optimizer skips it or leaves it unchanged."
+    )
     severity = Severity.WARNING
     explanation = (
         textwrap.dedent(
@@ -86,6 +90,10 @@ class ProbeError(_ProbeCode):
     name = "probe-error"
     summary = "Building the target, its forward pass or its backward pass raised an exception."
     message = "The probe's run raised an exception"
+    why = (
+        "The probe ran the code with torch and it raised; the finding is on the deepest line of your "
+        "file in the traceback."
+    )
     severity = Severity.ERROR
     explanation = (
         textwrap.dedent(
@@ -129,7 +137,13 @@ class GradcheckMismatch(_ProbeCode):
     name = "gradcheck-mismatch"
     summary = "A custom `torch.autograd.Function`'s backward disagrees with finite differences."
     message = "backward() does not match the numerical gradient"
-    severity = Severity.ERROR
+    why = (
+        "Your `backward` disagrees with `torch.autograd.gradcheck`'s finite differences in float64, so "
+        "training uses wrong gradients for that input."
+    )
+    # silent wrong gradients; the report raises it to an error where PyTorch itself raises
+    # (a wrong number or shape of gradients)
+    severity = Severity.WARNING
     explanation = (
         textwrap.dedent(
             """

@@ -25,6 +25,11 @@ class TargetNote:
     line: int
     summary: str
     seconds: float | None = None
+    # for editors (the code lens shows the last result): the child's status ("ok", "error",
+    # "cannot-build", "mismatch", ...), trainable parameters checked and how many got no gradient
+    status: str | None = None
+    checked: int | None = None
+    without_gradient: int = 0
 
 
 @dataclass
@@ -265,7 +270,8 @@ def _stage_words(stage: str, target: Target, result: dict | None) -> str:
 
 def _add_result(report: ProbeReport, planned: FileTargets, target: Target, result: dict) -> None:
     status = result.get("status")
-    note = TargetNote(target.name, target.kind, target.line, "", result.get("seconds"))
+    note = TargetNote(target.name, target.kind, target.line, "", result.get("seconds"), status=status)
+    note.checked = result.get("checked")
     report.notes.append(note)
     reported = 0
     if status == "cannot-build":
@@ -311,6 +317,7 @@ def _add_result(report: ProbeReport, planned: FileTargets, target: Target, resul
     elif status in ("grad-count", "grad-shape", "mismatch"):
         report.findings.append(_gradcheck_finding(planned, target, result))
     note.summary = _summary(target, result, reported)
+    note.without_gradient = reported
 
 
 def _later_inplace_write(planned: FileTargets, line: int) -> tuple[int, str] | None:
@@ -645,7 +652,9 @@ def _gradcheck_finding(planned: FileTargets, target: Target, result: dict) -> Fi
             )
         else:
             text = f"gradcheck fails: {result.get('message', '')}"
-    return _finding(GradcheckMismatch, planned, _site_node_range(planned, node), text)
+    # a wrong number or shape of gradients makes PyTorch raise; wrong values train silently
+    severity = Severity.ERROR if status in ("grad-count", "grad-shape") else None
+    return _finding(GradcheckMismatch, planned, _site_node_range(planned, node), text, severity)
 
 
 # -- crashes -------------------------------------------------------------------------------------------

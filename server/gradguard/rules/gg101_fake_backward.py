@@ -146,6 +146,10 @@ class FakeBackward(Rule):
     needs_class = "module"  # starts from unit.module_classes() only
     name = "fake-backward"
     summary = "A `backward` method on an `nn.Module`: autograd never calls it."
+    why = (
+        "Autograd never calls a `backward` method on an `nn.Module`: `loss.backward()` differentiates what "
+        "`forward` recorded, so this method is dead code."
+    )
     message = (
         "`{method}` is never called by autograd: `loss.backward()` differentiates the operations "
         "`forward` ran, and declared nn.Parameters already get their gradients from that"

@@ -22,6 +22,10 @@ class ManualGradAssignment(Rule):
     needs_class = "module"  # starts from unit.module_classes() only
     name = "manual-grad-assignment"
     summary = "A parameter's `.grad` assigned by hand inside a module: autograd already computes it."
+    why = (
+        "`loss.backward()` already stores each parameter's gradient in `.grad`: a value assigned before it "
+        "gets autograd's gradient added on top, one assigned after it replaces the correct gradient."
+    )
     message = (
         "Hand-computed gradient assigned to `{target}`: "
         "autograd already computes it in `loss.backward()`{where}"

@@ -6,8 +6,6 @@ import ast
 import re
 from collections.abc import Iterator
 
-from gradguard.engine.queries import node_text
-from gradguard.engine.semantic import is_param_free_layer
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import nn_name, replace_node
 from gradguard.engine.index import (
@@ -19,7 +17,9 @@ from gradguard.engine.index import (
     self_name,
     walk,
 )
+from gradguard.engine.queries import node_text
 from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.semantic import is_param_free_layer
 
 # `requires_grad`, a container display/comprehension, or a container being filled
 _CANDIDATE_TEXT = re.compile(
@@ -38,6 +38,10 @@ class UnregisteredParameter(Rule):
     summary = (
         "A tensor with `requires_grad=True`, or a Python list/dict of layers or parameters, stored on a "
         "module in `__init__`: `nn.Module` does not register it."
+    )
+    why = (
+        "`nn.Module` registers only parameters, modules and buffers: a plain tensor or a Python list of "
+        "layers is missing from `model.parameters()` and `state_dict()`, so the optimizer never updates it."
     )
     message = "`self.{attr}` is not registered with the module"
     explanation = """

@@ -6,9 +6,9 @@ import ast
 import re
 from collections.abc import Iterator
 
-from gradguard.engine.queries import node_text
 from gradguard.engine.finding import Finding
 from gradguard.engine.index import Unit, is_false, keyword, self_attribute, self_name, walk
+from gradguard.engine.queries import node_text
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 # torch.nn layers that own parameters (by default).
@@ -63,6 +63,10 @@ class ParameterCreatedInForward(Rule):
     needs_class = "module"  # starts from unit.module_classes() only
     name = "parameter-created-in-forward"
     summary = "A layer with weights or an `nn.Parameter` is constructed inside `forward`."
+    why = (
+        "A layer built inside `forward` gets fresh random weights on every call and is not among the "
+        "parameters the optimizer updates, so that part of the model never learns."
+    )
     message = "`{ctor}` is created inside `forward`: new random weights on every call, never trained"
     explanation = """
     Constructing `nn.Linear(...)`, `nn.Conv2d(...)`, `nn.LayerNorm(...)`,

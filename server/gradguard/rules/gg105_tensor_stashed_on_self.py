@@ -51,6 +51,10 @@ class TensorStashedOnSelf(Rule):
     summary = (
         "A tensor from `forward` stored on `self` for a hand-written `backward` that autograd never calls."
     )
+    why = (
+        "Autograd never calls the module's `backward` and already saves what its own formulas need; the "
+        "attribute only keeps the batch's tensor (and its graph) alive until the next call."
+    )
     message = (
         "`self.{attr}` keeps a tensor from `forward` for `{method}`, which autograd never calls; "
         "it stays referenced (with the graph that produced it) until the next forward"
@@ -75,7 +79,7 @@ class TensorStashedOnSelf(Rule):
     auxiliary loss (`self.aux_loss = ...`) or attention maps for the training loop,
     caching non-tensors (`self.step += 1`, shapes, flags) and detached copies are fine.
     """
-    severity = Severity.WARNING
+    severity = Severity.INFORMATION
 
     VALID = [
         Valid(

@@ -18,8 +18,8 @@ from gradguard.engine.index import (
 from gradguard.engine.inplace import LEAF, LEAF_ERROR, describe_inplace, writes
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.queries import describe, flows, in_forward, switches_requires_grad_off
-from gradguard.engine.values import PARAMETER
 from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.values import PARAMETER
 
 # In-place methods whose out-of-place twin takes the same arguments.
 _OUT_OF_PLACE = {
@@ -76,6 +76,10 @@ class InplaceOnParameter(Rule):
     needs_class = "module"  # starts from unit.module_classes() only
     name = "inplace-on-parameter"
     summary = "In-place change of an `nn.Parameter` in `forward`: PyTorch raises the leaf in-place error."
+    why = (
+        "Parameters are leaf tensors that require grad: changing one in place while gradients are enabled "
+        'raises "a leaf Variable that requires grad is being used in an in-place operation".'
+    )
     message = (
         "In-place {what} on {kind} `{target}` in `{method}`: PyTorch raises "
         '"{error}" whenever this runs with gradients enabled{hint}'

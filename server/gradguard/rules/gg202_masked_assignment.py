@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from typing import Iterator
 
-from gradguard.engine.finding import Applicability, Finding
+from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import masked_write_rewrite, replace_node
 from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.inplace import OTHER, SAVED, callers_tensor, local_tensor, saved_op_text, writes
@@ -13,11 +13,16 @@ from gradguard.engine.queries import calls_backward
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 
-
 class MaskedAssignment(Rule):
     code = "GG202"
     name = "masked-assignment"
     summary = "Masked in-place assignment (`x[x < 0] = 0`) on a tensor that autograd tracks."
+    why = (
+        "Writing in place into a tensor that autograd saved for backward, or into a leaf that requires grad, "
+        "makes PyTorch raise; `torch.relu`, `clamp`, `masked_fill` or `torch.where` compute the same values "
+        "out of place."
+    )
+    severity = Severity.ERROR
     message = "In-place masked assignment to `{name}`; use an out-of-place `{suggestion}`"  # docs only
     _SAVED = (
         "In-place masked assignment to `{name}`, the output of `{op}` that autograd saved for backward: "

@@ -10,8 +10,8 @@ from gradguard.engine.fixes import alone_on_its_lines, next_statement, torch_nam
 from gradguard.engine.index import Unit
 from gradguard.engine.inplace import LEAF, describe_inplace, writes
 from gradguard.engine.queries import describe, switches_requires_grad_off
-from gradguard.engine.values import PARAMETER
 from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.values import PARAMETER
 from gradguard.rules.gg201_inplace_on_parameter import _OPERATORS, _OUT_OF_PLACE
 
 # Re-initialisations: wrapping them in no_grad is exactly what anyone means.
@@ -27,6 +27,10 @@ class InplaceOnLeaf(Rule):
     triggers = ("requires_grad", "Parameter", "parameters", "weight", "bias", "Variable")  # = _LEAF_WORDS
     name = "inplace-on-leaf"
     summary = "In-place change of a `requires_grad=True` tensor: PyTorch raises the leaf in-place error."
+    why = (
+        "A tensor created with `requires_grad=True` is a leaf: changing it in place while gradients are "
+        'enabled raises "a leaf Variable that requires grad is being used in an in-place operation".'
+    )
     message = (
         "In-place {what} on `{name}`, {origin} (line {line}): PyTorch raises "
         '"{error}"; to update the leaf, do it under `with torch.no_grad():`; '

@@ -6,11 +6,11 @@ import ast
 import re
 from collections.abc import Iterator
 
-from gradguard.engine.inplace import MULTI_VIEW, SAVED, saved_op_text, writes
-from gradguard.engine.queries import calls_backward, describe
-from gradguard.engine.finding import Applicability, Finding
+from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import replace_node
 from gradguard.engine.index import ModuleContext, Unit
+from gradguard.engine.inplace import MULTI_VIEW, SAVED, saved_op_text, writes
+from gradguard.engine.queries import calls_backward, describe
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 # in-place method -> out-of-place method with the same arguments
@@ -80,6 +80,12 @@ class InplaceOnSavedOutput(Rule):
     summary = (
         "In-place op on the output of `sigmoid`/`tanh`/`exp`/`softmax`/`relu`/..., which backward needs."
     )
+    why = (
+        "An op that saved a tensor for backward (the output of `sigmoid`, `tanh`, `exp`, `softmax`, ...) "
+        'needs it unchanged: modifying it in place makes backward raise "one of the variables needed for '
+        'gradient computation has been modified by an inplace operation".'
+    )
+    severity = Severity.ERROR
     message = "In-place write into `{name}`, the output of `{op}` that backward needs"
     explanation = """
     Some ops compute their gradient from their own *output*, so autograd saves the

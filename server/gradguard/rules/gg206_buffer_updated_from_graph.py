@@ -23,6 +23,10 @@ class BufferUpdatedFromGraph(Rule):
     triggers = ("running", "register_buffer", "buffer", "BatchNorm", "Norm")
     summary = "A registered buffer updated from values that require grad: the buffer keeps their graph."
     message = "Buffer `{name}` is updated from values that require grad: it keeps their autograd graph"
+    why = (
+        "The update is recorded in the autograd graph, so the buffer holds every step's graph: memory grows, "
+        "`copy.deepcopy(model)` fails, and a later backward through it raises."
+    )
     explanation = """
     Buffers (`register_buffer`, the running statistics of a norm layer) hold state that
     is not trained. Updating one from values that require grad —

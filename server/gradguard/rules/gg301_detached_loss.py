@@ -6,11 +6,11 @@ import ast
 import re
 from collections.abc import Iterator
 
-from gradguard.engine.queries import backward_events, dead_terms, describe, scope_text, unit_contains
-from gradguard.engine.values import DATA, DETACH, ITEM, NUMPY_CUT, REWRAP
 from gradguard.engine.finding import Finding
 from gradguard.engine.index import ModuleContext, Unit, keyword
+from gradguard.engine.queries import backward_events, dead_terms, describe, scope_text, unit_contains
 from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.values import DATA, DETACH, ITEM, NUMPY_CUT, REWRAP
 
 _CUT_TEXT = re.compile(r"detach|\.data\b|\.item\(|\.tolist\(|\.numpy\(|tensor\(|float\(|from_numpy")
 
@@ -19,6 +19,10 @@ class DetachedLoss(Rule):
     code = "GG301"
     name = "detached-loss"
     summary = "The loss (or `forward`'s output) is computed only from values cut from the graph."
+    why = (
+        "A value from `.detach()`, `.item()`, `.data` and the like is not tracked by autograd, so a loss "
+        "computed only from it sends no gradient to the model."
+    )
     message = "`{cut}` cuts the graph, and `{loss}` reaches the model only through it"
     explanation = """
     `.detach()`, `.data`, `.item()`, `.tolist()`, `.numpy()`, `float(...)`, and copying a

@@ -5,11 +5,11 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from gradguard.engine.queries import backward_events, describe
-from gradguard.engine.values import NO_GRAD
-from gradguard.engine.finding import Finding
+from gradguard.engine.finding import Finding, Severity
 from gradguard.engine.index import Unit
+from gradguard.engine.queries import backward_events, describe
 from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.values import NO_GRAD
 
 
 class BackwardUnderNoGrad(Rule):
@@ -17,6 +17,11 @@ class BackwardUnderNoGrad(Rule):
     triggers = (".backward(",)  # only looks at backward_calls()
     name = "backward-under-no-grad"
     summary = "`.backward()` on a loss that was computed under `torch.no_grad()` / `inference_mode()`."
+    why = (
+        "Under `torch.no_grad()` autograd records nothing, so `.backward()` on a loss computed there raises "
+        '"element 0 of tensors does not require grad and does not have a grad_fn".'
+    )
+    severity = Severity.ERROR
     message = "`{loss}` was computed under `{context}`; it does not require grad"
     explanation = """
     Inside `with torch.no_grad():` (and `torch.inference_mode()`,

@@ -19,6 +19,10 @@ class NonDifferentiableOp(Rule):
     triggers = (".backward(",)  # only looks at backward_calls()
     name = "non-differentiable-op"
     summary = "The backpropagated loss depends on the model only through a non-differentiable op."
+    why = (
+        "`argmax`, comparisons and integer casts have no gradient, and `round`/`floor`/`sign` have a zero "
+        "one: a loss that reaches the model only through them cannot train it."
+    )
     message = "`{op}` has no useful gradient, and the loss reaches the model only through it"
     explanation = """
     Some ops have no gradient, or a gradient that is zero everywhere it exists:

@@ -6,9 +6,9 @@ import ast
 import re
 from collections.abc import Iterator
 
-from gradguard.engine.queries import unit_text
 from gradguard.engine.finding import Applicability, Finding, TextEdit
 from gradguard.engine.index import ModuleContext, Unit
+from gradguard.engine.queries import unit_text
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 TYPOS = frozenset(
@@ -38,6 +38,10 @@ class RequiresGradTypo(Rule):
     triggers = ("req",)  # every typo starts with it; `may_fire` then runs its own pre-check
     name = "requires-grad-typo"
     summary = "Misspelled `requires_grad` (`require_grad`, `requires_grads`, `requiresGrad`, ...)."
+    why = (
+        "A misspelled `requires_grad` either silently creates a new attribute (the real flag does not change)"
+        " or raises a `TypeError` or `AttributeError`."
+    )
     message = "`{typo}` is not `requires_grad`"
     explanation = """
     The attribute and keyword are spelled `requires_grad`. A misspelling fails in

@@ -10,8 +10,8 @@ from gradguard.engine.fixes import replace_node, torch_name
 from gradguard.engine.index import Unit, keyword
 from gradguard.engine.interpreter import DTYPES, REWRAP_CALL
 from gradguard.engine.queries import describe, flows
-from gradguard.engine.values import BOOL, BUFFER, FLOAT, INT, LIST, PARAMETER, TENSOR, TUPLE, YES, element_of
 from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.values import BOOL, BUFFER, FLOAT, INT, LIST, PARAMETER, TENSOR, TUPLE, YES, element_of
 
 _SINGLE = {"torch.tensor"}  # torch.as_tensor(t) / torch.Tensor(t) return t itself (graph kept)
 _LISTS = {"torch.tensor", "torch.as_tensor", "torch.Tensor", "torch.FloatTensor"}
@@ -26,6 +26,10 @@ class TensorRewrap(Rule):
     triggers = ("tensor(", "Tensor(")  # its own pre-check
     name = "tensor-rewrap"
     summary = "`torch.tensor(...)` copies tensors that autograd tracks into a new tensor without history."
+    why = (
+        "`torch.tensor(...)` copies its data into a new leaf tensor without history, so no gradient flows "
+        "back through the copy to the tensors it was made from."
+    )
     message = "`{call}` copies tracked tensors into a new tensor that does not require grad"
     explanation = """
     `torch.tensor(data)` always copies `data` into a brand-new leaf tensor with

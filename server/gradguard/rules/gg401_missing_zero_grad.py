@@ -27,6 +27,10 @@ class MissingZeroGrad(Rule):
     summary = (
         "A training loop calls `backward()` and `optimizer.step()` every iteration but never `zero_grad()`."
     )
+    why = (
+        "`loss.backward()` adds to `.grad` instead of overwriting it: without `zero_grad()` every step uses "
+        "the sum of all the gradients so far."
+    )
     message = (
         "Gradients are never cleared in this loop: each `backward()` adds to the `.grad` left by earlier "
         "iterations, so `{optimizer}.step()` applies the sum of all gradients so far; call "

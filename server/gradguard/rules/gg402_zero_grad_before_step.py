@@ -17,6 +17,10 @@ class ZeroGradBeforeStep(Rule):
     triggers = ("backward",)  # only looks at training_loops()
     name = "zero-grad-before-step"
     summary = "`optimizer.zero_grad()` runs after `backward()` but before `optimizer.step()`."
+    why = (
+        "`zero_grad()` between `backward()` and `step()` throws this iteration's gradients away: with the "
+        "default `set_to_none=True` the step skips every parameter and the model does not learn."
+    )
     message = (
         "`{call}` clears the gradients that `backward()` just computed, before `{optimizer}.step()` "
         "uses them: the step does not see this iteration's gradients; call it before `backward()`"

@@ -17,6 +17,10 @@ class StepBeforeBackward(Rule):
     triggers = ("backward",)  # only looks at training_loops()
     name = "step-before-backward"
     summary = "`optimizer.step()` is called before `loss.backward()` in the same iteration."
+    why = (
+        "`optimizer.step()` uses `.grad` as it is when the step runs, so a step before `backward()` applies "
+        "the previous iteration's gradients (or none at all)."
+    )
     message = (
         "`{optimizer}.step()` runs before `backward()` in this iteration, so it cannot use this "
         "iteration's gradients; call `backward()` first"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from gradguard.engine.finding import Applicability, Finding, TextEdit
+from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.index import Unit, keyword, position
 from gradguard.engine.loops import enclosing_loop
 from gradguard.engine.queries import backward_events, trained_roots, unit_contains
-from gradguard.engine.values import YES
 from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.values import YES
 
 _ERROR = "Trying to backward through the graph a second time"
 
@@ -22,6 +22,11 @@ class BackwardTwice(Rule):
     summary = (
         "A second `backward()` through (part of) a graph whose saved tensors the first `backward()` freed."
     )
+    why = (
+        "The first `backward()` frees the tensors the graph saved, so a second one through the same part of "
+        'the graph raises "Trying to backward through the graph a second time".'
+    )
+    severity = Severity.ERROR
     message = (
         "`{second}` backpropagates again through `{shared}`, whose graph `{first}` already freed: "
         f'PyTorch raises "{_ERROR}". Pass `retain_graph=True` to the first call, or call `backward()` '

@@ -42,6 +42,10 @@ class LossAccumulatedWithGraph(Rule):
     triggers = ("backward",)  # its own pre-check (which also needs "+=")
     name = "loss-accumulated-with-graph"
     summary = "A running total accumulates a loss tensor that is still attached to its autograd graph."
+    why = (
+        "A loss tensor still references its autograd graph: adding it to a running total keeps every "
+        "iteration's graph alive, so memory use grows every step."
+    )
     message = (
         "`{target} += {loss}` adds the loss tensor itself, so `{target}` stays attached to the autograd "
         "graph of every iteration and memory grows with each step; accumulate `{loss}.item()`"

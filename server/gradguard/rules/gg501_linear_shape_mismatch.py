@@ -5,9 +5,9 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from gradguard.engine.queries import unit_text
-from gradguard.engine.finding import Finding
+from gradguard.engine.finding import Finding, Severity
 from gradguard.engine.index import Unit, keyword, self_attribute, self_name
+from gradguard.engine.queries import unit_text
 from gradguard.engine.rule import Invalid, Rule, Valid
 from gradguard.engine.shapes import bindings, calls_by_attr, inference, nn_bound_names
 
@@ -20,6 +20,11 @@ class LinearShapeMismatch(Rule):
     triggers = ("Linear",)  # its own pre-check
     name = "linear-shape-mismatch"
     summary = "A tensor whose statically known last dimension differs from the `in_features` of the `nn.Linear` it feeds."
+    why = (
+        "`nn.Linear` multiplies the last dimension of its input by its weight, so an input whose last "
+        'dimension is not `in_features` raises "mat1 and mat2 shapes cannot be multiplied".'
+    )
+    severity = Severity.ERROR
     message = (
         "`{producer}` gives a last dimension of {got}, but `{layer}` is `nn.Linear({expected}, ...)`: the call "
         'raises "mat1 and mat2 shapes cannot be multiplied (...x{got} and {expected}x{out})"'

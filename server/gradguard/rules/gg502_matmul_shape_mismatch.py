@@ -6,9 +6,9 @@ import ast
 import math
 from collections.abc import Iterator
 
-from gradguard.engine.queries import unit_text
 from gradguard.engine.finding import Finding, Severity
 from gradguard.engine.index import ModuleContext, Unit, statement_start_line
+from gradguard.engine.queries import unit_text
 from gradguard.engine.rule import Invalid, Rule, Valid
 from gradguard.engine.shapes import calls_by_attr, inference, matmul_mismatch
 
@@ -19,6 +19,10 @@ class MatmulShapeMismatch(Rule):
     code = "GG502"
     name = "matmul-shape-mismatch"
     summary = "`@`/`matmul`/`mm`/`bmm` on tensors whose constant shapes have different inner dimensions."
+    why = (
+        "A matrix product needs the left operand's last dimension to equal the right operand's second-to-last"
+        " one; with these constant shapes the call always raises."
+    )
     message = "`{op}` multiplies shapes {left} and {right}: the inner dimensions {a} and {b} differ, so PyTorch raises {error}"
     explanation = """
     A matrix product needs the last dimension of the left operand to equal the

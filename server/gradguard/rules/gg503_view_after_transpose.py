@@ -6,9 +6,9 @@ import ast
 import math
 from collections.abc import Iterator
 
-from gradguard.engine.queries import unit_text
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.index import Unit
+from gradguard.engine.queries import unit_text
 from gradguard.engine.rule import Invalid, Rule, Valid
 from gradguard.engine.shapes import bindings, calls_by_attr, inference, resolve_view
 
@@ -21,6 +21,10 @@ class ViewAfterTranspose(Rule):
     name = "view-after-transpose"
     summary = (
         "`.view()` on the result of `transpose`/`t`/`permute`/`.T`/`.mT` that merges the swapped dimensions."
+    )
+    why = (
+        "After `transpose`/`permute` the memory is not laid out for the merged shape, so `.view()` raises; "
+        "`.reshape()` gives the same values and gradients."
     )
     message = (
         "`.view(...)` merges dimensions that `{op}` made non-contiguous: PyTorch raises "

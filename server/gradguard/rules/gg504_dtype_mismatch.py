@@ -5,10 +5,10 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from gradguard.engine.queries import unit_text
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import replace_node
 from gradguard.engine.index import ModuleContext, Unit, dotted_name, self_attribute, self_name
+from gradguard.engine.queries import unit_text
 from gradguard.engine.rule import Invalid, Rule, Valid
 from gradguard.engine.shapes import F32, F64, bindings, calls_by_attr, inference, nn_bound_names
 
@@ -29,6 +29,10 @@ class DtypeMismatch(Rule):
     code = "GG504"
     name = "dtype-mismatch"
     summary = "A float64 tensor fed to a float32 layer, or multiplied with a float32 tensor."
+    why = (
+        "Layers and matrix products do not promote dtypes: a float64 input meeting float32 weights raises "
+        '"mat1 and mat2 must have the same dtype".'
+    )
     message = "`{arg}` is float64 but `{callee}` has float32 weights: PyTorch raises {error}; convert it with `.float()`"
     matmul_message = (
         "`{op}` multiplies a float64 and a float32 tensor: PyTorch raises "

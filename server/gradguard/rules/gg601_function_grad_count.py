@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from gradguard.engine.finding import Finding
+from gradguard.engine.finding import Finding, Severity
 from gradguard.engine.index import Unit
 from gradguard.engine.rule import Invalid, Rule, Valid
 
@@ -52,6 +52,11 @@ class FunctionGradCount(Rule):
     needs_class = "function"  # starts from unit.function_classes() only
     name = "function-grad-count"
     summary = "A custom `torch.autograd.Function`'s `backward` returns a different number of values than `forward` has inputs."
+    why = (
+        "`backward` must return one gradient (or `None`) per argument of `forward`; any other count makes the"
+        ' backward pass raise "returned an incorrect number of gradients".'
+    )
+    severity = Severity.ERROR
     message = (
         "`{cls}.backward` returns {got} value(s) but `forward` takes {expected} input(s) after `ctx`: PyTorch "
         'raises "function {cls}Backward returned an incorrect number of gradients (expected {expected}, got {got})"'

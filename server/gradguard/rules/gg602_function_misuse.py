@@ -17,6 +17,10 @@ class FunctionMisuse(Rule):
     code = "GG602"
     name = "function-misuse"
     summary = "A `torch.autograd.Function` with non-static `forward`/`backward`, or called as `Fn()(x)` / `Fn.forward(...)` instead of `Fn.apply(x)`."
+    why = (
+        "A `torch.autograd.Function` is used through `Fn.apply(...)` with static `forward` and `backward`: "
+        "calling an instance raises, and calling `forward` directly bypasses your `backward`."
+    )
     message = "Use `{cls}.apply(...)`"
     instance_message = (
         "`{cls}()(...)` calls an instance of an autograd Function: PyTorch raises "

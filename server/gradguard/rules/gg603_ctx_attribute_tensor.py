@@ -76,6 +76,10 @@ class CtxAttributeTensor(Rule):
     needs_class = "function"  # starts from unit.function_classes() only
     name = "ctx-attribute-tensor"
     summary = "An input or output tensor of a custom autograd Function is stored on `ctx` instead of `ctx.save_for_backward`."
+    why = (
+        "A tensor kept as a `ctx` attribute escapes autograd's in-place check (backward silently uses "
+        "modified values), and an output stored there leaks memory; `ctx.save_for_backward` does neither."
+    )
     message = (
         "`{ctx}.{attr} = {value}` stores the {role} tensor on ctx: autograd cannot check it for in-place "
         "changes (backward silently uses the modified values){leak}; use `{ctx}.save_for_backward({value})` "
