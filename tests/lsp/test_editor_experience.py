@@ -145,7 +145,7 @@ async def test_hover_is_short_and_does_not_repeat_the_message(client: LanguageCl
     assert len(text) <= 600, (len(text), text)
     assert diag.message not in text  # the editor shows the message right above the hover
     assert rule_class("GG202").short_why() in text
-    assert "Quick fix: Replace with `masked_fill`" in text
+    assert "Quick fix: Replace with `y.masked_fill(...)`" in text
     assert "```" not in text  # no code examples
     if client.kind == "vscode":  # type: ignore[attr-defined]
         assert "[Full explanation](command:gradguard.showDocumentation?%5B%22GG202%22%5D)" in text
