@@ -463,6 +463,8 @@ def _render(p: tuple | None, py: bool) -> str:
     pieces: list[str] = []
     for i, (m, c) in enumerate(nonconst + ([((), const)] if const else [])):
         body = _render_mono(m, abs(c), py)
+        if c < 0 and any(isinstance(atom, _Floor) for atom, _ in m):
+            body = f"({body})"  # -(a//2), not (-a)//2
         if i == 0:
             pieces.append(("-" if c < 0 else "") + body)
         else:
