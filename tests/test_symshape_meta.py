@@ -205,6 +205,8 @@ def to_torch(v: Any, env: dict, device: str) -> Any:
             return torch.zeros(size, dtype=torch.long, device=device)
         if v.dtype == "bool":
             return torch.ones(size, dtype=torch.bool, device=device)
+        if v.dtype == "complex":
+            return torch.zeros(size, dtype=torch.complex64, device=device)
         if v.dtype == "prob":
             return torch.full(size, 0.5, device=device)
         return torch.empty(size, device=device) if device == "meta" else torch.randn(size, device=device)
@@ -1603,6 +1605,19 @@ def op_cases() -> Iterator[Case]:
         "Padding length should be less than or equal to two times the input dimension but got padding length 6 and input of dimension 2",
         True,
     )
+    yield F("torch.nn.functional.affine_grid", T(b, 2, 3), (b, c, h, w), align_corners=False)
+    yield F("torch.nn.functional.affine_grid", T(b, 3, 4), [b, c, d, h, w], align_corners=False)
+    yield F("torch.nn.functional.affine_grid", T(4, 3, 3), (4, 1, 28, 28), align_corners=False).raises(
+        "Expected a batch of 2D affine matrices of shape Nx2x3 for size",
+        True,
+    )
+    yield F("torch.nn.functional.grid_sample", T(b, c, h, w), T(b, 5, 7, 2), align_corners=False)
+    yield F("torch.nn.functional.grid_sample", T(b, c, d, h, w), T(b, 2, 5, 7, 3), align_corners=False)
+    yield F("torch.view_as_complex", T(b, t, 4, 2))
+    yield F("torch.view_as_real", T(b, t, 4, dtype="complex"))
+    yield F("torch.polar", T(t, c), T(t, c))
+    yield F("torch.polar", T(t, 1), T(c))
+    yield F("torch.view_as_complex", T(3, 4)).raises("Tensor must have a last dimension of size 2", True)
     yield F("torch.nn.functional.embedding", T(b, t, dtype="long"), T(10, c))
     yield F("torch.nn.functional.one_hot", T(b, t, dtype="long"), 5).cpu()
     yield F("torch.nn.functional.pixel_shuffle", T(b, 4 * c, h, w), 2)

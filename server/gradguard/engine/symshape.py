@@ -4418,3 +4418,52 @@ for _fname, _fsig in {
     "binary_cross_entropy_with_logits": f"target, weight=None, {_LOSS_KW}, pos_weight=None",
 }.items():
     _op(f"F.{_fname}", _fsig)(partial(_f_loss_op, _fname))
+
+
+@_op(
+    "F.affine_grid",
+    "size, align_corners=None",
+)
+def _o_affine_grid(theta: Shape, a: dict) -> Any:
+    size = _sizes((a["size"],))
+    if size is None or len(size) not in (4, 5):
+        raise _Unknown
+    spatial = 2 if len(size) == 4 else 3
+    want = Shape((size[0], spatial, spatial + 1))
+    if theta.exact and same_shape(theta, want) is False:
+        kind = "2D" if spatial == 2 else "3D"
+        return _err(
+            # torch prints `size` as the caller passed it (tuple or torch.Size): only the start is certain
+            f"Expected a batch of {kind} affine matrices of shape Nx{spatial}x{spatial + 1} for size",
+            "ValueError",
+        )
+    return Shape((size[0], *size[2:], spatial))
+
+
+@_op("F.grid_sample", "grid, mode='bilinear', padding_mode='zeros', align_corners=None")
+def _o_grid_sample(x: Shape, a: dict) -> Any:
+    grid = _as_shape(a["grid"])
+    if not (x.exact and grid.exact) or len(x.dims) not in (4, 5) or len(grid.dims) != len(x.dims):
+        raise _Unknown
+    if same(grid.dims[0], x.dims[0]) is False or same(grid.dims[-1], len(x.dims) - 2) is False:
+        raise _Unknown
+    return Shape((x.dims[0], x.dims[1], *grid.dims[1:-1]))
+
+
+@_op("torch.view_as_complex", "")
+def _o_view_as_complex(x: Shape, a: dict) -> Any:
+    if x.exact and (not x.dims or same(x.dims[-1], 2) is False):
+        return _err("Tensor must have a last dimension of size 2")
+    if not x.dims:
+        raise _Unknown
+    return Shape(x.dims[:-1], x.exact)
+
+
+@_op("torch.view_as_real", "")
+def _o_view_as_real(x: Shape, a: dict) -> Any:
+    return _join(x, [2])
+
+
+@_op("torch.polar torch.complex", "other, *, out=None")
+def _o_polar(x: Shape, a: dict) -> Any:
+    return broadcast(x, _as_shape(a["other"]))
