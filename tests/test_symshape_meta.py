@@ -32,6 +32,16 @@ from gradguard.engine.symshape import Dim, Mask, Repeated, Shape, ShapeError, sy
 
 pytestmark = pytest.mark.torch
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread is much faster than two fighting over a loaded machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 b, c, h, w, t, d, n, k = (sym(name) for name in ("b", "c", "h", "w", "t", "d", "n", "k"))
 _VALUES = {
     "b": (2, 3),

@@ -37,7 +37,9 @@ class Attention(nn.Module):
         queries = queries.view(bsz, seq_len, self.n_heads, self.head_dim).transpose(1, 2)
         keys = keys.view(bsz, seq_len, self.n_heads, self.head_dim).transpose(1, 2)
         values = values.view(bsz, seq_len, self.n_heads, self.head_dim).transpose(1, 2)
-        output = F.scaled_dot_product_attention(queries, keys, values, None, self.dropout_p if self.training else 0)
+        output = F.scaled_dot_product_attention(
+            queries, keys, values, None, self.dropout_p if self.training else 0
+        )
         output = output.transpose(1, 2).contiguous().view(bsz, seq_len, -1)
         return self.resid_dropout(self.wo(output))
 

@@ -51,7 +51,9 @@ class GraphAttentionLayer(nn.Module):
 
 # gradguard: probe GAT(24, 16, 4, 7, concat=True) input=[(10, 24), (10, 10)]
 class GAT(nn.Module):
-    def __init__(self, in_features, n_hidden, n_heads, num_classes, concat=False, dropout=0.4, leaky_relu_slope=0.2):
+    def __init__(
+        self, in_features, n_hidden, n_heads, num_classes, concat=False, dropout=0.4, leaky_relu_slope=0.2
+    ):
         super().__init__()
         self.gat1 = GraphAttentionLayer(in_features, n_hidden, n_heads, concat, dropout, leaky_relu_slope)
         self.gat2 = GraphAttentionLayer(n_hidden, num_classes, 1, False, dropout, leaky_relu_slope)

@@ -53,10 +53,16 @@ class MixerBlock(nn.Module):
 
 # gradguard: probe MlpMixer(num_classes=10, img_size=32, patch_size=4, num_blocks=2, embed_dim=48) input=(2, 3, 32, 32)
 class MlpMixer(nn.Module):
-    def __init__(self, num_classes=1000, img_size=224, in_chans=3, patch_size=16, num_blocks=8, embed_dim=512):
+    def __init__(
+        self, num_classes=1000, img_size=224, in_chans=3, patch_size=16, num_blocks=8, embed_dim=512
+    ):
         super().__init__()
-        self.stem = PatchEmbed(img_size=img_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim)
-        self.blocks = nn.Sequential(*[MixerBlock(embed_dim, self.stem.num_patches) for _ in range(num_blocks)])
+        self.stem = PatchEmbed(
+            img_size=img_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim
+        )
+        self.blocks = nn.Sequential(
+            *[MixerBlock(embed_dim, self.stem.num_patches) for _ in range(num_blocks)]
+        )
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.head = nn.Linear(embed_dim, num_classes)
 

@@ -24,7 +24,11 @@ class SiameseNetwork(nn.Module):
             nn.BatchNorm2d(8),
         )
         self.fc1 = nn.Sequential(
-            nn.Linear(8 * 100 * 100, 500), nn.ReLU(inplace=True), nn.Linear(500, 500), nn.ReLU(inplace=True), nn.Linear(500, 5)
+            nn.Linear(8 * 100 * 100, 500),
+            nn.ReLU(inplace=True),
+            nn.Linear(500, 500),
+            nn.ReLU(inplace=True),
+            nn.Linear(500, 5),
         )
 
     def forward_once(self, x):

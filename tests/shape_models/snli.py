@@ -77,6 +77,15 @@ class SNLIClassifier(nn.Module):
 
 
 config = SimpleNamespace(
-    n_embed=100, d_embed=32, d_proj=24, projection=True, n_layers=2, dp_ratio=0.2, d_hidden=16, birnn=True,
-    n_cells=4, fix_emb=True, d_out=4,
+    n_embed=100,
+    d_embed=32,
+    d_proj=24,
+    projection=True,
+    n_layers=2,
+    dp_ratio=0.2,
+    d_hidden=16,
+    birnn=True,
+    n_cells=4,
+    fix_emb=True,
+    d_out=4,
 )

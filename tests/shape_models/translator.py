@@ -26,7 +26,17 @@ class PositionalEncoding(nn.Module):
 
 # gradguard: probe Translator(2, 2, 32, 4, 40, 50, 64, 0.1) input=[long(7, 4, high=40), long(6, 4, high=50), None, None, None, None, None]
 class Translator(nn.Module):
-    def __init__(self, num_encoder_layers, num_decoder_layers, embed_size, num_heads, src_vocab_size, tgt_vocab_size, dim_feedforward, dropout):
+    def __init__(
+        self,
+        num_encoder_layers,
+        num_decoder_layers,
+        embed_size,
+        num_heads,
+        src_vocab_size,
+        tgt_vocab_size,
+        dim_feedforward,
+        dropout,
+    ):
         super().__init__()
         self.src_embedding = nn.Embedding(src_vocab_size, embed_size)
         self.tgt_embedding = nn.Embedding(tgt_vocab_size, embed_size)
@@ -41,11 +51,20 @@ class Translator(nn.Module):
         )
         self.ff = nn.Linear(embed_size, tgt_vocab_size)
 
-    def forward(self, src, trg, src_mask, tgt_mask, src_padding_mask, tgt_padding_mask, memory_key_padding_mask):
+    def forward(
+        self, src, trg, src_mask, tgt_mask, src_padding_mask, tgt_padding_mask, memory_key_padding_mask
+    ):
         src_emb = self.pos_enc(self.src_embedding(src))
         tgt_emb = self.pos_enc(self.tgt_embedding(trg))
         outs = self.transformer(
-            src_emb, tgt_emb, src_mask, tgt_mask, None, src_padding_mask, tgt_padding_mask, memory_key_padding_mask
+            src_emb,
+            tgt_emb,
+            src_mask,
+            tgt_mask,
+            None,
+            src_padding_mask,
+            tgt_padding_mask,
+            memory_key_padding_mask,
         )
         logits = self.ff(outs)
         return logits

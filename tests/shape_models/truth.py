@@ -41,7 +41,7 @@ ROOT = HERE.parents[1]
 if str(ROOT / "server") not in sys.path:
     sys.path.insert(0, str(ROOT / "server"))
 
-from gradguard.probe.targets import find_targets  # noqa: E402
+from gradguard.probe.targets import find_targets
 
 Key = tuple[str, int, str]
 RECORDER = "__gg_record__"
@@ -66,7 +66,9 @@ class Measurement:
 
 def model_files() -> list[Path]:
     return sorted(
-        p for p in HERE.glob("*.py") if p.name not in ("truth.py", "conftest.py", "__init__.py") and not p.name.startswith("test_")
+        p
+        for p in HERE.glob("*.py")
+        if p.name not in ("truth.py", "conftest.py", "__init__.py") and not p.name.startswith("test_")
     )
 
 
@@ -242,7 +244,7 @@ def _load(path: Path, measurement: Measurement) -> tuple[dict, list[tuple[Key, A
     namespace[RECORDER] = record
     sys.modules[module.__name__] = module  # dataclasses look their module up
     try:
-        exec(compile(tree, str(path), "exec"), namespace)  # noqa: S102 - the suite's own model files
+        exec(compile(tree, str(path), "exec"), namespace)
     finally:
         sys.modules.pop(module.__name__, None)
     return namespace, observations
@@ -259,7 +261,7 @@ def _build_input(spec: dict, namespace: dict) -> Any:
     if kind == "value":
         return spec["value"]
     with torch.device("meta"):
-        return eval(spec["expr"], namespace)  # noqa: S307 - the suite's own model files
+        return eval(spec["expr"], namespace)
 
 
 def measure(path: Path, models: Iterable[Model] | None = None) -> Measurement:
@@ -270,7 +272,7 @@ def measure(path: Path, models: Iterable[Model] | None = None) -> Measurement:
     namespace, observations = _load(path, measurement)
     for model in declared_models(path) if models is None else models:
         with torch.device("meta"):
-            module = eval(model.ctor, namespace)  # noqa: S307
+            module = eval(model.ctor, namespace)
         inputs = [_build_input(spec, namespace) for spec in model.inputs]
         with torch.device("meta"):  # tensors forward creates (torch.zeros(...)) are meta tensors too
             module(*inputs)

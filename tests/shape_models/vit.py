@@ -9,14 +9,22 @@ import torch.nn as nn
 
 class MLPBlock(nn.Sequential):
     def __init__(self, in_dim, mlp_dim, dropout):
-        super().__init__(nn.Linear(in_dim, mlp_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(mlp_dim, in_dim), nn.Dropout(dropout))
+        super().__init__(
+            nn.Linear(in_dim, mlp_dim),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(mlp_dim, in_dim),
+            nn.Dropout(dropout),
+        )
 
 
 class EncoderBlock(nn.Module):
     def __init__(self, num_heads, hidden_dim, mlp_dim, dropout, attention_dropout):
         super().__init__()
         self.ln_1 = nn.LayerNorm(hidden_dim, eps=1e-6)
-        self.self_attention = nn.MultiheadAttention(hidden_dim, num_heads, dropout=attention_dropout, batch_first=True)
+        self.self_attention = nn.MultiheadAttention(
+            hidden_dim, num_heads, dropout=attention_dropout, batch_first=True
+        )
         self.dropout = nn.Dropout(dropout)
         self.ln_2 = nn.LayerNorm(hidden_dim, eps=1e-6)
         self.mlp = MLPBlock(hidden_dim, mlp_dim, dropout)
@@ -38,7 +46,10 @@ class Encoder(nn.Module):
         self.pos_embedding = nn.Parameter(torch.empty(1, seq_length, hidden_dim).normal_(std=0.02))
         self.dropout = nn.Dropout(dropout)
         self.layers = nn.Sequential(
-            *[EncoderBlock(num_heads, hidden_dim, mlp_dim, dropout, attention_dropout) for _ in range(num_layers)]
+            *[
+                EncoderBlock(num_heads, hidden_dim, mlp_dim, dropout, attention_dropout)
+                for _ in range(num_layers)
+            ]
         )
         self.ln = nn.LayerNorm(hidden_dim, eps=1e-6)
 
@@ -49,7 +60,18 @@ class Encoder(nn.Module):
 
 # gradguard: probe VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128, num_classes=10) input=(2, 3, 32, 32)
 class VisionTransformer(nn.Module):
-    def __init__(self, image_size, patch_size, num_layers, num_heads, hidden_dim, mlp_dim, dropout=0.0, attention_dropout=0.0, num_classes=1000):
+    def __init__(
+        self,
+        image_size,
+        patch_size,
+        num_layers,
+        num_heads,
+        hidden_dim,
+        mlp_dim,
+        dropout=0.0,
+        attention_dropout=0.0,
+        num_classes=1000,
+    ):
         super().__init__()
         self.image_size = image_size
         self.patch_size = patch_size
@@ -58,7 +80,9 @@ class VisionTransformer(nn.Module):
         seq_length = (image_size // patch_size) ** 2
         self.class_token = nn.Parameter(torch.zeros(1, 1, hidden_dim))
         seq_length += 1
-        self.encoder = Encoder(seq_length, num_layers, num_heads, hidden_dim, mlp_dim, dropout, attention_dropout)
+        self.encoder = Encoder(
+            seq_length, num_layers, num_heads, hidden_dim, mlp_dim, dropout, attention_dropout
+        )
         self.heads = nn.Sequential(nn.Linear(hidden_dim, num_classes))
 
     def _process_input(self, x):
