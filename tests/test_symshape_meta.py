@@ -1692,7 +1692,8 @@ def test_rule_matches_torch(case: Case) -> None:
             message = str(exc)
             assert case.error in message, f"torch said: {message}"
             assert isinstance(concrete, ShapeError), f"rule gave {concrete} where torch raised {message}"
-            assert concrete.message in message, f"ours: {concrete.message!r}\ntorch: {message!r}"
+            if concrete.exact_message:
+                assert concrete.message in message, f"ours: {concrete.message!r}\ntorch: {message!r}"
             assert concrete.exception == type(exc).__name__
             if isinstance(symbolic, ShapeError):
                 assert symbolic.exception == type(exc).__name__
@@ -1788,3 +1789,207 @@ def test_case_count() -> None:
     ops = {c.name for c in CASES if c.kind == "op"}
     assert len(CASES) >= 600, len(CASES)
     assert len(layers) >= 90 and len(ops) >= 150, (len(layers), len(ops))
+
+
+# -- differential fuzzing: random small concrete cases ------------------------------------------------
+def _random_cases(seed: int, count: int) -> list[Case]:
+    import random
+
+    rnd = random.Random(seed)
+
+    def shp(lo: int = 0, hi: int = 4) -> tuple[int, ...]:
+        return tuple(rnd.choice((1, 1, 2, 3, 4, 5)) for _ in range(rnd.randint(lo, hi)))
+
+    def dim_of(s: tuple, extra: int = 0) -> int:
+        n = max(len(s) + extra, 1)
+        return rnd.randint(-n - 1, n)  # sometimes out of range
+
+    cases: list[Case] = []
+    for _ in range(count):
+        kind = rnd.randrange(23)
+        a = shp()
+        if kind == 0:
+            b_ = shp() if rnd.random() < 0.5 else a[rnd.randint(0, len(a)) :]
+            cases.append(O(rnd.choice(("add", "mul", "__sub__", "maximum", "eq")), T(*a), T(*b_)))
+        elif kind == 1:
+            b_ = shp(1, 4)
+            if a and b_ and rnd.random() < 0.6:
+                b_ = b_[:-2] + (a[-1],) + b_[-1:] if len(b_) >= 2 else (a[-1],)
+            cases.append(O("matmul", T(*a), T(*b_)))
+        elif kind == 2:
+            numel = 1
+            for v in a:
+                numel *= v
+            sizes = [rnd.choice((1, 2, 3, 4, 6, numel or 1)) for _ in range(rnd.randint(1, 3))]
+            if rnd.random() < 0.6:
+                sizes[rnd.randrange(len(sizes))] = -1
+            cases.append(O(rnd.choice(("view", "reshape")), T(*a), *sizes))
+        elif kind == 3:
+            d = dim_of(a)
+            others = [list(a) for _ in range(rnd.randint(1, 3))]
+            for o in others:
+                if o and rnd.random() < 0.3:
+                    o[rnd.randrange(len(o))] = rnd.choice((1, 2, 3))
+            name = rnd.choice(("torch.cat", "torch.stack"))
+            cases.append(F(name, [T(*a)] + [T(*o) for o in others], d))
+        elif kind == 4:
+            cases.append(O("transpose", T(*a), dim_of(a), dim_of(a)))
+        elif kind == 5:
+            perm = list(range(len(a)))
+            rnd.shuffle(perm)
+            if perm and rnd.random() < 0.2:
+                perm[0] = perm[-1]
+            cases.append(O("permute", T(*a), *perm))
+        elif kind == 6:
+            cases.append(O(rnd.choice(("squeeze", "unsqueeze")), T(*a), dim_of(a, 1)))
+        elif kind == 7:
+            cases.append(O("flatten", T(*a), dim_of(a), dim_of(a)))
+        elif kind == 8:
+            op = rnd.choice(("sum", "mean", "amax", "max", "argmax", "logsumexp", "std"))
+            cases.append(O(op, T(*a), dim_of(a), keepdim=rnd.random() < 0.5))
+        elif kind == 9:
+            idx = []
+            for v in a[: rnd.randint(0, len(a))]:
+                idx.append(rnd.choice((0, -1, v, slice(None), slice(1, None), slice(None, None, 2), None)))
+            if rnd.random() < 0.2:
+                idx.insert(rnd.randint(0, len(idx)), Ellipsis)
+            cases.append(O("__getitem__", T(*a), tuple(idx)))
+        elif kind == 10:
+            target = [rnd.choice((-1, 1, 2, 3, 4)) for _ in range(len(a) + rnd.randint(0, 1))]
+            cases.append(O("expand", T(*a), *target))
+        elif kind == 11:
+            if a:
+                cases.append(O(rnd.choice(("chunk", "split")), T(*a), rnd.randint(1, 4), dim_of(a)))
+        elif kind == 12:
+            x = shp(2, 2) if rnd.random() < 0.7 else shp()
+            in_f = x[-1] if x and rnd.random() < 0.7 else rnd.randint(1, 5)
+            cases.append(L("Linear", in_f, rnd.randint(1, 4)).on(T(*x)))
+        elif kind == 13:
+            n = rnd.choice((1, 2))
+            c_in = rnd.randint(1, 3)
+            x = (rnd.randint(1, 2), c_in if rnd.random() < 0.8 else c_in + 1) + tuple(
+                rnd.randint(1, 9) for _ in range(n)
+            )
+            cases.append(
+                L(
+                    f"Conv{n}d",
+                    c_in,
+                    rnd.randint(1, 3),
+                    rnd.randint(1, 4),
+                    stride=rnd.randint(1, 3),
+                    padding=rnd.randint(0, 2),
+                    dilation=rnd.randint(1, 2),
+                ).on(T(*x))
+            )
+        elif kind == 14:
+            n = rnd.choice((1, 2))
+            x = (1, 2) + tuple(rnd.randint(1, 9) for _ in range(n))
+            k = rnd.randint(1, 4)
+            name = rnd.choice(("MaxPool", "AvgPool"))
+            cases.append(
+                L(f"{name}{n}d", k, rnd.randint(1, 3), rnd.randint(0, 2), ceil_mode=rnd.random() < 0.5).on(
+                    T(*x)
+                )
+            )
+        elif kind == 16:
+            n = rnd.choice((1, 2))
+            c_in = rnd.randint(1, 3)
+            x = (rnd.randint(1, 2), c_in if rnd.random() < 0.8 else c_in + 1) + tuple(
+                rnd.randint(1, 5) for _ in range(n)
+            )
+            stride = rnd.randint(1, 3)
+            cases.append(
+                L(
+                    f"ConvTranspose{n}d",
+                    c_in,
+                    rnd.randint(1, 3),
+                    rnd.randint(1, 4),
+                    stride=stride,
+                    padding=rnd.randint(0, 1),
+                    output_padding=rnd.randint(0, stride),
+                    dilation=rnd.randint(1, 2),
+                ).on(T(*x))
+            )
+        elif kind == 17:
+            tail = a[len(a) - rnd.randint(0, len(a)) :] if a else ()
+            ns = tail if rnd.random() < 0.7 else tuple(v + 1 for v in tail) or (3,)
+            cases.append(L(rnd.choice(("LayerNorm", "RMSNorm")), list(ns) or [2]).on(T(*a)))
+        elif kind == 18:
+            x = (rnd.randint(1, 2), rnd.randint(1, 3)) + tuple(
+                rnd.randint(1, 6) for _ in range(rnd.randint(0, 3))
+            )
+            if rnd.random() < 0.5:
+                kw = {"scale_factor": rnd.choice((2, 0.5, 1.5, 3.0))}
+            else:
+                kw = {"size": rnd.randint(1, 6)}
+            kw["mode"] = rnd.choice(("nearest", "linear", "bilinear", "area"))
+            cases.append(F("torch.nn.functional.interpolate", T(*x), **kw))
+        elif kind == 19:
+            pad = tuple(rnd.randint(-1, 2) for _ in range(rnd.choice((1, 2, 4, 6))))
+            mode = rnd.choice(("constant", "constant", "reflect", "replicate", "circular"))
+            cases.append(F("torch.nn.functional.pad", T(*a), pad, mode=mode))
+        elif kind == 20:
+            letters = "ijkl"
+            sa = "".join(rnd.sample(letters, rnd.randint(1, 3)))
+            sb = "".join(rnd.sample(letters, rnd.randint(1, 3)))
+            size = {ch: rnd.choice((1, 2, 3)) for ch in letters}
+            ta = tuple(size[ch] if rnd.random() < 0.85 else size[ch] + 1 for ch in sa)
+            tb = tuple(size[ch] for ch in sb)
+            eq = f"{sa},{sb}" + (f"->{''.join(sorted(set(sa) ^ set(sb)))}" if rnd.random() < 0.5 else "")
+            cases.append(F("torch.einsum", eq, T(*ta), T(*tb)))
+        elif kind == 21:
+            if a:
+                d = rnd.randrange(len(a))
+                sizes = [rnd.choice((1, 2, -1, a[d])) for _ in range(rnd.randint(1, 2))]
+                cases.append(O("unflatten", T(*a), d, tuple(sizes)))
+        elif kind == 22:
+            numel_dims = a[: rnd.randint(1, len(a))] if a else (2,)
+            tensor_index = T(rnd.randint(1, 3), dtype="long")
+            idx = [slice(None)] * rnd.randint(0, max(len(a) - 1, 0)) + [tensor_index]
+            if rnd.random() < 0.5:
+                idx.append(M(T(*numel_dims[:1], dtype="bool")) if a[len(idx) :] else 0)
+            cases.append(O("__getitem__", T(*a), tuple(idx)).part())  # a mask's count is data: "if it runs"
+        else:
+            batch, seq, feat = rnd.randint(1, 3), rnd.randint(1, 4), rnd.randint(1, 4)
+            bf = rnd.random() < 0.5
+            x = (batch, seq, feat) if bf else (seq, batch, feat)
+            cases.append(
+                L(
+                    rnd.choice(("LSTM", "GRU")),
+                    feat if rnd.random() < 0.8 else feat + 1,
+                    3,
+                    rnd.randint(1, 2),
+                    batch_first=bf,
+                    bidirectional=rnd.random() < 0.5,
+                ).on(T(*x))
+            )
+    for case in cases:
+        case.device = "cpu"
+    return cases
+
+
+FUZZ = _random_cases(seed=20261201, count=1500)
+
+
+def test_random_cases_agree_with_torch() -> None:
+    """On random small cases, everything the rules claim (a shape, or an error with torch's message) is
+    what torch does; answers of "unknown" are allowed."""
+    claimed = 0
+    for case in FUZZ:
+        ours = run_rule(case, {})
+        theirs, exc, _ = _torch_outcome(case, {}, "cpu")
+        if ours is None:
+            continue
+        claimed += 1
+        if isinstance(ours, ShapeError):
+            assert exc is not None, f"{case}: rule says {ours}, torch gives {_shapes(theirs)}"
+            assert not ours.exact_message or ours.message in str(exc), (
+                f"{case}\nours:  {ours.message}\ntorch: {exc}"
+            )
+            assert ours.exception == type(exc).__name__, (ours, exc)
+        elif exc is not None:
+            # a shape is what the op gives *if it runs*; only data (a mask's count) may make it fail
+            assert case.partial, f"{case}: rule says {ours}, torch raised {exc!r}"
+        else:
+            assert agrees(ours, theirs, allow_unknown=True), f"{case}: ours {ours}, torch {_shapes(theirs)}"
+    assert claimed > 0.8 * len(FUZZ), claimed

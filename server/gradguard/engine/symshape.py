@@ -691,6 +691,7 @@ class ShapeError:
     input_index: int | None = None
     warning: bool = False
     shape: Shape | None = field(default=None, compare=False)
+    exact_message: bool = True  # False: torch's wording depends on strides/requires_grad; ours describes it
 
     def __str__(self) -> str:
         return f"{self.exception}: {self.message}"
@@ -967,7 +968,9 @@ def _seq(v: Any) -> tuple | None:
 
 
 def _sizes(args: tuple) -> tuple[Dim, ...] | None:
-    """`f(2, 3)` / `f((2, 3))` / `f([2, 3])` / `f(x.size())` size arguments."""
+    """`f(2, 3)` / `f((2, 3))` / `f([2, 3])` / `f(x.size())` size arguments (None for `f()`: a TypeError)."""
+    if not args:
+        return None
     if len(args) == 1:
         inner = _seq(args[0])
         if inner is not None:
@@ -1028,6 +1031,14 @@ class _Raise(Exception):
 
     def __init__(self, error: ShapeError) -> None:
         self.error = error
+
+
+def _real_dim(x: Shape, d: Any) -> int:
+    """_dim_index for ops that need an actual dimension (not the 0-d tensor's pseudo dim 0)."""
+    i = _dim_index(x, d)
+    if x.exact and not x.dims:
+        raise _Unknown
+    return i
 
 
 def _pos(x: Shape, i: int) -> int:
@@ -1296,6 +1307,8 @@ def _interpolate(
     needs = {"linear": 3, "bilinear": 4, "bicubic": 4, "trilinear": 5}
     if mode in needs and rank in (3, 4, 5) and rank != needs[mode]:
         return _err(f"Got {rank}D input, but {mode} mode needs {needs[mode]}D input", "NotImplementedError")
+    if rank in (3, 4, 5) and any(o.value is not None and o.value <= 0 for o in outs):
+        raise _Unknown  # "Input and output sizes should be greater than 0, ..."
     if rank not in (3, 4, 5):
         return _err(
             f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {rank}D) for the modes: nearest | "
@@ -1327,7 +1340,17 @@ def _pad(x: Shape, pad: Any, mode: Any = "constant") -> Shape | ShapeError:
         dims = [UNKNOWN] * (half - len(dims)) + dims
     for i in range(half):
         pos = len(dims) - 1 - i
-        dims[pos] = dims[pos] + _int(seq[2 * i]) + _int(seq[2 * i + 1])
+        left, right = _int(seq[2 * i]), _int(seq[2 * i + 1])
+        if mode != "constant":
+            # reflect/replicate/circular have further limits (pads below the size, no wrapping twice,
+            # non-negative output) with mode-specific messages: only the plain cases are modelled, and a
+            # symbolic size is taken to be larger than the pad
+            for p in (left, right):
+                if p.value is None or p.value < 0 or _lt(p, dims[pos]) is False:
+                    raise _Unknown
+        dims[pos] = dims[pos] + left + right
+        if dims[pos].value is not None and dims[pos].value < (0 if mode == "constant" else 1):
+            raise _Unknown  # torch fails (negative padding past the size)
     return Shape(dims, x.exact)
 
 
@@ -1353,7 +1376,7 @@ def _unflatten(x: Shape, dim_arg: Any, sizes: Any) -> Shape | ShapeError:
     seq = _seq(sizes)
     if seq is None:
         raise _Unknown
-    i = _dim_index(x, dim_arg)
+    i = _real_dim(x, dim_arg)
     p = _pos(x, i)
     size = x.dims[p]
     new = [_int(v) for v in seq]
@@ -1833,7 +1856,16 @@ def _norm_shape(v: Any) -> tuple[Dim, ...]:
     return tuple(_int(e) for e in seq)
 
 
-def _check_layer_norm(x: Shape, ns: tuple[Dim, ...], argument: str = "normalized_shape") -> ShapeError | None:
+def _check_layer_norm(
+    x: Shape, ns: tuple[Dim, ...], argument: str = "normalized_shape", rms: bool = False
+) -> ShapeError | None:
+    if rms and x.exact and len(x.dims) < len(ns):
+        return _err(
+            f"Input tensor must have at least {len(ns)} dimensions, but got {len(x.dims)}",
+            "ValueError",
+            code="GG501",
+            input_index=0,
+        )
     tail = x.dims[len(x.dims) - len(ns) :] if len(x.dims) >= len(ns) else None
     bad = False
     if tail is None:
@@ -1842,8 +1874,9 @@ def _check_layer_norm(x: Shape, ns: tuple[Dim, ...], argument: str = "normalized
         bad = any(same(a, b) is False for a, b in zip(tail, ns))
     if bad:
         stars = ", ".join(str(d) for d in ns)
+        star = f"[*{stars}]" if rms else f"[*, {stars}]"  # rms_norm words it without the comma
         return _err(
-            f"Given normalized_shape={_fmt_list(ns)}, expected input with shape [*, {stars}], but got input of "
+            f"Given normalized_shape={_fmt_list(ns)}, expected input with shape {star}, but got input of "
             f"size{_x_dims_str(x)}",
             code="GG501",
             argument=argument,
@@ -1874,7 +1907,7 @@ def _count_layer_norm(spec: LayerSpec) -> Dim:
 )
 def _f_layer_norm(spec: LayerSpec, inputs: tuple, kw: dict) -> Any:
     (x,) = _inputs(inputs, 1)
-    return _check_layer_norm(x, _norm_shape(spec["normalized_shape"])) or x
+    return _check_layer_norm(x, _norm_shape(spec["normalized_shape"]), rms=spec.name == "RMSNorm") or x
 
 
 def _check_group_norm(spec: LayerSpec) -> ShapeError | None:
@@ -2662,7 +2695,7 @@ def _cosine_similarity(x1: Shape, x2: Shape, d: Any) -> Any:
     b = broadcast(x1, x2)
     if isinstance(b, ShapeError):
         return b
-    i = _dim_index(b, d)
+    i = _real_dim(b, d)
     dims = list(b.dims)
     del dims[_pos(b, i)]
     return Shape(dims, b.exact)
@@ -3027,9 +3060,13 @@ def _o_normalize(x: Shape, a: dict) -> Any:
 
 
 @_op("F.layer_norm", "normalized_shape, weight=None, bias=None, eps=1e-05")
-@_op("F.rms_norm", "normalized_shape, weight=None, eps=None")
 def _o_layer_norm(x: Shape, a: dict) -> Any:
     return _check_layer_norm(x, _norm_shape(a["normalized_shape"])) or x
+
+
+@_op("F.rms_norm", "normalized_shape, weight=None, eps=None")
+def _o_rms_norm(x: Shape, a: dict) -> Any:
+    return _check_layer_norm(x, _norm_shape(a["normalized_shape"]), rms=True) or x
 
 
 @_op("F.group_norm", "num_groups, weight=None, bias=None, eps=1e-05")
@@ -3112,6 +3149,8 @@ def _o_lerp(x: Shape, a: dict) -> Any:
 
 # -- matrix products ----------------------------------------------------------------------------------
 def _matmul(a: Shape, b: Shape) -> Shape | ShapeError:
+    """torch.matmul. Where torch folds the batch dims into a matrix product its message depends on the
+    operands' strides and on requires_grad: those errors carry our own wording (exact_message=False)."""
     if not (a.exact and b.exact):
         return _matmul_suffix(a, b)
     ra, rb = len(a.dims), len(b.dims)
@@ -3125,16 +3164,15 @@ def _matmul(a: Shape, b: Shape) -> Shape | ShapeError:
                 code="GG502",
             )
         return Shape(())
-    if rb == 1:  # [..., m, k] @ [k]: folded to a matrix-vector product
-        rows = _prod(a.dims[:-1])
-        if same(a.dims[-1], b.dims[0]) is False:
+    if ra == 2 and rb == 1:
+        if same(a.dims[1], b.dims[0]) is False:
             return _err(
-                f"size mismatch, got input ({rows}), mat ({_pd(rows)}x{_pd(a.dims[-1])}), vec ({b.dims[0]})",
+                f"size mismatch, got input ({a.dims[0]}), mat ({_pd(a.dims[0])}x{_pd(a.dims[1])}), vec ({b.dims[0]})",
                 code="GG502",
             )
-        return Shape(a.dims[:-1])
-    if rb == 2 and ra <= 2 or (ra >= 3 and rb == 2):
-        rows = _prod(a.dims[:-1])
+        return Shape(a.dims[:1])
+    if ra <= 2 and rb == 2:
+        rows = a.dims[0] if ra == 2 else Dim.const(1)
         if same(a.dims[-1], b.dims[0]) is False:
             return _err(
                 f"mat1 and mat2 shapes cannot be multiplied ({_pd(rows)}x{_pd(a.dims[-1])} and "
@@ -3142,7 +3180,11 @@ def _matmul(a: Shape, b: Shape) -> Shape | ShapeError:
                 code="GG502",
             )
         return Shape((*a.dims[:-1], b.dims[1]))
-    # batched: rb >= 3
+    if rb <= 2:  # [..., m, k] @ [k] or [k, n]
+        if same(a.dims[-1], b.dims[0]) is False:
+            return _matmul_mismatch(a, b)
+        return Shape((*a.dims[:-1], *b.dims[1:]))
+    # rb >= 3: batched
     batch_a = Shape(a.dims[:-2]) if ra >= 2 else Shape(())
     batch_b = Shape(b.dims[:-2])
     batch = _broadcast2(batch_a, batch_b)
@@ -3151,14 +3193,26 @@ def _matmul(a: Shape, b: Shape) -> Shape | ShapeError:
     k_a = a.dims[-1]
     k_b = b.dims[-2]
     if same(k_a, k_b) is False:
-        total = _prod(batch.dims)
-        return _err(
-            f"Expected size for first two dimensions of batch2 tensor to be: [{total}, {k_a}] but got: "
-            f"[{total}, {k_b}].",
-            code="GG502",
-        )
+        if ra >= 3:
+            total = _prod(batch.dims)
+            return _err(
+                f"Expected size for first two dimensions of batch2 tensor to be: [{total}, {k_a}] but got: "
+                f"[{total}, {k_b}].",
+                code="GG502",
+            )
+        return _matmul_mismatch(a, b)
     rows = [a.dims[-2]] if ra >= 2 else []
     return Shape((*batch.dims, *rows, b.dims[-1]))
+
+
+def _matmul_mismatch(a: Shape, b: Shape) -> ShapeError:
+    second = "size" if len(b.dims) == 1 else "second-to-last dimension"
+    return ShapeError(
+        f"matmul of {_fmt_list(a.dims)} and {_fmt_list(b.dims)}: the last dimension of the first ({a.dims[-1]}) "
+        f"does not match the {second} of the second ({b.dims[-2] if len(b.dims) > 1 else b.dims[0]})",
+        code="GG502",
+        exact_message=False,
+    )
 
 
 def _matmul_suffix(a: Shape, b: Shape) -> Shape | ShapeError:
@@ -3634,6 +3688,8 @@ def _o_unsqueeze(x: Shape, a: dict) -> Any:
 @_op("permute torch.permute", "*dims")
 def _o_permute(x: Shape, a: dict) -> Any:
     dims_arg = a["dims"]
+    if not dims_arg:
+        raise _Unknown  # TypeError: permute() missing its dims
     if len(dims_arg) == 1 and isinstance(dims_arg[0], (tuple, list)):
         dims_arg = tuple(dims_arg[0])
     if not x.exact:
@@ -3798,7 +3854,7 @@ def _o_repeat_interleave(x: Shape, a: dict) -> Any:
     reps = _int(r)
     if a["dim"] is None:
         return Shape((x.numel * reps,)) if x.exact else None
-    i = _dim_index(x, a["dim"])
+    i = _real_dim(x, a["dim"])
     dims = list(x.dims)
     dims[_pos(x, i)] = dims[_pos(x, i)] * reps
     return Shape(dims, x.exact)
@@ -3806,7 +3862,7 @@ def _o_repeat_interleave(x: Shape, a: dict) -> Any:
 
 @_op("narrow torch.narrow", "dim, start, length")
 def _o_narrow(x: Shape, a: dict) -> Any:
-    i = _dim_index(x, a["dim"])
+    i = _real_dim(x, a["dim"])
     p = _pos(x, i)
     start, length = _int(a["start"]), _int(a["length"])
     size = x.dims[p]
@@ -3821,7 +3877,7 @@ def _o_narrow(x: Shape, a: dict) -> Any:
 
 @_op("select torch.select", "dim, index")
 def _o_select(x: Shape, a: dict) -> Any:
-    i = _dim_index(x, a["dim"])
+    i = _real_dim(x, a["dim"])
     p = _pos(x, i)
     idx, size = _int(a["index"]), x.dims[p]
     if idx.value is not None and size.value is not None and not (-size.value <= idx.value < size.value):
@@ -3836,7 +3892,7 @@ def _o_select(x: Shape, a: dict) -> Any:
 
 @_op("unbind torch.unbind", "dim=0")
 def _o_unbind(x: Shape, a: dict) -> Any:
-    i = _dim_index(x, a["dim"])
+    i = _real_dim(x, a["dim"])
     p = _pos(x, i)
     dims = list(x.dims)
     size = dims.pop(p)
@@ -3848,7 +3904,7 @@ def _o_unbind(x: Shape, a: dict) -> Any:
 
 @_op("chunk torch.chunk", "chunks, dim=0")
 def _o_chunk(x: Shape, a: dict) -> Any:
-    i = _dim_index(x, a["dim"])
+    i = _real_dim(x, a["dim"])
     p = _pos(x, i)
     size = x.dims[p]
     chunks = _int(a["chunks"])
@@ -3875,7 +3931,7 @@ def _o_chunk(x: Shape, a: dict) -> Any:
 
 @_op("split torch.split", "split_size_or_sections, dim=0")
 def _o_split(x: Shape, a: dict) -> Any:
-    i = _dim_index(x, a["dim"])
+    i = _real_dim(x, a["dim"])
     p = _pos(x, i)
     size = x.dims[p]
     arg = a["split_size_or_sections"]
@@ -3951,10 +4007,11 @@ def _cat_like(tensors: Any, dim_arg: Any, stack: bool) -> Any:
             f"Tensors must have same number of dimensions: got {len(first.dims)} and {len(other.dims)}",
             code="GG508",
         )
+    for j, s in enumerate(shapes):
+        if not s.dims:
+            return _err(f"zero-dimensional tensor (at position {j}) cannot be concatenated", code="GG508")
     ref = kept[0]
     i = _dim_index(ref, dim_arg)
-    if not ref.dims:
-        return _err("zero-dimensional tensor (at position 0) cannot be concatenated", code="GG508")
     for j, s in enumerate(kept[1:], start=1):
         for k, (da, db) in enumerate(zip(ref.dims, s.dims)):
             if k == i:
@@ -4003,7 +4060,7 @@ def _o_gather(x: Shape, a: dict) -> Any:
 @_op("index_select torch.index_select", "dim, index")
 def _o_index_select(x: Shape, a: dict) -> Any:
     index = _as_shape(a["index"])
-    i = _dim_index(x, a["dim"])
+    i = _real_dim(x, a["dim"])
     if not index.exact or len(index.dims) > 1:
         raise _Unknown
     dims = list(x.dims)
@@ -4132,15 +4189,15 @@ def _getitem(x: Shape, index: Any) -> Any:
     rank = len(x.dims)
     if used > rank:
         return _err(f"too many indices for tensor of dimension {rank}", "IndexError")
-    expanded: list[Any] = []
-    for item in items:
+    expanded: list[tuple[int, Any]] = []  # (position in the index tuple, item)
+    for where, item in enumerate(items):
         if item is Ellipsis:
-            expanded.extend([slice(None)] * (rank - used))
+            expanded.extend([(where, slice(None))] * (rank - used))
         else:
-            expanded.append(item)
+            expanded.append((where, item))
     out: list[Any] = []  # Dims, or ("adv", Shape) placeholders
     pos = 0
-    for item in expanded:
+    for where, item in expanded:
         if item is None:
             out.append(Dim.const(1))
             continue
@@ -4175,7 +4232,10 @@ def _getitem(x: Shape, index: Any) -> Any:
         if iv is not None or isinstance(item, Dim):
             size = x.dims[pos]
             if iv is not None and size.value is not None and not (-size.value <= iv < size.value):
-                return _err(f"index {iv} is out of bounds for dimension {pos} with size {size}", "IndexError")
+                # torch numbers the dimension by the item's place in the index tuple
+                return _err(
+                    f"index {iv} is out of bounds for dimension {where} with size {size}", "IndexError"
+                )
             pos += 1
             continue
         raise _Unknown
