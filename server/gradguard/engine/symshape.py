@@ -38,11 +38,16 @@ Results
                                    to change and `expected` the value that makes it work (Linear: argument
                                    "in_features", expected 400 -> a fix "set `in_features` to 400").
                                    `warning=True` means torch does NOT raise but warns and returns `shape`
-                                   (MSELoss with broadcasting target).
+                                   (MSELoss with broadcasting target). `exact_message=False` means torch's
+                                   wording depends on what a static analysis cannot see (strides,
+                                   requires_grad: matmul of a batch with a matrix): the error is certain,
+                                   `message` then describes it in our words.
       None                         not modelled: treat the result as unknown
     Errors are only returned when certain: a rule never reports an error that depends on the value of a
-    symbol. Symbolic dims are assumed positive, and slice bounds that are symbols are assumed to lie
-    inside the dimension (`x[:, :T]` is T long).
+    symbol. A Shape result means "this is the shape if the op runs". Assumptions: a symbol that is a factor
+    of a whole size is nonzero (`same(400*b, 256*b)` is False); slice bounds that are symbols lie inside the
+    dimension (`x[:, :T]` is T long); a symbolic size is larger than a reflection/replicate pad; tensors
+    are contiguous where torch's choice of kernel (and so its message) depends on it.
 
 Layers -- `layer_spec(qualname, args=(), kwargs=None) -> LayerSpec | None`
     qualname is the resolved class (`"torch.nn.Conv2d"`, `"torch.nn.modules.conv.Conv2d"`); args/kwargs
@@ -65,7 +70,9 @@ Ops -- `op_output(op, receiver=None, args=(), kwargs=None) -> result`
     is a tuple of Dims; `__getitem__` takes the Python index (an item or a tuple of items: int/Dim,
     `slice` with int/Dim/None bounds, None, Ellipsis, a Shape for an integer index tensor, `Mask(shape)`
     for a boolean mask, a list of ints). `x.shape[i]` is `op_output("size", x, (i,))`. `op_names()` lists
-    the modelled names. dtype does not enter: the rules are the same for every dtype.
+    the modelled names. dtype does not enter: the rules are the same for every dtype;
+    `ce_target_kind(input, target)` says whether cross_entropy reads a target as class indices (it must
+    be int64) or probabilities (float), for a dtype check done elsewhere.
 """
 
 from __future__ import annotations
@@ -87,6 +94,7 @@ __all__ = [
     "Shape",
     "ShapeError",
     "broadcast",
+    "ce_target_kind",
     "dim",
     "format_shape",
     "layer_names",
