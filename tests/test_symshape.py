@@ -218,3 +218,19 @@ def test_same_is_sound(e1: object, e2: object, env: dict) -> None:
         # certain only because a factor common to both sides was taken to be nonzero: here it is 0
         common = _common_factor(a, bb)
         assert common is not None and common.subs(env).value == 0
+
+
+def test_module_docstring_example() -> None:
+    b = sym("b")
+    conv = layer_spec("torch.nn.Conv2d", (1, 6, 5))
+    x = conv.output(shape(b, 1, 28, 28))
+    assert x == shape(b, 6, 24, 24)
+    x = op_output("torch.nn.functional.max_pool2d", None, (x, 2))
+    assert x == shape(b, 6, 12, 12)
+    x = op_output("torch.flatten", None, (x, 1))
+    assert x == shape(b, 864)
+    err = layer_spec("torch.nn.Linear", (400, 120)).output(x)
+    assert isinstance(err, ShapeError)
+    assert err.message == "mat1 and mat2 shapes cannot be multiplied (bx864 and 400x120)"
+    assert (err.code, err.argument, err.expected) == ("GG501", "in_features", 864)
+    assert op_output("split", shape(b, 16, 96), (32, 2)) == (shape(b, 16, 32),) * 3

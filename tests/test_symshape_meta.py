@@ -1993,3 +1993,47 @@ def test_random_cases_agree_with_torch() -> None:
         else:
             assert agrees(ours, theirs, allow_unknown=True), f"{case}: ours {ours}, torch {_shapes(theirs)}"
     assert claimed > 0.8 * len(FUZZ), claimed
+
+
+# -- the constructor signatures are torch's -----------------------------------------------------------
+def _torch_params(fn: Any) -> list[tuple[str, Any, str]] | None:
+    import inspect
+
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    out = []
+    for p in list(sig.parameters.values()):
+        if p.name == "self":
+            continue
+        default = p.default if p.default is not inspect.Parameter.empty else ss._REQ
+        out.append((p.name, default, p.kind.name))
+    return out
+
+
+@pytest.mark.parametrize("name", ss.layer_names())
+def test_layer_signature_is_torchs(name: str) -> None:
+    theirs = _torch_params(getattr(nn, name).__init__)
+    if theirs is None or any(kind == "VAR_POSITIONAL" for _, _, kind in theirs):
+        pytest.skip(f"{name}: no Python signature to compare (RNN(*args), Identity(*args))")
+    ours = ss._LAYERS[name].sig
+    positional = [(n, d) for n, d, kind in theirs if kind == "POSITIONAL_OR_KEYWORD"]
+    kwonly = {n: d for n, d, kind in theirs if kind == "KEYWORD_ONLY"}
+    assert [n for n, _ in ours.params] == [n for n, _ in positional]
+    assert set(ours.kwonly) == set(kwonly)
+    for (n, mine), (_, real) in zip(ours.params, positional):
+        if callable(real):
+            continue  # activation=F.relu: written as its name here
+        assert mine == real or (mine is ss._REQ and real is ss._REQ), (n, mine, real)
+
+
+def test_rnn_signatures_follow_torch() -> None:
+    # nn.RNN takes nonlinearity as its 4th positional argument; LSTM takes proj_size as its 8th
+    rnn = ss.layer_spec("torch.nn.RNN", (4, 8, 2, "relu", False))
+    assert rnn.params["nonlinearity"] == "relu" and rnn.params["bias"] is False
+    lstm = ss.layer_spec("torch.nn.LSTM", (4, 8, 2, True, True, 0.0, True, 3))
+    assert lstm.params["proj_size"] == 3 and lstm.params["batch_first"] is True
+    assert ss.layer_spec("torch.nn.GRU", (4, 8), {"nonlinearity": "relu"}) is None  # a TypeError in torch
+    with pytest.raises(TypeError):
+        nn.GRU(4, 8, nonlinearity="relu")

@@ -73,6 +73,18 @@ Ops -- `op_output(op, receiver=None, args=(), kwargs=None) -> result`
     the modelled names. dtype does not enter: the rules are the same for every dtype;
     `ce_target_kind(input, target)` says whether cross_entropy reads a target as class indices (it must
     be int64) or probabilities (float), for a dtype check done elsewhere.
+
+Example (what an interpreter of `forward` does, one statement at a time):
+
+    b = sym("b")
+    conv = layer_spec("torch.nn.Conv2d", (1, 6, 5))                 # self.conv1 = nn.Conv2d(1, 6, 5)
+    x = conv.output(shape(b, 1, 28, 28))                            # [b, 6, 24, 24]
+    x = op_output("torch.nn.functional.max_pool2d", None, (x, 2))   # [b, 6, 12, 12]
+    x = op_output("torch.flatten", None, (x, 1))                    # [b, 864]
+    err = layer_spec("torch.nn.Linear", (400, 120)).output(x)
+    # ShapeError: "mat1 and mat2 shapes cannot be multiplied (bx864 and 400x120)",
+    #             code GG501, argument "in_features", expected 864
+    q, k, v = op_output("split", shape(b, 16, 96), (32, 2))         # three [b, 16, 32]
 """
 
 from __future__ import annotations
@@ -471,7 +483,7 @@ def _render(p: tuple | None, py: bool) -> str:
     pieces: list[str] = []
     for i, (m, c) in enumerate(nonconst + ([((), const)] if const else [])):
         body = _render_mono(m, abs(c), py)
-        if c < 0 and any(isinstance(atom, _Floor) for atom, _ in m):
+        if c == -1 and len(m) == 1 and m[0][1] == 1 and isinstance(m[0][0], _Floor):
             body = f"({body})"  # -(a//2), not (-a)//2
         if i == 0:
             pieces.append(("-" if c < 0 else "") + body)
