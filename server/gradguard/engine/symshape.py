@@ -93,7 +93,6 @@ import ast
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from fractions import Fraction
 from functools import partial
 from typing import Any
 
@@ -1274,6 +1273,8 @@ def _scale_len(length: Dim, scale: Any) -> Dim:
         raise _Unknown
     if length.value is not None:
         return Dim.const(math.floor(float(length.value) * scale))
+    from fractions import Fraction  # only here: it imports decimal
+
     ratio = Fraction(scale)
     if ratio.denominator > 1024:
         return UNKNOWN
@@ -1450,10 +1451,14 @@ def _linear(x: Shape, in_f: Dim, out_f: Dim | None, argument: str = "in_features
 @dataclass
 class _LayerDef:
     name: str
-    sig: _Sig
+    sig_text: str
     forward: Callable[..., Any]
     check: Callable[[LayerSpec], ShapeError | None] | None = None
     count: Callable[[LayerSpec], Dim | None] | None = None
+
+    @property
+    def sig(self) -> _Sig:
+        return _parse_sig_cached(self.sig_text)
 
 
 _LAYERS: dict[str, _LayerDef] = {}
@@ -1466,11 +1471,9 @@ def _layer(
     check: Callable[[LayerSpec], ShapeError | None] | None = None,
     count: Callable[[LayerSpec], Dim | None] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    parsed = _parse_sig(sig)
-
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         for name in names.split():
-            _LAYERS[name] = _LayerDef(name, parsed, fn, check, count)
+            _LAYERS[name] = _LayerDef(name, sig, fn, check, count)
         return fn
 
     return register
@@ -1540,7 +1543,7 @@ def layer_spec(
             args, kwargs = _rnn_args(name, args, kwargs)
         except _Unknown:
             return None
-    sig = _RNN_SIG_NL if name == "RNN" else ldef.sig
+    sig = _parse_sig_cached(_RNN_SIG_NL) if name == "RNN" else ldef.sig
     params = _bind(sig, args, kwargs)
     if params is None:
         return None
@@ -2209,7 +2212,7 @@ def _check_rnn(spec: LayerSpec) -> ShapeError | None:
 
 
 _GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
-_RNN_SIG_NL = _parse_sig(_RNN_SIG + ", *, nonlinearity='tanh'")
+_RNN_SIG_NL = _RNN_SIG + ", *, nonlinearity='tanh'"
 
 
 def _count_rnn(spec: LayerSpec) -> Dim:
@@ -2908,8 +2911,12 @@ _LAYERS["Sequential"].count = _count_sequential
 @dataclass
 class _OpDef:
     fn: Callable[..., Any]
-    sig: _Sig
+    sig_text: str
     free: bool  # the whole call is bound to sig (no tensor receiver / first argument)
+
+    @property
+    def sig(self) -> _Sig:
+        return _parse_sig_cached(self.sig_text)
 
 
 _OPS: dict[str, _OpDef] = {}
@@ -2942,11 +2949,9 @@ _F = "torch.nn.functional."
 
 
 def _op(names: str, sig: str = "*args, **kwargs", free: bool = False) -> Callable[[Callable], Callable]:
-    parsed = _parse_sig(sig)
-
     def register(fn: Callable) -> Callable:
         for name in names.split():
-            _OPS[name.replace("F.", _F)] = _OpDef(fn, parsed, free)
+            _OPS[name.replace("F.", _F)] = _OpDef(fn, sig, free)
         return fn
 
     return register
