@@ -148,7 +148,11 @@ class Case:
         return f"{self.kind}:{self.name}"
 
 
-_SLOW_ON_META = {"RNN", "LSTM", "GRU"}  # their meta kernels are Python decompositions: tiny CPU runs are faster
+_SLOW_ON_META = {
+    "RNN",
+    "LSTM",
+    "GRU",
+}  # their meta kernels are Python decompositions: tiny CPU runs are faster
 
 
 def L(name: str, *args: Any, **kwargs: Any) -> Case:
@@ -2063,3 +2067,91 @@ def test_rnn_signatures_follow_torch() -> None:
     assert ss.layer_spec("torch.nn.GRU", (4, 8), {"nonlinearity": "relu"}) is None  # a TypeError in torch
     with pytest.raises(TypeError):
         nn.GRU(4, 8, nonlinearity="relu")
+
+
+def test_every_op_name_exists_in_torch() -> None:
+    missing = []
+    for name in ss.op_names():
+        if "." in name:
+            try:
+                functools.reduce(getattr, name.split(".")[1:], torch)
+            except AttributeError:
+                missing.append(name)
+        elif not hasattr(torch.Tensor, name):
+            missing.append(name)
+    assert not missing, missing
+
+
+def test_every_layer_name_exists_in_torch() -> None:
+    assert [n for n in ss.layer_names() if not hasattr(nn, n)] == []
+
+
+# -- every alias of the element-wise and reduction families -------------------------------------------
+_ALIAS_ARGS: dict[str, tuple[tuple, dict]] = {
+    "clamp": ((0.0,), {}),
+    "clip": ((0.0,), {}),
+    "clamp_": ((0.0,), {}),
+    "clip_": ((0.0,), {}),
+    "clamp_min": ((0.0,), {}),
+    "clamp_max": ((0.0,), {}),
+    "torch.clamp": ((0.0,), {}),
+    "torch.clip": ((0.0,), {}),
+    "fill_": ((1.0,), {}),
+    "roll": ((1,), {}),
+    "torch.roll": ((1,), {}),
+    "flip": (((0,),), {}),
+    "torch.flip": (((0,),), {}),
+    "geometric_": ((0.5,), {}),
+    "type_as": ((T(1),), {}),
+    "to": ((torch.float64,), {}),
+    "torch.full_like": ((2.0,), {}),
+    "torch.dropout": ((0.5, True), {}),
+    "torch.randint_like": ((5,), {}),
+    "F.threshold": ((0.1, 0.0), {}),
+    "torch.nn.functional.threshold": ((0.1, 0.0), {}),
+    "torch.nn.functional.local_response_norm": ((2,), {}),
+    "torch.nn.functional.batch_norm": ((None, None), {"training": True}),
+    "torch.nn.functional.instance_norm": ((), {}),
+}
+_ALIAS_SKIP = {
+    "cuda": "needs a GPU",
+    "pin_memory": "needs an accelerator",
+    "retain_grad": "needs requires_grad",
+    "bernoulli": "needs probabilities",
+    "torch.bernoulli": "needs probabilities",
+    "bitwise_not": "integer dtypes only",
+    "cpu": "a meta tensor has no data to copy",
+}
+
+
+def _alias_cases() -> list[Case]:
+    cases = []
+    names = (ss._SAME_METHODS + " " + ss._SAME_FUNCS).replace("F.", "torch.nn.functional.").split()
+    for name in names:
+        if name in _ALIAS_SKIP:
+            continue
+        args, kwargs = _ALIAS_ARGS.get(name, ((), {}))
+        x = T(b, c, h, dtype="prob") if name.endswith(("bernoulli_",)) else T(b, c, h)
+        cases.append(F(name, x, *args, **kwargs) if "." in name else O(name, x, *args, **kwargs))
+    for name in ss._BINARY.split():
+        if (
+            name.startswith("__")
+            and any(k in name for k in ("and", "or", "xor"))
+            or name.startswith("bitwise")
+        ):
+            continue  # integer dtypes only
+        cases.append(O(name, T(b, 1, h), T(c, 1)))
+        if not name.startswith("_"):
+            cases.append(F(f"torch.{name}", T(b, 1, h), T(c, 1)))
+    for name in ss._REDUCE.split():
+        cases.append(O(name, T(b, c, h), 1, keepdim=True))
+        cases.append(F(f"torch.{name}", T(b, c, h), -1))
+    return cases
+
+
+ALIASES = _alias_cases()
+
+
+def test_every_alias_matches_torch() -> None:
+    _check_all(ALIASES, check_case)
+    assert len({c.name for c in ALIASES}) > 250

@@ -3047,7 +3047,7 @@ def _o_type(x: Shape, a: dict) -> Any:
 
 
 @_op(
-    "softmax log_softmax softmin torch.softmax torch.log_softmax F.softmax F.log_softmax F.softmin",
+    "softmax log_softmax torch.softmax torch.log_softmax F.softmax F.log_softmax F.softmin",
     "dim=None, _stacklevel=3, dtype=None",
 )
 def _o_softmax(x: Shape, a: dict) -> Any:
@@ -3126,7 +3126,7 @@ def _o_binary(x: Shape, a: dict) -> Any:
 
 
 _INPLACE = (
-    "add_ sub_ mul_ div_ pow_ fmod_ remainder_ maximum_ minimum_ copy_ lerp_ masked_fill_ "
+    "add_ sub_ mul_ div_ pow_ fmod_ remainder_ copy_ lerp_ masked_fill_ "
     "__iadd__ __isub__ __imul__ __itruediv__ __ifloordiv__ __imod__ __ipow__ __iand__ __ior__ __ixor__"
 )
 
@@ -3535,7 +3535,7 @@ def _o_std(x: Shape, a: dict) -> Any:
 
 
 @_op(
-    "std_mean var_mean torch.std_mean torch.var_mean",
+    "torch.std_mean torch.var_mean",
     "dim=None, unbiased=None, keepdim=False, *, correction=None",
 )
 def _o_std_mean(x: Shape, a: dict) -> Any:
@@ -3745,7 +3745,7 @@ def _o_transpose(x: Shape, a: dict) -> Any:
     return Shape(dims, x.exact)
 
 
-@_op("t torch.t t_", "")
+@_op("t torch.t", "")
 def _o_t(x: Shape, a: dict) -> Any:
     if not x.exact:
         raise _Unknown
@@ -3776,7 +3776,9 @@ def _o_mT(x: Shape, a: dict) -> Any:
 
 @_op("H", "")
 def _o_H(x: Shape, a: dict) -> Any:
-    return _o_T(x, a)
+    if not x.exact or len(x.dims) != 2:
+        raise _Unknown  # "tensor.H is only supported on matrices (2-D tensors)"
+    return Shape(tuple(reversed(x.dims)))
 
 
 @_op("movedim moveaxis torch.movedim torch.moveaxis", "source, destination")
@@ -4427,10 +4429,10 @@ for _n in (1, 2, 3):
         "kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False",
     )(_f_pool_op(_n, "max"))
     _op(
-        f"F.avg_pool{_n}d torch.avg_pool{_n}d",
+        f"F.avg_pool{_n}d" + (" torch.avg_pool1d" if _n == 1 else ""),
         "kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None",
     )(_f_pool_op(_n, "avg"))
-    _op(f"F.adaptive_avg_pool{_n}d torch.adaptive_avg_pool{_n}d", "output_size")(
+    _op(f"F.adaptive_avg_pool{_n}d" + (" torch.adaptive_avg_pool1d" if _n == 1 else ""), "output_size")(
         partial(_f_adaptive_op, _n, "avg")
     )
     _op(f"F.adaptive_max_pool{_n}d", "output_size, return_indices=False")(partial(_f_adaptive_op, _n, "max"))
