@@ -787,10 +787,11 @@ class Flow:
                 # `p.requires_grad = False` / `self.emb.weight.requires_grad = False`: what `p`
                 # comes from no longer trains
                 self.semantics.freeze(base)
-            if attr == "requires_grad" and isinstance(target.value, ast.Name):  # type: ignore[attr-defined]
+            holder = _holder_name(target.value)  # type: ignore[attr-defined]
+            if attr == "requires_grad" and holder is not None:
                 flag = value.kinds == BOOL and source is not None and _literal(source)
                 if base.kinds & TENSORISH and flag is not None:
-                    name = target.value.id  # type: ignore[attr-defined]
+                    name = holder
                     if flag is True:
                         sources = base.sources | {target} if base.leaf != NO else base.sources
                         state.env[name] = base.evolve(grad=YES, sources=sources)
@@ -1234,6 +1235,13 @@ def _promote(operands) -> str | None:
         return "float64" if "float64" in dtypes else None
     floats = [d for d in dtypes if is_float_dtype(d)]
     return floats[0] if len(set(floats)) == 1 else None
+
+
+def _holder_name(node: ast.AST) -> str | None:
+    """The environment key of a name or a tracked `self.x` path (None for anything else)."""
+    if isinstance(node, ast.Name):
+        return node.id
+    return _self_path(node)
 
 
 def _self_path(node: ast.AST) -> str | None:

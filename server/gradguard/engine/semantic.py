@@ -28,6 +28,7 @@ from gradguard.engine import torch_facts
 from gradguard.engine.index import KIND_FUNCTION, KIND_MODULE, ModuleContext, keyword
 from gradguard.engine.interpreter import (
     APPEND,
+    _holder_name,
     Saved,
     ATTRIBUTE_STORE,
     BACKWARD,
@@ -1092,7 +1093,7 @@ class Semantics:
     def _container_method(
         self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State
     ) -> Value:
-        name = node.func.value.id if isinstance(node.func.value, ast.Name) else None  # type: ignore[attr-defined]
+        name = _holder_name(node.func.value)  # type: ignore[attr-defined]
         if attr in ("append", "add", "insert", "extend"):
             added = args.get(1 if attr == "insert" else 0, "object") or UNKNOWN
             if attr == "extend":
@@ -1158,6 +1159,9 @@ class Semantics:
                     path = f"self.{first.value}"
                     state.env[path] = stored
                     self.note_attribute_store(flow, path, stored)
+            elif value is not None:
+                # `self.add_module(str(i), layer)`: registered under a name only known at run time
+                flow._record(ATTRIBUTE_STORE, node, state, value, op="", target=node, data=attr)
             return NONE_VALUE
         if attr in ("modules", "children", "named_modules", "named_children"):
             return Value(LIST, grad=NO, leaf=NO, elem=UNKNOWN)
@@ -1373,6 +1377,10 @@ class Semantics:
             return result
         if name in _BUILTIN_BOOLS:
             return BOOL_VALUE
+        if name == "setattr" and len(args.positional) == 3:
+            # `setattr(self, name, layer)`: an attribute store under a computed name
+            flow._record(ATTRIBUTE_STORE, node, state, args.positional[2], op="", target=node, data="setattr")
+            return NONE_VALUE
         if name in _BUILTIN_NONE:
             return NONE_VALUE
         if name in ("str", "repr", "format", "chr"):

@@ -8,15 +8,9 @@ from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import nn_name, replace_node
-from gradguard.engine.index import (
-    TENSOR_FACTORIES,
-    Unit,
-    creates_grad_leaf,
-    keyword,
-    self_attribute,
-    self_name,
-    walk,
-)
+from gradguard.engine.index import Unit, self_name
+from gradguard.engine.interpreter import ATTRIBUTE_STORE
+from gradguard.engine.values import DICT, LIST, MODULE, PARAMETER, TUPLE, YES
 from gradguard.engine.queries import node_text
 from gradguard.engine.rule import Invalid, Rule, Valid
 from gradguard.engine.semantic import is_param_free_layer
@@ -322,132 +316,42 @@ class UnregisteredParameter(Rule):
 
     # -- one __init__ -----------------------------------------------------------------------------
     def _check_init(self, unit: Unit, init: ast.AST) -> Iterator[Finding]:
+        """Every `self.x = value` of `__init__`, judged by what `self.x` holds when `__init__`
+        ends (after appends, `requires_grad_()`, ...): a tensor that requires grad but is not a
+        parameter, or a Python container holding layers with parameters or parameters that no
+        registered module holds too."""
         me = self_name(init) or "self"  # type: ignore[arg-type]
-        assigns: list[tuple[ast.stmt, str, ast.expr]] = []  # self.x = value
-        local_lists: dict[str, ast.expr] = {}  # name -> its empty-list value
-        added: dict[str, set[str]] = {}  # "self.x" / "x" -> kinds of fresh objects put in it
-        registered: set[str] = set()  # containers handed to a layer constructor
-        calls: list[ast.Call] = []
-        later_grad: set[str] = set()  # self.x made to require grad after its assignment
-        for node in _statements(init):
-            if isinstance(node, (ast.For, ast.AsyncFor)) and _registers_in_body(node, me):
-                # `for i, layer in enumerate(self.layers): self.add_module(str(i), layer)`
-                for inner in walk(node.iter):
-                    key = _container_key(inner, me)
-                    if key:
-                        registered.add(key)
-            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                value = node.value
-                if value is None:
-                    continue
-                if isinstance(value, ast.Call):
-                    calls.extend(n for n in walk(value) if isinstance(n, ast.Call))
-                for target in targets:
-                    attr = self_attribute(target, me)
-                    if attr:
-                        assigns.append((node, attr, value))
-                    elif (
-                        isinstance(target, ast.Attribute)
-                        and target.attr == "requires_grad"
-                        and _is_true(value)
-                        and self_attribute(target.value, me)
-                    ):
-                        later_grad.add(self_attribute(target.value, me))  # self.w.requires_grad = True
-                    elif isinstance(target, ast.Name) and _is_empty_container(value):
-                        local_lists[target.id] = value
-                    elif isinstance(target, ast.Subscript):
-                        key = _container_key(target.value, me)
-                        kind = self._fresh_kind(unit, value)
-                        if key and kind:
-                            added.setdefault(key, set()).add(kind)
-            elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
-                calls.extend(n for n in walk(node.value) if isinstance(n, ast.Call))
-                func = node.value.func
-                flag = node.value.args[0] if node.value.args else keyword(node.value, "requires_grad")
-                if (
-                    isinstance(func, ast.Attribute)
-                    and func.attr == "requires_grad_"
-                    and (flag is None or _is_true(flag))
-                ):
-                    attr = self_attribute(func.value, me)
-                    if attr:
-                        later_grad.add(attr)  # self.w.requires_grad_()
-        for node in calls:
-            func = node.func
-            if isinstance(func, ast.Attribute) and func.attr in ("append", "insert", "extend"):
-                key = _container_key(func.value, me)
-                if key and node.args:
-                    item = node.args[-1]
-                    kinds = (
-                        self._element_kinds(unit, item)
-                        if func.attr == "extend"
-                        else {k for k in [self._fresh_kind(unit, item)] if k}
-                    )
-                    if kinds:
-                        added.setdefault(key, set()).update(kinds)
-            elif (
-                unit.module.is_layer_constructor(node)
-                or unit.module.is_parameter_constructor(node)
-                or (isinstance(func, ast.Attribute) and func.attr in _REGISTER_METHODS)
-            ):
-                for arg in node.args:
-                    inner = arg.value if isinstance(arg, ast.Starred) else arg
-                    key = _container_key(inner, me)
-                    if key:
-                        registered.add(key)
-        for stmt, attr, value in assigns:
-            key = f"{me}.{attr}"
-            if key in registered:
+        flow = unit.semantics.flow(init)
+        end = flow.exit_state
+        if end is None:
+            return
+        stores = [
+            e
+            for e in flow.events_of(ATTRIBUTE_STORE)
+            if isinstance(e.target, ast.Attribute)
+            and isinstance(e.target.value, ast.Name)
+            and e.target.value.id == me
+            and isinstance(e.node, (ast.Assign, ast.AnnAssign))
+        ]
+        registered = _registered_roots(end.env, flow)
+        reported: set[str] = set()
+        for event in stores:
+            attr = event.target.attr  # type: ignore[union-attr]
+            stmt = event.node
+            value_node = stmt.value  # type: ignore[union-attr]
+            if attr in reported or value_node is None:
                 continue
-            if isinstance(value, ast.Call) and (
-                _creates_grad_leaf(value, unit.module)
-                or (attr in later_grad and unit.module.call_name(value) in TENSOR_FACTORIES)
-            ):
-                yield self._grad_tensor(unit, attr, value)
+            final = end.env.get(f"self.{attr}", event.value)
+            if _grad_leaf(final) and _grad_leaf_made_here(event.value, final):
+                reported.add(attr)
+                yield self._grad_tensor(unit, attr, value_node)
                 continue
-            if _is_empty_container(value):
-                kinds = added.get(key)
-                if kinds:
-                    yield self._container(unit, attr, value, kinds, empty=True)
-                continue
-            if isinstance(value, ast.Name) and value.id in local_lists:
-                kinds = added.get(value.id)
-                if kinds and value.id not in registered:
-                    yield self._container(unit, attr, value, kinds, wrap_name=True)
-                continue
-            kinds = self._element_kinds(unit, value)
-            if kinds:
-                yield self._container(unit, attr, value, kinds)
-
-    def _fresh_kind(self, unit: Unit, node: ast.AST) -> str | None:
-        """A newly built layer with parameters, or a parameter/grad tensor."""
-        if not isinstance(node, ast.Call):
-            return None
-        module = unit.module
-        if module.is_parameter_constructor(node):
-            if keyword(node, "requires_grad") is not None and not _is_true(keyword(node, "requires_grad")):
-                return None
-            return _KIND_PARAM
-        if _creates_grad_leaf(node, module):
-            return _KIND_PARAM
-        if module.is_layer_constructor(node):
-            return None if is_param_free_layer(module.call_name(node)) else _KIND_MODULE
-        return None
-
-    def _element_kinds(self, unit: Unit, value: ast.AST) -> set[str]:
-        """Kinds of the fresh objects in a list/tuple/dict display or comprehension."""
-        if isinstance(value, (ast.List, ast.Tuple, ast.Set)):
-            elements = value.elts
-        elif isinstance(value, ast.Dict):
-            elements = value.values
-        elif isinstance(value, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
-            elements = [value.elt]
-        elif isinstance(value, ast.DictComp):
-            elements = [value.value]
-        else:
-            return set()
-        return {k for k in (self._fresh_kind(unit, e) for e in elements) if k}
+            kinds = _unregistered_kinds(final, registered)
+            if kinds and final.is_only(LIST | TUPLE | DICT):
+                reported.add(attr)
+                empty = _is_empty_container(value_node)
+                wrap_name = isinstance(value_node, ast.Name)
+                yield self._container(unit, attr, value_node, kinds, empty=empty, wrap_name=wrap_name)
 
     # -- findings ----------------------------------------------------------------------------------
     def _grad_tensor(self, unit: Unit, attr: str, value: ast.Call) -> Finding:
@@ -500,6 +404,59 @@ class UnregisteredParameter(Rule):
         return self.finding(unit, value, message, fix=fix)
 
 
+def _grad_leaf(value) -> bool:
+    """A tensor that requires grad and is a leaf, but not an `nn.Parameter`."""
+    return value.is_tensor and value.grad == YES and value.leaf == YES and not value.kinds & PARAMETER
+
+
+def _grad_leaf_made_here(stored, final) -> bool:
+    """The attribute became a grad leaf in `__init__` (created so, or marked later), not a
+    parameter of another module stored by reference."""
+    return not stored.kinds & PARAMETER
+
+
+def _unregistered_kinds(value, registered: frozenset, depth: int = 0) -> set[str]:
+    """Kinds of what a Python container holds (through nested containers) that needs
+    registering: layers with parameters, parameters and grad leaves no registered module holds."""
+    if depth > 4 or not value.known or not value.is_only(LIST | TUPLE | DICT):
+        return set()
+    parts = [p for p in [value.elem, *(value.items or ())] if p is not None]
+    kinds: set[str] = set()
+    for part in parts:
+        if part.is_only(LIST | TUPLE | DICT):
+            kinds |= _unregistered_kinds(part, registered, depth + 1)
+        elif part.is_module:
+            if is_param_free_layer(part.cls) or not part.sources or part.sources <= registered:
+                continue
+            kinds.add(_KIND_MODULE)
+        elif part.is_tensor and part.grad == YES and part.leaf == YES:
+            if part.sources and part.sources <= registered:
+                continue
+            kinds.add(_KIND_PARAM)
+    return kinds
+
+
+def _registered_roots(env: dict, flow) -> frozenset:
+    """Roots of everything a registered module attribute, `add_module`/`register_*` or
+    `setattr` holds (a list also handed to `nn.Sequential` is registered that way)."""
+    roots: set = set()
+    for key, value in env.items():
+        if key.startswith("self.") and key.count(".") == 1 and value.known and value.kinds & MODULE:
+            _collect_roots(value, roots)
+    for event in flow.events_of(ATTRIBUTE_STORE):
+        if event.data in _REGISTER_METHODS or event.data == "setattr":
+            _collect_roots(event.value, roots)
+    return frozenset(roots)
+
+
+def _collect_roots(value, roots: set, depth: int = 0) -> None:
+    roots.update(value.sources)
+    if depth < 4:
+        for part in [value.elem, *(value.items or ())]:
+            if part is not None:
+                _collect_roots(part, roots, depth + 1)
+
+
 def _container_text(
     unit: Unit, value: ast.expr, ctor: str, empty: bool, wrap_name: bool, dict_like: bool
 ) -> str | None:
@@ -525,16 +482,7 @@ def _container_text(
     return None
 
 
-_VARIABLE = {"torch.autograd.Variable", "torch.autograd.variable.Variable"}
 
-
-def _creates_grad_leaf(call: ast.Call, module) -> bool:
-    """A tensor factory with `requires_grad=True`, or the old `Variable(t, requires_grad=True)`."""
-    if creates_grad_leaf(call, module):
-        return True
-    return (
-        bool(call.args) and module.call_name(call) in _VARIABLE and _is_true(keyword(call, "requires_grad"))
-    )
 
 
 def _without_requires_grad(unit: Unit, call: ast.Call) -> str:
@@ -570,44 +518,13 @@ def _call_name(value: ast.AST) -> str | None:
     return None
 
 
-def _container_key(node: ast.AST, me: str) -> str | None:
-    if isinstance(node, ast.Name):
-        return node.id
-    attr = self_attribute(node, me)
-    return f"{me}.{attr}" if attr else None
 
-
+_VARIABLE = {"torch.autograd.Variable", "torch.autograd.variable.Variable"}
 _REGISTER_METHODS = ("add_module", "register_module", "register_parameter", "register_buffer")
 
 
-_BLOCK_FIELDS = ("body", "orelse", "finalbody", "handlers", "cases")
 
 
-def _statements(func: ast.AST) -> Iterator[ast.stmt]:
-    """Every statement of a function, nested blocks included (not nested defs/classes)."""
-    stack = list(reversed(func.body))  # type: ignore[attr-defined]
-    while stack:
-        stmt = stack.pop()
-        yield stmt
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            continue
-        for field in _BLOCK_FIELDS:
-            block = getattr(stmt, field, None)
-            if block:
-                stack.extend(reversed(block))
-
-
-def _registers_in_body(loop: ast.AST, me: str) -> bool:
-    for stmt in loop.body:  # type: ignore[attr-defined]
-        for node in walk(stmt):
-            if not isinstance(node, ast.Call):
-                continue
-            func = node.func
-            if isinstance(func, ast.Attribute) and func.attr in _REGISTER_METHODS:
-                return True
-            if isinstance(func, ast.Name) and func.id == "setattr":
-                return True
-    return False
 
 
 def _is_true(node: ast.AST | None) -> bool:
