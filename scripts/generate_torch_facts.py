@@ -61,6 +61,10 @@ import torch.nn.functional as F
 from torch.testing._internal.common_methods_invocations import op_db
 
 torch.set_num_threads(1)
+# Uninitialized memory (torch.empty, new_empty, resize_) is filled with NaN / the largest integer
+# instead of whatever the allocator returns, so facts read from values stay deterministic.
+torch.use_deterministic_algorithms(True, warn_only=True)
+torch.utils.deterministic.fill_uninitialized_memory = True
 
 NOTES: list[str] = []
 
@@ -279,6 +283,7 @@ class Outcome:
         "raises_requires_grad",
         "returns",
         "returns_self",
+        "same_values",
         "slot_positions",
         "view",
         "writes_self",
@@ -297,6 +302,7 @@ class Outcome:
         self.n_outputs = 0
         self.writes_self = None
         self.returns_self = None
+        self.same_values = None
         self.cut = None
         self.raises_requires_grad = False
 
@@ -375,12 +381,27 @@ def probe(fn, sample: Sample, *, inplace: bool = False, saves: bool = True, _det
                 inputs = [t for _, _, t in slots]
                 result.view = any(shares_memory(o, inputs) for o in outputs) if outputs else None
                 result.cut = cuts(out, first, outputs, first_requires_grad, _detached)
+                result.same_values = same_values(out, first, version)
             if leaves:
                 result.grad = gradient_kind(outputs, leaves)
         if saves and leaves and any(o.requires_grad for o in outputs):
             hit_in, hit_out = saved_targets(slots, outputs)
             result.hits.append((frozenset(config), hit_in, hit_out))
     return result
+
+
+def same_values(out, first: torch.Tensor, version: int) -> bool | None:
+    """The result is a tensor holding the receiver's values (clone, detach, to, contiguous, float
+    of a float tensor): same shape, equal once converted to the receiver's dtype. None for results
+    that are not one tensor, and for calls that wrote into the receiver."""
+    if not isinstance(out, torch.Tensor) or first._version != version:
+        return None
+    if out.shape != first.shape:
+        return False
+    try:
+        return bool(torch.equal(out.detach().to(first.dtype), first.detach()))
+    except Exception:
+        return False
 
 
 def cuts(out, first: torch.Tensor, outputs: list, first_requires_grad: bool, detached: bool) -> bool | None:
@@ -635,6 +656,8 @@ BINARY_OPERATORS = {
     "BitXor": "xor",
     "BitAnd": "and",
 }
+# Python builtins that call a Tensor method: float(x) -> x.__float__(), len(x) -> x.__len__().
+CONVERSIONS = ("__float__", "__int__", "__bool__", "__complex__", "__index__", "__len__")
 UNARY_OPERATORS = {"USub": "neg", "UAdd": "pos", "Invert": "invert"}
 COMPARE_OPERATORS = {"Eq": "eq", "NotEq": "ne", "Lt": "lt", "LtE": "le", "Gt": "gt", "GtE": "ge"}
 
@@ -662,7 +685,8 @@ def operator_dunders() -> list[str]:
         for form in (f"__{word}__", f"__i{word}__", f"__r{word}__"):
             if hasattr(torch.Tensor, form) and form not in names:
                 names.append(form)
-    return sorted([*names, "__getitem__", "__setitem__"])
+    conversions = [n for n in CONVERSIONS if hasattr(torch.Tensor, n)]
+    return sorted([*names, "__getitem__", "__setitem__", *conversions])
 
 
 def public_functions() -> dict[str, object]:
@@ -805,6 +829,7 @@ class Facts:
             returns,
             fields,
             three_way(o.view for o in outs),
+            three_way(o.same_values for o in outs),
             _bool3(o.cut for o in outs),
             any(o.raises_requires_grad for o in outs),
             sum(1 for o in outs if o.returns or o.raises_requires_grad),
@@ -906,7 +931,7 @@ OPS_FORMAT = (
     "space-separated field=value items; an absent field has its default:",
     "canonical (default: the key's last dotted part), inplace and out_of_place (Tensor method names, default none),",
     "writes_self and cuts_graph (1, or ? when it depends; default 0 when samples > 0, else unknown),",
-    "raises_if_requires_grad (1 or absent), grad, dtype and view (a word; absent: unknown),",
+    "raises_if_requires_grad (1 or absent), grad, dtype, view and same_values (a word; absent: unknown),",
     "returns and fields (words joined by +), saves_inputs and saves_outputs (position:triggers joined by ;,",
     "triggers being * (always), ? (depends on the arguments) or the positions joined by + whose requires_grad",
     "makes it saved), samples (calls probed, default 0), source (generic when not from op_db samples).",
@@ -924,6 +949,7 @@ RECORD_FIELDS = (
     "returns",
     "fields",
     "view",
+    "same_values",
     "cuts_graph",
     "raises_if_requires_grad",
     "samples",
@@ -1455,18 +1481,21 @@ def collect_layers() -> dict:
         instance = instantiate(cls)
         if instance is None:
             note(f"torch.nn.{name}: could not be instantiated with small arguments")
-            found[name] = (kind, None, None, None, None, None, ctor, forward, file)
+            found[name] = (kind, None, None, None, None, None, ctor, forward, file, ())
             continue
         params = [n for n, _ in instance.named_parameters()]
         direct = [n for n, _ in instance.named_parameters(recurse=False)]
         buffers = [n for n, _ in instance.named_buffers()]
         counts = [len(params)]
+        switches = []
         defaults = constructor(cls).parameters if constructor(cls) else {}
         for pname, p in defaults.items():
             if isinstance(p.default, bool):
                 flipped = instantiate(cls, **{pname: not p.default})
                 if flipped is not None:
                     counts.append(len(list(flipped.parameters())))
+                    if (counts[-1] == 0) != (counts[0] == 0):
+                        switches.append(pname)
         if kind == "linear" and max(counts) == 0:
             kind = "other"  # Identity
         found[name] = (
@@ -1479,6 +1508,7 @@ def collect_layers() -> dict:
             ctor,
             forward,
             file,
+            tuple(switches),
         )
     return found
 
@@ -1795,7 +1825,7 @@ def encode_op(key: str, record: tuple) -> str:
             items.append(f"{f}={'?' if r[f] is None else 1}")
     if r["raises_if_requires_grad"]:
         items.append("raises_if_requires_grad=1")
-    items += [f"{f}={r[f]}" for f in ("grad", "dtype", "view") if r[f]]
+    items += [f"{f}={r[f]}" for f in ("grad", "dtype", "view", "same_values") if r[f]]
     items += [f"{f}={'+'.join(r[f])}" for f in ("returns", "fields") if r[f]]
     for f in ("saves_inputs", "saves_outputs"):
         if r[f]:
@@ -1816,7 +1846,7 @@ def encode_op(key: str, record: tuple) -> str:
 def _derivable_alias(alias: str, canonical: str, layers: dict, optimizers: dict) -> bool:
     prefix, last = alias.rsplit(".", 1)
     if canonical == f"torch.nn.{last}" and last in layers:
-        return prefix in ("torch.nn.modules", f"torch.nn.modules.{layers[last][-1]}")
+        return prefix in ("torch.nn.modules", f"torch.nn.modules.{layers[last][8]}")
     if canonical in optimizers:
         return prefix == f"torch.optim.{optimizers[canonical][0]}"
     return False
@@ -1965,10 +1995,13 @@ def collect() -> str:
                 "constructor",
                 "forward",
                 "file",
+                "switches",
             ),
             """
             The fields of a LAYERS record; name lists are joined by commas (one string literal each keeps
-            the module fast to compile); file is the torch.nn.modules submodule defining the class.
+            the module fast to compile); file is the torch.nn.modules submodule defining the class;
+            switches are the boolean constructor parameters whose flip adds or removes every parameter
+            (BatchNorm's affine, LayerNorm's elementwise_affine).
             """,
         ),
         block(

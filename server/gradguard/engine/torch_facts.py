@@ -134,6 +134,8 @@ class OpFacts:
     returns: tuple[str, ...]
     fields: tuple[str, ...]  # field names of a named-tuple result (values, indices)
     view: str | None  # "always" / "maybe" / "never"
+    same_values: str | None  # the result holds the receiver's values: "always" (clone, detach,
+    # contiguous), "maybe" (float(): the same values unless they do not fit), "never"
     cuts_graph: bool | None  # the result holds the input's values without autograd history
     raises_if_requires_grad: bool  # raises on a tensor that requires grad (numpy())
     samples: int  # calls probed (0: nothing but the name is known)
@@ -281,6 +283,7 @@ def _decode(name: str, key: str, text: str) -> OpFacts:
         returns=tuple(fields["returns"].split("+")) if "returns" in fields else (),
         fields=tuple(fields["fields"].split("+")) if "fields" in fields else (),
         view=fields.get("view"),
+        same_values=fields.get("same_values"),
         cuts_graph=flag("cuts_graph"),
         raises_if_requires_grad=fields.get("raises_if_requires_grad") == "1",
         samples=samples,
@@ -587,6 +590,8 @@ class LayerFacts:
     constructor: tuple[str, ...]  # constructor parameter names in order (to read nn.Linear(in, out))
     forward: tuple[str, ...]  # forward's parameter names
     file: str  # the torch.nn.modules submodule defining it
+    switches: tuple[str, ...]  # boolean constructor parameters that add or remove every parameter
+    # (BatchNorm's `affine`, LayerNorm's `elementwise_affine`, InstanceNorm's `affine`)
 
     @property
     def owns_parameters(self) -> bool | None:
@@ -611,7 +616,7 @@ def layer(name: str) -> LayerFacts | None:
         short = _layer_name(name)
         record = _data.LAYERS.get(short) if short else None
         if record is not None:
-            kind, params, count, buffers, sometimes, always, ctor, forward, file = record
+            kind, params, count, buffers, sometimes, always, ctor, forward, file, switches = record
             facts = LayerFacts(
                 f"torch.nn.{short}",
                 kind,
@@ -623,6 +628,7 @@ def layer(name: str) -> LayerFacts | None:
                 _names(ctor) or (),
                 _names(forward) or (),
                 file,
+                _names(switches) or (),
             )
         _layer_cache[name] = facts
     return facts
@@ -635,7 +641,7 @@ def _layer_name(name: str) -> str | None:
     record = _data.LAYERS.get(last)
     if record is None:
         return None
-    if prefix in ("torch.nn", "torch.nn.modules", f"torch.nn.modules.{record[-1]}"):
+    if prefix in ("torch.nn", "torch.nn.modules", f"torch.nn.modules.{record[8]}"):
         return last
     return None
 
