@@ -282,6 +282,7 @@ class Outcome:
         "positions",
         "raises_requires_grad",
         "returns",
+        "overwrites",
         "returns_self",
         "same_values",
         "slot_positions",
@@ -303,6 +304,7 @@ class Outcome:
         self.writes_self = None
         self.returns_self = None
         self.same_values = None
+        self.overwrites = None
         self.cut = None
         self.raises_requires_grad = False
 
@@ -382,12 +384,82 @@ def probe(fn, sample: Sample, *, inplace: bool = False, saves: bool = True, _det
                 result.view = any(shares_memory(o, inputs) for o in outputs) if outputs else None
                 result.cut = cuts(out, first, outputs, first_requires_grad, _detached)
                 result.same_values = same_values(out, first, version)
+                if (
+                    isinstance(out, (bool, int, float, complex))
+                    and first.numel() == 1
+                    and result.cut is not None
+                ):
+                    result.cut = scalar_tracks_data(fn, sample, inplace, out)
+                if result.writes_self and saves:
+                    result.overwrites = overwrites(fn, sample, inplace, out)
             if leaves:
                 result.grad = gradient_kind(outputs, leaves)
         if saves and leaves and any(o.requires_grad for o in outputs):
             hit_in, hit_out = saved_targets(slots, outputs)
             result.hits.append((frozenset(config), hit_in, hit_out))
     return result
+
+
+def _rerun(fn, sample: Sample, inplace: bool, convert):
+    seed("rerun")
+    inp, args, kwargs, _, _ = sample.build(set(), inplace=inplace, convert=convert)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return fn(inp, *args, **kwargs)
+    except Exception:
+        return None
+
+
+def scalar_tracks_data(fn, sample: Sample, inplace: bool, out) -> bool:
+    """A Python number from a one-element tensor (item, float(x), int(x), bool(x)): is it the
+    tensor's value converted (and does it change with it), rather than metadata (dim, numel)?"""
+    zero = _rerun(fn, sample, inplace, lambda pos, t: torch.zeros_like(t) if pos == 0 else t)
+    value = sample.input.detach().item() if isinstance(sample.input, torch.Tensor) else None
+    if value is None or zero is None:
+        return False
+    kind = type(out)
+    return out == kind(value) and zero == kind(0) and out != zero
+
+
+def overwrites(fn, sample: Sample, inplace: bool, out) -> bool | None:
+    """An in-place call whose result does not depend on the receiver's old values (zero_, fill_,
+    uniform_, copy_): called again on receivers with other values (other numbers, zeros, and each
+    same-shaped tensor or number argument of the call, so that `eq_(y)` on `y` differs), it gives
+    the same result every time, with the call's other tensor arguments as given and zeroed."""
+    receiver = sample.input
+    if not isinstance(out, torch.Tensor) or not isinstance(receiver, torch.Tensor):
+        return None
+
+    def changed(t):
+        return ~t if t.dtype == torch.bool else t * 2 + 1
+
+    others = [changed, torch.zeros_like]
+    for _, part in list(sample.parts())[1:]:
+        if isinstance(part, torch.Tensor) and part.shape == receiver.shape and part.dtype == receiver.dtype:
+            others.append(lambda t, part=part: part.detach().clone())
+        elif isinstance(part, (int, float)) and not isinstance(part, bool):
+            others.append(lambda t, part=part: torch.full_like(t, part))
+    # A second round with every other tensor argument zeroed: with random arguments some ops
+    # ignore the receiver by accident (logical_or_ with a nonzero `other`, index_copy_ whose index
+    # covers every row), with zeros they do not.
+    for args_zeroed in (False, True):
+
+        def rest(pos, t, args_zeroed=args_zeroed):
+            return torch.zeros_like(t) if args_zeroed and pos != 0 else t
+
+        first = _rerun(fn, sample, inplace, rest)
+        if not isinstance(first, torch.Tensor):
+            return None
+        for make in others:
+            other = _rerun(
+                fn,
+                sample,
+                inplace,
+                lambda pos, t, make=make, rest=rest: make(t) if pos == 0 else rest(pos, t),
+            )
+            if not isinstance(other, torch.Tensor) or not torch.equal(first.detach(), other.detach()):
+                return False
+    return True
 
 
 def same_values(out, first: torch.Tensor, version: int) -> bool | None:
@@ -519,6 +591,7 @@ def agree(values):
 # -- OpInfo samples ----------------------------------------------------------------------------------------
 
 SAMPLES_PER_OPINFO = 4
+OVERWRITE_SAMPLES = 16
 PROBE_DTYPES = (torch.float32, torch.float64, torch.int64, torch.bool)
 
 
@@ -784,7 +857,7 @@ def generic_samples(fn, inplace: bool) -> list[tuple[torch.dtype, Sample]]:
     first candidate argument list the call accepts."""
     for shape in ((2, 3), (1,)):
         seed("generic")
-        base = torch.randn(shape)
+        base = torch.randn(shape) if shape != (1,) else torch.tensor([2.5])
         for candidate in CANDIDATE_ARGS:
             args = tuple(torch.randn(shape) if a == "T" else a for a in candidate)
             sample = Sample(base, args)
@@ -830,6 +903,7 @@ class Facts:
             fields,
             three_way(o.view for o in outs),
             three_way(o.same_values for o in outs),
+            _bool3(o.overwrites for o in outs),
             _bool3(o.cut for o in outs),
             any(o.raises_requires_grad for o in outs),
             sum(1 for o in outs if o.returns or o.raises_requires_grad),
@@ -869,6 +943,14 @@ def study(fn, canonical: str, infos, *, inplace: bool, generic: bool, label: str
         facts.requires_grad_keyword = facts.requires_grad_keyword or accepts_requires_grad(
             fn, ran[0], inplace
         )
+        if inplace and any(o.overwrites for o in facts.outcomes):
+            # the first samples are often one-element tensors an index covers whole: look further
+            for sample in opinfo_samples(info, dtype, limit=OVERWRITE_SAMPLES)[len(samples) :]:
+                out = _rerun(fn, sample, inplace, None)
+                if isinstance(out, torch.Tensor):
+                    outcome = Outcome()
+                    outcome.overwrites = overwrites(fn, sample, inplace, out)
+                    facts.outcomes.append(outcome)
         supported = info.supported_dtypes("cpu")
         for other_dtype in PROBE_DTYPES:
             if other_dtype == dtype or other_dtype not in supported:
@@ -931,7 +1013,8 @@ OPS_FORMAT = (
     "space-separated field=value items; an absent field has its default:",
     "canonical (default: the key's last dotted part), inplace and out_of_place (Tensor method names, default none),",
     "writes_self and cuts_graph (1, or ? when it depends; default 0 when samples > 0, else unknown),",
-    "raises_if_requires_grad (1 or absent), grad, dtype, view and same_values (a word; absent: unknown),",
+    "overwrites and raises_if_requires_grad (1 or absent), grad, dtype, view and same_values (a word; absent:",
+    "unknown),",
     "returns and fields (words joined by +), saves_inputs and saves_outputs (position:triggers joined by ;,",
     "triggers being * (always), ? (depends on the arguments) or the positions joined by + whose requires_grad",
     "makes it saved), samples (calls probed, default 0), source (generic when not from op_db samples).",
@@ -950,6 +1033,7 @@ RECORD_FIELDS = (
     "fields",
     "view",
     "same_values",
+    "overwrites",
     "cuts_graph",
     "raises_if_requires_grad",
     "samples",
@@ -1823,6 +1907,8 @@ def encode_op(key: str, record: tuple) -> str:
     for f in ("writes_self", "cuts_graph"):
         if probed and r[f] is not False:
             items.append(f"{f}={'?' if r[f] is None else 1}")
+    if r["overwrites"]:
+        items.append("overwrites=1")
     if r["raises_if_requires_grad"]:
         items.append("raises_if_requires_grad=1")
     items += [f"{f}={r[f]}" for f in ("grad", "dtype", "view", "same_values") if r[f]]

@@ -290,6 +290,29 @@ def test_graph_cuts(torch):
     with pytest.raises(RuntimeError, match="requires grad"):
         y.numpy()
     assert y.requires_grad_() is y and y.grad_fn is not None
+    # float(x), int(x), bool(x) call the conversion methods: numbers without history
+    assert all(tf.cuts_graph(n) for n in ("__float__", "__int__", "__bool__"))
+    assert not tf.cuts_graph("dim") and not tf.cuts_graph("numel")
+    assert isinstance(float(y), float) and isinstance(int(y), int)
+
+
+@torch_only
+def test_overwriting_and_writing_methods(torch):
+    overwriting = tf.overwriting_methods()
+    assert {"zero_", "fill_", "uniform_", "normal_", "copy_", "bernoulli_"} <= overwriting
+    assert not {"add_", "mul_", "clamp_", "index_fill_", "masked_fill_", "ceil_"} & overwriting
+    assert {"add_", "copy_", "__setitem__", "__iadd__"} <= tf.writing_methods()
+    assert not {"requires_grad_", "detach_", "add"} & tf.writing_methods()
+    a, b = torch.randn(3), torch.randn(3)
+    torch.manual_seed(0)
+    a.uniform_()
+    torch.manual_seed(0)
+    b.uniform_()
+    assert torch.equal(a, b)
+    x = torch.randn(3)
+    version = x._version
+    x.requires_grad_()
+    assert x._version == version
 
 
 @torch_only

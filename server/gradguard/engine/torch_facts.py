@@ -127,6 +127,7 @@ class OpFacts:
     inplace: str | None  # the Tensor method doing this op in place (sigmoid -> sigmoid_)
     out_of_place: str | None  # for an in-place method, the out-of-place one (add_ -> add)
     writes_self: bool | None  # writes into its first argument (bumps its version counter)
+    overwrites: bool  # an in-place write whose result ignores the old values (zero_, fill_, uniform_)
     grad: str | None  # see the module docstring
     saves_inputs: tuple  # ((position, triggers), ...)
     saves_outputs: tuple  # ((output index, triggers), ...)
@@ -276,6 +277,7 @@ def _decode(name: str, key: str, text: str) -> OpFacts:
         inplace=fields.get("inplace"),
         out_of_place=fields.get("out_of_place"),
         writes_self=flag("writes_self"),
+        overwrites=fields.get("overwrites") == "1",
         grad=fields.get("grad"),
         saves_inputs=_decode_saves(fields.get("saves_inputs")),
         saves_outputs=_decode_saves(fields.get("saves_outputs")),
@@ -411,6 +413,12 @@ def no_grad_methods() -> frozenset[str]:
 def output_saving_methods() -> frozenset[str]:
     """Out-of-place methods whose backward always saves their output (sigmoid, tanh, exp, ...)."""
     return _cached("saves_result", lambda f: f.saves_result is True and not f.writes_self)
+
+
+def overwriting_methods() -> frozenset[str]:
+    """In-place methods whose result does not depend on the old values (re-initialisations:
+    zero_, fill_, uniform_, normal_, bernoulli_, copy_, ...)."""
+    return _cached("overwrites", lambda f: f.overwrites)
 
 
 def writing_methods() -> frozenset[str]:
