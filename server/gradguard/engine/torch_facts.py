@@ -109,10 +109,31 @@ THIRD_PARTY_MODULE_BASES = frozenset(
 # Ops: Tensor methods and functions
 # ---------------------------------------------------------------------------------------------------
 
-_TENSOR_METHODS = frozenset(_data.TENSOR_METHODS)
-_OPERATOR_METHODS = frozenset(_data.OPERATOR_METHODS)
-_TENSOR_ONLY = frozenset(_data.TENSOR_ONLY_METHODS)
-_FUNCTION_PREFIXES = tuple(sorted(_data.FUNCTIONS, key=len, reverse=True))
+_TENSOR_METHODS = frozenset(_data.TENSOR_METHODS.split())
+_OPERATOR_METHODS = frozenset(_data.OPERATOR_METHODS.split())
+_TENSOR_ONLY = frozenset(_data.TENSOR_ONLY_METHODS.split())
+_FUNCTION_TEXT = {
+    "torch": _data.FUNCTIONS_TORCH,
+    "torch.nn.functional": _data.FUNCTIONS_TORCH_NN_FUNCTIONAL,
+    "torch.special": _data.FUNCTIONS_TORCH_SPECIAL,
+    "torch.linalg": _data.FUNCTIONS_TORCH_LINALG,
+    "torch.fft": _data.FUNCTIONS_TORCH_FFT,
+}
+_function_tables: dict[str, dict[str, str]] = {}
+
+
+def _functions_of(prefix: str) -> dict[str, str]:
+    """name -> OPS key ("" when not probed) for one namespace, decoded on first use."""
+    table = _function_tables.get(prefix)
+    if table is None:
+        text = _FUNCTION_TEXT.get(prefix)
+        if text is None:
+            return {}
+        table = _function_tables[prefix] = {}
+        for item in text.split():
+            name, _, key = item.partition("=")
+            table[name] = key if _ else name
+    return table
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +270,7 @@ def function(qualname: str) -> OpFacts | None:
         if prefix == "torch.Tensor":
             facts = op(last)
         else:
-            key = _data.FUNCTIONS.get(prefix, {}).get(last)
+            key = _functions_of(prefix).get(last)
             if key is not None:
                 record_key = qualname if key == "*" else key
                 facts = _decode(qualname, record_key, _data.OPS.get(record_key, "") if key else "")
@@ -294,7 +315,7 @@ def _decode(name: str, key: str, text: str) -> OpFacts:
 
 
 def _existing(prefix: str, name: str) -> str | None:
-    return f"{prefix}.{name}" if name in _data.FUNCTIONS[prefix] else None
+    return f"{prefix}.{name}" if name in _functions_of(prefix) else None
 
 
 def _position(word: str) -> int | str:
@@ -331,12 +352,16 @@ def tensor_only_methods() -> frozenset[str]:
 def functions(prefix: str = "torch") -> frozenset[str]:
     """The public function names of one namespace (torch, torch.nn.functional, torch.special,
     torch.linalg, torch.fft)."""
-    return frozenset(_data.FUNCTIONS.get(prefix, {}))
+    return frozenset(_functions_of(prefix))
+
+
+def function_namespaces() -> tuple[str, ...]:
+    return tuple(_FUNCTION_TEXT)
 
 
 def is_function(qualname: str) -> bool:
     prefix, _, last = qualname.rpartition(".")
-    return last in _data.FUNCTIONS.get(prefix, ())
+    return last in _functions_of(prefix)
 
 
 def operator(syntax: str) -> tuple[str | None, str | None, str | None] | None:
@@ -566,17 +591,28 @@ def default_dtype() -> str:
     return _data.DEFAULT_DTYPE
 
 
+def _row(table: dict[str, str], cache: dict[str, dict[str, str]], a: str) -> dict[str, str]:
+    row = cache.get(a)
+    if row is None:
+        row = cache[a] = dict(item.split("=", 1) for item in table.get(a, "").split())
+    return row
+
+
+_promote_rows: dict[str, dict[str, str]] = {}
+_scalar_rows: dict[str, dict[str, str]] = {}
+
+
 def promote(a: str, b: str) -> str | None:
     """The dtype of `x + y` for tensors (with dimensions) of dtypes a and b."""
     a, b = canonical_dtype(a), canonical_dtype(b)
-    return _data.PROMOTE.get((a, b)) if a and b else None
+    return _row(_data.PROMOTE, _promote_rows, a).get(b) if a and b else None
 
 
 def promote_scalar(a: str, kind: str) -> str | None:
     """The dtype of `x + s` for a tensor of dtype a and a Python scalar of kind "bool", "int",
     "float" or "complex"."""
     a = canonical_dtype(a)
-    return _data.PROMOTE_SCALAR.get((a, kind)) if a else None
+    return _row(_data.PROMOTE_SCALAR, _scalar_rows, a).get(kind) if a else None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -607,38 +643,39 @@ class LayerFacts:
         return None if self.parameter_count is None else self.parameter_count > 0
 
 
-def _names(value) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    return tuple(value.split(",")) if value else ()
-
-
 _layer_cache: dict[str, LayerFacts | None] = {}
 
 
 def layer(name: str) -> LayerFacts | None:
     """Facts for a torch.nn layer class: "Linear", "torch.nn.Linear" or
     "torch.nn.modules.linear.Linear"."""
-    facts = _layer_cache.get(name)
-    if facts is None and name not in _layer_cache:
-        short = _layer_name(name)
-        record = _data.LAYERS.get(short) if short else None
-        if record is not None:
-            kind, params, count, buffers, sometimes, always, ctor, forward, file, switches = record
+    short = _layer_name(name)
+    facts = _layer_cache.get(short) if short else None
+    if facts is None and short is not None and short not in _layer_cache:
+        text = _data.LAYERS.get(short)
+        if text is not None:
+            fields = dict(item.split("=", 1) for item in text.split())
+
+            def names(word: str) -> tuple[str, ...]:
+                return tuple(fields[word].split(",")) if fields.get(word) else ()
+
+            built = fields.get("built") != "0"
+            parameters = names("parameters") if built else None
+            free = fields.get("parameter_free")
             facts = LayerFacts(
-                f"torch.nn.{short}",
-                kind,
-                _names(params),
-                count,
-                _names(buffers),
-                sometimes,
-                always,
-                _names(ctor) or (),
-                _names(forward) or (),
-                file,
-                _names(switches) or (),
+                name=f"torch.nn.{short}",
+                kind=fields["kind"],
+                parameters=parameters,
+                parameter_count=int(fields.get("parameter_count", len(parameters))) if built else None,
+                buffers=names("buffers") if built else None,
+                parameter_free_sometimes=free in ("always", "sometimes") if built else None,
+                parameter_free_always=free == "always" if built else None,
+                constructor=names("constructor"),
+                forward=names("forward"),
+                file=fields["file"],
+                switches=names("switches"),
             )
-        _layer_cache[name] = facts
+        _layer_cache[short] = facts
     return facts
 
 
@@ -646,10 +683,13 @@ def _layer_name(name: str) -> str | None:
     if "." not in name:
         return name
     prefix, _, last = name.rpartition(".")
-    record = _data.LAYERS.get(last)
-    if record is None:
+    text = _data.LAYERS.get(last)
+    if text is None:
         return None
-    if prefix in ("torch.nn", "torch.nn.modules", f"torch.nn.modules.{record[8]}"):
+    if prefix in ("torch.nn", "torch.nn.modules"):
+        return last
+    file = prefix.removeprefix("torch.nn.modules.")
+    if file != prefix and f" file={file} " in f" {text} ":
         return last
     return None
 

@@ -940,149 +940,118 @@ OPS = {
 
 # Every public method of torch.Tensor (dir(torch.Tensor)).
 TENSOR_METHODS = (
-    "abs", "abs_", "absolute", "absolute_", "acos", "acos_", "acosh", "acosh_", "add", "add_", "addbmm",
-    "addbmm_", "addcdiv", "addcdiv_", "addcmul", "addcmul_", "addmm", "addmm_", "addmv", "addmv_", "addr",
-    "addr_", "adjoint", "all", "allclose", "amax", "amin", "aminmax", "angle", "any", "apply_", "arccos",
-    "arccos_", "arccosh", "arccosh_", "arcsin", "arcsin_", "arcsinh", "arcsinh_", "arctan", "arctan2",
-    "arctan2_", "arctan_", "arctanh", "arctanh_", "argmax", "argmin", "argsort", "argwhere", "as_strided",
-    "as_strided_", "as_strided_scatter", "as_subclass", "asin", "asin_", "asinh", "asinh_", "atan", "atan2",
-    "atan2_", "atan_", "atanh", "atanh_", "backward", "baddbmm", "baddbmm_", "bernoulli", "bernoulli_",
-    "bfloat16", "bincount", "bitwise_and", "bitwise_and_", "bitwise_left_shift", "bitwise_left_shift_",
-    "bitwise_not", "bitwise_not_", "bitwise_or", "bitwise_or_", "bitwise_right_shift", "bitwise_right_shift_",
-    "bitwise_xor", "bitwise_xor_", "bmm", "bool", "broadcast_to", "byte", "cauchy_", "ccol_indices",
-    "cdouble", "ceil", "ceil_", "cfloat", "chalf", "char", "cholesky", "cholesky_inverse", "cholesky_solve",
-    "chunk", "clamp", "clamp_", "clamp_max", "clamp_max_", "clamp_min", "clamp_min_", "clip", "clip_",
-    "clone", "coalesce", "col_indices", "conj", "conj_physical", "conj_physical_", "const_data_ptr",
-    "contiguous", "copy_", "copysign", "copysign_", "corrcoef", "cos", "cos_", "cosh", "cosh_",
-    "count_nonzero", "cov", "cpu", "cross", "crow_indices", "cuda", "cummax", "cummin", "cumprod", "cumprod_",
-    "cumsum", "cumsum_", "data_ptr", "deg2rad", "deg2rad_", "dense_dim", "dequantize", "det", "detach",
-    "detach_", "diag", "diag_embed", "diagflat", "diagonal", "diagonal_scatter", "diff", "digamma",
-    "digamma_", "dim", "dim_order", "dist", "div", "div_", "divide", "divide_", "dot", "double", "dsplit",
-    "eig", "element_size", "eq", "eq_", "equal", "erf", "erf_", "erfc", "erfc_", "erfinv", "erfinv_", "exp",
-    "exp2", "exp2_", "exp_", "expand", "expand_as", "expm1", "expm1_", "exponential_", "fill_",
-    "fill_diagonal_", "fix", "fix_", "flatten", "flip", "fliplr", "flipud", "float", "float_power",
-    "float_power_", "floor", "floor_", "floor_divide", "floor_divide_", "fmax", "fmin", "fmod", "fmod_",
-    "frac", "frac_", "frexp", "gather", "gcd", "gcd_", "ge", "ge_", "geometric_", "geqrf", "ger",
-    "get_device", "greater", "greater_", "greater_equal", "greater_equal_", "gt", "gt_", "half", "hardshrink",
-    "hash_tensor", "heaviside", "heaviside_", "histc", "histogram", "hsplit", "hypot", "hypot_", "i0", "i0_",
-    "igamma", "igamma_", "igammac", "igammac_", "index", "index_add", "index_add_", "index_copy",
-    "index_copy_", "index_fill", "index_fill_", "index_put", "index_put_", "index_reduce", "index_reduce_",
-    "index_select", "indices", "inner", "int", "int_repr", "inverse", "ipu", "is_coalesced", "is_complex",
-    "is_conj", "is_contiguous", "is_distributed", "is_floating_point", "is_inference", "is_neg", "is_nonzero",
-    "is_pinned", "is_same_size", "is_set_to", "is_shared", "is_signed", "isclose", "isfinite", "isinf",
-    "isnan", "isneginf", "isposinf", "isreal", "istft", "item", "kron", "kthvalue", "lcm", "lcm_", "ldexp",
-    "ldexp_", "le", "le_", "lerp", "lerp_", "less", "less_", "less_equal", "less_equal_", "lgamma", "lgamma_",
-    "log", "log10", "log10_", "log1p", "log1p_", "log2", "log2_", "log_", "log_normal_", "log_softmax",
-    "logaddexp", "logaddexp2", "logcumsumexp", "logdet", "logical_and", "logical_and_", "logical_not",
-    "logical_not_", "logical_or", "logical_or_", "logical_xor", "logical_xor_", "logit", "logit_",
-    "logsumexp", "long", "lstsq", "lt", "lt_", "lu", "lu_solve", "map2_", "map_", "masked_fill",
-    "masked_fill_", "masked_scatter", "masked_scatter_", "masked_select", "matmul", "matrix_exp",
-    "matrix_power", "max", "maximum", "mean", "median", "min", "minimum", "mm", "mode", "module_load",
-    "moveaxis", "movedim", "msort", "mtia", "mul", "mul_", "multinomial", "multiply", "multiply_", "mv",
-    "mvlgamma", "mvlgamma_", "nan_to_num", "nan_to_num_", "nanmean", "nanmedian", "nanquantile", "nansum",
-    "narrow", "narrow_copy", "ndimension", "ne", "ne_", "neg", "neg_", "negative", "negative_", "nelement",
-    "new", "new_empty", "new_empty_strided", "new_full", "new_ones", "new_tensor", "new_zeros", "nextafter",
-    "nextafter_", "nonzero", "nonzero_static", "norm", "normal_", "not_equal", "not_equal_", "numel", "numpy",
-    "orgqr", "ormqr", "outer", "permute", "pin_memory", "pinverse", "polygamma", "polygamma_", "positive",
-    "pow", "pow_", "prelu", "prod", "put", "put_", "q_per_channel_axis", "q_per_channel_scales",
-    "q_per_channel_zero_points", "q_scale", "q_zero_point", "qr", "qscheme", "quantile", "rad2deg",
-    "rad2deg_", "random_", "ravel", "reciprocal", "reciprocal_", "record_stream", "register_hook",
-    "register_post_accumulate_grad_hook", "reinforce", "relu", "relu_", "remainder", "remainder_", "renorm",
-    "renorm_", "repeat", "repeat_interleave", "requires_grad_", "reshape", "reshape_as", "resize", "resize_",
-    "resize_as", "resize_as_", "resize_as_sparse_", "resolve_conj", "resolve_neg", "retain_grad", "roll",
-    "rot90", "round", "round_", "row_indices", "rsqrt", "rsqrt_", "scatter", "scatter_", "scatter_add",
-    "scatter_add_", "scatter_reduce", "scatter_reduce_", "select", "select_scatter", "set_", "sgn", "sgn_",
-    "share_memory_", "short", "sigmoid", "sigmoid_", "sign", "sign_", "signbit", "sin", "sin_", "sinc",
-    "sinc_", "sinh", "sinh_", "size", "slice_inverse", "slice_scatter", "slogdet", "smm", "softmax", "solve",
-    "sort", "sparse_dim", "sparse_mask", "sparse_resize_", "sparse_resize_and_clear_", "split",
-    "split_with_sizes", "sqrt", "sqrt_", "square", "square_", "squeeze", "squeeze_", "sspaddmm", "std",
-    "stft", "storage", "storage_offset", "storage_type", "stride", "sub", "sub_", "subtract", "subtract_",
-    "sum", "sum_to_size", "svd", "swapaxes", "swapaxes_", "swapdims", "swapdims_", "symeig", "t", "t_",
-    "take", "take_along_dim", "tan", "tan_", "tanh", "tanh_", "tensor_split", "tile", "to", "to_dense",
-    "to_mkldnn", "to_padded_tensor", "to_sparse", "to_sparse_bsc", "to_sparse_bsr", "to_sparse_coo",
-    "to_sparse_csc", "to_sparse_csr", "tolist", "topk", "trace", "transpose", "transpose_",
-    "triangular_solve", "tril", "tril_", "triu", "triu_", "true_divide", "true_divide_", "trunc", "trunc_",
-    "type", "type_as", "unbind", "unflatten", "unfold", "uniform_", "unique", "unique_consecutive",
-    "unsafe_chunk", "unsafe_split", "unsafe_split_with_sizes", "unsqueeze", "unsqueeze_", "untyped_storage",
-    "values", "var", "vdot", "view", "view_as", "vsplit", "where", "xlogy", "xlogy_", "xpu", "zero_",
+    "abs abs_ absolute absolute_ acos acos_ acosh acosh_ add add_ addbmm addbmm_ addcdiv addcdiv_ addcmul "
+    "addcmul_ addmm addmm_ addmv addmv_ addr addr_ adjoint all allclose amax amin aminmax angle any apply_ "
+    "arccos arccos_ arccosh arccosh_ arcsin arcsin_ arcsinh arcsinh_ arctan arctan2 arctan2_ arctan_ "
+    "arctanh arctanh_ argmax argmin argsort argwhere as_strided as_strided_ as_strided_scatter as_subclass "
+    "asin asin_ asinh asinh_ atan atan2 atan2_ atan_ atanh atanh_ backward baddbmm baddbmm_ bernoulli "
+    "bernoulli_ bfloat16 bincount bitwise_and bitwise_and_ bitwise_left_shift bitwise_left_shift_ "
+    "bitwise_not bitwise_not_ bitwise_or bitwise_or_ bitwise_right_shift bitwise_right_shift_ bitwise_xor "
+    "bitwise_xor_ bmm bool broadcast_to byte cauchy_ ccol_indices cdouble ceil ceil_ cfloat chalf char "
+    "cholesky cholesky_inverse cholesky_solve chunk clamp clamp_ clamp_max clamp_max_ clamp_min clamp_min_ "
+    "clip clip_ clone coalesce col_indices conj conj_physical conj_physical_ const_data_ptr contiguous "
+    "copy_ copysign copysign_ corrcoef cos cos_ cosh cosh_ count_nonzero cov cpu cross crow_indices cuda "
+    "cummax cummin cumprod cumprod_ cumsum cumsum_ data_ptr deg2rad deg2rad_ dense_dim dequantize det "
+    "detach detach_ diag diag_embed diagflat diagonal diagonal_scatter diff digamma digamma_ dim dim_order "
+    "dist div div_ divide divide_ dot double dsplit eig element_size eq eq_ equal erf erf_ erfc erfc_ "
+    "erfinv erfinv_ exp exp2 exp2_ exp_ expand expand_as expm1 expm1_ exponential_ fill_ fill_diagonal_ fix "
+    "fix_ flatten flip fliplr flipud float float_power float_power_ floor floor_ floor_divide floor_divide_ "
+    "fmax fmin fmod fmod_ frac frac_ frexp gather gcd gcd_ ge ge_ geometric_ geqrf ger get_device greater "
+    "greater_ greater_equal greater_equal_ gt gt_ half hardshrink hash_tensor heaviside heaviside_ histc "
+    "histogram hsplit hypot hypot_ i0 i0_ igamma igamma_ igammac igammac_ index index_add index_add_ "
+    "index_copy index_copy_ index_fill index_fill_ index_put index_put_ index_reduce index_reduce_ "
+    "index_select indices inner int int_repr inverse ipu is_coalesced is_complex is_conj is_contiguous "
+    "is_distributed is_floating_point is_inference is_neg is_nonzero is_pinned is_same_size is_set_to "
+    "is_shared is_signed isclose isfinite isinf isnan isneginf isposinf isreal istft item kron kthvalue lcm "
+    "lcm_ ldexp ldexp_ le le_ lerp lerp_ less less_ less_equal less_equal_ lgamma lgamma_ log log10 log10_ "
+    "log1p log1p_ log2 log2_ log_ log_normal_ log_softmax logaddexp logaddexp2 logcumsumexp logdet "
+    "logical_and logical_and_ logical_not logical_not_ logical_or logical_or_ logical_xor logical_xor_ "
+    "logit logit_ logsumexp long lstsq lt lt_ lu lu_solve map2_ map_ masked_fill masked_fill_ "
+    "masked_scatter masked_scatter_ masked_select matmul matrix_exp matrix_power max maximum mean median "
+    "min minimum mm mode module_load moveaxis movedim msort mtia mul mul_ multinomial multiply multiply_ mv "
+    "mvlgamma mvlgamma_ nan_to_num nan_to_num_ nanmean nanmedian nanquantile nansum narrow narrow_copy "
+    "ndimension ne ne_ neg neg_ negative negative_ nelement new new_empty new_empty_strided new_full "
+    "new_ones new_tensor new_zeros nextafter nextafter_ nonzero nonzero_static norm normal_ not_equal "
+    "not_equal_ numel numpy orgqr ormqr outer permute pin_memory pinverse polygamma polygamma_ positive pow "
+    "pow_ prelu prod put put_ q_per_channel_axis q_per_channel_scales q_per_channel_zero_points q_scale "
+    "q_zero_point qr qscheme quantile rad2deg rad2deg_ random_ ravel reciprocal reciprocal_ record_stream "
+    "register_hook register_post_accumulate_grad_hook reinforce relu relu_ remainder remainder_ renorm "
+    "renorm_ repeat repeat_interleave requires_grad_ reshape reshape_as resize resize_ resize_as resize_as_ "
+    "resize_as_sparse_ resolve_conj resolve_neg retain_grad roll rot90 round round_ row_indices rsqrt "
+    "rsqrt_ scatter scatter_ scatter_add scatter_add_ scatter_reduce scatter_reduce_ select select_scatter "
+    "set_ sgn sgn_ share_memory_ short sigmoid sigmoid_ sign sign_ signbit sin sin_ sinc sinc_ sinh sinh_ "
+    "size slice_inverse slice_scatter slogdet smm softmax solve sort sparse_dim sparse_mask sparse_resize_ "
+    "sparse_resize_and_clear_ split split_with_sizes sqrt sqrt_ square square_ squeeze squeeze_ sspaddmm "
+    "std stft storage storage_offset storage_type stride sub sub_ subtract subtract_ sum sum_to_size svd "
+    "swapaxes swapaxes_ swapdims swapdims_ symeig t t_ take take_along_dim tan tan_ tanh tanh_ tensor_split "
+    "tile to to_dense to_mkldnn to_padded_tensor to_sparse to_sparse_bsc to_sparse_bsr to_sparse_coo "
+    "to_sparse_csc to_sparse_csr tolist topk trace transpose transpose_ triangular_solve tril tril_ triu "
+    "triu_ true_divide true_divide_ trunc trunc_ type type_as unbind unflatten unfold uniform_ unique "
+    "unique_consecutive unsafe_chunk unsafe_split unsafe_split_with_sizes unsqueeze unsqueeze_ "
+    "untyped_storage values var vdot view view_as vsplit where xlogy xlogy_ xpu zero_"
 )
 
 
 # Tensor methods that numpy arrays/scalars, nn.Module and Python's builtin types lack.
 TENSOR_ONLY_METHODS = (
-    "abs", "abs_", "absolute", "absolute_", "acos", "acos_", "acosh", "acosh_", "add_", "addbmm", "addbmm_",
-    "addcdiv", "addcdiv_", "addcmul", "addcmul_", "addmm", "addmm_", "addmv", "addmv_", "addr", "addr_",
-    "adjoint", "allclose", "amax", "amin", "aminmax", "angle", "apply_", "arccos", "arccos_", "arccosh",
-    "arccosh_", "arcsin", "arcsin_", "arcsinh", "arcsinh_", "arctan", "arctan2", "arctan2_", "arctan_",
-    "arctanh", "arctanh_", "argwhere", "as_strided", "as_strided_", "as_strided_scatter", "as_subclass",
-    "asin", "asin_", "asinh", "asinh_", "atan", "atan2", "atan2_", "atan_", "atanh", "atanh_", "backward",
-    "baddbmm", "baddbmm_", "bernoulli", "bernoulli_", "bincount", "bitwise_and", "bitwise_and_",
-    "bitwise_left_shift", "bitwise_left_shift_", "bitwise_not", "bitwise_not_", "bitwise_or", "bitwise_or_",
-    "bitwise_right_shift", "bitwise_right_shift_", "bitwise_xor", "bitwise_xor_", "bmm", "bool",
-    "broadcast_to", "byte", "cauchy_", "ccol_indices", "cdouble", "ceil", "ceil_", "cfloat", "chalf", "char",
-    "cholesky", "cholesky_inverse", "cholesky_solve", "chunk", "clamp", "clamp_", "clamp_max", "clamp_max_",
-    "clamp_min", "clamp_min_", "clip_", "clone", "coalesce", "col_indices", "conj_physical", "conj_physical_",
-    "const_data_ptr", "contiguous", "copy_", "copysign", "copysign_", "corrcoef", "cos", "cos_", "cosh",
-    "cosh_", "count_nonzero", "cov", "cross", "crow_indices", "cummax", "cummin", "cumprod_", "cumsum_",
-    "data_ptr", "deg2rad", "deg2rad_", "dense_dim", "dequantize", "det", "detach", "detach_", "diag",
-    "diag_embed", "diagflat", "diagonal_scatter", "diff", "digamma", "digamma_", "dim", "dim_order", "dist",
-    "div", "div_", "divide", "divide_", "dsplit", "eig", "element_size", "eq", "eq_", "equal", "erf", "erf_",
-    "erfc", "erfc_", "erfinv", "erfinv_", "exp", "exp2", "exp2_", "exp_", "expand", "expand_as", "expm1",
-    "expm1_", "exponential_", "fill_", "fill_diagonal_", "fix", "fix_", "flip", "fliplr", "flipud",
-    "float_power", "float_power_", "floor", "floor_", "floor_divide", "floor_divide_", "fmax", "fmin", "fmod",
-    "fmod_", "frac", "frac_", "frexp", "gather", "gcd", "gcd_", "ge", "ge_", "geometric_", "geqrf", "ger",
-    "get_device", "greater", "greater_", "greater_equal", "greater_equal_", "gt", "gt_", "hardshrink",
-    "hash_tensor", "heaviside", "heaviside_", "histc", "histogram", "hsplit", "hypot", "hypot_", "i0", "i0_",
-    "igamma", "igamma_", "igammac", "igammac_", "index_add", "index_add_", "index_copy", "index_copy_",
-    "index_fill", "index_fill_", "index_put", "index_put_", "index_reduce", "index_reduce_", "index_select",
-    "indices", "inner", "int", "int_repr", "inverse", "is_coalesced", "is_complex", "is_conj",
-    "is_contiguous", "is_distributed", "is_floating_point", "is_inference", "is_neg", "is_nonzero",
-    "is_pinned", "is_same_size", "is_set_to", "is_shared", "is_signed", "isclose", "isfinite", "isinf",
-    "isnan", "isneginf", "isposinf", "isreal", "istft", "kron", "kthvalue", "lcm", "lcm_", "ldexp", "ldexp_",
-    "le", "le_", "lerp", "lerp_", "less", "less_", "less_equal", "less_equal_", "lgamma", "lgamma_", "log",
-    "log10", "log10_", "log1p", "log1p_", "log2", "log2_", "log_", "log_normal_", "log_softmax", "logaddexp",
-    "logaddexp2", "logcumsumexp", "logdet", "logical_and", "logical_and_", "logical_not", "logical_not_",
-    "logical_or", "logical_or_", "logical_xor", "logical_xor_", "logit", "logit_", "logsumexp", "long",
-    "lstsq", "lt", "lt_", "lu", "lu_solve", "map2_", "map_", "masked_fill", "masked_fill_", "masked_scatter",
-    "masked_scatter_", "masked_select", "matmul", "matrix_exp", "matrix_power", "maximum", "median",
-    "minimum", "mm", "mode", "module_load", "moveaxis", "movedim", "msort", "mul", "mul_", "multinomial",
-    "multiply", "multiply_", "mv", "mvlgamma", "mvlgamma_", "nan_to_num", "nan_to_num_", "nanmean",
-    "nanmedian", "nanquantile", "nansum", "narrow", "narrow_copy", "ndimension", "ne", "ne_", "neg", "neg_",
-    "negative", "negative_", "nelement", "new", "new_empty", "new_empty_strided", "new_full", "new_ones",
-    "new_tensor", "new_zeros", "nextafter", "nextafter_", "nonzero_static", "norm", "normal_", "not_equal",
-    "not_equal_", "numel", "numpy", "orgqr", "ormqr", "outer", "permute", "pin_memory", "pinverse",
-    "polygamma", "polygamma_", "positive", "pow", "pow_", "prelu", "put_", "q_per_channel_axis",
-    "q_per_channel_scales", "q_per_channel_zero_points", "q_scale", "q_zero_point", "qr", "qscheme",
-    "quantile", "rad2deg", "rad2deg_", "random_", "reciprocal", "reciprocal_", "record_stream",
-    "register_hook", "register_post_accumulate_grad_hook", "reinforce", "relu", "relu_", "remainder",
-    "remainder_", "renorm", "renorm_", "repeat_interleave", "reshape_as", "resize_", "resize_as",
-    "resize_as_", "resize_as_sparse_", "resolve_conj", "resolve_neg", "retain_grad", "roll", "rot90",
-    "round_", "row_indices", "rsqrt", "rsqrt_", "scatter", "scatter_", "scatter_add", "scatter_add_",
-    "scatter_reduce", "scatter_reduce_", "select", "select_scatter", "set_", "sgn", "sgn_", "share_memory_",
-    "short", "sigmoid", "sigmoid_", "sign", "sign_", "signbit", "sin", "sin_", "sinc", "sinc_", "sinh",
-    "sinh_", "slice_inverse", "slice_scatter", "slogdet", "smm", "softmax", "solve", "sparse_dim",
-    "sparse_mask", "sparse_resize_", "sparse_resize_and_clear_", "split_with_sizes", "sqrt", "sqrt_",
-    "square", "square_", "squeeze_", "sspaddmm", "stft", "storage", "storage_offset", "storage_type",
-    "stride", "sub", "sub_", "subtract", "subtract_", "sum_to_size", "svd", "swapaxes_", "swapdims",
-    "swapdims_", "symeig", "t", "t_", "take_along_dim", "tan", "tan_", "tanh", "tanh_", "tensor_split",
-    "tile", "to_dense", "to_mkldnn", "to_padded_tensor", "to_sparse", "to_sparse_bsc", "to_sparse_bsr",
-    "to_sparse_coo", "to_sparse_csc", "to_sparse_csr", "topk", "transpose_", "triangular_solve", "tril",
-    "tril_", "triu", "triu_", "true_divide", "true_divide_", "trunc", "trunc_", "type_as", "unbind",
-    "unflatten", "unfold", "uniform_", "unique", "unique_consecutive", "unsafe_chunk", "unsafe_split",
-    "unsafe_split_with_sizes", "unsqueeze", "unsqueeze_", "untyped_storage", "vdot", "view_as", "vsplit",
-    "where", "xlogy", "xlogy_", "zero_",
+    "abs abs_ absolute absolute_ acos acos_ acosh acosh_ add_ addbmm addbmm_ addcdiv addcdiv_ addcmul "
+    "addcmul_ addmm addmm_ addmv addmv_ addr addr_ adjoint allclose amax amin aminmax angle apply_ arccos "
+    "arccos_ arccosh arccosh_ arcsin arcsin_ arcsinh arcsinh_ arctan arctan2 arctan2_ arctan_ arctanh "
+    "arctanh_ argwhere as_strided as_strided_ as_strided_scatter as_subclass asin asin_ asinh asinh_ atan "
+    "atan2 atan2_ atan_ atanh atanh_ backward baddbmm baddbmm_ bernoulli bernoulli_ bincount bitwise_and "
+    "bitwise_and_ bitwise_left_shift bitwise_left_shift_ bitwise_not bitwise_not_ bitwise_or bitwise_or_ "
+    "bitwise_right_shift bitwise_right_shift_ bitwise_xor bitwise_xor_ bmm bool broadcast_to byte cauchy_ "
+    "ccol_indices cdouble ceil ceil_ cfloat chalf char cholesky cholesky_inverse cholesky_solve chunk clamp "
+    "clamp_ clamp_max clamp_max_ clamp_min clamp_min_ clip_ clone coalesce col_indices conj_physical "
+    "conj_physical_ const_data_ptr contiguous copy_ copysign copysign_ corrcoef cos cos_ cosh cosh_ "
+    "count_nonzero cov cross crow_indices cummax cummin cumprod_ cumsum_ data_ptr deg2rad deg2rad_ "
+    "dense_dim dequantize det detach detach_ diag diag_embed diagflat diagonal_scatter diff digamma "
+    "digamma_ dim dim_order dist div div_ divide divide_ dsplit eig element_size eq eq_ equal erf erf_ erfc "
+    "erfc_ erfinv erfinv_ exp exp2 exp2_ exp_ expand expand_as expm1 expm1_ exponential_ fill_ "
+    "fill_diagonal_ fix fix_ flip fliplr flipud float_power float_power_ floor floor_ floor_divide "
+    "floor_divide_ fmax fmin fmod fmod_ frac frac_ frexp gather gcd gcd_ ge ge_ geometric_ geqrf ger "
+    "get_device greater greater_ greater_equal greater_equal_ gt gt_ hardshrink hash_tensor heaviside "
+    "heaviside_ histc histogram hsplit hypot hypot_ i0 i0_ igamma igamma_ igammac igammac_ index_add "
+    "index_add_ index_copy index_copy_ index_fill index_fill_ index_put index_put_ index_reduce "
+    "index_reduce_ index_select indices inner int int_repr inverse is_coalesced is_complex is_conj "
+    "is_contiguous is_distributed is_floating_point is_inference is_neg is_nonzero is_pinned is_same_size "
+    "is_set_to is_shared is_signed isclose isfinite isinf isnan isneginf isposinf isreal istft kron "
+    "kthvalue lcm lcm_ ldexp ldexp_ le le_ lerp lerp_ less less_ less_equal less_equal_ lgamma lgamma_ log "
+    "log10 log10_ log1p log1p_ log2 log2_ log_ log_normal_ log_softmax logaddexp logaddexp2 logcumsumexp "
+    "logdet logical_and logical_and_ logical_not logical_not_ logical_or logical_or_ logical_xor "
+    "logical_xor_ logit logit_ logsumexp long lstsq lt lt_ lu lu_solve map2_ map_ masked_fill masked_fill_ "
+    "masked_scatter masked_scatter_ masked_select matmul matrix_exp matrix_power maximum median minimum mm "
+    "mode module_load moveaxis movedim msort mul mul_ multinomial multiply multiply_ mv mvlgamma mvlgamma_ "
+    "nan_to_num nan_to_num_ nanmean nanmedian nanquantile nansum narrow narrow_copy ndimension ne ne_ neg "
+    "neg_ negative negative_ nelement new new_empty new_empty_strided new_full new_ones new_tensor "
+    "new_zeros nextafter nextafter_ nonzero_static norm normal_ not_equal not_equal_ numel numpy orgqr "
+    "ormqr outer permute pin_memory pinverse polygamma polygamma_ positive pow pow_ prelu put_ "
+    "q_per_channel_axis q_per_channel_scales q_per_channel_zero_points q_scale q_zero_point qr qscheme "
+    "quantile rad2deg rad2deg_ random_ reciprocal reciprocal_ record_stream register_hook "
+    "register_post_accumulate_grad_hook reinforce relu relu_ remainder remainder_ renorm renorm_ "
+    "repeat_interleave reshape_as resize_ resize_as resize_as_ resize_as_sparse_ resolve_conj resolve_neg "
+    "retain_grad roll rot90 round_ row_indices rsqrt rsqrt_ scatter scatter_ scatter_add scatter_add_ "
+    "scatter_reduce scatter_reduce_ select select_scatter set_ sgn sgn_ share_memory_ short sigmoid "
+    "sigmoid_ sign sign_ signbit sin sin_ sinc sinc_ sinh sinh_ slice_inverse slice_scatter slogdet smm "
+    "softmax solve sparse_dim sparse_mask sparse_resize_ sparse_resize_and_clear_ split_with_sizes sqrt "
+    "sqrt_ square square_ squeeze_ sspaddmm stft storage storage_offset storage_type stride sub sub_ "
+    "subtract subtract_ sum_to_size svd swapaxes_ swapdims swapdims_ symeig t t_ take_along_dim tan tan_ "
+    "tanh tanh_ tensor_split tile to_dense to_mkldnn to_padded_tensor to_sparse to_sparse_bsc to_sparse_bsr "
+    "to_sparse_coo to_sparse_csc to_sparse_csr topk transpose_ triangular_solve tril tril_ triu triu_ "
+    "true_divide true_divide_ trunc trunc_ type_as unbind unflatten unfold uniform_ unique "
+    "unique_consecutive unsafe_chunk unsafe_split unsafe_split_with_sizes unsqueeze unsqueeze_ "
+    "untyped_storage vdot view_as vsplit where xlogy xlogy_ zero_"
 )
 
 
 # Tensor operator methods (`x * y` calls `__mul__`).
 OPERATOR_METHODS = (
-    "__add__", "__and__", "__bool__", "__complex__", "__eq__", "__float__", "__floordiv__", "__ge__",
-    "__getitem__", "__gt__", "__iadd__", "__iand__", "__ifloordiv__", "__ilshift__", "__imod__", "__imul__",
-    "__index__", "__int__", "__invert__", "__ior__", "__ipow__", "__irshift__", "__isub__", "__itruediv__",
-    "__ixor__", "__le__", "__len__", "__lshift__", "__lt__", "__matmul__", "__mod__", "__mul__", "__ne__",
-    "__neg__", "__or__", "__pos__", "__pow__", "__radd__", "__rand__", "__rfloordiv__", "__rlshift__",
-    "__rmatmul__", "__rmod__", "__rmul__", "__ror__", "__rpow__", "__rrshift__", "__rshift__", "__rsub__",
-    "__rtruediv__", "__rxor__", "__setitem__", "__sub__", "__truediv__", "__xor__",
+    "__add__ __and__ __bool__ __complex__ __eq__ __float__ __floordiv__ __ge__ __getitem__ __gt__ __iadd__ "
+    "__iand__ __ifloordiv__ __ilshift__ __imod__ __imul__ __index__ __int__ __invert__ __ior__ __ipow__ "
+    "__irshift__ __isub__ __itruediv__ __ixor__ __le__ __len__ __lshift__ __lt__ __matmul__ __mod__ __mul__ "
+    "__ne__ __neg__ __or__ __pos__ __pow__ __radd__ __rand__ __rfloordiv__ __rlshift__ __rmatmul__ __rmod__ "
+    "__rmul__ __ror__ __rpow__ __rrshift__ __rshift__ __rsub__ __rtruediv__ __rxor__ __setitem__ __sub__ "
+    "__truediv__ __xor__"
 )
 
 
@@ -1114,15 +1083,171 @@ OPERATORS = {
 }
 
 
-# Namespace -> public function name -> the OPS key of its facts: a Tensor method name, "*"
-# (the function's own qualname), or "" (no call of it was probed).
-FUNCTIONS = {
-    "torch": {"abs": "abs", "abs_": "abs_", "absolute": "abs", "acos": "acos", "acos_": "acos_", "acosh": "acosh", "acosh_": "acosh_", "adaptive_avg_pool1d": "*", "adaptive_max_pool1d": "*", "add": "add", "addbmm": "addbmm", "addcdiv": "addcdiv", "addcmul": "addcmul", "addmm": "addmm", "addmv": "addmv", "addmv_": "addmv_", "addr": "addr", "adjoint": "*", "affine_grid_generator": "", "alias_copy": "*", "all": "all", "allclose": "allclose", "alpha_dropout": "", "alpha_dropout_": "", "amax": "amax", "amin": "amin", "aminmax": "aminmax", "angle": "angle", "any": "any", "arange": "", "arccos": "acos", "arccos_": "acos_", "arccosh": "acosh", "arccosh_": "acosh_", "arcsin": "asin", "arcsin_": "asin_", "arcsinh": "asinh", "arcsinh_": "asinh_", "arctan": "atan", "arctan2": "atan2", "arctan_": "atan_", "arctanh": "atanh", "arctanh_": "atanh_", "are_deterministic_algorithms_enabled": "", "argmax": "argmax", "argmin": "argmin", "argsort": "argsort", "argwhere": "argwhere", "as_strided": "as_strided", "as_strided_": "as_strided_", "as_strided_copy": "*", "as_strided_scatter": "as_strided_scatter", "as_tensor": "", "asarray": "", "asin": "asin", "asin_": "asin_", "asinh": "asinh", "asinh_": "asinh_", "atan": "atan", "atan2": "atan2", "atan_": "atan_", "atanh": "atanh", "atanh_": "atanh_", "atleast_1d": "*", "atleast_2d": "*", "atleast_3d": "*", "autocast_decrement_nesting": "", "autocast_increment_nesting": "", "avg_pool1d": "*", "baddbmm": "baddbmm", "bartlett_window": "", "batch_norm": "", "batch_norm_backward_elemt": "", "batch_norm_backward_reduce": "", "batch_norm_elemt": "", "batch_norm_gather_stats": "", "batch_norm_gather_stats_with_counts": "", "batch_norm_stats": "", "batch_norm_update_stats": "", "bernoulli": "bernoulli", "bilinear": "*", "binary_cross_entropy_with_logits": "*", "bincount": "bincount", "binomial": "*", "bitwise_and": "bitwise_and", "bitwise_left_shift": "bitwise_left_shift", "bitwise_not": "bitwise_not", "bitwise_or": "bitwise_or", "bitwise_right_shift": "bitwise_right_shift", "bitwise_xor": "bitwise_xor", "blackman_window": "", "block_diag": "*", "bmm": "bmm", "broadcast_shapes": "", "broadcast_tensors": "*", "broadcast_to": "broadcast_to", "bucketize": "*", "can_cast": "", "cartesian_prod": "*", "cat": "*", "ccol_indices_copy": "", "cdist": "*", "ceil": "ceil", "ceil_": "ceil_", "celu": "*", "celu_": "*", "chain_matmul": "*", "channel_shuffle": "*", "cholesky": "cholesky", "cholesky_inverse": "cholesky_inverse", "cholesky_solve": "cholesky_solve", "choose_qparams_optimized": "", "chunk": "chunk", "clamp": "clamp", "clamp_": "clamp_", "clamp_max": "clamp_max", "clamp_max_": "clamp_max_", "clamp_min": "clamp_min", "clamp_min_": "clamp_min_", "classproperty": "", "clear_autocast_cache": "", "clip": "clamp", "clip_": "clamp_", "clone": "clone", "col_indices_copy": "", "column_stack": "*", "combinations": "*", "compile": "", "compiled_with_cxx11_abi": "", "complex": "*", "concat": "*", "concatenate": "*", "cond": "", "conj": "conj", "conj_physical": "conj_physical", "conj_physical_": "conj_physical_", "constant_pad_nd": "*", "conv1d": "*", "conv2d": "*", "conv3d": "*", "conv_tbc": "", "conv_transpose1d": "*", "conv_transpose2d": "*", "conv_transpose3d": "*", "convolution": "", "copysign": "copysign", "corrcoef": "corrcoef", "cos": "cos", "cos_": "cos_", "cosh": "cosh", "cosh_": "cosh_", "cosine_embedding_loss": "", "cosine_similarity": "*", "count_nonzero": "count_nonzero", "cov": "cov", "cross": "cross", "crow_indices_copy": "", "ctc_loss": "", "cudnn_affine_grid_generator": "", "cudnn_batch_norm": "", "cudnn_convolution": "", "cudnn_convolution_add_relu": "", "cudnn_convolution_relu": "", "cudnn_convolution_transpose": "", "cudnn_grid_sampler": "", "cudnn_is_acceptable": "", "cummax": "cummax", "cummin": "cummin", "cumprod": "cumprod", "cumsum": "cumsum", "cumulative_trapezoid": "*", "deg2rad": "deg2rad", "deg2rad_": "deg2rad_", "dequantize": "dequantize", "det": "*", "detach": "detach", "detach_": "", "detach_copy": "*", "diag": "diag", "diag_embed": "diag_embed", "diagflat": "diagflat", "diagonal": "diagonal", "diagonal_copy": "*", "diagonal_scatter": "diagonal_scatter", "diff": "diff", "digamma": "digamma", "dist": "dist", "div": "div", "divide": "div", "dot": "dot", "dropout": "", "dropout_": "", "dsmm": "", "dsplit": "dsplit", "dstack": "*", "eig": "", "einsum": "", "embedding": "*", "embedding_bag": "", "embedding_renorm_": "", "empty": "", "empty_like": "*", "empty_permuted": "", "empty_quantized": "", "empty_strided": "", "eq": "eq", "equal": "equal", "erf": "erf", "erf_": "erf_", "erfc": "erfc", "erfc_": "erfc_", "erfinv": "erfinv", "exp": "exp", "exp2": "exp2", "exp2_": "exp2_", "exp_": "exp_", "expand_copy": "*", "expm1": "expm1", "expm1_": "expm1_", "eye": "", "fake_quantize_per_channel_affine": "", "fake_quantize_per_tensor_affine": "", "fbgemm_linear_fp16_weight": "", "fbgemm_linear_fp16_weight_fp32_activation": "", "fbgemm_linear_int8_weight": "", "fbgemm_linear_int8_weight_fp32_activation": "", "fbgemm_linear_quantize_weight": "*", "fbgemm_pack_gemm_matrix_fp16": "*", "fbgemm_pack_quantized_matrix": "", "feature_alpha_dropout": "", "feature_alpha_dropout_": "", "feature_dropout": "", "feature_dropout_": "", "fill": "*", "fill_": "fill_", "fix": "trunc", "fix_": "trunc_", "flatten": "flatten", "flip": "flip", "fliplr": "fliplr", "flipud": "flipud", "float_power": "float_power", "floor": "floor", "floor_": "floor_", "floor_divide": "floor_divide", "fmax": "fmax", "fmin": "fmin", "fmod": "fmod", "fork": "", "frac": "frac", "frac_": "frac_", "frexp": "frexp", "frobenius_norm": "*", "from_dlpack": "", "from_file": "", "from_numpy": "", "frombuffer": "", "full": "", "full_like": "*", "fused_moving_avg_obs_fake_quant": "", "gather": "gather", "gcd": "gcd", "gcd_": "gcd_", "ge": "ge", "geqrf": "geqrf", "ger": "outer", "get_autocast_cpu_dtype": "", "get_autocast_dtype": "", "get_autocast_gpu_dtype": "", "get_autocast_ipu_dtype": "", "get_autocast_xla_dtype": "", "get_default_device": "", "get_default_dtype": "", "get_deterministic_debug_mode": "", "get_device": "get_device", "get_device_module": "", "get_file_path": "", "get_float32_matmul_precision": "", "get_num_interop_threads": "", "get_num_threads": "", "get_rng_state": "", "gradient": "*", "greater": "gt", "greater_equal": "ge", "grid_sampler": "", "grid_sampler_2d": "*", "grid_sampler_3d": "*", "group_norm": "*", "gru": "", "gru_cell": "", "gt": "gt", "hamming_window": "", "hann_window": "", "hardshrink": "hardshrink", "hash_tensor": "hash_tensor", "heaviside": "heaviside", "hinge_embedding_loss": "*", "histc": "histc", "histogram": "histogram", "histogramdd": "*", "hsmm": "", "hsplit": "hsplit", "hspmm": "", "hstack": "*", "hypot": "hypot", "i0": "i0", "i0_": "i0_", "igamma": "igamma", "igammac": "igammac", "imag": "*", "import_ir_module": "", "import_ir_module_from_buffer": "", "index_add": "index_add", "index_copy": "index_copy", "index_fill": "index_fill", "index_put": "index_put", "index_put_": "index_put_", "index_reduce": "index_reduce", "index_select": "index_select", "indices_copy": "", "init_num_threads": "", "initial_seed": "", "inner": "inner", "instance_norm": "", "int_repr": "", "inverse": "*", "is_anomaly_check_nan_enabled": "", "is_anomaly_enabled": "", "is_autocast_cache_enabled": "", "is_autocast_cpu_enabled": "", "is_autocast_enabled": "", "is_autocast_ipu_enabled": "", "is_autocast_xla_enabled": "", "is_complex": "is_complex", "is_conj": "is_conj", "is_deterministic_algorithms_warn_only_enabled": "", "is_distributed": "is_distributed", "is_floating_point": "is_floating_point", "is_grad_enabled": "", "is_inference": "is_inference", "is_inference_mode_enabled": "", "is_neg": "is_neg", "is_nonzero": "is_nonzero", "is_same_size": "is_same_size", "is_signed": "is_signed", "is_storage": "", "is_tensor": "", "is_vulkan_available": "", "is_warn_always_enabled": "", "isclose": "isclose", "isfinite": "isfinite", "isin": "*", "isinf": "isinf", "isnan": "isnan", "isneginf": "isneginf", "isposinf": "isposinf", "isreal": "isreal", "istft": "istft", "kaiser_window": "", "kl_div": "*", "kron": "kron", "kthvalue": "kthvalue", "layer_norm": "*", "lcm": "lcm", "lcm_": "lcm_", "ldexp": "ldexp", "ldexp_": "ldexp_", "le": "le", "lerp": "lerp", "less": "lt", "less_equal": "le", "lgamma": "lgamma", "linspace": "*", "load": "", "lobpcg": "", "log": "log", "log10": "log10", "log10_": "log10_", "log1p": "log1p", "log1p_": "log1p_", "log2": "log2", "log2_": "log2_", "log_": "log_", "log_softmax": "log_softmax", "logaddexp": "logaddexp", "logaddexp2": "logaddexp2", "logcumsumexp": "logcumsumexp", "logdet": "logdet", "logical_and": "logical_and", "logical_not": "logical_not", "logical_or": "logical_or", "logical_xor": "logical_xor", "logit": "logit", "logit_": "logit_", "logspace": "*", "logsumexp": "logsumexp", "lstm": "", "lstm_cell": "", "lstsq": "", "lt": "lt", "lu": "*", "lu_solve": "lu_solve", "lu_unpack": "*", "manual_seed": "", "margin_ranking_loss": "*", "masked_fill": "masked_fill", "masked_scatter": "masked_scatter", "masked_select": "masked_select", "matmul": "matmul", "matrix_exp": "matrix_exp", "matrix_power": "*", "matrix_rank": "", "max": "max", "max_pool1d": "*", "max_pool1d_with_indices": "*", "max_pool2d": "", "max_pool3d": "", "maximum": "*", "mean": "mean", "median": "median", "merge_type_from_type_comment": "", "meshgrid": "*", "min": "min", "minimum": "*", "miopen_batch_norm": "", "miopen_convolution": "", "miopen_convolution_add_relu": "", "miopen_convolution_relu": "", "miopen_convolution_transpose": "", "miopen_ctc_loss": "", "miopen_depthwise_convolution": "", "miopen_rnn": "", "mkldnn_adaptive_avg_pool2d": "", "mkldnn_convolution": "", "mkldnn_linear_backward_weights": "", "mkldnn_max_pool2d": "", "mkldnn_max_pool3d": "", "mkldnn_rnn_layer": "", "mm": "mm", "mode": "mode", "moveaxis": "movedim", "movedim": "movedim", "msort": "msort", "mul": "mul", "multinomial": "multinomial", "multiply": "mul", "mv": "mv", "mvlgamma": "mvlgamma", "nan_to_num": "nan_to_num", "nan_to_num_": "nan_to_num_", "nanmean": "nanmean", "nanmedian": "nanmedian", "nanquantile": "nanquantile", "nansum": "nansum", "narrow": "narrow", "narrow_copy": "narrow_copy", "native_batch_norm": "", "native_channel_shuffle": "", "native_dropout": "", "native_group_norm": "*", "native_layer_norm": "*", "native_norm": "", "ne": "ne", "neg": "neg", "neg_": "neg_", "negative": "neg", "negative_": "neg_", "nextafter": "nextafter", "nonzero": "nonzero", "nonzero_static": "nonzero_static", "norm": "norm", "norm_except_dim": "*", "normal": "*", "not_equal": "ne", "nuclear_norm": "*", "numel": "numel", "ones": "", "ones_like": "*", "orgqr": "*", "ormqr": "ormqr", "outer": "outer", "pairwise_distance": "*", "parse_ir": "", "parse_schema": "", "parse_type_comment": "", "pca_lowrank": "*", "pdist": "*", "permute": "permute", "permute_copy": "*", "pinverse": "pinverse", "pixel_shuffle": "*", "pixel_unshuffle": "*", "poisson": "*", "poisson_nll_loss": "", "polar": "*", "polygamma": "", "positive": "positive", "pow": "pow", "prelu": "prelu", "prepare_multiprocessing_environment": "", "prod": "prod", "profiler_allow_cudagraph_cupti_lazy_reinit_cuda12": "", "promote_types": "", "put": "put", "q_per_channel_axis": "", "q_per_channel_scales": "", "q_per_channel_zero_points": "", "q_scale": "", "q_zero_point": "", "qr": "qr", "quantile": "quantile", "quantize_per_channel": "", "quantize_per_tensor": "", "quantize_per_tensor_dynamic": "", "quantized_batch_norm": "", "quantized_gru": "", "quantized_gru_cell": "", "quantized_lstm": "", "quantized_lstm_cell": "", "quantized_max_pool1d": "", "quantized_max_pool2d": "", "quantized_max_pool3d": "", "quantized_rnn_relu_cell": "", "quantized_rnn_tanh_cell": "", "rad2deg": "rad2deg", "rad2deg_": "rad2deg_", "rand": "", "rand_like": "*", "randint": "", "randint_like": "*", "randn": "", "randn_like": "*", "randperm": "", "range": "", "ravel": "ravel", "real": "*", "reciprocal": "reciprocal", "reciprocal_": "reciprocal_", "relu": "relu", "relu_": "relu_", "remainder": "remainder", "renorm": "renorm", "repeat_interleave": "repeat_interleave", "reshape": "reshape", "resize_as_": "", "resize_as_sparse_": "", "resolve_conj": "resolve_conj", "resolve_neg": "resolve_neg", "result_type": "", "rms_norm": "*", "rnn_relu": "", "rnn_relu_cell": "", "rnn_tanh": "", "rnn_tanh_cell": "", "roll": "roll", "rot90": "rot90", "round": "round", "round_": "round_", "row_indices_copy": "", "row_stack": "*", "rrelu": "*", "rrelu_": "*", "rsqrt": "rsqrt", "rsqrt_": "rsqrt_", "rsub": "*", "saddmm": "", "save": "", "scalar_tensor": "", "scatter": "scatter", "scatter_add": "scatter_add", "scatter_reduce": "scatter_reduce", "searchsorted": "*", "seed": "", "segment_reduce": "*", "select": "select", "select_copy": "*", "select_scatter": "select_scatter", "selu": "*", "selu_": "*", "set_anomaly_enabled": "", "set_autocast_cache_enabled": "", "set_autocast_cpu_dtype": "", "set_autocast_cpu_enabled": "", "set_autocast_dtype": "", "set_autocast_enabled": "", "set_autocast_gpu_dtype": "", "set_autocast_ipu_dtype": "", "set_autocast_ipu_enabled": "", "set_autocast_xla_dtype": "", "set_autocast_xla_enabled": "", "set_default_device": "", "set_default_dtype": "", "set_default_tensor_type": "", "set_deterministic_debug_mode": "", "set_float32_matmul_precision": "", "set_flush_denormal": "", "set_num_interop_threads": "", "set_num_threads": "", "set_printoptions": "", "set_rng_state": "", "set_warn_always": "", "sgn": "sgn", "sigmoid": "sigmoid", "sigmoid_": "sigmoid_", "sign": "sign", "signbit": "signbit", "sin": "sin", "sin_": "sin_", "sinc": "sinc", "sinc_": "sinc_", "sinh": "sinh", "sinh_": "sinh_", "slice_copy": "*", "slice_inverse": "slice_inverse", "slice_scatter": "slice_scatter", "slogdet": "*", "smm": "", "softmax": "softmax", "solve": "", "sort": "sort", "sparse_bsc_tensor": "", "sparse_bsr_tensor": "", "sparse_compressed_tensor": "", "sparse_coo_tensor": "", "sparse_csc_tensor": "", "sparse_csr_tensor": "", "split": "split", "split_copy": "*", "split_with_sizes": "split_with_sizes", "split_with_sizes_copy": "*", "spmm": "", "sqrt": "sqrt", "sqrt_": "sqrt_", "square": "square", "square_": "square_", "squeeze": "squeeze", "squeeze_copy": "*", "sspaddmm": "", "stack": "*", "std": "std", "std_mean": "*", "stft": "stft", "sub": "sub", "subtract": "sub", "sum": "sum", "svd": "svd", "svd_lowrank": "*", "swapaxes": "transpose", "swapdims": "transpose", "sym_constrain_range": "", "sym_constrain_range_for_size": "", "sym_float": "*", "sym_fresh_size": "", "sym_int": "*", "sym_ite": "", "sym_max": "", "sym_min": "", "sym_not": "*", "sym_sqrt": "*", "sym_sum": "*", "symeig": "", "t": "t", "t_copy": "*", "take": "take", "take_along_dim": "take_along_dim", "tan": "tan", "tan_": "tan_", "tanh": "tanh", "tanh_": "tanh_", "tensor": "", "tensor_split": "tensor_split", "tensordot": "*", "thread_safe_generator": "", "threshold": "*", "threshold_": "*", "tile": "tile", "to_dlpack": "", "topk": "topk", "trace": "trace", "transpose": "transpose", "transpose_copy": "*", "trapezoid": "*", "trapz": "*", "triangular_solve": "triangular_solve", "tril": "tril", "tril_indices": "", "triplet_margin_loss": "*", "triu": "triu", "triu_indices": "", "true_divide": "true_divide", "trunc": "trunc", "trunc_": "trunc_", "typename": "", "unbind": "unbind", "unbind_copy": "*", "unflatten": "unflatten", "unfold_copy": "*", "unify_type_list": "", "unique": "unique", "unique_consecutive": "unique_consecutive", "unravel_index": "*", "unsafe_chunk": "unsafe_chunk", "unsafe_split": "unsafe_split", "unsafe_split_with_sizes": "", "unsqueeze": "unsqueeze", "unsqueeze_copy": "*", "use_deterministic_algorithms": "", "values_copy": "", "vander": "*", "var": "var", "var_mean": "*", "vdot": "vdot", "view_as_complex": "*", "view_as_complex_copy": "", "view_as_real": "*", "view_as_real_copy": "", "view_copy": "*", "vmap": "", "vsplit": "vsplit", "vstack": "*", "wait": "", "where": "*", "while_loop": "", "xlogy": "xlogy", "xlogy_": "xlogy_", "zero_": "", "zeros": "", "zeros_like": "*"},
-    "torch.fft": {"fft": "*", "fft2": "*", "fftfreq": "", "fftn": "*", "fftshift": "*", "hfft": "*", "hfft2": "*", "hfftn": "*", "ifft": "*", "ifft2": "*", "ifftn": "*", "ifftshift": "*", "ihfft": "*", "ihfft2": "*", "ihfftn": "*", "irfft": "*", "irfft2": "*", "irfftn": "*", "rfft": "*", "rfft2": "*", "rfftfreq": "", "rfftn": "*"},
-    "torch.linalg": {"cholesky": "*", "cholesky_ex": "*", "cond": "*", "cross": "*", "det": "*", "diagonal": "*", "eig": "*", "eigh": "*", "eigvals": "*", "eigvalsh": "*", "householder_product": "*", "inv": "*", "inv_ex": "*", "ldl_factor": "*", "ldl_factor_ex": "*", "ldl_solve": "*", "lstsq": "*", "lu": "*", "lu_factor": "*", "lu_factor_ex": "*", "lu_solve": "*", "matmul": "matmul", "matrix_exp": "matrix_exp", "matrix_norm": "*", "matrix_power": "*", "matrix_rank": "*", "multi_dot": "*", "norm": "*", "pinv": "*", "qr": "*", "slogdet": "*", "solve": "*", "solve_ex": "*", "solve_triangular": "*", "svd": "*", "svdvals": "*", "tensorinv": "*", "tensorsolve": "*", "vander": "*", "vecdot": "*", "vector_norm": "*"},
-    "torch.nn.functional": {"Optional": "", "adaptive_avg_pool1d": "*", "adaptive_avg_pool2d": "*", "adaptive_avg_pool3d": "*", "adaptive_max_pool1d": "*", "adaptive_max_pool1d_with_indices": "*", "adaptive_max_pool2d": "*", "adaptive_max_pool2d_with_indices": "", "adaptive_max_pool3d": "*", "adaptive_max_pool3d_with_indices": "", "affine_grid": "", "alpha_dropout": "*", "assert_int_or_pair": "", "avg_pool1d": "*", "avg_pool2d": "*", "avg_pool3d": "*", "batch_norm": "", "bilinear": "*", "binary_cross_entropy": "*", "binary_cross_entropy_with_logits": "*", "boolean_dispatch": "", "celu": "*", "celu_": "*", "channel_shuffle": "*", "conv1d": "*", "conv2d": "*", "conv3d": "*", "conv_tbc": "", "conv_transpose1d": "*", "conv_transpose2d": "*", "conv_transpose3d": "*", "cosine_embedding_loss": "*", "cosine_similarity": "*", "cross_entropy": "*", "ctc_loss": "*", "dropout": "*", "dropout1d": "*", "dropout2d": "*", "dropout3d": "*", "elu": "*", "elu_": "*", "embedding": "", "embedding_bag": "*", "feature_alpha_dropout": "*", "fold": "", "fractional_max_pool2d": "*", "fractional_max_pool2d_with_indices": "", "fractional_max_pool3d": "*", "fractional_max_pool3d_with_indices": "", "gaussian_nll_loss": "*", "gelu": "*", "glu": "*", "grid_sample": "*", "group_norm": "*", "grouped_mm": "", "gumbel_softmax": "*", "handle_torch_function": "", "hardshrink": "hardshrink", "hardsigmoid": "*", "hardswish": "*", "hardtanh": "*", "hardtanh_": "*", "has_torch_function": "", "has_torch_function_unary": "", "has_torch_function_variadic": "", "hinge_embedding_loss": "*", "huber_loss": "*", "instance_norm": "", "interpolate": "*", "kl_div": "*", "l1_loss": "*", "layer_norm": "*", "leaky_relu": "*", "leaky_relu_": "*", "linear": "*", "linear_cross_entropy": "*", "local_response_norm": "*", "log_softmax": "log_softmax", "logsigmoid": "*", "lp_pool1d": "*", "lp_pool2d": "", "lp_pool3d": "", "margin_ranking_loss": "*", "max_pool1d": "*", "max_pool1d_with_indices": "*", "max_pool2d": "*", "max_pool2d_with_indices": "", "max_pool3d": "*", "max_pool3d_with_indices": "", "max_unpool1d": "*", "max_unpool2d": "*", "max_unpool3d": "*", "mish": "*", "mse_loss": "*", "multi_head_attention_forward": "*", "multi_margin_loss": "*", "multilabel_margin_loss": "*", "multilabel_soft_margin_loss": "*", "native_channel_shuffle": "", "nll_loss": "*", "normalize": "*", "one_hot": "*", "pad": "*", "pairwise_distance": "*", "pdist": "*", "pixel_shuffle": "*", "pixel_unshuffle": "*", "poisson_nll_loss": "*", "prelu": "prelu", "relu": "relu", "relu6": "*", "relu_": "relu_", "rms_norm": "*", "rrelu": "*", "rrelu_": "*", "scaled_dot_product_attention": "*", "scaled_grouped_mm": "", "scaled_mm": "", "selu": "*", "selu_": "*", "sigmoid": "sigmoid", "silu": "*", "smooth_l1_loss": "*", "soft_margin_loss": "", "softmax": "softmax", "softmin": "*", "softplus": "*", "softshrink": "*", "softsign": "*", "tanh": "tanh", "tanhshrink": "*", "threshold": "*", "threshold_": "*", "triplet_margin_loss": "*", "triplet_margin_with_distance_loss": "*", "unfold": "*", "upsample": "", "upsample_bilinear": "*", "upsample_nearest": "*"},
-    "torch.special": {"airy_ai": "*", "bessel_j0": "*", "bessel_j1": "*", "bessel_y0": "*", "bessel_y1": "*", "chebyshev_polynomial_t": "*", "chebyshev_polynomial_u": "*", "chebyshev_polynomial_v": "*", "chebyshev_polynomial_w": "*", "digamma": "digamma", "entr": "*", "erf": "erf", "erfc": "erfc", "erfcx": "*", "erfinv": "erfinv", "exp2": "exp2", "expit": "sigmoid", "expm1": "expm1", "gammainc": "igamma", "gammaincc": "igammac", "gammaln": "lgamma", "hermite_polynomial_h": "*", "hermite_polynomial_he": "*", "i0": "i0", "i0e": "*", "i1": "*", "i1e": "*", "laguerre_polynomial_l": "*", "legendre_polynomial_p": "*", "log1p": "log1p", "log_ndtr": "*", "log_softmax": "log_softmax", "logit": "logit", "logsumexp": "logsumexp", "modified_bessel_i0": "*", "modified_bessel_i1": "*", "modified_bessel_k0": "*", "modified_bessel_k1": "*", "multigammaln": "mvlgamma", "ndtr": "*", "ndtri": "*", "polygamma": "", "psi": "digamma", "round": "*", "scaled_modified_bessel_k0": "*", "scaled_modified_bessel_k1": "*", "shifted_chebyshev_polynomial_t": "*", "shifted_chebyshev_polynomial_u": "*", "shifted_chebyshev_polynomial_v": "*", "shifted_chebyshev_polynomial_w": "*", "sinc": "sinc", "softmax": "softmax", "spherical_bessel_j0": "*", "xlog1py": "*", "xlogy": "xlogy", "zeta": "*"},
-}
+# The public functions of torch: `name` (facts under the Tensor method of that name),
+# `name=` (no call probed), `name=*` (facts under its own qualname in OPS) or `name=key`.
+FUNCTIONS_TORCH = (
+    "abs abs_ absolute=abs acos acos_ acosh acosh_ adaptive_avg_pool1d=* adaptive_max_pool1d=* add addbmm "
+    "addcdiv addcmul addmm addmv addmv_ addr adjoint=* affine_grid_generator= alias_copy=* all allclose "
+    "alpha_dropout= alpha_dropout_= amax amin aminmax angle any arange= arccos=acos arccos_=acos_ "
+    "arccosh=acosh arccosh_=acosh_ arcsin=asin arcsin_=asin_ arcsinh=asinh arcsinh_=asinh_ arctan=atan "
+    "arctan2=atan2 arctan_=atan_ arctanh=atanh arctanh_=atanh_ are_deterministic_algorithms_enabled= argmax "
+    "argmin argsort argwhere as_strided as_strided_ as_strided_copy=* as_strided_scatter as_tensor= "
+    "asarray= asin asin_ asinh asinh_ atan atan2 atan_ atanh atanh_ atleast_1d=* atleast_2d=* atleast_3d=* "
+    "autocast_decrement_nesting= autocast_increment_nesting= avg_pool1d=* baddbmm bartlett_window= "
+    "batch_norm= batch_norm_backward_elemt= batch_norm_backward_reduce= batch_norm_elemt= "
+    "batch_norm_gather_stats= batch_norm_gather_stats_with_counts= batch_norm_stats= "
+    "batch_norm_update_stats= bernoulli bilinear=* binary_cross_entropy_with_logits=* bincount binomial=* "
+    "bitwise_and bitwise_left_shift bitwise_not bitwise_or bitwise_right_shift bitwise_xor blackman_window= "
+    "block_diag=* bmm broadcast_shapes= broadcast_tensors=* broadcast_to bucketize=* can_cast= "
+    "cartesian_prod=* cat=* ccol_indices_copy= cdist=* ceil ceil_ celu=* celu_=* chain_matmul=* "
+    "channel_shuffle=* cholesky cholesky_inverse cholesky_solve choose_qparams_optimized= chunk clamp "
+    "clamp_ clamp_max clamp_max_ clamp_min clamp_min_ classproperty= clear_autocast_cache= clip=clamp "
+    "clip_=clamp_ clone col_indices_copy= column_stack=* combinations=* compile= compiled_with_cxx11_abi= "
+    "complex=* concat=* concatenate=* cond= conj conj_physical conj_physical_ constant_pad_nd=* conv1d=* "
+    "conv2d=* conv3d=* conv_tbc= conv_transpose1d=* conv_transpose2d=* conv_transpose3d=* convolution= "
+    "copysign corrcoef cos cos_ cosh cosh_ cosine_embedding_loss= cosine_similarity=* count_nonzero cov "
+    "cross crow_indices_copy= ctc_loss= cudnn_affine_grid_generator= cudnn_batch_norm= cudnn_convolution= "
+    "cudnn_convolution_add_relu= cudnn_convolution_relu= cudnn_convolution_transpose= cudnn_grid_sampler= "
+    "cudnn_is_acceptable= cummax cummin cumprod cumsum cumulative_trapezoid=* deg2rad deg2rad_ dequantize "
+    "det=* detach detach_= detach_copy=* diag diag_embed diagflat diagonal diagonal_copy=* diagonal_scatter "
+    "diff digamma dist div divide=div dot dropout= dropout_= dsmm= dsplit dstack=* eig= einsum= embedding=* "
+    "embedding_bag= embedding_renorm_= empty= empty_like=* empty_permuted= empty_quantized= empty_strided= "
+    "eq equal erf erf_ erfc erfc_ erfinv exp exp2 exp2_ exp_ expand_copy=* expm1 expm1_ eye= "
+    "fake_quantize_per_channel_affine= fake_quantize_per_tensor_affine= fbgemm_linear_fp16_weight= "
+    "fbgemm_linear_fp16_weight_fp32_activation= fbgemm_linear_int8_weight= "
+    "fbgemm_linear_int8_weight_fp32_activation= fbgemm_linear_quantize_weight=* "
+    "fbgemm_pack_gemm_matrix_fp16=* fbgemm_pack_quantized_matrix= feature_alpha_dropout= "
+    "feature_alpha_dropout_= feature_dropout= feature_dropout_= fill=* fill_ fix=trunc fix_=trunc_ flatten "
+    "flip fliplr flipud float_power floor floor_ floor_divide fmax fmin fmod fork= frac frac_ frexp "
+    "frobenius_norm=* from_dlpack= from_file= from_numpy= frombuffer= full= full_like=* "
+    "fused_moving_avg_obs_fake_quant= gather gcd gcd_ ge geqrf ger=outer get_autocast_cpu_dtype= "
+    "get_autocast_dtype= get_autocast_gpu_dtype= get_autocast_ipu_dtype= get_autocast_xla_dtype= "
+    "get_default_device= get_default_dtype= get_deterministic_debug_mode= get_device get_device_module= "
+    "get_file_path= get_float32_matmul_precision= get_num_interop_threads= get_num_threads= get_rng_state= "
+    "gradient=* greater=gt greater_equal=ge grid_sampler= grid_sampler_2d=* grid_sampler_3d=* group_norm=* "
+    "gru= gru_cell= gt hamming_window= hann_window= hardshrink hash_tensor heaviside hinge_embedding_loss=* "
+    "histc histogram histogramdd=* hsmm= hsplit hspmm= hstack=* hypot i0 i0_ igamma igammac imag=* "
+    "import_ir_module= import_ir_module_from_buffer= index_add index_copy index_fill index_put index_put_ "
+    "index_reduce index_select indices_copy= init_num_threads= initial_seed= inner instance_norm= int_repr= "
+    "inverse=* is_anomaly_check_nan_enabled= is_anomaly_enabled= is_autocast_cache_enabled= "
+    "is_autocast_cpu_enabled= is_autocast_enabled= is_autocast_ipu_enabled= is_autocast_xla_enabled= "
+    "is_complex is_conj is_deterministic_algorithms_warn_only_enabled= is_distributed is_floating_point "
+    "is_grad_enabled= is_inference is_inference_mode_enabled= is_neg is_nonzero is_same_size is_signed "
+    "is_storage= is_tensor= is_vulkan_available= is_warn_always_enabled= isclose isfinite isin=* isinf "
+    "isnan isneginf isposinf isreal istft kaiser_window= kl_div=* kron kthvalue layer_norm=* lcm lcm_ ldexp "
+    "ldexp_ le lerp less=lt less_equal=le lgamma linspace=* load= lobpcg= log log10 log10_ log1p log1p_ "
+    "log2 log2_ log_ log_softmax logaddexp logaddexp2 logcumsumexp logdet logical_and logical_not "
+    "logical_or logical_xor logit logit_ logspace=* logsumexp lstm= lstm_cell= lstsq= lt lu=* lu_solve "
+    "lu_unpack=* manual_seed= margin_ranking_loss=* masked_fill masked_scatter masked_select matmul "
+    "matrix_exp matrix_power=* matrix_rank= max max_pool1d=* max_pool1d_with_indices=* max_pool2d= "
+    "max_pool3d= maximum=* mean median merge_type_from_type_comment= meshgrid=* min minimum=* "
+    "miopen_batch_norm= miopen_convolution= miopen_convolution_add_relu= miopen_convolution_relu= "
+    "miopen_convolution_transpose= miopen_ctc_loss= miopen_depthwise_convolution= miopen_rnn= "
+    "mkldnn_adaptive_avg_pool2d= mkldnn_convolution= mkldnn_linear_backward_weights= mkldnn_max_pool2d= "
+    "mkldnn_max_pool3d= mkldnn_rnn_layer= mm mode moveaxis=movedim movedim msort mul multinomial "
+    "multiply=mul mv mvlgamma nan_to_num nan_to_num_ nanmean nanmedian nanquantile nansum narrow "
+    "narrow_copy native_batch_norm= native_channel_shuffle= native_dropout= native_group_norm=* "
+    "native_layer_norm=* native_norm= ne neg neg_ negative=neg negative_=neg_ nextafter nonzero "
+    "nonzero_static norm norm_except_dim=* normal=* not_equal=ne nuclear_norm=* numel ones= ones_like=* "
+    "orgqr=* ormqr outer pairwise_distance=* parse_ir= parse_schema= parse_type_comment= pca_lowrank=* "
+    "pdist=* permute permute_copy=* pinverse pixel_shuffle=* pixel_unshuffle=* poisson=* poisson_nll_loss= "
+    "polar=* polygamma= positive pow prelu prepare_multiprocessing_environment= prod "
+    "profiler_allow_cudagraph_cupti_lazy_reinit_cuda12= promote_types= put q_per_channel_axis= "
+    "q_per_channel_scales= q_per_channel_zero_points= q_scale= q_zero_point= qr quantile "
+    "quantize_per_channel= quantize_per_tensor= quantize_per_tensor_dynamic= quantized_batch_norm= "
+    "quantized_gru= quantized_gru_cell= quantized_lstm= quantized_lstm_cell= quantized_max_pool1d= "
+    "quantized_max_pool2d= quantized_max_pool3d= quantized_rnn_relu_cell= quantized_rnn_tanh_cell= rad2deg "
+    "rad2deg_ rand= rand_like=* randint= randint_like=* randn= randn_like=* randperm= range= ravel real=* "
+    "reciprocal reciprocal_ relu relu_ remainder renorm repeat_interleave reshape resize_as_= "
+    "resize_as_sparse_= resolve_conj resolve_neg result_type= rms_norm=* rnn_relu= rnn_relu_cell= rnn_tanh= "
+    "rnn_tanh_cell= roll rot90 round round_ row_indices_copy= row_stack=* rrelu=* rrelu_=* rsqrt rsqrt_ "
+    "rsub=* saddmm= save= scalar_tensor= scatter scatter_add scatter_reduce searchsorted=* seed= "
+    "segment_reduce=* select select_copy=* select_scatter selu=* selu_=* set_anomaly_enabled= "
+    "set_autocast_cache_enabled= set_autocast_cpu_dtype= set_autocast_cpu_enabled= set_autocast_dtype= "
+    "set_autocast_enabled= set_autocast_gpu_dtype= set_autocast_ipu_dtype= set_autocast_ipu_enabled= "
+    "set_autocast_xla_dtype= set_autocast_xla_enabled= set_default_device= set_default_dtype= "
+    "set_default_tensor_type= set_deterministic_debug_mode= set_float32_matmul_precision= "
+    "set_flush_denormal= set_num_interop_threads= set_num_threads= set_printoptions= set_rng_state= "
+    "set_warn_always= sgn sigmoid sigmoid_ sign signbit sin sin_ sinc sinc_ sinh sinh_ slice_copy=* "
+    "slice_inverse slice_scatter slogdet=* smm= softmax solve= sort sparse_bsc_tensor= sparse_bsr_tensor= "
+    "sparse_compressed_tensor= sparse_coo_tensor= sparse_csc_tensor= sparse_csr_tensor= split split_copy=* "
+    "split_with_sizes split_with_sizes_copy=* spmm= sqrt sqrt_ square square_ squeeze squeeze_copy=* "
+    "sspaddmm= stack=* std std_mean=* stft sub subtract=sub sum svd svd_lowrank=* swapaxes=transpose "
+    "swapdims=transpose sym_constrain_range= sym_constrain_range_for_size= sym_float=* sym_fresh_size= "
+    "sym_int=* sym_ite= sym_max= sym_min= sym_not=* sym_sqrt=* sym_sum=* symeig= t t_copy=* take "
+    "take_along_dim tan tan_ tanh tanh_ tensor= tensor_split tensordot=* thread_safe_generator= threshold=* "
+    "threshold_=* tile to_dlpack= topk trace transpose transpose_copy=* trapezoid=* trapz=* "
+    "triangular_solve tril tril_indices= triplet_margin_loss=* triu triu_indices= true_divide trunc trunc_ "
+    "typename= unbind unbind_copy=* unflatten unfold_copy=* unify_type_list= unique unique_consecutive "
+    "unravel_index=* unsafe_chunk unsafe_split unsafe_split_with_sizes= unsqueeze unsqueeze_copy=* "
+    "use_deterministic_algorithms= values_copy= vander=* var var_mean=* vdot view_as_complex=* "
+    "view_as_complex_copy= view_as_real=* view_as_real_copy= view_copy=* vmap= vsplit vstack=* wait= "
+    "where=* while_loop= xlogy xlogy_ zero_= zeros= zeros_like=*"
+)
+
+
+# The public functions of torch.nn.functional: `name` (facts under the Tensor method of that name),
+# `name=` (no call probed), `name=*` (facts under its own qualname in OPS) or `name=key`.
+FUNCTIONS_TORCH_NN_FUNCTIONAL = (
+    "adaptive_avg_pool1d=* adaptive_avg_pool2d=* adaptive_avg_pool3d=* adaptive_max_pool1d=* "
+    "adaptive_max_pool1d_with_indices=* adaptive_max_pool2d=* adaptive_max_pool2d_with_indices= "
+    "adaptive_max_pool3d=* adaptive_max_pool3d_with_indices= affine_grid= alpha_dropout=* "
+    "assert_int_or_pair= avg_pool1d=* avg_pool2d=* avg_pool3d=* batch_norm= bilinear=* "
+    "binary_cross_entropy=* binary_cross_entropy_with_logits=* boolean_dispatch= celu=* celu_=* "
+    "channel_shuffle=* conv1d=* conv2d=* conv3d=* conv_tbc= conv_transpose1d=* conv_transpose2d=* "
+    "conv_transpose3d=* cosine_embedding_loss=* cosine_similarity=* cross_entropy=* ctc_loss=* dropout=* "
+    "dropout1d=* dropout2d=* dropout3d=* elu=* elu_=* embedding= embedding_bag=* feature_alpha_dropout=* "
+    "fold= fractional_max_pool2d=* fractional_max_pool2d_with_indices= fractional_max_pool3d=* "
+    "fractional_max_pool3d_with_indices= gaussian_nll_loss=* gelu=* glu=* grid_sample=* group_norm=* "
+    "grouped_mm= gumbel_softmax=* handle_torch_function= hardshrink hardsigmoid=* hardswish=* hardtanh=* "
+    "hardtanh_=* has_torch_function= has_torch_function_unary= has_torch_function_variadic= "
+    "hinge_embedding_loss=* huber_loss=* instance_norm= interpolate=* kl_div=* l1_loss=* layer_norm=* "
+    "leaky_relu=* leaky_relu_=* linear=* linear_cross_entropy=* local_response_norm=* log_softmax "
+    "logsigmoid=* lp_pool1d=* lp_pool2d= lp_pool3d= margin_ranking_loss=* max_pool1d=* "
+    "max_pool1d_with_indices=* max_pool2d=* max_pool2d_with_indices= max_pool3d=* max_pool3d_with_indices= "
+    "max_unpool1d=* max_unpool2d=* max_unpool3d=* mish=* mse_loss=* multi_head_attention_forward=* "
+    "multi_margin_loss=* multilabel_margin_loss=* multilabel_soft_margin_loss=* native_channel_shuffle= "
+    "nll_loss=* normalize=* one_hot=* pad=* pairwise_distance=* pdist=* pixel_shuffle=* pixel_unshuffle=* "
+    "poisson_nll_loss=* prelu relu relu6=* relu_ rms_norm=* rrelu=* rrelu_=* scaled_dot_product_attention=* "
+    "scaled_grouped_mm= scaled_mm= selu=* selu_=* sigmoid silu=* smooth_l1_loss=* soft_margin_loss= softmax "
+    "softmin=* softplus=* softshrink=* softsign=* tanh tanhshrink=* threshold=* threshold_=* "
+    "triplet_margin_loss=* triplet_margin_with_distance_loss=* unfold=* upsample= upsample_bilinear=* "
+    "upsample_nearest=*"
+)
+
+
+# The public functions of torch.special: `name` (facts under the Tensor method of that name),
+# `name=` (no call probed), `name=*` (facts under its own qualname in OPS) or `name=key`.
+FUNCTIONS_TORCH_SPECIAL = (
+    "airy_ai=* bessel_j0=* bessel_j1=* bessel_y0=* bessel_y1=* chebyshev_polynomial_t=* "
+    "chebyshev_polynomial_u=* chebyshev_polynomial_v=* chebyshev_polynomial_w=* digamma entr=* erf erfc "
+    "erfcx=* erfinv exp2 expit=sigmoid expm1 gammainc=igamma gammaincc=igammac gammaln=lgamma "
+    "hermite_polynomial_h=* hermite_polynomial_he=* i0 i0e=* i1=* i1e=* laguerre_polynomial_l=* "
+    "legendre_polynomial_p=* log1p log_ndtr=* log_softmax logit logsumexp modified_bessel_i0=* "
+    "modified_bessel_i1=* modified_bessel_k0=* modified_bessel_k1=* multigammaln=mvlgamma ndtr=* ndtri=* "
+    "polygamma= psi=digamma round=* scaled_modified_bessel_k0=* scaled_modified_bessel_k1=* "
+    "shifted_chebyshev_polynomial_t=* shifted_chebyshev_polynomial_u=* shifted_chebyshev_polynomial_v=* "
+    "shifted_chebyshev_polynomial_w=* sinc softmax spherical_bessel_j0=* xlog1py=* xlogy zeta=*"
+)
+
+
+# The public functions of torch.linalg: `name` (facts under the Tensor method of that name),
+# `name=` (no call probed), `name=*` (facts under its own qualname in OPS) or `name=key`.
+FUNCTIONS_TORCH_LINALG = (
+    "cholesky=* cholesky_ex=* cond=* cross=* det=* diagonal=* eig=* eigh=* eigvals=* eigvalsh=* "
+    "householder_product=* inv=* inv_ex=* ldl_factor=* ldl_factor_ex=* ldl_solve=* lstsq=* lu=* lu_factor=* "
+    "lu_factor_ex=* lu_solve=* matmul matrix_exp matrix_norm=* matrix_power=* matrix_rank=* multi_dot=* "
+    "norm=* pinv=* qr=* slogdet=* solve=* solve_ex=* solve_triangular=* svd=* svdvals=* tensorinv=* "
+    "tensorsolve=* vander=* vecdot=* vector_norm=*"
+)
+
+
+# The public functions of torch.fft: `name` (facts under the Tensor method of that name),
+# `name=` (no call probed), `name=*` (facts under its own qualname in OPS) or `name=key`.
+FUNCTIONS_TORCH_FFT = (
+    "fft=* fft2=* fftfreq= fftn=* fftshift=* hfft=* hfft2=* hfftn=* ifft=* ifft2=* ifftn=* ifftshift=* "
+    "ihfft=* ihfft2=* ihfftn=* irfft=* irfft2=* irfftn=* rfft=* rfft2=* rfftfreq= rfftn=*"
+)
 
 
 # Functions and layers with an `inplace` parameter.
@@ -1421,384 +1546,210 @@ PYTHON_DTYPES = {
 }
 
 
-# (dtype, dtype) -> dtype of `a + b` for two tensors with dimensions.
+# dtype a -> `b=result ...`: the dtype of `a + b` for two tensors with dimensions.
 PROMOTE = {
-    ("bfloat16", "bfloat16"): "bfloat16",
-    ("bfloat16", "bool"): "bfloat16",
-    ("bfloat16", "complex128"): "complex128",
-    ("bfloat16", "complex64"): "complex64",
-    ("bfloat16", "float16"): "float32",
-    ("bfloat16", "float32"): "float32",
-    ("bfloat16", "float64"): "float64",
-    ("bfloat16", "int16"): "bfloat16",
-    ("bfloat16", "int32"): "bfloat16",
-    ("bfloat16", "int64"): "bfloat16",
-    ("bfloat16", "int8"): "bfloat16",
-    ("bfloat16", "uint8"): "bfloat16",
-    ("bool", "bfloat16"): "bfloat16",
-    ("bool", "bool"): "bool",
-    ("bool", "complex128"): "complex128",
-    ("bool", "complex64"): "complex64",
-    ("bool", "float16"): "float16",
-    ("bool", "float32"): "float32",
-    ("bool", "float64"): "float64",
-    ("bool", "int16"): "int16",
-    ("bool", "int32"): "int32",
-    ("bool", "int64"): "int64",
-    ("bool", "int8"): "int8",
-    ("bool", "uint8"): "uint8",
-    ("complex128", "bfloat16"): "complex128",
-    ("complex128", "bool"): "complex128",
-    ("complex128", "complex128"): "complex128",
-    ("complex128", "complex64"): "complex128",
-    ("complex128", "float16"): "complex128",
-    ("complex128", "float32"): "complex128",
-    ("complex128", "float64"): "complex128",
-    ("complex128", "int16"): "complex128",
-    ("complex128", "int32"): "complex128",
-    ("complex128", "int64"): "complex128",
-    ("complex128", "int8"): "complex128",
-    ("complex128", "uint8"): "complex128",
-    ("complex64", "bfloat16"): "complex64",
-    ("complex64", "bool"): "complex64",
-    ("complex64", "complex128"): "complex128",
-    ("complex64", "complex64"): "complex64",
-    ("complex64", "float16"): "complex64",
-    ("complex64", "float32"): "complex64",
-    ("complex64", "float64"): "complex128",
-    ("complex64", "int16"): "complex64",
-    ("complex64", "int32"): "complex64",
-    ("complex64", "int64"): "complex64",
-    ("complex64", "int8"): "complex64",
-    ("complex64", "uint8"): "complex64",
-    ("float16", "bfloat16"): "float32",
-    ("float16", "bool"): "float16",
-    ("float16", "complex128"): "complex128",
-    ("float16", "complex64"): "complex64",
-    ("float16", "float16"): "float16",
-    ("float16", "float32"): "float32",
-    ("float16", "float64"): "float64",
-    ("float16", "int16"): "float16",
-    ("float16", "int32"): "float16",
-    ("float16", "int64"): "float16",
-    ("float16", "int8"): "float16",
-    ("float16", "uint8"): "float16",
-    ("float32", "bfloat16"): "float32",
-    ("float32", "bool"): "float32",
-    ("float32", "complex128"): "complex128",
-    ("float32", "complex64"): "complex64",
-    ("float32", "float16"): "float32",
-    ("float32", "float32"): "float32",
-    ("float32", "float64"): "float64",
-    ("float32", "int16"): "float32",
-    ("float32", "int32"): "float32",
-    ("float32", "int64"): "float32",
-    ("float32", "int8"): "float32",
-    ("float32", "uint8"): "float32",
-    ("float64", "bfloat16"): "float64",
-    ("float64", "bool"): "float64",
-    ("float64", "complex128"): "complex128",
-    ("float64", "complex64"): "complex128",
-    ("float64", "float16"): "float64",
-    ("float64", "float32"): "float64",
-    ("float64", "float64"): "float64",
-    ("float64", "int16"): "float64",
-    ("float64", "int32"): "float64",
-    ("float64", "int64"): "float64",
-    ("float64", "int8"): "float64",
-    ("float64", "uint8"): "float64",
-    ("int16", "bfloat16"): "bfloat16",
-    ("int16", "bool"): "int16",
-    ("int16", "complex128"): "complex128",
-    ("int16", "complex64"): "complex64",
-    ("int16", "float16"): "float16",
-    ("int16", "float32"): "float32",
-    ("int16", "float64"): "float64",
-    ("int16", "int16"): "int16",
-    ("int16", "int32"): "int32",
-    ("int16", "int64"): "int64",
-    ("int16", "int8"): "int16",
-    ("int16", "uint8"): "int16",
-    ("int32", "bfloat16"): "bfloat16",
-    ("int32", "bool"): "int32",
-    ("int32", "complex128"): "complex128",
-    ("int32", "complex64"): "complex64",
-    ("int32", "float16"): "float16",
-    ("int32", "float32"): "float32",
-    ("int32", "float64"): "float64",
-    ("int32", "int16"): "int32",
-    ("int32", "int32"): "int32",
-    ("int32", "int64"): "int64",
-    ("int32", "int8"): "int32",
-    ("int32", "uint8"): "int32",
-    ("int64", "bfloat16"): "bfloat16",
-    ("int64", "bool"): "int64",
-    ("int64", "complex128"): "complex128",
-    ("int64", "complex64"): "complex64",
-    ("int64", "float16"): "float16",
-    ("int64", "float32"): "float32",
-    ("int64", "float64"): "float64",
-    ("int64", "int16"): "int64",
-    ("int64", "int32"): "int64",
-    ("int64", "int64"): "int64",
-    ("int64", "int8"): "int64",
-    ("int64", "uint8"): "int64",
-    ("int8", "bfloat16"): "bfloat16",
-    ("int8", "bool"): "int8",
-    ("int8", "complex128"): "complex128",
-    ("int8", "complex64"): "complex64",
-    ("int8", "float16"): "float16",
-    ("int8", "float32"): "float32",
-    ("int8", "float64"): "float64",
-    ("int8", "int16"): "int16",
-    ("int8", "int32"): "int32",
-    ("int8", "int64"): "int64",
-    ("int8", "int8"): "int8",
-    ("int8", "uint8"): "int16",
-    ("uint8", "bfloat16"): "bfloat16",
-    ("uint8", "bool"): "uint8",
-    ("uint8", "complex128"): "complex128",
-    ("uint8", "complex64"): "complex64",
-    ("uint8", "float16"): "float16",
-    ("uint8", "float32"): "float32",
-    ("uint8", "float64"): "float64",
-    ("uint8", "int16"): "int16",
-    ("uint8", "int32"): "int32",
-    ("uint8", "int64"): "int64",
-    ("uint8", "int8"): "int16",
-    ("uint8", "uint8"): "uint8",
+    "bfloat16": "bfloat16=bfloat16 bool=bfloat16 complex128=complex128 complex64=complex64 float16=float32 float32=float32 float64=float64 int16=bfloat16 int32=bfloat16 int64=bfloat16 int8=bfloat16 uint8=bfloat16",
+    "bool": "bfloat16=bfloat16 bool=bool complex128=complex128 complex64=complex64 float16=float16 float32=float32 float64=float64 int16=int16 int32=int32 int64=int64 int8=int8 uint8=uint8",
+    "complex128": "bfloat16=complex128 bool=complex128 complex128=complex128 complex64=complex128 float16=complex128 float32=complex128 float64=complex128 int16=complex128 int32=complex128 int64=complex128 int8=complex128 uint8=complex128",
+    "complex64": "bfloat16=complex64 bool=complex64 complex128=complex128 complex64=complex64 float16=complex64 float32=complex64 float64=complex128 int16=complex64 int32=complex64 int64=complex64 int8=complex64 uint8=complex64",
+    "float16": "bfloat16=float32 bool=float16 complex128=complex128 complex64=complex64 float16=float16 float32=float32 float64=float64 int16=float16 int32=float16 int64=float16 int8=float16 uint8=float16",
+    "float32": "bfloat16=float32 bool=float32 complex128=complex128 complex64=complex64 float16=float32 float32=float32 float64=float64 int16=float32 int32=float32 int64=float32 int8=float32 uint8=float32",
+    "float64": "bfloat16=float64 bool=float64 complex128=complex128 complex64=complex128 float16=float64 float32=float64 float64=float64 int16=float64 int32=float64 int64=float64 int8=float64 uint8=float64",
+    "int16": "bfloat16=bfloat16 bool=int16 complex128=complex128 complex64=complex64 float16=float16 float32=float32 float64=float64 int16=int16 int32=int32 int64=int64 int8=int16 uint8=int16",
+    "int32": "bfloat16=bfloat16 bool=int32 complex128=complex128 complex64=complex64 float16=float16 float32=float32 float64=float64 int16=int32 int32=int32 int64=int64 int8=int32 uint8=int32",
+    "int64": "bfloat16=bfloat16 bool=int64 complex128=complex128 complex64=complex64 float16=float16 float32=float32 float64=float64 int16=int64 int32=int64 int64=int64 int8=int64 uint8=int64",
+    "int8": "bfloat16=bfloat16 bool=int8 complex128=complex128 complex64=complex64 float16=float16 float32=float32 float64=float64 int16=int16 int32=int32 int64=int64 int8=int8 uint8=int16",
+    "uint8": "bfloat16=bfloat16 bool=uint8 complex128=complex128 complex64=complex64 float16=float16 float32=float32 float64=float64 int16=int16 int32=int32 int64=int64 int8=int16 uint8=uint8",
 }
 
 
-# (tensor dtype, Python scalar kind) -> dtype of `tensor + scalar`.
+# tensor dtype -> `kind=result ...`: the dtype of `tensor + scalar` for a Python bool/int/float/complex.
 PROMOTE_SCALAR = {
-    ("bfloat16", "bool"): "bfloat16",
-    ("bfloat16", "complex"): "complex64",
-    ("bfloat16", "float"): "bfloat16",
-    ("bfloat16", "int"): "bfloat16",
-    ("bool", "bool"): "bool",
-    ("bool", "complex"): "complex64",
-    ("bool", "float"): "float32",
-    ("bool", "int"): "int64",
-    ("complex128", "bool"): "complex128",
-    ("complex128", "complex"): "complex128",
-    ("complex128", "float"): "complex128",
-    ("complex128", "int"): "complex128",
-    ("complex64", "bool"): "complex64",
-    ("complex64", "complex"): "complex64",
-    ("complex64", "float"): "complex64",
-    ("complex64", "int"): "complex64",
-    ("float16", "bool"): "float16",
-    ("float16", "complex"): "complex32",
-    ("float16", "float"): "float16",
-    ("float16", "int"): "float16",
-    ("float32", "bool"): "float32",
-    ("float32", "complex"): "complex64",
-    ("float32", "float"): "float32",
-    ("float32", "int"): "float32",
-    ("float64", "bool"): "float64",
-    ("float64", "complex"): "complex128",
-    ("float64", "float"): "float64",
-    ("float64", "int"): "float64",
-    ("int16", "bool"): "int16",
-    ("int16", "complex"): "complex64",
-    ("int16", "float"): "float32",
-    ("int16", "int"): "int16",
-    ("int32", "bool"): "int32",
-    ("int32", "complex"): "complex64",
-    ("int32", "float"): "float32",
-    ("int32", "int"): "int32",
-    ("int64", "bool"): "int64",
-    ("int64", "complex"): "complex64",
-    ("int64", "float"): "float32",
-    ("int64", "int"): "int64",
-    ("int8", "bool"): "int8",
-    ("int8", "complex"): "complex64",
-    ("int8", "float"): "float32",
-    ("int8", "int"): "int8",
-    ("uint8", "bool"): "uint8",
-    ("uint8", "complex"): "complex64",
-    ("uint8", "float"): "float32",
-    ("uint8", "int"): "uint8",
+    "bfloat16": "bool=bfloat16 complex=complex64 float=bfloat16 int=bfloat16",
+    "bool": "bool=bool complex=complex64 float=float32 int=int64",
+    "complex128": "bool=complex128 complex=complex128 float=complex128 int=complex128",
+    "complex64": "bool=complex64 complex=complex64 float=complex64 int=complex64",
+    "float16": "bool=float16 complex=complex32 float=float16 int=float16",
+    "float32": "bool=float32 complex=complex64 float=float32 int=float32",
+    "float64": "bool=float64 complex=complex128 float=float64 int=float64",
+    "int16": "bool=int16 complex=complex64 float=float32 int=int16",
+    "int32": "bool=int32 complex=complex64 float=float32 int=int32",
+    "int64": "bool=int64 complex=complex64 float=float32 int=int64",
+    "int8": "bool=int8 complex=complex64 float=float32 int=int8",
+    "uint8": "bool=uint8 complex=complex64 float=float32 int=uint8",
 }
 
 
-# The fields of a LAYERS record; name lists are joined by commas (one string literal each keeps
-# the module fast to compile); file is the torch.nn.modules submodule defining the class;
-# switches are the boolean constructor parameters whose flip adds or removes every parameter
-# (BatchNorm's affine, LayerNorm's elementwise_affine).
-LAYER_FIELDS = (
-    "kind", "parameters", "parameter_count", "buffers", "parameter_free_sometimes", "parameter_free_always",
-    "constructor", "forward", "file", "switches",
-)
-
-
-# torch.nn.<class> -> record, from an instance built with small arguments (and one per flipped
-# boolean constructor argument for the parameter-free columns).
+# torch.nn.<class> -> `field=value ...` from an instance built with small arguments: kind, file
+# (the torch.nn.modules submodule defining it), parameters and buffers of the default instance
+# (names joined by commas; parameter_count when the names are not all listed), parameter_free
+# (always / sometimes, from one instance per flipped boolean constructor flag; absent: never),
+# constructor and forward parameter names, switches (the boolean constructor parameters whose
+# flip adds or removes every parameter: BatchNorm's affine), built=0 when no instance was built.
 LAYERS = {
-    "AdaptiveAvgPool1d": ("pooling", "", 0, "", True, True, "output_size", "input", "pooling", ""),
-    "AdaptiveAvgPool2d": ("pooling", "", 0, "", True, True, "output_size", "input", "pooling", ""),
-    "AdaptiveAvgPool3d": ("pooling", "", 0, "", True, True, "output_size", "input", "pooling", ""),
-    "AdaptiveLogSoftmaxWithLoss": ("other", "head.weight,tail.0.0.weight,tail.0.1.weight,tail.1.0.weight,tail.1.1.weight", 5, "", False, False, "in_features,n_classes,cutoffs,div_value,head_bias,device,dtype", "input_,target_", "adaptive", ""),
-    "AdaptiveMaxPool1d": ("pooling", "", 0, "", True, True, "output_size,return_indices", "input", "pooling", ""),
-    "AdaptiveMaxPool2d": ("pooling", "", 0, "", True, True, "output_size,return_indices", "input", "pooling", ""),
-    "AdaptiveMaxPool3d": ("pooling", "", 0, "", True, True, "output_size,return_indices", "input", "pooling", ""),
-    "AlphaDropout": ("dropout", "", 0, "", True, True, "p,inplace", "input", "dropout", ""),
-    "AvgPool1d": ("pooling", "", 0, "", True, True, "kernel_size,stride,padding,ceil_mode,count_include_pad", "input", "pooling", ""),
-    "AvgPool2d": ("pooling", "", 0, "", True, True, "kernel_size,stride,padding,ceil_mode,count_include_pad,divisor_override", "input", "pooling", ""),
-    "AvgPool3d": ("pooling", "", 0, "", True, True, "kernel_size,stride,padding,ceil_mode,count_include_pad,divisor_override", "input", "pooling", ""),
-    "BCELoss": ("loss", "", 0, "", True, True, "weight,size_average,reduce,reduction", "input,target", "loss", ""),
-    "BCEWithLogitsLoss": ("loss", "", 0, "", True, True, "weight,size_average,reduce,reduction,pos_weight", "input,target", "loss", ""),
-    "BatchNorm1d": ("normalization", "weight,bias", 2, "running_mean,running_var,num_batches_tracked", True, False, "num_features,eps,momentum,affine,track_running_stats,device,dtype,bias", "input", "batchnorm", "affine"),
-    "BatchNorm2d": ("normalization", "weight,bias", 2, "running_mean,running_var,num_batches_tracked", True, False, "num_features,eps,momentum,affine,track_running_stats,device,dtype,bias", "input", "batchnorm", "affine"),
-    "BatchNorm3d": ("normalization", "weight,bias", 2, "running_mean,running_var,num_batches_tracked", True, False, "num_features,eps,momentum,affine,track_running_stats,device,dtype,bias", "input", "batchnorm", "affine"),
-    "Bilinear": ("linear", "weight,bias", 2, "", False, False, "in1_features,in2_features,out_features,bias,device,dtype", "input1,input2", "linear", ""),
-    "CELU": ("activation", "", 0, "", True, True, "alpha,inplace", "input", "activation", ""),
-    "CTCLoss": ("loss", "", 0, "", True, True, "blank,reduction,zero_infinity", "log_probs,targets,input_lengths,target_lengths", "loss", ""),
-    "ChannelShuffle": ("other", "", 0, "", True, True, "groups", "input", "channelshuffle", ""),
-    "CircularPad1d": ("padding", "", 0, "", True, True, "padding", "input", "padding", ""),
-    "CircularPad2d": ("padding", "", 0, "", True, True, "padding", "input", "padding", ""),
-    "CircularPad3d": ("padding", "", 0, "", True, True, "padding", "input", "padding", ""),
-    "ConstantPad1d": ("padding", "", 0, "", True, True, "padding,value", "input", "padding", ""),
-    "ConstantPad2d": ("padding", "", 0, "", True, True, "padding,value", "input", "padding", ""),
-    "ConstantPad3d": ("padding", "", 0, "", True, True, "padding,value", "input", "padding", ""),
-    "Container": ("container", "", 0, "", True, True, "**kwargs", "*input", "container", ""),
-    "Conv1d": ("conv", "weight,bias", 2, "", False, False, "in_channels,out_channels,kernel_size,stride,padding,dilation,groups,bias,padding_mode,device,dtype", "input", "conv", ""),
-    "Conv2d": ("conv", "weight,bias", 2, "", False, False, "in_channels,out_channels,kernel_size,stride,padding,dilation,groups,bias,padding_mode,device,dtype", "input", "conv", ""),
-    "Conv3d": ("conv", "weight,bias", 2, "", False, False, "in_channels,out_channels,kernel_size,stride,padding,dilation,groups,bias,padding_mode,device,dtype", "input", "conv", ""),
-    "ConvTranspose1d": ("conv", "weight,bias", 2, "", False, False, "in_channels,out_channels,kernel_size,stride,padding,output_padding,groups,bias,dilation,padding_mode,device,dtype", "input,output_size", "conv", ""),
-    "ConvTranspose2d": ("conv", "weight,bias", 2, "", False, False, "in_channels,out_channels,kernel_size,stride,padding,output_padding,groups,bias,dilation,padding_mode,device,dtype", "input,output_size", "conv", ""),
-    "ConvTranspose3d": ("conv", "weight,bias", 2, "", False, False, "in_channels,out_channels,kernel_size,stride,padding,output_padding,groups,bias,dilation,padding_mode,device,dtype", "input,output_size", "conv", ""),
-    "CosineEmbeddingLoss": ("loss", "", 0, "", True, True, "margin,size_average,reduce,reduction", "input1,input2,target", "loss", ""),
-    "CosineSimilarity": ("other", "", 0, "", True, True, "dim,eps", "x1,x2", "distance", ""),
-    "CrossEntropyLoss": ("loss", "", 0, "", True, True, "weight,size_average,ignore_index,reduce,reduction,label_smoothing", "input,target", "loss", ""),
-    "CrossMapLRN2d": ("normalization", "", 0, "", True, True, "size,alpha,beta,k", "input", "normalization", ""),
-    "DataParallel": ("other", "", 0, "", True, True, "module,device_ids,output_device,dim", "*inputs,**kwargs", "data_parallel", ""),
-    "Dropout": ("dropout", "", 0, "", True, True, "p,inplace", "input", "dropout", ""),
-    "Dropout1d": ("dropout", "", 0, "", True, True, "p,inplace", "input", "dropout", ""),
-    "Dropout2d": ("dropout", "", 0, "", True, True, "p,inplace", "input", "dropout", ""),
-    "Dropout3d": ("dropout", "", 0, "", True, True, "p,inplace", "input", "dropout", ""),
-    "ELU": ("activation", "", 0, "", True, True, "alpha,inplace", "input", "activation", ""),
-    "Embedding": ("embedding", "weight", 1, "", False, False, "num_embeddings,embedding_dim,padding_idx,max_norm,norm_type,scale_grad_by_freq,sparse,_weight,_freeze,device,dtype", "input", "sparse", ""),
-    "EmbeddingBag": ("embedding", "weight", 1, "", False, False, "num_embeddings,embedding_dim,max_norm,norm_type,scale_grad_by_freq,mode,sparse,_weight,include_last_offset,padding_idx,device,dtype", "input,offsets,per_sample_weights", "sparse", ""),
-    "FeatureAlphaDropout": ("dropout", "", 0, "", True, True, "p,inplace", "input", "dropout", ""),
-    "Flatten": ("other", "", 0, "", True, True, "start_dim,end_dim", "input", "flatten", ""),
-    "Fold": ("other", "", 0, "", True, True, "output_size,kernel_size,dilation,padding,stride", "input", "fold", ""),
-    "FractionalMaxPool2d": ("pooling", "", 0, "", True, True, "kernel_size,output_size,output_ratio,return_indices,_random_samples", "input", "pooling", ""),
-    "FractionalMaxPool3d": ("pooling", "", 0, "", True, True, "kernel_size,output_size,output_ratio,return_indices,_random_samples", "input", "pooling", ""),
-    "GELU": ("activation", "", 0, "", True, True, "approximate", "input", "activation", ""),
-    "GLU": ("activation", "", 0, "", True, True, "dim", "input", "activation", ""),
-    "GRU": ("recurrent", "weight_ih_l0,weight_hh_l0,bias_ih_l0,bias_hh_l0", 4, "", False, False, "input_size,hidden_size,num_layers,bias,batch_first,dropout,bidirectional,device,dtype", "input,hx", "rnn", ""),
-    "GRUCell": ("recurrent", "weight_ih,weight_hh,bias_ih,bias_hh", 4, "", False, False, "input_size,hidden_size,bias,device,dtype", "input,hx", "rnn", ""),
-    "GaussianNLLLoss": ("loss", "", 0, "", True, True, "full,eps,reduction", "input,target,var", "loss", ""),
-    "GroupNorm": ("normalization", "weight,bias", 2, "", True, False, "num_groups,num_channels,eps,affine,device,dtype,bias", "input", "normalization", "affine"),
-    "Hardshrink": ("activation", "", 0, "", True, True, "lambd", "input", "activation", ""),
-    "Hardsigmoid": ("activation", "", 0, "", True, True, "inplace", "input", "activation", ""),
-    "Hardswish": ("activation", "", 0, "", True, True, "inplace", "input", "activation", ""),
-    "Hardtanh": ("activation", "", 0, "", True, True, "min_val,max_val,inplace,min_value,max_value", "input", "activation", ""),
-    "HingeEmbeddingLoss": ("loss", "", 0, "", True, True, "margin,size_average,reduce,reduction", "input,target", "loss", ""),
-    "HuberLoss": ("loss", "", 0, "", True, True, "reduction,delta", "input,target", "loss", ""),
-    "Identity": ("other", "", 0, "", True, True, "*args,**kwargs", "input", "linear", ""),
-    "InstanceNorm1d": ("normalization", "", 0, "", True, False, "num_features,eps,momentum,affine,track_running_stats,device,dtype,bias", "input", "instancenorm", "affine"),
-    "InstanceNorm2d": ("normalization", "", 0, "", True, False, "num_features,eps,momentum,affine,track_running_stats,device,dtype,bias", "input", "instancenorm", "affine"),
-    "InstanceNorm3d": ("normalization", "", 0, "", True, False, "num_features,eps,momentum,affine,track_running_stats,device,dtype,bias", "input", "instancenorm", "affine"),
-    "KLDivLoss": ("loss", "", 0, "", True, True, "size_average,reduce,reduction,log_target", "input,target", "loss", ""),
-    "L1Loss": ("loss", "", 0, "", True, True, "size_average,reduce,reduction", "input,target", "loss", ""),
-    "LPPool1d": ("pooling", "", 0, "", True, True, "norm_type,kernel_size,stride,ceil_mode", "input", "pooling", ""),
-    "LPPool2d": ("pooling", "", 0, "", True, True, "norm_type,kernel_size,stride,ceil_mode", "input", "pooling", ""),
-    "LPPool3d": ("pooling", "", 0, "", True, True, "norm_type,kernel_size,stride,ceil_mode", "input", "pooling", ""),
-    "LSTM": ("recurrent", "weight_ih_l0,weight_hh_l0,bias_ih_l0,bias_hh_l0", 4, "", False, False, "input_size,hidden_size,num_layers,bias,batch_first,dropout,bidirectional,proj_size,device,dtype", "input,hx", "rnn", ""),
-    "LSTMCell": ("recurrent", "weight_ih,weight_hh,bias_ih,bias_hh", 4, "", False, False, "input_size,hidden_size,bias,device,dtype", "input,hx", "rnn", ""),
-    "LayerNorm": ("normalization", "weight,bias", 2, "", True, False, "normalized_shape,eps,elementwise_affine,bias,device,dtype", "input", "normalization", "elementwise_affine"),
-    "LazyBatchNorm1d": ("normalization", "weight,bias", 2, "running_mean,running_var,num_batches_tracked", True, False, "eps,momentum,affine,track_running_stats,device,dtype,bias", "input", "batchnorm", "affine"),
-    "LazyBatchNorm2d": ("normalization", "weight,bias", 2, "running_mean,running_var,num_batches_tracked", True, False, "eps,momentum,affine,track_running_stats,device,dtype,bias", "input", "batchnorm", "affine"),
-    "LazyBatchNorm3d": ("normalization", "weight,bias", 2, "running_mean,running_var,num_batches_tracked", True, False, "eps,momentum,affine,track_running_stats,device,dtype,bias", "input", "batchnorm", "affine"),
-    "LazyConv1d": ("conv", "weight,bias", 2, "", False, False, "out_channels,kernel_size,stride,padding,dilation,groups,bias,padding_mode,device,dtype", "input", "conv", ""),
-    "LazyConv2d": ("conv", "weight,bias", 2, "", False, False, "out_channels,kernel_size,stride,padding,dilation,groups,bias,padding_mode,device,dtype", "input", "conv", ""),
-    "LazyConv3d": ("conv", "weight,bias", 2, "", False, False, "out_channels,kernel_size,stride,padding,dilation,groups,bias,padding_mode,device,dtype", "input", "conv", ""),
-    "LazyConvTranspose1d": ("conv", "weight,bias", 2, "", False, False, "out_channels,kernel_size,stride,padding,output_padding,groups,bias,dilation,padding_mode,device,dtype", "input,output_size", "conv", ""),
-    "LazyConvTranspose2d": ("conv", "weight,bias", 2, "", False, False, "out_channels,kernel_size,stride,padding,output_padding,groups,bias,dilation,padding_mode,device,dtype", "input,output_size", "conv", ""),
-    "LazyConvTranspose3d": ("conv", "weight,bias", 2, "", False, False, "out_channels,kernel_size,stride,padding,output_padding,groups,bias,dilation,padding_mode,device,dtype", "input,output_size", "conv", ""),
-    "LazyInstanceNorm1d": ("normalization", "weight,bias", 2, "running_mean,running_var,num_batches_tracked", True, False, "eps,momentum,affine,track_running_stats,device,dtype,bias", "input", "instancenorm", "affine"),
-    "LazyInstanceNorm2d": ("normalization", "weight,bias", 2, "running_mean,running_var,num_batches_tracked", True, False, "eps,momentum,affine,track_running_stats,device,dtype,bias", "input", "instancenorm", "affine"),
-    "LazyInstanceNorm3d": ("normalization", "weight,bias", 2, "running_mean,running_var,num_batches_tracked", True, False, "eps,momentum,affine,track_running_stats,device,dtype,bias", "input", "instancenorm", "affine"),
-    "LazyLinear": ("linear", "weight,bias", 2, "", False, False, "out_features,bias,device,dtype", "input", "linear", ""),
-    "LeakyReLU": ("activation", "", 0, "", True, True, "negative_slope,inplace", "input", "activation", ""),
-    "Linear": ("linear", "weight,bias", 2, "", False, False, "in_features,out_features,bias,device,dtype", "input", "linear", ""),
-    "LinearCrossEntropyLoss": ("loss", "linear.weight", 1, "", False, False, "in_features,num_classes,out_features,bias,device,dtype,reduction,weight,ignore_index,label_smoothing,options", "input,target", "loss", ""),
-    "LocalResponseNorm": ("normalization", "", 0, "", True, True, "size,alpha,beta,k", "input", "normalization", ""),
-    "LogSigmoid": ("activation", "", 0, "", True, True, "*args,**kwargs", "input", "activation", ""),
-    "LogSoftmax": ("activation", "", 0, "", True, True, "dim", "input", "activation", ""),
-    "MSELoss": ("loss", "", 0, "", True, True, "size_average,reduce,reduction", "input,target", "loss", ""),
-    "MarginRankingLoss": ("loss", "", 0, "", True, True, "margin,size_average,reduce,reduction", "input1,input2,target", "loss", ""),
-    "MaxPool1d": ("pooling", "", 0, "", True, True, "kernel_size,stride,padding,dilation,return_indices,ceil_mode", "input", "pooling", ""),
-    "MaxPool2d": ("pooling", "", 0, "", True, True, "kernel_size,stride,padding,dilation,return_indices,ceil_mode", "input", "pooling", ""),
-    "MaxPool3d": ("pooling", "", 0, "", True, True, "kernel_size,stride,padding,dilation,return_indices,ceil_mode", "input", "pooling", ""),
-    "MaxUnpool1d": ("pooling", "", 0, "", True, True, "kernel_size,stride,padding", "input,indices,output_size", "pooling", ""),
-    "MaxUnpool2d": ("pooling", "", 0, "", True, True, "kernel_size,stride,padding", "input,indices,output_size", "pooling", ""),
-    "MaxUnpool3d": ("pooling", "", 0, "", True, True, "kernel_size,stride,padding", "input,indices,output_size", "pooling", ""),
-    "Mish": ("activation", "", 0, "", True, True, "inplace", "input", "activation", ""),
-    "Module": ("other", "", 0, "", True, True, "*args,**kwargs", "*input", "module", ""),
-    "ModuleDict": ("container", "", 0, "", True, True, "modules", "*input", "container", ""),
-    "ModuleList": ("container", "", 0, "", True, True, "modules", "*input", "container", ""),
-    "MultiLabelMarginLoss": ("loss", "", 0, "", True, True, "size_average,reduce,reduction", "input,target", "loss", ""),
-    "MultiLabelSoftMarginLoss": ("loss", "", 0, "", True, True, "weight,size_average,reduce,reduction", "input,target", "loss", ""),
-    "MultiMarginLoss": ("loss", "", 0, "", True, True, "p,margin,weight,size_average,reduce,reduction", "input,target", "loss", ""),
-    "MultiheadAttention": ("attention", "in_proj_weight,in_proj_bias,out_proj.weight,out_proj.bias", 4, "", False, False, "embed_dim,num_heads,dropout,bias,add_bias_kv,add_zero_attn,kdim,vdim,batch_first,device,dtype", "query,key,value,key_padding_mask,need_weights,attn_mask,average_attn_weights,is_causal", "activation", ""),
-    "NLLLoss": ("loss", "", 0, "", True, True, "weight,size_average,ignore_index,reduce,reduction", "input,target", "loss", ""),
-    "NLLLoss2d": ("loss", "", 0, "", True, True, "weight,size_average,ignore_index,reduce,reduction", "input,target", "loss", ""),
-    "PReLU": ("activation", "weight", 1, "", False, False, "num_parameters,init,device,dtype", "input", "activation", ""),
-    "PairwiseDistance": ("other", "", 0, "", True, True, "p,eps,keepdim", "x1,x2", "distance", ""),
-    "ParameterDict": ("container", "", 0, "", True, True, "parameters", "*input", "container", ""),
-    "ParameterList": ("container", "", 0, "", True, True, "values", "*input", "container", ""),
-    "PixelShuffle": ("other", "", 0, "", True, True, "upscale_factor", "input", "pixelshuffle", ""),
-    "PixelUnshuffle": ("other", "", 0, "", True, True, "downscale_factor", "input", "pixelshuffle", ""),
-    "PoissonNLLLoss": ("loss", "", 0, "", True, True, "log_input,full,size_average,eps,reduce,reduction", "log_input,target", "loss", ""),
-    "RMSNorm": ("normalization", "weight", 1, "", True, False, "normalized_shape,eps,elementwise_affine,device,dtype", "x", "normalization", "elementwise_affine"),
-    "RNN": ("recurrent", "weight_ih_l0,weight_hh_l0,bias_ih_l0,bias_hh_l0", 4, "", False, False, "input_size,hidden_size,num_layers,nonlinearity,bias,batch_first,dropout,bidirectional,device,dtype", "input,hx", "rnn", ""),
-    "RNNBase": ("recurrent", None, None, None, None, None, "mode,input_size,hidden_size,num_layers,bias,batch_first,dropout,bidirectional,proj_size,device,dtype", "*input", "rnn", ""),
-    "RNNCell": ("recurrent", "weight_ih,weight_hh,bias_ih,bias_hh", 4, "", False, False, "input_size,hidden_size,bias,nonlinearity,device,dtype", "input,hx", "rnn", ""),
-    "RNNCellBase": ("recurrent", "weight_ih,weight_hh,bias_ih,bias_hh", 4, "", False, False, "input_size,hidden_size,bias,num_chunks,device,dtype", "*input", "rnn", ""),
-    "RReLU": ("activation", "", 0, "", True, True, "lower,upper,inplace", "input", "activation", ""),
-    "ReLU": ("activation", "", 0, "", True, True, "inplace", "input", "activation", ""),
-    "ReLU6": ("activation", "", 0, "", True, True, "inplace", "input", "activation", ""),
-    "ReflectionPad1d": ("padding", "", 0, "", True, True, "padding", "input", "padding", ""),
-    "ReflectionPad2d": ("padding", "", 0, "", True, True, "padding", "input", "padding", ""),
-    "ReflectionPad3d": ("padding", "", 0, "", True, True, "padding", "input", "padding", ""),
-    "ReplicationPad1d": ("padding", "", 0, "", True, True, "padding", "input", "padding", ""),
-    "ReplicationPad2d": ("padding", "", 0, "", True, True, "padding", "input", "padding", ""),
-    "ReplicationPad3d": ("padding", "", 0, "", True, True, "padding", "input", "padding", ""),
-    "SELU": ("activation", "", 0, "", True, True, "inplace", "input", "activation", ""),
-    "Sequential": ("container", "", 0, "", True, True, "*args", "input", "container", ""),
-    "SiLU": ("activation", "", 0, "", True, True, "inplace", "input", "activation", ""),
-    "Sigmoid": ("activation", "", 0, "", True, True, "*args,**kwargs", "input", "activation", ""),
-    "SmoothL1Loss": ("loss", "", 0, "", True, True, "size_average,reduce,reduction,beta", "input,target", "loss", ""),
-    "SoftMarginLoss": ("loss", "", 0, "", True, True, "size_average,reduce,reduction", "input,target", "loss", ""),
-    "Softmax": ("activation", "", 0, "", True, True, "dim", "input", "activation", ""),
-    "Softmax2d": ("activation", "", 0, "", True, True, "*args,**kwargs", "input", "activation", ""),
-    "Softmin": ("activation", "", 0, "", True, True, "dim", "input", "activation", ""),
-    "Softplus": ("activation", "", 0, "", True, True, "beta,threshold", "input", "activation", ""),
-    "Softshrink": ("activation", "", 0, "", True, True, "lambd", "input", "activation", ""),
-    "Softsign": ("activation", "", 0, "", True, True, "*args,**kwargs", "input", "activation", ""),
-    "SyncBatchNorm": ("normalization", "weight,bias", 2, "running_mean,running_var,num_batches_tracked", True, False, "num_features,eps,momentum,affine,track_running_stats,process_group,device,dtype,bias", "input", "batchnorm", "affine"),
-    "Tanh": ("activation", "", 0, "", True, True, "*args,**kwargs", "input", "activation", ""),
-    "Tanhshrink": ("activation", "", 0, "", True, True, "*args,**kwargs", "input", "activation", ""),
-    "Threshold": ("activation", "", 0, "", True, True, "threshold,value,inplace", "input", "activation", ""),
-    "Transformer": ("transformer", "", 184, "", False, False, "d_model,nhead,num_encoder_layers,num_decoder_layers,dim_feedforward,dropout,activation,custom_encoder,custom_decoder,layer_norm_eps,batch_first,norm_first,bias,device,dtype", "src,tgt,src_mask,tgt_mask,memory_mask,src_key_padding_mask,tgt_key_padding_mask,memory_key_padding_mask,src_is_causal,tgt_is_causal,memory_is_causal", "transformer", ""),
-    "TransformerDecoder": ("transformer", "", 72, "", False, False, "decoder_layer,num_layers,norm", "tgt,memory,tgt_mask,memory_mask,tgt_key_padding_mask,memory_key_padding_mask,tgt_is_causal,memory_is_causal", "transformer", ""),
-    "TransformerDecoderLayer": ("transformer", "", 18, "", False, False, "d_model,nhead,dim_feedforward,dropout,activation,layer_norm_eps,batch_first,norm_first,bias,device,dtype", "tgt,memory,tgt_mask,memory_mask,tgt_key_padding_mask,memory_key_padding_mask,tgt_is_causal,memory_is_causal", "transformer", ""),
-    "TransformerEncoder": ("transformer", "", 48, "", False, False, "encoder_layer,num_layers,norm,enable_nested_tensor,mask_check", "src,mask,src_key_padding_mask,is_causal", "transformer", ""),
-    "TransformerEncoderLayer": ("transformer", "self_attn.in_proj_weight,self_attn.in_proj_bias,self_attn.out_proj.weight,self_attn.out_proj.bias,linear1.weight,linear1.bias,linear2.weight,linear2.bias,norm1.weight,norm1.bias,norm2.weight,norm2.bias", 12, "", False, False, "d_model,nhead,dim_feedforward,dropout,activation,layer_norm_eps,batch_first,norm_first,bias,device,dtype", "src,src_mask,src_key_padding_mask,is_causal", "transformer", ""),
-    "TripletMarginLoss": ("loss", "", 0, "", True, True, "margin,p,eps,swap,size_average,reduce,reduction", "anchor,positive,negative", "loss", ""),
-    "TripletMarginWithDistanceLoss": ("loss", "", 0, "", True, True, "distance_function,margin,swap,reduction", "anchor,positive,negative", "loss", ""),
-    "Unflatten": ("other", "", 0, "", True, True, "dim,unflattened_size", "input", "flatten", ""),
-    "Unfold": ("other", "", 0, "", True, True, "kernel_size,dilation,padding,stride", "input", "fold", ""),
-    "Upsample": ("other", "", 0, "", True, True, "size,scale_factor,mode,align_corners,recompute_scale_factor", "input", "upsampling", ""),
-    "UpsamplingBilinear2d": ("other", "", 0, "", True, True, "size,scale_factor", "input", "upsampling", ""),
-    "UpsamplingNearest2d": ("other", "", 0, "", True, True, "size,scale_factor", "input", "upsampling", ""),
-    "ZeroPad1d": ("padding", "", 0, "", True, True, "padding", "input", "padding", ""),
-    "ZeroPad2d": ("padding", "", 0, "", True, True, "padding", "input", "padding", ""),
-    "ZeroPad3d": ("padding", "", 0, "", True, True, "padding", "input", "padding", ""),
+    "AdaptiveAvgPool1d": "kind=pooling file=pooling parameter_free=always constructor=output_size forward=input",
+    "AdaptiveAvgPool2d": "kind=pooling file=pooling parameter_free=always constructor=output_size forward=input",
+    "AdaptiveAvgPool3d": "kind=pooling file=pooling parameter_free=always constructor=output_size forward=input",
+    "AdaptiveLogSoftmaxWithLoss": "kind=other file=adaptive parameters=head.weight,tail.0.0.weight,tail.0.1.weight,tail.1.0.weight,tail.1.1.weight constructor=in_features,n_classes,cutoffs,div_value,head_bias,device,dtype forward=input_,target_",
+    "AdaptiveMaxPool1d": "kind=pooling file=pooling parameter_free=always constructor=output_size,return_indices forward=input",
+    "AdaptiveMaxPool2d": "kind=pooling file=pooling parameter_free=always constructor=output_size,return_indices forward=input",
+    "AdaptiveMaxPool3d": "kind=pooling file=pooling parameter_free=always constructor=output_size,return_indices forward=input",
+    "AlphaDropout": "kind=dropout file=dropout parameter_free=always constructor=p,inplace forward=input",
+    "AvgPool1d": "kind=pooling file=pooling parameter_free=always constructor=kernel_size,stride,padding,ceil_mode,count_include_pad forward=input",
+    "AvgPool2d": "kind=pooling file=pooling parameter_free=always constructor=kernel_size,stride,padding,ceil_mode,count_include_pad,divisor_override forward=input",
+    "AvgPool3d": "kind=pooling file=pooling parameter_free=always constructor=kernel_size,stride,padding,ceil_mode,count_include_pad,divisor_override forward=input",
+    "BCELoss": "kind=loss file=loss parameter_free=always constructor=weight,size_average,reduce,reduction forward=input,target",
+    "BCEWithLogitsLoss": "kind=loss file=loss parameter_free=always constructor=weight,size_average,reduce,reduction,pos_weight forward=input,target",
+    "BatchNorm1d": "kind=normalization file=batchnorm parameters=weight,bias buffers=running_mean,running_var,num_batches_tracked parameter_free=sometimes constructor=num_features,eps,momentum,affine,track_running_stats,device,dtype,bias forward=input switches=affine",
+    "BatchNorm2d": "kind=normalization file=batchnorm parameters=weight,bias buffers=running_mean,running_var,num_batches_tracked parameter_free=sometimes constructor=num_features,eps,momentum,affine,track_running_stats,device,dtype,bias forward=input switches=affine",
+    "BatchNorm3d": "kind=normalization file=batchnorm parameters=weight,bias buffers=running_mean,running_var,num_batches_tracked parameter_free=sometimes constructor=num_features,eps,momentum,affine,track_running_stats,device,dtype,bias forward=input switches=affine",
+    "Bilinear": "kind=linear file=linear parameters=weight,bias constructor=in1_features,in2_features,out_features,bias,device,dtype forward=input1,input2",
+    "CELU": "kind=activation file=activation parameter_free=always constructor=alpha,inplace forward=input",
+    "CTCLoss": "kind=loss file=loss parameter_free=always constructor=blank,reduction,zero_infinity forward=log_probs,targets,input_lengths,target_lengths",
+    "ChannelShuffle": "kind=other file=channelshuffle parameter_free=always constructor=groups forward=input",
+    "CircularPad1d": "kind=padding file=padding parameter_free=always constructor=padding forward=input",
+    "CircularPad2d": "kind=padding file=padding parameter_free=always constructor=padding forward=input",
+    "CircularPad3d": "kind=padding file=padding parameter_free=always constructor=padding forward=input",
+    "ConstantPad1d": "kind=padding file=padding parameter_free=always constructor=padding,value forward=input",
+    "ConstantPad2d": "kind=padding file=padding parameter_free=always constructor=padding,value forward=input",
+    "ConstantPad3d": "kind=padding file=padding parameter_free=always constructor=padding,value forward=input",
+    "Container": "kind=container file=container parameter_free=always constructor=**kwargs forward=*input",
+    "Conv1d": "kind=conv file=conv parameters=weight,bias constructor=in_channels,out_channels,kernel_size,stride,padding,dilation,groups,bias,padding_mode,device,dtype forward=input",
+    "Conv2d": "kind=conv file=conv parameters=weight,bias constructor=in_channels,out_channels,kernel_size,stride,padding,dilation,groups,bias,padding_mode,device,dtype forward=input",
+    "Conv3d": "kind=conv file=conv parameters=weight,bias constructor=in_channels,out_channels,kernel_size,stride,padding,dilation,groups,bias,padding_mode,device,dtype forward=input",
+    "ConvTranspose1d": "kind=conv file=conv parameters=weight,bias constructor=in_channels,out_channels,kernel_size,stride,padding,output_padding,groups,bias,dilation,padding_mode,device,dtype forward=input,output_size",
+    "ConvTranspose2d": "kind=conv file=conv parameters=weight,bias constructor=in_channels,out_channels,kernel_size,stride,padding,output_padding,groups,bias,dilation,padding_mode,device,dtype forward=input,output_size",
+    "ConvTranspose3d": "kind=conv file=conv parameters=weight,bias constructor=in_channels,out_channels,kernel_size,stride,padding,output_padding,groups,bias,dilation,padding_mode,device,dtype forward=input,output_size",
+    "CosineEmbeddingLoss": "kind=loss file=loss parameter_free=always constructor=margin,size_average,reduce,reduction forward=input1,input2,target",
+    "CosineSimilarity": "kind=other file=distance parameter_free=always constructor=dim,eps forward=x1,x2",
+    "CrossEntropyLoss": "kind=loss file=loss parameter_free=always constructor=weight,size_average,ignore_index,reduce,reduction,label_smoothing forward=input,target",
+    "CrossMapLRN2d": "kind=normalization file=normalization parameter_free=always constructor=size,alpha,beta,k forward=input",
+    "DataParallel": "kind=other file=data_parallel parameter_free=always constructor=module,device_ids,output_device,dim forward=*inputs,**kwargs",
+    "Dropout": "kind=dropout file=dropout parameter_free=always constructor=p,inplace forward=input",
+    "Dropout1d": "kind=dropout file=dropout parameter_free=always constructor=p,inplace forward=input",
+    "Dropout2d": "kind=dropout file=dropout parameter_free=always constructor=p,inplace forward=input",
+    "Dropout3d": "kind=dropout file=dropout parameter_free=always constructor=p,inplace forward=input",
+    "ELU": "kind=activation file=activation parameter_free=always constructor=alpha,inplace forward=input",
+    "Embedding": "kind=embedding file=sparse parameters=weight constructor=num_embeddings,embedding_dim,padding_idx,max_norm,norm_type,scale_grad_by_freq,sparse,_weight,_freeze,device,dtype forward=input",
+    "EmbeddingBag": "kind=embedding file=sparse parameters=weight constructor=num_embeddings,embedding_dim,max_norm,norm_type,scale_grad_by_freq,mode,sparse,_weight,include_last_offset,padding_idx,device,dtype forward=input,offsets,per_sample_weights",
+    "FeatureAlphaDropout": "kind=dropout file=dropout parameter_free=always constructor=p,inplace forward=input",
+    "Flatten": "kind=other file=flatten parameter_free=always constructor=start_dim,end_dim forward=input",
+    "Fold": "kind=other file=fold parameter_free=always constructor=output_size,kernel_size,dilation,padding,stride forward=input",
+    "FractionalMaxPool2d": "kind=pooling file=pooling parameter_free=always constructor=kernel_size,output_size,output_ratio,return_indices,_random_samples forward=input",
+    "FractionalMaxPool3d": "kind=pooling file=pooling parameter_free=always constructor=kernel_size,output_size,output_ratio,return_indices,_random_samples forward=input",
+    "GELU": "kind=activation file=activation parameter_free=always constructor=approximate forward=input",
+    "GLU": "kind=activation file=activation parameter_free=always constructor=dim forward=input",
+    "GRU": "kind=recurrent file=rnn parameters=weight_ih_l0,weight_hh_l0,bias_ih_l0,bias_hh_l0 constructor=input_size,hidden_size,num_layers,bias,batch_first,dropout,bidirectional,device,dtype forward=input,hx",
+    "GRUCell": "kind=recurrent file=rnn parameters=weight_ih,weight_hh,bias_ih,bias_hh constructor=input_size,hidden_size,bias,device,dtype forward=input,hx",
+    "GaussianNLLLoss": "kind=loss file=loss parameter_free=always constructor=full,eps,reduction forward=input,target,var",
+    "GroupNorm": "kind=normalization file=normalization parameters=weight,bias parameter_free=sometimes constructor=num_groups,num_channels,eps,affine,device,dtype,bias forward=input switches=affine",
+    "Hardshrink": "kind=activation file=activation parameter_free=always constructor=lambd forward=input",
+    "Hardsigmoid": "kind=activation file=activation parameter_free=always constructor=inplace forward=input",
+    "Hardswish": "kind=activation file=activation parameter_free=always constructor=inplace forward=input",
+    "Hardtanh": "kind=activation file=activation parameter_free=always constructor=min_val,max_val,inplace,min_value,max_value forward=input",
+    "HingeEmbeddingLoss": "kind=loss file=loss parameter_free=always constructor=margin,size_average,reduce,reduction forward=input,target",
+    "HuberLoss": "kind=loss file=loss parameter_free=always constructor=reduction,delta forward=input,target",
+    "Identity": "kind=other file=linear parameter_free=always constructor=*args,**kwargs forward=input",
+    "InstanceNorm1d": "kind=normalization file=instancenorm parameter_free=sometimes constructor=num_features,eps,momentum,affine,track_running_stats,device,dtype,bias forward=input switches=affine",
+    "InstanceNorm2d": "kind=normalization file=instancenorm parameter_free=sometimes constructor=num_features,eps,momentum,affine,track_running_stats,device,dtype,bias forward=input switches=affine",
+    "InstanceNorm3d": "kind=normalization file=instancenorm parameter_free=sometimes constructor=num_features,eps,momentum,affine,track_running_stats,device,dtype,bias forward=input switches=affine",
+    "KLDivLoss": "kind=loss file=loss parameter_free=always constructor=size_average,reduce,reduction,log_target forward=input,target",
+    "L1Loss": "kind=loss file=loss parameter_free=always constructor=size_average,reduce,reduction forward=input,target",
+    "LPPool1d": "kind=pooling file=pooling parameter_free=always constructor=norm_type,kernel_size,stride,ceil_mode forward=input",
+    "LPPool2d": "kind=pooling file=pooling parameter_free=always constructor=norm_type,kernel_size,stride,ceil_mode forward=input",
+    "LPPool3d": "kind=pooling file=pooling parameter_free=always constructor=norm_type,kernel_size,stride,ceil_mode forward=input",
+    "LSTM": "kind=recurrent file=rnn parameters=weight_ih_l0,weight_hh_l0,bias_ih_l0,bias_hh_l0 constructor=input_size,hidden_size,num_layers,bias,batch_first,dropout,bidirectional,proj_size,device,dtype forward=input,hx",
+    "LSTMCell": "kind=recurrent file=rnn parameters=weight_ih,weight_hh,bias_ih,bias_hh constructor=input_size,hidden_size,bias,device,dtype forward=input,hx",
+    "LayerNorm": "kind=normalization file=normalization parameters=weight,bias parameter_free=sometimes constructor=normalized_shape,eps,elementwise_affine,bias,device,dtype forward=input switches=elementwise_affine",
+    "LazyBatchNorm1d": "kind=normalization file=batchnorm parameters=weight,bias buffers=running_mean,running_var,num_batches_tracked parameter_free=sometimes constructor=eps,momentum,affine,track_running_stats,device,dtype,bias forward=input switches=affine",
+    "LazyBatchNorm2d": "kind=normalization file=batchnorm parameters=weight,bias buffers=running_mean,running_var,num_batches_tracked parameter_free=sometimes constructor=eps,momentum,affine,track_running_stats,device,dtype,bias forward=input switches=affine",
+    "LazyBatchNorm3d": "kind=normalization file=batchnorm parameters=weight,bias buffers=running_mean,running_var,num_batches_tracked parameter_free=sometimes constructor=eps,momentum,affine,track_running_stats,device,dtype,bias forward=input switches=affine",
+    "LazyConv1d": "kind=conv file=conv parameters=weight,bias constructor=out_channels,kernel_size,stride,padding,dilation,groups,bias,padding_mode,device,dtype forward=input",
+    "LazyConv2d": "kind=conv file=conv parameters=weight,bias constructor=out_channels,kernel_size,stride,padding,dilation,groups,bias,padding_mode,device,dtype forward=input",
+    "LazyConv3d": "kind=conv file=conv parameters=weight,bias constructor=out_channels,kernel_size,stride,padding,dilation,groups,bias,padding_mode,device,dtype forward=input",
+    "LazyConvTranspose1d": "kind=conv file=conv parameters=weight,bias constructor=out_channels,kernel_size,stride,padding,output_padding,groups,bias,dilation,padding_mode,device,dtype forward=input,output_size",
+    "LazyConvTranspose2d": "kind=conv file=conv parameters=weight,bias constructor=out_channels,kernel_size,stride,padding,output_padding,groups,bias,dilation,padding_mode,device,dtype forward=input,output_size",
+    "LazyConvTranspose3d": "kind=conv file=conv parameters=weight,bias constructor=out_channels,kernel_size,stride,padding,output_padding,groups,bias,dilation,padding_mode,device,dtype forward=input,output_size",
+    "LazyInstanceNorm1d": "kind=normalization file=instancenorm parameters=weight,bias buffers=running_mean,running_var,num_batches_tracked parameter_free=sometimes constructor=eps,momentum,affine,track_running_stats,device,dtype,bias forward=input switches=affine",
+    "LazyInstanceNorm2d": "kind=normalization file=instancenorm parameters=weight,bias buffers=running_mean,running_var,num_batches_tracked parameter_free=sometimes constructor=eps,momentum,affine,track_running_stats,device,dtype,bias forward=input switches=affine",
+    "LazyInstanceNorm3d": "kind=normalization file=instancenorm parameters=weight,bias buffers=running_mean,running_var,num_batches_tracked parameter_free=sometimes constructor=eps,momentum,affine,track_running_stats,device,dtype,bias forward=input switches=affine",
+    "LazyLinear": "kind=linear file=linear parameters=weight,bias constructor=out_features,bias,device,dtype forward=input",
+    "LeakyReLU": "kind=activation file=activation parameter_free=always constructor=negative_slope,inplace forward=input",
+    "Linear": "kind=linear file=linear parameters=weight,bias constructor=in_features,out_features,bias,device,dtype forward=input",
+    "LinearCrossEntropyLoss": "kind=loss file=loss parameters=linear.weight constructor=in_features,num_classes,out_features,bias,device,dtype,reduction,weight,ignore_index,label_smoothing,options forward=input,target",
+    "LocalResponseNorm": "kind=normalization file=normalization parameter_free=always constructor=size,alpha,beta,k forward=input",
+    "LogSigmoid": "kind=activation file=activation parameter_free=always constructor=*args,**kwargs forward=input",
+    "LogSoftmax": "kind=activation file=activation parameter_free=always constructor=dim forward=input",
+    "MSELoss": "kind=loss file=loss parameter_free=always constructor=size_average,reduce,reduction forward=input,target",
+    "MarginRankingLoss": "kind=loss file=loss parameter_free=always constructor=margin,size_average,reduce,reduction forward=input1,input2,target",
+    "MaxPool1d": "kind=pooling file=pooling parameter_free=always constructor=kernel_size,stride,padding,dilation,return_indices,ceil_mode forward=input",
+    "MaxPool2d": "kind=pooling file=pooling parameter_free=always constructor=kernel_size,stride,padding,dilation,return_indices,ceil_mode forward=input",
+    "MaxPool3d": "kind=pooling file=pooling parameter_free=always constructor=kernel_size,stride,padding,dilation,return_indices,ceil_mode forward=input",
+    "MaxUnpool1d": "kind=pooling file=pooling parameter_free=always constructor=kernel_size,stride,padding forward=input,indices,output_size",
+    "MaxUnpool2d": "kind=pooling file=pooling parameter_free=always constructor=kernel_size,stride,padding forward=input,indices,output_size",
+    "MaxUnpool3d": "kind=pooling file=pooling parameter_free=always constructor=kernel_size,stride,padding forward=input,indices,output_size",
+    "Mish": "kind=activation file=activation parameter_free=always constructor=inplace forward=input",
+    "Module": "kind=other file=module parameter_free=always constructor=*args,**kwargs forward=*input",
+    "ModuleDict": "kind=container file=container parameter_free=always constructor=modules forward=*input",
+    "ModuleList": "kind=container file=container parameter_free=always constructor=modules forward=*input",
+    "MultiLabelMarginLoss": "kind=loss file=loss parameter_free=always constructor=size_average,reduce,reduction forward=input,target",
+    "MultiLabelSoftMarginLoss": "kind=loss file=loss parameter_free=always constructor=weight,size_average,reduce,reduction forward=input,target",
+    "MultiMarginLoss": "kind=loss file=loss parameter_free=always constructor=p,margin,weight,size_average,reduce,reduction forward=input,target",
+    "MultiheadAttention": "kind=attention file=activation parameters=in_proj_weight,in_proj_bias,out_proj.weight,out_proj.bias constructor=embed_dim,num_heads,dropout,bias,add_bias_kv,add_zero_attn,kdim,vdim,batch_first,device,dtype forward=query,key,value,key_padding_mask,need_weights,attn_mask,average_attn_weights,is_causal",
+    "NLLLoss": "kind=loss file=loss parameter_free=always constructor=weight,size_average,ignore_index,reduce,reduction forward=input,target",
+    "NLLLoss2d": "kind=loss file=loss parameter_free=always constructor=weight,size_average,ignore_index,reduce,reduction forward=input,target",
+    "PReLU": "kind=activation file=activation parameters=weight constructor=num_parameters,init,device,dtype forward=input",
+    "PairwiseDistance": "kind=other file=distance parameter_free=always constructor=p,eps,keepdim forward=x1,x2",
+    "ParameterDict": "kind=container file=container parameter_free=always constructor=parameters forward=*input",
+    "ParameterList": "kind=container file=container parameter_free=always constructor=values forward=*input",
+    "PixelShuffle": "kind=other file=pixelshuffle parameter_free=always constructor=upscale_factor forward=input",
+    "PixelUnshuffle": "kind=other file=pixelshuffle parameter_free=always constructor=downscale_factor forward=input",
+    "PoissonNLLLoss": "kind=loss file=loss parameter_free=always constructor=log_input,full,size_average,eps,reduce,reduction forward=log_input,target",
+    "RMSNorm": "kind=normalization file=normalization parameters=weight parameter_free=sometimes constructor=normalized_shape,eps,elementwise_affine,device,dtype forward=x switches=elementwise_affine",
+    "RNN": "kind=recurrent file=rnn parameters=weight_ih_l0,weight_hh_l0,bias_ih_l0,bias_hh_l0 constructor=input_size,hidden_size,num_layers,nonlinearity,bias,batch_first,dropout,bidirectional,device,dtype forward=input,hx",
+    "RNNBase": "kind=recurrent file=rnn built=0 constructor=mode,input_size,hidden_size,num_layers,bias,batch_first,dropout,bidirectional,proj_size,device,dtype forward=*input",
+    "RNNCell": "kind=recurrent file=rnn parameters=weight_ih,weight_hh,bias_ih,bias_hh constructor=input_size,hidden_size,bias,nonlinearity,device,dtype forward=input,hx",
+    "RNNCellBase": "kind=recurrent file=rnn parameters=weight_ih,weight_hh,bias_ih,bias_hh constructor=input_size,hidden_size,bias,num_chunks,device,dtype forward=*input",
+    "RReLU": "kind=activation file=activation parameter_free=always constructor=lower,upper,inplace forward=input",
+    "ReLU": "kind=activation file=activation parameter_free=always constructor=inplace forward=input",
+    "ReLU6": "kind=activation file=activation parameter_free=always constructor=inplace forward=input",
+    "ReflectionPad1d": "kind=padding file=padding parameter_free=always constructor=padding forward=input",
+    "ReflectionPad2d": "kind=padding file=padding parameter_free=always constructor=padding forward=input",
+    "ReflectionPad3d": "kind=padding file=padding parameter_free=always constructor=padding forward=input",
+    "ReplicationPad1d": "kind=padding file=padding parameter_free=always constructor=padding forward=input",
+    "ReplicationPad2d": "kind=padding file=padding parameter_free=always constructor=padding forward=input",
+    "ReplicationPad3d": "kind=padding file=padding parameter_free=always constructor=padding forward=input",
+    "SELU": "kind=activation file=activation parameter_free=always constructor=inplace forward=input",
+    "Sequential": "kind=container file=container parameter_free=always constructor=*args forward=input",
+    "SiLU": "kind=activation file=activation parameter_free=always constructor=inplace forward=input",
+    "Sigmoid": "kind=activation file=activation parameter_free=always constructor=*args,**kwargs forward=input",
+    "SmoothL1Loss": "kind=loss file=loss parameter_free=always constructor=size_average,reduce,reduction,beta forward=input,target",
+    "SoftMarginLoss": "kind=loss file=loss parameter_free=always constructor=size_average,reduce,reduction forward=input,target",
+    "Softmax": "kind=activation file=activation parameter_free=always constructor=dim forward=input",
+    "Softmax2d": "kind=activation file=activation parameter_free=always constructor=*args,**kwargs forward=input",
+    "Softmin": "kind=activation file=activation parameter_free=always constructor=dim forward=input",
+    "Softplus": "kind=activation file=activation parameter_free=always constructor=beta,threshold forward=input",
+    "Softshrink": "kind=activation file=activation parameter_free=always constructor=lambd forward=input",
+    "Softsign": "kind=activation file=activation parameter_free=always constructor=*args,**kwargs forward=input",
+    "SyncBatchNorm": "kind=normalization file=batchnorm parameters=weight,bias buffers=running_mean,running_var,num_batches_tracked parameter_free=sometimes constructor=num_features,eps,momentum,affine,track_running_stats,process_group,device,dtype,bias forward=input switches=affine",
+    "Tanh": "kind=activation file=activation parameter_free=always constructor=*args,**kwargs forward=input",
+    "Tanhshrink": "kind=activation file=activation parameter_free=always constructor=*args,**kwargs forward=input",
+    "Threshold": "kind=activation file=activation parameter_free=always constructor=threshold,value,inplace forward=input",
+    "Transformer": "kind=transformer file=transformer parameter_count=184 constructor=d_model,nhead,num_encoder_layers,num_decoder_layers,dim_feedforward,dropout,activation,custom_encoder,custom_decoder,layer_norm_eps,batch_first,norm_first,bias,device,dtype forward=src,tgt,src_mask,tgt_mask,memory_mask,src_key_padding_mask,tgt_key_padding_mask,memory_key_padding_mask,src_is_causal,tgt_is_causal,memory_is_causal",
+    "TransformerDecoder": "kind=transformer file=transformer parameter_count=72 constructor=decoder_layer,num_layers,norm forward=tgt,memory,tgt_mask,memory_mask,tgt_key_padding_mask,memory_key_padding_mask,tgt_is_causal,memory_is_causal",
+    "TransformerDecoderLayer": "kind=transformer file=transformer parameter_count=18 constructor=d_model,nhead,dim_feedforward,dropout,activation,layer_norm_eps,batch_first,norm_first,bias,device,dtype forward=tgt,memory,tgt_mask,memory_mask,tgt_key_padding_mask,memory_key_padding_mask,tgt_is_causal,memory_is_causal",
+    "TransformerEncoder": "kind=transformer file=transformer parameter_count=48 constructor=encoder_layer,num_layers,norm,enable_nested_tensor,mask_check forward=src,mask,src_key_padding_mask,is_causal",
+    "TransformerEncoderLayer": "kind=transformer file=transformer parameters=self_attn.in_proj_weight,self_attn.in_proj_bias,self_attn.out_proj.weight,self_attn.out_proj.bias,linear1.weight,linear1.bias,linear2.weight,linear2.bias,norm1.weight,norm1.bias,norm2.weight,norm2.bias constructor=d_model,nhead,dim_feedforward,dropout,activation,layer_norm_eps,batch_first,norm_first,bias,device,dtype forward=src,src_mask,src_key_padding_mask,is_causal",
+    "TripletMarginLoss": "kind=loss file=loss parameter_free=always constructor=margin,p,eps,swap,size_average,reduce,reduction forward=anchor,positive,negative",
+    "TripletMarginWithDistanceLoss": "kind=loss file=loss parameter_free=always constructor=distance_function,margin,swap,reduction forward=anchor,positive,negative",
+    "Unflatten": "kind=other file=flatten parameter_free=always constructor=dim,unflattened_size forward=input",
+    "Unfold": "kind=other file=fold parameter_free=always constructor=kernel_size,dilation,padding,stride forward=input",
+    "Upsample": "kind=other file=upsampling parameter_free=always constructor=size,scale_factor,mode,align_corners,recompute_scale_factor forward=input",
+    "UpsamplingBilinear2d": "kind=other file=upsampling parameter_free=always constructor=size,scale_factor forward=input",
+    "UpsamplingNearest2d": "kind=other file=upsampling parameter_free=always constructor=size,scale_factor forward=input",
+    "ZeroPad1d": "kind=padding file=padding parameter_free=always constructor=padding forward=input",
+    "ZeroPad2d": "kind=padding file=padding parameter_free=always constructor=padding forward=input",
+    "ZeroPad3d": "kind=padding file=padding parameter_free=always constructor=padding forward=input",
 }
 
 
