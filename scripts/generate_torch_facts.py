@@ -241,7 +241,7 @@ def saved_tensors(outputs: list[torch.Tensor]) -> list[torch.Tensor]:
             found.extend(t for _, t in tensors_in(value))
         if not names and hasattr(node, "saved_tensors"):  # a Python autograd.Function
             with contextlib.suppress(Exception):
-                found.extend(node.saved_tensors)
+                found.extend(t for t in node.saved_tensors if isinstance(t, torch.Tensor))
         todo.extend(f for f, _ in node.next_functions)
     return found
 

@@ -758,7 +758,7 @@ OPS = {
     "torch.nn.functional.leaky_relu": "grad=yes dtype=same view=never same_values=never returns=tensor saves_inputs=0:* samples=9",
     "torch.nn.functional.leaky_relu_": "writes_self=1 grad=yes dtype=same view=always returns=tensor saves_inputs=0:* saves_outputs=0:* samples=9",
     "torch.nn.functional.linear": "grad=yes dtype=strict view=never same_values=never returns=tensor saves_inputs=0:1;1:0 samples=8",
-    "torch.nn.functional.linear_cross_entropy": "grad=yes dtype=strict view=never same_values=never returns=tensor saves_inputs=0:?;1:?;2:? samples=17",
+    "torch.nn.functional.linear_cross_entropy": "grad=yes dtype=strict view=never same_values=never returns=tensor saves_inputs=0:?;1:?;2:? samples=21",
     "torch.nn.functional.local_response_norm": "grad=yes dtype=int_to_float view=never same_values=never returns=tensor saves_inputs=0:* samples=10",
     "torch.nn.functional.logsigmoid": "grad=yes dtype=same view=never same_values=never returns=tensor saves_inputs=0:* samples=3",
     "torch.nn.functional.lp_pool1d": "grad=yes dtype=int_to_float view=never same_values=never returns=tensor saves_inputs=0:* samples=5 source=generic",
