@@ -217,10 +217,6 @@ class OpFacts:
         return _saved(self.saves_outputs, index, requires_grad, self.known)
 
     @property
-    def saves_inputs_ever(self) -> bool:
-        return bool(self.saves_inputs)
-
-    @property
     def returns_values_indices(self) -> bool | None:
         """Always a (values, indices) pair (topk, sort); None when only for some arguments (max)."""
         if not self.returns:
