@@ -512,8 +512,19 @@ ALWAYS = "*"  # saved whenever the op records a graph
 DEPENDS = "?"  # saved for some arguments (overloads) and not for others
 
 
+def live_positions(outcome: Outcome) -> frozenset:
+    """The positions whose requires_grad alone makes the call record a graph (an argument the op
+    ignores, such as F.softmax's `_stacklevel` given a tensor, does not count)."""
+    everything = frozenset(outcome.positions)
+    if len(everything) == 1:
+        return everything if any(config == everything for config, _, _ in outcome.hits) else frozenset()
+    return frozenset(
+        p for config, _, _ in outcome.hits if len(config) == 1 and config != everything for p in config
+    )
+
+
 def _sample_triggers(outcome: Outcome, key, inputs: bool) -> set | None:
-    """The positions whose requires_grad makes input/output `key` saved in this sample."""
+    """The live positions whose requires_grad makes input/output `key` saved in this sample."""
     if not outcome.positions or not outcome.hits:
         return None
     everything = frozenset(outcome.positions)
@@ -545,8 +556,9 @@ def summarise_saves(outcomes: list[Outcome], inputs: bool) -> tuple:
             if not present:
                 continue
             found = _sample_triggers(o, key, inputs)
-            if found is not None:
-                per_sample.append((frozenset(o.positions), found))
+            live = live_positions(o)
+            if found is not None and live:
+                per_sample.append((live, found))
         if not per_sample:
             continue
         if any(DEPENDS in found for _, found in per_sample):
@@ -854,12 +866,14 @@ def noncontiguous(sample: Sample) -> Sample | None:
     return Sample(t.mT.contiguous().mT, sample.args, sample.kwargs)
 
 
-def generic_samples(fn, inplace: bool) -> list[tuple[torch.dtype, Sample]]:
-    """Samples for a callable op_db does not cover: a (2, 3) tensor (or a one-element one) and the
-    first candidate argument list the call accepts."""
+def generic_samples(fn, inplace: bool) -> list[Sample]:
+    """Every candidate argument list the call accepts, on a (2, 3) float tensor (or, if none works,
+    on a one-element one): the simplest call for what op_db lacks, and, next to op_db's samples,
+    the call shapes it may not have (`pow(x, 0.5)` with a Python exponent saves no result)."""
     for shape in ((2, 3), (1,)):
         seed("generic")
         base = torch.randn(shape) if shape != (1,) else torch.tensor([2.5])
+        found = []
         for candidate in CANDIDATE_ARGS:
             args = tuple(torch.randn(shape) if a == "T" else a for a in candidate)
             sample = Sample(base, args)
@@ -870,9 +884,8 @@ def generic_samples(fn, inplace: bool) -> list[tuple[torch.dtype, Sample]]:
                         continue
             except Exception:
                 continue
-            found = [(torch.float32, sample)]
-            for dtype in (torch.float64, torch.int64, torch.bool):
-                found.append((dtype, Sample(base.to(dtype), args)))
+            found.append(sample)
+        if found:
             return found
     return []
 
@@ -962,24 +975,34 @@ def study(fn, canonical: str, infos, *, inplace: bool, generic: bool, label: str
                 if outcome is not None:
                     facts.outcomes.append(outcome)
                     facts.pairs.append(dtype_pair(sample, outcome))
+    extras = generic_samples(fn, inplace) if generic else []
     if facts.outcomes:
+        for sample in extras:
+            outcome = _run(fn, sample, inplace, saves=True)
+            if outcome is not None:
+                facts.outcomes.append(outcome)
+                facts.pairs.append(dtype_pair(sample, outcome))
         facts.source = "op_db"
         return facts
-    if not generic:
-        return None
-    for dtype, sample in generic_samples(fn, inplace):
-        outcome = _run(fn, sample, inplace, saves=dtype == torch.float32)
+    for index, sample in enumerate(extras):
+        outcome = _run(fn, sample, inplace, saves=True)
         if outcome is None:
             continue
         facts.outcomes.append(outcome)
         facts.pairs.append(dtype_pair(sample, outcome))
-        if dtype == torch.float32:
-            other = noncontiguous(sample)
-            extra = _run(fn, other, inplace, saves=False) if other is not None else None
-            if extra is not None:
-                facts.outcomes.append(extra)
-            facts.mixed = mixed_dtype(fn, [sample], inplace)
-            facts.requires_grad_keyword = accepts_requires_grad(fn, sample, inplace)
+        if index:
+            continue
+        other = noncontiguous(sample)
+        extra = _run(fn, other, inplace, saves=False) if other is not None else None
+        if extra is not None:
+            facts.outcomes.append(extra)
+        facts.mixed = mixed_dtype(fn, [sample], inplace)
+        facts.requires_grad_keyword = accepts_requires_grad(fn, sample, inplace)
+        for dtype in (torch.float64, torch.int64, torch.bool):
+            converted = _run(fn, Sample(sample.input.to(dtype), sample.args), inplace, saves=False)
+            if converted is not None:
+                facts.outcomes.append(converted)
+                facts.pairs.append(dtype_pair(sample, converted))
     if facts.outcomes:
         facts.source = "generic"
         return facts

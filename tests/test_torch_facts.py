@@ -236,6 +236,14 @@ def test_softmax_saves_its_output(torch):
 
 
 @torch_only
+def test_pow_saves_its_output_only_for_a_tensor_exponent(torch):
+    assert tf.op("pow").saves_result is None and tf.op("__pow__").saves_result is None
+    assert _backward_raises(torch, lambda x: _same(x**2)) is None
+    error = _backward_raises(torch, lambda x: _same(x.abs().pow(torch.rand(3, 4, requires_grad=True))))
+    assert error is not None and INPLACE_ERROR in error
+
+
+@torch_only
 def test_mul_saves_an_input_only_when_the_other_requires_grad(torch):
     mul = tf.op("mul")
     assert mul.saves_input(0, requires_grad={0, 1}) is True
