@@ -161,7 +161,8 @@ class OpFacts:
     cuts_graph: bool | None  # the result holds the input's values without autograd history
     raises_if_requires_grad: bool  # raises on a tensor that requires grad (numpy())
     samples: int  # calls probed (0: nothing but the name is known)
-    source: str | None  # "op_db" (OpInfo samples) or "generic" (the simplest call that worked)
+    source: str | None  # "op_db" (OpInfo samples, plus the generic argument lists torch accepted)
+    # or "generic" (only generic argument lists: facts about those call shapes only)
 
     @property
     def known(self) -> bool:
