@@ -1311,6 +1311,8 @@ def collect_factories() -> dict:
                 dtypes.append(dtypes[0] if dtypes else None)
                 continue
             dtypes.append(_factory_dtype(fn, make, value, t))
+        if family.startswith("like") and _follows_tensor_dtype(fn, make):
+            dtypes = ["like"] * 3
         requires_grad = _accepts_requires_grad(fn, make(1.5, t))
         shares_tensor = shares_ndarray = keeps_graph = keeps_list_graph = None
         if family in ("data", "ndarray"):
@@ -1357,6 +1359,18 @@ def _factory_dtype(fn, make, value, t) -> str | None:
     if results == [torch.float32, torch.float64]:
         return "default"
     return dtype_name(results[0])
+
+
+def _follows_tensor_dtype(fn, make) -> bool:
+    """A `_like` factory gives the dtype of its tensor argument (for a float and an int tensor)."""
+    for dtype in (torch.float64, torch.int64):
+        try:
+            out = _call_quiet(fn, make(2, torch.ones(2, 3, dtype=dtype)))
+        except Exception:
+            return False
+        if not isinstance(out, torch.Tensor) or out.dtype != dtype:
+            return False
+    return True
 
 
 def _accepts_requires_grad(fn, args) -> bool:
@@ -2135,7 +2149,10 @@ def collect() -> str:
                 "keeps_list_graph",
                 "like",
             ),
-            "The fields of a FACTORIES record (dtype `default` follows torch.get_default_dtype()).",
+            """
+            The fields of a FACTORIES record (dtype `default` follows torch.get_default_dtype(), `like`
+            is the dtype of the tensor argument).
+            """,
         ),
         block("FACTORIES", factories, "Functions and legacy tensor types of `torch` that create tensors."),
         block("DEFAULT_DTYPE", dtypes["default"], "torch.get_default_dtype() unless changed."),

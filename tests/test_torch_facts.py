@@ -364,6 +364,8 @@ def test_factories(torch):
     assert torch.as_tensor(t) is t
     assert tf.factory("torch.from_numpy").dtype_for("float") == "float64"
     assert tf.factory("torch.zeros_like").like and not tf.factory("torch.zeros").like
+    assert tf.factory("torch.zeros_like").dtype_for("float") == "like"
+    assert torch.zeros_like(torch.ones(2, dtype=torch.int64)).dtype == torch.int64
     assert tf.factory("torch.randint").dtype_for("float") == "int64"
     assert tf.accepts_requires_grad("new_zeros") and tf.accepts_requires_grad("torch.zeros")
     assert torch.randn(2).new_zeros(2, requires_grad=True).requires_grad

@@ -494,8 +494,8 @@ _TENSOR_ATTRIBUTES = frozenset(_data.TENSOR_ATTRIBUTES)
 
 @dataclass(frozen=True, slots=True)
 class FactoryFacts:
-    """A function of torch that creates a tensor. dtypes are names, or "default" for
-    torch.get_default_dtype() (float32 unless changed)."""
+    """A function of torch that creates a tensor. dtypes are names, "default" for
+    torch.get_default_dtype() (float32 unless changed), or "like" (the tensor argument's dtype)."""
 
     name: str
     family: str  # how it is called: data, ndarray, like, like_value, size, size_value, value, ...
@@ -517,7 +517,8 @@ class FactoryFacts:
         return None if not known else not any(known)
 
     def dtype_for(self, kind: str) -> str | None:
-        """The result dtype for "float", "int" or "bool" data, "default" resolved."""
+        """The result dtype for "float", "int" or "bool" data, "default" resolved ("like" stays:
+        the dtype of the tensor argument)."""
         value = {"float": self.dtype_float, "int": self.dtype_int, "bool": self.dtype_bool}.get(kind)
         return _data.DEFAULT_DTYPE if value == "default" else value
 

@@ -1396,7 +1396,8 @@ TENSOR_ATTRIBUTES = {
 }
 
 
-# The fields of a FACTORIES record (dtype `default` follows torch.get_default_dtype()).
+# The fields of a FACTORIES record (dtype `default` follows torch.get_default_dtype(), `like`
+# is the dtype of the tensor argument).
 FACTORY_FIELDS = (
     "family", "dtype_float", "dtype_int", "dtype_bool", "requires_grad", "shares_tensor", "shares_ndarray",
     "keeps_graph", "keeps_list_graph", "like",
@@ -1420,17 +1421,17 @@ FACTORIES = {
     "torch.as_tensor": ("data", "default", "int64", "bool", False, True, True, True, False, False),
     "torch.asarray": ("data", "default", "int64", "bool", True, True, True, True, False, False),
     "torch.empty": ("size", "default", "default", "default", True, None, None, None, None, False),
-    "torch.empty_like": ("like", "default", "default", "default", True, None, None, None, None, True),
+    "torch.empty_like": ("like", "like", "like", "like", True, None, None, None, None, True),
     "torch.empty_strided": ("strided", "default", "default", "default", True, None, None, None, None, False),
     "torch.eye": ("rows_cols", "default", "default", "default", True, None, None, None, None, False),
     "torch.from_numpy": ("ndarray", "float64", "int64", "bool", False, None, True, None, None, False),
     "torch.full": ("size_value", "default", "int64", "bool", True, None, None, None, None, False),
-    "torch.full_like": ("like_value", "default", "default", "default", True, None, None, None, None, True),
+    "torch.full_like": ("like_value", "like", "like", "like", True, None, None, None, None, True),
     "torch.linspace": ("interval", "default", "default", "default", True, None, None, None, None, False),
     "torch.logspace": ("interval", "default", "default", "default", True, None, None, None, None, False),
     "torch.normal": ("bounds", "default", "default", "default", True, None, None, None, None, False),
     "torch.ones": ("size", "default", "default", "default", True, None, None, None, None, False),
-    "torch.ones_like": ("like", "default", "default", "default", True, None, None, None, None, True),
+    "torch.ones_like": ("like", "like", "like", "like", True, None, None, None, None, True),
     "torch.rand": ("size", "default", "default", "default", True, None, None, None, None, False),
     "torch.rand_like": ("like", "default", "default", "default", True, None, None, None, None, True),
     "torch.randint": ("bounds", "int64", "int64", "int64", True, None, None, None, None, False),
@@ -1443,7 +1444,7 @@ FACTORIES = {
     "torch.tril_indices": ("rows_cols", "int64", "int64", "int64", True, None, None, None, None, False),
     "torch.triu_indices": ("rows_cols", "int64", "int64", "int64", True, None, None, None, None, False),
     "torch.zeros": ("size", "default", "default", "default", True, None, None, None, None, False),
-    "torch.zeros_like": ("like", "default", "default", "default", True, None, None, None, None, True),
+    "torch.zeros_like": ("like", "like", "like", "like", True, None, None, None, None, True),
 }
 
 
