@@ -997,11 +997,21 @@ class Flow:
             return BOOL_VALUE
         tensors = [v for v in operands if v.kinds & TENSORISH and v.is_tensor]
         if tensors:
+            self.discard_saves_of(state, node.left, *node.comparators)
             result = combine(tensors, node=node)
             return cut(result, NONDIFF, node, TENSOR).evolve(dtype="bool")
         if all(v.known and not v.kinds & TENSORISH for v in operands):
             return BOOL_VALUE
         return Value(BOOL | TENSOR, grad=NO, leaf=YES)
+
+    def discard_saves_of(self, state: State, *operands: ast.AST) -> None:
+        """An op whose result goes straight into a comparison (`x.abs() > 3`, `(a * b).argmax()`)
+        is never reached by backward (nothing differentiable follows it): what it saved cannot
+        break a backward."""
+        temporaries = {o for o in operands if isinstance(o, (ast.Call, ast.BinOp, ast.UnaryOp))}
+        if temporaries and state.saved:
+            for root in [r for r, record in state.saved.items() if record.node in temporaries]:
+                del state.saved[root]
 
     def _boolop(self, node: ast.BoolOp, state: State) -> Value:
         values = [self._eval(v, state) for v in node.values]
@@ -1122,11 +1132,12 @@ class Flow:
         operands: tuple,
         state: State,
         facts: torch_facts.OpFacts | None = None,
-        names: tuple[str, ...] = ("self", "other"),
+        keywords: dict | None = None,
     ) -> Value:
         """A differentiable op on tensors (and Python numbers): a new non-leaf tensor that
         requires grad when an operand does; records what the op saved for backward."""
-        tensors = [v for v in operands if v.kinds & TENSORISH or v.kinds == ANY]
+        keywords = keywords or {}
+        tensors = [v for v in (*operands, *keywords.values()) if v.kinds & TENSORISH or v.kinds == ANY]
         if state.nograd is not None:
             result = combine(tensors, node=node)
             if result.grad != NO:
@@ -1136,36 +1147,39 @@ class Flow:
         result = combine(tensors, node=node).evolve(dtype=_promote(operands))
         facts = facts if facts is not None else torch_facts.function(f"torch.{name}")
         if facts is not None and result.grad != NO:
-            self._record_saves(facts, node, operands, names, result, state)
+            self._record_saves(facts, node, operands, keywords, result, state)
         return result
 
     def _record_saves(
-        self, facts: torch_facts.OpFacts, node: ast.AST, operands: tuple, names: tuple, result: Value, state: State
+        self, facts: torch_facts.OpFacts, node: ast.AST, operands: tuple, keywords: dict, result: Value, state: State
     ) -> None:
+        """What the op saved for backward (from torch's facts): its output, and inputs, some only
+        when another input requires grad (`x * w` saves `x` when `w` does). A save that happens
+        only when an input that *may* require grad does is recorded as uncertain."""
+        sure = {i for i, v in enumerate(operands) if v.grad == YES} | {k for k, v in keywords.items() if v.grad == YES}
+        maybe = {i for i, v in enumerate(operands) if v.grad != NO} | {k for k, v in keywords.items() if v.grad != NO}
         certain = result.grad == YES
-        if facts.saves_result or facts.saves_inputs:
-            result.saves = True  # (the result was just built by the caller; nothing else holds it yet)
-        if facts.saves_result:
-            for root in result.roots:
-                state.saved[root] = Saved(node, facts.name, "output", certain)
-        if facts.saves_inputs:
-            by_name = dict(zip(names, operands, strict=False))
-            conditions = dict(facts.saved_when)
-            for input_name in facts.saves_inputs:
-                operand = by_name.get(input_name)
-                if operand is None or not operand.roots:
-                    continue
-                needed = conditions.get(input_name)
-                if needed:
-                    grads = [by_name[n].grad for n in needed if n in by_name]
-                    if not grads or max(grads) == NO:
-                        continue
-                    sure = max(grads) == YES
-                else:
-                    sure = certain
-                for root in operand.roots:
-                    if root not in state.saved:
-                        state.saved[root] = Saved(node, facts.name, "input", sure)
+        op = facts.canonical
+        for index, triggers in facts.saves_outputs:
+            if index != 0:
+                continue
+            verdict = _triggered(triggers, sure, maybe, certain)
+            if verdict is not None:
+                result.saves = True  # (the result was just built by the caller; nothing else holds it yet)
+                for root in result.roots:
+                    state.saved[root] = Saved(node, op, "output", verdict)
+        for position, triggers in facts.saves_inputs:
+            operand = operands[position] if isinstance(position, int) and position < len(operands) else keywords.get(
+                position if isinstance(position, str) else "")  # fmt: skip
+            if operand is None or not operand.roots:
+                continue
+            verdict = _triggered(triggers, sure, maybe, certain)
+            if verdict is None:
+                continue
+            result.saves = True
+            for root in operand.roots:
+                if root not in state.saved:
+                    state.saved[root] = Saved(node, op, "input", verdict)
 
     # -- recording -------------------------------------------------------------------------------
     def _record(
@@ -1208,6 +1222,20 @@ class Arguments:
         if 0 <= position < len(self.node.args):
             return self.node.args[position]
         return None
+
+
+def _triggered(triggers, sure: set, maybe: set, certain: bool) -> bool | None:
+    """Is a tensor saved, given the saving condition from torch's facts? True: certainly,
+    False: only if an input that may require grad does, None: not saved (or unknown)."""
+    if triggers == torch_facts.ALWAYS:
+        return certain
+    if triggers == torch_facts.DEPENDS:
+        return None
+    if any(t in sure for t in triggers):
+        return True
+    if any(t in maybe for t in triggers):
+        return False
+    return None
 
 
 def _carries_autograd(value: Value) -> bool:

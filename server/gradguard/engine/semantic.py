@@ -107,7 +107,6 @@ MAX_SUMMARIES = 400  # call summaries per file; beyond that calls are unknown
 _FUNCTION_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 # -- vocabulary (hand-written: names people give things; not torch facts) ----------------------
-_LOSS_WORDS = ("loss", "crit", "metric", "criterion", "objective")
 
 _BUILTIN_CONTAINERS = {"list": LIST, "tuple": TUPLE, "sorted": LIST, "reversed": LIST, "set": LIST, "frozenset": LIST}
 _BUILTIN_BOOLS = frozenset({"isinstance", "issubclass", "hasattr", "callable", "all", "any"})
@@ -128,20 +127,6 @@ _LAYER_SAVES_INPUT = frozenset(
 _LAYER_SAVES_OUTPUT = {"ReLU": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Softmax": "softmax",
                        "LogSoftmax": "log_softmax"}  # fmt: skip
 _CONTAINER_LAYERS = frozenset({"Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"})
-_PARAMETER_FREE_LAYERS = frozenset(
-    {"ReLU", "ReLU6", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh", "Softmax",
-     "Softmax2d", "LogSoftmax", "Softmin", "Softplus", "Softsign", "Softshrink", "Hardshrink", "Tanhshrink",
-     "Hardtanh", "Hardswish", "Hardsigmoid", "LogSigmoid", "Threshold", "GLU", "Dropout", "Dropout1d", "Dropout2d",
-     "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "Identity", "Flatten", "Unflatten", "MaxPool1d",
-     "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
-     "AdaptiveAvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "LPPool1d", "LPPool2d",
-     "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle", "PixelUnshuffle",
-     "ChannelShuffle", "Fold", "Unfold", "ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "ConstantPad1d", "ConstantPad2d",
-     "ConstantPad3d", "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d", "ReplicationPad1d",
-     "ReplicationPad2d", "ReplicationPad3d", "CircularPad1d", "CircularPad2d", "CircularPad3d",
-     "CosineSimilarity", "PairwiseDistance", "LocalResponseNorm", "CrossMapLRN2d", "MaxUnpool1d",
-     "MaxUnpool2d", "MaxUnpool3d"}
-)  # fmt: skip
 _FACTORIES = frozenset(
     {"zeros", "ones", "empty", "full", "rand", "randn", "randint", "randperm", "arange", "linspace", "logspace",
      "eye", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "randint_like",
@@ -154,20 +139,6 @@ _COPYING_FACTORIES = frozenset({"tensor", "as_tensor", "asarray", "Tensor", "Flo
                                 "LongTensor", "IntTensor", "BoolTensor", "ByteTensor", "HalfTensor"})  # fmt: skip
 _COLLECTING = frozenset({"cat", "stack", "concat", "concatenate", "hstack", "vstack", "dstack", "column_stack",
                          "block_diag", "cartesian_prod"})  # fmt: skip
-_TUPLE_RESULTS = frozenset({"chunk", "split", "unbind", "tensor_split", "split_with_sizes", "hsplit", "vsplit",
-                            "dsplit", "meshgrid", "broadcast_tensors", "unique_consecutive"})  # fmt: skip
-_MULTI_OUTPUT_VIEWS = frozenset({"chunk", "split", "unbind", "tensor_split", "split_with_sizes", "hsplit",
-                                 "vsplit", "dsplit"})  # fmt: skip
-_VALUES_INDICES = frozenset({"max", "min", "topk", "sort", "kthvalue", "mode", "median", "nanmedian", "cummax",
-                             "cummin", "aminmax"})  # fmt: skip
-_ALWAYS_PAIRS = frozenset({"topk", "sort", "kthvalue", "mode", "cummax", "cummin"})
-_INT_OUTPUT_OPS = frozenset({"argmax", "argmin", "argsort", "nonzero", "bucketize", "searchsorted", "argwhere",
-                             "count_nonzero", "bincount", "histc", "unique"})  # fmt: skip
-_BOOL_OUTPUT_OPS = frozenset({"eq", "ne", "gt", "lt", "ge", "le", "isnan", "isinf", "isfinite", "isclose",
-                              "logical_and", "logical_or", "logical_not", "logical_xor", "greater", "less",
-                              "equal", "not_equal", "greater_equal", "less_equal", "isneginf", "isposinf",
-                              "signbit", "isreal", "allclose", "any", "all"})  # fmt: skip
-_ZERO_GRAD_OPS = frozenset({"round", "floor", "ceil", "sign", "trunc", "fix", "heaviside", "sgn"})
 _SHAPE_METHODS = frozenset({"size", "dim", "ndimension", "numel", "nelement", "element_size", "stride",
                             "get_device", "is_contiguous", "data_ptr", "storage_offset", "__len__", "is_floating_point",
                             "is_complex", "equal", "type"})  # fmt: skip
@@ -183,10 +154,6 @@ _TENSOR_ATTRIBUTES = {
     "names": OBJECT_VALUE, "itemsize": INT_VALUE, "nbytes": INT_VALUE, "is_sparse": BOOL_VALUE,
     "is_quantized": BOOL_VALUE, "is_meta": BOOL_VALUE,
 }  # fmt: skip
-_OPTIMIZER_PREFIXES = ("torch.optim.", "bitsandbytes.optim.", "apex.optimizers.", "transformers.AdamW",
-                       "transformers.optimization.AdamW", "timm.optim.")  # fmt: skip
-_SCHEDULER_PREFIXES = ("torch.optim.lr_scheduler.", "torch.optim.swa_utils.SWALR", "transformers.get_",
-                       "transformers.optimization.get_")  # fmt: skip
 _PARAMETER_CTORS = frozenset({"torch.nn.Parameter", "torch.nn.parameter.Parameter",
                               "torch.nn.UninitializedParameter"})  # fmt: skip
 _BUFFER_CTORS = frozenset({"torch.nn.Buffer", "torch.nn.parameter.Buffer"})
@@ -655,11 +622,15 @@ class Semantics:
 
     @staticmethod
     def _layer_has_parameters(qual: str) -> bool | None:
-        last = qual.rsplit(".", 1)[1]
-        if last in _PARAMETER_FREE_LAYERS or last.endswith("Loss"):
-            return False
-        if last in _CONTAINER_LAYERS:
+        """Does a `torch.nn` layer own parameters? None for containers (their members do) and
+        layers whose configuration decides (`LayerNorm(elementwise_affine=False)`)."""
+        facts = torch_facts.layer(qual)
+        if facts is None or qual in ("torch.nn.Module", "torch.nn.modules.module.Module"):
+            return True  # a module we know nothing more of: a model
+        if facts.kind == "container":
             return None
+        if facts.parameter_free_always:
+            return False
         return True
 
     # -- calls -----------------------------------------------------------------------------------
@@ -686,7 +657,7 @@ class Semantics:
         """A call we cannot see into: its result may be anything, and may carry the gradient
         of whatever went in (and of whatever model the callee is)."""
         values = args.all()
-        loss_like = name is not None and any(word in name.lower() for word in _LOSS_WORDS)
+        loss_like = name is not None and any(word in name.lower() for word in torch_facts.LOSS_WORDS)
         sources = frozenset()
         grad = NO
         stale = frozenset()
@@ -795,7 +766,7 @@ class Semantics:
             if last in _LAYER_SAVES_OUTPUT and state.nograd is None and result.grad != NO:
                 facts = torch_facts.function(f"torch.{_LAYER_SAVES_OUTPUT[last]}")
                 if facts is not None:
-                    flow._record_saves(facts, site, tuple(inputs), ("self",), result, state)
+                    flow._record_saves(facts, site, tuple(inputs), {}, result, state)
             elif last in _LAYER_SAVES_INPUT and state.nograd is None and result.grad != NO:
                 for value in inputs[:1]:
                     for root in value.roots:
@@ -1182,9 +1153,19 @@ class Semantics:
 
     # -- tensors ---------------------------------------------------------------------------------
     def tensor_method(
-        self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State
+        self,
+        flow: Flow,
+        node: ast.Call,
+        receiver: Value,
+        attr: str,
+        args: Arguments,
+        state: State,
+        facts: torch_facts.OpFacts | None = None,
     ) -> Value:
+        """`receiver.attr(*args)` on a tensor (or `torch.attr(receiver, *args)` with the function's
+        facts): what torch's facts say the op does to autograd, dtype, views and saved tensors."""
         if attr in ("detach", "detach_"):
+            # a view sharing the storage and the version counter, without history
             result = cut(receiver, DETACH, node, TENSOR).evolve(
                 roots=receiver.roots or frozenset((node,)), dtype=receiver.dtype, sites=frozenset((node,))
             )
@@ -1193,35 +1174,32 @@ class Semantics:
                 if isinstance(node.func.value, ast.Name):  # type: ignore[attr-defined]
                     state.env[node.func.value.id] = result  # type: ignore[attr-defined]
             return result
-        if attr in ("item", "tolist"):
-            return cut(receiver, ITEM, node, FLOAT | INT | BOOL if attr == "item" else LIST)
-        if attr == "numpy":
-            return cut(receiver, NUMPY_CUT, node, NUMPY).evolve(dtype=receiver.dtype)
         if attr == "requires_grad_":
-            flag = args.node_of(0, "requires_grad")
-            on = flag is None or (isinstance(flag, ast.Constant) and flag.value is True)
-            off = isinstance(flag, ast.Constant) and flag.value is False
-            if on:
-                sources = receiver.sources
-                if receiver.leaf != NO:
-                    self.source_kinds.setdefault(node, "leaf")
-                    sources = sources | {node}
-                result = receiver.evolve(grad=YES, sources=sources)
-            elif off:
-                result = receiver.evolve(grad=NO)
-            else:
-                result = receiver.evolve(grad=MAYBE)
-            if isinstance(node.func.value, ast.Name):  # type: ignore[attr-defined]
-                state.env[node.func.value.id] = result  # type: ignore[attr-defined]
-            return result
+            return self._requires_grad(node, receiver, args, state)
+        facts = facts if facts is not None else torch_facts.op(attr)
+        if facts is not None and facts.cuts_graph:
+            returns = set(facts.returns)
+            if returns & {"ndarray"}:
+                return cut(receiver, NUMPY_CUT, node, NUMPY).evolve(dtype=receiver.dtype)
+            if returns & {"list"}:
+                return cut(receiver, ITEM, node, LIST)
+            if returns & {"float", "int", "bool", "complex"}:
+                return cut(receiver, ITEM, node, FLOAT | INT | BOOL)
         if attr in ("retain_grad", "share_memory_", "pin_memory", "register_hook"):
             return receiver if attr != "register_hook" else OBJECT_VALUE
-        if attr in _SHAPE_METHODS:
-            if attr == "size" and not node.args and not node.keywords:
+        if facts is not None and facts.returns and not set(facts.returns) & {"tensor", "tuple", "tensor_list",
+                                                                               "values_indices", "namedtuple"}:
+            # size(), dim(), numel(), is_contiguous(), data_ptr(), ...: not a tensor
+            if "size" in facts.returns and not node.args and not node.keywords:
                 return SIZE_VALUE
-            return INT_VALUE if attr not in ("is_contiguous", "is_floating_point", "is_complex", "equal") else BOOL_VALUE
-        facts = torch_facts.op(attr)
-        if attr.endswith("_") and not attr.startswith("_") and attr not in _INPLACE_EXCEPTIONS:
+            if "bool" in facts.returns:
+                return BOOL_VALUE
+            if "int" in facts.returns:
+                return INT_VALUE
+            return OBJECT_VALUE  # fmt: skip
+        if (facts is not None and facts.writes_self) or (
+            facts is None and attr.endswith("_") and not attr.startswith("_") and attr not in _INPLACE_EXCEPTIONS
+        ):
             operands = tuple(args.all())
             return flow._inplace(node, node.func.value, receiver, operands, attr, state)  # type: ignore[attr-defined]
         if attr in ("to", "type") or attr in _DTYPE_METHOD_NAMES:
@@ -1229,43 +1207,61 @@ class Semantics:
         if attr in ("cpu", "cuda", "contiguous", "pin_memory", "coalesce"):
             if receiver.grad == NO:
                 return receiver.evolve(sites=frozenset((node,)))
-            result = combine((receiver,), node=node).evolve(dtype=receiver.dtype)
-            return result
-        if attr in ("clone",):
+            return combine((receiver,), node=node).evolve(dtype=receiver.dtype)
+        if attr == "clone":
             return combine((receiver,), node=node).evolve(dtype=receiver.dtype, leaf=NO if receiver.grad != NO else YES)
-        operands = (receiver, *args.positional, *args.keywords.values())
-        if attr in _INT_OUTPUT_OPS or (facts is not None and not facts.differentiable and attr not in _BOOL_OUTPUT_OPS):
-            return cut(combine(operands, node=node), NONDIFF, node, TENSOR).evolve(dtype="int64")
-        if attr in _BOOL_OUTPUT_OPS:
-            return cut(combine(operands, node=node), NONDIFF, node, TENSOR).evolve(dtype="bool")
-        if attr in _VALUES_INDICES and (attr in _ALWAYS_PAIRS or args.positional or "dim" in args.keywords):
-            values = self._differentiable(flow, node, receiver, attr, args, state, facts)
-            indices = cut(values, NONDIFF, node, TENSOR).evolve(dtype="int64")
-            return Value(TUPLE, grad=NO, leaf=NO, items=(values, indices), elem=join(values, indices))
-        if attr in _ZERO_GRAD_OPS:
-            result = self._differentiable(flow, node, receiver, attr, args, state, facts)
-            if result.sources:
-                result = result.evolve(
-                    sources=frozenset(), blocked=result.blocked | result.sources,
-                    cuts=(Cut(ZERO_GRAD, node, result.sources), *result.cuts)[:4],
-                )  # fmt: skip
-            return result
+        if facts is not None and facts.grad == "none":
+            flow.discard_saves_of(state, node.func.value if isinstance(node.func, ast.Attribute) else node)
+            operands = (receiver, *args.positional, *args.keywords.values())
+            dtype = facts.dtype if facts.dtype and facts.dtype not in _DTYPE_RULES else "int64"
+            return cut(combine(operands, node=node), NONDIFF, node, TENSOR).evolve(dtype=dtype)
+        if facts is not None and "values_indices" in facts.returns and (
+            facts.returns_values_indices or len(args.positional) >= (1 if facts.is_method else 2)
+            or "dim" in args.keywords
+        ):  # fmt: skip
+            if not (args.positional and args.positional[-1].is_tensor and attr in ("max", "min")):
+                values = self._differentiable(flow, node, receiver, attr, args, state, facts)
+                indices = cut(values, NONDIFF, node, TENSOR).evolve(dtype="int64")
+                return Value(TUPLE, grad=NO, leaf=NO, items=(values, indices), elem=join(values, indices))
         result = self._differentiable(flow, node, receiver, attr, args, state, facts)
-        if attr in _VIEW_METHODS or (facts is not None and facts.view == "always"):
+        if facts is not None and facts.grad == "zero" and result.sources:
+            result = result.evolve(
+                sources=frozenset(), blocked=result.blocked | result.sources,
+                cuts=(Cut(ZERO_GRAD, node, result.sources), *result.cuts)[:4],
+            )  # fmt: skip
+        view = facts.view if facts is not None else None
+        if view == "always" or attr in _VIEW_METHODS:
             result = result.evolve(roots=receiver.roots or result.roots, leaf=receiver.leaf)
-        if attr in _TUPLE_RESULTS:
-            if attr in _MULTI_OUTPUT_VIEWS:
+        if facts is not None and set(facts.returns) & {"tuple", "tensor_list"} and "tensor" not in facts.returns:
+            if view == "always":
                 self.multi_output_views.add(node)
             return Value(TUPLE, grad=NO, leaf=NO, elem=result)
+        return result
+
+    def _requires_grad(self, node: ast.Call, receiver: Value, args: Arguments, state: State) -> Value:
+        flag = args.node_of(0, "requires_grad")
+        on = flag is None or (isinstance(flag, ast.Constant) and flag.value is True)
+        off = isinstance(flag, ast.Constant) and flag.value is False
+        if on:
+            sources = receiver.sources
+            if receiver.leaf != NO:
+                self.source_kinds.setdefault(node, "leaf")
+                sources = sources | {node}
+            result = receiver.evolve(grad=YES, sources=sources)
+        elif off:
+            result = receiver.evolve(grad=NO)
+        else:
+            result = receiver.evolve(grad=MAYBE)
+        if isinstance(node.func.value, ast.Name):  # type: ignore[attr-defined]
+            state.env[node.func.value.id] = result  # type: ignore[attr-defined]
         return result
 
     def _differentiable(
         self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State, facts
     ) -> Value:
-        names = facts.arguments if facts is not None else ("self", "other")
         operands = (receiver, *args.positional)
-        result = flow._tensor_op(attr, node, operands, state, facts=facts, names=tuple(names))
-        if result.dtype is None and receiver.dtype is not None:
+        result = flow._tensor_op(attr, node, operands, state, facts=facts, keywords=args.keywords)
+        if result.dtype is None and receiver.dtype is not None and (facts is None or facts.dtype in (None, "same")):
             result = result.evolve(dtype=receiver.dtype)
         return result
 
@@ -1321,7 +1317,7 @@ class Semantics:
             return FLOAT_VALUE
         if root in ("random",):
             return FLOAT_VALUE if rest in ("random", "uniform", "gauss") else UNKNOWN
-        if qual.startswith(_OPTIMIZER_PREFIXES) and qual.rsplit(".", 1)[1][:1].isupper():
+        if torch_facts.is_optimizer(qual) or torch_facts.is_third_party_optimizer(qual):
             params = args.get(0, "params") or UNKNOWN
             return Value(OPTIMIZER, grad=NO, leaf=NO, cls=qual, elem=params, sources=_params_sources(params))
         # a class from another file or library: what the project knows of it
@@ -1416,9 +1412,9 @@ class Semantics:
                 has_params = self._layer_has_parameters(qual)
                 return Value(MODULE, grad=NO, leaf=NO, cls=qual, node=node,
                              sources=frozenset((node,)) if has_params is not False else frozenset())  # fmt: skip
-        if namespace == "torch.optim" or qual.startswith("torch.optim.") and last[:1].isupper():
-            if ".lr_scheduler" in qual or "swa_utils" in qual:
-                return Value(SCHEDULER, grad=NO, leaf=NO, cls=qual)
+        if torch_facts.is_lr_scheduler(qual) or (qual.startswith("torch.optim.") and "swa_utils" in qual):
+            return Value(SCHEDULER, grad=NO, leaf=NO, cls=qual)
+        if torch_facts.is_optimizer(qual):
             params = args.get(0, "params") or UNKNOWN
             return Value(OPTIMIZER, grad=NO, leaf=NO, cls=qual, elem=params, sources=_params_sources(params))
         if namespace in ("torch", "torch.autograd", "torch.autograd.grad_mode") and last in (
@@ -1448,13 +1444,9 @@ class Semantics:
             facts = torch_facts.function(qual)
             fake_args = Arguments(node, list(args.positional[1:]), args.keywords)
             if receiver.kinds & TENSORISH or receiver.kinds == ANY:
-                method = last if namespace != "torch.nn.functional" else last
-                result = self.tensor_method(flow, node, receiver.evolve(kinds=TENSOR) if receiver.kinds == ANY
-                                            else receiver, method, fake_args, state)  # fmt: skip
-                if facts is not None and namespace != "torch" and result.kinds & TENSORISH:
-                    pass
-                return result
-            return flow._tensor_op(last, node, operands, state, facts=facts)
+                tensor = receiver.evolve(kinds=TENSOR) if receiver.kinds == ANY else receiver
+                return self.tensor_method(flow, node, tensor, last, fake_args, state, facts=facts)
+            return flow._tensor_op(last, node, operands, state, facts=facts, keywords=args.keywords)
         if last[:1].isupper():
             return OBJECT_VALUE
         return self._opaque_call(node, UNKNOWN, args, last)
@@ -1540,6 +1532,8 @@ class Semantics:
 _NUMPY_FLOATS = frozenset({"array", "asarray", "zeros", "ones", "empty", "linspace", "eye", "identity", "randn",
                            "rand", "random", "normal", "uniform", "standard_normal", "full", "arange", "load",
                            "loadtxt", "genfromtxt"})  # fmt: skip
+# `OpFacts.dtype` values that are rules, not dtype names
+_DTYPE_RULES = frozenset({"same", "promote", "int_to_float", "promote_int_to_float", "strict", "argument"})
 _DTYPE_METHOD_NAMES = {"float": "float32", "double": "float64", "half": "float16", "bfloat16": "bfloat16",
                        "long": "int64", "int": "int32", "short": "int16", "bool": "bool", "byte": "uint8",
                        "char": "int8"}  # fmt: skip
@@ -1547,28 +1541,18 @@ _DTYPE_METHOD_NAMES = {"float": "float32", "double": "float64", "half": "float16
 
 def is_param_free_layer(qualname: str | None) -> bool:
     """A `torch.nn` layer that owns no parameters in any configuration (activations, pooling,
-    dropout, losses, ...)."""
+    dropout, most losses, ...)."""
     if not qualname or not qualname.startswith("torch.nn."):
         return False
-    last = qualname.rsplit(".", 1)[1]
-    return last.endswith("Loss") or last in _PARAMETER_FREE_LAYERS
+    facts = torch_facts.layer(qualname)
+    return bool(facts is not None and facts.parameter_free_always)
 
 
 def _is_tensor_method_name(name: str) -> bool:
-    return (
-        torch_facts.op(name) is not None
-        or name in _VIEW_METHODS
-        or name in _DTYPE_METHOD_NAMES
-        or name in _TENSOR_ONLY_METHODS
-        or name in _SHAPE_METHODS
-    )
+    return torch_facts.is_tensor_method(name)
 
 
 # methods whose meaning on a tensor the interpreter knows, beyond the op table
-_TENSOR_ONLY_METHODS = frozenset({"detach", "detach_", "item", "tolist", "numpy", "cpu", "cuda", "to", "clone",
-                                  "contiguous", "requires_grad_", "retain_grad", "backward", "register_hook",
-                                  "pin_memory", "type_as", "new_zeros", "new_ones", "new_empty", "new_full",
-                                  "new_tensor"})  # fmt: skip
 
 
 def _dtype_of(module: ModuleContext, expr: ast.AST | None) -> str | None:
