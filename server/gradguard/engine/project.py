@@ -132,6 +132,13 @@ class ModuleSummary:
         return self.digest == other.digest and self.names == other.names
 
 
+def _base_expr(node: ast.AST) -> str:
+    """A class base as written: `nn.Module`; `Generic[T]` -> "Generic"; "?" otherwise."""
+    if isinstance(node, ast.Subscript):
+        node = node.value
+    return _dotted(node) or "?"
+
+
 def _dotted(node: ast.AST) -> str | None:
     parts = []
     while isinstance(node, ast.Attribute):
@@ -226,7 +233,7 @@ class _Builder:
             names = [(alias.name, alias.asname) for alias in stmt.names]
             self.import_from(stmt.module, stmt.level, names, stmt.lineno + line_offset, conditional)
         elif isinstance(stmt, ast.ClassDef):
-            bases = tuple(_dotted(b) or "?" for b in stmt.bases)
+            bases = tuple(_base_expr(b) for b in stmt.bases)
             backward = any(
                 isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == "backward"
                 for s in stmt.body
@@ -529,7 +536,7 @@ def _scan(text: str) -> ModuleSummary:
             continue
         elif head in _CONTINUATIONS:
             raise _Unsure("dangling block continuation")
-        elif head.startswith("__all__"):
+        elif head.startswith("__all__") or first[0] in "([*":
             _parse_into(builder, text[pos:end], line)
         elif head and head not in _KEYWORDS and first[0] not in "@[{":
             _scan_assignment(builder, text, first, eol, end, line + 1)
@@ -609,7 +616,7 @@ def _scan_class(builder: _Builder, text: str, pos: int, end: int, line: int) -> 
         if not isinstance(cls, ast.ClassDef):
             raise _Unsure("class header")
         name = cls.name
-        bases = tuple(_dotted(b) or "?" for b in cls.bases)
+        bases = tuple(_base_expr(b) for b in cls.bases)
         header_end = pos + len(header)
     else:
         name = m.group(1)
@@ -1129,25 +1136,41 @@ class ProjectIndex:
                 found = self._binding_symbol(mod, module, name, binding, hint)
                 if found is not None:
                     return found
-            for star_module, level in reversed(summary.stars):
-                target = self.absolute(star_module, level, module, bool(mod.dirs))
-                if target is None or target == module:
-                    continue
-                if any(n == name for n, _ in self.star_exports(target, hint)):
-                    found = self.lookup(target, name, hint)
-                    if found is not None:
-                        return found
         if mod.dirs:
+            # a submodule (importing it binds it on the package, whatever the stars say)
             sub = self.find_module(f"{module}.{name}", hint)
             if sub is not None:
                 if sub.kind == "compiled":
                     return Unknown(f"{module}.{name} is compiled")
                 return ModuleRef(f"{module}.{name}", sub.in_project)
+        if summary is not None:
+            # star imports, last first, each followed only as far as this one name needs
+            for star_module, level in reversed(summary.stars):
+                target = self.absolute(star_module, level, module, bool(mod.dirs))
+                if target is None or target == module:
+                    continue
+                found = self._star_lookup(target, name, hint)
+                if found is not None:
+                    return found
         if summary is None:
             return Unknown(f"{module} has no source")
         if "__getattr__" in summary.names:
             return Unknown(f"{module} defines __getattr__")
         return None
+
+    def _star_lookup(self, module: str, name: str, hint: str) -> Symbol | None:
+        """`name` as `from module import *` binds it (None when it does not)."""
+        mod = self.find_module(module, hint)
+        if mod is None:
+            return None
+        summary = self._summary_of(mod)
+        if summary is not None and summary.all is not None:
+            return self.lookup(module, name, hint) if name in summary.all else None
+        if name.startswith("_"):
+            return None
+        if summary is not None and name not in summary.names and not summary.stars:
+            return None  # a star import binds only what the module bound itself
+        return self.lookup(module, name, hint)
 
     def _binding_symbol(
         self, mod: _Mod, module: str, name: str, binding: Binding, hint: str
