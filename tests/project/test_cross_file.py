@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from gradguard.engine.analyzer import Analyzer
 from gradguard.engine.project import ProjectIndex, build_project
 

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from gradguard.engine.analyzer import Analyzer
 from gradguard.engine.index import ModuleContext
 from gradguard.engine.project import (
@@ -25,7 +24,6 @@ from gradguard.engine.project import (
     KIND_UNKNOWN,
     ClassRef,
     ModuleRef,
-    ProjectIndex,
     Unknown,
     build_project,
     scan_source,
