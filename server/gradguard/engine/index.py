@@ -242,7 +242,7 @@ class ModuleContext:
                 continue
             symbol = resolver.project_symbol(target)
             if isinstance(symbol, ClassRef):
-                facts = resolver.class_facts(target)
+                facts = resolver.facts_of(symbol)
                 kind = facts.kind if facts.kind in (KIND_MODULE, KIND_FUNCTION) else KIND_OTHER
                 hook = facts.backward_hook if kind == KIND_MODULE else None
                 self.classes[local] = ClassSummary(local, kind, (target,), hook)

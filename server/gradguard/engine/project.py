@@ -29,6 +29,7 @@ may rest on, so the analyzer's per-unit cache stays correct when another file ch
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
 import re
@@ -174,6 +175,7 @@ class _Builder:
     def __init__(self, lines: list[str] | None, text: str = "") -> None:
         self.lines = lines  # with their endings (None: computed from `text` when needed)
         self.text = text
+        self.cond = False  # the scanner is inside a top-level if/try block
         self.names: dict[str, Binding] = {}
         self.stars: list[tuple[str | None, int]] = []
         self.all: list[str] | None = None
@@ -467,6 +469,14 @@ def scan_source(text: str, path: str = "<project>") -> ModuleSummary | None:
 def _scan(text: str) -> ModuleSummary:
     if "\r" in text or "\f" in text or "\v" in text:
         raise _Unsure("line endings")
+    builder = _Builder(None, text)
+    _scan_into(builder, text, 0)
+    return builder.summary(text, fast=True)
+
+
+def _scan_into(builder: _Builder, text: str, base: int) -> None:
+    """Scan `text` (the file, or the dedented body of a top-level `if`/`try` block whose
+    first line is the file's line `base` + 1) into the builder."""
     spans = _triple_spans(text)
     # column-0 statement starts outside triple-quoted strings: (offset, 0-based line)
     tops: list[tuple[int, int]] = []
@@ -488,9 +498,9 @@ def _scan(text: str) -> ModuleSummary:
             j -= 1
         if j >= 0 and text[j] in _OPEN_ENDINGS:
             raise _Unsure("a column-0 line continues the previous one")
-        tops.append((pos, line))
-    tops.append((len(text), line + text.count("\n", last)))
-    builder = _Builder(None, text)
+        tops.append((pos, line + base))
+    tops.append((len(text), line + base + text.count("\n", last)))
+    cond = builder.cond
     n = len(tops) - 1
     i = 0
     while i < n:
@@ -522,31 +532,101 @@ def _scan(text: str) -> ModuleSummary:
                     break
                 stop = k + 1
             calls = frozenset(w for w in LOOP_VOCABULARY if text.find(w, pos, stop) >= 0)
-            builder.bind(m2.group(1), Binding("function", calls=calls, line=line + 1), False)
+            builder.bind(m2.group(1), Binding("function", calls=calls, line=line + 1), cond)
         elif head == "if" or head == "try":
-            # a top-level block: parse it whole, with its else/elif/except/finally parts
+            # a top-level block with its else/elif/except/finally parts
             j = i + 1
             while j < n:
                 w = _HEAD_RE.match(text, tops[j][0])
                 if not w or w.group() not in _CONTINUATIONS:
                     break
                 j += 1
-            _parse_into(builder, text[pos : tops[j][0]], line)
+            _scan_block(builder, text, tops[i : j + 1])
             i = j
             continue
         elif head in _CONTINUATIONS:
             raise _Unsure("dangling block continuation")
+        elif head == "__all__":
+            if not _scan_all(builder, text[pos:end], line + 1):
+                _parse_into(builder, text[pos:end], line)
         elif head.startswith("__all__") or first[0] in "([*":
             _parse_into(builder, text[pos:end], line)
         elif head and head not in _KEYWORDS and first[0] not in "@[{":
             _scan_assignment(builder, text, first, eol, end, line + 1)
         i += 1
-    return builder.summary(text, fast=True)
+
+
+_ALL_RE = re.compile(
+    r"__all__[ \t]*=[ \t]*[\[(]((?:\s*(?:\"[^\"\\\n]*\"|'[^'\\\n]*')[ \t]*,?)*)\s*[\])][ \t]*(?:#[^\n]*)?\s*"
+)
+_STRING_RE = re.compile(r"\"([^\"\\\n]*)\"|'([^'\\\n]*)'")
+
+
+def _scan_all(builder: _Builder, segment: str, line: int) -> bool:
+    """`__all__ = ["a", "b", ...]` (only string literals) without a parse."""
+    m = _ALL_RE.fullmatch(segment)
+    if m is None:
+        return False
+    builder._set_all([a or b for a, b in _STRING_RE.findall(m.group(1))])
+    builder.bind("__all__", Binding("variable", line=line), builder.cond)
+    return True
+
+
+def _scan_block(builder: _Builder, text: str, clauses: list[tuple[int, int]]) -> None:
+    """A top-level `if`/`try` statement: each clause's body is scanned as a block of its
+    own (bindings in it are conditional); anything unusual parses the statement."""
+    start, stop = clauses[0][0], clauses[-1][0]
+    saved = (dict(builder.names), len(builder.stars), builder.all, builder.all_dynamic, len(builder.imports))
+    saved_cond = builder.cond
+    try:
+        builder.cond = True
+        for (pos, line), (nxt, _) in zip(clauses, clauses[1:]):
+            eol = text.find("\n", pos, nxt)
+            header = text[pos:eol] if eol >= 0 else ""
+            if "#" in header:
+                header = header.split("#", 1)[0]
+            if eol < 0 or not header.rstrip().endswith(":"):
+                raise _Unsure("clause header")
+            if _HEAD_RE.match(header).group() == "finally":  # type: ignore[union-attr]
+                continue  # as the parser-based summary: a finally block binds nothing we use
+            body = _dedent(text[eol + 1 : nxt])
+            _scan_into(builder, body, line + 1)
+    except (_Unsure, SyntaxError, ValueError):
+        builder.names = saved[0]
+        del builder.stars[saved[1] :]
+        builder.all, builder.all_dynamic = saved[2], saved[3]
+        del builder.imports[saved[4] :]
+        builder.cond = saved_cond
+        _parse_into(builder, text[start:stop], clauses[0][1])
+    finally:
+        builder.cond = saved_cond
+
+
+def _dedent(body: str) -> str:
+    lines = body.split("\n")
+    indent = None
+    for ln in lines:
+        stripped = ln.lstrip()
+        if stripped and not stripped.startswith("#"):
+            indent = ln[: len(ln) - len(stripped)]
+            break
+    if not indent:
+        raise _Unsure("block body")
+    size = len(indent)
+    out = []
+    for ln in lines:
+        if ln.startswith(indent):
+            out.append(ln[size:])
+        elif not ln.strip() or ln.lstrip().startswith("#"):
+            out.append("")
+        else:
+            raise _Unsure("block indentation")
+    return "\n".join(out)
 
 
 def _parse_into(builder: _Builder, segment: str, line: int) -> None:
     tree = _parse(segment)
-    builder.statements(tree.body, False, line_offset=line)
+    builder.statements(tree.body, builder.cond, line_offset=line)
 
 
 def _split_names(names: str) -> list[tuple[str, str | None]] | None:
@@ -570,7 +650,7 @@ def _scan_import(builder: _Builder, first: str, line: int) -> bool:
     if not names:
         return False
     for module, asname in names:
-        builder.import_module(module, asname, line, False)
+        builder.import_module(module, asname, line, builder.cond)
     return True
 
 
@@ -592,7 +672,7 @@ def _scan_from(builder: _Builder, text: str, pos: int, end: int, line: int) -> b
         ln.strip() and not ln.strip().startswith("#") for ln in rest.split("\n")
     ):  # more code in the segment than the import: let the parser read it
         return False
-    builder.import_from(module or None, len(dots), names, line, False)
+    builder.import_from(module or None, len(dots), names, line, builder.cond)
     return True
 
 
@@ -649,7 +729,7 @@ def _scan_class(builder: _Builder, text: str, pos: int, end: int, line: int) -> 
             if m3.group(1) == body_indent:
                 backward = True
                 break
-    builder.bind(name, Binding("class", bases=bases, defines_backward=backward, line=line + 1), False)
+    builder.bind(name, Binding("class", bases=bases, defines_backward=backward, line=line + 1), builder.cond)
 
 
 def _scan_assignment(builder: _Builder, text: str, first: str, eol: int, end: int, line: int) -> None:
@@ -668,18 +748,18 @@ def _scan_assignment(builder: _Builder, text: str, first: str, eol: int, end: in
         value = m.group(2)
         alias = _alias(value) if _DOTTED_ONLY_RE.fullmatch(value.rstrip()) and rest_blank() else None
         for target in targets:
-            builder.bind(target, Binding("variable", alias=alias, line=line), False)
+            builder.bind(target, Binding("variable", alias=alias, line=line), builder.cond)
         return
     m = _ANN_ASSIGN_RE.match(first)
     if m is not None:
         value = m.group(2)
         alias = _alias(value) if _DOTTED_ONLY_RE.fullmatch(value.rstrip()) and rest_blank() else None
-        builder.bind(m.group(1), Binding("variable", alias=alias, line=line), False)
+        builder.bind(m.group(1), Binding("variable", alias=alias, line=line), builder.cond)
         return
     m = _TUPLE_ASSIGN_RE.match(first)
     if m is not None:
         for target in m.group(1).split(","):
-            builder.bind(target.strip(), Binding("variable", line=line), False)
+            builder.bind(target.strip(), Binding("variable", line=line), builder.cond)
         return
     # an expression statement, an attribute/subscript assignment, `x += 1`, ...: binds nothing
     # (anything the scanner cannot read goes to a full parse)
@@ -813,31 +893,53 @@ class _Mod:
     root: str  # the search directory it was found in
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _realpath(path: str) -> str:
+    return os.path.realpath(path)
+
+
 def _abs(path: str | Path) -> str:
-    return os.path.realpath(str(path))
+    return _realpath(str(path))
 
 
 def _is_under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def package_root(path: Path) -> Path:
+def package_root(path: str | Path, memo: dict[str, str] | None = None) -> str:
     """The directory above the outermost package containing `path` (walk up while
     `__init__.py` exists)."""
-    directory = path if path.is_dir() else path.parent
-    directory = directory.resolve()
-    while (directory / "__init__.py").exists() and directory.parent != directory:
-        directory = directory.parent
-    return directory
+    apath = _abs(path)
+    directory = apath if os.path.isdir(apath) else os.path.dirname(apath)
+    walked = []
+    while True:
+        if memo is not None and directory in memo:
+            found = memo[directory]
+            break
+        if not os.path.exists(os.path.join(directory, "__init__.py")):
+            found = directory
+            break
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            found = directory
+            break
+        walked.append(directory)
+        directory = parent
+    if memo is not None:
+        for d in walked:
+            memo[d] = found
+        memo[directory] = found
+    return found
 
 
-def module_name_for(path: Path, root: Path | None = None) -> tuple[str, bool]:
+def module_name_for(path: str | Path, root: str | Path | None = None) -> tuple[str, bool]:
     """(dotted module name, is_package) of a file, relative to its package root."""
-    path = path.resolve()
-    root = root or package_root(path)
-    rel = path.relative_to(root).with_suffix("")
-    parts = list(rel.parts)
-    is_package = parts[-1] == "__init__"
+    apath = _abs(path)
+    root = _abs(root) if root is not None else package_root(apath)
+    rel = os.path.relpath(apath, root)
+    stem = os.path.splitext(rel)[0]
+    parts = [p for p in stem.split(os.sep) if p and p != "."]
+    is_package = bool(parts) and parts[-1] == "__init__"
     if is_package:
         parts = parts[:-1]
     return ".".join(parts), is_package
@@ -881,6 +983,7 @@ class ProjectIndex:
             str, tuple[int, int, ModuleSummary | None]
         ] = {}  # path -> (size, mtime, summary)
         self._listdirs: dict[str, frozenset[str] | None] = {}
+        self._package_roots: dict[str, str] = {}
         self._clear_memos()
 
     # -- building -----------------------------------------------------------------------
@@ -891,9 +994,15 @@ class ProjectIndex:
             self._clear_memos()
         return path
 
-    def add_file(self, path: str | Path, text: str | None = None, root: str | Path | None = None) -> bool:
+    def add_file(
+        self,
+        path: str | Path,
+        text: str | None = None,
+        root: str | Path | None = None,
+        keep: dict[str, str] | None = None,
+    ) -> bool:
         """Index one file from disk (cached by size and mtime) or from `text`. Returns
-        whether its summary changed."""
+        whether its summary changed. `keep`: where to leave the text read from disk."""
         apath = _abs(path)
         notebook = apath.endswith(".ipynb")
         size = mtime = -1
@@ -906,25 +1015,24 @@ class ProjectIndex:
             old = self.files.get(apath)
             if old is not None and old.size == size and old.mtime == mtime:
                 return False
+            from gradguard.engine.files import UnreadableFile, read_source
+
             try:
-                with open(apath, "rb") as handle:
-                    data = handle.read()
-                text = data.decode("utf-8-sig")
-            except (OSError, UnicodeDecodeError):
+                text = read_source(Path(apath))
+            except UnreadableFile:
                 return self.remove(apath)
+            if keep is not None:
+                keep[apath] = text
             summary = summarize_notebook(text, apath) if notebook else scan_source(text, apath)
         else:
             summary = summarize_notebook(text, apath) if notebook else summarize_source(text, apath)
         if summary is None:
             summary = ModuleSummary().finish()  # does not parse: binds nothing (yet)
-        if root is None:
-            proot = str(package_root(Path(apath)))
-        else:
-            proot = _abs(root)
+        proot = package_root(apath, self._package_roots) if root is None else _abs(root)
         if notebook:
             module, is_package = "", False
         else:
-            module, is_package = module_name_for(Path(apath), Path(proot))
+            module, is_package = module_name_for(apath, proot)
         if proot not in self.roots:
             self.roots.append(proot)
         old = self.files.get(apath)
@@ -932,6 +1040,10 @@ class ProjectIndex:
         changed = old is None or not old.summary.same_facts(summary) or old.module != module
         if changed:
             self._clear_memos()
+            directory = os.path.dirname(apath)
+            if old is None and os.path.basename(apath) == "__init__.py":
+                if self._package_roots.get(directory) == directory:
+                    self._package_roots.clear()  # a new package: the roots below it move
         return changed
 
     def update(self, path: str | Path, text: str, tree: ast.Module | None = None) -> bool:
@@ -968,6 +1080,7 @@ class ProjectIndex:
         self._by_module: dict[str, list[_FileEntry]] | None = None
         self._mods: dict[tuple[str, str], _Mod | None] = {}
         self._lookups: dict[tuple[str, str, str], Symbol | None] = {}
+        self._resolved: dict[tuple[str, str], Symbol | None] = {}
         self._facts: dict[str, ClassFacts] = {}
         self._exports: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
         self._graph: _Graph | None = None
@@ -976,6 +1089,11 @@ class ProjectIndex:
     # -- files and modules ---------------------------------------------------------------
     def file(self, path: str | Path) -> _FileEntry | None:
         return self.files.get(_abs(path))
+
+    @staticmethod
+    def real_path(path: str | Path) -> str:
+        """The key the index files a path under (absolute, symlinks resolved)."""
+        return _abs(path)
 
     def module_name(self, path: str | Path) -> str | None:
         entry = self.file(path)
@@ -1095,6 +1213,13 @@ class ProjectIndex:
     def resolve(self, qualname: str, hint: str = "") -> Symbol | None:
         """What a dotted name refers to: a module, a class, a function, a value;
         `Unknown` when it exists but cannot be read; None when it does not exist."""
+        key = (qualname, hint)
+        if key in self._resolved:
+            return self._resolved[key]
+        result = self._resolved[key] = self._resolve(qualname, hint)
+        return result
+
+    def _resolve(self, qualname: str, hint: str) -> Symbol | None:
         parts = qualname.split(".")
         mod = self.find_module(parts[0], hint)
         if mod is None:
@@ -1423,24 +1548,29 @@ class ProjectIndex:
 
     # -- the per-file view ----------------------------------------------------------------------
     def for_file(self, path: str | Path) -> FileResolver:
-        apath = _abs(path)
+        apath = os.path.abspath(str(path))
+        if apath not in self.files:
+            apath = _abs(apath)  # through symlinks (a few system calls)
         resolver = self._resolvers.get(apath)
         if resolver is None:
             resolver = self._resolvers[apath] = FileResolver(self, apath)
         return resolver
 
     def warm(self) -> int:
-        """Resolve the kind of every class of every project file and the import graph (so
-        that worker processes forked afterwards start with the answers). Returns the
-        number of classes."""
+        """Resolve the kind of every class of every project file, what every import of
+        the project refers to, and the import graph (so that worker processes forked
+        afterwards start with the answers). Returns the number of classes."""
         count = 0
         for entry in list(self.files.values()):
-            if not entry.module:
-                continue
+            resolver = self.for_file(entry.path)
             for name, binding in entry.summary.names.items():
-                if binding.kind == "class":
+                if binding.kind == "class" and entry.module:
                     self.facts_of(ClassRef(entry.module, name, True), entry.root)
                     count += 1
+                elif binding.kind == "import" and binding.name is not None:
+                    source = resolver.absolute(binding.module, binding.level)
+                    if source:
+                        resolver.project_symbol(f"{source}.{binding.name}")
         self.graph()
         for path in list(self.files):
             self.for_file(path).signature  # noqa: B018 - computes and caches
@@ -1581,8 +1711,8 @@ class FileResolver:
         if entry is not None:
             self.module, self.is_package, self.root = entry.module, entry.is_package, entry.root
         else:
-            proot = str(package_root(Path(path)))
-            self.module, self.is_package = module_name_for(Path(path), Path(proot))
+            proot = package_root(path, index._package_roots)
+            self.module, self.is_package = module_name_for(path, proot)
             self.root = proot
         self._signature: tuple | None = None
         self._project_tops: frozenset[str] | None = None
@@ -1607,6 +1737,9 @@ class FileResolver:
 
     def class_facts(self, qualname: str) -> ClassFacts:
         return self.index.class_facts(qualname, self.root)
+
+    def facts_of(self, ref: ClassRef) -> ClassFacts:
+        return self.index.facts_of(ref, self.root)
 
     def star_exports(self, module: str) -> tuple[tuple[str, str], ...]:
         return self.index.star_exports(module, self.root)
@@ -1666,28 +1799,25 @@ def build_project(
     paths: Iterable[str | Path],
     exclude: tuple[str, ...] = (),
     search_paths: Iterable[str] | None = None,
+    keep: dict[str, str] | None = None,
 ) -> ProjectIndex:
     """The CLI's index: the package roots above the given paths, every Python file under
-    them (`exclude` and `.gitignore` honoured)."""
+    them (`exclude` and `.gitignore` honoured). `keep` receives the texts read, by
+    real path (so that checking does not read them again)."""
     from gradguard.engine.files import collect_files
 
     roots: list[str] = []
+    memo: dict[str, str] = {}
     for raw in paths:
-        path = Path(raw)
-        if not path.exists():
+        if not os.path.exists(raw):
             continue
-        root = str(package_root(path))
+        root = package_root(raw, memo)
         if root not in roots:
             roots.append(root)
     index = ProjectIndex(roots, search_paths)
+    index._package_roots = memo
     fileset = collect_files(roots, exclude)
     for file in fileset.files:
         if file.suffix == ".py":
-            resolved = file.resolve()
-            index.add_file(resolved, root=_root_for(resolved, roots))
+            index.add_file(file, keep=keep)
     return index
-
-
-def _root_for(path: Path, roots: list[str]) -> str:
-    own = str(package_root(path))
-    return own if own else roots[0]
