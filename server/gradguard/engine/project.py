@@ -1026,6 +1026,12 @@ class ProjectIndex:
             summary = summarize_notebook(text, apath) if notebook else scan_source(text, apath)
         else:
             summary = summarize_notebook(text, apath) if notebook else summarize_source(text, apath)
+        return self._add_summary(apath, summary, size, mtime, root)
+
+    def _add_summary(
+        self, apath: str, summary: ModuleSummary | None, size: int, mtime: int, root: str | Path | None = None
+    ) -> bool:
+        notebook = apath.endswith(".ipynb")
         if summary is None:
             summary = ModuleSummary().finish()  # does not parse: binds nothing (yet)
         proot = package_root(apath, self._package_roots) if root is None else _abs(root)
@@ -1072,9 +1078,37 @@ class ProjectIndex:
             return True
         return False
 
-    def index_files(self, paths: Iterable[str | Path]) -> None:
+    def index_files(self, paths: Iterable[str | Path], jobs: int = 1, mp_context=None) -> None:
+        """Index many files (from disk, unchanged ones skipped); with `jobs` > 1 the
+        files are read and summarized in that many processes (the summaries come back
+        pickled; the LSP builds its workspace index this way, in the background)."""
+        todo = []
         for path in paths:
-            self.add_file(path)
+            apath = _abs(path)
+            old = self.files.get(apath)
+            if old is not None:
+                try:
+                    st = os.stat(apath)
+                except OSError:
+                    self.remove(apath)
+                    continue
+                if old.size == st.st_size and old.mtime == st.st_mtime_ns:
+                    continue
+            todo.append(apath)
+        if jobs <= 1 or len(todo) < 256:
+            for apath in todo:
+                self.add_file(apath)
+            return
+        from concurrent.futures import ProcessPoolExecutor
+
+        chunks = [todo[i : i + 64] for i in range(0, len(todo), 64)]
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp_context) as pool:
+            for results in pool.map(_summarize_files, chunks):
+                for apath, size, mtime, summary in results:
+                    if size < 0:
+                        self.remove(apath)
+                    else:
+                        self._add_summary(apath, summary, size, mtime)
 
     def _clear_memos(self) -> None:
         self._by_module: dict[str, list[_FileEntry]] | None = None
@@ -1795,11 +1829,29 @@ def torch_facts(qualname: str, heuristic: bool = False) -> ClassFacts | None:
     return None
 
 
+def _summarize_files(paths: list[str]) -> list[tuple[str, int, int, ModuleSummary | None]]:
+    """Read and summarize files (in a worker process of `ProjectIndex.index_files`)."""
+    from gradguard.engine.files import UnreadableFile, read_source
+
+    out: list[tuple[str, int, int, ModuleSummary | None]] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            text = read_source(Path(path))
+        except (OSError, UnreadableFile):
+            out.append((path, -1, -1, None))
+            continue
+        summary = summarize_notebook(text, path) if path.endswith(".ipynb") else scan_source(text, path)
+        out.append((path, st.st_size, st.st_mtime_ns, summary))
+    return out
+
+
 def build_project(
     paths: Iterable[str | Path],
     exclude: tuple[str, ...] = (),
     search_paths: Iterable[str] | None = None,
     keep: dict[str, str] | None = None,
+    jobs: int = 1,
 ) -> ProjectIndex:
     """The CLI's index: the package roots above the given paths, every Python file under
     them (`exclude` and `.gitignore` honoured). `keep` receives the texts read, by
@@ -1817,7 +1869,10 @@ def build_project(
     index = ProjectIndex(roots, search_paths)
     index._package_roots = memo
     fileset = collect_files(roots, exclude)
-    for file in fileset.files:
-        if file.suffix == ".py":
+    files = [file for file in fileset.files if file.suffix == ".py"]
+    if jobs > 1 and keep is None:
+        index.index_files(files, jobs=jobs)
+    else:
+        for file in files:
             index.add_file(file, keep=keep)
     return index
