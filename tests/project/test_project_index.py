@@ -400,3 +400,35 @@ def test_transformers_is_read_lazily_and_never_imported(tmp_path: Path) -> None:
     assert (kind, bert) == (KIND_MODULE, KIND_MODULE)
     assert 0 < int(read) < 40
     assert imported == "False" and torch_imported == "False"
+
+
+def test_index_files_in_worker_processes_gives_the_same_index(tmp_path: Path) -> None:
+    files = {"pkg/__init__.py": "from .m0 import C0\n"}
+    for i in range(300):
+        base = f"C{i - 1}" if i else "nn.Module"
+        imports = "import torch.nn as nn\n" + (f"from .m{i - 1} import C{i - 1}\n" if i else "")
+        files[f"pkg/m{i}.py"] = (
+            f"{imports}\n\nclass C{i}({base}):\n    def step(self):\n        self.zero_grad()\n"
+        )
+    write(tmp_path, files)
+    serial = build_project([tmp_path / "pkg"])
+    parallel = build_project([tmp_path / "pkg"], jobs=2)
+    assert set(serial.files) == set(parallel.files) and len(serial.files) == 301
+    for path, entry in serial.files.items():
+        assert parallel.files[path].summary.names == entry.summary.names
+        assert parallel.files[path].module == entry.module
+    resolver = parallel.for_file(tmp_path / "pkg" / "m299.py")
+    assert resolver.class_facts("pkg.m299.C299").kind == KIND_MODULE  # 300 bases deep
+    assert len(parallel.dependents(tmp_path / "pkg" / "m0.py")) == 300
+
+
+def test_absurdly_deep_chains_do_not_crash(tmp_path: Path) -> None:
+    files = {"m0.py": "import torch.nn as nn\n\n\nclass C0(nn.Module):\n    pass\n"}
+    for i in range(1, 1500):
+        files[f"m{i}.py"] = f"from m{i - 1} import C{i - 1}\n\n\nclass C{i}(C{i - 1}):\n    pass\n"
+    write(tmp_path, files)
+    index = build_project([tmp_path], search_paths=[])
+    facts = index.for_file(tmp_path / "m1499.py").class_facts("m1499.C1499")
+    assert facts.kind in (KIND_MODULE, KIND_UNKNOWN)
+    text = (tmp_path / "m1499.py").read_text() + "    def backward(self, g):\n        return g\n"
+    Analyzer(project=index).check(text, str(tmp_path / "m1499.py"))  # no exception

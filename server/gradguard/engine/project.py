@@ -1277,7 +1277,10 @@ class ProjectIndex:
         if key in self._lookups:
             return self._lookups[key]
         self._lookups[key] = None  # an import cycle ends here
-        result = self._lookup(module, name, hint)
+        try:
+            result = self._lookup(module, name, hint)
+        except RecursionError:  # an absurdly long chain of re-exports
+            result = Unknown("too deep")
         self._lookups[key] = result
         return result
 
@@ -1470,7 +1473,10 @@ class ProjectIndex:
         if mod is None or binding is None or binding.kind != "class":
             facts = ClassFacts(qual, KIND_UNKNOWN, None, ref.in_project)
         else:
-            facts = self._combine(mod, ref, binding, mod.root if mod.in_project else hint)
+            try:
+                facts = self._combine(mod, ref, binding, mod.root if mod.in_project else hint)
+            except RecursionError:  # an absurdly deep chain of bases: give up on it
+                facts = ClassFacts(qual, KIND_UNKNOWN, None, ref.in_project)
         self._facts[qual] = facts
         return facts
 
