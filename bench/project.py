@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/project.py forward        # (a) transformers: classes with `forward` known as modules
     .venv/bin/python bench/project.py throughput     # (b) CLI lines per CPU-second with and without the index
+    .venv/bin/python bench/project.py breakdown      # (b) the same in one process, phase by phase
     .venv/bin/python bench/project.py memory         # (c) index memory on transformers, 5,000-file tree timing
     .venv/bin/python bench/project.py findings       # (d) findings the index adds or removes (to review)
     .venv/bin/python bench/project.py all
@@ -149,6 +150,62 @@ def throughput(repeat: int, jobs: int) -> dict:
     return out
 
 
+def breakdown(repeat: int) -> dict:
+    """Where the difference goes, in one process (no worker pool): the same files checked
+    without and with the index, interleaved, best of `repeat` per phase."""
+    import profile_engine
+
+    dirs = [corpus.ensure_package(p) for p in PACKAGES]
+    files = [(str(f), f.read_text(encoding="utf-8")) for d in dirs for f in corpus.python_files(d)]
+    lines = sum(corpus.count_lines(t) for _, t in files)
+    best: dict[str, dict[str, float]] = {"without": {}, "with": {}}
+    modules = {}
+    for _ in range(repeat):
+        for name in ("without", "with"):
+            gc.collect()
+            index_cpu = 0.0
+            project = None
+            if name == "with":
+                gc.disable()
+                t0 = time.process_time()
+                project = build_project(dirs)
+                project.warm()
+                index_cpu = time.process_time() - t0
+                gc.enable()
+                gc.freeze()
+            timed = profile_engine.TimedAnalyzer()
+            timed.project = project
+            profile_engine.install_phase_timers(timed)
+            t0 = time.process_time()
+            for path, text in files:
+                timed.check(text, path)
+            total = time.process_time() - t0
+            rules = sum(v for k, v in timed.times.items() if k.startswith("rule "))
+            phases = {
+                "index (build + warm)": index_cpu,
+                "parse": timed.times["parse"],
+                "module context": timed.times["module context"],
+                "unit index": timed.times["unit index"],
+                "rules": rules,
+                "rest": total - sum(timed.times.values()),
+                "total": total + index_cpu,
+            }
+            modules[name] = timed.counts["units"]
+            for key, value in phases.items():
+                best[name][key] = min(best[name].get(key, value), value)
+            del project, timed
+            gc.unfreeze()
+    print(f"in one process, {lines:,} lines, best of {repeat} (CPU seconds):")
+    print(f"  {'phase':24s} {'without':>8s} {'with':>8s} {'diff':>7s}")
+    for key in best["without"]:
+        a, b = best["without"][key], best["with"][key]
+        print(f"  {key:24s} {a:8.2f} {b:8.2f} {b - a:+7.2f}")
+    print(f"  units indexed: {modules['without']} without, {modules['with']} with")
+    ratio = best["without"]["total"] / best["with"]["total"]
+    print(f"  with / without: {ratio:.1%} of the lines per CPU-second")
+    return {"lines": lines, "best": best, "units": modules, "ratio": ratio}
+
+
 # -- (c) ------------------------------------------------------------------------------------------
 def memory_and_scale() -> dict:
     package = corpus.ensure_package("transformers")
@@ -248,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=("forward", "throughput", "memory", "findings", "all"))
+    parser.add_argument("what", choices=("forward", "throughput", "breakdown", "memory", "findings", "all"))
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
@@ -258,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
             data = forward_classes()
         elif what == "throughput":
             data = throughput(args.repeat, args.jobs)
+        elif what == "breakdown":
+            data = breakdown(args.repeat)
         elif what == "memory":
             data = memory_and_scale()
         else:
