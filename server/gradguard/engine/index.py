@@ -235,21 +235,19 @@ class ModuleContext:
         """Classes and functions imported from other files of the project become this
         file's own, with their resolved kinds: a subclass of a project base class is a
         module, `model = Net()` builds a module, exactly as if they were defined here."""
-        from gradguard.engine.project import ClassRef, FunctionRef
-
         for local, target in list(self.aliases.items()):
             if local in self.classes or local in self.functions:
                 continue
-            symbol = resolver.project_symbol(target)
-            if isinstance(symbol, ClassRef):
-                facts = resolver.facts_of(symbol)
-                kind = facts.kind if facts.kind in (KIND_MODULE, KIND_FUNCTION) else KIND_OTHER
-                hook = facts.backward_hook if kind == KIND_MODULE else None
+            found = resolver.imported(target)
+            if found is None:
+                continue
+            if found[0] == "class":
+                kind = found[1] if found[1] in (KIND_MODULE, KIND_FUNCTION) else KIND_OTHER
+                hook = found[2] if kind == KIND_MODULE else None
                 self.classes[local] = ClassSummary(local, kind, (target,), hook)
-                del self.aliases[local]
-            elif isinstance(symbol, FunctionRef):
-                self.functions[local] = FunctionSummary(local, symbol.calls)
-                del self.aliases[local]
+            else:
+                self.functions[local] = FunctionSummary(local, found[1])
+            del self.aliases[local]
         self.explicit_backward_calls = self.explicit_backward_calls | resolver.explicit_backward_calls
         self.changes_default_dtype = self.changes_default_dtype or resolver.changes_default_dtype
 

@@ -1115,6 +1115,8 @@ class ProjectIndex:
         self._mods: dict[tuple[str, str], _Mod | None] = {}
         self._lookups: dict[tuple[str, str, str], Symbol | None] = {}
         self._resolved: dict[tuple[str, str], Symbol | None] = {}
+        self._class_facts: dict[tuple[str, str], ClassFacts] = {}
+        self._imported: dict[tuple[str, str], tuple | None] = {}
         self._facts: dict[str, ClassFacts] = {}
         self._exports: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
         self._graph: _Graph | None = None
@@ -1610,7 +1612,11 @@ class ProjectIndex:
                 elif binding.kind == "import" and binding.name is not None:
                     source = resolver.absolute(binding.module, binding.level)
                     if source:
-                        resolver.project_symbol(f"{source}.{binding.name}")
+                        resolver.imported(f"{source}.{binding.name}")
+            for module, level in entry.summary.stars:
+                source = resolver.absolute(module, level)
+                if source:
+                    resolver.star_exports(source)
         self.graph()
         for path in list(self.files):
             self.for_file(path).signature  # noqa: B018 - computes and caches
@@ -1776,7 +1782,31 @@ class FileResolver:
         return self.resolve(qualname)
 
     def class_facts(self, qualname: str) -> ClassFacts:
-        return self.index.class_facts(qualname, self.root)
+        key = (qualname, self.root)
+        memo = self.index._class_facts
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = self.index.class_facts(qualname, self.root)
+        return found
+
+    def imported(self, target: str) -> tuple | None:
+        """What a name imported from another file of the project is, for the engine:
+        ("class", kind, backward_hook) or ("function", loop-vocabulary calls); None for
+        anything else (a module, a value, an installed package's name: not read)."""
+        key = (target, self.root)
+        memo = self.index._imported
+        if key in memo:
+            return memo[key]
+        result: tuple | None = None
+        if self.in_project(target):
+            symbol = self.resolve(target)
+            if isinstance(symbol, ClassRef):
+                facts = self.facts_of(symbol)
+                result = ("class", facts.kind, facts.backward_hook)
+            elif isinstance(symbol, FunctionRef):
+                result = ("function", symbol.calls)
+        memo[key] = result
+        return result
 
     def facts_of(self, ref: ClassRef) -> ClassFacts:
         return self.index.facts_of(ref, self.root)
