@@ -36,6 +36,7 @@ import re
 import sys
 import warnings
 from collections.abc import Iterable
+from typing import NamedTuple
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,9 +87,8 @@ def changes_default_dtype(text: str) -> bool:
 
 
 # -- summaries --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Binding:
-    """What a top-level name is bound to."""
+class Binding(NamedTuple):
+    """What a top-level name is bound to (a named tuple: hundreds of thousands are made)."""
 
     kind: str  # "class" | "function" | "import" | "variable"
     bases: tuple[str, ...] = ()  # class: base expressions as written ("nn.Module", "Base", "?")
