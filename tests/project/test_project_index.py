@@ -432,3 +432,22 @@ def test_absurdly_deep_chains_do_not_crash(tmp_path: Path) -> None:
     assert facts.kind in (KIND_MODULE, KIND_UNKNOWN)
     text = (tmp_path / "m1499.py").read_text() + "    def backward(self, g):\n        return g\n"
     Analyzer(project=index).check(text, str(tmp_path / "m1499.py"))  # no exception
+
+
+def test_editor_buffers_mid_edit_keep_their_facts(tmp_path: Path) -> None:
+    write(tmp_path, {"base.py": "import torch.nn as nn\n\n\nclass Base(nn.Module):\n    pass\n"})
+    index = build_project([tmp_path])
+    base = tmp_path / "base.py"
+    facts = index.for_file(base).class_facts
+    assert facts("base.Base").kind == KIND_MODULE
+    # a half-typed method: the file does not parse, the class header is still read
+    broken = "import torch.nn as nn\n\n\nclass Base(nn.Module):\n    def forward(self, x\n"
+    assert not index.update(base, broken)
+    assert index.for_file(base).class_facts("base.Base").kind == KIND_MODULE
+    # a tree from the caller is used as is
+    text = "class Base:\n    pass\n"
+    assert index.update(base, text, tree=ast.parse(text))
+    assert index.for_file(base).class_facts("base.Base").kind == KIND_OTHER
+    # nothing readable at all: the previous facts stay
+    assert not index.update(base, "class Base(:\n")
+    assert index.for_file(base).class_facts("base.Base").kind == KIND_OTHER

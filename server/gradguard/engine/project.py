@@ -899,7 +899,9 @@ def _realpath(path: str) -> str:
 
 
 def _abs(path: str | Path) -> str:
-    return _realpath(str(path))
+    """Absolute, with the directories' symlinks resolved (one `realpath` per directory)."""
+    directory, name = os.path.split(os.path.abspath(str(path)))
+    return os.path.join(_realpath(directory), name) if name else _realpath(directory)
 
 
 def _is_under(path: str, root: str) -> bool:
@@ -988,7 +990,7 @@ class ProjectIndex:
 
     # -- building -----------------------------------------------------------------------
     def add_root(self, root: str | Path) -> str:
-        path = _abs(root)
+        path = _realpath(os.path.abspath(str(root)))
         if path not in self.roots:
             self.roots.append(path)
             self._clear_memos()
@@ -1053,19 +1055,25 @@ class ProjectIndex:
         return changed
 
     def update(self, path: str | Path, text: str, tree: ast.Module | None = None) -> bool:
-        """An editor buffer's text replaces the file's summary; returns whether any fact
-        other files may rest on changed (then `dependents(path)` need re-checking)."""
+        """An editor buffer's text (and its tree, when the caller parsed it) replaces the
+        file's summary; returns whether any fact other files may rest on changed (then
+        `dependents(path)` need re-checking). A buffer that does not parse keeps what the
+        line scanner can still read of it, or else its previous summary."""
         apath = _abs(path)
-        if tree is not None and not apath.endswith(".ipynb"):
-            old = self.files.get(apath)
+        if apath.endswith(".ipynb"):
+            summary = summarize_notebook(text, apath)
+        elif tree is not None:
             summary = summarize_tree(tree, text)
-            if old is not None:
-                changed = not old.summary.same_facts(summary)
-                old.summary, old.size, old.mtime = summary, -1, -1
-                if changed:
-                    self._clear_memos()
-                return changed
-        return self.add_file(apath, text=text)
+        else:
+            summary = summarize_source(text, apath)
+            if summary is None:
+                try:
+                    summary = _scan(text)
+                except (_Unsure, SyntaxError, ValueError, RecursionError):
+                    summary = None
+        if summary is None:
+            return False
+        return self._add_summary(apath, summary, -1, -1)
 
     def refresh(self, path: str | Path) -> bool:
         """Re-read a file after it changed on disk (no-op when size and mtime are the same)."""
