@@ -198,3 +198,22 @@ def test_project_index_without_files_is_harmless() -> None:
     analyzer = Analyzer(project=index)
     found = analyzer.check("import torch\nx = torch.randn(3, requires_grad=True)\nx += 1\n", "")
     assert [f.code for f in found.findings] == ["GG203"]
+
+
+def test_alone_each_file_gets_what_the_index_corrects() -> None:
+    alone = Analyzer()
+
+    def codes(name: str) -> dict[str, list]:
+        out: dict[str, list] = {}
+        for p in case_files(CASES / name):
+            for f in alone.check(p.read_text(), str(p)).findings:
+                out.setdefault(f.code, []).append(f)
+        return out
+
+    # the helper that clears the gradients lives in utils.py: alone, train.py is a false positive
+    assert "GG401" in codes("function_helper")
+    # `Clamp()(x)` is only a misuse when Clamp is known to be an autograd Function
+    assert "GG602" not in codes("function_misuse")
+    # run.py calls Manual.backward by hand: alone, deleting it looks like a safe fix
+    (fake,) = codes("explicit_backward")["GG101"]
+    assert fake.fix is not None and fake.fix.applicability.value == "safe"

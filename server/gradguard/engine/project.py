@@ -30,15 +30,16 @@ from __future__ import annotations
 
 import ast
 import functools
+import itertools
 import json
 import os
 import re
 import sys
 import warnings
 from collections.abc import Iterable
-from typing import NamedTuple
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 # -- kinds ----------------------------------------------------------------------------------
 KIND_MODULE = "module"  # an nn.Module subclass
@@ -580,7 +581,7 @@ def _scan_block(builder: _Builder, text: str, clauses: list[tuple[int, int]]) ->
     saved_cond = builder.cond
     try:
         builder.cond = True
-        for (pos, line), (nxt, _) in zip(clauses, clauses[1:]):
+        for (pos, line), (nxt, _) in itertools.pairwise(clauses):
             eol = text.find("\n", pos, nxt)
             header = text[pos:eol] if eol >= 0 else ""
             if "#" in header:
@@ -1049,9 +1050,9 @@ class ProjectIndex:
         if changed:
             self._clear_memos()
             directory = os.path.dirname(apath)
-            if old is None and os.path.basename(apath) == "__init__.py":
-                if self._package_roots.get(directory) == directory:
-                    self._package_roots.clear()  # a new package: the roots below it move
+            new_package = old is None and os.path.basename(apath) == "__init__.py"
+            if new_package and self._package_roots.get(directory) == directory:
+                self._package_roots.clear()  # a new package: the roots below it move
         return changed
 
     def update(self, path: str | Path, text: str, tree: ast.Module | None = None) -> bool:
