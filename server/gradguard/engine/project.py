@@ -1120,7 +1120,6 @@ class ProjectIndex:
                         self._add_summary(apath, summary, size, mtime)
 
     def _clear_memos(self) -> None:
-        self._by_module: dict[str, list[_FileEntry]] | None = None
         self._mods: dict[tuple[str, str], _Mod | None] = {}
         self._lookups: dict[tuple[str, str, str], Symbol | None] = {}
         self._resolved: dict[tuple[str, str], Symbol | None] = {}
@@ -1231,12 +1230,6 @@ class ProjectIndex:
         summary = scan_source(text, mod.path)
         self._external[mod.path] = (st.st_size, st.st_mtime_ns, summary)
         return summary
-
-    def _module_of_file(self, path: str) -> tuple[str, bool, str] | None:
-        entry = self.files.get(path)
-        if entry is not None:
-            return entry.module, entry.is_package, entry.root
-        return None
 
     # -- name resolution -------------------------------------------------------------------
     @staticmethod
@@ -1539,15 +1532,6 @@ class ProjectIndex:
         return ClassFacts(base, KIND_UNKNOWN)
 
     # -- the import graph ---------------------------------------------------------------------
-    def _modules(self) -> dict[str, list[_FileEntry]]:
-        if self._by_module is None:
-            by: dict[str, list[_FileEntry]] = {}
-            for entry in self.files.values():
-                if entry.module:
-                    by.setdefault(entry.module, []).append(entry)
-            self._by_module = by
-        return self._by_module
-
     def imports_of(self, path: str) -> list[str]:
         """Paths of the project files a file imports (directly)."""
         entry = self.files.get(path)
@@ -1770,7 +1754,6 @@ class FileResolver:
             self.module, self.is_package = module_name_for(path, proot)
             self.root = proot
         self._signature: tuple | None = None
-        self._project_tops: frozenset[str] | None = None
 
     def absolute(self, module: str | None, level: int) -> str | None:
         return self.index.absolute(module, level, self.module, self.is_package)
