@@ -61,9 +61,9 @@ def install_phase_timers(timed: TimedAnalyzer) -> None:
             timed.times["parse"] += clock() - t0
 
     class TimedModuleContext(ModuleContext):
-        def __init__(self, tree, source):
+        def __init__(self, tree, source, resolver=None):
             t0 = clock()
-            super().__init__(tree, source)
+            super().__init__(tree, source, resolver)
             timed.times["module context"] += clock() - t0
 
     class TimedUnit(Unit):

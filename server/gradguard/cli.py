@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import gc
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -16,6 +18,7 @@ from gradguard.engine.analyzer import Analyzer
 from gradguard.engine.config import Config, ConfigError, load_config
 from gradguard.engine.files import UnreadableFile, collect_files, read_source
 from gradguard.engine.finding import Finding
+from gradguard.engine.project import ProjectIndex, build_project
 from gradguard.engine.rule import all_rules, iter_rule_metadata, rule_class
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
@@ -51,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--jobs", "-j", type=int, default=0, help="parallel processes (default: all cores)")
     check.add_argument("--config", help="pyproject.toml to read [tool.gradguard] from")
     check.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
+    check.add_argument(
+        "--no-project",
+        action="store_true",
+        help="check every file alone (no project index: imports from other files stay unknown)",
+    )
 
     explain = sub.add_parser("explain", help="explain a rule")
     explain.add_argument("code")
@@ -91,18 +99,32 @@ class CheckJob:
 
 
 _worker_analyzer: Analyzer | None = None
+_worker_project: ProjectIndex | None = None
+_worker_texts: dict[str, str] = {}
+
+
+def _init_worker(project: ProjectIndex | None, texts: dict[str, str] | None = None) -> None:
+    """Runs once in each worker process. With the "fork" start method the index (built
+    and warmed in the parent) arrives without pickling, shared copy-on-write; with
+    "spawn" it is pickled once per worker, never per file."""
+    global _worker_project, _worker_analyzer, _worker_texts
+    _worker_project = project
+    _worker_texts = texts or {}
+    _worker_analyzer = None
 
 
 def _check_one(args: tuple[str, CheckJob]) -> FileResult:
     global _worker_analyzer
     path, job = args
     if _worker_analyzer is None or _worker_analyzer.config != job.config:
-        _worker_analyzer = Analyzer(job.config)
+        _worker_analyzer = Analyzer(job.config, project=_worker_project)
     analyzer = _worker_analyzer
-    try:
-        text = read_source(Path(path))
-    except UnreadableFile as exc:
-        return FileResult(path, note=str(exc))
+    text = _worker_texts.get(path)  # read once already, by the project index
+    if text is None:
+        try:
+            text = read_source(Path(path))
+        except UnreadableFile as exc:
+            return FileResult(path, note=str(exc))
     result = FileResult(path)
     try:
         if job.fix:
@@ -172,10 +194,37 @@ def run_check(args: argparse.Namespace) -> int:
     job = CheckJob(config, fix=args.fix or args.diff, unsafe=args.unsafe_fixes)
     work = [(str(p), job) for p in fileset.files]
     jobs = args.jobs or os.cpu_count() or 1
+    # The project index first: every file under the package roots of the given paths, so
+    # that a finding in one file may rest on another file's classes.
+    project = None
+    texts: dict[str, str] = {}
+    if not args.no_project:
+        gc.disable()  # hundreds of thousands of long-lived objects: nothing for the GC to do
+        try:
+            read: dict[str, str] = {}
+            project = build_project(args.paths, config.exclude, keep=read)
+            project.warm()
+            for path, _ in work:
+                text = read.get(project.real_path(path))
+                if text is not None:
+                    texts[path] = text
+            del read
+        finally:
+            gc.enable()
+        # the index lives as long as the process: keep the garbage collector from walking
+        # it again and again (and, after a fork, from touching every page of it)
+        gc.freeze()
     if jobs > 1 and len(work) > 8:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        # with "spawn" (no fork) the texts would be pickled for every worker: let them read
+        shared = texts if context.get_start_method() == "fork" else {}
+        with ProcessPoolExecutor(
+            max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(project, shared)
+        ) as pool:
             results = list(pool.map(_check_one, work, chunksize=max(1, len(work) // (jobs * 8))))
     else:
+        _init_worker(project, texts)
         results = [_check_one(w) for w in work]
 
     findings: list[Finding] = []

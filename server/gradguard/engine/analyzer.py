@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from gradguard.engine.config import Config
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.index import ModuleContext, Unit, split_units, statement_start_line
+from gradguard.engine.project import ProjectIndex
 from gradguard.engine.rule import Rule, SyntaxErrorRule, all_rules
 from gradguard.engine.semantic import Semantics
 from gradguard.engine.source import SourceFile, apply_edits
@@ -137,8 +138,13 @@ class _UnitTexts:
 class Analyzer:
     """Checks sources with a set of rules; keeps a per-unit cache between calls."""
 
-    def __init__(self, config: Config | None = None, cache_size: int = 2048) -> None:
+    def __init__(
+        self, config: Config | None = None, cache_size: int = 2048, project: ProjectIndex | None = None
+    ) -> None:
         self.config = config or Config()
+        # the project the checked files belong to: names imported from other files (and
+        # installed packages) get their kinds from it; None checks every file alone
+        self.project = project
         self._cache: OrderedDict[tuple, _CacheEntry] = OrderedDict()
         self._cache_size = cache_size
         self._rules: list[Rule] = []
@@ -190,8 +196,11 @@ class Analyzer:
         findings = self._check_tree(tree, source, path, errors)
         return CheckResult(self._filter(findings, source), tree, errors)
 
-    def _check_tree(self, tree: ast.Module, source: SourceFile, path: str, errors: list[RuleError]) -> list[Finding]:
-        module = ModuleContext(tree, source)
+    def _check_tree(
+        self, tree: ast.Module, source: SourceFile, path: str, errors: list[RuleError]
+    ) -> list[Finding]:
+        resolver = self.project.for_file(path) if self.project is not None and path else None
+        module = ModuleContext(tree, source, resolver)
         if not module.imports_torch:
             # Every rule is about torch code: a file that never imports torch is silent.
             return []

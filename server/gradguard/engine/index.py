@@ -25,6 +25,7 @@ from gradguard.engine.source import SourceFile
 
 if TYPE_CHECKING:
     from gradguard.engine.semantic import Semantics
+    from gradguard.engine.project import FileResolver
 
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 _T = TypeVar("_T")
@@ -47,6 +48,10 @@ FUNCTION_BASES = {
     "torch.autograd.function.InplaceFunction",
 }
 _NOT_MODULES_IN_NN = {"Parameter", "UninitializedParameter", "Buffer", "UninitializedBuffer"}
+# Without a project resolver (or when Lightning is not installed), a base under these
+# prefixes is taken to be Lightning's LightningModule, whose `backward(loss)` hook
+# Lightning calls itself. With a resolver, the hook is found in Lightning's source.
+_LIGHTNING_PREFIXES = ("lightning.", "pytorch_lightning.")
 
 GRAD_DISABLING = {
     "torch.no_grad",
@@ -110,6 +115,9 @@ class ClassSummary:
     name: str
     kind: str  # KIND_MODULE / KIND_FUNCTION / KIND_OTHER
     bases: tuple[str, ...]
+    # a module class whose framework base defines `backward` and calls overrides of it
+    # (Lightning's LightningModule): the qualified name of that base
+    backward_hook: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +134,10 @@ _LOOP_VOCABULARY = ("zero_grad", "backward", "step", "clip_grad")
 class ModuleContext:
     """Module-wide facts computed from the top-level statements only."""
 
-    def __init__(self, tree: ast.Module, source: SourceFile) -> None:
+    def __init__(self, tree: ast.Module, source: SourceFile, resolver: FileResolver | None = None) -> None:
+        # the project this file belongs to (gradguard.engine.project): resolves relative and
+        # star imports, and the names other files define; None checks the file alone
+        self.resolver = resolver
         self.aliases: dict[str, str] = {}
         self.classes: dict[str, ClassSummary] = {}
         self.functions: dict[str, FunctionSummary] = {}
@@ -139,6 +150,8 @@ class ModuleContext:
             "set_default_dtype" in source.text or "set_default_tensor_type" in source.text
         )
         self._scan(tree.body, source)
+        if resolver is not None:
+            self._import_project_names(resolver)
         self.signature = hash(
             (
                 tuple(sorted(self.aliases.items())),
@@ -147,6 +160,7 @@ class ModuleContext:
                 tuple(sorted(self.grad_leaves)),
                 tuple(sorted(self.explicit_backward_calls)),
                 self.changes_default_dtype,
+                resolver.signature if resolver is not None else None,
             )
         )
 
@@ -161,13 +175,20 @@ class ModuleContext:
                         top = alias.name.split(".")[0]
                         self.aliases[top] = top
             elif isinstance(stmt, ast.ImportFrom):
-                if stmt.module and not stmt.level:
+                module = stmt.module
+                if stmt.level:  # relative: only a project knows what it is
+                    module = self.resolver.absolute(stmt.module, stmt.level) if self.resolver else None
+                if module:
                     for alias in stmt.names:
                         if alias.name != "*":
-                            self.aliases[alias.asname or alias.name] = f"{stmt.module}.{alias.name}"
+                            self.aliases[alias.asname or alias.name] = f"{module}.{alias.name}"
+                        elif self.resolver is not None:
+                            self.aliases.update(self.resolver.star_exports(module))
             elif isinstance(stmt, ast.ClassDef):
-                bases = tuple(self.qualname(b) or dotted_name(b) or "?" for b in stmt.bases)
-                self.classes[stmt.name] = ClassSummary(stmt.name, self._kind_of(bases), bases)
+                quals = [self.qualname(b) for b in stmt.bases]
+                bases = tuple(q or dotted_name(b) or "?" for q, b in zip(quals, stmt.bases))
+                kind, hook = self._kind_of(bases, tuple(q is not None for q in quals))
+                self.classes[stmt.name] = ClassSummary(stmt.name, kind, bases, hook)
             elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 text = source.text_between(stmt.lineno, 1, (stmt.end_lineno or stmt.lineno) + 1, 1)
                 calls = frozenset(word for word in _LOOP_VOCABULARY if word in text)
@@ -184,25 +205,62 @@ class ModuleContext:
                         if isinstance(target, ast.Name):
                             self.grad_leaves.add(target.id)
 
-    def _kind_of(self, bases: tuple[str, ...]) -> str:
-        for base in bases:
-            if base in MODULE_BASES:
-                return KIND_MODULE
-            if base in FUNCTION_BASES:
-                return KIND_FUNCTION
-            if base.startswith("torch.nn.") and base.count(".") == 2:
-                last = base.rsplit(".", 1)[1]
-                if last[:1].isupper() and last not in _NOT_MODULES_IN_NN:
-                    return KIND_MODULE  # subclass of a built-in layer, e.g. nn.Linear
-            local = self.classes.get(base)
-            if local is not None and local.kind != KIND_OTHER:
-                return local.kind
-        return KIND_OTHER
+    def _kind_of(self, bases: tuple[str, ...], qualified: tuple[bool, ...] = ()) -> tuple[str, str | None]:
+        """(kind, backward_hook) of a class from its bases: the first base that is a module or
+        an autograd Function decides the kind; any base may carry a backward hook."""
+        kind, hook = KIND_OTHER, None
+        for i, base in enumerate(bases):
+            base_kind, base_hook = self._base_kind(base, i < len(qualified) and qualified[i])
+            if kind == KIND_OTHER and base_kind != KIND_OTHER:
+                kind = base_kind
+            hook = hook or base_hook
+        return kind, hook if kind == KIND_MODULE else None
+
+    def _base_kind(self, base: str, qualified: bool) -> tuple[str, str | None]:
+        local = self.classes.get(base)
+        if local is not None:
+            return local.kind, local.backward_hook
+        resolver = self.resolver
+        if base.startswith("torch."):
+            kind, hook = _table_kind(base)
+            if kind != KIND_OTHER or resolver is None:
+                return kind, hook
+        if resolver is not None and qualified:
+            facts = resolver.class_facts(base)
+            if facts.kind in (KIND_MODULE, KIND_FUNCTION):
+                return facts.kind, facts.backward_hook
+            if facts.kind != "unknown":
+                return KIND_OTHER, None
+        return _table_kind(base)
+
+    def _import_project_names(self, resolver: FileResolver) -> None:
+        """Classes and functions imported from other files of the project become this
+        file's own, with their resolved kinds: a subclass of a project base class is a
+        module, `model = Net()` builds a module, exactly as if they were defined here."""
+        for local, target in list(self.aliases.items()):
+            if local in self.classes or local in self.functions:
+                continue
+            found = resolver.imported(target)
+            if found is None:
+                continue
+            if found[0] == "class":
+                kind = found[1] if found[1] in (KIND_MODULE, KIND_FUNCTION) else KIND_OTHER
+                hook = found[2] if kind == KIND_MODULE else None
+                self.classes[local] = ClassSummary(local, kind, (target,), hook)
+            else:
+                self.functions[local] = FunctionSummary(local, found[1])
+            del self.aliases[local]
+        self.explicit_backward_calls = self.explicit_backward_calls | resolver.explicit_backward_calls
+        self.changes_default_dtype = self.changes_default_dtype or resolver.changes_default_dtype
 
     # -- queries ------------------------------------------------------------------------
     @property
     def imports_torch(self) -> bool:
-        return any(v == "torch" or v.startswith("torch.") for v in self.aliases.values())
+        if any(v == "torch" or v.startswith("torch.") for v in self.aliases.values()):
+            return True
+        # a class built on torch classes another file imports (a project base class, a
+        # star import): this file is torch code too
+        return self.resolver is not None and any(s.kind != KIND_OTHER for s in self.classes.values())
 
     def qualname(self, node: ast.AST) -> str | None:
         """Resolve a name or attribute chain through the imports: with `import torch.nn as nn`,
@@ -250,12 +308,30 @@ class ModuleContext:
         if name and name.startswith("torch.nn.") and name.count(".") == 2:
             last = name.rsplit(".", 1)[1]
             return last[:1].isupper() and last not in _NOT_MODULES_IN_NN
-        if isinstance(call.func, ast.Name):
-            return self.is_module_class(call.func.id)
+        if isinstance(call.func, ast.Name) and self.is_module_class(call.func.id):
+            return True
+        if name and self.resolver is not None and name.rsplit(".", 1)[-1][:1].isupper():
+            # an installed library's (or another project file's) module class
+            return self.resolver.class_facts(name).kind == KIND_MODULE
         return False
 
     def is_parameter_constructor(self, call: ast.AST) -> bool:
         return isinstance(call, ast.Call) and self.call_name(call) in PARAMETER_CTORS
+
+
+def _table_kind(base: str) -> tuple[str, str | None]:
+    """The kinds known without resolving anything (torch's public names)."""
+    if base in MODULE_BASES:
+        return KIND_MODULE, base if base.startswith(_LIGHTNING_PREFIXES) else None
+    if base in FUNCTION_BASES:
+        return KIND_FUNCTION, None
+    if base.startswith("torch.nn.") and base.count(".") == 2:
+        last = base.rsplit(".", 1)[1]
+        if last[:1].isupper() and last not in _NOT_MODULES_IN_NN:
+            return KIND_MODULE, None  # subclass of a built-in layer, e.g. nn.Linear
+    if base.startswith(_LIGHTNING_PREFIXES):
+        return KIND_OTHER, base
+    return KIND_OTHER, None
 
 
 _BACKWARD_CALL_RE = re.compile(

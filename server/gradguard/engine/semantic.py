@@ -415,6 +415,11 @@ class Semantics:
         qual = module.aliases.get(name)
         if qual is not None:
             return self.reference(qual)
+        if name in module.classes:
+            # a class imported from another file of the project (its kind resolved there)
+            return Value(CLASS, grad=NO, leaf=NO, cls=name)
+        if name in module.functions:
+            return Value(CALLABLE, grad=NO, leaf=NO, cls=name)
         if any(_binds(stmt, name) for stmt in self.script):
             if self._script_busy:
                 return UNKNOWN
@@ -647,7 +652,7 @@ class Semantics:
                 return self._function_apply(flow, node, callee, args, state)
             if callee.node is not None:
                 return self.call_function(flow, node, callee.node, args, state, self_value=callee.elem)
-            return UNKNOWN
+            return self._opaque_call(node, callee, args, _callee_name(node.func))
         if kinds == FUNCTION_INSTANCE:
             flow._record(FUNCTION_INSTANCE_CALL, node, state, callee, args=tuple(args.all()))
             return combine([a for a in args.all() if a.kinds & TENSORISH], node=node)
@@ -1321,7 +1326,8 @@ class Semantics:
             params = args.get(0, "params") or UNKNOWN
             return Value(OPTIMIZER, grad=NO, leaf=NO, cls=qual, elem=params, sources=_params_sources(params))
         # a class from another file or library: what the project knows of it
-        kind = self.module.resolved_kind(qual) if hasattr(self.module, "resolved_kind") else None
+        resolver = self.module.resolver
+        kind = resolver.class_facts(qual).kind if resolver is not None and qual.rsplit(".", 1)[-1][:1].isupper() else None
         if kind == KIND_MODULE:
             self.source_kinds.setdefault(node, "module")
             return Value(MODULE, grad=NO, leaf=NO, cls=qual, sources=frozenset((node,)))

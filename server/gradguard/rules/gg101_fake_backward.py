@@ -12,8 +12,6 @@ from gradguard.engine.fixes import delete_statement
 from gradguard.engine.index import FunctionNode, Unit, statement_start_line
 from gradguard.engine.rule import Invalid, Rule, Valid
 
-# Lightning calls `LightningModule.backward(loss)` itself: not a fake backward.
-_LIGHTNING_PREFIXES = ("lightning.", "pytorch_lightning.")
 # `mm_backward`, `linear_backward`, `mmBackward`, `customBackward`
 _BACKWARD_NAME = re.compile(r"^(?:backward|\w+_backward|[a-z]\w*Backward)$")
 # Parameter names that carry an upstream gradient.
@@ -45,21 +43,11 @@ def fake_backward_methods(unit: Unit, cls: ast.ClassDef) -> list[FunctionNode]:
 
 
 def _is_lightning(unit: Unit, cls: ast.ClassDef) -> bool:
-    seen: set[str] = set()
-    todo = [cls.name]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        summary = unit.module.classes.get(name)
-        if summary is None:
-            continue
-        for base in summary.bases:
-            if base.startswith(_LIGHTNING_PREFIXES):
-                return True
-            todo.append(base)
-    return False
+    """A base class from a framework defines `backward` and calls overrides of it
+    (Lightning's `LightningModule.backward(loss)`): found by the module context, from the
+    framework's source when the project resolver can read it."""
+    summary = unit.module.classes.get(cls.name)
+    return summary is not None and summary.backward_hook is not None
 
 
 def _takes_gradient(func: FunctionNode) -> bool:

@@ -1,0 +1,3 @@
+from .impl import Layer, helper
+
+__all__ = ["Layer"]

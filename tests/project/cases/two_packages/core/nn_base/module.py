@@ -1,0 +1,5 @@
+from torch import nn
+
+
+class CoreModule(nn.Module):
+    pass

@@ -1,0 +1,5 @@
+from core.nn_base.module import CoreModule
+
+
+class Backbone(CoreModule):
+    pass
