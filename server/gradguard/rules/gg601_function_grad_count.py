@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from gradguard.engine.finding import Finding, Severity
 from gradguard.engine.index import Unit
 from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.values import NONE, TUPLE
 
 _ERROR = "returned an incorrect number of gradients"
 # tensor methods / torch functions that return tuples
@@ -164,6 +165,27 @@ class FunctionGradCount(Rule):
             raises="function SquareBackward returned an incorrect number of gradients (expected 1, got 2)",
             run="Square.apply(torch.randn(3, requires_grad=True)).sum().backward()",
         ),
+        Invalid(
+            """
+            import torch
+
+            class Adder(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, w, x):
+                    ctx.save_for_backward(w, x)
+                    return -(w.unsqueeze(1) - x.unsqueeze(0)).abs().sum(-1)
+
+                @staticmethod
+                def backward(ctx, grad_output):
+                    w, x = ctx.saved_tensors
+                    grad_w = ((x.unsqueeze(0) - w.unsqueeze(1)) * grad_output.unsqueeze(-1)).sum(1)
+                    grad_x = ((w.unsqueeze(1) - x.unsqueeze(0)) * grad_output.unsqueeze(-1)).sum(0)
+            """,
+            lines=[10],
+            raises="returned an incorrect number of gradients (expected 2, got 1)",
+            run="Adder.apply(torch.randn(3, 4, requires_grad=True), torch.randn(5, 4)).sum().backward()",
+            note="the gradients are computed but never returned (huawei-noah/AdderNet#21)",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
@@ -172,6 +194,8 @@ class FunctionGradCount(Rule):
             forward, backward = methods.get("forward"), methods.get("backward")
             if forward is None or backward is None:
                 continue
+            if not _static(forward) or not _static(backward):
+                continue  # a non-static forward/backward is GG602's finding
             args = forward.args
             if args.vararg is not None or args.kwonlyargs:
                 continue
@@ -179,13 +203,19 @@ class FunctionGradCount(Rule):
             expected = len(params) - (0 if "setup_context" in methods else 1)
             if expected < 1:
                 continue
+            flow = unit.semantics.flow(backward)
             counts = []
             for ret in _returns(backward):
-                got = _count(ret.value, backward)
+                got = _value_count(flow.value_of(ret.value)) if ret.value is not None else 1
+                if got is None:
+                    got = _count(ret.value, backward)
                 if got is None:
                     counts = []
                     break
                 counts.append((ret, got))
+            if flow.final is not None and expected > 1 and not _raises_at_end(backward):
+                # falls off the end: returns None, one value
+                yield self._no_return(unit, cls.name, backward, expected)
             for ret, got in counts:
                 if got == expected:
                     continue
@@ -195,6 +225,41 @@ class FunctionGradCount(Rule):
                         continue
                 message = self.message.format(cls=cls.name, got=got, expected=expected)
                 yield self.finding(unit, ret, message)
+
+    def _no_return(self, unit: Unit, cls: str, backward: ast.AST, expected: int) -> Finding:
+        message = (
+            f"`{cls}.backward` can end without a `return`: it returns None, 1 value, where autograd expects "
+            f'{expected} (one per input of `forward`): backward raises "returned an incorrect number of gradients"'
+        )
+        finding = self.finding(unit, backward, message)
+        line = backward.lineno  # type: ignore[attr-defined]
+        text = unit.source.line_text(line).rstrip("\r\n")
+        finding.line = finding.end_line = line
+        finding.column = len(text) - len(text.lstrip()) + 1
+        finding.end_column = len(text) + 1
+        return finding
+
+
+def _static(method: ast.AST) -> bool:
+    return any(
+        (d.id if isinstance(d, ast.Name) else getattr(d, "attr", "")) == "staticmethod"
+        for d in getattr(method, "decorator_list", ())
+    )
+
+
+def _value_count(value) -> int | None:
+    """How many values a returned value holds: a tuple of known length (also one a helper of
+    the file built), or one tensor/None; None when unknown."""
+    if value.items is not None and value.is_only(TUPLE):
+        return len(value.items)
+    if value.is_tensor or value.is_only(NONE):
+        return 1
+    return None
+
+
+def _raises_at_end(func: ast.AST) -> bool:
+    body = getattr(func, "body", [])
+    return bool(body) and isinstance(body[-1], ast.Raise)
 
 
 def _returns(func: ast.AST) -> list[ast.Return]:

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from gradguard.engine.finding import Applicability, Finding, TextEdit
 from gradguard.engine.fixes import replace_node
 from gradguard.engine.index import KIND_FUNCTION, ModuleContext, Unit, statement_start_line
+from gradguard.engine.interpreter import FUNCTION_INSTANCE_CALL
+from gradguard.engine.queries import describe, flows
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 _LEGACY = "Legacy autograd function with non-static forward method is deprecated"
@@ -163,6 +165,48 @@ class FunctionMisuse(Rule):
             run="y.sum().backward()",
             check_fixed="assert torch.equal(x.grad, torch.ones(4))",
         ),
+        Invalid(
+            """
+            import torch
+
+            class Mult(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, a, b):
+                    ctx.save_for_backward(a, b)
+                    return a * b
+
+                @staticmethod
+                def backward(ctx, grad):
+                    a, b = ctx.saved_tensors
+                    return grad * b, grad * a
+
+            mult = Mult()
+            x = torch.rand(3, requires_grad=True)
+            y = mult(x, torch.ones(3))
+            """,
+            lines=[16],
+            fixed="""
+            import torch
+
+            class Mult(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, a, b):
+                    ctx.save_for_backward(a, b)
+                    return a * b
+
+                @staticmethod
+                def backward(ctx, grad):
+                    a, b = ctx.saved_tensors
+                    return grad * b, grad * a
+
+            mult = Mult()
+            x = torch.rand(3, requires_grad=True)
+            y = Mult.apply(x, torch.ones(3))
+            """,
+            raises=_LEGACY,
+            check_fixed="y.sum().backward(); assert torch.equal(x.grad, torch.ones(3))",
+            note="an instance kept in a variable and called later",
+        ),
     ]
 
     def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
@@ -235,6 +279,30 @@ class FunctionMisuse(Rule):
                     )
                 message = self.direct_message.format(cls=cls_name, method=func.attr)
                 yield self.finding(unit, call, message, fix=fix)
+        yield from self._instances_called_later(unit)
+
+    def _instances_called_later(self, unit: Unit) -> Iterator[Finding]:
+        """`f = Fn()` ... `f(x)`: an instance of the Function kept in a variable and called."""
+        for _, flow in flows(unit, "("):
+            for event in flow.events_of(FUNCTION_INSTANCE_CALL):
+                call = event.node
+                if not isinstance(call, ast.Call) or isinstance(call.func, ast.Call) or event.op == "apply":
+                    continue  # `Fn()(x)` is reported above; `Fn().apply(x)` works
+                cls_name = event.value.cls or "Function"
+                fix = None
+                if isinstance(call.func, ast.Name):
+                    fix = self.make_fix(
+                        f"Call `{cls_name}.apply(...)`",
+                        [replace_node(unit, call.func, f"{cls_name}.apply")],
+                        Applicability.UNSAFE,
+                    )
+                message = self.held_message.format(cls=cls_name, name=describe(unit, call.func))
+                yield self.finding(unit, call, message, fix=fix)
+
+    held_message = (
+        "`{name}` holds an instance of the autograd Function `{cls}`, and calling it raises "
+        f'"{_LEGACY}"; call `{{cls}}.apply(...)`'
+    )
 
     def _at_def(self, unit: Unit, method: ast.AST, message: str, fix) -> Finding:
         finding = self.finding(unit, method, message, fix=fix)
