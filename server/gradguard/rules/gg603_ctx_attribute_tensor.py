@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding, TextEdit
 from gradguard.engine.fixes import delete_statement, replace_node
-from gradguard.engine.index import Unit, self_attribute
+from gradguard.engine.index import Unit
+from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
@@ -231,21 +232,8 @@ class CtxAttributeTensor(Rule):
             if not params:
                 continue
             ctx = params[0].arg
-            inputs = {p.arg for p in params[1:]}
             body = _walk(forward)
-            outputs = _returned_names(body)
-            tensors = _tensor_inputs(body, inputs) | outputs
-            stored: list[tuple[ast.Assign, str, str]] = []
-            for node in body:
-                if not isinstance(node, ast.Assign) or len(node.targets) != 1:
-                    continue
-                attr = self_attribute(node.targets[0], ctx)
-                value = node.value
-                if attr is None or not isinstance(value, ast.Name) or value.id not in tensors:
-                    continue
-                if value.id in outputs and _reassigned_after(body, value.id, node):
-                    continue
-                stored.append((node, attr, value.id))
+            stored = _stored_tensors(unit, forward, params, ctx)
             if not stored:
                 continue
             fix = None
@@ -253,34 +241,44 @@ class CtxAttributeTensor(Rule):
                 edits = _fix_edits(unit, forward, backward, ctx, stored, body)
                 if edits:
                     fix = self.make_fix("Use `save_for_backward` / `saved_tensors`", edits)
-            for node, attr, value in stored:
-                role = "output" if value in outputs else "input"
+            for node, attr, value, role in stored:
                 leak = " and keeps a reference cycle that leaks memory" if role == "output" else ""
                 message = self.message.format(ctx=ctx, attr=attr, value=value, role=role, leak=leak)
                 yield self.finding(unit, node, message, fix=fix)
 
 
-def _walk(func: ast.AST) -> list[ast.AST]:
-    """Nodes of a function body, not entering nested scopes, in source order."""
-    out = []
-    stack = list(ast.iter_child_nodes(func))
-    while stack:
-        node = stack.pop()
-        if isinstance(node, _SCOPES):
+def _stored_tensors(unit: Unit, forward: ast.AST, params: list, ctx: str) -> list[tuple[ast.Assign, str, str, str]]:
+    """`ctx.attr = name` in forward where `name` holds one of forward's input tensors (or a
+    view of one) or the very tensor forward returns: (statement, attr, name, "input"/"output").
+    A fresh tensor computed in forward is neither."""
+    flow = unit.semantics.flow(forward)
+    # an input is known to be a tensor when forward uses it as one (a method, `@`, a torch function)
+    used = _tensor_inputs(_walk(forward), {p.arg for p in params[1:]})
+    inputs = {p for p in params[1:] if p.arg in used}
+    returned: set = set()
+    for _, value in flow.returns:
+        for part in (value, *(value.items or ())):
+            returned |= part.sites
+    found = []
+    for event in flow.events_of(ATTRIBUTE_STORE):
+        node, target = event.node, event.target
+        if not (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(target, ast.Attribute)
+            and isinstance(target.value, ast.Name)
+            and target.value.id == ctx
+            and isinstance(node.value, ast.Name)
+        ):
             continue
-        out.append(node)
-        stack.extend(ast.iter_child_nodes(node))
-    out.sort(key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0)))
-    return out
-
-
-def _returned_names(body: list[ast.AST]) -> set[str]:
-    names = set()
-    for node in body:
-        if isinstance(node, ast.Return) and node.value is not None:
-            values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
-            names.update(v.id for v in values if isinstance(v, ast.Name))
-    return names
+        value = event.value
+        if not value.is_tensor:
+            continue
+        if value.sites & returned:
+            found.append((node, target.attr, node.value.id, "output"))
+        elif value.roots and value.roots <= inputs:
+            found.append((node, target.attr, node.value.id, "input"))
+    return found
 
 
 def _tensor_inputs(body: list[ast.AST], inputs: set[str]) -> set[str]:
@@ -312,13 +310,22 @@ def _tensor_inputs(body: list[ast.AST], inputs: set[str]) -> set[str]:
     return found
 
 
-def _reassigned_after(body: list[ast.AST], name: str, stmt: ast.AST) -> bool:
-    for node in body:
-        if isinstance(node, (ast.Assign, ast.AugAssign)) and node.lineno > stmt.lineno:  # type: ignore[attr-defined]
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
-                return True
-    return False
+
+def _walk(func: ast.AST) -> list[ast.AST]:
+    """Nodes of a function body, not entering nested scopes, in source order."""
+    out = []
+    stack = list(ast.iter_child_nodes(func))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, _SCOPES):
+            continue
+        out.append(node)
+        stack.extend(ast.iter_child_nodes(node))
+    out.sort(key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0)))
+    return out
+
+
+
 
 
 def _fix_edits(unit, forward, backward, ctx, stored, body) -> list[TextEdit] | None:
@@ -328,8 +335,8 @@ def _fix_edits(unit, forward, backward, ctx, stored, body) -> list[TextEdit] | N
         for n in body
     ):
         return None
-    names = [value for _, _, value in stored]
-    attrs = [attr for _, attr, _ in stored]
+    names = [value for _, _, value, _ in stored]
+    attrs = [attr for _, attr, _, _ in stored]
     if len(set(names)) != len(names) or len(set(attrs)) != len(attrs):
         return None
     first, last = stored[0][0], stored[-1][0]
@@ -338,10 +345,10 @@ def _fix_edits(unit, forward, backward, ctx, stored, body) -> list[TextEdit] | N
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if any(isinstance(t, ast.Name) and t.id in names for t in targets):
                 return None
-    for node, _, _ in stored:
+    for node, _, _, _ in stored:
         if not isinstance(unit.parent(node), (ast.FunctionDef, ast.AsyncFunctionDef)):
             return None  # conditional stores: keep it manual
-    edits = [delete_statement(unit, node) for node, _, _ in stored[:-1]]
+    edits = [delete_statement(unit, node) for node, _, _, _ in stored[:-1]]
     edits.append(replace_node(unit, last, f"{ctx}.save_for_backward({', '.join(names)})"))
     # backward: read them back once, at the top
     bparams = backward.args.posonlyargs + backward.args.args
