@@ -7,41 +7,12 @@ from typing import Iterator
 
 from gradguard.engine.finding import Finding, Severity
 from gradguard.engine.index import AttributeInfo, FunctionNode, Unit, self_attribute, self_name
+from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.values import NO
 from gradguard.rules.gg101_fake_backward import fake_backward_methods
 
 # Tensor methods and attributes whose result is not a tensor (or not part of the graph).
-_NOT_TENSOR_METHODS = {
-    "item",
-    "tolist",
-    "size",
-    "dim",
-    "numel",
-    "numpy",
-    "detach",
-    "data_ptr",
-    "element_size",
-    "nelement",
-    "is_contiguous",
-    "stride",
-    "storage_offset",
-    "get_device",
-    "__len__",
-}
-_TENSOR_ATTRIBUTES = {"T", "mT", "H", "mH", "real", "imag"}
-_NOT_TENSOR_ANNOTATIONS = {"int", "float", "bool", "str", "tuple", "list", "dict", "Size"}
-_NOT_TENSOR_TORCH = {
-    "torch.is_tensor",
-    "torch.numel",
-    "torch.is_grad_enabled",
-    "torch.get_default_dtype",
-    "torch.Size",
-    "torch.device",
-    "torch.finfo",
-    "torch.iinfo",
-    "torch.no_grad",
-    "torch.enable_grad",
-}
 
 
 class TensorStashedOnSelf(Rule):
@@ -242,28 +213,23 @@ class TensorStashedOnSelf(Rule):
         attributes: dict[str, AttributeInfo],
     ) -> Iterator[Finding]:
         me = self_name(func) or "self"
-        tensors = _tensor_arguments(func)
-        for stmt in _statements(func):
-            if isinstance(stmt, ast.Assign):
-                targets, value = stmt.targets, stmt.value
-            elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
-                targets, value = [stmt.target], stmt.value
-            else:
+        flow = unit.semantics.flow(func)
+        for event in flow.events_of(ATTRIBUTE_STORE):
+            target = event.target
+            if not (
+                isinstance(event.node, (ast.Assign, ast.AnnAssign))
+                and isinstance(target, ast.Attribute)
+                and isinstance(target.value, ast.Name)
+                and target.value.id == me
+                and target.attr in read
+            ):
                 continue
-            is_tensor = _is_tensor(unit, value, tensors, me, attributes)
-            for target in targets:
-                if isinstance(target, ast.Name):
-                    (tensors.add if is_tensor else tensors.discard)(target.id)
-                elif isinstance(target, (ast.Tuple, ast.List)):
-                    for elt in target.elts:
-                        if isinstance(elt, ast.Name):
-                            (tensors.add if is_tensor else tensors.discard)(elt.id)
-                attr = self_attribute(target, me)
-                if attr is None or attr not in read or not is_tensor:
-                    continue
-                if unit.in_no_grad(stmt) or _detached(value):
-                    continue
-                yield self.finding(unit, stmt, self.message.format(attr=attr, method=read[attr]))
+            value = event.value
+            if not value.is_tensor or event.nograd is not None:
+                continue
+            if value.cuts and not value.sources and value.grad == NO:
+                continue  # detached: it holds no graph
+            yield self.finding(unit, event.node, self.message.format(attr=target.attr, method=read[target.attr]))
 
 
 def _statements(func: FunctionNode) -> list[ast.stmt]:
@@ -299,59 +265,5 @@ def _attributes_read(fakes: list[FunctionNode]) -> dict[str, str]:
     return read
 
 
-def _tensor_arguments(func: FunctionNode) -> set[str]:
-    args = func.args
-    positional = args.posonlyargs + args.args
-    defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
-    pairs = list(zip(positional, defaults))[1:] + list(zip(args.kwonlyargs, args.kw_defaults))
-    names = set()
-    for arg, default in pairs:
-        if default is not None and not (isinstance(default, ast.Constant) and default.value is None):
-            continue
-        annotation = arg.annotation
-        if annotation is not None:
-            label = (
-                annotation.attr if isinstance(annotation, ast.Attribute) else getattr(annotation, "id", "")
-            )
-            if label in _NOT_TENSOR_ANNOTATIONS:
-                continue
-        names.add(arg.arg)
-    return names
 
 
-def _is_tensor(
-    unit: Unit, node: ast.expr, tensors: set[str], me: str, attributes: dict[str, AttributeInfo]
-) -> bool:
-    """Conservatively: is this expression a tensor computed in forward?"""
-    if isinstance(node, ast.Name):
-        return node.id in tensors
-    if isinstance(node, ast.BinOp):
-        return _is_tensor(unit, node.left, tensors, me, attributes) or _is_tensor(
-            unit, node.right, tensors, me, attributes
-        )
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        return _is_tensor(unit, node.operand, tensors, me, attributes)
-    if isinstance(node, ast.Subscript):
-        return _is_tensor(unit, node.value, tensors, me, attributes)
-    if isinstance(node, ast.Attribute):
-        return node.attr in _TENSOR_ATTRIBUTES and _is_tensor(unit, node.value, tensors, me, attributes)
-    if isinstance(node, ast.Call):
-        func = node.func
-        layer = self_attribute(func, me)
-        if layer is not None:
-            info = attributes.get(layer)
-            return info is not None and info.kind == "layer"
-        name = unit.module.call_name(node)
-        if name is not None:
-            last = name.rsplit(".", 1)[-1]
-            return name.startswith("torch.") and name not in _NOT_TENSOR_TORCH and not last[:1].isupper()
-        if isinstance(func, ast.Attribute) and func.attr not in _NOT_TENSOR_METHODS:
-            return _is_tensor(unit, func.value, tensors, me, attributes)
-    return False
-
-
-def _detached(node: ast.expr) -> bool:
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Attribute) and sub.attr in ("detach", "data"):
-            return True
-    return False
