@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from gradguard.engine.finding import Applicability, Fix, TextEdit
 from gradguard.engine.index import Unit, self_name, statement_start_line
+from gradguard.engine.values import BUFFER, PARAMETER, TENSOR
 
 FIX_TITLE = "Convert to torch.autograd.Function"
 
@@ -73,90 +74,7 @@ _PARAM_KINDS = ("parameter", "grad_tensor")  # get a gradient slot
 _TENSOR_ATTR_KINDS = ("parameter", "grad_tensor", "buffer")
 
 # What the static type guess knows about tensor expressions.
-_NON_TENSOR_ATTRS = frozenset(
-    {
-        "shape",
-        "dtype",
-        "device",
-        "ndim",
-        "requires_grad",
-        "is_cuda",
-        "is_leaf",
-        "layout",
-        "names",
-        "is_sparse",
-    }
-)
-_TENSOR_ATTRS = frozenset({"T", "mT", "H", "mH", "data", "real", "imag"})
-_NON_TENSOR_METHODS = frozenset(
-    {
-        "size",
-        "dim",
-        "numel",
-        "item",
-        "tolist",
-        "stride",
-        "element_size",
-        "nelement",
-        "ndimension",
-        "is_contiguous",
-        "data_ptr",
-        "get_device",
-        "storage_offset",
-        "is_floating_point",
-        "is_complex",
-    }
-)
 # Results that are not one tensor: a str / ndarray / list, or a tuple of tensors.
-_NOT_ONE_TENSOR = frozenset({"type", "numpy", "tolist", "item", "storage", "untyped_storage"})
-_TUPLE_OF_TENSORS = frozenset(
-    {
-        "chunk",
-        "split",
-        "unbind",
-        "tensor_split",
-        "hsplit",
-        "vsplit",
-        "dsplit",
-        "sort",
-        "topk",
-        "kthvalue",
-        "median",
-        "mode",
-        "max",
-        "min",
-        "aminmax",
-        "cummax",
-        "cummin",
-        "svd",
-        "qr",
-        "eig",
-        "eigh",
-        "slogdet",
-        "unique",
-        "unique_consecutive",
-        "broadcast_tensors",
-        "meshgrid",
-        "frexp",
-        "std_mean",
-        "var_mean",
-        "where",
-        "nonzero",
-        "lu",
-        "histogram",
-    }
-)
-_NON_TENSOR_BUILTINS = frozenset({"len", "int", "float", "bool", "str", "tuple", "list"})
-_NON_TENSOR_TORCH = frozenset(
-    {
-        "torch.Size",
-        "torch.is_tensor",
-        "torch.numel",
-        "torch.get_default_dtype",
-        "torch.is_grad_enabled",
-        "torch.device",
-    }
-)
 
 
 class _Untranslatable(Exception):
@@ -383,85 +301,13 @@ def _self_uses(unit: Unit, nodes: list[ast.AST], me: str) -> list[ast.Attribute]
     return uses
 
 
-class _TypeGuess:
-    """A small static guess: is this expression a tensor (True), not one (False), unknown (None)?"""
-
-    def __init__(self, unit: Unit, env: dict[str, bool | None], me: str, attr_kind) -> None:
-        self.unit = unit
-        self.env = env
-        self.me = me
-        self.attr_kind = attr_kind
-
-    def tuple_of_tensors(self, node: ast.AST) -> bool:
-        """`x.chunk(2)`, `torch.sort(x)`: a call whose result is a tuple of tensors."""
-        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
-            return False
-        if node.func.attr not in _TUPLE_OF_TENSORS:
-            return False
-        qual = self.unit.module.qualname(node.func)
-        if qual is not None:
-            return qual.startswith("torch.") and node.func.attr not in ("where", "nonzero")
-        return self.of(node.func.value) is True and node.func.attr not in ("where", "nonzero")
-
-    def of(self, node: ast.AST) -> bool | None:
-        if isinstance(node, (ast.Constant, ast.JoinedStr)):
-            return False
-        if isinstance(node, ast.Name):
-            return self.env.get(node.id)
-        if isinstance(node, ast.Attribute):
-            if isinstance(node.value, ast.Name) and node.value.id == self.me:
-                return self.attr_kind(node.attr)
-            base = self.of(node.value)
-            if node.attr in _NON_TENSOR_ATTRS and base is True:
-                return False
-            if node.attr in _TENSOR_ATTRS and base is True:
-                return True
-            return None
-        if isinstance(node, ast.Subscript):
-            if self.tuple_of_tensors(node.value):
-                return True  # `x.max(dim=1)[0]`
-            return self.of(node.value)
-        if isinstance(node, ast.Call):
-            func = node.func
-            last = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if last in _TUPLE_OF_TENSORS or last in _NOT_ONE_TENSOR:
-                return None
-            qual = self.unit.module.qualname(func)
-            if qual is not None:
-                if qual in _NON_TENSOR_TORCH:
-                    return False
-                if qual.startswith("torch."):
-                    return True
-                return None
-            if isinstance(func, ast.Name):
-                if func.id in _NON_TENSOR_BUILTINS and func.id not in self.unit.module.aliases:
-                    return False
-                return None
-            if isinstance(func, ast.Attribute) and self.of(func.value) is True:
-                return func.attr not in _NON_TENSOR_METHODS
-            return None
-        if isinstance(node, (ast.BinOp, ast.Compare, ast.BoolOp)):
-            if isinstance(node, ast.BinOp):
-                parts = [node.left, node.right]
-            elif isinstance(node, ast.Compare):
-                parts = [node.left, *node.comparators]
-            else:
-                parts = list(node.values)
-            kinds = [self.of(p) for p in parts]
-            if True in kinds:
-                return True
-            if all(k is False for k in kinds):
-                return False
-            return None
-        if isinstance(node, ast.UnaryOp):
-            return self.of(node.operand)
-        if isinstance(node, (ast.Tuple, ast.List)):
-            kinds = [self.of(e) for e in node.elts]
-            return False if all(k is False for k in kinds) else None
-        if isinstance(node, ast.IfExp):
-            a, b = self.of(node.body), self.of(node.orelse)
-            return a if a == b else None
-        return None
+def _tensor_kind(value) -> bool | None:
+    """True: a tensor; False: certainly not one; None: unknown."""
+    if value.is_tensor:
+        return True
+    if value.known and not value.kinds & (TENSOR | PARAMETER | BUFFER):
+        return False
+    return None
 
 
 def _analyse(unit: Unit, cls: ast.ClassDef) -> _Plan:
@@ -727,42 +573,18 @@ def _analyse(unit: Unit, cls: ast.ClassDef) -> _Plan:
     )
 
     # stashes: tensors become locals (saved when backward reads them); others live on ctx
-    env: dict[str, bool | None] = {
-        name: (False if name in constant_inputs else (None if name in defaults else True)) for name in inputs
-    }
-    for extra in extras:
-        env[extra.arg] = True if extra.kind in _TENSOR_ATTR_KINDS else None
-
-    def attr_kind(attr: str) -> bool | None:
-        kind = kind_of(attr)
-        if kind in _TENSOR_ATTR_KINDS:
-            return True
-        return stash_kind.get(attr) if kind == "stash" else None
-
+    # which stashes hold tensors (save_for_backward takes those): what the value analysis
+    # says `forward` stores (a tensor, certainly not one, or unknown)
+    flow = unit.semantics.flow(fwd)
     stash_kind: dict[str, bool | None] = {}
-    guess = _TypeGuess(unit, env, me_f, attr_kind)
     for stmt in f_stmts:
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and stmt.targets[0] in f_uses:
-            attr = stmt.targets[0].attr  # type: ignore[attr-defined]
-            kind = guess.of(stmt.value)
-            if attr in stash_kind and stash_kind[attr] != kind:
-                kind = None
-            stash_kind[attr] = kind
-        # names bound by this statement take the guessed kind (nested blocks: unknown)
-        target = stmt.targets[0] if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else None
-        if isinstance(target, ast.Name):
-            env[target.id] = guess.of(stmt.value)
-        elif (
-            isinstance(target, ast.Tuple)
-            and all(isinstance(e, ast.Name) for e in target.elts)
-            and guess.tuple_of_tensors(stmt.value)
-        ):
-            for element in target.elts:
-                env[element.id] = True  # `a, b = x.chunk(2)`
-        else:
-            for node in ast.walk(stmt):
-                if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
-                    env[node.id] = None
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and node.targets[0] in f_uses:
+                attr = node.targets[0].attr  # type: ignore[attr-defined]
+                kind = _tensor_kind(flow.value_of(node.value))
+                if attr in stash_kind and stash_kind[attr] != kind:
+                    kind = None
+                stash_kind[attr] = kind
 
     read_in_backward = set(backward_reads)
     b_taken = set(b_bound) | set(b_loaded) | {"ctx", grad_arg}
