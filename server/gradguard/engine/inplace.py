@@ -25,7 +25,7 @@ import re
 
 from gradguard.engine.index import Unit
 from gradguard.engine.interpreter import INPLACE, Event, Flow
-from gradguard.engine.queries import flows, in_forward
+from gradguard.engine.queries import flows, in_forward, unit_text
 from gradguard.engine.values import MAYBE, YES
 
 # an in-place method call, an augmented assignment, an item assignment, a call with
@@ -83,7 +83,9 @@ def writes(unit: Unit) -> list[Write]:
 
 def _collect(unit: Unit) -> list[Write]:
     found: list[Write] = []
-    for func, flow in flows(unit, INPLACE_TEXT):
+    # a layer built with `inplace=True` in one method writes in place where another calls it
+    needle = None if "inplace" in unit_text(unit) else INPLACE_TEXT
+    for func, flow in flows(unit, needle):
         events = flow.events_of(INPLACE)
         if not events:
             continue

@@ -158,6 +158,27 @@ class BackwardTwice(Rule):
             raises=_ERROR,
             run="train(torch.nn.Linear(3, 1), torch.randn(5, 3), torch.randn(5, 1), 3)",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            rnn = nn.RNN(3, 4, batch_first=True)
+            head = nn.Linear(4, 1)
+            optimizer = torch.optim.SGD([*rnn.parameters(), *head.parameters()], lr=0.1)
+            h = None
+            for step in range(3):
+                x, y = torch.randn(2, 5, 3), torch.randn(2, 1)
+                out, h = rnn(x, h)
+                loss = ((head(out[:, -1]) - y) ** 2).mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            """,
+            lines=[10],
+            raises=_ERROR,
+            note="a hidden state carried from one batch to the next without `.detach()`",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
@@ -190,10 +211,12 @@ class BackwardTwice(Rule):
             if name is None:
                 continue
             if name in _assigned_in(loop):
+                # where the previous iteration's value is fed back in: the place to detach it
                 message = self.carried_message.format(shared=name, call=_short(unit, call))
+                yield self.finding(unit, _first_load(loop, name) or call, message)
             else:
                 message = self.loop_message.format(shared=name, call=_short(unit, call))
-            yield self.finding(unit, call, message)
+                yield self.finding(unit, call, message)
 
     carried_message = (
         "`{shared}` is carried from one iteration to the next with its graph, and `{call}` backpropagates "
@@ -206,6 +229,17 @@ class BackwardTwice(Rule):
         edit = _retain_graph_edit(unit, first) if unit_contains(unit, first) else None
         fix = self.make_fix("Pass `retain_graph=True` to the first `backward()`", [edit]) if edit else None
         return self.finding(unit, second, message, fix=fix)
+
+
+def _first_load(loop: ast.AST, name: str) -> ast.Name | None:
+    """The first read of `name` in the loop body, in source order."""
+    loads = [
+        node
+        for stmt in getattr(loop, "body", [])
+        for node in ast.walk(stmt)
+        if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load)
+    ]
+    return min(loads, key=lambda n: (n.lineno, n.col_offset), default=None)
 
 
 def _assigned_in(loop: ast.AST) -> set[str]:
