@@ -314,7 +314,7 @@ def _short(text: str) -> str:
 def _reset_in_loop(loop: ast.AST, target: ast.AST, root: str) -> bool:
     """Is the target (or the container holding it) re-bound by a plain assignment inside the
     loop (so nothing accumulates across iterations)?"""
-    wanted = {dotted_name(target), root}
+    wanted = {dotted_name(target), root} - {None}
     for node in ast.walk(loop):
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             if isinstance(node, ast.Assign) and _self_sum(node):
