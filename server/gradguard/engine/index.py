@@ -145,6 +145,8 @@ class ModuleContext:
         # names of `*backward*` methods called with arguments anywhere in the file
         # (`layer.backward(grad)`, `m.mm_backward(g)`); found textually, so cheap
         self.explicit_backward_calls: frozenset[str] = _explicit_backward_calls(source.text)
+        # somewhere in the file a `.backward(` call trains something (cheap, textual)
+        self.mentions_backward: bool = ".backward(" in source.text
         # the file changes torch's default dtype somewhere (GG504 then cannot assume float32)
         self.changes_default_dtype: bool = (
             "set_default_dtype" in source.text or "set_default_tensor_type" in source.text

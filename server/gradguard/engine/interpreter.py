@@ -891,9 +891,13 @@ class Flow:
         path = _self_path(node)
         if path is not None and path in state.env:
             self._eval(node.value, state)
-            return state.env[path]
-        base = self._eval(node.value, state)
-        return self.semantics.attribute(self, base, node, state)
+            value = state.env[path]
+        else:
+            base = self._eval(node.value, state)
+            value = self.semantics.attribute(self, base, node, state)
+        if path is not None and value.kinds & (TENSORISH | CONTAINER) and value.kinds != ANY:
+            return value.named(path)  # (so that what is computed from `self.h` says so)
+        return value
 
     def _subscript(self, node: ast.Subscript, state: State) -> Value:
         base = self._eval(node.value, state)

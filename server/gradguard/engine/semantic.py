@@ -736,6 +736,13 @@ class Semantics:
         module runs inside a Sequential, where each member's output is its own tensor)."""
         cls = module.cls or ""
         site = site if site is not None else node
+        if cls not in self.top:
+            # a layer's tensors passed in containers (an LSTM's `(h, c)`) are inputs too
+            args = Arguments(
+                node,
+                [element_of(v).named_all(v.names) if v.is_only(TUPLE | LIST) else v for v in args.positional],
+                args.keywords,
+            )
         if self.is_frozen(module):
             # a frozen module: its output requires grad only through its inputs
             inputs = [v for v in args.all() if v.kinds & TENSORISH or v.kinds == ANY]

@@ -276,6 +276,11 @@ class Value:
                     return value
         return None
 
+    def named_all(self, names: frozenset) -> Value:
+        if not names or names <= self.names:
+            return self
+        return self.evolve(names=self.names | names)
+
     def named(self, name: str) -> Value:
         if name in self.names:
             return self

@@ -6,7 +6,8 @@ import ast
 from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
-from gradguard.engine.index import Unit, keyword, position
+from gradguard.engine.index import ModuleContext, Unit, keyword, position, self_name
+from gradguard.engine.interpreter import ATTRIBUTE_STORE, BACKWARD, has_graph
 from gradguard.engine.loops import enclosing_loop
 from gradguard.engine.queries import backward_events, trained_roots, unit_contains
 from gradguard.engine.rule import Invalid, Rule, Valid
@@ -17,7 +18,15 @@ _ERROR = "Trying to backward through the graph a second time"
 
 class BackwardTwice(Rule):
     code = "GG404"
-    triggers = ("backward",)  # its own pre-check
+    triggers = ("backward", "self.")  # its own pre-check (a module's forward may store state on self)
+
+    def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
+        if "backward" in text:
+            return True
+        # `self.h = f(self.h)` in a module trained by a loop elsewhere in the file
+        return module.mentions_backward and isinstance(statement, ast.ClassDef) and module.is_module_class(
+            statement.name
+        )
     name = "backward-twice"
     summary = (
         "A second `backward()` through (part of) a graph whose saved tensors the first `backward()` freed."
@@ -114,6 +123,36 @@ class BackwardTwice(Rule):
             """,
             note="one backward per forward",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Tagger(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.lstm = nn.LSTM(3, 4, batch_first=True)
+                    self.head = nn.Linear(4, 1)
+                    self.hidden = self.init_hidden()
+
+                def init_hidden(self):
+                    return (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4))
+
+                def forward(self, x):
+                    out, self.hidden = self.lstm(x, self.hidden)
+                    return self.head(out[:, -1])
+
+            model = Tagger()
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            for step in range(2):
+                model.hidden = model.init_hidden()
+                loss = model(torch.randn(2, 5, 3)).pow(2).mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            """,
+            note="the state on the module is reset before every batch",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -179,9 +218,46 @@ class BackwardTwice(Rule):
             raises=_ERROR,
             note="a hidden state carried from one batch to the next without `.detach()`",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Tagger(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.lstm = nn.LSTM(3, 4, batch_first=True)
+                    self.head = nn.Linear(4, 1)
+                    self.hidden = (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4))
+
+                def forward(self, x):
+                    out, self.hidden = self.lstm(x, self.hidden)
+                    return self.head(out[:, -1])
+
+            model = Tagger()
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            for step in range(2):
+                loss = model(torch.randn(2, 5, 3)).pow(2).mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            """,
+            lines=[12],
+            raises=_ERROR,
+            note="the hidden state kept on the module across batches (sgadgil6/cnslab_fmri#4)",
+        ),
     ]
 
+    attribute_message = (
+        "`self.{attr}` keeps the graph of this forward pass, and the next forward feeds it back in: the next "
+        f'`backward()` goes through the freed graph and raises "{_ERROR}". Store `.detach()`ed state (or reset '
+        "it before each batch)"
+    )
+
     def check(self, unit: Unit) -> Iterator[Finding]:
+        for cls, attr, event in _carried_attributes(unit):
+            if _loops_keep_attribute(unit, cls, attr):
+                yield self.finding(unit, event.node, self.attribute_message.format(attr=attr))
         semantics = unit.semantics
         for func, flow, event in backward_events(unit):
             value = event.value
@@ -267,3 +343,73 @@ def _retain_graph_edit(unit: Unit, call: ast.Call) -> TextEdit | None:
         return None
     separator = ", " if (call.args or call.keywords) else ""
     return TextEdit(end_line, end_col - 1, end_line, end_col - 1, f"{separator}retain_graph=True")
+
+
+def _carried_attributes(unit: Unit) -> list[tuple[ast.ClassDef, str, object]]:
+    """(class, attribute, store event) for `self.h = f(self.h)` in a module's forward where the
+    new value carries this forward pass's graph: the next forward feeds it back in."""
+    semantics = unit.semantics
+    found = []
+    for cls in unit.module_classes():
+        for func in unit.methods_reachable_from(cls, "forward"):
+            me = self_name(func) or "self"
+            for event in semantics.flow(func).events_of(ATTRIBUTE_STORE):
+                target = event.target
+                value = event.value
+                if (
+                    isinstance(target, ast.Attribute)
+                    and isinstance(target.value, ast.Name)
+                    and target.value.id == me
+                    and event.nograd is None
+                    and f"self.{target.attr}" in value.names
+                    and has_graph(value)
+                    and value.saves
+                ):
+                    found.append((cls, target.attr, event))
+    return found
+
+
+def _loops_keep_attribute(unit: Unit, cls: ast.ClassDef, attr: str) -> bool:
+    """Is the module trained in a loop of the script that never resets `<model>.<attr>` (nor
+    calls a method of the class that stores it) between iterations?"""
+    semantics = unit.semantics
+    semantics.consulted.add("")
+    script = semantics.flow(None)
+    resetting = {
+        name
+        for name, method in unit.methods(cls).items()
+        if name != "forward" and any(
+            isinstance(n, ast.Attribute) and n.attr == attr and isinstance(n.ctx, ast.Store) for n in ast.walk(method)
+        )
+    }
+    for event in script.events_of(BACKWARD):
+        loop = _script_loop(semantics, event.node)
+        if loop is None:
+            continue
+        calls_model = False
+        resets = False
+        for node in ast.walk(loop):
+            if isinstance(node, ast.Attribute) and node.attr == attr and isinstance(node.ctx, ast.Store):
+                resets = True
+            elif isinstance(node, ast.Call):
+                if isinstance(node.func, ast.Attribute) and node.func.attr in resetting:
+                    resets = True
+                callee = script.value_of(node.func)
+                if callee.is_module and callee.cls == cls.name:
+                    calls_model = True
+        if calls_model and not resets:
+            return True
+    return False
+
+
+def _script_loop(semantics, node: ast.AST) -> ast.AST | None:
+    """The innermost loop of the script statements around a node."""
+    best = None
+    for stmt in semantics.script:
+        for loop in ast.walk(stmt):
+            if isinstance(loop, (ast.For, ast.AsyncFor, ast.While)) and loop.lineno <= node.lineno <= (
+                loop.end_lineno or loop.lineno
+            ):
+                if best is None or loop.lineno >= best.lineno:
+                    best = loop
+    return best
