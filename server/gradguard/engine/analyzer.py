@@ -123,8 +123,10 @@ class _UnitTexts:
                 if stmt is None:
                     found = 0
                 else:
+                    # its place too: a finding of the script may point into it
                     start = statement_start_line(stmt)
-                    found = hash(self._source.text_between(start, 1, (stmt.end_lineno or stmt.lineno) + 1, 1))
+                    text = self._source.text_between(start, 1, (stmt.end_lineno or stmt.lineno) + 1, 1)
+                    found = hash((start, text))
             self._hashes[name] = found
         return found
 

@@ -335,11 +335,16 @@ class DetachedLoss(Rule):
         seen = set()
         for _, _, term, backward in dead_terms(unit):
             loss = _loss_text(unit, backward)
-            for cut in term.value.cuts:
+            for cut in sorted(
+                term.value.cuts,
+                key=lambda c: (getattr(c.node, "lineno", 0), getattr(c.node, "col_offset", 0)),
+            ):
                 if cut.kind not in _CUT_KINDS or not cut.blocked or cut.node in seen:
                     continue
                 seen.add(cut.node)
-                inside = unit_contains(unit, cut.node)
+                # the script's findings are kept by absolute position (and the analysis it used
+                # by position too): it may point into a function it called
+                inside = unit_contains(unit, cut.node) or _is_script(unit)
                 term_text = describe(unit, term.target) if term.target is not None else "a term"
                 message = (
                     f"`{term_text}` is a constant: it was cut from the autograd graph by "
@@ -347,6 +352,7 @@ class DetachedLoss(Rule):
                     f"`{loss}` (backpropagated on line {backward.node.lineno})"
                 )
                 yield self.finding(unit, cut.node if inside else term.node, message)
+                break  # one finding per constant term: its first cut
         for func in forward_functions(unit):
             if not _CUT_TEXT.search(scope_text(unit, func)):
                 continue
@@ -376,7 +382,9 @@ def _loss_text(unit: Unit, event) -> str:
 
 def _reported_as_rewrap(cut) -> bool:
     """`torch.tensor(tracked)` is GG305's finding (with a fix); do not report it twice."""
-    return cut.kind == REWRAP and isinstance(cut.node, ast.Call) and keyword(cut.node, "requires_grad") is None
+    return (
+        cut.kind == REWRAP and isinstance(cut.node, ast.Call) and keyword(cut.node, "requires_grad") is None
+    )
 
 
 def forward_functions(unit: Unit) -> list:
@@ -386,3 +394,7 @@ def forward_functions(unit: Unit) -> list:
         if method is not None and not unit.decorator_disables_grad(method):
             found.append(method)
     return found
+
+
+def _is_script(unit: Unit) -> bool:
+    return not isinstance(unit.nodes[0], (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))

@@ -195,12 +195,19 @@ class NonDifferentiableOp(Rule):
         seen = set()
         for _, _, term, backward in dead_terms(unit):
             call = backward.node
-            loss = describe(unit, call.args[0] if backward.op == "delegated" and call.args else call.func.value)
-            for cut in term.value.cuts:
+            loss = describe(
+                unit, call.args[0] if backward.op == "delegated" and call.args else call.func.value
+            )
+            for cut in sorted(
+                term.value.cuts,
+                key=lambda c: (getattr(c.node, "lineno", 0), getattr(c.node, "col_offset", 0)),
+            ):
                 if cut.kind not in (NONDIFF, ZERO_GRAD) or not cut.blocked or cut.node in seen:
                     continue
                 seen.add(cut.node)
-                inside = unit_contains(unit, cut.node)
+                # the script's findings are kept by absolute position (and the analysis it used
+                # by position too): it may point into a function it called
+                inside = unit_contains(unit, cut.node) or _is_script(unit)
                 what = "has a zero gradient almost everywhere" if cut.kind == ZERO_GRAD else "has no gradient"
                 term_text = describe(unit, term.target) if term.target is not None else "a term"
                 message = (
@@ -209,6 +216,7 @@ class NonDifferentiableOp(Rule):
                     f"(line {call.lineno})"
                 )
                 yield self.finding(unit, cut.node if inside else term.node, message)
+                break  # one finding per constant term: its first cut
         for func, flow, event in backward_events(unit):
             value = event.value
             call = event.node
@@ -231,7 +239,9 @@ class NonDifferentiableOp(Rule):
                     continue
                 origin = cut.node
                 op = _op_name(origin)
-                where = f"`{loss}` (backpropagated on line {call.lineno}) depends on the model only through it"
+                where = (
+                    f"`{loss}` (backpropagated on line {call.lineno}) depends on the model only through it"
+                )
                 if op == "indices":
                     message = (
                         f"The indices from `{describe(unit, origin)}` are an integer tensor with no gradient and "
@@ -259,3 +269,7 @@ def _op_name(node: ast.AST) -> str:
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
         return "indices" if name in _VALUES_AND_INDICES else name
     return "comparison"
+
+
+def _is_script(unit: Unit) -> bool:
+    return not isinstance(unit.nodes[0], (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
