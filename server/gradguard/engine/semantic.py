@@ -246,6 +246,8 @@ class Semantics:
         # roots (modules, parameters) whose requires_grad is switched off somewhere in the file
         self.frozen: set[ast.AST] = set()
         self.last_self_attributes: tuple = ()
+        self._sites: dict | None = None
+        self._callers_busy: set = set()
         self.consulted: set[str] = set()
 
     # -- flows ---------------------------------------------------------------------------------
@@ -298,6 +300,94 @@ class Semantics:
 
     # -- parameters ------------------------------------------------------------------------------
     def parameter_value(self, flow: Flow, func: ast.AST, arg: ast.arg, default: ast.expr | None) -> Value:
+        from_callers = self._from_callers(func, arg)
+        if from_callers is not None:
+            return from_callers
+        return self._natural_parameter(flow, func, arg, default)
+
+    def _from_callers(self, func: ast.AST, arg: ast.arg) -> Value | None:
+        """A top-level function of the file whose name is only ever called, directly, in this
+        file: its parameter holds what the calls pass (joined). None when that is not known."""
+        name = getattr(func, "name", None)
+        if name is None or self.top.get(name) is not func or func in self._callers_busy:
+            return None
+        sites = self._call_sites().get(name)
+        if not sites:
+            return None
+        spec = func.args  # type: ignore[attr-defined]
+        positional = [a.arg for a in spec.posonlyargs + spec.args]
+        if arg.arg not in positional and arg not in spec.kwonlyargs:
+            return None
+        index = positional.index(arg.arg) if arg.arg in positional else None
+        self._callers_busy.add(func)
+        try:
+            values = []
+            for call, scope in sites:
+                if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+                    return None
+                node = next((k.value for k in call.keywords if k.arg == arg.arg), None)
+                if node is None and index is not None and index < len(call.args):
+                    node = call.args[index]
+                if node is None:
+                    return None  # the default: left to the natural guess
+                if scope in self._callers_busy or (scope is None and self._script_busy):
+                    return None
+                caller = self.flow(scope)
+                if node not in caller.values:
+                    return None
+                values.append(caller.values[node])
+                self.consulted.add(self._top_name(scope) or "" if scope is not None else "")
+        finally:
+            self._callers_busy.discard(func)
+        return join_all(values) if values else None
+
+    def _call_sites(self) -> dict[str, list[tuple[ast.Call, ast.AST | None]]]:
+        """Top-level function name -> its direct calls in the file (with the calling scope);
+        a function whose name is also used any other way (passed, stored) has none."""
+        if self._sites is None:
+            names = {n for n, s in self.top.items() if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))}
+            sites: dict[str, list] = {}
+            escaped: set[str] = set()
+            for stmt in self.tree.body:
+                for node in ast.walk(stmt):
+                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names:
+                        sites.setdefault(node.func.id, []).append(node)
+                    elif isinstance(node, ast.Name) and node.id in names and isinstance(node.ctx, ast.Load):
+                        escaped.add(node.id)
+                    elif isinstance(node, (ast.Global, ast.Nonlocal)):
+                        escaped.update(n for n in node.names if n in names)
+            # a name counts as escaped only where it is not the callee of a call
+            callees = {id(call.func) for calls in sites.values() for call in calls}
+            escaped = {
+                n.id
+                for stmt in self.tree.body
+                for n in ast.walk(stmt)
+                if isinstance(n, ast.Name) and n.id in escaped and isinstance(n.ctx, ast.Load) and id(n) not in callees
+            }
+            self._sites = {
+                name: [(call, self._scope_of(call)) for call in calls]
+                for name, calls in sites.items()
+                if name not in escaped
+            }
+        return self._sites
+
+    def _scope_of(self, node: ast.AST) -> ast.AST | None:
+        """The function (or None: the script statements) a node is evaluated in."""
+        for stmt in self.tree.body:
+            if stmt.lineno <= node.lineno <= (stmt.end_lineno or stmt.lineno):  # type: ignore[attr-defined]
+                if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    return None
+                best = None
+                for inner in ast.walk(stmt):
+                    if isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and (
+                        inner.lineno <= node.lineno <= (inner.end_lineno or inner.lineno)
+                    ):
+                        if best is None or inner.lineno >= best.lineno:
+                            best = inner
+                return best
+        return None
+
+    def _natural_parameter(self, flow: Flow, func: ast.AST, arg: ast.arg, default: ast.expr | None) -> Value:
         args = func.args  # type: ignore[attr-defined]
         positional = args.posonlyargs + args.args
         cls = flow.class_node
@@ -909,9 +999,14 @@ class Semantics:
         spec = func.args  # type: ignore[attr-defined]
         positional = [a.arg for a in spec.posonlyargs + spec.args]
         bound: dict[str, Value] = {}
-        values = list(args.positional)
-        if any(isinstance(a, ast.Starred) for a in args.node.args):
-            return None
+        values: list[Value] = []
+        for node, value in zip(args.node.args, args.positional, strict=False):
+            if not isinstance(node, ast.Starred):
+                values.append(value)
+            elif value.items is not None:
+                values.extend(value.items)  # `f(*pair)` with a known tuple/list
+            else:
+                return None  # how many values it spreads is unknown
         if self_value is not None and positional:
             bound[positional[0]] = self_value
             positional = positional[1:]
