@@ -174,12 +174,29 @@ class State:
         return State(dict(self.env), dict(self.defs), dict(self.saved), self.nograd)
 
 
+def _reachable_saves(state: State) -> dict:
+    """The state's saved tensors that some name still holds (a saved tensor nothing holds can
+    never be written again: keeping it would let another path's value seem saved)."""
+    if not state.saved:
+        return state.saved
+    held: set = set()
+    for value in state.env.values():
+        held.update(value.roots)
+        for part in (*(value.items or ()), *([value.elem] if value.elem is not None else [])):
+            held.update(part.roots)
+    if all(root in held for root in state.saved):
+        return state.saved
+    return {root: record for root, record in state.saved.items() if root in held}
+
+
 def merge(states: list[State | None]) -> State | None:
     live = [s for s in states if s is not None]
     if not live:
         return None
     if len(live) == 1:
         return live[0]
+    for one in live:
+        one.saved = _reachable_saves(one)
     first = live[0]
     env = dict(first.env)
     defs = dict(first.defs)
@@ -324,6 +341,7 @@ class Flow:
             if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)) and self._disables_grad(func):
                 state.nograd = func
         self._return_states: list[State] = []
+        self.return_points: list[tuple[Value, State]] = []  # what each `return` returns, and the state there
         self.final = self._block(body, state)
         # the state where the scope ends, by falling off its end or by a return
         self.exit_state = merge([self.final, *self._return_states])
@@ -469,6 +487,7 @@ class Flow:
         self.returns.append((stmt, value))
         self._record(RETURN, stmt, state, value)
         self._return_states.append(state)
+        self.return_points.append((value, state))
         return None
 
     def _raise(self, stmt: ast.Raise, state: State) -> None:
@@ -848,6 +867,10 @@ class Flow:
     def _eval(self, node: ast.AST | None, state: State, load: bool = False) -> Value:
         if node is None:
             return NONE_VALUE
+        if state.saved and node in state.saved:
+            # this expression makes a new tensor (a loop runs it again): what an op saved of the
+            # previous one made here is not this one
+            del state.saved[node]
         handler = _EXPRESSIONS.get(node.__class__)
         value = handler(self, node, state) if handler is not None else UNKNOWN
         self.values[node] = value
@@ -1161,7 +1184,10 @@ class Flow:
         when another input requires grad (`x * w` saves `x` when `w` does). A save that happens
         only when an input that *may* require grad does is recorded as uncertain."""
         sure = {i for i, v in enumerate(operands) if v.grad == YES} | {k for k, v in keywords.items() if v.grad == YES}
-        maybe = {i for i, v in enumerate(operands) if v.grad != NO} | {k for k, v in keywords.items() if v.grad != NO}
+        # an operand of unknown kind may be a Python number (`x / size[1]`): only tensors count
+        maybe = {i for i, v in enumerate(operands) if v.grad != NO and v.is_tensor} | {
+            k for k, v in keywords.items() if v.grad != NO and v.is_tensor
+        }
         certain = result.grad == YES
         op = facts.canonical
         for index, triggers in facts.saves_outputs:

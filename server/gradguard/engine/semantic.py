@@ -417,8 +417,7 @@ class Semantics:
         if default is not None:
             if isinstance(default, ast.Constant):
                 if default.value is None:
-                    if cls is not None and self._activation_method(func, cls):
-                        return Value(TENSOR | NONE, grad=MAYBE, leaf=MAYBE, names=frozenset((arg.arg,)))
+                    # `mask=None`, `input_shape=None`: an optional argument of any kind
                     return Value(ANY, grad=MAYBE, leaf=MAYBE, names=frozenset((arg.arg,)))
                 kind = {bool: BOOL, int: INT, float: FLOAT, str: STR}.get(type(default.value))
                 if kind is not None:
@@ -958,7 +957,17 @@ class Semantics:
                     pass  # results are cut below; the callee's own saves do not happen
                 value = callee.return_value
                 end = callee.exit_state
-                saved = end.saved if end is not None else {}
+                outside_roots = frozenset().union(*(v.roots for v in bound.values())) if bound else frozenset()
+                # what the caller can reach: saves of its own tensors (on any path), and of a
+                # returned tensor only where that very tensor is returned after being saved
+                saved = {r: rec for r, rec in (end.saved.items() if end is not None else ()) if r in outside_roots}
+                points = list(callee.return_points)
+                if callee.final is not None:
+                    points.append((NONE_VALUE, callee.final))
+                for returned, at in points:
+                    for root in _all_roots(returned) - outside_roots:
+                        if root in at.saved:
+                            saved.setdefault(root, at.saved[root])
                 self_attrs = (
                     tuple((k[5:], v) for k, v in end.env.items() if k.startswith("self.") and k.count(".") == 1)
                     if end is not None and self_value is not None
@@ -970,16 +979,21 @@ class Semantics:
             self._summaries[key] = cached  # type: ignore[assignment]
         value, saved, mutated, self_attrs = cached  # type: ignore[misc]
         self.last_self_attributes = self_attrs
+        # tensors the callee created are new objects of *this* call: one call site, one object
+        # (two calls of the same layer class must not share their outputs' identity)
+        outside = frozenset()
+        for v in (*args.all(), *([self_value] if self_value is not None else [])):
+            outside |= v.roots
+        value = _resite(value, outside, node)
         if nograd:
             if value.grad != NO:
                 value = cut(value, NO_GRAD, state.nograd, value.kinds & TENSORISH or TENSOR)  # type: ignore[arg-type]
         else:
             for root, record in saved.items():
-                state.saved.setdefault(root, record)
+                # a returned tensor the callee saved (`return torch.sigmoid(x)`) is this call's result
+                state.saved.setdefault(root if root in outside else node, record)
         if mutated:
-            arg_roots = frozenset()
-            for v in args.all():
-                arg_roots |= v.roots
+            arg_roots = outside
             hits = tuple(state.saved[r] for r in mutated & arg_roots if r in state.saved)
             if hits:
                 flow._record(INPLACE, node, state, join_all(args.all()), op="call", target=node, saved=hits)
@@ -1277,7 +1291,7 @@ class Semantics:
                 roots=receiver.roots or frozenset((node,)), dtype=receiver.dtype, sites=frozenset((node,))
             )
             if attr == "detach_":
-                flow._record(INPLACE, node, state, receiver, op=attr, target=node.func.value)  # type: ignore[attr-defined]
+                # detaches the tensor itself (allowed on a leaf: it no longer requires grad)
                 if isinstance(node.func.value, ast.Name):  # type: ignore[attr-defined]
                     state.env[node.func.value.id] = result  # type: ignore[attr-defined]
             return result
@@ -1714,6 +1728,35 @@ def _params_sources(params: Value) -> frozenset:
         inner = element_of(elem)
         return inner.sources
     return frozenset()
+
+
+def _all_roots(value: Value, depth: int = 0) -> frozenset:
+    roots = value.roots
+    if depth < 2:
+        for part in (*(value.items or ()), *([value.elem] if value.elem is not None else [])):
+            roots = roots | _all_roots(part, depth + 1)
+    return roots
+
+
+def _resite(value: Value, outside: frozenset, call: ast.AST, depth: int = 0) -> Value:
+    """A callee's result as the caller sees it: objects the callee created (their allocation
+    sites are nodes of the callee) become objects of the call; the caller's own pass through."""
+    if depth > 2:
+        return value
+    changes: dict = {}
+    if value.roots and not value.roots <= outside:
+        changes["roots"] = (value.roots & outside) | {call}
+    if value.sites and not value.sites <= outside:
+        changes["sites"] = (value.sites & outside) | {call}
+    if value.items is not None:
+        items = tuple(_resite(item, outside, call, depth + 1) for item in value.items)
+        if any(a is not b for a, b in zip(items, value.items, strict=True)):
+            changes["items"] = items
+    if value.elem is not None:
+        elem = _resite(value.elem, outside, call, depth + 1)
+        if elem is not value.elem:
+            changes["elem"] = elem
+    return value.evolve(**changes) if changes else value
 
 
 def _inplace_flag(call: ast.AST | None) -> bool:

@@ -250,7 +250,7 @@ class MaskedAssignment(Rule):
         if write.kind == SAVED:
             if not write.in_forward and not calls_backward(write.flow):
                 return None
-            records = [r for r in write.event.saved if r.certain or write.in_forward]
+            records = [r for r in write.event.saved if r.certain or (write.in_forward and r.role == "output")]
             if not records:
                 return None
             op = saved_op_text(unit, records[0]).replace("{", "{{").replace("}", "}}")

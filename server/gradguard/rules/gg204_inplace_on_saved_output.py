@@ -354,7 +354,9 @@ class InplaceOnSavedOutput(Rule):
                 continue  # code that never calls backward is not reported
             if write.masked is not None:
                 continue  # GG202 reports `y[y < t] = v`
-            records = [r for r in write.event.saved if r.certain or write.in_forward]
+            # in forward, activations are taken to require grad: an output-saving op there saved
+            # its output; a saved *input* needs certainty (another input certainly requires grad)
+            records = [r for r in write.event.saved if r.certain or (write.in_forward and r.role == "output")]
             if not records:
                 continue
             yield self._report(unit, write, records[0])
