@@ -26,6 +26,7 @@ from lsprotocol import types
 from gradguard.engine.finding import Finding
 from gradguard.engine.index import ModuleContext
 from gradguard.engine.source import SourceFile, utf16_column
+from gradguard.lsp.diskread import read_unopened
 from gradguard.lsp.documents import uri_to_path
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,13 @@ class ProbeState:
         self.runs = 0  # probe subprocess runs started
         self.progress_count = 0
         self.lenses: dict[str, tuple[str, list[types.CodeLens]]] = {}  # uri -> (content hash, lenses)
+
+    def forget(self, uri: str) -> None:
+        """Drop what is kept for a closed document (its lenses, shown and cached results)."""
+        self.lenses.pop(uri, None)
+        self.shown.pop(uri, None)
+        for key in [k for k in self.cache if k[0] == uri]:
+            del self.cache[key]
 
     def remember(self, key: tuple[str, str, str | None], findings: list[Finding]) -> None:
         self.cache[key] = findings
@@ -122,21 +130,13 @@ def _probe_settings(ls: Any, uri: str) -> dict:
     return probe if isinstance(probe, dict) else {"enable": True, "timeout": 20.0}
 
 
-def _document_text(ls: Any, uri: str) -> str | None:
+async def _document_text(ls: Any, uri: str) -> str | None:
+    """The open document's text, else the file's (a regular UTF-8 file, bounded, read off the
+    event loop: a FIFO or /dev/zero named in a URI must not block the server)."""
     getter = getattr(ls, "get_document_text", None)
     text = getter(uri) if getter is not None else None
     if text is None:
-        try:
-            text = ls.workspace.get_text_document(uri).source
-        except Exception:  # noqa: BLE001
-            text = None
-    if text is None:
-        path = uri_to_path(uri)
-        try:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-        except OSError:
-            return None
+        text = await read_unopened(uri)
     return text
 
 
@@ -166,7 +166,7 @@ async def run_probe_command(ls: Any, state: ProbeState, args: tuple) -> dict:
     if settings.get("enable") is False:
         _show(ls, "gradguard: the gradient probe is disabled (setting gradguard.probe.enable).")
         return {"ran": False, "reason": "disabled"}
-    text = _document_text(ls, uri)
+    text = await _document_text(ls, uri)
     if text is None:
         return {"ran": False, "reason": "document not found"}
     digest = content_hash(text)
@@ -227,7 +227,7 @@ async def run_probe_command(ls: Any, state: ProbeState, args: tuple) -> dict:
         seconds = report.seconds
         state.remember(key, findings)
     # publish only if the document still has the text the probe ran on
-    current = _document_text(ls, uri)
+    current = await _document_text(ls, uri)
     if current is None or content_hash(current) != digest:
         return {"ran": True, "published": False, "reason": "the document changed while the probe ran"}
     shown_hash, by_target = state.shown.get(uri, ("", {}))
@@ -307,18 +307,19 @@ def register(server: Any) -> ProbeState:
     server.probe_state = state
 
     @server.feature(types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False))
-    def code_lens(ls: Any, params: types.CodeLensParams) -> list[types.CodeLens]:
+    async def code_lens(ls: Any, params: types.CodeLensParams) -> list[types.CodeLens]:
         uri = params.text_document.uri
         if _probe_settings(ls, uri).get("enable") is False:
             return []
-        text = _document_text(ls, uri)
+        text = await _document_text(ls, uri)
         if text is None:
             return []
         digest = content_hash(text)
         cached = state.lenses.get(uri)
         if cached is not None and cached[0] == digest:
             return cached[1]
-        lenses = code_lenses(uri, text)
+        in_engine = getattr(ls, "in_engine", None)  # parsing a big file must not block the loop
+        lenses = await in_engine(code_lenses, uri, text) if in_engine else code_lenses(uri, text)
         state.lenses[uri] = (digest, lenses)
         while len(state.lenses) > _CACHE_SIZE:
             state.lenses.pop(next(iter(state.lenses)))
