@@ -53,6 +53,7 @@ class Case:
     run: Callable[[RawServer, Path], Outcome]
     initialize: bool = True
     trusted: bool = False
+    capabilities: dict | None = None
 
 
 CASES: list[Case] = []
@@ -591,6 +592,101 @@ def unknown_document_changes(server: RawServer, tmp: Path) -> Outcome:
     return _no_traceback(server, "ignored")
 
 
+# -- code actions on a large file ------------------------------------------------------------------------
+BUG = "\n\ndef bad{i}(w):\n    x = torch.zeros(3, require_grad=True)\n    y = torch.relu(x)\n    y[y < 0] = 0\n    return y\n"
+
+
+def _large_file(lines: int) -> str:
+    parts = ["import torch\nimport torch.nn as nn\n"]
+    count = 2
+    index = 0
+    while count < lines:
+        parts.append(MODEL.format(i=index) if index % 4 else BUG.format(i=index))
+        count += parts[-1].count("\n")
+        index += 1
+    return "".join(parts)
+
+
+def _code_action_after_edit(server: RawServer, tmp: Path, resolve: bool) -> tuple[float, dict | None]:
+    uri = (tmp / "large.py").as_uri()
+    text = _large_file(100_000)
+    server.open(uri, text)
+    if server.wait_for(lambda m: m.get("method") == "textDocument/publishDiagnostics", 300) is None:
+        return 0.0, None
+    line = text.count("\n") - 3
+    server.notify(
+        "textDocument/didChange",
+        {
+            "textDocument": {"uri": uri, "version": 2},
+            "contentChanges": [
+                {
+                    "range": {"start": {"line": line, "character": 0}, "end": {"line": line, "character": 0}},
+                    "text": "\n",
+                }
+            ],
+        },
+    )
+    started = time.monotonic()
+    answer = server.call(
+        "textDocument/codeAction",
+        {
+            "textDocument": {"uri": uri},
+            "context": {"diagnostics": []},
+            "range": {"start": {"line": line - 5, "character": 0}, "end": {"line": line + 2, "character": 0}},
+        },
+        timeout=120,
+    )
+    return time.monotonic() - started, answer
+
+
+def _actions_case(resolve: bool):
+    def run(server: RawServer, tmp: Path) -> Outcome:
+        seconds, answer = _code_action_after_edit(server, tmp, resolve)
+        if answer is None:
+            return Outcome(False, f"no answer within {seconds:.0f} s")
+        if "error" in answer:
+            return Outcome(False, f"error {answer['error']}")
+        titles = [a.get("title") for a in answer.get("result") or []]
+        budget = 10.0
+        return Outcome(
+            seconds < budget, f"answered in {seconds:.1f} s ({len(titles)} actions; budget {budget:g} s)"
+        )
+
+    return run
+
+
+def _caps(resolve: bool) -> dict:
+    action: dict = {
+        "codeActionLiteralSupport": {"codeActionKind": {"valueSet": ["quickfix", "source.fixAll"]}}
+    }
+    if resolve:
+        action["resolveSupport"] = {"properties": ["edit"]}
+    return {
+        "workspace": {"applyEdit": True, "workspaceEdit": {"documentChanges": True}},
+        "textDocument": {"codeAction": action},
+    }
+
+
+CASES.append(
+    Case(
+        "code_action_large_file_resolve",
+        "codeAction",
+        "codeAction right after an edit of a 100,000-line file (client with resolve support)",
+        _actions_case(True),
+        capabilities=_caps(True),
+    )
+)
+CASES.append(
+    Case(
+        "code_action_large_file_plain",
+        "codeAction",
+        "codeAction right after an edit of a 100,000-line file (client without resolve)",
+        _actions_case(False),
+        capabilities=_caps(False),
+    )
+)
+
+
 # -- memory ----------------------------------------------------------------------------------------------
 MODEL = """\
 import torch
@@ -807,7 +903,8 @@ def run_case(item: Case) -> Outcome:
         try:
             if item.initialize:
                 options = {"settings": {"debounceMs": 0}, "workspaceTrusted": item.trusted}
-                server.initialize(tmp.as_uri(), {"workspace": {"applyEdit": True}}, options)
+                capabilities = item.capabilities or {"workspace": {"applyEdit": True}}
+                server.initialize(tmp.as_uri(), capabilities, options)
             try:
                 return item.run(server, tmp)
             except Exception as exc:  # noqa: BLE001 - a case that breaks the harness is a failure

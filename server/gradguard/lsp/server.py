@@ -63,6 +63,8 @@ MAX_ANALYSED_CHARS = 3_000_000  # larger documents are not checked (the server s
 PARSE_ERRORS = (SyntaxError, ValueError, MemoryError, RecursionError, OverflowError)
 # documents that keep their syntax tree and live fixes (the most recently analysed)
 HOT_DOCUMENTS = 16
+# units whose findings the server's analyzers remember
+UNIT_CACHE_SIZE = 200_000
 # seconds gradguard.fixAll waits for the editor to answer workspace/applyEdit
 APPLY_EDIT_TIMEOUT = float(os.environ.get("GRADGUARD_APPLY_EDIT_TIMEOUT") or 20)
 
@@ -323,6 +325,7 @@ class AnalysisResult:
     rule_errors: list = field(default_factory=list)
     syntax_error: bool = False
     seconds: float = 0.0
+    published: bool = False
 
 
 class GradguardServer(LanguageServer):
@@ -465,7 +468,10 @@ class GradguardServer(LanguageServer):
         if analyzer is None:
             if len(self._analyzers) > 8:
                 self._analyzers.clear()
-            analyzer = self._analyzers[key] = Analyzer(config)
+            # the per-unit cache must hold every unit of a large file, or each edit re-checks
+            # all of them (an LRU smaller than the file misses every time); it holds only the
+            # units of open, recently analysed documents (see forget and _cool)
+            analyzer = self._analyzers[key] = Analyzer(config, cache_size=UNIT_CACHE_SIZE)
         return analyzer
 
     # -- per-document state ---------------------------------------------------------------------
@@ -551,7 +557,7 @@ class GradguardServer(LanguageServer):
     async def _analyse_and_publish(self, key: str, delay: float) -> None:
         if delay > 0:
             await asyncio.sleep(delay)
-        if self._analysed.get(key) == self._version_of(key):
+        if key in self._analysed and self._analysed[key] == self._version_of(key):
             return  # a request (codeAction, hover...) published this version meanwhile
         result = await self.analyse(key)
         if result is None:
@@ -719,6 +725,9 @@ class GradguardServer(LanguageServer):
             )
 
     def _publish(self, key: str, result: AnalysisResult) -> None:
+        if result.published:
+            return  # two waiters of one analysis: published once
+        result.published = True
         self._analysed[key] = result.snapshot.version
         self._report_rule_errors(result)
         self.timings.append(result.seconds)
@@ -941,7 +950,7 @@ def _detached(finding: Finding) -> Finding:
 
 
 def _trim_memory() -> None:
-    """Give freed memory back to the system (glibc keeps it in its arenas otherwise)."""
+    """Give memory freed by closed documents back to the system (glibc keeps it otherwise)."""
     gc.collect()
     if sys.platform.startswith("linux"):
         try:
