@@ -31,6 +31,7 @@ PR_SET_CHILD_SUBREAPER = 36
 SPAWNED: set[int] = set()
 
 _libc = None
+_subreaper = False
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -47,7 +48,14 @@ def _prctl(option: int, value: int) -> bool:
 
 def set_subreaper() -> bool:
     """Orphaned descendants are re-parented to this process. False where unsupported."""
-    return _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    global _subreaper
+    _subreaper = _prctl(PR_SET_CHILD_SUBREAPER, 1) or _subreaper
+    return _subreaper
+
+
+def is_subreaper() -> bool:
+    """Did this process make itself a subreaper (the language server, `gradguard probe`)?"""
+    return _subreaper
 
 
 def set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
