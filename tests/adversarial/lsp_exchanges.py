@@ -516,7 +516,9 @@ def lens_odd_uris(server: RawServer, tmp: Path) -> Outcome:
 
 
 # -- exceptions that must become handled warnings ------------------------------------------------------
-def _no_traceback(server: RawServer, what: str) -> Outcome:
+def _no_traceback(server: RawServer, what: str, warned: str | None = None) -> Outcome:
+    """No traceback in the log, no error sent to the client, still answering; and, when
+    `warned` is given, a warning containing it was logged to the client."""
     if not server.responsive():
         return Outcome(False, "deaf afterwards")
     stderr = server.stderr()
@@ -526,6 +528,11 @@ def _no_traceback(server: RawServer, what: str) -> Outcome:
     errors = [m for m in server.log_messages() if m.get("type") == 1]
     if errors:
         return Outcome(False, f"error sent to the client: {errors[-1]['message'][:120]}")
+    if warned is not None:
+        warnings = [m for m in server.log_messages() if m.get("type") == 2 and warned in m["message"]]
+        if not warnings:
+            return Outcome(False, f"no warning mentioning {warned!r} was logged")
+        what += f" ({len(warnings)} warnings logged)"
     return Outcome(True, what)
 
 
@@ -533,7 +540,7 @@ def _no_traceback(server: RawServer, what: str) -> Outcome:
 def malformed_uri_did_open(server: RawServer, tmp: Path) -> Outcome:
     for uri in ("file://[::1", "file:///%ff%fe.py", "::::", "file://host:99999999/x.py", "", "untitled:\x00"):
         server.open(uri, "import torch\nx = torch.zeros(3)\nx[x < 0] = 0\n")
-    return _no_traceback(server, "ignored with a warning")
+    return _no_traceback(server, "ignored with a warning", warned="didOpen of")
 
 
 @case("exceptions", "notebook edits to cells that were never opened (x200)")
@@ -577,7 +584,7 @@ def notebook_unknown_cells(server: RawServer, tmp: Path) -> Outcome:
             "change": {"cells": {"structure": {"array": {"start": 5, "deleteCount": 3}}}},
         },
     )
-    return _no_traceback(server, "200 edits to unknown cells ignored")
+    return _no_traceback(server, "200 edits to unknown cells ignored", warned="not open")
 
 
 @case("exceptions", "didChange / didClose for documents that were never opened")
@@ -747,28 +754,6 @@ def open_close_many(server: RawServer, tmp: Path) -> Outcome:
 
 
 # -- the process tree ----------------------------------------------------------------------------------
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z":
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as handle:
@@ -777,23 +762,42 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _holding(marker: str) -> list[int]:
+    """Live processes with marker in their command line or an open file whose path has it (the
+    probe may run in its own PID namespace: its own pids mean nothing here)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or not _alive(int(entry)):
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                if marker.encode() in handle.read():
+                    found.append(int(entry))
+                    continue
+            for fd in os.listdir(f"/proc/{entry}/fd"):
+                if marker in os.readlink(f"/proc/{entry}/fd/{fd}"):
+                    found.append(int(entry))
+                    break
+        except OSError:
+            continue
+    return found
+
+
 ESCAPER = """\
 import os, subprocess, sys, time
 import torch
 import torch.nn as nn
 
-PIDS = {pids!r}
+MARKER = {marker!r}
 
 
 def _escape():
     # a session of its own, then a double fork: the classic ways out of a process group
-    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", MARKER], start_new_session=True)
     if os.fork() == 0:
         os.setsid()
         if os.fork() == 0:
-            with open(PIDS, "a") as handle:
-                handle.write(f"{{os.getpid()}}\\n")
-            time.sleep(600)
+            os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(600)", MARKER])
         os._exit(0)
 
 
@@ -801,14 +805,45 @@ class Sleeper(nn.Module):
     def __init__(self):
         super().__init__()
         self.fc = nn.Linear(4, 4)
-        with open(PIDS, "a") as handle:
-            handle.write(f"{{os.getpid()}}\\n")
         _escape()
+        self.held = open(MARKER, "w")
+        self.held.write("started")
+        self.held.flush()
         time.sleep(600)
 
     def forward(self, x):
         return self.fc(x)
 """
+
+
+def _start_sleeper(server: RawServer, tmp: Path) -> tuple[str, Outcome | None]:
+    marker = str(tmp / f"gg-escaper-{os.getpid()}-{time.monotonic_ns()}")
+    path = tmp / "sleeper.py"
+    path.write_text(ESCAPER.format(marker=marker))
+    uri = path.as_uri()
+    server.open(uri, path.read_text())
+    server.request(
+        "workspace/executeCommand", {"command": "gradguard.runProbe", "arguments": [uri, "Sleeper"]}
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if Path(marker).exists() and Path(marker).read_text() == "started" and len(_holding(marker)) >= 3:
+            return marker, None
+        time.sleep(0.2)
+    return marker, Outcome(False, f"the probe never started the target ({len(_holding(marker))} processes)")
+
+
+def _survivors(marker: str, seconds: float = 10) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and _holding(marker):
+        time.sleep(0.2)
+    left = _holding(marker)
+    for pid in left:  # clean up what leaked, so the next case starts clean
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return left
 
 
 @case("process tree", "SIGKILL the server mid-probe: no runner or escaped child survives", trusted=True)
@@ -817,40 +852,18 @@ def kill_server_mid_probe(server: RawServer, tmp: Path) -> Outcome:
         import torch  # noqa: F401
     except ImportError:
         return Outcome(True, "skipped: no torch")
-    pids_file = tmp / "pids.txt"
-    path = tmp / "sleeper.py"
-    path.write_text(ESCAPER.format(pids=str(pids_file)))
-    uri = path.as_uri()
-    server.open(uri, path.read_text())
-    server.request(
-        "workspace/executeCommand", {"command": "gradguard.runProbe", "arguments": [uri, "Sleeper"]}
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if pids_file.exists() and len(pids_file.read_text().split()) >= 2:
-            break
-        time.sleep(0.2)
-    else:
-        return Outcome(False, "the probe never started the target")
-    time.sleep(1.0)
-    tree = _descendants(server.proc.pid)
-    escaped = {int(p) for p in pids_file.read_text().split()} - tree
+    marker, failed = _start_sleeper(server, tmp)
+    if failed:
+        _survivors(marker, 0)
+        return failed
+    count = len(_holding(marker))
+    time.sleep(0.5)
     os.kill(server.proc.pid, signal.SIGKILL)
     server.proc.wait(10)
-    candidates = tree | {int(p) for p in pids_file.read_text().split()}
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in candidates):
-        time.sleep(0.2)
-    survivors = sorted(p for p in candidates if _alive(p))
-    for pid in survivors:  # clean up what leaked, so the next case starts clean
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    note = f" ({len(escaped)} had left the server's tree)" if escaped else ""
-    if survivors:
-        return Outcome(False, f"{len(survivors)} of {len(candidates)} processes survived{note}")
-    return Outcome(True, f"all {len(candidates)} processes gone{note}")
+    left = _survivors(marker)
+    if left:
+        return Outcome(False, f"{len(left)} of {count} processes survived the killed server")
+    return Outcome(True, f"all {count} processes (runner, setsid child, double-forked daemon) gone")
 
 
 @case("process tree", "exit while a probe runs: nothing survives", trusted=True)
@@ -859,40 +872,20 @@ def exit_mid_probe(server: RawServer, tmp: Path) -> Outcome:
         import torch  # noqa: F401
     except ImportError:
         return Outcome(True, "skipped: no torch")
-    pids_file = tmp / "pids.txt"
-    path = tmp / "sleeper.py"
-    path.write_text(ESCAPER.format(pids=str(pids_file)))
-    uri = path.as_uri()
-    server.open(uri, path.read_text())
-    server.request(
-        "workspace/executeCommand", {"command": "gradguard.runProbe", "arguments": [uri, "Sleeper"]}
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if pids_file.exists() and len(pids_file.read_text().split()) >= 2:
-            break
-        time.sleep(0.2)
-    else:
-        return Outcome(False, "the probe never started the target")
-    time.sleep(1.0)
-    candidates = _descendants(server.proc.pid) | {int(p) for p in pids_file.read_text().split()}
+    marker, failed = _start_sleeper(server, tmp)
+    if failed:
+        _survivors(marker, 0)
+        return failed
+    count = len(_holding(marker))
     server.call("shutdown", None, timeout=10)
     server.notify("exit")
     code = server.wait_exit(15)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in candidates):
-        time.sleep(0.2)
-    survivors = sorted(p for p in candidates if _alive(p))
-    for pid in survivors:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+    left = _survivors(marker)
     if code is None:
         return Outcome(False, "the server did not exit")
-    if survivors:
-        return Outcome(False, f"{len(survivors)} of {len(candidates)} processes survived the server's exit")
-    return Outcome(True, f"exit {code}; all {len(candidates)} processes gone")
+    if left:
+        return Outcome(False, f"{len(left)} of {count} processes survived the server's exit")
+    return Outcome(True, f"exit {code}; all {count} processes gone")
 
 
 # -- running ---------------------------------------------------------------------------------------------

@@ -113,7 +113,7 @@ def escape_then_hang(report, facts) -> Outcome:
 @case(
     "fork_storm",
     "300 sleeping children, then an infinite loop",
-    f"""\
+    """\
 class Net(nn.Module):
     def __init__(self):
         super().__init__()
@@ -471,14 +471,18 @@ def run_in_process(name: str) -> dict:
 def run_case(name: str) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(SERVER_DIR), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--in-process", name],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+    limit = 240
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--in-process", name],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=limit,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {"handled": False, "detail": f"the probe hung (no answer within {limit} s)", "seconds": limit}
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]

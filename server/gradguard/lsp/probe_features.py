@@ -36,8 +36,9 @@ CMD_CANCEL_PROBE = "gradguard.cancelProbe"
 LENS_MODULE = "Check gradient flow"
 LENS_FUNCTION = "Run gradcheck"
 UNTRUSTED_MESSAGE = (
-    "gradguard: the gradient probe runs your code with torch, so it only runs in a trusted "
-    "workspace. Trust this folder (Workspaces: Manage Workspace Trust) to use it."
+    "gradguard: the gradient probe executes your code with torch, with your permissions, so it "
+    "only runs in a trusted workspace. It is not a security sandbox, and code that wants to can "
+    "fake its results. Trust this folder (Workspaces: Manage Workspace Trust) to use it."
 )
 _CACHE_SIZE = 64
 
@@ -174,6 +175,7 @@ async def run_probe_command(ls: Any, state: ProbeState, args: tuple) -> dict:
     cached = key in state.cache
     notes: list[str] = []
     seconds = 0.0
+    isolation = ""  # a cached result: said when it ran
     if cached:
         findings = state.cache[key]
     else:
@@ -225,6 +227,8 @@ async def run_probe_command(ls: Any, state: ProbeState, args: tuple) -> dict:
         findings = report.findings
         notes = [f"{n.name}: {n.summary}" for n in report.notes]
         seconds = report.seconds
+        isolation = report.isolation_summary
+        log.info("probe of %s: %s", uri, isolation)
         state.remember(key, findings)
     # publish only if the document still has the text the probe ran on
     current = await _document_text(ls, uri)
@@ -258,6 +262,7 @@ async def run_probe_command(ls: Any, state: ProbeState, args: tuple) -> dict:
         "findings": [f.to_dict() for f in findings],
         "notes": notes,
         "seconds": round(seconds, 3),
+        "isolation": isolation,
     }
 
 

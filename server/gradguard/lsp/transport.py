@@ -49,7 +49,7 @@ PARSE_ERROR, INVALID_REQUEST = -32700, -32600
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _RESYNC = re.compile(rb"content-length[ \t]*:", re.IGNORECASE)
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_DIGITS = re.compile(rb"[0-9]{1,20}")
+_DIGITS = re.compile(rb"[0-9]+")
 _NO_ID = object()
 
 
@@ -166,9 +166,9 @@ class FrameParser:
                 resync_from=body_start,
             )
             return True
-        length = int(raw)
+        length = int(raw) if len(raw) <= 15 else self.max_body + 1  # no int() of 8,000 digits
         if length > self.max_body:
-            self._oversized(out, length, body_start)
+            self._oversized(out, raw, body_start)
             return True
         del buf[:body_start]
         if length == 0:
@@ -251,10 +251,11 @@ class FrameParser:
         self.skipped += resync_from
         self._state = "skip"
 
-    def _oversized(self, out: list, length: int, body_start: int) -> None:
+    def _oversized(self, out: list, raw: bytes, body_start: int) -> None:
         # what was announced is discarded as it arrives (never held), and a real frame is
         # looked for in it in case the length was a lie
-        why = f"Content-Length {length} is over the limit of {self.max_body} bytes"
+        shown = raw[:30].decode("ascii") + ("..." if len(raw) > 30 else "")
+        why = f"Content-Length {shown} is over the limit of {self.max_body} bytes"
         self._fail(out, why, body_start, INVALID_REQUEST, resync_from=body_start)
 
 
@@ -278,14 +279,15 @@ def _complete_value(data: bytes) -> tuple[Any, int | None]:
 
 
 def request_id(data: bytes) -> Any:
-    """The top-level "id" of a (maybe truncated or invalid) JSON-RPC request object, when it
-    also has a top-level "method" (a response or notification gets no error answer)."""
+    """The top-level "id" of a (maybe truncated or invalid) JSON-RPC request object: one with a
+    top-level "method", or a truncated one without "result"/"error" (a response or a
+    notification gets no error answer)."""
     text = data[:SALVAGE_BYTES].decode("utf-8", "replace")
     depth = 0
     index = 0
     key_expected = False
     found_id: Any = _NO_ID
-    has_method = False
+    has_method = has_result = closed = False
     length = len(text)
     while index < length:
         ch = text[index]
@@ -306,6 +308,8 @@ def request_id(data: bytes) -> Any:
                         key = None
                     if key == "method":
                         has_method = True
+                    elif key in ("result", "error"):
+                        has_result = True
                     elif key == "id":
                         value = re.match(r'\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*"|null)', text[index:])
                         if value is not None:
@@ -321,11 +325,17 @@ def request_id(data: bytes) -> Any:
         elif ch in "}]":
             depth -= 1
             if depth <= 0:
+                closed = True
                 break  # the end of the first top-level value: what follows is another message
         elif ch == "," and depth == 1:
             key_expected = True
         index += 1
-    if found_id is not _NO_ID and has_method and isinstance(found_id, (int, str)):
+    # a request has a method; a truncated object may have lost it, unless it is a response
+    if (
+        isinstance(found_id, (int, str))
+        and not isinstance(found_id, bool)
+        and (has_method or (not closed and not has_result))
+    ):
         return found_id
     return _NO_ID
 
