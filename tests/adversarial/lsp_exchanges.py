@@ -54,6 +54,7 @@ class Case:
     initialize: bool = True
     trusted: bool = False
     capabilities: dict | None = None
+    env: dict | None = None  # extra environment of the server
 
 
 CASES: list[Case] = []
@@ -866,6 +867,50 @@ def kill_server_mid_probe(server: RawServer, tmp: Path) -> Outcome:
     return Outcome(True, f"all {count} processes (runner, setsid child, double-forked daemon) gone")
 
 
+def _signal_mid_probe(sig: int):
+    def run(server: RawServer, tmp: Path) -> Outcome:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            return Outcome(True, "skipped: no torch")
+        marker, failed = _start_sleeper(server, tmp)
+        if failed:
+            _survivors(marker, 0)
+            return failed
+        count = len(_holding(marker))
+        time.sleep(0.5)
+        os.kill(server.proc.pid, sig)
+        server.proc.wait(15)
+        left = _survivors(marker)
+        if left:
+            return Outcome(False, f"{len(left)} of {count} processes survived")
+        return Outcome(True, f"all {count} processes gone")
+
+    return run
+
+
+CASES.append(
+    Case(
+        "kill_server_mid_probe_without_namespaces",
+        "process tree",
+        "SIGKILL the server mid-probe, probe without namespaces: nothing survives",
+        _signal_mid_probe(signal.SIGKILL),
+        trusted=True,
+        env={"GRADGUARD_PROBE_NAMESPACES": "0"},
+    )
+)
+CASES.append(
+    Case(
+        "sigterm_server_mid_probe_without_namespaces",
+        "process tree",
+        "SIGTERM the server mid-probe, probe without namespaces: nothing survives",
+        _signal_mid_probe(signal.SIGTERM),
+        trusted=True,
+        env={"GRADGUARD_PROBE_NAMESPACES": "0"},
+    )
+)
+
+
 @case("process tree", "exit while a probe runs: nothing survives", trusted=True)
 def exit_mid_probe(server: RawServer, tmp: Path) -> Outcome:
     try:
@@ -892,7 +937,7 @@ def exit_mid_probe(server: RawServer, tmp: Path) -> Outcome:
 def run_case(item: Case) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="gg-adv-") as tmp_name:
         tmp = Path(tmp_name)
-        server = RawServer(cwd=tmp_name, env=server_env(GRADGUARD_APPLY_EDIT_TIMEOUT="4"))
+        server = RawServer(cwd=tmp_name, env=server_env(GRADGUARD_APPLY_EDIT_TIMEOUT="4", **(item.env or {})))
         try:
             if item.initialize:
                 options = {"settings": {"debounceMs": 0}, "workspaceTrusted": item.trusted}

@@ -159,7 +159,6 @@ class GradguardProtocol(LanguageServerProtocol):
     # the lifecycle the spec asks for (pygls drops requests after `shutdown` unanswered and
     # exits with status 0 on `exit` whether or not `shutdown` came first)
     _initialized = False
-    exit_code: int | None = None
     _dropped_warnings = 0
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
@@ -256,8 +255,7 @@ class GradguardProtocol(LanguageServerProtocol):
     def handle_message(self, message):
         method = getattr(message, "method", None)
         is_request = method is not None and getattr(message, "id", None) is not None
-        if method == types.EXIT:
-            self.exit_code = 0 if self._shutdown else 1
+        if method == types.EXIT:  # the status (0 after shutdown, else 1) is serve_stdio's
             transport = getattr(self._server, "transport", None)
             if transport is None:
                 return super().handle_message(message)  # pygls's own loop: it exits

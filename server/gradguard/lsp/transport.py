@@ -30,6 +30,7 @@ import logging
 import os
 import re
 import select
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -533,6 +534,13 @@ def serve_stdio(server: Any, on_exit: Callable[[], None] | None = None) -> int:
 
 
 async def _main(server: Any, transport: StdioTransport) -> str:
+    loop = asyncio.get_running_loop()
+    for sig in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            try:  # an editor that stops the server with a signal: clean up as on `exit`
+                loop.add_signal_handler(sig, transport.stop, signal.Signals(sig).name)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
     reason = await transport.run()
     # stop pending work (analyses, probe runs) so their cleanup runs before the process ends
     current = asyncio.current_task()

@@ -7,7 +7,8 @@ Run as a script (standard library only, like runner.py; it never imports gradgua
 
 SPEC: {"parent": pid, "events_fd": n, "cwd": dir, "argv": [python, runner.py, ...], "isolate": bool}
 
-1. It dies with its parent (`PR_SET_PDEATHSIG`), and is the subreaper of everything below it.
+1. It dies with its parent (`PR_SET_PDEATHSIG`: SIGTERM, whose handler kills the whole run), and
+   is the subreaper of everything below it.
 2. Where unprivileged user namespaces are allowed, it moves into new user and network namespaces
    (only a loopback interface: no network) and makes its children start a new PID namespace. The
    first child is that namespace's init; when init ends, for whatever reason, the kernel kills
@@ -269,7 +270,9 @@ def _close_channel(spec: dict) -> None:
 
 def main(argv: list[str]) -> None:
     spec = json.loads(argv[0])
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    # SIGTERM, not SIGKILL: without a PID namespace, the handler below still has to kill the tree
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(128 + signal.SIGTERM))
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != spec["parent"]:
         os._exit(EXIT_PARENT_GONE)  # the server died before we could tie ourselves to it
     info: dict = {"event": "isolation", "subreaper": _prctl(PR_SET_CHILD_SUBREAPER, 1)}
@@ -279,7 +282,7 @@ def main(argv: list[str]) -> None:
             os.write(2, f"gradguard probe: {state['fatal']}\n".encode())
             os._exit(71)
         info.update(state)
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # in case the new credentials cleared it
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # in case the new credentials cleared it
     else:
         info.update({"namespaces": [], "reason": "isolation was turned off"})
     pid_namespace = "pid" in info.get("namespaces", ())
