@@ -47,3 +47,24 @@ def process_gone(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return True
     return state in ("Z", "X")
+
+
+def processes_with(marker: str) -> list[int]:
+    """Live processes whose command line contains marker or that hold a file whose path does
+    (the probe may run in its own PID namespace, where its pids are not ours)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or process_gone(int(entry)):
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                if marker.encode() in handle.read():
+                    found.append(int(entry))
+                    continue
+            for fd in os.listdir(f"/proc/{entry}/fd"):
+                if marker in os.readlink(f"/proc/{entry}/fd/{fd}"):
+                    found.append(int(entry))
+                    break
+        except OSError:
+            continue
+    return found

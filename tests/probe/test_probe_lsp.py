@@ -248,9 +248,9 @@ class Spinner(nn.Module):
         self.fc = nn.Linear(4, 4)
 
     def forward(self, x):
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
-        with open(PID_FILE, "w") as handle:
-            handle.write(f"{os.getpid()} {child.pid}")
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", PID_FILE])
+        marker = open(PID_FILE, "w")  # held open: the test finds this process by it
+        marker.write("started"), marker.flush()
         while True:
             pass
 """
@@ -258,7 +258,7 @@ class Spinner(nn.Module):
 
 @pytest.mark.parametrize("how", ["command", "progress"])
 async def test_cancel_kills_the_probe_and_its_children(client: LanguageClient, how: str):
-    from .conftest import process_gone
+    from .conftest import processes_with
 
     root = client.root  # type: ignore[attr-defined]
     pid_file = root / "pids"
@@ -266,8 +266,8 @@ async def test_cancel_kills_the_probe_and_its_children(client: LanguageClient, h
     path.write_text(SPINNER.replace("PID_FILE", repr(str(pid_file))))
     uri, _ = open_doc(client, path)
     running = asyncio.ensure_future(run_probe(client, uri, "Spinner"))
-    await wait_until(lambda: pid_file.exists() and len(pid_file.read_text().split()) == 2, timeout=60)
-    pids = [int(p) for p in pid_file.read_text().split()]
+    await wait_until(lambda: pid_file.exists() and pid_file.read_text() == "started", timeout=60)
+    await wait_until(lambda: len(processes_with(str(pid_file))) == 2, timeout=10)
     # the run shows as a cancellable progress in the editor
     (token,) = [t for t, values in client.progress_reports.items() if values and values[0].cancellable]
     assert client.progress_reports[token][0].title == "gradguard: probing Spinner"
@@ -280,6 +280,6 @@ async def test_cancel_kills_the_probe_and_its_children(client: LanguageClient, h
         client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
     result = await asyncio.wait_for(running, timeout=10)
     assert result == {"ran": False, "reason": "cancelled"}
-    await wait_until(lambda: all(process_gone(p) for p in pids), timeout=10)
+    await wait_until(lambda: not processes_with(str(pid_file)), timeout=10)
     assert probe_diagnostics(client, uri) == []
     await wait_until(lambda: client.progress_reports[token][-1].kind == "end")

@@ -240,6 +240,13 @@ class Analyzer:
                 self._remember(key, [f.shifted(-offset) for f in found], dependencies)
         return results
 
+    def forget(self, path: str) -> int:
+        """Drop the cached findings of one file (an editor closed it); returns how many."""
+        stale = [key for key in self._cache if key[1] == path]
+        for key in stale:
+            del self._cache[key]
+        return len(stale)
+
     def _remember(self, key: tuple, findings: list[Finding], dependencies: tuple) -> None:
         self._cache[key] = _CacheEntry(findings, dependencies)
         if len(self._cache) > self._cache_size:

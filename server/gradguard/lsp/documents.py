@@ -65,7 +65,10 @@ def from_char_column(content: str, column: int, encoding: str = UTF16) -> int:
 
 def uri_to_path(uri: str) -> str:
     """file: URIs -> a filesystem path; anything else (untitled:, cells) is kept as is."""
-    parsed = urlparse(uri)
+    try:
+        parsed = urlparse(uri)
+    except ValueError:  # a malformed URI ("file://[x"): not a path
+        return uri
     if parsed.scheme == "file":
         path = unquote(parsed.path)
         if re.match(r"^/[A-Za-z]:", path):  # file:///c:/x -> c:/x

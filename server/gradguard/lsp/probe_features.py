@@ -39,6 +39,7 @@ from gradguard.engine.finding import Applicability, Finding, Fix, Severity, Text
 from gradguard.engine.incremental import LineDelta
 from gradguard.engine.index import ModuleContext
 from gradguard.engine.source import SourceFile, split_lines, utf16_column
+from gradguard.lsp.diskread import read_unopened
 from gradguard.lsp.documents import CellSpan, uri_to_path
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,9 @@ LENS_FUNCTION = "Run gradcheck"
 LENS_ALL = "Check gradient flow of all modules in this file"
 LENS_ALL_NOTEBOOK = "Check gradient flow of all modules in this notebook"
 UNTRUSTED_MESSAGE = (
-    "gradguard: the gradient probe runs your code with torch, so it only runs in a trusted "
-    "workspace. Trust this folder (Workspaces: Manage Workspace Trust) to use it."
+    "gradguard: the gradient probe executes your code with torch, with your permissions, so it "
+    "only runs in a trusted workspace. It is not a security sandbox, and code that wants to can "
+    "fake its results. Trust this folder (Workspaces: Manage Workspace Trust) to use it."
 )
 _CACHE_SIZE = 64
 _PROJECT_SEARCH_FILES = 2000
@@ -114,6 +116,15 @@ class ProbeState:
         self.generation = 0  # bumped whenever results change (the lens titles depend on them)
         # uri -> (cache key, lenses, lines of the uri's text)
         self.lenses: OrderedDict[str, tuple[tuple, list[types.CodeLens], list[str]]] = OrderedDict()
+
+    def forget(self, uri: str) -> None:
+        """Drop what is kept for a closed document (its lenses, results and cached runs)."""
+        self.lenses.pop(uri, None)
+        self.results.pop(uri, None)
+        self.loose.pop(uri, None)
+        self.lines.pop(uri, None)
+        for key in [k for k in self.cache if k[0] == uri]:
+            del self.cache[key]
 
     def remember(self, key: tuple[str, str, str | None], value: tuple[list[Finding], list, float]) -> None:
         self.cache[key] = value
@@ -266,7 +277,8 @@ def _doc_lines(ls: Any, uri: str, fallback: str) -> list[str]:
     return list(doc.lines) if doc is not None else split_lines(fallback)
 
 
-def _probe_source(ls: Any, uri: str) -> ProbeSource | None:
+def _open_source(ls: Any, uri: str) -> ProbeSource | None:
+    """The probe's source of an open document or notebook (None when it is not open)."""
     store = getattr(ls, "store", None)
     if store is not None:
         doc = store.get(uri)
@@ -275,10 +287,18 @@ def _probe_source(ls: Any, uri: str) -> ProbeSource | None:
         if notebook is not None:
             text, spans = store.combined(notebook)
             return ProbeSource(notebook_uri, text, uri_to_path(notebook_uri), spans)
-    text = _document_text(ls, uri)
-    if text is None:
-        return None
-    return ProbeSource(uri, text, uri_to_path(uri))
+    text = _open_text(ls, uri)
+    return ProbeSource(uri, text, uri_to_path(uri)) if text is not None else None
+
+
+async def _probe_source(ls: Any, uri: str) -> ProbeSource | None:
+    """The open document's source, else the file's (a regular UTF-8 file, bounded, read off the
+    event loop: a FIFO or /dev/zero named in a URI must not block the server)."""
+    src = _open_source(ls, uri)
+    if src is not None:
+        return src
+    text = await read_unopened(uri)
+    return ProbeSource(uri, text, uri_to_path(uri)) if text is not None else None
 
 
 def _probe_settings(ls: Any, uri: str) -> dict:
@@ -292,7 +312,7 @@ def _probe_settings(ls: Any, uri: str) -> dict:
     return probe if isinstance(probe, dict) else {"enable": True, "timeout": 20.0}
 
 
-def _document_text(ls: Any, uri: str) -> str | None:
+def _open_text(ls: Any, uri: str) -> str | None:
     getter = getattr(ls, "get_document_text", None)
     text = getter(uri) if getter is not None else None
     if text is None:
@@ -300,13 +320,6 @@ def _document_text(ls: Any, uri: str) -> str | None:
             text = ls.workspace.get_text_document(uri).source
         except Exception:  # noqa: BLE001
             text = None
-    if text is None:
-        path = uri_to_path(uri)
-        try:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-        except OSError:
-            return None
     return text
 
 
@@ -446,7 +459,7 @@ def refresh_after_change(ls: Any, uri: str, state: ProbeState) -> None:
     """After an edit: keep each target's results while its class's text is unchanged (moved to
     where the class is now); while the text does not parse, move them with the edit. Sets the
     documents' "probe" extras without publishing (the server publishes after its analysis)."""
-    src = _probe_source(ls, uri)
+    src = _open_source(ls, uri)
     if src is None or not state.results.get(src.key):
         return
     results = state.results[src.key]
@@ -630,12 +643,13 @@ async def run_probe_command(ls: Any, state: ProbeState, args: tuple) -> dict:
     if settings.get("enable") is False:
         _show(ls, "gradguard: the gradient probe is disabled (setting gradguard.probe.enable).")
         return {"ran": False, "reason": "disabled"}
-    src = _probe_source(ls, uri)
+    src = await _probe_source(ls, uri)
     if src is None:
         return {"ran": False, "reason": "document not found"}
     digest = content_hash(src.text)
     key = (src.key, digest, target)
     cached = key in state.cache
+    isolation = ""  # a cached result: said when it ran
     if cached:
         findings, notes, seconds = state.cache[key]
     else:
@@ -686,9 +700,11 @@ async def run_probe_command(ls: Any, state: ProbeState, args: tuple) -> dict:
             return {"ran": False, "reason": report.error}
         findings = await _with_constructor_fixes(ls, src, report.findings)
         notes, seconds = list(report.notes), report.seconds
+        isolation = report.isolation_summary
+        log.info("probe of %s: %s", uri, isolation)
         state.remember(key, (findings, notes, seconds))
     # publish only if the document still has the text the probe ran on
-    current = _probe_source(ls, uri)
+    current = await _probe_source(ls, uri)
     if current is None or content_hash(current.text) != digest:
         return {"ran": True, "published": False, "reason": "the document changed while the probe ran"}
     _store_results(state, src, target, findings, notes)
@@ -704,6 +720,7 @@ async def run_probe_command(ls: Any, state: ProbeState, args: tuple) -> dict:
         "notes": [f"{n.name}: {n.summary}" for n in notes],
         "lenses": {name: r.title for name, r in state.results.get(src.key, {}).items()},
         "seconds": round(seconds, 3),
+        "isolation": isolation,
     }
 
 
@@ -772,11 +789,11 @@ def register(server: Any) -> ProbeState:
     hooks["probe"] = lambda ls, uri: refresh_after_change(ls, uri, state)
 
     @server.feature(types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False))
-    def code_lens(ls: Any, params: types.CodeLensParams) -> list[types.CodeLens]:
+    async def code_lens(ls: Any, params: types.CodeLensParams) -> list[types.CodeLens]:
         uri = params.text_document.uri
         if _probe_settings(ls, uri).get("enable") is False:
             return []
-        src = _probe_source(ls, uri)
+        src = await _probe_source(ls, uri)
         if src is None:
             return []
         lines = _doc_lines(ls, uri, src.text)
@@ -784,7 +801,8 @@ def register(server: Any) -> ProbeState:
         cached = state.lenses.get(uri)
         if cached is not None and cached[0] == cache_key:
             return cached[1]
-        infos = parse_targets(src.text)
+        in_engine = getattr(ls, "in_engine", None)  # parsing a big file must not block the loop
+        infos = await in_engine(parse_targets, src.text) if in_engine else parse_targets(src.text)
         if infos is None:
             # the text does not parse: the last lenses stay, moved with the edit, so that the
             # code below them does not jump by a line while typing

@@ -14,7 +14,9 @@ import asyncio
 import bisect
 import collections
 import concurrent.futures
+import ctypes
 import dataclasses
+import gc
 import logging
 import os
 import sys
@@ -60,6 +62,12 @@ SERVER_NAME = "gradguard"
 FIX_ALL_KIND = "source.fixAll.gradguard"
 MAX_ANALYSED_CHARS = 3_000_000  # larger documents are not checked (the server stays responsive)
 PARSE_ERRORS = (SyntaxError, ValueError, MemoryError, RecursionError, OverflowError)
+# documents that keep their syntax tree and live fixes (the most recently analysed)
+HOT_DOCUMENTS = 16
+# units whose findings the server's analyzers remember
+UNIT_CACHE_SIZE = 200_000
+# seconds gradguard.fixAll waits for the editor to answer workspace/applyEdit
+APPLY_EDIT_TIMEOUT = float(os.environ.get("GRADGUARD_APPLY_EDIT_TIMEOUT") or 20)
 
 CMD_EXPLAIN = "gradguard.explainRule"
 CMD_FIX_ALL = "gradguard.fixAll"
@@ -152,12 +160,90 @@ class _InvalidRequest:
 
 
 class GradguardProtocol(LanguageServerProtocol):
+    # the lifecycle the spec asks for (pygls drops requests after `shutdown` unanswered and
+    # exits with status 0 on `exit` whether or not `shutdown` came first)
+    _initialized = False
+    _dropped_warnings = 0
+
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
         # The document store in documents.py applies the change (pygls's TextDocument
         # re-splits the whole text per change and splits at \f and U+2028).
         if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
             yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams):
+        try:
+            self.workspace.put_text_document(params.text_document)
+        except Exception as exc:  # noqa: BLE001 - a malformed URI: not a document we can serve
+            self._drop_warning(
+                f"didOpen of {params.text_document.uri!r} ignored: {type(exc).__name__}: {exc}"
+            )
+            return
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.NOTEBOOK_DOCUMENT_DID_OPEN)
+    def lsp_notebook_document__did_open(self, params: types.DidOpenNotebookDocumentParams):
+        try:
+            self.workspace.put_notebook_document(params)
+        except Exception as exc:  # noqa: BLE001
+            self._drop_warning(f"notebook didOpen of {params.notebook_document.uri!r} ignored: {exc!r}")
+            return
+        if (handler := self.fm.features.get(types.NOTEBOOK_DOCUMENT_DID_OPEN)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.NOTEBOOK_DOCUMENT_DID_CHANGE)
+    def lsp_notebook_document__did_change(self, params: types.DidChangeNotebookDocumentParams):
+        try:
+            self.workspace.update_notebook_document(params)
+        except Exception as exc:  # noqa: BLE001 - a notebook or cell the client never opened
+            self._drop_warning(
+                f"notebook change of {params.notebook_document.uri!r} refers to a notebook or cell that is "
+                f"not open ({type(exc).__name__}: {exc}); the known cells are still updated"
+            )
+        if (handler := self.fm.features.get(types.NOTEBOOK_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.NOTEBOOK_DOCUMENT_DID_CLOSE)
+    def lsp_notebook_document__did_close(self, params: types.DidCloseNotebookDocumentParams):
+        try:
+            self.workspace.remove_notebook_document(params)
+        except Exception as exc:  # noqa: BLE001
+            self._drop_warning(f"notebook didClose of {params.notebook_document.uri!r}: {exc!r}")
+        if (handler := self.fm.features.get(types.NOTEBOOK_DOCUMENT_DID_CLOSE)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.SHUTDOWN)
+    def lsp_shutdown(self, *args):
+        if (handler := self.fm.features.get(types.SHUTDOWN)) is not None:
+            yield handler, args, None
+        # pygls iterates the live dict while cancelling, and a cancelled future's callbacks
+        # remove entries from it ("dictionary changed size during iteration")
+        current = self.msg_id
+        for msg_id, future in list(self._request_futures.items()):
+            if msg_id != current and not future.done():
+                future.cancel()
+        self._shutdown = True
+
+    def _drop_warning(self, text: str) -> None:
+        """A message that refers to something the server does not know: a warning in the log
+        (the first 20, then every 100th), never an error."""
+        self._dropped_warnings += 1
+        count = self._dropped_warnings
+        if count <= 20 or count % 100 == 0:
+            suffix = f" ({count} such messages so far)" if count > 20 else ""
+            log.warning("%s%s", text, suffix)
+            try:
+                self.notify(
+                    types.WINDOW_LOG_MESSAGE,
+                    types.LogMessageParams(
+                        type=types.MessageType.Warning, message=f"gradguard: {text}{suffix}"
+                    ),
+                )
+            except Exception:  # noqa: BLE001 - no transport (tests)
+                log.debug("could not log to the client")
 
     def structure_message(self, data: dict[str, Any]):
         try:
@@ -167,7 +253,24 @@ class GradguardProtocol(LanguageServerProtocol):
                 return _InvalidRequest(data["id"], str(data["method"]), exc)
             raise
 
+    def _error(self, msg_id: Any, code: int, text: str) -> None:
+        self._send_data({"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": text}})
+
     def handle_message(self, message):
+        method = getattr(message, "method", None)
+        is_request = method is not None and getattr(message, "id", None) is not None
+        if method == types.EXIT:  # the status (0 after shutdown, else 1) is serve_stdio's
+            transport = getattr(self._server, "transport", None)
+            if transport is None:
+                return super().handle_message(message)  # pygls's own loop: it exits
+            transport.stop("exit")
+            return None
+        if self._shutdown:
+            if is_request:
+                self._error(message.id, -32600, f"the server is shutting down; {method} is not served")
+            else:
+                log.debug("%s after shutdown ignored", method)
+            return None
         if isinstance(message, _InvalidRequest):
             log.warning("invalid %s request: %s", message.method, message.error)
             self._send_response(
@@ -175,7 +278,25 @@ class GradguardProtocol(LanguageServerProtocol):
                 error=JsonRpcInvalidParams(f"invalid params for {message.method}").to_response_error(),
             )
             return None
-        return super().handle_message(message)
+        if method == types.INITIALIZE:
+            self._initialized = True
+        elif not self._initialized and method is not None:
+            # before `initialize`: requests get ServerNotInitialized, notifications are dropped
+            if is_request:
+                self._error(message.id, -32002, f"{method} before initialize")
+            return None
+        result = super().handle_message(message)
+        if len(self._request_futures) > 64:
+            self._prune_futures()
+        return result
+
+    def _prune_futures(self) -> None:
+        """pygls files the future of every notification handled by a generator (didOpen,
+        didChange, didClose, the notebook ones) in `_request_futures` and never removes it: one
+        future, lock and condition per keystroke. Finished ones are dropped here (a request's
+        own callback pops its entry with a default, so dropping it first is harmless)."""
+        for msg_id in [k for k, f in self._request_futures.items() if f.done()]:
+            self._request_futures.pop(msg_id, None)
 
 
 # -- server state -----------------------------------------------------------------------------
@@ -206,6 +327,7 @@ class AnalysisResult:
     rule_errors: list = field(default_factory=list)
     syntax_error: bool = False
     seconds: float = 0.0
+    published: bool = False
 
 
 class GradguardServer(LanguageServer):
@@ -236,6 +358,10 @@ class GradguardServer(LanguageServer):
         self._analyzers: dict[str, Analyzer] = {}
         self._states: dict[str, AnalysisState] = {}
         self._tasks: dict[str, asyncio.Task] = {}
+        self._inflight: dict[str, tuple[Any, asyncio.Future]] = {}  # key -> (version, analysis)
+        self._analysed: dict[str, Any] = {}  # key -> the version whose findings are published
+        self._hot: collections.OrderedDict[str, None] = collections.OrderedDict()  # engine thread
+        self._cold: set[str] = set()  # keys whose published findings lost their live fixes
         self._extras: dict[str, dict[str, list[Finding]]] = {}
         # uri -> (version, findings in that uri's coordinates, config)
         self.published: dict[str, tuple[Any, list[Finding], Config]] = {}
@@ -247,6 +373,8 @@ class GradguardServer(LanguageServer):
             max_workers=1, thread_name_prefix="gradguard-engine"
         )
         self.timings: list[float] = []
+        self._apply_edits = 0
+        self._trim_handle: asyncio.TimerHandle | None = None
         # (uri, version, parse mode, lines re-parsed, analysis ms) of recent analyses
         self.stats: collections.deque = collections.deque(maxlen=1000)
 
@@ -347,8 +475,41 @@ class GradguardServer(LanguageServer):
         if analyzer is None:
             if len(self._analyzers) > 8:
                 self._analyzers.clear()
-            analyzer = self._analyzers[key] = Analyzer(config)
+            # the per-unit cache must hold every unit of a large file, or each edit re-checks
+            # all of them (an LRU smaller than the file misses every time); it holds only the
+            # units of open, recently analysed documents (see forget and _cool)
+            analyzer = self._analyzers[key] = Analyzer(config, cache_size=UNIT_CACHE_SIZE)
         return analyzer
+
+    # -- per-document state ---------------------------------------------------------------------
+    def forget(self, key: str, uris: list[str] | None = None) -> None:
+        """Drop everything kept for a closed document or notebook (and its cells): its
+        analysis state, findings, cached units and probe results. Memory goes back to the
+        system shortly after a burst of closes."""
+        task = self._tasks.pop(key, None)
+        if task is not None:
+            task.cancel()
+        for table in (self._states, self._inflight, self._analysed, self._notebook_cells_published):
+            table.pop(key, None)
+        self._cold.discard(key)
+        self._engine.submit(self._hot.pop, key, None)
+        for uri in {key, *(uris or ())}:
+            self._extras.pop(uri, None)
+            self.published.pop(uri, None)
+        self._logged_errors = {e for e in self._logged_errors if key not in e}
+        probe = getattr(self, "probe_state", None)
+        if probe is not None:
+            for uri in {key, *(uris or ())}:
+                probe.forget(uri)
+        self._engine.submit(self._forget_units, uri_to_path(key))
+        if self._loop is not None:
+            if self._trim_handle is not None:
+                self._trim_handle.cancel()
+            self._trim_handle = self._loop.call_later(1.0, self._engine.submit, _trim_memory)
+
+    def _forget_units(self, path: str) -> None:
+        for analyzer in list(self._analyzers.values()):
+            analyzer.forget(path)
 
     # -- analysis -----------------------------------------------------------------------------
     def analysis_key(self, uri: str) -> str:
@@ -403,6 +564,8 @@ class GradguardServer(LanguageServer):
     async def _analyse_and_publish(self, key: str, delay: float) -> None:
         if delay > 0:
             await asyncio.sleep(delay)
+        if key in self._analysed and self._analysed[key] == self._version_of(key):
+            return  # a request (codeAction, hover...) published this version meanwhile
         result = await self.analyse(key)
         if result is None:
             return
@@ -411,8 +574,14 @@ class GradguardServer(LanguageServer):
         self._publish(key, result)
 
     async def analyse(self, key: str) -> AnalysisResult | None:
-        """Analyse the current text of a document or notebook (in the engine thread)."""
+        """Analyse the current text of a document or notebook (in the engine thread). A request
+        that needs the findings of a version being analysed already waits for that analysis
+        instead of queueing a second one behind it."""
         settings = self.settings_for(key)
+        version = self._version_of(key)
+        running = self._inflight.get(key)
+        if running is not None and running[0] == version and not running[1].cancelled():
+            return await asyncio.shield(running[1])
         snapshot = self._snapshot(key)
         if (
             snapshot is None
@@ -424,7 +593,16 @@ class GradguardServer(LanguageServer):
                 return AnalysisResult(snapshot, [])
             return None
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._engine, self._analyse_sync, snapshot)
+        future = loop.run_in_executor(self._engine, self._analyse_sync, snapshot)
+        self._inflight[key] = (snapshot.version, future)
+        future.add_done_callback(lambda done: self._inflight_done(key, done))
+        # shielded: a cancelled caller (a newer edit) does not cancel it for the others
+        return await asyncio.shield(future)
+
+    def _inflight_done(self, key: str, future: asyncio.Future) -> None:
+        running = self._inflight.get(key)
+        if running is not None and running[1] is future:
+            del self._inflight[key]
 
     def _analyse_sync(self, snap: Snapshot) -> AnalysisResult | None:
         if self._version_of(snap.key) != snap.version:
@@ -473,7 +651,39 @@ class GradguardServer(LanguageServer):
         parse = state.parser.stats
         mode = "syntax-error" if syntax else parse.mode
         self.stats.append((snap.key, snap.version, mode, parse.reparsed_lines, round(seconds * 1000, 3)))
+        self._touch(snap.key)
         return AnalysisResult(snap, list(findings), rule_errors, syntax, seconds)
+
+    # -- bounded per-document memory (engine thread) ---------------------------------------------
+    def _touch(self, key: str) -> None:
+        """Only the HOT_DOCUMENTS most recently analysed documents keep their syntax tree (for
+        incremental parsing) and live fixes (which hold the tree and the engine's indexes:
+        hundreds of KB per document); the others keep their text and findings, and are
+        parsed again when they are next edited or asked for fixes."""
+        hot = self._hot
+        hot[key] = None
+        hot.move_to_end(key)
+        while len(hot) > HOT_DOCUMENTS:
+            cold, _ = hot.popitem(last=False)
+            self._cool(cold)
+
+    def _cool(self, key: str) -> None:
+        state = self._states.get(key)
+        if state is not None:
+            state.parser.reset()
+            state.findings = [_detached(f) for f in state.findings]
+        self._forget_units(uri_to_path(key))
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._cool_published, key)
+
+    def _cool_published(self, key: str) -> None:
+        if key in self._hot or key not in self._states:
+            return  # analysed again meanwhile, or closed
+        for uri in self._uris_of(key):
+            entry = self.published.get(uri)
+            if entry is not None:
+                self.published[uri] = (entry[0], [_detached(f) for f in entry[1]], entry[2])
+        self._cold.add(key)
 
     @staticmethod
     def _kept_while_broken(state: AnalysisState, snap: Snapshot) -> list[Finding]:
@@ -527,6 +737,10 @@ class GradguardServer(LanguageServer):
             )
 
     def _publish(self, key: str, result: AnalysisResult) -> None:
+        if result.published:
+            return  # two waiters of one analysis: published once
+        result.published = True
+        self._analysed[key] = result.snapshot.version
         self._report_rule_errors(result)
         self.timings.append(result.seconds)
         del self.timings[:-1000]
@@ -605,8 +819,9 @@ class GradguardServer(LanguageServer):
         if doc is None:
             return None
         entry = self.published.get(uri)
-        if entry is None or entry[0] != doc.version:
-            key = self.analysis_key(uri)
+        key = self.analysis_key(uri)
+        if entry is None or entry[0] != doc.version or key in self._cold:
+            self._cold.discard(key)
             result = await self.analyse(key)
             if result is None or self._version_of(key) != result.snapshot.version:
                 return None
@@ -624,6 +839,7 @@ class GradguardServer(LanguageServer):
         return await loop.run_in_executor(self._engine, function, *args)
 
     def reanalyse_all(self) -> None:
+        self._analysed.clear()  # the configuration changed: same versions, new findings
         keys = {self.analysis_key(uri) for uri in self.store.docs}
         for key in keys:
             if not self.settings_for(key).enable:
@@ -728,6 +944,33 @@ class GradguardServer(LanguageServer):
             )
             applied += 1
         return edits_by_uri, applied
+
+
+def _detached(finding: Finding) -> Finding:
+    """The finding without what its lazy fixes hold on to (the syntax tree, the engine's
+    indexes): a fix not computed yet keeps its title and kind but no edits."""
+
+    def plain(fix: Fix) -> Fix:
+        computed = fix._edits if fix._edits is not None else []
+        return Fix(fix.title, fix.applicability, computed, fix.kind)
+
+    if finding.fix is None and not finding.alternatives:
+        return finding
+    return dataclasses.replace(
+        finding,
+        fix=plain(finding.fix) if finding.fix is not None else None,
+        alternatives=[plain(a) for a in finding.alternatives],
+    )
+
+
+def _trim_memory() -> None:
+    """Give memory freed by closed documents back to the system (glibc keeps it otherwise)."""
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
 
 
 def _line(doc: TextDoc | None, line: int) -> str:
@@ -891,6 +1134,7 @@ def did_open(ls: GradguardServer, params: types.DidOpenTextDocumentParams) -> No
     item = params.text_document
     ls.store.open(item.uri, item.text, item.version, item.language_id)
     ls._states.pop(item.uri, None)
+    ls._analysed.pop(item.uri, None)
     if ls.analysable(item.uri) and ls.settings_for(item.uri).enable:
         ls.schedule(item.uri, 0)
 
@@ -952,12 +1196,8 @@ def did_save(ls: GradguardServer, params: types.DidSaveTextDocumentParams) -> No
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: GradguardServer, params: types.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
-    task = ls._tasks.pop(uri, None)
-    if task is not None:
-        task.cancel()
     ls.store.close(uri)
-    ls._states.pop(uri, None)
-    ls._extras.pop(uri, None)
+    ls.forget(uri)
     ls.clear_diagnostics(uri)
 
 
@@ -977,6 +1217,7 @@ def notebook_did_open(ls: GradguardServer, params: types.DidOpenNotebookDocument
     ls.store.notebooks[nb.uri] = notebook
     _open_cells(ls, nb.uri, params.cell_text_documents)
     ls._states.pop(nb.uri, None)
+    ls._analysed.pop(nb.uri, None)
     if ls.settings_for(nb.uri).enable:
         ls.schedule(nb.uri, 0)
 
@@ -1040,6 +1281,7 @@ def notebook_did_close(ls: GradguardServer, params: types.DidCloseNotebookDocume
         ls._extras.pop(cell_uri, None)
         ls.clear_diagnostics(cell_uri)
     ls._notebook_cells_published.pop(uri, None)
+    ls.forget(uri, sorted(uris))
 
 
 # -- code actions ---------------------------------------------------------------------------------
@@ -1211,7 +1453,6 @@ async def code_action(ls: GradguardServer, params: types.CodeActionParams):
         fix_all_kinds.append((types.CodeActionKind.QuickFix, fix_all_diagnostics))
     if has_safe_fix and _kind_wanted(FIX_ALL_KIND, only):
         fix_all_kinds.append((FIX_ALL_KIND, None))
-    fix_all_edit = None
     for kind, diagnostics in fix_all_kinds:
         action = types.CodeAction(
             title=FIX_ALL_TITLE,
@@ -1219,14 +1460,22 @@ async def code_action(ls: GradguardServer, params: types.CodeActionParams):
             diagnostics=diagnostics,
             data={"uri": uri, "version": doc.version, "kind": "fixAll"},
         )
-        if not lazy:
-            if fix_all_edit is None:
-                edits, count, versions = await ls.in_engine(ls.fix_all_edits, uri)
-                fix_all_edit = ls.workspace_edit(edits, versions) if count else False
-            if not fix_all_edit:
-                continue
-            action.edit = fix_all_edit
-        actions.append(action)
+        if lazy:
+            actions.append(action)  # the edits are computed on codeAction/resolve
+        elif only:
+            # asked for by kind (e.g. on save): the client wants the edit itself
+            edits, count, versions = await ls.in_engine(ls.fix_all_edits, uri)
+            if count:
+                action.edit = ls.workspace_edit(edits, versions)
+                actions.append(action)
+        elif ls._capability("workspace.apply_edit"):
+            # offered with the lightbulb: never compute every fix of the file just to list it
+            # (seconds on a large file); the command computes and applies them when chosen
+            action.data = None
+            action.command = types.Command(
+                title=action.title, command=CMD_FIX_ALL, arguments=[uri, doc.version]
+            )
+            actions.append(action)
     return actions or None
 
 
@@ -1377,10 +1626,23 @@ async def fix_all(ls: GradguardServer, *args: Any) -> dict:
     edits, count, versions = await ls.in_engine(ls.fix_all_edits, uri)
     if not count:
         return {"applied": False, "fixes": 0, "reason": "nothing to fix"}
+    params = types.ApplyWorkspaceEditParams(edit=ls.workspace_edit(edits, versions), label=FIX_ALL_TITLE)
+    ls._apply_edits += 1
+    msg_id = f"gradguard-apply-edit-{ls._apply_edits}"
     try:
-        result = await ls.workspace_apply_edit_async(
-            types.ApplyWorkspaceEditParams(edit=ls.workspace_edit(edits, versions), label=FIX_ALL_TITLE)
+        # a client that never answers must not keep this request (and shutdown) waiting
+        result = await asyncio.wait_for(
+            ls.protocol.send_request_async(types.WORKSPACE_APPLY_EDIT, params, msg_id=msg_id),
+            timeout=APPLY_EDIT_TIMEOUT,
         )
+    except asyncio.TimeoutError:
+        ls.protocol._request_futures.pop(msg_id, None)  # a late answer is then ignored
+        log.warning("workspace/applyEdit not answered within %g s", APPLY_EDIT_TIMEOUT)
+        return {
+            "applied": False,
+            "fixes": 0,
+            "reason": f"the editor did not answer workspace/applyEdit within {APPLY_EDIT_TIMEOUT:g} s",
+        }
     except Exception as exc:  # noqa: BLE001
         return {"applied": False, "fixes": 0, "reason": f"workspace/applyEdit failed: {exc}"}
     applied = bool(getattr(result, "applied", False))
@@ -1397,11 +1659,28 @@ except ImportError as _exc:  # pragma: no cover - depends on the optional module
 
 
 def start(log_level: str = "info") -> None:
-    """Run the server on stdio (used by `gradguard lsp`)."""
+    """Run the server on stdio (used by `gradguard lsp`); never returns."""
+    from gradguard import proctree
+    from gradguard.lsp.transport import serve_stdio
+
     level = getattr(logging, str(log_level).upper(), logging.INFO)
     logging.basicConfig(
         stream=sys.stderr, level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     # pygls logs every message body at INFO: keep its own loggers quiet unless debugging
     logging.getLogger("pygls").setLevel(logging.DEBUG if level <= logging.DEBUG else logging.WARNING)
-    server.start_io()
+    # everything the server starts (probe runs, and whatever they start) stays in its tree:
+    # orphans are re-parented to the server, which kills them all when it exits
+    if proctree.set_subreaper():
+        log.info("the server is the subreaper of the processes it starts")
+    code = serve_stdio(server, on_exit=proctree.kill_descendants)
+    _exit_now(code)
+
+
+def _exit_now(code: int) -> None:
+    """Exit without waiting for the engine thread (a long analysis) or the stdin reader."""
+    logging.shutdown()
+    try:
+        sys.stderr.flush()
+    finally:
+        os._exit(code)

@@ -8,12 +8,16 @@ import json
 import sys
 from pathlib import Path
 
-from gradguard.engine.finding import Severity
+from gradguard import proctree
 from gradguard.engine.config import ConfigError, load_config
+from gradguard.engine.finding import Severity
 from gradguard.probe.report import ProbeReport, UnknownTarget, apply_config, probe_source
 from gradguard.probe.sandbox import MIN_MEMORY_MB
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+NOT_A_SANDBOX = (
+    "The probe executes your code; it is not a security sandbox, and code that wants to can fake its results."
+)
 
 
 def run_probe(args: argparse.Namespace) -> int:
@@ -35,6 +39,7 @@ def run_probe(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     python = args.python or sys.executable
+    proctree.set_subreaper()  # what the probed code leaves behind comes back to us, and is killed
     try:
         report = asyncio.run(
             probe_source(
@@ -80,4 +85,9 @@ def render_text(report: ProbeReport) -> str:
         out.append(f"{report.path}:{note.line}: probe {note.name}: {note.summary}{seconds}\n")
     out.append(text(report.findings, color=False, notes=[]))
     out.append(f"Probe wall time: {report.seconds:.2f} s (including starting Python and importing torch)\n")
+    out.append(f"Probe isolation: {report.isolation_summary}. {NOT_A_SANDBOX}\n")
+    if report.rejected_lines:
+        out.append(
+            f"Probe: {report.rejected_lines} result line(s) written by the probed code itself were ignored\n"
+        )
     return "".join(out)

@@ -38,6 +38,31 @@ two; `input=long(4, 10, high=100)` passes integer indices below `high`; a number
 """
 
 
+_TRUST_NOTE = """
+### The probe executes your code; it is not a security sandbox
+
+The probe runs your file's definitions (imports, classes, functions, module-level
+assignments; not its `if __name__ == "__main__":` block, loops or top-level calls)
+and each target's constructor, forward and backward, with torch, as you. It is not a
+security sandbox: that code can read and write your files, and code that wants to
+can fake its results (it runs in the same process that reports them). Probe only
+code you would run yourself; in VS Code the probe is off in untrusted workspaces.
+
+What it does to contain accidents: a time limit and a memory limit; a private
+temporary working directory whose entries link to the file's folder (relative paths
+such as `open("data.csv")` still find your files; files the code creates stay
+there), with the folder on `sys.path`; an environment stripped to what Python and
+torch need (`PATH`, `HOME`, locale, `PYTHONPATH`, virtualenv/conda, library paths,
+`OMP_*`, `MKL_*`, `TORCH_*`...). On Linux, where unprivileged user namespaces are
+available, the run has no network (its own network namespace, loopback only) and its
+own PID namespace: nothing it starts outlives it, not even after `setsid` or a double
+fork. Without namespaces (or with `GRADGUARD_PROBE_NAMESPACES=0`) the network stays
+reachable; on Linux a supervisor then kills every process below it, on other systems
+only the probe's process group is killed. `gradguard probe` prints what applied
+("Probe isolation: ...").
+"""
+
+
 class _ProbeCode(Rule):
     """Metadata only: the probe, not the analyzer, produces these findings."""
 
@@ -82,6 +107,7 @@ class NoGradient(_ProbeCode):
     """
         )
         + _COMMENT_HELP
+        + _TRUST_NOTE
     )
 
 
@@ -129,6 +155,7 @@ class ProbeError(_ProbeCode):
     """
         )
         + _COMMENT_HELP
+        + _TRUST_NOTE
     )
 
 
@@ -165,6 +192,7 @@ class GradcheckMismatch(_ProbeCode):
     """
         )
         + _COMMENT_HELP
+        + _TRUST_NOTE
     )
 
 

@@ -41,6 +41,14 @@ class ProbeReport:
     output_tail: str = ""
     error: str | None = None  # the probe could not run at all (no targets, syntax error)
     nothing_to_probe: bool = False
+    isolation: dict = field(default_factory=dict)  # what the run was cut off from (sandbox.py)
+    rejected_lines: int = 0  # event lines that did not verify: written by the probed code
+
+    @property
+    def isolation_summary(self) -> str:
+        from gradguard.probe.sandbox import describe_isolation
+
+        return describe_isolation(self.isolation)
 
 
 class UnknownTarget(Exception):
@@ -84,6 +92,8 @@ async def probe_source(
         run = await run_sandboxed(plan, python=python, timeout=timeout, memory_mb=memory_mb, cwd=cwd)
         report.seconds += run.seconds
         report.output_tail = run.output_tail
+        report.isolation = report.isolation or dict(run.isolation)
+        report.rejected_lines += run.rejected_lines
         no_torch = next((e for e in run.events if e.get("event") == "no-torch"), None)
         if no_torch is not None:
             report.error = (

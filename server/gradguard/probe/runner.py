@@ -1,10 +1,19 @@
 """The probe's child process: load the user's file, build each target, run it with torch.
 
-Run as a *script* by the interpreter that has torch (`python runner.py PLAN EVENTS
-MEMORY_MB TIMEOUT`), so it must not import gradguard: only the standard library and
-torch. It reads the plan (JSON, written by `gradguard.probe.targets`) and appends one
-JSON object per line to the events file; its stdout/stderr belong to the user's code
-(captured, size-capped and shown by the parent only as a tail).
+Run as a *script* by the interpreter that has torch (`python runner.py PLAN EVENTS_FD
+NONCE_FD MEMORY_MB TIMEOUT`, started by isolate.py), so it must not import gradguard: only
+the standard library and torch. It reads the plan (JSON, written by
+`gradguard.probe.targets`) and writes one JSON object per line to the events pipe; its
+stdout/stderr belong to the user's code (captured, size-capped and shown by the parent only
+as a tail).
+
+Each event line is `JSON<TAB>MAC`: the JSON carries a sequence number and the MAC is an
+HMAC-SHA256 of it under a nonce the parent sends through a pipe that is read and closed
+before the user's code runs (it is not in argv, the environment or the plan). Bytes the
+user's code writes into the pipe do not verify and are dropped, and the parent stops
+reading at "done". This makes results hard to forge by accident or by a careless script,
+not impossible: code running in this process can patch the emitter itself. The probe is
+not a security sandbox.
 
 Event lines:
     {"event": "stage", "target": "Net", "stage": "construct"}   progress, for crash reports
@@ -17,6 +26,8 @@ from __future__ import annotations
 
 import ast
 import faulthandler
+import hashlib
+import hmac
 import json
 import os
 import resource
@@ -30,17 +41,38 @@ import warnings
 USER_MODULE = "__gradguard_probe_target__"
 BATCH = 4
 
-_events_fd = -1
 _user_path = ""
 _memory_limit = 0  # bytes of address space the child may use (0: no limit)
 _real_exit = os._exit
+_owner = os.getpid()  # the runner itself; a fork of it (the user's code forked) is not
 
 
-def emit(obj: dict) -> None:
-    data = (json.dumps(obj, default=str) + "\n").encode("utf-8")
-    while data:
-        written = os.write(_events_fd, data)
-        data = data[written:]
+def emit(obj: dict) -> None:  # replaced in main() by _emitter(...)
+    raise RuntimeError("the events channel is not open")
+
+
+def _emitter(fd: int, key: bytes):
+    """emit(obj): one signed line on the events pipe (see the module docstring)."""
+    sequence = [0]
+    write = os.write
+    getpid = os.getpid
+    owner = getpid()
+    new_mac = hmac.new
+    sha256 = hashlib.sha256
+
+    def emit(obj: dict) -> None:
+        if getpid() != owner:
+            return  # a forked copy of the runner (the user's code forked) reports nothing
+        sequence[0] += 1
+        body = json.dumps({**obj, "seq": sequence[0]}, default=str)
+        mac = new_mac(key, body.encode("utf-8"), sha256).hexdigest()
+        # the leading newline ends whatever unterminated bytes someone else wrote before
+        data = ("\n" + body + "\t" + mac + "\n").encode("utf-8")
+        while data:
+            written = write(fd, data)
+            data = data[written:]
+
+    return emit
 
 
 class ProbeExit(BaseException):
@@ -53,6 +85,8 @@ class ProbeExit(BaseException):
 
 
 def _fake_os_exit(code: int = 0) -> None:
+    if os.getpid() != _owner:
+        _real_exit(code)  # a child the user's code forked: it may end as it likes
     raise ProbeExit("os._exit", code)
 
 
@@ -1307,9 +1341,14 @@ def run_target(target: dict, namespace: dict, torch) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    global _events_fd, _user_path
-    plan_path, events_path, memory_mb, timeout = argv[0], argv[1], int(argv[2]), float(argv[3])
-    _events_fd = os.open(events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    global emit, _user_path
+    plan_path, events_fd, nonce_fd = argv[0], int(argv[1]), int(argv[2])
+    memory_mb, timeout = int(argv[3]), float(argv[4])
+    key = os.read(nonce_fd, 256).strip()
+    os.close(nonce_fd)
+    os.set_inheritable(events_fd, False)  # the user's subprocesses do not get the pipe
+    emit = _emitter(events_fd, key)
+    del key
     with open(plan_path, encoding="utf-8") as handle:
         plan = json.load(handle)
     # our directory must not shadow the user's imports; the user's file's directory should work
