@@ -313,14 +313,16 @@ def _probe_settings(ls: Any, uri: str) -> dict:
 
 
 def _open_text(ls: Any, uri: str) -> str | None:
+    """The text of an open document, never the disk's: pygls's get_text_document reads an
+    unopened file synchronously, which a FIFO named in a URI would block forever."""
     getter = getattr(ls, "get_document_text", None)
-    text = getter(uri) if getter is not None else None
-    if text is None:
-        try:
-            text = ls.workspace.get_text_document(uri).source
-        except Exception:  # noqa: BLE001
-            text = None
-    return text
+    if getter is not None:
+        return getter(uri)
+    try:
+        doc = ls.workspace.text_documents.get(uri)
+    except Exception:  # noqa: BLE001
+        return None
+    return doc.source if doc is not None else None
 
 
 def _show(ls: Any, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
