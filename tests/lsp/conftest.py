@@ -100,13 +100,31 @@ def edits_for(edit: types.WorkspaceEdit, uri: str) -> list[types.TextEdit]:
     return found
 
 
+def _converter():
+    """pygls's converter, except that a code action carrying a command stays a CodeAction:
+    lsprotocol's hook takes anything with a "command" key for a Command, dropping the
+    action's kind (a client tells them apart by whether "command" is a string)."""
+    from typing import Union
+
+    from pygls.protocol import default_converter
+
+    converter = default_converter()
+
+    def command_or_action(obj, _):
+        if isinstance(obj.get("command"), str):
+            return converter.structure(obj, types.Command)
+        return converter.structure(obj, types.CodeAction)
+
+    converter.register_structure_hook(Union[types.Command, types.CodeAction], command_or_action)
+    return converter
+
+
 def make_client():
     """pytest-lsp's client, recording every publishDiagnostics (with its version) and
     answering workspace/applyEdit and client/registerCapability by recording them."""
-    from pygls.protocol import default_converter
     from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, LanguageClient, register_lsp_features
 
-    client = LanguageClient(converter_factory=default_converter)
+    client = LanguageClient(converter_factory=_converter)
     client.published = []  # type: ignore[attr-defined]
     client.applied_edits = []  # type: ignore[attr-defined]
     client.registrations = []  # type: ignore[attr-defined]

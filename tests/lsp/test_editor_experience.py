@@ -236,19 +236,17 @@ async def test_fix_all_in_the_quick_fix_menu_has_the_command_s_title(client: Lan
     diag = next(d for d in published.diagnostics if d.code == "GG202")
     actions = await _actions(client, uri, diag)
     fix_all = [a for a in actions if a.title == FIX_ALL_TITLE]
-    if isinstance(fix_all[0], types.Command):
-        # a client that cannot resolve actions gets a code action carrying the fix-all command
-        # (no fix is computed just to list it); lsprotocol parses any action with a command
-        # as a Command, dropping its kind
-        assert [a.command for a in fix_all] == ["gradguard.fixAll"] * 2  # quick fix, source action
-        quick_fix = fix_all[0]
+    assert [a.kind for a in fix_all] == [types.CodeActionKind.QuickFix, "source.fixAll.gradguard"]
+    action = fix_all[0]
+    if action.command is not None:
+        # a client that cannot resolve actions gets the fix-all command: no fix is computed
+        # just to list the action
+        assert action.command.command == "gradguard.fixAll"
         await client.workspace_execute_command_async(
-            types.ExecuteCommandParams(command=quick_fix.command, arguments=quick_fix.arguments)
+            types.ExecuteCommandParams(command=action.command.command, arguments=action.command.arguments)
         )
         edit = client.applied_edits[-1].edit  # type: ignore[attr-defined]
     else:
-        assert [a.kind for a in fix_all] == [types.CodeActionKind.QuickFix, "source.fixAll.gradguard"]
-        action = fix_all[0]
         if action.edit is None:
             action = await client.code_action_resolve_async(action)
         edit = action.edit
