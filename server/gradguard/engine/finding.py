@@ -126,6 +126,7 @@ class Finding:
     alternatives: list[Fix] = field(default_factory=list)
     tags: tuple[str, ...] = ()  # "unnecessary", "deprecated"
     source: str = "gradguard"
+    cell: int | None = None  # notebooks: the 1-based cell; line and columns are then within it
 
     @property
     def sort_key(self) -> tuple:
@@ -162,4 +163,5 @@ class Finding:
             "end_line": self.end_line,
             "end_column": self.end_column,
             "fix": self.fix.to_dict() if self.fix and self.fix.edits else None,
+            **({"cell": self.cell} if self.cell is not None else {}),
         }
