@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
+import json
+import logging
+import multiprocessing
 import os
+import signal
 import sys
-import tempfile
+import threading
+import time
+import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradguard import __version__
-from gradguard.engine.analyzer import Analyzer
-from gradguard.engine.config import Config, ConfigError, load_config
-from gradguard.engine.files import UnreadableFile, collect_files, read_source
+from gradguard.engine.analyzer import Analyzer, RuleError, internal_error_finding, one_line_cause
+from gradguard.engine.config import Config, ConfigError, load_config, load_config_file
+from gradguard.engine.files import (
+    NOTEBOOK_SUFFIX,
+    UnreadableFile,
+    WriteRefused,
+    clean_stale_temporaries,
+    collect_files,
+    read_notebook_bytes,
+    read_source_file,
+    write_source,
+)
 from gradguard.engine.finding import Finding
-from gradguard.engine.rule import all_rules, iter_rule_metadata, rule_class
+from gradguard.engine.rule import InternalErrorRule, all_rules, iter_rule_metadata, rule_class
+from gradguard.engine.source import SourceFile, split_lines
+from gradguard.output.render import display_path
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -73,12 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- check --------------------------------------------------------------------------------------
+log = logging.getLogger("gradguard")
+
+
 @dataclass
 class FileResult:
     path: str
     findings: list[Finding] = field(default_factory=list)
-    note: str | None = None  # why the file was skipped
-    fixed_text: str | None = None
+    skipped: str | None = None  # why the file was not checked
+    internal_errors: int = 0  # GG001 findings among `findings`
+    write_error: str | None = None  # why a fixed file was not written
+    fixed_text: str | None = None  # --diff
     original_text: str | None = None
     fixes_applied: int = 0
 
@@ -88,58 +111,219 @@ class CheckJob:
     config: Config
     fix: bool
     unsafe: bool
+    diff: bool = False
 
 
 _worker_analyzer: Analyzer | None = None
 
 
-def _check_one(args: tuple[str, CheckJob]) -> FileResult:
+def _analyzer_for(config: Config) -> Analyzer:
     global _worker_analyzer
+    if _worker_analyzer is None or _worker_analyzer.config != config:
+        _worker_analyzer = Analyzer(config)
+    return _worker_analyzer
+
+
+def _check_one(args: tuple[str, CheckJob]) -> FileResult:
     path, job = args
-    if _worker_analyzer is None or _worker_analyzer.config != job.config:
-        _worker_analyzer = Analyzer(job.config)
-    analyzer = _worker_analyzer
+    analyzer = _analyzer_for(job.config)
+    if path.endswith(NOTEBOOK_SUFFIX):
+        return _check_notebook(path, analyzer)
     try:
-        text = read_source(Path(path))
+        source = read_source_file(path)
     except UnreadableFile as exc:
-        return FileResult(path, note=str(exc))
+        return FileResult(path, skipped=str(exc))
     result = FileResult(path)
+    text = source.text
     try:
         if job.fix:
             fixed, applied = analyzer.fix(text, path, unsafe=job.unsafe)
-            if applied:
-                result.fixed_text, result.original_text, result.fixes_applied = fixed, text, applied
-                text = fixed
-        result.findings = analyzer.check(text, path).findings
+            if applied and fixed != text:
+                if job.diff:
+                    result.fixed_text, result.original_text = fixed, text
+                else:
+                    try:
+                        write_source(source, fixed)
+                    except WriteRefused as exc:
+                        result.write_error = str(exc)
+                    else:
+                        result.fixes_applied, text = applied, fixed
+        checked = analyzer.check(text, path)
+        result.findings = list(checked.findings)
+        if checked.errors:
+            lines = SourceFile(text, path)
+            result.findings.extend(internal_error_finding(error, lines) for error in checked.errors)
+            result.internal_errors = len(checked.errors)
         for finding in result.findings:  # computed here: the parent process cannot recompute them
             if finding.fix is not None:
                 finding.fix.edits  # noqa: B018 - force the lazy edits before pickling
-                finding.alternatives = []
-    except RecursionError:
-        result.note = "skipped: nesting too deep to analyse"
-    except Exception as exc:  # one bad file never stops a run over many
-        result.note = f"internal error: {type(exc).__name__}: {exc}"
+            finding.alternatives = []
+    except Exception as exc:  # one bad file never stops a run over many (RecursionError included)
+        log.exception("internal error while checking %s", display_path(path))
+        error = RuleError("the analysis", path, 1, traceback.format_exc(), one_line_cause(exc))
+        result.findings = [internal_error_finding(error, SourceFile(text, path))]
+        result.internal_errors = 1
     return result
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    # Never leave a half-written user file: write beside it, then rename over it.
-    directory = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".gradguard", dir=directory)
+def _check_notebook(path: str, analyzer: Analyzer) -> FileResult:
+    """A Jupyter notebook: its code cells checked as one program (as the editor does), each
+    finding reported in its cell. Notebooks are not fixed in place."""
+    from gradguard.lsp.documents import _cell_python  # magics -> comments, positions kept
+
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        notebook = json.loads(read_notebook_bytes(path).decode("utf-8"))
+    except UnreadableFile as exc:
+        return FileResult(path, skipped=str(exc))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return FileResult(path, skipped=f"skipped: not a valid notebook ({type(exc).__name__}: {exc})")
+    cells = notebook.get("cells") if isinstance(notebook, dict) else None
+    if not isinstance(cells, list):
+        return FileResult(path, skipped="skipped: not a valid notebook (no list of cells)")
+    metadata = notebook.get("metadata") if isinstance(notebook.get("metadata"), dict) else {}
+    language = (
+        (metadata.get("language_info") or {}).get("name")
+        if isinstance(metadata.get("language_info"), dict)
+        else None
+    )
+    if isinstance(language, str) and language.lower() not in ("python", "python3", "ipython"):
+        return FileResult(path, skipped=f"skipped: a {language} notebook, not Python")
+    parts: list[str] = []
+    spans: list[tuple[int, int, int]] = []  # (cell number, first line, line count)
+    line = 0
+    for number, cell in enumerate(cells, start=1):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        if isinstance(source, list):
+            source = "".join(s for s in source if isinstance(s, str))
+        if not isinstance(source, str):
+            continue
+        text = _cell_python(source)
+        if text and not text.endswith(("\n", "\r")):
+            text += "\n"
+        count = len(split_lines(text))
+        spans.append((number, line, count))
+        parts.append(text)
+        line += count
+    result = FileResult(path)
+    combined = "".join(parts)
+    try:
+        checked = analyzer.check(combined, path)
+        found = list(checked.findings)
+        if checked.errors:
+            lines = SourceFile(combined, path)
+            found.extend(internal_error_finding(error, lines) for error in checked.errors)
+            result.internal_errors = len(checked.errors)
+    except Exception as exc:
+        log.exception("internal error while checking %s", display_path(path))
+        error = RuleError("the analysis", path, 1, traceback.format_exc(), one_line_cause(exc))
+        found = [internal_error_finding(error, SourceFile(combined, path))]
+        result.internal_errors = 1
+    for finding in found:
+        zero = finding.line - 1
+        span = next((s for s in reversed(spans) if s[1] <= zero), None)
+        if span is None:
+            continue
+        number, first, count = span
+        end_line = min(finding.end_line - first, max(count, 1))
+        end_column = finding.end_column if finding.end_line - first <= count else finding.column + 1
+        result.findings.append(
+            dataclasses.replace(
+                finding,
+                line=finding.line - first,
+                end_line=max(end_line, finding.line - first),
+                end_column=end_column,
+                fix=None,  # notebooks are not rewritten by --fix
+                alternatives=[],
+                cell=number,
+            )
+        )
+    return result
+
+
+# -- running many files -------------------------------------------------------------------------
+def _available_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def job_count(requested: int, files: int) -> int:
+    """Processes to use: what was asked (0: all cores), never more than the cores or the files."""
+    cores = _available_cpus()
+    return max(1, min(requested or cores, cores, files))
+
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _worker_init(parent: int) -> None:
+    """In each worker: die with the parent (SIGKILL of the parent included), leave Ctrl-C and
+    SIGTERM handling to the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked while the pool was forked
+    if sys.platform.startswith("linux"):
         try:
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        except OSError:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - the watchdog below still works
             pass
-        os.replace(tmp, path)
+    if os.getppid() != parent:  # the parent died before we got here
+        os._exit(1)
+
+    def watchdog() -> None:  # everywhere (and a second line of defence on Linux)
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watchdog, name="gradguard-watchdog", daemon=True).start()
+
+
+def _check_chunk(chunk: list[tuple[str, CheckJob]]) -> list[FileResult]:
+    return [_check_one(item) for item in chunk]
+
+
+def _run_parallel(work: list[tuple[str, CheckJob]], jobs: int) -> list[FileResult]:
+    context = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
+    pool = ProcessPoolExecutor(
+        max_workers=jobs, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)
+    )
+    size = max(1, len(work) // (jobs * 8))
+    try:
+        # submit/result rather than map: map cancels the pending futures when interrupted,
+        # which races with the pool's own clean-up on 3.11 (an InvalidStateError traceback)
+        # the workers are forked during the first submit: a Ctrl-C or SIGTERM arriving inside
+        # fork's bookkeeping can be lost, so they wait until the pool is up
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            futures = [pool.submit(_check_chunk, work[i : i + size]) for i in range(0, len(work), size)]
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        results = [result for future in futures for result in future.result()]
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        # interrupted or failed: stop the workers now rather than let them finish their files
+        for process in list(getattr(pool, "_processes", {}).values()):
+            try:
+                process.kill()
+            except (OSError, ValueError, AttributeError):
+                pass
+        pool.shutdown(wait=False)  # (not cancel_futures: the same race)
         raise
+    pool.shutdown()
+    return results
+
+
+class _Terminated(SystemExit):
+    pass
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated(128 + signal.SIGTERM)
 
 
 def _resolve_config(args: argparse.Namespace) -> Config:
@@ -147,15 +331,23 @@ def _resolve_config(args: argparse.Namespace) -> Config:
         config_path = Path(args.config)
         if not config_path.is_file():
             raise UsageError(f"--config: no such file: {args.config}")
-        config, _ = load_config(config_path)
+        config = load_config_file(config_path)
     else:
         first = Path(args.paths[0]) if args.paths else Path.cwd()
-        config, _ = load_config(first if first.exists() else Path.cwd())
+        try:
+            exists = first.exists()
+        except OSError:
+            exists = False
+        config, _ = load_config(first if exists else Path.cwd())
     config = config.merged(select=args.select, ignore=args.ignore, extend_ignore=args.extend_ignore)
     from gradguard.probe.metadata import PROBE_CODES  # GG9xx: ignoring/re-grading probe findings is valid
 
     known = set(all_rules()) | {"GG000"} | set(PROBE_CODES)
     for selector in (*config.select, *config.ignore, *config.severity):
+        if selector == InternalErrorRule.code:
+            raise UsageError(
+                f"{selector} ({InternalErrorRule.name}) is always reported; it cannot be configured"
+            )
         if selector != "ALL" and not any(code.startswith(selector) for code in known):
             raise UsageError(f"unknown rule code or prefix: {selector}")
     return config
@@ -165,51 +357,75 @@ def run_check(args: argparse.Namespace) -> int:
     from gradguard.output import render
     from gradguard.output.render import use_color
 
+    if args.jobs < 0:
+        raise UsageError(f"--jobs must be 0 (all cores) or more, got {args.jobs}")
     config = _resolve_config(args)
     fileset = collect_files(args.paths, config.exclude)
     if fileset.missing:
-        raise UsageError("no such file or directory: " + ", ".join(fileset.missing))
-    job = CheckJob(config, fix=args.fix or args.diff, unsafe=args.unsafe_fixes)
+        raise UsageError("no such file or directory: " + ", ".join(display_path(m) for m in fileset.missing))
+    job = CheckJob(config, fix=args.fix or args.diff, unsafe=args.unsafe_fixes, diff=args.diff)
+    if args.fix and not args.diff:
+        clean_stale_temporaries({os.path.dirname(os.path.realpath(p)) or "." for p in fileset.files})
     work = [(str(p), job) for p in fileset.files]
-    jobs = args.jobs or os.cpu_count() or 1
-    if jobs > 1 and len(work) > 8:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            results = list(pool.map(_check_one, work, chunksize=max(1, len(work) // (jobs * 8))))
-    else:
-        results = [_check_one(w) for w in work]
+    jobs = job_count(args.jobs, len(work))
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        if jobs > 1 and len(work) > 8:
+            results = _run_parallel(work, jobs)
+        else:
+            results = [_check_one(w) for w in work]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
     findings: list[Finding] = []
-    notes: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = list(fileset.unreadable)
     diffs: list[str] = []
-    fixed_count = 0
+    fixed_count = internal_errors = write_errors = 0
+    for path, reason in fileset.unreadable:
+        print(f"gradguard: {display_path(path)}: {reason}", file=sys.stderr)
     for result in results:
         findings.extend(result.findings)
-        if result.note:
-            notes.append((result.path, result.note))
-            print(f"gradguard: {result.path}: {result.note}", file=sys.stderr)
-        if result.fixed_text is not None and result.original_text is not None:
-            fixed_count += result.fixes_applied
-            if args.diff:
-                diffs.append(
-                    "".join(
-                        difflib.unified_diff(
-                            result.original_text.splitlines(keepends=True),
-                            result.fixed_text.splitlines(keepends=True),
-                            fromfile=f"a/{result.path}",
-                            tofile=f"b/{result.path}",
-                        )
+        internal_errors += result.internal_errors
+        if result.skipped:
+            skipped.append((result.path, result.skipped))
+            print(f"gradguard: {display_path(result.path)}: {result.skipped}", file=sys.stderr)
+        if result.write_error:
+            write_errors += 1
+            print(f"gradguard: {display_path(result.path)}: not fixed: {result.write_error}", file=sys.stderr)
+        fixed_count += result.fixes_applied
+        if args.diff and result.fixed_text is not None and result.original_text is not None:
+            diffs.append(
+                "".join(
+                    difflib.unified_diff(
+                        result.original_text.splitlines(keepends=True),
+                        result.fixed_text.splitlines(keepends=True),
+                        fromfile=f"a/{display_path(result.path)}",
+                        tofile=f"b/{display_path(result.path)}",
                     )
                 )
-            else:
-                _write_atomically(Path(result.path), result.fixed_text)
-    findings.sort(key=lambda f: f.sort_key)
+            )
+    findings.sort(key=lambda f: (f.sort_key, f.cell or 0))
+    incomplete = bool(skipped or internal_errors or write_errors)
     if args.diff:
         sys.stdout.write("".join(diffs))
-        return EXIT_FINDINGS if diffs else EXIT_CLEAN
+        return EXIT_USAGE if incomplete else EXIT_FINDINGS if diffs else EXIT_CLEAN
+    problems = []
+    files = len(skipped) - len(fileset.unreadable)
+    if files:
+        problems.append(f"{files} file{'s' if files != 1 else ''} not checked")
+    if fileset.unreadable:
+        n = len(fileset.unreadable)
+        problems.append(f"{n} director{'ies' if n != 1 else 'y'} not read")
+    if internal_errors:
+        problems.append(f"{internal_errors} internal error{'s' if internal_errors != 1 else ''} (GG001)")
+    if write_errors:
+        problems.append(f"{write_errors} fixed file{'s' if write_errors != 1 else ''} not written")
     color = use_color(args.color)
-    sys.stdout.write(render(findings, args.format, color=color, notes=[] if args.format != "text" else []))
+    sys.stdout.write(render(findings, args.format, color=color, problems=problems, skipped=skipped))
     if args.fix and fixed_count and args.format == "text":
         print(f"Fixed {fixed_count} problem{'s' if fixed_count != 1 else ''}.")
+    if incomplete:
+        return EXIT_USAGE  # the check is not complete: never a pass, --exit-zero or not
     if args.exit_zero:
         return EXIT_CLEAN
     return EXIT_FINDINGS if findings else EXIT_CLEAN
@@ -231,11 +447,25 @@ def run_rules() -> int:
     return EXIT_CLEAN
 
 
+def _setup_output() -> None:
+    # a path or message the terminal's encoding cannot show is escaped, never a crash
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
+    if not logging.getLogger().handlers:  # the log of `check`: warnings and tracebacks on stderr
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("gradguard: %(message)s"))
+        logging.getLogger().addHandler(handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "check":
+            _setup_output()
             return run_check(args)
         if args.command == "explain":
             return run_explain(args.code)
@@ -258,7 +488,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        _quiet_broken_pipe()
         return EXIT_CLEAN
+    except OSError as exc:  # e.g. stdout on a full disk
+        print(f"gradguard: error: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _quiet_broken_pipe() -> None:
+    # the reader went away (`| head`): do not let the final flush print a traceback
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover
