@@ -278,8 +278,13 @@ def _pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except OSError:  # exists, owned by someone else
+        pass
+    try:  # Linux: a zombie (killed, not yet reaped by its new parent) is gone for our purpose
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+        return data[data.rindex(b")") + 2 : data.rindex(b")") + 3] not in (b"Z", b"X")
+    except (OSError, ValueError):
         return True
-    return True
 
 
 def clean_stale_temporaries(directories: set[str] | list[str], now: float | None = None) -> list[str]:
