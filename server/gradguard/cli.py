@@ -66,7 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--extend-ignore", help="codes to disable on top of the configured ignore list")
     check.add_argument("--format", choices=("text", "json", "sarif", "github"), default="text")
     check.add_argument("--color", choices=("auto", "always", "never"), default="auto")
-    check.add_argument("--jobs", "-j", type=int, default=0, help="parallel processes (default: all cores)")
+    check.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=0,
+        help="parallel processes (default: all cores; never more than cores or files)",
+    )
     check.add_argument("--config", help="pyproject.toml to read [tool.gradguard] from")
     check.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parents[1] / "server"))  # the inputs (rule examples) of this checkout
 
 from cli_cases import CASES  # noqa: E402
 from fix_variants import examples, problems, tree_of, variants  # noqa: E402
@@ -205,7 +206,9 @@ def run_fix_campaign(h: Harness, seed: int, batch_size: int, limit: int | None, 
                 stats["killed"]["tried"] += 1
                 survived = [p for p in workers if alive(p) and _wait_dead(p)]
                 if survived:
-                    failures.append((f"kill batch {start}", f"{len(survived)} workers outlived SIGKILL of the main"))
+                    failures.append(
+                        (f"kill batch {start}", f"{len(survived)} workers outlived SIGKILL of the main")
+                    )
                     for pid in survived:
                         try:
                             os.kill(pid, 9)
@@ -220,7 +223,10 @@ def run_fix_campaign(h: Harness, seed: int, batch_size: int, limit: int | None, 
                     if data not in (info["variant"].data, results[name]):
                         bad_after_kill.append(name)
                         failures.append(
-                            (f"{mode} killed {info['variant'].name}", "neither the original nor the fixed file")
+                            (
+                                f"{mode} killed {info['variant'].name}",
+                                "neither the original nor the fixed file",
+                            )
                         )
                 rerun = h.run("check", *flags, "--jobs", str(jobs), kill_dir, timeout=600)
                 rerun_problems = _run_output_problems(rerun)
@@ -232,11 +238,15 @@ def run_fix_campaign(h: Harness, seed: int, batch_size: int, limit: int | None, 
                     except OSError:
                         data = b"<missing>"
                     if data != results[name]:
-                        failures.append((f"{mode} rerun {info['variant'].name}", "differs from the reference run"))
+                        failures.append(
+                            (f"{mode} rerun {info['variant'].name}", "differs from the reference run")
+                        )
                         bad_after_kill.append(name)
                 left = _leftovers(kill_dir)
                 if left:
-                    failures.append((f"{mode} rerun batch {start}", f"stale temporary files not cleaned: {left[:2]}"))
+                    failures.append(
+                        (f"{mode} rerun batch {start}", f"stale temporary files not cleaned: {left[:2]}")
+                    )
                 if rerun_problems:
                     failures += [(f"{mode} rerun batch {start}", p) for p in rerun_problems]
                 if survived or bad_after_kill or left or rerun_problems:
@@ -260,7 +270,9 @@ def _wait_dead(pid: int, seconds: float = 5.0) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--server", default=str(ROOT / "server"), help="the gradguard sources to test")
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--batch", type=int, default=48, help="variants per --fix run")
@@ -277,7 +289,14 @@ def main() -> int:
     if not args.skip_cli:
         print("bad CLI inputs:")
         tried, cli_failures = run_cli_cases(h, args.only)
-        rows.append(("bad CLI inputs", tried, tried - len({f[0] for f in cli_failures}), len({f[0] for f in cli_failures})))
+        rows.append(
+            (
+                "bad CLI inputs",
+                tried,
+                tried - len({f[0] for f in cli_failures}),
+                len({f[0] for f in cli_failures}),
+            )
+        )
         failures += cli_failures
     if not args.skip_fix:
         print("--fix over formatting variants:")
@@ -286,7 +305,14 @@ def main() -> int:
             s = stats[mode]
             rows.append((f"--fix ({mode}) on a variant", s["tried"], s["handled"], s["failed"]))
         k = stats["killed"]
-        rows.append((f"--fix run SIGKILLed ({k['really killed']} killed mid-run) + rerun", k["tried"], k["handled"], k["failed"]))
+        rows.append(
+            (
+                f"--fix run SIGKILLed ({k['really killed']} killed mid-run) + rerun",
+                k["tried"],
+                k["handled"],
+                k["failed"],
+            )
+        )
         failures += fix_failures
     print()
     print(f"server: {args.server}")

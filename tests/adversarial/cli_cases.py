@@ -430,10 +430,14 @@ def jobs_1000_is_capped(h: Harness, d: Path) -> None:
     # fork() fails after 50 calls (the hook): an uncapped run fails instead of forking 1,000 times
     process = h.start("check", "--jobs", "1000", d, hooks={"GG_TEST_SLOW": "0.3", "GG_TEST_FORK_LIMIT": "50"})
     most = 0
-    while process.poll() is None:
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
         most = max(most, len(children(process.pid)))
         time.sleep(0.05)
+    hung = process.poll() is None
+    kill_group(process)
     out, err = process.communicate()
+    check(not hung, f"hung with {most} worker processes")
     cores = len(os.sched_getaffinity(0))
     handled(Run([], process.returncode, out, err, 0), (1,))
     check(most <= cores, f"{most} worker processes for {cores} cores")

@@ -12,7 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cli_cases import CASES
 from harness import Harness, Scratch
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc, FIFOs and Linux capabilities")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="uses /proc, FIFOs and Linux capabilities"
+)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
