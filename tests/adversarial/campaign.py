@@ -52,8 +52,11 @@ def run_cli_cases(h: Harness, only: str | None) -> tuple[int, list[tuple[str, st
                 failures.append((case.id, str(exc).splitlines()[0][:200] if str(exc) else "failed"))
             except Exception as exc:  # the harness itself: count it, say so
                 failures.append((case.id, f"harness error: {type(exc).__name__}: {exc}"[:200]))
-        status = "FAIL" if failures and failures[-1][0] == case.id else "ok"
-        print(f"  {status:4} {case.id}", flush=True)
+        failed = failures and failures[-1][0] == case.id
+        print(
+            f"  {'FAIL' if failed else 'ok':4} {case.id}" + (f": {failures[-1][1]}" if failed else ""),
+            flush=True,
+        )
     return tried, failures
 
 
@@ -202,7 +205,10 @@ def run_fix_campaign(h: Harness, seed: int, batch_size: int, limit: int | None, 
                 killed = process.poll() is None
                 if killed:
                     os.kill(process.pid, 9)
-                process.communicate()
+                process.wait()
+                for stream in (process.stdout, process.stderr):  # not read: a surviving worker
+                    if stream is not None:  # still holds the pipes open
+                        stream.close()
                 stats["killed"]["tried"] += 1
                 survived = [p for p in workers if alive(p) and _wait_dead(p)]
                 if survived:
