@@ -190,6 +190,9 @@ def _preexec(drop: bool, limits: dict[int, int]):
     def preexec() -> None:
         # an ignored SIGXFSZ survives exec: RLIMIT_FSIZE then makes write() fail with EFBIG
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        # ... and so does an ignored SIGINT (a harness started with `&` by a shell ignores it):
+        # the run under test must see Ctrl-C as a terminal would send it
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         for which, value in limits.items():
             resource.setrlimit(which, (value, value))
         if drop:  # root without the capabilities that bypass file permissions
