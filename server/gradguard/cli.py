@@ -3,23 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import gc
+import json
+import logging
 import multiprocessing
 import os
+import signal
 import sys
-import tempfile
+import threading
+import time
+import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradguard import __version__
-from gradguard.engine.analyzer import Analyzer
-from gradguard.engine.config import Config, ConfigError, load_config
-from gradguard.engine.files import UnreadableFile, collect_files, read_source
+from gradguard.engine.analyzer import Analyzer, RuleError, internal_error_finding, one_line_cause
+from gradguard.engine.config import Config, ConfigError, load_config, load_config_file
+from gradguard.engine.files import (
+    NOTEBOOK_SUFFIX,
+    UnreadableFile,
+    WriteRefused,
+    clean_stale_temporaries,
+    collect_files,
+    read_notebook_bytes,
+    read_source_file,
+    write_source,
+)
 from gradguard.engine.finding import Finding
 from gradguard.engine.project import ProjectIndex, build_project
-from gradguard.engine.rule import all_rules, iter_rule_metadata, rule_class
+from gradguard.engine.rule import InternalErrorRule, all_rules, iter_rule_metadata, rule_class
+from gradguard.engine.source import SourceFile, split_lines
+from gradguard.output.render import display_path
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -51,7 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--extend-ignore", help="codes to disable on top of the configured ignore list")
     check.add_argument("--format", choices=("text", "json", "sarif", "github"), default="text")
     check.add_argument("--color", choices=("auto", "always", "never"), default="auto")
-    check.add_argument("--jobs", "-j", type=int, default=0, help="parallel processes (default: all cores)")
+    check.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=0,
+        help="parallel processes (default: all cores; never more than cores or files)",
+    )
     check.add_argument("--config", help="pyproject.toml to read [tool.gradguard] from")
     check.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
     check.add_argument(
@@ -81,12 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- check --------------------------------------------------------------------------------------
+log = logging.getLogger("gradguard")
+
+
 @dataclass
 class FileResult:
     path: str
     findings: list[Finding] = field(default_factory=list)
-    note: str | None = None  # why the file was skipped
-    fixed_text: str | None = None
+    skipped: str | None = None  # why the file was not checked
+    internal_errors: int = 0  # GG001 findings among `findings`
+    write_error: str | None = None  # why a fixed file was not written
+    fixed_text: str | None = None  # --diff
     original_text: str | None = None
     fixes_applied: int = 0
 
@@ -96,6 +124,7 @@ class CheckJob:
     config: Config
     fix: bool
     unsafe: bool
+    diff: bool = False
 
 
 _worker_analyzer: Analyzer | None = None
@@ -113,55 +142,248 @@ def _init_worker(project: ProjectIndex | None, texts: dict[str, str] | None = No
     _worker_analyzer = None
 
 
-def _check_one(args: tuple[str, CheckJob]) -> FileResult:
+def _analyzer_for(config: Config) -> Analyzer:
     global _worker_analyzer
+    if _worker_analyzer is None or _worker_analyzer.config != config:
+        _worker_analyzer = Analyzer(config, project=_worker_project)
+    return _worker_analyzer
+
+
+def _check_one(args: tuple[str, CheckJob]) -> FileResult:
     path, job = args
-    if _worker_analyzer is None or _worker_analyzer.config != job.config:
-        _worker_analyzer = Analyzer(job.config, project=_worker_project)
-    analyzer = _worker_analyzer
-    text = _worker_texts.get(path)  # read once already, by the project index
+    analyzer = _analyzer_for(job.config)
+    if path.endswith(NOTEBOOK_SUFFIX):
+        return _check_notebook(path, analyzer)
+    text = None if job.fix else _worker_texts.get(path)  # read once already, by the project index
     if text is None:
         try:
-            text = read_source(Path(path))
+            source = read_source_file(path)
         except UnreadableFile as exc:
-            return FileResult(path, note=str(exc))
+            return FileResult(path, skipped=str(exc))
+        text = source.text
     result = FileResult(path)
     try:
         if job.fix:
             fixed, applied = analyzer.fix(text, path, unsafe=job.unsafe)
-            if applied:
-                result.fixed_text, result.original_text, result.fixes_applied = fixed, text, applied
-                text = fixed
-        result.findings = analyzer.check(text, path).findings
+            if applied and fixed != text:
+                if job.diff:
+                    result.fixed_text, result.original_text = fixed, text
+                else:
+                    try:
+                        write_source(source, fixed)
+                    except WriteRefused as exc:
+                        result.write_error = str(exc)
+                    else:
+                        result.fixes_applied, text = applied, fixed
+        checked = analyzer.check(text, path)
+        result.findings = list(checked.findings)
+        if checked.errors:
+            lines = SourceFile(text, path)
+            result.findings.extend(internal_error_finding(error, lines) for error in checked.errors)
+            result.internal_errors = len(checked.errors)
         for finding in result.findings:  # computed here: the parent process cannot recompute them
             if finding.fix is not None:
                 finding.fix.edits  # noqa: B018 - force the lazy edits before pickling
-                finding.alternatives = []
-    except RecursionError:
-        result.note = "skipped: nesting too deep to analyse"
-    except Exception as exc:  # one bad file never stops a run over many
-        result.note = f"internal error: {type(exc).__name__}: {exc}"
+            finding.alternatives = []
+    except Exception as exc:  # one bad file never stops a run over many (RecursionError included)
+        log.exception("internal error while checking %s", display_path(path))
+        error = RuleError("the analysis", path, 1, traceback.format_exc(), one_line_cause(exc))
+        result.findings = [internal_error_finding(error, SourceFile(text, path))]
+        result.internal_errors = 1
     return result
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    # Never leave a half-written user file: write beside it, then rename over it.
-    directory = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".gradguard", dir=directory)
+def _check_notebook(path: str, analyzer: Analyzer) -> FileResult:
+    """A Jupyter notebook: its code cells checked as one program (as the editor does), each
+    finding reported in its cell. Notebooks are not fixed in place."""
+    from gradguard.lsp.documents import _cell_python  # magics -> comments, positions kept
+
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        notebook = json.loads(read_notebook_bytes(path).decode("utf-8"))
+    except UnreadableFile as exc:
+        return FileResult(path, skipped=str(exc))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return FileResult(path, skipped=f"skipped: not a valid notebook ({type(exc).__name__}: {exc})")
+    cells = notebook.get("cells") if isinstance(notebook, dict) else None
+    if not isinstance(cells, list):
+        return FileResult(path, skipped="skipped: not a valid notebook (no list of cells)")
+    metadata = notebook.get("metadata") if isinstance(notebook.get("metadata"), dict) else {}
+    language = (
+        (metadata.get("language_info") or {}).get("name")
+        if isinstance(metadata.get("language_info"), dict)
+        else None
+    )
+    if isinstance(language, str) and language.lower() not in ("python", "python3", "ipython"):
+        return FileResult(path, skipped=f"skipped: a {language} notebook, not Python")
+    parts: list[str] = []
+    spans: list[tuple[int, int, int]] = []  # (cell number, first line, line count)
+    line = 0
+    for number, cell in enumerate(cells, start=1):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        if isinstance(source, list):
+            source = "".join(s for s in source if isinstance(s, str))
+        if not isinstance(source, str):
+            continue
+        text = _cell_python(source)
+        if text and not text.endswith(("\n", "\r")):
+            text += "\n"
+        count = len(split_lines(text))
+        spans.append((number, line, count))
+        parts.append(text)
+        line += count
+    result = FileResult(path)
+    combined = "".join(parts)
+    try:
+        checked = analyzer.check(combined, path)
+        found = list(checked.findings)
+        if checked.errors:
+            lines = SourceFile(combined, path)
+            found.extend(internal_error_finding(error, lines) for error in checked.errors)
+            result.internal_errors = len(checked.errors)
+    except Exception as exc:
+        log.exception("internal error while checking %s", display_path(path))
+        error = RuleError("the analysis", path, 1, traceback.format_exc(), one_line_cause(exc))
+        found = [internal_error_finding(error, SourceFile(combined, path))]
+        result.internal_errors = 1
+    for finding in found:
+        zero = finding.line - 1
+        span = next((s for s in reversed(spans) if s[1] <= zero), None)
+        if span is None:
+            continue
+        number, first, count = span
+        end_line = min(finding.end_line - first, max(count, 1))
+        end_column = finding.end_column if finding.end_line - first <= count else finding.column + 1
+        result.findings.append(
+            dataclasses.replace(
+                finding,
+                line=finding.line - first,
+                end_line=max(end_line, finding.line - first),
+                end_column=end_column,
+                fix=None,  # notebooks are not rewritten by --fix
+                alternatives=[],
+                cell=number,
+            )
+        )
+    return result
+
+
+# -- running many files -------------------------------------------------------------------------
+def _available_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def job_count(requested: int, files: int) -> int:
+    """Processes to use: what was asked (0: all cores), never more than the cores or the files."""
+    cores = _available_cpus()
+    return max(1, min(requested or cores, cores, files))
+
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _worker_init(parent: int, project: ProjectIndex | None = None, texts: dict | None = None) -> None:
+    """In each worker: the project index; die with the parent (SIGKILL of the parent
+    included), leave Ctrl-C and SIGTERM handling to the parent."""
+    _init_worker(project, texts)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked while the pool was forked
+    if sys.platform.startswith("linux"):
         try:
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        except OSError:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - the watchdog below still works
             pass
-        os.replace(tmp, path)
+    if os.getppid() != parent:  # the parent died before we got here
+        os._exit(1)
+
+    def watchdog() -> None:  # everywhere (and a second line of defence on Linux)
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watchdog, name="gradguard-watchdog", daemon=True).start()
+
+
+def _check_chunk(chunk: list[tuple[str, CheckJob]]) -> list[FileResult]:
+    return [_check_one(item) for item in chunk]
+
+
+def _index_project(
+    paths: list[str], config: Config, work: list[tuple[str, CheckJob]]
+) -> tuple[ProjectIndex, dict[str, str]]:
+    """The project index: every file under the package roots of the given paths, so that a
+    finding in one file may rest on another file's classes; and the texts it read, by path."""
+    texts: dict[str, str] = {}
+    gc.disable()  # hundreds of thousands of long-lived objects: nothing for the GC to do
+    try:
+        read: dict[str, str] = {}
+        project = build_project(paths, config.exclude, keep=read)
+        project.warm()
+        for path, _ in work:
+            text = read.get(project.real_path(path))
+            if text is not None:
+                texts[path] = text
+        del read
+    finally:
+        gc.enable()
+    # the index lives as long as the process: keep the garbage collector from walking it
+    # again and again (and, after a fork, from touching every page of it)
+    gc.freeze()
+    return project, texts
+
+
+def _run_parallel(
+    work: list[tuple[str, CheckJob]], jobs: int, project: ProjectIndex | None = None, texts: dict | None = None
+) -> list[FileResult]:
+    fork = sys.platform.startswith("linux") or "fork" in multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork") if fork else None
+    # forked workers share the index and the texts copy-on-write; with "spawn" the index is
+    # pickled once per worker and the workers read the files themselves
+    pool = ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=context,
+        initializer=_worker_init,
+        initargs=(os.getpid(), project, texts if fork else {}),
+    )
+    size = max(1, len(work) // (jobs * 8))
+    try:
+        # submit/result rather than map: map cancels the pending futures when interrupted,
+        # which races with the pool's own clean-up on 3.11 (an InvalidStateError traceback)
+        # the workers are forked during the first submit: a Ctrl-C or SIGTERM arriving inside
+        # fork's bookkeeping can be lost, so they wait until the pool is up
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            futures = [pool.submit(_check_chunk, work[i : i + size]) for i in range(0, len(work), size)]
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        results = [result for future in futures for result in future.result()]
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        # interrupted or failed: stop the workers now rather than let them finish their files
+        for process in list(getattr(pool, "_processes", {}).values()):
+            try:
+                process.kill()
+            except (OSError, ValueError, AttributeError):
+                pass
+        pool.shutdown(wait=False)  # (not cancel_futures: the same race)
         raise
+    pool.shutdown()
+    return results
+
+
+class _Terminated(SystemExit):
+    pass
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated(128 + signal.SIGTERM)
 
 
 def _resolve_config(args: argparse.Namespace) -> Config:
@@ -169,15 +391,23 @@ def _resolve_config(args: argparse.Namespace) -> Config:
         config_path = Path(args.config)
         if not config_path.is_file():
             raise UsageError(f"--config: no such file: {args.config}")
-        config, _ = load_config(config_path)
+        config = load_config_file(config_path)
     else:
         first = Path(args.paths[0]) if args.paths else Path.cwd()
-        config, _ = load_config(first if first.exists() else Path.cwd())
+        try:
+            exists = first.exists()
+        except OSError:
+            exists = False
+        config, _ = load_config(first if exists else Path.cwd())
     config = config.merged(select=args.select, ignore=args.ignore, extend_ignore=args.extend_ignore)
     from gradguard.probe.metadata import PROBE_CODES  # GG9xx: ignoring/re-grading probe findings is valid
 
     known = set(all_rules()) | {"GG000"} | set(PROBE_CODES)
     for selector in (*config.select, *config.ignore, *config.severity):
+        if selector == InternalErrorRule.code:
+            raise UsageError(
+                f"{selector} ({InternalErrorRule.name}) is always reported; it cannot be configured"
+            )
         if selector != "ALL" and not any(code.startswith(selector) for code in known):
             raise UsageError(f"unknown rule code or prefix: {selector}")
     return config
@@ -187,78 +417,77 @@ def run_check(args: argparse.Namespace) -> int:
     from gradguard.output import render
     from gradguard.output.render import use_color
 
+    if args.jobs < 0:
+        raise UsageError(f"--jobs must be 0 (all cores) or more, got {args.jobs}")
     config = _resolve_config(args)
     fileset = collect_files(args.paths, config.exclude)
     if fileset.missing:
-        raise UsageError("no such file or directory: " + ", ".join(fileset.missing))
-    job = CheckJob(config, fix=args.fix or args.diff, unsafe=args.unsafe_fixes)
+        raise UsageError("no such file or directory: " + ", ".join(display_path(m) for m in fileset.missing))
+    job = CheckJob(config, fix=args.fix or args.diff, unsafe=args.unsafe_fixes, diff=args.diff)
+    if args.fix and not args.diff:
+        clean_stale_temporaries({os.path.dirname(os.path.realpath(p)) or "." for p in fileset.files})
     work = [(str(p), job) for p in fileset.files]
-    jobs = args.jobs or os.cpu_count() or 1
-    # The project index first: every file under the package roots of the given paths, so
-    # that a finding in one file may rest on another file's classes.
-    project = None
-    texts: dict[str, str] = {}
-    if not args.no_project:
-        gc.disable()  # hundreds of thousands of long-lived objects: nothing for the GC to do
-        try:
-            read: dict[str, str] = {}
-            project = build_project(args.paths, config.exclude, keep=read)
-            project.warm()
-            for path, _ in work:
-                text = read.get(project.real_path(path))
-                if text is not None:
-                    texts[path] = text
-            del read
-        finally:
-            gc.enable()
-        # the index lives as long as the process: keep the garbage collector from walking
-        # it again and again (and, after a fork, from touching every page of it)
-        gc.freeze()
-    if jobs > 1 and len(work) > 8:
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else None)
-        # with "spawn" (no fork) the texts would be pickled for every worker: let them read
-        shared = texts if context.get_start_method() == "fork" else {}
-        with ProcessPoolExecutor(
-            max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(project, shared)
-        ) as pool:
-            results = list(pool.map(_check_one, work, chunksize=max(1, len(work) // (jobs * 8))))
-    else:
-        _init_worker(project, texts)
-        results = [_check_one(w) for w in work]
+    jobs = job_count(args.jobs, len(work))
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        project, texts = (None, {}) if args.no_project else _index_project(args.paths, config, work)
+        if jobs > 1 and len(work) > 8:
+            results = _run_parallel(work, jobs, project, texts)
+        else:
+            _init_worker(project, texts)
+            results = [_check_one(w) for w in work]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
     findings: list[Finding] = []
-    notes: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = list(fileset.unreadable)
     diffs: list[str] = []
-    fixed_count = 0
+    fixed_count = internal_errors = write_errors = 0
+    for path, reason in fileset.unreadable:
+        print(f"gradguard: {display_path(path)}: {reason}", file=sys.stderr)
     for result in results:
         findings.extend(result.findings)
-        if result.note:
-            notes.append((result.path, result.note))
-            print(f"gradguard: {result.path}: {result.note}", file=sys.stderr)
-        if result.fixed_text is not None and result.original_text is not None:
-            fixed_count += result.fixes_applied
-            if args.diff:
-                diffs.append(
-                    "".join(
-                        difflib.unified_diff(
-                            result.original_text.splitlines(keepends=True),
-                            result.fixed_text.splitlines(keepends=True),
-                            fromfile=f"a/{result.path}",
-                            tofile=f"b/{result.path}",
-                        )
+        internal_errors += result.internal_errors
+        if result.skipped:
+            skipped.append((result.path, result.skipped))
+            print(f"gradguard: {display_path(result.path)}: {result.skipped}", file=sys.stderr)
+        if result.write_error:
+            write_errors += 1
+            print(f"gradguard: {display_path(result.path)}: not fixed: {result.write_error}", file=sys.stderr)
+        fixed_count += result.fixes_applied
+        if args.diff and result.fixed_text is not None and result.original_text is not None:
+            diffs.append(
+                "".join(
+                    difflib.unified_diff(
+                        result.original_text.splitlines(keepends=True),
+                        result.fixed_text.splitlines(keepends=True),
+                        fromfile=f"a/{display_path(result.path)}",
+                        tofile=f"b/{display_path(result.path)}",
                     )
                 )
-            else:
-                _write_atomically(Path(result.path), result.fixed_text)
-    findings.sort(key=lambda f: f.sort_key)
+            )
+    findings.sort(key=lambda f: (f.sort_key, f.cell or 0))
+    incomplete = bool(skipped or internal_errors or write_errors)
     if args.diff:
         sys.stdout.write("".join(diffs))
-        return EXIT_FINDINGS if diffs else EXIT_CLEAN
+        return EXIT_USAGE if incomplete else EXIT_FINDINGS if diffs else EXIT_CLEAN
+    problems = []
+    files = len(skipped) - len(fileset.unreadable)
+    if files:
+        problems.append(f"{files} file{'s' if files != 1 else ''} not checked")
+    if fileset.unreadable:
+        n = len(fileset.unreadable)
+        problems.append(f"{n} director{'ies' if n != 1 else 'y'} not read")
+    if internal_errors:
+        problems.append(f"{internal_errors} internal error{'s' if internal_errors != 1 else ''} (GG001)")
+    if write_errors:
+        problems.append(f"{write_errors} fixed file{'s' if write_errors != 1 else ''} not written")
     color = use_color(args.color)
-    sys.stdout.write(render(findings, args.format, color=color, notes=[] if args.format != "text" else []))
+    sys.stdout.write(render(findings, args.format, color=color, problems=problems, skipped=skipped))
     if args.fix and fixed_count and args.format == "text":
         print(f"Fixed {fixed_count} problem{'s' if fixed_count != 1 else ''}.")
+    if incomplete:
+        return EXIT_USAGE  # the check is not complete: never a pass, --exit-zero or not
     if args.exit_zero:
         return EXIT_CLEAN
     return EXIT_FINDINGS if findings else EXIT_CLEAN
@@ -280,11 +509,25 @@ def run_rules() -> int:
     return EXIT_CLEAN
 
 
+def _setup_output() -> None:
+    # a path or message the terminal's encoding cannot show is escaped, never a crash
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
+    if not logging.getLogger().handlers:  # the log of `check`: warnings and tracebacks on stderr
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("gradguard: %(message)s"))
+        logging.getLogger().addHandler(handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "check":
+            _setup_output()
             return run_check(args)
         if args.command == "explain":
             return run_explain(args.code)
@@ -307,7 +550,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        _quiet_broken_pipe()
         return EXIT_CLEAN
+    except OSError as exc:  # e.g. stdout on a full disk
+        print(f"gradguard: error: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _quiet_broken_pipe() -> None:
+    # the reader went away (`| head`): do not let the final flush print a traceback
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

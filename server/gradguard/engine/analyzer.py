@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 import gc
 import logging
+import re
+import sys
 import traceback
 import warnings
 from collections import OrderedDict
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 
 from gradguard.engine.config import Config
 from gradguard.engine.finding import Applicability, Finding, Severity
+from gradguard.engine.fix_guard import guard_edits
 from gradguard.engine.index import ModuleContext, Unit, split_units, statement_start_line
 from gradguard.engine.project import ProjectIndex
 from gradguard.engine.rule import Rule, SyntaxErrorRule, all_rules
@@ -33,6 +36,7 @@ class RuleError:
     path: str
     line: int
     traceback: str
+    cause: str = ""  # one line: "RecursionError: maximum recursion depth exceeded"
 
 
 @dataclass
@@ -50,6 +54,49 @@ def parse(text: str, path: str = "<unknown>") -> ast.Module:
         return ast.parse(text, filename=path or "<unknown>")
 
 
+# Syntax that newer Pythons accept and an older one running gradguard rejects: (pattern on the
+# line of the error, first version that accepts it, what it is).
+_NEWER_SYNTAX = (
+    (re.compile(r"^\s*type\s+[A-Za-z_]\w*\s*(\[.*\])?\s*="), (3, 12), "a `type` alias statement"),
+    (re.compile(r"^\s*(async\s+)?def\s+[A-Za-z_]\w*\s*\["), (3, 12), "a generic function (`def f[T](...)`)"),
+    (re.compile(r"^\s*class\s+[A-Za-z_]\w*\s*\["), (3, 12), "a generic class (`class C[T]: ...`)"),
+    (
+        re.compile(r"^\s*except\*?\s*[^\s(:][^:]*,[^:]*:"),
+        (3, 14),
+        "several exception types without parentheses (`except A, B:`)",
+    ),
+    (re.compile(r"(?<![\w'\"])(?:[tT][rR]?|[rR][tT])['\"]"), (3, 14), 'a template string (`t"..."`)'),
+)
+_F_STRING = re.compile(r"(?<![\w'\"])(?:[fF][rR]?|[rR][fF])['\"]")
+
+
+def _version(version: tuple[int, ...]) -> str:
+    return ".".join(str(v) for v in version[:2])
+
+
+def _version_mismatch(exc: BaseException, source: SourceFile) -> str | None:
+    """When the error is syntax a newer Python accepts: a message that says so."""
+    line = source.line_text(getattr(exc, "lineno", None) or 1)
+    running = sys.version_info[:2]
+    here = f"gradguard runs on Python {_version(running)} ({sys.executable or 'python'})"
+    for pattern, needed, what in _NEWER_SYNTAX:
+        if running < needed and pattern.search(line):
+            return (
+                f"{what} needs Python {_version(needed)}+, but {here}, which cannot parse it. This is a "
+                f"version mismatch, not an error in the code: run gradguard with Python "
+                f"{_version(needed)} or newer"
+            )
+    message = str(getattr(exc, "msg", "") or "")
+    if running < (3, 12) and (message.startswith("f-string") or _F_STRING.search(line)):
+        return (
+            f"Python {_version(running)} cannot parse this f-string; Python 3.12+ accepts quotes, "
+            f"backslashes and comments inside its `{{}}` (PEP 701). {here}: if the code targets Python "
+            f"3.12+, this is a version mismatch, not an error in the code; run gradguard with Python "
+            f"3.12 or newer"
+        )
+    return None
+
+
 def syntax_error_finding(exc: BaseException, source: SourceFile, path: str) -> Finding:
     line = getattr(exc, "lineno", None) or 1
     line = max(1, min(line, max(1, len(source.lines))))
@@ -61,7 +108,22 @@ def syntax_error_finding(exc: BaseException, source: SourceFile, path: str) -> F
     end_offset = getattr(exc, "end_offset", None) or column + 1
     if end_line != line or end_offset <= column:
         end_line, end_offset = line, column + 1
-    message = getattr(exc, "msg", None) or str(exc)
+    running = _version(sys.version_info)
+    if isinstance(exc, RecursionError):
+        message = (
+            f"nested too deeply for Python {running}'s parser ({exc or 'maximum recursion depth exceeded'}); "
+            f"Python {running} cannot compile this file either"
+        )
+    elif isinstance(exc, MemoryError):
+        message = (
+            f"Python {running}'s parser gave up on this file (MemoryError: its expressions are nested "
+            f"too deeply); Python {running} cannot compile it either"
+        )
+    else:
+        message = getattr(exc, "msg", None) or str(exc) or type(exc).__name__
+        mismatch = _version_mismatch(exc, source)
+        if mismatch:
+            message = f"{message} ({mismatch})"
     return Finding(
         code=SyntaxErrorRule.code,
         name=SyntaxErrorRule.name,
@@ -99,12 +161,12 @@ class _UnitTexts:
 
     def script_key(self) -> tuple:
         if self._script is None:
-            source = self._source
-            self._script = tuple(
-                (s.lineno, source.text_between(s.lineno, 1, (s.end_lineno or s.lineno) + 1, 1))
+            script = [
+                s
                 for s in self._tree.body
                 if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-            )
+            ]
+            self._script = _script_key(script, self._source)
         return self._script
 
     def _hash(self, name: str) -> int:
@@ -135,6 +197,51 @@ class _UnitTexts:
 
     def unchanged(self, dependencies: tuple) -> bool:
         return all(self._hash(name) == digest for name, digest in dependencies)
+def _script_key(statements: list[ast.stmt], source: SourceFile) -> tuple:
+    """The script unit's cache key: the text of the lines its statements cover, with their
+    first line. Statements sharing lines (`a = 1; b = 2`) share one entry: a key per
+    statement would copy a long line once per statement (quadratic memory)."""
+    spans: list[list[int]] = []
+    for stmt in statements:
+        start, end = stmt.lineno, stmt.end_lineno or stmt.lineno
+        if spans and start <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], end)
+        else:
+            spans.append([start, end])
+    return tuple((start, source.text_between(start, 1, end + 1, 1)) for start, end in spans)
+
+
+def internal_error_finding(error: RuleError, source: SourceFile) -> Finding:
+    """The finding that stands for a rule that failed on part of a file: its findings there
+    are missing, and the run must say so rather than pass."""
+    from gradguard.engine.rule import InternalErrorRule, rule_class
+
+    rule = rule_class(error.code) if error.code.startswith("GG") else None
+    if rule is not None:
+        what = f"rule {error.code} ({rule.name}) failed on this code ({error.cause or 'unknown cause'}); its"
+    else:  # the analysis of the whole file
+        what = f"{error.code} failed on this file ({error.cause or 'unknown cause'}); all"
+    line = max(1, min(error.line, max(1, len(source.lines))))
+    content = source.line_text(line).rstrip("\r\n")
+    start = len(content) - len(content.lstrip()) + 1
+    return Finding(
+        code=InternalErrorRule.code,
+        name=InternalErrorRule.name,
+        severity=Severity.ERROR,
+        message=f"Internal error: {what} findings here are missing. The traceback is in the log; please report it.",
+        line=line,
+        column=start,
+        end_line=line,
+        end_column=max(start + 1, len(content) + 1),
+        path=error.path or source.path,
+    )
+
+
+def one_line_cause(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if len(text) > 200:
+        text = text[:197] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class Analyzer:
@@ -285,11 +392,13 @@ class Analyzer:
         for rule in self._rules if rules is None else rules:
             try:
                 found.extend(rule.check(unit))
-            except RecursionError:
-                errors.append(RuleError(rule.code, unit.path, unit.nodes[0].lineno, "recursion too deep"))
-            except Exception:  # one broken rule must not hide the others' findings
-                errors.append(RuleError(rule.code, unit.path, unit.nodes[0].lineno, traceback.format_exc()))
-                log.exception("rule %s failed on %s:%s", rule.code, unit.path, unit.nodes[0].lineno)
+            except Exception as exc:  # one broken rule must not hide the others' findings
+                # (RecursionError included: a deep expression must not cost the other rules)
+                line = unit.nodes[0].lineno
+                errors.append(
+                    RuleError(rule.code, unit.path, line, traceback.format_exc(), one_line_cause(exc))
+                )
+                log.exception("rule %s failed on %s:%s: %s", rule.code, unit.path, line, one_line_cause(exc))
         return found
 
     def _filter(self, findings: list[Finding], source: SourceFile) -> list[Finding]:
@@ -332,32 +441,36 @@ class Analyzer:
 
 
 def apply_fixes(text: str, fixes: list, path: str = "") -> tuple[str, int]:
-    """Apply as many non-overlapping fixes as possible in one pass, keeping the text valid."""
-    chosen = []
-    taken: list[tuple[tuple[int, int], tuple[int, int]]] = []
-    for fix in sorted(
-        fixes, key=lambda f: min(((e.start_line, e.start_column) for e in f.edits), default=(0, 0))
-    ):
+    """Apply as many non-overlapping fixes as possible in one pass, keeping the text valid,
+    its line endings and its comments (`fix_guard`)."""
+    source = SourceFile(text, path)
+    cache: dict = {}
+    guarded = []
+    for fix in fixes:
         edits = fix.edits
-        if not edits:
-            continue
+        if edits:
+            edits = guard_edits(source, edits, cache)
+        if edits:
+            guarded.append(edits)
+    chosen: list[list] = []
+    taken: list[tuple[tuple[int, int], tuple[int, int]]] = []
+    for edits in sorted(guarded, key=lambda es: min((e.start_line, e.start_column) for e in es)):
         spans = [((e.start_line, e.start_column), (e.end_line, e.end_column)) for e in edits]
         if any(_overlaps(span, other) for span in spans for other in taken):
             continue
-        chosen.append(fix)
+        chosen.append(edits)
         taken.extend(spans)
     if not chosen:
         return text, 0
-    candidate = _apply(text, [e for f in chosen for e in f.edits])
+    candidate = _apply(text, [e for edits in chosen for e in edits])
     if candidate is not None and _parses(candidate, path):
         return candidate, len(chosen)
     # Something in the batch breaks the file: keep the fixes that are fine one by one.
-    applied = 0
-    for fix in chosen:
-        single = _apply(text, fix.edits)
+    for edits in chosen:
+        single = _apply(text, edits)
         if single is not None and _parses(single, path):
             return single, 1
-    return text, applied
+    return text, 0
 
 
 def _overlaps(a: tuple, b: tuple) -> bool:

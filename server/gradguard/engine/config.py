@@ -56,6 +56,22 @@ def parse_codes(value: object, setting: str) -> list[str]:
     return [v.strip().upper() for v in value if v.strip()]
 
 
+def _type_name(value: object) -> str:
+    names = {str: "a string", int: "a number", float: "a number", bool: "a boolean", list: "an array"}
+    return names.get(type(value), "a table" if isinstance(value, dict) else type(value).__name__)
+
+
+def _patterns(value: object, setting: str) -> list[str]:
+    """Path patterns: a list of strings (one string is taken as a list of one)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{setting} must be a list of path patterns (strings), got {value!r}")
+    return list(value)
+
+
 def _severities(value: object, setting: str) -> dict[str, Severity]:
     if value is None:
         return {}
@@ -95,7 +111,8 @@ class Config:
         best_ignore = max(
             (0 if s == "ALL" else len(s) for s in self.ignore if code_matches(code, s)), default=-1
         )
-        return best_select >= best_ignore if best_ignore >= 0 else True
+        # at equal specificity the ignore wins (`--ignore ALL` turns everything off)
+        return best_select > best_ignore if best_ignore >= 0 else True
 
     def severity_for(self, code: str, default: Severity) -> Severity:
         return self.severity.get(code, default)
@@ -112,11 +129,16 @@ class Config:
         if overrides.get("severity") is not None:
             changes["severity"] = {**self.severity, **_severities(overrides["severity"], "severity")}
         if overrides.get("exclude") is not None:
-            changes["exclude"] = tuple(str(e) for e in overrides["exclude"])  # type: ignore[union-attr]
+            changes["exclude"] = tuple(_patterns(overrides["exclude"], "exclude"))
         return replace(self, **changes)  # type: ignore[arg-type]
 
     @classmethod
-    def from_table(cls, table: dict, origin: str = "[tool.gradguard]") -> "Config":
+    def from_table(cls, table: object, origin: str = "[tool.gradguard]") -> "Config":
+        if not isinstance(table, dict):
+            raise ConfigError(
+                f"{origin}: [tool.gradguard] must be a table, got {_type_name(table)}"
+                + (" (write [tool.gradguard], not [[tool.gradguard]])" if isinstance(table, list) else "")
+            )
         known = {
             "select",
             "ignore",
@@ -130,14 +152,19 @@ class Config:
             if key not in known:
                 log.warning("%s: unknown setting %r ignored", origin, key)
         config = cls()
-        exclude = list(table.get("exclude", [])) + list(table.get("extend-exclude", []))
-        return config.merged(
-            select=table.get("select"),
-            ignore=table.get("ignore"),
-            extend_ignore=table.get("extend-ignore", table.get("extend_ignore")),
-            severity=table.get("severity"),
-            exclude=exclude or None,
-        )
+        try:
+            exclude = _patterns(table.get("exclude"), "exclude") + _patterns(
+                table.get("extend-exclude"), "extend-exclude"
+            )
+            return config.merged(
+                select=table.get("select"),
+                ignore=table.get("ignore"),
+                extend_ignore=table.get("extend-ignore", table.get("extend_ignore")),
+                severity=table.get("severity"),
+                exclude=exclude or None,
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{origin}: [tool.gradguard] {exc}") from None
 
 
 def find_pyproject(start: Path) -> Path | None:
@@ -146,14 +173,21 @@ def find_pyproject(start: Path) -> Path | None:
     directory = start if start.is_dir() else start.parent
     for candidate_dir in [directory, *directory.parents]:
         candidate = candidate_dir / "pyproject.toml"
-        if candidate.is_file():
+        try:
+            is_file = candidate.is_file()
+        except OSError:  # an unreadable directory on the way up
+            continue
+        if is_file:
             try:
                 data = tomllib.loads(candidate.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
                 log.warning("%s: cannot read: %s", candidate, exc)
                 continue
-            if "gradguard" in data.get("tool", {}):
+            tool = data.get("tool")
+            if isinstance(tool, dict) and "gradguard" in tool:
                 return candidate
+            if tool is not None and not isinstance(tool, dict):
+                log.warning("%s: `tool` is not a table; ignored", candidate)
     return None
 
 
@@ -163,5 +197,21 @@ def load_config(start: Path | str | None = None) -> tuple[Config, Path | None]:
     path = find_pyproject(Path(start or os.getcwd()))
     if path is None:
         return Config(), None
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    return Config.from_table(data["tool"]["gradguard"], origin=str(path)), path
+    return load_config_file(path), path
+
+
+def load_config_file(path: Path) -> Config:
+    """Config from the [tool.gradguard] table of this TOML file (defaults when it has none).
+    Raises ConfigError when it cannot be read or a value cannot be used."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    tool = data.get("tool")
+    if tool is None:
+        return Config()
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: `tool` must be a table, got {_type_name(tool)}")
+    if "gradguard" not in tool:
+        return Config()
+    return Config.from_table(tool["gradguard"], origin=str(path))

@@ -130,6 +130,7 @@ class Finding:
     # `message` is the short sentence an editor's Problems panel shows (under ~100 characters),
     # `detail` goes to the hover, to the CLI's second line and to JSON/SARIF. Empty: none.
     detail: str = ""
+    cell: int | None = None  # notebooks: the 1-based cell; line and columns are then within it
 
     @property
     def sort_key(self) -> tuple:
@@ -168,4 +169,5 @@ class Finding:
             "end_line": self.end_line,
             "end_column": self.end_column,
             "fix": self.fix.to_dict() if self.fix and self.fix.edits else None,
+            **({"cell": self.cell} if self.cell is not None else {}),
         }

@@ -183,6 +183,25 @@ class SyntaxErrorRule(Rule):
     severity = Severity.ERROR
 
 
+class InternalErrorRule(Rule):
+    """Not a real rule: the metadata of the GG001 finding that stands for a rule that failed."""
+
+    code = "GG001"
+    name = "internal-error"
+    summary = "A rule failed on this code (a bug in gradguard); its findings here are missing."
+    why = "A check that silently skipped code would pass code it never read: the gap is reported instead."
+    message = "Internal error"
+    explanation = """
+    One of gradguard's rules raised an exception on this part of the file (for example a
+    `RecursionError` on a very deeply nested expression). The other rules' findings are still
+    reported, but the failing rule's findings for this class or function are missing, so the
+    check is incomplete: `gradguard check` exits with status 2. The message names the rule and
+    the cause; the full traceback is in the log (stderr for `gradguard check`, the "gradguard"
+    output channel in VS Code). Please report it with the code that triggers it.
+    """
+    severity = Severity.ERROR
+
+
 _REGISTRY: dict[str, type[Rule]] | None = None
 
 
@@ -215,6 +234,8 @@ def all_rules() -> dict[str, type[Rule]]:
 def rule_class(code: str) -> type[Rule] | None:
     if code == SyntaxErrorRule.code:
         return SyntaxErrorRule
+    if code == InternalErrorRule.code:
+        return InternalErrorRule
     found = all_rules().get(code.upper())
     if found is None and code.upper().startswith("GG9"):
         # the probe's codes (GG901-GG903) are not static rules, but explain/hover know them
@@ -226,4 +247,5 @@ def rule_class(code: str) -> type[Rule] | None:
 
 def iter_rule_metadata() -> Iterator[type[Rule]]:
     yield SyntaxErrorRule
+    yield InternalErrorRule
     yield from all_rules().values()

@@ -86,9 +86,12 @@ class SourceFile:
         return text[: len(text) - len(text.lstrip(" \t"))]
 
     def newline(self) -> str:
+        """The line ending new lines get: the first line's (\\n, \\r\\n or a lone \\r)."""
         first = self.lines[0] if self.lines else "\n"
         if first.endswith("\r\n"):
             return "\r\n"
+        if first.endswith("\r"):
+            return "\r"
         return "\n"
 
 

@@ -36,6 +36,7 @@ from gradguard import __version__
 from gradguard.engine.analyzer import Analyzer, syntax_error_finding
 from gradguard.engine.config import Config
 from gradguard.engine.finding import Finding, Fix, Severity
+from gradguard.engine.fix_guard import guard_edits
 from gradguard.engine.incremental import IncrementalParser, LineDelta
 from gradguard.engine.rule import SyntaxErrorRule, rule_class
 from gradguard.engine.source import SourceFile
@@ -882,6 +883,11 @@ class GradguardServer(LanguageServer):
         for edit in edits:
             if edit.start_line > line_count + 1 or edit.end_line > line_count + 1:
                 return None  # does not belong to this text (notebook edit spilling out of its cell)
+        if not doc.notebook:
+            # as --fix does: the file's line endings, comments of replaced code kept
+            edits = guard_edits(SourceFile(doc.text), edits, {})
+            if not edits:
+                return None
         return [_text_edit(doc, e, self.encoding) for e in edits]
 
     def fix_all_edits(self, uri: str) -> tuple[dict[str, list[types.TextEdit]], int, dict[str, Any]]:

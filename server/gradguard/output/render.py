@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Iterable
+from collections.abc import Iterable
+from urllib.parse import quote
 
 from gradguard import __version__
 from gradguard.engine.finding import Finding, Severity
@@ -36,31 +37,58 @@ def use_color(choice: str, stream=None) -> bool:
 
 
 def render(
-    findings: list[Finding], fmt: str, color: bool = False, notes: Iterable[tuple[str, str]] = ()
+    findings: list[Finding],
+    fmt: str,
+    color: bool = False,
+    notes: Iterable[tuple[str, str]] = (),
+    problems: Iterable[str] = (),
+    skipped: Iterable[tuple[str, str]] = (),
 ) -> str:
+    """`problems`: why the check is incomplete ("2 files not checked"); `skipped`: (path,
+    reason) of what was not checked. A run with problems never says "All checks passed!"."""
+    skipped, problems = list(skipped), list(problems)
     if fmt == "json":
         return json.dumps([f.to_dict() for f in findings], indent=2) + "\n"
     if fmt == "sarif":
-        return json.dumps(sarif(findings), indent=2) + "\n"
+        return json.dumps(sarif(findings, skipped, complete=not problems), indent=2) + "\n"
     if fmt == "github":
-        return "".join(_github(f) for f in findings)
-    return text(findings, color, list(notes))
+        return "".join(_github(f) for f in findings) + "".join(_github_skipped(p, r) for p, r in skipped)
+    return text(findings, color, list(notes), problems)
 
 
-def text(findings: list[Finding], color: bool, notes: list[tuple[str, str]]) -> str:
+def display_path(path: str) -> str:
+    """A path as printed in text: control characters (a newline in a file name) and
+    undecodable bytes escaped, so that one finding is always one line."""
+    if path.isprintable():
+        return path
+    out = []
+    for ch in path:
+        if ch.isprintable():
+            out.append(ch)
+        elif 0xDC80 <= ord(ch) <= 0xDCFF:  # an undecodable byte (surrogateescape)
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        else:
+            out.append(ch.encode("unicode_escape", "backslashreplace").decode("ascii"))
+    return "".join(out)
+
+
+def text(
+    findings: list[Finding], color: bool, notes: list[tuple[str, str]], problems: list[str] | None = None
+) -> str:
     def paint(code: str, value: str) -> str:
         return f"{code}{value}{_RESET}" if color else value
 
     out = []
     for f in findings:
-        where = paint(_BOLD, f"{f.path}:{f.line}:{f.column}:")
+        cell = f"cell {f.cell}:" if f.cell is not None else ""
+        where = paint(_BOLD, f"{display_path(f.path)}:{cell}{f.line}:{f.column}:")
         code = paint(_COLORS.get(f.severity, ""), f.code)
         fixable = paint(_DIM, " [*]") if f.fix is not None and f.fix.safe else ""
         out.append(f"{where} {code} {f.message}{fixable}\n")
         if f.detail:
             out.append(f"    {f.detail}\n")
     for path, note in notes:
-        out.append(paint(_DIM, f"{path}: {note}") + "\n")
+        out.append(paint(_DIM, f"{display_path(path)}: {note}") + "\n")
     if findings:
         safe = sum(1 for f in findings if f.fix is not None and f.fix.safe)
         noun = "problem" if len(findings) == 1 else "problems"
@@ -68,8 +96,16 @@ def text(findings: list[Finding], color: bool, notes: list[tuple[str, str]]) -> 
         if safe:
             out.append(f" [*] {safe} fixable with `gradguard check --fix`.")
         out.append("\n")
-    else:
+    elif not problems:
         out.append(paint("\033[1;32m", "All checks passed!") + "\n")
+    if problems:
+        detail = "; ".join(problems)
+        head = (
+            "Incomplete check"
+            if findings
+            else "No problems found in what was checked, but the check is incomplete"
+        )
+        out.append(paint(_COLORS[Severity.ERROR], f"{head}: {detail} (see the messages above).") + "\n")
     return "".join(out)
 
 
@@ -79,18 +115,40 @@ def full_message(f: Finding) -> str:
         return f.message
     end = "" if f.message.rstrip().endswith((".", ":", "!", "?")) else "."
     return f"{f.message.rstrip()}{end} {f.detail}"
+def _github_data(value: str) -> str:
+    # GitHub's workflow-command escaping (actions/toolkit `escapeData`)
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _github_property(value: str) -> str:
+    # ... and `escapeProperty`: also `:` and `,`, which delimit properties
+    return _github_data(value).replace(":", "%3A").replace(",", "%2C")
 
 
 def _github(f: Finding) -> str:
     level = {"error": "error", "warning": "warning"}.get(f.severity.value, "notice")
-    message = f"{f.code} {full_message(f)}".replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    return (
-        f"::{level} title=gradguard {f.code},file={f.path},line={f.line},col={f.column},"
-        f"endLine={f.end_line},endColumn={f.end_column}::{message}\n"
-    )
+    message = f"{f.code} {full_message(f)}"
+    if f.cell is not None:  # a notebook: GitHub cannot point into a cell, say where in the message
+        message = f"cell {f.cell}, line {f.line}, column {f.column}: {message}"
+        where = ""
+    else:
+        where = f",line={f.line},col={f.column},endLine={f.end_line},endColumn={f.end_column}"
+    title = _github_property(f"gradguard {f.code}")
+    return f"::{level} title={title},file={_github_property(f.path)}{where}::{_github_data(message)}\n"
 
 
-def sarif(findings: list[Finding]) -> dict:
+def _github_skipped(path: str, reason: str) -> str:
+    title = _github_property("gradguard: not checked")
+    return f"::error title={title},file={_github_property(path)}::{_github_data(reason)}\n"
+
+
+def _uri(path: str) -> str:
+    """A relative URI reference for SARIF: the path's bytes percent-encoded (spaces, `#`,
+    `%`, newlines...), `/` as separator."""
+    return quote(os.fsencode(path.replace(os.sep, "/")), safe="/")
+
+
+def sarif(findings: list[Finding], skipped: Iterable[tuple[str, str]] = (), complete: bool = True) -> dict:
     rules = []
     index = {}
     for rule in iter_rule_metadata():
@@ -108,24 +166,23 @@ def sarif(findings: list[Finding]) -> dict:
         )
     results = []
     for f in findings:
+        location: dict = {"artifactLocation": {"uri": _uri(f.path)}}
+        # SARIF: the text's first sentence is its summary, the rest the detail
+        message = full_message(f)
+        if f.cell is None:
+            location["region"] = {
+                "startLine": f.line,
+                "startColumn": f.column,
+                "endLine": f.end_line,
+                "endColumn": f.end_column,
+            }
+        else:  # a notebook: lines are within the cell, which a SARIF region cannot say
+            message = f"cell {f.cell}, line {f.line}, column {f.column}: {message}"
         result = {
             "ruleId": f.code,
             "level": _sarif_level(f.severity),
-            # SARIF: the text's first sentence is its summary, the rest the detail
-            "message": {"text": full_message(f)},
-            "locations": [
-                {
-                    "physicalLocation": {
-                        "artifactLocation": {"uri": f.path.replace(os.sep, "/")},
-                        "region": {
-                            "startLine": f.line,
-                            "startColumn": f.column,
-                            "endLine": f.end_line,
-                            "endColumn": f.end_column,
-                        },
-                    }
-                }
-            ],
+            "message": {"text": message},
+            "locations": [{"physicalLocation": location}],
         }
         if f.code in index:
             result["ruleIndex"] = index[f.code]
@@ -135,7 +192,7 @@ def sarif(findings: list[Finding]) -> dict:
                     "description": {"text": f.fix.title},
                     "artifactChanges": [
                         {
-                            "artifactLocation": {"uri": f.path.replace(os.sep, "/")},
+                            "artifactLocation": {"uri": _uri(f.path)},
                             "replacements": [
                                 {
                                     "deletedRegion": {
@@ -167,6 +224,21 @@ def sarif(findings: list[Finding]) -> dict:
                     }
                 },
                 "results": results,
+                "invocations": [
+                    {
+                        "executionSuccessful": complete,
+                        "toolExecutionNotifications": [
+                            {
+                                "level": "error",
+                                "message": {"text": f"not checked: {reason}"},
+                                "locations": [
+                                    {"physicalLocation": {"artifactLocation": {"uri": _uri(path)}}}
+                                ],
+                            }
+                            for path, reason in skipped
+                        ],
+                    }
+                ],
             }
         ],
     }

@@ -497,11 +497,12 @@ def _out_of_place(unit: Unit, func: FunctionNode, node: ast.AST, target: str):
     if local in used:
         return None
     later_reads = []
-    end_line = statement.end_lineno or statement.lineno
+    # by position, not line: `self.w += x; return self.w` reads it later on the same line
+    end = (statement.end_lineno or statement.lineno, statement.end_col_offset or 0)
     methods = set(unit.methods(unit.parent(func)).keys())  # type: ignore[arg-type]
     me = self_name(func) or "self"
     for sub in ast.walk(func):
-        if getattr(sub, "lineno", 0) <= end_line:
+        if (getattr(sub, "lineno", 0), getattr(sub, "col_offset", 0)) < end:
             continue
         if isinstance(sub, ast.Attribute) and unit.segment(sub) == target:
             if not isinstance(sub.ctx, ast.Load):

@@ -6,7 +6,7 @@ import ast
 from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding
-from gradguard.engine.fixes import delete_statement, insert_before_statement
+from gradguard.engine.fixes import delete_statement, insert_before_statement, trailing_comment
 from gradguard.engine.index import Unit
 from gradguard.engine.loops import BACKWARD, STEP, ZERO, block_of, step_optimizer, training_loops
 from gradguard.engine.rule import Invalid, Rule, Valid
@@ -204,7 +204,10 @@ class ZeroGradBeforeStep(Rule):
                         fix = self.make_fix(
                             "Move `zero_grad()` before `backward()`",
                             [
-                                insert_before_statement(unit, backward_stmt, unit.segment(stmt)),
+                                # the comment moves with the statement; `a(); zero_grad()` keeps `a()`
+                                insert_before_statement(
+                                    unit, backward_stmt, unit.segment(stmt), trailing_comment(unit, stmt)
+                                ),
                                 delete_statement(unit, stmt),
                             ],
                         )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from gradguard.engine.finding import Applicability, Finding, TextEdit
-from gradguard.engine.fixes import delete_statement
+from gradguard.engine.finding import Applicability, Finding
+from gradguard.engine.fixes import delete_statement, insert_after_statement, trailing_comment
 from gradguard.engine.index import Unit
 from gradguard.engine.loops import BACKWARD, STEP, block_of, training_loops
 from gradguard.engine.rule import Invalid, Rule, Valid
@@ -150,17 +150,10 @@ class StepBeforeBackward(Rule):
                 and target_block is not None
                 and step_block[2] is target_block[2]
             ):
-                end = target.end_lineno or target.lineno
-                indent = unit.source.indentation(stmt.lineno)
-                newline = unit.source.newline()
-                text = f"{indent}{unit.segment(stmt)}{newline}"
-                if end >= len(unit.source.lines) and not unit.source.lines[-1].endswith(("\n", "\r")):
-                    text = newline + text.rstrip("\r\n")
-                    insert = TextEdit(
-                        end, len(unit.source.lines[-1]) + 1, end, len(unit.source.lines[-1]) + 1, text
-                    )
-                else:
-                    insert = TextEdit(end + 1, 1, end + 1, 1, text)
+                # right after the backward (`; step()` when it shares its line), with its comment
+                insert = insert_after_statement(
+                    unit, target, unit.segment(stmt), trailing_comment(unit, stmt)
+                )
                 fix = self.make_fix(
                     "Move the step after `backward()`", [delete_statement(unit, stmt), insert]
                 )
