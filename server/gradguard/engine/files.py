@@ -58,9 +58,11 @@ class FileSet:
     missing: list[str]
 
 
-def collect_files(paths: list[str], exclude: tuple[str, ...] = ()) -> FileSet:
-    """Python files under the given paths, sorted; excluded directories are skipped.
-    A file named explicitly is always checked."""
+def collect_files(
+    paths: list[str], exclude: tuple[str, ...] = (), suffixes: tuple[str, ...] = (".py", ".pyi")
+) -> FileSet:
+    """Python files (names ending with one of `suffixes`) under the given paths, sorted;
+    excluded directories are skipped. A file named explicitly is always checked."""
     files: list[Path] = []
     missing: list[str] = []
     for raw in paths:
@@ -85,7 +87,7 @@ def collect_files(paths: list[str], exclude: tuple[str, ...] = ()) -> FileSet:
                 kept.append(d)
             dirs[:] = kept
             for name in sorted(names):
-                if not name.endswith((".py", ".pyi")):
+                if not name.endswith(suffixes):
                     continue
                 rel = str((current_path / name).relative_to(path))
                 if _matches(rel, name, patterns):
@@ -93,3 +95,29 @@ def collect_files(paths: list[str], exclude: tuple[str, ...] = ()) -> FileSet:
                 files.append(current_path / name)
     unique = sorted(set(files), key=lambda p: str(p))
     return FileSet(unique, missing)
+
+
+def collected(path: str | Path, root: str | Path, exclude: tuple[str, ...] = ()) -> bool:
+    """Whether `collect_files([root], exclude)` would list `path` (a file under `root`;
+    judged by its name, it need not exist any more), by the same rules."""
+    path, root = Path(path), Path(root)
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        return False
+    if not parts:
+        return False
+    root_patterns = list(exclude) + _gitignore_patterns(root)
+    current = root
+    for depth, part in enumerate(parts):
+        patterns = root_patterns + (_gitignore_patterns(current) if depth else [])
+        rel = str(Path(*parts[: depth + 1]))
+        if depth < len(parts) - 1:
+            if part in DEFAULT_EXCLUDES or part.startswith(".") or _matches(rel, part, patterns):
+                return False
+            if (current / part / "pyvenv.cfg").exists():
+                return False
+        elif _matches(rel, part, patterns):
+            return False
+        current = current / part
+    return True

@@ -99,7 +99,7 @@ class Binding(NamedTuple):
     name: str | None = None  # import: the attribute imported; None when the module itself is bound
     level: int = 0  # import: relative level (`from ..x import y` -> 2)
     alias: str | None = None  # variable: `X = a.b` -> "a.b"; None for any other value
-    line: int = 0
+    line: int = 0  # last field: not one of the facts other files rest on (see _facts_of_names)
 
 
 @dataclass
@@ -119,7 +119,7 @@ class ModuleSummary:
     def finish(self) -> ModuleSummary:
         self.digest = hash(
             (
-                tuple(sorted(self.names.items())),
+                _facts_of_names(self.names),
                 self.stars,
                 self.all,
                 self.imports,
@@ -131,7 +131,13 @@ class ModuleSummary:
         return self
 
     def same_facts(self, other: ModuleSummary) -> bool:
-        return self.digest == other.digest and self.names == other.names
+        return self.digest == other.digest and _facts_of_names(self.names) == _facts_of_names(other.names)
+
+
+def _facts_of_names(names: dict[str, Binding]) -> tuple:
+    """The bindings without their line numbers, which no other file relies on: a line
+    added above a class is no change for the files that import it."""
+    return tuple(sorted((name, binding[:-1]) for name, binding in names.items()))
 
 
 def _base_expr(node: ast.AST) -> str:
@@ -1061,10 +1067,10 @@ class ProjectIndex:
         `dependents(path)` need re-checking). A buffer that does not parse keeps what the
         line scanner can still read of it, or else its previous summary."""
         apath = _abs(path)
-        if apath.endswith(".ipynb"):
-            summary = summarize_notebook(text, apath)
-        elif tree is not None:
+        if tree is not None:  # a notebook's tree is that of its code cells joined
             summary = summarize_tree(tree, text)
+        elif apath.endswith(".ipynb"):
+            summary = summarize_notebook(text, apath)
         else:
             summary = summarize_source(text, apath)
             if summary is None:

@@ -53,6 +53,8 @@ from gradguard.lsp.documents import (
     uri_to_path,
 )
 from gradguard.lsp.settings import KNOWN_KEYS, ProjectConfigs, Settings, effective_config, parse_settings
+from gradguard.lsp.workspace import WorkspaceIndex
+from gradguard.lsp.workspace import register as register_workspace_commands
 
 log = logging.getLogger("gradguard.lsp")
 
@@ -233,6 +235,8 @@ class GradguardServer(LanguageServer):
         self._folder_settings: dict[str, Settings] = {}
         self._settings_warned: set[str] = set()
         self.projects = ProjectConfigs()
+        # the project index of the workspace folders, and workspace diagnostics (workspace.py)
+        self.workspace_index = WorkspaceIndex(self)
         self._analyzers: dict[str, Analyzer] = {}
         self._states: dict[str, AnalysisState] = {}
         self._tasks: dict[str, asyncio.Task] = {}
@@ -347,7 +351,7 @@ class GradguardServer(LanguageServer):
         if analyzer is None:
             if len(self._analyzers) > 8:
                 self._analyzers.clear()
-            analyzer = self._analyzers[key] = Analyzer(config)
+            analyzer = self._analyzers[key] = Analyzer(config, project=self.workspace_index.index)
         return analyzer
 
     # -- analysis -----------------------------------------------------------------------------
@@ -424,7 +428,11 @@ class GradguardServer(LanguageServer):
                 return AnalysisResult(snapshot, [])
             return None
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._engine, self._analyse_sync, snapshot)
+        self.workspace_index.foreground += 1  # the index being built in the background waits
+        try:
+            return await loop.run_in_executor(self._engine, self._analyse_sync, snapshot)
+        finally:
+            self.workspace_index.foreground -= 1
 
     def _analyse_sync(self, snap: Snapshot) -> AnalysisResult | None:
         if self._version_of(snap.key) != snap.version:
@@ -453,6 +461,7 @@ class GradguardServer(LanguageServer):
             if snap.config.enabled(SyntaxErrorRule.code):
                 findings.append(syntax_error_finding(exc, SourceFile(snap.text, snap.path), snap.path))
         else:
+            self.workspace_index.buffer_changed(snap, tree)
             try:
                 result = analyzer.check(snap.text, snap.path, tree)
                 findings, rule_errors = result.findings, result.errors
@@ -771,8 +780,11 @@ def initialize(ls: GradguardServer, params: types.InitializeParams) -> None:
         ls.command_links = options.get("commandLinks") is True
         if "settings" in options:
             ls.set_settings(options.get("settings"))
+        interpreter = options.get("interpreter")  # whose sys.path resolves installed packages
+        if isinstance(interpreter, list) and interpreter and all(isinstance(a, str) for a in interpreter):
+            ls.workspace_index.interpreter = list(interpreter)
         for key in options:
-            if key not in ("settings", "workspaceTrusted", "commandLinks"):
+            if key not in ("settings", "workspaceTrusted", "commandLinks", "interpreter"):
                 ls.log_to_client(
                     f"gradguard: unknown initialization option {key!r} ignored", types.MessageType.Warning
                 )
@@ -800,6 +812,7 @@ async def initialized(ls: GradguardServer, params: types.InitializedParams) -> N
     ls._loop, ls._loop_thread = asyncio.get_running_loop(), threading.get_ident()
     await register_file_watchers(ls)
     await pull_configuration(ls)
+    await ls.workspace_index.start()
 
 
 WATCHED_FILES = ["**/pyproject.toml"]
@@ -866,6 +879,7 @@ async def did_change_configuration(ls: GradguardServer, params: types.DidChangeC
         ls.set_settings(settings)  # some clients send the section's content directly
     ls.projects.invalidate()
     ls.reanalyse_all()
+    ls.workspace_index.configuration_changed()
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
@@ -877,6 +891,7 @@ async def did_change_workspace_folders(
     await pull_configuration(ls)
     ls.projects.invalidate()
     ls.reanalyse_all()
+    ls.workspace_index.configuration_changed()
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
@@ -884,6 +899,7 @@ def did_change_watched_files(ls: GradguardServer, params: types.DidChangeWatched
     if any(change.uri.endswith("pyproject.toml") for change in params.changes):
         ls.projects.invalidate()
         ls.reanalyse_all()
+    ls.workspace_index.files_changed(params.changes)  # Python files, notebooks, pyproject.toml
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
@@ -891,6 +907,7 @@ def did_open(ls: GradguardServer, params: types.DidOpenTextDocumentParams) -> No
     item = params.text_document
     ls.store.open(item.uri, item.text, item.version, item.language_id)
     ls._states.pop(item.uri, None)
+    ls.workspace_index.document_opened(item.uri)
     if ls.analysable(item.uri) and ls.settings_for(item.uri).enable:
         ls.schedule(item.uri, 0)
 
@@ -958,7 +975,8 @@ def did_close(ls: GradguardServer, params: types.DidCloseTextDocumentParams) -> 
     ls.store.close(uri)
     ls._states.pop(uri, None)
     ls._extras.pop(uri, None)
-    ls.clear_diagnostics(uri)
+    if not ls.workspace_index.document_closed(uri):  # workspace mode keeps the file's diagnostics
+        ls.clear_diagnostics(uri)
 
 
 # -- notebooks ----------------------------------------------------------------------------------
@@ -976,6 +994,7 @@ def notebook_did_open(ls: GradguardServer, params: types.DidOpenNotebookDocument
     )
     ls.store.notebooks[nb.uri] = notebook
     _open_cells(ls, nb.uri, params.cell_text_documents)
+    ls.workspace_index.document_opened(nb.uri)
     ls._states.pop(nb.uri, None)
     if ls.settings_for(nb.uri).enable:
         ls.schedule(nb.uri, 0)
@@ -1040,6 +1059,7 @@ def notebook_did_close(ls: GradguardServer, params: types.DidCloseNotebookDocume
         ls._extras.pop(cell_uri, None)
         ls.clear_diagnostics(cell_uri)
     ls._notebook_cells_published.pop(uri, None)
+    ls.workspace_index.document_closed(uri)  # workspace mode: the notebook's file gets its diagnostics
 
 
 # -- code actions ---------------------------------------------------------------------------------
@@ -1394,6 +1414,8 @@ try:
     probe_features.register(server)
 except ImportError as _exc:  # pragma: no cover - depends on the optional module
     log.info("probe features not available: %s", _exc)
+
+register_workspace_commands(server)
 
 
 def start(log_level: str = "info") -> None:
