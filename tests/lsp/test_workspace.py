@@ -17,6 +17,7 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from .conftest import SERVER_COMMAND, make_client, server_env, vscode_capabilities, wait_for
+from .workspace_tree import synthetic_workspace
 
 BASE_MODULE = "import torch.nn as nn\n\n\nclass Base(nn.Module):\n    pass\n"
 BASE_PLAIN = "class Base:\n    pass\n"
@@ -245,7 +246,25 @@ def workspace_tree(root: Path) -> None:
     (root / "explore.ipynb").write_text(json.dumps(NOTEBOOK, indent=1))
 
 
+@pytest_lsp.fixture(config=server_config(GRADGUARD_WORKSPACE_POOL_MIN="1"))
+async def pooled_client(lsp_client: LanguageClient):
+    yield
+    await lsp_client.shutdown_session()
+
+
 async def test_workspace_mode_checks_files_never_opened_with_progress(client: LanguageClient, tmp_path):
+    await check_workspace_mode(client, tmp_path)
+    assert (await debug_workspace(client))["timings"]["workers"] == 0
+
+
+async def test_workspace_mode_in_worker_processes(pooled_client: LanguageClient, tmp_path):
+    """The same, with the files checked in worker processes (as in workspaces of 200 files
+    and more)."""
+    await check_workspace_mode(pooled_client, tmp_path)
+    assert (await debug_workspace(pooled_client))["timings"]["workers"] >= 1
+
+
+async def check_workspace_mode(client: LanguageClient, tmp_path: Path) -> None:
     workspace_tree(tmp_path)
     await initialize(client, tmp_path, diagnosticMode="workspace")
     state = await wait_ready(client)
@@ -329,29 +348,6 @@ async def test_open_files_only_mode_checks_nothing_else(client: LanguageClient, 
 
 
 # -- first diagnostics are not delayed by indexing ------------------------------------------------
-def synthetic_workspace(root: Path, files: int) -> None:
-    """`files` Python files in packages of 100, each a small module subclassing the previous."""
-    for i in range(files):
-        package, number = divmod(i, 100)
-        directory = root / f"pkg{package}"
-        directory.mkdir(parents=True, exist_ok=True)
-        if number == 0:
-            (directory / "__init__.py").write_text("")
-        base = (
-            f"from .m{number - 1} import Block{number - 1} as Base"
-            if number
-            else "from torch.nn import Module as Base"
-        )
-        (directory / f"m{number}.py").write_text(
-            f"import torch\nimport torch.nn as nn\n{base}\n\n\nclass Block{number}(Base):\n"
-            "    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(8, 8)\n\n"
-            "    def forward(self, x):\n        return torch.relu(self.fc(x))\n\n\n"
-            "def train(model, data):\n    opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
-            "    for x, y in data:\n        opt.zero_grad()\n        loss = (model(x) - y).pow(2).mean()\n"
-            "        loss.backward()\n        opt.step()\n"
-        )
-
-
 async def first_diagnostics_seconds(root: Path) -> tuple[float, list[str]]:
     """Server start -> the first publishDiagnostics of a file opened right after `initialized`."""
     (root / "model.py").write_text(MODEL)
@@ -365,6 +361,9 @@ async def first_diagnostics_seconds(root: Path) -> tuple[float, list[str]]:
         seconds = time.perf_counter() - started
         codes = codes_published(client, uri)[0]
         await wait_ready(client, timeout=120)
+        # checked again with the whole index (model.py's import of base.py is in its closure now)
+        await wait_for(lambda: len(codes_published(client, uri)) == 2, timeout=30)
+        assert codes_published(client, uri)[1] == codes
         await client.shutdown_session()
     finally:
         await client.stop()

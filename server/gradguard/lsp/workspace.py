@@ -71,7 +71,7 @@ MAX_CHARS = 3_000_000  # as the server: larger files are not checked
 # Fewer files than this are checked on the engine thread, one at a time between the
 # keystrokes' analyses; more in worker processes (starting them costs about a second).
 POOL_MIN_FILES = int(os.environ.get("GRADGUARD_WORKSPACE_POOL_MIN", "200"))
-CHUNK = 8  # files per worker task
+CHUNK = 4  # files per worker task (few in flight: exiting waits for those)
 PROGRESS_EVERY = 0.2  # seconds between $/progress reports
 
 
@@ -366,15 +366,23 @@ class WorkspaceIndex:
         return self._index
 
     def buffer_changed(self, snap: Snapshot, tree) -> None:
-        """Engine thread, before a document is checked: its text replaces its file's summary;
-        when other files may rest on what changed, the open ones are checked again."""
-        path = snap.path
-        if not os.path.isabs(path) or not self._in_folders(path):
+        """Engine thread, a document parsed for its check: its text is to replace its file's
+        summary. That runs as the engine's next job, after the check, so that the document's
+        own diagnostics never wait for it (its own check does not need it)."""
+        if not os.path.isabs(snap.path) or not self._in_folders(snap.path):
             return
+        try:
+            self.ls._engine.submit(self._update_buffer, snap.path, snap.text, tree)
+        except RuntimeError:  # shutting down
+            pass
+
+    def _update_buffer(self, path: str, text: str, tree) -> None:
+        """Engine thread: when a fact other files may rest on changed, the open files that
+        depend on it are checked again."""
         index = self.index
         try:
             old = index.file(path)
-            if not index.update(path, snap.text, tree):
+            if not index.update(path, text, tree):
                 return
             affected = self._affected(index, path, old)
         except Exception:
@@ -601,12 +609,12 @@ class WorkspaceIndex:
         asyncio.ensure_future(self._swap(build, buffers))
 
     async def _swap(self, build: _Build, buffers: list[tuple[str, str]]) -> None:
-        await self.ls.in_engine(self._swap_sync, build, buffers)
+        changed = await self.ls.in_engine(self._swap_sync, build, buffers)
         if build.generation != self.generation:
             return
         self._files = {ProjectIndex.real_path(path): path for path, _ in build.files}
         self.ready = True
-        self.ls.reanalyse_all()  # the open files, with what the whole workspace says
+        self._recheck_open(changed)  # with what the whole workspace says
         if build.checks:
             self._bulk = asyncio.ensure_future(self._check_workspace(build))
         # workspace diagnostics of files that are gone or no longer checked
@@ -615,9 +623,11 @@ class WorkspaceIndex:
             if real not in checked:
                 self._clear_closed(real)
 
-    def _swap_sync(self, build: _Build, buffers: list[tuple[str, str]]) -> None:
+    def _swap_sync(self, build: _Build, buffers: list[tuple[str, str]]) -> set[str]:
+        """Engine thread: the new index, with the open documents' texts, becomes the live
+        one; returns the open files to check again."""
         if build.generation != self.generation or build.index is None:
-            return
+            return set()
         index = build.index
         opened = set()
         for path, text in buffers:
@@ -634,10 +644,18 @@ class WorkspaceIndex:
             if index.real_path(path) not in opened:
                 index.add_file(path)
         self._pending_disk.clear()
+        # the open files whose findings may rest on something the first index did not know
+        previous = self._index
+        same_paths = previous is not None and previous.search_paths == index.search_paths
+        changed = set()
+        for path, _ in buffers:
+            if not same_paths or previous.for_file(path).signature != index.for_file(path).signature:
+                changed.add(index.real_path(path))
         self._index = index
         for analyzer in list(self.ls._analyzers.values()) + list(self._closed_analyzers.values()):
             analyzer.project = index
         build.index = None  # the live one now: the loop thread lets go of it
+        return changed
 
     # -- open documents (loop thread) -------------------------------------------------------------
     def _open_keys(self) -> list[str]:
@@ -816,10 +834,12 @@ class WorkspaceIndex:
             opened = self._open_by_path()
             todo = [(p, c) for p, c in build.checks if ProjectIndex.real_path(p) not in opened]
             pooled = False
+            self.timings["workers"] = 0
             if build.blob is not None and len(todo) >= POOL_MIN_FILES:
                 try:
                     await self._check_in_workers(build, todo, account)
                     pooled = True
+                    self.timings["workers"] = max(1, min(4, os.cpu_count() or 1))
                 except (OSError, concurrent.futures.process.BrokenProcessPool, RuntimeError) as exc:
                     log.warning("worker processes failed (%s): checking in the server", exc)
             if not pooled:
@@ -857,6 +877,7 @@ class WorkspaceIndex:
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         jobs = max(1, min(4, os.cpu_count() or 1))
+        log.info("checking %d files in %d worker processes", len(items), jobs)
         encoding, tags, links = self._client_options()
         loop = asyncio.get_running_loop()
         pool = concurrent.futures.ProcessPoolExecutor(
@@ -871,7 +892,7 @@ class WorkspaceIndex:
             pending: set[asyncio.Future] = set()
             position = 0
             while position < len(chunks) or pending:
-                while position < len(chunks) and len(pending) < jobs * 3:
+                while position < len(chunks) and len(pending) < jobs * 2:
                     pending.add(asyncio.wrap_future(pool.submit(_worker_check, chunks[position]), loop=loop))
                     position += 1
                 finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
