@@ -384,3 +384,51 @@ async def test_first_diagnostics_do_not_wait_for_a_large_workspace(tmp_path):
     print(f"start -> first diagnostics: 0 files {empty_s * 1000:.0f} ms, 5,000 files {large_s * 1000:.0f} ms")
     # the same within noise (a shared 2-core machine): not the seconds indexing takes
     assert large_s < empty_s * 1.5 + 0.3, timings
+
+
+# -- closed notebooks ----------------------------------------------------------------------------
+def test_a_closed_notebooks_findings_point_at_its_json(tmp_path):
+    """Findings of a notebook that is not open land on the line of the notebook file that holds
+    the cell's source line (not on an output with the same text), with the cell named."""
+    from gradguard.engine.analyzer import Analyzer
+    from gradguard.lsp.workspace import check_closed_file
+
+    notebook = {
+        "cells": [
+            {"cell_type": "markdown", "metadata": {}, "source": "x.add_(1) in markdown"},
+            {
+                "cell_type": "code",
+                "execution_count": 1,
+                "metadata": {},
+                "outputs": [{"name": "stdout", "output_type": "stream", "text": ["x.add_(1)\n"]}],
+                "source": [
+                    "%matplotlib inline\n",
+                    "import torch\n",
+                    "x = torch.ones(3, requires_grad=True)\n",
+                    "x.add_(1)",
+                ],
+            },
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "outputs": [],
+                "source": "y = torch.zeros(2, requires_grad=True)\ny.mul_(2)\n",
+            },
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps(notebook, indent=1))
+    raw = path.read_text().splitlines()
+    diagnostics = check_closed_file(Analyzer(), str(path), path.as_uri(), "utf-16", True, False)
+    assert [(d.code, d.message.split(":")[0]) for d in diagnostics] == [
+        ("GG203", "cell 2, line 4"),
+        ("GG203", "cell 3, line 2"),
+    ]
+    first, second = (d.range for d in diagnostics)
+    assert raw[first.start.line].strip() == '"x.add_(1)"'  # the source, not the output above it
+    assert raw[first.start.line][first.start.character : first.end.character] == "x.add_(1)"
+    # a cell whose source is one string: its line inside that string
+    assert raw[second.start.line][second.start.character : second.end.character] == "y.mul_(2)"

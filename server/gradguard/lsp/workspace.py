@@ -113,23 +113,26 @@ def _json_line_of(raw_lines: list[str], cell: int, source_line: str) -> tuple[in
     """(line, start, end) of a cell's source line in the notebook's JSON text (0-based,
     code points); (line of the cell's "source", 0, 0) when it cannot be told."""
     seen = -1
-    start = 0
+    start = end = 0
     for number, raw in enumerate(raw_lines):
         if '"cell_type"' in raw:
             seen += 1
             if seen == cell:
                 start = number
             elif seen > cell:
+                end = number
                 break
+    else:
+        end = len(raw_lines)
+    # the cell's "source" key (its outputs, which may hold the same text, come before it)
+    source = next((n for n in range(start, end) if '"source":' in raw_lines[n]), start)
     needle = json.dumps(content_of(source_line))[1:-1]
     if needle.strip():
-        for number in range(start, len(raw_lines)):
+        for number in [*range(source, end), *range(start, source)]:
             column = raw_lines[number].find(needle)
-            if column >= 0 and '"source"' not in raw_lines[number][:column]:
+            if column >= 0:
                 return number, column, column + len(needle)
-            if number > start and '"cell_type"' in raw_lines[number]:
-                break
-    return start, 0, 0
+    return source, 0, 0
 
 
 def check_closed_file(
@@ -345,6 +348,7 @@ class WorkspaceIndex:
         self.foreground = 0
         self._index: ProjectIndex | None = None  # the live index: engine thread only
         self._pending_disk: set[str] = set()  # engine thread: changed on disk during a build
+        self._building = False  # a build is in flight (set on the loop thread, read on the engine's)
         self._closed_analyzers: dict[str, Analyzer] = {}  # engine thread
         self._search_paths: list[str] | None = None
         self._key: tuple | None = None
@@ -496,6 +500,7 @@ class WorkspaceIndex:
 
     def restart(self, reason: str) -> None:
         self.generation += 1
+        self._building = True
         generation = self.generation
         self._key = self._settings_key()
         folders = self._current_folders()
@@ -644,6 +649,7 @@ class WorkspaceIndex:
             if index.real_path(path) not in opened:
                 index.add_file(path)
         self._pending_disk.clear()
+        self._building = False
         # the open files whose findings may rest on something the first index did not know
         previous = self._index
         same_paths = previous is not None and previous.search_paths == index.search_paths
@@ -724,10 +730,11 @@ class WorkspaceIndex:
                 continue
             if self._is_open_path(path):
                 continue  # the editor's text wins over the disk's
-            if change.type == types.FileChangeType.Created and not self._collected(path):
-                continue
-            paths.append(os.path.normpath(path))
             real = ProjectIndex.real_path(path)
+            known = real in self._files
+            if change.type != types.FileChangeType.Deleted and not known and not self._collected(path):
+                continue  # excluded, ignored, or in a hidden folder
+            paths.append(os.path.normpath(path))
             if change.type == types.FileChangeType.Deleted:
                 self._files.pop(real, None)
                 self._clear_closed(real)
@@ -754,7 +761,7 @@ class WorkspaceIndex:
         index = self.index
         affected: set[str] = set()
         for path in paths:
-            if not self.ready:
+            if self._building:
                 self._pending_disk.add(path)  # the index being built may have read it before
             old = index.file(path)
             before = index.dependents(path) if old is not None else set()
@@ -876,6 +883,8 @@ class WorkspaceIndex:
             items.append((path, Path(path).as_uri(), ids[key]))
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        if context.get_start_method() == "forkserver":  # imported once, before the workers fork
+            context.set_forkserver_preload(["gradguard.lsp.workspace", "gradguard.lsp.server"])
         jobs = max(1, min(4, os.cpu_count() or 1))
         log.info("checking %d files in %d worker processes", len(items), jobs)
         encoding, tags, links = self._client_options()
