@@ -53,7 +53,7 @@ from gradguard.lsp.documents import (
     uri_to_path,
 )
 from gradguard.lsp.settings import KNOWN_KEYS, ProjectConfigs, Settings, effective_config, parse_settings
-from gradguard.lsp.workspace import WorkspaceIndex
+from gradguard.lsp.workspace import WATCH_GLOBS, WorkspaceIndex
 from gradguard.lsp.workspace import register as register_workspace_commands
 
 log = logging.getLogger("gradguard.lsp")
@@ -815,7 +815,7 @@ async def initialized(ls: GradguardServer, params: types.InitializedParams) -> N
     await ls.workspace_index.start()
 
 
-WATCHED_FILES = ["**/pyproject.toml"]
+WATCHED_FILES = ["**/pyproject.toml", *WATCH_GLOBS]  # and the Python files, for the project index
 
 
 async def register_file_watchers(ls: GradguardServer) -> bool:

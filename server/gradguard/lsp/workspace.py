@@ -465,30 +465,9 @@ class WorkspaceIndex:
 
     # -- lifecycle (loop thread) ----------------------------------------------------------------
     async def start(self) -> None:
-        """After `initialized`: watch the Python files and build the index."""
-        asyncio.ensure_future(self._register_watchers())
+        """After `initialized` (the server asks to be told about `WATCH_GLOBS` with its
+        pyproject.toml watcher): build the index."""
         self.restart("start")
-
-    async def _register_watchers(self) -> bool:
-        ls = self.ls
-        if not ls._capability("workspace.did_change_watched_files.dynamic_registration"):
-            return False
-        registration = types.Registration(
-            id="gradguard-python-files",
-            method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
-            register_options=types.DidChangeWatchedFilesRegistrationOptions(
-                watchers=[types.FileSystemWatcher(glob_pattern=glob) for glob in WATCH_GLOBS]
-            ),
-        )
-        try:
-            await asyncio.wait_for(
-                ls.client_register_capability_async(types.RegistrationParams(registrations=[registration])),
-                timeout=10,
-            )
-        except Exception as exc:  # noqa: BLE001 - files saved in the editor are still seen
-            log.warning("registering the Python file watcher failed: %s", exc)
-            return False
-        return True
 
     def configuration_changed(self, force: bool = False) -> None:
         """Settings, workspace folders or a pyproject.toml changed: build again when what the
