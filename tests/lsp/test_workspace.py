@@ -12,6 +12,7 @@ import statistics
 import time
 from pathlib import Path
 
+import pytest
 import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
@@ -432,3 +433,64 @@ def test_a_closed_notebooks_findings_point_at_its_json(tmp_path):
     assert raw[first.start.line][first.start.character : first.end.character] == "x.add_(1)"
     # a cell whose source is one string: its line inside that string
     assert raw[second.start.line][second.start.character : second.end.character] == "y.mul_(2)"
+
+
+# -- search paths and folders ---------------------------------------------------------------------
+@pytest.mark.parametrize("interpreter", ["given", "missing"])
+async def test_installed_packages_come_from_the_clients_interpreter(
+    client: LanguageClient, tmp_path, interpreter
+):
+    """The initialization option `interpreter`: its sys.path (asked once, in a subprocess), without
+    the directory the server's own code comes from; an interpreter that cannot run: the server's."""
+    import sys
+
+    command = [sys.executable, "-S"] if interpreter == "given" else [str(tmp_path / "no-such-python")]
+    client.set_configuration({"debounceMs": 0}, section="gradguard")
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=vscode_capabilities(),
+            root_uri=tmp_path.as_uri(),
+            workspace_folders=[types.WorkspaceFolder(uri=tmp_path.as_uri(), name="ws")],
+            initialization_options={"settings": {"debounceMs": 0}, "interpreter": command},
+        )
+    )
+    state = await wait_ready(client)
+    paths = state["searchPaths"]
+    server_dir = str(Path(__file__).resolve().parents[2] / "server")
+    assert server_dir not in paths  # on the server's PYTHONPATH, not the user's
+    stdlib = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    assert any(p.endswith(stdlib) for p in paths), paths
+    if interpreter == "given":
+        # -S: no site-packages; what the interpreter says, not the server's own sys.path
+        assert not any(p.endswith("site-packages") for p in paths), paths
+    else:
+        assert any(p.endswith("site-packages") for p in paths), paths
+        logged = [m.message for m in client.log_messages]  # type: ignore[attr-defined]
+        assert any("could not read sys.path of" in m for m in logged), logged
+
+
+async def test_a_workspace_folder_added_and_removed(client: LanguageClient, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    write(first, {"clean.py": "import torch\n"})
+    write(second, {"base.py": BASE_MODULE, "model.py": MODEL})
+    await initialize(client, first, diagnosticMode="workspace")
+    assert (await wait_ready(client))["files"] == 1
+    model = (second / "model.py").as_uri()
+    client.workspace_did_change_workspace_folders(
+        types.DidChangeWorkspaceFoldersParams(
+            event=types.WorkspaceFoldersChangeEvent(
+                added=[types.WorkspaceFolder(uri=second.as_uri(), name="second")], removed=[]
+            )
+        )
+    )
+    await wait_codes(client, model, ["GG101"])
+    assert (await wait_ready(client))["files"] == 3
+    mark = len(client.published)
+    client.workspace_did_change_workspace_folders(
+        types.DidChangeWorkspaceFoldersParams(
+            event=types.WorkspaceFoldersChangeEvent(
+                added=[], removed=[types.WorkspaceFolder(uri=second.as_uri(), name="second")]
+            )
+        )
+    )
+    await wait_codes(client, model, [], after=mark)
