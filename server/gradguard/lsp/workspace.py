@@ -33,7 +33,6 @@ This module never imports torch.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import gc
 import json
 import logging
@@ -189,18 +188,25 @@ _worker: dict[str, Any] = {}
 
 
 def _worker_init(blob: bytes, configs: dict[int, Config], encoding: str, tags: bool, links: bool) -> None:
+    """Never raises (a pool would start failing workers forever): `_worker_check` reports it."""
     try:
         os.nice(10)  # the editor's own analyses come first
     except (AttributeError, OSError):
         pass
-    gc.disable()
-    index = pickle.loads(blob)
-    gc.enable()
-    gc.freeze()
+    try:
+        gc.disable()
+        index = pickle.loads(blob)
+        gc.enable()
+        gc.freeze()
+    except Exception as exc:  # noqa: BLE001
+        _worker["error"] = f"{type(exc).__name__}: {exc}"
+        return
     _worker.update(index=index, configs=configs, encoding=encoding, tags=tags, links=links, analyzers={})
 
 
 def _worker_check(items: list[tuple[str, str, int]]) -> list[tuple[str, str, list | None]]:
+    if "error" in _worker:
+        raise RuntimeError(f"worker could not start: {_worker['error']}")
     out = []
     for path, uri, config_id in items:
         analyzer = _worker["analyzers"].get(config_id)
@@ -794,7 +800,9 @@ class WorkspaceIndex:
 
     async def _check_workspace(self, build: _Build) -> None:
         """The first check of every workspace-mode file that is not open."""
-        total = len(build.checks)
+        opened = self._open_by_path()
+        todo = [(p, c) for p, c in build.checks if ProjectIndex.real_path(p) not in opened]
+        total = len(todo)
         progress = _Progress(
             self.ls, f"gradguard-check-{build.generation}", f"gradguard: checking {total} files"
         )
@@ -817,21 +825,20 @@ class WorkspaceIndex:
                 progress.report(f"{done}/{total} files", done * 100 // max(1, total))
 
         try:
-            opened = self._open_by_path()
-            todo = [(p, c) for p, c in build.checks if ProjectIndex.real_path(p) not in opened]
-            pooled = False
             self.timings["workers"] = 0
+            delivered: set[str] = set()
             if build.blob is not None and len(todo) >= POOL_MIN_FILES:
                 try:
-                    await self._check_in_workers(build, todo, account)
-                    pooled = True
+                    await self._check_in_workers(build, todo, account, delivered)
                     self.timings["workers"] = max(1, min(4, os.cpu_count() or 1))
-                except (OSError, concurrent.futures.process.BrokenProcessPool, RuntimeError) as exc:
-                    log.warning("worker processes failed (%s): checking in the server", exc)
-            if not pooled:
+                except (OSError, RuntimeError) as exc:
+                    log.warning("worker processes failed (%s): checking the rest in the server", exc)
+            if len(delivered) < len(todo):
                 for path, config in todo:
+                    if path in delivered:
+                        continue
                     if build.generation != self.generation:
-                        return
+                        raise asyncio.CancelledError
                     diagnostics = await self._check_closed(path, config)
                     account(diagnostics)
             self.timings["check_seconds"] = time.perf_counter() - started
@@ -850,7 +857,9 @@ class WorkspaceIndex:
             if self._recheck and self._drain is None:
                 self._drain = asyncio.ensure_future(self._drain_rechecks())
 
-    async def _check_in_workers(self, build: _Build, todo: list[tuple[str, Config]], account) -> None:
+    async def _check_in_workers(
+        self, build: _Build, todo: list[tuple[str, Config]], account, delivered: set[str]
+    ) -> None:
         ids: dict[str, int] = {}
         configs: dict[int, Config] = {}
         items = []
@@ -868,34 +877,43 @@ class WorkspaceIndex:
         log.info("checking %d files in %d worker processes", len(items), jobs)
         encoding, tags, links = self._client_options()
         loop = asyncio.get_running_loop()
-        pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=jobs,
-            mp_context=context,
-            initializer=_worker_init,
-            initargs=(build.blob, configs, encoding, tags, links),
+        # multiprocessing's Pool: its workers are daemons, which the server's exit stops at
+        # once (a ProcessPoolExecutor's would make it wait for the files they are on)
+        pool = context.Pool(
+            jobs, initializer=_worker_init, initargs=(build.blob, configs, encoding, tags, links)
         )
         build.blob = None
+        results: asyncio.Queue = asyncio.Queue()
+
+        def deliver(value) -> None:
+            loop.call_soon_threadsafe(results.put_nowait, value)
+
         try:
             chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
-            pending: set[asyncio.Future] = set()
-            position = 0
-            while position < len(chunks) or pending:
-                while position < len(chunks) and len(pending) < jobs * 2:
-                    pending.add(asyncio.wrap_future(pool.submit(_worker_check, chunks[position]), loop=loop))
+            position = in_flight = 0
+            while position < len(chunks) or in_flight:
+                while position < len(chunks) and in_flight < jobs * 2:
+                    pool.apply_async(
+                        _worker_check, (chunks[position],), callback=deliver, error_callback=deliver
+                    )
                     position += 1
-                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for future in finished:
-                    for path, uri, diagnostics in future.result():
-                        account(diagnostics)
-                        if build.generation != self.generation:
-                            continue
-                        if ProjectIndex.real_path(path) in self._recheck:
-                            continue  # changed since: checked again with the live index
-                        self._store_closed(path, uri, diagnostics)
+                    in_flight += 1
+                value = await results.get()
+                in_flight -= 1
+                if isinstance(value, BaseException):
+                    raise RuntimeError(str(value)) from value  # noqa: TRY004 - a worker failed
+                for path, uri, diagnostics in value:
+                    delivered.add(path)
+                    account(diagnostics)
+                    if build.generation != self.generation:
+                        continue
+                    if ProjectIndex.real_path(path) in self._recheck:
+                        continue  # changed since: checked again with the live index
+                    self._store_closed(path, uri, diagnostics)
                 if build.generation != self.generation:
                     raise asyncio.CancelledError
         finally:
-            await loop.run_in_executor(None, lambda: pool.shutdown(wait=True, cancel_futures=True))
+            await loop.run_in_executor(None, pool.terminate)
 
     async def _check_closed(self, path: str, config: Config | None = None) -> list | None:
         """Check one closed file on the engine thread (between the editor's analyses)."""
