@@ -7,17 +7,20 @@ server's own. The index is built in a background thread and never delays a keyst
 diagnostics: the thread steps aside while an analysis waits or runs, and until it is
 done files are checked with a first, empty index that reads what a file imports from
 disk on demand. The finished index is swapped in on the engine thread, with the open
-documents' texts laid over it, and the open files are checked again.
+documents' texts laid over it.
 
 The index is not thread-safe: only the engine thread (`GradguardServer._engine`) touches
 the live one; the builder works on its own new index until the swap.
 
 - An edited document's summary replaces its file's (`ProjectIndex.update` with the tree
-  the analyzer parsed); when a fact other files rest on changed, the open files that
-  depend on it are checked again (and those it depends on, when its explicit
-  `x.backward(grad)` calls or its default dtype changed: those facts flow to the files a
-  file imports). Files created, changed or deleted on disk come through
-  `workspace/didChangeWatchedFiles` (`**/*.py`, `**/*.ipynb`, registered here).
+  the analyzer parsed, right after its check); when a fact other files rest on changed,
+  the open files that depend on it are checked again (and those it depends on, when its
+  explicit `x.backward(grad)` calls or its default dtype changed: those facts flow to the
+  files a file imports). When the finished index is swapped in, the open files whose
+  cross-file facts (`FileResolver.signature`) differ from the first index's are checked
+  again. Files created, changed or deleted on disk come through
+  `workspace/didChangeWatchedFiles` (`WATCH_GLOBS`, which the server registers with its
+  pyproject.toml watcher).
 - `diagnosticMode: workspace` (per workspace folder): every Python file and notebook of
   the folder (`exclude` of `[tool.gradguard]` and `.gitignore` honoured, as by
   `gradguard check`) is checked in the background at start, in worker processes when
