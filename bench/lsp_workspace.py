@@ -272,32 +272,38 @@ def with_model_files(root: Path, scratch: Path) -> tuple[Path, Path]:
 
 # -- measurements ---------------------------------------------------------------------------------
 def measure_first(roots: dict[str, Path], repeat: int) -> dict:
-    out = {}
-    for name, root in roots.items():
-        model, extra = with_model_files(root, root)
-        runs, index_s, rss = [], [], []
-        try:
-            for _ in range(repeat):
+    """Runs interleaved (empty, synthetic, real, empty, ...): the machine's load drifts."""
+    runs: dict[str, list[float]] = {name: [] for name in roots}
+    index_s: dict[str, list[float]] = {name: [] for name in roots}
+    rss: dict[str, list[float]] = {name: [] for name in roots}
+    extras = {name: with_model_files(root, root) for name, root in roots.items()}
+    try:
+        for _ in range(repeat):
+            for name, root in roots.items():
+                model = extras[name][0]
                 client = start(root, {"debounceMs": 0})
                 uri = open_doc(client, model)
                 stamp, params = first_publish(client, uri)
-                runs.append((stamp - client.started) * 1000)
+                runs[name].append((stamp - client.started) * 1000)
                 assert [d["code"] for d in params["diagnostics"]] == ["GG101"], params
                 client.pump(lambda c=client: c.ended("gradguard-index") is not None)
-                index_s.append(client.ended("gradguard-index")[0] - client.started)
+                index_s[name].append(client.ended("gradguard-index")[0] - client.started)
                 time.sleep(0.5)
-                rss.append(client.rss_mb())
+                rss[name].append(client.rss_mb())
                 client.close()
-        finally:
+    finally:
+        for _, extra in extras.values():
             shutil.rmtree(extra, ignore_errors=True)
+    out = {}
+    for name, root in roots.items():
         out[name] = {
             **stats_of(root),
             "start_to_first_diagnostics_ms": {
-                "runs": [round(r) for r in runs],
-                "median": round(statistics.median(runs)),
+                "runs": [round(r) for r in runs[name]],
+                "median": round(statistics.median(runs[name])),
             },
-            "start_to_index_ready_s": round(statistics.median(index_s), 2),
-            "rss_after_index_mb": round(statistics.median(rss), 1),
+            "start_to_index_ready_s": round(statistics.median(index_s[name]), 2),
+            "rss_after_index_mb": round(statistics.median(rss[name]), 1),
         }
         print(
             f"{name:>14}: first diagnostics {out[name]['start_to_first_diagnostics_ms']['median']} ms "

@@ -59,10 +59,15 @@ class FileSet:
 
 
 def collect_files(
-    paths: list[str], exclude: tuple[str, ...] = (), suffixes: tuple[str, ...] = (".py", ".pyi")
+    paths: list[str],
+    exclude: tuple[str, ...] = (),
+    suffixes: tuple[str, ...] = (".py", ".pyi"),
+    each_directory=None,
 ) -> FileSet:
     """Python files (names ending with one of `suffixes`) under the given paths, sorted;
-    excluded directories are skipped. A file named explicitly is always checked."""
+    excluded directories are skipped. A file named explicitly is always checked.
+    `each_directory()` is called before each directory is read (the language server's
+    background walk steps aside there while a file is being checked)."""
     files: list[Path] = []
     missing: list[str] = []
     for raw in paths:
@@ -75,6 +80,8 @@ def collect_files(
             continue
         root_patterns = list(exclude) + _gitignore_patterns(path)
         for current, dirs, names in os.walk(path):
+            if each_directory is not None:
+                each_directory()
             current_path = Path(current)
             patterns = root_patterns + (_gitignore_patterns(current_path) if current_path != path else [])
             kept = []

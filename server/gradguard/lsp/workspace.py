@@ -524,6 +524,11 @@ class WorkspaceIndex:
                         "installed packages are looked up in the server's own"
                     )
                 self._search_paths = found if found is not None else fallback_search_paths()
+
+            def step_aside() -> None:
+                while self.foreground > 0 and generation == self.generation:
+                    time.sleep(0.002)  # an analysis is waiting: it goes first
+
             configs = ProjectConfigs()
             files: list[tuple[str, Folder]] = []
             seen: set[str] = set()
@@ -531,7 +536,8 @@ class WorkspaceIndex:
                 if not os.path.isdir(folder.path):
                     continue
                 exclude = _folder_exclude(folder.path)
-                for file in collect_files([folder.path], exclude, suffixes=SUFFIXES).files:
+                walk = collect_files([folder.path], exclude, suffixes=SUFFIXES, each_directory=step_aside)
+                for file in walk.files:
                     path = str(file)
                     real = ProjectIndex.real_path(path)
                     if real in seen or configs.is_excluded(path):
@@ -552,8 +558,7 @@ class WorkspaceIndex:
                 if generation != self.generation:
                     self._call_soon(progress.end, "cancelled")
                     return
-                while self.foreground > 0 and generation == self.generation:
-                    time.sleep(0.002)  # an analysis is waiting: it goes first
+                step_aside()
                 index.add_file(path)
                 now = time.perf_counter()
                 if now - last > PROGRESS_EVERY:
