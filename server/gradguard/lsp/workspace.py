@@ -515,6 +515,7 @@ class WorkspaceIndex:
     def _build(self, generation: int, folders: tuple[Folder, ...], settings: dict) -> None:
         started = time.perf_counter()
         paused = gc.isenabled()
+        progress: _Progress | None = None
         try:
             if self._search_paths is None:
                 found = interpreter_search_paths(self.interpreter) if self.interpreter else None
@@ -583,6 +584,8 @@ class WorkspaceIndex:
         except Exception:
             log.exception("building the project index failed")
             self._log("gradguard: building the project index failed; see the server log")
+            if progress is not None:
+                self._call_soon(progress.end, "failed")
         finally:
             if paused:
                 gc.enable()
