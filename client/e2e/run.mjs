@@ -13,6 +13,9 @@
 //   probeLens      - "Check gradient flow of all modules in this file": the lenses show each module's result,
 //                    which an edit elsewhere keeps
 //   watcher        - a pyproject.toml ignoring GG402 is applied to the open file at once; deleting it undoes that
+//   workspaceMode  - gradguard.diagnosticMode "workspace": the Problems panel lists a GG101 of a file never
+//                    opened (project/model.py, whose base class is an nn.Module in project/base.py); back to
+//                    "openFilesOnly", the row goes
 // then checks of the client itself (the last in a second code-server):
 //   crash           - a killed server is restarted by the client and the diagnostics come back
 //   restart         - "gradguard: Restart Server": the old server's normal exit is not logged as an error
@@ -133,6 +136,28 @@ for step in range(10):
     optimizer.step()
 `;
 const TRAIN_LOOP_CODE = 'GG402';
+
+// project/: never opened. model.py's Net has a fake backward (GG101 on line 10) because base.py's Base is
+// an nn.Module: a finding across files, shown only in workspace mode.
+const PROJECT_BASE = `import torch.nn as nn
+
+
+class Base(nn.Module):
+    pass
+`;
+const PROJECT_MODEL = `import torch
+from base import Base
+
+
+class Net(Base):
+    def forward(self, x):
+        return torch.relu(x)
+
+    # autograd never calls this
+    def backward(self, grad):
+        return grad
+`;
+const PROJECT_BUG = { code: 'GG101', line: 10 };
 
 const NOTEBOOK_CELLS = [
   ['markdown', '# A notebook with an autograd bug'],
@@ -944,6 +969,55 @@ async function scenarioWatcher(page, { dirs }) {
   };
 }
 
+/** Type into the Problems panel's filter box ('' clears it). */
+async function filterProblems(page, text) {
+  const input = page.locator('.markers-panel-container .viewpane-filter input, .panel .viewpane-filter input').first();
+  await input.waitFor({ state: 'visible', timeout: 10000 });
+  await input.fill(text);
+  await sleep(400);
+}
+
+/**
+ * gradguard.diagnosticMode "workspace" (a workspace setting, which VS Code watches): every file of the
+ * workspace is checked in the background, and the Problems panel lists the GG101 of project/model.py, a
+ * file that was never opened and whose finding rests on project/base.py; back to "openFilesOnly", it goes.
+ */
+async function scenarioWorkspaceMode(page, { dirs }) {
+  // written now and removed afterwards, so that the other scenarios' screenshots do not show them
+  const project = join(dirs.workspace, 'project');
+  mkdirSync(project, { recursive: true });
+  writeFileSync(join(project, 'base.py'), PROJECT_BASE);
+  writeFileSync(join(project, 'model.py'), PROJECT_MODEL);
+  await openProblems(page);
+  await filterProblems(page, PROJECT_BUG.code);
+  const listed = async () => (await problemRows(page)).some((r) => r.code === PROJECT_BUG.code && r.line === PROJECT_BUG.line);
+  const before = await listed();
+  const settings = join(dirs.workspace, '.vscode', 'settings.json');
+  const vscodeDir = !existsSync(dirname(settings));
+  mkdirSync(dirname(settings), { recursive: true });
+  writeFileSync(settings, JSON.stringify({ 'gradguard.diagnosticMode': 'workspace' }));
+  const written = Date.now();
+  const shown = await waitFor(listed, 60000, `${PROJECT_BUG.code} of project/model.py in the Problems panel`, 100)
+    .then(() => Date.now() - written, () => null);
+  const texts = await page.$$eval('.markers-panel .monaco-list-row', (els) => els.map((e) => e.textContent || ''));
+  const fileRow = texts.some((t) => t.includes('model.py') && !/\[Ln \d+/.test(t));
+  const neverOpened = (await page.locator('.tabs-container .tab[aria-label*="model.py"]').count()) === 0;
+  await shoot(page, '14-workspace-mode');
+  rmSync(vscodeDir ? dirname(settings) : settings, { recursive: true });
+  const removed = Date.now();
+  const gone = await waitFor(async () => !(await listed()), 30000, `${PROJECT_BUG.code} to go`, 100)
+    .then(() => Date.now() - removed, () => null);
+  await filterProblems(page, '');
+  rmSync(project, { recursive: true });
+  return {
+    ok: !before && shown !== null && fileRow && neverOpened && gone !== null,
+    detail: `openFilesOnly: ${PROJECT_BUG.code} of the unopened project/model.py listed: ${before}; workspace mode: listed after ${shown} ms under a model.py file row: ${fileRow}, never opened: ${neverOpened}; openFilesOnly again: gone after ${gone} ms`,
+    shownMs: shown,
+    goneMs: gone,
+    rows: texts,
+  };
+}
+
 /** The "gradguard" output channel as written to disk so far. */
 function outputLog(dirs) {
   const found = [];
@@ -1138,6 +1212,7 @@ async function main() {
       ['notebook', () => scenarioNotebook(page)],
       ['probeLens', () => scenarioProbeLens(page)],
       ['watcher', () => scenarioWatcher(page, ctx)],
+      ['workspaceMode', () => scenarioWorkspaceMode(page, ctx)],
       ['crash', () => scenarioCrash(page, ctx)],
       ['restart', () => scenarioRestart(page, ctx)],
       ['explain', () => scenarioExplain(page)],

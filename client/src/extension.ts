@@ -257,7 +257,10 @@ async function startClient(reason: string): Promise<void> {
     outputChannel: output,
     traceOutputChannel: output,
     revealOutputChannelOn: RevealOutputChannelOn.Never,
-    initializationOptions: initializationOptions(settingsFor(), vscode.workspace.isTrusted),
+    initializationOptions: initializationOptions(settingsFor(), vscode.workspace.isTrusted, [
+      interpreter.command,
+      ...interpreter.args,
+    ]),
     // Hovers link to the rule's local explanation through this one command, and may run no other.
     markdown: { isTrusted: { enabledCommands: [CMD_SHOW_DOCS] }, supportHtml: false },
     errorHandler: {

@@ -3,6 +3,10 @@
 
 export type Severity = 'error' | 'warning' | 'information' | 'hint';
 
+/** `openFilesOnly`: diagnostics for open files; `workspace`: every Python file and notebook of the workspace. */
+export type DiagnosticMode = 'openFilesOnly' | 'workspace';
+export const DIAGNOSTIC_MODES: readonly DiagnosticMode[] = ['openFilesOnly', 'workspace'];
+
 export interface ServerSettings {
   enable: boolean;
   select: string[];
@@ -12,6 +16,7 @@ export interface ServerSettings {
   debounceMs: number;
   probe: { enable: boolean; timeout: number };
   showSyntaxErrors: boolean;
+  diagnosticMode: DiagnosticMode;
 }
 
 export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
@@ -24,6 +29,7 @@ export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   probe: Object.freeze({ enable: true, timeout: 20 }),
   // Pylance already reports syntax errors in VS Code (Ruff's extension has the same setting).
   showSyntaxErrors: false,
+  diagnosticMode: 'openFilesOnly',
 });
 
 export const MAX_DEBOUNCE_MS = 5000;
@@ -94,6 +100,16 @@ function severityMap(value: unknown, problems: SettingProblem[]): Record<string,
   return out;
 }
 
+function diagnosticMode(value: unknown, problems: SettingProblem[]): DiagnosticMode {
+  if (value === undefined || value === null) return DEFAULT_SETTINGS.diagnosticMode;
+  if (typeof value === 'string' && (DIAGNOSTIC_MODES as readonly string[]).includes(value)) return value as DiagnosticMode;
+  problems.push({
+    key: 'diagnosticMode',
+    message: `gradguard.diagnosticMode: ignoring ${JSON.stringify(value)} (use "openFilesOnly" or "workspace")`,
+  });
+  return DEFAULT_SETTINGS.diagnosticMode;
+}
+
 function bool(value: unknown, fallback: boolean): boolean {
   return typeof value === 'boolean' ? value : fallback;
 }
@@ -125,6 +141,7 @@ export function toServerSettings(
       timeout: bounded(read('probe.timeout'), DEFAULT_SETTINGS.probe.timeout, 1, MAX_PROBE_TIMEOUT, false),
     },
     showSyntaxErrors: bool(read('showSyntaxErrors'), DEFAULT_SETTINGS.showSyntaxErrors),
+    diagnosticMode: diagnosticMode(read('diagnosticMode'), problems),
   };
 }
 
@@ -135,8 +152,9 @@ export function importStrategy(value: unknown): ImportStrategy {
 /**
  * initializationOptions sent with the initialize request. `commandLinks`: VS Code opens
  * `command:gradguard.showDocumentation?...` links, so the server links rules to the local explanation
- * that way instead of to a file.
+ * that way instead of to a file. `interpreter`: the interpreter (command and arguments) whose `sys.path`
+ * the server reads installed packages from (it asks it once; without it, its own `sys.path`).
  */
-export function initializationOptions(settings: ServerSettings, workspaceTrusted: boolean) {
-  return { settings, workspaceTrusted, commandLinks: true };
+export function initializationOptions(settings: ServerSettings, workspaceTrusted: boolean, interpreter?: string[]) {
+  return { settings, workspaceTrusted, commandLinks: true, ...(interpreter?.length ? { interpreter } : {}) };
 }

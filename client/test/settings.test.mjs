@@ -20,6 +20,7 @@ test('defaults when nothing is set', () => {
     debounceMs: 150,
     probe: { enable: true, timeout: 20 },
     showSyntaxErrors: false,
+    diagnosticMode: 'openFilesOnly',
   });
 });
 
@@ -30,7 +31,7 @@ test('package.json defaults are the ones the client falls back to', () => {
 
 test('every server setting and client setting is declared with a description and a default', () => {
   const keys = ['enable', 'select', 'ignore', 'severity', 'lintOnChange', 'debounceMs', 'probe.enable',
-    'probe.timeout', 'showSyntaxErrors', 'interpreter', 'importStrategy', 'trace.server'];
+    'probe.timeout', 'showSyntaxErrors', 'diagnosticMode', 'interpreter', 'importStrategy', 'trace.server'];
   for (const key of keys) {
     const prop = properties[`gradguard.${key}`];
     assert.ok(prop, `gradguard.${key} missing from package.json`);
@@ -53,6 +54,7 @@ test('user values are mapped and normalised', () => {
       'probe.enable': true,
       'probe.timeout': 5,
       showSyntaxErrors: true,
+      diagnosticMode: 'workspace',
     }),
     true,
     problems,
@@ -66,6 +68,7 @@ test('user values are mapped and normalised', () => {
     debounceMs: 121,
     probe: { enable: true, timeout: 5 },
     showSyntaxErrors: true,
+    diagnosticMode: 'workspace',
   });
   assert.deepEqual(problems, []);
 });
@@ -80,6 +83,7 @@ test('bad values are dropped and reported, never sent', () => {
       severity: { GG202: 'fatal', F401: 'error', GG203: 'hint', GG: 'error' },
       debounceMs: -5,
       'probe.timeout': Number.NaN,
+      diagnosticMode: 'everything',
     }),
     true,
     problems,
@@ -90,7 +94,8 @@ test('bad values are dropped and reported, never sent', () => {
   assert.deepEqual(out.severity, { GG203: 'hint' });
   assert.equal(out.debounceMs, 0);
   assert.equal(out.probe.timeout, 20);
-  assert.deepEqual(problems.map((p) => p.key), ['select', 'select', 'ignore', 'severity', 'severity', 'severity']);
+  assert.equal(out.diagnosticMode, 'openFilesOnly');
+  assert.deepEqual(problems.map((p) => p.key), ['select', 'select', 'ignore', 'severity', 'severity', 'severity', 'diagnosticMode']);
   assert.match(problems[0].message, /E501/);
 });
 
@@ -110,6 +115,18 @@ test('initializationOptions carry the settings and the trust state', () => {
   const s = settings.toServerSettings(reader({}), false);
   // commandLinks: the server links rules to command:gradguard.showDocumentation (the local explanation)
   assert.deepEqual(settings.initializationOptions(s, false), { settings: s, workspaceTrusted: false, commandLinks: true });
+  // the interpreter the server asks for its sys.path (installed packages are read from there)
+  assert.deepEqual(settings.initializationOptions(s, true, ['/usr/bin/python3', '-X', 'utf8']), {
+    settings: s,
+    workspaceTrusted: true,
+    commandLinks: true,
+    interpreter: ['/usr/bin/python3', '-X', 'utf8'],
+  });
+});
+
+test('diagnosticMode: the values the server knows, per folder', () => {
+  assert.deepEqual(properties['gradguard.diagnosticMode'].enum, [...settings.DIAGNOSTIC_MODES]);
+  assert.equal(properties['gradguard.diagnosticMode'].scope, 'resource');
 });
 
 test('interpreter settings apply in remote windows (code-server, SSH, WSL, containers)', () => {

@@ -1,6 +1,6 @@
 """The packaged extension in a real VS Code: code-server 4.100.3 driven by Debian's Chromium.
 
-Runs `client/e2e/run.mjs` once (one code-server, one browser session, fifteen scenarios;
+Runs `client/e2e/run.mjs` once (one code-server, one browser session, sixteen scenarios;
 the last starts a second code-server with workspace trust on) against the vsix
 in dist/, rebuilt first when it is missing or older than the sources. Artifacts (screenshots, results,
 extension host and server logs) go to test-artifacts/e2e/; the screenshots of passing scenarios also
@@ -32,7 +32,8 @@ SOURCES = ["server/gradguard", "client/src", "package.json", "pyproject.toml", "
 # The first issue's five (problems, hover, quickfix, typing, notebook), the client's own (restart after a
 # crash, "Explain Rule", the message for a missing interpreter, workspace trust), and issue 14's: the
 # interpreter from User settings, local documentation links, code lenses that stay while the file does
-# not parse, the probe's results on its lenses, the pyproject.toml watcher, a quiet normal restart.
+# not parse, the probe's results on its lenses, the pyproject.toml watcher, a quiet normal restart; and
+# issue 11's: a problem of a file never opened, in workspace mode.
 SCENARIOS = [
     "problems",
     "interpreter",
@@ -44,6 +45,7 @@ SCENARIOS = [
     "notebook",
     "probeLens",
     "watcher",
+    "workspaceMode",
     "crash",
     "restart",
     "explain",
@@ -175,6 +177,7 @@ def test_extension_in_code_server() -> None:
     assert {"code": "GG202", "line": 12} in scenarios["problems"]["got"]
     assert scenarios["hover"]["hoverChars"] <= 600
     assert scenarios["watcher"]["ignoredMs"] <= 10000 and scenarios["watcher"]["restoredMs"] <= 10000
+    assert scenarios["workspaceMode"]["shownMs"] <= 60000
     assert proc.returncode == 0, output
     shots = [
         "1-problems",
@@ -193,6 +196,7 @@ def test_extension_in_code_server() -> None:
         "8-trusted",
         "10-docs-link",
         "11-lens-while-typing",
+        "14-workspace-mode",
     ]:
         assert taken_after(ARTIFACTS / f"{shot}.png", started)
     for shot in shots:

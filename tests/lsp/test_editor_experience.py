@@ -96,11 +96,12 @@ async def test_pyproject_watcher_is_registered_and_applied(client: LanguageClien
     root: Path = client.root  # type: ignore[attr-defined]
     if client.kind == "vscode":  # type: ignore[attr-defined]
         # VS Code announces dynamic registration of file watchers: the server asks for pyproject.toml
+        # (and the Python files and notebooks, for its project index)
         await wait_for(lambda: client.registrations)  # type: ignore[attr-defined]
         (registration,) = client.registrations  # type: ignore[attr-defined]
         assert registration.method == types.WORKSPACE_DID_CHANGE_WATCHED_FILES
         globs = [w["globPattern"] for w in registration.register_options["watchers"]]
-        assert globs == ["**/pyproject.toml"]
+        assert globs == ["**/pyproject.toml", "**/*.py", "**/*.ipynb"]
     else:
         assert client.registrations == []  # type: ignore[attr-defined]
 

@@ -65,3 +65,12 @@ def test_broken_pyproject_falls_back_to_defaults(tmp_path):
     configs = ProjectConfigs()
     assert configs.config_for(str(tmp_path)) == Config()
     assert configs.problems
+
+
+def test_diagnostic_mode():
+    assert parse_settings({}).diagnostic_mode == "openFilesOnly"
+    assert parse_settings({"diagnosticMode": "workspace"}).diagnostic_mode == "workspace"
+    bad = parse_settings({"diagnosticMode": "everything"})
+    assert bad.diagnostic_mode == "openFilesOnly"
+    assert bad.warnings and "diagnosticMode" in bad.warnings[0]
+    assert parse_settings({"diagnosticMode": "workspace"}).to_dict()["diagnosticMode"] == "workspace"

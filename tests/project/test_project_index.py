@@ -451,3 +451,33 @@ def test_editor_buffers_mid_edit_keep_their_facts(tmp_path: Path) -> None:
     # nothing readable at all: the previous facts stay
     assert not index.update(base, "class Base(:\n")
     assert index.for_file(base).class_facts("base.Base").kind == KIND_OTHER
+
+
+def test_editor_updates_keep_the_import_graph_right(tmp_path: Path) -> None:
+    """An update of one file's summary re-reads only that file's imports for the graph
+    (the others' edges are kept); lines moving are no change for the files importing it."""
+    write(
+        tmp_path,
+        {
+            "base.py": "import torch.nn as nn\n\n\nclass Base(nn.Module):\n    pass\n",
+            "model.py": "from base import Base\n\n\nclass Net(Base):\n    pass\n",
+            "train.py": "from model import Net\n",
+        },
+    )
+    index = build_project([tmp_path])
+    base, model, train = (str((tmp_path / n).resolve()) for n in ("base.py", "model.py", "train.py"))
+    assert index.dependents(base) == {model, train}
+    before = index.for_file(train).signature
+    # a line added above the class: the same facts
+    assert not index.update(base, "\nimport torch.nn as nn\n\n\nclass Base(nn.Module):\n    pass\n")
+    assert index.for_file(train).signature == before
+    # model.py stops importing base.py, then imports it again
+    assert index.update(model, "class Net:\n    pass\n")
+    assert index.dependents(base) == set() and index.dependents(model) == {train}
+    assert index.update(model, "from base import Base\n\n\nclass Net(Base):\n    pass\n")
+    assert index.dependents(base) == {model, train}
+    assert index.for_file(train).class_facts("model.Net").kind == KIND_MODULE
+    # two updates before the graph is asked for
+    assert index.update(model, "class Net:\n    pass\n")
+    assert index.update(train, "from base import Base\n")
+    assert index.dependents(base) == {train} and index.dependents(model) == set()

@@ -202,10 +202,18 @@ def _is_venv(directory: Path) -> bool:
         return False
 
 
-def collect_files(paths: list[str], exclude: tuple[str, ...] = ()) -> FileSet:
-    """Python files under the given paths, sorted; excluded directories are skipped.
-    A file named explicitly is always checked (a notebook too; anything that is neither a
-    file nor a directory is passed on, and reading it says why it is skipped)."""
+def collect_files(
+    paths: list[str],
+    exclude: tuple[str, ...] = (),
+    suffixes: tuple[str, ...] = SOURCE_SUFFIXES,
+    each_directory=None,
+) -> FileSet:
+    """Python files (names ending with one of `suffixes`) under the given paths, sorted;
+    excluded directories are skipped. A file named explicitly is always checked (a notebook
+    too; anything that is neither a file nor a directory is passed on, and reading it says
+    why it is skipped).
+    `each_directory()` is called before each directory is read (the language server's
+    background walk steps aside there while a file is being checked)."""
     files: list[Path] = []
     missing: list[str] = []
     unreadable: list[tuple[str, str]] = []
@@ -231,6 +239,8 @@ def collect_files(paths: list[str], exclude: tuple[str, ...] = ()) -> FileSet:
         stack = [path]
         while stack:
             current_path = stack.pop()
+            if each_directory is not None:
+                each_directory()
             try:
                 with os.scandir(current_path) as entries:
                     listing = [(e.name, *_entry_kind(e)) for e in entries]
@@ -250,7 +260,7 @@ def collect_files(paths: list[str], exclude: tuple[str, ...] = ()) -> FileSet:
                         continue
                     subdirs.append(current_path / name)
                     continue
-                if not name.endswith(SOURCE_SUFFIXES):
+                if not name.endswith(suffixes):
                     continue
                 rel = str((current_path / name).relative_to(path))
                 if _matches(rel, name, patterns):
@@ -473,3 +483,29 @@ def _rewrite_in_place(target: str, data: bytes, old: bytes, info: os.stat_result
             raise WriteRefused(f"cannot write: {_error_text(exc)}{state}") from None
     finally:
         os.close(fd)
+
+
+def collected(path: str | Path, root: str | Path, exclude: tuple[str, ...] = ()) -> bool:
+    """Whether `collect_files([root], exclude)` would list `path` (a file under `root`;
+    judged by its name, it need not exist any more), by the same rules."""
+    path, root = Path(path), Path(root)
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        return False
+    if not parts:
+        return False
+    root_patterns = list(exclude) + _gitignore_patterns(root)
+    current = root
+    for depth, part in enumerate(parts):
+        patterns = root_patterns + (_gitignore_patterns(current) if depth else [])
+        rel = str(Path(*parts[: depth + 1]))
+        if depth < len(parts) - 1:
+            if part in DEFAULT_EXCLUDES or part.startswith(".") or _matches(rel, part, patterns):
+                return False
+            if _is_venv(current / part):
+                return False
+        elif _matches(rel, part, patterns):
+            return False
+        current = current / part
+    return True

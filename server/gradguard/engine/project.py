@@ -99,7 +99,7 @@ class Binding(NamedTuple):
     name: str | None = None  # import: the attribute imported; None when the module itself is bound
     level: int = 0  # import: relative level (`from ..x import y` -> 2)
     alias: str | None = None  # variable: `X = a.b` -> "a.b"; None for any other value
-    line: int = 0
+    line: int = 0  # last field: not one of the facts other files rest on (see _facts_of_names)
 
 
 @dataclass
@@ -119,7 +119,7 @@ class ModuleSummary:
     def finish(self) -> ModuleSummary:
         self.digest = hash(
             (
-                tuple(sorted(self.names.items())),
+                _facts_of_names(self.names),
                 self.stars,
                 self.all,
                 self.imports,
@@ -131,7 +131,13 @@ class ModuleSummary:
         return self
 
     def same_facts(self, other: ModuleSummary) -> bool:
-        return self.digest == other.digest and self.names == other.names
+        return self.digest == other.digest and _facts_of_names(self.names) == _facts_of_names(other.names)
+
+
+def _facts_of_names(names: dict[str, Binding]) -> tuple:
+    """The bindings without their line numbers, which no other file relies on: a line
+    added above a class is no change for the files that import it."""
+    return tuple(sorted((name, binding[:-1]) for name, binding in names.items()))
 
 
 def _base_expr(node: ast.AST) -> str:
@@ -1048,7 +1054,8 @@ class ProjectIndex:
         self.files[apath] = _FileEntry(apath, module, is_package, proot, summary, size, mtime, notebook)
         changed = old is None or not old.summary.same_facts(summary) or old.module != module
         if changed:
-            self._clear_memos()
+            same_file = old is not None and old.module == module and old.is_package == is_package
+            self._clear_memos(apath if same_file else None)
             directory = os.path.dirname(apath)
             new_package = old is None and os.path.basename(apath) == "__init__.py"
             if new_package and self._package_roots.get(directory) == directory:
@@ -1061,10 +1068,10 @@ class ProjectIndex:
         `dependents(path)` need re-checking). A buffer that does not parse keeps what the
         line scanner can still read of it, or else its previous summary."""
         apath = _abs(path)
-        if apath.endswith(".ipynb"):
-            summary = summarize_notebook(text, apath)
-        elif tree is not None:
+        if tree is not None:  # a notebook's tree is that of its code cells joined
             summary = summarize_tree(tree, text)
+        elif apath.endswith(".ipynb"):
+            summary = summarize_notebook(text, apath)
         else:
             summary = summarize_source(text, apath)
             if summary is None:
@@ -1119,8 +1126,21 @@ class ProjectIndex:
                     else:
                         self._add_summary(apath, summary, size, mtime)
 
-    def _clear_memos(self) -> None:
-        self._mods: dict[tuple[str, str], _Mod | None] = {}
+    def _clear_memos(self, updated: str | None = None) -> None:
+        """Forget every answer. `updated`: the only change is that file's summary (the same
+        file under the same module name, as when an editor buffer changes): where modules
+        are found and the other files' import edges stay as they were, so the next graph
+        does not look them all up again (on a 5,000-file workspace: ~0.3 s per edit)."""
+        mods = getattr(self, "_mods", None)
+        graph = getattr(self, "_graph", None)
+        edges = graph.edges if graph is not None else getattr(self, "_edges", None)
+        self._edges: dict[str, list[str]] | None = None
+        if updated is not None and mods is not None:
+            self._mods = mods
+            if edges is not None:
+                self._edges = {path: targets for path, targets in edges.items() if path != updated}
+        else:
+            self._mods: dict[tuple[str, str], _Mod | None] = {}
         self._lookups: dict[tuple[str, str, str], Symbol | None] = {}
         self._resolved: dict[tuple[str, str], Symbol | None] = {}
         self._class_facts: dict[tuple[str, str], ClassFacts] = {}
@@ -1570,7 +1590,8 @@ class ProjectIndex:
 
     def graph(self) -> _Graph:
         if self._graph is None:
-            self._graph = _Graph(self)
+            self._graph = _Graph(self, self._edges)
+            self._edges = None
         return self._graph
 
     def dependents(self, path: str | Path, transitive: bool = True) -> set[str]:
@@ -1621,10 +1642,11 @@ class _Graph:
     closure digests (what a file's findings may rest on) and the facts that flow the
     other way (explicit `x.backward(grad)` calls in files that import a module)."""
 
-    def __init__(self, index: ProjectIndex) -> None:
+    def __init__(self, index: ProjectIndex, known: dict[str, list[str]] | None = None) -> None:
         self.index = index
         paths = sorted(index.files)
-        self.edges: dict[str, list[str]] = {p: index.imports_of(p) for p in paths}
+        known = known or {}
+        self.edges: dict[str, list[str]] = {p: known[p] if p in known else index.imports_of(p) for p in paths}
         self.reverse: dict[str, list[str]] = {p: [] for p in paths}
         for src, targets in self.edges.items():
             for dst in targets:

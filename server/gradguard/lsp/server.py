@@ -56,6 +56,8 @@ from gradguard.lsp.documents import (
     uri_to_path,
 )
 from gradguard.lsp.settings import KNOWN_KEYS, ProjectConfigs, Settings, effective_config, parse_settings
+from gradguard.lsp.workspace import WATCH_GLOBS, WorkspaceIndex
+from gradguard.lsp.workspace import register as register_workspace_commands
 
 log = logging.getLogger("gradguard.lsp")
 
@@ -356,6 +358,8 @@ class GradguardServer(LanguageServer):
         self._folder_settings: dict[str, Settings] = {}
         self._settings_warned: set[str] = set()
         self.projects = ProjectConfigs()
+        # the project index of the workspace folders, and workspace diagnostics (workspace.py)
+        self.workspace_index = WorkspaceIndex(self)
         self._analyzers: dict[str, Analyzer] = {}
         self._states: dict[str, AnalysisState] = {}
         self._tasks: dict[str, asyncio.Task] = {}
@@ -479,7 +483,9 @@ class GradguardServer(LanguageServer):
             # the per-unit cache must hold every unit of a large file, or each edit re-checks
             # all of them (an LRU smaller than the file misses every time); it holds only the
             # units of open, recently analysed documents (see forget and _cool)
-            analyzer = self._analyzers[key] = Analyzer(config, cache_size=UNIT_CACHE_SIZE)
+            analyzer = self._analyzers[key] = Analyzer(
+                config, cache_size=UNIT_CACHE_SIZE, project=self.workspace_index.index
+            )
         return analyzer
 
     # -- per-document state ---------------------------------------------------------------------
@@ -596,11 +602,13 @@ class GradguardServer(LanguageServer):
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._engine, self._analyse_sync, snapshot)
         self._inflight[key] = (snapshot.version, future)
+        self.workspace_index.foreground += 1  # the index being built in the background waits
         future.add_done_callback(lambda done: self._inflight_done(key, done))
         # shielded: a cancelled caller (a newer edit) does not cancel it for the others
         return await asyncio.shield(future)
 
     def _inflight_done(self, key: str, future: asyncio.Future) -> None:
+        self.workspace_index.foreground -= 1
         running = self._inflight.get(key)
         if running is not None and running[1] is future:
             del self._inflight[key]
@@ -632,6 +640,7 @@ class GradguardServer(LanguageServer):
             if snap.config.enabled(SyntaxErrorRule.code):
                 findings.append(syntax_error_finding(exc, SourceFile(snap.text, snap.path), snap.path))
         else:
+            self.workspace_index.buffer_changed(snap, tree)
             try:
                 result = analyzer.check(snap.text, snap.path, tree)
                 findings, rule_errors = result.findings, result.errors
@@ -1020,8 +1029,11 @@ def initialize(ls: GradguardServer, params: types.InitializeParams) -> None:
         ls.command_links = options.get("commandLinks") is True
         if "settings" in options:
             ls.set_settings(options.get("settings"))
+        interpreter = options.get("interpreter")  # whose sys.path resolves installed packages
+        if isinstance(interpreter, list) and interpreter and all(isinstance(a, str) for a in interpreter):
+            ls.workspace_index.interpreter = list(interpreter)
         for key in options:
-            if key not in ("settings", "workspaceTrusted", "commandLinks"):
+            if key not in ("settings", "workspaceTrusted", "commandLinks", "interpreter"):
                 ls.log_to_client(
                     f"gradguard: unknown initialization option {key!r} ignored", types.MessageType.Warning
                 )
@@ -1049,9 +1061,10 @@ async def initialized(ls: GradguardServer, params: types.InitializedParams) -> N
     ls._loop, ls._loop_thread = asyncio.get_running_loop(), threading.get_ident()
     await register_file_watchers(ls)
     await pull_configuration(ls)
+    await ls.workspace_index.start()
 
 
-WATCHED_FILES = ["**/pyproject.toml"]
+WATCHED_FILES = ["**/pyproject.toml", *WATCH_GLOBS]  # and the Python files, for the project index
 
 
 async def register_file_watchers(ls: GradguardServer) -> bool:
@@ -1115,6 +1128,7 @@ async def did_change_configuration(ls: GradguardServer, params: types.DidChangeC
         ls.set_settings(settings)  # some clients send the section's content directly
     ls.projects.invalidate()
     ls.reanalyse_all()
+    ls.workspace_index.configuration_changed()
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
@@ -1126,6 +1140,7 @@ async def did_change_workspace_folders(
     await pull_configuration(ls)
     ls.projects.invalidate()
     ls.reanalyse_all()
+    ls.workspace_index.configuration_changed()
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
@@ -1133,6 +1148,7 @@ def did_change_watched_files(ls: GradguardServer, params: types.DidChangeWatched
     if any(change.uri.endswith("pyproject.toml") for change in params.changes):
         ls.projects.invalidate()
         ls.reanalyse_all()
+    ls.workspace_index.files_changed(params.changes)  # Python files, notebooks, pyproject.toml
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
@@ -1141,6 +1157,7 @@ def did_open(ls: GradguardServer, params: types.DidOpenTextDocumentParams) -> No
     ls.store.open(item.uri, item.text, item.version, item.language_id)
     ls._states.pop(item.uri, None)
     ls._analysed.pop(item.uri, None)
+    ls.workspace_index.document_opened(item.uri)
     if ls.analysable(item.uri) and ls.settings_for(item.uri).enable:
         ls.schedule(item.uri, 0)
 
@@ -1204,7 +1221,8 @@ def did_close(ls: GradguardServer, params: types.DidCloseTextDocumentParams) -> 
     uri = params.text_document.uri
     ls.store.close(uri)
     ls.forget(uri)
-    ls.clear_diagnostics(uri)
+    if not ls.workspace_index.document_closed(uri):  # workspace mode keeps the file's diagnostics
+        ls.clear_diagnostics(uri)
 
 
 # -- notebooks ----------------------------------------------------------------------------------
@@ -1222,6 +1240,7 @@ def notebook_did_open(ls: GradguardServer, params: types.DidOpenNotebookDocument
     )
     ls.store.notebooks[nb.uri] = notebook
     _open_cells(ls, nb.uri, params.cell_text_documents)
+    ls.workspace_index.document_opened(nb.uri)
     ls._states.pop(nb.uri, None)
     ls._analysed.pop(nb.uri, None)
     if ls.settings_for(nb.uri).enable:
@@ -1288,6 +1307,7 @@ def notebook_did_close(ls: GradguardServer, params: types.DidCloseNotebookDocume
         ls.clear_diagnostics(cell_uri)
     ls._notebook_cells_published.pop(uri, None)
     ls.forget(uri, sorted(uris))
+    ls.workspace_index.document_closed(uri)  # workspace mode: the notebook's file gets its diagnostics
 
 
 # -- code actions ---------------------------------------------------------------------------------
@@ -1662,6 +1682,8 @@ try:
     probe_features.register(server)
 except ImportError as _exc:  # pragma: no cover - depends on the optional module
     log.info("probe features not available: %s", _exc)
+
+register_workspace_commands(server)
 
 
 def start(log_level: str = "info") -> None:

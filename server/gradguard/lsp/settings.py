@@ -23,8 +23,12 @@ KNOWN_KEYS = {
     "debounceMs",
     "probe",
     "showSyntaxErrors",
+    "diagnosticMode",
 }
 DEFAULT_DEBOUNCE_MS = 150
+# `openFilesOnly`: diagnostics for the files open in the editor; `workspace`: for every Python
+# file and notebook of the workspace folders too, checked in the background (see workspace.py)
+DIAGNOSTIC_MODES = ("openFilesOnly", "workspace")
 _SEVERITY_ALIASES = {"warn": "warning", "info": "information"}
 
 
@@ -41,6 +45,7 @@ class Settings:
     # GG000 for a file that does not parse; editors whose Python support reports syntax errors
     # already (VS Code with Pylance) turn it off, as Ruff's `showSyntaxErrors` does.
     show_syntax_errors: bool = True
+    diagnostic_mode: str = "openFilesOnly"
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -57,6 +62,7 @@ class Settings:
             "debounceMs": self.debounce_ms,
             "probe": self.probe,
             "showSyntaxErrors": self.show_syntax_errors,
+            "diagnosticMode": self.diagnostic_mode,
         }
 
 
@@ -96,6 +102,13 @@ def parse_settings(raw: object) -> Settings:
             f"gradguard.showSyntaxErrors: expected true or false, got {show_syntax_errors!r}; using true"
         )
         show_syntax_errors = True
+    diagnostic_mode = raw.get("diagnosticMode", "openFilesOnly")
+    if diagnostic_mode not in DIAGNOSTIC_MODES:
+        problems.append(
+            f"gradguard.diagnosticMode: expected one of {', '.join(DIAGNOSTIC_MODES)}, got "
+            f"{diagnostic_mode!r}; using openFilesOnly"
+        )
+        diagnostic_mode = "openFilesOnly"
     debounce = raw.get("debounceMs", DEFAULT_DEBOUNCE_MS)
     if isinstance(debounce, bool) or not isinstance(debounce, (int, float)) or not 0 <= debounce <= 60_000:
         problems.append(f"gradguard.debounceMs: expected milliseconds (0-60000), got {debounce!r}; using 150")
@@ -137,6 +150,7 @@ def parse_settings(raw: object) -> Settings:
         probe_enable=probe_enable,
         probe_timeout=probe_timeout,
         show_syntax_errors=show_syntax_errors,
+        diagnostic_mode=diagnostic_mode,
         warnings=tuple(problems),
     )
 
