@@ -3,7 +3,7 @@ offers a fix, run the fixed code and see it work."""
 
 import pytest
 
-from rule_examples import invalid_cases
+from rule_examples import invalid_cases, valid_cases
 
 torch = pytest.importorskip("torch")
 
@@ -29,3 +29,8 @@ def test_invalid_fails_as_claimed_and_fix_works(rule, example):
         assert example.raises in str(info.value), f"{rule.code}: {info.value}"
     if example.fixed is not None:
         execute(example.fixed + "\n" + example.run + "\n" + example.check_fixed + "\n")
+
+
+@pytest.mark.parametrize("rule,example", [p for p in valid_cases() if p.values[1].run])
+def test_valid_runs_cleanly(rule, example):
+    execute(example.code + "\n" + example.run + "\n")

@@ -217,7 +217,34 @@ def merge(states: list[State | None]) -> State | None:
                 saved[site] = record
         if other.nograd is not nograd:
             nograd = nograd or other.nograd
+    if saved:
+        _exclude_other_paths_saves(env, saved, live)
     return State(env, defs, saved, nograd)
+
+
+def _exclude_other_paths_saves(env: dict, saved: dict, paths: list[State]) -> None:
+    """A merged name holds a saved tensor only if, on some path, it held that tensor while it
+    was saved: `residual = h; if c: h = linear(h)` saves `residual`'s tensor on one path,
+    and `h` holds it on the other, where nothing saved it."""
+    for name, value in env.items():
+        if not value.roots or value.roots.isdisjoint(saved):
+            continue
+        excluded = set()
+        for root in value.roots & saved.keys():
+            record = saved[root]
+            applies = False
+            for path in paths:
+                held = path.env.get(name)
+                if held is None or root not in held.roots:
+                    continue
+                there = path.saved.get(root)
+                if there is not None and (root, there) not in held.unsaved:
+                    applies = True
+                    break
+            if not applies:
+                excluded.add((root, record))
+        if excluded:
+            env[name] = value.evolve(unsaved=value.unsaved | excluded)
 
 
 def _same(a: State, b: State) -> bool:
@@ -447,7 +474,9 @@ class Flow:
         if isinstance(target, ast.Subscript):
             base = self._eval(target.value, state, load=True)
             self._eval(target.slice, state)
-            if base.is_tensor:
+            if _string_key(target.slice) and base.kinds & TENSORISH:
+                self._not_a_tensor(target.value, base, state)
+            elif base.is_tensor:
                 self._inplace(stmt, target.value, base, (rhs,), "setitem", state, index=target)
             return state
         before = self._eval(target, state, load=True)
@@ -503,8 +532,13 @@ class Flow:
     def _loop(self, stmt: ast.For | ast.AsyncFor | ast.While, state: State) -> State | None:
         is_for = not isinstance(stmt, ast.While)
         iterated = self._eval(stmt.iter, state) if is_for else None  # type: ignore[union-attr]
-        always_enters = not is_for and _is_true_constant(stmt.test)  # type: ignore[union-attr]
+        always_enters = (
+            self._over_layers(stmt.iter)  # type: ignore[union-attr]
+            if is_for
+            else _is_true_constant(stmt.test)  # type: ignore[union-attr]
+        )
         head = state
+        back: State | None = None
         exits: list[State] = []
         frame = _LoopFrame(stmt)
         for _ in range(LOOP_PASSES):
@@ -526,8 +560,27 @@ class Flow:
             head = new_head
         # the loop ends when the iterator is exhausted / the test is false (from the head),
         # running `else`, or through a `break`
-        normal = None if always_enters else self._block(stmt.orelse, head.copy())
+        if not is_for and always_enters:
+            normal = None
+        elif always_enters:  # after at least one pass: from the end of the body
+            normal = self._block(stmt.orelse, back.copy()) if back is not None else None
+        else:
+            normal = self._block(stmt.orelse, head.copy())
         return merge([normal, *exits])
+
+    def _over_layers(self, iterable: ast.expr) -> bool:
+        """Whether a `for` loop iterates over a model's layers (`self.layers`, `enumerate(...)`,
+        `zip(...)`, `reversed(...)` of them): such a loop runs at least once. Taking the
+        zero-pass path too would let a block's input stand for its output."""
+        while isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Name) and iterable.args:
+            if iterable.func.id == "enumerate" or iterable.func.id == "reversed":
+                iterable = iterable.args[0]
+            elif iterable.func.id == "zip":
+                return any(self._over_layers(arg) for arg in iterable.args)
+            else:
+                break
+        value = self.values.get(iterable)
+        return value is not None and element_of(value).is_module
 
     def free_graph(self, loss: Value, backward: ast.AST, state: State) -> None:
         """After `backward()` without `retain_graph`, the graph behind `loss` is freed: every
@@ -786,7 +839,9 @@ class Flow:
         elif kind is ast.Subscript:
             base = self._eval(target.value, state, load=True)  # type: ignore[attr-defined]
             self._eval(target.slice, state)  # type: ignore[attr-defined]
-            if base.is_tensor:
+            if _string_key(target.slice) and base.kinds & TENSORISH:  # type: ignore[attr-defined]
+                self._not_a_tensor(target.value, base, state)  # type: ignore[attr-defined]
+            elif base.is_tensor:
                 self._inplace(stmt, target.value, base, (value,), "setitem", state, index=target)  # type: ignore[attr-defined]
             elif base.kinds & (LIST | DICT) and base.is_only(LIST | DICT | TUPLE):
                 if isinstance(target.value, ast.Name):  # type: ignore[attr-defined]
@@ -832,7 +887,11 @@ class Flow:
         state: State,
         index: ast.AST | None = None,
     ) -> Value:
-        hits = tuple(state.saved[root] for root in before.roots if root in state.saved)
+        hits = tuple(
+            state.saved[root]
+            for root in before.roots
+            if root in state.saved and (root, state.saved[root]) not in before.unsaved
+        )
         for root in before.roots:
             self.mutated.add(root)
         self._record(
@@ -925,6 +984,11 @@ class Flow:
     def _subscript(self, node: ast.Subscript, state: State) -> Value:
         base = self._eval(node.value, state)
         index = self._eval(node.slice, state)
+        if _string_key(node.slice) and (base.kinds & TENSORISH or (base.kinds & OBJECT and base.elem is None)):
+            # `batch["input_ids"]`, `outputs["loss"]`: a mapping's item, computed from what the
+            # mapping was (a model's outputs carry its graph), not a view of it
+            self._not_a_tensor(node.value, base, state)
+            return combine((base,), kinds=ANY, node=node)
         if base.kinds & TENSORISH and base.is_tensor:
             return self._index_tensor(node, base, index, state)
         if base.items is not None and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int):
@@ -945,6 +1009,12 @@ class Flow:
         if base.kinds & CLASS:
             return base  # `List[int]`, generics
         return UNKNOWN
+
+    def _not_a_tensor(self, expr: ast.expr, base: Value, state: State) -> None:
+        """`d["key"]`: a tensor is never indexed by a string, so `d` (an unannotated
+        `forward(self, batch)` argument taken for a tensor) is a mapping."""
+        if isinstance(expr, ast.Name) and state.env.get(expr.id) is not None and base.kinds & TENSORISH:
+            state.env[expr.id] = base.evolve(kinds=(base.kinds & ~TENSORISH) | DICT | OBJECT)
 
     def _index_tensor(self, node: ast.Subscript, base: Value, index: Value, state: State) -> Value:
         """Basic indexing (ints, slices, None, ...) gives a view; a tensor or list index copies."""
@@ -1208,7 +1278,9 @@ class Flow:
                 continue
             result.saves = True
             for root in operand.roots:
-                if root not in state.saved:
+                # (an input made here on a loop's previous pass, `x = layer(x)`, shares the site
+                # of the result made now: recording it would mark the new result as saved)
+                if root not in state.saved and root is not node:
                     state.saved[root] = Saved(node, op, "input", verdict)
 
     # -- recording -------------------------------------------------------------------------------
@@ -1324,6 +1396,10 @@ def _constant_arg(call: ast.Call, position: int, name: str) -> object:
 
 def _literal(node: ast.AST) -> object:
     return node.value if isinstance(node, ast.Constant) else None
+
+
+def _string_key(index: ast.expr) -> bool:
+    return isinstance(index, ast.JoinedStr) or (isinstance(index, ast.Constant) and isinstance(index.value, str))
 
 
 def _is_true_constant(node: ast.AST) -> bool:

@@ -23,13 +23,19 @@ DOCS_BASE_URL = "https://github.com/gradguard/gradguard/blob/main/docs/rules.md"
 
 @dataclass
 class Valid:
-    """Code the rule must stay silent on."""
+    """Code the rule must stay silent on.
+
+    run: driver code appended when executing; when given, the torch tests run `code` + `run`
+        and see it work (the code the rule is quiet on is correct, not merely unflagged).
+    """
 
     code: str
     note: str = ""
+    run: str = ""
 
     def __post_init__(self) -> None:
         self.code = textwrap.dedent(self.code).lstrip("\n")
+        self.run = textwrap.dedent(self.run).lstrip("\n")
 
 
 @dataclass

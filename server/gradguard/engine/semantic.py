@@ -233,6 +233,7 @@ class Semantics:
         self._flows: dict[ast.AST | None, Flow] = {}
         self._classes: dict[str, ClassInfo] = {}
         self._summaries: dict[tuple, Value] = {}
+        self._item_sites: dict[tuple, ast.AST] = {}  # (call, index) -> the site of a returned tuple's item
         self._summary_count = 0
         self._stack: list[ast.AST] = []
         self._building: list[ClassInfo] = []
@@ -300,6 +301,13 @@ class Semantics:
 
     # -- parameters ------------------------------------------------------------------------------
     def parameter_value(self, flow: Flow, func: ast.AST, arg: ast.arg, default: ast.expr | None) -> Value:
+        if not flow.natural and isinstance(default, ast.Constant):
+            # a call that does not pass the argument: it holds its default, exactly
+            if default.value is None:
+                return NONE_VALUE
+            kind = {bool: BOOL, int: INT, float: FLOAT, str: STR}.get(type(default.value))
+            if kind is not None:
+                return Value(kind, grad=NO, leaf=NO)
         from_callers = self._from_callers(func, arg)
         if from_callers is not None:
             return from_callers
@@ -871,7 +879,8 @@ class Semantics:
             elif last in _LAYER_SAVES_INPUT and state.nograd is None and result.grad != NO:
                 for value in inputs[:1]:
                     for root in value.roots:
-                        state.saved.setdefault(root, Saved(site, last, "input", True))
+                        if root is not site:  # made here on a loop's previous pass (`x = layer(x)`)
+                            state.saved.setdefault(root, Saved(site, last, "input", True))
             if last in ("LSTM", "GRU", "RNN", "MultiheadAttention"):
                 return Value(TUPLE, grad=NO, leaf=NO, elem=result, items=(result, result))
             return result
@@ -880,6 +889,10 @@ class Semantics:
     def _layer_output(
         self, node: ast.AST, module: Value, inputs: list[Value], state: State, has_params: bool | None
     ) -> Value:
+        if state.saved and node in state.saved:
+            # a new tensor made at this site (a Sequential's member on a loop's next pass): what
+            # was saved of the previous one is not this one
+            del state.saved[node]
         result = combine(inputs, node=node)
         if has_params is not False:
             grad = YES if has_params else max(result.grad, MAYBE)
@@ -984,19 +997,31 @@ class Semantics:
         outside = frozenset()
         for v in (*args.all(), *([self_value] if self_value is not None else [])):
             outside |= v.roots
-        value = _resite(value, outside, node)
+        mapping = _callee_objects(value, outside, node, self._item_sites)
+        value = _resite(value, outside, node, mapping)
+        if mutated:
+            # the callee writes into a tensor of the caller's that an earlier op saved (the
+            # callee's own saves come after: it reports those itself)
+            passed = [*args.all(), *([self_value] if self_value is not None else [])]
+            hits = tuple(
+                state.saved[r]
+                for r in mutated & outside
+                if r in state.saved
+                and any(r in v.roots and (r, state.saved[r]) not in v.unsaved for v in passed)
+            )
+            if hits:
+                flow._record(INPLACE, node, state, join_all(args.all()), op="call", target=node, saved=hits)
         if nograd:
             if value.grad != NO:
                 value = cut(value, NO_GRAD, state.nograd, value.kinds & TENSORISH or TENSOR)  # type: ignore[arg-type]
         else:
             for root, record in saved.items():
+                if root is node:
+                    # the object this call made on a loop's previous pass (`x = layer(x)`):
+                    # one site, two objects; the new result is not what was saved
+                    continue
                 # a returned tensor the callee saved (`return torch.sigmoid(x)`) is this call's result
-                state.saved.setdefault(root if root in outside else node, record)
-        if mutated:
-            arg_roots = outside
-            hits = tuple(state.saved[r] for r in mutated & arg_roots if r in state.saved)
-            if hits:
-                flow._record(INPLACE, node, state, join_all(args.all()), op="call", target=node, saved=hits)
+                state.saved.setdefault(root if root in outside else mapping.get(root, node), record)
         return value
 
     def _top_name(self, func: ast.AST) -> str | None:
@@ -1738,22 +1763,42 @@ def _all_roots(value: Value, depth: int = 0) -> frozenset:
     return roots
 
 
-def _resite(value: Value, outside: frozenset, call: ast.AST, depth: int = 0) -> Value:
+def _callee_objects(value: Value, outside: frozenset, call: ast.AST, item_sites: dict) -> dict:
+    """Where the objects a callee created and returned live in the caller: the items of a
+    returned tuple (`return h, norm_h`) are distinct objects of the call, anything else is
+    "the call's result"."""
+    mapping: dict = {}
+    if value.items is not None:
+        for index, item in enumerate(value.items):
+            made = _all_roots(item) - outside
+            if made:
+                site = item_sites.get((call, index))
+                if site is None:
+                    site = item_sites[(call, index)] = ast.copy_location(ast.Name(id=f"<item {index}>"), call)
+                    site.end_lineno, site.end_col_offset = call.end_lineno, call.end_col_offset  # type: ignore[attr-defined]
+                for root in made:
+                    mapping.setdefault(root, site)
+    for root in _all_roots(value) - outside:
+        mapping.setdefault(root, call)
+    return mapping
+
+
+def _resite(value: Value, outside: frozenset, call: ast.AST, mapping: dict, depth: int = 0) -> Value:
     """A callee's result as the caller sees it: objects the callee created (their allocation
     sites are nodes of the callee) become objects of the call; the caller's own pass through."""
     if depth > 2:
         return value
     changes: dict = {}
     if value.roots and not value.roots <= outside:
-        changes["roots"] = (value.roots & outside) | {call}
+        changes["roots"] = frozenset(r if r in outside else mapping.get(r, call) for r in value.roots)
     if value.sites and not value.sites <= outside:
-        changes["sites"] = (value.sites & outside) | {call}
+        changes["sites"] = frozenset(r if r in outside else mapping.get(r, call) for r in value.sites)
     if value.items is not None:
-        items = tuple(_resite(item, outside, call, depth + 1) for item in value.items)
+        items = tuple(_resite(item, outside, call, mapping, depth + 1) for item in value.items)
         if any(a is not b for a, b in zip(items, value.items, strict=True)):
             changes["items"] = items
     if value.elem is not None:
-        elem = _resite(value.elem, outside, call, depth + 1)
+        elem = _resite(value.elem, outside, call, mapping, depth + 1)
         if elem is not value.elem:
             changes["elem"] = elem
     return value.evolve(**changes) if changes else value

@@ -159,6 +159,7 @@ class Value:
         "sources",
         "saves",
         "stale",
+        "unsaved",
     )
 
     def __init__(
@@ -182,6 +183,7 @@ class Value:
         items: tuple | None = None,
         node: ast.AST | None = None,
         attrs: tuple | None = None,
+        unsaved: frozenset = _EMPTY,
     ) -> None:
         self.kinds = kinds
         self.grad = grad
@@ -207,6 +209,9 @@ class Value:
         self.node = node
         # an instance of a class of the file: ((attribute, value), ...) its constructor set
         self.attrs = attrs
+        # (root, Saved) pairs that do not apply to this value: after `if c: y = f(x)` the
+        # record of `f` saving `x` belongs to the path on which the name no longer holds `x`
+        self.unsaved = unsaved
 
     # -- kinds ----------------------------------------------------------------------------
     def may_be(self, kinds: int) -> bool:
@@ -400,7 +405,17 @@ def join(a: Value, b: Value) -> Value:
         items=items,
         node=a.node if a.node is b.node else None,
         attrs=a.attrs if a.attrs is b.attrs else None,
+        unsaved=_join_unsaved(a, b),
     )
+
+
+def _join_unsaved(a: Value, b: Value) -> frozenset:
+    """A record stays excluded where the other value excludes it too or does not hold its root."""
+    if not a.unsaved and not b.unsaved:
+        return _EMPTY
+    kept = {pair for pair in a.unsaved if pair in b.unsaved or pair[0] not in b.roots}
+    kept.update(pair for pair in b.unsaved if pair[0] not in a.roots)
+    return frozenset(kept)
 
 
 def join_all(values) -> Value:

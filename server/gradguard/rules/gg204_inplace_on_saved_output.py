@@ -172,6 +172,157 @@ class InplaceOnSavedOutput(Rule):
             """,
             note="writes into the input of sigmoid (not its saved output) and into exp of a buffer",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Head(nn.Module):
+                def __init__(self, depth):
+                    super().__init__()
+                    self.layers = nn.ModuleList(nn.Linear(4, 4) for _ in range(depth))
+
+                def forward(self, x):
+                    for layer in self.layers:
+                        x = layer(x)
+                    return x
+
+            class Detector(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.class_embed = nn.Linear(4, 3)
+                    self.bbox_embed = Head(2)
+
+                def forward(self, hidden, reference):
+                    logits = self.class_embed(hidden)
+                    delta = self.bbox_embed(hidden)
+                    delta[..., :2] += reference
+                    return logits, delta
+            """,
+            note="transformers deformable_detr: a loop over a model's layers runs at least once, so the "
+            "head's output is not its (saved) input",
+            run="""
+            d = Detector()
+            logits, delta = d(torch.randn(2, 4), torch.randn(2, 2))
+            (logits.sum() + delta.sum()).backward()
+            """,
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Structure(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.norm_s = nn.LayerNorm(4)
+
+                def forward(self, outputs):
+                    s = self.norm_s(outputs["single"])
+                    outputs["pair"] = outputs["pair"] * 2
+                    return s + outputs["pair"]
+            """,
+            note="transformers esmfold: an argument indexed by strings is a mapping; storing an item "
+            "writes into no tensor",
+            run="""
+            x = torch.randn(2, 4, requires_grad=True)
+            Structure()({"single": x, "pair": torch.randn(2, 4)}).sum().backward()
+            """,
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Layer(nn.Module):
+                def __init__(self, gated):
+                    super().__init__()
+                    self.gated = gated
+                    self.gate = nn.Linear(4, 4)
+
+                def forward(self, hidden):
+                    hidden = hidden + 1
+                    if self.gated:
+                        residual = hidden
+                        hidden = self.gate(hidden)
+                        hidden = residual + hidden
+                    hidden *= 0.5
+                    return hidden
+            """,
+            note="transformers gemma4: the linear saved `hidden` on one path; on the other, where the "
+            "name still holds that tensor, nothing saved it",
+            run="""
+            x = torch.randn(2, 4, requires_grad=True)
+            Layer(True)(x).sum().backward()
+            Layer(False)(x).sum().backward()
+            """,
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Embeddings(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.position = nn.Embedding(8, 4)
+                    self.norm = nn.LayerNorm(4)
+
+                def forward(self, embeds, positions):
+                    embeds += self.position(positions)
+                    return self.norm(embeds)
+
+            class Encoder(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.embeddings = Embeddings()
+                    self.blocks = nn.ModuleList([nn.Sequential(nn.LayerNorm(4), nn.Linear(4, 4))])
+
+                def forward(self, embeds, positions):
+                    hidden = self.embeddings(embeds, positions)
+                    for block in self.blocks:
+                        hidden = block(hidden)
+                    hidden += 1
+                    return hidden
+            """,
+            note="transformers git, granite_speech: a callee writes into its argument before its own "
+            "layer saves it; `x = block(x)` in a loop makes a new tensor each pass",
+            run="""
+            e = torch.randn(2, 4, requires_grad=True)
+            Encoder()(e * 1, torch.tensor([1, 2])).sum().backward()
+            """,
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Projection(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.norm = nn.LayerNorm(4)
+                    self.proj = nn.Linear(4, 4)
+
+                def forward(self, x):
+                    normed = self.norm(x)
+                    return self.proj(normed), normed
+
+            class Encoder(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.projection = Projection()
+
+                def forward(self, x, mask):
+                    hidden, features = self.projection(x)
+                    hidden[mask] = 0
+                    return hidden, features
+            """,
+            note="transformers speecht5: the items of a returned tuple are different tensors",
+            run="""
+            hidden, features = Encoder()(torch.randn(3, 4, requires_grad=True), torch.tensor([True, False, True]))
+            (hidden.sum() + features.sum()).backward()
+            """,
+        ),
     ]
     INVALID = [
         Invalid(
