@@ -256,6 +256,7 @@ class Analyzer:
         self.project = project
         self._cache: OrderedDict[tuple, _CacheEntry] = OrderedDict()
         self._cache_size = cache_size
+        self._units_checked = 0  # the unit count of the file being checked (see _remember)
         self._rules: list[Rule] = []
         self.configure(self.config)
 
@@ -316,7 +317,9 @@ class Analyzer:
         results: list[Finding] = []
         semantics: Semantics | None = None
         texts = _UnitTexts(tree, source)
-        for start, end, statements in split_units(tree):
+        units = split_units(tree)
+        self._units_checked = len(units)
+        for start, end, statements in units:
             if start == 0:
                 # the script unit: positions of its statements matter, key by them
                 key = (module.signature, path, texts.script_key())
@@ -356,7 +359,10 @@ class Analyzer:
 
     def _remember(self, key: tuple, findings: list[Finding], dependencies: tuple) -> None:
         self._cache[key] = _CacheEntry(findings, dependencies)
-        if len(self._cache) > self._cache_size:
+        # never smaller than the file being checked: a file of more units than the cache holds
+        # would evict its own first units before they are checked again (nothing cached at all)
+        limit = max(self._cache_size, self._units_checked + self._cache_size // 4)
+        while len(self._cache) > limit:
             self._cache.popitem(last=False)
 
     def applicable_rules(self, statement: ast.stmt, text: str, module: ModuleContext) -> list[Rule]:

@@ -23,13 +23,12 @@ of them changes.
 from __future__ import annotations
 
 import ast
+import bisect
 
 from gradguard.engine import torch_facts
-from gradguard.engine.index import KIND_FUNCTION, KIND_MODULE, ModuleContext, keyword
+from gradguard.engine.index import KIND_FUNCTION, KIND_MODULE, ModuleContext, keyword, statement_start_line
 from gradguard.engine.interpreter import (
     APPEND,
-    _holder_name,
-    Saved,
     ATTRIBUTE_STORE,
     BACKWARD,
     CALL,
@@ -42,7 +41,9 @@ from gradguard.engine.interpreter import (
     ZERO_GRAD_CALL,
     Arguments,
     Flow,
+    Saved,
     State,
+    _holder_name,
     is_float_dtype,
 )
 from gradguard.engine.values import (
@@ -217,6 +218,8 @@ class ClassInfo:
         return self.methods.get(name)
 
 
+_MISSING = object()
+
 class Semantics:
     """The lazily computed semantic model of one parsed file."""
 
@@ -225,6 +228,7 @@ class Semantics:
         self.tree = tree
         self.top: dict[str, ast.stmt] = {}
         self.script: list[ast.stmt] = []
+        self._script_names: frozenset[str] | None = None
         for stmt in tree.body:
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 self.top[stmt.name] = stmt
@@ -280,20 +284,39 @@ class Semantics:
         return flow
 
     def scope_parent(self, node: ast.AST) -> ast.AST | None:
-        """The function/lambda/class directly enclosing `node` (None at module level)."""
+        """The function/lambda/class directly enclosing `node` (None at module level). Only the
+        top-level statement holding `node` is walked (a large file has thousands)."""
         if self._scope_parent is None:
-            parents: dict[ast.AST, ast.AST | None] = {}
-            stack: list[tuple[ast.AST, ast.AST | None]] = [(s, None) for s in self.tree.body]
-            while stack:
-                current, scope = stack.pop()
-                if isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-                    parents[current] = scope
-                    scope = current
-                for child in ast.iter_child_nodes(current):
-                    if isinstance(child, (ast.stmt, ast.expr, ast.excepthandler, ast.match_case, ast.comprehension)):
-                        stack.append((child, scope))
-            self._scope_parent = parents
-        return self._scope_parent.get(node)
+            self._scope_parent = {}
+            self._scope_walked: set[int] = set()
+            self._top_starts = [statement_start_line(s) for s in self.tree.body]
+        found = self._scope_parent.get(node, _MISSING)
+        if found is not _MISSING:
+            return found  # type: ignore[return-value]
+        line = getattr(node, "lineno", None)
+        if line is None:
+            return None
+        index = bisect.bisect_right(self._top_starts, line) - 1
+        for candidate in (index, index - 1, index + 1):  # a decorator's lambda sits above `def`
+            if 0 <= candidate < len(self.tree.body) and candidate not in self._scope_walked:
+                self._scope_walked.add(candidate)
+                self._walk_scopes(self.tree.body[candidate])
+            if node in self._scope_parent:
+                return self._scope_parent[node]
+        return None
+
+    def _walk_scopes(self, top: ast.stmt) -> None:
+        parents = self._scope_parent
+        assert parents is not None
+        stack: list[tuple[ast.AST, ast.AST | None]] = [(top, None)]
+        while stack:
+            current, scope = stack.pop()
+            if isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+                parents[current] = scope
+                scope = current
+            for child in ast.iter_child_nodes(current):
+                if isinstance(child, (ast.stmt, ast.expr, ast.excepthandler, ast.match_case, ast.comprehension)):
+                    stack.append((child, scope))
 
     def enclosing_class(self, func: ast.AST) -> ast.ClassDef | None:
         parent = self.scope_parent(func)
@@ -355,23 +378,18 @@ class Semantics:
         if self._sites is None:
             names = {n for n, s in self.top.items() if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))}
             sites: dict[str, list] = {}
-            escaped: set[str] = set()
+            loads: list[ast.Name] = []  # every read of one of the names, callees included
             for stmt in self.tree.body:
                 for node in ast.walk(stmt):
                     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names:
                         sites.setdefault(node.func.id, []).append(node)
                     elif isinstance(node, ast.Name) and node.id in names and isinstance(node.ctx, ast.Load):
-                        escaped.add(node.id)
+                        loads.append(node)
                     elif isinstance(node, (ast.Global, ast.Nonlocal)):
-                        escaped.update(n for n in node.names if n in names)
-            # a name counts as escaped only where it is not the callee of a call
+                        loads.extend(ast.Name(id=n, ctx=ast.Load()) for n in node.names if n in names)
+            # a name escapes where it is read other than as the callee of a call
             callees = {id(call.func) for calls in sites.values() for call in calls}
-            escaped = {
-                n.id
-                for stmt in self.tree.body
-                for n in ast.walk(stmt)
-                if isinstance(n, ast.Name) and n.id in escaped and isinstance(n.ctx, ast.Load) and id(n) not in callees
-            }
+            escaped = {n.id for n in loads if id(n) not in callees}
             self._sites = {
                 name: [(call, self._scope_of(call)) for call in calls]
                 for name, calls in sites.items()
@@ -517,7 +535,9 @@ class Semantics:
             return Value(CLASS, grad=NO, leaf=NO, cls=name)
         if name in module.functions:
             return Value(CALLABLE, grad=NO, leaf=NO, cls=name)
-        if any(_binds(stmt, name) for stmt in self.script):
+        if self._script_names is None:
+            self._script_names = _script_bound_names(self.script)
+        if name in self._script_names:
             if self._script_busy:
                 return UNKNOWN
             self.consulted.add("")
@@ -1850,35 +1870,36 @@ def _is_layer_name(qual: str) -> bool:
     return last[:1].isupper() and last not in ("Parameter", "Buffer", "Module")
 
 
-def _binds(stmt: ast.stmt, name: str) -> bool:
-    """Does a top-level script statement bind `name` (cheaply, by its targets)?"""
-    if isinstance(stmt, ast.Assign):
-        return any(_target_binds(t, name) for t in stmt.targets)
-    if isinstance(stmt, (ast.AnnAssign, ast.AugAssign)):
-        return _target_binds(stmt.target, name)
-    if isinstance(stmt, (ast.For, ast.AsyncFor)):
-        return _target_binds(stmt.target, name) or any(_binds(s, name) for s in stmt.body)
-    if isinstance(stmt, (ast.If, ast.While, ast.With, ast.AsyncWith, ast.Try)):
-        blocks = [getattr(stmt, "body", []), getattr(stmt, "orelse", []), getattr(stmt, "finalbody", [])]
-        blocks += [h.body for h in getattr(stmt, "handlers", [])]
-        if isinstance(stmt, (ast.With, ast.AsyncWith)) and any(
-            i.optional_vars is not None and _target_binds(i.optional_vars, name) for i in stmt.items
-        ):
-            return True
-        return any(_binds(s, name) for block in blocks for s in block)
-    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
-        return any((a.asname or a.name.split(".")[0]) == name for a in stmt.names)
-    return False
-
-
-def _target_binds(target: ast.AST, name: str) -> bool:
-    if isinstance(target, ast.Name):
-        return target.id == name
-    if isinstance(target, (ast.Tuple, ast.List)):
-        return any(_target_binds(e, name) for e in target.elts)
-    if isinstance(target, ast.Starred):
-        return _target_binds(target.value, name)
-    return False
+def _script_bound_names(script: list[ast.stmt]) -> frozenset[str]:
+    """The names top-level script statements bind (cheaply, by their targets; not inside
+    functions or classes)."""
+    names: set[str] = set()
+    pending: list[ast.AST] = list(script)  # statements and assignment targets
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, (ast.Tuple, ast.List)):
+            pending.extend(node.elts)
+        elif isinstance(node, ast.Starred):
+            pending.append(node.value)
+        elif isinstance(node, ast.Assign):
+            pending.extend(node.targets)
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            pending.append(node.target)
+        elif isinstance(node, (ast.For, ast.AsyncFor)):
+            pending.append(node.target)
+            pending.extend(node.body)
+        elif isinstance(node, (ast.If, ast.While, ast.With, ast.AsyncWith, ast.Try)):
+            if isinstance(node, (ast.With, ast.AsyncWith)):
+                pending.extend(i.optional_vars for i in node.items if i.optional_vars is not None)
+            for block in (getattr(node, "body", []), getattr(node, "orelse", []), getattr(node, "finalbody", [])):
+                pending.extend(block)
+            for handler in getattr(node, "handlers", []):
+                pending.extend(handler.body)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update(alias.asname or alias.name.split(".")[0] for alias in node.names)
+    return frozenset(names)
 
 
 def _stores_on_self(func: ast.AST) -> bool:

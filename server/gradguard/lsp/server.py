@@ -558,8 +558,14 @@ class GradguardServer(LanguageServer):
             return False
         return uri.startswith(("file:", "untitled:")) or uri.endswith((".py", ".pyi"))
 
-    def schedule(self, uri: str, delay: float | None = None) -> None:
+    def schedule(self, uri: str, delay: float | None = None, *, recheck: bool = False) -> None:
+        """Analyse a document after `delay` seconds (the debounce by default). `recheck`: its
+        text is unchanged but what it rests on changed (another file, the project index), so
+        the findings published for this version, or being computed for it, are outdated."""
         key = self.analysis_key(uri)
+        if recheck:
+            self._analysed.pop(key, None)
+            self._inflight.pop(key, None)
         settings = self.settings_for(key)
         if delay is None:
             delay = settings.debounce_ms / 1000.0
@@ -856,7 +862,7 @@ class GradguardServer(LanguageServer):
                 for uri in self._uris_of(key):
                     self.clear_diagnostics(uri)
                 continue
-            self.schedule(key, 0)
+            self.schedule(key, 0, recheck=True)
 
     def _uris_of(self, key: str) -> list[str]:
         notebook = self.store.notebooks.get(key)

@@ -357,6 +357,10 @@ class WorkspaceIndex:
         self.foreground = 0
         self._index: ProjectIndex | None = None  # the live index: engine thread only
         self._pending_disk: set[str] = set()  # engine thread: changed on disk during a build
+        # engine thread: the latest text (and tree) of each buffer whose summary is to be
+        # updated; one job drains them all, so a burst of opens costs one graph, not one each
+        self._buffers: dict[str, tuple[str, Any]] = {}
+        self._rereads: set[str] = set()  # loop thread: closed files to read from disk again
         self._building = False  # a build is in flight (set on the loop thread, read on the engine's)
         self._closed_analyzers: dict[str, Analyzer] = {}  # engine thread
         self._search_paths: list[str] | None = None
@@ -384,22 +388,55 @@ class WorkspaceIndex:
         own diagnostics never wait for it (its own check does not need it)."""
         if not os.path.isabs(snap.path) or not self._in_folders(snap.path):
             return
+        index = self.index
+        if index.file(snap.path) is None:
+            # new to the index (a buffer never saved): its summary goes in before its first
+            # check, or the check after it would find the file's signature changed and
+            # re-check every unit of it (seconds on a large file); the summary is cheap
+            try:
+                if index.update(snap.path, snap.text, tree):
+                    self.ls._engine.submit(self._new_buffer_added, snap.path)
+            except RuntimeError:  # shutting down
+                pass
+            except Exception:
+                log.exception("adding %s to the project index failed", snap.path)
+            return
+        first = not self._buffers
+        self._buffers[snap.path] = (snap.text, tree)
+        if not first:
+            return  # the job already queued takes this text too
         try:
-            self.ls._engine.submit(self._update_buffer, snap.path, snap.text, tree)
+            self.ls._engine.submit(self._update_buffers)
         except RuntimeError:  # shutting down
-            pass
+            self._buffers.clear()
 
-    def _update_buffer(self, path: str, text: str, tree) -> None:
+    def _new_buffer_added(self, path: str) -> None:
+        """Engine thread: files that imported a module that did not exist may now resolve."""
+        try:
+            affected = self._affected(self.index, path, None)
+        except Exception:
+            log.exception("finding the files that rest on %s failed", path)
+            return
+        if affected:
+            self._call_soon(self._recheck_open, affected)
+
+    def _update_buffers(self) -> None:
         """Engine thread: when a fact other files may rest on changed, the open files that
         depend on it are checked again."""
+        pending, self._buffers = self._buffers, {}
         index = self.index
+        affected: set[str] = set()
         try:
-            old = index.file(path)
-            if not index.update(path, text, tree):
-                return
-            affected = self._affected(index, path, old)
+            changed = []
+            for path, (text, tree) in pending.items():
+                old = index.file(path)
+                if index.update(path, text, tree):
+                    changed.append((path, old))
+            del pending  # the trees go now, not after the dependents are found
+            for path, old in changed:
+                affected |= self._affected(index, path, old)
         except Exception:
-            log.exception("updating the project index for %s failed", path)
+            log.exception("updating the project index for %d buffer(s) failed", len(self._buffers))
             return
         if affected:
             self._call_soon(self._recheck_open, affected)
@@ -682,7 +719,7 @@ class WorkspaceIndex:
         for real in paths:
             key = opened.get(real)
             if key is not None and self.ls.settings_for(key).enable and self.ls.analysable(key):
-                self.ls.schedule(key, 0)
+                self.ls.schedule(key, 0, recheck=True)
 
     def document_opened(self, uri: str) -> None:
         path = uri_to_path(uri)
@@ -701,7 +738,9 @@ class WorkspaceIndex:
         if not os.path.isabs(path):
             return False
         real = ProjectIndex.real_path(path)
-        asyncio.ensure_future(self._reread(path))
+        if not self._rereads:
+            asyncio.ensure_future(self._reread())  # runs after this turn: takes the others too
+        self._rereads.add(path)
         named = self._files.get(real)
         keep = named is not None and self.workspace_mode(self._folder_of(named)) and self.ready
         if keep:
@@ -709,9 +748,13 @@ class WorkspaceIndex:
             self._queue_recheck({real})
         return keep
 
-    async def _reread(self, path: str) -> None:
-        affected = await self.ls.in_engine(self._disk_changed_sync, [path])
-        self._after_disk_change(affected)
+    async def _reread(self) -> None:
+        """The files of documents closed since the last call, read from disk again at once
+        (closing a hundred editors re-reads a hundred files and builds the graph once)."""
+        paths, self._rereads = sorted(self._rereads), set()
+        if paths:
+            affected = await self.ls.in_engine(self._disk_changed_sync, paths)
+            self._after_disk_change(affected)
 
     # -- files changed on disk ---------------------------------------------------------------------
     def files_changed(self, changes: list[types.FileEvent]) -> None:
@@ -756,19 +799,22 @@ class WorkspaceIndex:
         the real paths of the files whose findings may have changed."""
         index = self.index
         affected: set[str] = set()
+        if self._building:
+            self._pending_disk.update(paths)  # the index being built may have read them before
+        # what rested on each file before, all found on one graph (each change drops it)
+        olds = {path: index.file(path) for path in paths}
+        before = {path: index.dependents(path) for path, old in olds.items() if old is not None}
+        changed = []
         for path in paths:
-            if self._building:
-                self._pending_disk.add(path)  # the index being built may have read it before
-            old = index.file(path)
-            before = index.dependents(path) if old is not None else set()
             try:
-                changed = index.add_file(path)  # a file that is gone is removed
+                if index.add_file(path):  # a file that is gone is removed
+                    changed.append(path)
             except Exception:
                 log.exception("re-reading %s failed", path)
                 continue
-            if changed:
-                affected |= before | self._affected(index, path, old)
             affected.add(index.real_path(path))
+        for path in changed:
+            affected |= before.get(path, set()) | self._affected(index, path, olds[path])
         return affected
 
     def _after_disk_change(self, affected: set[str]) -> None:
