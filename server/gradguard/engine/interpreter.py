@@ -33,7 +33,7 @@ import ast
 import weakref
 from typing import TYPE_CHECKING
 
-from gradguard.engine import torch_facts
+from gradguard.engine import shape_flow, torch_facts
 from gradguard.engine.values import (
     ANY,
     BOOL,
@@ -226,6 +226,8 @@ def _same_value(a: Value, b: Value, depth: int = 0) -> bool:
         or a.cls != b.cls
         or a.dtype != b.dtype
         or len(a.cuts) != len(b.cuts)
+        or (a.shape is not b.shape and a.shape != b.shape)
+        or (a.dim is not b.dim and a.dim != b.dim)
     ):
         return False
     if depth > 3:
@@ -314,6 +316,7 @@ class Flow:
         self.declared_global: set[str] = set()
         self.declared_nonlocal: set[str] = set()
         self.mutated: set[ast.AST] = set()  # allocation sites written in place
+        self.shape_problems: dict = {}  # (code, node) -> shape_flow.Problem: certain shape errors found here
         self._loops: list[_LoopFrame] = []
         self._statement: ast.stmt | None = None
         self._counter = 0
@@ -368,6 +371,7 @@ class Flow:
             value = arguments.get(arg.arg)
             if value is None:
                 value = self.semantics.parameter_value(self, func, arg, default)
+                value = shape_flow.parameter(self, func, arg, default, value)
                 if value.kinds & TENSORISH and not value.roots:
                     # the caller's tensor object: its identity for saved-tensor tracking
                     value = value.evolve(sites=frozenset((arg,)), roots=frozenset((arg,)))
@@ -735,9 +739,13 @@ class Flow:
     def _bind(self, target: ast.expr, value: Value, source: ast.expr | None, state: State, stmt: ast.AST) -> None:
         kind = target.__class__
         if kind is ast.Name:
+            if value.kinds == INT and value.dim is None:
+                value = shape_flow.named(value, target.id, stmt)  # type: ignore[attr-defined]
             self._set(target.id, value, state, stmt)  # type: ignore[attr-defined]
             self.values[target] = value
         elif kind is ast.Tuple or kind is ast.List:
+            if value.kinds == SIZE:
+                value = shape_flow.unpack(self, target, value, source, state, stmt)  # type: ignore[arg-type]
             elts = target.elts  # type: ignore[attr-defined]
             starred = [i for i, e in enumerate(elts) if isinstance(e, ast.Starred)]
             if (
@@ -879,7 +887,7 @@ class Flow:
         if isinstance(value, bool):
             return BOOL_VALUE
         if isinstance(value, int):
-            return INT_VALUE
+            return shape_flow.int_value(value)
         if isinstance(value, float):
             return FLOAT_VALUE
         if isinstance(value, str):
@@ -892,11 +900,20 @@ class Flow:
             self._eval(node.value, state)
             return state.env[path]
         base = self._eval(node.value, state)
-        return self.semantics.attribute(self, base, node, state)
+        value = self.semantics.attribute(self, base, node, state)
+        if value.dim is None and (value.kinds == ANY or value.kinds == INT) and not base.kinds & TENSORISH:
+            value = shape_flow.unknown_attribute(self, node, base, value)
+        return value
 
     def _subscript(self, node: ast.Subscript, state: State) -> Value:
         base = self._eval(node.value, state)
         index = self._eval(node.slice, state)
+        result = self._subscript_facts(node, base, index, state)
+        if base.kinds & (TENSORISH | SIZE | TUPLE):
+            result = shape_flow.subscript(self, node, base, index, result)
+        return result
+
+    def _subscript_facts(self, node: ast.Subscript, base: Value, index: Value, state: State) -> Value:
         if base.kinds & TENSORISH and base.is_tensor:
             return self._index_tensor(node, base, index, state)
         if base.items is not None and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int):
@@ -955,6 +972,10 @@ class Flow:
                 self._record(DEAD_TERM, node, state, dead, args=(live,), target=expr)
 
     def _binary(self, op: ast.operator, left: Value, right: Value, node: ast.AST, state: State) -> Value:
+        result = self._binary_facts(op, left, right, node, state)
+        return shape_flow.binary(self, op, node, left, right, result)
+
+    def _binary_facts(self, op: ast.operator, left: Value, right: Value, node: ast.AST, state: State) -> Value:
         self._note_terms(op, left, right, node, state)
         name = _BINARY_OPS.get(op.__class__, "add")
         if left.is_tensor or right.is_tensor:
@@ -982,6 +1003,9 @@ class Flow:
 
     def _unaryop(self, node: ast.UnaryOp, state: State) -> Value:
         operand = self._eval(node.operand, state)
+        return shape_flow.unary(node.op, operand, self._unary_facts(node, operand, state))
+
+    def _unary_facts(self, node: ast.UnaryOp, operand: Value, state: State) -> Value:
         if isinstance(node.op, ast.Not):
             return BOOL_VALUE
         if operand.kinds & TENSORISH and operand.is_tensor:
@@ -992,6 +1016,9 @@ class Flow:
 
     def _compare(self, node: ast.Compare, state: State) -> Value:
         operands = [self._eval(node.left, state), *(self._eval(c, state) for c in node.comparators)]
+        return shape_flow.compare(node, operands, self._compare_facts(node, operands))
+
+    def _compare_facts(self, node: ast.Compare, operands: list[Value]) -> Value:
         if all(isinstance(op, (ast.Is, ast.IsNot, ast.In, ast.NotIn)) for op in node.ops):
             return BOOL_VALUE
         tensors = [v for v in operands if v.kinds & TENSORISH and v.is_tensor]
@@ -1087,10 +1114,12 @@ class Flow:
                 self._eval(func.value, state)
             self.values[func] = UNKNOWN
             args = self._arguments(node, state)
-            return self._without_grad(self.semantics.method_call(self, node, receiver, func.attr, args, state), node, state)
+            result = self._without_grad(self.semantics.method_call(self, node, receiver, func.attr, args, state), node, state)
+            return shape_flow.after_call(self, node, receiver, func.attr, args, result)
         callee = self._eval(func, state)
         args = self._arguments(node, state)
-        return self._without_grad(self.semantics.call(self, node, callee, args, state), node, state)
+        result = self._without_grad(self.semantics.call(self, node, callee, args, state), node, state)
+        return shape_flow.after_call(self, node, callee, None, args, result)
 
     def _without_grad(self, value: Value, node: ast.AST, state: State) -> Value:
         """A call's result under `torch.no_grad()`: whatever it computed has no graph."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ast
 
-from gradguard.engine import torch_facts
+from gradguard.engine import shape_flow, torch_facts
 from gradguard.engine.index import KIND_FUNCTION, KIND_MODULE, ModuleContext, keyword
 from gradguard.engine.interpreter import (
     APPEND,
@@ -215,6 +215,7 @@ def value_key(value: Value, depth: int = 0) -> tuple:
         elem,
         items,
         tuple((k, value_key(v, depth + 1)) for k, v in value.attrs) if value.attrs and depth < 2 else None,
+        shape_flow.key_of(value),
     )
 
 
@@ -279,6 +280,7 @@ class Semantics:
         self.frozen: set[ast.AST] = set()
         self.last_self_attributes: tuple = ()
         self.consulted: set[str] = set()
+        self.shape_index = shape_flow.ShapeIndex()
 
     # -- flows ---------------------------------------------------------------------------------
     def flow(self, func: ast.AST | None) -> Flow:
@@ -494,6 +496,10 @@ class Semantics:
                     value = self._class_body_value(stmt.value)
                     if value is not None:
                         info.attrs[stmt.targets[0].id] = value
+                elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+                    value = self._class_body_value(stmt.value)  # a dataclass field's default
+                    if value is not None:
+                        info.attrs[stmt.target.id] = value
             init = info.methods.get("__init__")
             stores: dict[str, Value] = {}
             if init is not None and self.enclosing_class(init) is info.node:
@@ -531,6 +537,8 @@ class Semantics:
             if qual is not None and _is_layer_name(qual):
                 return Value(MODULE, grad=NO, leaf=NO, cls=qual, sources=frozenset((expr,)))
         if isinstance(expr, ast.Constant):
+            if type(expr.value) is int:
+                return shape_flow.int_value(expr.value)
             return Value(
                 {bool: BOOL, int: INT, float: FLOAT, str: STR}.get(type(expr.value), OBJECT), grad=NO, leaf=NO
             )
@@ -576,7 +584,7 @@ class Semantics:
                              blocked=base.blocked, stale=base.stale, names=base.names)  # fmt: skip
             return UNKNOWN
         if base.is_tensor:
-            return self._tensor_attribute(base, node, attr)
+            return shape_flow.tensor_attribute(base, attr, self._tensor_attribute(base, node, attr))
         if base.attrs:
             held = base.attribute(attr)
             if held is not None:
@@ -584,6 +592,8 @@ class Semantics:
         if kinds & (MODULE | OBJECT | CTX) and base.cls is not None and base.is_only(MODULE | OBJECT | CTX):
             if base.cls in self.top and kinds != CTX:
                 value = self.self_attribute(base.cls, attr)
+                if base.layer is not None:
+                    value = shape_flow.refine(self, flow, base, attr, value)
                 if value is not None:
                     if value.kinds == CALLABLE and value.node is not None:
                         return value.evolve(elem=base)  # a bound method
@@ -592,9 +602,9 @@ class Semantics:
                     return self._module_attribute(base, attr, node)
                 return UNKNOWN
             if base.is_module:
-                return self._module_attribute(base, attr, node)
+                return shape_flow.module_attribute(base, attr, self._module_attribute(base, attr, node))
         if kinds & MODULE and base.is_module:
-            return self._module_attribute(base, attr, node)
+            return shape_flow.module_attribute(base, attr, self._module_attribute(base, attr, node))
         if kinds == CLASS and base.cls in self.top:
             info = self.class_info(base.cls)  # type: ignore[arg-type]
             if info is not None:
@@ -719,7 +729,8 @@ class Semantics:
         kind = info.kind if info is not None else (self.module.classes[name].kind if name in self.module.classes else "")
         if kind == KIND_MODULE:
             self.source_kinds.setdefault(node, "module")
-            return Value(MODULE, grad=NO, leaf=NO, cls=name, sources=frozenset((node,)), node=callee.node)
+            module = Value(MODULE, grad=NO, leaf=NO, cls=name, sources=frozenset((node,)), node=callee.node)
+            return shape_flow.instance(self, node, name, args, module) if info is not None else module
         if kind == KIND_FUNCTION:
             return Value(FUNCTION_INSTANCE, grad=NO, leaf=NO, cls=name, node=callee.node)
         if info is not None and self._is_optimizer_class(info):
@@ -791,6 +802,7 @@ class Semantics:
                 flow._inplace(node, target, args.positional[0], (), "inplace=True", state)
                 return args.positional[0]
             result = self._layer_output(site, module, inputs, state, has_params=self._layer_has_parameters(cls))
+            result = shape_flow.layer_call(flow, node, module, args, result)
             if last in _LAYER_SAVES_OUTPUT and state.nograd is None and result.grad != NO:
                 facts = torch_facts.function(f"torch.{_LAYER_SAVES_OUTPUT[last]}")
                 if facts is not None:
@@ -800,6 +812,8 @@ class Semantics:
                     for root in value.roots:
                         state.saved.setdefault(root, Saved(site, last, "input", True))
             if last in ("LSTM", "GRU", "RNN", "MultiheadAttention"):
+                if result.kinds & TUPLE:
+                    return result  # the shapes of (output, state)
                 return Value(TUPLE, grad=NO, leaf=NO, elem=result, items=(result, result))
             return result
         return self._layer_output(site, module, inputs, state, has_params=None)
@@ -880,6 +894,7 @@ class Semantics:
                 body = func.body if not isinstance(func, ast.Lambda) else [ast.Return(value=func.body)]
                 callee = Flow(self, func, body, arguments=bound, enclosing=enclosing, natural=False,
                               class_node=class_node)  # fmt: skip
+                self.shape_index.note_summary(key, callee)
                 if nograd:
                     pass  # results are cut below; the callee's own saves do not happen
                 value = callee.return_value
@@ -895,6 +910,7 @@ class Semantics:
                 self._stack.pop()
             self._summaries[key] = cached  # type: ignore[assignment]
         value, saved, mutated, self_attrs = cached  # type: ignore[misc]
+        self.shape_index.note_call(flow, key)
         self.last_self_attributes = self_attrs
         if nograd:
             if value.grad != NO:
@@ -1146,7 +1162,7 @@ class Semantics:
                     base = value if value is not None else NONE_VALUE
                     stored = Value(TENSOR | BUFFER, grad=NO if base.grad != YES else YES, leaf=YES,
                                    dtype=base.dtype, sites=base.sites or frozenset((node,)),
-                                   roots=base.roots or frozenset((node,)))  # fmt: skip
+                                   roots=base.roots or frozenset((node,)), shape=base.shape)  # fmt: skip
                     if base.kinds & NONE:
                         stored = join(stored, NONE_VALUE) if base.kinds != NONE else NONE_VALUE
                 elif attr == "register_parameter":
@@ -1165,6 +1181,8 @@ class Semantics:
             return UNKNOWN
         if cls in self.top:
             method = self.self_attribute(cls, attr)
+            if receiver.layer is not None and method is not None and method.kinds != CALLABLE:
+                method = shape_flow.refine(self, flow, receiver, attr, method)
             if method is not None and method.kinds == CALLABLE and method.node is not None:
                 return self.call_function(flow, node, method.node, args, state, self_value=receiver)
             if method is not None and method.is_module:

@@ -15,7 +15,8 @@ Tensor facts:
 * `cuts`: where the graph was cut on the way (`.detach()` on line N, `.item()`, `.data`,
   a `torch.tensor(...)` re-wrap, `torch.no_grad()`, a non-differentiable op such as
   `argmax`), with `blocked`: the roots that the cuts disconnected.
-* `dtype`, `shape`: when known (`shape` is a slot for the shape analysis).
+* `dtype`, `shape`: when known. `shape` is a `symshape.Shape` (see `gradguard.engine.shape_flow`):
+  a tensor's shape, or the dimensions of a `torch.Size`.
 * `sites`/`roots`: the allocation sites (the expression nodes that created the tensor
   object) the value may be, and the sites of the tensors it may be a view of — the
   identity used to follow in-place writes to tensors an op saved for backward.
@@ -26,6 +27,13 @@ Tensor facts:
   graph a second time" (a graph built before a loop, a hidden state carried from the
   previous iteration, a loss backpropagated twice).
 
+Shape facts (filled by `gradguard.engine.shape_flow`; None when unknown):
+
+* `dim`: the `symshape.Dim` an int-valued value holds (`4`, `b`, `config.n_embd`, `c // 2`).
+* `layer`: for a module, what shapes it computes: a `shape_flow.Layer` (a torch.nn layer with
+  its bound constructor arguments) or a `shape_flow.Instance` (a module class of this file,
+  built with these constructor arguments).
+
 Values are immutable; `evolve` makes a changed copy and `join` merges the values that
 reach one point from several paths ("either": a buffer in one branch and a parameter in
 the other is both, never the last one written).
@@ -34,6 +42,8 @@ the other is both, never the last one written).
 from __future__ import annotations
 
 import ast
+
+from gradguard.engine.symshape import Shape as _Shape
 
 # -- kinds (a bit set: a value may be one of several) ----------------------------------------
 TENSOR = 1 << 0
@@ -145,11 +155,13 @@ class Value:
         "blocked",
         "cls",
         "cuts",
+        "dim",
         "dtype",
         "elem",
         "grad",
         "items",
         "kinds",
+        "layer",
         "leaf",
         "names",
         "node",
@@ -182,6 +194,8 @@ class Value:
         items: tuple | None = None,
         node: ast.AST | None = None,
         attrs: tuple | None = None,
+        dim: object = None,
+        layer: object = None,
     ) -> None:
         self.kinds = kinds
         self.grad = grad
@@ -207,6 +221,8 @@ class Value:
         self.node = node
         # an instance of a class of the file: ((attribute, value), ...) its constructor set
         self.attrs = attrs
+        self.dim = dim
+        self.layer = layer
 
     # -- kinds ----------------------------------------------------------------------------
     def may_be(self, kinds: int) -> bool:
@@ -317,6 +333,8 @@ class Value:
                 parts.append(self.dtype)
             if self.shape is not None:
                 parts.append(str(self.shape))
+        if self.dim is not None:
+            parts.append(f"dim {self.dim}")
         return f"Value({'; '.join(parts)})"
 
 
@@ -384,7 +402,7 @@ def join(a: Value, b: Value) -> Value:
         cuts=_union_cuts(a.cuts, b.cuts),
         blocked=_union(a.blocked, b.blocked),
         dtype=a.dtype if a.dtype == b.dtype else None,
-        shape=a.shape if a.shape == b.shape else None,
+        shape=a.shape if a.shape is b.shape or a.shape == b.shape else _join_shape(a.shape, b.shape),
         sites=_union(a.sites, b.sites),
         roots=_union(a.roots, b.roots),
         stale=_union(a.stale, b.stale),
@@ -395,7 +413,23 @@ def join(a: Value, b: Value) -> Value:
         items=items,
         node=a.node if a.node is b.node else None,
         attrs=a.attrs if a.attrs is b.attrs else None,
+        dim=a.dim if a.dim is b.dim or a.dim == b.dim else None,
+        layer=a.layer if a.layer is b.layer or a.layer == b.layer else None,
     )
+
+
+def _join_shape(a: object, b: object) -> object:
+    if a is None or b is None:
+        return None
+    global _join_shapes
+    if _join_shapes is None:
+        from gradguard.engine import shape_flow
+
+        _join_shapes = shape_flow.join_shapes
+    return _join_shapes(a, b)
+
+
+_join_shapes = None
 
 
 def join_all(values) -> Value:
@@ -480,7 +514,10 @@ def element_of(value: Value) -> Value:
     if value.kinds & (TENSOR | PARAMETER | BUFFER) and value.is_tensor:
         # a row of a tensor: a view of it (same roots; a view of a leaf counts as the leaf for
         # in-place purposes: torch rejects writes into both)
-        return value.evolve(kinds=TENSOR, sites=_EMPTY)
+        shape = value.shape
+        if shape is not None:
+            shape = _Shape(shape.dims[1:]) if shape.exact and shape.dims else None
+        return value.evolve(kinds=TENSOR, sites=_EMPTY, shape=shape)
     if value.kinds & NUMPY and value.is_only(NUMPY):
         return value
     if value.kinds == ANY and (value.grad != MAYBE or value.sources or value.cuts or value.stale):
