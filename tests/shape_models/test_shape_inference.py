@@ -58,22 +58,23 @@ class Inferred:
                     if isinstance(stmt, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
                         self.statements.setdefault(stmt.lineno, (func, stmt))
 
-    def value(self, model: str, line: int, name: str) -> Any:
+    def values(self, model: str, line: int, name: str) -> list:
+        """The value the assignment binds to `name`, in each call context the model's probe reaches."""
         root = shape_flow.probe_flows(self.semantics).get(model)
         found = self.statements.get(line)
         if root is None or found is None:
-            return None
+            return []
         func, stmt = found
         targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
         for target in targets:
             for node in ast.walk(target):
                 if isinstance(node, ast.Name) and node.id == name:
-                    return shape_flow.shape_at(self.semantics, func, node, within=[root])[0]
+                    return shape_flow.values_at(self.semantics, func, node, within=[root])
                 if isinstance(node, ast.Attribute) and node is target and ast.unparse(node) == name:
                     if isinstance(stmt, ast.AugAssign) or stmt.value is None:
-                        return None
-                    return shape_flow.shape_at(self.semantics, func, stmt.value, within=[root])[0]
-        return None
+                        return []
+                    return shape_flow.values_at(self.semantics, func, stmt.value, within=[root])
+        return []
 
 
 def _facts(value: Any) -> Any:
@@ -92,14 +93,31 @@ def _is_tensor(measured: Any) -> bool:
     return isinstance(measured, tuple) and all(isinstance(d, int) for d in measured)
 
 
+def judge_contexts(ours: list, measured: Any) -> str:
+    """One statement: `ours` has the engine's facts in each call context, `measured` torch's shape
+    (or the list of distinct shapes when the statement ran several times)."""
+    runs = measured if isinstance(measured, list) else [measured]
+    if not ours:
+        return UNKNOWN
+    verdicts = []
+    for facts in ours:
+        each = [judge(facts, run) for run in runs]
+        if all(v == WRONG for v in each):
+            return WRONG  # this context's shape is none of those torch saw
+        verdicts.append(KNOWN if KNOWN in each else UNKNOWN)
+    if all(v == KNOWN for v in verdicts) and len({repr(f) for f in ours}) == len(runs):
+        return KNOWN  # one known shape per distinct shape torch saw
+    return UNKNOWN
+
+
 def judge(ours: Any, measured: Any) -> str:
-    """known / unknown / wrong for one assignment (measured: a shape tuple, a tuple of those for a
-    tuple of tensors, a list of distinct values when the statement ran several times)."""
+    """known / unknown / wrong for one value and one shape torch measured (a shape tuple, a tuple of
+    those for a tuple of tensors)."""
     if isinstance(measured, list):
         verdicts = [judge(ours, m) for m in measured]
         if WRONG in verdicts:
             return WRONG
-        return UNKNOWN  # several shapes: the best answer leaves the differing dims out
+        return UNKNOWN
     if ours is None:
         return UNKNOWN
     if _is_tensor(measured):
@@ -134,8 +152,8 @@ def compare_file(path: Path) -> list[tuple[str, int, str, str, Any, Any]]:
     for model in truth.declared_models(path):
         measured = truth.measure(path, [model]).shapes
         for (_, line, name), shape in sorted(measured.items()):
-            ours = _facts(inferred.value(model.cls, line, name))
-            rows.append((judge(ours, shape), line, name, model.cls, ours, shape))
+            ours = [_facts(v) for v in inferred.values(model.cls, line, name)]
+            rows.append((judge_contexts(ours, shape), line, name, model.cls, ours, shape))
     return rows
 
 
@@ -190,6 +208,15 @@ def test_inferred_shapes_are_known_and_never_wrong(capsys: pytest.CaptureFixture
 )
 def test_judge(ours: Any, measured: Any, verdict: str) -> None:
     assert judge(ours, measured) == verdict
+
+
+def test_judge_contexts() -> None:
+    a, b = ("tensor", [4, 10], True), ("tensor", [4, 20], True)
+    assert judge_contexts([a, b], [(4, 10), (4, 20)]) == KNOWN
+    assert judge_contexts([a], [(4, 10), (4, 20)]) == UNKNOWN  # a context the engine did not see
+    assert judge_contexts([a, ("tensor", [4, 30], True)], [(4, 10), (4, 20)]) == WRONG
+    assert judge_contexts([a, a], (4, 10)) == KNOWN
+    assert judge_contexts([], (4, 10)) == UNKNOWN
 
 
 def main(argv: list[str]) -> int:

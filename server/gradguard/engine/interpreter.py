@@ -483,6 +483,9 @@ class Flow:
     def _if(self, stmt: ast.If, state: State) -> State | None:
         self._eval(stmt.test, state)
         then_state, else_state = self._narrow(stmt.test, state)
+        known = shape_flow.truth(self, stmt.test)  # a test on known ints / None-ness: one branch runs
+        if known is not None:
+            return self._block(stmt.body, then_state) if known else self._block(stmt.orelse, else_state)
         return merge([self._block(stmt.body, then_state), self._block(stmt.orelse, else_state)])
 
     def _loop(self, stmt: ast.For | ast.AsyncFor | ast.While, state: State) -> State | None:
@@ -885,7 +888,7 @@ class Flow:
         if value is None:
             return NONE_VALUE
         if isinstance(value, bool):
-            return BOOL_VALUE
+            return shape_flow.TRUE if value else shape_flow.FALSE
         if isinstance(value, int):
             return shape_flow.int_value(value)
         if isinstance(value, float):
@@ -1036,6 +1039,9 @@ class Flow:
     def _ifexp(self, node: ast.IfExp, state: State) -> Value:
         self._eval(node.test, state)
         then_state, else_state = self._narrow(node.test, state)
+        known = shape_flow.truth(self, node.test)
+        if known is not None:
+            return self._eval(node.body, then_state) if known else self._eval(node.orelse, else_state)
         return join(self._eval(node.body, then_state), self._eval(node.orelse, else_state))
 
     def _sequence(self, node: ast.Tuple | ast.List | ast.Set, state: State) -> Value:

@@ -795,14 +795,15 @@ class Semantics:
                         value = UNKNOWN
                 return value
             if last in _CONTAINER_LAYERS:
-                return self._layer_output(site, module, inputs, state, has_params=None)
+                result = self._layer_output(site, module, inputs, state, has_params=None)
+                return shape_flow.layer_call(flow, node, module, args, result, state)
             if _inplace_flag(module.node) and args.positional:
                 # `nn.ReLU(inplace=True)(t)` rectifies `t` itself
                 target = node.args[0] if site is node and node.args else node
                 flow._inplace(node, target, args.positional[0], (), "inplace=True", state)
                 return args.positional[0]
             result = self._layer_output(site, module, inputs, state, has_params=self._layer_has_parameters(cls))
-            result = shape_flow.layer_call(flow, node, module, args, result)
+            result = shape_flow.layer_call(flow, node, module, args, result, state)
             if last in _LAYER_SAVES_OUTPUT and state.nograd is None and result.grad != NO:
                 facts = torch_facts.function(f"torch.{_LAYER_SAVES_OUTPUT[last]}")
                 if facts is not None:
@@ -1177,6 +1178,9 @@ class Semantics:
             return NONE_VALUE
         if attr in ("modules", "children", "named_modules", "named_children"):
             return Value(LIST, grad=NO, leaf=NO, elem=UNKNOWN)
+        held = shape_flow.member(receiver, attr)  # `self.blocks.wte(x)` of a ModuleDict
+        if held is not None and held.is_module:
+            return self.module_call(flow, node, held, args, state)
         if attr in ("buffers", "named_buffers", "state_dict", "load_state_dict"):
             return UNKNOWN
         if cls in self.top:

@@ -143,6 +143,10 @@ def int_value(n: int) -> Value:
     return found
 
 
+TRUE = Value(BOOL, grad=0, leaf=0, dim=Dim.const(1))
+FALSE = Value(BOOL, grad=0, leaf=0, dim=Dim.const(0))
+
+
 def dim_of(value: Value | None) -> Dim:
     if value is None:
         return UNKNOWN_DIM
@@ -188,6 +192,66 @@ def binary_int(op: ast.operator, left: Value, right: Value, result: Value) -> Va
     if result.kinds & ~(INT | ANY) and result.known:
         return result  # a float (`a / b`), a string, ...
     return result.evolve(dim=d)
+
+
+_COMPARE = {
+    ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
+    ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
+}  # fmt: skip
+
+
+def truth(flow: Flow, test: ast.expr) -> bool | None:
+    """The value of a branch's test when the analysis knows it (ints and bools of known value,
+    None-ness of values whose kinds decide it); None otherwise."""
+    kind = test.__class__
+    if kind is ast.UnaryOp and isinstance(test.op, ast.Not):  # type: ignore[attr-defined]
+        inner = truth(flow, test.operand)  # type: ignore[attr-defined]
+        return None if inner is None else not inner
+    if kind is ast.BoolOp:
+        parts = [truth(flow, v) for v in test.values]  # type: ignore[attr-defined]
+        if isinstance(test.op, ast.And):  # type: ignore[attr-defined]
+            return False if False in parts else (True if all(p is True for p in parts) else None)
+        return True if True in parts else (False if all(p is False for p in parts) else None)
+    if kind is ast.Compare:
+        if len(test.ops) != 1:  # type: ignore[attr-defined]
+            return None
+        op = test.ops[0]  # type: ignore[attr-defined]
+        left = flow.values.get(test.left)  # type: ignore[attr-defined]
+        right = flow.values.get(test.comparators[0])  # type: ignore[attr-defined]
+        if left is None or right is None:
+            return None
+        if isinstance(op, (ast.Is, ast.IsNot)):
+            if right.kinds == NONE:
+                other = left
+            elif left.kinds == NONE:
+                other = right
+            else:
+                return None
+            if other.kinds == NONE:
+                answer = True
+            elif other.known and not other.kinds & NONE and other.kinds:
+                answer = False
+            else:
+                return None
+            return answer if isinstance(op, ast.Is) else not answer
+        compare_ = _COMPARE.get(op.__class__)
+        if compare_ is None or left.is_tensor or right.is_tensor:
+            return None
+        a, b = dim_of(left).value, dim_of(right).value
+        if a is None or b is None or not (left.kinds & (INT | BOOL) and right.kinds & (INT | BOOL)):
+            return None
+        return bool(compare_(a, b))
+    if kind is ast.Constant:
+        v = test.value  # type: ignore[attr-defined]
+        return bool(v) if v is None or isinstance(v, (bool, int)) else None
+    value = flow.values.get(test)
+    if value is None:
+        return None
+    if value.kinds == NONE:
+        return False
+    if value.kinds in (BOOL, INT) and value.dim is not None and value.dim.value is not None:
+        return bool(value.dim.value)
+    return None
 
 
 def negate(operand: Value, result: Value) -> Value:
@@ -307,6 +371,10 @@ def graft(natural: Value, inst: Value, depth: int = 0) -> Value:
         changes["dim"] = inst.dim
     if inst.layer is not natural.layer:
         changes["layer"] = inst.layer
+    if natural.cls is None and inst.cls is not None and natural.kinds == inst.kinds:
+        changes["cls"] = inst.cls  # one class in this instance where the class summary joins several
+        if natural.node is None:
+            changes["node"] = inst.node
     if natural.items is not None and inst.items is not None and len(natural.items) == len(inst.items):
         changes["items"] = tuple(graft(a, b, depth + 1) for a, b in zip(natural.items, inst.items))
     if natural.elem is not None and inst.elem is not None:
@@ -353,8 +421,13 @@ def arg_of(value: Value | None, node: ast.AST | None) -> Any:
     if value is None:
         return UNKNOWN_DIM
     kinds = value.kinds
-    if value.dim is not None:
-        return value.dim
+    if kinds == BOOL:
+        d = value.dim
+        return bool(d.value) if isinstance(d, Dim) and d.value is not None else UNKNOWN_DIM
+    d = value.dim
+    if d is not None:
+        n = d.value
+        return d if n is None else n
     if kinds & TENSORISH:
         shape = value.shape
         return shape if isinstance(shape, Shape) and value.is_tensor else UNKNOWN_SHAPE
@@ -371,6 +444,15 @@ def arg_of(value: Value | None, node: ast.AST | None) -> Any:
     if kinds == MODULE:
         return layer_of(value)
     return UNKNOWN_DIM
+
+
+def starred_items(value: Value) -> tuple | None:
+    """The values `*value` spreads into, when its length is known."""
+    if value.items is not None and value.kinds & (TUPLE | LIST | SIZE):
+        return value.items
+    if value.kinds == SIZE and isinstance(value.shape, Shape) and value.shape.exact:
+        return size_value(value.shape).items
+    return None
 
 
 def _value_of_elt(value: Value | None, index: int) -> Value | None:
@@ -395,14 +477,23 @@ def _literal(node: ast.AST) -> Any:
 
 
 def call_args(args: Arguments) -> tuple[tuple, dict] | None:
-    """The positional and keyword arguments of a call, converted (None with `*args`/`**kw`)."""
+    """The positional and keyword arguments of a call, converted (None with `**kw`, or `*args` of
+    unknown length)."""
     node = args.node
-    if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+    if any(k.arg is None for k in node.keywords):
         return None
     nodes = node.args
-    positional = tuple(
-        arg_of(v, nodes[i] if i < len(nodes) else None) for i, v in enumerate(args.positional)
-    )
+    parts: list[Any] = []
+    for i, v in enumerate(args.positional):
+        sub = nodes[i] if i < len(nodes) else None
+        if isinstance(sub, ast.Starred):
+            spread = starred_items(v)
+            if spread is None:
+                return None
+            parts.extend(arg_of(item, None) for item in spread)
+        else:
+            parts.append(arg_of(v, sub))
+    positional = tuple(parts)
     by_name = {k.arg: k.value for k in node.keywords}
     keywords = {k: arg_of(v, by_name.get(k)) for k, v in args.keywords.items()}
     return positional, keywords
@@ -474,6 +565,8 @@ def _with_result(template: Value, result: Any) -> Value:
         return built if template.kinds == INT else template.evolve(dim=built.dim)
     if built.kinds & TENSORISH or built.kinds == ANY:
         return built
+    if built.kinds == TUPLE and template.kinds & TENSORISH:
+        return built  # a layer's (output, state)
     return template
 
 
@@ -632,12 +725,17 @@ def _note_view(node: ast.AST, op: str, before: Shape, value: Value) -> Value:
 
 
 def _torch(flow: Flow, node: ast.Call, qual: str, args: Arguments, result: Value) -> Value:
+    if result.kinds == MODULE:
+        last = qual.rsplit(".", 1)[-1]
+        if last in ("Sequential", "ModuleDict", "ModuleList"):
+            return _container(flow, node, last, args, result)
     converted = call_args(args)
     if converted is None:
         return result
     positional, keywords = converted
     if result.kinds == MODULE:
-        if result.cls == qual or (result.cls or "").rsplit(".", 1)[-1] == qual.rsplit(".", 1)[-1]:
+        last = qual.rsplit(".", 1)[-1]
+        if result.cls == qual or (result.cls or "").rsplit(".", 1)[-1] == last:
             spec = ss.layer_spec(qual, positional, keywords)
             if spec is not None:
                 key = (qual, _hashable(positional), _hashable(tuple(sorted(keywords.items()))))
@@ -648,6 +746,9 @@ def _torch(flow: Flow, node: ast.Call, qual: str, args: Arguments, result: Value
         if data is not None and isinstance(data.shape, Shape):
             return result.evolve(shape=data.shape)
         return result
+    if not positional and "size" in keywords and qual in _SIZE_FACTORIES:
+        keywords = dict(keywords)
+        positional = (keywords.pop("size"),)
     if qual in _LOSS_FUNCTIONS and len(args.positional) >= 2:
         _softmax_into_ce(flow, node, qual, args.positional[0])
     if qual in _MATMUL_DTYPE and len(args.positional) >= 2:
@@ -669,6 +770,69 @@ def _torch(flow: Flow, node: ast.Call, qual: str, args: Arguments, result: Value
         if merged is not None and value.kinds & TENSORISH and value.shape is not None:
             value = value.evolve(shape=with_marker(value.shape, merged))
     return value
+
+
+_SIZE_FACTORIES = frozenset({"torch.zeros", "torch.ones", "torch.empty", "torch.rand", "torch.randn"})
+
+
+class Members:
+    """The modules of an `nn.ModuleDict`, by key."""
+
+    __slots__ = ("key", "members")
+
+    def __init__(self, members: dict[str, Value], key: tuple) -> None:
+        self.members = members
+        self.key = key
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Members) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+
+def _container(flow: Flow, node: ast.Call, last: str, args: Arguments, result: Value) -> Value:
+    """`nn.Sequential(*layers)`: its members when the list's length is known, else the repeated
+    element; `nn.ModuleDict(dict(a=..., b=...))` / `({"a": ...})`: its members by key."""
+    if last == "Sequential":
+        if not any(isinstance(a, ast.Starred) for a in node.args):
+            return result
+        members: list[Value] = []
+        repeated: list[Value] = []
+        for sub, value in zip(node.args, args.positional):
+            if isinstance(sub, ast.Starred):
+                spread = starred_items(value)
+                if spread is None:
+                    repeated.append(value.elem if value.elem is not None else UNKNOWN)
+                else:
+                    members.extend(spread)
+            else:
+                members.append(value)
+        if repeated:
+            return result.evolve(items=None, elem=join_all(members + repeated))
+        return result.evolve(items=tuple(members), elem=join_all(members) if members else None)
+    if last == "ModuleDict" and len(node.args) == 1:
+        arg = node.args[0]
+        found: dict[str, Value] = {}
+        if isinstance(arg, ast.Call) and isinstance(arg.func, ast.Name) and arg.func.id == "dict" and not arg.args:
+            for kw in arg.keywords:
+                if kw.arg is None:
+                    return result
+                found[kw.arg] = flow.value_of(kw.value)
+        elif isinstance(arg, ast.Dict):
+            for k, v in zip(arg.keys, arg.values):
+                if not (isinstance(k, ast.Constant) and isinstance(k.value, str)):
+                    return result
+                found[k.value] = flow.value_of(v)
+        else:
+            return result
+        key = (node, tuple((k, v.kinds, key_of(v)) for k, v in found.items()))
+        try:
+            hash(key)
+        except TypeError:
+            return result
+        return result.evolve(layer=Members(found, key))
+    return result
 
 
 def _list_shapes(values: tuple) -> tuple:
@@ -713,11 +877,13 @@ def _builtin(name: str, args: Arguments, result: Value) -> Value:
 # =====================================================================================================
 # Hooks: layers and modules
 # =====================================================================================================
-def layer_call(flow: Flow, node: ast.Call, module: Value, args: Arguments, result: Value) -> Value:
+def layer_call(flow: Flow, node: ast.Call, module: Value, args: Arguments, result: Value, state: Any = None) -> Value:
     """`layer(x, ...)` of a torch.nn layer: the output shape from its spec."""
     layer = module.layer
     cls = module.cls or ""
     name = cls.rsplit(".", 1)[-1]
+    if name == "Sequential" and module.items is None and module.elem is not None and state is not None:
+        return _repeated(flow, node, module.elem, args, result, state)
     if name == "CrossEntropyLoss" and args.positional:
         _softmax_into_ce(flow, node, cls, args.positional[0])
     if not isinstance(layer, Layer):
@@ -746,6 +912,31 @@ def layer_call(flow: Flow, node: ast.Call, module: Value, args: Arguments, resul
     return value
 
 
+def _repeated(flow: Flow, node: ast.Call, elem: Value, args: Arguments, result: Value, state: Any) -> Value:
+    """`nn.Sequential(*[Block(...) for _ in range(n)])(x)`: the block applied n >= 0 times. When one
+    application keeps the shape, that is the shape; otherwise the shapes are joined."""
+    if not elem.is_module or len(args.positional) != 1 or args.keywords:
+        return result
+    from gradguard.engine.interpreter import Arguments as _Arguments
+
+    x = args.positional[0]
+    shapes = [x.shape]
+    value = x
+    for _ in range(3):
+        value = flow.semantics.module_call(flow, node, elem, _Arguments(node, [value], {}), state)
+        if not value.is_tensor or value.shape is None:
+            return result
+        if value.shape == shapes[-1]:
+            break
+        shapes.append(value.shape)
+    else:
+        shapes.append(None)
+    joined = shapes[0]
+    for other in shapes[1:]:
+        joined = join_shapes(joined, other)
+    return result.evolve(shape=joined) if joined is not None and (result.kinds & TENSORISH or result.kinds == ANY) else result
+
+
 def _nested_shapes(inputs: tuple) -> tuple:
     found = []
     for item in inputs:
@@ -755,7 +946,11 @@ def _nested_shapes(inputs: tuple) -> tuple:
 
 
 def module_attribute(module: Value, attr: str, result: Value) -> Value:
-    """`self.fc.in_features`, `self.fc.weight`, ... of a torch.nn layer."""
+    """`self.fc.in_features`, `self.fc.weight`, ... of a torch.nn layer; a member of a ModuleDict."""
+    layer = module.layer
+    if isinstance(layer, Members):
+        member = layer.members.get(attr)
+        return member if member is not None and result.kinds == ANY else result
     spec = layer_of(module)
     if spec is None:
         return result
@@ -1077,8 +1272,16 @@ def parameter(flow: Flow, func: ast.AST, arg: ast.arg, default: ast.expr | None,
     if not flow.natural:
         if default is not None:
             literal = _literal(default)
+            if isinstance(literal, bool) and value.kinds & BOOL:
+                return TRUE if literal else FALSE
             if isinstance(literal, int) and not isinstance(literal, bool) and value.kinds & INT:
                 return int_value(literal)
+            if value.kinds == ANY and isinstance(default, (ast.Name, ast.Attribute)):
+                from gradguard.engine.interpreter import State
+
+                evaluated = flow._eval(default, State({}, {}, {}, None))
+                if evaluated.kinds in (1 << 22, 1 << 17):  # REF, CLASS: `act_layer=nn.GELU`
+                    return evaluated
         return value
     kinds = value.kinds
     if kinds & TENSORISH:
@@ -1289,6 +1492,21 @@ def context_flows(semantics: Semantics, func: ast.AST) -> list[Flow]:
                 reached.setdefault(flow.func, []).append(flow)
         index.__dict__["_reached"] = reached
     return reached.get(func, [])
+
+
+def values_at(semantics: Semantics, func: ast.AST, node: ast.AST, within: list[Flow] | None = None) -> list[Value]:
+    """The value of an expression of `func` in each call context the roots (or `within`) reach."""
+    if within is None:
+        found = context_flows(semantics, func)
+    else:
+        found = [f for f in semantics.shape_index.reachable(within) if f.func is func]
+    return [f.values[node] for f in found if node in f.values]
+
+
+def member(receiver: Value, attr: str) -> Value | None:
+    """`self.blocks.wte` of an `nn.ModuleDict` whose members are known."""
+    layer = receiver.layer
+    return layer.members.get(attr) if isinstance(layer, Members) else None
 
 
 def shape_at(
