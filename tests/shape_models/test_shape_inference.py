@@ -187,7 +187,9 @@ def test_inferred_shapes_are_known_and_never_wrong(capsys: pytest.CaptureFixture
         torch.set_num_threads(threads)
     assert total >= 300, total
     assert wrong == [], "\n".join(wrong)
-    assert known / total >= 0.90, f"{known}/{total} = {known / total:.1%} of the tensor assignments have a shape"
+    assert known / total >= 0.90, (
+        f"{known}/{total} = {known / total:.1%} of the tensor assignments have a shape"
+    )
 
 
 @pytest.mark.parametrize(

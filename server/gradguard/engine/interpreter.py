@@ -491,6 +491,10 @@ class Flow:
     def _loop(self, stmt: ast.For | ast.AsyncFor | ast.While, state: State) -> State | None:
         is_for = not isinstance(stmt, ast.While)
         iterated = self._eval(stmt.iter, state) if is_for else None  # type: ignore[union-attr]
+        if iterated is not None and not self.natural:
+            items = shape_flow.unrollable(iterated)
+            if items is not None:
+                return self._unrolled(stmt, items, state)  # type: ignore[arg-type]
         always_enters = not is_for and _is_true_constant(stmt.test)  # type: ignore[union-attr]
         head = state
         exits: list[State] = []
@@ -515,6 +519,25 @@ class Flow:
         # the loop ends when the iterator is exhausted / the test is false (from the head),
         # running `else`, or through a `break`
         normal = None if always_enters else self._block(stmt.orelse, head.copy())
+        return merge([normal, *exits])
+
+    def _unrolled(self, stmt: ast.For | ast.AsyncFor, items: tuple, state: State) -> State | None:
+        """A call context's `for` over a few values it knows one by one (`range(1, 3)`, a tuple of
+        layers): each iteration in turn, exactly."""
+        exits: list[State] = []
+        current: State | None = state
+        for item in items:
+            if current is None:
+                break
+            frame = _LoopFrame(stmt)
+            entry = current.copy()
+            self._bind(stmt.target, item, None, entry, stmt)
+            self._loops.append(frame)
+            end = self._block(stmt.body, entry)
+            self._loops.pop()
+            exits.extend(frame.breaks)
+            current = merge([end, *frame.continues])
+        normal = self._block(stmt.orelse, current) if current is not None else None
         return merge([normal, *exits])
 
     def free_graph(self, loss: Value, backward: ast.AST, state: State) -> None:
@@ -1067,6 +1090,10 @@ class Flow:
         return Value(DICT, grad=NO, leaf=NO, elem=join_all(parts) if parts else None)
 
     def _comprehension(self, node: ast.AST, state: State) -> Value:
+        if not self.natural and isinstance(node, ast.ListComp) and len(node.generators) == 1:
+            unrolled = self._unrolled_comprehension(node, state)
+            if unrolled is not None:
+                return unrolled
         inner = state.copy()
         for generator in node.generators:  # type: ignore[attr-defined]
             iterated = self._eval(generator.iter, inner)
@@ -1080,6 +1107,30 @@ class Flow:
         elem = self._eval(node.elt, inner)  # type: ignore[attr-defined]
         kind = LIST if isinstance(node, (ast.ListComp, ast.SetComp)) else OBJECT
         return Value(kind, grad=NO, leaf=NO, elem=elem)
+
+    def _unrolled_comprehension(self, node: ast.ListComp, state: State) -> Value | None:
+        """`[f(d) for d in x.shape]` in a call context, over a few known values: a list of known
+        length (each element evaluated with its own value)."""
+        generator = node.generators[0]
+        iterated = self._eval(generator.iter, state.copy())
+        items = shape_flow.unrollable(iterated)
+        if items is None:
+            return None
+        elements = []
+        for item in items:
+            inner = state.copy()
+            self._bind(generator.target, item, None, inner, node)
+            keep = True
+            for condition in generator.ifs:
+                self._eval(condition, inner)
+                known = shape_flow.truth(self, condition)
+                if known is None:
+                    return None
+                keep = keep and known
+            if keep:
+                elements.append(self._eval(node.elt, inner))
+        values = tuple(elements)
+        return Value(LIST, grad=NO, leaf=NO, elem=join_all(values) if values else None, items=values)
 
     def _starred(self, node: ast.Starred, state: State) -> Value:
         return self._eval(node.value, state)
@@ -1121,11 +1172,11 @@ class Flow:
             self.values[func] = UNKNOWN
             args = self._arguments(node, state)
             result = self._without_grad(self.semantics.method_call(self, node, receiver, func.attr, args, state), node, state)
-            return shape_flow.after_call(self, node, receiver, func.attr, args, result)
+            return shape_flow.after_call(self, node, receiver, func.attr, args, result, state)
         callee = self._eval(func, state)
         args = self._arguments(node, state)
         result = self._without_grad(self.semantics.call(self, node, callee, args, state), node, state)
-        return shape_flow.after_call(self, node, callee, None, args, result)
+        return shape_flow.after_call(self, node, callee, None, args, result, state)
 
     def _without_grad(self, value: Value, node: ast.AST, state: State) -> Value:
         """A call's result under `torch.no_grad()`: whatever it computed has no graph."""

@@ -780,7 +780,8 @@ class Semantics:
             info = self.class_info(cls)
             forward = info.methods.get("forward") if info is not None else None
             if forward is None:
-                return self._layer_output(site, module, inputs, state, has_params=None)
+                result = self._layer_output(site, module, inputs, state, has_params=None)
+                return shape_flow.base_forward(self, flow, node, module, args, result, state)
             result = self.call_function(flow, node, forward, args, state, self_value=module)
             return self._as_module_output(result, module, inputs)
         if cls.startswith("torch.nn."):

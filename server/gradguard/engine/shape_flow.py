@@ -289,15 +289,20 @@ class Instance:
     """A module class of this file built with these constructor arguments: its `__init__` is run
     (lazily, once) with them to learn what each `self.<attr>` holds in this instance."""
 
-    __slots__ = ("_attrs", "args", "cls", "dtype", "key", "node")
+    __slots__ = ("_attrs", "args", "base", "cls", "dtype", "key", "node")
 
-    def __init__(self, cls: str, node: ast.AST, args: Arguments, key: tuple, dtype: str | None = "float32") -> None:
+    def __init__(
+        self, cls: str, node: ast.AST, args: Arguments, key: tuple, dtype: str | None = "float32"
+    ) -> None:
         self.cls = cls
         self.node = node
         self.args = args
         self.key = key
         self.dtype = dtype
         self._attrs: dict[str, Value] | None = None
+        # a subclass of a torch.nn layer without an `__init__` of its own: that layer, built with
+        # these arguments (what `super().forward(x)` and an inherited forward compute)
+        self.base: Layer | None = None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Instance) and other.key == self.key and other.dtype == self.dtype
@@ -308,6 +313,7 @@ class Instance:
     def converted(self, dtype: str | None) -> Instance:
         copy = Instance(self.cls, self.node, self.args, self.key, dtype)
         copy._attrs = self._attrs
+        copy.base = self.base.converted(dtype) if self.base is not None else None
         return copy
 
     def attrs(self, semantics: Semantics, flow: Flow, me: Value) -> dict[str, Value]:
@@ -319,7 +325,9 @@ class Instance:
                 from gradguard.engine.interpreter import State
 
                 semantics.last_self_attributes = ()
-                semantics.call_function(flow, self.node, init, self.args, State({}, {}, {}, None), self_value=me)  # type: ignore[arg-type]
+                semantics.call_function(
+                    flow, self.node, init, self.args, State({}, {}, {}, None), self_value=me
+                )  # type: ignore[arg-type]
                 self._attrs = dict(semantics.last_self_attributes)
         return self._attrs
 
@@ -337,11 +345,47 @@ def instance(semantics: Semantics, node: ast.Call, cls: str, args: Arguments, va
     from gradguard.engine.semantic import value_key
 
     try:
-        key = (cls, tuple(value_key(v) for v in args.positional), tuple(sorted((k, value_key(v)) for k, v in args.keywords.items())))
+        key = (
+            cls,
+            tuple(value_key(v) for v in args.positional),
+            tuple(sorted((k, value_key(v)) for k, v in args.keywords.items())),
+        )
         hash(key)
     except TypeError:
         return value
-    return value.evolve(layer=Instance(cls, node, args, key))
+    made = Instance(cls, node, args, key)
+    base = _layer_base(semantics, cls)
+    if base is not None:
+        converted = call_args(args)
+        if converted is not None:
+            spec = ss.layer_spec(base, *converted)
+            if spec is not None:
+                made.base = Layer(spec, (base, key))
+    return value.evolve(layer=made)
+
+
+def _layer_base(semantics: Semantics, cls: str) -> str | None:
+    """The torch.nn layer a module class of the file extends, when neither it nor its local bases
+    define `__init__` (so the constructor's arguments are the layer's)."""
+    seen = 0
+    name: str | None = cls
+    while name is not None and seen < 8:
+        seen += 1
+        node = semantics.top.get(name)
+        summary = semantics.module.classes.get(name)
+        if not isinstance(node, ast.ClassDef) or summary is None:
+            return None
+        if any(isinstance(s, ast.FunctionDef) and s.name == "__init__" for s in node.body):
+            return None
+        following = None
+        for base in summary.bases:
+            if base.startswith("torch.nn.") and base.count(".") == 2 and base.rsplit(".", 1)[1][:1].isupper():
+                if base.rsplit(".", 1)[1] not in ("Module", "Sequential", "ModuleList", "ModuleDict"):
+                    return base
+            elif base in semantics.top:
+                following = following or base
+        name = following
+    return None
 
 
 def refine(semantics: Semantics, flow: Flow, receiver: Value, attr: str, value: Value | None) -> Value | None:
@@ -377,6 +421,8 @@ def graft(natural: Value, inst: Value, depth: int = 0) -> Value:
             changes["node"] = inst.node
     if natural.items is not None and inst.items is not None and len(natural.items) == len(inst.items):
         changes["items"] = tuple(graft(a, b, depth + 1) for a, b in zip(natural.items, inst.items))
+    elif natural.items is None and inst.items is not None and natural.kinds == inst.kinds:
+        changes["items"] = inst.items  # this instance's list/Sequential has a known length
     if natural.elem is not None and inst.elem is not None:
         changes["elem"] = graft(natural.elem, inst.elem, depth + 1)
     if natural.attrs is None and inst.attrs is not None and natural.kinds & OBJECT:
@@ -432,6 +478,8 @@ def arg_of(value: Value | None, node: ast.AST | None) -> Any:
         shape = value.shape
         return shape if isinstance(shape, Shape) and value.is_tensor else UNKNOWN_SHAPE
     if kinds == ANY:
+        if isinstance(value.shape, Shape):
+            return value.shape  # a module's output of unknown kind, with a tensor's shape
         # maybe a tensor (it carries autograd facts), else maybe an int
         return UNKNOWN_SHAPE if value.grad != 0 or value.sources else UNKNOWN_DIM
     if kinds == SIZE:
@@ -469,7 +517,11 @@ def _literal(node: ast.AST) -> Any:
         if v is Ellipsis:
             return Ellipsis
         return _NO_VALUE
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, ast.USub)
+        and isinstance(node.operand, ast.Constant)
+    ):
         v = node.operand.value
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             return -v
@@ -506,7 +558,9 @@ def build(template: Value, result: Any) -> Value | None:
     """A value for a symshape result: `template` (the autograd facts of the op's result) with the
     shape, or a tuple/list of such values; None when the result says nothing."""
     if isinstance(result, Shape):
-        return template.evolve(shape=result) if template.kinds & TENSORISH or template.kinds == ANY else template
+        return (
+            template.evolve(shape=result) if template.kinds & TENSORISH or template.kinds == ANY else template
+        )
     if isinstance(result, tuple):
         if result and all(isinstance(d, Dim) for d in result):
             return size_value(Shape(result))
@@ -537,7 +591,9 @@ def size_value(shape: Shape) -> Value:
     """`x.size()` / `x.shape`: a torch.Size whose items are the dims."""
     if not shape.exact:
         return Value(SIZE, grad=0, leaf=0, shape=shape)
-    items = tuple(int_value(d.value) if d.value is not None else Value(INT, grad=0, leaf=0, dim=d) for d in shape.dims)
+    items = tuple(
+        int_value(d.value) if d.value is not None else Value(INT, grad=0, leaf=0, dim=d) for d in shape.dims
+    )
     return Value(SIZE, grad=0, leaf=0, shape=shape, items=items, elem=join_all(items) if items else None)
 
 
@@ -545,11 +601,17 @@ def _with_result(template: Value, result: Any) -> Value:
     built = build(template, result)
     if built is None:
         return template
-    if template.kinds & TUPLE and built.kinds & TUPLE and template.items is not None and built.items is not None:
+    if (
+        template.kinds & TUPLE
+        and built.kinds & TUPLE
+        and template.items is not None
+        and built.items is not None
+    ):
         if len(template.items) == len(built.items):
             # keep the autograd facts of each item (values, indices) with the shapes
             items = tuple(
-                t.evolve(shape=b.shape) if b.shape is not None else t for t, b in zip(template.items, built.items)
+                t.evolve(shape=b.shape) if b.shape is not None else t
+                for t, b in zip(template.items, built.items)
             )
             return template.evolve(items=items, elem=join_all(items))
     if template.kinds & TUPLE and built.kinds & TUPLE and template.elem is not None:
@@ -616,7 +678,9 @@ def _record(flow: Flow, problem: Problem) -> None:
         problems[key] = problem
 
 
-def _error(flow: Flow, node: ast.AST, error: ShapeError, kind: str, what: str, inputs: tuple, data: Any = None) -> None:
+def _error(
+    flow: Flow, node: ast.AST, error: ShapeError, kind: str, what: str, inputs: tuple, data: Any = None
+) -> None:
     if error.code is None:
         return
     _record(flow, Problem(error.code, node, kind, what, error, inputs, data))
@@ -634,7 +698,10 @@ def _merged_batch(flow: Flow, node: ast.AST, error: ShapeError, inputs: tuple) -
             if j == i or not isinstance(other, Shape) or not other.exact or not other.dims:
                 continue
             if ss.same(other.dims[0], merged[1]) is True:
-                _record(flow, Problem("GG505", merged[0], "merged", merged[3], error, (shape, other), (node, merged)))
+                _record(
+                    flow,
+                    Problem("GG505", merged[0], "merged", merged[3], error, (shape, other), (node, merged)),
+                )
                 return
 
 
@@ -656,7 +723,15 @@ _MATMUL_DTYPE = frozenset({"matmul", "mm", "bmm", "torch.matmul", "torch.mm", "t
 _MODULE_CONVERSIONS = {"double": "float64", "float": "float32", "half": "float16", "bfloat16": "bfloat16"}
 
 
-def after_call(flow: Flow, node: ast.Call, target: Value, attr: str | None, args: Arguments, result: Value) -> Value:
+def after_call(
+    flow: Flow,
+    node: ast.Call,
+    target: Value,
+    attr: str | None,
+    args: Arguments,
+    result: Value,
+    state: Any = None,
+) -> Value:
     """Every call's result, after the semantics computed it: `target` is the receiver of a method
     call (`attr` its name) or the callee."""
     kinds = target.kinds
@@ -667,13 +742,28 @@ def after_call(flow: Flow, node: ast.Call, target: Value, attr: str | None, args
                 return _torch(flow, node, qual, args, result)
             if qual.startswith("builtins."):
                 return _builtin(qual[9:], args, result)
+            if qual in _NAMESPACES:
+                return _namespace(args, result)
         return result
     if kinds == 1 << 22:
         qual = f"{target.cls}.{attr}"
         if qual.startswith("torch."):
             return _torch(flow, node, qual, args, result)
+        if qual in _NAMESPACES:
+            return _namespace(args, result)
         return result
-    if kinds & TENSORISH and target.is_tensor:
+    if kinds == LIST and attr in ("append", "extend") and state is not None and not flow.natural:
+        _grow(node, target, attr, args, state)
+        return result
+    if attr == "__init__" and state is not None and not flow.natural and _is_super(node):
+        _base_init(flow, node, args, state)
+        return result
+    if attr == "forward" and state is not None and _is_super(node):
+        me = state.env.get("self")
+        if me is not None and isinstance(me.layer, Instance) and me.layer.base is not None:
+            return _base_layer_call(flow, node, me.layer.base, args, result)
+        return result
+    if _tensorish(target):
         return _method(flow, node, target, attr, args, result)
     if kinds == MODULE and attr in _MODULE_CONVERSIONS or attr in ("to", "type") and kinds == MODULE:
         dtype = _MODULE_CONVERSIONS.get(attr)
@@ -691,7 +781,9 @@ def _method(flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Argume
     shape = receiver.shape if isinstance(receiver.shape, Shape) else UNKNOWN_SHAPE
     out = ss.op_output(attr, shape, positional, keywords)
     if attr in _MATMUL_DTYPE and args.positional:
-        _matmul_dtype(flow, node, receiver, args.positional[0], f".{attr}()", node.func.value, args.node_of(0, "other"))  # type: ignore[attr-defined]
+        _matmul_dtype(
+            flow, node, receiver, args.positional[0], f".{attr}()", node.func.value, args.node_of(0, "other")
+        )  # type: ignore[attr-defined]
     if isinstance(out, ShapeError):
         _error(flow, node, out, "op", attr, (shape, *_shapes(positional)))
         return _with_result(result, out.shape) if out.warning and out.shape is not None else result
@@ -716,7 +808,9 @@ def _note_view(node: ast.AST, op: str, before: Shape, value: Value) -> Value:
     """A view/reshape/flatten whose leading dimension is no longer the input's: it merged (or
     split) the batch. The result remembers it, for GG505."""
     after = value.shape
-    if not (isinstance(after, Shape) and after.exact and after.dims and before.exact and len(before.dims) >= 2):
+    if not (
+        isinstance(after, Shape) and after.exact and after.dims and before.exact and len(before.dims) >= 2
+    ):
         return value
     first = before.dims[0]
     if ss.same(after.dims[0], first) is not False:
@@ -752,11 +846,26 @@ def _torch(flow: Flow, node: ast.Call, qual: str, args: Arguments, result: Value
     if qual in _LOSS_FUNCTIONS and len(args.positional) >= 2:
         _softmax_into_ce(flow, node, qual, args.positional[0])
     if qual in _MATMUL_DTYPE and len(args.positional) >= 2:
-        _matmul_dtype(flow, node, args.positional[0], args.positional[1], qual, args.node_of(0, "input"), args.node_of(1, "other"))
+        _matmul_dtype(
+            flow,
+            node,
+            args.positional[0],
+            args.positional[1],
+            qual,
+            args.node_of(0, "input"),
+            args.node_of(1, "other"),
+        )
     out = ss.op_output(qual, None, positional, keywords)
     if isinstance(out, ShapeError):
         what = qual.rsplit(".", 1)[-1]
-        _error(flow, node, out, "loss" if qual in _LOSS_FUNCTIONS else "op", what, _shapes(positional) + _list_shapes(positional))
+        _error(
+            flow,
+            node,
+            out,
+            "loss" if qual in _LOSS_FUNCTIONS else "op",
+            what,
+            _shapes(positional) + _list_shapes(positional),
+        )
         return _with_result(result, out.shape) if out.warning and out.shape is not None else result
     if out is None:
         return result
@@ -811,10 +920,20 @@ def _container(flow: Flow, node: ast.Call, last: str, args: Arguments, result: V
         if repeated:
             return result.evolve(items=None, elem=join_all(members + repeated))
         return result.evolve(items=tuple(members), elem=join_all(members) if members else None)
+    if last == "ModuleList" and len(node.args) == 1 and args.positional:
+        items = starred_items(args.positional[0])
+        if items is not None and all(v.is_module for v in items):
+            return result.evolve(items=items, elem=join_all(items) if items else result.elem)
+        return result
     if last == "ModuleDict" and len(node.args) == 1:
         arg = node.args[0]
         found: dict[str, Value] = {}
-        if isinstance(arg, ast.Call) and isinstance(arg.func, ast.Name) and arg.func.id == "dict" and not arg.args:
+        if (
+            isinstance(arg, ast.Call)
+            and isinstance(arg.func, ast.Name)
+            and arg.func.id == "dict"
+            and not arg.args
+        ):
             for kw in arg.keywords:
                 if kw.arg is None:
                     return result
@@ -850,10 +969,76 @@ def _hashable(thing: Any) -> Any:
     return thing
 
 
+_NAMESPACES = frozenset({"types.SimpleNamespace", "argparse.Namespace"})
+
+
+def _namespace(args: Arguments, result: Value) -> Value:
+    """`SimpleNamespace(n_embd=32, ...)`: an object whose attributes are known."""
+    if args.positional or not args.keywords or any(k.arg is None for k in args.node.keywords):
+        return result
+    return Value(OBJECT, grad=0, leaf=0, cls="types.SimpleNamespace", attrs=tuple(args.keywords.items()))
+
+
+def _grow(node: ast.Call, target: Value, attr: str, args: Arguments, state: Any) -> None:
+    """`xs.append(v)` / `xs.extend(vs)` in a call context, on a list whose items are known."""
+    func = node.func
+    if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)) or target.items is None:
+        return
+    name = func.value.id
+    held = state.env.get(name)
+    if held is None or not args.positional:
+        return
+    added = args.positional[0]
+    if attr == "append":
+        extra: tuple | None = (added,)
+    else:
+        extra = starred_items(added)
+    if extra is None:
+        return
+    items = target.items + extra
+    if len(items) <= MAX_ITEMS:
+        state.env[name] = held.evolve(items=items, elem=join_all(items))
+
+
+MAX_ITEMS = 64  # lists of known length the analysis keeps item by item
+MAX_UNROLL = 16  # iterations of a call context's loop over known values, evaluated one by one
+
+
+def unrollable(value: Value) -> tuple | None:
+    items = value.items
+    if items is not None and value.kinds in (LIST, TUPLE, SIZE, MODULE) and len(items) <= MAX_UNROLL:
+        return items
+    return None
+
+
 def _builtin(name: str, args: Arguments, result: Value) -> Value:
     first = args.positional[0] if args.positional else None
+    if name == "range" and first is not None and not args.keywords:
+        bounds = [dim_of(v).value for v in args.positional]
+        if (
+            all(b is not None for b in bounds)
+            and 1 <= len(bounds) <= 3
+            and (len(bounds) < 3 or bounds[2] != 0)
+        ):
+            numbers = range(*bounds)  # type: ignore[arg-type]
+            if len(numbers) <= MAX_ITEMS:
+                items = tuple(int_value(n) for n in numbers)
+                return result.evolve(items=items)
+        return result
     if first is None:
         return result
+    if name == "enumerate" and first.items is not None and len(args.positional) == 1:
+        pairs = tuple(
+            Value(TUPLE, grad=0, leaf=0, items=(int_value(i), v)) for i, v in enumerate(first.items)
+        )
+        return result.evolve(items=pairs)
+    if name == "zip" and all(v.items is not None for v in args.positional) and not args.keywords:
+        groups = tuple(
+            Value(TUPLE, grad=0, leaf=0, items=group) for group in zip(*(v.items for v in args.positional))
+        )  # type: ignore[misc]
+        return result.evolve(items=groups)
+    if name == "reversed" and first.items is not None:
+        return result.evolve(items=tuple(reversed(first.items)))
     if name == "len":
         if first.is_tensor and isinstance(first.shape, Shape):
             d = first.shape.at(0) if first.shape.exact and first.shape.dims else UNKNOWN_DIM
@@ -877,7 +1062,9 @@ def _builtin(name: str, args: Arguments, result: Value) -> Value:
 # =====================================================================================================
 # Hooks: layers and modules
 # =====================================================================================================
-def layer_call(flow: Flow, node: ast.Call, module: Value, args: Arguments, result: Value, state: Any = None) -> Value:
+def layer_call(
+    flow: Flow, node: ast.Call, module: Value, args: Arguments, result: Value, state: Any = None
+) -> Value:
     """`layer(x, ...)` of a torch.nn layer: the output shape from its spec."""
     layer = module.layer
     cls = module.cls or ""
@@ -894,7 +1081,10 @@ def layer_call(flow: Flow, node: ast.Call, module: Value, args: Arguments, resul
     if converted is None:
         return result
     positional, keywords = converted
-    inputs = tuple(p if isinstance(p, (Shape, tuple)) or p is None else UNKNOWN_SHAPE if p is UNKNOWN_DIM else p for p in positional)
+    inputs = tuple(
+        p if isinstance(p, (Shape, tuple)) or p is None else UNKNOWN_SHAPE if p is UNKNOWN_DIM else p
+        for p in positional
+    )
     out = layer.spec.output(*inputs, **keywords)
     if isinstance(out, ShapeError):
         kind = "loss" if name.endswith("Loss") else "layer"
@@ -934,7 +1124,95 @@ def _repeated(flow: Flow, node: ast.Call, elem: Value, args: Arguments, result: 
     joined = shapes[0]
     for other in shapes[1:]:
         joined = join_shapes(joined, other)
-    return result.evolve(shape=joined) if joined is not None and (result.kinds & TENSORISH or result.kinds == ANY) else result
+    return (
+        result.evolve(shape=joined)
+        if joined is not None and (result.kinds & TENSORISH or result.kinds == ANY)
+        else result
+    )
+
+
+_SEQUENTIAL_MEMBERS = "self.__sequential_members__"
+
+
+def _is_super(node: ast.Call) -> bool:
+    func = node.func
+    return (
+        isinstance(func, ast.Attribute)
+        and isinstance(func.value, ast.Call)
+        and isinstance(func.value.func, ast.Name)
+        and func.value.func.id == "super"
+    )
+
+
+def _base_init(flow: Flow, node: ast.Call, args: Arguments, state: Any) -> None:
+    """`super().__init__(*layers)` in a call context of the `__init__` of a subclass of nn.Sequential:
+    the instance remembers its members (a pseudo attribute of the summary, never of the class)."""
+    cls = flow.class_node
+    if cls is None or getattr(flow.func, "name", "") != "__init__":
+        return
+    module = flow.semantics.module
+    if not any(
+        module.qualname(b) in ("torch.nn.Sequential", "torch.nn.modules.container.Sequential")
+        for b in cls.bases
+    ):
+        return
+    members: list[Value] = []
+    for sub, value in zip(node.args, args.positional):
+        if isinstance(sub, ast.Starred):
+            spread = starred_items(value)
+            if spread is None:
+                return
+            members.extend(spread)
+        else:
+            members.append(value)
+    if args.keywords or not all(m.is_module for m in members):
+        return
+    state.env[_SEQUENTIAL_MEMBERS] = Value(TUPLE, grad=0, leaf=0, items=tuple(members))
+
+
+def _base_layer_call(flow: Flow, node: ast.Call, layer: Layer, args: Arguments, result: Value) -> Value:
+    converted = call_args(args)
+    if converted is None:
+        return result
+    inputs = tuple(UNKNOWN_SHAPE if p is UNKNOWN_DIM else p for p in converted[0])
+    out = layer.spec.output(*inputs, **converted[1])
+    if isinstance(out, ShapeError):
+        _error(flow, node, out, "layer", str(layer.spec), _shapes(inputs))
+        return result
+    if out is None:
+        return result
+    return _with_result(result if result.kinds != ANY or not isinstance(out, Shape) else result, out)
+
+
+def base_forward(
+    semantics: Semantics,
+    flow: Flow,
+    node: ast.Call,
+    module: Value,
+    args: Arguments,
+    result: Value,
+    state: Any,
+) -> Value:
+    """Calling an instance of a module class of the file that has no `forward` of its own: a
+    subclass of nn.Sequential runs its members in turn; a subclass of a layer is that layer."""
+    layer = module.layer
+    if not isinstance(layer, Instance):
+        return result
+    if layer.base is not None:
+        return _base_layer_call(flow, node, layer.base, args, result)
+    if len(args.positional) != 1 or args.keywords:
+        return result
+    members = layer.attrs(semantics, flow, module).get(_SEQUENTIAL_MEMBERS[5:])
+    if members is None or not members.items:
+        return result
+    from gradguard.engine.interpreter import Arguments as _Arguments
+
+    value = args.positional[0]
+    for member in members.items:
+        value = semantics.module_call(flow, node, member, _Arguments(node, [value], {}), state)
+    if value.is_tensor and value.shape is not None and (result.kinds & TENSORISH or result.kinds == ANY):
+        return result.evolve(shape=value.shape)
+    return result
 
 
 def _nested_shapes(inputs: tuple) -> tuple:
@@ -957,7 +1235,11 @@ def module_attribute(module: Value, attr: str, result: Value) -> Value:
     params = spec.params
     if attr in params and result.kinds & (INT | ANY) and not result.kinds & TENSORISH:
         v = params[attr]
-        d = v if isinstance(v, Dim) else (Dim.const(v) if isinstance(v, int) and not isinstance(v, bool) else None)
+        d = (
+            v
+            if isinstance(v, Dim)
+            else (Dim.const(v) if isinstance(v, int) and not isinstance(v, bool) else None)
+        )
         if d is not None and not d.is_unknown:
             return int_value(d.value) if d.value is not None else result.evolve(dim=d)
         return result
@@ -973,7 +1255,11 @@ def _parameter_shape(spec: LayerSpec, attr: str) -> Shape | None:
 
     def d(key: str) -> Dim:
         v = p.get(key)
-        return v if isinstance(v, Dim) else (Dim.const(v) if isinstance(v, int) and not isinstance(v, bool) else UNKNOWN_DIM)
+        return (
+            v
+            if isinstance(v, Dim)
+            else (Dim.const(v) if isinstance(v, int) and not isinstance(v, bool) else UNKNOWN_DIM)
+        )
 
     if name in ("Linear",):
         if attr == "weight":
@@ -993,8 +1279,19 @@ def _parameter_shape(spec: LayerSpec, attr: str) -> Shape | None:
                 return None
             groups = d("groups")
             inner = d("in_channels") // groups if groups.value != 1 else d("in_channels")
-            return Shape((d("out_channels"), inner, *(ss.dim(x) if isinstance(x, (int, Dim)) else UNKNOWN_DIM for x in ks)))
-    if name.startswith(("BatchNorm", "InstanceNorm")) and attr in ("weight", "bias", "running_mean", "running_var"):
+            return Shape(
+                (
+                    d("out_channels"),
+                    inner,
+                    *(ss.dim(x) if isinstance(x, (int, Dim)) else UNKNOWN_DIM for x in ks),
+                )
+            )
+    if name.startswith(("BatchNorm", "InstanceNorm")) and attr in (
+        "weight",
+        "bias",
+        "running_mean",
+        "running_var",
+    ):
         return Shape((d("num_features"),))
     return None
 
@@ -1008,7 +1305,9 @@ def _layer_dtype(flow: Flow, node: ast.Call, module: Value, value: Value) -> Non
 _FLOAT32_LAYERS = frozenset({"Linear", "Conv1d", "Conv2d", "Conv3d", "LSTM", "GRU", "RNN"})
 
 
-def _matmul_dtype(flow: Flow, node: ast.AST, left: Value, right: Value, op: str, left_node: Any, right_node: Any) -> None:
+def _matmul_dtype(
+    flow: Flow, node: ast.AST, left: Value, right: Value, op: str, left_node: Any, right_node: Any
+) -> None:
     a, b = left.dtype, right.dtype
     if {a, b} == {"float32", "float64"} and left.is_tensor and right.is_tensor:
         wrong = left_node if a == "float64" else right_node
@@ -1035,15 +1334,26 @@ _BINARY_NAMES = {
 
 def binary(flow: Flow, op: ast.operator, node: ast.AST, left: Value, right: Value, result: Value) -> Value:
     """`a + b`, `a @ b`, ... after the interpreter computed the result's facts."""
-    left_tensor = bool(left.kinds & TENSORISH) and left.is_tensor
-    right_tensor = bool(right.kinds & TENSORISH) and right.is_tensor
+    left_tensor = _tensorish(left)
+    right_tensor = _tensorish(right)
     if not (left_tensor or right_tensor):
+        if isinstance(op, ast.Add) and left.items is not None and right.items is not None:
+            if left.kinds in (LIST, TUPLE) and left.kinds == right.kinds and not result.items:
+                items = left.items + right.items
+                if len(items) <= MAX_ITEMS:
+                    return result.evolve(items=items, elem=join_all(items) if items else None)
         return binary_int(op, left, right, result)
     symbol_ = _BINARY_NAMES.get(op.__class__)
     if symbol_ is None:
         return result
     a = left.shape if left_tensor else (_scalar(left))
     b = right.shape if right_tensor else (_scalar(right))
+    if (a == 1 or b == 1) and not isinstance(op, ast.MatMult):
+        # a Python number with a tensor: the tensor's shape
+        shape = b if a == 1 else a
+        if isinstance(shape, Shape):
+            return result.evolve(shape=shape)
+        return result
     if isinstance(op, ast.MatMult):
         if left_tensor and right_tensor and isinstance(node, ast.BinOp):
             _matmul_dtype(flow, node, left, right, "@", node.left, node.right)
@@ -1063,6 +1373,13 @@ def binary(flow: Flow, op: ast.operator, node: ast.AST, left: Value, right: Valu
         return result
     merged = marker(a) or marker(b)
     return result.evolve(shape=with_marker(out, merged) if merged else out)
+
+
+def _tensorish(value: Value) -> bool:
+    """A tensor, or a value of unknown kind that has a tensor's shape (a module's output)."""
+    if value.kinds & TENSORISH and value.is_tensor:
+        return True
+    return value.kinds == ANY and isinstance(value.shape, Shape)
 
 
 _DUNDER = {"+": "__add__", "-": "__sub__", "*": "__mul__", "/": "__truediv__", "@": "__matmul__"}
@@ -1138,9 +1455,18 @@ def subscript(flow: Flow, node: ast.Subscript, base: Value, index: Value, result
         items = base.items
         if dims is None and items is None:
             return result
-        seq = list(items) if items is not None else [int_value(d.value) if d.value is not None else Value(INT, grad=0, leaf=0, dim=d) for d in dims]  # type: ignore[union-attr]
+        seq = (
+            list(items)
+            if items is not None
+            else [
+                int_value(d.value) if d.value is not None else Value(INT, grad=0, leaf=0, dim=d) for d in dims
+            ]
+        )  # type: ignore[union-attr]
         if isinstance(node.slice, ast.Slice):
-            bounds = [_literal(b) if b is not None else None for b in (node.slice.lower, node.slice.upper, node.slice.step)]
+            bounds = [
+                _literal(b) if b is not None else None
+                for b in (node.slice.lower, node.slice.upper, node.slice.step)
+            ]
             if any(b is _NO_VALUE or (b is not None and not isinstance(b, int)) for b in bounds):
                 return result
             part = seq[slice(*bounds)]
@@ -1229,7 +1555,9 @@ def named(value: Value, name: str, stmt: ast.AST) -> Value:
     return value
 
 
-def unpack(flow: Flow, target: ast.Tuple | ast.List, value: Value, source: ast.AST | None, state: Any, stmt: ast.AST) -> Value:
+def unpack(
+    flow: Flow, target: ast.Tuple | ast.List, value: Value, source: ast.AST | None, state: Any, stmt: ast.AST
+) -> Value:
     """`b, t, c = x.size()` / `x.shape` of a tensor whose shape is not known: the names become
     symbols and `x` gets the shape `[b, t, c]`."""
     if value.kinds != SIZE or value.items is not None:
@@ -1252,13 +1580,20 @@ def unpack(flow: Flow, target: ast.Tuple | ast.List, value: Value, source: ast.A
     new_shape = Shape(dims)
     # the tensor the size came from now has a known rank
     receiver = None
-    if isinstance(source, ast.Call) and isinstance(source.func, ast.Attribute) and source.func.attr == "size" and not source.args:
+    if (
+        isinstance(source, ast.Call)
+        and isinstance(source.func, ast.Attribute)
+        and source.func.attr == "size"
+        and not source.args
+    ):
         receiver = source.func.value
     elif isinstance(source, ast.Attribute) and source.attr == "shape":
         receiver = source.value
     if isinstance(receiver, ast.Name) and receiver.id in state.env:
         held = state.env[receiver.id]
-        if held.is_tensor and (held.shape is None or (isinstance(held.shape, Shape) and not held.shape.exact)):
+        if held.is_tensor and (
+            held.shape is None or (isinstance(held.shape, Shape) and not held.shape.exact)
+        ):
             state.env[receiver.id] = held.evolve(shape=new_shape)
     return size_value(new_shape)
 
@@ -1416,7 +1751,9 @@ def _builds_tensors(source: Any, script: list[ast.stmt]) -> bool:
     for stmt in script:
         for node in ast.walk(stmt):
             if isinstance(node, ast.Call):
-                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                name = (
+                    node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                )
                 if name + "(" in _SCRIPT_TRIGGERS:
                     return True
     return False
@@ -1494,7 +1831,9 @@ def context_flows(semantics: Semantics, func: ast.AST) -> list[Flow]:
     return reached.get(func, [])
 
 
-def values_at(semantics: Semantics, func: ast.AST, node: ast.AST, within: list[Flow] | None = None) -> list[Value]:
+def values_at(
+    semantics: Semantics, func: ast.AST, node: ast.AST, within: list[Flow] | None = None
+) -> list[Value]:
     """The value of an expression of `func` in each call context the roots (or `within`) reach."""
     if within is None:
         found = context_flows(semantics, func)
@@ -1552,9 +1891,15 @@ def problems(unit: Unit) -> list[Problem]:
                 if top is not None:
                     semantics.consulted.add(top)
             for key, problem in flow.shape_problems.items():
-                if key not in found and unit_contains(unit, problem.node) and not _guarded(unit, problem.node):
+                if (
+                    key not in found
+                    and unit_contains(unit, problem.node)
+                    and not _guarded(unit, problem.node)
+                ):
                     found[key] = problem
-        out = sorted(found.values(), key=lambda p: (getattr(p.node, "lineno", 0), getattr(p.node, "col_offset", 0)))
+        out = sorted(
+            found.values(), key=lambda p: (getattr(p.node, "lineno", 0), getattr(p.node, "col_offset", 0))
+        )
         # a mismatch a merged batch explains is reported once, at the view that merged it
         explained = {p.data[0] for p in out if p.code == "GG505"}
         return [p for p in out if p.code == "GG505" or p.node not in explained]
