@@ -190,7 +190,9 @@ class Analyzer:
         findings = self._check_tree(tree, source, path, errors)
         return CheckResult(self._filter(findings, source), tree, errors)
 
-    def _check_tree(self, tree: ast.Module, source: SourceFile, path: str, errors: list[RuleError]) -> list[Finding]:
+    def _check_tree(
+        self, tree: ast.Module, source: SourceFile, path: str, errors: list[RuleError]
+    ) -> list[Finding]:
         module = ModuleContext(tree, source)
         if not module.imports_torch:
             # Every rule is about torch code: a file that never imports torch is silent.

@@ -250,7 +250,9 @@ _GRAD_DISABLING = frozenset(
     {"torch.no_grad", "torch.inference_mode", "torch.autograd.no_grad", "torch.autograd.grad_mode.no_grad",
      "torch.autograd.inference_mode"}
 )  # fmt: skip
-_GRAD_ENABLING = frozenset({"torch.enable_grad", "torch.autograd.enable_grad", "torch.autograd.grad_mode.enable_grad"})
+_GRAD_ENABLING = frozenset(
+    {"torch.enable_grad", "torch.autograd.enable_grad", "torch.autograd.grad_mode.enable_grad"}
+)
 _GRAD_SETTERS = frozenset({"torch.set_grad_enabled", "torch.autograd.set_grad_enabled"})
 
 _CUT_METHODS = {"detach": DETACH, "item": ITEM, "tolist": ITEM, "numpy": NUMPY_CUT}
@@ -491,7 +493,7 @@ class Flow:
     def _loop(self, stmt: ast.For | ast.AsyncFor | ast.While, state: State) -> State | None:
         is_for = not isinstance(stmt, ast.While)
         iterated = self._eval(stmt.iter, state) if is_for else None  # type: ignore[union-attr]
-        if iterated is not None and not self.natural:
+        if iterated is not None and (not self.natural or shape_flow.builds(self)):
             items = shape_flow.unrollable(iterated)
             if items is not None:
                 return self._unrolled(stmt, items, state)  # type: ignore[arg-type]
@@ -545,9 +547,7 @@ class Flow:
         local value with a graph that `loss` was computed from, or that was computed from
         it (`total = total + loss`), now rests on freed buffers."""
         graph_names = {
-            name
-            for name in loss.names
-            if (value := state.env.get(name)) is not None and has_graph(value)
+            name for name in loss.names if (value := state.env.get(name)) is not None and has_graph(value)
         }
         for name, value in state.env.items():
             if not has_graph(value) or not value.saves or backward in value.stale:
@@ -711,7 +711,11 @@ class Flow:
                 if outside and value.known:
                     else_state.env[name] = value.evolve(kinds=outside)
             return then_state, else_state
-        if isinstance(test, ast.Attribute) and test.attr == "requires_grad" and isinstance(test.value, ast.Name):
+        if (
+            isinstance(test, ast.Attribute)
+            and test.attr == "requires_grad"
+            and isinstance(test.value, ast.Name)
+        ):
             name = test.value.id
             value = state.env.get(name)
             if value is not None and value.kinds & TENSORISH:
@@ -762,7 +766,9 @@ class Flow:
         if name in self.declared_global or name in self.declared_nonlocal:
             self.semantics.note_global_store(name, value)
 
-    def _bind(self, target: ast.expr, value: Value, source: ast.expr | None, state: State, stmt: ast.AST) -> None:
+    def _bind(
+        self, target: ast.expr, value: Value, source: ast.expr | None, state: State, stmt: ast.AST
+    ) -> None:
         kind = target.__class__
         if kind is ast.Name:
             if value.kinds == INT and value.dim is None:
@@ -816,7 +822,9 @@ class Flow:
                 before = state.env[path]
             else:
                 before = self.semantics.attribute(self, base, target, state)  # type: ignore[arg-type]
-            self._record(ATTRIBUTE_STORE, stmt, state, value, op=attr, target=target, args=(base,), data=before)
+            self._record(
+                ATTRIBUTE_STORE, stmt, state, value, op=attr, target=target, args=(base,), data=before
+            )
             if attr == "requires_grad" and source is not None and _literal(source) is False:
                 # `p.requires_grad = False` / `self.emb.weight.requires_grad = False`: what `p`
                 # comes from no longer trains
@@ -935,14 +943,18 @@ class Flow:
         base = self._eval(node.value, state)
         index = self._eval(node.slice, state)
         result = self._subscript_facts(node, base, index, state)
-        if base.kinds & (TENSORISH | SIZE | TUPLE):
+        if base.kinds & (TENSORISH | SIZE | TUPLE | LIST):
             result = shape_flow.subscript(self, node, base, index, result)
         return result
 
     def _subscript_facts(self, node: ast.Subscript, base: Value, index: Value, state: State) -> Value:
         if base.kinds & TENSORISH and base.is_tensor:
             return self._index_tensor(node, base, index, state)
-        if base.items is not None and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int):
+        if (
+            base.items is not None
+            and isinstance(node.slice, ast.Constant)
+            and isinstance(node.slice.value, int)
+        ):
             position = node.slice.value
             if -len(base.items) <= position < len(base.items):
                 return base.items[position]
@@ -1001,7 +1013,9 @@ class Flow:
         result = self._binary_facts(op, left, right, node, state)
         return shape_flow.binary(self, op, node, left, right, result)
 
-    def _binary_facts(self, op: ast.operator, left: Value, right: Value, node: ast.AST, state: State) -> Value:
+    def _binary_facts(
+        self, op: ast.operator, left: Value, right: Value, node: ast.AST, state: State
+    ) -> Value:
         self._note_terms(op, left, right, node, state)
         name = _BINARY_OPS.get(op.__class__, "add")
         if left.is_tensor or right.is_tensor:
@@ -1071,7 +1085,10 @@ class Flow:
         values = tuple(self._eval(e, state) for e in node.elts)
         kind = {ast.Tuple: TUPLE, ast.List: LIST, ast.Set: LIST}[node.__class__]
         if any(isinstance(e, ast.Starred) for e in node.elts):
-            parts = [element_of(v) if isinstance(e, ast.Starred) else v for e, v in zip(node.elts, values, strict=True)]
+            parts = [
+                element_of(v) if isinstance(e, ast.Starred) else v
+                for e, v in zip(node.elts, values, strict=True)
+            ]
             return Value(kind, grad=NO, leaf=NO, elem=join_all(parts) if parts else None)
         return Value(
             kind,
@@ -1090,7 +1107,11 @@ class Flow:
         return Value(DICT, grad=NO, leaf=NO, elem=join_all(parts) if parts else None)
 
     def _comprehension(self, node: ast.AST, state: State) -> Value:
-        if not self.natural and isinstance(node, ast.ListComp) and len(node.generators) == 1:
+        if (
+            (not self.natural or shape_flow.builds(self))
+            and isinstance(node, ast.ListComp)
+            and len(node.generators) == 1
+        ):
             unrolled = self._unrolled_comprehension(node, state)
             if unrolled is not None:
                 return unrolled
@@ -1166,12 +1187,16 @@ class Flow:
         func = node.func
         if isinstance(func, ast.Attribute):
             path = _self_path(func)
-            receiver = state.env[path] if path is not None and path in state.env else self._eval(func.value, state)
+            receiver = (
+                state.env[path] if path is not None and path in state.env else self._eval(func.value, state)
+            )
             if path is not None and path in state.env:
                 self._eval(func.value, state)
             self.values[func] = UNKNOWN
             args = self._arguments(node, state)
-            result = self._without_grad(self.semantics.method_call(self, node, receiver, func.attr, args, state), node, state)
+            result = self._without_grad(
+                self.semantics.method_call(self, node, receiver, func.attr, args, state), node, state
+            )
             return shape_flow.after_call(self, node, receiver, func.attr, args, result, state)
         callee = self._eval(func, state)
         args = self._arguments(node, state)
@@ -1225,7 +1250,13 @@ class Flow:
         return result
 
     def _record_saves(
-        self, facts: torch_facts.OpFacts, node: ast.AST, operands: tuple, names: tuple, result: Value, state: State
+        self,
+        facts: torch_facts.OpFacts,
+        node: ast.AST,
+        operands: tuple,
+        names: tuple,
+        result: Value,
+        state: State,
     ) -> None:
         certain = result.grad == YES
         if facts.saves_result or facts.saves_inputs:
@@ -1303,8 +1334,14 @@ def _carries_autograd(value: Value) -> bool:
 
 def has_graph(value: Value) -> bool:
     """A tensor (or unknown object) with autograd history behind it."""
-    return value.grad != NO and value.leaf != YES and (
-        bool(value.kinds & TENSORISH) and (value.is_tensor or value.kinds == ANY) and (value.sources or value.grad == YES)
+    return (
+        value.grad != NO
+        and value.leaf != YES
+        and (
+            bool(value.kinds & TENSORISH)
+            and (value.is_tensor or value.kinds == ANY)
+            and (value.sources or value.grad == YES)
+        )
     )
 
 

@@ -108,7 +108,14 @@ _FUNCTION_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
 # -- vocabulary (hand-written: names people give things; not torch facts) ----------------------
 _LOSS_WORDS = ("loss", "crit", "metric", "criterion", "objective")
 
-_BUILTIN_CONTAINERS = {"list": LIST, "tuple": TUPLE, "sorted": LIST, "reversed": LIST, "set": LIST, "frozenset": LIST}
+_BUILTIN_CONTAINERS = {
+    "list": LIST,
+    "tuple": TUPLE,
+    "sorted": LIST,
+    "reversed": LIST,
+    "set": LIST,
+    "frozenset": LIST,
+}
 _BUILTIN_BOOLS = frozenset({"isinstance", "issubclass", "hasattr", "callable", "all", "any"})
 _BUILTIN_NONE = frozenset({"print", "setattr", "delattr", "exec"})
 _BUILTINS = frozenset(
@@ -290,10 +297,13 @@ class Semantics:
             return cached
         if func is None:
             self._script_busy = True
+            concrete = self.shape_index.concrete
+            self.shape_index.concrete = True  # the script's calls give concrete shapes
             try:
                 flow = Flow(self, None, self.script)
             finally:
                 self._script_busy = False
+                self.shape_index.concrete = concrete
         else:
             parent = self.scope_parent(func)
             enclosing = None
@@ -306,7 +316,12 @@ class Semantics:
             elif parent is not None:
                 enclosing = self.flow(parent)
             body = func.body if isinstance(func, _FUNCTION_TYPES) else [ast.Return(value=func.body)]  # type: ignore[attr-defined]
-            flow = Flow(self, func, body, enclosing=enclosing, class_node=class_node)
+            concrete = self.shape_index.concrete
+            self.shape_index.concrete = False
+            try:
+                flow = Flow(self, func, body, enclosing=enclosing, class_node=class_node)
+            finally:
+                self.shape_index.concrete = concrete
         self._flows[func] = flow
         return flow
 
@@ -321,7 +336,9 @@ class Semantics:
                     parents[current] = scope
                     scope = current
                 for child in ast.iter_child_nodes(current):
-                    if isinstance(child, (ast.stmt, ast.expr, ast.excepthandler, ast.match_case, ast.comprehension)):
+                    if isinstance(
+                        child, (ast.stmt, ast.expr, ast.excepthandler, ast.match_case, ast.comprehension)
+                    ):
                         stack.append((child, scope))
             self._scope_parent = parents
         return self._scope_parent.get(node)
@@ -419,7 +436,13 @@ class Semantics:
             return None
         text = ast.unparse(annotation) if not isinstance(annotation, ast.Constant) else str(annotation.value)
         optional = "Optional" in text or "None" in text
-        if "Tensor" in text and "List" not in text and "list" not in text and "Tuple" not in text and "tuple" not in text:
+        if (
+            "Tensor" in text
+            and "List" not in text
+            and "list" not in text
+            and "Tuple" not in text
+            and "tuple" not in text
+        ):
             return Value(TENSOR | (NONE if optional else 0), grad=MAYBE, leaf=MAYBE)
         if optional:
             return None
@@ -492,11 +515,19 @@ class Semantics:
                         for method_name, method in base_info.methods.items():
                             info.methods.setdefault(method_name, method)
             for stmt in info.node.body:
-                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+                if (
+                    isinstance(stmt, ast.Assign)
+                    and len(stmt.targets) == 1
+                    and isinstance(stmt.targets[0], ast.Name)
+                ):
                     value = self._class_body_value(stmt.value)
                     if value is not None:
                         info.attrs[stmt.targets[0].id] = value
-                elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+                elif (
+                    isinstance(stmt, ast.AnnAssign)
+                    and isinstance(stmt.target, ast.Name)
+                    and stmt.value is not None
+                ):
                     value = self._class_body_value(stmt.value)  # a dataclass field's default
                     if value is not None:
                         info.attrs[stmt.target.id] = value
@@ -609,7 +640,9 @@ class Semantics:
             info = self.class_info(base.cls)  # type: ignore[arg-type]
             if info is not None:
                 if attr == "apply" and info.kind == KIND_FUNCTION:
-                    return Value(CALLABLE, grad=NO, leaf=NO, cls=f"{base.cls}.apply", node=info.methods.get("forward"))
+                    return Value(
+                        CALLABLE, grad=NO, leaf=NO, cls=f"{base.cls}.apply", node=info.methods.get("forward")
+                    )
                 method = info.methods.get(attr)
                 if method is not None:
                     return Value(CALLABLE, grad=NO, leaf=NO, node=method, cls=base.cls)
@@ -648,13 +681,17 @@ class Semantics:
 
     def _module_attribute(self, module: Value, attr: str, node: ast.AST) -> Value:
         cls = module.cls or ""
-        if attr in ("weight", "bias", "in_proj_weight", "in_proj_bias") or attr.startswith(("weight_", "bias_")):
+        if attr in ("weight", "bias", "in_proj_weight", "in_proj_bias") or attr.startswith(
+            ("weight_", "bias_")
+        ):
             if cls.startswith("torch.nn.") and self._layer_has_parameters(cls) is False:
                 return UNKNOWN
             return Value(TENSOR | PARAMETER, grad=YES, leaf=YES, sources=module.sources or frozenset((node,)),
                          sites=frozenset((node,)), roots=frozenset((node,)))  # fmt: skip
         if attr in ("running_mean", "running_var", "num_batches_tracked"):
-            return Value(TENSOR | BUFFER, grad=NO, leaf=YES, sites=frozenset((node,)), roots=frozenset((node,)))
+            return Value(
+                TENSOR | BUFFER, grad=NO, leaf=YES, sites=frozenset((node,)), roots=frozenset((node,))
+            )
         if attr == "training":
             return BOOL_VALUE
         if attr in ("in_features", "out_features", "in_channels", "out_channels", "num_features",
@@ -726,7 +763,11 @@ class Semantics:
     def _instantiate(self, flow: Flow, node: ast.Call, callee: Value, args: Arguments, state: State) -> Value:
         name = callee.cls or ""
         info = self.class_info(name) if name in self.top else None
-        kind = info.kind if info is not None else (self.module.classes[name].kind if name in self.module.classes else "")
+        kind = (
+            info.kind
+            if info is not None
+            else (self.module.classes[name].kind if name in self.module.classes else "")
+        )
         if kind == KIND_MODULE:
             self.source_kinds.setdefault(node, "module")
             module = Value(MODULE, grad=NO, leaf=NO, cls=name, sources=frozenset((node,)), node=callee.node)
@@ -753,7 +794,11 @@ class Semantics:
             self.call_function(flow, node, init, args, state, self_value=instance)
             return self.last_self_attributes
         if any(_decorator_name(d) == "dataclass" for d in info.node.decorator_list):
-            fields = [s.target.id for s in info.node.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)]
+            fields = [
+                s.target.id
+                for s in info.node.body
+                if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)
+            ]
             bound = dict(zip(fields, args.positional, strict=False))
             bound.update({k: v for k, v in args.keywords.items() if k in fields})
             return tuple(bound.items())
@@ -764,7 +809,13 @@ class Semantics:
         return summary is not None and any(b.startswith("torch.optim.") for b in summary.bases)
 
     def module_call(
-        self, flow: Flow, node: ast.Call, module: Value, args: Arguments, state: State, site: ast.AST | None = None
+        self,
+        flow: Flow,
+        node: ast.Call,
+        module: Value,
+        args: Arguments,
+        state: State,
+        site: ast.AST | None = None,
     ) -> Value:
         """`module(*args)`. `site` identifies the output tensor (the call node unless the
         module runs inside a Sequential, where each member's output is its own tensor)."""
@@ -791,7 +842,9 @@ class Semantics:
                 for layer in module.items:
                     if layer.is_module:
                         member = layer.node if isinstance(layer.node, ast.Call) else None
-                        value = self.module_call(flow, node, layer, Arguments(node, [value], {}), state, site=member)
+                        value = self.module_call(
+                            flow, node, layer, Arguments(node, [value], {}), state, site=member
+                        )
                     else:
                         value = UNKNOWN
                 return value
@@ -803,8 +856,10 @@ class Semantics:
                 target = node.args[0] if site is node and node.args else node
                 flow._inplace(node, target, args.positional[0], (), "inplace=True", state)
                 return args.positional[0]
-            result = self._layer_output(site, module, inputs, state, has_params=self._layer_has_parameters(cls))
-            result = shape_flow.layer_call(flow, node, module, args, result, state)
+            result = self._layer_output(
+                site, module, inputs, state, has_params=self._layer_has_parameters(cls)
+            )
+            result = shape_flow.layer_call(flow, node, module, args, result, state, member=site is not node)
             if last in _LAYER_SAVES_OUTPUT and state.nograd is None and result.grad != NO:
                 facts = torch_facts.function(f"torch.{_LAYER_SAVES_OUTPUT[last]}")
                 if facts is not None:
@@ -827,7 +882,10 @@ class Semantics:
         if has_params is not False:
             grad = YES if has_params else max(result.grad, MAYBE)
             result = result.evolve(
-                grad=grad, leaf=NO if grad == YES else MAYBE, sources=result.sources | module.sources, saves=True
+                grad=grad,
+                leaf=NO if grad == YES else MAYBE,
+                sources=result.sources | module.sources,
+                saves=True,
             )
         elif module.cls and module.cls.rsplit(".", 1)[-1] in _LAYER_SAVES_OUTPUT and result.grad != NO:
             result = result.evolve(saves=True)
@@ -851,7 +909,9 @@ class Semantics:
             return result.evolve(sources=(result.sources & from_inputs) | module.sources)
         return result
 
-    def _function_apply(self, flow: Flow, node: ast.Call, callee: Value, args: Arguments, state: State) -> Value:
+    def _function_apply(
+        self, flow: Flow, node: ast.Call, callee: Value, args: Arguments, state: State
+    ) -> Value:
         flow._record(CALL, node, state, callee, op="apply", args=tuple(args.all()))
         tensors = [v for v in args.all() if v.kinds & TENSORISH or v.kinds == ANY]
         result = combine(tensors, node=node)
@@ -903,7 +963,9 @@ class Semantics:
                 end = callee.exit_state
                 saved = end.saved if end is not None else {}
                 self_attrs = (
-                    tuple((k[5:], v) for k, v in end.env.items() if k.startswith("self.") and k.count(".") == 1)
+                    tuple(
+                        (k[5:], v) for k, v in end.env.items() if k.startswith("self.") and k.count(".") == 1
+                    )
                     if end is not None and self_value is not None
                     else ()
                 )
@@ -912,7 +974,7 @@ class Semantics:
                 self._stack.pop()
             self._summaries[key] = cached  # type: ignore[assignment]
         value, saved, mutated, self_attrs = cached  # type: ignore[misc]
-        self.shape_index.note_call(flow, key)
+        self.shape_index.note_call(flow, key, node)
         self.last_self_attributes = self_attrs
         if nograd:
             if value.grad != NO:
@@ -939,7 +1001,9 @@ class Semantics:
             node = parent
         return None
 
-    def _bind_arguments(self, func: ast.AST, args: Arguments, self_value: Value | None) -> dict[str, Value] | None:
+    def _bind_arguments(
+        self, func: ast.AST, args: Arguments, self_value: Value | None
+    ) -> dict[str, Value] | None:
         spec = func.args  # type: ignore[attr-defined]
         positional = [a.arg for a in spec.posonlyargs + spec.args]
         bound: dict[str, Value] = {}
@@ -965,7 +1029,9 @@ class Semantics:
             else:
                 rest[key] = value
         if spec.kwarg is not None:
-            bound[spec.kwarg.arg] = Value(DICT, grad=NO, leaf=NO, elem=join_all(rest.values()) if rest else None)
+            bound[spec.kwarg.arg] = Value(
+                DICT, grad=NO, leaf=NO, elem=join_all(rest.values()) if rest else None
+            )
         return bound
 
     # -- methods ---------------------------------------------------------------------------------
@@ -1038,9 +1104,15 @@ class Semantics:
             sources = receiver.sources or receiver.roots or frozenset((node,))
             for root in sources:
                 self.source_kinds.setdefault(root, "opaque")
-            return self._module_method(flow, node, receiver.evolve(kinds=MODULE, sources=sources), attr, args, state)
+            return self._module_method(
+                flow, node, receiver.evolve(kinds=MODULE, sources=sources), attr, args, state
+            )
         if kinds == ANY or kinds & (TENSORISH | OBJECT):
-            if kinds == ANY and _is_tensor_method_name(attr) and (receiver.grad != NO or receiver.sources or receiver.cuts):
+            if (
+                kinds == ANY
+                and _is_tensor_method_name(attr)
+                and (receiver.grad != NO or receiver.sources or receiver.cuts)
+            ):
                 # a tensor method on something that carries autograd facts: the same facts
                 # come out (without claiming the receiver was a tensor)
                 result = self.tensor_method(flow, node, receiver.evolve(kinds=TENSOR), attr, args, state)
@@ -1086,7 +1158,11 @@ class Semantics:
         if not delegated and not (receiver.kinds & (TENSORISH | NUMPY | NUMBER) or receiver.kinds == ANY):
             return NONE_VALUE
         retain = _retains(node)
-        stale = [(name, held) for name in sorted(loss.names) if (held := state.env.get(name)) is not None and held.stale]
+        stale = [
+            (name, held)
+            for name in sorted(loss.names)
+            if (held := state.env.get(name)) is not None and held.stale
+        ]
         # where the staleness comes from: stale names not computed from another stale name
         stale_set = {name for name, _ in stale}
         stale = [(name, held) for name, held in stale if not (held.names - {name}) & stale_set] or stale
@@ -1101,7 +1177,9 @@ class Semantics:
             flow.free_graph(loss, node, state)
         return NONE_VALUE
 
-    def _ctx_method(self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State) -> Value:
+    def _ctx_method(
+        self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State
+    ) -> Value:
         if attr in ("save_for_backward", "mark_dirty", "mark_non_differentiable", "set_materialize_grads"):
             flow._record(CALL, node, state, receiver, op=f"ctx.{attr}", args=tuple(args.all()))
             return NONE_VALUE
@@ -1158,7 +1236,9 @@ class Semantics:
             return NONE_VALUE
         if attr in ("register_buffer", "register_parameter", "add_module", "register_module"):
             first = args.node_of(0, "name")
-            value = args.get(1, {"register_buffer": "tensor", "register_parameter": "param"}.get(attr, "module"))
+            value = args.get(
+                1, {"register_buffer": "tensor", "register_parameter": "param"}.get(attr, "module")
+            )
             if isinstance(first, ast.Constant) and isinstance(first.value, str):
                 if attr == "register_buffer":
                     base = value if value is not None else NONE_VALUE
@@ -1168,7 +1248,7 @@ class Semantics:
                     if base.kinds & NONE:
                         stored = join(stored, NONE_VALUE) if base.kinds != NONE else NONE_VALUE
                 elif attr == "register_parameter":
-                    stored = (value or UNKNOWN)
+                    stored = value or UNKNOWN
                 else:
                     stored = value or UNKNOWN
                 flow._record(ATTRIBUTE_STORE, node, state, stored, op=first.value, target=node, data=attr)
@@ -1193,7 +1273,11 @@ class Semantics:
             if method is not None and method.is_module:
                 return self.module_call(flow, node, method, args, state)
             return UNKNOWN
-        if cls.endswith(("ModuleList", "ModuleDict", "Sequential")) and attr in ("append", "extend", "insert"):
+        if cls.endswith(("ModuleList", "ModuleDict", "Sequential")) and attr in (
+            "append",
+            "extend",
+            "insert",
+        ):
             return NONE_VALUE
         if cls.endswith(("ModuleDict",)) and attr in ("values", "items", "keys"):
             return Value(LIST, grad=NO, leaf=NO, elem=receiver.elem or UNKNOWN)
@@ -1238,7 +1322,11 @@ class Semantics:
         if attr in _SHAPE_METHODS:
             if attr == "size" and not node.args and not node.keywords:
                 return SIZE_VALUE
-            return INT_VALUE if attr not in ("is_contiguous", "is_floating_point", "is_complex", "equal") else BOOL_VALUE
+            return (
+                INT_VALUE
+                if attr not in ("is_contiguous", "is_floating_point", "is_complex", "equal")
+                else BOOL_VALUE
+            )
         facts = torch_facts.op(attr)
         if attr.endswith("_") and not attr.startswith("_") and attr not in _INPLACE_EXCEPTIONS:
             operands = tuple(args.all())
@@ -1251,9 +1339,13 @@ class Semantics:
             result = combine((receiver,), node=node).evolve(dtype=receiver.dtype)
             return result
         if attr in ("clone",):
-            return combine((receiver,), node=node).evolve(dtype=receiver.dtype, leaf=NO if receiver.grad != NO else YES)
+            return combine((receiver,), node=node).evolve(
+                dtype=receiver.dtype, leaf=NO if receiver.grad != NO else YES
+            )
         operands = (receiver, *args.positional, *args.keywords.values())
-        if attr in _INT_OUTPUT_OPS or (facts is not None and not facts.differentiable and attr not in _BOOL_OUTPUT_OPS):
+        if attr in _INT_OUTPUT_OPS or (
+            facts is not None and not facts.differentiable and attr not in _BOOL_OUTPUT_OPS
+        ):
             return cut(combine(operands, node=node), NONDIFF, node, TENSOR).evolve(dtype="int64")
         if attr in _BOOL_OUTPUT_OPS:
             return cut(combine(operands, node=node), NONDIFF, node, TENSOR).evolve(dtype="bool")
@@ -1288,7 +1380,9 @@ class Semantics:
             result = result.evolve(dtype=receiver.dtype)
         return result
 
-    def _convert(self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State) -> Value:
+    def _convert(
+        self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State
+    ) -> Value:
         if attr in _DTYPE_METHOD_NAMES:
             dtype = _DTYPE_METHOD_NAMES[attr]
         else:
@@ -1304,7 +1398,9 @@ class Semantics:
         if dtype is not None and not is_float_dtype(dtype):
             return cut(combine((receiver,), node=node), NONDIFF, node, TENSOR).evolve(dtype=dtype)
         if receiver.grad == NO:
-            return receiver.evolve(dtype=dtype or receiver.dtype, sites=frozenset((node,)), roots=frozenset((node,)))
+            return receiver.evolve(
+                dtype=dtype or receiver.dtype, sites=frozenset((node,)), roots=frozenset((node,))
+            )
         return combine((receiver,), node=node).evolve(dtype=dtype or receiver.dtype)
 
     # -- qualified calls -------------------------------------------------------------------------
@@ -1331,7 +1427,9 @@ class Semantics:
                          sources=frozenset((node,)) if on else data.sources, dtype=data.dtype,
                          sites=frozenset((node,)), roots=frozenset((node,)))  # fmt: skip
         if qual in _BUFFER_CTORS:
-            return Value(TENSOR | BUFFER, grad=NO, leaf=YES, sites=frozenset((node,)), roots=frozenset((node,)))
+            return Value(
+                TENSOR | BUFFER, grad=NO, leaf=YES, sites=frozenset((node,)), roots=frozenset((node,))
+            )
         if root == "torch":
             return self._torch_call(flow, node, qual, args, state)
         if root in ("numpy", "np"):
@@ -1496,12 +1594,18 @@ class Semantics:
         if name in _COPYING_FACTORIES or name == "from_numpy":
             if data is not None:
                 if dtype is None:
-                    dtype = data.dtype if data.dtype is not None else _literal_dtype(node.args[0] if node.args else None)
+                    dtype = (
+                        data.dtype
+                        if data.dtype is not None
+                        else _literal_dtype(node.args[0] if node.args else None)
+                    )
                 if name == "from_numpy" and dtype is None and data.is_only(NUMPY):
                     dtype = data.dtype
                 element = element_of(data) if data.kinds & CONTAINER else data
                 tracked = (data.kinds & TENSORISH and (data.grad != NO or data.sources)) or (
-                    data.kinds & CONTAINER and element.kinds & TENSORISH and (element.grad != NO or element.sources)
+                    data.kinds & CONTAINER
+                    and element.kinds & TENSORISH
+                    and (element.grad != NO or element.sources)
                 )
                 if not tracked and grad == YES and any(c.blocked for c in (*data.cuts, *element.cuts)):
                     # `torch.tensor(loss.item(), requires_grad=True)`: a new leaf made from a value
@@ -1510,10 +1614,14 @@ class Semantics:
                     return Value(TENSOR, grad=YES, leaf=YES, cuts=base.cuts, blocked=base.blocked, dtype=dtype,
                                  sites=frozenset((node,)), roots=frozenset((node,)))  # fmt: skip
                 if tracked and name != "tensor" and data.is_tensor:
-                    return data  # `torch.as_tensor(t)` / `torch.Tensor(t)` return `t` itself: the graph is kept
+                    return (
+                        data  # `torch.as_tensor(t)` / `torch.Tensor(t)` return `t` itself: the graph is kept
+                    )
                 if tracked and name != "from_numpy":
                     flow._record(REWRAP_CALL, node, state, data, op=name)
-                    result = cut(join(data, element) if data.kinds & CONTAINER else data, REWRAP, node, TENSOR)
+                    result = cut(
+                        join(data, element) if data.kinds & CONTAINER else data, REWRAP, node, TENSOR
+                    )
                     if grad == YES:
                         result = result.evolve(grad=YES)
                     return result.evolve(dtype=dtype)
@@ -1523,7 +1631,11 @@ class Semantics:
             dtype = "int64"
         if dtype is None and name in ("zeros", "ones", "empty", "full", "rand", "randn", "eye", "linspace",
                                       "logspace", "normal", "Tensor", "FloatTensor"):  # fmt: skip
-            dtype = "float64" if name == "DoubleTensor" else ("float32" if not self.module.changes_default_dtype else None)
+            dtype = (
+                "float64"
+                if name == "DoubleTensor"
+                else ("float32" if not self.module.changes_default_dtype else None)
+            )
         if dtype is None and name in ("DoubleTensor",):
             dtype = "float64"
         if dtype is None and name == "arange":
@@ -1544,7 +1656,9 @@ class Semantics:
             return cut(first, NUMPY_CUT, node, NUMPY)
         if dtype is None and last in _NUMPY_FLOATS:
             if last in ("array", "asarray") and node.args:
-                dtype = _literal_dtype(node.args[0], numpy=True) or (first.dtype if first is not None else None)
+                dtype = _literal_dtype(node.args[0], numpy=True) or (
+                    first.dtype if first is not None else None
+                )
             elif last == "arange":
                 dtype = None
             else:
@@ -1595,7 +1709,9 @@ def _dtype_of(module: ModuleContext, expr: ast.AST | None) -> str | None:
     if isinstance(expr, ast.Name) and expr.id in ("float", "int", "bool"):
         return {"float": "float64", "int": "int64", "bool": "bool"}[expr.id]
     if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
-        return {"float32": "float32", "float64": "float64", "float": "float64", "int64": "int64"}.get(expr.value)
+        return {"float32": "float32", "float64": "float64", "float": "float64", "int64": "int64"}.get(
+            expr.value
+        )
     return None
 
 
@@ -1657,7 +1773,9 @@ def _retains(node: ast.Call) -> bool:
             return not (isinstance(kw.value, ast.Constant) and kw.value.value in (False, None))
         if kw.arg is None:
             return True
-    return len(node.args) >= 2 and not (isinstance(node.args[1], ast.Constant) and node.args[1].value in (False, None))
+    return len(node.args) >= 2 and not (
+        isinstance(node.args[1], ast.Constant) and node.args[1].value in (False, None)
+    )
 
 
 def _callee_name(func: ast.AST) -> str | None:
@@ -1721,7 +1839,11 @@ def _stores_on_self(func: ast.AST) -> bool:
         if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
-                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+                if (
+                    isinstance(target, ast.Attribute)
+                    and isinstance(target.value, ast.Name)
+                    and target.value.id == "self"
+                ):
                     return True
         elif (
             isinstance(node, ast.Call)

@@ -392,8 +392,8 @@ def refine(semantics: Semantics, flow: Flow, receiver: Value, attr: str, value: 
     """`self.<attr>` of a module instance: the value the class summary knows, with the shape facts
     of what this instance's `__init__` stored."""
     layer = receiver.layer
-    if value is None or not isinstance(layer, Instance):
-        return value
+    if value is None or not isinstance(layer, Instance) or not semantics.shape_index.concrete:
+        return value  # (in a function's natural context the class summary's values are enough)
     held = layer.attrs(semantics, flow, receiver).get(attr)
     if held is None:
         return value
@@ -643,7 +643,7 @@ class Problem:
     what: the op or layer (`nn.Linear(400, 120)`, `view`, `@`); inputs: the input shapes;
     data: anything else the rule needs (the layer value, the merging node, ...)."""
 
-    __slots__ = ("code", "data", "error", "inputs", "kind", "node", "what")
+    __slots__ = ("code", "data", "error", "inputs", "kind", "node", "origin", "what")
 
     def __init__(
         self,
@@ -662,6 +662,7 @@ class Problem:
         self.error = error
         self.inputs = inputs
         self.data = data
+        self.origin: ast.AST | None = None  # set by `problems`: the root's call that led here
 
     @property
     def message(self) -> str:
@@ -683,17 +684,23 @@ def _error(
 ) -> None:
     if error.code is None:
         return
+    if (
+        error.code in ("GG507", "GG509", "GG508")
+        and not error.warning
+        and _merged_batch(flow, node, error, inputs)
+    ):
+        return  # reported once, at the view that merged the batch (GG505)
     _record(flow, Problem(error.code, node, kind, what, error, inputs, data))
-    if error.code in ("GG507", "GG509", "GG508") and not error.warning:
-        _merged_batch(flow, node, error, inputs)
 
 
-def _merged_batch(flow: Flow, node: ast.AST, error: ShapeError, inputs: tuple) -> None:
+def _merged_batch(flow: Flow, node: ast.AST, error: ShapeError, inputs: tuple) -> bool:
     """A mismatch of a tensor whose batch a view merged with one that kept it: the view is the bug."""
     for i, shape in enumerate(inputs):
         merged = marker(shape)
         if merged is None:
             continue
+        if isinstance(node, ast.Call) and any(a is merged[0] for a in node.args):
+            continue  # `loss(x, t.view(-1))`: the mismatch is the op's own (a target of the wrong shape)
         for j, other in enumerate(inputs):
             if j == i or not isinstance(other, Shape) or not other.exact or not other.dims:
                 continue
@@ -702,7 +709,8 @@ def _merged_batch(flow: Flow, node: ast.AST, error: ShapeError, inputs: tuple) -
                     flow,
                     Problem("GG505", merged[0], "merged", merged[3], error, (shape, other), (node, merged)),
                 )
-                return
+                return True
+    return False
 
 
 # =====================================================================================================
@@ -780,6 +788,8 @@ def _method(flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Argume
     positional, keywords = converted
     shape = receiver.shape if isinstance(receiver.shape, Shape) else UNKNOWN_SHAPE
     out = ss.op_output(attr, shape, positional, keywords)
+    if out is None and attr in ("view", "reshape") and not shape.exact and not keywords:
+        out = _requested(positional)
     if attr in _MATMUL_DTYPE and args.positional:
         _matmul_dtype(
             flow, node, receiver, args.positional[0], f".{attr}()", node.func.value, args.node_of(0, "other")
@@ -800,6 +810,25 @@ def _method(flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Argume
     return value
 
 
+def _requested(sizes: tuple) -> Shape | None:
+    """`x.view(-1, 320)` of a tensor whose shape is not known: when it runs, the result has the
+    requested sizes (the `-1` is unknown)."""
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    dims = []
+    for size in sizes:
+        if isinstance(size, bool) or not isinstance(size, (int, Dim)):
+            return None
+        value = size if isinstance(size, int) else size.value
+        if value is not None and value < 0:
+            if value != -1:
+                return None
+            dims.append(UNKNOWN_DIM)
+        else:
+            dims.append(Dim.of(size))
+    return Shape(dims) if dims else None
+
+
 def _shapes(values: tuple) -> tuple:
     return tuple(v for v in values if isinstance(v, Shape))
 
@@ -815,7 +844,10 @@ def _note_view(node: ast.AST, op: str, before: Shape, value: Value) -> Value:
     first = before.dims[0]
     if ss.same(after.dims[0], first) is not False:
         return value
-    return value.evolve(shape=Tracked(after.dims, True, (node, first, after.dims[0], op)))
+    # (the view, dim 0 before it, dim 0 after it, its name, the shape before, the shape after)
+    return value.evolve(
+        shape=Tracked(after.dims, True, (node, first, after.dims[0], op, before, Shape(after.dims)))
+    )
 
 
 def _torch(flow: Flow, node: ast.Call, qual: str, args: Arguments, result: Value) -> Value:
@@ -845,6 +877,7 @@ def _torch(flow: Flow, node: ast.Call, qual: str, args: Arguments, result: Value
         positional = (keywords.pop("size"),)
     if qual in _LOSS_FUNCTIONS and len(args.positional) >= 2:
         _softmax_into_ce(flow, node, qual, args.positional[0])
+        _ce_target(flow, node, qual, args.positional[0], args.positional[1])
     if qual in _MATMUL_DTYPE and len(args.positional) >= 2:
         _matmul_dtype(
             flow,
@@ -856,6 +889,9 @@ def _torch(flow: Flow, node: ast.Call, qual: str, args: Arguments, result: Value
             args.node_of(1, "other"),
         )
     out = ss.op_output(qual, None, positional, keywords)
+    if out is None and qual in ("torch.tensor", "torch.as_tensor", "torch.Tensor", "torch.FloatTensor",
+                                "torch.LongTensor") and node.args:  # fmt: skip
+        out = _literal_shape(node.args[0])
     if isinstance(out, ShapeError):
         what = qual.rsplit(".", 1)[-1]
         _error(
@@ -954,6 +990,23 @@ def _container(flow: Flow, node: ast.Call, last: str, args: Arguments, result: V
     return result
 
 
+def _literal_shape(node: ast.AST, depth: int = 0) -> Shape | None:
+    """The shape of `torch.tensor([[1, 2], [3, 4]])`'s data written out."""
+    if isinstance(node, (ast.List, ast.Tuple)) and depth < 8:
+        if not node.elts:
+            return Shape((0,))
+        inner = [_literal_shape(e, depth + 1) for e in node.elts]
+        first = inner[0]
+        if first is None or any(i != first for i in inner):
+            return None
+        return Shape((len(node.elts), *first.dims))
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, bool)):
+        return Shape(())
+    if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
+        return Shape(())
+    return None
+
+
 def _list_shapes(values: tuple) -> tuple:
     for v in values:
         if isinstance(v, (tuple, list)):
@@ -1002,6 +1055,12 @@ def _grow(node: ast.Call, target: Value, attr: str, args: Arguments, state: Any)
 
 MAX_ITEMS = 64  # lists of known length the analysis keeps item by item
 MAX_UNROLL = 16  # iterations of a call context's loop over known values, evaluated one by one
+
+
+def builds(flow: Flow) -> bool:
+    """A module's `__init__`: its loops over a few known values build the layers one by one."""
+    func = flow.func
+    return getattr(func, "name", None) == "__init__" and flow.class_node is not None
 
 
 def unrollable(value: Value) -> tuple | None:
@@ -1063,7 +1122,13 @@ def _builtin(name: str, args: Arguments, result: Value) -> Value:
 # Hooks: layers and modules
 # =====================================================================================================
 def layer_call(
-    flow: Flow, node: ast.Call, module: Value, args: Arguments, result: Value, state: Any = None
+    flow: Flow,
+    node: ast.Call,
+    module: Value,
+    args: Arguments,
+    result: Value,
+    state: Any = None,
+    member: bool = False,
 ) -> Value:
     """`layer(x, ...)` of a torch.nn layer: the output shape from its spec."""
     layer = module.layer
@@ -1073,6 +1138,8 @@ def layer_call(
         return _repeated(flow, node, module.elem, args, result, state)
     if name == "CrossEntropyLoss" and args.positional:
         _softmax_into_ce(flow, node, cls, args.positional[0])
+        if len(args.positional) >= 2:
+            _ce_target(flow, node, cls, args.positional[0], args.positional[1])
     if not isinstance(layer, Layer):
         return result
     if layer.dtype == "float32" and args.positional:
@@ -1088,7 +1155,16 @@ def layer_call(
     out = layer.spec.output(*inputs, **keywords)
     if isinstance(out, ShapeError):
         kind = "loss" if name.endswith("Loss") else "layer"
-        _error(flow, node, out, kind, str(layer.spec), _shapes(inputs) + _nested_shapes(inputs), module)
+        first_value = args.positional[0] if args.positional else None
+        _error(
+            flow,
+            node,
+            out,
+            kind,
+            str(layer.spec),
+            _shapes(inputs) + _nested_shapes(inputs),
+            (module, first_value, member),
+        )
         return _with_result(result, out.shape) if out.warning and out.shape is not None else result
     if out is None:
         return result
@@ -1314,6 +1390,27 @@ def _matmul_dtype(
         _record(flow, Problem("GG504", node, "matmul", op, data=(a, b, wrong)))
 
 
+_FLOATS = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16"}
+
+
+def _ce_target(flow: Flow, node: ast.AST, what: str, logits: Value, target: Value) -> None:
+    """`cross_entropy(logits, y)` with `y` of class-index shape but a float dtype."""
+    if not what.endswith(("CrossEntropyLoss", "cross_entropy")) or not target.is_tensor:
+        return
+    name = _FLOATS.get(target.dtype or "")
+    if name is None or not isinstance(logits.shape, Shape) or not isinstance(target.shape, Shape):
+        return
+    if ss.ce_target_kind(logits.shape, target.shape) != "indices":
+        return
+    x, t = logits.shape, target.shape
+    if not (x.exact and t.exact and len(t.dims) == len(x.dims) - 1):
+        return  # a target of the wrong rank is a shape problem, reported as such
+    error = ShapeError(f"expected target dtype to be Long or Byte, but got {name}", code="GG509")
+    _record(
+        flow, Problem("GG509", node, "target_dtype", what.rsplit(".", 1)[-1], error, (x, t), target.dtype)
+    )
+
+
 def _softmax_into_ce(flow: Flow, node: ast.AST, what: str, value: Value) -> None:
     """`CrossEntropyLoss()(softmax(...), y)`: the loss applies log_softmax itself."""
     if not what.endswith(("CrossEntropyLoss", "cross_entropy")):
@@ -1441,16 +1538,18 @@ def subscript(flow: Flow, node: ast.Subscript, base: Value, index: Value, result
     """`x[...]` of a tensor, `x.shape[i]`/`x.shape[a:b]` of a size."""
     shape = base.shape
     if base.kinds & TENSORISH and base.is_tensor:
+        # (the view the interpreter made of the base still has the base's shape)
+        unknown = result.evolve(shape=None) if result.shape is not None else result
         if not isinstance(shape, Shape):
-            return result
+            return unknown
         item = _index(flow, node.slice)
         if item is _NO_VALUE:
-            return result
+            return unknown
         out = ss.op_output("__getitem__", shape, (item,))
         if isinstance(out, Shape):
             return result.evolve(shape=out)
-        return result
-    if base.kinds in (SIZE, TUPLE) and isinstance(node.slice, (ast.UnaryOp, ast.Slice, ast.Constant)):
+        return unknown
+    if base.kinds in (SIZE, TUPLE, LIST) and isinstance(node.slice, (ast.UnaryOp, ast.Slice, ast.Constant)):
         dims = shape.dims if base.kinds == SIZE and isinstance(shape, Shape) and shape.exact else None
         items = base.items
         if dims is None and items is None:
@@ -1472,7 +1571,7 @@ def subscript(flow: Flow, node: ast.Subscript, base: Value, index: Value, result
             part = seq[slice(*bounds)]
             if base.kinds == SIZE:
                 return size_value(Shape([dim_of(v) for v in part]))
-            return Value(TUPLE, grad=0, leaf=0, items=tuple(part), elem=join_all(part) if part else None)
+            return Value(base.kinds, grad=0, leaf=0, items=tuple(part), elem=join_all(part) if part else None)
         position = _literal(node.slice)
         if isinstance(position, int) and not isinstance(position, bool) and -len(seq) <= position < len(seq):
             return seq[position]
@@ -1687,10 +1786,13 @@ class ShapeIndex:
     def __init__(self) -> None:
         self.summaries: dict[tuple, Flow] = {}  # call-summary key -> its flow
         self.calls: dict[Flow, list[Flow]] = {}  # caller flow -> the summary flows it called
+        self.sites: dict[tuple, ast.AST] = {}  # (caller, callee) -> the call node
         self.by_function: dict[ast.AST, list[Flow]] = {}
         self.softmax: set[ast.AST] = set()  # softmax calls (their results' allocation sites)
         self.source: Any = None  # the file's SourceFile, for the probe comments (set by whoever has it)
         self.probes: dict[str, Flow] = {}  # class name -> the flow of its probe comment
+        # evaluating what a root reaches (the script, a probe comment): instances refine `self.<attr>`
+        self.concrete = False
         self._roots: list[Flow] | None = None
 
     def note_summary(self, key: tuple, flow: Flow) -> None:
@@ -1698,24 +1800,30 @@ class ShapeIndex:
         if flow.func is not None:
             self.by_function.setdefault(flow.func, []).append(flow)
 
-    def note_call(self, caller: Flow, key: tuple) -> None:
+    def note_call(self, caller: Flow, key: tuple, node: ast.AST | None = None) -> None:
         callee = self.summaries.get(key)
         if callee is None or callee is caller:
             return
         called = self.calls.setdefault(caller, [])
         if callee not in called:
             called.append(callee)
+            if node is not None:
+                self.sites.setdefault((caller, callee), node)
 
     def reachable(self, starts: list[Flow]) -> list[Flow]:
-        seen: dict[Flow, None] = {}
-        todo = list(starts)
+        return list(self.paths(starts))
+
+    def paths(self, starts: list[Flow]) -> dict[Flow, Flow | None]:
+        """Every flow the starts reach, with the flow that first called it (None for a start)."""
+        seen: dict[Flow, Flow | None] = {}
+        todo: list[tuple[Flow, Flow | None]] = [(s, None) for s in reversed(starts)]
         while todo:
-            flow = todo.pop()
+            flow, parent = todo.pop()
             if flow in seen:
                 continue
-            seen[flow] = None
-            todo.extend(self.calls.get(flow, ()))
-        return list(seen)
+            seen[flow] = parent
+            todo.extend((c, flow) for c in reversed(self.calls.get(flow, ())))
+        return seen
 
 
 _SCRIPT_TRIGGERS = ("randn(", "rand(", "zeros(", "ones(", "empty(", "randint(", "tensor(", "from_numpy(",
@@ -1730,11 +1838,21 @@ def roots(semantics: Semantics) -> list[Flow]:
         return index._roots
     found: list[Flow] = []
     index._roots = found
+    concrete = index.concrete
+    index.concrete = True
+    try:
+        _roots(semantics, found)
+    finally:
+        index.concrete = concrete
+    return found
+
+
+def _roots(semantics: Semantics, found: list[Flow]) -> None:
+    index = semantics.shape_index
     script = semantics.script
     if script and _builds_tensors(index.source, script):
         found.append(semantics.flow(None))
     found.extend(_probe_flows(semantics))
-    return found
 
 
 def _builds_tensors(source: Any, script: list[ast.stmt]) -> bool:
@@ -1781,6 +1899,7 @@ def _probe_flows(semantics: Semantics) -> list[Flow]:
         call = ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=[], keywords=[])
         call.lineno = call.end_lineno = comment.line
         call.col_offset = call.end_col_offset = 0
+        call.gradguard_probe = True  # type: ignore[attr-defined]
         model = flow._eval(comment.ctor, state)
         if not model.is_module:
             continue
@@ -1869,23 +1988,34 @@ def shape_at(
     return value, False
 
 
+SHAPE_TEXT = re.compile(
+    r"view|reshape|flatten|Linear|Conv|Norm|LSTM|GRU|RNN|Embedding|Attention|Sequential|cat\(|stack\(|@|matmul|"
+    r"mm\(|einsum|Loss|entropy|nll_loss|mse_loss|softmax|expand|permute|transpose|randn|zeros|ones|empty|rand|"
+    r"tensor\(|float64|double|numpy|squeeze|interpolate|pad\(|linear\("
+)
+
+
 def problems(unit: Unit) -> list[Problem]:
     """The shape problems located in the unit: from its own flows (and the calls they make) and
-    from the contexts the roots reach (the script, probe comments)."""
+    from the contexts the roots reach (the script, probe comments). Each problem's `origin` is the
+    call in a root that led to it (None when the unit's own code shows it)."""
 
     def collect() -> list[Problem]:
         from gradguard.engine.queries import flows, unit_contains
 
         semantics = unit.semantics
-        if semantics.shape_index.source is None:
-            semantics.shape_index.source = unit.source
-        starts = [flow for _, flow in flows(unit)]
+        index = semantics.shape_index
+        if index.source is None:
+            index.source = unit.source
+        starts = [flow for _, flow in flows(unit, SHAPE_TEXT)]
+        natural = set(starts)
         extra = roots(semantics)
         if extra:
             semantics.consulted.add("")
         starts.extend(extra)
         found: dict[tuple, Problem] = {}
-        for flow in semantics.shape_index.reachable(starts):
+        parents = index.paths(starts)
+        for flow in parents:
             if flow.func is not None and not flow.natural:
                 top = semantics._top_name(flow.func)
                 if top is not None:
@@ -1896,18 +2026,31 @@ def problems(unit: Unit) -> list[Problem]:
                     and unit_contains(unit, problem.node)
                     and not _guarded(unit, problem.node)
                 ):
+                    problem.origin = _origin(index, parents, flow, natural)
                     found[key] = problem
-        out = sorted(
+        return sorted(
             found.values(), key=lambda p: (getattr(p.node, "lineno", 0), getattr(p.node, "col_offset", 0))
         )
-        # a mismatch a merged batch explains is reported once, at the view that merged it
-        explained = {p.data[0] for p in out if p.code == "GG505"}
-        return [p for p in out if p.code == "GG505" or p.node not in explained]
 
     return unit.cache("shape_problems", collect)
 
 
 _GUARD_WORDS = ("shape", "size", "dim", "ndim", "numel", "len")
+
+
+def _origin(index: ShapeIndex, parents: dict, flow: Flow, natural: set) -> ast.AST | None:
+    """The call in a root (the script, a probe comment) whose context a flow belongs to."""
+    node = None
+    current: Flow | None = flow
+    seen = 0
+    while current is not None and seen < 64:
+        seen += 1
+        parent = parents.get(current)
+        if parent is None:
+            return None if current in natural else node
+        node = index.sites.get((parent, current), node)
+        current = parent
+    return None
 
 
 def _guarded(unit: Unit, node: ast.AST) -> bool:

@@ -26,12 +26,57 @@ class OpFacts:
 
 
 _SAVES_RESULT = {"sigmoid", "tanh", "exp", "exp2", "expm1", "relu", "softmax", "log_softmax", "sqrt", "rsqrt"}
-_SAVES_BOTH = {"mul": ("self", "other"), "div": ("self", "other"), "matmul": ("self", "other"), "mm": ("self", "mat2")}
-_NONDIFF = {"argmax", "argmin", "eq", "ne", "gt", "lt", "ge", "le", "long", "int", "bool", "nonzero", "argsort"}
+_SAVES_BOTH = {
+    "mul": ("self", "other"),
+    "div": ("self", "other"),
+    "matmul": ("self", "other"),
+    "mm": ("self", "mat2"),
+}
+_NONDIFF = {
+    "argmax",
+    "argmin",
+    "eq",
+    "ne",
+    "gt",
+    "lt",
+    "ge",
+    "le",
+    "long",
+    "int",
+    "bool",
+    "nonzero",
+    "argsort",
+}
 _ZERO = {"round", "floor", "ceil", "sign", "trunc"}
-_VIEWS = {"view", "transpose", "permute", "t", "narrow", "select", "unsqueeze", "squeeze", "expand", "chunk", "split"}
+_VIEWS = {
+    "view",
+    "transpose",
+    "permute",
+    "t",
+    "narrow",
+    "select",
+    "unsqueeze",
+    "squeeze",
+    "expand",
+    "chunk",
+    "split",
+}
 _MAYBE_VIEWS = {"reshape", "flatten", "contiguous"}
-_PLAIN = {"add", "sub", "neg", "sum", "mean", "clone", "abs", "log", "pow", "clamp", "masked_fill", "float", "double"}
+_PLAIN = {
+    "add",
+    "sub",
+    "neg",
+    "sum",
+    "mean",
+    "clone",
+    "abs",
+    "log",
+    "pow",
+    "clamp",
+    "masked_fill",
+    "float",
+    "double",
+}
 
 
 def _make(name: str) -> OpFacts | None:

@@ -260,7 +260,9 @@ class Value:
     @property
     def requires_grad(self) -> bool:
         """Certainly a tensor that requires grad."""
-        return self.grad == YES and self.kinds & TENSOR != 0 and not self.kinds & ~(TENSOR | PARAMETER | BUFFER)
+        return (
+            self.grad == YES and self.kinds & TENSOR != 0 and not self.kinds & ~(TENSOR | PARAMETER | BUFFER)
+        )
 
     @property
     def may_require_grad(self) -> bool:
@@ -322,9 +324,13 @@ class Value:
             if self.leaf != MAYBE:
                 parts.append("leaf" if self.leaf == YES else "non-leaf")
             if self.sources:
-                parts.append("from " + ",".join(sorted(f"L{getattr(n, 'lineno', '?')}" for n in self.sources)))
+                parts.append(
+                    "from " + ",".join(sorted(f"L{getattr(n, 'lineno', '?')}" for n in self.sources))
+                )
             if self.blocked:
-                parts.append("blocked " + ",".join(sorted(f"L{getattr(n, 'lineno', '?')}" for n in self.blocked)))
+                parts.append(
+                    "blocked " + ",".join(sorted(f"L{getattr(n, 'lineno', '?')}" for n in self.blocked))
+                )
             if self.stale:
                 parts.append("stale")
             if self.cuts:
@@ -390,7 +396,9 @@ def join(a: Value, b: Value) -> Value:
         return b
     if b is NOTHING or b.kinds == 0:
         return a
-    elem = a.elem if b.elem is None or a.elem is b.elem else (b.elem if a.elem is None else join(a.elem, b.elem))
+    elem = (
+        a.elem if b.elem is None or a.elem is b.elem else (b.elem if a.elem is None else join(a.elem, b.elem))
+    )
     items = a.items if a.items == b.items else None
     if items is None and a.items is not None and b.items is not None and len(a.items) == len(b.items):
         items = tuple(join(x, y) for x, y in zip(a.items, b.items, strict=True))

@@ -376,7 +376,9 @@ def _loss_text(unit: Unit, event) -> str:
 
 def _reported_as_rewrap(cut) -> bool:
     """`torch.tensor(tracked)` is GG305's finding (with a fix); do not report it twice."""
-    return cut.kind == REWRAP and isinstance(cut.node, ast.Call) and keyword(cut.node, "requires_grad") is None
+    return (
+        cut.kind == REWRAP and isinstance(cut.node, ast.Call) and keyword(cut.node, "requires_grad") is None
+    )
 
 
 def forward_functions(unit: Unit) -> list:

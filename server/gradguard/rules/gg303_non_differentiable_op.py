@@ -195,7 +195,9 @@ class NonDifferentiableOp(Rule):
         seen = set()
         for _, _, term, backward in dead_terms(unit):
             call = backward.node
-            loss = describe(unit, call.args[0] if backward.op == "delegated" and call.args else call.func.value)
+            loss = describe(
+                unit, call.args[0] if backward.op == "delegated" and call.args else call.func.value
+            )
             for cut in term.value.cuts:
                 if cut.kind not in (NONDIFF, ZERO_GRAD) or not cut.blocked or cut.node in seen:
                     continue
@@ -231,7 +233,9 @@ class NonDifferentiableOp(Rule):
                     continue
                 origin = cut.node
                 op = _op_name(origin)
-                where = f"`{loss}` (backpropagated on line {call.lineno}) depends on the model only through it"
+                where = (
+                    f"`{loss}` (backpropagated on line {call.lineno}) depends on the model only through it"
+                )
                 if op == "indices":
                     message = (
                         f"The indices from `{describe(unit, origin)}` are an integer tensor with no gradient and "
