@@ -28,12 +28,12 @@ sys.path.insert(0, str(HERE))
 if str(ROOT / "server") not in sys.path:
     sys.path.insert(0, str(ROOT / "server"))
 
-import truth  # noqa: E402
-from gradguard.engine import shape_flow  # noqa: E402
-from gradguard.engine.index import ModuleContext  # noqa: E402
-from gradguard.engine.semantic import Semantics  # noqa: E402
-from gradguard.engine.source import SourceFile  # noqa: E402
-from gradguard.engine.symshape import Shape  # noqa: E402
+import truth
+from gradguard.engine import shape_flow
+from gradguard.engine.index import ModuleContext
+from gradguard.engine.semantic import Semantics
+from gradguard.engine.source import SourceFile
+from gradguard.engine.symshape import Shape
 
 KNOWN, UNKNOWN, WRONG = "known", "unknown", "wrong"
 

@@ -16,8 +16,8 @@ ROOT = HERE.parents[2]
 if str(ROOT / "server") not in sys.path:
     sys.path.insert(0, str(ROOT / "server"))
 
-from gradguard.engine.analyzer import Analyzer  # noqa: E402
-from gradguard.engine.config import Config  # noqa: E402
+from gradguard.engine.analyzer import Analyzer
+from gradguard.engine.config import Config
 
 FILES = sorted(p for p in HERE.glob("*.py") if not p.name.startswith("test_"))
 
