@@ -12,7 +12,12 @@ export interface ServerSettings {
   debounceMs: number;
   probe: { enable: boolean; timeout: number };
   showSyntaxErrors: boolean;
+  inlayHints: { shapes: InlayShapes };
 }
+
+/** Where inlay hints show the shape after an assignment. */
+export type InlayShapes = 'forward' | 'all' | 'off';
+const INLAY_SHAPES: readonly InlayShapes[] = ['forward', 'all', 'off'];
 
 export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   enable: true,
@@ -24,6 +29,7 @@ export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   probe: Object.freeze({ enable: true, timeout: 20 }),
   // Pylance already reports syntax errors in VS Code (Ruff's extension has the same setting).
   showSyntaxErrors: false,
+  inlayHints: Object.freeze({ shapes: 'forward' as InlayShapes }),
 });
 
 export const MAX_DEBOUNCE_MS = 5000;
@@ -125,7 +131,18 @@ export function toServerSettings(
       timeout: bounded(read('probe.timeout'), DEFAULT_SETTINGS.probe.timeout, 1, MAX_PROBE_TIMEOUT, false),
     },
     showSyntaxErrors: bool(read('showSyntaxErrors'), DEFAULT_SETTINGS.showSyntaxErrors),
+    inlayHints: { shapes: inlayShapes(read('inlayHints.shapes'), problems) },
   };
+}
+
+function inlayShapes(value: unknown, problems: SettingProblem[]): InlayShapes {
+  if (value === undefined || value === null) return DEFAULT_SETTINGS.inlayHints.shapes;
+  if (typeof value === 'string' && (INLAY_SHAPES as readonly string[]).includes(value)) return value as InlayShapes;
+  problems.push({
+    key: 'inlayHints.shapes',
+    message: `gradguard.inlayHints.shapes: ignoring ${JSON.stringify(value)} (use forward, all or off)`,
+  });
+  return DEFAULT_SETTINGS.inlayHints.shapes;
 }
 
 export function importStrategy(value: unknown): ImportStrategy {

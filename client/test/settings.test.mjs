@@ -20,6 +20,7 @@ test('defaults when nothing is set', () => {
     debounceMs: 150,
     probe: { enable: true, timeout: 20 },
     showSyntaxErrors: false,
+    inlayHints: { shapes: 'forward' },
   });
 });
 
@@ -30,7 +31,7 @@ test('package.json defaults are the ones the client falls back to', () => {
 
 test('every server setting and client setting is declared with a description and a default', () => {
   const keys = ['enable', 'select', 'ignore', 'severity', 'lintOnChange', 'debounceMs', 'probe.enable',
-    'probe.timeout', 'showSyntaxErrors', 'interpreter', 'importStrategy', 'trace.server'];
+    'probe.timeout', 'showSyntaxErrors', 'inlayHints.shapes', 'interpreter', 'importStrategy', 'trace.server'];
   for (const key of keys) {
     const prop = properties[`gradguard.${key}`];
     assert.ok(prop, `gradguard.${key} missing from package.json`);
@@ -53,6 +54,7 @@ test('user values are mapped and normalised', () => {
       'probe.enable': true,
       'probe.timeout': 5,
       showSyntaxErrors: true,
+      'inlayHints.shapes': 'all',
     }),
     true,
     problems,
@@ -66,6 +68,7 @@ test('user values are mapped and normalised', () => {
     debounceMs: 121,
     probe: { enable: true, timeout: 5 },
     showSyntaxErrors: true,
+    inlayHints: { shapes: 'all' },
   });
   assert.deepEqual(problems, []);
 });
@@ -80,6 +83,7 @@ test('bad values are dropped and reported, never sent', () => {
       severity: { GG202: 'fatal', F401: 'error', GG203: 'hint', GG: 'error' },
       debounceMs: -5,
       'probe.timeout': Number.NaN,
+      'inlayHints.shapes': 'everywhere',
     }),
     true,
     problems,
@@ -90,7 +94,10 @@ test('bad values are dropped and reported, never sent', () => {
   assert.deepEqual(out.severity, { GG203: 'hint' });
   assert.equal(out.debounceMs, 0);
   assert.equal(out.probe.timeout, 20);
-  assert.deepEqual(problems.map((p) => p.key), ['select', 'select', 'ignore', 'severity', 'severity', 'severity']);
+  assert.deepEqual(out.inlayHints, { shapes: 'forward' });
+  assert.deepEqual(problems.map((p) => p.key), [
+    'select', 'select', 'ignore', 'severity', 'severity', 'severity', 'inlayHints.shapes',
+  ]);
   assert.match(problems[0].message, /E501/);
 });
 

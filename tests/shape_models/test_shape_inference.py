@@ -114,10 +114,9 @@ def judge(ours: Any, measured: Any) -> str:
     """known / unknown / wrong for one value and one shape torch measured (a shape tuple, a tuple of
     those for a tuple of tensors)."""
     if isinstance(measured, list):
+        # several shapes: wrong only when it fits none of them
         verdicts = [judge(ours, m) for m in measured]
-        if WRONG in verdicts:
-            return WRONG
-        return UNKNOWN
+        return WRONG if all(v == WRONG for v in verdicts) else UNKNOWN
     if ours is None:
         return UNKNOWN
     if _is_tensor(measured):

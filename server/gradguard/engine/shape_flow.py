@@ -61,6 +61,8 @@ from gradguard.engine.values import (
     join_all,
 )
 
+from gradguard.engine.index import statement_start_line
+
 if TYPE_CHECKING:
     from gradguard.engine.index import Unit
     from gradguard.engine.interpreter import Arguments, Flow
@@ -782,6 +784,8 @@ def after_call(
 
 
 def _method(flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, result: Value) -> Value:
+    if attr in _SOFTMAX:
+        flow.semantics.shape_index.softmax.add(node)  # its result: probabilities
     converted = call_args(args)
     if converted is None:
         return result
@@ -802,8 +806,6 @@ def _method(flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Argume
     value = _with_result(result, out)
     if attr in _VIEWS:
         value = _note_view(node, attr, shape, value)
-    elif attr in _SOFTMAX:
-        flow.semantics.shape_index.softmax.add(node)
     merged = marker(shape)
     if merged is not None and value.kinds & TENSORISH and value.shape is not None:
         value = value.evolve(shape=with_marker(value.shape, merged))
@@ -851,6 +853,8 @@ def _note_view(node: ast.AST, op: str, before: Shape, value: Value) -> Value:
 
 
 def _torch(flow: Flow, node: ast.Call, qual: str, args: Arguments, result: Value) -> Value:
+    if qual in _SOFTMAX:
+        flow.semantics.shape_index.softmax.add(node)  # its result: probabilities
     if result.kinds == MODULE:
         last = qual.rsplit(".", 1)[-1]
         if last in ("Sequential", "ModuleDict", "ModuleList"):
@@ -908,8 +912,6 @@ def _torch(flow: Flow, node: ast.Call, qual: str, args: Arguments, result: Value
     value = _with_result(result, out)
     if qual in _VIEWS and positional and isinstance(positional[0], Shape):
         value = _note_view(node, qual.rsplit(".", 1)[-1], positional[0], value)
-    elif qual in _SOFTMAX:
-        flow.semantics.shape_index.softmax.add(node)
     if positional and isinstance(positional[0], Shape):
         merged = marker(positional[0])
         if merged is not None and value.kinds & TENSORISH and value.shape is not None:
@@ -1134,6 +1136,8 @@ def layer_call(
     layer = module.layer
     cls = module.cls or ""
     name = cls.rsplit(".", 1)[-1]
+    if name == "Softmax":
+        flow.semantics.shape_index.softmax.add(node)  # its result: probabilities
     if name == "Sequential" and module.items is None and module.elem is not None and state is not None:
         return _repeated(flow, node, module.elem, args, result, state)
     if name == "CrossEntropyLoss" and args.positional:
@@ -1169,12 +1173,16 @@ def layer_call(
     if out is None:
         return result
     value = _with_result(result, out)
+    if value.dtype is None and value.kinds & TENSORISH and args.positional:
+        dtype = args.positional[0].dtype
+        if name in ("Embedding", "EmbeddingBag"):
+            value = value.evolve(dtype=layer.dtype)
+        elif dtype is not None and dtype.startswith(("float", "bfloat")) and not name.endswith("Loss"):
+            value = value.evolve(dtype=dtype)  # a float layer computes in its input's dtype
     first = inputs[0] if inputs else None
     merged = marker(first)
     if merged is not None and value.kinds & TENSORISH and value.shape is not None:
         value = value.evolve(shape=with_marker(value.shape, merged))
-    if name == "Softmax":
-        flow.semantics.shape_index.softmax.add(node)
     return value
 
 
@@ -1455,10 +1463,16 @@ def binary(flow: Flow, op: ast.operator, node: ast.AST, left: Value, right: Valu
         if left_tensor and right_tensor and isinstance(node, ast.BinOp):
             _matmul_dtype(flow, node, left, right, "@", node.left, node.right)
     if a is None or b is None:
-        if isinstance(op, ast.MatMult):
+        known = a if a is not None else b
+        if (
+            isinstance(op, ast.MatMult)
+            or not isinstance(known, Shape)
+            or not (result.kinds & TENSORISH or result.kinds == ANY)
+        ):
             return result
-        # an unknown operand: only the known one's trailing dims that are not 1 survive
-        return result
+        # an unknown operand: it may add leading dims and stretch the known one's dims of size 1
+        out = ss.broadcast(known, None)
+        return result.evolve(shape=out) if isinstance(out, Shape) and out.dims else result
     if left_tensor:
         out = ss.op_output(symbol_, a, (b,))
     else:
@@ -1690,7 +1704,7 @@ def unpack(
         receiver = source.value
     if isinstance(receiver, ast.Name) and receiver.id in state.env:
         held = state.env[receiver.id]
-        if held.is_tensor and (
+        if (held.is_tensor or held.kinds == ANY) and (
             held.shape is None or (isinstance(held.shape, Shape) and not held.shape.exact)
         ):
             state.env[receiver.id] = held.evolve(shape=new_shape)
@@ -1988,8 +2002,62 @@ def shape_at(
     return value, False
 
 
+def may_have_problems(text: str, statement: ast.stmt, module: Any) -> bool:
+    """The shape rules' cheap pre-check of a top-level def/class: a module class (a root's context
+    may reach its `forward`), or text that can hold a shape problem (the words of `SHAPE_TEXT`, a
+    matrix product `@` beyond decorators and docstrings)."""
+    if isinstance(statement, ast.ClassDef) and module.is_module_class(statement.name):
+        return True
+    if SHAPE_WORDS.search(text):
+        return True
+    return has_matmul(text, statement)
+
+
+def has_matmul(text: str, statement: ast.stmt) -> bool:
+    """`a @ b` (or `mm(`/`matmul`) in the text: an `@` counts only beyond the statement's own
+    decorators (each puts one `@` in the text) and its docstring."""
+    if "mm(" in text or "matmul" in text:
+        return True
+    extra = text.count("@") - len(getattr(statement, "decorator_list", ()))
+    if extra > 0:
+        extra -= docstring_ats(text, statement)
+    return extra > 0
+
+
+def docstring_ats(text: str, statement: ast.stmt) -> int:
+    """The `@`s on the lines that hold nothing but the docstring of `statement` (and maybe a
+    trailing comment): none of them can be a matmul. `text` starts at the statement's first
+    line (decorators included)."""
+    body = getattr(statement, "body", None)
+    if not body or "\r" in text:
+        return 0
+    doc = body[0]
+    if not (
+        isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str)
+    ):
+        return 0
+    if doc.end_lineno is None or doc.end_col_offset is None:
+        return 0
+    lines = text.split("\n")
+    first = doc.lineno - statement_start_line(statement)
+    last = doc.end_lineno - statement_start_line(statement)
+    if first < 0 or last >= len(lines):
+        return 0
+    if lines[first].encode()[: doc.col_offset].strip():
+        return 0  # code before the docstring on its first line (`def f(): """..."""`)
+    rest = lines[last].encode()[doc.end_col_offset :].strip()
+    if rest and not rest.startswith(b"#"):
+        return 0  # code after it (`"""..."""; y = a @ b`)
+    return sum(line.count("@") for line in lines[first : last + 1])
+
+
 SHAPE_TEXT = re.compile(
     r"view|reshape|flatten|Linear|Conv|Norm|LSTM|GRU|RNN|Embedding|Attention|Sequential|cat\(|stack\(|@|matmul|"
+    r"mm\(|einsum|Loss|entropy|nll_loss|mse_loss|softmax|expand|permute|transpose|randn|zeros|ones|empty|rand|"
+    r"tensor\(|float64|double|numpy|squeeze|interpolate|pad\(|linear\("
+)
+SHAPE_WORDS = re.compile(
+    r"view|reshape|flatten|Linear|Conv|Norm|LSTM|GRU|RNN|Embedding|Attention|Sequential|cat\(|stack\(|matmul|"
     r"mm\(|einsum|Loss|entropy|nll_loss|mse_loss|softmax|expand|permute|transpose|randn|zeros|ones|empty|rand|"
     r"tensor\(|float64|double|numpy|squeeze|interpolate|pad\(|linear\("
 )

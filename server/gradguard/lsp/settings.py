@@ -23,6 +23,7 @@ KNOWN_KEYS = {
     "debounceMs",
     "probe",
     "showSyntaxErrors",
+    "inlayHints",
 }
 DEFAULT_DEBOUNCE_MS = 150
 _SEVERITY_ALIASES = {"warn": "warning", "info": "information"}
@@ -41,6 +42,9 @@ class Settings:
     # GG000 for a file that does not parse; editors whose Python support reports syntax errors
     # already (VS Code with Pylance) turn it off, as Ruff's `showSyntaxErrors` does.
     show_syntax_errors: bool = True
+    # inlay hints with the shape after assignments: "forward" (in forward and training loops),
+    # "all" (every assignment), "off"
+    inlay_shapes: str = "forward"
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -57,6 +61,7 @@ class Settings:
             "debounceMs": self.debounce_ms,
             "probe": self.probe,
             "showSyntaxErrors": self.show_syntax_errors,
+            "inlayHints": {"shapes": self.inlay_shapes},
         }
 
 
@@ -127,6 +132,19 @@ def parse_settings(raw: object) -> Settings:
             problems.append(f"gradguard.probe.timeout: expected seconds, got {timeout!r}")
     else:
         problems.append(f"gradguard.probe: expected an object, got {probe!r}")
+    inlay = raw.get("inlayHints")
+    inlay = {} if inlay is None else inlay
+    inlay_shapes = "forward"
+    if isinstance(inlay, dict):
+        shapes = inlay.get("shapes", "forward")
+        if shapes in ("forward", "all", "off"):
+            inlay_shapes = shapes
+        else:
+            problems.append(
+                f"gradguard.inlayHints.shapes: expected forward, all or off, got {shapes!r}; using forward"
+            )
+    else:
+        problems.append(f"gradguard.inlayHints: expected an object, got {inlay!r}")
     return Settings(
         enable=enable,
         select=_codes(raw.get("select"), "select", problems),
@@ -137,6 +155,7 @@ def parse_settings(raw: object) -> Settings:
         probe_enable=probe_enable,
         probe_timeout=probe_timeout,
         show_syntax_errors=show_syntax_errors,
+        inlay_shapes=inlay_shapes,
         warnings=tuple(problems),
     )
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from gradguard.engine import shape_report
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
-from gradguard.engine.index import Unit
+from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.queries import unit_contains
 from gradguard.engine.rule import Invalid, Rule, Valid
 from gradguard.engine.symshape import Shape
@@ -226,6 +226,9 @@ class LinearShapeMismatch(Rule):
             note="grayscale images into an RGB stem",
         ),
     ]
+
+    def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
+        return shape_report.shape_flow.may_have_problems(text, statement, module)
 
     def check(self, unit: Unit) -> Iterator[Finding]:
         for problem in shape_report.of_code(unit, self.code):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 
 from gradguard.engine import shape_report
 from gradguard.engine.finding import Finding, Severity
-from gradguard.engine.index import Unit
+from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.rule import Invalid, Rule, Valid
 from gradguard.engine.symshape import Shape
 
@@ -105,6 +106,10 @@ class MatmulShapeMismatch(Rule):
             note="a Linear's weight is stored as (out_features, in_features)",
         ),
     ]
+
+    def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
+        # a matrix product: `@` beyond the statement's decorators and docstring, `mm(`, `matmul`
+        return shape_report.shape_flow.has_matmul(text, statement)
 
     def check(self, unit: Unit) -> Iterator[Finding]:
         for problem in shape_report.of_code(unit, self.code):

@@ -212,9 +212,10 @@ class DtypeMismatch(Rule):
     ]
 
     def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
-        # no float64 source in sight unless the file uses numpy or double precision; a unit may
-        # also be reached by float64 data from the file's script (see `check`)
-        return not module.changes_default_dtype
+        # a unit may also be reached by float64 data from the file's script (see `check`)
+        return not module.changes_default_dtype and shape_report.shape_flow.may_have_problems(
+            text, statement, module
+        )
 
     def check(self, unit: Unit) -> Iterator[Finding]:
         module = unit.module

@@ -14,6 +14,7 @@ from gradguard.engine.rule import Invalid, Rule, Valid
 class BatchDimensionMerged(Rule):
     code = "GG505"
     name = "batch-dimension-merged"
+    triggers = ("view", "reshape", "flatten")
     summary = (
         "A `view`/`reshape`/`flatten` that merges the batch dimension into the others, so the result later "
         "meets a tensor that kept the batch and the shapes no longer match."

@@ -14,6 +14,7 @@ from gradguard.engine.symshape import Shape
 class ViewSizeMismatch(Rule):
     code = "GG506"
     name = "view-size-mismatch"
+    triggers = ("view", "reshape")
     summary = "A `view`/`reshape` whose requested shape cannot hold the tensor's number of elements."
     why = (
         "`view` and `reshape` keep every element: when the requested sizes multiply to another count (or a `-1` "

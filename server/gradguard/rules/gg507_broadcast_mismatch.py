@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 
 from gradguard.engine import shape_report
 from gradguard.engine.finding import Finding, Severity
-from gradguard.engine.index import Unit
+from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 
@@ -97,6 +98,9 @@ class BroadcastMismatch(Rule):
             note="(32, 1) against (32,): broadcast to (32, 32), only a warning",
         ),
     ]
+
+    def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
+        return shape_report.shape_flow.may_have_problems(text, statement, module)
 
     def check(self, unit: Unit) -> Iterator[Finding]:
         for problem in shape_report.of_code(unit, self.code):

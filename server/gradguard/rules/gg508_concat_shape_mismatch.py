@@ -13,6 +13,7 @@ from gradguard.engine.rule import Invalid, Rule, Valid
 class ConcatShapeMismatch(Rule):
     code = "GG508"
     name = "concat-shape-mismatch"
+    triggers = ("cat", "stack", "concat")
     summary = "`torch.cat`/`torch.stack` of tensors whose sizes differ where they must match."
     why = (
         "`torch.cat` needs every dimension but the joined one to match, `torch.stack` identical shapes; "

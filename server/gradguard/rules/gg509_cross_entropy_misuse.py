@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from gradguard.engine import shape_report
 from gradguard.engine.finding import Finding, Severity
-from gradguard.engine.index import Unit
+from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.rule import Invalid, Rule, Valid
 
 
@@ -135,6 +135,9 @@ class CrossEntropyMisuse(Rule):
             raises="Using a target size (torch.Size([1, 16, 16])) that is different to the input size",
         ),
     ]
+
+    def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
+        return shape_report.shape_flow.may_have_problems(text, statement, module)
 
     def check(self, unit: Unit) -> Iterator[Finding]:
         for problem in shape_report.of_code(unit, self.code):
