@@ -718,6 +718,8 @@ def _merged_batch(flow: Flow, node: ast.AST, error: ShapeError, inputs: tuple) -
 # =====================================================================================================
 # Hooks: calls
 # =====================================================================================================
+_MODELLED = frozenset(ss.op_names()) | {"view", "reshape"}  # what symshape computes (methods and functions)
+_LAYERS = frozenset(ss.layer_names())
 _VIEWS = frozenset({"view", "reshape", "flatten", "torch.reshape", "torch.flatten"})
 _SOFTMAX = frozenset({"softmax", "torch.softmax", "torch.nn.functional.softmax", "torch.special.softmax"})
 _LOSS_FUNCTIONS = {
@@ -786,6 +788,8 @@ def after_call(
 def _method(flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, result: Value) -> Value:
     if attr in _SOFTMAX:
         flow.semantics.shape_index.softmax.add(node)  # its result: probabilities
+    if attr not in _MODELLED:
+        return result
     converted = call_args(args)
     if converted is None:
         return result
@@ -859,6 +863,10 @@ def _torch(flow: Flow, node: ast.Call, qual: str, args: Arguments, result: Value
         last = qual.rsplit(".", 1)[-1]
         if last in ("Sequential", "ModuleDict", "ModuleList"):
             return _container(flow, node, last, args, result)
+        if last not in _LAYERS:
+            return result
+    elif qual not in _MODELLED and qual not in _TORCH_EXTRAS:
+        return result
     converted = call_args(args)
     if converted is None:
         return result
@@ -919,6 +927,10 @@ def _torch(flow: Flow, node: ast.Call, qual: str, args: Arguments, result: Value
     return value
 
 
+_TORCH_EXTRAS = frozenset({"torch.nn.Parameter", "torch.nn.parameter.Parameter", "torch.nn.Buffer", "torch.tensor",
+                           "torch.as_tensor", "torch.Tensor", "torch.FloatTensor", "torch.LongTensor",
+                           *("torch.nn.functional." + n for n in ("cross_entropy", "nll_loss", "mse_loss", "l1_loss",
+                             "smooth_l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits"))})  # fmt: skip
 _SIZE_FACTORIES = frozenset({"torch.zeros", "torch.ones", "torch.empty", "torch.rand", "torch.randn"})
 
 
@@ -2004,13 +2016,16 @@ def shape_at(
 
 def may_have_problems(text: str, statement: ast.stmt, module: Any) -> bool:
     """The shape rules' cheap pre-check of a top-level def/class: a module class (a root's context
-    may reach its `forward`), or text that can hold a shape problem (the words of `SHAPE_TEXT`, a
+    may reach its `forward`), or text that can hold a shape problem (the words of `SHAPE_WORDS`, a
     matrix product `@` beyond decorators and docstrings)."""
     if isinstance(statement, ast.ClassDef) and module.is_module_class(statement.name):
         return True
-    if SHAPE_WORDS.search(text):
-        return True
-    return has_matmul(text, statement)
+    last = module.__dict__.get("_gg_shape_precheck")
+    if last is not None and last[0] is text and last[1] is statement:
+        return last[2]  # the shape rules share one unit's answer
+    answer = has_shape_words(text) or has_matmul(text, statement)
+    module.__dict__["_gg_shape_precheck"] = (text, statement, answer)
+    return answer
 
 
 def has_matmul(text: str, statement: ast.stmt) -> bool:
@@ -2051,16 +2066,18 @@ def docstring_ats(text: str, statement: ast.stmt) -> int:
     return sum(line.count("@") for line in lines[first : last + 1])
 
 
-SHAPE_TEXT = re.compile(
-    r"view|reshape|flatten|Linear|Conv|Norm|LSTM|GRU|RNN|Embedding|Attention|Sequential|cat\(|stack\(|@|matmul|"
-    r"mm\(|einsum|Loss|entropy|nll_loss|mse_loss|softmax|expand|permute|transpose|randn|zeros|ones|empty|rand|"
-    r"tensor\(|float64|double|numpy|squeeze|interpolate|pad\(|linear\("
-)
-SHAPE_WORDS = re.compile(
-    r"view|reshape|flatten|Linear|Conv|Norm|LSTM|GRU|RNN|Embedding|Attention|Sequential|cat\(|stack\(|matmul|"
-    r"mm\(|einsum|Loss|entropy|nll_loss|mse_loss|softmax|expand|permute|transpose|randn|zeros|ones|empty|rand|"
-    r"tensor\(|float64|double|numpy|squeeze|interpolate|pad\(|linear\("
-)
+# words a scope's text must contain to hold a shape problem (plain substring tests: much faster than
+# one regular expression of alternatives on large texts)
+SHAPE_WORDS = (
+    "view", "reshape", "flatten", "Linear", "Conv", "Norm", "LSTM", "GRU", "RNN", "Embedding", "Attention",
+    "Sequential", "cat(", "stack(", "matmul", "mm(", "einsum", "Loss", "entropy", "nll_loss", "mse_loss",
+    "softmax", "expand", "permute", "transpose", "randn", "zeros", "ones", "empty", "rand", "tensor(",
+    "float64", "double", "numpy", "squeeze", "interpolate", "pad(", "linear(",
+)  # fmt: skip
+
+
+def has_shape_words(text: str) -> bool:
+    return any(word in text for word in SHAPE_WORDS)
 
 
 def problems(unit: Unit) -> list[Problem]:
@@ -2069,13 +2086,17 @@ def problems(unit: Unit) -> list[Problem]:
     call in a root that led to it (None when the unit's own code shows it)."""
 
     def collect() -> list[Problem]:
-        from gradguard.engine.queries import flows, unit_contains
+        from gradguard.engine.queries import scope_text, scopes, unit_contains
 
         semantics = unit.semantics
         index = semantics.shape_index
         if index.source is None:
             index.source = unit.source
-        starts = [flow for _, flow in flows(unit, SHAPE_TEXT)]
+        starts = []
+        for scope in scopes(unit):
+            text = scope_text(unit, scope)
+            if has_shape_words(text) or "@" in text:
+                starts.append(semantics.flow(scope))
         natural = set(starts)
         extra = roots(semantics)
         if extra:

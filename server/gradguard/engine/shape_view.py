@@ -52,11 +52,17 @@ class ShapeView:
         tree: ast.Module,
         source: SourceFile,
         measured: dict[tuple[int, str], Measured] | None = None,
+        semantics: Semantics | None = None,
     ) -> None:
+        """`semantics`: the model a check of this same tree built (its flows are reused)."""
         self.tree = tree
         self.source = source
-        self.module = ModuleContext(tree, source)
-        self.semantics = Semantics(tree, self.module)
+        if semantics is not None and semantics.tree is tree:
+            self.semantics = semantics
+            self.module = semantics.module
+        else:
+            self.module = ModuleContext(tree, source)
+            self.semantics = Semantics(tree, self.module)
         self.semantics.shape_index.source = source
         self.measured = measured or {}
         self._starts = [_first_line(s) for s in tree.body]

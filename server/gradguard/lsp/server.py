@@ -199,9 +199,11 @@ class AnalysisState:
     findings: list[Finding] = field(default_factory=list)
     version: Any = None
     spans: list[CellSpan] | None = None
-    # the tree of the last text that parsed, and its version (reused by hovers and inlay hints)
+    # the tree of the last text that parsed, its version and the semantic model its check built
+    # (reused by hovers and inlay hints)
     tree: Any = None
     tree_version: Any = None
+    semantics: Any = None
 
 
 @dataclass
@@ -454,7 +456,7 @@ class GradguardServer(LanguageServer):
         syntax = False
         try:
             tree = state.parser.parse(snap.text, snap.lines)
-            state.tree, state.tree_version = tree, snap.version
+            state.tree, state.tree_version, state.semantics = tree, snap.version, None
         except PARSE_ERRORS as exc:
             syntax = True
             findings = self._kept_while_broken(state, snap)
@@ -464,6 +466,7 @@ class GradguardServer(LanguageServer):
             try:
                 result = analyzer.check(snap.text, snap.path, tree)
                 findings, rule_errors = result.findings, result.errors
+                state.semantics = result.semantics
             except Exception:  # the engine itself failed: keep the server alive
                 log.exception("analysis failed for %s", snap.key)
                 self.log_to_client_threadsafe(
@@ -638,7 +641,9 @@ class GradguardServer(LanguageServer):
         if cached is not None and cached[0] == key:
             return cached[1]
         state = self._states.get(uri)
-        tree = state.tree if state is not None and state.tree_version == doc.version else None
+        current = state is not None and state.tree_version == doc.version
+        tree = state.tree if current else None
+        semantics = state.semantics if current else None
         text = doc.text
         if tree is None:
             try:
@@ -646,7 +651,7 @@ class GradguardServer(LanguageServer):
             except (SyntaxError, ValueError, RecursionError, MemoryError):
                 return cached[1] if cached is not None and cached[0][0] == doc.version else None
         table = {k: Measured(v[0], v[1]) for k, v in measured.items()}
-        view = ShapeView(tree, SourceFile(text, uri_to_path(uri)), table)
+        view = ShapeView(tree, SourceFile(text, uri_to_path(uri)), table, semantics)
         self._shape_views[uri] = (key, view)
         while len(self._shape_views) > 16:
             self._shape_views.pop(next(iter(self._shape_views)))
