@@ -1627,10 +1627,16 @@ class Semantics:
                     return result.evolve(dtype=dtype)
         elif name.endswith("_like") and data is not None:
             dtype = dtype or data.dtype
-        if dtype is None and name in _INT_FACTORIES:
+        explicit = keyword(node, "dtype") is not None  # `dtype=other.dtype`: given, but not known here
+        if dtype is None and not explicit and name in _INT_FACTORIES:
             dtype = "int64"
-        if dtype is None and name in ("zeros", "ones", "empty", "full", "rand", "randn", "eye", "linspace",
-                                      "logspace", "normal", "Tensor", "FloatTensor"):  # fmt: skip
+        if name == "full" and dtype is None and not explicit:
+            # the fill value decides: `torch.full(size, 3)` is int64, `torch.full(size, 0.5)` float32
+            fill = args.get(1, "fill_value")
+            if fill is None or not fill.is_only(FLOAT):
+                explicit = True  # (not known, or not a float: leave the dtype unknown)
+        if dtype is None and not explicit and name in ("zeros", "ones", "empty", "full", "rand", "randn", "eye",
+                                                       "linspace", "logspace", "normal", "Tensor", "FloatTensor"):  # fmt: skip
             dtype = (
                 "float64"
                 if name == "DoubleTensor"
