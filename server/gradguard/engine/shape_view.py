@@ -72,6 +72,8 @@ class ShapeView:
     def hover(self, line: int, column: int) -> str | None:
         """One line about the name under the cursor: a tensor's shape, dtype and gradient status, a
         module's layer and parameter count, an int's value."""
+        if not self.module.imports_torch:
+            return None
         found = self._node_at(line, column)
         if found is None:
             return None
@@ -92,17 +94,15 @@ class ShapeView:
             and not value.dim.is_unknown
         ):
             return f"int = {shape_flow.show(value.dim)}"
-        if measured is None and (
-            value is None or not value.may_be(TENSOR) or value.kinds & ~_TENSORISH and value.known
-        ):
-            return None
+        if measured is None and (value is None or not (value.is_tensor or isinstance(value.shape, Shape))):
+            return None  # not known to be a tensor
         return _describe_tensor(value, flow, measured)
 
     # -- inlay hints --------------------------------------------------------------------------------
     def inlay_hints(self, first: int, last: int, mode: str = "forward") -> list[Hint]:
         """The shape after each assignment in lines first..last: in `forward` (and the methods it
         calls) and in training loops for mode "forward", everywhere for "all"."""
-        if mode not in ("forward", "all"):
+        if mode not in ("forward", "all") or not self.module.imports_torch:
             return []
         hints: list[Hint] = []
         index = bisect.bisect_right(self._starts, last)
