@@ -1,6 +1,6 @@
 """The packaged extension in a real VS Code: code-server 4.100.3 driven by Debian's Chromium.
 
-Runs `client/e2e/run.mjs` once (one code-server, one browser session, fifteen scenarios;
+Runs `client/e2e/run.mjs` once (one code-server, one browser session, sixteen scenarios;
 the last starts a second code-server with workspace trust on) against the vsix
 in dist/, rebuilt first when it is missing or older than the sources. Artifacts (screenshots, results,
 extension host and server logs) go to test-artifacts/e2e/; the screenshots of passing scenarios also
@@ -32,7 +32,8 @@ SOURCES = ["server/gradguard", "client/src", "package.json", "pyproject.toml", "
 # The first issue's five (problems, hover, quickfix, typing, notebook), the client's own (restart after a
 # crash, "Explain Rule", the message for a missing interpreter, workspace trust), and issue 14's: the
 # interpreter from User settings, local documentation links, code lenses that stay while the file does
-# not parse, the probe's results on its lenses, the pyproject.toml watcher, a quiet normal restart.
+# not parse, the probe's results on its lenses, the pyproject.toml watcher, a quiet normal restart; and
+# issue 12's shapes (inlay hints in `forward`, the hover over a tensor).
 SCENARIOS = [
     "problems",
     "interpreter",
@@ -44,6 +45,7 @@ SCENARIOS = [
     "notebook",
     "probeLens",
     "watcher",
+    "shapes",
     "crash",
     "restart",
     "explain",
@@ -185,6 +187,8 @@ def test_extension_in_code_server() -> None:
         "5-notebook",
         "6-explain",
         "9-probe-lens",
+        "12-shape-hover",
+        "13-inlay-hints",
     ]
     for shot in [
         "7-bad-interpreter",
