@@ -623,7 +623,7 @@ class Semantics:
         if kinds & (MODULE | OBJECT | CTX) and base.cls is not None and base.is_only(MODULE | OBJECT | CTX):
             if base.cls in self.top and kinds != CTX:
                 value = self.self_attribute(base.cls, attr)
-                if base.layer is not None:
+                if value is not None and value.kinds != CALLABLE:
                     value = shape_flow.refine(self, flow, base, attr, value)
                 if value is not None:
                     if value.kinds == CALLABLE and value.node is not None:
@@ -1266,7 +1266,7 @@ class Semantics:
             return UNKNOWN
         if cls in self.top:
             method = self.self_attribute(cls, attr)
-            if receiver.layer is not None and method is not None and method.kinds != CALLABLE:
+            if method is not None and method.kinds != CALLABLE:
                 method = shape_flow.refine(self, flow, receiver, attr, method)
             if method is not None and method.kinds == CALLABLE and method.node is not None:
                 return self.call_function(flow, node, method.node, args, state, self_value=receiver)

@@ -392,9 +392,15 @@ def _layer_base(semantics: Semantics, cls: str) -> str | None:
 
 def refine(semantics: Semantics, flow: Flow, receiver: Value, attr: str, value: Value | None) -> Value | None:
     """`self.<attr>` of a module instance: the value the class summary knows, with the shape facts
-    of what this instance's `__init__` stored."""
+    of what this instance's `__init__` stored. An attribute the file also sets from outside the
+    class (`model.fc = nn.Linear(512, 10)`) may hold something else: its shape facts are dropped."""
+    if value is None:
+        return value
+    replaced = semantics.shape_index.replaced(semantics)
+    if replaced and attr in replaced:
+        return _without_shapes(value)
     layer = receiver.layer
-    if value is None or not isinstance(layer, Instance) or not semantics.shape_index.concrete:
+    if not isinstance(layer, Instance) or not semantics.shape_index.concrete:
         return value  # (in a function's natural context the class summary's values are enough)
     held = layer.attrs(semantics, flow, receiver).get(attr)
     if held is None:
@@ -403,6 +409,13 @@ def refine(semantics: Semantics, flow: Flow, receiver: Value, attr: str, value: 
     if layer.dtype != "float32":
         grafted = _convert_module(grafted, layer.dtype)
     return grafted
+
+
+def _without_shapes(value: Value) -> Value:
+    if value.shape is None and value.dim is None and value.layer is None and value.items is None:
+        return value
+    items = tuple(_without_shapes(v) for v in value.items) if value.items is not None else None
+    return value.evolve(shape=None, dim=None, layer=None, items=items)
 
 
 def graft(natural: Value, inst: Value, depth: int = 0) -> Value:
@@ -1806,6 +1819,14 @@ def _shape_from_words(words: list[str], func: ast.AST) -> Shape | None:
 # =====================================================================================================
 # Roots, contexts and the problems of a unit
 # =====================================================================================================
+class _Every(frozenset):
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+_EVERY_NAME = _Every({"*"})
+
+
 class ShapeIndex:
     """Per `Semantics`: the call contexts of each function and the roots that give concrete shapes."""
 
@@ -1820,6 +1841,42 @@ class ShapeIndex:
         # evaluating what a root reaches (the script, a probe comment): instances refine `self.<attr>`
         self.concrete = False
         self._roots: list[Flow] | None = None
+
+    def replaced(self, semantics: Semantics) -> frozenset:
+        """Attribute names the file assigns on something else than `self` (`model.fc = ...`,
+        `setattr(model, "fc", ...)`): what a module's `__init__` stored there may not be what
+        `forward` finds."""
+        found = self.__dict__.get("_replaced")
+        if found is None:
+            names = set()
+            for node in ast.walk(semantics.tree):
+                if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    value = node.value
+                    for target in targets:
+                        for sub in ast.walk(target):
+                            if isinstance(sub, ast.Attribute) and isinstance(sub.ctx, ast.Store):
+                                base = sub.value
+                                if isinstance(base, ast.Name) and base.id in ("self", "cls"):
+                                    continue
+                                if isinstance(value, ast.Attribute) and value.attr == sub.attr:
+                                    continue  # `a.weight = b.weight`: weights tied, the same shape
+                                names.add(sub.attr)
+                elif (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Name)
+                    and node.func.id == "setattr"
+                    and len(node.args) >= 2
+                ):
+                    name = node.args[1]
+                    if isinstance(name, ast.Constant) and isinstance(name.value, str):
+                        names.add(name.value)
+                    else:
+                        names.add("*")
+            found = self.__dict__["_replaced"] = frozenset(names)
+        if "*" in found:
+            return _EVERY_NAME
+        return found
 
     def note_summary(self, key: tuple, flow: Flow) -> None:
         self.summaries[key] = flow

@@ -136,6 +136,26 @@ class LinearShapeMismatch(Rule):
             """,
             note="the branch that pools runs for 4-D inputs",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv = nn.Conv2d(1, 8, 3)
+                    self.fc = nn.Linear(100, 10)
+
+                def forward(self, x):
+                    return self.fc(torch.flatten(self.conv(x), 1))
+
+            model = Net()
+            model.fc = nn.Linear(8 * 26 * 26, 10)
+            out = model(torch.randn(2, 1, 28, 28))
+            """,
+            note="the layer is replaced from outside the class before the call (fine-tuning)",
+        ),
     ]
     INVALID = [
         Invalid(
