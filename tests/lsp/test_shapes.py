@@ -108,6 +108,11 @@ def test_inlay_hints_follow_the_mode():
     everything = view().inlay_hints(1, 100, "all")
     assert any(h.line == 25 and h.label == ": [8, 1, 28, 28]" for h in everything)
     assert view().inlay_hints(1, 100, "off") == []
+    # a write into a tensor binds no name: no hint (`h[h < 0] = 0`)
+    masked = NET.replace(
+        "        flat = torch.flatten(h, 1)\n", "        h[h < 0] = 0\n        flat = torch.flatten(h, 1)\n"
+    )
+    assert [h.line for h in view(masked).inlay_hints(15, 15, "forward")] == []
     # the hint goes right after the name it describes
     first = next(h for h in hints if h.line == 13)
     assert first.column == column_of(NET, 13, "h") + 1

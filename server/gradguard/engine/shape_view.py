@@ -124,7 +124,7 @@ class ShapeView:
         measured = self.measured.get((stmt.lineno, name.id))
         if measured is not None and measured.dims is not None:
             text = "[" + ", ".join(str(d) for d in measured.dims) + "]"
-            return Hint(line, column, f": {text}", True, "measured by the probe (meta device)")
+            return Hint(line, column, f": {text}", True, "measured by the probe (on the meta device)")
         value, _ = self._value(scope, name)
         if value is None or not isinstance(value.shape, Shape) or not value.may_be(TENSOR):
             return None
@@ -132,7 +132,7 @@ class ShapeView:
         if not shape.dims:
             if not shape.exact:
                 return None  # nothing known
-        return Hint(line, column, f": {shape_flow.show(shape)}", False, _tooltip(value))
+        return Hint(line, column, f": {shape_flow.show(shape)}", False, _describe_tensor(value, None, None))
 
     # -- lookups ------------------------------------------------------------------------------------
     def _top(self, line: int) -> ast.stmt | None:
@@ -287,12 +287,19 @@ def _training_loops(top: ast.stmt) -> set[ast.AST]:
 
 
 def _target_names(stmt: ast.stmt) -> list[ast.Name]:
+    """The names an assignment binds (`x`, `a, (b, c)`, `*rest`); not the names inside a subscript or
+    attribute target (`h[h < 0] = 0` binds nothing)."""
     targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]  # type: ignore[attr-defined]
-    names = []
-    for target in targets:
-        for node in ast.walk(target):
-            if isinstance(node, ast.Name):
-                names.append(node)
+    names: list[ast.Name] = []
+    todo = list(targets)
+    while todo:
+        node = todo.pop(0)
+        if isinstance(node, ast.Name):
+            names.append(node)
+        elif isinstance(node, (ast.Tuple, ast.List)):
+            todo.extend(node.elts)
+        elif isinstance(node, ast.Starred):
+            todo.append(node.value)
     return names
 
 
@@ -360,15 +367,6 @@ def _saved_by(value: Value, flow) -> str:
         if record is not None and getattr(record.node, "lineno", None):
             return f"saved by {record.op} (line {record.node.lineno})"
     return ""
-
-
-def _tooltip(value: Value) -> str:
-    parts = []
-    if value.dtype:
-        parts.append(value.dtype)
-    if value.grad == YES:
-        parts.append("requires grad")
-    return " · ".join(parts)
 
 
 def _describe_module(value: Value) -> str:
