@@ -394,14 +394,14 @@ def refine(semantics: Semantics, flow: Flow, receiver: Value, attr: str, value: 
     """`self.<attr>` of a module instance: the value the class summary knows, with the shape facts
     of what this instance's `__init__` stored. An attribute the file also sets from outside the
     class (`model.fc = nn.Linear(512, 10)`) may hold something else: its shape facts are dropped."""
-    if value is None:
-        return value
+    if value is None or not semantics.shape_index.concrete:
+        return value  # (in a function's natural context the class summary's values are enough)
     replaced = semantics.shape_index.replaced(semantics)
     if replaced and attr in replaced:
         return _without_shapes(value)
     layer = receiver.layer
-    if not isinstance(layer, Instance) or not semantics.shape_index.concrete:
-        return value  # (in a function's natural context the class summary's values are enough)
+    if not isinstance(layer, Instance):
+        return value
     held = layer.attrs(semantics, flow, receiver).get(attr)
     if held is None:
         return value
@@ -1819,6 +1819,12 @@ def _shape_from_words(words: list[str], func: ast.AST) -> Shape | None:
 # =====================================================================================================
 # Roots, contexts and the problems of a unit
 # =====================================================================================================
+# `base.attr =` / `base.attr +=` (not `==`): group 1 the base, 2 the attribute, 3 the rest of the line
+_ATTRIBUTE_STORE = re.compile(
+    r"(?<![\w.])([A-Za-z_][\w.]*)\.([A-Za-z_]\w*)\s*(?:[-+*/@%&|^]|//|\*\*)?=(?!=)([^\n]*)"
+)
+
+
 class _Every(frozenset):
     def __contains__(self, item: object) -> bool:
         return True
@@ -1845,34 +1851,21 @@ class ShapeIndex:
     def replaced(self, semantics: Semantics) -> frozenset:
         """Attribute names the file assigns on something else than `self` (`model.fc = ...`,
         `setattr(model, "fc", ...)`): what a module's `__init__` stored there may not be what
-        `forward` finds."""
+        `forward` finds. Read from the text (a cheap superset; `a.weight = b.weight`, weights
+        tied with the same shape, does not count)."""
         found = self.__dict__.get("_replaced")
         if found is None:
             names = set()
-            for node in ast.walk(semantics.tree):
-                if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                    value = node.value
-                    for target in targets:
-                        for sub in ast.walk(target):
-                            if isinstance(sub, ast.Attribute) and isinstance(sub.ctx, ast.Store):
-                                base = sub.value
-                                if isinstance(base, ast.Name) and base.id in ("self", "cls"):
-                                    continue
-                                if isinstance(value, ast.Attribute) and value.attr == sub.attr:
-                                    continue  # `a.weight = b.weight`: weights tied, the same shape
-                                names.add(sub.attr)
-                elif (
-                    isinstance(node, ast.Call)
-                    and isinstance(node.func, ast.Name)
-                    and node.func.id == "setattr"
-                    and len(node.args) >= 2
-                ):
-                    name = node.args[1]
-                    if isinstance(name, ast.Constant) and isinstance(name.value, str):
-                        names.add(name.value)
-                    else:
-                        names.add("*")
+            text = self.source.text if self.source is not None else ast.unparse(semantics.tree)
+            for match in _ATTRIBUTE_STORE.finditer(text):
+                base, attr, rest = match.group(1), match.group(2), match.group(3)
+                if base in ("self", "cls"):
+                    continue
+                if re.match(r"\s*[\w.]+\." + re.escape(attr) + r"\s*(#.*)?$", rest):
+                    continue
+                names.add(attr)
+            if "setattr(" in text:
+                names.add("*")
             found = self.__dict__["_replaced"] = frozenset(names)
         if "*" in found:
             return _EVERY_NAME
