@@ -803,6 +803,8 @@ def _method(flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Argume
         flow.semantics.shape_index.softmax.add(node)  # its result: probabilities
     if attr not in _MODELLED:
         return result
+    if receiver.shape is None and attr not in _FROM_NOTHING and not _MATMUL_DTYPE.intersection((attr,)):
+        return result  # (nothing known of the receiver: nothing known of the result)
     converted = call_args(args)
     if converted is None:
         return result
@@ -880,6 +882,15 @@ def _torch(flow: Flow, node: ast.Call, qual: str, args: Arguments, result: Value
             return result
     elif qual not in _MODELLED and qual not in _TORCH_EXTRAS:
         return result
+    elif (
+        args.positional
+        and not _any_shape(args)
+        and qual not in _TORCH_FROM_NOTHING
+        and not qual.startswith(_FACTORY_PREFIXES)
+    ):
+        if qual in _LOSS_FUNCTIONS and len(args.positional) >= 2:
+            _softmax_into_ce(flow, node, qual, args.positional[0])
+        return result  # (no tensor argument of known shape)
     converted = call_args(args)
     if converted is None:
         return result
@@ -938,6 +949,30 @@ def _torch(flow: Flow, node: ast.Call, qual: str, args: Arguments, result: Value
         if merged is not None and value.kinds & TENSORISH and value.shape is not None:
             value = value.evolve(shape=with_marker(value.shape, merged))
     return value
+
+
+# ops whose result says something even when the receiver's shape is unknown (the sizes are written)
+_FROM_NOTHING = frozenset({"view", "reshape", "new_zeros", "new_ones", "new_empty", "new_full", "size", "dim",
+                           "float", "double", "half", "long", "int", "bool", "to", "type"})  # fmt: skip
+_TORCH_FROM_NOTHING = frozenset({"torch.reshape", "torch.tensor", "torch.as_tensor", "torch.Tensor",
+                                 "torch.FloatTensor", "torch.LongTensor", "torch.nn.Parameter",
+                                 "torch.nn.parameter.Parameter", "torch.nn.Buffer"})  # fmt: skip
+_FACTORY_PREFIXES = ("torch.zeros", "torch.ones", "torch.empty", "torch.rand", "torch.full", "torch.arange",
+                     "torch.eye", "torch.linspace", "torch.logspace")  # fmt: skip
+
+
+def _any_shape(args: Arguments) -> bool:
+    """Some argument has a known shape (a tensor, a list of tensors, a size)."""
+    for value in args.positional:
+        if value.shape is not None or value.dim is not None:
+            return True
+        items = value.items
+        if items is not None and any(v.shape is not None or v.dim is not None for v in items):
+            return True
+        elem = value.elem
+        if elem is not None and elem.shape is not None:
+            return True
+    return any(v.shape is not None or v.dim is not None for v in args.keywords.values())
 
 
 _TORCH_EXTRAS = frozenset({"torch.nn.Parameter", "torch.nn.parameter.Parameter", "torch.nn.Buffer", "torch.tensor",
@@ -2126,6 +2161,15 @@ SHAPE_WORDS = (
 )  # fmt: skip
 
 
+# what a function's natural context needs to show a certain shape problem on its own (inputs of unknown
+# shape give none): sizes written in the code (views, factories), annotations, float64 sources, losses
+SHAPE_SOURCES = (
+    "view", "reshape", "flatten", "zeros", "ones", "rand", "empty", "tensor(", "Tensor(", "arange", "full(",
+    "eye(", "linspace", "Float[", "Annotated[", "from_numpy", "float64", "double", "new_", "CrossEntropyLoss",
+    "cross_entropy", "expand", "one_hot",
+)  # fmt: skip
+
+
 def has_shape_words(text: str) -> bool:
     return any(word in text for word in SHAPE_WORDS)
 
@@ -2145,7 +2189,7 @@ def problems(unit: Unit) -> list[Problem]:
         starts = []
         for scope in scopes(unit):
             text = scope_text(unit, scope)
-            if has_shape_words(text) or "@" in text:
+            if any(word in text for word in SHAPE_SOURCES):
                 starts.append(semantics.flow(scope))
         natural = set(starts)
         extra = roots(semantics)
