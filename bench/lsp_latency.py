@@ -8,7 +8,10 @@ Through a real stdio session with `python -m gradguard lsp` (debounce 0, every r
   `publishDiagnostics` of that version (p50, p95, max); plus two harder scenarios on
   vision_transformer.py: pressing Enter inside a method (lines move) and typing a call
   `(...)` character by character (the file stops parsing in between),
-* server memory (RSS) after opening the files.
+* server memory (RSS) after opening the files,
+* hovers on the tensors assigned in `forward` methods and inlay hints for 60-line windows of
+  vision_transformer.py (shapes): latency of each request once the file is analysed, and of the
+  first hover after an edit (`--shapes-only` runs just this).
 
 The timm sources are downloaded at run time (`pip download --no-deps timm`) into
 bench/.corpus/ (git-ignored); nothing is committed. Usage:
@@ -197,6 +200,119 @@ def change(
     )
 
 
+def shape_positions(text: str, limit: int = 120) -> list[tuple[int, int]]:
+    """(0-based line, column) of names assigned in `forward`-like methods: where a hover shows a
+    shape (spread over the file)."""
+    import ast
+
+    tree = ast.parse(text)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name.startswith(("forward", "_forward")):
+            for stmt in ast.walk(node):
+                if isinstance(stmt, ast.Assign):
+                    for target in stmt.targets:
+                        if isinstance(target, ast.Name):
+                            found.append((target.lineno - 1, target.col_offset))
+    found.sort()
+    step = max(1, len(found) // limit)
+    return found[::step][:limit]
+
+
+def shape_latency(client: Client, uri: str, text: str, version: int) -> dict:
+    """Hovers on assigned tensors and inlay hints for 60-line windows, once the version is analysed;
+    then the first hover after each of 10 edits (the shapes are computed anew for a version)."""
+    positions = shape_positions(text)
+    samples, shown = [], 0
+    for line, col in positions:
+        sent = time.perf_counter()
+        stamp, reply = client.request(
+            "textDocument/hover",
+            {"textDocument": {"uri": uri}, "position": {"line": line, "character": col}},
+        )
+        samples.append((stamp - sent) * 1000)
+        result = reply.get("result")
+        shown += bool(result and "Tensor" in json.dumps(result))
+    out = {"hover": {**percentiles(samples), "positions": len(positions), "with_a_shape": shown}}
+    lines = text.count("\n") + 1
+    samples, hints = [], 0
+    for start in range(0, lines, max(60, lines // 60)):
+        sent = time.perf_counter()
+        stamp, reply = client.request(
+            "textDocument/inlayHint",
+            {
+                "textDocument": {"uri": uri},
+                "range": {
+                    "start": {"line": start, "character": 0},
+                    "end": {"line": start + 60, "character": 0},
+                },
+            },
+        )
+        samples.append((stamp - sent) * 1000)
+        hints += len(reply.get("result") or [])
+    out["inlay_hints_60_lines"] = {**percentiles(samples), "hints": hints}
+    sent = time.perf_counter()
+    stamp, reply = client.request(
+        "textDocument/inlayHint",
+        {
+            "textDocument": {"uri": uri},
+            "range": {"start": {"line": 0, "character": 0}, "end": {"line": lines, "character": 0}},
+        },
+    )
+    out["inlay_hints_whole_file_ms"] = round((stamp - sent) * 1000, 2)
+    out["inlay_hints_whole_file"] = len(reply.get("result") or [])
+    # the first hover after an edit: a new version, the shapes are computed for it
+    samples = []
+    line, col = positions[len(positions) // 2] if positions else (0, 0)
+    for i in range(10):
+        version += 1
+        edit = "q" if i % 2 == 0 else ""
+        end = col if i % 2 == 0 else col + 1
+        change(client, uri, version, line, col, line, end, edit)
+        client.wait_diagnostics(uri, version)
+        sent = time.perf_counter()
+        stamp, _ = client.request(
+            "textDocument/hover",
+            {
+                "textDocument": {"uri": uri},
+                "position": {"line": positions[0][0], "character": positions[0][1]},
+            },
+        )
+        samples.append((stamp - sent) * 1000)
+    out["first_hover_after_an_edit"] = percentiles(samples)
+    return out
+
+
+def run_shapes() -> dict:
+    files = fetch_corpus()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "server"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    command = [sys.executable, "-m", "gradguard", "lsp", "--log-level", "warning"]
+    client = Client(command, env)
+    client.request(
+        "initialize",
+        {
+            "processId": os.getpid(),
+            "rootUri": None,
+            "capabilities": {"textDocument": {"publishDiagnostics": {"versionSupport": True}}},
+            "initializationOptions": {"settings": {"debounceMs": 0}},
+        },
+    )
+    client.notify("initialized", {})
+    path = next(p for p in files if p.name == "vision_transformer.py")
+    uri = path.resolve().as_uri()
+    text = path.read_text(encoding="utf-8")
+    client.notify(
+        "textDocument/didOpen",
+        {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}},
+    )
+    client.wait_diagnostics(uri, 1)
+    results = {"file": path.name, "lines": text.count("\n") + 1, "load_average": os.getloadavg()[0]}
+    results.update(shape_latency(client, uri, text, 1))
+    client.close()
+    return results
+
+
 def run(edits: int) -> dict:
     files = fetch_corpus()
     env = dict(os.environ)
@@ -271,6 +387,8 @@ def run(edits: int) -> dict:
             (client.cpu_seconds() - cpu_before) * 1000 / edits, 2
         )
         if name == "vision_transformer.py":
+            results["shapes"] = shape_latency(client, uri, "".join(lines), version)
+            version += 10
             # Enter inside the method: every later line moves
             samples = []
             cpu_before = client.cpu_seconds()
@@ -330,8 +448,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edits", type=int, default=100)
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--shapes-only", action="store_true", help="only the hover/inlay-hint latency")
     args = parser.parse_args()
-    results = run(args.edits)
+    results = run_shapes() if args.shapes_only else run(args.edits)
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:

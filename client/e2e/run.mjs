@@ -16,6 +16,8 @@
 //   workspaceMode  - gradguard.diagnosticMode "workspace": the Problems panel lists a GG101 of a file never
 //                    opened (project/model.py, whose base class is an nn.Module in project/base.py); back to
 //                    "openFilesOnly", the row goes
+//   shapes         - the shape after each assignment of `forward` shows as an inlay hint, and the hover over a
+//                    tensor says its shape, dtype and gradient status in one line
 // then checks of the client itself (the last in a second code-server):
 //   crash           - a killed server is restarted by the client and the diagnostics come back
 //   restart         - "gradguard: Restart Server": the old server's normal exit is not logged as an error
@@ -158,6 +160,34 @@ class Net(Base):
         return grad
 `;
 const PROJECT_BUG = { code: 'GG101', line: 10 };
+// shapes_demo.py: the script's call gives forward its input shape; line 19's Linear was sized for 32x32
+// images (GG501). The hover goes over `h` on line 16.
+const SHAPES_DEMO = `import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class ConvNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.fc = nn.Linear(32 * 8 * 8, 10)
+
+    def forward(self, x):
+        h = F.relu(self.conv1(x))
+        h = F.max_pool2d(h, 2)
+        h = torch.sigmoid(self.conv2(h))
+        h = F.max_pool2d(h, 2)
+        flat = torch.flatten(h, 1)
+        return self.fc(flat)
+
+
+model = ConvNet()
+logits = model(torch.randn(8, 1, 28, 28))
+`;
+const SHAPE_HINTS = [': [8, 16, 28, 28]', ': [8, 16, 14, 14]', ': [8, 32, 14, 14]', ': [8, 32, 7, 7]', ': [8, 1568]'];
+const SHAPE_HOVER = 'Tensor[8, 32, 14, 14] float32 · requires grad · saved by sigmoid (line 16)';
 
 const NOTEBOOK_CELLS = [
   ['markdown', '# A notebook with an autograd bug'],
@@ -217,7 +247,7 @@ async function waitFor(predicate, timeoutMs, what, intervalMs = 100) {
 }
 
 // Screenshots go to the artifacts at once, and those the docs show to --screenshots when their scenario passed.
-const DOCS_SHOTS = new Set(['1-problems', '2-hover', '3-quickfix', '3-quickfix-applied', '4-typing', '5-notebook', '6-explain', '9-probe-lens']);
+const DOCS_SHOTS = new Set(['1-problems', '2-hover', '3-quickfix', '3-quickfix-applied', '4-typing', '5-notebook', '6-explain', '9-probe-lens', '12-shape-hover', '13-inlay-hints']);
 const pendingShots = new Map();
 async function shoot(page, name) {
   const buf = await page.screenshot({ caret: 'hide', animations: 'disabled' });
@@ -315,6 +345,7 @@ function writeWorkspace(dirs) {
   writeFileSync(join(dirs.workspace, 'notebook.ipynb'), notebookJson());
   writeFileSync(join(dirs.workspace, 'probe_demo.py'), PROBE_DEMO);
   writeFileSync(join(dirs.workspace, 'train_loop.py'), TRAIN_LOOP);
+  writeFileSync(join(dirs.workspace, 'shapes_demo.py'), SHAPES_DEMO);
   mkdirSync(join(dirs.userData, 'User'), { recursive: true });
   const settings = {
     'workbench.startupEditor': 'none',
@@ -1039,6 +1070,51 @@ function outputLog(dirs) {
  * "command 'gradguard.explainRule' already exists", and the server did not start), and the old server's
  * normal exit is not logged as an error.
  */
+/**
+ * Shapes: the inlay hints after the assignments of `forward` (the shapes the script's call gives), and the
+ * hover over a tensor variable: shape, dtype and gradient status in one line.
+ */
+async function scenarioShapes(page) {
+  await openFromExplorer(page, 'shapes_demo.py');
+  const lines = page.locator('.editor-group-container.active .view-lines');
+  const text = async () => ((await lines.textContent().catch(() => '')) || '').replace(/\u00a0/g, ' ');
+  let shown = [];
+  await waitFor(async () => {
+    const now = await text();
+    shown = SHAPE_HINTS.filter((hint) => now.includes(hint));
+    return shown.length === SHAPE_HINTS.length;
+  }, 30000, 'the shape inlay hints').catch(() => undefined);
+  const underlined = await squiggles(page);
+  await shoot(page, '13-inlay-hints');
+  // the cursor on `h` of line 16, then "Show or Focus Hover"
+  await page.keyboard.press('Control+G');
+  await page.locator('.quick-input-widget input').waitFor({ state: 'visible' });
+  await page.keyboard.type('16:9');
+  await page.keyboard.press('Enter');
+  await sleep(300);
+  let hoverText = '';
+  for (let attempt = 0; attempt < 3 && !hoverText.includes('Tensor['); attempt++) {
+    await page.keyboard.press('Control+K');
+    await page.keyboard.press('Control+I');
+    await page.locator('.monaco-hover:not(.hidden)').filter({ hasText: 'Tensor[' }).first()
+      .waitFor({ state: 'visible', timeout: 8000 }).catch(() => undefined);
+    hoverText = ((await page.locator('.monaco-hover:not(.hidden)').allTextContents()).join('\n'));
+  }
+  await sleep(300);
+  await shoot(page, '12-shape-hover');
+  await page.keyboard.press('Escape');
+  const checks = {
+    hints: shown.length === SHAPE_HINTS.length,
+    hover: hoverText.includes(SHAPE_HOVER),
+    gg501Underlined: underlined >= 1,
+  };
+  return {
+    ok: Object.values(checks).every(Boolean),
+    detail: `inlay hints ${shown.length}/${SHAPE_HINTS.length}; hover ${JSON.stringify(hoverText.slice(0, 160))}; ${JSON.stringify(checks)}`,
+    hints: shown,
+  };
+}
+
 async function scenarioRestart(page, { dirs, codeServer: proc }) {
   const before = await serverPids(proc);
   if (before.length !== 1) throw new Error(`expected one server process, found ${JSON.stringify(before)}`);
@@ -1213,6 +1289,7 @@ async function main() {
       ['probeLens', () => scenarioProbeLens(page)],
       ['watcher', () => scenarioWatcher(page, ctx)],
       ['workspaceMode', () => scenarioWorkspaceMode(page, ctx)],
+      ['shapes', () => scenarioShapes(page)],
       ['crash', () => scenarioCrash(page, ctx)],
       ['restart', () => scenarioRestart(page, ctx)],
       ['explain', () => scenarioExplain(page)],

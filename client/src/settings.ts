@@ -17,7 +17,12 @@ export interface ServerSettings {
   probe: { enable: boolean; timeout: number };
   showSyntaxErrors: boolean;
   diagnosticMode: DiagnosticMode;
+  inlayHints: { shapes: InlayShapes };
 }
+
+/** Where inlay hints show the shape after an assignment. */
+export type InlayShapes = 'forward' | 'all' | 'off';
+const INLAY_SHAPES: readonly InlayShapes[] = ['forward', 'all', 'off'];
 
 export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   enable: true,
@@ -30,6 +35,7 @@ export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   // Pylance already reports syntax errors in VS Code (Ruff's extension has the same setting).
   showSyntaxErrors: false,
   diagnosticMode: 'openFilesOnly',
+  inlayHints: Object.freeze({ shapes: 'forward' as InlayShapes }),
 });
 
 export const MAX_DEBOUNCE_MS = 5000;
@@ -142,7 +148,18 @@ export function toServerSettings(
     },
     showSyntaxErrors: bool(read('showSyntaxErrors'), DEFAULT_SETTINGS.showSyntaxErrors),
     diagnosticMode: diagnosticMode(read('diagnosticMode'), problems),
+    inlayHints: { shapes: inlayShapes(read('inlayHints.shapes'), problems) },
   };
+}
+
+function inlayShapes(value: unknown, problems: SettingProblem[]): InlayShapes {
+  if (value === undefined || value === null) return DEFAULT_SETTINGS.inlayHints.shapes;
+  if (typeof value === 'string' && (INLAY_SHAPES as readonly string[]).includes(value)) return value as InlayShapes;
+  problems.push({
+    key: 'inlayHints.shapes',
+    message: `gradguard.inlayHints.shapes: ignoring ${JSON.stringify(value)} (use forward, all or off)`,
+  });
+  return DEFAULT_SETTINGS.inlayHints.shapes;
 }
 
 export function importStrategy(value: unknown): ImportStrategy {

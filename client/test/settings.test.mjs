@@ -21,6 +21,7 @@ test('defaults when nothing is set', () => {
     probe: { enable: true, timeout: 20 },
     showSyntaxErrors: false,
     diagnosticMode: 'openFilesOnly',
+    inlayHints: { shapes: 'forward' },
   });
 });
 
@@ -31,7 +32,8 @@ test('package.json defaults are the ones the client falls back to', () => {
 
 test('every server setting and client setting is declared with a description and a default', () => {
   const keys = ['enable', 'select', 'ignore', 'severity', 'lintOnChange', 'debounceMs', 'probe.enable',
-    'probe.timeout', 'showSyntaxErrors', 'diagnosticMode', 'interpreter', 'importStrategy', 'trace.server'];
+    'probe.timeout', 'showSyntaxErrors', 'diagnosticMode', 'inlayHints.shapes', 'interpreter', 'importStrategy',
+    'trace.server'];
   for (const key of keys) {
     const prop = properties[`gradguard.${key}`];
     assert.ok(prop, `gradguard.${key} missing from package.json`);
@@ -55,6 +57,7 @@ test('user values are mapped and normalised', () => {
       'probe.timeout': 5,
       showSyntaxErrors: true,
       diagnosticMode: 'workspace',
+      'inlayHints.shapes': 'all',
     }),
     true,
     problems,
@@ -69,6 +72,7 @@ test('user values are mapped and normalised', () => {
     probe: { enable: true, timeout: 5 },
     showSyntaxErrors: true,
     diagnosticMode: 'workspace',
+    inlayHints: { shapes: 'all' },
   });
   assert.deepEqual(problems, []);
 });
@@ -84,6 +88,7 @@ test('bad values are dropped and reported, never sent', () => {
       debounceMs: -5,
       'probe.timeout': Number.NaN,
       diagnosticMode: 'everything',
+      'inlayHints.shapes': 'everywhere',
     }),
     true,
     problems,
@@ -95,7 +100,10 @@ test('bad values are dropped and reported, never sent', () => {
   assert.equal(out.debounceMs, 0);
   assert.equal(out.probe.timeout, 20);
   assert.equal(out.diagnosticMode, 'openFilesOnly');
-  assert.deepEqual(problems.map((p) => p.key), ['select', 'select', 'ignore', 'severity', 'severity', 'severity', 'diagnosticMode']);
+  assert.deepEqual(out.inlayHints, { shapes: 'forward' });
+  assert.deepEqual(problems.map((p) => p.key), [
+    'select', 'select', 'ignore', 'severity', 'severity', 'severity', 'diagnosticMode', 'inlayHints.shapes',
+  ]);
   assert.match(problems[0].message, /E501/);
 });
 

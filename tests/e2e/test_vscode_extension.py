@@ -33,7 +33,8 @@ SOURCES = ["server/gradguard", "client/src", "package.json", "pyproject.toml", "
 # crash, "Explain Rule", the message for a missing interpreter, workspace trust), and issue 14's: the
 # interpreter from User settings, local documentation links, code lenses that stay while the file does
 # not parse, the probe's results on its lenses, the pyproject.toml watcher, a quiet normal restart; and
-# issue 11's: a problem of a file never opened, in workspace mode.
+# issue 11's: a problem of a file never opened, in workspace mode; and
+# issue 12's shapes (inlay hints in `forward`, the hover over a tensor).
 SCENARIOS = [
     "problems",
     "interpreter",
@@ -46,6 +47,7 @@ SCENARIOS = [
     "probeLens",
     "watcher",
     "workspaceMode",
+    "shapes",
     "crash",
     "restart",
     "explain",
@@ -188,6 +190,8 @@ def test_extension_in_code_server() -> None:
         "5-notebook",
         "6-explain",
         "9-probe-lens",
+        "12-shape-hover",
+        "13-inlay-hints",
     ]
     for shot in [
         "7-bad-interpreter",

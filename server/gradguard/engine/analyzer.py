@@ -45,6 +45,9 @@ class CheckResult:
     tree: ast.Module | None
     errors: list[RuleError] = field(default_factory=list)
     syntax_error: Finding | None = None
+    # the semantic model the rules used (None when every unit came from the cache): an editor
+    # reuses its flows for hovers and inlay hints of the same version
+    semantics: Semantics | None = field(default=None, repr=False, compare=False)
 
 
 def parse(text: str, path: str = "<unknown>") -> ast.Module:
@@ -290,6 +293,7 @@ class Analyzer:
         try:
             return self._check(text, path, tree)
         finally:
+            self.__dict__.pop("_semantics", None)  # (an engine error must not keep the tree alive)
             if paused:
                 gc.enable()
 
@@ -304,7 +308,8 @@ class Analyzer:
                 return CheckResult(findings, None, syntax_error=finding)
         errors: list[RuleError] = []
         findings = self._check_tree(tree, source, path, errors)
-        return CheckResult(self._filter(findings, source), tree, errors)
+        semantics = self.__dict__.pop("_semantics", None)
+        return CheckResult(self._filter(findings, source), tree, errors, semantics=semantics)
 
     def _check_tree(
         self, tree: ast.Module, source: SourceFile, path: str, errors: list[RuleError]
@@ -337,7 +342,7 @@ class Analyzer:
                 self._remember(key, [], ())  # no rule can fire here: the unit is never indexed
                 continue
             if semantics is None:
-                semantics = Semantics(tree, module)
+                semantics = self._semantics = Semantics(tree, module)
             semantics.consulted = set()
             unit = Unit(statements, source, module, path, semantics)
             found = self._run_rules(unit, errors, rules)

@@ -259,9 +259,13 @@ def masked_write_rewrite(
             return (lambda: _assign(name, f"{name}.clamp", [], max=text)), f"{name}.clamp(max={text})"
     mask_text = unit.segment(mask)
     if _compares_itself(mask, name) and not value_is_tensor:
-        return (lambda: _assign(name, f"{name}.masked_fill", [mask_text, value_text])), f"{name}.masked_fill(...)"
+        return (
+            lambda: _assign(name, f"{name}.masked_fill", [mask_text, value_text])
+        ), f"{name}.masked_fill(...)"
     written = value_text if value_is_tensor else f"{name}.new_tensor({value_text})"
-    return (lambda: _assign(name, f"{name}.index_put", [f"({mask_text},)", written])), f"{name}.index_put(...)"
+    return (
+        lambda: _assign(name, f"{name}.index_put", [f"({mask_text},)", written])
+    ), f"{name}.index_put(...)"
 
 
 def functional_relu(unit: Unit) -> str:

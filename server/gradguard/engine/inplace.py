@@ -107,7 +107,9 @@ def _classify(event: Event, forward: bool, views: set) -> str:
         return SAVED
     if value.sites and value.sites <= views and (value.grad == YES or (forward and value.grad == MAYBE)):
         return MULTI_VIEW
-    if value.is_buffer and any(a.grad == YES or (forward and a.grad == MAYBE and a.is_tensor) for a in event.args):
+    if value.is_buffer and any(
+        a.grad == YES or (forward and a.grad == MAYBE and a.is_tensor) for a in event.args
+    ):
         return BUFFER
     return OTHER
 

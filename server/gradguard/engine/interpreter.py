@@ -33,7 +33,7 @@ import ast
 import weakref
 from typing import TYPE_CHECKING
 
-from gradguard.engine import torch_facts
+from gradguard.engine import shape_flow, torch_facts
 from gradguard.engine.values import (
     ANY,
     BOOL,
@@ -270,6 +270,8 @@ def _same_value(a: Value, b: Value, depth: int = 0) -> bool:
         or a.cls != b.cls
         or a.dtype != b.dtype
         or len(a.cuts) != len(b.cuts)
+        or (a.shape is not b.shape and a.shape != b.shape)
+        or (a.dim is not b.dim and a.dim != b.dim)
     ):
         return False
     if depth > 3:
@@ -292,7 +294,9 @@ _GRAD_DISABLING = frozenset(
     {"torch.no_grad", "torch.inference_mode", "torch.autograd.no_grad", "torch.autograd.grad_mode.no_grad",
      "torch.autograd.inference_mode"}
 )  # fmt: skip
-_GRAD_ENABLING = frozenset({"torch.enable_grad", "torch.autograd.enable_grad", "torch.autograd.grad_mode.enable_grad"})
+_GRAD_ENABLING = frozenset(
+    {"torch.enable_grad", "torch.autograd.enable_grad", "torch.autograd.grad_mode.enable_grad"}
+)
 _GRAD_SETTERS = frozenset({"torch.set_grad_enabled", "torch.autograd.set_grad_enabled"})
 
 _CUT_METHODS = {"detach": DETACH, "item": ITEM, "tolist": ITEM, "numpy": NUMPY_CUT}
@@ -358,6 +362,7 @@ class Flow:
         self.declared_global: set[str] = set()
         self.declared_nonlocal: set[str] = set()
         self.mutated: set[ast.AST] = set()  # allocation sites written in place
+        self.shape_problems: dict = {}  # (code, node) -> shape_flow.Problem: certain shape errors found here
         self._loops: list[_LoopFrame] = []
         self._statement: ast.stmt | None = None
         self._counter = 0
@@ -413,6 +418,7 @@ class Flow:
             value = arguments.get(arg.arg)
             if value is None:
                 value = self.semantics.parameter_value(self, func, arg, default)
+                value = shape_flow.parameter(self, func, arg, default, value)
                 if value.kinds & TENSORISH and not value.roots:
                     # the caller's tensor object: its identity for saved-tensor tracking
                     value = value.evolve(sites=frozenset((arg,)), roots=frozenset((arg,)))
@@ -527,11 +533,18 @@ class Flow:
     def _if(self, stmt: ast.If, state: State) -> State | None:
         self._eval(stmt.test, state)
         then_state, else_state = self._narrow(stmt.test, state)
+        known = shape_flow.truth(self, stmt.test)  # a test on known ints / None-ness: one branch runs
+        if known is not None:
+            return self._block(stmt.body, then_state) if known else self._block(stmt.orelse, else_state)
         return merge([self._block(stmt.body, then_state), self._block(stmt.orelse, else_state)])
 
     def _loop(self, stmt: ast.For | ast.AsyncFor | ast.While, state: State) -> State | None:
         is_for = not isinstance(stmt, ast.While)
         iterated = self._eval(stmt.iter, state) if is_for else None  # type: ignore[union-attr]
+        if iterated is not None and (not self.natural or shape_flow.builds(self)):
+            items = shape_flow.unrollable(iterated)
+            if items is not None:
+                return self._unrolled(stmt, items, state)  # type: ignore[arg-type]
         always_enters = (
             self._over_layers(stmt.iter)  # type: ignore[union-attr]
             if is_for
@@ -582,14 +595,31 @@ class Flow:
         value = self.values.get(iterable)
         return value is not None and element_of(value).is_module
 
+    def _unrolled(self, stmt: ast.For | ast.AsyncFor, items: tuple, state: State) -> State | None:
+        """A call context's `for` over a few values it knows one by one (`range(1, 3)`, a tuple of
+        layers): each iteration in turn, exactly."""
+        exits: list[State] = []
+        current: State | None = state
+        for item in items:
+            if current is None:
+                break
+            frame = _LoopFrame(stmt)
+            entry = current.copy()
+            self._bind(stmt.target, item, None, entry, stmt)
+            self._loops.append(frame)
+            end = self._block(stmt.body, entry)
+            self._loops.pop()
+            exits.extend(frame.breaks)
+            current = merge([end, *frame.continues])
+        normal = self._block(stmt.orelse, current) if current is not None else None
+        return merge([normal, *exits])
+
     def free_graph(self, loss: Value, backward: ast.AST, state: State) -> None:
         """After `backward()` without `retain_graph`, the graph behind `loss` is freed: every
         local value with a graph that `loss` was computed from, or that was computed from
         it (`total = total + loss`), now rests on freed buffers."""
         graph_names = {
-            name
-            for name in loss.names
-            if (value := state.env.get(name)) is not None and has_graph(value)
+            name for name in loss.names if (value := state.env.get(name)) is not None and has_graph(value)
         }
         for name, value in state.env.items():
             if not has_graph(value) or not value.saves or backward in value.stale:
@@ -753,7 +783,11 @@ class Flow:
                 if outside and value.known:
                     else_state.env[name] = value.evolve(kinds=outside)
             return then_state, else_state
-        if isinstance(test, ast.Attribute) and test.attr == "requires_grad" and isinstance(test.value, ast.Name):
+        if (
+            isinstance(test, ast.Attribute)
+            and test.attr == "requires_grad"
+            and isinstance(test.value, ast.Name)
+        ):
             name = test.value.id
             value = state.env.get(name)
             if value is not None and value.kinds & TENSORISH:
@@ -804,12 +838,18 @@ class Flow:
         if name in self.declared_global or name in self.declared_nonlocal:
             self.semantics.note_global_store(name, value)
 
-    def _bind(self, target: ast.expr, value: Value, source: ast.expr | None, state: State, stmt: ast.AST) -> None:
+    def _bind(
+        self, target: ast.expr, value: Value, source: ast.expr | None, state: State, stmt: ast.AST
+    ) -> None:
         kind = target.__class__
         if kind is ast.Name:
+            if value.kinds == INT and value.dim is None:
+                value = shape_flow.named(value, target.id, stmt)  # type: ignore[attr-defined]
             self._set(target.id, value, state, stmt)  # type: ignore[attr-defined]
             self.values[target] = value
         elif kind is ast.Tuple or kind is ast.List:
+            if value.kinds == SIZE:
+                value = shape_flow.unpack(self, target, value, source, state, stmt)  # type: ignore[arg-type]
             elts = target.elts  # type: ignore[attr-defined]
             starred = [i for i, e in enumerate(elts) if isinstance(e, ast.Starred)]
             if (
@@ -856,7 +896,9 @@ class Flow:
                 before = state.env[path]
             else:
                 before = self.semantics.attribute(self, base, target, state)  # type: ignore[arg-type]
-            self._record(ATTRIBUTE_STORE, stmt, state, value, op=attr, target=target, args=(base,), data=before)
+            self._record(
+                ATTRIBUTE_STORE, stmt, state, value, op=attr, target=target, args=(base,), data=before
+            )
             if attr == "requires_grad" and source is not None and _literal(source) is False:
                 # `p.requires_grad = False` / `self.emb.weight.requires_grad = False`: what `p`
                 # comes from no longer trains
@@ -960,9 +1002,9 @@ class Flow:
         if value is None:
             return NONE_VALUE
         if isinstance(value, bool):
-            return BOOL_VALUE
+            return shape_flow.TRUE if value else shape_flow.FALSE
         if isinstance(value, int):
-            return INT_VALUE
+            return shape_flow.int_value(value)
         if isinstance(value, float):
             return FLOAT_VALUE
         if isinstance(value, str):
@@ -977,6 +1019,8 @@ class Flow:
         else:
             base = self._eval(node.value, state)
             value = self.semantics.attribute(self, base, node, state)
+            if value.dim is None and (value.kinds == ANY or value.kinds == INT) and not base.kinds & TENSORISH:
+                value = shape_flow.unknown_attribute(self, node, base, value)
         if path is not None and value.kinds & (TENSORISH | CONTAINER) and value.kinds != ANY:
             return value.named(path)  # (so that what is computed from `self.h` says so)
         return value
@@ -984,6 +1028,12 @@ class Flow:
     def _subscript(self, node: ast.Subscript, state: State) -> Value:
         base = self._eval(node.value, state)
         index = self._eval(node.slice, state)
+        result = self._subscript_facts(node, base, index, state)
+        if base.kinds & (TENSORISH | SIZE | TUPLE | LIST):
+            result = shape_flow.subscript(self, node, base, index, result)
+        return result
+
+    def _subscript_facts(self, node: ast.Subscript, base: Value, index: Value, state: State) -> Value:
         if _string_key(node.slice) and (base.kinds & TENSORISH or (base.kinds & OBJECT and base.elem is None)):
             # `batch["input_ids"]`, `outputs["loss"]`: a mapping's item, computed from what the
             # mapping was (a model's outputs carry its graph), not a view of it
@@ -991,7 +1041,11 @@ class Flow:
             return combine((base,), kinds=ANY, node=node)
         if base.kinds & TENSORISH and base.is_tensor:
             return self._index_tensor(node, base, index, state)
-        if base.items is not None and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int):
+        if (
+            base.items is not None
+            and isinstance(node.slice, ast.Constant)
+            and isinstance(node.slice.value, int)
+        ):
             position = node.slice.value
             if -len(base.items) <= position < len(base.items):
                 return base.items[position]
@@ -1053,6 +1107,12 @@ class Flow:
                 self._record(DEAD_TERM, node, state, dead, args=(live,), target=expr)
 
     def _binary(self, op: ast.operator, left: Value, right: Value, node: ast.AST, state: State) -> Value:
+        result = self._binary_facts(op, left, right, node, state)
+        return shape_flow.binary(self, op, node, left, right, result)
+
+    def _binary_facts(
+        self, op: ast.operator, left: Value, right: Value, node: ast.AST, state: State
+    ) -> Value:
         self._note_terms(op, left, right, node, state)
         name = _BINARY_OPS.get(op.__class__, "add")
         if left.is_tensor or right.is_tensor:
@@ -1080,6 +1140,9 @@ class Flow:
 
     def _unaryop(self, node: ast.UnaryOp, state: State) -> Value:
         operand = self._eval(node.operand, state)
+        return shape_flow.unary(node.op, operand, self._unary_facts(node, operand, state))
+
+    def _unary_facts(self, node: ast.UnaryOp, operand: Value, state: State) -> Value:
         if isinstance(node.op, ast.Not):
             return BOOL_VALUE
         if operand.kinds & TENSORISH and operand.is_tensor:
@@ -1090,6 +1153,9 @@ class Flow:
 
     def _compare(self, node: ast.Compare, state: State) -> Value:
         operands = [self._eval(node.left, state), *(self._eval(c, state) for c in node.comparators)]
+        return shape_flow.compare(node, operands, self._compare_facts(node, operands, state))
+
+    def _compare_facts(self, node: ast.Compare, operands: list[Value], state: State) -> Value:
         if all(isinstance(op, (ast.Is, ast.IsNot, ast.In, ast.NotIn)) for op in node.ops):
             return BOOL_VALUE
         tensors = [v for v in operands if v.kinds & TENSORISH and v.is_tensor]
@@ -1117,13 +1183,19 @@ class Flow:
     def _ifexp(self, node: ast.IfExp, state: State) -> Value:
         self._eval(node.test, state)
         then_state, else_state = self._narrow(node.test, state)
+        known = shape_flow.truth(self, node.test)
+        if known is not None:
+            return self._eval(node.body, then_state) if known else self._eval(node.orelse, else_state)
         return join(self._eval(node.body, then_state), self._eval(node.orelse, else_state))
 
     def _sequence(self, node: ast.Tuple | ast.List | ast.Set, state: State) -> Value:
         values = tuple(self._eval(e, state) for e in node.elts)
         kind = {ast.Tuple: TUPLE, ast.List: LIST, ast.Set: LIST}[node.__class__]
         if any(isinstance(e, ast.Starred) for e in node.elts):
-            parts = [element_of(v) if isinstance(e, ast.Starred) else v for e, v in zip(node.elts, values, strict=True)]
+            parts = [
+                element_of(v) if isinstance(e, ast.Starred) else v
+                for e, v in zip(node.elts, values, strict=True)
+            ]
             return Value(kind, grad=NO, leaf=NO, elem=join_all(parts) if parts else None)
         return Value(
             kind,
@@ -1142,6 +1214,14 @@ class Flow:
         return Value(DICT, grad=NO, leaf=NO, elem=join_all(parts) if parts else None)
 
     def _comprehension(self, node: ast.AST, state: State) -> Value:
+        if (
+            (not self.natural or shape_flow.builds(self))
+            and isinstance(node, ast.ListComp)
+            and len(node.generators) == 1
+        ):
+            unrolled = self._unrolled_comprehension(node, state)
+            if unrolled is not None:
+                return unrolled
         inner = state.copy()
         for generator in node.generators:  # type: ignore[attr-defined]
             iterated = self._eval(generator.iter, inner)
@@ -1155,6 +1235,30 @@ class Flow:
         elem = self._eval(node.elt, inner)  # type: ignore[attr-defined]
         kind = LIST if isinstance(node, (ast.ListComp, ast.SetComp)) else OBJECT
         return Value(kind, grad=NO, leaf=NO, elem=elem)
+
+    def _unrolled_comprehension(self, node: ast.ListComp, state: State) -> Value | None:
+        """`[f(d) for d in x.shape]` in a call context, over a few known values: a list of known
+        length (each element evaluated with its own value)."""
+        generator = node.generators[0]
+        iterated = self._eval(generator.iter, state.copy())
+        items = shape_flow.unrollable(iterated)
+        if items is None:
+            return None
+        elements = []
+        for item in items:
+            inner = state.copy()
+            self._bind(generator.target, item, None, inner, node)
+            keep = True
+            for condition in generator.ifs:
+                self._eval(condition, inner)
+                known = shape_flow.truth(self, condition)
+                if known is None:
+                    return None
+                keep = keep and known
+            if keep:
+                elements.append(self._eval(node.elt, inner))
+        values = tuple(elements)
+        return Value(LIST, grad=NO, leaf=NO, elem=join_all(values) if values else None, items=values)
 
     def _starred(self, node: ast.Starred, state: State) -> Value:
         return self._eval(node.value, state)
@@ -1190,15 +1294,21 @@ class Flow:
         func = node.func
         if isinstance(func, ast.Attribute):
             path = _self_path(func)
-            receiver = state.env[path] if path is not None and path in state.env else self._eval(func.value, state)
+            receiver = (
+                state.env[path] if path is not None and path in state.env else self._eval(func.value, state)
+            )
             if path is not None and path in state.env:
                 self._eval(func.value, state)
             self.values[func] = UNKNOWN
             args = self._arguments(node, state)
-            return self._without_grad(self.semantics.method_call(self, node, receiver, func.attr, args, state), node, state)
+            result = self._without_grad(
+                self.semantics.method_call(self, node, receiver, func.attr, args, state), node, state
+            )
+            return shape_flow.after_call(self, node, receiver, func.attr, args, result, state)
         callee = self._eval(func, state)
         args = self._arguments(node, state)
-        return self._without_grad(self.semantics.call(self, node, callee, args, state), node, state)
+        result = self._without_grad(self.semantics.call(self, node, callee, args, state), node, state)
+        return shape_flow.after_call(self, node, callee, None, args, result, state)
 
     def _without_grad(self, value: Value, node: ast.AST, state: State) -> Value:
         """A call's result under `torch.no_grad()`: whatever it computed has no graph."""
@@ -1348,8 +1458,14 @@ def _carries_autograd(value: Value) -> bool:
 
 def has_graph(value: Value) -> bool:
     """A tensor (or unknown object) with autograd history behind it."""
-    return value.grad != NO and value.leaf != YES and (
-        bool(value.kinds & TENSORISH) and (value.is_tensor or value.kinds == ANY) and (value.sources or value.grad == YES)
+    return (
+        value.grad != NO
+        and value.leaf != YES
+        and (
+            bool(value.kinds & TENSORISH)
+            and (value.is_tensor or value.kinds == ANY)
+            and (value.sources or value.grad == YES)
+        )
     )
 
 

@@ -109,9 +109,7 @@ def training_loops(unit: Unit) -> list[TrainingLoop]:
         return []
     loops: dict[int, TrainingLoop] = {}
     order: list[TrainingLoop] = []
-    from gradguard.engine.shapes import calls_by_attr
-
-    for call in calls_by_attr(unit, "backward"):
+    for call in unit.method_calls("backward"):
         loop = enclosing_loop(unit, call)
         if loop is None or id(loop) in loops:
             continue

@@ -86,7 +86,11 @@ def backward_events(unit: Unit) -> list[tuple[ast.AST | None, Flow, Event]]:
     its scope and flow; `event.value` is what is backpropagated."""
 
     def collect() -> list[tuple[ast.AST | None, Flow, Event]]:
-        return [(func, flow, event) for func, flow in flows(unit, "backward") for event in flow.events_of(BACKWARD)]
+        return [
+            (func, flow, event)
+            for func, flow in flows(unit, "backward")
+            for event in flow.events_of(BACKWARD)
+        ]
 
     return unit.cache("backward_events", collect)
 
@@ -117,7 +121,11 @@ def switches_requires_grad_off(unit: Unit) -> bool:
                 ):
                     return True
         for call in unit.method_calls("requires_grad_"):
-            arg = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "requires_grad"), None)
+            arg = (
+                call.args[0]
+                if call.args
+                else next((k.value for k in call.keywords if k.arg == "requires_grad"), None)
+            )
             if isinstance(arg, ast.Constant) and arg.value is False:
                 return True
         return False

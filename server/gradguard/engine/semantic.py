@@ -25,7 +25,7 @@ from __future__ import annotations
 import ast
 import bisect
 
-from gradguard.engine import torch_facts
+from gradguard.engine import shape_flow, torch_facts
 from gradguard.engine.index import KIND_FUNCTION, KIND_MODULE, ModuleContext, keyword, statement_start_line
 from gradguard.engine.interpreter import (
     APPEND,
@@ -109,7 +109,14 @@ _FUNCTION_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 # -- vocabulary (hand-written: names people give things; not torch facts) ----------------------
 
-_BUILTIN_CONTAINERS = {"list": LIST, "tuple": TUPLE, "sorted": LIST, "reversed": LIST, "set": LIST, "frozenset": LIST}
+_BUILTIN_CONTAINERS = {
+    "list": LIST,
+    "tuple": TUPLE,
+    "sorted": LIST,
+    "reversed": LIST,
+    "set": LIST,
+    "frozenset": LIST,
+}
 _BUILTIN_BOOLS = frozenset({"isinstance", "issubclass", "hasattr", "callable", "all", "any"})
 _BUILTIN_NONE = frozenset({"print", "setattr", "delattr", "exec"})
 _BUILTINS = frozenset(
@@ -184,6 +191,7 @@ def value_key(value: Value, depth: int = 0) -> tuple:
         elem,
         items,
         tuple((k, value_key(v, depth + 1)) for k, v in value.attrs) if value.attrs and depth < 2 else None,
+        shape_flow.key_of(value),
     )
 
 
@@ -254,6 +262,7 @@ class Semantics:
         self._sites: dict | None = None
         self._callers_busy: set = set()
         self.consulted: set[str] = set()
+        self.shape_index = shape_flow.ShapeIndex()
 
     # -- flows ---------------------------------------------------------------------------------
     def flow(self, func: ast.AST | None) -> Flow:
@@ -263,10 +272,13 @@ class Semantics:
             return cached
         if func is None:
             self._script_busy = True
+            concrete = self.shape_index.concrete
+            self.shape_index.concrete = True  # the script's calls give concrete shapes
             try:
                 flow = Flow(self, None, self.script)
             finally:
                 self._script_busy = False
+                self.shape_index.concrete = concrete
         else:
             parent = self.scope_parent(func)
             enclosing = None
@@ -279,7 +291,12 @@ class Semantics:
             elif parent is not None:
                 enclosing = self.flow(parent)
             body = func.body if isinstance(func, _FUNCTION_TYPES) else [ast.Return(value=func.body)]  # type: ignore[attr-defined]
-            flow = Flow(self, func, body, enclosing=enclosing, class_node=class_node)
+            concrete = self.shape_index.concrete
+            self.shape_index.concrete = False
+            try:
+                flow = Flow(self, func, body, enclosing=enclosing, class_node=class_node)
+            finally:
+                self.shape_index.concrete = concrete
         self._flows[func] = flow
         return flow
 
@@ -500,7 +517,13 @@ class Semantics:
             return None
         text = ast.unparse(annotation) if not isinstance(annotation, ast.Constant) else str(annotation.value)
         optional = "Optional" in text or "None" in text
-        if "Tensor" in text and "List" not in text and "list" not in text and "Tuple" not in text and "tuple" not in text:
+        if (
+            "Tensor" in text
+            and "List" not in text
+            and "list" not in text
+            and "Tuple" not in text
+            and "tuple" not in text
+        ):
             return Value(TENSOR | (NONE if optional else 0), grad=MAYBE, leaf=MAYBE)
         if optional:
             return None
@@ -580,10 +603,22 @@ class Semantics:
                         for method_name, method in base_info.methods.items():
                             info.methods.setdefault(method_name, method)
             for stmt in info.node.body:
-                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+                if (
+                    isinstance(stmt, ast.Assign)
+                    and len(stmt.targets) == 1
+                    and isinstance(stmt.targets[0], ast.Name)
+                ):
                     value = self._class_body_value(stmt.value)
                     if value is not None:
                         info.attrs[stmt.targets[0].id] = value
+                elif (
+                    isinstance(stmt, ast.AnnAssign)
+                    and isinstance(stmt.target, ast.Name)
+                    and stmt.value is not None
+                ):
+                    value = self._class_body_value(stmt.value)  # a dataclass field's default
+                    if value is not None:
+                        info.attrs[stmt.target.id] = value
             init = info.methods.get("__init__")
             stores: dict[str, Value] = {}
             if init is not None and self.enclosing_class(init) is info.node:
@@ -621,6 +656,8 @@ class Semantics:
             if qual is not None and _is_layer_name(qual):
                 return Value(MODULE, grad=NO, leaf=NO, cls=qual, sources=frozenset((expr,)))
         if isinstance(expr, ast.Constant):
+            if type(expr.value) is int:
+                return shape_flow.int_value(expr.value)
             return Value(
                 {bool: BOOL, int: INT, float: FLOAT, str: STR}.get(type(expr.value), OBJECT), grad=NO, leaf=NO
             )
@@ -666,7 +703,7 @@ class Semantics:
                              blocked=base.blocked, stale=base.stale, names=base.names)  # fmt: skip
             return UNKNOWN
         if base.is_tensor:
-            return self._tensor_attribute(base, node, attr)
+            return shape_flow.tensor_attribute(base, attr, self._tensor_attribute(base, node, attr))
         if base.attrs:
             held = base.attribute(attr)
             if held is not None:
@@ -674,6 +711,8 @@ class Semantics:
         if kinds & (MODULE | OBJECT | CTX) and base.cls is not None and base.is_only(MODULE | OBJECT | CTX):
             if base.cls in self.top and kinds != CTX:
                 value = self.self_attribute(base.cls, attr)
+                if value is not None and value.kinds != CALLABLE:
+                    value = shape_flow.refine(self, flow, base, attr, value)
                 if value is not None:
                     if value.kinds == CALLABLE and value.node is not None:
                         return value.evolve(elem=base)  # a bound method
@@ -682,14 +721,16 @@ class Semantics:
                     return self._module_attribute(base, attr, node)
                 return UNKNOWN
             if base.is_module:
-                return self._module_attribute(base, attr, node)
+                return shape_flow.module_attribute(base, attr, self._module_attribute(base, attr, node))
         if kinds & MODULE and base.is_module:
-            return self._module_attribute(base, attr, node)
+            return shape_flow.module_attribute(base, attr, self._module_attribute(base, attr, node))
         if kinds == CLASS and base.cls in self.top:
             info = self.class_info(base.cls)  # type: ignore[arg-type]
             if info is not None:
                 if attr == "apply" and info.kind == KIND_FUNCTION:
-                    return Value(CALLABLE, grad=NO, leaf=NO, cls=f"{base.cls}.apply", node=info.methods.get("forward"))
+                    return Value(
+                        CALLABLE, grad=NO, leaf=NO, cls=f"{base.cls}.apply", node=info.methods.get("forward")
+                    )
                 method = info.methods.get(attr)
                 if method is not None:
                     return Value(CALLABLE, grad=NO, leaf=NO, node=method, cls=base.cls)
@@ -728,13 +769,17 @@ class Semantics:
 
     def _module_attribute(self, module: Value, attr: str, node: ast.AST) -> Value:
         cls = module.cls or ""
-        if attr in ("weight", "bias", "in_proj_weight", "in_proj_bias") or attr.startswith(("weight_", "bias_")):
+        if attr in ("weight", "bias", "in_proj_weight", "in_proj_bias") or attr.startswith(
+            ("weight_", "bias_")
+        ):
             if cls.startswith("torch.nn.") and self._layer_has_parameters(cls) is False:
                 return UNKNOWN
             return Value(TENSOR | PARAMETER, grad=YES, leaf=YES, sources=module.sources or frozenset((node,)),
                          sites=frozenset((node,)), roots=frozenset((node,)))  # fmt: skip
         if attr in ("running_mean", "running_var", "num_batches_tracked"):
-            return Value(TENSOR | BUFFER, grad=NO, leaf=YES, sites=frozenset((node,)), roots=frozenset((node,)))
+            return Value(
+                TENSOR | BUFFER, grad=NO, leaf=YES, sites=frozenset((node,)), roots=frozenset((node,))
+            )
         if attr == "training":
             return BOOL_VALUE
         if attr in ("in_features", "out_features", "in_channels", "out_channels", "num_features",
@@ -810,10 +855,15 @@ class Semantics:
     def _instantiate(self, flow: Flow, node: ast.Call, callee: Value, args: Arguments, state: State) -> Value:
         name = callee.cls or ""
         info = self.class_info(name) if name in self.top else None
-        kind = info.kind if info is not None else (self.module.classes[name].kind if name in self.module.classes else "")
+        kind = (
+            info.kind
+            if info is not None
+            else (self.module.classes[name].kind if name in self.module.classes else "")
+        )
         if kind == KIND_MODULE:
             self.source_kinds.setdefault(node, "module")
-            return Value(MODULE, grad=NO, leaf=NO, cls=name, sources=frozenset((node,)), node=callee.node)
+            module = Value(MODULE, grad=NO, leaf=NO, cls=name, sources=frozenset((node,)), node=callee.node)
+            return shape_flow.instance(self, node, name, args, module) if info is not None else module
         if kind == KIND_FUNCTION:
             return Value(FUNCTION_INSTANCE, grad=NO, leaf=NO, cls=name, node=callee.node)
         if info is not None and self._is_optimizer_class(info):
@@ -836,7 +886,11 @@ class Semantics:
             self.call_function(flow, node, init, args, state, self_value=instance)
             return self.last_self_attributes
         if any(_decorator_name(d) == "dataclass" for d in info.node.decorator_list):
-            fields = [s.target.id for s in info.node.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)]
+            fields = [
+                s.target.id
+                for s in info.node.body
+                if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)
+            ]
             bound = dict(zip(fields, args.positional, strict=False))
             bound.update({k: v for k, v in args.keywords.items() if k in fields})
             return tuple(bound.items())
@@ -847,12 +901,19 @@ class Semantics:
         return summary is not None and any(b.startswith("torch.optim.") for b in summary.bases)
 
     def module_call(
-        self, flow: Flow, node: ast.Call, module: Value, args: Arguments, state: State, site: ast.AST | None = None
+        self,
+        flow: Flow,
+        node: ast.Call,
+        module: Value,
+        args: Arguments,
+        state: State,
+        site: ast.AST | None = None,
     ) -> Value:
         """`module(*args)`. `site` identifies the output tensor (the call node unless the
         module runs inside a Sequential, where each member's output is its own tensor)."""
         cls = module.cls or ""
         site = site if site is not None else node
+        written = args  # as passed (the shapes of an LSTM's `(h, c)` are checked as a pair)
         if cls not in self.top:
             # a layer's tensors passed in containers (an LSTM's `(h, c)`) are inputs too
             args = Arguments(
@@ -870,7 +931,8 @@ class Semantics:
             info = self.class_info(cls)
             forward = info.methods.get("forward") if info is not None else None
             if forward is None:
-                return self._layer_output(site, module, inputs, state, has_params=None)
+                result = self._layer_output(site, module, inputs, state, has_params=None)
+                return shape_flow.base_forward(self, flow, node, module, written, result, state)
             result = self.call_function(flow, node, forward, args, state, self_value=module)
             return self._as_module_output(result, module, inputs)
         if cls.startswith("torch.nn."):
@@ -880,18 +942,24 @@ class Semantics:
                 for layer in module.items:
                     if layer.is_module:
                         member = layer.node if isinstance(layer.node, ast.Call) else None
-                        value = self.module_call(flow, node, layer, Arguments(node, [value], {}), state, site=member)
+                        value = self.module_call(
+                            flow, node, layer, Arguments(node, [value], {}), state, site=member
+                        )
                     else:
                         value = UNKNOWN
                 return value
             if last in _CONTAINER_LAYERS:
-                return self._layer_output(site, module, inputs, state, has_params=None)
+                result = self._layer_output(site, module, inputs, state, has_params=None)
+                return shape_flow.layer_call(flow, node, module, written, result, state)
             if _inplace_flag(module.node) and args.positional:
                 # `nn.ReLU(inplace=True)(t)` rectifies `t` itself
                 target = node.args[0] if site is node and node.args else node
                 flow._inplace(node, target, args.positional[0], (), "inplace=True", state)
                 return args.positional[0]
-            result = self._layer_output(site, module, inputs, state, has_params=self._layer_has_parameters(cls))
+            result = self._layer_output(
+                site, module, inputs, state, has_params=self._layer_has_parameters(cls)
+            )
+            result = shape_flow.layer_call(flow, node, module, written, result, state, member=site is not node)
             if last in _LAYER_SAVES_OUTPUT and state.nograd is None and result.grad != NO:
                 facts = torch_facts.function(f"torch.{_LAYER_SAVES_OUTPUT[last]}")
                 if facts is not None:
@@ -902,6 +970,8 @@ class Semantics:
                         if root is not site:  # made here on a loop's previous pass (`x = layer(x)`)
                             state.saved.setdefault(root, Saved(site, last, "input", True))
             if last in ("LSTM", "GRU", "RNN", "MultiheadAttention"):
+                if result.kinds & TUPLE:
+                    return result  # the shapes of (output, state)
                 return Value(TUPLE, grad=NO, leaf=NO, elem=result, items=(result, result))
             return result
         return self._layer_output(site, module, inputs, state, has_params=None)
@@ -917,7 +987,10 @@ class Semantics:
         if has_params is not False:
             grad = YES if has_params else max(result.grad, MAYBE)
             result = result.evolve(
-                grad=grad, leaf=NO if grad == YES else MAYBE, sources=result.sources | module.sources, saves=True
+                grad=grad,
+                leaf=NO if grad == YES else MAYBE,
+                sources=result.sources | module.sources,
+                saves=True,
             )
         elif module.cls and module.cls.rsplit(".", 1)[-1] in _LAYER_SAVES_OUTPUT and result.grad != NO:
             result = result.evolve(saves=True)
@@ -941,7 +1014,9 @@ class Semantics:
             return result.evolve(sources=(result.sources & from_inputs) | module.sources)
         return result
 
-    def _function_apply(self, flow: Flow, node: ast.Call, callee: Value, args: Arguments, state: State) -> Value:
+    def _function_apply(
+        self, flow: Flow, node: ast.Call, callee: Value, args: Arguments, state: State
+    ) -> Value:
         flow._record(CALL, node, state, callee, op="apply", args=tuple(args.all()))
         tensors = [v for v in args.all() if v.kinds & TENSORISH or v.kinds == ANY]
         result = combine(tensors, node=node)
@@ -986,6 +1061,7 @@ class Semantics:
                 body = func.body if not isinstance(func, ast.Lambda) else [ast.Return(value=func.body)]
                 callee = Flow(self, func, body, arguments=bound, enclosing=enclosing, natural=False,
                               class_node=class_node)  # fmt: skip
+                self.shape_index.note_summary(key, callee)
                 if nograd:
                     pass  # results are cut below; the callee's own saves do not happen
                 value = callee.return_value
@@ -1002,7 +1078,9 @@ class Semantics:
                         if root in at.saved:
                             saved.setdefault(root, at.saved[root])
                 self_attrs = (
-                    tuple((k[5:], v) for k, v in end.env.items() if k.startswith("self.") and k.count(".") == 1)
+                    tuple(
+                        (k[5:], v) for k, v in end.env.items() if k.startswith("self.") and k.count(".") == 1
+                    )
                     if end is not None and self_value is not None
                     else ()
                 )
@@ -1011,6 +1089,7 @@ class Semantics:
                 self._stack.pop()
             self._summaries[key] = cached  # type: ignore[assignment]
         value, saved, mutated, self_attrs = cached  # type: ignore[misc]
+        self.shape_index.note_call(flow, key, node)
         self.last_self_attributes = self_attrs
         # tensors the callee created are new objects of *this* call: one call site, one object
         # (two calls of the same layer class must not share their outputs' identity)
@@ -1018,7 +1097,10 @@ class Semantics:
         for v in (*args.all(), *([self_value] if self_value is not None else [])):
             outside |= v.roots
         mapping = _callee_objects(value, outside, node, self._item_sites)
-        value = _resite(value, outside, node, mapping)
+        returned, value = value, _resite(value, outside, node, mapping)
+        softmax = self.shape_index.softmax
+        if softmax and returned.sites and returned.sites <= softmax:
+            softmax.update(value.sites)  # the call returns the callee's probabilities
         if mutated:
             # the callee writes into a tensor of the caller's that an earlier op saved (the
             # callee's own saves come after: it reports those itself)
@@ -1054,12 +1136,17 @@ class Semantics:
             node = parent
         return None
 
-    def _bind_arguments(self, func: ast.AST, args: Arguments, self_value: Value | None) -> dict[str, Value] | None:
+    def _bind_arguments(
+        self, func: ast.AST, args: Arguments, self_value: Value | None
+    ) -> dict[str, Value] | None:
         spec = func.args  # type: ignore[attr-defined]
         positional = [a.arg for a in spec.posonlyargs + spec.args]
         bound: dict[str, Value] = {}
         values: list[Value] = []
-        for node, value in zip(args.node.args, args.positional, strict=False):
+        written = getattr(args.node, "args", None)
+        if written is None or len(written) != len(args.positional):
+            written = [None] * len(args.positional)  # a call the analysis made up (a probe comment's)
+        for node, value in zip(written, args.positional, strict=True):
             if not isinstance(node, ast.Starred):
                 values.append(value)
             elif value.items is not None:
@@ -1085,7 +1172,9 @@ class Semantics:
             else:
                 rest[key] = value
         if spec.kwarg is not None:
-            bound[spec.kwarg.arg] = Value(DICT, grad=NO, leaf=NO, elem=join_all(rest.values()) if rest else None)
+            bound[spec.kwarg.arg] = Value(
+                DICT, grad=NO, leaf=NO, elem=join_all(rest.values()) if rest else None
+            )
         return bound
 
     # -- methods ---------------------------------------------------------------------------------
@@ -1158,9 +1247,15 @@ class Semantics:
             sources = receiver.sources or receiver.roots or frozenset((node,))
             for root in sources:
                 self.source_kinds.setdefault(root, "opaque")
-            return self._module_method(flow, node, receiver.evolve(kinds=MODULE, sources=sources), attr, args, state)
+            return self._module_method(
+                flow, node, receiver.evolve(kinds=MODULE, sources=sources), attr, args, state
+            )
         if kinds == ANY or kinds & (TENSORISH | OBJECT):
-            if kinds == ANY and _is_tensor_method_name(attr) and (receiver.grad != NO or receiver.sources or receiver.cuts):
+            if (
+                kinds == ANY
+                and _is_tensor_method_name(attr)
+                and (receiver.grad != NO or receiver.sources or receiver.cuts)
+            ):
                 # a tensor method on something that carries autograd facts: the same facts
                 # come out (without claiming the receiver was a tensor)
                 result = self.tensor_method(flow, node, receiver.evolve(kinds=TENSOR), attr, args, state)
@@ -1206,7 +1301,11 @@ class Semantics:
         if not delegated and not (receiver.kinds & (TENSORISH | NUMPY | NUMBER) or receiver.kinds == ANY):
             return NONE_VALUE
         retain = _retains(node)
-        stale = [(name, held) for name in sorted(loss.names) if (held := state.env.get(name)) is not None and held.stale]
+        stale = [
+            (name, held)
+            for name in sorted(loss.names)
+            if (held := state.env.get(name)) is not None and held.stale
+        ]
         # where the staleness comes from: stale names not computed from another stale name
         stale_set = {name for name, _ in stale}
         stale = [(name, held) for name, held in stale if not (held.names - {name}) & stale_set] or stale
@@ -1221,7 +1320,9 @@ class Semantics:
             flow.free_graph(loss, node, state)
         return NONE_VALUE
 
-    def _ctx_method(self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State) -> Value:
+    def _ctx_method(
+        self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State
+    ) -> Value:
         if attr in ("save_for_backward", "mark_dirty", "mark_non_differentiable", "set_materialize_grads"):
             flow._record(CALL, node, state, receiver, op=f"ctx.{attr}", args=tuple(args.all()))
             return NONE_VALUE
@@ -1278,17 +1379,19 @@ class Semantics:
             return NONE_VALUE
         if attr in ("register_buffer", "register_parameter", "add_module", "register_module"):
             first = args.node_of(0, "name")
-            value = args.get(1, {"register_buffer": "tensor", "register_parameter": "param"}.get(attr, "module"))
+            value = args.get(
+                1, {"register_buffer": "tensor", "register_parameter": "param"}.get(attr, "module")
+            )
             if isinstance(first, ast.Constant) and isinstance(first.value, str):
                 if attr == "register_buffer":
                     base = value if value is not None else NONE_VALUE
                     stored = Value(TENSOR | BUFFER, grad=NO if base.grad != YES else YES, leaf=YES,
                                    dtype=base.dtype, sites=base.sites or frozenset((node,)),
-                                   roots=base.roots or frozenset((node,)))  # fmt: skip
+                                   roots=base.roots or frozenset((node,)), shape=base.shape)  # fmt: skip
                     if base.kinds & NONE:
                         stored = join(stored, NONE_VALUE) if base.kinds != NONE else NONE_VALUE
                 elif attr == "register_parameter":
-                    stored = (value or UNKNOWN)
+                    stored = value or UNKNOWN
                 else:
                     stored = value or UNKNOWN
                 flow._record(ATTRIBUTE_STORE, node, state, stored, op=first.value, target=node, data=attr)
@@ -1302,16 +1405,25 @@ class Semantics:
             return NONE_VALUE
         if attr in ("modules", "children", "named_modules", "named_children"):
             return Value(LIST, grad=NO, leaf=NO, elem=UNKNOWN)
+        held = shape_flow.member(receiver, attr)  # `self.blocks.wte(x)` of a ModuleDict
+        if held is not None and held.is_module:
+            return self.module_call(flow, node, held, args, state)
         if attr in ("buffers", "named_buffers", "state_dict", "load_state_dict"):
             return UNKNOWN
         if cls in self.top:
             method = self.self_attribute(cls, attr)
+            if method is not None and method.kinds != CALLABLE:
+                method = shape_flow.refine(self, flow, receiver, attr, method)
             if method is not None and method.kinds == CALLABLE and method.node is not None:
                 return self.call_function(flow, node, method.node, args, state, self_value=receiver)
             if method is not None and method.is_module:
                 return self.module_call(flow, node, method, args, state)
             return UNKNOWN
-        if cls.endswith(("ModuleList", "ModuleDict", "Sequential")) and attr in ("append", "extend", "insert"):
+        if cls.endswith(("ModuleList", "ModuleDict", "Sequential")) and attr in (
+            "append",
+            "extend",
+            "insert",
+        ):
             return NONE_VALUE
         if cls.endswith(("ModuleDict",)) and attr in ("values", "items", "keys"):
             return Value(LIST, grad=NO, leaf=NO, elem=receiver.elem or UNKNOWN)
@@ -1431,7 +1543,9 @@ class Semantics:
             result = result.evolve(dtype=receiver.dtype)
         return result
 
-    def _convert(self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State) -> Value:
+    def _convert(
+        self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State
+    ) -> Value:
         if attr in _DTYPE_METHOD_NAMES:
             dtype = _DTYPE_METHOD_NAMES[attr]
         else:
@@ -1447,7 +1561,9 @@ class Semantics:
         if dtype is not None and not is_float_dtype(dtype):
             return cut(combine((receiver,), node=node), NONDIFF, node, TENSOR).evolve(dtype=dtype)
         if receiver.grad == NO:
-            return receiver.evolve(dtype=dtype or receiver.dtype, sites=frozenset((node,)), roots=frozenset((node,)))
+            return receiver.evolve(
+                dtype=dtype or receiver.dtype, sites=frozenset((node,)), roots=frozenset((node,))
+            )
         return combine((receiver,), node=node).evolve(dtype=dtype or receiver.dtype)
 
     # -- qualified calls -------------------------------------------------------------------------
@@ -1474,7 +1590,9 @@ class Semantics:
                          sources=frozenset((node,)) if on else data.sources, dtype=data.dtype,
                          sites=frozenset((node,)), roots=frozenset((node,)))  # fmt: skip
         if qual in _BUFFER_CTORS:
-            return Value(TENSOR | BUFFER, grad=NO, leaf=YES, sites=frozenset((node,)), roots=frozenset((node,)))
+            return Value(
+                TENSOR | BUFFER, grad=NO, leaf=YES, sites=frozenset((node,)), roots=frozenset((node,))
+            )
         if root == "torch":
             return self._torch_call(flow, node, qual, args, state)
         if root in ("numpy", "np"):
@@ -1640,12 +1758,18 @@ class Semantics:
         if name in _COPYING_FACTORIES or name == "from_numpy":
             if data is not None:
                 if dtype is None:
-                    dtype = data.dtype if data.dtype is not None else _literal_dtype(node.args[0] if node.args else None)
+                    dtype = (
+                        data.dtype
+                        if data.dtype is not None
+                        else _literal_dtype(node.args[0] if node.args else None)
+                    )
                 if name == "from_numpy" and dtype is None and data.is_only(NUMPY):
                     dtype = data.dtype
                 element = element_of(data) if data.kinds & CONTAINER else data
                 tracked = (data.kinds & TENSORISH and (data.grad != NO or data.sources)) or (
-                    data.kinds & CONTAINER and element.kinds & TENSORISH and (element.grad != NO or element.sources)
+                    data.kinds & CONTAINER
+                    and element.kinds & TENSORISH
+                    and (element.grad != NO or element.sources)
                 )
                 if not tracked and grad == YES and any(c.blocked for c in (*data.cuts, *element.cuts)):
                     # `torch.tensor(loss.item(), requires_grad=True)`: a new leaf made from a value
@@ -1654,20 +1778,34 @@ class Semantics:
                     return Value(TENSOR, grad=YES, leaf=YES, cuts=base.cuts, blocked=base.blocked, dtype=dtype,
                                  sites=frozenset((node,)), roots=frozenset((node,)))  # fmt: skip
                 if tracked and name != "tensor" and data.is_tensor:
-                    return data  # `torch.as_tensor(t)` / `torch.Tensor(t)` return `t` itself: the graph is kept
+                    return (
+                        data  # `torch.as_tensor(t)` / `torch.Tensor(t)` return `t` itself: the graph is kept
+                    )
                 if tracked and name != "from_numpy":
                     flow._record(REWRAP_CALL, node, state, data, op=name)
-                    result = cut(join(data, element) if data.kinds & CONTAINER else data, REWRAP, node, TENSOR)
+                    result = cut(
+                        join(data, element) if data.kinds & CONTAINER else data, REWRAP, node, TENSOR
+                    )
                     if grad == YES:
                         result = result.evolve(grad=YES)
                     return result.evolve(dtype=dtype)
         elif name.endswith("_like") and data is not None:
             dtype = dtype or data.dtype
-        if dtype is None and name in _INT_FACTORIES:
+        explicit = keyword(node, "dtype") is not None  # `dtype=other.dtype`: given, but not known here
+        if dtype is None and not explicit and name in _INT_FACTORIES:
             dtype = "int64"
-        if dtype is None and name in ("zeros", "ones", "empty", "full", "rand", "randn", "eye", "linspace",
-                                      "logspace", "normal", "Tensor", "FloatTensor"):  # fmt: skip
-            dtype = "float64" if name == "DoubleTensor" else ("float32" if not self.module.changes_default_dtype else None)
+        if name == "full" and dtype is None and not explicit:
+            # the fill value decides: `torch.full(size, 3)` is int64, `torch.full(size, 0.5)` float32
+            fill = args.get(1, "fill_value")
+            if fill is None or not fill.is_only(FLOAT):
+                explicit = True  # (not known, or not a float: leave the dtype unknown)
+        if dtype is None and not explicit and name in ("zeros", "ones", "empty", "full", "rand", "randn", "eye",
+                                                       "linspace", "logspace", "normal", "Tensor", "FloatTensor"):  # fmt: skip
+            dtype = (
+                "float64"
+                if name == "DoubleTensor"
+                else ("float32" if not self.module.changes_default_dtype else None)
+            )
         if dtype is None and name in ("DoubleTensor",):
             dtype = "float64"
         if dtype is None and name == "arange":
@@ -1688,7 +1826,9 @@ class Semantics:
             return cut(first, NUMPY_CUT, node, NUMPY)
         if dtype is None and last in _NUMPY_FLOATS:
             if last in ("array", "asarray") and node.args:
-                dtype = _literal_dtype(node.args[0], numpy=True) or (first.dtype if first is not None else None)
+                dtype = _literal_dtype(node.args[0], numpy=True) or (
+                    first.dtype if first is not None else None
+                )
             elif last == "arange":
                 dtype = None
             else:
@@ -1731,7 +1871,9 @@ def _dtype_of(module: ModuleContext, expr: ast.AST | None) -> str | None:
     if isinstance(expr, ast.Name) and expr.id in ("float", "int", "bool"):
         return {"float": "float64", "int": "int64", "bool": "bool"}[expr.id]
     if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
-        return {"float32": "float32", "float64": "float64", "float": "float64", "int64": "int64"}.get(expr.value)
+        return {"float32": "float32", "float64": "float64", "float": "float64", "int64": "int64"}.get(
+            expr.value
+        )
     return None
 
 
@@ -1842,7 +1984,9 @@ def _retains(node: ast.Call) -> bool:
             return not (isinstance(kw.value, ast.Constant) and kw.value.value in (False, None))
         if kw.arg is None:
             return True
-    return len(node.args) >= 2 and not (isinstance(node.args[1], ast.Constant) and node.args[1].value in (False, None))
+    return len(node.args) >= 2 and not (
+        isinstance(node.args[1], ast.Constant) and node.args[1].value in (False, None)
+    )
 
 
 def _callee_name(func: ast.AST) -> str | None:
@@ -1907,7 +2051,11 @@ def _stores_on_self(func: ast.AST) -> bool:
         if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
-                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+                if (
+                    isinstance(target, ast.Attribute)
+                    and isinstance(target.value, ast.Name)
+                    and target.value.id == "self"
+                ):
                     return True
         elif (
             isinstance(node, ast.Call)

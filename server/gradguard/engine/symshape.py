@@ -857,10 +857,18 @@ def _parse_sig(text: str) -> _Sig:
 
 
 def _literal(node: ast.expr) -> Any:
-    try:
-        return ast.literal_eval(node)
-    except ValueError:
-        return ast.unparse(node)
+    """A signature's default value (no `ast.literal_eval`: its recursive closures are cyclic garbage,
+    and signatures are parsed while a file is checked, with the cyclic GC paused)."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = _literal(node.operand)
+        if isinstance(inner, (int, float)) and not isinstance(inner, bool):
+            return -inner if isinstance(node.op, ast.USub) else inner
+    if isinstance(node, (ast.Tuple, ast.List)):
+        items = [_literal(e) for e in node.elts]
+        return tuple(items) if isinstance(node, ast.Tuple) else items
+    return ast.unparse(node)
 
 
 def _bind(sig: _Sig, args: tuple | list, kwargs: Mapping[str, Any]) -> dict | None:

@@ -15,7 +15,8 @@ Tensor facts:
 * `cuts`: where the graph was cut on the way (`.detach()` on line N, `.item()`, `.data`,
   a `torch.tensor(...)` re-wrap, `torch.no_grad()`, a non-differentiable op such as
   `argmax`), with `blocked`: the roots that the cuts disconnected.
-* `dtype`, `shape`: when known (`shape` is a slot for the shape analysis).
+* `dtype`, `shape`: when known. `shape` is a `symshape.Shape` (see `gradguard.engine.shape_flow`):
+  a tensor's shape, or the dimensions of a `torch.Size`.
 * `sites`/`roots`: the allocation sites (the expression nodes that created the tensor
   object) the value may be, and the sites of the tensors it may be a view of — the
   identity used to follow in-place writes to tensors an op saved for backward.
@@ -26,6 +27,13 @@ Tensor facts:
   graph a second time" (a graph built before a loop, a hidden state carried from the
   previous iteration, a loss backpropagated twice).
 
+Shape facts (filled by `gradguard.engine.shape_flow`; None when unknown):
+
+* `dim`: the `symshape.Dim` an int-valued value holds (`4`, `b`, `config.n_embd`, `c // 2`).
+* `layer`: for a module, what shapes it computes: a `shape_flow.Layer` (a torch.nn layer with
+  its bound constructor arguments) or a `shape_flow.Instance` (a module class of this file,
+  built with these constructor arguments).
+
 Values are immutable; `evolve` makes a changed copy and `join` merges the values that
 reach one point from several paths ("either": a buffer in one branch and a parameter in
 the other is both, never the last one written).
@@ -34,6 +42,8 @@ the other is both, never the last one written).
 from __future__ import annotations
 
 import ast
+
+from gradguard.engine.symshape import Shape as _Shape
 
 # -- kinds (a bit set: a value may be one of several) ----------------------------------------
 TENSOR = 1 << 0
@@ -145,11 +155,13 @@ class Value:
         "blocked",
         "cls",
         "cuts",
+        "dim",
         "dtype",
         "elem",
         "grad",
         "items",
         "kinds",
+        "layer",
         "leaf",
         "names",
         "node",
@@ -184,6 +196,8 @@ class Value:
         node: ast.AST | None = None,
         attrs: tuple | None = None,
         unsaved: frozenset = _EMPTY,
+        dim: object = None,
+        layer: object = None,
     ) -> None:
         self.kinds = kinds
         self.grad = grad
@@ -212,6 +226,8 @@ class Value:
         # (root, Saved) pairs that do not apply to this value: after `if c: y = f(x)` the
         # record of `f` saving `x` belongs to the path on which the name no longer holds `x`
         self.unsaved = unsaved
+        self.dim = dim
+        self.layer = layer
 
     # -- kinds ----------------------------------------------------------------------------
     def may_be(self, kinds: int) -> bool:
@@ -249,7 +265,9 @@ class Value:
     @property
     def requires_grad(self) -> bool:
         """Certainly a tensor that requires grad."""
-        return self.grad == YES and self.kinds & TENSOR != 0 and not self.kinds & ~(TENSOR | PARAMETER | BUFFER)
+        return (
+            self.grad == YES and self.kinds & TENSOR != 0 and not self.kinds & ~(TENSOR | PARAMETER | BUFFER)
+        )
 
     @property
     def may_require_grad(self) -> bool:
@@ -269,9 +287,9 @@ class Value:
 
     # -- copies ------------------------------------------------------------------------------
     def evolve(self, **changes: object) -> Value:
-        new = Value.__new__(Value)
-        for slot in Value.__slots__:
-            setattr(new, slot, changes[slot] if slot in changes else getattr(self, slot))
+        new = _copy(self)
+        for slot, value in changes.items():
+            setattr(new, slot, value)
         return new
 
     def attribute(self, name: str) -> Value | None:
@@ -316,9 +334,13 @@ class Value:
             if self.leaf != MAYBE:
                 parts.append("leaf" if self.leaf == YES else "non-leaf")
             if self.sources:
-                parts.append("from " + ",".join(sorted(f"L{getattr(n, 'lineno', '?')}" for n in self.sources)))
+                parts.append(
+                    "from " + ",".join(sorted(f"L{getattr(n, 'lineno', '?')}" for n in self.sources))
+                )
             if self.blocked:
-                parts.append("blocked " + ",".join(sorted(f"L{getattr(n, 'lineno', '?')}" for n in self.blocked)))
+                parts.append(
+                    "blocked " + ",".join(sorted(f"L{getattr(n, 'lineno', '?')}" for n in self.blocked))
+                )
             if self.stale:
                 parts.append("stale")
             if self.cuts:
@@ -327,8 +349,23 @@ class Value:
                 parts.append(self.dtype)
             if self.shape is not None:
                 parts.append(str(self.shape))
+        if self.dim is not None:
+            parts.append(f"dim {self.dim}")
         return f"Value({'; '.join(parts)})"
 
+
+def _make_copy():
+    """`_copy(value)`: a new Value with the same slots, assigned one by one (straight-line code,
+    about twice as fast as a loop of getattr/setattr; `evolve` runs for most values)."""
+    lines = ["def _copy(self):", "    new = _new(Value)"]
+    lines += [f"    new.{slot} = self.{slot}" for slot in Value.__slots__]
+    lines.append("    return new")
+    namespace = {"Value": Value, "_new": object.__new__}
+    exec("\n".join(lines), namespace)  # noqa: S102 - generated from __slots__ only
+    return namespace["_copy"]
+
+
+_copy = _make_copy()
 
 UNKNOWN = Value()
 NOTHING = Value(0, grad=NO, leaf=NO)  # no value (an unbound name on some path)
@@ -382,7 +419,9 @@ def join(a: Value, b: Value) -> Value:
         return b
     if b is NOTHING or b.kinds == 0:
         return a
-    elem = a.elem if b.elem is None or a.elem is b.elem else (b.elem if a.elem is None else join(a.elem, b.elem))
+    elem = (
+        a.elem if b.elem is None or a.elem is b.elem else (b.elem if a.elem is None else join(a.elem, b.elem))
+    )
     items = a.items if a.items == b.items else None
     if items is None and a.items is not None and b.items is not None and len(a.items) == len(b.items):
         items = tuple(join(x, y) for x, y in zip(a.items, b.items, strict=True))
@@ -394,7 +433,7 @@ def join(a: Value, b: Value) -> Value:
         cuts=_union_cuts(a.cuts, b.cuts),
         blocked=_union(a.blocked, b.blocked),
         dtype=a.dtype if a.dtype == b.dtype else None,
-        shape=a.shape if a.shape == b.shape else None,
+        shape=a.shape if a.shape is b.shape or a.shape == b.shape else _join_shape(a.shape, b.shape),
         sites=_union(a.sites, b.sites),
         roots=_union(a.roots, b.roots),
         stale=_union(a.stale, b.stale),
@@ -406,6 +445,8 @@ def join(a: Value, b: Value) -> Value:
         node=a.node if a.node is b.node else None,
         attrs=a.attrs if a.attrs is b.attrs else None,
         unsaved=_join_unsaved(a, b),
+        dim=a.dim if a.dim is b.dim or a.dim == b.dim else None,
+        layer=a.layer if a.layer is b.layer or a.layer == b.layer else None,
     )
 
 
@@ -416,6 +457,20 @@ def _join_unsaved(a: Value, b: Value) -> frozenset:
     kept = {pair for pair in a.unsaved if pair in b.unsaved or pair[0] not in b.roots}
     kept.update(pair for pair in b.unsaved if pair[0] not in a.roots)
     return frozenset(kept)
+
+
+def _join_shape(a: object, b: object) -> object:
+    if a is None or b is None:
+        return None
+    global _join_shapes
+    if _join_shapes is None:
+        from gradguard.engine import shape_flow
+
+        _join_shapes = shape_flow.join_shapes
+    return _join_shapes(a, b)
+
+
+_join_shapes = None
 
 
 def join_all(values) -> Value:
@@ -500,7 +555,10 @@ def element_of(value: Value) -> Value:
     if value.kinds & (TENSOR | PARAMETER | BUFFER) and value.is_tensor:
         # a row of a tensor: a view of it (same roots; a view of a leaf counts as the leaf for
         # in-place purposes: torch rejects writes into both)
-        return value.evolve(kinds=TENSOR, sites=_EMPTY)
+        shape = value.shape
+        if shape is not None:
+            shape = _Shape(shape.dims[1:]) if shape.exact and shape.dims else None
+        return value.evolve(kinds=TENSOR, sites=_EMPTY, shape=shape)
     if value.kinds & NUMPY and value.is_only(NUMPY):
         return value
     if value.kinds == ANY and (value.grad != MAYBE or value.sources or value.cuts or value.stale):

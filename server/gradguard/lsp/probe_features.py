@@ -111,6 +111,8 @@ class ProbeState:
         # key -> the lines its results' positions refer to
         self.lines: dict[str, list[str]] = {}
         self.running: dict[str, asyncio.Task] = {}
+        # key -> {class name: the shapes the meta pass measured in it}
+        self.shapes: dict[str, dict[str, MeasuredShapes]] = {}
         self.runs = 0  # probe subprocess runs started
         self.progress_count = 0
         self.generation = 0  # bumped whenever results change (the lens titles depend on them)
@@ -412,6 +414,15 @@ def _store_results(
         results[info.name] = TargetResult(
             info.name, info.kind, info.digest, info.line, own, _result_title(by_note.get(info.name), own)
         )
+    # the shapes the meta pass measured, kept per class (of every class the run went through) while
+    # that class's text is unchanged
+    rows = [row for note in notes for row in getattr(note, "shapes", None) or []]
+    if rows:
+        kept = state.shapes.setdefault(src.key, {})
+        for info in infos:
+            own_rows = [r for r in rows if info.start <= r[0] <= info.end]
+            if own_rows:
+                kept[info.name] = MeasuredShapes(info.digest, info.line, own_rows)
     loose = [f for f in findings if not any(i.start <= f.line <= i.end for i in infos)]
     digest = content_hash(src.text)
     previous = state.loose.get(src.key)
@@ -420,6 +431,36 @@ def _store_results(
     state.loose[src.key] = (digest, loose)
     state.lines[src.key] = split_lines(src.text)
     state.generation += 1
+
+
+@dataclass
+class MeasuredShapes:
+    """Shapes the probe's meta pass measured in one class: [line, name, dims or None, dtype] rows,
+    in the lines of the text when the class started at `line`."""
+
+    digest: str
+    line: int
+    rows: list
+
+
+def measured_shapes(ls: Any, state: ProbeState, uri: str) -> dict[tuple[int, str], tuple]:
+    """(line, name) -> (dims or None, dtype) the last probe runs measured in the classes whose text
+    has not changed since, in the lines of the current text."""
+    kept = state.shapes.get(uri)
+    if not kept:
+        return {}
+    text = _open_text(ls, uri)
+    infos = {i.name: i for i in parse_targets(text) or []} if text is not None else {}
+    found: dict[tuple[int, str], tuple] = {}
+    for name, measured in list(kept.items()):
+        info = infos.get(name)
+        if info is None or info.digest != measured.digest:
+            del kept[name]  # the class changed: what was measured may no longer hold
+            continue
+        delta = info.line - measured.line
+        for line, var, dims, dtype in measured.rows:
+            found[(line + delta, var)] = (tuple(dims) if dims is not None else None, dtype)
+    return found
 
 
 def _current_findings(state: ProbeState, src: ProbeSource) -> list[Finding]:
@@ -738,6 +779,21 @@ def _refresh_lenses(ls: Any) -> None:
         ls.workspace_code_lens_refresh(None)
     except Exception as exc:  # noqa: BLE001 - the next edit refreshes them anyway
         log.info("codeLens/refresh failed: %s", exc)
+    refresh_inlay_hints(ls)  # measured shapes replace inferred ones
+
+
+def refresh_inlay_hints(ls: Any) -> None:
+    """Ask the client to fetch the inlay hints again (new settings, new measured shapes)."""
+    capabilities = getattr(getattr(ls, "protocol", None), "client_capabilities", None)
+    support = getattr(
+        getattr(getattr(capabilities, "workspace", None), "inlay_hint", None), "refresh_support", False
+    )
+    if not support:
+        return
+    try:
+        ls.workspace_inlay_hint_refresh(None)
+    except Exception as exc:  # noqa: BLE001 - the next edit refreshes them anyway
+        log.info("inlayHint/refresh failed: %s", exc)
 
 
 async def _begin_progress(ls: Any, state: ProbeState, title: str, task: asyncio.Task) -> str | None:

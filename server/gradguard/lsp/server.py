@@ -10,6 +10,7 @@ This module never imports torch.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import bisect
 import collections
@@ -39,6 +40,7 @@ from gradguard.engine.finding import Finding, Fix, Severity
 from gradguard.engine.fix_guard import guard_edits
 from gradguard.engine.incremental import IncrementalParser, LineDelta
 from gradguard.engine.rule import SyntaxErrorRule, rule_class
+from gradguard.engine.shape_view import Measured, ShapeView
 from gradguard.engine.source import SourceFile
 from gradguard.engine.suppression import _IGNORE, _NOQA, FILE_NOQA
 from gradguard.lsp import documentation
@@ -321,6 +323,11 @@ class AnalysisState:
     findings: list[Finding] = field(default_factory=list)
     version: Any = None
     spans: list[CellSpan] | None = None
+    # the tree of the last text that parsed, its version and the semantic model its check built
+    # (reused by hovers and inlay hints)
+    tree: Any = None
+    tree_version: Any = None
+    semantics: Any = None
 
 
 @dataclass
@@ -380,6 +387,8 @@ class GradguardServer(LanguageServer):
         self.timings: list[float] = []
         self._apply_edits = 0
         self._trim_handle: asyncio.TimerHandle | None = None
+        # uri -> ((version, measured shapes), the document's ShapeView): hovers and inlay hints
+        self._shape_views: dict[str, tuple[Any, ShapeView]] = {}
         # (uri, version, parse mode, lines re-parsed, analysis ms) of recent analyses
         self.stats: collections.deque = collections.deque(maxlen=1000)
 
@@ -640,6 +649,7 @@ class GradguardServer(LanguageServer):
         syntax = False
         try:
             tree = state.parser.parse(snap.text, snap.lines)
+            state.tree, state.tree_version, state.semantics = tree, snap.version, None
         except PARSE_ERRORS as exc:
             syntax = True
             findings = self._kept_while_broken(state, snap)
@@ -650,6 +660,7 @@ class GradguardServer(LanguageServer):
             try:
                 result = analyzer.check(snap.text, snap.path, tree)
                 findings, rule_errors = result.findings, result.errors
+                state.semantics = result.semantics
             except Exception:  # the engine itself failed: keep the server alive
                 log.exception("analysis failed for %s", snap.key)
                 self.log_to_client_threadsafe(
@@ -849,6 +860,51 @@ class GradguardServer(LanguageServer):
         for extra in self._extras.get(uri, {}).values():
             findings.extend(extra)
         return doc, findings
+
+    def shape_view(self, uri: str, measured: dict) -> ShapeView | None:
+        """The shapes of a document's current version (in the engine thread; cached per version).
+        Notebook cells are not covered."""
+        doc = self.store.get(uri)
+        if doc is None or doc.notebook is not None or len(doc.text) > MAX_ANALYSED_CHARS:
+            return None
+        key = (doc.version, tuple(sorted(measured.items())))
+        cached = self._shape_views.get(uri)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        state = self._states.get(uri)
+        current = state is not None and state.tree_version == doc.version
+        tree = state.tree if current else None
+        semantics = state.semantics if current else None
+        text = doc.text
+        if tree is None:
+            try:
+                tree = ast.parse(text)
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                return cached[1] if cached is not None and cached[0][0] == doc.version else None
+        table = {k: Measured(v[0], v[1]) for k, v in measured.items()}
+        view = ShapeView(tree, SourceFile(text, uri_to_path(uri)), table, semantics)
+        self._shape_views[uri] = (key, view)
+        while len(self._shape_views) > 16:
+            self._shape_views.pop(next(iter(self._shape_views)))
+        return view
+
+    def measured_shapes(self, uri: str) -> dict:
+        state = getattr(self, "probe_state", None)
+        if state is None:
+            return {}
+        try:
+            return probe_features.measured_shapes(self, state, uri)
+        except Exception as exc:  # noqa: BLE001 - measured shapes are an extra
+            log.info("measured shapes unavailable: %s", exc)
+            return {}
+
+    def shape_hover(self, uri: str, line: int, column: int, measured: dict) -> str | None:
+        view = self.shape_view(uri, measured)
+        return view.hover(line, column) if view is not None else None
+
+    def shape_hints(self, uri: str, first: int, last: int, mode: str, measured: dict) -> list:
+        view = self.shape_view(uri, measured)
+        return view.inlay_hints(first, last, mode) if view is not None else []
 
     async def in_engine(self, function, *args):
         loop = asyncio.get_running_loop()
@@ -1135,6 +1191,7 @@ async def did_change_configuration(ls: GradguardServer, params: types.DidChangeC
     ls.projects.invalidate()
     ls.reanalyse_all()
     ls.workspace_index.configuration_changed()
+    probe_features.refresh_inlay_hints(ls)  # `inlayHints.shapes` may have changed
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
@@ -1567,6 +1624,22 @@ async def hover(ls: GradguardServer, params: types.HoverParams) -> types.Hover |
             hit_range = lsp_range(
                 doc, finding.line, finding.column, finding.end_line, finding.end_column, ls.encoding
             )
+    if line < len(doc.lines) and doc.notebook is None:
+        try:
+            shape = await ls.in_engine(ls.shape_hover, uri, line + 1, column, ls.measured_shapes(uri))
+        except Exception:  # noqa: BLE001 - the shape line is an extra; the hover must still answer
+            log.exception("shape hover failed for %s", uri)
+            shape = None
+        if shape:
+            parts.insert(0, f"`{shape}`" if markdown else shape)
+            if hit_range is None:
+                found = hover_notes.word_at(content_of(doc.lines[line]), column)
+                if found is not None:
+                    _, start, end = found
+                    hit_range = types.Range(
+                        types.Position(*doc.client_position(line, start, ls.encoding)),
+                        types.Position(*doc.client_position(line, end, ls.encoding)),
+                    )
     if not parts and line < len(doc.lines):
         note = hover_notes.note_for(content_of(doc.lines[line]), column)
         if note is not None:
@@ -1581,6 +1654,38 @@ async def hover(ls: GradguardServer, params: types.HoverParams) -> types.Hover |
     value = "\n\n---\n\n".join(parts)
     kind = types.MarkupKind.Markdown if markdown else types.MarkupKind.PlainText
     return types.Hover(contents=types.MarkupContent(kind=kind, value=value), range=hit_range)
+
+
+# -- inlay hints ----------------------------------------------------------------------------------
+@server.feature(types.TEXT_DOCUMENT_INLAY_HINT, types.InlayHintOptions(resolve_provider=False))
+async def inlay_hint(ls: GradguardServer, params: types.InlayHintParams) -> list[types.InlayHint]:
+    """The shape after assignments (setting `inlayHints.shapes`: forward | all | off)."""
+    uri = params.text_document.uri
+    mode = ls.settings_for(uri).inlay_shapes
+    doc = ls.store.get(uri)
+    if mode == "off" or doc is None or doc.notebook is not None or not ls.analysable(uri):
+        return []
+    first, last = params.range.start.line + 1, params.range.end.line + 1
+    try:
+        hints = await ls.in_engine(ls.shape_hints, uri, first, last, mode, ls.measured_shapes(uri))
+    except Exception:  # noqa: BLE001 - no hints rather than an error popup
+        log.exception("inlay hints failed for %s", uri)
+        return []
+    out = []
+    for hint in hints:
+        if hint.line - 1 >= len(doc.lines):
+            continue
+        line, character = doc.client_position(hint.line - 1, hint.column, ls.encoding)
+        label = hint.label + (" (measured)" if hint.measured else "")
+        out.append(
+            types.InlayHint(
+                position=types.Position(line=line, character=character),
+                label=label,
+                kind=types.InlayHintKind.Type,
+                tooltip=hint.tooltip or None,
+            )
+        )
+    return out
 
 
 def _markdown_supported(ls: GradguardServer) -> bool:

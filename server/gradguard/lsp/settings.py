@@ -24,6 +24,7 @@ KNOWN_KEYS = {
     "probe",
     "showSyntaxErrors",
     "diagnosticMode",
+    "inlayHints",
 }
 DEFAULT_DEBOUNCE_MS = 150
 # `openFilesOnly`: diagnostics for the files open in the editor; `workspace`: for every Python
@@ -46,6 +47,9 @@ class Settings:
     # already (VS Code with Pylance) turn it off, as Ruff's `showSyntaxErrors` does.
     show_syntax_errors: bool = True
     diagnostic_mode: str = "openFilesOnly"
+    # inlay hints with the shape after assignments: "forward" (in forward and training loops),
+    # "all" (every assignment), "off"
+    inlay_shapes: str = "forward"
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -63,6 +67,7 @@ class Settings:
             "probe": self.probe,
             "showSyntaxErrors": self.show_syntax_errors,
             "diagnosticMode": self.diagnostic_mode,
+            "inlayHints": {"shapes": self.inlay_shapes},
         }
 
 
@@ -140,6 +145,19 @@ def parse_settings(raw: object) -> Settings:
             problems.append(f"gradguard.probe.timeout: expected seconds, got {timeout!r}")
     else:
         problems.append(f"gradguard.probe: expected an object, got {probe!r}")
+    inlay = raw.get("inlayHints")
+    inlay = {} if inlay is None else inlay
+    inlay_shapes = "forward"
+    if isinstance(inlay, dict):
+        shapes = inlay.get("shapes", "forward")
+        if shapes in ("forward", "all", "off"):
+            inlay_shapes = shapes
+        else:
+            problems.append(
+                f"gradguard.inlayHints.shapes: expected forward, all or off, got {shapes!r}; using forward"
+            )
+    else:
+        problems.append(f"gradguard.inlayHints: expected an object, got {inlay!r}")
     return Settings(
         enable=enable,
         select=_codes(raw.get("select"), "select", problems),
@@ -151,6 +169,7 @@ def parse_settings(raw: object) -> Settings:
         probe_timeout=probe_timeout,
         show_syntax_errors=show_syntax_errors,
         diagnostic_mode=diagnostic_mode,
+        inlay_shapes=inlay_shapes,
         warnings=tuple(problems),
     )
 

@@ -30,6 +30,8 @@ class TargetNote:
     status: str | None = None
     checked: int | None = None
     without_gradient: int = 0
+    # shapes the meta pass measured: [line, name, dims (None: several), dtype] (see runner.ShapeTracer)
+    shapes: list = field(default_factory=list)
 
 
 @dataclass
@@ -282,6 +284,7 @@ def _add_result(report: ProbeReport, planned: FileTargets, target: Target, resul
     status = result.get("status")
     note = TargetNote(target.name, target.kind, target.line, "", result.get("seconds"), status=status)
     note.checked = result.get("checked")
+    note.shapes = list(result.get("shapes") or [])
     report.notes.append(note)
     reported = 0
     if status == "cannot-build":

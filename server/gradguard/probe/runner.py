@@ -799,6 +799,70 @@ def _meta_inputs(specs: list[dict], namespace: dict, torch) -> list:
     return inputs
 
 
+class ShapeTracer:
+    """While the meta forward runs: the shape of every tensor a line of the user's file binds to a
+    local name, as [line, name, dims or None (several shapes), dtype] rows for the editor's inlay
+    hints. `sys.settrace` on the user's frames only; the previous tracer is restored on exit."""
+
+    MAX_ROWS = 5000
+
+    def __init__(self, torch, path: str) -> None:
+        self.torch = torch
+        self.path = path
+        self.seen: dict[tuple[int, str], list] = {}
+        self.frames: dict[int, tuple[int, dict[str, int]]] = {}
+        self.previous = None
+
+    def __enter__(self) -> ShapeTracer:
+        self.previous = sys.gettrace()
+        if self.path:
+            sys.settrace(self._global)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.settrace(self.previous)
+        self.frames.clear()
+
+    def _global(self, frame, event, arg):
+        if frame.f_code.co_filename != self.path:
+            return None
+        return self._local
+
+    def _local(self, frame, event, arg):
+        if event not in ("line", "return"):
+            return self._local
+        key = id(frame)
+        current = frame.f_locals
+        before = self.frames.get(key)
+        if before is not None:
+            line, ids = before
+            tensor = self.torch.Tensor
+            for name, value in current.items():
+                if (
+                    isinstance(value, tensor)
+                    and ids.get(name) != id(value)
+                    and len(self.seen) < self.MAX_ROWS
+                ):
+                    shape = [int(d) for d in value.shape]
+                    shapes = self.seen.setdefault((line, name), [])
+                    entry = (shape, str(value.dtype).replace("torch.", ""))
+                    if entry not in shapes:
+                        shapes.append(entry)
+        if event == "line":
+            self.frames[key] = (frame.f_lineno, {n: id(v) for n, v in current.items()})
+        else:
+            self.frames.pop(key, None)
+        return self._local
+
+    def table(self) -> list[list]:
+        rows = []
+        for (line, name), shapes in sorted(self.seen.items()):
+            dims = shapes[0][0] if len({tuple(s) for s, _ in shapes}) == 1 else None
+            dtypes = {d for _, d in shapes}
+            rows.append([line, name, dims, dtypes.pop() if len(dtypes) == 1 else None])
+        return rows
+
+
 def meta_pass(construct, target: dict, namespace: dict, torch, info: dict, set_stage) -> dict:
     with LightMetaImports(torch):
         return _meta_pass(construct, target, namespace, torch, info, set_stage)
@@ -866,8 +930,9 @@ def _meta_pass(construct, target: dict, namespace: dict, torch, info: dict, set_
         info["input"] = spec_text(attempt)
         info["input_origin"] = f"inferred from {why}" if inferred else target.get("input_origin", "")
         set_stage("forward (meta)")
+        tracer = ShapeTracer(torch, _user_path)
         try:
-            with torch.device("meta"):
+            with torch.device("meta"), tracer:
                 out = model(*inputs)
         except (Exception, ProbeExit, SystemExit) as exc:
             if (
@@ -882,6 +947,7 @@ def _meta_pass(construct, target: dict, namespace: dict, torch, info: dict, set_
                 raise
             raise MetaUnavailable(f"forward: {type(exc).__name__}") from None
         specs = attempt
+        info["shapes"] = tracer.table()
         break
     else:
         exc = first_error

@@ -70,7 +70,6 @@ _ATOMIC = (ast.Name, ast.Attribute, ast.Call, ast.Constant, ast.Subscript, ast.L
 _LEAF_ERROR = LEAF_ERROR
 
 
-
 class InplaceOnParameter(Rule):
     code = "GG201"
     needs_class = "module"  # starts from unit.module_classes() only
@@ -374,7 +373,11 @@ class InplaceOnParameter(Rule):
             what, error = describe_inplace(write)
             fix = None
             hint = "; update it under `torch.no_grad()` outside `forward`, or compute a new tensor"
-            if counts[target] == 1 and getattr(func, "name", None) == "forward" and write.event.op != "inplace=True":
+            if (
+                counts[target] == 1
+                and getattr(func, "name", None) == "forward"
+                and write.event.op != "inplace=True"
+            ):
                 edit = _out_of_place(unit, func, node, target)
                 if edit is not None:
                     local, build = edit
@@ -385,7 +388,12 @@ class InplaceOnParameter(Rule):
                 hint = "; use an out-of-place activation (`inplace=False`) on it"
             kind = "parameter" if write.value.kinds & PARAMETER else "leaf tensor"
             message = self.message.format(
-                what=what, kind=kind, target=target, method=getattr(func, "name", "forward"), error=error, hint=hint
+                what=what,
+                kind=kind,
+                target=target,
+                method=getattr(func, "name", "forward"),
+                error=error,
+                hint=hint,
             )
             yield self.finding(unit, node, message, fix=fix)
 
@@ -404,7 +412,6 @@ def _enabled(unit: Unit, func: ast.AST | None) -> bool:
         return False
     cls = unit.enclosing_class(func)
     return cls is not None and func in _grad_enabled_methods(unit, cls)
-
 
 
 def _grad_enabled_methods(unit: Unit, cls: ast.ClassDef) -> set[FunctionNode]:
@@ -449,8 +456,6 @@ def _binds_tighter(value: ast.expr, op: ast.operator) -> bool:
     return inner is not None and outer is not None and inner > outer
 
 
-
-
 def method_call_index(unit: Unit) -> dict[str, list[ast.Call]]:
     """`<anything>.name(...)` calls of the unit by method name (built once per unit,
     shared by GG201 and GG203)."""
@@ -463,7 +468,6 @@ def method_call_index(unit: Unit) -> dict[str, list[ast.Call]]:
                 cache.setdefault(func.attr, []).append(call)
         unit.__dict__["_gg_method_calls"] = cache
     return cache
-
 
 
 def _out_of_place(unit: Unit, func: FunctionNode, node: ast.AST, target: str):

@@ -235,7 +235,9 @@ class MaskedAssignment(Rule):
             build, suggestion = masked_write_rewrite(unit, name, target.slice, value, value_is_tensor)
             applicability = Applicability.SAFE if local_tensor(write) else Applicability.UNSAFE
             fix = self.make_fix(
-                f"Replace with `{suggestion}`", lambda n=statement, b=build: [replace_node(unit, n, b())], applicability
+                f"Replace with `{suggestion}`",
+                lambda n=statement, b=build: [replace_node(unit, n, b())],
+                applicability,
             )
             message = template.format(name=name, suggestion=suggestion)
             yield self.finding(unit, statement, message, fix=fix)

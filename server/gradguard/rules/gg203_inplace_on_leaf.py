@@ -360,7 +360,9 @@ class InplaceOnLeaf(Rule):
                 header = f"with {torch}.no_grad():"
                 fix = self.make_fix(
                     f"Wrap in `{header}`",
-                    lambda first=statement, last=last, header=header: [wrap_statements(unit, first, last, header)],
+                    lambda first=statement, last=last, header=header: [
+                        wrap_statements(unit, first, last, header)
+                    ],
                     applicability,
                 )
             yield self.finding(unit, node, message, fix=fix)
@@ -411,9 +413,6 @@ def _wrappable(unit: Unit, node: ast.AST, name: str) -> tuple[ast.stmt, Applicab
     return statement, Applicability.SAFE if safe else Applicability.UNSAFE
 
 
-
-
-
 def _is_update_of_leaf(statement: ast.stmt, node: ast.AST, name: str) -> bool:
     """A gradient step (reads `name.grad`) or a re-initialisation: no_grad is what is meant."""
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _REINIT:
@@ -438,5 +437,3 @@ def _may_create_leaves(unit: Unit) -> bool:
     last = unit.nodes[-1]
     text = unit.source.text_between(first.lineno, 1, (last.end_lineno or last.lineno) + 1, 1)
     return any(word in text for word in _LEAF_WORDS)
-
-

@@ -529,11 +529,17 @@ class InplaceOnSavedOutput(Rule):
         node = write.node
         if isinstance(stmt, ast.Expr) and stmt.value is node and isinstance(node, ast.Call):
             func = node.func
-            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.attr in _OUT_OF_PLACE:
+            if (
+                isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Name)
+                and func.attr in _OUT_OF_PLACE
+            ):
                 args = unit.segment(node)[len(unit.segment(func)) :]
                 target = func.value.id
                 new = f"{target} = {target}.{_OUT_OF_PLACE[func.attr]}{args}"
-                return self.make_fix(f"Use `{target}.{_OUT_OF_PLACE[func.attr]}(...)`", [replace_node(unit, stmt, new)])
+                return self.make_fix(
+                    f"Use `{target}.{_OUT_OF_PLACE[func.attr]}(...)`", [replace_node(unit, stmt, new)]
+                )
         return None
 
     def _report(self, unit: Unit, write, saved) -> Finding:
@@ -568,9 +574,15 @@ class InplaceOnSavedOutput(Rule):
             fix = self.make_fix("Use the out-of-place operator", [replace_node(unit, stmt, new)])
         elif isinstance(stmt, ast.Expr) and stmt.value is node and isinstance(node, ast.Call):
             func = node.func
-            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.attr in _OUT_OF_PLACE:
+            if (
+                isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Name)
+                and func.attr in _OUT_OF_PLACE
+            ):
                 args = unit.segment(node)[len(unit.segment(func)) :]
                 target = func.value.id
                 new = f"{target} = {target}.{_OUT_OF_PLACE[func.attr]}{args}"
-                fix = self.make_fix(f"Use `{target}.{_OUT_OF_PLACE[func.attr]}(...)`", [replace_node(unit, stmt, new)])
+                fix = self.make_fix(
+                    f"Use `{target}.{_OUT_OF_PLACE[func.attr]}(...)`", [replace_node(unit, stmt, new)]
+                )
         return self.finding(unit, node, message, fix=fix)

@@ -17,8 +17,12 @@ class ThresholdMaskedWrite(Rule):
     code = "GG205"
     name = "threshold-masked-write"
     triggers = ("] =", "]=")
-    summary = "A masked in-place write (`h[h < 0] = 0`) on a tensor the model computes; use the out-of-place form."
-    message = "`{name}[...] = ...` writes into `{name}` in place; `{suggestion}` computes the same out of place"
+    summary = (
+        "A masked in-place write (`h[h < 0] = 0`) on a tensor the model computes; use the out-of-place form."
+    )
+    message = (
+        "`{name}[...] = ...` writes into `{name}` in place; `{suggestion}` computes the same out of place"
+    )
     why = (
         "It runs and its gradient is right, but it writes in place: it breaks as soon as the op before it "
         "saves its output for backward, and `torch.relu`/`clamp`/`masked_fill` say the same out of place."
@@ -194,7 +198,11 @@ class ThresholdMaskedWrite(Rule):
             if write.masked is None or write.kind != OTHER or write.event.nograd is not None:
                 continue
             value = write.value
-            if not value.is_tensor or value.dtype is not None and not value.dtype.startswith(("float", "bfloat")):
+            if (
+                not value.is_tensor
+                or value.dtype is not None
+                and not value.dtype.startswith(("float", "bfloat"))
+            ):
                 continue
             tracked = value.grad == YES or (value.grad == MAYBE and write.in_forward)
             if not tracked or value.leaf == YES or (write.in_forward and callers_tensor(write)):
@@ -203,9 +211,15 @@ class ThresholdMaskedWrite(Rule):
             statement = write.event.statement
             assert isinstance(statement, ast.Assign)
             value_is_tensor = write.event.args[0].is_tensor if write.event.args else False
-            build, suggestion = masked_write_rewrite(unit, name, target.slice, statement.value, value_is_tensor)
+            build, suggestion = masked_write_rewrite(
+                unit, name, target.slice, statement.value, value_is_tensor
+            )
             applicability = Applicability.SAFE if local_tensor(write) else Applicability.UNSAFE
             fix = self.make_fix(
-                f"Replace with `{suggestion}`", lambda s=statement, b=build: [replace_node(unit, s, b())], applicability
+                f"Replace with `{suggestion}`",
+                lambda s=statement, b=build: [replace_node(unit, s, b())],
+                applicability,
             )
-            yield self.finding(unit, statement, self.message.format(name=name, suggestion=suggestion), fix=fix)
+            yield self.finding(
+                unit, statement, self.message.format(name=name, suggestion=suggestion), fix=fix
+            )

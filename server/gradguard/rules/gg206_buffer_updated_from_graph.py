@@ -245,7 +245,9 @@ class BufferUpdatedFromGraph(Rule):
             and alone_on_its_lines(unit, statement)
         ):
             header = f"with {torch}.no_grad():"
-            fix = self.make_fix(f"Wrap in `{header}`", lambda s=statement: [wrap_statements(unit, s, s, header)])
+            fix = self.make_fix(
+                f"Wrap in `{header}`", lambda s=statement: [wrap_statements(unit, s, s, header)]
+            )
         return self.finding(unit, node, message, fix=fix)
 
 

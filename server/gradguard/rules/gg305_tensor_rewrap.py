@@ -212,7 +212,11 @@ class TensorRewrap(Rule):
                 if not _live(semantics, element):
                     continue
                 fix = self._fix(unit, flow, call, arg, data, listy)
-                what = "tensors that autograd tracks" if listy else f"`{describe(unit, arg)}`, which autograd tracks,"
+                what = (
+                    "tensors that autograd tracks"
+                    if listy
+                    else f"`{describe(unit, arg)}`, which autograd tracks,"
+                )
                 message = (
                     f"`{describe(unit, call)}` copies {what} into a new tensor that does not require grad: "
                     "no gradient flows back through it"
@@ -242,13 +246,17 @@ class TensorRewrap(Rule):
                     return None  # neither a tensor nor a number: leave it to a human
             opening, closing = ("[", "]") if isinstance(arg, ast.List) else ("(", ")")
             new = f"{torch}.stack({opening}{', '.join(parts)}{',' if closing == ')' and len(parts) == 1 else ''}{closing})"
-            return self.make_fix("Use `torch.stack(...)`, which keeps the graph", [replace_node(unit, call, new)])
+            return self.make_fix(
+                "Use `torch.stack(...)`, which keeps the graph", [replace_node(unit, call, new)]
+            )
         if not data.is_tensor:
             return None
         text = unit.segment(arg)
         if not isinstance(arg, _ATOMS):
             text = f"({text})"
-        return self.make_fix("Use `.clone()`, which keeps the graph", [replace_node(unit, call, f"{text}.clone()")])
+        return self.make_fix(
+            "Use `.clone()`, which keeps the graph", [replace_node(unit, call, f"{text}.clone()")]
+        )
 
 
 def _live(semantics, value) -> bool:
@@ -264,7 +272,14 @@ def _live(semantics, value) -> bool:
 def _integer_dtype(unit: Unit, call: ast.Call) -> bool:
     dtype = keyword(call, "dtype")
     qual = unit.module.qualname(dtype) if dtype is not None else None
-    return qual is not None and DTYPES.get(qual, "float32") in ("int64", "int32", "int16", "int8", "uint8", "bool")
+    return qual is not None and DTYPES.get(qual, "float32") in (
+        "int64",
+        "int32",
+        "int16",
+        "int8",
+        "uint8",
+        "bool",
+    )
 
 
 def _only_logged(unit: Unit, call: ast.Call) -> bool:

@@ -268,7 +268,8 @@ class BackwardTwice(Rule):
             # the freed part certainly requires grad: a frozen feature extractor's output does
             # not, and backpropagating through heads on top of it every iteration is fine
             certain = info.stale_grad == YES or any(
-                semantics.source_kinds.get(s) != "opaque" or s in trained_roots(flow) for s in info.stale_sources
+                semantics.source_kinds.get(s) != "opaque" or s in trained_roots(flow)
+                for s in info.stale_sources
             )
             if not certain:
                 continue

@@ -218,12 +218,16 @@ class LossAccumulatedWithGraph(Rule):
             if loss is not None:
                 if isinstance(node, ast.Expr):
                     fix = self.make_fix(
-                        f"Append `{loss.id}.detach()`", [replace_node(unit, loss, f"{loss.id}.detach()")], None
+                        f"Append `{loss.id}.detach()`",
+                        [replace_node(unit, loss, f"{loss.id}.detach()")],
+                        None,
                     )
                 else:
                     applicability = None if _only_logged(unit, node, total) else Applicability.UNSAFE
                     fix = self.make_fix(
-                        f"Accumulate `{loss.id}.item()`", [replace_node(unit, loss, f"{loss.id}.item()")], applicability
+                        f"Accumulate `{loss.id}.item()`",
+                        [replace_node(unit, loss, f"{loss.id}.item()")],
+                        applicability,
                     )
             what = unit.segment(added) if loss is None else loss.id
             template = self.append_message if isinstance(node, ast.Expr) else self.message

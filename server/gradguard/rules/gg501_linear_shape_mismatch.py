@@ -1,49 +1,72 @@
-"""GG501: a reshape whose constant last dimension does not match the `nn.Linear` it feeds."""
+"""GG501: a tensor whose shape does not fit the layer it feeds (Linear in_features, Conv in_channels, ...)."""
 
 from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
 
-from gradguard.engine.finding import Finding, Severity
-from gradguard.engine.index import Unit, keyword, self_attribute, self_name
-from gradguard.engine.queries import unit_text
+from gradguard.engine import shape_report
+from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
+from gradguard.engine.index import ModuleContext, Unit
+from gradguard.engine.queries import unit_contains
 from gradguard.engine.rule import Invalid, Rule, Valid
-from gradguard.engine.shapes import bindings, calls_by_attr, inference, nn_bound_names
+from gradguard.engine.symshape import Shape
 
-_LINEAR = {"torch.nn.Linear", "torch.nn.modules.linear.Linear"}
-_RESHAPES = {"view", "reshape", "flatten"}
+# what the constructor argument a ShapeError names counts, in words
+_COUNTS = {
+    "in_features": "input features",
+    "in1_features": "features in its first input",
+    "in2_features": "features in its second input",
+    "in_channels": "input channels",
+    "num_features": "features",
+    "input_size": "input features",
+    "embed_dim": "features",
+    "d_model": "features",
+    "hidden_size": "hidden features",
+    "num_channels": "channels",
+}
+_FLATTENING = frozenset({"flatten", "view", "reshape"})
 
 
 class LinearShapeMismatch(Rule):
     code = "GG501"
-    triggers = ("Linear",)  # its own pre-check
     name = "linear-shape-mismatch"
-    summary = "A tensor whose statically known last dimension differs from the `in_features` of the `nn.Linear` it feeds."
+    summary = (
+        "A tensor whose shape does not fit the layer it feeds: `nn.Linear`'s `in_features`, a convolution's "
+        "`in_channels`, a norm's features, an RNN's input or hidden state."
+    )
     why = (
-        "`nn.Linear` multiplies the last dimension of its input by its weight, so an input whose last "
-        'dimension is not `in_features` raises "mat1 and mat2 shapes cannot be multiplied".'
+        "A layer checks its input against the sizes it was built with: an input of another size makes the "
+        'call raise ("mat1 and mat2 shapes cannot be multiplied", "expected input ... to have 3 channels").'
     )
     severity = Severity.ERROR
-    message = (
-        "`{producer}` gives a last dimension of {got}, but `{layer}` is `nn.Linear({expected}, ...)`: the call "
-        'raises "mat1 and mat2 shapes cannot be multiplied (...x{got} and {expected}x{out})"'
-    )
+    fix_applicability = Applicability.UNSAFE
+    message = "`{callee}` expects {expected} {what} but gets an input of shape {shape}"
     explanation = """
-    `nn.Linear(in_features, out_features)` multiplies the **last** dimension of its input
-    by a `(out_features, in_features)` weight. When a `view`/`reshape`/`flatten` right
-    before it produces a different last dimension, the call raises:
+    A layer's weights are sized by its constructor: `nn.Linear(in_features, out)`
+    multiplies the **last** dimension of its input by an `(out, in_features)` weight,
+    `nn.Conv2d(in_channels, ...)` wants `in_channels` in dimension 1, a norm layer its
+    `num_features`, an RNN its `input_size` and a hidden state of
+    `(num_layers * directions, batch, hidden_size)`. An input of another size raises
+    on the first forward pass:
 
-    > RuntimeError: mat1 and mat2 shapes cannot be multiplied (2x10 and 20x5)
+    > RuntimeError: mat1 and mat2 shapes cannot be multiplied (8x1176 and 864x10)
 
-    (the first pair is the input flattened to 2-D, the second the transposed weight).
-    A common cause is `x.view(-1, 10)` written for one input size while the layer was
-    built for another: the `-1` silently changes the batch dimension instead.
+    gradguard follows shapes through the model: from `torch.randn(8, 1, 32, 32)`-style
+    inputs in the file (a `__main__` block, a test), from a
+    `# gradguard: probe Net(...) input=(8, 1, 32, 32)` comment, from jaxtyping
+    annotations (`Float[Tensor, "b 1 32 32"]`), through convolutions, pooling,
+    `flatten`/`view` and the layers of `nn.Sequential`, with dimensions it cannot know
+    kept as symbols. It reports only a size that certainly differs.
 
-    Make the reshape keep the batch dimension and produce `in_features` values,
-    `x.reshape(x.size(0), -1)` or `x.flatten(1)`, and build the layer for that size.
-    Only constant sizes are checked (literals and simple arithmetic on them);
-    anything computed at run time is left alone.
+    The classic case is a classifier written for one image size and fed another (a
+    LeNet for 32x32 on 28x28 MNIST): the flattened feature count changes. The fix sets
+    `in_features` to the count the convolutions really produce. It is offered only
+    when the input comes from a `flatten`/`view` of the features and the constructor
+    argument is a literal; it is **unsafe**: the right size depends on every input
+    the model will see (the count gradguard computed holds for the input it followed),
+    and checkpoints saved for the old size no longer load. When the input itself is
+    wrong (images not flattened, grayscale into an RGB model) fix the input instead.
     """
 
     VALID = [
@@ -55,15 +78,18 @@ class LinearShapeMismatch(Rule):
             class Net(nn.Module):
                 def __init__(self):
                     super().__init__()
-                    self.conv = nn.Conv2d(1, 16, 5)
-                    self.fc = nn.Linear(16 * 24 * 24, 10)
+                    self.conv = nn.Conv2d(1, 6, 5)
+                    self.fc = nn.Linear(6 * 12 * 12, 10)
 
                 def forward(self, x):
-                    x = self.conv(x)
-                    x = x.view(x.size(0), -1)
+                    x = torch.max_pool2d(torch.relu(self.conv(x)), 2)
+                    x = torch.flatten(x, 1)
                     return self.fc(x)
+
+            net = Net()
+            out = net(torch.randn(8, 1, 28, 28))
             """,
-            note="batch kept, rest computed at run time",
+            note="28x28 inputs give 6 * 12 * 12 features",
         ),
         Valid(
             """
@@ -91,6 +117,45 @@ class LinearShapeMismatch(Rule):
             """,
             note="flatten gives 20",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Head(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(64, 10)
+
+                def forward(self, x):
+                    if x.dim() == 4:
+                        x = x.mean((2, 3))
+                    return self.fc(x)
+
+            logits = Head()(torch.randn(2, 64, 7, 7))
+            """,
+            note="the branch that pools runs for 4-D inputs",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv = nn.Conv2d(1, 8, 3)
+                    self.fc = nn.Linear(100, 10)
+
+                def forward(self, x):
+                    return self.fc(torch.flatten(self.conv(x), 1))
+
+            model = Net()
+            model.fc = nn.Linear(8 * 26 * 26, 10)
+            out = model(torch.randn(2, 1, 28, 28))
+            """,
+            note="the layer is replaced from outside the class before the call (fine-tuning)",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -109,9 +174,51 @@ class LinearShapeMismatch(Rule):
                     x = torch.relu(self.fc1(x))
                     return self.fc2(x)
             """,
-            lines=[11],
+            lines=[12],
             raises="mat1 and mat2 shapes cannot be multiplied (4x300 and 320x50)",
             run="Net()(torch.randn(4, 20, 15))",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv = nn.Conv2d(1, 6, 5)
+                    self.fc = nn.Linear(6 * 12 * 12, 10)
+
+                def forward(self, x):
+                    x = torch.max_pool2d(torch.relu(self.conv(x)), 2)
+                    x = torch.flatten(x, 1)
+                    return self.fc(x)
+
+            net = Net()
+            out = net(torch.randn(8, 1, 32, 32))
+            """,
+            lines=[13],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv = nn.Conv2d(1, 6, 5)
+                    self.fc = nn.Linear(1176, 10)
+
+                def forward(self, x):
+                    x = torch.max_pool2d(torch.relu(self.conv(x)), 2)
+                    x = torch.flatten(x, 1)
+                    return self.fc(x)
+
+            net = Net()
+            out = net(torch.randn(8, 1, 32, 32))
+            """,
+            raises="mat1 and mat2 shapes cannot be multiplied (8x1176 and 864x10)",
+            check_fixed="assert out.shape == (8, 10)",
+            note="a classifier written for 28x28 images fed 32x32 ones",
         ),
         Invalid(
             """
@@ -130,107 +237,115 @@ class LinearShapeMismatch(Rule):
             import torch
             import torch.nn as nn
 
-            head = nn.Linear(64, 10)
-            features = torch.randn(8, 16, 2, 2)
-            flat = torch.flatten(features, 2)
-            logits = head(flat)
+            stem = nn.Sequential(nn.Conv2d(3, 64, 7, stride=2), nn.ReLU())
+            gray = torch.randn(4, 1, 40, 40)
+            features = stem(gray)
             """,
             lines=[6],
-            raises="mat1 and mat2 shapes cannot be multiplied (128x4 and 64x10)",
+            raises="expected input[4, 1, 40, 40] to have 3 channels, but got 1 channels instead",
+            note="grayscale images into an RGB stem",
         ),
     ]
 
+    def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
+        return shape_report.shape_flow.may_have_problems(text, statement, module)
+
     def check(self, unit: Unit) -> Iterator[Finding]:
-        if "Linear" not in unit_text(unit):
-            return
-        module = unit.module
-        # the candidate callees: `self.<attr>` holding an nn.Linear, and local names bound to one
-        class_layers: dict[int, dict[str, ast.Call]] = {}
-        for cls in unit.module_classes():
-            class_layers[id(cls)] = {
-                name: info.value
-                for name, info in unit.class_attributes(cls).items()
-                if info.kind == "layer" and info.ctor in _LINEAR and isinstance(info.value, ast.Call)
-            }
-        attrs = {name for layers in class_layers.values() for name in layers}
-        local = nn_bound_names(unit)
-        if not attrs and not local:
-            return
-        candidates = calls_by_attr(unit, *attrs) if attrs else []
-        if local:
-            candidates += [c for c in unit.calls() if isinstance(c.func, ast.Name) and c.func.id in local]
-        infer = inference(unit)
-        for call in candidates:
-            if not call.args:
+        for problem in shape_report.of_code(unit, self.code):
+            error = problem.error
+            if error is None:
                 continue
-            func = call.func
-            ctor = None
-            scope = unit.enclosing_function(call)
-            if isinstance(func, ast.Attribute):
-                if scope is None:
-                    continue
-                attr = self_attribute(func, self_name(scope) or "self")
-                cls = unit.enclosing_class(scope) if attr else None
-                if cls is not None and id(cls) in class_layers:
-                    ctor = class_layers[id(cls)].get(attr)  # type: ignore[arg-type]
-            elif isinstance(func, ast.Name):
-                value = bindings(unit, scope).value_of(func.id, func)
-                if isinstance(value, ast.Call) and module.call_name(value) in _LINEAR:
-                    ctor = value
-            if ctor is None:
-                continue
-            in_node = ctor.args[0] if ctor.args else keyword(ctor, "in_features")
-            out_node = ctor.args[1] if len(ctor.args) > 1 else keyword(ctor, "out_features")
-            expected = infer.int_value(in_node) if in_node is not None else None
-            if expected is None:
-                continue
-            out = infer.int_value(out_node) if out_node is not None else None
-            got, producer = self._last_dim(unit, infer, call.args[0])
-            if got is None or got == expected:
-                continue
-            label = unit.segment(producer)
-            if len(label) > 40 or "\n" in label:
-                label = "this reshape"
-            message = self.message.format(
-                producer=label,
-                got=got,
-                layer=unit.segment(func),
-                expected=expected,
-                out=out if out is not None else "N",
-            )
-            yield self.finding(unit, producer if producer is not None else call, message)
-
-    def _last_dim(self, unit: Unit, infer, expr: ast.AST) -> tuple[int | None, ast.AST | None]:
-        producer = expr
-        for _ in range(5):
-            if isinstance(producer, ast.Name):
-                scope = unit.enclosing_function(producer)
-                value = bindings(unit, scope).value_of(producer.id, producer)
-                if value is None:
-                    break
-                producer = value
+            module, value, member = problem.data if isinstance(problem.data, tuple) else (None, None, False)
+            spec = getattr(getattr(module, "layer", None), "spec", None)
+            argument = error.argument
+            got = problem.inputs[0] if problem.inputs else None
+            current = spec.params.get(argument) if spec is not None and argument else None
+            callee = shape_report.callee(unit, problem.node)
+            if member and spec is not None:
+                callee += f"`'s `{_short(str(spec))}"  # a layer inside the nn.Sequential called
+            detail = shape_report.torch_says(problem) + shape_report.origin(unit, problem) + "."
+            if argument in _COUNTS and current is not None:
+                message = self.message.format(
+                    callee=callee,
+                    expected=shape_report.shape_flow.show(current),
+                    what=_COUNTS[argument],
+                    shape=shape_report.shape(got),
+                )
             else:
-                break
-        if not _is_reshape(unit, producer):
-            return None, None
-        shape = infer.shape(producer)
-        if shape:
-            return shape[-1], producer
-        call = producer
-        if isinstance(call.func, ast.Attribute) and call.func.attr in ("view", "reshape") and call.args:  # type: ignore[attr-defined]
-            args = call.args  # type: ignore[attr-defined]
-            if len(args) == 1 and isinstance(args[0], (ast.Tuple, ast.List)):
-                args = args[0].elts
-            last = infer.int_value(args[-1])
-            if last is not None and last > 0 and len(args) >= 2:
-                return last, producer
-        return None, None
+                name = spec.name if spec is not None else "layer"
+                message = f"`{callee}` ({name}): {problem.message}"
+                if len(message) > 100:
+                    message = f"`{callee}` ({name}) cannot take an input of shape {shape_report.shape(got)}"
+            fix = self._fix(unit, problem, module, value, got)
+            if fix is not None:
+                detail += f" The layer needs `{argument}={error.expected}` for this input."
+            yield self.finding(unit, problem.node, message, fix=fix, detail=detail)
+
+    def _fix(self, unit: Unit, problem, module, value, got):
+        """`nn.Linear(6 * 12 * 12, 10)` -> `nn.Linear(1176, 10)` when a flatten/view of the
+        features feeds it and the argument is a literal of this unit."""
+        error = problem.error
+        if error.argument != "in_features" or error.expected is None or error.expected.value is None:
+            return None
+        ctor = getattr(module, "node", None)
+        if not isinstance(ctor, ast.Call) or not unit_contains(unit, ctor):
+            return None
+        argument = (
+            ctor.args[0]
+            if ctor.args
+            else next((k.value for k in ctor.keywords if k.arg == "in_features"), None)
+        )
+        if argument is None or not _literal_int(argument):
+            return None
+        if not (isinstance(got, Shape) and got.exact and len(got.dims) == 2) or value is None:
+            return None
+        if not value.sites or not all(_flattens(site) for site in value.sites):
+            return None
+        number = str(error.expected.value)
+        line, col, end_line, end_col = unit.node_range(argument)
+        return self.make_fix(
+            f"Set `in_features` to {number}", [TextEdit(line, col, end_line, end_col, number)]
+        )
 
 
-def _is_reshape(unit: Unit, node: ast.AST) -> bool:
-    if not isinstance(node, ast.Call):
+def _short(what: str) -> str:
+    return what if len(what) <= 30 else what.split("(", 1)[0]
+
+
+def _literal_int(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, int) and not isinstance(node.value, bool)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mult, ast.Add, ast.Sub, ast.FloorDiv)):
+        return _literal_int(node.left) and _literal_int(node.right)
+    return False
+
+
+def _flattens(site: ast.AST) -> bool:
+    """`flatten(...)`, or a `view`/`reshape` whose last size is -1: the layer's input is the
+    features the model computed, flattened (not a size written by hand)."""
+    if not isinstance(site, ast.Call):
         return False
-    func = node.func
-    if isinstance(func, ast.Attribute) and func.attr in _RESHAPES and unit.module.call_name(node) is None:
+    func = site.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    if name not in _FLATTENING:
+        return False
+    if name == "flatten":
         return True
-    return unit.module.call_name(node) in ("torch.flatten", "torch.reshape")
+    sizes = (
+        site.args[1:]
+        if isinstance(func, ast.Name) or (isinstance(func, ast.Attribute) and _is_torch(func))
+        else site.args
+    )
+    if len(sizes) == 1 and isinstance(sizes[0], (ast.Tuple, ast.List)):
+        sizes = sizes[0].elts
+    last = sizes[-1] if sizes else None
+    return (
+        isinstance(last, ast.UnaryOp)
+        and isinstance(last.op, ast.USub)
+        and isinstance(last.operand, ast.Constant)
+        and last.operand.value == 1
+    )
+
+
+def _is_torch(func: ast.Attribute) -> bool:
+    return isinstance(func.value, ast.Name) and func.value.id == "torch"

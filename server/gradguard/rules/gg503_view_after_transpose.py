@@ -6,11 +6,13 @@ import ast
 import math
 from collections.abc import Iterator
 
+from gradguard.engine import shape_flow
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.index import Unit
+from gradguard.engine.interpreter import Flow
 from gradguard.engine.queries import unit_text
 from gradguard.engine.rule import Invalid, Rule, Valid
-from gradguard.engine.shapes import bindings, calls_by_attr, inference, resolve_view
+from gradguard.engine.symshape import Shape
 
 _ERROR = "view size is not compatible with input tensor's size and stride"
 
@@ -26,9 +28,10 @@ class ViewAfterTranspose(Rule):
         "After `transpose`/`permute` the memory is not laid out for the merged shape, so `.view()` raises; "
         "`.reshape()` gives the same values and gradients."
     )
-    message = (
-        "`.view(...)` merges dimensions that `{op}` made non-contiguous: PyTorch raises "
-        f'"{_ERROR} (at least one dimension spans across two contiguous subspaces)"; use `.reshape(...)`'
+    message = "`.view(...)` merges dimensions that `{op}` made non-contiguous; use `.reshape(...)`"
+    detail = (
+        f'PyTorch raises "{_ERROR} (at least one dimension spans across two contiguous subspaces)"; '
+        "`.reshape(...)` gives the same values and gradients (it copies only when it must)."
     )
     explanation = f"""
     `transpose`, `t`, `permute`, `.T` and `.mT` do not move any data: they return a
@@ -102,6 +105,50 @@ class ViewAfterTranspose(Rule):
         Invalid(
             """
             import torch
+            import torch.nn as nn
+
+            class Attention(nn.Module):
+                def __init__(self, dim=32, heads=4):
+                    super().__init__()
+                    self.heads = heads
+                    self.qkv = nn.Linear(dim, 3 * dim)
+
+                def forward(self, x):
+                    b, t, c = x.shape
+                    q, k, v = self.qkv(x).view(b, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+                    out = (q @ k.transpose(-2, -1)).softmax(-1) @ v
+                    out = out.transpose(1, 2)
+                    return out.view(b, t, c)
+
+            y = Attention()(torch.randn(2, 5, 32))
+            """,
+            lines=[15],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class Attention(nn.Module):
+                def __init__(self, dim=32, heads=4):
+                    super().__init__()
+                    self.heads = heads
+                    self.qkv = nn.Linear(dim, 3 * dim)
+
+                def forward(self, x):
+                    b, t, c = x.shape
+                    q, k, v = self.qkv(x).view(b, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+                    out = (q @ k.transpose(-2, -1)).softmax(-1) @ v
+                    out = out.transpose(1, 2)
+                    return out.reshape(b, t, c)
+
+            y = Attention()(torch.randn(2, 5, 32))
+            """,
+            raises=_ERROR,
+            check_fixed="assert y.shape == (2, 5, 32)",
+            note="heads merged back after a transpose: the shapes come from the call below the class",
+        ),
+        Invalid(
+            """
+            import torch
 
             def merge_heads(x, batch):
                 # x: (batch, heads, seq, head_dim)
@@ -162,16 +209,18 @@ class ViewAfterTranspose(Rule):
             w in text for w in ("transpose", "permute", ".T", ".t(", ".mT", "swap")
         ):
             return
-        infer = None
-        for call in calls_by_attr(unit, "view"):
+        semantics = unit.semantics
+        for call in unit.method_calls("view"):
             if unit.module.call_name(call) is not None or not call.args or call.keywords:
                 continue
             func = call.func
             assert isinstance(func, ast.Attribute)
-            source = _permuting_source(unit, func.value)
+            scope = unit.enclosing_function(call)
+            flow = semantics.flow(scope)
+            infer = _Infer(semantics, flow, scope)
+            source = _permuting_source(flow, func.value)
             if source is None:
                 continue
-            infer = infer or inference(unit)
             perm = _permutation(infer, source)
             if perm is None:
                 continue
@@ -182,7 +231,7 @@ class ViewAfterTranspose(Rule):
             if any(isinstance(a, ast.Starred) for a in args):
                 continue
             verdict = _exact(infer, base, order, args)
-            if verdict is None and not _may_have_unit_dims(unit, base):
+            if verdict is None and not _may_have_unit_dims(flow, base):
                 verdict = _structural(infer, order, args)
             if not verdict:
                 continue
@@ -192,15 +241,62 @@ class ViewAfterTranspose(Rule):
                 fix = self.make_fix(
                     "Use `.reshape(...)`", [TextEdit(end_line, end_col - 4, end_line, end_col, "reshape")]
                 )
-            yield self.finding(unit, call, self.message.format(op=op), fix=fix)
+            yield self.finding(unit, call, self.message.format(op=op), fix=fix, detail=self.detail)
 
 
-def _permuting_source(unit: Unit, node: ast.AST) -> ast.AST | None:
+class _Infer:
+    """Ints and shapes as the value analysis knows them (the contexts the roots reach first: a
+    file's own call or probe comment gives concrete sizes)."""
+
+    def __init__(self, semantics, flow: Flow, scope) -> None:
+        self.semantics = semantics
+        self.flow = flow
+        self.scope = scope
+
+    def _value(self, node: ast.AST):
+        if self.scope is not None:
+            values = shape_flow.values_at(self.semantics, self.scope, node)
+            if values:
+                joined = values[0]
+                for other in values[1:]:
+                    if other.shape != joined.shape or other.dim != joined.dim:
+                        return None
+                return joined
+        return self.flow.values.get(node)
+
+    def int_value(self, node: ast.AST) -> int | None:
+        literal = shape_flow._literal(node)
+        if isinstance(literal, int) and not isinstance(literal, bool):
+            return literal
+        value = self._value(node)
+        if value is None or value.dim is None:
+            return None
+        return value.dim.value
+
+    def shape(self, node: ast.AST) -> tuple[int, ...] | None:
+        value = self._value(node)
+        if value is None or not isinstance(value.shape, Shape):
+            return None
+        return value.shape.ints()
+
+
+def _definition(flow: Flow, name: ast.Name) -> ast.AST | None:
+    """The expression a name was bound to, when one plain assignment reaches it."""
+    defs = flow.reaching(name)
+    if len(defs) != 1:
+        return None
+    stmt = next(iter(defs))
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+        return stmt.value
+    return None
+
+
+def _permuting_source(flow: Flow, node: ast.AST) -> ast.AST | None:
     """The transpose/permute expression a view applies to (through one name binding)."""
     if _is_permuting(node):
         return node
     if isinstance(node, ast.Name):
-        value = bindings(unit, unit.enclosing_function(node)).value_of(node.id, node)
+        value = _definition(flow, node)
         if value is not None and _is_permuting(value):
             return value
     return None
@@ -214,12 +310,12 @@ def _is_permuting(node: ast.AST) -> bool:
     return False
 
 
-def _may_have_unit_dims(unit: Unit, node: ast.AST) -> bool:
+def _may_have_unit_dims(flow: Flow, node: ast.AST) -> bool:
     """Was the permuted tensor just shaped with a literal 1 (`x.view(b, 1, -1)`,
     `x.unsqueeze(1)`, `x.squeeze(0)`)? Size-1 dims can be moved freely, so the view may
     well work."""
     if isinstance(node, ast.Name):
-        value = bindings(unit, unit.enclosing_function(node)).value_of(node.id, node)
+        value = _definition(flow, node)
         if value is None:
             return False
         node = value
@@ -240,6 +336,23 @@ def _may_have_unit_dims(unit: Unit, node: ast.AST) -> bool:
         )
         return any(isinstance(a, ast.Constant) and a.value == 1 for a in args)
     return False
+
+
+def _resolve_view(inner: tuple[int, ...] | None, dims: list[int]) -> tuple[int, ...] | None:
+    """The shape `view(*dims)` gives (with one -1 resolved when the input size is known)."""
+    if dims.count(-1) > 1 or any(d < -1 for d in dims):
+        return None
+    if -1 not in dims:
+        if inner is not None and math.prod(inner) != math.prod(dims):
+            return None
+        return tuple(dims)
+    if inner is None:
+        return None
+    known = math.prod(d for d in dims if d != -1)
+    total = math.prod(inner)
+    if known == 0 or total % known:
+        return None
+    return tuple(total // known if d == -1 else d for d in dims)
 
 
 def _permutation(infer, node: ast.AST) -> tuple[str, list[int] | None, ast.AST] | None:
@@ -288,7 +401,7 @@ def _exact(infer, base: ast.AST, order: list[int], args: list[ast.expr]) -> bool
     strides = [math.prod(shape[i + 1 :]) for i in range(n)]
     sizes = [shape[i] for i in full]
     perm_strides = [strides[i] for i in full]
-    target = resolve_view(tuple(sizes), dims)  # type: ignore[arg-type]
+    target = _resolve_view(tuple(sizes), dims)  # type: ignore[arg-type]
     if target is None:
         return None  # wrong element count: a different error
     return not _view_possible(sizes, perm_strides, list(target))

@@ -5,12 +5,11 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
+from gradguard.engine import shape_report
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import replace_node
-from gradguard.engine.index import ModuleContext, Unit, dotted_name, self_attribute, self_name
-from gradguard.engine.queries import unit_text
+from gradguard.engine.index import ModuleContext, Unit, dotted_name
 from gradguard.engine.rule import Invalid, Rule, Valid
-from gradguard.engine.shapes import F32, F64, bindings, calls_by_attr, inference, nn_bound_names
 
 # layer -> the error PyTorch raises for a float64 input (checked with torch 2.13)
 _LAYER_ERRORS = {
@@ -33,11 +32,8 @@ class DtypeMismatch(Rule):
         "Layers and matrix products do not promote dtypes: a float64 input meeting float32 weights raises "
         '"mat1 and mat2 must have the same dtype".'
     )
-    message = "`{arg}` is float64 but `{callee}` has float32 weights: PyTorch raises {error}; convert it with `.float()`"
-    matmul_message = (
-        "`{op}` multiplies a float64 and a float32 tensor: PyTorch raises "
-        '"expected m1 and m2 to have the same dtype, but got: {a} != {b}"; convert `{arg}` with `.float()`'
-    )
+    message = "`{arg}` is float64 but `{callee}` has float32 weights; convert it with `.float()`"
+    matmul_message = "`{op}` multiplies a float64 and a float32 tensor; convert `{arg}` with `.float()`"
     explanation = """
     Layers are created with float32 parameters, and matrix products do not promote
     dtypes: a float64 ("double") input makes them raise, e.g.
@@ -49,11 +45,16 @@ class DtypeMismatch(Rule):
     != float"*).
 
     The usual source is NumPy: `np.random.randn`, `np.zeros`, `np.array([1.0, ...])`
-    are float64, and `torch.from_numpy` / `torch.tensor` keep that dtype. Explicit
-    `dtype=torch.float64` and `.double()` do the same. Convert the data once with
-    `.float()` (or build the array as `np.float32`), or convert the model with
-    `model.double()` if you really need double precision. Files that call
-    `torch.set_default_dtype` are not checked.
+    are float64, and `torch.from_numpy` / `torch.tensor(np_array)` keep that dtype.
+    Explicit `dtype=torch.float64` and `.double()` do the same. gradguard follows the
+    dtype through the value analysis, also into a model's `forward` called with such a
+    tensor. Convert the data once with `.float()` (or build the array as `np.float32`),
+    or convert the model with `model.double()` if you really need double precision
+    (models converted anywhere in the file with `.double()`/`.to(...)`/`.type(...)` are
+    not checked). Files that call `torch.set_default_dtype` are not checked.
+
+    The fix appends `.float()` to the float64 operand. It is unsafe: it also rounds the
+    values to float32 (what the layer computes in anyway).
     """
     severity = Severity.ERROR
     fix_applicability = Applicability.UNSAFE
@@ -168,123 +169,111 @@ class DtypeMismatch(Rule):
             raises="Input type (double) and bias type (float) should be the same",
             run="Encoder()(torch.randn(1, 1, 8, 8))",
         ),
+        Invalid(
+            """
+            import numpy as np
+            import torch
+            import torch.nn as nn
+
+            class Regressor(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(3, 1)
+
+                def forward(self, x):
+                    return self.fc(x)
+
+            data = np.random.rand(10, 3)
+            model = Regressor()
+            pred = model(torch.tensor(data))
+            """,
+            lines=[11],
+            fixed="""
+            import numpy as np
+            import torch
+            import torch.nn as nn
+
+            class Regressor(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(3, 1)
+
+                def forward(self, x):
+                    return self.fc(x.float())
+
+            data = np.random.rand(10, 3)
+            model = Regressor()
+            pred = model(torch.tensor(data))
+            """,
+            raises="mat1 and mat2 must have the same dtype, but got Double and Float",
+            check_fixed="assert pred.shape == (10, 1)",
+            note="numpy's float64 reaches the model through the script's call",
+        ),
     ]
 
     def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
-        # the same pre-check as the start of `check`
-        if module.changes_default_dtype:
-            return False
-        if "float64" in text or "double" in text:
-            return True
-        needles = module.__dict__.get("_gg504_numpy_needles")
-        if needles is None:
-            needles = module.__dict__["_gg504_numpy_needles"] = tuple(
-                f"{alias}."
-                for alias, name in module.aliases.items()
-                if name == "numpy" or name.startswith("numpy.")
-            )
-        return any(needle in text for needle in needles)
+        # a unit may also be reached by float64 data from the file's script (see `check`)
+        return not module.changes_default_dtype and shape_report.shape_flow.may_have_problems(
+            text, statement, module
+        )
 
     def check(self, unit: Unit) -> Iterator[Finding]:
         module = unit.module
         if module.changes_default_dtype:
             return
-        text = unit_text(unit)
-        numpy = [
-            f"{alias}."
-            for alias, name in module.aliases.items()
-            if name == "numpy" or name.startswith("numpy.")
-        ]
-        if not any(needle in text for needle in ("float64", "double", *numpy)):
-            return  # no float64 source in sight
-        infer = inference(unit)
-        converted = _converted_receivers(unit)
-        class_layers: dict[int, dict[str, str]] = {}
-        # float64 @ float32 through torch.matmul / torch.mm / x.mm(...)
-        for call in calls_by_attr(unit, "matmul", "mm", "bmm"):
-            name = module.call_name(call)
-            func = call.func
-            if name in ("torch.matmul", "torch.mm", "torch.bmm") and len(call.args) == 2:
-                yield from self._matmul(unit, infer, call, call.args[0], call.args[1], unit.segment(func))
-            elif name is None and len(call.args) == 1:
-                yield from self._matmul(unit, infer, call, func.value, call.args[0], f".{func.attr}()")  # type: ignore[attr-defined]
-        # float64 into a layer: `self.<layer>(x)` or a local name bound to `nn.Linear(...)`
-        attrs = set()
-        for cls in unit.module_classes():
-            layer_map = class_layers[id(cls)] = {
-                name: kind
-                for name, info in unit.class_attributes(cls).items()
-                if info.kind == "layer" and (kind := _layer_of(module, info.value)) is not None
-            }
-            attrs.update(layer_map)
-        local = nn_bound_names(unit)
-        candidates = calls_by_attr(unit, *attrs) if attrs else []
-        if local:
-            candidates += [c for c in unit.calls() if isinstance(c.func, ast.Name) and c.func.id in local]
-        for call in candidates:
-            if not call.args:
+        converted = None
+        for problem in shape_report.of_code(unit, self.code):
+            node = problem.node
+            if problem.kind == "matmul":
+                a, b, wrong = problem.data
+                if wrong is None:
+                    continue
+                names = {"float32": "float", "float64": "double"}
+                fix = self.make_fix(
+                    "Convert with `.float()`", [replace_node(unit, wrong, _float(unit, wrong))]
+                )
+                message = self.matmul_message.format(
+                    op=_op(unit, node, problem.what), arg=_label(unit, wrong)
+                )
+                detail = (
+                    'PyTorch raises "expected m1 and m2 to have the same dtype, but got: '
+                    f'{names[a]} != {names[b]}"' + shape_report.origin(unit, problem) + "."
+                )
+                yield self.finding(unit, node, message, fix=fix, detail=detail)
                 continue
-            func = call.func
-            layer = self._layer_kind(unit, call, class_layers, converted)
-            if layer is None:
+            if problem.kind != "dtype" or not isinstance(node, ast.Call) or not node.args:
                 continue
-            arg = call.args[0]
-            if infer.dtype(arg) != F64:
+            layer = problem.what
+            if layer not in _LAYER_ERRORS:
+                continue
+            if converted is None:
+                converted = _converted_receivers(unit)
+            dotted = dotted_name(node.func)
+            if dotted is not None and (dotted in converted or dotted.split(".")[0] in converted):
+                continue
+            if (
+                isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id in converted
+            ):
+                continue
+            arg = node.args[0]
+            if isinstance(arg, ast.Starred):
                 continue
             fix = self.make_fix(
                 "Convert the input with `.float()`", [replace_node(unit, arg, _float(unit, arg))]
             )
-            message = self.message.format(
-                arg=_label(unit, arg), callee=unit.segment(func), error=_LAYER_ERRORS[layer]
-            )
-            yield self.finding(unit, call, message, fix=fix)
-        for node in unit.nodes_of(ast.BinOp):
-            assert isinstance(node, ast.BinOp)
-            if isinstance(node.op, ast.MatMult):
-                yield from self._matmul(unit, infer, node, node.left, node.right, "@")
+            message = self.message.format(arg=_label(unit, arg), callee=shape_report.callee(unit, node))
+            detail = f"PyTorch raises {_LAYER_ERRORS[layer]}" + shape_report.origin(unit, problem) + "."
+            yield self.finding(unit, node, message, fix=fix, detail=detail)
 
-    def _matmul(self, unit, infer, node, left, right, op) -> Iterator[Finding]:
-        a, b = infer.dtype(left), infer.dtype(right)
-        if {a, b} != {F32, F64}:
-            return
-        wrong = left if a == F64 else right
-        names = {F32: "float", F64: "double"}
-        fix = self.make_fix("Convert with `.float()`", [replace_node(unit, wrong, _float(unit, wrong))])
-        message = self.matmul_message.format(op=op, a=names[a], b=names[b], arg=_label(unit, wrong))
-        yield self.finding(unit, node, message, fix=fix)
 
-    def _layer_kind(self, unit: Unit, call: ast.Call, cache: dict, converted: set[str]) -> str | None:
-        func = call.func
-        module = unit.module
-        if isinstance(func, ast.Attribute):
-            if not isinstance(func.value, ast.Name):
-                return None
-        elif not (isinstance(func, ast.Name) and func.id in nn_bound_names(unit)):
-            return None
-        scope = unit.enclosing_function(call)
-        if isinstance(func, ast.Attribute) and scope is not None:
-            me = self_name(scope) or "self"
-            attr = self_attribute(func, me)
-            cls = unit.enclosing_class(scope) if attr else None
-            if (
-                cls is None
-                or not module.is_module_class(cls.name)
-                or me in converted
-                or f"{me}.{attr}" in converted
-            ):
-                return None
-            layer_map = cache.get(id(cls))
-            if layer_map is None:
-                layer_map = cache[id(cls)] = {
-                    name: _layer_of(module, info.value)
-                    for name, info in unit.class_attributes(cls).items()
-                    if info.kind == "layer"
-                }
-            return layer_map.get(attr)  # type: ignore[arg-type]
-        if isinstance(func, ast.Name) and func.id not in converted and func.id in nn_bound_names(unit):
-            value = bindings(unit, scope).value_of(func.id, func)
-            return _layer_of(module, value)
-        return None
+def _op(unit: Unit, node: ast.AST, what: str) -> str:
+    if isinstance(node, ast.BinOp):
+        return "@"
+    if isinstance(node, ast.Call):
+        return shape_report.callee(unit, node)
+    return what
 
 
 def _layer_of(module, value) -> str | None:
@@ -301,15 +290,28 @@ def _layer_of(module, value) -> str | None:
 
 
 def _converted_receivers(unit: Unit) -> set[str]:
-    """Dotted names on which `.double()`, `.to(...)`, `.type(...)`... is called anywhere:
-    such modules may not be float32."""
-    names = set()
-    for call in calls_by_attr(unit, *_CONVERTERS):
-        dotted = dotted_name(call.func.value)  # type: ignore[attr-defined]
-        if dotted:
-            names.add(dotted)
-            names.add(dotted.split(".")[0])
-    return names
+    """Dotted names on which `.double()`, `.to(...)`, `.type(...)`... is called anywhere in the
+    file: such modules may not be float32."""
+
+    def collect() -> set[str]:
+        names: set[str] = set()
+        for node in ast.walk(unit.semantics.tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in _CONVERTERS
+            ):
+                dotted = dotted_name(node.func.value)
+                if dotted:
+                    names.add(dotted)
+                    names.add(dotted.split(".")[0])
+        return names
+
+    cache = unit.semantics.__dict__
+    found = cache.get("_gg504_converted")
+    if found is None:
+        found = cache["_gg504_converted"] = collect()
+    return found
 
 
 def _label(unit: Unit, node: ast.AST) -> str:

@@ -1,7 +1,7 @@
 # source: https://github.com/pytorch/pytorch/issues/1255
 # what: The LSTM is built with batch_first=True, but the batch is viewed as (1, batch, features), i.e.
 #   one sequence of `batch` steps, while the initial state is sized for `batch` sequences.
-# expect: GG501@19
+# expect: GG501@22
 # fails: Expected hidden[0] size (1, 1, 8), got [1, 4, 8]
 # fix: view the input as (batch, 1, features) for a batch-first LSTM
 import torch
