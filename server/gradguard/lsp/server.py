@@ -512,6 +512,7 @@ class GradguardServer(LanguageServer):
         for uri in {key, *(uris or ())}:
             self._extras.pop(uri, None)
             self.published.pop(uri, None)
+            self._shape_views.pop(uri, None)
         self._logged_errors = {e for e in self._logged_errors if key not in e}
         probe = getattr(self, "probe_state", None)
         if probe is not None:
@@ -698,6 +699,8 @@ class GradguardServer(LanguageServer):
         state = self._states.get(key)
         if state is not None:
             state.parser.reset()
+            # the tree and semantic model (hovers, inlay hints) are built again when asked for
+            state.tree, state.tree_version, state.semantics = None, None, None
             state.findings = [_detached(f) for f in state.findings]
         self._forget_units(uri_to_path(key))
         if self._loop is not None:
