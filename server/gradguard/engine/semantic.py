@@ -390,45 +390,39 @@ class Semantics:
         return join_all(values) if values else None
 
     def _call_sites(self) -> dict[str, list[tuple[ast.Call, ast.AST | None]]]:
-        """Top-level function name -> its direct calls in the file (with the calling scope);
-        a function whose name is also used any other way (passed, stored) has none."""
+        """Top-level function name -> its direct calls in the file (with the calling scope: the
+        innermost function or lambda, None for the script); a function whose name is also used
+        any other way (passed, stored) has none."""
         if self._sites is None:
             names = {n for n, s in self.top.items() if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))}
             sites: dict[str, list] = {}
             loads: list[ast.Name] = []  # every read of one of the names, callees included
+            scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
             for stmt in self.tree.body:
-                for node in ast.walk(stmt):
+                # one walk, carrying the innermost function (statements of the script have none)
+                pending: list[tuple[ast.AST, ast.AST | None]] = [(stmt, None)]
+                while pending:
+                    node, scope = pending.pop()
                     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names:
-                        sites.setdefault(node.func.id, []).append(node)
+                        sites.setdefault(node.func.id, []).append((node, scope))
                     elif isinstance(node, ast.Name) and node.id in names and isinstance(node.ctx, ast.Load):
                         loads.append(node)
                     elif isinstance(node, (ast.Global, ast.Nonlocal)):
                         loads.extend(ast.Name(id=n, ctx=ast.Load()) for n in node.names if n in names)
+                    if isinstance(node, scopes):
+                        # decorators and defaults run in the enclosing scope, the body in its own
+                        body = node.body if isinstance(node.body, list) else [node.body]
+                        pending.extend((child, node) for child in body)
+                        pending.extend(
+                            (child, scope) for child in ast.iter_child_nodes(node) if child not in body
+                        )
+                    else:
+                        pending.extend((child, scope) for child in ast.iter_child_nodes(node))
             # a name escapes where it is read other than as the callee of a call
-            callees = {id(call.func) for calls in sites.values() for call in calls}
+            callees = {id(call.func) for calls in sites.values() for call, _ in calls}
             escaped = {n.id for n in loads if id(n) not in callees}
-            self._sites = {
-                name: [(call, self._scope_of(call)) for call in calls]
-                for name, calls in sites.items()
-                if name not in escaped
-            }
+            self._sites = {name: calls for name, calls in sites.items() if name not in escaped}
         return self._sites
-
-    def _scope_of(self, node: ast.AST) -> ast.AST | None:
-        """The function (or None: the script statements) a node is evaluated in."""
-        for stmt in self.tree.body:
-            if stmt.lineno <= node.lineno <= (stmt.end_lineno or stmt.lineno):  # type: ignore[attr-defined]
-                if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                    return None
-                best = None
-                for inner in ast.walk(stmt):
-                    if isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and (
-                        inner.lineno <= node.lineno <= (inner.end_lineno or inner.lineno)
-                    ):
-                        if best is None or inner.lineno >= best.lineno:
-                            best = inner
-                return best
-        return None
 
     def _natural_parameter(self, flow: Flow, func: ast.AST, arg: ast.arg, default: ast.expr | None) -> Value:
         args = func.args  # type: ignore[attr-defined]
