@@ -342,7 +342,7 @@ class Analyzer:
                 self._remember(key, [], ())  # no rule can fire here: the unit is never indexed
                 continue
             if semantics is None:
-                semantics = self._semantics = Semantics(tree, module)
+                semantics = self._semantics = Semantics(tree, module, source.lines)
             semantics.consulted = set()
             unit = Unit(statements, source, module, path, semantics)
             found = self._run_rules(unit, errors, rules)

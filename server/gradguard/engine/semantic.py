@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import re
 
 from gradguard.engine import shape_flow, torch_facts
 from gradguard.engine.index import KIND_FUNCTION, KIND_MODULE, ModuleContext, keyword, statement_start_line
@@ -231,9 +232,10 @@ _MISSING = object()
 class Semantics:
     """The lazily computed semantic model of one parsed file."""
 
-    def __init__(self, tree: ast.Module, module: ModuleContext) -> None:
+    def __init__(self, tree: ast.Module, module: ModuleContext, lines: list[str] | None = None) -> None:
         self.module = module
         self.tree = tree
+        self._lines = lines  # the source lines of `tree`, when the caller has them
         self.top: dict[str, ast.stmt] = {}
         self.script: list[ast.stmt] = []
         self._script_names: frozenset[str] | None = None
@@ -259,7 +261,7 @@ class Semantics:
         # roots (modules, parameters) whose requires_grad is switched off somewhere in the file
         self.frozen: set[ast.AST] = set()
         self.last_self_attributes: tuple = ()
-        self._sites: dict | None = None
+        self._sites: dict[str, list] = {}  # function name -> its call sites (see _call_sites)
         self._callers_busy: set = set()
         self.consulted: set[str] = set()
         self.shape_index = shape_flow.ShapeIndex()
@@ -359,7 +361,7 @@ class Semantics:
         name = getattr(func, "name", None)
         if name is None or self.top.get(name) is not func or func in self._callers_busy:
             return None
-        sites = self._call_sites().get(name)
+        sites = self._call_sites(name)
         if not sites:
             return None
         spec = func.args  # type: ignore[attr-defined]
@@ -389,41 +391,50 @@ class Semantics:
             self._callers_busy.discard(func)
         return join_all(values) if values else None
 
-    def _call_sites(self) -> dict[str, list[tuple[ast.Call, ast.AST | None]]]:
-        """Top-level function name -> its direct calls in the file (with the calling scope: the
-        innermost function or lambda, None for the script); a function whose name is also used
-        any other way (passed, stored) has none."""
-        if self._sites is None:
-            names = {n for n, s in self.top.items() if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))}
-            sites: dict[str, list] = {}
-            loads: list[ast.Name] = []  # every read of one of the names, callees included
-            scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
-            for stmt in self.tree.body:
-                # one walk, carrying the innermost function (statements of the script have none)
-                pending: list[tuple[ast.AST, ast.AST | None]] = [(stmt, None)]
-                while pending:
-                    node, scope = pending.pop()
-                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names:
-                        sites.setdefault(node.func.id, []).append((node, scope))
-                    elif isinstance(node, ast.Name) and node.id in names and isinstance(node.ctx, ast.Load):
-                        loads.append(node)
-                    elif isinstance(node, (ast.Global, ast.Nonlocal)):
-                        loads.extend(ast.Name(id=n, ctx=ast.Load()) for n in node.names if n in names)
-                    if isinstance(node, scopes):
-                        # decorators and defaults run in the enclosing scope, the body in its own
-                        body = node.body if isinstance(node.body, list) else [node.body]
-                        pending.extend((child, node) for child in body)
-                        pending.extend(
-                            (child, scope) for child in ast.iter_child_nodes(node) if child not in body
-                        )
-                    else:
-                        pending.extend((child, scope) for child in ast.iter_child_nodes(node))
-            # a name escapes where it is read other than as the callee of a call
-            callees = {id(call.func) for calls in sites.values() for call, _ in calls}
-            escaped = {n.id for n in loads if id(n) not in callees}
-            self._sites = {name: calls for name, calls in sites.items() if name not in escaped}
-        return self._sites
+    def _call_sites(self, name: str) -> list[tuple[ast.Call, ast.AST | None]]:
+        """The direct calls of the file's top-level function `name` (with the calling scope: the
+        innermost function or lambda, None for the script); none when the name is also used any
+        other way (passed, stored)."""
+        found = self._sites.get(name)
+        if found is None:
+            found = self._sites[name] = self._find_call_sites(name)
+        return found
 
+    def _find_call_sites(self, name: str) -> list[tuple[ast.Call, ast.AST | None]]:
+        sites: list[tuple[ast.Call, ast.AST | None]] = []
+        loads: list[ast.Name] = []  # every read of the name, callees included
+        scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+        # only statements whose text names the function are walked: a walk of every node of a
+        # large file costs more than the rest of the analysis of one edit
+        lines = self._lines
+        mention = re.compile(r"\b" + re.escape(name) + r"\b")
+        for stmt in self.tree.body:
+            if lines is not None:
+                text = "".join(lines[statement_start_line(stmt) - 1 : stmt.end_lineno or stmt.lineno])
+                if not mention.search(text):
+                    continue
+            # one walk, carrying the innermost function (statements of the script have none)
+            pending: list[tuple[ast.AST, ast.AST | None]] = [(stmt, None)]
+            while pending:
+                node, scope = pending.pop()
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
+                    sites.append((node, scope))
+                elif isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load):
+                    loads.append(node)
+                elif isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
+                    return []
+                if isinstance(node, scopes):
+                    # decorators and defaults run in the enclosing scope, the body in its own
+                    body = node.body if isinstance(node.body, list) else [node.body]
+                    pending.extend((child, node) for child in body)
+                    pending.extend((child, scope) for child in ast.iter_child_nodes(node) if child not in body)
+                else:
+                    pending.extend((child, scope) for child in ast.iter_child_nodes(node))
+        # the name escapes where it is read other than as the callee of a call
+        callees = {id(call.func) for call, _ in sites}
+        if any(id(n) not in callees for n in loads):
+            return []
+        return sites
     def _natural_parameter(self, flow: Flow, func: ast.AST, arg: ast.arg, default: ast.expr | None) -> Value:
         args = func.args  # type: ignore[attr-defined]
         positional = args.posonlyargs + args.args
