@@ -200,6 +200,52 @@ class UnregisteredParameter(Rule):
             import torch
             import torch.nn as nn
 
+            class MultiTask(nn.Module):
+                def __init__(self, tasks, dim=8):
+                    super().__init__()
+                    self.body = nn.Linear(dim, dim)
+                    self.heads = {t: nn.Linear(dim, 1) for t in tasks}
+                    self.aux = dict(depth=nn.Linear(dim, 1), normal=nn.Linear(dim, 3))
+
+                def forward(self, x):
+                    h = torch.relu(self.body(x))
+                    out = {t: head(h) for t, head in self.heads.items()}
+                    return out, self.aux["depth"](h), self.aux["normal"](h)
+            """,
+            lines=[8, 9],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class MultiTask(nn.Module):
+                def __init__(self, tasks, dim=8):
+                    super().__init__()
+                    self.body = nn.Linear(dim, dim)
+                    self.heads = nn.ModuleDict({t: nn.Linear(dim, 1) for t in tasks})
+                    self.aux = nn.ModuleDict(dict(depth=nn.Linear(dim, 1), normal=nn.Linear(dim, 3)))
+
+                def forward(self, x):
+                    h = torch.relu(self.body(x))
+                    out = {t: head(h) for t, head in self.heads.items()}
+                    return out, self.aux["depth"](h), self.aux["normal"](h)
+            """,
+            run="""
+            m = MultiTask(["seg", "cls"])
+            params = {name for name, _ in m.named_parameters()}
+            """,
+            check_fixed="""
+            assert {"heads.seg.weight", "heads.cls.weight", "aux.depth.weight", "aux.normal.bias"} <= params
+            out, depth, normal = m(torch.randn(2, 8))
+            (sum(o.sum() for o in out.values()) + depth.sum() + normal.sum()).backward()
+            assert m.heads["seg"].weight.grad is not None and m.aux["normal"].weight.grad is not None
+            """,
+            note="a dict comprehension and a dict(...) call of layers: nn.ModuleDict",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
             class Experts(nn.Module):
                 def __init__(self, n=4):
                     super().__init__()
@@ -377,9 +423,7 @@ class UnregisteredParameter(Rule):
         empty: bool = False,
         wrap_name: bool = False,
     ) -> Finding:
-        dict_like = isinstance(value, (ast.Dict, ast.DictComp)) or (
-            empty and (isinstance(value, ast.Dict) or _call_name(value) in _EMPTY_DICT_CALLS)
-        )
+        dict_like = isinstance(value, (ast.Dict, ast.DictComp)) or _call_name(value) in _EMPTY_DICT_CALLS
         what = (
             "layers"
             if kinds == {_KIND_MODULE}
@@ -465,12 +509,17 @@ def _container_text(
     if wrap_name:
         return f"{ctor}({unit.segment(value)})"
     if dict_like:
+        # ModuleDict keys must be strings without dots: a key written as another constant cannot
+        # be one; a computed key (`{t: ... for t in tasks}`) raises at construction if it is not
         if isinstance(value, ast.Dict) and not all(
-            isinstance(k, ast.Constant) and isinstance(k.value, str) and "." not in k.value
+            k is not None
+            and (not isinstance(k, ast.Constant) or (isinstance(k.value, str) and "." not in k.value))
             for k in value.keys
         ):
-            return None  # ModuleDict keys must be strings without dots
-        if isinstance(value, ast.DictComp) and not isinstance(value.key, ast.JoinedStr):
+            return None
+        if isinstance(value, ast.DictComp) and isinstance(value.key, ast.Constant):
+            return None
+        if isinstance(value, ast.Call) and any(isinstance(a, ast.Starred) for a in value.args):
             return None
         return f"{ctor}({unit.segment(value)})"
     if isinstance(value, (ast.List, ast.ListComp)):
