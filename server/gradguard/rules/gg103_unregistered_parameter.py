@@ -243,6 +243,25 @@ class UnregisteredParameter(Rule):
         ),
         Invalid(
             """
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self, n_layers=2, n_hid=4):
+                    super().__init__()
+                    self.hids = []
+                    for _ in range(n_layers):
+                        self.hids.append([nn.Linear(n_hid, n_hid), nn.Tanh()])
+
+                def forward(self, x):
+                    for linear, act in self.hids:
+                        x = act(linear(x))
+                    return x
+            """,
+            lines=[6],
+            note="a list of [layer, activation] pairs: nn.ModuleList() would reject the inner lists; no fix",
+        ),
+        Invalid(
+            """
             import torch
             import torch.nn as nn
 
@@ -397,7 +416,9 @@ class UnregisteredParameter(Rule):
                 reported.add(attr)
                 empty = _is_empty_container(value_node)
                 wrap_name = isinstance(value_node, ast.Name)
-                yield self._container(unit, attr, value_node, kinds, empty=empty, wrap_name=wrap_name)
+                yield self._container(
+                    unit, attr, value_node, kinds, empty=empty, wrap_name=wrap_name, nested=_nested(final)
+                )
 
     # -- findings ----------------------------------------------------------------------------------
     def _grad_tensor(self, unit: Unit, attr: str, value: ast.Call) -> Finding:
@@ -422,6 +443,7 @@ class UnregisteredParameter(Rule):
         kinds: set[str],
         empty: bool = False,
         wrap_name: bool = False,
+        nested: bool = False,
     ) -> Finding:
         dict_like = isinstance(value, (ast.Dict, ast.DictComp)) or _call_name(value) in _EMPTY_DICT_CALLS
         what = (
@@ -441,11 +463,19 @@ class UnregisteredParameter(Rule):
         )
         fix = None
         nn = nn_name(unit)
-        if nn and len(kinds) == 1:
+        # a container of containers (`self.hids.append([linear, act])`): nn.ModuleList rejects the
+        # inner lists, and the right structure (nn.Sequential per item?) is the author's choice
+        if nn and len(kinds) == 1 and not nested:
             new = _container_text(unit, value, f"{nn}.{suggestion}", empty, wrap_name, dict_like)
             if new is not None:
                 fix = self.make_fix(f"Use `nn.{suggestion}`", [replace_node(unit, value, new)])
         return self.finding(unit, value, message, fix=fix)
+
+
+def _nested(value) -> bool:
+    """The container holds (or may hold) other Python containers."""
+    parts = [p for p in [value.elem, *(value.items or ())] if p is not None]
+    return any(p.kinds & (LIST | TUPLE | DICT) for p in parts)
 
 
 def _grad_leaf(value) -> bool:
