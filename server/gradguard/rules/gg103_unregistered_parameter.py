@@ -59,6 +59,12 @@ class UnregisteredParameter(Rule):
     are also passed to `nn.Sequential(*layers)` are fine and not reported. The fix
     changes the module's `state_dict()` keys, so checkpoints saved before it will have
     different keys.
+
+    **Fix safety.** Unsafe: wrapping the container in `nn.ModuleList`/`nn.ModuleDict`/
+    `nn.ParameterList` (or the tensor in `nn.Parameter`) changes `model.parameters()` (an optimizer
+    built afterwards now trains them) and the `state_dict()` keys, so checkpoints saved before the fix
+    no longer load with `strict=True`. A container of containers (`[[linear, act], ...]`) gets no fix:
+    `nn.ModuleList` rejects the inner lists.
     """
     fix_applicability = Applicability.UNSAFE
 

@@ -105,6 +105,9 @@ class InplaceOnSavedOutput(Rule):
     break a later backward through that output, but no-grad writes are usually deliberate
     updates of tensors outside the graph). Masked assignments `y[y < t] = v` inside `forward`
     are reported by GG202.
+
+    **Fix safety.** Unsafe: the out-of-place form binds a new tensor, so other names (and the
+    caller) that held the old one no longer see the change, and it costs one more allocation.
     """
     fix_applicability = Applicability.UNSAFE
 

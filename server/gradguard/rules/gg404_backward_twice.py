@@ -72,6 +72,10 @@ class BackwardTwice(Rule):
     but the last; in a loop, compute the value inside the loop, so each iteration
     builds (and frees) its own graph. Backward calls on graphs built by separate forward passes, or a
     first call with `retain_graph=True`, are fine and not reported.
+
+    **Fix safety.** Unsafe. `retain_graph=True` keeps the saved tensors alive until the second
+    `backward()` (more memory). Moving a computation into the loop runs it on every iteration (more
+    time) and uses the parameters as updated by the previous step.
     """
     fix_applicability = Applicability.UNSAFE
 

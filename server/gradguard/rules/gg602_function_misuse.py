@@ -52,6 +52,12 @@ class FunctionMisuse(Rule):
       `Fn.apply`, but only because the class attribute is a plain function that then
       receives the ctx as `self`: any instance state it reads (set in `__init__`) is
       not there. Mark both methods `@staticmethod` and name the first argument `ctx`.
+
+    **Fix safety.** Adding `@staticmethod` is safe (a stray `self` before `ctx` is removed with
+    it; no fix when the body reads `self`). `Fn()(x)` -> `Fn.apply(x)` is safe. A Function instance
+    held in a variable (`f = Fn(); f(x)` -> `Fn.apply(x)`) is safe when the class keeps no state (no
+    `__init__` beyond `super().__init__()`), else unsafe: state set on the instance is not seen by
+    `apply`. `Fn.forward(None, x)` -> `Fn.apply(x)` is safe.
     """
     fix_applicability = Applicability.SAFE
 
