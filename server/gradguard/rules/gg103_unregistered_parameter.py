@@ -206,71 +206,6 @@ class UnregisteredParameter(Rule):
             import torch
             import torch.nn as nn
 
-            class MultiTask(nn.Module):
-                def __init__(self, tasks, dim=8):
-                    super().__init__()
-                    self.body = nn.Linear(dim, dim)
-                    self.heads = {t: nn.Linear(dim, 1) for t in tasks}
-                    self.aux = dict(depth=nn.Linear(dim, 1), normal=nn.Linear(dim, 3))
-
-                def forward(self, x):
-                    h = torch.relu(self.body(x))
-                    out = {t: head(h) for t, head in self.heads.items()}
-                    return out, self.aux["depth"](h), self.aux["normal"](h)
-            """,
-            lines=[8, 9],
-            fixed="""
-            import torch
-            import torch.nn as nn
-
-            class MultiTask(nn.Module):
-                def __init__(self, tasks, dim=8):
-                    super().__init__()
-                    self.body = nn.Linear(dim, dim)
-                    self.heads = nn.ModuleDict({t: nn.Linear(dim, 1) for t in tasks})
-                    self.aux = nn.ModuleDict(dict(depth=nn.Linear(dim, 1), normal=nn.Linear(dim, 3)))
-
-                def forward(self, x):
-                    h = torch.relu(self.body(x))
-                    out = {t: head(h) for t, head in self.heads.items()}
-                    return out, self.aux["depth"](h), self.aux["normal"](h)
-            """,
-            run="""
-            m = MultiTask(["seg", "cls"])
-            params = {name for name, _ in m.named_parameters()}
-            """,
-            check_fixed="""
-            assert {"heads.seg.weight", "heads.cls.weight", "aux.depth.weight", "aux.normal.bias"} <= params
-            out, depth, normal = m(torch.randn(2, 8))
-            (sum(o.sum() for o in out.values()) + depth.sum() + normal.sum()).backward()
-            assert m.heads["seg"].weight.grad is not None and m.aux["normal"].weight.grad is not None
-            """,
-            note="a dict comprehension and a dict(...) call of layers: nn.ModuleDict",
-        ),
-        Invalid(
-            """
-            import torch.nn as nn
-
-            class Net(nn.Module):
-                def __init__(self, n_layers=2, n_hid=4):
-                    super().__init__()
-                    self.hids = []
-                    for _ in range(n_layers):
-                        self.hids.append([nn.Linear(n_hid, n_hid), nn.Tanh()])
-
-                def forward(self, x):
-                    for linear, act in self.hids:
-                        x = act(linear(x))
-                    return x
-            """,
-            lines=[6],
-            note="a list of [layer, activation] pairs: nn.ModuleList() would reject the inner lists; no fix",
-        ),
-        Invalid(
-            """
-            import torch
-            import torch.nn as nn
-
             class Experts(nn.Module):
                 def __init__(self, n=4):
                     super().__init__()
@@ -376,6 +311,71 @@ class UnregisteredParameter(Rule):
                     return x * self.alpha + self.beta
             """,
             check_fixed="assert len(list(Scale().parameters())) == 2",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class MultiTask(nn.Module):
+                def __init__(self, tasks, dim=8):
+                    super().__init__()
+                    self.body = nn.Linear(dim, dim)
+                    self.heads = {t: nn.Linear(dim, 1) for t in tasks}
+                    self.aux = dict(depth=nn.Linear(dim, 1), normal=nn.Linear(dim, 3))
+
+                def forward(self, x):
+                    h = torch.relu(self.body(x))
+                    out = {t: head(h) for t, head in self.heads.items()}
+                    return out, self.aux["depth"](h), self.aux["normal"](h)
+            """,
+            lines=[8, 9],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class MultiTask(nn.Module):
+                def __init__(self, tasks, dim=8):
+                    super().__init__()
+                    self.body = nn.Linear(dim, dim)
+                    self.heads = nn.ModuleDict({t: nn.Linear(dim, 1) for t in tasks})
+                    self.aux = nn.ModuleDict(dict(depth=nn.Linear(dim, 1), normal=nn.Linear(dim, 3)))
+
+                def forward(self, x):
+                    h = torch.relu(self.body(x))
+                    out = {t: head(h) for t, head in self.heads.items()}
+                    return out, self.aux["depth"](h), self.aux["normal"](h)
+            """,
+            run="""
+            m = MultiTask(["seg", "cls"])
+            params = {name for name, _ in m.named_parameters()}
+            """,
+            check_fixed="""
+            assert {"heads.seg.weight", "heads.cls.weight", "aux.depth.weight", "aux.normal.bias"} <= params
+            out, depth, normal = m(torch.randn(2, 8))
+            (sum(o.sum() for o in out.values()) + depth.sum() + normal.sum()).backward()
+            assert m.heads["seg"].weight.grad is not None and m.aux["normal"].weight.grad is not None
+            """,
+            note="a dict comprehension and a dict(...) call of layers: nn.ModuleDict",
+        ),
+        Invalid(
+            """
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self, n_layers=2, n_hid=4):
+                    super().__init__()
+                    self.hids = []
+                    for _ in range(n_layers):
+                        self.hids.append([nn.Linear(n_hid, n_hid), nn.Tanh()])
+
+                def forward(self, x):
+                    for linear, act in self.hids:
+                        x = act(linear(x))
+                    return x
+            """,
+            lines=[6],
+            note="a list of [layer, activation] pairs: nn.ModuleList() would reject the inner lists; no fix",
         ),
     ]
 
