@@ -31,4 +31,4 @@ for i in range(3):
     running_loss_MSE += MSE
     running_loss_cross_entropy += cross_entropy
 
-assert running_loss.grad_fn is None, "the running totals keep the graphs of every batch"
+assert getattr(running_loss, "grad_fn", None) is None, "the running totals keep the graphs of every batch"

@@ -174,6 +174,14 @@ class FakeBackward(Rule):
     it with `torch.autograd.gradcheck`). Removing the method stays available as an
     alternative; the conversion is offered as an alternative when the hand-written
     backward leaves some parameter without a gradient.
+
+    **Fix safety.** Removing the method is safe when nothing in the file calls it: autograd never
+    called it, so training is unchanged. When code calls it explicitly (`layer.backward(g)`), that
+    call breaks, so the removal is unsafe. The conversion to a `torch.autograd.Function` is unsafe:
+    your hand-written gradient then replaces autograd's, right or wrong. It is not offered for a
+    module whose `forward` calls sub-layers (inside `Function.forward` autograd records nothing, so
+    their parameters would get gradients only if your `backward` computed them) or returns several
+    outputs (not translated yet), nor when `backward` reads anything the translation cannot map.
     """
     fix_applicability = Applicability.SAFE
     tags = ("unnecessary",)

@@ -59,6 +59,12 @@ class UnregisteredParameter(Rule):
     are also passed to `nn.Sequential(*layers)` are fine and not reported. The fix
     changes the module's `state_dict()` keys, so checkpoints saved before it will have
     different keys.
+
+    **Fix safety.** Unsafe: wrapping the container in `nn.ModuleList`/`nn.ModuleDict`/
+    `nn.ParameterList` (or the tensor in `nn.Parameter`) changes `model.parameters()` (an optimizer
+    built afterwards now trains them) and the `state_dict()` keys, so checkpoints saved before the fix
+    no longer load with `strict=True`. A container of containers (`[[linear, act], ...]`) gets no fix:
+    `nn.ModuleList` rejects the inner lists.
     """
     fix_applicability = Applicability.UNSAFE
 
@@ -306,6 +312,71 @@ class UnregisteredParameter(Rule):
             """,
             check_fixed="assert len(list(Scale().parameters())) == 2",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class MultiTask(nn.Module):
+                def __init__(self, tasks, dim=8):
+                    super().__init__()
+                    self.body = nn.Linear(dim, dim)
+                    self.heads = {t: nn.Linear(dim, 1) for t in tasks}
+                    self.aux = dict(depth=nn.Linear(dim, 1), normal=nn.Linear(dim, 3))
+
+                def forward(self, x):
+                    h = torch.relu(self.body(x))
+                    out = {t: head(h) for t, head in self.heads.items()}
+                    return out, self.aux["depth"](h), self.aux["normal"](h)
+            """,
+            lines=[8, 9],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class MultiTask(nn.Module):
+                def __init__(self, tasks, dim=8):
+                    super().__init__()
+                    self.body = nn.Linear(dim, dim)
+                    self.heads = nn.ModuleDict({t: nn.Linear(dim, 1) for t in tasks})
+                    self.aux = nn.ModuleDict(dict(depth=nn.Linear(dim, 1), normal=nn.Linear(dim, 3)))
+
+                def forward(self, x):
+                    h = torch.relu(self.body(x))
+                    out = {t: head(h) for t, head in self.heads.items()}
+                    return out, self.aux["depth"](h), self.aux["normal"](h)
+            """,
+            run="""
+            m = MultiTask(["seg", "cls"])
+            params = {name for name, _ in m.named_parameters()}
+            """,
+            check_fixed="""
+            assert {"heads.seg.weight", "heads.cls.weight", "aux.depth.weight", "aux.normal.bias"} <= params
+            out, depth, normal = m(torch.randn(2, 8))
+            (sum(o.sum() for o in out.values()) + depth.sum() + normal.sum()).backward()
+            assert m.heads["seg"].weight.grad is not None and m.aux["normal"].weight.grad is not None
+            """,
+            note="a dict comprehension and a dict(...) call of layers: nn.ModuleDict",
+        ),
+        Invalid(
+            """
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self, n_layers=2, n_hid=4):
+                    super().__init__()
+                    self.hids = []
+                    for _ in range(n_layers):
+                        self.hids.append([nn.Linear(n_hid, n_hid), nn.Tanh()])
+
+                def forward(self, x):
+                    for linear, act in self.hids:
+                        x = act(linear(x))
+                    return x
+            """,
+            lines=[6],
+            note="a list of [layer, activation] pairs: nn.ModuleList() would reject the inner lists; no fix",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
@@ -351,7 +422,9 @@ class UnregisteredParameter(Rule):
                 reported.add(attr)
                 empty = _is_empty_container(value_node)
                 wrap_name = isinstance(value_node, ast.Name)
-                yield self._container(unit, attr, value_node, kinds, empty=empty, wrap_name=wrap_name)
+                yield self._container(
+                    unit, attr, value_node, kinds, empty=empty, wrap_name=wrap_name, nested=_nested(final)
+                )
 
     # -- findings ----------------------------------------------------------------------------------
     def _grad_tensor(self, unit: Unit, attr: str, value: ast.Call) -> Finding:
@@ -376,10 +449,9 @@ class UnregisteredParameter(Rule):
         kinds: set[str],
         empty: bool = False,
         wrap_name: bool = False,
+        nested: bool = False,
     ) -> Finding:
-        dict_like = isinstance(value, (ast.Dict, ast.DictComp)) or (
-            empty and (isinstance(value, ast.Dict) or _call_name(value) in _EMPTY_DICT_CALLS)
-        )
+        dict_like = isinstance(value, (ast.Dict, ast.DictComp)) or _call_name(value) in _EMPTY_DICT_CALLS
         what = (
             "layers"
             if kinds == {_KIND_MODULE}
@@ -397,11 +469,19 @@ class UnregisteredParameter(Rule):
         )
         fix = None
         nn = nn_name(unit)
-        if nn and len(kinds) == 1:
+        # a container of containers (`self.hids.append([linear, act])`): nn.ModuleList rejects the
+        # inner lists, and the right structure (nn.Sequential per item?) is the author's choice
+        if nn and len(kinds) == 1 and not nested:
             new = _container_text(unit, value, f"{nn}.{suggestion}", empty, wrap_name, dict_like)
             if new is not None:
                 fix = self.make_fix(f"Use `nn.{suggestion}`", [replace_node(unit, value, new)])
         return self.finding(unit, value, message, fix=fix)
+
+
+def _nested(value) -> bool:
+    """The container holds (or may hold) other Python containers."""
+    parts = [p for p in [value.elem, *(value.items or ())] if p is not None]
+    return any(p.kinds & (LIST | TUPLE | DICT) for p in parts)
 
 
 def _grad_leaf(value) -> bool:
@@ -465,12 +545,17 @@ def _container_text(
     if wrap_name:
         return f"{ctor}({unit.segment(value)})"
     if dict_like:
+        # ModuleDict keys must be strings without dots: a key written as another constant cannot
+        # be one; a computed key (`{t: ... for t in tasks}`) raises at construction if it is not
         if isinstance(value, ast.Dict) and not all(
-            isinstance(k, ast.Constant) and isinstance(k.value, str) and "." not in k.value
+            k is not None
+            and (not isinstance(k, ast.Constant) or (isinstance(k.value, str) and "." not in k.value))
             for k in value.keys
         ):
-            return None  # ModuleDict keys must be strings without dots
-        if isinstance(value, ast.DictComp) and not isinstance(value.key, ast.JoinedStr):
+            return None
+        if isinstance(value, ast.DictComp) and isinstance(value.key, ast.Constant):
+            return None
+        if isinstance(value, ast.Call) and any(isinstance(a, ast.Starred) for a in value.args):
             return None
         return f"{ctor}({unit.segment(value)})"
     if isinstance(value, (ast.List, ast.ListComp)):

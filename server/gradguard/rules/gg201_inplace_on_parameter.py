@@ -115,6 +115,10 @@ class InplaceOnParameter(Rule):
     `.data`, buffers (`register_buffer`), parameters created with
     `requires_grad=False` or frozen in the class, `nn.init.*_` calls, and
     `nn.ReLU(inplace=True)` (it changes activations, not parameters).
+
+    **Fix safety.** Safe: the out-of-place form computes the same values into a new tensor and
+    leaves the parameter unchanged, which is what autograd needs; nothing else reads the result
+    differently.
     """
     severity = Severity.ERROR
     fix_applicability = Applicability.SAFE

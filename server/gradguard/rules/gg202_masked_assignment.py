@@ -59,6 +59,10 @@ class MaskedAssignment(Rule):
 
     Writing into a tensor you just allocated (`out = torch.zeros(...)` then
     `out[mask] = 1`) is fine and is not reported.
+
+    **Fix safety.** Safe when the tensor was created in the same function and no other name
+    holds it: rebinding the name to the out-of-place result changes nothing else. Unsafe when the
+    tensor is an argument or may be held elsewhere: the caller's tensor is no longer modified.
     """
     fix_applicability = Applicability.SAFE
 

@@ -74,6 +74,11 @@ class InplaceOnLeaf(Rule):
     Not reported: changes under `torch.no_grad()` / `@torch.no_grad()`, writes
     through `.data` or `.grad`, tensors rebound to a computed (non-leaf) value before
     the change, and `nn.init.*_` calls (they run under no_grad).
+
+    **Fix safety.** Safe when the statement is an update of the leaf itself (`w -= lr * w.grad`):
+    under `torch.no_grad()` it does exactly what was meant, and the leaf keeps `requires_grad`.
+    Unsafe otherwise (an in-place change whose gradient you may have wanted recorded): check that
+    the change should not be differentiated.
     """
     severity = Severity.ERROR
     fix_applicability = Applicability.SAFE

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding, Severity
-from gradguard.engine.fixes import replace_node
+from gradguard.engine.fixes import insert_before_statement, replace_node
 from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.inplace import MULTI_VIEW, SAVED, saved_op_text, writes
 from gradguard.engine.queries import calls_backward, describe
@@ -105,6 +105,10 @@ class InplaceOnSavedOutput(Rule):
     break a later backward through that output, but no-grad writes are usually deliberate
     updates of tensors outside the graph). Masked assignments `y[y < t] = v` inside `forward`
     are reported by GG202.
+
+    **Fix safety.** Unsafe: the out-of-place form (or, for an index write `b[i] = v`, writing into
+    `b = b.clone()`) binds a new tensor, so other names (and the caller) that held the old one no
+    longer see the change, and it costs one more allocation (a copy per iteration in a loop).
     """
     fix_applicability = Applicability.UNSAFE
 
@@ -406,8 +410,30 @@ class InplaceOnSavedOutput(Rule):
                     return a
             """,
             lines=[11],
+            fixed="""
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class Features(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv = nn.Conv2d(3, 8, 3)
+
+                def forward(self, x):
+                    a = F.relu(self.conv(x))
+                    a = a.clone()
+                    a[:, 0] = 0
+                    return a
+            """,
             raises="modified by an inplace operation",
-            run="import torch; Features()(torch.randn(1, 3, 8, 8)).sum().backward()",
+            run="""
+            import torch
+            m = Features()
+            out = m(torch.randn(1, 3, 8, 8))
+            out.sum().backward()
+            """,
+            check_fixed="assert (out[:, 0] == 0).all() and m.conv.weight.grad[1:].abs().sum() > 0",
+            note="an index write into a saved output: the fix writes into a copy",
         ),
         Invalid(
             """
@@ -585,4 +611,16 @@ class InplaceOnSavedOutput(Rule):
                 fix = self.make_fix(
                     f"Use `{target}.{_OUT_OF_PLACE[func.attr]}(...)`", [replace_node(unit, stmt, new)]
                 )
+        elif (
+            isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Subscript)
+            and isinstance(stmt.targets[0].value, ast.Name)
+        ):
+            # `b[1] = 2`: write into a copy, so the tensor autograd saved stays as it was
+            target = stmt.targets[0].value.id
+            fix = self.make_fix(
+                f"Write into a copy (`{target} = {target}.clone()` first)",
+                lambda: [insert_before_statement(unit, stmt, f"{target} = {target}.clone()")],
+            )
         return self.finding(unit, node, message, fix=fix)

@@ -47,6 +47,10 @@ class BufferUpdatedFromGraph(Rule):
     The fix wraps the update in `with torch.no_grad():`. It is unsafe only in that it
     also stops gradients through the update itself, which a buffer should not carry
     anyway.
+
+    **Fix safety.** Unsafe: under `torch.no_grad()` (or from detached values) the buffer no longer
+    carries a graph, which is the point, but code that relied on gradients through the buffer (rare,
+    and usually the bug) changes.
     """
     severity = Severity.WARNING
     fix_applicability = Applicability.UNSAFE

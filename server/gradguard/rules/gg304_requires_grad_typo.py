@@ -57,6 +57,9 @@ class RequiresGradTypo(Rule):
       *"randn() received an invalid combination of arguments"*.
 
     The fix renames it to `requires_grad`.
+
+    **Fix safety.** Safe: the misspelt attribute did nothing; the renamed one freezes or unfreezes
+    the tensor as the line meant.
     """
     fix_applicability = Applicability.SAFE
 

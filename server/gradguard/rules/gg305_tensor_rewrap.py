@@ -47,6 +47,11 @@ class TensorRewrap(Rule):
     `torch.tensor(t)`. If you do want a constant copy, say so with
     `t.detach().clone()`. Lists of Python numbers, shapes and `.item()` values are fine
     and not reported.
+
+    **Fix safety.** Unsafe: `torch.stack([...])` / `.clone()` keep the graph, so gradients now
+    flow into the copied values (that is the fix) and the result keeps the tensors' dtype and device
+    instead of `torch.tensor`'s defaults. Offered only where the argument is certainly a tensor, or a
+    list whose items are tensors or numbers.
     """
     fix_applicability = Applicability.UNSAFE
 

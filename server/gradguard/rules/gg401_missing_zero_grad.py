@@ -56,6 +56,9 @@ class MissingZeroGrad(Rule):
     (`if (i + 1) % k == 0: optimizer.step(); optimizer.zero_grad()`) are gradient
     accumulation and are not reported; neither are loops that set `p.grad = None`
     themselves or call a helper that does.
+
+    **Fix safety.** Unsafe: `zero_grad()` is inserted in the loop before `backward()`; if the
+    gradients were accumulated over several iterations on purpose, move it to where a step ends.
     """
     fix_applicability = Applicability.UNSAFE
 

@@ -38,6 +38,10 @@ class ZeroGradBeforeStep(Rule):
 
     Clear the gradients at the start of the iteration, before the forward pass or at
     least before `backward()`: `zero_grad()`, `backward()`, `step()`.
+
+    **Fix safety.** Unsafe: the fix moves `zero_grad()` (or `backward()`) so that the gradients
+    are cleared before `backward()` and used by `step()`; code between them that reads `.grad`
+    (clipping, logging) then sees this iteration's gradients.
     """
     fix_applicability = Applicability.UNSAFE
 

@@ -34,6 +34,9 @@ class StepBeforeBackward(Rule):
 
     The order within one iteration is: forward, `optimizer.zero_grad()`,
     `loss.backward()`, `optimizer.step()`.
+
+    **Fix safety.** Unsafe: the fix moves `step()` after `backward()`; the parameters are then
+    updated with this iteration's gradients, so the training trajectory changes (as intended).
     """
     fix_applicability = Applicability.UNSAFE
 

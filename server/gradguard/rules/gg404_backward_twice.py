@@ -6,7 +6,15 @@ import ast
 from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
-from gradguard.engine.index import ModuleContext, Unit, keyword, position, self_name
+from gradguard.engine.fixes import (
+    alone_on_its_lines,
+    delete_statement,
+    enclosing_block,
+    insert_before_statement,
+    owns_lines,
+    trailing_comment,
+)
+from gradguard.engine.index import ModuleContext, Unit, keyword, position, self_name, statement_start_line
 from gradguard.engine.interpreter import ATTRIBUTE_STORE, BACKWARD, has_graph
 from gradguard.engine.loops import enclosing_loop
 from gradguard.engine.queries import backward_events, trained_roots, unit_contains
@@ -61,8 +69,13 @@ class BackwardTwice(Rule):
 
     Fixes: add the losses and call `backward()` once (`(loss1 + loss2).backward()`,
     which gives the same gradients), or pass `retain_graph=True` to every `backward()`
-    but the last. Backward calls on graphs built by separate forward passes, or a
+    but the last; in a loop, compute the value inside the loop, so each iteration
+    builds (and frees) its own graph. Backward calls on graphs built by separate forward passes, or a
     first call with `retain_graph=True`, are fine and not reported.
+
+    **Fix safety.** Unsafe. `retain_graph=True` keeps the saved tensors alive until the second
+    `backward()` (more memory). Moving a computation into the loop runs it on every iteration (more
+    time) and uses the parameters as updated by the previous step.
     """
     fix_applicability = Applicability.UNSAFE
 
@@ -194,8 +207,27 @@ class BackwardTwice(Rule):
                     optimizer.step()
             """,
             lines=[9],
+            fixed="""
+            import torch
+
+            def train(model, x, y, steps):
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                for step in range(steps):
+                    out = model(x)
+                    optimizer.zero_grad()
+                    loss = torch.nn.functional.mse_loss(out, y)
+                    loss.backward()
+                    optimizer.step()
+            """,
             raises=_ERROR,
-            run="train(torch.nn.Linear(3, 1), torch.randn(5, 3), torch.randn(5, 1), 3)",
+            run="""
+            torch.manual_seed(0)
+            model, x, y = torch.nn.Linear(3, 1), torch.randn(5, 3), torch.randn(5, 1)
+            before = torch.nn.functional.mse_loss(model(x), y).item()
+            train(model, x, y, 3)
+            """,
+            check_fixed="assert torch.nn.functional.mse_loss(model(x), y).item() < before",
+            note="the fix moves the computation into the loop (a new graph every iteration)",
         ),
         Invalid(
             """
@@ -293,7 +325,14 @@ class BackwardTwice(Rule):
                 yield self.finding(unit, _first_load(loop, name) or call, message)
             else:
                 message = self.loop_message.format(shared=name, call=_short(unit, call))
-                yield self.finding(unit, call, message)
+                moved = _computation_before(unit, loop, name)
+                fix = None
+                if moved is not None:
+                    fix = self.make_fix(
+                        f"Compute `{name}` inside the loop",
+                        lambda lp=loop, st=moved: _move_into_loop(unit, lp, st),
+                    )
+                yield self.finding(unit, call, message, fix=fix)
 
     carried_message = (
         "`{shared}` is carried from one iteration to the next with its graph, and `{call}` backpropagates "
@@ -306,6 +345,56 @@ class BackwardTwice(Rule):
         edit = _retain_graph_edit(unit, first) if unit_contains(unit, first) else None
         fix = self.make_fix("Pass `retain_graph=True` to the first `backward()`", [edit]) if edit else None
         return self.finding(unit, second, message, fix=fix)
+
+
+def _computation_before(unit: Unit, loop: ast.AST, name: str) -> ast.stmt | None:
+    """The statement `name = expr` just before the loop, in the loop's own block, that the loop
+    backpropagates through on every iteration; None unless moving it into the loop changes
+    nothing else: nothing between it and the loop and nothing after the loop uses `name`, and
+    `expr` does not read `name`."""
+    block = enclosing_block(unit, loop)  # type: ignore[arg-type]
+    if block is None or not getattr(loop, "body", None):
+        return None
+    index = block.index(loop)
+    for statement in reversed(block[:index]):
+        if _mentions(statement, name):
+            break
+    else:
+        return None
+    if not (
+        isinstance(statement, ast.Assign)
+        and len(statement.targets) == 1
+        and isinstance(statement.targets[0], ast.Name)
+        and statement.targets[0].id == name
+        and not _mentions(statement.value, name)
+        and alone_on_its_lines(unit, statement)
+        and owns_lines(unit, statement)
+    ):
+        return None
+    if any(_mentions(after, name) for after in block[index + 1 :]):
+        return None
+    first = loop.body[0]  # type: ignore[attr-defined]
+    if not owns_lines(unit, first):
+        return None
+    return statement
+
+
+def _mentions(node: ast.AST, name: str) -> bool:
+    return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node))
+
+
+def _move_into_loop(unit: Unit, loop: ast.AST, statement: ast.stmt) -> list[TextEdit]:
+    start, end = statement_start_line(statement), statement.end_lineno or statement.lineno
+    indent = unit.source.indentation(start)
+    lines = [unit.source.line_text(n).rstrip("\r\n") for n in range(start, end + 1)]
+    _, _, end_line, end_col = unit.node_range(statement)
+    lines[-1] = lines[-1][: end_col - 1] if end_line == end else lines[-1]
+    code = "\n".join(row[len(indent) :] if row.startswith(indent) else row for row in lines)
+    first = loop.body[0]  # type: ignore[attr-defined]
+    return [
+        delete_statement(unit, statement),
+        insert_before_statement(unit, first, code, trailing_comment(unit, statement)),
+    ]
 
 
 def _first_load(loop: ast.AST, name: str) -> ast.Name | None:

@@ -65,6 +65,10 @@ class LossAccumulatedWithGraph(Rule):
 
     The automatic fix (`loss.item()`) is marked safe when `total` is only printed or
     logged; otherwise it is offered as unsafe, because `total` becomes a float.
+
+    **Fix safety.** `.item()` is safe when the total is only printed or logged; otherwise it is
+    unsafe, because the total becomes a Python float (code reading it as a tensor breaks).
+    `.detach()` in an appended list keeps tensors and is safe.
     """
     fix_applicability = Applicability.SAFE
 

@@ -67,6 +67,10 @@ class LinearShapeMismatch(Rule):
     the model will see (the count gradguard computed holds for the input it followed),
     and checkpoints saved for the old size no longer load. When the input itself is
     wrong (images not flattened, grayscale into an RGB model) fix the input instead.
+
+    **Fix safety.** Unsafe: setting `in_features` to the size the input has changes the layer's
+    weight shape, so checkpoints saved before the fix no longer load; and the input may be the
+    thing that is wrong (not flattened, wrong image size).
     """
 
     VALID = [

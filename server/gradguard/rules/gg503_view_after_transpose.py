@@ -47,6 +47,10 @@ class ViewAfterTranspose(Rule):
     must (same values, same gradients), or `.contiguous().view(...)`. Views that keep
     the swapped dimensions separate, such as `x.transpose(0, 1).view(T, B, -1)` when
     only the first two dimensions were swapped, work and are not reported.
+
+    **Fix safety.** Safe: `.reshape(...)` returns the same values as `.view(...)` would on a
+    contiguous tensor; it copies where a view is impossible, so the result no longer shares memory
+    with its input (the `.view` raised there, so nothing relied on sharing).
     """
     severity = Severity.ERROR
     fix_applicability = Applicability.SAFE

@@ -55,6 +55,10 @@ class DtypeMismatch(Rule):
 
     The fix appends `.float()` to the float64 operand. It is unsafe: it also rounds the
     values to float32 (what the layer computes in anyway).
+
+    **Fix safety.** Unsafe: `.float()` converts the input to float32 where it meets the layer,
+    which loses precision (usually irrelevant) and copies the tensor; converting where the float64
+    comes from (`torch.from_numpy(a).float()`, `dtype=torch.float32`) is equivalent.
     """
     severity = Severity.ERROR
     fix_applicability = Applicability.UNSAFE

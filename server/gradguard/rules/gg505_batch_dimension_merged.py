@@ -44,6 +44,9 @@ class BatchDimensionMerged(Rule):
     (`x.view(N, C * T, H, W)`) or pool over it. The fix rewrites `x.view(<n>, -1)` to
     `x.view(x.size(0), -1)`; it is unsafe because what the model should do with the
     merged dimensions is a modelling decision.
+
+    **Fix safety.** Unsafe: keeping the batch dimension first changes the shape the next layer
+    receives; check that it expects `(batch, features)`.
     """
 
     VALID = [

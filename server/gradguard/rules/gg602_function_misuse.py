@@ -52,6 +52,12 @@ class FunctionMisuse(Rule):
       `Fn.apply`, but only because the class attribute is a plain function that then
       receives the ctx as `self`: any instance state it reads (set in `__init__`) is
       not there. Mark both methods `@staticmethod` and name the first argument `ctx`.
+
+    **Fix safety.** Adding `@staticmethod` is safe (a stray `self` before `ctx` is removed with
+    it; no fix when the body reads `self`). `Fn()(x)` -> `Fn.apply(x)` is safe. A Function instance
+    held in a variable (`f = Fn(); f(x)` -> `Fn.apply(x)`) is safe when the class keeps no state (no
+    `__init__` beyond `super().__init__()`), else unsafe: state set on the instance is not seen by
+    `apply`. `Fn.forward(None, x)` -> `Fn.apply(x)` is safe.
     """
     fix_applicability = Applicability.SAFE
 
@@ -169,6 +175,45 @@ class FunctionMisuse(Rule):
             """
             import torch
 
+            class Square(torch.autograd.Function):
+                def forward(self, ctx, x):
+                    ctx.save_for_backward(x)
+                    return x * x
+
+                def backward(self, ctx, grad):
+                    (x,) = ctx.saved_tensors
+                    return 2 * x * grad
+
+            x = torch.randn(3, requires_grad=True)
+            y = Square.apply(x)
+            """,
+            lines=[4, 8],
+            fixed="""
+            import torch
+
+            class Square(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x):
+                    ctx.save_for_backward(x)
+                    return x * x
+
+                @staticmethod
+                def backward(ctx, grad):
+                    (x,) = ctx.saved_tensors
+                    return 2 * x * grad
+
+            x = torch.randn(3, requires_grad=True)
+            y = Square.apply(x)
+            """,
+            raises="missing 1 required positional argument",
+            run="y.sum().backward()",
+            check_fixed="assert torch.allclose(x.grad, 2 * x.detach())",
+            note="both `self` and `ctx`: autograd passes the ctx as `self`; the fix also drops `self`",
+        ),
+        Invalid(
+            """
+            import torch
+
             class Mult(torch.autograd.Function):
                 @staticmethod
                 def forward(ctx, a, b):
@@ -231,11 +276,20 @@ class FunctionMisuse(Rule):
                 line = statement_start_line(method)
                 indent = unit.source.indentation(line)
                 newline = unit.source.newline()
-                fix = self.make_fix(
-                    "Add `@staticmethod`", [TextEdit(line, 1, line, 1, f"{indent}@staticmethod{newline}")]
-                )
+                edits = [TextEdit(line, 1, line, 1, f"{indent}@staticmethod{newline}")]
                 params = method.args.posonlyargs + method.args.args
                 arg = params[0].arg if params else "ctx"
+                title = "Add `@staticmethod`"
+                if _stray_self(method):
+                    if _reads_name(method, params[0].arg):
+                        edits = []  # `self` is the instance the body reads: no mechanical fix
+                    else:  # `def forward(self, ctx, x)`: autograd would pass the ctx as `self`
+                        first, second = params[0], params[1]
+                        start = unit.node_range(first)[:2]
+                        end = unit.node_range(second)[:2]
+                        edits.append(TextEdit(*start, *end, ""))
+                        title = f"Add `@staticmethod` and remove `{first.arg}`"
+                fix = self.make_fix(title, edits) if edits else None
                 message = self.static_message.format(cls=cls.name, method=name, arg=arg)
                 yield self._at_def(unit, method, message, fix)
         if not any(summary.kind == KIND_FUNCTION for summary in module.classes.values()):
@@ -291,10 +345,13 @@ class FunctionMisuse(Rule):
                 cls_name = event.value.cls or "Function"
                 fix = None
                 if isinstance(call.func, ast.Name):
+                    # safe when the instance carries no state: the class's `__init__` (if any) only
+                    # calls `super().__init__()`; else its attributes are lost (unsafe)
+                    stateless = _stateless_function(unit, cls_name)
                     fix = self.make_fix(
                         f"Call `{cls_name}.apply(...)`",
                         [replace_node(unit, call.func, f"{cls_name}.apply")],
-                        Applicability.UNSAFE,
+                        Applicability.SAFE if stateless else Applicability.UNSAFE,
                     )
                 message = self.held_message.format(cls=cls_name, name=describe(unit, call.func))
                 yield self.finding(unit, call, message, fix=fix)
@@ -314,6 +371,57 @@ class FunctionMisuse(Rule):
         finding.end_line = line
         finding.end_column = len(text) + 1
         return finding
+
+
+def _stray_self(method: ast.AST) -> bool:
+    """`def forward(self, ctx, ...)`: a method written with both an instance and a ctx argument."""
+    params = method.args.posonlyargs + method.args.args  # type: ignore[attr-defined]
+    return len(params) >= 2 and params[0].arg == "self" and params[1].arg in ("ctx", "context")
+
+
+def _reads_name(method: ast.AST, name: str) -> bool:
+    return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(method))
+
+
+def _stateless_function(unit: Unit, cls_name: str) -> bool:
+    """The file's autograd.Function `cls_name` keeps no instance state: no `__init__`, or one that
+    only calls `super().__init__()` (and `pass`/a docstring), and no other method but
+    forward/backward/setup_context/jvp/vmap and static ones."""
+    try:
+        tree = ast.parse(unit.source.text)  # only for a held instance's call (rare)
+    except (SyntaxError, ValueError):
+        return False
+    classes = [c for c in tree.body if isinstance(c, ast.ClassDef) and c.name == cls_name]
+    if len(classes) != 1:
+        return False
+    for item in classes[0].body:
+        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if item.name in ("forward", "backward", "setup_context", "jvp", "vmap"):
+                continue
+            if any(_decorator_name(d) == "staticmethod" for d in item.decorator_list):
+                continue
+            if item.name != "__init__" or len(item.args.args) != 1 or item.args.vararg or item.args.kwarg:
+                return False
+            for statement in item.body:
+                if isinstance(statement, ast.Pass) or (
+                    isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+                ):
+                    continue
+                call = statement.value if isinstance(statement, ast.Expr) else None
+                if not (
+                    isinstance(call, ast.Call)
+                    and not call.args
+                    and not call.keywords
+                    and isinstance(call.func, ast.Attribute)
+                    and call.func.attr == "__init__"
+                    and isinstance(call.func.value, ast.Call)
+                    and isinstance(call.func.value.func, ast.Name)
+                    and call.func.value.func.id == "super"
+                ):
+                    return False
+        elif not isinstance(item, (ast.Pass, ast.Expr)):
+            return False  # class attributes: state the instance may rely on
+    return True
 
 
 def _decorator_name(node: ast.AST) -> str | None:

@@ -103,6 +103,10 @@ class CtxAttributeTensor(Rule):
 
     Non-tensor values (`ctx.scale = scale`, `ctx.shape = x.shape`) and intermediate
     tensors that are neither inputs nor outputs belong on `ctx` and are not reported.
+
+    **Fix safety.** Unsafe: `save_for_backward` checks that the saved tensors are not modified in
+    place before `backward` (a later in-place change now raises instead of silently giving wrong
+    gradients), and `backward` reads them from `ctx.saved_tensors`.
     """
     fix_applicability = Applicability.UNSAFE
 
