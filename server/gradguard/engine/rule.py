@@ -157,18 +157,27 @@ class Documented(Protocol):
     """What the catalog knows about a finding code: a `Rule` class, or plain `CodeInfo` for the
     codes no rule produces (GG000, GG001 and the probe's GG9xx)."""
 
-    code: str
-    name: str
-    summary: str
-    message: str
-    explanation: str
-    why: str
-    severity: Severity
-    fix_applicability: Applicability | None
-    tags: tuple[str, ...]
-
+    # read-only: a frozen `CodeInfo` and a `Rule` class both fit
     @property
-    def INVALID(self) -> Sequence[Invalid]: ...  # noqa: N802 - the rules' class attribute
+    def code(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def explanation(self) -> str: ...
+    @property
+    def why(self) -> str: ...
+    @property
+    def severity(self) -> Severity: ...
+    @property
+    def fix_applicability(self) -> Applicability | None: ...
+    @property
+    def tags(self) -> tuple[str, ...]: ...
+    @property
+    def INVALID(self) -> Sequence[Invalid]: ...  # the rules spell their class attribute so
 
     def short_why(self) -> str: ...
 

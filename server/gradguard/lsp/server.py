@@ -1008,8 +1008,7 @@ class GradguardServer(LanguageServer):
         applied = 0
         for edits in select_fixes(fixes, in_one_cell):
             span = _span_for(spans, edits[0].start_line - 1)
-            cell = self.store.get(span.uri) if span is not None else None
-            if cell is None:
+            if span is None or (cell := self.store.get(span.uri)) is None:
                 continue
             edits_by_uri.setdefault(span.uri, []).extend(
                 _text_edit(cell, e.shifted(-span.start), self.encoding) for e in edits
