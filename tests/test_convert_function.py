@@ -20,15 +20,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from gradguard.engine.convert_function import (
+from gradguard.engine.finding import Applicability
+from gradguard.engine.index import ModuleContext, Unit
+from gradguard.engine.source import SourceFile, apply_edits
+from gradguard.rules._gg101_convert_function import (
     FIX_TITLE,
     analyse_conversion,
     conversion_fix,
     convert_module_source,
 )
-from gradguard.engine.finding import Applicability
-from gradguard.engine.index import ModuleContext, Unit
-from gradguard.engine.source import SourceFile, apply_edits
 
 CASES = Path(__file__).parent / "convert_cases"
 
@@ -553,7 +553,7 @@ def test_analysis_does_not_import_libcst():
         f"""
         import ast, sys
         sys.path.insert(0, {str(Path(__file__).resolve().parents[1] / "server")!r})
-        from gradguard.engine.convert_function import conversion_fix
+        from gradguard.rules._gg101_convert_function import conversion_fix
         from gradguard.engine.index import ModuleContext, Unit
         from gradguard.engine.source import SourceFile
         source = open({str(CASES / "linear_bias.py")!r}).read()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from gradguard import __version__
 from gradguard.engine.analyzer import Analyzer, RuleError, internal_error_finding, one_line_cause
+from gradguard.engine.catalog import InternalErrorRule, iter_rule_metadata, known_codes, rule_class
 from gradguard.engine.config import Config, ConfigError, load_config, load_config_file
 from gradguard.engine.files import (
     NOTEBOOK_SUFFIX,
@@ -34,7 +35,6 @@ from gradguard.engine.files import (
 )
 from gradguard.engine.finding import Finding
 from gradguard.engine.project import ProjectIndex, build_project
-from gradguard.engine.rule import InternalErrorRule, all_rules, iter_rule_metadata, rule_class
 from gradguard.engine.source import SourceFile, split_lines
 from gradguard.output.render import display_path
 
@@ -196,7 +196,7 @@ def _check_one(args: tuple[str, CheckJob]) -> FileResult:
 def _check_notebook(path: str, analyzer: Analyzer) -> FileResult:
     """A Jupyter notebook: its code cells checked as one program (as the editor does), each
     finding reported in its cell. Notebooks are not fixed in place."""
-    from gradguard.lsp.documents import _cell_python  # magics -> comments, positions kept
+    from gradguard.engine.notebook import cell_python  # magics -> comments, positions kept
 
     try:
         notebook = json.loads(read_notebook_bytes(path).decode("utf-8"))
@@ -226,7 +226,7 @@ def _check_notebook(path: str, analyzer: Analyzer) -> FileResult:
             source = "".join(s for s in source if isinstance(s, str))
         if not isinstance(source, str):
             continue
-        text = _cell_python(source)
+        text = cell_python(source)
         if text and not text.endswith(("\n", "\r")):
             text += "\n"
         count = len(split_lines(text))
@@ -400,9 +400,7 @@ def _resolve_config(args: argparse.Namespace) -> Config:
             exists = False
         config, _ = load_config(first if exists else Path.cwd())
     config = config.merged(select=args.select, ignore=args.ignore, extend_ignore=args.extend_ignore)
-    from gradguard.probe.metadata import PROBE_CODES  # GG9xx: ignoring/re-grading probe findings is valid
-
-    known = set(all_rules()) | {"GG000"} | set(PROBE_CODES)
+    known = known_codes()  # GG9xx too: ignoring/re-grading probe findings is valid
     for selector in (*config.select, *config.ignore, *config.severity):
         if selector == InternalErrorRule.code:
             raise UsageError(

@@ -10,23 +10,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from gradguard.engine.rule import iter_rule_metadata
+from gradguard.engine.catalog import iter_all_metadata
 
 START, END = "<!-- rules:start -->", "<!-- rules:end -->"
 
 
-def _extra_metadata():
-    """Probe findings (GG9xx) are documented too when the probe package provides them."""
-    try:
-        from gradguard.probe.metadata import PROBE_RULES  # type: ignore[import-not-found]
-    except ImportError:
-        return []
-    return list(PROBE_RULES)
-
-
 def rules_table() -> str:
     rows = ["| code | name | what it catches | fix |", "|---|---|---|---|"]
-    for rule in [*iter_rule_metadata(), *_extra_metadata()]:
+    for rule in iter_all_metadata():
         fix = getattr(rule.fix_applicability, "value", None) or "—"
         anchor = f"docs/rules.md#{rule.code.lower()}-{rule.name}"
         rows.append(f"| [{rule.code}]({anchor}) | {rule.name} | {rule.summary.strip()} | {fix} |")
@@ -40,7 +31,7 @@ def rules_markdown() -> str:
         "Generated from the rule classes by `python -m gradguard.docs`; do not edit by hand.",
         "",
     ]
-    for rule in [*iter_rule_metadata(), *_extra_metadata()]:
+    for rule in iter_all_metadata():
         # full_explanation starts with "## CODE name", whose anchor is "code-name"
         parts.append(rule.full_explanation())
     return "\n".join(parts).rstrip() + "\n"

@@ -15,14 +15,16 @@ import sys
 import traceback
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from gradguard.engine.catalog import SyntaxErrorRule, all_rules
 from gradguard.engine.config import Config
-from gradguard.engine.finding import Applicability, Finding, Severity
+from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.fix_guard import guard_edits
 from gradguard.engine.index import ModuleContext, Unit, split_units, statement_start_line
 from gradguard.engine.project import ProjectIndex
-from gradguard.engine.rule import Rule, SyntaxErrorRule, all_rules
+from gradguard.engine.rule import Rule
 from gradguard.engine.semantic import Semantics
 from gradguard.engine.source import SourceFile, apply_edits
 from gradguard.engine.suppression import is_suppressed, suppressions
@@ -217,7 +219,7 @@ def _script_key(statements: list[ast.stmt], source: SourceFile) -> tuple:
 def internal_error_finding(error: RuleError, source: SourceFile) -> Finding:
     """The finding that stands for a rule that failed on part of a file: its findings there
     are missing, and the run must say so rather than pass."""
-    from gradguard.engine.rule import InternalErrorRule, rule_class
+    from gradguard.engine.catalog import InternalErrorRule, rule_class
 
     rule = rule_class(error.code) if error.code.startswith("GG") else None
     if rule is not None:
@@ -463,14 +465,7 @@ def apply_fixes(text: str, fixes: list, path: str = "") -> tuple[str, int]:
             edits = guard_edits(source, edits, cache)
         if edits:
             guarded.append(edits)
-    chosen: list[list] = []
-    taken: list[tuple[tuple[int, int], tuple[int, int]]] = []
-    for edits in sorted(guarded, key=lambda es: min((e.start_line, e.start_column) for e in es)):
-        spans = [((e.start_line, e.start_column), (e.end_line, e.end_column)) for e in edits]
-        if any(_overlaps(span, other) for span in spans for other in taken):
-            continue
-        chosen.append(edits)
-        taken.extend(spans)
+    chosen = select_fixes(guarded)
     if not chosen:
         return text, 0
     candidate = _apply(text, [e for edits in chosen for e in edits])
@@ -482,6 +477,27 @@ def apply_fixes(text: str, fixes: list, path: str = "") -> tuple[str, int]:
         if single is not None and _parses(single, path):
             return single, 1
     return text, 0
+
+
+def select_fixes(
+    fixes: Iterable[list[TextEdit]], fits: Callable[[list[TextEdit]], bool] | None = None
+) -> list[list[TextEdit]]:
+    """The fixes (each a list of edits) that one pass applies: in the order of their first edit,
+    each that `fits` (when given) and whose edits overlap none of the fixes chosen before it.
+    `apply_fixes` and the language server's fix-all of a notebook choose with this."""
+    chosen: list[list[TextEdit]] = []
+    taken: list[tuple[tuple[int, int], tuple[int, int]]] = []
+    for edits in sorted(
+        (es for es in fixes if es), key=lambda es: min((e.start_line, e.start_column) for e in es)
+    ):
+        if fits is not None and not fits(edits):
+            continue
+        spans = [((e.start_line, e.start_column), (e.end_line, e.end_column)) for e in edits]
+        if any(_overlaps(span, other) for span in spans for other in taken):
+            continue
+        chosen.append(edits)
+        taken.extend(spans)
+    return chosen
 
 
 def _overlaps(a: tuple, b: tuple) -> bool:

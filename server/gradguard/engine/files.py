@@ -176,7 +176,8 @@ def _gitignore_patterns(directory: Path) -> list[str]:
     return [ln.strip() for ln in lines if ln.strip() and not ln.startswith(("#", "!"))]
 
 
-def _matches(rel: str, name: str, patterns: list[str]) -> bool:
+def matches(rel: str, name: str, patterns: list[str]) -> bool:
+    """Whether an exclude pattern matches `rel` (a relative, `/`-separated path ending in `name`)."""
     for pattern in patterns:
         pat = pattern.rstrip("/")
         if pat.startswith("/"):
@@ -254,7 +255,7 @@ def collect_files(
                     if is_link:
                         continue  # symlinked directories are not followed (they may loop)
                     rel = str((current_path / name).relative_to(path))
-                    if name in DEFAULT_EXCLUDES or name.startswith(".") or _matches(rel, name, patterns):
+                    if name in DEFAULT_EXCLUDES or name.startswith(".") or matches(rel, name, patterns):
                         continue
                     if _is_venv(current_path / name):  # a virtualenv under any name
                         continue
@@ -263,7 +264,7 @@ def collect_files(
                 if not name.endswith(suffixes):
                     continue
                 rel = str((current_path / name).relative_to(path))
-                if _matches(rel, name, patterns):
+                if matches(rel, name, patterns):
                     continue
                 files.append(current_path / name)
             stack.extend(reversed(subdirs))
@@ -501,11 +502,11 @@ def collected(path: str | Path, root: str | Path, exclude: tuple[str, ...] = ())
         patterns = root_patterns + (_gitignore_patterns(current) if depth else [])
         rel = str(Path(*parts[: depth + 1]))
         if depth < len(parts) - 1:
-            if part in DEFAULT_EXCLUDES or part.startswith(".") or _matches(rel, part, patterns):
+            if part in DEFAULT_EXCLUDES or part.startswith(".") or matches(rel, part, patterns):
                 return False
             if _is_venv(current / part):
                 return False
-        elif _matches(rel, part, patterns):
+        elif matches(rel, part, patterns):
             return False
         current = current / part
     return True

@@ -264,6 +264,15 @@ class ModuleContext:
         # star import): this file is torch code too
         return self.resolver is not None and any(s.kind != KIND_OTHER for s in self.classes.values())
 
+    def cache(self, key: str, factory: Callable[[], _T]) -> _T:
+        """A value computed once per file (by whichever rule asks first) and shared; keys are
+        namespaced by their user (`"gg602.has_function"`)."""
+        caches = self.__dict__.setdefault("_caches", {})
+        if key in caches:
+            return caches[key]
+        value = caches[key] = factory()
+        return value
+
     def qualname(self, node: ast.AST) -> str | None:
         """Resolve a name or attribute chain through the imports: with `import torch.nn as nn`,
         `nn.Linear` -> "torch.nn.Linear". None when the chain does not start at an import."""
@@ -476,7 +485,8 @@ class Unit:
         return self._semantics
 
     def cache(self, key: str, factory: Callable[[], _T]) -> _T:
-        """A value computed once per unit (by whichever rule asks first) and shared."""
+        """A value computed once per unit (by whichever rule asks first) and shared; keys are
+        namespaced by their user (`"loops.training_loops"`, `"gg405.reads"`). `release` drops them."""
         caches = self.__dict__.setdefault("_caches", {})
         if key in caches:
             return caches[key]
@@ -502,19 +512,26 @@ class Unit:
     def calls(self) -> list[ast.Call]:
         return self.nodes_of(ast.Call)  # type: ignore[return-value]
 
+    def calls_by_method(self) -> dict[str, list[ast.Call]]:
+        """The unit's `<anything>.name(...)` calls by method name, each list in source order:
+        the one index of calls by method name, built once per unit (do not change it)."""
+        return self.cache("index.calls_by_method", self._index_calls_by_method)
+
+    def _index_calls_by_method(self) -> dict[str, list[ast.Call]]:
+        index: dict[str, list[ast.Call]] = {}
+        for call in self.calls():
+            if isinstance(call.func, ast.Attribute):
+                index.setdefault(call.func.attr, []).append(call)
+        return index
+
     def method_calls(self, *names: str) -> list[ast.Call]:
-        """Calls of the form `<anything>.name(...)` for any of the names."""
-        key = ("method_calls", *names)
-        found = self._sorted.get(key)  # type: ignore[call-overload]
-        if found is None:
-            wanted = set(names)
-            found = [
-                c
-                for c in self.nodes_of(ast.Call)
-                if isinstance(c.func, ast.Attribute) and c.func.attr in wanted  # type: ignore[attr-defined]
-            ]
-            self._sorted[key] = found  # type: ignore[index]
-        return list(found)  # type: ignore[arg-type]
+        """Calls of the form `<anything>.name(...)` for any of the names, in source order."""
+        index = self.calls_by_method()
+        if len(names) == 1:
+            return list(index.get(names[0], ()))
+        found = [call for name in set(names) for call in index.get(name, ())]
+        found.sort(key=position)
+        return found
 
     def parent(self, node: ast.AST) -> ast.AST | None:
         return self._parents.get(node)

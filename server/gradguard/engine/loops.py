@@ -101,11 +101,11 @@ def retains_graph(call: ast.Call) -> bool:
 
 def training_loops(unit: Unit) -> list[TrainingLoop]:
     """Every loop of the unit that directly iterates a `.backward()` call (cached)."""
-    cached = unit.__dict__.get("_gg_training_loops")
-    if cached is not None:
-        return cached
+    return unit.cache("loops.training_loops", lambda: _training_loops(unit))
+
+
+def _training_loops(unit: Unit) -> list[TrainingLoop]:
     if "backward" not in scope_text(unit, None):
-        unit.__dict__["_gg_training_loops"] = []
         return []
     loops: dict[int, TrainingLoop] = {}
     order: list[TrainingLoop] = []
@@ -116,7 +116,6 @@ def training_loops(unit: Unit) -> list[TrainingLoop]:
         info = _analyse(unit, loop)
         loops[id(loop)] = info
         order.append(info)
-    unit.__dict__["_gg_training_loops"] = order
     return order
 
 
@@ -168,9 +167,10 @@ def step_optimizer(unit: Unit, call: ast.Call) -> str | None:
 def _relevant(unit: Unit) -> tuple[list[ast.AST], list[ast.Call]]:
     """(nodes that may be loop events, calls of plain names / `self.` methods), in source
     order, collected once per unit from the Call/Assign buckets."""
-    cached = unit.__dict__.get("_gg_loop_relevant")
-    if cached is not None:
-        return cached
+    return unit.cache("loops.relevant", lambda: _collect_relevant(unit))
+
+
+def _collect_relevant(unit: Unit) -> tuple[list[ast.AST], list[ast.Call]]:
     events: list[ast.AST] = []
     callees: list[ast.Call] = []
     for call in unit.calls():
@@ -194,7 +194,6 @@ def _relevant(unit: Unit) -> tuple[list[ast.AST], list[ast.Call]]:
         if any(isinstance(t, ast.Attribute) and t.attr == "grad" for t in node.targets):  # type: ignore[attr-defined]
             events.append(node)
     events.sort(key=lambda n: (n.lineno, n.col_offset))  # type: ignore[attr-defined]
-    unit.__dict__["_gg_loop_relevant"] = (events, callees)
     return events, callees
 
 

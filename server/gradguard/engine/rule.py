@@ -9,11 +9,10 @@ README table, SARIF rule metadata) is read from this class.
 from __future__ import annotations
 
 import ast
-import importlib
-import pkgutil
 import textwrap
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Iterable, Iterator
+from typing import ClassVar, Protocol
 
 from gradguard.engine.finding import Applicability, Finding, Fix, Severity, TextEdit
 from gradguard.engine.index import ModuleContext, Unit
@@ -142,116 +141,118 @@ class Rule:
     @classmethod
     def short_why(cls) -> str:
         """One or two sentences on why the finding matters (the hover's text)."""
-        return " ".join(cls.why.split()) or " ".join(cls.summary.split())
+        return short_why(cls)
 
     @classmethod
     def doc_url(cls) -> str:
-        return f"{DOCS_BASE_URL}#{cls.code.lower()}-{cls.name}"
+        return doc_url(cls)
 
     @classmethod
     def full_explanation(cls) -> str:
         """Markdown used by hover, `gradguard explain` and the docs."""
-        parts = [
-            f"## {cls.code} {cls.name}",
-            "",
-            cls.summary.strip(),
-            "",
-            textwrap.dedent(cls.explanation).strip(),
-        ]
-        if cls.INVALID:
-            example = cls.INVALID[0]
-            parts += ["", "### Example", "", "```python", example.code.rstrip(), "```"]
-            if example.fixed:
-                parts += ["", "Fixed:", "", "```python", example.fixed.rstrip(), "```"]
-        fix = {
-            None: "No automatic fix.",
-            Applicability.SAFE: "Automatic fix: safe.",
-            Applicability.UNSAFE: "Automatic fix: unsafe (review it; applied only on request).",
-        }[cls.fix_applicability]
-        # No link to a web page: this text is the documentation, and editors show it locally.
-        parts += ["", fix]
-        return "\n".join(parts) + "\n"
+        return full_explanation(cls)
 
 
-class SyntaxErrorRule(Rule):
-    """Not a real rule: the metadata of the GG000 finding the analyzer emits."""
+class Documented(Protocol):
+    """What the catalog knows about a finding code: a `Rule` class, or plain `CodeInfo` for the
+    codes no rule produces (GG000, GG001 and the probe's GG9xx)."""
 
-    code = "GG000"
-    name = "syntax-error"
-    summary = "The file does not parse; gradguard cannot check it until it does."
-    why = "gradguard reads the file with Python's own parser: until it parses, no other rule can check it."
-    message = "Syntax error"
-    explanation = """
-    gradguard reads your code with Python's own parser. While the file has a syntax
-    error, no other rule can run on it; the language server keeps showing the last
-    findings until the file parses again.
-    """
-    severity = Severity.ERROR
+    # read-only: a frozen `CodeInfo` and a `Rule` class both fit
+    @property
+    def code(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def explanation(self) -> str: ...
+    @property
+    def why(self) -> str: ...
+    @property
+    def severity(self) -> Severity: ...
+    @property
+    def fix_applicability(self) -> Applicability | None: ...
+    @property
+    def tags(self) -> tuple[str, ...]: ...
+    @property
+    def INVALID(self) -> Sequence[Invalid]: ...  # the rules spell their class attribute so
 
+    def short_why(self) -> str: ...
 
-class InternalErrorRule(Rule):
-    """Not a real rule: the metadata of the GG001 finding that stands for a rule that failed."""
+    def doc_url(self) -> str: ...
 
-    code = "GG001"
-    name = "internal-error"
-    summary = "A rule failed on this code (a bug in gradguard); its findings here are missing."
-    why = "A check that silently skipped code would pass code it never read: the gap is reported instead."
-    message = "Internal error"
-    explanation = """
-    One of gradguard's rules raised an exception on this part of the file (for example a
-    `RecursionError` on a very deeply nested expression). The other rules' findings are still
-    reported, but the failing rule's findings for this class or function are missing, so the
-    check is incomplete: `gradguard check` exits with status 2. The message names the rule and
-    the cause; the full traceback is in the log (stderr for `gradguard check`, the "gradguard"
-    output channel in VS Code). Please report it with the code that triggers it.
-    """
-    severity = Severity.ERROR
+    def full_explanation(self) -> str: ...
 
 
-_REGISTRY: dict[str, type[Rule]] | None = None
+@dataclass(frozen=True)
+class CodeInfo:
+    """The metadata of a finding code that no rule in `gradguard.rules` produces: read by
+    `gradguard explain`, hover, `gradguard rules`, SARIF and the docs exactly like a rule's."""
+
+    code: str
+    name: str
+    summary: str
+    message: str
+    explanation: str
+    why: str = ""
+    severity: Severity = Severity.WARNING
+    fix_applicability: Applicability | None = None
+    tags: tuple[str, ...] = ()
+    VALID: tuple[Valid, ...] = ()
+    INVALID: tuple[Invalid, ...] = ()
+
+    def short_why(self) -> str:
+        return short_why(self)
+
+    def doc_url(self) -> str:
+        return doc_url(self)
+
+    def full_explanation(self) -> str:
+        return full_explanation(self)
 
 
-def all_rules() -> dict[str, type[Rule]]:
-    """Every rule, by code, discovered from the modules of `gradguard.rules`."""
-    global _REGISTRY
-    if _REGISTRY is None:
-        import gradguard.rules as package
-
-        found: dict[str, type[Rule]] = {}
-        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-            if info.name.startswith("_"):
-                continue
-            module = importlib.import_module(f"{package.__name__}.{info.name}")
-            for value in vars(module).values():
-                if (
-                    isinstance(value, type)
-                    and issubclass(value, Rule)
-                    and value is not Rule
-                    and value.__module__ == module.__name__
-                    and getattr(value, "code", None)
-                ):
-                    if value.code in found:
-                        raise RuntimeError(f"duplicate rule code {value.code}")
-                    found[value.code] = value
-        _REGISTRY = dict(sorted(found.items()))
-    return _REGISTRY
+def short_why(meta: Documented | type[Rule]) -> str:
+    """One or two sentences on why the finding matters (the hover's text)."""
+    return " ".join(meta.why.split()) or " ".join(meta.summary.split())
 
 
-def rule_class(code: str) -> type[Rule] | None:
-    if code == SyntaxErrorRule.code:
-        return SyntaxErrorRule
-    if code == InternalErrorRule.code:
-        return InternalErrorRule
-    found = all_rules().get(code.upper())
-    if found is None and code.upper().startswith("GG9"):
-        # the probe's codes (GG901-GG903) are not static rules, but explain/hover know them
-        from gradguard.probe.metadata import PROBE_CODES
-
-        found = PROBE_CODES.get(code.upper())
-    return found
+def doc_url(meta: Documented | type[Rule]) -> str:
+    return f"{DOCS_BASE_URL}#{meta.code.lower()}-{meta.name}"
 
 
-def iter_rule_metadata() -> Iterator[type[Rule]]:
-    yield SyntaxErrorRule
-    yield InternalErrorRule
-    yield from all_rules().values()
+def full_explanation(meta: Documented | type[Rule]) -> str:
+    """Markdown used by hover, `gradguard explain` and the docs."""
+    parts = [
+        f"## {meta.code} {meta.name}",
+        "",
+        meta.summary.strip(),
+        "",
+        textwrap.dedent(meta.explanation).strip(),
+    ]
+    if meta.INVALID:
+        example = meta.INVALID[0]
+        parts += ["", "### Example", "", "```python", example.code.rstrip(), "```"]
+        if example.fixed:
+            parts += ["", "Fixed:", "", "```python", example.fixed.rstrip(), "```"]
+    fix = {
+        None: "No automatic fix.",
+        Applicability.SAFE: "Automatic fix: safe.",
+        Applicability.UNSAFE: "Automatic fix: unsafe (review it; applied only on request).",
+    }[meta.fix_applicability]
+    # No link to a web page: this text is the documentation, and editors show it locally.
+    parts += ["", fix]
+    return "\n".join(parts) + "\n"
+
+
+# The catalog's names, once defined here: `gradguard.engine.catalog` holds them now.
+_MOVED = ("all_rules", "rule_class", "iter_rule_metadata", "SyntaxErrorRule", "InternalErrorRule")
+
+
+def __getattr__(name: str) -> object:
+    if name in _MOVED:
+        from gradguard.engine import catalog
+
+        return getattr(catalog, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

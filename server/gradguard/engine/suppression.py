@@ -58,3 +58,45 @@ def is_suppressed(table: dict[int, set[str] | None], code: str, line: int, end_l
             if codes is ALL or code in codes:  # type: ignore[operator]
                 return True
     return False
+
+
+# -- the edits that add a suppression (the language server's "Disable GGxxx" quick fixes) -----------
+def line_suppression(line: str, code: str) -> tuple[int, str]:
+    """(column, text) to insert into `line` (its text without the line ending) to silence
+    `code` there: the code added to the line's `# noqa: ...` / `# gradguard: ignore[...]`
+    comment, or a new `  # noqa: CODE` at the end of the line. The column is 0-based."""
+    for pattern in (_NOQA, _IGNORE):
+        match = next((m for m in pattern.finditer(line) if m.group("codes")), None)
+        if match is not None:
+            return match.end("codes"), f", {code}"
+    return len(line), f"  # noqa: {code}"
+
+
+def file_suppression(lines: list[str], code: str) -> tuple[int, int, str]:
+    """(line index, column, text), all 0-based, to insert into the file of `lines` (each with its
+    line ending) to silence `code` in the whole file: the code added to the file's
+    `# gradguard: noqa: ...` line, or that line added at the top of the file (after a shebang
+    and an encoding declaration), with the file's line ending."""
+    bodies = [_without_ending(line) for line in lines]
+    for index, body in enumerate(bodies):
+        match = FILE_NOQA.match(body)
+        if match is not None and match.group("codes"):
+            return index, match.end("codes"), f", {code}"
+    index = 0
+    while (
+        index < len(bodies)
+        and index < 2
+        and (
+            bodies[index].startswith("#!")
+            or ("coding" in bodies[index] and bodies[index].lstrip().startswith("#"))
+        )
+    ):
+        index += 1
+    newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+    return index, 0, f"# gradguard: noqa: {code}{newline}"
+
+
+def _without_ending(line: str) -> str:
+    if line.endswith("\r\n"):
+        return line[:-2]
+    return line[:-1] if line.endswith(("\n", "\r")) else line

@@ -22,8 +22,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from gradguard import __version__
+from gradguard.engine.catalog import rule_class
 from gradguard.engine.finding import Finding
-from gradguard.engine.rule import rule_class
 
 CMD_SHOW_DOCS = "gradguard.showDocumentation"
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlparse
 
+from gradguard.engine.notebook import cell_python as _cell_python  # the name the server's modules use
 from gradguard.engine.source import split_lines
 
 UTF8, UTF16, UTF32 = "utf-8", "utf-16", "utf-32"
@@ -178,37 +179,6 @@ class CellSpan:
     uri: str
     start: int  # 0-based first line of the cell in the combined text
     count: int  # number of lines
-
-
-_MAGIC = re.compile(r"^\s*(%|!)")
-_CELL_MAGIC_KEEP = ("%%time", "%%timeit", "%%capture")
-
-
-def _cell_python(text: str) -> str:
-    """A code cell's text made parseable: IPython magics (`%x`, `!cmd`) become comments of
-    the same length, and a cell magic other than %%time/%%timeit/%%capture blanks the cell
-    (it is not Python). Line and column positions are kept."""
-    lines = split_lines(text)
-    if not lines:
-        return ""
-    if lines[0].lstrip().startswith("%%"):
-        keep = lines[0].lstrip().startswith(_CELL_MAGIC_KEEP)
-        out = ["#" + content_of(lines[0])[1:] + lines[0][len(content_of(lines[0])) :]]
-        for line in lines[1:]:
-            body = content_of(line)
-            out.append(
-                line if keep else "#" * min(1, len(body)) + " " * max(0, len(body) - 1) + line[len(body) :]
-            )
-        return "".join(out)
-    out = []
-    for line in lines:
-        body = content_of(line)
-        if _MAGIC.match(body):
-            indent = len(body) - len(body.lstrip())
-            out.append(body[:indent] + "#" + body[indent + 1 :] + line[len(body) :])
-        else:
-            out.append(line)
-    return "".join(out)
 
 
 class DocumentStore:

@@ -34,15 +34,15 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
 from gradguard import __version__
-from gradguard.engine.analyzer import Analyzer, syntax_error_finding
+from gradguard.engine.analyzer import Analyzer, select_fixes, syntax_error_finding
+from gradguard.engine.catalog import SyntaxErrorRule, rule_class
 from gradguard.engine.config import Config
 from gradguard.engine.finding import Finding, Fix, Severity
 from gradguard.engine.fix_guard import guard_edits
 from gradguard.engine.incremental import IncrementalParser, LineDelta
-from gradguard.engine.rule import SyntaxErrorRule, rule_class
 from gradguard.engine.shape_view import Measured, ShapeView
 from gradguard.engine.source import SourceFile
-from gradguard.engine.suppression import _IGNORE, _NOQA, FILE_NOQA
+from gradguard.engine.suppression import file_suppression, line_suppression
 from gradguard.lsp import documentation
 from gradguard.lsp import hover as hover_notes
 from gradguard.lsp.documents import (
@@ -997,27 +997,21 @@ class GradguardServer(LanguageServer):
         # notebooks: one pass of non-overlapping safe fixes, each kept inside its cell
         text, spans = self.store.combined(notebook)
         result = analyzer.check(text, uri_to_path(key))
-        fixes = [f.fix for f in result.findings if f.fix is not None and f.fix.safe]
+        fixes = [f.fix.edits for f in result.findings if f.fix is not None and f.fix.safe]
+
+        def in_one_cell(edits: list) -> bool:
+            span = _span_for(spans, edits[0].start_line - 1)
+            return span is not None and all(
+                span.start < e.start_line <= span.start + span.count + 1
+                and span.start < e.end_line <= span.start + span.count + 1
+                for e in edits
+            )
+
         edits_by_uri: dict[str, list[types.TextEdit]] = {}
         applied = 0
-        taken: list[tuple] = []
-        for fix in fixes:
-            edits = fix.edits
-            if not edits:
-                continue
+        for edits in select_fixes(fixes, in_one_cell):
             span = _span_for(spans, edits[0].start_line - 1)
-            if span is None or any(
-                not (span.start < e.start_line <= span.start + span.count + 1)
-                or not (span.start < e.end_line <= span.start + span.count + 1)
-                for e in edits
-            ):
-                continue
-            ranges = [((e.start_line, e.start_column), (e.end_line, e.end_column)) for e in edits]
-            if any(a[0] < b[1] and b[0] < a[1] for a in ranges for b in taken):
-                continue
-            taken.extend(ranges)
-            cell = self.store.get(span.uri)
-            if cell is None:
+            if span is None or (cell := self.store.get(span.uri)) is None:
                 continue
             edits_by_uri.setdefault(span.uri, []).extend(
                 _text_edit(cell, e.shifted(-span.start), self.encoding) for e in edits
@@ -1394,13 +1388,7 @@ def _suppress_edit(doc: TextDoc, finding: Finding, encoding: str) -> types.TextE
     """Add the code to a `# noqa:` / `# gradguard: ignore[...]` comment on the finding's
     line, or add a new `# noqa:` comment at the end of the line."""
     index = max(0, min(finding.line - 1, len(doc.lines) - 1))
-    body = content_of(doc.lines[index]) if doc.lines else ""
-    at, text = len(body), f"  # noqa: {finding.code}"
-    for pattern in (_NOQA, _IGNORE):
-        match = next((m for m in pattern.finditer(body) if m.group("codes")), None)
-        if match is not None:
-            at, text = match.end("codes"), f", {finding.code}"
-            break
+    at, text = line_suppression(content_of(doc.lines[index]) if doc.lines else "", finding.code)
     pos = types.Position(*doc.client_position(index, at, encoding))
     return types.TextEdit(range=types.Range(pos, pos), new_text=text)
 
@@ -1408,27 +1396,9 @@ def _suppress_edit(doc: TextDoc, finding: Finding, encoding: str) -> types.TextE
 def _suppress_file_edit(doc: TextDoc, code: str, encoding: str) -> types.TextEdit:
     """Add the code to the file's `# gradguard: noqa: ...` line, or add that line at the top of
     the file (after a shebang and an encoding declaration)."""
-    lines = [content_of(line) for line in doc.lines]
-    for index, body in enumerate(lines):
-        match = FILE_NOQA.match(body)
-        if match is not None and match.group("codes"):
-            pos = types.Position(*doc.client_position(index, match.end("codes"), encoding))
-            return types.TextEdit(range=types.Range(pos, pos), new_text=f", {code}")
-    index = 0
-    while (
-        index < len(lines)
-        and index < 2
-        and (
-            lines[index].startswith("#!")
-            or ("coding" in lines[index] and lines[index].lstrip().startswith("#"))
-        )
-    ):
-        index += 1
-    pos = types.Position(index, 0)
-    newline = "\n"
-    if doc.lines and doc.lines[0].endswith("\r\n"):
-        newline = "\r\n"
-    return types.TextEdit(range=types.Range(pos, pos), new_text=f"# gradguard: noqa: {code}{newline}")
+    index, at, text = file_suppression(doc.lines, code)
+    pos = types.Position(*doc.client_position(index, at, encoding)) if at else types.Position(index, 0)
+    return types.TextEdit(range=types.Range(pos, pos), new_text=text)
 
 
 def _lazy_resolve_supported(ls: GradguardServer) -> bool:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradguard.engine.config import Config, ConfigError, find_pyproject, load_config, parse_codes
-from gradguard.engine.files import _matches
+from gradguard.engine.files import matches
 from gradguard.engine.finding import Severity
 
 log = logging.getLogger(__name__)
@@ -222,7 +222,7 @@ class ProjectConfigs:
             return False
         parts = rel.parts
         return any(
-            _matches("/".join(parts[: i + 1]), parts[i], list(config.exclude)) for i in range(len(parts))
+            matches("/".join(parts[: i + 1]), parts[i], list(config.exclude)) for i in range(len(parts))
         )
 
 

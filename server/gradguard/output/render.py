@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from urllib.parse import quote
 
 from gradguard import __version__
+from gradguard.engine.catalog import iter_rule_metadata, rule_class
 from gradguard.engine.finding import Finding, Severity
-from gradguard.engine.rule import iter_rule_metadata, rule_class
 
 FORMATS = ("text", "json", "sarif", "github")
 

@@ -1,17 +1,16 @@
 """Metadata of the probe's finding codes (GG901-GG903).
 
-They are not static rules (nothing in `gradguard.rules` can produce them), but
-`gradguard explain`, hover and `gradguard rules` read them like rules.
+They are not static rules (nothing in `gradguard.rules` can produce them): plain `CodeInfo`,
+listed in `CODES`, which the catalog (`gradguard.engine.catalog`) reads by module name so that
+`gradguard explain`, hover and the docs treat them like rules.
 """
 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterable
 
-from gradguard.engine.finding import Finding, Severity
-from gradguard.engine.index import Unit
-from gradguard.engine.rule import Rule
+from gradguard.engine.finding import Severity
+from gradguard.engine.rule import CodeInfo
 
 _COMMENT_HELP = """
 ### Telling the probe how to build the target
@@ -63,24 +62,17 @@ only the probe's process group is killed. `gradguard probe` prints what applied
 """
 
 
-class _ProbeCode(Rule):
-    """Metadata only: the probe, not the analyzer, produces these findings."""
-
-    def check(self, unit: Unit) -> Iterable[Finding]:  # pragma: no cover - never registered
-        return ()
-
-
-class NoGradient(_ProbeCode):
-    code = "GG901"
-    name = "no-gradient"
-    summary = "A parameter gets no gradient (`.grad` is None or all zeros) after a real forward and backward."
-    message = "Parameter gets no gradient"
-    why = (
+NoGradient = CodeInfo(
+    code="GG901",
+    name="no-gradient",
+    summary="A parameter gets no gradient (`.grad` is None or all zeros) after a real forward and backward.",
+    message="Parameter gets no gradient",
+    why=(
         "A parameter whose `.grad` is still `None` or all zeros after a real backward never learns: "
         "an optimizer skips it or leaves it unchanged."
-    )
-    severity = Severity.WARNING
-    explanation = (
+    ),
+    severity=Severity.WARNING,
+    explanation=(
         textwrap.dedent(
             """
     The probe builds the module, runs one small seeded forward pass on CPU, reduces
@@ -108,20 +100,21 @@ class NoGradient(_ProbeCode):
         )
         + _COMMENT_HELP
         + _TRUST_NOTE
-    )
+    ),
+)
 
 
-class ProbeError(_ProbeCode):
-    code = "GG902"
-    name = "probe-error"
-    summary = "Building the target, its forward pass or its backward pass raised an exception."
-    message = "The probe's run raised an exception"
-    why = (
+ProbeError = CodeInfo(
+    code="GG902",
+    name="probe-error",
+    summary="Building the target, its forward pass or its backward pass raised an exception.",
+    message="The probe's run raised an exception",
+    why=(
         "The probe ran the code with torch and it raised; the finding is on the deepest line of your "
         "file in the traceback."
-    )
-    severity = Severity.ERROR
-    explanation = (
+    ),
+    severity=Severity.ERROR,
+    explanation=(
         textwrap.dedent(
             """
     The probe ran the code with torch and it failed. The finding is placed on the
@@ -156,22 +149,23 @@ class ProbeError(_ProbeCode):
         )
         + _COMMENT_HELP
         + _TRUST_NOTE
-    )
+    ),
+)
 
 
-class GradcheckMismatch(_ProbeCode):
-    code = "GG903"
-    name = "gradcheck-mismatch"
-    summary = "A custom `torch.autograd.Function`'s backward disagrees with finite differences."
-    message = "backward() does not match the numerical gradient"
-    why = (
+GradcheckMismatch = CodeInfo(
+    code="GG903",
+    name="gradcheck-mismatch",
+    summary="A custom `torch.autograd.Function`'s backward disagrees with finite differences.",
+    message="backward() does not match the numerical gradient",
+    why=(
         "Your `backward` disagrees with `torch.autograd.gradcheck`'s finite differences in float64, so "
         "training uses wrong gradients for that input."
-    )
+    ),
     # silent wrong gradients; the report raises it to an error where PyTorch itself raises
     # (a wrong number or shape of gradients)
-    severity = Severity.WARNING
-    explanation = (
+    severity=Severity.WARNING,
+    explanation=(
         textwrap.dedent(
             """
     For every `torch.autograd.Function` subclass, the probe runs
@@ -193,8 +187,9 @@ class GradcheckMismatch(_ProbeCode):
         )
         + _COMMENT_HELP
         + _TRUST_NOTE
-    )
+    ),
+)
 
 
-PROBE_CODES: dict[str, type[Rule]] = {cls.code: cls for cls in (NoGradient, ProbeError, GradcheckMismatch)}
-PROBE_RULES: tuple[type[Rule], ...] = tuple(PROBE_CODES.values())
+CODES: tuple[CodeInfo, ...] = (NoGradient, ProbeError, GradcheckMismatch)
+PROBE_CODES: dict[str, CodeInfo] = {info.code: info for info in CODES}

@@ -6,11 +6,11 @@ import ast
 import re
 from typing import Iterator
 
-from gradguard.engine.convert_function import analyse_conversion
 from gradguard.engine.finding import Applicability, Finding, TextEdit
 from gradguard.engine.fixes import delete_statement
 from gradguard.engine.index import FunctionNode, Unit, statement_start_line
 from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.rules._gg101_convert_function import analyse_conversion
 
 # `mm_backward`, `linear_backward`, `mmBackward`, `customBackward`
 _BACKWARD_NAME = re.compile(r"^(?:backward|\w+_backward|[a-z]\w*Backward)$")

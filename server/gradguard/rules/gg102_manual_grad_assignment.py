@@ -294,7 +294,7 @@ def _passed_in(func: FunctionNode, value: ast.expr) -> bool:
 
 def _autograd_names(unit: Unit, func: FunctionNode) -> set[str]:
     """Local names holding gradients autograd computed (or copies of existing `.grad`s)."""
-    cache = unit.__dict__.setdefault("_gg102_autograd_names", {})
+    cache: dict[FunctionNode, set[str]] = unit.cache("gg102.autograd_names", dict)
     if func in cache:
         return cache[func]
     names: set[str] = set()

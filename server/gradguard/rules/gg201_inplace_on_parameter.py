@@ -462,16 +462,8 @@ def _binds_tighter(value: ast.expr, op: ast.operator) -> bool:
 
 def method_call_index(unit: Unit) -> dict[str, list[ast.Call]]:
     """`<anything>.name(...)` calls of the unit by method name (built once per unit,
-    shared by GG201 and GG203)."""
-    cache = unit.__dict__.get("_gg_method_calls")
-    if cache is None:
-        cache = {}
-        for call in unit.calls():
-            func = call.func
-            if isinstance(func, ast.Attribute):
-                cache.setdefault(func.attr, []).append(call)
-        unit.__dict__["_gg_method_calls"] = cache
-    return cache
+    shared by GG201 and GG203): the unit's own index."""
+    return unit.calls_by_method()
 
 
 def _out_of_place(unit: Unit, func: FunctionNode, node: ast.AST, target: str):

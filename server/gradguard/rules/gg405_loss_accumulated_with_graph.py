@@ -344,17 +344,18 @@ def _only_logged(unit: Unit, node: ast.AugAssign, target: str) -> bool:
 
 def _reads(unit: Unit, target: str) -> list[ast.AST]:
     """Loads of a name or dotted attribute chain in the unit (index cached on the unit)."""
-    index = unit.__dict__.get("_gg405_reads")
-    if index is None:
-        index = {}
-        for kind in (ast.Name, ast.Attribute):
-            for sub in unit.nodes_of(kind):
-                if isinstance(sub.ctx, ast.Load):  # type: ignore[attr-defined]
-                    dotted = dotted_name(sub)
-                    if dotted is not None:
-                        index.setdefault(dotted, []).append(sub)
-        unit.__dict__["_gg405_reads"] = index
-    return index.get(target, [])
+    return unit.cache("gg405.reads", lambda: _index_reads(unit)).get(target, [])
+
+
+def _index_reads(unit: Unit) -> dict[str, list[ast.AST]]:
+    index: dict[str, list[ast.AST]] = {}
+    for kind in (ast.Name, ast.Attribute):
+        for sub in unit.nodes_of(kind):
+            if isinstance(sub.ctx, ast.Load):  # type: ignore[attr-defined]
+                dotted = dotted_name(sub)
+                if dotted is not None:
+                    index.setdefault(dotted, []).append(sub)
+    return index
 
 
 def _in_logging_context(unit: Unit, node: ast.AST) -> bool:

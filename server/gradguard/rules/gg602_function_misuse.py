@@ -256,12 +256,10 @@ class FunctionMisuse(Rule):
 
     def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
         # both halves of `check` need an autograd.Function subclass somewhere in the file
-        found = module.__dict__.get("_gg602_has_function")
-        if found is None:
-            found = module.__dict__["_gg602_has_function"] = any(
-                summary.kind == KIND_FUNCTION for summary in module.classes.values()
-            )
-        return found
+        return module.cache(
+            "gg602.has_function",
+            lambda: any(summary.kind == KIND_FUNCTION for summary in module.classes.values()),
+        )
 
     def check(self, unit: Unit) -> Iterator[Finding]:
         module = unit.module
