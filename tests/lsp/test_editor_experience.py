@@ -173,6 +173,24 @@ def test_hover_shows_the_detail_first():
     assert "In-place write" not in text
 
 
+def test_every_rule_example_s_hover_is_short():
+    """The hover holds the finding's detail (the rest of its message), so it grows with the detail:
+    at most 600 characters for every INVALID example of every rule."""
+    from gradguard.engine.analyzer import Analyzer
+    from gradguard.engine.config import Config
+    from gradguard.engine.rule import all_rules
+    from gradguard.lsp.documentation import command_link
+
+    lengths = {}
+    for code, rule in all_rules().items():
+        for example in rule.INVALID:
+            for finding in Analyzer(Config(select=(code,))).check(example.code).findings:
+                text = finding_hover(finding, markdown=True, link=command_link(finding.code))
+                lengths[finding.code] = max(lengths.get(finding.code, 0), len(text))
+    assert len(lengths) >= 25
+    assert max(lengths.values()) <= 600, {c: n for c, n in lengths.items() if n > 600}
+
+
 # -- 5. documentation links open locally --------------------------------------------------------------
 async def test_documentation_links_are_local(client: LanguageClient):
     uri = open_doc(client, "model.py", BUGGY)
