@@ -101,7 +101,7 @@ async def test_pyproject_watcher_is_registered_and_applied(client: LanguageClien
         (registration,) = client.registrations  # type: ignore[attr-defined]
         assert registration.method == types.WORKSPACE_DID_CHANGE_WATCHED_FILES
         globs = [w["globPattern"] for w in registration.register_options["watchers"]]
-        assert globs == ["**/pyproject.toml", "**/*.py", "**/*.ipynb"]
+        assert globs == ["**/pyproject.toml", "**/*.py", "**/*.ipynb", "**/.gitignore"]
     else:
         assert client.registrations == []  # type: ignore[attr-defined]
 
