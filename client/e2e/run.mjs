@@ -517,17 +517,6 @@ async function scenarioProblems(page, ctx) {
   };
 }
 
-/** The heading and summary of a rule's explanation (`gradguard explain`), as the hover renders them. */
-async function explanationPhrases(extensionDir, code) {
-  const { stdout } = await execFileP(args.python, ['-m', 'gradguard', 'explain', code], {
-    env: { ...process.env, PYTHONPATH: join(extensionDir, 'bundled', 'libs') },
-    timeout: 60000,
-  });
-  const lines = stdout.split('\n').map((l) => l.trim()).filter(Boolean);
-  const plain = (text) => text.replace(/^#+\s*/, '').replace(/[`*_]/g, '');
-  return [plain(lines[0]), plain(lines[1])]; // "GG202 masked-assignment", its one-line summary
-}
-
 /** The rule's one-line why (`Rule.why`), as the bundled server knows it. */
 async function ruleWhy(extensionDir, code) {
   const { stdout } = await execFileP(

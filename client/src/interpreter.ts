@@ -34,7 +34,7 @@ export function expandVariables(
   value: string,
   ctx: { workspaceFolder?: string | undefined; home: string; env: NodeJS.ProcessEnv },
 ): string {
-  let out = value.replace(/\$\{(workspaceFolder|userHome|env:([A-Za-z_][A-Za-z0-9_]*))\}/g, (whole, name, envName) => {
+  let out = value.replace(/\$\{(workspaceFolder|userHome|env:([A-Za-z_][A-Za-z0-9_]*))\}/g, (whole: string, name: string, envName: string | undefined) => {
     if (envName !== undefined) return ctx.env[envName] ?? '';
     if (name === 'userHome') return ctx.home;
     return ctx.workspaceFolder ?? whole;
@@ -121,8 +121,8 @@ export const execPython: Exec = (command, args, env) =>
     execFile(command, args, { env, timeout: 15000, windowsHide: true }, (error, stdout, stderr) => {
       const err = error as (Error & { code?: string | number }) | null;
       resolve({
-        stdout: String(stdout),
-        stderr: String(stderr),
+        stdout,
+        stderr,
         error: err ? { code: err.code, message: err.message } : undefined,
       });
     });
