@@ -23,13 +23,7 @@ import {
   serverEnvironment,
 } from './interpreter';
 import { RestartBudget } from './restarts';
-import {
-  importStrategy,
-  initializationOptions,
-  RESTART_SETTINGS,
-  SettingProblem,
-  toServerSettings,
-} from './settings';
+import { importStrategy, initializationOptions, RESTART_SETTINGS, SettingProblem, toServerSettings } from './settings';
 
 const SECTION = 'gradguard';
 const PYTHON_EXTENSION = 'ms-python.python';
@@ -207,7 +201,13 @@ async function finishStarting(languageClient: LanguageClient, timeoutMs: number)
   const timeout = new Promise<void>((resolveTimeout) => {
     timer = setTimeout(resolveTimeout, timeoutMs);
   });
-  await Promise.race([languageClient.start().then(() => undefined, () => undefined), timeout]);
+  await Promise.race([
+    languageClient.start().then(
+      () => undefined,
+      () => undefined,
+    ),
+    timeout,
+  ]);
   clearTimeout(timer);
 }
 
@@ -289,7 +289,9 @@ async function startClient(reason: string): Promise<void> {
           const answers: unknown = await next(params, token);
           if (!Array.isArray(answers)) return answers as ResponseError;
           return params.items.map((item, i): unknown =>
-            item.section === SECTION ? settingsFor(item.scopeUri ? vscode.Uri.parse(item.scopeUri) : undefined) : answers[i],
+            item.section === SECTION
+              ? settingsFor(item.scopeUri ? vscode.Uri.parse(item.scopeUri) : undefined)
+              : answers[i],
           );
         },
       },
