@@ -17,7 +17,9 @@ class ThresholdMaskedWrite(Rule):
     code = "GG205"
     name = "threshold-masked-write"
     triggers = ("] =", "]=")
-    summary = "A masked in-place write (`h[h < 0] = 0`) on a tensor the model computes; use the out-of-place form."
+    summary = (
+        "A masked in-place write (`h[h < 0] = 0`) on a tensor the model computes; use the out-of-place form."
+    )
     message = "`{name}[...] = ...` writes into `{name}` in place\n`{suggestion}` computes the same out of place."
     why = (
         "It runs and its gradient is right, but it writes in place: it breaks as soon as the op before it "

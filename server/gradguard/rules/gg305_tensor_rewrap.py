@@ -212,10 +212,10 @@ class TensorRewrap(Rule):
                 if not _live(semantics, element):
                     continue
                 fix = self._fix(unit, flow, call, arg, data, listy)
-                what = "tracked tensors" if listy else f"the tracked `{describe(unit, arg)}`"
+                what = "tensors that autograd tracks" if listy else f"`{describe(unit, arg)}`, which autograd tracks,"
                 message = (
-                    f"`{describe(unit, call)}` drops the autograd history of {what}\nIt copies the values "
-                    "into a new tensor: the copy does not require grad, so no gradient flows back through it."
+                    f"`{describe(unit, call)}` copies {what} into an untracked tensor\nThe new tensor "
+                    "does not require grad: no gradient flows back through it."
                 )
                 yield self.finding(unit, call, message, fix=fix)
 

@@ -26,8 +26,8 @@ class LinearShapeMismatch(Rule):
     )
     severity = Severity.ERROR
     message = (
-        "`{producer}` gives a last dimension of {got}, but `{layer}` is `nn.Linear({expected}, ...)`\nThe call "
-        'raises "mat1 and mat2 shapes cannot be multiplied (...x{got} and {expected}x{out})".'
+        "`{producer}` gives a last dimension of {got}, but `{layer}` is `nn.Linear({expected}, ...)`: the call "
+        'raises "mat1 and mat2 shapes cannot be multiplied (...x{got} and {expected}x{out})"'
     )
     explanation = """
     `nn.Linear(in_features, out_features)` multiplies the **last** dimension of its input

@@ -23,10 +23,7 @@ class MatmulShapeMismatch(Rule):
         "A matrix product needs the left operand's last dimension to equal the right operand's second-to-last"
         " one; with these constant shapes the call always raises."
     )
-    message = (
-        "`{op}` multiplies shapes {left} and {right}, whose inner dimensions differ\n"
-        "The inner dimensions {a} and {b} differ, so PyTorch raises {error}."
-    )
+    message = "`{op}` multiplies shapes {left} and {right}: the inner dimensions {a} and {b} differ, so PyTorch raises {error}"
     explanation = """
     A matrix product needs the last dimension of the left operand to equal the
     second-to-last dimension of the right one (`(n, k) @ (k, m)`). When both shapes

@@ -27,8 +27,8 @@ class ViewAfterTranspose(Rule):
         "`.reshape()` gives the same values and gradients."
     )
     message = (
-        "`.view(...)` merges dimensions that `{op}` made non-contiguous\nPyTorch raises "
-        f'"{_ERROR} (at least one dimension spans across two contiguous subspaces)"; use `.reshape(...)`.'
+        "`.view(...)` merges dimensions that `{op}` made non-contiguous: PyTorch raises "
+        f'"{_ERROR} (at least one dimension spans across two contiguous subspaces)"; use `.reshape(...)`'
     )
     explanation = f"""
     `transpose`, `t`, `permute`, `.T` and `.mT` do not move any data: they return a

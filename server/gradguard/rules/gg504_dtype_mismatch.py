@@ -33,13 +33,10 @@ class DtypeMismatch(Rule):
         "Layers and matrix products do not promote dtypes: a float64 input meeting float32 weights raises "
         '"mat1 and mat2 must have the same dtype".'
     )
-    message = (
-        "`{arg}` is float64 but `{callee}` has float32 weights\n"
-        "PyTorch raises {error}; convert it with `.float()`."
-    )
+    message = "`{arg}` is float64 but `{callee}` has float32 weights: PyTorch raises {error}; convert it with `.float()`"
     matmul_message = (
-        "`{op}` multiplies a float64 and a float32 tensor\nPyTorch raises "
-        '"expected m1 and m2 to have the same dtype, but got: {a} != {b}"; convert `{arg}` with `.float()`.'
+        "`{op}` multiplies a float64 and a float32 tensor: PyTorch raises "
+        '"expected m1 and m2 to have the same dtype, but got: {a} != {b}"; convert `{arg}` with `.float()`'
     )
     explanation = """
     Layers are created with float32 parameters, and matrix products do not promote
