@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -175,7 +176,8 @@ def test_hover_shows_the_detail_first():
 
 def test_every_rule_example_s_hover_is_short():
     """The hover holds the finding's detail (the rest of its message), so it grows with the detail:
-    at most 600 characters for every INVALID example of every rule."""
+    at most 600 characters as shown (link targets and markdown marks left out, as the e2e test
+    measures the rendered hover) for every INVALID example of every rule."""
     from gradguard.engine.analyzer import Analyzer
     from gradguard.engine.config import Config
     from gradguard.engine.rule import all_rules
@@ -186,7 +188,8 @@ def test_every_rule_example_s_hover_is_short():
         for example in rule.INVALID:
             for finding in Analyzer(Config(select=(code,))).check(example.code).findings:
                 text = finding_hover(finding, markdown=True, link=command_link(finding.code))
-                lengths[finding.code] = max(lengths.get(finding.code, 0), len(text))
+                shown = re.sub(r"\]\([^)]*\)", "]", text).replace("**", "").replace("`", "")
+                lengths[finding.code] = max(lengths.get(finding.code, 0), len(shown))
     assert len(lengths) >= 25
     assert max(lengths.values()) <= 600, {c: n for c, n in lengths.items() if n > 600}
 
