@@ -15,8 +15,19 @@ const common = {
   logLevel: 'info',
 };
 const builds = [
-  { ...common, entryPoints: ['client/src/extension.ts'], outfile: 'out/extension.js', external: ['vscode'], minify: true },
-  { ...common, entryPoints: ['client/src/interpreter.ts', 'client/src/settings.ts', 'client/src/restarts.ts'], outdir: 'out/lib', sourcemap: false },
+  {
+    ...common,
+    entryPoints: ['client/src/extension.ts'],
+    outfile: 'out/extension.js',
+    external: ['vscode'],
+    minify: true,
+  },
+  {
+    ...common,
+    entryPoints: ['client/src/interpreter.ts', 'client/src/settings.ts', 'client/src/restarts.ts'],
+    outdir: 'out/lib',
+    sourcemap: false,
+  },
 ];
 
 if (process.argv.includes('--watch')) {

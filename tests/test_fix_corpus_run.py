@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE / "real_bugs"))
 
-from cases import Case, load_cases
+from cases import Case, load_cases  # noqa: E402 - the cases module sits beside the real bugs
 
 pytestmark = pytest.mark.torch
 

@@ -12,7 +12,7 @@ import pytest
 from gradguard.engine.analyzer import Analyzer
 from gradguard.engine.config import Config
 from gradguard.engine.finding import Severity
-from gradguard.engine.rule import Rule, all_rules, iter_rule_metadata
+from gradguard.engine.rule import Rule, all_rules, iter_rule_metadata, split_message
 from gradguard.output.render import render
 from gradguard.probe.metadata import PROBE_CODES
 from rule_examples import invalid_cases
@@ -84,7 +84,6 @@ def test_detail_is_optional():
     assert all("detail" in item for item in items)
 
 
-@pytest.mark.xfail(strict=False, reason="rule messages are being split by the lead")
 @pytest.mark.parametrize("rule,example", list(invalid_cases()))
 def test_messages_fit_the_problems_panel(rule, example):
     findings = [
@@ -132,3 +131,23 @@ def test_severity_policy(code):
 def test_severities_of_the_in_place_family_agree():
     # the example: GG202, GG203 and GG204 all make backward raise
     assert {all_rules()[c].severity for c in ("GG201", "GG202", "GG203", "GG204")} == {Severity.ERROR}
+
+
+def test_split_message_at_the_first_line_break_outside_code():
+    assert split_message("Short\nThe rest, on\n  two lines.") == ("Short", "The rest, on two lines.")
+    # code quoted in a message may span lines: its line breaks do not split, and come out as spaces
+    assert split_message("`opt.zero_grad(\n    set_to_none=True)` clears\nDetail.") == (
+        "`opt.zero_grad( set_to_none=True)` clears",
+        "Detail.",
+    )
+    assert split_message("No detail") == ("No detail", "")
+
+
+def test_long_messages_keep_the_rest_as_detail_in_the_cli():
+    example = all_rules()["GG402"].INVALID[0]
+    findings = Analyzer(Config(select=("GG402",))).check(example.code, "train.py").findings
+    assert findings and all(len(f.message) <= MAX_MESSAGE and f.detail for f in findings)
+    first, second = render(findings, "text").splitlines()[:2]
+    assert first.startswith("train.py:") and findings[0].message in first
+    assert second == f"    {findings[0].detail}"
+    assert "call it before `backward()`" in second

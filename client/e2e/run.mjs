@@ -54,7 +54,9 @@ function parseArgs(argv) {
   }
   for (const required of ['vsix', 'python', 'artifacts']) {
     if (!args[required]) {
-      console.error(`usage: run.mjs --vsix FILE --python EXE --artifacts DIR [--screenshots DIR] (missing --${required})`);
+      console.error(
+        `usage: run.mjs --vsix FILE --python EXE --artifacts DIR [--screenshots DIR] (missing --${required})`,
+      );
       process.exit(2);
     }
   }
@@ -247,7 +249,18 @@ async function waitFor(predicate, timeoutMs, what, intervalMs = 100) {
 }
 
 // Screenshots go to the artifacts at once, and those the docs show to --screenshots when their scenario passed.
-const DOCS_SHOTS = new Set(['1-problems', '2-hover', '3-quickfix', '3-quickfix-applied', '4-typing', '5-notebook', '6-explain', '9-probe-lens', '12-shape-hover', '13-inlay-hints']);
+const DOCS_SHOTS = new Set([
+  '1-problems',
+  '2-hover',
+  '3-quickfix',
+  '3-quickfix-applied',
+  '4-typing',
+  '5-notebook',
+  '6-explain',
+  '9-probe-lens',
+  '12-shape-hover',
+  '13-inlay-hints',
+]);
 const pendingShots = new Map();
 async function shoot(page, name) {
   const buf = await page.screenshot({ caret: 'hide', animations: 'disabled' });
@@ -282,7 +295,12 @@ async function problemRows(page) {
 }
 
 async function openProblems(page) {
-  if (!(await page.locator('.markers-panel').isVisible().catch(() => false))) {
+  if (
+    !(await page
+      .locator('.markers-panel')
+      .isVisible()
+      .catch(() => false))
+  ) {
     await page.keyboard.press('Control+Shift+M');
     await page.locator('.markers-panel').waitFor({ state: 'visible', timeout: 10000 });
   }
@@ -297,9 +315,18 @@ async function openFromExplorer(page, name) {
 
 async function saveActiveEditor(page) {
   const dirty = page.locator('.tabs-container .tab.active.dirty');
-  await page.locator('.editor-group-container.active .view-lines').first().click({ position: { x: 5, y: 5 } });
+  await page
+    .locator('.editor-group-container.active .view-lines')
+    .first()
+    .click({ position: { x: 5, y: 5 } });
   await page.keyboard.press('Control+S');
-  if (await dirty.waitFor({ state: 'detached', timeout: 3000 }).then(() => true, () => false)) return;
+  if (
+    await dirty.waitFor({ state: 'detached', timeout: 3000 }).then(
+      () => true,
+      () => false,
+    )
+  )
+    return;
   // Fall back on the command palette.
   await page.keyboard.press('F1');
   await page.locator('.quick-input-widget input').waitFor({ state: 'visible' });
@@ -435,7 +462,10 @@ async function installPythonStandIn(dirs) {
   writeFileSync(join(src, 'LICENSE'), 'MIT\n');
   const vsix = join(dirs.run, 'python-stand-in.vsix');
   const vsce = resolve('node_modules', '.bin', 'vsce');
-  await execFileP(vsce, ['package', '--allow-missing-repository', '--skip-license', '--out', vsix], { cwd: src, timeout: 60000 });
+  await execFileP(vsce, ['package', '--allow-missing-repository', '--skip-license', '--out', vsix], {
+    cwd: src,
+    timeout: 60000,
+  });
   await execFileP(
     codeServer,
     ['--extensions-dir', dirs.extensions, '--user-data-dir', dirs.userData, '--install-extension', vsix],
@@ -443,18 +473,26 @@ async function installPythonStandIn(dirs) {
   );
 }
 
-async function startCodeServer(dirs, port, { userData = dirs.userData, workspace = dirs.workspace, trust = false } = {}) {
+async function startCodeServer(
+  dirs,
+  port,
+  { userData = dirs.userData, workspace = dirs.workspace, trust = false } = {},
+) {
   const proc = spawn(
     codeServer,
     [
-      '--bind-addr', `127.0.0.1:${port}`,
-      '--auth', 'none',
+      '--bind-addr',
+      `127.0.0.1:${port}`,
+      '--auth',
+      'none',
       '--disable-telemetry',
       '--disable-update-check',
       ...(trust ? [] : ['--disable-workspace-trust']),
       '--disable-getting-started-override',
-      '--extensions-dir', dirs.extensions,
-      '--user-data-dir', userData,
+      '--extensions-dir',
+      dirs.extensions,
+      '--user-data-dir',
+      userData,
       workspace,
     ],
     { env: codeServerEnv(dirs), stdio: ['ignore', 'pipe', 'pipe'], detached: true },
@@ -492,7 +530,10 @@ function stopCodeServer(proc) {
 function collectLogs(dirs) {
   const dest = join(artifacts, 'logs');
   rmSync(dest, { recursive: true, force: true });
-  for (const [userData, name] of [[dirs.userData, 'main'], [dirs.trustUserData, 'trust']]) {
+  for (const [userData, name] of [
+    [dirs.userData, 'main'],
+    [dirs.trustUserData, 'trust'],
+  ]) {
     const src = join(userData, 'logs');
     if (existsSync(src)) cpSync(src, join(dest, name), { recursive: true });
   }
@@ -548,22 +589,14 @@ async function scenarioProblems(page, ctx) {
   };
 }
 
-/** The heading and summary of a rule's explanation (`gradguard explain`), as the hover renders them. */
-async function explanationPhrases(extensionDir, code) {
-  const { stdout } = await execFileP(args.python, ['-m', 'gradguard', 'explain', code], {
-    env: { ...process.env, PYTHONPATH: join(extensionDir, 'bundled', 'libs') },
-    timeout: 60000,
-  });
-  const lines = stdout.split('\n').map((l) => l.trim()).filter(Boolean);
-  const plain = (text) => text.replace(/^#+\s*/, '').replace(/[`*_]/g, '');
-  return [plain(lines[0]), plain(lines[1])]; // "GG202 masked-assignment", its one-line summary
-}
-
 /** The rule's one-line why (`Rule.why`), as the bundled server knows it. */
 async function ruleWhy(extensionDir, code) {
   const { stdout } = await execFileP(
     args.python,
-    ['-c', `import sys; from gradguard.engine.rule import rule_class; sys.stdout.write(rule_class(${JSON.stringify(code)}).short_why())`],
+    [
+      '-c',
+      `import sys; from gradguard.engine.rule import rule_class; sys.stdout.write(rule_class(${JSON.stringify(code)}).short_why())`,
+    ],
     { env: { ...process.env, PYTHONPATH: join(extensionDir, 'bundled', 'libs') }, timeout: 60000 },
   );
   return stdout.replace(/[`*_]/g, '');
@@ -578,8 +611,12 @@ async function hoverSquiggle(page, wanted) {
   for (let attempt = 0; attempt < 3 && !text.includes(wanted); attempt++) {
     await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
     await page.mouse.move(box.x + box.width / 2 + 2, box.y + box.height / 2);
-    await page.locator('.monaco-hover:not(.hidden)').filter({ hasText: wanted }).first()
-      .waitFor({ state: 'visible', timeout: 8000 }).catch(() => undefined);
+    await page
+      .locator('.monaco-hover:not(.hidden)')
+      .filter({ hasText: wanted })
+      .first()
+      .waitFor({ state: 'visible', timeout: 8000 })
+      .catch(() => undefined);
     await sleep(400);
     text = (await page.locator('.monaco-hover:not(.hidden)').allTextContents()).join('\n');
   }
@@ -605,7 +642,12 @@ async function scenarioHover(page, { extensionDir }) {
   const hoverBox = await hover.boundingBox();
   const quickFix = hover.locator('.action-container, .hover-row.status-bar a').filter({ hasText: 'Quick Fix' }).first();
   const fixBox = await quickFix.boundingBox().catch(() => null);
-  const quickFixVisible = !!(hoverBox && fixBox && fixBox.y >= hoverBox.y && fixBox.y + fixBox.height <= hoverBox.y + hoverBox.height + 1);
+  const quickFixVisible = !!(
+    hoverBox &&
+    fixBox &&
+    fixBox.y >= hoverBox.y &&
+    fixBox.y + fixBox.height <= hoverBox.y + hoverBox.height + 1
+  );
   await shoot(page, '2-hover');
   await page.mouse.move(5, 5);
   await page.keyboard.press('Escape');
@@ -640,7 +682,13 @@ async function scenarioDocsLink(page) {
   const link = page.locator('.monaco-hover:not(.hidden) a').filter({ hasText: 'Full explanation' }).first();
   await link.click();
   const tab = page.locator('.tabs-container .tab[aria-label*="GG202.md"]');
-  const fromHover = await tab.first().waitFor({ timeout: 10000 }).then(() => true, () => false);
+  const fromHover = await tab
+    .first()
+    .waitFor({ timeout: 10000 })
+    .then(
+      () => true,
+      () => false,
+    );
   const rendered = fromHover && (await previewShows(page, 'GG202 masked-assignment'));
   await shoot(page, '10-docs-link');
   await closePreview();
@@ -652,13 +700,22 @@ async function scenarioDocsLink(page) {
   const codeLink = row.locator('a.monaco-link, a.code-link, .code-link').first();
   const href = await codeLink.getAttribute('href').catch(() => null);
   await codeLink.click();
-  const fromProblems = await tab.first().waitFor({ timeout: 10000 }).then(() => true, () => false);
+  const fromProblems = await tab
+    .first()
+    .waitFor({ timeout: 10000 })
+    .then(
+      () => true,
+      () => false,
+    );
   await closePreview();
   // 3. the quick fix "Show documentation for GG202"
   await page.locator('.tabs-container .tab[aria-label*="relu_bug.py"]').first().click();
   const fromQuickFix = await pickQuickFix(page, 'Show documentation for GG202')
     .then(() => tab.first().waitFor({ timeout: 10000 }))
-    .then(() => true, () => false);
+    .then(
+      () => true,
+      () => false,
+    );
   const dialog = await external.count();
   await closePreview();
   return {
@@ -691,20 +748,36 @@ async function closeTab(page, name) {
   const tab = page.locator(`.tabs-container .tab[aria-label*="${name}"]`);
   for (let i = 0; i < 3 && (await tab.count()); i++) {
     await tab.first().hover();
-    await tab.first().locator('.tab-actions .action-label').first().click().catch(() => undefined);
-    await tab.first().waitFor({ state: 'detached', timeout: 3000 }).catch(() => undefined);
+    await tab
+      .first()
+      .locator('.tab-actions .action-label')
+      .first()
+      .click()
+      .catch(() => undefined);
+    await tab
+      .first()
+      .waitFor({ state: 'detached', timeout: 3000 })
+      .catch(() => undefined);
   }
 }
 
 /** Whether a markdown preview (a webview: nested frames) shows `text`. */
 async function previewShows(page, text, timeout = 10000) {
-  return waitFor(async () => {
-    for (const frame of page.frames()) {
-      const body = await frame.locator('body').textContent({ timeout: 500 }).catch(() => '');
-      if (body && body.includes(text)) return true;
-    }
-    return false;
-  }, timeout, `a preview showing ${text}`, 250).catch(() => false);
+  return waitFor(
+    async () => {
+      for (const frame of page.frames()) {
+        const body = await frame
+          .locator('body')
+          .textContent({ timeout: 500 })
+          .catch(() => '');
+        if (body && body.includes(text)) return true;
+      }
+      return false;
+    },
+    timeout,
+    `a preview showing ${text}`,
+    250,
+  ).catch(() => false);
 }
 
 async function scenarioQuickFix(page, { dirs, extensionDir }) {
@@ -720,19 +793,32 @@ async function scenarioQuickFix(page, { dirs, extensionDir }) {
   await shoot(page, '3-quickfix');
   // Pick it with the keyboard (the list's rows do not take pointer clicks reliably).
   const focused = page.locator('.action-widget .monaco-list-row.focused');
-  for (let i = 0; i < offered.length && !((await focused.textContent().catch(() => '')) || '').includes('torch.relu'); i++) {
+  for (
+    let i = 0;
+    i < offered.length && !((await focused.textContent().catch(() => '')) || '').includes('torch.relu');
+    i++
+  ) {
     await page.keyboard.press('ArrowDown');
   }
-  if (!((await focused.textContent()) || '').includes('torch.relu')) throw new Error(`could not select the fix among ${JSON.stringify(offered)}`);
+  if (!((await focused.textContent()) || '').includes('torch.relu'))
+    throw new Error(`could not select the fix among ${JSON.stringify(offered)}`);
   await page.keyboard.press('Enter');
-  await page.locator('.action-widget').first().waitFor({ state: 'hidden', timeout: 5000 }).catch(() => undefined);
+  await page
+    .locator('.action-widget')
+    .first()
+    .waitFor({ state: 'hidden', timeout: 5000 })
+    .catch(() => undefined);
   // The edit arrives with codeAction/resolve: save only once it is in the buffer, or the save races it.
   await page.locator('.tabs-container .tab.active.dirty').waitFor({ timeout: 10000 });
   await saveActiveEditor(page);
-  const onDisk = await waitFor(() => {
-    const text = readFileSync(file, 'utf8');
-    return text !== RELU_BUG ? text : null;
-  }, 10000, 'the fixed file on disk').catch(() => readFileSync(file, 'utf8'));
+  const onDisk = await waitFor(
+    () => {
+      const text = readFileSync(file, 'utf8');
+      return text !== RELU_BUG ? text : null;
+    },
+    10000,
+    'the fixed file on disk',
+  ).catch(() => readFileSync(file, 'utf8'));
   const remaining = await cliFindings(extensionDir, file);
   const matches = async () => {
     const rows = sortProblems((await problemRows(page)).map(({ code, line }) => ({ code, line })));
@@ -742,7 +828,11 @@ async function scenarioQuickFix(page, { dirs, extensionDir }) {
   await shoot(page, '3-quickfix-applied');
   const rewritten = onDisk === RELU_FIXED;
   // as ESLint's and Ruff's: fix all and disable-for-file in the same menu
-  const menu = ['Disable GG202 for this file', 'gradguard: Fix All Safe Problems in This File', 'Ignore GG202 on this line'];
+  const menu = [
+    'Disable GG202 for this file',
+    'gradguard: Fix All Safe Problems in This File',
+    'Ignore GG202 on this line',
+  ];
   const missing = menu.filter((title) => !offered.some((o) => o.includes(title)));
   return {
     ok: rewritten && gone && missing.length === 0,
@@ -799,10 +889,14 @@ async function scenarioNotebook(page) {
   }
   const otherCell = await cells.nth(0).locator(SQUIGGLE).count();
   await openProblems(page);
-  const rows = await waitFor(async () => {
-    const r = await problemRows(page);
-    return r.some((x) => x.code === NOTEBOOK_BUG.code && x.line === NOTEBOOK_BUG.line) ? r : null;
-  }, 10000, 'the notebook diagnostic in the Problems panel').catch(() => []);
+  const rows = await waitFor(
+    async () => {
+      const r = await problemRows(page);
+      return r.some((x) => x.code === NOTEBOOK_BUG.code && x.line === NOTEBOOK_BUG.line) ? r : null;
+    },
+    10000,
+    'the notebook diagnostic in the Problems panel',
+  ).catch(() => []);
   await shoot(page, '5-notebook');
   const listed = rows.some((x) => x.code === NOTEBOOK_BUG.code && x.line === NOTEBOOK_BUG.line);
   return {
@@ -836,16 +930,26 @@ async function scenarioCrash(page, ctx) {
   const before = await serverPids(ctx.codeServer);
   if (before.length !== 1) throw new Error(`expected one server process, found ${JSON.stringify(before)}`);
   process.kill(before[0], 'SIGKILL');
-  const restarted = await waitFor(async () => {
-    const now = await serverPids(ctx.codeServer);
-    return now.length === 1 && now[0] !== before[0] ? now : null;
-  }, 20000, 'a new server process').then(() => true, () => false);
+  const restarted = await waitFor(
+    async () => {
+      const now = await serverPids(ctx.codeServer);
+      return now.length === 1 && now[0] !== before[0] ? now : null;
+    },
+    20000,
+    'a new server process',
+  ).then(
+    () => true,
+    () => false,
+  );
   await waitServerReady(page, 20000);
   const listed = await waitFor(
     async () => (await problemRows(page)).some((x) => x.code === 'GG202' && x.line === TYPED_AT_LINE),
     15000,
     'the diagnostics again',
-  ).then(() => true, () => false);
+  ).then(
+    () => true,
+    () => false,
+  );
   return {
     ok: restarted && listed,
     detail: `killed server ${before[0]}; a new one started: ${restarted}; diagnostics back: ${listed}`,
@@ -898,7 +1002,9 @@ async function lineTop(page, startsWith) {
 }
 
 async function lensTitles(page) {
-  return page.$$eval('.editor-group-container.active .codelens-decoration a', (els) => els.map((e) => (e.textContent || '').trim()));
+  return page.$$eval('.editor-group-container.active .codelens-decoration a', (els) =>
+    els.map((e) => (e.textContent || '').trim()),
+  );
 }
 
 /**
@@ -932,7 +1038,11 @@ async function scenarioLensStability(page) {
   await sleep(800);
   const moved = tops.filter((t) => t !== topBefore).length;
   return {
-    ok: topBefore !== null && moved === 0 && JSON.stringify(lensesDuring) === JSON.stringify(lensesBefore) && syntaxRows === 0,
+    ok:
+      topBefore !== null &&
+      moved === 0 &&
+      JSON.stringify(lensesDuring) === JSON.stringify(lensesBefore) &&
+      syntaxRows === 0,
     detail: `class line at ${topBefore}px, moved in ${moved} of ${tops.length} samples over 2.5 s of a syntax error; lenses before ${JSON.stringify(lensesBefore)}, during ${JSON.stringify(lensesDuring)}; GG000 rows: ${syntaxRows}`,
   };
 }
@@ -943,18 +1053,32 @@ async function scenarioLensStability(page) {
  */
 async function scenarioProbeLens(page) {
   await openFromExplorer(page, 'probe_demo.py');
-  const allModules = page.locator('.editor-group-container.active .codelens-decoration a').filter({ hasText: 'Check gradient flow of all modules in this file' });
+  const allModules = page
+    .locator('.editor-group-container.active .codelens-decoration a')
+    .filter({ hasText: 'Check gradient flow of all modules in this file' });
   await allModules.first().waitFor({ timeout: 30000 });
   const before = await lensTitles(page);
   const clicked = Date.now();
   await allModules.first().click();
-  const results = await waitFor(async () => {
-    const titles = await lensTitles(page);
-    return titles.some((t) => t.startsWith('✗')) && titles.some((t) => t.startsWith('✓')) ? titles : null;
-  }, 90000, 'the probe results on the lenses', 200).catch(() => null);
+  const results = await waitFor(
+    async () => {
+      const titles = await lensTitles(page);
+      return titles.some((t) => t.startsWith('✗')) && titles.some((t) => t.startsWith('✓')) ? titles : null;
+    },
+    90000,
+    'the probe results on the lenses',
+    200,
+  ).catch(() => null);
   const probeMs = Date.now() - clicked;
   await openProblems(page);
-  const gg901 = await waitFor(async () => (await problemRows(page)).some((r) => r.code === 'GG901' && r.line === 9), 10000, 'GG901').then(() => true, () => false);
+  const gg901 = await waitFor(
+    async () => (await problemRows(page)).some((r) => r.code === 'GG901' && r.line === 9),
+    10000,
+    'GG901',
+  ).then(
+    () => true,
+    () => false,
+  );
   await shoot(page, '9-probe-lens');
   // an edit outside both modules: a comment at the end of the file
   await page.locator('.editor-group-container.active .view-lines').click();
@@ -966,7 +1090,8 @@ async function scenarioProbeLens(page) {
   await page.keyboard.press('Control+Z');
   const expectedFail = /^✗ 2 parameters without gradient · \d+(\.\d)? m?s$/;
   const expectedPass = /^✓ all 4 parameters get gradients · \d+(\.\d)? m?s$/;
-  const shown = (titles) => !!titles && titles.some((t) => expectedFail.test(t)) && titles.some((t) => expectedPass.test(t));
+  const shown = (titles) =>
+    !!titles && titles.some((t) => expectedFail.test(t)) && titles.some((t) => expectedPass.test(t));
   return {
     ok: shown(results) && gg901 && shown(afterEdit) && stillListed,
     detail: `lenses before ${JSON.stringify(before)}, after the run (${probeMs} ms) ${JSON.stringify(results)}; GG901 listed: ${gg901}; after an edit elsewhere ${JSON.stringify(afterEdit)}, GG901 still listed: ${stillListed}`,
@@ -987,11 +1112,17 @@ async function scenarioWatcher(page, { dirs }) {
   const pyproject = join(dirs.workspace, 'pyproject.toml');
   writeFileSync(pyproject, `[tool.gradguard]\nignore = ["${TRAIN_LOOP_CODE}"]\n`);
   const written = Date.now();
-  const gone = await waitFor(async () => !(await listed()), 10000, `${TRAIN_LOOP_CODE} to go`, 50).then(() => Date.now() - written, () => null);
+  const gone = await waitFor(async () => !(await listed()), 10000, `${TRAIN_LOOP_CODE} to go`, 50).then(
+    () => Date.now() - written,
+    () => null,
+  );
   await shoot(page, '12-watcher-ignored');
   rmSync(pyproject);
   const deleted = Date.now();
-  const back = await waitFor(listed, 10000, `${TRAIN_LOOP_CODE} to come back`, 50).then(() => Date.now() - deleted, () => null);
+  const back = await waitFor(listed, 10000, `${TRAIN_LOOP_CODE} to come back`, 50).then(
+    () => Date.now() - deleted,
+    () => null,
+  );
   return {
     ok: gone !== null && back !== null,
     detail: `pyproject.toml ignoring ${TRAIN_LOOP_CODE}: gone from the Problems panel after ${gone} ms; file deleted: back after ${back} ms`,
@@ -1021,23 +1152,28 @@ async function scenarioWorkspaceMode(page, { dirs }) {
   writeFileSync(join(project, 'model.py'), PROJECT_MODEL);
   await openProblems(page);
   await filterProblems(page, PROJECT_BUG.code);
-  const listed = async () => (await problemRows(page)).some((r) => r.code === PROJECT_BUG.code && r.line === PROJECT_BUG.line);
+  const listed = async () =>
+    (await problemRows(page)).some((r) => r.code === PROJECT_BUG.code && r.line === PROJECT_BUG.line);
   const before = await listed();
   const settings = join(dirs.workspace, '.vscode', 'settings.json');
   const vscodeDir = !existsSync(dirname(settings));
   mkdirSync(dirname(settings), { recursive: true });
   writeFileSync(settings, JSON.stringify({ 'gradguard.diagnosticMode': 'workspace' }));
   const written = Date.now();
-  const shown = await waitFor(listed, 60000, `${PROJECT_BUG.code} of project/model.py in the Problems panel`, 100)
-    .then(() => Date.now() - written, () => null);
+  const shown = await waitFor(listed, 60000, `${PROJECT_BUG.code} of project/model.py in the Problems panel`, 100).then(
+    () => Date.now() - written,
+    () => null,
+  );
   const texts = await page.$$eval('.markers-panel .monaco-list-row', (els) => els.map((e) => e.textContent || ''));
   const fileRow = texts.some((t) => t.includes('model.py') && !/\[Ln \d+/.test(t));
   const neverOpened = (await page.locator('.tabs-container .tab[aria-label*="model.py"]').count()) === 0;
   await shoot(page, '14-workspace-mode');
   rmSync(vscodeDir ? dirname(settings) : settings, { recursive: true });
   const removed = Date.now();
-  const gone = await waitFor(async () => !(await listed()), 30000, `${PROJECT_BUG.code} to go`, 100)
-    .then(() => Date.now() - removed, () => null);
+  const gone = await waitFor(async () => !(await listed()), 30000, `${PROJECT_BUG.code} to go`, 100).then(
+    () => Date.now() - removed,
+    () => null,
+  );
   await filterProblems(page, '');
   rmSync(project, { recursive: true });
   return {
@@ -1079,11 +1215,15 @@ async function scenarioShapes(page) {
   const lines = page.locator('.editor-group-container.active .view-lines');
   const text = async () => ((await lines.textContent().catch(() => '')) || '').replace(/\u00a0/g, ' ');
   let shown = [];
-  await waitFor(async () => {
-    const now = await text();
-    shown = SHAPE_HINTS.filter((hint) => now.includes(hint));
-    return shown.length === SHAPE_HINTS.length;
-  }, 30000, 'the shape inlay hints').catch(() => undefined);
+  await waitFor(
+    async () => {
+      const now = await text();
+      shown = SHAPE_HINTS.filter((hint) => now.includes(hint));
+      return shown.length === SHAPE_HINTS.length;
+    },
+    30000,
+    'the shape inlay hints',
+  ).catch(() => undefined);
   const underlined = await squiggles(page);
   await shoot(page, '13-inlay-hints');
   // the cursor on `h` of line 16, then "Show or Focus Hover"
@@ -1096,9 +1236,13 @@ async function scenarioShapes(page) {
   for (let attempt = 0; attempt < 3 && !hoverText.includes('Tensor['); attempt++) {
     await page.keyboard.press('Control+K');
     await page.keyboard.press('Control+I');
-    await page.locator('.monaco-hover:not(.hidden)').filter({ hasText: 'Tensor[' }).first()
-      .waitFor({ state: 'visible', timeout: 8000 }).catch(() => undefined);
-    hoverText = ((await page.locator('.monaco-hover:not(.hidden)').allTextContents()).join('\n'));
+    await page
+      .locator('.monaco-hover:not(.hidden)')
+      .filter({ hasText: 'Tensor[' })
+      .first()
+      .waitFor({ state: 'visible', timeout: 8000 })
+      .catch(() => undefined);
+    hoverText = (await page.locator('.monaco-hover:not(.hidden)').allTextContents()).join('\n');
   }
   await sleep(300);
   await shoot(page, '12-shape-hover');
@@ -1122,21 +1266,39 @@ async function scenarioRestart(page, { dirs, codeServer: proc }) {
   await runCommand(page, 'gradguard: Restart Server'); // while the client restarts the killed server
   await sleep(1500);
   await waitServerReady(page, 30000);
-  const one = await waitFor(async () => {
-    const now = await serverPids(proc);
-    return now.length === 1 && now[0] !== before[0] ? now : null;
-  }, 20000, 'one new server process').then(() => true, () => false);
+  const one = await waitFor(
+    async () => {
+      const now = await serverPids(proc);
+      return now.length === 1 && now[0] !== before[0] ? now : null;
+    },
+    20000,
+    'one new server process',
+  ).then(
+    () => true,
+    () => false,
+  );
   // the new server answers: Explain Rule goes through it
   await runCommand(page, 'gradguard: Explain Rule');
   await page.locator('.quick-input-widget input').waitFor({ state: 'visible' });
   await page.keyboard.type('GG203');
   await page.keyboard.press('Enter');
-  const answers = await page.locator('.tabs-container .tab[aria-label*="GG203.md"]').first()
-    .waitFor({ timeout: 15000 }).then(() => true, () => false);
-  const text = await waitFor(() => {
-    const t = outputLog(dirs);
-    return /exited with code 0/.test(t) ? t : null;
-  }, 15000, 'the restart in the output log', 250).catch(() => outputLog(dirs));
+  const answers = await page
+    .locator('.tabs-container .tab[aria-label*="GG203.md"]')
+    .first()
+    .waitFor({ timeout: 15000 })
+    .then(
+      () => true,
+      () => false,
+    );
+  const text = await waitFor(
+    () => {
+      const t = outputLog(dirs);
+      return /exited with code 0/.test(t) ? t : null;
+    },
+    15000,
+    'the restart in the output log',
+    250,
+  ).catch(() => outputLog(dirs));
   const lines = text.split('\n').filter((l) => /exited with code 0/.test(l));
   const asError = lines.filter((l) => /\[Error/.test(l));
   const clash = /already exists/.test(text);
@@ -1153,7 +1315,13 @@ async function scenarioExplain(page) {
   await page.keyboard.type('gg202');
   await page.keyboard.press('Enter');
   const tab = page.locator('.tabs-container .tab[aria-label*="GG202.md"]');
-  const shown = await tab.first().waitFor({ timeout: 10000 }).then(() => true, () => false);
+  const shown = await tab
+    .first()
+    .waitFor({ timeout: 10000 })
+    .then(
+      () => true,
+      () => false,
+    );
   await sleep(800);
   await shoot(page, '6-explain');
   return { ok: shown, detail: `"gradguard: Explain Rule" GG202 opened a GG202.md preview: ${shown}` };
@@ -1164,11 +1332,25 @@ async function scenarioBadInterpreter(page, { dirs }) {
   const missing = join(dirs.run, 'no-such-python');
   mkdirSync(join(dirs.workspace, '.vscode'), { recursive: true });
   writeFileSync(join(dirs.workspace, '.vscode', 'settings.json'), JSON.stringify({ 'gradguard.interpreter': missing }));
-  const toasts = page.locator('.notifications-toasts .notification-toast').filter({ hasText: 'could not start the interpreter' });
-  const shown = await toasts.first().waitFor({ timeout: 20000 }).then(() => true, () => false);
+  const toasts = page
+    .locator('.notifications-toasts .notification-toast')
+    .filter({ hasText: 'could not start the interpreter' });
+  const shown = await toasts
+    .first()
+    .waitFor({ timeout: 20000 })
+    .then(
+      () => true,
+      () => false,
+    );
   const text = shown ? (await toasts.first().textContent()) || '' : '';
   const status = page.locator('.statusbar-item[aria-label^="gradguard error"]');
-  const statusError = await status.first().waitFor({ state: 'attached', timeout: 5000 }).then(() => true, () => false);
+  const statusError = await status
+    .first()
+    .waitFor({ state: 'attached', timeout: 5000 })
+    .then(
+      () => true,
+      () => false,
+    );
   await shoot(page, '7-bad-interpreter');
   // the cause first (not "needs Python 3.10", which a missing file says nothing about)
   const named = text.includes(missing) && text.includes('ENOENT') && !text.includes('needs Python');
@@ -1177,17 +1359,37 @@ async function scenarioBadInterpreter(page, { dirs }) {
   let picker = false;
   if (buttons.includes('Select Interpreter')) {
     await toasts.first().locator('.monaco-button').filter({ hasText: 'Select Interpreter' }).click();
-    picker = await page.locator('.notifications-toasts .notification-toast').filter({ hasText: 'Python stand-in: Select Interpreter was run' })
-      .first().waitFor({ timeout: 10000 }).then(() => true, () => false);
+    picker = await page
+      .locator('.notifications-toasts .notification-toast')
+      .filter({ hasText: 'Python stand-in: Select Interpreter was run' })
+      .first()
+      .waitFor({ timeout: 10000 })
+      .then(
+        () => true,
+        () => false,
+      );
   }
   // "Open Settings" lands on the setting: restart to get the message again
   await runCommand(page, 'gradguard: Restart Server');
   const again = toasts.first();
   let settingShown = false;
-  if (await again.waitFor({ timeout: 20000 }).then(() => true, () => false)) {
+  if (
+    await again.waitFor({ timeout: 20000 }).then(
+      () => true,
+      () => false,
+    )
+  ) {
     await again.locator('.monaco-button').filter({ hasText: 'Open Settings' }).click();
-    const row = page.locator('.settings-editor .setting-item-contents').filter({ hasText: 'Python (3.10 or newer) that runs the gradguard server' });
-    settingShown = await row.first().waitFor({ timeout: 10000 }).then(() => true, () => false);
+    const row = page
+      .locator('.settings-editor .setting-item-contents')
+      .filter({ hasText: 'Python (3.10 or newer) that runs the gradguard server' });
+    settingShown = await row
+      .first()
+      .waitFor({ timeout: 10000 })
+      .then(
+        () => true,
+        () => false,
+      );
     const rows = await page.locator('.settings-editor .setting-item-contents').count();
     settingShown = settingShown && rows === 1;
     await shoot(page, '7-open-settings');
@@ -1207,7 +1409,11 @@ async function scenarioBadInterpreter(page, { dirs }) {
 async function scenarioTrust(browser, ctx) {
   const { dirs } = ctx;
   const port = await freePort();
-  const server = await startCodeServer(dirs, port, { userData: dirs.trustUserData, workspace: dirs.trustWorkspace, trust: true });
+  const server = await startCodeServer(dirs, port, {
+    userData: dirs.trustUserData,
+    workspace: dirs.trustWorkspace,
+    trust: true,
+  });
   ctx.servers.push(server);
   const page = await browser.newPage({ viewport: { width: 1400, height: 860 } });
   page.setDefaultTimeout(15000);
@@ -1220,14 +1426,22 @@ async function scenarioTrust(browser, ctx) {
     await waitServerReady(page);
     await page.locator(`.editor-group-container.active ${SQUIGGLE}`).first().waitFor({ timeout: 30000 });
     await sleep(1500); // code lenses come a moment after the diagnostics
-    const lens = page.locator('.editor-group-container.active .codelens-decoration').filter({ hasText: 'Check gradient flow' });
+    const lens = page
+      .locator('.editor-group-container.active .codelens-decoration')
+      .filter({ hasText: 'Check gradient flow' });
     const lensesUntrusted = await lens.count();
     await shoot(page, '8-untrusted');
     await runCommand(page, 'Workspaces: Manage Workspace Trust');
     const trustButton = page.locator('.workspace-trust-editor .monaco-button').filter({ hasText: /^Trust$/ });
     await trustButton.first().click();
     await page.locator('.tabs-container .tab[aria-label*="relu_bug.py"]').first().click();
-    const lensAfter = await lens.first().waitFor({ timeout: 30000 }).then(() => true, () => false);
+    const lensAfter = await lens
+      .first()
+      .waitFor({ timeout: 30000 })
+      .then(
+        () => true,
+        () => false,
+      );
     await shoot(page, '8-trusted');
     return {
       ok: lensesUntrusted === 0 && lensAfter,
@@ -1267,8 +1481,15 @@ async function main() {
     browser = await playwright.chromium.launch({
       executablePath: args.chromium,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', '--no-first-run'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
     });
     const page = await browser.newPage({ viewport: { width: 1400, height: 860 } });
     const consoleErrors = [];

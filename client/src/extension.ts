@@ -8,6 +8,7 @@ import {
   ErrorAction,
   LanguageClient,
   LanguageClientOptions,
+  ResponseError,
   RevealOutputChannelOn,
   ServerOptions,
   State,
@@ -22,13 +23,7 @@ import {
   serverEnvironment,
 } from './interpreter';
 import { RestartBudget } from './restarts';
-import {
-  importStrategy,
-  initializationOptions,
-  RESTART_SETTINGS,
-  SettingProblem,
-  toServerSettings,
-} from './settings';
+import { importStrategy, initializationOptions, RESTART_SETTINGS, SettingProblem, toServerSettings } from './settings';
 
 const SECTION = 'gradguard';
 const PYTHON_EXTENSION = 'ms-python.python';
@@ -104,12 +99,17 @@ function settingsFor(scope?: vscode.Uri) {
   return settings;
 }
 
+function isPythonEnvironmentApi(value: unknown): value is PythonEnvironmentApi {
+  return typeof value === 'object' && value !== null && 'environments' in value && !!value.environments;
+}
+
 async function pythonExtensionApi(): Promise<PythonEnvironmentApi | undefined> {
   const ext = vscode.extensions.getExtension<PythonEnvironmentApi>(PYTHON_EXTENSION);
   if (!ext) return undefined;
   try {
-    const api = ext.isActive ? ext.exports : await ext.activate();
-    return api?.environments ? api : undefined;
+    // an extension's exports are whatever its activate returned: possibly nothing
+    const api: unknown = ext.isActive ? ext.exports : await ext.activate();
+    return isPythonEnvironmentApi(api) ? api : undefined;
   } catch (err) {
     log(`could not use the Python extension: ${String(err)}`);
     return undefined;
@@ -201,7 +201,13 @@ async function finishStarting(languageClient: LanguageClient, timeoutMs: number)
   const timeout = new Promise<void>((resolveTimeout) => {
     timer = setTimeout(resolveTimeout, timeoutMs);
   });
-  await Promise.race([languageClient.start().then(() => undefined, () => undefined), timeout]);
+  await Promise.race([
+    languageClient.start().then(
+      () => undefined,
+      () => undefined,
+    ),
+    timeout,
+  ]);
   clearTimeout(timer);
 }
 
@@ -280,14 +286,16 @@ async function startClient(reason: string): Promise<void> {
       workspace: {
         // The server asks for section "gradguard": answer with the same mapping as initializationOptions.
         configuration: async (params, token, next) => {
-          const answers = await next(params, token);
-          if (!Array.isArray(answers)) return answers;
-          return params.items.map((item, i) =>
-            item.section === SECTION ? settingsFor(item.scopeUri ? vscode.Uri.parse(item.scopeUri) : undefined) : answers[i],
+          const answers: unknown = await next(params, token);
+          if (!Array.isArray(answers)) return answers as ResponseError;
+          return params.items.map((item, i): unknown =>
+            item.section === SECTION
+              ? settingsFor(item.scopeUri ? vscode.Uri.parse(item.scopeUri) : undefined)
+              : answers[i],
           );
         },
       },
-      executeCommand: async (command, args, next) => {
+      executeCommand: async (command, args, next): Promise<unknown> => {
         // From the command palette (no arguments): act on the active editor, ask for the rule code.
         if ((command === 'gradguard.fixAll' || command === 'gradguard.runProbe') && args.length === 0) {
           const editor = vscode.window.activeTextEditor;
@@ -299,7 +307,7 @@ async function startClient(reason: string): Promise<void> {
           // explanation as a markdown preview, as "gradguard: Explain Rule" shows it (never a web page).
           const code = typeof args[0] === 'string' ? args[0] : undefined;
           if (!code) return undefined;
-          const explanation = await next(CMD_EXPLAIN, [code]);
+          const explanation: unknown = await next(CMD_EXPLAIN, [code]);
           if (typeof explanation === 'string') await showExplanation(code, explanation);
           return explanation;
         }
@@ -313,11 +321,11 @@ async function startClient(reason: string): Promise<void> {
             if (!code) return undefined;
             args = [code.trim().toUpperCase()];
           }
-          const explanation = await next(command, args);
+          const explanation: unknown = await next(command, args);
           if (typeof explanation === 'string') await showExplanation(String(args[0]), explanation);
           return explanation;
         }
-        return next(command, args);
+        return (await next(command, args)) as unknown;
       },
     },
   };
@@ -373,10 +381,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     output,
     statusItem,
     vscode.commands.registerCommand('gradguard.restart', () => restart('restart command')),
-    vscode.commands.registerCommand('gradguard.showLog', () => output.show(true)),
+    vscode.commands.registerCommand('gradguard.showLog', () => {
+      output.show(true);
+    }),
     vscode.workspace.onDidChangeConfiguration(onConfigurationChanged),
     vscode.workspace.onDidGrantWorkspaceTrust(() => restart('workspace trusted')),
-    { dispose: () => pythonApiListener?.dispose() },
+    {
+      dispose: () => {
+        pythonApiListener?.dispose();
+      },
+    },
     explanationChanged,
     vscode.workspace.registerTextDocumentContentProvider(RULE_SCHEME, {
       onDidChange: explanationChanged.event,

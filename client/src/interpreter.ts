@@ -34,11 +34,14 @@ export function expandVariables(
   value: string,
   ctx: { workspaceFolder?: string | undefined; home: string; env: NodeJS.ProcessEnv },
 ): string {
-  let out = value.replace(/\$\{(workspaceFolder|userHome|env:([A-Za-z_][A-Za-z0-9_]*))\}/g, (whole, name, envName) => {
-    if (envName !== undefined) return ctx.env[envName] ?? '';
-    if (name === 'userHome') return ctx.home;
-    return ctx.workspaceFolder ?? whole;
-  });
+  let out = value.replace(
+    /\$\{(workspaceFolder|userHome|env:([A-Za-z_][A-Za-z0-9_]*))\}/g,
+    (whole: string, name: string, envName: string | undefined) => {
+      if (envName !== undefined) return ctx.env[envName] ?? '';
+      if (name === 'userHome') return ctx.home;
+      return ctx.workspaceFolder ?? whole;
+    },
+  );
   if (out === '~' || out.startsWith('~/') || out.startsWith('~\\')) out = ctx.home + out.slice(1);
   return out;
 }
@@ -65,7 +68,9 @@ export function resolveInterpreter(input: ResolveInput): Interpreter {
     const [command, ...args] = fromSetting.map((part) => expandVariables(part, input));
     return { command: normalizeCommand(command, input.workspaceFolder), args, source: 'setting' };
   }
-  const fromExtension = input.trusted ? settingParts(input.pythonExtension ? [...input.pythonExtension] : undefined) : [];
+  const fromExtension = input.trusted
+    ? settingParts(input.pythonExtension ? [...input.pythonExtension] : undefined)
+    : [];
   if (fromExtension.length > 0) {
     const [command, ...args] = fromExtension;
     return { command, args, source: 'pythonExtension' };
@@ -99,7 +104,10 @@ export function parseCheckOutput(stdout: string): CheckOutput {
   return out;
 }
 
-export function versionAtLeast(version: readonly [number, number], min: readonly [number, number] = MIN_PYTHON): boolean {
+export function versionAtLeast(
+  version: readonly [number, number],
+  min: readonly [number, number] = MIN_PYTHON,
+): boolean {
   return version[0] > min[0] || (version[0] === min[0] && version[1] >= min[1]);
 }
 
@@ -121,8 +129,8 @@ export const execPython: Exec = (command, args, env) =>
     execFile(command, args, { env, timeout: 15000, windowsHide: true }, (error, stdout, stderr) => {
       const err = error as (Error & { code?: string | number }) | null;
       resolve({
-        stdout: String(stdout),
-        stderr: String(stderr),
+        stdout,
+        stderr,
         error: err ? { code: err.code, message: err.message } : undefined,
       });
     });
@@ -133,7 +141,11 @@ export function describe(interpreter: Interpreter): string {
 }
 
 /** "/usr/bin/python3.12 (set by gradguard.interpreter; Python 3.12, useBundled)": the status bar's tooltip. */
-export function describeRunning(interpreter: Interpreter, version: readonly number[], strategy: ImportStrategy): string {
+export function describeRunning(
+  interpreter: Interpreter,
+  version: readonly number[],
+  strategy: ImportStrategy,
+): string {
   return `${describe(interpreter)} (${WHERE[interpreter.source]}; Python ${version.join('.')}, ${strategy})`;
 }
 

@@ -35,7 +35,7 @@ export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   // Pylance already reports syntax errors in VS Code (Ruff's extension has the same setting).
   showSyntaxErrors: false,
   diagnosticMode: 'openFilesOnly',
-  inlayHints: Object.freeze({ shapes: 'forward' as InlayShapes }),
+  inlayHints: Object.freeze({ shapes: 'forward' }),
 });
 
 export const MAX_DEBOUNCE_MS = 5000;
@@ -76,7 +76,10 @@ function codeList(value: unknown, key: string, problems: SettingProblem[]): stri
     const code = typeof item === 'string' ? item.trim().toUpperCase() : '';
     if (code === '' && typeof item === 'string') continue;
     if (!CODE.test(code)) {
-      problems.push({ key, message: `gradguard.${key}: ignoring ${JSON.stringify(item)}, not a rule code or prefix like "GG2"` });
+      problems.push({
+        key,
+        message: `gradguard.${key}: ignoring ${JSON.stringify(item)}, not a rule code or prefix like "GG2"`,
+      });
       continue;
     }
     if (!codes.includes(code)) codes.push(code);
@@ -108,7 +111,8 @@ function severityMap(value: unknown, problems: SettingProblem[]): Record<string,
 
 function diagnosticMode(value: unknown, problems: SettingProblem[]): DiagnosticMode {
   if (value === undefined || value === null) return DEFAULT_SETTINGS.diagnosticMode;
-  if (typeof value === 'string' && (DIAGNOSTIC_MODES as readonly string[]).includes(value)) return value as DiagnosticMode;
+  if (typeof value === 'string' && (DIAGNOSTIC_MODES as readonly string[]).includes(value))
+    return value as DiagnosticMode;
   problems.push({
     key: 'diagnosticMode',
     message: `gradguard.diagnosticMode: ignoring ${JSON.stringify(value)} (use "openFilesOnly" or "workspace")`,

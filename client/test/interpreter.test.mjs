@@ -16,9 +16,15 @@ test('the gradguard.interpreter setting wins', () => {
 });
 
 test('variables and ~ in the setting are expanded; relative paths are relative to the workspace', () => {
-  assert.equal(interp.resolveInterpreter({ ...base, setting: '${workspaceFolder}/.venv/bin/python' }).command, '/ws/.venv/bin/python');
+  assert.equal(
+    interp.resolveInterpreter({ ...base, setting: '${workspaceFolder}/.venv/bin/python' }).command,
+    '/ws/.venv/bin/python',
+  );
   assert.equal(interp.resolveInterpreter({ ...base, setting: '~/py/bin/python' }).command, '/home/u/py/bin/python');
-  assert.equal(interp.resolveInterpreter({ ...base, setting: '${env:VENV}/bin/python' }).command, '/opt/venv/bin/python');
+  assert.equal(
+    interp.resolveInterpreter({ ...base, setting: '${env:VENV}/bin/python' }).command,
+    '/opt/venv/bin/python',
+  );
   assert.equal(interp.resolveInterpreter({ ...base, setting: '${userHome}/p' }).command, '/home/u/p');
   assert.equal(interp.resolveInterpreter({ ...base, setting: '.venv/bin/python' }).command, '/ws/.venv/bin/python');
   assert.equal(interp.resolveInterpreter({ ...base, setting: 'python3.11' }).command, 'python3.11');
@@ -33,12 +39,21 @@ test('a list setting gives a command with arguments', () => {
 test('blank setting: the Python extension environment, in trusted workspaces only', () => {
   const r = interp.resolveInterpreter({ ...base, setting: '  ', pythonExtension: ['/ws/.venv/bin/python'] });
   assert.deepEqual(r, { command: '/ws/.venv/bin/python', args: [], source: 'pythonExtension' });
-  const untrusted = interp.resolveInterpreter({ ...base, trusted: false, setting: '', pythonExtension: ['/ws/.venv/bin/python'] });
+  const untrusted = interp.resolveInterpreter({
+    ...base,
+    trusted: false,
+    setting: '',
+    pythonExtension: ['/ws/.venv/bin/python'],
+  });
   assert.deepEqual(untrusted, { command: 'python3', args: [], source: 'path' });
 });
 
 test('nothing configured: python3 on PATH (python on Windows)', () => {
-  assert.deepEqual(interp.resolveInterpreter({ ...base, setting: undefined }), { command: 'python3', args: [], source: 'path' });
+  assert.deepEqual(interp.resolveInterpreter({ ...base, setting: undefined }), {
+    command: 'python3',
+    args: [],
+    source: 'path',
+  });
   assert.equal(interp.resolveInterpreter({ ...base, setting: '', platform: 'win32' }).command, 'python');
 });
 
@@ -57,19 +72,36 @@ const fakeExec = (outcome) => async () => outcome;
 const py = { command: 'python3', args: [], source: 'path' };
 
 test('check: missing interpreter gives a clear message', async () => {
-  const r = await interp.checkInterpreter(py, {}, 'useBundled', fakeExec({ stdout: '', stderr: '', error: { code: 'ENOENT', message: 'spawn python3 ENOENT' } }));
+  const r = await interp.checkInterpreter(
+    py,
+    {},
+    'useBundled',
+    fakeExec({ stdout: '', stderr: '', error: { code: 'ENOENT', message: 'spawn python3 ENOENT' } }),
+  );
   assert.equal(r.ok, false);
   assert.equal(r.reason, 'missing');
   // the cause first, not a version requirement the interpreter may well meet
-  assert.match(r.message, /^gradguard could not start the interpreter "python3" \(found on PATH\): no such file or command \(ENOENT\)\./);
+  assert.match(
+    r.message,
+    /^gradguard could not start the interpreter "python3" \(found on PATH\): no such file or command \(ENOENT\)\./,
+  );
   assert.doesNotMatch(r.message, /needs Python/);
   assert.match(r.message, /gradguard\.interpreter/);
-  const denied = await interp.checkInterpreter(py, {}, 'useBundled', fakeExec({ stdout: '', stderr: '', error: { code: 'EACCES', message: 'spawn python3 EACCES' } }));
+  const denied = await interp.checkInterpreter(
+    py,
+    {},
+    'useBundled',
+    fakeExec({ stdout: '', stderr: '', error: { code: 'EACCES', message: 'spawn python3 EACCES' } }),
+  );
   assert.match(denied.message, /: permission denied \(EACCES\)\./);
 });
 
 test('the running interpreter is described once, with where it came from', () => {
-  const described = interp.describeRunning({ command: '/usr/bin/python3.12', args: [], source: 'setting' }, [3, 12], 'useBundled');
+  const described = interp.describeRunning(
+    { command: '/usr/bin/python3.12', args: [], source: 'setting' },
+    [3, 12],
+    'useBundled',
+  );
   assert.equal(described, '/usr/bin/python3.12 (set by gradguard.interpreter; Python 3.12, useBundled)');
 });
 
@@ -77,44 +109,73 @@ test('check: too old, missing gradguard, fine', async () => {
   const old = await interp.checkInterpreter(py, {}, 'useBundled', fakeExec({ stdout: '(3, 8)\nTrue\n', stderr: '' }));
   assert.equal(old.reason, 'tooOld');
   assert.match(old.message, /is Python 3\.8/);
-  const noPkg = await interp.checkInterpreter(py, {}, 'fromEnvironment', fakeExec({ stdout: '(3, 12)\nFalse\n', stderr: '' }));
+  const noPkg = await interp.checkInterpreter(
+    py,
+    {},
+    'fromEnvironment',
+    fakeExec({ stdout: '(3, 12)\nFalse\n', stderr: '' }),
+  );
   assert.equal(noPkg.reason, 'noGradguard');
   assert.match(noPkg.message, /pip install gradguard/);
-  const noBundle = await interp.checkInterpreter(py, {}, 'useBundled', fakeExec({ stdout: '(3, 12)\nFalse\n', stderr: '' }));
+  const noBundle = await interp.checkInterpreter(
+    py,
+    {},
+    'useBundled',
+    fakeExec({ stdout: '(3, 12)\nFalse\n', stderr: '' }),
+  );
   assert.match(noBundle.message, /bundled/);
   const ok = await interp.checkInterpreter(py, {}, 'useBundled', fakeExec({ stdout: '(3, 12)\nTrue\n', stderr: '' }));
   assert.deepEqual(ok, { ok: true, version: [3, 12] });
 });
 
 test('check: a program that is not Python', async () => {
-  const r = await interp.checkInterpreter(py, {}, 'useBundled', fakeExec({ stdout: '', stderr: 'bad option -c\n', error: { code: 1, message: 'exit 1' } }));
+  const r = await interp.checkInterpreter(
+    py,
+    {},
+    'useBundled',
+    fakeExec({ stdout: '', stderr: 'bad option -c\n', error: { code: 1, message: 'exit 1' } }),
+  );
   assert.equal(r.reason, 'failed');
   assert.match(r.message, /bad option -c/);
 });
 
-test('check runs a real process (fake interpreters as shell scripts)', { skip: process.platform === 'win32' }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'gg-interp-'));
-  const script = (name, body) => {
-    const p = join(dir, name);
-    writeFileSync(p, `#!/bin/sh\n${body}\n`);
-    chmodSync(p, 0o755);
-    return p;
-  };
-  const old = script('py38', 'echo "(3, 8)"; echo True');
-  const good = script('py312', 'echo "(3, 12)"; echo "$PYTHONPATH" >&2; echo True');
-  assert.equal((await interp.checkInterpreter({ command: old, args: [], source: 'setting' }, process.env, 'useBundled')).reason, 'tooOld');
-  const r = await interp.checkInterpreter({ command: good, args: [], source: 'setting' }, process.env, 'useBundled');
-  assert.deepEqual(r, { ok: true, version: [3, 12] });
-  const missing = await interp.checkInterpreter({ command: join(dir, 'nope'), args: [], source: 'setting' }, process.env, 'useBundled');
-  assert.equal(missing.reason, 'missing');
-});
+test(
+  'check runs a real process (fake interpreters as shell scripts)',
+  { skip: process.platform === 'win32' },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gg-interp-'));
+    const script = (name, body) => {
+      const p = join(dir, name);
+      writeFileSync(p, `#!/bin/sh\n${body}\n`);
+      chmodSync(p, 0o755);
+      return p;
+    };
+    const old = script('py38', 'echo "(3, 8)"; echo True');
+    const good = script('py312', 'echo "(3, 12)"; echo "$PYTHONPATH" >&2; echo True');
+    assert.equal(
+      (await interp.checkInterpreter({ command: old, args: [], source: 'setting' }, process.env, 'useBundled')).reason,
+      'tooOld',
+    );
+    const r = await interp.checkInterpreter({ command: good, args: [], source: 'setting' }, process.env, 'useBundled');
+    assert.deepEqual(r, { ok: true, version: [3, 12] });
+    const missing = await interp.checkInterpreter(
+      { command: join(dir, 'nope'), args: [], source: 'setting' },
+      process.env,
+      'useBundled',
+    );
+    assert.equal(missing.reason, 'missing');
+  },
+);
 
 test('useBundled puts bundled/libs first on PYTHONPATH; fromEnvironment leaves it alone', () => {
   const env = interp.serverEnvironment('useBundled', '/ext', { PYTHONPATH: '/mine', PATH: '/bin' }, 'linux');
   assert.equal(env.PYTHONPATH, join('/ext', 'bundled', 'libs') + ':/mine');
   assert.equal(env.PATH, '/bin');
   assert.equal(interp.serverEnvironment('useBundled', '/ext', {}, 'linux').PYTHONPATH, join('/ext', 'bundled', 'libs'));
-  assert.equal(interp.serverEnvironment('fromEnvironment', '/ext', { PYTHONPATH: '/mine' }, 'linux').PYTHONPATH, '/mine');
+  assert.equal(
+    interp.serverEnvironment('fromEnvironment', '/ext', { PYTHONPATH: '/mine' }, 'linux').PYTHONPATH,
+    '/mine',
+  );
   assert.equal(interp.serverEnvironment('fromEnvironment', '/ext', {}, 'linux').PYTHONPATH, undefined);
 });
 

@@ -7,7 +7,10 @@ const { RestartBudget } = require('../../out/lib/restarts.js');
 
 test('three automatic restarts in three minutes, not a fourth', () => {
   const budget = new RestartBudget();
-  assert.deepEqual([0, 1000, 2000, 3000].map((t) => budget.crashed(t)), [true, true, true, false]);
+  assert.deepEqual(
+    [0, 1000, 2000, 3000].map((t) => budget.crashed(t)),
+    [true, true, true, false],
+  );
 });
 
 test('crashes older than the window no longer count', () => {

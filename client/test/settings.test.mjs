@@ -31,9 +31,22 @@ test('package.json defaults are the ones the client falls back to', () => {
 });
 
 test('every server setting and client setting is declared with a description and a default', () => {
-  const keys = ['enable', 'select', 'ignore', 'severity', 'lintOnChange', 'debounceMs', 'probe.enable',
-    'probe.timeout', 'showSyntaxErrors', 'diagnosticMode', 'inlayHints.shapes', 'interpreter', 'importStrategy',
-    'trace.server'];
+  const keys = [
+    'enable',
+    'select',
+    'ignore',
+    'severity',
+    'lintOnChange',
+    'debounceMs',
+    'probe.enable',
+    'probe.timeout',
+    'showSyntaxErrors',
+    'diagnosticMode',
+    'inlayHints.shapes',
+    'interpreter',
+    'importStrategy',
+    'trace.server',
+  ];
   for (const key of keys) {
     const prop = properties[`gradguard.${key}`];
     assert.ok(prop, `gradguard.${key} missing from package.json`);
@@ -101,9 +114,10 @@ test('bad values are dropped and reported, never sent', () => {
   assert.equal(out.probe.timeout, 20);
   assert.equal(out.diagnosticMode, 'openFilesOnly');
   assert.deepEqual(out.inlayHints, { shapes: 'forward' });
-  assert.deepEqual(problems.map((p) => p.key), [
-    'select', 'select', 'ignore', 'severity', 'severity', 'severity', 'diagnosticMode', 'inlayHints.shapes',
-  ]);
+  assert.deepEqual(
+    problems.map((p) => p.key),
+    ['select', 'select', 'ignore', 'severity', 'severity', 'severity', 'diagnosticMode', 'inlayHints.shapes'],
+  );
   assert.match(problems[0].message, /E501/);
 });
 
@@ -122,7 +136,11 @@ test('the probe is off in an untrusted workspace whatever the setting says', () 
 test('initializationOptions carry the settings and the trust state', () => {
   const s = settings.toServerSettings(reader({}), false);
   // commandLinks: the server links rules to command:gradguard.showDocumentation (the local explanation)
-  assert.deepEqual(settings.initializationOptions(s, false), { settings: s, workspaceTrusted: false, commandLinks: true });
+  assert.deepEqual(settings.initializationOptions(s, false), {
+    settings: s,
+    workspaceTrusted: false,
+    commandLinks: true,
+  });
   // the interpreter the server asks for its sys.path (installed packages are read from there)
   assert.deepEqual(settings.initializationOptions(s, true, ['/usr/bin/python3', '-X', 'utf8']), {
     settings: s,
@@ -157,7 +175,16 @@ test('manifest: limited support in untrusted workspaces, engine no newer than 1.
   assert.ok(manifest.capabilities.untrustedWorkspaces.restrictedConfigurations.includes('gradguard.interpreter'));
   const m = /^\^(\d+)\.(\d+)\.\d+$/.exec(manifest.engines.vscode);
   assert.ok(m && (Number(m[1]) < 1 || (Number(m[1]) === 1 && Number(m[2]) <= 100)), manifest.engines.vscode);
-  for (const id of ['gradguard.restart', 'gradguard.showLog', 'gradguard.fixAll', 'gradguard.explainRule', 'gradguard.runProbe']) {
-    assert.ok(manifest.contributes.commands.some((c) => c.command === id), id);
+  for (const id of [
+    'gradguard.restart',
+    'gradguard.showLog',
+    'gradguard.fixAll',
+    'gradguard.explainRule',
+    'gradguard.runProbe',
+  ]) {
+    assert.ok(
+      manifest.contributes.commands.some((c) => c.command === id),
+      id,
+    );
   }
 });

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -101,7 +102,7 @@ async def test_pyproject_watcher_is_registered_and_applied(client: LanguageClien
         (registration,) = client.registrations  # type: ignore[attr-defined]
         assert registration.method == types.WORKSPACE_DID_CHANGE_WATCHED_FILES
         globs = [w["globPattern"] for w in registration.register_options["watchers"]]
-        assert globs == ["**/pyproject.toml", "**/*.py", "**/*.ipynb"]
+        assert globs == ["**/pyproject.toml", "**/*.py", "**/*.ipynb", "**/.gitignore"]
     else:
         assert client.registrations == []  # type: ignore[attr-defined]
 
@@ -171,6 +172,26 @@ def test_hover_shows_the_detail_first():
     assert text.startswith("backward raises because tanh saved `h`.\n\n**GG202 masked-assignment**: ")
     assert text.endswith("Quick fix: Replace with `torch.relu` · [Full explanation](command:x)")
     assert "In-place write" not in text
+
+
+def test_every_rule_example_s_hover_is_short():
+    """The hover holds the finding's detail (the rest of its message), so it grows with the detail:
+    at most 600 characters as shown (link targets and markdown marks left out, as the e2e test
+    measures the rendered hover) for every INVALID example of every rule."""
+    from gradguard.engine.analyzer import Analyzer
+    from gradguard.engine.config import Config
+    from gradguard.engine.rule import all_rules
+    from gradguard.lsp.documentation import command_link
+
+    lengths = {}
+    for code, rule in all_rules().items():
+        for example in rule.INVALID:
+            for finding in Analyzer(Config(select=(code,))).check(example.code).findings:
+                text = finding_hover(finding, markdown=True, link=command_link(finding.code))
+                shown = re.sub(r"\]\([^)]*\)", "]", text).replace("**", "").replace("`", "")
+                lengths[finding.code] = max(lengths.get(finding.code, 0), len(shown))
+    assert len(lengths) >= 25
+    assert max(lengths.values()) <= 600, {c: n for c, n in lengths.items() if n > 600}
 
 
 # -- 5. documentation links open locally --------------------------------------------------------------

@@ -332,6 +332,32 @@ async def check_workspace_mode(client: LanguageClient, tmp_path: Path) -> None:
     await wait_codes(client, clean.as_uri(), ["GG203"], after=mark)
 
 
+async def test_a_gitignore_change_decides_what_workspace_mode_checks(client: LanguageClient, tmp_path):
+    """Issue 14, point 1: `.gitignore` is watched like pyproject.toml; a folder it starts to ignore
+    loses its workspace diagnostics, and they come back when it no longer does."""
+    write(tmp_path, {"base.py": BASE_MODULE, "gen/model.py": MODEL})
+    await initialize(client, tmp_path, diagnosticMode="workspace")
+    await wait_ready(client)
+    model = (tmp_path / "gen" / "model.py").as_uri()
+    await wait_codes(client, model, ["GG101"])
+    gitignore = tmp_path / ".gitignore"
+
+    def changed(kind: types.FileChangeType) -> None:
+        client.workspace_did_change_watched_files(
+            types.DidChangeWatchedFilesParams(changes=[types.FileEvent(uri=gitignore.as_uri(), type=kind)])
+        )
+
+    mark = len(client.published)
+    gitignore.write_text("gen/\n")
+    changed(types.FileChangeType.Created)
+    await wait_codes(client, model, [], after=mark)
+    assert (await wait_ready(client))["files"] == 1
+    mark = len(client.published)
+    gitignore.unlink()
+    changed(types.FileChangeType.Deleted)
+    await wait_codes(client, model, ["GG101"], after=mark)
+
+
 async def test_open_files_only_mode_checks_nothing_else(client: LanguageClient, tmp_path):
     workspace_tree(tmp_path)
     await initialize(client, tmp_path)

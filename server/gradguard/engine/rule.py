@@ -67,6 +67,20 @@ class Invalid:
         self.check_fixed = textwrap.dedent(self.check_fixed).strip("\n")
 
 
+def split_message(text: str) -> tuple[str, str]:
+    """(message, detail) of a rule's message text, as in a commit message: its first line is the
+    short `message` (what is wrong, under ~100 characters for the Problems panel), the rest the
+    `detail` (what PyTorch does, the consequence, the way out). Only a line break outside
+    backticks separates them (code quoted in a message may span lines); both come out on one line."""
+    ticks = 0
+    for i, char in enumerate(text):
+        if char == "`":
+            ticks += 1
+        elif char == "\n" and ticks % 2 == 0:
+            return " ".join(text[:i].split()), " ".join(text[i + 1 :].split())
+    return " ".join(text.split()), ""
+
+
 class Rule:
     code: ClassVar[str]
     name: ClassVar[str]
@@ -111,6 +125,9 @@ class Rule:
         alternatives: list[Fix] | None = None,
         detail: str = "",
     ) -> Finding:
+        """A finding at `node`; `message` (else the rule's) is split by `split_message`."""
+        message, rest = split_message(message or self.message)
+        detail = detail or rest
         line, col, end_line, end_col = unit.node_range(node)
         if end_node is not None:
             _, _, end_line, end_col = unit.node_range(end_node)
@@ -118,7 +135,7 @@ class Rule:
             code=self.code,
             name=self.name,
             severity=self.severity,
-            message=message or self.message,
+            message=message,
             line=line,
             column=col,
             end_line=end_line,

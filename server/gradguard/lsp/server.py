@@ -1123,7 +1123,8 @@ async def initialized(ls: GradguardServer, params: types.InitializedParams) -> N
     await ls.workspace_index.start()
 
 
-WATCHED_FILES = ["**/pyproject.toml", *WATCH_GLOBS]  # and the Python files, for the project index
+# and the Python files, for the project index; a .gitignore decides which files workspace mode checks
+WATCHED_FILES = ["**/pyproject.toml", *WATCH_GLOBS, "**/.gitignore"]
 
 
 async def register_file_watchers(ls: GradguardServer) -> bool:

@@ -759,8 +759,8 @@ class WorkspaceIndex:
     # -- files changed on disk ---------------------------------------------------------------------
     def files_changed(self, changes: list[types.FileEvent]) -> None:
         """workspace/didChangeWatchedFiles (loop thread)."""
-        if any(c.uri.endswith("pyproject.toml") for c in changes):
-            self.configuration_changed(force=True)  # `exclude` may have changed
+        if any(c.uri.endswith(("pyproject.toml", "/.gitignore")) for c in changes):
+            self.configuration_changed(force=True)  # `exclude` or what .gitignore ignores may have changed
             return
         paths = []
         for change in changes:

@@ -139,8 +139,8 @@ class FakeBackward(Rule):
         "`forward` recorded, so this method is dead code."
     )
     message = (
-        "`{method}` is never called by autograd: `loss.backward()` differentiates the operations "
-        "`forward` ran, and declared nn.Parameters already get their gradients from that"
+        "`{method}` is never called by autograd\n`loss.backward()` differentiates the operations "
+        "`forward` ran, and declared nn.Parameters already get their gradients from that."
     )
     explanation = """
     `nn.Module` defines no `backward` method for autograd to call. When you call

@@ -27,8 +27,8 @@ class ManualGradAssignment(Rule):
         "gets autograd's gradient added on top, one assigned after it replaces the correct gradient."
     )
     message = (
-        "Hand-computed gradient assigned to `{target}`: "
-        "autograd already computes it in `loss.backward()`{where}"
+        "Hand-computed gradient assigned to `{target}`\n"
+        "Autograd already computes it in `loss.backward()`{where}."
     )
     explanation = """
     Every `nn.Parameter` of a module gets its gradient from autograd: `loss.backward()`

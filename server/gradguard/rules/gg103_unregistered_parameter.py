@@ -429,8 +429,8 @@ class UnregisteredParameter(Rule):
     # -- findings ----------------------------------------------------------------------------------
     def _grad_tensor(self, unit: Unit, attr: str, value: ast.Call) -> Finding:
         message = (
-            f"`self.{attr}` requires grad but is a plain tensor, not an `nn.Parameter`: it is missing from "
-            "`.parameters()` (an optimizer never updates it) and `state_dict()`, and `.to()` does not move it"
+            f"`self.{attr}` requires grad but is a plain tensor, not an `nn.Parameter`\nIt is missing from "
+            "`.parameters()` (an optimizer never updates it) and `state_dict()`, and `.to()` does not move it."
         )
         nn = nn_name(unit)
         fix = None
@@ -464,8 +464,8 @@ class UnregisteredParameter(Rule):
             "Dict" if dict_like else "List"
         )
         message = (
-            f"`self.{attr}` is a plain Python {container} of {what}: `nn.Module` does not register them, so they "
-            f"are missing from `.parameters()` (never trained) and `state_dict()`; use `nn.{suggestion}`"
+            f"`self.{attr}` is a plain Python {container} of {what}, which `nn.Module` does not register\nThey "
+            f"are missing from `.parameters()` (never trained) and `state_dict()`; use `nn.{suggestion}`."
         )
         fix = None
         nn = nn_name(unit)

@@ -225,15 +225,15 @@ class ParameterCreatedInForward(Rule):
                         if not in_forward or unit.parent(stored) is not func:
                             continue
                         message = (
-                            f"`{label}` is assigned to `self` on every call of `forward`: it is re-created with new "
-                            "random weights each time, so it never learns; create it in `__init__`"
+                            f"`{label}` is assigned to `self` on every call of `forward`\nIt is re-created "
+                            "with new random weights each time, so it never learns; create it in `__init__`."
                         )
                     else:
                         where = "`forward`" if in_forward else f"`{func.name}` (called from `forward`)"
                         message = (
-                            f"`{label}` is created inside {where}: it gets new random weights on every call and is "
-                            "not in the `.parameters()` the optimizer updates, so it never learns; create it in "
-                            "`__init__`"
+                            f"`{label}` is created inside {where}: new weights on every call\nIt gets new "
+                            "random weights each time, is not in the `.parameters()` the optimizer updates, "
+                            "so it never learns; create it in `__init__`."
                         )
                     yield self.finding(unit, node, message)
 

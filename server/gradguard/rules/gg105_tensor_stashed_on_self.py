@@ -27,8 +27,8 @@ class TensorStashedOnSelf(Rule):
         "attribute only keeps the batch's tensor (and its graph) alive until the next call."
     )
     message = (
-        "`self.{attr}` keeps a tensor from `forward` for `{method}`, which autograd never calls; "
-        "it stays referenced (with the graph that produced it) until the next forward"
+        "`self.{attr}` keeps a tensor from `forward` for `{method}`, which autograd never calls\n"
+        "It stays referenced (with the graph that produced it) until the next forward."
     )
     explanation = """
     Storing `self.x = x` in `forward` "for the backward pass" is a habit from

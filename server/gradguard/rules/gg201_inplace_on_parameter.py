@@ -80,8 +80,8 @@ class InplaceOnParameter(Rule):
         'raises "a leaf Variable that requires grad is being used in an in-place operation".'
     )
     message = (
-        "In-place {what} on {kind} `{target}` in `{method}`: PyTorch raises "
-        '"{error}" whenever this runs with gradients enabled{hint}'
+        "In-place {what} on {kind} `{target}` in `{method}` makes PyTorch raise\nIt raises "
+        '"{error}" whenever this runs with gradients enabled{hint}.'
     )
     explanation = """
     A module's parameters are *leaf* tensors that require grad: autograd accumulates
@@ -359,8 +359,9 @@ class InplaceOnParameter(Rule):
                     yield self.finding(unit, event.node, message)
 
     _DATA = (
-        "`{target}.data` is replaced in `{method}`: the optimizer's update of `{target}` is overwritten on "
-        "every forward pass unless something copies it back, and autograd never sees the assignment"
+        "`{target}.data` is replaced in `{method}`, overwriting the optimizer's updates\nThe update of "
+        "`{target}` is lost on every forward pass unless something copies it back, and autograd never sees "
+        "the assignment."
     )
 
     def _inplace(self, unit: Unit, sites: list) -> Iterator[Finding]:

@@ -25,19 +25,19 @@ class MaskedAssignment(Rule):
     severity = Severity.ERROR
     message = "In-place masked assignment to `{name}`; use an out-of-place `{suggestion}`"  # docs only
     _SAVED = (
-        "In-place masked assignment to `{name}`, the output of `{op}` that autograd saved for backward: "
-        'backward raises "one of the variables needed for gradient computation has been modified by an '
-        'inplace operation"; use an out-of-place `{suggestion}`'
+        "In-place masked assignment to `{name}`, the output of `{op}` saved for backward\n"
+        'Backward raises "one of the variables needed for gradient computation has been modified by an '
+        'inplace operation"; use an out-of-place `{suggestion}`.'
     )
     _SAVED_INPUT = (
-        "In-place masked assignment to `{name}` after `{op}` saved it for backward: backward raises "
+        "In-place masked assignment to `{name}` after `{op}` saved it for backward\nBackward raises "
         '"one of the variables needed for gradient computation has been modified by an inplace operation"; '
-        "use an out-of-place `{suggestion}`"
+        "use an out-of-place `{suggestion}`."
     )
     _INPUT = (
-        "In-place masked assignment to `{name}`, an input of `forward`: it changes the caller's tensor, and "
+        "In-place masked assignment to `{name}`, an input of `forward`\nIt changes the caller's tensor, and "
         'raises "a leaf Variable that requires grad is being used in an in-place operation" when the input '
-        "requires grad; use an out-of-place `{suggestion}`"
+        "requires grad; use an out-of-place `{suggestion}`."
     )
     explanation = """
     `x[mask] = value` writes into `x` in place. The write itself is differentiable

@@ -32,9 +32,9 @@ class InplaceOnLeaf(Rule):
         'enabled raises "a leaf Variable that requires grad is being used in an in-place operation".'
     )
     message = (
-        "In-place {what} on `{name}`, {origin} (line {line}): PyTorch raises "
+        "In-place {what} on `{name}`, {origin} (line {line})\nPyTorch raises "
         '"{error}"; to update the leaf, do it under `with torch.no_grad():`; '
-        "if the change should be differentiated, write {alternative}"
+        "if the change should be differentiated, write {alternative}."
     )
     explanation = """
     A tensor you create with `requires_grad=True` (or mark with `.requires_grad_()`)

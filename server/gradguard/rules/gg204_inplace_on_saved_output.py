@@ -544,9 +544,9 @@ class InplaceOnSavedOutput(Rule):
         (site,) = tuple(write.value.sites)[:1] or (None,)
         op = describe(unit, site.func) if isinstance(site, ast.Call) else "chunk"
         message = (
-            f"In-place write into `{name}`, one of the views `{op}(...)` returned: PyTorch raises "
+            f"In-place write into `{name}`, one of the views `{op}(...)` returned\nPyTorch raises "
             '"... is a view and is being modified inplace. This view is the output of a function that returns '
-            'multiple views"; rebind it out of place instead'
+            'multiple views"; rebind it out of place instead.'
         )
         return self.finding(unit, write.node, message, fix=self._fix(unit, write))
 
@@ -575,14 +575,15 @@ class InplaceOnSavedOutput(Rule):
         stmt = write.event.statement
         if saved.role == "output":
             message = (
-                f"In-place write into `{name}`, the output of `{op}` that autograd saved for backward: "
-                'backward raises "one of the variables needed for gradient computation has been modified by an '
-                'inplace operation"'
+                f"In-place write into `{name}`, the output of `{op}` saved for backward\n"
+                'Backward raises "one of the variables needed for gradient computation has been modified by an '
+                'inplace operation".'
             )
         else:
             message = (
-                f"In-place write into `{name}` after `{op}` saved it for backward: backward raises "
-                '"one of the variables needed for gradient computation has been modified by an inplace operation"'
+                f"In-place write into `{name}` after `{op}` saved it for backward\nBackward raises "
+                '"one of the variables needed for gradient computation has been modified by an inplace '
+                'operation".'
             )
         node: ast.AST = write.node
         fix = None

@@ -22,7 +22,7 @@ class BufferUpdatedFromGraph(Rule):
     needs_class = "module"
     triggers = ("running", "register_buffer", "buffer", "BatchNorm", "Norm")
     summary = "A registered buffer updated from values that require grad: the buffer keeps their graph."
-    message = "Buffer `{name}` is updated from values that require grad: it keeps their autograd graph"
+    message = "Buffer `{name}` is updated from values that require grad\nIt keeps their autograd graph"
     why = (
         "The update is recorded in the autograd graph, so the buffer holds every step's graph: memory grows, "
         "`copy.deepcopy(model)` fails, and a later backward through it raises."
@@ -239,7 +239,7 @@ class BufferUpdatedFromGraph(Rule):
             self.message.format(name=name)
             + ": memory grows every step, `copy.deepcopy` of the model fails, and a later backward through it "
             'raises "Trying to backward through the graph a second time"; update it under `torch.no_grad()` or '
-            "from `.detach()`ed values"
+            "from `.detach()`ed values."
         )
         fix = None
         torch = torch_name(unit)

@@ -327,9 +327,9 @@ class DetachedLoss(Rule):
                 if cut.kind not in _CUT_KINDS or not cut.blocked or _reported_as_rewrap(cut):
                     continue
                 message = (
-                    f"`{describe(unit, cut.node)}` is cut from the autograd graph, and `{loss}` "
-                    f"(backpropagated on line {event.node.lineno}) depends on the model only through it: "
-                    "no gradient reaches the parameters"
+                    f"`{describe(unit, cut.node)}` is cut from the autograd graph: no gradient reaches the "
+                    f"parameters\n`{loss}` (backpropagated on line {event.node.lineno}) depends on the model "
+                    "only through it."
                 )
                 yield self.finding(unit, cut.node, message)
         seen = set()
@@ -347,9 +347,9 @@ class DetachedLoss(Rule):
                 inside = unit_contains(unit, cut.node) or _is_script(unit)
                 term_text = describe(unit, term.target) if term.target is not None else "a term"
                 message = (
-                    f"`{term_text}` is a constant: it was cut from the autograd graph by "
-                    f"`{describe(unit, cut.node)}` (line {cut.node.lineno}), so it adds nothing to the gradient of "
-                    f"`{loss}` (backpropagated on line {backward.node.lineno})"
+                    f"`{term_text}` is a constant: it adds nothing to the gradient of `{loss}`\nIt was cut "
+                    f"from the autograd graph by `{describe(unit, cut.node)}` (line {cut.node.lineno}), and "
+                    f"`{loss}` is backpropagated on line {backward.node.lineno}."
                 )
                 yield self.finding(unit, cut.node if inside else term.node, message)
                 break  # one finding per constant term: its first cut
@@ -364,8 +364,8 @@ class DetachedLoss(Rule):
                     if cut.kind not in _CUT_KINDS or not cut.blocked or _reported_as_rewrap(cut):
                         continue
                     message = (
-                        f"`forward` returns `{describe(unit, cut.node)}`, which is cut from the autograd graph: "
-                        "no gradient reaches this module's parameters through its output"
+                        f"`forward` returns `{describe(unit, cut.node)}`, which is cut from the autograd graph\n"
+                        "No gradient reaches this module's parameters through its output."
                     )
                     yield self.finding(unit, cut.node, message)
 

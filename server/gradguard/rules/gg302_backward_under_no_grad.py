@@ -180,8 +180,8 @@ class BackwardUnderNoGrad(Rule):
             loss = describe(unit, call.args[0] if event.op == "delegated" and call.args else call.func.value)
             context = _context_text(unit, origin)
             message = (
-                f"`{loss}` was computed under `{context}` (line {origin.lineno}), so it does not require grad: "
-                '`.backward()` raises "element 0 of tensors does not require grad and does not have a grad_fn"'
+                f"`{loss}` was computed under `{context}` (line {origin.lineno}): it does not require grad\n"
+                '`.backward()` raises "element 0 of tensors does not require grad and does not have a grad_fn".'
             )
             yield self.finding(unit, call, message)
 

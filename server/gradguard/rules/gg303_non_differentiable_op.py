@@ -211,9 +211,9 @@ class NonDifferentiableOp(Rule):
                 what = "has a zero gradient almost everywhere" if cut.kind == ZERO_GRAD else "has no gradient"
                 term_text = describe(unit, term.target) if term.target is not None else "a term"
                 message = (
-                    f"`{term_text}` is a constant: it was computed through `{describe(unit, cut.node)}` "
-                    f"(line {cut.node.lineno}), which {what}, so it adds nothing to the gradient of `{loss}` "
-                    f"(line {call.lineno})"
+                    f"`{term_text}` is a constant: it adds nothing to the gradient of `{loss}`\nIt was "
+                    f"computed through `{describe(unit, cut.node)}` (line {cut.node.lineno}), which {what}, "
+                    f"and `{loss}` is backpropagated on line {call.lineno}."
                 )
                 yield self.finding(unit, cut.node if inside else term.node, message)
                 break  # one finding per constant term: its first cut
@@ -228,9 +228,9 @@ class NonDifferentiableOp(Rule):
                 cuts = [c for c in value.cuts if c.kind == NONDIFF and c.blocked & starved]
                 for cut in cuts:
                     message = (
-                        f"`{describe(unit, cut.node)}` gives an integer/boolean tensor with no gradient, and the "
+                        f"`{describe(unit, cut.node)}` gives an integer/boolean tensor with no gradient\nThe "
                         f"model before it reaches `{loss}` (line {call.lineno}) only through it: that model gets "
-                        "no gradient"
+                        "no gradient."
                     )
                     yield self.finding(unit, cut.node, message)
                 continue
@@ -244,19 +244,20 @@ class NonDifferentiableOp(Rule):
                 )
                 if op == "indices":
                     message = (
-                        f"The indices from `{describe(unit, origin)}` are an integer tensor with no gradient and "
-                        f'{where}: `.backward()` raises "element 0 of tensors does not require grad and does not '
-                        'have a grad_fn"'
+                        f"The indices from `{describe(unit, origin)}` are an integer tensor with no gradient\n"
+                        f'{where[0].upper()}{where[1:]}: `.backward()` raises "element 0 of tensors does '
+                        'not require grad and does not have a grad_fn".'
                     )
                 elif cut.kind == ZERO_GRAD:
                     message = (
-                        f"The gradient of `{op}` is zero almost everywhere and {where}: "
-                        "every parameter gets an all-zero gradient"
+                        f"The gradient of `{op}` is zero almost everywhere\n{where[0].upper()}{where[1:]}: "
+                        "every parameter gets an all-zero gradient."
                     )
                 else:
                     message = (
-                        f"`{describe(unit, origin)}` gives an integer/boolean tensor with no gradient and {where}: "
-                        '`.backward()` raises "element 0 of tensors does not require grad and does not have a grad_fn"'
+                        f"`{describe(unit, origin)}` gives an integer/boolean tensor with no gradient\n"
+                        f'{where[0].upper()}{where[1:]}: `.backward()` raises "element 0 of tensors does '
+                        'not require grad and does not have a grad_fn".'
                     )
                 yield self.finding(unit, origin, message)
 

@@ -223,8 +223,8 @@ class TensorRewrap(Rule):
                     else f"`{describe(unit, arg)}`, which autograd tracks,"
                 )
                 message = (
-                    f"`{describe(unit, call)}` copies {what} into a new tensor that does not require grad: "
-                    "no gradient flows back through it"
+                    f"`{describe(unit, call)}` copies {what} into an untracked tensor\nThe new tensor "
+                    "does not require grad: no gradient flows back through it."
                 )
                 yield self.finding(unit, call, message, fix=fix)
 

@@ -32,14 +32,14 @@ class MissingZeroGrad(Rule):
         "the sum of all the gradients so far."
     )
     message = (
-        "Gradients are never cleared in this loop: each `backward()` adds to the `.grad` left by earlier "
-        "iterations, so `{optimizer}.step()` applies the sum of all gradients so far; call "
-        "`{optimizer}.zero_grad()` before `backward()`"
+        "Gradients are never cleared in this loop: `{optimizer}.step()` applies their running sum\nEach "
+        "`backward()` adds to the `.grad` left by earlier iterations, so the step applies the sum of all "
+        "gradients so far; call `{optimizer}.zero_grad()` before `backward()`."
     )
     partial_message = (
-        "`{optimizer}.step()` runs every iteration but `{optimizer}`'s gradients are never cleared (only "
-        "other optimizers' are): each `backward()` adds to them, so the step applies the sum of all "
-        "gradients so far; call `{optimizer}.zero_grad()` before `backward()`"
+        "`{optimizer}.step()` runs every iteration but `{optimizer}`'s gradients are never cleared\nOnly "
+        "other optimizers' are: each `backward()` adds to them, so the step applies the sum of all "
+        "gradients so far; call `{optimizer}.zero_grad()` before `backward()`."
     )
     explanation = """
     `loss.backward()` does not overwrite `.grad`: it *adds* this iteration's gradient

@@ -22,8 +22,9 @@ class ZeroGradBeforeStep(Rule):
         "default `set_to_none=True` the step skips every parameter and the model does not learn."
     )
     message = (
-        "`{call}` clears the gradients that `backward()` just computed, before `{optimizer}.step()` "
-        "uses them: the step does not see this iteration's gradients; call it before `backward()`"
+        "`{call}` between `backward()` and `{optimizer}.step()` throws the gradients away\nIt clears "
+        "the gradients that `backward()` just computed, so the step does not see this iteration's "
+        "gradients; call it before `backward()`."
     )
     explanation = """
     `optimizer.step()` updates each parameter from its `.grad`. When
@@ -178,9 +179,9 @@ class ZeroGradBeforeStep(Rule):
     ]
 
     micro_message = (
-        "`{call}` runs on every iteration of this loop, but `{optimizer}.step()` only after it: each iteration "
-        "erases the gradients the previous ones accumulated, so the step uses the last one's only; clear the "
-        "gradients before the loop"
+        "`{call}` in this loop keeps only the last iteration's gradients\nIt runs on every iteration, "
+        "erasing what the earlier ones accumulated, and `{optimizer}.step()` after the loop uses the last "
+        "one's gradients only; clear the gradients before the loop."
     )
 
     def check(self, unit: Unit) -> Iterator[Finding]:

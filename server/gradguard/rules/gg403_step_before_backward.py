@@ -22,8 +22,8 @@ class StepBeforeBackward(Rule):
         "the previous iteration's gradients (or none at all)."
     )
     message = (
-        "`{optimizer}.step()` runs before `backward()` in this iteration, so it cannot use this "
-        "iteration's gradients; call `backward()` first"
+        "`{optimizer}.step()` runs before `backward()` in this iteration\nIt cannot use this "
+        "iteration's gradients; call `backward()` first."
     )
     explanation = """
     `optimizer.step()` reads the `.grad` of each parameter *as it is when the step runs*.

@@ -45,13 +45,13 @@ class BackwardTwice(Rule):
     )
     severity = Severity.ERROR
     message = (
-        "`{second}` backpropagates again through `{shared}`, whose graph `{first}` already freed: "
+        "`{second}` backpropagates again through `{shared}`, whose graph `{first}` already freed\n"
         f'PyTorch raises "{_ERROR}". Pass `retain_graph=True` to the first call, or call `backward()` '
-        "once on the sum of the losses"
+        "once on the sum of the losses."
     )
     loop_message = (
-        "`{shared}` is computed once, before the loop, but `{call}` backpropagates through it on every "
-        f'iteration: the second iteration raises "{_ERROR}". Compute `{{shared}}` inside the loop'
+        "`{shared}` is computed once, before the loop, but `{call}` backpropagates through it every time\n"
+        f'The second iteration raises "{_ERROR}". Compute `{{shared}}` inside the loop.'
     )
     explanation = f"""
     To save memory, `backward()` frees the intermediate values the graph saved for the
@@ -281,9 +281,9 @@ class BackwardTwice(Rule):
     ]
 
     attribute_message = (
-        "`self.{attr}` keeps the graph of this forward pass, and the next forward feeds it back in: the next "
+        "`self.{attr}` keeps this forward pass's graph, and the next forward feeds it back in\nThe next "
         f'`backward()` goes through the freed graph and raises "{_ERROR}". Store `.detach()`ed state (or reset '
-        "it before each batch)"
+        "it before each batch)."
     )
 
     def check(self, unit: Unit) -> Iterator[Finding]:
@@ -335,9 +335,9 @@ class BackwardTwice(Rule):
                 yield self.finding(unit, call, message, fix=fix)
 
     carried_message = (
-        "`{shared}` is carried from one iteration to the next with its graph, and `{call}` backpropagates "
-        f'through the previous iteration\'s graph again: the second iteration raises "{_ERROR}". '
-        "Detach it at the start of each iteration (`{shared} = {shared}.detach()`)"
+        "`{shared}` is carried to the next iteration with its graph, and `{call}` backpropagates through it\n"
+        f'The second iteration goes through the previous iteration\'s graph again and raises "{_ERROR}". '
+        "Detach it at the start of each iteration (`{shared} = {shared}.detach()`)."
     )
 
     def _pair_finding(self, unit: Unit, first: ast.Call, second: ast.Call, shared: str) -> Finding:

@@ -47,8 +47,9 @@ class LossAccumulatedWithGraph(Rule):
         "iteration's graph alive, so memory use grows every step."
     )
     message = (
-        "`{target} += {loss}` adds the loss tensor itself, so `{target}` stays attached to the autograd "
-        "graph of every iteration and memory grows with each step; accumulate `{loss}.item()`"
+        "`{target} += {loss}` keeps every iteration's autograd graph alive\nIt adds the loss tensor itself, "
+        "so `{target}` stays attached to the graph of every iteration and memory grows with each step; "
+        "accumulate `{loss}.item()`."
     )
     explanation = """
     A loss returned by the model is a tensor with a `grad_fn`: it references the
@@ -238,8 +239,8 @@ class LossAccumulatedWithGraph(Rule):
             yield self.finding(unit, node, template.format(target=total, loss=_short(what)), fix=fix)
 
     append_message = (
-        "`{target}` collects `{loss}` with its autograd graph on every iteration: each iteration's graph stays "
-        "in memory; append `{loss}.detach()` (or `.item()`) instead"
+        "`{target}` collects `{loss}` with its autograd graph on every iteration\nEach iteration's graph stays "
+        "in memory; append `{loss}.detach()` (or `.item()`) instead."
     )
 
 

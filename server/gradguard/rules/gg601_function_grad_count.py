@@ -59,8 +59,9 @@ class FunctionGradCount(Rule):
     )
     severity = Severity.ERROR
     message = (
-        "`{cls}.backward` returns {got} value(s) but `forward` takes {expected} input(s) after `ctx`: PyTorch "
-        'raises "function {cls}Backward returned an incorrect number of gradients (expected {expected}, got {got})"'
+        "`{cls}.backward` returns {got} value(s) but `forward` takes {expected} input(s) after `ctx`\n"
+        'PyTorch raises "function {cls}Backward returned an incorrect number of gradients (expected '
+        '{expected}, got {got})".'
     )
     explanation = """
     `backward` must return exactly one gradient per argument of `forward` (not counting
@@ -228,8 +229,9 @@ class FunctionGradCount(Rule):
 
     def _no_return(self, unit: Unit, cls: str, backward: ast.AST, expected: int) -> Finding:
         message = (
-            f"`{cls}.backward` can end without a `return`: it returns None, 1 value, where autograd expects "
-            f'{expected} (one per input of `forward`): backward raises "returned an incorrect number of gradients"'
+            f"`{cls}.backward` can end without a `return`\nIt then returns None, 1 value, where autograd "
+            f"expects {expected} (one per input of `forward`): backward raises "
+            '"returned an incorrect number of gradients".'
         )
         finding = self.finding(unit, backward, message)
         line = backward.lineno  # type: ignore[attr-defined]

@@ -25,16 +25,16 @@ class FunctionMisuse(Rule):
     )
     message = "Use `{cls}.apply(...)`"
     instance_message = (
-        "`{cls}()(...)` calls an instance of an autograd Function: PyTorch raises "
-        f'"{_LEGACY}"; call `{{cls}}.apply(...)`'
+        "`{cls}()(...)` calls an instance of an autograd Function; call `{cls}.apply(...)`\nPyTorch raises "
+        f'"{_LEGACY}".'
     )
     direct_message = (
-        "`{cls}.{method}(...)` calls the method directly: autograd never records `{cls}Backward`, so your "
-        "`backward` is not used; call `{cls}.apply(...)`"
+        "`{cls}.{method}(...)` calls the method directly; call `{cls}.apply(...)`\nAutograd never records "
+        "`{cls}Backward`, so your `backward` is not used."
     )
     static_message = (
-        "`{cls}.{method}` should be a `@staticmethod`: autograd calls it on the class with the ctx as first "
-        "argument (so `{arg}` is the ctx, not an instance), and instances cannot be called"
+        "`{cls}.{method}` should be a `@staticmethod`\nAutograd calls it on the class with the ctx as first "
+        "argument (so `{arg}` is the ctx, not an instance), and instances cannot be called."
     )
     explanation = f"""
     A custom `torch.autograd.Function` is never instantiated. Its `forward` and
@@ -355,8 +355,8 @@ class FunctionMisuse(Rule):
                 yield self.finding(unit, call, message, fix=fix)
 
     held_message = (
-        "`{name}` holds an instance of the autograd Function `{cls}`, and calling it raises "
-        f'"{_LEGACY}"; call `{{cls}}.apply(...)`'
+        "`{name}` holds an instance of the autograd Function `{cls}`; call `{cls}.apply(...)`\nCalling it "
+        f'raises "{_LEGACY}".'
     )
 
     def _at_def(self, unit: Unit, method: ast.AST, message: str, fix) -> Finding:

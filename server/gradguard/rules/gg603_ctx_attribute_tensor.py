@@ -82,9 +82,9 @@ class CtxAttributeTensor(Rule):
         "modified values), and an output stored there leaks memory; `ctx.save_for_backward` does neither."
     )
     message = (
-        "`{ctx}.{attr} = {value}` stores the {role} tensor on ctx: autograd cannot check it for in-place "
-        "changes (backward silently uses the modified values){leak}; use `{ctx}.save_for_backward({value})` "
-        "and `{ctx}.saved_tensors`"
+        "`{ctx}.{attr} = {value}` stores the {role} tensor on ctx instead of `save_for_backward`\nAutograd "
+        "cannot check it for in-place changes (backward silently uses the modified values){leak}; use "
+        "`{ctx}.save_for_backward({value})` and `{ctx}.saved_tensors`."
     )
     explanation = """
     Tensors that `backward` needs and that are inputs or outputs of `forward` must be
