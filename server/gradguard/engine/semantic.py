@@ -832,7 +832,10 @@ class Semantics:
         for value in [*values, callee]:
             sources |= value.sources
             stale |= value.stale
-            names |= value.names
+            if value is not callee:
+                # not the callee's: calling a model or an object's method computes a new graph,
+                # the callee is where the gradient goes, not a graph the result was computed from
+                names |= value.names
             grad = max(grad, value.grad)
         if not loss_like:
             # the unknown callee is a root the gradient may reach: identified by what holds it
