@@ -272,7 +272,11 @@ class BufferUpdatedFromGraph(Rule):
                     and before.kinds & BUFFER_KIND
                     and (
                         event.value.grad == YES
-                        or (event.value.grad == MAYBE and event.value.is_tensor and from_input(unit, func, event.value))
+                        or (
+                            event.value.grad == MAYBE
+                            and event.value.is_tensor
+                            and from_input(unit, func, event.value)
+                        )
                     )
                     and not _from_itself(event.value, before)
                 ):
