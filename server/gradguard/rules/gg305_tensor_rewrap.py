@@ -117,10 +117,18 @@ class TensorRewrap(Rule):
             """
             import torch
 
-            def normalizer(student, device):
-                mean = torch.tensor(student.pretrained_cfg["mean"], device=device).view(1, -1, 1, 1)
-                std = torch.tensor(student.pretrained_cfg["std"], device=device).view(1, -1, 1, 1)
-                return mean, std
+            import torch.nn as nn
+            from timm.models import unwrap_model
+
+            class Distill(nn.Module):
+                def __init__(self, student_model: nn.Module):
+                    super().__init__()
+                    self.student = student_model
+                    student = unwrap_model(student_model)
+                    mean = torch.tensor(student.pretrained_cfg["mean"]).view(1, -1, 1, 1)
+                    std = torch.tensor(student.pretrained_cfg["std"]).view(1, -1, 1, 1)
+                    self.register_buffer("mean", mean, persistent=False)
+                    self.register_buffer("std", std, persistent=False)
             """,
             note="a str-keyed item of a model's attribute (a config list of numbers), not known to be a "
             "tensor (timm task/distillation.py)",
