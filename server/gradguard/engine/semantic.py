@@ -517,6 +517,11 @@ class Semantics:
             return None
         text = ast.unparse(annotation) if not isinstance(annotation, ast.Constant) else str(annotation.value)
         optional = "Optional" in text or "None" in text
+        container = _annotated_container(annotation)
+        if container is not None:
+            # `dict[str, Tensor]`, `List[torch.Tensor]`: a container of tensors, not a tensor
+            elem = Value(TENSOR, grad=MAYBE, leaf=MAYBE) if "Tensor" in text else UNKNOWN
+            return Value(container | (NONE if optional else 0), grad=NO, leaf=NO, elem=elem)
         if (
             "Tensor" in text
             and "List" not in text
@@ -2015,6 +2020,29 @@ def _is_layer_name(qual: str) -> bool:
         return False
     last = qual.rsplit(".", 1)[1]
     return last[:1].isupper() and last not in ("Parameter", "Buffer", "Module")
+
+
+_CONTAINER_ANNOTATIONS = {"list": LIST, "List": LIST, "tuple": TUPLE, "Tuple": TUPLE, "Sequence": LIST | TUPLE,
+                          "dict": DICT, "Dict": DICT, "Mapping": DICT, "MutableMapping": DICT}  # fmt: skip
+
+
+def _annotated_container(annotation: ast.expr) -> int | None:
+    """The container kind of `list[...]`, `Dict[str, Tensor]`, `Optional[List[Tensor]]`,
+    `Sequence[Tensor] | None` (None for anything else, unions of several kinds included)."""
+    node = annotation
+    if isinstance(node, ast.Subscript) and isinstance(node.value, (ast.Name, ast.Attribute)):
+        head = node.value.id if isinstance(node.value, ast.Name) else node.value.attr
+        if head == "Optional":
+            node = node.slice
+    elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        if isinstance(node.right, ast.Constant) and node.right.value is None:
+            node = node.left
+        elif isinstance(node.left, ast.Constant) and node.left.value is None:
+            node = node.right
+    if isinstance(node, ast.Subscript) and isinstance(node.value, (ast.Name, ast.Attribute)):
+        head = node.value.id if isinstance(node.value, ast.Name) else node.value.attr
+        return _CONTAINER_ANNOTATIONS.get(head)
+    return None
 
 
 def _script_bound_names(script: list[ast.stmt]) -> frozenset[str]:

@@ -111,6 +111,37 @@ class InplaceOnSavedOutput(Rule):
     VALID = [
         Valid(
             """
+            from typing import List
+
+            import torch
+            import torch.nn as nn
+            from torch import Tensor
+
+            class Dense(nn.Module):
+                def __init__(self, dim):
+                    super().__init__()
+                    self.linear = nn.Linear(dim, dim)
+
+                def forward(self, features: dict[str, Tensor]):
+                    features["out"] = torch.tanh(self.linear(features["in"]))
+                    return features
+
+            class Norms(nn.Module):
+                def __init__(self, dim):
+                    super().__init__()
+                    self.norms = nn.ModuleList([nn.LayerNorm(dim), nn.LayerNorm(dim)])
+
+                def forward(self, features: List[torch.Tensor]):
+                    features = features[:2]
+                    for i, norm in enumerate(self.norms):
+                        features[i] = norm(features[i])
+                    return features[0] + features[1]
+            """,
+            note="an item stored into an argument annotated as a dict or list of tensors (sentence-transformers "
+            "base/modules/dense.py, segmentation_models_pytorch decoders/upernet/decoder.py)",
+        ),
+        Valid(
+            """
             import torch
             import torch.nn as nn
             import torch.nn.functional as F
