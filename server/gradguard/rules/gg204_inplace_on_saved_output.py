@@ -137,8 +137,9 @@ class InplaceOnSavedOutput(Rule):
                         features[i] = norm(features[i])
                     return features[0] + features[1]
             """,
-            note="an item stored into an argument annotated as a dict or list of tensors (sentence-transformers "
-            "base/modules/dense.py, segmentation_models_pytorch decoders/upernet/decoder.py)",
+            note="an item stored into an argument annotated as a dict or list of tensors "
+            "(sentence-transformers base/modules/dense.py, "
+            "segmentation_models_pytorch decoders/upernet/decoder.py)",
         ),
         Valid(
             """
