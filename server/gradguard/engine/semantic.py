@@ -1736,6 +1736,12 @@ class Semantics:
             receiver = operands[0] if operands else UNKNOWN
             facts = torch_facts.function(qual)
             fake_args = Arguments(node, list(args.positional[1:]), args.keywords)
+            if qual == "torch.where" and len(args.positional) == 3 and not args.keywords:
+                # `torch.where(cond, x, y)` is `x.where(cond, y)`, differentiable in `x` and `y` (the
+                # generated facts describe the one-argument form, which returns indices)
+                receiver = args.positional[1]
+                facts = torch_facts.op("where")
+                fake_args = Arguments(node, [args.positional[0], args.positional[2]], {})
             if receiver.kinds & TENSORISH or receiver.kinds == ANY:
                 tensor = receiver.evolve(kinds=TENSOR) if receiver.kinds == ANY else receiver
                 return self.tensor_method(flow, node, tensor, last, fake_args, state, facts=facts)
