@@ -1487,7 +1487,10 @@ class Semantics:
             facts is None and attr.endswith("_") and not attr.startswith("_") and attr not in _INPLACE_EXCEPTIONS
         ):
             operands = tuple(args.all())
-            return flow._inplace(node, node.func.value, receiver, operands, attr, state)  # type: ignore[attr-defined]
+            target = node.func.value  # type: ignore[attr-defined]
+            if node.args and (self.module.call_name(node) or "").startswith("torch."):
+                target = node.args[0]  # `F.relu_(t)`, `torch.sigmoid_(t)`: writes into `t`, not into `F`
+            return flow._inplace(node, target, receiver, operands, attr, state)
         if attr in ("to", "type") or attr in _DTYPE_METHOD_NAMES:
             return self._convert(flow, node, receiver, attr, args, state)
         if attr in ("cpu", "cuda", "contiguous", "pin_memory", "coalesce"):
