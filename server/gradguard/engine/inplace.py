@@ -92,12 +92,12 @@ def _collect(unit: Unit) -> list[Write]:
         forward = in_forward(unit, func)
         views = unit.semantics.multi_output_views
         for event in events:
-            found.append(Write(event, flow, func, _classify(event, forward, views), forward))
+            found.append(Write(event, flow, func, _classify(unit, func, event, forward, views), forward))
     found.sort(key=lambda w: (getattr(w.node, "lineno", 0), getattr(w.node, "col_offset", 0)))
     return found
 
 
-def _classify(event: Event, forward: bool, views: set) -> str:
+def _classify(unit: Unit, func: ast.AST | None, event: Event, forward: bool, views: set) -> str:
     if event.nograd is not None:
         return OTHER
     value = event.value
@@ -108,10 +108,26 @@ def _classify(event: Event, forward: bool, views: set) -> str:
     if value.sites and value.sites <= views and (value.grad == YES or (forward and value.grad == MAYBE)):
         return MULTI_VIEW
     if value.is_buffer and any(
-        a.grad == YES or (forward and a.grad == MAYBE and a.is_tensor) for a in event.args
+        a.grad == YES or (forward and a.grad == MAYBE and a.is_tensor and from_input(unit, func, a))
+        for a in event.args
     ):
         return BUFFER
     return OTHER
+
+
+def from_input(unit: Unit, func: ast.AST | None, value) -> bool:
+    """A tensor that may require grad because it is computed from an input of the method (an
+    activation) or from a root the gradient reaches (a parameter, a module); not one built only
+    from factories, Python numbers, comparisons and attributes of unknown kind
+    (`1.0 / (factors * self.base**e)`, `1 - counts.clamp(max=1)`)."""
+    if any(unit.semantics.source_kinds.get(s) != "opaque" for s in value.sources):
+        return True
+    args = getattr(func, "args", None)
+    if args is None:
+        return False
+    inputs = {a.arg for a in (*args.posonlyargs, *args.args[1:], *args.kwonlyargs)}
+    inputs |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
+    return not inputs.isdisjoint(value.names)
 
 
 def saved_op_text(unit: Unit, saved) -> str:

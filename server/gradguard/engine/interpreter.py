@@ -558,7 +558,12 @@ class Flow:
             frame.breaks, frame.continues = [], []
             entry = head.copy()
             if is_for:
-                self._bind(stmt.target, element_of(iterated), None, entry, stmt)  # type: ignore[union-attr,arg-type]
+                element = element_of(iterated)
+                if iterated.kinds == ANY and element.names:
+                    # an unknown iterable (a data loader) hands out a new object each iteration,
+                    # not a part of a graph that the iterable holds
+                    element = element.evolve(names=frozenset())
+                self._bind(stmt.target, element, None, entry, stmt)  # type: ignore[union-attr,arg-type]
             else:
                 self._eval(stmt.test, entry)  # type: ignore[union-attr]
             self._loops.append(frame)

@@ -522,6 +522,11 @@ class Semantics:
             return None
         text = ast.unparse(annotation) if not isinstance(annotation, ast.Constant) else str(annotation.value)
         optional = "Optional" in text or "None" in text
+        container = _annotated_container(annotation)
+        if container is not None:
+            # `dict[str, Tensor]`, `List[torch.Tensor]`: a container of tensors, not a tensor
+            elem = Value(TENSOR, grad=MAYBE, leaf=MAYBE) if "Tensor" in text else UNKNOWN
+            return Value(container | (NONE if optional else 0), grad=NO, leaf=NO, elem=elem)
         if (
             "Tensor" in text
             and "List" not in text
@@ -837,7 +842,10 @@ class Semantics:
         for value in [*values, callee]:
             sources |= value.sources
             stale |= value.stale
-            names |= value.names
+            if value is not callee:
+                # not the callee's: calling a model or an object's method computes a new graph,
+                # the callee is where the gradient goes, not a graph the result was computed from
+                names |= value.names
             grad = max(grad, value.grad)
         if not loss_like:
             # the unknown callee is a root the gradient may reach: identified by what holds it
@@ -1484,7 +1492,10 @@ class Semantics:
             facts is None and attr.endswith("_") and not attr.startswith("_") and attr not in _INPLACE_EXCEPTIONS
         ):
             operands = tuple(args.all())
-            return flow._inplace(node, node.func.value, receiver, operands, attr, state)  # type: ignore[attr-defined]
+            target = node.func.value  # type: ignore[attr-defined]
+            if node.args and (self.module.call_name(node) or "").startswith("torch."):
+                target = node.args[0]  # `F.relu_(t)`, `torch.sigmoid_(t)`: writes into `t`, not into `F`
+            return flow._inplace(node, target, receiver, operands, attr, state)
         if attr in ("to", "type") or attr in _DTYPE_METHOD_NAMES:
             return self._convert(flow, node, receiver, attr, args, state)
         if attr in ("cpu", "cuda", "contiguous", "pin_memory", "coalesce"):
@@ -1733,6 +1744,12 @@ class Semantics:
             receiver = operands[0] if operands else UNKNOWN
             facts = torch_facts.function(qual)
             fake_args = Arguments(node, list(args.positional[1:]), args.keywords)
+            if qual == "torch.where" and len(args.positional) == 3 and not args.keywords:
+                # `torch.where(cond, x, y)` is `x.where(cond, y)`, differentiable in `x` and `y` (the
+                # generated facts describe the one-argument form, which returns indices)
+                receiver = args.positional[1]
+                facts = torch_facts.op("where")
+                fake_args = Arguments(node, [args.positional[0], args.positional[2]], {})
             if receiver.kinds & TENSORISH or receiver.kinds == ANY:
                 tensor = receiver.evolve(kinds=TENSOR) if receiver.kinds == ANY else receiver
                 return self.tensor_method(flow, node, tensor, last, fake_args, state, facts=facts)
@@ -2017,6 +2034,29 @@ def _is_layer_name(qual: str) -> bool:
         return False
     last = qual.rsplit(".", 1)[1]
     return last[:1].isupper() and last not in ("Parameter", "Buffer", "Module")
+
+
+_CONTAINER_ANNOTATIONS = {"list": LIST, "List": LIST, "tuple": TUPLE, "Tuple": TUPLE, "Sequence": LIST | TUPLE,
+                          "dict": DICT, "Dict": DICT, "Mapping": DICT, "MutableMapping": DICT}  # fmt: skip
+
+
+def _annotated_container(annotation: ast.expr) -> int | None:
+    """The container kind of `list[...]`, `Dict[str, Tensor]`, `Optional[List[Tensor]]`,
+    `Sequence[Tensor] | None` (None for anything else, unions of several kinds included)."""
+    node = annotation
+    if isinstance(node, ast.Subscript) and isinstance(node.value, (ast.Name, ast.Attribute)):
+        head = node.value.id if isinstance(node.value, ast.Name) else node.value.attr
+        if head == "Optional":
+            node = node.slice
+    elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        if isinstance(node.right, ast.Constant) and node.right.value is None:
+            node = node.left
+        elif isinstance(node.left, ast.Constant) and node.left.value is None:
+            node = node.right
+    if isinstance(node, ast.Subscript) and isinstance(node.value, (ast.Name, ast.Attribute)):
+        head = node.value.id if isinstance(node.value, ast.Name) else node.value.attr
+        return _CONTAINER_ANNOTATIONS.get(head)
+    return None
 
 
 def _script_bound_names(script: list[ast.stmt]) -> frozenset[str]:

@@ -74,6 +74,27 @@ class UnregisteredParameter(Rule):
             import torch
             import torch.nn as nn
 
+            class PredictionBlock(nn.Module):
+                def __init__(self, in_dim, out_dim, activation: nn.Module):
+                    super().__init__()
+                    self.layers = [nn.Linear(in_dim, out_dim), activation]
+                    for i, layer in enumerate(self.layers):
+                        self.add_module(str(i), layer)
+
+                def forward(self, x):
+                    for layer in self.layers:
+                        x = layer(x)
+                    return x
+            """,
+            note="a list whose items are registered one by one with add_module "
+            "(transformers models/mask2former/modeling_mask2former.py)",
+            run="assert len(list(PredictionBlock(3, 2, nn.ReLU()).parameters())) == 2",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
             class MLP(nn.Module):
                 def __init__(self, sizes=(8, 16, 4)):
                     super().__init__()
@@ -418,7 +439,7 @@ class UnregisteredParameter(Rule):
                 yield self._grad_tensor(unit, attr, value_node)
                 continue
             kinds = _unregistered_kinds(final, registered)
-            if kinds and final.is_only(LIST | TUPLE | DICT):
+            if kinds and final.is_only(LIST | TUPLE | DICT) and attr not in _registered_one_by_one(init, me):
                 reported.add(attr)
                 empty = _is_empty_container(value_node)
                 wrap_name = isinstance(value_node, ast.Name)
@@ -514,6 +535,39 @@ def _unregistered_kinds(value, registered: frozenset, depth: int = 0) -> set[str
                 continue
             kinds.add(_KIND_PARAM)
     return kinds
+
+
+def _registered_one_by_one(init: ast.AST, me: str) -> set[str]:
+    """The list attributes whose items `__init__` registers in a loop over them:
+    `for i, layer in enumerate(self.layers): self.add_module(str(i), layer)`."""
+    found: set[str] = set()
+    for loop in ast.walk(init):
+        if not isinstance(loop, ast.For):
+            continue
+        iterable = loop.iter
+        if isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Name) and iterable.args:
+            if iterable.func.id == "enumerate":
+                iterable = iterable.args[0]
+        if not (
+            isinstance(iterable, ast.Attribute)
+            and isinstance(iterable.value, ast.Name)
+            and iterable.value.id == me
+        ):
+            continue
+        element = loop.target.elts[-1] if isinstance(loop.target, ast.Tuple) else loop.target
+        if not isinstance(element, ast.Name):
+            continue
+        for node in ast.walk(loop):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("add_module", "register_module")
+                and len(node.args) == 2
+                and isinstance(node.args[1], ast.Name)
+                and node.args[1].id == element.id
+            ):
+                found.add(iterable.attr)
+    return found
 
 
 def _registered_roots(env: dict, flow) -> frozenset:

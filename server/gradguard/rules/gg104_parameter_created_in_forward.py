@@ -89,6 +89,35 @@ class ParameterCreatedInForward(Rule):
             """
             import torch
             import torch.nn as nn
+            from torch.nn import Parameter
+
+            class Explainer(nn.Module):
+                def __init__(self, epochs=10, lr=0.01):
+                    super().__init__()
+                    self.epochs = epochs
+                    self.lr = lr
+
+                def _initialize_mask(self, x):
+                    return Parameter(torch.randn(x.size(0), 1) * 0.1)
+
+                def forward(self, model, x):
+                    mask = self._initialize_mask(x)
+                    optimizer = torch.optim.Adam([mask], lr=self.lr)
+                    for _ in range(self.epochs):
+                        optimizer.zero_grad()
+                        loss = model(x * mask.sigmoid()).sum()
+                        loss.backward()
+                        optimizer.step()
+                    return mask
+            """,
+            note="forward creates a mask and the optimizer that trains it in the same call "
+            "(torch_geometric explain/algorithm/gnn_explainer.py)",
+            run="print(Explainer()(nn.Linear(3, 1), torch.randn(5, 3)).shape)",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
 
             class Net(nn.Module):
                 def __init__(self):
@@ -194,7 +223,12 @@ class ParameterCreatedInForward(Rule):
     def check(self, unit: Unit) -> Iterator[Finding]:
         module = unit.module
         for cls in unit.module_classes():
-            for func in unit.methods_reachable_from(cls, "forward"):
+            methods = list(unit.methods_reachable_from(cls, "forward"))
+            if _builds_optimizer(unit, methods):
+                # an explainer or test-time adapter: `forward` creates what it trains and the
+                # optimizer that trains it (`torch.optim.Adam([mask], ...)`) within the same call
+                continue
+            for func in methods:
                 if not _CTOR_TEXT.search(node_text(unit, func)):
                     continue
                 me = self_name(func) or "self"
@@ -272,3 +306,21 @@ def _stored_on_self(unit: Unit, call: ast.Call, me: str) -> ast.stmt | None:
         if isinstance(func, ast.Attribute) and func.attr == "append" and self_attribute(func.value, me):
             return unit.enclosing_statement(parent)  # self.layers.append(...): a growing ModuleList
     return None
+
+
+def _builds_optimizer(unit: Unit, methods) -> bool:
+    """Whether one of these methods constructs a `torch.optim` optimizer."""
+    for func in methods:
+        if "optim" not in node_text(unit, func):
+            continue
+        for node in walk(func):
+            if isinstance(node, ast.Call):
+                qual = unit.module.call_name(node)
+                if (
+                    qual
+                    and qual.startswith("torch.optim.")
+                    and "lr_scheduler" not in qual
+                    and qual.rsplit(".", 1)[1][:1].isupper()
+                ):
+                    return True
+    return False

@@ -129,6 +129,37 @@ class InplaceOnParameter(Rule):
             import torch
             import torch.nn as nn
 
+            class Adapter(nn.Module):
+                def __init__(self, dim, rank):
+                    super().__init__()
+                    self.lora_A = nn.ModuleDict({"default": nn.Linear(dim, rank, bias=False)})
+                    self.lora_B = nn.ModuleDict({"default": nn.Linear(rank, dim, bias=False)})
+
+                def delta_weight(self, adapter):
+                    dtype = self.lora_B[adapter].weight.dtype
+                    cast_to_fp32 = dtype in (torch.float16, torch.bfloat16)
+                    weight_A = self.lora_A[adapter].weight
+                    weight_B = self.lora_B[adapter].weight
+                    if cast_to_fp32:
+                        weight_A = weight_A.float()
+                        weight_B = weight_B.float()
+                    delta = weight_B @ weight_A
+                    if cast_to_fp32:
+                        delta = delta.to(dtype=dtype)
+                        self.lora_A[adapter].weight.data = weight_A.to(dtype)
+                        self.lora_B[adapter].weight.data = weight_B.to(dtype)
+                    return delta
+
+                def forward(self, x):
+                    return x + x @ self.delta_weight("default").T
+            """,
+            note="a parameter's own value cast to float32 and written back (peft tuners/lora/layer.py)",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
             class RunningNorm(nn.Module):
                 def __init__(self, n):
                     super().__init__()
@@ -353,6 +384,11 @@ class InplaceOnParameter(Rule):
                     and base.kinds & PARAMETER
                     and _on_self(event.target.value)  # type: ignore[union-attr]
                     and _enabled(unit, func)
+                    and not _cast_of_itself(
+                        flow,
+                        event.node.value,  # type: ignore[union-attr]
+                        ast.unparse(event.target.value),  # type: ignore[union-attr]
+                    )
                 ):
                     target = describe(unit, event.target.value)  # type: ignore[union-attr]
                     message = self._DATA.format(target=target, method=getattr(func, "name", "forward"))
@@ -519,3 +555,28 @@ def _out_of_place(unit: Unit, func: FunctionNode, node: ast.AST, target: str):
         return [replace_node(unit, statement, line)] + [replace_node(unit, r, local) for r in later_reads]
 
     return local, build
+
+
+_CASTS = frozenset({"to", "float", "half", "bfloat16", "double", "type", "type_as", "contiguous", "clone",
+                    "detach", "cpu", "cuda"})  # fmt: skip
+
+
+def _cast_of_itself(flow, node: ast.AST, target: str, depth: int = 0) -> bool:
+    """`w = p.float(); ...; p.data = w.to(dtype)`: the parameter's own value through dtype and
+    device casts only, written back (no update is lost)."""
+    if depth > 4:
+        return False
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _CASTS:
+        node = node.func.value
+    if isinstance(node, ast.Attribute) and node.attr == "data":
+        node = node.value
+    if isinstance(node, ast.Name):
+        definitions = flow.reaching(node)
+        return bool(definitions) and all(
+            isinstance(d, ast.Assign)
+            and len(d.targets) == 1
+            and isinstance(d.targets[0], ast.Name)
+            and _cast_of_itself(flow, d.value, target, depth + 1)
+            for d in definitions
+        )
+    return ast.unparse(node) == target

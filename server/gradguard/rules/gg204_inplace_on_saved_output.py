@@ -119,6 +119,61 @@ class InplaceOnSavedOutput(Rule):
             import torch.nn as nn
             import torch.nn.functional as F
 
+            class ConvBlock(nn.Module):
+                def __init__(self, cin, cout):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+                    self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+                    self.norm1 = nn.BatchNorm2d(cout)
+                    self.norm2 = nn.BatchNorm2d(cout)
+
+                def forward(self, x):
+                    x = F.relu_(self.norm1(self.conv1(x)))
+                    x = F.relu_(self.norm2(self.conv2(x)))
+                    return x
+            """,
+            note="F.relu_(t) writes into t (a norm's output, which BatchNorm does not save), not into F "
+            "(speechbrain lobes/models/Cnn14.py)",
+            run="ConvBlock(1, 2)(torch.randn(2, 1, 5, 5)).sum().backward()",
+        ),
+        Valid(
+            """
+            from typing import List
+
+            import torch
+            import torch.nn as nn
+            from torch import Tensor
+
+            class Dense(nn.Module):
+                def __init__(self, dim):
+                    super().__init__()
+                    self.linear = nn.Linear(dim, dim)
+
+                def forward(self, features: dict[str, Tensor]):
+                    features["out"] = torch.tanh(self.linear(features["in"]))
+                    return features
+
+            class Norms(nn.Module):
+                def __init__(self, dim):
+                    super().__init__()
+                    self.norms = nn.ModuleList([nn.LayerNorm(dim), nn.LayerNorm(dim)])
+
+                def forward(self, features: List[torch.Tensor]):
+                    features = features[:2]
+                    for i, norm in enumerate(self.norms):
+                        features[i] = norm(features[i])
+                    return features[0] + features[1]
+            """,
+            note="an item stored into an argument annotated as a dict or list of tensors "
+            "(sentence-transformers base/modules/dense.py, "
+            "segmentation_models_pytorch decoders/upernet/decoder.py)",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
             class Block(nn.Module):
                 def __init__(self):
                     super().__init__()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import alone_on_its_lines, torch_name, wrap_statements
 from gradguard.engine.index import ModuleContext, Unit
-from gradguard.engine.inplace import BUFFER, writes
+from gradguard.engine.inplace import BUFFER, from_input, writes
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.queries import describe, flows, in_forward
 from gradguard.engine.rule import Invalid, Rule, Valid
@@ -113,6 +113,51 @@ class BufferUpdatedFromGraph(Rule):
                     return scores.masked_fill(self.mask == 0, float("-inf"))
             """,
             note="a buffer moved or rebuilt from itself",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Rotary(nn.Module):
+                def __init__(self, dim, base, factors):
+                    super().__init__()
+                    self.dim = dim
+                    self.base = base
+                    self.factors = factors
+                    self.register_buffer("inv_freq", torch.ones(dim // 2), persistent=False)
+
+                def forward(self, hidden_states):
+                    scale = torch.tensor(self.factors, dtype=torch.float32, device=hidden_states.device)
+                    exponent = torch.arange(0, self.dim, 2, device=hidden_states.device).float() / self.dim
+                    self.inv_freq = 1.0 / (scale * self.base**exponent)
+                    return hidden_states * self.inv_freq
+            """,
+            note="rebuilt from factories and config attributes, no input or parameter "
+            "(diffusers models/transformers/transformer_omnigen.py)",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class TopK(nn.Module):
+                def __init__(self, n, k):
+                    super().__init__()
+                    self.k = k
+                    self.register_buffer("last_nonzero", torch.zeros(n, dtype=torch.long))
+
+                def forward(self, x):
+                    top = torch.topk(x, k=self.k, dim=-1)
+                    if self.training:
+                        hits = torch.zeros_like(self.last_nonzero)
+                        hits.scatter_add_(0, top.indices.reshape(-1), (top.values > 1e-5).long().reshape(-1))
+                        self.last_nonzero *= 1 - hits.clamp(max=1)
+                        self.last_nonzero += 1
+                    return top.values
+            """,
+            note="a counter updated from a comparison's result "
+            "(sentence-transformers sparse_encoder/modules/sparse_auto_encoder.py)",
         ),
     ]
     INVALID = [
@@ -229,7 +274,14 @@ class BufferUpdatedFromGraph(Rule):
                     and before is not None
                     and before.known
                     and before.kinds & BUFFER_KIND
-                    and (event.value.grad == YES or (event.value.grad == MAYBE and event.value.is_tensor))
+                    and (
+                        event.value.grad == YES
+                        or (
+                            event.value.grad == MAYBE
+                            and event.value.is_tensor
+                            and from_input(unit, func, event.value)
+                        )
+                    )
                     and not _from_itself(event.value, before)
                 ):
                     yield self._report(unit, event.node, event.statement, describe(unit, target))

@@ -48,6 +48,23 @@ class NonDifferentiableOp(Rule):
             import torch
             import torch.nn as nn
 
+            model = nn.Linear(3, 1)
+            opt = torch.optim.SGD(model.parameters(), lr=0.1)
+            for iteration in range(4):
+                out = model(torch.randn(5, 3))
+                actor_loss = torch.where(torch.tensor(iteration) >= 2, out.pow(2).mean(), out.abs().mean())
+                actor_loss.backward()
+                opt.step()
+                opt.zero_grad()
+            """,
+            note="torch.where(cond, x, y) is differentiable in x and y "
+            "(torchrl sota-implementations/cql/cql_offline.py)",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
             model = nn.Linear(10, 3)
             criterion = nn.CrossEntropyLoss()
             opt = torch.optim.Adam(model.parameters())

@@ -11,7 +11,19 @@ from gradguard.engine.index import Unit, keyword
 from gradguard.engine.interpreter import DTYPES, REWRAP_CALL
 from gradguard.engine.queries import describe, flows
 from gradguard.engine.rule import Invalid, Rule, Valid
-from gradguard.engine.values import BOOL, BUFFER, FLOAT, INT, LIST, PARAMETER, TENSOR, TUPLE, YES, element_of
+from gradguard.engine.values import (
+    BOOL,
+    BUFFER,
+    FLOAT,
+    INT,
+    LIST,
+    NONE,
+    PARAMETER,
+    TENSOR,
+    TUPLE,
+    YES,
+    element_of,
+)
 
 _SINGLE = {"torch.tensor"}  # torch.as_tensor(t) / torch.Tensor(t) return t itself (graph kept)
 _LISTS = {"torch.tensor", "torch.as_tensor", "torch.Tensor", "torch.FloatTensor"}
@@ -105,6 +117,26 @@ class TensorRewrap(Rule):
                     return logits.index_select(1, picks), ids_tensor, size
             """,
             note="integer indices, plain inputs and shapes",
+        ),
+        Valid(
+            """
+            import torch
+
+            import torch.nn as nn
+            from timm.models import unwrap_model
+
+            class Distill(nn.Module):
+                def __init__(self, student_model: nn.Module):
+                    super().__init__()
+                    self.student = student_model
+                    student = unwrap_model(student_model)
+                    mean = torch.tensor(student.pretrained_cfg["mean"]).view(1, -1, 1, 1)
+                    std = torch.tensor(student.pretrained_cfg["std"]).view(1, -1, 1, 1)
+                    self.register_buffer("mean", mean, persistent=False)
+                    self.register_buffer("std", std, persistent=False)
+            """,
+            note="a str-keyed item of a model's attribute (a config list of numbers), not known to be a "
+            "tensor (timm task/distillation.py)",
         ),
     ]
     INVALID = [
@@ -213,8 +245,11 @@ class TensorRewrap(Rule):
                 qual = unit.module.call_name(call)
                 if not listy and qual not in _SINGLE:
                     continue  # torch.as_tensor(t) / torch.Tensor(t) return t itself (graph kept)
-                element = element_of(data) if listy else data
-                if not _live(semantics, element):
+                if listy and data.items:
+                    live = any(_live(semantics, item) for item in data.items)
+                else:
+                    live = _live(semantics, element_of(data) if listy else data)
+                if not live:
                     continue
                 fix = self._fix(unit, flow, call, arg, data, listy)
                 what = (
@@ -271,6 +306,10 @@ def _live(semantics, value) -> bool:
         return False
     if value.grad == YES:
         return True
+    if not value.is_only(TENSOR | PARAMETER | BUFFER | NONE):
+        # an attribute or a str-keyed item of a model or an unknown object
+        # (`model.pretrained_cfg["mean"]`) may be a list of numbers: not known to be a tensor
+        return False
     return any(semantics.source_kinds.get(s) != "opaque" for s in value.sources)
 
 

@@ -83,6 +83,26 @@ class BackwardTwice(Rule):
         Valid(
             """
             import torch
+            from accelerate import Accelerator
+
+            def train(make_model, make_loader):
+                accelerator = Accelerator()
+                model = make_model()
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                loader, model, optimizer = accelerator.prepare(make_loader(), model, optimizer)
+                ddp_model = torch.nn.parallel.DistributedDataParallel(model)
+                for batch in loader:
+                    optimizer.zero_grad()
+                    loss = torch.nn.functional.mse_loss(ddp_model(batch["x"]), batch["y"])
+                    accelerator.backward(loss)
+                    optimizer.step()
+            """,
+            note="objects made before the loop (an Accelerator, a wrapped model, a data loader) are "
+            "called or iterated, not backpropagated through (accelerate test_utils/scripts/test_script.py)",
+        ),
+        Valid(
+            """
+            import torch
 
             model = torch.nn.Linear(4, 2)
             out = model(torch.randn(8, 4))

@@ -77,6 +77,28 @@ class LossAccumulatedWithGraph(Rule):
         Valid(
             """
             import torch
+            import torch.nn as nn
+
+            def chunked_loss(model, x, y, chunk, with_backward):
+                losses = []
+                for begin in range(0, len(x), chunk):
+                    out = model(x[begin : begin + chunk])
+                    loss_mb = nn.functional.mse_loss(out, y[begin : begin + chunk], reduction="sum") / len(x)
+                    if with_backward:
+                        loss_mb.backward()
+                        loss_mb = loss_mb.detach()
+                    losses.append(loss_mb)
+                return torch.stack(losses).sum()
+            """,
+            note="detached after every backward; the graph is kept only when the caller backpropagates "
+            "the returned sum (sentence-transformers losses/mega_batch_margin.py)",
+            run="model = nn.Linear(3, 1)\n"
+            "chunked_loss(model, torch.randn(8, 3), torch.randn(8, 1), 4, True)\n"
+            "chunked_loss(model, torch.randn(8, 3), torch.randn(8, 1), 4, False).backward()",
+        ),
+        Valid(
+            """
+            import torch
 
             def train(model, optimizer, loader):
                 total = 0.0
@@ -217,6 +239,10 @@ class LossAccumulatedWithGraph(Rule):
             value = flow.value_of(added)
             if not has_graph(value) or not certainly_tracked(unit, value, roots) or unit.in_no_grad(node):
                 continue
+            if isinstance(added, ast.Name) and _detached_after_every_backward(loop, added.id):
+                # `if with_backward: loss.backward(); loss = loss.detach()`: the graph is kept only on
+                # iterations that do not backpropagate (for the caller's loss)
+                continue
             total = dotted_name(target) or unit.segment(target)
             loss = _loss_name(added, flow)
             fix = None
@@ -241,6 +267,46 @@ class LossAccumulatedWithGraph(Rule):
     append_message = (
         "`{target}` collects `{loss}` with its autograd graph on every iteration\nEach iteration's graph stays "
         "in memory; append `{loss}.detach()` (or `.item()`) instead."
+    )
+
+
+def _detached_after_every_backward(loop: ast.AST, name: str) -> bool:
+    """Every block of the loop that calls `backward()` then rebinds `name` to `name.detach()` (or
+    `.item()`) after that call."""
+    found = False
+    for node in ast.walk(loop):
+        for body in (getattr(node, "body", None), getattr(node, "orelse", None)):
+            if not isinstance(body, list) or node is loop and body is getattr(loop, "orelse", None):
+                continue
+            calls = [i for i, stmt in enumerate(body) if _calls_backward(stmt)]
+            if not calls:
+                continue
+            found = True
+            if not any(_detaches(stmt, name) for stmt in body[calls[-1] + 1 :]):
+                return False
+    return found
+
+
+def _calls_backward(stmt: ast.stmt) -> bool:
+    return (
+        isinstance(stmt, ast.Expr)
+        and isinstance(stmt.value, ast.Call)
+        and isinstance(stmt.value.func, ast.Attribute)
+        and stmt.value.func.attr == "backward"
+    )
+
+
+def _detaches(stmt: ast.stmt, name: str) -> bool:
+    return (
+        isinstance(stmt, ast.Assign)
+        and len(stmt.targets) == 1
+        and isinstance(stmt.targets[0], ast.Name)
+        and stmt.targets[0].id == name
+        and isinstance(stmt.value, ast.Call)
+        and isinstance(stmt.value.func, ast.Attribute)
+        and stmt.value.func.attr in ("detach", "item")
+        and isinstance(stmt.value.func.value, ast.Name)
+        and stmt.value.func.value.id == name
     )
 
 
