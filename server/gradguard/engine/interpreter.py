@@ -558,6 +558,7 @@ class Flow:
             frame.breaks, frame.continues = [], []
             entry = head.copy()
             if is_for:
+                assert iterated is not None  # evaluated above for a `for`
                 element = element_of(iterated)
                 if iterated.kinds == ANY and element.names:
                     # an unknown iterable (a data loader) hands out a new object each iteration,

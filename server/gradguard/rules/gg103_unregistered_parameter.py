@@ -545,9 +545,13 @@ def _registered_one_by_one(init: ast.AST, me: str) -> set[str]:
         if not isinstance(loop, ast.For):
             continue
         iterable = loop.iter
-        if isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Name) and iterable.args:
-            if iterable.func.id == "enumerate":
-                iterable = iterable.args[0]
+        if (
+            isinstance(iterable, ast.Call)
+            and isinstance(iterable.func, ast.Name)
+            and iterable.func.id == "enumerate"
+            and iterable.args
+        ):
+            iterable = iterable.args[0]
         if not (
             isinstance(iterable, ast.Attribute)
             and isinstance(iterable.value, ast.Name)

@@ -386,7 +386,7 @@ class InplaceOnParameter(Rule):
                     and _enabled(unit, func)
                     and not _cast_of_itself(
                         flow,
-                        event.node.value,  # type: ignore[union-attr]
+                        event.node.value,  # type: ignore[union-attr,attr-defined]
                         ast.unparse(event.target.value),  # type: ignore[union-attr]
                     )
                 ):

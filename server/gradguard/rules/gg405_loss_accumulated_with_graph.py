@@ -276,7 +276,7 @@ def _detached_after_every_backward(loop: ast.AST, name: str) -> bool:
     found = False
     for node in ast.walk(loop):
         for body in (getattr(node, "body", None), getattr(node, "orelse", None)):
-            if not isinstance(body, list) or node is loop and body is getattr(loop, "orelse", None):
+            if not isinstance(body, list) or (node is loop and body is getattr(loop, "orelse", None)):
                 continue
             calls = [i for i, stmt in enumerate(body) if _calls_backward(stmt)]
             if not calls:
