@@ -43,7 +43,12 @@ class Model:
     def reaching_lines(self, name: str, line: int, function: str | None = None) -> list[int]:
         flow = self.flow(function)
         for node in ast.walk(self.tree):
-            if isinstance(node, ast.Name) and node.id == name and node.lineno == line and isinstance(node.ctx, ast.Load):
+            if (
+                isinstance(node, ast.Name)
+                and node.id == name
+                and node.lineno == line
+                and isinstance(node.ctx, ast.Load)
+            ):
                 return sorted(getattr(d, "lineno", 0) for d in flow.reaching(node))
         raise AssertionError(f"no load of {name} on line {line}")
 

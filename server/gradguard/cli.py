@@ -341,7 +341,10 @@ def _index_project(
 
 
 def _run_parallel(
-    work: list[tuple[str, CheckJob]], jobs: int, project: ProjectIndex | None = None, texts: dict | None = None
+    work: list[tuple[str, CheckJob]],
+    jobs: int,
+    project: ProjectIndex | None = None,
+    texts: dict | None = None,
 ) -> list[FileResult]:
     fork = sys.platform.startswith("linux") or "fork" in multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork") if fork else None

@@ -202,6 +202,8 @@ class _UnitTexts:
 
     def unchanged(self, dependencies: tuple) -> bool:
         return all(self._hash(name) == digest for name, digest in dependencies)
+
+
 def _script_key(statements: list[ast.stmt], source: SourceFile) -> tuple:
     """The script unit's cache key: the text of the lines its statements cover, with their
     first line. Statements sharing lines (`a = 1; b = 2`) share one entry: a key per

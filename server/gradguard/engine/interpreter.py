@@ -1025,7 +1025,11 @@ class Flow:
         else:
             base = self._eval(node.value, state)
             value = self.semantics.attribute(self, base, node, state)
-            if value.dim is None and (value.kinds == ANY or value.kinds == INT) and not base.kinds & TENSORISH:
+            if (
+                value.dim is None
+                and (value.kinds == ANY or value.kinds == INT)
+                and not base.kinds & TENSORISH
+            ):
                 value = shape_flow.unknown_attribute(self, node, base, value)
         if path is not None and value.kinds & (TENSORISH | CONTAINER) and value.kinds != ANY:
             return value.named(path)  # (so that what is computed from `self.h` says so)
@@ -1040,7 +1044,9 @@ class Flow:
         return result
 
     def _subscript_facts(self, node: ast.Subscript, base: Value, index: Value, state: State) -> Value:
-        if _string_key(node.slice) and (base.kinds & TENSORISH or (base.kinds & OBJECT and base.elem is None)):
+        if _string_key(node.slice) and (
+            base.kinds & TENSORISH or (base.kinds & OBJECT and base.elem is None)
+        ):
             # `batch["input_ids"]`, `outputs["loss"]`: a mapping's item, computed from what the
             # mapping was (a model's outputs carry its graph), not a view of it
             self._not_a_tensor(node.value, base, state)
@@ -1364,12 +1370,20 @@ class Flow:
         return result
 
     def _record_saves(
-        self, facts: torch_facts.OpFacts, node: ast.AST, operands: tuple, keywords: dict, result: Value, state: State
+        self,
+        facts: torch_facts.OpFacts,
+        node: ast.AST,
+        operands: tuple,
+        keywords: dict,
+        result: Value,
+        state: State,
     ) -> None:
         """What the op saved for backward (from torch's facts): its output, and inputs, some only
         when another input requires grad (`x * w` saves `x` when `w` does). A save that happens
         only when an input that *may* require grad does is recorded as uncertain."""
-        sure = {i for i, v in enumerate(operands) if v.grad == YES} | {k for k, v in keywords.items() if v.grad == YES}
+        sure = {i for i, v in enumerate(operands) if v.grad == YES} | {
+            k for k, v in keywords.items() if v.grad == YES
+        }
         # an operand of unknown kind may be a Python number (`x / size[1]`): only tensors count
         maybe = {i for i, v in enumerate(operands) if v.grad != NO and v.is_tensor} | {
             k for k, v in keywords.items() if v.grad != NO and v.is_tensor
@@ -1521,7 +1535,9 @@ def _literal(node: ast.AST) -> object:
 
 
 def _string_key(index: ast.expr) -> bool:
-    return isinstance(index, ast.JoinedStr) or (isinstance(index, ast.Constant) and isinstance(index.value, str))
+    return isinstance(index, ast.JoinedStr) or (
+        isinstance(index, ast.Constant) and isinstance(index.value, str)
+    )
 
 
 def _is_true_constant(node: ast.AST) -> bool:

@@ -229,6 +229,7 @@ class ClassInfo:
 
 _MISSING = object()
 
+
 class Semantics:
     """The lazily computed semantic model of one parsed file."""
 
@@ -334,7 +335,9 @@ class Semantics:
                 parents[current] = scope
                 scope = current
             for child in ast.iter_child_nodes(current):
-                if isinstance(child, (ast.stmt, ast.expr, ast.excepthandler, ast.match_case, ast.comprehension)):
+                if isinstance(
+                    child, (ast.stmt, ast.expr, ast.excepthandler, ast.match_case, ast.comprehension)
+                ):
                     stack.append((child, scope))
 
     def enclosing_class(self, func: ast.AST) -> ast.ClassDef | None:
@@ -373,7 +376,9 @@ class Semantics:
         try:
             values = []
             for call, scope in sites:
-                if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+                if any(isinstance(a, ast.Starred) for a in call.args) or any(
+                    k.arg is None for k in call.keywords
+                ):
                     return None
                 node = next((k.value for k in call.keywords if k.arg == arg.arg), None)
                 if node is None and index is not None and index < len(call.args):
@@ -427,7 +432,9 @@ class Semantics:
                     # decorators and defaults run in the enclosing scope, the body in its own
                     body = node.body if isinstance(node.body, list) else [node.body]
                     pending.extend((child, node) for child in body)
-                    pending.extend((child, scope) for child in ast.iter_child_nodes(node) if child not in body)
+                    pending.extend(
+                        (child, scope) for child in ast.iter_child_nodes(node) if child not in body
+                    )
                 else:
                     pending.extend((child, scope) for child in ast.iter_child_nodes(node))
         # the name escapes where it is read other than as the callee of a call
@@ -435,6 +442,7 @@ class Semantics:
         if any(id(n) not in callees for n in loads):
             return []
         return sites
+
     def _natural_parameter(self, flow: Flow, func: ast.AST, arg: ast.arg, default: ast.expr | None) -> Value:
         args = func.args  # type: ignore[attr-defined]
         positional = args.posonlyargs + args.args
@@ -972,7 +980,9 @@ class Semantics:
             result = self._layer_output(
                 site, module, inputs, state, has_params=self._layer_has_parameters(cls)
             )
-            result = shape_flow.layer_call(flow, node, module, written, result, state, member=site is not node)
+            result = shape_flow.layer_call(
+                flow, node, module, written, result, state, member=site is not node
+            )
             if last in _LAYER_SAVES_OUTPUT and state.nograd is None and result.grad != NO:
                 facts = torch_facts.function(f"torch.{_LAYER_SAVES_OUTPUT[last]}")
                 if facts is not None:
@@ -1079,10 +1089,14 @@ class Semantics:
                     pass  # results are cut below; the callee's own saves do not happen
                 value = callee.return_value
                 end = callee.exit_state
-                outside_roots = frozenset().union(*(v.roots for v in bound.values())) if bound else frozenset()
+                outside_roots = (
+                    frozenset().union(*(v.roots for v in bound.values())) if bound else frozenset()
+                )
                 # what the caller can reach: saves of its own tensors (on any path), and of a
                 # returned tensor only where that very tensor is returned after being saved
-                saved = {r: rec for r, rec in (end.saved.items() if end is not None else ()) if r in outside_roots}
+                saved = {
+                    r: rec for r, rec in (end.saved.items() if end is not None else ()) if r in outside_roots
+                }
                 points = list(callee.return_points)
                 if callee.final is not None:
                     points.append((NONE_VALUE, callee.final))
@@ -1478,8 +1492,11 @@ class Semantics:
                 return cut(receiver, ITEM, node, FLOAT | INT | BOOL)
         if attr in ("retain_grad", "share_memory_", "pin_memory", "register_hook"):
             return receiver if attr != "register_hook" else OBJECT_VALUE
-        if facts is not None and facts.returns and not set(facts.returns) & {"tensor", "tuple", "tensor_list",
-                                                                               "values_indices", "namedtuple"}:
+        if (
+            facts is not None
+            and facts.returns
+            and not set(facts.returns) & {"tensor", "tuple", "tensor_list", "values_indices", "namedtuple"}
+        ):
             # size(), dim(), numel(), is_contiguous(), data_ptr(), ...: not a tensor
             if "size" in facts.returns and not node.args and not node.keywords:
                 return SIZE_VALUE
@@ -1489,7 +1506,10 @@ class Semantics:
                 return INT_VALUE
             return OBJECT_VALUE  # fmt: skip
         if (facts is not None and facts.writes_self) or (
-            facts is None and attr.endswith("_") and not attr.startswith("_") and attr not in _INPLACE_EXCEPTIONS
+            facts is None
+            and attr.endswith("_")
+            and not attr.startswith("_")
+            and attr not in _INPLACE_EXCEPTIONS
         ):
             operands = tuple(args.all())
             target = node.func.value  # type: ignore[attr-defined]
@@ -1503,7 +1523,9 @@ class Semantics:
                 return receiver.evolve(sites=frozenset((node,)))
             return combine((receiver,), node=node).evolve(dtype=receiver.dtype)
         if attr == "clone":
-            return combine((receiver,), node=node).evolve(dtype=receiver.dtype, leaf=NO if receiver.grad != NO else YES)
+            return combine((receiver,), node=node).evolve(
+                dtype=receiver.dtype, leaf=NO if receiver.grad != NO else YES
+            )
         if facts is not None and facts.grad == "none":
             flow.discard_saves_of(state, node.func.value if isinstance(node.func, ast.Attribute) else node)
             operands = (receiver, *args.positional, *args.keywords.values())
@@ -1526,7 +1548,11 @@ class Semantics:
         view = facts.view if facts is not None else None
         if view == "always" or attr in _VIEW_METHODS:
             result = result.evolve(roots=receiver.roots or result.roots, leaf=receiver.leaf)
-        if facts is not None and set(facts.returns) & {"tuple", "tensor_list"} and "tensor" not in facts.returns:
+        if (
+            facts is not None
+            and set(facts.returns) & {"tuple", "tensor_list"}
+            and "tensor" not in facts.returns
+        ):
             if view == "always":
                 self.multi_output_views.add(node)
             return Value(TUPLE, grad=NO, leaf=NO, elem=result)
@@ -1555,7 +1581,11 @@ class Semantics:
     ) -> Value:
         operands = (receiver, *args.positional)
         result = flow._tensor_op(attr, node, operands, state, facts=facts, keywords=args.keywords)
-        if result.dtype is None and receiver.dtype is not None and (facts is None or facts.dtype in (None, "same")):
+        if (
+            result.dtype is None
+            and receiver.dtype is not None
+            and (facts is None or facts.dtype in (None, "same"))
+        ):
             result = result.evolve(dtype=receiver.dtype)
         return result
 
@@ -1622,7 +1652,11 @@ class Semantics:
             return Value(OPTIMIZER, grad=NO, leaf=NO, cls=qual, elem=params, sources=_params_sources(params))
         # a class from another file or library: what the project knows of it
         resolver = self.module.resolver
-        kind = resolver.class_facts(qual).kind if resolver is not None and qual.rsplit(".", 1)[-1][:1].isupper() else None
+        kind = (
+            resolver.class_facts(qual).kind
+            if resolver is not None and qual.rsplit(".", 1)[-1][:1].isupper()
+            else None
+        )
         if kind == KIND_MODULE:
             self.source_kinds.setdefault(node, "module")
             return Value(MODULE, grad=NO, leaf=NO, cls=qual, sources=frozenset((node,)))
@@ -2082,7 +2116,11 @@ def _script_bound_names(script: list[ast.stmt]) -> frozenset[str]:
         elif isinstance(node, (ast.If, ast.While, ast.With, ast.AsyncWith, ast.Try)):
             if isinstance(node, (ast.With, ast.AsyncWith)):
                 pending.extend(i.optional_vars for i in node.items if i.optional_vars is not None)
-            for block in (getattr(node, "body", []), getattr(node, "orelse", []), getattr(node, "finalbody", [])):
+            for block in (
+                getattr(node, "body", []),
+                getattr(node, "orelse", []),
+                getattr(node, "finalbody", []),
+            ):
                 pending.extend(block)
             for handler in getattr(node, "handlers", []):
                 pending.extend(handler.body)

@@ -115,6 +115,8 @@ def full_message(f: Finding) -> str:
         return f.message
     end = "" if f.message.rstrip().endswith((".", ":", "!", "?")) else "."
     return f"{f.message.rstrip()}{end} {f.detail}"
+
+
 def _github_data(value: str) -> str:
     # GitHub's workflow-command escaping (actions/toolkit `escapeData`)
     return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")

@@ -625,9 +625,6 @@ def _container_text(
     return None
 
 
-
-
-
 def _without_requires_grad(unit: Unit, call: ast.Call) -> str:
     """`torch.randn(3, requires_grad=True)` -> "torch.randn(3)";
     `torch.zeros(3).requires_grad_()` -> "torch.zeros(3)"; `Variable(t, requires_grad=True)` -> "t".
@@ -661,13 +658,8 @@ def _call_name(value: ast.AST) -> str | None:
     return None
 
 
-
 _VARIABLE = {"torch.autograd.Variable", "torch.autograd.variable.Variable"}
 _REGISTER_METHODS = ("add_module", "register_module", "register_parameter", "register_buffer")
-
-
-
-
 
 
 def _is_true(node: ast.AST | None) -> bool:

@@ -229,7 +229,9 @@ class TensorStashedOnSelf(Rule):
                 continue
             if value.cuts and not value.sources and value.grad == NO:
                 continue  # detached: it holds no graph
-            yield self.finding(unit, event.node, self.message.format(attr=target.attr, method=read[target.attr]))
+            yield self.finding(
+                unit, event.node, self.message.format(attr=target.attr, method=read[target.attr])
+            )
 
 
 def _statements(func: FunctionNode) -> list[ast.stmt]:
@@ -263,7 +265,3 @@ def _attributes_read(fakes: list[FunctionNode]) -> dict[str, str]:
                 if attr is not None:
                     read.setdefault(attr, func.name)
     return read
-
-
-
-

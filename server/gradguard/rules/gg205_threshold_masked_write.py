@@ -20,7 +20,9 @@ class ThresholdMaskedWrite(Rule):
     summary = (
         "A masked in-place write (`h[h < 0] = 0`) on a tensor the model computes; use the out-of-place form."
     )
-    message = "`{name}[...] = ...` writes into `{name}` in place\n`{suggestion}` computes the same out of place."
+    message = (
+        "`{name}[...] = ...` writes into `{name}` in place\n`{suggestion}` computes the same out of place."
+    )
     why = (
         "It runs and its gradient is right, but it writes in place: it breaks as soon as the op before it "
         "saves its output for backward, and `torch.relu`/`clamp`/`masked_fill` say the same out of place."

@@ -32,9 +32,12 @@ class BackwardTwice(Rule):
         if "backward" in text:
             return True
         # `self.h = f(self.h)` in a module trained by a loop elsewhere in the file
-        return module.mentions_backward and isinstance(statement, ast.ClassDef) and module.is_module_class(
-            statement.name
+        return (
+            module.mentions_backward
+            and isinstance(statement, ast.ClassDef)
+            and module.is_module_class(statement.name)
         )
+
     name = "backward-twice"
     summary = (
         "A second `backward()` through (part of) a graph whose saved tensors the first `backward()` freed."
@@ -488,8 +491,10 @@ def _loops_keep_attribute(unit: Unit, cls: ast.ClassDef, attr: str) -> bool:
     resetting = {
         name
         for name, method in unit.methods(cls).items()
-        if name != "forward" and any(
-            isinstance(n, ast.Attribute) and n.attr == attr and isinstance(n.ctx, ast.Store) for n in ast.walk(method)
+        if name != "forward"
+        and any(
+            isinstance(n, ast.Attribute) and n.attr == attr and isinstance(n.ctx, ast.Store)
+            for n in ast.walk(method)
         )
     }
     for event in script.events_of(BACKWARD):

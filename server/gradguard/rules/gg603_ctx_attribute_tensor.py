@@ -251,7 +251,9 @@ class CtxAttributeTensor(Rule):
                 yield self.finding(unit, node, message, fix=fix)
 
 
-def _stored_tensors(unit: Unit, forward: ast.AST, params: list, ctx: str) -> list[tuple[ast.Assign, str, str, str]]:
+def _stored_tensors(
+    unit: Unit, forward: ast.AST, params: list, ctx: str
+) -> list[tuple[ast.Assign, str, str, str]]:
     """`ctx.attr = name` in forward where `name` holds one of forward's input tensors (or a
     view of one) or the very tensor forward returns: (statement, attr, name, "input"/"output").
     A fresh tensor computed in forward is neither."""
@@ -314,7 +316,6 @@ def _tensor_inputs(body: list[ast.AST], inputs: set[str]) -> set[str]:
     return found
 
 
-
 def _walk(func: ast.AST) -> list[ast.AST]:
     """Nodes of a function body, not entering nested scopes, in source order."""
     out = []
@@ -327,9 +328,6 @@ def _walk(func: ast.AST) -> list[ast.AST]:
         stack.extend(ast.iter_child_nodes(node))
     out.sort(key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0)))
     return out
-
-
-
 
 
 def _fix_edits(unit, forward, backward, ctx, stored, body) -> list[TextEdit] | None:
