@@ -315,6 +315,7 @@ REPAIRED_UNSAFE = REPAIRED_SAFE | {
     "parameter_list_to_tensor",
     "policy_chunk_clamp",
     "pulse_grad_amplitude_tensor",
+    "rnn_regression_h_state",
     "sigmoid_output_index_write",
     "stylemap_two_backwards",
     "trafficlight_running_losses",

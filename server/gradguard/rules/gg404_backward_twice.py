@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from functools import partial
 
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.fixes import (
     alone_on_its_lines,
     delete_statement,
     enclosing_block,
+    insert_after_statement,
     insert_before_statement,
     owns_lines,
     trailing_comment,
@@ -270,8 +272,27 @@ class BackwardTwice(Rule):
                 optimizer.step()
             """,
             lines=[10],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            rnn = nn.RNN(3, 4, batch_first=True)
+            head = nn.Linear(4, 1)
+            optimizer = torch.optim.SGD([*rnn.parameters(), *head.parameters()], lr=0.1)
+            h = None
+            for step in range(3):
+                x, y = torch.randn(2, 5, 3), torch.randn(2, 1)
+                out, h = rnn(x, h)
+                h = h.detach()
+                loss = ((head(out[:, -1]) - y) ** 2).mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            """,
             raises=_ERROR,
-            note="a hidden state carried from one batch to the next without `.detach()`",
+            check_fixed="assert h.grad_fn is None and rnn.weight_hh_l0.grad is not None",
+            note="a hidden state carried from one batch to the next without `.detach()`; the fix "
+            "detaches it after the step that computes it (truncated backpropagation through time)",
         ),
         Invalid(
             """
@@ -345,7 +366,13 @@ class BackwardTwice(Rule):
             if name in _assigned_in(loop):
                 # where the previous iteration's value is fed back in: the place to detach it
                 message = self.carried_message.format(shared=name, call=_short(unit, call))
-                yield self.finding(unit, _first_load(loop, name) or call, message)
+                carrier = _carrying_statement(unit, flow, loop, name)
+                fix = None
+                if carrier is not None:
+                    fix = self.make_fix(
+                        f"Detach `{name}` after it is computed", partial(_detach_after, unit, carrier, name)
+                    )
+                yield self.finding(unit, _first_load(loop, name) or call, message, fix=fix)
             else:
                 message = self.loop_message.format(shared=name, call=_short(unit, call))
                 moved = _computation_before(unit, loop, name)
@@ -360,7 +387,8 @@ class BackwardTwice(Rule):
     carried_message = (
         "`{shared}` is carried to the next iteration with its graph, and `{call}` backpropagates through it\n"
         f'The second iteration goes through the previous iteration\'s graph again and raises "{_ERROR}". '
-        "Detach it at the start of each iteration (`{shared} = {shared}.detach()`)."
+        "Detach it once it is computed (`{shared} = {shared}.detach()`), so that each iteration "
+        "backpropagates through its own steps only."
     )
 
     def _pair_finding(self, unit: Unit, first: ast.Call, second: ast.Call, shared: str) -> Finding:
@@ -418,6 +446,34 @@ def _move_into_loop(unit: Unit, loop: ast.AST, statement: ast.stmt) -> list[Text
         delete_statement(unit, statement),
         insert_before_statement(unit, first, code, trailing_comment(unit, statement)),
     ]
+
+
+def _detach_after(unit: Unit, statement: ast.stmt, name: str) -> list[TextEdit]:
+    return [insert_after_statement(unit, statement, f"{name} = {name}.detach()")]
+
+
+def _carrying_statement(unit: Unit, flow, loop: ast.AST, name: str) -> ast.stmt | None:
+    """The statement of the loop's body that computes the carried tensor `name` (`out, h = rnn(x,
+    h)`), when detaching it right after is all the fix needs: the last assignment of `name` in the
+    body, binding a value known to be one tensor (an LSTM's `(h, c)` pair is not), with no read of
+    `name` after it in the body (the loss would lose the gradient through it)."""
+    body = getattr(loop, "body", [])
+    for index in range(len(body) - 1, -1, -1):
+        stmt = body[index]
+        if not isinstance(stmt, ast.Assign) or len(stmt.targets) != 1:
+            continue
+        target = stmt.targets[0]
+        elements = target.elts if isinstance(target, ast.Tuple) else [target]
+        bound = next((e for e in elements if isinstance(e, ast.Name) and e.id == name), None)
+        if bound is None:
+            if _mentions(stmt, name):
+                return None
+            continue
+        if any(_mentions(later, name) for later in body[index + 1 :]) or not owns_lines(unit, stmt):
+            return None
+        value = flow.values.get(bound)
+        return stmt if value is not None and value.is_tensor else None
+    return None
 
 
 def _first_load(loop: ast.AST, name: str) -> ast.Name | None:
