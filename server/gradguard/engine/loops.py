@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from gradguard.engine.index import Unit, dotted_name, keyword
 from gradguard.engine.queries import scope_text
+from gradguard.engine.torch_facts import NOT_OPTIMIZER_WORDS
 from gradguard.engine.values import OPTIMIZER
 
 ZERO = "zero_grad"
@@ -29,19 +30,7 @@ _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _GRAD_RESETS = ("zero_", "fill_", "mul_", "copy_")
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 _OPTIMIZER_PREFIXES = ("torch.optim.", "bitsandbytes.optim.", "apex.optimizers.", "transformers.AdamW")
-_NOT_OPTIMIZER_WORDS = (
-    "sched",
-    "scaler",
-    "env",
-    "lr",
-    "warmup",
-    "swa",
-    "ema",
-    "tqdm",
-    "progress",
-    "bar",
-    "profiler",
-)
+_NOT_OPTIMIZER_WORDS = NOT_OPTIMIZER_WORDS  # names that hold something else (see torch_facts)
 
 
 @dataclass
