@@ -412,31 +412,34 @@ class WorkspaceIndex:
 
     def _new_buffer_added(self, path: str) -> None:
         """Engine thread: files that imported a module that did not exist may now resolve."""
-        try:
-            affected = self._affected(self.index, path, None)
-        except Exception:
-            log.exception("finding the files that rest on %s failed", path)
-            return
-        if affected:
-            self._call_soon(self._recheck_open, affected)
+        self._recheck_dependents([(path, None)])
 
     def _update_buffers(self) -> None:
         """Engine thread: when a fact other files may rest on changed, the open files that
         depend on it are checked again."""
         pending, self._buffers = self._buffers, {}
         index = self.index
-        affected: set[str] = set()
+        changed = []
         try:
-            changed = []
             for path, (text, tree) in pending.items():
                 old = index.file(path)
                 if index.update(path, text, tree):
                     changed.append((path, old))
-            del pending  # the trees go now, not after the dependents are found
-            for path, old in changed:
-                affected |= self._affected(index, path, old)
         except Exception:
-            log.exception("updating the project index for %d buffer(s) failed", len(self._buffers))
+            log.exception("updating the project index for %d buffer(s) failed", len(pending))
+            return
+        del pending  # the trees go now, not after the dependents are found
+        self._recheck_dependents(changed)
+
+    def _recheck_dependents(self, changed: list[tuple[str, Any]]) -> None:
+        """Engine thread: check again the open files that rest on the changed summaries
+        ((path, its summary before) pairs)."""
+        affected: set[str] = set()
+        try:
+            for path, old in changed:
+                affected |= self._affected(self.index, path, old)
+        except Exception:
+            log.exception("finding the files that rest on %d changed file(s) failed", len(changed))
             return
         if affected:
             self._call_soon(self._recheck_open, affected)
