@@ -53,6 +53,20 @@ def vscode_capabilities() -> types.ClientCapabilities:
     return client_capabilities("visual-studio-code")
 
 
+async def initialize_in_folder(client, root: Path) -> None:
+    """Initialize `client` with VS Code's capabilities and `root` as its one workspace folder
+    (untrusted, no debounce); `client.root` is that folder."""
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=vscode_capabilities(),
+            root_uri=root.as_uri(),
+            workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name="ws")],
+            initialization_options={"settings": {"debounceMs": 0}, "workspaceTrusted": False},
+        )
+    )
+    client.root = root
+
+
 async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> Any:
     """Poll until predicate() is truthy (returns its value) or fail."""
     loop = asyncio.get_running_loop()

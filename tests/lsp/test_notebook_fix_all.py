@@ -12,9 +12,9 @@ from .conftest import (
     SERVER_COMMAND,
     apply_text_edits,
     edits_for,
+    initialize_in_folder,
     make_client,
     server_env,
-    vscode_capabilities,
     wait_published,
 )
 
@@ -27,15 +27,7 @@ GG202 = rule_class("GG202").INVALID[0]
     ),
 )
 async def client(lsp_client: LanguageClient, tmp_path):
-    await lsp_client.initialize_session(
-        types.InitializeParams(
-            capabilities=vscode_capabilities(),
-            root_uri=tmp_path.as_uri(),
-            workspace_folders=[types.WorkspaceFolder(uri=tmp_path.as_uri(), name="ws")],
-            initialization_options={"settings": {"debounceMs": 0}, "workspaceTrusted": False},
-        )
-    )
-    lsp_client.root = tmp_path  # type: ignore[attr-defined]
+    await initialize_in_folder(lsp_client, tmp_path)
     yield
     await lsp_client.shutdown_session()
 

@@ -14,7 +14,7 @@ from gradguard.lsp.settings import parse_settings
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from .conftest import SERVER_COMMAND, make_client, server_env, vscode_capabilities, wait_published
+from .conftest import SERVER_COMMAND, initialize_in_folder, make_client, server_env, wait_published
 
 NET = textwrap.dedent(
     """\
@@ -143,15 +143,7 @@ def test_settings_value():
     )
 )
 async def client(lsp_client: LanguageClient, tmp_path):
-    await lsp_client.initialize_session(
-        types.InitializeParams(
-            capabilities=vscode_capabilities(),
-            root_uri=tmp_path.as_uri(),
-            workspace_folders=[types.WorkspaceFolder(uri=tmp_path.as_uri(), name="ws")],
-            initialization_options={"settings": {"debounceMs": 0}, "workspaceTrusted": False},
-        )
-    )
-    lsp_client.root = tmp_path  # type: ignore[attr-defined]
+    await initialize_in_folder(lsp_client, tmp_path)
     yield
     await lsp_client.shutdown_session()
 
