@@ -285,6 +285,7 @@ def repaired(outcome, mode: str) -> list[str]:
 # What the fixes repair today (floors: a program dropping out of these is a regression).
 REPAIRED_SAFE = {
     "gdn_lowerbound_legacy",
+    "image_comp_sign_grad_count",
     "leaf_chunk_manual_update",
     "linear_dct_require_grad",
     "manual_sgd_param_add",
@@ -293,6 +294,7 @@ REPAIRED_SAFE = {
     "view_after_transpose_attention",
 }
 REPAIRED_UNSAFE = REPAIRED_SAFE | {
+    "adder_backward_no_return",
     "batchnorm_running_mean_graph",
     "conv_branch_inplace_add",
     "conv_to_linear_in_features",
@@ -307,6 +309,7 @@ REPAIRED_UNSAFE = REPAIRED_SAFE | {
     "gan_encoder_missing_d_zero_grad",
     "gan_gdpp_second_backward",
     "keypoints_view_merges_batch",
+    "kernel_conv_grad_count",
     "kws_executor_no_zero_grad",
     "label_model_running_loss",
     "lenet_on_28x28",
