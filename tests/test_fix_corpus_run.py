@@ -284,6 +284,7 @@ def repaired(outcome, mode: str) -> list[str]:
 
 # What the fixes repair today (floors: a program dropping out of these is a regression).
 REPAIRED_SAFE = {
+    "bifpn_relu_on_weight",
     "gdn_lowerbound_legacy",
     "image_comp_sign_grad_count",
     "leaf_chunk_manual_update",
