@@ -326,7 +326,9 @@ REPAIRED_UNSAFE = REPAIRED_SAFE | {
     "rnn_regression_h_state",
     "sigmoid_output_index_write",
     "stylemap_two_backwards",
+    "three_layer_net_in_forward",
     "trafficlight_running_losses",
+    "transformer_linear_in_forward",
     "vq_affine_buffer_ema",
 }
 
