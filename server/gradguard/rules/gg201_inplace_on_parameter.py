@@ -510,9 +510,11 @@ class InplaceOnParameter(Rule):
         else:
             functional = next((a for a, q in unit.module.aliases.items() if q == "torch.nn.functional"), None)
             torch = torch_name(unit)
-            if functional is None and torch is None:
-                return None
-            func = f"{functional or torch + '.nn.functional'}.{name}"
+            if functional is None:
+                if torch is None:
+                    return None
+                functional = f"{torch}.nn.functional"
+            func = f"{functional}.{name}"
         text = f"{func}({unit.segment(call.args[0])})"
         return self.make_fix(f"Use `{func}` (out of place) here", [replace_node(unit, call, text)])
 

@@ -283,11 +283,7 @@ class TensorRewrap(Rule):
                 if not live:
                     continue
                 fix = self._fix(unit, flow, call, arg, data, listy)
-                what = (
-                    "tracked tensors"
-                    if listy
-                    else f"`{describe(unit, arg)}`, which autograd tracks,"
-                )
+                what = "tracked tensors" if listy else f"`{describe(unit, arg)}`, which autograd tracks,"
                 message = (
                     f"`{describe(unit, call)}` copies {what} into an untracked tensor\nThe new tensor "
                     "does not require grad: no gradient flows back through it."
