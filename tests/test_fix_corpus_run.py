@@ -284,7 +284,9 @@ def repaired(outcome, mode: str) -> list[str]:
 
 # What the fixes repair today (floors: a program dropping out of these is a regression).
 REPAIRED_SAFE = {
+    "bifpn_relu_on_weight",
     "gdn_lowerbound_legacy",
+    "image_comp_sign_grad_count",
     "leaf_chunk_manual_update",
     "linear_dct_require_grad",
     "manual_sgd_param_add",
@@ -293,6 +295,7 @@ REPAIRED_SAFE = {
     "view_after_transpose_attention",
 }
 REPAIRED_UNSAFE = REPAIRED_SAFE | {
+    "adder_backward_no_return",
     "batchnorm_running_mean_graph",
     "conv_branch_inplace_add",
     "conv_to_linear_in_features",
@@ -301,24 +304,31 @@ REPAIRED_UNSAFE = REPAIRED_SAFE | {
     "court_trainer_no_zero_grad",
     "ctx_output_attribute_leak",
     "dcgan_fake_not_detached",
+    "deblur_loss_list_tensor",
     "edit_knowledge_neuron",
     "exp_output_overwritten",
     "finetune_loss_sum",
     "gan_encoder_missing_d_zero_grad",
     "gan_gdpp_second_backward",
+    "gan_generator_pred_fake_detached",
+    "kernel_conv_grad_count",
     "keypoints_view_merges_batch",
     "kws_executor_no_zero_grad",
     "label_model_running_loss",
     "lenet_on_28x28",
     "meta_optimizer_lstm_list",
     "mm_row_update_loop",
+    "moe_balance_loss_tensor",
     "parameter_list_to_tensor",
     "policy_chunk_clamp",
     "pulse_grad_amplitude_tensor",
+    "reinforce_loss_numpy",
     "rnn_regression_h_state",
     "sigmoid_output_index_write",
     "stylemap_two_backwards",
+    "three_layer_net_in_forward",
     "trafficlight_running_losses",
+    "transformer_linear_in_forward",
     "vq_affine_buffer_ema",
 }
 

@@ -6,7 +6,8 @@ import ast
 import re
 from collections.abc import Iterator
 
-from gradguard.engine.finding import Finding
+from gradguard.engine.finding import Applicability, Finding
+from gradguard.engine.fixes import insert_after_statement, replace_node
 from gradguard.engine.index import Unit, is_false, keyword, self_attribute, self_name, walk
 from gradguard.engine.queries import node_text
 from gradguard.engine.rule import Invalid, Rule, Valid
@@ -82,7 +83,18 @@ class ParameterCreatedInForward(Rule):
     `nn.Flatten()`, `nn.Softmax()`, ...) built in `forward` are merely wasteful and are
     not reported; neither is lazy initialisation guarded by a condition
     (`if self.proj is None: self.proj = nn.Linear(...)`).
+
+    **Fix safety.** Unsafe: for a layer built and called at once in a plain statement of
+    `forward` (`nn.Linear(d, h)(x)`) whose arguments are constants, module-level names or
+    `__init__`'s parameters, the fix creates it once at the end of `__init__`
+    (`self.linear = nn.Linear(d, h)`) and calls `self.linear(x)` in `forward`. The model then
+    has new parameters: its `state_dict` gains keys (old checkpoints no longer load strictly),
+    the optimizer trains them, the random initialisation happens in a different order, and a
+    name that `__init__` takes as a parameter now means that parameter, not the module-level
+    name of the same spelling. No fix for layers stored in a variable, built in a loop or a
+    condition, or sized from the input.
     """
+    fix_applicability = Applicability.UNSAFE
 
     VALID = [
         Valid(
@@ -218,6 +230,44 @@ class ParameterCreatedInForward(Rule):
             """,
             lines=[10, 14],
         ),
+        Invalid(
+            """
+            import torch
+
+            D_in, H, D_out = 10, 5, 2
+
+            class ThreeLayerNet(torch.nn.Module):
+                def __init__(self, D_in, H, D_out):
+                    super().__init__()
+
+                def forward(self, x):
+                    h = torch.nn.Linear(D_in, H)(x).clamp(min=0)
+                    return torch.nn.Linear(H, D_out)(h)
+            """,
+            lines=[10, 11],
+            fixed="""
+            import torch
+
+            D_in, H, D_out = 10, 5, 2
+
+            class ThreeLayerNet(torch.nn.Module):
+                def __init__(self, D_in, H, D_out):
+                    super().__init__()
+                    self.linear = torch.nn.Linear(D_in, H)
+                    self.linear2 = torch.nn.Linear(H, D_out)
+
+                def forward(self, x):
+                    h = self.linear(x).clamp(min=0)
+                    return self.linear2(h)
+            """,
+            raises="the model's parameters are empty",
+            run="""
+            model = ThreeLayerNet(D_in, H, D_out)
+            assert list(model.parameters()), "the model's parameters are empty"
+            """,
+            check_fixed="assert torch.equal(model(torch.ones(1, D_in)), model(torch.ones(1, D_in)))",
+            note="the layers are built and called in forward (pytorch/tutorials two_layer_net_module)",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
@@ -269,7 +319,91 @@ class ParameterCreatedInForward(Rule):
                             "random weights each time, is not in the `.parameters()` the optimizer updates, "
                             "so it never learns; create it in `__init__`."
                         )
-                    yield self.finding(unit, node, message)
+                    fix = None
+                    if stored is None and in_forward:
+                        fix = self._fix(unit, cls, func, node)
+                    yield self.finding(unit, node, message, fix=fix)
+
+    def _fix(self, unit: Unit, cls: ast.ClassDef, forward, ctor: ast.Call):
+        """`nn.Linear(d, h)(x)` in a plain statement of forward -> `self.linear(x)`, with
+        `self.linear = nn.Linear(d, h)` at the end of `__init__`."""
+        call = unit.parent(ctor)
+        init = unit.methods(cls).get("__init__")
+        if not isinstance(call, ast.Call) or call.func is not ctor or init is None:
+            return None
+        statement = unit.enclosing_statement(call)
+        if statement is None or statement not in forward.body:
+            return None  # in a loop or a condition: one layer per iteration or branch
+        if not _movable(ctor, forward, init):
+            return None
+        me = self_name(init) or "self"
+        name = _attribute_name(unit, cls, ctor)
+        if name is None:
+            return None
+        return self.make_fix(
+            f"Create `{me}.{name}` in `__init__`",
+            [
+                insert_after_statement(unit, init.body[-1], f"{me}.{name} = {unit.segment(ctor)}"),
+                replace_node(unit, ctor, f"{self_name(forward) or 'self'}.{name}"),
+            ],
+        )
+
+
+def _movable(ctor: ast.Call, forward, init) -> bool:
+    """The constructor's arguments mean the same at the end of `__init__`: constants, arithmetic,
+    and free names of forward (module-level or enclosing names) that `__init__` does not assign;
+    a parameter of `__init__` of the same name is taken to be meant (see Fix safety)."""
+    own = {a.arg for a in forward.args.posonlyargs + forward.args.args + forward.args.kwonlyargs}
+    own |= {n.id for n in walk(forward) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    own |= {n.id for n in walk(init) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    for arg in [*ctor.args, *(k.value for k in ctor.keywords)]:
+        for node in ast.walk(arg):
+            if isinstance(node, ast.Name):
+                if node.id in own:
+                    return False
+            elif not isinstance(
+                node,
+                (ast.Constant, ast.BinOp, ast.UnaryOp, ast.Attribute, ast.operator, ast.unaryop, ast.Load),
+            ):
+                return False  # a call (`x.size(1)`), a subscript, a starred argument ...
+    return True
+
+
+def _attribute_name(unit: Unit, cls: ast.ClassDef, ctor: ast.Call) -> str | None:
+    """`linear`, `linear2`, ...: the class name in snake case, numbered past the attributes the
+    class already has and the other layers of its kind built in forward before this one."""
+    func = ctor.func
+    kind = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    if not kind:
+        return None
+    base = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", kind).lower()
+    taken = {
+        attr
+        for node in ast.walk(cls)
+        for attr in [self_attribute(node)]
+        if isinstance(node, ast.Attribute) and attr is not None
+    }
+    taken |= {n.name for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    earlier = sum(
+        1
+        for node in ast.walk(cls)
+        if isinstance(node, ast.Call)
+        and node is not ctor
+        and isinstance(node.func, type(func))
+        and ast.dump(node.func) == ast.dump(func)
+        and isinstance(parent := unit.parent(node), ast.Call)
+        and parent.func is node
+        and (node.lineno, node.col_offset) < (ctor.lineno, ctor.col_offset)
+    )
+    index = 0
+    while True:
+        index += 1
+        name = base if index == 1 else f"{base}{index}"
+        if name in taken:
+            continue
+        if earlier == 0:
+            return name
+        earlier -= 1
 
 
 def _stored_on_self(unit: Unit, call: ast.Call, me: str) -> ast.stmt | None:

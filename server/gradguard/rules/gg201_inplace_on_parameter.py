@@ -8,7 +8,7 @@ import keyword
 from typing import Iterator
 
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
-from gradguard.engine.fixes import parse_expression, render, replace_node
+from gradguard.engine.fixes import functional_relu, parse_expression, render, replace_node, torch_name
 from gradguard.engine.index import (
     FunctionNode,
     Unit,
@@ -105,7 +105,10 @@ class InplaceOnParameter(Rule):
 
     Gradients then flow into `self.weight` through `weight`. The automatic fix does
     exactly this when the change is a plain statement of `forward` and nothing else
-    in the class changes that parameter in place.
+    in the class changes that parameter in place. An `inplace=True` activation layer called
+    on a parameter (`self.act(self.weight)` with `self.act = nn.ReLU(inplace=True)`) gets the
+    out-of-place function for that call (`torch.relu(self.weight)`); the layer itself is left
+    as it is for the activations it may also be used on.
 
     If you meant to change the parameter's value (a constraint, a projection, an
     EMA copy), do it outside the recorded computation, e.g. after
@@ -114,7 +117,7 @@ class InplaceOnParameter(Rule):
     Not reported: changes under `torch.no_grad()` / `@torch.no_grad()`, writes through
     `.data`, buffers (`register_buffer`), parameters created with
     `requires_grad=False` or frozen in the class, `nn.init.*_` calls, and
-    `nn.ReLU(inplace=True)` (it changes activations, not parameters).
+    `nn.ReLU(inplace=True)` applied to activations (it changes them, not parameters).
 
     **Fix safety.** Safe: the out-of-place form computes the same values into a new tensor and
     leaves the parameter unchanged, which is what autograd needs; nothing else reads the result
@@ -363,6 +366,43 @@ class InplaceOnParameter(Rule):
             run="Scaler()(torch.randn(3)).sum().backward()",
             note="inside a loop: no automatic fix",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Fuse(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.w = nn.Parameter(torch.ones(2))
+                    self.w_relu = nn.ReLU(inplace=True)
+
+                def forward(self, a, b):
+                    weight = self.w_relu(self.w)
+                    weight = weight / (weight.sum() + 1e-4)
+                    return weight[0] * a + weight[1] * b
+            """,
+            lines=[11],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class Fuse(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.w = nn.Parameter(torch.ones(2))
+                    self.w_relu = nn.ReLU(inplace=True)
+
+                def forward(self, a, b):
+                    weight = torch.relu(self.w)
+                    weight = weight / (weight.sum() + 1e-4)
+                    return weight[0] * a + weight[1] * b
+            """,
+            raises=_LEAF_ERROR,
+            run="m = Fuse(); m(torch.randn(3), torch.randn(3)).sum().backward()",
+            check_fixed="assert m.w.grad is not None",
+            note="an in-place ReLU layer on the fusion weights (BiFPN)",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
@@ -427,6 +467,7 @@ class InplaceOnParameter(Rule):
             if write.event.op == "inplace=True":
                 what = "change by an `inplace=True` layer"
                 hint = "; use an out-of-place activation (`inplace=False`) on it"
+                fix = self._functional(unit, node)
             kind = "parameter" if write.value.kinds & PARAMETER else "leaf tensor"
             message = self.message.format(
                 what=what,
@@ -437,6 +478,61 @@ class InplaceOnParameter(Rule):
                 hint=hint,
             )
             yield self.finding(unit, node, message, fix=fix)
+
+    def _functional(self, unit: Unit, call: ast.AST):
+        """`self.act(self.weight)` with `self.act = nn.ReLU(inplace=True)` -> `torch.relu(self.weight)`:
+        the out-of-place function for this call only (the layer stays in place for activations)."""
+        if not (
+            isinstance(call, ast.Call)
+            and len(call.args) == 1
+            and not call.keywords
+            and not isinstance(call.args[0], ast.Starred)
+        ):
+            return None
+        layer = self_attribute(call.func)
+        cls = unit.enclosing_class(call)
+        if layer is None or cls is None:
+            return None
+        built = [
+            node.value
+            for node in ast.walk(cls)
+            if isinstance(node, ast.Assign)
+            and any(self_attribute(t) == layer for t in node.targets)
+            and isinstance(node.value, ast.Call)
+        ]
+        if len(built) != 1 or built[0].args:
+            return None
+        name = _FUNCTIONAL.get(unit.module.qualname(built[0].func) or "")
+        if name is None or any(k.arg != "inplace" for k in built[0].keywords):
+            return None
+        if name == "relu":
+            func = functional_relu(unit)
+        else:
+            functional = next((a for a, q in unit.module.aliases.items() if q == "torch.nn.functional"), None)
+            torch = torch_name(unit)
+            if functional is None:
+                if torch is None:
+                    return None
+                functional = f"{torch}.nn.functional"
+            func = f"{functional}.{name}"
+        text = f"{func}({unit.segment(call.args[0])})"
+        return self.make_fix(f"Use `{func}` (out of place) here", [replace_node(unit, call, text)])
+
+
+# activation layers whose constructor takes nothing but `inplace`, and their functional form
+_FUNCTIONAL = {
+    "torch.nn.ReLU": "relu",
+    "torch.nn.ReLU6": "relu6",
+    "torch.nn.SiLU": "silu",
+    "torch.nn.ELU": "elu",
+    "torch.nn.SELU": "selu",
+    "torch.nn.CELU": "celu",
+    "torch.nn.LeakyReLU": "leaky_relu",
+    "torch.nn.Hardtanh": "hardtanh",
+    "torch.nn.Hardswish": "hardswish",
+    "torch.nn.Hardsigmoid": "hardsigmoid",
+    "torch.nn.Mish": "mish",
+}
 
 
 def _on_self(node: ast.AST | None) -> bool:

@@ -6,7 +6,8 @@ import ast
 import re
 from collections.abc import Iterator
 
-from gradguard.engine.finding import Finding
+from gradguard.engine.finding import Applicability, Finding
+from gradguard.engine.fixes import replace_node
 from gradguard.engine.index import ModuleContext, Unit, keyword
 from gradguard.engine.queries import backward_events, dead_terms, describe, scope_text, unit_contains
 from gradguard.engine.rule import Invalid, Rule, Valid
@@ -43,7 +44,14 @@ class DetachedLoss(Rule):
     tracked prediction: a DQN target, a GAN discriminator step on `fake.detach()`, a
     teacher's output in distillation, a straight-through estimator
     `x + (q - x).detach()`.
+
+    **Fix safety.** Unsafe: the fix removes the cut (`.detach()`, `.data`, `.item()`, `.numpy()`,
+    with the `.cpu()` of the same chain), so the term sends gradient into the model again; where
+    the value was meant as a constant (a target, a teacher's output), that changes what trains, and
+    a Python number or NumPy value becomes a tensor. Offered only where the cut value is used once,
+    by the loss that is reported.
     """
+    fix_applicability = Applicability.UNSAFE
 
     VALID = [
         Valid(
@@ -195,6 +203,23 @@ class DetachedLoss(Rule):
                 optimizer.step()
             """,
             lines=[11],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            model = nn.Linear(10, 1)
+            criterion = nn.MSELoss()
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+            X = torch.randn(100, 10)
+            y = torch.randn(100, 1)
+            for epoch in range(3):
+                output = model(X)
+                intermediate = output
+                loss = criterion(intermediate, y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            """,
             raises="element 0 of tensors does not require grad and does not have a grad_fn",
         ),
         Invalid(
@@ -211,6 +236,18 @@ class DetachedLoss(Rule):
                 optimizer.step()
             """,
             lines=[6],
+            fixed="""
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            def train_step(model, optimizer, x, y):
+                pred = model(x)
+                loss = F.mse_loss(pred, y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            """,
             raises="element 0 of tensors does not require grad and does not have a grad_fn",
             run="""
             m = nn.Linear(3, 1)
@@ -274,6 +311,29 @@ class DetachedLoss(Rule):
                     return (logits.argmax(1) == y).float().mean().item()
             """,
             lines=[12],
+            fixed="""
+            import torch
+            import torch.nn.functional as F
+
+            class Trainer:
+                def __init__(self, model, optimizer):
+                    self.model = model
+                    self.optimizer = optimizer
+                    self.criterion = F.cross_entropy
+
+                def train_step(self, x, y):
+                    logits = self.model(x)
+                    probs = logits
+                    loss = self.criterion(probs, y)
+                    self.optimizer.zero_grad()
+                    loss.backward()
+                    self.optimizer.step()
+
+                def eval_step(self, x, y):
+                    with torch.no_grad():
+                        logits = self.model(x)
+                    return (logits.argmax(1) == y).float().mean().item()
+            """,
             raises="element 0 of tensors does not require grad and does not have a grad_fn",
             run="""
             m = torch.nn.Linear(4, 3)
@@ -300,7 +360,26 @@ class DetachedLoss(Rule):
             optimizer_g.step()
             """,
             lines=[10],
-            run="assert not err_adv.requires_grad",
+            fixed="""
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            netg = nn.Linear(4, 4)
+            netd = nn.Sequential(nn.Linear(4, 1), nn.Sigmoid())
+            optimizer_g = torch.optim.Adam(netg.parameters(), lr=1e-3)
+            x, gt = torch.randn(8, 4), torch.randn(8, 4)
+            fake = netg(x)
+            pred_fake = netd(fake)
+            err_adv = F.binary_cross_entropy(pred_fake, torch.ones(8, 1))
+            err_con = F.l1_loss(fake, gt)
+            err_g = err_adv + 50 * err_con
+            optimizer_g.zero_grad()
+            err_g.backward()
+            optimizer_g.step()
+            """,
+            raises="the adversarial term does not reach the generator",
+            run='assert err_adv.requires_grad, "the adversarial term does not reach the generator"',
             note="a GAN generator step with the discriminator's prediction detached: the adversarial term is a "
             "constant, only the L1 term trains the generator",
         ),
@@ -331,7 +410,7 @@ class DetachedLoss(Rule):
                     f"parameters\n`{loss}` (backpropagated on line {event.node.lineno}) depends on the model "
                     "only through it."
                 )
-                yield self.finding(unit, cut.node, message)
+                yield self.finding(unit, cut.node, message, fix=self._fix(unit, cut))
         seen = set()
         for _, _, term, backward in dead_terms(unit):
             loss = _loss_text(unit, backward)
@@ -351,7 +430,8 @@ class DetachedLoss(Rule):
                     f"from the autograd graph by `{describe(unit, cut.node)}` (line {cut.node.lineno}), and "
                     f"`{loss}` is backpropagated on line {backward.node.lineno}."
                 )
-                yield self.finding(unit, cut.node if inside else term.node, message)
+                fix = self._fix(unit, cut) if inside else None
+                yield self.finding(unit, cut.node if inside else term.node, message, fix=fix)
                 break  # one finding per constant term: its first cut
         for func in forward_functions(unit):
             if not _CUT_TEXT.search(scope_text(unit, func)):
@@ -369,8 +449,85 @@ class DetachedLoss(Rule):
                     )
                     yield self.finding(unit, cut.node, message)
 
+    def _fix(self, unit: Unit, cut):
+        """Drop the cutting chain (`x.cpu().detach().numpy()` -> `x`) where its value is used once."""
+        if cut.kind == REWRAP or not unit_contains(unit, cut.node):
+            return None
+        outer = cut.node
+        while True:
+            parent = unit.parent(outer)
+            if isinstance(parent, ast.Attribute) and parent.attr == "data":
+                outer = parent
+            elif (
+                isinstance(parent, ast.Attribute)
+                and parent.attr in _CHAIN_METHODS
+                and isinstance(unit.parent(parent), ast.Call)
+                and not unit.parent(parent).args  # type: ignore[union-attr]
+                and not unit.parent(parent).keywords  # type: ignore[union-attr]
+            ):
+                outer = unit.parent(parent)  # type: ignore[assignment]
+            else:
+                break
+        base = outer
+        while True:
+            if isinstance(base, ast.Attribute) and base.attr == "data":
+                base = base.value
+            elif (
+                isinstance(base, ast.Call)
+                and isinstance(base.func, ast.Attribute)
+                and base.func.attr in _CHAIN_METHODS
+                and not base.args
+                and not base.keywords
+            ):
+                base = base.func.value
+            else:
+                break
+        if base is outer or not _used_once(unit, outer):
+            return None
+        text = unit.segment(base)
+        if isinstance(unit.parent(outer), (ast.Attribute, ast.Subscript, ast.BinOp, ast.UnaryOp)) and not (
+            isinstance(base, (ast.Name, ast.Attribute, ast.Call, ast.Subscript, ast.Constant))
+        ):
+            text = f"({text})"
+        return self.make_fix(
+            f"Use `{describe(unit, base)}` itself, which keeps the graph", [replace_node(unit, outer, text)]
+        )
+
 
 _CUT_KINDS = frozenset({DETACH, DATA, ITEM, NUMPY_CUT, REWRAP})
+_CHAIN_METHODS = frozenset({"detach", "cpu", "numpy", "item"})
+
+
+def _used_once(unit: Unit, expr: ast.expr) -> bool:
+    """The cut value feeds one computation: it is not assigned, or assigned to a name read once
+    (in the same function) after it; and no NumPy function takes it."""
+    parent = unit.parent(expr)
+    if _converts(unit, parent):
+        return False
+    if not isinstance(parent, ast.Assign):
+        return isinstance(parent, (ast.BinOp, ast.UnaryOp, ast.AugAssign, ast.Call, ast.Return))
+    if len(parent.targets) != 1 or not isinstance(parent.targets[0], ast.Name):
+        return False
+    name = parent.targets[0].id
+    scope = unit.enclosing_function(parent)
+    nodes = list(ast.walk(scope)) if scope is not None else [n for top in unit.nodes for n in ast.walk(top)]
+    reads = [n for n in nodes if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)]
+    stores = [n for n in nodes if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store)]
+    return len(reads) == 1 and len(stores) == 1 and not _converts(unit, unit.parent(reads[0]))
+
+
+def _converts(unit: Unit, node: ast.AST | None) -> bool:
+    """A call that would turn the tensor back into a number or a new leaf: a NumPy function,
+    `torch.tensor(...)`, `float(...)`."""
+    if not isinstance(node, ast.Call):
+        return False
+    name = unit.module.call_name(node) or ""
+    return name.startswith("numpy") or name in _CONVERTERS
+
+
+_CONVERTERS = frozenset(
+    {"torch.tensor", "torch.as_tensor", "torch.Tensor", "torch.FloatTensor", "float", "int", "list"}
+)
 
 
 def _loss_text(unit: Unit, event) -> str:

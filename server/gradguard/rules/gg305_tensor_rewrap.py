@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import replace_node, torch_name
-from gradguard.engine.index import Unit, keyword
+from gradguard.engine.index import Unit, is_true, keyword
 from gradguard.engine.interpreter import DTYPES, REWRAP_CALL
 from gradguard.engine.queries import describe, flows
 from gradguard.engine.rule import Invalid, Rule, Valid
@@ -63,7 +63,8 @@ class TensorRewrap(Rule):
     **Fix safety.** Unsafe: `torch.stack([...])` / `.clone()` keep the graph, so gradients now
     flow into the copied values (that is the fix) and the result keeps the tensors' dtype and device
     instead of `torch.tensor`'s defaults. Offered only where the argument is certainly a tensor, or a
-    list whose items are tensors or numbers.
+    list whose items are tensors or numbers (a `requires_grad=True` argument is dropped: the stacked
+    tensors already require grad).
     """
     fix_applicability = Applicability.UNSAFE
 
@@ -228,6 +229,36 @@ class TensorRewrap(Rule):
             raises="element 0 of tensors does not require grad and does not have a grad_fn",
             check_fixed="assert model.weight.grad is not None",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            net = nn.Linear(4, 4)
+            crit = nn.L1Loss()
+            x, t = torch.randn(2, 4), torch.randn(2, 4)
+            outs = [net(x), net(x) + x]
+            loss = torch.tensor([crit(o, t) for o in outs], requires_grad=True).sum()
+            loss.backward()
+            assert net.weight.grad is not None, "no gradient reaches the network"
+            """,
+            lines=[8],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            net = nn.Linear(4, 4)
+            crit = nn.L1Loss()
+            x, t = torch.randn(2, 4), torch.randn(2, 4)
+            outs = [net(x), net(x) + x]
+            loss = torch.stack([crit(o, t) for o in outs]).sum()
+            loss.backward()
+            assert net.weight.grad is not None, "no gradient reaches the network"
+            """,
+            raises="no gradient reaches the network",
+            note="`requires_grad=True` makes a new leaf: the loss runs but the network learns nothing "
+            "(MC-E/Deep-Generalized-Unfolding-Networks-for-Image-Restoration#6)",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
@@ -252,11 +283,7 @@ class TensorRewrap(Rule):
                 if not live:
                     continue
                 fix = self._fix(unit, flow, call, arg, data, listy)
-                what = (
-                    "tensors that autograd tracks"
-                    if listy
-                    else f"`{describe(unit, arg)}`, which autograd tracks,"
-                )
+                what = "tracked tensors" if listy else f"`{describe(unit, arg)}`, which autograd tracks,"
                 message = (
                     f"`{describe(unit, call)}` copies {what} into an untracked tensor\nThe new tensor "
                     "does not require grad: no gradient flows back through it."
@@ -265,11 +292,14 @@ class TensorRewrap(Rule):
 
     def _fix(self, unit: Unit, flow, call: ast.Call, arg: ast.expr, data, listy: bool):
         torch = torch_name(unit)
-        if call.keywords or not torch:
+        # `requires_grad=True` is what the stacked tensors already give; any other keyword stops the fix
+        if not torch or any(k.arg != "requires_grad" or not is_true(k.value) for k in call.keywords):
             return None
         if listy:
             if not isinstance(arg, (ast.List, ast.Tuple)):
-                if not element_of(data).is_tensor:
+                item = element_of(data)
+                # None items (a loss attribute not yet set) fail in torch.stack as in torch.tensor
+                if not (item.is_only(TENSOR | PARAMETER | BUFFER | NONE) and item.may_be(TENSOR | PARAMETER)):
                     return None
                 return self.make_fix(
                     "Use `torch.stack(...)`, which keeps the graph",

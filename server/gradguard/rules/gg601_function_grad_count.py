@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from gradguard.engine.finding import Finding, Severity
+from gradguard.engine.finding import Applicability, Finding, Severity
+from gradguard.engine.fixes import insert_after_statement, replace_node
 from gradguard.engine.index import Unit
 from gradguard.engine.rule import Invalid, Rule, Valid
 from gradguard.engine.values import NONE, TUPLE
@@ -75,7 +76,17 @@ class FunctionGradCount(Rule):
     A common cause is forgetting the gradient of a second input (a weight, a scale) or
     of a non-tensor argument. Extra trailing `None`s are tolerated by PyTorch and are not
     reported.
+
+    **Fix safety.** When `backward` returns too few values, the fix returns `None` for the missing
+    inputs. Safe when each missing input has a constant default in `forward` (a flag, a number):
+    such an input gets no gradient, and `None` is the only value autograd accepts for it. Unsafe
+    otherwise: the `None`s go to the last inputs, and a tensor input that needs a gradient would
+    silently get none. When `backward` computes its gradients but never returns them, the fix
+    returns the locals named after `forward`'s inputs (`grad_w` for `w`, `None` for an input
+    with a constant default); unsafe, since it matches gradients to inputs by name. No fix when
+    `backward` returns too many values or several returns disagree.
     """
+    fix_applicability = Applicability.SAFE
 
     VALID = [
         Valid(
@@ -144,8 +155,52 @@ class FunctionGradCount(Rule):
                     return grad_output * ctx.scale
             """,
             lines=[11],
+            fixed="""
+            import torch
+
+            class MulConst(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x, scale):
+                    ctx.scale = scale
+                    return x * scale
+
+                @staticmethod
+                def backward(ctx, grad_output):
+                    return grad_output * ctx.scale, None
+            """,
             raises="function MulConstBackward returned an incorrect number of gradients (expected 2, got 1)",
             run="MulConst.apply(torch.randn(3, requires_grad=True), 2.0).sum().backward()",
+            note="unsafe fix: `scale` has no default, so it could be a tensor that needs a gradient",
+        ),
+        Invalid(
+            """
+            import torch
+
+            class Sign(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x, training=True):
+                    return x.sign() if training else x.round()
+
+                @staticmethod
+                def backward(ctx, grad_output):
+                    return grad_output
+            """,
+            lines=[10],
+            fixed="""
+            import torch
+
+            class Sign(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x, training=True):
+                    return x.sign() if training else x.round()
+
+                @staticmethod
+                def backward(ctx, grad_output):
+                    return grad_output, None
+            """,
+            raises="function SignBackward returned an incorrect number of gradients (expected 2, got 1)",
+            run="Sign.apply(torch.randn(3, requires_grad=True), True).sum().backward()",
+            note="safe fix: the flag has a constant default (1zb/pytorch-image-comp-rnn#4)",
         ),
         Invalid(
             """
@@ -183,6 +238,22 @@ class FunctionGradCount(Rule):
                     grad_x = ((w.unsqueeze(1) - x.unsqueeze(0)) * grad_output.unsqueeze(-1)).sum(0)
             """,
             lines=[10],
+            fixed="""
+            import torch
+
+            class Adder(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, w, x):
+                    ctx.save_for_backward(w, x)
+                    return -(w.unsqueeze(1) - x.unsqueeze(0)).abs().sum(-1)
+
+                @staticmethod
+                def backward(ctx, grad_output):
+                    w, x = ctx.saved_tensors
+                    grad_w = ((x.unsqueeze(0) - w.unsqueeze(1)) * grad_output.unsqueeze(-1)).sum(1)
+                    grad_x = ((w.unsqueeze(1) - x.unsqueeze(0)) * grad_output.unsqueeze(-1)).sum(0)
+                    return grad_w, grad_x
+            """,
             raises="returned an incorrect number of gradients (expected 2, got 1)",
             run="Adder.apply(torch.randn(3, 4, requires_grad=True), torch.randn(5, 4)).sum().backward()",
             note="the gradients are computed but never returned (huawei-noah/AdderNet#21)",
@@ -216,7 +287,10 @@ class FunctionGradCount(Rule):
                 counts.append((ret, got))
             if flow.final is not None and expected > 1 and not _raises_at_end(backward):
                 # falls off the end: returns None, one value
-                yield self._no_return(unit, cls.name, backward, expected)
+                finding = self._no_return(unit, cls.name, backward, expected)
+                if not _returns(backward):
+                    finding.fix = self._return_fix(unit, forward, backward, params[len(params) - expected :])
+                yield finding
             for ret, got in counts:
                 if got == expected:
                     continue
@@ -225,7 +299,61 @@ class FunctionGradCount(Rule):
                     if all(isinstance(e, ast.Constant) and e.value is None for e in extra):
                         continue
                 message = self.message.format(cls=cls.name, got=got, expected=expected)
-                yield self.finding(unit, ret, message)
+                fix = None
+                if got < expected and len({c for _, c in counts}) == 1:
+                    fix = self._none_fix(unit, forward, ret, params[len(params) - expected :], got)
+                yield self.finding(unit, ret, message, fix=fix)
+
+    def _none_fix(self, unit: Unit, forward, ret: ast.Return, inputs: list[ast.arg], got: int):
+        """`return g` -> `return g, None`: None for the inputs after the first `got`."""
+        if ret.value is None or (got > 1 and not isinstance(ret.value, ast.Tuple)):
+            return None
+        values = ret.value.elts if isinstance(ret.value, ast.Tuple) else [ret.value]
+        if any(isinstance(v, ast.Starred) for v in values):
+            return None
+        defaults = _constant_defaults(forward)
+        missing = inputs[got:]
+        safe = all(a.arg in defaults for a in missing)
+        text = ", ".join([unit.segment(v) for v in values] + ["None"] * len(missing))
+        names = ", ".join(f"`{a.arg}`" for a in missing)
+        return self.make_fix(
+            f"Return `None` for {names}",
+            [replace_node(unit, ret.value, text)],
+            Applicability.SAFE if safe else Applicability.UNSAFE,
+        )
+
+    def _return_fix(self, unit: Unit, forward, backward, inputs: list[ast.arg]):
+        """`backward` computes `grad_<input>` for every input but returns nothing: return them."""
+        assigned = {
+            t.id
+            for node in ast.walk(backward)
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign))
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            if isinstance(t, ast.Name)
+        }
+        defaults = _constant_defaults(forward)
+        values = []
+        for arg in inputs:
+            names = [n for n in _grad_names(arg.arg) if n in assigned]
+            if len(names) == 1:
+                values.append(names[0])
+            elif not names and arg.arg in defaults:
+                values.append("None")
+            else:
+                return None
+        if all(v == "None" for v in values):
+            return None
+        last = backward.body[-1]
+        if (
+            isinstance(last, (ast.If, ast.For, ast.While, ast.With, ast.Try))
+            or last.lineno == backward.lineno
+        ):
+            return None
+        return self.make_fix(
+            f"Return `{', '.join(values)}`",
+            [insert_after_statement(unit, last, f"return {', '.join(values)}")],
+            Applicability.UNSAFE,
+        )
 
     def _no_return(self, unit: Unit, cls: str, backward: ast.AST, expected: int) -> Finding:
         message = (
@@ -240,6 +368,18 @@ class FunctionGradCount(Rule):
         finding.column = len(text) - len(text.lstrip()) + 1
         finding.end_column = len(text) + 1
         return finding
+
+
+def _constant_defaults(forward: ast.AST) -> set[str]:
+    """forward's inputs whose default is a constant other than None: a flag, a number, a string."""
+    args = forward.args  # type: ignore[attr-defined]
+    params = args.posonlyargs + args.args
+    pairs = zip(params[len(params) - len(args.defaults) :], args.defaults, strict=True)
+    return {a.arg for a, d in pairs if isinstance(d, ast.Constant) and d.value is not None}
+
+
+def _grad_names(name: str) -> list[str]:
+    return [f"grad_{name}", f"{name}_grad", f"grad{name}", f"d_{name}", f"g_{name}"]
 
 
 def _static(method: ast.AST) -> bool:
