@@ -611,31 +611,31 @@ def _carried_attributes(unit: Unit) -> list[tuple[ast.ClassDef, str, object]]:
     """(class, attribute, store event) for `self.h = f(self.h)` in a module's forward where the
     new value carries this forward pass's graph: the next forward feeds it back in."""
     semantics = unit.semantics
-    found = []
+    found: list[tuple[ast.ClassDef, str, object]] = []
     for cls in unit.module_classes():
         for func in unit.methods_reachable_from(cls, "forward"):
             me = self_name(func) or "self"
             stores = [
-                event
+                (event.target.attr, event)
                 for event in semantics.flow(func).events_of(ATTRIBUTE_STORE)
                 if isinstance(event.target, ast.Attribute)
                 and isinstance(event.target.value, ast.Name)
                 and event.target.value.id == me
             ]
-            for event in stores:
+            for attr, event in stores:
                 value = event.value
                 if (
                     event.nograd is None
-                    and f"self.{event.target.attr}" in value.names
+                    and f"self.{attr}" in value.names
                     and has_graph(value)
                     and value.saves
-                    and not _detached_later(func, event, stores)
+                    and not _detached_later(func, attr, event, stores)
                 ):
-                    found.append((cls, event.target.attr, event))
+                    found.append((cls, attr, event))
     return found
 
 
-def _detached_later(func: ast.AST, event, stores: list) -> bool:
+def _detached_later(func: ast.AST, attr: str, event, stores: list) -> bool:
     """A later statement of the method's own body stores the same attribute again without a graph
     (`out, self.h = self.rnn(x, self.h)` then `self.h = self.h.detach()`)."""
     body = getattr(func, "body", [])
@@ -643,8 +643,8 @@ def _detached_later(func: ast.AST, event, stores: list) -> bool:
         return False
     after = body[body.index(event.node) + 1 :]
     return any(
-        other.node in after and other.target.attr == event.target.attr and not has_graph(other.value)
-        for other in stores
+        other.node in after and other_attr == attr and not has_graph(other.value)
+        for other_attr, other in stores
     )
 
 
