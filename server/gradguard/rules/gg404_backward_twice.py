@@ -202,6 +202,34 @@ class BackwardTwice(Rule):
             """,
             note="the state on the module is reset before every batch",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Tagger(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.gru = nn.GRU(3, 4, batch_first=True)
+                    self.head = nn.Linear(4, 1)
+                    self.hidden = torch.zeros(1, 2, 4)
+
+                def forward(self, x):
+                    out, self.hidden = self.gru(x, self.hidden)
+                    self.hidden = self.hidden.detach()
+                    return self.head(out[:, -1])
+
+            model = Tagger()
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            for step in range(2):
+                loss = model(torch.randn(2, 5, 3)).pow(2).mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            """,
+            note="the state kept on the module is detached right after forward stores it",
+            run="assert model.hidden.grad_fn is None",
+        ),
     ]
     INVALID = [
         Invalid(
