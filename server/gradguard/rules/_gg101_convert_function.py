@@ -33,7 +33,7 @@ import builtins
 from dataclasses import dataclass, field
 
 from gradguard.engine.finding import Applicability, Fix, TextEdit
-from gradguard.engine.index import Unit, self_name, statement_start_line
+from gradguard.engine.index import Unit, self_attribute, self_name, statement_start_line
 from gradguard.engine.values import BUFFER, PARAMETER, TENSOR
 
 FIX_TITLE = "Convert to torch.autograd.Function"
@@ -160,6 +160,23 @@ def analyse_conversion(unit: Unit, cls: ast.ClassDef) -> Conversion | None:
             return None
 
     return Conversion(Fix(FIX_TITLE, Applicability.UNSAFE, compute), plan.complete)
+
+
+def sub_layers_used(unit: Unit, cls: ast.ClassDef) -> list[str]:
+    """The sub-layers (`self.fc = nn.Linear(...)`) the module's forward or backward uses: why the
+    conversion is not offered (their parameters would learn only through the hand-written backward)."""
+    attrs = unit.class_attributes(cls)
+    used: list[str] = []
+    for name in ("forward", "backward"):
+        method = unit.methods(cls).get(name)
+        me = self_name(method) if isinstance(method, ast.FunctionDef) else None
+        if me is None or method is None:
+            continue
+        for node in ast.walk(method):
+            attr = self_attribute(node, me)
+            if attr is not None and attr in attrs and attrs[attr].kind == "layer" and attr not in used:
+                used.append(attr)
+    return used
 
 
 def convert_module_source(source: str, class_name: str) -> str | None:
