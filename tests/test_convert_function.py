@@ -1041,3 +1041,82 @@ def test_non_tensor_input_with_default_gets_none():
     module = namespace["WeightedReduce"](3)
     module(torch.randn(4, 3)).sum().backward()
     assert module.w.grad is not None
+
+
+SEVERAL_OUTPUTS = """
+class ScaleShift(nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.scale = nn.Parameter(torch.randn(n))
+        self.shift = nn.Parameter(torch.randn(n))
+
+    def forward(self, x):
+        self.x = x
+        return x * self.scale, x + self.shift
+
+    def backward(self, grad_scaled, grad_shifted):
+        self.scale.grad = (grad_scaled * self.x).sum(0)
+        self.shift.grad = grad_shifted.sum(0)
+        return grad_scaled * self.scale + grad_shifted
+"""
+
+
+def test_several_outputs_get_one_gradient_each():
+    source = HEADER + textwrap.dedent(SEVERAL_OUTPUTS).lstrip()
+    out = convert_module_source(source, "ScaleShift")
+    assert out is not None
+    assert "def backward(ctx, grad_scaled, grad_shifted):" in out
+    namespace = load(out)
+    function = namespace["ScaleShiftFunction"]
+    x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    scale, shift = (torch.randn(3, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    assert torch.autograd.gradcheck(function.apply, (x, scale, shift))
+    # the converted module trains both parameters through apply, as autograd on the original would
+    torch.manual_seed(0)
+    module = namespace["ScaleShift"](3)
+    reference = load(source)["ScaleShift"](3)
+    reference.load_state_dict(module.state_dict())
+    x = torch.randn(4, 3)
+    a, b = module(x)
+    assert type(a.grad_fn).__name__ == "ScaleShiftFunctionBackward"
+    (a.pow(2).sum() + b.sum()).backward()
+    ra, rb = reference(x)
+    (ra.pow(2).sum() + rb.sum()).backward()
+    for name, param in module.named_parameters():
+        assert torch.allclose(param.grad, dict(reference.named_parameters())[name].grad, atol=1e-5), name
+
+
+def test_several_outputs_with_one_gradient_argument_are_not_converted():
+    source = HEADER + textwrap.dedent(SEVERAL_OUTPUTS).lstrip()
+    source = source.replace(
+        "def backward(self, grad_scaled, grad_shifted):", "def backward(self, grad_scaled):"
+    )
+    source = source.replace("grad_shifted.sum(0)", "grad_scaled.sum(0)").replace("+ grad_shifted", "")
+    compile(source, "one_gradient", "exec")
+    assert convert_module_source(source, "ScaleShift") is None
+
+
+def test_sub_layer_module_says_why_it_is_not_converted():
+    from gradguard.engine.analyzer import Analyzer
+    from gradguard.engine.config import Config
+
+    source = HEADER + textwrap.dedent(
+        """
+        class Gated(nn.Module):
+            def __init__(self, n):
+                super().__init__()
+                self.fc = nn.Linear(n, n)
+                self.scale = nn.Parameter(torch.ones(n))
+
+            def forward(self, x):
+                self.h = self.fc(x)
+                return self.h * self.scale
+
+            def backward(self, grad_output):
+                self.scale.grad = (grad_output * self.h).sum(0)
+        """
+    )
+    assert convert_module_source(source, "Gated") is None
+    (finding,) = Analyzer(Config(select=("GG101",))).check(source).findings
+    assert "sub-layer `self.fc`" in finding.detail
+    assert all(f.title != FIX_TITLE for f in [finding.fix, *finding.alternatives] if f is not None)

@@ -874,6 +874,17 @@ def _note_view(node: ast.AST, op: str, before: Shape, value: Value) -> Value:
 def _torch(flow: Flow, node: ast.Call, qual: str, args: Arguments, result: Value) -> Value:
     if qual in _SOFTMAX:
         flow.semantics.shape_index.softmax.add(node)  # its result: probabilities
+    # dtypes are checked whether or not the shapes are known
+    if qual in _MATMUL_DTYPE and len(args.positional) >= 2:
+        _matmul_dtype(
+            flow,
+            node,
+            args.positional[0],
+            args.positional[1],
+            qual,
+            args.node_of(0, "input"),
+            args.node_of(1, "other"),
+        )
     if result.kinds == MODULE:
         last = qual.rsplit(".", 1)[-1]
         if last in ("Sequential", "ModuleDict", "ModuleList"):
@@ -914,16 +925,6 @@ def _torch(flow: Flow, node: ast.Call, qual: str, args: Arguments, result: Value
     if qual in _LOSS_FUNCTIONS and len(args.positional) >= 2:
         _softmax_into_ce(flow, node, qual, args.positional[0])
         _ce_target(flow, node, qual, args.positional[0], args.positional[1])
-    if qual in _MATMUL_DTYPE and len(args.positional) >= 2:
-        _matmul_dtype(
-            flow,
-            node,
-            args.positional[0],
-            args.positional[1],
-            qual,
-            args.node_of(0, "input"),
-            args.node_of(1, "other"),
-        )
     out = ss.op_output(qual, None, positional, keywords)
     if out is None and qual in ("torch.tensor", "torch.as_tensor", "torch.Tensor", "torch.FloatTensor",
                                 "torch.LongTensor") and node.args:  # fmt: skip

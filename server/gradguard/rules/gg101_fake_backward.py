@@ -9,8 +9,8 @@ from typing import Iterator
 from gradguard.engine.finding import Applicability, Finding, TextEdit
 from gradguard.engine.fixes import delete_statement
 from gradguard.engine.index import FunctionNode, Unit, statement_start_line
-from gradguard.engine.rule import Invalid, Rule, Valid
-from gradguard.rules._gg101_convert_function import analyse_conversion
+from gradguard.engine.rule import Invalid, Rule, Valid, split_message
+from gradguard.rules._gg101_convert_function import analyse_conversion, sub_layers_used
 
 # `mm_backward`, `linear_backward`, `mmBackward`, `customBackward`
 _BACKWARD_NAME = re.compile(r"^(?:backward|\w+_backward|[a-z]\w*Backward)$")
@@ -178,10 +178,13 @@ class FakeBackward(Rule):
     **Fix safety.** Removing the method is safe when nothing in the file calls it: autograd never
     called it, so training is unchanged. When code calls it explicitly (`layer.backward(g)`), that
     call breaks, so the removal is unsafe. The conversion to a `torch.autograd.Function` is unsafe:
-    your hand-written gradient then replaces autograd's, right or wrong. It is not offered for a
-    module whose `forward` calls sub-layers (inside `Function.forward` autograd records nothing, so
-    their parameters would get gradients only if your `backward` computed them) or returns several
-    outputs (not translated yet), nor when `backward` reads anything the translation cannot map.
+    your hand-written gradient then replaces autograd's, right or wrong. A `forward` that returns
+    several outputs is converted when `backward` takes one gradient per output
+    (`backward(self, grad_a, grad_b)`, as a Function's does). It is not offered for a module whose
+    `forward` or `backward` uses a sub-layer (`self.fc(x)`): inside `Function.forward` autograd
+    records nothing, so the sub-layer's parameters would get gradients only if your `backward`
+    computed them, and a `backward` that covers only the module's own parameters would silently
+    stop them learning; nor when `backward` reads anything the translation cannot map.
     """
     fix_applicability = Applicability.SAFE
     tags = ("unnecessary",)
@@ -492,6 +495,71 @@ class FakeBackward(Rule):
             """,
             note="backward gives every parameter a gradient: the fix converts it to a torch.autograd.Function",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class ScaleShift(nn.Module):
+                def __init__(self, n):
+                    super().__init__()
+                    self.scale = nn.Parameter(torch.randn(n))
+                    self.shift = nn.Parameter(torch.randn(n))
+
+                def forward(self, x):
+                    self.x = x
+                    return x * self.scale, x + self.shift
+
+                def backward(self, grad_scaled, grad_shifted):
+                    self.scale.grad = (grad_scaled * self.x).sum(0)
+                    self.shift.grad = grad_shifted.sum(0)
+                    return grad_scaled * self.scale + grad_shifted
+            """,
+            lines=[14],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class ScaleShiftFunction(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x, scale, shift):
+                    ctx.save_for_backward(x, scale)
+                    return x * scale, x + shift
+
+                @staticmethod
+                def backward(ctx, grad_scaled, grad_shifted):
+                    x, scale = ctx.saved_tensors
+                    grad_scale = (grad_scaled * x).sum(0)
+                    grad_shift = grad_shifted.sum(0)
+                    return grad_scaled * scale + grad_shifted, grad_scale, grad_shift
+
+
+            class ScaleShift(nn.Module):
+                def __init__(self, n):
+                    super().__init__()
+                    self.scale = nn.Parameter(torch.randn(n))
+                    self.shift = nn.Parameter(torch.randn(n))
+
+                def forward(self, x):
+                    return ScaleShiftFunction.apply(x, self.scale, self.shift)
+            """,
+            run="""
+            layer = ScaleShift(3)
+            x = torch.randn(4, 3, requires_grad=True)
+            a, b = layer(x)
+            (a.pow(2).sum() + b.sum()).backward()
+            """,
+            check_fixed="""
+            assert type(a.grad_fn).__name__ == "ScaleShiftFunctionBackward"
+            s = layer.scale.detach().clone().requires_grad_()
+            t = layer.shift.detach().clone().requires_grad_()
+            x_ref = x.detach().clone().requires_grad_()
+            ((x_ref * s).pow(2).sum() + (x_ref + t).sum()).backward()
+            assert torch.allclose(layer.scale.grad, s.grad) and torch.allclose(layer.shift.grad, t.grad)
+            assert torch.allclose(x.grad, x_ref.grad)
+            """,
+            note="several outputs: backward takes one gradient per output, as a Function's does",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
@@ -510,6 +578,21 @@ class FakeBackward(Rule):
                         fix, alternatives = conversion.fix, [fix]
                     else:
                         alternatives = [conversion.fix]
+                detail = ""
+                if conversion is None and func.name == "backward":
+                    layers = sub_layers_used(unit, cls)
+                    if layers:
+                        _, rest = split_message(self.message)
+                        named = ", ".join(f"`self.{layer}`" for layer in layers[:3])
+                        detail = (
+                            f"{rest} It is not converted to a `torch.autograd.Function`: it uses the sub-layer "
+                            f"{named}, whose parameters would then learn only from this `backward`."
+                        )
                 yield self.finding(
-                    unit, func, self.message.format(method=func.name), fix=fix, alternatives=alternatives
+                    unit,
+                    func,
+                    self.message.format(method=func.name),
+                    fix=fix,
+                    alternatives=alternatives,
+                    detail=detail,
                 )

@@ -63,8 +63,10 @@ class UnregisteredParameter(Rule):
     **Fix safety.** Unsafe: wrapping the container in `nn.ModuleList`/`nn.ModuleDict`/
     `nn.ParameterList` (or the tensor in `nn.Parameter`) changes `model.parameters()` (an optimizer
     built afterwards now trains them) and the `state_dict()` keys, so checkpoints saved before the fix
-    no longer load with `strict=True`. A container of containers (`[[linear, act], ...]`) gets no fix:
-    `nn.ModuleList` rejects the inner lists.
+    no longer load with `strict=True`. A list of layer groups (`[[linear, act], ...]`, or
+    `self.hids.append([linear, act])`) becomes an `nn.ModuleList` of `nn.ModuleList`s, which iterates,
+    unpacks and indexes as the lists did; other containers of containers get no fix (`nn.ModuleList`
+    rejects the inner lists, and the right structure is the author's choice).
     """
     fix_applicability = Applicability.UNSAFE
 
@@ -396,7 +398,29 @@ class UnregisteredParameter(Rule):
                     return x
             """,
             lines=[6],
-            note="a list of [layer, activation] pairs: nn.ModuleList() would reject the inner lists; no fix",
+            fixed="""
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self, n_layers=2, n_hid=4):
+                    super().__init__()
+                    self.hids = nn.ModuleList()
+                    for _ in range(n_layers):
+                        self.hids.append(nn.ModuleList([nn.Linear(n_hid, n_hid), nn.Tanh()]))
+
+                def forward(self, x):
+                    for linear, act in self.hids:
+                        x = act(linear(x))
+                    return x
+            """,
+            check_fixed="""
+            import torch
+            net = Net()
+            assert len(list(net.parameters())) == 4
+            net(torch.randn(3, 4)).sum().backward()
+            assert net.hids[0][0].weight.grad is not None
+            """,
+            note="a list of [layer, activation] pairs (pytorch/pytorch#715): a ModuleList of ModuleLists",
         ),
     ]
 
@@ -443,8 +467,17 @@ class UnregisteredParameter(Rule):
                 reported.add(attr)
                 empty = _is_empty_container(value_node)
                 wrap_name = isinstance(value_node, ast.Name)
+                nested = _nested(final)
+                inner = _inner_module_lists(unit, init, me, attr, value_node, flow) if nested else None
                 yield self._container(
-                    unit, attr, value_node, kinds, empty=empty, wrap_name=wrap_name, nested=_nested(final)
+                    unit,
+                    attr,
+                    value_node,
+                    kinds,
+                    empty=empty,
+                    wrap_name=wrap_name,
+                    nested=nested,
+                    inner=inner,
                 )
 
     # -- findings ----------------------------------------------------------------------------------
@@ -471,6 +504,7 @@ class UnregisteredParameter(Rule):
         empty: bool = False,
         wrap_name: bool = False,
         nested: bool = False,
+        inner: list[ast.List | ast.Tuple] | None = None,
     ) -> Finding:
         dict_like = isinstance(value, (ast.Dict, ast.DictComp)) or _call_name(value) in _EMPTY_DICT_CALLS
         what = (
@@ -496,7 +530,84 @@ class UnregisteredParameter(Rule):
             new = _container_text(unit, value, f"{nn}.{suggestion}", empty, wrap_name, dict_like)
             if new is not None:
                 fix = self.make_fix(f"Use `nn.{suggestion}`", [replace_node(unit, value, new)])
+        elif nn and kinds == {_KIND_MODULE} and inner:
+            # a list of [layer, activation] groups: a ModuleList of ModuleLists keeps iteration,
+            # unpacking (`for linear, act in self.hids`) and indexing (`self.hids[0][0]`) as they were
+            new = _container_text(unit, value, f"{nn}.ModuleList", empty, wrap_name, False)
+            if new is not None:
+                edits = [replace_node(unit, value, new)]
+                edits += [
+                    replace_node(
+                        unit, group, f"{nn}.ModuleList([{', '.join(map(unit.segment, group.elts))}])"
+                    )
+                    for group in inner
+                ]
+                fix = self.make_fix("Use `nn.ModuleList` (of `nn.ModuleList`s)", edits)
         return self.finding(unit, value, message, fix=fix)
+
+
+def _inner_module_lists(
+    unit: Unit, init: ast.AST, me: str, attr: str, value: ast.expr, flow
+) -> list[ast.List | ast.Tuple] | None:
+    """The inner groups of a list of layer groups, when each is a list or tuple display of modules:
+    the items of `self.x = [[a, b], ...]` / `[[a, b] for ...]`, or of every `self.x.append([a, b])`
+    of `__init__` after `self.x = []` (which must be the only other use of `self.x` there); None
+    when some group is anything else."""
+    if isinstance(value, ast.List) and value.elts:
+        groups = list(value.elts)
+    elif isinstance(value, ast.ListComp):
+        groups = [value.elt]
+    elif _is_empty_container(value) and not isinstance(value, ast.Dict) and _call_name(value) != "dict":
+        groups = []
+        for node in ast.walk(init):
+            if not (
+                isinstance(node, ast.Attribute)
+                and node.attr == attr
+                and isinstance(node.value, ast.Name)
+                and node.value.id == me
+            ):
+                continue
+            parent = unit.parent(node)
+            if isinstance(node.ctx, ast.Store):
+                assigned = parent.value if isinstance(parent, (ast.Assign, ast.AnnAssign)) else None
+                if assigned is not None and unit.segment(assigned) == unit.segment(value):
+                    continue  # the `self.x = []` itself
+                return None
+            call = unit.parent(parent) if isinstance(parent, ast.Attribute) else None
+            if not (
+                isinstance(parent, ast.Attribute)
+                and parent.attr == "append"
+                and isinstance(call, ast.Call)
+                and call.func is parent
+                and len(call.args) == 1
+                and not call.keywords
+            ):
+                return None
+            groups.append(call.args[0])
+    else:
+        return None
+    checked: list[ast.List | ast.Tuple] = []
+    for group in groups:
+        if not isinstance(group, (ast.List, ast.Tuple)) or not group.elts or group.lineno != group.end_lineno:
+            return None
+        if not all(flow.value_of(e).is_module or _nn_class_by_name(unit, e) for e in group.elts):
+            return None
+        checked.append(group)
+    return checked or None
+
+
+def _nn_class_by_name(unit: Unit, node: ast.expr) -> bool:
+    """`getattr(nn, options["act"])()`: a layer of `torch.nn` chosen by name, built."""
+    nn = nn_name(unit)
+    return (
+        nn is not None
+        and isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Call)
+        and isinstance(node.func.func, ast.Name)
+        and node.func.func.id == "getattr"
+        and len(node.func.args) == 2
+        and unit.segment(node.func.args[0]) == nn
+    )
 
 
 def _nested(value) -> bool:

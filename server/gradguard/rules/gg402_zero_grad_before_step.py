@@ -42,7 +42,10 @@ class ZeroGradBeforeStep(Rule):
 
     **Fix safety.** Unsafe: the fix moves `zero_grad()` (or `backward()`) so that the gradients
     are cleared before `backward()` and used by `step()`; code between them that reads `.grad`
-    (clipping, logging) then sees this iteration's gradients.
+    (clipping, logging) then sees this iteration's gradients. In a gradient-accumulation loop it
+    moves `zero_grad()` before the loop: the step then uses the sum of every micro-batch's
+    gradients, larger than the last one's alone unless each loss is divided by the number of
+    micro-batches, and code in the loop that reads `.grad` sees the running sum.
     """
     fix_applicability = Applicability.UNSAFE
 
@@ -160,7 +163,7 @@ class ZeroGradBeforeStep(Rule):
 
             torch.manual_seed(0)
             model = torch.nn.Linear(4, 1)
-            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
             batch, target = torch.randn(16, 4), torch.randn(16, 1)
             for micro_x, micro_y in zip(batch.chunk(4), target.chunk(4)):
                 optimizer.zero_grad(set_to_none=True)
@@ -169,10 +172,21 @@ class ZeroGradBeforeStep(Rule):
             optimizer.step()
             """,
             lines=[8],
-            run="""
-            full = torch.autograd.grad(torch.nn.functional.mse_loss(model(batch), target), model.weight)[0]
-            assert not torch.allclose(model.weight.grad, full, rtol=0.05, atol=1e-4)
+            fixed="""
+            import torch
+
+            torch.manual_seed(0)
+            model = torch.nn.Linear(4, 1)
+            optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+            batch, target = torch.randn(16, 4), torch.randn(16, 1)
+            optimizer.zero_grad(set_to_none=True)
+            for micro_x, micro_y in zip(batch.chunk(4), target.chunk(4)):
+                loss = torch.nn.functional.mse_loss(model(micro_x), micro_y) / 4
+                loss.backward()
+            optimizer.step()
             """,
+            run="full = torch.autograd.grad(torch.nn.functional.mse_loss(model(batch), target), model.weight)[0]",
+            check_fixed="assert torch.allclose(model.weight.grad, full, rtol=0.05, atol=1e-4)",
             note="zero_grad inside a gradient-accumulation loop: the step sees the last micro-batch only "
             "(bytetriper/RAE#67)",
         ),
@@ -239,7 +253,20 @@ class ZeroGradBeforeStep(Rule):
         call = unit.segment(zero.node)
         if len(call) > 60:
             call = f"{zero.optimizer}.zero_grad()"
-        yield self.finding(unit, zero.node, self.micro_message.format(call=call, optimizer=zero.optimizer))
+        fix = None
+        stmt = zero.statement
+        if isinstance(stmt, ast.Expr) and stmt.value is zero.node and stmt in getattr(loop.loop, "body", []):
+            fix = self.make_fix(
+                "Move `zero_grad()` before the loop",
+                [
+                    insert_before_statement(
+                        unit, loop.loop, unit.segment(stmt), trailing_comment(unit, stmt)
+                    ),
+                    delete_statement(unit, stmt),
+                ],
+            )
+        message = self.micro_message.format(call=call, optimizer=zero.optimizer)
+        yield self.finding(unit, zero.node, message, fix=fix)
 
 
 def _steps_after(unit: Unit, loop: ast.AST) -> set[str]:

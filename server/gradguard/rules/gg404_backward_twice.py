@@ -16,7 +16,15 @@ from gradguard.engine.fixes import (
     owns_lines,
     trailing_comment,
 )
-from gradguard.engine.index import ModuleContext, Unit, keyword, position, self_name, statement_start_line
+from gradguard.engine.index import (
+    ModuleContext,
+    Unit,
+    keyword,
+    position,
+    self_attribute,
+    self_name,
+    statement_start_line,
+)
 from gradguard.engine.interpreter import ATTRIBUTE_STORE, BACKWARD, has_graph
 from gradguard.engine.loops import enclosing_loop
 from gradguard.engine.queries import backward_events, trained_roots, unit_contains
@@ -80,7 +88,10 @@ class BackwardTwice(Rule):
 
     **Fix safety.** Unsafe. `retain_graph=True` keeps the saved tensors alive until the second
     `backward()` (more memory). Moving a computation into the loop runs it on every iteration (more
-    time) and uses the parameters as updated by the previous step.
+    time) and uses the parameters as updated by the previous step. Detaching a hidden state after it is
+    computed (`h = h.detach()`, or `self.hidden = ...detach()` right after the forward pass stores it)
+    truncates backpropagation through time: each `backward()` stops at the start of its own batch, so
+    a loop that meant to backpropagate once through several forward passes gets shorter gradients.
     """
     fix_applicability = Applicability.UNSAFE
 
@@ -190,6 +201,34 @@ class BackwardTwice(Rule):
                 optimizer.step()
             """,
             note="the state on the module is reset before every batch",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Tagger(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.gru = nn.GRU(3, 4, batch_first=True)
+                    self.head = nn.Linear(4, 1)
+                    self.hidden = torch.zeros(1, 2, 4)
+
+                def forward(self, x):
+                    out, self.hidden = self.gru(x, self.hidden)
+                    self.hidden = self.hidden.detach()
+                    return self.head(out[:, -1])
+
+            model = Tagger()
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            for step in range(2):
+                loss = model(torch.randn(2, 5, 3)).pow(2).mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            """,
+            note="the state kept on the module is detached right after forward stores it",
+            run="assert model.hidden.grad_fn is None",
         ),
     ]
     INVALID = [
@@ -319,8 +358,34 @@ class BackwardTwice(Rule):
                 optimizer.step()
             """,
             lines=[12],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class Tagger(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.lstm = nn.LSTM(3, 4, batch_first=True)
+                    self.head = nn.Linear(4, 1)
+                    self.hidden = (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4))
+
+                def forward(self, x):
+                    out, self.hidden = self.lstm(x, self.hidden)
+                    self.hidden = tuple(state.detach() for state in self.hidden)
+                    return self.head(out[:, -1])
+
+            model = Tagger()
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            for step in range(2):
+                loss = model(torch.randn(2, 5, 3)).pow(2).mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            """,
             raises=_ERROR,
-            note="the hidden state kept on the module across batches (sgadgil6/cnslab_fmri#4)",
+            check_fixed="assert all(h.grad_fn is None for h in model.hidden) and model.lstm.weight_hh_l0.grad is not None",
+            note="the hidden state kept on the module across batches (sgadgil6/cnslab_fmri#4); the fix "
+            "detaches the stored `(h, c)` pair",
         ),
     ]
 
@@ -333,7 +398,15 @@ class BackwardTwice(Rule):
     def check(self, unit: Unit) -> Iterator[Finding]:
         for cls, attr, event in _carried_attributes(unit):
             if _loops_keep_attribute(unit, cls, attr):
-                yield self.finding(unit, event.node, self.attribute_message.format(attr=attr))
+                detach = _attribute_detach(unit, cls, event, attr)
+                fix = None
+                if detach is not None:
+                    statement, code = detach
+                    fix = self.make_fix(
+                        f"Detach `self.{attr}` after it is stored",
+                        [insert_after_statement(unit, statement, code)],
+                    )
+                yield self.finding(unit, event.node, self.attribute_message.format(attr=attr), fix=fix)
         semantics = unit.semantics
         for func, flow, event in backward_events(unit):
             value = event.value
@@ -514,28 +587,93 @@ def _retain_graph_edit(unit: Unit, call: ast.Call) -> TextEdit | None:
     return TextEdit(end_line, end_col - 1, end_line, end_col - 1, f"{separator}retain_graph=True")
 
 
+_TUPLE_STATE = frozenset({"LSTM"})  # recurrent layers whose state is an `(h, c)` pair
+_TENSOR_STATE = frozenset({"GRU", "RNN"})  # ... and those whose state is one tensor
+
+
+def _attribute_detach(unit: Unit, cls: ast.ClassDef, event, attr: str) -> tuple[ast.stmt, str] | None:
+    """(the statement that stores `self.<attr>` in forward, the line that detaches it after), when
+    that line is all the fix needs: the statement is a plain assignment directly in the method's body,
+    alone on its lines, and nothing after it in the method reads `self.<attr>`; the stored state is
+    one tensor or the `(h, c)` pair of an `nn.LSTM` (`out, self.hidden = self.lstm(x, self.hidden)`)."""
+    statement = event.node
+    if not isinstance(statement, ast.Assign) or len(statement.targets) != 1:
+        return None
+    func = unit.parent(statement)
+    if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)) or not owns_lines(unit, statement):
+        return None
+    if not alone_on_its_lines(unit, statement):
+        return None
+    me = self_name(func) or "self"
+    after = func.body[func.body.index(statement) + 1 :]
+    if any(
+        isinstance(n, ast.Attribute) and n.attr == attr and isinstance(n.value, ast.Name) and n.value.id == me
+        for later in after
+        for n in ast.walk(later)
+    ):
+        return None
+    target = statement.targets[0]
+    stored = f"{me}.{attr}"
+    if isinstance(target, ast.Attribute):
+        kind = "tensor" if event.value.is_tensor else None
+    elif (
+        isinstance(target, ast.Tuple) and len(target.elts) == 2 and isinstance(target.elts[1], ast.Attribute)
+    ):
+        kind = None
+        call = statement.value
+        layer_name = self_attribute(call.func, me) if isinstance(call, ast.Call) else None
+        layer = unit.semantics.self_attribute(cls.name, layer_name) if layer_name else None
+        if layer is not None and layer.is_module:
+            kind_of = (layer.cls or "").rsplit(".", 1)[-1]
+            kind = "pair" if kind_of in _TUPLE_STATE else "tensor" if kind_of in _TENSOR_STATE else None
+    else:
+        kind = None
+    if kind == "tensor":
+        return statement, f"{stored} = {stored}.detach()"
+    if kind == "pair":
+        return statement, f"{stored} = tuple(state.detach() for state in {stored})"
+    return None
+
+
 def _carried_attributes(unit: Unit) -> list[tuple[ast.ClassDef, str, object]]:
     """(class, attribute, store event) for `self.h = f(self.h)` in a module's forward where the
     new value carries this forward pass's graph: the next forward feeds it back in."""
     semantics = unit.semantics
-    found = []
+    found: list[tuple[ast.ClassDef, str, object]] = []
     for cls in unit.module_classes():
         for func in unit.methods_reachable_from(cls, "forward"):
             me = self_name(func) or "self"
-            for event in semantics.flow(func).events_of(ATTRIBUTE_STORE):
-                target = event.target
+            stores = [
+                (event.target.attr, event)
+                for event in semantics.flow(func).events_of(ATTRIBUTE_STORE)
+                if isinstance(event.target, ast.Attribute)
+                and isinstance(event.target.value, ast.Name)
+                and event.target.value.id == me
+            ]
+            for attr, event in stores:
                 value = event.value
                 if (
-                    isinstance(target, ast.Attribute)
-                    and isinstance(target.value, ast.Name)
-                    and target.value.id == me
-                    and event.nograd is None
-                    and f"self.{target.attr}" in value.names
+                    event.nograd is None
+                    and f"self.{attr}" in value.names
                     and has_graph(value)
                     and value.saves
+                    and not _detached_later(func, attr, event, stores)
                 ):
-                    found.append((cls, target.attr, event))
+                    found.append((cls, attr, event))
     return found
+
+
+def _detached_later(func: ast.AST, attr: str, event, stores: list) -> bool:
+    """A later statement of the method's own body stores the same attribute again without a graph
+    (`out, self.h = self.rnn(x, self.h)` then `self.h = self.h.detach()`)."""
+    body = getattr(func, "body", [])
+    if event.node not in body:
+        return False
+    after = body[body.index(event.node) + 1 :]
+    return any(
+        other.node in after and other_attr == attr and not has_graph(other.value)
+        for other_attr, other in stores
+    )
 
 
 def _loops_keep_attribute(unit: Unit, cls: ast.ClassDef, attr: str) -> bool:

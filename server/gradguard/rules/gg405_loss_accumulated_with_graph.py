@@ -69,7 +69,8 @@ class LossAccumulatedWithGraph(Rule):
 
     **Fix safety.** `.item()` is safe when the total is only printed or logged; otherwise it is
     unsafe, because the total becomes a Python float (code reading it as a tensor breaks).
-    `.detach()` in an appended list keeps tensors and is safe.
+    `.detach()` in an appended list keeps tensors and is safe. For an item of a dict or list of totals
+    (`totals[key] += losses[key]`), the same holds for every read of the container.
     """
     fix_applicability = Applicability.SAFE
 
@@ -208,6 +209,43 @@ class LossAccumulatedWithGraph(Rule):
                 return epoch_loss / len(loader.dataset)
             """,
         ),
+        Invalid(
+            """
+            import torch
+
+            model = torch.nn.Linear(4, 2)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            totals = {"mse": 0.0, "l1": 0.0}
+            for step in range(5):
+                out = model(torch.randn(8, 4))
+                losses = {"mse": out.pow(2).mean(), "l1": out.abs().mean()}
+                optimizer.zero_grad()
+                (losses["mse"] + losses["l1"]).backward()
+                optimizer.step()
+                for key in losses:
+                    totals[key] += losses[key]
+            print(totals)
+            """,
+            lines=[13],
+            fixed="""
+            import torch
+
+            model = torch.nn.Linear(4, 2)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            totals = {"mse": 0.0, "l1": 0.0}
+            for step in range(5):
+                out = model(torch.randn(8, 4))
+                losses = {"mse": out.pow(2).mean(), "l1": out.abs().mean()}
+                optimizer.zero_grad()
+                (losses["mse"] + losses["l1"]).backward()
+                optimizer.step()
+                for key in losses:
+                    totals[key] += losses[key].item()
+            print(totals)
+            """,
+            check_fixed="assert all(isinstance(v, float) for v in totals.values())",
+            note="a dict of running totals (jokester-zzz/SSA-SC#2); the fix is safe: `totals` is only printed",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
@@ -246,21 +284,22 @@ class LossAccumulatedWithGraph(Rule):
             total = dotted_name(target) or unit.segment(target)
             loss = _loss_name(added, flow)
             fix = None
+            loss_text = unit.segment(loss) if loss is not None else ""
             if loss is not None:
                 if isinstance(node, ast.Expr):
                     fix = self.make_fix(
-                        f"Append `{loss.id}.detach()`",
-                        [replace_node(unit, loss, f"{loss.id}.detach()")],
+                        f"Append `{loss_text}.detach()`",
+                        [replace_node(unit, loss, f"{loss_text}.detach()")],
                         None,
                     )
                 else:
-                    applicability = None if _only_logged(unit, node, total) else Applicability.UNSAFE
+                    applicability = None if _only_logged(unit, node, target) else Applicability.UNSAFE
                     fix = self.make_fix(
-                        f"Accumulate `{loss.id}.item()`",
-                        [replace_node(unit, loss, f"{loss.id}.item()")],
+                        f"Accumulate `{loss_text}.item()`",
+                        [replace_node(unit, loss, f"{loss_text}.item()")],
                         applicability,
                     )
-            what = unit.segment(added) if loss is None else loss.id
+            what = unit.segment(added) if loss is None else loss_text
             template = self.append_message if isinstance(node, ast.Expr) else self.message
             yield self.finding(unit, node, template.format(target=total, loss=_short(what)), fix=fix)
 
@@ -372,9 +411,16 @@ def _root_name(node: ast.AST) -> str | None:
     return node.id if isinstance(node, ast.Name) else None
 
 
-def _loss_name(added: ast.expr, flow) -> ast.Name | None:
-    """The name carrying the graph in `loss` / `loss * n` / `n * loss` / `loss / n`."""
+def _loss_name(added: ast.expr, flow) -> ast.Name | ast.Subscript | None:
+    """The name (or the item of a dict or list, `losses[key]`) carrying the graph in `loss` /
+    `loss * n` / `n * loss` / `loss / n`."""
     if isinstance(added, ast.Name):
+        return added if has_graph(flow.value_of(added)) else None
+    if (
+        isinstance(added, ast.Subscript)
+        and isinstance(added.value, ast.Name)
+        and isinstance(added.slice, (ast.Name, ast.Constant))
+    ):
         return added if has_graph(flow.value_of(added)) else None
     if isinstance(added, ast.BinOp) and isinstance(added.op, (ast.Mult, ast.Div, ast.Add, ast.Sub)):
         return _loss_name(added.left, flow) or _loss_name(added.right, flow)
@@ -400,10 +446,18 @@ def _reset_in_loop(loop: ast.AST, target: ast.AST, root: str) -> bool:
     return False
 
 
-def _only_logged(unit: Unit, node: ast.AugAssign, target: str) -> bool:
-    """Is every other read of the target inside a print/logging call or an f-string?"""
+def _only_logged(unit: Unit, node: ast.AugAssign | ast.Assign, target: ast.expr) -> bool:
+    """Is every other read of the target inside a print/logging call or an f-string? For an item
+    of a container (`totals[key]`), every read of the container outside this statement."""
     scope = unit.enclosing_function(node)
-    for sub in _reads(unit, target):
+    if isinstance(target, ast.Subscript):
+        root = _root_name(target)
+        inside = {id(n) for n in ast.walk(node)}
+        reads = [r for r in _reads(unit, root) if id(r) not in inside] if root is not None else []
+        return all(
+            unit.enclosing_function(sub) is not scope or _in_logging_context(unit, sub) for sub in reads
+        )
+    for sub in _reads(unit, dotted_name(target) or unit.segment(target)):
         if unit.enclosing_function(sub) is scope and not _in_logging_context(unit, sub):
             return False
     return True

@@ -6,8 +6,8 @@ import ast
 from collections.abc import Iterator
 
 from gradguard.engine import shape_report
-from gradguard.engine.finding import Applicability, Finding, Severity
-from gradguard.engine.fixes import replace_node
+from gradguard.engine.finding import Applicability, Finding, Fix, Severity
+from gradguard.engine.fixes import replace_node, torch_name
 from gradguard.engine.index import ModuleContext, Unit, dotted_name
 from gradguard.engine.rule import Invalid, Rule, Valid
 
@@ -53,12 +53,14 @@ class DtypeMismatch(Rule):
     (models converted anywhere in the file with `.double()`/`.to(...)`/`.type(...)` are
     not checked). Files that call `torch.set_default_dtype` are not checked.
 
-    The fix appends `.float()` to the float64 operand. It is unsafe: it also rounds the
-    values to float32 (what the layer computes in anyway).
+    The fix converts where the float64 tensor is made when that is a `name = torch.from_numpy(a)`
+    / `torch.tensor(a)` in the same scope (`torch.from_numpy(a).float()`,
+    `torch.tensor(a, dtype=torch.float32)`), and appends `.float()` to the operand otherwise.
 
-    **Fix safety.** Unsafe: `.float()` converts the input to float32 where it meets the layer,
-    which loses precision (usually irrelevant) and copies the tensor; converting where the float64
-    comes from (`torch.from_numpy(a).float()`, `dtype=torch.float32`) is equivalent.
+    **Fix safety.** Unsafe: the values are rounded to float32 (what the layer computes in anyway).
+    Converting where the tensor is made also changes every other use of it: values computed from it
+    (targets derived from the features, say) become float32 too, and code that needed float64
+    precision there loses it. Converting at the use copies the tensor on every call.
     """
     severity = Severity.ERROR
     fix_applicability = Applicability.UNSAFE
@@ -117,8 +119,8 @@ class DtypeMismatch(Rule):
 
             features = np.random.randn(16, 3)
             model = torch.nn.Linear(3, 1)
-            x = torch.from_numpy(features)
-            prediction = model(x.float())
+            x = torch.from_numpy(features).float()
+            prediction = model(x)
             """,
             raises="mat1 and mat2 must have the same dtype, but got Double and Float",
             check_fixed="assert prediction.shape == (16, 1)",
@@ -233,15 +235,13 @@ class DtypeMismatch(Rule):
                 if wrong is None:
                     continue
                 names = {"float32": "float", "float64": "double"}
-                fix = self.make_fix(
-                    "Convert with `.float()`", [replace_node(unit, wrong, _float(unit, wrong))]
-                )
+                fix, source = self._fix(unit, wrong)
                 message = self.matmul_message.format(
                     op=_op(unit, node, problem.what), arg=_label(unit, wrong)
                 )
                 detail = (
                     'PyTorch raises "expected m1 and m2 to have the same dtype, but got: '
-                    f'{names[a]} != {names[b]}"' + shape_report.origin(unit, problem) + "."
+                    f'{names[a]} != {names[b]}"' + shape_report.origin(unit, problem) + "." + source
                 )
                 yield self.finding(unit, node, message, fix=fix, detail=detail)
                 continue
@@ -264,12 +264,62 @@ class DtypeMismatch(Rule):
             arg = node.args[0]
             if isinstance(arg, ast.Starred):
                 continue
-            fix = self.make_fix(
-                "Convert the input with `.float()`", [replace_node(unit, arg, _float(unit, arg))]
-            )
+            fix, source = self._fix(unit, arg)
             message = self.message.format(arg=_label(unit, arg), callee=shape_report.callee(unit, node))
-            detail = f"PyTorch raises {_LAYER_ERRORS[layer]}" + shape_report.origin(unit, problem) + "."
+            detail = (
+                f"PyTorch raises {_LAYER_ERRORS[layer]}" + shape_report.origin(unit, problem) + "." + source
+            )
             yield self.finding(unit, node, message, fix=fix, detail=detail)
+
+    def _fix(self, unit: Unit, operand: ast.AST) -> tuple[Fix, str]:
+        """The fix, and what the message adds: convert where the float64 tensor is made when the
+        operand is a name bound only by `name = torch.from_numpy(a)` / `torch.tensor(a)` in this
+        scope (`.float()` / `dtype=torch.float32` there), else where it is used."""
+        made = _made_from_numpy(unit, operand)
+        if made is None:
+            return self.make_fix(
+                "Convert with `.float()`", [replace_node(unit, operand, _float(unit, operand))]
+            ), ""
+        call, new = made
+        text = unit.segment(call)
+        where = f"`{text}`" if len(text) <= 40 else f"the call on line {call.lineno}"
+        fix = self.make_fix("Convert to float32 where the tensor is made", [replace_node(unit, call, new)])
+        return fix, f" Convert it where it is made: {where}."
+
+
+def _made_from_numpy(unit: Unit, operand: ast.AST) -> tuple[ast.Call, str] | None:
+    """(the call that makes the float64 tensor, its float32 form) for a name whose only definition
+    reaching the use is `name = torch.from_numpy(a)` / `torch.tensor(a)` / `torch.as_tensor(a)`
+    (no `dtype=`) in the same scope: `torch.from_numpy(a).float()`, `torch.tensor(a, dtype=torch.float32)`."""
+    if not isinstance(operand, ast.Name):
+        return None
+    flow = unit.semantics.flow(unit.enclosing_function(operand))
+    definitions = flow.reaching(operand)
+    if len(definitions) != 1:
+        return None
+    (definition,) = definitions
+    if not (
+        isinstance(definition, ast.Assign)
+        and len(definition.targets) == 1
+        and isinstance(definition.targets[0], ast.Name)
+        and definition.targets[0].id == operand.id
+        and isinstance(definition.value, ast.Call)
+        and definition.value.args
+        and not definition.value.keywords
+        and definition.lineno == definition.end_lineno
+    ):
+        return None
+    call = definition.value
+    name = unit.module.call_name(call)
+    text = unit.segment(call)
+    if name == "torch.from_numpy":
+        return call, f"{text}.float()"
+    if name in ("torch.tensor", "torch.as_tensor") and len(call.args) == 1:
+        torch = torch_name(unit)
+        if torch is None:
+            return None
+        return call, f"{text[:-1]}, dtype={torch}.float32)"
+    return None
 
 
 def _op(unit: Unit, node: ast.AST, what: str) -> str:
