@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Iterator
 
 from gradguard.engine import shape_report
@@ -11,6 +12,7 @@ from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.queries import unit_contains
 from gradguard.engine.rule import Invalid, Rule, Valid
 from gradguard.engine.symshape import Shape
+from gradguard.rules import _shape_fixes as fixes
 
 # what the constructor argument a ShapeError names counts, in words
 _COUNTS = {
@@ -40,7 +42,7 @@ class LinearShapeMismatch(Rule):
         'call raise ("mat1 and mat2 shapes cannot be multiplied", "expected input ... to have 3 channels").'
     )
     severity = Severity.ERROR
-    fix_applicability = Applicability.UNSAFE
+    fix_applicability = Applicability.SAFE
     message = "`{callee}` expects {expected} {what} but gets an input of shape {shape}"
     explanation = """
     A layer's weights are sized by its constructor: `nn.Linear(in_features, out)`
@@ -283,7 +285,39 @@ class LinearShapeMismatch(Rule):
             fix = self._fix(unit, problem, module, value, got)
             if fix is not None:
                 detail += f" The layer needs `{argument}={error.expected}` for this input."
+            else:
+                fix = self._flatten(unit, problem, spec, member, got)
             yield self.finding(unit, problem.node, message, fix=fix, detail=detail)
+
+    def _flatten(self, unit: Unit, problem, spec, member: bool, got):
+        """`linear(images)` with images `(N, C, H, W)` and `in_features == C*H*W` -> `images.flatten(1)`:
+        only for the layer called directly, or the first layer of the `nn.Sequential` called (a later
+        layer's input is not the call's argument)."""
+        if problem.error.argument != "in_features" or spec is None or problem.flow is None:
+            return None
+        expected = fixes.number(spec.params.get("in_features"))
+        dims = fixes.exact(got)
+        if expected is None or dims is None or len(dims) < 3:
+            return None
+        sizes = [fixes.number(d) for d in dims[1:]]
+        if None in sizes or math.prod(sizes) != expected:
+            return None
+        call = problem.node
+        x_node = fixes.argument(call, 0, "input")
+        if x_node is None or len(call.args) + len(call.keywords) != 1 or not isinstance(call, ast.Call):
+            return None
+        if member:
+            items = problem.flow.value_of(call.func).items
+            if not items or items[0].layer is None or items[0].layer.spec is not spec:
+                return None
+        argument = fixes.exact(problem.flow.value_of(x_node).shape)
+        if argument is None or not fixes.same_dims(argument, dims):
+            return None
+        return self.make_fix(
+            "Flatten the input before the Linear: `.flatten(1)`",
+            [fixes.append(unit, x_node, ".flatten(1)")],
+            fixes.applicability(problem),
+        )
 
     def _fix(self, unit: Unit, problem, module, value, got):
         """`nn.Linear(6 * 12 * 12, 10)` -> `nn.Linear(1176, 10)` when a flatten/view of the
@@ -308,7 +342,9 @@ class LinearShapeMismatch(Rule):
         number = str(error.expected.value)
         line, col, end_line, end_col = unit.node_range(argument)
         return self.make_fix(
-            f"Set `in_features` to {number}", [TextEdit(line, col, end_line, end_col, number)]
+            f"Set `in_features` to {number}",
+            [TextEdit(line, col, end_line, end_col, number)],
+            Applicability.UNSAFE,
         )
 
 

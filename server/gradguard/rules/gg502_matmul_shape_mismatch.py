@@ -6,10 +6,12 @@ import ast
 from collections.abc import Iterator
 
 from gradguard.engine import shape_report
-from gradguard.engine.finding import Finding, Severity
+from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.index import ModuleContext, Unit
+from gradguard.engine import symshape as ss
 from gradguard.engine.rule import Invalid, Rule, Valid
 from gradguard.engine.symshape import Shape
+from gradguard.rules import _shape_fixes as fixes
 
 
 class MatmulShapeMismatch(Rule):
@@ -37,6 +39,7 @@ class MatmulShapeMismatch(Rule):
     symbols, and only dimensions that certainly differ are reported.
     """
     severity = Severity.ERROR
+    fix_applicability = Applicability.SAFE
 
     VALID = [
         Valid(
@@ -125,7 +128,34 @@ class MatmulShapeMismatch(Rule):
                 message = f"`{op}` cannot multiply {shape_report.shape(left)} by {shape_report.shape(right)}"
             if len(message) > 100:
                 message = f"`{problem.what}` multiplies {shape_report.shape(left)} by {shape_report.shape(right)}: the inner dimensions differ"
-            yield self.finding(unit, problem.node, message, detail=detail)
+            yield self.finding(unit, problem.node, message, fix=_fix(self, unit, problem), detail=detail)
+
+
+def _fix(rule: Rule, unit: Unit, problem):
+    """`x @ layer.weight` -> `x @ layer.weight.T`: an `nn.Linear`'s weight is stored `(out, in)`; offered
+    when `x`'s last dimension is `in_features` (so the transpose is the product the layer computes)."""
+    node = problem.node
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+        right = node.right
+    elif isinstance(node, ast.Call) and problem.what in ("matmul", "mm"):
+        right = fixes.argument(node, 1, "mat2" if problem.what == "mm" else "other")
+    else:
+        return None
+    if problem.flow is None or not (isinstance(right, ast.Attribute) and right.attr == "weight"):
+        return None
+    layer = problem.flow.value_of(right.value)
+    if not (layer.cls or "").endswith(".Linear"):
+        return None
+    left, weight = (fixes.exact(s) for s in (problem.inputs + (None, None))[:2])
+    if left is None or weight is None or len(weight) != 2 or not left:
+        return None
+    if fixes.same_dims(left[-1:], weight[-1:]) and ss.same(left[-1], weight[0]) is False:
+        return rule.make_fix(
+            "Transpose the weight (stored as `(out_features, in_features)`): `.T`",
+            [fixes.append(unit, right, ".T")],
+            fixes.applicability(problem),
+        )
+    return None
 
 
 def _inner(left: object, right: object) -> tuple[str | None, str | None]:

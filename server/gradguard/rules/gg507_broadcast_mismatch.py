@@ -6,9 +6,10 @@ import ast
 from collections.abc import Iterator
 
 from gradguard.engine import shape_report
-from gradguard.engine.finding import Finding, Severity
+from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.rules import _shape_fixes as fixes
 
 
 class BroadcastMismatch(Rule):
@@ -23,6 +24,7 @@ class BroadcastMismatch(Rule):
         "differ raise, and a loss on `(N, 1)` and `(N,)` silently compares every prediction with every target."
     )
     severity = Severity.WARNING
+    fix_applicability = Applicability.SAFE
     message = "`{expr}`: shapes {a} and {b} do not broadcast"
     loss_message = "`{expr}` compares {a} with {b}: they broadcast to {c} (every pair)"
     explanation = """
@@ -118,7 +120,26 @@ class BroadcastMismatch(Rule):
                 detail += " The loss averages every prediction against every target."
             else:
                 message = self.message.format(expr=expr, a=shape_report.shape(a), b=shape_report.shape(b))
-            yield self.finding(unit, problem.node, message, detail=detail)
+            yield self.finding(unit, problem.node, message, fix=self._fix(unit, problem), detail=detail)
+
+    def _fix(self, unit: Unit, problem):
+        """`loss(pred, target)` with `(N, 1)` vs `(N,)`: the side with the extra size-1 dimension squeezed."""
+        error = problem.error
+        if error is None or not error.warning or problem.kind != "loss":
+            return None
+        a, b = (fixes.exact(s) for s in (problem.inputs + (None, None))[:2])
+        nodes = (fixes.argument(problem.node, 0, "input"), fixes.argument(problem.node, 1, "target"))
+        if a is None or b is None or None in nodes:
+            return None
+        for longer, shorter, node in ((a, b, nodes[0]), (b, a, nodes[1])):
+            k = fixes.extra_one(longer, shorter)
+            if k is not None:
+                return self.make_fix(
+                    f"Compare like shapes: `.squeeze({k})`",
+                    [fixes.append(unit, node, f".squeeze({k})")],
+                    fixes.applicability(problem),
+                )
+        return None
 
 
 def _broadcast(a, b):
