@@ -68,11 +68,18 @@ class LinearShapeMismatch(Rule):
     argument is a literal; it is **unsafe**: the right size depends on every input
     the model will see (the count gradguard computed holds for the input it followed),
     and checkpoints saved for the old size no longer load. When the input itself is
-    wrong (images not flattened, grayscale into an RGB model) fix the input instead.
+    wrong fix the input instead: an input of shape `(N, C, H, W)` (or any rank above
+    2) whose `C*H*W` is exactly `in_features` is flattened, `model(images.flatten(1))`,
+    when the layer is the one called or the first of the `nn.Sequential` called.
+    Other wrong inputs (grayscale into an RGB model, an RNN's hidden state) have no
+    fix: the repair is not in the shapes.
 
-    **Fix safety.** Unsafe: setting `in_features` to the size the input has changes the layer's
-    weight shape, so checkpoints saved before the fix no longer load; and the input may be the
-    thing that is wrong (not flattened, wrong image size).
+    **Fix safety.** Setting `in_features` is unsafe: it changes the layer's weight
+    shape, so checkpoints saved before the fix no longer load; and the input may be the
+    thing that is wrong (not flattened, wrong image size). Flattening the input is safe
+    when the shapes come from the code around the call (the call raised every time it
+    ran) and unsafe when they hold for the input of one call elsewhere (another caller
+    may pass flat features, which the layer takes).
     """
 
     VALID = [
@@ -237,6 +244,28 @@ class LinearShapeMismatch(Rule):
             """,
             lines=[6],
             raises="mat1 and mat2 shapes cannot be multiplied (2x10 and 20x5)",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+            images = torch.randn(64, 1, 28, 28)
+            logits = model(images)
+            """,
+            lines=[6],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+            images = torch.randn(64, 1, 28, 28)
+            logits = model(images.flatten(1))
+            """,
+            raises="mat1 and mat2 shapes cannot be multiplied (1792x28 and 784x256)",
+            check_fixed="assert logits.shape == (64, 10)",
+            note="images not flattened for an MLP: 1*28*28 == 784",
         ),
         Invalid(
             """

@@ -37,6 +37,14 @@ class MatmulShapeMismatch(Rule):
     `layer.weight.T`. Shapes are followed through the value analysis (factories,
     layers, views, the inputs a file gives its model); dimensions it cannot know are
     symbols, and only dimensions that certainly differ are reported.
+
+    The fix appends `.T` to an `nn.Linear`'s `weight` when the other operand's last
+    dimension is the layer's `in_features` (the product the layer itself computes).
+    Other mismatches have no fix: which operand is wrong is not in the code.
+
+    **Fix safety.** Safe when the shapes come from the code around the product: it
+    raised every time it ran, and nothing else changes. Unsafe when they hold for the
+    input of one call elsewhere (another caller may pass operands the product takes).
     """
     severity = Severity.ERROR
     fix_applicability = Applicability.SAFE
@@ -105,7 +113,15 @@ class MatmulShapeMismatch(Rule):
             manual = data @ model.weight + model.bias
             """,
             lines=[5],
+            fixed="""
+            import torch
+
+            model = torch.nn.Linear(3, 5)
+            data = torch.ones(2, 3)
+            manual = data @ model.weight.T + model.bias
+            """,
             raises="mat1 and mat2 shapes cannot be multiplied (2x3 and 5x3)",
+            check_fixed="assert torch.allclose(manual, model(data))",
             note="a Linear's weight is stored as (out_features, in_features)",
         ),
     ]

@@ -44,6 +44,16 @@ class BroadcastMismatch(Rule):
     gradguard follows the shapes through the model and reports only sizes that certainly
     differ (for the losses: shapes that certainly broadcast to something else than the
     input). It is a warning because the loss case runs.
+
+    For a loss whose two sides differ only by a size-1 dimension (not the batch
+    dimension 0) the fix squeezes that dimension out of the side that has it
+    (`loss(pred.squeeze(1), target)`). Other broadcasts have no fix: which side is
+    wrong is not in the code.
+
+    **Fix safety.** Safe when the shapes come from the code around the loss: the loss
+    compared every pair every time it ran, and it changes only that (with
+    `reduction="none"` its result then has the target's shape, not `(N, N)`). Unsafe
+    when they hold for the input of one call elsewhere.
     """
 
     VALID = [
@@ -97,6 +107,16 @@ class BroadcastMismatch(Rule):
             loss = nn.MSELoss()(model(x), target)
             """,
             lines=[7],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            x = torch.linspace(-1, 1, 32).unsqueeze(1)
+            target = 2 * x.squeeze(1) + 0.5
+            model = nn.Linear(1, 1)
+            loss = nn.MSELoss()(model(x).squeeze(1), target)
+            """,
+            check_fixed="assert torch.allclose(loss, ((model(x)[:, 0] - target) ** 2).mean())",
             note="(32, 1) against (32,): broadcast to (32, 32), only a warning",
         ),
     ]

@@ -54,6 +54,22 @@ class CrossEntropyMisuse(Rule):
 
     The shapes and dtypes are followed through the value analysis; only certain problems
     are reported. It is a warning because the softmax case runs.
+
+    Fixes, offered only where the shapes leave one repair: an int64 `(N, 1)` column for
+    `(N, C)` logits gets `.squeeze(1)`; the rows of `one_hot(...)` flattened with
+    `view(-1)` (or `reshape(-1)`, `flatten()`) become `.argmax(1)` (integer rows of
+    another origin may be multi-hot: no fix); a BCE target lacking the input's size-1
+    dimension (not dimension 0, the batch) gets `.unsqueeze(k)`, one with an extra one
+    `.squeeze(k)`, when its dtype is the input's; a softmax written inside the loss call
+    is dropped. A softmax elsewhere (in `forward`, or stored in a variable) has no fix:
+    removing it changes what every caller of the model gets (inference code reading
+    probabilities), so where to put the softmax is the author's decision; the message
+    names the line the probabilities come from.
+
+    **Fix safety.** Safe when the shapes come from the code around the loss call: the
+    call raised every time it ran (or, for the softmax, only the loss value changes).
+    Unsafe when the shapes hold for the input of one call elsewhere (another caller may
+    pass a target of the right shape, which `.squeeze(1)` would break).
     """
 
     VALID = [
@@ -109,7 +125,61 @@ class CrossEntropyMisuse(Rule):
             loss = criterion(model(images), labels)
             """,
             lines=[8],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 7))
+            criterion = nn.CrossEntropyLoss()
+            images = torch.randn(5, 3, 8, 8)
+            labels = torch.randint(0, 7, (5, 1))
+            loss = criterion(model(images), labels.squeeze(1))
+            """,
             raises="0D or 1D target tensor expected, multi-target not supported",
+            check_fixed="assert loss.shape == ()",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            head = nn.Linear(16, 4)
+            labels = nn.functional.one_hot(torch.randint(0, 4, (8,)), 4)
+            loss = nn.CrossEntropyLoss()(head(torch.randn(8, 16)), labels.view(-1))
+            """,
+            lines=[6],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            head = nn.Linear(16, 4)
+            labels = nn.functional.one_hot(torch.randint(0, 4, (8,)), 4)
+            loss = nn.CrossEntropyLoss()(head(torch.randn(8, 16)), labels.argmax(1))
+            """,
+            raises="Expected input batch_size (8) to match target batch_size (32).",
+            check_fixed="assert loss.shape == ()",
+            note="one-hot rows flattened: 32 targets for 8 samples",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn.functional as F
+
+            logits = torch.randn(8, 4, requires_grad=True)
+            labels = torch.randint(0, 4, (8,))
+            loss = F.cross_entropy(F.softmax(logits, dim=1), labels)
+            """,
+            lines=[6],
+            fixed="""
+            import torch
+            import torch.nn.functional as F
+
+            logits = torch.randn(8, 4, requires_grad=True)
+            labels = torch.randint(0, 4, (8,))
+            loss = F.cross_entropy(logits, labels)
+            """,
+            check_fixed="assert torch.allclose(loss, F.nll_loss(F.log_softmax(logits, 1), labels))",
+            note="the softmax written inside the loss call: dropped",
         ),
         Invalid(
             """
@@ -134,6 +204,16 @@ class CrossEntropyMisuse(Rule):
             loss = nn.BCELoss()(net(image), mask)
             """,
             lines=[7],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 1, 1), nn.Sigmoid())
+            image = torch.randn(1, 1, 16, 16)
+            mask = torch.randint(0, 2, (1, 16, 16)).float()
+            loss = nn.BCELoss()(net(image), mask.unsqueeze(1))
+            """,
+            check_fixed="assert loss.shape == ()",
             raises="Using a target size (torch.Size([1, 16, 16])) that is different to the input size",
         ),
     ]
