@@ -57,7 +57,7 @@ def exact(shape: Any) -> tuple | None:
 
 
 def same_dims(a: tuple, b: tuple) -> bool:
-    return len(a) == len(b) and all(ss.same(x, y) is True for x, y in zip(a, b))
+    return len(a) == len(b) and all(ss.same(x, y) is True for x, y in zip(a, b, strict=True))
 
 
 def is_one(dim: Any) -> bool:

@@ -329,7 +329,7 @@ class LinearShapeMismatch(Rule):
         if expected is None or dims is None or len(dims) < 3:
             return None
         sizes = [fixes.number(d) for d in dims[1:]]
-        if None in sizes or math.prod(sizes) != expected:
+        if any(size is None for size in sizes) or math.prod(s for s in sizes if s is not None) != expected:
             return None
         call = problem.node
         x_node = fixes.argument(call, 0, "input")

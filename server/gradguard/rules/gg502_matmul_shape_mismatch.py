@@ -6,9 +6,9 @@ import ast
 from collections.abc import Iterator
 
 from gradguard.engine import shape_report
+from gradguard.engine import symshape as ss
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.index import ModuleContext, Unit
-from gradguard.engine import symshape as ss
 from gradguard.engine.rule import Invalid, Rule, Valid
 from gradguard.engine.symshape import Shape
 from gradguard.rules import _shape_fixes as fixes
@@ -151,6 +151,7 @@ def _fix(rule: Rule, unit: Unit, problem):
     """`x @ layer.weight` -> `x @ layer.weight.T`: an `nn.Linear`'s weight is stored `(out, in)`; offered
     when `x`'s last dimension is `in_features` (so the transpose is the product the layer computes)."""
     node = problem.node
+    right: ast.expr | None
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
         right = node.right
     elif isinstance(node, ast.Call) and problem.what in ("matmul", "mm"):

@@ -148,10 +148,10 @@ class BroadcastMismatch(Rule):
         if error is None or not error.warning or problem.kind != "loss":
             return None
         a, b = (fixes.exact(s) for s in (problem.inputs + (None, None))[:2])
-        nodes = (fixes.argument(problem.node, 0, "input"), fixes.argument(problem.node, 1, "target"))
-        if a is None or b is None or None in nodes:
+        x_node, t_node = fixes.argument(problem.node, 0, "input"), fixes.argument(problem.node, 1, "target")
+        if a is None or b is None or x_node is None or t_node is None:
             return None
-        for longer, shorter, node in ((a, b, nodes[0]), (b, a, nodes[1])):
+        for longer, shorter, node in ((a, b, x_node), (b, a, t_node)):
             k = fixes.extra_one(longer, shorter)
             if k is not None:
                 return self.make_fix(
