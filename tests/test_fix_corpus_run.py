@@ -284,12 +284,18 @@ def repaired(outcome, mode: str) -> list[str]:
 
 # What the fixes repair today (floors: a program dropping out of these is a regression).
 REPAIRED_SAFE = {
+    "bce_target_missing_channel",
     "bifpn_relu_on_weight",
+    "cross_entropy_column_target",
+    "cross_entropy_one_hot_flattened",
     "gdn_lowerbound_legacy",
     "image_comp_sign_grad_count",
+    "images_not_flattened_typo",
     "leaf_chunk_manual_update",
     "linear_dct_require_grad",
     "manual_sgd_param_add",
+    "matmul_weight_orientation",
+    "mse_column_vs_vector",
     "mult_function_instance_loop",
     "tensor_train_loss_history",
     "view_after_transpose_attention",
@@ -318,6 +324,7 @@ REPAIRED_UNSAFE = REPAIRED_SAFE | {
     "label_model_running_loss",
     "lenet_on_28x28",
     "linreg_from_numpy_mm",
+    "linear_on_pooled_map",
     "meta_optimizer_lstm_list",
     "microbatch_zero_grad_inside",
     "mm_row_update_loop",

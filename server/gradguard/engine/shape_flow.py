@@ -658,7 +658,7 @@ class Problem:
     what: the op or layer (`nn.Linear(400, 120)`, `view`, `@`); inputs: the input shapes;
     data: anything else the rule needs (the layer value, the merging node, ...)."""
 
-    __slots__ = ("code", "data", "error", "inputs", "kind", "node", "origin", "what")
+    __slots__ = ("code", "data", "error", "flow", "inputs", "kind", "node", "origin", "what")
 
     def __init__(
         self,
@@ -678,6 +678,7 @@ class Problem:
         self.inputs = inputs
         self.data = data
         self.origin: ast.AST | None = None  # set by `problems`: the root's call that led here
+        self.flow: Flow | None = None  # set by `_record`: the flow that found it (its values: the fixes')
 
     @property
     def message(self) -> str:
@@ -691,6 +692,7 @@ def _record(flow: Flow, problem: Problem) -> None:
     problems = flow.shape_problems
     key = (problem.code, problem.node)
     if key not in problems:
+        problem.flow = flow
         problems[key] = problem
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Iterator
 
 from gradguard.engine import shape_report
@@ -11,6 +12,7 @@ from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.queries import unit_contains
 from gradguard.engine.rule import Invalid, Rule, Valid
 from gradguard.engine.symshape import Shape
+from gradguard.rules import _shape_fixes as fixes
 
 # what the constructor argument a ShapeError names counts, in words
 _COUNTS = {
@@ -40,7 +42,7 @@ class LinearShapeMismatch(Rule):
         'call raise ("mat1 and mat2 shapes cannot be multiplied", "expected input ... to have 3 channels").'
     )
     severity = Severity.ERROR
-    fix_applicability = Applicability.UNSAFE
+    fix_applicability = Applicability.SAFE
     message = "`{callee}` expects {expected} {what} but gets an input of shape {shape}"
     explanation = """
     A layer's weights are sized by its constructor: `nn.Linear(in_features, out)`
@@ -66,11 +68,18 @@ class LinearShapeMismatch(Rule):
     argument is a literal; it is **unsafe**: the right size depends on every input
     the model will see (the count gradguard computed holds for the input it followed),
     and checkpoints saved for the old size no longer load. When the input itself is
-    wrong (images not flattened, grayscale into an RGB model) fix the input instead.
+    wrong fix the input instead: an input of shape `(N, C, H, W)` (or any rank above
+    2) whose `C*H*W` is exactly `in_features` is flattened, `model(images.flatten(1))`,
+    when the layer is the one called or the first of the `nn.Sequential` called.
+    Other wrong inputs (grayscale into an RGB model, an RNN's hidden state) have no
+    fix: the repair is not in the shapes.
 
-    **Fix safety.** Unsafe: setting `in_features` to the size the input has changes the layer's
-    weight shape, so checkpoints saved before the fix no longer load; and the input may be the
-    thing that is wrong (not flattened, wrong image size).
+    **Fix safety.** Setting `in_features` is unsafe: it changes the layer's weight
+    shape, so checkpoints saved before the fix no longer load; and the input may be the
+    thing that is wrong (not flattened, wrong image size). Flattening the input is safe
+    when the shapes come from the code around the call (the call raised every time it
+    ran) and unsafe when they hold for the input of one call elsewhere (another caller
+    may pass flat features, which the layer takes).
     """
 
     VALID = [
@@ -241,6 +250,28 @@ class LinearShapeMismatch(Rule):
             import torch
             import torch.nn as nn
 
+            model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+            images = torch.randn(64, 1, 28, 28)
+            logits = model(images)
+            """,
+            lines=[6],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+            images = torch.randn(64, 1, 28, 28)
+            logits = model(images.flatten(1))
+            """,
+            raises="mat1 and mat2 shapes cannot be multiplied (1792x28 and 784x256)",
+            check_fixed="assert logits.shape == (64, 10)",
+            note="images not flattened for an MLP: 1*28*28 == 784",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
             stem = nn.Sequential(nn.Conv2d(3, 64, 7, stride=2), nn.ReLU())
             gray = torch.randn(4, 1, 40, 40)
             features = stem(gray)
@@ -283,7 +314,39 @@ class LinearShapeMismatch(Rule):
             fix = self._fix(unit, problem, module, value, got)
             if fix is not None:
                 detail += f" The layer needs `{argument}={error.expected}` for this input."
+            else:
+                fix = self._flatten(unit, problem, spec, member, got)
             yield self.finding(unit, problem.node, message, fix=fix, detail=detail)
+
+    def _flatten(self, unit: Unit, problem, spec, member: bool, got):
+        """`linear(images)` with images `(N, C, H, W)` and `in_features == C*H*W` -> `images.flatten(1)`:
+        only for the layer called directly, or the first layer of the `nn.Sequential` called (a later
+        layer's input is not the call's argument)."""
+        if problem.error.argument != "in_features" or spec is None or problem.flow is None:
+            return None
+        expected = fixes.number(spec.params.get("in_features"))
+        dims = fixes.exact(got)
+        if expected is None or dims is None or len(dims) < 3:
+            return None
+        sizes = [fixes.number(d) for d in dims[1:]]
+        if any(size is None for size in sizes) or math.prod(s for s in sizes if s is not None) != expected:
+            return None
+        call = problem.node
+        x_node = fixes.argument(call, 0, "input")
+        if x_node is None or len(call.args) + len(call.keywords) != 1 or not isinstance(call, ast.Call):
+            return None
+        if member:
+            items = problem.flow.value_of(call.func).items
+            if not items or items[0].layer is None or items[0].layer.spec is not spec:
+                return None
+        argument = fixes.exact(problem.flow.value_of(x_node).shape)
+        if argument is None or not fixes.same_dims(argument, dims):
+            return None
+        return self.make_fix(
+            "Flatten the input before the Linear: `.flatten(1)`",
+            [fixes.append(unit, x_node, ".flatten(1)")],
+            fixes.applicability(problem),
+        )
 
     def _fix(self, unit: Unit, problem, module, value, got):
         """`nn.Linear(6 * 12 * 12, 10)` -> `nn.Linear(1176, 10)` when a flatten/view of the
@@ -308,7 +371,9 @@ class LinearShapeMismatch(Rule):
         number = str(error.expected.value)
         line, col, end_line, end_col = unit.node_range(argument)
         return self.make_fix(
-            f"Set `in_features` to {number}", [TextEdit(line, col, end_line, end_col, number)]
+            f"Set `in_features` to {number}",
+            [TextEdit(line, col, end_line, end_col, number)],
+            Applicability.UNSAFE,
         )
 
 

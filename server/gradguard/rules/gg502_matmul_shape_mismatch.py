@@ -6,10 +6,12 @@ import ast
 from collections.abc import Iterator
 
 from gradguard.engine import shape_report
-from gradguard.engine.finding import Finding, Severity
+from gradguard.engine import symshape as ss
+from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.rule import Invalid, Rule, Valid
 from gradguard.engine.symshape import Shape
+from gradguard.rules import _shape_fixes as fixes
 
 
 class MatmulShapeMismatch(Rule):
@@ -35,8 +37,17 @@ class MatmulShapeMismatch(Rule):
     `layer.weight.T`. Shapes are followed through the value analysis (factories,
     layers, views, the inputs a file gives its model); dimensions it cannot know are
     symbols, and only dimensions that certainly differ are reported.
+
+    The fix appends `.T` to an `nn.Linear`'s `weight` when the other operand's last
+    dimension is the layer's `in_features` (the product the layer itself computes).
+    Other mismatches have no fix: which operand is wrong is not in the code.
+
+    **Fix safety.** Safe when the shapes come from the code around the product: it
+    raised every time it ran, and nothing else changes. Unsafe when they hold for the
+    input of one call elsewhere (another caller may pass operands the product takes).
     """
     severity = Severity.ERROR
+    fix_applicability = Applicability.SAFE
 
     VALID = [
         Valid(
@@ -102,7 +113,15 @@ class MatmulShapeMismatch(Rule):
             manual = data @ model.weight + model.bias
             """,
             lines=[5],
+            fixed="""
+            import torch
+
+            model = torch.nn.Linear(3, 5)
+            data = torch.ones(2, 3)
+            manual = data @ model.weight.T + model.bias
+            """,
             raises="mat1 and mat2 shapes cannot be multiplied (2x3 and 5x3)",
+            check_fixed="assert torch.allclose(manual, model(data))",
             note="a Linear's weight is stored as (out_features, in_features)",
         ),
     ]
@@ -125,7 +144,35 @@ class MatmulShapeMismatch(Rule):
                 message = f"`{op}` cannot multiply {shape_report.shape(left)} by {shape_report.shape(right)}"
             if len(message) > 100:
                 message = f"`{problem.what}` multiplies {shape_report.shape(left)} by {shape_report.shape(right)}: the inner dimensions differ"
-            yield self.finding(unit, problem.node, message, detail=detail)
+            yield self.finding(unit, problem.node, message, fix=_fix(self, unit, problem), detail=detail)
+
+
+def _fix(rule: Rule, unit: Unit, problem):
+    """`x @ layer.weight` -> `x @ layer.weight.T`: an `nn.Linear`'s weight is stored `(out, in)`; offered
+    when `x`'s last dimension is `in_features` (so the transpose is the product the layer computes)."""
+    node = problem.node
+    right: ast.expr | None
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+        right = node.right
+    elif isinstance(node, ast.Call) and problem.what in ("matmul", "mm"):
+        right = fixes.argument(node, 1, "mat2" if problem.what == "mm" else "other")
+    else:
+        return None
+    if problem.flow is None or not (isinstance(right, ast.Attribute) and right.attr == "weight"):
+        return None
+    layer = problem.flow.value_of(right.value)
+    if not (layer.cls or "").endswith(".Linear"):
+        return None
+    left, weight = (fixes.exact(s) for s in (problem.inputs + (None, None))[:2])
+    if left is None or weight is None or len(weight) != 2 or not left:
+        return None
+    if fixes.same_dims(left[-1:], weight[-1:]) and ss.same(left[-1], weight[0]) is False:
+        return rule.make_fix(
+            "Transpose the weight (stored as `(out_features, in_features)`): `.T`",
+            [fixes.append(unit, right, ".T")],
+            fixes.applicability(problem),
+        )
+    return None
 
 
 def _inner(left: object, right: object) -> tuple[str | None, str | None]:

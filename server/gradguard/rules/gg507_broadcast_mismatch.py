@@ -6,9 +6,10 @@ import ast
 from collections.abc import Iterator
 
 from gradguard.engine import shape_report
-from gradguard.engine.finding import Finding, Severity
+from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.rules import _shape_fixes as fixes
 
 
 class BroadcastMismatch(Rule):
@@ -23,6 +24,7 @@ class BroadcastMismatch(Rule):
         "differ raise, and a loss on `(N, 1)` and `(N,)` silently compares every prediction with every target."
     )
     severity = Severity.WARNING
+    fix_applicability = Applicability.SAFE
     message = "`{expr}`: shapes {a} and {b} do not broadcast"
     loss_message = "`{expr}` compares {a} with {b}: they broadcast to {c} (every pair)"
     explanation = """
@@ -42,6 +44,16 @@ class BroadcastMismatch(Rule):
     gradguard follows the shapes through the model and reports only sizes that certainly
     differ (for the losses: shapes that certainly broadcast to something else than the
     input). It is a warning because the loss case runs.
+
+    For a loss whose two sides differ only by a size-1 dimension (not the batch
+    dimension 0) the fix squeezes that dimension out of the side that has it
+    (`loss(pred.squeeze(1), target)`). Other broadcasts have no fix: which side is
+    wrong is not in the code.
+
+    **Fix safety.** Safe when the shapes come from the code around the loss: the loss
+    compared every pair every time it ran, and it changes only that (with
+    `reduction="none"` its result then has the target's shape, not `(N, N)`). Unsafe
+    when they hold for the input of one call elsewhere.
     """
 
     VALID = [
@@ -95,6 +107,16 @@ class BroadcastMismatch(Rule):
             loss = nn.MSELoss()(model(x), target)
             """,
             lines=[7],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            x = torch.linspace(-1, 1, 32).unsqueeze(1)
+            target = 2 * x.squeeze(1) + 0.5
+            model = nn.Linear(1, 1)
+            loss = nn.MSELoss()(model(x).squeeze(1), target)
+            """,
+            check_fixed="assert torch.allclose(loss, ((model(x)[:, 0] - target) ** 2).mean())",
             note="(32, 1) against (32,): broadcast to (32, 32), only a warning",
         ),
     ]
@@ -118,7 +140,26 @@ class BroadcastMismatch(Rule):
                 detail += " The loss averages every prediction against every target."
             else:
                 message = self.message.format(expr=expr, a=shape_report.shape(a), b=shape_report.shape(b))
-            yield self.finding(unit, problem.node, message, detail=detail)
+            yield self.finding(unit, problem.node, message, fix=self._fix(unit, problem), detail=detail)
+
+    def _fix(self, unit: Unit, problem):
+        """`loss(pred, target)` with `(N, 1)` vs `(N,)`: the side with the extra size-1 dimension squeezed."""
+        error = problem.error
+        if error is None or not error.warning or problem.kind != "loss":
+            return None
+        a, b = (fixes.exact(s) for s in (problem.inputs + (None, None))[:2])
+        x_node, t_node = fixes.argument(problem.node, 0, "input"), fixes.argument(problem.node, 1, "target")
+        if a is None or b is None or x_node is None or t_node is None:
+            return None
+        for longer, shorter, node in ((a, b, x_node), (b, a, t_node)):
+            k = fixes.extra_one(longer, shorter)
+            if k is not None:
+                return self.make_fix(
+                    f"Compare like shapes: `.squeeze({k})`",
+                    [fixes.append(unit, node, f".squeeze({k})")],
+                    fixes.applicability(problem),
+                )
+        return None
 
 
 def _broadcast(a, b):

@@ -1,7 +1,7 @@
 # source: https://github.com/deepset-ai/FARM/issues/229
 # what: A regression head outputs (N, 1) while the targets are (N,); nn.MSELoss broadcasts them to an
 #   (N, N) matrix of every prediction against every target (with only a UserWarning), so the model learns
-#   to predict the mean: the slope it fits stays near 0 instead of the true 2.
+#   to predict the mean: the slope it fits stays near 0 instead of the true 2 (the assert fails).
 # expect: GG507@24
 # fails: no-learning
 # fix: compare like shapes: loss_fn(pred.squeeze(1), target) or loss_fn(pred, target.unsqueeze(1))
@@ -25,14 +25,4 @@ for _ in range(120):
     loss.backward()
     optimizer.step()
 
-assert abs(model.weight.item()) < 0.05  # the true slope is 2
-
-# the fix -- like shapes -- recovers the slope
-fixed = nn.Linear(1, 1)
-optimizer = torch.optim.SGD(fixed.parameters(), lr=0.4)
-for _ in range(120):
-    optimizer.zero_grad()
-    fixed_loss = loss_fn(fixed(x).squeeze(1), target)
-    fixed_loss.backward()
-    optimizer.step()
-assert abs(fixed.weight.item() - 2) < 0.05
+assert abs(model.weight.item() - 2) < 0.05, f"the slope stays near {model.weight.item():.3f}, not 2"

@@ -38,14 +38,4 @@ for _ in range(100):
 floor = math.log(1 + 2 / math.e)
 accuracy = (model(points).argmax(dim=1) == labels).float().mean().item()
 assert accuracy == 1.0  # the classes are separated...
-assert loss.item() > floor - 1e-3  # ...but the loss is stuck above the floor the double softmax imposes
-
-# the fix -- logits into CrossEntropyLoss -- goes well below that floor on the same data
-fixed = nn.Linear(2, 3)
-optimizer = torch.optim.SGD(fixed.parameters(), lr=2.0)
-for _ in range(100):
-    optimizer.zero_grad()
-    fixed_loss = criterion(fixed(points), labels)
-    fixed_loss.backward()
-    optimizer.step()
-assert fixed_loss.item() < floor / 10
+assert loss.item() < floor / 10, f"loss {loss.item():.3f} stuck above the double softmax's floor {floor:.3f}"
