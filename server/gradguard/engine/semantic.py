@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import ast
 import bisect
-import re
 
 from gradguard.engine import shape_flow, torch_facts
 from gradguard.engine.index import KIND_FUNCTION, KIND_MODULE, ModuleContext, keyword, statement_start_line
@@ -47,6 +46,7 @@ from gradguard.engine.interpreter import (
     _holder_name,
     is_float_dtype,
 )
+from gradguard.engine.mentions import Mentions
 from gradguard.engine.values import (
     ANY,
     BOOL,
@@ -237,6 +237,7 @@ class Semantics:
         self.module = module
         self.tree = tree
         self._lines = lines  # the source lines of `tree`, when the caller has them
+        self._mentions: Mentions | None = None  # which top-level statements name what
         self.top: dict[str, ast.stmt] = {}
         self.script: list[ast.stmt] = []
         self._script_names: frozenset[str] | None = None
@@ -411,13 +412,13 @@ class Semantics:
         scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
         # only statements whose text names the function are walked: a walk of every node of a
         # large file costs more than the rest of the analysis of one edit
-        lines = self._lines
-        mention = re.compile(r"\b" + re.escape(name) + r"\b")
-        for stmt in self.tree.body:
-            if lines is not None:
-                text = "".join(lines[statement_start_line(stmt) - 1 : stmt.end_lineno or stmt.lineno])
-                if not mention.search(text):
-                    continue
+        if self._lines is not None:
+            if self._mentions is None:
+                self._mentions = Mentions(self.tree.body, self._lines)
+            statements = self._mentions.statements_naming(name)
+        else:
+            statements = self.tree.body
+        for stmt in statements:
             # one walk, carrying the innermost function (statements of the script have none)
             pending: list[tuple[ast.AST, ast.AST | None]] = [(stmt, None)]
             while pending:
