@@ -23,6 +23,7 @@ from gradguard.engine.config import Config
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.fix_guard import guard_edits
 from gradguard.engine.index import ModuleContext, Unit, split_units, statement_start_line
+from gradguard.engine.mentions import MENTIONS, Mentions
 from gradguard.engine.project import ProjectIndex
 from gradguard.engine.rule import Rule
 from gradguard.engine.semantic import Semantics
@@ -144,13 +145,25 @@ def syntax_error_finding(exc: BaseException, source: SourceFile, path: str) -> F
 
 class _CacheEntry:
     """A unit's findings, and the other top-level statements (name, text hash) its analysis
-    used: the entry is valid while those are unchanged too."""
+    used: the entry is valid while those are unchanged too. `start`: the unit's first line
+    when a finding's text cites a line number (valid only there: moving the unit moves the
+    finding, but not the number written in its message); None otherwise."""
 
-    __slots__ = ("dependencies", "findings")
+    __slots__ = ("dependencies", "findings", "start")
 
-    def __init__(self, findings: list[Finding], dependencies: tuple) -> None:
+    def __init__(self, findings: list[Finding], dependencies: tuple, start: int | None = None) -> None:
         self.findings = findings
         self.dependencies = dependencies
+        self.start = start
+
+
+_CITES_A_LINE = re.compile(r"\blines?\s+\d")
+
+
+def _cites_a_line(finding: Finding) -> bool:
+    texts = [finding.message, finding.detail]
+    texts.extend(fix.title for fix in ([finding.fix] if finding.fix else []) + list(finding.alternatives))
+    return any(_CITES_A_LINE.search(text) for text in texts if text)
 
 
 class _UnitTexts:
@@ -163,6 +176,7 @@ class _UnitTexts:
         self._by_name: dict[str, ast.stmt] | None = None
         self._hashes: dict[str, int] = {}
         self._script: tuple | None = None
+        self._mentions: Mentions | None = None
 
     def script_key(self) -> tuple:
         if self._script is None:
@@ -177,7 +191,11 @@ class _UnitTexts:
     def _hash(self, name: str) -> int:
         found = self._hashes.get(name)
         if found is None:
-            if name == "":
+            if name.startswith(MENTIONS):
+                if self._mentions is None:
+                    self._mentions = Mentions(self._tree.body, self._source.lines)
+                found = hash(self._mentions.names_naming(name[len(MENTIONS) :]))
+            elif name == "":
                 found = hash(tuple(text for _, text in self.script_key()))
             else:
                 if self._by_name is None:
@@ -337,7 +355,11 @@ class Analyzer:
                 key = (module.signature, path, source.text_between(start, 1, end + 1, 1))
                 offset = start
             cached = self._cache.get(key)
-            if cached is not None and texts.unchanged(cached.dependencies):
+            if (
+                cached is not None
+                and (cached.start is None or cached.start == start)
+                and texts.unchanged(cached.dependencies)
+            ):
                 self._cache.move_to_end(key)
                 results.extend(f.shifted(offset) for f in cached.findings)
                 continue
@@ -356,7 +378,8 @@ class Analyzer:
                 unit.release()  # nothing may need it later: let the tree go by refcount
             results.extend(found)
             if not any(e.line == (statements[0].lineno) for e in errors):
-                self._remember(key, [f.shifted(-offset) for f in found], dependencies)
+                at = start if start and any(_cites_a_line(f) for f in found) else None
+                self._remember(key, [f.shifted(-offset) for f in found], dependencies, at)
         return results
 
     def forget(self, path: str) -> int:
@@ -366,8 +389,10 @@ class Analyzer:
             del self._cache[key]
         return len(stale)
 
-    def _remember(self, key: tuple, findings: list[Finding], dependencies: tuple) -> None:
-        self._cache[key] = _CacheEntry(findings, dependencies)
+    def _remember(
+        self, key: tuple, findings: list[Finding], dependencies: tuple, start: int | None = None
+    ) -> None:
+        self._cache[key] = _CacheEntry(findings, dependencies, start)
         # never smaller than the file being checked: a file of more units than the cache holds
         # would evict its own first units before they are checked again (nothing cached at all)
         limit = max(self._cache_size, self._units_checked + self._cache_size // 4)

@@ -21,6 +21,11 @@ import itertools
 
 from gradguard.engine.index import statement_start_line
 
+# `Semantics.consulted` holds MENTIONS + name when an analysis rested on which top-level
+# statements name `name` (the call sites of a function): a statement that starts or stops
+# naming it changes that, whatever its own name
+MENTIONS = "@mentions "
+
 
 class Mentions:
     """The statements of `body` (top-level statements of a module whose text is `lines`)
@@ -52,6 +57,14 @@ class Mentions:
             at = text.find(name, at + 1)
         return [self._body[i] for i in sorted(found)]
 
+    def names_naming(self, name: str) -> tuple[str, ...]:
+        """The names (as `consulted` has them) of the statements naming `name`, in order."""
+        seen: dict[str, None] = {}
+        for stmt in self.statements_naming(name):
+            named = isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            seen[stmt.name if named else ""] = None  # type: ignore[attr-defined]
+        return tuple(seen)
+
 
 def _continues(text: str, index: int) -> bool:
     """Whether the character at `index` would make a hit part of a longer identifier."""
@@ -59,3 +72,58 @@ def _continues(text: str, index: int) -> bool:
         return False
     char = text[index]
     return char == "_" or char.isalnum()
+
+
+class NameUses:
+    """What one top-level statement does with the plain names it reads, from one walk that
+    serves every name (`Semantics._find_call_sites` asks for several names per check, and the
+    statements naming them are often the same large ones): the calls `name(...)` with their
+    calling scope, the names read other than as the callee of such a call, and the names
+    declared `global`/`nonlocal`."""
+
+    __slots__ = ("calls", "declared", "escaped")
+
+    def __init__(self, stmt: ast.stmt) -> None:
+        calls: dict[str, list[tuple[ast.Call, ast.AST | None]]] = {}
+        loads: list[ast.Name] = []
+        declared: set[str] = set()
+        scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+        # one walk, carrying the innermost function (statements of the script have none); the
+        # order of the calls of one name is the order the walk meets them
+        pending: list[tuple[ast.AST, ast.AST | None]] = [(stmt, None)]
+        while pending:
+            node, scope = pending.pop()
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                calls.setdefault(node.func.id, []).append((node, scope))
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                loads.append(node)
+            elif isinstance(node, (ast.Global, ast.Nonlocal)):
+                declared.update(node.names)
+            if isinstance(node, scopes):
+                # decorators and defaults run in the enclosing scope, the body in its own
+                body = node.body if isinstance(node.body, list) else [node.body]
+                pending.extend((child, node) for child in body)
+                pending.extend((child, scope) for child in ast.iter_child_nodes(node) if child not in body)
+            else:
+                pending.extend((child, scope) for child in ast.iter_child_nodes(node))
+        callees = {id(call.func) for sites in calls.values() for call, _ in sites}
+        self.calls = calls
+        # names read other than as the callee of a call (passed, stored, returned...)
+        self.escaped = frozenset(n.id for n in loads if id(n) not in callees)
+        self.declared = frozenset(declared)
+
+
+def call_sites(statements: list[ast.stmt], name: str, uses: dict[int, tuple[ast.stmt, NameUses]]) -> list:
+    """The direct calls `name(...)` in `statements` with their calling scope, in walk order;
+    none when `name` is used any other way there (read without a call, declared global or
+    nonlocal). `uses` memoises each statement's walk (by id, holding the statement)."""
+    sites: list[tuple[ast.Call, ast.AST | None]] = []
+    for stmt in statements:
+        entry = uses.get(id(stmt))
+        if entry is None or entry[0] is not stmt:
+            entry = uses[id(stmt)] = (stmt, NameUses(stmt))
+        found = entry[1]
+        if name in found.declared or name in found.escaped:
+            return []
+        sites.extend(found.calls.get(name, ()))
+    return sites
