@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 from gradguard.engine.analyzer import Analyzer
+from rule_examples import invalid_cases
 
 GATE = """import torch
 from torch.nn import Module, Parameter
@@ -144,3 +145,26 @@ def test_a_unit_checked_after_a_summary_was_built_for_another_still_depends_on_i
         "self.alpha = Parameter(torch.zeros(n))", "self.register_buffer('alpha', torch.zeros(n))"
     )
     assert [f for f in analyzer.check(edited, "case.py").findings if f.code == "GG201"] == []
+
+
+def _moves(code: str) -> list[str]:
+    """Texts a few edits away from `code`: blank lines inserted before each top-level statement
+    after the first (the statements below move), and one at the end."""
+    lines = code.splitlines(keepends=True)
+    tops = [i for i, line in enumerate(lines) if i and line[:1].isalpha()]
+    texts = ["".join([*lines[:i], "\n", "\n", *lines[i:]]) for i in tops[:6]]
+    texts.append(code + "\n\n# end\n")
+    return texts
+
+
+@pytest.mark.parametrize("rule, example", list(invalid_cases()))
+def test_checking_after_lines_moved_gives_what_a_fresh_check_gives(rule, example) -> None:
+    """Every rule's INVALID examples: after blank lines are inserted above some of its units (and
+    removed again), the analyzer that checked the previous text finds exactly what a fresh one
+    finds, messages included (some cite line numbers)."""
+    analyzer = Analyzer()
+    analyzer.check(example.code, "case.py")
+    for text in _moves(example.code):
+        for current in (text, example.code):  # the edit, then its undo
+            again = analyzer.check(current, "case.py").findings
+            assert summary(again) == summary(Analyzer().check(current, "case.py").findings)
