@@ -2,7 +2,10 @@
 
 `Analyzer` caches each unit's findings by the unit's text and the module context, so
 that re-checking a file after a small edit only re-runs the rules on the class or
-function that changed (the language server relies on this).
+function that changed (the language server relies on this). An entry also records the
+other top-level statements its analysis consulted, directly or through a summary built for
+another unit (`Semantics.consulted`), and is reused only while they are unchanged; see
+`_CacheEntry` for when an entry also depends on where the units are.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@
 
 `consulted` records which top-level statements (by name; "" for the script statements)
 an analysis used, so that the analyzer can invalidate a unit's cached findings when one
-of them changes.
+of them changes. A memoised flow, class summary, call summary or call-site list keeps what
+it consulted, and each reuse consults that again (`_begin`/`_end`/`_reuse`).
 """
 
 from __future__ import annotations
