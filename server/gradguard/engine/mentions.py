@@ -127,3 +127,20 @@ def call_sites(statements: list[ast.stmt], name: str, uses: dict[int, tuple[ast.
             return []
         sites.extend(found.calls.get(name, ()))
     return sites
+
+
+def only_unresolved_import(statements: list[ast.stmt], name: str) -> bool:
+    """Whether, of the top-level statements naming `name` (`Mentions.statements_naming`), the
+    script's (those other than `def`/`class`) are only `from <relative or unknown> import`
+    statements binding it, at least one: the script reads it nowhere and binds it only to
+    what such an import binds (the interpreter's unknown value). `def`/`class` statements
+    naming it do not run in the script."""
+    found = False
+    for stmt in statements:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        if not isinstance(stmt, ast.ImportFrom) or not (stmt.level or not stmt.module):
+            return False
+        # (`from ._x import name as other` names it too, and binds `other`)
+        found = found or any((alias.asname or alias.name) == name for alias in stmt.names)
+    return found

@@ -47,7 +47,7 @@ from gradguard.engine.interpreter import (
     _holder_name,
     is_float_dtype,
 )
-from gradguard.engine.mentions import MENTIONS, Mentions, call_sites
+from gradguard.engine.mentions import MENTIONS, Mentions, call_sites, only_unresolved_import
 from gradguard.engine.values import (
     ANY,
     BOOL,
@@ -602,13 +602,26 @@ class Semantics:
             if self._script_busy:
                 return UNKNOWN
             self.consulted.add("")
-            value = self.flow(None).final_value(name)
+            if None not in self._flows and self._only_unresolved_import(name):
+                # the script only binds it by an import of nothing known (`from ._x import name`)
+                # and never reads or rebinds it: it ends holding what that import binds, unknown
+                # (no need to interpret the whole script: seconds on a file of model configs)
+                value = UNKNOWN
+            else:
+                value = self.flow(None).final_value(name)
             return join(value, stored) if stored is not None else value
         if stored is not None:
             return stored
         if name in _BUILTINS:
             return self.reference(f"builtins.{name}")
         return UNKNOWN
+
+    def _only_unresolved_import(self, name: str) -> bool:
+        if self._lines is None:
+            return False
+        if self._mentions is None:
+            self._mentions = Mentions(self.tree.body, self._lines)
+        return only_unresolved_import(self._mentions.statements_naming(name), name)
 
     def note_global_store(self, name: str, value: Value) -> None:
         before = self._global_stores.get(name)
