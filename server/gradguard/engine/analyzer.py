@@ -2,7 +2,10 @@
 
 `Analyzer` caches each unit's findings by the unit's text and the module context, so
 that re-checking a file after a small edit only re-runs the rules on the class or
-function that changed (the language server relies on this).
+function that changed (the language server relies on this). An entry also records the
+other top-level statements its analysis consulted, directly or through a summary built for
+another unit (`Semantics.consulted`), and is reused only while they are unchanged; see
+`_CacheEntry` for when an entry also depends on where the units are.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from gradguard.engine.config import Config
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.fix_guard import guard_edits
 from gradguard.engine.index import ModuleContext, Unit, split_units, statement_start_line
+from gradguard.engine.mentions import MENTIONS, Mentions
 from gradguard.engine.project import ProjectIndex
 from gradguard.engine.rule import Rule
 from gradguard.engine.semantic import Semantics
@@ -144,13 +148,46 @@ def syntax_error_finding(exc: BaseException, source: SourceFile, path: str) -> F
 
 class _CacheEntry:
     """A unit's findings, and the other top-level statements (name, text hash) its analysis
-    used: the entry is valid while those are unchanged too."""
+    used: the entry is valid while those are unchanged too.
 
-    __slots__ = ("dependencies", "findings")
+    `place`: None when the findings move with the unit (stored relative to its first line;
+    for the script unit, each relative to the first line of its span of statements), and the
+    other units count by their text only. Otherwise the unit's first line (the script's span
+    starts), and the other units count by their text and place: the entry is valid only where
+    every line it rests on is where it was. That is the case when a finding's text cites a
+    line number (moving the unit moves the finding, not the number written in its message),
+    when a finding lies outside the unit, or when it offers a fix (its edits may reach
+    elsewhere)."""
 
-    def __init__(self, findings: list[Finding], dependencies: tuple) -> None:
+    __slots__ = ("dependencies", "findings", "place")
+
+    def __init__(self, findings: list, dependencies: tuple, place: object = None) -> None:
         self.findings = findings
         self.dependencies = dependencies
+        self.place = place
+
+
+VARIANTS = 3  # entries kept per unit text (its dependencies differing: an edit, then its undo)
+
+
+_CITES_A_LINE = re.compile(r"\blines?\s+\d")
+
+
+def _cites_a_line(finding: Finding) -> bool:
+    texts = [finding.message, finding.detail]
+    texts.extend(fix.title for fix in ([finding.fix] if finding.fix else []) + list(finding.alternatives))
+    return any(_CITES_A_LINE.search(text) for text in texts if text)
+
+
+def _positional(findings: list[Finding], spans: list[tuple[int, int]]) -> bool:
+    """Whether findings of a unit covering `spans` (first, last line) hold only where it is
+    (see `_CacheEntry`)."""
+    for finding in findings:
+        if finding.fix is not None or finding.alternatives or _cites_a_line(finding):
+            return True
+        if not any(first <= finding.line and finding.end_line <= last for first, last in spans):
+            return True
+    return False
 
 
 class _UnitTexts:
@@ -161,24 +198,33 @@ class _UnitTexts:
         self._source = source
         self._tree = tree
         self._by_name: dict[str, ast.stmt] | None = None
-        self._hashes: dict[str, int] = {}
-        self._script: tuple | None = None
+        self._hashes: dict[tuple[str, bool], int] = {}
+        self._script: list[tuple[int, int, str]] | None = None
+        self._mentions: Mentions | None = None
 
-    def script_key(self) -> tuple:
+    def script_spans(self) -> list[tuple[int, int, str]]:
+        """(first line, last line, text) of each span of lines the script's statements cover."""
         if self._script is None:
             script = [
                 s
                 for s in self._tree.body
                 if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
             ]
-            self._script = _script_key(script, self._source)
+            self._script = _script_spans(script, self._source)
         return self._script
 
-    def _hash(self, name: str) -> int:
-        found = self._hashes.get(name)
+    def script_key(self) -> tuple:
+        return tuple((first, text) for first, _, text in self.script_spans())
+
+    def _hash(self, name: str, placed: bool) -> int:
+        found = self._hashes.get((name, placed))
         if found is None:
-            if name == "":
-                found = hash(tuple(text for _, text in self.script_key()))
+            if name.startswith(MENTIONS):
+                if self._mentions is None:
+                    self._mentions = Mentions(self._tree.body, self._source.lines)
+                found = hash(self._mentions.names_naming(name[len(MENTIONS) :]))
+            elif name == "":
+                found = hash(self.script_key() if placed else tuple(text for _, text in self.script_key()))
             else:
                 if self._by_name is None:
                     self._by_name = {
@@ -190,24 +236,23 @@ class _UnitTexts:
                 if stmt is None:
                     found = 0
                 else:
-                    # its place too: a finding of the script may point into it
                     start = statement_start_line(stmt)
                     text = self._source.text_between(start, 1, (stmt.end_lineno or stmt.lineno) + 1, 1)
-                    found = hash((start, text))
-            self._hashes[name] = found
+                    found = hash((start, text) if placed else text)
+            self._hashes[(name, placed)] = found
         return found
 
-    def fingerprint(self, names: set[str]) -> tuple:
-        return tuple(sorted((name, self._hash(name)) for name in names))
+    def fingerprint(self, names: set[str], placed: bool) -> tuple:
+        return tuple(sorted((name, self._hash(name, placed)) for name in names))
 
-    def unchanged(self, dependencies: tuple) -> bool:
-        return all(self._hash(name) == digest for name, digest in dependencies)
+    def unchanged(self, dependencies: tuple, placed: bool) -> bool:
+        return all(self._hash(name, placed) == digest for name, digest in dependencies)
 
 
-def _script_key(statements: list[ast.stmt], source: SourceFile) -> tuple:
-    """The script unit's cache key: the text of the lines its statements cover, with their
-    first line. Statements sharing lines (`a = 1; b = 2`) share one entry: a key per
-    statement would copy a long line once per statement (quadratic memory)."""
+def _script_spans(statements: list[ast.stmt], source: SourceFile) -> list[tuple[int, int, str]]:
+    """The spans of lines the script unit's statements cover: (first line, last line, their
+    text). Statements sharing lines (`a = 1; b = 2`) share one span: a span per statement
+    would copy a long line once per statement (quadratic memory)."""
     spans: list[list[int]] = []
     for stmt in statements:
         start, end = stmt.lineno, stmt.end_lineno or stmt.lineno
@@ -215,7 +260,7 @@ def _script_key(statements: list[ast.stmt], source: SourceFile) -> tuple:
             spans[-1][1] = max(spans[-1][1], end)
         else:
             spans.append([start, end])
-    return tuple((start, source.text_between(start, 1, end + 1, 1)) for start, end in spans)
+    return [(start, end, source.text_between(start, 1, end + 1, 1)) for start, end in spans]
 
 
 def internal_error_finding(error: RuleError, source: SourceFile) -> Finding:
@@ -261,7 +306,8 @@ class Analyzer:
         # the project the checked files belong to: names imported from other files (and
         # installed packages) get their kinds from it; None checks every file alone
         self.project = project
-        self._cache: OrderedDict[tuple, _CacheEntry] = OrderedDict()
+        # unit key -> its entries (the most recent first; see VARIANTS)
+        self._cache: OrderedDict[tuple, list[_CacheEntry]] = OrderedDict()
         self._cache_size = cache_size
         self._units_checked = 0  # the unit count of the file being checked (see _remember)
         self._rules: list[Rule] = []
@@ -330,20 +376,25 @@ class Analyzer:
         self._units_checked = len(units)
         for start, end, statements in units:
             if start == 0:
-                # the script unit: positions of its statements matter, key by them
-                key = (module.signature, path, texts.script_key())
-                offset = 0
+                # the script unit: its statements' texts, each span of lines found again where
+                # it is now (see _CacheEntry)
+                spans = texts.script_spans()
+                key = (module.signature, path, tuple(text for _, _, text in spans))
+                place: object = tuple(first for first, _, _ in spans)
             else:
                 key = (module.signature, path, source.text_between(start, 1, end + 1, 1))
-                offset = start
-            cached = self._cache.get(key)
-            if cached is not None and texts.unchanged(cached.dependencies):
-                self._cache.move_to_end(key)
-                results.extend(f.shifted(offset) for f in cached.findings)
+                spans = [(start, end, "")]
+                place = start
+            cached = self._lookup(key, place, texts)
+            if cached is not None:
+                if start == 0 and cached.place is None:
+                    results.extend(f.shifted(spans[i][0]) for i, f in cached.findings)
+                else:
+                    results.extend(f.shifted(start) for f in cached.findings)
                 continue
             rules = self._rules if start == 0 else self.applicable_rules(statements[0], key[2], module)
             if not rules:
-                self._remember(key, [], ())  # no rule can fire here: the unit is never indexed
+                self._remember(key, _CacheEntry([], ()))  # no rule can fire here: the unit is never indexed
                 continue
             if semantics is None:
                 semantics = self._semantics = Semantics(tree, module, source.lines)
@@ -351,12 +402,22 @@ class Analyzer:
             unit = Unit(statements, source, module, path, semantics)
             found = self._run_rules(unit, errors, rules)
             own = "" if start == 0 else getattr(statements[0], "name", None)
-            dependencies = texts.fingerprint(semantics.consulted - {own})
+            placed = _positional(found, [(first, last) for first, last, _ in spans])
+            dependencies = texts.fingerprint(semantics.consulted - {own}, placed)
             if all(f.fix is None and not f.alternatives for f in found):
                 unit.release()  # nothing may need it later: let the tree go by refcount
             results.extend(found)
             if not any(e.line == (statements[0].lineno) for e in errors):
-                self._remember(key, [f.shifted(-offset) for f in found], dependencies)
+                if start == 0 and not placed:
+                    stored: list = []
+                    for finding in found:
+                        i = next(
+                            i for i, (first, last, _) in enumerate(spans) if first <= finding.line <= last
+                        )
+                        stored.append((i, finding.shifted(-spans[i][0])))
+                else:
+                    stored = [f.shifted(-start) for f in found]
+                self._remember(key, _CacheEntry(stored, dependencies, place if placed else None))
         return results
 
     def forget(self, path: str) -> int:
@@ -366,8 +427,26 @@ class Analyzer:
             del self._cache[key]
         return len(stale)
 
-    def _remember(self, key: tuple, findings: list[Finding], dependencies: tuple) -> None:
-        self._cache[key] = _CacheEntry(findings, dependencies)
+    def _lookup(self, key: tuple, place: object, texts: _UnitTexts) -> _CacheEntry | None:
+        """The cached entry of a unit valid here and now, if any."""
+        variants = self._cache.get(key)
+        if variants is None:
+            return None
+        for entry in variants:
+            if entry.place is not None and entry.place != place:
+                continue
+            if texts.unchanged(entry.dependencies, entry.place is not None):
+                self._cache.move_to_end(key)
+                return entry
+        return None
+
+    def _remember(self, key: tuple, entry: _CacheEntry) -> None:
+        variants = [
+            e
+            for e in self._cache.pop(key, [])
+            if (e.dependencies, e.place) != (entry.dependencies, entry.place)
+        ]
+        self._cache[key] = [entry, *variants[: VARIANTS - 1]]
         # never smaller than the file being checked: a file of more units than the cache holds
         # would evict its own first units before they are checked again (nothing cached at all)
         limit = max(self._cache_size, self._units_checked + self._cache_size // 4)

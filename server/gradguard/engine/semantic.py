@@ -17,14 +17,14 @@
 
 `consulted` records which top-level statements (by name; "" for the script statements)
 an analysis used, so that the analyzer can invalidate a unit's cached findings when one
-of them changes.
+of them changes. A memoised flow, class summary, call summary or call-site list keeps what
+it consulted, and each reuse consults that again (`_begin`/`_end`/`_reuse`).
 """
 
 from __future__ import annotations
 
 import ast
 import bisect
-import re
 
 from gradguard.engine import shape_flow, torch_facts
 from gradguard.engine.index import KIND_FUNCTION, KIND_MODULE, ModuleContext, keyword, statement_start_line
@@ -47,6 +47,7 @@ from gradguard.engine.interpreter import (
     _holder_name,
     is_float_dtype,
 )
+from gradguard.engine.mentions import MENTIONS, Mentions, call_sites, only_unresolved_import
 from gradguard.engine.values import (
     ANY,
     BOOL,
@@ -237,6 +238,8 @@ class Semantics:
         self.module = module
         self.tree = tree
         self._lines = lines  # the source lines of `tree`, when the caller has them
+        self._mentions: Mentions | None = None  # which top-level statements name what
+        self._name_uses: dict = {}  # id(top-level statement) -> (it, its NameUses)
         self.top: dict[str, ast.stmt] = {}
         self.script: list[ast.stmt] = []
         self._script_names: frozenset[str] | None = None
@@ -265,6 +268,9 @@ class Semantics:
         self._sites: dict[str, list] = {}  # function name -> its call sites (see _call_sites)
         self._callers_busy: set = set()
         self.consulted: set[str] = set()
+        # what each memoised result (a flow, a class summary, a call summary) consulted while it
+        # was computed: reusing the result consults the same again (see `_reuse`)
+        self._consulted_by: dict = {}
         self.shape_index = shape_flow.ShapeIndex()
 
     # -- flows ---------------------------------------------------------------------------------
@@ -272,7 +278,38 @@ class Semantics:
         """The natural-context flow of a function/lambda node, or of the script (None)."""
         cached = self._flows.get(func)
         if cached is not None:
+            self._reuse(func)
             return cached
+        outer = self._begin()
+        try:
+            flow = self._new_flow(func)
+        finally:
+            self._end(outer, func)
+        self._flows[func] = flow
+        return flow
+
+    # Dependencies (`consulted`): a memoised result records the top-level statements consulted
+    # while it was computed, and every later use of it (by another unit of the same check)
+    # consults them again. Otherwise a unit whose analysis reused, say, a base class summary
+    # built for an earlier unit would not depend on that base class, and its cached findings
+    # would survive an edit of it.
+    def _begin(self) -> set[str]:
+        outer = self.consulted
+        self.consulted = set()
+        return outer
+
+    def _end(self, outer: set[str], key: object) -> None:
+        mine = self.consulted
+        self._consulted_by[key] = frozenset(mine) | self._consulted_by.get(key, frozenset())
+        outer |= mine
+        self.consulted = outer
+
+    def _reuse(self, key: object) -> None:
+        consulted = self._consulted_by.get(key)
+        if consulted:
+            self.consulted |= consulted
+
+    def _new_flow(self, func: ast.AST | None) -> Flow:
         if func is None:
             self._script_busy = True
             concrete = self.shape_index.concrete
@@ -300,7 +337,6 @@ class Semantics:
                 flow = Flow(self, func, body, enclosing=enclosing, class_node=class_node)
             finally:
                 self.shape_index.concrete = concrete
-        self._flows[func] = flow
         return flow
 
     def scope_parent(self, node: ast.AST) -> ast.AST | None:
@@ -402,46 +438,30 @@ class Semantics:
         other way (passed, stored)."""
         found = self._sites.get(name)
         if found is None:
-            found = self._sites[name] = self._find_call_sites(name)
+            outer = self._begin()
+            try:
+                found = self._sites[name] = self._find_call_sites(name)
+            finally:
+                self._end(outer, ("sites", name))
+        else:
+            self._reuse(("sites", name))
         return found
 
     def _find_call_sites(self, name: str) -> list[tuple[ast.Call, ast.AST | None]]:
-        sites: list[tuple[ast.Call, ast.AST | None]] = []
-        loads: list[ast.Name] = []  # every read of the name, callees included
-        scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
         # only statements whose text names the function are walked: a walk of every node of a
         # large file costs more than the rest of the analysis of one edit
-        lines = self._lines
-        mention = re.compile(r"\b" + re.escape(name) + r"\b")
-        for stmt in self.tree.body:
-            if lines is not None:
-                text = "".join(lines[statement_start_line(stmt) - 1 : stmt.end_lineno or stmt.lineno])
-                if not mention.search(text):
-                    continue
-            # one walk, carrying the innermost function (statements of the script have none)
-            pending: list[tuple[ast.AST, ast.AST | None]] = [(stmt, None)]
-            while pending:
-                node, scope = pending.pop()
-                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
-                    sites.append((node, scope))
-                elif isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load):
-                    loads.append(node)
-                elif isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
-                    return []
-                if isinstance(node, scopes):
-                    # decorators and defaults run in the enclosing scope, the body in its own
-                    body = node.body if isinstance(node.body, list) else [node.body]
-                    pending.extend((child, node) for child in body)
-                    pending.extend(
-                        (child, scope) for child in ast.iter_child_nodes(node) if child not in body
-                    )
-                else:
-                    pending.extend((child, scope) for child in ast.iter_child_nodes(node))
-        # the name escapes where it is read other than as the callee of a call
-        callees = {id(call.func) for call, _ in sites}
-        if any(id(n) not in callees for n in loads):
-            return []
-        return sites
+        if self._lines is not None:
+            if self._mentions is None:
+                self._mentions = Mentions(self.tree.body, self._lines)
+            statements = self._mentions.statements_naming(name)
+            # which statements name it is a fact of the whole file (`@mentions`, see analyzer)
+            self.consulted.add(MENTIONS + name)
+        else:
+            statements = self.tree.body
+            self.consulted.add("")  # (no lines: only by tests; a conservative stand-in)
+        for stmt in statements:
+            self.consulted.add(_statement_name(stmt))
+        return call_sites(statements, name, self._name_uses)
 
     def _natural_parameter(self, flow: Flow, func: ast.AST, arg: ast.arg, default: ast.expr | None) -> Value:
         args = func.args  # type: ignore[attr-defined]
@@ -582,13 +602,26 @@ class Semantics:
             if self._script_busy:
                 return UNKNOWN
             self.consulted.add("")
-            value = self.flow(None).final_value(name)
+            if None not in self._flows and self._only_unresolved_import(name):
+                # the script only binds it by an import of nothing known (`from ._x import name`)
+                # and never reads or rebinds it: it ends holding what that import binds, unknown
+                # (no need to interpret the whole script: seconds on a file of model configs)
+                value = UNKNOWN
+            else:
+                value = self.flow(None).final_value(name)
             return join(value, stored) if stored is not None else value
         if stored is not None:
             return stored
         if name in _BUILTINS:
             return self.reference(f"builtins.{name}")
         return UNKNOWN
+
+    def _only_unresolved_import(self, name: str) -> bool:
+        if self._lines is None:
+            return False
+        if self._mentions is None:
+            self._mentions = Mentions(self.tree.body, self._lines)
+        return only_unresolved_import(self._mentions.statements_naming(name), name)
 
     def note_global_store(self, name: str, value: Value) -> None:
         before = self._global_stores.get(name)
@@ -598,6 +631,8 @@ class Semantics:
     def class_info(self, name: str) -> ClassInfo | None:
         info = self._classes.get(name)
         if info is not None:
+            self.consulted.add(name)
+            self._reuse(info)
             return info
         node = self.top.get(name)
         if not isinstance(node, ast.ClassDef):
@@ -605,7 +640,11 @@ class Semantics:
         summary = self.module.classes.get(name)
         info = ClassInfo(node, summary.kind if summary is not None else "other")
         self._classes[name] = info
-        self._build_class(info)
+        outer = self._begin()
+        try:
+            self._build_class(info)
+        finally:
+            self._end(outer, info)
         return info
 
     def _build_class(self, info: ClassInfo) -> None:
@@ -1070,11 +1109,14 @@ class Semantics:
         nograd = state.nograd is not None
         key = (func, nograd, tuple(sorted((k, value_key(v)) for k, v in bound.items())))
         cached = self._summaries.get(key)
-        if cached is None:
+        if cached is not None:
+            self._reuse(key)
+        else:
             if self._summary_count >= MAX_SUMMARIES:
                 return UNKNOWN
             self._summary_count += 1
             self._stack.append(func)
+            outer = self._begin()
             try:
                 parent = self.scope_parent(func)
                 class_node = parent if isinstance(parent, ast.ClassDef) else None
@@ -1113,6 +1155,7 @@ class Semantics:
                 )
                 cached = (value, saved, frozenset(callee.mutated), self_attrs)  # type: ignore[assignment]
             finally:
+                self._end(outer, key)
                 self._stack.pop()
             self._summaries[key] = cached  # type: ignore[assignment]
         value, saved, mutated, self_attrs = cached  # type: ignore[misc]
@@ -2091,6 +2134,13 @@ def _annotated_container(annotation: ast.expr) -> int | None:
         head = node.value.id if isinstance(node.value, ast.Name) else node.value.attr
         return _CONTAINER_ANNOTATIONS.get(head)
     return None
+
+
+def _statement_name(stmt: ast.stmt) -> str:
+    """The name `consulted` knows a top-level statement by ("" for the script's statements)."""
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return stmt.name
+    return ""
 
 
 def _script_bound_names(script: list[ast.stmt]) -> frozenset[str]:

@@ -1,0 +1,170 @@
+"""The analyzer's per-unit cache (what the language server re-checks after an edit) never keeps a
+finding that rests on something the edit changed: after each edit, checking with the analyzer
+that checked the previous text gives exactly what a fresh analyzer gives, and the finding that
+the edit should make appear or disappear does.
+
+Each case is a text and an edit elsewhere than in the unit whose finding changes: a function
+called by `__init__`, a base class, a module-level name, lines inserted above (a message that
+cites a line number), and `__init__` of the same class."""
+
+from __future__ import annotations
+
+import pytest
+from gradguard.engine.analyzer import Analyzer
+from rule_examples import invalid_cases
+
+GATE = """import torch
+from torch.nn import Module, Parameter
+{above}
+
+class Gate({base}):
+    def __init__(self, n):
+        super().__init__()
+        self.alpha = {init}
+
+    def forward(self, x):
+        self.alpha.clamp_(0, 1)
+        return self.alpha * x
+"""
+
+BASE = """
+
+class Base(Module):
+    def __init__(self, n):
+        super().__init__()
+        self.alpha = Parameter(torch.zeros(n))
+
+    def forward(self, x):
+        return x * self.alpha
+"""
+
+LEAF = """import torch
+
+
+def step():
+    w = torch.zeros(3, requires_grad=True)
+    w.add_(1)
+    return w
+"""
+
+# name -> (text, old, new, finding before the edit, finding after it) as (code, line, words of its message)
+CASES = {
+    # `__init__` calls a function of the file: the attribute is what that function returns
+    "callee of __init__ edited": (
+        GATE.format(
+            above="\n\ndef make(n):\n    return Parameter(torch.zeros(n))\n",
+            base="Module",
+            init="make(n)",
+        ),
+        "return Parameter(torch.zeros(n))",
+        "return torch.zeros(n)",
+        ("GG201", 15, "on parameter `self.alpha`"),
+        None,
+    ),
+    # the subclass's attributes come from the base class's `__init__` (another unit)
+    "base class __init__ edited": (
+        GATE.format(above=BASE, base="Base", init="self.alpha").replace(
+            "        self.alpha = self.alpha\n", ""
+        ),
+        "self.alpha = Parameter(torch.zeros(n))",
+        "self.register_buffer('alpha', torch.zeros(n))",
+        ("GG201", 19, "on parameter `self.alpha`"),
+        None,
+    ),
+    # a module-level name read by `__init__`
+    "module-level name edited": (
+        GATE.format(above="\nMAKE = Parameter\n", base="Module", init="MAKE(torch.zeros(n))"),
+        "MAKE = Parameter",
+        "MAKE = torch.as_tensor",
+        ("GG201", 13, "on parameter `self.alpha`"),
+        None,
+    ),
+    # `__init__` and `forward` of one class
+    "__init__ edited": (
+        GATE.format(above="", base="Module", init="Parameter(torch.zeros(n))"),
+        "self.alpha = Parameter(torch.zeros(n))",
+        "self.register_buffer('alpha', torch.zeros(n))",
+        ("GG201", 11, "on parameter `self.alpha`"),
+        None,
+    ),
+    # the unit moves: its finding moves, and so does the line its message cites
+    "lines inserted above a finding that cites a line": (
+        LEAF,
+        "import torch\n",
+        "import torch\n\n\n",
+        ("GG203", 6, "requires grad (line 5)"),
+        ("GG203", 8, "requires grad (line 7)"),
+    ),
+}
+
+
+def summary(findings) -> list[tuple[int, str, int, str]]:
+    return sorted((f.line, f.code, f.column, f.message) for f in findings)
+
+
+def has(findings, expected) -> bool:
+    code, line, words = expected
+    return any(f.code == code and f.line == line and words in f.message for f in findings)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("direction", ["edit", "undo"])
+def test_an_edit_elsewhere_invalidates_the_findings_that_rest_on_it(name: str, direction: str) -> None:
+    text, old, new, before, after = CASES[name]
+    edited = text.replace(old, new, 1)
+    assert edited != text
+    first, second = (text, edited) if direction == "edit" else (edited, text)
+    expect_first, expect_second = (before, after) if direction == "edit" else (after, before)
+    analyzer = Analyzer()
+    found = analyzer.check(first, "case.py").findings
+    if expect_first is not None:
+        assert has(found, expect_first), summary(found)
+    again = analyzer.check(second, "case.py").findings
+    fresh = Analyzer().check(second, "case.py").findings
+    assert summary(again) == summary(fresh)
+    if expect_second is not None:
+        assert has(again, expect_second), summary(again)
+    else:  # the finding of the first text is gone
+        assert expect_first is not None and not any(f.code == expect_first[0] for f in again), summary(again)
+
+
+def test_a_unit_checked_after_a_summary_was_built_for_another_still_depends_on_it() -> None:
+    """Two subclasses share the base class's summary (built while checking the first): an edit
+    of the base class re-checks both."""
+    text = (
+        GATE.format(above=BASE, base="Base", init="self.alpha").replace(
+            "        self.alpha = self.alpha\n", ""
+        )
+        + "\n\nclass Gate2(Base):\n    def forward(self, x):\n        self.alpha.clamp_(0, 1)\n"
+        "        return x\n"
+    )
+    analyzer = Analyzer()
+    lines = sorted(f.line for f in analyzer.check(text, "case.py").findings if f.code == "GG201")
+    assert lines == [19, 25]
+    edited = text.replace(
+        "self.alpha = Parameter(torch.zeros(n))", "self.register_buffer('alpha', torch.zeros(n))"
+    )
+    assert [f for f in analyzer.check(edited, "case.py").findings if f.code == "GG201"] == []
+
+
+def _moves(code: str) -> list[str]:
+    """Texts a few edits away from `code`: blank lines inserted before each top-level statement
+    after the first (the statements below move), and one at the end."""
+    lines = code.splitlines(keepends=True)
+    tops = [i for i, line in enumerate(lines) if i and line[:1].isalpha()]
+    texts = ["".join([*lines[:i], "\n", "\n", *lines[i:]]) for i in tops[:6]]
+    texts.append(code + "\n\n# end\n")
+    return texts
+
+
+@pytest.mark.parametrize("rule, example", list(invalid_cases()))
+def test_checking_after_lines_moved_gives_what_a_fresh_check_gives(rule, example) -> None:
+    """Every rule's INVALID examples: after blank lines are inserted above some of its units (and
+    removed again), the analyzer that checked the previous text finds exactly what a fresh one
+    finds, messages included (some cite line numbers)."""
+    analyzer = Analyzer()
+    analyzer.check(example.code, "case.py")
+    for text in _moves(example.code):
+        for current in (text, example.code):  # the edit, then its undo
+            again = analyzer.check(current, "case.py").findings
+            assert summary(again) == summary(Analyzer().check(current, "case.py").findings)
