@@ -382,6 +382,76 @@ class InplaceOnSavedOutput(Rule):
             (hidden.sum() + features.sum()).backward()
             """,
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class CoarseMatching(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.temperature = 0.1
+
+                def forward(self, feat0, feat1):
+                    sim = torch.einsum("nlc,nsc->nls", feat0, feat1) / self.temperature
+                    conf = F.softmax(sim, 2)
+                    if sim.requires_grad:
+                        col = torch.exp(sim - sim.amax(dim=1, keepdim=True))
+                        conf = col / col.sum(dim=1, keepdim=True) * conf
+                    else:
+                        col = sim.sub_(sim.amax(dim=1, keepdim=True)).exp_()
+                        conf.mul_(col.div_(col.sum(dim=1, keepdim=True)))
+                    conf.masked_fill_(conf < 1e-4, 0.0)
+                    return conf
+            """,
+            note="kornia feature/loftr/utils/coarse_matching.py: where `sim.requires_grad` is False, the "
+            "softmax computed from `sim` before the test recorded no graph",
+            run="""
+            a, b = torch.randn(1, 3, 4, requires_grad=True), torch.randn(1, 5, 4)
+            CoarseMatching()(a, b).sum().backward()
+            CoarseMatching()(a.detach(), b)
+            """,
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Pooling(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(4, 4)
+
+                def forward(self, x):
+                    t = self.fc(x).relu()
+                    t = t.log1p() if self.training else t.log1p_()
+                    return t
+
+            class VAE(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.mu = nn.Linear(4, 4)
+                    self.logvar = nn.Linear(4, 4)
+
+                def forward(self, x):
+                    mu, logvar = self.mu(x), self.logvar(x)
+                    std = torch.exp(0.5 * logvar)
+                    if self.training:
+                        std = torch.randn_like(std).mul_(std)
+                    return std.add_(mu)
+            """,
+            note="sentence-transformers sparse_encoder/modules/splade_pooling.py, monai networks/nets/"
+            "varautoencoder.py: an in-place write only where the module is not training is an "
+            "inference-time shortcut",
+            run="""
+            x = torch.randn(2, 4)
+            Pooling().train()(x).sum().backward()
+            VAE().train()(x).sum().backward()
+            with torch.no_grad():
+                Pooling().eval()(x), VAE().eval()(x)
+            """,
+        ),
     ]
     INVALID = [
         Invalid(
