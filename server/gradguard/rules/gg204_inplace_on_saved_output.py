@@ -12,7 +12,7 @@ from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.inplace import MULTI_VIEW, SAVED, saved_op_text, writes
 from gradguard.engine.queries import calls_backward, describe
 from gradguard.engine.rule import Invalid, Rule, Valid
-from gradguard.engine.values import NO
+from gradguard.engine.values import CONTAINER, NO
 
 # in-place method -> out-of-place method with the same arguments
 _OUT_OF_PLACE = {
@@ -815,6 +815,17 @@ def _inference_only(func: ast.AST | None) -> bool:
     return "inference" in getattr(func, "name", "").lower()
 
 
+def _without_graph(value, depth: int = 0) -> bool:
+    """Certainly nothing that requires grad: a known non-container that requires no grad, or a
+    tuple/list/dict whose every element is such."""
+    if not value.known or depth > 3:
+        return False
+    if value.kinds & CONTAINER:
+        parts = list(value.items or ()) or ([value.elem] if value.elem is not None else [])
+        return bool(parts) and all(_without_graph(part, depth + 1) for part in parts)
+    return value.grad == NO
+
+
 def _dead_graph(flow) -> bool:
     """Nothing differentiable leaves the function: every `return` gives a value that requires no
     grad (`topk` indices, a comparison), and no tracked value is stored on an attribute, into a
@@ -824,7 +835,7 @@ def _dead_graph(flow) -> bool:
     func = flow.func
     if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)) or not flow.returns:
         return False
-    if any(value.grad != NO or not value.known for _, value in flow.returns):
+    if not all(_without_graph(value) for _, value in flow.returns):
         return False
     stack = list(func.body)
     while stack:
@@ -840,14 +851,14 @@ def _dead_graph(flow) -> bool:
                 escapes = isinstance(target, ast.Attribute) or (
                     isinstance(target, ast.Subscript) and not flow.value_of(target.value).is_tensor
                 )
-                if escapes and stored.grad != NO:
+                if escapes and not _without_graph(stored):
                     return False
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
             call = node.value
             receiver = flow.value_of(call.func.value) if isinstance(call.func, ast.Attribute) else None
             if receiver is None or not receiver.is_tensor:
                 arguments = [*call.args, *(k.value for k in call.keywords)]
-                if any(flow.value_of(a).grad != NO for a in arguments):
+                if not all(_without_graph(flow.value_of(a)) for a in arguments):
                     return False
         stack.extend(ast.iter_child_nodes(node))
     return True
