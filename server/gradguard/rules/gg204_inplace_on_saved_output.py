@@ -837,7 +837,7 @@ def _dead_graph(flow) -> bool:
         return False
     if not all(_without_graph(value) for _, value in flow.returns):
         return False
-    stack = list(func.body)
+    stack: list[ast.AST] = list(func.body)
     while stack:
         node = stack.pop()
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
