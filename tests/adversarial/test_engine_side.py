@@ -4,7 +4,7 @@ import ast
 import sys
 
 from gradguard.engine import rule as rule_module
-from gradguard.engine.analyzer import Analyzer, _script_key, internal_error_finding, syntax_error_finding
+from gradguard.engine.analyzer import Analyzer, _script_spans, internal_error_finding, syntax_error_finding
 from gradguard.engine.config import Config, ConfigError
 from gradguard.engine.source import SourceFile
 
@@ -48,8 +48,8 @@ def test_a_rule_that_raises_costs_only_its_own_findings(monkeypatch):
 def test_script_key_is_linear_in_statements_per_line():
     line = "".join(f"a{i}=1;" for i in range(20_000))
     tree = ast.parse(line)
-    key = _script_key(tree.body, SourceFile(line))
-    assert sum(len(text) for _, text in key) == len(line)  # one copy, not one per statement
+    spans = _script_spans(tree.body, SourceFile(line))
+    assert sum(len(text) for _, _, text in spans) == len(line)  # one copy, not one per statement
 
 
 def test_syntax_error_messages_are_never_empty():

@@ -799,6 +799,12 @@ class Flow:
             if value is not None and value.kinds & TENSORISH:
                 then_state.env[name] = value.evolve(grad=YES)
                 else_state.env[name] = value.evolve(grad=NO, sources=frozenset())
+                _without_grad_of(else_state, name, value)
+        elif _is_self_training(test):
+            # the branch where the module is not training (`if self.training: ... else: x.log1p_()`):
+            # an in-place write there is a deliberate inference-time shortcut, not a write into
+            # what a training step's backward needs
+            else_state.saved = {}
         elif (
             isinstance(test, ast.Compare)
             and len(test.ops) == 1
@@ -873,6 +879,11 @@ class Flow:
                     self._bind(sub_target, item, None, state, stmt)
                 return
             part = element_of(value)
+            if value.kinds == ANY and len(elts) > 1 and part.names:
+                # the items of an unknown call's result (`loss_td, batch = loss_module(batch)`): which
+                # of them shares a graph with which is not known, so none is "computed from" the
+                # names the call was given (a `backward()` through one does not free the others)
+                part = part.evolve(names=frozenset())
             for index, sub_target in enumerate(elts):
                 if isinstance(sub_target, ast.Starred):
                     self._bind(sub_target.value, Value(LIST, grad=NO, leaf=NO, elem=part), None, state, stmt)
@@ -1454,6 +1465,40 @@ class Arguments:
         if 0 <= position < len(self.node.args):
             return self.node.args[position]
         return None
+
+
+def _is_self_training(test: ast.expr) -> bool:
+    return (
+        isinstance(test, ast.Attribute)
+        and test.attr == "training"
+        and isinstance(test.value, ast.Name)
+        and test.value.id == "self"
+    )
+
+
+def _without_grad_of(state: State, name: str, value: Value) -> None:
+    """Where `name.requires_grad` is False: the values computed from it alone (no other root, no
+    other local name) require no grad either, and no op that made them or it saved its output
+    (kornia's `conf = softmax(sim)` before `if sim.requires_grad: ... else: conf.mul_(...)`)."""
+    roots = set(value.roots)
+    allowed = value.names | {name}
+    for other, held in state.env.items():
+        if (
+            other != name
+            and name in held.names
+            and held.kinds & TENSORISH
+            and held.grad != NO
+            and held.sources <= value.sources
+            and held.names <= allowed
+        ):
+            state.env[other] = held.evolve(grad=NO, sources=frozenset())
+            roots.update(held.roots)
+    if state.saved and roots:
+        state.saved = {
+            root: record
+            for root, record in state.saved.items()
+            if not (root in roots and record.role == "output")
+        }
 
 
 def _triggered(triggers, sure: set, maybe: set, certain: bool) -> bool | None:

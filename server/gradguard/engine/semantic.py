@@ -775,6 +775,8 @@ class Semantics:
                         return value.evolve(elem=base)  # a bound method
                     return value
                 if base.is_module:
+                    if self._registered_by_name(base.cls, attr):
+                        return UNKNOWN
                     return self._module_attribute(base, attr, node)
                 return UNKNOWN
             if base.is_module:
@@ -823,6 +825,28 @@ class Semantics:
         if value is not None:
             return value
         return UNKNOWN
+
+    def _registered_by_name(self, class_name: str, attr: str) -> bool:
+        """The class registers `attr` through a method of a base class defined elsewhere
+        (`self.add_state("weight", default=torch.tensor(0.0))` in a torchmetrics Metric): what
+        that method makes of it (a state, a buffer, a parameter) is not known."""
+        info = self.class_info(class_name)
+        if info is None:
+            return False
+        names = getattr(info, "registered_names", None)
+        if names is None:
+            names = info.registered_names = {  # type: ignore[attr-defined]
+                call.args[0].value
+                for call in ast.walk(info.node)
+                if isinstance(call, ast.Call)
+                and call.args
+                and isinstance(call.func, ast.Attribute)
+                and isinstance(call.func.value, ast.Name)
+                and call.func.value.id == "self"
+                and isinstance(call.args[0], ast.Constant)
+                and isinstance(call.args[0].value, str)
+            }
+        return attr in names
 
     def _module_attribute(self, module: Value, attr: str, node: ast.AST) -> Value:
         cls = module.cls or ""

@@ -101,6 +101,38 @@ class ParameterCreatedInForward(Rule):
             """
             import torch
             import torch.nn as nn
+
+            class Guide(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.deps = nn.ModuleDict()
+                    self.prototype = None
+
+                def _setup_prototype(self, x):
+                    self.prototype = x.shape
+                    dep = nn.Linear(x.shape[-1], 2, bias=False)
+                    dep.weight.data.zero_()
+                    self.deps["loc"] = dep
+
+                def forward(self, x):
+                    if self.prototype is None:
+                        self._setup_prototype(x)
+                    return self.deps["loc"](x)
+            """,
+            note="pyro infer/autoguide/structured.py: a one-time setup behind a test of the module's own "
+            "state builds its layers on the first call only",
+            run="""
+            g = Guide()
+            g(torch.randn(3, 4)).sum().backward()
+            weight = g.deps["loc"].weight
+            g(torch.randn(3, 4))
+            assert g.deps["loc"].weight is weight and len(list(g.parameters())) == 1
+            """,
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
             from torch.nn import Parameter
 
             class Explainer(nn.Module):
@@ -281,6 +313,8 @@ class ParameterCreatedInForward(Rule):
             for func in methods:
                 if not _CTOR_TEXT.search(node_text(unit, func)):
                     continue
+                if func.name != "forward" and _lazy_setup(unit, methods, func):
+                    continue
                 me = self_name(func) or "self"
                 in_forward = func.name == "forward"
                 for node in walk(func):
@@ -458,3 +492,53 @@ def _builds_optimizer(unit: Unit, methods) -> bool:
                 ):
                     return True
     return False
+
+
+def _lazy_setup(unit: Unit, methods, func: ast.AST) -> bool:
+    """`func` is a one-time setup: every call of it from the forward methods is guarded by a test
+    of the module's own state (`if self.prototype_trace is None: self._setup_prototype(...)`,
+    `if not self.initialized: ...`), which the first call changes (pyro autoguide)."""
+    name = getattr(func, "name", None)
+    calls = [
+        node
+        for method in methods
+        for node in walk(method)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == name
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == (self_name(method) or "self")
+    ]
+    return bool(calls) and all(_guarded_by_state(unit, call) for call in calls)
+
+
+def _guarded_by_state(unit: Unit, node: ast.AST) -> bool:
+    child, parent = node, unit.parent(node)
+    while parent is not None and not isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        if isinstance(parent, ast.If) and child in parent.body and _state_test(parent.test):
+            return True
+        child, parent = parent, unit.parent(parent)
+    return False
+
+
+def _state_test(test: ast.expr) -> bool:
+    """`self.x is None`, `not self.x`, `self.x == False`, `not hasattr(self, "x")`."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        operand = test.operand
+        if (
+            isinstance(operand, ast.Call)
+            and isinstance(operand.func, ast.Name)
+            and operand.func.id == "hasattr"
+        ):
+            return (
+                bool(operand.args) and isinstance(operand.args[0], ast.Name) and operand.args[0].id == "self"
+            )
+        return _self_attr(operand)
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and _self_attr(test.left):
+        right = test.comparators[0]
+        return isinstance(right, ast.Constant) and right.value in (None, False)
+    return False
+
+
+def _self_attr(node: ast.expr) -> bool:
+    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self"

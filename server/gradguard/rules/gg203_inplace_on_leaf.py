@@ -87,6 +87,39 @@ class InplaceOnLeaf(Rule):
         Valid(
             """
             import torch
+            import torch.nn as nn
+            from torch import Tensor
+
+
+            class Metric(nn.Module):
+                def add_state(self, name, default):
+                    setattr(self, name, default.clone())
+
+
+            class MeanMetric(Metric):
+                def __init__(self):
+                    super().__init__()
+                    self.add_state("mean_value", torch.tensor(0.0))
+                    self.add_state("weight", torch.tensor(0.0))
+
+                def update(self, value: Tensor, weight: Tensor) -> None:
+                    self.mean_value += (value * weight).sum()
+                    self.weight += weight.sum()
+
+                def compute(self) -> Tensor:
+                    return self.mean_value / self.weight
+            """,
+            note="torchmetrics aggregation.py: a state registered by name (`add_state`) called `weight` is "
+            "what the registering method makes it, not a layer's parameter",
+            run="""
+            m = MeanMetric()
+            m.update(torch.tensor([1.0, 3.0]), torch.tensor([1.0, 1.0]))
+            assert m.compute().item() == 2.0
+            """,
+        ),
+        Valid(
+            """
+            import torch
 
             w = torch.randn(3, requires_grad=True)
             x, y = torch.randn(16, 3), torch.randn(16)

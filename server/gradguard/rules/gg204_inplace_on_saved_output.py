@@ -12,6 +12,7 @@ from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.inplace import MULTI_VIEW, SAVED, saved_op_text, writes
 from gradguard.engine.queries import calls_backward, describe
 from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.values import CONTAINER, NO
 
 # in-place method -> out-of-place method with the same arguments
 _OUT_OF_PLACE = {
@@ -382,6 +383,130 @@ class InplaceOnSavedOutput(Rule):
             (hidden.sum() + features.sum()).backward()
             """,
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class CoarseMatching(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.temperature = 0.1
+
+                def forward(self, feat0, feat1):
+                    sim = torch.einsum("nlc,nsc->nls", feat0, feat1) / self.temperature
+                    conf = F.softmax(sim, 2)
+                    if sim.requires_grad:
+                        col = torch.exp(sim - sim.amax(dim=1, keepdim=True))
+                        conf = col / col.sum(dim=1, keepdim=True) * conf
+                    else:
+                        col = sim.sub_(sim.amax(dim=1, keepdim=True)).exp_()
+                        conf.mul_(col.div_(col.sum(dim=1, keepdim=True)))
+                    conf.masked_fill_(conf < 1e-4, 0.0)
+                    return conf
+            """,
+            note="kornia feature/loftr/utils/coarse_matching.py: where `sim.requires_grad` is False, the "
+            "softmax computed from `sim` before the test recorded no graph",
+            run="""
+            a, b = torch.randn(1, 3, 4, requires_grad=True), torch.randn(1, 5, 4)
+            CoarseMatching()(a, b).sum().backward()
+            CoarseMatching()(a.detach(), b)
+            """,
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Pooling(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(4, 4)
+
+                def forward(self, x):
+                    t = self.fc(x).relu()
+                    t = t.log1p() if self.training else t.log1p_()
+                    return t
+
+            class VAE(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.mu = nn.Linear(4, 4)
+                    self.logvar = nn.Linear(4, 4)
+
+                def forward(self, x):
+                    mu, logvar = self.mu(x), self.logvar(x)
+                    std = torch.exp(0.5 * logvar)
+                    if self.training:
+                        std = torch.randn_like(std).mul_(std)
+                    return std.add_(mu)
+            """,
+            note="sentence-transformers sparse_encoder/modules/splade_pooling.py, monai networks/nets/"
+            "varautoencoder.py: an in-place write only where the module is not training is an "
+            "inference-time shortcut",
+            run="""
+            x = torch.randn(2, 4)
+            Pooling().train()(x).sum().backward()
+            VAE().train()(x).sum().backward()
+            with torch.no_grad():
+                Pooling().eval()(x), VAE().eval()(x)
+            """,
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class BlockIndexer(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.q = nn.Linear(4, 4)
+
+                def forward(self, h, local_idx):
+                    scores = torch.matmul(self.q(h), h.transpose(-1, -2))
+                    block_scores = scores.amax(dim=-1)
+                    block_scores.scatter_(-1, local_idx, float("inf"))
+                    topk_scores, topk_indices = block_scores.topk(2, dim=-1)
+                    return topk_indices.masked_fill(topk_scores == float("-inf"), -1)
+            """,
+            note="transformers minimax_m3_vl/modeling_minimax_m3_vl.py: only `topk` indices leave the "
+            "function, so no backward reaches what `amax` saved",
+            run="""
+            idx = BlockIndexer()(torch.randn(2, 3, 4, requires_grad=True), torch.zeros(2, 1, dtype=torch.long))
+            assert idx.dtype == torch.long and not idx.requires_grad
+            """,
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class TriangleUpdate(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.norm = nn.LayerNorm(4)
+                    self.gate = nn.Linear(4, 4)
+
+                def _inference_forward(self, z):
+                    g = self.gate(self.norm(z))
+                    z *= g.sigmoid()
+                    return z
+
+                def forward(self, z, inplace_safe=False):
+                    if inplace_safe:
+                        return self._inference_forward(z)
+                    return z * self.gate(self.norm(z)).sigmoid()
+            """,
+            note="transformers esm/modeling_esmfold.py: a method named as inference-only writes in place "
+            "on purpose",
+            run="""
+            z = torch.randn(2, 4, requires_grad=True)
+            TriangleUpdate()(z).sum().backward()
+            with torch.no_grad():
+                TriangleUpdate()(torch.randn(2, 4), inplace_safe=True)
+            """,
+        ),
     ]
     INVALID = [
         Invalid(
@@ -586,6 +711,8 @@ class InplaceOnSavedOutput(Rule):
                 continue  # code that never calls backward is not reported
             if write.masked is not None:
                 continue  # GG202 reports `y[y < t] = v`
+            if _inference_only(write.func) or _dead_graph(write.flow):
+                continue
             # in forward, activations are taken to require grad: an output-saving op there saved
             # its output; a saved *input* needs certainty (another input certainly requires grad)
             records = [r for r in write.event.saved if r.certain or (write.in_forward and r.role == "output")]
@@ -680,3 +807,58 @@ class InplaceOnSavedOutput(Rule):
                 lambda: [insert_before_statement(unit, stmt, f"{target} = {target}.clone()")],
             )
         return self.finding(unit, node, message, fix=fix)
+
+
+def _inference_only(func: ast.AST | None) -> bool:
+    """A method the code names as inference-only (`_inference_forward`, `inference`): its in-place
+    writes are deliberate memory savings (transformers esm/modeling_esmfold.py)."""
+    return "inference" in getattr(func, "name", "").lower()
+
+
+def _without_graph(value, depth: int = 0) -> bool:
+    """Certainly nothing that requires grad: a known non-container that requires no grad, or a
+    tuple/list/dict whose every element is such."""
+    if not value.known or depth > 3:
+        return False
+    if value.kinds & CONTAINER:
+        parts = list(value.items or ()) or ([value.elem] if value.elem is not None else [])
+        return bool(parts) and all(_without_graph(part, depth + 1) for part in parts)
+    return value.grad == NO
+
+
+def _dead_graph(flow) -> bool:
+    """Nothing differentiable leaves the function: every `return` gives a value that requires no
+    grad (`topk` indices, a comparison), and no tracked value is stored on an attribute, into a
+    container, passed to a call whose result is dropped, or yielded. No backward can then reach
+    what an op saved here (transformers minimax_m3_vl: block scores written in place before only
+    their `topk` indices are returned)."""
+    func = flow.func
+    if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)) or not flow.returns:
+        return False
+    if not all(_without_graph(value) for _, value in flow.returns):
+        return False
+    stack: list[ast.AST] = list(func.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, (ast.Yield, ast.YieldFrom, ast.Global, ast.Nonlocal)):
+            return False
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            stored = flow.value_of(node.value)
+            for target in targets:
+                escapes = isinstance(target, ast.Attribute) or (
+                    isinstance(target, ast.Subscript) and not flow.value_of(target.value).is_tensor
+                )
+                if escapes and not _without_graph(stored):
+                    return False
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            call = node.value
+            receiver = flow.value_of(call.func.value) if isinstance(call.func, ast.Attribute) else None
+            if receiver is None or not receiver.is_tensor:
+                arguments = [*call.args, *(k.value for k in call.keywords)]
+                if not all(_without_graph(flow.value_of(a)) for a in arguments):
+                    return False
+        stack.extend(ast.iter_child_nodes(node))
+    return True

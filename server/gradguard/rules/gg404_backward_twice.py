@@ -230,6 +230,46 @@ class BackwardTwice(Rule):
             note="the state kept on the module is detached right after forward stores it",
             run="assert model.hidden.grad_fn is None",
         ),
+        Valid(
+            """
+            import torch
+
+
+            def train(make_models, make_losses, replay_buffer, steps):
+                world_model, actor_model = make_models()
+                world_model_loss, actor_loss = make_losses(world_model, actor_model)
+                world_opt = torch.optim.Adam(world_model.parameters(), lr=1e-3)
+                actor_opt = torch.optim.Adam(actor_model.parameters(), lr=1e-3)
+                for step in range(steps):
+                    batch = replay_buffer.sample()
+                    model_loss_td, batch = world_model_loss(batch)
+                    loss = model_loss_td["kl"] + model_loss_td["reco"]
+                    world_opt.zero_grad()
+                    loss.backward()
+                    world_opt.step()
+                    actor_loss_td, batch = actor_loss(batch.reshape(-1))
+                    actor_opt.zero_grad()
+                    actor_loss_td["loss_actor"].backward()
+                    actor_opt.step()
+            """,
+            note="torchrl sota-implementations/dreamer/dreamer.py: the items of an unknown call's result do "
+            "not share a graph as far as anyone knows (the world-model loss returns the batch with detached "
+            "states)",
+            run="""
+            import types
+            world, actor = torch.nn.Linear(4, 4), torch.nn.Linear(4, 1)
+
+            def world_loss(batch):
+                states = world(batch)
+                return {"kl": states.pow(2).mean(), "reco": states.abs().mean()}, states.detach()
+
+            def actor_loss(states):
+                return {"loss_actor": actor(states.reshape(-1, 4)).mean()}, states
+
+            buffer = types.SimpleNamespace(sample=lambda: torch.randn(3, 4))
+            train(lambda: (world, actor), lambda w, a: (world_loss, actor_loss), buffer, 2)
+            """,
+        ),
     ]
     INVALID = [
         Invalid(

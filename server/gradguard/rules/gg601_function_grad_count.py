@@ -138,6 +138,35 @@ class FunctionGradCount(Rule):
             """,
             note="extra trailing None is accepted",
         ),
+        Valid(
+            """
+            import torch
+
+            class GridScale(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x, w, mode):
+                    ctx.save_for_backward(x, w)
+                    return x * w
+
+                @staticmethod
+                def backward(ctx, grad):
+                    if not (ctx.needs_input_grad[0] or ctx.needs_input_grad[1]):
+                        return None, None, None
+                    x, w = ctx.saved_tensors
+                    if ctx.needs_input_grad[0]:
+                        return grad * w, grad * x if ctx.needs_input_grad[1] else None, None
+                    if ctx.needs_input_grad[1]:
+                        return None, grad * x, None
+            """,
+            note="monai networks/layers/spatial_transforms.py (`_GridPull.backward`): the `if`s that return "
+            "cover every case, so the end of `backward` is never reached",
+            run="""
+            x, w = torch.randn(3, requires_grad=True), torch.randn(3, requires_grad=True)
+            GridScale.apply(x, w, 0).sum().backward()
+            GridScale.apply(x.detach(), w, 0).sum().backward()
+            GridScale.apply(x, w.detach(), 0).sum().backward()
+            """,
+        ),
     ]
     INVALID = [
         Invalid(
@@ -258,6 +287,27 @@ class FunctionGradCount(Rule):
             run="Adder.apply(torch.randn(3, 4, requires_grad=True), torch.randn(5, 4)).sum().backward()",
             note="the gradients are computed but never returned (huawei-noah/AdderNet#21)",
         ),
+        Invalid(
+            """
+            import torch
+
+            class GridScale(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x, w):
+                    ctx.save_for_backward(x, w)
+                    return x * w
+
+                @staticmethod
+                def backward(ctx, grad):
+                    x, w = ctx.saved_tensors
+                    if ctx.needs_input_grad[0]:
+                        return grad * w, grad * x if ctx.needs_input_grad[1] else None
+            """,
+            lines=[10],
+            raises="returned an incorrect number of gradients (expected 2, got 1)",
+            run="GridScale.apply(torch.randn(3), torch.randn(3, requires_grad=True)).sum().backward()",
+            note="the `if`s that return do not cover the case where only `w` needs a gradient",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
@@ -285,7 +335,12 @@ class FunctionGradCount(Rule):
                     counts = []
                     break
                 counts.append((ret, got))
-            if flow.final is not None and expected > 1 and not _raises_at_end(backward):
+            if (
+                flow.final is not None
+                and expected > 1
+                and not _raises_at_end(backward)
+                and not _exhaustive_chain(backward)
+            ):
                 # falls off the end: returns None, one value
                 finding = self._no_return(unit, cls.name, backward, expected)
                 if not _returns(backward):
@@ -402,6 +457,83 @@ def _value_count(value) -> int | None:
 def _raises_at_end(func: ast.AST) -> bool:
     body = getattr(func, "body", [])
     return bool(body) and isinstance(body[-1], ast.Raise)
+
+
+_MAX_ATOMS = 6
+
+
+def _exhaustive_chain(func: ast.AST) -> bool:
+    """The end of the body is unreachable because the tests of its `if`s that end in a `return`
+    cover every case: `if not (a or b): return ...` then `if a: return ...` and `if b: return
+    ...` (monai's `_GridPull.backward` on `ctx.needs_input_grad`). Tests are combinations
+    (`not`/`and`/`or`) of atoms with no call and no name the function assigns; every assignment
+    of the atoms' truth is tried."""
+    assigned = set()
+    for n in ast.walk(func):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
+            assigned.add(n.id)
+        elif isinstance(n, ast.Attribute) and isinstance(n.ctx, (ast.Store, ast.Del)):
+            assigned.add("." + n.attr)
+    atoms: dict[str, int] = {}
+    facts = []  # what holds where the body goes on after each `if` that returned
+    for stmt in getattr(func, "body", []):
+        if not isinstance(stmt, ast.If):
+            continue
+        if _always_exits(stmt.body):
+            test = _formula(stmt.test, atoms, assigned)
+            if test is None or len(atoms) > _MAX_ATOMS:
+                return False
+            if _always_exits(stmt.orelse):
+                return True
+            facts.append(("not", test))
+    if not facts:
+        return False
+    # no assignment of the atoms lets every early-return test fail
+    return not any(all(_holds(fact, bits) for fact in facts) for bits in range(1 << len(atoms)))
+
+
+def _always_exits(body: list[ast.stmt]) -> bool:
+    if not body:
+        return False
+    last = body[-1]
+    if isinstance(last, (ast.Return, ast.Raise)):
+        return True
+    if isinstance(last, ast.If):
+        return _always_exits(last.body) and _always_exits(last.orelse)
+    return False
+
+
+def _formula(test: ast.expr, atoms: dict[str, int], assigned: set[str]) -> tuple | None:
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        inner = _formula(test.operand, atoms, assigned)
+        return None if inner is None else ("not", inner)
+    if isinstance(test, ast.BoolOp):
+        parts = [_formula(v, atoms, assigned) for v in test.values]
+        if any(p is None for p in parts):
+            return None
+        return ("and" if isinstance(test.op, ast.And) else "or", *parts)
+    for node in ast.walk(test):
+        if isinstance(node, (ast.Call, ast.NamedExpr, ast.Await, ast.Lambda)):
+            return None
+        if isinstance(node, ast.Name) and node.id in assigned:
+            return None
+        if isinstance(node, ast.Attribute) and "." + node.attr in assigned:
+            return None
+    key = ast.dump(test)
+    if key not in atoms:
+        atoms[key] = len(atoms)
+    return ("atom", atoms[key])
+
+
+def _holds(formula: tuple, bits: int) -> bool:
+    op = formula[0]
+    if op == "atom":
+        return bool(bits >> formula[1] & 1)
+    if op == "not":
+        return not _holds(formula[1], bits)
+    if op == "and":
+        return all(_holds(f, bits) for f in formula[1:])
+    return any(_holds(f, bits) for f in formula[1:])
 
 
 def _returns(func: ast.AST) -> list[ast.Return]:
