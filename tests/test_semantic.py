@@ -290,7 +290,8 @@ def test_hidden_state_carried_across_iterations_is_stale():
         """
         import torch
 
-        def fit(rnn, data, opt, detach):
+        def fit(data, opt, detach):
+            rnn = torch.nn.RNN(3, 4)  # a known layer: an unknown callable's outputs share no known graph
             h = torch.zeros(1, 4)
             for x in data:
                 if detach:

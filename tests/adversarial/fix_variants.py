@@ -346,6 +346,11 @@ ALTERNATE_FIXES = {
         "the convert-to-autograd.Function fix does not rewrite `;` lines, so the rule offers "
         "its other fix: deleting the `backward` method that autograd never calls"
     ),
+    ("GG101-4", "semicolons"): "as GG101-3: the conversion does not rewrite `;` lines (two outputs here)",
+    (
+        "GG101-4",
+        "semicolon-pairs",
+    ): "as GG101-3: the conversion does not rewrite `;` lines (two outputs here)",
 }
 
 

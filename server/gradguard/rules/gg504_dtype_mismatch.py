@@ -280,15 +280,17 @@ class DtypeMismatch(Rule):
             return self.make_fix(
                 "Convert with `.float()`", [replace_node(unit, operand, _float(unit, operand))]
             ), ""
-        call, new = made
+        call, replaced, new = made
         text = unit.segment(call)
-        where = f"`{text}`" if len(text) <= 40 else f"the call on line {call.lineno}"
-        fix = self.make_fix("Convert to float32 where the tensor is made", [replace_node(unit, call, new)])
+        where = f"`{text}`" if len(text) <= 40 and "\n" not in text else f"the call on line {call.lineno}"
+        fix = self.make_fix(
+            "Convert to float32 where the tensor is made", [replace_node(unit, replaced, new)]
+        )
         return fix, f" Convert it where it is made: {where}."
 
 
-def _made_from_numpy(unit: Unit, operand: ast.AST) -> tuple[ast.Call, str] | None:
-    """(the call that makes the float64 tensor, its float32 form) for a name whose only definition
+def _made_from_numpy(unit: Unit, operand: ast.AST) -> tuple[ast.Call, ast.AST, str] | None:
+    """(the call that makes the float64 tensor, the node to replace, its new text) for a name whose only definition
     reaching the use is `name = torch.from_numpy(a)` / `torch.tensor(a)` / `torch.as_tensor(a)`
     (no `dtype=`) in the same scope: `torch.from_numpy(a).float()`, `torch.tensor(a, dtype=torch.float32)`."""
     if not isinstance(operand, ast.Name):
@@ -306,19 +308,20 @@ def _made_from_numpy(unit: Unit, operand: ast.AST) -> tuple[ast.Call, str] | Non
         and isinstance(definition.value, ast.Call)
         and definition.value.args
         and not definition.value.keywords
-        and definition.lineno == definition.end_lineno
     ):
         return None
     call = definition.value
     name = unit.module.call_name(call)
     text = unit.segment(call)
     if name == "torch.from_numpy":
-        return call, f"{text}.float()"
+        return call, call, f"{text}.float()"
     if name in ("torch.tensor", "torch.as_tensor") and len(call.args) == 1:
         torch = torch_name(unit)
         if torch is None:
             return None
-        return call, f"{text[:-1]}, dtype={torch}.float32)"
+        # after the argument, not before the closing bracket: a comment may sit between them
+        (argument,) = call.args
+        return call, argument, f"{unit.segment(argument)}, dtype={torch}.float32"
     return None
 
 
