@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import ast
 import bisect
-import re
 
 from gradguard.engine import shape_flow, torch_facts
 from gradguard.engine.index import KIND_FUNCTION, KIND_MODULE, ModuleContext, keyword, statement_start_line
@@ -228,6 +227,9 @@ class ClassInfo:
 
 
 _MISSING = object()
+# the fields of statements (and of except handlers and match cases) that hold statements
+_STATEMENT_LISTS = ("body", "orelse", "finalbody", "handlers", "cases")
+_REGISTERING_CALLS = ("register_buffer", "register_parameter", "add_module", "register_module")
 
 
 class Semantics:
@@ -309,6 +311,7 @@ class Semantics:
         if self._scope_parent is None:
             self._scope_parent = {}
             self._scope_walked: set[int] = set()
+            self._scope_walked_statements: set[int] = set()
             self._top_starts = [statement_start_line(s) for s in self.tree.body]
         found = self._scope_parent.get(node, _MISSING)
         if found is not _MISSING:
@@ -316,14 +319,36 @@ class Semantics:
         line = getattr(node, "lineno", None)
         if line is None:
             return None
+        # a def or class is a statement: a walk of the statements finds it (lambdas need every node)
+        statement = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        walked = self._scope_walked_statements if statement else self._scope_walked
         index = bisect.bisect_right(self._top_starts, line) - 1
         for candidate in (index, index - 1, index + 1):  # a decorator's lambda sits above `def`
-            if 0 <= candidate < len(self.tree.body) and candidate not in self._scope_walked:
-                self._scope_walked.add(candidate)
-                self._walk_scopes(self.tree.body[candidate])
+            if 0 <= candidate < len(self.tree.body) and candidate not in walked:
+                walked.add(candidate)
+                if statement:
+                    self._walk_statement_scopes(self.tree.body[candidate])
+                else:
+                    self._walk_scopes(self.tree.body[candidate])
             if node in self._scope_parent:
                 return self._scope_parent[node]
         return None
+
+    def _walk_statement_scopes(self, top: ast.stmt) -> None:
+        """`_walk_scopes` for defs and classes only: through the statement lists of statements
+        (a def or class is never inside an expression, nor a statement inside a lambda)."""
+        parents = self._scope_parent
+        assert parents is not None
+        stack: list[tuple[ast.AST, ast.AST | None]] = [(top, None)]
+        while stack:
+            current, scope = stack.pop()
+            if isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                parents[current] = scope
+                scope = current
+            for field in _STATEMENT_LISTS:
+                children = getattr(current, field, None)
+                if children:
+                    stack.extend((child, scope) for child in children)
 
     def _walk_scopes(self, top: ast.stmt) -> None:
         parents = self._scope_parent
@@ -411,17 +436,23 @@ class Semantics:
         scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
         # only statements whose text names the function are walked: a walk of every node of a
         # large file costs more than the rest of the analysis of one edit
-        lines = self._lines
-        mention = re.compile(r"\b" + re.escape(name) + r"\b")
+        mentioned = self._mention_lines(name)  # sorted line numbers; None: no source lines
         for stmt in self.tree.body:
-            if lines is not None:
-                text = "".join(lines[statement_start_line(stmt) - 1 : stmt.end_lineno or stmt.lineno])
-                if not mention.search(text):
+            if mentioned is not None:
+                first = bisect.bisect_left(mentioned, statement_start_line(stmt))
+                if first == len(mentioned) or mentioned[first] > (stmt.end_lineno or stmt.lineno):
                     continue
-            # one walk, carrying the innermost function (statements of the script have none)
-            pending: list[tuple[ast.AST, ast.AST | None]] = [(stmt, None)]
+            # one walk, carrying the innermost function (statements of the script have none); a
+            # node whose lines never name the function holds no call or read of it: skipped
+            # (not inside f-strings, whose inner positions are not trusted)
+            pending: list[tuple[ast.AST, ast.AST | None, bool]] = [(stmt, None, mentioned is not None)]
             while pending:
-                node, scope = pending.pop()
+                node, scope, prune = pending.pop()
+                if prune:
+                    if not _mentions(node, mentioned):  # type: ignore[arg-type]
+                        continue
+                    if isinstance(node, ast.JoinedStr):
+                        prune = False
                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
                     sites.append((node, scope))
                 elif isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load):
@@ -431,17 +462,45 @@ class Semantics:
                 if isinstance(node, scopes):
                     # decorators and defaults run in the enclosing scope, the body in its own
                     body = node.body if isinstance(node.body, list) else [node.body]
-                    pending.extend((child, node) for child in body)
+                    pending.extend((child, node, prune) for child in body)
                     pending.extend(
-                        (child, scope) for child in ast.iter_child_nodes(node) if child not in body
+                        (child, scope, prune) for child in ast.iter_child_nodes(node) if child not in body
                     )
                 else:
-                    pending.extend((child, scope) for child in ast.iter_child_nodes(node))
+                    pending.extend((child, scope, prune) for child in ast.iter_child_nodes(node))
         # the name escapes where it is read other than as the callee of a call
         callees = {id(call.func) for call, _ in sites}
         if any(id(n) not in callees for n in loads):
             return []
         return sites
+
+    def _mention_lines(self, name: str) -> list[int] | None:
+        """The numbers of the source lines naming `name` as a whole word (one search of the
+        file's text, not one per statement); None when the source lines are not known."""
+        lines = self._lines
+        if lines is None:
+            return None
+        text = self.__dict__.get("_text")
+        if text is None:
+            text = self._text = "".join(lines)
+            offsets = self._line_offsets = [0]
+            for line in lines:
+                offsets.append(offsets[-1] + len(line))
+        offsets = self._line_offsets
+        found: list[int] = []
+        # (`str.find`, then the word boundaries by hand: a regex `\bname\b` scans much slower)
+        size = len(name)
+        start = text.find(name)
+        while start >= 0:
+            end = start + size
+            before = text[start - 1] if start else " "
+            after = text[end] if end < len(text) else " "
+            if not (before.isalnum() or before == "_" or after.isalnum() or after == "_"):
+                number = bisect.bisect_right(offsets, start)  # 1-based: the line holding the match
+                if not found or found[-1] != number:
+                    found.append(number)
+            start = text.find(name, end)
+        return found
 
     def _natural_parameter(self, flow: Flow, func: ast.AST, arg: ast.arg, default: ast.expr | None) -> Value:
         args = func.args  # type: ignore[attr-defined]
@@ -652,7 +711,7 @@ class Semantics:
             for method_name, method in info.methods.items():
                 if method_name == "__init__" or self.enclosing_class(method) is not info.node:
                     continue
-                if not _stores_on_self(method):
+                if not self._stores_on_self(method):
                     continue
                 flow = self.flow(method)
                 for event in flow.events_of(ATTRIBUTE_STORE):
@@ -667,6 +726,34 @@ class Semantics:
         finally:
             self._building.pop()
             info.ready = True
+
+    def _stores_on_self(self, func: ast.AST) -> bool:
+        """`_stores_on_self`, cheaper: the assignments are statements (a walk of the statement
+        lists finds them), and a `register_buffer(...)`-like call is only looked for when the
+        method's text names one."""
+        stack: list[ast.AST] = [func]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if (
+                        isinstance(target, ast.Attribute)
+                        and isinstance(target.value, ast.Name)
+                        and target.value.id == "self"
+                    ):
+                        return True
+            for field in _STATEMENT_LISTS:
+                children = getattr(node, field, None)
+                if children and isinstance(children, list):
+                    stack.extend(children)
+        lines = self._lines
+        if lines is not None:
+            first = min([func.lineno, *(d.lineno for d in getattr(func, "decorator_list", ()))])  # type: ignore[attr-defined]
+            text = "".join(lines[first - 1 : func.end_lineno or func.lineno])  # type: ignore[attr-defined]
+            if not any(word in text for word in _REGISTERING_CALLS):
+                return False
+        return _stores_on_self(func)
 
     def _class_body_value(self, expr: ast.expr) -> Value | None:
         if isinstance(expr, ast.Call):
@@ -1981,6 +2068,19 @@ def _all_roots(value: Value, depth: int = 0) -> frozenset:
     return roots
 
 
+def _mentions(node: ast.AST, lines: list[int]) -> bool:
+    """Does the node's line range (decorators included) hold one of the sorted `lines`? Nodes
+    without a position (arguments, comprehensions, ...) may."""
+    first = getattr(node, "lineno", None)
+    if first is None:
+        return True
+    decorators = getattr(node, "decorator_list", None)
+    if decorators:
+        first = min(first, *(d.lineno for d in decorators))
+    index = bisect.bisect_left(lines, first)
+    return index < len(lines) and lines[index] <= (getattr(node, "end_lineno", None) or first)
+
+
 def _callee_objects(value: Value, outside: frozenset, call: ast.AST, item_sites: dict) -> dict:
     """Where the objects a callee created and returned live in the caller: the items of a
     returned tuple (`return h, norm_h`) are distinct objects of the call, anything else is
@@ -2143,7 +2243,7 @@ def _stores_on_self(func: ast.AST) -> bool:
         elif (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
-            and node.func.attr in ("register_buffer", "register_parameter", "add_module", "register_module")
+            and node.func.attr in _REGISTERING_CALLS
         ):
             return True
     return False
