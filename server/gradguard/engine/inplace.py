@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 
 from gradguard.engine.index import Unit
 from gradguard.engine.interpreter import INPLACE, Event, Flow
-from gradguard.engine.queries import flows, in_forward, unit_text
+from gradguard.engine.queries import in_forward, scope_text, scopes, unit_text
 from gradguard.engine.values import MAYBE, YES
 
 # an in-place method call, an augmented assignment, an item assignment, a call with
@@ -76,25 +77,57 @@ class Write:
         return self.event.value
 
 
-def writes(unit: Unit) -> list[Write]:
-    """The unit's in-place writes (natural contexts), in source order."""
-    return unit.cache("inplace_writes", lambda: _collect(unit))
+def writes(unit: Unit, where: Callable[[ast.AST | None], bool] | None = None) -> list[Write]:
+    """The unit's in-place writes (natural contexts), in source order. With `where`, only those
+    of the scopes it accepts: the other scopes are not analysed (a rule that needs the writes
+    of some scopes only says which, before any flow is computed)."""
+    if where is None:
+        return unit.cache("inplace_writes", lambda: _collect(unit, None))
+    return _collect(unit, where)
 
 
-def _collect(unit: Unit) -> list[Write]:
+def masked_writes(unit: Unit) -> list[Write]:
+    """`writes(unit)` of the scopes holding a masked write statement (`x[x < t] = v`, see
+    `masked_write`): the only ones whose writes can have `masked` set."""
+    masked = unit.cache("inplace.masked_scopes", lambda: _masked_scopes(unit))
+    return writes(unit, lambda func: func in masked)
+
+
+def _masked_scopes(unit: Unit) -> set:
+    return {
+        unit.enclosing_function(node) for node in unit.nodes_of(ast.Assign) if masked_write(node) is not None
+    }
+
+
+def _collect(unit: Unit, where: Callable[[ast.AST | None], bool] | None) -> list[Write]:
     found: list[Write] = []
     # a layer built with `inplace=True` in one method writes in place where another calls it
     needle = None if "inplace" in unit_text(unit) else INPLACE_TEXT
-    for func, flow in flows(unit, needle):
-        events = flow.events_of(INPLACE)
-        if not events:
+    known: dict = unit.cache("inplace.scope_writes", dict)  # scope -> its writes, classified once
+    for func in scopes(unit):
+        if where is not None and not where(func):
             continue
-        forward = in_forward(unit, func)
-        views = unit.semantics.multi_output_views
-        for event in events:
-            found.append(Write(event, flow, func, _classify(unit, func, event, forward, views), forward))
+        got = known.get(func)
+        if got is None:
+            if needle is not None and needle.search(scope_text(unit, func)) is None:
+                got = []
+            else:
+                got = _scope_writes(unit, func, unit.semantics.flow(func))
+            known[func] = got
+        found.extend(got)
     found.sort(key=lambda w: (getattr(w.node, "lineno", 0), getattr(w.node, "col_offset", 0)))
     return found
+
+
+def _scope_writes(unit: Unit, func: ast.AST | None, flow: Flow) -> list[Write]:
+    events = flow.events_of(INPLACE)
+    if not events:
+        return []
+    forward = in_forward(unit, func)
+    views = unit.semantics.multi_output_views
+    return [
+        Write(event, flow, func, _classify(unit, func, event, forward, views), forward) for event in events
+    ]
 
 
 def _classify(unit: Unit, func: ast.AST | None, event: Event, forward: bool, views: set) -> str:

@@ -229,6 +229,9 @@ class ClassInfo:
 
 
 _MISSING = object()
+# the fields of statements (and of except handlers and match cases) that hold statements
+_STATEMENT_LISTS = ("body", "orelse", "finalbody", "handlers", "cases")
+_REGISTERING_CALLS = ("register_buffer", "register_parameter", "add_module", "register_module")
 
 
 class Semantics:
@@ -345,6 +348,7 @@ class Semantics:
         if self._scope_parent is None:
             self._scope_parent = {}
             self._scope_walked: set[int] = set()
+            self._scope_walked_statements: set[int] = set()
             self._top_starts = [statement_start_line(s) for s in self.tree.body]
         found = self._scope_parent.get(node, _MISSING)
         if found is not _MISSING:
@@ -352,14 +356,36 @@ class Semantics:
         line = getattr(node, "lineno", None)
         if line is None:
             return None
+        # a def or class is a statement: a walk of the statements finds it (lambdas need every node)
+        statement = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        walked = self._scope_walked_statements if statement else self._scope_walked
         index = bisect.bisect_right(self._top_starts, line) - 1
         for candidate in (index, index - 1, index + 1):  # a decorator's lambda sits above `def`
-            if 0 <= candidate < len(self.tree.body) and candidate not in self._scope_walked:
-                self._scope_walked.add(candidate)
-                self._walk_scopes(self.tree.body[candidate])
+            if 0 <= candidate < len(self.tree.body) and candidate not in walked:
+                walked.add(candidate)
+                if statement:
+                    self._walk_statement_scopes(self.tree.body[candidate])
+                else:
+                    self._walk_scopes(self.tree.body[candidate])
             if node in self._scope_parent:
                 return self._scope_parent[node]
         return None
+
+    def _walk_statement_scopes(self, top: ast.stmt) -> None:
+        """`_walk_scopes` for defs and classes only: through the statement lists of statements
+        (a def or class is never inside an expression, nor a statement inside a lambda)."""
+        parents = self._scope_parent
+        assert parents is not None
+        stack: list[tuple[ast.AST, ast.AST | None]] = [(top, None)]
+        while stack:
+            current, scope = stack.pop()
+            if isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                parents[current] = scope
+                scope = current
+            for field in _STATEMENT_LISTS:
+                children = getattr(current, field, None)
+                if children:
+                    stack.extend((child, scope) for child in children)
 
     def _walk_scopes(self, top: ast.stmt) -> None:
         parents = self._scope_parent
@@ -691,7 +717,7 @@ class Semantics:
             for method_name, method in info.methods.items():
                 if method_name == "__init__" or self.enclosing_class(method) is not info.node:
                     continue
-                if not _stores_on_self(method):
+                if not self._stores_on_self(method):
                     continue
                 flow = self.flow(method)
                 for event in flow.events_of(ATTRIBUTE_STORE):
@@ -706,6 +732,34 @@ class Semantics:
         finally:
             self._building.pop()
             info.ready = True
+
+    def _stores_on_self(self, func: ast.AST) -> bool:
+        """`_stores_on_self`, cheaper: the assignments are statements (a walk of the statement
+        lists finds them), and a `register_buffer(...)`-like call is only looked for when the
+        method's text names one."""
+        stack: list[ast.AST] = [func]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if (
+                        isinstance(target, ast.Attribute)
+                        and isinstance(target.value, ast.Name)
+                        and target.value.id == "self"
+                    ):
+                        return True
+            for field in _STATEMENT_LISTS:
+                children = getattr(node, field, None)
+                if children and isinstance(children, list):
+                    stack.extend(children)
+        lines = self._lines
+        if lines is not None:
+            first = min([func.lineno, *(d.lineno for d in getattr(func, "decorator_list", ()))])  # type: ignore[attr-defined]
+            text = "".join(lines[first - 1 : func.end_lineno or func.lineno])  # type: ignore[attr-defined]
+            if not any(word in text for word in _REGISTERING_CALLS):
+                return False
+        return _stores_on_self(func)
 
     def _class_body_value(self, expr: ast.expr) -> Value | None:
         if isinstance(expr, ast.Call):
@@ -2217,7 +2271,7 @@ def _stores_on_self(func: ast.AST) -> bool:
         elif (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
-            and node.func.attr in ("register_buffer", "register_parameter", "add_module", "register_module")
+            and node.func.attr in _REGISTERING_CALLS
         ):
             return True
     return False

@@ -17,7 +17,7 @@ from gradguard.engine.index import (
 )
 from gradguard.engine.inplace import LEAF, LEAF_ERROR, describe_inplace, writes
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
-from gradguard.engine.queries import describe, flows, in_forward, switches_requires_grad_off
+from gradguard.engine.queries import describe, in_forward, scope_text, scopes, switches_requires_grad_off
 from gradguard.engine.rule import Invalid, Rule, Valid
 from gradguard.engine.values import PARAMETER
 
@@ -409,12 +409,15 @@ class InplaceOnParameter(Rule):
         classes = unit.module_classes()
         if not classes or switches_requires_grad_off(unit):
             return  # (`p.requires_grad = False` somewhere: we cannot tell which parameters)
-        sites = [w for w in writes(unit) if w.kind == LEAF and w.in_forward and _on_self(w.written)]
+        in_forward_writes = writes(unit, lambda func: in_forward(unit, func))
+        sites = [w for w in in_forward_writes if w.kind == LEAF and w.in_forward and _on_self(w.written)]
         if sites:
             yield from self._inplace(unit, sites)
-        for func, flow in flows(unit):
-            if not in_forward(unit, func):
+        for func in scopes(unit):
+            # (`x.data = ...` names `data`: other scopes need no analysis here)
+            if not in_forward(unit, func) or "data" not in scope_text(unit, func):
                 continue
+            flow = unit.semantics.flow(func)
             for event in flow.events_of(ATTRIBUTE_STORE):
                 base = event.args[0] if event.args else None
                 if (

@@ -8,7 +8,7 @@ from typing import Iterator
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import masked_write_rewrite, replace_node
 from gradguard.engine.index import ModuleContext, Unit
-from gradguard.engine.inplace import OTHER, SAVED, callers_tensor, local_tensor, saved_op_text, writes
+from gradguard.engine.inplace import OTHER, SAVED, callers_tensor, local_tensor, masked_writes, saved_op_text
 from gradguard.engine.queries import calls_backward
 from gradguard.engine.rule import Invalid, Rule, Valid
 
@@ -226,7 +226,7 @@ class MaskedAssignment(Rule):
         return "] =" in text or "]=" in text
 
     def check(self, unit: Unit) -> Iterator[Finding]:
-        for write in writes(unit):
+        for write in masked_writes(unit):
             if write.masked is None:
                 continue
             template = self._template(unit, write)

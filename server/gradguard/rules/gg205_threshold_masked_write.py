@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import masked_write_rewrite, replace_node
 from gradguard.engine.index import Unit
-from gradguard.engine.inplace import OTHER, callers_tensor, local_tensor, writes
+from gradguard.engine.inplace import OTHER, callers_tensor, local_tensor, masked_writes
 from gradguard.engine.rule import Invalid, Rule, Valid
 from gradguard.engine.values import MAYBE, YES
 
@@ -194,7 +194,7 @@ class ThresholdMaskedWrite(Rule):
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
-        for write in writes(unit):
+        for write in masked_writes(unit):
             if write.masked is None or write.kind != OTHER or write.event.nograd is not None:
                 continue
             value = write.value

@@ -10,7 +10,7 @@ from gradguard.engine.fixes import alone_on_its_lines, torch_name, wrap_statemen
 from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.inplace import BUFFER, from_input, writes
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
-from gradguard.engine.queries import describe, flows, in_forward
+from gradguard.engine.queries import describe, in_forward, scope_text, scopes
 from gradguard.engine.rule import Invalid, Rule, Valid
 from gradguard.engine.values import BUFFER as BUFFER_KIND
 from gradguard.engine.values import MAYBE, YES
@@ -257,12 +257,14 @@ class BufferUpdatedFromGraph(Rule):
         return "self." in text
 
     def check(self, unit: Unit) -> Iterator[Finding]:
-        for write in writes(unit):
+        for write in writes(unit, lambda func: in_forward(unit, func)):
             if write.kind == BUFFER and write.in_forward and write.written is not None:
                 yield self._report(unit, write.node, write.event.statement, describe(unit, write.written))
-        for func, flow in flows(unit):
-            if not in_forward(unit, func):
+        for func in scopes(unit):
+            # (a store into `self.<attr>` names `self`: other scopes need no analysis here)
+            if not in_forward(unit, func) or "self" not in scope_text(unit, func):
                 continue
+            flow = unit.semantics.flow(func)
             for event in flow.events_of(ATTRIBUTE_STORE):
                 before = event.data
                 target = event.target
