@@ -1999,10 +1999,10 @@ def _probe_flows(semantics: Semantics) -> list[Flow]:
     if source is None or "probe" not in source.text:
         return []
     from gradguard.engine.interpreter import Arguments, Flow, State
-    from gradguard.probe.targets import _probe_comments
+    from gradguard.engine.probe_comments import probe_comments
 
     flows = []
-    for name, comment in _probe_comments(source, semantics.tree).items():
+    for name, comment in probe_comments(source, semantics.tree).items():
         if comment.ctor is None or comment.inputs is None or name not in semantics.top:
             continue
         flow = Flow(semantics, None, [], natural=False)

@@ -8,7 +8,7 @@ from typing import Iterator
 from gradguard.engine.finding import Finding
 from gradguard.engine.index import AttributeInfo, FunctionNode, Unit, self_attribute, self_name
 from gradguard.engine.rule import Invalid, Rule, Valid
-from gradguard.rules.gg101_fake_backward import fake_backward_methods
+from gradguard.engine.rule_helpers import fake_backward_methods
 
 _PARAMETER_KINDS = ("parameter", "grad_tensor")
 _PARAMETER_ITERATORS = {"parameters", "named_parameters"}

@@ -9,8 +9,8 @@ from gradguard.engine.finding import Finding, Severity
 from gradguard.engine.index import AttributeInfo, FunctionNode, Unit, self_attribute, self_name
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule_helpers import fake_backward_methods
 from gradguard.engine.values import NO
-from gradguard.rules.gg101_fake_backward import fake_backward_methods
 
 # Tensor methods and attributes whose result is not a tensor (or not part of the graph).
 

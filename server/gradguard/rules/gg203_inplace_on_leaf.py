@@ -11,8 +11,9 @@ from gradguard.engine.index import Unit
 from gradguard.engine.inplace import LEAF, describe_inplace, writes
 from gradguard.engine.queries import describe, switches_requires_grad_off
 from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule_helpers import AUGMENTED_OPERATORS as _OPERATORS
+from gradguard.engine.rule_helpers import INPLACE_WITH_TWIN as _OUT_OF_PLACE
 from gradguard.engine.values import PARAMETER
-from gradguard.rules.gg201_inplace_on_parameter import _OPERATORS, _OUT_OF_PLACE
 
 # Re-initialisations: wrapping them in no_grad is exactly what anyone means.
 _REINIT = {"zero_", "fill_", "uniform_", "normal_", "random_", "bernoulli_", "exponential_", "geometric_"}
