@@ -8,7 +8,7 @@ from typing import Iterator
 from gradguard.engine.finding import Applicability, Finding, TextEdit
 from gradguard.engine.fixes import delete_statement
 from gradguard.engine.index import FunctionNode, Unit, statement_start_line
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.rule_helpers import fake_backward_methods
 from gradguard.rules._gg101_convert_function import analyse_conversion
 
@@ -52,7 +52,7 @@ class FakeBackward(Rule):
         "Autograd never calls a `backward` method on an `nn.Module`: `loss.backward()` differentiates what "
         "`forward` recorded, so this method is dead code."
     )
-    message = (
+    message = Message(
         "`{method}` is never called by autograd\n`loss.backward()` differentiates the operations "
         "`forward` ran, and declared nn.Parameters already get their gradients from that."
     )

@@ -18,7 +18,7 @@ from gradguard.engine.index import (
 from gradguard.engine.inplace import LEAF, LEAF_ERROR, describe_inplace, writes
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.queries import describe, flows, in_forward, switches_requires_grad_off
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.rule_helpers import AUGMENTED_OPERATORS, INPLACE_WITH_TWIN
 from gradguard.engine.values import PARAMETER
 
@@ -37,7 +37,7 @@ class InplaceOnParameter(Rule):
         "Parameters are leaf tensors that require grad: changing one in place while gradients are enabled "
         'raises "a leaf Variable that requires grad is being used in an in-place operation".'
     )
-    message = (
+    message = Message(
         "In-place {what} on {kind} `{target}` in `{method}` makes PyTorch raise\nIt raises "
         '"{error}" whenever this runs with gradients enabled{hint}.'
     )
@@ -352,7 +352,7 @@ class InplaceOnParameter(Rule):
                     message = self._DATA.format(target=target, method=getattr(func, "name", "forward"))
                     yield self.finding(unit, event.node, message)
 
-    _DATA = (
+    _DATA = Message(
         "`{target}.data` is replaced in `{method}`, overwriting the optimizer's updates\nThe update of "
         "`{target}` is lost on every forward pass unless something copies it back, and autograd never sees "
         "the assignment."

@@ -9,7 +9,7 @@ from gradguard.engine import shape_report
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.queries import unit_contains
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.symshape import Shape
 
 # what the constructor argument a ShapeError names counts, in words
@@ -41,7 +41,7 @@ class LinearShapeMismatch(Rule):
     )
     severity = Severity.ERROR
     fix_applicability = Applicability.UNSAFE
-    message = "`{callee}` expects {expected} {what} but gets an input of shape {shape}"
+    message = Message("`{callee}` expects {expected} {what} but gets an input of shape {shape}")
     explanation = """
     A layer's weights are sized by its constructor: `nn.Linear(in_features, out)`
     multiplies the **last** dimension of its input by an `(out, in_features)` weight,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from gradguard.engine import shape_report
 from gradguard.engine.finding import Finding, Severity
 from gradguard.engine.index import ModuleContext, Unit
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 
 
 class BroadcastMismatch(Rule):
@@ -23,8 +23,8 @@ class BroadcastMismatch(Rule):
         "differ raise, and a loss on `(N, 1)` and `(N,)` silently compares every prediction with every target."
     )
     severity = Severity.WARNING
-    message = "`{expr}`: shapes {a} and {b} do not broadcast"
-    loss_message = "`{expr}` compares {a} with {b}: they broadcast to {c} (every pair)"
+    message = Message("`{expr}`: shapes {a} and {b} do not broadcast")
+    loss_message = Message("`{expr}` compares {a} with {b}: they broadcast to {c} (every pair)")
     explanation = """
     Element-wise ops broadcast: shapes are aligned from the right, and a dimension of
     size 1 (or a missing one) is stretched to the other's size. Any other pair of sizes

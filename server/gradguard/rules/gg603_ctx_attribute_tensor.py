@@ -9,7 +9,7 @@ from gradguard.engine.finding import Applicability, Finding, TextEdit
 from gradguard.engine.fixes import delete_statement, replace_node
 from gradguard.engine.index import Unit
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 # methods that only tensors have (so the receiver is a tensor input)
@@ -81,7 +81,7 @@ class CtxAttributeTensor(Rule):
         "A tensor kept as a `ctx` attribute escapes autograd's in-place check (backward silently uses "
         "modified values), and an output stored there leaks memory; `ctx.save_for_backward` does neither."
     )
-    message = (
+    message = Message(
         "`{ctx}.{attr} = {value}` stores the {role} tensor on ctx instead of `save_for_backward`\nAutograd "
         "cannot check it for in-place changes (backward silently uses the modified values){leak}; use "
         "`{ctx}.save_for_backward({value})` and `{ctx}.saved_tensors`."
