@@ -1138,32 +1138,10 @@ def _conv(
             expected=channels,
             input_index=0,
         )
-    outs: list[Dim] = []
     if transposed:
         assert isinstance(p, tuple)
-        op = output_padding or (Dim.const(0),) * n
-        bad = [
-            i for i in range(n) if _lt(op[i], s[i]) is False and _lt(op[i], d[i]) is False
-        ]  # torch: output_padding < stride or < dilation
-        if bad:
-            # conv_transpose1d runs as a 2-d one with a height of 1
-            names = ["depth", "height", "width"][3 - max(n, 2) :]
-            parts = []
-            for label, values, pad in (("output_padding", op, 0), ("stride", s, 1), ("dilation", d, 1)):
-                shown = ([Dim.const(pad)] if n == 1 else []) + list(values)
-                for name, v in zip(names, shown):
-                    parts.append(f"{label}_{name}: {v}")
-            return _err(
-                "output padding must be smaller than either stride or dilation, but got " + " ".join(parts)
-            )
-        for i in range(n):
-            outs.append((spatial[i] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1)
-        if output_size is not None:
-            return _join(lead, [out_ch, *output_size])
-        for o in outs:
-            if o.value is not None and o.value <= 0:
-                raise _Unknown  # torch fails with a backend-dependent message
-        return _join(lead, [out_ch, *outs])
+        return _conv_transposed(lead, spatial, n, out_ch, k, s, p, d, output_padding, output_size)
+    outs: list[Dim] = []
     if p == "same":
         return _join(lead, [out_ch, *spatial])
     if p == "valid":
@@ -1179,6 +1157,45 @@ def _conv(
         )
     for i in range(n):
         outs.append((padded[i] - kernel[i]) // s[i] + 1)
+    return _join(lead, [out_ch, *outs])
+
+
+def _conv_transposed(
+    lead: Shape,
+    spatial: list[Dim],
+    n: int,
+    out_ch: Dim,
+    k: tuple[Dim, ...],
+    s: tuple[Dim, ...],
+    p: tuple[Dim, ...],
+    d: tuple[Dim, ...],
+    output_padding: tuple[Dim, ...] | None,
+    output_size: tuple[Dim, ...] | None,
+) -> Shape | ShapeError:
+    """The output of conv_transpose{n}d on an input whose channels fit."""
+    outs: list[Dim] = []
+    op = output_padding or (Dim.const(0),) * n
+    bad = [
+        i for i in range(n) if _lt(op[i], s[i]) is False and _lt(op[i], d[i]) is False
+    ]  # torch: output_padding < stride or < dilation
+    if bad:
+        # conv_transpose1d runs as a 2-d one with a height of 1
+        names = ["depth", "height", "width"][3 - max(n, 2) :]
+        parts = []
+        for label, values, pad in (("output_padding", op, 0), ("stride", s, 1), ("dilation", d, 1)):
+            shown = ([Dim.const(pad)] if n == 1 else []) + list(values)
+            for name, v in zip(names, shown):
+                parts.append(f"{label}_{name}: {v}")
+        return _err(
+            "output padding must be smaller than either stride or dilation, but got " + " ".join(parts)
+        )
+    for i in range(n):
+        outs.append((spatial[i] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1)
+    if output_size is not None:
+        return _join(lead, [out_ch, *output_size])
+    for o in outs:
+        if o.value is not None and o.value <= 0:
+            raise _Unknown  # torch fails with a backend-dependent message
     return _join(lead, [out_ch, *outs])
 
 
@@ -4193,34 +4210,12 @@ def _slice_len(size: Dim, sl: slice) -> Dim:
 
 def _getitem(x: Shape, index: Any) -> Any:
     items = list(index) if isinstance(index, tuple) else [index]
-
-    def consumed(item: Any) -> int:
-        if item is None or item is Ellipsis:
-            return 0
-        if isinstance(item, Mask):
-            if not item.shape.exact:
-                raise _Unknown
-            return len(item.shape.dims)
-        if isinstance(item, bool):
-            raise _Unknown
-        return 1
-
-    used = sum(consumed(i) for i in items)
+    used = sum(_index_consumes(i) for i in items)
     n_ell = sum(1 for i in items if i is Ellipsis)
     if n_ell > 1:
         return _err("an index can only have a single ellipsis ('...')", "IndexError")
     if not x.exact:
-        # only `x[..., <items>]` is known on an unknown-rank tensor
-        if not items or items[0] is not Ellipsis:
-            raise _Unknown
-        if len(x.dims) < used:
-            raise _Unknown
-        rank_known = Shape(x.dims[len(x.dims) - used :]) if used else Shape(())
-        res = _getitem(rank_known, tuple(items[1:]))
-        if not isinstance(res, Shape):
-            return res
-        lead = x.dims[: len(x.dims) - used]
-        return Shape(lead + res.dims, False)
+        return _getitem_unknown_rank(x, items, used)
     rank = len(x.dims)
     if used > rank:
         return _err(f"too many indices for tensor of dimension {rank}", "IndexError")
@@ -4233,48 +4228,82 @@ def _getitem(x: Shape, index: Any) -> Any:
     out: list[Any] = []  # Dims, or ("adv", Shape) placeholders
     pos = 0
     for where, item in expanded:
-        if item is None:
-            out.append(Dim.const(1))
-            continue
-        if isinstance(item, slice):
-            out.append(_slice_len(x.dims[pos], item))
-            pos += 1
-            continue
-        if isinstance(item, Mask):
-            m = item.shape
-            covered = x.dims[pos : pos + len(m.dims)]
-            for k, (md, xd) in enumerate(zip(m.dims, covered)):
-                if same(md, xd) is False:
-                    return _err(
-                        f"The shape of the mask {_fmt_list(m.dims)} at index {k} does not match the shape of the "
-                        f"indexed tensor {_fmt_list(x.dims)} at index {pos + k}",
-                        "IndexError",
-                    )
-            out.append(("adv", Shape((UNKNOWN,))))
-            pos += len(m.dims)
-            continue
-        if isinstance(item, Shape):
-            out.append(("adv", item))
-            pos += 1
-            continue
-        if isinstance(item, list):
-            if not all(_pyint(v) is not None for v in item):
-                raise _Unknown
-            out.append(("adv", Shape((len(item),))))
-            pos += 1
-            continue
-        iv = _pyint(item)
-        if iv is not None or isinstance(item, Dim):
-            size = x.dims[pos]
-            if iv is not None and size.value is not None and not (-size.value <= iv < size.value):
-                # torch numbers the dimension by the item's place in the index tuple
-                return _err(
-                    f"index {iv} is out of bounds for dimension {where} with size {size}", "IndexError"
-                )
-            pos += 1
-            continue
-        raise _Unknown
+        step = _index_item(x, pos, where, item)
+        if isinstance(step, ShapeError):
+            return step
+        entry, taken = step
+        if entry is not None:
+            out.append(entry)
+        pos += taken
     out.extend(x.dims[pos:])
+    return _advanced_indexing(out)
+
+
+def _index_consumes(item: Any) -> int:
+    """How many dimensions of the indexed tensor one index item consumes."""
+    if item is None or item is Ellipsis:
+        return 0
+    if isinstance(item, Mask):
+        if not item.shape.exact:
+            raise _Unknown
+        return len(item.shape.dims)
+    if isinstance(item, bool):
+        raise _Unknown
+    return 1
+
+
+def _getitem_unknown_rank(x: Shape, items: list, used: int) -> Any:
+    """Only `x[..., <items>]` is known on an unknown-rank tensor."""
+    if not items or items[0] is not Ellipsis:
+        raise _Unknown
+    if len(x.dims) < used:
+        raise _Unknown
+    rank_known = Shape(x.dims[len(x.dims) - used :]) if used else Shape(())
+    res = _getitem(rank_known, tuple(items[1:]))
+    if not isinstance(res, Shape):
+        return res
+    lead = x.dims[: len(x.dims) - used]
+    return Shape(lead + res.dims, False)
+
+
+def _index_item(x: Shape, pos: int, where: int, item: Any) -> tuple[Any, int] | ShapeError:
+    """(what the item puts in the result: a Dim, an ("adv", Shape) placeholder or None; how many
+    dimensions of `x` from `pos` it consumes), or the IndexError it raises. `where`: its place in
+    the index tuple."""
+    if item is None:
+        return Dim.const(1), 0
+    if isinstance(item, slice):
+        return _slice_len(x.dims[pos], item), 1
+    if isinstance(item, Mask):
+        m = item.shape
+        covered = x.dims[pos : pos + len(m.dims)]
+        for k, (md, xd) in enumerate(zip(m.dims, covered)):
+            if same(md, xd) is False:
+                return _err(
+                    f"The shape of the mask {_fmt_list(m.dims)} at index {k} does not match the shape of the "
+                    f"indexed tensor {_fmt_list(x.dims)} at index {pos + k}",
+                    "IndexError",
+                )
+        return ("adv", Shape((UNKNOWN,))), len(m.dims)
+    if isinstance(item, Shape):
+        return ("adv", item), 1
+    if isinstance(item, list):
+        if not all(_pyint(v) is not None for v in item):
+            raise _Unknown
+        return ("adv", Shape((len(item),))), 1
+    iv = _pyint(item)
+    if iv is not None or isinstance(item, Dim):
+        size = x.dims[pos]
+        if iv is not None and size.value is not None and not (-size.value <= iv < size.value):
+            # torch numbers the dimension by the item's place in the index tuple
+            return _err(f"index {iv} is out of bounds for dimension {where} with size {size}", "IndexError")
+        return None, 1
+    raise _Unknown
+
+
+def _advanced_indexing(out: list[Any]) -> Any:
+    """The result shape from the dims and ("adv", Shape) placeholders: the advanced indices
+    broadcast together, in place when they are adjacent, else first."""
     advanced = [j for j, o in enumerate(out) if isinstance(o, tuple)]
     if not advanced:
         return Shape(out)
