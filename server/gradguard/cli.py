@@ -18,6 +18,7 @@ import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from gradguard import __version__
 from gradguard.engine.analyzer import Analyzer, RuleError, internal_error_finding, one_line_cause
@@ -46,7 +47,7 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # exit 2 with a clear message, as argparse does
+    def error(self, message: str) -> NoReturn:  # exit 2 with a clear message, as argparse does
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"gradguard: error: {message}\n")
 

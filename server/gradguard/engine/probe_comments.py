@@ -107,7 +107,7 @@ def _one_spec(node: ast.expr) -> dict:
         and node.func.id in ("long", "int", "index")
     ):
         dims = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, int)]
-        high = 10
+        high: object = 10
         for kw in node.keywords:
             if kw.arg == "high" and isinstance(kw.value, ast.Constant):
                 high = kw.value.value

@@ -88,7 +88,7 @@ _SEVERITY = {
     Severity.HINT: types.DiagnosticSeverity.Hint,
 }
 _TAGS = {"unnecessary": types.DiagnosticTag.Unnecessary, "deprecated": types.DiagnosticTag.Deprecated}
-_ENCODINGS = {
+_ENCODINGS: dict[str, str] = {
     types.PositionEncodingKind.Utf8: UTF8,
     types.PositionEncodingKind.Utf16: UTF16,
     types.PositionEncodingKind.Utf32: UTF32,
@@ -538,7 +538,7 @@ class GradguardServer(LanguageServer):
     def _version_of(self, key: str) -> Any:
         notebook = self.store.notebooks.get(key)
         if notebook is not None:
-            versions = [notebook.version]
+            versions: list[Any] = [notebook.version]
             for cell in notebook.cells:
                 doc = self.store.get(cell.uri)
                 versions.append((cell.uri, cell.kind, doc.version if doc else None))
@@ -875,9 +875,9 @@ class GradguardServer(LanguageServer):
         if cached is not None and cached[0] == key:
             return cached[1]
         state = self._states.get(uri)
-        current = state is not None and state.tree_version == doc.version
-        tree = state.tree if current else None
-        semantics = state.semantics if current else None
+        current = state if state is not None and state.tree_version == doc.version else None
+        tree = current.tree if current else None
+        semantics = current.semantics if current else None
         text = doc.text
         if tree is None:
             try:
@@ -959,9 +959,10 @@ class GradguardServer(LanguageServer):
                 return None  # does not belong to this text (notebook edit spilling out of its cell)
         if not doc.notebook:
             # as --fix does: the file's line endings, comments of replaced code kept
-            edits = guard_edits(SourceFile(doc.text), edits, {})
-            if not edits:
+            guarded = guard_edits(SourceFile(doc.text), edits, {})
+            if not guarded:
                 return None
+            edits = guarded
         return [_text_edit(doc, e, self.encoding) for e in edits]
 
     def fix_all_edits(self, uri: str) -> tuple[dict[str, list[types.TextEdit]], int, dict[str, Any]]:
@@ -1181,7 +1182,7 @@ async def pull_configuration(ls: GradguardServer) -> bool:
 async def did_change_configuration(ls: GradguardServer, params: types.DidChangeConfigurationParams) -> None:
     settings = params.settings
     pushed = isinstance(settings, dict) and "gradguard" in settings
-    if pushed:
+    if pushed and isinstance(settings, dict):
         ls.set_settings(settings["gradguard"])
     pulled = await pull_configuration(ls)
     if not pushed and not pulled and isinstance(settings, dict) and settings and set(settings) <= KNOWN_KEYS:
@@ -1209,7 +1210,7 @@ def did_change_watched_files(ls: GradguardServer, params: types.DidChangeWatched
     if any(change.uri.endswith("pyproject.toml") for change in params.changes):
         ls.projects.invalidate()
         ls.reanalyse_all()
-    ls.workspace_index.files_changed(params.changes)  # Python files, notebooks, pyproject.toml
+    ls.workspace_index.files_changed(list(params.changes))  # Python files, notebooks, pyproject.toml
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)

@@ -506,7 +506,7 @@ class _StdoutWriter:
             self._stream.flush()
 
 
-def serve_stdio(server: Any, on_exit: Callable[[], None] | None = None) -> int:
+def serve_stdio(server: Any, on_exit: Callable[[], object] | None = None) -> int:
     """Run the server on stdin/stdout until `exit` or the end of input; returns the exit status
     (0 after `shutdown`, else 1)."""
     stdout = sys.stdout.buffer

@@ -356,17 +356,16 @@ def _later_inplace_write(planned: FileTargets, line: int) -> tuple[int, str] | N
         if not (node.lineno <= line <= (node.end_lineno or node.lineno)):
             continue
         assigned = [
-            s
+            target
             for s in ast.walk(node)
-            if isinstance(s, ast.Assign)
-            and s.lineno == line
-            and len(s.targets) == 1
-            and isinstance(s.targets[0], ast.Name)
+            if isinstance(s, ast.Assign) and s.lineno == line and len(s.targets) == 1
+            for target in s.targets
+            if isinstance(target, ast.Name)
         ]
         if not assigned:
             continue
-        name = assigned[0].targets[0].id  # type: ignore[union-attr]
-        writes = []
+        name = assigned[0].id
+        writes: list[tuple[int, str | None]] = []
         for stmt in ast.walk(node):
             if not isinstance(stmt, ast.stmt) or stmt.lineno <= line:
                 continue

@@ -37,6 +37,10 @@ import time
 import traceback
 import types
 import warnings
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from _typeshed import TraceFunction
 
 USER_MODULE = "__gradguard_probe_target__"
 BATCH = 4
@@ -84,10 +88,10 @@ class ProbeExit(BaseException):
         self.code = code
 
 
-def _fake_os_exit(code: int = 0) -> None:
+def _fake_os_exit(status: int = 0) -> NoReturn:
     if os.getpid() != _owner:
-        _real_exit(code)  # a child the user's code forked: it may end as it likes
-    raise ProbeExit("os._exit", code)
+        _real_exit(status)  # a child the user's code forked: it may end as it likes
+    raise ProbeExit("os._exit", status)
 
 
 # -- limits --------------------------------------------------------------------------------------
@@ -143,7 +147,7 @@ def user_frames_of_traceback(tb) -> list[dict]:
 
 
 def current_user_frame() -> dict | None:
-    frame = sys._getframe(1)
+    frame: types.FrameType | None = sys._getframe(1)
     while frame is not None:
         if frame.f_code.co_filename == _user_path:
             line, end_line, col, end_col = _frame_position(frame)
@@ -708,14 +712,15 @@ class LightMetaImports:
 
     def _sympy_stub(self) -> types.ModuleType:
         stub = types.ModuleType(_SYMPY)
-        stub.Basic = type("Basic", (), {})  # nothing is an instance: no sympy object exists yet
+        # nothing is an instance: no sympy object exists yet
+        vars(stub)["Basic"] = type("Basic", (), {})
 
         def __getattr__(name: str):
             if name.startswith("__"):
                 raise AttributeError(name)
             return getattr(self._real(_SYMPY), name)
 
-        stub.__getattr__ = __getattr__
+        vars(stub)["__getattr__"] = __getattr__
         return stub
 
     def _symbolic_stub(self) -> types.ModuleType:
@@ -749,7 +754,7 @@ class LightMetaImports:
                 return set()  # concrete sizes and strides: no symbols at all
             return self._real(_SYMBOLIC).free_unbacked_symbols(x)
 
-        stub.free_unbacked_symbols = free_unbacked_symbols
+        vars(stub)["free_unbacked_symbols"] = free_unbacked_symbols
 
         def sym_eq(x, y):
             if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
@@ -777,7 +782,7 @@ class LightMetaImports:
                 raise AttributeError(name)
             return getattr(self._real(_SYMBOLIC), name)
 
-        stub.__getattr__ = __getattr__
+        vars(stub)["__getattr__"] = __getattr__
         return stub
 
     def _dynamo_stub(self) -> types.ModuleType:
@@ -794,8 +799,7 @@ class LightMetaImports:
                 raise AttributeError(name)
             return getattr(self._real(_DYNAMO), name)
 
-        stub.disable = disable
-        stub.__getattr__ = __getattr__
+        vars(stub).update(disable=disable, __getattr__=__getattr__)
         return stub
 
 
@@ -829,7 +833,7 @@ class ShapeTracer:
         self.path = path
         self.seen: dict[tuple[int, str], list] = {}
         self.frames: dict[int, tuple[int, dict[str, int]]] = {}
-        self.previous = None
+        self.previous: TraceFunction | None = None
 
     def __enter__(self) -> ShapeTracer:
         self.previous = sys.gettrace()
@@ -986,11 +990,12 @@ def _meta_forward(model, specs, inferred: bool, why: str, target, namespace, tor
                 first_error = first_error or exc
                 continue  # the guess was wrong, not the model: try the next guess
             if meta_shape_error(exc):
-                exc._gradguard_meta_stage = "forward"
+                _tag_meta_stage(exc, "forward")
                 raise
             raise MetaUnavailable(f"forward: {type(exc).__name__}") from None
         info["shapes"] = tracer.table()
         return out, attempt
+    assert first_error is not None  # every guess failed
     info["input"] = spec_text(specs)
     raise CannotBuild(
         f"the input it inferred ({spec_text(specs)}, inferred from {why}) does not fit "
@@ -999,6 +1004,11 @@ def _meta_forward(model, specs, inferred: bool, why: str, target, namespace, tor
         f"shape in a comment above the class, e.g. "
         f"`# gradguard: probe {info.get('ctor', target['name'] + '()')} input=(4, ...)`"
     )
+
+
+def _tag_meta_stage(exc: BaseException, stage: str) -> None:
+    """Mark a shape error found on the meta device with the stage it came from (probe_module reads it)."""
+    vars(exc)["_gradguard_meta_stage"] = stage
 
 
 def _meta_backward(out, torch) -> bool:
@@ -1014,7 +1024,7 @@ def _meta_backward(out, torch) -> bool:
             loss.backward()
     except (Exception, ProbeExit, SystemExit) as exc:
         if meta_shape_error(exc):
-            exc._gradguard_meta_stage = "backward"
+            _tag_meta_stage(exc, "backward")
             raise
         raise MetaUnavailable(f"backward: {type(exc).__name__}") from None
     return True

@@ -237,7 +237,7 @@ def _is_main_guard(stmt: ast.stmt) -> bool:
     )
 
 
-def _usage_line(call: ast.AST) -> str:
+def _usage_line(call: ast.expr) -> str:
     return f"line {call.lineno}"
 
 
@@ -427,7 +427,7 @@ def _plan_function(target: Target, comment: ProbeComment | None, scopes: _Scopes
     positional = forward.args.posonlyargs + forward.args.args
     required = params[: len(params) - n_defaults] if n_defaults else params
     non_grad = _backward_none_positions(methods.get("backward"), len(params))
-    specs = []
+    specs: list[dict] = []
     for index, arg in enumerate(required):
         annotation = ast.unparse(arg.annotation) if arg.annotation is not None else ""
         if annotation in ("float",):
@@ -482,6 +482,6 @@ def backward_return_element(cls: ast.ClassDef, methods: dict, index: int | None)
     value = returns[0].value
     if index is not None and isinstance(value, ast.Tuple) and 0 <= index < len(value.elts):
         return value.elts[index]
-    if index == 0 and not isinstance(value, ast.Tuple):
+    if index == 0 and value is not None and not isinstance(value, ast.Tuple):
         return value
     return returns[0]
