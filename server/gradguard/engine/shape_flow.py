@@ -294,7 +294,7 @@ class Instance:
     __slots__ = ("_attrs", "args", "base", "cls", "dtype", "key", "node")
 
     def __init__(
-        self, cls: str, node: ast.AST, args: Arguments, key: tuple, dtype: str | None = "float32"
+        self, cls: str, node: ast.Call, args: Arguments, key: tuple, dtype: str | None = "float32"
     ) -> None:
         self.cls = cls
         self.node = node
@@ -329,7 +329,7 @@ class Instance:
                 semantics.last_self_attributes = ()
                 semantics.call_function(
                     flow, self.node, init, self.args, State({}, {}, {}, None), self_value=me
-                )  # type: ignore[arg-type]
+                )
                 self._attrs = dict(semantics.last_self_attributes)
         return self._attrs
 
@@ -814,9 +814,10 @@ def _method(flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Argume
     if out is None and attr in ("view", "reshape") and not shape.exact and not keywords:
         out = _requested(positional)
     if attr in _MATMUL_DTYPE and args.positional:
+        receiver_node = node.func.value if isinstance(node.func, ast.Attribute) else None
         _matmul_dtype(
-            flow, node, receiver, args.positional[0], f".{attr}()", node.func.value, args.node_of(0, "other")
-        )  # type: ignore[attr-defined]
+            flow, node, receiver, args.positional[0], f".{attr}()", receiver_node, args.node_of(0, "other")
+        )
     if isinstance(out, ShapeError):
         _error(flow, node, out, "op", attr, (shape, *_shapes(positional)))
         return _with_result(result, out.shape) if out.warning and out.shape is not None else result
@@ -1360,7 +1361,7 @@ def base_forward(
 
 
 def _nested_shapes(inputs: tuple) -> tuple:
-    found = []
+    found: list[Shape] = []
     for item in inputs:
         if isinstance(item, tuple):
             found.extend(s for s in item if isinstance(s, Shape))
@@ -1531,8 +1532,8 @@ def binary(flow: Flow, op: ast.operator, node: ast.AST, left: Value, right: Valu
         ):
             return result
         # an unknown operand: it may add leading dims and stretch the known one's dims of size 1
-        out = ss.broadcast(known, None)
-        return result.evolve(shape=out) if isinstance(out, Shape) and out.dims else result
+        stretched = ss.broadcast(known, None)
+        return result.evolve(shape=stretched) if isinstance(stretched, Shape) and stretched.dims else result
     if left_tensor:
         out = ss.op_output(symbol_, a, (b,))
     else:
@@ -1626,15 +1627,14 @@ def subscript(flow: Flow, node: ast.Subscript, base: Value, index: Value, result
     if base.kinds in (SIZE, TUPLE, LIST) and isinstance(node.slice, (ast.UnaryOp, ast.Slice, ast.Constant)):
         dims = shape.dims if base.kinds == SIZE and isinstance(shape, Shape) and shape.exact else None
         items = base.items
-        if dims is None and items is None:
-            return result
-        seq = (
-            list(items)
-            if items is not None
-            else [
+        if items is not None:
+            seq = list(items)
+        elif dims is not None:
+            seq = [
                 int_value(d.value) if d.value is not None else Value(INT, grad=0, leaf=0, dim=d) for d in dims
             ]
-        )  # type: ignore[union-attr]
+        else:
+            return result
         if isinstance(node.slice, ast.Slice):
             bounds = [
                 _literal(b) if b is not None else None
@@ -1660,7 +1660,7 @@ def _index(flow: Flow, node: ast.AST) -> Any:
             return _NO_VALUE
         return literal
     if isinstance(node, ast.Slice):
-        parts = []
+        parts: list[int | Dim | None] = []
         for bound in (node.lower, node.upper, node.step):
             if bound is None:
                 parts.append(None)
@@ -1683,8 +1683,8 @@ def _index(flow: Flow, node: ast.AST) -> Any:
             return value.shape
         return _NO_VALUE
     if isinstance(node, ast.List):
-        items = [_literal(e) for e in node.elts]
-        return items if all(isinstance(i, int) and not isinstance(i, bool) for i in items) else _NO_VALUE
+        listed = [_literal(e) for e in node.elts]
+        return listed if all(isinstance(i, int) and not isinstance(i, bool) for i in listed) else _NO_VALUE
     if value.dim is not None:
         return value.dim
     return _NO_VALUE
@@ -1697,7 +1697,7 @@ def unknown_attribute(flow: Flow, node: ast.Attribute, base: Value, result: Valu
     text = _dotted(node)
     if text is None:
         return result
-    root = node
+    root: ast.expr = node
     while isinstance(root, ast.Attribute):
         root = root.value
     where = None

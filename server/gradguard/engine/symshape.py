@@ -401,25 +401,30 @@ def _floordiv(a: Dim, b: Dim) -> Dim:
     av = a.value
     if av is not None:
         return Dim.const(av // k)
+    terms = a._p
+    if terms is None:  # not reached: `a` was known above (and so is `-a`)
+        return UNKNOWN
     quot: dict = {}
     rem: dict = {}
-    for m, c in a._p:
+    for m, c in terms:
         qc, rc = divmod(c, k)
         if qc:
             quot[m] = qc
         if rc:
             rem[m] = rc
-    q_dim, r_dim = Dim(_freeze(quot)), Dim(_freeze(rem))
+    r_terms = _freeze(rem)
+    q_dim, r_dim = Dim(_freeze(quot)), Dim(r_terms)
     if r_dim.value is not None:  # a constant remainder in [0, k): floors to 0
         return q_dim
     g = k
-    for _, c in r_dim._p:
+    for _, c in r_terms:
         g = math.gcd(g, c)
     if g > 1:
-        r_dim = Dim(tuple((m, c // g) for m, c in r_dim._p))
+        r_terms = tuple((m, c // g) for m, c in r_terms)
+        r_dim = Dim(r_terms)
         k //= g
     # floor((floor(X/a) + P) / k) == floor((X + a*P) / (a*k)) for integer-valued P
-    for m, c in r_dim._p:
+    for m, c in r_terms:
         if c == 1 and len(m) == 1 and m[0][1] == 1 and isinstance(m[0][0], _Floor):
             inner = m[0][0]
             a_den = inner.den.value
@@ -513,8 +518,9 @@ def _render_floor(num: Dim, den: Dim, py: bool, alone: bool) -> str:
     if len(num._p or ()) > 1 or ns.startswith("-"):
         ns = f"({ns})"
     ds = den.py() if py else str(den)
+    den_terms = den._p or ()
     if not (den.value is not None and den.value > 0) and not (
-        len(den._p or ()) == 1 and den._p[0][1] == 1 and len(den._p[0][0]) == 1
+        len(den_terms) == 1 and den_terms[0][1] == 1 and len(den_terms[0][0]) == 1
     ):
         ds = f"({ds})"
     text = f"{ns}{'//' if py else '/'}{ds}"
@@ -772,9 +778,10 @@ def broadcast(*shapes: Shape | None, names: tuple[str, str] = ("a", "b")) -> Sha
     result: Shape | None = None
     for s in shapes:
         if s is None:
-            result = _broadcast2(result, Shape.unknown()) if result is not None else Shape.unknown()
-            if isinstance(result, ShapeError):
-                return result
+            widened = _broadcast2(result, Shape.unknown()) if result is not None else Shape.unknown()
+            if isinstance(widened, ShapeError):
+                return widened
+            result = widened
             continue
         if result is None:
             result = s
@@ -1395,7 +1402,8 @@ def _pad(x: Shape, pad: Any, mode: Any = "constant") -> Shape | ShapeError:
                 if p.value is None or p.value < 0 or _lt(p, dims[pos]) is False:
                     raise _Unknown
         dims[pos] = dims[pos] + left + right
-        if dims[pos].value is not None and dims[pos].value < (0 if mode == "constant" else 1):
+        size = dims[pos].value
+        if size is not None and size < (0 if mode == "constant" else 1):
             raise _Unknown  # torch fails (negative padding past the size)
     return Shape(dims, x.exact)
 
@@ -2291,15 +2299,19 @@ def _f_rnn(spec: LayerSpec, inputs: tuple, kw: dict) -> Any:
             hs = [_opt_shape(h) for h in hx]
         else:
             hs = [_opt_shape(hx)]
-        want = 3 if batched else 2
+        want_rank = 3 if batched else 2
         kind = "batched 3-D" if batched else "unbatched 2-D"
-        if any(h is not None and h.exact and len(h.dims) != want for h in hs):
+        if any(h is not None and h.exact and len(h.dims) != want_rank for h in hs):
             if any(h is None or not h.exact for h in hs):
                 raise _Unknown
             if spec.name == "LSTM":
                 got = ", ".join(f"{len(h.dims)}-D" for h in hs)  # type: ignore[union-attr]
-                return _err(f"For {kind} input, hx and cx should also be {want}-D but got ({got}) tensors")
-            return _err(f"For {kind} input, hx should also be {want}-D but got {len(hs[0].dims)}-D tensor")  # type: ignore[union-attr]
+                return _err(
+                    f"For {kind} input, hx and cx should also be {want_rank}-D but got ({got}) tensors"
+                )
+            return _err(
+                f"For {kind} input, hx should also be {want_rank}-D but got {len(hs[0].dims)}-D tensor"
+            )  # type: ignore[union-attr]
     if same(x.dims[-1], in_size) is False:
         return _err(
             f"input.size(-1) must be equal to input_size. Expected {in_size}, got {x.dims[-1]}",
@@ -3251,8 +3263,8 @@ def _matmul(a: Shape, b: Shape) -> Shape | ShapeError:
                 code="GG502",
             )
         return _matmul_mismatch(a, b)
-    rows = [a.dims[-2]] if ra >= 2 else []
-    return Shape((*batch.dims, *rows, b.dims[-1]))
+    row_dims = [a.dims[-2]] if ra >= 2 else []
+    return Shape((*batch.dims, *row_dims, b.dims[-1]))
 
 
 def _matmul_mismatch(a: Shape, b: Shape) -> ShapeError:
@@ -3847,7 +3859,7 @@ def _o_expand(x: Shape, a: dict) -> Any:
             f"({len(x.dims)})"
         )
     lead = len(sizes) - len(x.dims)
-    out: list[Dim] = []
+    out = []
     for i in reversed(range(len(sizes))):  # torch checks from the last dim
         target = sizes[i]
         if i < lead:
@@ -4031,9 +4043,9 @@ def _cat_like(tensors: Any, dim_arg: Any, stack: bool) -> Any:
         ref = exact[0] if exact else shapes[0]
         for j, s in enumerate(shapes):
             if s.exact and ref.exact and same_shape(s, ref) is False:
-                first = shapes.index(ref)
+                ref_at = shapes.index(ref)
                 return _err(
-                    f"stack expects each tensor to be equal size, but got {_fmt_list(ref.dims)} at entry {first} "
+                    f"stack expects each tensor to be equal size, but got {_fmt_list(ref.dims)} at entry {ref_at} "
                     f"and {_fmt_list(s.dims)} at entry {j}",
                     code="GG508",
                 )
