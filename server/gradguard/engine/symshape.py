@@ -416,13 +416,19 @@ def _floordiv(a: Dim, b: Dim) -> Dim:
     q_dim, r_dim = Dim(_freeze(quot)), Dim(r_terms)
     if r_dim.value is not None:  # a constant remainder in [0, k): floors to 0
         return q_dim
+    return q_dim + _floor_of_remainder(r_terms, k)
+
+
+def _floor_of_remainder(r_terms: tuple, k: int) -> Dim:
+    """floor(R / k) for a symbolic remainder R (its terms), k > 1: the common factor of R's
+    coefficients and k cancelled, and a floor inside R merged with this one."""
     g = k
     for _, c in r_terms:
         g = math.gcd(g, c)
     if g > 1:
         r_terms = tuple((m, c // g) for m, c in r_terms)
-        r_dim = Dim(r_terms)
         k //= g
+    r_dim = Dim(r_terms)
     # floor((floor(X/a) + P) / k) == floor((X + a*P) / (a*k)) for integer-valued P
     for m, c in r_terms:
         if c == 1 and len(m) == 1 and m[0][1] == 1 and isinstance(m[0][0], _Floor):
@@ -430,8 +436,8 @@ def _floordiv(a: Dim, b: Dim) -> Dim:
             a_den = inner.den.value
             if a_den is not None and a_den > 0:
                 rest = r_dim - Dim(((m, 1),))
-                return q_dim + _floordiv(inner.num + rest * a_den, Dim.const(a_den * k))
-    return q_dim + Dim._atom(_Floor(r_dim, Dim.const(k)))
+                return _floordiv(inner.num + rest * a_den, Dim.const(a_den * k))
+    return Dim._atom(_Floor(r_dim, Dim.const(k)))
 
 
 def _exact_div(a: Dim, b: Dim) -> Dim | None:
@@ -902,12 +908,7 @@ def _bind(sig: _Sig, args: tuple | list, kwargs: Mapping[str, Any]) -> dict | No
             rest[key] = value
         else:
             return None
-    for name, default in sig.params:
-        if name not in bound:
-            if default is _REQ:
-                return None
-            bound[name] = default
-    for name, default in sig.kwonly.items():
+    for name, default in [*sig.params, *sig.kwonly.items()]:
         if name not in bound:
             if default is _REQ:
                 return None
@@ -2267,6 +2268,29 @@ def _count_rnn(spec: LayerSpec) -> Dim:
     return total
 
 
+def _rnn_hidden_states(spec: LayerSpec, hx: Any, batched: bool) -> list[Any] | ShapeError:
+    """The shapes of the initial hidden state(s) `hx` (h, and c for an LSTM; None entries unknown),
+    or torch's error when their rank does not fit the input's."""
+    if hx is None:
+        return []
+    if spec.name == "LSTM":
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise _Unknown
+        hs: list[Any] = [_opt_shape(h) for h in hx]
+    else:
+        hs = [_opt_shape(hx)]
+    want_rank = 3 if batched else 2
+    kind = "batched 3-D" if batched else "unbatched 2-D"
+    if any(h is not None and h.exact and len(h.dims) != want_rank for h in hs):
+        if any(h is None or not h.exact for h in hs):
+            raise _Unknown
+        if spec.name == "LSTM":
+            got = ", ".join(f"{len(h.dims)}-D" for h in hs)
+            return _err(f"For {kind} input, hx and cx should also be {want_rank}-D but got ({got}) tensors")
+        return _err(f"For {kind} input, hx should also be {want_rank}-D but got {len(hs[0].dims)}-D tensor")
+    return hs
+
+
 @_layer("RNN LSTM GRU", _RNN_SIG, check=_check_rnn, count=_count_rnn)
 def _f_rnn(spec: LayerSpec, inputs: tuple, kw: dict) -> Any:
     args = _forward_args("input, hx=None", inputs, kw)
@@ -2291,27 +2315,9 @@ def _f_rnn(spec: LayerSpec, inputs: tuple, kw: dict) -> Any:
     else:
         seq, batch = x.dims[0], None
     # hx rank checks come before the input check in torch
-    hs: list[Any] = []
-    if hx is not None:
-        if spec.name == "LSTM":
-            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise _Unknown
-            hs = [_opt_shape(h) for h in hx]
-        else:
-            hs = [_opt_shape(hx)]
-        want_rank = 3 if batched else 2
-        kind = "batched 3-D" if batched else "unbatched 2-D"
-        if any(h is not None and h.exact and len(h.dims) != want_rank for h in hs):
-            if any(h is None or not h.exact for h in hs):
-                raise _Unknown
-            if spec.name == "LSTM":
-                got = ", ".join(f"{len(h.dims)}-D" for h in hs)  # type: ignore[union-attr]
-                return _err(
-                    f"For {kind} input, hx and cx should also be {want_rank}-D but got ({got}) tensors"
-                )
-            return _err(
-                f"For {kind} input, hx should also be {want_rank}-D but got {len(hs[0].dims)}-D tensor"
-            )  # type: ignore[union-attr]
+    hs = _rnn_hidden_states(spec, hx, batched)
+    if isinstance(hs, ShapeError):
+        return hs
     if same(x.dims[-1], in_size) is False:
         return _err(
             f"input.size(-1) must be equal to input_size. Expected {in_size}, got {x.dims[-1]}",
@@ -3437,31 +3443,11 @@ def _einsum(equation: str, shapes: list[Shape]) -> Any:
     sizes: dict[str, Dim] = {}
     ell: Shape | None = None
     for i, (term, s) in enumerate(zip(terms, shapes)):
-        if not s.exact:
-            raise _Unknown
-        has_ell = "..." in term
-        letters = term.replace("...", "")
-        if not all(ch.isalpha() for ch in letters):
-            raise _Unknown
-        if not has_ell and len(letters) != len(s.dims):
-            return _err(
-                f"einsum(): the number of subscripts in the equation ({len(letters)}) does not match the number "
-                f"of dimensions ({len(s.dims)}) for operand {i} and no ellipsis was given"
-            )
-        if has_ell and len(letters) > len(s.dims):
-            return _err(
-                f"einsum(): the number of subscripts in the equation ({len(letters)}) is more than the number of "
-                f"dimensions ({len(s.dims)}) for operand {i}"
-            )
-        before, _, after = term.partition("...")
-        n_ell = len(s.dims) - len(letters)
-        dims_for: list[tuple[str, Dim]] = []
-        for j, ch in enumerate(before):
-            dims_for.append((ch, s.dims[j]))
-        for j, ch in enumerate(after):
-            dims_for.append((ch, s.dims[len(before) + n_ell + j]))
-        if has_ell:
-            part = Shape(s.dims[len(before) : len(before) + n_ell])
+        operand = _einsum_operand(i, term, s)
+        if isinstance(operand, ShapeError):
+            return operand
+        dims_for, part = operand
+        if part is not None:
             if ell is None:
                 ell = part
             else:
@@ -3481,6 +3467,42 @@ def _einsum(equation: str, shapes: list[Shape]) -> Any:
                 sizes[ch] = merged_dim
             else:
                 sizes[ch] = size
+    return _einsum_output(terms, rhs, sizes, ell)
+
+
+def _einsum_operand(i: int, term: str, s: Shape) -> tuple[list[tuple[str, Dim]], Shape | None] | ShapeError:
+    """(subscript letter, size) of each of operand i's subscripts, and the dims its ellipsis stands
+    for (None without one); or the error when the subscripts do not fit its rank."""
+    if not s.exact:
+        raise _Unknown
+    has_ell = "..." in term
+    letters = term.replace("...", "")
+    if not all(ch.isalpha() for ch in letters):
+        raise _Unknown
+    if not has_ell and len(letters) != len(s.dims):
+        return _err(
+            f"einsum(): the number of subscripts in the equation ({len(letters)}) does not match the number "
+            f"of dimensions ({len(s.dims)}) for operand {i} and no ellipsis was given"
+        )
+    if has_ell and len(letters) > len(s.dims):
+        return _err(
+            f"einsum(): the number of subscripts in the equation ({len(letters)}) is more than the number of "
+            f"dimensions ({len(s.dims)}) for operand {i}"
+        )
+    before, _, after = term.partition("...")
+    n_ell = len(s.dims) - len(letters)
+    dims_for: list[tuple[str, Dim]] = []
+    for j, ch in enumerate(before):
+        dims_for.append((ch, s.dims[j]))
+    for j, ch in enumerate(after):
+        dims_for.append((ch, s.dims[len(before) + n_ell + j]))
+    part = Shape(s.dims[len(before) : len(before) + n_ell]) if has_ell else None
+    return dims_for, part
+
+
+def _einsum_output(terms: list[str], rhs: str | None, sizes: dict[str, Dim], ell: Shape | None) -> Shape:
+    """The output shape: the subscripts after `->`, else the ones that occur once, sorted, after the
+    broadcast ellipsis dims."""
     if rhs is None:
         counts: dict[str, int] = {}
         for term in terms:
@@ -4029,6 +4051,25 @@ def _o_split(x: Shape, a: dict) -> Any:
     return Repeated(piece(UNKNOWN))
 
 
+def _stack(shapes: list[Shape], exact: list[Shape], dim_arg: Any) -> Shape | ShapeError:
+    """torch.stack: equal shapes, a new dimension of their count."""
+    ref = exact[0] if exact else shapes[0]
+    for j, s in enumerate(shapes):
+        if s.exact and ref.exact and same_shape(s, ref) is False:
+            ref_at = shapes.index(ref)
+            return _err(
+                f"stack expects each tensor to be equal size, but got {_fmt_list(ref.dims)} at entry {ref_at} "
+                f"and {_fmt_list(s.dims)} at entry {j}",
+                code="GG508",
+            )
+    if not ref.exact:
+        raise _Unknown
+    i = _dim_index(ref, dim_arg, extra=1)
+    dims = list(_merge_dims([s for s in shapes if s.exact]))
+    dims.insert(i, Dim.const(len(shapes)))
+    return Shape(dims)
+
+
 def _cat_like(tensors: Any, dim_arg: Any, stack: bool) -> Any:
     if isinstance(tensors, Repeated):
         raise _Unknown
@@ -4040,21 +4081,7 @@ def _cat_like(tensors: Any, dim_arg: Any, stack: bool) -> Any:
     shapes = [_as_shape(t) for t in tensors]
     exact = [s for s in shapes if s.exact]
     if stack:
-        ref = exact[0] if exact else shapes[0]
-        for j, s in enumerate(shapes):
-            if s.exact and ref.exact and same_shape(s, ref) is False:
-                ref_at = shapes.index(ref)
-                return _err(
-                    f"stack expects each tensor to be equal size, but got {_fmt_list(ref.dims)} at entry {ref_at} "
-                    f"and {_fmt_list(s.dims)} at entry {j}",
-                    code="GG508",
-                )
-        if not ref.exact:
-            raise _Unknown
-        i = _dim_index(ref, dim_arg, extra=1)
-        dims = list(_merge_dims([s for s in shapes if s.exact]))
-        dims.insert(i, Dim.const(len(shapes)))
-        return Shape(dims)
+        return _stack(shapes, exact, dim_arg)
     if len(exact) < len(shapes):
         raise _Unknown
     # legacy: 1-D empty tensors are skipped
