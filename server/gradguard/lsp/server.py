@@ -1453,7 +1453,7 @@ async def code_action(ls: GradguardServer, params: types.CodeActionParams):
             return None  # the text changed meanwhile: the client asks again
         actions += fix_actions
         if finding.source == "gradguard":
-            actions += _suppress_actions(ls, uri, doc, finding, diagnostic, file_disabled)
+            actions += _suppress_actions(ls, uri, doc, version, finding, diagnostic, file_disabled)
             fix_all_diagnostics.append(diagnostic)
         if finding.code not in seen_codes and rule_class(finding.code) is not None:
             seen_codes.add(finding.code)
@@ -1506,12 +1506,13 @@ def _suppress_actions(
     ls: GradguardServer,
     uri: str,
     doc: TextDoc,
+    version: int | None,
     finding: Finding,
     diagnostic: types.Diagnostic,
     file_disabled: set[str],
 ) -> list[types.CodeAction]:
     """ "Ignore on this line", and (once per code) "Disable for this file"."""
-    encoding, version = ls.encoding, doc.version
+    encoding = ls.encoding
     actions = [
         types.CodeAction(
             title=f"Ignore {finding.code} on this line",
