@@ -37,10 +37,8 @@ import time
 import traceback
 import types
 import warnings
-from typing import TYPE_CHECKING, NoReturn
-
-if TYPE_CHECKING:
-    from _typeshed import TraceFunction
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 USER_MODULE = "__gradguard_probe_target__"
 BATCH = 4
@@ -833,7 +831,7 @@ class ShapeTracer:
         self.path = path
         self.seen: dict[tuple[int, str], list] = {}
         self.frames: dict[int, tuple[int, dict[str, int]]] = {}
-        self.previous: TraceFunction | None = None
+        self.previous: Callable[..., Any] | None = None  # the trace function it replaced
 
     def __enter__(self) -> ShapeTracer:
         self.previous = sys.gettrace()
