@@ -18,6 +18,7 @@ import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from gradguard import __version__
 from gradguard.engine.analyzer import Analyzer, RuleError, internal_error_finding, one_line_cause
@@ -46,7 +47,7 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # exit 2 with a clear message, as argparse does
+    def error(self, message: str) -> NoReturn:  # exit 2 with a clear message, as argparse does
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"gradguard: error: {message}\n")
 
@@ -472,17 +473,9 @@ def run_check(args: argparse.Namespace) -> int:
     if args.diff:
         sys.stdout.write("".join(diffs))
         return EXIT_USAGE if incomplete else EXIT_FINDINGS if diffs else EXIT_CLEAN
-    problems = []
-    files = len(skipped) - len(fileset.unreadable)
-    if files:
-        problems.append(f"{files} file{'s' if files != 1 else ''} not checked")
-    if fileset.unreadable:
-        n = len(fileset.unreadable)
-        problems.append(f"{n} director{'ies' if n != 1 else 'y'} not read")
-    if internal_errors:
-        problems.append(f"{internal_errors} internal error{'s' if internal_errors != 1 else ''} (GG001)")
-    if write_errors:
-        problems.append(f"{write_errors} fixed file{'s' if write_errors != 1 else ''} not written")
+    problems = _problems(
+        len(skipped) - len(fileset.unreadable), len(fileset.unreadable), internal_errors, write_errors
+    )
     color = use_color(args.color)
     sys.stdout.write(render(findings, args.format, color=color, problems=problems, skipped=skipped))
     if args.fix and fixed_count and args.format == "text":
@@ -492,6 +485,20 @@ def run_check(args: argparse.Namespace) -> int:
     if args.exit_zero:
         return EXIT_CLEAN
     return EXIT_FINDINGS if findings else EXIT_CLEAN
+
+
+def _problems(files: int, directories: int, internal_errors: int, write_errors: int) -> list[str]:
+    """What kept the check from being complete, one phrase each (shown after the findings)."""
+    problems = []
+    if files:
+        problems.append(f"{files} file{'s' if files != 1 else ''} not checked")
+    if directories:
+        problems.append(f"{directories} director{'ies' if directories != 1 else 'y'} not read")
+    if internal_errors:
+        problems.append(f"{internal_errors} internal error{'s' if internal_errors != 1 else ''} (GG001)")
+    if write_errors:
+        problems.append(f"{write_errors} fixed file{'s' if write_errors != 1 else ''} not written")
+    return problems
 
 
 # -- other commands -------------------------------------------------------------------------------

@@ -234,42 +234,55 @@ def collect_files(
         if not stat.S_ISDIR(info.st_mode):
             files.append(path)
             continue
-        root_patterns = list(exclude) + _gitignore_patterns(path)
-
-        # iterative, so that deep trees cannot exhaust the recursion limit
-        stack = [path]
-        while stack:
-            current_path = stack.pop()
-            if each_directory is not None:
-                each_directory()
-            try:
-                with os.scandir(current_path) as entries:
-                    listing = [(e.name, *_entry_kind(e)) for e in entries]
-            except OSError as exc:
-                unreadable.append((str(current_path), f"directory not checked: {exc.strerror or exc}"))
-                continue
-            patterns = root_patterns + (_gitignore_patterns(current_path) if current_path != path else [])
-            subdirs = []
-            for name, is_dir, is_link in sorted(listing):
-                if is_dir:
-                    if is_link:
-                        continue  # symlinked directories are not followed (they may loop)
-                    rel = str((current_path / name).relative_to(path))
-                    if name in DEFAULT_EXCLUDES or name.startswith(".") or matches(rel, name, patterns):
-                        continue
-                    if _is_venv(current_path / name):  # a virtualenv under any name
-                        continue
-                    subdirs.append(current_path / name)
-                    continue
-                if not name.endswith(suffixes):
-                    continue
-                rel = str((current_path / name).relative_to(path))
-                if matches(rel, name, patterns):
-                    continue
-                files.append(current_path / name)
-            stack.extend(reversed(subdirs))
+        _walk(path, exclude, suffixes, each_directory, files, unreadable)
     unique = sorted(set(files), key=lambda p: str(p))
     return FileSet(unique, missing, unreadable)
+
+
+def _walk(
+    path: Path,
+    exclude: tuple[str, ...],
+    suffixes: tuple[str, ...],
+    each_directory,
+    files: list[Path],
+    unreadable: list[tuple[str, str]],
+) -> None:
+    """The files under directory `path` (into `files`), skipping excluded and ignored directories;
+    a directory that cannot be read goes into `unreadable`."""
+    root_patterns = list(exclude) + _gitignore_patterns(path)
+
+    # iterative, so that deep trees cannot exhaust the recursion limit
+    stack = [path]
+    while stack:
+        current_path = stack.pop()
+        if each_directory is not None:
+            each_directory()
+        try:
+            with os.scandir(current_path) as entries:
+                listing = [(e.name, *_entry_kind(e)) for e in entries]
+        except OSError as exc:
+            unreadable.append((str(current_path), f"directory not checked: {exc.strerror or exc}"))
+            continue
+        patterns = root_patterns + (_gitignore_patterns(current_path) if current_path != path else [])
+        subdirs = []
+        for name, is_dir, is_link in sorted(listing):
+            if is_dir:
+                if is_link:
+                    continue  # symlinked directories are not followed (they may loop)
+                rel = str((current_path / name).relative_to(path))
+                if name in DEFAULT_EXCLUDES or name.startswith(".") or matches(rel, name, patterns):
+                    continue
+                if _is_venv(current_path / name):  # a virtualenv under any name
+                    continue
+                subdirs.append(current_path / name)
+                continue
+            if not name.endswith(suffixes):
+                continue
+            rel = str((current_path / name).relative_to(path))
+            if matches(rel, name, patterns):
+                continue
+            files.append(current_path / name)
+        stack.extend(reversed(subdirs))
 
 
 def _entry_kind(entry: os.DirEntry) -> tuple[bool, bool]:

@@ -69,6 +69,7 @@ class Fix:
         self.title = title
         self.applicability = Applicability(applicability)
         self.kind = kind
+        self._compute: Callable[[], list[TextEdit] | None] | None
         if callable(edits):
             self._compute = edits
             self._edits: list[TextEdit] | None = None

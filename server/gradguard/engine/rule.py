@@ -9,6 +9,7 @@ README table, SARIF rule metadata) is read from this class.
 from __future__ import annotations
 
 import ast
+import string
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -81,11 +82,44 @@ def split_message(text: str) -> tuple[str, str]:
     return " ".join(text.split()), ""
 
 
+class Message(str):
+    """A message variant of a rule: a `str.format` template that declares its parameters, the
+    `{names}` in it (parsed from the template; `{{` and `}}` are literal braces). `format()` takes
+    exactly those names as keywords and refuses a missing or an unknown one, so a variant is never
+    shown with a placeholder left in it, nor filled with a value it does not say. It is a `str`, so
+    the docs and the catalog read it as the template it is."""
+
+    params: frozenset[str]
+
+    def __new__(cls, template: str) -> Message:
+        names = set()
+        for _, field, _, _ in string.Formatter().parse(template):
+            if field is None:
+                continue
+            if not field.isidentifier():
+                raise ValueError(f"message placeholder {{{field}}} is not a plain name: {template!r}")
+            names.add(field)
+        message = super().__new__(cls, template)
+        message.params = frozenset(names)
+        return message
+
+    def format(self, *args: object, **params: object) -> str:
+        if args:
+            raise TypeError(f"a message is filled by name, not position: {str(self)!r}")
+        missing, unknown = self.params - params.keys(), params.keys() - self.params
+        if missing or unknown:
+            raise TypeError(
+                f"message {str(self)!r} takes {sorted(self.params)}: missing {sorted(missing)}, "
+                f"unknown {sorted(unknown)}"
+            )
+        return str.format(self, **params)
+
+
 class Rule:
     code: ClassVar[str]
     name: ClassVar[str]
     summary: ClassVar[str]  # one line: what the rule catches
-    message: ClassVar[str]  # default message of a finding
+    message: ClassVar[str]  # default message of a finding (a `Message` when it has parameters)
     explanation: ClassVar[str]  # markdown: what PyTorch does, why it matters, the fix
     # One or two sentences for the hover: why this is a problem. Empty: the explanation's first
     # paragraph, when that is short enough (see `short_why`).

@@ -214,35 +214,8 @@ def truth(flow: Flow, test: ast.expr) -> bool | None:
         if isinstance(test.op, ast.And):  # type: ignore[attr-defined]
             return False if False in parts else (True if all(p is True for p in parts) else None)
         return True if True in parts else (False if all(p is False for p in parts) else None)
-    if kind is ast.Compare:
-        if len(test.ops) != 1:  # type: ignore[attr-defined]
-            return None
-        op = test.ops[0]  # type: ignore[attr-defined]
-        left = flow.values.get(test.left)  # type: ignore[attr-defined]
-        right = flow.values.get(test.comparators[0])  # type: ignore[attr-defined]
-        if left is None or right is None:
-            return None
-        if isinstance(op, (ast.Is, ast.IsNot)):
-            if right.kinds == NONE:
-                other = left
-            elif left.kinds == NONE:
-                other = right
-            else:
-                return None
-            if other.kinds == NONE:
-                answer = True
-            elif other.known and not other.kinds & NONE and other.kinds:
-                answer = False
-            else:
-                return None
-            return answer if isinstance(op, ast.Is) else not answer
-        compare_ = _COMPARE.get(op.__class__)
-        if compare_ is None or left.is_tensor or right.is_tensor:
-            return None
-        a, b = dim_of(left).value, dim_of(right).value
-        if a is None or b is None or not (left.kinds & (INT | BOOL) and right.kinds & (INT | BOOL)):
-            return None
-        return bool(compare_(a, b))
+    if isinstance(test, ast.Compare):
+        return _compare_truth(flow, test)
     if kind is ast.Constant:
         v = test.value  # type: ignore[attr-defined]
         return bool(v) if v is None or isinstance(v, (bool, int)) else None
@@ -254,6 +227,38 @@ def truth(flow: Flow, test: ast.expr) -> bool | None:
     if value.kinds in (BOOL, INT) and value.dim is not None and value.dim.value is not None:
         return bool(value.dim.value)
     return None
+
+
+def _compare_truth(flow: Flow, test: ast.Compare) -> bool | None:
+    """`x is None` / `x is not None` by the kinds of x, and comparisons of ints of known value."""
+    if len(test.ops) != 1:
+        return None
+    op = test.ops[0]
+    left = flow.values.get(test.left)
+    right = flow.values.get(test.comparators[0])
+    if left is None or right is None:
+        return None
+    if isinstance(op, (ast.Is, ast.IsNot)):
+        if right.kinds == NONE:
+            other = left
+        elif left.kinds == NONE:
+            other = right
+        else:
+            return None
+        if other.kinds == NONE:
+            answer = True
+        elif other.known and not other.kinds & NONE and other.kinds:
+            answer = False
+        else:
+            return None
+        return answer if isinstance(op, ast.Is) else not answer
+    compare_ = _COMPARE.get(op.__class__)
+    if compare_ is None or left.is_tensor or right.is_tensor:
+        return None
+    a, b = dim_of(left).value, dim_of(right).value
+    if a is None or b is None or not (left.kinds & (INT | BOOL) and right.kinds & (INT | BOOL)):
+        return None
+    return bool(compare_(a, b))
 
 
 def negate(operand: Value, result: Value) -> Value:
@@ -294,7 +299,7 @@ class Instance:
     __slots__ = ("_attrs", "args", "base", "cls", "dtype", "key", "node")
 
     def __init__(
-        self, cls: str, node: ast.AST, args: Arguments, key: tuple, dtype: str | None = "float32"
+        self, cls: str, node: ast.Call, args: Arguments, key: tuple, dtype: str | None = "float32"
     ) -> None:
         self.cls = cls
         self.node = node
@@ -329,7 +334,7 @@ class Instance:
                 semantics.last_self_attributes = ()
                 semantics.call_function(
                     flow, self.node, init, self.args, State({}, {}, {}, None), self_value=me
-                )  # type: ignore[arg-type]
+                )
                 self._attrs = dict(semantics.last_self_attributes)
         return self._attrs
 
@@ -763,15 +768,7 @@ def after_call(
     call (`attr` its name) or the callee."""
     kinds = target.kinds
     if attr is None:
-        if kinds == 1 << 22:  # REF: a qualified name (`torch.cat`, `F.relu`, `nn.Linear`, `len`)
-            qual = target.cls or ""
-            if qual.startswith("torch."):
-                return _torch(flow, node, qual, args, result)
-            if qual.startswith("builtins."):
-                return _builtin(qual[9:], args, result)
-            if qual in _NAMESPACES:
-                return _namespace(args, result)
-        return result
+        return _function_result(flow, node, target, args, result)
     if kinds == 1 << 22:
         qual = f"{target.cls}.{attr}"
         if qual.startswith("torch."):
@@ -800,6 +797,19 @@ def after_call(
     return result
 
 
+def _function_result(flow: Flow, node: ast.Call, target: Value, args: Arguments, result: Value) -> Value:
+    """The result of calling a qualified name (`torch.cat`, `F.relu`, `nn.Linear`, `len`)."""
+    if target.kinds == 1 << 22:  # REF
+        qual = target.cls or ""
+        if qual.startswith("torch."):
+            return _torch(flow, node, qual, args, result)
+        if qual.startswith("builtins."):
+            return _builtin(qual[9:], args, result)
+        if qual in _NAMESPACES:
+            return _namespace(args, result)
+    return result
+
+
 def _method(flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, result: Value) -> Value:
     if attr in _SOFTMAX:
         flow.semantics.shape_index.softmax.add(node)  # its result: probabilities
@@ -816,9 +826,10 @@ def _method(flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Argume
     if out is None and attr in ("view", "reshape") and not shape.exact and not keywords:
         out = _requested(positional)
     if attr in _MATMUL_DTYPE and args.positional:
+        receiver_node = node.func.value if isinstance(node.func, ast.Attribute) else None
         _matmul_dtype(
-            flow, node, receiver, args.positional[0], f".{attr}()", node.func.value, args.node_of(0, "other")
-        )  # type: ignore[attr-defined]
+            flow, node, receiver, args.positional[0], f".{attr}()", receiver_node, args.node_of(0, "other")
+        )
     if isinstance(out, ShapeError):
         _error(flow, node, out, "op", attr, (shape, *_shapes(positional)))
         return _with_result(result, out.shape) if out.warning and out.shape is not None else result
@@ -873,6 +884,48 @@ def _note_view(node: ast.AST, op: str, before: Shape, value: Value) -> Value:
     )
 
 
+def _torch_layer(qual: str, positional: tuple, keywords: dict, result: Value) -> Value:
+    """`nn.Linear(4, 8)` and the like: the layer its arguments build."""
+    last = qual.rsplit(".", 1)[-1]
+    if result.cls == qual or (result.cls or "").rsplit(".", 1)[-1] == last:
+        spec = ss.layer_spec(qual, positional, keywords)
+        if spec is not None:
+            key = (qual, _hashable(positional), _hashable(tuple(sorted(keywords.items()))))
+            return result.evolve(layer=Layer(spec, key))
+    return result
+
+
+def _torch_result(
+    flow: Flow, node: ast.Call, qual: str, positional: tuple, keywords: dict, result: Value
+) -> Value:
+    """The result of a torch function from symshape's model of it (a shape error is reported)."""
+    out = ss.op_output(qual, None, positional, keywords)
+    if out is None and qual in ("torch.tensor", "torch.as_tensor", "torch.Tensor", "torch.FloatTensor",
+                                "torch.LongTensor") and node.args:  # fmt: skip
+        out = _literal_shape(node.args[0])
+    if isinstance(out, ShapeError):
+        what = qual.rsplit(".", 1)[-1]
+        _error(
+            flow,
+            node,
+            out,
+            "loss" if qual in _LOSS_FUNCTIONS else "op",
+            what,
+            _shapes(positional) + _list_shapes(positional),
+        )
+        return _with_result(result, out.shape) if out.warning and out.shape is not None else result
+    if out is None:
+        return result
+    value = _with_result(result, out)
+    if qual in _VIEWS and positional and isinstance(positional[0], Shape):
+        value = _note_view(node, qual.rsplit(".", 1)[-1], positional[0], value)
+    if positional and isinstance(positional[0], Shape):
+        merged = marker(positional[0])
+        if merged is not None and value.kinds & TENSORISH and value.shape is not None:
+            value = value.evolve(shape=with_marker(value.shape, merged))
+    return value
+
+
 def _torch(flow: Flow, node: ast.Call, qual: str, args: Arguments, result: Value) -> Value:
     if qual in _SOFTMAX:
         flow.semantics.shape_index.softmax.add(node)  # its result: probabilities
@@ -909,13 +962,7 @@ def _torch(flow: Flow, node: ast.Call, qual: str, args: Arguments, result: Value
         return result
     positional, keywords = converted
     if result.kinds == MODULE:
-        last = qual.rsplit(".", 1)[-1]
-        if result.cls == qual or (result.cls or "").rsplit(".", 1)[-1] == last:
-            spec = ss.layer_spec(qual, positional, keywords)
-            if spec is not None:
-                key = (qual, _hashable(positional), _hashable(tuple(sorted(keywords.items()))))
-                return result.evolve(layer=Layer(spec, key))
-        return result
+        return _torch_layer(qual, positional, keywords, result)
     if qual in ("torch.nn.Parameter", "torch.nn.parameter.Parameter", "torch.nn.Buffer"):
         data = args.get(0, "data")
         if data is not None and isinstance(data.shape, Shape):
@@ -927,31 +974,7 @@ def _torch(flow: Flow, node: ast.Call, qual: str, args: Arguments, result: Value
     if qual in _LOSS_FUNCTIONS and len(args.positional) >= 2:
         _softmax_into_ce(flow, node, qual, args.positional[0])
         _ce_target(flow, node, qual, args.positional[0], args.positional[1])
-    out = ss.op_output(qual, None, positional, keywords)
-    if out is None and qual in ("torch.tensor", "torch.as_tensor", "torch.Tensor", "torch.FloatTensor",
-                                "torch.LongTensor") and node.args:  # fmt: skip
-        out = _literal_shape(node.args[0])
-    if isinstance(out, ShapeError):
-        what = qual.rsplit(".", 1)[-1]
-        _error(
-            flow,
-            node,
-            out,
-            "loss" if qual in _LOSS_FUNCTIONS else "op",
-            what,
-            _shapes(positional) + _list_shapes(positional),
-        )
-        return _with_result(result, out.shape) if out.warning and out.shape is not None else result
-    if out is None:
-        return result
-    value = _with_result(result, out)
-    if qual in _VIEWS and positional and isinstance(positional[0], Shape):
-        value = _note_view(node, qual.rsplit(".", 1)[-1], positional[0], value)
-    if positional and isinstance(positional[0], Shape):
-        merged = marker(positional[0])
-        if merged is not None and value.kinds & TENSORISH and value.shape is not None:
-            value = value.evolve(shape=with_marker(value.shape, merged))
-    return value
+    return _torch_result(flow, node, qual, positional, keywords, result)
 
 
 # ops whose result says something even when the receiver's shape is unknown (the sizes are written)
@@ -1005,46 +1028,15 @@ def _container(flow: Flow, node: ast.Call, last: str, args: Arguments, result: V
     """`nn.Sequential(*layers)`: its members when the list's length is known, else the repeated
     element; `nn.ModuleDict(dict(a=..., b=...))` / `({"a": ...})`: its members by key."""
     if last == "Sequential":
-        if not any(isinstance(a, ast.Starred) for a in node.args):
-            return result
-        members: list[Value] = []
-        repeated: list[Value] = []
-        for sub, value in zip(node.args, args.positional):
-            if isinstance(sub, ast.Starred):
-                spread = starred_items(value)
-                if spread is None:
-                    repeated.append(value.elem if value.elem is not None else UNKNOWN)
-                else:
-                    members.extend(spread)
-            else:
-                members.append(value)
-        if repeated:
-            return result.evolve(items=None, elem=join_all(members + repeated))
-        return result.evolve(items=tuple(members), elem=join_all(members) if members else None)
+        return _sequential(node, args, result)
     if last == "ModuleList" and len(node.args) == 1 and args.positional:
         items = starred_items(args.positional[0])
         if items is not None and all(v.is_module for v in items):
             return result.evolve(items=items, elem=join_all(items) if items else result.elem)
         return result
     if last == "ModuleDict" and len(node.args) == 1:
-        arg = node.args[0]
-        found: dict[str, Value] = {}
-        if (
-            isinstance(arg, ast.Call)
-            and isinstance(arg.func, ast.Name)
-            and arg.func.id == "dict"
-            and not arg.args
-        ):
-            for kw in arg.keywords:
-                if kw.arg is None:
-                    return result
-                found[kw.arg] = flow.value_of(kw.value)
-        elif isinstance(arg, ast.Dict):
-            for k, v in zip(arg.keys, arg.values):
-                if not (isinstance(k, ast.Constant) and isinstance(k.value, str)):
-                    return result
-                found[k.value] = flow.value_of(v)
-        else:
+        found = _dict_members(flow, node.args[0])
+        if found is None:
             return result
         key = (node, tuple((k, v.kinds, key_of(v)) for k, v in found.items()))
         try:
@@ -1053,6 +1045,49 @@ def _container(flow: Flow, node: ast.Call, last: str, args: Arguments, result: V
             return result
         return result.evolve(layer=Members(found, key))
     return result
+
+
+def _sequential(node: ast.Call, args: Arguments, result: Value) -> Value:
+    """`nn.Sequential(*layers)`: its members when the list's length is known, else the repeated element."""
+    if not any(isinstance(a, ast.Starred) for a in node.args):
+        return result
+    members: list[Value] = []
+    repeated: list[Value] = []
+    for sub, value in zip(node.args, args.positional):
+        if isinstance(sub, ast.Starred):
+            spread = starred_items(value)
+            if spread is None:
+                repeated.append(value.elem if value.elem is not None else UNKNOWN)
+            else:
+                members.extend(spread)
+        else:
+            members.append(value)
+    if repeated:
+        return result.evolve(items=None, elem=join_all(members + repeated))
+    return result.evolve(items=tuple(members), elem=join_all(members) if members else None)
+
+
+def _dict_members(flow: Flow, arg: ast.expr) -> dict[str, Value] | None:
+    """The values by key of `dict(a=..., b=...)` or `{"a": ..., "b": ...}` (None for anything else)."""
+    found: dict[str, Value] = {}
+    if (
+        isinstance(arg, ast.Call)
+        and isinstance(arg.func, ast.Name)
+        and arg.func.id == "dict"
+        and not arg.args
+    ):
+        for kw in arg.keywords:
+            if kw.arg is None:
+                return None
+            found[kw.arg] = flow.value_of(kw.value)
+    elif isinstance(arg, ast.Dict):
+        for k, v in zip(arg.keys, arg.values):
+            if not (isinstance(k, ast.Constant) and isinstance(k.value, str)):
+                return None
+            found[k.value] = flow.value_of(v)
+    else:
+        return None
+    return found
 
 
 def _literal_shape(node: ast.AST, depth: int = 0) -> Shape | None:
@@ -1135,20 +1170,33 @@ def unrollable(value: Value) -> tuple | None:
     return None
 
 
+def _range(args: Arguments, result: Value) -> Value:
+    """`range(...)` of known bounds (not too long): its items."""
+    bounds = [dim_of(v).value for v in args.positional]
+    if all(b is not None for b in bounds) and 1 <= len(bounds) <= 3 and (len(bounds) < 3 or bounds[2] != 0):
+        numbers = range(*bounds)  # type: ignore[arg-type]
+        if len(numbers) <= MAX_ITEMS:
+            items = tuple(int_value(n) for n in numbers)
+            return result.evolve(items=items)
+    return result
+
+
+def _len(first: Value, result: Value) -> Value:
+    """`len(x)`: a tensor's first dim, a tuple's or a size's length."""
+    if first.is_tensor and isinstance(first.shape, Shape):
+        d = first.shape.at(0) if first.shape.exact and first.shape.dims else UNKNOWN_DIM
+        return result.evolve(dim=d) if not d.is_unknown else result
+    if first.kinds in (SIZE, TUPLE, LIST) and first.items is not None and first.kinds != LIST:
+        return int_value(len(first.items))
+    if first.kinds == SIZE and isinstance(first.shape, Shape) and first.shape.exact:
+        return int_value(len(first.shape.dims))
+    return result
+
+
 def _builtin(name: str, args: Arguments, result: Value) -> Value:
     first = args.positional[0] if args.positional else None
     if name == "range" and first is not None and not args.keywords:
-        bounds = [dim_of(v).value for v in args.positional]
-        if (
-            all(b is not None for b in bounds)
-            and 1 <= len(bounds) <= 3
-            and (len(bounds) < 3 or bounds[2] != 0)
-        ):
-            numbers = range(*bounds)  # type: ignore[arg-type]
-            if len(numbers) <= MAX_ITEMS:
-                items = tuple(int_value(n) for n in numbers)
-                return result.evolve(items=items)
-        return result
+        return _range(args, result)
     if first is None:
         return result
     if name == "enumerate" and first.items is not None and len(args.positional) == 1:
@@ -1164,14 +1212,7 @@ def _builtin(name: str, args: Arguments, result: Value) -> Value:
     if name == "reversed" and first.items is not None:
         return result.evolve(items=tuple(reversed(first.items)))
     if name == "len":
-        if first.is_tensor and isinstance(first.shape, Shape):
-            d = first.shape.at(0) if first.shape.exact and first.shape.dims else UNKNOWN_DIM
-            return result.evolve(dim=d) if not d.is_unknown else result
-        if first.kinds in (SIZE, TUPLE, LIST) and first.items is not None and first.kinds != LIST:
-            return int_value(len(first.items))
-        if first.kinds == SIZE and isinstance(first.shape, Shape) and first.shape.exact:
-            return int_value(len(first.shape.dims))
-        return result
+        return _len(first, result)
     if name == "int" and first.dim is not None:
         return int_value(first.dim.value) if first.dim.value is not None else result.evolve(dim=first.dim)
     if name in ("max", "min") and len(args.positional) == 2:
@@ -1363,7 +1404,7 @@ def base_forward(
 
 
 def _nested_shapes(inputs: tuple) -> tuple:
-    found = []
+    found: list[Shape] = []
     for item in inputs:
         if isinstance(item, tuple):
             found.extend(s for s in item if isinstance(s, Shape))
@@ -1534,8 +1575,8 @@ def binary(flow: Flow, op: ast.operator, node: ast.AST, left: Value, right: Valu
         ):
             return result
         # an unknown operand: it may add leading dims and stretch the known one's dims of size 1
-        out = ss.broadcast(known, None)
-        return result.evolve(shape=out) if isinstance(out, Shape) and out.dims else result
+        stretched = ss.broadcast(known, None)
+        return result.evolve(shape=stretched) if isinstance(stretched, Shape) and stretched.dims else result
     if left_tensor:
         out = ss.op_output(symbol_, a, (b,))
     else:
@@ -1629,15 +1670,14 @@ def subscript(flow: Flow, node: ast.Subscript, base: Value, index: Value, result
     if base.kinds in (SIZE, TUPLE, LIST) and isinstance(node.slice, (ast.UnaryOp, ast.Slice, ast.Constant)):
         dims = shape.dims if base.kinds == SIZE and isinstance(shape, Shape) and shape.exact else None
         items = base.items
-        if dims is None and items is None:
-            return result
-        seq = (
-            list(items)
-            if items is not None
-            else [
+        if items is not None:
+            seq = list(items)
+        elif dims is not None:
+            seq = [
                 int_value(d.value) if d.value is not None else Value(INT, grad=0, leaf=0, dim=d) for d in dims
             ]
-        )  # type: ignore[union-attr]
+        else:
+            return result
         if isinstance(node.slice, ast.Slice):
             bounds = [
                 _literal(b) if b is not None else None
@@ -1663,7 +1703,7 @@ def _index(flow: Flow, node: ast.AST) -> Any:
             return _NO_VALUE
         return literal
     if isinstance(node, ast.Slice):
-        parts = []
+        parts: list[int | Dim | None] = []
         for bound in (node.lower, node.upper, node.step):
             if bound is None:
                 parts.append(None)
@@ -1686,8 +1726,8 @@ def _index(flow: Flow, node: ast.AST) -> Any:
             return value.shape
         return _NO_VALUE
     if isinstance(node, ast.List):
-        items = [_literal(e) for e in node.elts]
-        return items if all(isinstance(i, int) and not isinstance(i, bool) for i in items) else _NO_VALUE
+        listed = [_literal(e) for e in node.elts]
+        return listed if all(isinstance(i, int) and not isinstance(i, bool) for i in listed) else _NO_VALUE
     if value.dim is not None:
         return value.dim
     return _NO_VALUE
@@ -1700,7 +1740,7 @@ def unknown_attribute(flow: Flow, node: ast.Attribute, base: Value, result: Valu
     text = _dotted(node)
     if text is None:
         return result
-    root = node
+    root: ast.expr = node
     while isinstance(root, ast.Attribute):
         root = root.value
     where = None
@@ -2002,10 +2042,10 @@ def _probe_flows(semantics: Semantics) -> list[Flow]:
     if source is None or "probe" not in source.text:
         return []
     from gradguard.engine.interpreter import Arguments, Flow, State
-    from gradguard.probe.targets import _probe_comments
+    from gradguard.engine.probe_comments import probe_comments
 
     flows = []
-    for name, comment in _probe_comments(source, semantics.tree).items():
+    for name, comment in probe_comments(source, semantics.tree).items():
         if comment.ctor is None or comment.inputs is None or name not in semantics.top:
             continue
         flow = Flow(semantics, None, [], natural=False)

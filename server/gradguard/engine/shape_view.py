@@ -272,7 +272,7 @@ def _outermost(scope: ast.AST, parents: dict) -> ast.AST:
 
 def _training_loops(top: ast.stmt) -> set[ast.AST]:
     """Loops whose body calls `.backward(...)`."""
-    loops = set()
+    loops: set[ast.AST] = set()
     for node in ast.walk(top):
         if isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
             for sub in ast.walk(node):

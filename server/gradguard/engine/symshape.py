@@ -401,32 +401,43 @@ def _floordiv(a: Dim, b: Dim) -> Dim:
     av = a.value
     if av is not None:
         return Dim.const(av // k)
+    terms = a._p
+    if terms is None:  # not reached: `a` was known above (and so is `-a`)
+        return UNKNOWN
     quot: dict = {}
     rem: dict = {}
-    for m, c in a._p:
+    for m, c in terms:
         qc, rc = divmod(c, k)
         if qc:
             quot[m] = qc
         if rc:
             rem[m] = rc
-    q_dim, r_dim = Dim(_freeze(quot)), Dim(_freeze(rem))
+    r_terms = _freeze(rem)
+    q_dim, r_dim = Dim(_freeze(quot)), Dim(r_terms)
     if r_dim.value is not None:  # a constant remainder in [0, k): floors to 0
         return q_dim
+    return q_dim + _floor_of_remainder(r_terms, k)
+
+
+def _floor_of_remainder(r_terms: tuple, k: int) -> Dim:
+    """floor(R / k) for a symbolic remainder R (its terms), k > 1: the common factor of R's
+    coefficients and k cancelled, and a floor inside R merged with this one."""
     g = k
-    for _, c in r_dim._p:
+    for _, c in r_terms:
         g = math.gcd(g, c)
     if g > 1:
-        r_dim = Dim(tuple((m, c // g) for m, c in r_dim._p))
+        r_terms = tuple((m, c // g) for m, c in r_terms)
         k //= g
+    r_dim = Dim(r_terms)
     # floor((floor(X/a) + P) / k) == floor((X + a*P) / (a*k)) for integer-valued P
-    for m, c in r_dim._p:
+    for m, c in r_terms:
         if c == 1 and len(m) == 1 and m[0][1] == 1 and isinstance(m[0][0], _Floor):
             inner = m[0][0]
             a_den = inner.den.value
             if a_den is not None and a_den > 0:
                 rest = r_dim - Dim(((m, 1),))
-                return q_dim + _floordiv(inner.num + rest * a_den, Dim.const(a_den * k))
-    return q_dim + Dim._atom(_Floor(r_dim, Dim.const(k)))
+                return _floordiv(inner.num + rest * a_den, Dim.const(a_den * k))
+    return Dim._atom(_Floor(r_dim, Dim.const(k)))
 
 
 def _exact_div(a: Dim, b: Dim) -> Dim | None:
@@ -513,8 +524,9 @@ def _render_floor(num: Dim, den: Dim, py: bool, alone: bool) -> str:
     if len(num._p or ()) > 1 or ns.startswith("-"):
         ns = f"({ns})"
     ds = den.py() if py else str(den)
+    den_terms = den._p or ()
     if not (den.value is not None and den.value > 0) and not (
-        len(den._p or ()) == 1 and den._p[0][1] == 1 and len(den._p[0][0]) == 1
+        len(den_terms) == 1 and den_terms[0][1] == 1 and len(den_terms[0][0]) == 1
     ):
         ds = f"({ds})"
     text = f"{ns}{'//' if py else '/'}{ds}"
@@ -772,9 +784,10 @@ def broadcast(*shapes: Shape | None, names: tuple[str, str] = ("a", "b")) -> Sha
     result: Shape | None = None
     for s in shapes:
         if s is None:
-            result = _broadcast2(result, Shape.unknown()) if result is not None else Shape.unknown()
-            if isinstance(result, ShapeError):
-                return result
+            widened = _broadcast2(result, Shape.unknown()) if result is not None else Shape.unknown()
+            if isinstance(widened, ShapeError):
+                return widened
+            result = widened
             continue
         if result is None:
             result = s
@@ -895,12 +908,7 @@ def _bind(sig: _Sig, args: tuple | list, kwargs: Mapping[str, Any]) -> dict | No
             rest[key] = value
         else:
             return None
-    for name, default in sig.params:
-        if name not in bound:
-            if default is _REQ:
-                return None
-            bound[name] = default
-    for name, default in sig.kwonly.items():
+    for name, default in [*sig.params, *sig.kwonly.items()]:
         if name not in bound:
             if default is _REQ:
                 return None
@@ -1138,32 +1146,10 @@ def _conv(
             expected=channels,
             input_index=0,
         )
-    outs: list[Dim] = []
     if transposed:
         assert isinstance(p, tuple)
-        op = output_padding or (Dim.const(0),) * n
-        bad = [
-            i for i in range(n) if _lt(op[i], s[i]) is False and _lt(op[i], d[i]) is False
-        ]  # torch: output_padding < stride or < dilation
-        if bad:
-            # conv_transpose1d runs as a 2-d one with a height of 1
-            names = ["depth", "height", "width"][3 - max(n, 2) :]
-            parts = []
-            for label, values, pad in (("output_padding", op, 0), ("stride", s, 1), ("dilation", d, 1)):
-                shown = ([Dim.const(pad)] if n == 1 else []) + list(values)
-                for name, v in zip(names, shown):
-                    parts.append(f"{label}_{name}: {v}")
-            return _err(
-                "output padding must be smaller than either stride or dilation, but got " + " ".join(parts)
-            )
-        for i in range(n):
-            outs.append((spatial[i] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1)
-        if output_size is not None:
-            return _join(lead, [out_ch, *output_size])
-        for o in outs:
-            if o.value is not None and o.value <= 0:
-                raise _Unknown  # torch fails with a backend-dependent message
-        return _join(lead, [out_ch, *outs])
+        return _conv_transposed(lead, spatial, n, out_ch, k, s, p, d, output_padding, output_size)
+    outs: list[Dim] = []
     if p == "same":
         return _join(lead, [out_ch, *spatial])
     if p == "valid":
@@ -1179,6 +1165,45 @@ def _conv(
         )
     for i in range(n):
         outs.append((padded[i] - kernel[i]) // s[i] + 1)
+    return _join(lead, [out_ch, *outs])
+
+
+def _conv_transposed(
+    lead: Shape,
+    spatial: list[Dim],
+    n: int,
+    out_ch: Dim,
+    k: tuple[Dim, ...],
+    s: tuple[Dim, ...],
+    p: tuple[Dim, ...],
+    d: tuple[Dim, ...],
+    output_padding: tuple[Dim, ...] | None,
+    output_size: tuple[Dim, ...] | None,
+) -> Shape | ShapeError:
+    """The output of conv_transpose{n}d on an input whose channels fit."""
+    outs: list[Dim] = []
+    op = output_padding or (Dim.const(0),) * n
+    bad = [
+        i for i in range(n) if _lt(op[i], s[i]) is False and _lt(op[i], d[i]) is False
+    ]  # torch: output_padding < stride or < dilation
+    if bad:
+        # conv_transpose1d runs as a 2-d one with a height of 1
+        names = ["depth", "height", "width"][3 - max(n, 2) :]
+        parts = []
+        for label, values, pad in (("output_padding", op, 0), ("stride", s, 1), ("dilation", d, 1)):
+            shown = ([Dim.const(pad)] if n == 1 else []) + list(values)
+            for name, v in zip(names, shown):
+                parts.append(f"{label}_{name}: {v}")
+        return _err(
+            "output padding must be smaller than either stride or dilation, but got " + " ".join(parts)
+        )
+    for i in range(n):
+        outs.append((spatial[i] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1)
+    if output_size is not None:
+        return _join(lead, [out_ch, *output_size])
+    for o in outs:
+        if o.value is not None and o.value <= 0:
+            raise _Unknown  # torch fails with a backend-dependent message
     return _join(lead, [out_ch, *outs])
 
 
@@ -1378,7 +1403,8 @@ def _pad(x: Shape, pad: Any, mode: Any = "constant") -> Shape | ShapeError:
                 if p.value is None or p.value < 0 or _lt(p, dims[pos]) is False:
                     raise _Unknown
         dims[pos] = dims[pos] + left + right
-        if dims[pos].value is not None and dims[pos].value < (0 if mode == "constant" else 1):
+        size = dims[pos].value
+        if size is not None and size < (0 if mode == "constant" else 1):
             raise _Unknown  # torch fails (negative padding past the size)
     return Shape(dims, x.exact)
 
@@ -2242,6 +2268,29 @@ def _count_rnn(spec: LayerSpec) -> Dim:
     return total
 
 
+def _rnn_hidden_states(spec: LayerSpec, hx: Any, batched: bool) -> list[Any] | ShapeError:
+    """The shapes of the initial hidden state(s) `hx` (h, and c for an LSTM; None entries unknown),
+    or torch's error when their rank does not fit the input's."""
+    if hx is None:
+        return []
+    if spec.name == "LSTM":
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise _Unknown
+        hs: list[Any] = [_opt_shape(h) for h in hx]
+    else:
+        hs = [_opt_shape(hx)]
+    want_rank = 3 if batched else 2
+    kind = "batched 3-D" if batched else "unbatched 2-D"
+    if any(h is not None and h.exact and len(h.dims) != want_rank for h in hs):
+        if any(h is None or not h.exact for h in hs):
+            raise _Unknown
+        if spec.name == "LSTM":
+            got = ", ".join(f"{len(h.dims)}-D" for h in hs)
+            return _err(f"For {kind} input, hx and cx should also be {want_rank}-D but got ({got}) tensors")
+        return _err(f"For {kind} input, hx should also be {want_rank}-D but got {len(hs[0].dims)}-D tensor")
+    return hs
+
+
 @_layer("RNN LSTM GRU", _RNN_SIG, check=_check_rnn, count=_count_rnn)
 def _f_rnn(spec: LayerSpec, inputs: tuple, kw: dict) -> Any:
     args = _forward_args("input, hx=None", inputs, kw)
@@ -2266,23 +2315,9 @@ def _f_rnn(spec: LayerSpec, inputs: tuple, kw: dict) -> Any:
     else:
         seq, batch = x.dims[0], None
     # hx rank checks come before the input check in torch
-    hs: list[Any] = []
-    if hx is not None:
-        if spec.name == "LSTM":
-            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise _Unknown
-            hs = [_opt_shape(h) for h in hx]
-        else:
-            hs = [_opt_shape(hx)]
-        want = 3 if batched else 2
-        kind = "batched 3-D" if batched else "unbatched 2-D"
-        if any(h is not None and h.exact and len(h.dims) != want for h in hs):
-            if any(h is None or not h.exact for h in hs):
-                raise _Unknown
-            if spec.name == "LSTM":
-                got = ", ".join(f"{len(h.dims)}-D" for h in hs)  # type: ignore[union-attr]
-                return _err(f"For {kind} input, hx and cx should also be {want}-D but got ({got}) tensors")
-            return _err(f"For {kind} input, hx should also be {want}-D but got {len(hs[0].dims)}-D tensor")  # type: ignore[union-attr]
+    hs = _rnn_hidden_states(spec, hx, batched)
+    if isinstance(hs, ShapeError):
+        return hs
     if same(x.dims[-1], in_size) is False:
         return _err(
             f"input.size(-1) must be equal to input_size. Expected {in_size}, got {x.dims[-1]}",
@@ -3234,8 +3269,8 @@ def _matmul(a: Shape, b: Shape) -> Shape | ShapeError:
                 code="GG502",
             )
         return _matmul_mismatch(a, b)
-    rows = [a.dims[-2]] if ra >= 2 else []
-    return Shape((*batch.dims, *rows, b.dims[-1]))
+    row_dims = [a.dims[-2]] if ra >= 2 else []
+    return Shape((*batch.dims, *row_dims, b.dims[-1]))
 
 
 def _matmul_mismatch(a: Shape, b: Shape) -> ShapeError:
@@ -3408,31 +3443,11 @@ def _einsum(equation: str, shapes: list[Shape]) -> Any:
     sizes: dict[str, Dim] = {}
     ell: Shape | None = None
     for i, (term, s) in enumerate(zip(terms, shapes)):
-        if not s.exact:
-            raise _Unknown
-        has_ell = "..." in term
-        letters = term.replace("...", "")
-        if not all(ch.isalpha() for ch in letters):
-            raise _Unknown
-        if not has_ell and len(letters) != len(s.dims):
-            return _err(
-                f"einsum(): the number of subscripts in the equation ({len(letters)}) does not match the number "
-                f"of dimensions ({len(s.dims)}) for operand {i} and no ellipsis was given"
-            )
-        if has_ell and len(letters) > len(s.dims):
-            return _err(
-                f"einsum(): the number of subscripts in the equation ({len(letters)}) is more than the number of "
-                f"dimensions ({len(s.dims)}) for operand {i}"
-            )
-        before, _, after = term.partition("...")
-        n_ell = len(s.dims) - len(letters)
-        dims_for: list[tuple[str, Dim]] = []
-        for j, ch in enumerate(before):
-            dims_for.append((ch, s.dims[j]))
-        for j, ch in enumerate(after):
-            dims_for.append((ch, s.dims[len(before) + n_ell + j]))
-        if has_ell:
-            part = Shape(s.dims[len(before) : len(before) + n_ell])
+        operand = _einsum_operand(i, term, s)
+        if isinstance(operand, ShapeError):
+            return operand
+        dims_for, part = operand
+        if part is not None:
             if ell is None:
                 ell = part
             else:
@@ -3452,6 +3467,42 @@ def _einsum(equation: str, shapes: list[Shape]) -> Any:
                 sizes[ch] = merged_dim
             else:
                 sizes[ch] = size
+    return _einsum_output(terms, rhs, sizes, ell)
+
+
+def _einsum_operand(i: int, term: str, s: Shape) -> tuple[list[tuple[str, Dim]], Shape | None] | ShapeError:
+    """(subscript letter, size) of each of operand i's subscripts, and the dims its ellipsis stands
+    for (None without one); or the error when the subscripts do not fit its rank."""
+    if not s.exact:
+        raise _Unknown
+    has_ell = "..." in term
+    letters = term.replace("...", "")
+    if not all(ch.isalpha() for ch in letters):
+        raise _Unknown
+    if not has_ell and len(letters) != len(s.dims):
+        return _err(
+            f"einsum(): the number of subscripts in the equation ({len(letters)}) does not match the number "
+            f"of dimensions ({len(s.dims)}) for operand {i} and no ellipsis was given"
+        )
+    if has_ell and len(letters) > len(s.dims):
+        return _err(
+            f"einsum(): the number of subscripts in the equation ({len(letters)}) is more than the number of "
+            f"dimensions ({len(s.dims)}) for operand {i}"
+        )
+    before, _, after = term.partition("...")
+    n_ell = len(s.dims) - len(letters)
+    dims_for: list[tuple[str, Dim]] = []
+    for j, ch in enumerate(before):
+        dims_for.append((ch, s.dims[j]))
+    for j, ch in enumerate(after):
+        dims_for.append((ch, s.dims[len(before) + n_ell + j]))
+    part = Shape(s.dims[len(before) : len(before) + n_ell]) if has_ell else None
+    return dims_for, part
+
+
+def _einsum_output(terms: list[str], rhs: str | None, sizes: dict[str, Dim], ell: Shape | None) -> Shape:
+    """The output shape: the subscripts after `->`, else the ones that occur once, sorted, after the
+    broadcast ellipsis dims."""
     if rhs is None:
         counts: dict[str, int] = {}
         for term in terms:
@@ -3830,7 +3881,7 @@ def _o_expand(x: Shape, a: dict) -> Any:
             f"({len(x.dims)})"
         )
     lead = len(sizes) - len(x.dims)
-    out: list[Dim] = []
+    out = []
     for i in reversed(range(len(sizes))):  # torch checks from the last dim
         target = sizes[i]
         if i < lead:
@@ -4000,6 +4051,25 @@ def _o_split(x: Shape, a: dict) -> Any:
     return Repeated(piece(UNKNOWN))
 
 
+def _stack(shapes: list[Shape], exact: list[Shape], dim_arg: Any) -> Shape | ShapeError:
+    """torch.stack: equal shapes, a new dimension of their count."""
+    ref = exact[0] if exact else shapes[0]
+    for j, s in enumerate(shapes):
+        if s.exact and ref.exact and same_shape(s, ref) is False:
+            ref_at = shapes.index(ref)
+            return _err(
+                f"stack expects each tensor to be equal size, but got {_fmt_list(ref.dims)} at entry {ref_at} "
+                f"and {_fmt_list(s.dims)} at entry {j}",
+                code="GG508",
+            )
+    if not ref.exact:
+        raise _Unknown
+    i = _dim_index(ref, dim_arg, extra=1)
+    dims = list(_merge_dims([s for s in shapes if s.exact]))
+    dims.insert(i, Dim.const(len(shapes)))
+    return Shape(dims)
+
+
 def _cat_like(tensors: Any, dim_arg: Any, stack: bool) -> Any:
     if isinstance(tensors, Repeated):
         raise _Unknown
@@ -4011,21 +4081,7 @@ def _cat_like(tensors: Any, dim_arg: Any, stack: bool) -> Any:
     shapes = [_as_shape(t) for t in tensors]
     exact = [s for s in shapes if s.exact]
     if stack:
-        ref = exact[0] if exact else shapes[0]
-        for j, s in enumerate(shapes):
-            if s.exact and ref.exact and same_shape(s, ref) is False:
-                first = shapes.index(ref)
-                return _err(
-                    f"stack expects each tensor to be equal size, but got {_fmt_list(ref.dims)} at entry {first} "
-                    f"and {_fmt_list(s.dims)} at entry {j}",
-                    code="GG508",
-                )
-        if not ref.exact:
-            raise _Unknown
-        i = _dim_index(ref, dim_arg, extra=1)
-        dims = list(_merge_dims([s for s in shapes if s.exact]))
-        dims.insert(i, Dim.const(len(shapes)))
-        return Shape(dims)
+        return _stack(shapes, exact, dim_arg)
     if len(exact) < len(shapes):
         raise _Unknown
     # legacy: 1-D empty tensors are skipped
@@ -4193,34 +4249,12 @@ def _slice_len(size: Dim, sl: slice) -> Dim:
 
 def _getitem(x: Shape, index: Any) -> Any:
     items = list(index) if isinstance(index, tuple) else [index]
-
-    def consumed(item: Any) -> int:
-        if item is None or item is Ellipsis:
-            return 0
-        if isinstance(item, Mask):
-            if not item.shape.exact:
-                raise _Unknown
-            return len(item.shape.dims)
-        if isinstance(item, bool):
-            raise _Unknown
-        return 1
-
-    used = sum(consumed(i) for i in items)
+    used = sum(_index_consumes(i) for i in items)
     n_ell = sum(1 for i in items if i is Ellipsis)
     if n_ell > 1:
         return _err("an index can only have a single ellipsis ('...')", "IndexError")
     if not x.exact:
-        # only `x[..., <items>]` is known on an unknown-rank tensor
-        if not items or items[0] is not Ellipsis:
-            raise _Unknown
-        if len(x.dims) < used:
-            raise _Unknown
-        rank_known = Shape(x.dims[len(x.dims) - used :]) if used else Shape(())
-        res = _getitem(rank_known, tuple(items[1:]))
-        if not isinstance(res, Shape):
-            return res
-        lead = x.dims[: len(x.dims) - used]
-        return Shape(lead + res.dims, False)
+        return _getitem_unknown_rank(x, items, used)
     rank = len(x.dims)
     if used > rank:
         return _err(f"too many indices for tensor of dimension {rank}", "IndexError")
@@ -4233,48 +4267,82 @@ def _getitem(x: Shape, index: Any) -> Any:
     out: list[Any] = []  # Dims, or ("adv", Shape) placeholders
     pos = 0
     for where, item in expanded:
-        if item is None:
-            out.append(Dim.const(1))
-            continue
-        if isinstance(item, slice):
-            out.append(_slice_len(x.dims[pos], item))
-            pos += 1
-            continue
-        if isinstance(item, Mask):
-            m = item.shape
-            covered = x.dims[pos : pos + len(m.dims)]
-            for k, (md, xd) in enumerate(zip(m.dims, covered)):
-                if same(md, xd) is False:
-                    return _err(
-                        f"The shape of the mask {_fmt_list(m.dims)} at index {k} does not match the shape of the "
-                        f"indexed tensor {_fmt_list(x.dims)} at index {pos + k}",
-                        "IndexError",
-                    )
-            out.append(("adv", Shape((UNKNOWN,))))
-            pos += len(m.dims)
-            continue
-        if isinstance(item, Shape):
-            out.append(("adv", item))
-            pos += 1
-            continue
-        if isinstance(item, list):
-            if not all(_pyint(v) is not None for v in item):
-                raise _Unknown
-            out.append(("adv", Shape((len(item),))))
-            pos += 1
-            continue
-        iv = _pyint(item)
-        if iv is not None or isinstance(item, Dim):
-            size = x.dims[pos]
-            if iv is not None and size.value is not None and not (-size.value <= iv < size.value):
-                # torch numbers the dimension by the item's place in the index tuple
-                return _err(
-                    f"index {iv} is out of bounds for dimension {where} with size {size}", "IndexError"
-                )
-            pos += 1
-            continue
-        raise _Unknown
+        step = _index_item(x, pos, where, item)
+        if isinstance(step, ShapeError):
+            return step
+        entry, taken = step
+        if entry is not None:
+            out.append(entry)
+        pos += taken
     out.extend(x.dims[pos:])
+    return _advanced_indexing(out)
+
+
+def _index_consumes(item: Any) -> int:
+    """How many dimensions of the indexed tensor one index item consumes."""
+    if item is None or item is Ellipsis:
+        return 0
+    if isinstance(item, Mask):
+        if not item.shape.exact:
+            raise _Unknown
+        return len(item.shape.dims)
+    if isinstance(item, bool):
+        raise _Unknown
+    return 1
+
+
+def _getitem_unknown_rank(x: Shape, items: list, used: int) -> Any:
+    """Only `x[..., <items>]` is known on an unknown-rank tensor."""
+    if not items or items[0] is not Ellipsis:
+        raise _Unknown
+    if len(x.dims) < used:
+        raise _Unknown
+    rank_known = Shape(x.dims[len(x.dims) - used :]) if used else Shape(())
+    res = _getitem(rank_known, tuple(items[1:]))
+    if not isinstance(res, Shape):
+        return res
+    lead = x.dims[: len(x.dims) - used]
+    return Shape(lead + res.dims, False)
+
+
+def _index_item(x: Shape, pos: int, where: int, item: Any) -> tuple[Any, int] | ShapeError:
+    """(what the item puts in the result: a Dim, an ("adv", Shape) placeholder or None; how many
+    dimensions of `x` from `pos` it consumes), or the IndexError it raises. `where`: its place in
+    the index tuple."""
+    if item is None:
+        return Dim.const(1), 0
+    if isinstance(item, slice):
+        return _slice_len(x.dims[pos], item), 1
+    if isinstance(item, Mask):
+        m = item.shape
+        covered = x.dims[pos : pos + len(m.dims)]
+        for k, (md, xd) in enumerate(zip(m.dims, covered)):
+            if same(md, xd) is False:
+                return _err(
+                    f"The shape of the mask {_fmt_list(m.dims)} at index {k} does not match the shape of the "
+                    f"indexed tensor {_fmt_list(x.dims)} at index {pos + k}",
+                    "IndexError",
+                )
+        return ("adv", Shape((UNKNOWN,))), len(m.dims)
+    if isinstance(item, Shape):
+        return ("adv", item), 1
+    if isinstance(item, list):
+        if not all(_pyint(v) is not None for v in item):
+            raise _Unknown
+        return ("adv", Shape((len(item),))), 1
+    iv = _pyint(item)
+    if iv is not None or isinstance(item, Dim):
+        size = x.dims[pos]
+        if iv is not None and size.value is not None and not (-size.value <= iv < size.value):
+            # torch numbers the dimension by the item's place in the index tuple
+            return _err(f"index {iv} is out of bounds for dimension {where} with size {size}", "IndexError")
+        return None, 1
+    raise _Unknown
+
+
+def _advanced_indexing(out: list[Any]) -> Any:
+    """The result shape from the dims and ("adv", Shape) placeholders: the advanced indices
+    broadcast together, in place when they are adjacent, else first."""
     advanced = [j for j, o in enumerate(out) if isinstance(o, tuple)]
     if not advanced:
         return Shape(out)

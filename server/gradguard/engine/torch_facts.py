@@ -324,9 +324,10 @@ def _decode_saves(text: str | None) -> tuple:
         return ()
     entries = []
     for entry in text.split(";"):
-        position, triggers = entry.split(":", 1)
-        if triggers not in (ALWAYS, DEPENDS):
-            triggers = tuple(_position(t) for t in triggers.split("+"))
+        position, trigger_text = entry.split(":", 1)
+        triggers: str | tuple = trigger_text
+        if trigger_text not in (ALWAYS, DEPENDS):
+            triggers = tuple(_position(t) for t in trigger_text.split("+"))
         entries.append((_position(position), triggers))
     return tuple(entries)
 
@@ -577,7 +578,7 @@ _DTYPE_LOOKUP = {
 def dtype(name: str) -> DtypeFacts | None:
     canonical = canonical_dtype(name)
     record = _data.DTYPES.get(canonical) if canonical else None
-    return DtypeFacts(canonical, *record) if record else None
+    return DtypeFacts(canonical, *record) if canonical and record else None
 
 
 def is_floating(name: str) -> bool | None:
@@ -602,15 +603,15 @@ _scalar_rows: dict[str, dict[str, str]] = {}
 
 def promote(a: str, b: str) -> str | None:
     """The dtype of `x + y` for tensors (with dimensions) of dtypes a and b."""
-    a, b = canonical_dtype(a), canonical_dtype(b)
-    return _row(_data.PROMOTE, _promote_rows, a).get(b) if a and b else None
+    left, right = canonical_dtype(a), canonical_dtype(b)
+    return _row(_data.PROMOTE, _promote_rows, left).get(right) if left and right else None
 
 
 def promote_scalar(a: str, kind: str) -> str | None:
     """The dtype of `x + s` for a tensor of dtype a and a Python scalar of kind "bool", "int",
     "float" or "complex"."""
-    a = canonical_dtype(a)
-    return _row(_data.PROMOTE_SCALAR, _scalar_rows, a).get(kind) if a else None
+    canonical = canonical_dtype(a)
+    return _row(_data.PROMOTE_SCALAR, _scalar_rows, canonical).get(kind) if canonical else None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -664,7 +665,7 @@ def layer(name: str) -> LayerFacts | None:
                 name=f"torch.nn.{short}",
                 kind=fields["kind"],
                 parameters=parameters,
-                parameter_count=int(fields.get("parameter_count", len(parameters))) if built else None,
+                parameter_count=int(fields.get("parameter_count", len(parameters or ()))) if built else None,
                 buffers=names("buffers") if built else None,
                 parameter_free_sometimes=free in ("always", "sometimes") if built else None,
                 parameter_free_always=free == "always" if built else None,

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import ast
 
+from gradguard.engine.symshape import Dim as _Dim
 from gradguard.engine.symshape import Shape as _Shape
 
 # -- kinds (a bit set: a value may be one of several) ----------------------------------------
@@ -196,7 +197,7 @@ class Value:
         node: ast.AST | None = None,
         attrs: tuple | None = None,
         unsaved: frozenset = _EMPTY,
-        dim: object = None,
+        dim: _Dim | None = None,
         layer: object = None,
     ) -> None:
         self.kinds = kinds

@@ -162,7 +162,7 @@ def _required_params(cls: ast.ClassDef) -> tuple[str, ...]:
     positional = init.args.posonlyargs + init.args.args
     defaults = len(init.args.defaults)
     names = [a.arg for a in positional[1 : len(positional) - defaults]]
-    names += [a.arg for a, d in zip(init.args.kwonlyargs, init.args.kw_defaults) if d is None]
+    names += [a.arg for a, d in zip(init.args.kwonlyargs, init.args.kw_defaults, strict=True) if d is None]
     return tuple(names)
 
 
@@ -569,7 +569,7 @@ def find_project_call(root: str, name: str, module_stem: str, skip: str = "") ->
             continue
         try:
             text = read_source(path)
-        except Exception:  # noqa: BLE001, S112 - unreadable files are skipped
+        except Exception:  # noqa: BLE001 - unreadable files are skipped
             continue
         if needle not in text or module_stem not in text:
             continue
@@ -577,37 +577,46 @@ def find_project_call(root: str, name: str, module_stem: str, skip: str = "") ->
             tree = ast.parse(text)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
-        direct, via_module = False, set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[-1] == module_stem:
-                direct = direct or any(alias.name == name and alias.asname is None for alias in node.names)
-            elif isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.name.split(".")[-1] == module_stem:
-                        via_module.add(alias.asname or alias.name)
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.Call):
-                continue
-            func = node.func
-            named = isinstance(func, ast.Name) and func.id == name and direct
-            attribute = (
-                isinstance(func, ast.Attribute)
-                and func.attr == name
-                and ast.unparse(func.value) in via_module
-            )
-            if not (named or attribute):
-                continue
-            values = list(node.args) + [k.value for k in node.keywords]
-            if any(isinstance(a, ast.Starred) for a in node.args) or any(
-                k.arg is None for k in node.keywords
-            ):
-                continue
-            if not values or not all(_literal(v) for v in values):
-                continue
-            args = [ast.unparse(a) for a in node.args] + [
-                f"{k.arg}={ast.unparse(k.value)}" for k in node.keywords
-            ]
-            return f"{name}({', '.join(args)})", str(path), node.lineno
+        found = _literal_call(tree, name, *_how_imported(tree, name, module_stem))
+        if found is not None:
+            return found[0], str(path), found[1]
+    return None
+
+
+def _how_imported(tree: ast.Module, name: str, module_stem: str) -> tuple[bool, set[str]]:
+    """(whether `name` is imported from the module itself, the names the module is imported as)."""
+    direct, via_module = False, set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[-1] == module_stem:
+            direct = direct or any(alias.name == name and alias.asname is None for alias in node.names)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[-1] == module_stem:
+                    via_module.add(alias.asname or alias.name)
+    return direct, via_module
+
+
+def _literal_call(tree: ast.Module, name: str, direct: bool, via_module: set[str]) -> tuple[str, int] | None:
+    """(text, line) of the first call of `name` (or `module.name`) whose arguments are all literals."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        named = isinstance(func, ast.Name) and func.id == name and direct
+        attribute = (
+            isinstance(func, ast.Attribute) and func.attr == name and ast.unparse(func.value) in via_module
+        )
+        if not (named or attribute):
+            continue
+        values = list(node.args) + [k.value for k in node.keywords]
+        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+            continue
+        if not values or not all(_literal(v) for v in values):
+            continue
+        args = [ast.unparse(a) for a in node.args] + [
+            f"{k.arg}={ast.unparse(k.value)}" for k in node.keywords
+        ]
+        return f"{name}({', '.join(args)})", node.lineno
     return None
 
 
@@ -673,7 +682,6 @@ def _summary_message(what: str, findings: list[Finding], notes: list, cached: bo
 
 
 async def run_probe_command(ls: Any, state: ProbeState, args: tuple) -> dict:
-    from gradguard.probe.report import UnknownTarget, probe_source
 
     if not args or not isinstance(args[0], str):
         return {"ran": False, "reason": f"{CMD_RUN_PROBE} expects [uri, target?]"}
@@ -696,56 +704,10 @@ async def run_probe_command(ls: Any, state: ProbeState, args: tuple) -> dict:
     if cached:
         findings, notes, seconds = state.cache[key]
     else:
-        previous = state.running.pop(uri, None)
-        if previous is not None and not previous.done():
-            previous.cancel()  # a newer run of the same file wins
-        path = src.path
-        timeout = float(settings.get("timeout") or 20.0)
-        state.runs += 1
-        task = asyncio.ensure_future(
-            probe_source(
-                src.text,
-                path,
-                target=target,
-                python=_python(ls, uri),
-                timeout=timeout,
-                memory_mb=int(settings.get("memoryMb") or 4096),
-                cwd=os.path.dirname(path) if os.path.isabs(path) else None,
-            )
-        )
-        state.running[uri] = task
-        token = await _begin_progress(
-            ls, state, f"gradguard: probing {target or os.path.basename(path)}", task
-        )
-        try:
-            report = await task
-        except asyncio.CancelledError:
-            task.cancel()
-            _show(ls, f"gradguard: probe of {target or os.path.basename(path)} cancelled.")
-            outer = asyncio.current_task()
-            cancelling = getattr(outer, "cancelling", None)
-            if cancelling is None or cancelling():
-                raise  # the request itself was cancelled
-            return {"ran": False, "reason": "cancelled"}
-        except UnknownTarget as exc:
-            _show(ls, f"gradguard: {exc}", types.MessageType.Warning)
-            return {"ran": False, "reason": str(exc)}
-        except Exception as exc:
-            log.exception("probe failed")
-            _show(ls, f"gradguard: the probe could not start: {exc}", types.MessageType.Error)
-            return {"ran": False, "reason": str(exc)}
-        finally:
-            if state.running.get(uri) is task:
-                del state.running[uri]
-            _end_progress(ls, token, task)
-        if report.error:
-            _show(ls, f"gradguard: {report.error}", types.MessageType.Warning)
-            return {"ran": False, "reason": report.error}
-        findings = await _with_constructor_fixes(ls, src, report.findings)
-        notes, seconds = list(report.notes), report.seconds
-        isolation = report.isolation_summary
-        log.info("probe of %s: %s", uri, isolation)
-        state.remember(key, (findings, notes, seconds))
+        ran = await _run_probe(ls, state, uri, src, target, settings, key)
+        if isinstance(ran, dict):
+            return ran
+        findings, notes, seconds, isolation = ran
     # publish only if the document still has the text the probe ran on
     current = await _probe_source(ls, uri)
     if current is None or content_hash(current.text) != digest:
@@ -765,6 +727,65 @@ async def run_probe_command(ls: Any, state: ProbeState, args: tuple) -> dict:
         "seconds": round(seconds, 3),
         "isolation": isolation,
     }
+
+
+async def _run_probe(
+    ls: Any, state: ProbeState, uri: str, src, target: str | None, settings: dict, key
+) -> Any:
+    """Probe the document (a newer run of the same file cancels an older one), with progress:
+    (findings, notes, seconds, isolation), remembered under `key`; or the command's reply (a dict)
+    when it did not run to the end."""
+    from gradguard.probe.report import UnknownTarget, probe_source
+
+    previous = state.running.pop(uri, None)
+    if previous is not None and not previous.done():
+        previous.cancel()  # a newer run of the same file wins
+    path = src.path
+    timeout = float(settings.get("timeout") or 20.0)
+    state.runs += 1
+    task = asyncio.ensure_future(
+        probe_source(
+            src.text,
+            path,
+            target=target,
+            python=_python(ls, uri),
+            timeout=timeout,
+            memory_mb=int(settings.get("memoryMb") or 4096),
+            cwd=os.path.dirname(path) if os.path.isabs(path) else None,
+        )
+    )
+    state.running[uri] = task
+    token = await _begin_progress(ls, state, f"gradguard: probing {target or os.path.basename(path)}", task)
+    try:
+        report = await task
+    except asyncio.CancelledError:
+        task.cancel()
+        _show(ls, f"gradguard: probe of {target or os.path.basename(path)} cancelled.")
+        outer = asyncio.current_task()
+        cancelling = getattr(outer, "cancelling", None)
+        if cancelling is None or cancelling():
+            raise  # the request itself was cancelled
+        return {"ran": False, "reason": "cancelled"}
+    except UnknownTarget as exc:
+        _show(ls, f"gradguard: {exc}", types.MessageType.Warning)
+        return {"ran": False, "reason": str(exc)}
+    except Exception as exc:
+        log.exception("probe failed")
+        _show(ls, f"gradguard: the probe could not start: {exc}", types.MessageType.Error)
+        return {"ran": False, "reason": str(exc)}
+    finally:
+        if state.running.get(uri) is task:
+            del state.running[uri]
+        _end_progress(ls, token, task)
+    if report.error:
+        _show(ls, f"gradguard: {report.error}", types.MessageType.Warning)
+        return {"ran": False, "reason": report.error}
+    findings = await _with_constructor_fixes(ls, src, report.findings)
+    notes, seconds = list(report.notes), report.seconds
+    isolation = report.isolation_summary
+    log.info("probe of %s: %s", uri, isolation)
+    state.remember(key, (findings, notes, seconds))
+    return findings, notes, seconds, isolation
 
 
 def _refresh_lenses(ls: Any) -> None:

@@ -88,7 +88,7 @@ _SEVERITY = {
     Severity.HINT: types.DiagnosticSeverity.Hint,
 }
 _TAGS = {"unnecessary": types.DiagnosticTag.Unnecessary, "deprecated": types.DiagnosticTag.Deprecated}
-_ENCODINGS = {
+_ENCODINGS: dict[str, str] = {
     types.PositionEncodingKind.Utf8: UTF8,
     types.PositionEncodingKind.Utf16: UTF16,
     types.PositionEncodingKind.Utf32: UTF32,
@@ -538,7 +538,7 @@ class GradguardServer(LanguageServer):
     def _version_of(self, key: str) -> Any:
         notebook = self.store.notebooks.get(key)
         if notebook is not None:
-            versions = [notebook.version]
+            versions: list[Any] = [notebook.version]
             for cell in notebook.cells:
                 doc = self.store.get(cell.uri)
                 versions.append((cell.uri, cell.kind, doc.version if doc else None))
@@ -875,9 +875,9 @@ class GradguardServer(LanguageServer):
         if cached is not None and cached[0] == key:
             return cached[1]
         state = self._states.get(uri)
-        current = state is not None and state.tree_version == doc.version
-        tree = state.tree if current else None
-        semantics = state.semantics if current else None
+        current = state if state is not None and state.tree_version == doc.version else None
+        tree = current.tree if current else None
+        semantics = current.semantics if current else None
         text = doc.text
         if tree is None:
             try:
@@ -959,9 +959,10 @@ class GradguardServer(LanguageServer):
                 return None  # does not belong to this text (notebook edit spilling out of its cell)
         if not doc.notebook:
             # as --fix does: the file's line endings, comments of replaced code kept
-            edits = guard_edits(SourceFile(doc.text), edits, {})
-            if not edits:
+            guarded = guard_edits(SourceFile(doc.text), edits, {})
+            if not guarded:
                 return None
+            edits = guarded
         return [_text_edit(doc, e, self.encoding) for e in edits]
 
     def fix_all_edits(self, uri: str) -> tuple[dict[str, list[types.TextEdit]], int, dict[str, Any]]:
@@ -1181,7 +1182,7 @@ async def pull_configuration(ls: GradguardServer) -> bool:
 async def did_change_configuration(ls: GradguardServer, params: types.DidChangeConfigurationParams) -> None:
     settings = params.settings
     pushed = isinstance(settings, dict) and "gradguard" in settings
-    if pushed:
+    if pushed and isinstance(settings, dict):
         ls.set_settings(settings["gradguard"])
     pulled = await pull_configuration(ls)
     if not pushed and not pulled and isinstance(settings, dict) and settings and set(settings) <= KNOWN_KEYS:
@@ -1209,7 +1210,7 @@ def did_change_watched_files(ls: GradguardServer, params: types.DidChangeWatched
     if any(change.uri.endswith("pyproject.toml") for change in params.changes):
         ls.projects.invalidate()
         ls.reanalyse_all()
-    ls.workspace_index.files_changed(params.changes)  # Python files, notebooks, pyproject.toml
+    ls.workspace_index.files_changed(list(params.changes))  # Python files, notebooks, pyproject.toml
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
@@ -1440,82 +1441,131 @@ async def code_action(ls: GradguardServer, params: types.CodeActionParams):
     seen_codes: set[str] = set()
     file_disabled: set[str] = set()
     fix_all_diagnostics: list[types.Diagnostic] = []
-    for index, finding in enumerate(findings):
+    for finding in findings:
         if not quickfix or not _overlaps(finding, start, end):
             continue
         diagnostic = ls.finding_to_diagnostic(uri, finding)
         diagnostic = diagnostics_by_key.get(
             (finding.code, diagnostic.range.start.line, diagnostic.range.start.character), diagnostic
         )
-        fixes = ([finding.fix] if finding.fix else []) + list(finding.alternatives)
-        for fix_index, fix in enumerate(fixes):
-            data = {
-                "uri": uri,
-                "version": doc.version,
-                "kind": "fix",
-                "finding": [finding.code, finding.line, finding.column, finding.end_line, finding.end_column],
-                "fix": fix_index,
-                "title": fix.title,
-            }
-            action = types.CodeAction(
-                title=fix.title,
-                kind=types.CodeActionKind.QuickFix,
-                diagnostics=[diagnostic],
-                is_preferred=bool(fix_index == 0 and fix.safe),
-                data=data,
-            )
-            if not lazy:
-                edits = await ls.in_engine(ls.fix_edits, doc, fix)
-                if doc.version != version:
-                    return None  # the text changed meanwhile: the client asks again
-                if not edits:
-                    continue
-                action.edit = ls.workspace_edit({uri: edits}, {uri: version})
-            actions.append(action)
+        fix_actions = await _fix_actions(ls, uri, doc, version, finding, diagnostic, lazy)
+        if fix_actions is None:
+            return None  # the text changed meanwhile: the client asks again
+        actions += fix_actions
         if finding.source == "gradguard":
-            actions.append(
-                types.CodeAction(
-                    title=f"Ignore {finding.code} on this line",
-                    kind=types.CodeActionKind.QuickFix,
-                    diagnostics=[diagnostic],
-                    edit=ls.workspace_edit({uri: [_suppress_edit(doc, finding, encoding)]}, {uri: version}),
-                )
-            )
-            if finding.code not in file_disabled:
-                file_disabled.add(finding.code)
-                actions.append(
-                    types.CodeAction(
-                        title=f"Disable {finding.code} for this file",
-                        kind=types.CodeActionKind.QuickFix,
-                        diagnostics=[diagnostic],
-                        edit=ls.workspace_edit(
-                            {uri: [_suppress_file_edit(doc, finding.code, encoding)]}, {uri: version}
-                        ),
-                    )
-                )
+            actions += _suppress_actions(ls, uri, doc, version, finding, diagnostic, file_disabled)
             fix_all_diagnostics.append(diagnostic)
         if finding.code not in seen_codes and rule_class(finding.code) is not None:
             seen_codes.add(finding.code)
-            actions.append(
-                types.CodeAction(
-                    title=f"Show documentation for {finding.code}",
-                    kind=types.CodeActionKind.QuickFix,
-                    diagnostics=[diagnostic],
-                    command=types.Command(
-                        title=f"Show documentation for {finding.code}",
-                        command=CMD_SHOW_DOCS,
-                        arguments=[finding.code],
-                    ),
-                )
+            actions.append(_docs_action(finding.code, diagnostic))
+    actions += await _fix_all_actions(ls, uri, doc, findings, fix_all_diagnostics, only, lazy)
+    return actions or None
+
+
+async def _fix_actions(
+    ls: GradguardServer,
+    uri: str,
+    doc: TextDoc,
+    version: int | None,
+    finding: Finding,
+    diagnostic: types.Diagnostic,
+    lazy: bool,
+) -> list[types.CodeAction] | None:
+    """A quick fix for the finding's fix and each alternative: with its edit computed now, or
+    (`lazy`) on codeAction/resolve. None when the document changed while the edits were computed."""
+    actions = []
+    fixes = ([finding.fix] if finding.fix else []) + list(finding.alternatives)
+    for fix_index, fix in enumerate(fixes):
+        data = {
+            "uri": uri,
+            "version": doc.version,
+            "kind": "fix",
+            "finding": [finding.code, finding.line, finding.column, finding.end_line, finding.end_column],
+            "fix": fix_index,
+            "title": fix.title,
+        }
+        action = types.CodeAction(
+            title=fix.title,
+            kind=types.CodeActionKind.QuickFix,
+            diagnostics=[diagnostic],
+            is_preferred=bool(fix_index == 0 and fix.safe),
+            data=data,
+        )
+        if not lazy:
+            edits = await ls.in_engine(ls.fix_edits, doc, fix)
+            if doc.version != version:
+                return None
+            if not edits:
+                continue
+            action.edit = ls.workspace_edit({uri: edits}, {uri: version})
+        actions.append(action)
+    return actions
+
+
+def _suppress_actions(
+    ls: GradguardServer,
+    uri: str,
+    doc: TextDoc,
+    version: int | None,
+    finding: Finding,
+    diagnostic: types.Diagnostic,
+    file_disabled: set[str],
+) -> list[types.CodeAction]:
+    """ "Ignore on this line", and (once per code) "Disable for this file"."""
+    encoding = ls.encoding
+    actions = [
+        types.CodeAction(
+            title=f"Ignore {finding.code} on this line",
+            kind=types.CodeActionKind.QuickFix,
+            diagnostics=[diagnostic],
+            edit=ls.workspace_edit({uri: [_suppress_edit(doc, finding, encoding)]}, {uri: version}),
+        )
+    ]
+    if finding.code not in file_disabled:
+        file_disabled.add(finding.code)
+        actions.append(
+            types.CodeAction(
+                title=f"Disable {finding.code} for this file",
+                kind=types.CodeActionKind.QuickFix,
+                diagnostics=[diagnostic],
+                edit=ls.workspace_edit(
+                    {uri: [_suppress_file_edit(doc, finding.code, encoding)]}, {uri: version}
+                ),
             )
+        )
+    return actions
+
+
+def _docs_action(code: str, diagnostic: types.Diagnostic) -> types.CodeAction:
+    return types.CodeAction(
+        title=f"Show documentation for {code}",
+        kind=types.CodeActionKind.QuickFix,
+        diagnostics=[diagnostic],
+        command=types.Command(
+            title=f"Show documentation for {code}", command=CMD_SHOW_DOCS, arguments=[code]
+        ),
+    )
+
+
+async def _fix_all_actions(
+    ls: GradguardServer,
+    uri: str,
+    doc: TextDoc,
+    findings: list[Finding],
+    fix_all_diagnostics: list[types.Diagnostic],
+    only: list[str] | None,
+    lazy: bool,
+) -> list[types.CodeAction]:
+    """The fix-all action, when a finding of the file has a safe fix."""
     has_safe_fix = any(f.fix is not None and f.fix.safe for f in findings)
     # The same fix-all twice: as the source action (`editor.codeActionsOnSave`, "Source Action...")
     # and in the Ctrl+. menu of a gradguard diagnostic, as ESLint and Ruff offer it.
-    fix_all_kinds = []
+    fix_all_kinds: list[tuple[str, list[types.Diagnostic] | None]] = []
     if has_safe_fix and fix_all_diagnostics:
         fix_all_kinds.append((types.CodeActionKind.QuickFix, fix_all_diagnostics))
     if has_safe_fix and _kind_wanted(FIX_ALL_KIND, only):
         fix_all_kinds.append((FIX_ALL_KIND, None))
+    actions = []
     for kind, diagnostics in fix_all_kinds:
         action = types.CodeAction(
             title=FIX_ALL_TITLE,
@@ -1539,7 +1589,7 @@ async def code_action(ls: GradguardServer, params: types.CodeActionParams):
                 title=action.title, command=CMD_FIX_ALL, arguments=[uri, doc.version]
             )
             actions.append(action)
-    return actions or None
+    return actions
 
 
 @server.feature(types.CODE_ACTION_RESOLVE)

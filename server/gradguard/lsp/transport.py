@@ -301,23 +301,11 @@ def request_id(data: bytes) -> Any:
             token = text[index : end + 1]
             index = end + 1
             if depth == 1 and key_expected:
-                rest = text[index:].lstrip()
-                if rest.startswith(":"):
-                    try:
-                        key = json.loads(token)
-                    except ValueError:
-                        key = None
-                    if key == "method":
-                        has_method = True
-                    elif key in ("result", "error"):
-                        has_result = True
-                    elif key == "id":
-                        value = re.match(r'\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*"|null)', text[index:])
-                        if value is not None:
-                            try:
-                                found_id = json.loads(value.group(1))
-                            except ValueError:
-                                pass
+                key, value = _member(token, text[index:])
+                has_method = has_method or key == "method"
+                has_result = has_result or key in ("result", "error")
+                if value is not _NO_ID:
+                    found_id = value
                 key_expected = False
             continue
         if ch in "{[":
@@ -339,6 +327,26 @@ def request_id(data: bytes) -> Any:
     ):
         return found_id
     return _NO_ID
+
+
+def _member(token: str, rest: str) -> tuple[Any, Any]:
+    """(the key, the id's value or _NO_ID) of a top-level member whose quoted key `token` is
+    followed by `rest`; (None, _NO_ID) when `token` is not a key."""
+    if not rest.lstrip().startswith(":"):
+        return None, _NO_ID
+    try:
+        key = json.loads(token)
+    except ValueError:
+        return None, _NO_ID
+    if key != "id":
+        return key, _NO_ID
+    value = re.match(r'\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*"|null)', rest)
+    if value is None:
+        return key, _NO_ID
+    try:
+        return key, json.loads(value.group(1))
+    except ValueError:
+        return key, _NO_ID
 
 
 # -- running the server on stdio --------------------------------------------------------------------
@@ -506,7 +514,7 @@ class _StdoutWriter:
             self._stream.flush()
 
 
-def serve_stdio(server: Any, on_exit: Callable[[], None] | None = None) -> int:
+def serve_stdio(server: Any, on_exit: Callable[[], object] | None = None) -> int:
     """Run the server on stdin/stdout until `exit` or the end of input; returns the exit status
     (0 after `shutdown`, else 1)."""
     stdout = sys.stdout.buffer

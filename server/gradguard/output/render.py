@@ -10,7 +10,8 @@ from urllib.parse import quote
 
 from gradguard import __version__
 from gradguard.engine.catalog import iter_rule_metadata, rule_class
-from gradguard.engine.finding import Finding, Severity
+from gradguard.engine.finding import Finding, Fix, Severity
+from gradguard.engine.rule import Documented, Rule
 
 FORMATS = ("text", "json", "sarif", "github")
 
@@ -151,67 +152,8 @@ def _uri(path: str) -> str:
 
 
 def sarif(findings: list[Finding], skipped: Iterable[tuple[str, str]] = (), complete: bool = True) -> dict:
-    rules = []
-    index = {}
-    for rule in iter_rule_metadata():
-        index[rule.code] = len(rules)
-        rules.append(
-            {
-                "id": rule.code,
-                "name": rule.name,
-                "shortDescription": {"text": rule.summary},
-                "fullDescription": {"text": rule.summary},
-                "help": {"text": rule.summary, "markdown": rule.full_explanation()},
-                "helpUri": rule.doc_url(),
-                "defaultConfiguration": {"level": _sarif_level(rule.severity)},
-            }
-        )
-    results = []
-    for f in findings:
-        location: dict = {"artifactLocation": {"uri": _uri(f.path)}}
-        # SARIF: the text's first sentence is its summary, the rest the detail
-        message = full_message(f)
-        if f.cell is None:
-            location["region"] = {
-                "startLine": f.line,
-                "startColumn": f.column,
-                "endLine": f.end_line,
-                "endColumn": f.end_column,
-            }
-        else:  # a notebook: lines are within the cell, which a SARIF region cannot say
-            message = f"cell {f.cell}, line {f.line}, column {f.column}: {message}"
-        result = {
-            "ruleId": f.code,
-            "level": _sarif_level(f.severity),
-            "message": {"text": message},
-            "locations": [{"physicalLocation": location}],
-        }
-        if f.code in index:
-            result["ruleIndex"] = index[f.code]
-        if f.fix is not None and f.fix.edits:
-            result["fixes"] = [
-                {
-                    "description": {"text": f.fix.title},
-                    "artifactChanges": [
-                        {
-                            "artifactLocation": {"uri": _uri(f.path)},
-                            "replacements": [
-                                {
-                                    "deletedRegion": {
-                                        "startLine": e.start_line,
-                                        "startColumn": e.start_column,
-                                        "endLine": e.end_line,
-                                        "endColumn": e.end_column,
-                                    },
-                                    "insertedContent": {"text": e.new_text},
-                                }
-                                for e in f.fix.edits
-                            ],
-                        }
-                    ],
-                }
-            ]
-        results.append(result)
+    rules = [_sarif_rule(rule) for rule in iter_rule_metadata()]
+    index = {rule["id"]: i for i, rule in enumerate(rules)}
     return {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
@@ -225,7 +167,7 @@ def sarif(findings: list[Finding], skipped: Iterable[tuple[str, str]] = (), comp
                         "rules": rules,
                     }
                 },
-                "results": results,
+                "results": [_sarif_result(f, index) for f in findings],
                 "invocations": [
                     {
                         "executionSuccessful": complete,
@@ -240,6 +182,67 @@ def sarif(findings: list[Finding], skipped: Iterable[tuple[str, str]] = (), comp
                             for path, reason in skipped
                         ],
                     }
+                ],
+            }
+        ],
+    }
+
+
+def _sarif_rule(rule: Documented | type[Rule]) -> dict:
+    return {
+        "id": rule.code,
+        "name": rule.name,
+        "shortDescription": {"text": rule.summary},
+        "fullDescription": {"text": rule.summary},
+        "help": {"text": rule.summary, "markdown": rule.full_explanation()},
+        "helpUri": rule.doc_url(),
+        "defaultConfiguration": {"level": _sarif_level(rule.severity)},
+    }
+
+
+def _sarif_result(f: Finding, index: dict[str, int]) -> dict:
+    location: dict = {"artifactLocation": {"uri": _uri(f.path)}}
+    # SARIF: the text's first sentence is its summary, the rest the detail
+    message = full_message(f)
+    if f.cell is None:
+        location["region"] = {
+            "startLine": f.line,
+            "startColumn": f.column,
+            "endLine": f.end_line,
+            "endColumn": f.end_column,
+        }
+    else:  # a notebook: lines are within the cell, which a SARIF region cannot say
+        message = f"cell {f.cell}, line {f.line}, column {f.column}: {message}"
+    result: dict = {
+        "ruleId": f.code,
+        "level": _sarif_level(f.severity),
+        "message": {"text": message},
+        "locations": [{"physicalLocation": location}],
+    }
+    if f.code in index:
+        result["ruleIndex"] = index[f.code]
+    if f.fix is not None and f.fix.edits:
+        result["fixes"] = [_sarif_fix(f.path, f.fix)]
+    return result
+
+
+def _sarif_fix(path: str, fix: Fix) -> dict:
+    return {
+        "description": {"text": fix.title},
+        "artifactChanges": [
+            {
+                "artifactLocation": {"uri": _uri(path)},
+                "replacements": [
+                    {
+                        "deletedRegion": {
+                            "startLine": e.start_line,
+                            "startColumn": e.start_column,
+                            "endLine": e.end_line,
+                            "endColumn": e.end_column,
+                        },
+                        "insertedContent": {"text": e.new_text},
+                    }
+                    for e in fix.edits
                 ],
             }
         ],

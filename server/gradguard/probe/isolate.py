@@ -156,7 +156,7 @@ def _kill_below(pid: int) -> None:
 
 
 def _reap_all() -> list[tuple[int, int]]:
-    reaped = []
+    reaped: list[tuple[int, int]] = []
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)

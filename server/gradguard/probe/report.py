@@ -96,43 +96,10 @@ async def probe_source(
         report.output_tail = run.output_tail
         report.isolation = report.isolation or dict(run.isolation)
         report.rejected_lines += run.rejected_lines
-        no_torch = next((e for e in run.events if e.get("event") == "no-torch"), None)
-        if no_torch is not None:
-            report.error = (
-                f"the probe needs torch, but {no_torch.get('python')} cannot import it ({no_torch.get('message')}); "
-                f"choose the interpreter that has torch (--python, or the editor's Python interpreter)"
-            )
-            return report
-        load_error = next((e for e in run.events if e.get("event") == "load-error"), None)
-        if load_error is not None:
-            finding = _error_finding(
-                planned, pending[0], load_error["error"], "while running the file's definitions"
-            )
-            if load_error["error"].get("type") in ("ImportError", "ModuleNotFoundError"):
-                # the interpreter lacks a package: the probe could not run, the code is not wrong
-                finding.severity = Severity.INFORMATION
-                finding.message = f"The probe could not run this file: {finding.message}"
-            report.findings.append(finding)
-            return _finish(report)
-        results = {e["target"]: e for e in run.events if e.get("event") == "result"}
-        stage = run.last_stage()
-        if not results and not run.finished and (stage is None or not stage.get("target")):
-            # died while importing torch or running the file's definitions: nothing to retry
-            report.findings.append(_crash_finding(planned, pending[0], run, timeout))
-            return _finish(report)
-        done = []
-        crashed = None
-        for t in pending:
-            if t.name in results:
-                _add_result(report, planned, t, results[t.name])
-                done.append(t)
-            elif crashed is None:
-                crashed = t
-                report.findings.append(_crash_finding(planned, t, run, timeout))
-                report.notes.append(TargetNote(t.name, t.kind, t.line, "the probe process did not finish"))
-                done.append(t)
-                break
-        pending = [t for t in pending if t not in done]
+        stopped = _stopped_early(report, planned, pending[0], run, timeout)
+        if stopped is not None:
+            return stopped
+        pending, crashed = _take_results(report, planned, pending, run, timeout)
         if crashed is None and not run.finished and pending:
             # died before starting the first pending target (e.g. while importing torch)
             report.findings.append(_crash_finding(planned, pending[0], run, timeout))
@@ -146,6 +113,53 @@ async def probe_source(
                     )
                 break
     return _finish(report)
+
+
+def _stopped_early(report: ProbeReport, planned, first, run, timeout: float) -> ProbeReport | None:
+    """The report when the run ended before any target could run (no torch, the file's definitions
+    failed or crashed), else None. `first`: the first target the run was to probe."""
+    no_torch = next((e for e in run.events if e.get("event") == "no-torch"), None)
+    if no_torch is not None:
+        report.error = (
+            f"the probe needs torch, but {no_torch.get('python')} cannot import it ({no_torch.get('message')}); "
+            f"choose the interpreter that has torch (--python, or the editor's Python interpreter)"
+        )
+        return report
+    load_error = next((e for e in run.events if e.get("event") == "load-error"), None)
+    if load_error is not None:
+        finding = _error_finding(planned, first, load_error["error"], "while running the file's definitions")
+        if load_error["error"].get("type") in ("ImportError", "ModuleNotFoundError"):
+            # the interpreter lacks a package: the probe could not run, the code is not wrong
+            finding.severity = Severity.INFORMATION
+            finding.message = f"The probe could not run this file: {finding.message}"
+        report.findings.append(finding)
+        return _finish(report)
+    results = [e for e in run.events if e.get("event") == "result"]
+    stage = run.last_stage()
+    if not results and not run.finished and (stage is None or not stage.get("target")):
+        # died while importing torch or running the file's definitions: nothing to retry
+        report.findings.append(_crash_finding(planned, first, run, timeout))
+        return _finish(report)
+    return None
+
+
+def _take_results(report: ProbeReport, planned, pending: list, run, timeout: float) -> tuple[list, object]:
+    """(the targets still to probe, the one the run crashed in or None): the results of the
+    targets the run finished are added to the report, and the crash of the one it did not."""
+    results = {e["target"]: e for e in run.events if e.get("event") == "result"}
+    done = []
+    crashed = None
+    for t in pending:
+        if t.name in results:
+            _add_result(report, planned, t, results[t.name])
+            done.append(t)
+        elif crashed is None:
+            crashed = t
+            report.findings.append(_crash_finding(planned, t, run, timeout))
+            report.notes.append(TargetNote(t.name, t.kind, t.line, "the probe process did not finish"))
+            done.append(t)
+            break
+    return [t for t in pending if t not in done], crashed
 
 
 def apply_config(findings: list[Finding], config) -> list[Finding]:
@@ -342,17 +356,16 @@ def _later_inplace_write(planned: FileTargets, line: int) -> tuple[int, str] | N
         if not (node.lineno <= line <= (node.end_lineno or node.lineno)):
             continue
         assigned = [
-            s
+            target
             for s in ast.walk(node)
-            if isinstance(s, ast.Assign)
-            and s.lineno == line
-            and len(s.targets) == 1
-            and isinstance(s.targets[0], ast.Name)
+            if isinstance(s, ast.Assign) and s.lineno == line and len(s.targets) == 1
+            for target in s.targets
+            if isinstance(target, ast.Name)
         ]
         if not assigned:
             continue
-        name = assigned[0].targets[0].id  # type: ignore[union-attr]
-        writes = []
+        name = assigned[0].id
+        writes: list[tuple[int, str | None]] = []
         for stmt in ast.walk(node):
             if not isinstance(stmt, ast.stmt) or stmt.lineno <= line:
                 continue

@@ -37,6 +37,8 @@ import time
 import traceback
 import types
 import warnings
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 USER_MODULE = "__gradguard_probe_target__"
 BATCH = 4
@@ -84,10 +86,10 @@ class ProbeExit(BaseException):
         self.code = code
 
 
-def _fake_os_exit(code: int = 0) -> None:
+def _fake_os_exit(status: int = 0) -> NoReturn:
     if os.getpid() != _owner:
-        _real_exit(code)  # a child the user's code forked: it may end as it likes
-    raise ProbeExit("os._exit", code)
+        _real_exit(status)  # a child the user's code forked: it may end as it likes
+    raise ProbeExit("os._exit", status)
 
 
 # -- limits --------------------------------------------------------------------------------------
@@ -143,7 +145,7 @@ def user_frames_of_traceback(tb) -> list[dict]:
 
 
 def current_user_frame() -> dict | None:
-    frame = sys._getframe(1)
+    frame: types.FrameType | None = sys._getframe(1)
     while frame is not None:
         if frame.f_code.co_filename == _user_path:
             line, end_line, col, end_col = _frame_position(frame)
@@ -323,7 +325,17 @@ def build_spec(spec: dict, namespace: dict, torch, dtype):
 
 
 def first_layer_inputs(model, attr: str | None, torch) -> tuple[list[dict], str]:
+    """The input the model's first layer takes (`self.<attr>`, else its first child), and where
+    that was read."""
     nn = torch.nn
+    first = _first_layer(model, attr, nn)
+    if first is None:
+        return parameter_inputs(model)
+    return _layer_inputs(*first, nn)
+
+
+def _first_layer(model, attr: str | None, nn) -> tuple[object, str] | None:
+    """(layer, where): the innermost first layer of `self.<attr>` or the first child (None: no child)."""
     layer = None
     where = ""
     if attr:
@@ -332,7 +344,7 @@ def first_layer_inputs(model, attr: str | None, torch) -> tuple[list[dict], str]
     if not isinstance(layer, nn.Module):
         children = list(model.named_children())
         if not children:
-            return parameter_inputs(model)
+            return None
         where = f"self.{children[0][0]}"
         layer = children[0][1]
     known = (
@@ -364,6 +376,10 @@ def first_layer_inputs(model, attr: str | None, torch) -> tuple[list[dict], str]
             where = f"{where}.{child_name}"
         else:
             break
+    return layer, where
+
+
+def _layer_inputs(layer, where: str, nn) -> tuple[list[dict], str]:
     name = type(layer).__name__
 
     def shape(*dims):
@@ -694,14 +710,15 @@ class LightMetaImports:
 
     def _sympy_stub(self) -> types.ModuleType:
         stub = types.ModuleType(_SYMPY)
-        stub.Basic = type("Basic", (), {})  # nothing is an instance: no sympy object exists yet
+        # nothing is an instance: no sympy object exists yet
+        vars(stub)["Basic"] = type("Basic", (), {})
 
         def __getattr__(name: str):
             if name.startswith("__"):
                 raise AttributeError(name)
             return getattr(self._real(_SYMPY), name)
 
-        stub.__getattr__ = __getattr__
+        vars(stub)["__getattr__"] = __getattr__
         return stub
 
     def _symbolic_stub(self) -> types.ModuleType:
@@ -714,9 +731,13 @@ class LightMetaImports:
 
         def fast(name: str, fn, bools_only: bool = False):
             def helper(*args, **kwargs):
-                if not kwargs and args and all(plain(a) for a in args):
-                    if not bools_only or all(type(a) is bool for a in args):
-                        return fn(*args)
+                if (
+                    not kwargs
+                    and args
+                    and all(plain(a) for a in args)
+                    and (not bools_only or all(type(a) is bool for a in args))
+                ):
+                    return fn(*args)
                 return getattr(self._real(_SYMBOLIC), name)(*args, **kwargs)
 
             helper.__name__ = name
@@ -731,7 +752,7 @@ class LightMetaImports:
                 return set()  # concrete sizes and strides: no symbols at all
             return self._real(_SYMBOLIC).free_unbacked_symbols(x)
 
-        stub.free_unbacked_symbols = free_unbacked_symbols
+        vars(stub)["free_unbacked_symbols"] = free_unbacked_symbols
 
         def sym_eq(x, y):
             if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
@@ -759,7 +780,7 @@ class LightMetaImports:
                 raise AttributeError(name)
             return getattr(self._real(_SYMBOLIC), name)
 
-        stub.__getattr__ = __getattr__
+        vars(stub)["__getattr__"] = __getattr__
         return stub
 
     def _dynamo_stub(self) -> types.ModuleType:
@@ -776,8 +797,7 @@ class LightMetaImports:
                 raise AttributeError(name)
             return getattr(self._real(_DYNAMO), name)
 
-        stub.disable = disable
-        stub.__getattr__ = __getattr__
+        vars(stub).update(disable=disable, __getattr__=__getattr__)
         return stub
 
 
@@ -811,7 +831,7 @@ class ShapeTracer:
         self.path = path
         self.seen: dict[tuple[int, str], list] = {}
         self.frames: dict[int, tuple[int, dict[str, int]]] = {}
-        self.previous = None
+        self.previous: Callable[..., Any] | None = None  # the trace function it replaced
 
     def __enter__(self) -> ShapeTracer:
         self.previous = sys.gettrace()
@@ -877,6 +897,19 @@ def _meta_pass(construct, target: dict, namespace: dict, torch, info: dict, set_
     propagate (tagged `_gradguard_meta_stage`); raises CannotBuild when the model is too
     big for the memory limit or no inferred input fits."""
     set_stage("construct (meta)")
+    model, result = _meta_construct(construct, target, torch, info)
+    set_stage("input (meta)")
+    specs, inferred, why = _meta_input_guess(model, target, torch)
+    out, specs = _meta_forward(model, specs, inferred, why, target, namespace, torch, info, set_stage)
+    result.update({"specs": specs, "inferred": inferred, "why": why})
+    set_stage("backward (meta)")
+    result["backward"] = _meta_backward(out, torch)
+    return result
+
+
+def _meta_construct(construct, target: dict, torch, info: dict) -> tuple:
+    """The model built on the meta device and the bytes its tensors take (MetaUnavailable when it
+    cannot be built there, CannotBuild when it is too big for the memory limit)."""
     try:
         with torch.device("meta"):
             model = construct()
@@ -902,26 +935,38 @@ def _meta_pass(construct, target: dict, namespace: dict, torch, info: dict, set_
             f"--memory-mb"
         )
     model.train()
+    return model, result
 
-    set_stage("input (meta)")
+
+def _meta_input_guess(model, target: dict, torch) -> tuple[list[dict], bool, str]:
+    """(specs, inferred, why): the target's input, else one inferred from the model's first layer."""
     specs = target.get("inputs")
-    inferred = False
-    why = ""
-    if specs is None:
-        if target.get("input_need"):
-            raise MetaUnavailable("input")  # the CPU pass says what it needs
-        try:
-            specs, why = first_layer_inputs(model, target.get("first_layer"), torch)
-        except CannotBuild:
-            raise MetaUnavailable("input") from None
-        inferred = True
-    candidates = [specs]
-    if inferred and len(specs) == 1 and specs[0]["kind"] == "shape" and len(specs[0]["shape"]) == 2:
-        # a Linear-first model often takes sequences: (batch, features) -> (batch, time, features)
-        candidates.append([{"kind": "shape", "shape": [BATCH, 8, specs[0]["shape"][1]]}])
+    if specs is not None:
+        return specs, False, ""
+    if target.get("input_need"):
+        raise MetaUnavailable("input")  # the CPU pass says what it needs
+    try:
+        specs, why = first_layer_inputs(model, target.get("first_layer"), torch)
+    except CannotBuild:
+        raise MetaUnavailable("input") from None
+    return specs, True, why
 
+
+def _sequence_guess(specs: list[dict]) -> list[dict] | None:
+    """A Linear-first model often takes sequences: (batch, features) -> (batch, time, features)."""
+    if len(specs) == 1 and specs[0]["kind"] == "shape" and len(specs[0]["shape"]) == 2:
+        return [{"kind": "shape", "shape": [BATCH, 8, specs[0]["shape"][1]]}]
+    return None
+
+
+def _meta_forward(model, specs, inferred: bool, why: str, target, namespace, torch, info, set_stage) -> tuple:
+    """(output, the specs that fit): forward on meta with the input, or with each inferred guess in
+    turn until one fits."""
+    candidates = [specs]
+    sequence = _sequence_guess(specs) if inferred else None
+    if sequence is not None:
+        candidates.append(sequence)
     first_error = None
-    out = None
     for attempt in candidates:
         try:
             inputs = _meta_inputs(attempt, namespace, torch)
@@ -943,39 +988,44 @@ def _meta_pass(construct, target: dict, namespace: dict, torch, info: dict, set_
                 first_error = first_error or exc
                 continue  # the guess was wrong, not the model: try the next guess
             if meta_shape_error(exc):
-                exc._gradguard_meta_stage = "forward"
+                _tag_meta_stage(exc, "forward")
                 raise
             raise MetaUnavailable(f"forward: {type(exc).__name__}") from None
-        specs = attempt
         info["shapes"] = tracer.table()
-        break
-    else:
-        exc = first_error
-        info["input"] = spec_text(specs)
-        raise CannotBuild(
-            f"the input it inferred ({spec_text(specs)}, inferred from {why}) does not fit "
-            f"`{target['name']}.forward`{at_line(exc)} (checked on the meta device): {type(exc).__name__}: "
-            f"{first_line(exc)}; if the model is right, write the input shape in a comment above the class, "
-            f"e.g. `# gradguard: probe {info.get('ctor', target['name'] + '()')} input=(4, ...)`"
-        )
-    result.update({"specs": specs, "inferred": inferred, "why": why})
+        return out, attempt
+    assert first_error is not None  # every guess failed
+    info["input"] = spec_text(specs)
+    raise CannotBuild(
+        f"the input it inferred ({spec_text(specs)}, inferred from {why}) does not fit "
+        f"`{target['name']}.forward`{at_line(first_error)} (checked on the meta device): "
+        f"{type(first_error).__name__}: {first_line(first_error)}; if the model is right, write the input "
+        f"shape in a comment above the class, e.g. "
+        f"`# gradguard: probe {info.get('ctor', target['name'] + '()')} input=(4, ...)`"
+    )
 
-    set_stage("backward (meta)")
+
+def _tag_meta_stage(exc: BaseException, stage: str) -> None:
+    """Mark a shape error found on the meta device with the stage it came from (probe_module reads it)."""
+    vars(exc)["_gradguard_meta_stage"] = stage
+
+
+def _meta_backward(out, torch) -> bool:
+    """Backward on meta from the sum of the float outputs that require grad: whether it ran."""
     loss = None
     for tensor in output_tensors(out, torch):
         if tensor.is_floating_point() and tensor.requires_grad:
             loss = tensor.sum() if loss is None else loss + tensor.sum()
-    if loss is not None:
-        try:
-            with torch.device("meta"):
-                loss.backward()
-        except (Exception, ProbeExit, SystemExit) as exc:
-            if meta_shape_error(exc):
-                exc._gradguard_meta_stage = "backward"
-                raise
-            raise MetaUnavailable(f"backward: {type(exc).__name__}") from None
-        result["backward"] = True
-    return result
+    if loss is None:
+        return False
+    try:
+        with torch.device("meta"):
+            loss.backward()
+    except (Exception, ProbeExit, SystemExit) as exc:
+        if meta_shape_error(exc):
+            _tag_meta_stage(exc, "backward")
+            raise
+        raise MetaUnavailable(f"backward: {type(exc).__name__}") from None
+    return True
 
 
 def probe_module(target: dict, namespace: dict, torch, info: dict) -> dict:
@@ -983,28 +1033,11 @@ def probe_module(target: dict, namespace: dict, torch, info: dict) -> dict:
     cls = namespace.get(name)
     if cls is None:
         raise CannotBuild(f"`{name}` is not defined at the top level of the file when it runs")
-    stage = {"value": "construct"}
 
     def set_stage(value: str) -> None:
-        stage["value"] = value
         emit({"event": "stage", "target": name, "stage": value})
 
-    # -- constructor
-    ctor_error = None
-    chosen = None
-    for candidate in target.get("ctors", []):
-        try:
-            args, kwargs = eval_args(candidate["args"], namespace)
-        except Exception as exc:  # arguments that only exist at run time in the script
-            ctor_error = f"`{candidate['text']}` ({candidate['origin']}): {type(exc).__name__}: {exc}"
-            continue
-        chosen = (candidate, args, kwargs)
-        break
-    if chosen is None:
-        need = target.get("ctor_need") or "its constructor arguments"
-        hint = f"; tried {ctor_error}" if ctor_error else ""
-        raise CannotBuild(f"cannot construct `{name}`: the probe needs {need}{hint}")
-    candidate, args, kwargs = chosen
+    candidate, args, kwargs = _choose_constructor(target, namespace)
     info.update({"ctor": candidate["text"], "ctor_origin": candidate["origin"]})
 
     def construct():
@@ -1027,6 +1060,45 @@ def probe_module(target: dict, namespace: dict, torch, info: dict) -> dict:
 
     # -- real pass, on CPU
     set_stage("construct")
+    model = _construct_on_cpu(construct, meta, candidate["text"], name, torch, info)
+    set_stage("input")
+    specs, inferred = _module_inputs(model, target, meta, torch, info)
+    info["input"] = spec_text(specs)
+    run = _ModuleRun(model, specs, inferred, namespace, torch, info, name, candidate["text"], set_stage)
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    _out, loss, any_float = run.first_step()
+    set_stage("backward")
+    if loss is not None:
+        try:
+            loss.backward()
+        except RuntimeError as exc:
+            described = describe_exception(exc)
+            if "modified by an inplace operation" in str(exc):
+                described["anomaly"] = anomaly_frame(model, run.make_inputs, torch, seed=0)
+            described["stage"] = "backward"
+            return {**info, "status": "error", "error": described}
+    info["output_requires_grad"] = loss is not None
+    info["output_has_float"] = any_float
+    report = _gradient_report(run, params, info)
+    return {**info, "status": "ok", "params": report, "checked": len(params)}
+
+
+def _choose_constructor(target: dict, namespace: dict) -> tuple[dict, tuple, dict]:
+    """(candidate, args, kwargs) of the first constructor call whose arguments evaluate."""
+    ctor_error = None
+    for candidate in target.get("ctors", []):
+        try:
+            args, kwargs = eval_args(candidate["args"], namespace)
+        except Exception as exc:  # arguments that only exist at run time in the script
+            ctor_error = f"`{candidate['text']}` ({candidate['origin']}): {type(exc).__name__}: {exc}"
+            continue
+        return candidate, args, kwargs
+    need = target.get("ctor_need") or "its constructor arguments"
+    hint = f"; tried {ctor_error}" if ctor_error else ""
+    raise CannotBuild(f"cannot construct `{target['name']}`: the probe needs {need}{hint}")
+
+
+def _construct_on_cpu(construct, meta: dict | None, ctor: str, name: str, torch, info: dict):
     torch.manual_seed(0)
     try:
         model = construct()
@@ -1034,16 +1106,19 @@ def probe_module(target: dict, namespace: dict, torch, info: dict) -> dict:
         if is_out_of_memory(exc) and meta is not None:
             info["param_bytes"] = meta["param_bytes"]
             raise CannotBuild(
-                f"`{candidate['text']}` needs {meta['param_bytes'] / 2**30:.1f} GB for its parameters and buffers "
+                f"`{ctor}` needs {meta['param_bytes'] / 2**30:.1f} GB for its parameters and buffers "
                 f"(measured on the meta device), more than the probe's memory limit allows; probe a smaller "
                 f"configuration with a `# gradguard: probe {name}(...)` comment or raise --memory-mb"
             ) from None
         raise
     if not isinstance(model, torch.nn.Module):
-        raise CannotBuild(f"`{candidate['text']}` did not return an nn.Module")
+        raise CannotBuild(f"`{ctor}` did not return an nn.Module")
     model.train()
+    return model
 
-    set_stage("input")
+
+def _module_inputs(model, target: dict, meta: dict | None, torch, info: dict) -> tuple[list[dict], bool]:
+    """(specs, inferred): the target's input, the meta pass's inferred one, or one inferred here."""
     specs = target.get("inputs")
     inferred = False
     if specs is None and meta is not None and meta["inferred"]:
@@ -1057,67 +1132,76 @@ def probe_module(target: dict, namespace: dict, torch, info: dict) -> dict:
         try:
             specs, why = first_layer_inputs(model, target.get("first_layer"), torch)
         except CannotBuild as exc:
-            raise CannotBuild(f"cannot tell what input `{name}.forward` takes: {exc}") from None
+            raise CannotBuild(f"cannot tell what input `{target['name']}.forward` takes: {exc}") from None
         inferred = True
         info["input_origin"] = f"inferred from {why}"
     elif not inferred:
         info["input_origin"] = target.get("input_origin", "")
-    info["input"] = spec_text(specs)
+    return specs, inferred
 
-    def make_inputs(seed: int) -> list:
+
+class _ModuleRun:
+    """Forward passes of one module on CPU with inputs built from `specs` (seeded)."""
+
+    def __init__(
+        self, model, specs, inferred, namespace, torch, info: dict, name: str, ctor: str, set_stage
+    ) -> None:
+        self.model, self.specs, self.inferred = model, specs, inferred
+        self.namespace, self.torch, self.info, self.set_stage = namespace, torch, info, set_stage
+        self.name, self.ctor = name, ctor
+
+    def make_inputs(self, seed: int) -> list:
+        torch = self.torch
         torch.manual_seed(seed)
         try:
-            return [build_spec(spec, namespace, torch, torch.float32) for spec in specs]
+            return [build_spec(spec, self.namespace, torch, torch.float32) for spec in self.specs]
         except Exception as exc:
             raise CannotBuild(
-                f"cannot build the input {spec_text(specs)}: {type(exc).__name__}: {exc}"
+                f"cannot build the input {spec_text(self.specs)}: {type(exc).__name__}: {exc}"
             ) from None
 
-    def run_once(seed: int):
-        inputs = make_inputs(seed)
-        set_stage("forward")
+    def run_once(self, seed: int):
+        inputs = self.make_inputs(seed)
+        self.set_stage("forward")
         try:
-            out = model(*inputs)
+            out = self.model(*inputs)
         except Exception as exc:
-            if inferred and looks_like_input_mismatch(exc):
+            if self.inferred and looks_like_input_mismatch(exc):
+                info = self.info
                 raise CannotBuild(
                     f"the input it inferred ({info['input']}, {info['input_origin']}) does not fit "
-                    f"`{name}.forward`{at_line(exc)}: {type(exc).__name__}: {first_line(exc)}; if the model is "
-                    f"right, write the input shape in a comment above the class, e.g. "
-                    f"`# gradguard: probe {candidate['text']} input=(4, ...)`"
+                    f"`{self.name}.forward`{at_line(exc)}: {type(exc).__name__}: {first_line(exc)}; if the "
+                    f"model is right, write the input shape in a comment above the class, e.g. "
+                    f"`# gradguard: probe {self.ctor} input=(4, ...)`"
                 ) from None
             raise
-        loss, any_float = reduce_to_loss(out, torch, seed)
+        loss, any_float = reduce_to_loss(out, self.torch, seed)
         return out, loss, any_float
 
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    try:
-        out, loss, any_float = run_once(0)
-    except CannotBuild:
-        # a Linear-first model often takes sequences: (batch, features) -> (batch, time, features)
-        if not (inferred and len(specs) == 1 and specs[0]["kind"] == "shape" and len(specs[0]["shape"]) == 2):
-            raise
-        first_error = sys.exc_info()[1]
-        specs = [{"kind": "shape", "shape": [BATCH, 8, specs[0]["shape"][1]]}]
-        info["input"] = spec_text(specs)
+    def first_step(self):
+        """The first forward; when an inferred (batch, features) input does not fit, once more
+        with a sequence (batch, time, features)."""
         try:
-            out, loss, any_float = run_once(0)
+            return self.run_once(0)
         except CannotBuild:
-            raise first_error from None
-        model.zero_grad(set_to_none=True)
-    set_stage("backward")
-    if loss is not None:
-        try:
-            loss.backward()
-        except RuntimeError as exc:
-            described = describe_exception(exc)
-            if "modified by an inplace operation" in str(exc):
-                described["anomaly"] = anomaly_frame(model, make_inputs, torch, seed=0)
-            described["stage"] = "backward"
-            return {**info, "status": "error", "error": described}
-    info["output_requires_grad"] = loss is not None
-    info["output_has_float"] = any_float
+            sequence = _sequence_guess(self.specs) if self.inferred else None
+            if sequence is None:
+                raise
+            first_error = sys.exc_info()[1]
+            self.specs = sequence
+            self.info["input"] = spec_text(sequence)
+            try:
+                step = self.run_once(0)
+            except CannotBuild:
+                raise first_error from None
+            self.model.zero_grad(set_to_none=True)
+            return step
 
+
+def _gradient_report(run: _ModuleRun, params: list, info: dict) -> list[dict]:
+    """The parameters backward left without a gradient or with an all-zero one (confirmed on two
+    more inputs), with where the graph stopped for the ones without."""
+    model = run.model
     missing = {n for n, p in params if p.grad is None}
     zero = {n for n, p in params if p.grad is not None and not bool(p.grad.ne(0).any())}
     runs = 1
@@ -1126,7 +1210,7 @@ def probe_module(target: dict, namespace: dict, torch, info: dict) -> dict:
         for seed in (1, 2):
             model.zero_grad(set_to_none=True)
             try:
-                _, loss2, _ = run_once(seed)
+                _, loss2, _ = run.run_once(seed)
                 if loss2 is not None:
                     loss2.backward()
             except Exception:  # a second step failing is not what this check is about
@@ -1134,18 +1218,7 @@ def probe_module(target: dict, namespace: dict, torch, info: dict) -> dict:
             runs += 1
             zero = {n for n in zero if (g := dict(params)[n].grad) is not None and not bool(g.ne(0).any())}
     info["zero_runs"] = runs
-    flow = None
-    if missing:
-        set_stage("trace")
-        model.zero_grad(set_to_none=True)
-        mode = make_flow_mode(torch, {id(p): n for n, p in params})
-        try:
-            inputs = make_inputs(0)
-            with mode:
-                model(*inputs)
-            flow = mode
-        except Exception:
-            flow = None
+    flow = _trace_flow(run, params) if missing else None
     report = []
     for n in sorted(missing | zero, key=lambda n: [p for p, _ in params].index(n)):
         entry = {"name": n, "grad": "none" if n in missing else "zero", "owners": param_owners(model, n)}
@@ -1156,7 +1229,21 @@ def probe_module(target: dict, namespace: dict, torch, info: dict) -> dict:
             if stops:
                 entry["stop"] = {k: v for k, v in stops[0].items() if k != "params"}
         report.append(entry)
-    return {**info, "status": "ok", "params": report, "checked": len(params)}
+    return report
+
+
+def _trace_flow(run: _ModuleRun, params: list):
+    """A forward under the flow mode that records where each parameter's graph stops (None when it fails)."""
+    run.set_stage("trace")
+    run.model.zero_grad(set_to_none=True)
+    mode = make_flow_mode(run.torch, {id(p): n for n, p in params})
+    try:
+        inputs = run.make_inputs(0)
+        with mode:
+            run.model(*inputs)
+        return mode
+    except Exception:
+        return None
 
 
 def anomaly_frame(model, make_inputs, torch, seed: int) -> dict | None:
@@ -1187,7 +1274,7 @@ def anomaly_from_warnings(caught) -> dict | None:
         frames = re.findall(r'File "(.*?)", line (\d+), in (\S+)\n(.*)', text)
         user = [f for f in frames if f[0] == _user_path]
         if user:
-            path, line, func, code = user[-1]
+            _path, line, func, code = user[-1]
             return {
                 "line": int(line),
                 "function": func,
@@ -1204,23 +1291,7 @@ def probe_function(target: dict, namespace: dict, torch, info: dict) -> dict:
     if cls is None:
         raise CannotBuild(f"`{name}` is not defined at the top level of the file when it runs")
     emit({"event": "stage", "target": name, "stage": "inputs"})
-    specs = target.get("inputs")
-    if specs is None:
-        raise CannotBuild(target.get("input_need") or f"cannot tell what inputs `{name}.forward` takes")
-    inferred = target.get("input_origin") == "default"
-    torch.manual_seed(0)
-    try:
-        raw = [build_spec(spec, namespace, torch, torch.float64) for spec in specs]
-    except Exception as exc:
-        raise CannotBuild(
-            f"cannot build the inputs {spec_text(specs)}: {type(exc).__name__}: {exc}"
-        ) from None
-    inputs = []
-    for value in raw:
-        if isinstance(value, torch.Tensor) and value.is_floating_point():
-            value = value.detach().to(torch.float64).requires_grad_(True)
-        inputs.append(value)
-    info.update({"input": spec_text(specs), "input_origin": target.get("input_origin", "")})
+    inputs, inferred = _function_inputs(target, namespace, torch, info)
 
     emit({"event": "stage", "target": name, "stage": "forward"})
     try:
@@ -1237,7 +1308,6 @@ def probe_function(target: dict, namespace: dict, torch, info: dict) -> dict:
     if not outs:
         return {**info, "status": "ok", "note": "no output requires grad"}
     low_precision = sorted({str(t.dtype) for t in outs if t.dtype != torch.float64})
-    gradcheck_applies = not low_precision  # finite differences in float32 are too coarse to judge
 
     emit({"event": "stage", "target": name, "stage": "backward"})
     loss, _ = reduce_to_loss(out, torch, 0)
@@ -1245,50 +1315,86 @@ def probe_function(target: dict, namespace: dict, torch, info: dict) -> dict:
     try:
         torch.autograd.grad(loss, diff_inputs, allow_unused=True)
     except RuntimeError as exc:
-        import re
+        return _backward_failure(exc, name, inferred, info)
 
-        text = str(exc)
-        count = re.search(r"incorrect number of gradients \(expected (\d+), got (\d+)\)", text)
-        if count:
-            return {
-                **info,
-                "status": "grad-count",
-                "expected": int(count.group(1)),
-                "got": int(count.group(2)),
-                "message": text.splitlines()[0],
-            }
-        shape = re.search(r"invalid gradient at index (\d+)", text)
-        if shape and inferred:
-            # with guessed inputs a "wrong" shape may be our guess (a scale meant to be a scalar)
-            raise CannotBuild(
-                f"with the default inputs ({info['input']}) backward returns a gradient of another shape for "
-                f"input {shape.group(1)} ({text.splitlines()[0]}); if that input is not meant to have that shape, "
-                f"write the inputs in a comment above the class, e.g. `# gradguard: probe input=[(3, 3), (1,)]`"
-            ) from None
-        if shape:
-            return {
-                **info,
-                "status": "grad-shape",
-                "index": int(shape.group(1)),
-                "message": text.splitlines()[0],
-            }
-        if inferred and looks_like_input_mismatch(exc):
-            raise CannotBuild(
-                f"the default inputs ({info['input']}) do not fit `{name}.backward`{at_line(exc)}: "
-                f"{type(exc).__name__}: {first_line(exc)}; write the inputs in a comment above the class, e.g. "
-                f"`# gradguard: probe input=[(3, 4), (4, 5)]`"
-            ) from None
-        described = describe_exception(exc)
-        described["stage"] = "backward"
-        return {**info, "status": "error", "error": described}
-
-    if not gradcheck_applies:
+    if low_precision:  # finite differences in float32 are too coarse to judge
         return {
             **info,
             "status": "ok",
             "note": f"forward returns {', '.join(low_precision)} for float64 inputs: gradcheck needs float64",
         }
     emit({"event": "stage", "target": name, "stage": "gradcheck"})
+    return _gradcheck(cls, inputs, torch, info)
+
+
+def _function_inputs(target: dict, namespace: dict, torch, info: dict) -> tuple[list, bool]:
+    """(the inputs of `apply`, float64 tensors requiring grad; whether they are the default guess)."""
+    specs = target.get("inputs")
+    if specs is None:
+        raise CannotBuild(
+            target.get("input_need") or f"cannot tell what inputs `{target['name']}.forward` takes"
+        )
+    inferred = target.get("input_origin") == "default"
+    torch.manual_seed(0)
+    try:
+        raw = [build_spec(spec, namespace, torch, torch.float64) for spec in specs]
+    except Exception as exc:
+        raise CannotBuild(
+            f"cannot build the inputs {spec_text(specs)}: {type(exc).__name__}: {exc}"
+        ) from None
+    inputs = []
+    for value in raw:
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            value = value.detach().to(torch.float64).requires_grad_(True)
+        inputs.append(value)
+    info.update({"input": spec_text(specs), "input_origin": target.get("input_origin", "")})
+    return inputs, inferred
+
+
+def _backward_failure(exc: RuntimeError, name: str, inferred: bool, info: dict) -> dict:
+    """The result for a backward that raised: a wrong gradient count or shape, else the error
+    (CannotBuild when the default inputs, not the Function, are what is wrong)."""
+    import re
+
+    text = str(exc)
+    count = re.search(r"incorrect number of gradients \(expected (\d+), got (\d+)\)", text)
+    if count:
+        return {
+            **info,
+            "status": "grad-count",
+            "expected": int(count.group(1)),
+            "got": int(count.group(2)),
+            "message": text.splitlines()[0],
+        }
+    shape = re.search(r"invalid gradient at index (\d+)", text)
+    if shape and inferred:
+        # with guessed inputs a "wrong" shape may be our guess (a scale meant to be a scalar)
+        raise CannotBuild(
+            f"with the default inputs ({info['input']}) backward returns a gradient of another shape for "
+            f"input {shape.group(1)} ({text.splitlines()[0]}); if that input is not meant to have that shape, "
+            f"write the inputs in a comment above the class, e.g. `# gradguard: probe input=[(3, 3), (1,)]`"
+        ) from None
+    if shape:
+        return {
+            **info,
+            "status": "grad-shape",
+            "index": int(shape.group(1)),
+            "message": text.splitlines()[0],
+        }
+    if inferred and looks_like_input_mismatch(exc):
+        raise CannotBuild(
+            f"the default inputs ({info['input']}) do not fit `{name}.backward`{at_line(exc)}: "
+            f"{type(exc).__name__}: {first_line(exc)}; write the inputs in a comment above the class, e.g. "
+            f"`# gradguard: probe input=[(3, 4), (4, 5)]`"
+        ) from None
+    described = describe_exception(exc)
+    described["stage"] = "backward"
+    return {**info, "status": "error", "error": described}
+
+
+def _gradcheck(cls, inputs: list, torch, info: dict) -> dict:
+    """gradcheck of `cls.apply`; on a mismatch, the worst Jacobian errors, unless forward is flat
+    (a straight-through estimator) or the identity (backward rescales on purpose)."""
     from torch.autograd.gradcheck import GradcheckError
 
     try:

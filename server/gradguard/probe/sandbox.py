@@ -330,7 +330,6 @@ async def run_sandboxed(
         isolate = os.environ.get("GRADGUARD_PROBE_NAMESPACES", "1") != "0"
     result = SandboxResult()
     started = time.perf_counter()
-    loop = asyncio.get_running_loop()
     python = python or sys.executable
     linux = sys.platform.startswith("linux")
     with tempfile.TemporaryDirectory(prefix="gradguard-probe-") as tmp:
@@ -368,66 +367,7 @@ async def run_sandboxed(
             argv = [python, "-I", "-S", str(ISOLATE), json.dumps(spec)]
         else:
             argv = runner_argv
-        loaded = asyncio.Event()
-
-        def on_event(event: dict) -> None:
-            if event.get("event") == "stage" and event.get("stage") == "load":
-                loaded.set()
-
-        reader = _EventReader(key, result, on_event)
-        # the output pipe is ours, not asyncio's: asyncio's Process.wait() also waits until
-        # the pipe is closed, which a process that escaped the kill may never do
-        output_r, output_w = os.pipe()
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=output_w,
-                stderr=output_w,
-                start_new_session=True,
-                cwd=work,
-                env=env,
-                pass_fds=(events_w, nonce_r),
-            )
-        finally:
-            for fd in (events_w, nonce_r, output_w):
-                os.close(fd)
-        proctree.SPAWNED.add(proc.pid)
-        events_transport, _ = await loop.connect_read_pipe(lambda: reader, os.fdopen(events_r, "rb", 0))
-        tail = _Tail(result)
-        output_transport, _ = await loop.connect_read_pipe(lambda: tail, os.fdopen(output_r, "rb", 0))
-        output = tail.eof
-        pgid = proc.pid  # start_new_session: the child leads its own group
-        try:
-            try:
-                await _wait_with_deadline(proc, loaded, timeout, import_timeout=max(IMPORT_TIMEOUT, timeout))
-            except asyncio.TimeoutError:
-                result.timed_out = True
-                # ask for a stack dump (faulthandler) to say where it was stuck, then stop it
-                _stop(proc.pid, signal.SIGUSR1)
-                await asyncio.sleep(0.3)
-                await _terminate(proc, pgid)
-        except BaseException:
-            await asyncio.shield(_terminate(proc, pgid))  # cancelled from the editor, or Ctrl-C
-            reader.close()
-            events_transport.close()
-            output_transport.close()
-            raise
-        finally:
-            _kill_group(pgid)  # whatever the user's code started is gone too
-            proctree.SPAWNED.discard(proc.pid)
-            if proctree.is_subreaper():  # the server and `gradguard probe`: orphans came to us
-                proctree.kill_orphans()
-        for waiting in (output, reader.eof):  # what is still in the pipes, briefly
-            try:
-                await asyncio.wait_for(asyncio.shield(waiting), timeout=2)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
-                pass
-        reader.close()
-        events_transport.close()
-        output_transport.close()
-        result.returncode = proc.returncode
-        result.output_tail = bytes(tail.data[-TAIL_BYTES:]).decode("utf-8", errors="replace")
+        await _run_child(argv, work, env, key, (events_r, events_w, nonce_r), timeout, result)
         result.stack_dump = _read_tail(stack_path, MAX_STACK_BYTES)
         if linux and result.isolation:
             result.isolation["env_kept"] = len(env)
@@ -439,6 +379,92 @@ async def run_sandboxed(
         retry.isolation["reason"] = "a user namespace could be created but not entered"
         return retry
     return result
+
+
+async def _run_child(
+    argv: list[str],
+    work: str,
+    env: dict,
+    key: bytes,
+    fds: tuple[int, int, int],
+    timeout: float,
+    result: SandboxResult,
+) -> None:
+    """Start the child, read its events and output into `result` until it ends or the deadline
+    passes, and leave nothing of its process tree behind. `fds`: the events pipe's ends and the
+    nonce pipe's reading end (the child's ends are closed here once it has them)."""
+    events_r, events_w, nonce_r = fds
+    loop = asyncio.get_running_loop()
+    loaded = asyncio.Event()
+
+    def on_event(event: dict) -> None:
+        if event.get("event") == "stage" and event.get("stage") == "load":
+            loaded.set()
+
+    reader = _EventReader(key, result, on_event)
+    # the output pipe is ours, not asyncio's: asyncio's Process.wait() also waits until
+    # the pipe is closed, which a process that escaped the kill may never do
+    output_r, output_w = os.pipe()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=output_w,
+            stderr=output_w,
+            start_new_session=True,
+            cwd=work,
+            env=env,
+            pass_fds=(events_w, nonce_r),
+        )
+    finally:
+        for fd in (events_w, nonce_r, output_w):
+            os.close(fd)
+    proctree.SPAWNED.add(proc.pid)
+    events_transport, _ = await loop.connect_read_pipe(lambda: reader, os.fdopen(events_r, "rb", 0))
+    tail = _Tail(result)
+    output_transport, _ = await loop.connect_read_pipe(lambda: tail, os.fdopen(output_r, "rb", 0))
+
+    def close() -> None:
+        reader.close()
+        events_transport.close()
+        output_transport.close()
+
+    try:
+        await _watch(proc, loaded, timeout, result)
+    except BaseException:
+        close()
+        raise
+    for waiting in (tail.eof, reader.eof):  # what is still in the pipes, briefly
+        try:
+            await asyncio.wait_for(asyncio.shield(waiting), timeout=2)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            pass
+    close()
+    result.returncode = proc.returncode
+    result.output_tail = bytes(tail.data[-TAIL_BYTES:]).decode("utf-8", errors="replace")
+
+
+async def _watch(proc, loaded: asyncio.Event, timeout: float, result: SandboxResult) -> None:
+    """Wait for the child within the deadlines; on a timeout or a cancellation, stop it. Its
+    process group and any orphans are killed in every case."""
+    pgid = proc.pid  # start_new_session: the child leads its own group
+    try:
+        try:
+            await _wait_with_deadline(proc, loaded, timeout, import_timeout=max(IMPORT_TIMEOUT, timeout))
+        except asyncio.TimeoutError:
+            result.timed_out = True
+            # ask for a stack dump (faulthandler) to say where it was stuck, then stop it
+            _stop(proc.pid, signal.SIGUSR1)
+            await asyncio.sleep(0.3)
+            await _terminate(proc, pgid)
+    except BaseException:
+        await asyncio.shield(_terminate(proc, pgid))  # cancelled from the editor, or Ctrl-C
+        raise
+    finally:
+        _kill_group(pgid)  # whatever the user's code started is gone too
+        proctree.SPAWNED.discard(proc.pid)
+        if proctree.is_subreaper():  # the server and `gradguard probe`: orphans came to us
+            proctree.kill_orphans()
 
 
 async def _terminate(proc, pgid: int) -> None:

@@ -13,14 +13,11 @@ from __future__ import annotations
 import ast
 import builtins
 import copy
-import re
 from dataclasses import dataclass, field
 
 from gradguard.engine.index import ModuleContext, Unit, self_name, split_units
+from gradguard.engine.probe_comments import ProbeComment, probe_comments
 from gradguard.engine.source import SourceFile
-
-_COMMENT = re.compile(r"#\s*gradguard\s*:\s*probe\b(?P<body>.*)$", re.IGNORECASE)
-_INPUT = re.compile(r"\binputs?\s*=")
 
 
 @dataclass
@@ -90,7 +87,7 @@ def find_targets(text: str, path: str, only: str | None = None) -> FileTargets:
             targets.append(Target("module", cls.name, cls, unit))
         elif module.is_function_class(cls.name):
             targets.append(Target("function", cls.name, cls, unit))
-    comments = _probe_comments(source, tree)
+    comments = probe_comments(source, tree)
     scopes = _Scopes(tree)
     if only is not None:
         targets = [t for t in targets if t.name == only]
@@ -119,118 +116,6 @@ def has_forward(cls: ast.ClassDef, module: ModuleContext, classes: dict[str, ast
         if name and not name.startswith("torch."):
             return True  # an imported base class: it may define forward
     return False
-
-
-# -- comments ------------------------------------------------------------------------------------------
-@dataclass
-class ProbeComment:
-    line: int
-    ctor: ast.expr | None
-    ctor_text: str
-    inputs: list[dict] | None
-
-
-def _probe_comments(source: SourceFile, tree: ast.Module) -> dict[str, ProbeComment]:
-    """`# gradguard: probe Net(20, 5) input=(4, 20)` anywhere (names the class), or
-    `# gradguard: probe input=(4, 20)` right above a class (or its decorators)."""
-    class_starts = {}
-    for stmt in tree.body:
-        if isinstance(stmt, ast.ClassDef):
-            first = min([stmt.lineno] + [d.lineno for d in stmt.decorator_list])
-            class_starts[first] = stmt.name
-    found: dict[str, ProbeComment] = {}
-    for number, line in enumerate(source.lines, start=1):
-        if "probe" not in line or "#" not in line:
-            continue
-        match = _COMMENT.search(line.rstrip("\r\n"))
-        if not match:
-            continue
-        parsed = _parse_comment(match.group("body").strip(), number)
-        if parsed is None:
-            continue
-        name = None
-        if parsed.ctor is not None:
-            callee = parsed.ctor.func if isinstance(parsed.ctor, ast.Call) else parsed.ctor
-            if isinstance(callee, ast.Name):
-                name = callee.id
-        if name is None:
-            # the comment applies to the class that starts below it (comments/blank lines between)
-            following = number + 1
-            while following <= len(source.lines) and source.line_text(following).strip().startswith("#"):
-                following += 1
-            name = class_starts.get(following)
-        if name is not None:
-            found.setdefault(name, parsed)
-    return found
-
-
-def _parse_comment(body: str, line: int) -> ProbeComment | None:
-    ctor_text, input_text = body, None
-    for match in _INPUT.finditer(body):
-        head, tail = body[: match.start()].strip(), body[match.end() :].strip()
-        if _parses(tail) and (not head or _parses(head)):
-            ctor_text, input_text = head, tail
-            break
-    ctor = None
-    if ctor_text:
-        if not _parses(ctor_text):
-            return None
-        ctor = ast.parse(ctor_text, mode="eval").body
-    inputs = _input_specs(ast.parse(input_text, mode="eval").body, input_text) if input_text else None
-    return ProbeComment(line, ctor, ctor_text, inputs)
-
-
-def _parses(text: str) -> bool:
-    try:
-        ast.parse(text, mode="eval")
-    except SyntaxError:
-        return False
-    return True
-
-
-def _int_tuple(node: ast.expr) -> list[int] | None:
-    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
-        return [node.value]
-    if isinstance(node, (ast.Tuple, ast.List)) and node.elts:
-        values = []
-        for elt in node.elts:
-            if not (
-                isinstance(elt, ast.Constant)
-                and isinstance(elt.value, int)
-                and not isinstance(elt.value, bool)
-            ):
-                return None
-            values.append(elt.value)
-        return values
-    return None
-
-
-def _one_spec(node: ast.expr) -> dict:
-    shape = _int_tuple(node)
-    if shape is not None and not isinstance(node, ast.Constant):
-        return {"kind": "shape", "shape": shape}
-    if (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id in ("long", "int", "index")
-    ):
-        dims = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, int)]
-        high = 10
-        for kw in node.keywords:
-            if kw.arg == "high" and isinstance(kw.value, ast.Constant):
-                high = kw.value.value
-        return {"kind": "long", "shape": dims, "high": high}
-    if isinstance(node, ast.Constant):
-        return {"kind": "value", "value": node.value}
-    return {"kind": "expr", "expr": ast.unparse(node)}
-
-
-def _input_specs(node: ast.expr, text: str) -> list[dict]:
-    if _int_tuple(node) is not None and not isinstance(node, ast.Constant):
-        return [_one_spec(node)]  # (4, 20): one tensor
-    if isinstance(node, (ast.Tuple, ast.List)):
-        return [_one_spec(elt) for elt in node.elts]  # [(4, 20), (4, 3)]: several inputs
-    return [_one_spec(node)]
 
 
 # -- usage in the file -----------------------------------------------------------------------------------
@@ -352,7 +237,7 @@ def _is_main_guard(stmt: ast.stmt) -> bool:
     )
 
 
-def _usage_line(call: ast.AST) -> str:
+def _usage_line(call: ast.expr) -> str:
     return f"line {call.lineno}"
 
 
@@ -542,7 +427,7 @@ def _plan_function(target: Target, comment: ProbeComment | None, scopes: _Scopes
     positional = forward.args.posonlyargs + forward.args.args
     required = params[: len(params) - n_defaults] if n_defaults else params
     non_grad = _backward_none_positions(methods.get("backward"), len(params))
-    specs = []
+    specs: list[dict] = []
     for index, arg in enumerate(required):
         annotation = ast.unparse(arg.annotation) if arg.annotation is not None else ""
         if annotation in ("float",):
@@ -597,6 +482,6 @@ def backward_return_element(cls: ast.ClassDef, methods: dict, index: int | None)
     value = returns[0].value
     if index is not None and isinstance(value, ast.Tuple) and 0 <= index < len(value.elts):
         return value.elts[index]
-    if index == 0 and not isinstance(value, ast.Tuple):
+    if index == 0 and value is not None and not isinstance(value, ast.Tuple):
         return value
     return returns[0]

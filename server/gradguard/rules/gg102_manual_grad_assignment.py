@@ -7,8 +7,8 @@ from typing import Iterator
 
 from gradguard.engine.finding import Finding
 from gradguard.engine.index import AttributeInfo, FunctionNode, Unit, self_attribute, self_name
-from gradguard.engine.rule import Invalid, Rule, Valid
-from gradguard.rules.gg101_fake_backward import fake_backward_methods
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
+from gradguard.engine.rule_helpers import fake_backward_methods
 
 _PARAMETER_KINDS = ("parameter", "grad_tensor")
 _PARAMETER_ITERATORS = {"parameters", "named_parameters"}
@@ -26,7 +26,7 @@ class ManualGradAssignment(Rule):
         "`loss.backward()` already stores each parameter's gradient in `.grad`: a value assigned before it "
         "gets autograd's gradient added on top, one assigned after it replaces the correct gradient."
     )
-    message = (
+    message = Message(
         "Hand-computed gradient assigned to `{target}`\n"
         "Autograd already computes it in `loss.backward()`{where}."
     )

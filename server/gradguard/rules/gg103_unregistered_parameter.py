@@ -12,7 +12,7 @@ from gradguard.engine.index import Unit, self_name
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.values import DICT, LIST, MODULE, PARAMETER, TUPLE, YES
 from gradguard.engine.queries import node_text
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Rule, Valid, Message
 from gradguard.engine.semantic import is_param_free_layer
 
 # `requires_grad`, a container display/comprehension, or a container being filled
@@ -37,7 +37,7 @@ class UnregisteredParameter(Rule):
         "`nn.Module` registers only parameters, modules and buffers: a plain tensor or a Python list of "
         "layers is missing from `model.parameters()` and `state_dict()`, so the optimizer never updates it."
     )
-    message = "`self.{attr}` is not registered with the module"
+    message = Message("`self.{attr}` is not registered with the module")
     explanation = """
     `nn.Module` registers what you assign to `self.x` only when it is an
     `nn.Parameter`, an `nn.Module`, or a buffer (`register_buffer`). Anything else is a

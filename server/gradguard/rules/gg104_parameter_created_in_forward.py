@@ -10,7 +10,7 @@ from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import insert_after_statement, replace_node
 from gradguard.engine.index import Unit, is_false, keyword, self_attribute, self_name, walk
 from gradguard.engine.queries import node_text
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 
 # torch.nn layers that own parameters (by default).
 LAYERS_WITH_PARAMETERS = frozenset(
@@ -68,7 +68,7 @@ class ParameterCreatedInForward(Rule):
         "A layer built inside `forward` gets fresh random weights on every call and is not among the "
         "parameters the optimizer updates, so that part of the model never learns."
     )
-    message = "`{ctor}` is created inside `forward`: new random weights on every call, never trained"
+    message = Message("`{ctor}` is created inside `forward`: new random weights on every call, never trained")
     explanation = """
     Constructing `nn.Linear(...)`, `nn.Conv2d(...)`, `nn.LayerNorm(...)`,
     `nn.Parameter(...)` ... inside `forward` builds fresh, randomly initialised weights on

@@ -8,9 +8,9 @@ from typing import Iterator
 from gradguard.engine.finding import Finding, Severity
 from gradguard.engine.index import AttributeInfo, FunctionNode, Unit, self_attribute, self_name
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
+from gradguard.engine.rule_helpers import fake_backward_methods
 from gradguard.engine.values import NO
-from gradguard.rules.gg101_fake_backward import fake_backward_methods
 
 # Tensor methods and attributes whose result is not a tensor (or not part of the graph).
 
@@ -26,7 +26,7 @@ class TensorStashedOnSelf(Rule):
         "Autograd never calls the module's `backward` and already saves what its own formulas need; the "
         "attribute only keeps the batch's tensor (and its graph) alive until the next call."
     )
-    message = (
+    message = Message(
         "`self.{attr}` keeps a tensor from `forward` for `{method}`, which autograd never calls\n"
         "It stays referenced (with the graph that produced it) until the next forward."
     )

@@ -18,54 +18,12 @@ from gradguard.engine.index import (
 from gradguard.engine.inplace import LEAF, LEAF_ERROR, describe_inplace, writes
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.queries import describe, in_forward, scope_text, scopes, switches_requires_grad_off
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
+from gradguard.engine.rule_helpers import AUGMENTED_OPERATORS, INPLACE_WITH_TWIN
 from gradguard.engine.values import PARAMETER
 
-# In-place methods whose out-of-place twin takes the same arguments.
-_OUT_OF_PLACE = {
-    "add_",
-    "sub_",
-    "mul_",
-    "div_",
-    "clamp_",
-    "clamp_min_",
-    "clamp_max_",
-    "clip_",
-    "pow_",
-    "abs_",
-    "neg_",
-    "exp_",
-    "log_",
-    "sqrt_",
-    "relu_",
-    "sigmoid_",
-    "tanh_",
-    "masked_fill_",
-    "lerp_",
-    "addcmul_",
-    "addcdiv_",
-    "index_add_",
-    "index_fill_",
-    "scatter_",
-    "scatter_add_",
-    "renorm_",
-    "true_divide_",
-    "square_",
-    "reciprocal_",
-    "sign_",
-    "floor_",
-    "ceil_",
-    "round_",
-}
-_OPERATORS = {
-    ast.Add: "+",
-    ast.Sub: "-",
-    ast.Mult: "*",
-    ast.Div: "/",
-    ast.FloorDiv: "//",
-    ast.Mod: "%",
-    ast.Pow: "**",
-}
+_OUT_OF_PLACE = INPLACE_WITH_TWIN
+_OPERATORS = AUGMENTED_OPERATORS
 _ATOMIC = (ast.Name, ast.Attribute, ast.Call, ast.Constant, ast.Subscript, ast.List, ast.Dict)
 _LEAF_ERROR = LEAF_ERROR
 
@@ -79,7 +37,7 @@ class InplaceOnParameter(Rule):
         "Parameters are leaf tensors that require grad: changing one in place while gradients are enabled "
         'raises "a leaf Variable that requires grad is being used in an in-place operation".'
     )
-    message = (
+    message = Message(
         "In-place {what} on {kind} `{target}` in `{method}` makes PyTorch raise\nIt raises "
         '"{error}" whenever this runs with gradients enabled{hint}.'
     )
@@ -437,7 +395,7 @@ class InplaceOnParameter(Rule):
                     message = self._DATA.format(target=target, method=getattr(func, "name", "forward"))
                     yield self.finding(unit, event.node, message)
 
-    _DATA = (
+    _DATA = Message(
         "`{target}.data` is replaced in `{method}`, overwriting the optimizer's updates\nThe update of "
         "`{target}` is lost on every forward pass unless something copies it back, and autograd never sees "
         "the assignment."

@@ -10,7 +10,7 @@ from gradguard.engine.fixes import masked_write_rewrite, replace_node
 from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.inplace import OTHER, SAVED, callers_tensor, local_tensor, masked_writes, saved_op_text
 from gradguard.engine.queries import calls_backward
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 
 
 class MaskedAssignment(Rule):
@@ -23,18 +23,20 @@ class MaskedAssignment(Rule):
         "out of place."
     )
     severity = Severity.ERROR
-    message = "In-place masked assignment to `{name}`; use an out-of-place `{suggestion}`"  # docs only
-    _SAVED = (
+    message = Message(
+        "In-place masked assignment to `{name}`; use an out-of-place `{suggestion}`"
+    )  # docs only
+    _SAVED = Message(
         "In-place masked assignment to `{name}`, the output of `{op}` saved for backward\n"
         'Backward raises "one of the variables needed for gradient computation has been modified by an '
         'inplace operation"; use an out-of-place `{suggestion}`.'
     )
-    _SAVED_INPUT = (
+    _SAVED_INPUT = Message(
         "In-place masked assignment to `{name}` after `{op}` saved it for backward\nBackward raises "
         '"one of the variables needed for gradient computation has been modified by an inplace operation"; '
         "use an out-of-place `{suggestion}`."
     )
-    _INPUT = (
+    _INPUT = Message(
         "In-place masked assignment to `{name}`, an input of `forward`\nIt changes the caller's tensor, and "
         'raises "a leaf Variable that requires grad is being used in an in-place operation" when the input '
         "requires grad; use an out-of-place `{suggestion}`."
@@ -229,9 +231,10 @@ class MaskedAssignment(Rule):
         for write in masked_writes(unit):
             if write.masked is None:
                 continue
-            template = self._template(unit, write)
-            if template is None:
+            chosen = self._template(unit, write)
+            if chosen is None:
                 continue
+            template, known = chosen
             target, name = write.masked
             statement = write.event.statement
             value = statement.value  # type: ignore[union-attr]
@@ -243,11 +246,12 @@ class MaskedAssignment(Rule):
                 lambda n=statement, b=build: [replace_node(unit, n, b())],
                 applicability,
             )
-            message = template.format(name=name, suggestion=suggestion)
+            message = template.format(name=name, suggestion=suggestion, **known)
             yield self.finding(unit, statement, message, fix=fix)
 
-    def _template(self, unit: Unit, write) -> str | None:
-        """The message template when the write breaks autograd (or may), else None.
+    def _template(self, unit: Unit, write) -> tuple[Message, dict[str, str]] | None:
+        """The message variant when the write breaks autograd (or may), with the parameters known
+        here (`op`), else None.
 
         Reported: a write into a tensor an op saved for backward (always raises at backward),
         and `x[x < t] = v` on `forward`'s own input (raises when the input requires grad, and
@@ -259,12 +263,10 @@ class MaskedAssignment(Rule):
             records = [r for r in write.event.saved if r.certain or (write.in_forward and r.role == "output")]
             if not records:
                 return None
-            op = saved_op_text(unit, records[0]).replace("{", "{{").replace("}", "}}")
-            if records[0].role == "output":
-                return self._SAVED.replace("{op}", op)
-            return self._SAVED_INPUT.replace("{op}", op)
+            op = saved_op_text(unit, records[0])
+            return (self._SAVED if records[0].role == "output" else self._SAVED_INPUT), {"op": op}
         if write.kind == OTHER and write.in_forward and write.event.nograd is None and callers_tensor(write):
             target, _ = write.masked
             if isinstance(target.slice, ast.Compare):
-                return self._INPUT
+                return self._INPUT, {}
         return None

@@ -10,9 +10,10 @@ from gradguard.engine.fixes import alone_on_its_lines, next_statement, torch_nam
 from gradguard.engine.index import Unit
 from gradguard.engine.inplace import LEAF, describe_inplace, writes
 from gradguard.engine.queries import describe, switches_requires_grad_off
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
+from gradguard.engine.rule_helpers import AUGMENTED_OPERATORS as _OPERATORS
+from gradguard.engine.rule_helpers import INPLACE_WITH_TWIN as _OUT_OF_PLACE
 from gradguard.engine.values import PARAMETER
-from gradguard.rules.gg201_inplace_on_parameter import _OPERATORS, _OUT_OF_PLACE
 
 # Re-initialisations: wrapping them in no_grad is exactly what anyone means.
 _REINIT = {"zero_", "fill_", "uniform_", "normal_", "random_", "bernoulli_", "exponential_", "geometric_"}
@@ -31,7 +32,7 @@ class InplaceOnLeaf(Rule):
         "A tensor created with `requires_grad=True` is a leaf: changing it in place while gradients are "
         'enabled raises "a leaf Variable that requires grad is being used in an in-place operation".'
     )
-    message = (
+    message = Message(
         "In-place {what} on `{name}`, {origin} (line {line})\nPyTorch raises "
         '"{error}"; to update the leaf, do it under `with torch.no_grad():`; '
         "if the change should be differentiated, write {alternative}."

@@ -11,7 +11,7 @@ from gradguard.engine.fixes import insert_before_statement, replace_node
 from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.inplace import MULTI_VIEW, SAVED, saved_op_text, writes
 from gradguard.engine.queries import calls_backward, describe
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.values import CONTAINER, NO
 
 # in-place method -> out-of-place method with the same arguments
@@ -87,7 +87,7 @@ class InplaceOnSavedOutput(Rule):
         'gradient computation has been modified by an inplace operation".'
     )
     severity = Severity.ERROR
-    message = "In-place write into `{name}`, the output of `{op}` that backward needs"
+    message = Message("In-place write into `{name}`, the output of `{op}` that backward needs")
     explanation = """
     Some ops compute their gradient from their own *output*, so autograd saves the
     output tensor: `sigmoid`, `tanh`, `exp`, `exp2`, `expm1`, `relu`, `softmax`,

@@ -9,7 +9,7 @@ from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import masked_write_rewrite, replace_node
 from gradguard.engine.index import Unit
 from gradguard.engine.inplace import OTHER, callers_tensor, local_tensor, masked_writes
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.values import MAYBE, YES
 
 
@@ -20,7 +20,7 @@ class ThresholdMaskedWrite(Rule):
     summary = (
         "A masked in-place write (`h[h < 0] = 0`) on a tensor the model computes; use the out-of-place form."
     )
-    message = (
+    message = Message(
         "`{name}[...] = ...` writes into `{name}` in place\n`{suggestion}` computes the same out of place."
     )
     why = (

@@ -11,7 +11,7 @@ from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.inplace import BUFFER, from_input, writes
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.queries import describe, in_forward, scope_text, scopes
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.values import BUFFER as BUFFER_KIND
 from gradguard.engine.values import MAYBE, YES
 
@@ -22,7 +22,9 @@ class BufferUpdatedFromGraph(Rule):
     needs_class = "module"
     triggers = ("running", "register_buffer", "buffer", "BatchNorm", "Norm")
     summary = "A registered buffer updated from values that require grad: the buffer keeps their graph."
-    message = "Buffer `{name}` is updated from values that require grad\nIt keeps their autograd graph"
+    message = Message(
+        "Buffer `{name}` is updated from values that require grad\nIt keeps their autograd graph"
+    )
     why = (
         "The update is recorded in the autograd graph, so the buffer holds every step's graph: memory grows, "
         "`copy.deepcopy(model)` fails, and a later backward through it raises."

@@ -10,7 +10,7 @@ from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import replace_node
 from gradguard.engine.index import ModuleContext, Unit, keyword
 from gradguard.engine.queries import backward_events, dead_terms, describe, scope_text, unit_contains
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.values import DATA, DETACH, ITEM, NUMPY_CUT, REWRAP
 
 _CUT_TEXT = re.compile(r"detach|\.data\b|\.item\(|\.tolist\(|\.numpy\(|tensor\(|float\(|from_numpy")
@@ -24,7 +24,7 @@ class DetachedLoss(Rule):
         "A value from `.detach()`, `.item()`, `.data` and the like is not tracked by autograd, so a loss "
         "computed only from it sends no gradient to the model."
     )
-    message = "`{cut}` cuts the graph, and `{loss}` reaches the model only through it"
+    message = Message("`{cut}` cuts the graph, and `{loss}` reaches the model only through it")
     explanation = """
     `.detach()`, `.data`, `.item()`, `.tolist()`, `.numpy()`, `float(...)`, and copying a
     tensor into a new one with `torch.tensor(...)` all give a value that autograd does

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from gradguard.engine.finding import Finding, Severity
 from gradguard.engine.index import Unit
 from gradguard.engine.queries import backward_events, describe
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.values import NO_GRAD
 
 
@@ -22,7 +22,7 @@ class BackwardUnderNoGrad(Rule):
         '"element 0 of tensors does not require grad and does not have a grad_fn".'
     )
     severity = Severity.ERROR
-    message = "`{loss}` was computed under `{context}`; it does not require grad"
+    message = Message("`{loss}` was computed under `{context}`; it does not require grad")
     explanation = """
     Inside `with torch.no_grad():` (and `torch.inference_mode()`,
     `torch.set_grad_enabled(False)`, or a function decorated with `@torch.no_grad()`)

@@ -11,7 +11,7 @@ from gradguard.engine.values import NONDIFF, ZERO_GRAD
 _VALUES_AND_INDICES = {"max", "min", "topk", "sort", "kthvalue", "mode", "median", "cummax", "cummin"}
 from gradguard.engine.finding import Finding
 from gradguard.engine.index import Unit
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 
 
 class NonDifferentiableOp(Rule):
@@ -23,7 +23,7 @@ class NonDifferentiableOp(Rule):
         "`argmax`, comparisons and integer casts have no gradient, and `round`/`floor`/`sign` have a zero "
         "one: a loss that reaches the model only through them cannot train it."
     )
-    message = "`{op}` has no useful gradient, and the loss reaches the model only through it"
+    message = Message("`{op}` has no useful gradient, and the loss reaches the model only through it")
     explanation = """
     Some ops have no gradient, or a gradient that is zero everywhere it exists:
 

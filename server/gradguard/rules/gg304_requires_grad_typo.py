@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from gradguard.engine.finding import Applicability, Finding, TextEdit
 from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.queries import unit_text
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 
 TYPOS = frozenset(
     {
@@ -42,7 +42,7 @@ class RequiresGradTypo(Rule):
         "A misspelled `requires_grad` either silently creates a new attribute (the real flag does not change)"
         " or raises a `TypeError` or `AttributeError`."
     )
-    message = "`{typo}` is not `requires_grad`"
+    message = Message("`{typo}` is not `requires_grad`")
     explanation = """
     The attribute and keyword are spelled `requires_grad`. A misspelling fails in
     different ways:

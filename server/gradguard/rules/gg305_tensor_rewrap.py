@@ -10,7 +10,7 @@ from gradguard.engine.fixes import replace_node, torch_name
 from gradguard.engine.index import Unit, is_true, keyword
 from gradguard.engine.interpreter import DTYPES, REWRAP_CALL
 from gradguard.engine.queries import describe, flows
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.values import (
     BOOL,
     BUFFER,
@@ -42,7 +42,7 @@ class TensorRewrap(Rule):
         "`torch.tensor(...)` copies its data into a new leaf tensor without history, so no gradient flows "
         "back through the copy to the tensors it was made from."
     )
-    message = "`{call}` copies tracked tensors into a new tensor that does not require grad"
+    message = Message("`{call}` copies tracked tensors into a new tensor that does not require grad")
     explanation = """
     `torch.tensor(data)` always copies `data` into a brand-new leaf tensor with
     `requires_grad=False`. When `data` is a tensor (or a list of tensors) computed from

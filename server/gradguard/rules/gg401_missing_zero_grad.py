@@ -17,7 +17,7 @@ from gradguard.engine.loops import (
     loop_assigned,
     training_loops,
 )
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 
 
 class MissingZeroGrad(Rule):
@@ -31,12 +31,12 @@ class MissingZeroGrad(Rule):
         "`loss.backward()` adds to `.grad` instead of overwriting it: without `zero_grad()` every step uses "
         "the sum of all the gradients so far."
     )
-    message = (
+    message = Message(
         "Gradients are never cleared in this loop: `{optimizer}.step()` applies their running sum\nEach "
         "`backward()` adds to the `.grad` left by earlier iterations, so the step applies the sum of all "
         "gradients so far; call `{optimizer}.zero_grad()` before `backward()`."
     )
-    partial_message = (
+    partial_message = Message(
         "`{optimizer}.step()` runs every iteration but `{optimizer}`'s gradients are never cleared\nOnly "
         "other optimizers' are: each `backward()` adds to them, so the step applies the sum of all "
         "gradients so far; call `{optimizer}.zero_grad()` before `backward()`."

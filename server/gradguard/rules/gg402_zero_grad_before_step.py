@@ -9,7 +9,7 @@ from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import delete_statement, insert_before_statement, trailing_comment
 from gradguard.engine.index import Unit
 from gradguard.engine.loops import BACKWARD, STEP, ZERO, block_of, step_optimizer, training_loops
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 
 
 class ZeroGradBeforeStep(Rule):
@@ -21,7 +21,7 @@ class ZeroGradBeforeStep(Rule):
         "`zero_grad()` between `backward()` and `step()` throws this iteration's gradients away: with the "
         "default `set_to_none=True` the step skips every parameter and the model does not learn."
     )
-    message = (
+    message = Message(
         "`{call}` between `backward()` and `{optimizer}.step()` throws the gradients away\nIt clears "
         "the gradients that `backward()` just computed, so the step does not see this iteration's "
         "gradients; call it before `backward()`."
@@ -192,7 +192,7 @@ class ZeroGradBeforeStep(Rule):
         ),
     ]
 
-    micro_message = (
+    micro_message = Message(
         "`{call}` in this loop keeps only the last iteration's gradients\nIt runs on every iteration, "
         "erasing what the earlier ones accumulated, and `{optimizer}.step()` after the loop uses the last "
         "one's gradients only; clear the gradients before the loop."

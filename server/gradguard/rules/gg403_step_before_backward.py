@@ -9,7 +9,7 @@ from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import delete_statement, insert_after_statement, trailing_comment
 from gradguard.engine.index import Unit
 from gradguard.engine.loops import BACKWARD, STEP, block_of, training_loops
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 
 
 class StepBeforeBackward(Rule):
@@ -21,7 +21,7 @@ class StepBeforeBackward(Rule):
         "`optimizer.step()` uses `.grad` as it is when the step runs, so a step before `backward()` applies "
         "the previous iteration's gradients (or none at all)."
     )
-    message = (
+    message = Message(
         "`{optimizer}.step()` runs before `backward()` in this iteration\nIt cannot use this "
         "iteration's gradients; call `backward()` first."
     )

@@ -28,7 +28,7 @@ from gradguard.engine.index import (
 from gradguard.engine.interpreter import ATTRIBUTE_STORE, BACKWARD, has_graph
 from gradguard.engine.loops import enclosing_loop
 from gradguard.engine.queries import backward_events, trained_roots, unit_contains
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.values import YES
 
 _ERROR = "Trying to backward through the graph a second time"
@@ -57,12 +57,12 @@ class BackwardTwice(Rule):
         'the graph raises "Trying to backward through the graph a second time".'
     )
     severity = Severity.ERROR
-    message = (
+    message = Message(
         "`{second}` backpropagates again through `{shared}`, whose graph `{first}` already freed\n"
         f'PyTorch raises "{_ERROR}". Pass `retain_graph=True` to the first call, or call `backward()` '
         "once on the sum of the losses."
     )
-    loop_message = (
+    loop_message = Message(
         "`{shared}` is computed once, before the loop, but `{call}` backpropagates through it every time\n"
         f'The second iteration raises "{_ERROR}". Compute `{{shared}}` inside the loop.'
     )
@@ -429,7 +429,7 @@ class BackwardTwice(Rule):
         ),
     ]
 
-    attribute_message = (
+    attribute_message = Message(
         "`self.{attr}` keeps this forward pass's graph, and the next forward feeds it back in\nThe next "
         f'`backward()` goes through the freed graph and raises "{_ERROR}". Store `.detach()`ed state (or reset '
         "it before each batch)."
@@ -497,7 +497,7 @@ class BackwardTwice(Rule):
                     )
                 yield self.finding(unit, call, message, fix=fix)
 
-    carried_message = (
+    carried_message = Message(
         "`{shared}` is carried to the next iteration with its graph, and `{call}` backpropagates through it\n"
         f'The second iteration goes through the previous iteration\'s graph again and raises "{_ERROR}". '
         "Detach it once it is computed (`{shared} = {shared}.detach()`), so that each iteration "

@@ -11,7 +11,7 @@ from gradguard.engine.index import Unit, dotted_name
 from gradguard.engine.interpreter import BACKWARD, has_graph
 from gradguard.engine.loops import enclosing_loop
 from gradguard.engine.queries import certainly_tracked, flows
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 
 DETACHING = {"detach", "item", "tolist", "numpy", "detach_", "requires_grad_"}
 
@@ -46,7 +46,7 @@ class LossAccumulatedWithGraph(Rule):
         "A loss tensor still references its autograd graph: adding it to a running total keeps every "
         "iteration's graph alive, so memory use grows every step."
     )
-    message = (
+    message = Message(
         "`{target} += {loss}` keeps every iteration's autograd graph alive\nIt adds the loss tensor itself, "
         "so `{target}` stays attached to the graph of every iteration and memory grows with each step; "
         "accumulate `{loss}.item()`."
@@ -303,7 +303,7 @@ class LossAccumulatedWithGraph(Rule):
             template = self.append_message if isinstance(node, ast.Expr) else self.message
             yield self.finding(unit, node, template.format(target=total, loss=_short(what)), fix=fix)
 
-    append_message = (
+    append_message = Message(
         "`{target}` collects `{loss}` with its autograd graph on every iteration\nEach iteration's graph stays "
         "in memory; append `{loss}.detach()` (or `.item()`) instead."
     )

@@ -10,7 +10,7 @@ from gradguard.engine import shape_report
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.queries import unit_contains
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.symshape import Shape
 from gradguard.rules import _shape_fixes as fixes
 
@@ -43,7 +43,7 @@ class LinearShapeMismatch(Rule):
     )
     severity = Severity.ERROR
     fix_applicability = Applicability.SAFE
-    message = "`{callee}` expects {expected} {what} but gets an input of shape {shape}"
+    message = Message("`{callee}` expects {expected} {what} but gets an input of shape {shape}")
     explanation = """
     A layer's weights are sized by its constructor: `nn.Linear(in_features, out)`
     multiplies the **last** dimension of its input by an `(out, in_features)` weight,

@@ -9,7 +9,7 @@ from gradguard.engine import shape_report
 from gradguard.engine import symshape as ss
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.index import ModuleContext, Unit
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.symshape import Shape
 from gradguard.rules import _shape_fixes as fixes
 
@@ -22,7 +22,7 @@ class MatmulShapeMismatch(Rule):
         "A matrix product needs the left operand's last dimension to equal the right operand's second-to-last"
         " one; with these shapes the call always raises."
     )
-    message = "`{op}` multiplies {left} by {right}: the inner dimensions {a} and {b} differ"
+    message = Message("`{op}` multiplies {left} by {right}: the inner dimensions {a} and {b} differ")
     explanation = """
     A matrix product needs the last dimension of the left operand to equal the
     second-to-last dimension of the right one (`(n, k) @ (k, m)`). When both shapes

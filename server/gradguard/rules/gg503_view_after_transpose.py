@@ -11,7 +11,7 @@ from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.index import Unit
 from gradguard.engine.interpreter import Flow
 from gradguard.engine.queries import unit_text
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.symshape import Shape
 
 _ERROR = "view size is not compatible with input tensor's size and stride"
@@ -28,7 +28,7 @@ class ViewAfterTranspose(Rule):
         "After `transpose`/`permute` the memory is not laid out for the merged shape, so `.view()` raises; "
         "`.reshape()` gives the same values and gradients."
     )
-    message = "`.view(...)` merges dimensions that `{op}` made non-contiguous; use `.reshape(...)`"
+    message = Message("`.view(...)` merges dimensions that `{op}` made non-contiguous; use `.reshape(...)`")
     detail = (
         f'PyTorch raises "{_ERROR} (at least one dimension spans across two contiguous subspaces)"; '
         "`.reshape(...)` gives the same values and gradients (it copies only when it must)."

@@ -9,7 +9,7 @@ from gradguard.engine import shape_report
 from gradguard.engine.finding import Applicability, Finding, Fix, Severity
 from gradguard.engine.fixes import replace_node, torch_name
 from gradguard.engine.index import ModuleContext, Unit, dotted_name
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 
 # layer -> the error PyTorch raises for a float64 input (checked with torch 2.13)
 _LAYER_ERRORS = {
@@ -32,8 +32,10 @@ class DtypeMismatch(Rule):
         "Layers and matrix products do not promote dtypes: a float64 input meeting float32 weights raises "
         '"mat1 and mat2 must have the same dtype".'
     )
-    message = "`{arg}` is float64 but `{callee}` has float32 weights; convert it with `.float()`"
-    matmul_message = "`{op}` multiplies a float64 and a float32 tensor; convert `{arg}` with `.float()`"
+    message = Message("`{arg}` is float64 but `{callee}` has float32 weights; convert it with `.float()`")
+    matmul_message = Message(
+        "`{op}` multiplies a float64 and a float32 tensor; convert `{arg}` with `.float()`"
+    )
     explanation = """
     Layers are created with float32 parameters, and matrix products do not promote
     dtypes: a float64 ("double") input makes them raise, e.g.

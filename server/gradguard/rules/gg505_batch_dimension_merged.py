@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from gradguard.engine import shape_report
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.index import Unit
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 
 
 class BatchDimensionMerged(Rule):
@@ -25,7 +25,7 @@ class BatchDimensionMerged(Rule):
     )
     severity = Severity.ERROR
     fix_applicability = Applicability.UNSAFE
-    message = "`{view}` merges the batch dimension ({batch}): {before} becomes {after}"
+    message = Message("`{view}` merges the batch dimension ({batch}): {before} becomes {after}")
     explanation = """
     The first dimension of a batch is the samples. A reshape that changes it — `x.view(1,
     -1)` (all samples into one row), `x.view(-1, C, H, W)` on a `(N, C, T, H, W)` clip (the

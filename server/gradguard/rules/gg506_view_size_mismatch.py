@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from gradguard.engine import shape_report
 from gradguard.engine.finding import Finding, Severity
 from gradguard.engine.index import Unit
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.symshape import Shape
 
 
@@ -21,7 +21,7 @@ class ViewSizeMismatch(Rule):
         "cannot make them match) the call raises."
     )
     severity = Severity.ERROR
-    message = "`{expr}` cannot reshape {shape} ({numel} elements) to that size"
+    message = Message("`{expr}` cannot reshape {shape} ({numel} elements) to that size")
     explanation = """
     `x.view(*sizes)` / `x.reshape(*sizes)` return the same elements in another shape, so
     the sizes must multiply to `x.numel()`; a single `-1` is computed from the others and

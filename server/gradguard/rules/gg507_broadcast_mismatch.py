@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from gradguard.engine import shape_report
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.index import ModuleContext, Unit
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.rules import _shape_fixes as fixes
 
 
@@ -25,8 +25,8 @@ class BroadcastMismatch(Rule):
     )
     severity = Severity.WARNING
     fix_applicability = Applicability.SAFE
-    message = "`{expr}`: shapes {a} and {b} do not broadcast"
-    loss_message = "`{expr}` compares {a} with {b}: they broadcast to {c} (every pair)"
+    message = Message("`{expr}`: shapes {a} and {b} do not broadcast")
+    loss_message = Message("`{expr}` compares {a} with {b}: they broadcast to {c} (every pair)")
     explanation = """
     Element-wise ops broadcast: shapes are aligned from the right, and a dimension of
     size 1 (or a missing one) is stretched to the other's size. Any other pair of sizes

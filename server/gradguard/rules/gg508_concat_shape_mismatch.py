@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from gradguard.engine import shape_report
 from gradguard.engine.finding import Finding, Severity
 from gradguard.engine.index import Unit
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 
 
 class ConcatShapeMismatch(Rule):
@@ -20,7 +20,7 @@ class ConcatShapeMismatch(Rule):
         "otherwise the call raises."
     )
     severity = Severity.ERROR
-    message = "`{expr}` joins tensors of shapes {shapes} that differ outside the joined dimension"
+    message = Message("`{expr}` joins tensors of shapes {shapes} that differ outside the joined dimension")
     explanation = """
     `torch.cat(tensors, dim)` concatenates along `dim`: every other dimension must have the
     same size. `torch.stack` adds a new dimension and needs identical shapes. Otherwise:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from gradguard.engine import shape_report
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.index import ModuleContext, Unit
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.rules import _shape_fixes as fixes
 
 
@@ -25,9 +25,11 @@ class CrossEntropyMisuse(Rule):
     )
     severity = Severity.WARNING
     fix_applicability = Applicability.SAFE
-    softmax_message = "`{callee}` gets `softmax` probabilities (line {line}): CrossEntropyLoss wants logits"
-    target_message = "`{callee}`: {error}"
-    dtype_message = "`{callee}` takes class indices as its target, which must be int64, not {dtype}"
+    softmax_message = Message(
+        "`{callee}` gets `softmax` probabilities (line {line}): CrossEntropyLoss wants logits"
+    )
+    target_message = Message("`{callee}`: {error}")
+    dtype_message = Message("`{callee}` takes class indices as its target, which must be int64, not {dtype}")
     message = target_message
     explanation = """
     `nn.CrossEntropyLoss` / `F.cross_entropy` compute `log_softmax` of their input and the

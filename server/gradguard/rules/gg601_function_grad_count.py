@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import insert_after_statement, replace_node
 from gradguard.engine.index import Unit
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.values import NONE, TUPLE
 
 _ERROR = "returned an incorrect number of gradients"
@@ -59,7 +59,7 @@ class FunctionGradCount(Rule):
         ' backward pass raise "returned an incorrect number of gradients".'
     )
     severity = Severity.ERROR
-    message = (
+    message = Message(
         "`{cls}.backward` returns {got} value(s) but `forward` takes {expected} input(s) after `ctx`\n"
         'PyTorch raises "function {cls}Backward returned an incorrect number of gradients (expected '
         '{expected}, got {got})".'

@@ -10,7 +10,7 @@ from gradguard.engine.fixes import replace_node
 from gradguard.engine.index import KIND_FUNCTION, ModuleContext, Unit, statement_start_line
 from gradguard.engine.interpreter import FUNCTION_INSTANCE_CALL
 from gradguard.engine.queries import describe, flows
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 
 _LEGACY = "Legacy autograd function with non-static forward method is deprecated"
 
@@ -23,16 +23,16 @@ class FunctionMisuse(Rule):
         "A `torch.autograd.Function` is used through `Fn.apply(...)` with static `forward` and `backward`: "
         "calling an instance raises, and calling `forward` directly bypasses your `backward`."
     )
-    message = "Use `{cls}.apply(...)`"
-    instance_message = (
+    message = Message("Use `{cls}.apply(...)`")
+    instance_message = Message(
         "`{cls}()(...)` calls an instance of an autograd Function; call `{cls}.apply(...)`\nPyTorch raises "
         f'"{_LEGACY}".'
     )
-    direct_message = (
+    direct_message = Message(
         "`{cls}.{method}(...)` calls the method directly; call `{cls}.apply(...)`\nAutograd never records "
         "`{cls}Backward`, so your `backward` is not used."
     )
-    static_message = (
+    static_message = Message(
         "`{cls}.{method}` should be a `@staticmethod`\nAutograd calls it on the class with the ctx as first "
         "argument (so `{arg}` is the ctx, not an instance), and instances cannot be called."
     )
@@ -354,7 +354,7 @@ class FunctionMisuse(Rule):
                 message = self.held_message.format(cls=cls_name, name=describe(unit, call.func))
                 yield self.finding(unit, call, message, fix=fix)
 
-    held_message = (
+    held_message = Message(
         "`{name}` holds an instance of the autograd Function `{cls}`; call `{cls}.apply(...)`\nCalling it "
         f'raises "{_LEGACY}".'
     )

@@ -9,7 +9,7 @@ from gradguard.engine.finding import Applicability, Finding, TextEdit
 from gradguard.engine.fixes import delete_statement, replace_node
 from gradguard.engine.index import Unit
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
-from gradguard.engine.rule import Invalid, Rule, Valid
+from gradguard.engine.rule import Invalid, Message, Rule, Valid
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 # methods that only tensors have (so the receiver is a tensor input)
@@ -81,7 +81,7 @@ class CtxAttributeTensor(Rule):
         "A tensor kept as a `ctx` attribute escapes autograd's in-place check (backward silently uses "
         "modified values), and an output stored there leaks memory; `ctx.save_for_backward` does neither."
     )
-    message = (
+    message = Message(
         "`{ctx}.{attr} = {value}` stores the {role} tensor on ctx instead of `save_for_backward`\nAutograd "
         "cannot check it for in-place changes (backward silently uses the modified values){leak}; use "
         "`{ctx}.save_for_backward({value})` and `{ctx}.saved_tensors`."
@@ -352,7 +352,12 @@ def _fix_edits(unit, forward, backward, ctx, stored, body) -> list[TextEdit] | N
             return None  # conditional stores: keep it manual
     edits = [delete_statement(unit, node) for node, _, _, _ in stored[:-1]]
     edits.append(replace_node(unit, last, f"{ctx}.save_for_backward({', '.join(names)})"))
-    # backward: read them back once, at the top
+    backward_edits = _backward_edits(unit, backward, attrs)
+    return None if backward_edits is None else edits + backward_edits
+
+
+def _backward_edits(unit, backward, attrs: list[str]) -> list[TextEdit] | None:
+    """backward: read the saved tensors back once, at the top, under the attributes' names."""
     bparams = backward.args.posonlyargs + backward.args.args
     if not bparams or not backward.body:
         return None
@@ -361,12 +366,15 @@ def _fix_edits(unit, forward, backward, ctx, stored, body) -> list[TextEdit] | N
     reads = []
     drop = []
     for node in bbody:
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == bctx:
-            if node.attr in attrs:
-                if not isinstance(node.ctx, ast.Load):
-                    return None
-                reads.append(node)
-    local_names = {n.id for n in bbody if isinstance(n, ast.Name)} | {a.arg for a in bparams}
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == bctx
+            and node.attr in attrs
+        ):
+            if not isinstance(node.ctx, ast.Load):
+                return None
+            reads.append(node)
     for node in bbody:
         # `x = ctx.x` where the local name equals the attribute: drop the line
         if (
@@ -379,7 +387,6 @@ def _fix_edits(unit, forward, backward, ctx, stored, body) -> list[TextEdit] | N
             and isinstance(unit.parent(node), (ast.FunctionDef, ast.AsyncFunctionDef))
         ):
             drop.append(node)
-    dropped_reads = {id(n.value) for n in drop}
     dropped_targets = {id(n.targets[0]) for n in drop}
     for attr in attrs:
         clash = [
@@ -388,6 +395,14 @@ def _fix_edits(unit, forward, backward, ctx, stored, body) -> list[TextEdit] | N
         bound_elsewhere = [n for n in clash if not isinstance(n.ctx, ast.Load)]
         if bound_elsewhere or (clash and not any(d.targets[0].id == attr for d in drop)):
             return None
+    return _unpack_saved(unit, backward, bctx, attrs, reads, drop)
+
+
+def _unpack_saved(unit, backward, bctx: str, attrs: list[str], reads: list, drop: list) -> list[TextEdit]:
+    """`a, b = ctx.saved_tensors` above backward's first statement (in place of a dropped `a = ctx.a`
+    there), the other dropped reads deleted and each remaining `ctx.a` read as `a`."""
+    dropped_reads = {id(n.value) for n in drop}
+    edits = []
     first_stmt = backward.body[0]
     if (
         isinstance(first_stmt, ast.Expr)
@@ -409,5 +424,4 @@ def _fix_edits(unit, forward, backward, ctx, stored, body) -> list[TextEdit] | N
         edits.append(TextEdit(line, 1, line, 1, header))
     edits += [delete_statement(unit, d) for d in drop]
     edits += [replace_node(unit, r, r.attr) for r in reads if id(r) not in dropped_reads]
-    del local_names
     return edits

@@ -1,0 +1,138 @@
+"""Helpers shared by more than one rule (a rule imports only the engine, never another rule)."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from gradguard.engine.index import FunctionNode, Unit
+
+# In-place tensor methods whose out-of-place twin takes the same arguments (GG201, GG203).
+INPLACE_WITH_TWIN = {
+    "add_",
+    "sub_",
+    "mul_",
+    "div_",
+    "clamp_",
+    "clamp_min_",
+    "clamp_max_",
+    "clip_",
+    "pow_",
+    "abs_",
+    "neg_",
+    "exp_",
+    "log_",
+    "sqrt_",
+    "relu_",
+    "sigmoid_",
+    "tanh_",
+    "masked_fill_",
+    "lerp_",
+    "addcmul_",
+    "addcdiv_",
+    "index_add_",
+    "index_fill_",
+    "scatter_",
+    "scatter_add_",
+    "renorm_",
+    "true_divide_",
+    "square_",
+    "reciprocal_",
+    "sign_",
+    "floor_",
+    "ceil_",
+    "round_",
+}
+AUGMENTED_OPERATORS: dict[type[ast.operator], str] = {
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+    ast.Pow: "**",
+}
+
+# `mm_backward`, `linear_backward`, `mmBackward`, `customBackward`
+_BACKWARD_NAME = re.compile(r"^(?:backward|\w+_backward|[a-z]\w*Backward)$")
+# Parameter names that carry an upstream gradient.
+_GRAD_ARG = re.compile(r"grad|^(?:dout|d_out|dy|dz|delta|upstream|top_diff|dl_dy|dloss)$", re.I)
+# Calls inside the method that mean it hands the work to autograd (a training helper).
+_DELEGATING = {"backward", "manual_backward", "grad"}
+
+
+def fake_backward_methods(unit: Unit, cls: ast.ClassDef) -> list[FunctionNode]:
+    """The methods of module class `cls` that look like a hand-written backward pass
+    and that autograd never calls (GG101; GG102 and GG105 leave these methods to it)."""
+    if _is_lightning(unit, cls):
+        return []
+    methods = unit.methods(cls)
+    candidates = [m for name, m in methods.items() if _BACKWARD_NAME.match(name) and _takes_gradient(m)]
+    if not candidates:
+        return []
+    forward_names = {f.name for f in unit.methods_reachable_from(cls, "forward")}
+    found = []
+    for func in candidates:
+        if func.name in forward_names:  # forward itself calls it: a helper, e.g. a reverse-direction RNN pass
+            continue
+        if _delegates_to_autograd(func):
+            continue
+        if _referenced_elsewhere(unit, func.name):
+            continue
+        found.append(func)
+    return found
+
+
+def _is_lightning(unit: Unit, cls: ast.ClassDef) -> bool:
+    """A base class from a framework defines `backward` and calls overrides of it
+    (Lightning's `LightningModule.backward(loss)`): found by the module context, from the
+    framework's source when the project resolver can read it."""
+    summary = unit.module.classes.get(cls.name)
+    return summary is not None and summary.backward_hook is not None
+
+
+def _takes_gradient(func: FunctionNode) -> bool:
+    args = func.args
+    params = [a.arg for a in args.posonlyargs + args.args][1:] + [a.arg for a in args.kwonlyargs]
+    if func.name == "backward":
+        return bool(params) or args.vararg is not None
+    return any(_GRAD_ARG.search(p) for p in params)
+
+
+def _delegates_to_autograd(func: FunctionNode) -> bool:
+    for node in ast.walk(func):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in _DELEGATING
+        ):
+            if node.func.attr == "grad" and not _is_autograd(node.func.value):
+                continue
+            return True
+    return False
+
+
+def _is_autograd(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Attribute) and node.attr == "autograd") or (
+        isinstance(node, ast.Name) and node.id == "autograd"
+    )
+
+
+def _referenced_elsewhere(unit: Unit, name: str) -> bool:
+    """Is the method passed around (`register_hook(self.mm_backward)`) or called from a
+    lambda / nested function (which may be a hook autograd does call)?"""
+    for node in unit.nodes_of(ast.Attribute):
+        if node.attr != name:  # type: ignore[attr-defined]
+            continue
+        parent = unit.parent(node)
+        if not (isinstance(parent, ast.Call) and parent.func is node):
+            return True
+        for anc in unit.ancestors(parent):
+            if isinstance(anc, ast.Lambda):
+                return True
+            if isinstance(anc, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                outer = unit.parent(anc)
+                if not isinstance(outer, ast.ClassDef) and outer is not None:
+                    return True
+                break
+    return False
