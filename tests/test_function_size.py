@@ -13,9 +13,6 @@ MAX_LINES = 80
 
 # being split on other branches now; empty this once they are merged
 ALLOWED = {
-    # the GG101 codemod (the fixes2 branch splits it)
-    "gradguard/rules/_gg101_convert_function.py::_analyse",
-    "gradguard/rules/_gg101_convert_function.py::_rewrite",
     # the value analysis (the speed branch is changing these)
     "gradguard/engine/semantic.py::Semantics.call_function",
     "gradguard/engine/semantic.py::Semantics.method_call",

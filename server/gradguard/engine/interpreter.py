@@ -860,80 +860,94 @@ class Flow:
             self._set(target.id, value, state, stmt)  # type: ignore[attr-defined]
             self.values[target] = value
         elif kind is ast.Tuple or kind is ast.List:
-            if value.kinds == SIZE:
-                value = shape_flow.unpack(self, target, value, source, state, stmt)  # type: ignore[arg-type]
-            elts = target.elts  # type: ignore[attr-defined]
-            starred = [i for i, e in enumerate(elts) if isinstance(e, ast.Starred)]
-            if (
-                isinstance(source, (ast.Tuple, ast.List))
-                and not starred
-                and len(source.elts) == len(elts)
-                and not any(isinstance(e, ast.Starred) for e in source.elts)
-            ):
-                for sub_target, sub_source in zip(elts, source.elts, strict=True):
-                    self._bind(sub_target, self.values.get(sub_source, UNKNOWN), sub_source, state, stmt)
-                return
-            items = value.items
-            if items is not None and not starred and len(items) == len(elts):
-                for sub_target, item in zip(elts, items, strict=True):
-                    self._bind(sub_target, item, None, state, stmt)
-                return
-            part = element_of(value)
-            if value.kinds == ANY and len(elts) > 1 and part.names:
-                # the items of an unknown call's result (`loss_td, batch = loss_module(batch)`): which
-                # of them shares a graph with which is not known, so none is "computed from" the
-                # names the call was given (a `backward()` through one does not free the others)
-                part = part.evolve(names=frozenset())
-            for index, sub_target in enumerate(elts):
-                if isinstance(sub_target, ast.Starred):
-                    self._bind(sub_target.value, Value(LIST, grad=NO, leaf=NO, elem=part), None, state, stmt)
-                elif items is not None and not starred and index < len(items):
-                    self._bind(sub_target, items[index], None, state, stmt)
-                else:
-                    self._bind(sub_target, part, None, state, stmt)
+            self._bind_sequence(target, value, source, state, stmt)  # type: ignore[arg-type]
         elif kind is ast.Starred:
             self._bind(target.value, value, None, state, stmt)  # type: ignore[attr-defined]
         elif kind is ast.Subscript:
-            base = self._eval(target.value, state, load=True)  # type: ignore[attr-defined]
-            self._eval(target.slice, state)  # type: ignore[attr-defined]
-            if _string_key(target.slice) and base.kinds & TENSORISH:  # type: ignore[attr-defined]
-                self._not_a_tensor(target.value, base, state)  # type: ignore[attr-defined]
-            elif base.is_tensor:
-                self._inplace(stmt, target.value, base, (value,), "setitem", state, index=target)  # type: ignore[attr-defined]
-            elif base.kinds & (LIST | DICT) and base.is_only(LIST | DICT | TUPLE):
-                if isinstance(target.value, ast.Name):  # type: ignore[attr-defined]
-                    elem = value if base.elem is None else join(base.elem, value)
-                    state.env[target.value.id] = base.evolve(elem=elem, items=None)  # type: ignore[attr-defined]
+            self._bind_subscript(target, value, state, stmt)  # type: ignore[arg-type]
         elif kind is ast.Attribute:
-            base = self._eval(target.value, state)  # type: ignore[attr-defined]
-            attr = target.attr  # type: ignore[attr-defined]
-            # what the attribute held before the store (`self.running_mean` is a buffer)
-            path = _self_path(target)
-            if path is not None and path in state.env:
-                before = state.env[path]
+            self._bind_attribute(target, value, source, state, stmt)  # type: ignore[arg-type]
+
+    def _bind_sequence(
+        self, target: ast.Tuple | ast.List, value: Value, source: ast.expr | None, state: State, stmt: ast.AST
+    ) -> None:
+        """`a, b = ...` / `[a, *rest] = ...`: item by item where the items are known."""
+        if value.kinds == SIZE:
+            value = shape_flow.unpack(self, target, value, source, state, stmt)  # type: ignore[arg-type]
+        elts = target.elts  # type: ignore[attr-defined]
+        starred = [i for i, e in enumerate(elts) if isinstance(e, ast.Starred)]
+        if (
+            isinstance(source, (ast.Tuple, ast.List))
+            and not starred
+            and len(source.elts) == len(elts)
+            and not any(isinstance(e, ast.Starred) for e in source.elts)
+        ):
+            for sub_target, sub_source in zip(elts, source.elts, strict=True):
+                self._bind(sub_target, self.values.get(sub_source, UNKNOWN), sub_source, state, stmt)
+            return
+        items = value.items
+        if items is not None and not starred and len(items) == len(elts):
+            for sub_target, item in zip(elts, items, strict=True):
+                self._bind(sub_target, item, None, state, stmt)
+            return
+        part = element_of(value)
+        if value.kinds == ANY and len(elts) > 1 and part.names:
+            # the items of an unknown call's result (`loss_td, batch = loss_module(batch)`): which
+            # of them shares a graph with which is not known, so none is "computed from" the
+            # names the call was given (a `backward()` through one does not free the others)
+            part = part.evolve(names=frozenset())
+        for index, sub_target in enumerate(elts):
+            if isinstance(sub_target, ast.Starred):
+                self._bind(sub_target.value, Value(LIST, grad=NO, leaf=NO, elem=part), None, state, stmt)
+            elif items is not None and not starred and index < len(items):
+                self._bind(sub_target, items[index], None, state, stmt)
             else:
-                before = self.semantics.attribute(self, base, target, state)  # type: ignore[arg-type]
-            self._record(
-                ATTRIBUTE_STORE, stmt, state, value, op=attr, target=target, args=(base,), data=before
-            )
-            if attr == "requires_grad" and source is not None and _literal(source) is False:
-                # `p.requires_grad = False` / `self.emb.weight.requires_grad = False`: what `p`
-                # comes from no longer trains
-                self.semantics.freeze(base)
-            holder = _holder_name(target.value)  # type: ignore[attr-defined]
-            if attr == "requires_grad" and holder is not None:
-                flag = value.kinds == BOOL and source is not None and _literal(source)
-                if base.kinds & TENSORISH and flag is not None:
-                    name = holder
-                    if flag is True:
-                        sources = base.sources | {target} if base.leaf != NO else base.sources
-                        state.env[name] = base.evolve(grad=YES, sources=sources)
-                    elif flag is False:
-                        state.env[name] = base.evolve(grad=NO)
-            if path is not None:
-                self.semantics.note_attribute_store(self, path, value)
-                state.env[path] = value
-                state.defs[path] = frozenset((stmt,))
+                self._bind(sub_target, part, None, state, stmt)
+
+    def _bind_subscript(self, target: ast.Subscript, value: Value, state: State, stmt: ast.AST) -> None:
+        """`x[i] = v`: an in-place write into a tensor, or an item of a list or dict."""
+        base = self._eval(target.value, state, load=True)  # type: ignore[attr-defined]
+        self._eval(target.slice, state)  # type: ignore[attr-defined]
+        if _string_key(target.slice) and base.kinds & TENSORISH:  # type: ignore[attr-defined]
+            self._not_a_tensor(target.value, base, state)  # type: ignore[attr-defined]
+        elif base.is_tensor:
+            self._inplace(stmt, target.value, base, (value,), "setitem", state, index=target)  # type: ignore[attr-defined]
+        elif base.kinds & (LIST | DICT) and base.is_only(LIST | DICT | TUPLE):
+            if isinstance(target.value, ast.Name):  # type: ignore[attr-defined]
+                elem = value if base.elem is None else join(base.elem, value)
+                state.env[target.value.id] = base.evolve(elem=elem, items=None)  # type: ignore[attr-defined]
+
+    def _bind_attribute(
+        self, target: ast.Attribute, value: Value, source: ast.expr | None, state: State, stmt: ast.AST
+    ) -> None:
+        """`obj.attr = v`: recorded as an attribute store; `self.x` facts and `requires_grad` flags follow."""
+        base = self._eval(target.value, state)  # type: ignore[attr-defined]
+        attr = target.attr  # type: ignore[attr-defined]
+        # what the attribute held before the store (`self.running_mean` is a buffer)
+        path = _self_path(target)
+        if path is not None and path in state.env:
+            before = state.env[path]
+        else:
+            before = self.semantics.attribute(self, base, target, state)  # type: ignore[arg-type]
+        self._record(ATTRIBUTE_STORE, stmt, state, value, op=attr, target=target, args=(base,), data=before)
+        if attr == "requires_grad" and source is not None and _literal(source) is False:
+            # `p.requires_grad = False` / `self.emb.weight.requires_grad = False`: what `p`
+            # comes from no longer trains
+            self.semantics.freeze(base)
+        holder = _holder_name(target.value)  # type: ignore[attr-defined]
+        if attr == "requires_grad" and holder is not None:
+            flag = value.kinds == BOOL and source is not None and _literal(source)
+            if base.kinds & TENSORISH and flag is not None:
+                name = holder
+                if flag is True:
+                    sources = base.sources | {target} if base.leaf != NO else base.sources
+                    state.env[name] = base.evolve(grad=YES, sources=sources)
+                elif flag is False:
+                    state.env[name] = base.evolve(grad=NO)
+        if path is not None:
+            self.semantics.note_attribute_store(self, path, value)
+            state.env[path] = value
+            state.defs[path] = frozenset((stmt,))
 
     # -- in-place writes -----------------------------------------------------------------------
     def _inplace(
