@@ -527,8 +527,17 @@ class WorkspaceIndex:
         for folder in self._current_folders():
             s = self.ls.settings_for(folder.uri)
             indexed.append((folder.uri, folder.path, s.exclude))
-            checked.append((folder.uri, folder.mode, folder.enabled, s.select, s.ignore, s.severity))
-            checked.append(s.show_syntax_errors)
+            checked.append(
+                (
+                    folder.uri,
+                    folder.mode,
+                    folder.enabled,
+                    s.select,
+                    s.ignore,
+                    s.severity,
+                    s.show_syntax_errors,
+                )
+            )
         return (tuple(indexed), tuple(self.interpreter or ())), tuple(checked)
 
     # -- lifecycle (loop thread) ----------------------------------------------------------------
@@ -571,7 +580,7 @@ class WorkspaceIndex:
         todo = []
         for path in sorted(self._files.values()):
             folder = self._folder_of(path)
-            if self.workspace_mode(folder) and os.path.exists(path):
+            if folder is not None and self.workspace_mode(folder) and os.path.exists(path):
                 todo.append((path, folder))
         log.info("checking %d workspace files again (%s), with the same index", len(todo), reason)
         loop = asyncio.get_running_loop()
