@@ -13,9 +13,11 @@ model packages: ~2 million lines, built in bench/.corpus/workspace5000/):
   (from the $/progress notifications), CPU seconds of the server and its worker processes,
   peak RSS of the server and of the whole process tree; and the didChange ->
   publishDiagnostics latency of one-character edits in an open file while the workspace is
-  being checked, against the same edits once it is done.
+  being checked, against the same edits once it is done;
+* `shutdown`: `shutdown` + `exit` sent while the index is built and while the workspace is
+  checked: the time to the answer, to the server's exit and to the end of its processes.
 
-    .venv/bin/python bench/lsp_workspace.py [first|workspace|all] [--repeat 3]
+    .venv/bin/python bench/lsp_workspace.py [first|workspace|shutdown|all] [--repeat 3]
 
 JSON goes to bench/results/lsp-workspace-<UTC time>.json.
 """
@@ -398,9 +400,66 @@ def measure_workspace(roots: dict[str, Path]) -> dict:
     return out
 
 
+def shutdown_during(client: WorkspaceClient) -> dict:
+    """`shutdown` then `exit` while the server works: the time to the answer, and to the end of
+    the server and of every process it started."""
+    children = TreeSampler(client.proc.pid)._descendants()
+    sent = time.perf_counter()
+    stamp, _ = client.request("shutdown", None)  # type: ignore[arg-type]
+    answered = stamp - sent
+    client.notify("exit", None)  # type: ignore[arg-type]
+    client.proc.wait(timeout=60)
+    exited = time.perf_counter() - sent
+    deadline = time.perf_counter() + 30
+    while any(os.path.exists(f"/proc/{pid}") for pid in children) and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    gone = time.perf_counter() - sent
+    return {
+        "shutdown_answered_s": round(answered, 3),
+        "exited_s": round(exited, 3),
+        "children": len(children),
+        "children_gone_s": round(gone, 3),
+    }
+
+
+def _percent(client: WorkspaceClient, prefix: str) -> int:
+    best = -1
+    for token, values in client.progress.items():
+        if token.startswith(prefix):
+            for _, value in values:
+                best = max(best, int(value.get("percentage") or 0))
+    return best
+
+
+def measure_shutdown(roots: dict[str, Path], repeat: int) -> dict:
+    """Shutdown while the index is built (early, and near its end, where the index is pickled
+    for the worker processes), and while the workspace is checked (workspace mode)."""
+    phases = {
+        "indexing": lambda c: c.begun("gradguard-index") is not None,
+        "index_90%": lambda c: _percent(c, "gradguard-index") >= 90,
+        "checking": lambda c: _percent(c, "gradguard-check") >= 5,
+    }
+    out: dict[str, dict[str, list[dict]]] = {}
+    for name in ("synthetic5000", "real5000"):
+        out[name] = {phase: [] for phase in phases}
+        for _ in range(repeat):
+            for phase, reached in phases.items():
+                client = start(roots[name], {"debounceMs": 0, "diagnosticMode": "workspace"})
+                client.pump(lambda c=client, r=reached: r(c), timeout=900)
+                out[name][phase].append(shutdown_during(client))
+        for phase, runs in out[name].items():
+            print(
+                f"{name}: shutdown while {phase}: answered in {[r['shutdown_answered_s'] for r in runs]} s, "
+                f"exited after {[r['exited_s'] for r in runs]} s, its processes gone after "
+                f"{[r['children_gone_s'] for r in runs]} s",
+                flush=True,
+            )
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", nargs="?", default="all", choices=["first", "workspace", "all"])
+    parser.add_argument("what", nargs="?", default="all", choices=["first", "workspace", "shutdown", "all"])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     results: dict = {
@@ -414,6 +473,8 @@ def main() -> int:
             results["first"] = measure_first(roots, args.repeat)
         if args.what in ("workspace", "all"):
             results["workspace"] = measure_workspace(roots)
+        if args.what in ("shutdown", "all"):
+            results["shutdown"] = measure_shutdown(roots, args.repeat)
     results["load_average_after"] = os.getloadavg()[0]
     corpus.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

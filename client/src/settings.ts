@@ -18,6 +18,7 @@ export interface ServerSettings {
   showSyntaxErrors: boolean;
   diagnosticMode: DiagnosticMode;
   inlayHints: { shapes: InlayShapes };
+  exclude: string[];
 }
 
 /** Where inlay hints show the shape after an assignment. */
@@ -36,6 +37,7 @@ export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   showSyntaxErrors: false,
   diagnosticMode: 'openFilesOnly',
   inlayHints: Object.freeze({ shapes: 'forward' }),
+  exclude: [],
 });
 
 export const MAX_DEBOUNCE_MS = 5000;
@@ -153,7 +155,27 @@ export function toServerSettings(
     showSyntaxErrors: bool(read('showSyntaxErrors'), DEFAULT_SETTINGS.showSyntaxErrors),
     diagnosticMode: diagnosticMode(read('diagnosticMode'), problems),
     inlayHints: { shapes: inlayShapes(read('inlayHints.shapes'), problems) },
+    exclude: globList(read('exclude'), problems),
   };
+}
+
+/** `gradguard.exclude`: glob patterns (strings); anything else is dropped and reported. */
+function globList(value: unknown, problems: SettingProblem[]): string[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) {
+    problems.push({ key: 'exclude', message: 'gradguard.exclude must be a list of glob patterns such as "build/**"' });
+    return [];
+  }
+  const out: string[] = [];
+  for (const item of value) {
+    if (typeof item !== 'string') {
+      problems.push({ key: 'exclude', message: `gradguard.exclude: ignoring ${JSON.stringify(item)}, not a pattern` });
+      continue;
+    }
+    const pattern = item.trim();
+    if (pattern !== '' && !out.includes(pattern)) out.push(pattern);
+  }
+  return out;
 }
 
 function inlayShapes(value: unknown, problems: SettingProblem[]): InlayShapes {

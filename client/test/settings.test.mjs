@@ -22,6 +22,7 @@ test('defaults when nothing is set', () => {
     showSyntaxErrors: false,
     diagnosticMode: 'openFilesOnly',
     inlayHints: { shapes: 'forward' },
+    exclude: [],
   });
 });
 
@@ -43,6 +44,7 @@ test('every server setting and client setting is declared with a description and
     'showSyntaxErrors',
     'diagnosticMode',
     'inlayHints.shapes',
+    'exclude',
     'interpreter',
     'importStrategy',
     'trace.server',
@@ -71,6 +73,7 @@ test('user values are mapped and normalised', () => {
       showSyntaxErrors: true,
       diagnosticMode: 'workspace',
       'inlayHints.shapes': 'all',
+      exclude: [' build ', 'legacy/**', 'build', ''],
     }),
     true,
     problems,
@@ -86,6 +89,7 @@ test('user values are mapped and normalised', () => {
     showSyntaxErrors: true,
     diagnosticMode: 'workspace',
     inlayHints: { shapes: 'all' },
+    exclude: ['build', 'legacy/**'],
   });
   assert.deepEqual(problems, []);
 });
@@ -102,6 +106,7 @@ test('bad values are dropped and reported, never sent', () => {
       'probe.timeout': Number.NaN,
       diagnosticMode: 'everything',
       'inlayHints.shapes': 'everywhere',
+      exclude: ['build', 3],
     }),
     true,
     problems,
@@ -114,9 +119,20 @@ test('bad values are dropped and reported, never sent', () => {
   assert.equal(out.probe.timeout, 20);
   assert.equal(out.diagnosticMode, 'openFilesOnly');
   assert.deepEqual(out.inlayHints, { shapes: 'forward' });
+  assert.deepEqual(out.exclude, ['build']);
   assert.deepEqual(
     problems.map((p) => p.key),
-    ['select', 'select', 'ignore', 'severity', 'severity', 'severity', 'diagnosticMode', 'inlayHints.shapes'],
+    [
+      'select',
+      'select',
+      'ignore',
+      'severity',
+      'severity',
+      'severity',
+      'diagnosticMode',
+      'inlayHints.shapes',
+      'exclude',
+    ],
   );
   assert.match(problems[0].message, /E501/);
 });

@@ -74,3 +74,19 @@ def test_diagnostic_mode():
     assert bad.diagnostic_mode == "openFilesOnly"
     assert bad.warnings and "diagnosticMode" in bad.warnings[0]
     assert parse_settings({"diagnosticMode": "workspace"}).to_dict()["diagnosticMode"] == "workspace"
+
+
+def test_exclude_setting_is_a_list_of_globs_relative_to_the_folder(tmp_path):
+    from gradguard.lsp.settings import excluded_by_setting
+
+    settings = parse_settings({"exclude": [" legacy ", "*_pb2.py", ""]})
+    assert settings.exclude == ("legacy", "*_pb2.py") and not settings.warnings
+    assert settings.to_dict()["exclude"] == ["legacy", "*_pb2.py"]
+    bad = parse_settings({"exclude": "legacy"})
+    assert bad.exclude == () and "gradguard.exclude" in bad.warnings[0]
+    folder = str(tmp_path)
+    assert excluded_by_setting(str(tmp_path / "legacy" / "old.py"), folder, settings.exclude)
+    assert excluded_by_setting(str(tmp_path / "proto" / "msg_pb2.py"), folder, settings.exclude)
+    assert not excluded_by_setting(str(tmp_path / "model.py"), folder, settings.exclude)
+    assert not excluded_by_setting(str(tmp_path / "src" / "legacy_model.py"), folder, settings.exclude)
+    assert not excluded_by_setting(str(tmp_path.parent / "legacy" / "x.py"), folder, settings.exclude)

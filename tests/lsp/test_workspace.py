@@ -520,3 +520,146 @@ async def test_a_workspace_folder_added_and_removed(client: LanguageClient, tmp_
         )
     )
     await wait_codes(client, model, [], after=mark)
+
+
+# -- unsaved edits, settings, exclude, shutdown (issue 11's open points) -----------------------------
+GG203_FILE = "import torch\n\nw = torch.zeros(3, requires_grad=True)\nw.mul_(2)\n"
+
+
+def close_file(client: LanguageClient, uri: str) -> None:
+    client.text_document_did_close(
+        types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+
+
+def change_settings(client: LanguageClient, **settings) -> None:
+    settings = {"debounceMs": 0, **settings}
+    client.set_configuration(settings, section="gradguard")
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"gradguard": settings})
+    )
+
+
+def progress_titles(client: LanguageClient, prefix: str) -> list[str]:
+    reports = client.progress_reports  # type: ignore[attr-defined]
+    return [r[0].title for r in reports.values() if r and getattr(r[0], "title", "").startswith(prefix)]
+
+
+async def test_an_unsaved_edit_rechecks_closed_dependents_in_workspace_mode(client: LanguageClient, tmp_path):
+    """In workspace mode the closed files that import an edited buffer are checked again against
+    its unsaved text, and against the disk's again when it is closed without saving."""
+    write(tmp_path, {"base.py": BASE_MODULE, "model.py": MODEL, "user.py": "from model import Net\n"})
+    await initialize(client, tmp_path, diagnosticMode="workspace")
+    model = (tmp_path / "model.py").as_uri()
+    await wait_codes(client, model, ["GG101"])
+    await wait_ready(client)
+    base = open_file(client, tmp_path / "base.py")
+    mark = len(client.published)
+    replace_text(client, base, 2, BASE_PLAIN)
+    await wait_codes(client, model, [], after=mark)
+    assert all(p.version is None for p in client.published[mark:] if p.uri == model)  # never opened
+    assert (tmp_path / "base.py").read_text() == BASE_MODULE
+    mark = len(client.published)
+    close_file(client, base)
+    await wait_codes(client, model, ["GG101"], after=mark)
+
+
+async def test_a_rule_setting_rechecks_the_workspace_without_indexing_it_again(
+    client: LanguageClient, tmp_path
+):
+    workspace_tree(tmp_path)
+    await initialize(client, tmp_path, diagnosticMode="workspace")
+    model = (tmp_path / "pkg" / "model.py").as_uri()
+    notebook = (tmp_path / "explore.ipynb").as_uri()
+    await wait_codes(client, model, ["GG101"])
+    await wait_codes(client, notebook, ["GG203"])
+    generation = (await wait_ready(client))["generation"]
+    assert len(progress_titles(client, "gradguard: indexing")) == 1
+    # ignore: the closed files are checked again (GG101 goes), the index is not built again
+    mark = len(client.published)
+    change_settings(client, diagnosticMode="workspace", ignore=["GG101"])
+    await wait_codes(client, model, [], after=mark)
+    state = await wait_ready(client)
+    assert state["generation"] > generation
+    assert len(progress_titles(client, "gradguard: indexing")) == 1
+    assert progress_titles(client, "gradguard: checking") == ["gradguard: checking 5 files"] * 2
+    assert not [p for p in client.published[mark:] if p.uri == notebook and not p.diagnostics]
+    # a setting the workspace check does not rest on: nothing at all
+    generation = state["generation"]
+    change_settings(client, diagnosticMode="workspace", ignore=["GG101"], debounceMs=5)
+    await _sleep(0.5)
+    assert (await wait_ready(client))["generation"] == generation
+    # openFilesOnly: the closed files' diagnostics go, still no new index
+    mark = len(client.published)
+    change_settings(client, diagnosticMode="openFilesOnly")
+    await wait_codes(client, notebook, [], after=mark)
+    await wait_ready(client)
+    assert len(progress_titles(client, "gradguard: indexing")) == 1
+    # and back: checked again
+    mark = len(client.published)
+    change_settings(client, diagnosticMode="workspace")
+    await wait_codes(client, model, ["GG101"], after=mark)
+    await wait_codes(client, notebook, ["GG203"], after=mark)
+    assert len(progress_titles(client, "gradguard: indexing")) == 1
+
+
+async def test_the_exclude_setting(client: LanguageClient, tmp_path):
+    """`gradguard.exclude` (relative to the workspace folder) with `.gitignore`: workspace mode
+    neither indexes nor checks what it matches, nor does an open file it matches get diagnostics;
+    changing it indexes the workspace again."""
+    write(
+        tmp_path,
+        {
+            ".gitignore": "generated/\n",
+            "base.py": BASE_MODULE,
+            "model.py": MODEL,
+            "legacy/old.py": GG203_FILE,
+            "proto/msg_pb2.py": GG203_FILE,
+            "generated/out.py": GG203_FILE,
+        },
+    )
+    await initialize(client, tmp_path, diagnosticMode="workspace", exclude=["legacy", "*_pb2.py"])
+    await wait_codes(client, (tmp_path / "model.py").as_uri(), ["GG101"])
+    assert (await wait_ready(client))["files"] == 2
+    excluded = [(tmp_path / n).as_uri() for n in ("legacy/old.py", "proto/msg_pb2.py", "generated/out.py")]
+    assert not [p for p in client.published if p.uri in excluded and p.diagnostics]
+    old = open_file(client, tmp_path / "legacy" / "old.py")
+    await wait_for(lambda: [p for p in client.published if p.uri == old and p.version == 1])
+    assert not [p for p in client.published if p.uri == old and p.diagnostics]
+    # no longer excluded: the open file is checked, the closed one too (.gitignore still holds)
+    mark = len(client.published)
+    change_settings(client, diagnosticMode="workspace")
+    await wait_codes(client, old, ["GG203"], after=mark)
+    await wait_codes(client, excluded[1], ["GG203"], after=mark)
+    assert (await wait_ready(client))["files"] == 4
+    assert len(progress_titles(client, "gradguard: indexing")) == 2
+    assert not [p for p in client.published if p.uri == excluded[2] and p.diagnostics]
+
+
+@pytest.mark.parametrize("pool", ["engine thread", "worker processes"])
+async def test_shutdown_during_a_workspace_check_is_prompt(tmp_path, pool):
+    """`shutdown` and `exit` while the workspace is being checked (on the engine thread, or in
+    worker processes): the server and its processes are gone within a second or two, not when
+    the check would have ended."""
+    synthetic_workspace(tmp_path, 600)
+    env = {"GRADGUARD_WORKSPACE_POOL_MIN": "1" if pool == "worker processes" else "100000"}
+    client = await server_config(**env).start()
+    try:
+        await initialize(client, tmp_path, diagnosticMode="workspace")
+
+        def checking() -> bool:
+            reports = client.progress_reports  # type: ignore[attr-defined]
+            for values in reports.values():
+                if values and getattr(values[0], "title", "").startswith("gradguard: checking"):
+                    return any(getattr(v, "kind", "") == "report" for v in values)
+            return False
+
+        await wait_for(checking, timeout=120)
+        assert (await debug_workspace(client))["checking"]
+        started = time.perf_counter()
+        await client.shutdown_session()  # shutdown, exit, and the process's end
+        seconds = time.perf_counter() - started
+    finally:
+        await client.stop()
+    print(f"shutdown while checking ({pool}): {seconds:.2f} s")
+    assert seconds < 3.0

@@ -169,6 +169,42 @@ def test_cli_reports_the_issue_case_in_a_stable_order() -> None:
     assert no_project.returncode == 0, no_project.stdout
 
 
+def test_cli_jobs_keep_the_serial_order_with_cross_file_findings(tmp_path: Path) -> None:
+    """`--jobs 2` prints what `--jobs 1` prints, in the same order (files in path order), when
+    the findings rest on another file's facts: 40 models in 4 packages, each subclassing a base
+    class of another package (GG101 only through the index)."""
+    import json
+
+    (tmp_path / "core").mkdir()
+    (tmp_path / "core" / "__init__.py").write_text("from .base import Base\n")
+    (tmp_path / "core" / "base.py").write_text(
+        "import torch.nn as nn\n\n\nclass Base(nn.Module):\n    pass\n"
+    )
+    for i in range(40):
+        package = tmp_path / f"pkg{i % 4}"
+        package.mkdir(exist_ok=True)
+        (package / "__init__.py").write_text("")
+        (package / f"m{i:02d}.py").write_text(
+            "import torch\nfrom core import Base\n\n\nclass Net(Base):\n    def forward(self, x):\n"
+            "        return torch.relu(x)\n\n    def backward(self, grad):\n        return grad\n"
+        )
+    env = {"PYTHONPATH": str(ROOT / "server")}
+
+    def run(*extra: str) -> str:
+        argv = [sys.executable, "-m", "gradguard", "check", "--format", "json", *extra, str(tmp_path)]
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        assert done.returncode in (0, 1), done.stderr
+        return done.stdout
+
+    serial, parallel = run("-j", "1"), run("-j", "2")
+    assert parallel == serial
+    found = json.loads(parallel)
+    paths = [f["path"] for f in found]
+    assert [f["code"] for f in found] == ["GG101"] * 40
+    assert paths == sorted(paths, key=lambda p: Path(p).parts)
+    assert json.loads(run("-j", "2", "--no-project")) == []
+
+
 def test_update_invalidates_dependents_cached_findings(tmp_path: Path) -> None:
     """An edit to base.py changes model.py's findings: the module signature carries the
     facts of the files it imports, so the per-unit cache is not reused."""

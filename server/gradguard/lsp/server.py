@@ -611,6 +611,7 @@ class GradguardServer(LanguageServer):
             or not settings.enable
             or not self.analysable(key)
             or self.projects.is_excluded(snapshot.path)
+            or self.workspace_index.excluded(snapshot.path)  # gradguard.exclude
         ):
             if snapshot is not None:
                 return AnalysisResult(snapshot, [])

@@ -25,6 +25,7 @@ KNOWN_KEYS = {
     "showSyntaxErrors",
     "diagnosticMode",
     "inlayHints",
+    "exclude",
 }
 DEFAULT_DEBOUNCE_MS = 150
 # `openFilesOnly`: diagnostics for the files open in the editor; `workspace`: for every Python
@@ -50,6 +51,9 @@ class Settings:
     # inlay hints with the shape after assignments: "forward" (in forward and training loops),
     # "all" (every assignment), "off"
     inlay_shapes: str = "forward"
+    # glob patterns of files and folders the editor does not check (relative to the workspace
+    # folder, matched as `exclude` of `[tool.gradguard]`), on top of that `exclude` and .gitignore
+    exclude: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -68,6 +72,7 @@ class Settings:
             "showSyntaxErrors": self.show_syntax_errors,
             "diagnosticMode": self.diagnostic_mode,
             "inlayHints": {"shapes": self.inlay_shapes},
+            "exclude": list(self.exclude),
         }
 
 
@@ -158,6 +163,13 @@ def parse_settings(raw: object) -> Settings:
             )
     else:
         problems.append(f"gradguard.inlayHints: expected an object, got {inlay!r}")
+    raw_exclude = raw.get("exclude")
+    raw_exclude = [] if raw_exclude is None else raw_exclude
+    exclude: tuple[str, ...] = ()
+    if isinstance(raw_exclude, list) and all(isinstance(p, str) for p in raw_exclude):
+        exclude = tuple(p.strip() for p in raw_exclude if p.strip())
+    else:
+        problems.append(f"gradguard.exclude: expected a list of glob patterns, got {raw_exclude!r}; ignored")
     return Settings(
         enable=enable,
         select=_codes(raw.get("select"), "select", problems),
@@ -170,6 +182,7 @@ def parse_settings(raw: object) -> Settings:
         show_syntax_errors=show_syntax_errors,
         diagnostic_mode=diagnostic_mode,
         inlay_shapes=inlay_shapes,
+        exclude=exclude,
         warnings=tuple(problems),
     )
 
@@ -224,6 +237,18 @@ class ProjectConfigs:
         return any(
             matches("/".join(parts[: i + 1]), parts[i], list(config.exclude)) for i in range(len(parts))
         )
+
+
+def excluded_by_setting(path: str, folder: str, patterns: tuple[str, ...]) -> bool:
+    """Whether `gradguard.exclude` (patterns relative to the workspace folder `folder`, matched
+    on every part of the path as `exclude` of `[tool.gradguard]` is) matches the file."""
+    if not patterns:
+        return False
+    try:
+        parts = Path(os.path.normpath(path)).relative_to(os.path.normpath(folder)).parts
+    except ValueError:
+        return False
+    return any(matches("/".join(parts[: i + 1]), parts[i], list(patterns)) for i in range(len(parts)))
 
 
 def effective_config(project: Config, settings: Settings) -> Config:

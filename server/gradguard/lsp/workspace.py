@@ -57,7 +57,7 @@ from gradguard.engine.files import UnreadableFile, collect_files, collected, rea
 from gradguard.engine.project import ProjectIndex, default_search_paths, package_root
 from gradguard.engine.source import split_lines
 from gradguard.lsp.documents import TextDoc, _cell_python, content_of, uri_to_path
-from gradguard.lsp.settings import ProjectConfigs, effective_config
+from gradguard.lsp.settings import ProjectConfigs, effective_config, excluded_by_setting
 
 if TYPE_CHECKING:
     from gradguard.lsp.server import GradguardServer, Snapshot
@@ -432,8 +432,9 @@ class WorkspaceIndex:
         self._recheck_dependents(changed)
 
     def _recheck_dependents(self, changed: list[tuple[str, Any]]) -> None:
-        """Engine thread: check again the open files that rest on the changed summaries
-        ((path, its summary before) pairs)."""
+        """Engine thread: check again the files that rest on the changed summaries ((path, its
+        summary before) pairs): the open ones, and in workspace mode the closed ones too (their
+        workspace diagnostics then rest on the edited buffer's text, as the open ones' do)."""
         affected: set[str] = set()
         try:
             for path, old in changed:
@@ -442,7 +443,7 @@ class WorkspaceIndex:
             log.exception("finding the files that rest on %d changed file(s) failed", len(changed))
             return
         if affected:
-            self._call_soon(self._recheck_open, affected)
+            self._call_soon(self._after_disk_change, affected)
 
     @staticmethod
     def _affected(index: ProjectIndex, path: str, old) -> set[str]:
@@ -501,16 +502,43 @@ class WorkspaceIndex:
                 best = folder
         return best
 
+    def excluded(self, path: str) -> bool:
+        """Whether `gradguard.exclude` of the workspace folder holding `path` matches it."""
+        if not os.path.isabs(path):
+            return False
+        path = os.path.normpath(path)
+        best = None
+        for folder in self._folders or self._current_folders():
+            inside = path == folder.path or path.startswith(folder.path.rstrip(os.sep) + os.sep)
+            if inside and (best is None or len(folder.path) > len(best.path)):
+                best = folder
+        if best is None:
+            return False
+        return excluded_by_setting(path, best.path, self.ls.settings_for(best.uri).exclude)
+
     def workspace_mode(self, folder: Folder | None) -> bool:
         return folder is not None and folder.enabled and folder.mode == WORKSPACE
 
-    def _settings_key(self) -> tuple:
-        folders = self._current_folders()
-        per_folder = []
-        for folder in folders:
+    def _settings_key(self) -> tuple[tuple, tuple]:
+        """(what the index rests on: the folders, what they exclude, the interpreter; what the
+        workspace check rests on: each folder's mode and the settings that filter findings)."""
+        indexed = []
+        checked = []
+        for folder in self._current_folders():
             s = self.ls.settings_for(folder.uri)
-            per_folder.append((folder, s.select, s.ignore, s.severity, s.show_syntax_errors))
-        return (tuple(per_folder), tuple(self.interpreter or ()))
+            indexed.append((folder.uri, folder.path, s.exclude))
+            checked.append(
+                (
+                    folder.uri,
+                    folder.mode,
+                    folder.enabled,
+                    s.select,
+                    s.ignore,
+                    s.severity,
+                    s.show_syntax_errors,
+                )
+            )
+        return (tuple(indexed), tuple(self.interpreter or ())), tuple(checked)
 
     # -- lifecycle (loop thread) ----------------------------------------------------------------
     async def start(self) -> None:
@@ -519,12 +547,62 @@ class WorkspaceIndex:
         self.restart("start")
 
     def configuration_changed(self, force: bool = False) -> None:
-        """Settings, workspace folders or a pyproject.toml changed: build again when what the
-        index or the workspace check depend on changed."""
+        """Settings, workspace folders or a pyproject.toml changed. Only what the change affects
+        is done again: the folders, `exclude` or the interpreter -> the index is built again (and
+        the workspace checked again); a folder's diagnosticMode, enable, select, ignore, severity
+        or showSyntaxErrors -> the workspace-mode files are checked again with the index as it is
+        (a folder leaving workspace mode loses its closed files' diagnostics at once); anything
+        else (debounceMs, the probe, inlay hints) -> nothing here. While the index is still
+        being built, any such change starts it again (it read the settings when it started)."""
         if self._key is None:
             return  # not started yet: `start` reads the settings
-        if force or self._settings_key() != self._key:
+        key = self._settings_key()
+        if force or key[0] != self._key[0] or (key != self._key and (self._building or not self.ready)):
             self.restart("configuration changed")
+        elif key[1] != self._key[1]:
+            self._key = key
+            asyncio.ensure_future(self._check_again("settings changed"))
+
+    async def _check_again(self, reason: str) -> None:
+        """The workspace-mode files checked again with the live index (no new index)."""
+        self.generation += 1  # a check under way stops
+        generation = self.generation
+        folders = self._current_folders()
+        self._folders = folders
+        if self._bulk is not None:
+            self._bulk.cancel()
+            self._bulk = None
+        for real in list(self.closed):
+            path = self._files.get(real)
+            if path is None or not self.workspace_mode(self._folder_of(path)):
+                self._clear_closed(real)
+        settings = {f.uri: self.ls.settings_for(f.uri) for f in folders}
+        todo = []
+        for path in sorted(self._files.values()):
+            folder = self._folder_of(path)
+            if folder is not None and self.workspace_mode(folder) and os.path.exists(path):
+                todo.append((path, folder))
+        log.info("checking %d workspace files again (%s), with the same index", len(todo), reason)
+        loop = asyncio.get_running_loop()
+
+        def configs_of() -> list[tuple[str, Config]]:
+            configs = ProjectConfigs()  # the pyproject.toml files read afresh, as by a build
+            return [
+                (path, effective_config(configs.config_for(os.path.dirname(path)), settings[folder.uri]))
+                for path, folder in todo
+            ]
+
+        checks = await loop.run_in_executor(None, configs_of)
+        if generation != self.generation:
+            return
+        build = _Build(generation, folders, [], checks)
+        if len(checks) >= POOL_MIN_FILES:
+            # the live index is the engine thread's: it pickles it (once, between analyses)
+            build.blob = await self.ls.in_engine(pickle.dumps, self.index, pickle.HIGHEST_PROTOCOL)
+            if generation != self.generation:
+                return
+        if checks:
+            self._bulk = asyncio.ensure_future(self._check_workspace(build))
 
     def restart(self, reason: str) -> None:
         self.generation += 1
@@ -576,7 +654,7 @@ class WorkspaceIndex:
             for folder in folders:
                 if not os.path.isdir(folder.path):
                     continue
-                exclude = _folder_exclude(folder.path)
+                exclude = _folder_exclude(folder.path) + settings[folder.uri].exclude
                 walk = collect_files([folder.path], exclude, suffixes=SUFFIXES, each_directory=step_aside)
                 for file in walk.files:
                     path = str(file)
@@ -789,7 +867,8 @@ class WorkspaceIndex:
         folder = self._folder_of(os.path.normpath(path))
         if folder is None:
             return False
-        if not collected(os.path.normpath(path), folder.path, _folder_exclude(folder.path)):
+        exclude = _folder_exclude(folder.path) + self.ls.settings_for(folder.uri).exclude
+        if not collected(os.path.normpath(path), folder.path, exclude):
             return False
         return not self.ls.projects.is_excluded(path)
 
@@ -972,6 +1051,11 @@ class WorkspaceIndex:
                     self._store_closed(path, uri, diagnostics)
                 if build.generation != self.generation:
                     raise asyncio.CancelledError
+        except BaseException:
+            # cancelled (a new build, or the server exits): the workers' results are of no use,
+            # so they are killed at once; Pool.terminate would signal them and wait for each
+            _kill_workers(pool)
+            raise
         finally:
             await loop.run_in_executor(None, pool.terminate)
 
@@ -1041,6 +1125,14 @@ def register(server: GradguardServer) -> None:
             "searchPaths": list(service._search_paths or ()),
             "timings": dict(service.timings),
         }
+
+
+def _kill_workers(pool) -> None:
+    for process in list(getattr(pool, "_pool", ())):  # multiprocessing.Pool's worker processes
+        try:
+            process.kill()
+        except (OSError, ValueError, AttributeError):
+            pass
 
 
 def _folder_exclude(folder: str) -> tuple[str, ...]:
