@@ -197,6 +197,11 @@ def value_key(value: Value, depth: int = 0) -> tuple:
     )
 
 
+# a call summary: the return value, the saves the caller can reach, the allocation sites written in
+# place, the `self.x` attributes left (see `Semantics._summarise_call`)
+_CallSummary = tuple[Value, dict, frozenset, tuple]
+
+
 class BackwardInfo:
     """What a `backward()` event knows besides the value: `retain_graph`, and the local names
     (with their roots and requires-grad) whose graph an earlier `backward()` already freed."""
@@ -253,7 +258,7 @@ class Semantics:
                 self.script.append(stmt)
         self._flows: dict[ast.AST | None, Flow] = {}
         self._classes: dict[str, ClassInfo] = {}
-        self._summaries: dict[tuple, Value] = {}
+        self._summaries: dict[tuple, _CallSummary] = {}
         self._item_sites: dict[tuple, ast.AST] = {}  # (call, index) -> the site of a returned tuple's item
         self._summary_count = 0
         self._stack: list[ast.AST] = []
@@ -1186,63 +1191,17 @@ class Semantics:
             return UNKNOWN
         nograd = state.nograd is not None
         key = (func, nograd, tuple(sorted((k, value_key(v)) for k, v in bound.items())))
-        cached = self._summaries.get(key)
-        if cached is not None:
-            self._reuse(key)
-        else:
-            if self._summary_count >= MAX_SUMMARIES:
-                return UNKNOWN
-            self._summary_count += 1
-            self._stack.append(func)
-            outer = self._begin()
-            try:
-                parent = self.scope_parent(func)
-                class_node = parent if isinstance(parent, ast.ClassDef) else None
-                enclosing = None
-                if parent is not None and not isinstance(parent, ast.ClassDef):
-                    enclosing = self.flow(parent)
-                body = func.body if not isinstance(func, ast.Lambda) else [ast.Return(value=func.body)]
-                callee = Flow(self, func, body, arguments=bound, enclosing=enclosing, natural=False,
-                              class_node=class_node)  # fmt: skip
-                self.shape_index.note_summary(key, callee)
-                if nograd:
-                    pass  # results are cut below; the callee's own saves do not happen
-                value = callee.return_value
-                end = callee.exit_state
-                outside_roots = (
-                    frozenset().union(*(v.roots for v in bound.values())) if bound else frozenset()
-                )
-                # what the caller can reach: saves of its own tensors (on any path), and of a
-                # returned tensor only where that very tensor is returned after being saved
-                saved = {
-                    r: rec for r, rec in (end.saved.items() if end is not None else ()) if r in outside_roots
-                }
-                points = list(callee.return_points)
-                if callee.final is not None:
-                    points.append((NONE_VALUE, callee.final))
-                for returned, at in points:
-                    for root in _all_roots(returned) - outside_roots:
-                        if root in at.saved:
-                            saved.setdefault(root, at.saved[root])
-                self_attrs = (
-                    tuple(
-                        (k[5:], v) for k, v in end.env.items() if k.startswith("self.") and k.count(".") == 1
-                    )
-                    if end is not None and self_value is not None
-                    else ()
-                )
-                cached = (value, saved, frozenset(callee.mutated), self_attrs)  # type: ignore[assignment]
-            finally:
-                self._end(outer, key)
-                self._stack.pop()
-            self._summaries[key] = cached  # type: ignore[assignment]
-        value, saved, mutated, self_attrs = cached  # type: ignore[misc]
+        summary = self._call_summary(func, key, bound, self_value)
+        if summary is None:
+            return UNKNOWN
+        value, saved, mutated, self_attrs = summary
         self.shape_index.note_call(flow, key, node)
         self.last_self_attributes = self_attrs
         # tensors the callee created are new objects of *this* call: one call site, one object
         # (two calls of the same layer class must not share their outputs' identity)
-        outside = frozenset()
-        for v in (*args.all(), *([self_value] if self_value is not None else [])):
+        passed = [*args.all(), *([self_value] if self_value is not None else [])]
+        outside: frozenset[ast.AST] = frozenset()
+        for v in passed:
             outside |= v.roots
         mapping = _callee_objects(value, outside, node, self._item_sites)
         returned, value = value, _resite(value, outside, node, mapping)
@@ -1250,29 +1209,103 @@ class Semantics:
         if softmax and returned.sites and returned.sites <= softmax:
             softmax.update(value.sites)  # the call returns the callee's probabilities
         if mutated:
-            # the callee writes into a tensor of the caller's that an earlier op saved (the
-            # callee's own saves come after: it reports those itself)
-            passed = [*args.all(), *([self_value] if self_value is not None else [])]
-            hits = tuple(
-                state.saved[r]
-                for r in mutated & outside
-                if r in state.saved
-                and any(r in v.roots and (r, state.saved[r]) not in v.unsaved for v in passed)
-            )
-            if hits:
-                flow._record(INPLACE, node, state, join_all(args.all()), op="call", target=node, saved=hits)
+            self._note_callee_writes(flow, node, args, passed, mutated & outside, state)
         if nograd:
             if value.grad != NO:
                 value = cut(value, NO_GRAD, state.nograd, value.kinds & TENSORISH or TENSOR)  # type: ignore[arg-type]
         else:
-            for root, record in saved.items():
-                if root is node:
-                    # the object this call made on a loop's previous pass (`x = layer(x)`):
-                    # one site, two objects; the new result is not what was saved
-                    continue
-                # a returned tensor the callee saved (`return torch.sigmoid(x)`) is this call's result
-                state.saved.setdefault(root if root in outside else mapping.get(root, node), record)
+            self._keep_callee_saves(node, saved, outside, mapping, state)
         return value
+
+    def _call_summary(
+        self,
+        func: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda,
+        key: tuple,
+        bound: dict[str, Value],
+        self_value: Value | None,
+    ) -> _CallSummary | None:
+        """The memoised summary of `func` called with `bound` (None past MAX_SUMMARIES)."""
+        cached = self._summaries.get(key)
+        if cached is not None:
+            self._reuse(key)
+            return cached
+        if self._summary_count >= MAX_SUMMARIES:
+            return None
+        self._summary_count += 1
+        self._stack.append(func)
+        outer = self._begin()
+        try:
+            summary = self._summarise_call(func, key, bound, self_value)
+        finally:
+            self._end(outer, key)
+            self._stack.pop()
+        self._summaries[key] = summary
+        return summary
+
+    def _summarise_call(
+        self,
+        func: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda,
+        key: tuple,
+        bound: dict[str, Value],
+        self_value: Value | None,
+    ) -> _CallSummary:
+        """Runs `func`'s body with `bound`: what it returns, the saves the caller can reach, the
+        allocation sites it writes in place and (called on `self_value`) the `self.x` it leaves."""
+        parent = self.scope_parent(func)
+        class_node = parent if isinstance(parent, ast.ClassDef) else None
+        enclosing = None
+        if parent is not None and not isinstance(parent, ast.ClassDef):
+            enclosing = self.flow(parent)
+        body = func.body if not isinstance(func, ast.Lambda) else [ast.Return(value=func.body)]
+        callee = Flow(self, func, body, arguments=bound, enclosing=enclosing, natural=False,
+                      class_node=class_node)  # fmt: skip
+        self.shape_index.note_summary(key, callee)
+        # under no_grad the results are cut by the caller; the callee's own saves do not happen
+        value = callee.return_value
+        end = callee.exit_state
+        saved = _reachable_saves(callee, bound)
+        self_attrs = (
+            tuple((k[5:], v) for k, v in end.env.items() if k.startswith("self.") and k.count(".") == 1)
+            if end is not None and self_value is not None
+            else ()
+        )
+        return (value, saved, frozenset(callee.mutated), self_attrs)
+
+    def _note_callee_writes(
+        self,
+        flow: Flow,
+        node: ast.Call,
+        args: Arguments,
+        passed: list[Value],
+        written: frozenset[ast.AST],
+        state: State,
+    ) -> None:
+        """The callee writes into a tensor of the caller's that an earlier op saved (the callee's
+        own saves come after: it reports those itself)."""
+        hits = tuple(
+            state.saved[r]
+            for r in written
+            if r in state.saved and any(r in v.roots and (r, state.saved[r]) not in v.unsaved for v in passed)
+        )
+        if hits:
+            flow._record(INPLACE, node, state, join_all(args.all()), op="call", target=node, saved=hits)
+
+    def _keep_callee_saves(
+        self,
+        node: ast.Call,
+        saved: dict,
+        outside: frozenset[ast.AST],
+        mapping: dict,
+        state: State,
+    ) -> None:
+        """The callee's saves the caller can reach become the caller's, on this call's objects."""
+        for root, record in saved.items():
+            if root is node:
+                # the object this call made on a loop's previous pass (`x = layer(x)`):
+                # one site, two objects; the new result is not what was saved
+                continue
+            # a returned tensor the callee saved (`return torch.sigmoid(x)`) is this call's result
+            state.saved.setdefault(root if root in outside else mapping.get(root, node), record)
 
     def _top_name(self, func: ast.AST) -> str | None:
         node: ast.AST | None = func
@@ -1339,34 +1372,15 @@ class Semantics:
         if kinds & MODULE and receiver.is_module:
             return self._module_method(flow, node, receiver, attr, args, state)
         if kinds == OPTIMIZER:
-            if attr == "step":
-                flow._record(OPTIMIZER_STEP, node, state, receiver)
-            elif attr == "zero_grad":
-                flow._record(ZERO_GRAD_CALL, node, state, receiver, data=args.get(0, "set_to_none"))
-            return NONE_VALUE if attr in ("step", "zero_grad", "add_param_group") else UNKNOWN
+            return self._optimizer_method(flow, node, receiver, attr, args, state)
         if kinds == SCHEDULER:
             return NONE_VALUE if attr == "step" else UNKNOWN
         if kinds & (OBJECT | CTX) and receiver.cls in self.top and receiver.is_only(OBJECT | CTX | MODULE):
-            if kinds == CTX:
-                return self._ctx_method(flow, node, receiver, attr, args, state)
-            method = self.self_attribute(receiver.cls, attr)  # type: ignore[arg-type]
-            if method is not None and method.kinds == CALLABLE and method.node is not None:
-                return self.call_function(flow, node, method.node, args, state, self_value=receiver)
-            # `self.model(x)`, `self.criterion(out, y)`: call whatever the attribute holds
-            return self.call(flow, node, method if method is not None else UNKNOWN, args, state)
+            return self._object_method(flow, node, receiver, attr, args, state)
         if kinds == CTX:
             return self._ctx_method(flow, node, receiver, attr, args, state)
         if kinds == CLASS and receiver.cls in self.top:
-            info = self.class_info(receiver.cls)  # type: ignore[arg-type]
-            if info is not None:
-                if attr == "apply" and info.kind == KIND_FUNCTION:
-                    return self._function_apply(flow, node, receiver, args, state)
-                if info.kind == KIND_FUNCTION and attr in ("forward", "backward"):
-                    flow._record(CALL, node, state, receiver, op=attr, args=tuple(args.all()))
-                method = info.methods.get(attr)
-                if method is not None:
-                    return self.call_function(flow, node, method, args, state)
-            return UNKNOWN
+            return self._class_method(flow, node, receiver, attr, args, state)
         if kinds == FUNCTION_INSTANCE and attr in ("forward", "apply"):
             flow._record(FUNCTION_INSTANCE_CALL, node, state, receiver, op=attr, args=tuple(args.all()))
             return combine([a for a in args.all() if a.kinds & TENSORISH], node=node)
@@ -1375,22 +1389,63 @@ class Semantics:
         if kinds == CALLABLE and attr == "apply":
             return self._function_apply(flow, node, receiver, args, state)
         if kinds & NUMPY and receiver.is_only(NUMPY):
-            if attr in ("astype",):
-                dtype = _dtype_of(self.module, args.node_of(0, "dtype"))
-                return receiver.evolve(dtype=dtype)
-            if attr in ("item", "tolist"):
-                return FLOAT_VALUE if attr == "item" else Value(LIST, grad=NO, leaf=NO)
-            return receiver
-        if kinds == STR or kinds == INT or kinds == FLOAT:
+            return self._numpy_method(receiver, attr, args)
+        return self._loose_method(flow, node, receiver, attr, args, state)
+
+    def _optimizer_method(
+        self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State
+    ) -> Value:
+        if attr == "step":
+            flow._record(OPTIMIZER_STEP, node, state, receiver)
+        elif attr == "zero_grad":
+            flow._record(ZERO_GRAD_CALL, node, state, receiver, data=args.get(0, "set_to_none"))
+        return NONE_VALUE if attr in ("step", "zero_grad", "add_param_group") else UNKNOWN
+
+    def _object_method(
+        self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State
+    ) -> Value:
+        """A method of an instance of a class of this file."""
+        if receiver.kinds == CTX:
+            return self._ctx_method(flow, node, receiver, attr, args, state)
+        method = self.self_attribute(receiver.cls, attr)  # type: ignore[arg-type]
+        if method is not None and method.kinds == CALLABLE and method.node is not None:
+            return self.call_function(flow, node, method.node, args, state, self_value=receiver)
+        # `self.model(x)`, `self.criterion(out, y)`: call whatever the attribute holds
+        return self.call(flow, node, method if method is not None else UNKNOWN, args, state)
+
+    def _class_method(
+        self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State
+    ) -> Value:
+        """`Cls.attr(...)` on a class of this file (`MyFunction.apply(x)`)."""
+        info = self.class_info(receiver.cls)  # type: ignore[arg-type]
+        if info is None:
             return UNKNOWN
-        if kinds != ANY and kinds & TENSORISH and _is_tensor_method_name(attr) and not receiver.is_tensor:
-            # one of several kinds, one a tensor, and a tensor method: only the tensor runs it
-            return self.tensor_method(flow, node, receiver.evolve(kinds=TENSOR), attr, args, state)
-        if kinds == ANY and attr in _SHAPE_METHODS:
+        if attr == "apply" and info.kind == KIND_FUNCTION:
+            return self._function_apply(flow, node, receiver, args, state)
+        if info.kind == KIND_FUNCTION and attr in ("forward", "backward"):
+            flow._record(CALL, node, state, receiver, op=attr, args=tuple(args.all()))
+        method = info.methods.get(attr)
+        if method is not None:
+            return self.call_function(flow, node, method, args, state)
+        return UNKNOWN
+
+    def _numpy_method(self, receiver: Value, attr: str, args: Arguments) -> Value:
+        if attr in ("astype",):
+            dtype = _dtype_of(self.module, args.node_of(0, "dtype"))
+            return receiver.evolve(dtype=dtype)
+        if attr in ("item", "tolist"):
+            return FLOAT_VALUE if attr == "item" else Value(LIST, grad=NO, leaf=NO)
+        return receiver
+
+    def _untyped_method(
+        self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State
+    ) -> Value:
+        """A method of a value whose kind is unknown: what its name alone tells."""
+        if attr in _SHAPE_METHODS:
             return SIZE_VALUE if attr == "size" and not node.args else INT_VALUE  # `x.size(0)`, `x.dim()`
-        if kinds == ANY and attr == "requires_grad_" and _false_flag(args.node_of(0, "requires_grad")):
+        if attr == "requires_grad_" and _false_flag(args.node_of(0, "requires_grad")):
             return self._frozen(flow, node, receiver, state)
-        if kinds == ANY and attr in ("parameters", "named_parameters"):
+        if attr in ("parameters", "named_parameters"):
             # only modules have these: the receiver is a module we know nothing else of
             sources = receiver.sources or receiver.roots or frozenset((node,))
             for root in sources:
@@ -1398,26 +1453,41 @@ class Semantics:
             return self._module_method(
                 flow, node, receiver.evolve(kinds=MODULE, sources=sources), attr, args, state
             )
-        if kinds == ANY or kinds & (TENSORISH | OBJECT):
-            if (
-                kinds == ANY
-                and _is_tensor_method_name(attr)
-                and (receiver.grad != NO or receiver.sources or receiver.cuts)
-            ):
-                # a tensor method on something that carries autograd facts: the same facts
-                # come out (without claiming the receiver was a tensor)
-                result = self.tensor_method(flow, node, receiver.evolve(kinds=TENSOR), attr, args, state)
-                return result.evolve(kinds=ANY) if result.is_tensor else result
-            if attr in ("zero_grad",) and kinds == ANY:
-                flow._record(ZERO_GRAD_CALL, node, state, receiver)
-                return NONE_VALUE
-            if attr == "step" and kinds == ANY:
-                flow._record(OPTIMIZER_STEP, node, state, receiver)
-                return UNKNOWN
-            if attr in ("append", "extend", "insert", "add") and isinstance(node.func.value, ast.Name):  # type: ignore[attr-defined]
-                return self._container_method(flow, node, receiver, attr, args, state)
-            return self._opaque_call(node, receiver, args, attr)
+        if _is_tensor_method_name(attr) and (receiver.grad != NO or receiver.sources or receiver.cuts):
+            # a tensor method on something that carries autograd facts: the same facts
+            # come out (without claiming the receiver was a tensor)
+            result = self.tensor_method(flow, node, receiver.evolve(kinds=TENSOR), attr, args, state)
+            return result.evolve(kinds=ANY) if result.is_tensor else result
+        if attr in ("zero_grad",):
+            flow._record(ZERO_GRAD_CALL, node, state, receiver)
+            return NONE_VALUE
+        if attr == "step":
+            flow._record(OPTIMIZER_STEP, node, state, receiver)
+            return UNKNOWN
+        return self._append_or_opaque(flow, node, receiver, attr, args, state)
+
+    def _loose_method(
+        self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State
+    ) -> Value:
+        """A method of a scalar or a string, of a value of unknown kind, or of several kinds at once."""
+        kinds = receiver.kinds
+        if kinds in (STR, INT, FLOAT):
+            return UNKNOWN
+        if kinds == ANY:
+            return self._untyped_method(flow, node, receiver, attr, args, state)
+        if kinds & TENSORISH and _is_tensor_method_name(attr) and not receiver.is_tensor:
+            # one of several kinds, one a tensor, and a tensor method: only the tensor runs it
+            return self.tensor_method(flow, node, receiver.evolve(kinds=TENSOR), attr, args, state)
+        if kinds & (TENSORISH | OBJECT):
+            return self._append_or_opaque(flow, node, receiver, attr, args, state)
         return UNKNOWN
+
+    def _append_or_opaque(
+        self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State
+    ) -> Value:
+        if attr in ("append", "extend", "insert", "add") and isinstance(node.func.value, ast.Name):  # type: ignore[attr-defined]
+            return self._container_method(flow, node, receiver, attr, args, state)
+        return self._opaque_call(node, receiver, args, attr)
 
     def freeze(self, value: Value) -> None:
         """`value.requires_grad = False` / `.requires_grad_(False)`: the modules and parameters it
@@ -1591,26 +1661,14 @@ class Semantics:
         """`receiver.attr(*args)` on a tensor (or `torch.attr(receiver, *args)` with the function's
         facts): what torch's facts say the op does to autograd, dtype, views and saved tensors."""
         if attr in ("detach", "detach_"):
-            # a view sharing the storage and the version counter, without history
-            result = cut(receiver, DETACH, node, TENSOR).evolve(
-                roots=receiver.roots or frozenset((node,)), dtype=receiver.dtype, sites=frozenset((node,))
-            )
-            if attr == "detach_":
-                # detaches the tensor itself (allowed on a leaf: it no longer requires grad)
-                if isinstance(node.func.value, ast.Name):  # type: ignore[attr-defined]
-                    state.env[node.func.value.id] = result  # type: ignore[attr-defined]
-            return result
+            return self._detach(node, receiver, attr, state)
         if attr == "requires_grad_":
             return self._requires_grad(node, receiver, args, state)
         facts = facts if facts is not None else torch_facts.op(attr)
         if facts is not None and facts.cuts_graph:
-            returns = set(facts.returns)
-            if returns & {"ndarray"}:
-                return cut(receiver, NUMPY_CUT, node, NUMPY).evolve(dtype=receiver.dtype)
-            if returns & {"list"}:
-                return cut(receiver, ITEM, node, LIST)
-            if returns & {"float", "int", "bool", "complex"}:
-                return cut(receiver, ITEM, node, FLOAT | INT | BOOL)
+            out = _graph_cut(node, receiver, facts)
+            if out is not None:
+                return out
         if attr in ("retain_grad", "share_memory_", "pin_memory", "register_hook"):
             return receiver if attr != "register_hook" else OBJECT_VALUE
         if (
@@ -1618,20 +1676,8 @@ class Semantics:
             and facts.returns
             and not set(facts.returns) & {"tensor", "tuple", "tensor_list", "values_indices", "namedtuple"}
         ):
-            # size(), dim(), numel(), is_contiguous(), data_ptr(), ...: not a tensor
-            if "size" in facts.returns and not node.args and not node.keywords:
-                return SIZE_VALUE
-            if "bool" in facts.returns:
-                return BOOL_VALUE
-            if "int" in facts.returns:
-                return INT_VALUE
-            return OBJECT_VALUE  # fmt: skip
-        if (facts is not None and facts.writes_self) or (
-            facts is None
-            and attr.endswith("_")
-            and not attr.startswith("_")
-            and attr not in _INPLACE_EXCEPTIONS
-        ):
+            return _non_tensor_result(node, facts)
+        if _writes_in_place(attr, facts):
             operands = tuple(args.all())
             target = node.func.value  # type: ignore[attr-defined]
             if node.args and (self.module.call_name(node) or "").startswith("torch."):
@@ -1652,14 +1698,33 @@ class Semantics:
             operands = (receiver, *args.positional, *args.keywords.values())
             dtype = facts.dtype if facts.dtype and facts.dtype not in _DTYPE_RULES else "int64"
             return cut(combine(operands, node=node), NONDIFF, node, TENSOR).evolve(dtype=dtype)
-        if facts is not None and "values_indices" in facts.returns and (
-            facts.returns_values_indices or len(args.positional) >= (1 if facts.is_method else 2)
-            or "dim" in args.keywords
-        ):  # fmt: skip
-            if not (args.positional and args.positional[-1].is_tensor and attr in ("max", "min")):
-                values = self._differentiable(flow, node, receiver, attr, args, state, facts)
-                indices = cut(values, NONDIFF, node, TENSOR).evolve(dtype="int64")
-                return Value(TUPLE, grad=NO, leaf=NO, items=(values, indices), elem=join(values, indices))
+        if facts is not None and _returns_values_indices(attr, args, facts):
+            values = self._differentiable(flow, node, receiver, attr, args, state, facts)
+            indices = cut(values, NONDIFF, node, TENSOR).evolve(dtype="int64")
+            return Value(TUPLE, grad=NO, leaf=NO, items=(values, indices), elem=join(values, indices))
+        return self._op_result(flow, node, receiver, attr, args, state, facts)
+
+    def _detach(self, node: ast.Call, receiver: Value, attr: str, state: State) -> Value:
+        """`t.detach()`: a view sharing the storage and the version counter, without history."""
+        result = cut(receiver, DETACH, node, TENSOR).evolve(
+            roots=receiver.roots or frozenset((node,)), dtype=receiver.dtype, sites=frozenset((node,))
+        )
+        # `detach_` detaches the tensor itself (allowed on a leaf: it no longer requires grad)
+        if attr == "detach_" and isinstance(node.func.value, ast.Name):  # type: ignore[attr-defined]
+            state.env[node.func.value.id] = result  # type: ignore[attr-defined]
+        return result
+
+    def _op_result(
+        self,
+        flow: Flow,
+        node: ast.Call,
+        receiver: Value,
+        attr: str,
+        args: Arguments,
+        state: State,
+        facts: torch_facts.OpFacts | None,
+    ) -> Value:
+        """A differentiable op's result: zero gradients, views of the receiver, tuples of tensors."""
         result = self._differentiable(flow, node, receiver, attr, args, state, facts)
         if facts is not None and facts.grad == "zero" and result.sources:
             result = result.evolve(
@@ -2092,6 +2157,65 @@ def _params_sources(params: Value) -> frozenset:
         inner = element_of(elem)
         return inner.sources
     return frozenset()
+
+
+def _writes_in_place(attr: str, facts: torch_facts.OpFacts | None) -> bool:
+    """Whether tensor method `attr` writes into its receiver (torch's facts, else the `_` suffix)."""
+    if facts is not None:
+        return bool(facts.writes_self)
+    return attr.endswith("_") and not attr.startswith("_") and attr not in _INPLACE_EXCEPTIONS
+
+
+def _graph_cut(node: ast.Call, receiver: Value, facts: torch_facts.OpFacts) -> Value | None:
+    """What an op that leaves the graph (`numpy()`, `tolist()`, `item()`) returns, if it does."""
+    returns = set(facts.returns)
+    if returns & {"ndarray"}:
+        return cut(receiver, NUMPY_CUT, node, NUMPY).evolve(dtype=receiver.dtype)
+    if returns & {"list"}:
+        return cut(receiver, ITEM, node, LIST)
+    if returns & {"float", "int", "bool", "complex"}:
+        return cut(receiver, ITEM, node, FLOAT | INT | BOOL)
+    return None
+
+
+def _non_tensor_result(node: ast.Call, facts: torch_facts.OpFacts) -> Value:
+    """size(), dim(), numel(), is_contiguous(), data_ptr(), ...: not a tensor."""
+    if "size" in facts.returns and not node.args and not node.keywords:
+        return SIZE_VALUE
+    if "bool" in facts.returns:
+        return BOOL_VALUE
+    if "int" in facts.returns:
+        return INT_VALUE
+    return OBJECT_VALUE
+
+
+def _returns_values_indices(attr: str, args: Arguments, facts: torch_facts.OpFacts) -> bool:
+    """`t.max(dim)`, `t.sort()`, ...: a (values, indices) pair (`t.max(other)` is a tensor)."""
+    if "values_indices" not in facts.returns:
+        return False
+    if not (
+        facts.returns_values_indices
+        or len(args.positional) >= (1 if facts.is_method else 2)
+        or "dim" in args.keywords
+    ):
+        return False
+    return not (args.positional and args.positional[-1].is_tensor and attr in ("max", "min"))
+
+
+def _reachable_saves(callee: Flow, bound: dict[str, Value]) -> dict:
+    """What of a callee's saves its caller can reach: saves of the caller's own tensors (on any
+    path), and of a returned tensor only where that very tensor is returned after being saved."""
+    end = callee.exit_state
+    outside_roots = frozenset().union(*(v.roots for v in bound.values())) if bound else frozenset()
+    saved = {r: rec for r, rec in (end.saved.items() if end is not None else ()) if r in outside_roots}
+    points = list(callee.return_points)
+    if callee.final is not None:
+        points.append((NONE_VALUE, callee.final))
+    for returned, at in points:
+        for root in _all_roots(returned) - outside_roots:
+            if root in at.saved:
+                saved.setdefault(root, at.saved[root])
+    return saved
 
 
 def _all_roots(value: Value, depth: int = 0) -> frozenset:

@@ -88,88 +88,22 @@ def _codes(value: object, key: str, problems: list[str]) -> tuple[str, ...]:
 def parse_settings(raw: object) -> Settings:
     """Editor settings -> Settings. Never raises: bad values are replaced by defaults and
     reported in `Settings.warnings`, unknown keys too."""
-    problems: list[str] = []
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         return Settings(
             warnings=(f"gradguard settings must be an object, got {type(raw).__name__}; ignored",)
         )
-    for key in raw:
-        if key not in KNOWN_KEYS:
-            problems.append(f"gradguard.{key}: unknown setting ignored")
-    enable = raw.get("enable", True)
-    if not isinstance(enable, bool):
-        problems.append(f"gradguard.enable: expected true or false, got {enable!r}; using true")
-        enable = True
-    lint_on_change = raw.get("lintOnChange", True)
-    if not isinstance(lint_on_change, bool):
-        problems.append(f"gradguard.lintOnChange: expected true or false, got {lint_on_change!r}; using true")
-        lint_on_change = True
-    show_syntax_errors = raw.get("showSyntaxErrors", True)
-    if not isinstance(show_syntax_errors, bool):
-        problems.append(
-            f"gradguard.showSyntaxErrors: expected true or false, got {show_syntax_errors!r}; using true"
-        )
-        show_syntax_errors = True
-    diagnostic_mode = raw.get("diagnosticMode", "openFilesOnly")
-    if diagnostic_mode not in DIAGNOSTIC_MODES:
-        problems.append(
-            f"gradguard.diagnosticMode: expected one of {', '.join(DIAGNOSTIC_MODES)}, got "
-            f"{diagnostic_mode!r}; using openFilesOnly"
-        )
-        diagnostic_mode = "openFilesOnly"
-    debounce = raw.get("debounceMs", DEFAULT_DEBOUNCE_MS)
-    if isinstance(debounce, bool) or not isinstance(debounce, (int, float)) or not 0 <= debounce <= 60_000:
-        problems.append(f"gradguard.debounceMs: expected milliseconds (0-60000), got {debounce!r}; using 150")
-        debounce = DEFAULT_DEBOUNCE_MS
-    severity: dict[str, str] = {}
-    raw_severity = raw.get("severity")
-    raw_severity = {} if raw_severity is None else raw_severity
-    if isinstance(raw_severity, dict):
-        for code, level in raw_severity.items():
-            level = _SEVERITY_ALIASES.get(str(level).lower(), str(level).lower())
-            try:
-                severity[str(code).upper()] = Severity(level).value
-            except ValueError:
-                problems.append(
-                    f"gradguard.severity.{code}: unknown severity {level!r} (use error, warning, information or hint)"
-                )
-    else:
-        problems.append(f"gradguard.severity: expected an object of code -> severity, got {raw_severity!r}")
-    probe = raw.get("probe")
-    probe = {} if probe is None else probe
-    probe_enable, probe_timeout = True, 20.0
-    if isinstance(probe, dict):
-        if isinstance(probe.get("enable"), bool):
-            probe_enable = probe["enable"]
-        timeout = probe.get("timeout")
-        if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
-            probe_timeout = float(timeout)
-        elif timeout is not None:
-            problems.append(f"gradguard.probe.timeout: expected seconds, got {timeout!r}")
-    else:
-        problems.append(f"gradguard.probe: expected an object, got {probe!r}")
-    inlay = raw.get("inlayHints")
-    inlay = {} if inlay is None else inlay
-    inlay_shapes = "forward"
-    if isinstance(inlay, dict):
-        shapes = inlay.get("shapes", "forward")
-        if shapes in ("forward", "all", "off"):
-            inlay_shapes = shapes
-        else:
-            problems.append(
-                f"gradguard.inlayHints.shapes: expected forward, all or off, got {shapes!r}; using forward"
-            )
-    else:
-        problems.append(f"gradguard.inlayHints: expected an object, got {inlay!r}")
-    raw_exclude = raw.get("exclude")
-    raw_exclude = [] if raw_exclude is None else raw_exclude
-    exclude: tuple[str, ...] = ()
-    if isinstance(raw_exclude, list) and all(isinstance(p, str) for p in raw_exclude):
-        exclude = tuple(p.strip() for p in raw_exclude if p.strip())
-    else:
-        problems.append(f"gradguard.exclude: expected a list of glob patterns, got {raw_exclude!r}; ignored")
+    problems = [f"gradguard.{key}: unknown setting ignored" for key in raw if key not in KNOWN_KEYS]
+    enable = _flag(raw, "enable", problems)
+    lint_on_change = _flag(raw, "lintOnChange", problems)
+    show_syntax_errors = _flag(raw, "showSyntaxErrors", problems)
+    diagnostic_mode = _diagnostic_mode(raw, problems)
+    debounce = _debounce(raw, problems)
+    severity = _severity(raw, problems)
+    probe_enable, probe_timeout = _probe(raw, problems)
+    inlay_shapes = _inlay_shapes(raw, problems)
+    exclude = _exclude(raw, problems)
     return Settings(
         enable=enable,
         select=_codes(raw.get("select"), "select", problems),
@@ -185,6 +119,97 @@ def parse_settings(raw: object) -> Settings:
         exclude=exclude,
         warnings=tuple(problems),
     )
+
+
+def _flag(raw: dict, key: str, problems: list[str]) -> bool:
+    """A true/false setting whose default is true."""
+    value = raw.get(key, True)
+    if not isinstance(value, bool):
+        problems.append(f"gradguard.{key}: expected true or false, got {value!r}; using true")
+        return True
+    return value
+
+
+def _diagnostic_mode(raw: dict, problems: list[str]) -> str:
+    mode = raw.get("diagnosticMode", "openFilesOnly")
+    if mode not in DIAGNOSTIC_MODES:
+        problems.append(
+            f"gradguard.diagnosticMode: expected one of {', '.join(DIAGNOSTIC_MODES)}, got "
+            f"{mode!r}; using openFilesOnly"
+        )
+        return "openFilesOnly"
+    return mode
+
+
+def _debounce(raw: dict, problems: list[str]) -> int | float:
+    debounce = raw.get("debounceMs", DEFAULT_DEBOUNCE_MS)
+    if isinstance(debounce, bool) or not isinstance(debounce, (int, float)) or not 0 <= debounce <= 60_000:
+        problems.append(f"gradguard.debounceMs: expected milliseconds (0-60000), got {debounce!r}; using 150")
+        return DEFAULT_DEBOUNCE_MS
+    return debounce
+
+
+def _severity(raw: dict, problems: list[str]) -> dict[str, str]:
+    """`severity`: code -> error, warning (or warn), information (or info) or hint."""
+    severity: dict[str, str] = {}
+    raw_severity = raw.get("severity")
+    raw_severity = {} if raw_severity is None else raw_severity
+    if not isinstance(raw_severity, dict):
+        problems.append(f"gradguard.severity: expected an object of code -> severity, got {raw_severity!r}")
+        return severity
+    for code, level in raw_severity.items():
+        level = _SEVERITY_ALIASES.get(str(level).lower(), str(level).lower())
+        try:
+            severity[str(code).upper()] = Severity(level).value
+        except ValueError:
+            problems.append(
+                f"gradguard.severity.{code}: unknown severity {level!r} (use error, warning, information or hint)"
+            )
+    return severity
+
+
+def _probe(raw: dict, problems: list[str]) -> tuple[bool, float]:
+    """`probe.enable` and `probe.timeout` (seconds)."""
+    probe = raw.get("probe")
+    probe = {} if probe is None else probe
+    probe_enable, probe_timeout = True, 20.0
+    if not isinstance(probe, dict):
+        problems.append(f"gradguard.probe: expected an object, got {probe!r}")
+        return probe_enable, probe_timeout
+    if isinstance(probe.get("enable"), bool):
+        probe_enable = probe["enable"]
+    timeout = probe.get("timeout")
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
+        probe_timeout = float(timeout)
+    elif timeout is not None:
+        problems.append(f"gradguard.probe.timeout: expected seconds, got {timeout!r}")
+    return probe_enable, probe_timeout
+
+
+def _inlay_shapes(raw: dict, problems: list[str]) -> str:
+    """`inlayHints.shapes`: forward, all or off."""
+    inlay = raw.get("inlayHints")
+    inlay = {} if inlay is None else inlay
+    if not isinstance(inlay, dict):
+        problems.append(f"gradguard.inlayHints: expected an object, got {inlay!r}")
+        return "forward"
+    shapes = inlay.get("shapes", "forward")
+    if shapes in ("forward", "all", "off"):
+        return shapes
+    problems.append(
+        f"gradguard.inlayHints.shapes: expected forward, all or off, got {shapes!r}; using forward"
+    )
+    return "forward"
+
+
+def _exclude(raw: dict, problems: list[str]) -> tuple[str, ...]:
+    """`exclude`: a list of glob patterns."""
+    raw_exclude = raw.get("exclude")
+    raw_exclude = [] if raw_exclude is None else raw_exclude
+    if isinstance(raw_exclude, list) and all(isinstance(p, str) for p in raw_exclude):
+        return tuple(p.strip() for p in raw_exclude if p.strip())
+    problems.append(f"gradguard.exclude: expected a list of glob patterns, got {raw_exclude!r}; ignored")
+    return ()
 
 
 class ProjectConfigs:
