@@ -595,12 +595,12 @@ async def test_a_rule_setting_rechecks_the_workspace_without_indexing_it_again(
     await wait_codes(client, notebook, [], after=mark)
     await wait_ready(client)
     assert len(progress_titles(client, "gradguard: indexing")) == 1
-    # and back: checked again
+    # and back: the disk is indexed again (files created meanwhile may have sent no watcher event)
     mark = len(client.published)
     change_settings(client, diagnosticMode="workspace")
     await wait_codes(client, model, ["GG101"], after=mark)
     await wait_codes(client, notebook, ["GG203"], after=mark)
-    assert len(progress_titles(client, "gradguard: indexing")) == 1
+    assert len(progress_titles(client, "gradguard: indexing")) == 2
 
 
 async def test_the_exclude_setting(client: LanguageClient, tmp_path):
@@ -663,3 +663,33 @@ async def test_shutdown_during_a_workspace_check_is_prompt(tmp_path, pool):
         await client.stop()
     print(f"shutdown while checking ({pool}): {seconds:.2f} s")
     assert seconds < 3.0
+
+
+@pytest.mark.parametrize("events", ["none", "before the switch", "after the switch"])
+async def test_files_created_in_open_files_only_mode_are_checked_in_workspace_mode(
+    client: LanguageClient, tmp_path, events
+):
+    """Files created on disk while the workspace is in openFilesOnly mode are checked once it
+    switches to workspace mode, whether their watcher events come before the switch, after it,
+    or not at all (the editor end-to-end scenario `workspaceMode`: entering workspace mode reads
+    the disk again)."""
+    write(tmp_path, {"train.py": "import torch\n"})
+    await initialize(client, tmp_path, diagnosticMode="openFilesOnly")
+    open_file(client, tmp_path / "train.py")
+    await wait_ready(client)
+    write(tmp_path, {"project/base.py": BASE_MODULE, "project/model.py": MODEL})
+    created = types.DidChangeWatchedFilesParams(
+        changes=[
+            types.FileEvent(uri=(tmp_path / "project" / n).as_uri(), type=types.FileChangeType.Created)
+            for n in ("base.py", "model.py")
+        ]
+    )
+    if events == "before the switch":
+        client.workspace_did_change_watched_files(created)
+        await _sleep(0.3)
+    mark = len(client.published)
+    change_settings(client, diagnosticMode="workspace")
+    if events == "after the switch":
+        await _sleep(0.3)
+        client.workspace_did_change_watched_files(created)
+    await wait_codes(client, (tmp_path / "project" / "model.py").as_uri(), ["GG101"], after=mark)

@@ -548,8 +548,9 @@ class WorkspaceIndex:
 
     def configuration_changed(self, force: bool = False) -> None:
         """Settings, workspace folders or a pyproject.toml changed. Only what the change affects
-        is done again: the folders, `exclude` or the interpreter -> the index is built again (and
-        the workspace checked again); a folder's diagnosticMode, enable, select, ignore, severity
+        is done again: the folders, `exclude` or the interpreter, or a folder entering workspace
+        mode -> the index is built again (and the workspace checked again); a folder's
+        diagnosticMode, enable, select, ignore, severity
         or showSyntaxErrors -> the workspace-mode files are checked again with the index as it is
         (a folder leaving workspace mode loses its closed files' diagnostics at once); anything
         else (debounceMs, the probe, inlay hints) -> nothing here. While the index is still
@@ -559,6 +560,10 @@ class WorkspaceIndex:
         key = self._settings_key()
         if force or key[0] != self._key[0] or (key != self._key and (self._building or not self.ready)):
             self.restart("configuration changed")
+        elif _entered_workspace_mode(self._key[1], key[1]):
+            # the disk is read afresh: files created while only open files were checked may
+            # never have reached the index (a watcher event is not guaranteed for every file)
+            self.restart("workspace mode")
         elif key[1] != self._key[1]:
             self._key = key
             asyncio.ensure_future(self._check_again("settings changed"))
@@ -1125,6 +1130,12 @@ def register(server: GradguardServer) -> None:
             "searchPaths": list(service._search_paths or ()),
             "timings": dict(service.timings),
         }
+
+
+def _entered_workspace_mode(before: tuple, after: tuple) -> bool:
+    """Whether a folder's diagnosticMode became "workspace" (entries of `_settings_key()[1]`)."""
+    modes = {entry[0]: entry[1] for entry in before}
+    return any(entry[1] == WORKSPACE and modes.get(entry[0]) != WORKSPACE for entry in after)
 
 
 def _kill_workers(pool) -> None:
