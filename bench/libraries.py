@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/libraries.py                    # the dev set (default)
     .venv/bin/python bench/libraries.py --set holdout      # kept aside: run it only to check a finished change
+    .venv/bin/python bench/libraries.py --set holdout2     # a second set kept aside (the first has been read)
     .venv/bin/python bench/libraries.py --set all --jobs 2
 
 Downloads (at benchmark time, never committed) the sources of open-source PyTorch libraries other
@@ -71,6 +72,25 @@ LIBRARIES: dict[str, list[tuple[str, str]]] = {
         ("lightly", "1.6.0"),
         ("skorch", "1.4.0"),
         ("flair", "0.15.1"),
+    ],
+    # the first holdout set was read once (its findings are reviewed in issue 10's notes, so it is
+    # no longer unseen); this one was chosen at the end of a later session and run once
+    "holdout2": [
+        ("x-transformers", "2.31.10"),
+        ("vector-quantize-pytorch", "1.32.0"),
+        ("denoising-diffusion-pytorch", "2.3.4"),
+        ("open-clip-torch", "3.3.0"),
+        ("torchio", "1.2.1"),
+        ("pytorch-tabnet", "4.1.0"),
+        ("torchsde", "0.2.6"),
+        ("zuko", "1.6.0"),
+        ("e3nn", "0.6.0"),
+        ("pytorch-forecasting", "1.8.0"),
+        ("braindecode", "1.8.1"),
+        ("nflows", "0.14"),
+        ("mmengine", "0.10.7"),
+        ("torch-optimizer", "0.3.0"),
+        ("lion-pytorch", "0.2.5"),
     ],
 }
 
@@ -195,12 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--set", choices=["dev", "holdout", "all"], default="dev")
+    parser.add_argument("--set", choices=["dev", "holdout", "holdout2", "all"], default="dev")
     parser.add_argument("--jobs", type=int, default=0, help="-j for gradguard (default: all cores)")
     parser.add_argument("--only", nargs="+", help="only these libraries (PyPI names) of the set")
     args = parser.parse_args(argv)
 
-    sets = ["dev", "holdout"] if args.set == "all" else [args.set]
+    sets = list(LIBRARIES) if args.set == "all" else [args.set]
     chosen = [(s, name, version) for s in sets for name, version in LIBRARIES[s]]
     if args.only:
         chosen = [c for c in chosen if c[1] in set(args.only)]
