@@ -157,14 +157,46 @@ class _CacheEntry:
     every line it rests on is where it was. That is the case when a finding's text cites a
     line number (moving the unit moves the finding, not the number written in its message),
     when a finding lies outside the unit, or when it offers a fix (its edits may reach
-    elsewhere)."""
+    elsewhere).
 
-    __slots__ = ("dependencies", "findings", "place")
+    `movable`: for a def/class unit placed only because it offers fixes (no finding cites a
+    line or lies outside it), the other units it rests on by their text only (as for an
+    entry that is not placed), and its last line relative to its first. When the unit moved
+    (an Enter above it), the entry still holds if those are unchanged and every edit of its
+    fixes, computed once, lies inside the unit: its findings and fixes move with it."""
 
-    def __init__(self, findings: list, dependencies: tuple, place: object = None) -> None:
+    __slots__ = ("dependencies", "findings", "movable", "place")
+
+    def __init__(
+        self,
+        findings: list,
+        dependencies: tuple,
+        place: object = None,
+        movable: tuple[tuple, int] | None = None,
+    ) -> None:
         self.findings = findings
         self.dependencies = dependencies
         self.place = place
+        self.movable = movable
+
+    def moves(self, texts: _UnitTexts) -> bool:
+        """Whether this placed entry holds for its unit at another place (see `movable`)."""
+        if self.movable is None:
+            return False
+        loose, last = self.movable
+        if "libcst" not in sys.modules or not texts.unchanged(loose, False):
+            # (computing fixes may need libcst: ~100 ms to import, not on a keystroke; until
+            # something else loaded it, the unit is checked again as before)
+            return False
+        for finding in self.findings:  # stored relative to the unit's first line (line 0)
+            for fix in ([finding.fix] if finding.fix else []) + list(finding.alternatives):
+                for edit in fix.edits:
+                    if edit.start_line < 0 or not (
+                        edit.end_line <= last or (edit.end_line == last + 1 and edit.end_column == 1)
+                    ):
+                        self.movable = None  # reaches outside the unit: checked again when moved
+                        return False
+        return True
 
 
 VARIANTS = 3  # entries kept per unit text (its dependencies differing: an edit, then its undo)
@@ -177,6 +209,15 @@ def _cites_a_line(finding: Finding) -> bool:
     texts = [finding.message, finding.detail]
     texts.extend(fix.title for fix in ([finding.fix] if finding.fix else []) + list(finding.alternatives))
     return any(_CITES_A_LINE.search(text) for text in texts if text)
+
+
+def _only_fixes_place(findings: list[Finding], first: int, last: int) -> bool:
+    """Whether findings of the unit on lines first..last are placed (`_positional`) only
+    because they offer fixes: none cites a line or lies outside the unit."""
+    return not any(
+        _cites_a_line(finding) or not (first <= finding.line and finding.end_line <= last)
+        for finding in findings
+    )
 
 
 def _positional(findings: list[Finding], spans: list[tuple[int, int]]) -> bool:
@@ -404,6 +445,9 @@ class Analyzer:
             own = "" if start == 0 else getattr(statements[0], "name", None)
             placed = _positional(found, [(first, last) for first, last, _ in spans])
             dependencies = texts.fingerprint(semantics.consulted - {own}, placed)
+            movable = None
+            if placed and start != 0 and _only_fixes_place(found, start, end):
+                movable = (texts.fingerprint(semantics.consulted - {own}, False), end - start)
             if all(f.fix is None and not f.alternatives for f in found):
                 unit.release()  # nothing may need it later: let the tree go by refcount
             results.extend(found)
@@ -417,7 +461,7 @@ class Analyzer:
                         stored.append((i, finding.shifted(-spans[i][0])))
                 else:
                     stored = [f.shifted(-start) for f in found]
-                self._remember(key, _CacheEntry(stored, dependencies, place if placed else None))
+                self._remember(key, _CacheEntry(stored, dependencies, place if placed else None, movable))
         return results
 
     def forget(self, path: str) -> int:
@@ -436,6 +480,10 @@ class Analyzer:
             if entry.place is not None and entry.place != place:
                 continue
             if texts.unchanged(entry.dependencies, entry.place is not None):
+                self._cache.move_to_end(key)
+                return entry
+        for entry in variants:  # a def/class that moved with fixes that move with it
+            if entry.place is not None and entry.place != place and entry.moves(texts):
                 self._cache.move_to_end(key)
                 return entry
         return None
