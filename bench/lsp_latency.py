@@ -413,6 +413,7 @@ def run(edits: int) -> dict:
             change(client, uri, version, line, 0, line, 0, indent + "\n")
             client.wait_diagnostics(uri, version)
             col = len(indent)
+            cpu_before, typed = client.cpu_seconds(), 0
             for _ in range(max(1, edits // 20)):
                 for ch in "print(x)":
                     version += 1
@@ -420,12 +421,17 @@ def run(edits: int) -> dict:
                     stamp, _ = client.wait_diagnostics(uri, version)
                     samples.append((stamp - sent) * 1000)
                     col += 1
+                    typed += 1
                 version += 1
                 change(client, uri, version, line, len(indent), line, col, "")
                 client.wait_diagnostics(uri, version)
                 col = len(indent)
             ranges["typing_with_syntax_errors"] = (first_typing, version)
             entry["typing_with_syntax_errors"] = percentiles(samples)
+            # (the deletions between the calls typed included)
+            entry["typing_with_syntax_errors"]["server_cpu_ms_per_keystroke"] = round(
+                (client.cpu_seconds() - cpu_before) * 1000 / max(1, typed), 2
+            )
         # the server's own view: engine time per analysed version (no I/O)
         _, reply = client.request(
             "workspace/executeCommand", {"command": "gradguard.debugStats", "arguments": [uri]}
