@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 from gradguard.engine.analyzer import Analyzer
+from gradguard.engine.incremental import IncrementalParser
 from rule_examples import invalid_cases
 
 GATE = """import torch
@@ -232,3 +233,41 @@ def test_a_unit_whose_fix_stays_inside_it_moves_without_being_checked_again(monk
     fixed = [f for f in after if f.fix and f.fix.edits]
     assert [f.line for f in fixed] == [f.line + 2 for f in before]
     assert all(e.start_line == f.line for f in fixed for e in f.fix.edits[:1])
+
+
+CALLERS = """import torch
+
+
+def activate(t):
+    return torch.sigmoid(t)
+
+
+def run():
+    x = torch.randn(3, requires_grad=True)
+    y = activate(x)
+    y.mul_(2)
+    return y
+"""
+
+
+def _value_of_t(result) -> object:
+    activate = result.tree.body[1]
+    flow = result.semantics.flow(activate)
+    return next(value for node, value in flow.values.items() if getattr(node, "id", None) == "t")
+
+
+def test_call_site_walks_kept_between_checks_are_those_of_the_same_statements() -> None:
+    """The analyzer keeps `Semantics`' call-site walks of the statements an incremental parse
+    reused; an edited caller is walked again, so a parameter's value follows its new callers."""
+    analyzer, parser = Analyzer(), IncrementalParser("case.py")
+    edited = CALLERS.replace("activate(x)", "activate(torch.zeros(3))")
+    again = CALLERS.replace("activate(x)", "activate(x * 2)")
+    for text, requires_grad in [(CALLERS, True), (edited, False), (again, True)]:
+        tree = parser.parse(text)
+        result = analyzer.check(text, "case.py", tree)
+        assert parser.stats.mode in ("full", "incremental")
+        assert bool(_value_of_t(result).requires_grad) is requires_grad
+        fresh = Analyzer().check(text, "case.py")
+        assert bool(_value_of_t(fresh).requires_grad) is requires_grad
+        kept = analyzer._name_uses["case.py"]
+        assert kept and all(entry[0] in tree.body for entry in kept.values())

@@ -199,6 +199,7 @@ class _CacheEntry:
         return True
 
 
+NAME_USES_FILES = 4  # files whose call-site walks are kept (see Analyzer._name_uses)
 VARIANTS = 3  # entries kept per unit text (its dependencies differing: an edit, then its undo)
 
 
@@ -351,6 +352,10 @@ class Analyzer:
         self._cache: OrderedDict[tuple, list[_CacheEntry]] = OrderedDict()
         self._cache_size = cache_size
         self._units_checked = 0  # the unit count of the file being checked (see _remember)
+        # path -> id(top-level statement) -> (it, its `NameUses`), for the files checked last: the
+        # walks `Semantics` makes to find call sites, kept for the statements an incremental
+        # parse reused (the same nodes) from one check of a file to the next
+        self._name_uses: OrderedDict[str, dict] = OrderedDict()
         self._rules: list[Rule] = []
         self.configure(self.config)
 
@@ -368,6 +373,7 @@ class Analyzer:
             for kind in (None, "module", "function")
         }
         self._cache.clear()
+        self._name_uses.clear()
 
     @property
     def rules(self) -> list[Rule]:
@@ -439,6 +445,7 @@ class Analyzer:
                 continue
             if semantics is None:
                 semantics = self._semantics = Semantics(tree, module, source.lines)
+                semantics._name_uses = self._name_uses_of(path, tree)
             semantics.consulted = set()
             unit = Unit(statements, source, module, path, semantics)
             found = self._run_rules(unit, errors, rules)
@@ -464,8 +471,23 @@ class Analyzer:
                 self._remember(key, _CacheEntry(stored, dependencies, place if placed else None, movable))
         return results
 
+    def _name_uses_of(self, path: str, tree: ast.Module) -> dict:
+        """The call-site walks of the statements of `tree` kept from the last check of `path`
+        (only those still in it: the very same nodes, never mutated); `Semantics` adds to it."""
+        previous = self._name_uses.pop(path, None) or {}
+        kept = {}
+        for stmt in tree.body:
+            entry = previous.get(id(stmt))
+            if entry is not None and entry[0] is stmt:
+                kept[id(stmt)] = entry
+        self._name_uses[path] = kept
+        while len(self._name_uses) > NAME_USES_FILES:
+            self._name_uses.popitem(last=False)
+        return kept
+
     def forget(self, path: str) -> int:
         """Drop the cached findings of one file (an editor closed it); returns how many."""
+        self._name_uses.pop(path, None)
         stale = [key for key in self._cache if key[1] == path]
         for key in stale:
             del self._cache[key]

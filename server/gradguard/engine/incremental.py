@@ -283,7 +283,8 @@ class IncrementalParser:
         rest = _parse("\n" * (region_start - 1) + rest_text, self.path)  # raises: the file does not parse
         new_blocks = self._blocks[:first]
         new_blocks.extend(_group(rest.body, region_start))
-        new_blocks[0].start = 1
+        if new_blocks:
+            new_blocks[0].start = 1
         tree = ast.Module(body=[stmt for block in new_blocks for stmt in block.stmts], type_ignores=[])
         self._tree = tree
         self._lines = list(lines)
