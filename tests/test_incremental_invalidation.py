@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 from gradguard.engine.analyzer import Analyzer
+from gradguard.engine.finding import Fix
 from gradguard.engine.incremental import IncrementalParser
 from rule_examples import invalid_cases
 
@@ -271,3 +272,22 @@ def test_call_site_walks_kept_between_checks_are_those_of_the_same_statements() 
         assert bool(_value_of_t(fresh).requires_grad) is requires_grad
         kept = analyzer._name_uses["case.py"]
         assert kept and all(entry[0] in tree.body for entry in kept.values())
+
+
+def test_a_moved_unit_whose_cached_fix_fails_to_compute_is_checked_again() -> None:
+    import libcst  # noqa: F401
+
+    analyzer = Analyzer()
+    analyzer.check(MOVING_FIX, "case.py")
+
+    def broken() -> list:
+        raise RuntimeError("no fix today")
+
+    for variants in analyzer._cache.values():
+        for entry in variants:
+            for finding in entry.findings:
+                if finding.fix is not None:
+                    finding.fix = Fix(finding.fix.title, finding.fix.applicability, broken)
+    moved = MOVING_FIX.replace("def helper(x):\n", "def helper(x):\n\n\n", 1)
+    after = analyzer.check(moved, "case.py").findings
+    assert _with_fixes(after) == _with_fixes(Analyzer().check(moved, "case.py").findings)

@@ -188,15 +188,20 @@ class _CacheEntry:
             # (computing fixes may need libcst: ~100 ms to import, not on a keystroke; until
             # something else loaded it, the unit is checked again as before)
             return False
-        for finding in self.findings:  # stored relative to the unit's first line (line 0)
-            for fix in ([finding.fix] if finding.fix else []) + list(finding.alternatives):
-                for edit in fix.edits:
-                    if edit.start_line < 0 or not (
-                        edit.end_line <= last or (edit.end_line == last + 1 and edit.end_column == 1)
-                    ):
-                        self.movable = None  # reaches outside the unit: checked again when moved
-                        return False
-        return True
+        try:
+            inside = all(
+                edit.start_line >= 0
+                and (edit.end_line <= last or (edit.end_line == last + 1 and edit.end_column == 1))
+                for finding in self.findings  # stored relative to the unit's first line (line 0)
+                for fix in ([finding.fix] if finding.fix else []) + list(finding.alternatives)
+                for edit in fix.edits
+            )
+        except Exception:  # a fix that fails to compute: the unit is checked again, as before
+            log.debug("computing a cached fix failed", exc_info=True)
+            inside = False
+        if not inside:
+            self.movable = None  # reaches outside the unit: checked again whenever it moves
+        return inside
 
 
 NAME_USES_FILES = 4  # files whose call-site walks are kept (see Analyzer._name_uses)
