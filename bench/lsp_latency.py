@@ -6,8 +6,9 @@ Through a real stdio session with `python -m gradguard lsp` (debounce 0, every r
 * for timm's vision_transformer.py (~5,300 lines) and two other large timm model files:
   100 one-character edits inside a method, time from sending `didChange` to receiving the
   `publishDiagnostics` of that version (p50, p95, max); plus two harder scenarios on
-  vision_transformer.py: pressing Enter inside a method (lines move) and typing a call
-  `(...)` character by character (the file stops parsing in between),
+  vision_transformer.py: pressing Enter inside a method (lines move), typing a call
+  `(...)` character by character (the file stops parsing in between), and typing new lines
+  (Enter, then `print(x)` key by key, `--edits`/10 times),
 * server memory (RSS) after opening the files,
 * hovers on the tensors assigned in `forward` methods and inlay hints for 60-line windows of
   vision_transformer.py (shapes): latency of each request once the file is analysed, and of the
@@ -198,6 +199,33 @@ def change(
             ],
         },
     )
+
+
+def type_new_lines(client: Client, uri: str, version: int, line: int, indent: str, edits: int) -> tuple:
+    """Typing new lines below `line` (a blank line holding `indent`): Enter, then `print(x)` key by
+    key, again and again (every Enter moves the lines below; the statement does not parse until
+    its `)`); the lines typed are deleted again. Returns the last version and the latencies."""
+    samples = []
+    current, col = line, len(indent)
+    cpu_before = client.cpu_seconds()
+    for _ in range(max(1, edits // 10)):
+        for ch in ["\n" + indent, *"print(x)"]:
+            version += 1
+            sent = change(client, uri, version, current, col, current, col, ch)
+            stamp, _ = client.wait_diagnostics(uri, version)
+            samples.append((stamp - sent) * 1000)
+            if ch.startswith("\n"):
+                current, col = current + 1, len(indent)
+            else:
+                col += 1
+    result = percentiles(samples)
+    result["server_cpu_ms_per_keystroke"] = round(
+        (client.cpu_seconds() - cpu_before) * 1000 / len(samples), 2
+    )
+    version += 1
+    change(client, uri, version, line, len(indent), current, col, "")
+    client.wait_diagnostics(uri, version)
+    return version, result
 
 
 def shape_positions(text: str, limit: int = 120) -> list[tuple[int, int]]:
@@ -413,6 +441,7 @@ def run(edits: int) -> dict:
             change(client, uri, version, line, 0, line, 0, indent + "\n")
             client.wait_diagnostics(uri, version)
             col = len(indent)
+            cpu_before, typed = client.cpu_seconds(), 0
             for _ in range(max(1, edits // 20)):
                 for ch in "print(x)":
                     version += 1
@@ -420,12 +449,20 @@ def run(edits: int) -> dict:
                     stamp, _ = client.wait_diagnostics(uri, version)
                     samples.append((stamp - sent) * 1000)
                     col += 1
+                    typed += 1
                 version += 1
                 change(client, uri, version, line, len(indent), line, col, "")
                 client.wait_diagnostics(uri, version)
                 col = len(indent)
             ranges["typing_with_syntax_errors"] = (first_typing, version)
             entry["typing_with_syntax_errors"] = percentiles(samples)
+            # (the deletions between the calls typed included)
+            entry["typing_with_syntax_errors"]["server_cpu_ms_per_keystroke"] = round(
+                (client.cpu_seconds() - cpu_before) * 1000 / max(1, typed), 2
+            )
+            first_typing = version + 1
+            version, entry["new_lines_typed"] = type_new_lines(client, uri, version, line, indent, edits)
+            ranges["new_lines_typed"] = (first_typing, version)
         # the server's own view: engine time per analysed version (no I/O)
         _, reply = client.request(
             "workspace/executeCommand", {"command": "gradguard.debugStats", "arguments": [uri]}

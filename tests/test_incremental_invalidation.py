@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import pytest
 from gradguard.engine.analyzer import Analyzer
+from gradguard.engine.finding import Fix
+from gradguard.engine.incremental import IncrementalParser
 from rule_examples import invalid_cases
 
 GATE = """import torch
@@ -168,3 +170,124 @@ def test_checking_after_lines_moved_gives_what_a_fresh_check_gives(rule, example
         for current in (text, example.code):  # the edit, then its undo
             again = analyzer.check(current, "case.py").findings
             assert summary(again) == summary(Analyzer().check(current, "case.py").findings)
+
+
+def _with_fixes(findings) -> list:
+    return sorted(
+        (
+            f.line,
+            f.code,
+            f.column,
+            f.message,
+            [e.to_dict() for e in f.fix.edits] if f.fix else None,
+            [[e.to_dict() for e in a.edits] for a in f.alternatives],
+        )
+        for f in findings
+    )
+
+
+@pytest.mark.parametrize("rule, example", list(invalid_cases()))
+def test_fixes_after_lines_moved_are_what_a_fresh_check_offers(rule, example) -> None:
+    """Every rule's INVALID examples: a unit that moved keeps its findings from the cache only
+    where its fixes move with it; their edits land where a fresh check puts them."""
+    import libcst  # noqa: F401  (loaded, so that moved units may keep their cached fixes)
+
+    analyzer = Analyzer()
+    first = analyzer.check(example.code, "case.py").findings
+    _with_fixes(first)  # the fixes of the cached findings are computed before the move
+    for text in _moves(example.code):
+        for current in (text, example.code):
+            again = analyzer.check(current, "case.py").findings
+            assert _with_fixes(again) == _with_fixes(Analyzer().check(current, "case.py").findings)
+
+
+MOVING_FIX = """import torch
+
+
+def helper(x):
+    return x
+
+
+def trainable(tensors):
+    return [t for t in tensors if t.requiresGrad]
+"""
+
+
+def test_a_unit_whose_fix_stays_inside_it_moves_without_being_checked_again(monkeypatch) -> None:
+    import libcst  # noqa: F401  (loaded: computing a cached fix may need it, see _CacheEntry.moves)
+
+    analyzer = Analyzer()
+    before = [f for f in analyzer.check(MOVING_FIX, "case.py").findings if f.fix and f.fix.edits]
+    assert before, "the example must offer a fix"
+    moved = MOVING_FIX.replace("def helper(x):\n", "def helper(x):\n\n\n", 1)
+    checked = []
+    real = Analyzer._run_rules
+    monkeypatch.setattr(
+        Analyzer,
+        "_run_rules",
+        lambda self, unit, *a, **k: checked.append(unit.nodes[0]) or real(self, unit, *a, **k),
+    )
+    after = analyzer.check(moved, "case.py").findings
+    # `trainable` moved, its findings and fix with it: not checked again (no rule looks at `helper`)
+    assert checked == []
+    assert _with_fixes(after) == _with_fixes(Analyzer().check(moved, "case.py").findings)
+    fixed = [f for f in after if f.fix and f.fix.edits]
+    assert [f.line for f in fixed] == [f.line + 2 for f in before]
+    assert all(e.start_line == f.line for f in fixed for e in f.fix.edits[:1])
+
+
+CALLERS = """import torch
+
+
+def activate(t):
+    return torch.sigmoid(t)
+
+
+def run():
+    x = torch.randn(3, requires_grad=True)
+    y = activate(x)
+    y.mul_(2)
+    return y
+"""
+
+
+def _value_of_t(result) -> object:
+    activate = result.tree.body[1]
+    flow = result.semantics.flow(activate)
+    return next(value for node, value in flow.values.items() if getattr(node, "id", None) == "t")
+
+
+def test_call_site_walks_kept_between_checks_are_those_of_the_same_statements() -> None:
+    """The analyzer keeps `Semantics`' call-site walks of the statements an incremental parse
+    reused; an edited caller is walked again, so a parameter's value follows its new callers."""
+    analyzer, parser = Analyzer(), IncrementalParser("case.py")
+    edited = CALLERS.replace("activate(x)", "activate(torch.zeros(3))")
+    again = CALLERS.replace("activate(x)", "activate(x * 2)")
+    for text, requires_grad in [(CALLERS, True), (edited, False), (again, True)]:
+        tree = parser.parse(text)
+        result = analyzer.check(text, "case.py", tree)
+        assert parser.stats.mode in ("full", "incremental")
+        assert bool(_value_of_t(result).requires_grad) is requires_grad
+        fresh = Analyzer().check(text, "case.py")
+        assert bool(_value_of_t(fresh).requires_grad) is requires_grad
+        kept = analyzer._name_uses["case.py"]
+        assert kept and all(entry[0] in tree.body for entry in kept.values())
+
+
+def test_a_moved_unit_whose_cached_fix_fails_to_compute_is_checked_again() -> None:
+    import libcst  # noqa: F401
+
+    analyzer = Analyzer()
+    analyzer.check(MOVING_FIX, "case.py")
+
+    def broken() -> list:
+        raise RuntimeError("no fix today")
+
+    for variants in analyzer._cache.values():
+        for entry in variants:
+            for finding in entry.findings:
+                if finding.fix is not None:
+                    finding.fix = Fix(finding.fix.title, finding.fix.applicability, broken)
+    moved = MOVING_FIX.replace("def helper(x):\n", "def helper(x):\n\n\n", 1)
+    after = analyzer.check(moved, "case.py").findings
+    assert _with_fixes(after) == _with_fixes(Analyzer().check(moved, "case.py").findings)

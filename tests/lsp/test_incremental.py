@@ -71,22 +71,34 @@ FRAGMENTS = [
 
 
 def check_same(parser: IncrementalParser, text: str) -> None:
+    expected_error = got_error = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             expected = ast.parse(text)
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
-        expected = None
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+        expected, expected_error = None, exc
     try:
         got = parser.parse(text)
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
-        got = None
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+        got, got_error = None, exc
     if expected is None:
         assert got is None, f"incremental parse accepted text that does not parse:\n{text!r}"
+        # the error the editor shows is the one a full parse reports
+        assert _error(got_error) == _error(expected_error), f"text={text!r}"
         return
     assert got is not None, f"incremental parse rejected valid text:\n{text!r}"
     assert ast.dump(got, include_attributes=True) == ast.dump(expected, include_attributes=True), (
         f"mode={parser.stats.mode} text={text!r}"
+    )
+
+
+def _error(exc):
+    return (
+        type(exc),
+        getattr(exc, "msg", str(exc)),
+        getattr(exc, "lineno", None),
+        getattr(exc, "offset", None),
     )
 
 
@@ -198,3 +210,45 @@ def test_line_delta_maps_lines():
     assert change.map_line(1) == 1
     assert change.map_line(2) is None
     assert change.map_line(3) == 4
+
+
+def test_a_line_being_typed_does_not_parse_the_whole_file(monkeypatch):
+    # typing `print(x)` key by key inside a function: the file does not parse until `)`; the
+    # parser finds that out from the edited block and what follows, never from the lines above it
+    import gradguard.engine.incremental as incremental
+
+    text = _big_file(60)
+    parser = IncrementalParser()
+    parser.parse(text)
+    lines = split_lines(text)
+    site = lines.index("        return y * 30\n")
+    skipped: list[int] = []  # lines each parse left blank (the lines above what it parsed)
+    real = incremental._parse
+    monkeypatch.setattr(
+        incremental,
+        "_parse",
+        lambda source, path: skipped.append(len(source) - len(source.lstrip("\n"))) or real(source, path),
+    )
+    for typed in ["", "p", "print", "print(", "print(x", "print(x)"]:
+        edited = "".join([*lines[:site], f"        {typed}\n", *lines[site:]])
+        check_same(parser, edited)
+    # every parse started at the edited class: none of them read the lines above it again
+    assert skipped and min(skipped) >= site - 12, skipped
+    assert ast.dump(parser.parse(text), include_attributes=True) == ast.dump(
+        ast.parse(text), include_attributes=True
+    )
+
+
+def test_region_that_needs_what_follows_parses_with_it():
+    # a decorator typed above a function: the edited block alone does not parse, the file does
+    text = "import torch\nx = 1\n\ndef f():\n    return 1\n\ny = 2\n"
+    parser = IncrementalParser()
+    parser.parse(text)
+    for edited in [
+        "import torch\nx = 1\n@torch.no_grad()\ndef f():\n    return 1\n\ny = 2\n",
+        "import torch\nx = 1\nif x:\n    pass\nelse:\n    y = 2\n",
+        "import torch\nx = (1,\n\ndef f():\n    return 1\n\ny = 2)\n",
+    ]:
+        parser = IncrementalParser()
+        parser.parse(text)
+        check_same(parser, edited)

@@ -157,16 +157,54 @@ class _CacheEntry:
     every line it rests on is where it was. That is the case when a finding's text cites a
     line number (moving the unit moves the finding, not the number written in its message),
     when a finding lies outside the unit, or when it offers a fix (its edits may reach
-    elsewhere)."""
+    elsewhere).
 
-    __slots__ = ("dependencies", "findings", "place")
+    `movable`: for a def/class unit placed only because it offers fixes (no finding cites a
+    line or lies outside it), the other units it rests on by their text only (as for an
+    entry that is not placed), and its last line relative to its first. When the unit moved
+    (an Enter above it), the entry still holds if those are unchanged and every edit of its
+    fixes, computed once, lies inside the unit: its findings and fixes move with it."""
 
-    def __init__(self, findings: list, dependencies: tuple, place: object = None) -> None:
+    __slots__ = ("dependencies", "findings", "movable", "place")
+
+    def __init__(
+        self,
+        findings: list,
+        dependencies: tuple,
+        place: object = None,
+        movable: tuple[tuple, int] | None = None,
+    ) -> None:
         self.findings = findings
         self.dependencies = dependencies
         self.place = place
+        self.movable = movable
+
+    def moves(self, texts: _UnitTexts) -> bool:
+        """Whether this placed entry holds for its unit at another place (see `movable`)."""
+        if self.movable is None:
+            return False
+        loose, last = self.movable
+        if "libcst" not in sys.modules or not texts.unchanged(loose, False):
+            # (computing fixes may need libcst: ~100 ms to import, not on a keystroke; until
+            # something else loaded it, the unit is checked again as before)
+            return False
+        try:
+            inside = all(
+                edit.start_line >= 0
+                and (edit.end_line <= last or (edit.end_line == last + 1 and edit.end_column == 1))
+                for finding in self.findings  # stored relative to the unit's first line (line 0)
+                for fix in ([finding.fix] if finding.fix else []) + list(finding.alternatives)
+                for edit in fix.edits
+            )
+        except Exception:  # a fix that fails to compute: the unit is checked again, as before
+            log.debug("computing a cached fix failed", exc_info=True)
+            inside = False
+        if not inside:
+            self.movable = None  # reaches outside the unit: checked again whenever it moves
+        return inside
 
 
+NAME_USES_FILES = 4  # files whose call-site walks are kept (see Analyzer._name_uses)
 VARIANTS = 3  # entries kept per unit text (its dependencies differing: an edit, then its undo)
 
 
@@ -177,6 +215,15 @@ def _cites_a_line(finding: Finding) -> bool:
     texts = [finding.message, finding.detail]
     texts.extend(fix.title for fix in ([finding.fix] if finding.fix else []) + list(finding.alternatives))
     return any(_CITES_A_LINE.search(text) for text in texts if text)
+
+
+def _only_fixes_place(findings: list[Finding], first: int, last: int) -> bool:
+    """Whether findings of the unit on lines first..last are placed (`_positional`) only
+    because they offer fixes: none cites a line or lies outside the unit."""
+    return not any(
+        _cites_a_line(finding) or not (first <= finding.line and finding.end_line <= last)
+        for finding in findings
+    )
 
 
 def _positional(findings: list[Finding], spans: list[tuple[int, int]]) -> bool:
@@ -310,6 +357,10 @@ class Analyzer:
         self._cache: OrderedDict[tuple, list[_CacheEntry]] = OrderedDict()
         self._cache_size = cache_size
         self._units_checked = 0  # the unit count of the file being checked (see _remember)
+        # path -> id(top-level statement) -> (it, its `NameUses`), for the files checked last: the
+        # walks `Semantics` makes to find call sites, kept for the statements an incremental
+        # parse reused (the same nodes) from one check of a file to the next
+        self._name_uses: OrderedDict[str, dict] = OrderedDict()
         self._rules: list[Rule] = []
         self.configure(self.config)
 
@@ -327,6 +378,7 @@ class Analyzer:
             for kind in (None, "module", "function")
         }
         self._cache.clear()
+        self._name_uses.clear()
 
     @property
     def rules(self) -> list[Rule]:
@@ -398,12 +450,16 @@ class Analyzer:
                 continue
             if semantics is None:
                 semantics = self._semantics = Semantics(tree, module, source.lines)
+                semantics._name_uses = self._name_uses_of(path, tree)
             semantics.consulted = set()
             unit = Unit(statements, source, module, path, semantics)
             found = self._run_rules(unit, errors, rules)
             own = "" if start == 0 else getattr(statements[0], "name", None)
             placed = _positional(found, [(first, last) for first, last, _ in spans])
             dependencies = texts.fingerprint(semantics.consulted - {own}, placed)
+            movable = None
+            if placed and start != 0 and _only_fixes_place(found, start, end):
+                movable = (texts.fingerprint(semantics.consulted - {own}, False), end - start)
             if all(f.fix is None and not f.alternatives for f in found):
                 unit.release()  # nothing may need it later: let the tree go by refcount
             results.extend(found)
@@ -417,11 +473,26 @@ class Analyzer:
                         stored.append((i, finding.shifted(-spans[i][0])))
                 else:
                     stored = [f.shifted(-start) for f in found]
-                self._remember(key, _CacheEntry(stored, dependencies, place if placed else None))
+                self._remember(key, _CacheEntry(stored, dependencies, place if placed else None, movable))
         return results
+
+    def _name_uses_of(self, path: str, tree: ast.Module) -> dict:
+        """The call-site walks of the statements of `tree` kept from the last check of `path`
+        (only those still in it: the very same nodes, never mutated); `Semantics` adds to it."""
+        previous = self._name_uses.pop(path, None) or {}
+        kept = {}
+        for stmt in tree.body:
+            entry = previous.get(id(stmt))
+            if entry is not None and entry[0] is stmt:
+                kept[id(stmt)] = entry
+        self._name_uses[path] = kept
+        while len(self._name_uses) > NAME_USES_FILES:
+            self._name_uses.popitem(last=False)
+        return kept
 
     def forget(self, path: str) -> int:
         """Drop the cached findings of one file (an editor closed it); returns how many."""
+        self._name_uses.pop(path, None)
         stale = [key for key in self._cache if key[1] == path]
         for key in stale:
             del self._cache[key]
@@ -436,6 +507,10 @@ class Analyzer:
             if entry.place is not None and entry.place != place:
                 continue
             if texts.unchanged(entry.dependencies, entry.place is not None):
+                self._cache.move_to_end(key)
+                return entry
+        for entry in variants:  # a def/class that moved with fixes that move with it
+            if entry.place is not None and entry.place != place and entry.moves(texts):
                 self._cache.move_to_end(key)
                 return entry
         return None
