@@ -170,22 +170,9 @@ class ModuleContext:
     def _scan(self, body: list[ast.stmt], source: SourceFile) -> None:
         for stmt in body:
             if isinstance(stmt, ast.Import):
-                for alias in stmt.names:
-                    if alias.asname:
-                        self.aliases[alias.asname] = alias.name
-                    else:
-                        top = alias.name.split(".")[0]
-                        self.aliases[top] = top
+                self._import(stmt)
             elif isinstance(stmt, ast.ImportFrom):
-                module = stmt.module
-                if stmt.level:  # relative: only a project knows what it is
-                    module = self.resolver.absolute(stmt.module, stmt.level) if self.resolver else None
-                if module:
-                    for alias in stmt.names:
-                        if alias.name != "*":
-                            self.aliases[alias.asname or alias.name] = f"{module}.{alias.name}"
-                        elif self.resolver is not None:
-                            self.aliases.update(self.resolver.star_exports(module))
+                self._import_from(stmt)
             elif isinstance(stmt, ast.ClassDef):
                 quals = [self.qualname(b) for b in stmt.bases]
                 bases = tuple(q or dotted_name(b) or "?" for q, b in zip(quals, stmt.bases))
@@ -206,6 +193,26 @@ class ModuleContext:
                     for target in stmt.targets:
                         if isinstance(target, ast.Name):
                             self.grad_leaves.add(target.id)
+
+    def _import(self, stmt: ast.Import) -> None:
+        for alias in stmt.names:
+            if alias.asname:
+                self.aliases[alias.asname] = alias.name
+            else:
+                top = alias.name.split(".")[0]
+                self.aliases[top] = top
+
+    def _import_from(self, stmt: ast.ImportFrom) -> None:
+        module = stmt.module
+        if stmt.level:  # relative: only a project knows what it is
+            module = self.resolver.absolute(stmt.module, stmt.level) if self.resolver else None
+        if not module:
+            return
+        for alias in stmt.names:
+            if alias.name != "*":
+                self.aliases[alias.asname or alias.name] = f"{module}.{alias.name}"
+            elif self.resolver is not None:
+                self.aliases.update(self.resolver.star_exports(module))
 
     def _kind_of(self, bases: tuple[str, ...], qualified: tuple[bool, ...] = ()) -> tuple[str, str | None]:
         """(kind, backward_hook) of a class from its bases: the first base that is a module or
@@ -762,6 +769,14 @@ def _collect_attributes(unit: Unit, cls: ast.ClassDef) -> dict[str, AttributeInf
         return found
     ordered = [methods["__init__"]] if "__init__" in methods else []
     ordered += [m for name, m in methods.items() if name != "__init__"]
+    for position, node in _attribute_candidates(unit, cls, ordered):
+        _record_attribute(found, node, self_name(ordered[position]) or "self", module)
+    return found
+
+
+def _attribute_candidates(unit: Unit, cls: ast.ClassDef, ordered: list) -> list[tuple[int, ast.AST]]:
+    """The assignments to an attribute and the `register_*` calls in the methods of `cls`, as
+    (method rank, node), in the order of a breadth-first walk of each method in turn."""
     rank = {m: i for i, m in enumerate(ordered)}
     parents = unit._parents
     buckets = unit._buckets
@@ -794,34 +809,36 @@ def _collect_attributes(unit: Unit, cls: ast.ClassDef) -> dict[str, AttributeInf
         if func.__class__ is ast.Attribute and func.attr in _REGISTER_CALLS:
             locate(node)
     candidates.sort(key=lambda c: c[:5])
+    return [(c[0], c[5]) for c in candidates]
 
-    for position, _, _, _, _, node in candidates:
-        me = self_name(ordered[position]) or "self"
-        if isinstance(node, ast.Assign):
-            for target in node.targets:
-                attr = self_attribute(target, me)
-                if attr and attr not in found:
-                    found[attr] = _classify(attr, node, node.value, module)
-        elif isinstance(node, ast.AnnAssign):
-            attr = self_attribute(node.target, me)
+
+def _record_attribute(found: dict[str, AttributeInfo], node: ast.AST, me: str, module: ModuleContext) -> None:
+    """What one candidate says of an attribute: the first assignment of a name wins, a
+    `register_*` call always wins."""
+    if isinstance(node, ast.Assign):
+        for target in node.targets:
+            attr = self_attribute(target, me)
             if attr and attr not in found:
-                found[attr] = _classify(attr, node, node.value, module)  # type: ignore[arg-type]
-        elif (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and isinstance(node.func.value, ast.Name)
-            and node.func.value.id == me
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-            and isinstance(node.args[0].value, str)
-        ):
-            kind = {
-                "register_parameter": "parameter",
-                "register_buffer": "buffer",
-            }.get(node.func.attr, "layer")
-            value = node.args[1] if len(node.args) > 1 else None
-            found[node.args[0].value] = AttributeInfo(node.args[0].value, kind, node, value)
-    return found
+                found[attr] = _classify(attr, node, node.value, module)
+    elif isinstance(node, ast.AnnAssign):
+        attr = self_attribute(node.target, me)
+        if attr and attr not in found:
+            found[attr] = _classify(attr, node, node.value, module)  # type: ignore[arg-type]
+    elif (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == me
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    ):
+        kind = {
+            "register_parameter": "parameter",
+            "register_buffer": "buffer",
+        }.get(node.func.attr, "layer")
+        value = node.args[1] if len(node.args) > 1 else None
+        found[node.args[0].value] = AttributeInfo(node.args[0].value, kind, node, value)
 
 
 def _classify(attr: str, stmt: ast.AST, value: ast.expr, module: ModuleContext) -> AttributeInfo:

@@ -318,23 +318,12 @@ class FunctionGradCount(Rule):
                 continue
             if not _static(forward) or not _static(backward):
                 continue  # a non-static forward/backward is GG602's finding
-            args = forward.args
-            if args.vararg is not None or args.kwonlyargs:
+            inputs = _gradient_inputs(forward, "setup_context" in methods)
+            if not inputs:
                 continue
-            params = args.posonlyargs + args.args
-            expected = len(params) - (0 if "setup_context" in methods else 1)
-            if expected < 1:
-                continue
+            expected = len(inputs)
             flow = unit.semantics.flow(backward)
-            counts = []
-            for ret in _returns(backward):
-                got = _value_count(flow.value_of(ret.value)) if ret.value is not None else 1
-                if got is None:
-                    got = _count(ret.value, backward)
-                if got is None:
-                    counts = []
-                    break
-                counts.append((ret, got))
+            counts = _return_counts(flow, backward)
             if (
                 flow.final is not None
                 and expected > 1
@@ -344,20 +333,27 @@ class FunctionGradCount(Rule):
                 # falls off the end: returns None, one value
                 finding = self._no_return(unit, cls.name, backward, expected)
                 if not _returns(backward):
-                    finding.fix = self._return_fix(unit, forward, backward, params[len(params) - expected :])
+                    finding.fix = self._return_fix(unit, forward, backward, inputs)
                 yield finding
-            for ret, got in counts:
-                if got == expected:
+            yield from self._wrong_counts(unit, cls.name, forward, counts, inputs)
+
+    def _wrong_counts(
+        self, unit: Unit, name: str, forward, counts: list[tuple[ast.Return, int]], inputs: list[ast.arg]
+    ) -> Iterator[Finding]:
+        """A finding for each `return` whose number of values is not one per input."""
+        expected = len(inputs)
+        for ret, got in counts:
+            if got == expected:
+                continue
+            if got > expected and isinstance(ret.value, ast.Tuple):
+                extra = ret.value.elts[expected:]
+                if all(isinstance(e, ast.Constant) and e.value is None for e in extra):
                     continue
-                if got > expected and isinstance(ret.value, ast.Tuple):
-                    extra = ret.value.elts[expected:]
-                    if all(isinstance(e, ast.Constant) and e.value is None for e in extra):
-                        continue
-                message = self.message.format(cls=cls.name, got=got, expected=expected)
-                fix = None
-                if got < expected and len({c for _, c in counts}) == 1:
-                    fix = self._none_fix(unit, forward, ret, params[len(params) - expected :], got)
-                yield self.finding(unit, ret, message, fix=fix)
+            message = self.message.format(cls=name, got=got, expected=expected)
+            fix = None
+            if got < expected and len({c for _, c in counts}) == 1:
+                fix = self._none_fix(unit, forward, ret, inputs, got)
+            yield self.finding(unit, ret, message, fix=fix)
 
     def _none_fix(self, unit: Unit, forward, ret: ast.Return, inputs: list[ast.arg], got: int):
         """`return g` -> `return g, None`: None for the inputs after the first `got`."""
@@ -550,6 +546,30 @@ def _returns(func: ast.AST) -> list[ast.Return]:
     return found
 
 
+def _gradient_inputs(forward, has_setup_context: bool) -> list[ast.arg]:
+    """The inputs of `forward` that `backward` returns a gradient for (after `ctx`, unless the
+    Function has a `setup_context`); empty when they cannot be counted (`*args`, keyword-only)."""
+    args = forward.args
+    if args.vararg is not None or args.kwonlyargs:
+        return []
+    params = args.posonlyargs + args.args
+    expected = len(params) - (0 if has_setup_context else 1)
+    return params[len(params) - expected :] if expected >= 1 else []
+
+
+def _return_counts(flow, backward) -> list[tuple[ast.Return, int]]:
+    """Each `return` of `backward` with its number of values; empty when one cannot be counted."""
+    counts = []
+    for ret in _returns(backward):
+        got = _value_count(flow.value_of(ret.value)) if ret.value is not None else 1
+        if got is None:
+            got = _count(ret.value, backward)
+        if got is None:
+            return []
+        counts.append((ret, got))
+    return counts
+
+
 def _count(value: ast.expr | None, func: ast.AST, depth: int = 0) -> int | None:
     """How many values a return expression yields; None when not statically clear."""
     if value is None:
@@ -561,55 +581,67 @@ def _count(value: ast.expr | None, func: ast.AST, depth: int = 0) -> int | None:
     if isinstance(value, ast.UnaryOp):
         return 1
     if isinstance(value, ast.BinOp):
-        if isinstance(value.op, (ast.Add, ast.Mult)):
-            sides = (value.left, value.right)
-            if any(isinstance(s, (ast.Tuple, ast.List)) for s in sides):
-                if isinstance(value.op, ast.Mult):
-                    return None
-                left, right = _count(value.left, func, depth + 1), _count(value.right, func, depth + 1)
-                return left + right if left is not None and right is not None else None
-            # `grads + extra`, `g * k`: fine unless a side may itself be a tuple
-            for side in sides:
-                if isinstance(side, (ast.Name, ast.Call)) and _count(side, func, depth + 1) != 1:
-                    return None
-        return 1
+        return _count_binop(value, func, depth)
     if isinstance(value, ast.Constant):
         return 1 if value.value is None else None
     if isinstance(value, ast.Call):
-        target = value.func
-        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
-        if name is None or name in _TUPLE_RETURNING:
-            return None
-        if isinstance(target, ast.Attribute):
-            return 1  # x.clone(), torch.where(...), g.mm(w)
-        return None  # a helper function: it may return a tuple
+        return _count_call(value)
     if isinstance(value, ast.Name) and depth < 3:
-        counts = set()
-        for node in ast.walk(func):
-            if isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == value.id for t in node.targets
-            ):
-                counts.add(_count(node.value, func, depth + 1))
-            elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.With)) or (
-                isinstance(node, ast.Assign)
-                and any(
-                    isinstance(s, ast.Name) and s.id == value.id for t in node.targets for s in ast.walk(t)
-                )
-            ):
-                target = getattr(node, "target", None)
-                if target is not None and any(
-                    isinstance(s, ast.Name) and s.id == value.id for s in ast.walk(target)
-                ):
-                    return None
-                if isinstance(node, ast.Assign):
-                    return None  # unpacked from something: unknown
-        if len(counts) == 1:
-            return counts.pop()
-        if not counts:
-            # an unassigned gradient parameter of backward: one tensor (or None)
-            args = func.args  # type: ignore[attr-defined]
-            params = [a.arg for a in (args.posonlyargs + args.args)[1:]]
-            if value.id in params:
-                return 1
+        return _count_name(value, func, depth)
+    return None
+
+
+def _count_binop(value: ast.BinOp, func: ast.AST, depth: int) -> int | None:
+    """`(a, b) + (c,)` adds up; `grads + extra`, `g * k` are one value unless a side may be a tuple."""
+    if isinstance(value.op, (ast.Add, ast.Mult)):
+        sides = (value.left, value.right)
+        if any(isinstance(s, (ast.Tuple, ast.List)) for s in sides):
+            if isinstance(value.op, ast.Mult):
+                return None
+            left, right = _count(value.left, func, depth + 1), _count(value.right, func, depth + 1)
+            return left + right if left is not None and right is not None else None
+        for side in sides:
+            if isinstance(side, (ast.Name, ast.Call)) and _count(side, func, depth + 1) != 1:
+                return None
+    return 1
+
+
+def _count_call(value: ast.Call) -> int | None:
+    target = value.func
+    name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
+    if name is None or name in _TUPLE_RETURNING:
         return None
+    if isinstance(target, ast.Attribute):
+        return 1  # x.clone(), torch.where(...), g.mm(w)
+    return None  # a helper function: it may return a tuple
+
+
+def _names(node: ast.AST, name: str) -> bool:
+    return any(isinstance(s, ast.Name) and s.id == name for s in ast.walk(node))
+
+
+def _count_name(value: ast.Name, func: ast.AST, depth: int) -> int | None:
+    """A name's count from its assignments in `func` (one count for all of them)."""
+    counts = set()
+    for node in ast.walk(func):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == value.id for t in node.targets
+        ):
+            counts.add(_count(node.value, func, depth + 1))
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.With)) or (
+            isinstance(node, ast.Assign) and any(_names(t, value.id) for t in node.targets)
+        ):
+            target = getattr(node, "target", None)
+            if target is not None and _names(target, value.id):
+                return None
+            if isinstance(node, ast.Assign):
+                return None  # unpacked from something: unknown
+    if len(counts) == 1:
+        return counts.pop()
+    if not counts:
+        # an unassigned gradient parameter of backward: one tensor (or None)
+        args = func.args  # type: ignore[attr-defined]
+        params = [a.arg for a in (args.posonlyargs + args.args)[1:]]
+        if value.id in params:
+            return 1
     return None

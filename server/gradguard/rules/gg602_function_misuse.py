@@ -262,7 +262,14 @@ class FunctionMisuse(Rule):
         )
 
     def check(self, unit: Unit) -> Iterator[Finding]:
-        module = unit.module
+        yield from self._non_static_methods(unit)
+        if not any(summary.kind == KIND_FUNCTION for summary in unit.module.classes.values()):
+            return  # no autograd.Function in this file: nothing can be misused
+        yield from self._misused_calls(unit)
+        yield from self._instances_called_later(unit)
+
+    def _non_static_methods(self, unit: Unit) -> Iterator[Finding]:
+        """`forward`/`backward` of a Function defined without `@staticmethod`."""
         for cls in unit.function_classes():
             for name, method in unit.methods(cls).items():
                 if name not in ("forward", "backward", "setup_context", "jvp", "vmap"):
@@ -290,8 +297,10 @@ class FunctionMisuse(Rule):
                 fix = self.make_fix(title, edits) if edits else None
                 message = self.static_message.format(cls=cls.name, method=name, arg=arg)
                 yield self._at_def(unit, method, message, fix)
-        if not any(summary.kind == KIND_FUNCTION for summary in module.classes.values()):
-            return  # no autograd.Function in this file: nothing can be misused
+
+    def _misused_calls(self, unit: Unit) -> Iterator[Finding]:
+        """`Fn()(x)` and `Fn.forward(ctx, x)` / `Fn.backward(...)` called directly."""
+        module = unit.module
         for call in unit.calls():
             func = call.func
             # Fn()(x)
@@ -331,7 +340,6 @@ class FunctionMisuse(Rule):
                     )
                 message = self.direct_message.format(cls=cls_name, method=func.attr)
                 yield self.finding(unit, call, message, fix=fix)
-        yield from self._instances_called_later(unit)
 
     def _instances_called_later(self, unit: Unit) -> Iterator[Finding]:
         """`f = Fn()` ... `f(x)`: an instance of the Function kept in a variable and called."""
