@@ -1119,17 +1119,12 @@ class ProjectIndex:
 
         chunks = [todo[i : i + 64] for i in range(0, len(todo), 64)]
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp_context) as pool:
-            for results in pool.map(summarize_files, chunks):
-                self.add_summarized(results)
-
-    def add_summarized(self, results: Iterable[tuple[str, int, int, ModuleSummary | None]]) -> None:
-        """Files summarized elsewhere (`summarize_files` in a worker process), as `add_file`
-        would have indexed them from disk; a file that could not be read is left out."""
-        for apath, size, mtime, summary in results:
-            if size < 0:
-                self.remove(apath)
-            else:
-                self._add_summary(apath, summary, size, mtime)
+            for results in pool.map(_summarize_files, chunks):
+                for apath, size, mtime, summary in results:
+                    if size < 0:
+                        self.remove(apath)
+                    else:
+                        self._add_summary(apath, summary, size, mtime)
 
     def _clear_memos(self, updated: str | None = None) -> None:
         """Forget every answer. `updated`: the only change is that file's summary (the same
@@ -1884,9 +1879,8 @@ def torch_facts(qualname: str, heuristic: bool = False) -> ClassFacts | None:
     return None
 
 
-def summarize_files(paths: list[str]) -> list[tuple[str, int, int, ModuleSummary | None]]:
-    """Read and summarize files (real paths; in a worker process of `ProjectIndex.index_files`
-    or of the language server's index build) for `ProjectIndex.add_summarized`."""
+def _summarize_files(paths: list[str]) -> list[tuple[str, int, int, ModuleSummary | None]]:
+    """Read and summarize files (in a worker process of `ProjectIndex.index_files`)."""
     from gradguard.engine.files import UnreadableFile, read_source
 
     out: list[tuple[str, int, int, ModuleSummary | None]] = []

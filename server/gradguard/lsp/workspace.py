@@ -45,8 +45,6 @@ import pickle
 import subprocess
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,7 +54,7 @@ from lsprotocol import types
 from gradguard.engine.analyzer import Analyzer, parse
 from gradguard.engine.config import Config
 from gradguard.engine.files import UnreadableFile, collect_files, collected, matches, read_source
-from gradguard.engine.project import ProjectIndex, default_search_paths, package_root, summarize_files
+from gradguard.engine.project import ProjectIndex, default_search_paths, package_root
 from gradguard.engine.source import split_lines
 from gradguard.lsp.documents import TextDoc, _cell_python, content_of, uri_to_path
 from gradguard.lsp.settings import ProjectConfigs, effective_config, excluded_by_setting
@@ -76,9 +74,6 @@ MAX_CHARS = 3_000_000  # as the server: larger files are not checked
 # keystrokes' analyses; more in worker processes (starting them costs about a second).
 POOL_MIN_FILES = int(os.environ.get("GRADGUARD_WORKSPACE_POOL_MIN", "200"))
 CHUNK = 4  # files per worker task (few in flight: exiting waits for those)
-# From this many files on, the index's per-file summaries are made in worker processes
-INDEX_POOL_MIN_FILES = int(os.environ.get("GRADGUARD_INDEX_POOL_MIN", "1000"))
-INDEX_CHUNK = 32  # files per summary task
 PROGRESS_EVERY = 0.2  # seconds between $/progress reports
 
 
@@ -232,24 +227,6 @@ def _worker_check(items: list[tuple[str, str, int]]) -> list[tuple[str, str, lis
             diags = None
         out.append((path, uri, diags))
     return out
-
-
-def _pool_context():
-    """The worker processes' start method: forked from a fork server that imported the server's
-    modules once (not from this multi-threaded process), else spawned."""
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    if context.get_start_method() == "forkserver":  # imported once, before the workers fork
-        context.set_forkserver_preload(["gradguard.lsp.workspace", "gradguard.lsp.server"])
-    return context
-
-
-def _index_worker_init() -> None:
-    try:
-        os.nice(10)  # the editor's own analyses come first
-    except (AttributeError, OSError):
-        pass
-    gc.disable()  # short-lived: summaries only
 
 
 def interpreter_search_paths(command: list[str], timeout: float = SYS_PATH_TIMEOUT) -> list[str] | None:
@@ -799,36 +776,18 @@ class WorkspaceIndex:
             if paused:
                 gc.disable()  # hundreds of thousands of long-lived objects: nothing to collect
             last = time.perf_counter()
-
-            def report(done: int) -> None:
-                nonlocal last
+            for done, (path, _) in enumerate(files):
+                if generation != self.generation:
+                    self._call_soon(progress.end, "cancelled")
+                    return
+                step_aside()
+                index.add_file(path)
                 now = time.perf_counter()
                 if now - last > PROGRESS_EVERY:
                     last = now
                     self._call_soon(
                         progress.report, f"{done}/{len(files)} files", done * 100 // max(1, len(files))
                     )
-
-            summarized: set[str] = set()
-            self.timings["index_workers"] = 0
-            if len(files) >= INDEX_POOL_MIN_FILES:
-                try:
-                    self._summarize_in_workers(generation, index, files, summarized, step_aside, report)
-                except (OSError, RuntimeError, pickle.PickleError) as exc:
-                    log.warning("worker processes failed (%s): indexing the rest in the server", exc)
-            for path, _ in files if len(summarized) < len(files) else ():
-                if generation != self.generation:
-                    break
-                real = ProjectIndex.real_path(path)
-                if real in summarized:
-                    continue
-                step_aside()
-                index.add_file(path)
-                summarized.add(real)
-                report(len(summarized))
-            if generation != self.generation:
-                self._call_soon(progress.end, "cancelled")
-                return
             index.graph()
             checks: list[tuple[str, Config]] = []
             for path, folder in files:
@@ -851,48 +810,6 @@ class WorkspaceIndex:
         finally:
             if paused:
                 gc.enable()
-
-    def _summarize_in_workers(
-        self, generation: int, index: ProjectIndex, files, summarized: set[str], step_aside, report
-    ) -> None:
-        """Builder thread: the files read and summarized in worker processes (`summarize_files`,
-        as `gradguard check --jobs` does), added to `index` in their order; `summarized` gets the
-        real paths done. Stops (the workers killed at once) when a new build starts."""
-        reals: list[str] = []
-        reals_seen: set[str] = set()
-        for path, _ in files:
-            real = ProjectIndex.real_path(path)
-            if real not in reals_seen:
-                reals_seen.add(real)
-                reals.append(real)
-        jobs = max(1, min(4, os.cpu_count() or 1))
-        # a ProcessPoolExecutor, not a Pool: killing a Pool's idle worker (which holds the task
-        # queue's lock) makes Pool.terminate wait forever; the executor just finds it broken
-        pool = ProcessPoolExecutor(jobs, mp_context=_pool_context(), initializer=_index_worker_init)
-        finished = False
-        try:
-            chunks = [reals[i : i + INDEX_CHUNK] for i in range(0, len(reals), INDEX_CHUNK)]
-            for results in pool.map(summarize_files, chunks):
-                if generation != self.generation:
-                    return
-                step_aside()
-                index.add_summarized(results)
-                summarized.update(result[0] for result in results)
-                report(len(summarized))
-            self.timings["index_workers"] = jobs
-            finished = True
-        except BrokenProcessPool as exc:
-            raise RuntimeError(str(exc)) from exc
-        finally:
-            if finished:
-                pool.shutdown(wait=True)  # idle: they exit at once
-            else:  # a new build, or an error: the workers' files are of no use
-                for process in list(getattr(pool, "_processes", {}).values()):
-                    try:
-                        process.kill()
-                    except (OSError, ValueError, AttributeError):
-                        pass
-                pool.shutdown(wait=False, cancel_futures=True)
 
     def _log(self, message: str) -> None:
         self._call_soon(self.ls.log_to_client, message, types.MessageType.Warning)
@@ -1194,7 +1111,10 @@ class WorkspaceIndex:
                 ids[key] = len(ids)
                 configs[ids[key]] = config
             items.append((path, Path(path).as_uri(), ids[key]))
-        context = _pool_context()
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        if context.get_start_method() == "forkserver":  # imported once, before the workers fork
+            context.set_forkserver_preload(["gradguard.lsp.workspace", "gradguard.lsp.server"])
         jobs = max(1, min(4, os.cpu_count() or 1))
         log.info("checking %d files in %d worker processes", len(items), jobs)
         encoding, tags, links = self._client_options()
