@@ -693,3 +693,50 @@ async def test_files_created_in_open_files_only_mode_are_checked_in_workspace_mo
         await _sleep(0.3)
         client.workspace_did_change_watched_files(created)
     await wait_codes(client, (tmp_path / "project" / "model.py").as_uri(), ["GG101"], after=mark)
+
+
+def test_the_index_build_reads_each_pyproject_once_with_the_same_answers(tmp_path, monkeypatch):
+    """The build's `_BuildConfigs` answers as `ProjectConfigs` does (the nearest pyproject.toml
+    with `[tool.gradguard]`, its `exclude` relative to it, through a symlinked folder), reading
+    each pyproject.toml once instead of three times per directory."""
+    import gradguard.engine.config as config_module
+    from gradguard.lsp.settings import ProjectConfigs
+    from gradguard.lsp.workspace import _BuildConfigs
+
+    root = tmp_path / "project"
+    (root / "pkg" / "gen").mkdir(parents=True)
+    (root / "pkg" / "inner").mkdir(parents=True)
+    (root / "pyproject.toml").write_text('[tool.gradguard]\nexclude = ["gen"]\nignore = ["GG101"]\n')
+    (root / "pkg" / "inner" / "pyproject.toml").write_text("[tool.ruff]\nline-length = 100\n")  # no table
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "pyproject.toml").write_text('[tool.gradguard]\nselect = ["GG2"]\n')
+    (tmp_path / "link").symlink_to(root / "pkg", target_is_directory=True)
+    files = [
+        root / "a.py",
+        root / "pkg" / "b.py",
+        root / "pkg" / "gen" / "c.py",
+        root / "pkg" / "inner" / "d.py",
+        tmp_path / "link" / "gen" / "e.py",
+        tmp_path / "link" / "f.py",
+        tmp_path / "other" / "g.py",
+    ]
+    for file in files:
+        file.touch()
+    reads: list[str] = []
+    loads = config_module.tomllib.loads
+
+    def counting(text: str):
+        reads.append(text)
+        return loads(text)
+
+    monkeypatch.setattr(config_module.tomllib, "loads", counting)
+    old, new = ProjectConfigs(), _BuildConfigs()
+    expected = [(old.is_excluded(str(f)), repr(old.config_for(str(f.parent)))) for f in files]
+    old_reads = len(reads)
+    reads.clear()
+    got = [(new.is_excluded(str(f)), repr(new.config_for(str(f.parent)))) for f in files]
+    assert got == expected
+    assert [e for e, _ in got] == [False, False, True, False, True, False, False]
+    assert "GG101" in got[0][1] and "GG2" in got[-1][1]
+    # each of the three pyproject.toml files looked at once, the two with the table loaded once
+    assert len(reads) == 5 < old_reads
