@@ -270,31 +270,6 @@ class BackwardTwice(Rule):
             train(lambda: (world, actor), lambda w, a: (world_loss, actor_loss), buffer, 2)
             """,
         ),
-        Valid(
-            """
-            import torch
-            from accelerate import Accelerator
-            from transformers import AutoModelForCausalLM
-
-            accelerator = Accelerator()
-            model = AutoModelForCausalLM.from_pretrained("tiny-model")
-            ids = torch.arange(1, 129).view(-1, 32)
-            dl = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(ids), batch_size=1)
-            optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
-            model, optimizer, dl = accelerator.prepare(model, optimizer, dl)
-            unwrapped_model = accelerator.unwrap_model(model)
-            for iter, batch in enumerate(dl):
-                optimizer.zero_grad()
-                outputs = model(input_ids=batch[0])
-                loss = unwrapped_model.loss_function(
-                    logits=outputs.logits, labels=batch[0], vocab_size=unwrapped_model.config.vocab_size
-                )
-                accelerator.backward(loss)
-                optimizer.step()
-            """,
-            note="accelerate test_utils/scripts/external_deps/test_ds_alst_ulysses_sp.py: the model is called "
-            "and the data loader iterated in the loop; neither is a graph built before it",
-        ),
     ]
     INVALID = [
         Invalid(
@@ -498,10 +473,7 @@ class BackwardTwice(Rule):
             loop = enclosing_loop(unit, call)
             if loop is None:
                 continue
-            # a name the scope calls (`model(**batch)`) is a callable, not a graph; the loop's own
-            # iterable, unless known to be a tensor, yields a new item every iteration (a data loader)
-            objects = _objects(func, loop, flow)
-            name = next((n for n in stale_names if n not in objects), None)
+            name = stale_names[0] if stale_names else None
             if name is None:
                 continue
             if name in _assigned_in(loop):
@@ -615,29 +587,6 @@ def _carrying_statement(unit: Unit, flow, loop: ast.AST, name: str) -> ast.stmt 
         value = flow.values.get(bound)
         return stmt if value is not None and value.is_tensor else None
     return None
-
-
-def _objects(func: ast.AST | None, loop: ast.AST, flow) -> set[str]:
-    """Names that hold no graph of their own as far as their use shows: those the scope calls
-    (`outputs = model(**batch)`: a tensor is not callable) and the loop's iterable (`for batch in
-    enumerate(dl)`) unless it is known to be a tensor."""
-    scope = func.body if func is not None else [loop]  # type: ignore[attr-defined]
-    names = {
-        node.func.id
-        for stmt in scope
-        for node in ast.walk(stmt)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-    }
-    iterable = getattr(loop, "iter", None)
-    while isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Name) and iterable.args:
-        if iterable.func.id not in ("enumerate", "zip", "iter"):
-            break
-        iterable = iterable.args[0]
-    if isinstance(iterable, ast.Name):
-        value = flow.values.get(iterable)
-        if value is None or not value.is_tensor:
-            names.add(iterable.id)
-    return names
 
 
 def _first_load(loop: ast.AST, name: str) -> ast.Name | None:
