@@ -201,11 +201,13 @@ class BackwardInfo:
     """What a `backward()` event knows besides the value: `retain_graph`, and the local names
     (with their roots and requires-grad) whose graph an earlier `backward()` already freed."""
 
-    __slots__ = ("retain", "stale_grad", "stale_names", "stale_sources")
+    __slots__ = ("retain", "stale_grad", "stale_names", "stale_sources", "stale_values")
 
-    def __init__(self, retain: bool, stale_names: tuple, stale_sources: frozenset, stale_grad: int) -> None:
+    def __init__(self, retain: bool, stale_names: tuple, stale_sources: frozenset, stale_grad: int,
+                 stale_values: tuple = ()) -> None:  # fmt: skip
         self.retain = retain
         self.stale_names = stale_names
+        self.stale_values = stale_values  # what each of `stale_names` holds
         self.stale_sources = stale_sources
         self.stale_grad = stale_grad
 
@@ -966,11 +968,11 @@ class Semantics:
         names = frozenset()
         for value in [*values, callee]:
             sources |= value.sources
-            stale |= value.stale
             if value is not callee:
                 # not the callee's: calling a model or an object's method computes a new graph,
                 # the callee is where the gradient goes, not a graph the result was computed from
                 names |= value.names
+                stale |= value.stale
             grad = max(grad, value.grad)
         if not loss_like:
             # the unknown callee is a root the gradient may reach: identified by what holds it
@@ -1462,6 +1464,7 @@ class Semantics:
             tuple(name for name, _ in stale),
             frozenset().union(*(held.sources for _, held in stale)) if stale else frozenset(),
             max((held.grad for _, held in stale), default=NO),
+            tuple(held for _, held in stale),
         )
         flow._record(BACKWARD, node, state, loss, op="delegated" if delegated else "", data=info)
         if not retain:
