@@ -144,3 +144,46 @@ def only_unresolved_import(statements: list[ast.stmt], name: str) -> bool:
         # (`from ._x import name as other` names it too, and binds `other`)
         found = found or any((alias.asname or alias.name) == name for alias in stmt.names)
     return found
+
+
+def method_call_sites(cls: ast.ClassDef, name: str) -> list[tuple[ast.Call, ast.AST]]:
+    """The calls `self.<name>(...)` made directly in the methods of `cls` (with the calling
+    method), when that is the only use of `.<name>` in the class: one method of that name, no
+    call from a nested function or lambda, no other attribute read `x.<name>` (passed, stored,
+    called on another object). Empty otherwise. The caller checks that no other top-level
+    statement names it (`Mentions.statements_naming`)."""
+    defined = [
+        s for s in cls.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == name
+    ]
+    if len(defined) != 1:
+        return []
+    sites: list[tuple[ast.Call, ast.AST]] = []
+    for method in cls.body:
+        if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if any(isinstance(n, ast.Attribute) and n.attr == name for n in ast.walk(method)):
+                return []
+            continue
+        positional = method.args.posonlyargs + method.args.args
+        me = positional[0].arg if positional else None
+        callees: set[int] = set()
+        for node in ast.walk(method):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == name
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == me
+            ):
+                sites.append((node, method))
+                callees.add(id(node.func))
+            elif (
+                isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+                and node is not method
+                and any(isinstance(n, ast.Attribute) and n.attr == name for n in ast.walk(node))
+            ):
+                return []  # a call from a nested scope: its arguments are not the method's values
+        if any(
+            isinstance(n, ast.Attribute) and n.attr == name and id(n) not in callees for n in ast.walk(method)
+        ):
+            return []
+    return sites

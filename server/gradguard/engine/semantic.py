@@ -47,7 +47,13 @@ from gradguard.engine.interpreter import (
     _holder_name,
     is_float_dtype,
 )
-from gradguard.engine.mentions import MENTIONS, Mentions, call_sites, only_unresolved_import
+from gradguard.engine.mentions import (
+    MENTIONS,
+    Mentions,
+    call_sites,
+    method_call_sites,
+    only_unresolved_import,
+)
 from gradguard.engine.values import (
     ANY,
     BOOL,
@@ -426,13 +432,17 @@ class Semantics:
         """A top-level function of the file whose name is only ever called, directly, in this
         file: its parameter holds what the calls pass (joined). None when that is not known."""
         name = getattr(func, "name", None)
-        if name is None or self.top.get(name) is not func or func in self._callers_busy:
+        if name is None or func in self._callers_busy:
             return None
-        sites = self._call_sites(name)
+        cls = self.enclosing_class(func) if self.top.get(name) is not func else None
+        if cls is not None:  # a plain method called only as `self.<name>(...)` in its class
+            sites = self._method_sites(cls, func, name)
+        else:
+            sites = self._call_sites(name) if self.top.get(name) is func else []
         if not sites:
             return None
         spec = func.args  # type: ignore[attr-defined]
-        positional = [a.arg for a in spec.posonlyargs + spec.args]
+        positional = [a.arg for a in spec.posonlyargs + spec.args][1 if cls is not None else 0 :]
         if arg.arg not in positional and arg not in spec.kwonlyargs:
             return None
         index = positional.index(arg.arg) if arg.arg in positional else None
@@ -459,6 +469,23 @@ class Semantics:
         finally:
             self._callers_busy.discard(func)
         return join_all(values) if values else None
+
+    def _method_sites(self, cls: ast.ClassDef, func: ast.AST, name: str) -> list:
+        """`mentions.method_call_sites` of a plain method of a top-level class that no other
+        top-level statement names."""
+        if self.top.get(cls.name) is not cls or getattr(func, "decorator_list", None):
+            return []
+        if self._lines is None:
+            return []  # (no lines: only by tests; left to the natural guess)
+        if self._mentions is None:
+            self._mentions = Mentions(self.tree.body, self._lines)
+        self.consulted.add(MENTIONS + name)
+        cache = self.__dict__.setdefault("_method_sites_cache", {})
+        key = (cls, name)
+        if key not in cache:
+            only_here = self._mentions.statements_naming(name) == [cls]
+            cache[key] = method_call_sites(cls, name) if only_here else []
+        return cache[key]
 
     def _call_sites(self, name: str) -> list[tuple[ast.Call, ast.AST | None]]:
         """The direct calls of the file's top-level function `name` (with the calling scope: the
