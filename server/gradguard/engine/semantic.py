@@ -435,8 +435,8 @@ class Semantics:
         if name is None or func in self._callers_busy:
             return None
         cls = self.enclosing_class(func) if self.top.get(name) is not func else None
-        if cls is not None:  # a plain method called only as `self.<name>(...)` in its class
-            sites = self._method_sites(cls, func, name)
+        if cls is not None:  # an unannotated parameter of a method called only as `self.<name>(...)`
+            sites = self._method_sites(cls, func, name) if arg.annotation is None else []
         else:
             sites = self._call_sites(name) if self.top.get(name) is func else []
         if not sites:
@@ -479,13 +479,14 @@ class Semantics:
             return []  # (no lines: only by tests; left to the natural guess)
         if self._mentions is None:
             self._mentions = Mentions(self.tree.body, self._lines)
-        self.consulted.add(MENTIONS + name)
         cache = self.__dict__.setdefault("_method_sites_cache", {})
-        key = (cls, name)
-        if key not in cache:
-            only_here = self._mentions.statements_naming(name) == [cls]
-            cache[key] = method_call_sites(cls, name) if only_here else []
-        return cache[key]
+        if (cls, name) not in cache:
+            cache[cls, name] = method_call_sites(cls, name, self._lines)
+        sites = cache[cls, name]
+        if not sites:
+            return []  # (another statement naming it could only leave it so)
+        self.consulted.add(MENTIONS + name)
+        return sites if self._mentions.statements_naming(name) == [cls] else []
 
     def _call_sites(self, name: str) -> list[tuple[ast.Call, ast.AST | None]]:
         """The direct calls of the file's top-level function `name` (with the calling scope: the
