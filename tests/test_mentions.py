@@ -8,6 +8,7 @@ import re
 import textwrap
 
 import pytest
+from gradguard.engine import values as v
 from gradguard.engine.index import ModuleContext, statement_start_line
 from gradguard.engine.mentions import Mentions, only_unresolved_import
 from gradguard.engine.semantic import Semantics, value_key
@@ -128,3 +129,63 @@ def test_a_name_only_imported_holds_what_the_whole_script_would_give(name: str) 
     full.flow(None)
     assert value_key(value) == value_key(full.global_value(name))
     assert shortcut is (name in ("only_imported", "renamed", "sibling"))
+
+
+METHODS = textwrap.dedent(
+    """
+    import torch
+
+
+    class Loss(torch.nn.Module):
+        def kernel(self, size, sigma):
+            g = torch.arange(size, dtype=torch.float32) ** 2
+            return (-g / (2 * sigma**2)).exp()
+
+        def score(self, x, size=11, sigma=1.5):
+            return (x * self.kernel(size, sigma).sum()).mean()
+
+        def forward(self, x):
+            return self.score(x)
+    """
+).lstrip("\n")
+
+
+def _method_parameter(code: str, method: str, name: str):
+    """What `name`, a parameter of `Loss.<method>`, holds in its natural context, with the file's
+    lines known (as the analyzer builds the model)."""
+    tree = ast.parse(code)
+    semantics = Semantics(tree, ModuleContext(tree, SourceFile(code, "case.py")), split_lines(code))
+    func = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == method)
+    flow = semantics.flow(func)
+    return next(
+        value for node, value in flow.values.items() if isinstance(node, ast.Name) and node.id == name
+    )
+
+
+def test_a_method_called_only_as_self_method_takes_its_callers_values():
+    sigma = _method_parameter(METHODS, "kernel", "sigma")
+    assert sigma.no_grad and not sigma.kinds & v.TENSOR
+
+
+@pytest.mark.parametrize(
+    "other_use",
+    [
+        "\n\ndef run(loss, t):\n    return loss.kernel(3, t)\n",  # called on another object elsewhere
+        "\n\nclass Other:\n    kernel = None\n",  # another statement names it
+    ],
+)
+def test_a_method_used_any_other_way_keeps_the_natural_guess(other_use):
+    sigma = _method_parameter(METHODS + other_use, "kernel", "sigma")
+    assert not sigma.no_grad
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        "        self.fn = self.kernel\n",  # read without a call
+        "        f = lambda: self.kernel(3, torch.ones(1, requires_grad=True))\n",  # from a nested scope
+    ],
+)
+def test_a_method_read_in_its_class_other_than_by_a_direct_call_keeps_the_natural_guess(use):
+    code = METHODS.replace("        return self.score(x)\n", use + "        return self.score(x)\n")
+    assert not _method_parameter(code, "kernel", "sigma").no_grad

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import bisect
 import itertools
+import re
 
 from gradguard.engine.index import statement_start_line
 
@@ -144,3 +145,48 @@ def only_unresolved_import(statements: list[ast.stmt], name: str) -> bool:
         # (`from ._x import name as other` names it too, and binds `other`)
         found = found or any((alias.asname or alias.name) == name for alias in stmt.names)
     return found
+
+
+def method_call_sites(cls: ast.ClassDef, name: str, lines: list[str]) -> list[tuple[ast.Call, ast.AST]]:
+    """The calls `self.<name>(...)` made directly in the methods of `cls` (with the calling
+    method), when that is the only use of `.<name>` in the class: one method of that name, no
+    use from a nested function or lambda, no other attribute read `x.<name>` (passed, stored,
+    called on another object). Empty otherwise. The caller checks that no other top-level
+    statement names it (`Mentions.statements_naming`). `lines` is the file's text: only the
+    statements of the class whose text holds `.<name>` are walked."""
+    methods = (ast.FunctionDef, ast.AsyncFunctionDef)
+    if sum(1 for s in cls.body if isinstance(s, methods) and s.name == name) != 1:
+        return []
+    mention = re.compile(r"\." + re.escape(name) + r"\b")
+    sites: list[tuple[ast.Call, ast.AST]] = []
+    nested = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+    for stmt in cls.body:
+        if mention.search("".join(lines[statement_start_line(stmt) - 1 : stmt.end_lineno])) is None:
+            continue  # neither calls nor reads it
+        method = stmt if isinstance(stmt, methods) else None
+        positional = (method.args.posonlyargs + method.args.args) if method is not None else []
+        me = positional[0].arg if positional else None
+        callees: set[int] = set()
+        # (node, directly in the method's own body: not in a nested scope, a decorator or a default)
+        pending: list[tuple[ast.AST, bool]] = [(child, False) for child in ast.iter_child_nodes(stmt)]
+        if method is not None:
+            pending = [(child, True) for child in method.body]
+            pending += [(child, False) for child in ast.iter_child_nodes(method) if child not in method.body]
+        while pending:
+            node, direct = pending.pop()
+            if isinstance(node, ast.Attribute) and node.attr == name:
+                if id(node) not in callees:
+                    return []
+            elif (
+                direct
+                and isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == name
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == me
+            ):
+                sites.append((node, method))  # type: ignore[arg-type]
+                callees.add(id(node.func))
+            inner = direct and not isinstance(node, nested)
+            pending.extend((child, inner) for child in ast.iter_child_nodes(node))
+    return sites

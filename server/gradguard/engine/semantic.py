@@ -47,7 +47,13 @@ from gradguard.engine.interpreter import (
     _holder_name,
     is_float_dtype,
 )
-from gradguard.engine.mentions import MENTIONS, Mentions, call_sites, only_unresolved_import
+from gradguard.engine.mentions import (
+    MENTIONS,
+    Mentions,
+    call_sites,
+    method_call_sites,
+    only_unresolved_import,
+)
 from gradguard.engine.values import (
     ANY,
     BOOL,
@@ -206,11 +212,13 @@ class BackwardInfo:
     """What a `backward()` event knows besides the value: `retain_graph`, and the local names
     (with their roots and requires-grad) whose graph an earlier `backward()` already freed."""
 
-    __slots__ = ("retain", "stale_grad", "stale_names", "stale_sources")
+    __slots__ = ("retain", "stale_grad", "stale_names", "stale_sources", "stale_values")
 
-    def __init__(self, retain: bool, stale_names: tuple, stale_sources: frozenset, stale_grad: int) -> None:
+    def __init__(self, retain: bool, stale_names: tuple, stale_sources: frozenset, stale_grad: int,
+                 stale_values: tuple = ()) -> None:  # fmt: skip
         self.retain = retain
         self.stale_names = stale_names
+        self.stale_values = stale_values  # what each of `stale_names` holds
         self.stale_sources = stale_sources
         self.stale_grad = stale_grad
 
@@ -429,13 +437,17 @@ class Semantics:
         """A top-level function of the file whose name is only ever called, directly, in this
         file: its parameter holds what the calls pass (joined). None when that is not known."""
         name = getattr(func, "name", None)
-        if name is None or self.top.get(name) is not func or func in self._callers_busy:
+        if name is None or func in self._callers_busy:
             return None
-        sites = self._call_sites(name)
+        cls = self.enclosing_class(func) if self.top.get(name) is not func else None
+        if cls is not None:  # an unannotated parameter of a method called only as `self.<name>(...)`
+            sites = self._method_sites(cls, func, name) if arg.annotation is None else []
+        else:
+            sites = self._call_sites(name) if self.top.get(name) is func else []
         if not sites:
             return None
         spec = func.args  # type: ignore[attr-defined]
-        positional = [a.arg for a in spec.posonlyargs + spec.args]
+        positional = [a.arg for a in spec.posonlyargs + spec.args][1 if cls is not None else 0 :]
         if arg.arg not in positional and arg not in spec.kwonlyargs:
             return None
         index = positional.index(arg.arg) if arg.arg in positional else None
@@ -462,6 +474,24 @@ class Semantics:
         finally:
             self._callers_busy.discard(func)
         return join_all(values) if values else None
+
+    def _method_sites(self, cls: ast.ClassDef, func: ast.AST, name: str) -> list:
+        """`mentions.method_call_sites` of a plain method of a top-level class that no other
+        top-level statement names."""
+        if self.top.get(cls.name) is not cls or getattr(func, "decorator_list", None):
+            return []
+        if self._lines is None:
+            return []  # (no lines: only by tests; left to the natural guess)
+        if self._mentions is None:
+            self._mentions = Mentions(self.tree.body, self._lines)
+        cache = self.__dict__.setdefault("_method_sites_cache", {})
+        if (cls, name) not in cache:
+            cache[cls, name] = method_call_sites(cls, name, self._lines)
+        sites = cache[cls, name]
+        if not sites:
+            return []  # (another statement naming it could only leave it so)
+        self.consulted.add(MENTIONS + name)
+        return sites if self._mentions.statements_naming(name) == [cls] else []
 
     def _call_sites(self, name: str) -> list[tuple[ast.Call, ast.AST | None]]:
         """The direct calls of the file's top-level function `name` (with the calling scope: the
@@ -971,11 +1001,11 @@ class Semantics:
         names = frozenset()
         for value in [*values, callee]:
             sources |= value.sources
-            stale |= value.stale
             if value is not callee:
                 # not the callee's: calling a model or an object's method computes a new graph,
                 # the callee is where the gradient goes, not a graph the result was computed from
                 names |= value.names
+                stale |= value.stale
             grad = max(grad, value.grad)
         if not loss_like:
             # the unknown callee is a root the gradient may reach: identified by what holds it
@@ -1532,6 +1562,7 @@ class Semantics:
             tuple(name for name, _ in stale),
             frozenset().union(*(held.sources for _, held in stale)) if stale else frozenset(),
             max((held.grad for _, held in stale), default=NO),
+            tuple(held for _, held in stale),
         )
         flow._record(BACKWARD, node, state, loss, op="delegated" if delegated else "", data=info)
         if not retain:

@@ -117,6 +117,34 @@ class InplaceOnSavedOutput(Rule):
         Valid(
             """
             import torch
+            import torch.nn.functional as F
+
+
+            class SSIMLoss(torch.nn.Module):
+                def gaussian_filter(self, kernel_size, sigma):
+                    coords = torch.arange(kernel_size, dtype=torch.float32)
+                    coords -= (kernel_size - 1) / 2.0
+                    g = coords**2
+                    g = (-(g.unsqueeze(0) + g.unsqueeze(1)) / (2 * sigma**2)).exp()
+                    g /= g.sum()
+                    return g.unsqueeze(0)
+
+                def ssim(self, x, y, kernel_size=11, kernel_sigma=1.5):
+                    kernel = self.gaussian_filter(kernel_size, kernel_sigma).repeat(x.size(1), 1, 1, 1)
+                    return (F.conv2d(x, kernel, groups=x.size(1)) * F.conv2d(y, kernel, groups=y.size(1))).mean()
+
+                def forward(self, x, y):
+                    return 1 - self.ssim(x, y)
+            """,
+            note="a kernel from `arange` and numbers: the helper is called only as `self.gaussian_filter(...)`, "
+            "with the caller's `kernel_size=11, kernel_sigma=1.5` (speechbrain lobes/models/FastSpeech2.py)",
+            run="x = torch.rand(1, 2, 16, 16, requires_grad=True)\n"
+            "SSIMLoss()(x, torch.rand(1, 2, 16, 16)).backward()\n"
+            "assert x.grad is not None",
+        ),
+        Valid(
+            """
+            import torch
             import torch.nn as nn
             import torch.nn.functional as F
 

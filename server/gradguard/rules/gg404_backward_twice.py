@@ -6,6 +6,7 @@ import ast
 from collections.abc import Iterator
 from functools import partial
 
+from gradguard.engine import torch_facts
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.fixes import (
     alone_on_its_lines,
@@ -270,6 +271,35 @@ class BackwardTwice(Rule):
             train(lambda: (world, actor), lambda w, a: (world_loss, actor_loss), buffer, 2)
             """,
         ),
+        Valid(
+            """
+            import torch
+            from accelerate import Accelerator
+            from deepspeed.utils import groups
+            from transformers import AutoModelForCausalLM
+
+            accelerator = Accelerator()
+            model = AutoModelForCausalLM.from_pretrained("tiny-model")
+            ids = torch.arange(1, 129).view(-1, 32)
+            dl = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(ids), batch_size=1)
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
+            model, optimizer, dl = accelerator.prepare(model, optimizer, dl)
+            unwrapped_model = accelerator.unwrap_model(model)
+            group = groups._get_sequence_parallel_group()
+            for iter, batch in enumerate(dl):
+                optimizer.zero_grad()
+                outputs = model(input_ids=batch[0])
+                loss = unwrapped_model.loss_function(
+                    logits=outputs.logits, labels=batch[0], vocab_size=unwrapped_model.config.vocab_size
+                )
+                losses = torch.distributed.nn.functional.all_gather(loss, group=group)
+                accelerator.backward(sum(losses))
+                optimizer.step()
+            """,
+            note="accelerate test_utils/scripts/external_deps/test_ds_alst_ulysses_sp.py: the model is called "
+            "and the data loader iterated in the loop, the process group only passed along; none of them is "
+            "a graph built before the loop",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -451,18 +481,26 @@ class BackwardTwice(Rule):
         for func, flow, event in backward_events(unit):
             value = event.value
             info = event.data
-            stale_names = info.stale_names
             if not value.stale or not value.saves:
                 continue
-            # the freed part certainly requires grad: a frozen feature extractor's output does
-            # not, and backpropagating through heads on top of it every iteration is fine
-            certain = info.stale_grad == YES or any(
-                semantics.source_kinds.get(s) != "opaque" or s in trained_roots(flow)
-                for s in info.stale_sources
-            )
-            if not certain:
-                continue
             call = event.node
+            loop = enclosing_loop(unit, call)
+            # the freed part certainly requires grad: a frozen feature extractor's output does
+            # not, and backpropagating through heads on top of it every iteration is fine; and
+            # the name holding it is no object known by its use (a model, a data loader)
+            trained = trained_roots(flow)
+            objects = _objects(func, loop, flow)
+            stale_names = tuple(
+                name
+                for name, held in zip(info.stale_names, info.stale_values, strict=True)
+                if name not in objects
+                and (
+                    held.grad == YES
+                    or any(semantics.source_kinds.get(s) != "opaque" or s in trained for s in held.sources)
+                )
+            )
+            if not stale_names:
+                continue
             earlier = [b for b in value.stale if b is not call]
             if earlier:
                 first = min(earlier, key=position)
@@ -470,12 +508,9 @@ class BackwardTwice(Rule):
                 yield self._pair_finding(unit, first, call, shared)
                 continue
             # freed by this same call on the previous iteration of a loop
-            loop = enclosing_loop(unit, call)
             if loop is None:
                 continue
-            name = stale_names[0] if stale_names else None
-            if name is None:
-                continue
+            name = stale_names[0]
             if name in _assigned_in(loop):
                 # where the previous iteration's value is fed back in: the place to detach it
                 message = self.carried_message.format(shared=name, call=_short(unit, call))
@@ -587,6 +622,41 @@ def _carrying_statement(unit: Unit, flow, loop: ast.AST, name: str) -> ast.stmt 
         value = flow.values.get(bound)
         return stmt if value is not None and value.is_tensor else None
     return None
+
+
+def _objects(func: ast.AST | None, loop: ast.AST | None, flow) -> set[str]:
+    """Names that hold no graph of their own as far as their use shows: those the scope calls
+    (`outputs = model(**batch)`: a tensor is not callable) or calls a method of that no tensor
+    has (`model.loss_function(...)`), and the loop's iterable (`for batch in enumerate(dl)`)
+    unless it is known to be a tensor: each iteration takes a new item."""
+    scope = getattr(func, "body", None) if func is not None else ([loop] if loop is not None else [])
+    names: set[str] = set()
+    for stmt in scope or []:
+        for node in ast.walk(stmt):
+            if not isinstance(node, ast.Call):
+                continue
+            callee = node.func
+            if isinstance(callee, ast.Name):
+                names.add(callee.id)
+            elif (
+                isinstance(callee, ast.Attribute)
+                and isinstance(callee.value, ast.Name)
+                and not torch_facts.is_tensor_method(callee.attr)
+            ):
+                names.add(callee.value.id)
+    iterable = getattr(loop, "iter", None)
+    while (
+        isinstance(iterable, ast.Call)
+        and isinstance(iterable.func, ast.Name)
+        and iterable.func.id in ("enumerate", "zip", "iter")
+        and iterable.args
+    ):
+        iterable = iterable.args[0]
+    if isinstance(iterable, ast.Name):
+        value = flow.values.get(iterable)
+        if value is None or not value.is_tensor:
+            names.add(iterable.id)
+    return names
 
 
 def _first_load(loop: ast.AST, name: str) -> ast.Name | None:

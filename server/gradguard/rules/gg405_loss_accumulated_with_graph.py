@@ -80,6 +80,31 @@ class LossAccumulatedWithGraph(Rule):
             import torch
             import torch.nn as nn
 
+
+            def train(model, gate_layers, epochs):
+                optimizer = torch.optim.Adam(gate_layers.parameters(), lr=0.01)
+                x = torch.randn(6, 4)
+                for _ in range(epochs):
+                    gates, total_penalty = [], 0
+                    for layer in gate_layers:
+                        sampling_weights = torch.sigmoid(layer(x)).squeeze(-1)
+                        gates.append(sampling_weights)
+                        total_penalty += sampling_weights.sum()
+                    out = model(x * torch.stack(gates, -1).mean(-1, keepdim=True))
+                    loss = out.pow(2).mean() + 0.01 * total_penalty
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+            """,
+            note="the list is made again (by a tuple assignment) every epoch and feeds that epoch's loss "
+            "(torch_geometric explain/algorithm/graphmask_explainer.py)",
+            run="train(nn.Linear(4, 1), nn.ModuleList([nn.Linear(4, 1), nn.Linear(4, 1)]), 3)",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
             def chunked_loss(model, x, y, chunk, with_backward):
                 losses = []
                 for begin in range(0, len(x), chunk):
@@ -441,9 +466,22 @@ def _reset_in_loop(loop: ast.AST, target: ast.AST, root: str) -> bool:
             if isinstance(node, ast.Assign) and _self_sum(node):
                 continue
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(dotted_name(t) in wanted for t in targets):
+            if any(dotted_name(t) in wanted for t in _unpacked(targets)):
                 return True
     return False
+
+
+def _unpacked(targets: list[ast.expr]) -> Iterator[ast.expr]:
+    """The single targets of assignment targets, through unpacking (`gates, penalty = [], 0`)."""
+    stack = list(targets)
+    while stack:
+        target = stack.pop()
+        if isinstance(target, (ast.Tuple, ast.List)):
+            stack.extend(target.elts)
+        elif isinstance(target, ast.Starred):
+            stack.append(target.value)
+        else:
+            yield target
 
 
 def _only_logged(unit: Unit, node: ast.AugAssign | ast.Assign, target: ast.expr) -> bool:
