@@ -121,6 +121,37 @@ class InplaceOnParameter(Rule):
             import torch
             import torch.nn as nn
 
+            class Prototypes(nn.Module):
+                def __init__(self, n, dim, max_norm=1.0):
+                    super().__init__()
+                    self.proto = nn.Parameter(torch.randn(n, dim))
+                    self.low = nn.Parameter(torch.rand(n))
+                    self.max_norm = max_norm
+
+                def forward(self, x):
+                    # max-norm and range constraints: the update is kept, projected back
+                    self.proto.data = torch.renorm(self.proto.data, p=2, dim=0, maxnorm=self.max_norm)
+                    low = torch.clamp(self.low, min=0.0, max=0.5)
+                    self.low.data = low
+                    return x @ self.proto.T + low
+
+            model = Prototypes(3, 4)
+            opt = torch.optim.SGD(model.parameters(), lr=0.5)
+            for _ in range(2):
+                loss = model(torch.randn(2, 4)).pow(2).sum()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            """,
+            note="a parameter projected back into its constraint in forward, its update kept "
+            "(braindecode models/sstdpn.py renorm, modules/filter.py clamp; speechbrain max-norm layers)",
+            run="model(torch.randn(1, 4)); assert model.proto.norm(dim=1).max() <= 1.0 + 1e-5",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
             class RunningNorm(nn.Module):
                 def __init__(self, n):
                     super().__init__()
@@ -618,13 +649,31 @@ _CASTS = frozenset({"to", "float", "half", "bfloat16", "double", "type", "type_a
                     "detach", "cpu", "cuda"})  # fmt: skip
 
 
+# a constraint on the parameter's own value (max-norm, a valid range): the update is kept, projected
+_PROJECTIONS = frozenset({"clamp", "clip", "clamp_min", "clamp_max", "renorm"})
+
+
 def _cast_of_itself(flow, node: ast.AST, target: str, depth: int = 0) -> bool:
     """`w = p.float(); ...; p.data = w.to(dtype)`: the parameter's own value through dtype and
-    device casts only, written back (no update is lost)."""
+    device casts, or projected back into its constraint (`p.data = torch.renorm(p.data, 2, 0,
+    max_norm)`, `torch.clamp(p, lo, hi)`), written back: the optimizer's update is kept."""
     if depth > 4:
         return False
-    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _CASTS:
-        node = node.func.value
+    while isinstance(node, ast.Call):
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in _CASTS | _PROJECTIONS:
+            if (
+                func.attr in _PROJECTIONS
+                and isinstance(func.value, ast.Name)
+                and func.value.id in ("torch", "F")
+            ):
+                if not node.args:
+                    return False
+                node = node.args[0]  # torch.clamp(p, ...), torch.renorm(p, ...)
+            else:
+                node = func.value  # p.clamp(...), p.float()
+            continue
+        break
     if isinstance(node, ast.Attribute) and node.attr == "data":
         node = node.value
     if isinstance(node, ast.Name):

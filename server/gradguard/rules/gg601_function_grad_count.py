@@ -93,6 +93,29 @@ class FunctionGradCount(Rule):
             """
             import torch
 
+            class Exchange(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, left, right, group, to_left, to_right):
+                    ctx.ranks = (left, right)
+                    return to_left * 2, to_right * 3
+
+                @staticmethod
+                def backward(ctx, *grads):
+                    return (None, None, None) + Exchange.apply(1, 0, None, *grads)
+
+            x = torch.randn(3, requires_grad=True)
+            y = torch.randn(3, requires_grad=True)
+            a, b = Exchange.apply(0, 1, None, x, y)
+            (a.sum() + b.sum()).backward()
+            """,
+            note="a tuple of Nones joined to a two-output Function's `apply`: five values "
+            "(open_clip loss.py NeighbourExchangeBidir)",
+            run="assert x.grad is not None and y.grad is not None",
+        ),
+        Valid(
+            """
+            import torch
+
             class Scale(torch.autograd.Function):
                 @staticmethod
                 def forward(ctx, x, factor):
@@ -561,7 +584,11 @@ def _return_counts(flow, backward) -> list[tuple[ast.Return, int]]:
     """Each `return` of `backward` with its number of values; empty when one cannot be counted."""
     counts = []
     for ret in _returns(backward):
-        got = _value_count(flow.value_of(ret.value)) if ret.value is not None else 1
+        # `(None,) * 3 + rest`: a tuple whatever the value analysis says of `rest`
+        joined = isinstance(ret.value, ast.BinOp) and _has_display(ret.value)
+        got = _value_count(flow.value_of(ret.value)) if ret.value is not None and not joined else None
+        if ret.value is None:
+            got = 1
         if got is None:
             got = _count(ret.value, backward)
         if got is None:
@@ -606,11 +633,15 @@ def _count_binop(value: ast.BinOp, func: ast.AST, depth: int) -> int | None:
     return 1
 
 
+def _has_display(value: ast.BinOp) -> bool:
+    return any(isinstance(side, (ast.Tuple, ast.List)) for side in (value.left, value.right))
+
+
 def _count_call(value: ast.Call) -> int | None:
     target = value.func
     name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
-    if name is None or name in _TUPLE_RETURNING:
-        return None
+    if name is None or name in _TUPLE_RETURNING or name == "apply":
+        return None  # (`Fn.apply(...)` returns a tuple when `Fn.forward` does)
     if isinstance(target, ast.Attribute):
         return 1  # x.clone(), torch.where(...), g.mm(w)
     return None  # a helper function: it may return a tuple
