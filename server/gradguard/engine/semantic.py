@@ -712,61 +712,75 @@ class Semantics:
         self.consulted.add(info.name)
         self._building.append(info)
         try:
-            # attributes of base classes defined in this file come first
-            for base in info.node.bases:
-                if isinstance(base, ast.Name) and base.id != info.name:
-                    base_info = self.class_info(base.id)
-                    if base_info is not None:
-                        info.attrs.update(base_info.attrs)
-                        for method_name, method in base_info.methods.items():
-                            info.methods.setdefault(method_name, method)
-            for stmt in info.node.body:
-                if (
-                    isinstance(stmt, ast.Assign)
-                    and len(stmt.targets) == 1
-                    and isinstance(stmt.targets[0], ast.Name)
-                ):
-                    value = self._class_body_value(stmt.value)
-                    if value is not None:
-                        info.attrs[stmt.targets[0].id] = value
-                elif (
-                    isinstance(stmt, ast.AnnAssign)
-                    and isinstance(stmt.target, ast.Name)
-                    and stmt.value is not None
-                ):
-                    value = self._class_body_value(stmt.value)  # a dataclass field's default
-                    if value is not None:
-                        info.attrs[stmt.target.id] = value
-            init = info.methods.get("__init__")
-            stores: dict[str, Value] = {}
-            if init is not None and self.enclosing_class(init) is info.node:
-                flow = self.flow(init)
-                end = flow.exit_state
-                if end is not None:
-                    for key, value in end.env.items():
-                        if key.startswith("self.") and key.count(".") == 1:
-                            stores[key[5:]] = value
-            for attr, value in stores.items():
+            self._inherit_base_attrs(info)
+            self._class_body_attrs(info)
+            for attr, value in self._init_stores(info).items():
                 info.attrs[attr] = value
-            # stores in the other methods join in: the attribute may hold either
-            for method_name, method in info.methods.items():
-                if method_name == "__init__" or self.enclosing_class(method) is not info.node:
-                    continue
-                if not self._stores_on_self(method):
-                    continue
-                flow = self.flow(method)
-                for event in flow.events_of(ATTRIBUTE_STORE):
-                    target = event.target
-                    if (
-                        isinstance(target, ast.Attribute)
-                        and isinstance(target.value, ast.Name)
-                        and target.value.id == "self"
-                    ):
-                        before = info.attrs.get(target.attr)
-                        info.attrs[target.attr] = event.value if before is None else join(before, event.value)
+            self._join_method_stores(info)
         finally:
             self._building.pop()
             info.ready = True
+
+    def _inherit_base_attrs(self, info: ClassInfo) -> None:
+        """Attributes of base classes defined in this file come first."""
+        for base in info.node.bases:
+            if isinstance(base, ast.Name) and base.id != info.name:
+                base_info = self.class_info(base.id)
+                if base_info is not None:
+                    info.attrs.update(base_info.attrs)
+                    for method_name, method in base_info.methods.items():
+                        info.methods.setdefault(method_name, method)
+
+    def _class_body_attrs(self, info: ClassInfo) -> None:
+        """Names assigned in the class body (a dataclass field's default among them)."""
+        for stmt in info.node.body:
+            if (
+                isinstance(stmt, ast.Assign)
+                and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)
+            ):
+                value = self._class_body_value(stmt.value)
+                if value is not None:
+                    info.attrs[stmt.targets[0].id] = value
+            elif (
+                isinstance(stmt, ast.AnnAssign)
+                and isinstance(stmt.target, ast.Name)
+                and stmt.value is not None
+            ):
+                value = self._class_body_value(stmt.value)  # a dataclass field's default
+                if value is not None:
+                    info.attrs[stmt.target.id] = value
+
+    def _init_stores(self, info: ClassInfo) -> dict[str, Value]:
+        """`self.x` as the class's own `__init__` leaves it."""
+        init = info.methods.get("__init__")
+        stores: dict[str, Value] = {}
+        if init is not None and self.enclosing_class(init) is info.node:
+            flow = self.flow(init)
+            end = flow.exit_state
+            if end is not None:
+                for key, value in end.env.items():
+                    if key.startswith("self.") and key.count(".") == 1:
+                        stores[key[5:]] = value
+        return stores
+
+    def _join_method_stores(self, info: ClassInfo) -> None:
+        """Stores in the other methods join in: the attribute may hold either."""
+        for method_name, method in info.methods.items():
+            if method_name == "__init__" or self.enclosing_class(method) is not info.node:
+                continue
+            if not self._stores_on_self(method):
+                continue
+            flow = self.flow(method)
+            for event in flow.events_of(ATTRIBUTE_STORE):
+                target = event.target
+                if (
+                    isinstance(target, ast.Attribute)
+                    and isinstance(target.value, ast.Name)
+                    and target.value.id == "self"
+                ):
+                    before = info.attrs.get(target.attr)
+                    info.attrs[target.attr] = event.value if before is None else join(before, event.value)
 
     def _stores_on_self(self, func: ast.AST) -> bool:
         """`_stores_on_self`, cheaper: the assignments are statements (a walk of the statement
@@ -839,15 +853,7 @@ class Semantics:
         if kinds == REF:
             return self.reference(f"{base.cls}.{attr}")
         if kinds == ANY:
-            if attr in _TENSOR_ATTRIBUTES:
-                return _TENSOR_ATTRIBUTES[attr]
-            if attr == "data" and (base.grad != NO or base.sources):
-                return cut(base, DATA, node, TENSOR)
-            if base.grad != NO or base.sources or base.cuts:
-                # `outputs.logits`, `batch.x`: whatever the object carries
-                return Value(ANY, grad=base.grad, leaf=MAYBE, sources=base.sources, cuts=base.cuts,
-                             blocked=base.blocked, stale=base.stale, names=base.names)  # fmt: skip
-            return UNKNOWN
+            return self._any_attribute(base, node, attr)
         if base.is_tensor:
             return shape_flow.tensor_attribute(base, attr, self._tensor_attribute(base, node, attr))
         if base.attrs:
@@ -855,34 +861,67 @@ class Semantics:
             if held is not None:
                 return held
         if kinds & (MODULE | OBJECT | CTX) and base.cls is not None and base.is_only(MODULE | OBJECT | CTX):
-            if base.cls in self.top and kinds != CTX:
-                value = self.self_attribute(base.cls, attr)
-                if value is not None and value.kinds != CALLABLE:
-                    value = shape_flow.refine(self, flow, base, attr, value)
-                if value is not None:
-                    if value.kinds == CALLABLE and value.node is not None:
-                        return value.evolve(elem=base)  # a bound method
-                    return value
-                if base.is_module:
-                    if self._registered_by_name(base.cls, attr):
-                        return UNKNOWN
-                    return self._module_attribute(base, attr, node)
-                return UNKNOWN
-            if base.is_module:
-                return shape_flow.module_attribute(base, attr, self._module_attribute(base, attr, node))
+            value = self._instance_attribute(flow, base, node, attr)
+            if value is not None:
+                return value
         if kinds & MODULE and base.is_module:
             return shape_flow.module_attribute(base, attr, self._module_attribute(base, attr, node))
         if kinds == CLASS and base.cls in self.top:
-            info = self.class_info(base.cls)  # type: ignore[arg-type]
-            if info is not None:
-                if attr == "apply" and info.kind == KIND_FUNCTION:
-                    return Value(
-                        CALLABLE, grad=NO, leaf=NO, cls=f"{base.cls}.apply", node=info.methods.get("forward")
-                    )
-                method = info.methods.get(attr)
-                if method is not None:
-                    return Value(CALLABLE, grad=NO, leaf=NO, node=method, cls=base.cls)
-                return info.attrs.get(attr, UNKNOWN)
+            value = self._class_attribute(base, attr)
+            if value is not None:
+                return value
+        return self._special_attribute(base, attr)
+
+    def _any_attribute(self, base: Value, node: ast.Attribute, attr: str) -> Value:
+        """An attribute of a value of any kind."""
+        if attr in _TENSOR_ATTRIBUTES:
+            return _TENSOR_ATTRIBUTES[attr]
+        if attr == "data" and (base.grad != NO or base.sources):
+            return cut(base, DATA, node, TENSOR)
+        if base.grad != NO or base.sources or base.cuts:
+            # `outputs.logits`, `batch.x`: whatever the object carries
+            return Value(ANY, grad=base.grad, leaf=MAYBE, sources=base.sources, cuts=base.cuts,
+                         blocked=base.blocked, stale=base.stale, names=base.names)  # fmt: skip
+        return UNKNOWN
+
+    def _instance_attribute(self, flow: Flow, base: Value, node: ast.Attribute, attr: str) -> Value | None:
+        """An attribute of a module, object or ctx of a known class; None: not decided here."""
+        assert base.cls is not None
+        if base.cls in self.top and base.kinds != CTX:
+            value = self.self_attribute(base.cls, attr)
+            if value is not None and value.kinds != CALLABLE:
+                value = shape_flow.refine(self, flow, base, attr, value)
+            if value is not None:
+                if value.kinds == CALLABLE and value.node is not None:
+                    return value.evolve(elem=base)  # a bound method
+                return value
+            if base.is_module:
+                if self._registered_by_name(base.cls, attr):
+                    return UNKNOWN
+                return self._module_attribute(base, attr, node)
+            return UNKNOWN
+        if base.is_module:
+            return shape_flow.module_attribute(base, attr, self._module_attribute(base, attr, node))
+        return None
+
+    def _class_attribute(self, base: Value, attr: str) -> Value | None:
+        """An attribute of a class defined in this file; None: the class is not known."""
+        info = self.class_info(base.cls)  # type: ignore[arg-type]
+        if info is None:
+            return None
+        if attr == "apply" and info.kind == KIND_FUNCTION:
+            return Value(
+                CALLABLE, grad=NO, leaf=NO, cls=f"{base.cls}.apply", node=info.methods.get("forward")
+            )
+        method = info.methods.get(attr)
+        if method is not None:
+            return Value(CALLABLE, grad=NO, leaf=NO, node=method, cls=base.cls)
+        return info.attrs.get(attr, UNKNOWN)
+
+    @staticmethod
+    def _special_attribute(base: Value, attr: str) -> Value:
+        """An attribute of a ctx, an optimizer or a numpy array."""
+        kinds = base.kinds
         if kinds == CTX:
             if attr in ("saved_tensors", "saved_variables"):
                 return Value(TUPLE, grad=NO, leaf=NO, elem=Value(TENSOR, grad=MAYBE, leaf=MAYBE))
@@ -1109,47 +1148,69 @@ class Semantics:
             result = self.call_function(flow, node, forward, args, state, self_value=module)
             return self._as_module_output(result, module, inputs)
         if cls.startswith("torch.nn."):
-            last = cls.rsplit(".", 1)[1]
-            if last == "Sequential" and module.items:
-                value = args.get(0, "input") or UNKNOWN
-                for layer in module.items:
-                    if layer.is_module:
-                        member = layer.node if isinstance(layer.node, ast.Call) else None
-                        value = self.module_call(
-                            flow, node, layer, Arguments(node, [value], {}), state, site=member
-                        )
-                    else:
-                        value = UNKNOWN
-                return value
-            if last in _CONTAINER_LAYERS:
-                result = self._layer_output(site, module, inputs, state, has_params=None)
-                return shape_flow.layer_call(flow, node, module, written, result, state)
-            if _inplace_flag(module.node) and args.positional:
-                # `nn.ReLU(inplace=True)(t)` rectifies `t` itself
-                target = node.args[0] if site is node and node.args else node
-                flow._inplace(node, target, args.positional[0], (), "inplace=True", state)
-                return args.positional[0]
-            result = self._layer_output(
-                site, module, inputs, state, has_params=self._layer_has_parameters(cls)
-            )
-            result = shape_flow.layer_call(
-                flow, node, module, written, result, state, member=site is not node
-            )
-            if last in _LAYER_SAVES_OUTPUT and state.nograd is None and result.grad != NO:
-                facts = torch_facts.function(f"torch.{_LAYER_SAVES_OUTPUT[last]}")
-                if facts is not None:
-                    flow._record_saves(facts, site, tuple(inputs), {}, result, state)
-            elif last in _LAYER_SAVES_INPUT and state.nograd is None and result.grad != NO:
-                for value in inputs[:1]:
-                    for root in value.roots:
-                        if root is not site:  # made here on a loop's previous pass (`x = layer(x)`)
-                            state.saved.setdefault(root, Saved(site, last, "input", True))
-            if last in ("LSTM", "GRU", "RNN", "MultiheadAttention"):
-                if result.kinds & TUPLE:
-                    return result  # the shapes of (output, state)
-                return Value(TUPLE, grad=NO, leaf=NO, elem=result, items=(result, result))
-            return result
+            return self._torch_layer_call(flow, node, module, cls, args, written, inputs, state, site)
         return self._layer_output(site, module, inputs, state, has_params=None)
+
+    def _torch_layer_call(
+        self,
+        flow: Flow,
+        node: ast.Call,
+        module: Value,
+        cls: str,
+        args: Arguments,
+        written: Arguments,
+        inputs: list[Value],
+        state: State,
+        site: ast.AST,
+    ) -> Value:
+        """`layer(*args)` for a `torch.nn` layer."""
+        last = cls.rsplit(".", 1)[1]
+        if last == "Sequential" and module.items:
+            return self._sequential_call(flow, node, module, args, state)
+        if last in _CONTAINER_LAYERS:
+            result = self._layer_output(site, module, inputs, state, has_params=None)
+            return shape_flow.layer_call(flow, node, module, written, result, state)
+        if _inplace_flag(module.node) and args.positional:
+            # `nn.ReLU(inplace=True)(t)` rectifies `t` itself
+            target = node.args[0] if site is node and node.args else node
+            flow._inplace(node, target, args.positional[0], (), "inplace=True", state)
+            return args.positional[0]
+        result = self._layer_output(site, module, inputs, state, has_params=self._layer_has_parameters(cls))
+        result = shape_flow.layer_call(flow, node, module, written, result, state, member=site is not node)
+        self._record_layer_saves(flow, last, site, inputs, result, state)
+        if last in ("LSTM", "GRU", "RNN", "MultiheadAttention"):
+            if result.kinds & TUPLE:
+                return result  # the shapes of (output, state)
+            return Value(TUPLE, grad=NO, leaf=NO, elem=result, items=(result, result))
+        return result
+
+    def _sequential_call(
+        self, flow: Flow, node: ast.Call, module: Value, args: Arguments, state: State
+    ) -> Value:
+        """`nn.Sequential(...)(x)`: each member in turn."""
+        value = args.get(0, "input") or UNKNOWN
+        for layer in module.items:
+            if layer.is_module:
+                member = layer.node if isinstance(layer.node, ast.Call) else None
+                value = self.module_call(flow, node, layer, Arguments(node, [value], {}), state, site=member)
+            else:
+                value = UNKNOWN
+        return value
+
+    @staticmethod
+    def _record_layer_saves(
+        flow: Flow, last: str, site: ast.AST, inputs: list[Value], result: Value, state: State
+    ) -> None:
+        """What a layer saves for its backward (its output or its input)."""
+        if last in _LAYER_SAVES_OUTPUT and state.nograd is None and result.grad != NO:
+            facts = torch_facts.function(f"torch.{_LAYER_SAVES_OUTPUT[last]}")
+            if facts is not None:
+                flow._record_saves(facts, site, tuple(inputs), {}, result, state)
+        elif last in _LAYER_SAVES_INPUT and state.nograd is None and result.grad != NO:
+            for value in inputs[:1]:
+                for root in value.roots:
+                    if root is not site:  # made here on a loop's previous pass (`x = layer(x)`)
+                        state.saved.setdefault(root, Saved(site, last, "input", True))
 
     def _layer_output(
         self, node: ast.AST, module: Value, inputs: list[Value], state: State, has_params: bool | None
@@ -1627,31 +1688,7 @@ class Semantics:
             flow._record(ZERO_GRAD_CALL, node, state, receiver, data=args.get(0, "set_to_none"))
             return NONE_VALUE
         if attr in ("register_buffer", "register_parameter", "add_module", "register_module"):
-            first = args.node_of(0, "name")
-            value = args.get(
-                1, {"register_buffer": "tensor", "register_parameter": "param"}.get(attr, "module")
-            )
-            if isinstance(first, ast.Constant) and isinstance(first.value, str):
-                if attr == "register_buffer":
-                    base = value if value is not None else NONE_VALUE
-                    stored = Value(TENSOR | BUFFER, grad=NO if base.grad != YES else YES, leaf=YES,
-                                   dtype=base.dtype, sites=base.sites or frozenset((node,)),
-                                   roots=base.roots or frozenset((node,)), shape=base.shape)  # fmt: skip
-                    if base.kinds & NONE:
-                        stored = join(stored, NONE_VALUE) if base.kinds != NONE else NONE_VALUE
-                elif attr == "register_parameter":
-                    stored = value or UNKNOWN
-                else:
-                    stored = value or UNKNOWN
-                flow._record(ATTRIBUTE_STORE, node, state, stored, op=first.value, target=node, data=attr)
-                if isinstance(node.func.value, ast.Name) and node.func.value.id == "self":  # type: ignore[attr-defined]
-                    path = f"self.{first.value}"
-                    state.env[path] = stored
-                    self.note_attribute_store(flow, path, stored)
-            elif value is not None:
-                # `self.add_module(str(i), layer)`: registered under a name only known at run time
-                flow._record(ATTRIBUTE_STORE, node, state, value, op="", target=node, data=attr)
-            return NONE_VALUE
+            return self._register_call(flow, node, attr, args, state)
         if attr in ("modules", "children", "named_modules", "named_children"):
             return Value(LIST, grad=NO, leaf=NO, elem=UNKNOWN)
         held = shape_flow.member(receiver, attr)  # `self.blocks.wte(x)` of a ModuleDict
@@ -1660,14 +1697,56 @@ class Semantics:
         if attr in ("buffers", "named_buffers", "state_dict", "load_state_dict"):
             return UNKNOWN
         if cls in self.top:
-            method = self.self_attribute(cls, attr)
-            if method is not None and method.kinds != CALLABLE:
-                method = shape_flow.refine(self, flow, receiver, attr, method)
-            if method is not None and method.kinds == CALLABLE and method.node is not None:
-                return self.call_function(flow, node, method.node, args, state, self_value=receiver)
-            if method is not None and method.is_module:
-                return self.module_call(flow, node, method, args, state)
-            return UNKNOWN
+            return self._own_module_method(flow, node, receiver, cls, attr, args, state)
+        return self._module_container_method(receiver, cls, attr)
+
+    def _register_call(self, flow: Flow, node: ast.Call, attr: str, args: Arguments, state: State) -> Value:
+        """`self.register_buffer(name, tensor)`, `register_parameter`, `add_module`, `register_module`."""
+        first = args.node_of(0, "name")
+        value = args.get(1, {"register_buffer": "tensor", "register_parameter": "param"}.get(attr, "module"))
+        if isinstance(first, ast.Constant) and isinstance(first.value, str):
+            stored = self._registered_value(node, attr, value)
+            flow._record(ATTRIBUTE_STORE, node, state, stored, op=first.value, target=node, data=attr)
+            if isinstance(node.func.value, ast.Name) and node.func.value.id == "self":  # type: ignore[attr-defined]
+                path = f"self.{first.value}"
+                state.env[path] = stored
+                self.note_attribute_store(flow, path, stored)
+        elif value is not None:
+            # `self.add_module(str(i), layer)`: registered under a name only known at run time
+            flow._record(ATTRIBUTE_STORE, node, state, value, op="", target=node, data=attr)
+        return NONE_VALUE
+
+    @staticmethod
+    def _registered_value(node: ast.Call, attr: str, value: Value | None) -> Value:
+        """What a `register_*` call stores under its name."""
+        if attr == "register_buffer":
+            base = value if value is not None else NONE_VALUE
+            stored = Value(TENSOR | BUFFER, grad=NO if base.grad != YES else YES, leaf=YES,
+                           dtype=base.dtype, sites=base.sites or frozenset((node,)),
+                           roots=base.roots or frozenset((node,)), shape=base.shape)  # fmt: skip
+            if base.kinds & NONE:
+                stored = join(stored, NONE_VALUE) if base.kinds != NONE else NONE_VALUE
+            return stored
+        if attr == "register_parameter":
+            return value or UNKNOWN
+        return value or UNKNOWN
+
+    def _own_module_method(
+        self, flow: Flow, node: ast.Call, receiver: Value, cls: str, attr: str, args: Arguments, state: State
+    ) -> Value:
+        """A method of a module whose class is defined in this file."""
+        method = self.self_attribute(cls, attr)
+        if method is not None and method.kinds != CALLABLE:
+            method = shape_flow.refine(self, flow, receiver, attr, method)
+        if method is not None and method.kinds == CALLABLE and method.node is not None:
+            return self.call_function(flow, node, method.node, args, state, self_value=receiver)
+        if method is not None and method.is_module:
+            return self.module_call(flow, node, method, args, state)
+        return UNKNOWN
+
+    @staticmethod
+    def _module_container_method(receiver: Value, cls: str, attr: str) -> Value:
+        """A method of a `ModuleList`, `ModuleDict` or `Sequential` (or of another module)."""
         if cls.endswith(("ModuleList", "ModuleDict", "Sequential")) and attr in (
             "append",
             "extend",
@@ -1883,46 +1962,17 @@ class Semantics:
 
     def _builtin(self, flow: Flow, node: ast.Call, name: str, args: Arguments, state: State) -> Value:
         first = args.get(0, "x")
-        if name in ("float", "int", "bool", "complex"):
-            kind = {"float": FLOAT, "int": INT, "bool": BOOL, "complex": FLOAT}[name]
-            if first is not None and (first.kinds & TENSORISH and (first.grad != NO or first.sources)):
-                return cut(first, ITEM, node, kind)
-            return Value(kind, grad=NO, leaf=NO)
-        if name == "len":
-            return INT_VALUE
-        if name == "range":
-            return Value(LIST, grad=NO, leaf=NO, elem=INT_VALUE)
-        if name == "enumerate":
-            elem = element_of(first) if first is not None else UNKNOWN
-            return Value(LIST, grad=NO, leaf=NO, elem=Value(TUPLE, grad=NO, leaf=NO, items=(INT_VALUE, elem)))
-        if name == "zip":
-            items = tuple(element_of(v) for v in args.positional)
-            return Value(LIST, grad=NO, leaf=NO, elem=Value(TUPLE, grad=NO, leaf=NO, items=items))
-        if name in _BUILTIN_CONTAINERS:
-            if first is None:
-                return Value(_BUILTIN_CONTAINERS[name], grad=NO, leaf=NO)
-            return Value(_BUILTIN_CONTAINERS[name], grad=NO, leaf=NO, elem=element_of(first),
-                         items=first.items if name in ("list", "tuple") else None)  # fmt: skip
-        if name == "dict":
-            values = list(args.keywords.values())
-            return Value(DICT, grad=NO, leaf=NO, elem=join_all(values) if values else None)
-        if name == "sum":
-            if first is None:
-                return INT_VALUE
-            elem = element_of(first)
-            if elem.kinds & TENSORISH and (elem.is_tensor or elem.grad != NO):
-                start = args.get(1, "start")
-                parts = [elem] if start is None else [elem, start]
-                return flow._tensor_op("add", node, tuple(parts), state)
-            return elem if elem.is_only(NUMBER) else UNKNOWN
-        if name in ("min", "max", "abs", "pow", "round"):
-            values = args.all() if len(args.positional) > 1 else [element_of(first) if first else UNKNOWN]
-            if name in ("abs", "round", "pow"):
-                values = args.positional[:1]
-            result = join_all(values) if values else UNKNOWN
-            if name == "round" and result.is_tensor:
-                return cut(result, ZERO_GRAD, node, TENSOR)
-            return result
+        value = _builtin_conversion(node, name, args, first)
+        if value is None:
+            value = _builtin_arithmetic(flow, node, name, args, first, state)
+        if value is None:
+            value = self._builtin_other(flow, node, name, args, first, state)
+        return value
+
+    def _builtin_other(
+        self, flow: Flow, node: ast.Call, name: str, args: Arguments, first: Value | None, state: State
+    ) -> Value:
+        """The builtins neither `_builtin_conversion` nor `_builtin_arithmetic` knows."""
         if name in _BUILTIN_BOOLS:
             return BOOL_VALUE
         if name == "setattr" and len(args.positional) == 3:
@@ -1957,13 +2007,9 @@ class Semantics:
         last = parts[-1]
         namespace = ".".join(parts[:-1])
         if namespace == "torch.nn" or (namespace.startswith("torch.nn.modules") and last[:1].isupper()):
-            if last in _CONTAINER_LAYERS:
-                return self._container_layer(node, qual, last, args)
-            if last[:1].isupper() and last not in ("Parameter", "Buffer", "Module"):
-                self.source_kinds.setdefault(node, "module")
-                has_params = self._layer_has_parameters(qual)
-                return Value(MODULE, grad=NO, leaf=NO, cls=qual, node=node,
-                             sources=frozenset((node,)) if has_params is not False else frozenset())  # fmt: skip
+            layer = self._nn_constructor(node, qual, last, args)
+            if layer is not None:
+                return layer
         if torch_facts.is_lr_scheduler(qual) or (qual.startswith("torch.optim.") and "swa_utils" in qual):
             return Value(SCHEDULER, grad=NO, leaf=NO, cls=qual)
         if torch_facts.is_optimizer(qual):
@@ -1986,28 +2032,45 @@ class Semantics:
             return {"manual_seed": OBJECT_VALUE, "is_tensor": BOOL_VALUE, "is_grad_enabled": BOOL_VALUE,
                     "numel": INT_VALUE}.get(last, OBJECT_VALUE)  # fmt: skip
         if namespace in ("torch", "torch.nn.functional", "torch.special", "torch.linalg", "torch.fft"):
-            operands = tuple(args.all())
-            if namespace == "torch.nn.functional" and _inplace_flag(node) and node.args and args.positional:
-                # `F.relu(t, inplace=True)` writes into `t`
-                flow._inplace(node, node.args[0], args.positional[0], (), "inplace=True", state)
-            if not any(v.kinds & TENSORISH or v.kinds == ANY for v in operands):
-                return UNKNOWN
-            receiver = operands[0] if operands else UNKNOWN
-            facts = torch_facts.function(qual)
-            fake_args = Arguments(node, list(args.positional[1:]), args.keywords)
-            if qual == "torch.where" and len(args.positional) == 3 and not args.keywords:
-                # `torch.where(cond, x, y)` is `x.where(cond, y)`, differentiable in `x` and `y` (the
-                # generated facts describe the one-argument form, which returns indices)
-                receiver = args.positional[1]
-                facts = torch_facts.op("where")
-                fake_args = Arguments(node, [args.positional[0], args.positional[2]], {})
-            if receiver.kinds & TENSORISH or receiver.kinds == ANY:
-                tensor = receiver.evolve(kinds=TENSOR) if receiver.kinds == ANY else receiver
-                return self.tensor_method(flow, node, tensor, last, fake_args, state, facts=facts)
-            return flow._tensor_op(last, node, operands, state, facts=facts, keywords=args.keywords)
+            return self._torch_function(flow, node, qual, namespace, last, args, state)
         if last[:1].isupper():
             return OBJECT_VALUE
         return self._opaque_call(node, UNKNOWN, args, last)
+
+    def _nn_constructor(self, node: ast.Call, qual: str, last: str, args: Arguments) -> Value | None:
+        """`nn.Linear(...)` and the other `torch.nn` layers; None for another name of `torch.nn`."""
+        if last in _CONTAINER_LAYERS:
+            return self._container_layer(node, qual, last, args)
+        if last[:1].isupper() and last not in ("Parameter", "Buffer", "Module"):
+            self.source_kinds.setdefault(node, "module")
+            has_params = self._layer_has_parameters(qual)
+            return Value(MODULE, grad=NO, leaf=NO, cls=qual, node=node,
+                         sources=frozenset((node,)) if has_params is not False else frozenset())  # fmt: skip
+        return None
+
+    def _torch_function(
+        self, flow: Flow, node: ast.Call, qual: str, namespace: str, last: str, args: Arguments, state: State
+    ) -> Value:
+        """A function of `torch`, `torch.nn.functional`, `torch.special`, `torch.linalg`, `torch.fft`."""
+        operands = tuple(args.all())
+        if namespace == "torch.nn.functional" and _inplace_flag(node) and node.args and args.positional:
+            # `F.relu(t, inplace=True)` writes into `t`
+            flow._inplace(node, node.args[0], args.positional[0], (), "inplace=True", state)
+        if not any(v.kinds & TENSORISH or v.kinds == ANY for v in operands):
+            return UNKNOWN
+        receiver = operands[0] if operands else UNKNOWN
+        facts = torch_facts.function(qual)
+        fake_args = Arguments(node, list(args.positional[1:]), args.keywords)
+        if qual == "torch.where" and len(args.positional) == 3 and not args.keywords:
+            # `torch.where(cond, x, y)` is `x.where(cond, y)`, differentiable in `x` and `y` (the
+            # generated facts describe the one-argument form, which returns indices)
+            receiver = args.positional[1]
+            facts = torch_facts.op("where")
+            fake_args = Arguments(node, [args.positional[0], args.positional[2]], {})
+        if receiver.kinds & TENSORISH or receiver.kinds == ANY:
+            tensor = receiver.evolve(kinds=TENSOR) if receiver.kinds == ANY else receiver
+            return self.tensor_method(flow, node, tensor, last, fake_args, state, facts=facts)
+        return flow._tensor_op(last, node, operands, state, facts=facts, keywords=args.keywords)
 
     def _container_layer(self, node: ast.Call, qual: str, last: str, args: Arguments) -> Value:
         members = list(args.positional)
@@ -2064,6 +2127,15 @@ class Semantics:
                     return result.evolve(dtype=dtype)
         elif name.endswith("_like") and data is not None:
             dtype = dtype or data.dtype
+        dtype = self._factory_dtype(node, name, args, dtype)
+        if grad == YES:
+            self.source_kinds.setdefault(node, "leaf")
+        sources = frozenset((node,)) if grad == YES else frozenset()
+        return Value(TENSOR, grad=grad, leaf=YES, sources=sources, dtype=dtype, sites=frozenset((node,)),
+                     roots=frozenset((node,)))  # fmt: skip
+
+    def _factory_dtype(self, node: ast.Call, name: str, args: Arguments, dtype: str | None) -> str | None:
+        """The dtype of a new tensor `torch.<name>(...)` makes, given the one known so far."""
         explicit = keyword(node, "dtype") is not None  # `dtype=other.dtype`: given, but not known here
         if dtype is None and not explicit and name in _INT_FACTORIES:
             dtype = "int64"
@@ -2084,11 +2156,7 @@ class Semantics:
         if dtype is None and name == "arange":
             literal = all(isinstance(a, ast.Constant) and isinstance(a.value, int) for a in node.args)
             dtype = "int64" if literal and node.args else None
-        if grad == YES:
-            self.source_kinds.setdefault(node, "leaf")
-        sources = frozenset((node,)) if grad == YES else frozenset()
-        return Value(TENSOR, grad=grad, leaf=YES, sources=sources, dtype=dtype, sites=frozenset((node,)),
-                     roots=frozenset((node,)))  # fmt: skip
+        return dtype
 
     def _numpy_call(self, flow: Flow, node: ast.Call, qual: str, args: Arguments, state: State) -> Value:
         last = qual.rsplit(".", 1)[1]
@@ -2430,6 +2498,59 @@ def _stores_on_self(func: ast.AST) -> bool:
         ):
             return True
     return False
+
+
+def _builtin_conversion(node: ast.Call, name: str, args: Arguments, first: Value | None) -> Value | None:
+    """`float(x)`, `len`, `range`, `enumerate`, `zip`, `list(...)` and the other containers, `dict(...)`;
+    None for another builtin."""
+    if name in ("float", "int", "bool", "complex"):
+        kind = {"float": FLOAT, "int": INT, "bool": BOOL, "complex": FLOAT}[name]
+        if first is not None and (first.kinds & TENSORISH and (first.grad != NO or first.sources)):
+            return cut(first, ITEM, node, kind)
+        return Value(kind, grad=NO, leaf=NO)
+    if name == "len":
+        return INT_VALUE
+    if name == "range":
+        return Value(LIST, grad=NO, leaf=NO, elem=INT_VALUE)
+    if name == "enumerate":
+        elem = element_of(first) if first is not None else UNKNOWN
+        return Value(LIST, grad=NO, leaf=NO, elem=Value(TUPLE, grad=NO, leaf=NO, items=(INT_VALUE, elem)))
+    if name == "zip":
+        items = tuple(element_of(v) for v in args.positional)
+        return Value(LIST, grad=NO, leaf=NO, elem=Value(TUPLE, grad=NO, leaf=NO, items=items))
+    if name in _BUILTIN_CONTAINERS:
+        if first is None:
+            return Value(_BUILTIN_CONTAINERS[name], grad=NO, leaf=NO)
+        return Value(_BUILTIN_CONTAINERS[name], grad=NO, leaf=NO, elem=element_of(first),
+                     items=first.items if name in ("list", "tuple") else None)  # fmt: skip
+    if name == "dict":
+        values = list(args.keywords.values())
+        return Value(DICT, grad=NO, leaf=NO, elem=join_all(values) if values else None)
+    return None
+
+
+def _builtin_arithmetic(
+    flow: Flow, node: ast.Call, name: str, args: Arguments, first: Value | None, state: State
+) -> Value | None:
+    """`sum`, `min`, `max`, `abs`, `pow`, `round`; None for another builtin."""
+    if name == "sum":
+        if first is None:
+            return INT_VALUE
+        elem = element_of(first)
+        if elem.kinds & TENSORISH and (elem.is_tensor or elem.grad != NO):
+            start = args.get(1, "start")
+            parts = [elem] if start is None else [elem, start]
+            return flow._tensor_op("add", node, tuple(parts), state)
+        return elem if elem.is_only(NUMBER) else UNKNOWN
+    if name in ("min", "max", "abs", "pow", "round"):
+        values = args.all() if len(args.positional) > 1 else [element_of(first) if first else UNKNOWN]
+        if name in ("abs", "round", "pow"):
+            values = args.positional[:1]
+        result = join_all(values) if values else UNKNOWN
+        if name == "round" and result.is_tensor:
+            return cut(result, ZERO_GRAD, node, TENSOR)
+        return result
+    return None
 
 
 __all__ = [
