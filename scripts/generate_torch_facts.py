@@ -114,27 +114,25 @@ def return_kind(value) -> str:
         return "tuple" if all(isinstance(v, torch.Tensor) for v in value) else "tuple_other"
     if isinstance(value, list):
         return "tensor_list" if value and all(isinstance(v, torch.Tensor) for v in value) else "list"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, complex):
-        return "complex"
-    if isinstance(value, str):
-        return "str"
-    if isinstance(value, torch.dtype):
-        return "dtype"
-    if isinstance(value, torch.device):
-        return "device"
-    if isinstance(value, torch.layout):
-        return "layout"
-    if isinstance(value, numpy.ndarray):
-        return "ndarray"
-    if isinstance(value, (torch.TypedStorage, torch.UntypedStorage)):
-        return "storage"
+    for types_, word in _OTHER_RETURN_KINDS:
+        if isinstance(value, types_):
+            return word
     return "other"
+
+
+# the words for the other results, in the order they are tried (a bool is an int)
+_OTHER_RETURN_KINDS = (
+    (bool, "bool"),
+    (int, "int"),
+    (float, "float"),
+    (complex, "complex"),
+    (str, "str"),
+    (torch.dtype, "dtype"),
+    (torch.device, "device"),
+    (torch.layout, "layout"),
+    (numpy.ndarray, "ndarray"),
+    ((torch.TypedStorage, torch.UntypedStorage), "storage"),
+)
 
 
 def return_fields(value) -> tuple[str, ...]:
@@ -935,46 +933,7 @@ def study(fn, canonical: str, infos, *, inplace: bool, generic: bool, label: str
     """Call `fn` with the samples of `infos` (or generic ones) and summarise what it did."""
     facts = Facts(canonical)
     for info in infos:
-        dtype = main_dtype(info)
-        if dtype is None:
-            continue
-        samples = opinfo_samples(info, dtype)
-        ran = []
-        for sample in samples:
-            outcome = _run(fn, sample, inplace, saves=True)
-            if outcome is None:
-                continue
-            ran.append(sample)
-            facts.outcomes.append(outcome)
-            facts.pairs.append(dtype_pair(sample, outcome))
-            other = noncontiguous(sample)
-            if other is not None:
-                extra = _run(fn, other, inplace, saves=False)
-                if extra is not None:
-                    facts.outcomes.append(extra)
-        if not ran:
-            continue
-        facts.mixed = facts.mixed or mixed_dtype(fn, ran, inplace)
-        facts.requires_grad_keyword = facts.requires_grad_keyword or accepts_requires_grad(
-            fn, ran[0], inplace
-        )
-        if inplace and any(o.overwrites for o in facts.outcomes):
-            # the first samples are often one-element tensors an index covers whole: look further
-            for sample in opinfo_samples(info, dtype, limit=OVERWRITE_SAMPLES)[len(samples) :]:
-                out = _rerun(fn, sample, inplace, None)
-                if isinstance(out, torch.Tensor):
-                    outcome = Outcome()
-                    outcome.overwrites = overwrites(fn, sample, inplace, out)
-                    facts.outcomes.append(outcome)
-        supported = info.supported_dtypes("cpu")
-        for other_dtype in PROBE_DTYPES:
-            if other_dtype == dtype or other_dtype not in supported:
-                continue
-            for sample in opinfo_samples(info, other_dtype, limit=1):
-                outcome = _run(fn, sample, inplace, saves=False)
-                if outcome is not None:
-                    facts.outcomes.append(outcome)
-                    facts.pairs.append(dtype_pair(sample, outcome))
+        _study_opinfo(fn, facts, info, inplace)
     extras = generic_samples(fn, inplace) if generic else []
     if facts.outcomes:
         for sample in extras:
@@ -984,6 +943,58 @@ def study(fn, canonical: str, infos, *, inplace: bool, generic: bool, label: str
                 facts.pairs.append(dtype_pair(sample, outcome))
         facts.source = "op_db"
         return facts
+    _study_generic(fn, facts, extras, inplace)
+    if facts.outcomes:
+        facts.source = "generic"
+        return facts
+    note(f"{label}: no call succeeded (no op_db sample, no generic argument list)")
+    return None
+
+
+def _study_opinfo(fn, facts: Facts, info, inplace: bool) -> None:
+    """Add to `facts` what `fn` did with the op_db samples of `info` (its main dtype, then the others)."""
+    dtype = main_dtype(info)
+    if dtype is None:
+        return
+    samples = opinfo_samples(info, dtype)
+    ran = []
+    for sample in samples:
+        outcome = _run(fn, sample, inplace, saves=True)
+        if outcome is None:
+            continue
+        ran.append(sample)
+        facts.outcomes.append(outcome)
+        facts.pairs.append(dtype_pair(sample, outcome))
+        other = noncontiguous(sample)
+        if other is not None:
+            extra = _run(fn, other, inplace, saves=False)
+            if extra is not None:
+                facts.outcomes.append(extra)
+    if not ran:
+        return
+    facts.mixed = facts.mixed or mixed_dtype(fn, ran, inplace)
+    facts.requires_grad_keyword = facts.requires_grad_keyword or accepts_requires_grad(fn, ran[0], inplace)
+    if inplace and any(o.overwrites for o in facts.outcomes):
+        # the first samples are often one-element tensors an index covers whole: look further
+        for sample in opinfo_samples(info, dtype, limit=OVERWRITE_SAMPLES)[len(samples) :]:
+            out = _rerun(fn, sample, inplace, None)
+            if isinstance(out, torch.Tensor):
+                outcome = Outcome()
+                outcome.overwrites = overwrites(fn, sample, inplace, out)
+                facts.outcomes.append(outcome)
+    supported = info.supported_dtypes("cpu")
+    for other_dtype in PROBE_DTYPES:
+        if other_dtype == dtype or other_dtype not in supported:
+            continue
+        for sample in opinfo_samples(info, other_dtype, limit=1):
+            outcome = _run(fn, sample, inplace, saves=False)
+            if outcome is not None:
+                facts.outcomes.append(outcome)
+                facts.pairs.append(dtype_pair(sample, outcome))
+
+
+def _study_generic(fn, facts: Facts, extras: list, inplace: bool) -> None:
+    """Add to `facts` what `fn` did with the generic samples (no op_db sample ran)."""
     for index, sample in enumerate(extras):
         outcome = _run(fn, sample, inplace, saves=True)
         if outcome is None:
@@ -1003,11 +1014,6 @@ def study(fn, canonical: str, infos, *, inplace: bool, generic: bool, label: str
             if converted is not None:
                 facts.outcomes.append(converted)
                 facts.pairs.append(dtype_pair(sample, converted))
-    if facts.outcomes:
-        facts.source = "generic"
-        return facts
-    note(f"{label}: no call succeeded (no op_db sample, no generic argument list)")
-    return None
 
 
 def accepts_requires_grad(fn, sample: Sample, inplace: bool) -> bool:
@@ -1082,48 +1088,84 @@ def collect_ops() -> dict:
     index = opinfo_index()
     by_base = opinfos_by_base()
     tensor_functions = overridable()
+    operator_links = _operator_links()
+    method_set = set(methods)
+
+    def sources(fn, name: str):
+        return _sources(fn, name, index, operator_links, by_base)
+
+    requires_grad_keyword = set()
+    method_records = _method_records([*methods, *dunders], method_set, sources, requires_grad_keyword)
+    function_records = _function_records(
+        functions, tensor_functions, sources, method_records, requires_grad_keyword
+    )
+    link_dunders(method_records)
+    inplace_keyword = set()
+    for qualname, fn in functions.items():
+        signature = _signature_of(fn)
+        if signature is not None and "inplace" in signature.parameters:
+            inplace_keyword.add(qualname)
+    return {
+        "requires_grad_keyword": requires_grad_keyword,
+        "inplace_keyword": inplace_keyword,
+        "methods": methods,
+        "attributes": attributes,
+        "dunders": dunders,
+        "method_records": method_records,
+        "function_records": function_records,
+    }
+
+
+def _operator_links() -> dict:
+    """op_db entries by the dunder of their operator variants (`operator.add` -> `__add__`)."""
     operator_links = {}
     for info in op_db:
         for fn in (info.operator_variant, info.inplace_operator_variant):
             if fn is not None:
                 operator_links[f"__{fn.__name__.strip('_')}__"] = info
-    method_set = set(methods)
+    return operator_links
 
-    def pair(name: str) -> tuple[str | None, str | None]:
-        if name.startswith("__"):
-            word = name[2:-2]
-            if is_inplace_name(name):
-                return None, f"__{word[1:]}__" if hasattr(torch.Tensor, f"__{word[1:]}__") else None
-            return (f"__i{word}__" if hasattr(torch.Tensor, f"__i{word}__") else None), None
+
+def _pair(name: str, method_set: set) -> tuple[str | None, str | None]:
+    """A Tensor method's in-place and out-of-place counterparts (one of them None)."""
+    if name.startswith("__"):
+        word = name[2:-2]
         if is_inplace_name(name):
-            return None, name[:-1] if name[:-1] in method_set else None
-        return (name + "_" if name + "_" in method_set else None), None
+            return None, f"__{word[1:]}__" if hasattr(torch.Tensor, f"__{word[1:]}__") else None
+        return (f"__i{word}__" if hasattr(torch.Tensor, f"__i{word}__") else None), None
+    if is_inplace_name(name):
+        return None, name[:-1] if name[:-1] in method_set else None
+    return (name + "_" if name + "_" in method_set else None), None
 
-    def sources(fn, name: str):
-        entries = index.get(id(fn), [])
-        infos = []
-        for info, _, _ in entries:
-            if not any(info is seen for seen in infos):
-                infos.append(info)
-        canonical = entries[0][2] if entries else None
-        if not infos and name in operator_links:
-            info = operator_links[name]
-            infos, canonical = [info], info.name.removeprefix("nn.functional.")
-        if not infos:
-            last = name.rsplit(".", 1)[-1]
-            base = last[:-1] if is_inplace_name(last) and not last.startswith("__") else last
-            infos = by_base.get(base, [])
-            if infos:
-                canonical = infos[0].name.removeprefix("nn.functional.")
-        if canonical is not None and is_inplace_name(name):
-            canonical = canonical + "_" if not canonical.endswith("_") else canonical
-        return infos, canonical
 
+def _sources(fn, name: str, index: dict, operator_links: dict, by_base: dict):
+    """The op_db entries that sample `fn` (by identity, operator or base name) and its canonical name."""
+    entries = index.get(id(fn), [])
+    infos = []
+    for info, _, _ in entries:
+        if not any(info is seen for seen in infos):
+            infos.append(info)
+    canonical = entries[0][2] if entries else None
+    if not infos and name in operator_links:
+        info = operator_links[name]
+        infos, canonical = [info], info.name.removeprefix("nn.functional.")
+    if not infos:
+        last = name.rsplit(".", 1)[-1]
+        base = last[:-1] if is_inplace_name(last) and not last.startswith("__") else last
+        infos = by_base.get(base, [])
+        if infos:
+            canonical = infos[0].name.removeprefix("nn.functional.")
+    if canonical is not None and is_inplace_name(name):
+        canonical = canonical + "_" if not canonical.endswith("_") else canonical
+    return infos, canonical
+
+
+def _method_records(names: list, method_set: set, sources, requires_grad_keyword: set) -> dict:
+    """The record of every Tensor method and dunder (adds those taking requires_grad= to the set)."""
     method_records = {}
-    requires_grad_keyword = set()
-    for name in [*methods, *dunders]:
+    for name in names:
         fn = getattr(torch.Tensor, name)
-        inplace, out_of_place = pair(name)
+        inplace, out_of_place = _pair(name, method_set)
         infos, canonical = sources(fn, name)
         facts = None
         if name not in NOT_CALLED:
@@ -1140,7 +1182,13 @@ def collect_ops() -> dict:
         method_records[name] = facts.record(inplace, out_of_place)
         if facts.requires_grad_keyword:
             requires_grad_keyword.add(name)
+    return method_records
 
+
+def _function_records(
+    functions: dict, tensor_functions: set, sources, method_records: dict, requires_grad_keyword: set
+) -> dict:
+    """The record of every public function, with whether it was probed (adds those taking requires_grad=)."""
     function_records = {}
     for qualname, fn in sorted(functions.items()):
         infos, canonical = sources(fn, qualname)
@@ -1158,21 +1206,7 @@ def collect_ops() -> dict:
         function_records[qualname] = (record, facts is not None)
         if facts is not None and facts.requires_grad_keyword:
             requires_grad_keyword.add(qualname)
-    link_dunders(method_records)
-    inplace_keyword = set()
-    for qualname, fn in functions.items():
-        signature = _signature_of(fn)
-        if signature is not None and "inplace" in signature.parameters:
-            inplace_keyword.add(qualname)
-    return {
-        "requires_grad_keyword": requires_grad_keyword,
-        "inplace_keyword": inplace_keyword,
-        "methods": methods,
-        "attributes": attributes,
-        "dunders": dunders,
-        "method_records": method_records,
-        "function_records": function_records,
-    }
+    return function_records
 
 
 def link_dunders(method_records: dict) -> None:

@@ -291,24 +291,7 @@ def run_rule(case: Case, env: dict | None) -> Any:
 def agrees(ours: Any, theirs: Any, *, allow_unknown: bool) -> bool:
     """Whether our result describes torch's: same structure, every known dim equal."""
     if isinstance(ours, Shape):
-        if not isinstance(theirs, torch.Tensor):
-            return False
-        real = list(theirs.shape)
-        if ours.exact:
-            if len(ours.dims) != len(real):
-                return False
-            pairs = zip(ours.dims, real)
-        else:
-            if not allow_unknown or len(ours.dims) > len(real):
-                return False
-            pairs = zip(ours.dims, real[len(real) - len(ours.dims) :])
-        for mine, actual in pairs:
-            if mine.value is None:
-                if not allow_unknown:
-                    return False
-            elif mine.value != actual:
-                return False
-        return True
+        return _shape_agrees(ours, theirs, allow_unknown=allow_unknown)
     if isinstance(ours, Repeated):
         return isinstance(theirs, (tuple, list)) and all(
             agrees(ours.item, x, allow_unknown=True) for x in theirs
@@ -332,6 +315,28 @@ def agrees(ours: Any, theirs: Any, *, allow_unknown: bool) -> bool:
     return False
 
 
+def _shape_agrees(ours: Shape, theirs: Any, *, allow_unknown: bool) -> bool:
+    """`agrees` for a tensor: the same rank (or a known suffix of it), every known dim equal."""
+    if not isinstance(theirs, torch.Tensor):
+        return False
+    real = list(theirs.shape)
+    if ours.exact:
+        if len(ours.dims) != len(real):
+            return False
+        pairs = zip(ours.dims, real)
+    else:
+        if not allow_unknown or len(ours.dims) > len(real):
+            return False
+        pairs = zip(ours.dims, real[len(real) - len(ours.dims) :])
+    for mine, actual in pairs:
+        if mine.value is None:
+            if not allow_unknown:
+                return False
+        elif mine.value != actual:
+            return False
+    return True
+
+
 def substitute(result: Any, env: dict) -> Any:
     if isinstance(result, Shape):
         return result.subs(env)
@@ -347,8 +352,29 @@ def substitute(result: Any, env: dict) -> Any:
 # =====================================================================================================
 # Cases
 # =====================================================================================================
+# the spatial dims of a 1d/2d/3d input, and an nd-tuple of the first nd of three values
+_SPATIAL = {1: (h,), 2: (h, w), 3: (h, w, d)}
+_TUP = {1: lambda a, b_, c_: (a,), 2: lambda a, b_, c_: (a, b_), 3: lambda a, b_, c_: (a, b_, c_)}
+
+
 def layer_cases() -> Iterator[Case]:
-    # -- Linear family --------------------------------------------------------------------------------
+    yield from _linear_family_layer_cases()
+    yield from _convolutions_layer_cases()
+    yield from _pooling_layer_cases()
+    yield from _normalisation_layer_cases()
+    yield from _element_wise_layer_cases()
+    yield from _embeddings_layer_cases()
+    yield from _flatten_layer_cases()
+    yield from _recurrent_layer_cases()
+    yield from _attention_transformers_layer_cases()
+    yield from _resampling_layer_cases()
+    yield from _shuffle_and_padding_layer_cases()
+    yield from _losses_layer_cases()
+    yield from _containers_layer_cases()
+
+
+def _linear_family_layer_cases() -> Iterator[Case]:
+    """Linear family."""
     yield L("Linear", c, 5).on(T(b, c))
     yield L("Linear", c, 5).on(T(b, t, c))
     yield L("Linear", c, 5).on(T(c))
@@ -385,105 +411,109 @@ def layer_cases() -> Iterator[Case]:
     )
     yield L("Bilinear", 3, 4, 5).on(T(2, 3), T(2, 2, 4)).raises("bilinear(): input dimensions do not match")
 
-    # -- Convolutions ---------------------------------------------------------------------------------
-    spatial = {1: (h,), 2: (h, w), 3: (h, w, d)}
-    tup = {1: lambda a, b_, c_: (a,), 2: lambda a, b_, c_: (a, b_), 3: lambda a, b_, c_: (a, b_, c_)}
-    for nd in (1, 2, 3):
-        conv = f"Conv{nd}d"
-        sp = spatial[nd]
-        configs = [
-            dict(kernel_size=3),
-            dict(kernel_size=3, stride=2, padding=1),
-            dict(kernel_size=tup[nd](3, 1, 2), stride=tup[nd](2, 1, 3), padding=tup[nd](0, 1, 2)),
-            dict(kernel_size=4, stride=2, padding=1, dilation=2),
-            dict(kernel_size=3, padding="same", dilation=2),
-            dict(kernel_size=4, padding="same"),
-            dict(kernel_size=5, padding="valid", stride=3),
-            dict(kernel_size=1, bias=False),
-            dict(kernel_size=3, groups=2),
-            dict(kernel_size=3, padding=2, padding_mode="reflect"),
-            dict(kernel_size=3, padding=1, padding_mode="circular", stride=2),
-            dict(kernel_size=2, stride=2, padding_mode="replicate", padding=1),
-        ]
-        for cfg in configs:
-            yield L(conv, 4, 6, **cfg).on(T(b, 4, *sp))
-        yield L(conv, 4, 6, 3, 2, 1).on(T(4, *sp))  # unbatched, positional stride/padding
-        yield L(conv, c, 8, 3).on(T(b, c, *sp))  # symbolic channels
-        yield (
-            L(conv, 3, 8, 3)
-            .on(T(2, 4, *([7] * nd)))
-            .raises("to have 3 channels, but got 4 channels instead", True)
-        )
-        yield L(conv, 3, 8, 3).on(T(4, *([7] * nd))).raises("expected input[1, 4,", True)
-        yield (
-            L(conv, 3, 8, 3)
-            .on(T(2, 3, *([2] * nd)))
-            .raises("Kernel size can't be greater than actual input size")
-        )
-        yield (
-            L(conv, 3, 8, 3)
-            .on(T(*([5] * (nd + 3))))
-            .raises(f"input to conv{nd}d, but got input of size", True)
-        )
-        yield (
-            L(conv, 3, 8, 3, groups=2)
-            .raises("in_channels must be divisible by groups")
-            .on(T(2, 3, *([7] * nd)))
-        )
-        yield (
-            L(conv, 4, 7, 3, groups=2)
-            .raises("out_channels must be divisible by groups")
-            .on(T(2, 4, *([7] * nd)))
-        )
-        yield (
-            L(conv, 3, 8, 3, stride=2, padding="same")
-            .raises("padding='same' is not supported for strided")
-            .on(T(2, 3, *([7] * nd)))
-        )
-        yield (
-            L(conv, 3, 8, 3, padding="full").raises("Invalid padding string 'full'").on(T(2, 3, *([7] * nd)))
-        )
-        # transposed
-        tconv = f"ConvTranspose{nd}d"
-        tconfigs = [
-            dict(kernel_size=4, stride=2, padding=1),
-            dict(kernel_size=3, stride=2, padding=1, output_padding=1),
-            dict(
-                kernel_size=tup[nd](3, 5, 2),
-                stride=tup[nd](2, 1, 3),
-                padding=tup[nd](0, 2, 1),
-                dilation=tup[nd](1, 2, 1),
-            ),
-            dict(kernel_size=3, groups=2, bias=False),
-            dict(kernel_size=5, stride=3, output_padding=2),
-            dict(kernel_size=1),
-        ]
-        for cfg in tconfigs:
-            yield L(tconv, 4, 6, **cfg).on(T(b, 4, *sp))
-        yield L(tconv, 4, 6, 3, 2).on(T(4, *sp))
-        yield L(tconv, 4, 6, 3, stride=2).on(T(b, 4, *sp), output_size=[2 * x + 1 for x in sp])
-        yield L(tconv, 4, 6, 3, stride=2).on(T(b, 4, *sp), output_size=[b, 6, *[2 * x + 2 for x in sp]])
-        yield L(tconv, 3, 8, 3).on(T(2, 4, *([7] * nd))).raises("Given transposed=1, weight of size", True)
-        yield L(tconv, 3, 8, 3).on(T(4, *([7] * nd))).raises("expected input[1, 4,", True)
-        yield (
-            L(tconv, 3, 8, 3, output_padding=1)
-            .on(T(2, 3, *([7] * nd)))
-            .raises("output padding must be smaller than either stride or dilation", True)
-        )
-        yield (
-            L(tconv, 3, 8, 3, stride=2)
-            .on(T(2, 3, *([7] * nd)), output_size=[18] * nd)
-            .raises("requested an output size of")
-        )
-        yield (
-            L(tconv, 3, 8, 3)
-            .on(T(*([7] * (nd + 3))))
-            .raises(f"input to conv_transpose{nd}d, but got input", True)
-        )
 
-    # -- Pooling --------------------------------------------------------------------------------------
+def _convolutions_layer_cases() -> Iterator[Case]:
+    """Convolutions."""
     for nd in (1, 2, 3):
-        sp = spatial[nd]
+        yield from _conv_nd_layer_cases(nd)
+        yield from _conv_transpose_nd_layer_cases(nd)
+
+
+def _conv_nd_layer_cases(nd: int) -> Iterator[Case]:
+    """Conv{nd}d."""
+    conv = f"Conv{nd}d"
+    sp = _SPATIAL[nd]
+    configs = [
+        dict(kernel_size=3),
+        dict(kernel_size=3, stride=2, padding=1),
+        dict(kernel_size=_TUP[nd](3, 1, 2), stride=_TUP[nd](2, 1, 3), padding=_TUP[nd](0, 1, 2)),
+        dict(kernel_size=4, stride=2, padding=1, dilation=2),
+        dict(kernel_size=3, padding="same", dilation=2),
+        dict(kernel_size=4, padding="same"),
+        dict(kernel_size=5, padding="valid", stride=3),
+        dict(kernel_size=1, bias=False),
+        dict(kernel_size=3, groups=2),
+        dict(kernel_size=3, padding=2, padding_mode="reflect"),
+        dict(kernel_size=3, padding=1, padding_mode="circular", stride=2),
+        dict(kernel_size=2, stride=2, padding_mode="replicate", padding=1),
+    ]
+    for cfg in configs:
+        yield L(conv, 4, 6, **cfg).on(T(b, 4, *sp))
+    yield L(conv, 4, 6, 3, 2, 1).on(T(4, *sp))  # unbatched, positional stride/padding
+    yield L(conv, c, 8, 3).on(T(b, c, *sp))  # symbolic channels
+    yield (
+        L(conv, 3, 8, 3)
+        .on(T(2, 4, *([7] * nd)))
+        .raises("to have 3 channels, but got 4 channels instead", True)
+    )
+    yield L(conv, 3, 8, 3).on(T(4, *([7] * nd))).raises("expected input[1, 4,", True)
+    yield (
+        L(conv, 3, 8, 3)
+        .on(T(2, 3, *([2] * nd)))
+        .raises("Kernel size can't be greater than actual input size")
+    )
+    yield (
+        L(conv, 3, 8, 3).on(T(*([5] * (nd + 3)))).raises(f"input to conv{nd}d, but got input of size", True)
+    )
+    yield (
+        L(conv, 3, 8, 3, groups=2).raises("in_channels must be divisible by groups").on(T(2, 3, *([7] * nd)))
+    )
+    yield (
+        L(conv, 4, 7, 3, groups=2).raises("out_channels must be divisible by groups").on(T(2, 4, *([7] * nd)))
+    )
+    yield (
+        L(conv, 3, 8, 3, stride=2, padding="same")
+        .raises("padding='same' is not supported for strided")
+        .on(T(2, 3, *([7] * nd)))
+    )
+    yield (L(conv, 3, 8, 3, padding="full").raises("Invalid padding string 'full'").on(T(2, 3, *([7] * nd))))
+
+
+def _conv_transpose_nd_layer_cases(nd: int) -> Iterator[Case]:
+    """ConvTranspose{nd}d."""
+    sp = _SPATIAL[nd]
+    tconv = f"ConvTranspose{nd}d"
+    tconfigs = [
+        dict(kernel_size=4, stride=2, padding=1),
+        dict(kernel_size=3, stride=2, padding=1, output_padding=1),
+        dict(
+            kernel_size=_TUP[nd](3, 5, 2),
+            stride=_TUP[nd](2, 1, 3),
+            padding=_TUP[nd](0, 2, 1),
+            dilation=_TUP[nd](1, 2, 1),
+        ),
+        dict(kernel_size=3, groups=2, bias=False),
+        dict(kernel_size=5, stride=3, output_padding=2),
+        dict(kernel_size=1),
+    ]
+    for cfg in tconfigs:
+        yield L(tconv, 4, 6, **cfg).on(T(b, 4, *sp))
+    yield L(tconv, 4, 6, 3, 2).on(T(4, *sp))
+    yield L(tconv, 4, 6, 3, stride=2).on(T(b, 4, *sp), output_size=[2 * x + 1 for x in sp])
+    yield L(tconv, 4, 6, 3, stride=2).on(T(b, 4, *sp), output_size=[b, 6, *[2 * x + 2 for x in sp]])
+    yield L(tconv, 3, 8, 3).on(T(2, 4, *([7] * nd))).raises("Given transposed=1, weight of size", True)
+    yield L(tconv, 3, 8, 3).on(T(4, *([7] * nd))).raises("expected input[1, 4,", True)
+    yield (
+        L(tconv, 3, 8, 3, output_padding=1)
+        .on(T(2, 3, *([7] * nd)))
+        .raises("output padding must be smaller than either stride or dilation", True)
+    )
+    yield (
+        L(tconv, 3, 8, 3, stride=2)
+        .on(T(2, 3, *([7] * nd)), output_size=[18] * nd)
+        .raises("requested an output size of")
+    )
+    yield (
+        L(tconv, 3, 8, 3)
+        .on(T(*([7] * (nd + 3))))
+        .raises(f"input to conv_transpose{nd}d, but got input", True)
+    )
+
+
+def _pooling_layer_cases() -> Iterator[Case]:
+    """Pooling."""
+    for nd in (1, 2, 3):
+        sp = _SPATIAL[nd]
         for cfg in (
             dict(kernel_size=2),
             dict(kernel_size=3, stride=2),
@@ -491,7 +521,7 @@ def layer_cases() -> Iterator[Case]:
             dict(kernel_size=2, stride=2, ceil_mode=True),
             dict(kernel_size=3, stride=3, ceil_mode=True),
             dict(kernel_size=3, stride=1, padding=1, dilation=2),
-            dict(kernel_size=tup[nd](2, 3, 2), stride=tup[nd](1, 2, 2)),
+            dict(kernel_size=_TUP[nd](2, 3, 2), stride=_TUP[nd](1, 2, 2)),
             dict(kernel_size=2, return_indices=True),
         ):
             yield L(f"MaxPool{nd}d", **cfg).on(T(b, c, *sp))
@@ -532,7 +562,7 @@ def layer_cases() -> Iterator[Case]:
             .on(T(1, 2, *([2] * nd)))
             .raises("smaller than kernel size" if nd == 3 else "Output size is too small", True)
         )
-        for out in (1, 3, tup[nd](2, None, 1), tup[nd](None, 4, None)) if nd > 1 else (1, 3, (2,)):
+        for out in (1, 3, _TUP[nd](2, None, 1), _TUP[nd](None, 4, None)) if nd > 1 else (1, 3, (2,)):
             yield L(f"AdaptiveAvgPool{nd}d", out).on(T(b, c, *sp))
             yield L(f"AdaptiveMaxPool{nd}d", out).on(T(b, c, *sp))
         yield L(f"AdaptiveMaxPool{nd}d", 2, return_indices=True).on(T(c, *sp))
@@ -551,7 +581,9 @@ def layer_cases() -> Iterator[Case]:
                 .raises("adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got [5]", True)
             )
 
-    # -- Normalisation --------------------------------------------------------------------------------
+
+def _normalisation_layer_cases() -> Iterator[Case]:
+    """Normalisation."""
     yield L("BatchNorm1d", c).on(T(b, c))
     yield L("BatchNorm1d", c).on(T(b, c, t))
     yield L("BatchNorm2d", c).on(T(b, c, h, w))
@@ -608,8 +640,8 @@ def layer_cases() -> Iterator[Case]:
         .raises("Expected at least 2 dimensions for input tensor but received 1", True)
     )
     for nd in (1, 2, 3):
-        yield L(f"InstanceNorm{nd}d", c).on(T(b, c, *spatial[nd]))
-        yield L(f"InstanceNorm{nd}d", c, affine=True).on(T(c, *spatial[nd]))
+        yield L(f"InstanceNorm{nd}d", c).on(T(b, c, *_SPATIAL[nd]))
+        yield L(f"InstanceNorm{nd}d", c, affine=True).on(T(c, *_SPATIAL[nd]))
         yield (
             L(f"InstanceNorm{nd}d", 3, affine=True)
             .on(T(2, 4, *([5] * nd)))
@@ -627,7 +659,9 @@ def layer_cases() -> Iterator[Case]:
         )
     yield L("LocalResponseNorm", 2).on(T(b, c, h, w))
 
-    # -- Element-wise ---------------------------------------------------------------------------------
+
+def _element_wise_layer_cases() -> Iterator[Case]:
+    """Element-wise."""
     for name in [
         "Dropout",
         "Dropout1d",
@@ -684,7 +718,9 @@ def layer_cases() -> Iterator[Case]:
     yield L("GLU").on(T(4, 5)).raises("Halving dimension must be even", True)
     yield L("ChannelShuffle", 2).on(T(b, 4, h, w)).cpu()
 
-    # -- Embeddings -----------------------------------------------------------------------------------
+
+def _embeddings_layer_cases() -> Iterator[Case]:
+    """Embeddings."""
     yield L("Embedding", 10, c).on(T(b, t, dtype="long"))
     yield L("Embedding", 10, c, padding_idx=0).on(T(t, dtype="long"))
     yield (
@@ -711,7 +747,9 @@ def layer_cases() -> Iterator[Case]:
         .raises("input has to be 1D or 2D Tensor, but got Tensor of dimension 3", True)
     )
 
-    # -- Flatten --------------------------------------------------------------------------------------
+
+def _flatten_layer_cases() -> Iterator[Case]:
+    """Flatten."""
     yield L("Flatten").on(T(b, c, h, w))
     yield L("Flatten", 0, -1).on(T(b, c, h))
     yield L("Flatten", 2, 3).on(T(b, c, h, w, d))
@@ -740,7 +778,9 @@ def layer_cases() -> Iterator[Case]:
         .raises("unflatten: Provided sizes [4, -1] don't multiply up", True)
     )
 
-    # -- Recurrent ------------------------------------------------------------------------------------
+
+def _recurrent_layer_cases() -> Iterator[Case]:
+    """Recurrent."""
     for name in ("RNN", "LSTM", "GRU"):
         for layers, bidir, bfirst in itertools.product((1, 2), (False, True), (False, True)):
             kw = dict(num_layers=layers, bidirectional=bidir, batch_first=bfirst)
@@ -817,7 +857,9 @@ def layer_cases() -> Iterator[Case]:
         )
     yield L("RNNCell", c, 5, True, "relu").on(T(b, c))
 
-    # -- Attention / transformers ---------------------------------------------------------------------
+
+def _attention_transformers_layer_cases() -> Iterator[Case]:
+    """Attention / transformers."""
     e = 4 * n
     for bfirst in (False, True):
         q = T(b, t, e) if bfirst else T(t, b, e)
@@ -896,15 +938,17 @@ def layer_cases() -> Iterator[Case]:
         .raises("the feature number of src and tgt must be equal to d_model", True)
     )
 
-    # -- Resampling -----------------------------------------------------------------------------------
+
+def _resampling_layer_cases() -> Iterator[Case]:
+    """Resampling: Upsample."""
     for nd in (1, 2, 3):
-        sp = spatial[nd]
+        sp = _SPATIAL[nd]
         yield L("Upsample", scale_factor=2).on(T(b, c, *sp))
         yield L("Upsample", scale_factor=1.5).on(T(b, c, *sp))
         yield L("Upsample", scale_factor=0.5, mode="nearest-exact").on(T(b, c, *sp))
         yield L("Upsample", size=5).on(T(b, c, *sp))
-        yield L("Upsample", size=tup[nd](5, 6, 7)).on(T(b, c, *sp))
-        yield L("Upsample", scale_factor=tup[nd](2.0, 3.0, 0.5)).on(T(b, c, *sp))
+        yield L("Upsample", size=_TUP[nd](5, 6, 7)).on(T(b, c, *sp))
+        yield L("Upsample", scale_factor=_TUP[nd](2.0, 3.0, 0.5)).on(T(b, c, *sp))
         mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[nd]
         yield L("Upsample", scale_factor=2, mode=mode, align_corners=True).on(T(b, c, *sp))
         yield L("Upsample", scale_factor=1 / 3, mode=mode).on(T(b, c, *sp)).part()
@@ -937,6 +981,10 @@ def layer_cases() -> Iterator[Case]:
         .on(T(1, 3, 5))
         .raises("Input and output must have the same number of spatial dimensions", True)
     )
+
+
+def _shuffle_and_padding_layer_cases() -> Iterator[Case]:
+    """Resampling: the fixed-mode upsamplers, pixel shuffles, padding layers, cosine similarity."""
     yield L("UpsamplingNearest2d", scale_factor=2).on(T(b, c, h, w))
     yield L("UpsamplingBilinear2d", size=(7, 9)).on(T(b, c, h, w))
     yield L("PixelShuffle", 2).on(T(b, 4 * c, h, w))
@@ -967,7 +1015,7 @@ def layer_cases() -> Iterator[Case]:
         )
     )
     for nd in (1, 2, 3):
-        sp = spatial[nd]
+        sp = _SPATIAL[nd]
         pads = tuple(range(1, 2 * nd + 1))
         yield L(f"ZeroPad{nd}d", 2).on(T(b, c, *sp))
         yield L(f"ZeroPad{nd}d", pads).on(T(b, c, *sp))
@@ -979,7 +1027,9 @@ def layer_cases() -> Iterator[Case]:
     yield L("CosineSimilarity").on(T(b, c), T(b, c))
     yield L("CosineSimilarity", dim=-1).on(T(b, t, c), T(1, c))
 
-    # -- Losses ---------------------------------------------------------------------------------------
+
+def _losses_layer_cases() -> Iterator[Case]:
+    """Losses."""
     yield L("CrossEntropyLoss").on(T(b, c), T(b, dtype="long"))
     yield L("CrossEntropyLoss", reduction="none").on(T(b, c), T(b, dtype="long"))
     yield L("CrossEntropyLoss", reduction="none").on(T(b, c, t), T(b, t, dtype="long"))
@@ -1049,7 +1099,9 @@ def layer_cases() -> Iterator[Case]:
         .raises("Target size (torch.Size([4])) must be the same as input size (torch.Size([4, 1]))", True)
     )
 
-    # -- Containers -----------------------------------------------------------------------------------
+
+def _containers_layer_cases() -> Iterator[Case]:
+    """Containers."""
     yield L(
         "Sequential",
         sub_layer("Conv2d", 3, 8, 3, padding=1),
@@ -1822,6 +1874,177 @@ def test_case_count() -> None:
 
 
 # -- differential fuzzing: random small concrete cases ------------------------------------------------
+def _random_cases_1(
+    rnd: Any, kind: int, a: tuple[int, ...], shp: Any, dim_of: Any, cases: list[Case]
+) -> None:
+    """One random case of kinds 0 to 7, appended to `cases`."""
+    if kind == 0:
+        b_ = shp() if rnd.random() < 0.5 else a[rnd.randint(0, len(a)) :]
+        cases.append(O(rnd.choice(("add", "mul", "__sub__", "maximum", "eq")), T(*a), T(*b_)))
+    elif kind == 1:
+        b_ = shp(1, 4)
+        if a and b_ and rnd.random() < 0.6:
+            b_ = b_[:-2] + (a[-1],) + b_[-1:] if len(b_) >= 2 else (a[-1],)
+        cases.append(O("matmul", T(*a), T(*b_)))
+    elif kind == 2:
+        numel = 1
+        for v in a:
+            numel *= v
+        sizes = [rnd.choice((1, 2, 3, 4, 6, numel or 1)) for _ in range(rnd.randint(1, 3))]
+        if rnd.random() < 0.6:
+            sizes[rnd.randrange(len(sizes))] = -1
+        cases.append(O(rnd.choice(("view", "reshape")), T(*a), *sizes))
+    elif kind == 3:
+        d = dim_of(a)
+        others = [list(a) for _ in range(rnd.randint(1, 3))]
+        for o in others:
+            if o and rnd.random() < 0.3:
+                o[rnd.randrange(len(o))] = rnd.choice((1, 2, 3))
+        name = rnd.choice(("torch.cat", "torch.stack"))
+        cases.append(F(name, [T(*a)] + [T(*o) for o in others], d))
+    elif kind == 4:
+        cases.append(O("transpose", T(*a), dim_of(a), dim_of(a)))
+    elif kind == 5:
+        perm = list(range(len(a)))
+        rnd.shuffle(perm)
+        if perm and rnd.random() < 0.2:
+            perm[0] = perm[-1]
+        cases.append(O("permute", T(*a), *perm))
+    elif kind == 6:
+        cases.append(O(rnd.choice(("squeeze", "unsqueeze")), T(*a), dim_of(a, 1)))
+    elif kind == 7:
+        cases.append(O("flatten", T(*a), dim_of(a), dim_of(a)))
+
+
+def _random_cases_2(
+    rnd: Any, kind: int, a: tuple[int, ...], shp: Any, dim_of: Any, cases: list[Case]
+) -> None:
+    """One random case of kinds 8 to 14, appended to `cases`."""
+    if kind == 8:
+        op = rnd.choice(("sum", "mean", "amax", "max", "argmax", "logsumexp", "std"))
+        cases.append(O(op, T(*a), dim_of(a), keepdim=rnd.random() < 0.5))
+    elif kind == 9:
+        idx = []
+        for v in a[: rnd.randint(0, len(a))]:
+            idx.append(rnd.choice((0, -1, v, slice(None), slice(1, None), slice(None, None, 2), None)))
+        if rnd.random() < 0.2:
+            idx.insert(rnd.randint(0, len(idx)), Ellipsis)
+        cases.append(O("__getitem__", T(*a), tuple(idx)))
+    elif kind == 10:
+        target = [rnd.choice((-1, 1, 2, 3, 4)) for _ in range(len(a) + rnd.randint(0, 1))]
+        cases.append(O("expand", T(*a), *target))
+    elif kind == 11:
+        if a:
+            cases.append(O(rnd.choice(("chunk", "split")), T(*a), rnd.randint(1, 4), dim_of(a)))
+    elif kind == 12:
+        x = shp(2, 2) if rnd.random() < 0.7 else shp()
+        in_f = x[-1] if x and rnd.random() < 0.7 else rnd.randint(1, 5)
+        cases.append(L("Linear", in_f, rnd.randint(1, 4)).on(T(*x)))
+    elif kind == 13:
+        n = rnd.choice((1, 2))
+        c_in = rnd.randint(1, 3)
+        x = (rnd.randint(1, 2), c_in if rnd.random() < 0.8 else c_in + 1) + tuple(
+            rnd.randint(1, 9) for _ in range(n)
+        )
+        cases.append(
+            L(
+                f"Conv{n}d",
+                c_in,
+                rnd.randint(1, 3),
+                rnd.randint(1, 4),
+                stride=rnd.randint(1, 3),
+                padding=rnd.randint(0, 2),
+                dilation=rnd.randint(1, 2),
+            ).on(T(*x))
+        )
+    elif kind == 14:
+        n = rnd.choice((1, 2))
+        x = (1, 2) + tuple(rnd.randint(1, 9) for _ in range(n))
+        k = rnd.randint(1, 4)
+        name = rnd.choice(("MaxPool", "AvgPool"))
+        cases.append(
+            L(f"{name}{n}d", k, rnd.randint(1, 3), rnd.randint(0, 2), ceil_mode=rnd.random() < 0.5).on(T(*x))
+        )
+
+
+def _random_cases_3(
+    rnd: Any, kind: int, a: tuple[int, ...], shp: Any, dim_of: Any, cases: list[Case]
+) -> None:
+    """One random case of kinds 15 to 22 (15, in the last branch: a recurrent layer), appended to `cases`."""
+    if kind == 16:
+        n = rnd.choice((1, 2))
+        c_in = rnd.randint(1, 3)
+        x = (rnd.randint(1, 2), c_in if rnd.random() < 0.8 else c_in + 1) + tuple(
+            rnd.randint(1, 5) for _ in range(n)
+        )
+        stride = rnd.randint(1, 3)
+        cases.append(
+            L(
+                f"ConvTranspose{n}d",
+                c_in,
+                rnd.randint(1, 3),
+                rnd.randint(1, 4),
+                stride=stride,
+                padding=rnd.randint(0, 1),
+                output_padding=rnd.randint(0, stride),
+                dilation=rnd.randint(1, 2),
+            ).on(T(*x))
+        )
+    elif kind == 17:
+        tail = a[len(a) - rnd.randint(0, len(a)) :] if a else ()
+        ns = tail if rnd.random() < 0.7 else tuple(v + 1 for v in tail) or (3,)
+        cases.append(L(rnd.choice(("LayerNorm", "RMSNorm")), list(ns) or [2]).on(T(*a)))
+    elif kind == 18:
+        x = (rnd.randint(1, 2), rnd.randint(1, 3)) + tuple(
+            rnd.randint(1, 6) for _ in range(rnd.randint(0, 3))
+        )
+        if rnd.random() < 0.5:
+            kw = {"scale_factor": rnd.choice((2, 0.5, 1.5, 3.0))}
+        else:
+            kw = {"size": rnd.randint(1, 6)}
+        kw["mode"] = rnd.choice(("nearest", "linear", "bilinear", "area"))
+        cases.append(F("torch.nn.functional.interpolate", T(*x), **kw))
+    elif kind == 19:
+        pad = tuple(rnd.randint(-1, 2) for _ in range(rnd.choice((1, 2, 4, 6))))
+        mode = rnd.choice(("constant", "constant", "reflect", "replicate", "circular"))
+        cases.append(F("torch.nn.functional.pad", T(*a), pad, mode=mode))
+    elif kind == 20:
+        letters = "ijkl"
+        sa = "".join(rnd.sample(letters, rnd.randint(1, 3)))
+        sb = "".join(rnd.sample(letters, rnd.randint(1, 3)))
+        size = {ch: rnd.choice((1, 2, 3)) for ch in letters}
+        ta = tuple(size[ch] if rnd.random() < 0.85 else size[ch] + 1 for ch in sa)
+        tb = tuple(size[ch] for ch in sb)
+        eq = f"{sa},{sb}" + (f"->{''.join(sorted(set(sa) ^ set(sb)))}" if rnd.random() < 0.5 else "")
+        cases.append(F("torch.einsum", eq, T(*ta), T(*tb)))
+    elif kind == 21:
+        if a:
+            d = rnd.randrange(len(a))
+            sizes = [rnd.choice((1, 2, -1, a[d])) for _ in range(rnd.randint(1, 2))]
+            cases.append(O("unflatten", T(*a), d, tuple(sizes)))
+    elif kind == 22:
+        numel_dims = a[: rnd.randint(1, len(a))] if a else (2,)
+        tensor_index = T(rnd.randint(1, 3), dtype="long")
+        idx = [slice(None)] * rnd.randint(0, max(len(a) - 1, 0)) + [tensor_index]
+        if rnd.random() < 0.5:
+            idx.append(M(T(*numel_dims[:1], dtype="bool")) if a[len(idx) :] else 0)
+        cases.append(O("__getitem__", T(*a), tuple(idx)).part())  # a mask's count is data: "if it runs"
+    else:
+        batch, seq, feat = rnd.randint(1, 3), rnd.randint(1, 4), rnd.randint(1, 4)
+        bf = rnd.random() < 0.5
+        x = (batch, seq, feat) if bf else (seq, batch, feat)
+        cases.append(
+            L(
+                rnd.choice(("LSTM", "GRU")),
+                feat if rnd.random() < 0.8 else feat + 1,
+                3,
+                rnd.randint(1, 2),
+                batch_first=bf,
+                bidirectional=rnd.random() < 0.5,
+            ).on(T(*x))
+        )
+
+
 def _random_cases(seed: int, count: int) -> list[Case]:
     import random
 
@@ -1838,161 +2061,12 @@ def _random_cases(seed: int, count: int) -> list[Case]:
     for _ in range(count):
         kind = rnd.randrange(23)
         a = shp()
-        if kind == 0:
-            b_ = shp() if rnd.random() < 0.5 else a[rnd.randint(0, len(a)) :]
-            cases.append(O(rnd.choice(("add", "mul", "__sub__", "maximum", "eq")), T(*a), T(*b_)))
-        elif kind == 1:
-            b_ = shp(1, 4)
-            if a and b_ and rnd.random() < 0.6:
-                b_ = b_[:-2] + (a[-1],) + b_[-1:] if len(b_) >= 2 else (a[-1],)
-            cases.append(O("matmul", T(*a), T(*b_)))
-        elif kind == 2:
-            numel = 1
-            for v in a:
-                numel *= v
-            sizes = [rnd.choice((1, 2, 3, 4, 6, numel or 1)) for _ in range(rnd.randint(1, 3))]
-            if rnd.random() < 0.6:
-                sizes[rnd.randrange(len(sizes))] = -1
-            cases.append(O(rnd.choice(("view", "reshape")), T(*a), *sizes))
-        elif kind == 3:
-            d = dim_of(a)
-            others = [list(a) for _ in range(rnd.randint(1, 3))]
-            for o in others:
-                if o and rnd.random() < 0.3:
-                    o[rnd.randrange(len(o))] = rnd.choice((1, 2, 3))
-            name = rnd.choice(("torch.cat", "torch.stack"))
-            cases.append(F(name, [T(*a)] + [T(*o) for o in others], d))
-        elif kind == 4:
-            cases.append(O("transpose", T(*a), dim_of(a), dim_of(a)))
-        elif kind == 5:
-            perm = list(range(len(a)))
-            rnd.shuffle(perm)
-            if perm and rnd.random() < 0.2:
-                perm[0] = perm[-1]
-            cases.append(O("permute", T(*a), *perm))
-        elif kind == 6:
-            cases.append(O(rnd.choice(("squeeze", "unsqueeze")), T(*a), dim_of(a, 1)))
-        elif kind == 7:
-            cases.append(O("flatten", T(*a), dim_of(a), dim_of(a)))
-        elif kind == 8:
-            op = rnd.choice(("sum", "mean", "amax", "max", "argmax", "logsumexp", "std"))
-            cases.append(O(op, T(*a), dim_of(a), keepdim=rnd.random() < 0.5))
-        elif kind == 9:
-            idx = []
-            for v in a[: rnd.randint(0, len(a))]:
-                idx.append(rnd.choice((0, -1, v, slice(None), slice(1, None), slice(None, None, 2), None)))
-            if rnd.random() < 0.2:
-                idx.insert(rnd.randint(0, len(idx)), Ellipsis)
-            cases.append(O("__getitem__", T(*a), tuple(idx)))
-        elif kind == 10:
-            target = [rnd.choice((-1, 1, 2, 3, 4)) for _ in range(len(a) + rnd.randint(0, 1))]
-            cases.append(O("expand", T(*a), *target))
-        elif kind == 11:
-            if a:
-                cases.append(O(rnd.choice(("chunk", "split")), T(*a), rnd.randint(1, 4), dim_of(a)))
-        elif kind == 12:
-            x = shp(2, 2) if rnd.random() < 0.7 else shp()
-            in_f = x[-1] if x and rnd.random() < 0.7 else rnd.randint(1, 5)
-            cases.append(L("Linear", in_f, rnd.randint(1, 4)).on(T(*x)))
-        elif kind == 13:
-            n = rnd.choice((1, 2))
-            c_in = rnd.randint(1, 3)
-            x = (rnd.randint(1, 2), c_in if rnd.random() < 0.8 else c_in + 1) + tuple(
-                rnd.randint(1, 9) for _ in range(n)
-            )
-            cases.append(
-                L(
-                    f"Conv{n}d",
-                    c_in,
-                    rnd.randint(1, 3),
-                    rnd.randint(1, 4),
-                    stride=rnd.randint(1, 3),
-                    padding=rnd.randint(0, 2),
-                    dilation=rnd.randint(1, 2),
-                ).on(T(*x))
-            )
-        elif kind == 14:
-            n = rnd.choice((1, 2))
-            x = (1, 2) + tuple(rnd.randint(1, 9) for _ in range(n))
-            k = rnd.randint(1, 4)
-            name = rnd.choice(("MaxPool", "AvgPool"))
-            cases.append(
-                L(f"{name}{n}d", k, rnd.randint(1, 3), rnd.randint(0, 2), ceil_mode=rnd.random() < 0.5).on(
-                    T(*x)
-                )
-            )
-        elif kind == 16:
-            n = rnd.choice((1, 2))
-            c_in = rnd.randint(1, 3)
-            x = (rnd.randint(1, 2), c_in if rnd.random() < 0.8 else c_in + 1) + tuple(
-                rnd.randint(1, 5) for _ in range(n)
-            )
-            stride = rnd.randint(1, 3)
-            cases.append(
-                L(
-                    f"ConvTranspose{n}d",
-                    c_in,
-                    rnd.randint(1, 3),
-                    rnd.randint(1, 4),
-                    stride=stride,
-                    padding=rnd.randint(0, 1),
-                    output_padding=rnd.randint(0, stride),
-                    dilation=rnd.randint(1, 2),
-                ).on(T(*x))
-            )
-        elif kind == 17:
-            tail = a[len(a) - rnd.randint(0, len(a)) :] if a else ()
-            ns = tail if rnd.random() < 0.7 else tuple(v + 1 for v in tail) or (3,)
-            cases.append(L(rnd.choice(("LayerNorm", "RMSNorm")), list(ns) or [2]).on(T(*a)))
-        elif kind == 18:
-            x = (rnd.randint(1, 2), rnd.randint(1, 3)) + tuple(
-                rnd.randint(1, 6) for _ in range(rnd.randint(0, 3))
-            )
-            if rnd.random() < 0.5:
-                kw = {"scale_factor": rnd.choice((2, 0.5, 1.5, 3.0))}
-            else:
-                kw = {"size": rnd.randint(1, 6)}
-            kw["mode"] = rnd.choice(("nearest", "linear", "bilinear", "area"))
-            cases.append(F("torch.nn.functional.interpolate", T(*x), **kw))
-        elif kind == 19:
-            pad = tuple(rnd.randint(-1, 2) for _ in range(rnd.choice((1, 2, 4, 6))))
-            mode = rnd.choice(("constant", "constant", "reflect", "replicate", "circular"))
-            cases.append(F("torch.nn.functional.pad", T(*a), pad, mode=mode))
-        elif kind == 20:
-            letters = "ijkl"
-            sa = "".join(rnd.sample(letters, rnd.randint(1, 3)))
-            sb = "".join(rnd.sample(letters, rnd.randint(1, 3)))
-            size = {ch: rnd.choice((1, 2, 3)) for ch in letters}
-            ta = tuple(size[ch] if rnd.random() < 0.85 else size[ch] + 1 for ch in sa)
-            tb = tuple(size[ch] for ch in sb)
-            eq = f"{sa},{sb}" + (f"->{''.join(sorted(set(sa) ^ set(sb)))}" if rnd.random() < 0.5 else "")
-            cases.append(F("torch.einsum", eq, T(*ta), T(*tb)))
-        elif kind == 21:
-            if a:
-                d = rnd.randrange(len(a))
-                sizes = [rnd.choice((1, 2, -1, a[d])) for _ in range(rnd.randint(1, 2))]
-                cases.append(O("unflatten", T(*a), d, tuple(sizes)))
-        elif kind == 22:
-            numel_dims = a[: rnd.randint(1, len(a))] if a else (2,)
-            tensor_index = T(rnd.randint(1, 3), dtype="long")
-            idx = [slice(None)] * rnd.randint(0, max(len(a) - 1, 0)) + [tensor_index]
-            if rnd.random() < 0.5:
-                idx.append(M(T(*numel_dims[:1], dtype="bool")) if a[len(idx) :] else 0)
-            cases.append(O("__getitem__", T(*a), tuple(idx)).part())  # a mask's count is data: "if it runs"
+        if kind < 8:
+            _random_cases_1(rnd, kind, a, shp, dim_of, cases)
+        elif kind < 15:
+            _random_cases_2(rnd, kind, a, shp, dim_of, cases)
         else:
-            batch, seq, feat = rnd.randint(1, 3), rnd.randint(1, 4), rnd.randint(1, 4)
-            bf = rnd.random() < 0.5
-            x = (batch, seq, feat) if bf else (seq, batch, feat)
-            cases.append(
-                L(
-                    rnd.choice(("LSTM", "GRU")),
-                    feat if rnd.random() < 0.8 else feat + 1,
-                    3,
-                    rnd.randint(1, 2),
-                    batch_first=bf,
-                    bidirectional=rnd.random() < 0.5,
-                ).on(T(*x))
-            )
+            _random_cases_3(rnd, kind, a, shp, dim_of, cases)
     for case in cases:
         case.device = "cpu"
     return cases

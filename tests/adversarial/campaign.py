@@ -147,129 +147,162 @@ def run_fix_campaign(h: Harness, seed: int, batch_size: int, limit: int | None, 
     failures: list[tuple[str, str]] = []
     for mode, flags in MODES.items():
         # references: the plain examples fixed by the server under test
-        references: dict[str, list] = {}
-        with Scratch() as directory:
-            for index, name in enumerate(plain):
-                (directory / f"p{index:03d}.py").write_text(plain[name])
-            h.run("check", *flags, "--jobs", str(jobs), directory, timeout=600)
-            for index, name in enumerate(plain):
-                try:
-                    references[name] = [tree_of((directory / f"p{index:03d}.py").read_bytes())]
-                except SyntaxError:
-                    references[name] = []
+        references = _references(h, [*flags, "--jobs", str(jobs)], plain)
         for start in range(0, len(pool), batch_size):
             batch = pool[start : start + batch_size]
             with Scratch() as root:
                 base = root / "base"
                 base.mkdir()
                 layout = _layout(base, batch, rng)
+                run = _FixRun(h, [*flags, "--jobs", str(jobs)], mode, start, layout, stats, failures)
                 # 1. the reference run
-                ref_dir = root / "ref"
-                _copy(base, ref_dir)
-                started = time.monotonic()
-                run = h.run("check", *flags, "--jobs", str(jobs), ref_dir, timeout=600)
-                took = time.monotonic() - started
-                run_problems = _run_output_problems(run)
-                results = {}
-                for name, info in layout.items():
-                    variant = info["variant"]
-                    stats[mode]["tried"] += 1
-                    found = list(run_problems)
-                    try:
-                        data = _content(ref_dir / name)
-                    except OSError as exc:
-                        data = b""
-                        found.append(f"unreadable after the run: {exc}")
-                    results[name] = data
-                    if data:
-                        example = variant.name.split("/", 1)[0]
-                        found += problems(variant, data, references.get(example, []))
-                    found += _metadata_problems(ref_dir, name, info)
-                    if _leftovers(ref_dir):
-                        found.append("temporary files left after a clean run")
-                    if found:
-                        stats[mode]["failed"] += 1
-                        failures += [(f"{mode} {info['kind']} {variant.name}", p) for p in found]
-                    else:
-                        stats[mode]["handled"] += 1
+                results, took = run.reference(base, root / "ref", references)
                 # 2. a run killed at a random moment, 3. the run after it
-                kill_dir = root / "killed"
-                _copy(base, kill_dir)
-                delay = rng.uniform(0.05, max(0.1, took))
-                process = h.start("check", *flags, "--jobs", str(jobs), kill_dir)
-                workers: set[int] = set()
-                deadline = time.monotonic() + delay
-                while time.monotonic() < deadline and process.poll() is None:
-                    workers.update(children(process.pid))
-                    time.sleep(0.01)
-                killed = process.poll() is None
-                if killed:
-                    os.kill(process.pid, 9)
-                process.wait()
-                for stream in (process.stdout, process.stderr):  # not read: a surviving worker
-                    if stream is not None:  # still holds the pipes open
-                        stream.close()
-                stats["killed"]["tried"] += 1
-                survived = [p for p in workers if alive(p) and _wait_dead(p)]
-                if survived:
-                    failures.append(
-                        (f"kill batch {start}", f"{len(survived)} workers outlived SIGKILL of the main")
-                    )
-                    for pid in survived:
-                        try:
-                            os.kill(pid, 9)
-                        except OSError:
-                            pass
-                bad_after_kill: list[str] = []
-                padded_names: list[str] = []
-                for name, info in layout.items():
-                    try:
-                        data = _content(kill_dir / name)
-                    except OSError:
-                        data = b"<missing>"
-                    # a hard-linked file is rewritten in place: killed between the write and
-                    # the cut, it holds the fixed code followed by blanks (by design)
-                    padded = info["kind"] == "hardlink" and data.rstrip(b" ") == results[name]
-                    if padded and data != results[name]:
-                        stats["killed"]["left padded (in place)"] += 1
-                        padded_names.append(name)  # the rerun leaves it so: nothing to fix
-                    elif data not in (info["variant"].data, results[name]):
-                        bad_after_kill.append(name)
-                        failures.append(
-                            (
-                                f"{mode} killed {info['kind']} {info['variant'].name}",
-                                "neither the original nor the fixed file",
-                            )
-                        )
-                rerun = h.run("check", *flags, "--jobs", str(jobs), kill_dir, timeout=600)
-                rerun_problems = _run_output_problems(rerun)
-                for name, info in layout.items():
-                    if name in bad_after_kill or name in padded_names:
-                        continue
-                    try:
-                        data = _content(kill_dir / name)
-                    except OSError:
-                        data = b"<missing>"
-                    if data != results[name]:
-                        failures.append(
-                            (f"{mode} rerun {info['variant'].name}", "differs from the reference run")
-                        )
-                        bad_after_kill.append(name)
-                left = _leftovers(kill_dir)
-                if left:
-                    failures.append(
-                        (f"{mode} rerun batch {start}", f"stale temporary files not cleaned: {left[:2]}")
-                    )
-                if rerun_problems:
-                    failures += [(f"{mode} rerun batch {start}", p) for p in rerun_problems]
-                if survived or bad_after_kill or left or rerun_problems:
-                    stats["killed"]["failed"] += 1
-                else:
-                    stats["killed"]["handled"] += 1
-                stats["killed"]["really killed"] += int(killed)
+                run.killed_and_rerun(base, root / "killed", results, rng.uniform(0.05, max(0.1, took)))
             done = min(start + batch_size, len(pool))
             print(f"  {mode}: {done}/{len(pool)} variants, {len(failures)} failures so far", flush=True)
     return stats, failures
+
+
+def _references(h: Harness, args: list[str], plain: dict[str, str]) -> dict[str, list]:
+    """The plain examples fixed by the server under test: each one's tree (none when it does not parse)."""
+    references: dict[str, list] = {}
+    with Scratch() as directory:
+        for index, name in enumerate(plain):
+            (directory / f"p{index:03d}.py").write_text(plain[name])
+        h.run("check", *args, directory, timeout=600)
+        for index, name in enumerate(plain):
+            try:
+                references[name] = [tree_of((directory / f"p{index:03d}.py").read_bytes())]
+            except SyntaxError:
+                references[name] = []
+    return references
+
+
+class _FixRun:
+    """One batch of variants in one mode: the reference run, then a killed run and its rerun."""
+
+    def __init__(self, h: Harness, args: list[str], mode: str, start: int, layout: dict, stats, failures):
+        self.h, self.args, self.mode, self.start, self.layout = h, args, mode, start, layout
+        self.stats, self.failures = stats, failures
+
+    def reference(self, base: Path, ref_dir: Path, references: dict) -> tuple[dict[str, bytes], float]:
+        """Fix a copy of `base`; each variant's result, and how long the run took."""
+        stats, mode = self.stats, self.mode
+        _copy(base, ref_dir)
+        started = time.monotonic()
+        run = self.h.run("check", *self.args, ref_dir, timeout=600)
+        took = time.monotonic() - started
+        run_problems = _run_output_problems(run)
+        results = {}
+        for name, info in self.layout.items():
+            variant = info["variant"]
+            stats[mode]["tried"] += 1
+            found = list(run_problems)
+            try:
+                data = _content(ref_dir / name)
+            except OSError as exc:
+                data = b""
+                found.append(f"unreadable after the run: {exc}")
+            results[name] = data
+            if data:
+                example = variant.name.split("/", 1)[0]
+                found += problems(variant, data, references.get(example, []))
+            found += _metadata_problems(ref_dir, name, info)
+            if _leftovers(ref_dir):
+                found.append("temporary files left after a clean run")
+            if found:
+                stats[mode]["failed"] += 1
+                self.failures += [(f"{mode} {info['kind']} {variant.name}", p) for p in found]
+            else:
+                stats[mode]["handled"] += 1
+        return results, took
+
+    def killed_and_rerun(self, base: Path, kill_dir: Path, results: dict[str, bytes], delay: float) -> None:
+        """Fix a copy of `base` in a run SIGKILLed after `delay` seconds, then run again to the end."""
+        _copy(base, kill_dir)
+        killed, survived = self._kill_run(kill_dir, delay)
+        bad_after_kill, padded_names = self._after_kill(kill_dir, results)
+        rerun = self.h.run("check", *self.args, kill_dir, timeout=600)
+        rerun_problems = _run_output_problems(rerun)
+        for name, info in self.layout.items():
+            if name in bad_after_kill or name in padded_names:
+                continue
+            try:
+                data = _content(kill_dir / name)
+            except OSError:
+                data = b"<missing>"
+            if data != results[name]:
+                self.failures.append(
+                    (f"{self.mode} rerun {info['variant'].name}", "differs from the reference run")
+                )
+                bad_after_kill.append(name)
+        left = _leftovers(kill_dir)
+        if left:
+            self.failures.append(
+                (f"{self.mode} rerun batch {self.start}", f"stale temporary files not cleaned: {left[:2]}")
+            )
+        if rerun_problems:
+            self.failures += [(f"{self.mode} rerun batch {self.start}", p) for p in rerun_problems]
+        if survived or bad_after_kill or left or rerun_problems:
+            self.stats["killed"]["failed"] += 1
+        else:
+            self.stats["killed"]["handled"] += 1
+        self.stats["killed"]["really killed"] += int(killed)
+
+    def _kill_run(self, kill_dir: Path, delay: float) -> tuple[bool, list[int]]:
+        """Start the run, SIGKILL it after `delay` (if still running): whether it was killed, and the
+        worker processes that outlived it (killed in turn)."""
+        process = self.h.start("check", *self.args, kill_dir)
+        workers: set[int] = set()
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline and process.poll() is None:
+            workers.update(children(process.pid))
+            time.sleep(0.01)
+        killed = process.poll() is None
+        if killed:
+            os.kill(process.pid, 9)
+        process.wait()
+        for stream in (process.stdout, process.stderr):  # not read: a surviving worker
+            if stream is not None:  # still holds the pipes open
+                stream.close()
+        self.stats["killed"]["tried"] += 1
+        survived = [p for p in workers if alive(p) and _wait_dead(p)]
+        if survived:
+            self.failures.append(
+                (f"kill batch {self.start}", f"{len(survived)} workers outlived SIGKILL of the main")
+            )
+            for pid in survived:
+                try:
+                    os.kill(pid, 9)
+                except OSError:
+                    pass
+        return killed, survived
+
+    def _after_kill(self, kill_dir: Path, results: dict[str, bytes]) -> tuple[list[str], list[str]]:
+        """The files the killed run left neither original nor fixed, and those left fixed but padded."""
+        bad_after_kill: list[str] = []
+        padded_names: list[str] = []
+        for name, info in self.layout.items():
+            try:
+                data = _content(kill_dir / name)
+            except OSError:
+                data = b"<missing>"
+            # a hard-linked file is rewritten in place: killed between the write and
+            # the cut, it holds the fixed code followed by blanks (by design)
+            padded = info["kind"] == "hardlink" and data.rstrip(b" ") == results[name]
+            if padded and data != results[name]:
+                self.stats["killed"]["left padded (in place)"] += 1
+                padded_names.append(name)  # the rerun leaves it so: nothing to fix
+            elif data not in (info["variant"].data, results[name]):
+                bad_after_kill.append(name)
+                self.failures.append(
+                    (
+                        f"{self.mode} killed {info['kind']} {info['variant'].name}",
+                        "neither the original nor the fixed file",
+                    )
+                )
+        return bad_after_kill, padded_names
 
 
 def _wait_dead(pid: int, seconds: float = 5.0) -> bool:

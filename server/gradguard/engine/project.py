@@ -242,13 +242,7 @@ class _Builder:
             names = [(alias.name, alias.asname) for alias in stmt.names]
             self.import_from(stmt.module, stmt.level, names, stmt.lineno + line_offset, conditional)
         elif isinstance(stmt, ast.ClassDef):
-            bases = tuple(_base_expr(b) for b in stmt.bases)
-            backward = any(
-                isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == "backward"
-                for s in stmt.body
-            )
-            binding = Binding("class", bases=bases, defines_backward=backward, line=stmt.lineno + line_offset)
-            self.bind(stmt.name, binding, conditional)
+            self._class_statement(stmt, conditional, line_offset)
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             first = stmt.lineno + line_offset
             last = (stmt.end_lineno or stmt.lineno) + line_offset
@@ -261,41 +255,58 @@ class _Builder:
                 self.statements(handler.body, True, line_offset)
             self.statements(stmt.orelse, True, line_offset)
         elif isinstance(stmt, ast.Assign):
-            if any(isinstance(t, ast.Name) and t.id == "__all__" for t in stmt.targets):
-                self._set_all(_str_list(stmt.value))
-            alias = _dotted(stmt.value) if isinstance(stmt.value, (ast.Name, ast.Attribute)) else None
-            for target in stmt.targets:
-                for name in _target_names(target):
-                    self.bind(
-                        name, Binding("variable", alias=alias, line=stmt.lineno + line_offset), conditional
-                    )
+            self._assign_statement(stmt, conditional, line_offset)
         elif isinstance(stmt, ast.AnnAssign):
-            if isinstance(stmt.target, ast.Name) and stmt.value is not None:
-                if stmt.target.id == "__all__":
-                    self._set_all(_str_list(stmt.value))
-                value = stmt.value
-                alias = _dotted(value) if isinstance(value, (ast.Name, ast.Attribute)) else None
-                binding = Binding("variable", alias=alias, line=stmt.lineno + line_offset)
-                self.bind(stmt.target.id, binding, conditional)
+            self._ann_assign_statement(stmt, conditional, line_offset)
         elif isinstance(stmt, ast.AugAssign):
             if isinstance(stmt.target, ast.Name) and stmt.target.id == "__all__":
                 self._extend_all(_str_list(stmt.value))
         elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
-            func = stmt.value.func
-            if (
-                isinstance(func, ast.Attribute)
-                and isinstance(func.value, ast.Name)
-                and func.value.id == "__all__"
-                and stmt.value.args
-            ):
-                if func.attr == "extend":
-                    self._extend_all(_str_list(stmt.value.args[0]))
-                elif func.attr == "append":
-                    arg = stmt.value.args[0]
-                    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                        self._extend_all([arg.value])
-                    else:
-                        self.all_dynamic = True
+            self._all_call_statement(stmt.value)
+
+    def _class_statement(self, stmt: ast.ClassDef, conditional: bool, line_offset: int) -> None:
+        bases = tuple(_base_expr(b) for b in stmt.bases)
+        backward = any(
+            isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == "backward" for s in stmt.body
+        )
+        binding = Binding("class", bases=bases, defines_backward=backward, line=stmt.lineno + line_offset)
+        self.bind(stmt.name, binding, conditional)
+
+    def _assign_statement(self, stmt: ast.Assign, conditional: bool, line_offset: int) -> None:
+        if any(isinstance(t, ast.Name) and t.id == "__all__" for t in stmt.targets):
+            self._set_all(_str_list(stmt.value))
+        alias = _dotted(stmt.value) if isinstance(stmt.value, (ast.Name, ast.Attribute)) else None
+        for target in stmt.targets:
+            for name in _target_names(target):
+                self.bind(name, Binding("variable", alias=alias, line=stmt.lineno + line_offset), conditional)
+
+    def _ann_assign_statement(self, stmt: ast.AnnAssign, conditional: bool, line_offset: int) -> None:
+        if isinstance(stmt.target, ast.Name) and stmt.value is not None:
+            if stmt.target.id == "__all__":
+                self._set_all(_str_list(stmt.value))
+            value = stmt.value
+            alias = _dotted(value) if isinstance(value, (ast.Name, ast.Attribute)) else None
+            binding = Binding("variable", alias=alias, line=stmt.lineno + line_offset)
+            self.bind(stmt.target.id, binding, conditional)
+
+    def _all_call_statement(self, call: ast.Call) -> None:
+        """`__all__.extend([...])` and `__all__.append("name")` as statements."""
+        func = call.func
+        if not (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "__all__"
+            and call.args
+        ):
+            return
+        if func.attr == "extend":
+            self._extend_all(_str_list(call.args[0]))
+        elif func.attr == "append":
+            arg = call.args[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                self._extend_all([arg.value])
+            else:
+                self.all_dynamic = True
 
     def _set_all(self, names: list[str] | None) -> None:
         if names is None:
@@ -484,8 +495,31 @@ def _scan(text: str) -> ModuleSummary:
 def _scan_into(builder: _Builder, text: str, base: int) -> None:
     """Scan `text` (the file, or the dedented body of a top-level `if`/`try` block whose
     first line is the file's line `base` + 1) into the builder."""
+    tops = _top_starts(text, base)
+    cond = builder.cond
+    n = len(tops) - 1
+    i = 0
+    while i < n:
+        pos, line = tops[i]
+        end = tops[i + 1][0]
+        eol = text.find("\n", pos, end)
+        first = text[pos : eol if eol >= 0 else end]
+        head_m = _HEAD_RE.match(first)
+        head = head_m.group() if head_m else ""
+        if head == "if" or head == "try":
+            # a top-level block with its else/elif/except/finally parts
+            j = _block_last_clause(text, tops, i, n)
+            _scan_block(builder, text, tops[i : j + 1])
+            i = j
+            continue
+        _scan_top_statement(builder, text, head, first, (pos, eol, end), line, cond)
+        i += 1
+
+
+def _top_starts(text: str, base: int) -> list[tuple[int, int]]:
+    """The column-0 statement starts outside triple-quoted strings, as (offset, 0-based line),
+    closed by (len(text), the line after the last)."""
     spans = _triple_spans(text)
-    # column-0 statement starts outside triple-quoted strings: (offset, 0-based line)
     tops: list[tuple[int, int]] = []
     span_i, n_spans = 0, len(spans)
     line, last = 0, 0
@@ -507,60 +541,68 @@ def _scan_into(builder: _Builder, text: str, base: int) -> None:
             raise _Unsure("a column-0 line continues the previous one")
         tops.append((pos, line + base))
     tops.append((len(text), line + base + text.count("\n", last)))
-    cond = builder.cond
-    n = len(tops) - 1
-    i = 0
-    while i < n:
-        pos, line = tops[i]
-        end = tops[i + 1][0]
-        eol = text.find("\n", pos, end)
-        first = text[pos : eol if eol >= 0 else end]
-        head_m = _HEAD_RE.match(first)
-        head = head_m.group() if head_m else ""
-        if head == "import":
-            if not _scan_import(builder, first, line + 1):
-                _parse_into(builder, text[pos:end], line)
-        elif head == "from":
-            if not _scan_from(builder, text, pos, end, line + 1):
-                _parse_into(builder, text[pos:end], line)
-        elif head == "class":
-            _scan_class(builder, text, pos, end, line)
-        elif head == "def" or head == "async":
-            m2 = _DEF_RE.match(first)
-            if m2 is None:
-                raise _Unsure("def")
-            stop = end
-            while True:  # trailing blank and comment lines are not the function's
-                k = text.rfind("\n", pos, stop - 1)
-                if k < 0:
-                    break
-                tail = text[k + 1 : stop].strip()
-                if tail and not tail.startswith("#"):
-                    break
-                stop = k + 1
-            calls = frozenset(w for w in LOOP_VOCABULARY if text.find(w, pos, stop) >= 0)
-            builder.bind(m2.group(1), Binding("function", calls=calls, line=line + 1), cond)
-        elif head == "if" or head == "try":
-            # a top-level block with its else/elif/except/finally parts
-            j = i + 1
-            while j < n:
-                w = _HEAD_RE.match(text, tops[j][0])
-                if not w or w.group() not in _CONTINUATIONS:
-                    break
-                j += 1
-            _scan_block(builder, text, tops[i : j + 1])
-            i = j
-            continue
-        elif head in _CONTINUATIONS:
-            raise _Unsure("dangling block continuation")
-        elif head == "__all__":
-            if not _scan_all(builder, text[pos:end], line + 1):
-                _parse_into(builder, text[pos:end], line)
-        elif head.startswith("__all__") or first[0] in "([*":
+    return tops
+
+
+def _block_last_clause(text: str, tops: list[tuple[int, int]], i: int, n: int) -> int:
+    """The index in `tops` of the last else/elif/except/finally clause of the block at `i`, plus one."""
+    j = i + 1
+    while j < n:
+        w = _HEAD_RE.match(text, tops[j][0])
+        if not w or w.group() not in _CONTINUATIONS:
+            break
+        j += 1
+    return j
+
+
+def _scan_top_statement(
+    builder: _Builder,
+    text: str,
+    head: str,
+    first: str,
+    bounds: tuple[int, int, int],
+    line: int,
+    cond: bool,
+) -> None:
+    """One top-level statement other than an `if`/`try` block; `bounds` is its (start, end of
+    its first line or -1, end) in `text`."""
+    pos, eol, end = bounds
+    if head == "import":
+        if not _scan_import(builder, first, line + 1):
             _parse_into(builder, text[pos:end], line)
-        elif head and head not in _KEYWORDS and first[0] not in "@[{":
-            _scan_assignment(builder, text, first, eol, end, line + 1)
-        i += 1
+    elif head == "from":
+        if not _scan_from(builder, text, pos, end, line + 1):
+            _parse_into(builder, text[pos:end], line)
+    elif head == "class":
+        _scan_class(builder, text, pos, end, line)
+    elif head == "def" or head == "async":
+        _scan_def(builder, text, first, pos, end, line, cond)
+    elif head in _CONTINUATIONS:
+        raise _Unsure("dangling block continuation")
+    elif head == "__all__":
+        if not _scan_all(builder, text[pos:end], line + 1):
+            _parse_into(builder, text[pos:end], line)
+    elif head.startswith("__all__") or first[0] in "([*":
+        _parse_into(builder, text[pos:end], line)
+    elif head and head not in _KEYWORDS and first[0] not in "@[{":
+        _scan_assignment(builder, text, first, eol, end, line + 1)
+
+
+def _scan_def(builder: _Builder, text: str, first: str, pos: int, end: int, line: int, cond: bool) -> None:
+    m2 = _DEF_RE.match(first)
+    if m2 is None:
+        raise _Unsure("def")
+    stop = end
+    while True:  # trailing blank and comment lines are not the function's
+        k = text.rfind("\n", pos, stop - 1)
+        if k < 0:
+            break
+        tail = text[k + 1 : stop].strip()
+        if tail and not tail.startswith("#"):
+            break
+        stop = k + 1
+    calls = frozenset(w for w in LOOP_VOCABULARY if text.find(w, pos, stop) >= 0)
+    builder.bind(m2.group(1), Binding("function", calls=calls, line=line + 1), cond)
 
 
 _ALL_RE = re.compile(

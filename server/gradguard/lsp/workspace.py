@@ -60,6 +60,8 @@ from gradguard.lsp.documents import TextDoc, _cell_python, content_of, uri_to_pa
 from gradguard.lsp.settings import ProjectConfigs, effective_config, excluded_by_setting
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from gradguard.lsp.server import GradguardServer, Snapshot
 
 log = logging.getLogger("gradguard.lsp.workspace")
@@ -743,34 +745,14 @@ class WorkspaceIndex:
         paused = gc.isenabled()
         progress: _Progress | None = None
         try:
-            if self._search_paths is None:
-                found = interpreter_search_paths(self.interpreter) if self.interpreter else None
-                if self.interpreter and found is None:
-                    self._log(
-                        f"gradguard: could not read sys.path of {' '.join(self.interpreter)}; "
-                        "installed packages are looked up in the server's own"
-                    )
-                self._search_paths = found if found is not None else fallback_search_paths()
+            self._ensure_search_paths()
 
             def step_aside() -> None:
                 while self.foreground > 0 and generation == self.generation:
                     time.sleep(0.002)  # an analysis is waiting: it goes first
 
             configs = _BuildConfigs()
-            files: list[tuple[str, Folder]] = []
-            seen: set[str] = set()
-            for folder in folders:
-                if not os.path.isdir(folder.path):
-                    continue
-                exclude = _folder_exclude(folder.path) + settings[folder.uri].exclude
-                walk = collect_files([folder.path], exclude, suffixes=SUFFIXES, each_directory=step_aside)
-                for file in walk.files:
-                    path = str(file)
-                    real = ProjectIndex.real_path(path)
-                    if real in seen or configs.is_excluded(path):
-                        continue
-                    seen.add(real)
-                    files.append((path, folder))
+            files = self._build_files(folders, settings, configs, step_aside)
             if generation != self.generation:
                 return
             roots = [package_root(f.path) for f in folders if os.path.isdir(f.path)]
@@ -780,25 +762,10 @@ class WorkspaceIndex:
             )
             if paused:
                 gc.disable()  # hundreds of thousands of long-lived objects: nothing to collect
-            last = time.perf_counter()
-            for done, (path, _) in enumerate(files):
-                if generation != self.generation:
-                    self._call_soon(progress.end, "cancelled")
-                    return
-                step_aside()
-                index.add_file(path)
-                now = time.perf_counter()
-                if now - last > PROGRESS_EVERY:
-                    last = now
-                    self._call_soon(
-                        progress.report, f"{done}/{len(files)} files", done * 100 // max(1, len(files))
-                    )
+            if not self._index_files(generation, files, index, progress, step_aside):
+                return
             index.graph()
-            checks: list[tuple[str, Config]] = []
-            for path, folder in files:
-                if self.workspace_mode(folder):
-                    config = effective_config(configs.config_for(os.path.dirname(path)), settings[folder.uri])
-                    checks.append((path, config))
+            checks = self._build_checks(files, settings, configs)
             build = _Build(generation, folders, files, checks, index)
             if len(checks) >= POOL_MIN_FILES:
                 build.blob = pickle.dumps(index, protocol=pickle.HIGHEST_PROTOCOL)
@@ -815,6 +782,77 @@ class WorkspaceIndex:
         finally:
             if paused:
                 gc.enable()
+
+    def _ensure_search_paths(self) -> None:
+        """The interpreter's sys.path (read once), or the server's own when it cannot be read."""
+        if self._search_paths is not None:
+            return
+        found = interpreter_search_paths(self.interpreter) if self.interpreter else None
+        if self.interpreter and found is None:
+            self._log(
+                f"gradguard: could not read sys.path of {' '.join(self.interpreter)}; "
+                "installed packages are looked up in the server's own"
+            )
+        self._search_paths = found if found is not None else fallback_search_paths()
+
+    def _build_files(
+        self,
+        folders: tuple[Folder, ...],
+        settings: dict,
+        configs: _BuildConfigs,
+        step_aside: Callable[[], None],
+    ) -> list[tuple[str, Folder]]:
+        """The workspace's source files, each once (by real path), with its folder."""
+        files: list[tuple[str, Folder]] = []
+        seen: set[str] = set()
+        for folder in folders:
+            if not os.path.isdir(folder.path):
+                continue
+            exclude = _folder_exclude(folder.path) + settings[folder.uri].exclude
+            walk = collect_files([folder.path], exclude, suffixes=SUFFIXES, each_directory=step_aside)
+            for file in walk.files:
+                path = str(file)
+                real = ProjectIndex.real_path(path)
+                if real in seen or configs.is_excluded(path):
+                    continue
+                seen.add(real)
+                files.append((path, folder))
+        return files
+
+    def _index_files(
+        self,
+        generation: int,
+        files: list[tuple[str, Folder]],
+        index: ProjectIndex,
+        progress: _Progress,
+        step_aside: Callable[[], None],
+    ) -> bool:
+        """Add every file to the index, reporting progress; False when a newer build cancelled this one."""
+        last = time.perf_counter()
+        for done, (path, _) in enumerate(files):
+            if generation != self.generation:
+                self._call_soon(progress.end, "cancelled")
+                return False
+            step_aside()
+            index.add_file(path)
+            now = time.perf_counter()
+            if now - last > PROGRESS_EVERY:
+                last = now
+                self._call_soon(
+                    progress.report, f"{done}/{len(files)} files", done * 100 // max(1, len(files))
+                )
+        return True
+
+    def _build_checks(
+        self, files: list[tuple[str, Folder]], settings: dict, configs: _BuildConfigs
+    ) -> list[tuple[str, Config]]:
+        """The files checked in workspace mode, each with its effective configuration."""
+        checks: list[tuple[str, Config]] = []
+        for path, folder in files:
+            if self.workspace_mode(folder):
+                config = effective_config(configs.config_for(os.path.dirname(path)), settings[folder.uri])
+                checks.append((path, config))
+        return checks
 
     def _log(self, message: str) -> None:
         self._call_soon(self.ls.log_to_client, message, types.MessageType.Warning)
