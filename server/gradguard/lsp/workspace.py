@@ -57,7 +57,7 @@ from gradguard.engine.files import UnreadableFile, collect_files, collected, mat
 from gradguard.engine.project import ProjectIndex, default_search_paths, package_root
 from gradguard.engine.source import split_lines
 from gradguard.lsp.documents import TextDoc, _cell_python, content_of, uri_to_path
-from gradguard.lsp.settings import ProjectConfigs, effective_config, excluded_by_setting
+from gradguard.lsp.settings import ProjectConfigs, Settings, effective_config, excluded_by_setting
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -675,18 +675,7 @@ class WorkspaceIndex:
 
     async def _check_again(self, reason: str) -> None:
         """The workspace-mode files checked again with the live index (no new index)."""
-        self.generation += 1  # a check under way stops
-        generation = self.generation
-        folders = self._current_folders()
-        self._folders = folders
-        if self._bulk is not None:
-            self._bulk.cancel()
-            self._bulk = None
-        for real in list(self.closed):
-            path = self._files.get(real)
-            if path is None or not self.workspace_mode(self._folder_of(path)):
-                self._clear_closed(real)
-        settings = {f.uri: self.ls.settings_for(f.uri) for f in folders}
+        generation, folders, settings = self._start_over()
         todo = []
         for path in sorted(self._files.values()):
             folder = self._folder_of(path)
@@ -714,22 +703,27 @@ class WorkspaceIndex:
         if checks:
             self._bulk = asyncio.ensure_future(self._check_workspace(build))
 
-    def restart(self, reason: str) -> None:
+    def _start_over(self) -> tuple[int, tuple[Folder, ...], dict[str, Settings]]:
+        """A new generation (a build or check under way stops): the current folders, the
+        workspace diagnostics of folders no longer in workspace mode gone at once, and each
+        folder's settings. Returns (generation, folders, settings by folder uri)."""
         self.generation += 1
-        self._building = True
         generation = self.generation
-        self._key = self._settings_key()
         folders = self._current_folders()
         self._folders = folders
         if self._bulk is not None:
             self._bulk.cancel()
             self._bulk = None
-        # workspace diagnostics of folders no longer in workspace mode go at once
         for real in list(self.closed):
             path = self._files.get(real)
             if path is None or not self.workspace_mode(self._folder_of(path)):
                 self._clear_closed(real)
-        settings = {f.uri: self.ls.settings_for(f.uri) for f in folders}
+        return generation, folders, {f.uri: self.ls.settings_for(f.uri) for f in folders}
+
+    def restart(self, reason: str) -> None:
+        self._building = True
+        self._key = self._settings_key()
+        generation, folders, settings = self._start_over()
         log.info("building the project index (%s): %d folder(s)", reason, len(folders))
         thread = threading.Thread(
             target=self._build,
