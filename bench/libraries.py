@@ -3,6 +3,7 @@
     .venv/bin/python bench/libraries.py                    # the dev set (default)
     .venv/bin/python bench/libraries.py --set holdout      # kept aside: run it only to check a finished change
     .venv/bin/python bench/libraries.py --set holdout2     # a second set kept aside (the first has been read)
+    .venv/bin/python bench/libraries.py --set holdout3     # a third (holdout2 has been read too)
     .venv/bin/python bench/libraries.py --set all --jobs 2
 
 Downloads (at benchmark time, never committed) the sources of open-source PyTorch libraries other
@@ -91,6 +92,24 @@ LIBRARIES: dict[str, list[tuple[str, str]]] = {
         ("mmengine", "0.10.7"),
         ("torch-optimizer", "0.3.0"),
         ("lion-pytorch", "0.2.5"),
+    ],
+    # chosen at the start of the third session, kept unread until the end of it and run once
+    "holdout3": [
+        ("lightning", "2.6.6"),
+        ("pytorch-ignite", "0.5.5"),
+        ("stable-baselines3", "2.9.2"),
+        ("torchgeo", "0.8.1"),
+        ("opacus", "1.6.0"),
+        ("pykeen", "1.11.1"),
+        ("tianshou", "2.0.1"),
+        ("schnetpack", "2.1.1"),
+        ("neuralforecast", "3.3.0"),
+        ("pytorch-widedeep", "1.7.0"),
+        ("asteroid", "0.7.0"),
+        ("demucs", "4.1.0"),
+        ("laplace-torch", "0.3"),
+        ("bayesian-torch", "0.5.0"),
+        ("audiocraft", "1.3.0"),
     ],
 }
 
@@ -215,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--set", choices=["dev", "holdout", "holdout2", "all"], default="dev")
+    parser.add_argument("--set", choices=["dev", "holdout", "holdout2", "holdout3", "all"], default="dev")
     parser.add_argument("--jobs", type=int, default=0, help="-j for gradguard (default: all cores)")
     parser.add_argument("--only", nargs="+", help="only these libraries (PyPI names) of the set")
     args = parser.parse_args(argv)
