@@ -207,3 +207,32 @@ def test_checking_never_imports_torch(project):
     env = dict(os.environ, PYTHONPATH=str(ROOT / "server"))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert "torch was imported" not in result.stderr, result.stderr
+
+
+SUGGESTION_ONLY = """\
+import torch.nn as nn
+
+
+class Rectifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        h = self.fc(x)
+        h[h < 0] = 0
+        return h
+"""
+
+
+def test_suggestions_are_reported_only_when_selected(tmp_path):
+    """GG205 reports correct code: `check` lists it only when `select` is set (CI lists problems only)."""
+    (tmp_path / "model.py").write_text(SUGGESTION_ONLY)
+    default = gradguard("check", tmp_path)
+    assert default.returncode == 0 and "GG205" not in default.stdout
+    selected = gradguard("check", "--select", "GG205", tmp_path)
+    assert selected.returncode == 1 and "model.py:11:9: GG205" in selected.stdout
+    (tmp_path / "pyproject.toml").write_text('[tool.gradguard]\nselect = ["ALL"]\n')
+    assert "GG205" in gradguard("check", tmp_path).stdout
+    (tmp_path / "pyproject.toml").write_text('[tool.gradguard]\nignore = ["GG101"]\n')
+    assert "GG205" not in gradguard("check", tmp_path).stdout

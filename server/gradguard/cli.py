@@ -22,7 +22,13 @@ from typing import NoReturn
 
 from gradguard import __version__
 from gradguard.engine.analyzer import Analyzer, RuleError, internal_error_finding, one_line_cause
-from gradguard.engine.catalog import InternalErrorRule, iter_rule_metadata, known_codes, rule_class
+from gradguard.engine.catalog import (
+    InternalErrorRule,
+    iter_rule_metadata,
+    known_codes,
+    rule_class,
+    suggestion_codes,
+)
 from gradguard.engine.config import Config, ConfigError, load_config, load_config_file
 from gradguard.engine.files import (
     NOTEBOOK_SUFFIX,
@@ -404,6 +410,8 @@ def _resolve_config(args: argparse.Namespace) -> Config:
             exists = False
         config, _ = load_config(first if exists else Path.cwd())
     config = config.merged(select=args.select, ignore=args.ignore, extend_ignore=args.extend_ignore)
+    if not config.select_given:
+        config = dataclasses.replace(config, ignore=(*config.ignore, *suggestion_codes()))
     known = known_codes()  # GG9xx too: ignoring/re-grading probe findings is valid
     for selector in (*config.select, *config.ignore, *config.severity):
         if selector == InternalErrorRule.code:

@@ -125,3 +125,8 @@ def iter_all_metadata() -> Iterator[Documented | type[Rule]]:
 def known_codes() -> set[str]:
     """Every code a configuration may select, ignore or re-grade."""
     return set(_BUILTIN) | set(all_rules()) | set(probe_codes())
+
+
+def suggestion_codes() -> tuple[str, ...]:
+    """The rules that report correct code with a safer equivalent (`Rule.suggestion`)."""
+    return tuple(code for code, rule in all_rules().items() if rule.suggestion)

@@ -100,6 +100,9 @@ class Config:
     ignore: tuple[str, ...] = ()
     severity: dict[str, Severity] = field(default_factory=dict)
     exclude: tuple[str, ...] = ()
+    # whether `select` was set (command line or config file) rather than left at its default:
+    # the CLI leaves suggestion rules out of the default selection only
+    select_given: bool = False
 
     def enabled(self, code: str) -> bool:
         if not any(code_matches(code, s) for s in self.select):
@@ -123,6 +126,7 @@ class Config:
         changes: dict[str, object] = {}
         if overrides.get("select") is not None:
             changes["select"] = tuple(parse_codes(overrides["select"], "select")) or ("ALL",)
+            changes["select_given"] = True
         if overrides.get("ignore") is not None:
             changes["ignore"] = tuple(parse_codes(overrides["ignore"], "ignore"))
         if overrides.get("extend_ignore") is not None:

@@ -127,6 +127,10 @@ class Rule:
     severity: ClassVar[Severity] = Severity.WARNING
     fix_applicability: ClassVar[Applicability | None] = None  # None: the rule never fixes
     tags: ClassVar[tuple[str, ...]] = ()
+    # A suggestion reports code that is correct today (a safer equivalent form exists). The editor
+    # shows it; `gradguard check` reports it only when `select` names it, so that a CI run lists
+    # problems only.
+    suggestion: ClassVar[bool] = False
     VALID: ClassVar[list[Valid]] = []
     INVALID: ClassVar[list[Invalid]] = []
     # Cheap applicability, checked by the analyzer before it indexes a top-level def/class

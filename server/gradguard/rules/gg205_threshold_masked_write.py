@@ -46,12 +46,16 @@ class ThresholdMaskedWrite(Rule):
 
     This is information, not a warning: the code is correct today. Writes into tensors
     that do not require grad (data, masks, freshly allocated buffers) are not reported.
+    Being a suggestion, it is shown in the editor; `gradguard check` reports it only when
+    selected by name (`--select GG205`, or `select` in the configuration), so that a CI run
+    lists problems only.
 
     **Fix safety.** Safe when the tensor was created in the same function and no other
     name holds it: rebinding the name changes nothing else. Unsafe when the tensor is an
     argument or may be held elsewhere: the caller's tensor is no longer modified.
     """
     severity = Severity.INFORMATION
+    suggestion = True
     fix_applicability = Applicability.SAFE
 
     VALID = [
