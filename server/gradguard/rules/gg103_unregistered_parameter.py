@@ -60,6 +60,21 @@ class UnregisteredParameter(Rule):
     changes the module's `state_dict()` keys, so checkpoints saved before it will have
     different keys.
 
+    A list the caller passes in (`def __init__(self, activations): self.acts = activations`)
+    is judged by the calls of the class in the file: it is reported when one of them passes
+    layers with parameters (`FeedForward(..., [nn.PReLU(), nn.Identity()])`) and `__init__`
+    does nothing else with the argument than store it (an `isinstance` test and `acts = [acts]
+    * n` aside). The fix, `nn.ModuleList(activations)`, is offered when every call in the file
+    passes a list or tuple of modules and the class only iterates, indexes, measures or appends
+    to the attribute (a list of functions such as `torch.tanh` would make `nn.ModuleList` raise).
+
+    A plain tensor that does not require grad (`self.keys = torch.randn(4, 8)`) is not
+    reported, even when it looks like a weight: constants, masks, and fixed random features
+    (random Fourier features, random projections, echo-state reservoirs) are kept exactly
+    so, and nothing in the code says which tensors were meant to learn. Wrapping one in
+    `nn.Parameter` would make the optimizer train a tensor the author may have wanted fixed,
+    so there is neither a finding nor a fix.
+
     **Fix safety.** Unsafe: wrapping the container in `nn.ModuleList`/`nn.ModuleDict`/
     `nn.ParameterList` (or the tensor in `nn.Parameter`) changes `model.parameters()` (an optimizer
     built afterwards now trains them) and the `state_dict()` keys, so checkpoints saved before the fix
