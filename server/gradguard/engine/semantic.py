@@ -47,8 +47,6 @@ from gradguard.engine.interpreter import (
     _holder_name,
     is_float_dtype,
 )
-from gradguard.engine.symshape import UNKNOWN as UNKNOWN_DIM
-from gradguard.engine.symshape import Shape
 from gradguard.engine.mentions import (
     MENTIONS,
     Mentions,
@@ -56,6 +54,8 @@ from gradguard.engine.mentions import (
     method_call_sites,
     only_unresolved_import,
 )
+from gradguard.engine.symshape import UNKNOWN as UNKNOWN_DIM
+from gradguard.engine.symshape import Shape
 from gradguard.engine.values import (
     ANY,
     BOOL,

@@ -964,9 +964,13 @@ def _only_stored(init: ast.AST, name: ast.Name) -> bool:
 
 def _harmless_use(init: ast.AST, node: ast.Name) -> bool:
     for stmt in ast.walk(init):
-        if isinstance(stmt, ast.Call) and isinstance(stmt.func, ast.Name) and stmt.func.id == "isinstance":
-            if any(a is node for a in stmt.args):
-                return True
+        if (
+            isinstance(stmt, ast.Call)
+            and isinstance(stmt.func, ast.Name)
+            and stmt.func.id == "isinstance"
+            and any(a is node for a in stmt.args)
+        ):
+            return True
         if (
             isinstance(stmt, ast.Assign)
             and len(stmt.targets) == 1
