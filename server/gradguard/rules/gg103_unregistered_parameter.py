@@ -621,7 +621,7 @@ class UnregisteredParameter(Rule):
         )
         if passed is not None:
             message = (
-                f"`self.{attr}` keeps the plain Python list of {what} the caller passes in, which `nn.Module` "
+                f"`self.{attr}` holds the caller's Python list of {what}, which `nn.Module` "
                 f"does not register\nThe {what} passed on line {passed} are missing from "
                 f"`.parameters()` (never trained) and `state_dict()`; use `nn.{suggestion}({unit.segment(value)})`."
             )
