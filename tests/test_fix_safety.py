@@ -42,3 +42,20 @@ def test_explain_shows_fix_safety():
     )
     assert done.returncode == 0, done.stderr
     assert "Fix safety." in done.stdout and "stray `self`" in done.stdout
+
+
+def test_gg509_log_of_softmax_is_no_repair():
+    """GG509's explanation: `F.nll_loss(torch.log(softmax(z)), y)` (keeping a model that returns
+    probabilities) gives `inf` and `nan` gradients where `cross_entropy(z, y)` stays finite."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    logits = torch.tensor([[0.0, 120.0, -20.0]], requires_grad=True)
+    target = torch.tensor([0])
+    rewritten = F.nll_loss(torch.log(torch.softmax(logits, dim=1)), target)
+    rewritten.backward()
+    assert torch.isinf(rewritten) and torch.isnan(logits.grad).all()
+    logits.grad = None
+    direct = F.cross_entropy(logits, target)
+    direct.backward()
+    assert torch.isfinite(direct) and torch.isfinite(logits.grad).all()
+    assert "is not a repair either" in all_rules()["GG509"].explanation

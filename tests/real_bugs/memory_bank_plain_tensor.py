@@ -4,7 +4,7 @@
 #       initialisation and are invisible to the optimizer.
 # expect: GG103@16 GG103@17
 # fails: no-learning
-# fix: `self.keys = nn.Parameter(torch.randn(L, channel))` (same for `values`)
+# fix: none (not reported, see GG103): `self.keys = nn.Parameter(torch.randn(L, channel))`
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

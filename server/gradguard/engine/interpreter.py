@@ -1095,6 +1095,9 @@ class Flow:
             return element_of(base)
         if base.is_only(NUMPY):
             return base
+        if base.is_only(OBJECT) and base.cls == "torch.utils.data.TensorDataset" and base.elem is not None:
+            # `ds[i]` of a TensorDataset: the tuple of rows (a slice gives batches: not followed)
+            return UNKNOWN if isinstance(node.slice, ast.Slice) else base.elem
         if base.is_module and base.elem is not None:
             return base.elem  # `self.layers[i]` of a ModuleList / Sequential / ModuleDict
         if base.kinds & CLASS:

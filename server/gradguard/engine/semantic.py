@@ -54,6 +54,8 @@ from gradguard.engine.mentions import (
     method_call_sites,
     only_unresolved_import,
 )
+from gradguard.engine.symshape import UNKNOWN as UNKNOWN_DIM
+from gradguard.engine.symshape import Shape
 from gradguard.engine.values import (
     ANY,
     BOOL,
@@ -2033,6 +2035,8 @@ class Semantics:
                     "numel": INT_VALUE}.get(last, OBJECT_VALUE)  # fmt: skip
         if namespace in ("torch", "torch.nn.functional", "torch.special", "torch.linalg", "torch.fft"):
             return self._torch_function(flow, node, qual, namespace, last, args, state)
+        if qual in TENSOR_DATA:
+            return tensor_data(qual, node, args)
         if last[:1].isupper():
             return OBJECT_VALUE
         return self._opaque_call(node, UNKNOWN, args, last)
@@ -2551,6 +2555,56 @@ def _builtin_arithmetic(
             return cut(result, ZERO_GRAD, node, TENSOR)
         return result
     return None
+
+
+# `TensorDataset(x, y)` and a `DataLoader` over one: what an item / a batch holds (`cls` says which)
+TENSOR_DATASET = "torch.utils.data.TensorDataset"
+DATA_LOADER = "torch.utils.data.DataLoader"
+TENSOR_DATA = {
+    TENSOR_DATASET: TENSOR_DATASET,
+    "torch.utils.data.dataset.TensorDataset": TENSOR_DATASET,
+    DATA_LOADER: DATA_LOADER,
+    "torch.utils.data.dataloader.DataLoader": DATA_LOADER,
+}
+
+
+def tensor_data(qual: str, node: ast.Call, args: Arguments) -> Value:
+    """`TensorDataset(x, y)`: an object whose items (`ds[i]`, iterating) are the tuples of rows
+    `(x[i], y[i])`; `DataLoader(ds, ...)` over one (default collation): the tuples of batches,
+    `x`'s rows stacked (same dtype, a leading batch dimension of unknown size; the rows themselves
+    with `batch_size=None`). Anything else (a `collate_fn`, another dataset) is an unknown object."""
+    if TENSOR_DATA[qual] == TENSOR_DATASET:
+        if node.keywords or not args.positional or any(isinstance(a, ast.Starred) for a in node.args):
+            return OBJECT_VALUE
+        if not all(t.is_tensor for t in args.positional):
+            return OBJECT_VALUE
+        row = Value(TUPLE, grad=NO, leaf=NO, items=tuple(element_of(t) for t in args.positional))
+        return Value(OBJECT, grad=NO, leaf=NO, cls=TENSOR_DATASET, elem=row)
+    dataset = args.get(0, "dataset")
+    if (
+        dataset is None
+        or dataset.cls != TENSOR_DATASET
+        or dataset.elem is None
+        or dataset.elem.items is None
+        or any(isinstance(a, ast.Starred) for a in node.args)
+        or any(k.arg is None or k.arg == "collate_fn" for k in node.keywords)
+        or len(node.args) > 6  # the seventh is collate_fn
+    ):
+        return OBJECT_VALUE
+    size = args.node_of(1, "batch_size")
+    rows = dataset.elem.items
+    if not (isinstance(size, ast.Constant) and size.value is None):
+        rows = tuple(_batched(row) for row in rows)
+    batch = Value(TUPLE, grad=NO, leaf=NO, items=tuple(r.evolve(names=frozenset()) for r in rows))
+    return Value(OBJECT, grad=NO, leaf=NO, cls=DATA_LOADER, elem=batch)
+
+
+def _batched(row: Value) -> Value:
+    """Rows stacked by the default collation: a new tensor, one more (leading) dimension."""
+    shape = row.shape
+    if shape is not None:
+        shape = Shape([UNKNOWN_DIM, *shape.dims]) if shape.exact else None
+    return row.evolve(shape=shape, sites=frozenset(), roots=frozenset())
 
 
 __all__ = [

@@ -60,6 +60,21 @@ class UnregisteredParameter(Rule):
     changes the module's `state_dict()` keys, so checkpoints saved before it will have
     different keys.
 
+    A list the caller passes in (`def __init__(self, activations): self.acts = activations`)
+    is judged by the calls of the class in the file: it is reported when one of them passes
+    layers with parameters (`FeedForward(..., [nn.PReLU(), nn.Identity()])`) and `__init__`
+    does nothing else with the argument than store it (an `isinstance` test and `acts = [acts]
+    * n` aside). The fix, `nn.ModuleList(activations)`, is offered when every call in the file
+    passes a list or tuple of modules and the class only iterates, indexes, measures or appends
+    to the attribute (a list of functions such as `torch.tanh` would make `nn.ModuleList` raise).
+
+    A plain tensor that does not require grad (`self.keys = torch.randn(4, 8)`) is not
+    reported, even when it looks like a weight: constants, masks, and fixed random features
+    (random Fourier features, random projections, echo-state reservoirs) are kept exactly
+    so, and nothing in the code says which tensors were meant to learn. Wrapping one in
+    `nn.Parameter` would make the optimizer train a tensor the author may have wanted fixed,
+    so there is neither a finding nor a fix.
+
     **Fix safety.** Unsafe: wrapping the container in `nn.ModuleList`/`nn.ModuleDict`/
     `nn.ParameterList` (or the tensor in `nn.Parameter`) changes `model.parameters()` (an optimizer
     built afterwards now trains them) and the `state_dict()` keys, so checkpoints saved before the fix
@@ -145,6 +160,27 @@ class UnregisteredParameter(Rule):
                     self.history = [torch.zeros(3, requires_grad=True)]
             """,
             note="not an nn.Module",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class FeedForward(nn.Module):
+                def __init__(self, dims, activations):
+                    super().__init__()
+                    self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims, dims[1:]))
+                    self.activations = activations
+
+                def forward(self, x):
+                    for layer, activation in zip(self.layers, self.activations):
+                        x = activation(layer(x))
+                    return x
+
+            model = FeedForward([4, 8, 1], [nn.ReLU(), torch.tanh])
+            """,
+            note="the callers pass parameter-free layers and functions",
+            run="assert len(list(model.parameters())) == 4",
         ),
     ]
     INVALID = [
@@ -422,16 +458,65 @@ class UnregisteredParameter(Rule):
             """,
             note="a list of [layer, activation] pairs (pytorch/pytorch#715): a ModuleList of ModuleLists",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class FeedForward(nn.Module):
+                def __init__(self, dims, activations):
+                    super().__init__()
+                    self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims, dims[1:]))
+                    self.activations = activations
+
+                def forward(self, x):
+                    for layer, activation in zip(self.layers, self.activations):
+                        x = activation(layer(x))
+                    return x
+
+            slope = nn.PReLU()
+            model = FeedForward([4, 8, 1], [slope, nn.Identity()])
+            """,
+            lines=[8],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class FeedForward(nn.Module):
+                def __init__(self, dims, activations):
+                    super().__init__()
+                    self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims, dims[1:]))
+                    self.activations = nn.ModuleList(activations)
+
+                def forward(self, x):
+                    for layer, activation in zip(self.layers, self.activations):
+                        x = activation(layer(x))
+                    return x
+
+            slope = nn.PReLU()
+            model = FeedForward([4, 8, 1], [slope, nn.Identity()])
+            """,
+            run="assert any(p is slope.weight for p in model.parameters()), 'the PReLU slope is not a parameter'",
+            raises="the PReLU slope is not a parameter",
+            check_fixed="""
+            model(torch.randn(2, 4)).sum().backward()
+            assert slope.weight.grad is not None
+            """,
+            note="the layers come from the caller: judged by the calls in the file",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
         for cls in unit.module_classes():
             init = unit.methods(cls).get("__init__")
-            if init is not None and _CANDIDATE_TEXT.search(node_text(unit, init)):
-                yield from self._check_init(unit, init)
+            if init is None:
+                continue
+            text = node_text(unit, init)
+            if _CANDIDATE_TEXT.search(text) or _stores_a_parameter(init, text):
+                yield from self._check_init(unit, init, cls)
 
     # -- one __init__ -----------------------------------------------------------------------------
-    def _check_init(self, unit: Unit, init: ast.AST) -> Iterator[Finding]:
+    def _check_init(self, unit: Unit, init: ast.AST, cls: ast.ClassDef) -> Iterator[Finding]:
         """Every `self.x = value` of `__init__`, judged by what `self.x` holds when `__init__`
         ends (after appends, `requires_grad_()`, ...): a tensor that requires grad but is not a
         parameter, or a Python container holding layers with parameters or parameters that no
@@ -463,6 +548,16 @@ class UnregisteredParameter(Rule):
                 yield self._grad_tensor(unit, attr, value_node)
                 continue
             kinds = _unregistered_kinds(final, registered)
+            if not kinds and isinstance(value_node, ast.Name) and not final.is_only(LIST | TUPLE | DICT):
+                # `self.acts = acts` of a list the callers pass in: judged by the file's calls
+                found = _passed_in(unit, cls, init, me, attr, value_node)
+                if found is not None:
+                    reported.add(attr)
+                    passed_kinds, fixable, line = found
+                    yield self._container(
+                        unit, attr, value_node, passed_kinds, wrap_name=True, passed=line, fixable=fixable
+                    )
+                continue
             if kinds and final.is_only(LIST | TUPLE | DICT) and attr not in _registered_one_by_one(init, me):
                 reported.add(attr)
                 empty = _is_empty_container(value_node)
@@ -505,6 +600,8 @@ class UnregisteredParameter(Rule):
         wrap_name: bool = False,
         nested: bool = False,
         inner: list[ast.List | ast.Tuple] | None = None,
+        passed: int | None = None,
+        fixable: bool = True,
     ) -> Finding:
         dict_like = isinstance(value, (ast.Dict, ast.DictComp)) or _call_name(value) in _EMPTY_DICT_CALLS
         what = (
@@ -522,8 +619,14 @@ class UnregisteredParameter(Rule):
             f"`self.{attr}` is a plain Python {container} of {what}, which `nn.Module` does not register\nThey "
             f"are missing from `.parameters()` (never trained) and `state_dict()`; use `nn.{suggestion}`."
         )
+        if passed is not None:
+            message = (
+                f"`self.{attr}` holds the caller's Python list of {what}, which `nn.Module` "
+                f"does not register\nThe {what} passed on line {passed} are missing from "
+                f"`.parameters()` (never trained) and `state_dict()`; use `nn.{suggestion}({unit.segment(value)})`."
+            )
         fix = None
-        nn = nn_name(unit)
+        nn = nn_name(unit) if fixable else None
         # a container of containers (`self.hids.append([linear, act])`): nn.ModuleList rejects the
         # inner lists, and the right structure (nn.Sequential per item?) is the author's choice
         if nn and len(kinds) == 1 and not nested:
@@ -775,3 +878,134 @@ _REGISTER_METHODS = ("add_module", "register_module", "register_parameter", "reg
 
 def _is_true(node: ast.AST | None) -> bool:
     return isinstance(node, ast.Constant) and node.value is True
+
+
+# -- containers the callers pass in ----------------------------------------------------------------
+_ITERATING_CALLS = frozenset({"zip", "enumerate", "len", "reversed", "list", "iter"})
+
+
+def _init_parameters(init: ast.AST) -> list[str]:
+    spec = init.args  # type: ignore[attr-defined]
+    return [a.arg for a in [*spec.posonlyargs, *spec.args][1:]]
+
+
+def _stores_a_parameter(init: ast.AST, text: str) -> bool:
+    """Cheap: does `__init__` store one of its parameters on self (`self.acts = acts`)?"""
+    return any(
+        re.search(rf"self\.\w+\s*=\s*{re.escape(name)}\s*(#|$)", text, re.M)
+        for name in _init_parameters(init)
+    )
+
+
+def _passed_in(
+    unit: Unit, cls: ast.ClassDef, init: ast.AST, me: str, attr: str, name: ast.Name
+) -> tuple[set[str], bool, int] | None:
+    """`self.<attr> = <parameter>` where the file's calls of the class pass a Python list or tuple
+    of layers with parameters (or of parameters) for it that nothing registers: (what needs
+    registering, whether `nn.ModuleList(<parameter>)` / `nn.ParameterList(...)` is a fix for every
+    call of the file, the line of the first such call). None when no call is known to pass one, or
+    when `__init__` uses the parameter otherwise (registers it, iterates it, ...)."""
+    params = _init_parameters(init)
+    if name.id not in params or not _only_stored(init, name):
+        return None
+    position = params.index(name.id)
+    seen: list[tuple[set[str], bool, int]] = []
+    for call in _calls_by_name(unit).get(cls.name, ()):
+        arg = next((k.value for k in call.keywords if k.arg == name.id), None)
+        if arg is None and not any(isinstance(a, ast.Starred) for a in call.args[: position + 1]):
+            arg = call.args[position] if position < len(call.args) else None
+        if arg is None:
+            if any(k.arg is None for k in call.keywords) or any(
+                isinstance(a, ast.Starred) for a in call.args
+            ):
+                seen.append((set(), False, call.lineno))  # what it passes is not known
+            continue
+        caller = unit.semantics.flow(unit.enclosing_function(call))
+        value = caller.value_of(arg)
+        registered = frozenset()
+        if caller.exit_state is not None:
+            registered = _registered_roots(caller.exit_state.env, caller)
+        kinds = _unregistered_kinds(value, registered) if value.is_only(LIST | TUPLE) else set()
+        parts = [p for p in [value.elem, *(value.items or ())] if p is not None]
+        all_modules = value.known and value.is_only(LIST | TUPLE) and all(p.is_module for p in parts)
+        seen.append((kinds, all_modules and not _nested(value), call.lineno))
+    reported = [s for s in seen if s[0]]
+    if not reported:
+        return None
+    kinds = set().union(*(s[0] for s in reported))
+    fixable = kinds == {_KIND_MODULE} and all(s[1] for s in seen) and _used_as_a_sequence(unit, cls, me, attr)
+    return kinds, fixable, reported[0][2]
+
+
+def _calls_by_name(unit: Unit) -> dict[str, list[ast.Call]]:
+    """The file's `Name(...)` calls by name (once per file)."""
+    cache = unit.semantics.__dict__
+    found = cache.get("_gg103_calls")
+    if found is None:
+        found = cache["_gg103_calls"] = {}
+        for node in ast.walk(unit.semantics.tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                found.setdefault(node.func.id, []).append(node)
+    return found
+
+
+def _only_stored(init: ast.AST, name: ast.Name) -> bool:
+    """Every other load of the parameter in `__init__` is an `isinstance` test or rebinds it
+    (`acts = [acts] * n`): nothing else registers, iterates or copies what it holds."""
+    for node in ast.walk(init):
+        if not (isinstance(node, ast.Name) and node.id == name.id and isinstance(node.ctx, ast.Load)):
+            continue
+        if node is name:
+            continue
+        if not _harmless_use(init, node):
+            return False
+    return True
+
+
+def _harmless_use(init: ast.AST, node: ast.Name) -> bool:
+    for stmt in ast.walk(init):
+        if (
+            isinstance(stmt, ast.Call)
+            and isinstance(stmt.func, ast.Name)
+            and stmt.func.id == "isinstance"
+            and any(a is node for a in stmt.args)
+        ):
+            return True
+        if (
+            isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name)
+            and stmt.targets[0].id == node.id
+            and any(n is node for n in ast.walk(stmt.value))
+        ):
+            return True
+    return False
+
+
+def _used_as_a_sequence(unit: Unit, cls: ast.ClassDef, me: str, attr: str) -> bool:
+    """The class only iterates, indexes, measures or appends to `self.<attr>` outside the store:
+    what an `nn.ModuleList` does as the list did."""
+    for node in ast.walk(cls):
+        if not (
+            isinstance(node, ast.Attribute)
+            and node.attr == attr
+            and isinstance(node.value, ast.Name)
+            and node.value.id == me
+            and isinstance(node.ctx, ast.Load)
+        ):
+            continue
+        parent = unit.parent(node)
+        if isinstance(parent, (ast.For, ast.comprehension)) and parent.iter is node:
+            continue
+        if isinstance(parent, ast.Subscript) and parent.value is node:
+            continue
+        if (
+            isinstance(parent, ast.Call)
+            and node in parent.args
+            and getattr(parent.func, "id", None) in _ITERATING_CALLS
+        ):
+            continue
+        if isinstance(parent, ast.Attribute) and parent.attr in ("append", "extend", "insert"):
+            continue
+        return False
+    return True

@@ -50,14 +50,16 @@ class DtypeMismatch(Rule):
     are float64, and `torch.from_numpy` / `torch.tensor(np_array)` keep that dtype.
     Explicit `dtype=torch.float64` and `.double()` do the same. gradguard follows the
     dtype through the value analysis, also into a model's `forward` called with such a
-    tensor. Convert the data once with `.float()` (or build the array as `np.float32`),
+    tensor, and through a `TensorDataset` (its items `ds[i]`) and a `DataLoader` over one (its
+    batches keep the tensors' dtypes). Convert the data once with `.float()` (or build the array as `np.float32`),
     or convert the model with `model.double()` if you really need double precision
     (models converted anywhere in the file with `.double()`/`.to(...)`/`.type(...)` are
     not checked). Files that call `torch.set_default_dtype` are not checked.
 
     The fix converts where the float64 tensor is made when that is a `name = torch.from_numpy(a)`
     / `torch.tensor(a)` in the same scope (`torch.from_numpy(a).float()`,
-    `torch.tensor(a, dtype=torch.float32)`), and appends `.float()` to the operand otherwise.
+    `torch.tensor(a, dtype=torch.float32)`), and appends `.float()` to the operand otherwise (to a batch
+    of a `DataLoader` where the model is called: each batch is converted).
 
     **Fix safety.** Unsafe: the values are rounded to float32 (what the layer computes in anyway).
     Converting where the tensor is made also changes every other use of it: values computed from it
@@ -101,6 +103,21 @@ class DtypeMismatch(Rule):
             z = torch.randn(2, 2, dtype=torch.float64) + torch.randn(2, 2)
             """,
             note="float32 numpy data; elementwise ops promote",
+        ),
+        Valid(
+            """
+            import numpy as np
+            import torch
+            from torch.utils.data import DataLoader, TensorDataset
+
+            features = torch.from_numpy(np.random.randn(16, 3)).float()
+            targets = torch.from_numpy(np.random.randn(16, 1))
+            model = torch.nn.Linear(3, 1)
+            for x, y in DataLoader(TensorDataset(features, targets), batch_size=4):
+                loss = (model(x) - y.float()).pow(2).mean()
+            """,
+            note="float32 batches from a TensorDataset (the float64 targets are converted)",
+            run="assert loss.dtype == torch.float32",
         ),
     ]
     INVALID = [
@@ -216,6 +233,42 @@ class DtypeMismatch(Rule):
             raises="mat1 and mat2 must have the same dtype, but got Double and Float",
             check_fixed="assert pred.shape == (10, 1)",
             note="numpy's float64 reaches the model through the script's call",
+        ),
+        Invalid(
+            """
+            import numpy as np
+            import torch
+            from torch.utils.data import DataLoader, TensorDataset
+
+            features = torch.from_numpy(np.random.randn(16, 3))
+            targets = torch.randn(16, 1)
+            model = torch.nn.Linear(3, 1)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            for x, y in DataLoader(TensorDataset(features, targets), batch_size=4):
+                optimizer.zero_grad()
+                loss = (model(x) - y).pow(2).mean()
+                loss.backward()
+                optimizer.step()
+            """,
+            lines=[11],
+            fixed="""
+            import numpy as np
+            import torch
+            from torch.utils.data import DataLoader, TensorDataset
+
+            features = torch.from_numpy(np.random.randn(16, 3))
+            targets = torch.randn(16, 1)
+            model = torch.nn.Linear(3, 1)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            for x, y in DataLoader(TensorDataset(features, targets), batch_size=4):
+                optimizer.zero_grad()
+                loss = (model(x.float()) - y).pow(2).mean()
+                loss.backward()
+                optimizer.step()
+            """,
+            raises="mat1 and mat2 must have the same dtype, but got Double and Float",
+            check_fixed="assert loss.dtype == torch.float32 and model.weight.grad is not None",
+            note="the float64 features reach the model as the batches of a TensorDataset's DataLoader",
         ),
     ]
 

@@ -66,7 +66,11 @@ class CrossEntropyMisuse(Rule):
     is dropped. A softmax elsewhere (in `forward`, or stored in a variable) has no fix:
     removing it changes what every caller of the model gets (inference code reading
     probabilities), so where to put the softmax is the author's decision; the message
-    names the line the probabilities come from.
+    names the line the probabilities come from. Keeping the model and rewriting the loss
+    call instead (`F.nll_loss(torch.log(probs), y)`) is not a repair either: it is the
+    same loss only in exact arithmetic; once a confident prediction underflows a
+    probability to 0, `log` gives `-inf`, the loss `inf` and every gradient `nan`, where
+    `cross_entropy` on the logits stays finite.
 
     **Fix safety.** Safe when the shapes come from the code around the loss call: the
     call raised every time it ran (or, for the softmax, only the loss value changes).

@@ -3,7 +3,7 @@
 #   token sequences (batch, tokens, dim); BatchNorm1d takes dim 1 (the 197 tokens) as its channels.
 # expect: GG501@26
 # fails: running_mean should contain 197 elements not 64
-# fix: normalise over the features: transpose(1, 2) around BatchNorm1d, or pool/flatten the tokens first
+# fix: none (author's choice): transpose(1, 2) around BatchNorm1d, or pool the tokens first
 import torch
 import torch.nn as nn
 

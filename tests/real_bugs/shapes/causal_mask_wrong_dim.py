@@ -4,7 +4,7 @@
 #   16x16 mask does not broadcast against the 5x5 scores.
 # expect: GG507@21
 # fails: The size of tensor a (16) must match the size of tensor b (5) at non-singleton dimension 2
-# fix: use querys.size(-2) and keys.size(-2)
+# fix: none (a guess: size(2) is right for 4-D inputs; set 2 lines up): use size(-2)
 from math import sqrt
 
 import torch

@@ -3,7 +3,7 @@
 #   but it is compared with a ground-truth map at full resolution.
 # expect: GG507@30
 # fails: The size of tensor a (16) must match the size of tensor b (128) at non-singleton dimension 3
-# fix: bring the target to the output's size (sum-pool it by 8, or F.interpolate it and rescale)
+# fix: none (modelling choice): sum-pool the target by 8, or F.interpolate it and rescale
 import torch
 import torch.nn as nn
 

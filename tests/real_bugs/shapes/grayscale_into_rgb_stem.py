@@ -3,7 +3,7 @@
 #   3-channel RGB input.
 # expect: GG501@20
 # fails: Given groups=1, weight of size [64, 3, 7, 7], expected input[4, 1, 150, 150] to have 3 channels, but got 1 channels instead
-# fix: repeat the gray channel (x.expand(-1, 3, -1, -1)) or build the stem with in_channels=1
+# fix: none (author's choice): x.expand(-1, 3, -1, -1), or a stem with in_channels=1
 import torch
 import torch.nn as nn
 

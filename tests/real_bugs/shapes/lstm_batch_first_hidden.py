@@ -3,7 +3,7 @@
 #   one sequence of `batch` steps, while the initial state is sized for `batch` sequences.
 # expect: GG501@22
 # fails: Expected hidden[0] size (1, 1, 8), got [1, 4, 8]
-# fix: view the input as (batch, 1, features) for a batch-first LSTM
+# fix: none (author's choice): input as (batch, 1, features), or a state for 1 sequence
 import torch
 import torch.nn as nn
 

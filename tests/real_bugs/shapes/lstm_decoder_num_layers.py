@@ -3,7 +3,7 @@
 #   encoder, so the hidden state has 1 layer where the decoder needs 2.
 # expect: GG501@21
 # fails: Expected hidden[0] size (2, 1, 32), got [1, 1, 32]
-# fix: give the encoder and the decoder the same num_layers (or repeat the state per layer)
+# fix: none (author's choice): the same num_layers for both, or repeat the state per layer
 import torch
 import torch.nn as nn
 

@@ -4,7 +4,7 @@
 #   pooled size was rounded down, the upsampled map is one pixel short and torch.cat fails.
 # expect: GG508@34
 # fails: Sizes of tensors must match except in dimension 1. Expected size 61 but got size 60
-# fix: resize inputs to a multiple of 16, or F.pad / F.interpolate the upsampled map to the skip's size
+# fix: none (author's choice): inputs a multiple of 16, or F.pad/F.interpolate to the skip
 import torch
 import torch.nn as nn
 

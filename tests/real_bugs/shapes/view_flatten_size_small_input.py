@@ -4,7 +4,7 @@
 #   which cannot be viewed as rows of 400.
 # expect: GG506@26
 # fails: shape '[-1, 400]' is invalid for input of size 384
-# fix: feed 32x32 inputs, or flatten with torch.flatten(x, 1) and size fc1 from the real feature map
+# fix: none (author's choice): 32x32 inputs, or torch.flatten(x, 1) and fc1 resized
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

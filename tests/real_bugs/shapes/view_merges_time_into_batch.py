@@ -4,7 +4,7 @@
 #   sees twice as many predictions as labels.
 # expect: GG505@22
 # fails: Expected input batch_size (8) to match target batch_size (4).
-# fix: fold time into the channels (x.view(-1, C * T, H, W) with a head sized for it) or average over T
+# fix: none (modelling choice): fold time into the channels, or average over T
 import torch
 import torch.nn as nn
 
