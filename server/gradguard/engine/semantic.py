@@ -2602,7 +2602,7 @@ def tensor_data(qual: str, node: ast.Call, args: Arguments) -> Value:
 def _batched(row: Value) -> Value:
     """Rows stacked by the default collation: a new tensor, one more (leading) dimension."""
     shape = row.shape
-    if shape is not None:
+    if isinstance(shape, Shape):
         shape = Shape([UNKNOWN_DIM, *shape.dims]) if shape.exact else None
     return row.evolve(shape=shape, sites=frozenset(), roots=frozenset())
 

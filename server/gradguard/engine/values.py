@@ -557,7 +557,7 @@ def element_of(value: Value) -> Value:
         # a row of a tensor: a view of it (same roots; a view of a leaf counts as the leaf for
         # in-place purposes: torch rejects writes into both)
         shape = value.shape
-        if shape is not None:
+        if isinstance(shape, _Shape):
             shape = _Shape(shape.dims[1:]) if shape.exact and shape.dims else None
         return value.evolve(kinds=TENSOR, sites=_EMPTY, shape=shape)
     if value.kinds & NUMPY and value.is_only(NUMPY):

@@ -922,7 +922,7 @@ def _passed_in(
             continue
         caller = unit.semantics.flow(unit.enclosing_function(call))
         value = caller.value_of(arg)
-        registered = frozenset()
+        registered: frozenset = frozenset()
         if caller.exit_state is not None:
             registered = _registered_roots(caller.exit_state.env, caller)
         kinds = _unregistered_kinds(value, registered) if value.is_only(LIST | TUPLE) else set()
