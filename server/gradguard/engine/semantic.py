@@ -72,6 +72,7 @@ from gradguard.engine.values import (
     FUNCTION_INSTANCE,
     INT,
     INT_VALUE,
+    INTEGRAL,
     ITEM,
     LIST,
     MAYBE,
@@ -275,6 +276,7 @@ class Semantics:
         self._script_busy = False
         self._global_stores: dict[str, Value] = {}
         self.source_kinds: dict[ast.AST, str] = {}
+        self.integer_names_cache: dict[ast.AST, frozenset[str]] = {}  # per scope: `integer_use` names
         # calls of ops returning several views of one tensor (`chunk`, `split`, `unbind`):
         # autograd forbids writing into those views in place
         self.multi_output_views: set[ast.AST] = set()
@@ -1544,7 +1546,9 @@ class Semantics:
             return self._module_method(
                 flow, node, receiver.evolve(kinds=MODULE, sources=sources), attr, args, state
             )
-        if _is_tensor_method_name(attr) and (receiver.grad != NO or receiver.sources or receiver.cuts):
+        if _is_tensor_method_name(attr) and (
+            receiver.grad != NO or receiver.sources or receiver.cuts or receiver.dtype == INTEGRAL
+        ):
             # a tensor method on something that carries autograd facts: the same facts
             # come out (without claiming the receiver was a tensor)
             result = self.tensor_method(flow, node, receiver.evolve(kinds=TENSOR), attr, args, state)
