@@ -103,6 +103,7 @@ from gradguard.engine.values import (
     ZERO_GRAD,
     Cut,
     Value,
+    as_integer,
     combine,
     cut,
     element_of,
@@ -1848,6 +1849,16 @@ class Semantics:
         view = facts.view if facts is not None else None
         if view == "always" or attr in _VIEW_METHODS:
             result = result.evolve(roots=receiver.roots or result.roots, leaf=receiver.leaf)
+        if (
+            receiver.dtype == INTEGRAL
+            and (
+                view == "always"
+                or attr in _VIEW_METHODS
+                or (facts is not None and facts.same_values == "always")
+            )
+            and not any(v.kinds == REF for v in args.positional)  # (not `x.view(torch.float32)`)
+        ):
+            result = as_integer(result)  # a view or copy of integers holds integers
         if (
             facts is not None
             and set(facts.returns) & {"tuple", "tensor_list"}

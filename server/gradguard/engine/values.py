@@ -578,7 +578,9 @@ def as_integer(value: Value) -> Value:
     """`value` known by its use to hold integers (or booleans): it cannot require grad, so it
     carries no gradient and reaches no root. Unchanged when it is known to be something else
     (a float tensor, a tensor that requires grad, a module, ...)."""
-    if value.dtype == INTEGRAL or value.grad == YES or (value.dtype is not None and _floating(value.dtype)):
+    if value.grad == YES or (value.dtype is not None and _floating(value.dtype)):
+        return value
+    if value.dtype == INTEGRAL and value.grad == NO and not value.sources:
         return value
     if value.kinds != ANY and (
         value.kinds & PARAMETER or not value.kinds & (TENSOR | INT | BOOL | LIST | TUPLE)
