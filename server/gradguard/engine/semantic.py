@@ -2041,7 +2041,12 @@ class Semantics:
             seq = args.get(0, "tensors") or UNKNOWN
             elem = element_of(seq)
             operands = [elem] if not seq.items else list(seq.items)
-            return flow._tensor_op(last, node, tuple(operands), state)
+            result = flow._tensor_op(last, node, tuple(operands), state)
+            if result.dtype is not None and any(v.dtype is None for v in operands):
+                # every element is a tensor, and the result has the dtype they promote to: one
+                # element of unknown dtype (a float64 argument?) leaves it unknown
+                result = result.evolve(dtype=None)
+            return result
         if last in ("device", "Size", "Generator", "manual_seed", "set_default_dtype", "dtype", "get_default_dtype",
                     "is_tensor", "is_grad_enabled", "numel"):  # fmt: skip
             return {"manual_seed": OBJECT_VALUE, "is_tensor": BOOL_VALUE, "is_grad_enabled": BOOL_VALUE,
