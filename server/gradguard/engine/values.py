@@ -582,9 +582,7 @@ def as_integer(value: Value) -> Value:
         return value
     if value.dtype == INTEGRAL and value.grad == NO and not value.sources:
         return value
-    if value.kinds != ANY and (
-        value.kinds & PARAMETER or not value.kinds & (TENSOR | INT | BOOL | LIST | TUPLE)
-    ):
+    if value.kinds != ANY and (value.kinds & PARAMETER or not value.kinds & TENSOR):
         return value
     return value.evolve(
         grad=NO,
