@@ -2042,9 +2042,9 @@ class Semantics:
             elem = element_of(seq)
             operands = [elem] if not seq.items else list(seq.items)
             result = flow._tensor_op(last, node, tuple(operands), state)
-            if result.dtype is not None and any(v.dtype is None for v in operands):
+            if is_float_dtype(result.dtype) and any(v.dtype is None for v in operands):
                 # every element is a tensor, and the result has the dtype they promote to: one
-                # element of unknown dtype (a float64 argument?) leaves it unknown
+                # element of unknown dtype (a float64 argument?) leaves a float result's unknown
                 result = result.evolve(dtype=None)
             return result
         if last in ("device", "Size", "Generator", "manual_seed", "set_default_dtype", "dtype", "get_default_dtype",
