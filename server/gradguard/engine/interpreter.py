@@ -33,7 +33,7 @@ import ast
 import weakref
 from typing import TYPE_CHECKING
 
-from gradguard.engine import shape_flow, torch_facts
+from gradguard.engine import integer_use, shape_flow, torch_facts
 from gradguard.engine.values import (
     ANY,
     BOOL,
@@ -52,6 +52,7 @@ from gradguard.engine.values import (
     FUNCTION_INSTANCE,
     INT,
     INT_VALUE,
+    INTEGRAL,
     ITEM,
     LIST,
     MAYBE,
@@ -69,6 +70,7 @@ from gradguard.engine.values import (
     OBJECT_VALUE,
     OPTIMIZER,
     PARAMETER,
+    REF,
     REWRAP,
     SCHEDULER,
     SIZE,
@@ -82,6 +84,7 @@ from gradguard.engine.values import (
     ZERO_GRAD,
     Cut,
     Value,
+    as_integer,
     combine,
     cut,
     element_of,
@@ -367,6 +370,8 @@ class Flow:
         self._statement: ast.stmt | None = None
         self._counter = 0
         self.parameters: dict[str, ast.arg] = {}
+        # names whose use in this scope shows they hold integers (an index, a class target)
+        self.integer_names = self._integer_names(func, body)
         state = State({}, {}, {}, None)
         if func is not None:
             self._bind_parameters(func, arguments or {}, state)
@@ -407,6 +412,16 @@ class Flow:
         return self.final.env.get(name, UNKNOWN)
 
     # -- set-up --------------------------------------------------------------------------------
+    def _integer_names(self, func: ast.AST | None, body: list[ast.stmt]) -> frozenset[str]:
+        if not body:
+            return frozenset()
+        cache = self.semantics.integer_names_cache
+        key = func if func is not None else body[0]
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = integer_use.integer_names(body, self.module)
+        return found
+
     def _bind_parameters(self, func: ast.AST, arguments: dict[str, Value], state: State) -> None:
         args = func.args  # type: ignore[attr-defined]
         positional = args.posonlyargs + args.args
@@ -422,6 +437,8 @@ class Flow:
                 if value.kinds & TENSORISH and not value.roots:
                     # the caller's tensor object: its identity for saved-tensor tracking
                     value = value.evolve(sites=frozenset((arg,)), roots=frozenset((arg,)))
+            if arg.arg in self.integer_names:
+                value = as_integer(value)
             state.env[arg.arg] = value
             state.defs[arg.arg] = frozenset((arg,))
         for arg, kinds in ((args.vararg, TUPLE), (args.kwarg, DICT)):
@@ -857,6 +874,8 @@ class Flow:
         if kind is ast.Name:
             if value.kinds == INT and value.dim is None:
                 value = shape_flow.named(value, target.id, stmt)  # type: ignore[attr-defined]
+            if target.id in self.integer_names:  # type: ignore[attr-defined]
+                value = as_integer(value)
             self._set(target.id, value, state, stmt)  # type: ignore[attr-defined]
             self.values[target] = value
         elif kind is ast.Tuple or kind is ast.List:
@@ -1341,14 +1360,34 @@ class Flow:
                 self._eval(func.value, state)
             self.values[func] = UNKNOWN
             args = self._arguments(node, state)
+            if args.positional and receiver.is_only(MODULE | OBJECT) and receiver.cls is not None:
+                held = state.env[path] if path is not None and path in state.env else None
+                held = held or self.semantics.attribute(self, receiver, func, state)
+                self._integer_arguments(node, held, args, state)
             result = self._without_grad(
                 self.semantics.method_call(self, node, receiver, func.attr, args, state), node, state
             )
             return shape_flow.after_call(self, node, receiver, func.attr, args, result, state)
         callee = self._eval(func, state)
         args = self._arguments(node, state)
+        if callee.kinds in (MODULE, REF) and args.positional:
+            self._integer_arguments(node, callee, args, state)
         result = self._without_grad(self.semantics.call(self, node, callee, args, state), node, state)
         return shape_flow.after_call(self, node, callee, None, args, result, state)
+
+    def _integer_arguments(self, node: ast.Call, callee: Value, args: Arguments, state: State) -> None:
+        """A torch.nn layer called on integers (`nn.Embedding` ids, a `nn.CrossEntropyLoss` class
+        target): that argument, and the name it is taken from, hold integers from here on."""
+        if callee.is_module:
+            index = integer_use.LAYER_INTEGER_ARGUMENT.get(callee.cls or "")
+        else:  # `self.criterion = F.cross_entropy`
+            index = integer_use.function_argument(callee.cls or "") if callee.kinds == REF else None
+        if index is None or index >= len(args.positional) or index >= len(node.args):
+            return
+        args.positional[index] = as_integer(args.positional[index])
+        name = integer_use.root_name(node.args[index])
+        if name is not None and name in state.env:
+            state.env[name] = as_integer(state.env[name])
 
     def _without_grad(self, value: Value, node: ast.AST, state: State) -> Value:
         """A call's result under `torch.no_grad()`: whatever it computed has no graph."""
@@ -1557,6 +1596,9 @@ def _promote(operands) -> str | None:
     dtypes = [v.dtype for v in operands if v.kinds & TENSORISH and v.dtype]
     if not dtypes:
         return None
+    if INTEGRAL in dtypes:  # an integer (or bool) dtype known by use: which one is not known
+        tensors = [v for v in operands if v.kinds & TENSORISH]
+        return INTEGRAL if all(v.dtype == INTEGRAL for v in tensors) else None
     if len(set(dtypes)) == 1:
         return dtypes[0]
     if all(is_float_dtype(d) for d in dtypes):

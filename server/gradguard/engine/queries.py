@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 
 from gradguard.engine.index import Unit
-from gradguard.engine.values import YES
+from gradguard.engine.values import MAX_CUTS, NO, YES
 from gradguard.engine.interpreter import BACKWARD, DEAD_TERM, OPTIMIZER_STEP, ZERO_GRAD_CALL, Event, Flow
 
 _SCOPE_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -156,11 +156,17 @@ def dead_terms(unit: Unit) -> list[tuple[ast.AST | None, Flow, Event, Event]]:
             trained = trained_roots(flow)
             for backward in flow.events_of(BACKWARD):
                 cuts = {c.node for c in backward.value.cuts}
+                full = len(backward.value.cuts) >= MAX_CUTS  # (more cuts than a value keeps)
                 for term in terms:
                     live = term.args[0]
-                    if not term.value.blocked & (trained | live.sources):
+                    # a constant only when every operand is known to carry no gradient: a term
+                    # with an operand of unknown grad status (a `forward` input, an unknown
+                    # call's result) may still send gradient through it
+                    if term.value.grad != NO or not term.value.blocked & (trained | live.sources):
                         continue
-                    if any(c.node in cuts for c in term.value.cuts):
+                    # the backpropagated value holds the term: every cut of the term reaches it
+                    term_cuts = [c.node in cuts for c in term.value.cuts]
+                    if term_cuts and (all(term_cuts) or (full and any(term_cuts))):
                         found.append((func, flow, term, backward))
         return found
 

@@ -74,6 +74,7 @@ from gradguard.engine.values import (
     FUNCTION_INSTANCE,
     INT,
     INT_VALUE,
+    INTEGRAL,
     ITEM,
     LIST,
     MAYBE,
@@ -104,6 +105,7 @@ from gradguard.engine.values import (
     ZERO_GRAD,
     Cut,
     Value,
+    as_integer,
     combine,
     cut,
     element_of,
@@ -277,6 +279,7 @@ class Semantics:
         self._script_busy = False
         self._global_stores: dict[str, Value] = {}
         self.source_kinds: dict[ast.AST, str] = {}
+        self.integer_names_cache: dict[ast.AST, frozenset[str]] = {}  # per scope: `integer_use` names
         # calls of ops returning several views of one tensor (`chunk`, `split`, `unbind`):
         # autograd forbids writing into those views in place
         self.multi_output_views: set[ast.AST] = set()
@@ -1546,7 +1549,9 @@ class Semantics:
             return self._module_method(
                 flow, node, receiver.evolve(kinds=MODULE, sources=sources), attr, args, state
             )
-        if _is_tensor_method_name(attr) and (receiver.grad != NO or receiver.sources or receiver.cuts):
+        if _is_tensor_method_name(attr) and (
+            receiver.grad != NO or receiver.sources or receiver.cuts or receiver.dtype == INTEGRAL
+        ):
             # a tensor method on something that carries autograd facts: the same facts
             # come out (without claiming the receiver was a tensor)
             result = self.tensor_method(flow, node, receiver.evolve(kinds=TENSOR), attr, args, state)
@@ -1847,6 +1852,16 @@ class Semantics:
         if view == "always" or attr in _VIEW_METHODS:
             result = result.evolve(roots=receiver.roots or result.roots, leaf=receiver.leaf)
         if (
+            receiver.dtype == INTEGRAL
+            and (
+                view == "always"
+                or attr in _VIEW_METHODS
+                or (facts is not None and facts.same_values == "always")
+            )
+            and not any(v.kinds == REF for v in args.positional)  # (not `x.view(torch.float32)`)
+        ):
+            result = as_integer(result)  # a view or copy of integers holds integers
+        if (
             facts is not None
             and set(facts.returns) & {"tuple", "tensor_list"}
             and "tensor" not in facts.returns
@@ -2028,7 +2043,12 @@ class Semantics:
             seq = args.get(0, "tensors") or UNKNOWN
             elem = element_of(seq)
             operands = [elem] if not seq.items else list(seq.items)
-            return flow._tensor_op(last, node, tuple(operands), state)
+            result = flow._tensor_op(last, node, tuple(operands), state)
+            if is_float_dtype(result.dtype) and any(v.dtype is None for v in operands):
+                # every element is a tensor, and the result has the dtype they promote to: one
+                # element of unknown dtype (a float64 argument?) leaves a float result's unknown
+                result = result.evolve(dtype=None)
+            return result
         if last in ("device", "Size", "Generator", "manual_seed", "set_default_dtype", "dtype", "get_default_dtype",
                     "is_tensor", "is_grad_enabled", "numel"):  # fmt: skip
             return {"manual_seed": OBJECT_VALUE, "is_tensor": BOOL_VALUE, "is_grad_enabled": BOOL_VALUE,

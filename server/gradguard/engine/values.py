@@ -494,7 +494,7 @@ def combine(values, *, kinds: int = TENSOR, node: ast.AST | None = None) -> Valu
     saves = False
     for value in values:
         saves = saves or value.saves
-        if value.kinds == ANY:
+        if value.kinds == ANY and value.dtype != INTEGRAL:  # (an integer by its use carries no gradient)
             unknown = True
         if value.grad > grad:
             grad = value.grad
@@ -567,3 +567,32 @@ def element_of(value: Value) -> Value:
         return Value(ANY, grad=value.grad, leaf=MAYBE, sources=value.sources, cuts=value.cuts,
                      blocked=value.blocked, stale=value.stale, saves=value.saves, names=value.names)  # fmt: skip
     return UNKNOWN
+
+
+# `dtype` of a value whose use shows it holds integers or booleans (an index, a class target),
+# which integer dtype not known (see `gradguard.engine.integer_use`)
+INTEGRAL = "integer"
+
+
+def as_integer(value: Value) -> Value:
+    """`value` known by its use to hold integers (or booleans): it cannot require grad, so it
+    carries no gradient and reaches no root. Unchanged when it is known to be something else
+    (a float tensor, a tensor that requires grad, a module, ...)."""
+    if value.grad == YES or (value.dtype is not None and _floating(value.dtype)):
+        return value
+    if value.dtype == INTEGRAL and value.grad == NO and not value.sources:
+        return value
+    if value.kinds != ANY and (value.kinds & PARAMETER or not value.kinds & TENSOR):
+        return value
+    return value.evolve(
+        grad=NO,
+        leaf=YES,
+        sources=_EMPTY,
+        dtype=value.dtype or INTEGRAL,
+        saves=False,
+        stale=_EMPTY,
+    )
+
+
+def _floating(dtype: str) -> bool:
+    return dtype.startswith(("float", "bfloat", "complex", "half", "double"))

@@ -11,6 +11,7 @@ from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.inplace import OTHER, SAVED, callers_tensor, local_tensor, masked_writes, saved_op_text
 from gradguard.engine.queries import calls_backward
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
+from gradguard.engine.values import NO
 
 
 class MaskedAssignment(Rule):
@@ -128,6 +129,30 @@ class MaskedAssignment(Rule):
                     return h
             """,
             note="a prepared mask on forward's input, and an intermediate no op saved: legal and differentiable",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class Classifier(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(8, 4)
+
+                def forward(self, x, labels):
+                    logits = self.fc(x)
+                    labels[labels < 0] = 0
+                    return F.cross_entropy(logits, labels)
+            """,
+            run="""
+            labels = torch.tensor([1, -100, 3, 0])
+            Classifier()(torch.randn(4, 8), labels).backward()
+            assert labels.tolist() == [1, 0, 3, 0] and not labels.requires_grad
+            """,
+            note="`labels` is the class target of `F.cross_entropy`, so it holds integers and never requires grad "
+            "(the `labels == -100` pattern of transformers' roc_bert modeling_roc_bert.py)",
         ),
     ]
     INVALID = [
@@ -265,7 +290,13 @@ class MaskedAssignment(Rule):
                 return None
             op = saved_op_text(unit, records[0])
             return (self._SAVED if records[0].role == "output" else self._SAVED_INPUT), {"op": op}
-        if write.kind == OTHER and write.in_forward and write.event.nograd is None and callers_tensor(write):
+        if (
+            write.kind == OTHER
+            and write.in_forward
+            and write.event.nograd is None
+            and write.value.grad != NO  # (an integer tensor, an index or class target, never requires grad)
+            and callers_tensor(write)
+        ):
             target, _ = write.masked
             if isinstance(target.slice, ast.Compare):
                 return self._INPUT, {}

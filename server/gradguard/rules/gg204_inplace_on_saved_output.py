@@ -535,6 +535,30 @@ class InplaceOnSavedOutput(Rule):
                 TriangleUpdate()(torch.randn(2, 4), inplace_safe=True)
             """,
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class TypedConv(nn.Module):
+                def __init__(self, dim=8):
+                    super().__init__()
+                    self.lin = nn.Linear(dim, dim)
+
+                def forward(self, x, edge_index, sizes, offsets):
+                    parts = edge_index.clone().split(sizes, dim=1)
+                    for part, offset in zip(parts, offsets):
+                        part[0] -= offset
+                    h = self.lin(x)
+                    return h.index_add(0, edge_index[1], h.index_select(0, edge_index[0]))
+            """,
+            run="""
+            edge_index = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]])
+            TypedConv()(torch.randn(4, 8), edge_index, [2, 2], [0, 1]).sum().backward()
+            """,
+            note="`edge_index` is used as an index, so it holds integers: the split views written in place never "
+            "require grad (torch_geometric nn/to_hetero_module.py, with the index use of its `HeteroConv`)",
+        ),
     ]
     INVALID = [
         Invalid(

@@ -82,6 +82,32 @@ class ThresholdMaskedWrite(Rule):
             """,
             note="a fresh mask, a write under no_grad, input data",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class MaskedLM(nn.Module):
+                def __init__(self, vocab=100, dim=16):
+                    super().__init__()
+                    self.embed = nn.Embedding(vocab, dim)
+                    self.head = nn.Linear(dim, vocab)
+
+                def forward(self, input_ids, labels):
+                    scores = self.head(self.embed(input_ids))
+                    loss = nn.CrossEntropyLoss()(scores.view(-1, scores.size(-1)), labels.view(-1))
+                    targets = torch.clone(labels)
+                    targets[targets == -100] = 0
+                    return loss, self.head(self.embed(targets))
+            """,
+            run="""
+            labels = torch.tensor([[5, -100, 7]])
+            loss, out = MaskedLM()(torch.tensor([[1, 2, 3]]), labels)
+            (loss + out.sum()).backward()
+            """,
+            note="a clone of integer labels (the class target two lines up): not a tensor the model computes "
+            "(transformers models/roc_bert/modeling_roc_bert.py)",
+        ),
     ]
     INVALID = [
         Invalid(

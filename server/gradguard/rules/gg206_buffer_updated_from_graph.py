@@ -161,6 +161,31 @@ class BufferUpdatedFromGraph(Rule):
             note="a counter updated from a comparison's result "
             "(sentence-transformers sparse_encoder/modules/sparse_auto_encoder.py)",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Codebook(nn.Module):
+                def __init__(self, n=16, dim=4):
+                    super().__init__()
+                    self.embed = nn.Parameter(torch.randn(n, dim))
+                    self.register_buffer("usage", torch.zeros(n))
+                    self.register_buffer("last_codes", torch.zeros(8, dtype=torch.long))
+
+                def forward(self, x, codes):
+                    self.usage.index_add_(0, codes, torch.ones(codes.shape[0]))
+                    self.last_codes.copy_(codes)
+                    return self.embed[codes] + x
+            """,
+            run="""
+            book = Codebook()
+            book(torch.randn(8, 4, requires_grad=True), torch.randint(0, 16, (8,))).sum().backward()
+            assert not book.usage.requires_grad and not book.last_codes.requires_grad
+            """,
+            note="code usage counted from the code indices (integers: they index the codebook), as "
+            "vector-quantize-pytorch's `batched_bincount` does with `scatter_add_`",
+        ),
     ]
     INVALID = [
         Invalid(

@@ -11,7 +11,7 @@ from gradguard.engine.fixes import replace_node
 from gradguard.engine.index import ModuleContext, Unit, keyword
 from gradguard.engine.queries import backward_events, dead_terms, describe, scope_text, unit_contains
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
-from gradguard.engine.values import DATA, DETACH, ITEM, NUMPY_CUT, REWRAP
+from gradguard.engine.values import DATA, DETACH, ITEM, MAYBE, NUMPY_CUT, REWRAP
 
 _CUT_TEXT = re.compile(r"detach|\.data\b|\.item\(|\.tolist\(|\.numpy\(|tensor\(|float\(|from_numpy")
 
@@ -182,6 +182,62 @@ class DetachedLoss(Rule):
             """,
             note="a semi-gradient TD target from the same network: the detached value is the target",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class LatentQuantize(nn.Module):
+                def __init__(self, dim, optimizer=None):
+                    super().__init__()
+                    self.project_out = nn.Linear(dim, dim)
+                    self.codebook_optimizer = optimizer
+
+                def quantization_loss(self, z, zhat):
+                    return F.mse_loss(zhat.detach(), z)
+
+                def commitment_loss(self, z, zhat):
+                    return F.mse_loss(z.detach(), zhat)
+
+                def forward(self, z):
+                    out = self.project_out(torch.round(z))
+                    if self.codebook_optimizer is not None:
+                        loss = self.commitment_loss(z, out) + self.quantization_loss(z, out)
+                        loss.backward()
+                        self.codebook_optimizer.step()
+                    loss = self.commitment_loss(z, out) + 0.25 * self.quantization_loss(z, out)
+                    return out, loss
+            """,
+            run="""
+            encoder = nn.Linear(4, 4)
+            out, loss = LatentQuantize(4)(encoder(torch.randn(2, 4)))
+            loss.backward()
+            assert encoder.weight.grad is not None and encoder.weight.grad.abs().sum() > 0
+            """,
+            note="vector-quantize-pytorch latent_quantization.py: `F.mse_loss(zhat.detach(), z)` still has a "
+            "gradient through `z`, a `forward` input (the encoder's output) whose grad status is unknown",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn.functional as F
+
+            def commitment_step(quantizer, z, optimizer):
+                q = quantizer(z).detach()
+                loss = F.mse_loss(q, z)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            """,
+            run="""
+            encoder, quantizer = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+            commitment_step(quantizer, encoder(torch.randn(5, 4)), torch.optim.SGD(encoder.parameters(), lr=0.1))
+            assert encoder.weight.grad is not None and quantizer.weight.grad is None
+            """,
+            note="an argument with no caller in the file (`z`) has unknown grad status: here it is the encoder's "
+            "output, and the loss trains the encoder towards the detached quantized value",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -234,6 +290,9 @@ class DetachedLoss(Rule):
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
+
+            m = nn.Linear(3, 1)
+            train_step(m, torch.optim.SGD(m.parameters(), lr=0.1), torch.randn(4, 3), torch.randn(4, 1))
             """,
             lines=[6],
             fixed="""
@@ -247,12 +306,13 @@ class DetachedLoss(Rule):
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-            """,
-            raises="element 0 of tensors does not require grad and does not have a grad_fn",
-            run="""
+
             m = nn.Linear(3, 1)
             train_step(m, torch.optim.SGD(m.parameters(), lr=0.1), torch.randn(4, 3), torch.randn(4, 1))
             """,
+            raises="element 0 of tensors does not require grad and does not have a grad_fn",
+            note="the target `y` is a data tensor (the call shows it): only the cut prediction could carry "
+            "gradient",
         ),
         Invalid(
             """
@@ -399,8 +459,10 @@ class DetachedLoss(Rule):
     def check(self, unit: Unit) -> Iterator[Finding]:
         for func, flow, event in backward_events(unit):
             value = event.value
-            if value.sources:
-                continue  # some of the loss still reaches the model
+            if value.sources or value.grad == MAYBE:
+                # some of the loss still reaches the model, or may: an operand of unknown grad
+                # status (a `forward` input, an argument no caller shows, an unknown call's result)
+                continue
             loss = _loss_text(unit, event)
             for cut in value.cuts:
                 if cut.kind not in _CUT_KINDS or not cut.blocked or _reported_as_rewrap(cut):
@@ -438,7 +500,7 @@ class DetachedLoss(Rule):
                 continue
             flow = unit.semantics.flow(func)
             for _, value in flow.returns:
-                if value.sources:
+                if value.sources or value.grad == MAYBE:
                     continue
                 for cut in value.cuts:
                     if cut.kind not in _CUT_KINDS or not cut.blocked or _reported_as_rewrap(cut):

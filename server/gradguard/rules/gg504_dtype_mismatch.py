@@ -119,6 +119,22 @@ class DtypeMismatch(Rule):
             note="float32 batches from a TensorDataset (the float64 targets are converted)",
             run="assert loss.dtype == torch.float32",
         ),
+        Valid(
+            """
+            import numpy as np
+            import torch
+
+            def stop_positions(x, alphabet):
+                x = torch.cat([x, torch.zeros(list(x.shape[:2]) + [1])], -1)
+                return torch.matmul(x, torch.tensor(alphabet == "*", dtype=torch.double)) > 0
+            """,
+            run="""
+            stops = stop_positions(torch.zeros(2, 3, 4, dtype=torch.float64), np.array(list("AC*G") + [""]))
+            assert stops.shape == (2, 3)
+            """,
+            note="`torch.cat` promotes over every element: with `x` of unknown dtype (float64 here) the result is "
+            "not known to be float32 (pyro-ppl contrib/mue/dataloaders.py, `write`)",
+        ),
     ]
     INVALID = [
         Invalid(
