@@ -260,6 +260,12 @@ class _UnitTexts:
             self._script = _script_spans(script, self._source)
         return self._script
 
+    @property
+    def mentions(self) -> Mentions:
+        if self._mentions is None:
+            self._mentions = Mentions(self._tree.body, self._source.lines)
+        return self._mentions
+
     def script_key(self) -> tuple:
         return tuple((first, text) for first, _, text in self.script_spans())
 
@@ -267,9 +273,7 @@ class _UnitTexts:
         found = self._hashes.get((name, placed))
         if found is None:
             if name.startswith(MENTIONS):
-                if self._mentions is None:
-                    self._mentions = Mentions(self._tree.body, self._source.lines)
-                found = hash(self._mentions.names_naming(name[len(MENTIONS) :]))
+                found = hash(self.mentions.names_naming(name[len(MENTIONS) :]))
             elif name == "":
                 found = hash(self.script_key() if placed else tuple(text for _, text in self.script_key()))
             else:
@@ -451,6 +455,7 @@ class Analyzer:
             if semantics is None:
                 semantics = self._semantics = Semantics(tree, module, source.lines)
                 semantics._name_uses = self._name_uses_of(path, tree)
+                semantics._mentions = texts.mentions  # (built once per check, for both)
             semantics.consulted = set()
             unit = Unit(statements, source, module, path, semantics)
             found = self._run_rules(unit, errors, rules)
