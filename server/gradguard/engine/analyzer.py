@@ -204,6 +204,16 @@ class _CacheEntry:
         return inside
 
 
+def _has_lazy_fixes(entry: _CacheEntry) -> bool:
+    """Whether a cached entry holds a fix whose edits are still to be computed from its nodes."""
+    for finding in entry.findings:
+        if isinstance(finding, tuple):  # (span, finding) of an unplaced script entry
+            finding = finding[1]
+        if any(fix.pending for fix in ([finding.fix] if finding.fix else []) + list(finding.alternatives)):
+            return True
+    return False
+
+
 NAME_USES_FILES = 4  # files whose call-site walks are kept (see Analyzer._name_uses)
 VARIANTS = 3  # entries kept per unit text (its dependencies differing: an edit, then its undo)
 
@@ -499,6 +509,20 @@ class Analyzer:
         """Drop the cached findings of one file (an editor closed it); returns how many."""
         self._name_uses.pop(path, None)
         stale = [key for key in self._cache if key[1] == path]
+        for key in stale:
+            del self._cache[key]
+        return len(stale)
+
+    def forget_lazy_fixes(self, path: str) -> int:
+        """Drop the cached entries of one file that hold fixes not computed yet: nodes of the file
+        are about to move in place (`IncrementalParser.on_move`), and such a fix would compute
+        its edits from moved nodes against the text it was made for. Their units are checked
+        again (as a moved unit whose fixes were never computed is). Returns how many."""
+        stale = [
+            key
+            for key, variants in self._cache.items()
+            if key[1] == path and any(_has_lazy_fixes(entry) for entry in variants)
+        ]
         for key in stale:
             del self._cache[key]
         return len(stale)

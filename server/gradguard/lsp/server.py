@@ -17,6 +17,7 @@ import collections
 import concurrent.futures
 import ctypes
 import dataclasses
+import functools
 import gc
 import logging
 import os
@@ -532,6 +533,12 @@ class GradguardServer(LanguageServer):
         for analyzer in list(self._analyzers.values()):
             analyzer.forget(path)
 
+    def _nodes_moving(self, path: str) -> None:
+        """Engine thread: the parser is about to move nodes of the document in place (the lines
+        below an Enter); cached findings whose fixes would compute their edits from them let go."""
+        for analyzer in list(self._analyzers.values()):
+            analyzer.forget_lazy_fixes(path)
+
     # -- analysis -----------------------------------------------------------------------------
     def analysis_key(self, uri: str) -> str:
         doc = self.store.get(uri)
@@ -665,7 +672,8 @@ class GradguardServer(LanguageServer):
         started = time.perf_counter()
         state = self._states.get(snap.key)
         if state is None:
-            state = self._states[snap.key] = AnalysisState(IncrementalParser(snap.path))
+            moving = functools.partial(self._nodes_moving, snap.path)
+            state = self._states[snap.key] = AnalysisState(IncrementalParser(snap.path, on_move=moving))
         if len(snap.text) > MAX_ANALYSED_CHARS:
             if ("too-large", snap.key) not in self._logged_errors:
                 self._logged_errors.add(("too-large", snap.key))
