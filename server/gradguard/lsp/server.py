@@ -647,7 +647,7 @@ class GradguardServer(LanguageServer):
         otherwise the first allocation after it collects the tens of thousands of nodes an
         edit parsed (the lines below an Enter), and every tenth one walks them again, up to
         30 ms on the next keystroke (the engine makes no reference cycles: nothing to find
-        there). A full collection runs once the engine has been idle for a while."""
+        there). A full collection runs when the engine is idle (`_collect_if_grown`)."""
         paused = gc.isenabled()
         if paused:
             gc.disable()
@@ -664,7 +664,9 @@ class GradguardServer(LanguageServer):
         if self._collect_handle is not None:
             self._collect_handle.cancel()
         assert self._loop is not None
-        self._collect_handle = self._loop.call_later(IDLE_COLLECT_SECONDS, self._engine.submit, _collect_all)
+        self._collect_handle = self._loop.call_later(
+            IDLE_COLLECT_SECONDS, self._engine.submit, _collect_if_grown
+        )
 
     def _analyse_now(self, snap: Snapshot) -> AnalysisResult | None:
         if self._version_of(snap.key) != snap.version:
@@ -1076,12 +1078,24 @@ def _detached(finding: Finding) -> Finding:
     )
 
 
+_frozen_after_collect = [0]  # objects left frozen by the last full collection
+
+
 def _collect_all() -> None:
-    """Engine thread, idle: a full collection, what analyses froze included (see
+    """Engine thread: a full collection, what analyses froze included (see
     `GradguardServer._analyse_sync`); what survives is frozen again."""
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+    _frozen_after_collect[0] = gc.get_freeze_count()
+
+
+def _collect_if_grown() -> None:
+    """Engine thread, idle: a full collection once the frozen objects grew by a quarter since the
+    last one (the rule of Python's own full collections): reference cycles among them (the
+    engine makes none) wait at most that long."""
+    if gc.get_freeze_count() > _frozen_after_collect[0] * 1.25:
+        _collect_all()
 
 
 def _trim_memory() -> None:
