@@ -102,7 +102,7 @@ def described(findings, fixes: bool = True) -> list:
 def session() -> tuple[IncrementalParser, Analyzer]:
     """A parser and an analyzer wired as the language server wires them."""
     analyzer = Analyzer()
-    return IncrementalParser(PATH, on_move=lambda: analyzer.forget_lazy_fixes(PATH)), analyzer
+    return IncrementalParser(PATH, on_move=lambda: analyzer.forget_lazy_fixes(PATH) >= 0), analyzer
 
 
 def test_the_text_has_findings_above_inside_and_below_the_typed_lines() -> None:

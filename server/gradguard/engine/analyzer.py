@@ -513,16 +513,21 @@ class Analyzer:
             del self._cache[key]
         return len(stale)
 
+    def lazy_fix_units(self, path: str) -> list[tuple]:
+        """The cache keys of one file's units whose entries hold fixes not computed yet (see
+        `forget_lazy_fixes`)."""
+        return [
+            key
+            for key, variants in self._cache.items()
+            if key[1] == path and any(_has_lazy_fixes(entry) for entry in variants)
+        ]
+
     def forget_lazy_fixes(self, path: str) -> int:
         """Drop the cached entries of one file that hold fixes not computed yet: nodes of the file
         are about to move in place (`IncrementalParser.on_move`), and such a fix would compute
         its edits from moved nodes against the text it was made for. Their units are checked
         again (as a moved unit whose fixes were never computed is). Returns how many."""
-        stale = [
-            key
-            for key, variants in self._cache.items()
-            if key[1] == path and any(_has_lazy_fixes(entry) for entry in variants)
-        ]
+        stale = self.lazy_fix_units(path)
         for key in stale:
             del self._cache[key]
         return len(stale)

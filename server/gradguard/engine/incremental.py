@@ -18,8 +18,9 @@ line with `;` share a block) and, for a new text:
   their back would make an earlier finding's fix land on the wrong line. Unless the
   caller passes `on_move` (the language server): then those blocks are moved in place
   (`lineno`/`end_lineno` of each of their nodes: ~4x cheaper than parsing them, the
-  largest cost of an Enter in a large file), after `on_move` told the holders of lazy
-  fixes (`Analyzer.forget_lazy_fixes`) to let them go.
+  largest cost of an Enter in a large file), once `on_move()` told the holders of lazy
+  fixes (`Analyzer.forget_lazy_fixes`) to let them go and agreed (not when that would
+  cost more checks than the parse it saves).
 
 Whenever the re-parsed region does not parse on its own (an unclosed bracket, a
 decorator whose function follows, an `else:` that now belongs to the block above, a
@@ -156,11 +157,11 @@ class ParseStats:
 class IncrementalParser:
     """Keeps the last good parse of one document; see the module docstring."""
 
-    def __init__(self, path: str = "", on_move: Callable[[], None] | None = None) -> None:
+    def __init__(self, path: str = "", on_move: Callable[[], bool] | None = None) -> None:
         self.path = path
         # Set (by the language server): the blocks below an edit that added or removed lines are
-        # moved in place instead of parsed again, and `on_move()` is called first, so that
-        # whoever computes positions from earlier nodes later (lazy fixes) lets go of them.
+        # moved in place instead of parsed again, if `on_move()`, called first, returns True:
+        # whoever computes positions from earlier nodes later (lazy fixes) has let go of them.
         # Unset: nodes are never mutated after they were returned (see the module docstring).
         self.on_move = on_move
         self._lines: list[str] | None = None  # lines of the last good parse
@@ -259,7 +260,7 @@ class IncrementalParser:
         new_blocks.extend(region_blocks)
         reparsed = new_region_end - region_start + 1
         if tail:
-            if delta and self.on_move is not None:
+            if delta and self.on_move is not None and self.on_move():
                 moved = self._move(tail, delta)  # the blocks after the edit moved: so do their nodes
             elif delta:
                 # the blocks after the edit moved: parse them again at their new place
@@ -289,8 +290,6 @@ class IncrementalParser:
         `end_lineno` (its columns do not change: blocks start at column 0). Cheaper than parsing
         them again (~4x for the lines below an Enter in a 5,000-line file); the first move of a
         block collects its nodes once."""
-        assert self.on_move is not None
-        self.on_move()
         moved = []
         for block in tail:
             nodes = block.nodes

@@ -73,6 +73,9 @@ HOT_DOCUMENTS = 16
 # seconds without an analysis after which the engine runs a full garbage collection (see
 # `_analyse_sync`: between keystrokes the collector never walks the documents' trees)
 IDLE_COLLECT_SECONDS = 5.0
+# units checked again, at most, so that the parser may move the lines below an Enter rather than
+# parse them again (see `_nodes_moving`)
+MOVE_RECHECKS = 4
 # units whose findings the server's analyzers remember
 UNIT_CACHE_SIZE = 200_000
 # seconds gradguard.fixAll waits for the editor to answer workspace/applyEdit
@@ -392,6 +395,7 @@ class GradguardServer(LanguageServer):
         self._apply_edits = 0
         self._trim_handle: asyncio.TimerHandle | None = None
         self._collect_handle: asyncio.TimerHandle | None = None
+        self._engine_busy_at = 0.0  # when the engine last finished or started some work
         # uri -> ((version, measured shapes), the document's ShapeView): hovers and inlay hints
         self._shape_views: dict[str, tuple[Any, ShapeView]] = {}
         # (uri, version, parse mode, lines re-parsed, analysis ms) of recent analyses
@@ -533,11 +537,17 @@ class GradguardServer(LanguageServer):
         for analyzer in list(self._analyzers.values()):
             analyzer.forget(path)
 
-    def _nodes_moving(self, path: str) -> None:
-        """Engine thread: the parser is about to move nodes of the document in place (the lines
-        below an Enter); cached findings whose fixes would compute their edits from them let go."""
-        for analyzer in list(self._analyzers.values()):
+    def _nodes_moving(self, path: str) -> bool:
+        """Engine thread: whether the parser may move nodes of the document in place (the lines
+        below an Enter) instead of parsing them again. Cached findings whose fixes would compute
+        their edits from them let go first, and their units are checked again: with more than
+        MOVE_RECHECKS of them, the parse is cheaper (a large file full of fixable findings)."""
+        analyzers = list(self._analyzers.values())
+        if sum(len(a.lazy_fix_units(path)) for a in analyzers) > MOVE_RECHECKS:
+            return False
+        for analyzer in analyzers:
             analyzer.forget_lazy_fixes(path)
+        return True
 
     # -- analysis -----------------------------------------------------------------------------
     def analysis_key(self, uri: str) -> str:
@@ -654,6 +664,7 @@ class GradguardServer(LanguageServer):
         try:
             return self._analyse_now(snap)
         finally:
+            self._engine_busy_at = time.monotonic()
             if paused:
                 gc.freeze()
                 gc.enable()
@@ -661,12 +672,19 @@ class GradguardServer(LanguageServer):
                     self._loop.call_soon_threadsafe(self._collect_when_idle)
 
     def _collect_when_idle(self) -> None:
+        """Loop thread: a full collection (`_collect_if_grown`) once the engine has had nothing to
+        do for IDLE_COLLECT_SECONDS (no analysis, no request: it may take seconds on a large heap)."""
         if self._collect_handle is not None:
             self._collect_handle.cancel()
         assert self._loop is not None
-        self._collect_handle = self._loop.call_later(
-            IDLE_COLLECT_SECONDS, self._engine.submit, _collect_if_grown
-        )
+        self._collect_handle = self._loop.call_later(IDLE_COLLECT_SECONDS, self._collect_if_idle)
+
+    def _collect_if_idle(self) -> None:
+        self._collect_handle = None
+        if time.monotonic() - self._engine_busy_at < IDLE_COLLECT_SECONDS or self._inflight:
+            self._collect_when_idle()
+            return
+        self._engine.submit(_collect_if_grown)
 
     def _analyse_now(self, snap: Snapshot) -> AnalysisResult | None:
         if self._version_of(snap.key) != snap.version:
@@ -951,7 +969,11 @@ class GradguardServer(LanguageServer):
 
     async def in_engine(self, function, *args):
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._engine, function, *args)
+        self._engine_busy_at = time.monotonic()
+        try:
+            return await loop.run_in_executor(self._engine, function, *args)
+        finally:
+            self._engine_busy_at = time.monotonic()
 
     def reanalyse_all(self) -> None:
         self._analysed.clear()  # the configuration changed: same versions, new findings
