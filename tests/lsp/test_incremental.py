@@ -149,6 +149,52 @@ def test_incremental_parse_equals_full_parse(case):
         check_same(parser, text)
 
 
+class _Moves:
+    """`on_move` of a parser that moves nodes in place (as the language server's does)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        return True
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(edit_sequences())
+def test_incremental_parse_that_moves_nodes_equals_full_parse(case):
+    text, edits = case
+    parser = IncrementalParser(on_move=_Moves())
+    check_same(parser, text)
+    for edit in edits:
+        text = apply(text, edit)
+        check_same(parser, text)
+
+
+def test_lines_inserted_move_the_nodes_below_in_place_after_telling_on_move():
+    text = _big_file(50)
+    moves = _Moves()
+    parser = IncrementalParser(on_move=moves)
+    old = parser.parse(text)
+    below = old.body[-1]
+    above = ast.dump(old.body[3], include_attributes=True)
+    lines = text.splitlines(keepends=True)
+    at = text.count("\n") // 2
+    for n in range(1, 4):  # Enter, Enter, Enter: the same nodes move each time
+        edited = "".join([*lines[:at], "\n" * n, *lines[at:]])
+        tree = parser.parse(edited)
+        assert moves.calls == n
+        assert tree.body[-1] is below and below.lineno == old.body[-1].lineno
+        assert ast.dump(tree, include_attributes=True) == ast.dump(ast.parse(edited), include_attributes=True)
+        assert parser.stats.reparsed_lines < 20  # the lines below were moved, not parsed
+    assert ast.dump(tree.body[3], include_attributes=True) == above  # above the edit: untouched
+    parser.parse(text)  # and back
+    assert moves.calls == 4 and tree.body[-1] is below
+    assert ast.dump(below, include_attributes=True) == ast.dump(
+        ast.parse(text).body[-1], include_attributes=True
+    )
+
+
 def _big_file(n: int) -> str:
     parts = ["import torch\nimport torch.nn as nn\n\n"]
     for i in range(n):

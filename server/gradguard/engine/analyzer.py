@@ -204,6 +204,16 @@ class _CacheEntry:
         return inside
 
 
+def _has_lazy_fixes(entry: _CacheEntry) -> bool:
+    """Whether a cached entry holds a fix whose edits are still to be computed from its nodes."""
+    for finding in entry.findings:
+        if isinstance(finding, tuple):  # (span, finding) of an unplaced script entry
+            finding = finding[1]
+        if any(fix.pending for fix in ([finding.fix] if finding.fix else []) + list(finding.alternatives)):
+            return True
+    return False
+
+
 NAME_USES_FILES = 4  # files whose call-site walks are kept (see Analyzer._name_uses)
 VARIANTS = 3  # entries kept per unit text (its dependencies differing: an edit, then its undo)
 
@@ -260,6 +270,12 @@ class _UnitTexts:
             self._script = _script_spans(script, self._source)
         return self._script
 
+    @property
+    def mentions(self) -> Mentions:
+        if self._mentions is None:
+            self._mentions = Mentions(self._tree.body, self._source.lines)
+        return self._mentions
+
     def script_key(self) -> tuple:
         return tuple((first, text) for first, _, text in self.script_spans())
 
@@ -267,9 +283,7 @@ class _UnitTexts:
         found = self._hashes.get((name, placed))
         if found is None:
             if name.startswith(MENTIONS):
-                if self._mentions is None:
-                    self._mentions = Mentions(self._tree.body, self._source.lines)
-                found = hash(self._mentions.names_naming(name[len(MENTIONS) :]))
+                found = hash(self.mentions.names_naming(name[len(MENTIONS) :]))
             elif name == "":
                 found = hash(self.script_key() if placed else tuple(text for _, text in self.script_key()))
             else:
@@ -451,6 +465,7 @@ class Analyzer:
             if semantics is None:
                 semantics = self._semantics = Semantics(tree, module, source.lines)
                 semantics._name_uses = self._name_uses_of(path, tree)
+                semantics._mentions = texts.mentions  # (built once per check, for both)
             semantics.consulted = set()
             unit = Unit(statements, source, module, path, semantics)
             found = self._run_rules(unit, errors, rules)
@@ -494,6 +509,25 @@ class Analyzer:
         """Drop the cached findings of one file (an editor closed it); returns how many."""
         self._name_uses.pop(path, None)
         stale = [key for key in self._cache if key[1] == path]
+        for key in stale:
+            del self._cache[key]
+        return len(stale)
+
+    def lazy_fix_units(self, path: str) -> list[tuple]:
+        """The cache keys of one file's units whose entries hold fixes not computed yet (see
+        `forget_lazy_fixes`)."""
+        return [
+            key
+            for key, variants in self._cache.items()
+            if key[1] == path and any(_has_lazy_fixes(entry) for entry in variants)
+        ]
+
+    def forget_lazy_fixes(self, path: str) -> int:
+        """Drop the cached entries of one file that hold fixes not computed yet: nodes of the file
+        are about to move in place (`IncrementalParser.on_move`), and such a fix would compute
+        its edits from moved nodes against the text it was made for. Their units are checked
+        again (as a moved unit whose fixes were never computed is). Returns how many."""
+        stale = self.lazy_fix_units(path)
         for key in stale:
             del self._cache[key]
         return len(stale)

@@ -90,6 +90,11 @@ class Fix:
     def safe(self) -> bool:
         return self.applicability is Applicability.SAFE
 
+    @property
+    def pending(self) -> bool:
+        """Whether the edits are still to be computed (from the nodes the rule kept)."""
+        return self._edits is None
+
     def shifted(self, line_delta: int) -> "Fix":
         if line_delta == 0:
             return self

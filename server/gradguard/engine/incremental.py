@@ -15,7 +15,12 @@ line with `;` share a block) and, for a new text:
   `ast.parse` call at their new position instead of shifting their nodes in place.
   Nodes are never mutated after they were returned: rules keep nodes in lazy fixes
   (`Fix` edits are computed on demand from node positions), so a node shifted behind
-  their back would make an earlier finding's fix land on the wrong line.
+  their back would make an earlier finding's fix land on the wrong line. Unless the
+  caller passes `on_move` (the language server): then those blocks are moved in place
+  (`lineno`/`end_lineno` of each of their nodes: ~4x cheaper than parsing them, the
+  largest cost of an Enter in a large file), once `on_move()` told the holders of lazy
+  fixes (`Analyzer.forget_lazy_fixes`) to let them go and agreed (not when that would
+  cost more checks than the parse it saves).
 
 Whenever the re-parsed region does not parse on its own (an unclosed bracket, a
 decorator whose function follows, an `else:` that now belongs to the block above, a
@@ -45,6 +50,7 @@ import ast
 import gc
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gradguard.engine.source import split_lines
@@ -117,11 +123,12 @@ class LineDelta:
 
 
 class _Block:
-    __slots__ = ("start", "stmts")
+    __slots__ = ("nodes", "start", "stmts")
 
-    def __init__(self, start: int, stmts: list[ast.stmt]) -> None:
+    def __init__(self, start: int, stmts: list[ast.stmt], nodes: list[ast.AST] | None = None) -> None:
         self.start = start  # first line of the block's span (1-based)
         self.stmts = stmts
+        self.nodes = nodes  # its nodes that have a position, once it has been moved (see _move)
 
 
 def _group(stmts: list[ast.stmt], first_start: int | None) -> list[_Block]:
@@ -150,8 +157,13 @@ class ParseStats:
 class IncrementalParser:
     """Keeps the last good parse of one document; see the module docstring."""
 
-    def __init__(self, path: str = "") -> None:
+    def __init__(self, path: str = "", on_move: Callable[[], bool] | None = None) -> None:
         self.path = path
+        # Set (by the language server): the blocks below an edit that added or removed lines are
+        # moved in place instead of parsed again, if `on_move()`, called first, returns True:
+        # whoever computes positions from earlier nodes later (lazy fixes) has let go of them.
+        # Unset: nodes are never mutated after they were returned (see the module docstring).
+        self.on_move = on_move
         self._lines: list[str] | None = None  # lines of the last good parse
         self._blocks: list[_Block] = []
         self._tree: ast.Module | None = None
@@ -248,7 +260,9 @@ class IncrementalParser:
         new_blocks.extend(region_blocks)
         reparsed = new_region_end - region_start + 1
         if tail:
-            if delta:
+            if delta and self.on_move is not None and self.on_move():
+                moved = self._move(tail, delta)  # the blocks after the edit moved: so do their nodes
+            elif delta:
                 # the blocks after the edit moved: parse them again at their new place
                 tail_start = tail[0].start + delta
                 tail_text = "".join(lines[tail_start - 1 :])
@@ -259,7 +273,7 @@ class IncrementalParser:
                 moved = _group(tail_tree.body, tail_start)
                 reparsed += len(lines) - tail_start + 1
             else:
-                moved = [_Block(b.start, b.stmts) for b in tail]
+                moved = [_Block(b.start, b.stmts, b.nodes) for b in tail]
             new_blocks.extend(moved)
         if new_blocks:
             new_blocks[0].start = 1
@@ -270,6 +284,23 @@ class IncrementalParser:
         self._blocks = new_blocks
         self.stats = ParseStats("incremental", reparsed)
         return tree
+
+    def _move(self, tail: list[_Block], delta: int) -> list[_Block]:
+        """The blocks after an edit, moved `delta` lines in place: every node's `lineno` and
+        `end_lineno` (its columns do not change: blocks start at column 0). Cheaper than parsing
+        them again (~4x for the lines below an Enter in a 5,000-line file); the first move of a
+        block collects its nodes once."""
+        moved = []
+        for block in tail:
+            nodes = block.nodes
+            if nodes is None:
+                nodes = [n for stmt in block.stmts for n in ast.walk(stmt) if hasattr(n, "end_lineno")]
+            for node in nodes:
+                node.lineno += delta  # type: ignore[attr-defined]
+                if node.end_lineno is not None:  # type: ignore[attr-defined]
+                    node.end_lineno += delta  # type: ignore[attr-defined]
+            moved.append(_Block(block.start + delta, block.stmts, nodes))
+        return moved
 
     def _from_region_on(self, lines: list[str], first: int, region_start: int, exc: Exception) -> ast.Module:
         """The edited region does not parse alone (a line being typed, a decorator whose
