@@ -20,7 +20,7 @@ import bisect
 import itertools
 import re
 
-from gradguard.engine.index import statement_start_line
+from gradguard.engine.index import iter_children, statement_start_line
 
 # `Semantics.consulted` holds MENTIONS + name when an analysis rested on which top-level
 # statements name `name` (the call sites of a function): a statement that starts or stops
@@ -104,9 +104,12 @@ class NameUses:
                 # decorators and defaults run in the enclosing scope, the body in its own
                 body = node.body if isinstance(node.body, list) else [node.body]
                 pending.extend((child, node) for child in body)
-                pending.extend((child, scope) for child in ast.iter_child_nodes(node) if child not in body)
+                inside = {id(child) for child in body}
+                pending.extend((child, scope) for child in iter_children(node) if id(child) not in inside)
             else:
-                pending.extend((child, scope) for child in ast.iter_child_nodes(node))
+                # (`iter_children`: `ast.iter_child_nodes` without the context/operator nodes,
+                # which are none of the above and have no children)
+                pending.extend((child, scope) for child in iter_children(node))
         callees = {id(call.func) for sites in calls.values() for call, _ in sites}
         self.calls = calls
         # names read other than as the callee of a call (passed, stored, returned...)
@@ -160,18 +163,21 @@ def method_call_sites(cls: ast.ClassDef, name: str, lines: list[str]) -> list[tu
     mention = re.compile(r"\." + re.escape(name) + r"\b")
     sites: list[tuple[ast.Call, ast.AST]] = []
     nested = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+    hits = _lines_matching(mention, cls, lines)
     for stmt in cls.body:
-        if mention.search("".join(lines[statement_start_line(stmt) - 1 : stmt.end_lineno])) is None:
+        start = statement_start_line(stmt)
+        if not any(start <= line <= (stmt.end_lineno or stmt.lineno) for line in hits):
             continue  # neither calls nor reads it
         method = stmt if isinstance(stmt, methods) else None
         positional = (method.args.posonlyargs + method.args.args) if method is not None else []
         me = positional[0].arg if positional else None
         callees: set[int] = set()
         # (node, directly in the method's own body: not in a nested scope, a decorator or a default)
-        pending: list[tuple[ast.AST, bool]] = [(child, False) for child in ast.iter_child_nodes(stmt)]
+        pending: list[tuple[ast.AST, bool]] = [(child, False) for child in iter_children(stmt)]
         if method is not None:
             pending = [(child, True) for child in method.body]
-            pending += [(child, False) for child in ast.iter_child_nodes(method) if child not in method.body]
+            inside = {id(child) for child in method.body}
+            pending += [(child, False) for child in iter_children(method) if id(child) not in inside]
         while pending:
             node, direct = pending.pop()
             if isinstance(node, ast.Attribute) and node.attr == name:
@@ -188,5 +194,19 @@ def method_call_sites(cls: ast.ClassDef, name: str, lines: list[str]) -> list[tu
                 sites.append((node, method))  # type: ignore[arg-type]
                 callees.add(id(node.func))
             inner = direct and not isinstance(node, nested)
-            pending.extend((child, inner) for child in ast.iter_child_nodes(node))
+            pending.extend((child, inner) for child in iter_children(node))
     return sites
+
+
+def _lines_matching(pattern: re.Pattern, cls: ast.ClassDef, lines: list[str]) -> list[int]:
+    """The lines of the class's statements (1-based) holding a match of `pattern`, which never
+    spans lines: one search of the class's text, rather than one per statement."""
+    first = min((statement_start_line(stmt) for stmt in cls.body), default=1)
+    last = max((stmt.end_lineno or stmt.lineno for stmt in cls.body), default=0)
+    text = "".join(lines[first - 1 : last])
+    if pattern.search(text) is None:
+        return []
+    offsets = list(itertools.accumulate((len(line) for line in lines[first - 1 : last]), initial=0))
+    return sorted(
+        {first - 1 + bisect.bisect_right(offsets, match.start()) for match in pattern.finditer(text)}
+    )

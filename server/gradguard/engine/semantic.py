@@ -27,7 +27,14 @@ import ast
 import bisect
 
 from gradguard.engine import shape_flow, torch_facts
-from gradguard.engine.index import KIND_FUNCTION, KIND_MODULE, ModuleContext, keyword, statement_start_line
+from gradguard.engine.index import (
+    KIND_FUNCTION,
+    KIND_MODULE,
+    ModuleContext,
+    keyword,
+    statement_start_line,
+    walk,
+)
 from gradguard.engine.interpreter import (
     APPEND,
     ATTRIBUTE_STORE,
@@ -600,7 +607,7 @@ class Semantics:
                 if name in found or name not in methods:
                     continue
                 found.add(name)
-                for node in ast.walk(methods[name]):
+                for node in walk(methods[name]):  # (`ast.walk` without context nodes, faster)
                     if (
                         isinstance(node, ast.Call)
                         and isinstance(node.func, ast.Attribute)
@@ -614,7 +621,12 @@ class Semantics:
     def _annotation_value(self, annotation: ast.expr | None) -> Value | None:
         if annotation is None:
             return None
-        text = ast.unparse(annotation) if not isinstance(annotation, ast.Constant) else str(annotation.value)
+        texts = self.__dict__.setdefault("_annotation_texts", {})  # (a parameter's, per flow of its function)
+        text = texts.get(annotation)
+        if text is None:
+            text = texts[annotation] = (
+                ast.unparse(annotation) if not isinstance(annotation, ast.Constant) else str(annotation.value)
+            )
         optional = "Optional" in text or "None" in text
         container = _annotated_container(annotation)
         if container is not None:
@@ -970,7 +982,7 @@ class Semantics:
         if names is None:
             names = info.registered_names = {  # type: ignore[attr-defined]
                 call.args[0].value
-                for call in ast.walk(info.node)
+                for call in walk(info.node)
                 if isinstance(call, ast.Call)
                 and call.args
                 and isinstance(call.func, ast.Attribute)
@@ -2505,7 +2517,7 @@ def _script_bound_names(script: list[ast.stmt]) -> frozenset[str]:
 
 
 def _stores_on_self(func: ast.AST) -> bool:
-    for node in ast.walk(func):
+    for node in walk(func):
         if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
