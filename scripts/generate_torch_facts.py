@@ -1975,96 +1975,110 @@ def _samples_of(name: str) -> list[Sample]:
     return samples
 
 
-def _verified(call, samples: list[Sample], position: int, keyword: str) -> str | None:
-    """The verdict of the first sample whose argument at `position` (after the receiver/first
-    argument for a method, counted in `args` here) is an integer tensor; also called by keyword."""
+def _verified(call, samples: list[Sample], position: int) -> str | None:
+    """The verdict of the first sample whose argument at `position` (the receiver or first argument
+    being 0) is an integer tensor."""
     for sample in samples:
         args = [sample.input, *sample.args]
-        if position >= len(args):
-            continue
-        verdict = _integer_call(call, args, sample.kwargs, position)
-        if verdict is None:
-            continue
-        by_keyword = args[:position] + args[position + 1 :], {**sample.kwargs, keyword: args[position]}
-        if position < len(args) - 1 or _integer_call(call, *by_keyword, keyword) != verdict:
-            return verdict  # later positionals would shift: the keyword form is not tried
-        return verdict
+        if position < len(args):
+            verdict = _integer_call(call, args, sample.kwargs, position)
+            if verdict is not None:
+                return verdict
     return None
 
 
-def collect_integer_arguments() -> dict:
-    """Tensor methods, torch functions and layers with an argument that must hold integers: from the
-    operator schemas (a Tensor argument named index/indices), Python signatures, and real calls with
-    an integer tensor there (works) and a float tensor (raises)."""
+def _schema_index_arguments() -> dict[str, set]:
+    """aten op name -> {(position, name, has self)} of its positional Tensor arguments named index/indices."""
     schemas: dict[str, set] = defaultdict(set)
     for schema in torch._C._jit_get_all_schemas():
         name = schema.name.removeprefix("aten::")
         if name == schema.name or name.startswith("_") or name.endswith("_backward"):
             continue
         for i, argument in enumerate(schema.arguments):
-            if argument.name in INDEX_ARGUMENT_NAMES and str(argument.type) == "Tensor":
-                if not argument.kwarg_only:
-                    schemas[name].add((i, argument.name, schema.arguments[0].name == "self"))
-    methods: dict[str, str] = {}
-    functions: dict[str, str] = {}
-    for name, found in sorted(schemas.items()):
+            if (
+                argument.name in INDEX_ARGUMENT_NAMES
+                and str(argument.type) == "Tensor"
+                and not argument.kwarg_only
+            ):
+                schemas[name].add((i, argument.name, schema.arguments[0].name == "self"))
+    return schemas
+
+
+def _schema_integer_facts(methods: dict, functions: dict) -> None:
+    for name, found in sorted(_schema_index_arguments().items()):
         if len(found) != 1:
             note(f"integer argument of {name}: overloads disagree {sorted(found)}")
             continue
         ((position, keyword, has_self),) = found
-        samples = _samples_of(name.rstrip("_") if name not in INTEGER_EXTRA_SAMPLES else name)
-        function = getattr(torch, name, None)
-        if inspect.isbuiltin(function):
-            verdict = _verified(function, samples, position, keyword)
-            if verdict == "integer":
-                functions[f"torch.{name}"] = f"{position} {keyword}"
-            else:
-                note(f"integer argument of torch.{name}: not confirmed by a call ({verdict})")
+        samples = _samples_of(name if name in INTEGER_EXTRA_SAMPLES else name.rstrip("_"))
+        candidates = []
+        if inspect.isbuiltin(getattr(torch, name, None)):
+            candidates.append((f"torch.{name}", getattr(torch, name), functions, position))
         if has_self and hasattr(torch.Tensor, name):
-            method = getattr(torch.Tensor, name)
-            verdict = _verified(method, samples, position, keyword)
+            candidates.append((name, getattr(torch.Tensor, name), methods, position - 1))
+        for key, call, table, python_position in candidates:
+            verdict = _verified(call, samples, position)
             if verdict == "integer":
-                methods[name] = f"{position - 1} {keyword}"
+                table[key] = f"{python_position} {keyword}"
             else:
-                note(f"integer argument of Tensor.{name}: not confirmed by a call ({verdict})")
+                note(f"integer argument of {key}: not confirmed by a call ({verdict})")
+
+
+def _python_integer_facts(functions: dict) -> list[str]:
+    """Python-level candidates into `functions`; returns the Tensor methods whose receiver must be integer."""
     receivers = []
-    for qualname, parameter, source in INTEGER_CANDIDATES:
+    for qualname, parameter, make in INTEGER_CANDIDATES:
         prefix, last = qualname.rsplit(".", 1)
         function = getattr(importlib.import_module(prefix), last)
         signature = _signature_of(function)
         if signature is not None:
             names = list(signature.parameters)
-        else:  # a builtin of the torch namespace: the schema's `self` is `input` in Python
+        else:  # a builtin: the schema's `self` is `input` in Python
             schema = getattr(torch.ops.aten, last).default._schema
             names = ["input" if a.name == "self" else a.name for a in schema.arguments]
         if parameter not in names:
             note(f"integer argument of {qualname}: no parameter {parameter!r}")
             continue
         position = names.index(parameter)
-        verdict = _verified(function, [source()], position, parameter)
+        verdict = _verified(function, [make()], position)
         if verdict is None:
             note(f"integer argument of {qualname}: not confirmed by a call")
             continue
         functions[qualname] = f"{position} {parameter}" + ("" if verdict == "integer" else f" {verdict}")
         method = getattr(torch.Tensor, last, None)
-        if position == 0 and prefix == "torch" and method is not None:
-            if _integer_call(method, [torch.tensor([0, 2])], {}, 0) == "integer":
-                receivers.append(last)
+        receiver = position == 0 and prefix == "torch" and method is not None
+        if receiver and _integer_call(method, [torch.tensor([0, 2])], {}, 0) == "integer":
+            receivers.append(last)
+    return receivers
+
+
+def _layer_integer_facts() -> dict:
     layers = {}
     for name, (make, call_args) in INTEGER_LAYER_CANDIDATES.items():
         layer = make()
-        parameters = [p for p in inspect.signature(layer.forward).parameters]
+        parameters = list(inspect.signature(layer.forward).parameters)
         args = list(call_args())
         for position, parameter in enumerate(parameters[: len(args)]):
             verdict = _integer_call(layer, args, {}, position)
             if verdict is not None:
                 suffix = "" if verdict == "integer" else f" {verdict}"
                 layers[f"torch.nn.{name}"] = f"{position} {parameter}{suffix}"
+    return layers
+
+
+def collect_integer_arguments() -> dict:
+    """Tensor methods, torch functions and layers with an argument that must hold integers: from the
+    operator schemas (a Tensor argument named index/indices), Python signatures, and real calls with
+    an integer tensor there (works) and a float tensor (raises)."""
+    methods: dict[str, str] = {}
+    functions: dict[str, str] = {}
+    _schema_integer_facts(methods, functions)
+    receivers = _python_integer_facts(functions)
     return {
         "methods": methods,
         "functions": functions,
         "receivers": tuple(sorted(receivers)),
-        "layers": layers,
+        "layers": _layer_integer_facts(),
     }
 
 
