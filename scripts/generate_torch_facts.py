@@ -1902,6 +1902,186 @@ def tensor_only_methods(methods: list[str]) -> tuple[str, ...]:
     return tuple(sorted(m for m in methods if m not in others))
 
 
+# -- integer arguments -------------------------------------------------------------------------------------
+
+INDEX_ARGUMENT_NAMES = ("index", "indices")  # schema argument names of an integer index tensor
+# How to call the ops that op_db has no samples for (arguments only; the facts come from the calls).
+INTEGER_EXTRA_SAMPLES = {
+    "embedding": lambda: Sample(torch.randn(5, 3), (torch.tensor([0, 1]),)),
+    "embedding_bag": lambda: Sample(torch.randn(5, 3), (torch.tensor([0, 1]), torch.tensor([0]))),
+    "embedding_renorm_": lambda: Sample(torch.randn(5, 3), (torch.tensor([0, 1]), 1.0, 2.0)),
+    "sparse_coo_tensor": lambda: Sample(torch.tensor([[0, 1]]), (torch.randn(2), (3,))),
+}
+# Python-level functions and layers whose argument may hold class indices or ids: (qualname, parameter,
+# how to call it). Whether the argument must be integer is found by calling them.
+INTEGER_CANDIDATES = (
+    ("torch.bincount", "input", lambda: Sample(torch.tensor([0, 2, 2]))),
+    ("torch.nn.functional.one_hot", "input", lambda: Sample(torch.tensor([0, 2]), (3,))),
+    ("torch.nn.functional.embedding", "input", lambda: Sample(torch.tensor([0, 2]), (torch.randn(5, 3),))),
+    (
+        "torch.nn.functional.embedding_bag",
+        "input",
+        lambda: Sample(torch.tensor([[0, 2]]), (torch.randn(5, 3),)),
+    ),
+    (
+        "torch.nn.functional.cross_entropy",
+        "target",
+        lambda: Sample(torch.randn(2, 3), (torch.tensor([0, 2]),)),
+    ),
+    ("torch.nn.functional.nll_loss", "target", lambda: Sample(torch.randn(2, 3), (torch.tensor([0, 2]),))),
+)
+INTEGER_LAYER_CANDIDATES = {
+    "Embedding": (lambda: torch.nn.Embedding(5, 3), lambda: (torch.tensor([0, 1]),)),
+    "EmbeddingBag": (lambda: torch.nn.EmbeddingBag(5, 3), lambda: (torch.tensor([[0, 1]]),)),
+    "CrossEntropyLoss": (torch.nn.CrossEntropyLoss, lambda: (torch.randn(2, 3), torch.tensor([0, 2]))),
+    "NLLLoss": (torch.nn.NLLLoss, lambda: (torch.randn(2, 3), torch.tensor([0, 2]))),
+}
+
+
+def _integer_call(call, args: list, kwargs: dict, slot) -> str | None:
+    """Call with the integer tensor at `slot` (a position or keyword) as is, and again as float64:
+    "integer" when the first works and the second raises, "class_index_shape" when a float tensor
+    raises but a float tensor of the shape of the first argument works (class probabilities), None
+    otherwise."""
+
+    def run(value) -> bool:
+        a, k = list(args), dict(kwargs)
+        if isinstance(slot, str):
+            k[slot] = value
+        else:
+            a[slot] = value
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                call(*[x.clone() if isinstance(x, torch.Tensor) else x for x in a], **k)
+        except (RuntimeError, IndexError, TypeError, ValueError):
+            return False
+        return True
+
+    original = kwargs[slot] if isinstance(slot, str) else args[slot]
+    if not isinstance(original, torch.Tensor) or original.is_floating_point() or original.dtype == torch.bool:
+        return None
+    if not run(original) or run(original.double()):
+        return None
+    first = args[0] if args else None
+    if isinstance(first, torch.Tensor) and first.shape != original.shape and run(torch.rand_like(first)):
+        return "class_index_shape"
+    return "integer"
+
+
+def _samples_of(name: str) -> list[Sample]:
+    samples = [s for info in op_db if info.name == name for s in opinfo_samples(info, torch.float32, 8)]
+    if name in INTEGER_EXTRA_SAMPLES:
+        samples.append(INTEGER_EXTRA_SAMPLES[name]())
+    return samples
+
+
+def _verified(call, samples: list[Sample], position: int) -> str | None:
+    """The verdict of the first sample whose argument at `position` (the receiver or first argument
+    being 0) is an integer tensor."""
+    for sample in samples:
+        args = [sample.input, *sample.args]
+        if position < len(args):
+            verdict = _integer_call(call, args, sample.kwargs, position)
+            if verdict is not None:
+                return verdict
+    return None
+
+
+def _schema_index_arguments() -> dict[str, set]:
+    """aten op name -> {(position, name, has self)} of its positional Tensor arguments named index/indices."""
+    schemas: dict[str, set] = defaultdict(set)
+    for schema in torch._C._jit_get_all_schemas():
+        name = schema.name.removeprefix("aten::")
+        if name == schema.name or name.startswith("_") or name.endswith("_backward"):
+            continue
+        for i, argument in enumerate(schema.arguments):
+            if (
+                argument.name in INDEX_ARGUMENT_NAMES
+                and str(argument.type) == "Tensor"
+                and not argument.kwarg_only
+            ):
+                schemas[name].add((i, argument.name, schema.arguments[0].name == "self"))
+    return schemas
+
+
+def _schema_integer_facts(methods: dict, functions: dict) -> None:
+    for name, found in sorted(_schema_index_arguments().items()):
+        if len(found) != 1:
+            note(f"integer argument of {name}: overloads disagree {sorted(found)}")
+            continue
+        ((position, keyword, has_self),) = found
+        samples = _samples_of(name if name in INTEGER_EXTRA_SAMPLES else name.rstrip("_"))
+        candidates = []
+        if inspect.isbuiltin(getattr(torch, name, None)):
+            candidates.append((f"torch.{name}", getattr(torch, name), functions, position))
+        if has_self and hasattr(torch.Tensor, name):
+            candidates.append((name, getattr(torch.Tensor, name), methods, position - 1))
+        for key, call, table, python_position in candidates:
+            verdict = _verified(call, samples, position)
+            if verdict == "integer":
+                table[key] = f"{python_position} {keyword}"
+            else:
+                note(f"integer argument of {key}: not confirmed by a call ({verdict})")
+
+
+def _python_integer_facts(functions: dict) -> list[str]:
+    """Python-level candidates into `functions`; returns the Tensor methods whose receiver must be integer."""
+    receivers = []
+    for qualname, parameter, make in INTEGER_CANDIDATES:
+        prefix, last = qualname.rsplit(".", 1)
+        function = getattr(importlib.import_module(prefix), last)
+        signature = _signature_of(function)
+        if signature is not None:
+            names = list(signature.parameters)
+        else:  # a builtin: the schema's `self` is `input` in Python
+            schema = getattr(torch.ops.aten, last).default._schema
+            names = ["input" if a.name == "self" else a.name for a in schema.arguments]
+        if parameter not in names:
+            note(f"integer argument of {qualname}: no parameter {parameter!r}")
+            continue
+        position = names.index(parameter)
+        verdict = _verified(function, [make()], position)
+        if verdict is None:
+            note(f"integer argument of {qualname}: not confirmed by a call")
+            continue
+        functions[qualname] = f"{position} {parameter}" + ("" if verdict == "integer" else f" {verdict}")
+        method = getattr(torch.Tensor, last, None)
+        receiver = position == 0 and prefix == "torch" and method is not None
+        if receiver and _integer_call(method, [torch.tensor([0, 2])], {}, 0) == "integer":
+            receivers.append(last)
+    return receivers
+
+
+def _layer_integer_facts() -> dict:
+    layers = {}
+    for name, (make, call_args) in INTEGER_LAYER_CANDIDATES.items():
+        layer = make()
+        parameters = list(inspect.signature(layer.forward).parameters)
+        args = list(call_args())
+        for position, parameter in enumerate(parameters[: len(args)]):
+            verdict = _integer_call(layer, args, {}, position)
+            if verdict is not None:
+                suffix = "" if verdict == "integer" else f" {verdict}"
+                layers[f"torch.nn.{name}"] = f"{position} {parameter}{suffix}"
+    return layers
+
+
+def collect_integer_arguments() -> dict:
+    """Tensor methods, torch functions and layers with an argument that must hold integers: from the
+    operator schemas (a Tensor argument named index/indices), Python signatures, and real calls with
+    an integer tensor there (works) and a float tensor (raises)."""
+    methods: dict[str, str] = {}
+    functions: dict[str, str] = {}
+    _schema_integer_facts(methods, functions)
+    receivers = _python_integer_facts(functions)
+    return {
+        "methods": methods,
+        "functions": functions,
+        "receivers": tuple(sorted(receivers)),
+        "layers": _layer_integer_facts(),
+    }
+
+
 # -- output ------------------------------------------------------------------------------------------------
 
 
@@ -2104,6 +2284,7 @@ def collect() -> str:
     grad_modes = collect_grad_modes()
     module_methods = collect_module_methods()
     classes = collect_class_names()
+    integers = collect_integer_arguments()
     operators = {}
     for table in (BINARY_OPERATORS, UNARY_OPERATORS, COMPARE_OPERATORS):
         for syntax, word in table.items():
@@ -2267,6 +2448,34 @@ def collect() -> str:
         ),
         block("FUNCTION_CLASSES", classes["function_classes"], "torch.autograd.Function and its subclasses."),
         block("NN_NON_MODULES", classes["nn_non_modules"], "Classes of torch.nn that are not nn.Module."),
+        block(
+            "INTEGER_METHOD_ARGUMENTS",
+            integers["methods"],
+            """
+            Tensor methods with an argument that must hold integers -> `position keyword` (position after
+            the receiver): a Tensor argument named index/indices in the op's schema, confirmed by a call
+            (an integer tensor works, a float one raises).
+            """,
+        ),
+        block(
+            "INTEGER_FUNCTION_ARGUMENTS",
+            integers["functions"],
+            """
+            Functions with an argument that must hold integers -> `position keyword [condition]`, from the
+            schemas and signatures, confirmed by a call; condition class_index_shape: a float tensor of the
+            first argument's shape (class probabilities) is accepted too.
+            """,
+        ),
+        block(
+            "INTEGER_RECEIVER_METHODS",
+            integers["receivers"],
+            "Tensor methods whose receiver must hold integers (`idx.bincount()`), confirmed by a call.",
+        ),
+        block(
+            "INTEGER_LAYER_ARGUMENTS",
+            integers["layers"],
+            "torch.nn layers whose forward argument must hold integers -> `position parameter [condition]`.",
+        ),
     ]
     return "\n\n".join(parts)
 

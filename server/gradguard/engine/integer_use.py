@@ -18,59 +18,13 @@ from __future__ import annotations
 
 import ast
 
+from gradguard.engine import torch_facts
 from gradguard.engine.index import ModuleContext
 
-# tensor methods: the positional index of their integer argument (and its keyword)
-_METHOD_INDEX = {
-    "index_select": 1,
-    "gather": 1,
-    "scatter": 1,
-    "scatter_": 1,
-    "scatter_add": 1,
-    "scatter_add_": 1,
-    "scatter_reduce": 1,
-    "scatter_reduce_": 1,
-    "index_add": 1,
-    "index_add_": 1,
-    "index_copy": 1,
-    "index_copy_": 1,
-    "index_fill": 1,
-    "index_fill_": 1,
-    "take_along_dim": 0,
-}
-_METHOD_KEYWORDS = frozenset({"index", "indices"})
-_RECEIVER_METHODS = frozenset({"bincount"})  # `idx.bincount()`
-
-# torch functions: positional index and keyword of their integer argument
-_FUNCTION_INDEX = {
-    "torch.index_select": (2, "index"),
-    "torch.gather": (2, "index"),
-    "torch.scatter": (2, "index"),
-    "torch.scatter_add": (2, "index"),
-    "torch.scatter_reduce": (2, "index"),
-    "torch.index_add": (2, "index"),
-    "torch.take_along_dim": (1, "indices"),
-    "torch.take": (1, "index"),
-    "torch.bincount": (0, "input"),
-    "torch.nn.functional.one_hot": (0, "tensor"),
-    "torch.nn.functional.embedding": (0, "input"),
-    "torch.nn.functional.embedding_bag": (0, "input"),
-    "torch.nn.functional.cross_entropy": (1, "target"),
-    "torch.nn.functional.nll_loss": (1, "target"),
-}
-
-# torch.nn layers called on integers: the positional index of that argument
-LAYER_INTEGER_ARGUMENT = {
-    "torch.nn.Embedding": 0,
-    "torch.nn.EmbeddingBag": 0,
-    "torch.nn.CrossEntropyLoss": 1,
-    "torch.nn.NLLLoss": 1,
-}
-
-# methods that keep the elements (and dtype) of their receiver: `labels.view(-1)` is `labels`
-_SAME_ELEMENTS = frozenset(
-    {"view", "reshape", "flatten", "squeeze", "unsqueeze", "contiguous", "clone", "detach"}
-)
+# The arguments that must hold integers, the methods whose receiver must, and the methods that keep
+# their receiver's elements and dtype (`labels.view(-1)` is `labels`) come from torch_facts (generated
+# from torch's operator schemas, signatures and real calls).
+LAYER_INTEGER_ARGUMENT = {name: a.position for name, a in torch_facts.INTEGER_LAYER_ARGUMENTS.items()}
 
 
 def root_name(expr: ast.expr | None, *, rows: bool = False) -> str | None:
@@ -84,7 +38,7 @@ def root_name(expr: ast.expr | None, *, rows: bool = False) -> str | None:
         elif (
             isinstance(expr, ast.Call)
             and isinstance(expr.func, ast.Attribute)
-            and expr.func.attr in _SAME_ELEMENTS
+            and expr.func.attr in torch_facts.same_elements_methods()
         ):
             expr = expr.func.value
         elif rows and isinstance(expr, ast.Subscript):
@@ -95,8 +49,8 @@ def root_name(expr: ast.expr | None, *, rows: bool = False) -> str | None:
 
 def function_argument(qual: str) -> int | None:
     """The positional index of the integer argument of the torch function `qual`, if any."""
-    spec = _FUNCTION_INDEX.get(qual)
-    return spec[0] if spec is not None else None
+    spec = torch_facts.integer_function_argument(qual)
+    return spec.position if spec is not None else None
 
 
 def _argument(call: ast.Call, index: int, keyword: str) -> ast.expr | None:
@@ -118,18 +72,17 @@ def _call_names(call: ast.Call, module: ModuleContext) -> list[str | None]:
     func = call.func
     qual = module.qualname(func)
     if qual is not None:
-        spec = _FUNCTION_INDEX.get(qual)
-        return [root_name(_argument(call, *spec), rows=spec[1] != "target")] if spec else []
+        spec = torch_facts.integer_function_argument(qual)
+        if spec is None:
+            return []
+        return [root_name(_argument(call, spec.position, spec.keyword), rows=spec.keyword != "target")]
     if not isinstance(func, ast.Attribute):
         return []
     attr = func.attr
-    if attr in _RECEIVER_METHODS and not call.args:
+    if attr in torch_facts.INTEGER_RECEIVER_METHODS and not call.args:
         return [root_name(func.value)]
-    if attr in _METHOD_INDEX:
-        found = [root_name(_argument(call, _METHOD_INDEX[attr], "index"), rows=True)]
-        found += [root_name(k.value, rows=True) for k in call.keywords if k.arg in _METHOD_KEYWORDS]
-        return found
-    return []
+    spec = torch_facts.integer_method_argument(attr)
+    return [root_name(_argument(call, spec.position, spec.keyword), rows=True)] if spec else []
 
 
 def integer_names(body: list[ast.stmt], module: ModuleContext) -> frozenset[str]:

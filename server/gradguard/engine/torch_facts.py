@@ -847,3 +847,60 @@ _CTX_ATTRIBUTES = frozenset(_data.CTX_ATTRIBUTES)
 
 def torch_version() -> str:
     return _data.TORCH_VERSION
+
+
+# ---------------------------------------------------------------------------------------------------
+# Arguments that must hold integers (index tensors, ids, class targets)
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IntegerArgument:
+    position: int  # positional index (after the receiver for a method)
+    keyword: str
+    condition: str | None  # "class_index_shape": float class probabilities are accepted too
+
+
+def _integer_arguments(table: dict[str, str]) -> dict[str, IntegerArgument]:
+    found = {}
+    for name, text in table.items():
+        position, keyword, *condition = text.split()
+        found[name] = IntegerArgument(int(position), keyword, condition[0] if condition else None)
+    return found
+
+
+INTEGER_METHOD_ARGUMENTS = _integer_arguments(_data.INTEGER_METHOD_ARGUMENTS)
+INTEGER_FUNCTION_ARGUMENTS = _integer_arguments(_data.INTEGER_FUNCTION_ARGUMENTS)
+INTEGER_LAYER_ARGUMENTS = _integer_arguments(_data.INTEGER_LAYER_ARGUMENTS)
+INTEGER_RECEIVER_METHODS = frozenset(_data.INTEGER_RECEIVER_METHODS)
+
+
+def integer_method_argument(name: str) -> IntegerArgument | None:
+    """The argument of Tensor method `name` that must hold integers (`x.gather(1, idx)`)."""
+    return INTEGER_METHOD_ARGUMENTS.get(name)
+
+
+def integer_function_argument(qualname: str) -> IntegerArgument | None:
+    """The argument of function `qualname` that must hold integers (`F.one_hot(labels)`)."""
+    return INTEGER_FUNCTION_ARGUMENTS.get(qualname)
+
+
+def integer_layer_argument(qualname: str) -> IntegerArgument | None:
+    """The forward argument of torch.nn layer `qualname` that must hold integers (`nn.Embedding`)."""
+    return INTEGER_LAYER_ARGUMENTS.get(qualname)
+
+
+def same_elements_methods() -> frozenset[str]:
+    """Out-of-place Tensor methods whose result holds the receiver's elements with its dtype (a view
+    or a copy: `labels.view(-1)`, `idx.clone()`): the result holds integers only if the receiver does."""
+    return _cached("same_elements", _keeps_elements)
+
+
+def _keeps_elements(facts: OpFacts) -> bool:
+    return (
+        not facts.name.endswith("_")
+        and facts.returns == ("tensor",)
+        and facts.dtype == "same"
+        and facts.grad in ("yes", "none")
+        and (facts.view in ("always", "maybe") or facts.same_values == "always")
+    )

@@ -2015,3 +2015,73 @@ FUNCTION_CLASSES = (
 NN_NON_MODULES = (
     "Buffer", "LinearCrossEntropyOptions", "Parameter", "UninitializedBuffer", "UninitializedParameter",
 )
+
+
+# Tensor methods with an argument that must hold integers -> `position keyword` (position after
+# the receiver): a Tensor argument named index/indices in the op's schema, confirmed by a call
+# (an integer tensor works, a float one raises).
+INTEGER_METHOD_ARGUMENTS = {
+    "gather": "1 index",
+    "index_add": "1 index",
+    "index_add_": "1 index",
+    "index_copy": "1 index",
+    "index_copy_": "1 index",
+    "index_fill": "1 index",
+    "index_fill_": "1 index",
+    "index_reduce": "1 index",
+    "index_reduce_": "1 index",
+    "index_select": "1 index",
+    "put": "0 index",
+    "put_": "0 index",
+    "scatter": "1 index",
+    "scatter_": "1 index",
+    "scatter_add": "1 index",
+    "scatter_add_": "1 index",
+    "scatter_reduce": "1 index",
+    "scatter_reduce_": "1 index",
+    "take": "0 index",
+    "take_along_dim": "0 indices",
+}
+
+
+# Functions with an argument that must hold integers -> `position keyword [condition]`, from the
+# schemas and signatures, confirmed by a call; condition class_index_shape: a float tensor of the
+# first argument's shape (class probabilities) is accepted too.
+INTEGER_FUNCTION_ARGUMENTS = {
+    "torch.bincount": "0 input",
+    "torch.embedding": "1 indices",
+    "torch.embedding_bag": "1 indices",
+    "torch.embedding_renorm_": "1 indices",
+    "torch.gather": "2 index",
+    "torch.index_add": "2 index",
+    "torch.index_copy": "2 index",
+    "torch.index_fill": "2 index",
+    "torch.index_reduce": "2 index",
+    "torch.index_select": "2 index",
+    "torch.nn.functional.cross_entropy": "1 target class_index_shape",
+    "torch.nn.functional.embedding": "0 input",
+    "torch.nn.functional.embedding_bag": "0 input",
+    "torch.nn.functional.nll_loss": "1 target",
+    "torch.nn.functional.one_hot": "0 input",
+    "torch.put": "1 index",
+    "torch.scatter": "2 index",
+    "torch.scatter_add": "2 index",
+    "torch.scatter_reduce": "2 index",
+    "torch.take": "1 index",
+    "torch.take_along_dim": "1 indices",
+}
+
+
+# Tensor methods whose receiver must hold integers (`idx.bincount()`), confirmed by a call.
+INTEGER_RECEIVER_METHODS = (
+    "bincount",
+)
+
+
+# torch.nn layers whose forward argument must hold integers -> `position parameter [condition]`.
+INTEGER_LAYER_ARGUMENTS = {
+    "torch.nn.CrossEntropyLoss": "1 target class_index_shape",
+    "torch.nn.Embedding": "0 input",
+    "torch.nn.EmbeddingBag": "0 input",
+    "torch.nn.NLLLoss": "1 target",
+}
