@@ -1858,7 +1858,7 @@ class Semantics:
         if facts is not None and facts.grad == "zero" and result.sources:
             result = result.evolve(
                 sources=frozenset(), blocked=result.blocked | result.sources,
-                cuts=(Cut(ZERO_GRAD, node, result.sources), *result.cuts)[:4],
+                cuts=(Cut(ZERO_GRAD, node, result.sources), *result.cuts)[:4], live=NO,
             )  # fmt: skip
         view = facts.view if facts is not None else None
         if view == "always" or attr in _VIEW_METHODS:

@@ -20,6 +20,9 @@ Tensor facts:
 * `sites`/`roots`: the allocation sites (the expression nodes that created the tensor
   object) the value may be, and the sites of the tensors it may be a view of — the
   identity used to follow in-place writes to tensors an op saved for backward.
+* `live`: whether a useful (not all-zero) gradient may flow back through the value, when
+  that differs from `grad` (None: the same): the output of an op whose gradient is zero
+  almost everywhere (`round`, `sign`, ...) requires grad, yet sends back none (`live_grad`).
 * `saves`: the graph behind this value holds tensors saved for backward (a layer, `x * w`,
   `sigmoid`, ...); a graph of `sum`/`add`/views only can be backpropagated twice.
 * `stale`: the `backward()` calls (their nodes) that already freed part of the graph
@@ -164,6 +167,7 @@ class Value:
         "kinds",
         "layer",
         "leaf",
+        "live",
         "names",
         "node",
         "roots",
@@ -199,6 +203,7 @@ class Value:
         unsaved: frozenset = _EMPTY,
         dim: _Dim | None = None,
         layer: object = None,
+        live: int | None = None,
     ) -> None:
         self.kinds = kinds
         self.grad = grad
@@ -229,6 +234,7 @@ class Value:
         self.unsaved = unsaved
         self.dim = dim
         self.layer = layer
+        self.live = live
 
     # -- kinds ----------------------------------------------------------------------------
     def may_be(self, kinds: int) -> bool:
@@ -291,6 +297,8 @@ class Value:
         new = _copy(self)
         for slot, value in changes.items():
             setattr(new, slot, value)
+        if new.live is not None and "grad" in changes and "live" not in changes:
+            new.live = None  # a grad set from something else: what flows back is that grad
         return new
 
     def attribute(self, name: str) -> Value | None:
@@ -448,7 +456,18 @@ def join(a: Value, b: Value) -> Value:
         unsaved=_join_unsaved(a, b),
         dim=a.dim if a.dim is b.dim or a.dim == b.dim else None,
         layer=a.layer if a.layer is b.layer or a.layer == b.layer else None,
+        live=_live_of(join3(live_grad(a), live_grad(b)), join3(a.grad, b.grad)),
     )
+
+
+def live_grad(value: Value) -> int:
+    """Whether a useful (not all-zero) gradient may flow back through the value (`NO`,
+    `MAYBE`, `YES`): its `grad`, except that outputs of zero-gradient ops send back none."""
+    return value.grad if value.live is None or value.sources else value.live
+
+
+def _live_of(live: int, grad: int) -> int | None:
+    return None if live == grad else live
 
 
 def _join_unsaved(a: Value, b: Value) -> frozenset:
@@ -492,8 +511,10 @@ def combine(values, *, kinds: int = TENSOR, node: ast.AST | None = None) -> Valu
     cuts: tuple = ()
     unknown = False
     saves = False
+    live = NO
     for value in values:
         saves = saves or value.saves
+        live = max(live, live_grad(value))
         if value.kinds == ANY and value.dtype != INTEGRAL:  # (an integer by its use carries no gradient)
             unknown = True
         if value.grad > grad:
@@ -505,6 +526,8 @@ def combine(values, *, kinds: int = TENSOR, node: ast.AST | None = None) -> Valu
         cuts = _union_cuts(cuts, value.cuts)
     if unknown and grad == NO:
         grad = MAYBE
+    if unknown and live == NO:
+        live = MAYBE
     sites = frozenset((node,)) if node is not None else _EMPTY
     return Value(
         kinds,
@@ -518,6 +541,7 @@ def combine(values, *, kinds: int = TENSOR, node: ast.AST | None = None) -> Valu
         names=names,
         sites=sites,
         roots=sites,
+        live=_live_of(live, grad),
     )
 
 
