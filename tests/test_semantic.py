@@ -355,7 +355,8 @@ def test_zero_gradient_outputs_carry_no_live_gradient():
             opaque = torch.sign(model(counts))
             either = hard if counts else torch.zeros(2)
             tracked = net(hard)
-            return same, mixed, opaque, either, tracked
+            fed = net(counts)
+            return same, mixed, opaque, either, tracked, fed
         """
     )
     same, mixed = m.value("same", 7, "f"), m.value("mixed", 8, "f")
@@ -365,7 +366,11 @@ def test_zero_gradient_outputs_carry_no_live_gradient():
     assert v.live_grad(mixed) == v.MAYBE
     assert v.live_grad(m.value("opaque", 9, "f")) == v.NO  # whatever the model is
     assert v.live_grad(m.value("either", 10, "f")) == v.NO
-    assert v.live_grad(m.value("tracked", 11, "f")) == v.YES  # a layer's parameters after it
+    # a layer's parameters after it: its gradient goes to them (its sources), none elsewhere
+    tracked = m.value("tracked", 11, "f")
+    assert tracked.grad == v.YES and tracked.sources and v.live_grad(tracked) == v.NO
+    # ... and an input of unknown grad status may take some too
+    assert v.live_grad(m.value("fed", 12, "f")) == v.MAYBE
 
 
 def test_optimizer_and_loop_events():

@@ -118,6 +118,7 @@ from gradguard.engine.values import (
     element_of,
     join,
     join_all,
+    live_grad,
 )
 
 MAX_CALL_DEPTH = 6
@@ -1241,6 +1242,7 @@ class Semantics:
             grad = YES if has_params else max(result.grad, MAYBE)
             result = result.evolve(
                 grad=grad,
+                live=live_grad(result),  # (the layer's own parameters are among its sources)
                 leaf=NO if grad == YES else MAYBE,
                 sources=result.sources | module.sources,
                 saves=True,

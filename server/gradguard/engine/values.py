@@ -20,9 +20,11 @@ Tensor facts:
 * `sites`/`roots`: the allocation sites (the expression nodes that created the tensor
   object) the value may be, and the sites of the tensors it may be a view of — the
   identity used to follow in-place writes to tensors an op saved for backward.
-* `live`: whether a useful (not all-zero) gradient may flow back through the value, when
-  that differs from `grad` (None: the same): the output of an op whose gradient is zero
-  almost everywhere (`round`, `sign`, ...) requires grad, yet sends back none (`live_grad`).
+* `live`: whether a useful (not all-zero) gradient may flow back through the value to
+  something other than its `sources` (an operand of unknown grad status, an argument no
+  caller shows), when that is known to differ from `grad` (None: not known; see `live_grad`).
+  The output of an op whose gradient is zero almost everywhere (`round`, `sign`, ...)
+  requires grad, yet sends back none.
 * `saves`: the graph behind this value holds tensors saved for backward (a layer, `x * w`,
   `sigmoid`, ...); a graph of `sum`/`add`/views only can be backpropagated twice.
 * `stale`: the `backward()` calls (their nodes) that already freed part of the graph
@@ -456,18 +458,21 @@ def join(a: Value, b: Value) -> Value:
         unsaved=_join_unsaved(a, b),
         dim=a.dim if a.dim is b.dim or a.dim == b.dim else None,
         layer=a.layer if a.layer is b.layer or a.layer == b.layer else None,
-        live=_live_of(join3(live_grad(a), live_grad(b)), join3(a.grad, b.grad)),
+        live=join3(live_grad(a), live_grad(b)),
     )
 
 
 def live_grad(value: Value) -> int:
-    """Whether a useful (not all-zero) gradient may flow back through the value (`NO`,
-    `MAYBE`, `YES`): its `grad`, except that outputs of zero-gradient ops send back none."""
-    return value.grad if value.live is None or value.sources else value.live
-
-
-def _live_of(live: int, grad: int) -> int | None:
-    return None if live == grad else live
+    """Whether a useful (not all-zero) gradient may flow back through the value to something
+    other than its `sources` (`NO`, `MAYBE`, `YES`): for a value that reaches no root, whether
+    any gradient flows back at all. Outputs of zero-gradient ops send back none; a root (a
+    parameter, a leaf that requires grad) sends its own to itself; otherwise, unless known,
+    its `grad`."""
+    if value.live is not None:
+        return min(value.live, value.grad)
+    if value.sources and value.leaf == YES:
+        return NO
+    return value.grad
 
 
 def _join_unsaved(a: Value, b: Value) -> frozenset:
@@ -541,7 +546,7 @@ def combine(values, *, kinds: int = TENSOR, node: ast.AST | None = None) -> Valu
         names=names,
         sites=sites,
         roots=sites,
-        live=_live_of(live, grad),
+        live=live,
     )
 
 

@@ -135,6 +135,27 @@ class NonDifferentiableOp(Rule):
             note="an argument with no caller in the file (`counts`) has unknown grad status: here it is "
             "another model's output, which the loss trains",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            def train(first, second, optimizer, x, target):
+                classes = first(x).argmax(1)
+                out = second(classes)
+                loss = nn.functional.mse_loss(out, target)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            """,
+            run="""
+            first, second = nn.Linear(4, 3), nn.Embedding(3, 2)
+            x = torch.randn(5, 4)
+            train(first, second, torch.optim.SGD(first.parameters(), lr=0.1), x, first(x)[:, :2])
+            assert first.weight.grad is not None and first.weight.grad.abs().sum() > 0
+            """,
+            note="the target (no caller in the file) may carry the first model's gradient: here it is its output",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -254,6 +275,24 @@ class NonDifferentiableOp(Rule):
             """,
             note="a term through `round` adds nothing to the gradient, whatever the model and the labels are",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            first, second = nn.Linear(4, 3), nn.Embedding(3, 2)
+            optimizer = torch.optim.SGD([*first.parameters(), *second.parameters()], lr=0.1)
+            x, target = torch.randn(5, 4), torch.randn(5, 2)
+            classes = first(x).argmax(1)
+            out = second(classes)
+            loss = nn.functional.mse_loss(out, target)
+            optimizer.zero_grad()
+            loss.backward()
+            """,
+            lines=[7],
+            run="assert first.weight.grad is None and second.weight.grad is not None",
+            note="class indices of one model fed to another (pytorch#1339): the first model gets no gradient",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
@@ -289,7 +328,11 @@ class NonDifferentiableOp(Rule):
             if value.sources:
                 # the loss reaches some model: does a model that is being trained reach it only
                 # through an integer/boolean op (argmax fed to another model)?
-                starved = trained_roots(flow) & value.blocked - value.sources
+                # (only when every other operand is known: one of unknown grad status, an argument
+                # no caller shows, may carry that model's gradient)
+                starved = frozenset()
+                if live_grad(value) == NO:
+                    starved = trained_roots(flow) & value.blocked - value.sources
                 cuts = [c for c in value.cuts if c.kind == NONDIFF and c.blocked & starved]
                 for cut in cuts:
                     message = (
