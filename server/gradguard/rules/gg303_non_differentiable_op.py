@@ -330,7 +330,7 @@ class NonDifferentiableOp(Rule):
                 # through an integer/boolean op (argmax fed to another model)?
                 # (only when every other operand is known: one of unknown grad status, an argument
                 # no caller shows, may carry that model's gradient)
-                starved = frozenset()
+                starved: frozenset = frozenset()
                 if live_grad(value) == NO:
                     starved = trained_roots(flow) & value.blocked - value.sources
                 cuts = [c for c in value.cuts if c.kind == NONDIFF and c.blocked & starved]
