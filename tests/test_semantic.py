@@ -341,6 +341,38 @@ def test_requires_grad_narrowing():
     assert m.value("t", 7, "f").grad == v.NO
 
 
+def test_zero_gradient_outputs_carry_no_live_gradient():
+    m = Model(
+        """
+        import torch
+        import torch.nn as nn
+
+        def f(model, counts):
+            net = nn.Linear(3, 1)
+            hard = torch.round(net(torch.randn(2, 3)))
+            same = hard.abs().mean() * 2
+            mixed = hard - counts
+            opaque = torch.sign(model(counts))
+            either = hard if counts else torch.zeros(2)
+            tracked = net(hard)
+            fed = net(counts)
+            return same, mixed, opaque, either, tracked, fed
+        """
+    )
+    same, mixed = m.value("same", 7, "f"), m.value("mixed", 8, "f")
+    # `round` of a layer's output requires grad, but its gradient is zero: no live gradient
+    assert same.grad == v.YES and v.live_grad(same) == v.NO
+    # an argument of unknown grad status next to it may carry one
+    assert v.live_grad(mixed) == v.MAYBE
+    assert v.live_grad(m.value("opaque", 9, "f")) == v.NO  # whatever the model is
+    assert v.live_grad(m.value("either", 10, "f")) == v.NO
+    # a layer's parameters after it: its gradient goes to them (its sources), none elsewhere
+    tracked = m.value("tracked", 11, "f")
+    assert tracked.grad == v.YES and tracked.sources and v.live_grad(tracked) == v.NO
+    # ... and an input of unknown grad status may take some too
+    assert v.live_grad(m.value("fed", 12, "f")) == v.MAYBE
+
+
 def test_optimizer_and_loop_events():
     m = Model(
         """

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 
 from gradguard.engine.index import Unit
-from gradguard.engine.values import MAX_CUTS, NO, YES
+from gradguard.engine.values import MAX_CUTS, NO, YES, live_grad
 from gradguard.engine.interpreter import BACKWARD, DEAD_TERM, OPTIMIZER_STEP, ZERO_GRAD_CALL, Event, Flow
 
 _SCOPE_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -161,8 +161,9 @@ def dead_terms(unit: Unit) -> list[tuple[ast.AST | None, Flow, Event, Event]]:
                     live = term.args[0]
                     # a constant only when every operand is known to carry no gradient: a term
                     # with an operand of unknown grad status (a `forward` input, an unknown
-                    # call's result) may still send gradient through it
-                    if term.value.grad != NO or not term.value.blocked & (trained | live.sources):
+                    # call's result) may still send gradient through it; a zero-gradient op's
+                    # output (`round`, `sign`) sends none
+                    if live_grad(term.value) != NO or not term.value.blocked & (trained | live.sources):
                         continue
                     # the backpropagated value holds the term: every cut of the term reaches it
                     term_cuts = [c.node in cuts for c in term.value.cuts]

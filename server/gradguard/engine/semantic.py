@@ -118,6 +118,7 @@ from gradguard.engine.values import (
     element_of,
     join,
     join_all,
+    live_grad,
 )
 
 MAX_CALL_DEPTH = 6
@@ -1241,6 +1242,7 @@ class Semantics:
             grad = YES if has_params else max(result.grad, MAYBE)
             result = result.evolve(
                 grad=grad,
+                live=live_grad(result),  # (the layer's own parameters are among its sources)
                 leaf=NO if grad == YES else MAYBE,
                 sources=result.sources | module.sources,
                 saves=True,
@@ -1858,7 +1860,7 @@ class Semantics:
         if facts is not None and facts.grad == "zero" and result.sources:
             result = result.evolve(
                 sources=frozenset(), blocked=result.blocked | result.sources,
-                cuts=(Cut(ZERO_GRAD, node, result.sources), *result.cuts)[:4],
+                cuts=(Cut(ZERO_GRAD, node, result.sources), *result.cuts)[:4], live=NO,
             )  # fmt: skip
         view = facts.view if facts is not None else None
         if view == "always" or attr in _VIEW_METHODS:

@@ -20,6 +20,11 @@ Tensor facts:
 * `sites`/`roots`: the allocation sites (the expression nodes that created the tensor
   object) the value may be, and the sites of the tensors it may be a view of — the
   identity used to follow in-place writes to tensors an op saved for backward.
+* `live`: whether a useful (not all-zero) gradient may flow back through the value to
+  something other than its `sources` (an operand of unknown grad status, an argument no
+  caller shows), when that is known to differ from `grad` (None: not known; see `live_grad`).
+  The output of an op whose gradient is zero almost everywhere (`round`, `sign`, ...)
+  requires grad, yet sends back none.
 * `saves`: the graph behind this value holds tensors saved for backward (a layer, `x * w`,
   `sigmoid`, ...); a graph of `sum`/`add`/views only can be backpropagated twice.
 * `stale`: the `backward()` calls (their nodes) that already freed part of the graph
@@ -164,6 +169,7 @@ class Value:
         "kinds",
         "layer",
         "leaf",
+        "live",
         "names",
         "node",
         "roots",
@@ -199,6 +205,7 @@ class Value:
         unsaved: frozenset = _EMPTY,
         dim: _Dim | None = None,
         layer: object = None,
+        live: int | None = None,
     ) -> None:
         self.kinds = kinds
         self.grad = grad
@@ -229,6 +236,7 @@ class Value:
         self.unsaved = unsaved
         self.dim = dim
         self.layer = layer
+        self.live = live
 
     # -- kinds ----------------------------------------------------------------------------
     def may_be(self, kinds: int) -> bool:
@@ -291,6 +299,8 @@ class Value:
         new = _copy(self)
         for slot, value in changes.items():
             setattr(new, slot, value)
+        if new.live is not None and "grad" in changes and "live" not in changes:
+            new.live = None  # a grad set from something else: what flows back is that grad
         return new
 
     def attribute(self, name: str) -> Value | None:
@@ -448,7 +458,21 @@ def join(a: Value, b: Value) -> Value:
         unsaved=_join_unsaved(a, b),
         dim=a.dim if a.dim is b.dim or a.dim == b.dim else None,
         layer=a.layer if a.layer is b.layer or a.layer == b.layer else None,
+        live=join3(live_grad(a), live_grad(b)),
     )
+
+
+def live_grad(value: Value) -> int:
+    """Whether a useful (not all-zero) gradient may flow back through the value to something
+    other than its `sources` (`NO`, `MAYBE`, `YES`): for a value that reaches no root, whether
+    any gradient flows back at all. Outputs of zero-gradient ops send back none; a root (a
+    parameter, a leaf that requires grad) sends its own to itself; otherwise, unless known,
+    its `grad`."""
+    if value.live is not None:
+        return min(value.live, value.grad)
+    if value.sources and value.leaf == YES:
+        return NO
+    return value.grad
 
 
 def _join_unsaved(a: Value, b: Value) -> frozenset:
@@ -492,8 +516,10 @@ def combine(values, *, kinds: int = TENSOR, node: ast.AST | None = None) -> Valu
     cuts: tuple = ()
     unknown = False
     saves = False
+    live = NO
     for value in values:
         saves = saves or value.saves
+        live = max(live, live_grad(value))
         if value.kinds == ANY and value.dtype != INTEGRAL:  # (an integer by its use carries no gradient)
             unknown = True
         if value.grad > grad:
@@ -505,6 +531,8 @@ def combine(values, *, kinds: int = TENSOR, node: ast.AST | None = None) -> Valu
         cuts = _union_cuts(cuts, value.cuts)
     if unknown and grad == NO:
         grad = MAYBE
+    if unknown and live == NO:
+        live = MAYBE
     sites = frozenset((node,)) if node is not None else _EMPTY
     return Value(
         kinds,
@@ -518,6 +546,7 @@ def combine(values, *, kinds: int = TENSOR, node: ast.AST | None = None) -> Valu
         names=names,
         sites=sites,
         roots=sites,
+        live=live,
     )
 
 

@@ -11,7 +11,7 @@ from gradguard.engine.fixes import replace_node
 from gradguard.engine.index import ModuleContext, Unit, keyword
 from gradguard.engine.queries import backward_events, dead_terms, describe, scope_text, unit_contains
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
-from gradguard.engine.values import DATA, DETACH, ITEM, MAYBE, NUMPY_CUT, REWRAP
+from gradguard.engine.values import DATA, DETACH, ITEM, MAYBE, NUMPY_CUT, REWRAP, live_grad
 
 _CUT_TEXT = re.compile(r"detach|\.data\b|\.item\(|\.tolist\(|\.numpy\(|tensor\(|float\(|from_numpy")
 
@@ -459,7 +459,7 @@ class DetachedLoss(Rule):
     def check(self, unit: Unit) -> Iterator[Finding]:
         for func, flow, event in backward_events(unit):
             value = event.value
-            if value.sources or value.grad == MAYBE:
+            if value.sources or live_grad(value) == MAYBE:
                 # some of the loss still reaches the model, or may: an operand of unknown grad
                 # status (a `forward` input, an argument no caller shows, an unknown call's result)
                 continue
@@ -500,7 +500,7 @@ class DetachedLoss(Rule):
                 continue
             flow = unit.semantics.flow(func)
             for _, value in flow.returns:
-                if value.sources or value.grad == MAYBE:
+                if value.sources or live_grad(value) == MAYBE:
                     continue
                 for cut in value.cuts:
                     if cut.kind not in _CUT_KINDS or not cut.blocked or _reported_as_rewrap(cut):

@@ -9,7 +9,7 @@ from gradguard.engine.finding import Finding, Severity
 from gradguard.engine.index import Unit
 from gradguard.engine.queries import backward_events, describe
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
-from gradguard.engine.values import NO_GRAD
+from gradguard.engine.values import NO, NO_GRAD
 
 
 class BackwardUnderNoGrad(Rule):
@@ -89,6 +89,28 @@ class BackwardUnderNoGrad(Rule):
                     opt.step()
             """,
             note="no_grad evaluation function next to the training function",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn.functional as F
+
+            def distill_step(teacher, student_out, optimizer, x):
+                with torch.no_grad():
+                    soft = teacher(x)
+                loss = F.mse_loss(soft, student_out)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            """,
+            run="""
+            teacher, student = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+            x = torch.randn(4, 3)
+            distill_step(teacher, student(x), torch.optim.SGD(student.parameters(), lr=0.1), x)
+            assert student.weight.grad is not None and teacher.weight.grad is None
+            """,
+            note="an argument with no caller in the file (`student_out`) has unknown grad status: here it "
+            "is the student's output, which the loss trains",
         ),
     ]
     INVALID = [
@@ -170,7 +192,9 @@ class BackwardUnderNoGrad(Rule):
     def check(self, unit: Unit) -> Iterator[Finding]:
         for func, flow, event in backward_events(unit):
             value = event.value
-            if value.sources:
+            if value.sources or value.grad != NO:
+                # some of the loss reaches the model, or may: an operand of unknown grad status
+                # (an argument no caller shows, an unknown call's result) may require grad
                 continue
             origins = [c.node for c in value.cuts if c.kind == NO_GRAD and c.blocked]
             if not origins:

@@ -6,7 +6,7 @@ import ast
 from collections.abc import Iterator
 
 from gradguard.engine.queries import backward_events, dead_terms, describe, trained_roots, unit_contains
-from gradguard.engine.values import NONDIFF, ZERO_GRAD
+from gradguard.engine.values import NO, NONDIFF, ZERO_GRAD, live_grad
 
 _VALUES_AND_INDICES = {"max", "min", "topk", "sort", "kthvalue", "mode", "median", "cummax", "cummin"}
 from gradguard.engine.finding import Finding
@@ -115,6 +115,47 @@ class NonDifferentiableOp(Rule):
             """,
             note="a comparison as a mask next to the tracked prediction",
         ),
+        Valid(
+            """
+            import torch
+
+            def train_counts(model, optimizer, x, counts):
+                pred = torch.round(model(x))
+                loss = (pred - counts).abs().mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            """,
+            run="""
+            model, counter = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
+            x = torch.randn(4, 3)
+            train_counts(model, torch.optim.SGD(counter.parameters(), lr=0.1), x, counter(x))
+            assert counter.weight.grad is not None and counter.weight.grad.abs().sum() > 0
+            """,
+            note="an argument with no caller in the file (`counts`) has unknown grad status: here it is "
+            "another model's output, which the loss trains",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            def train(first, second, optimizer, x, target):
+                classes = first(x).argmax(1)
+                out = second(classes)
+                loss = nn.functional.mse_loss(out, target)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            """,
+            run="""
+            first, second = nn.Linear(4, 3), nn.Embedding(3, 2)
+            x = torch.randn(5, 4)
+            train(first, second, torch.optim.SGD(first.parameters(), lr=0.1), x, first(x)[:, :2])
+            assert first.weight.grad is not None and first.weight.grad.abs().sum() > 0
+            """,
+            note="the target (no caller in the file) may carry the first model's gradient: here it is its output",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -145,9 +186,13 @@ class NonDifferentiableOp(Rule):
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
+
+            m = nn.Linear(3, 1)
+            train_counts(m, torch.optim.SGD(m.parameters(), lr=0.1), torch.randn(4, 3), torch.randint(0, 5, (4, 1)))
             """,
             lines=[5],
-            note="round: backward runs, all gradients are zero",
+            run="assert m.weight.grad is not None and m.weight.grad.abs().sum() == 0",
+            note="round: backward runs, all gradients are zero (the call shows `counts` is a data tensor)",
         ),
         Invalid(
             """
@@ -159,13 +204,13 @@ class NonDifferentiableOp(Rule):
                 loss = F.binary_cross_entropy(hits, y)
                 loss.backward()
                 opt.step()
-            """,
-            lines=[5],
-            raises="element 0 of tensors does not require grad and does not have a grad_fn",
-            run="""
+
             n = torch.nn.Linear(3, 1)
             step(n, torch.optim.SGD(n.parameters(), lr=0.1), torch.randn(4, 3), torch.rand(4, 1))
             """,
+            lines=[5],
+            raises="element 0 of tensors does not require grad and does not have a grad_fn",
+            note="the target `y` is a data tensor (the call shows it)",
         ),
         Invalid(
             """
@@ -206,6 +251,48 @@ class NonDifferentiableOp(Rule):
             run="assert not wrong.requires_grad",
             note="an error-rate penalty added to the loss: a constant term (pytorch Deep_Hierarchical_Classification#6)",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            def train_step(model, x, labels):
+                logits = model(x)
+                ce = F.cross_entropy(logits, labels)
+                sparsity = torch.round(torch.sigmoid(logits)).mean()
+                loss = ce + 0.1 * sparsity
+                loss.backward()
+            """,
+            lines=[8],
+            run="""
+            m, x, labels = nn.Linear(6, 4), torch.randn(8, 6), torch.randint(0, 4, (8,))
+            train_step(m, x, labels)
+            g = m.weight.grad.clone()
+            m.zero_grad()
+            F.cross_entropy(m(x), labels).backward()
+            assert torch.allclose(g, m.weight.grad)
+            """,
+            note="a term through `round` adds nothing to the gradient, whatever the model and the labels are",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            first, second = nn.Linear(4, 3), nn.Embedding(3, 2)
+            optimizer = torch.optim.SGD([*first.parameters(), *second.parameters()], lr=0.1)
+            x, target = torch.randn(5, 4), torch.randn(5, 2)
+            classes = first(x).argmax(1)
+            out = second(classes)
+            loss = nn.functional.mse_loss(out, target)
+            optimizer.zero_grad()
+            loss.backward()
+            """,
+            lines=[7],
+            run="assert first.weight.grad is None and second.weight.grad is not None",
+            note="class indices of one model fed to another (pytorch#1339): the first model gets no gradient",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
@@ -241,7 +328,11 @@ class NonDifferentiableOp(Rule):
             if value.sources:
                 # the loss reaches some model: does a model that is being trained reach it only
                 # through an integer/boolean op (argmax fed to another model)?
-                starved = trained_roots(flow) & value.blocked - value.sources
+                # (only when every other operand is known: one of unknown grad status, an argument
+                # no caller shows, may carry that model's gradient)
+                starved: frozenset = frozenset()
+                if live_grad(value) == NO:
+                    starved = trained_roots(flow) & value.blocked - value.sources
                 cuts = [c for c in value.cuts if c.kind == NONDIFF and c.blocked & starved]
                 for cut in cuts:
                     message = (
@@ -251,9 +342,15 @@ class NonDifferentiableOp(Rule):
                     )
                     yield self.finding(unit, cut.node, message)
                 continue
+            if live_grad(value) != NO:
+                # an operand of unknown grad status (an argument no caller shows, an unknown
+                # call's result) may send gradient to the model another way
+                continue
             for cut in value.cuts:
                 if cut.kind not in (NONDIFF, ZERO_GRAD) or not cut.blocked:
                     continue
+                if cut.kind == NONDIFF and value.grad != NO:
+                    continue  # (a `round` term next to it: backward runs, it does not raise)
                 origin = cut.node
                 op = _op_name(origin)
                 where = (
