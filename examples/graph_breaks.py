@@ -6,9 +6,9 @@ Bugs gradguard finds here (and what PyTorch really does):
     re-wrapping with `torch.tensor(..., requires_grad=True)`, runs but reaches no parameter.
   * GG302: the validation-style loss is computed under `torch.no_grad()` and then
     backpropagated (same error).
-  * GG303: the accuracy loss goes through `argmax` (no gradient at all). The count loss of
-    `hard_count_step` goes through `torch.round` (zero gradient everywhere) too, but nothing
-    calls it: its `counts` might carry a gradient, so it is not reported.
+  * GG303: the count loss goes through `torch.round` (zero gradient everywhere; the
+    straight-through estimator in `forward` is fine) and the accuracy loss through `argmax`
+    (no gradient at all).
   * GG204: `gate.mul_(...)` writes into a sigmoid output that backward needs: "one of the
     variables needed for gradient computation has been modified by an inplace operation".
   * GG305: `torch.tensor(per_scale)` copies the per-scale losses into a tensor with no
@@ -125,3 +125,4 @@ if __name__ == "__main__":
     images, counts, labels = torch.randn(4, 3, 16, 16), torch.rand(4) * 10, torch.randint(0, 4, (4,))
     distill_step(model, teacher, opt, images, counts, labels)
     accuracy_step(model, opt, images, labels)
+    hard_count_step(model, opt, images, counts)

@@ -133,12 +133,18 @@ MAX_CUTS = 4
 class Cut:
     """One place where the graph was cut, and the roots (`Value.sources`) it disconnected."""
 
-    __slots__ = ("blocked", "kind", "node")
+    __slots__ = ("blocked", "bypassed", "kind", "node")
 
-    def __init__(self, kind: str, node: ast.AST, blocked: frozenset = frozenset()) -> None:
+    def __init__(
+        self, kind: str, node: ast.AST, blocked: frozenset = frozenset(), bypassed: bool = False
+    ) -> None:
         self.kind = kind
         self.node = node
         self.blocked = blocked
+        # another operand reaches every root it blocked through differentiable ops (the detached
+        # term of a straight-through estimator, `x + (torch.round(x) - x).detach()`): the cut is
+        # kept (a constant term of a loss is still one) but it is no cause of a loss that is dead
+        self.bypassed = bypassed
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Cut) and other.kind == self.kind and other.node is self.node
@@ -405,8 +411,9 @@ def _union_cuts(a: tuple, b: tuple) -> tuple:
     for cut in b:
         for index, existing in enumerate(merged):
             if existing == cut:
-                if not cut.blocked <= existing.blocked:
-                    merged[index] = Cut(cut.kind, cut.node, existing.blocked | cut.blocked)
+                bypassed = existing.bypassed and cut.bypassed
+                if not cut.blocked <= existing.blocked or bypassed != existing.bypassed:
+                    merged[index] = Cut(cut.kind, cut.node, existing.blocked | cut.blocked, bypassed)
                 break
         else:
             if len(merged) < MAX_CUTS:
@@ -533,6 +540,8 @@ def combine(values, *, kinds: int = TENSOR, node: ast.AST | None = None) -> Valu
         grad = MAYBE
     if unknown and live == NO:
         live = MAYBE
+    if cuts:
+        cuts = _mark_bypassed(cuts, values)
     sites = frozenset((node,)) if node is not None else _EMPTY
     return Value(
         kinds,
@@ -547,6 +556,20 @@ def combine(values, *, kinds: int = TENSOR, node: ast.AST | None = None) -> Valu
         sites=sites,
         roots=sites,
         live=live,
+    )
+
+
+def _mark_bypassed(cuts: tuple, values) -> tuple:
+    """`cuts` with those marked bypassed whose roots another input reaches differentiably."""
+    reached: frozenset = _EMPTY
+    for value in values:
+        if value.sources and value.grad == YES:  # (`sources`: the roots it reaches differentiably)
+            reached = _union(reached, value.sources)
+    if not reached or not any(c.blocked and not c.bypassed and c.blocked <= reached for c in cuts):
+        return cuts
+    return tuple(
+        Cut(c.kind, c.node, c.blocked, True) if c.blocked and not c.bypassed and c.blocked <= reached else c
+        for c in cuts
     )
 
 

@@ -443,6 +443,49 @@ class DetachedLoss(Rule):
             note="a GAN generator step with the discriminator's prediction detached: the adversarial term is a "
             "constant, only the L1 term trains the generator",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Counter(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.head = nn.Linear(3, 1)
+
+                def forward(self, x):
+                    count = self.head(x)
+                    return count + (torch.round(count) - count).detach()
+
+            model = Counter()
+            x, counts = torch.randn(4, 3), torch.rand(4, 1)
+            loss = (model(x).detach() - counts).abs().mean()
+            loss.backward()
+            """,
+            lines=[15],
+            raises="element 0 of tensors does not require grad and does not have a grad_fn",
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class Counter(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.head = nn.Linear(3, 1)
+
+                def forward(self, x):
+                    count = self.head(x)
+                    return count + (torch.round(count) - count).detach()
+
+            model = Counter()
+            x, counts = torch.randn(4, 3), torch.rand(4, 1)
+            loss = (model(x) - counts).abs().mean()
+            loss.backward()
+            """,
+            check_fixed="assert model.head.weight.grad is not None",
+            note="only the loss's `.detach()` is the cause: the straight-through estimator in `forward` passes "
+            "the gradient through `count`",
+        ),
     ]
 
     def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
@@ -465,7 +508,7 @@ class DetachedLoss(Rule):
                 continue
             loss = _loss_text(unit, event)
             for cut in value.cuts:
-                if cut.kind not in _CUT_KINDS or not cut.blocked or _reported_as_rewrap(cut):
+                if cut.kind not in _CUT_KINDS or not cut.blocked or cut.bypassed or _reported_as_rewrap(cut):
                     continue
                 message = (
                     f"`{describe(unit, cut.node)}` is cut from the autograd graph: no gradient reaches the "
@@ -503,7 +546,12 @@ class DetachedLoss(Rule):
                 if value.sources or live_grad(value) == MAYBE:
                     continue
                 for cut in value.cuts:
-                    if cut.kind not in _CUT_KINDS or not cut.blocked or _reported_as_rewrap(cut):
+                    if (
+                        cut.kind not in _CUT_KINDS
+                        or not cut.blocked
+                        or cut.bypassed
+                        or _reported_as_rewrap(cut)
+                    ):
                         continue
                     message = (
                         f"`forward` returns `{describe(unit, cut.node)}`, which is cut from the autograd graph\n"

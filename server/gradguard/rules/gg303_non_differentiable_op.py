@@ -197,6 +197,30 @@ class NonDifferentiableOp(Rule):
         Invalid(
             """
             import torch
+            import torch.nn as nn
+
+            class Counter(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.head = nn.Linear(3, 1)
+
+                def forward(self, x):
+                    count = self.head(x)
+                    return count + (torch.round(count) - count).detach()
+
+            model = Counter()
+            x, counts = torch.randn(4, 3), torch.randint(0, 5, (4, 1))
+            loss = (torch.round(model(x)) - counts).abs().mean()
+            loss.backward()
+            """,
+            lines=[15],
+            run="assert model.head.weight.grad.abs().sum() == 0",
+            note="only the loss's `round` is the cause: the straight-through estimator in `forward` passes the "
+            "gradient through `count` (examples/graph_breaks.py, `hard_count_step`)",
+        ),
+        Invalid(
+            """
+            import torch
             import torch.nn.functional as F
 
             def step(net, opt, x, y):
@@ -347,7 +371,7 @@ class NonDifferentiableOp(Rule):
                 # call's result) may send gradient to the model another way
                 continue
             for cut in value.cuts:
-                if cut.kind not in (NONDIFF, ZERO_GRAD) or not cut.blocked:
+                if cut.kind not in (NONDIFF, ZERO_GRAD) or not cut.blocked or cut.bypassed:
                     continue
                 if cut.kind == NONDIFF and value.grad != NO:
                     continue  # (a `round` term next to it: backward runs, it does not raise)
