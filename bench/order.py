@@ -81,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("targets", nargs="+")
     parser.add_argument("--no-single", action="store_true", help="skip the one-rule-at-a-time checks")
+    parser.add_argument(
+        "--single-found",
+        action="store_true",
+        help="one rule at a time only for the rules reporting on the file (large corpora)",
+    )
     parser.add_argument("--json", help="write every difference to this file")
     args = parser.parse_args(argv)
     all_diffs: dict = {}
@@ -93,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             if "torch" not in text:
                 continue
             try:
-                diffs = differences(text, name, single=not args.no_single)
+                diffs = differences(
+                    text, name, single=not args.no_single, codes=["found"] if args.single_found else None
+                )
             except RecursionError:
                 continue
             if diffs:

@@ -96,7 +96,9 @@ def differences(text: str, path: str = "", single: bool = True, codes: list[str]
         if other != base:
             found[name] = (base - other, other - base)
     if single:
-        for code in codes or sorted(all_rules()):
+        if codes == ["found"]:  # the rules reporting in the plain check only (faster)
+            codes = sorted({f[0] for f in base})
+        for code in sorted(all_rules()) if codes is None else codes:
             mine = {f for f in base if f[0] == code}
             alone = findings(text, path, Config(select=(code,)))
             alone = {f for f in alone if f[0] == code}
