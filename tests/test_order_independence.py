@@ -94,3 +94,46 @@ def test_real_bugs_order_independent(path):
 @pytest.mark.parametrize("rule,example", [*valid_cases(), *invalid_cases()])
 def test_rule_examples_order_independent(rule, example):
     assert differences(example.code, "x.py", codes=[rule.code]) == {}
+
+
+# A name a function stores with `global`: its readers used to see what the flows computed so far
+# had stored (none when the writer's unit came later, or no rule asked for its flow). The writers'
+# flows are now computed before the name is read.
+GLOBAL_STORE = textwrap.dedent(
+    """\
+    import torch
+
+
+    def init():
+        global W
+        W = torch.zeros(3, requires_grad=True)
+
+
+    def step():
+        return W
+    """
+)
+
+
+def _global_read(writer_first: bool) -> tuple:
+    import ast
+
+    from gradguard.engine.index import ModuleContext
+    from gradguard.engine.semantic import Semantics, value_key
+    from gradguard.engine.source import SourceFile
+
+    tree = ast.parse(GLOBAL_STORE)
+    semantics = Semantics(
+        tree, ModuleContext(tree, SourceFile(GLOBAL_STORE, "x.py")), GLOBAL_STORE.splitlines(True)
+    )
+    init, step = tree.body[1], tree.body[2]
+    if writer_first:
+        semantics.flow(init)
+    flow = semantics.flow(step)
+    return value_key(flow.values[step.body[0].value])[:3]  # kinds, grad, leaf
+
+
+def test_global_store_read_after_its_writers_in_any_order():
+    first = _global_read(writer_first=True)
+    assert _global_read(writer_first=False) == first
+    assert first[0] & 1  # a tensor (TENSOR = 1 << 0)

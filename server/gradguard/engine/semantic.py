@@ -303,6 +303,7 @@ class Semantics:
         # script) the current computation saw, and the memoised results to drop when each finishes
         self._saw_unfinished: set[str] = set()
         self._provisional: dict[str, list[tuple[dict, object]]] = {}
+        self._flows_busy: set[ast.AST | None] = set()
         self.shape_index = shape_flow.ShapeIndex()
 
     # -- flows ---------------------------------------------------------------------------------
@@ -316,9 +317,11 @@ class Semantics:
             return self.flow(func)  # (computed while the class summary was built)
         outer = self._begin()
         seen = self._watch()
+        self._flows_busy.add(func)
         try:
             flow = self._new_flow(func)
         finally:
+            self._flows_busy.discard(func)
             self._end(outer, func)
         self._flows[func] = flow
         self._settle(seen, self._flows, func, self._owners(func))
@@ -721,7 +724,6 @@ class Semantics:
 
     def global_value(self, name: str) -> Value:
         module = self.module
-        stored = self._global_stores.get(name)
         if name in self.top:
             stmt = self.top[name]
             if isinstance(stmt, ast.ClassDef):
@@ -737,6 +739,7 @@ class Semantics:
             return Value(CALLABLE, grad=NO, leaf=NO, cls=name)
         if self._script_names is None:
             self._script_names = _script_bound_names(self.script)
+        stored = self._stored_global(name)
         if name in self._script_names:
             if self._script_busy:
                 self._saw_unfinished.add("")
@@ -762,6 +765,30 @@ class Semantics:
         if self._mentions is None:
             self._mentions = Mentions(self.tree.body, self._lines)
         return only_unresolved_import(self._mentions.statements_naming(name), name)
+
+    def _stored_global(self, name: str) -> Value | None:
+        """What the file's functions declaring `global name` store into it: every one of them,
+        their flows computed before the name is read (not only those some rule happened to ask
+        for earlier, which made a reader's facts depend on the order of the units and rules)."""
+        for func in self._global_writers().get(name, ()):
+            if func not in self._flows and func not in self._flows_busy:
+                self.flow(func)
+            self.consulted.add(self._top_name(func) or "")
+        return self._global_stores.get(name)
+
+    def _global_writers(self) -> dict[str, list[ast.AST]]:
+        """name -> the functions declaring it `global` (one walk, only in a file that says `global`)."""
+        found = self.__dict__.get("_writers")
+        if found is None:
+            found = self._writers = {}
+            if self._lines is None or any("global" in line for line in self._lines):
+                for func in walk(self.tree):
+                    if isinstance(func, _FUNCTION_TYPES):
+                        for node in walk(func):
+                            if isinstance(node, ast.Global):
+                                for declared in node.names:
+                                    found.setdefault(declared, []).append(func)
+        return found
 
     def note_global_store(self, name: str, value: Value) -> None:
         before = self._global_stores.get(name)
