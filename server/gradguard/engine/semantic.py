@@ -778,9 +778,10 @@ class Semantics:
 
     def _global_writers(self) -> dict[str, list[ast.AST]]:
         """name -> the functions declaring it `global` (one walk, only in a file that says `global`)."""
-        found = self.__dict__.get("_writers")
-        if found is None:
-            found = self._writers = {}
+        cached: dict[str, list[ast.AST]] | None = self.__dict__.get("_writers")
+        if cached is None:
+            found: dict[str, list[ast.AST]] = {}
+            self.__dict__["_writers"] = found
             if self._lines is None or any("global" in line for line in self._lines):
                 for func in walk(self.tree):
                     if isinstance(func, _FUNCTION_TYPES):
@@ -788,7 +789,8 @@ class Semantics:
                             if isinstance(node, ast.Global):
                                 for declared in node.names:
                                     found.setdefault(declared, []).append(func)
-        return found
+            return found
+        return cached
 
     def note_global_store(self, name: str, value: Value) -> None:
         before = self._global_stores.get(name)
