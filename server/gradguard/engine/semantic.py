@@ -300,6 +300,11 @@ class Semantics:
         # what each memoised result (a flow, a class summary, a call summary) consulted while it
         # was computed: reusing the result consults the same again (see `_reuse`)
         self._consulted_by: dict = {}
+        # Provisional results (see `_watch`): the unfinished summaries (a class name, "" for the
+        # script) the current computation saw, and the memoised results to drop when each finishes
+        self._saw_unfinished: set[str] = set()
+        self._provisional: dict[str, list[tuple[dict, object]]] = {}
+        self._flows_busy: set[ast.AST | None] = set()
         self.shape_index = shape_flow.ShapeIndex()
 
     # -- flows ---------------------------------------------------------------------------------
@@ -309,13 +314,69 @@ class Semantics:
         if cached is not None:
             self._reuse(func)
             return cached
+        if func is not None and self._summarised_first(func):
+            return self.flow(func)  # (computed while the class summary was built)
         outer = self._begin()
+        seen = self._watch()
+        self._flows_busy.add(func)
         try:
             flow = self._new_flow(func)
         finally:
+            self._flows_busy.discard(func)
             self._end(outer, func)
         self._flows[func] = flow
+        self._settle(seen, self._flows, func, self._owners(func))
         return flow
+
+    # Provisional results: a flow or summary computed while a class summary or the script's flow
+    # was still being built saw them unfinished (a class's attributes missing, script names
+    # unknown); what it computed depends on who asked first. It is memoised only until that
+    # summary is finished, then dropped, so that a later request computes it from the finished
+    # one. (A method's own class and the script's own flow are not provisional for themselves:
+    # those are computed from a defined start, see `_summarised_first`.)
+    def _watch(self) -> set[str]:
+        outer = self._saw_unfinished
+        self._saw_unfinished = set()
+        return outer
+
+    def _settle(self, outer: set[str], cache: dict, key: object, own: frozenset[str]) -> None:
+        pending = {tag for tag in self._saw_unfinished - own if self._unfinished(tag)}
+        for tag in pending:
+            self._provisional.setdefault(tag, []).append((cache, key))
+        self._saw_unfinished = outer | pending
+
+    def _unfinished(self, tag: str) -> bool:
+        if tag == "":
+            return self._script_busy
+        info = self._classes.get(tag)
+        return info is not None and not info.ready
+
+    def _finished(self, tag: str) -> None:
+        for cache, key in self._provisional.pop(tag, ()):
+            cache.pop(key, None)
+
+    def _owners(self, func: ast.AST | None) -> frozenset[str]:
+        """The summaries a scope is part of: its enclosing classes, "" for the script."""
+        owners = {""} if func is None else set()
+        node = func
+        while node is not None:
+            node = self.scope_parent(node)
+            if isinstance(node, ast.ClassDef):
+                owners.add(node.name)
+        return frozenset(owners)
+
+    def _summarised_first(self, func: ast.AST) -> bool:
+        """A method of a top-level class: its class summary is built before the method's flow,
+        whoever asks first. The summary computes the flows of `__init__` and of the methods that
+        store on `self`; asked from inside one of those flows, it would compute them again from
+        another start (a summary missing what the outer flow is about to store), and which flow
+        is kept would depend on the order of the rules and units. True when the summary has
+        computed the flow just built."""
+        cls = self.enclosing_class(func)
+        if cls is None or self.top.get(cls.name) is not cls or cls.name in self._classes:
+            return False
+        self.class_info(cls.name)
+        return func in self._flows
 
     # Dependencies (`consulted`): a memoised result records the top-level statements consulted
     # while it was computed, and every later use of it (by another unit of the same check)
@@ -348,6 +409,7 @@ class Semantics:
             finally:
                 self._script_busy = False
                 self.shape_index.concrete = concrete
+                self._finished("")
         else:
             parent = self.scope_parent(func)
             enclosing = None
@@ -477,6 +539,8 @@ class Semantics:
                     node = call.args[index]
                 if node is None:
                     return None  # the default: left to the natural guess
+                if scope is None and self._script_busy:
+                    self._saw_unfinished.add("")
                 if scope in self._callers_busy or (scope is None and self._script_busy):
                     return None
                 caller = self.flow(scope)
@@ -661,7 +725,6 @@ class Semantics:
 
     def global_value(self, name: str) -> Value:
         module = self.module
-        stored = self._global_stores.get(name)
         if name in self.top:
             stmt = self.top[name]
             if isinstance(stmt, ast.ClassDef):
@@ -677,8 +740,10 @@ class Semantics:
             return Value(CALLABLE, grad=NO, leaf=NO, cls=name)
         if self._script_names is None:
             self._script_names = _script_bound_names(self.script)
+        stored = self._stored_global(name)
         if name in self._script_names:
             if self._script_busy:
+                self._saw_unfinished.add("")
                 return UNKNOWN
             self.consulted.add("")
             if None not in self._flows and self._only_unresolved_import(name):
@@ -702,6 +767,32 @@ class Semantics:
             self._mentions = Mentions(self.tree.body, self._lines)
         return only_unresolved_import(self._mentions.statements_naming(name), name)
 
+    def _stored_global(self, name: str) -> Value | None:
+        """What the file's functions declaring `global name` store into it: every one of them,
+        their flows computed before the name is read (not only those some rule happened to ask
+        for earlier, which made a reader's facts depend on the order of the units and rules)."""
+        for func in self._global_writers().get(name, ()):
+            if func not in self._flows and func not in self._flows_busy:
+                self.flow(func)
+            self.consulted.add(self._top_name(func) or "")
+        return self._global_stores.get(name)
+
+    def _global_writers(self) -> dict[str, list[ast.AST]]:
+        """name -> the functions declaring it `global` (one walk, only in a file that says `global`)."""
+        cached: dict[str, list[ast.AST]] | None = self.__dict__.get("_writers")
+        if cached is None:
+            found: dict[str, list[ast.AST]] = {}
+            self.__dict__["_writers"] = found
+            if self._lines is None or any("global" in line for line in self._lines):
+                for func in walk(self.tree):
+                    if isinstance(func, _FUNCTION_TYPES):
+                        for node in walk(func):
+                            if isinstance(node, ast.Global):
+                                for declared in node.names:
+                                    found.setdefault(declared, []).append(func)
+            return found
+        return cached
+
     def note_global_store(self, name: str, value: Value) -> None:
         before = self._global_stores.get(name)
         self._global_stores[name] = value if before is None else join(before, value)
@@ -712,6 +803,8 @@ class Semantics:
         if info is not None:
             self.consulted.add(name)
             self._reuse(info)
+            if not info.ready:
+                self._saw_unfinished.add(name)
             return info
         node = self.top.get(name)
         if not isinstance(node, ast.ClassDef):
@@ -720,10 +813,13 @@ class Semantics:
         info = ClassInfo(node, summary.kind if summary is not None else "other")
         self._classes[name] = info
         outer = self._begin()
+        seen = self._watch()
         try:
             self._build_class(info)
         finally:
             self._end(outer, info)
+        self._settle(seen, self._classes, name, frozenset((name,)))
+        self._finished(name)
         return info
 
     def _build_class(self, info: ClassInfo) -> None:
@@ -1344,12 +1440,16 @@ class Semantics:
         self._summary_count += 1
         self._stack.append(func)
         outer = self._begin()
+        seen = self._watch()
         try:
             summary = self._summarise_call(func, key, bound, self_value)
         finally:
             self._end(outer, key)
             self._stack.pop()
         self._summaries[key] = summary
+        # (a method's summary is not part of its class summary: one asked for while the class is
+        # built, by a call in the script, sees the attributes set so far)
+        self._settle(seen, self._summaries, key, frozenset())
         return summary
 
     def _summarise_call(
