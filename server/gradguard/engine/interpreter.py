@@ -1153,8 +1153,8 @@ class Flow:
     def _note_terms(self, op: ast.operator, left: Value, right: Value, node: ast.AST, state: State) -> None:
         """`loss = a + b` where one term reaches a model and the other was cut from one: that
         term is a constant (a dead loss term). The event's target is the dead operand."""
-        if not isinstance(op, (ast.Add, ast.Sub)) or not self.natural:
-            return
+        if not isinstance(op, (ast.Add, ast.Sub)) or not self.natural or state.nograd:
+            return  # (under no_grad the sum is itself a constant: a regression target, not a loss)
         if isinstance(node, ast.BinOp):
             operands = (node.left, node.right)
         elif isinstance(node, ast.AugAssign):
@@ -1162,7 +1162,10 @@ class Flow:
         else:
             return
         for (dead, live), expr in zip(((left, right), (right, left)), operands, strict=True):
-            if live.sources and not dead.sources and dead.blocked and dead.kinds & TENSORISH:
+            # a term only next to one that tracks gradients (a tensor that may): summed with data
+            # (`batch.rewards + ...`) it is part of a value that is constant as a whole
+            tracked = live.grad == YES or (live.grad == MAYBE and live.is_tensor)
+            if tracked and live.sources and not dead.sources and dead.blocked and dead.kinds & TENSORISH:
                 self._record(DEAD_TERM, node, state, dead, args=(live,), target=expr)
 
     def _binary(self, op: ast.operator, left: Value, right: Value, node: ast.AST, state: State) -> Value:

@@ -238,6 +238,48 @@ class DetachedLoss(Rule):
             note="an argument with no caller in the file (`z`) has unknown grad status: here it is the encoder's "
             "output, and the loss trains the encoder towards the detached quantized value",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class SoftActorCritic:
+                def __init__(self, buffer):
+                    self.critic = nn.Linear(4, 1)
+                    self.critic_target = nn.Linear(4, 1)
+                    self.log_ent_coef = torch.zeros(1, requires_grad=True)
+                    self.replay_buffer = buffer
+                    self.optimizer = torch.optim.Adam(self.critic.parameters())
+
+                def train(self, steps, gamma=0.99):
+                    for _ in range(steps):
+                        batch = self.replay_buffer.sample(8)
+                        ent_coef = torch.exp(self.log_ent_coef.detach())
+                        with torch.no_grad():
+                            next_q = self.critic_target(batch.next_obs) - ent_coef * 0.1
+                            target_q = batch.rewards + (1 - batch.dones) * gamma * next_q
+                        critic_loss = 0.5 * F.mse_loss(self.critic(batch.obs), target_q)
+                        self.optimizer.zero_grad()
+                        critic_loss.backward()
+                        self.optimizer.step()
+            """,
+            run="""
+            from types import SimpleNamespace
+
+            class Buffer:
+                def sample(self, n):
+                    return SimpleNamespace(obs=torch.randn(n, 4), next_obs=torch.randn(n, 4),
+                                           rewards=torch.randn(n, 1), dones=torch.zeros(n, 1))
+
+            sac = SoftActorCritic(Buffer())
+            sac.train(2)
+            assert sac.critic.weight.grad is not None and sac.critic_target.weight.grad is None
+            """,
+            note="stable-baselines3 sac/sac.py: the critic target is computed under `no_grad` on purpose; the "
+            "discounted next-Q term is added to the rewards (data), not to a term with a gradient, so it is "
+            "no constant term of the loss",
+        ),
     ]
     INVALID = [
         Invalid(
