@@ -87,6 +87,36 @@ class InplaceOnLeaf(Rule):
     VALID = [
         Valid(
             """
+            from copy import deepcopy
+
+            import torch
+            import torch.nn as nn
+
+
+            class EMAHandler:
+                def __init__(self, model: nn.Module, momentum: float = 0.1):
+                    self.model = model
+                    self.momentum = momentum
+                    self.ema_model = deepcopy(model)
+                    for param in self.ema_model.parameters():
+                        param.detach_()
+
+                def update(self):
+                    for ema_p, model_p in zip(self.ema_model.parameters(), self.model.parameters()):
+                        ema_p.mul_(1.0 - self.momentum).add_(model_p.data, alpha=self.momentum)
+            """,
+            note="pytorch-ignite handlers/ema_handler.py: `detach_()` on each parameter of the EMA copy "
+            "turns its `requires_grad` off, so the EMA update may run in place",
+            run="""
+            net = nn.Linear(2, 1)
+            ema = EMAHandler(net)
+            assert not any(p.requires_grad for p in ema.ema_model.parameters())
+            assert all(p.requires_grad for p in net.parameters())
+            ema.update()
+            """,
+        ),
+        Valid(
+            """
             import torch
             import torch.nn as nn
             from torch import Tensor
