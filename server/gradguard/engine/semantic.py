@@ -1723,6 +1723,12 @@ class Semantics:
         if replaced >= set(facts.parameters):
             self.frozen |= module.sources
 
+    def _freeze_parameter(self, value: Value) -> None:
+        """`p.detach_()` / `p.requires_grad_(False)` on a module's parameter (`for p in m.parameters()`):
+        it no longer requires grad, nor (for the whole file, as `freeze`) what it comes from."""
+        if value.is_only(TENSOR | PARAMETER) and value.kinds & PARAMETER and value.leaf == YES:
+            self.freeze(value)
+
     def is_frozen(self, module: Value) -> bool:
         return module.cls == FROZEN or bool(module.sources) and module.sources <= self.frozen
 
@@ -1962,8 +1968,7 @@ class Semantics:
         # `detach_` detaches the tensor itself (allowed on a leaf: it no longer requires grad)
         if attr == "detach_" and isinstance(node.func.value, ast.Name):  # type: ignore[attr-defined]
             state.env[node.func.value.id] = result  # type: ignore[attr-defined]
-            if receiver.is_only(TENSOR | PARAMETER) and receiver.kinds & PARAMETER and receiver.leaf == YES:
-                self.freeze(receiver)  # `for p in m.parameters(): p.detach_()`: `m` is frozen
+            self._freeze_parameter(receiver)
         return result
 
     def _op_result(
@@ -2018,6 +2023,7 @@ class Semantics:
             result = receiver.evolve(grad=YES, sources=sources)
         elif off:
             result = receiver.evolve(grad=NO)
+            self._freeze_parameter(receiver)
         else:
             result = receiver.evolve(grad=MAYBE)
         if isinstance(node.func.value, ast.Name):  # type: ignore[attr-defined]
