@@ -232,50 +232,6 @@ class InplaceOnLeaf(Rule):
     INVALID = [
         Invalid(
             """
-            from copy import deepcopy
-
-            import torch
-            import torch.nn as nn
-
-
-            class EMA:
-                def __init__(self, model: nn.Module):
-                    self.model = model
-                    self.ema_model = deepcopy(model)
-                    for param in self.ema_model.parameters():
-                        param.detach_()
-
-                def copy_to_model(self):
-                    for ema_p, model_p in zip(self.ema_model.parameters(), self.model.parameters()):
-                        model_p.copy_(ema_p)
-            """,
-            lines=[16],
-            fixed="""
-            from copy import deepcopy
-
-            import torch
-            import torch.nn as nn
-
-
-            class EMA:
-                def __init__(self, model: nn.Module):
-                    self.model = model
-                    self.ema_model = deepcopy(model)
-                    for param in self.ema_model.parameters():
-                        param.detach_()
-
-                def copy_to_model(self):
-                    for ema_p, model_p in zip(self.ema_model.parameters(), self.model.parameters()):
-                        with torch.no_grad():
-                            model_p.copy_(ema_p)
-            """,
-            raises=_LEAF_ERROR,
-            run="net = nn.Linear(2, 1)\nema = EMA(net)\nema.copy_to_model()",
-            check_fixed="assert net.weight.requires_grad and torch.equal(net.weight, ema.ema_model.weight)",
-            note="only the copy is frozen: the model's own parameters still require grad",
-        ),
-        Invalid(
-            """
             import torch
             import torch.nn as nn
 
@@ -429,6 +385,50 @@ class InplaceOnLeaf(Rule):
             """,
             raises=_LEAF_ERROR,
             check_fixed="assert w.is_leaf and w.requires_grad and float(w.detach().abs().sum()) == 0.0",
+        ),
+        Invalid(
+            """
+            from copy import deepcopy
+
+            import torch
+            import torch.nn as nn
+
+
+            class EMA:
+                def __init__(self, model: nn.Module):
+                    self.model = model
+                    self.ema_model = deepcopy(model)
+                    for param in self.ema_model.parameters():
+                        param.detach_()
+
+                def copy_to_model(self):
+                    for ema_p, model_p in zip(self.ema_model.parameters(), self.model.parameters()):
+                        model_p.copy_(ema_p)
+            """,
+            lines=[16],
+            fixed="""
+            from copy import deepcopy
+
+            import torch
+            import torch.nn as nn
+
+
+            class EMA:
+                def __init__(self, model: nn.Module):
+                    self.model = model
+                    self.ema_model = deepcopy(model)
+                    for param in self.ema_model.parameters():
+                        param.detach_()
+
+                def copy_to_model(self):
+                    for ema_p, model_p in zip(self.ema_model.parameters(), self.model.parameters()):
+                        with torch.no_grad():
+                            model_p.copy_(ema_p)
+            """,
+            raises=_LEAF_ERROR,
+            run="net = nn.Linear(2, 1)\nema = EMA(net)\nema.copy_to_model()",
+            check_fixed="assert net.weight.requires_grad and torch.equal(net.weight, ema.ema_model.weight)",
+            note="only the copy is frozen: the model's own parameters still require grad",
         ),
     ]
 
