@@ -953,6 +953,8 @@ class Flow:
             # `p.requires_grad = False` / `self.emb.weight.requires_grad = False`: what `p`
             # comes from no longer trains
             self.semantics.freeze(base)
+        # `self.emb.weight = nn.Parameter(w, requires_grad=False)`: the layer may be frozen
+        self.semantics.replace_parameter(base, attr, value)
         holder = _holder_name(target.value)  # type: ignore[attr-defined]
         if attr == "requires_grad" and holder is not None:
             flag = value.kinds == BOOL and source is not None and _literal(source)

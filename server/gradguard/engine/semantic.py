@@ -293,6 +293,7 @@ class Semantics:
         self.multi_output_views: set[ast.AST] = set()
         # roots (modules, parameters) whose requires_grad is switched off somewhere in the file
         self.frozen: set[ast.AST] = set()
+        self.frozen_parameters: dict[frozenset, set[str]] = {}  # layer roots -> parameters replaced frozen
         self.last_self_attributes: tuple = ()
         self._sites: dict[str, list] = {}  # function name -> its call sites (see _call_sites)
         self._callers_busy: set = set()
@@ -1707,6 +1708,27 @@ class Semantics:
         if value.sources and not value.kinds & ~(MODULE | TENSORISH):
             self.frozen |= value.sources
 
+    def replace_parameter(self, module: Value, attr: str, value: Value) -> None:
+        """`layer.weight = nn.Parameter(w, requires_grad=False)`: once every parameter of a torch.nn
+        layer is replaced by one that does not require grad, the layer is frozen."""
+        if not module.is_only(MODULE) or not module.sources or not module.cls:
+            return
+        if not value.is_only(TENSOR | PARAMETER) or value.grad != NO:
+            return
+        facts = torch_facts.layer(module.cls)
+        if facts is None or not facts.parameters or attr not in facts.parameters:
+            return
+        replaced = self.frozen_parameters.setdefault(module.sources, set())
+        replaced.add(attr)
+        if replaced >= set(facts.parameters):
+            self.frozen |= module.sources
+
+    def _freeze_parameter(self, value: Value) -> None:
+        """`p.detach_()` / `p.requires_grad_(False)` on a module's parameter (`for p in m.parameters()`):
+        it no longer requires grad, nor (for the whole file, as `freeze`) what it comes from."""
+        if value.is_only(TENSOR | PARAMETER) and value.kinds & PARAMETER and value.leaf == YES:
+            self.freeze(value)
+
     def is_frozen(self, module: Value) -> bool:
         return module.cls == FROZEN or bool(module.sources) and module.sources <= self.frozen
 
@@ -1796,7 +1818,10 @@ class Semantics:
         if attr == "forward":
             return self.module_call(flow, node, receiver, args, state)
         if attr in ("parameters", "named_parameters"):
-            param = Value(TENSOR | PARAMETER, grad=YES, leaf=YES, sources=receiver.sources)
+            # (a module whose parameters were frozen, `p.requires_grad_(False)` / `p.detach_()` in a
+            # loop over them: they no longer require grad)
+            grad = NO if self.is_frozen(receiver) else YES
+            param = Value(TENSOR | PARAMETER, grad=grad, leaf=YES, sources=receiver.sources)
             if attr == "named_parameters":
                 param = Value(TUPLE, grad=NO, leaf=NO, items=(STR_VALUE, param))
             return Value(LIST, grad=NO, leaf=NO, elem=param, sources=receiver.sources)
@@ -1943,6 +1968,7 @@ class Semantics:
         # `detach_` detaches the tensor itself (allowed on a leaf: it no longer requires grad)
         if attr == "detach_" and isinstance(node.func.value, ast.Name):  # type: ignore[attr-defined]
             state.env[node.func.value.id] = result  # type: ignore[attr-defined]
+            self._freeze_parameter(receiver)
         return result
 
     def _op_result(
@@ -1997,6 +2023,7 @@ class Semantics:
             result = receiver.evolve(grad=YES, sources=sources)
         elif off:
             result = receiver.evolve(grad=NO)
+            self._freeze_parameter(receiver)
         else:
             result = receiver.evolve(grad=MAYBE)
         if isinstance(node.func.value, ast.Name):  # type: ignore[attr-defined]
@@ -2068,6 +2095,10 @@ class Semantics:
             )
         if root == "torch":
             return self._torch_call(flow, node, qual, args, state)
+        if qual == "copy.deepcopy" and (args.get(0, "x") or UNKNOWN).is_only(MODULE):
+            # a copy of a module has parameters of its own (freezing the copy leaves the original)
+            self.source_kinds.setdefault(node, "module")
+            return args.positional[0].evolve(sources=frozenset((node,)))
         if root in ("numpy", "np"):
             return self._numpy_call(flow, node, qual, args, state)
         if root == "math":

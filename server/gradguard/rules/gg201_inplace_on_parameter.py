@@ -396,7 +396,7 @@ class InplaceOnParameter(Rule):
 
     def check(self, unit: Unit) -> Iterator[Finding]:
         classes = unit.module_classes()
-        if not classes or switches_requires_grad_off(unit):
+        if not classes or switches_requires_grad_off(unit) or _detaches_parameters(unit):
             return  # (`p.requires_grad = False` somewhere: we cannot tell which parameters)
         in_forward_writes = writes(unit, lambda func: in_forward(unit, func))
         sites = [w for w in in_forward_writes if w.kind == LEAF and w.in_forward and _on_self(w.written)]
@@ -686,3 +686,23 @@ def _cast_of_itself(flow, node: ast.AST, target: str, depth: int = 0) -> bool:
             for d in definitions
         )
     return ast.unparse(node) == target
+
+
+def _detaches_parameters(unit: Unit) -> bool:
+    """`for p in m.parameters(): p.detach_()` somewhere: those leaf parameters no longer require grad
+    (which ones `self.<name>` is, the analysis cannot tell)."""
+    for call in unit.method_calls("detach_"):
+        receiver = call.func.value  # type: ignore[attr-defined]
+        if not isinstance(receiver, ast.Name):
+            continue
+        for node in unit.ancestors(call):
+            if (
+                isinstance(node, ast.For)
+                and isinstance(node.target, ast.Name)
+                and node.target.id == receiver.id
+                and isinstance(node.iter, ast.Call)
+                and isinstance(node.iter.func, ast.Attribute)
+                and node.iter.func.attr in ("parameters", "named_parameters")
+            ):
+                return True
+    return False

@@ -87,6 +87,36 @@ class InplaceOnLeaf(Rule):
     VALID = [
         Valid(
             """
+            from copy import deepcopy
+
+            import torch
+            import torch.nn as nn
+
+
+            class EMAHandler:
+                def __init__(self, model: nn.Module, momentum: float = 0.1):
+                    self.model = model
+                    self.momentum = momentum
+                    self.ema_model = deepcopy(model)
+                    for param in self.ema_model.parameters():
+                        param.detach_()
+
+                def update(self):
+                    for ema_p, model_p in zip(self.ema_model.parameters(), self.model.parameters()):
+                        ema_p.mul_(1.0 - self.momentum).add_(model_p.data, alpha=self.momentum)
+            """,
+            note="pytorch-ignite handlers/ema_handler.py: `detach_()` on each parameter of the EMA copy "
+            "turns its `requires_grad` off, so the EMA update may run in place",
+            run="""
+            net = nn.Linear(2, 1)
+            ema = EMAHandler(net)
+            assert not any(p.requires_grad for p in ema.ema_model.parameters())
+            assert all(p.requires_grad for p in net.parameters())
+            ema.update()
+            """,
+        ),
+        Valid(
+            """
             import torch
             import torch.nn as nn
             from torch import Tensor
@@ -355,6 +385,50 @@ class InplaceOnLeaf(Rule):
             """,
             raises=_LEAF_ERROR,
             check_fixed="assert w.is_leaf and w.requires_grad and float(w.detach().abs().sum()) == 0.0",
+        ),
+        Invalid(
+            """
+            from copy import deepcopy
+
+            import torch
+            import torch.nn as nn
+
+
+            class EMA:
+                def __init__(self, model: nn.Module):
+                    self.model = model
+                    self.ema_model = deepcopy(model)
+                    for param in self.ema_model.parameters():
+                        param.detach_()
+
+                def copy_to_model(self):
+                    for ema_p, model_p in zip(self.ema_model.parameters(), self.model.parameters()):
+                        model_p.copy_(ema_p)
+            """,
+            lines=[16],
+            fixed="""
+            from copy import deepcopy
+
+            import torch
+            import torch.nn as nn
+
+
+            class EMA:
+                def __init__(self, model: nn.Module):
+                    self.model = model
+                    self.ema_model = deepcopy(model)
+                    for param in self.ema_model.parameters():
+                        param.detach_()
+
+                def copy_to_model(self):
+                    for ema_p, model_p in zip(self.ema_model.parameters(), self.model.parameters()):
+                        with torch.no_grad():
+                            model_p.copy_(ema_p)
+            """,
+            raises=_LEAF_ERROR,
+            run="net = nn.Linear(2, 1)\nema = EMA(net)\nema.copy_to_model()",
+            check_fixed="assert net.weight.requires_grad and torch.equal(net.weight, ema.ema_model.weight)",
+            note="only the copy is frozen: the model's own parameters still require grad",
         ),
     ]
 

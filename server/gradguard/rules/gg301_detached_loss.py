@@ -56,6 +56,37 @@ class DetachedLoss(Rule):
     VALID = [
         Valid(
             """
+            import math
+
+            import torch
+            import torch.nn as nn
+
+
+            class FixedEmbedding(nn.Module):
+                def __init__(self, c_in, d_model):
+                    super().__init__()
+                    w = torch.zeros(c_in, d_model)
+                    position = torch.arange(0, c_in).float().unsqueeze(1)
+                    div = (torch.arange(0, d_model, 2).float() * -(math.log(10000.0) / d_model)).exp()
+                    w[:, 0::2] = torch.sin(position * div)
+                    w[:, 1::2] = torch.cos(position * div)
+                    self.emb = nn.Embedding(c_in, d_model)
+                    self.emb.weight = nn.Parameter(w, requires_grad=False)
+
+                def forward(self, x):
+                    return self.emb(x).detach()
+            """,
+            note="neuralforecast common/_modules.py `FixedEmbedding`: the layer's only parameter is replaced "
+            "by one created with `requires_grad=False`, so nothing trainable is behind the cut",
+            run="""
+            m = FixedEmbedding(24, 8)
+            out = m(torch.tensor([[1, 5, 23]]))
+            assert out.shape == (1, 3, 8) and not out.requires_grad
+            assert not any(p.requires_grad for p in m.parameters())
+            """,
+        ),
+        Valid(
+            """
             import torch
             import torch.nn as nn
             import torch.nn.functional as F
