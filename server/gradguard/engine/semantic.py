@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import ast
 import bisect
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from gradguard.engine import shape_flow, torch_facts
 from gradguard.engine.index import (
@@ -317,14 +319,12 @@ class Semantics:
             return cached
         if func is not None and self._summarised_first(func):
             return self.flow(func)  # (computed while the class summary was built)
-        outer = self._begin()
-        seen = self._watch()
         self._flows_busy.add(func)
         try:
-            flow = self._new_flow(func)
+            with self._computing(func) as seen:
+                flow = self._new_flow(func)
         finally:
             self._flows_busy.discard(func)
-            self._end(outer, func)
         self._flows[func] = flow
         self._settle(seen, self._flows, func, self._owners(func))
         return flow
@@ -335,6 +335,18 @@ class Semantics:
     # summary is finished, then dropped, so that a later request computes it from the finished
     # one. (A method's own class and the script's own flow are not provisional for themselves:
     # those are computed from a defined start, see `_summarised_first`.)
+    @contextmanager
+    def _computing(self, key: object) -> Iterator[set[str]]:
+        """Around computing a memoised result: what it consults is booked under `key` (see
+        `_begin`/`_end`); yields what the enclosing computation had seen unfinished, for `_settle`
+        once the result is stored."""
+        outer = self._begin()
+        seen = self._watch()
+        try:
+            yield seen
+        finally:
+            self._end(outer, key)
+
     def _watch(self) -> set[str]:
         outer = self._saw_unfinished
         self._saw_unfinished = set()
@@ -813,12 +825,8 @@ class Semantics:
         summary = self.module.classes.get(name)
         info = ClassInfo(node, summary.kind if summary is not None else "other")
         self._classes[name] = info
-        outer = self._begin()
-        seen = self._watch()
-        try:
+        with self._computing(info) as seen:
             self._build_class(info)
-        finally:
-            self._end(outer, info)
         self._settle(seen, self._classes, name, frozenset((name,)))
         self._finished(name)
         return info
@@ -1440,12 +1448,10 @@ class Semantics:
             return None
         self._summary_count += 1
         self._stack.append(func)
-        outer = self._begin()
-        seen = self._watch()
         try:
-            summary = self._summarise_call(func, key, bound, self_value)
+            with self._computing(key) as seen:
+                summary = self._summarise_call(func, key, bound, self_value)
         finally:
-            self._end(outer, key)
             self._stack.pop()
         self._summaries[key] = summary
         # (a method's summary is not part of its class summary: one asked for while the class is
