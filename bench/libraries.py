@@ -4,6 +4,8 @@
     .venv/bin/python bench/libraries.py --set holdout      # kept aside: run it only to check a finished change
     .venv/bin/python bench/libraries.py --set holdout2     # a second set kept aside (the first has been read)
     .venv/bin/python bench/libraries.py --set holdout3     # a third (holdout2 has been read too)
+    .venv/bin/python bench/libraries.py --set dev2         # a second tuning set (fourth session)
+    .venv/bin/python bench/libraries.py --set holdout4     # a fourth, kept aside (holdout3 has been read)
     .venv/bin/python bench/libraries.py --set all --jobs 2
 
 Downloads (at benchmark time, never committed) the sources of open-source PyTorch libraries other
@@ -110,6 +112,42 @@ LIBRARIES: dict[str, list[tuple[str, str]]] = {
         ("laplace-torch", "0.3"),
         ("bayesian-torch", "0.5.0"),
         ("audiocraft", "1.3.0"),
+    ],
+    # fourth session: a second set to tune on (read freely while changing rules) ...
+    "dev2": [
+        ("vit-pytorch", "1.26.14"),
+        ("dalle2-pytorch", "1.15.6"),
+        ("imagen-pytorch", "2.1.0"),
+        ("k-diffusion", "0.1.1.post1"),
+        ("lpips", "0.1.4"),
+        ("piq", "0.8.0"),
+        ("torch-fidelity", "0.4.0"),
+        ("d3rlpy", "2.8.1"),
+        ("pfrl", "0.4.0"),
+        ("sbi", "0.27.0"),
+        ("trl", "1.16.0"),
+        ("ema-pytorch", "0.8.3"),
+        ("torchcrepe", "0.0.24"),
+        ("auraloss", "0.4.0"),
+        ("mace-torch", "0.3.16"),
+    ],
+    # ... and one chosen at its start, kept unread until its end and run once
+    "holdout4": [
+        ("tsai", "1.0.1"),
+        ("julius", "0.2.8"),
+        ("encodec", "0.1.1"),
+        ("skrl", "2.1.1"),
+        ("pytorch-pfn-extras", "0.9.0"),
+        ("gluonts", "0.17.0"),
+        ("u8darts", "0.41.0"),
+        ("pykan", "0.2.8"),
+        ("torchcde", "0.2.5"),
+        ("torchdyn", "1.0.6"),
+        ("torchani", "2.9.0"),
+        ("pytorch-tabular", "1.2.0"),
+        ("avalanche-lib", "0.6.0"),
+        ("nerfstudio", "1.1.5"),
+        ("learn2learn", "0.2.0"),
     ],
 }
 
@@ -234,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--set", choices=["dev", "holdout", "holdout2", "holdout3", "all"], default="dev")
+    parser.add_argument("--set", choices=[*LIBRARIES, "all"], default="dev")
     parser.add_argument("--jobs", type=int, default=0, help="-j for gradguard (default: all cores)")
     parser.add_argument("--only", nargs="+", help="only these libraries (PyPI names) of the set")
     args = parser.parse_args(argv)
