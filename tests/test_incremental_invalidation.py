@@ -13,7 +13,7 @@ import pytest
 from gradguard.engine.analyzer import Analyzer
 from gradguard.engine.finding import Fix
 from gradguard.engine.incremental import IncrementalParser
-from rule_examples import invalid_cases
+from rule_examples import invalid_cases, valid_cases
 
 GATE = """import torch
 from torch.nn import Module, Parameter
@@ -291,3 +291,53 @@ def test_a_moved_unit_whose_cached_fix_fails_to_compute_is_checked_again() -> No
     moved = MOVING_FIX.replace("def helper(x):\n", "def helper(x):\n\n\n", 1)
     after = analyzer.check(moved, "case.py").findings
     assert _with_fixes(after) == _with_fixes(Analyzer().check(moved, "case.py").findings)
+
+
+def _semantic_edits(code: str) -> list[str]:
+    """Texts one semantic edit away from `code`: each top-level statement blanked out (its lines
+    kept, so that only what the file says changes, not where), and the last statement of each
+    function or class body replaced by `pass`."""
+    import ast
+
+    lines = code.splitlines(keepends=True)
+    texts = []
+    for stmt in ast.parse(code).body:
+        decorators = getattr(stmt, "decorator_list", None)
+        start = (decorators[0].lineno if decorators else stmt.lineno) - 1
+        end = stmt.end_lineno or stmt.lineno
+        texts.append("".join([*lines[:start], *["\n"] * (end - start), *lines[end:]]))
+        if isinstance(stmt, (ast.FunctionDef, ast.ClassDef)) and len(stmt.body) > 1:
+            last = stmt.body[-1]
+            first, stop = last.lineno - 1, last.end_lineno or last.lineno
+            indent = lines[first][: len(lines[first]) - len(lines[first].lstrip())]
+            texts.append(
+                "".join([*lines[:first], indent + "pass\n", *["\n"] * (stop - first - 1), *lines[stop:]])
+            )
+    return texts
+
+
+def _real_files() -> list:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    files = sorted((root / "tests" / "real_bugs").glob("*.py")) + sorted((root / "examples").rglob("*.py"))
+    return [pytest.param(p.read_text(encoding="utf-8"), id=str(p.relative_to(root))) for p in files]
+
+
+def _examples() -> list:
+    return [pytest.param(p.values[1].code, id=p.id) for p in [*invalid_cases(), *valid_cases()]]
+
+
+@pytest.mark.parametrize("code", _examples() + _real_files())
+def test_a_cached_recheck_after_a_statement_is_removed_and_restored_is_a_fresh_check(code: str) -> None:
+    """What the editor does as a user deletes a line and undoes it: every top-level statement (and
+    the last statement of each body) removed, then restored, with the analyzer that checked the
+    previous text. It finds exactly what a fresh analyzer finds. Found before: a script call that
+    gives a model its input shapes (removed and restored: the shape finding stayed away), and
+    GG103's walk for the calls that pass a list of layers (neither booked what it read)."""
+    for text in _semantic_edits(code):
+        analyzer = Analyzer()
+        analyzer.check(code, "case.py")
+        for current in (text, code):  # the edit, then its undo
+            again = analyzer.check(current, "case.py").findings
+            assert summary(again) == summary(Analyzer().check(current, "case.py").findings), current

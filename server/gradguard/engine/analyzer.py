@@ -26,7 +26,8 @@ from gradguard.engine.config import Config
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.fix_guard import guard_edits
 from gradguard.engine.index import ModuleContext, Unit, split_units, statement_start_line
-from gradguard.engine.mentions import MENTIONS, Mentions
+from gradguard.engine.mentions import MENTIONS, SCRIPT_ROOTS, Mentions
+from gradguard.engine.shape_flow import SCRIPT_TRIGGERS
 from gradguard.engine.project import ProjectIndex
 from gradguard.engine.rule import Rule
 from gradguard.engine.semantic import Semantics
@@ -284,6 +285,16 @@ class _UnitTexts:
         if found is None:
             if name.startswith(MENTIONS):
                 found = hash(self.mentions.names_naming(name[len(MENTIONS) :]))
+            elif name == SCRIPT_ROOTS:
+                # (a superset of `shape_flow._builds_tensors`' test: the spans that may build tensors)
+                key = self.script_key()
+                found = hash(
+                    tuple(
+                        (first, text) if placed else text
+                        for first, text in key
+                        if any(trigger in text for trigger in SCRIPT_TRIGGERS)
+                    )
+                )
             elif name == "":
                 found = hash(self.script_key() if placed else tuple(text for _, text in self.script_key()))
             else:

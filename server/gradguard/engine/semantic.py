@@ -300,6 +300,7 @@ class Semantics:
         self._sites: dict[str, list] = {}  # function name -> its call sites (see _call_sites)
         self._callers_busy: set = set()
         self.consulted: set[str] = set()
+        self._flow_owners: dict = {}  # function node (None: the script) -> `_statement_name` of its statement
         # what each memoised result (a flow, a class summary, a call summary) consulted while it
         # was computed: reusing the result consults the same again (see `_reuse`)
         self._consulted_by: dict = {}
@@ -313,6 +314,9 @@ class Semantics:
     # -- flows ---------------------------------------------------------------------------------
     def flow(self, func: ast.AST | None) -> Flow:
         """The natural-context flow of a function/lambda node, or of the script (None)."""
+        # whoever reads a flow rests on the text of the statement it belongs to (a rule reading
+        # the script's flow for what a call there passes: an edit of that call re-checks it)
+        self.rests_on(func)
         cached = self._flows.get(func)
         if cached is not None:
             self._reuse(func)
@@ -328,6 +332,31 @@ class Semantics:
         self._flows[func] = flow
         self._settle(seen, self._flows, func, self._owners(func))
         return flow
+
+    def rests_on(self, func: ast.AST | None) -> None:
+        """Book that what is being computed depends on the text of the top-level statement holding
+        `func` (None: the script statements), for the analyzer's per-unit cache."""
+        owner = self._flow_owners.get(func)
+        if owner is None:
+            owner = self._flow_owners[func] = "" if func is None else (self._top_name(func) or "")
+        self.consulted.add(owner)
+
+    def rests_on_mentions(self, name: str) -> None:
+        """Book that what is being computed depends on which top-level statements name `name` (a
+        walk for its calls), for the analyzer's per-unit cache."""
+        self.consulted.add(MENTIONS + name)
+
+    def rests_on_text_naming(self, name: str) -> None:
+        """Book that what is being computed depends on the text of every top-level statement that
+        names `name` (a walk of the file for how `name` is used), for the analyzer's per-unit cache."""
+        self.consulted.add(MENTIONS + name)
+        if self._lines is None:
+            self.consulted.add("")  # (no lines: only by tests; a conservative stand-in)
+            return
+        if self._mentions is None:
+            self._mentions = Mentions(self.tree.body, self._lines)
+        for stmt in self._mentions.statements_naming(name):
+            self.consulted.add(_statement_name(stmt))
 
     # Provisional results: a flow or summary computed while a class summary or the script's flow
     # was still being built saw them unfinished (a class's attributes missing, script names

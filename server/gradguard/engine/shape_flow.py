@@ -62,6 +62,7 @@ from gradguard.engine.values import (
 )
 
 from gradguard.engine.index import statement_start_line
+from gradguard.engine.mentions import SCRIPT_ROOTS
 
 if TYPE_CHECKING:
     from gradguard.engine.index import Unit
@@ -1980,7 +1981,7 @@ class ShapeIndex:
         return seen
 
 
-_SCRIPT_TRIGGERS = ("randn(", "rand(", "zeros(", "ones(", "empty(", "randint(", "tensor(", "from_numpy(",
+SCRIPT_TRIGGERS = ("randn(", "rand(", "zeros(", "ones(", "empty(", "randint(", "tensor(", "from_numpy(",
                     "full(", "arange(", "Tensor(", "linspace(", "eye(", "one_hot(")  # fmt: skip
 
 
@@ -1988,6 +1989,9 @@ def roots(semantics: Semantics) -> list[Flow]:
     """The flows that give concrete shapes: the script statements (when they build tensors) and the
     probe comments' contexts."""
     index = semantics.shape_index
+    # whether the script builds tensors decides whether it is a root at all: the findings that rest
+    # on the roots rest on that too (an edit that adds or removes the script's `model(x)` call)
+    semantics.consulted.add(SCRIPT_ROOTS)
     if index._roots is not None:
         return index._roots
     found: list[Flow] = []
@@ -2017,7 +2021,7 @@ def _builds_tensors(source: Any, script: list[ast.stmt]) -> bool:
             if isinstance(stmt, (ast.Import, ast.ImportFrom)):
                 continue
             text = "".join(lines[stmt.lineno - 1 : (stmt.end_lineno or stmt.lineno)])
-            if any(t in text for t in _SCRIPT_TRIGGERS):
+            if any(t in text for t in SCRIPT_TRIGGERS):
                 return True
         return False
     for stmt in script:
@@ -2026,7 +2030,7 @@ def _builds_tensors(source: Any, script: list[ast.stmt]) -> bool:
                 name = (
                     node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
                 )
-                if name + "(" in _SCRIPT_TRIGGERS:
+                if name + "(" in SCRIPT_TRIGGERS:
                     return True
     return False
 

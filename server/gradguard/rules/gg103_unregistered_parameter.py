@@ -910,7 +910,9 @@ def _passed_in(
         return None
     position = params.index(name.id)
     seen: list[tuple[set[str], bool, int]] = []
+    unit.semantics.rests_on_mentions(cls.name)  # (a call added or removed elsewhere changes this)
     for call in _calls_by_name(unit).get(cls.name, ()):
+        unit.semantics.rests_on(unit.enclosing_function(call))
         arg = next((k.value for k in call.keywords if k.arg == name.id), None)
         if arg is None and not any(isinstance(a, ast.Starred) for a in call.args[: position + 1]):
             arg = call.args[position] if position < len(call.args) else None

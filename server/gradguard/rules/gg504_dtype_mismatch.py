@@ -324,6 +324,8 @@ class DtypeMismatch(Rule):
             if converted is None:
                 converted = _converted_receivers(unit)
             dotted = dotted_name(node.func)
+            for name in {dotted.split(".")[0]} if dotted else ():
+                unit.semantics.rests_on_text_naming(name)  # (a conversion added elsewhere silences it)
             if dotted is not None and (dotted in converted or dotted.split(".")[0] in converted):
                 continue
             if (
