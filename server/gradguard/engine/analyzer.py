@@ -27,10 +27,10 @@ from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.fix_guard import guard_edits
 from gradguard.engine.index import ModuleContext, Unit, split_units, statement_start_line
 from gradguard.engine.mentions import MENTIONS, SCRIPT_ROOTS, Mentions
-from gradguard.engine.shape_flow import SCRIPT_TRIGGERS
 from gradguard.engine.project import ProjectIndex
 from gradguard.engine.rule import Rule
 from gradguard.engine.semantic import Semantics
+from gradguard.engine.shape_flow import SCRIPT_TRIGGERS
 from gradguard.engine.source import SourceFile, apply_edits
 from gradguard.engine.suppression import is_suppressed, suppressions
 
