@@ -89,6 +89,16 @@ CASES = {
         ("GG201", 11, "on parameter `self.alpha`"),
         None,
     ),
+    # a probe comment lies outside every statement, yet gives the class its input shapes
+    "probe comment added above a class": (
+        "import torch.nn as nn\n\n# gradguard: probe Net() input=(4, 20)\nclass Net(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(20, 5)\n\n"
+        "    def forward(self, x):\n        return self.fc(x)\n",
+        "input=(4, 20)",
+        "input=(4, 30)",
+        None,
+        ("GG501", 10, "expects 20 input features but gets an input of shape [4, 30]"),
+    ),
     # the unit moves: its finding moves, and so does the line its message cites
     "lines inserted above a finding that cites a line": (
         LEAF,
@@ -126,8 +136,8 @@ def test_an_edit_elsewhere_invalidates_the_findings_that_rest_on_it(name: str, d
     assert summary(again) == summary(fresh)
     if expect_second is not None:
         assert has(again, expect_second), summary(again)
-    else:  # the finding of the first text is gone
-        assert expect_first is not None and not any(f.code == expect_first[0] for f in again), summary(again)
+    elif expect_first is not None:  # the finding of the first text is gone
+        assert not any(f.code == expect_first[0] for f in again), summary(again)
 
 
 def test_a_unit_checked_after_a_summary_was_built_for_another_still_depends_on_it() -> None:

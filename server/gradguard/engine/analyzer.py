@@ -286,15 +286,21 @@ class _UnitTexts:
             if name.startswith(MENTIONS):
                 found = hash(self.mentions.names_naming(name[len(MENTIONS) :]))
             elif name == SCRIPT_ROOTS:
-                # (a superset of `shape_flow._builds_tensors`' test: the spans that may build tensors)
+                # (a superset of `shape_flow.roots`' tests: the script spans that may build tensors,
+                # and every line that may hold a probe comment, where it is: a comment above a
+                # class names that class)
                 key = self.script_key()
-                found = hash(
-                    tuple(
-                        (first, text) if placed else text
-                        for first, text in key
-                        if any(trigger in text for trigger in SCRIPT_TRIGGERS)
-                    )
+                script = tuple(
+                    (first, text) if placed else text
+                    for first, text in key
+                    if any(trigger in text for trigger in SCRIPT_TRIGGERS)
                 )
+                probes = tuple(
+                    (number, line)
+                    for number, line in enumerate(self._source.lines)
+                    if "probe" in line and "gradguard" in line
+                )
+                found = hash((script, probes))
             elif name == "":
                 found = hash(self.script_key() if placed else tuple(text for _, text in self.script_key()))
             else:

@@ -26,8 +26,8 @@ from gradguard.engine.index import iter_children, statement_start_line
 # statements name `name` (the call sites of a function): a statement that starts or stops
 # naming it changes that, whatever its own name
 MENTIONS = "@mentions "
-# ... and SCRIPT_ROOTS when it rested on whether the script statements build tensors (the roots of
-# concrete shapes, `shape_flow.roots`): a script that starts or stops building them changes that
+# ... and SCRIPT_ROOTS when it rested on the roots of concrete shapes (`shape_flow.roots`): whether
+# the script statements build tensors, and the probe comments (which may lie outside every statement)
 SCRIPT_ROOTS = "@script-roots"
 
 
