@@ -55,7 +55,15 @@ LAYERS_WITH_PARAMETERS = frozenset(
         "PReLU",
     }
 )
-_CONTAINERS = frozenset({"torch.nn.Sequential", "torch.nn.ModuleList"})
+_CONTAINERS = frozenset(
+    {
+        "torch.nn.Sequential",
+        "torch.nn.ModuleList",
+        "torch.nn.ModuleDict",
+        "torch.nn.ParameterList",
+        "torch.nn.ParameterDict",
+    }
+)
 _AFFINE_KEYWORDS = ("affine", "elementwise_affine")
 _CTOR_TEXT = re.compile(r"Parameter\(|(" + "|".join(sorted(LAYERS_WITH_PARAMETERS)) + r")\(")
 
@@ -478,15 +486,18 @@ def _stored_on_self(unit: Unit, call: ast.Call, me: str) -> ast.stmt | None:
     """The statement storing the call on the module (`self.x = ...`, `setattr(self, ...)`,
     `self.register_parameter(...)`, `self.add_module(...)`), or None."""
     parent = unit.parent(call)
-    if isinstance(parent, (ast.List, ast.Tuple)):
-        parent = unit.parent(parent)  # `nn.ModuleList([nn.Linear(...), ...])`
+    # `self.head = nn.Sequential(nn.Linear(...), ...)`, `nn.ModuleList([...])`, `nn.ModuleDict({...})`: the
+    # layer is stored with its container (not with a plain list, which does not register it)
+    held = call
+    if isinstance(parent, (ast.List, ast.Tuple)) or (isinstance(parent, ast.Dict) and call in parent.values):
+        held = parent
+    container = unit.parent(held)
     if (
-        isinstance(parent, ast.Call)
-        and parent.func is not call
-        and unit.module.call_name(parent) in _CONTAINERS
+        isinstance(container, ast.Call)
+        and held in container.args
+        and unit.module.call_name(container) in _CONTAINERS
     ):
-        # `self.head = nn.Sequential(nn.Linear(...), ...)`: the layer is stored with its container
-        return _stored_on_self(unit, parent, me)
+        return _stored_on_self(unit, container, me)
     if isinstance(parent, (ast.Assign, ast.AnnAssign)):
         targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
         if any(self_attribute(t, me) for t in targets):
