@@ -488,7 +488,7 @@ def _stored_on_self(unit: Unit, call: ast.Call, me: str) -> ast.stmt | None:
     parent = unit.parent(call)
     # `self.head = nn.Sequential(nn.Linear(...), ...)`, `nn.ModuleList([...])`, `nn.ModuleDict({...})`: the
     # layer is stored with its container (not with a plain list, which does not register it)
-    held = call
+    held: ast.expr = call
     if isinstance(parent, (ast.List, ast.Tuple)) or (isinstance(parent, ast.Dict) and call in parent.values):
         held = parent
     container = unit.parent(held)
