@@ -176,6 +176,11 @@ _VIEW_METHODS = frozenset({"view", "view_as", "transpose", "transpose_", "permut
                            "unsqueeze", "squeeze", "expand", "expand_as", "unfold", "diagonal", "movedim",
                            "moveaxis", "swapaxes", "swapdims", "as_strided", "real", "imag", "mT", "T", "H",
                            "mH", "unflatten", "detach", "alias", "indices", "values"})  # fmt: skip
+# ops whose outputs autograd marks as views of a multi-output node, so writing into one raises "... is the
+# output of a function that returns multiple views" (torch 2.13); the other view ops that return tuples do
+# not: `tensor_split`/`hsplit`/... give plain slices, `broadcast_tensors` and `meshgrid` give the input itself
+# or `expand` views, `unsafe_chunk`/`unsafe_split` opt out
+_MULTI_OUTPUT_VIEWS = frozenset({"chunk", "split", "split_with_sizes", "unbind"})
 _INPLACE_EXCEPTIONS = frozenset({"requires_grad_", "share_memory_", "retain_grad_", "pin_memory_",
                                  "record_stream_"})  # fmt: skip
 _TENSOR_ATTRIBUTES = {
@@ -2041,7 +2046,7 @@ class Semantics:
             and set(facts.returns) & {"tuple", "tensor_list"}
             and "tensor" not in facts.returns
         ):
-            if view == "always":
+            if view == "always" and attr in _MULTI_OUTPUT_VIEWS:
                 self.multi_output_views.add(node)
             return Value(TUPLE, grad=NO, leaf=NO, elem=result)
         return result

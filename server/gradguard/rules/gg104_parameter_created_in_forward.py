@@ -55,6 +55,15 @@ LAYERS_WITH_PARAMETERS = frozenset(
         "PReLU",
     }
 )
+_CONTAINERS = frozenset(
+    {
+        "torch.nn.Sequential",
+        "torch.nn.ModuleList",
+        "torch.nn.ModuleDict",
+        "torch.nn.ParameterList",
+        "torch.nn.ParameterDict",
+    }
+)
 _AFFINE_KEYWORDS = ("affine", "elementwise_affine")
 _CTOR_TEXT = re.compile(r"Parameter\(|(" + "|".join(sorted(LAYERS_WITH_PARAMETERS)) + r")\(")
 
@@ -127,6 +136,39 @@ class ParameterCreatedInForward(Rule):
             weight = g.deps["loc"].weight
             g(torch.randn(3, 4))
             assert g.deps["loc"].weight is weight and len(list(g.parameters())) == 1
+            """,
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Embedding(nn.Module):
+                def __init__(self, hidden=8, out=2):
+                    super().__init__()
+                    self.hidden = hidden
+                    self.out = out
+                    self.final = None
+
+                def forward(self, y):
+                    if self.final is None:
+                        c_in = int(torch.tensor(y.shape[1:]).prod().item())
+                        self.final = nn.Sequential(
+                            nn.Flatten(),
+                            nn.Linear(c_in, self.hidden),
+                            nn.ReLU(),
+                            nn.Linear(self.hidden, self.out),
+                        )
+                    return self.final(y)
+            """,
+            note="sbi neural_nets/embedding_nets/resnet.py: layers built inside an `nn.Sequential` stored on "
+            "the module behind a test of its own state are made on the first call only, and registered",
+            run="""
+            e = Embedding()
+            e(torch.randn(3, 2, 2)).sum().backward()
+            weight = e.final[1].weight
+            e(torch.randn(3, 2, 2))
+            assert e.final[1].weight is weight and len(list(e.parameters())) == 4
             """,
         ),
         Valid(
@@ -444,6 +486,18 @@ def _stored_on_self(unit: Unit, call: ast.Call, me: str) -> ast.stmt | None:
     """The statement storing the call on the module (`self.x = ...`, `setattr(self, ...)`,
     `self.register_parameter(...)`, `self.add_module(...)`), or None."""
     parent = unit.parent(call)
+    # `self.head = nn.Sequential(nn.Linear(...), ...)`, `nn.ModuleList([...])`, `nn.ModuleDict({...})`: the
+    # layer is stored with its container (not with a plain list, which does not register it)
+    held: ast.expr = call
+    if isinstance(parent, (ast.List, ast.Tuple)) or (isinstance(parent, ast.Dict) and call in parent.values):
+        held = parent
+    container = unit.parent(held)
+    if (
+        isinstance(container, ast.Call)
+        and held in container.args
+        and unit.module.call_name(container) in _CONTAINERS
+    ):
+        return _stored_on_self(unit, container, me)
     if isinstance(parent, (ast.Assign, ast.AnnAssign)):
         targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
         if any(self_attribute(t, me) for t in targets):

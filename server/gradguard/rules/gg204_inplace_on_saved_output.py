@@ -559,6 +559,36 @@ class InplaceOnSavedOutput(Rule):
             note="`edge_index` is used as an index, so it holds integers: the split views written in place never "
             "require grad (torch_geometric nn/to_hetero_module.py, with the index use of its `HeteroConv`)",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class DuelingHead(nn.Module):
+                def __init__(self, n_actions=4):
+                    super().__init__()
+                    self.a_stream = nn.Linear(8, n_actions)
+                    self.v_stream = nn.Linear(8, 1)
+
+                def forward(self, h):
+                    ya = self.a_stream(h)
+                    mean = ya.sum(dim=1, keepdim=True) / ya.shape[1]
+                    ya, mean = torch.broadcast_tensors(ya, mean)
+                    ya -= mean
+                    first, rest = ya.tensor_split(2, dim=1)
+                    first += 1
+                    ya, ys = torch.broadcast_tensors(ya, self.v_stream(h))
+                    return ya + ys
+            """,
+            run="""
+            head = DuelingHead()
+            head(torch.randn(5, 8)).sum().backward()
+            assert head.a_stream.weight.grad is not None
+            """,
+            note="`broadcast_tensors` returns a tensor already of the broadcast shape as it is, and `tensor_split` "
+            "returns plain slices: neither is a view of a multi-output node, so writing into them is allowed "
+            "(pfrl q_functions/dueling_dqn.py)",
+        ),
     ]
     INVALID = [
         Invalid(

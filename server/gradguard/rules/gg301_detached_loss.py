@@ -311,6 +311,47 @@ class DetachedLoss(Rule):
             "discounted next-Q term is added to the rewards (data), not to a term with a gradient, so it is "
             "no constant term of the loss",
         ),
+        Valid(
+            """
+            import copy
+
+            import torch
+            import torch.nn as nn
+
+            class ImageScore(nn.Module):
+                def __init__(self, encoder):
+                    super().__init__()
+                    self.feature_extractor = copy.deepcopy(encoder).eval()
+                    for param in self.feature_extractor.parameters():
+                        param.requires_grad = False
+                    self.logit_scale = self.feature_extractor.logit_scale.exp()
+                    self.register_buffer("anchors", torch.randn(2, 3))
+
+                def forward(self, x):
+                    with torch.no_grad():
+                        features = self.feature_extractor(x)
+                    features = features / features.norm(dim=-1, keepdim=True)
+                    logits = self.logit_scale * features @ self.anchors.t()
+                    return logits.softmax(dim=-1)[..., 0].detach()
+            """,
+            run="""
+            class Encoder(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.proj = nn.Linear(4, 3)
+                    self.logit_scale = nn.Parameter(torch.tensor(2.0))
+
+                def forward(self, x):
+                    return self.proj(x)
+
+            metric = ImageScore(Encoder())
+            assert not [p for p in metric.parameters() if p.requires_grad]
+            assert not metric.logit_scale.requires_grad
+            assert metric(torch.rand(5, 4)).shape == (5,)
+            """,
+            note="piq clip_iqa.py: a metric over a feature extractor whose parameters are all frozen; nothing "
+            "behind the `.detach()` requires grad, so it cuts nothing",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -615,6 +656,7 @@ class DetachedLoss(Rule):
             if not _CUT_TEXT.search(scope_text(unit, func)):
                 continue
             flow = unit.semantics.flow(func)
+            frozen = unit.semantics.frozen
             for _, value in flow.returns:
                 if value.sources or live_grad(value) == MAYBE:
                     continue
@@ -622,6 +664,7 @@ class DetachedLoss(Rule):
                     if (
                         cut.kind not in _CUT_KINDS
                         or not cut.blocked
+                        or cut.blocked <= frozen  # only modules whose parameters were all frozen
                         or cut.bypassed
                         or _reported_as_rewrap(cut)
                     ):
