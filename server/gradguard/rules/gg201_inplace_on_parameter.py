@@ -152,6 +152,43 @@ class InplaceOnParameter(Rule):
             import torch
             import torch.nn as nn
 
+            # data-dependent initialisation on the first batch (normflows flows/normalization.py, ActNorm)
+            class ActNorm(nn.Module):
+                def __init__(self, n):
+                    super().__init__()
+                    self.s = nn.Parameter(torch.zeros(1, n))
+                    self.t = nn.Parameter(torch.zeros(1, n))
+                    self.register_buffer("init_done", torch.tensor(0.0))
+
+                def forward(self, z):
+                    if not self.init_done > 0.0:
+                        self.s.data = -torch.log(z.std(dim=0, keepdim=True) + 1e-6).data
+                        self.t.data = (-z.mean(dim=0, keepdim=True) * torch.exp(self.s)).data
+                        self.init_done = torch.tensor(1.0)
+                    return z * torch.exp(self.s) + self.t
+            """,
+            note="a one-time initialisation: the branch writing `.data` sets the flag its test reads",
+            run="""
+            model = ActNorm(4)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            for step in range(3):
+                z = torch.randn(16, 4)
+                before = model.s.detach().clone()
+                model(z).pow(2).mean().backward()
+                optimizer.step()
+                optimizer.zero_grad()
+                if step > 0:  # after the first batch, forward keeps what the optimizer wrote
+                    assert not torch.equal(model.s.detach(), before)
+                    updated = model.s.detach().clone()
+                    model(torch.randn(16, 4))
+                    assert torch.equal(model.s.detach(), updated)
+            """,
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
             class RunningNorm(nn.Module):
                 def __init__(self, n):
                     super().__init__()
@@ -421,6 +458,7 @@ class InplaceOnParameter(Rule):
                         event.node.value,  # type: ignore[union-attr,attr-defined]
                         ast.unparse(event.target.value),  # type: ignore[union-attr]
                     )
+                    and not _initialised_once(unit, event.node)
                 ):
                     target = describe(unit, event.target.value)  # type: ignore[union-attr]
                     message = self._DATA.format(target=target, method=getattr(func, "name", "forward"))
@@ -706,3 +744,43 @@ def _detaches_parameters(unit: Unit) -> bool:
             ):
                 return True
     return False
+
+
+def _initialised_once(unit: Unit, node: ast.AST) -> bool:
+    """`if not self.initialized: self.s.data = ...; self.initialized = True`: a data-dependent
+    initialisation (Glow's ActNorm) runs on the first batch only, since the branch that writes
+    `.data` also sets the state its own test reads; the optimizer's later updates are kept."""
+    for ancestor in unit.ancestors(node):
+        if isinstance(ancestor, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            return False
+        if not isinstance(ancestor, ast.If) or not _inside(unit, node, ancestor.body):
+            continue
+        tested = {ast.unparse(n) for n in ast.walk(ancestor.test) if isinstance(n, ast.Attribute)}
+        if tested and any(_sets(stmt, tested) for stmt in ancestor.body):
+            return True
+    return False
+
+
+def _inside(unit: Unit, node: ast.AST, body: list[ast.stmt]) -> bool:
+    return any(a in body for a in unit.ancestors(node)) or node in body
+
+
+def _sets(stmt: ast.stmt, tested: set[str]) -> bool:
+    """Does `stmt` (walked) assign or fill in place one of the `tested` attributes?"""
+    for n in ast.walk(stmt):
+        targets: list[ast.expr] = []
+        if isinstance(n, ast.Assign):
+            targets = n.targets
+        elif isinstance(n, (ast.AugAssign, ast.AnnAssign)):
+            targets = [n.target]
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in _FILLS:
+            targets = [n.func.value]
+        for target in targets:
+            if isinstance(target, ast.Attribute) and target.attr == "data":
+                target = target.value
+            if ast.unparse(target) in tested:
+                return True
+    return False
+
+
+_FILLS = frozenset({"fill_", "copy_", "add_", "zero_"})
