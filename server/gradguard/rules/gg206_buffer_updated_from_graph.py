@@ -186,6 +186,46 @@ class BufferUpdatedFromGraph(Rule):
             note="code usage counted from the code indices (integers: they index the codebook), as "
             "vector-quantize-pytorch's `batched_bincount` does with `scatter_add_`",
         ),
+        Valid(
+            """
+            import copy
+            import torch
+            import torch.nn as nn
+
+            class Head(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.net = nn.Linear(4, 4)
+
+                def forward(self, x):
+                    embed = self.net(x)
+                    return embed * 2, embed
+
+            class Dino(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.student = Head()
+                    self.register_buffer("last_centers", torch.zeros(4))
+
+                def forward(self, x):
+                    student, _ = self.student(x)
+                    with torch.no_grad():
+                        teacher = copy.deepcopy(self.student)
+                        teacher_one, _ = teacher(x)
+                        teacher_two, _ = teacher(x.flip(0))
+                    self.last_centers.copy_(torch.cat((teacher_one, teacher_two)).mean(dim=0))
+                    return (student - teacher_one).pow(2).mean()
+            """,
+            run="""
+            model = Dino()
+            for _ in range(2):
+                model(torch.randn(8, 4)).backward()
+            copy.deepcopy(model)
+            assert model.last_centers.grad_fn is None
+            """,
+            note="the centers computed from a teacher's outputs (a tuple, unpacked) under no_grad "
+            "(vit-pytorch dino.py, es_vit.py)",
+        ),
     ]
     INVALID = [
         Invalid(
