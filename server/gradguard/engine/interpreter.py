@@ -1674,7 +1674,9 @@ def grad_mode(module: ModuleContext, expr: ast.expr) -> bool | None:
 def grad_mode_at(module: ModuleContext, scope: ast.AST, call: ast.AST) -> bool | None:
     """Whether gradients are on at `call`, a node directly in `scope`'s body, as the `with`
     blocks around it set them (`with torch.no_grad():` -> False); None where none does."""
-    pending: list[tuple[ast.AST, bool | None]] = [(stmt, None) for stmt in getattr(scope, "body", ())]
+    body = getattr(scope, "body", ())
+    body = body if isinstance(body, list) else [body]  # (a lambda's body is one expression)
+    pending: list[tuple[ast.AST, bool | None]] = [(stmt, None) for stmt in body]
     nested = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
     while pending:
         node, mode = pending.pop()
