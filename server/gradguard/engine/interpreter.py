@@ -788,8 +788,6 @@ class Flow:
         while isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
             negate = not negate
             test = test.operand
-        if negate:
-            then_state, else_state = else_state, then_state
         # `isinstance(x, torch.Tensor)`, `x.requires_grad`, `x is None`, `x is not None`
         kinds = self._isinstance_kinds(test)
         if kinds is not None:
@@ -802,7 +800,7 @@ class Flow:
                     then_state.env[name] = value.evolve(kinds=inside)
                 if outside and value.known:
                     else_state.env[name] = value.evolve(kinds=outside)
-            return then_state, else_state
+            return (else_state, then_state) if negate else (then_state, else_state)
         if (
             isinstance(test, ast.Attribute)
             and test.attr == "requires_grad"
@@ -843,7 +841,7 @@ class Flow:
                 none_state.env[name] = NONE_VALUE
                 if value.kinds != NONE:
                     other_state.env[name] = value.evolve(kinds=value.kinds & ~NONE or ANY)
-        return then_state, else_state
+        return (else_state, then_state) if negate else (then_state, else_state)
 
     def _isinstance_kinds(self, test: ast.expr) -> tuple[str, int] | None:
         """`isinstance(x, torch.Tensor)` -> ("x", TENSOR | PARAMETER | BUFFER)."""
