@@ -514,6 +514,120 @@ def test_no_grad_enable_grad_and_the_decorator():
     assert detached(env["out"], v.NO_GRAD)
 
 
+def test_the_items_of_a_tuple_a_call_returns_under_no_grad_have_no_graph():
+    env = final(
+        """
+        class Head(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+
+            def forward(self, x):
+                h = self.fc(x)
+                return h * 2, h
+
+        def step(x):
+            head = Head()
+            student, _ = head(x)
+            with torch.no_grad():
+                teacher, embed = head(x)
+            return student, teacher, embed
+        """,
+        "step",
+    )
+    assert env["student"].requires_grad
+    assert detached(env["teacher"], v.NO_GRAD) and detached(env["embed"], v.NO_GRAD)
+
+
+def _inplace_modes(m: Model, function: str) -> dict[str, bool]:
+    """method of each in-place call in `function` -> whether it ran with gradients off"""
+    return {e.node.func.attr: e.nograd is not None for e in m.flow(function).events_of(INPLACE)}
+
+
+def test_the_branches_of_is_grad_enabled_and_of_negated_tests():
+    m = Model(
+        HEADER
+        + textwrap.dedent(
+            """
+            def f(w):
+                if not torch.is_grad_enabled():
+                    w.add_(1)
+                else:
+                    w.mul_(2)
+                if torch.is_grad_enabled():
+                    w.sub_(1)
+                else:
+                    w.div_(2)
+                w.neg_()
+
+            def g(w):
+                if torch.is_grad_enabled():
+                    return w * 2
+                w.abs_()
+            """
+        )
+    )
+    # both paths of a two-way test go on: the code after it runs with gradients on again
+    assert _inplace_modes(m, "f") == {"add_": True, "mul_": False, "sub_": False, "div_": True, "neg_": False}
+    assert _inplace_modes(m, "g") == {"abs_": True}  # after `if torch.is_grad_enabled(): return`
+    m = Model(
+        HEADER
+        + textwrap.dedent(
+            """
+            def f():
+                w = torch.zeros(3, requires_grad=True)
+                if not w.requires_grad:
+                    a = w
+                else:
+                    b = w
+                return a, b
+            """
+        )
+    )
+    env = m.flow("f").exit_state.env
+    assert env["a"].grad == v.NO and env["b"].grad == v.YES  # (`not` used to be ignored)
+
+
+def test_a_private_helper_called_only_where_gradients_are_off():
+    code = HEADER + textwrap.dedent(
+        """
+        class Average:
+            def _copy(self, target, source):
+                target.copy_(source)
+
+            def _scale(self, target):
+                target.mul_(0.5)
+
+            def _public_path(self, target):
+                target.add_(1)
+
+            @torch.no_grad()
+            def on_step(self, target, source):
+                self._copy(target, source)
+                with torch.enable_grad():
+                    self._scale(target)
+
+            def sync(self, target):
+                with torch.no_grad():
+                    self._scale(target)
+                self._public_path(target)
+        """
+    )
+    tree = ast.parse(code)
+    semantics = Semantics(
+        tree, ModuleContext(tree, SourceFile(code, "case.py")), code.splitlines(keepends=True)
+    )
+    methods = {n.name: n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    assert semantics.called_without_grad(methods["_copy"])  # from a `@torch.no_grad()` method only
+    assert not semantics.called_without_grad(methods["_scale"])  # once under `enable_grad`
+    assert not semantics.called_without_grad(methods["_public_path"])  # called with gradients on
+    assert not semantics.called_without_grad(methods["sync"])  # public: callers outside the file
+    modes = {
+        e.node.func.attr: e.nograd is not None for e in semantics.flow(methods["_copy"]).events_of(INPLACE)
+    }
+    assert modes == {"copy_": True}
+
+
 def test_non_differentiable_ops_and_the_straight_through_estimator():
     env = final(
         """

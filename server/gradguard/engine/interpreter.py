@@ -93,6 +93,7 @@ from gradguard.engine.values import (
 )
 
 if TYPE_CHECKING:
+    from gradguard.engine.index import ModuleContext
     from gradguard.engine.semantic import Semantics
 
 LOOP_PASSES = 3
@@ -301,6 +302,7 @@ _GRAD_ENABLING = frozenset(
     {"torch.enable_grad", "torch.autograd.enable_grad", "torch.autograd.grad_mode.enable_grad"}
 )
 _GRAD_SETTERS = frozenset({"torch.set_grad_enabled", "torch.autograd.set_grad_enabled"})
+_GRAD_QUERIES = frozenset({"torch.is_grad_enabled", "torch.autograd.grad_mode.is_grad_enabled"})
 
 _CUT_METHODS = {"detach": DETACH, "item": ITEM, "tolist": ITEM, "numpy": NUMPY_CUT}
 _SAME_OBJECT_METHODS = frozenset({"requires_grad_", "retain_grad", "share_memory_", "pin_memory"})
@@ -375,7 +377,9 @@ class Flow:
         state = State({}, {}, {}, None)
         if func is not None:
             self._bind_parameters(func, arguments or {}, state)
-            if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)) and self._disables_grad(func):
+            if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)) and (
+                self._disables_grad(func) or (natural and semantics.called_without_grad(func))
+            ):
                 state.nograd = func
         self._return_states: list[State] = []
         self.return_points: list[tuple[Value, State]] = []  # what each `return` returns, and the state there
@@ -449,11 +453,7 @@ class Flow:
                 state.defs[arg.arg] = frozenset((arg,))
 
     def _disables_grad(self, func: ast.AST) -> bool:
-        for deco in getattr(func, "decorator_list", ()):
-            target = deco.func if isinstance(deco, ast.Call) else deco
-            if self.module.qualname(target) in _GRAD_DISABLING:
-                return True
-        return False
+        return disables_grad(self.module, func)
 
     # -- statements ----------------------------------------------------------------------------
     def _block(self, body: list[ast.stmt], state: State | None) -> State | None:
@@ -553,7 +553,16 @@ class Flow:
         known = shape_flow.truth(self, stmt.test)  # a test on known ints / None-ness: one branch runs
         if known is not None:
             return self._block(stmt.body, then_state) if known else self._block(stmt.orelse, else_state)
-        return merge([self._block(stmt.body, then_state), self._block(stmt.orelse, else_state)])
+        then_end, else_end = self._block(stmt.body, then_state), self._block(stmt.orelse, else_state)
+        end = merge([then_end, else_end])
+        if (
+            then_end is not None
+            and else_end is not None
+            and end is not None
+            and end.nograd is _unnegated(stmt.test)
+        ):
+            end.nograd = state.nograd  # (`if torch.is_grad_enabled(): ... else: ...`: both paths go on)
+        return end
 
     def _loop(self, stmt: ast.For | ast.AsyncFor | ast.While, state: State) -> State | None:
         is_for = not isinstance(stmt, ast.While)
@@ -667,19 +676,7 @@ class Flow:
         return end
 
     def _grad_mode(self, expr: ast.expr) -> bool | None:
-        """False when the context manager disables gradients, True when it enables them."""
-        if not isinstance(expr, ast.Call):
-            return None
-        name = self.module.call_name(expr)
-        if name in _GRAD_DISABLING:
-            flag = _constant_arg(expr, 0, "mode")
-            return True if flag is False else False
-        if name in _GRAD_ENABLING:
-            return True
-        if name in _GRAD_SETTERS:
-            flag = _constant_arg(expr, 0, "mode")
-            return None if flag is None else bool(flag)
-        return None
+        return grad_mode(self.module, expr)
 
     def _try(self, stmt: ast.AST, state: State) -> State | None:
         start = state.copy()
@@ -791,8 +788,6 @@ class Flow:
         while isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
             negate = not negate
             test = test.operand
-        if negate:
-            then_state, else_state = else_state, then_state
         # `isinstance(x, torch.Tensor)`, `x.requires_grad`, `x is None`, `x is not None`
         kinds = self._isinstance_kinds(test)
         if kinds is not None:
@@ -805,7 +800,7 @@ class Flow:
                     then_state.env[name] = value.evolve(kinds=inside)
                 if outside and value.known:
                     else_state.env[name] = value.evolve(kinds=outside)
-            return then_state, else_state
+            return (else_state, then_state) if negate else (then_state, else_state)
         if (
             isinstance(test, ast.Attribute)
             and test.attr == "requires_grad"
@@ -817,6 +812,14 @@ class Flow:
                 then_state.env[name] = value.evolve(grad=YES)
                 else_state.env[name] = value.evolve(grad=NO, sources=frozenset())
                 _without_grad_of(else_state, name, value)
+        elif (
+            isinstance(test, ast.Call)
+            and not test.args
+            and else_state.nograd is None
+            and self.module.call_name(test) in _GRAD_QUERIES
+        ):
+            # `if torch.is_grad_enabled(): ... else: <inference path>`
+            else_state.nograd = test
         elif _is_self_training(test):
             # the branch where the module is not training (`if self.training: ... else: x.log1p_()`):
             # an in-place write there is a deliberate inference-time shortcut, not a write into
@@ -838,7 +841,7 @@ class Flow:
                 none_state.env[name] = NONE_VALUE
                 if value.kinds != NONE:
                     other_state.env[name] = value.evolve(kinds=value.kinds & ~NONE or ANY)
-        return then_state, else_state
+        return (else_state, then_state) if negate else (then_state, else_state)
 
     def _isinstance_kinds(self, test: ast.expr) -> tuple[str, int] | None:
         """`isinstance(x, torch.Tensor)` -> ("x", TENSOR | PARAMETER | BUFFER)."""
@@ -1396,6 +1399,11 @@ class Flow:
 
     def _without_grad(self, value: Value, node: ast.AST, state: State) -> Value:
         """A call's result under `torch.no_grad()`: whatever it computed has no graph."""
+        if state.nograd is not None and value.is_only(CONTAINER) and (value.items or value.elem is not None):
+            # a tuple a module returned (`proj, embed = teacher(x)`): its tensors have no graph either
+            items = value.items and tuple(self._without_grad(item, node, state) for item in value.items)
+            elem = value.elem and self._without_grad(value.elem, node, state)
+            return value.evolve(items=items, elem=elem)
         if state.nograd is None or value.grad == NO or not (value.kinds & TENSORISH or value.kinds == ANY):
             return value
         if value.kinds & ~(TENSORISH | CONTAINER) and value.kinds != ANY:
@@ -1627,6 +1635,62 @@ def _self_path(node: ast.AST) -> str | None:
         node = node.value
     if isinstance(node, ast.Name) and node.id == "self" and parts and len(parts) <= 2:
         return "self." + ".".join(reversed(parts))
+    return None
+
+
+def _unnegated(test: ast.expr) -> ast.expr:
+    while isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        test = test.operand
+    return test
+
+
+def disables_grad(module: ModuleContext, func: ast.AST) -> bool:
+    """The function is decorated `@torch.no_grad()` / `@torch.inference_mode()`."""
+    for deco in getattr(func, "decorator_list", ()):
+        target = deco.func if isinstance(deco, ast.Call) else deco
+        if module.qualname(target) in _GRAD_DISABLING:
+            return True
+    return False
+
+
+def grad_mode(module: ModuleContext, expr: ast.expr) -> bool | None:
+    """False when the context manager disables gradients, True when it enables them."""
+    if not isinstance(expr, ast.Call):
+        return None
+    name = module.call_name(expr)
+    if name in _GRAD_DISABLING:
+        flag = _constant_arg(expr, 0, "mode")
+        return True if flag is False else False
+    if name in _GRAD_ENABLING:
+        return True
+    if name in _GRAD_SETTERS:
+        flag = _constant_arg(expr, 0, "mode")
+        return None if flag is None else bool(flag)
+    return None
+
+
+def grad_mode_at(module: ModuleContext, scope: ast.AST, call: ast.AST) -> bool | None:
+    """Whether gradients are on at `call`, a node directly in `scope`'s body, as the `with`
+    blocks around it set them (`with torch.no_grad():` -> False); None where none does."""
+    body = getattr(scope, "body", ())
+    body = body if isinstance(body, list) else [body]  # (a lambda's body is one expression)
+    pending: list[tuple[ast.AST, bool | None]] = [(stmt, None) for stmt in body]
+    nested = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+    while pending:
+        node, mode = pending.pop()
+        if node is call:
+            return mode
+        if isinstance(node, nested):
+            continue
+        if isinstance(node, (ast.With, ast.AsyncWith)):
+            inner = mode
+            for item in node.items:
+                pending.append((item, mode))
+                found = grad_mode(module, item.context_expr)
+                inner = inner if found is None else found
+            pending.extend((stmt, inner) for stmt in node.body)
+            continue
+        pending.extend((child, mode) for child in ast.iter_child_nodes(node))
     return None
 
 

@@ -54,6 +54,8 @@ from gradguard.engine.interpreter import (
     Saved,
     State,
     _holder_name,
+    disables_grad,
+    grad_mode_at,
     is_float_dtype,
 )
 from gradguard.engine.mentions import (
@@ -598,6 +600,34 @@ class Semantics:
         finally:
             self._callers_busy.discard(func)
         return join_all(values) if values else None
+
+    def called_without_grad(self, func: ast.AST) -> bool:
+        """A private helper (`_name`, a method called only as `self._name(...)` or a top-level
+        function) that the file calls only where gradients are off: in `with torch.no_grad():`,
+        in a function decorated `@torch.no_grad()`, or in another such helper (trl's
+        `_update_bema_weights`, called from `@torch.no_grad() on_step_end` only)."""
+        name = getattr(func, "name", "")
+        if not name.startswith("_") or name.startswith("__"):
+            return False
+        cache = self.__dict__.setdefault("_without_grad", {})
+        if func in cache:
+            return cache[func]
+        cache[func] = False  # (a cycle of helpers: taken as called with gradients on)
+        if self.top.get(name) is func:
+            sites = self._call_sites(name)
+        else:
+            cls = self.enclosing_class(func)
+            sites = self._method_sites(cls, func, name) if cls is not None else []
+        cache[func] = found = bool(sites) and all(
+            scope is not None and self._grad_off_at(scope, call) for call, scope in sites
+        )
+        return found
+
+    def _grad_off_at(self, scope: ast.AST, call: ast.AST) -> bool:
+        mode = grad_mode_at(self.module, scope, call)
+        if mode is not None:
+            return not mode
+        return disables_grad(self.module, scope) or self.called_without_grad(scope)
 
     def _method_sites(self, cls: ast.ClassDef, func: ast.AST, name: str) -> list:
         """`mentions.method_call_sites` of a plain method of a top-level class that no other

@@ -280,6 +280,44 @@ class InplaceOnParameter(Rule):
             """,
             note="optimizer-like code and an EMA update under no_grad",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class LoRA(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.base = nn.Linear(3, 3)
+                    self.lora = nn.Linear(3, 3, bias=False)
+                    self._cached = None
+
+                def forward(self, x):
+                    if torch.is_grad_enabled():
+                        self._cached = None
+                        return self.base(x) + self.lora(x)
+                    if self._cached is None:
+                        self._cached = self.base.weight + self.lora.weight
+                    original = self.base.weight.data
+                    self.base.weight.data = self._cached
+                    try:
+                        return self.base(x)
+                    finally:
+                        self.base.weight.data = original
+            """,
+            run="""
+            model = LoRA()
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            model(torch.randn(4, 3)).sum().backward()
+            optimizer.step()
+            trained = model.base.weight.detach().clone()
+            with torch.no_grad():
+                model(torch.randn(4, 3))
+            assert torch.equal(model.base.weight, trained)
+            """,
+            note="the weight swapped only on the path where gradients are off (after "
+            "`if torch.is_grad_enabled(): return ...`), and restored (mace-torch modules/lora.py)",
+        ),
     ]
     INVALID = [
         Invalid(

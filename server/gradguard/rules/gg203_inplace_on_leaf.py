@@ -228,6 +228,37 @@ class InplaceOnLeaf(Rule):
             """,
             note="parameter updates through .data / under no_grad; a frozen model",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+
+            class WeightAverage:
+                def __init__(self, model: nn.Module, running: nn.Module):
+                    self.params = [p for p in model.parameters() if p.requires_grad]
+                    self.running = running
+                    self.ema = [p.detach().clone() for p in self.params]
+
+                def _update_weights(self, beta):
+                    for theta, ema, run_param in zip(self.params, self.ema, self.running.parameters()):
+                        ema.mul_(1 - beta).add_(theta.detach(), alpha=beta)
+                        run_param.copy_(ema)
+
+                @torch.no_grad()
+                def on_step_end(self, step):
+                    if step % 2 == 0:
+                        self._update_weights(0.9)
+            """,
+            run="""
+            net, running = nn.Linear(2, 1), nn.Linear(2, 1)
+            average = WeightAverage(net, running)
+            average.on_step_end(0)
+            assert torch.equal(running.weight, net.weight) and running.weight.requires_grad
+            """,
+            note="a private helper called only from a method decorated `@torch.no_grad()` "
+            "(trl trainer/callbacks.py, BEMACallback)",
+        ),
     ]
     INVALID = [
         Invalid(

@@ -186,6 +186,46 @@ class BufferUpdatedFromGraph(Rule):
             note="code usage counted from the code indices (integers: they index the codebook), as "
             "vector-quantize-pytorch's `batched_bincount` does with `scatter_add_`",
         ),
+        Valid(
+            """
+            import copy
+            import torch
+            import torch.nn as nn
+
+            class Head(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.net = nn.Linear(4, 4)
+
+                def forward(self, x):
+                    embed = self.net(x)
+                    return embed * 2, embed
+
+            class Dino(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.student = Head()
+                    self.register_buffer("last_centers", torch.zeros(4))
+
+                def forward(self, x):
+                    student, _ = self.student(x)
+                    with torch.no_grad():
+                        teacher = copy.deepcopy(self.student)
+                        teacher_one, _ = teacher(x)
+                        teacher_two, _ = teacher(x.flip(0))
+                    self.last_centers.copy_(torch.cat((teacher_one, teacher_two)).mean(dim=0))
+                    return (student - teacher_one).pow(2).mean()
+            """,
+            run="""
+            model = Dino()
+            for _ in range(2):
+                model(torch.randn(8, 4)).backward()
+            copy.deepcopy(model)
+            assert model.last_centers.grad_fn is None
+            """,
+            note="the centers computed from a teacher's outputs (a tuple, unpacked) under no_grad "
+            "(vit-pytorch dino.py, es_vit.py)",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -286,7 +326,10 @@ class BufferUpdatedFromGraph(Rule):
     def check(self, unit: Unit) -> Iterator[Finding]:
         for write in writes(unit, lambda func: in_forward(unit, func)):
             if write.kind == BUFFER and write.in_forward and write.written is not None:
-                yield self._report(unit, write.node, write.event.statement, describe(unit, write.written))
+                source = _input_only(write.func, write.event.args)
+                yield self._report(
+                    unit, write.node, write.event.statement, describe(unit, write.written), write.func, source
+                )
         for func in scopes(unit):
             # (a store into `self.<attr>` names `self`: other scopes need no analysis here)
             if not in_forward(unit, func) or "self" not in scope_text(unit, func):
@@ -313,11 +356,33 @@ class BufferUpdatedFromGraph(Rule):
                     )
                     and not _from_itself(event.value, before)
                 ):
-                    yield self._report(unit, event.node, event.statement, describe(unit, target))
+                    source = _input_only(func, (event.value,))
+                    yield self._report(
+                        unit, event.node, event.statement, describe(unit, target), func, source
+                    )
 
-    def _report(self, unit: Unit, node: ast.AST, statement: ast.stmt | None, name: str) -> Finding:
+    # the values are known only to be computed from an argument (an activation, or raw data: the
+    # rule cannot tell which), not to require grad
+    _FROM_INPUT = Message(
+        "Buffer `{name}` is updated from values computed from `{source}`, an argument of `{method}`\n"
+        "If `{source}` requires grad (an activation of a model being trained), the buffer keeps its autograd graph"
+    )
+
+    def _report(
+        self,
+        unit: Unit,
+        node: ast.AST,
+        statement: ast.stmt | None,
+        name: str,
+        func: ast.AST | None,
+        source: str | None,
+    ) -> Finding:
+        if source is not None:
+            first = self._FROM_INPUT.format(name=name, source=source, method=getattr(func, "name", "forward"))
+        else:
+            first = self.message.format(name=name)
         message = (
-            self.message.format(name=name)
+            first
             + ": memory grows every step, `copy.deepcopy` of the model fails, and a later backward through it "
             'raises "Trying to backward through the graph a second time"; update it under `torch.no_grad()` or '
             "from `.detach()`ed values."
@@ -339,3 +404,16 @@ class BufferUpdatedFromGraph(Rule):
 def _from_itself(value, before) -> bool:
     """`self.mask = self.mask.to(device)`: the buffer rebuilt from itself, nothing else."""
     return bool(before.roots) and value.roots == before.roots
+
+
+def _input_only(func: ast.AST | None, values) -> str | None:
+    """The argument of `func` the buffer's new values are computed from, when that is all that is
+    known (none of them certainly requires grad): `x` in `self.mean += x.mean(0)`. None otherwise."""
+    if any(v.grad == YES for v in values):
+        return None
+    args = getattr(func, "args", None)
+    if args is None:
+        return None
+    names = set().union(*(v.names for v in values if v.grad == MAYBE))
+    inputs = [a.arg for a in (*args.posonlyargs, *args.args[1:], *args.kwonlyargs)]
+    return next((a for a in inputs if a in names), None)
