@@ -353,17 +353,19 @@ class Semantics:
         walk for its calls), for the analyzer's per-unit cache."""
         self.consulted.add(MENTIONS + name)
 
-    def rests_on_text_naming(self, name: str) -> None:
-        """Book that what is being computed depends on the text of every top-level statement that
-        names `name` (a walk of the file for how `name` is used), for the analyzer's per-unit cache."""
+    def rests_on_text_naming(self, name: str) -> list[ast.stmt]:
+        """The top-level statements that name `name`, booking that what is being computed depends on
+        their text (a walk of the file for how `name` is used), for the analyzer's per-unit cache."""
         self.consulted.add(MENTIONS + name)
         if self._lines is None:
             self.consulted.add("")  # (no lines: only by tests; a conservative stand-in)
-            return
+            return list(self.tree.body)
         if self._mentions is None:
             self._mentions = Mentions(self.tree.body, self._lines)
-        for stmt in self._mentions.statements_naming(name):
+        statements = self._mentions.statements_naming(name)
+        for stmt in statements:
             self.consulted.add(_statement_name(stmt))
+        return statements
 
     # Provisional results: a flow or summary computed while a class summary or the script's flow
     # was still being built saw them unfinished (a class's attributes missing, script names

@@ -13,7 +13,7 @@ from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.queries import describe, in_forward, scope_text, scopes
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.values import BUFFER as BUFFER_KIND
-from gradguard.engine.values import MAYBE, YES
+from gradguard.engine.values import MAYBE, PARAMETER, YES
 
 
 class BufferUpdatedFromGraph(Rule):
@@ -226,8 +226,76 @@ class BufferUpdatedFromGraph(Rule):
             note="the centers computed from a teacher's outputs (a tuple, unpacked) under no_grad "
             "(vit-pytorch dino.py, es_vit.py)",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            # an observation normaliser with no parameters (pfrl nn/empirical_normalization.py,
+            # botorch models/transforms/outcome.py): what it is fed is data, as often as not
+            class EmpiricalNormalization(nn.Module):
+                def __init__(self, shape):
+                    super().__init__()
+                    self.register_buffer("_mean", torch.zeros(shape))
+                    self.register_buffer("_count", torch.tensor(0))
+
+                def forward(self, x, update=True):
+                    if update and self.training:
+                        batch = x.shape[0]
+                        rate = batch / (self._count + batch)
+                        self._mean += rate * (x.mean(0) - self._mean)
+                        self._count += batch
+                    return x - self._mean
+            """,
+            note="a parameter-free normaliser the file never builds into a network: its input may be raw data",
+            run="""
+            import copy
+            norm = EmpiricalNormalization(3)
+            for _ in range(3):
+                norm(torch.randn(8, 3))
+            assert norm._mean.grad_fn is None
+            copy.deepcopy(norm)
+            """,
+        ),
     ]
     INVALID = [
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            # a subclass of a torch norm layer is a layer of a network (torch_geometric nn/norm/instance_norm.py)
+            class InstanceNorm(nn.InstanceNorm1d):
+                def __init__(self, channels):
+                    super().__init__(channels)
+                    self.register_buffer("running_mean", torch.zeros(channels))
+
+                def forward(self, x):
+                    mean = x.mean(0)
+                    if self.running_mean is not None:
+                        self.running_mean = 0.9 * self.running_mean + 0.1 * mean
+                    return x - mean
+            """,
+            lines=[13],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            # a subclass of a torch norm layer is a layer of a network (torch_geometric nn/norm/instance_norm.py)
+            class InstanceNorm(nn.InstanceNorm1d):
+                def __init__(self, channels):
+                    super().__init__(channels)
+                    self.register_buffer("running_mean", torch.zeros(channels))
+
+                def forward(self, x):
+                    mean = x.mean(0)
+                    if self.running_mean is not None:
+                        with torch.no_grad():
+                            self.running_mean = 0.9 * self.running_mean + 0.1 * mean
+                    return x - mean
+            """,
+            note="the arguments of a torch layer subclass's forward are activations",
+        ),
         Invalid(
             """
             import torch
@@ -287,6 +355,8 @@ class BufferUpdatedFromGraph(Rule):
                     else:
                         mean = self.running_mean
                     return x - mean
+
+            model = nn.Sequential(nn.Linear(4, 4), Norm(4))
             """,
             lines=[13],
             fixed="""
@@ -307,10 +377,11 @@ class BufferUpdatedFromGraph(Rule):
                     else:
                         mean = self.running_mean
                     return x - mean
+
+            model = nn.Sequential(nn.Linear(4, 4), Norm(4))
             """,
             raises="support the deepcopy protocol",
             run="""
-            model = nn.Sequential(nn.Linear(4, 4), Norm(4))
             for _ in range(2):
                 model(torch.randn(8, 4)).sum().backward()
             copy.deepcopy(model)
@@ -327,6 +398,8 @@ class BufferUpdatedFromGraph(Rule):
         for write in writes(unit, lambda func: in_forward(unit, func)):
             if write.kind == BUFFER and write.in_forward and write.written is not None:
                 source = _input_only(write.func, write.event.args)
+                if source is not None and not _trainable_layer(unit, write.func):
+                    continue
                 yield self._report(
                     unit, write.node, write.event.statement, describe(unit, write.written), write.func, source
                 )
@@ -357,6 +430,8 @@ class BufferUpdatedFromGraph(Rule):
                     and not _from_itself(event.value, before)
                 ):
                     source = _input_only(func, (event.value,))
+                    if source is not None and not _trainable_layer(unit, func):
+                        continue
                     yield self._report(
                         unit, event.node, event.statement, describe(unit, target), func, source
                     )
@@ -417,3 +492,70 @@ def _input_only(func: ast.AST | None, values) -> str | None:
     names = set().union(*(v.names for v in values if v.grad == MAYBE))
     inputs = [a.arg for a in (*args.posonlyargs, *args.args[1:], *args.kwonlyargs)]
     return next((a for a in inputs if a in names), None)
+
+
+def _trainable_layer(unit: Unit, func: ast.AST | None) -> bool:
+    """Whether the class of `func` owns parameters or submodules: a layer of a network, whose
+    arguments are the activations of the layers before it. A module with neither (an observation
+    or target normaliser: pfrl's EmpiricalNormalization, botorch's Standardize) is as often fed
+    raw data, which requires no grad: an update from its arguments alone is not reported."""
+    cls = unit.enclosing_class(func) if func is not None else None
+    info = unit.semantics.class_info(cls.name) if cls is not None else None
+    if info is None:
+        return False
+    if any((v.known and v.kinds & PARAMETER) or v.is_module for v in info.attrs.values()):
+        return True
+    return _a_torch_layer_subclass(unit, cls) or _built_as_a_layer(unit, cls)
+
+
+def _a_torch_layer_subclass(unit: Unit, cls: ast.ClassDef) -> bool:
+    """`class InstanceNorm(_InstanceNorm)`: a subclass of a torch layer (any `torch.nn` class but
+    `Module` and the containers) is a layer of a network."""
+    for base in cls.bases:
+        qual = unit.module.qualname(base) or ""
+        if qual.startswith("torch.nn.") and qual.rsplit(".", 1)[-1] not in ("Module", *_CONTAINERS):
+            return True
+    return False
+
+
+_CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
+
+
+def _built_as_a_layer(unit: Unit, cls: ast.ClassDef) -> bool:
+    """Whether the file builds the class as a layer of a network: inside `nn.Sequential(...)` (or a
+    ModuleList/ModuleDict), or in the `__init__` of another `nn.Module` class."""
+    for stmt in unit.semantics.rests_on_text_naming(cls.name):
+        if stmt is not cls and _builds_in_a_network(unit, stmt, cls.name, in_init=False):
+            return True
+    return False
+
+
+def _builds_in_a_network(unit: Unit, node: ast.AST, name: str, in_init: bool) -> bool:
+    """Does `node` hold a call `name(...)` inside a container call or a module's `__init__`?"""
+    if isinstance(node, ast.ClassDef):
+        if not unit.module.is_module_class(node.name):
+            return False
+        return any(
+            isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and s.name == "__init__"
+            and _builds_in_a_network(unit, s, name, in_init=True)
+            for s in node.body
+        )
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.Call) and isinstance(child.func, ast.Name) and child.func.id == name:
+            if in_init:
+                return True
+        if isinstance(child, ast.Call) and _callee_name(child) in _CONTAINERS:
+            if any(
+                isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == name
+                for n in ast.walk(child)
+            ):
+                return True
+        if _builds_in_a_network(unit, child, name, in_init):
+            return True
+    return False
+
+
+def _callee_name(call: ast.Call) -> str:
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
