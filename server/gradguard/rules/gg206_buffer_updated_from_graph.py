@@ -544,10 +544,13 @@ def _builds_in_a_network(unit: Unit, node: ast.AST, name: str, in_init: bool) ->
     for child in ast.iter_child_nodes(node):
         if not isinstance(child, ast.Call):
             pass
-        elif (in_init and isinstance(child.func, ast.Name) and child.func.id == name) or (_callee_name(child) in _CONTAINERS and any(
-            isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == name
-            for n in ast.walk(child)
-        )):
+        elif (in_init and isinstance(child.func, ast.Name) and child.func.id == name) or (
+            _callee_name(child) in _CONTAINERS
+            and any(
+                isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == name
+                for n in ast.walk(child)
+            )
+        ):
             return True
         if _builds_in_a_network(unit, child, name, in_init):
             return True
