@@ -13,7 +13,7 @@ from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.queries import describe, in_forward, scope_text, scopes
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.values import BUFFER as BUFFER_KIND
-from gradguard.engine.values import MAYBE, PARAMETER, YES
+from gradguard.engine.values import MAYBE, PARAMETER, YES, Value
 
 
 class BufferUpdatedFromGraph(Rule):
@@ -409,7 +409,7 @@ class BufferUpdatedFromGraph(Rule):
                 continue
             flow = unit.semantics.flow(func)
             for event in flow.events_of(ATTRIBUTE_STORE):
-                before = event.data
+                before: Value | None = event.data  # type: ignore[assignment]
                 target = event.target
                 if (
                     event.nograd is None
