@@ -5,6 +5,7 @@
     .venv/bin/python bench/libraries.py --set holdout2     # a second set kept aside (the first has been read)
     .venv/bin/python bench/libraries.py --set holdout3     # a third (holdout2 has been read too)
     .venv/bin/python bench/libraries.py --set dev2         # a second tuning set (fourth session)
+    .venv/bin/python bench/libraries.py --set dev3         # a third tuning set (same session)
     .venv/bin/python bench/libraries.py --set holdout4     # a fourth, kept aside (holdout3 has been read)
     .venv/bin/python bench/libraries.py --set all --jobs 2
 
@@ -130,6 +131,24 @@ LIBRARIES: dict[str, list[tuple[str, str]]] = {
         ("torchcrepe", "0.0.24"),
         ("auraloss", "0.4.0"),
         ("mace-torch", "0.3.16"),
+    ],
+    # ... a third, added in the same session once dev2's classes were fixed ...
+    "dev3": [
+        ("fairseq", "0.12.2"),
+        ("allennlp", "2.10.1"),
+        ("catalyst", "21.5"),
+        ("pytorch-toolbelt", "0.8.0"),
+        ("torchensemble", "0.2.0"),
+        ("geoopt", "0.5.1"),
+        ("segment-anything", "1.0"),
+        ("efficientnet-pytorch", "0.7.1"),
+        ("chronos-forecasting", "2.3.2"),
+        ("tabpfn", "9.2.0"),
+        ("audiolm-pytorch", "2.4.0"),
+        ("perceiver-pytorch", "0.11.0"),
+        ("torch-ema", "0.3"),
+        ("pytorch-msssim", "1.0.0"),
+        ("higher", "0.2.1"),
     ],
     # ... and one chosen at its start, kept unread until its end and run once
     "holdout4": [
