@@ -581,6 +581,7 @@ class Flow:
                     # an unknown iterable (a data loader) hands out a new object each iteration,
                     # not a part of a graph that the iterable holds
                     element = element.evolve(names=frozenset())
+                element = self._fresh_items(stmt.iter, element)  # type: ignore[union-attr]
                 self._bind(stmt.target, element, None, entry, stmt)  # type: ignore[union-attr,arg-type]
             else:
                 self._eval(stmt.test, entry)  # type: ignore[union-attr]
@@ -603,6 +604,28 @@ class Flow:
         else:
             normal = self._block(stmt.orelse, head.copy())
         return merge([normal, *exits])
+
+    def _fresh_items(self, iterable: ast.expr, element: Value) -> Value:
+        """`enumerate(loader)` / `zip(loader, ...)` of an unknown iterable (a data loader, a
+        progress bar around one): its part of each item is a new object, as for the loader
+        itself, not a part of the (perhaps freed) graph the loader is taken to hold."""
+        if not (
+            isinstance(iterable, ast.Call)
+            and isinstance(iterable.func, ast.Name)
+            and iterable.func.id in ("enumerate", "zip")
+            and element.items is not None
+            and not any(isinstance(arg, ast.Starred) for arg in iterable.args)
+        ):
+            return element
+        args = iterable.args[:1] if iterable.func.id == "enumerate" else iterable.args
+        offset = 1 if iterable.func.id == "enumerate" else 0
+        items = list(element.items)
+        for index, arg in enumerate(args):
+            source = self.values.get(arg)
+            part = index + offset
+            if source is not None and source.kinds == ANY and part < len(items):
+                items[part] = items[part].evolve(names=frozenset(), stale=frozenset())
+        return element.evolve(items=tuple(items))
 
     def _over_layers(self, iterable: ast.expr) -> bool:
         """Whether a `for` loop iterates over a model's layers (`self.layers`, `enumerate(...)`,

@@ -1420,6 +1420,7 @@ class Semantics:
             outside |= v.roots
         mapping = _callee_objects(value, outside, node, self._item_sites)
         returned, value = value, _resite(value, outside, node, mapping)
+        value = _in_caller_names(value, func, bound)
         softmax = self.shape_index.softmax
         if softmax and returned.sites and returned.sites <= softmax:
             softmax.update(value.sites)  # the call returns the callee's probabilities
@@ -2617,6 +2618,38 @@ def _statement_name(stmt: ast.stmt) -> str:
     if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return stmt.name
     return ""
+
+
+def _local_names(func: ast.AST) -> frozenset[str]:
+    """The parameters of `func` and the names it (or a function inside it) assigns."""
+    names = getattr(func, "_gg_local_names", None)
+    if names is None:
+        spec = func.args  # type: ignore[attr-defined]
+        every = [*spec.posonlyargs, *spec.args, *spec.kwonlyargs, spec.vararg, spec.kwarg]
+        found = {a.arg for a in every if a is not None}
+        found.update(n.id for n in walk(func) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load))
+        names = func._gg_local_names = frozenset(found)  # type: ignore[attr-defined]
+    return names
+
+
+def _in_caller_names(value: Value, func: ast.AST, bound: dict[str, Value], depth: int = 0) -> Value:
+    """A callee's return value as the caller names it: the callee's own variables (`output` in
+    `output = self.main(input); return output`) mean nothing in the caller, where the same name
+    may hold something else; a parameter stands for the caller's names of its argument."""
+    local = _local_names(func)
+    names = value.names
+    if names and not names.isdisjoint(local):
+        kept = names - local
+        for name in names & local:
+            argument = bound.get(name)
+            if argument is not None:
+                kept |= argument.names
+        value = value.evolve(names=frozenset(kept))
+    if value.items and depth < 2:
+        items = tuple(_in_caller_names(item, func, bound, depth + 1) for item in value.items)
+        if any(a is not b for a, b in zip(items, value.items, strict=True)):
+            value = value.evolve(items=items)
+    return value
 
 
 def _script_bound_names(script: list[ast.stmt]) -> frozenset[str]:
