@@ -2,8 +2,7 @@
 
 A tensor used as an index (`x[idx]`, `x[:, edge_index[0]]`), as the index argument of
 `index_select`/`gather`/`scatter`/`scatter_add`/`index_add`/`take_along_dim`, as the input of
-`torch.bincount`, `F.one_hot` or `F.embedding`, or as the class target of `F.cross_entropy` /
-`F.nll_loss` holds integers (or a boolean mask): torch rejects a floating-point tensor there
+`torch.bincount`, `F.one_hot` or `F.embedding`, or as the class target of `F.nll_loss` holds integers (or a boolean mask): torch rejects a floating-point tensor there
 ("tensors used as indices must be long, int, byte or bool tensors", "Expected tensor for argument
 #1 'indices' to have one of the following scalar types: Long, Int", "expected scalar type Long").
 An integer tensor cannot require grad, so such a name holds a value that carries no gradient and
@@ -11,7 +10,8 @@ is not a float tensor the model computes, wherever it is bound in the scope.
 
 This module finds those names by syntax (one walk of the scope, cached by the caller). Uses that
 need the value analysis to be recognised (`self.embed(ids)` with an `nn.Embedding`, a
-`nn.CrossEntropyLoss()` instance) are marked by the interpreter where the call is evaluated.
+`nn.CrossEntropyLoss()` instance, and the target of `F.cross_entropy`, which may be float class
+probabilities of the input's shape) are marked by the interpreter where the call is evaluated.
 """
 
 from __future__ import annotations
@@ -73,7 +73,9 @@ def _call_names(call: ast.Call, module: ModuleContext) -> list[str | None]:
     qual = module.qualname(func)
     if qual is not None:
         spec = torch_facts.integer_function_argument(qual)
-        if spec is None:
+        if spec is None or spec.condition == "class_index_shape":
+            # `F.cross_entropy` also takes float class probabilities of the input's shape: which
+            # one its target is, the interpreter decides where the call is evaluated
             return []
         return [root_name(_argument(call, spec.position, spec.keyword), rows=spec.keyword != "target")]
     if not isinstance(func, ast.Attribute):

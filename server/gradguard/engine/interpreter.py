@@ -34,6 +34,7 @@ import weakref
 from typing import TYPE_CHECKING
 
 from gradguard.engine import integer_use, shape_flow, torch_facts
+from gradguard.engine.symshape import Shape
 from gradguard.engine.values import (
     ANY,
     BOOL,
@@ -88,6 +89,7 @@ from gradguard.engine.values import (
     combine,
     cut,
     element_of,
+    floating_dtype,
     join,
     join_all,
 )
@@ -1392,6 +1394,10 @@ class Flow:
                 held = state.env[path] if path is not None and path in state.env else None
                 held = held or self.semantics.attribute(self, receiver, func, state)
                 self._integer_arguments(node, held, args, state)
+            elif args.positional and receiver.kinds == REF:  # `F.cross_entropy(logits, target)`
+                spec = torch_facts.integer_function_argument(self.module.qualname(func) or "")
+                if spec is not None and spec.condition is not None:
+                    self._integer_argument(node, spec, args, state)
             result = self._without_grad(
                 self.semantics.method_call(self, node, receiver, func.attr, args, state), node, state
             )
@@ -1407,15 +1413,39 @@ class Flow:
         """A torch.nn layer called on integers (`nn.Embedding` ids, a `nn.CrossEntropyLoss` class
         target): that argument, and the name it is taken from, hold integers from here on."""
         if callee.is_module:
-            index = integer_use.LAYER_INTEGER_ARGUMENT.get(callee.cls or "")
+            spec = torch_facts.integer_layer_argument(callee.cls or "")
         else:  # `self.criterion = F.cross_entropy`
-            index = integer_use.function_argument(callee.cls or "") if callee.kinds == REF else None
-        if index is None or index >= len(args.positional) or index >= len(node.args):
+            spec = torch_facts.integer_function_argument(callee.cls or "") if callee.kinds == REF else None
+        if spec is not None:
+            self._integer_argument(node, spec, args, state)
+
+    def _integer_argument(
+        self, node: ast.Call, spec: torch_facts.IntegerArgument, args: Arguments, state: State
+    ) -> None:
+        index = spec.position
+        if index >= len(args.positional) or index >= len(node.args):
             return
+        if spec.condition == "class_index_shape" and self._probabilities(
+            node, args.positional[index], args.positional[0]
+        ):
+            return  # `cross_entropy(logits, probs)`: float class probabilities, not class indices
         args.positional[index] = as_integer(args.positional[index])
         name = integer_use.root_name(node.args[index])
         if name is not None and name in state.env:
             state.env[name] = as_integer(state.env[name])
+
+    def _probabilities(self, node: ast.Call, target: Value, scores: Value) -> bool:
+        """A `cross_entropy` target known to be class probabilities: a float tensor, a softmax's
+        output, a tensor of the scores' rank (class indices have one dimension less), or one made
+        like the scores (`torch.full_like(logits, eps)`)."""
+        if target.dtype is not None and target.dtype != INTEGRAL and floating_dtype(target.dtype):
+            return True
+        shapes = (target.shape, scores.shape)
+        ranks = [s.rank if isinstance(s, Shape) else None for s in shapes]
+        if ranks[0] is not None and ranks[0] == ranks[1]:
+            return True
+        scores_name = integer_use.root_name(node.args[0]) if node.args else None
+        return bool(target.sites) and all(_probability_site(site, scores_name) for site in target.sites)
 
     def _without_grad(self, value: Value, node: ast.AST, state: State) -> Value:
         """A call's result under `torch.no_grad()`: whatever it computed has no graph."""
@@ -1520,6 +1550,26 @@ class Flow:
         event = Event(kind, node, self._statement, value, nograd=state.nograd, **fields)  # type: ignore[arg-type]
         self.events[(kind, id(node))] = event
         return event
+
+
+_LIKE = frozenset({"zeros_like", "ones_like", "full_like", "rand_like", "empty_like"})
+
+
+def _probability_site(site: ast.AST, scores: str | None) -> bool:
+    """A tensor made here holds class probabilities for the scores named `scores`: a softmax's
+    output, or a float tensor made like the scores (`torch.full_like(logits, eps)`)."""
+    if not isinstance(site, ast.Call):
+        return False
+    func = site.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+    if name == "softmax":
+        return True
+    return (
+        name in _LIKE
+        and scores is not None
+        and bool(site.args)
+        and integer_use.root_name(site.args[0]) == scores
+    )
 
 
 class Arguments:

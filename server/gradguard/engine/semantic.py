@@ -1946,7 +1946,7 @@ class Semantics:
             if node.args and (self.module.call_name(node) or "").startswith("torch."):
                 target = node.args[0]  # `F.relu_(t)`, `torch.sigmoid_(t)`: writes into `t`, not into `F`
             return flow._inplace(node, target, receiver, operands, attr, state)
-        if attr in ("to", "type") or attr in _DTYPE_METHOD_NAMES:
+        if attr in ("to", "type", "view") or attr in _DTYPE_METHOD_NAMES:
             return self._convert(flow, node, receiver, attr, args, state)
         if attr in ("cpu", "cuda", "contiguous", "pin_memory", "coalesce"):
             if receiver.grad == NO:
@@ -2053,6 +2053,13 @@ class Semantics:
     def _convert(
         self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State
     ) -> Value:
+        if attr == "view":  # `t.view(torch.int32)` reads the same memory as another dtype
+            viewed = None
+            if len(node.args) + len(node.keywords) == 1:
+                viewed = _dtype_of(self.module, node.args[0] if node.args else keyword(node, "dtype"))
+            if viewed is None:
+                return self._op_result(flow, node, receiver, attr, args, state, torch_facts.op(attr))
+            return _dtype_view(node, receiver, viewed)
         if attr in _DTYPE_METHOD_NAMES:
             dtype = _DTYPE_METHOD_NAMES[attr]
         else:
@@ -2377,6 +2384,18 @@ def _is_tensor_method_name(name: str) -> bool:
 
 
 # methods whose meaning on a tensor the interpreter knows, beyond the op table
+
+
+def _dtype_view(node: ast.Call, receiver: Value, dtype: str) -> Value:
+    """`t.view(torch.int32)`: the same memory read as another dtype. torch records no history
+    (the result neither requires grad nor has a `grad_fn`, whatever the dtype); it is a view of
+    `t` (writes reach `t`), and its last dimension scales with the element sizes."""
+    result = cut(receiver, NONDIFF, node, TENSOR)
+    before = torch_facts.dtype(receiver.dtype) if receiver.dtype is not None else None
+    after = torch_facts.dtype(dtype)
+    same_size = before is not None and after is not None and before.itemsize == after.itemsize
+    return result.evolve(dtype=dtype, roots=receiver.roots or frozenset((node,)),
+                         shape=receiver.shape if same_size else None)  # fmt: skip
 
 
 def _dtype_of(module: ModuleContext, expr: ast.AST | None) -> str | None:
