@@ -50,8 +50,7 @@ def _value(code: str, name: str, line: int, function: str = "forward") -> v.Valu
         ("return batch.bincount()", {"batch"}),
         ("return F.one_hot(labels, 10)", {"labels"}),
         ("return F.embedding(ids, x)", {"ids"}),
-        # a cross_entropy target may be float class probabilities: decided where the call is evaluated
-        ("return F.cross_entropy(x, labels.view(-1))", set()),
+        ("return F.cross_entropy(x, labels.view(-1))", {"labels"}),
         ("return F.nll_loss(x, target=labels)", {"labels"}),
         # not integer by use: the value written, a comparison, arithmetic, a conversion
         ("x[idx] = labels", {"idx"}),
@@ -149,8 +148,7 @@ def test_cross_entropy_targets_are_integer_unless_known_to_be_probabilities():
     assert _value(code, "soft", 12, "forward").grad == v.MAYBE
     assert _value(code, "smooth", 12, "forward").dtype != v.INTEGRAL
     # a target not known to be float holds class indices from the call on
-    assert _value(code, "labels", 12, "forward").dtype == v.INTEGRAL
-    assert _value(code, "labels", 10, "forward").dtype != v.INTEGRAL
+    assert _value(code, "labels", 10, "forward").dtype == v.INTEGRAL
     assert _value(code, "probs", 12, "forward").dtype != v.INTEGRAL
 
 

@@ -2,7 +2,8 @@
 
 A tensor used as an index (`x[idx]`, `x[:, edge_index[0]]`), as the index argument of
 `index_select`/`gather`/`scatter`/`scatter_add`/`index_add`/`take_along_dim`, as the input of
-`torch.bincount`, `F.one_hot` or `F.embedding`, or as the class target of `F.nll_loss` holds integers (or a boolean mask): torch rejects a floating-point tensor there
+`torch.bincount`, `F.one_hot` or `F.embedding`, or as the class target of `F.cross_entropy` /
+`F.nll_loss` holds integers (or a boolean mask): torch rejects a floating-point tensor there
 ("tensors used as indices must be long, int, byte or bool tensors", "Expected tensor for argument
 #1 'indices' to have one of the following scalar types: Long, Int", "expected scalar type Long").
 An integer tensor cannot require grad, so such a name holds a value that carries no gradient and
@@ -10,8 +11,7 @@ is not a float tensor the model computes, wherever it is bound in the scope.
 
 This module finds those names by syntax (one walk of the scope, cached by the caller). Uses that
 need the value analysis to be recognised (`self.embed(ids)` with an `nn.Embedding`, a
-`nn.CrossEntropyLoss()` instance, and the target of `F.cross_entropy`, which may be float class
-probabilities of the input's shape) are marked by the interpreter where the call is evaluated.
+`nn.CrossEntropyLoss()` instance) are marked by the interpreter where the call is evaluated.
 """
 
 from __future__ import annotations
@@ -73,9 +73,7 @@ def _call_names(call: ast.Call, module: ModuleContext) -> list[str | None]:
     qual = module.qualname(func)
     if qual is not None:
         spec = torch_facts.integer_function_argument(qual)
-        if spec is None or spec.condition == "class_index_shape":
-            # `F.cross_entropy` also takes float class probabilities of the input's shape: which
-            # one its target is, the interpreter decides where the call is evaluated
+        if spec is None:
             return []
         return [root_name(_argument(call, spec.position, spec.keyword), rows=spec.keyword != "target")]
     if not isinstance(func, ast.Attribute):
@@ -90,7 +88,15 @@ def _call_names(call: ast.Call, module: ModuleContext) -> list[str | None]:
 def integer_names(body: list[ast.stmt], module: ModuleContext) -> frozenset[str]:
     """The names of the scope whose statements are `body` (nested functions and classes left
     out: they are scopes of their own) that are used as integers somewhere in it."""
+    return scan(body, module)[0]
+
+
+def scan(body: list[ast.stmt], module: ModuleContext) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+    """`integer_names`, and for those of them whose only such use is the target of
+    `F.cross_entropy` (which also takes float class probabilities of the input's shape:
+    torch_facts' condition class_index_shape), the names of the scores they go with."""
     found: set[str | None] = set()
+    targets: dict[str, set[str | None]] = {}
     stack: list[ast.AST] = list(body)
     while stack:
         node = stack.pop()
@@ -99,7 +105,24 @@ def integer_names(body: list[ast.stmt], module: ModuleContext) -> frozenset[str]
         if isinstance(node, ast.Subscript):
             found.update(root_name(e, rows=True) for e in _index_expressions(node))
         elif isinstance(node, ast.Call):
-            found.update(_call_names(node, module))
+            spec = _class_target(node, module)
+            if spec is None:
+                found.update(_call_names(node, module))
+            else:
+                name = root_name(_argument(node, spec.position, spec.keyword))
+                if name is not None:
+                    targets.setdefault(name, set()).add(root_name(_argument(node, 0, "input")))
         stack.extend(ast.iter_child_nodes(node))
     found.discard(None)
-    return frozenset(found)  # type: ignore[arg-type]
+    conditional = {
+        name: frozenset(s for s in scores if s is not None)
+        for name, scores in targets.items()
+        if name not in found
+    }
+    return frozenset(found) | frozenset(targets), conditional  # type: ignore[arg-type]
+
+
+def _class_target(call: ast.Call, module: ModuleContext):
+    qual = module.qualname(call.func)
+    spec = torch_facts.integer_function_argument(qual) if qual is not None else None
+    return spec if spec is not None and spec.condition == "class_index_shape" else None

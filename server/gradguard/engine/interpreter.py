@@ -373,7 +373,7 @@ class Flow:
         self._counter = 0
         self.parameters: dict[str, ast.arg] = {}
         # names whose use in this scope shows they hold integers (an index, a class target)
-        self.integer_names = self._integer_names(func, body)
+        self.integer_names, self.class_targets = self._integer_names(func, body)
         state = State({}, {}, {}, None)
         if func is not None:
             self._bind_parameters(func, arguments or {}, state)
@@ -414,15 +414,25 @@ class Flow:
         return self.final.env.get(name, UNKNOWN)
 
     # -- set-up --------------------------------------------------------------------------------
-    def _integer_names(self, func: ast.AST | None, body: list[ast.stmt]) -> frozenset[str]:
+    def _integer_names(self, func: ast.AST | None, body: list[ast.stmt]) -> tuple:
         if not body:
-            return frozenset()
+            return frozenset(), {}
         cache = self.semantics.integer_names_cache
         key = func if func is not None else body[0]
         found = cache.get(key)
         if found is None:
-            found = cache[key] = integer_use.integer_names(body, self.module)
+            found = cache[key] = integer_use.scan(body, self.module)
         return found
+
+    def _as_integer(self, name: str, value: Value, state: State) -> Value:
+        """`value` bound to `name`, which the scope uses as integers; left alone when its only
+        such use is a `cross_entropy` target and `value` is known to be class probabilities."""
+        scores = self.class_targets.get(name)
+        if scores is not None and any(
+            self._probabilities(value, state.env.get(s, UNKNOWN), s) for s in scores or ("",)
+        ):
+            return value
+        return as_integer(value)
 
     def _bind_parameters(self, func: ast.AST, arguments: dict[str, Value], state: State) -> None:
         args = func.args  # type: ignore[attr-defined]
@@ -440,7 +450,7 @@ class Flow:
                     # the caller's tensor object: its identity for saved-tensor tracking
                     value = value.evolve(sites=frozenset((arg,)), roots=frozenset((arg,)))
             if arg.arg in self.integer_names:
-                value = as_integer(value)
+                value = self._as_integer(arg.arg, value, state)
             state.env[arg.arg] = value
             state.defs[arg.arg] = frozenset((arg,))
         for arg, kinds in ((args.vararg, TUPLE), (args.kwarg, DICT)):
@@ -900,7 +910,7 @@ class Flow:
             if value.kinds == INT and value.dim is None:
                 value = shape_flow.named(value, target.id, stmt)  # type: ignore[attr-defined]
             if target.id in self.integer_names:  # type: ignore[attr-defined]
-                value = as_integer(value)
+                value = self._as_integer(target.id, value, state)  # type: ignore[attr-defined]
             self._set(target.id, value, state, stmt)  # type: ignore[attr-defined]
             self.values[target] = value
         elif kind is ast.Tuple or kind is ast.List:
@@ -1394,10 +1404,6 @@ class Flow:
                 held = state.env[path] if path is not None and path in state.env else None
                 held = held or self.semantics.attribute(self, receiver, func, state)
                 self._integer_arguments(node, held, args, state)
-            elif args.positional and receiver.kinds == REF:  # `F.cross_entropy(logits, target)`
-                spec = torch_facts.integer_function_argument(self.module.qualname(func) or "")
-                if spec is not None and spec.condition is not None:
-                    self._integer_argument(node, spec, args, state)
             result = self._without_grad(
                 self.semantics.method_call(self, node, receiver, func.attr, args, state), node, state
             )
@@ -1426,7 +1432,7 @@ class Flow:
         if index >= len(args.positional) or index >= len(node.args):
             return
         if spec.condition == "class_index_shape" and self._probabilities(
-            node, args.positional[index], args.positional[0]
+            args.positional[index], args.positional[0], integer_use.root_name(node.args[0])
         ):
             return  # `cross_entropy(logits, probs)`: float class probabilities, not class indices
         args.positional[index] = as_integer(args.positional[index])
@@ -1434,7 +1440,7 @@ class Flow:
         if name is not None and name in state.env:
             state.env[name] = as_integer(state.env[name])
 
-    def _probabilities(self, node: ast.Call, target: Value, scores: Value) -> bool:
+    def _probabilities(self, target: Value, scores: Value, scores_name: str | None) -> bool:
         """A `cross_entropy` target known to be class probabilities: a float tensor, a softmax's
         output, a tensor of the scores' rank (class indices have one dimension less), or one made
         like the scores (`torch.full_like(logits, eps)`)."""
@@ -1444,7 +1450,6 @@ class Flow:
         ranks = [s.rank if isinstance(s, Shape) else None for s in shapes]
         if ranks[0] is not None and ranks[0] == ranks[1]:
             return True
-        scores_name = integer_use.root_name(node.args[0]) if node.args else None
         return bool(target.sites) and all(_probability_site(site, scores_name) for site in target.sites)
 
     def _without_grad(self, value: Value, node: ast.AST, state: State) -> Value:

@@ -289,7 +289,7 @@ class Semantics:
         self._script_busy = False
         self._global_stores: dict[str, Value] = {}
         self.source_kinds: dict[ast.AST, str] = {}
-        self.integer_names_cache: dict[ast.AST, frozenset[str]] = {}  # per scope: `integer_use` names
+        self.integer_names_cache: dict[ast.AST, tuple] = {}  # per scope: `integer_use.scan`
         # calls of ops returning several views of one tensor (`chunk`, `split`, `unbind`):
         # autograd forbids writing into those views in place
         self.multi_output_views: set[ast.AST] = set()
