@@ -113,16 +113,16 @@ def scan(body: list[ast.stmt], module: ModuleContext) -> tuple[frozenset[str], d
                 if name is not None:
                     targets.setdefault(name, set()).add(root_name(_argument(node, 0, "input")))
         stack.extend(ast.iter_child_nodes(node))
-    found.discard(None)
     conditional = {
         name: frozenset(s for s in scores if s is not None)
         for name, scores in targets.items()
         if name not in found
     }
-    return frozenset(found) | frozenset(targets), conditional  # type: ignore[arg-type]
+    names = frozenset(name for name in found if name is not None) | frozenset(targets)
+    return names, conditional
 
 
-def _class_target(call: ast.Call, module: ModuleContext):
+def _class_target(call: ast.Call, module: ModuleContext) -> torch_facts.IntegerArgument | None:
     qual = module.qualname(call.func)
     spec = torch_facts.integer_function_argument(qual) if qual is not None else None
     return spec if spec is not None and spec.condition == "class_index_shape" else None

@@ -400,7 +400,7 @@ def _logging_call(call: ast.Call) -> bool:
     return isinstance(call.func, ast.Attribute) and call.func.attr in _LOGGING_METHODS
 
 
-def _copy_only_inspected(unit: Unit, call: ast.Call) -> bool:
+def _copy_only_inspected(unit: Unit, call: ast.AST) -> bool:
     """`diff = torch.tensor([...])` in a function whose every read of `diff` only inspects it: in
     an `assert`, an f-string, a comparison, a logging call or under `.item()` / `.detach()`.
     Nothing backpropagates through such a copy (it reaches no loss, `return` or model call), so
