@@ -128,6 +128,41 @@ def test_layers_called_on_integers_mark_their_argument():
     assert _value(code, "labels", 13).dtype == v.INTEGRAL
 
 
+def test_cross_entropy_targets_are_integer_unless_known_to_be_probabilities():
+    code = """
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    def forward(logits, teacher_logits, labels, probs):
+        soft = teacher_logits.softmax(-1)
+        a = F.cross_entropy(logits, soft)
+        smooth = torch.full_like(logits, 0.1)
+        b = nn.CrossEntropyLoss()(logits, smooth)
+        c = F.cross_entropy(logits, labels)
+        d = F.cross_entropy(logits, probs.float())
+        return soft, smooth, labels, probs
+    """
+    # class_index_shape (torch_facts): a float target of the input's shape is class probabilities
+    assert _value(code, "soft", 12, "forward").dtype != v.INTEGRAL
+    assert _value(code, "soft", 12, "forward").grad == v.MAYBE
+    assert _value(code, "smooth", 12, "forward").dtype != v.INTEGRAL
+    # a target not known to be float holds class indices from the call on
+    assert _value(code, "labels", 10, "forward").dtype == v.INTEGRAL
+    assert _value(code, "probs", 12, "forward").dtype != v.INTEGRAL
+
+
+def test_torch_accepts_float_probabilities_of_the_input_shape_as_cross_entropy_target():
+    torch = pytest.importorskip("torch")
+    logits = torch.randn(4, 3, requires_grad=True)
+    teacher = torch.randn(4, 3, requires_grad=True)
+    torch.nn.functional.cross_entropy(logits, teacher.softmax(-1)).backward()
+    assert teacher.grad is not None  # the soft target is a float tensor that carries a gradient
+    torch.nn.CrossEntropyLoss()(logits, torch.full_like(logits, 1 / 3))
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.cross_entropy(logits, torch.tensor([0.0, 1.0, 2.0, 0.0]))
+
+
 def test_as_integer_keeps_what_is_known_to_be_something_else():
     assert v.as_integer(v.Value(v.TENSOR, grad=v.YES)).grad == v.YES
     assert v.as_integer(v.Value(v.TENSOR, dtype="float32")).dtype == "float32"
@@ -155,3 +190,29 @@ def test_torch_agrees_integers_by_use_cannot_be_float_and_cannot_require_grad():
         torch.nn.functional.nll_loss(torch.randn(2, 3), torch.tensor([0.0, 1.0]))
     with pytest.raises(RuntimeError, match="only Tensors of floating point dtype can require gradients"):
         torch.tensor([0, 1]).requires_grad_()
+
+
+def test_a_dtype_view_has_the_new_dtype_and_no_history():
+    code = """
+    import torch
+
+    def forward(x):
+        w = torch.randn(3, requires_grad=True)
+        y = torch.sigmoid(w * 2)
+        bits = y.view(torch.int32)
+        half = y.view(dtype=torch.float16)
+        same = y.view(-1)
+        return bits, half, same
+    """
+    bits = _value(code, "bits", 9)
+    assert (bits.dtype, bits.grad) == ("int32", v.NO)
+    assert bits.roots and not bits.roots & bits.sites  # a view of `y`: writes into it reach `y`
+    half = _value(code, "half", 9)
+    assert (half.dtype, half.grad) == ("float16", v.NO)
+    assert _value(code, "same", 9).grad == v.YES
+    torch = pytest.importorskip("torch")
+    y = torch.sigmoid(torch.randn(3, requires_grad=True) * 2)
+    for dtype in (torch.int32, torch.float16):
+        view = y.view(dtype)
+        assert view.dtype == dtype and not view.requires_grad and view.grad_fn is None
+    assert y.view(-1).requires_grad

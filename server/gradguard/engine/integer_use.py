@@ -88,7 +88,15 @@ def _call_names(call: ast.Call, module: ModuleContext) -> list[str | None]:
 def integer_names(body: list[ast.stmt], module: ModuleContext) -> frozenset[str]:
     """The names of the scope whose statements are `body` (nested functions and classes left
     out: they are scopes of their own) that are used as integers somewhere in it."""
+    return scan(body, module)[0]
+
+
+def scan(body: list[ast.stmt], module: ModuleContext) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+    """`integer_names`, and for those of them whose only such use is the target of
+    `F.cross_entropy` (which also takes float class probabilities of the input's shape:
+    torch_facts' condition class_index_shape), the names of the scores they go with."""
     found: set[str | None] = set()
+    targets: dict[str, set[str | None]] = {}
     stack: list[ast.AST] = list(body)
     while stack:
         node = stack.pop()
@@ -97,7 +105,24 @@ def integer_names(body: list[ast.stmt], module: ModuleContext) -> frozenset[str]
         if isinstance(node, ast.Subscript):
             found.update(root_name(e, rows=True) for e in _index_expressions(node))
         elif isinstance(node, ast.Call):
-            found.update(_call_names(node, module))
+            spec = _class_target(node, module)
+            if spec is None:
+                found.update(_call_names(node, module))
+            else:
+                name = root_name(_argument(node, spec.position, spec.keyword))
+                if name is not None:
+                    targets.setdefault(name, set()).add(root_name(_argument(node, 0, "input")))
         stack.extend(ast.iter_child_nodes(node))
-    found.discard(None)
-    return frozenset(found)  # type: ignore[arg-type]
+    conditional = {
+        name: frozenset(s for s in scores if s is not None)
+        for name, scores in targets.items()
+        if name not in found
+    }
+    names = frozenset(name for name in found if name is not None) | frozenset(targets)
+    return names, conditional
+
+
+def _class_target(call: ast.Call, module: ModuleContext) -> torch_facts.IntegerArgument | None:
+    qual = module.qualname(call.func)
+    spec = torch_facts.integer_function_argument(qual) if qual is not None else None
+    return spec if spec is not None and spec.condition == "class_index_shape" else None

@@ -34,6 +34,7 @@ import weakref
 from typing import TYPE_CHECKING
 
 from gradguard.engine import integer_use, shape_flow, torch_facts
+from gradguard.engine.symshape import Shape
 from gradguard.engine.values import (
     ANY,
     BOOL,
@@ -88,6 +89,7 @@ from gradguard.engine.values import (
     combine,
     cut,
     element_of,
+    floating_dtype,
     join,
     join_all,
 )
@@ -373,7 +375,7 @@ class Flow:
         self._counter = 0
         self.parameters: dict[str, ast.arg] = {}
         # names whose use in this scope shows they hold integers (an index, a class target)
-        self.integer_names = self._integer_names(func, body)
+        self.integer_names, self.class_targets = self._integer_names(func, body)
         state = State({}, {}, {}, None)
         if func is not None:
             self._bind_parameters(func, arguments or {}, state)
@@ -416,15 +418,25 @@ class Flow:
         return self.final.env.get(name, UNKNOWN)
 
     # -- set-up --------------------------------------------------------------------------------
-    def _integer_names(self, func: ast.AST | None, body: list[ast.stmt]) -> frozenset[str]:
+    def _integer_names(self, func: ast.AST | None, body: list[ast.stmt]) -> tuple:
         if not body:
-            return frozenset()
+            return frozenset(), {}
         cache = self.semantics.integer_names_cache
         key = func if func is not None else body[0]
         found = cache.get(key)
         if found is None:
-            found = cache[key] = integer_use.integer_names(body, self.module)
+            found = cache[key] = integer_use.scan(body, self.module)
         return found
+
+    def _as_integer(self, name: str, value: Value, state: State) -> Value:
+        """`value` bound to `name`, which the scope uses as integers; left alone when its only
+        such use is a `cross_entropy` target and `value` is known to be class probabilities."""
+        scores = self.class_targets.get(name)
+        if scores is not None and any(
+            self._probabilities(value, state.env.get(s, UNKNOWN), s) for s in scores or ("",)
+        ):
+            return value
+        return as_integer(value)
 
     def _bind_parameters(self, func: ast.AST, arguments: dict[str, Value], state: State) -> None:
         args = func.args  # type: ignore[attr-defined]
@@ -442,7 +454,7 @@ class Flow:
                     # the caller's tensor object: its identity for saved-tensor tracking
                     value = value.evolve(sites=frozenset((arg,)), roots=frozenset((arg,)))
             if arg.arg in self.integer_names:
-                value = as_integer(value)
+                value = self._as_integer(arg.arg, value, state)
             state.env[arg.arg] = value
             state.defs[arg.arg] = frozenset((arg,))
         for arg, kinds in ((args.vararg, TUPLE), (args.kwarg, DICT)):
@@ -590,6 +602,7 @@ class Flow:
                     # an unknown iterable (a data loader) hands out a new object each iteration,
                     # not a part of a graph that the iterable holds
                     element = element.evolve(names=frozenset())
+                element = self._fresh_items(stmt.iter, element)  # type: ignore[union-attr]
                 self._bind(stmt.target, element, None, entry, stmt)  # type: ignore[union-attr,arg-type]
             else:
                 self._eval(stmt.test, entry)  # type: ignore[union-attr]
@@ -612,6 +625,28 @@ class Flow:
         else:
             normal = self._block(stmt.orelse, head.copy())
         return merge([normal, *exits])
+
+    def _fresh_items(self, iterable: ast.expr, element: Value) -> Value:
+        """`enumerate(loader)` / `zip(loader, ...)` of an unknown iterable (a data loader, a
+        progress bar around one): its part of each item is a new object, as for the loader
+        itself, not a part of the (perhaps freed) graph the loader is taken to hold."""
+        if not (
+            isinstance(iterable, ast.Call)
+            and isinstance(iterable.func, ast.Name)
+            and iterable.func.id in ("enumerate", "zip")
+            and element.items is not None
+            and not any(isinstance(arg, ast.Starred) for arg in iterable.args)
+        ):
+            return element
+        args = iterable.args[:1] if iterable.func.id == "enumerate" else iterable.args
+        offset = 1 if iterable.func.id == "enumerate" else 0
+        items = list(element.items)
+        for index, arg in enumerate(args):
+            source = self.values.get(arg)
+            part = index + offset
+            if source is not None and source.kinds == ANY and part < len(items):
+                items[part] = items[part].evolve(names=frozenset(), stale=frozenset())
+        return element.evolve(items=tuple(items))
 
     def _over_layers(self, iterable: ast.expr) -> bool:
         """Whether a `for` loop iterates over a model's layers (`self.layers`, `enumerate(...)`,
@@ -878,7 +913,7 @@ class Flow:
             if value.kinds == INT and value.dim is None:
                 value = shape_flow.named(value, target.id, stmt)  # type: ignore[attr-defined]
             if target.id in self.integer_names:  # type: ignore[attr-defined]
-                value = as_integer(value)
+                value = self._as_integer(target.id, value, state)  # type: ignore[attr-defined]
             self._set(target.id, value, state, stmt)  # type: ignore[attr-defined]
             self.values[target] = value
         elif kind is ast.Tuple or kind is ast.List:
@@ -1387,15 +1422,38 @@ class Flow:
         """A torch.nn layer called on integers (`nn.Embedding` ids, a `nn.CrossEntropyLoss` class
         target): that argument, and the name it is taken from, hold integers from here on."""
         if callee.is_module:
-            index = integer_use.LAYER_INTEGER_ARGUMENT.get(callee.cls or "")
+            spec = torch_facts.integer_layer_argument(callee.cls or "")
         else:  # `self.criterion = F.cross_entropy`
-            index = integer_use.function_argument(callee.cls or "") if callee.kinds == REF else None
-        if index is None or index >= len(args.positional) or index >= len(node.args):
+            spec = torch_facts.integer_function_argument(callee.cls or "") if callee.kinds == REF else None
+        if spec is not None:
+            self._integer_argument(node, spec, args, state)
+
+    def _integer_argument(
+        self, node: ast.Call, spec: torch_facts.IntegerArgument, args: Arguments, state: State
+    ) -> None:
+        index = spec.position
+        if index >= len(args.positional) or index >= len(node.args):
             return
+        if spec.condition == "class_index_shape" and self._probabilities(
+            args.positional[index], args.positional[0], integer_use.root_name(node.args[0])
+        ):
+            return  # `cross_entropy(logits, probs)`: float class probabilities, not class indices
         args.positional[index] = as_integer(args.positional[index])
         name = integer_use.root_name(node.args[index])
         if name is not None and name in state.env:
             state.env[name] = as_integer(state.env[name])
+
+    def _probabilities(self, target: Value, scores: Value, scores_name: str | None) -> bool:
+        """A `cross_entropy` target known to be class probabilities: a float tensor, a softmax's
+        output, a tensor of the scores' rank (class indices have one dimension less), or one made
+        like the scores (`torch.full_like(logits, eps)`)."""
+        if target.dtype is not None and target.dtype != INTEGRAL and floating_dtype(target.dtype):
+            return True
+        shapes = (target.shape, scores.shape)
+        ranks = [s.rank if isinstance(s, Shape) else None for s in shapes]
+        if ranks[0] is not None and ranks[0] == ranks[1]:
+            return True
+        return bool(target.sites) and all(_probability_site(site, scores_name) for site in target.sites)
 
     def _without_grad(self, value: Value, node: ast.AST, state: State) -> Value:
         """A call's result under `torch.no_grad()`: whatever it computed has no graph."""
@@ -1505,6 +1563,26 @@ class Flow:
         event = Event(kind, node, self._statement, value, nograd=state.nograd, **fields)  # type: ignore[arg-type]
         self.events[(kind, id(node))] = event
         return event
+
+
+_LIKE = frozenset({"zeros_like", "ones_like", "full_like", "rand_like", "empty_like"})
+
+
+def _probability_site(site: ast.AST, scores: str | None) -> bool:
+    """A tensor made here holds class probabilities for the scores named `scores`: a softmax's
+    output, or a float tensor made like the scores (`torch.full_like(logits, eps)`)."""
+    if not isinstance(site, ast.Call):
+        return False
+    func = site.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+    if name == "softmax":
+        return True
+    return (
+        name in _LIKE
+        and scores is not None
+        and bool(site.args)
+        and integer_use.root_name(site.args[0]) == scores
+    )
 
 
 class Arguments:

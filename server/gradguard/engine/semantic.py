@@ -296,7 +296,7 @@ class Semantics:
         self._script_busy = False
         self._global_stores: dict[str, Value] = {}
         self.source_kinds: dict[ast.AST, str] = {}
-        self.integer_names_cache: dict[ast.AST, frozenset[str]] = {}  # per scope: `integer_use` names
+        self.integer_names_cache: dict[ast.AST, tuple] = {}  # per scope: `integer_use.scan`
         # calls of ops returning several views of one tensor (`chunk`, `split`, `unbind`):
         # autograd forbids writing into those views in place
         self.multi_output_views: set[ast.AST] = set()
@@ -1486,6 +1486,7 @@ class Semantics:
             outside |= v.roots
         mapping = _callee_objects(value, outside, node, self._item_sites)
         returned, value = value, _resite(value, outside, node, mapping)
+        value = _in_caller_names(value, func, bound)
         softmax = self.shape_index.softmax
         if softmax and returned.sites and returned.sites <= softmax:
             softmax.update(value.sites)  # the call returns the callee's probabilities
@@ -2011,7 +2012,7 @@ class Semantics:
             if node.args and (self.module.call_name(node) or "").startswith("torch."):
                 target = node.args[0]  # `F.relu_(t)`, `torch.sigmoid_(t)`: writes into `t`, not into `F`
             return flow._inplace(node, target, receiver, operands, attr, state)
-        if attr in ("to", "type") or attr in _DTYPE_METHOD_NAMES:
+        if attr in ("to", "type", "view") or attr in _DTYPE_METHOD_NAMES:
             return self._convert(flow, node, receiver, attr, args, state)
         if attr in ("cpu", "cuda", "contiguous", "pin_memory", "coalesce"):
             if receiver.grad == NO:
@@ -2118,6 +2119,13 @@ class Semantics:
     def _convert(
         self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State
     ) -> Value:
+        if attr == "view":  # `t.view(torch.int32)` reads the same memory as another dtype
+            viewed = None
+            if len(node.args) + len(node.keywords) == 1:
+                viewed = _dtype_of(self.module, node.args[0] if node.args else keyword(node, "dtype"))
+            if viewed is None:
+                return self._op_result(flow, node, receiver, attr, args, state, torch_facts.op(attr))
+            return _dtype_view(node, receiver, viewed)
         if attr in _DTYPE_METHOD_NAMES:
             dtype = _DTYPE_METHOD_NAMES[attr]
         else:
@@ -2444,6 +2452,18 @@ def _is_tensor_method_name(name: str) -> bool:
 # methods whose meaning on a tensor the interpreter knows, beyond the op table
 
 
+def _dtype_view(node: ast.Call, receiver: Value, dtype: str) -> Value:
+    """`t.view(torch.int32)`: the same memory read as another dtype. torch records no history
+    (the result neither requires grad nor has a `grad_fn`, whatever the dtype); it is a view of
+    `t` (writes reach `t`), and its last dimension scales with the element sizes."""
+    result = cut(receiver, NONDIFF, node, TENSOR)
+    before = torch_facts.dtype(receiver.dtype) if receiver.dtype is not None else None
+    after = torch_facts.dtype(dtype)
+    same_size = before is not None and after is not None and before.itemsize == after.itemsize
+    return result.evolve(dtype=dtype, roots=receiver.roots or frozenset((node,)),
+                         shape=receiver.shape if same_size else None)  # fmt: skip
+
+
 def _dtype_of(module: ModuleContext, expr: ast.AST | None) -> str | None:
     if expr is None:
         return None
@@ -2683,6 +2703,38 @@ def _statement_name(stmt: ast.stmt) -> str:
     if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return stmt.name
     return ""
+
+
+def _local_names(func: ast.AST) -> frozenset[str]:
+    """The parameters of `func` and the names it (or a function inside it) assigns."""
+    names = getattr(func, "_gg_local_names", None)
+    if names is None:
+        spec = func.args  # type: ignore[attr-defined]
+        every = [*spec.posonlyargs, *spec.args, *spec.kwonlyargs, spec.vararg, spec.kwarg]
+        found = {a.arg for a in every if a is not None}
+        found.update(n.id for n in walk(func) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load))
+        names = func._gg_local_names = frozenset(found)  # type: ignore[attr-defined]
+    return names
+
+
+def _in_caller_names(value: Value, func: ast.AST, bound: dict[str, Value], depth: int = 0) -> Value:
+    """A callee's return value as the caller names it: the callee's own variables (`output` in
+    `output = self.main(input); return output`) mean nothing in the caller, where the same name
+    may hold something else; a parameter stands for the caller's names of its argument."""
+    local = _local_names(func)
+    names = value.names
+    if names and not names.isdisjoint(local):
+        kept = names - local
+        for name in names & local:
+            argument = bound.get(name)
+            if argument is not None:
+                kept |= argument.names
+        value = value.evolve(names=frozenset(kept))
+    if value.items and depth < 2:
+        items = tuple(_in_caller_names(item, func, bound, depth + 1) for item in value.items)
+        if any(a is not b for a, b in zip(items, value.items, strict=True)):
+            value = value.evolve(items=items)
+    return value
 
 
 def _script_bound_names(script: list[ast.stmt]) -> frozenset[str]:

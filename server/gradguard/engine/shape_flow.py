@@ -37,6 +37,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from gradguard.engine import symshape as ss
+from gradguard.engine import torch_facts
 from gradguard.engine.symshape import UNKNOWN as UNKNOWN_DIM
 from gradguard.engine.symshape import Dim, LayerSpec, Shape, ShapeError
 from gradguard.engine.values import (
@@ -811,11 +812,21 @@ def _function_result(flow: Flow, node: ast.Call, target: Value, args: Arguments,
     return result
 
 
+def _dtype_argument(flow: Flow, node: ast.Call) -> bool:
+    """`t.view(torch.int32)` / `t.view(dtype=...)`: a dtype view."""
+    if node.keywords:
+        return any(k.arg == "dtype" for k in node.keywords)
+    if len(node.args) != 1:
+        return False
+    qual = flow.module.qualname(node.args[0]) or ""
+    return qual.startswith("torch.") and torch_facts.canonical_dtype(qual) is not None
+
+
 def _method(flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, result: Value) -> Value:
     if attr in _SOFTMAX:
         flow.semantics.shape_index.softmax.add(node)  # its result: probabilities
-    if attr not in _MODELLED:
-        return result
+    if attr not in _MODELLED or attr == "view" and _dtype_argument(flow, node):
+        return result  # (`t.view(torch.int32)`: the same memory as another dtype, not a new shape)
     if receiver.shape is None and attr not in _FROM_NOTHING and not _MATMUL_DTYPE.intersection((attr,)):
         return result  # (nothing known of the receiver: nothing known of the result)
     converted = call_args(args)

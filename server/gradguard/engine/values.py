@@ -648,3 +648,6 @@ def as_integer(value: Value) -> Value:
 
 def _floating(dtype: str) -> bool:
     return dtype.startswith(("float", "bfloat", "complex", "half", "double"))
+
+
+floating_dtype = _floating

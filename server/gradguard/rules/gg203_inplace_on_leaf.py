@@ -259,6 +259,21 @@ class InplaceOnLeaf(Rule):
             note="a private helper called only from a method decorated `@torch.no_grad()` "
             "(trl trainer/callbacks.py, BEMACallback)",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            model = nn.Linear(4, 4)
+            for p in model.parameters():
+                bits = p.view(torch.int32)
+                bits.bitwise_xor_(1)
+            """,
+            note="a dtype view (`p.view(torch.int32)`) neither requires grad nor is a leaf that does: torch "
+            "allows the write (bit flips in the weights); the `x.view(dtype)` class of "
+            "bench/reviews/2026-12-01-known.md",
+            run="model(torch.randn(2, 4)).sum().backward()",
+        ),
     ]
     INVALID = [
         Invalid(

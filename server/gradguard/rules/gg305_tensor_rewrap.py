@@ -28,6 +28,7 @@ from gradguard.engine.values import (
 _SINGLE = {"torch.tensor"}  # torch.as_tensor(t) / torch.Tensor(t) return t itself (graph kept)
 _LISTS = {"torch.tensor", "torch.as_tensor", "torch.Tensor", "torch.FloatTensor"}
 _LOGGING_CALLS = {"print", "float", "int", "str", "repr", "format"}
+_LOGGING_METHODS = {"log", "log_dict", "add_scalar", "info"}
 _CUT_METHODS = {"detach", "item", "numpy", "tolist", "detach_"}
 _REWRAP_TEXT = "ensor("
 _ATOMS = (ast.Name, ast.Attribute, ast.Call, ast.Subscript, ast.Constant)
@@ -138,6 +139,27 @@ class TensorRewrap(Rule):
             """,
             note="a str-keyed item of a model's attribute (a config list of numbers), not known to be a "
             "tensor (timm task/distillation.py)",
+        ),
+        Valid(
+            """
+            import logging
+
+            import torch
+
+
+            def compare(model_a, model_b):
+                flat_a = torch.cat([p.flatten() for p in model_a.parameters()])
+                flat_b = torch.cat([p.flatten() for p in model_b.parameters()])
+                diff = torch.tensor([(a - b).norm() for (a, b) in zip(flat_a, flat_b)])
+                logging.info(f"Max difference between the parameters = {max(diff)}")
+                assert torch.allclose(flat_a, flat_b, atol=1e-3), "parameters differ"
+            """,
+            note="a copy only logged and asserted on: nothing backpropagates through it (opacus "
+            "tests/grad_sample_module_fast_gradient_clipping_test.py)",
+            run="""
+            model = torch.nn.Linear(3, 2)
+            compare(model, model)
+            """,
         ),
     ]
     INVALID = [
@@ -268,6 +290,8 @@ class TensorRewrap(Rule):
                 call = event.node
                 if event.nograd is not None or len(call.args) != 1 or _only_logged(unit, call):
                     continue
+                if _copy_only_inspected(unit, call):
+                    continue  # `diff = torch.tensor([...])` only logged or asserted on: nothing to lose
                 if _integer_dtype(unit, call):
                     continue  # indices: an integer tensor cannot carry a gradient anyway
                 data = event.value
@@ -364,15 +388,54 @@ def _only_logged(unit: Unit, call: ast.Call) -> bool:
             return False
         if isinstance(parent, ast.Attribute) and parent.attr in _CUT_METHODS:
             return True
-        if isinstance(parent, ast.Call) and node in parent.args:
-            if isinstance(parent.func, ast.Name) and parent.func.id in _LOGGING_CALLS:
-                return True
-            if isinstance(parent.func, ast.Attribute) and parent.func.attr in (
-                "log",
-                "log_dict",
-                "add_scalar",
-                "info",
-            ):
-                return True
+        if isinstance(parent, ast.Call) and node in parent.args and _logging_call(parent):
+            return True
+        node = parent
+    return False
+
+
+def _logging_call(call: ast.Call) -> bool:
+    if isinstance(call.func, ast.Name):
+        return call.func.id in _LOGGING_CALLS
+    return isinstance(call.func, ast.Attribute) and call.func.attr in _LOGGING_METHODS
+
+
+def _copy_only_inspected(unit: Unit, call: ast.AST) -> bool:
+    """`diff = torch.tensor([...])` in a function whose every read of `diff` only inspects it: in
+    an `assert`, an f-string, a comparison, a logging call or under `.item()` / `.detach()`.
+    Nothing backpropagates through such a copy (it reaches no loss, `return` or model call), so
+    the history it lacks loses nothing."""
+    statement = unit.parent(call)
+    if not (
+        isinstance(statement, ast.Assign)
+        and len(statement.targets) == 1
+        and isinstance(statement.targets[0], ast.Name)
+    ):
+        return False
+    func = unit.enclosing_function(call)
+    if func is None:
+        return False  # a script's name may be read by the file's functions too
+    name = statement.targets[0].id
+    for node in ast.walk(func):
+        if isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
+            return False
+        read = isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load)
+        if read and not _inspected(unit, node):  # type: ignore[arg-type]
+            return False
+    return True
+
+
+def _inspected(unit: Unit, read: ast.Name) -> bool:
+    """The value read here ends in a check or a message, never in a tensor op's result."""
+    node: ast.AST = read
+    for parent in unit.ancestors(read):
+        if isinstance(parent, (ast.Assert, ast.JoinedStr, ast.Compare)):
+            return True
+        if isinstance(parent, ast.Attribute) and parent.attr in _CUT_METHODS:
+            return True
+        if isinstance(parent, ast.Call) and node in parent.args and _logging_call(parent):
+            return True
+        if isinstance(parent, ast.stmt):
+            return False
         node = parent
     return False

@@ -300,6 +300,57 @@ class BackwardTwice(Rule):
             "and the data loader iterated in the loop, the process group only passed along; none of them is "
             "a graph built before the loop",
         ),
+        Valid(
+            """
+            import torch
+
+
+            def train(make_private, epochs):
+                netD, optimizerD, dataloader = make_private()
+                for epoch in range(epochs):
+                    data_bar = iter(dataloader)
+                    for i, data in enumerate(data_bar):
+                        optimizerD.zero_grad()
+                        netD(data[0]).pow(2).mean().backward()
+                        optimizerD.step()
+            """,
+            note="opacus examples/dcgan.py: a loader from an unknown call (`privacy_engine.make_private(...)`), "
+            "wrapped again every epoch (a progress bar) and enumerated: each batch is a new object",
+            run="""
+            netD = torch.nn.Linear(4, 1)
+            loader = [(torch.randn(2, 4),), (torch.randn(2, 4),)]
+            train(lambda: (netD, torch.optim.SGD(netD.parameters(), lr=0.1), loader), 2)
+            """,
+        ),
+        Valid(
+            """
+            import torch
+
+
+            class Generator(torch.nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.main = torch.nn.Linear(3, 4)
+
+                def forward(self, input):
+                    output = self.main(input)
+                    return output
+
+
+            netG = Generator()
+            netD = torch.nn.Linear(4, 1)
+            for step in range(2):
+                output = netD(torch.randn(2, 4))
+                fake = netG(torch.randn(2, 3))
+                errD = output.mean() + netD(fake.detach()).mean()
+                errD.backward()
+                errG = netD(fake).mean()
+                errG.backward()
+            """,
+            note="opacus examples/dcgan.py: the generator's own local `output` is not the loop's `output`, whose "
+            "graph the discriminator's step freed; `errG` goes through a new `netD(fake)`",
+            run="assert fake.grad_fn is not None",
+        ),
     ]
     INVALID = [
         Invalid(
