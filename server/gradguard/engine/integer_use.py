@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 
 from gradguard.engine import torch_facts
-from gradguard.engine.index import ModuleContext
+from gradguard.engine.index import ModuleContext, iter_children
 
 # The arguments that must hold integers, the methods whose receiver must, and the methods that keep
 # their receiver's elements and dtype (`labels.view(-1)` is `labels`) come from torch_facts (generated
@@ -98,6 +98,6 @@ def integer_names(body: list[ast.stmt], module: ModuleContext) -> frozenset[str]
             found.update(root_name(e, rows=True) for e in _index_expressions(node))
         elif isinstance(node, ast.Call):
             found.update(_call_names(node, module))
-        stack.extend(ast.iter_child_nodes(node))
+        stack.extend(iter_children(node))  # (`ast.iter_child_nodes` without context/operator nodes)
     found.discard(None)
     return frozenset(found)  # type: ignore[arg-type]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -33,6 +34,7 @@ from gradguard.engine.index import (
     KIND_FUNCTION,
     KIND_MODULE,
     ModuleContext,
+    iter_children,
     keyword,
     statement_start_line,
     walk,
@@ -127,6 +129,7 @@ MAX_CALL_DEPTH = 6
 FROZEN = "<frozen module>"  # `cls` of an unknown module after `.requires_grad_(False)`
 MAX_SUMMARIES = 400  # call summaries per file; beyond that calls are unknown
 
+_GLOBAL_WORD = re.compile(r"\bglobal\b")
 _FUNCTION_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 # -- vocabulary (hand-written: names people give things; not torch facts) ----------------------
@@ -497,7 +500,7 @@ class Semantics:
             if isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
                 parents[current] = scope
                 scope = current
-            for child in ast.iter_child_nodes(current):
+            for child in iter_children(current):  # (`ast.iter_child_nodes` without context/operator nodes)
                 if isinstance(
                     child, (ast.stmt, ast.expr, ast.excepthandler, ast.match_case, ast.comprehension)
                 ):
@@ -796,7 +799,10 @@ class Semantics:
         if cached is None:
             found: dict[str, list[ast.AST]] = {}
             self.__dict__["_writers"] = found
-            if self._lines is None or any("global" in line for line in self._lines):
+            # (the keyword, not `global_pool`: a `global` statement always matches `\bglobal\b`)
+            if self._lines is None or any(
+                _GLOBAL_WORD.search(line) for line in self._lines if "global" in line
+            ):
                 for func in walk(self.tree):
                     if isinstance(func, _FUNCTION_TYPES):
                         for node in walk(func):

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import nn_name, replace_node
-from gradguard.engine.index import Unit, self_name
+from gradguard.engine.index import Unit, self_name, walk
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.values import DICT, LIST, MODULE, PARAMETER, TUPLE, YES
 from gradguard.engine.queries import node_text
@@ -943,7 +943,7 @@ def _calls_by_name(unit: Unit) -> dict[str, list[ast.Call]]:
     found = cache.get("_gg103_calls")
     if found is None:
         found = cache["_gg103_calls"] = {}
-        for node in ast.walk(unit.semantics.tree):
+        for node in walk(unit.semantics.tree):  # (`ast.walk` without context nodes: same order, faster)
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                 found.setdefault(node.func.id, []).append(node)
     return found
@@ -952,34 +952,22 @@ def _calls_by_name(unit: Unit) -> dict[str, list[ast.Call]]:
 def _only_stored(init: ast.AST, name: ast.Name) -> bool:
     """Every other load of the parameter in `__init__` is an `isinstance` test or rebinds it
     (`acts = [acts] * n`): nothing else registers, iterates or copies what it holds."""
+    loads = []
+    harmless: set[int] = set()  # (one walk: the loads inside an `isinstance(...)` or a rebinding)
     for node in ast.walk(init):
-        if not (isinstance(node, ast.Name) and node.id == name.id and isinstance(node.ctx, ast.Load)):
-            continue
-        if node is name:
-            continue
-        if not _harmless_use(init, node):
-            return False
-    return True
-
-
-def _harmless_use(init: ast.AST, node: ast.Name) -> bool:
-    for stmt in ast.walk(init):
-        if (
-            isinstance(stmt, ast.Call)
-            and isinstance(stmt.func, ast.Name)
-            and stmt.func.id == "isinstance"
-            and any(a is node for a in stmt.args)
+        if isinstance(node, ast.Name) and node.id == name.id and isinstance(node.ctx, ast.Load):
+            if node is not name:
+                loads.append(node)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance":
+            harmless.update(id(a) for a in node.args)
+        elif (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id == name.id
         ):
-            return True
-        if (
-            isinstance(stmt, ast.Assign)
-            and len(stmt.targets) == 1
-            and isinstance(stmt.targets[0], ast.Name)
-            and stmt.targets[0].id == node.id
-            and any(n is node for n in ast.walk(stmt.value))
-        ):
-            return True
-    return False
+            harmless.update(id(n) for n in ast.walk(node.value))
+    return all(id(node) in harmless for node in loads)
 
 
 def _used_as_a_sequence(unit: Unit, cls: ast.ClassDef, me: str, attr: str) -> bool:
