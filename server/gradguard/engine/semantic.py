@@ -800,11 +800,22 @@ class Semantics:
             found: dict[str, list[ast.AST]] = {}
             self.__dict__["_writers"] = found
             # (the keyword, not `global_pool`: a `global` statement always matches `\bglobal\b`)
-            if self._lines is None or any(
-                _GLOBAL_WORD.search(line) for line in self._lines if "global" in line
-            ):
+            lines = (
+                None
+                if self._lines is None
+                else [
+                    i
+                    for i, line in enumerate(self._lines, 1)
+                    if "global" in line and _GLOBAL_WORD.search(line)
+                ]
+            )
+            if lines is None or lines:
                 for func in walk(self.tree):
                     if isinstance(func, _FUNCTION_TYPES):
+                        if lines is not None:  # (only a function whose lines hold the word can declare it)
+                            first = bisect.bisect_left(lines, func.lineno)
+                            if first == len(lines) or lines[first] > (func.end_lineno or func.lineno):
+                                continue
                         for node in walk(func):
                             if isinstance(node, ast.Global):
                                 for declared in node.names:

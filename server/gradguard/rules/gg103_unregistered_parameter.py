@@ -954,7 +954,7 @@ def _only_stored(init: ast.AST, name: ast.Name) -> bool:
     (`acts = [acts] * n`): nothing else registers, iterates or copies what it holds."""
     loads = []
     harmless: set[int] = set()  # (one walk: the loads inside an `isinstance(...)` or a rebinding)
-    for node in ast.walk(init):
+    for node in walk(init):
         if isinstance(node, ast.Name) and node.id == name.id and isinstance(node.ctx, ast.Load):
             if node is not name:
                 loads.append(node)
@@ -966,7 +966,7 @@ def _only_stored(init: ast.AST, name: ast.Name) -> bool:
             and isinstance(node.targets[0], ast.Name)
             and node.targets[0].id == name.id
         ):
-            harmless.update(id(n) for n in ast.walk(node.value))
+            harmless.update(id(n) for n in walk(node.value))
     return all(id(node) in harmless for node in loads)
 
 
