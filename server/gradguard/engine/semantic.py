@@ -129,7 +129,9 @@ MAX_CALL_DEPTH = 6
 FROZEN = "<frozen module>"  # `cls` of an unknown module after `.requires_grad_(False)`
 MAX_SUMMARIES = 400  # call summaries per file; beyond that calls are unknown
 
-_GLOBAL_WORD = re.compile(r"\bglobal\b")
+# a line where a `global` statement may start: at the line's start, after `;` or after the `:` of a
+# one-line compound statement (`if c: global x`); not `global_pool`, nor "global pooling" in a docstring
+_GLOBAL_WORD = re.compile(r"(?:^|[;:])\s*global\b")
 _FUNCTION_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 # -- vocabulary (hand-written: names people give things; not torch facts) ----------------------
@@ -799,7 +801,6 @@ class Semantics:
         if cached is None:
             found: dict[str, list[ast.AST]] = {}
             self.__dict__["_writers"] = found
-            # (the keyword, not `global_pool`: a `global` statement always matches `\bglobal\b`)
             lines = (
                 None
                 if self._lines is None
