@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 
 from gradguard.engine import torch_facts
-from gradguard.engine.index import ModuleContext, iter_children
+from gradguard.engine.index import _CHILD_FIELDS, ModuleContext, child_fields
 
 # The arguments that must hold integers, the methods whose receiver must, and the methods that keep
 # their receiver's elements and dtype (`labels.view(-1)` is `labels`) come from torch_facts (generated
@@ -90,14 +90,30 @@ def integer_names(body: list[ast.stmt], module: ModuleContext) -> frozenset[str]
     out: they are scopes of their own) that are used as integers somewhere in it."""
     found: set[str | None] = set()
     stack: list[ast.AST] = list(body)
+    # (an inlined `ast.iter_child_nodes` over the fields that can hold nodes, as `Unit._index`)
+    fields_of = _CHILD_FIELDS.get
+    node_type = ast.AST
     while stack:
         node = stack.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+        if isinstance(node, _SCOPES):
             continue
         if isinstance(node, ast.Subscript):
             found.update(root_name(e, rows=True) for e in _index_expressions(node))
         elif isinstance(node, ast.Call):
             found.update(_call_names(node, module))
-        stack.extend(iter_children(node))  # (`ast.iter_child_nodes` without context/operator nodes)
+        fields = fields_of(node.__class__)
+        if fields is None:
+            fields = child_fields(node.__class__)
+        for name in fields:
+            value = getattr(node, name, None)
+            if value is None:
+                continue
+            if value.__class__ is list:
+                stack.extend([item for item in value if isinstance(item, node_type)])
+            elif isinstance(value, node_type):
+                stack.append(value)
     found.discard(None)
     return frozenset(found)  # type: ignore[arg-type]
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
