@@ -906,7 +906,7 @@ def _passed_in(
     call of the file, the line of the first such call). None when no call is known to pass one, or
     when `__init__` uses the parameter otherwise (registers it, iterates it, ...)."""
     params = _init_parameters(init)
-    if name.id not in params or not _only_stored(init, name):
+    if name.id not in params or not _only_stored(init, name, unit.cache("gg103.init_uses", dict)):
         return None
     position = params.index(name.id)
     seen: list[tuple[set[str], bool, int]] = []
@@ -949,25 +949,35 @@ def _calls_by_name(unit: Unit) -> dict[str, list[ast.Call]]:
     return found
 
 
-def _only_stored(init: ast.AST, name: ast.Name) -> bool:
+def _only_stored(init: ast.AST, name: ast.Name, cache: dict) -> bool:
     """Every other load of the parameter in `__init__` is an `isinstance` test or rebinds it
     (`acts = [acts] * n`): nothing else registers, iterates or copies what it holds."""
-    loads = []
-    harmless: set[int] = set()  # (one walk: the loads inside an `isinstance(...)` or a rebinding)
+    uses = cache.get(init)
+    if uses is None:
+        uses = cache[init] = _load_uses(init)
+    loads, harmless, rebinding = uses
+    allowed = rebinding.get(name.id, set())
+    return all(
+        id(node) in harmless or id(node) in allowed for node in loads.get(name.id, ()) if node is not name
+    )
+
+
+def _load_uses(init: ast.AST) -> tuple[dict[str, list[ast.Name]], set[int], dict[str, set[int]]]:
+    """One walk of `__init__`: the loads of each name; the nodes passed directly to `isinstance`;
+    per name, the nodes of the values assigned to it alone (`acts = [acts] * n`)."""
+    loads: dict[str, list[ast.Name]] = {}
+    harmless: set[int] = set()
+    rebinding: dict[str, set[int]] = {}
     for node in walk(init):
-        if isinstance(node, ast.Name) and node.id == name.id and isinstance(node.ctx, ast.Load):
-            if node is not name:
-                loads.append(node)
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            loads.setdefault(node.id, []).append(node)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance":
             harmless.update(id(a) for a in node.args)
         elif (
-            isinstance(node, ast.Assign)
-            and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name)
-            and node.targets[0].id == name.id
+            isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
         ):
-            harmless.update(id(n) for n in walk(node.value))
-    return all(id(node) in harmless for node in loads)
+            rebinding.setdefault(node.targets[0].id, set()).update(id(n) for n in walk(node.value))
+    return loads, harmless, rebinding
 
 
 def _used_as_a_sequence(unit: Unit, cls: ast.ClassDef, me: str, attr: str) -> bool:
