@@ -145,6 +145,57 @@ def test_global_and_module_names():
     assert m.value("counter", 9, "step").is_only(v.INT)
 
 
+def test_global_writers_found_by_their_lines():
+    """The functions declaring a name `global` (looked up only in functions whose lines may start a
+    `global` statement): the same with the file's lines as with a walk of every function."""
+    code = textwrap.dedent(
+        """
+        counter = 0
+        total = 0
+        flag = 0
+
+        def plain():
+            global counter
+            counter += 1
+
+        def one_line(c):
+            if c: global total
+            total = 1
+
+        def after_semicolon():
+            x = 1; global flag
+            flag = x
+
+        def outer():
+            def inner():
+                global counter
+                counter = 2
+            return inner
+
+        def docs(global_pool=None):
+            \"\"\"Uses global pooling: global average pooling.\"\"\"
+            return global_pool
+        """
+    ).lstrip("\n")
+    tree = ast.parse(code)
+    module = ModuleContext(tree, SourceFile(code, "case.py"))
+    with_lines = Semantics(tree, module, code.splitlines(keepends=True))._global_writers()
+    walked = Semantics(tree, module)._global_writers()  # (no lines: every function walked)
+    names = {name: [f.name for f in funcs] for name, funcs in with_lines.items()}
+    assert names == {name: [f.name for f in funcs] for name, funcs in walked.items()}
+    assert names == {
+        "counter": ["plain", "outer", "inner"],
+        "total": ["one_line"],
+        "flag": ["after_semicolon"],
+    }
+    docs_only = 'def f(global_pool=None):\n    """global average pooling"""\n    return 1\n'
+    tree = ast.parse(docs_only)
+    semantics = Semantics(
+        tree, ModuleContext(tree, SourceFile(docs_only, "d.py")), docs_only.splitlines(True)
+    )
+    assert semantics._global_writers() == {}
+
+
 # -- values ------------------------------------------------------------------------------------
 MODULE_CODE = """
 import torch

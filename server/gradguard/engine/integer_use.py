@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 
 from gradguard.engine import torch_facts
-from gradguard.engine.index import ModuleContext
+from gradguard.engine.index import _CHILD_FIELDS, ModuleContext, child_fields
 
 # The arguments that must hold integers, the methods whose receiver must, and the methods that keep
 # their receiver's elements and dtype (`labels.view(-1)` is `labels`) come from torch_facts (generated
@@ -98,9 +98,12 @@ def scan(body: list[ast.stmt], module: ModuleContext) -> tuple[frozenset[str], d
     found: set[str | None] = set()
     targets: dict[str, set[str | None]] = {}
     stack: list[ast.AST] = list(body)
+    # (an inlined `ast.iter_child_nodes` over the fields that can hold nodes, as `Unit._index`)
+    fields_of = _CHILD_FIELDS.get
+    node_type = ast.AST
     while stack:
         node = stack.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+        if isinstance(node, _SCOPES):
             continue
         if isinstance(node, ast.Subscript):
             found.update(root_name(e, rows=True) for e in _index_expressions(node))
@@ -112,7 +115,17 @@ def scan(body: list[ast.stmt], module: ModuleContext) -> tuple[frozenset[str], d
                 name = root_name(_argument(node, spec.position, spec.keyword))
                 if name is not None:
                     targets.setdefault(name, set()).add(root_name(_argument(node, 0, "input")))
-        stack.extend(ast.iter_child_nodes(node))
+        fields = fields_of(node.__class__)
+        if fields is None:
+            fields = child_fields(node.__class__)
+        for field in fields:
+            value = getattr(node, field, None)
+            if value is None:
+                continue
+            if value.__class__ is list:
+                stack.extend([item for item in value if isinstance(item, node_type)])
+            elif isinstance(value, node_type):
+                stack.append(value)
     conditional = {
         name: frozenset(s for s in scores if s is not None)
         for name, scores in targets.items()
@@ -126,3 +139,6 @@ def _class_target(call: ast.Call, module: ModuleContext) -> torch_facts.IntegerA
     qual = module.qualname(call.func)
     spec = torch_facts.integer_function_argument(qual) if qual is not None else None
     return spec if spec is not None and spec.condition == "class_index_shape" else None
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)

@@ -20,7 +20,7 @@ import bisect
 import itertools
 import re
 
-from gradguard.engine.index import iter_children, statement_start_line
+from gradguard.engine.index import _CHILD_FIELDS, child_fields, iter_children, statement_start_line
 
 # `Semantics.consulted` holds MENTIONS + name when an analysis rested on which top-level
 # statements name `name` (the call sites of a function): a statement that starts or stops
@@ -92,6 +92,8 @@ class NameUses:
         loads: list[ast.Name] = []
         declared: set[str] = set()
         scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+        fields_of = _CHILD_FIELDS.get
+        node_type = ast.AST
         # one walk, carrying the innermost function (statements of the script have none); the
         # order of the calls of one name is the order the walk meets them
         pending: list[tuple[ast.AST, ast.AST | None]] = [(stmt, None)]
@@ -110,9 +112,19 @@ class NameUses:
                 inside = {id(child) for child in body}
                 pending.extend((child, scope) for child in iter_children(node) if id(child) not in inside)
             else:
-                # (`iter_children`: `ast.iter_child_nodes` without the context/operator nodes,
-                # which are none of the above and have no children)
-                pending.extend((child, scope) for child in iter_children(node))
+                # (`iter_children` inlined: `ast.iter_child_nodes` without the context/operator
+                # nodes, which are none of the above and have no children)
+                fields = fields_of(node.__class__)
+                if fields is None:
+                    fields = child_fields(node.__class__)
+                for name in fields:
+                    value = getattr(node, name, None)
+                    if value is None:
+                        continue
+                    if value.__class__ is list:
+                        pending.extend([(item, scope) for item in value if isinstance(item, node_type)])
+                    elif isinstance(value, node_type):
+                        pending.append((value, scope))
         callees = {id(call.func) for sites in calls.values() for call, _ in sites}
         self.calls = calls
         # names read other than as the callee of a call (passed, stored, returned...)

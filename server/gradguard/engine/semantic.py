@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -33,6 +34,7 @@ from gradguard.engine.index import (
     KIND_FUNCTION,
     KIND_MODULE,
     ModuleContext,
+    iter_children,
     keyword,
     statement_start_line,
     walk,
@@ -129,6 +131,9 @@ MAX_CALL_DEPTH = 6
 FROZEN = "<frozen module>"  # `cls` of an unknown module after `.requires_grad_(False)`
 MAX_SUMMARIES = 400  # call summaries per file; beyond that calls are unknown
 
+# a line where a `global` statement may start: at the line's start, after `;` or after the `:` of a
+# one-line compound statement (`if c: global x`); not `global_pool`, nor "global pooling" in a docstring
+_GLOBAL_WORD = re.compile(r"(?:^|[;:])\s*global\b")
 _FUNCTION_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 # -- vocabulary (hand-written: names people give things; not torch facts) ----------------------
@@ -535,7 +540,7 @@ class Semantics:
             if isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
                 parents[current] = scope
                 scope = current
-            for child in ast.iter_child_nodes(current):
+            for child in iter_children(current):  # (`ast.iter_child_nodes` without context/operator nodes)
                 if isinstance(
                     child, (ast.stmt, ast.expr, ast.excepthandler, ast.match_case, ast.comprehension)
                 ):
@@ -862,9 +867,22 @@ class Semantics:
         if cached is None:
             found: dict[str, list[ast.AST]] = {}
             self.__dict__["_writers"] = found
-            if self._lines is None or any("global" in line for line in self._lines):
+            lines = (
+                None
+                if self._lines is None
+                else [
+                    i
+                    for i, line in enumerate(self._lines, 1)
+                    if "global" in line and _GLOBAL_WORD.search(line)
+                ]
+            )
+            if lines is None or lines:
                 for func in walk(self.tree):
                     if isinstance(func, _FUNCTION_TYPES):
+                        if lines is not None:  # (only a function whose lines hold the word can declare it)
+                            first = bisect.bisect_left(lines, func.lineno)
+                            if first == len(lines) or lines[first] > (func.end_lineno or func.lineno):
+                                continue
                         for node in walk(func):
                             if isinstance(node, ast.Global):
                                 for declared in node.names:

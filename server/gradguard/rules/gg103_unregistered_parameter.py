@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import nn_name, replace_node
-from gradguard.engine.index import Unit, self_name
+from gradguard.engine.index import Unit, self_name, walk
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.values import DICT, LIST, MODULE, PARAMETER, TUPLE, YES
 from gradguard.engine.queries import node_text
@@ -906,7 +906,7 @@ def _passed_in(
     call of the file, the line of the first such call). None when no call is known to pass one, or
     when `__init__` uses the parameter otherwise (registers it, iterates it, ...)."""
     params = _init_parameters(init)
-    if name.id not in params or not _only_stored(init, name):
+    if name.id not in params or not _only_stored(init, name, unit.cache("gg103.init_uses", dict)):
         return None
     position = params.index(name.id)
     seen: list[tuple[set[str], bool, int]] = []
@@ -945,43 +945,41 @@ def _calls_by_name(unit: Unit) -> dict[str, list[ast.Call]]:
     found = cache.get("_gg103_calls")
     if found is None:
         found = cache["_gg103_calls"] = {}
-        for node in ast.walk(unit.semantics.tree):
+        for node in walk(unit.semantics.tree):  # (`ast.walk` without context nodes: same order, faster)
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                 found.setdefault(node.func.id, []).append(node)
     return found
 
 
-def _only_stored(init: ast.AST, name: ast.Name) -> bool:
+def _only_stored(init: ast.AST, name: ast.Name, cache: dict) -> bool:
     """Every other load of the parameter in `__init__` is an `isinstance` test or rebinds it
     (`acts = [acts] * n`): nothing else registers, iterates or copies what it holds."""
-    for node in ast.walk(init):
-        if not (isinstance(node, ast.Name) and node.id == name.id and isinstance(node.ctx, ast.Load)):
-            continue
-        if node is name:
-            continue
-        if not _harmless_use(init, node):
-            return False
-    return True
+    uses = cache.get(init)
+    if uses is None:
+        uses = cache[init] = _load_uses(init)
+    loads, harmless, rebinding = uses
+    allowed = rebinding.get(name.id, set())
+    return all(
+        id(node) in harmless or id(node) in allowed for node in loads.get(name.id, ()) if node is not name
+    )
 
 
-def _harmless_use(init: ast.AST, node: ast.Name) -> bool:
-    for stmt in ast.walk(init):
-        if (
-            isinstance(stmt, ast.Call)
-            and isinstance(stmt.func, ast.Name)
-            and stmt.func.id == "isinstance"
-            and any(a is node for a in stmt.args)
+def _load_uses(init: ast.AST) -> tuple[dict[str, list[ast.Name]], set[int], dict[str, set[int]]]:
+    """One walk of `__init__`: the loads of each name; the nodes passed directly to `isinstance`;
+    per name, the nodes of the values assigned to it alone (`acts = [acts] * n`)."""
+    loads: dict[str, list[ast.Name]] = {}
+    harmless: set[int] = set()
+    rebinding: dict[str, set[int]] = {}
+    for node in walk(init):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            loads.setdefault(node.id, []).append(node)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance":
+            harmless.update(id(a) for a in node.args)
+        elif (
+            isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
         ):
-            return True
-        if (
-            isinstance(stmt, ast.Assign)
-            and len(stmt.targets) == 1
-            and isinstance(stmt.targets[0], ast.Name)
-            and stmt.targets[0].id == node.id
-            and any(n is node for n in ast.walk(stmt.value))
-        ):
-            return True
-    return False
+            rebinding.setdefault(node.targets[0].id, set()).update(id(n) for n in walk(node.value))
+    return loads, harmless, rebinding
 
 
 def _used_as_a_sequence(unit: Unit, cls: ast.ClassDef, me: str, attr: str) -> bool:
