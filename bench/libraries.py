@@ -6,6 +6,7 @@
     .venv/bin/python bench/libraries.py --set holdout3     # a third (holdout2 has been read too)
     .venv/bin/python bench/libraries.py --set dev2         # a second tuning set (fourth session)
     .venv/bin/python bench/libraries.py --set dev3         # a third tuning set (same session)
+    .venv/bin/python bench/libraries.py --set dev4         # a fourth
     .venv/bin/python bench/libraries.py --set holdout4     # a fourth, kept aside (holdout3 has been read)
     .venv/bin/python bench/libraries.py --set all --jobs 2
 
@@ -149,6 +150,22 @@ LIBRARIES: dict[str, list[tuple[str, str]]] = {
         ("torch-ema", "0.3"),
         ("pytorch-msssim", "1.0.0"),
         ("higher", "0.2.1"),
+    ],
+    "dev4": [
+        ("openai-whisper", "20250625"),
+        ("pyannote.audio", "4.0.7"),
+        ("descript-audio-codec", "1.0.0"),
+        ("fairscale", "0.4.13"),
+        ("neuralprophet", "0.9.0"),
+        ("pypots", "1.5"),
+        ("chemprop", "2.3.1"),
+        ("fair-esm", "2.0.0"),
+        ("nequip", "0.19.1"),
+        ("rtdl", "0.0.13"),
+        ("rl-games", "1.6.5"),
+        ("adapters", "1.3.0"),
+        ("stable-audio-tools", "0.0.19"),
+        ("clip-anytorch", "2.6.0"),
     ],
     # ... and one chosen at its start, kept unread until its end and run once
     "holdout4": [
