@@ -10,7 +10,7 @@ from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import nn_name, replace_node
 from gradguard.engine.index import Unit, self_name
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
-from gradguard.engine.values import DICT, LIST, MODULE, PARAMETER, TUPLE, YES
+from gradguard.engine.values import DICT, LIST, MODULE, NONE, PARAMETER, TUPLE, YES
 from gradguard.engine.queries import node_text
 from gradguard.engine.rule import Invalid, Rule, Valid, Message
 from gradguard.engine.semantic import is_param_free_layer
@@ -573,6 +573,7 @@ class UnregisteredParameter(Rule):
                     wrap_name=wrap_name,
                     nested=nested,
                     inner=inner,
+                    imported=_imported_layers_only(unit, final, registered),
                 )
 
     # -- findings ----------------------------------------------------------------------------------
@@ -602,6 +603,7 @@ class UnregisteredParameter(Rule):
         inner: list[ast.List | ast.Tuple] | None = None,
         passed: int | None = None,
         fixable: bool = True,
+        imported: bool = False,
     ) -> Finding:
         dict_like = isinstance(value, (ast.Dict, ast.DictComp)) or _call_name(value) in _EMPTY_DICT_CALLS
         what = (
@@ -619,6 +621,14 @@ class UnregisteredParameter(Rule):
             f"`self.{attr}` is a plain Python {container} of {what}, which `nn.Module` does not register\nThey "
             f"are missing from `.parameters()` (never trained) and `state_dict()`; use `nn.{suggestion}`."
         )
+        if imported and kinds == {_KIND_MODULE}:
+            # layers of classes defined in other files: whether they own parameters is not known, but
+            # `.train()`/`.eval()` never reach them (fairseq w2l_conv_glu_enc.py: a list of dropouts)
+            message = (
+                f"`self.{attr}` is a plain Python {container} of {what}, which `nn.Module` does not register\n"
+                "`model.eval()` and `model.train()` do not reach them (they stay in training mode: dropout in them stays on at evaluation), "
+                f"nor do `.parameters()`, `state_dict()` and `.to()`; use `nn.{suggestion}`."
+            )
         if passed is not None:
             message = (
                 f"`self.{attr}` holds the caller's Python list of {what}, which `nn.Module` "
@@ -711,6 +721,40 @@ def _nn_class_by_name(unit: Unit, node: ast.expr) -> bool:
         and len(node.func.args) == 2
         and unit.segment(node.func.args[0]) == nn
     )
+
+
+def _imported_layers_only(unit: Unit, value, registered: frozenset, depth: int = 0) -> bool:
+    """Every unregistered layer the container holds is an instance of a class from another file (not
+    `torch.nn`), so whether it owns parameters is not known here."""
+    if depth > 4 or not value.known:
+        return False
+    parts = [p for p in [value.elem, *(value.items or ())] if p is not None]
+    found = False
+    for part in parts:
+        if part.is_only(LIST | TUPLE | DICT):
+            if not _imported_layers_only(unit, part, registered, depth + 1):
+                return False
+            found = True
+        elif part.is_module:
+            if not part.sources or part.sources <= registered:
+                continue
+            cls = part.cls or ""
+            if not cls or cls.startswith("torch.") or cls.split(".")[-1] in _file_classes(unit):
+                return False
+            found = True
+        elif part.kinds & ~NONE:
+            return False
+    return found
+
+
+def _file_classes(unit: Unit) -> set[str]:
+    cache = unit.semantics.__dict__
+    found = cache.get("_gg103_classes")
+    if found is None:
+        found = cache["_gg103_classes"] = {
+            n.name for n in ast.walk(unit.semantics.tree) if isinstance(n, ast.ClassDef)
+        }
+    return found
 
 
 def _nested(value) -> bool:
