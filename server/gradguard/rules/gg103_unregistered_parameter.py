@@ -689,7 +689,7 @@ class UnregisteredParameter(Rule):
             # reach them (fairseq w2l_conv_glu_enc.py: a list of `FairseqDropout`s)
             message = (
                 f"`self.{attr}` is a plain Python {container} of {what}, which `nn.Module` does not register\n"
-                "`model.eval()` and `model.train()` do not reach them (they stay in training mode: dropout in them stays on at evaluation), "
+                "`model.eval()` and `model.train()` do not reach them (they stay in training mode: any dropout in them stays on at evaluation), "
                 f"nor do `.parameters()`, `state_dict()` and `.to()`; use `nn.{suggestion}`."
             )
         if passed is not None:
