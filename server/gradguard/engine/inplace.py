@@ -138,7 +138,11 @@ def _classify(unit: Unit, func: ast.AST | None, event: Event, forward: bool, vie
         return LEAF
     if event.saved:
         return SAVED
-    if value.sites and value.sites <= views and (value.grad == YES or (forward and value.grad == MAYBE)):
+    if (
+        value.sites
+        and value.sites <= views
+        and (value.grad == YES or (forward and value.grad == MAYBE and from_input(unit, func, value)))
+    ):
         return MULTI_VIEW
     if value.is_buffer and any(
         a.grad == YES or (forward and a.grad == MAYBE and a.is_tensor and from_input(unit, func, a))

@@ -183,11 +183,16 @@ _VIEW_METHODS = frozenset({"view", "view_as", "transpose", "transpose_", "permut
                            "unsqueeze", "squeeze", "expand", "expand_as", "unfold", "diagonal", "movedim",
                            "moveaxis", "swapaxes", "swapdims", "as_strided", "real", "imag", "mT", "T", "H",
                            "mH", "unflatten", "detach", "alias", "indices", "values"})  # fmt: skip
+# methods whose arguments other than the receiver give only sizes, dims or shapes (`view_as(other)` reads
+# `other.shape`): no gradient flows into them, and the result requires grad exactly when the receiver does
+_SHAPE_ARGUMENT_METHODS = (_VIEW_METHODS - {"detach"}) | {"reshape", "reshape_as", "flatten", "repeat", "tile"}  # fmt: skip
 # ops whose outputs autograd marks as views of a multi-output node, so writing into one raises "... is the
 # output of a function that returns multiple views" (torch 2.13); the other view ops that return tuples do
 # not: `tensor_split`/`hsplit`/... give plain slices, `broadcast_tensors` and `meshgrid` give the input itself
 # or `expand` views, `unsafe_chunk`/`unsafe_split` opt out
 _MULTI_OUTPUT_VIEWS = frozenset({"chunk", "split", "split_with_sizes", "unbind"})
+_TYPED_CONSTRUCTORS = {"FloatTensor": "float32", "DoubleTensor": "float64", "HalfTensor": "float16",
+                       "LongTensor": "int64", "IntTensor": "int32", "BoolTensor": "bool", "ByteTensor": "uint8"}  # fmt: skip
 _INPLACE_EXCEPTIONS = frozenset({"requires_grad_", "share_memory_", "retain_grad_", "pin_memory_",
                                  "record_stream_"})  # fmt: skip
 _TENSOR_ATTRIBUTES = {
@@ -2125,7 +2130,11 @@ class Semantics:
         self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State, facts
     ) -> Value:
         operands = (receiver, *args.positional)
-        result = flow._tensor_op(attr, node, operands, state, facts=facts, keywords=args.keywords)
+        keywords = args.keywords
+        if attr in _SHAPE_ARGUMENT_METHODS:
+            # `x.view(bsz, seq_len, -1)`: sizes, dims and shape tensors carry no gradient into the result
+            operands, keywords = (receiver,), {}
+        result = flow._tensor_op(attr, node, operands, state, facts=facts, keywords=keywords)
         if (
             result.dtype is None
             and receiver.dtype is not None
@@ -2360,6 +2369,8 @@ class Semantics:
         data = args.get(0, "data")
         if name in _COPYING_FACTORIES or name == "from_numpy":
             if data is not None:
+                # `torch.FloatTensor(1)` is float32, whatever the data
+                dtype = dtype or _TYPED_CONSTRUCTORS.get(name)
                 if dtype is None:
                     dtype = (
                         data.dtype

@@ -10,7 +10,7 @@ from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import nn_name, replace_node
 from gradguard.engine.index import Unit, self_name, walk
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
-from gradguard.engine.values import DICT, LIST, MODULE, PARAMETER, TUPLE, YES
+from gradguard.engine.values import DICT, LIST, MODULE, NONE, PARAMETER, TUPLE, YES
 from gradguard.engine.queries import node_text
 from gradguard.engine.rule import Invalid, Rule, Valid, Message
 from gradguard.engine.semantic import is_param_free_layer
@@ -504,6 +504,69 @@ class UnregisteredParameter(Rule):
             """,
             note="the layers come from the caller: judged by the calls in the file",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class SharedDropout(nn.Module):
+                def __init__(self, p):
+                    super().__init__()
+                    self.p = p
+
+                def forward(self, x):
+                    return F.dropout(x, self.p, training=self.training)
+
+            class Encoder(nn.Module):
+                def __init__(self, n=2):
+                    super().__init__()
+                    self.layers = nn.ModuleList([nn.Linear(4, 4) for _ in range(n)])
+                    self.dropouts = [SharedDropout(0.5) for _ in range(n)]
+
+                def forward(self, x):
+                    for layer, dropout in zip(self.layers, self.dropouts):
+                        x = dropout(layer(x))
+                    return x
+            """,
+            lines=[17],
+            fixed="""
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class SharedDropout(nn.Module):
+                def __init__(self, p):
+                    super().__init__()
+                    self.p = p
+
+                def forward(self, x):
+                    return F.dropout(x, self.p, training=self.training)
+
+            class Encoder(nn.Module):
+                def __init__(self, n=2):
+                    super().__init__()
+                    self.layers = nn.ModuleList([nn.Linear(4, 4) for _ in range(n)])
+                    self.dropouts = nn.ModuleList([SharedDropout(0.5) for _ in range(n)])
+
+                def forward(self, x):
+                    for layer, dropout in zip(self.layers, self.dropouts):
+                        x = dropout(layer(x))
+                    return x
+            """,
+            run="""
+            model = Encoder()
+            model.eval()
+            assert not model.dropouts[0].training, "the dropouts stay in training mode after model.eval()"
+            """,
+            raises="the dropouts stay in training mode after model.eval()",
+            check_fixed="""
+            x = torch.ones(3, 4)
+            assert torch.equal(model(x), model(x))
+            """,
+            note="fairseq examples/speech_recognition/models/w2l_conv_glu_enc.py: a list of dropout layers owns "
+            "no parameters, but `model.eval()` does not reach it, so dropout stays on at evaluation",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
@@ -573,6 +636,7 @@ class UnregisteredParameter(Rule):
                     wrap_name=wrap_name,
                     nested=nested,
                     inner=inner,
+                    custom=_custom_layers_only(unit, final, registered),
                 )
 
     # -- findings ----------------------------------------------------------------------------------
@@ -602,6 +666,7 @@ class UnregisteredParameter(Rule):
         inner: list[ast.List | ast.Tuple] | None = None,
         passed: int | None = None,
         fixable: bool = True,
+        custom: bool = False,
     ) -> Finding:
         dict_like = isinstance(value, (ast.Dict, ast.DictComp)) or _call_name(value) in _EMPTY_DICT_CALLS
         what = (
@@ -619,6 +684,14 @@ class UnregisteredParameter(Rule):
             f"`self.{attr}` is a plain Python {container} of {what}, which `nn.Module` does not register\nThey "
             f"are missing from `.parameters()` (never trained) and `state_dict()`; use `nn.{suggestion}`."
         )
+        if custom and kinds == {_KIND_MODULE}:
+            # layers of classes other than torch.nn's may own no parameters, but `.train()`/`.eval()` never
+            # reach them (fairseq w2l_conv_glu_enc.py: a list of `FairseqDropout`s)
+            message = (
+                f"`self.{attr}` is a plain Python {container} of {what}, which `nn.Module` does not register\n"
+                "`model.eval()` and `model.train()` do not reach them (they stay in training mode: any dropout in them stays on at evaluation), "
+                f"nor do `.parameters()`, `state_dict()` and `.to()`; use `nn.{suggestion}`."
+            )
         if passed is not None:
             message = (
                 f"`self.{attr}` holds the caller's Python list of {what}, which `nn.Module` "
@@ -711,6 +784,30 @@ def _nn_class_by_name(unit: Unit, node: ast.expr) -> bool:
         and len(node.func.args) == 2
         and unit.segment(node.func.args[0]) == nn
     )
+
+
+def _custom_layers_only(unit: Unit, value, registered: frozenset, depth: int = 0) -> bool:
+    """Every unregistered layer the container holds is an instance of a class of the project or a
+    library (not `torch.nn`), which may own no parameters at all (a dropout wrapper)."""
+    if depth > 4 or not value.known:
+        return False
+    parts = [p for p in [value.elem, *(value.items or ())] if p is not None]
+    found = False
+    for part in parts:
+        if part.is_only(LIST | TUPLE | DICT):
+            if not _custom_layers_only(unit, part, registered, depth + 1):
+                return False
+            found = True
+        elif part.is_module:
+            if not part.sources or part.sources <= registered:
+                continue
+            cls = part.cls or ""
+            if not cls or cls.startswith("torch."):
+                return False
+            found = True
+        elif part.kinds & ~NONE:
+            return False
+    return found
 
 
 def _nested(value) -> bool:

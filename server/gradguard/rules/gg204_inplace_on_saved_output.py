@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import insert_before_statement, replace_node
 from gradguard.engine.index import ModuleContext, Unit
-from gradguard.engine.inplace import MULTI_VIEW, SAVED, saved_op_text, writes
+from gradguard.engine.inplace import MULTI_VIEW, SAVED, local_tensor, saved_op_text, writes
 from gradguard.engine.queries import calls_backward, describe
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.values import CONTAINER, NO
@@ -589,6 +589,66 @@ class InplaceOnSavedOutput(Rule):
             "returns plain slices: neither is a view of a multi-output node, so writing into them is allowed "
             "(pfrl q_functions/dueling_dqn.py)",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class RelPosBias(nn.Module):
+                def __init__(self, num_offsets, heads=2):
+                    super().__init__()
+                    self.num_offsets = num_offsets
+                    self.mlp = nn.Linear(2, heads)
+
+                def forward(self, x):
+                    n = x.shape[1]
+                    offsets = torch.arange(n) % 2 + self.num_offsets
+                    coords = torch.stack((torch.arange(n), offsets), dim=-1)
+                    rel = coords[:, None] - coords[None, :]
+                    rel_pos, rel_offset = rel.unbind(dim=-1)
+                    rel_pos += n - 1
+                    rel_offset += self.num_offsets - 1
+                    bias = self.mlp(torch.stack((rel_pos, rel_offset), dim=-1).float())
+                    return x.unsqueeze(-1) + bias.mean(1)
+            """,
+            run="""
+            m = RelPosBias(3)
+            m(torch.randn(2, 5, requires_grad=True)).sum().backward()
+            assert m.mlp.weight.grad is not None
+            """,
+            note="audiolm-pytorch audiolm_pytorch.py `FineTransformer`: `unbind` views of relative positions "
+            "built from `arange` and an attribute of unknown kind (an integer count), written in place in "
+            "`forward`; nothing there comes from an input or a parameter, so the views cannot require grad",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class GuidedLoss(nn.Module):
+                def __init__(self, pad=0, alpha=0.5):
+                    super().__init__()
+                    self.pad = pad
+                    self.alpha = alpha
+
+                def forward(self, lprobs, lprobs_teacher, target):
+                    loss = F.nll_loss(lprobs, target, ignore_index=self.pad)
+                    probs_teacher = lprobs_teacher.exp().masked_fill_(target.unsqueeze(-1).eq(self.pad), 0)
+                    probs_teacher = probs_teacher.detach()
+                    guide = -(probs_teacher * lprobs).sum(-1).mean()
+                    return self.alpha * guide + (1 - self.alpha) * loss
+            """,
+            run="""
+            logits = torch.randn(4, 5, requires_grad=True)
+            teacher = torch.randn(4, 5, requires_grad=True)
+            GuidedLoss()(logits.log_softmax(-1), teacher.log_softmax(-1), torch.tensor([0, 1, 2, 3])).backward()
+            assert logits.grad is not None and teacher.grad is None
+            """,
+            note="fairseq examples/speech_text_joint_to_text/criterions/text_guide_cross_entropy_acc.py: the "
+            "`exp` output written in place is read afterwards only through `.detach()`, so no backward goes "
+            "through `exp`",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -793,7 +853,7 @@ class InplaceOnSavedOutput(Rule):
                 continue  # code that never calls backward is not reported
             if write.masked is not None:
                 continue  # GG202 reports `y[y < t] = v`
-            if _inference_only(write.func) or _dead_graph(write.flow):
+            if _inference_only(write.func) or _dead_graph(write.flow) or _read_only_detached(unit, write):
                 continue
             # in forward, activations are taken to require grad: an output-saving op there saved
             # its output; a saved *input* needs certainty (another input certainly requires grad)
@@ -895,6 +955,55 @@ def _inference_only(func: ast.AST | None) -> bool:
     """A method the code names as inference-only (`_inference_forward`, `inference`): its in-place
     writes are deliberate memory savings (transformers esm/modeling_esmfold.py)."""
     return "inference" in getattr(func, "name", "").lower()
+
+
+def _read_only_detached(unit: Unit, write) -> bool:
+    """The written tensor is read afterwards only as `t.detach()`: no backward goes through the op
+    that saved it (fairseq text_guide_cross_entropy_acc.py: `p = lp.exp().masked_fill_(pad, 0)`, then
+    `p = p.detach()`). The tensor is held by one local name: the one the write's result is assigned to
+    (`p = f(x).op_(...)`), or the name written into (`p.op_(...)`) when nothing else holds it."""
+    func = write.func
+    stmt = write.event.statement
+    written = write.written
+    if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False
+    if (
+        isinstance(stmt, ast.Assign)
+        and stmt.value is write.node
+        and len(stmt.targets) == 1
+        and isinstance(stmt.targets[0], ast.Name)
+        and not isinstance(written, ast.Name)
+    ):
+        name, defs = stmt.targets[0].id, frozenset((stmt,))
+    elif isinstance(stmt, ast.Expr) and isinstance(written, ast.Name) and local_tensor(write):
+        name, defs = written.id, write.flow.reaching(written)
+    else:
+        return False
+    if not defs:
+        return False
+    inside = set(ast.walk(stmt))
+    nested = {
+        n
+        for scope in ast.walk(func)
+        if scope is not func and isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        for n in ast.walk(scope)
+    }
+    for node in ast.walk(func):
+        if node in nested and isinstance(node, ast.Name) and node.id == name:
+            return False  # (read by a closure: not followed)
+        if not (isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load)):
+            continue
+        if node in inside or not write.flow.reaching(node) & defs:
+            continue
+        parent = unit.parent(node)
+        if not (
+            isinstance(parent, ast.Attribute)
+            and parent.attr == "detach"
+            and isinstance(unit.parent(parent), ast.Call)
+            and unit.parent(parent).func is parent  # type: ignore[union-attr]
+        ):
+            return False
+    return True
 
 
 def _without_graph(value, depth: int = 0) -> bool:

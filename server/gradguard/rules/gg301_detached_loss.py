@@ -352,6 +352,84 @@ class DetachedLoss(Rule):
             note="piq clip_iqa.py: a metric over a feature extractor whose parameters are all frozen; nothing "
             "behind the `.detach()` requires grad, so it cuts nothing",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Generator(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv = nn.Conv1d(4, 1, 3, padding=1)
+
+                def forward(self, mel):
+                    return torch.tanh(self.conv(mel))
+
+            class Vocoder(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.model = Generator()
+
+                def forward(self, mel):
+                    model = self.model.eval()
+                    return model(mel.transpose(-1, -2)).detach().squeeze(1)
+
+            class CodeVocoder(nn.Module):
+                def __init__(self, state_dict=None):
+                    super().__init__()
+                    self.model = Generator()
+                    if state_dict is not None:
+                        self.model.load_state_dict(state_dict)
+                    self.model.eval()
+
+                def forward(self, mel):
+                    return self.model(mel.transpose(-1, -2)).detach().squeeze()
+            """,
+            run="""
+            mel = torch.randn(2, 10, 4)
+            wav, codes = Vocoder()(mel), CodeVocoder()(mel)
+            assert wav.shape == codes.shape == (2, 10) and not wav.requires_grad
+            """,
+            note="fairseq models/text_to_speech/vocoder.py `HiFiGANVocoder`/`CodeHiFiGANVocoder`: the class puts "
+            "the model whose output it detaches in eval mode (in `forward` or `__init__`): a pretrained "
+            "vocoder used for inference, not trained through this output",
+        ),
+        Valid(
+            """
+            import math
+
+            import torch
+            import torch.nn as nn
+            import torch.onnx.operators
+
+            class SinusoidalPositionalEmbedding(nn.Module):
+                def __init__(self, dim, padding_idx=0, init_size=16):
+                    super().__init__()
+                    self.dim = dim
+                    self.padding_idx = padding_idx
+                    self.weights = SinusoidalPositionalEmbedding.get_embedding(init_size, dim)
+
+                @staticmethod
+                def get_embedding(num_embeddings, dim):
+                    scale = torch.exp(torch.arange(dim // 2, dtype=torch.float) * -(math.log(10000) / (dim // 2 - 1)))
+                    emb = torch.arange(num_embeddings, dtype=torch.float).unsqueeze(1) * scale.unsqueeze(0)
+                    return torch.cat([torch.sin(emb), torch.cos(emb)], dim=1).view(num_embeddings, -1)
+
+                def forward(self, tokens):
+                    shape = torch.onnx.operators.shape_as_tensor(tokens)
+                    bsz, seq_len = shape[0], shape[1]
+                    if self.padding_idx + 1 + seq_len > self.weights.size(0):
+                        self.weights = SinusoidalPositionalEmbedding.get_embedding(self.padding_idx + 1 + seq_len, self.dim)
+                    positions = torch.cumsum(tokens.ne(self.padding_idx).int(), dim=1) + self.padding_idx
+                    return self.weights.index_select(0, positions.view(-1)).view(bsz, seq_len, -1).detach()
+            """,
+            run="""
+            out = SinusoidalPositionalEmbedding(8)(torch.tensor([[3, 4, 5], [6, 7, 0]]))
+            assert out.shape == (2, 3, 8) and not out.requires_grad
+            """,
+            note="fairseq modules/sinusoidal_positional_embedding.py: a constant table; the sizes given to "
+            "`.view(bsz, seq_len, -1)` (a shape read as tensors) carry no gradient into it",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -657,6 +735,7 @@ class DetachedLoss(Rule):
                 continue
             flow = unit.semantics.flow(func)
             frozen = unit.semantics.frozen
+            evaluated = _put_in_eval(unit, func)
             for _, value in flow.returns:
                 if value.sources or live_grad(value) == MAYBE:
                     continue
@@ -665,6 +744,8 @@ class DetachedLoss(Rule):
                         cut.kind not in _CUT_KINDS
                         or not cut.blocked
                         or cut.blocked <= frozen  # only modules whose parameters were all frozen
+                        or evaluated is None
+                        or cut.blocked <= frozen | evaluated
                         or cut.bypassed
                         or _reported_as_rewrap(cut)
                     ):
@@ -777,6 +858,45 @@ def forward_functions(unit: Unit) -> list:
         if method is not None and not unit.decorator_disables_grad(method):
             found.append(method)
     return found
+
+
+def _put_in_eval(unit: Unit, forward: ast.AST) -> frozenset | None:
+    """The roots of the submodules the class of `forward` puts in eval mode (`self.vocoder.eval()` in
+    any of its methods, `model = self.model.eval()`): frozen, inference-only models (a pretrained
+    vocoder, a teacher) whose output is detached on purpose. None when `forward` calls `self.eval()`:
+    the whole module is inference-only (fairseq models/text_to_speech/vocoder.py)."""
+    cls = unit.parent(forward)
+    me = forward.args.args[0].arg if getattr(forward, "args", None) and forward.args.args else "self"  # type: ignore[attr-defined]
+    if not isinstance(cls, ast.ClassDef):
+        return frozenset()
+    roots: set = set()
+    for method in unit.methods(cls).values():
+        flow = None
+        for node in ast.walk(method):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "eval"
+                and not node.args
+                and not node.keywords
+            ):
+                continue
+            receiver = node.func.value
+            if isinstance(receiver, ast.Name) and receiver.id == me:
+                if method is forward:
+                    return None
+                continue
+            if (
+                isinstance(receiver, ast.Attribute)
+                and isinstance(receiver.value, ast.Name)
+                and receiver.value.id == me
+            ):
+                flow = flow or unit.semantics.flow(method)
+                value = flow.value_of(receiver)
+                if value.is_module:
+                    roots.update(value.sources)
+                    roots.update(flow.value_of(node).sources)
+    return frozenset(roots)
 
 
 def _is_script(unit: Unit) -> bool:
