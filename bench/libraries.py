@@ -7,6 +7,7 @@
     .venv/bin/python bench/libraries.py --set dev2         # a second tuning set (fourth session)
     .venv/bin/python bench/libraries.py --set dev3         # a third tuning set (same session)
     .venv/bin/python bench/libraries.py --set dev4         # a fourth
+    .venv/bin/python bench/libraries.py --set dev5         # a fifth
     .venv/bin/python bench/libraries.py --set holdout4     # a fourth, kept aside (holdout3 has been read)
     .venv/bin/python bench/libraries.py --set all --jobs 2
 
@@ -166,6 +167,23 @@ LIBRARIES: dict[str, list[tuple[str, str]]] = {
         ("adapters", "1.3.0"),
         ("stable-audio-tools", "0.0.19"),
         ("clip-anytorch", "2.6.0"),
+    ],
+    "dev5": [
+        ("pytorchvideo", "0.1.5"),
+        ("deepinv", "0.5.0"),
+        ("pytorch-wavelets", "1.3.0"),
+        ("kymatio", "0.3.0"),
+        ("ptwt", "1.0.1"),
+        ("torch-harmonics", "0.9.3"),
+        ("neuraloperator", "2.0.0"),
+        ("escnn", "1.0.11"),
+        ("e2cnn", "0.2.3"),
+        ("FrEIA", "0.2"),
+        ("torch-geometric-temporal", "0.56.2"),
+        ("sample-factory", "2.1.1"),
+        ("torchkbnufft", "1.5.2"),
+        ("torch-dct", "0.1.6"),
+        ("pytorch-tcn", "1.2.3"),
     ],
     # ... and one chosen at its start, kept unread until its end and run once
     "holdout4": [
