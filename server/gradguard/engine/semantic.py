@@ -183,6 +183,7 @@ _VIEW_METHODS = frozenset({"view", "view_as", "transpose", "transpose_", "permut
                            "unsqueeze", "squeeze", "expand", "expand_as", "unfold", "diagonal", "movedim",
                            "moveaxis", "swapaxes", "swapdims", "as_strided", "real", "imag", "mT", "T", "H",
                            "mH", "unflatten", "detach", "alias", "indices", "values"})  # fmt: skip
+_RESHAPING = frozenset({"reshape", "reshape_as", "flatten", "repeat", "tile"})  # sizes as arguments
 # ops whose outputs autograd marks as views of a multi-output node, so writing into one raises "... is the
 # output of a function that returns multiple views" (torch 2.13); the other view ops that return tuples do
 # not: `tensor_split`/`hsplit`/... give plain slices, `broadcast_tensors` and `meshgrid` give the input itself
@@ -2125,7 +2126,14 @@ class Semantics:
         self, flow: Flow, node: ast.Call, receiver: Value, attr: str, args: Arguments, state: State, facts
     ) -> Value:
         operands = (receiver, *args.positional)
-        result = flow._tensor_op(attr, node, operands, state, facts=facts, keywords=args.keywords)
+        keywords = args.keywords
+        if receiver.is_tensor and (
+            attr in _VIEW_METHODS or attr in _RESHAPING or (facts and facts.view == "always")
+        ):
+            # `out.view(-1, vocab_size)`: a view or reshape of the receiver; its other arguments are
+            # sizes and dimensions (or a tensor whose shape alone is used), never part of the graph
+            operands, keywords = (receiver,), {}
+        result = flow._tensor_op(attr, node, operands, state, facts=facts, keywords=keywords)
         if (
             result.dtype is None
             and receiver.dtype is not None
