@@ -147,6 +147,33 @@ class InplaceOnSavedOutput(Rule):
         Valid(
             """
             import torch
+            import torch.nn as nn
+
+            ATOM_TYPES = "atom_types"
+            NODE_ATTRS = "node_attrs"
+
+            class Embed(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.embed = nn.Embedding(5, 3)
+
+                def forward(self, data):
+                    atom_types = data[ATOM_TYPES].view(-1)
+                    data[NODE_ATTRS] = self.embed(atom_types)
+                    return data
+            """,
+            # nequip nn/embedding/node.py indexes its data dict with string constants (`ATOM_TYPE_KEY`)
+            run="""
+            model = Embed()
+            out = model({ATOM_TYPES: torch.tensor([[0], [3], [1]])})
+            out[NODE_ATTRS].sum().backward()
+            assert model.embed.weight.grad.sum() == 9
+            """,
+            note="an argument indexed by a name holding a string is a mapping, not a tensor (nequip)",
+        ),
+        Valid(
+            """
+            import torch
             import torch.nn.functional as F
 
 
