@@ -508,8 +508,8 @@ class Flow:
         op = _AUG_NAMES.get(stmt.op.__class__, "op")
         if isinstance(target, ast.Subscript):
             base = self._eval(target.value, state, load=True)
-            self._eval(target.slice, state)
-            if _string_key(target.slice) and base.kinds & TENSORISH:
+            key = self._eval(target.slice, state)
+            if _string_key(target.slice, key) and base.kinds & TENSORISH:
                 self._not_a_tensor(target.value, base, state)
             elif base.is_tensor:
                 self._inplace(stmt, target.value, base, (rhs,), "setitem", state, index=target)
@@ -964,8 +964,8 @@ class Flow:
     def _bind_subscript(self, target: ast.Subscript, value: Value, state: State, stmt: ast.AST) -> None:
         """`x[i] = v`: an in-place write into a tensor, or an item of a list or dict."""
         base = self._eval(target.value, state, load=True)  # type: ignore[attr-defined]
-        self._eval(target.slice, state)  # type: ignore[attr-defined]
-        if _string_key(target.slice) and base.kinds & TENSORISH:  # type: ignore[attr-defined]
+        key = self._eval(target.slice, state)  # type: ignore[attr-defined]
+        if _string_key(target.slice, key) and base.kinds & TENSORISH:  # type: ignore[attr-defined]
             self._not_a_tensor(target.value, base, state)  # type: ignore[attr-defined]
         elif base.is_tensor:
             self._inplace(stmt, target.value, base, (value,), "setitem", state, index=target)  # type: ignore[attr-defined]
@@ -1128,7 +1128,7 @@ class Flow:
         return result
 
     def _subscript_facts(self, node: ast.Subscript, base: Value, index: Value, state: State) -> Value:
-        if _string_key(node.slice) and (
+        if _string_key(node.slice, index) and (
             base.kinds & TENSORISH or (base.kinds & OBJECT and base.elem is None)
         ):
             # `batch["input_ids"]`, `outputs["loss"]`: a mapping's item, computed from what the
@@ -1785,9 +1785,12 @@ def _literal(node: ast.AST) -> object:
     return node.value if isinstance(node, ast.Constant) else None
 
 
-def _string_key(index: ast.expr) -> bool:
-    return isinstance(index, ast.JoinedStr) or (
-        isinstance(index, ast.Constant) and isinstance(index.value, str)
+def _string_key(index: ast.expr, value: Value | None = None) -> bool:
+    """`d["key"]`, `d[f"..."]`, or `d[KEY]` of a name known to hold a string (`KEY = "atom_types"`)."""
+    return (
+        isinstance(index, ast.JoinedStr)
+        or (isinstance(index, ast.Constant) and isinstance(index.value, str))
+        or (value is not None and value.known and value.is_only(STR))
     )
 
 

@@ -726,7 +726,7 @@ class Semantics:
                 if kind is not None:
                     return Value(kind, grad=NO, leaf=NO)
             return Value(ANY, grad=MAYBE, leaf=MAYBE, names=frozenset((arg.arg,)))
-        if cls is not None and self._activation_method(func, cls):
+        if cls is not None and self._activation_method(func, cls) and not _alias_annotation(arg.annotation):
             if self.class_kind(cls) == KIND_FUNCTION:
                 grad = NO if getattr(func, "name", "") == "backward" else MAYBE
                 return Value(TENSOR, grad=grad, leaf=MAYBE, names=frozenset((arg.arg,)))
@@ -2131,7 +2131,7 @@ class Semantics:
     ) -> Value:
         operands = (receiver, *args.positional)
         keywords = args.keywords
-        if attr in _SHAPE_ARGUMENT_METHODS:
+        if attr in _SHAPE_ARGUMENT_METHODS or (receiver.is_tensor and facts and facts.view == "always"):
             # `x.view(bsz, seq_len, -1)`: sizes, dims and shape tensors carry no gradient into the result
             operands, keywords = (receiver,), {}
         result = flow._tensor_op(attr, node, operands, state, facts=facts, keywords=keywords)
@@ -2706,6 +2706,18 @@ def _is_layer_name(qual: str) -> bool:
 
 _CONTAINER_ANNOTATIONS = {"list": LIST, "List": LIST, "tuple": TUPLE, "Tuple": TUPLE, "Sequence": LIST | TUPLE,
                           "dict": DICT, "Dict": DICT, "Mapping": DICT, "MutableMapping": DICT}  # fmt: skip
+
+
+def _alias_annotation(annotation: ast.expr | None) -> bool:
+    """`data: AtomicDataDict.Type`: an annotation naming another module's attribute (a type alias
+    such as `Type = Dict[str, torch.Tensor]`) that does not say tensor: the parameter is not taken
+    for the tensor an unannotated `forward` argument is (nequip nn/embedding/node.py)."""
+    return (
+        isinstance(annotation, ast.Attribute)
+        and isinstance(annotation.value, ast.Name)
+        and "Tensor" not in annotation.attr
+        and annotation.attr != "Any"
+    )
 
 
 def _annotated_container(annotation: ast.expr) -> int | None:

@@ -154,6 +154,39 @@ class UnregisteredParameter(Rule):
         Valid(
             """
             import torch
+            import torch.nn as nn
+
+            class Weighted(nn.Module):
+                def __init__(self, weight):
+                    super().__init__()
+                    self.register_buffer("weight", torch.tensor(float(weight)))
+
+                def forward(self, x):
+                    return self.weight * x
+
+            class MultiLoss(nn.Module):
+                def __init__(self, losses):
+                    super().__init__()
+                    self.losses = nn.ModuleList(losses)
+
+            class Trainer(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.loss_modules = [Weighted(1.0), Weighted(0.5)]
+                    self.losses = MultiLoss(self.loss_modules)
+            """,
+            # stable-audio-tools training/autoencoders.py and training/diffusion.py
+            run="""
+            t = Trainer().to(torch.float64)
+            assert list(t.state_dict()) == ["losses.losses.0.weight", "losses.losses.1.weight"]
+            assert t.loss_modules[0].weight.dtype == torch.float64
+            """,
+            note="a list also given to the constructor of a module stored on self, which registers it "
+            "(stable-audio-tools training/autoencoders.py)",
+        ),
+        Valid(
+            """
+            import torch
 
             class Stats:
                 def __init__(self):
@@ -895,6 +928,19 @@ def _registered_roots(env: dict, flow) -> frozenset:
     for event in flow.events_of(ATTRIBUTE_STORE):
         if event.data in _REGISTER_METHODS or event.data == "setattr":
             _collect_roots(event.value, roots)
+        elif (
+            isinstance(event.node, ast.Assign)
+            and isinstance(event.node.value, ast.Call)
+            and isinstance(event.target, ast.Attribute)
+            and event.value.known
+            and event.value.is_module
+        ):
+            # `self.losses = MultiLoss(self.loss_modules)`: a module stored on self is built from
+            # the list, and registers its layers (stable-audio-tools training/autoencoders.py)
+            call = event.node.value
+            for arg in [*call.args, *(k.value for k in call.keywords)]:
+                arg = arg.value if isinstance(arg, ast.Starred) else arg
+                _collect_roots(flow.value_of(arg), roots)
     return frozenset(roots)
 
 

@@ -116,6 +116,63 @@ class InplaceOnSavedOutput(Rule):
     VALID = [
         Valid(
             """
+            import types
+            from typing import Dict
+
+            import torch
+            import torch.nn as nn
+
+            keys = types.SimpleNamespace(ATOM="atom_types", ATTRS="node_attrs", Type=Dict[str, torch.Tensor])
+
+            class Embed(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.embed = nn.Embedding(5, 3)
+
+                def forward(self, data: keys.Type) -> keys.Type:
+                    atom_types = data[keys.ATOM].view(-1)
+                    data[keys.ATTRS] = self.embed(atom_types)
+                    return data
+            """,
+            # nequip nn/embedding/node.py: `data: AtomicDataDict.Type` (`Dict[str, torch.Tensor]`)
+            run="""
+            model = Embed()
+            out = model({keys.ATOM: torch.tensor([[0], [3], [1]])})
+            out[keys.ATTRS].sum().backward()
+            assert model.embed.weight.grad.sum() == 9
+            """,
+            note="a `forward` argument annotated with another module's type alias is a dict of tensors: "
+            "storing an item is no write into a tensor (nequip nn/embedding/node.py)",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            ATOM_TYPES = "atom_types"
+            NODE_ATTRS = "node_attrs"
+
+            class Embed(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.embed = nn.Embedding(5, 3)
+
+                def forward(self, data):
+                    atom_types = data[ATOM_TYPES].view(-1)
+                    data[NODE_ATTRS] = self.embed(atom_types)
+                    return data
+            """,
+            # nequip nn/embedding/node.py indexes its data dict with string constants (`ATOM_TYPE_KEY`)
+            run="""
+            model = Embed()
+            out = model({ATOM_TYPES: torch.tensor([[0], [3], [1]])})
+            out[NODE_ATTRS].sum().backward()
+            assert model.embed.weight.grad.sum() == 9
+            """,
+            note="an argument indexed by a name holding a string is a mapping, not a tensor (nequip)",
+        ),
+        Valid(
+            """
             import torch
             import torch.nn.functional as F
 

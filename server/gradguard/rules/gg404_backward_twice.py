@@ -100,6 +100,38 @@ class BackwardTwice(Rule):
         Valid(
             """
             import torch
+
+            def train(model, model_specs, loader):
+                vocab_size = model_specs["vocab_size"]
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                for batch in loader:
+                    optimizer.zero_grad()
+                    loss = model(batch).view(-1, vocab_size).logsumexp(-1).mean()
+                    loss.backward()
+                    optimizer.step()
+
+            def main(args, factory):
+                model_specs = factory.model_specs(args)
+                model = factory.model_config(args)["model"]
+                train(model, model_specs, [torch.randn(2, 3, 4) for _ in range(3)])
+            """,
+            # fairscale benchmarks/pipe.py: `output.view(-1, vocab_size)` with `vocab_size` from `args`
+            run="""
+            class Factory:
+                def model_specs(self, args):
+                    return {"vocab_size": args}
+
+                def model_config(self, args):
+                    return {"model": torch.nn.Linear(4, args)}
+
+            main(5, Factory())
+            """,
+            note="the sizes given to a view or reshape are no part of the graph, even when they come "
+            "from the object the model was built from (fairscale benchmarks/pipe.py)",
+        ),
+        Valid(
+            """
+            import torch
             from accelerate import Accelerator
 
             def train(make_model, make_loader):

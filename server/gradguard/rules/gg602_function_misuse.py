@@ -95,6 +95,36 @@ class FunctionMisuse(Rule):
             """,
             note="modules are called as instances",
         ),
+        Valid(
+            """
+            import torch
+
+            class Scale(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x):
+                    return x * 3
+
+                @staticmethod
+                def backward(ctx, grad):
+                    return grad * 3
+
+            class ScaleTwice(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x):
+                    return Scale.forward(ctx, x) * 2
+
+                @staticmethod
+                def backward(ctx, grad):
+                    return Scale.backward(ctx, grad) * 2
+
+            x = torch.ones(3, requires_grad=True)
+            y = ScaleTwice.apply(x)
+            """,
+            run="y.sum().backward(); assert torch.equal(x.grad, torch.full((3,), 6.0))",
+            # fairscale nn/pipe/skip/portal.py: PortalCopy.backward calls Copy.backward(ctx, ...)
+            note="a Function's backward delegating to another Function's backward: autograd records the "
+            "outer Function and its backward calls the inner one (fairscale nn/pipe/skip/portal.py)",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -323,7 +353,7 @@ class FunctionMisuse(Rule):
             ):
                 cls_name = func.value.id
                 fix = None
-                if func.attr == "forward" and _calls_super_or_inside(unit, call, cls_name):
+                if _calls_super_or_inside(unit, call, cls_name):
                     continue
                 if (
                     func.attr == "forward"
@@ -441,7 +471,8 @@ def _decorator_name(node: ast.AST) -> str | None:
 
 
 def _calls_super_or_inside(unit: Unit, call: ast.AST, cls_name: str) -> bool:
-    """`Fn.forward(ctx, ...)` inside another Function's forward (delegation) is deliberate."""
+    """`Fn.forward(ctx, ...)` / `Fn.backward(ctx, ...)` inside another Function's methods (delegation:
+    autograd records the outer Function, whose backward calls the inner one's) is deliberate."""
     func = unit.enclosing_function(call)
     if func is None:
         return False
