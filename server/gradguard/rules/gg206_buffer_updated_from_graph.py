@@ -425,6 +425,57 @@ class BufferUpdatedFromGraph(Rule):
             check_fixed="assert model[1].running_mean.grad_fn is None",
             note="the hand-written batch norm of pytorch/pytorch#20275",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            # a streaming cache of the last frames (pytorch-tcn pad.py `pad_inference`)
+            class StreamPad(nn.Module):
+                def __init__(self, channels, pad):
+                    super().__init__()
+                    self.pad = pad
+                    self.conv = nn.Conv1d(channels, channels, pad + 1)
+                    self.register_buffer("buffer", torch.zeros(1, channels, pad))
+
+                def forward(self, x):
+                    in_buffer = self.buffer
+                    x = torch.cat((in_buffer, x), -1)
+                    self.buffer = x[..., -self.pad :]
+                    return self.conv(x)
+
+            model = nn.Sequential(nn.Conv1d(2, 2, 1), StreamPad(2, 2))
+            """,
+            lines=[15],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            # a streaming cache of the last frames (pytorch-tcn pad.py `pad_inference`)
+            class StreamPad(nn.Module):
+                def __init__(self, channels, pad):
+                    super().__init__()
+                    self.pad = pad
+                    self.conv = nn.Conv1d(channels, channels, pad + 1)
+                    self.register_buffer("buffer", torch.zeros(1, channels, pad))
+
+                def forward(self, x):
+                    in_buffer = self.buffer
+                    x = torch.cat((in_buffer, x), -1)
+                    with torch.no_grad():
+                        self.buffer = x[..., -self.pad :]
+                    return self.conv(x)
+
+            model = nn.Sequential(nn.Conv1d(2, 2, 1), StreamPad(2, 2))
+            """,
+            raises="Trying to backward through the graph a second time",
+            run="""
+            for _ in range(2):
+                model(torch.randn(1, 2, 4)).sum().backward()
+            """,
+            check_fixed="assert model[1].buffer.grad_fn is None",
+            note="each chunk's cache is cut from the previous one: the graph chains from chunk to chunk",
+        ),
     ]
 
     def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
