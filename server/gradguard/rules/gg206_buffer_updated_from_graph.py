@@ -257,6 +257,42 @@ class BufferUpdatedFromGraph(Rule):
             copy.deepcopy(norm)
             """,
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            # a physics operator whose parameters the caller may replace on any call: the buffer takes
+            # the caller's value, never its own previous one (deepinv physics/pet.py `update_parameters`)
+            class Attenuated(nn.Module):
+                def __init__(self, n):
+                    super().__init__()
+                    self.noise = nn.Softplus()
+                    self.register_buffer("attenuation", torch.ones(n))
+                    self.register_buffer("background", torch.zeros(n))
+
+                def update_parameters(self, attenuation=None, background=None):
+                    if attenuation is not None:
+                        self.attenuation = torch.exp(-attenuation)
+                    if background is not None:
+                        self.background = background.to(self.attenuation.device)
+
+                def forward(self, x, attenuation=None, background=None):
+                    self.update_parameters(attenuation=attenuation, background=background)
+                    return self.noise(x * self.attenuation + self.background)
+            """,
+            run="""
+            physics = Attenuated(3)
+            mu = nn.Parameter(torch.rand(3))  # an attenuation map being learned: its gradient is wanted
+            for _ in range(3):
+                physics(torch.randn(3), attenuation=mu, background=torch.rand(3)).sum().backward()
+            assert mu.grad is not None
+            # no chain across calls: the buffer's graph is exp(-mu), not the previous buffer's
+            (step,) = physics.attenuation.grad_fn.next_functions
+            assert step[0].next_functions[0][0].variable is mu
+            """,
+            note="a buffer replaced by what an argument gives it, not computed from its previous value",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -389,6 +425,57 @@ class BufferUpdatedFromGraph(Rule):
             check_fixed="assert model[1].running_mean.grad_fn is None",
             note="the hand-written batch norm of pytorch/pytorch#20275",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            # a streaming cache of the last frames (pytorch-tcn pad.py `pad_inference`)
+            class StreamPad(nn.Module):
+                def __init__(self, channels, pad):
+                    super().__init__()
+                    self.pad = pad
+                    self.conv = nn.Conv1d(channels, channels, pad + 1)
+                    self.register_buffer("buffer", torch.zeros(1, channels, pad))
+
+                def forward(self, x):
+                    in_buffer = self.buffer
+                    x = torch.cat((in_buffer, x), -1)
+                    self.buffer = x[..., -self.pad :]
+                    return self.conv(x)
+
+            model = nn.Sequential(nn.Conv1d(2, 2, 1), StreamPad(2, 2))
+            """,
+            lines=[15],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            # a streaming cache of the last frames (pytorch-tcn pad.py `pad_inference`)
+            class StreamPad(nn.Module):
+                def __init__(self, channels, pad):
+                    super().__init__()
+                    self.pad = pad
+                    self.conv = nn.Conv1d(channels, channels, pad + 1)
+                    self.register_buffer("buffer", torch.zeros(1, channels, pad))
+
+                def forward(self, x):
+                    in_buffer = self.buffer
+                    x = torch.cat((in_buffer, x), -1)
+                    with torch.no_grad():
+                        self.buffer = x[..., -self.pad :]
+                    return self.conv(x)
+
+            model = nn.Sequential(nn.Conv1d(2, 2, 1), StreamPad(2, 2))
+            """,
+            raises="Trying to backward through the graph a second time",
+            run="""
+            for _ in range(2):
+                model(torch.randn(1, 2, 4)).sum().backward()
+            """,
+            check_fixed="assert model[1].buffer.grad_fn is None",
+            note="each chunk's cache is cut from the previous one: the graph chains from chunk to chunk",
+        ),
     ]
 
     def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
@@ -430,7 +517,9 @@ class BufferUpdatedFromGraph(Rule):
                     and not _from_itself(event.value, before)
                 ):
                     source = _input_only(func, (event.value,))
-                    if source is not None and not _trainable_layer(unit, func):
+                    if source is not None and (
+                        not _trainable_layer(unit, func) or not _reads_itself(target, event.value)
+                    ):
                         continue
                     yield self._report(
                         unit, event.node, event.statement, describe(unit, target), func, source
@@ -479,6 +568,15 @@ class BufferUpdatedFromGraph(Rule):
 def _from_itself(value, before) -> bool:
     """`self.mask = self.mask.to(device)`: the buffer rebuilt from itself, nothing else."""
     return bool(before.roots) and value.roots == before.roots
+
+
+def _reads_itself(target: ast.Attribute, value: Value) -> bool:
+    """`self.mean = 0.9 * self.mean + 0.1 * x.mean(0)`: the new value is computed from the buffer's
+    previous one, so each update is chained to the last (a running statistic, a streaming cache).
+    A buffer replaced by what an argument gives it alone (a setter: `self.attenuation =
+    attenuation.to(device)`) holds that argument's graph, no older one: it is the caller's value,
+    whose gradient the caller may well want (deepinv physics/pet.py `update_parameters`)."""
+    return f"self.{target.attr}" in value.names
 
 
 def _input_only(func: ast.AST | None, values) -> str | None:
