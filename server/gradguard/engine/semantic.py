@@ -2117,6 +2117,10 @@ class Semantics:
                 self.source_kinds.setdefault(node, "leaf")
                 sources = sources | {node}
             result = receiver.evolve(grad=YES, sources=sources)
+            if receiver.grad != YES and receiver.leaf != NO and self._opaque_only(receiver.sources):
+                # `y = physics(x); y.requires_grad_(True)`: on a tensor that required grad this is a
+                # no-op, so the code means one that did not: no graph behind it, a new leaf
+                result = result.evolve(leaf=YES, saves=False, stale=frozenset())
         elif off:
             result = receiver.evolve(grad=NO)
             self._freeze_parameter(receiver)
