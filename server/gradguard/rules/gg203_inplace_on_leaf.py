@@ -607,7 +607,7 @@ def _holds_non_tensors(unit: Unit, write) -> bool:
 
 def _unseen_module(unit: Unit, value) -> bool:
     """A module of a class whose definition the file does not hold (nor torch's)."""
-    cls = value.cls if value is not None and value.is_module else None
+    cls: str = (value.cls or "") if value is not None and value.is_module else ""
     return bool(cls) and cls not in unit.semantics.top and not cls.startswith("torch.")
 
 

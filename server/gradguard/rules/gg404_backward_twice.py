@@ -704,11 +704,13 @@ class BackwardTwice(Rule):
         return self.finding(unit, second, message, fix=fix)
 
 
-def _loss_target_only(func: ast.AST | None, call: ast.Call, name: str) -> bool:
+def _loss_target_only(func: ast.AST | None, call: ast.AST, name: str) -> bool:
     """`loss.backward()` where every `loss = ...` of the function that reads `name` reads it only as
     the target of a loss function (`F.mse_loss(pred, y)`, `criterion(out, target=y)`): a target is
     data, and one of unknown grad status is taken to hold no graph."""
-    receiver = call.func.value if isinstance(call.func, ast.Attribute) else None
+    if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Attribute):
+        return False
+    receiver = call.func.value
     if func is None or not isinstance(receiver, ast.Name) or call.args:
         return False
     reading = [
@@ -744,14 +746,16 @@ def _is_loss_call(call: ast.Call) -> bool:
     return any(word in last.lower() for word in torch_facts.LOSS_WORDS)
 
 
-def _element_per_iteration(loop: ast.AST | None, call: ast.Call, name: str) -> bool:
+def _element_per_iteration(loop: ast.AST | None, call: ast.AST, name: str) -> bool:
     """`for i in range(len(ys)): ys[i].sum().backward()`: the backpropagated value reads `name` only
     as its element at the loop's index, a different element each iteration; for a list of outputs
     (not one tensor) they may be separate graphs."""
     if not isinstance(loop, ast.For) or not isinstance(loop.target, ast.Name):
         return False
     index = loop.target.id
-    receiver = call.func.value if isinstance(call.func, ast.Attribute) else None
+    receiver = (
+        call.func.value if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) else None
+    )
     if receiver is None or not _mentions(receiver, name):
         return False
     subscripts = {
