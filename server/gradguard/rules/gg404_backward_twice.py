@@ -594,19 +594,19 @@ class BackwardTwice(Rule):
             """
             import torch
 
-            x = torch.randn(3, 4, requires_grad=True)
+            x, g = torch.randn(3, 4, requires_grad=True), torch.ones(4)
             y = x.exp()
             for i in range(3):
-                y[i].sum().backward()
+                y[i].backward(g)
             """,
             lines=[6],
             fixed="""
             import torch
 
-            x = torch.randn(3, 4, requires_grad=True)
+            x, g = torch.randn(3, 4, requires_grad=True), torch.ones(4)
             for i in range(3):
                 y = x.exp()
-                y[i].sum().backward()
+                y[i].backward(g)
             """,
             raises=_ERROR,
             check_fixed="assert x.grad is not None",
