@@ -2117,6 +2117,10 @@ class Semantics:
                 self.source_kinds.setdefault(node, "leaf")
                 sources = sources | {node}
             result = receiver.evolve(grad=YES, sources=sources)
+            if receiver.grad != YES and receiver.leaf != NO and self._opaque_only(receiver.sources):
+                # `y = physics(x); y.requires_grad_(True)`: on a tensor that required grad this is a
+                # no-op, so the code means one that did not: no graph behind it, a new leaf
+                result = result.evolve(leaf=YES, saves=False, stale=frozenset())
         elif off:
             result = receiver.evolve(grad=NO)
             self._freeze_parameter(receiver)
@@ -2397,10 +2401,14 @@ class Semantics:
                     )
                 if tracked and name != "from_numpy":
                     flow._record(REWRAP_CALL, node, state, data, op=name)
-                    result = cut(
-                        join(data, element) if data.kinds & CONTAINER else data, REWRAP, node, TENSOR
-                    )
-                    if grad == YES:
+                    base = join(data, element) if data.kinds & CONTAINER else data
+                    result = cut(base, REWRAP, node, TENSOR)
+                    if grad == YES and base.grad != YES and self._opaque_only(base.sources):
+                        # `torch.tensor(rng.randn(n, 3), requires_grad=True)`: data that may hold no
+                        # graph at all (an unknown object's result); the new leaf is what is trained
+                        self.source_kinds.setdefault(node, "leaf")
+                        result = result.evolve(grad=YES, leaf=YES, sources=frozenset((node,)))
+                    elif grad == YES:
                         result = result.evolve(grad=YES)
                     return result.evolve(dtype=dtype)
         elif name.endswith("_like") and data is not None:
@@ -2411,6 +2419,10 @@ class Semantics:
         sources = frozenset((node,)) if grad == YES else frozenset()
         return Value(TENSOR, grad=grad, leaf=YES, sources=sources, dtype=dtype, sites=frozenset((node,)),
                      roots=frozenset((node,)))  # fmt: skip
+
+    def _opaque_only(self, sources: frozenset) -> bool:
+        """Every root is an unknown object's (`rng` in `rng.randn(n)`): nothing known to require grad."""
+        return all(self.source_kinds.get(s) == "opaque" for s in sources)
 
     def _factory_dtype(self, node: ast.Call, name: str, args: Arguments, dtype: str | None) -> str | None:
         """The dtype of a new tensor `torch.<name>(...)` makes, given the one known so far."""
@@ -2871,8 +2883,12 @@ def _builtin_arithmetic(
         if first is None:
             return INT_VALUE
         elem = element_of(first)
+        start = args.get(1, "start")
+        if start is not None and start.is_only(LIST | TUPLE) and elem.is_only(LIST | TUPLE):
+            # `sum(zip(layers, acts), ())`: the sequences concatenated, their items in one sequence
+            parts = [element_of(elem), *([element_of(start)] if start.items or start.elem else [])]
+            return Value(start.kinds, grad=NO, leaf=NO, elem=join_all(parts))
         if elem.kinds & TENSORISH and (elem.is_tensor or elem.grad != NO):
-            start = args.get(1, "start")
             parts = [elem] if start is None else [elem, start]
             return flow._tensor_op("add", node, tuple(parts), state)
         return elem if elem.is_only(NUMBER) else UNKNOWN

@@ -215,6 +215,27 @@ class UnregisteredParameter(Rule):
             note="the callers pass parameter-free layers and functions",
             run="assert len(list(model.parameters())) == 4",
         ),
+        Valid(
+            """
+            import torch.nn as nn
+
+            class IResNetLayer(nn.Module):
+                def __init__(self, dim, hidden=8):
+                    super().__init__()
+                    self.layers = [nn.Linear(dim, hidden), nn.Linear(hidden, dim)]
+                    elus = [nn.ELU() for _ in self.layers]
+                    self.residual = nn.Sequential(*sum(zip(self.layers, elus), ())[:-1])
+
+                def forward(self, x):
+                    return x + self.residual(x)
+            """,
+            run="""
+            layer = IResNetLayer(4)
+            assert len(list(layer.parameters())) == 4 and layer.layers[0].weight is layer.residual[0].weight
+            """,
+            note="FrEIA modules/invertible_resnet.py: the list's layers, interleaved with activations by "
+            "`sum(zip(...), ())`, are registered through the `nn.Sequential`",
+        ),
     ]
     INVALID = [
         Invalid(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from typing import Iterator
 
+from gradguard.engine import torch_facts
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import alone_on_its_lines, next_statement, torch_name, wrap_statements
 from gradguard.engine.index import Unit
@@ -274,6 +275,33 @@ class InplaceOnLeaf(Rule):
             "bench/reviews/2026-12-01-known.md",
             run="model(torch.randn(2, 4)).sum().backward()",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Factor(nn.Module):
+                def __init__(self, n):
+                    super().__init__()
+                    self.core = nn.Parameter(torch.randn(n, n))
+
+                def to_tensor(self):
+                    return self.core
+
+            class SpectralConv(nn.Module):
+                def __init__(self, n=3):
+                    super().__init__()
+                    self.weight = nn.ModuleList([Factor(n) for _ in range(2)])
+
+            conv, conv_dense = SpectralConv(), SpectralConv()
+            for i, w in enumerate(conv.weight):
+                conv_dense.weight[i] = Factor(w.to_tensor().shape[0])
+            """,
+            note="neuraloperator layers/tests/test_legacy_spectral_convolution.py (one-file form of "
+            "tests/project/cases/module_list_weight): `weight` is a ModuleList of modules; an item "
+            "assignment replaces a submodule",
+            run="assert isinstance(conv_dense.weight[0], Factor)",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -490,6 +518,8 @@ class InplaceOnLeaf(Rule):
             written = write.written
             if written is None:
                 continue
+            if write.value.kinds & PARAMETER and _holds_non_tensors(unit, write):
+                continue
             node = write.node
             name = written.id if isinstance(written, ast.Name) else describe(unit, written)
             origin, line = _origin(write.value)
@@ -525,6 +555,68 @@ class InplaceOnLeaf(Rule):
                     applicability,
                 )
             yield self.finding(unit, node, message, fix=fix)
+
+
+def _holds_non_tensors(unit: Unit, write) -> bool:
+    """`conv.weight[i] = ...` where `weight` of a module whose class is not seen (only its name says
+    "parameter") holds objects no tensor is, as the function's other uses show: a method no tensor has
+    called on an item (`other.weight[i].to_tensor()`, `for w in other.weight: w.to_tensor()`) of the
+    same attribute of a module (`conv` and `conv_dense`, of related classes defined elsewhere). Then
+    `weight` is a container of modules."""
+    written = write.written
+    func = write.func
+    if func is None or not isinstance(written, ast.Attribute) or not isinstance(written.value, ast.Name):
+        return False
+    flow = write.flow
+    base = flow.values.get(written.value)
+    if not _unseen_module(unit, base):
+        return False
+    attr = written.attr
+    for node in ast.walk(func):
+        if not (isinstance(node, ast.Attribute) and node.attr == attr and isinstance(node.value, ast.Name)):
+            continue
+        other = flow.values.get(node.value)
+        if not _unseen_module(unit, other):
+            continue
+        parent = unit.parent(node)
+        if (
+            isinstance(parent, ast.Call)
+            and isinstance(parent.func, ast.Name)
+            and parent.func.id == "enumerate"
+        ):
+            parent = unit.parent(parent)
+        items: list[str] = []
+        if isinstance(parent, ast.Subscript) and parent.value is node:
+            method = unit.parent(parent)
+            if isinstance(method, ast.Attribute) and _non_tensor_call(unit, method):
+                return True
+        elif isinstance(parent, ast.For):
+            target = parent.target.elts[-1] if isinstance(parent.target, ast.Tuple) else parent.target
+            if isinstance(target, ast.Name):
+                items.append(target.id)
+            for inner in (n for stmt in parent.body for n in ast.walk(stmt)):
+                if (
+                    isinstance(inner, ast.Attribute)
+                    and isinstance(inner.value, ast.Name)
+                    and inner.value.id in items
+                    and _non_tensor_call(unit, inner)
+                ):
+                    return True
+    return False
+
+
+def _unseen_module(unit: Unit, value) -> bool:
+    """A module of a class whose definition the file does not hold (nor torch's)."""
+    cls: str = (value.cls or "") if value is not None and value.is_module else ""
+    return bool(cls) and cls not in unit.semantics.top and not cls.startswith("torch.")
+
+
+def _non_tensor_call(unit: Unit, method: ast.Attribute) -> bool:
+    """`x.method(...)`, a call of a method no tensor has."""
+    call = unit.parent(method)
+    return (
+        isinstance(call, ast.Call) and call.func is method and not torch_facts.is_tensor_method(method.attr)
+    )
 
 
 def _on_module(write) -> bool:

@@ -430,6 +430,29 @@ class DetachedLoss(Rule):
             note="fairseq modules/sinusoidal_positional_embedding.py: a constant table; the sizes given to "
             "`.view(bsz, seq_len, -1)` (a shape read as tensors) carry no gradient into it",
         ),
+        Valid(
+            """
+            import numpy as np
+            import torch
+
+            def thomson(n, rng=None):
+                rng = np.random if rng is None else rng
+                X = torch.tensor(rng.randn(n, 3).astype(np.float32), requires_grad=True)
+                optim = torch.optim.Adam([X], lr=0.1)
+                for _ in range(3):
+                    optim.zero_grad()
+                    U = (1.0 / torch.pdist(X)).sum()
+                    U.backward()
+                    optim.step()
+                return X
+            """,
+            run="""
+            X = thomson(5, np.random.RandomState(0))
+            assert X.grad is not None and X.is_leaf
+            """,
+            note="escnn group/groups/_numerical_thomson.py: `torch.tensor(data, requires_grad=True)` of an unknown "
+            "object's result (a random generator's array) is a new leaf, and it is the tensor being trained",
+        ),
     ]
     INVALID = [
         Invalid(

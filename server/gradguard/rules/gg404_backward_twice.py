@@ -383,6 +383,88 @@ class BackwardTwice(Rule):
             "graph the discriminator's step freed; `errG` goes through a new `netD(fake)`",
             run="assert fake.grad_fn is not None",
         ),
+        Valid(
+            """
+            import torch
+
+            def implicit_grads(physics, x, z):
+                y = physics(x)
+                y.requires_grad_(True)
+                res = (physics(z) - y).pow(2).sum()
+                res.backward()
+                loss = (physics(z) * y).sum()
+                loss.backward()
+                return y.grad
+            """,
+            run="""
+            class Blur(torch.nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.register_buffer("kernel", torch.ones(1, 1, 3) / 3)
+
+                def forward(self, x):
+                    return torch.nn.functional.conv1d(x, self.kernel, padding=1)
+
+            grad = implicit_grads(Blur(), torch.randn(2, 1, 8), torch.randn(2, 1, 8, requires_grad=True))
+            assert grad is not None
+            """,
+            note="deepinv tests/test_optim.py: `requires_grad_(True)` on the output of an unknown callable "
+            "would be a no-op on a tensor with a graph; the code means a measurement without one, a new leaf",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn.functional as F
+
+            def check_differentiable(physics: torch.nn.Module, x, x_hat, factory=None):
+                if factory is not None:
+                    physics = factory(physics)
+                y = physics.A(x)
+                loss = F.mse_loss(physics.A(x_hat), y)
+                loss.backward()
+                loss = F.mse_loss(physics.A(2 * x_hat), y)
+                loss.backward()
+                return x_hat.grad
+            """,
+            run="""
+            class Blur(torch.nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.register_buffer("kernel", torch.ones(1, 1, 3) / 3)
+
+                def A(self, x):
+                    return F.conv1d(x, self.kernel, padding=1)
+
+            grad = check_differentiable(Blur(), torch.randn(2, 1, 8), torch.randn(2, 1, 8, requires_grad=True))
+            assert grad is not None
+            """,
+            note="deepinv tests/test_physics.py: the shared `y` enters both losses only as the target of "
+            "`F.mse_loss`; a target of unknown grad status (here a measurement of an operator without "
+            "parameters) is data, with no graph to free",
+        ),
+        Valid(
+            """
+            import torch
+
+            def backward_each(physics: torch.nn.Module, factory=None):
+                if factory is not None:
+                    physics = factory(physics)
+                x = torch.randn(2, 1, 8, requires_grad=True)
+                ys = physics.A(x)
+                for i in range(len(ys) - 1, -1, -1):
+                    ys[i].sum().backward()
+                return x.grad
+            """,
+            run="""
+            class Stacked(torch.nn.Module):
+                def A(self, x):
+                    return [x.exp(), x.sigmoid(), x * x]
+
+            assert backward_each(Stacked()).shape == (2, 1, 8)
+            """,
+            note="deepinv tests/test_distributed.py: each iteration backpropagates a different element "
+            "`ys[i]` of a list of outputs (not one tensor), each from a graph of its own",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -540,6 +622,29 @@ class BackwardTwice(Rule):
             note="the hidden state kept on the module across batches (sgadgil6/cnslab_fmri#4); the fix "
             "detaches the stored `(h, c)` pair",
         ),
+        Invalid(
+            """
+            import torch
+
+            x, g = torch.randn(3, 4, requires_grad=True), torch.ones(4)
+            y = x.exp()
+            for i in range(3):
+                y[i].backward(g)
+            """,
+            lines=[6],
+            fixed="""
+            import torch
+
+            x, g = torch.randn(3, 4, requires_grad=True), torch.ones(4)
+            for i in range(3):
+                y = x.exp()
+                y[i].backward(g)
+            """,
+            raises=_ERROR,
+            check_fixed="assert x.grad is not None",
+            note="the rows of one tensor share its graph: backpropagating a row each iteration goes through "
+            "`exp`'s freed saved output again",
+        ),
     ]
 
     attribute_message = Message(
@@ -581,6 +686,8 @@ class BackwardTwice(Rule):
                     held.grad == YES
                     or any(semantics.source_kinds.get(s) != "opaque" or s in trained for s in held.sources)
                 )
+                and not (held.grad != YES and _loss_target_only(func, call, name))
+                and not (not held.is_tensor and _element_per_iteration(loop, call, name))
             )
             if not stale_names:
                 continue
@@ -627,6 +734,71 @@ class BackwardTwice(Rule):
         edit = _retain_graph_edit(unit, first) if unit_contains(unit, first) else None
         fix = self.make_fix("Pass `retain_graph=True` to the first `backward()`", [edit]) if edit else None
         return self.finding(unit, second, message, fix=fix)
+
+
+def _loss_target_only(func: ast.AST | None, call: ast.AST, name: str) -> bool:
+    """`loss.backward()` where every `loss = ...` of the function that reads `name` reads it only as
+    the target of a loss function (`F.mse_loss(pred, y)`, `criterion(out, target=y)`): a target is
+    data, and one of unknown grad status is taken to hold no graph."""
+    if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Attribute):
+        return False
+    receiver = call.func.value
+    if func is None or not isinstance(receiver, ast.Name) or call.args:
+        return False
+    reading = [
+        stmt.value
+        for stmt in ast.walk(func)
+        if isinstance(stmt, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == receiver.id for t in stmt.targets)
+        and _mentions(stmt.value, name)
+    ]
+    if not reading:
+        return False
+    for expr in reading:
+        targets = set()
+        for node in ast.walk(expr):
+            if isinstance(node, ast.Call) and _is_loss_call(node):
+                given = node.args[1] if len(node.args) > 1 else keyword(node, "target")
+                if isinstance(given, ast.Name):
+                    targets.add(id(given))
+        if any(isinstance(n, ast.Name) and n.id == name and id(n) not in targets for n in ast.walk(expr)):
+            return False
+    return True
+
+
+def _is_loss_call(call: ast.Call) -> bool:
+    callee = call.func
+    last = (
+        callee.attr
+        if isinstance(callee, ast.Attribute)
+        else callee.id
+        if isinstance(callee, ast.Name)
+        else ""
+    )
+    return any(word in last.lower() for word in torch_facts.LOSS_WORDS)
+
+
+def _element_per_iteration(loop: ast.AST | None, call: ast.AST, name: str) -> bool:
+    """`for i in range(len(ys)): ys[i].sum().backward()`: the backpropagated value reads `name` only
+    as its element at the loop's index, a different element each iteration; for a list of outputs
+    (not one tensor) they may be separate graphs."""
+    if not isinstance(loop, ast.For) or not isinstance(loop.target, ast.Name):
+        return False
+    index = loop.target.id
+    receiver = (
+        call.func.value if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) else None
+    )
+    if receiver is None or not _mentions(receiver, name):
+        return False
+    subscripts = {
+        id(node.value)
+        for node in ast.walk(receiver)
+        if isinstance(node, ast.Subscript)
+        and isinstance(node.value, ast.Name)
+        and isinstance(node.slice, ast.Name)
+        and node.slice.id == index
+    }
+    return all(id(n) in subscripts for n in ast.walk(receiver) if isinstance(n, ast.Name) and n.id == name)
 
 
 def _computation_before(unit: Unit, loop: ast.AST, name: str) -> ast.stmt | None:
