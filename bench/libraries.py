@@ -193,7 +193,7 @@ LIBRARIES: dict[str, list[tuple[str, str]]] = {
         ("skrl", "2.1.1"),
         ("pytorch-pfn-extras", "0.9.0"),
         ("gluonts", "0.17.0"),
-        ("u8darts", "0.41.0"),
+        ("darts", "0.41.0"),  # (u8darts, first listed, is a metapackage without code)
         ("pykan", "0.2.8"),
         ("torchcde", "0.2.5"),
         ("torchdyn", "1.0.6"),
