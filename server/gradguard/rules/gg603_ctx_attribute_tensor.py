@@ -134,6 +134,32 @@ class CtxAttributeTensor(Rule):
             """
             import torch
 
+            # backward reads the stored input only for its shape (torchani nn/_infer.py)
+            class Gather(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, aev, idx):
+                    ctx.aev = aev
+                    ctx.idx = idx
+                    return aev.index_select(0, idx).sum(0, keepdim=True)
+
+                @staticmethod
+                def backward(ctx, grad_o):
+                    aev = ctx.aev
+                    aev_grad = torch.zeros_like(aev)
+                    aev_grad[ctx.idx] = grad_o.expand(len(ctx.idx), -1)
+                    return aev_grad, None
+            """,
+            note="an input read in backward only for its metadata (zeros_like, .shape)",
+            run="""
+            aev = torch.randn(5, 3, requires_grad=True)
+            Gather.apply(aev, torch.tensor([0, 2])).sum().backward()
+            assert aev.grad[0].eq(1).all() and aev.grad[1].eq(0).all()
+            """,
+        ),
+        Valid(
+            """
+            import torch
+
             class Clip(torch.autograd.Function):
                 @staticmethod
                 def forward(ctx, x):
@@ -245,6 +271,12 @@ class CtxAttributeTensor(Rule):
                 edits = _fix_edits(unit, forward, backward, ctx, stored, body)
                 if edits:
                     fix = self.make_fix("Use `save_for_backward` / `saved_tensors`", edits)
+            if backward is not None:
+                # an input whose values `backward` never reads (`torch.zeros_like(ctx.x)`, `ctx.x.shape`):
+                # an in-place change of it changes nothing backward computes
+                stored = [s for s in stored if s[3] == "output" or not _metadata_only(backward, ctx, s[1])]
+                if not stored:
+                    continue
             for node, attr, value, role in stored:
                 leak = " and keeps a reference cycle that leaks memory" if role == "output" else ""
                 message = self.message.format(ctx=ctx, attr=attr, value=value, role=role, leak=leak)
@@ -425,3 +457,67 @@ def _unpack_saved(unit, backward, bctx: str, attrs: list[str], reads: list, drop
     edits += [delete_statement(unit, d) for d in drop]
     edits += [replace_node(unit, r, r.attr) for r in reads if id(r) not in dropped_reads]
     return edits
+
+
+# what reads only a tensor's metadata (shape, dtype, device), never its values
+_METADATA_ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim", "layout", "is_cuda"})
+_METADATA_METHODS = frozenset(
+    {"size", "dim", "numel", "new_zeros", "new_ones", "new_empty", "new_full", "get_device"}
+)
+_METADATA_FUNCTIONS = frozenset({"zeros_like", "ones_like", "empty_like", "full_like"})
+
+
+def _metadata_only(backward: ast.AST, ctx_name: str, attr: str) -> bool:
+    """Whether `backward` reads `ctx.<attr>` (directly or through names bound to it) only for its
+    metadata: `torch.zeros_like(aev)`, `aev.shape`, `aev.new_zeros(...)` (torchani nn/_infer.py)."""
+    backward_args = backward.args  # type: ignore[attr-defined]
+    params = backward_args.posonlyargs + backward_args.args
+    me = params[0].arg if params else ctx_name
+    parents: dict[ast.AST, ast.AST] = {}
+    for node in ast.walk(backward):
+        for child in ast.iter_child_nodes(node):
+            parents[child] = node
+    reads = [
+        n
+        for n in ast.walk(backward)
+        if isinstance(n, ast.Attribute)
+        and n.attr == attr
+        and isinstance(n.value, ast.Name)
+        and n.value.id == me
+        and isinstance(n.ctx, ast.Load)
+    ]
+    aliases: set[str] = set()
+    for read in reads:
+        parent = parents.get(read)
+        if (
+            isinstance(parent, ast.Assign)
+            and parent.value is read
+            and len(parent.targets) == 1
+            and isinstance(parent.targets[0], ast.Name)
+        ):
+            aliases.add(parent.targets[0].id)
+        elif not _reads_metadata(read, parents):
+            return False
+    for node in ast.walk(backward):
+        if isinstance(node, ast.Name) and node.id in aliases:
+            if isinstance(node.ctx, ast.Load) and not _reads_metadata(node, parents):
+                return False
+            if not isinstance(node.ctx, ast.Load) and not (
+                isinstance(parents.get(node), ast.Assign) and parents[node].value in reads  # type: ignore[attr-defined]
+            ):
+                return False  # rebound to something else: not followed
+    return bool(reads)
+
+
+def _reads_metadata(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    parent = parents.get(node)
+    if isinstance(parent, ast.Attribute) and parent.value is node:
+        if parent.attr in _METADATA_ATTRIBUTES:
+            return True
+        call = parents.get(parent)
+        return parent.attr in _METADATA_METHODS and isinstance(call, ast.Call) and call.func is parent
+    if isinstance(parent, ast.Call) and parent.args and parent.args[0] is node:
+        func = parent.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        return name in _METADATA_FUNCTIONS
+    return False
