@@ -275,6 +275,8 @@ class ClassInfo:
 _MISSING = object()
 # the fields of statements (and of except handlers and match cases) that hold statements
 _STATEMENT_LISTS = ("body", "orelse", "finalbody", "handlers", "cases")
+_JOINS = frozenset({"cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack", "column_stack"})
+_TORCH_JOINS = frozenset(f"torch.{name}" for name in _JOINS)
 _REGISTERING_CALLS = ("register_buffer", "register_parameter", "add_module", "register_module")
 
 
@@ -726,12 +728,38 @@ class Semantics:
                 if kind is not None:
                     return Value(kind, grad=NO, leaf=NO)
             return Value(ANY, grad=MAYBE, leaf=MAYBE, names=frozenset((arg.arg,)))
-        if cls is not None and self._activation_method(func, cls) and not _alias_annotation(arg.annotation):
+        if (
+            cls is not None
+            and self._activation_method(func, cls)
+            and not _alias_annotation(arg.annotation)
+            and arg.arg not in self._joined_sequences(func)
+        ):
             if self.class_kind(cls) == KIND_FUNCTION:
                 grad = NO if getattr(func, "name", "") == "backward" else MAYBE
                 return Value(TENSOR, grad=grad, leaf=MAYBE, names=frozenset((arg.arg,)))
             return Value(TENSOR, grad=MAYBE, leaf=MAYBE, names=frozenset((arg.arg,)))
         return Value(ANY, grad=MAYBE, leaf=MAYBE, names=frozenset((arg.arg,)))
+
+    def _joined_sequences(self, func: ast.AST) -> frozenset[str]:
+        """The names `func` passes whole as the sequence of `torch.cat`/`torch.stack` (`torch.cat(x, dim=1)`):
+        a list of tensors (avalanche models/pnn.py's adapters take the previous columns' outputs), not
+        one tensor, whatever a `forward` parameter is otherwise taken to be."""
+        cache = self.__dict__.setdefault("_joined_cache", {})
+        found = cache.get(func)
+        if found is None:
+            names = set()
+            for node in walk(func):
+                if (
+                    isinstance(node, ast.Call)
+                    and node.args
+                    and isinstance(node.args[0], ast.Name)
+                    and isinstance(node.func, (ast.Attribute, ast.Name))
+                    and (node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id) in _JOINS
+                    and self.module.qualname(node.func) in _TORCH_JOINS
+                ):
+                    names.add(node.args[0].id)
+            found = cache[func] = frozenset(names)
+        return found
 
     def class_kind(self, cls: ast.ClassDef) -> str:
         summary = self.module.classes.get(cls.name)

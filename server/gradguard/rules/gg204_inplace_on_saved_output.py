@@ -116,6 +116,32 @@ class InplaceOnSavedOutput(Rule):
     VALID = [
         Valid(
             """
+            import torch
+            import torch.nn as nn
+
+            # forward takes a list of tensors (the previous columns' outputs) and replaces its items:
+            # no tensor is written in place (avalanche models/pnn.py, MLPAdapter)
+            class Adapter(nn.Module):
+                def __init__(self, in_features, out_features, num_prev):
+                    super().__init__()
+                    self.V = nn.Linear(in_features * num_prev, out_features)
+                    self.alphas = nn.Parameter(torch.randn(num_prev))
+
+                def forward(self, x):
+                    for i, el in enumerate(x):
+                        x[i] = self.alphas[i] * el
+                    x = torch.cat(x, dim=1)
+                    return self.V(x)
+            """,
+            note="a forward argument joined whole by torch.cat is a list of tensors: `x[i] = ...` replaces an item",
+            run="""
+            adapter = Adapter(4, 3, 2)
+            adapter([torch.randn(5, 4), torch.randn(5, 4)]).sum().backward()
+            assert adapter.alphas.grad is not None
+            """,
+        ),
+        Valid(
+            """
             import types
             from typing import Dict
 
