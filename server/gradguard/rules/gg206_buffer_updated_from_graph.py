@@ -297,6 +297,65 @@ class BufferUpdatedFromGraph(Rule):
     INVALID = [
         Invalid(
             """
+            import copy
+            import torch
+            import torch.nn as nn
+
+            # the first batch sets the statistic, later ones blend into it (speechbrain
+            # nnet/quaternion_networks/q_normalization.py, QBatchNorm)
+            class Norm(nn.Module):
+                def __init__(self, dim):
+                    super().__init__()
+                    self.gamma = nn.Parameter(torch.ones(dim))
+                    self.register_buffer("running_mean", torch.zeros(dim))
+                    self.register_buffer("tracked", torch.tensor(0))
+
+                def forward(self, x):
+                    mu = x.mean(0)
+                    self.tracked += 1
+                    if self.tracked == 1:
+                        self.running_mean = mu
+                    else:
+                        self.running_mean = 0.9 * self.running_mean + 0.1 * mu
+                    return self.gamma * (x - mu)
+            """,
+            lines=[20],
+            fixed="""
+            import copy
+            import torch
+            import torch.nn as nn
+
+            # the first batch sets the statistic, later ones blend into it (speechbrain
+            # nnet/quaternion_networks/q_normalization.py, QBatchNorm)
+            class Norm(nn.Module):
+                def __init__(self, dim):
+                    super().__init__()
+                    self.gamma = nn.Parameter(torch.ones(dim))
+                    self.register_buffer("running_mean", torch.zeros(dim))
+                    self.register_buffer("tracked", torch.tensor(0))
+
+                def forward(self, x):
+                    mu = x.mean(0)
+                    self.tracked += 1
+                    if self.tracked == 1:
+                        self.running_mean = mu
+                    else:
+                        with torch.no_grad():
+                            self.running_mean = 0.9 * self.running_mean + 0.1 * mu
+                    return self.gamma * (x - mu)
+            """,
+            raises="support the deepcopy protocol",
+            run="""
+            model = nn.Sequential(nn.Linear(4, 4), Norm(4))
+            for _ in range(3):
+                model(torch.randn(8, 4)).sum().backward()
+            copy.deepcopy(model)
+            """,
+            check_fixed="assert model[1].running_mean.grad_fn is None",
+            note="the store that blends a running statistic into itself is reported (the first batch's plain store is not)",
+        ),
+        Invalid(
+            """
             import torch
             import torch.nn as nn
 
@@ -518,7 +577,7 @@ class BufferUpdatedFromGraph(Rule):
                 ):
                     source = _input_only(func, (event.value,))
                     if source is not None and (
-                        not _trainable_layer(unit, func) or not _reads_itself(target, event.value)
+                        not _trainable_layer(unit, func) or not _reads_itself(target, event.value, event.node)
                     ):
                         continue
                     yield self._report(
@@ -570,13 +629,24 @@ def _from_itself(value, before) -> bool:
     return bool(before.roots) and value.roots == before.roots
 
 
-def _reads_itself(target: ast.Attribute, value: Value) -> bool:
+def _reads_itself(target: ast.Attribute, value: Value, store: ast.AST | None = None) -> bool:
     """`self.mean = 0.9 * self.mean + 0.1 * x.mean(0)`: the new value is computed from the buffer's
     previous one, so each update is chained to the last (a running statistic, a streaming cache).
     A buffer replaced by what an argument gives it alone (a setter: `self.attenuation =
     attenuation.to(device)`) holds that argument's graph, no older one: it is the caller's value,
     whose gradient the caller may well want (deepinv physics/pet.py `update_parameters`)."""
-    return f"self.{target.attr}" in value.names
+    if f"self.{target.attr}" in value.names:
+        return True
+    # (read in the stored expression itself: `self.mean = (1 - m) * self.mean + m * mu` after a branch
+    # that set `self.mean = mu` on the first batch, where the value read is no longer the buffer alone)
+    expression = getattr(store, "value", None)
+    return expression is not None and any(
+        isinstance(n, ast.Attribute)
+        and n.attr == target.attr
+        and isinstance(n.value, ast.Name)
+        and n.value.id == "self"
+        for n in ast.walk(expression)
+    )
 
 
 def _input_only(func: ast.AST | None, values) -> str | None:
