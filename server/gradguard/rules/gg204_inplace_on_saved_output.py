@@ -943,7 +943,12 @@ class InplaceOnSavedOutput(Rule):
             records = [r for r in write.event.saved if r.certain or (write.in_forward and r.role == "output")]
             if not records:
                 continue
-            yield self._report(unit, write, records[0])
+            # (the first op in the source: `saved` is gathered from sets, and a message must not depend on
+            # their iteration order, which changes with the hash seed)
+            first = min(
+                records, key=lambda r: (getattr(r.node, "lineno", 0), getattr(r.node, "col_offset", 0))
+            )
+            yield self._report(unit, write, first)
 
     def _multi_view(self, unit: Unit, write) -> Finding:
         written = write.written
