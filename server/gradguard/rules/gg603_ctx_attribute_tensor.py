@@ -274,7 +274,9 @@ class CtxAttributeTensor(Rule):
             if backward is not None:
                 # an input whose values `backward` never reads (`torch.zeros_like(ctx.x)`, `ctx.x.shape`):
                 # an in-place change of it changes nothing backward computes
-                stored = [s for s in stored if s[3] == "output" or not _metadata_only(backward, ctx, s[1])]
+                stored = [
+                    s for s in stored if s[3] == "output" or not _metadata_only(unit, backward, ctx, s[1])
+                ]
                 if not stored:
                     continue
             for node, attr, value, role in stored:
@@ -467,16 +469,12 @@ _METADATA_METHODS = frozenset(
 _METADATA_FUNCTIONS = frozenset({"zeros_like", "ones_like", "empty_like", "full_like"})
 
 
-def _metadata_only(backward: ast.AST, ctx_name: str, attr: str) -> bool:
+def _metadata_only(unit: Unit, backward: ast.AST, ctx_name: str, attr: str) -> bool:
     """Whether `backward` reads `ctx.<attr>` (directly or through names bound to it) only for its
     metadata: `torch.zeros_like(aev)`, `aev.shape`, `aev.new_zeros(...)` (torchani nn/_infer.py)."""
     backward_args = backward.args  # type: ignore[attr-defined]
     params = backward_args.posonlyargs + backward_args.args
     me = params[0].arg if params else ctx_name
-    parents: dict[ast.AST, ast.AST] = {}
-    for node in ast.walk(backward):
-        for child in ast.iter_child_nodes(node):
-            parents[child] = node
     reads = [
         n
         for n in ast.walk(backward)
@@ -488,7 +486,7 @@ def _metadata_only(backward: ast.AST, ctx_name: str, attr: str) -> bool:
     ]
     aliases: set[str] = set()
     for read in reads:
-        parent = parents.get(read)
+        parent = unit.parent(read)
         if (
             isinstance(parent, ast.Assign)
             and parent.value is read
@@ -496,25 +494,25 @@ def _metadata_only(backward: ast.AST, ctx_name: str, attr: str) -> bool:
             and isinstance(parent.targets[0], ast.Name)
         ):
             aliases.add(parent.targets[0].id)
-        elif not _reads_metadata(read, parents):
+        elif not _reads_metadata(unit, read):
             return False
     for node in ast.walk(backward):
         if isinstance(node, ast.Name) and node.id in aliases:
-            if isinstance(node.ctx, ast.Load) and not _reads_metadata(node, parents):
+            if isinstance(node.ctx, ast.Load) and not _reads_metadata(unit, node):
                 return False
             if not isinstance(node.ctx, ast.Load) and not (
-                isinstance(parents.get(node), ast.Assign) and parents[node].value in reads  # type: ignore[attr-defined]
+                isinstance(unit.parent(node), ast.Assign) and unit.parent(node).value in reads  # type: ignore[union-attr]
             ):
                 return False  # rebound to something else: not followed
     return bool(reads)
 
 
-def _reads_metadata(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
-    parent = parents.get(node)
+def _reads_metadata(unit: Unit, node: ast.AST) -> bool:
+    parent = unit.parent(node)
     if isinstance(parent, ast.Attribute) and parent.value is node:
         if parent.attr in _METADATA_ATTRIBUTES:
             return True
-        call = parents.get(parent)
+        call = unit.parent(parent)
         return parent.attr in _METADATA_METHODS and isinstance(call, ast.Call) and call.func is parent
     if isinstance(parent, ast.Call) and parent.args and parent.args[0] is node:
         func = parent.func
