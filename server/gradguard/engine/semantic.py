@@ -679,18 +679,7 @@ class Semantics:
     def _find_call_sites(self, name: str) -> list[tuple[ast.Call, ast.AST | None]]:
         # only statements whose text names the function are walked: a walk of every node of a
         # large file costs more than the rest of the analysis of one edit
-        if self._lines is not None:
-            if self._mentions is None:
-                self._mentions = Mentions(self.tree.body, self._lines)
-            statements = self._mentions.statements_naming(name)
-            # which statements name it is a fact of the whole file (`@mentions`, see analyzer)
-            self.consulted.add(MENTIONS + name)
-        else:
-            statements = self.tree.body
-            self.consulted.add("")  # (no lines: only by tests; a conservative stand-in)
-        for stmt in statements:
-            self.consulted.add(_statement_name(stmt))
-        return call_sites(statements, name, self._name_uses)
+        return call_sites(self.rests_on_text_naming(name), name, self._name_uses)
 
     def _natural_parameter(self, flow: Flow, func: ast.AST, arg: ast.arg, default: ast.expr | None) -> Value:
         args = func.args  # type: ignore[attr-defined]
@@ -753,8 +742,7 @@ class Semantics:
                     isinstance(node, ast.Call)
                     and node.args
                     and isinstance(node.args[0], ast.Name)
-                    and isinstance(node.func, (ast.Attribute, ast.Name))
-                    and (node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id) in _JOINS
+                    and _callee_name(node.func) in _JOINS
                     and self.module.qualname(node.func) in _TORCH_JOINS
                 ):
                     names.add(node.args[0].id)
