@@ -8,7 +8,10 @@
     .venv/bin/python bench/libraries.py --set dev3         # a third tuning set (same session)
     .venv/bin/python bench/libraries.py --set dev4         # a fourth
     .venv/bin/python bench/libraries.py --set dev5         # a fifth
-    .venv/bin/python bench/libraries.py --set holdout4     # a fourth, kept aside (holdout3 has been read)
+    .venv/bin/python bench/libraries.py --set holdout4     # a fourth (run once at the end of the fourth session)
+    .venv/bin/python bench/libraries.py --set dev6         # fifth session: tuning sets chosen by a seeded shuffle
+    .venv/bin/python bench/libraries.py --set dev7
+    .venv/bin/python bench/libraries.py --set holdout5     # a fifth, kept aside (holdout4 has been read)
     .venv/bin/python bench/libraries.py --set all --jobs 2
 
 Downloads (at benchmark time, never committed) the sources of open-source PyTorch libraries other
@@ -202,6 +205,67 @@ LIBRARIES: dict[str, list[tuple[str, str]]] = {
         ("avalanche-lib", "0.6.0"),
         ("nerfstudio", "1.1.5"),
         ("learn2learn", "0.2.0"),
+    ],
+    # fifth session: 53 unused libraries split by random.Random(20261202).shuffle into a holdout of 21
+    # and two tuning sets of 16, so that no one's taste chose which libraries are kept aside (sam2, drawn
+    # for dev7, has no wheel and its sdist needs torch to build, so dev7 has 15)
+    "dev6": [
+        ("stylegan2-pytorch", "1.9.0"),
+        ("torchmd-net", "3.1.0"),
+        ("byol-pytorch", "0.9.1"),
+        ("super-gradients", "3.7.1"),
+        ("brevitas", "0.13.4"),
+        ("torchcam", "0.5.0"),
+        ("mmpretrain", "1.2.0"),
+        ("enformer-pytorch", "0.8.12"),
+        ("mmdet", "3.3.0"),
+        ("egnn-pytorch", "0.2.8"),
+        ("e2-tts-pytorch", "2.2.2"),
+        ("facenet-pytorch", "2.6.0"),
+        ("torchtext", "0.18.0"),
+        ("dgllife", "0.3.2"),
+        ("torch-struct", "0.5"),
+        ("lightning-bolts", "0.7.0"),
+    ],
+    "dev7": [
+        ("gsplat", "1.5.3"),
+        ("torch-pruning", "1.6.1"),
+        ("uni2ts", "2.0.0"),
+        ("fairchem-core", "2.24.0"),
+        ("alphafold3-pytorch", "0.8.3"),
+        ("tensordict", "0.15.3"),
+        ("vocos", "0.1.0"),
+        ("schedulefree", "1.4.1"),
+        ("rectified-flow-pytorch", "0.14.0"),
+        ("grad-cam", "1.5.7"),
+        ("coqui-tts", "0.28.0"),
+        ("torchlibrosa", "0.1.0"),
+        ("mosaicml", "0.32.1"),
+        ("backpack-for-pytorch", "1.7.1"),
+        ("torch-audiomentations", "0.12.0"),
+    ],
+    "holdout5": [
+        ("nnAudio", "0.3.4"),
+        ("deepchem", "2.8.0"),
+        ("bitsandbytes", "0.50.2"),
+        ("adversarial-robustness-toolbox", "1.20.1"),
+        ("ogb", "1.3.6"),
+        ("torchrec", "1.9.2"),
+        ("lightweight-gan", "1.2.1"),
+        ("torchao", "0.18.0"),
+        ("torchattacks", "3.5.1"),
+        ("deepxde", "1.15.0"),
+        ("nnunetv2", "2.8.1"),
+        ("torchaudio", "2.11.1"),
+        ("solo-learn", "1.0.2"),
+        ("momentfm", "0.1.4"),
+        ("pytorch-crf", "0.7.2"),
+        ("neurodiffeq", "0.7.0"),
+        ("titans-pytorch", "0.5.5"),
+        ("sb3-contrib", "2.9.2"),
+        ("effdet", "0.4.1"),
+        ("litgpt", "0.5.13"),
+        ("torchquad", "0.6.0"),
     ],
 }
 
