@@ -453,6 +453,53 @@ class DetachedLoss(Rule):
             note="escnn group/groups/_numerical_thomson.py: `torch.tensor(data, requires_grad=True)` of an unknown "
             "object's result (a random generator's array) is a new leaf, and it is the tensor being trained",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class ZeroPointSearch(nn.Module):
+                def __init__(self, init_op: nn.Module, iters: int = 5):
+                    super().__init__()
+                    self.init_op = init_op
+                    self.iters = iters
+                    self.candidate = None
+                    self.local_loss_mode = False
+
+                def parameter_search(self, init, x):
+                    best, best_loss, candidate = init, torch.tensor(float("inf")), init
+                    for _ in range(self.iters):
+                        loss = (x - candidate).abs().mean()
+                        best = torch.where(loss < best_loss, candidate, best)
+                        best_loss = torch.min(loss, best_loss)
+                        candidate = (x - loss).mean(dim=-1, keepdim=True)
+                    return best
+
+                def optimize(self, x):
+                    init = self.init_op(x).detach()
+                    best = self.parameter_search(init, x)
+                    self.candidate = best.detach()
+                    return best
+
+                def forward(self, x):
+                    if not self.local_loss_mode:
+                        with torch.no_grad():
+                            return self.optimize(x)
+                    if self.candidate is None:
+                        self.candidate = self.init_op(x).detach()
+                    return self.candidate
+            """,
+            note="dev6 brevitas core/stats/stats_op.py (`HalfQuadraticOptimizerZeroPoint`): `forward` calls the "
+            "search under `torch.no_grad()`, so its result has no history whatever the search detaches; "
+            "removing the `.detach()` would change nothing",
+            run="""
+            search = ZeroPointSearch(nn.Linear(4, 1))
+            x = torch.randn(3, 4)
+            assert not search(x).requires_grad
+            search.optimize = lambda x: search.parameter_search(search.init_op(x), x)
+            assert not search(x).requires_grad
+            """,
+        ),
     ]
     INVALID = [
         Invalid(
@@ -759,9 +806,10 @@ class DetachedLoss(Rule):
             flow = unit.semantics.flow(func)
             frozen = unit.semantics.frozen
             evaluated = _put_in_eval(unit, func)
-            for _, value in flow.returns:
+            for ret, value in flow.returns:
                 if value.sources or live_grad(value) == MAYBE:
                     continue
+                returned = getattr(ret, "value", None)
                 for cut in value.cuts:
                     if (
                         cut.kind not in _CUT_KINDS
@@ -777,6 +825,12 @@ class DetachedLoss(Rule):
                         f"`forward` returns `{describe(unit, cut.node)}`, which is cut from the autograd graph\n"
                         "No gradient reaches this module's parameters through its output."
                     )
+                    if returned is not None and not any(n is cut.node for n in ast.walk(returned)):
+                        message = (
+                            f"`forward` returns `{describe(unit, returned)}`, made from "
+                            f"`{describe(unit, cut.node)}` (line {cut.node.lineno}), which is cut from the "
+                            "autograd graph\nNo gradient reaches this module's parameters through its output."
+                        )
                     yield self.finding(unit, cut.node, message)
 
     def _fix(self, unit: Unit, cut):
