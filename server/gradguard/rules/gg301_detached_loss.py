@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import replace_node
-from gradguard.engine.index import ModuleContext, Unit, keyword
+from gradguard.engine.index import ModuleContext, Unit, keyword, self_name
 from gradguard.engine.queries import backward_events, dead_terms, describe, scope_text, unit_contains
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.values import DATA, DETACH, ITEM, MAYBE, NUMPY_CUT, REWRAP, live_grad
@@ -500,6 +500,42 @@ class DetachedLoss(Rule):
             assert not search(x).requires_grad
             """,
         ),
+        Valid(
+            """
+            import functools
+
+            import torch
+            import torch.nn as nn
+
+            class WeightedRigidAlign(nn.Module):
+                def forward(self, pred_coords, true_coords, weights):
+                    weights = weights.unsqueeze(-1)
+                    pred_centroid = (pred_coords * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True)
+                    true_centroid = (true_coords * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True)
+                    true_centered = true_coords - true_centroid
+                    pred_centered = pred_coords - pred_centroid
+                    cov = torch.einsum("bni,bnj->bij", weights * true_centered, pred_centered)
+                    U, S, V = torch.svd(cov)
+                    diag = torch.eye(3).repeat(cov.shape[0], 1, 1)
+                    diag[:, -1, -1] = torch.det(V @ U.transpose(-2, -1))
+                    rot = functools.reduce(torch.matmul, (V, diag, U.transpose(-2, -1)))
+                    aligned = torch.einsum("bij,bnj->bni", rot, true_centered) + pred_centroid
+                    aligned.detach_()
+                    return aligned
+            """,
+            note="dev7 alphafold3-pytorch alphafold3.py (`WeightedRigidAlign`, AlphaFold 3 Algorithm 28): a module "
+            "with no parameters aligns the ground truth onto the prediction and stops its gradient; the callers use "
+            "it as the target next to the tracked prediction",
+            run="""
+            align = WeightedRigidAlign()
+            pred = torch.randn(2, 5, 3, requires_grad=True)
+            target = align(pred, torch.randn(2, 5, 3), torch.ones(2, 5))
+            loss = ((pred - target) ** 2).mean()
+            loss.backward()
+            assert not target.requires_grad and pred.grad is not None
+            assert not list(align.parameters())
+            """,
+        ),
     ]
     INVALID = [
         Invalid(
@@ -819,6 +855,7 @@ class DetachedLoss(Rule):
                         or cut.blocked <= frozen | evaluated
                         or cut.bypassed
                         or _reported_as_rewrap(cut)
+                        or not _blocks_own_state(unit, func, cut)
                     ):
                         continue
                     message = (
@@ -935,6 +972,36 @@ def forward_functions(unit: Unit) -> list:
         if method is not None and not unit.decorator_disables_grad(method):
             found.append(method)
     return found
+
+
+def _blocks_own_state(unit: Unit, forward: ast.AST, cut) -> bool:
+    """The cut blocks a root that may be the module's own state (a layer, a parameter, a module
+    given to `__init__`, the result of a `self.<name>(...)` call), not only `forward`'s inputs or
+    the results of functions called on them (`einops.einsum(a, b)`): a module whose output is cut
+    from nothing it owns leaves the gradient of its inputs to the caller (alphafold3-pytorch
+    `WeightedRigidAlign`, a parameter-free alignment whose aligned ground truth is a loss target)."""
+    args = forward.args  # type: ignore[attr-defined]
+    inputs = {*args.posonlyargs, *args.args, *args.kwonlyargs}
+    me = self_name(forward) or "self"
+    kinds = unit.semantics.source_kinds
+    for root in cut.blocked:
+        if root in inputs:
+            continue
+        if (
+            isinstance(root, ast.Call)
+            and kinds.get(root) == "opaque"
+            and unit.enclosing_function(root) is forward
+            and not _on_self(root.func, me)
+        ):
+            continue
+        return True
+    return False
+
+
+def _on_self(node: ast.AST, me: str) -> bool:
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return isinstance(node, ast.Name) and node.id == me
 
 
 def _put_in_eval(unit: Unit, forward: ast.AST) -> frozenset | None:
