@@ -982,7 +982,7 @@ def _blocks_own_state(unit: Unit, forward: ast.AST, cut) -> bool:
     `WeightedRigidAlign`, a parameter-free alignment whose aligned ground truth is a loss target)."""
     args = forward.args  # type: ignore[attr-defined]
     inputs = {*args.posonlyargs, *args.args, *args.kwonlyargs}
-    me = self_name(forward) or "self"
+    me = self_name(forward) or "self"  # type: ignore[arg-type]
     kinds = unit.semantics.source_kinds
     for root in cut.blocked:
         if root in inputs:
