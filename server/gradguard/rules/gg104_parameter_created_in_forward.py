@@ -91,7 +91,9 @@ class ParameterCreatedInForward(Rule):
     `forward`. Parameter-free layers (`nn.ReLU()`, `nn.Dropout()`, `nn.Identity()`,
     `nn.Flatten()`, `nn.Softmax()`, ...) built in `forward` are merely wasteful and are
     not reported; neither is lazy initialisation guarded by a condition
-    (`if self.proj is None: self.proj = nn.Linear(...)`).
+    (`if self.proj is None: self.proj = nn.Linear(...)`), nor a builder method behind a
+    decorator that may cache its result (`functools.cache`, `cached_property`, a decorator
+    that stores it on the module, or one whose code is not in the file).
 
     **Fix safety.** Unsafe: for a layer built and called at once in a plain statement of
     `forward` (`nn.Linear(d, h)(x)`) whose arguments are constants, module-level names or
