@@ -1534,6 +1534,11 @@ class Semantics:
         if nograd:
             if value.grad != NO:
                 value = cut(value, NO_GRAD, state.nograd, value.kinds & TENSORISH or TENSOR)  # type: ignore[arg-type]
+            if value.cuts and value.kinds & TENSORISH:
+                # made under no_grad: the cuts of the callee (a `.detach()` in it) are no cause of
+                # the result having no history, the no_grad block is (brevitas stats_op.py)
+                blocked = value.blocked
+                value = value.evolve(cuts=(Cut(NO_GRAD, state.nograd, blocked),) if blocked else ())  # type: ignore[arg-type]
         else:
             self._keep_callee_saves(node, saved, outside, mapping, state)
         return value

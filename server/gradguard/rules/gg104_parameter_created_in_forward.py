@@ -91,7 +91,9 @@ class ParameterCreatedInForward(Rule):
     `forward`. Parameter-free layers (`nn.ReLU()`, `nn.Dropout()`, `nn.Identity()`,
     `nn.Flatten()`, `nn.Softmax()`, ...) built in `forward` are merely wasteful and are
     not reported; neither is lazy initialisation guarded by a condition
-    (`if self.proj is None: self.proj = nn.Linear(...)`).
+    (`if self.proj is None: self.proj = nn.Linear(...)`), nor a builder method behind a
+    decorator that may cache its result (`functools.cache`, `cached_property`, a decorator
+    that stores it on the module, or one whose code is not in the file).
 
     **Fix safety.** Unsafe: for a layer built and called at once in a plain statement of
     `forward` (`nn.Linear(d, h)(x)`) whose arguments are constants, module-level names or
@@ -266,6 +268,52 @@ class ParameterCreatedInForward(Rule):
             """,
             note="layers built in a training function; parameter-free Sequential; a probe under no_grad",
         ),
+        Valid(
+            """
+            import functools
+            import torch
+            import torch.nn as nn
+
+            def singleton(cache_key):
+                def inner_fn(fn):
+                    @functools.wraps(fn)
+                    def wrapper(self, *args, **kwargs):
+                        instance = getattr(self, cache_key)
+                        if instance is not None:
+                            return instance
+                        instance = fn(self, *args, **kwargs)
+                        setattr(self, cache_key, instance)
+                        return instance
+                    return wrapper
+                return inner_fn
+
+            class BYOL(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.projector = None
+
+                @singleton("projector")
+                def _get_projector(self, hidden):
+                    return nn.Sequential(nn.Linear(hidden.shape[-1], 2), nn.LayerNorm(2)).to(hidden)
+
+                @functools.cache
+                def _get_head(self, dim):
+                    return nn.Linear(dim, 1)
+
+                def forward(self, hidden):
+                    return self._get_head(2)(self._get_projector(hidden)(hidden))
+            """,
+            note="dev6 byol-pytorch byol_pytorch.py: the builder is behind a decorator of the file that "
+            "keeps its result on the module (`setattr(self, cache_key, ...)`), or behind `functools.cache`: "
+            "it builds its layers on the first call only",
+            run="""
+            m = BYOL()
+            m(torch.randn(3, 4)).sum().backward()
+            weights = [p for p in m.parameters()]
+            m(torch.randn(3, 4))
+            assert [p for p in m.parameters()] == weights and m._get_head(2) is m._get_head(2)
+            """,
+        ),
     ]
     INVALID = [
         Invalid(
@@ -303,6 +351,35 @@ class ParameterCreatedInForward(Rule):
                     return nn.Linear(self.dim, self.dim)(x)
             """,
             lines=[10, 14],
+        ),
+        Invalid(
+            """
+            import functools
+            import torch.nn as nn
+
+            def logged(fn):
+                @functools.wraps(fn)
+                def wrapper(self, *args):
+                    print("building", fn.__name__)
+                    return fn(self, *args)
+                return wrapper
+
+            class Head(nn.Module):
+                @logged
+                def _build(self, dim):
+                    return nn.Linear(dim, 1)
+
+                def forward(self, x):
+                    return self._build(x.shape[-1])(x)
+            """,
+            lines=[14],
+            raises="the output changed between two calls",
+            run="""
+            import torch
+            x, head = torch.randn(2, 3), Head()
+            assert torch.equal(head(x), head(x)), "the output changed between two calls"
+            """,
+            note="a decorator of the file that keeps nothing between calls: the builder runs on every call",
         ),
         Invalid(
             """
@@ -355,7 +432,7 @@ class ParameterCreatedInForward(Rule):
             for func in methods:
                 if not _CTOR_TEXT.search(node_text(unit, func)):
                     continue
-                if func.name != "forward" and _lazy_setup(unit, methods, func):
+                if func.name != "forward" and (_lazy_setup(unit, methods, func) or _may_run_once(unit, func)):
                     continue
                 me = self_name(func) or "self"
                 in_forward = func.name == "forward"
@@ -564,6 +641,60 @@ def _lazy_setup(unit: Unit, methods, func: ast.AST) -> bool:
         and node.func.value.id == (self_name(method) or "self")
     ]
     return bool(calls) and all(_guarded_by_state(unit, call) for call in calls)
+
+
+# decorators known to call the method every time (checks, grad modes, compilation, descriptors)
+_PASS_THROUGH_MODULES = (
+    "torch.",
+    "abc.",
+    "typing.",
+    "typing_extensions.",
+    "beartype",
+    "jaxtyping",
+    "typeguard",
+)
+_PASS_THROUGH_NAMES = frozenset({"staticmethod", "classmethod", "property", "functools.wraps"})
+_CACHING = frozenset({"functools.cache", "functools.lru_cache", "functools.cached_property"})
+
+
+def _may_run_once(unit: Unit, func: ast.AST) -> bool:
+    """A builder method (not `forward`) behind a decorator that may cache its result, so that it
+    builds its layers on the first call only (`@functools.cache`, `@cached_property`, a decorator
+    of the file that keeps the result: `setattr(self, key, instance)`, `cache[key] = ...`). A
+    decorator the file does not define and that is not known to call through (`torch.*`, type
+    checkers, `property`) may cache too: the finding would be a guess, so none is made."""
+    for deco in getattr(func, "decorator_list", ()):
+        target = deco.func if isinstance(deco, ast.Call) else deco
+        qual = unit.module.qualname(target)
+        if qual is not None:
+            if qual in _CACHING:
+                return True
+            if qual in _PASS_THROUGH_NAMES or qual.startswith(_PASS_THROUGH_MODULES):
+                continue
+            return True  # imported from elsewhere: unknown
+        if isinstance(target, ast.Name) and target.id in _PASS_THROUGH_NAMES:
+            continue
+        defined = None
+        if isinstance(target, ast.Name):
+            unit.semantics.rests_on_text_naming(target.id)  # (its definition, edited elsewhere)
+            defined = unit.semantics.top.get(target.id)
+        if isinstance(defined, (ast.FunctionDef, ast.AsyncFunctionDef)) and not _keeps_state(defined):
+            continue  # a decorator of the file that keeps nothing between calls
+        return True
+    return False
+
+
+def _keeps_state(decorator: ast.AST) -> bool:
+    """The decorator's code stores something that outlives a call: `setattr(...)`, an item or an
+    attribute store, `nonlocal`/`global`."""
+    for node in walk(decorator):
+        if isinstance(node, (ast.Nonlocal, ast.Global)):
+            return True
+        if isinstance(node, (ast.Subscript, ast.Attribute)) and isinstance(node.ctx, ast.Store):
+            return True
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr":
+            return True
+    return False
 
 
 def _guarded_by_state(unit: Unit, node: ast.AST) -> bool:

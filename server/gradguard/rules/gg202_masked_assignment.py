@@ -40,7 +40,7 @@ class MaskedAssignment(Rule):
     _INPUT = Message(
         "In-place masked assignment to `{name}`, an input of `forward`\nIt changes the caller's tensor, and "
         'raises "a leaf Variable that requires grad is being used in an in-place operation" when the input '
-        "requires grad; use an out-of-place `{suggestion}`."
+        "is a leaf that requires grad; use an out-of-place `{suggestion}`."
     )
     explanation = """
     `x[mask] = value` writes into `x` in place. The write itself is differentiable
@@ -153,6 +153,28 @@ class MaskedAssignment(Rule):
             """,
             note="`labels` is the class target of `F.cross_entropy`, so it holds integers and never requires grad "
             "(the `labels == -100` pattern of transformers' roc_bert modeling_roc_bert.py)",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class SpinEmbedding(nn.Module):
+                def __init__(self, size=8):
+                    super().__init__()
+                    self.lin_emb = nn.Linear(1, size)
+
+                def forward(self, x):
+                    x[x == 0] = -100  # null spin token
+                    return self.lin_emb(x.unsqueeze(-1).float())
+            """,
+            run="""
+            spin = torch.tensor([0, 2, 1])
+            SpinEmbedding()(spin).sum().backward()
+            assert spin.tolist() == [-100, 2, 1] and not spin.requires_grad
+            """,
+            note="dev7 fairchem-core uma/nn/embedding.py (`ChgSpinEmbedding`): an integer code replaced by another "
+            "is the work of a tensor of discrete codes (a spin per system), which cannot require grad",
         ),
     ]
     INVALID = [
@@ -298,6 +320,24 @@ class MaskedAssignment(Rule):
             and callers_tensor(write)
         ):
             target, _ = write.masked
-            if isinstance(target.slice, ast.Compare):
+            statement = write.event.statement
+            if isinstance(target.slice, ast.Compare) and not _code_remap(
+                target.slice, getattr(statement, "value", None)
+            ):
                 return self._INPUT, {}
         return None
+
+
+def _code_remap(mask: ast.Compare, value: ast.expr | None) -> bool:
+    """`x[x == 0] = -100`: an integer code replaced by another (a null token, an ignore index), the
+    work of a tensor of discrete codes (spins, charges, labels), which never requires grad
+    (fairchem-core uma/nn/embedding.py)."""
+    if len(mask.ops) != 1 or not isinstance(mask.ops[0], (ast.Eq, ast.NotEq)):
+        return False
+    return any(_int_constant(side) for side in (mask.left, mask.comparators[0])) and _int_constant(value)
+
+
+def _int_constant(node: ast.expr | None) -> bool:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        node = node.operand
+    return isinstance(node, ast.Constant) and type(node.value) is int

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import replace_node
-from gradguard.engine.index import ModuleContext, Unit, keyword
+from gradguard.engine.index import ModuleContext, Unit, keyword, self_name
 from gradguard.engine.queries import backward_events, dead_terms, describe, scope_text, unit_contains
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.values import DATA, DETACH, ITEM, MAYBE, NUMPY_CUT, REWRAP, live_grad
@@ -453,6 +453,89 @@ class DetachedLoss(Rule):
             note="escnn group/groups/_numerical_thomson.py: `torch.tensor(data, requires_grad=True)` of an unknown "
             "object's result (a random generator's array) is a new leaf, and it is the tensor being trained",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class ZeroPointSearch(nn.Module):
+                def __init__(self, init_op: nn.Module, iters: int = 5):
+                    super().__init__()
+                    self.init_op = init_op
+                    self.iters = iters
+                    self.candidate = None
+                    self.local_loss_mode = False
+
+                def parameter_search(self, init, x):
+                    best, best_loss, candidate = init, torch.tensor(float("inf")), init
+                    for _ in range(self.iters):
+                        loss = (x - candidate).abs().mean()
+                        best = torch.where(loss < best_loss, candidate, best)
+                        best_loss = torch.min(loss, best_loss)
+                        candidate = (x - loss).mean(dim=-1, keepdim=True)
+                    return best
+
+                def optimize(self, x):
+                    init = self.init_op(x).detach()
+                    best = self.parameter_search(init, x)
+                    self.candidate = best.detach()
+                    return best
+
+                def forward(self, x):
+                    if not self.local_loss_mode:
+                        with torch.no_grad():
+                            return self.optimize(x)
+                    if self.candidate is None:
+                        self.candidate = self.init_op(x).detach()
+                    return self.candidate
+            """,
+            note="dev6 brevitas core/stats/stats_op.py (`HalfQuadraticOptimizerZeroPoint`): `forward` calls the "
+            "search under `torch.no_grad()`, so its result has no history whatever the search detaches; "
+            "removing the `.detach()` would change nothing",
+            run="""
+            search = ZeroPointSearch(nn.Linear(4, 1))
+            x = torch.randn(3, 4)
+            assert not search(x).requires_grad
+            search.optimize = lambda x: search.parameter_search(search.init_op(x), x)
+            assert not search(x).requires_grad
+            """,
+        ),
+        Valid(
+            """
+            import functools
+
+            import torch
+            import torch.nn as nn
+
+            class WeightedRigidAlign(nn.Module):
+                def forward(self, pred_coords, true_coords, weights):
+                    weights = weights.unsqueeze(-1)
+                    pred_centroid = (pred_coords * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True)
+                    true_centroid = (true_coords * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True)
+                    true_centered = true_coords - true_centroid
+                    pred_centered = pred_coords - pred_centroid
+                    cov = torch.einsum("bni,bnj->bij", weights * true_centered, pred_centered)
+                    U, S, V = torch.svd(cov)
+                    diag = torch.eye(3).repeat(cov.shape[0], 1, 1)
+                    diag[:, -1, -1] = torch.det(V @ U.transpose(-2, -1))
+                    rot = functools.reduce(torch.matmul, (V, diag, U.transpose(-2, -1)))
+                    aligned = torch.einsum("bij,bnj->bni", rot, true_centered) + pred_centroid
+                    aligned.detach_()
+                    return aligned
+            """,
+            note="dev7 alphafold3-pytorch alphafold3.py (`WeightedRigidAlign`, AlphaFold 3 Algorithm 28): a module "
+            "with no parameters aligns the ground truth onto the prediction and stops its gradient; the callers use "
+            "it as the target next to the tracked prediction",
+            run="""
+            align = WeightedRigidAlign()
+            pred = torch.randn(2, 5, 3, requires_grad=True)
+            target = align(pred, torch.randn(2, 5, 3), torch.ones(2, 5))
+            loss = ((pred - target) ** 2).mean()
+            loss.backward()
+            assert not target.requires_grad and pred.grad is not None
+            assert not list(align.parameters())
+            """,
+        ),
     ]
     INVALID = [
         Invalid(
@@ -759,9 +842,10 @@ class DetachedLoss(Rule):
             flow = unit.semantics.flow(func)
             frozen = unit.semantics.frozen
             evaluated = _put_in_eval(unit, func)
-            for _, value in flow.returns:
+            for ret, value in flow.returns:
                 if value.sources or live_grad(value) == MAYBE:
                     continue
+                returned = getattr(ret, "value", None)
                 for cut in value.cuts:
                     if (
                         cut.kind not in _CUT_KINDS
@@ -771,12 +855,19 @@ class DetachedLoss(Rule):
                         or cut.blocked <= frozen | evaluated
                         or cut.bypassed
                         or _reported_as_rewrap(cut)
+                        or not _blocks_own_state(unit, func, cut)
                     ):
                         continue
                     message = (
                         f"`forward` returns `{describe(unit, cut.node)}`, which is cut from the autograd graph\n"
                         "No gradient reaches this module's parameters through its output."
                     )
+                    if returned is not None and not any(n is cut.node for n in ast.walk(returned)):
+                        message = (
+                            f"`forward` returns `{describe(unit, returned)}`, made from "
+                            f"`{describe(unit, cut.node)}` (line {cut.node.lineno}), which is cut from the "
+                            "autograd graph\nNo gradient reaches this module's parameters through its output."
+                        )
                     yield self.finding(unit, cut.node, message)
 
     def _fix(self, unit: Unit, cut):
@@ -881,6 +972,36 @@ def forward_functions(unit: Unit) -> list:
         if method is not None and not unit.decorator_disables_grad(method):
             found.append(method)
     return found
+
+
+def _blocks_own_state(unit: Unit, forward: ast.AST, cut) -> bool:
+    """The cut blocks a root that may be the module's own state (a layer, a parameter, a module
+    given to `__init__`, the result of a `self.<name>(...)` call), not only `forward`'s inputs or
+    the results of functions called on them (`einops.einsum(a, b)`): a module whose output is cut
+    from nothing it owns leaves the gradient of its inputs to the caller (alphafold3-pytorch
+    `WeightedRigidAlign`, a parameter-free alignment whose aligned ground truth is a loss target)."""
+    args = forward.args  # type: ignore[attr-defined]
+    inputs = {*args.posonlyargs, *args.args, *args.kwonlyargs}
+    me = self_name(forward) or "self"  # type: ignore[arg-type]
+    kinds = unit.semantics.source_kinds
+    for root in cut.blocked:
+        if root in inputs:
+            continue
+        if (
+            isinstance(root, ast.Call)
+            and kinds.get(root) == "opaque"
+            and unit.enclosing_function(root) is forward
+            and not _on_self(root.func, me)
+        ):
+            continue
+        return True
+    return False
+
+
+def _on_self(node: ast.AST, me: str) -> bool:
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return isinstance(node, ast.Name) and node.id == me
 
 
 def _put_in_eval(unit: Unit, forward: ast.AST) -> frozenset | None:

@@ -190,6 +190,33 @@ class FunctionGradCount(Rule):
             GridScale.apply(x, w.detach(), 0).sum().backward()
             """,
         ),
+        Valid(
+            """
+            import torch
+
+            class Scatter(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, input, dim=-1):
+                    ctx.size = input.shape[0]
+                    return input[: ctx.size // 2]
+
+                @staticmethod
+                def backward(ctx, grad_output):
+                    full = grad_output.new_zeros((ctx.size, *grad_output.shape[1:]))
+                    full[: grad_output.shape[0]] = grad_output
+                    return full
+
+            def scatter(input):
+                return Scatter.apply(input)
+            """,
+            note="dev7 fairchem-core gp_utils (`ScatterToModelParallelRegion`): `dim` has a default and no "
+            "`apply` call passes it, so autograd expects one gradient",
+            run="""
+            x = torch.randn(4, 3, requires_grad=True)
+            scatter(x).sum().backward()
+            assert x.grad[:2].eq(1).all() and x.grad[2:].eq(0).all()
+            """,
+        ),
     ]
     INVALID = [
         Invalid(
@@ -236,6 +263,9 @@ class FunctionGradCount(Rule):
                 @staticmethod
                 def backward(ctx, grad_output):
                     return grad_output
+
+            def binarize(x, training):
+                return Sign.apply(x, training)
             """,
             lines=[10],
             fixed="""
@@ -249,9 +279,12 @@ class FunctionGradCount(Rule):
                 @staticmethod
                 def backward(ctx, grad_output):
                     return grad_output, None
+
+            def binarize(x, training):
+                return Sign.apply(x, training)
             """,
             raises="function SignBackward returned an incorrect number of gradients (expected 2, got 1)",
-            run="Sign.apply(torch.randn(3, requires_grad=True), True).sum().backward()",
+            run="binarize(torch.randn(3, requires_grad=True), True).sum().backward()",
             note="safe fix: the flag has a constant default (1zb/pytorch-image-comp-rnn#4)",
         ),
         Invalid(
@@ -345,34 +378,56 @@ class FunctionGradCount(Rule):
             if not inputs:
                 continue
             expected = len(inputs)
+            # an input with a default counts only when `apply` passes it (unless `setup_context`
+            # binds the defaults): below the largest count a call of the file passes, a count
+            # is known wrong only when it is below the inputs without a default
+            known = len(inputs) - _default_count(forward, inputs, "setup_context" in methods)
+            if known < expected:
+                passed = _passed_counts(unit, cls.name)
+                known = min(max([known, *passed]), expected) if passed is not None else known
             flow = unit.semantics.flow(backward)
             counts = _return_counts(flow, backward)
             if (
                 flow.final is not None
-                and expected > 1
+                and min(expected, known) > 1
                 and not _raises_at_end(backward)
                 and not _exhaustive_chain(backward)
             ):
                 # falls off the end: returns None, one value
-                finding = self._no_return(unit, cls.name, backward, expected)
+                finding = self._no_return(unit, cls.name, backward, expected, known)
                 if not _returns(backward):
                     finding.fix = self._return_fix(unit, forward, backward, inputs)
                 yield finding
-            yield from self._wrong_counts(unit, cls.name, forward, counts, inputs)
+            yield from self._wrong_counts(unit, cls.name, forward, counts, inputs, known)
 
     def _wrong_counts(
-        self, unit: Unit, name: str, forward, counts: list[tuple[ast.Return, int]], inputs: list[ast.arg]
+        self,
+        unit: Unit,
+        name: str,
+        forward,
+        counts: list[tuple[ast.Return, int]],
+        inputs: list[ast.arg],
+        known: int,
     ) -> Iterator[Finding]:
-        """A finding for each `return` whose number of values is not one per input."""
+        """A finding for each `return` whose number of values is not one per input (`known`: how
+        many inputs every call is known to pass at least, the inputs with a default left out)."""
         expected = len(inputs)
         for ret, got in counts:
             if got == expected:
                 continue
+            if known <= got < expected:
+                continue  # right for a call that leaves the defaulted inputs out
             if got > expected and isinstance(ret.value, ast.Tuple):
                 extra = ret.value.elts[expected:]
                 if all(isinstance(e, ast.Constant) and e.value is None for e in extra):
                     continue
             message = self.message.format(cls=name, got=got, expected=expected)
+            if got < known < expected:
+                message = (
+                    f"`{name}.backward` returns {got} value(s) but `{name}.apply` is given at least "
+                    f"{known} input(s)\nAutograd expects one value per input given to `apply`: PyTorch "
+                    f'raises "function {name}Backward returned an incorrect number of gradients".'
+                )
             fix = None
             if got < expected and len({c for _, c in counts}) == 1:
                 fix = self._none_fix(unit, forward, ret, inputs, got)
@@ -429,10 +484,13 @@ class FunctionGradCount(Rule):
             Applicability.UNSAFE,
         )
 
-    def _no_return(self, unit: Unit, cls: str, backward: ast.AST, expected: int) -> Finding:
+    def _no_return(self, unit: Unit, cls: str, backward: ast.AST, expected: int, known: int) -> Finding:
+        wanted = f"{expected} (one per input of `forward`)"
+        if known < expected:
+            wanted = f"at least {known} (one per input given to `apply`)"
         message = (
             f"`{cls}.backward` can end without a `return`\nIt then returns None, 1 value, where autograd "
-            f"expects {expected} (one per input of `forward`): backward raises "
+            f"expects {wanted}: backward raises "
             '"returned an incorrect number of gradients".'
         )
         finding = self.finding(unit, backward, message)
@@ -442,6 +500,43 @@ class FunctionGradCount(Rule):
         finding.column = len(text) - len(text.lstrip()) + 1
         finding.end_column = len(text) + 1
         return finding
+
+
+def _default_count(forward: ast.AST, inputs: list[ast.arg], has_setup_context: bool) -> int:
+    """How many of the inputs have a default that a call may leave out: none when `setup_context`
+    is defined (`Function.apply` then binds the defaults, and `backward` owes a value for each)."""
+    if has_setup_context:
+        return 0
+    defaults = forward.args.defaults  # type: ignore[attr-defined]
+    return min(len(defaults), len(inputs))
+
+
+def _passed_counts(unit: Unit, cls: str) -> list[int] | None:
+    """How many inputs each `cls.apply(...)` call of the file passes; None when the class's
+    `apply` is also used some other way a count cannot follow (`f = cls.apply`, `*args`, `**kwargs`)."""
+    counts = []
+    for stmt in unit.semantics.rests_on_text_naming(cls):
+        called = set()
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Call) and _is_apply(node.func, cls):
+                if any(isinstance(a, ast.Starred) for a in node.args):
+                    return None
+                if any(k.arg is None for k in node.keywords):
+                    return None
+                counts.append(len(node.args) + len(node.keywords))
+                called.add(node.func)
+            elif _is_apply(node, cls) and node not in called:
+                return None
+    return counts
+
+
+def _is_apply(node: ast.AST, cls: str) -> bool:
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == "apply"
+        and isinstance(node.value, ast.Name)
+        and node.value.id == cls
+    )
 
 
 def _constant_defaults(forward: ast.AST) -> set[str]:
