@@ -30,15 +30,17 @@ STATE = "state"
 UNKNOWN = "unknown"
 _RANK = {NONE: 0, MODE: 1, UNKNOWN: 2, STATE: 3}
 
-_MARK_RE = re.compile(
-    r"(?P<comment>#[^\n]*)"
-    r"|(?P<string>\"\"\"|''')"
-    r"|\bself[ \t]*\.[ \t]*\w+[ \t]*(?::[^=\n]*)?=(?!=)[ \t]*"
-    r"|(?P<training>\.[ \t]*training\b|\bdef[ \t]+(?:train|eval)[ \t]*\()"
-    r"|(?P<state>\b(?:register_parameter|register_buffer|Parameter|Buffer|UninitializedParameter)\b)"
-    r"|(?P<opaque>\b(?:add_module|register_module|setattr|__dict__|__setattr__)\b)"
-    r"|\bdef[ \t]+\w+[ \t]*\([ \t\n]*(?P<first>\w+)"
+_STORE_RE = re.compile(r"self[ \t]*\.[ \t]*\w+[ \t]*(?::[^=\n]*)?=(?!=)[ \t]*")
+_ATTR_STORE_RE = re.compile(r"[ \t]*\.[ \t]*\w+[ \t]*(?::[^=\n]*)?=(?!=)")
+_FIRST_RE = re.compile(r"def[ \t]+\w+[ \t]*\([ \t\n]*(\w+)")
+# `k=3`, `k: int = 3`, `k: int` in a signature; `kernel_size=k` in a call
+_NUMBER_PARAM_RE = re.compile(
+    r"[(,][ \t\n]*(\w+)[ \t]*(?::[ \t]*(?:int|float|bool|str)\b[^,)=\n]*)?=[ \t]*(?:-?[ \t]*\d|True\b|False\b|[\"'])"
+    r"|[(,][ \t\n]*(\w+)[ \t]*:[ \t]*(?:int|float|bool|str)[ \t]*[,)=]"
 )
+_DEF_RE = re.compile(r"def[ \t]+\w+[ \t]*\(")
+_KEYWORD_VALUE_RE = re.compile(r"=[ \t]*(\w+)[ \t]*[,)]")
+_LAST_WORD_RE = re.compile(r"[(,\s](\w+)[ \t]*$")
 _LITERAL_RE = re.compile(r"(?:-?[ \t]*[\d.][\w.]*|None|True|False|[rbuf]?\"[^\"\n]*\"|[rbuf]?'[^'\n]*')")
 _DOTTED_RE = re.compile(r"[A-Za-z_]\w*(?:[ \t]*\.[ \t]*[A-Za-z_]\w*)*")
 _END_RE = re.compile(r"[ \t]*(?:#[^\n]*)?(?:\n|$)")
@@ -84,43 +86,85 @@ _NUMBER_ANNOTATIONS = "int|float|bool|str"
 
 
 def class_holds(text: str) -> tuple[str, ...]:
-    """What a class statement's text stores on `self` (see the module docstring), sorted."""
+    """What a class statement's text stores on `self` (see the module docstring), sorted. Text
+    after a `#` on its line is not read (a column-0 comment after the class belongs to the line
+    scanner's span of it, not the parser's); docstrings are read as code (an extra mark only makes
+    the answer less "nothing")."""
     found: set[str] = set()
-    stores: list[int] = []
-    firsts: set[str] = set()
-    pos = 0
-    while True:
-        m = _MARK_RE.search(text, pos)
-        if m is None:
-            break
-        pos = m.end()
-        if m.group("comment") is not None:
+    if "self" not in text:
+        return ()
+    if _has_word(text, ("training",)) or _has_word(text, ("def train(", "def eval(")):
+        found.add("T")
+    if _has_word(text, ("register_parameter", "register_buffer", "Parameter", "Buffer")):
+        found.add("P")
+    if _has_word(text, ("add_module", "register_module", "setattr", "__dict__")):
+        found.add("?")
+    numbers: set[str] | None = None
+    for m in _STORE_RE.finditer(text):
+        if (m.start() and (text[m.start() - 1].isalnum() or text[m.start() - 1] in "_.")) or _commented(
+            text, m.start()
+        ):
             continue
-        if m.group("string") is not None:  # a docstring: skipped whole
-            close = text.find(m.group("string"), pos)
-            pos = len(text) if close < 0 else close + 3
-            continue
-        if m.group("training") is not None:
-            found.add("T")
-        elif m.group("state") is not None:
-            found.add("P")
-        elif m.group("opaque") is not None:
-            found.add("?")
-        elif m.group("first") is not None:
-            firsts.add(m.group("first"))
-        else:
-            stores.append(m.end())
-    for start in stores:
-        found.add(_stored(text, start))
-    for name in firsts - {"self", "cls"}:  # `def f(this): this.x = ...`: stores not seen as `self.`
-        if re.search(rf"\b{re.escape(name)}[ \t]*\.[ \t]*\w+[ \t]*(?::[^=\n]*)?=(?!=)", text):
-            found.add("?")
+        stored = _stored(text, m.end())
+        if stored.startswith("n:"):
+            if numbers is None:
+                numbers = _number_names(text)
+            stored = "" if stored[2:] in numbers else "?"
+        found.add(stored)
+    for first in {m.group(1) for m in _FIRST_RE.finditer(text)} - {"self", "cls"}:
+        # `def f(this): this.x = ...`: stores not seen as `self.`
+        pos = text.find(first + ".")
+        while pos >= 0:
+            if (not pos or not (text[pos - 1].isalnum() or text[pos - 1] in "_.")) and _ATTR_STORE_RE.match(
+                text, pos + len(first)
+            ):
+                found.add("?")
+                break
+            pos = text.find(first + ".", pos + 1)
     found.discard("")
     return tuple(sorted(found))
 
 
+def _has_word(text: str, words: tuple[str, ...]) -> bool:
+    """One of the words occurs as a word, outside a comment."""
+    for word in words:
+        pos = text.find(word)
+        while pos >= 0:
+            end = pos + len(word)
+            if (
+                (not pos or not (text[pos - 1].isalnum() or text[pos - 1] == "_"))
+                and (end >= len(text) or word[-1] == "(" or not (text[end].isalnum() or text[end] == "_"))
+                and not _commented(text, pos)
+            ):
+                return True
+            pos = text.find(word, end)
+    return False
+
+
+def _commented(text: str, pos: int) -> bool:
+    return "#" in text[text.rfind("\n", 0, pos) + 1 : pos]
+
+
+def _number_names(text: str) -> set[str]:
+    """Names that are numbers by the class's text: arguments with a number, string or boolean
+    default or annotation, and names passed to a layer as a size (`kernel_size=k`)."""
+    out: set[str] = set()
+    for d in _DEF_RE.finditer(text):
+        close = _close(text, d.end() - 1)
+        if close is None:
+            continue
+        for m in _NUMBER_PARAM_RE.finditer(text, d.end() - 1, close):
+            out.add(m.group(1) or m.group(2))
+    for m in _KEYWORD_VALUE_RE.finditer(text):
+        keyword = _LAST_WORD_RE.search(text, max(0, m.start() - 40), m.start())
+        if keyword is not None and keyword.group(1) in _HYPER_KEYWORDS:
+            out.add(m.group(1))
+    return out
+
+
 def _stored(text: str, start: int) -> str:
-    """What the value stored at `start` (the right-hand side of `self.x = ...`) may register."""
+    """What the value stored at `start` (the right-hand side of `self.x = ...`) may register
+    ("n:<name>" for a bare name)."""
     m = _LITERAL_RE.match(text, start)
     if m is not None and _END_RE.match(text, m.end()):
         return ""
@@ -133,29 +177,12 @@ def _stored(text: str, start: int) -> str:
     written = re.sub(r"[ \t]", "", m.group(0))
     after = m.end()
     if _END_RE.match(text, after):
-        return "" if "." not in written and _number_argument(text, written) else "?"
+        return f"n:{written}" if "." not in written else "?"
     if text.startswith("(", after):
         close = _close(text, after)
         if close is not None and _END_RE.match(text, close):
             return f"c:{written}"
     return "?"
-
-
-def _number_argument(text: str, name: str) -> bool:
-    """`self.k = k` where `k` is, by the class's text, a number: an argument with a number, string
-    or boolean default or annotation, or one passed to a layer as a size (`kernel_size=k`)."""
-    word = re.escape(name)
-    if re.search(
-        rf"[(,][ \t\n]*{word}[ \t]*(?::[ \t]*(?:{_NUMBER_ANNOTATIONS})\b[^,)=\n]*)?=[ \t]*"
-        r"(?:-?[ \t]*\d|True\b|False\b|[\"'])",
-        text,
-    ):
-        return True
-    if re.search(rf"[(,][ \t\n]*{word}[ \t]*:[ \t]*(?:{_NUMBER_ANNOTATIONS})[ \t]*[,)=]", text):
-        return True
-    return any(
-        k.group(1) in _HYPER_KEYWORDS for k in re.finditer(rf"\b(\w+)[ \t]*=[ \t]*{word}[ \t]*[,)]", text)
-    )
 
 
 def _close(text: str, start: int) -> int | None:
