@@ -45,6 +45,8 @@ EXPECTED = {
     "explicit_backward": {"GG101"},
     # `conv_dense.weight[i] = ...` of a class defined elsewhere: `weight` is a ModuleList (neuraloperator)
     "module_list_weight": set(),
+    # a list of blocks of another file that own nothing is silent; one whose blocks hold a dropout is not
+    "stateless_blocks": {"GG103"},
 }
 NEEDS = {"transformers_model": "transformers", "lightning_hook": "lightning"}
 
@@ -228,6 +230,34 @@ def test_update_invalidates_dependents_cached_findings(tmp_path: Path) -> None:
     assert [f.code for f in analyzer.check(text, str(model)).findings] == ["GG101"]
     assert not index.update(
         tmp_path / "base.py", "import torch.nn as nn\n\n\nclass Base(nn.Module):\n    pass  # same facts\n"
+    )
+
+
+def test_what_a_class_of_another_file_holds_invalidates_its_dependents(tmp_path: Path) -> None:
+    """GG103 on a list of another file's blocks rests on what those blocks hold: when the block
+    gains a layer with parameters, the list's file is reported; when it loses it, silent again."""
+    stateless = (
+        "import torch.nn as nn\n\n\nclass Block(nn.Module):\n    def __init__(self, k=3):\n"
+        "        super().__init__()\n        self.k = k\n        self.pool = nn.AvgPool1d(k)\n"
+    )
+    (tmp_path / "blocks.py").write_text(stateless)
+    model = tmp_path / "model.py"
+    model.write_text(
+        "import torch.nn as nn\nfrom blocks import Block\n\n\nclass Net(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.blocks = [Block() for _ in range(2)]\n"
+    )
+    index = build_project([tmp_path])
+    analyzer = Analyzer(project=index)
+    text = model.read_text()
+    assert analyzer.check(text, str(model)).findings == []
+    assert index.update(tmp_path / "blocks.py", stateless + "        self.proj = nn.Linear(k, k)\n")
+    assert index.dependents(tmp_path / "blocks.py") == {str(model.resolve())}
+    assert [f.code for f in analyzer.check(text, str(model)).findings] == ["GG103"]
+    assert index.update(tmp_path / "blocks.py", stateless)
+    assert analyzer.check(text, str(model)).findings == []
+    # an edit of the block that changes nothing it holds is no change for model.py
+    assert not index.update(
+        tmp_path / "blocks.py", stateless + "\n    def forward(self, x):\n        return x\n"
     )
 
 

@@ -21,6 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator, TypeVar
 
+from gradguard.engine import holdings
 from gradguard.engine.source import SourceFile
 
 if TYPE_CHECKING:
@@ -151,6 +152,8 @@ class ModuleContext:
         self.changes_default_dtype: bool = (
             "set_default_dtype" in source.text or "set_default_tensor_type" in source.text
         )
+        self._source_lines = source.lines
+        self._class_nodes: dict[str, ast.ClassDef] = {}
         self._scan(tree.body, source)
         if resolver is not None:
             self._import_project_names(resolver)
@@ -178,6 +181,7 @@ class ModuleContext:
                 bases = tuple(q or dotted_name(b) or "?" for q, b in zip(quals, stmt.bases))
                 kind, hook = self._kind_of(bases, tuple(q is not None for q in quals))
                 self.classes[stmt.name] = ClassSummary(stmt.name, kind, bases, hook)
+                self._class_nodes[stmt.name] = stmt
             elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 text = source.text_between(stmt.lineno, 1, (stmt.end_lineno or stmt.lineno) + 1, 1)
                 calls = frozenset(word for word in _LOOP_VOCABULARY if word in text)
@@ -317,6 +321,81 @@ class ModuleContext:
     def is_function_class(self, name: str) -> bool:
         summary = self.classes.get(name)
         return summary is not None and summary.kind == KIND_FUNCTION
+
+    def class_holdings(self, name: str) -> tuple[str, frozenset[str]]:
+        """What registering an instance of the module class `name` (as this file names it)
+        carries: `holdings.NONE` / `MODE` / `STATE` / `UNKNOWN`, and the classes of this file
+        the answer rests on. A class of this file is read from its text, one imported from
+        another file of the project through the project index, exactly alike."""
+        memo = self.__dict__.setdefault("_holdings", {})
+        found = memo.get(name)
+        if found is None:
+            memo[name] = (holdings.UNKNOWN, frozenset((name,)))  # cycle guard
+            found = memo[name] = self._class_holdings(name)
+        return found
+
+    def _class_holdings(self, name: str) -> tuple[str, frozenset[str]]:
+        node = self._class_nodes.get(name)
+        summary = self.classes.get(name)
+        if node is None:
+            if summary is not None and self.resolver is not None and summary.bases:
+                return self.resolver.holdings(summary.bases[0]), frozenset()  # imported from the project
+            qual = self.aliases.get(name.split(".")[0])
+            if qual is not None:
+                full = qual + name[len(name.split(".")[0]) :]
+                quick = holdings.qualified_verdict(full)
+                if quick is not None:
+                    return quick, frozenset()
+                if self.resolver is not None:
+                    return self.resolver.holdings(full), frozenset()
+            return holdings.UNKNOWN, frozenset()
+        if summary is None:
+            return holdings.UNKNOWN, frozenset((name,))
+        uses = {name}
+        bases = []
+        for base in node.bases:
+            written = dotted_name(base)
+            if written is None:
+                bases.append(holdings.UNKNOWN)
+                continue
+            verdict, more = self._written_holdings(written, name, base=True)
+            uses |= more
+            bases.append(verdict)
+        text = "".join(self._source_lines[node.lineno - 1 : node.end_lineno or node.lineno])
+
+        def callee(written: str) -> str:
+            verdict, more = self._written_holdings(written, name)
+            uses.update(more)
+            return verdict
+
+        verdict = holdings.judge(holdings.class_holds(text), bases, callee)
+        return verdict, frozenset(uses)
+
+    def _written_holdings(self, written: str, exclude: str, base: bool = False) -> tuple[str, frozenset[str]]:
+        head = written.split(".")[0]
+        if head in self._class_nodes or head in self.classes:
+            if "." in written or head == exclude:
+                return holdings.UNKNOWN, frozenset()
+            if not base and self.classes[head].kind != KIND_MODULE:
+                # an instance of a class that is no module (when its bases say so): not registered
+                plain = all(b == "object" for b in self.classes[head].bases)
+                return (holdings.NONE if plain else holdings.UNKNOWN), frozenset((head,))
+            return self.class_holdings(head)
+        if head in self.functions:
+            return holdings.UNKNOWN, frozenset()
+        qual = self.aliases.get(head)
+        if qual is None:
+            if base and written == "object":
+                return holdings.NONE, frozenset()
+            builtin = holdings.builtin_verdict(written) if not base else None
+            return (builtin or holdings.UNKNOWN), frozenset()
+        full = qual + written[len(head) :]
+        quick = holdings.qualified_verdict(full)
+        if quick is not None:
+            return quick, frozenset()
+        if self.resolver is not None:
+            return self.resolver.holdings(full), frozenset()
+        return holdings.UNKNOWN, frozenset()
 
     def is_layer_constructor(self, call: ast.AST) -> bool:
         """`nn.Linear(...)`, `nn.Sequential(...)`, or a module class defined in this file."""

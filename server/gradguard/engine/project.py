@@ -41,6 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from gradguard.engine import holdings
+from gradguard.engine.holdings import class_holds
+
 # -- kinds ----------------------------------------------------------------------------------
 KIND_MODULE = "module"  # an nn.Module subclass
 KIND_FUNCTION = "function"  # a torch.autograd.Function subclass
@@ -99,6 +102,7 @@ class Binding(NamedTuple):
     name: str | None = None  # import: the attribute imported; None when the module itself is bound
     level: int = 0  # import: relative level (`from ..x import y` -> 2)
     alias: str | None = None  # variable: `X = a.b` -> "a.b"; None for any other value
+    holds: tuple[str, ...] = ()  # class: what its text stores on `self` (holdings.class_holds)
     line: int = 0  # last field: not one of the facts other files rest on (see _facts_of_names)
 
 
@@ -269,7 +273,13 @@ class _Builder:
         backward = any(
             isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == "backward" for s in stmt.body
         )
-        binding = Binding("class", bases=bases, defines_backward=backward, line=stmt.lineno + line_offset)
+        if self.lines is None:
+            self.lines = _normal_lines(self.text)
+        first, last = stmt.lineno + line_offset, (stmt.end_lineno or stmt.lineno) + line_offset
+        holds = class_holds("".join(self.lines[first - 1 : last]))
+        binding = Binding(
+            "class", bases=bases, defines_backward=backward, holds=holds, line=stmt.lineno + line_offset
+        )
         self.bind(stmt.name, binding, conditional)
 
     def _assign_statement(self, stmt: ast.Assign, conditional: bool, line_offset: int) -> None:
@@ -778,7 +788,9 @@ def _scan_class(builder: _Builder, text: str, pos: int, end: int, line: int) -> 
             if m3.group(1) == body_indent:
                 backward = True
                 break
-    builder.bind(name, Binding("class", bases=bases, defines_backward=backward, line=line + 1), builder.cond)
+    holds = class_holds(text[pos:end])
+    binding = Binding("class", bases=bases, defines_backward=backward, holds=holds, line=line + 1)
+    builder.bind(name, binding, builder.cond)
 
 
 def _scan_assignment(builder: _Builder, text: str, first: str, eol: int, end: int, line: int) -> None:
@@ -1188,6 +1200,7 @@ class ProjectIndex:
         self._class_facts: dict[tuple[str, str], ClassFacts] = {}
         self._imported: dict[tuple[str, str], tuple | None] = {}
         self._facts: dict[str, ClassFacts] = {}
+        self._holdings: dict[str, str] = {}
         self._exports: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
         self._graph: _Graph | None = None
         self._resolvers: dict[str, FileResolver] = {}
@@ -1593,6 +1606,63 @@ class ProjectIndex:
                 return fallback
         return ClassFacts(base, KIND_UNKNOWN)
 
+    # -- what a module class holds -------------------------------------------------------------
+    def holdings_of(self, ref: ClassRef, hint: str = "") -> str:
+        """What registering an instance of the class carries (`holdings`: NONE, MODE, STATE or
+        UNKNOWN), from its text and its bases, resolved through its file's imports."""
+        qual = ref.qualname
+        known = holdings.qualified_verdict(qual) if qual.startswith("torch.") else None
+        if known is not None:
+            return known
+        cached = self._holdings.get(qual)
+        if cached is not None:
+            return cached
+        self._holdings[qual] = holdings.UNKNOWN  # cycle guard
+        mod = self.find_module(ref.module, hint)
+        summary = self._summary_of(mod) if mod is not None else None
+        binding = summary.names.get(ref.name) if summary is not None else None
+        verdict = holdings.UNKNOWN
+        if self.facts_of(ref, hint).kind == KIND_UNKNOWN:
+            verdict = holdings.UNKNOWN
+        elif mod is not None and binding is not None and binding.kind == "class":
+            where = mod.root if mod.in_project else hint
+            try:
+                bases = [
+                    self._written_holdings(ref.module, b, where, ref.name, base=True) for b in binding.bases
+                ]
+                verdict = holdings.judge(
+                    binding.holds, bases, lambda w: self._written_holdings(ref.module, w, where, ref.name)
+                )
+            except RecursionError:
+                verdict = holdings.UNKNOWN
+        self._holdings[qual] = verdict
+        return verdict
+
+    def _written_holdings(
+        self, module: str, written: str, hint: str, exclude: str, base: bool = False
+    ) -> str:
+        """A name as written in `module`, called and stored on `self` (or a base class)."""
+        if written == "?":
+            return holdings.UNKNOWN
+        target = self.written_target(module, written, hint)
+        if target is not None:
+            quick = holdings.qualified_verdict(target)
+            if quick is not None:
+                return quick
+        symbol = self.resolve_in(module, written, hint, exclude=exclude)
+        if isinstance(symbol, ClassRef):
+            kind = self.facts_of(symbol, hint).kind
+            if not base and kind not in (KIND_MODULE, KIND_UNKNOWN):
+                return holdings.NONE  # an instance of a class that is no module: not registered
+            return self.holdings_of(symbol, hint)
+        if symbol is None and target is None and "." not in written:
+            if base and written == "object":
+                return holdings.NONE
+            plain = holdings.builtin_verdict(written)
+            if plain is not None and not base:
+                return plain
+        return holdings.UNKNOWN
+
     # -- the import graph ---------------------------------------------------------------------
     def imports_of(self, path: str) -> list[str]:
         """Paths of the project files a file imports (directly)."""
@@ -1866,6 +1936,17 @@ class FileResolver:
 
     def facts_of(self, ref: ClassRef) -> ClassFacts:
         return self.index.facts_of(ref, self.root)
+
+    def holdings(self, qualname: str) -> str:
+        """What an instance of the class carries when registered (`holdings`), for a class of
+        the project or an installed package read as source; UNKNOWN otherwise."""
+        quick = holdings.qualified_verdict(qualname)
+        if quick is not None:
+            return quick
+        symbol = self.resolve(qualname)
+        if isinstance(symbol, ClassRef):
+            return self.index.holdings_of(symbol, self.root)
+        return holdings.UNKNOWN
 
     def star_exports(self, module: str) -> tuple[tuple[str, str], ...]:
         return self.index.star_exports(module, self.root)

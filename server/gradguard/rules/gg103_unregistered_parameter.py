@@ -6,6 +6,7 @@ import ast
 import re
 from collections.abc import Iterator
 
+from gradguard.engine import holdings
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import nn_name, replace_node
 from gradguard.engine.index import Unit, self_name, walk
@@ -56,7 +57,12 @@ class UnregisteredParameter(Rule):
     `nn.ModuleList`/`nn.ModuleDict` for containers of layers and
     `nn.ParameterList`/`nn.ParameterDict` for containers of parameters. Lists of
     numbers, shapes or names, lists of parameter-free layers, and lists of layers that
-    are also passed to `nn.Sequential(*layers)` are fine and not reported. The fix
+    are also passed to `nn.Sequential(*layers)` are fine and not reported. So are lists of
+    a module class of the project (in this file or another one) that owns no parameter,
+    buffer, dropout or normalization layer and never reads `self.training` (a block of
+    pooling layers): registering them would carry nothing. When what such a class holds
+    is not known (a base class that cannot be read, an argument stored on `self`), the
+    list is reported. The fix
     changes the module's `state_dict()` keys, so checkpoints saved before it will have
     different keys.
 
@@ -235,6 +241,45 @@ class UnregisteredParameter(Rule):
             """,
             note="FrEIA modules/invertible_resnet.py: the list's layers, interleaved with activations by "
             "`sum(zip(...), ())`, are registered through the `nn.Sequential`",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class MovingAvgBlock(nn.Module):
+                def __init__(self, kernel_size, stride):
+                    super().__init__()
+                    self.kernel_size = kernel_size
+                    self.avg = nn.AvgPool1d(kernel_size=kernel_size, stride=stride, padding=0)
+
+                def forward(self, x):
+                    front = x[:, 0:1, :].repeat(1, (self.kernel_size - 1) // 2, 1)
+                    end = x[:, -1:, :].repeat(1, (self.kernel_size - 1) // 2, 1)
+                    x = torch.cat([front, x, end], dim=1)
+                    return self.avg(x.permute(0, 2, 1)).permute(0, 2, 1)
+
+            class SeriesDecompositionMultiBlock(nn.Module):
+                def __init__(self, kernel_size):
+                    super().__init__()
+                    self.moving_avg = [MovingAvgBlock(kernel, stride=1) for kernel in kernel_size]
+                    self.layer = torch.nn.Linear(1, len(kernel_size))
+
+                def forward(self, x):
+                    means = torch.cat([func(x).unsqueeze(-1) for func in self.moving_avg], dim=-1)
+                    return x - torch.sum(means * torch.softmax(self.layer(x.unsqueeze(-1)), -1), dim=-1)
+            """,
+            run="""
+            m = SeriesDecompositionMultiBlock([3, 5])
+            fixed = nn.ModuleList(m.moving_avg)
+            assert list(fixed.parameters()) == [] and list(fixed.state_dict()) == []
+            x = torch.randn(2, 8, 4, dtype=torch.float64)
+            m.to(torch.float64).eval()
+            assert m(x).dtype == torch.float64 and torch.equal(m(x), m(x))
+            """,
+            note="pypots nn/modules/fedformer/layers.py (the block class is in another file of the package, "
+            "autoformer/layers.py): blocks that own no parameter, buffer or mode-dependent layer lose nothing "
+            "in a Python list (`.to()`, `state_dict()` and `.eval()` have nothing of theirs to reach)",
         ),
     ]
     INVALID = [
@@ -664,7 +709,7 @@ class UnregisteredParameter(Rule):
                 reported.add(attr)
                 yield self._grad_tensor(unit, attr, value_node)
                 continue
-            kinds = _unregistered_kinds(final, registered)
+            kinds = _unregistered_kinds(final, registered, unit=unit)
             if not kinds and isinstance(value_node, ast.Name) and not final.is_only(LIST | TUPLE | DICT):
                 # `self.acts = acts` of a list the callers pass in: judged by the file's calls
                 found = _passed_in(unit, cls, init, me, attr, value_node)
@@ -881,7 +926,7 @@ def _grad_leaf_made_here(stored, final) -> bool:
     return not stored.kinds & PARAMETER
 
 
-def _unregistered_kinds(value, registered: frozenset, depth: int = 0) -> set[str]:
+def _unregistered_kinds(value, registered: frozenset, depth: int = 0, unit: Unit | None = None) -> set[str]:
     """Kinds of what a Python container holds (through nested containers) that needs
     registering: layers with parameters, parameters and grad leaves no registered module holds."""
     if depth > 4 or not value.known or not value.is_only(LIST | TUPLE | DICT):
@@ -890,9 +935,11 @@ def _unregistered_kinds(value, registered: frozenset, depth: int = 0) -> set[str
     kinds: set[str] = set()
     for part in parts:
         if part.is_only(LIST | TUPLE | DICT):
-            kinds |= _unregistered_kinds(part, registered, depth + 1)
+            kinds |= _unregistered_kinds(part, registered, depth + 1, unit)
         elif part.is_module:
             if is_param_free_layer(part.cls) or not part.sources or part.sources <= registered:
+                continue
+            if unit is not None and _holds_nothing(unit, part.cls):
                 continue
             kinds.add(_KIND_MODULE)
         elif part.is_tensor and part.grad == YES and part.leaf == YES:
@@ -900,6 +947,17 @@ def _unregistered_kinds(value, registered: frozenset, depth: int = 0) -> set[str
                 continue
             kinds.add(_KIND_PARAM)
     return kinds
+
+
+def _holds_nothing(unit: Unit, cls: str | None) -> bool:
+    """An instance of the module class `cls` (of this file, another file of the project, or an
+    installed package read as source) owns no parameter, buffer or mode-dependent layer, and
+    reads no `.training`: registering it carries nothing. Unknown is not nothing."""
+    if not cls or cls.startswith("torch."):
+        return False
+    verdict, uses = unit.module.class_holdings(cls)
+    unit.semantics.consulted.update(uses)  # (the answer rests on those classes' text)
+    return verdict == holdings.NONE
 
 
 def _registered_one_by_one(init: ast.AST, me: str) -> set[str]:
@@ -1091,7 +1149,7 @@ def _passed_in(
         registered: frozenset = frozenset()
         if caller.exit_state is not None:
             registered = _registered_roots(caller.exit_state.env, caller)
-        kinds = _unregistered_kinds(value, registered) if value.is_only(LIST | TUPLE) else set()
+        kinds = _unregistered_kinds(value, registered, unit=unit) if value.is_only(LIST | TUPLE) else set()
         parts = [p for p in [value.elem, *(value.items or ())] if p is not None]
         all_modules = value.known and value.is_only(LIST | TUPLE) and all(p.is_module for p in parts)
         seen.append((kinds, all_modules and not _nested(value), call.lineno))

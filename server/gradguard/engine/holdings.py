@@ -1,0 +1,318 @@
+"""What an `nn.Module` class holds that registration carries: parameters, buffers, submodules
+(and through them theirs), and behaviour that depends on the training mode.
+
+Two steps, so that a class of another file is judged exactly as one of the same file:
+
+1. `class_holds(text)`: from the text of a class statement alone, the things stored on `self`
+   that `nn.Module.__setattr__` could register, as written: `"c:nn.AvgPool1d"` (a call whose
+   result is stored), plus markers: `"P"` (a parameter or a buffer is made or registered),
+   `"T"` (the class reads `.training` or overrides `train`/`eval`), `"?"` (something stored
+   whose kind the text does not tell: an argument, an attribute of another object, a call
+   followed by more code, `setattr`, `add_module`). Containers, literals, numbers and strings
+   stored on `self` are not registered and leave nothing. Cheap (regular expressions on the
+   text, no parse): the project index records it for every class of every file, and the line
+   scanner and the parser give the same answer from the same text.
+2. `judge(holds, base_verdicts, callee_verdict)`: the verdict, once the written names are
+   resolved by whoever knows the file's imports (the project index, or the file's own
+   `ModuleContext`): NONE (registration keeps nothing: no parameter, buffer or mode-dependent
+   layer), MODE (no parameter or buffer, but behaviour that `.train()`/`.eval()` switch), STATE
+   (owns parameters or buffers), or UNKNOWN. Unknown is never read as "owns nothing".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+NONE = "none"
+MODE = "mode"
+STATE = "state"
+UNKNOWN = "unknown"
+_RANK = {NONE: 0, MODE: 1, UNKNOWN: 2, STATE: 3}
+
+_STORE_RE = re.compile(r"self[ \t]*\.[ \t]*\w+[ \t]*(?::[^=\n]*)?=(?!=)[ \t]*")
+_ATTR_STORE_RE = re.compile(r"[ \t]*\.[ \t]*\w+[ \t]*(?::[^=\n]*)?=(?!=)")
+_FIRST_RE = re.compile(r"def[ \t]+\w+[ \t]*\([ \t\n]*(\w+)")
+# `k=3`, `k: int = 3`, `k: int` in a signature; `kernel_size=k` in a call
+_NUMBER_PARAM_RE = re.compile(
+    r"[(,][ \t\n]*(\w+)[ \t]*(?::[ \t]*(?:int|float|bool|str)\b[^,)=\n]*)?=[ \t]*(?:-?[ \t]*\d|True\b|False\b|[\"'])"
+    r"|[(,][ \t\n]*(\w+)[ \t]*:[ \t]*(?:int|float|bool|str)[ \t]*[,)=]"
+)
+_DEF_RE = re.compile(r"def[ \t]+\w+[ \t]*\(")
+_KEYWORD_VALUE_RE = re.compile(r"=[ \t]*(\w+)[ \t]*[,)]")
+_LAST_WORD_RE = re.compile(r"[(,\s](\w+)[ \t]*$")
+_LITERAL_RE = re.compile(r"(?:-?[ \t]*[\d.][\w.]*|None|True|False|[rbuf]?\"[^\"\n]*\"|[rbuf]?'[^'\n]*')")
+_DOTTED_RE = re.compile(r"[A-Za-z_]\w*(?:[ \t]*\.[ \t]*[A-Za-z_]\w*)*")
+_END_RE = re.compile(r"[ \t]*(?:#[^\n]*)?(?:\n|$)")
+# keywords of torch.nn constructors whose values are sizes, rates and flags: an `__init__` argument
+# also passed under one of them is such a number, not a module or a tensor
+_HYPER_KEYWORDS = frozenset(
+    [
+        "kernel_size",
+        "stride",
+        "padding",
+        "dilation",
+        "groups",
+        "in_features",
+        "out_features",
+        "in_channels",
+        "out_channels",
+        "num_features",
+        "normalized_shape",
+        "eps",
+        "momentum",
+        "p",
+        "dim",
+        "num_heads",
+        "embed_dim",
+        "hidden_size",
+        "input_size",
+        "num_layers",
+        "output_size",
+        "scale_factor",
+        "negative_slope",
+        "d_model",
+        "nhead",
+        "dim_feedforward",
+        "num_embeddings",
+        "embedding_dim",
+        "padding_idx",
+        "ceil_mode",
+        "count_include_pad",
+        "inplace",
+    ]
+)
+_NUMBER_ANNOTATIONS = "int|float|bool|str"
+
+
+def class_holds(text: str) -> tuple[str, ...]:
+    """What a class statement's text stores on `self` (see the module docstring), sorted. Text
+    after a `#` on its line is not read (a column-0 comment after the class belongs to the line
+    scanner's span of it, not the parser's); docstrings are read as code (an extra mark only makes
+    the answer less "nothing")."""
+    found: set[str] = set()
+    if "self" not in text:
+        return ()
+    if _has_word(text, ("training",)) or _has_word(text, ("def train(", "def eval(")):
+        found.add("T")
+    if _has_word(text, ("register_parameter", "register_buffer", "Parameter", "Buffer")):
+        found.add("P")
+    if _has_word(text, ("add_module", "register_module", "setattr", "__dict__")):
+        found.add("?")
+    numbers: set[str] | None = None
+    for m in _STORE_RE.finditer(text):
+        if (m.start() and (text[m.start() - 1].isalnum() or text[m.start() - 1] in "_.")) or _commented(
+            text, m.start()
+        ):
+            continue
+        stored = _stored(text, m.end())
+        if stored.startswith("n:"):
+            if numbers is None:
+                numbers = _number_names(text)
+            stored = "" if stored[2:] in numbers else "?"
+        found.add(stored)
+    for first in {m.group(1) for m in _FIRST_RE.finditer(text)} - {"self", "cls"}:
+        # `def f(this): this.x = ...`: stores not seen as `self.`
+        pos = text.find(first + ".")
+        while pos >= 0:
+            if (not pos or not (text[pos - 1].isalnum() or text[pos - 1] in "_.")) and _ATTR_STORE_RE.match(
+                text, pos + len(first)
+            ):
+                found.add("?")
+                break
+            pos = text.find(first + ".", pos + 1)
+    found.discard("")
+    return tuple(sorted(found))
+
+
+def _has_word(text: str, words: tuple[str, ...]) -> bool:
+    """One of the words occurs as a word, outside a comment."""
+    for word in words:
+        pos = text.find(word)
+        while pos >= 0:
+            end = pos + len(word)
+            if (
+                (not pos or not (text[pos - 1].isalnum() or text[pos - 1] == "_"))
+                and (end >= len(text) or word[-1] == "(" or not (text[end].isalnum() or text[end] == "_"))
+                and not _commented(text, pos)
+            ):
+                return True
+            pos = text.find(word, end)
+    return False
+
+
+def _commented(text: str, pos: int) -> bool:
+    return "#" in text[text.rfind("\n", 0, pos) + 1 : pos]
+
+
+def _number_names(text: str) -> set[str]:
+    """Names that are numbers by the class's text: arguments with a number, string or boolean
+    default or annotation, and names passed to a layer as a size (`kernel_size=k`)."""
+    out: set[str] = set()
+    for d in _DEF_RE.finditer(text):
+        close = _close(text, d.end() - 1)
+        if close is None:
+            continue
+        for m in _NUMBER_PARAM_RE.finditer(text, d.end() - 1, close):
+            out.add(m.group(1) or m.group(2))
+    for m in _KEYWORD_VALUE_RE.finditer(text):
+        keyword = _LAST_WORD_RE.search(text, max(0, m.start() - 40), m.start())
+        if keyword is not None and keyword.group(1) in _HYPER_KEYWORDS:
+            out.add(m.group(1))
+    return out
+
+
+def _stored(text: str, start: int) -> str:
+    """What the value stored at `start` (the right-hand side of `self.x = ...`) may register
+    ("n:<name>" for a bare name)."""
+    m = _LITERAL_RE.match(text, start)
+    if m is not None and _END_RE.match(text, m.end()):
+        return ""
+    if start < len(text) and text[start] in "[{":
+        close = _close(text, start)
+        return "" if close is not None and _END_RE.match(text, close) else "?"
+    m = _DOTTED_RE.match(text, start)
+    if m is None:
+        return "?"
+    written = re.sub(r"[ \t]", "", m.group(0))
+    after = m.end()
+    if _END_RE.match(text, after):
+        return f"n:{written}" if "." not in written else "?"
+    if text.startswith("(", after):
+        close = _close(text, after)
+        if close is not None and _END_RE.match(text, close):
+            return f"c:{written}"
+    return "?"
+
+
+def _close(text: str, start: int) -> int | None:
+    """The position after the bracket closing the one at `start` (strings skipped); None when
+    it is not found or a string is not plain."""
+    depth = 0
+    i = start
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        elif c in "\"'":
+            if text.startswith(c * 3, i):
+                j = text.find(c * 3, i + 3)
+                if j < 0:
+                    return None
+                i = j + 3
+                continue
+            j = i + 1
+            while j < n and text[j] != c and text[j] != "\n":
+                j += 2 if text[j] == "\\" else 1
+            if j >= n or text[j] != c:
+                return None
+            i = j + 1
+            continue
+        elif c == "#":
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        i += 1
+    return None
+
+
+def judge(holds: Iterable[str], base_verdicts: Iterable[str], callee_verdict: Callable[[str], str]) -> str:
+    """The verdict of a class from what its text stores and its bases' verdicts."""
+    verdict = NONE
+    for part in base_verdicts:
+        verdict = worst(verdict, part)
+    for mark in holds:
+        if verdict == STATE:
+            break
+        if mark == "P":
+            verdict = STATE
+        elif mark == "T":
+            verdict = worst(verdict, MODE)
+        elif mark == "?":
+            verdict = worst(verdict, UNKNOWN)
+        elif mark.startswith("c:"):
+            verdict = worst(verdict, callee_verdict(mark[2:]))
+    return verdict
+
+
+def worst(a: str, b: str) -> str:
+    return a if _RANK[a] >= _RANK[b] else b
+
+
+# -- what a name from torch or the builtins stores ---------------------------------------------
+_PLAIN_BUILTINS = frozenset(
+    [
+        "int",
+        "float",
+        "str",
+        "bool",
+        "complex",
+        "list",
+        "dict",
+        "tuple",
+        "set",
+        "frozenset",
+        "len",
+        "range",
+        "min",
+        "max",
+        "abs",
+        "round",
+        "sum",
+        "sorted",
+        "reversed",
+        "enumerate",
+        "zip",
+        "map",
+        "filter",
+        "any",
+        "all",
+        "repr",
+        "hash",
+        "id",
+        "type",
+        "object",
+        "bytes",
+        "bytearray",
+    ]
+)
+_PLAIN_PREFIXES = ("math.", "numpy.", "collections.", "functools.", "itertools.", "re.", "os.", "logging.")
+
+
+def builtin_verdict(written: str) -> str | None:
+    """A builtin called and stored: what it returns is no module nor parameter."""
+    return NONE if written in _PLAIN_BUILTINS else None
+
+
+def qualified_verdict(qual: str) -> str | None:
+    """A qualified name of torch or the standard library, called and stored (None: not one)."""
+    from gradguard.engine import torch_facts
+
+    if qual.startswith(_PLAIN_PREFIXES):
+        return NONE
+    if not qual.startswith("torch."):
+        return None
+    last = qual.rsplit(".", 1)[-1]
+    if qual in ("torch.nn.Module", "torch.nn.modules.module.Module"):
+        return NONE
+    if last in ("Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer", "ParameterList",
+                "ParameterDict"):  # fmt: skip
+        return STATE
+    facts = torch_facts.layer(qual)
+    if facts is not None:
+        if last == "RReLU" or facts.kind == "dropout":  # random in training, not in evaluation
+            return MODE if facts.parameter_free_always else STATE
+        if facts.kind in ("container", "loss") or facts.parameter_free_always is not True:
+            # a container's members, a loss's `weight` buffer, a layer's parameters: state or unknown
+            return STATE if facts.parameter_free_always is False and facts.kind != "container" else UNKNOWN
+        if facts.kind == "normalization":
+            return MODE
+        return NONE
+    if last[:1].isupper() or qual.startswith(("torch.nn.", "torch.jit.", "torch.compile")):
+        return UNKNOWN  # another torch class, `torch.nn.utils.weight_norm(...)`, a compiled module
+    return NONE  # a torch function: a plain tensor (`torch.zeros(...)`), not registered
