@@ -11,6 +11,7 @@
     .venv/bin/python bench/libraries.py --set holdout4     # a fourth (run once at the end of the fourth session)
     .venv/bin/python bench/libraries.py --set dev6         # fifth session: tuning sets chosen by a seeded shuffle
     .venv/bin/python bench/libraries.py --set dev7
+    .venv/bin/python bench/libraries.py --set dev8         # (and dev9) two more, once dev6/dev7 were reviewed
     .venv/bin/python bench/libraries.py --set holdout5     # a fifth, kept aside (holdout4 has been read)
     .venv/bin/python bench/libraries.py --set all --jobs 2
 
@@ -243,6 +244,44 @@ LIBRARIES: dict[str, list[tuple[str, str]]] = {
         ("mosaicml", "0.32.1"),
         ("backpack-for-pytorch", "1.7.1"),
         ("torch-audiomentations", "0.12.0"),
+    ],
+    # fifth session, once dev6/dev7 were reviewed: 32 more unused libraries split by
+    # random.Random(202612022).shuffle into two more tuning sets
+    "dev8": [
+        ("ring-attention-pytorch", "0.5.20"),
+        ("magvit2-pytorch", "0.5.1"),
+        ("nnsight", "0.8.1"),
+        ("taming-transformers", "0.0.1"),
+        ("soundstorm-pytorch", "0.6.1"),
+        ("basicsr", "1.4.2"),
+        ("flash-linear-attention", "0.6.0"),
+        ("voicebox-pytorch", "0.5.0"),
+        ("musiclm-pytorch", "0.2.8"),
+        ("torch-uncertainty", "0.13.0"),
+        ("gigagan-pytorch", "0.3.0"),
+        ("torchkge", "0.17.7"),
+        ("sae-lens", "6.54.12"),
+        ("facexlib", "0.3.0"),
+        ("pytorch-adapt", "0.0.83"),
+        ("salesforce-lavis", "1.0.2"),
+    ],
+    "dev9": [
+        ("transformer-lens", "4.3.0"),
+        ("BS-RoFormer", "1.2.4"),
+        ("liger-kernel", "0.8.5"),
+        ("meshgpt-pytorch", "1.8.1"),
+        ("muse-maskgit-pytorch", "0.3.5"),
+        ("realesrgan", "0.3.0"),
+        ("espnet", "202511"),
+        ("gfpgan", "1.3.8"),
+        ("open-flamingo", "2.0.1"),
+        ("torchgan", "0.1.0"),
+        ("colossalai", "0.5.0"),
+        ("torchdistill", "1.1.5"),
+        ("blitz-bayesian-pytorch", "0.2.8"),
+        ("naturalspeech2-pytorch", "0.1.8"),
+        ("nerfacc", "0.5.3"),
+        ("continuum", "1.2.7"),
     ],
     "holdout5": [
         ("nnAudio", "0.3.4"),
