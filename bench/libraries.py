@@ -246,14 +246,14 @@ LIBRARIES: dict[str, list[tuple[str, str]]] = {
         ("torch-audiomentations", "0.12.0"),
     ],
     # fifth session, once dev6/dev7 were reviewed: 32 more unused libraries split by
-    # random.Random(202612022).shuffle into two more tuning sets
+    # random.Random(202612022).shuffle into two more tuning sets (basicsr, drawn for dev8, has no wheel
+    # and its sdist does not build)
     "dev8": [
         ("ring-attention-pytorch", "0.5.20"),
         ("magvit2-pytorch", "0.5.1"),
         ("nnsight", "0.8.1"),
         ("taming-transformers", "0.0.1"),
         ("soundstorm-pytorch", "0.6.1"),
-        ("basicsr", "1.4.2"),
         ("flash-linear-attention", "0.6.0"),
         ("voicebox-pytorch", "0.5.0"),
         ("musiclm-pytorch", "0.2.8"),
