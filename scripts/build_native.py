@@ -52,6 +52,31 @@ def _needs_python_class(node: ast.ClassDef) -> bool:
     return any(isinstance(n, ast.Attribute) and n.attr == "__dict__" for n in ast.walk(node))
 
 
+def adapt_method_aliases(text: str) -> str:
+    """`__radd__ = __add__` in a class body fails in compiled code (the class namespace has no `__add__`
+    yet): it becomes a one-line method that calls the other."""
+    tree = ast.parse(text)
+    lines = text.split("\n")
+    for cls in ast.walk(tree):
+        if not isinstance(cls, ast.ClassDef):
+            continue
+        methods = {f.name for f in cls.body if isinstance(f, ast.FunctionDef) and not f.decorator_list}
+        for stmt in cls.body:
+            if (
+                isinstance(stmt, ast.Assign)
+                and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)
+                and isinstance(stmt.value, ast.Name)
+                and stmt.value.id in methods
+                and stmt.lineno == stmt.end_lineno
+            ):
+                name, target = stmt.targets[0].id, stmt.value.id
+                lines[stmt.lineno - 1] = (
+                    f"{' ' * stmt.col_offset}def {name}(self, *args, **kwargs): return self.{target}(*args, **kwargs)"
+                )
+    return "\n".join(lines)
+
+
 def untype_functions(text: str, error_lines: set[int]) -> str:
     """Drop the annotations of each function holding a mypy error: mypyc then treats its values as
     `Any` (no runtime type checks that the pure-Python engine does not make). The header is rewritten
@@ -174,7 +199,8 @@ def build(out: Path = OUT, opt: str = "2", keep: bool = False) -> int:
         for rel in relative:
             path = work / rel
             path.write_text(
-                adapt_value_copy(adapt_classes(path.read_text(encoding="utf-8"))), encoding="utf-8"
+                adapt_method_aliases(adapt_value_copy(adapt_classes(path.read_text(encoding="utf-8")))),
+                encoding="utf-8",
             )
         silenced = ignore_type_errors(work, relative)
         print(f"compiling {len(files)} modules ({silenced} mypy errors silenced in the copy)", flush=True)
@@ -216,7 +242,7 @@ def build(out: Path = OUT, opt: str = "2", keep: bool = False) -> int:
             shutil.copy2(shared, out / shared.name)
             manifest["support"][shared.name[: -len(suffix)]] = shared.name
         (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        print(f"built {len(files)} modules into {out.relative_to(ROOT)}")
+        print(f"built {len(files)} modules into {out}")
     finally:
         if keep:
             print(f"kept {work}")

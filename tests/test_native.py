@@ -130,3 +130,33 @@ def test_the_compiled_engine_finds_what_the_sources_find():
     assert not pure["active"]
     assert sum(len(f) for f in pure["findings"][::2]) > 100  # the examples do produce findings
     assert compiled["findings"] == pure["findings"]
+
+
+def test_a_build_that_fails_to_load_leaves_the_sources_in_charge(tmp_path):
+    # every hash matches, but the "extension modules" are empty files: importing them fails
+    native = _fake_build(tmp_path, ENGINE)
+    script = f"""
+import importlib.util, sys
+from pathlib import Path
+# the loader on its own, before gradguard.engine is imported (the package itself runs the sources here)
+spec = importlib.util.spec_from_file_location("loader", {str(ENGINE / "_native.py")!r})
+_native = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(_native)
+modules, why = _native._fresh_modules(Path({str(native)!r}), _native.ENGINE_DIR)
+assert why == "in use", why
+assert _native._load(modules) is False
+print(_native.status)
+from gradguard.engine.analyzer import Analyzer
+import gradguard.engine.values as values
+assert values.__file__.endswith(".py"), values.__file__
+text = "import torch\\nx = torch.zeros(3, requires_grad=True)\\nx.add_(1)\\n"
+print([f.code for f in Analyzer().check(text, "a.py").findings])
+"""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "server"), GRADGUARD_NATIVE="0")
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    status, codes = proc.stdout.splitlines()
+    assert status.startswith("failed to load: ImportError")
+    assert codes == "['GG203']"

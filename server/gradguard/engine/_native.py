@@ -87,9 +87,24 @@ def install(native_dir: Path = NATIVE_DIR, engine_dir: Path = ENGINE_DIR) -> boo
     if any(isinstance(f, _Finder) for f in sys.meta_path):
         return True
     modules, status = _fresh_modules(native_dir, engine_dir)
-    if modules is None:
+    return modules is not None and _load(modules)
+
+
+def _load(modules: dict[str, Path]) -> bool:
+    global status
+    finder = _Finder(modules)
+    before = set(sys.modules)
+    sys.meta_path.insert(0, finder)
+    try:  # a build that does not load (or fails at import) must not take the engine down
+        for name in modules:
+            importlib.import_module(name)
+    except Exception as exc:  # noqa: BLE001 - any failure means: run the sources
+        sys.meta_path.remove(finder)
+        for name in set(sys.modules) - before:  # also the sources that bound compiled names
+            del sys.modules[name]
+        status = f"failed to load: {exc.__class__.__name__}: {exc}"
         return False
-    sys.meta_path.insert(0, _Finder(modules))
+    status = "in use"
     return True
 
 
