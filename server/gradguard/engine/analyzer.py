@@ -462,7 +462,7 @@ class Analyzer:
                 # the script unit: its statements' texts, each span of lines found again where
                 # it is now (see _CacheEntry)
                 spans = texts.script_spans()
-                key = (module.signature, path, tuple(text for _, _, text in spans))
+                key: tuple = (module.signature, path, tuple(text for _, _, text in spans))
                 place: object = tuple(first for first, _, _ in spans)
             else:
                 key = (module.signature, path, source.text_between(start, 1, end + 1, 1))

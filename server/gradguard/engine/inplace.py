@@ -27,7 +27,7 @@ from collections.abc import Callable
 from gradguard.engine.index import Unit
 from gradguard.engine.interpreter import INPLACE, Event, Flow
 from gradguard.engine.queries import in_forward, scope_text, scopes, unit_text
-from gradguard.engine.values import MAYBE, YES
+from gradguard.engine.values import MAYBE, YES, Value
 
 # an in-place method call, an augmented assignment, an item assignment, a call with
 # `inplace=True`: a scope without any of these has no in-place write to classify (a superset)
@@ -73,7 +73,7 @@ class Write:
         return target
 
     @property
-    def value(self):
+    def value(self) -> Value:
         return self.event.value
 
 
