@@ -2391,7 +2391,15 @@ class Semantics:
             if data is not None:
                 # `torch.FloatTensor(1)` is float32, whatever the data
                 dtype = dtype or _TYPED_CONSTRUCTORS.get(name)
-                if dtype is None:
+                if dtype is None and name == "Tensor":
+                    # the legacy `torch.Tensor(data)` copies an array or a list into the default dtype
+                    # (`torch.Tensor(np.random.rand(3))` is float32, torch 2.13) and returns a tensor
+                    # itself (an alias, its dtype kept)
+                    if data.is_tensor:
+                        dtype = data.dtype
+                    elif not data.kinds & TENSORISH and not self.module.changes_default_dtype:
+                        dtype = "float32"
+                elif dtype is None:
                     dtype = (
                         data.dtype
                         if data.dtype is not None
