@@ -41,6 +41,23 @@ EXPRESSIONS = [
     "torch.zeros(4) * a64.sum()",  # float32: a numpy scalar promotes like a Python number
     "torch.zeros(4, dtype=float)",  # float64
     "torch.zeros_like(t64)",  # float64
+    "torch.from_numpy(np.zeros(4, dtype='float32'))",  # float32
+    "torch.from_numpy(np.zeros(4, dtype=float))",  # float64
+    "torch.tensor(np.random.randn(4).astype('f'))",  # float32
+    "torch.tensor(np.linspace(0, 1, 4))",  # float64
+    "torch.from_numpy(a64).float()",  # float32
+    "torch.from_numpy(a64).to(torch.float32)",  # float32
+    "torch.tensor(a64, dtype=torch.get_default_dtype())",  # float32
+    "torch.zeros(4).to('cpu', torch.double)",  # float64
+    "torch.tensor(np.zeros(4, np.float32) * 2.0)",  # float32
+    "torch.tensor(np.zeros(4) * np.zeros(4, np.float32))",  # float64
+    "torch.Tensor(list(a64))",  # float32
+    "torch.randint_like(torch.zeros(4), 10)",  # float32: the like tensor's dtype
+    "torch.tensor(np.zeros(4, np.float32))",  # float32: numpy's dtype given positionally
+    "torch.from_numpy(np.full(4, 0.5, np.float32))",  # float32
+    "torch.from_numpy(np.array([1.0, 2.0, 3.0, 4.0], np.float32))",  # float32
+    "torch.from_numpy(np.zeros(4, dtype='f'))",  # float32
+    "torch.from_numpy(np.full(4, 0.5))",  # float64
 ]
 
 
@@ -55,6 +72,10 @@ KNOWN_GAPS = [
     "torch.zeros(4) * torch.tensor(a64.sum())",
     # float64: `new_tensor` takes the receiver's dtype; the analysis does not know it (a miss, not a false report)
     "t64.new_tensor([1.0, 2.0, 3.0, 4.0])",
+    # float64, not known (misses): `np.arange` of float literals, a tensor times an array, a list of numpy scalars
+    "torch.tensor(np.arange(4.0))",
+    "torch.zeros(4) * np.zeros(4)",
+    "torch.tensor(list(a64))",
 ]
 
 
