@@ -2394,16 +2394,7 @@ class Semantics:
         data = args.get(0, "data")
         if name in _COPYING_FACTORIES or name == "from_numpy":
             if data is not None:
-                # `torch.FloatTensor(1)` is float32, whatever the data
-                dtype = dtype or _TYPED_CONSTRUCTORS.get(name)
-                if dtype is None:
-                    dtype = (
-                        data.dtype
-                        if data.dtype is not None
-                        else _literal_dtype(node.args[0] if node.args else None)
-                    )
-                if name == "from_numpy" and dtype is None and data.is_only(NUMPY):
-                    dtype = data.dtype
+                dtype = self._copied_dtype(node, name, data, dtype)
                 element = element_of(data) if data.kinds & CONTAINER else data
                 tracked = (data.kinds & TENSORISH and (data.grad != NO or data.sources)) or (
                     data.kinds & CONTAINER
@@ -2441,6 +2432,25 @@ class Semantics:
         return Value(TENSOR, grad=grad, leaf=YES, sources=sources, dtype=dtype, sites=frozenset((node,)),
                      roots=frozenset((node,)))  # fmt: skip
 
+    def _copied_dtype(self, node: ast.Call, name: str, data: Value, dtype: str | None) -> str | None:
+        """The dtype of `torch.<name>(data, ...)` copying or wrapping `data`, given the `dtype=` known."""
+        # `torch.FloatTensor(1)` is float32, whatever the data
+        dtype = dtype or _TYPED_CONSTRUCTORS.get(name)
+        if dtype is not None or keyword(node, "dtype") is not None:
+            return dtype  # (`torch.tensor(a, dtype=torch.get_default_dtype())`: given, not known here)
+        if name == "Tensor":
+            # the legacy `torch.Tensor(data)` copies an array or a list into the default dtype
+            # (`torch.Tensor(np.random.rand(3))` is float32, torch 2.13) and returns a tensor
+            # itself (an alias, its dtype kept)
+            if data.is_tensor:
+                return data.dtype
+            if not data.kinds & TENSORISH and not self.module.changes_default_dtype:
+                return "float32"
+            return None
+        if data.dtype is not None:
+            return data.dtype
+        return _literal_dtype(node.args[0] if node.args else None)
+
     def _opaque_only(self, sources: frozenset) -> bool:
         """Every root is an unknown object's (`rng` in `rng.randn(n)`): nothing known to require grad."""
         return all(self.source_kinds.get(s) == "opaque" for s in sources)
@@ -2472,25 +2482,40 @@ class Semantics:
     def _numpy_call(self, flow: Flow, node: ast.Call, qual: str, args: Arguments, state: State) -> Value:
         last = qual.rsplit(".", 1)[1]
         first = args.get(0, "object")
-        dtype = _dtype_of(self.module, keyword(node, "dtype"))
+        given = keyword(node, "dtype")
+        at = _NUMPY_DTYPE_POSITION.get(last)
+        if given is None and at is not None and len(node.args) > at:
+            given = node.args[at]  # `np.zeros(n, np.float32)`
+        dtype = _dtype_of(self.module, given)
         if first is not None and first.kinds & TENSORISH and (first.grad != NO or first.sources) and last in (
             "array", "asarray"):  # fmt: skip
             return cut(first, NUMPY_CUT, node, NUMPY)
-        if dtype is None and last in _NUMPY_FLOATS:
+        if dtype is None and given is None and last in _NUMPY_FLOATS:
+            # (a dtype given but not known here, `dtype=np.float16` / `dtype=self.dtype`: not float64)
             if last in ("array", "asarray") and node.args:
                 dtype = _literal_dtype(node.args[0], numpy=True) or (
                     first.dtype if first is not None else None
                 )
-            elif last == "arange":
-                dtype = None
+            elif last == "arange" or (last == "full" and not _fill_is_float(args)):
+                dtype = None  # (`np.full(n, 1)` is int64)
             else:
                 dtype = "float64"
         return Value(NUMPY, grad=NO, leaf=YES, dtype=dtype)
 
 
+# (not `np.load`: it returns the dtype that was saved)
 _NUMPY_FLOATS = frozenset({"array", "asarray", "zeros", "ones", "empty", "linspace", "eye", "identity", "randn",
-                           "rand", "random", "normal", "uniform", "standard_normal", "full", "arange", "load",
+                           "rand", "random", "normal", "uniform", "standard_normal", "full", "arange",
                            "loadtxt", "genfromtxt"})  # fmt: skip
+# where numpy functions take their dtype positionally: `np.zeros(shape, dtype)`, `np.full(shape, v, dtype)`
+_NUMPY_DTYPE_POSITION = {"zeros": 1, "ones": 1, "empty": 1, "array": 1, "asarray": 1, "identity": 1, "full": 2}  # fmt: skip
+
+
+def _fill_is_float(args: Arguments) -> bool:
+    fill = args.get(1, "fill_value")
+    return fill is not None and fill.is_only(FLOAT)
+
+
 # `OpFacts.dtype` values that are rules, not dtype names
 _DTYPE_RULES = frozenset({"same", "promote", "int_to_float", "promote_int_to_float", "strict", "argument"})
 _DTYPE_METHOD_NAMES = {"float": "float32", "double": "float64", "half": "float16", "bfloat16": "bfloat16",

@@ -800,6 +800,10 @@ def broadcast(*shapes: Shape | None, names: tuple[str, str] = ("a", "b")) -> Sha
 
 
 def _broadcast2(a: Shape, b: Shape) -> Shape | ShapeError:
+    if a.is_unknown or b.is_unknown:
+        # nothing known of one side: the other's sizes hold for the result only if the op succeeds, and
+        # the op may itself fail (sizes learned so are no proof that a later op fails)
+        return Shape.unknown()
     na, nb = len(a.dims), len(b.dims)
     n = max(na, nb)
     exact = a.exact and b.exact

@@ -135,6 +135,35 @@ class DtypeMismatch(Rule):
             note="`torch.cat` promotes over every element: with `x` of unknown dtype (float64 here) the result is "
             "not known to be float32 (pyro-ppl contrib/mue/dataloaders.py, `write`)",
         ),
+        Valid(
+            """
+            import numpy as np
+            import torch
+            import torch.nn as nn
+
+            class DFT(nn.Module):
+                def __init__(self, n):
+                    super().__init__()
+                    (x, y) = np.meshgrid(np.arange(n), np.arange(n))
+                    self.W = np.power(np.exp(-2 * np.pi * 1j / n), x * y)
+                    self.W_real = torch.Tensor(np.real(self.W))
+                    self.W_imag = torch.Tensor(np.imag(self.W))
+
+                def dft(self, x_real, x_imag):
+                    z_real = torch.matmul(x_real, self.W_real) - torch.matmul(x_imag, self.W_imag)
+                    z_imag = torch.matmul(x_imag, self.W_real) + torch.matmul(x_real, self.W_imag)
+                    return z_real, z_imag
+
+            pt_data = torch.Tensor(np.random.uniform(-1, 1, 10))
+            z_real, z_imag = DFT(10).dft(pt_data, torch.zeros_like(pt_data))
+            """,
+            run="""
+            assert pt_data.dtype == z_real.dtype == torch.float32
+            assert torch.Tensor(torch.zeros(2, dtype=torch.float64)).dtype == torch.float64
+            """,
+            note="dev7 torchlibrosa 0.1.0 (stft.py `DFT.dft` and its `debug`): the legacy constructor `torch.Tensor(a)` "
+            "copies a float64 array into the default dtype, float32 (only a tensor argument keeps its dtype)",
+        ),
     ]
     INVALID = [
         Invalid(

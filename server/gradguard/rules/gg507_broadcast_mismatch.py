@@ -127,7 +127,7 @@ class BroadcastMismatch(Rule):
     def check(self, unit: Unit) -> Iterator[Finding]:
         for problem in shape_report.of_code(unit, self.code):
             error = problem.error
-            a, b = (problem.inputs + (None, None))[:2]
+            a, b = _failing_pair(problem.inputs)
             expr = shape_report.expression(unit, problem.node)
             detail = shape_report.torch_says(problem) + shape_report.origin(unit, problem) + "."
             if error is not None and error.warning:
@@ -160,6 +160,20 @@ class BroadcastMismatch(Rule):
                     fixes.applicability(problem),
                 )
         return None
+
+
+def _failing_pair(inputs: tuple) -> tuple:
+    """The two shapes that do not broadcast: of three or more operands (`torch.where(c, x, y)`), the
+    first that fails with an earlier one (not simply the first two, which may broadcast)."""
+    from gradguard.engine.symshape import Shape, ShapeError, broadcast
+
+    shapes = tuple(inputs)
+    if len(shapes) > 2 and all(isinstance(s, Shape) for s in shapes):
+        for i in range(1, len(shapes)):
+            for j in range(i):
+                if isinstance(broadcast(shapes[j], shapes[i]), ShapeError):
+                    return shapes[j], shapes[i]
+    return (shapes + (None, None))[:2]
 
 
 def _broadcast(a, b):
