@@ -342,6 +342,7 @@ ALTERNATE_FIXES = {
         "does not rewrite an argument list that holds comments; `nn.Parameter` requires grad "
         "either way"
     ),
+    ("GG103-9", "comments-inside-brackets"): "as GG103-0: the same `requires_grad=True` leaf, stored twice",
     ("GG101-3", "semicolons"): (
         "the convert-to-autograd.Function fix does not rewrite `;` lines, so the rule offers "
         "its other fix: deleting the `backward` method that autograd never calls"

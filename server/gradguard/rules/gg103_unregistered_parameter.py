@@ -666,6 +666,43 @@ class UnregisteredParameter(Rule):
             note="fairseq examples/speech_recognition/models/w2l_conv_glu_enc.py: a list of dropout layers owns "
             "no parameters, but `model.eval()` does not reach it, so dropout stays on at evaluation",
         ),
+        # dev10 xformers benchmarks/benchmark_sp24.py: the leaf is stored again under a second name
+        # (`self.out = self.input`); reported once, where it is made (the second store crashed the rule)
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Scale(nn.Module):
+                def __init__(self, dim):
+                    super().__init__()
+                    self.weight = torch.ones(dim, requires_grad=True)
+                    self.last = self.weight
+
+                def forward(self, x):
+                    return x * self.weight
+            """,
+            lines=[7],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class Scale(nn.Module):
+                def __init__(self, dim):
+                    super().__init__()
+                    self.weight = nn.Parameter(torch.ones(dim))
+                    self.last = self.weight
+
+                def forward(self, x):
+                    return x * self.weight
+            """,
+            check_fixed="""
+            m = Scale(3)
+            assert len(list(m.parameters())) == 1
+            m(torch.randn(2, 3)).sum().backward()
+            assert m.weight.grad is not None and "weight" in m.state_dict()
+            """,
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
@@ -707,7 +744,9 @@ class UnregisteredParameter(Rule):
             final = end.env.get(f"self.{attr}", event.value)
             if _grad_leaf(final) and _grad_leaf_made_here(event.value, final):
                 reported.add(attr)
-                yield self._grad_tensor(unit, attr, value_node)
+                # `self.out = self.input` stores the same leaf again: reported where it is made
+                if isinstance(value_node, ast.Call):
+                    yield self._grad_tensor(unit, attr, value_node)
                 continue
             kinds = _unregistered_kinds(final, registered, unit=unit)
             if not kinds and isinstance(value_node, ast.Name) and not final.is_only(LIST | TUPLE | DICT):
