@@ -283,7 +283,8 @@ LIBRARIES: dict[str, list[tuple[str, str]]] = {
         ("nerfacc", "0.5.3"),
         ("continuum", "1.2.7"),
     ],
-    # ... and dev10: 18 of 26 more unused libraries drawn by random.Random(202612023).shuffle
+    # ... and dev10: 18 of 26 more unused libraries drawn by random.Random(202612023).shuffle (theseus-ai,
+    # drawn, has no wheel and its sdist needs torch to build)
     "dev10": [
         ("dadaptation", "3.2"),
         ("roma", "1.8.0"),
@@ -301,7 +302,6 @@ LIBRARIES: dict[str, list[tuple[str, str]]] = {
         ("mmsegmentation", "1.2.2"),
         ("pytorch-ood", "0.4.0"),
         ("recbole", "1.2.1"),
-        ("theseus-ai", "0.2.3"),
         ("neuromancer", "1.5.6"),
     ],
     "holdout5": [
