@@ -369,6 +369,10 @@ class Flow:
         self.declared_global: set[str] = set()
         self.declared_nonlocal: set[str] = set()
         self.mutated: set[ast.AST] = set()  # allocation sites written in place
+        # the tensor objects (`Value.roots`) passed where torch takes integers only (an `nn.Embedding`'s
+        # ids): they hold integers at every point of the scope, before that use too (no write changes
+        # a tensor's dtype)
+        self.integer_roots: set[ast.AST] = set()
         self.shape_problems: dict = {}  # (code, node) -> shape_flow.Problem: certain shape errors found here
         self._loops: list[_LoopFrame] = []
         self._statement: ast.stmt | None = None
@@ -1441,6 +1445,8 @@ class Flow:
         args.positional[index] = as_integer(args.positional[index])
         name = integer_use.root_name(node.args[index])
         if name is not None and name in state.env:
+            if len(state.env[name].roots) == 1:  # (one tensor object, not either of several)
+                self.integer_roots.update(state.env[name].roots)
             state.env[name] = as_integer(state.env[name])
 
     def _probabilities(self, target: Value, scores: Value, scores_name: str | None) -> bool:

@@ -1610,13 +1610,24 @@ class Semantics:
     ) -> None:
         """The callee writes into a tensor of the caller's that an earlier op saved (the callee's
         own saves come after: it reports those itself)."""
-        hits = tuple(
-            state.saved[r]
+        roots = [
+            r
             for r in written
             if r in state.saved and any(r in v.roots and (r, state.saved[r]) not in v.unsaved for v in passed)
-        )
-        if hits:
-            flow._record(INPLACE, node, state, join_all(args.all()), op="call", target=node, saved=hits)
+        ]
+        if roots:
+            hits = tuple(state.saved[r] for r in roots)
+            # (`data`: the caller's tensor objects written into, to name the argument that passed them)
+            flow._record(
+                INPLACE,
+                node,
+                state,
+                join_all(args.all()),
+                op="call",
+                target=node,
+                saved=hits,
+                data=frozenset(roots),
+            )
 
     def _keep_callee_saves(
         self,

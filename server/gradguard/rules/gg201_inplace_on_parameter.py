@@ -20,7 +20,7 @@ from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.queries import describe, in_forward, scope_text, scopes, switches_requires_grad_off
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.rule_helpers import AUGMENTED_OPERATORS, INPLACE_WITH_TWIN
-from gradguard.engine.values import PARAMETER
+from gradguard.engine.values import NO, PARAMETER
 
 _OUT_OF_PLACE = INPLACE_WITH_TWIN
 _OPERATORS = AUGMENTED_OPERATORS
@@ -202,6 +202,48 @@ class InplaceOnParameter(Rule):
                     return self.act(self.weight * (x - self.running_mean))
             """,
             note="buffer updates and an in-place ReLU",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            from torch.nn import Parameter
+
+            class SpectralNorm2d(nn.Module):
+                def __init__(self, module, power_iterations=1):
+                    super().__init__()
+                    self.module = module
+                    self.power_iterations = power_iterations
+                    w = module.weight
+                    height = w.data.shape[0]
+                    width = w.view(height, -1).data.shape[1]
+                    self.u = Parameter(w.data.new(height).normal_(0, 1), requires_grad=False)
+                    self.v = Parameter(w.data.new(width).normal_(0, 1), requires_grad=False)
+                    self.w_bar = Parameter(w.data)
+                    del self.module._parameters["weight"]
+
+                def _l2normalize(self, x, eps=1e-12):
+                    return x / (torch.norm(x) + eps)
+
+                def forward(self, x):
+                    height = self.w_bar.data.shape[0]
+                    for _ in range(self.power_iterations):
+                        self.v.data = self._l2normalize(torch.mv(torch.t(self.w_bar.view(height, -1)), self.u))
+                        self.u.data = self._l2normalize(torch.mv(self.w_bar.view(height, -1), self.v))
+                    sigma = self.u.dot(self.w_bar.view(height, -1).mv(self.v))
+                    self.module.weight = self.w_bar / sigma.expand_as(self.w_bar)
+                    return self.module(x)
+            """,
+            run="""
+            layer = SpectralNorm2d(nn.Conv2d(3, 4, 1))
+            opt = torch.optim.Adam(layer.parameters(), lr=0.1, weight_decay=0.1)
+            layer(torch.rand(2, 3, 5, 5)).sum().backward()
+            u = layer.u.detach().clone()
+            opt.step()  # the power-iteration vectors get no gradient: the optimizer leaves them alone
+            assert layer.u.grad is None and torch.equal(layer.u.detach(), u)
+            """,
+            note="dev9 torchgan layers/spectralnorm.py: the power-iteration vectors are parameters made with "
+            "`requires_grad=False`, which no optimizer updates; replacing their `.data` in forward loses nothing",
         ),
         Valid(
             """
@@ -489,6 +531,7 @@ class InplaceOnParameter(Rule):
                     and event.nograd is None
                     and base is not None
                     and base.kinds & PARAMETER
+                    and base.grad != NO  # (`requires_grad=False`: no optimizer updates it)
                     and _on_self(event.target.value)  # type: ignore[union-attr]
                     and _enabled(unit, func)
                     and not _cast_of_itself(

@@ -11,7 +11,7 @@ from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.inplace import OTHER, SAVED, callers_tensor, local_tensor, masked_writes, saved_op_text
 from gradguard.engine.queries import calls_backward
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
-from gradguard.engine.values import NO
+from gradguard.engine.values import INT, NO
 
 
 class MaskedAssignment(Rule):
@@ -176,6 +176,42 @@ class MaskedAssignment(Rule):
             note="dev7 fairchem-core uma/nn/embedding.py (`ChgSpinEmbedding`): an integer code replaced by another "
             "is the work of a tensor of discrete codes (a spin per system), which cannot require grad",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class ASRModel(nn.Module):
+                def __init__(self, vocab_size=6, ignore_id: int = -1, eos=5):
+                    super().__init__()
+                    self.ignore_id = ignore_id
+                    self.eos = eos
+                    self.embed = nn.Embedding(vocab_size, 8)
+                    self.out = nn.Linear(8, vocab_size)
+
+                def encode(self, text_prev, code):
+                    text_prev[text_prev == -1] = self.eos
+                    code[code < 0] = 0
+                    return self.embed(text_prev).mean(1) + self.embed(code).mean(1)
+
+                def forward(self, text_prev, code, text):
+                    text[text == -1] = self.ignore_id
+                    logits = self.out(self.encode(text_prev, code))
+                    return F.cross_entropy(logits, text[:, 0], ignore_index=self.ignore_id)
+            """,
+            run="""
+            text = torch.tensor([[2, 3, -1], [1, -1, -1]])
+            prev, code = torch.tensor([[1, -1], [4, 2]]), torch.tensor([[-1, 3], [0, 2]])
+            ASRModel()(prev, code, text).backward()
+            assert text.tolist() == [[2, 3, -1], [1, -1, -1]] and prev.tolist() == [[1, 5], [4, 2]]
+            assert code.tolist() == [[0, 3], [0, 2]] and not text.requires_grad
+            """,
+            note="dev9 espnet espnet2/asr/espnet_model.py and s2t/espnet_ctc_model.py: a padding code replaced by "
+            "an int held in a name (`self.ignore_id`), and tensors passed to an `nn.Embedding` after the write "
+            "(the same tensor objects, so they held integer ids at the write too: no write changes a dtype); "
+            "integer tensors cannot require grad",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -318,23 +354,24 @@ class MaskedAssignment(Rule):
             and write.event.nograd is None
             and write.value.grad != NO  # (an integer tensor, an index or class target, never requires grad)
             and callers_tensor(write)
+            and not write.value.roots <= write.flow.integer_roots  # (the same tensor used as ids later)
         ):
             target, _ = write.masked
-            statement = write.event.statement
-            if isinstance(target.slice, ast.Compare) and not _code_remap(
-                target.slice, getattr(statement, "value", None)
-            ):
+            if isinstance(target.slice, ast.Compare) and not _code_remap(target.slice, write):
                 return self._INPUT, {}
         return None
 
 
-def _code_remap(mask: ast.Compare, value: ast.expr | None) -> bool:
-    """`x[x == 0] = -100`: an integer code replaced by another (a null token, an ignore index), the
-    work of a tensor of discrete codes (spins, charges, labels), which never requires grad
-    (fairchem-core uma/nn/embedding.py)."""
+def _code_remap(mask: ast.Compare, write) -> bool:
+    """`x[x == 0] = -100`, `text[text == -1] = self.ignore_id`: an integer code replaced by another
+    integer (a null token, an ignore index), the work of a tensor of discrete codes (spins, charges,
+    token ids), which never requires grad (fairchem-core uma/nn/embedding.py, espnet's models)."""
     if len(mask.ops) != 1 or not isinstance(mask.ops[0], (ast.Eq, ast.NotEq)):
         return False
-    return any(_int_constant(side) for side in (mask.left, mask.comparators[0])) and _int_constant(value)
+    if not any(_int_constant(side) for side in (mask.left, mask.comparators[0])):
+        return False
+    value = write.event.args[0] if write.event.args else None
+    return value is not None and value.kinds == INT  # (a literal, or a name known to hold an int)
 
 
 def _int_constant(node: ast.expr | None) -> bool:

@@ -914,6 +914,33 @@ class InplaceOnSavedOutput(Rule):
             check_fixed="assert p.net.weight.grad is not None",
             note="one of several views (chunk, split, unbind): PyTorch raises at the write itself",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            def _apply_window(p, last):
+                p[:, last + 3 :] = 0
+                return p
+
+            class LocationAttention(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.loc_conv = nn.Conv1d(1, 4, 3, padding=1, bias=False)
+
+                def forward(self, enc, last):
+                    att_prev = enc.new_zeros(enc.shape[:2])
+                    att_prev[:, 0] = 1.0
+                    att_conv = self.loc_conv(att_prev.unsqueeze(1)).sum(1)
+                    att_prev = _apply_window(att_prev, last)
+                    return torch.softmax(att_conv, dim=1) * att_prev
+            """,
+            lines=[17],
+            raises="modified by an inplace operation",
+            run="LocationAttention()(torch.rand(1, 10, 8), 2).sum().backward()",
+            note="dev9 espnet rnn/attentions.py (`GDCAttLoc`): a helper writes into its argument, which the "
+            "convolution saved as its input (for the weight's gradient); the message names the argument",
+        ),
     ]
 
     def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
@@ -983,17 +1010,22 @@ class InplaceOnSavedOutput(Rule):
     def _report(self, unit: Unit, write, saved) -> Finding:
         written = write.written
         name = describe(unit, written) if written is not None else "the tensor"
+        by = ""
+        argument = _written_argument(write)
+        if argument is not None:  # a helper's write: name the caller's argument, and the helper in the detail
+            name = describe(unit, argument)
+            by = f"`{describe(unit, write.target.func)}(...)` writes into it. "
         op = saved_op_text(unit, saved)
         stmt = write.event.statement
         if saved.role == "output":
             message = (
-                f"In-place write into `{name}`, the output of `{op}` saved for backward\n"
+                f"In-place write into `{name}`, the output of `{op}` saved for backward\n{by}"
                 'Backward raises "one of the variables needed for gradient computation has been modified by an '
                 'inplace operation".'
             )
         else:
             message = (
-                f"In-place write into `{name}` after `{op}` saved it for backward\nBackward raises "
+                f"In-place write into `{name}` after `{op}` saved it for backward\n{by}Backward raises "
                 '"one of the variables needed for gradient computation has been modified by an inplace '
                 'operation".'
             )
@@ -1141,3 +1173,21 @@ def _dead_graph(flow) -> bool:
                     return False
         stack.extend(ast.iter_child_nodes(node))
     return True
+
+
+def _written_argument(write) -> ast.expr | None:
+    """For a call that writes into a tensor of the caller's (`_apply_filter(att_prev, ...)` writing
+    `p[:, :i] = 0`), the one argument expression that passed that tensor, else None."""
+    call = write.target
+    if (
+        write.event.op != "call"
+        or not isinstance(call, ast.Call)
+        or not isinstance(write.event.data, frozenset)
+    ):
+        return None
+    found = [
+        a
+        for a in (*call.args, *(k.value for k in call.keywords))
+        if not write.event.data.isdisjoint(write.flow.value_of(a).roots)
+    ]
+    return found[0] if len(found) == 1 and not isinstance(found[0], ast.Starred) else None
