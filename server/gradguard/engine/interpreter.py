@@ -1164,7 +1164,8 @@ class Flow:
         if base.is_module and base.elem is not None:
             return base.elem  # `self.layers[i]` of a ModuleList / Sequential / ModuleDict
         if base.kinds & CLASS:
-            return base  # `List[int]`, generics
+            # `List[int]`, generics; a value of unknown kind indexed (`x[mask]`) keeps no shape
+            return base if base.shape is None or base.is_only(CLASS) else base.evolve(shape=None)
         return UNKNOWN
 
     def _not_a_tensor(self, expr: ast.expr, base: Value, state: State) -> None:

@@ -1506,6 +1506,8 @@ class Semantics:
             self.consulted.add(top)
         if func in self._stack or len(self._stack) >= MAX_CALL_DEPTH:
             return UNKNOWN
+        if self_value is not None and _overridden_stub(func):
+            return UNKNOWN  # `self._scale(x)` on an abstract stub: a subclass's method runs
         bound = self._bind_arguments(func, args, self_value)
         if bound is None:
             return UNKNOWN
@@ -1873,6 +1875,10 @@ class Semantics:
         """`loss.backward()`, or `accelerator.backward(loss)` / `scaler.backward(loss)` (an
         object's method given the loss). The event's data is (retain_graph, the local names
         whose graph an earlier backward already freed)."""
+        if receiver.kinds == CLASS:  # `Fn.backward(ctx, g)`: a class's static method (delegation)
+            if receiver.cls in self.top:
+                return self._class_method(flow, node, receiver, "backward", args, state)
+            return UNKNOWN
         loss = receiver
         delegated = False
         if node.args and not node.keywords and not receiver.is_tensor:
@@ -3008,6 +3014,28 @@ def _batched(row: Value) -> Value:
     if isinstance(shape, Shape):
         shape = Shape([UNKNOWN_DIM, *shape.dims]) if shape.exact else None
     return row.evolve(shape=shape, sites=frozenset(), roots=frozenset())
+
+
+def _overridden_stub(func: ast.AST) -> bool:
+    """A method subclasses override: `@abstractmethod`, or a body that is only a docstring, `pass`,
+    `...` or `raise NotImplementedError` (torch-uncertainty's `Scaler._scale`). Its own body says
+    nothing of what a call on `self` returns."""
+    if isinstance(func, ast.Lambda):
+        return False
+    for deco in func.decorator_list:  # type: ignore[attr-defined]
+        if (deco.id if isinstance(deco, ast.Name) else getattr(deco, "attr", "")) == "abstractmethod":
+            return True
+    for stmt in func.body:  # type: ignore[attr-defined]
+        if isinstance(stmt, ast.Pass) or (
+            isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
+        ):
+            continue
+        if isinstance(stmt, ast.Raise) and stmt.exc is not None:
+            exc = stmt.exc.func if isinstance(stmt.exc, ast.Call) else stmt.exc
+            if isinstance(exc, ast.Name) and exc.id == "NotImplementedError":
+                continue
+        return False
+    return True
 
 
 __all__ = [

@@ -112,6 +112,63 @@ class BackwardUnderNoGrad(Rule):
             note="an argument with no caller in the file (`student_out`) has unknown grad status: here it "
             "is the student's output, which the loss trains",
         ),
+        Valid(
+            """
+            from abc import ABC, abstractmethod
+            from itertools import islice
+
+            import torch
+
+            class Scaler(ABC):
+                criterion = torch.nn.CrossEntropyLoss()
+
+                def __init__(self, model):
+                    self.model = model
+
+                def fit(self, batches):
+                    logits, labels = self._extract(batches)
+                    optimizer = torch.optim.LBFGS(self.parameters(), lr=0.1, max_iter=10)
+
+                    def closure():
+                        optimizer.zero_grad()
+                        loss = self.criterion(self._scale(logits), labels)
+                        loss.backward()
+                        return loss.detach()
+
+                    optimizer.step(closure)
+
+                def _extract(self, batches):
+                    with torch.no_grad():
+                        pairs = [(self.model(x), y) for x, y in islice(batches, None)]
+                    return torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
+
+                @abstractmethod
+                def _scale(self, logits):
+                    '''Scale the logits by the learned temperature.'''
+
+                @abstractmethod
+                def parameters(self):
+                    '''The parameters to fit.'''
+
+            class TemperatureScaler(Scaler):
+                def __init__(self, model):
+                    super().__init__(model)
+                    self.inv_temp = torch.nn.Parameter(torch.ones(1))
+
+                def _scale(self, logits):
+                    return logits * self.inv_temp
+
+                def parameters(self):
+                    return [self.inv_temp]
+            """,
+            run="""
+            scaler = TemperatureScaler(torch.nn.Linear(4, 3))
+            scaler.fit([(torch.randn(8, 4), torch.randint(0, 3, (8,)))])
+            assert scaler.inv_temp.grad is not None
+            """,
+            note="the model's logits come from `no_grad`, but the loss goes through `self._scale`, an "
+            "abstract method a subclass implements with its parameters (dev8 torch-uncertainty scaler.py)",
+        ),
     ]
     INVALID = [
         Invalid(

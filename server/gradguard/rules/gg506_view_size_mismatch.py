@@ -60,6 +60,21 @@ class ViewSizeMismatch(Rule):
             """,
             note="symbolic sizes: not known to differ",
         ),
+        Valid(
+            """
+            import torch
+
+            def mask_out_self(sim_mat, start_idx):
+                num_rows, num_cols = sim_mat.shape
+                mask = torch.ones(num_rows, num_cols, dtype=torch.bool)
+                rows = torch.arange(num_rows)
+                mask[rows, rows + start_idx] = False
+                return sim_mat[mask].view(num_rows, num_cols - 1)
+            """,
+            run="assert mask_out_self(torch.randn(4, 6), 2).shape == (4, 5)",
+            note="`x[mask]` is 1-D of the mask's count of `True`, not `x`'s shape: here one element per "
+            "row is masked out (dev8 pytorch-adapt common_functions.py)",
+        ),
     ]
     INVALID = [
         Invalid(

@@ -52,6 +52,8 @@ class FunctionMisuse(Rule):
       `Fn.apply`, but only because the class attribute is a plain function that then
       receives the ctx as `self`: any instance state it reads (set in `__init__`) is
       not there. Mark both methods `@staticmethod` and name the first argument `ctx`.
+      (A method that already takes `ctx` first and only lacks the decorator is not
+      reported: autograd runs it exactly as a static one.)
 
     **Fix safety.** Adding `@staticmethod` is safe (a stray `self` before `ctx` is removed with
     it; no fix when the body reads `self`). `Fn()(x)` -> `Fn.apply(x)` is safe. A Function instance
@@ -124,6 +126,26 @@ class FunctionMisuse(Rule):
             # fairscale nn/pipe/skip/portal.py: PortalCopy.backward calls Copy.backward(ctx, ...)
             note="a Function's backward delegating to another Function's backward: autograd records the "
             "outer Function and its backward calls the inner one (fairscale nn/pipe/skip/portal.py)",
+        ),
+        Valid(
+            """
+            import torch
+
+            class Rotate(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, q, k, section):
+                    ctx.section = section
+                    return q * 2, k * 3
+
+                def backward(ctx, dq, dk):
+                    return dq * 2, dk * 3, None
+
+            q, k = torch.randn(4, requires_grad=True), torch.randn(4, requires_grad=True)
+            a, b = Rotate.apply(q, k, [1, 2])
+            """,
+            run="(a.sum() + b.sum()).backward(); assert torch.equal(k.grad, torch.full((4,), 3.0))",
+            note="a `backward` taking `ctx` first without `@staticmethod`: autograd calls it on the class "
+            "with the ctx, as a static method (dev9 liger-kernel qwen2vl_mrope, colossalai shardformer attn)",
         ),
     ]
     INVALID = [
@@ -308,11 +330,15 @@ class FunctionMisuse(Rule):
                     continue
                 if name not in ("forward", "backward"):
                     continue
+                params = method.args.posonlyargs + method.args.args
+                if params and params[0].arg not in ("self", "cls"):
+                    # `def backward(ctx, g)` without the decorator: autograd passes the ctx to the plain
+                    # function exactly as to a static method (eager, torch.compile, torch.func)
+                    continue
                 line = statement_start_line(method)
                 indent = unit.source.indentation(line)
                 newline = unit.source.newline()
                 edits = [TextEdit(line, 1, line, 1, f"{indent}@staticmethod{newline}")]
-                params = method.args.posonlyargs + method.args.args
                 arg = params[0].arg if params else "ctx"
                 title = "Add `@staticmethod`"
                 if _stray_self(method):
