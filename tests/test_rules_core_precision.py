@@ -262,6 +262,22 @@ FLAGGED = [
         """,
         [6],
     ),
+    (
+        "GG101",
+        """
+        import torch.nn as nn
+
+        class Clamp(nn.Module):
+            @staticmethod
+            def forward(ctx, x):
+                return x.clamp(min=0)
+
+            @staticmethod
+            def backward(ctx, grad_output):
+                return grad_output
+        """,
+        [9],
+    ),
 ]
 
 

@@ -77,6 +77,8 @@ def fake_backward_methods(unit: Unit, cls: ast.ClassDef) -> list[FunctionNode]:
             continue
         if _delegates_to_autograd(func):
             continue
+        if _stateless_helper(func):
+            continue
         if _referenced_elsewhere(unit, func.name):
             continue
         found.append(func)
@@ -97,6 +99,18 @@ def _takes_gradient(func: FunctionNode) -> bool:
     if func.name == "backward":
         return bool(params) or args.vararg is not None
     return any(_GRAD_ARG.search(p) for p in params)
+
+
+def _stateless_helper(func: FunctionNode) -> bool:
+    """A `@staticmethod` whose first parameter is no `ctx`: a gradient formula kept in the class's
+    namespace and called by name (`Surrogate.backward(grad, x, alpha)`). It has no module to read
+    what `forward` stashed on or to set parameters' `.grad` on, so nobody wrote it believing autograd
+    calls it (spikingjelly surrogate.py). A staticmethod `backward(ctx, grad)` on a module is an
+    `autograd.Function` written as a module: still reported."""
+    if not any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in func.decorator_list):
+        return False
+    args = func.args.posonlyargs + func.args.args
+    return bool(args) and args[0].arg not in ("ctx", "context", "self")
 
 
 def _delegates_to_autograd(func: FunctionNode) -> bool:

@@ -74,8 +74,9 @@ class FakeBackward(Rule):
 
     Not reported: `torch.autograd.Function.backward`, `backward` on classes that are
     not modules, Lightning's `LightningModule.backward(loss)` hook, helpers that call
-    `loss.backward()` themselves, and methods that `forward` calls or that are
-    registered as hooks.
+    `loss.backward()` themselves, methods that `forward` calls or that are
+    registered as hooks, and `@staticmethod` gradient formulas without `ctx` (they
+    have no module to read or set gradients on: other code calls them by name).
 
     The fix removes the method. It is safe when nothing in the file calls it; when
     some code calls it explicitly (`layer.backward(grad)`), that call must go too,
@@ -221,6 +222,52 @@ class FakeBackward(Rule):
                     print(grad_output[0].norm())
             """,
             note="registered as a backward hook: autograd does call it",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+
+            def atan_backward(grad_output, x, alpha):
+                return alpha / 2 / (1 + (torch.pi / 2 * alpha * x).square()) * grad_output
+
+
+            class atan(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x, alpha):
+                    ctx.save_for_backward(x)
+                    ctx.alpha = alpha
+                    return (x >= 0).to(x)
+
+                @staticmethod
+                def backward(ctx, grad_output):
+                    (x,) = ctx.saved_tensors
+                    return atan_backward(grad_output, x, ctx.alpha), None
+
+
+            class ATan(nn.Module):
+                def __init__(self, alpha=2.0):
+                    super().__init__()
+                    self.alpha = alpha
+
+                def forward(self, x):
+                    return atan.apply(x, self.alpha)
+
+                @staticmethod
+                def backward(grad_output, x, alpha):
+                    return atan_backward(grad_output, x, alpha)
+
+
+            SURROGATES = {0: ATan}
+            """,
+            run="""
+            x = torch.randn(5, requires_grad=True)
+            ATan()(x).sum().backward()
+            assert torch.allclose(x.grad, SURROGATES[0].backward(torch.ones(5), x.detach(), 2.0))
+            """,
+            note="a static gradient formula without `ctx`, called by name by other code; the module's own "
+            "gradient comes from an autograd.Function (dev10 spikingjelly surrogate)",
         ),
     ]
     INVALID = [
