@@ -1703,6 +1703,11 @@ class Semantics:
             return self._optimizer_method(flow, node, receiver, attr, args, state)
         if kinds == SCHEDULER:
             return NONE_VALUE if attr == "step" else UNKNOWN
+        if kinds == OBJECT and receiver.cls == _ARGPARSE_OBJECT.cls:
+            # `parser.parse_args()`, `parser.add_argument_group(...)`: options, not tensors
+            if attr == "parse_known_args":
+                return Value(TUPLE, grad=NO, leaf=NO, items=(receiver, Value(LIST, grad=NO, leaf=NO)))
+            return receiver
         if kinds & (OBJECT | CTX) and receiver.cls in self.top and receiver.is_only(OBJECT | CTX | MODULE):
             return self._object_method(flow, node, receiver, attr, args, state)
         if kinds == CTX:
@@ -2235,6 +2240,8 @@ class Semantics:
             return self._numpy_call(flow, node, qual, args, state)
         if root == "math":
             return FLOAT_VALUE
+        if root == "argparse":
+            return _ARGPARSE_OBJECT  # a parser or namespace holds strings and numbers, never a graph
         if root in ("random",):
             return FLOAT_VALUE if rest in ("random", "uniform", "gauss") else UNKNOWN
         if torch_facts.is_optimizer(qual) or torch_facts.is_third_party_optimizer(qual):
@@ -2623,6 +2630,9 @@ def _graph_cut(node: ast.Call, receiver: Value, facts: torch_facts.OpFacts) -> V
     if returns & {"float", "int", "bool", "complex"}:
         return cut(receiver, ITEM, node, FLOAT | INT | BOOL)
     return None
+
+
+_ARGPARSE_OBJECT = Value(OBJECT, grad=NO, leaf=NO, cls="argparse")
 
 
 def _non_tensor_result(node: ast.Call, facts: torch_facts.OpFacts) -> Value:
