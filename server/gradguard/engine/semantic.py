@@ -1703,11 +1703,6 @@ class Semantics:
             return self._optimizer_method(flow, node, receiver, attr, args, state)
         if kinds == SCHEDULER:
             return NONE_VALUE if attr == "step" else UNKNOWN
-        if kinds == OBJECT and receiver.cls == _ARGPARSE_OBJECT.cls:
-            # `parser.parse_args()`, `parser.add_argument_group(...)`: options, not tensors
-            if attr == "parse_known_args":
-                return Value(TUPLE, grad=NO, leaf=NO, items=(receiver, Value(LIST, grad=NO, leaf=NO)))
-            return receiver
         if kinds & (OBJECT | CTX) and receiver.cls in self.top and receiver.is_only(OBJECT | CTX | MODULE):
             return self._object_method(flow, node, receiver, attr, args, state)
         if kinds == CTX:
@@ -1810,6 +1805,11 @@ class Semantics:
             return UNKNOWN
         if kinds == ANY:
             return self._untyped_method(flow, node, receiver, attr, args, state)
+        if kinds == OBJECT and receiver.cls == _ARGPARSE_OBJECT.cls:
+            # `parser.parse_args()`, `parser.add_argument_group(...)`: options, not tensors
+            if attr == "parse_known_args":
+                return Value(TUPLE, grad=NO, leaf=NO, items=(receiver, Value(LIST, grad=NO, leaf=NO)))
+            return receiver
         if kinds & TENSORISH and _is_tensor_method_name(attr) and not receiver.is_tensor:
             # one of several kinds, one a tensor, and a tensor method: only the tensor runs it
             return self.tensor_method(flow, node, receiver.evolve(kinds=TENSOR), attr, args, state)
