@@ -1068,6 +1068,10 @@ class Flow:
             del state.saved[node]
         handler = _EXPRESSIONS.get(node.__class__)
         value = handler(self, node, state) if handler is not None else UNKNOWN
+        if state.saved and node in state.saved and state.saved[node].role == "input":
+            # saved as an input while this expression's arguments ran (`x = act(norm(x))` in a
+            # loop): that was the previous pass's tensor, not the one this expression just made
+            del state.saved[node]
         self.values[node] = value
         return value
 

@@ -1818,6 +1818,11 @@ class Semantics:
             return UNKNOWN
         if kinds == ANY:
             return self._untyped_method(flow, node, receiver, attr, args, state)
+        if kinds == OBJECT and receiver.cls == _ARGPARSE_OBJECT.cls:
+            # `parser.parse_args()`, `parser.add_argument_group(...)`: options, not tensors
+            if attr == "parse_known_args":
+                return Value(TUPLE, grad=NO, leaf=NO, items=(receiver, Value(LIST, grad=NO, leaf=NO)))
+            return receiver
         if kinds & TENSORISH and _is_tensor_method_name(attr) and not receiver.is_tensor:
             # one of several kinds, one a tensor, and a tensor method: only the tensor runs it
             return self.tensor_method(flow, node, receiver.evolve(kinds=TENSOR), attr, args, state)
@@ -2252,6 +2257,8 @@ class Semantics:
             return self._numpy_call(flow, node, qual, args, state)
         if root == "math":
             return FLOAT_VALUE
+        if root == "argparse":
+            return _ARGPARSE_OBJECT  # a parser or namespace holds strings and numbers, never a graph
         if root in ("random",):
             return FLOAT_VALUE if rest in ("random", "uniform", "gauss") else UNKNOWN
         if torch_facts.is_optimizer(qual) or torch_facts.is_third_party_optimizer(qual):
@@ -2640,6 +2647,9 @@ def _graph_cut(node: ast.Call, receiver: Value, facts: torch_facts.OpFacts) -> V
     if returns & {"float", "int", "bool", "complex"}:
         return cut(receiver, ITEM, node, FLOAT | INT | BOOL)
     return None
+
+
+_ARGPARSE_OBJECT = Value(OBJECT, grad=NO, leaf=NO, cls="argparse")
 
 
 def _non_tensor_result(node: ast.Call, facts: torch_facts.OpFacts) -> Value:

@@ -1519,7 +1519,7 @@ _FLOATS = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16
 
 def _ce_target(flow: Flow, node: ast.AST, what: str, logits: Value, target: Value) -> None:
     """`cross_entropy(logits, y)` with `y` of class-index shape but a float dtype."""
-    if not what.endswith(("CrossEntropyLoss", "cross_entropy")) or not target.is_tensor:
+    if what.rsplit(".", 1)[-1] not in _CE_NAMES or not target.is_tensor:
         return
     name = _FLOATS.get(target.dtype or "")
     if name is None or not isinstance(logits.shape, Shape) or not isinstance(target.shape, Shape):
@@ -1535,9 +1535,13 @@ def _ce_target(flow: Flow, node: ast.AST, what: str, logits: Value, target: Valu
     )
 
 
+# (by the whole last name: `binary_cross_entropy` also ends with "cross_entropy", and takes probabilities)
+_CE_NAMES = frozenset({"CrossEntropyLoss", "cross_entropy"})
+
+
 def _softmax_into_ce(flow: Flow, node: ast.AST, what: str, value: Value) -> None:
     """`CrossEntropyLoss()(softmax(...), y)`: the loss applies log_softmax itself."""
-    if not what.endswith(("CrossEntropyLoss", "cross_entropy")):
+    if what.rsplit(".", 1)[-1] not in _CE_NAMES:
         return
     softmax = flow.semantics.shape_index.softmax
     if value.sites and value.is_tensor and value.sites <= softmax:

@@ -732,6 +732,40 @@ class InplaceOnSavedOutput(Rule):
             "`exp` output written in place is read afterwards only through `.detach()`, so no backward goes "
             "through `exp`",
         ),
+        Valid(
+            """
+            import torch
+            from torch import nn
+            from torch.nn import functional as F
+
+            class StarNodes(nn.Module):
+                def __init__(self, hidden_size: int, iters: int):
+                    super().__init__()
+                    self.iters = iters
+                    self.norm = nn.ModuleList([nn.LayerNorm(hidden_size) for _ in range(iters)])
+
+                def forward(self, data: torch.FloatTensor, mask: torch.BoolTensor):
+                    def norm_func(f, x):
+                        return f(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+                    nodes = data
+                    for i in range(self.iters):
+                        nodes = F.leaky_relu(norm_func(self.norm[i], nodes))
+                        nodes = nodes.masked_fill_(mask, 0)
+                    return nodes
+            """,
+            run="""
+            model = StarNodes(8, 3)
+            data = torch.randn(2, 8, 5, 1, requires_grad=True)
+            mask = torch.zeros(2, 1, 5, 1, dtype=torch.bool)
+            mask[0, :, 3:] = True
+            model(data, mask).sum().backward()
+            assert data.grad is not None and model.norm[0].weight.grad is not None
+            """,
+            note="dev10 fastnlp modules/torch/encoder/star_transformer.py: the layer norm saved the previous "
+            "pass's `nodes`; the `leaky_relu` output written in place is the new tensor this pass made (same "
+            "statement, so same allocation site), which nothing saved",
+        ),
     ]
     INVALID = [
         Invalid(

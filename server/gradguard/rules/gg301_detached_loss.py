@@ -536,6 +536,64 @@ class DetachedLoss(Rule):
             assert not list(align.parameters())
             """,
         ),
+        Valid(
+            """
+            import torch
+
+            def compute_returns(next_value, rewards, masks, gamma=0.99):
+                R = next_value
+                returns = []
+                for step in reversed(range(len(rewards))):
+                    R = rewards[step] + gamma * R * masks[step]
+                    returns.insert(0, R)
+                return returns
+
+            def a2c_update(model, optimizer, states, next_state, rewards, masks):
+                log_probs, values = [], []
+                for state in states:
+                    dist, value = model(state)
+                    log_probs.append(dist.log_prob(dist.sample()))
+                    values.append(value)
+                _, next_value = model(next_state)
+                returns = compute_returns(next_value, rewards, masks)
+                log_probs = torch.cat(log_probs)
+                returns = torch.cat(returns).detach()
+                values = torch.cat(values)
+                advantage = returns - values
+                actor_loss = -(log_probs * advantage.detach()).mean()
+                critic_loss = advantage.pow(2).mean()
+                loss = actor_loss + 0.5 * critic_loss
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                return values
+            """,
+            run="""
+            class ActorCritic(torch.nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.actor = torch.nn.Linear(4, 2)
+                    self.critic = torch.nn.Linear(4, 1)
+
+                def forward(self, x):
+                    dist = torch.distributions.Categorical(logits=self.actor(x))
+                    return dist, self.critic(x)
+
+            model = ActorCritic()
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            states = [torch.randn(3, 4) for _ in range(5)]
+            rewards = [torch.rand(3, 1) for _ in range(5)]
+            masks = [torch.ones(3, 1) for _ in range(5)]
+            values = a2c_update(model, optimizer, states, torch.randn(3, 4), rewards, masks)
+            # the detached returns shape the critic's gradient: shifting them changes it
+            returns = torch.cat(compute_returns(model(torch.randn(3, 4))[1], rewards, masks)).detach()
+            grads = [torch.autograd.grad((r - values).pow(2).mean(), values)[0] for r in (returns, returns + 1)]
+            assert not torch.allclose(grads[0], grads[1])
+            """,
+            note="dev10 spikingjelly examples/a2c.py: the detached returns are the critic's target; in "
+            "`advantage.pow(2)` the gradient depends on them (a constant added under a nonlinear op is no "
+            "dead term)",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -815,7 +873,7 @@ class DetachedLoss(Rule):
                 )
                 yield self.finding(unit, cut.node, message, fix=self._fix(unit, cut))
         seen = set()
-        for _, _, term, backward in dead_terms(unit):
+        for term, backward in _constant_terms(unit):
             loss = _loss_text(unit, backward)
             for cut in sorted(
                 term.value.cuts,
@@ -917,6 +975,82 @@ class DetachedLoss(Rule):
 
 _CUT_KINDS = frozenset({DETACH, DATA, ITEM, NUMPY_CUT, REWRAP})
 _CHAIN_METHODS = frozenset({"detach", "cpu", "numpy", "item"})
+
+
+# ops whose gradient depends on their input's value: a constant added to that input changes it
+_NONLINEAR = frozenset(
+    {
+        "pow", "square", "abs", "exp", "log", "sqrt", "rsqrt", "sigmoid", "tanh", "relu", "softplus",
+        "norm", "clamp", "clip", "logsumexp", "softmax", "log_softmax", "mse_loss", "l1_loss",
+        "smooth_l1_loss", "huber_loss", "cross_entropy", "binary_cross_entropy",
+        "binary_cross_entropy_with_logits",
+    }
+)  # fmt: skip
+# uses that send no gradient (or only read): not a path from the sum to the loss's gradient
+_NO_GRADIENT_USES = frozenset({"detach", "item", "tolist", "numpy", "size", "dim", "numel"})
+
+
+def _constant_terms(unit: Unit) -> list:
+    """(term, backward) of the dead terms that add nothing to the gradient: not the target of a
+    nonlinear op (`(returns - values).pow(2)`: the constant shapes the gradient there)."""
+    return [(term, backward) for _, _, term, backward in dead_terms(unit)
+            if not _shifts_a_nonlinear_input(unit, term.node)]  # fmt: skip
+
+
+def _shifts_a_nonlinear_input(unit: Unit, node: ast.AST, depth: int = 0) -> bool:
+    """Does the sum `node` (`returns - values`, `x += c.detach()`) reach a nonlinear op
+    (`.pow(2)`, `**`, `F.mse_loss`, ...) of this unit, directly or through the name it is stored
+    in? Then its constant term is a target: the gradient of `(c - v) ** 2` depends on `c`."""
+    if depth > 3:
+        return False
+    if isinstance(node, ast.AugAssign):
+        return isinstance(node.target, ast.Name) and _name_shifts(unit, node, node.target.id, depth)
+    child, parent = node, unit.parent(node)
+    while parent is not None:
+        if isinstance(parent, ast.BinOp):
+            if isinstance(parent.op, ast.Pow) and parent.left is child:
+                return True
+        elif isinstance(parent, ast.Attribute):
+            call = unit.parent(parent)
+            if not (isinstance(call, ast.Call) and call.func is parent):
+                return False  # `.data`, `.shape`: no gradient through it
+            if parent.attr in _NONLINEAR:
+                return True
+            if parent.attr in _NO_GRADIENT_USES:
+                return False
+            parent = call
+        elif isinstance(parent, ast.Call):
+            name = (unit.module.call_name(parent) or "").rsplit(".", 1)[-1]
+            if child is not parent.func and name in _NONLINEAR:
+                return True
+        elif isinstance(parent, (ast.Assign, ast.AnnAssign)):
+            targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
+            return (
+                len(targets) == 1
+                and isinstance(targets[0], ast.Name)
+                and _name_shifts(unit, parent, targets[0].id, depth)
+            )
+        elif not isinstance(
+            parent, (ast.UnaryOp, ast.keyword, ast.Starred, ast.Tuple, ast.List, ast.Subscript)
+        ):
+            return False
+        child, parent = parent, unit.parent(parent)
+    return False
+
+
+def _name_shifts(unit: Unit, store: ast.stmt, name: str, depth: int) -> bool:
+    """Is `name`, as stored by `store`, read after it by a nonlinear op (in the same function)?"""
+    scope = unit.enclosing_function(store)
+    nodes = ast.walk(scope) if scope is not None else (n for top in unit.nodes for n in ast.walk(top))
+    line = store.end_lineno or store.lineno
+    return any(
+        isinstance(n, ast.Name)
+        and n.id == name
+        and isinstance(n.ctx, ast.Load)
+        and n.lineno > line
+        and _shifts_a_nonlinear_input(unit, n, depth + 1)
+        for n in nodes
+    )
 
 
 def _used_once(unit: Unit, expr: ast.expr) -> bool:

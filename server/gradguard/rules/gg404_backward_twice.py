@@ -465,6 +465,57 @@ class BackwardTwice(Rule):
             note="deepinv tests/test_distributed.py: each iteration backpropagates a different element "
             "`ys[i]` of a list of outputs (not one tensor), each from a graph of its own",
         ),
+        Valid(
+            """
+            import argparse
+
+            import torch
+            import torch.nn.functional as F
+
+            class Encoder(torch.nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = torch.nn.Linear(3, 3)
+
+                def forward(self, x):
+                    return self.fc(x)
+
+            def main(argv, net, loader, scaler=None):
+                parser = argparse.ArgumentParser()
+                parser.add_argument("-T", default=4, type=int)
+                args = parser.parse_args(argv)
+                encoder = Encoder()
+                optimizer = torch.optim.SGD([*net.parameters(), *encoder.parameters()], lr=0.1)
+                for epoch in range(2):
+                    for img, label in loader:
+                        optimizer.zero_grad()
+                        if scaler is not None:
+                            out_fr = 0.0
+                            for t in range(args.T):
+                                encoded_img = encoder(img)
+                                out_fr += net(encoded_img)
+                            loss = F.mse_loss(out_fr / args.T, label)
+                            scaler.scale(loss).backward()
+                            scaler.step(optimizer)
+                            scaler.update()
+                        else:
+                            out_fr = 0.0
+                            for t in range(args.T):
+                                encoded_img = encoder(img)
+                                out_fr += net(encoded_img)
+                            loss = F.mse_loss(out_fr / args.T, label)
+                            loss.backward()
+                            optimizer.step()
+            """,
+            run="""
+            net = torch.nn.Linear(3, 2)
+            loader = [(torch.rand(4, 3), torch.randn(4, 2)) for _ in range(2)]
+            main(["-T", "3"], net, loader)
+            main(["-T", "3"], net, loader, torch.amp.GradScaler("cpu"))
+            """,
+            note="dev10 spikingjelly examples/lif_fc_mnist.py: the options `parser.parse_args()` returns "
+            "(`args.T`) hold no graph, so a `backward()` does not make the next iteration's loss stale",
+        ),
     ]
     INVALID = [
         Invalid(

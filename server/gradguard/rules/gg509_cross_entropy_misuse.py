@@ -95,6 +95,26 @@ class CrossEntropyMisuse(Rule):
             """,
             note="logits; log_softmax with NLLLoss; log_softmax twice is harmless; probability targets",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            model = nn.Linear(4, 3)
+            x = torch.randn(1, 4)
+            logits = model(x)
+            y_conf = torch.ones_like(logits)
+            loss = F.binary_cross_entropy(logits.softmax(dim=1), y_conf, reduction="sum")
+            grads = torch.autograd.grad(loss, list(model.parameters()))
+            """,
+            run="""
+            assert all(g is not None for g in grads) and torch.isfinite(loss)
+            assert torch.allclose(loss, -logits.softmax(dim=1).log().sum())
+            """,
+            note="dev10 pytorch-ood detector/graduncertainty.py: `binary_cross_entropy` takes probabilities "
+            "(its name ends with `cross_entropy`, but it is not CrossEntropyLoss)",
+        ),
     ]
     INVALID = [
         Invalid(
