@@ -256,6 +256,27 @@ class FunctionGradCount(Rule):
             note="`backward` returns another Function's `backward(ctx, ...)`: that one's tuple, not one "
             "value (dev9 liger-kernel cutedsl/ops/rms_norm.py `LigerRMSNormFunction`)",
         ),
+        Valid(
+            """
+            import torch
+
+            class Sparsify(torch.autograd.Function):
+                @staticmethod
+                def forward(ctx, x, mask, scale):
+                    return x * mask * scale
+
+                @staticmethod
+                def backward(ctx, grad_out):
+                    return grad_out, None, None
+                    return grad_out, None
+
+            x = torch.randn(4, requires_grad=True)
+            Sparsify.apply(x, torch.ones(4), 2.0).sum().backward()
+            """,
+            run="assert torch.equal(x.grad, torch.ones(4))",
+            note="a `return` after an unconditional `return` never runs (holdout5 torchao "
+            "sparsity/training/autograd.py `_SparsifyLikeFunc`, reviewed after the measurement)",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -690,17 +711,36 @@ def _holds(formula: tuple, bits: int) -> bool:
 
 
 def _returns(func: ast.AST) -> list[ast.Return]:
+    """The `return` statements of `func` that can run: statements after an unconditional
+    `return`/`raise` in the same block are dead (holdout5 torchao sparsity/training/autograd.py)."""
     found = []
-    stack = list(ast.iter_child_nodes(func))
+    stack = list(_reachable_children(func))
     while stack:
         node = stack.pop()
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
             continue
         if isinstance(node, ast.Return):
             found.append(node)
-        stack.extend(ast.iter_child_nodes(node))
+        stack.extend(_reachable_children(node))
     found.sort(key=lambda r: r.lineno)
     return found
+
+
+def _reachable_children(node: ast.AST) -> list[ast.AST]:
+    children = []
+    for field, value in ast.iter_fields(node):
+        if isinstance(value, list) and value and all(isinstance(v, ast.stmt) for v in value):
+            for stmt in value:
+                children.append(stmt)
+                if isinstance(stmt, (ast.Return, ast.Raise)) or (
+                    isinstance(stmt, ast.If) and _always_exits(stmt.body) and _always_exits(stmt.orelse)
+                ):
+                    break
+        elif isinstance(value, list):
+            children.extend(v for v in value if isinstance(v, ast.AST))
+        elif isinstance(value, ast.AST):
+            children.append(value)
+    return children
 
 
 def _gradient_inputs(forward, has_setup_context: bool) -> list[ast.arg]:
