@@ -728,7 +728,7 @@ def _returns(func: ast.AST) -> list[ast.Return]:
 
 def _reachable_children(node: ast.AST) -> list[ast.AST]:
     children = []
-    for field, value in ast.iter_fields(node):
+    for _field, value in ast.iter_fields(node):
         if isinstance(value, list) and value and all(isinstance(v, ast.stmt) for v in value):
             for stmt in value:
                 children.append(stmt)
