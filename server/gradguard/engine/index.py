@@ -342,12 +342,7 @@ class ModuleContext:
                 return self.resolver.holdings(summary.bases[0]), frozenset()  # imported from the project
             qual = self.aliases.get(name.split(".")[0])
             if qual is not None:
-                full = qual + name[len(name.split(".")[0]) :]
-                quick = holdings.qualified_verdict(full)
-                if quick is not None:
-                    return quick, frozenset()
-                if self.resolver is not None:
-                    return self.resolver.holdings(full), frozenset()
+                return self._qualified_holdings(qual + name[len(name.split(".")[0]) :]), frozenset()
             return holdings.UNKNOWN, frozenset()
         if summary is None:
             return holdings.UNKNOWN, frozenset((name,))
@@ -389,13 +384,17 @@ class ModuleContext:
                 return holdings.NONE, frozenset()
             builtin = holdings.builtin_verdict(written) if not base else None
             return (builtin or holdings.UNKNOWN), frozenset()
-        full = qual + written[len(head) :]
+        return self._qualified_holdings(qual + written[len(head) :]), frozenset()
+
+    def _qualified_holdings(self, full: str) -> str:
+        """What a class named by its qualified name holds: torch's and the standard library's from the
+        torch facts, another file's from the project index, else unknown."""
         quick = holdings.qualified_verdict(full)
         if quick is not None:
-            return quick, frozenset()
+            return quick
         if self.resolver is not None:
-            return self.resolver.holdings(full), frozenset()
-        return holdings.UNKNOWN, frozenset()
+            return self.resolver.holdings(full)
+        return holdings.UNKNOWN
 
     def is_layer_constructor(self, call: ast.AST) -> bool:
         """`nn.Linear(...)`, `nn.Sequential(...)`, or a module class defined in this file."""
