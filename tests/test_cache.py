@@ -183,6 +183,12 @@ def test_an_installed_module_changing_invalidates(tmp_path):
     (ext / "layers.py").write_text("class Block:\n    def __call__(self, x):\n        return x\n")
     assert ("model.py", "GG103") not in codes(project, extra_path=extra)
     assert codes(project, extra_path=extra) == codes(project, "--no-cache", extra_path=extra)
+    # and the entries written since are used again (the stale record was not kept)
+    for entry in entries(project):
+        data = json.loads(entry.read_text())
+        data["findings"] = [{**f, "code": "GG999"} for f in data["findings"]]
+        entry.write_text(json.dumps(data))
+    assert codes(project, extra_path=extra) == [("model.py", "GG999")]  # GG401 read back
 
 
 def test_settings_invalidate(project):

@@ -116,22 +116,32 @@ def settings_fingerprint(config: Config, no_project: bool) -> str:
     return _digest(fields, no_project)
 
 
-def project_fingerprint(project: Any) -> str:
-    """Every fact the project index may give one file about the others (see the module doc)."""
-    from gradguard.engine.project import _facts_of_names
+def _stable(value: Any) -> Any:
+    """`value` with its sets sorted (the facts of a summary: tuples, strings, numbers, sets)."""
+    if isinstance(value, (frozenset, set)):
+        return tuple(sorted(value, key=repr))
+    if isinstance(value, tuple) and any(isinstance(v, (frozenset, set, tuple)) for v in value):
+        return tuple(_stable(v) for v in value)
+    return value
 
-    files = []
+
+def project_fingerprint(project: Any) -> str:
+    """Every fact the project index may give one file about the others (see the module doc).
+    (A repr that still varied between runs could only make entries miss, never hit wrongly.)"""
+    digest = hashlib.sha256(repr((project.roots, project.search_paths)).encode("utf-8", "surrogatepass"))
     for path in sorted(project.files):
         entry = project.files[path]
         summary = entry.summary
-        facts = {}
+        facts = [path, entry.module, entry.is_package, entry.root, entry.notebook]
         for f in dataclasses.fields(summary):
             if f.name == "digest":  # hash() of the rest: differs between processes
                 continue
             value = getattr(summary, f.name)
-            facts[f.name] = _facts_of_names(value) if f.name == "names" else value
-        files.append((path, entry.module, entry.is_package, entry.root, entry.notebook, facts))
-    return _digest(list(project.roots), list(project.search_paths), files)
+            if f.name == "names":  # without the line numbers, which no other file rests on
+                value = tuple((name, _stable(binding[:-1])) for name, binding in sorted(value.items()))
+            facts.append((f.name, _stable(value)))
+        digest.update(repr(facts).encode("utf-8", "surrogatepass") + b"\0")
+    return digest.hexdigest()
 
 
 def index_reads(project: Any) -> dict[str, dict[str, Any]]:
@@ -380,18 +390,16 @@ class ResultCache:
             return
         tokens = set(self.valid_tokens) | {self.token}
         on_disk = self._read_manifest()
-        if on_disk is not None:  # another run's record: kept when it agrees with ours
+        # another run's record (written since this run started): kept when it still holds and
+        # agrees with ours; a record that no longer holds is dropped with its tokens
+        if on_disk is not None and (on_disk[1] == self.loaded_reads or _reads_hold(on_disk[1])):
             merged = _merge_reads(on_disk[1], own)
             if merged is not None:
                 own, tokens = merged, tokens | on_disk[0]
-        data = {
-            "format": FORMAT,
-            "context": self.context,
-            "tokens": sorted(tokens)[-MAX_TOKENS:] if len(tokens) > MAX_TOKENS else sorted(tokens),
-            "reads": own,
-        }
-        if self.token not in data["tokens"]:
-            data["tokens"] = [*data["tokens"][1:], self.token]
+        kept = sorted(tokens)[-MAX_TOKENS:]  # the newest (tokens start with the time)
+        if self.token not in kept:
+            kept = [*kept[1:], self.token]
+        data = {"format": FORMAT, "context": self.context, "tokens": kept, "reads": own}
         _atomic_write(self.directory / "manifest.json", json.dumps(data, separators=(",", ":")))
 
     def _prune(self) -> None:
