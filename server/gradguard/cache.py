@@ -88,6 +88,11 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
+def context_digest(*parts: Any) -> str:
+    """The name of a context directory: the digest of the fingerprints it is made of."""
+    return _digest(*parts)
+
+
 def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -189,7 +194,7 @@ def _reads_hold(reads: dict[str, dict[str, Any]]) -> bool:
     return True
 
 
-def _merge_reads(*all_reads: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]] | None:
+def merge_reads(*all_reads: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]] | None:
     """The union of several records; None when two disagree about one path."""
     out: dict[str, dict[str, Any]] = {"files": {}, "dirs": {}}
     for reads in all_reads:
@@ -385,7 +390,7 @@ class ResultCache:
             log.debug("cache: cannot update %s (%s)", self.directory, exc)
 
     def _write_manifest(self, reads: dict[str, dict[str, Any]]) -> None:
-        own = _merge_reads(self.loaded_reads, reads)
+        own = merge_reads(self.loaded_reads, reads)
         if own is None:  # something this run read changed while it ran: record nothing
             return
         tokens = set(self.valid_tokens) | {self.token}
@@ -393,7 +398,7 @@ class ResultCache:
         # another run's record (written since this run started): kept when it still holds and
         # agrees with ours; a record that no longer holds is dropped with its tokens
         if on_disk is not None and (on_disk[1] == self.loaded_reads or _reads_hold(on_disk[1])):
-            merged = _merge_reads(on_disk[1], own)
+            merged = merge_reads(on_disk[1], own)
             if merged is not None:
                 own, tokens = merged, tokens | on_disk[0]
         kept = sorted(tokens)[-MAX_TOKENS:]  # the newest (tokens start with the time)

@@ -509,7 +509,7 @@ def _cached_check(
     from gradguard import cache as result_cache
 
     project, texts = (None, {}) if args.no_project else _index_project(args.paths, config, work, warm=False)
-    context = result_cache._digest(
+    context = result_cache.context_digest(
         result_cache.engine_fingerprint(),
         result_cache.settings_fingerprint(config, args.no_project),
         result_cache.project_fingerprint(project) if project is not None else "no project",
@@ -544,7 +544,7 @@ def _cached_check(
             if store is not None and i in keys and cacheable:
                 store.put(keys[i], result.findings)
     if store is not None:
-        merged = result_cache._merge_reads(result_cache.index_reads(project), *reads)
+        merged = result_cache.merge_reads(result_cache.index_reads(project), *reads)
         if merged is not None:
             store.close(merged)
         log.debug("cache: %d hits, %d misses, %d written", store.hits, store.misses, store.written)
