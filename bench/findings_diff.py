@@ -31,7 +31,8 @@ def run_check(package: str, jobs: int) -> list[dict]:
     # a library unpacked by bench/libraries.py (never one of its holdout set while working), or a wheel
     unpacked = corpus.CORPUS_DIR / "libs" / package
     directory = unpacked if unpacked.is_dir() else corpus.ensure_package(package)
-    env = dict(os.environ, PYTHONPATH=str(corpus.ROOT / "server"), NO_COLOR="1")
+    # cold runs, and no result cache written into the corpus
+    env = dict(os.environ, PYTHONPATH=str(corpus.ROOT / "server"), NO_COLOR="1", GRADGUARD_NO_CACHE="1")
     argv = [sys.executable, "-m", "gradguard", "check", "--format", "json", "--exit-zero"]
     argv += ["-j", str(jobs), str(directory)]
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)

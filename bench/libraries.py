@@ -476,7 +476,8 @@ def _children_cpu() -> float:
 
 def run_gradguard(directory: Path, jobs: int) -> tuple[list[dict], float, list[str]]:
     argv = [sys.executable, "-m", "gradguard", "check", "--format", "json", "--exit-zero", "-j", str(jobs)]
-    env = dict(os.environ, PYTHONPATH=str(corpus.ROOT / "server"), NO_COLOR="1")
+    # cold runs, and no result cache written into the corpus
+    env = dict(os.environ, PYTHONPATH=str(corpus.ROOT / "server"), NO_COLOR="1", GRADGUARD_NO_CACHE="1")
     before = _children_cpu()
     # run inside the library's directory: paths in the report are relative to it
     proc = subprocess.run([*argv, "."], capture_output=True, text=True, env=env, cwd=directory, check=False)

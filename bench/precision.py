@@ -30,7 +30,8 @@ def run_gradguard(dirs: list[Path], select: str | None, jobs: int) -> tuple[list
     if select:
         argv += ["--select", select]
     argv += [str(d) for d in dirs]
-    env = dict(os.environ, PYTHONPATH=str(corpus.ROOT / "server"), NO_COLOR="1")
+    # cold runs, and no result cache written into the corpus
+    env = dict(os.environ, PYTHONPATH=str(corpus.ROOT / "server"), NO_COLOR="1", GRADGUARD_NO_CACHE="1")
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"gradguard failed ({proc.returncode}):\n{proc.stderr[-3000:]}")

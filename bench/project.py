@@ -107,7 +107,8 @@ def _cli(dirs: list[Path], jobs: int, project: bool) -> dict:
     if not project:
         argv.append("--no-project")
     argv += [str(d) for d in dirs]
-    env = dict(os.environ, PYTHONPATH=str(corpus.ROOT / "server"))
+    # cold runs, and no result cache written into the corpus
+    env = dict(os.environ, PYTHONPATH=str(corpus.ROOT / "server"), GRADGUARD_NO_CACHE="1")
     before = _children_cpu()
     start = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)

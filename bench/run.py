@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     engine = in_process(files, args.repeat)
 
     tools: list[dict] = []
-    env = dict(os.environ, PYTHONPATH=str(corpus.ROOT / "server"), NO_COLOR="1")
+    # cold runs, and no result cache written into the corpus
+    env = dict(os.environ, PYTHONPATH=str(corpus.ROOT / "server"), NO_COLOR="1", GRADGUARD_NO_CACHE="1")
     if not args.no_cli:
         result = run_tool(
             "gradguard check (CLI)",

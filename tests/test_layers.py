@@ -7,7 +7,8 @@ included), so that the layering stays:
 * output renders the engine's findings and imports only the engine;
 * the probe imports the engine (and output, proctree), never a rule, the language server or the CLI;
 * the language server imports the engine and the probe, never a rule module or the CLI;
-* the CLI imports the engine, the probe and output, and of the language server only its entry
+* the CLI's result cache (`gradguard.cache`) imports only the engine;
+* the CLI imports the engine, the probe, output and the cache, and of the language server only its entry
   point (`gradguard.lsp.server.start`);
 * no module imports a private (`_`-prefixed) name from another layer.
 
@@ -36,7 +37,8 @@ ALLOWED = {
     "output": {"engine"},
     "probe": {"engine", "output", "proctree"},
     "lsp": {"engine", "probe", "output", "proctree"},
-    "cli": {"engine", "probe", "output", "proctree", "docs"},
+    "cli": {"engine", "probe", "output", "proctree", "docs", "cache"},
+    "cache": {"engine"},
     "docs": {"engine"},
     "proctree": set(),
     "__main__": {"cli"},

@@ -89,6 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check every file alone (no project index: imports from other files stay unknown)",
     )
+    check.add_argument(
+        "--cache-dir",
+        help="where to keep the result cache (default: .gradguard_cache at the project root; "
+        "also the `cache-dir` setting and GRADGUARD_CACHE_DIR)",
+    )
+    check.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor write the result cache (also GRADGUARD_NO_CACHE=1); "
+        "--fix and --diff never use it",
+    )
 
     explain = sub.add_parser("explain", help="explain a rule")
     explain.add_argument("code")
@@ -132,6 +143,7 @@ class CheckJob:
     fix: bool
     unsafe: bool
     diff: bool = False
+    record_reads: bool = False  # send back what the project index read (for the result cache)
 
 
 _worker_analyzer: Analyzer | None = None
@@ -319,12 +331,17 @@ def _worker_init(parent: int, project: ProjectIndex | None = None, texts: dict |
     threading.Thread(target=watchdog, name="gradguard-watchdog", daemon=True).start()
 
 
-def _check_chunk(chunk: list[tuple[str, CheckJob]]) -> list[FileResult]:
-    return [_check_one(item) for item in chunk]
+def _check_chunk(chunk: list[tuple[str, CheckJob]]) -> tuple[list[FileResult], dict | None]:
+    results = [_check_one(item) for item in chunk]
+    if chunk and chunk[0][1].record_reads:
+        from gradguard.cache import index_reads
+
+        return results, index_reads(_worker_project)
+    return results, None
 
 
 def _index_project(
-    paths: list[str], config: Config, work: list[tuple[str, CheckJob]]
+    paths: list[str], config: Config, work: list[tuple[str, CheckJob]], warm: bool = True
 ) -> tuple[ProjectIndex, dict[str, str]]:
     """The project index: every file under the package roots of the given paths, so that a
     finding in one file may rest on another file's classes; and the texts it read, by path."""
@@ -333,7 +350,6 @@ def _index_project(
     try:
         read: dict[str, str] = {}
         project = build_project(paths, config.exclude, keep=read)
-        project.warm()
         for path, _ in work:
             text = read.get(project.real_path(path))
             if text is not None:
@@ -341,10 +357,20 @@ def _index_project(
         del read
     finally:
         gc.enable()
+    if warm:
+        _warm_project(project)
+    return project, texts
+
+
+def _warm_project(project: ProjectIndex) -> None:
+    gc.disable()
+    try:
+        project.warm()
+    finally:
+        gc.enable()
     # the index lives as long as the process: keep the garbage collector from walking it
     # again and again (and, after a fork, from touching every page of it)
     gc.freeze()
-    return project, texts
 
 
 def _run_parallel(
@@ -352,6 +378,7 @@ def _run_parallel(
     jobs: int,
     project: ProjectIndex | None = None,
     texts: dict | None = None,
+    reads: list[dict] | None = None,
 ) -> list[FileResult]:
     fork = sys.platform.startswith("linux") or "fork" in multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork") if fork else None
@@ -374,7 +401,12 @@ def _run_parallel(
             futures = [pool.submit(_check_chunk, work[i : i + size]) for i in range(0, len(work), size)]
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        results = [result for future in futures for result in future.result()]
+        results = []
+        for future in futures:
+            chunk_results, chunk_reads = future.result()
+            results.extend(chunk_results)
+            if chunk_reads is not None and reads is not None:
+                reads.append(chunk_reads)
     except BaseException:
         # interrupted or failed: stop the workers now rather than let them finish their files
         for process in list(getattr(pool, "_processes", {}).values()):
@@ -397,6 +429,13 @@ def _on_sigterm(signum, frame) -> None:
 
 
 def _resolve_config(args: argparse.Namespace) -> Config:
+    config, _ = _resolve_config_path(args)
+    return config
+
+
+def _resolve_config_path(args: argparse.Namespace) -> tuple[Config, Path | None]:
+    """The effective settings, and the pyproject.toml they came from (None: defaults)."""
+    config_path: Path | None
     if args.config:
         config_path = Path(args.config)
         if not config_path.is_file():
@@ -408,7 +447,7 @@ def _resolve_config(args: argparse.Namespace) -> Config:
             exists = first.exists()
         except OSError:
             exists = False
-        config, _ = load_config(first if exists else Path.cwd())
+        config, config_path = load_config(first if exists else Path.cwd())
     config = config.merged(select=args.select, ignore=args.ignore, extend_ignore=args.extend_ignore)
     if not config.select_given:
         config = dataclasses.replace(config, ignore=(*config.ignore, *suggestion_codes()))
@@ -420,7 +459,96 @@ def _resolve_config(args: argparse.Namespace) -> Config:
             )
         if selector != "ALL" and not any(code.startswith(selector) for code in known):
             raise UsageError(f"unknown rule code or prefix: {selector}")
-    return config
+    return config, config_path
+
+
+def _cache_root(args: argparse.Namespace, config: Config, config_path: Path | None) -> Path | None:
+    """Where the result cache lives; None when it is not to be used (--no-cache, --fix, --diff)."""
+    from gradguard.cache import default_cache_dir
+
+    if args.no_cache or args.fix or args.diff or os.environ.get("GRADGUARD_NO_CACHE", "") not in ("", "0"):
+        return None
+    if args.cache_dir:
+        return Path(args.cache_dir)
+    if os.environ.get("GRADGUARD_CACHE_DIR"):
+        return Path(os.environ["GRADGUARD_CACHE_DIR"])
+    if config.cache_dir:
+        return Path(config.cache_dir)
+    return default_cache_dir(config_path)
+
+
+def _file_digest(path: str, texts: dict[str, str]) -> str | None:
+    """The digest of what checking `path` reads (its text; a notebook's bytes); None when it
+    cannot be read (the check then says why). A text read here is left in `texts`."""
+    import hashlib
+
+    from gradguard.cache import text_digest
+
+    if path.endswith(NOTEBOOK_SUFFIX):
+        try:
+            return hashlib.sha256(read_notebook_bytes(path)).hexdigest()
+        except UnreadableFile:
+            return None
+    text = texts.get(path)
+    if text is None:
+        try:
+            text = texts[path] = read_source_file(path).text
+        except UnreadableFile:
+            return None
+    return text_digest(text)
+
+
+def _cached_check(
+    args: argparse.Namespace,
+    root: Path,
+    config: Config,
+    work: list[tuple[str, CheckJob]],
+    jobs: int,
+) -> list[FileResult]:
+    """The check with the result cache: the hits read back, the rest checked and stored."""
+    from gradguard import cache as result_cache
+
+    project, texts = (None, {}) if args.no_project else _index_project(args.paths, config, work, warm=False)
+    context = result_cache.context_digest(
+        result_cache.engine_fingerprint(),
+        result_cache.settings_fingerprint(config, args.no_project),
+        result_cache.project_fingerprint(project) if project is not None else "no project",
+    )
+    store = result_cache.ResultCache.open(root, context)
+    results: list[FileResult | None] = [None] * len(work)
+    keys: dict[int, str] = {}
+    todo: list[int] = []
+    for i, (path, _job) in enumerate(work):
+        digest = _file_digest(path, texts) if store is not None else None
+        if store is not None and digest is not None:
+            keys[i] = store.key(path, digest)
+            findings = store.get(keys[i])
+            if findings is not None:
+                results[i] = FileResult(path, findings)
+                continue
+        todo.append(i)
+    reads: list[dict] = []
+    if todo:
+        if project is not None:
+            _warm_project(project)
+        missed = [(work[i][0], dataclasses.replace(work[i][1], record_reads=True)) for i in todo]
+        jobs = min(jobs, len(missed))
+        if jobs > 1 and len(missed) > 8:
+            checked = _run_parallel(missed, jobs, project, texts, reads)
+        else:
+            _init_worker(project, texts)
+            checked = [_check_one(w) for w in missed]
+        for i, result in zip(todo, checked, strict=True):
+            results[i] = result
+            cacheable = not (result.skipped or result.internal_errors or result.write_error)
+            if store is not None and i in keys and cacheable:
+                store.put(keys[i], result.findings)
+    if store is not None:
+        merged = result_cache.merge_reads(result_cache.index_reads(project), *reads)
+        if merged is not None:
+            store.close(merged)
+        log.debug("cache: %d hits, %d misses, %d written", store.hits, store.misses, store.written)
+    return [r for r in results if r is not None]
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -429,7 +557,7 @@ def run_check(args: argparse.Namespace) -> int:
 
     if args.jobs < 0:
         raise UsageError(f"--jobs must be 0 (all cores) or more, got {args.jobs}")
-    config = _resolve_config(args)
+    config, config_path = _resolve_config_path(args)
     fileset = collect_files(args.paths, config.exclude)
     if fileset.missing:
         raise UsageError("no such file or directory: " + ", ".join(display_path(m) for m in fileset.missing))
@@ -439,13 +567,17 @@ def run_check(args: argparse.Namespace) -> int:
     work = [(str(p), job) for p in fileset.files]
     jobs = job_count(args.jobs, len(work))
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    cache_root = _cache_root(args, config, config_path)
     try:
-        project, texts = (None, {}) if args.no_project else _index_project(args.paths, config, work)
-        if jobs > 1 and len(work) > 8:
-            results = _run_parallel(work, jobs, project, texts)
+        if cache_root is not None:
+            results = _cached_check(args, cache_root, config, work, jobs)
         else:
-            _init_worker(project, texts)
-            results = [_check_one(w) for w in work]
+            project, texts = (None, {}) if args.no_project else _index_project(args.paths, config, work)
+            if jobs > 1 and len(work) > 8:
+                results = _run_parallel(work, jobs, project, texts)
+            else:
+                _init_worker(project, texts)
+                results = [_check_one(w) for w in work]
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -33,6 +33,7 @@ DEFAULT_EXCLUDES = (
     "__pycache__",
     ".mypy_cache",
     ".ruff_cache",
+    ".gradguard_cache",
     ".pytest_cache",
     ".tox",
     ".nox",
@@ -103,6 +104,7 @@ class Config:
     # whether `select` was set (command line or config file) rather than left at its default:
     # the CLI leaves suggestion rules out of the default selection only
     select_given: bool = False
+    cache_dir: str | None = None  # `cache-dir`: where `gradguard check` keeps its result cache
 
     def enabled(self, code: str) -> bool:
         if not any(code_matches(code, s) for s in self.select):
@@ -152,6 +154,7 @@ class Config:
             "severity",
             "exclude",
             "extend-exclude",
+            "cache-dir",
         }
         for key in table:
             if key not in known:
@@ -161,6 +164,10 @@ class Config:
             exclude = _patterns(table.get("exclude"), "exclude") + _patterns(
                 table.get("extend-exclude"), "extend-exclude"
             )
+            cache_dir = table.get("cache-dir")
+            if cache_dir is not None and (not isinstance(cache_dir, str) or not cache_dir):
+                raise ConfigError(f"cache-dir must be a path (a string), got {cache_dir!r}")
+            config = replace(config, cache_dir=cache_dir)
             return config.merged(
                 select=table.get("select"),
                 ignore=table.get("ignore"),
@@ -219,4 +226,7 @@ def load_config_file(path: Path) -> Config:
         raise ConfigError(f"{path}: `tool` must be a table, got {_type_name(tool)}")
     if "gradguard" not in tool:
         return Config()
-    return Config.from_table(tool["gradguard"], origin=str(path))
+    config = Config.from_table(tool["gradguard"], origin=str(path))
+    if config.cache_dir is not None:  # relative to the file that sets it
+        config = replace(config, cache_dir=str(path.parent / os.path.expanduser(config.cache_dir)))
+    return config
