@@ -58,6 +58,12 @@ def _value(code: str, name: str, line: int, function: str = "forward") -> v.Valu
         ("return x[mask.long()]", set()),
         ("return (x == labels).sum()", set()),
         ("return F.mse_loss(x, labels)", set()),
+        # an element's `.item()` used as a slice bound; the argument of `get_input_embeddings()`
+        ("beg = idx[0, 1].item()\n        return x[0, beg : beg + 2]", {"idx"}),
+        ("return out.get_input_embeddings()(ids)", {"ids"}),
+        ("beg = idx[0].item()\n        beg = beg / 2\n        return x[beg:]", set()),
+        ("beg = labels[0].item()\n        return x.loc[beg:]", set()),
+        ("beg = labels.sum().item()\n        return x[:beg]", set()),
     ],
 )
 def test_integer_names_by_syntax(body, expected):

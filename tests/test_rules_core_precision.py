@@ -278,6 +278,54 @@ FLAGGED = [
         """,
         [9],
     ),
+    (
+        # (dev12 funasr's CIF predictor) where `mask is None`, `alphas` is still relu's saved output:
+        # reported when nothing later in the block stops that path
+        "GG204",
+        """
+        import torch
+        import torch.nn as nn
+
+        class Predictor(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 1)
+
+            def forward(self, hidden, target_length, mask=None):
+                alphas = torch.relu(self.fc(hidden)).squeeze(-1)
+                if mask is not None:
+                    alphas = alphas * mask
+                mask = mask.float() if mask is not None else None
+                alphas *= (target_length / alphas.sum(-1))[:, None]
+                return alphas
+        """,
+        [14],
+    ),
+    (
+        # ... and when the attribute that stops it is inside a `try` (its handler may catch the error)
+        "GG204",
+        """
+        import torch
+        import torch.nn as nn
+
+        class Predictor(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 1)
+
+            def forward(self, hidden, target_length, mask=None):
+                try:
+                    alphas = torch.relu(self.fc(hidden)).squeeze(-1)
+                    if mask is not None:
+                        alphas = alphas * mask
+                    mask = mask.float()
+                except AttributeError:
+                    pass
+                alphas *= (target_length / alphas.sum(-1))[:, None]
+                return alphas
+        """,
+        [17],
+    ),
 ]
 
 

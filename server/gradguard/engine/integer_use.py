@@ -76,6 +76,8 @@ def _call_names(call: ast.Call, module: ModuleContext) -> list[str | None]:
         if spec is None:
             return []
         return [root_name(_argument(call, spec.position, spec.keyword), rows=spec.keyword != "target")]
+    if _input_embeddings(func):
+        return [root_name(call.args[0])] if call.args else []
     if not isinstance(func, ast.Attribute):
         return []
     attr = func.attr
@@ -97,6 +99,11 @@ def scan(body: list[ast.stmt], module: ModuleContext) -> tuple[frozenset[str], d
     torch_facts' condition class_index_shape), the names of the scores they go with."""
     found: set[str | None] = set()
     targets: dict[str, set[str | None]] = {}
+    # `n = t[i].item()` (n -> t), the names bound in the scope (with their number of bindings), the
+    # names used as slice bounds
+    items: dict[str, str] = {}
+    stores: dict[str, int] = {}
+    bounds: set[str] = set()
     stack: list[ast.AST] = list(body)
     # (an inlined `ast.iter_child_nodes` over the fields that can hold nodes, as `Unit._index`)
     fields_of = _CHILD_FIELDS.get
@@ -107,6 +114,11 @@ def scan(body: list[ast.stmt], module: ModuleContext) -> tuple[frozenset[str], d
             continue
         if isinstance(node, ast.Subscript):
             found.update(root_name(e, rows=True) for e in _index_expressions(node))
+            bounds.update(_slice_bound_names(node))
+        elif isinstance(node, ast.Assign) or (
+            isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load)
+        ):
+            _note_binding(node, items, stores)
         elif isinstance(node, ast.Call):
             spec = _class_target(node, module)
             if spec is None:
@@ -126,6 +138,7 @@ def scan(body: list[ast.stmt], module: ModuleContext) -> tuple[frozenset[str], d
                 stack.extend([item for item in value if isinstance(item, node_type)])
             elif isinstance(value, node_type):
                 stack.append(value)
+    found.update(t for n, t in items.items() if n in bounds and stores.get(n) == 1)
     conditional = {
         name: frozenset(s for s in scores if s is not None)
         for name, scores in targets.items()
@@ -142,3 +155,57 @@ def _class_target(call: ast.Call, module: ModuleContext) -> torch_facts.IntegerA
 
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+
+
+def _input_embeddings(func: ast.expr) -> bool:
+    """`model.get_input_embeddings()`: transformers' `PreTrainedModel` API for the module that maps
+    the vocabulary's token ids to vectors (the model's `nn.Embedding`); what it is called on are ids
+    (funasr's LLM ASR models: `self.llm.model.get_input_embeddings()(input_ids)`)."""
+    return (
+        isinstance(func, ast.Call)
+        and not func.args
+        and not func.keywords
+        and isinstance(func.func, ast.Attribute)
+        and func.func.attr == "get_input_embeddings"
+    )
+
+
+def _slice_bound_names(node: ast.Subscript) -> list[str]:
+    """The names a slice of `node` starts or stops at, alone or as a term of `+`/`-`
+    (`x[b, beg : beg + n]`): Python numbers there must be ints ("slice indices must be integers or
+    None or have an __index__ method" from tensors, lists, arrays). Not pandas' `.loc`, which slices
+    by labels."""
+    if isinstance(node.value, ast.Attribute) and node.value.attr == "loc":
+        return []
+    parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+    names: list[str] = []
+    for part in parts:
+        if not isinstance(part, ast.Slice):
+            continue
+        for bound in (part.lower, part.upper):
+            terms = [bound]
+            if isinstance(bound, ast.BinOp) and isinstance(bound.op, (ast.Add, ast.Sub)):
+                terms = [bound.left, bound.right]
+            names.extend(t.id for t in terms if isinstance(t, ast.Name))
+    return names
+
+
+def _note_binding(node: ast.AST, items: dict[str, str], stores: dict[str, int]) -> None:
+    """Counts the bindings of a name; notes `n = t[...].item()` / `n = t.item()` as n -> t (n is
+    then a Python number taken from an element of t: an int exactly when t holds integers)."""
+    if isinstance(node, ast.Name):
+        stores[node.id] = stores.get(node.id, 0) + 1
+        return
+    assert isinstance(node, ast.Assign)
+    value = node.value
+    if (
+        len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+        and isinstance(value, ast.Call)
+        and not value.args
+        and isinstance(value.func, ast.Attribute)
+        and value.func.attr == "item"
+    ):
+        tensor = root_name(value.func.value, rows=True)
+        if tensor is not None:
+            items[node.targets[0].id] = tensor

@@ -33,7 +33,7 @@ import ast
 import weakref
 from typing import TYPE_CHECKING
 
-from gradguard.engine import integer_use, shape_flow, torch_facts
+from gradguard.engine import integer_use, none_paths, shape_flow, torch_facts
 from gradguard.engine.symshape import Shape
 from gradguard.engine.values import (
     ANY,
@@ -389,6 +389,8 @@ class Flow:
                 state.nograd = func
         self._return_states: list[State] = []
         self.return_points: list[tuple[Value, State]] = []  # what each `return` returns, and the state there
+        self._body = body
+        self._dead_none: dict[ast.If, bool] | None = None  # `none_paths.dead_none_branches`, when asked
         self.final = self._block(body, state)
         # the state where the scope ends, by falling off its end or by a return
         self.exit_state = merge([self.final, *self._return_states])
@@ -567,6 +569,8 @@ class Flow:
         self._eval(stmt.test, state)
         then_state, else_state = self._narrow(stmt.test, state)
         known = shape_flow.truth(self, stmt.test)  # a test on known ints / None-ness: one branch runs
+        if known is None and isinstance(stmt.test, ast.Compare):
+            known = self._none_dies().get(stmt)  # (the `None` branch raises later in the block)
         if known is not None:
             return self._block(stmt.body, then_state) if known else self._block(stmt.orelse, else_state)
         then_end, else_end = self._block(stmt.body, then_state), self._block(stmt.orelse, else_state)
@@ -579,6 +583,11 @@ class Flow:
         ):
             end.nograd = state.nograd  # (`if torch.is_grad_enabled(): ... else: ...`: both paths go on)
         return end
+
+    def _none_dies(self) -> dict[ast.If, bool]:
+        if self._dead_none is None:
+            self._dead_none = none_paths.dead_none_branches(self._body)
+        return self._dead_none
 
     def _loop(self, stmt: ast.For | ast.AsyncFor | ast.While, state: State) -> State | None:
         is_for = not isinstance(stmt, ast.While)

@@ -212,6 +212,75 @@ class MaskedAssignment(Rule):
             "(the same tensor objects, so they held integer ids at the write too: no write changes a dtype); "
             "integer tensors cannot require grad",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class TinyLM(nn.Module):
+                def __init__(self, vocab=10, dim=8):
+                    super().__init__()
+                    self.embed_tokens = nn.Embedding(vocab, dim)
+                    self.head = nn.Linear(dim, vocab)
+
+                def get_input_embeddings(self):
+                    return self.embed_tokens
+
+            class SpeechLLM(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.llm = TinyLM()
+                    self.adaptor = nn.Linear(4, 8)
+
+                def forward(self, speech, input_ids):
+                    input_ids[input_ids < 0] = 0
+                    inputs_embeds = self.llm.get_input_embeddings()(input_ids)
+                    inputs_embeds = torch.cat([self.adaptor(speech), inputs_embeds], dim=1)
+                    return self.llm.head(inputs_embeds)
+            """,
+            run="""
+            ids = torch.tensor([[1, 2, 3], [4, -1, -1]])
+            SpeechLLM()(torch.randn(2, 2, 4), ids).sum().backward()
+            assert ids.tolist() == [[1, 2, 3], [4, 0, 0]] and not ids.requires_grad
+            """,
+            note="dev12 funasr models/llm_asr/model.py, fun_asr_nano/model.py: what transformers' "
+            "`get_input_embeddings()` (the vocabulary's embedding) is called on are token ids, integers, "
+            "which cannot require grad",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class SpeechInserter(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.adaptor = nn.Linear(4, 8)
+
+                def forward(self, speech, inputs_embeds, fbank_beg, token_len):
+                    encoder_out = self.adaptor(speech)
+                    fbank_beg[fbank_beg < 0] = 0
+                    for b in range(inputs_embeds.shape[0]):
+                        beg = fbank_beg[b, 0].item()
+                        if beg > 0:
+                            n = token_len[b]
+                            inputs_embeds[b, beg : beg + n, :] = encoder_out[b, :n, :]
+                    return inputs_embeds
+            """,
+            run="""
+            beg = torch.tensor([[1], [-1]], dtype=torch.int32)
+            model = SpeechInserter()
+            model(torch.randn(2, 3, 4), torch.zeros(2, 5, 8), beg, torch.tensor([2, 2])).sum().backward()
+            assert beg.tolist() == [[1], [0]] and model.adaptor.weight.grad is not None
+            try:
+                torch.zeros(5)[1.0:3.0]
+                raise AssertionError("a float slice bound was accepted")
+            except TypeError as e:
+                assert "slice indices must be integers" in str(e)
+            """,
+            note="dev12 funasr models/llm_asr/model.py, fun_asr_nano/model.py: an element of `fbank_beg` "
+            "(`.item()`) starts a slice, which takes ints only, so the tensor holds integers",
+        ),
     ]
     INVALID = [
         Invalid(

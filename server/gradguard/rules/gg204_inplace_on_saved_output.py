@@ -766,6 +766,44 @@ class InplaceOnSavedOutput(Rule):
             "pass's `nodes`; the `leaky_relu` output written in place is the new tensor this pass made (same "
             "statement, so same allocation site), which nothing saved",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class CifPredictor(nn.Module):
+                def __init__(self, idim: int = 8):
+                    super().__init__()
+                    self.cif_output = nn.Linear(idim, 1)
+
+                def forward(self, hidden, target_length=None, mask=None):
+                    alphas = torch.sigmoid(self.cif_output(hidden))
+                    alphas = torch.nn.functional.relu(alphas * 1.0 - 0.0)
+                    if mask is not None:
+                        mask = mask.transpose(-1, -2).float()
+                        alphas = alphas * mask
+                    alphas = alphas.squeeze(-1)
+                    mask = mask.squeeze(-1)
+                    token_num = alphas.sum(-1)
+                    if target_length is not None:
+                        alphas *= (target_length / token_num)[:, None]
+                    return alphas, token_num
+            """,
+            run="""
+            model = CifPredictor()
+            hidden, mask = torch.randn(2, 5, 8), torch.ones(2, 1, 5)
+            alphas, token_num = model(hidden, torch.tensor([3.0, 2.0]), mask)
+            (alphas.sum() + token_num.sum()).backward()
+            assert model.cif_output.weight.grad is not None
+            try:
+                model(hidden, torch.tensor([3.0, 2.0]))
+                raise AssertionError("mask=None ran")
+            except AttributeError as e:
+                assert "squeeze" in str(e)
+            """,
+            note="dev12 funasr models/paraformer/cif_predictor.py (and its copies): `alphas` is still relu's "
+            "saved output only where `mask is None`, and there `mask.squeeze(-1)` raises before the write",
+        ),
     ]
     INVALID = [
         Invalid(
