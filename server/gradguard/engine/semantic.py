@@ -172,6 +172,9 @@ _FACTORIES = frozenset(
      "bernoulli", "multinomial", "poisson"}
 )  # fmt: skip
 _INT_FACTORIES = frozenset({"randint", "randperm", "LongTensor", "IntTensor", "randint_like", "multinomial"})
+# helpers named for converting to a numpy array: `to_numpy`, `to_np`, `tensor_to_numpy`, `to_numpy_array`,
+# `tensor2numpy` (not `from_numpy`, `is_numpy`)
+_NUMPY_HELPER = re.compile(r"(?:\w*_)?to_?(?:numpy|np)(?:_array)?|\w+2(?:numpy|np)", re.IGNORECASE)
 _COPYING_FACTORIES = frozenset({"tensor", "as_tensor", "asarray", "Tensor", "FloatTensor", "DoubleTensor",
                                 "LongTensor", "IntTensor", "BoolTensor", "ByteTensor", "HalfTensor"})  # fmt: skip
 _COLLECTING = frozenset({"cat", "stack", "concat", "concatenate", "hstack", "vstack", "dstack", "column_stack",
@@ -1261,6 +1264,10 @@ class Semantics:
         """A call we cannot see into: its result may be anything, and may carry the gradient
         of whatever went in (and of whatever model the callee is)."""
         values = args.all()
+        if name is not None and args.positional and _NUMPY_HELPER.fullmatch(name):
+            # `to_numpy(t)`, `tensor2numpy(t)`: a helper named for what it returns, a numpy array, which
+            # carries no gradient (mmpose utils/tensor_utils.py: `x.detach().cpu().numpy()`)
+            return cut(args.positional[0], NUMPY_CUT, node, NUMPY)
         loss_like = name is not None and any(word in name.lower() for word in torch_facts.LOSS_WORDS)
         sources = frozenset()
         grad = NO

@@ -13,7 +13,7 @@ from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.queries import describe, in_forward, scope_text, scopes
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.values import BUFFER as BUFFER_KIND
-from gradguard.engine.values import MAYBE, PARAMETER, YES, Value
+from gradguard.engine.values import MAYBE, NONE, PARAMETER, TENSOR, YES, Value
 
 
 class BufferUpdatedFromGraph(Rule):
@@ -292,6 +292,42 @@ class BufferUpdatedFromGraph(Rule):
             assert step[0].next_functions[0][0].variable is mu
             """,
             note="a buffer replaced by what an argument gives it, not computed from its previous value",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            # a population of spiking neurons: buffers only, fed spikes times fixed synapse weights
+            # (bindsnet network/nodes.py); `shape` may be any iterable, which is no parameter
+            class LIFNodes(nn.Module):
+                def __init__(self, n=None, shape=None, decay=0.9):
+                    super().__init__()
+                    if shape is None:
+                        self.shape = [n]
+                    else:
+                        self.shape = shape
+                    self.decay = decay
+                    self.register_buffer("v", torch.zeros(*self.shape))
+
+                def forward(self, x):
+                    self.v.mul_(self.decay)
+                    self.v.add_(x)
+                    spikes = self.v >= 1.0
+                    self.v.masked_fill_(spikes, 0.0)
+                    return spikes
+            """,
+            run="""
+            import copy
+            w = nn.Parameter(torch.rand(4, 4), requires_grad=False)  # synapse weights, not trained by autograd
+            layer = LIFNodes(shape=(4,))
+            spikes = torch.rand(4) > 0.5
+            for _ in range(3):
+                spikes = layer(spikes.float() @ w)
+            assert not layer.v.requires_grad
+            copy.deepcopy(layer)
+            """,
+            note="a parameter-free module whose attribute holds an unknown constructor argument (not None)",
         ),
     ]
     INVALID = [
@@ -671,9 +707,16 @@ def _trainable_layer(unit: Unit, func: ast.AST | None) -> bool:
     info = unit.semantics.class_info(cls.name) if cls is not None else None
     if info is None:
         return False
-    if any((v.known and v.kinds & PARAMETER) or v.is_module for v in info.attrs.values()):
+    if any(_a_parameter(v) or v.is_module for v in info.attrs.values()):
         return True
     return _a_torch_layer_subclass(unit, cls) or _built_as_a_layer(unit, cls)
+
+
+def _a_parameter(value: Value) -> bool:
+    """A parameter, or a tensor or None that may be one (`nn.Parameter(...) if bias else None`). An
+    unknown value that is only known not to be None (`self.shape = shape` after `if shape is None:`,
+    bindsnet network/nodes.py) may be anything: it is no sign that the class owns parameters."""
+    return bool(value.kinds & PARAMETER) and value.is_only(TENSOR | PARAMETER | BUFFER_KIND | NONE)
 
 
 def _a_torch_layer_subclass(unit: Unit, cls: ast.ClassDef) -> bool:

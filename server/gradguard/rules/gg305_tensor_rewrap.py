@@ -161,6 +161,43 @@ class TensorRewrap(Rule):
             compare(model, model)
             """,
         ),
+        Valid(
+            """
+            import functools
+
+            import torch
+            import torch.nn as nn
+
+            to_numpy = functools.partial(torch.Tensor.numpy, force=True)  # detaches, moves to the CPU
+
+
+            # a keypoint head that logs an error metric next to its loss (mmpose
+            # regression_heads/temporal_regression_head.py): the metric is computed in numpy
+            class RegressionHead(nn.Module):
+                def __init__(self, dim, keypoints):
+                    super().__init__()
+                    self.fc = nn.Linear(dim, keypoints * 2)
+                    self.keypoints = keypoints
+
+                def loss(self, feats, labels):
+                    pred = self.fc(feats).reshape(-1, self.keypoints, 2)
+                    losses = {"loss_kpt": nn.functional.l1_loss(pred, labels)}
+                    err = (to_numpy(pred) - to_numpy(labels)).mean()
+                    losses["mean_error"] = torch.tensor(err, device=labels.device)
+                    return losses
+            """,
+            note="a value computed from what a helper named for converting to numpy (`to_numpy`: "
+            "`.detach().cpu().numpy()`) returns: a numpy array, which autograd never tracked",
+            run="""
+            import numpy as np
+            head = RegressionHead(8, 5)
+            losses = head.loss(torch.randn(4, 8), torch.rand(4, 5, 2))
+            assert isinstance(to_numpy(losses["loss_kpt"]), np.ndarray)
+            assert not losses["mean_error"].requires_grad
+            losses["loss_kpt"].backward()
+            assert head.fc.weight.grad is not None
+            """,
+        ),
     ]
     INVALID = [
         Invalid(
