@@ -697,9 +697,16 @@ class Flow:
                 continue
             if name in graph_names or (value.names and not value.names.isdisjoint(graph_names)):
                 state.env[name] = value.evolve(stale=value.stale | {backward})
+        if state.saved and all(backward in v.stale for v in state.env.values() if has_graph(v) and v.saves):
+            # every graph a name still holds was just freed: what its ops saved is gone, and an in-place
+            # write from here on corrupts nothing a backward will read (torchattacks' EAD: `const` scaled
+            # after the step's `cost.backward()`)
+            state.saved = {}
 
     def _with(self, stmt: ast.With | ast.AsyncWith, state: State) -> State | None:
         saved_mode = state.nograd
+        frame = self._loops[-1] if self._loops else None
+        left_at = (len(frame.breaks), len(frame.continues)) if frame is not None else (0, 0)
         for item in stmt.items:
             value = self._eval(item.context_expr, state)
             mode = self._grad_mode(item.context_expr)
@@ -712,6 +719,11 @@ class Flow:
         end = self._block(stmt.body, state)
         if end is not None:
             end.nograd = saved_mode
+        if frame is not None:
+            # a `break`/`continue` leaves the block too: the grad mode is restored on those paths as well
+            # (torchattacks' `with torch.no_grad(): ... break` must not make the next loop run without grad)
+            for left in (*frame.breaks[left_at[0] :], *frame.continues[left_at[1] :]):
+                left.nograd = saved_mode
         return end
 
     def _grad_mode(self, expr: ast.expr) -> bool | None:
@@ -1005,6 +1017,10 @@ class Flow:
                 if flag is True:
                     sources = base.sources | {target} if base.leaf != NO else base.sources
                     state.env[name] = base.evolve(grad=YES, sources=sources)
+                    if base.leaf != NO:
+                        # torch raises for `t.requires_grad = True` on a non-leaf: past this line `t` is
+                        # a leaf, no graph behind it (art's `adv = x.clone().detach(); adv.requires_grad = True`)
+                        state.env[name] = state.env[name].evolve(leaf=YES, saves=False, stale=frozenset())
                 elif flag is False:
                     state.env[name] = base.evolve(grad=NO)
         if path is not None:
