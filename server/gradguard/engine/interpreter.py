@@ -180,6 +180,16 @@ class State:
         return State(dict(self.env), dict(self.defs), dict(self.saved), self.nograd)
 
 
+def _roots_of(state: State, names: frozenset) -> set:
+    """The tensor objects the names hold."""
+    roots: set = set()
+    for name in names:
+        value = state.env.get(name)
+        if value is not None:
+            roots |= value.roots
+    return roots
+
+
 def _reachable_saves(state: State) -> dict:
     """The state's saved tensors that some name still holds (a saved tensor nothing holds can
     never be written again: keeping it would let another path's value seem saved)."""
@@ -697,11 +707,16 @@ class Flow:
                 continue
             if name in graph_names or (value.names and not value.names.isdisjoint(graph_names)):
                 state.env[name] = value.evolve(stale=value.stale | {backward})
-        if state.saved and all(backward in v.stale for v in state.env.values() if has_graph(v) and v.saves):
-            # every graph a name still holds was just freed: what its ops saved is gone, and an in-place
-            # write from here on corrupts nothing a backward will read (torchattacks' EAD: `const` scaled
-            # after the step's `cost.backward()`)
-            state.saved = {}
+        if state.saved:
+            # a tensor the loss was computed from, saved by one of its ops: the graph that saved it is freed,
+            # and an in-place write from here on corrupts nothing a backward reads -- unless a graph a name
+            # still holds was computed from it too (torchattacks' EAD: `const` scaled after `cost.backward()`)
+            freed = _roots_of(state, loss.names) & state.saved.keys()
+            for value in state.env.values():
+                if freed and has_graph(value) and value.saves and backward not in value.stale:
+                    freed -= _roots_of(state, value.names)
+            if freed:
+                state.saved = {root: record for root, record in state.saved.items() if root not in freed}
 
     def _with(self, stmt: ast.With | ast.AsyncWith, state: State) -> State | None:
         saved_mode = state.nograd
