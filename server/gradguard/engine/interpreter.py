@@ -180,6 +180,16 @@ class State:
         return State(dict(self.env), dict(self.defs), dict(self.saved), self.nograd)
 
 
+def _roots_of(state: State, names: frozenset) -> set:
+    """The tensor objects the names hold."""
+    roots: set = set()
+    for name in names:
+        value = state.env.get(name)
+        if value is not None:
+            roots |= value.roots
+    return roots
+
+
 def _reachable_saves(state: State) -> dict:
     """The state's saved tensors that some name still holds (a saved tensor nothing holds can
     never be written again: keeping it would let another path's value seem saved)."""
@@ -706,9 +716,21 @@ class Flow:
                 continue
             if name in graph_names or (value.names and not value.names.isdisjoint(graph_names)):
                 state.env[name] = value.evolve(stale=value.stale | {backward})
+        if state.saved:
+            # a tensor the loss was computed from, saved by one of its ops: the graph that saved it is freed,
+            # and an in-place write from here on corrupts nothing a backward reads -- unless a graph a name
+            # still holds was computed from it too (torchattacks' EAD: `const` scaled after `cost.backward()`)
+            freed = _roots_of(state, loss.names) & state.saved.keys()
+            for value in state.env.values():
+                if freed and has_graph(value) and value.saves and backward not in value.stale:
+                    freed -= _roots_of(state, value.names)
+            if freed:
+                state.saved = {root: record for root, record in state.saved.items() if root not in freed}
 
     def _with(self, stmt: ast.With | ast.AsyncWith, state: State) -> State | None:
         saved_mode = state.nograd
+        frame = self._loops[-1] if self._loops else None
+        left_at = (len(frame.breaks), len(frame.continues)) if frame is not None else (0, 0)
         for item in stmt.items:
             value = self._eval(item.context_expr, state)
             mode = self._grad_mode(item.context_expr)
@@ -721,6 +743,11 @@ class Flow:
         end = self._block(stmt.body, state)
         if end is not None:
             end.nograd = saved_mode
+        if frame is not None:
+            # a `break`/`continue` leaves the block too: the grad mode is restored on those paths as well
+            # (torchattacks' `with torch.no_grad(): ... break` must not make the next loop run without grad)
+            for left in (*frame.breaks[left_at[0] :], *frame.continues[left_at[1] :]):
+                left.nograd = saved_mode
         return end
 
     def _grad_mode(self, expr: ast.expr) -> bool | None:
@@ -1014,6 +1041,10 @@ class Flow:
                 if flag is True:
                     sources = base.sources | {target} if base.leaf != NO else base.sources
                     state.env[name] = base.evolve(grad=YES, sources=sources)
+                    if base.leaf != NO:
+                        # torch raises for `t.requires_grad = True` on a non-leaf: past this line `t` is
+                        # a leaf, no graph behind it (art's `adv = x.clone().detach(); adv.requires_grad = True`)
+                        state.env[name] = state.env[name].evolve(leaf=YES, saves=False, stale=frozenset())
                 elif flag is False:
                     state.env[name] = base.evolve(grad=NO)
         if path is not None:

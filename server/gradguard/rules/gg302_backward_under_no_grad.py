@@ -169,6 +169,44 @@ class BackwardUnderNoGrad(Rule):
             note="the model's logits come from `no_grad`, but the loss goes through `self._scale`, an "
             "abstract method a subclass implements with its parameters (dev8 torch-uncertainty scaler.py)",
         ),
+        Valid(
+            """
+            import torch
+
+
+            class Attack:
+                def loss(self, out, const):
+                    return torch.sum(const * out.pow(2).sum(1))
+
+                def adjust(self, const, bound):
+                    const[const < bound] *= 10
+
+                def run(self, model, images, outer_steps, steps):
+                    const = torch.ones(images.shape[0])
+                    y_k = torch.nn.Parameter(images.clone())
+                    prev = 1e6
+                    for outer in range(outer_steps):
+                        for it in range(steps):
+                            cost = self.loss(model(y_k), const)
+                            y_k.grad = None
+                            cost.backward()
+                            with torch.no_grad():
+                                y_k -= y_k.grad * 0.01
+                            with torch.no_grad():
+                                cost = self.loss(model(y_k), const)
+                                if cost > prev:
+                                    break
+                                prev = cost
+                        self.adjust(const, 1e3)
+                    return y_k.detach()
+            """,
+            run="""
+            out = Attack().run(torch.nn.Linear(4, 4), torch.randn(2, 4), 2, 3)
+            assert out.shape == (2, 4)
+            """,
+            note="holdout5 torchattacks attacks/eaden.py: the `break` inside `with torch.no_grad():` leaves the block, "
+            "and gradients are on again for the next outer iteration's `cost`",
+        ),
     ]
     INVALID = [
         Invalid(

@@ -516,6 +516,56 @@ class BackwardTwice(Rule):
             note="dev10 spikingjelly examples/lif_fc_mnist.py: the options `parser.parse_args()` returns "
             "(`args.T`) hold no graph, so a `backward()` does not make the next iteration's loss stale",
         ),
+        Valid(
+            """
+            import torch
+
+
+            def attack(model, x, y, steps, delta=0.1, step_size=0.01):
+                adv = x.clone().detach()
+                adv = adv + torch.empty_like(adv).uniform_(-delta, delta)
+                adv = torch.clamp(adv, 0, 1)
+                adv.requires_grad = True
+                for _ in range(steps):
+                    loss = (model(adv) - model(y)).pow(2).sum()
+                    loss.backward()
+                    adv.data = adv - adv.grad.detach().sign() * step_size
+                    adv.grad.zero_()
+                return adv.detach()
+            """,
+            run="""
+            adv = attack(torch.nn.Linear(4, 3), torch.rand(2, 4), torch.rand(2, 4), 3)
+            assert adv.shape == (2, 4)
+            """,
+            note="holdout5 adversarial-robustness-toolbox feature_adversaries_pytorch.py: `adv.requires_grad = True` "
+            "succeeds only on a leaf, so `adv` has no graph behind it; each iteration's `model(adv)` is a new "
+            "forward pass",
+        ),
+        Valid(
+            """
+            import torch
+
+
+            def fit(model, devices: int, loader, accumulate):
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                for step, batch in enumerate(loader):
+                    loss = model(batch).pow(2).mean()
+                    (loss / accumulate(devices)).backward()
+                    if step % accumulate(devices) == 0:
+                        optimizer.step()
+                        optimizer.zero_grad()
+
+
+            def main(parse_devices, make_model, loader):
+                devices = parse_devices("auto")
+                fit(make_model(devices), devices, loader, lambda n: 4 // n)
+            """,
+            run="""
+            main(lambda spec: 2, lambda devices: torch.nn.Linear(4, devices), [torch.randn(3, 4) for _ in range(4)])
+            """,
+            note="holdout5 litgpt pretrain.py: `devices: int` is given an unknown call's result (`parse_devices`) "
+            "that also built the model; an int carries no graph, and each iteration's loss is a new forward pass",
+        ),
     ]
     INVALID = [
         Invalid(

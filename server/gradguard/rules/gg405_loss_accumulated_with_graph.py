@@ -169,6 +169,31 @@ class LossAccumulatedWithGraph(Rule):
             """,
             note="no graph under no_grad",
         ),
+        Valid(
+            """
+            import torch
+
+
+            def check_parity(ref_model, ref_optim, other_model, other_optim, inp, steps):
+                for step in range(steps):
+                    losses = []
+                    for model, optim in ((ref_model, ref_optim), (other_model, other_optim)):
+                        optim.zero_grad()
+                        losses.append(model(inp).sum())
+                        losses[-1].backward()
+                        optim.step()
+                    assert torch.allclose(losses[0], losses[1])
+            """,
+            run="""
+            ref = torch.nn.Linear(4, 2)
+            other = torch.nn.Linear(4, 2)
+            other.load_state_dict(ref.state_dict())
+            sgd = lambda m: torch.optim.SGD(m.parameters(), lr=0.1)
+            check_parity(ref, sgd(ref), other, sgd(other), torch.randn(3, 4), 3)
+            """,
+            note="holdout5 torchao testing/training/fsdp2_utils.py: `losses = []` again every step, and the inner loop "
+            "runs over a literal pair: two losses held at most, each backpropagated at once",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -297,7 +322,7 @@ class LossAccumulatedWithGraph(Rule):
             else:
                 continue
             root = _root_name(target)
-            if root is None or root in backpropagated or _reset_in_loop(loop, target, root):
+            if root is None or root in backpropagated or _reset_each_time(unit, loop, target, root):
                 continue
             value = flow.value_of(added)
             if not has_graph(value) or not certainly_tracked(unit, value, roots) or unit.in_no_grad(node):
@@ -455,6 +480,21 @@ def _loss_name(added: ast.expr, flow) -> ast.Name | ast.Subscript | None:
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _reset_each_time(unit: Unit, loop: ast.AST, target: ast.AST, root: str) -> bool:
+    """Is the target re-bound inside the loop, or inside an enclosing loop when the loops in between
+    run over a literal tuple or list (a fixed few items)? torchao's `losses = []` at the top of each
+    step, then `for model, optim in ((ref, ref_optim), (fsdp, fsdp_optim)): losses.append(...)`,
+    holds two losses at most."""
+    current: ast.AST | None = loop
+    while current is not None:
+        if _reset_in_loop(current, target, root):
+            return True
+        if not (isinstance(current, ast.For) and isinstance(current.iter, (ast.Tuple, ast.List))):
+            return False
+        current = enclosing_loop(unit, current)
+    return False
 
 
 def _reset_in_loop(loop: ast.AST, target: ast.AST, root: str) -> bool:
