@@ -285,3 +285,29 @@ def test_alone_each_file_gets_what_the_index_corrects() -> None:
     # run.py calls Manual.backward by hand: alone, deleting it looks like a safe fix
     (fake,) = codes("explicit_backward")["GG101"]
     assert fake.fix is not None and fake.fix.applicability.value == "safe"
+
+
+def test_an_instance_of_a_class_that_is_no_module_holds_nothing_only_on_plain_bases(tmp_path: Path) -> None:
+    """A block storing an instance of a class that is no module: registering the block carries
+    nothing of it when the class's bases are all `object`; with any other base the verdict is
+    unknown. One file and the project index (a class of another file) judge alike."""
+    helpers = (
+        "class Mixin:\n    pass\n\n\nclass Plain(object):\n    pass\n\n\nclass Derived(Mixin):\n    pass\n"
+    )
+    block = (
+        "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.helper = {cls}()\n        self.pool = nn.AvgPool1d(3)\n\n\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.blocks = [Block() for _ in range(2)]\n"
+    )
+    analyzer = Analyzer()
+    for cls, expected in (("Plain", []), ("Derived", ["GG103"])):
+        one = "import torch.nn as nn\n\n\n" + helpers + "\n\n" + block.format(cls=cls)
+        assert [f.code for f in analyzer.check(one, "one.py").findings] == expected, cls
+        root = tmp_path / cls
+        root.mkdir()
+        (root / "helpers.py").write_text(helpers)
+        model = root / "model.py"
+        model.write_text(f"import torch.nn as nn\nfrom helpers import {cls}\n\n\n" + block.format(cls=cls))
+        across = Analyzer(project=build_project([root]))
+        assert [f.code for f in across.check(model.read_text(), str(model)).findings] == expected, cls

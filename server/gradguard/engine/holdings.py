@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 NONE = "none"
 MODE = "mode"
@@ -42,7 +43,8 @@ _DEF_RE = re.compile(r"def[ \t]+\w+[ \t]*\(")
 _KEYWORD_VALUE_RE = re.compile(r"=[ \t]*(\w+)[ \t]*[,)]")
 _LAST_WORD_RE = re.compile(r"[(,\s](\w+)[ \t]*$")
 _LITERAL_RE = re.compile(r"(?:-?[ \t]*[\d.][\w.]*|None|True|False|[rbuf]?\"[^\"\n]*\"|[rbuf]?'[^'\n]*')")
-_DOTTED_RE = re.compile(r"[A-Za-z_]\w*(?:[ \t]*\.[ \t]*[A-Za-z_]\w*)*")
+# a dotted name as written (`nn . Linear`); the project index reads class bases with it too
+DOTTED_RE = re.compile(r"[A-Za-z_]\w*(?:[ \t]*\.[ \t]*[A-Za-z_]\w*)*")
 _END_RE = re.compile(r"[ \t]*(?:#[^\n]*)?(?:\n|$)")
 # keywords of torch.nn constructors whose values are sizes, rates and flags: an `__init__` argument
 # also passed under one of them is such a number, not a module or a tensor
@@ -171,7 +173,7 @@ def _stored(text: str, start: int) -> str:
     if start < len(text) and text[start] in "[{":
         close = _close(text, start)
         return "" if close is not None and _END_RE.match(text, close) else "?"
-    m = _DOTTED_RE.match(text, start)
+    m = DOTTED_RE.match(text, start)
     if m is None:
         return "?"
     written = re.sub(r"[ \t]", "", m.group(0))
@@ -238,6 +240,41 @@ def judge(holds: Iterable[str], base_verdicts: Iterable[str], callee_verdict: Ca
         elif mark.startswith("c:"):
             verdict = worst(verdict, callee_verdict(mark[2:]))
     return verdict
+
+
+class Written(NamedTuple):
+    """What a name written in a file refers to, as that file's lookup finds it."""
+
+    qualified: str | None = None  # the qualified name the torch and standard-library tables may know
+    is_class: bool = False  # a class (its kind below); False: a function, a variable, or not read here
+    is_module: bool = False  # the class is an `nn.Module`
+    plain: bool = False  # the class's bases are all `object` (or it has none)
+    verdict: Callable[[], str] | None = None  # what an instance of it carries when registered
+
+
+def written_verdict(written: str, base: bool, lookup: Callable[[str], Written | None]) -> str:
+    """What a name as written carries, called and stored on `self` (or, `base`, as a base class),
+    with `lookup` the file's resolution of names (None: the name is bound to nothing the file
+    knows, so a builtin). The project index and a file's own `ModuleContext` share this.
+
+    An instance of a class that is no module is not registered and holds nothing, but only when
+    its bases are all `object`: a base that is not read may still make it a module."""
+    if written == "?":
+        return UNKNOWN
+    found = lookup(written)
+    if found is None:
+        if "." in written:
+            return UNKNOWN
+        if base:
+            return NONE if written == "object" else UNKNOWN
+        return builtin_verdict(written) or UNKNOWN
+    if found.qualified is not None:
+        quick = qualified_verdict(found.qualified)
+        if quick is not None:
+            return quick
+    if found.is_class and not base and not found.is_module:
+        return NONE if found.plain else UNKNOWN
+    return found.verdict() if found.verdict is not None else UNKNOWN
 
 
 def worst(a: str, b: str) -> str:

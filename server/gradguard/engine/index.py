@@ -367,24 +367,39 @@ class ModuleContext:
         return verdict, frozenset(uses)
 
     def _written_holdings(self, written: str, exclude: str, base: bool = False) -> tuple[str, frozenset[str]]:
-        head = written.split(".")[0]
-        if head in self._class_nodes or head in self.classes:
-            if "." in written or head == exclude:
-                return holdings.UNKNOWN, frozenset()
-            if not base and self.classes[head].kind != KIND_MODULE:
-                # an instance of a class that is no module (when its bases say so): not registered
-                plain = all(b == "object" for b in self.classes[head].bases)
-                return (holdings.NONE if plain else holdings.UNKNOWN), frozenset((head,))
-            return self.class_holdings(head)
-        if head in self.functions:
-            return holdings.UNKNOWN, frozenset()
-        qual = self.aliases.get(head)
-        if qual is None:
-            if base and written == "object":
-                return holdings.NONE, frozenset()
-            builtin = holdings.builtin_verdict(written) if not base else None
-            return (builtin or holdings.UNKNOWN), frozenset()
-        return self._qualified_holdings(qual + written[len(head) :]), frozenset()
+        """A name as written in this file, called and stored on `self` (or a base class of `exclude`):
+        its verdict (`holdings.written_verdict`) and the classes of this file it rests on."""
+        uses: set[str] = set()
+
+        def lookup(name: str) -> holdings.Written | None:
+            head = name.split(".")[0]
+            summary = self.classes.get(head)
+            if head in self._class_nodes or summary is not None:
+                if "." in name or head == exclude:
+                    return holdings.Written()
+                if head not in self._class_nodes and summary is not None and self.resolver is not None:
+                    return self.resolver.written(summary.bases[0])  # imported from the project
+
+                def verdict() -> str:
+                    found, more = self.class_holdings(head)
+                    uses.update(more)
+                    return found
+
+                if summary is None or summary.kind == KIND_MODULE:
+                    return holdings.Written(is_class=True, is_module=True, verdict=verdict)
+                uses.add(head)  # the verdict rests on its bases
+                plain = all(b == "object" for b in summary.bases)
+                return holdings.Written(is_class=True, plain=plain, verdict=verdict)
+            if head in self.functions:
+                return holdings.Written()
+            qual = self.aliases.get(head)
+            if qual is None:
+                return None
+            full = qual + name[len(head) :]
+            return self.resolver.written(full) if self.resolver is not None else holdings.Written(full)
+
+        verdict = holdings.written_verdict(written, base, lookup)
+        return verdict, frozenset(uses)
 
     def _qualified_holdings(self, full: str) -> str:
         """What a class named by its qualified name holds: torch's and the standard library's from the

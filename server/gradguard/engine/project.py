@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from gradguard.engine import holdings
-from gradguard.engine.holdings import class_holds
+from gradguard.engine.holdings import Written, class_holds
 
 # -- kinds ----------------------------------------------------------------------------------
 KIND_MODULE = "module"  # an nn.Module subclass
@@ -402,7 +402,6 @@ _TUPLE_ASSIGN_RE = re.compile(
 _HEAD_RE = re.compile(r"[A-Za-z_][\w.]*")
 _DOTTED_ONLY_RE = re.compile(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)[ \t]*(?:#.*)?")
 _BODY_DEF_RE = re.compile(r"^([ \t]+)(?:async[ \t]+)?def[ \t]+backward\b", re.MULTILINE)
-_BASE_RE = re.compile(r"[A-Za-z_]\w*(?:[ \t]*\.[ \t]*[A-Za-z_]\w*)*")
 _IMPORT_RE = re.compile(r"import[ \t]+([\w. \t,]+?)[ \t]*(?:#[^\n]*)?(?:\n|$)")
 _FROM_RE = re.compile(
     r"from[ \t]+(\.*)[ \t]*([\w.]*)[ \t]+import[ \t]*"
@@ -767,7 +766,7 @@ def _scan_class(builder: _Builder, text: str, pos: int, end: int, line: int) -> 
                 item = item.strip()
                 if not item or "=" in item or item.startswith("*"):
                     continue
-                if _BASE_RE.fullmatch(item):
+                if holdings.DOTTED_RE.fullmatch(item):
                     out.append(item.replace(" ", "").replace("\t", ""))
                 else:
                     out.append("?")
@@ -1641,27 +1640,29 @@ class ProjectIndex:
     def _written_holdings(
         self, module: str, written: str, hint: str, exclude: str, base: bool = False
     ) -> str:
-        """A name as written in `module`, called and stored on `self` (or a base class)."""
-        if written == "?":
-            return holdings.UNKNOWN
-        target = self.written_target(module, written, hint)
-        if target is not None:
-            quick = holdings.qualified_verdict(target)
-            if quick is not None:
-                return quick
-        symbol = self.resolve_in(module, written, hint, exclude=exclude)
-        if isinstance(symbol, ClassRef):
-            kind = self.facts_of(symbol, hint).kind
-            if not base and kind not in (KIND_MODULE, KIND_UNKNOWN):
-                return holdings.NONE  # an instance of a class that is no module: not registered
-            return self.holdings_of(symbol, hint)
-        if symbol is None and target is None and "." not in written:
-            if base and written == "object":
-                return holdings.NONE
-            plain = holdings.builtin_verdict(written)
-            if plain is not None and not base:
-                return plain
-        return holdings.UNKNOWN
+        """A name as written in `module`, called and stored on `self` (or a base class):
+        `holdings.written_verdict` with this index's resolution of the module's names."""
+
+        def lookup(name: str) -> holdings.Written | None:
+            target = self.written_target(module, name, hint)
+            symbol = self.resolve_in(module, name, hint, exclude=exclude)
+            if isinstance(symbol, ClassRef):
+                return self.written_class(symbol, target, hint)
+            if symbol is None and target is None:
+                return None
+            return holdings.Written(target)
+
+        return holdings.written_verdict(written, base, lookup)
+
+    def written_class(self, ref: ClassRef, target: str | None, hint: str = "") -> holdings.Written:
+        """A class as a name written in a file refers to it, for `holdings.written_verdict`."""
+        kind = self.facts_of(ref, hint).kind
+        mod = self.find_module(ref.module, hint)
+        summary = self._summary_of(mod) if mod is not None else None
+        binding = summary.names.get(ref.name) if summary is not None else None
+        plain = binding is not None and binding.kind == "class" and all(b == "object" for b in binding.bases)
+        module = kind == KIND_MODULE or (kind == KIND_UNKNOWN and not plain)  # `(object)` reads as unknown
+        return holdings.Written(target, True, module, plain, lambda: self.holdings_of(ref, hint))
 
     # -- the import graph ---------------------------------------------------------------------
     def imports_of(self, path: str) -> list[str]:
@@ -1947,6 +1948,16 @@ class FileResolver:
         if isinstance(symbol, ClassRef):
             return self.index.holdings_of(symbol, self.root)
         return holdings.UNKNOWN
+
+    def written(self, qualname: str) -> Written:
+        """A qualified name a file imports, for `holdings.written_verdict`: a class of the project
+        or of an installed package read as source, or a name only the torch tables may know."""
+        if holdings.qualified_verdict(qualname) is not None:
+            return holdings.Written(qualname)
+        symbol = self.resolve(qualname)
+        if isinstance(symbol, ClassRef):
+            return self.index.written_class(symbol, qualname, self.root)
+        return holdings.Written(qualname)
 
     def star_exports(self, module: str) -> tuple[tuple[str, str], ...]:
         return self.index.star_exports(module, self.root)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import re
 
-from gradguard.engine.index import FunctionNode, Unit
+from gradguard.engine.index import FunctionNode, Unit, self_name
 
 # In-place tensor methods whose out-of-place twin takes the same arguments (GG201, GG203).
 INPLACE_WITH_TWIN = {
@@ -149,4 +149,80 @@ def _referenced_elsewhere(unit: Unit, name: str) -> bool:
                 if not isinstance(outer, ast.ClassDef) and outer is not None:
                     return True
                 break
+    return False
+
+
+# -- where a module reads one of its attributes (GG103, GG201) ---------------------------------------
+def self_attribute_reads(
+    unit: Unit, cls: ast.ClassDef, attr: str
+) -> list[tuple[ast.Attribute, FunctionNode]] | None:
+    """Every load of `self.<attr>` in the methods of the module class `cls`, each with its method; None
+    when the attribute may be read where this cannot see it: the name is an attribute, or a string,
+    anywhere else in the file (another object's, a subclass's, `getattr(self, "x")`), the class reads
+    attributes by a computed name (`getattr`, `__dict__`, `vars`), or a base class other than torch's
+    may read it."""
+    for base in cls.bases:
+        qual = unit.module.qualname(base)
+        if qual is None or not qual.startswith("torch."):
+            return None
+    reads: list[tuple[ast.Attribute, FunctionNode]] = []
+    mine: set[int] = set()
+    for method in cls.body:
+        if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        me = self_name(method)
+        if me is None or any(
+            _decorator_name(d) in ("staticmethod", "classmethod") for d in method.decorator_list
+        ):
+            continue
+        for node in ast.walk(method):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == attr
+                and isinstance(node.value, ast.Name)
+                and node.value.id == me
+            ):
+                mine.add(id(node))
+                if isinstance(node.ctx, ast.Load):
+                    reads.append((node, method))
+    for node in ast.walk(unit.semantics.tree):
+        if isinstance(node, ast.Attribute) and node.attr == attr and id(node) not in mine:
+            return None
+        if isinstance(node, ast.Constant) and node.value == attr:
+            return None
+    for node in ast.walk(cls):
+        if (isinstance(node, ast.Name) and node.id in ("getattr", "vars")) or (
+            isinstance(node, ast.Attribute) and node.attr == "__dict__"
+        ):
+            return None
+    return reads
+
+
+def _decorator_name(node: ast.expr) -> str | None:
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def rebound_before(node: ast.AST, method: FunctionNode, me: str, attr: str, unit: Unit) -> bool:
+    """`node` (a read of `me.<attr>` in `method`) runs after a statement of the method's own body,
+    not inside any branch or loop, that binds `me.<attr>` anew: it reads that new value."""
+    top = node
+    for ancestor in unit.ancestors(node):
+        if ancestor is method:
+            break
+        top = ancestor
+    else:
+        return False
+    if top not in method.body:
+        return False
+    for stmt in method.body[: method.body.index(top)]:
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            if any(
+                isinstance(t, ast.Attribute)
+                and t.attr == attr
+                and isinstance(t.value, ast.Name)
+                and t.value.id == me
+                for t in targets
+            ):
+                return True
     return False

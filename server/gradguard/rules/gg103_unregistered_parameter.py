@@ -14,6 +14,7 @@ from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.values import DICT, LIST, MODULE, NONE, PARAMETER, TUPLE, YES
 from gradguard.engine.queries import node_text
 from gradguard.engine.rule import Invalid, Rule, Valid, Message
+from gradguard.engine.rule_helpers import rebound_before, self_attribute_reads
 from gradguard.engine.semantic import is_param_free_layer
 
 # `requires_grad`, a container display/comprehension, or a container being filled
@@ -280,6 +281,37 @@ class UnregisteredParameter(Rule):
             note="pypots nn/modules/fedformer/layers.py (the block class is in another file of the package, "
             "autoformer/layers.py): blocks that own no parameter, buffer or mode-dependent layer lose nothing "
             "in a Python list (`.to()`, `state_dict()` and `.eval()` have nothing of theirs to reach)",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class GAN(nn.Module):
+                def __init__(self, data_shapes):
+                    super().__init__()
+                    self.data_input_list = [nn.Parameter(torch.empty(s)) for s in data_shapes]
+                    self.data_inputs = ["data_input_%d" % i for i in range(len(self.data_input_list))]
+                    self.data_input_layers = []
+                    for shape in data_shapes:
+                        self.data_input_layers.append(nn.Parameter(torch.empty(shape)))
+                    self.discriminator = nn.Linear(3, 1)
+
+                def forward(self, data):
+                    self.data_input_layers = [data]
+                    return self.discriminator(self.data_input_layers[0]).mean()
+            """,
+            run="""
+            m = GAN([(4, 3)])
+            placeholders = [*m.data_input_list, *m.data_input_layers]
+            optimizer = torch.optim.SGD(m.parameters(), lr=0.1)
+            m(torch.randn(4, 3)).backward()
+            optimizer.step()
+            assert all(p.grad is None for p in placeholders)  # never read: nothing left untrained
+            assert m.data_input_layers[0].requires_grad is False and len(m.data_inputs) == 1
+            """,
+            note="deepchem models/torch_models/gan.py: lists of Parameters left from a TensorFlow port, "
+            "only measured with `len()` or rebound in `forward` before any read: they feed no computation",
         ),
     ]
     INVALID = [
@@ -759,7 +791,12 @@ class UnregisteredParameter(Rule):
                         unit, attr, value_node, passed_kinds, wrap_name=True, passed=line, fixable=fixable
                     )
                 continue
-            if kinds and final.is_only(LIST | TUPLE | DICT) and attr not in _registered_one_by_one(init, me):
+            if (
+                kinds
+                and final.is_only(LIST | TUPLE | DICT)
+                and attr not in _registered_one_by_one(init, me)
+                and not _items_never_used(unit, cls, attr)
+            ):
                 reported.add(attr)
                 empty = _is_empty_container(value_node)
                 wrap_name = isinstance(value_node, ast.Name)
@@ -858,6 +895,34 @@ class UnregisteredParameter(Rule):
                 ]
                 fix = self.make_fix("Use `nn.ModuleList` (of `nn.ModuleList`s)", edits)
         return self.finding(unit, value, message, fix=fix)
+
+
+def _items_never_used(unit: Unit, cls: ast.ClassDef, attr: str) -> bool:
+    """The class never uses what `self.<attr>` holds: every read of it takes its `len()`, fills it
+    (`append`/`extend`/`insert`), or comes after a statement of the same method that rebinds it
+    (`self.layers = [x]` at the top of `forward`). Its parameters or layers feed no computation, so
+    not registering them loses nothing (deepchem's GAN: placeholder lists left from a TensorFlow port)."""
+    reads = self_attribute_reads(unit, cls, attr)
+    if reads is None:
+        return False
+    for node, method in reads:
+        parent = unit.parent(node)
+        if (
+            isinstance(parent, ast.Call)
+            and isinstance(parent.func, ast.Name)
+            and parent.func.id == "len"
+            and parent.args == [node]
+            and not parent.keywords
+        ):
+            continue
+        if isinstance(parent, ast.Attribute) and parent.attr in ("append", "extend", "insert"):
+            call = unit.parent(parent)
+            if isinstance(call, ast.Call) and call.func is parent:
+                continue
+        if rebound_before(node, method, self_name(method) or "self", attr, unit):
+            continue
+        return False
+    return True
 
 
 def _inner_module_lists(

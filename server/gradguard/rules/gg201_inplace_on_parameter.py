@@ -19,7 +19,7 @@ from gradguard.engine.inplace import LEAF, LEAF_ERROR, describe_inplace, writes
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.queries import describe, in_forward, scope_text, scopes, switches_requires_grad_off
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
-from gradguard.engine.rule_helpers import AUGMENTED_OPERATORS, INPLACE_WITH_TWIN
+from gradguard.engine.rule_helpers import AUGMENTED_OPERATORS, INPLACE_WITH_TWIN, self_attribute_reads
 from gradguard.engine.values import NO, PARAMETER
 
 _OUT_OF_PLACE = INPLACE_WITH_TWIN
@@ -360,6 +360,32 @@ class InplaceOnParameter(Rule):
             note="the weight swapped only on the path where gradients are off (after "
             "`if torch.is_grad_enabled(): return ...`), and restored (mace-torch modules/lora.py)",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class GAN(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.noise_input = nn.Parameter(torch.empty(4, 2))
+                    self.generator = nn.Linear(2, 3)
+
+                def forward(self, noise_input):
+                    self.noise_input.data = noise_input
+                    return self.generator(noise_input).mean()
+            """,
+            run="""
+            m = GAN()
+            optimizer = torch.optim.SGD(m.parameters(), lr=0.1, weight_decay=0.1)
+            noise = torch.randn(4, 2)
+            m(noise).backward()
+            optimizer.step()
+            assert m.noise_input.grad is None and torch.equal(m.noise_input, noise)  # no update to overwrite
+            """,
+            note="deepchem models/torch_models/gan.py: a Parameter no computation of the module reads "
+            "(forward uses the local) never has a gradient, so no optimizer updates it",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -540,6 +566,7 @@ class InplaceOnParameter(Rule):
                         ast.unparse(event.target.value),  # type: ignore[union-attr]
                     )
                     and not _initialised_once(unit, event.node)
+                    and not _only_stored_through_data(unit, event.target.value)  # type: ignore[union-attr]
                 ):
                     target = describe(unit, event.target.value)  # type: ignore[union-attr]
                     message = self._DATA.format(target=target, method=getattr(func, "name", "forward"))
@@ -825,6 +852,41 @@ def _detaches_parameters(unit: Unit) -> bool:
             ):
                 return True
     return False
+
+
+def _only_stored_through_data(unit: Unit, target: ast.expr) -> bool:
+    """`self.p.data = x` where no computation of the module reads `self.p`: every read of it in the
+    class stores its `.data`, and the class never iterates its own parameters. Autograd never sees
+    `self.p`, so it never has a gradient and no optimizer ever updates it: there is no update to
+    overwrite (deepchem's GAN keeps the last noise batch in `self.noise_input`)."""
+    if not (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)):
+        return False
+    cls = next((a for a in unit.ancestors(target) if isinstance(a, ast.ClassDef)), None)
+    if cls is None:
+        return False
+    reads = self_attribute_reads(unit, cls, target.attr)
+    if reads is None:
+        return False
+    for read, _method in reads:
+        parent = unit.parent(read)
+        if not (
+            isinstance(parent, ast.Attribute) and parent.attr == "data" and isinstance(parent.ctx, ast.Store)
+        ):
+            return False
+    selves = {self_name(m) for m in cls.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    for node in ast.walk(cls):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in _OWN_PARAMETERS
+            and (not isinstance(node.value, ast.Name) or node.value.id in selves)
+        ):
+            return False  # `self.parameters()`, `super().parameters()`
+    return True
+
+
+_OWN_PARAMETERS = frozenset(
+    {"parameters", "named_parameters", "state_dict", "_parameters", "modules", "children"}
+)
 
 
 def _initialised_once(unit: Unit, node: ast.AST) -> bool:
