@@ -901,10 +901,11 @@ def _items_never_used(unit: Unit, cls: ast.ClassDef, attr: str) -> bool:
     """The class never uses what `self.<attr>` holds: every read of it takes its `len()`, fills it
     (`append`/`extend`/`insert`), or comes after a statement of the same method that rebinds it
     (`self.layers = [x]` at the top of `forward`). Its parameters or layers feed no computation, so
-    not registering them loses nothing (deepchem's GAN: placeholder lists left from a TensorFlow port)."""
+    not registering them loses nothing (deepchem's GAN: placeholder lists left from a TensorFlow port).
+    An attribute the class never reads at all is not such a case: it is there for code elsewhere."""
     reads = self_attribute_reads(unit, cls, attr)
-    if reads is None:
-        return False
+    if not reads:
+        return False  # never read in the class: other code (another file, a trainer) may use it
     for node, method in reads:
         parent = unit.parent(node)
         if (
