@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import insert_before_statement, replace_node
-from gradguard.engine.index import ModuleContext, Unit
+from gradguard.engine.index import ModuleContext, Unit, self_name
 from gradguard.engine.inplace import MULTI_VIEW, SAVED, local_tensor, saved_op_text, writes
 from gradguard.engine.queries import calls_backward, describe
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
-from gradguard.engine.values import CONTAINER, NO
+from gradguard.engine.values import ANY, CONTAINER, NO, TENSOR
 
 # in-place method -> out-of-place method with the same arguments
 _OUT_OF_PLACE = {
@@ -105,7 +105,9 @@ class InplaceOnSavedOutput(Rule):
     neither are writes under `torch.no_grad()` (they still bump the version counter and
     break a later backward through that output, but no-grad writes are usually deliberate
     updates of tensors outside the graph). Masked assignments `y[y < t] = v` inside `forward`
-    are reported by GG202.
+    are reported by GG202. In `forward`, such an output is taken to require grad unless its
+    input is a tensor cut from the graph (`.detach()`) scaled by a module attribute of
+    unknown type, which is taken as a number (a temperature given to the constructor).
 
     **Fix safety.** Unsafe: the out-of-place form (or, for an index write `b[i] = v`, writing into
     `b = b.clone()`) binds a new tensor, so other names (and the caller) that held the old one no
@@ -827,6 +829,40 @@ class InplaceOnSavedOutput(Rule):
             note="the write comes after the loop's last `backward()` freed every graph that saved `const`; no backward "
             "reads it again (the class behind holdout5 torchattacks attacks/eaden.py's `adjust_constant`)",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            # OpenNMT-py utils/loss.py (LossCompute._compute_lm_loss): the LM prior's scores are detached,
+            # divided by a float temperature given to the constructor, and edited before the KL term
+            class PriorLoss(nn.Module):
+                def __init__(self, generator, lm_prior, tau=None, unk=0, eos=3):
+                    super().__init__()
+                    self.generator = generator
+                    self.lm_prior = lm_prior
+                    self.tau = tau
+                    self.unk = unk
+                    self.eos = eos
+
+                def forward(self, output):
+                    scores = F.log_softmax(self.generator(output) / self.tau, dim=-1)
+                    lm_scores = self.lm_prior(output).detach().clone() / self.tau
+                    lm_scores = F.log_softmax(lm_scores.to(torch.float32), dim=-1)
+                    lm_scores[:, self.unk] = -50
+                    lm_scores[:, self.eos] -= 20
+                    lm_loss = F.kl_div(scores, lm_scores, reduction="none", log_target=True).sum(-1)
+                    return lm_loss.sum() * self.tau**2
+            """,
+            run="""
+            loss = PriorLoss(nn.Linear(6, 10), nn.Linear(6, 10), tau=2.0)
+            loss(torch.randn(5, 6)).backward()
+            assert loss.generator.weight.grad is not None and loss.lm_prior.weight.grad is None
+            """,
+            note="dev12 OpenNMT-py: a tensor cut from the graph scaled by a module attribute of unknown type "
+            "(taken as a number) requires no grad, so `log_softmax` saved nothing",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -1062,7 +1098,11 @@ class InplaceOnSavedOutput(Rule):
                 continue
             # in forward, activations are taken to require grad: an output-saving op there saved
             # its output; a saved *input* needs certainty (another input certainly requires grad)
-            records = [r for r in write.event.saved if r.certain or (write.in_forward and r.role == "output")]
+            records = [
+                r
+                for r in write.event.saved
+                if r.certain or (write.in_forward and r.role == "output" and not _scaled_constant(write, r))
+            ]
             if not records:
                 continue
             # (the first op in the source: `saved` is gathered from sets, and a message must not depend on
@@ -1219,6 +1259,68 @@ def _read_only_detached(unit: Unit, write) -> bool:
         ):
             return False
     return True
+
+
+# methods that give the same tensor's values (grad status unchanged)
+_SAME_VALUES = {"to", "float", "double", "half", "contiguous", "clone"}
+
+
+def _scaled_constant(write, saved) -> bool:
+    """The op that saved its output was given a tensor cut from the graph (`.detach()`, `torch.as_tensor`
+    of another library's output) scaled by attributes of the module of unknown type (a temperature given
+    to the constructor): the value "may require grad" only through such an attribute, which is taken as
+    a number; the output is then not presumed an activation (OpenNMT-py utils/loss.py: the LM prior's
+    `F.log_softmax(lm_scores.detach().clone() / self.lm_prior_tau)`). A learned scale made in `__init__`
+    (`nn.Parameter`) is known, and keeps the output's save."""
+    call = saved.node
+    flow = write.flow
+    func = write.func
+    if (
+        not isinstance(call, ast.Call)
+        or call not in flow.values
+        or not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef))
+    ):
+        return False
+    me = self_name(func)
+    callee = call.func
+    if call.args and not (isinstance(callee, ast.Attribute) and flow.value_of(callee.value).is_tensor):
+        operand = call.args[0]  # `F.log_softmax(t, ...)`
+    elif isinstance(callee, ast.Attribute) and not call.args:
+        operand = callee.value  # `t.sigmoid()`
+    else:
+        return False
+    return me is not None and _cut_scaled(flow, operand, me, 0)
+
+
+def _cut_scaled(flow, node: ast.AST, me: str, depth: int) -> bool:
+    """A tensor that requires no grad, possibly multiplied or divided by `self.<attr>` of unknown type."""
+    if depth > 8:
+        return False
+    value = flow.value_of(node)
+    if value.grad == NO:
+        return bool(value.kinds & TENSOR)
+    if isinstance(node, ast.Name):
+        defs = flow.reaching(node)
+        return bool(defs) and all(
+            isinstance(d, ast.Assign)
+            and len(d.targets) == 1
+            and isinstance(d.targets[0], ast.Name)
+            and _cut_scaled(flow, d.value, me, depth + 1)
+            for d in defs
+        )
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mult, ast.Div)):
+        cut = [side for side in (node.left, node.right) if _cut_scaled(flow, side, me, depth + 1)]
+        rest = [side for side in (node.left, node.right) if not any(side is c for c in cut)]
+        return bool(cut) and all(
+            isinstance(side, ast.Attribute)
+            and isinstance(side.value, ast.Name)
+            and side.value.id == me
+            and flow.value_of(side).kinds == ANY
+            for side in rest
+        )
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _SAME_VALUES:
+        return _cut_scaled(flow, node.func.value, me, depth + 1)
+    return False
 
 
 def _without_graph(value, depth: int = 0) -> bool:

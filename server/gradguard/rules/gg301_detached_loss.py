@@ -43,7 +43,9 @@ class DetachedLoss(Rule):
     right, and not reported, where the cut value is a *target* or a *constant* next to a
     tracked prediction: a DQN target, a GAN discriminator step on `fake.detach()`, a
     teacher's output in distillation, a straight-through estimator
-    `x + (q - x).detach()`.
+    `x + (q - x).detach()`, or a data-dependent initialization pass (a branch of `forward`
+    chosen by its own flag argument that sets the parameters through `.data` from the
+    output it returns, as weight normalization's `init=True`).
 
     **Fix safety.** Unsafe: the fix removes the cut (`.detach()`, `.data`, `.item()`, `.numpy()`,
     with the `.cpu()` of the same chain), so the term sends gradient into the model again; where
@@ -594,6 +596,48 @@ class DetachedLoss(Rule):
             "`advantage.pow(2)` the gradient depends on them (a constant added under a nonlinear op is no "
             "dead term)",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            # OpenNMT-py modules/weight_norm.py (WeightNormLinear): `init=True` is weight normalization's
+            # data-dependent initialization; it sets g and b from the batch and returns the normalized output
+            class WeightNormLinear(nn.Linear):
+                def __init__(self, in_features, out_features, init_scale=1.0):
+                    super().__init__(in_features, out_features)
+                    self.V = self.weight
+                    self.g = nn.Parameter(torch.ones(out_features))
+                    self.b = self.bias
+                    self.init_scale = init_scale
+
+                def forward(self, x, init=False):
+                    if init is True:
+                        self.V.data.copy_(torch.randn(self.V.data.size()) * 0.05)
+                        v_norm = self.V.data / self.V.data.norm(2, 1, keepdim=True)
+                        x_init = F.linear(x, v_norm).data
+                        m_init, v_init = x_init.mean(0), x_init.var(0)
+                        scale_init = self.init_scale / torch.sqrt(v_init + 1e-10)
+                        self.g.data.copy_(scale_init)
+                        self.b.data.copy_(-m_init * scale_init)
+                        return scale_init.view(1, -1) * (x_init - m_init.view(1, -1))
+                    scalar = self.g / torch.norm(self.V, 2, 1)
+                    return scalar.view(1, -1) * F.linear(x, self.V) + self.b.view(1, -1)
+            """,
+            run="""
+            layer = WeightNormLinear(5, 4)
+            x = torch.randn(64, 5)
+            first = layer(x, init=True)
+            assert not first.requires_grad
+            assert torch.allclose(first.mean(0), torch.zeros(4), atol=1e-5)
+            assert torch.allclose(layer(x), first, atol=1e-4)
+            layer(x).sum().backward()
+            assert layer.V.grad is not None and layer.g.grad is not None and layer.b.grad is not None
+            """,
+            note="dev12 OpenNMT-py: the branch chosen by forward's own flag argument sets the parameters through "
+            "`.data` from the output it computes and returns that output: an initialization pass, cut on purpose",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -901,7 +945,11 @@ class DetachedLoss(Rule):
             frozen = unit.semantics.frozen
             evaluated = _put_in_eval(unit, func)
             for ret, value in flow.returns:
-                if value.sources or live_grad(value) == MAYBE:
+                if (
+                    value.sources
+                    or live_grad(value) == MAYBE
+                    or _initialization_pass(unit, func, flow, ret, value)
+                ):
                     continue
                 returned = getattr(ret, "value", None)
                 for cut in value.cuts:
@@ -1130,6 +1178,59 @@ def _blocks_own_state(unit: Unit, forward: ast.AST, cut) -> bool:
             continue
         return True
     return False
+
+
+def _initialization_pass(unit: Unit, forward: ast.AST, flow, ret: ast.AST, value) -> bool:
+    """`ret` is reached only through a branch of `forward` chosen by one of its own flag arguments
+    (`def forward(self, x, init=False)`, `if init:`), and that branch sets parameters of the module
+    through `.data` from values made of the same cuts as the returned output
+    (`self.g.data.copy_(scale_init)`): a data-dependent initialization pass, run once to set the
+    parameters, whose output is cut on purpose (OpenNMT-py modules/weight_norm.py, Salimans & Kingma's
+    weight-norm init)."""
+    args = forward.args  # type: ignore[attr-defined]
+    positional = [*args.posonlyargs, *args.args]
+    flags = {a.arg for a in positional[len(positional) - len(args.defaults) :]} if args.defaults else set()
+    flags |= {a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None}
+    cuts = {id(c.node) for c in value.cuts}
+    if not flags or not cuts:
+        return False
+    me = self_name(forward)  # type: ignore[arg-type]
+    node: ast.AST | None = ret
+    while node is not None and node is not forward:
+        branch = unit.parent(node)
+        if (
+            isinstance(branch, ast.If)
+            and node in branch.body
+            and any(isinstance(n, ast.Name) and n.id in flags for n in ast.walk(branch.test))
+            and any(_sets_parameter(flow, stmt, me, cuts) for stmt in branch.body)
+        ):
+            return True
+        node = branch
+    return False
+
+
+def _sets_parameter(flow, stmt: ast.stmt, me: str | None, cuts: set) -> bool:
+    """`stmt` is `self.<p>.data.copy_(v)` for a parameter `p`, with `v` made from one of `cuts`."""
+    if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)):
+        return False
+    call = stmt.value
+    func = call.func
+    if not (
+        isinstance(func, ast.Attribute)
+        and func.attr == "copy_"
+        and len(call.args) == 1
+        and isinstance(func.value, ast.Attribute)
+        and func.value.attr == "data"
+    ):
+        return False
+    written = func.value.value
+    return (
+        isinstance(written, ast.Attribute)
+        and isinstance(written.value, ast.Name)
+        and written.value.id == me
+        and flow.value_of(written).is_parameter
+        and any(id(c.node) in cuts for c in flow.value_of(call.args[0]).cuts)
+    )
 
 
 def _on_self(node: ast.AST, me: str) -> bool:
