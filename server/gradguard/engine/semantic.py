@@ -50,6 +50,7 @@ from gradguard.engine.interpreter import (
     OPTIMIZER_STEP,
     REWRAP_CALL,
     TENSORISH,
+    TRANSFORMED,
     ZERO_GRAD_CALL,
     Arguments,
     Flow,
@@ -1082,6 +1083,8 @@ class Semantics:
             return self.reference(f"{base.cls}.{attr}")
         if kinds == ANY:
             return self._any_attribute(base, node, attr)
+        if kinds == MODULE and base.cls == TRANSFORMED:  # (what the call left in it is not known)
+            return self._any_attribute(base.evolve(grad=MAYBE), node, attr)
         if base.is_tensor:
             return shape_flow.tensor_attribute(base, attr, self._tensor_attribute(base, node, attr))
         if base.attrs:
@@ -1104,6 +1107,10 @@ class Semantics:
         """An attribute of a value of any kind."""
         if attr in _TENSOR_ATTRIBUTES:
             return _TENSOR_ATTRIBUTES[attr]
+        if attr.endswith("_shape"):
+            # `grouper.orig_shape = p.shape` stored by a class not seen here, `dist.batch_shape`: by the
+            # convention torch's own classes keep (`event_shape`, `normalized_shape`), a shape: integers
+            return Value(ANY, grad=NO, leaf=NO)
         if attr == "data" and (base.grad != NO or base.sources):
             return cut(base, DATA, node, TENSOR)
         if base.grad != NO or base.sources or base.cuts:

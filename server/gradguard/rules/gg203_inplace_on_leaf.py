@@ -302,6 +302,39 @@ class InplaceOnLeaf(Rule):
             "assignment replaces a submodule",
             run="assert isinstance(conv_dense.weight[0], Factor)",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Toy(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.linear = nn.Linear(4, 4, bias=False)
+
+                def forward(self, x):
+                    return self.linear(x)
+
+            def load(state_dict, prepare_for_loading):
+                model = Toy().eval()
+                prepare_for_loading(model)
+                model.linear.weight.copy_(state_dict["linear.weight"])
+                return model
+            """,
+            note="torchao test/prototype/test_awq.py: a module passed to a call that may change it in place "
+            "(`quantize_(model, AWQConfig(...))` swaps each Linear weight for a `requires_grad=False` "
+            "Parameter) holds unknown attributes from there on",
+            run="""
+            def frozen_weights(model):
+                for layer in model.modules():
+                    if isinstance(layer, nn.Linear):
+                        layer.weight = nn.Parameter(layer.weight.detach().clone(), requires_grad=False)
+
+            saved = Toy().state_dict()
+            loaded = load(saved, frozen_weights)
+            assert torch.equal(loaded.linear.weight, saved["linear.weight"])
+            """,
+        ),
     ]
     INVALID = [
         Invalid(
