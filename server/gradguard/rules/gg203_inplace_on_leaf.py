@@ -75,7 +75,10 @@ class InplaceOnLeaf(Rule):
 
     Not reported: changes under `torch.no_grad()` / `@torch.no_grad()`, writes
     through `.data` or `.grad`, tensors rebound to a computed (non-leaf) value before
-    the change, and `nn.init.*_` calls (they run under no_grad).
+    the change, `nn.init.*_` calls (they run under no_grad), and a module's parameters
+    after the module was passed to a call that may change it in place (a function the
+    analysis cannot see into, such as torchao's `quantize_`, or a torch transform such
+    as `torch.nn.utils.prune`): it may have replaced them.
 
     **Fix safety.** Safe when the statement is an update of the leaf itself (`w -= lr * w.grad`):
     under `torch.no_grad()` it does exactly what was meant, and the leaf keeps `requires_grad`.
