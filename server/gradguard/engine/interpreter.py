@@ -1456,13 +1456,9 @@ class Flow:
             else:
                 name = _self_path(arg)
                 value = self.values.get(arg)
-            if (
-                name is not None
-                and value is not None
-                and value.is_module
-                and value.cls not in (TRANSFORMED, _FROZEN)
-            ):
-                state.env[name] = value.evolve(cls=TRANSFORMED, attrs=None, layer=None, shape=None, dim=None)
+            if name is not None and value is not None and value.is_module and transformed(value) is None:
+                # (the module as it was, for its calls: a transform keeps what forward computes)
+                state.env[name] = value.evolve(attrs=((TRANSFORMED, value),))
 
     def _integer_arguments(self, node: ast.Call, callee: Value, args: Arguments, state: State) -> None:
         """A torch.nn layer called on integers (`nn.Embedding` ids, a `nn.CrossEntropyLoss` class
@@ -1753,9 +1749,19 @@ def _holder_name(node: ast.AST) -> str | None:
     return _self_path(node)
 
 
-# `cls` of a module after a call that may have changed it in place: its attributes are not known
+# the `attrs` key of a module after a call that may have changed it in place (its attributes are
+# not known); its value is the module as it was
 TRANSFORMED = "<transformed module>"
-_FROZEN = "<frozen module>"  # (semantic.FROZEN)
+
+
+def transformed(value: Value) -> Value | None:
+    """The module as it was before a call that may have changed it (None: no such call)."""
+    attrs = value.attrs
+    if attrs and attrs[0][0] == TRANSFORMED and value.kinds == MODULE:
+        return attrs[0][1]
+    return None
+
+
 # callees (qualified-name prefixes) that leave a module they are given as it is; every other call taking
 # a module may change it, and these torch ones do (pruning, parametrizations, eager-mode quantization)
 _LEAVES_MODULES = ("builtins.", "torch.", "copy.", "logging.", "warnings.", "pprint.", "inspect.", "typing.",

@@ -50,7 +50,6 @@ from gradguard.engine.interpreter import (
     OPTIMIZER_STEP,
     REWRAP_CALL,
     TENSORISH,
-    TRANSFORMED,
     ZERO_GRAD_CALL,
     Arguments,
     Flow,
@@ -60,6 +59,7 @@ from gradguard.engine.interpreter import (
     disables_grad,
     grad_mode_at,
     is_float_dtype,
+    transformed,
 )
 from gradguard.engine.mentions import (
     MENTIONS,
@@ -1083,8 +1083,8 @@ class Semantics:
             return self.reference(f"{base.cls}.{attr}")
         if kinds == ANY:
             return self._any_attribute(base, node, attr)
-        if kinds == MODULE and base.cls == TRANSFORMED:  # (what the call left in it is not known)
-            return self._any_attribute(base.evolve(grad=MAYBE), node, attr)
+        if transformed(base) is not None:  # (what a call that may change it left in it is not known)
+            return self._any_attribute(base.evolve(grad=MAYBE, attrs=None), node, attr)
         if base.is_tensor:
             return shape_flow.tensor_attribute(base, attr, self._tensor_attribute(base, node, attr))
         if base.attrs:
@@ -1358,6 +1358,7 @@ class Semantics:
     ) -> Value:
         """`module(*args)`. `site` identifies the output tensor (the call node unless the
         module runs inside a Sequential, where each member's output is its own tensor)."""
+        module = transformed(module) or module
         cls = module.cls or ""
         site = site if site is not None else node
         written = args  # as passed (the shapes of an LSTM's `(h, c)` are checked as a pair)
