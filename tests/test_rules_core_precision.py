@@ -326,6 +326,27 @@ FLAGGED = [
         """,
         [17],
     ),
+    (
+        # calls that leave a module as it is (a module passed to an unknown call may have had its
+        # parameters replaced: not reported after one, see GG203's last VALID example)
+        "GG203",
+        """
+        import copy
+        import io
+        import logging
+        import torch
+        import torch.nn as nn
+
+        model = nn.Linear(4, 4)
+        print(model)
+        logging.info(model)
+        backup = copy.deepcopy(model)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        torch.save(model.state_dict(), io.BytesIO())
+        model.weight.add_(1.0)
+        """,
+        [13],
+    ),
 ]
 
 

@@ -1459,13 +1459,46 @@ class Flow:
             result = self._without_grad(
                 self.semantics.method_call(self, node, receiver, func.attr, args, state), node, state
             )
+            if receiver.kinds in (REF, ANY) and self.module.call_name(node) is not None:
+                self._transformed_arguments(node, self.module.call_name(node), state)
             return shape_flow.after_call(self, node, receiver, func.attr, args, result, state)
         callee = self._eval(func, state)
         args = self._arguments(node, state)
         if callee.kinds in (MODULE, REF) and args.positional:
             self._integer_arguments(node, callee, args, state)
         result = self._without_grad(self.semantics.call(self, node, callee, args, state), node, state)
+        if callee.kinds == REF:
+            self._transformed_arguments(node, callee.cls, state)
+        elif (callee.kinds == CALLABLE and callee.node is None) or (
+            callee.kinds == ANY and isinstance(func, ast.Name)
+        ):
+            self._transformed_arguments(node, None, state)  # (a function of another file, an argument)
         return shape_flow.after_call(self, node, callee, None, args, result, state)
+
+    def _transformed_arguments(self, node: ast.Call, qualname: str | None, state: State) -> None:
+        """`quantize_(model, config)`: a module passed to a call that may change it in place (a
+        function the file cannot see into, a torch transform such as `prune.l1_unstructured`)
+        holds, from there on, attributes that are not known: the call may have replaced its
+        parameters (torchao's `quantize_` sets a Linear's weight to a `requires_grad=False`
+        Parameter). Calls known to leave a module as it is (`print`, `len`, `copy.deepcopy`,
+        torch's functions and classes but its transforms) change nothing. `qualname`: None for
+        a callee that is not known at all (an argument)."""
+        if (
+            qualname is not None
+            and (qualname.startswith(_LEAVES_MODULES) or "." not in qualname)
+            and not qualname.startswith(_TORCH_TRANSFORMS)
+        ):
+            return
+        for arg in (*node.args, *(k.value for k in node.keywords)):
+            if isinstance(arg, ast.Name):
+                name: str | None = arg.id
+                value = state.env.get(arg.id)
+            else:
+                name = _self_path(arg)
+                value = self.values.get(arg)
+            if name is not None and value is not None and value.is_module and transformed(value) is None:
+                # (the module as it was, for its calls: a transform keeps what forward computes)
+                state.env[name] = value.evolve(attrs=((TRANSFORMED, value),))
 
     def _integer_arguments(self, node: ast.Call, callee: Value, args: Arguments, state: State) -> None:
         """A torch.nn layer called on integers (`nn.Embedding` ids, a `nn.CrossEntropyLoss` class
@@ -1754,6 +1787,28 @@ def _holder_name(node: ast.AST) -> str | None:
     if isinstance(node, ast.Name):
         return node.id
     return _self_path(node)
+
+
+# the `attrs` key of a module after a call that may have changed it in place (its attributes are
+# not known); its value is the module as it was
+TRANSFORMED = "<transformed module>"
+
+
+def transformed(value: Value) -> Value | None:
+    """The module as it was before a call that may have changed it (None: no such call)."""
+    attrs = value.attrs
+    if attrs and attrs[0][0] == TRANSFORMED and value.kinds == MODULE:
+        return attrs[0][1]
+    return None
+
+
+# callees (qualified-name prefixes) that leave a module they are given as it is; every other call taking
+# a module may change it, and these torch ones do (pruning, parametrizations, eager-mode quantization)
+_LEAVES_MODULES = ("builtins.", "torch.", "copy.", "logging.", "warnings.", "pprint.", "inspect.", "typing.",
+                   "numpy.", "functools.", "itertools.", "operator.", "pickle.", "json.")  # fmt: skip
+_TORCH_TRANSFORMS = ("torch.nn.utils.prune.", "torch.nn.utils.parametrize.", "torch.nn.utils.parametrizations.",
+                     "torch.nn.utils.weight_norm", "torch.nn.utils.spectral_norm", "torch.ao.quantization.",
+                     "torch.quantization.")  # fmt: skip
 
 
 def _self_path(node: ast.AST) -> str | None:

@@ -59,6 +59,7 @@ from gradguard.engine.interpreter import (
     disables_grad,
     grad_mode_at,
     is_float_dtype,
+    transformed,
 )
 from gradguard.engine.mentions import (
     MENTIONS,
@@ -1091,6 +1092,8 @@ class Semantics:
             return self.reference(f"{base.cls}.{attr}")
         if kinds == ANY:
             return self._any_attribute(base, node, attr)
+        if transformed(base) is not None:  # (what a call that may change it left in it is not known)
+            return self._any_attribute(base.evolve(grad=MAYBE, attrs=None), node, attr)
         if base.is_tensor:
             return shape_flow.tensor_attribute(base, attr, self._tensor_attribute(base, node, attr))
         if base.attrs:
@@ -1113,6 +1116,10 @@ class Semantics:
         """An attribute of a value of any kind."""
         if attr in _TENSOR_ATTRIBUTES:
             return _TENSOR_ATTRIBUTES[attr]
+        if attr.endswith("_shape"):
+            # `grouper.orig_shape = p.shape` stored by a class not seen here, `dist.batch_shape`: by the
+            # convention torch's own classes keep (`event_shape`, `normalized_shape`), a shape: integers
+            return Value(ANY, grad=NO, leaf=NO)
         if attr == "data" and (base.grad != NO or base.sources):
             return cut(base, DATA, node, TENSOR)
         if base.grad != NO or base.sources or base.cuts:
@@ -1364,6 +1371,7 @@ class Semantics:
     ) -> Value:
         """`module(*args)`. `site` identifies the output tensor (the call node unless the
         module runs inside a Sequential, where each member's output is its own tensor)."""
+        module = transformed(module) or module
         cls = module.cls or ""
         site = site if site is not None else node
         written = args  # as passed (the shapes of an LSTM's `(h, c)` are checked as a pair)

@@ -75,7 +75,10 @@ class InplaceOnLeaf(Rule):
 
     Not reported: changes under `torch.no_grad()` / `@torch.no_grad()`, writes
     through `.data` or `.grad`, tensors rebound to a computed (non-leaf) value before
-    the change, and `nn.init.*_` calls (they run under no_grad).
+    the change, `nn.init.*_` calls (they run under no_grad), and a module's parameters
+    after the module was passed to a call that may change it in place (a function the
+    analysis cannot see into, such as torchao's `quantize_`, or a torch transform such
+    as `torch.nn.utils.prune`): it may have replaced them.
 
     **Fix safety.** Safe when the statement is an update of the leaf itself (`w -= lr * w.grad`):
     under `torch.no_grad()` it does exactly what was meant, and the leaf keeps `requires_grad`.
@@ -301,6 +304,39 @@ class InplaceOnLeaf(Rule):
             "tests/project/cases/module_list_weight): `weight` is a ModuleList of modules; an item "
             "assignment replaces a submodule",
             run="assert isinstance(conv_dense.weight[0], Factor)",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Toy(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.linear = nn.Linear(4, 4, bias=False)
+
+                def forward(self, x):
+                    return self.linear(x)
+
+            def load(state_dict, prepare_for_loading):
+                model = Toy().eval()
+                prepare_for_loading(model)
+                model.linear.weight.copy_(state_dict["linear.weight"])
+                return model
+            """,
+            note="torchao test/prototype/test_awq.py: a module passed to a call that may change it in place "
+            "(`quantize_(model, AWQConfig(...))` swaps each Linear weight for a `requires_grad=False` "
+            "Parameter) holds unknown attributes from there on",
+            run="""
+            def frozen_weights(model):
+                for layer in model.modules():
+                    if isinstance(layer, nn.Linear):
+                        layer.weight = nn.Parameter(layer.weight.detach().clone(), requires_grad=False)
+
+            saved = Toy().state_dict()
+            loaded = load(saved, frozen_weights)
+            assert torch.equal(loaded.linear.weight, saved["linear.weight"])
+            """,
         ),
     ]
     INVALID = [

@@ -198,6 +198,30 @@ class TensorRewrap(Rule):
             assert head.fc.weight.grad is not None
             """,
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+
+            def save_shapes(model: nn.Module, make_grouper):
+                for name, p in list(model.named_parameters(recurse=False)):
+                    grouper = make_grouper(p)
+                    model.register_buffer(f"{name}_orig_shape", torch.tensor(grouper.orig_shape))
+            """,
+            note="a `*_shape` attribute of an object whose class is not seen holds a `torch.Size`, integers "
+            "with no graph (torchao prototype/pat/utils.py: `grouper.orig_shape = p.shape`)",
+            run="""
+            class Grouper:
+                def __init__(self, p):
+                    self.orig_shape = p.shape
+
+            layer = nn.Linear(4, 6)
+            save_shapes(layer, Grouper)
+            assert layer.weight_orig_shape.dtype == torch.int64
+            assert torch.Size(layer.weight_orig_shape.tolist()) == layer.weight.shape
+            """,
+        ),
     ]
     INVALID = [
         Invalid(
