@@ -99,6 +99,19 @@ CASES = {
         None,
         ("GG501", 10, "expects 20 input features but gets an input of shape [4, 30]"),
     ),
+    # GG103 is silent on a list the class only takes the `len()` of (a placeholder); a function
+    # elsewhere in the file that reads its items makes it a list of parameters in use
+    "another unit starts reading a placeholder list": (
+        "import torch\nimport torch.nn as nn\n\n\nclass GAN(nn.Module):\n    def __init__(self, shapes):\n"
+        "        super().__init__()\n        self.inputs = [nn.Parameter(torch.empty(s)) for s in shapes]\n"
+        "        self.names = ['input_%d' % i for i in range(len(self.inputs))]\n"
+        "        self.fc = nn.Linear(3, 1)\n\n    def forward(self, x):\n        return self.fc(x).mean()\n"
+        "\n\ndef use(m):\n    return sum(p.sum() for p in m.other)\n",
+        "m.other",
+        "m.inputs",
+        None,
+        ("GG103", 8, "self.inputs"),
+    ),
     # the unit moves: its finding moves, and so does the line its message cites
     "lines inserted above a finding that cites a line": (
         LEAF,

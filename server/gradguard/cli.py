@@ -428,11 +428,6 @@ def _on_sigterm(signum, frame) -> None:
     raise _Terminated(128 + signal.SIGTERM)
 
 
-def _resolve_config(args: argparse.Namespace) -> Config:
-    config, _ = _resolve_config_path(args)
-    return config
-
-
 def _resolve_config_path(args: argparse.Namespace) -> tuple[Config, Path | None]:
     """The effective settings, and the pyproject.toml they came from (None: defaults)."""
     config_path: Path | None

@@ -596,7 +596,14 @@ class Flow:
 
     def _none_dies(self) -> dict[ast.If, bool]:
         if self._dead_none is None:
-            self._dead_none = none_paths.dead_none_branches(self._body)
+            if not self._body:
+                return {}
+            # syntax only: shared by every flow of the same body (a function is re-run per call site)
+            cache = self.semantics.dead_none_cache
+            found = cache.get(self._body[0])
+            if found is None:
+                found = cache[self._body[0]] = none_paths.dead_none_branches(self._body)
+            self._dead_none = found
         return self._dead_none
 
     def _loop(self, stmt: ast.For | ast.AsyncFor | ast.While, state: State) -> State | None:

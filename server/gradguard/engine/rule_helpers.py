@@ -185,11 +185,14 @@ def self_attribute_reads(
                 mine.add(id(node))
                 if isinstance(node.ctx, ast.Load):
                     reads.append((node, method))
-    for node in ast.walk(unit.semantics.tree):
-        if isinstance(node, ast.Attribute) and node.attr == attr and id(node) not in mine:
-            return None
-        if isinstance(node, ast.Constant) and node.value == attr:
-            return None
+    # (only the statements that name `attr`, booked for the per-unit cache: a use added elsewhere
+    # in the file must re-run this)
+    for stmt in unit.semantics.rests_on_text_naming(attr):
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Attribute) and node.attr == attr and id(node) not in mine:
+                return None
+            if isinstance(node, ast.Constant) and node.value == attr:
+                return None
     for node in ast.walk(cls):
         if (isinstance(node, ast.Name) and node.id in ("getattr", "vars")) or (
             isinstance(node, ast.Attribute) and node.attr == "__dict__"
