@@ -72,7 +72,8 @@ if TYPE_CHECKING:
 
 TENSORISH = TENSOR | PARAMETER | (1 << 2)  # TENSOR | PARAMETER | BUFFER
 UNKNOWN_SHAPE = Shape.unknown()
-_QUALIFIER = re.compile(r"@\d+")
+_QUALIFIER = re.compile(r"@~?\d+")
+_LOOP = "@~"  # the qualifier of the symbol of a loop variable (`n@~12`): one value per iteration
 
 
 # =====================================================================================================
@@ -1312,6 +1313,9 @@ def _repeated(flow: Flow, node: ast.Call, elem: Value, args: Arguments, result: 
     x = args.positional[0]
     shapes = [x.shape]
     value = x
+    # blocks built from a loop variable (`[nn.Linear(n, n - 1) for n in sizes]`) differ from one
+    # another: what enters the next block is widened to every shape seen so far (the loop head)
+    widen = _loop_dependent(elem.layer)
     for _ in range(3):
         value = flow.semantics.module_call(flow, node, elem, _Arguments(node, [value], {}), state)
         if not value.is_tensor or value.shape is None:
@@ -1319,6 +1323,13 @@ def _repeated(flow: Flow, node: ast.Call, elem: Value, args: Arguments, result: 
         if value.shape == shapes[-1]:
             break
         shapes.append(value.shape)
+        if widen:
+            seen = shapes[0]
+            for other in shapes[1:]:
+                seen = join_shapes(seen, other)
+            if seen is None:
+                return result
+            value = value.evolve(shape=seen)
     else:
         shapes.append(None)
     joined = shapes[0]
@@ -1780,11 +1791,33 @@ def _dotted(node: ast.AST) -> str | None:
     return None
 
 
+_LOOP_HEADS = (ast.For, ast.AsyncFor, ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+
+
 def named(value: Value, name: str, stmt: ast.AST) -> Value:
-    """An int bound to a name without a known value: the symbol of that name."""
+    """An int bound to a name without a known value: the symbol of that name. The symbol of a loop
+    variable is marked (`n@~12`): it stands for a different value in each iteration."""
     if value.kinds == INT and value.dim is None:
+        if isinstance(stmt, _LOOP_HEADS):
+            return value.evolve(dim=ss.sym(f"{name}{_LOOP}{getattr(stmt, 'lineno', 0)}"))
         return value.evolve(dim=symbol(name, stmt))
     return value
+
+
+def _loop_dependent(thing: Any, depth: int = 0) -> bool:
+    """Whether a layer / module instance / key mentions the symbol of a loop variable: the
+    elements built in the iterations of that loop are then not one and the same."""
+    if depth > 8:
+        return True
+    if isinstance(thing, Dim):
+        return any(_LOOP in s for s in thing.symbols())
+    if isinstance(thing, Shape):
+        return any(_loop_dependent(d, depth + 1) for d in thing.dims)
+    if isinstance(thing, (Layer, Instance)):
+        return _loop_dependent(thing.key, depth + 1)
+    if isinstance(thing, (tuple, list, frozenset)):
+        return any(_loop_dependent(t, depth + 1) for t in thing)
+    return False
 
 
 def unpack(
