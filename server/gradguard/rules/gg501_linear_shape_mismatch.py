@@ -183,6 +183,19 @@ class LinearShapeMismatch(Rule):
             """,
             note="the size of each layer depends on the loop variable: Linear(10, 9), Linear(9, 8), ...",
         ),
+        Valid(
+            """
+            import torch
+
+            layers = []
+            for num_feat in range(10, 5, -1):
+                layers.append(torch.nn.Linear(num_feat, num_feat - 1))
+            out = torch.nn.Sequential(*layers)(torch.rand(3, 10))
+            blocks = [torch.nn.Linear(n, n - 1) for n in range(10, 5, -1)]
+            y = blocks[1](blocks[0](torch.rand(3, 10)))
+            """,
+            note="layers appended in a `for` loop, and two elements of a list built from a loop variable",
+        ),
     ]
     INVALID = [
         Invalid(
