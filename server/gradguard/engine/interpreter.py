@@ -640,6 +640,8 @@ class Flow:
             end = self._block(stmt.body, entry)
             self._loops.pop()
             back = merge([end, *frame.continues])
+            if is_for and back is not None:
+                back = shape_flow.loop_carried(back, stmt)
             new_head = merge([state, back]) if back is not None else state
             exits = list(frame.breaks)
             if _same(new_head, head):
@@ -1388,9 +1390,9 @@ class Flow:
                 self._eval(condition, inner)
         if isinstance(node, ast.DictComp):
             self._eval(node.key, inner)
-            elem = self._eval(node.value, inner)
+            elem = shape_flow.loop_element(self._eval(node.value, inner), node)
             return Value(DICT, grad=NO, leaf=NO, elem=elem)
-        elem = self._eval(node.elt, inner)  # type: ignore[attr-defined]
+        elem = shape_flow.loop_element(self._eval(node.elt, inner), node)  # type: ignore[attr-defined]
         kind = LIST if isinstance(node, (ast.ListComp, ast.SetComp)) else OBJECT
         return Value(kind, grad=NO, leaf=NO, elem=elem)
 

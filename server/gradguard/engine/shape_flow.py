@@ -72,7 +72,8 @@ if TYPE_CHECKING:
 
 TENSORISH = TENSOR | PARAMETER | (1 << 2)  # TENSOR | PARAMETER | BUFFER
 UNKNOWN_SHAPE = Shape.unknown()
-_QUALIFIER = re.compile(r"@\d+")
+_QUALIFIER = re.compile(r"@~?\d+")
+_LOOP = "@~"  # the qualifier of the symbol of a loop variable (`n@~12`): one value per iteration
 
 
 # =====================================================================================================
@@ -1780,11 +1781,77 @@ def _dotted(node: ast.AST) -> str | None:
     return None
 
 
+_LOOP_HEADS = (ast.For, ast.AsyncFor, ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+
+
 def named(value: Value, name: str, stmt: ast.AST) -> Value:
-    """An int bound to a name without a known value: the symbol of that name."""
+    """An int bound to a name without a known value: the symbol of that name. The symbol of a loop
+    variable is marked (`n@~12`): it stands for a different value in each iteration."""
     if value.kinds == INT and value.dim is None:
+        if isinstance(stmt, _LOOP_HEADS):
+            return value.evolve(dim=ss.sym(f"{name}{_LOOP}{getattr(stmt, 'lineno', 0)}"))
         return value.evolve(dim=symbol(name, stmt))
     return value
+
+
+def loop_carried(state: Any, loop: ast.AST) -> Any:
+    """The state at the end of a `for` body, going back to the loop head: what collections hold
+    (appended in this iteration) is taken as `loop_element` (widened at the loop head)."""
+    widened = {}
+    for name, value in state.env.items():
+        if value.elem is not None or value.items is not None:
+            new = loop_element(value, loop, top=False)
+            if new is not value:
+                widened[name] = new
+    if not widened:
+        return state
+    state = state.copy()
+    state.env.update(widened)
+    return state
+
+
+def _loop_dependent(thing: Any, depth: int, mark: str) -> bool:
+    """Whether a layer / module instance / key / shape mentions the symbol of the variable of the
+    loop whose symbols end in `mark`."""
+    if depth > 8:
+        return True
+    if isinstance(thing, Dim):
+        return any(s.endswith(mark) for s in thing.symbols())
+    if isinstance(thing, Shape):
+        return any(_loop_dependent(d, depth + 1, mark) for d in thing.dims)
+    if isinstance(thing, (Layer, Instance)):
+        return _loop_dependent(thing.key, depth + 1, mark)
+    if isinstance(thing, (tuple, list, frozenset)):
+        return any(_loop_dependent(t, depth + 1, mark) for t in thing)
+    return False
+
+
+def loop_element(value: Value, loop: ast.AST, depth: int = 0, top: bool = True) -> Value:
+    """The element of a collection built in the iterations of `loop` (a comprehension's element,
+    what a `for` body appends): the facts that mention the loop variable's symbol are dropped, as
+    that symbol stands for a different value in each element (`[nn.Linear(n, n - 1) for n in
+    sizes]` holds Linear(10, 9), Linear(9, 8), ..., not one Linear(n, n - 1) n times)."""
+    mark = f"{_LOOP}{getattr(loop, 'lineno', 0)}"
+    changes: dict[str, Any] = {}
+    shape = value.shape if top else None
+    if isinstance(shape, Shape) and _loop_dependent(shape, 0, mark):
+        changes["shape"] = Shape(
+            [UNKNOWN_DIM if _loop_dependent(d, 0, mark) else d for d in shape.dims], shape.exact
+        )
+    if top and value.dim is not None and _loop_dependent(value.dim, 0, mark):
+        changes["dim"] = None
+    if top and value.layer is not None and _loop_dependent(value.layer, 0, mark):
+        changes["layer"] = None
+    if depth < 4:
+        if value.elem is not None:
+            elem = loop_element(value.elem, loop, depth + 1)
+            if elem is not value.elem:
+                changes["elem"] = elem
+        if value.items is not None:
+            items = tuple(loop_element(v, loop, depth + 1) for v in value.items)
+            if any(a is not b for a, b in zip(items, value.items, strict=True)):
+                changes["items"] = items
+    return value.evolve(**changes) if changes else value
 
 
 def unpack(

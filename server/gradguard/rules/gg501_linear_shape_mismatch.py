@@ -169,6 +169,33 @@ class LinearShapeMismatch(Rule):
             """,
             note="the layer is replaced from outside the class before the call (fine-tuning)",
         ),
+        Valid(
+            """
+            import torch
+
+            # crypten test/test_nn.py: layers built in a loop, each taking the previous one's output size
+            for num_layers in range(1, 6):
+                input_size = (3, 10)
+                layer_idx = range(input_size[1], input_size[1] - num_layers, -1)
+                layers = [torch.nn.Linear(num_feat, num_feat - 1) for num_feat in layer_idx]
+                sequential = torch.nn.Sequential(*layers)
+                out = sequential(torch.rand(input_size))
+            """,
+            note="the size of each layer depends on the loop variable: Linear(10, 9), Linear(9, 8), ...",
+        ),
+        Valid(
+            """
+            import torch
+
+            layers = []
+            for num_feat in range(10, 5, -1):
+                layers.append(torch.nn.Linear(num_feat, num_feat - 1))
+            out = torch.nn.Sequential(*layers)(torch.rand(3, 10))
+            blocks = [torch.nn.Linear(n, n - 1) for n in range(10, 5, -1)]
+            y = blocks[1](blocks[0](torch.rand(3, 10)))
+            """,
+            note="layers appended in a `for` loop, and two elements of a list built from a loop variable",
+        ),
     ]
     INVALID = [
         Invalid(
