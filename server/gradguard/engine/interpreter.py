@@ -414,6 +414,17 @@ class Flow:
         """The definition nodes that may have bound the name at this load."""
         return self.reaching_defs.get(name, frozenset())
 
+    def assigned_values(self, name: ast.Name) -> list[ast.expr] | None:
+        """The values of the definitions that may have bound the name at this load, when there are
+        some and each is a plain `name = value`; None otherwise (a parameter, a loop target, unpacking)."""
+        defs = self.reaching(name)
+        if not defs or not all(
+            isinstance(d, ast.Assign) and len(d.targets) == 1 and isinstance(d.targets[0], ast.Name)
+            for d in defs
+        ):
+            return None
+        return [d.value for d in defs]
+
     def events_of(self, *kinds: str) -> list[Event]:
         found = [e for e in self.events.values() if e.kind in kinds]
         found.sort(key=lambda e: (getattr(e.node, "lineno", 0), getattr(e.node, "col_offset", 0)))

@@ -823,14 +823,8 @@ def _cast_of_itself(flow, node: ast.AST, target: str, depth: int = 0) -> bool:
     if isinstance(node, ast.Attribute) and node.attr == "data":
         node = node.value
     if isinstance(node, ast.Name):
-        definitions = flow.reaching(node)
-        return bool(definitions) and all(
-            isinstance(d, ast.Assign)
-            and len(d.targets) == 1
-            and isinstance(d.targets[0], ast.Name)
-            and _cast_of_itself(flow, d.value, target, depth + 1)
-            for d in definitions
-        )
+        values = flow.assigned_values(node)
+        return values is not None and all(_cast_of_itself(flow, v, target, depth + 1) for v in values)
     return ast.unparse(node) == target
 
 

@@ -1300,14 +1300,8 @@ def _cut_scaled(flow, node: ast.AST, me: str, depth: int) -> bool:
     if value.grad == NO:
         return bool(value.kinds & TENSOR)
     if isinstance(node, ast.Name):
-        defs = flow.reaching(node)
-        return bool(defs) and all(
-            isinstance(d, ast.Assign)
-            and len(d.targets) == 1
-            and isinstance(d.targets[0], ast.Name)
-            and _cut_scaled(flow, d.value, me, depth + 1)
-            for d in defs
-        )
+        values = flow.assigned_values(node)
+        return values is not None and all(_cut_scaled(flow, v, me, depth + 1) for v in values)
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mult, ast.Div)):
         cut = [side for side in (node.left, node.right) if _cut_scaled(flow, side, me, depth + 1)]
         rest = [side for side in (node.left, node.right) if not any(side is c for c in cut)]
