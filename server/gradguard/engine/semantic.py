@@ -385,6 +385,16 @@ class Semantics:
             self.consulted.add(_statement_name(stmt))
         return statements
 
+    def statements_naming(self, name: str) -> list[ast.stmt]:
+        """The top-level statements whose text names `name` (a superset of those using it), in
+        order; all of them when the text is not known. Books nothing: a caller whose result rests
+        on which statements name it books that itself (`rests_on_mentions`)."""
+        if self._lines is None:
+            return list(self.tree.body)
+        if self._mentions is None:
+            self._mentions = Mentions(self.tree.body, self._lines)
+        return self._mentions.statements_naming(name)
+
     # Provisional results: a flow or summary computed while a class summary or the script's flow
     # was still being built saw them unfinished (a class's attributes missing, script names
     # unknown); what it computed depends on who asked first. It is memoised only until that
