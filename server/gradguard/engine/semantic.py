@@ -683,7 +683,8 @@ class Semantics:
             self._mentions = Mentions(self.tree.body, self._lines)
         cache = self.__dict__.setdefault("_method_sites_cache", {})
         if (cls, name) not in cache:
-            cache[cls, name] = method_call_sites(cls, name, self._lines)
+            walks = self.__dict__.setdefault("_method_site_walks", {})  # (one walk per statement)
+            cache[cls, name] = method_call_sites(cls, name, self._lines, walks)
         sites = cache[cls, name]
         if not sites:
             return []  # (another statement naming it could only leave it so)
