@@ -295,10 +295,14 @@ class _UnitTexts:
                     for first, text in key
                     if any(trigger in text for trigger in SCRIPT_TRIGGERS)
                 )
-                probes = tuple(
-                    (number, line)
-                    for number, line in enumerate(self._source.lines)
-                    if "probe" in line and "gradguard" in line
+                probes = (
+                    tuple(
+                        (number, line)
+                        for number, line in enumerate(self._source.lines)
+                        if "probe" in line and "gradguard" in line
+                    )
+                    if "probe" in self._source.text
+                    else ()
                 )
                 found = hash((script, probes))
             elif name == "":

@@ -34,6 +34,7 @@ import weakref
 from typing import TYPE_CHECKING
 
 from gradguard.engine import integer_use, none_paths, shape_flow, torch_facts
+from gradguard.engine.index import iter_children
 from gradguard.engine.symshape import Shape
 from gradguard.engine.values import (
     ANY,
@@ -1896,6 +1897,32 @@ def grad_mode_at(module: ModuleContext, scope: ast.AST, call: ast.AST) -> bool |
             continue
         pending.extend((child, mode) for child in ast.iter_child_nodes(node))
     return None
+
+
+def grad_modes(module: ModuleContext, scope: ast.AST) -> dict[ast.AST, bool | None]:
+    """`grad_mode_at` of every call directly in `scope`'s body, from one walk (a scope calling
+    several helpers is walked once, not once per call site)."""
+    modes: dict[ast.AST, bool | None] = {}
+    body = getattr(scope, "body", ())
+    body = body if isinstance(body, list) else [body]
+    pending: list[tuple[ast.AST, bool | None]] = [(stmt, None) for stmt in body]
+    nested = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+    while pending:
+        node, mode = pending.pop()
+        if isinstance(node, ast.Call):
+            modes[node] = mode
+        elif isinstance(node, nested):
+            continue
+        if isinstance(node, (ast.With, ast.AsyncWith)):
+            inner = mode
+            for item in node.items:
+                pending.append((item, mode))
+                found = grad_mode(module, item.context_expr)
+                inner = inner if found is None else found
+            pending.extend((stmt, inner) for stmt in node.body)
+            continue
+        pending.extend((child, mode) for child in iter_children(node))
+    return modes
 
 
 def _constant_arg(call: ast.Call, position: int, name: str) -> object:

@@ -165,28 +165,55 @@ def only_unresolved_import(statements: list[ast.stmt], name: str) -> bool:
     return found
 
 
-def method_call_sites(cls: ast.ClassDef, name: str, lines: list[str]) -> list[tuple[ast.Call, ast.AST]]:
+def method_call_sites(
+    cls: ast.ClassDef, name: str, lines: list[str], walks: dict | None = None
+) -> list[tuple[ast.Call, ast.AST]]:
     """The calls `self.<name>(...)` made directly in the methods of `cls` (with the calling
     method), when that is the only use of `.<name>` in the class: one method of that name, no
     use from a nested function or lambda, no other attribute read `x.<name>` (passed, stored,
     called on another object). Empty otherwise. The caller checks that no other top-level
     statement names it (`Mentions.statements_naming`). `lines` is the file's text: only the
-    statements of the class whose text holds `.<name>` are walked."""
+    statements of the class whose text holds `.<name>` are looked at. `walks` (statement ->
+    `_AttributeUses`) keeps each statement's one walk for the other names asked about."""
     methods = (ast.FunctionDef, ast.AsyncFunctionDef)
     if sum(1 for s in cls.body if isinstance(s, methods) and s.name == name) != 1:
         return []
     mention = re.compile(r"\." + re.escape(name) + r"\b")
     sites: list[tuple[ast.Call, ast.AST]] = []
-    nested = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
     hits = _lines_matching(mention, cls, lines)
     for stmt in cls.body:
         start = statement_start_line(stmt)
         if not any(start <= line <= (stmt.end_lineno or stmt.lineno) for line in hits):
             continue  # neither calls nor reads it
+        uses = walks.get(stmt) if walks is not None else None
+        if uses is None:
+            uses = _AttributeUses(stmt)
+            if walks is not None:
+                walks[stmt] = uses
+        calls = uses.calls.get(name, ())
+        # every `.<name>` of the statement is the callee of one of these calls, or it is used otherwise
+        if uses.attributes.get(name, 0) != len(calls):
+            return []
+        method = stmt if isinstance(stmt, methods) else None
+        sites.extend((call, method) for call in calls)  # type: ignore[misc]
+    return sites
+
+
+class _AttributeUses:
+    """One walk of a statement of a class: how many `<anything>.<attr>` it holds per attribute
+    name, and its calls `<self>.<attr>(...)` made directly in the method's own body (not in a
+    nested scope, a decorator or a default) per attribute name, in the walk's order."""
+
+    __slots__ = ("attributes", "calls")
+
+    def __init__(self, stmt: ast.stmt) -> None:
+        methods = (ast.FunctionDef, ast.AsyncFunctionDef)
+        nested = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+        attributes: dict[str, int] = {}
+        calls: dict[str, list[ast.Call]] = {}
         method = stmt if isinstance(stmt, methods) else None
         positional = (method.args.posonlyargs + method.args.args) if method is not None else []
         me = positional[0].arg if positional else None
-        callees: set[int] = set()
         # (node, directly in the method's own body: not in a nested scope, a decorator or a default)
         pending: list[tuple[ast.AST, bool]] = [(child, False) for child in iter_children(stmt)]
         if method is not None:
@@ -195,22 +222,20 @@ def method_call_sites(cls: ast.ClassDef, name: str, lines: list[str]) -> list[tu
             pending += [(child, False) for child in iter_children(method) if id(child) not in inside]
         while pending:
             node, direct = pending.pop()
-            if isinstance(node, ast.Attribute) and node.attr == name:
-                if id(node) not in callees:
-                    return []
+            if isinstance(node, ast.Attribute):
+                attributes[node.attr] = attributes.get(node.attr, 0) + 1
             elif (
                 direct
                 and isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
-                and node.func.attr == name
                 and isinstance(node.func.value, ast.Name)
                 and node.func.value.id == me
             ):
-                sites.append((node, method))  # type: ignore[arg-type]
-                callees.add(id(node.func))
+                calls.setdefault(node.func.attr, []).append(node)
             inner = direct and not isinstance(node, nested)
             pending.extend((child, inner) for child in iter_children(node))
-    return sites
+        self.attributes = attributes
+        self.calls = calls
 
 
 def _lines_matching(pattern: re.Pattern, cls: ast.ClassDef, lines: list[str]) -> list[int]:

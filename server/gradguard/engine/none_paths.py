@@ -160,10 +160,19 @@ def _shared_names(body: list[ast.stmt]) -> set[str]:
     """Names declared `global` or `nonlocal` in the scope: other code may rebind them."""
     names: set[str] = set()
     stack: list[ast.AST] = list(body)
+    # `global`/`nonlocal` are statements: only the statement lists are walked (no expression
+    # holds a statement), not every node of the scope
     while stack:
         node = stack.pop()
         if isinstance(node, (ast.Global, ast.Nonlocal)):
             names.update(node.names)
         elif not isinstance(node, _SCOPES):
-            stack.extend(ast.iter_child_nodes(node))
+            for field in _STATEMENT_LISTS:
+                children = getattr(node, field, None)
+                if children and children.__class__ is list:
+                    stack.extend(children)
     return names
+
+
+# the fields of statements (and of `except` handlers and `case` clauses) holding statements
+_STATEMENT_LISTS = ("body", "orelse", "finalbody", "handlers", "cases")

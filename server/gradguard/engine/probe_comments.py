@@ -25,6 +25,8 @@ class ProbeComment:
 def probe_comments(source: SourceFile, tree: ast.Module) -> dict[str, ProbeComment]:
     """`# gradguard: probe Net(20, 5) input=(4, 20)` anywhere (names the class), or
     `# gradguard: probe input=(4, 20)` right above a class (or its decorators)."""
+    if "probe" not in source.text:
+        return {}  # (one scan of the text: no line can hold a probe comment)
     class_starts = {}
     for stmt in tree.body:
         if isinstance(stmt, ast.ClassDef):

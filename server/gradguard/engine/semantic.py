@@ -58,6 +58,7 @@ from gradguard.engine.interpreter import (
     _holder_name,
     disables_grad,
     grad_mode_at,
+    grad_modes,
     is_float_dtype,
     transformed,
 )
@@ -384,6 +385,16 @@ class Semantics:
             self.consulted.add(_statement_name(stmt))
         return statements
 
+    def statements_naming(self, name: str) -> list[ast.stmt]:
+        """The top-level statements whose text names `name` (a superset of those using it), in
+        order; all of them when the text is not known. Books nothing: a caller whose result rests
+        on which statements name it books that itself (`rests_on_mentions`)."""
+        if self._lines is None:
+            return list(self.tree.body)
+        if self._mentions is None:
+            self._mentions = Mentions(self.tree.body, self._lines)
+        return self._mentions.statements_naming(name)
+
     # Provisional results: a flow or summary computed while a class summary or the script's flow
     # was still being built saw them unfinished (a class's attributes missing, script names
     # unknown); what it computed depends on who asked first. It is memoised only until that
@@ -649,7 +660,14 @@ class Semantics:
         return found
 
     def _grad_off_at(self, scope: ast.AST, call: ast.AST) -> bool:
-        mode = grad_mode_at(self.module, scope, call)
+        if isinstance(call, ast.Call):  # (one walk of `scope` for all its call sites)
+            modes = self.__dict__.setdefault("_grad_modes", {})
+            at = modes.get(scope)
+            if at is None:
+                at = modes[scope] = grad_modes(self.module, scope)
+            mode = at.get(call)
+        else:
+            mode = grad_mode_at(self.module, scope, call)
         if mode is not None:
             return not mode
         return disables_grad(self.module, scope) or self.called_without_grad(scope)
@@ -665,7 +683,8 @@ class Semantics:
             self._mentions = Mentions(self.tree.body, self._lines)
         cache = self.__dict__.setdefault("_method_sites_cache", {})
         if (cls, name) not in cache:
-            cache[cls, name] = method_call_sites(cls, name, self._lines)
+            walks = self.__dict__.setdefault("_method_site_walks", {})  # (one walk per statement)
+            cache[cls, name] = method_call_sites(cls, name, self._lines, walks)
         sites = cache[cls, name]
         if not sites:
             return []  # (another statement naming it could only leave it so)

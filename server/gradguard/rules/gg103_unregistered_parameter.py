@@ -1238,7 +1238,7 @@ def _passed_in(
     position = params.index(name.id)
     seen: list[tuple[set[str], bool, int]] = []
     unit.semantics.rests_on_mentions(cls.name)  # (a call added or removed elsewhere changes this)
-    for call in _calls_by_name(unit).get(cls.name, ()):
+    for call in _calls_by_name(unit, cls.name):
         unit.semantics.rests_on(unit.enclosing_function(call))
         arg = next((k.value for k in call.keywords if k.arg == name.id), None)
         if arg is None and not any(isinstance(a, ast.Starred) for a in call.args[: position + 1]):
@@ -1266,15 +1266,19 @@ def _passed_in(
     return kinds, fixable, reported[0][2]
 
 
-def _calls_by_name(unit: Unit) -> dict[str, list[ast.Call]]:
-    """The file's `Name(...)` calls by name (once per file)."""
-    cache = unit.semantics.__dict__
-    found = cache.get("_gg103_calls")
+def _calls_by_name(unit: Unit, name: str) -> list[ast.Call]:
+    """The file's `name(...)` calls, in `ast.walk` order (once per file and name): a walk of the
+    top-level statements whose text names it only (the same breadth-first order as a walk of the
+    whole file)."""
+    cache = unit.semantics.__dict__.setdefault("_gg103_calls", {})
+    found = cache.get(name)
     if found is None:
-        found = cache["_gg103_calls"] = {}
-        for node in walk(unit.semantics.tree):  # (`ast.walk` without context nodes: same order, faster)
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-                found.setdefault(node.func.id, []).append(node)
+        statements = unit.semantics.statements_naming(name)
+        found = cache[name] = [
+            node
+            for node in walk(ast.Module(body=statements, type_ignores=[]))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
+        ]
     return found
 
 
