@@ -194,6 +194,32 @@ class LossAccumulatedWithGraph(Rule):
             note="holdout5 torchao testing/training/fsdp2_utils.py: `losses = []` again every step, and the inner loop "
             "runs over a literal pair: two losses held at most, each backpropagated at once",
         ),
+        Valid(
+            """
+            import torch
+
+
+            def train_epoch(model, loss_fn, progress, loader):
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                all_preds, all_targets = [], []
+                for step, (x, y) in enumerate(progress(loader)):
+                    logits = model(x)
+                    loss = loss_fn(logits, y)
+                    loss.backward()
+                    optimizer.step()
+                    optimizer.zero_grad()
+                    all_preds.append(logits.argmax(dim=-1))
+                    all_targets.append(y)
+                return torch.cat(all_preds), torch.cat(all_targets)
+            """,
+            run="""
+            loader = [(torch.randn(8, 4), torch.randint(0, 3, (8,))) for _ in range(3)]
+            preds, targets = train_epoch(torch.nn.Linear(4, 3), torch.nn.functional.cross_entropy, iter, loader)
+            assert not preds.requires_grad and not targets.requires_grad
+            """,
+            note="dev14 textattack trainer.py: the labels handed out by a progress bar around the loader "
+            "(`tqdm.tqdm(loader)`, an unknown call) reach the loss only as its target; they carry no graph",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -296,6 +322,51 @@ class LossAccumulatedWithGraph(Rule):
             check_fixed="assert all(isinstance(v, float) for v in totals.values())",
             note="a dict of running totals (jokester-zzz/SSA-SC#2); the fix is safe: `totals` is only printed",
         ),
+        Invalid(
+            """
+            import torch
+
+
+            def train_epoch(model, progress, loader):
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                all_preds, all_targets = [], []
+                for step, (x, y) in enumerate(progress(loader)):
+                    preds = model(x).squeeze(-1)
+                    loss = torch.nn.functional.mse_loss(preds, y)
+                    loss.backward()
+                    optimizer.step()
+                    optimizer.zero_grad()
+                    all_preds.append(preds)
+                    all_targets.append(y)
+                return torch.cat(all_preds), torch.cat(all_targets)
+            """,
+            lines=[13],
+            fixed="""
+            import torch
+
+
+            def train_epoch(model, progress, loader):
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                all_preds, all_targets = [], []
+                for step, (x, y) in enumerate(progress(loader)):
+                    preds = model(x).squeeze(-1)
+                    loss = torch.nn.functional.mse_loss(preds, y)
+                    loss.backward()
+                    optimizer.step()
+                    optimizer.zero_grad()
+                    all_preds.append(preds.detach())
+                    all_targets.append(y)
+                return torch.cat(all_preds), torch.cat(all_targets)
+            """,
+            run="""
+            loader = [(torch.randn(8, 4), torch.randn(8)) for _ in range(3)]
+            preds, targets = train_epoch(torch.nn.Linear(4, 1), iter, loader)
+            preds.numpy(), targets.numpy()
+            """,
+            raises="Can't call numpy() on Tensor that requires grad",
+            note="dev14 textattack trainer.py (regression): the predictions of a loop over a progress bar are kept "
+            "with their graphs and the epoch's metric cannot read them; the labels beside them carry none",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
@@ -325,7 +396,8 @@ class LossAccumulatedWithGraph(Rule):
             if root is None or root in backpropagated or _reset_each_time(unit, loop, target, root):
                 continue
             value = flow.value_of(added)
-            if not has_graph(value) or not certainly_tracked(unit, value, roots) or unit.in_no_grad(node):
+            evidence = _beyond_the_data(unit, flow, node, roots)
+            if not has_graph(value) or not certainly_tracked(unit, value, evidence) or unit.in_no_grad(node):
                 continue
             if isinstance(added, ast.Name) and _detached_after_every_backward(loop, added.id):
                 # `if with_backward: loss.backward(); loss = loss.detach()`: the graph is kept only on
@@ -357,6 +429,32 @@ class LossAccumulatedWithGraph(Rule):
         "`{target}` collects `{loss}` with its autograd graph on every iteration\nEach iteration's graph stays "
         "in memory; append `{loss}.detach()` (or `.item()`) instead."
     )
+
+
+def _beyond_the_data(unit: Unit, flow, node: ast.AST, roots: frozenset) -> frozenset:
+    """The unknown sources that a backpropagated loss reaching them shows to carry a graph, at
+    `node`: without those of the data the enclosing `for` loops hand out, when the loss also reaches
+    something else. `for x, y in tqdm(loader)` gives `x` and `y` the progress bar's call as their
+    source; `loss_fn(model(x), y)` reaches it because the labels are its target, not because the
+    labels carry a graph (the model explains the loss's graph). A loss that reaches nothing but the
+    data (`for out in outputs_of(x)`) still counts it."""
+    data: frozenset = frozenset()
+    for anc in unit.ancestors(node):
+        if isinstance(anc, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            break
+        if isinstance(anc, (ast.For, ast.AsyncFor)):
+            iterables = [anc.iter]
+            while iterables:
+                iterable = iterables.pop()
+                data |= flow.value_of(iterable).sources
+                if (
+                    isinstance(iterable, ast.Call)
+                    and isinstance(iterable.func, ast.Name)
+                    and iterable.func.id in ("enumerate", "zip", "reversed", "iter")
+                ):
+                    iterables.extend(iterable.args)
+    rest = roots - data
+    return rest if rest and data & roots else roots
 
 
 def _detached_after_every_backward(loop: ast.AST, name: str) -> bool:
