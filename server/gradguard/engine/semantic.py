@@ -36,6 +36,7 @@ from gradguard.engine.index import (
     ModuleContext,
     iter_children,
     keyword,
+    self_name,
     statement_start_line,
     walk,
 )
@@ -733,6 +734,7 @@ class Semantics:
             and self._activation_method(func, cls)
             and not _alias_annotation(arg.annotation)
             and arg.arg not in self._joined_sequences(func)
+            and arg.arg not in self._per_layer_items(func)
         ):
             if self.class_kind(cls) == KIND_FUNCTION:
                 grad = NO if getattr(func, "name", "") == "backward" else MAYBE
@@ -757,6 +759,37 @@ class Semantics:
                     and self.module.qualname(node.func) in _TORCH_JOINS
                 ):
                     names.add(node.args[0].id)
+            found = cache[func] = frozenset(names)
+        return found
+
+    def _per_layer_items(self, func: ast.AST) -> frozenset[str]:
+        """The names whose item at an index goes to the layer of a module list at the same index
+        (`self.convs[i](x[i])`): one input per layer, a list of tensors (a detection head's feature
+        levels, yolov5 models/yolo.py `Detect`), not one tensor, whatever a `forward` parameter is
+        otherwise taken to be."""
+        cache = self.__dict__.setdefault("_per_layer_cache", {})
+        found = cache.get(func)
+        if found is None:
+            me = self_name(func)  # type: ignore[arg-type]
+            names = set()
+            for node in walk(func):
+                callee = node.func if isinstance(node, ast.Call) else None
+                if (
+                    isinstance(callee, ast.Subscript)
+                    and isinstance(callee.slice, ast.Name)
+                    and isinstance(callee.value, ast.Attribute)
+                    and isinstance(callee.value.value, ast.Name)
+                    and callee.value.value.id == me
+                ):
+                    index = callee.slice.id
+                    for arg in node.args:  # type: ignore[union-attr]
+                        if (
+                            isinstance(arg, ast.Subscript)
+                            and isinstance(arg.value, ast.Name)
+                            and isinstance(arg.slice, ast.Name)
+                            and arg.slice.id == index
+                        ):
+                            names.add(arg.value.id)
             found = cache[func] = frozenset(names)
         return found
 
