@@ -155,7 +155,7 @@ _BUILTINS = frozenset(
      "isinstance", "issubclass", "print", "dict", "set", "frozenset", "map", "filter", "iter", "next", "getattr",
      "hasattr", "setattr", "delattr", "round", "str", "repr", "any", "all", "divmod", "pow", "type", "id", "super",
      "float", "int", "bool", "complex", "callable", "open", "format", "hash", "vars", "dir", "exec", "eval",
-     "object", "slice", "ord", "chr", "bytes", "staticmethod", "classmethod", "property"}
+     "object", "slice", "ord", "chr", "bytes", "staticmethod", "classmethod", "property", "locals", "globals"}
 )  # fmt: skip
 
 _LAYER_SAVES_INPUT = frozenset(
@@ -2373,6 +2373,10 @@ class Semantics:
             return Value(CLASS, grad=NO, leaf=NO)
         if name in ("id", "hash", "ord"):
             return INT_VALUE
+        if name in ("locals", "globals") and not args.positional:
+            # a dict of the scope's names: a mapping of its own (`names = locals()` then used as a
+            # registry, `names["gen" + str(i)] = ...`: pyod models/mo_gaal.py), not a value with a graph
+            return Value(DICT, grad=NO, leaf=NO)
         return UNKNOWN
 
     def _torch_call(self, flow: Flow, node: ast.Call, qual: str, args: Arguments, state: State) -> Value:
