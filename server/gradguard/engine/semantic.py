@@ -773,7 +773,9 @@ class Semantics:
             me = self_name(func)  # type: ignore[arg-type]
             names = set()
             for node in walk(func):
-                callee = node.func if isinstance(node, ast.Call) else None
+                if not isinstance(node, ast.Call):
+                    continue
+                callee = node.func
                 if (
                     isinstance(callee, ast.Subscript)
                     and isinstance(callee.slice, ast.Name)
@@ -782,7 +784,7 @@ class Semantics:
                     and callee.value.value.id == me
                 ):
                     index = callee.slice.id
-                    for arg in node.args:  # type: ignore[union-attr]
+                    for arg in node.args:
                         if (
                             isinstance(arg, ast.Subscript)
                             and isinstance(arg.value, ast.Name)
