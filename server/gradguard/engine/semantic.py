@@ -36,6 +36,7 @@ from gradguard.engine.index import (
     ModuleContext,
     iter_children,
     keyword,
+    self_name,
     statement_start_line,
     walk,
 )
@@ -155,7 +156,7 @@ _BUILTINS = frozenset(
      "isinstance", "issubclass", "print", "dict", "set", "frozenset", "map", "filter", "iter", "next", "getattr",
      "hasattr", "setattr", "delattr", "round", "str", "repr", "any", "all", "divmod", "pow", "type", "id", "super",
      "float", "int", "bool", "complex", "callable", "open", "format", "hash", "vars", "dir", "exec", "eval",
-     "object", "slice", "ord", "chr", "bytes", "staticmethod", "classmethod", "property"}
+     "object", "slice", "ord", "chr", "bytes", "staticmethod", "classmethod", "property", "locals", "globals"}
 )  # fmt: skip
 
 _LAYER_SAVES_INPUT = frozenset(
@@ -752,6 +753,7 @@ class Semantics:
             and self._activation_method(func, cls)
             and not _alias_annotation(arg.annotation)
             and arg.arg not in self._joined_sequences(func)
+            and arg.arg not in self._per_layer_items(func)
         ):
             if self.class_kind(cls) == KIND_FUNCTION:
                 grad = NO if getattr(func, "name", "") == "backward" else MAYBE
@@ -776,6 +778,39 @@ class Semantics:
                     and self.module.qualname(node.func) in _TORCH_JOINS
                 ):
                     names.add(node.args[0].id)
+            found = cache[func] = frozenset(names)
+        return found
+
+    def _per_layer_items(self, func: ast.AST) -> frozenset[str]:
+        """The names whose item at an index goes to the layer of a module list at the same index
+        (`self.convs[i](x[i])`): one input per layer, a list of tensors (a detection head's feature
+        levels, yolov5 models/yolo.py `Detect`), not one tensor, whatever a `forward` parameter is
+        otherwise taken to be."""
+        cache = self.__dict__.setdefault("_per_layer_cache", {})
+        found = cache.get(func)
+        if found is None:
+            me = self_name(func)  # type: ignore[arg-type]
+            names = set()
+            for node in walk(func):
+                if not isinstance(node, ast.Call):
+                    continue
+                callee = node.func
+                if (
+                    isinstance(callee, ast.Subscript)
+                    and isinstance(callee.slice, ast.Name)
+                    and isinstance(callee.value, ast.Attribute)
+                    and isinstance(callee.value.value, ast.Name)
+                    and callee.value.value.id == me
+                ):
+                    index = callee.slice.id
+                    for arg in node.args:
+                        if (
+                            isinstance(arg, ast.Subscript)
+                            and isinstance(arg.value, ast.Name)
+                            and isinstance(arg.slice, ast.Name)
+                            and arg.slice.id == index
+                        ):
+                            names.add(arg.value.id)
             found = cache[func] = frozenset(names)
         return found
 
@@ -2359,6 +2394,10 @@ class Semantics:
             return Value(CLASS, grad=NO, leaf=NO)
         if name in ("id", "hash", "ord"):
             return INT_VALUE
+        if name in ("locals", "globals") and not args.positional:
+            # a dict of the scope's names: a mapping of its own (`names = locals()` then used as a
+            # registry, `names["gen" + str(i)] = ...`: pyod models/mo_gaal.py), not a value with a graph
+            return Value(DICT, grad=NO, leaf=NO)
         return UNKNOWN
 
     def _torch_call(self, flow: Flow, node: ast.Call, qual: str, args: Arguments, state: State) -> Value:

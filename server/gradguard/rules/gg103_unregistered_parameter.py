@@ -313,6 +313,37 @@ class UnregisteredParameter(Rule):
             note="deepchem models/torch_models/gan.py: lists of Parameters left from a TensorFlow port, "
             "only measured with `len()` or rebound in `forward` before any read: they feed no computation",
         ),
+        Valid(
+            """
+            import torch.nn as nn
+
+            class Wrapper(nn.Module):
+                def __init__(self, module):
+                    super().__init__()
+                    self.module = module
+
+            # megatron-core distributed/distributed_data_parallel.py: the wrapped module is stored by the base
+            # class; the list only points at its parameters (to flag them during gradient reduction)
+            class DataParallel(Wrapper):
+                def __init__(self, module):
+                    super().__init__(module=module)
+                    self.params_with_grad = []
+                    for name, param in self.module.named_parameters():
+                        if param.requires_grad:
+                            self.params_with_grad.append(param)
+
+                def forward(self, x):
+                    return self.module(x)
+            """,
+            run="""
+            m = DataParallel(nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2)))
+            registered = list(m.parameters())
+            assert len(m.params_with_grad) == 4 and all(any(p is q for q in registered) for p in m.params_with_grad)
+            assert len(m.state_dict()) == 4
+            """,
+            note="dev13 megatron-core: the parameters of `self.<attr>.named_parameters()` belong to a module held "
+            "as an attribute of the module, registered by whoever stored it (a base class's `__init__`)",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -1125,6 +1156,20 @@ def _registered_roots(env: dict, flow) -> frozenset:
             for arg in [*call.args, *(k.value for k in call.keywords)]:
                 arg = arg.value if isinstance(arg, ast.Starred) else arg
                 _collect_roots(flow.value_of(arg), roots)
+    me = self_name(flow.func) if isinstance(flow.func, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+    for node in walk(flow.func) if me is not None else ():
+        callee = node.func if isinstance(node, ast.Call) else None
+        if (
+            isinstance(callee, ast.Attribute)
+            and callee.attr in ("parameters", "named_parameters")
+            and isinstance(callee.value, ast.Attribute)
+            and isinstance(callee.value.value, ast.Name)
+            and callee.value.value.id == me
+        ):
+            # `self.module.named_parameters()`: the parameters of a module the object holds as an
+            # attribute, which `nn.Module` registers whoever stored it (a base class's `__init__`:
+            # megatron-core distributed/distributed_data_parallel.py)
+            _collect_roots(flow.value_of(node), roots)
     return frozenset(roots)
 
 

@@ -863,6 +863,35 @@ class InplaceOnSavedOutput(Rule):
             note="dev12 OpenNMT-py: a tensor cut from the graph scaled by a module attribute of unknown type "
             "(taken as a number) requires no grad, so `log_softmax` saved nothing",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            # yolov5 models/yolo.py (Detect.forward): one feature map per level, each through its own conv;
+            # the caller passes a list, and `x[i] = ...` replaces the list's item, no tensor is written
+            class Head(nn.Module):
+                def __init__(self, ch=(4, 8), no=6):
+                    super().__init__()
+                    self.no = no
+                    self.m = nn.ModuleList(nn.Conv2d(c, 2 * no, 1) for c in ch)
+
+                def forward(self, x):
+                    for i in range(len(self.m)):
+                        x[i] = self.m[i](x[i])
+                        bs, _, ny, nx = x[i].shape
+                        x[i] = x[i].view(bs, 2, self.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous()
+                    return x
+            """,
+            run="""
+            head = Head()
+            out = head([torch.randn(2, 4, 8, 8), torch.randn(2, 8, 4, 4)])
+            sum(o.sum() for o in out).backward()
+            assert all(p.grad is not None for p in head.parameters())
+            """,
+            note="dev13 yolov5: an argument whose item at `i` goes to the module list's layer at `i` "
+            "(`self.m[i](x[i])`) is a list of inputs, one per layer, not one tensor",
+        ),
     ]
     INVALID = [
         Invalid(

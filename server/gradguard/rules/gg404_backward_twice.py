@@ -566,6 +566,44 @@ class BackwardTwice(Rule):
             note="holdout5 litgpt pretrain.py: `devices: int` is given an unknown call's result (`parse_devices`) "
             "that also built the model; an int carries no graph, and each iteration's loss is a new forward pass",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+
+            # pyod models/mo_gaal.py (MO_GAAL.fit): `locals()` used as a registry of per-generator objects; each
+            # batch stores new noise and new generator outputs in it before the losses read them
+            def fit(data, k=2, epochs=2):
+                names = locals()
+                disc = nn.Sequential(nn.Linear(3, 1), nn.Sigmoid())
+                opt_d = torch.optim.SGD(disc.parameters(), lr=0.01)
+                criterion = nn.BCELoss()
+                for i in range(k):
+                    names["gen" + str(i)] = nn.Linear(3, 3)
+                    names["opt" + str(i)] = torch.optim.SGD(names["gen" + str(i)].parameters(), lr=0.01)
+                for epoch in range(epochs):
+                    for batch in data.split(4):
+                        for i in range(k):
+                            names["noise" + str(i)] = torch.rand(4, 3)
+                            names["fake" + str(i)] = names["gen" + str(i)](names["noise" + str(i)])
+                        fakes = torch.cat([names["fake" + str(i)] for i in range(k)])
+                        opt_d.zero_grad()
+                        d_loss = criterion(disc(torch.cat([batch, fakes])), torch.rand(len(batch) + 4 * k, 1))
+                        d_loss.backward()
+                        opt_d.step()
+                        for i in range(k):
+                            names["opt" + str(i)].zero_grad()
+                            fake = names["gen" + str(i)](names["noise" + str(i)])
+                            g_loss = criterion(disc(fake), torch.ones(4, 1))
+                            g_loss.backward()
+                            names["opt" + str(i)].step()
+                return disc
+            """,
+            run="fit(torch.randn(8, 3))",
+            note="dev13 pyod: the dict `locals()` returns is a mapping of its own, not a value computed once "
+            "with a graph; what the loop reads from it was stored in it this iteration",
+        ),
     ]
     INVALID = [
         Invalid(
