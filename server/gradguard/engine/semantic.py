@@ -1282,6 +1282,13 @@ class Semantics:
             # `to_numpy(t)`, `tensor2numpy(t)`: a helper named for what it returns, a numpy array, which
             # carries no gradient (mmpose utils/tensor_utils.py: `x.detach().cpu().numpy()`)
             return cut(args.positional[0], NUMPY_CUT, node, NUMPY)
+        flag = keyword(node, "requires_grad")
+        if isinstance(flag, ast.Constant) and flag.value is True:
+            # `crypten.cryptensor(x, requires_grad=True)`, `to_var(x, requires_grad=True)`: the callee makes a
+            # new leaf (torch's, or an object with its own autograd): no graph of the arguments behind it
+            # that a torch `backward()` could free, and nothing a tensor method name makes a torch tensor
+            self.source_kinds.setdefault(node, "opaque")
+            return Value(ANY, grad=YES, leaf=MAYBE, sources=frozenset((node,)), saves=False)
         loss_like = name is not None and any(word in name.lower() for word in torch_facts.LOSS_WORDS)
         sources = frozenset()
         grad = NO
