@@ -49,6 +49,24 @@ CASES = {
         [],
         False,
     ),
+    "a name bound on one arm only": (
+        _forward(
+            "x, huber",
+            """
+            if huber:
+                out = torch.clip(x, -1, 1)
+                scale = 2
+            else:
+                out = torch.sigmoid(x)
+            if huber:
+                out /= scale
+            return out
+            """,
+        ),
+        "F()(torch.randn(4, requires_grad=True), True).sum().backward()",
+        [],
+        False,
+    ),
     "negated test, the sigmoid arm": (
         _forward("x, huber", _HUBER + "    if not huber:\n        out /= 2\n    return out"),
         "F()(torch.randn(4, requires_grad=True), False).sum().backward()",

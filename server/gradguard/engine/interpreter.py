@@ -619,13 +619,14 @@ class Flow:
         """Remember, on the joined state, the values of the names the arms of `stmt` bound
         differently, for a later test on the same condition (`path_facts`)."""
         test = stmt.test
-        if not path_facts.stable(test):
+        asserted = path_facts.atom(test)
+        if asserted is None:
             return
         roots = path_facts.roots(test)
         if not roots or any(r not in before.env for r in roots):
             return  # a global (a call may change it) or an unbound name
-        arms = [(frozenset((path_facts.atom(test),)), then_end.env)]
-        negated = path_facts.atom(test, False)
+        arms = [(frozenset((asserted,)), then_end.env)]
+        negated = (asserted[0], asserted[1], not asserted[2])
         inner = else_end.splits[-1] if else_end.splits else None
         names = {
             n for n, v in end.env.items() if then_end.env.get(n) is not v or else_end.env.get(n) is not v
@@ -652,9 +653,9 @@ class Flow:
         """A test identical to (or the negation of, or an `==` against a constant of) an earlier
         one whose arms bound names differently: each branch gets the values of the arms it can
         follow, while nothing the tests read and none of those names changed in between."""
-        if not path_facts.stable(test):
-            return
         query = path_facts.atom(test)
+        if query is None:
+            return
         tested = path_facts.roots(test)
         done: set[str] = set()
         for split in reversed(state.splits):
@@ -668,11 +669,13 @@ class Flow:
             for name, merged in split.merged.items():
                 if name in done or name in tested or state.env.get(name) is not merged:
                     continue
+                if not all(name in values for _, values in split.arms):
+                    continue  # unbound on some path
                 done.add(name)
                 for branch, excluded in ((then_state, False), (else_state, True)):
                     arms = zip(split.arms, truths, strict=True)
                     held = [values[name] for (_, values), t in arms if t is not excluded]
-                    if held and all(name in values for _, values in split.arms):
+                    if held:
                         branch.env[name] = join_all(held)
 
     def _none_dies(self) -> dict[ast.If, bool]:

@@ -10,7 +10,7 @@ rebound or wrote it in place since), the names the test reads hold the same valu
 and no statement between the two tests stores into what the test reads (`self.loss = ...`) or
 calls something given it (`self.reset()`, `configure(self)`). Everything else falls back to the
 join. Cheap: only tests of names, attributes, constants, comparisons, `not`, `and`/`or` are
-recorded, and only the names whose arms differ are remembered.
+recorded (keyed without `ast.dump`), and only the names whose arms differ are remembered.
 """
 
 from __future__ import annotations
@@ -38,37 +38,49 @@ class Split:
         self.test_values = test_values  # name -> the Value it held at the first test
 
 
-def stable(test: ast.expr) -> bool:
-    """A test made only of names, attributes, constants, comparisons and boolean operators: its
-    value changes only if something it reads is rebound or written."""
-    for node in ast.walk(test):
-        if not isinstance(
-            node,
-            (
-                ast.Name,
-                ast.Attribute,
-                ast.Constant,
-                ast.Compare,
-                ast.BoolOp,
-                ast.UnaryOp,
-                ast.Load,
-                ast.cmpop,
-                ast.boolop,
-                ast.Not,
-            ),
-        ):
-            return False
-        if isinstance(node, ast.UnaryOp) and not isinstance(node.op, ast.Not):
-            return False
-    return True
+def key(node: ast.expr) -> tuple | None:
+    """A hashable key of a test made only of names, attributes, constants, comparisons and boolean
+    operators (equal for equal tests); None for any other test (a call, a subscript, arithmetic):
+    only such a test keeps its value until something it reads is rebound or written."""
+    if isinstance(node, ast.Name):
+        return ("n", node.id)
+    if isinstance(node, ast.Attribute):
+        base = key(node.value)
+        return None if base is None else ("a", base, node.attr)
+    if isinstance(node, ast.Constant):
+        return ("c", type(node.value).__name__, node.value)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        inner = key(node.operand)
+        return None if inner is None else ("not", inner)
+    if isinstance(node, ast.Compare):
+        parts = [key(node.left), *(key(c) for c in node.comparators)]
+        if any(p is None for p in parts):
+            return None
+        return ("cmp", tuple(op.__class__.__name__ for op in node.ops), *parts)
+    if isinstance(node, ast.BoolOp):
+        parts = [key(v) for v in node.values]
+        if any(p is None for p in parts):
+            return None
+        return (node.op.__class__.__name__, *parts)
+    return None
 
 
 def roots(test: ast.expr) -> frozenset:
-    return frozenset(n.id for n in ast.walk(test) if isinstance(n, ast.Name))
+    """The names a test with a `key` reads."""
+    found: set[str] = set()
+    parts = [key(test)]
+    while parts:
+        part = parts.pop()
+        if isinstance(part, tuple):
+            if len(part) == 2 and part[0] == "n" and isinstance(part[1], str):
+                found.add(part[1])
+            else:
+                parts.extend(p for p in part if isinstance(p, tuple))
+    return frozenset(found)
 
 
-def atom(test: ast.expr, polarity: bool = True) -> Atom:
-    """The atom `test` asserts (with `polarity`)."""
+def atom(test: ast.expr, polarity: bool = True) -> Atom | None:
+    """The atom `test` asserts (with `polarity`); None when `test` has no `key`."""
     while isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
         polarity = not polarity
         test = test.operand
@@ -78,8 +90,12 @@ def atom(test: ast.expr, polarity: bool = True) -> Atom:
             left, right = right, left
         if isinstance(right, ast.Constant) and not isinstance(left, ast.Constant):
             constant = (type(right.value).__name__, right.value)
-            return (("eq", ast.dump(left)), constant, polarity == isinstance(test.ops[0], ast.Eq))
-    return (("expr", ast.dump(test)), None, polarity)
+            left_key = key(left)
+            if left_key is None:
+                return None
+            return (("eq", left_key), constant, polarity == isinstance(test.ops[0], ast.Eq))
+    test_key = key(test)
+    return None if test_key is None else (("expr", test_key), None, polarity)
 
 
 def truth(query: Atom, facts: frozenset) -> bool | None:
@@ -138,15 +154,22 @@ def changed_between(body: list[ast.stmt], start: ast.expr, end: ast.expr, names:
 
 
 def _loop_end(body: list[ast.stmt], start: ast.expr, end: ast.expr) -> tuple[int, int]:
-    """Past the end of the outermost loop of `body` that holds `end` and not `start` ((0, 0): none):
-    the later test runs again after the rest of such a loop's body."""
-    last = (0, 0)
-    for stmt in body:
-        for node in ast.walk(stmt):
-            if (
-                isinstance(node, (ast.For, ast.AsyncFor, ast.While))
-                and node.lineno <= end.lineno <= (node.end_lineno or 0)
-                and not node.lineno <= start.lineno <= (node.end_lineno or 0)
-            ):
-                last = max(last, ((node.end_lineno or 0) + 1, 0))
-    return last
+    """Past the end of the outermost loop that holds `end` and not `start` ((0, 0): none): the
+    later test runs again after the rest of such a loop's body. Descends only into the statements
+    that hold `end`."""
+    line = end.lineno
+    statements = list(body)
+    while statements:
+        stmt = statements.pop()
+        if not hasattr(stmt, "lineno"):  # a `case` of a `match`
+            statements.extend(getattr(stmt, "body", ()))
+            continue
+        if not stmt.lineno <= line <= (stmt.end_lineno or stmt.lineno):
+            continue
+        if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)) and not (
+            stmt.lineno <= start.lineno <= (stmt.end_lineno or stmt.lineno)
+        ):
+            return ((stmt.end_lineno or stmt.lineno) + 1, 0)
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            statements.extend(getattr(stmt, field, ()) or ())
+    return (0, 0)
