@@ -620,7 +620,7 @@ class Flow:
         differently, for a later test on the same condition (`path_facts`)."""
         test = stmt.test
         asserted = path_facts.atom(test)
-        if asserted is None:
+        if asserted is None or asserted[0] not in self._retested():
             return
         roots = path_facts.roots(test)
         if not roots or any(r not in before.env for r in roots):
@@ -648,6 +648,15 @@ class Flow:
             stmt, arms, {n: end.env[n] for n in names}, roots, {r: before.env[r] for r in roots}
         )
         end.splits = (*end.splits[-(path_facts.MAX_SPLITS - 1) :], split)
+
+    def _retested(self) -> frozenset:
+        if not self._body:
+            return frozenset()
+        cache = self.semantics.retested_cache  # syntax only: shared by every flow of the same body
+        found = cache.get(self._body[0])
+        if found is None:
+            found = cache[self._body[0]] = path_facts.retested(self._body)
+        return found
 
     def _correlated(self, test: ast.expr, state: State, then_state: State, else_state: State) -> None:
         """A test identical to (or the negation of, or an `==` against a constant of) an earlier

@@ -17,7 +17,14 @@ from __future__ import annotations
 
 import ast
 
-MAX_SPLITS = 6  # the splits a state keeps (the most recent ones)
+MAX_SPLITS = 6
+_BLOCKS = (
+    "body",
+    "orelse",
+    "finalbody",
+    "handlers",
+    "cases",
+)  # the fields of a statement that hold statements  # the splits a state keeps (the most recent ones)
 
 # an atom of a test: (key, constant, polarity) -- `key` says what is tested (`("expr", dump)` for
 # a truth test, `("eq", dump)` for a comparison with a constant), `polarity` whether it is asserted
@@ -63,6 +70,23 @@ def key(node: ast.expr) -> tuple | None:
             return None
         return (node.op.__class__.__name__, *parts)
     return None
+
+
+def retested(body: list[ast.stmt]) -> frozenset:
+    """What the `if`s of `body` test (`atom`'s key: `("eq", x)` for `x == "a"` and `x != "b"`),
+    for the tests that more than one `if` makes: only those can correlate branches."""
+    seen: set = set()
+    again: set = set()
+    statements = list(body)
+    while statements:  # statements only, no expression: an `if` is one
+        stmt = statements.pop()
+        if isinstance(stmt, ast.If):
+            found = atom(stmt.test)
+            if found is not None:
+                (again if found[0] in seen else seen).add(found[0])
+        for field in _BLOCKS:
+            statements.extend(getattr(stmt, field, ()) or ())
+    return frozenset(again)
 
 
 def roots(test: ast.expr) -> frozenset:
@@ -170,6 +194,6 @@ def _loop_end(body: list[ast.stmt], start: ast.expr, end: ast.expr) -> tuple[int
             stmt.lineno <= start.lineno <= (stmt.end_lineno or stmt.lineno)
         ):
             return ((stmt.end_lineno or stmt.lineno) + 1, 0)
-        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+        for field in _BLOCKS:
             statements.extend(getattr(stmt, field, ()) or ())
     return (0, 0)

@@ -314,6 +314,7 @@ class Semantics:
         self.source_kinds: dict[ast.AST, str] = {}
         self.integer_names_cache: dict[ast.AST, tuple] = {}  # per scope: `integer_use.scan`
         self.dead_none_cache: dict[ast.AST, dict] = {}  # per body: `none_paths.dead_none_branches`
+        self.retested_cache: dict[ast.AST, frozenset] = {}  # per body: `path_facts.retested`
         # calls of ops returning several views of one tensor (`chunk`, `split`, `unbind`):
         # autograd forbids writing into those views in place
         self.multi_output_views: set[ast.AST] = set()
