@@ -33,7 +33,7 @@ import ast
 import weakref
 from typing import TYPE_CHECKING
 
-from gradguard.engine import integer_use, none_paths, shape_flow, torch_facts
+from gradguard.engine import integer_use, none_paths, path_facts, shape_flow, torch_facts
 from gradguard.engine.index import iter_children
 from gradguard.engine.symshape import Shape
 from gradguard.engine.values import (
@@ -169,16 +169,19 @@ class Saved:
 class State:
     """What is known at one point of a scope."""
 
-    __slots__ = ("defs", "env", "nograd", "saved")
+    __slots__ = ("defs", "env", "nograd", "saved", "splits")
 
-    def __init__(self, env: dict, defs: dict, saved: dict, nograd: ast.AST | None) -> None:
+    def __init__(
+        self, env: dict, defs: dict, saved: dict, nograd: ast.AST | None, splits: tuple = ()
+    ) -> None:
         self.env = env  # name -> Value
         self.defs = defs  # name -> frozenset of definition nodes
         self.saved = saved  # allocation site -> Saved
         self.nograd = nograd  # the node that disabled gradients (with/decorator/statement), or None
+        self.splits = splits  # `path_facts.Split`s: earlier `if`s whose arms bound names differently
 
     def copy(self) -> State:
-        return State(dict(self.env), dict(self.defs), dict(self.saved), self.nograd)
+        return State(dict(self.env), dict(self.defs), dict(self.saved), self.nograd, self.splits)
 
 
 def _roots_of(state: State, names: frozenset) -> set:
@@ -236,7 +239,10 @@ def merge(states: list[State | None]) -> State | None:
             nograd = nograd or other.nograd
     if saved:
         _exclude_other_paths_saves(env, saved, live)
-    return State(env, defs, saved, nograd)
+    splits = first.splits
+    if splits:
+        splits = tuple(s for s in splits if all(s in other.splits for other in live[1:]))
+    return State(env, defs, saved, nograd, splits)
 
 
 def _exclude_other_paths_saves(env: dict, saved: dict, paths: list[State]) -> None:
@@ -595,8 +601,12 @@ class Flow:
             known = self._none_dies().get(stmt)  # (the `None` branch raises later in the block)
         if known is not None:
             return self._block(stmt.body, then_state) if known else self._block(stmt.orelse, else_state)
+        if state.splits:
+            self._correlated(stmt.test, state, then_state, else_state)
         then_end, else_end = self._block(stmt.body, then_state), self._block(stmt.orelse, else_state)
         end = merge([then_end, else_end])
+        if then_end is not None and else_end is not None and end is not None and self.func is not None:
+            self._split(stmt, state, then_end, else_end, end)
         if (
             then_end is not None
             and else_end is not None
@@ -605,6 +615,78 @@ class Flow:
         ):
             end.nograd = state.nograd  # (`if torch.is_grad_enabled(): ... else: ...`: both paths go on)
         return end
+
+    def _split(self, stmt: ast.If, before: State, then_end: State, else_end: State, end: State) -> None:
+        """Remember, on the joined state, the values of the names the arms of `stmt` bound
+        differently, for a later test on the same condition (`path_facts`)."""
+        test = stmt.test
+        asserted = path_facts.atom(test)
+        if asserted is None or asserted[0] not in self._retested():
+            return
+        roots = path_facts.roots(test)
+        if not roots or any(r not in before.env for r in roots):
+            return  # a global (a call may change it) or an unbound name
+        arms = [(frozenset((asserted,)), then_end.env)]
+        negated = (asserted[0], asserted[1], not asserted[2])
+        inner = else_end.splits[-1] if else_end.splits else None
+        names = {
+            n for n, v in end.env.items() if then_end.env.get(n) is not v or else_end.env.get(n) is not v
+        }
+        if inner is not None and len(stmt.orelse) == 1 and inner.node is stmt.orelse[0]:
+            # an `elif` chain: the arms of the inner `if`, each also under `not test`
+            names.update(inner.merged)
+            for facts, values in inner.arms:
+                arms.append((facts | {negated}, {n: values.get(n, else_end.env.get(n)) for n in names}))
+            roots = roots | inner.roots
+            if any(r not in before.env for r in roots):
+                return
+        else:
+            arms.append((frozenset((negated,)), else_end.env))
+        if not names:
+            return
+        arms = [(facts, {n: values[n] for n in names if n in values}) for facts, values in arms]
+        split = path_facts.Split(
+            stmt, arms, {n: end.env[n] for n in names}, roots, {r: before.env[r] for r in roots}
+        )
+        end.splits = (*end.splits[-(path_facts.MAX_SPLITS - 1) :], split)
+
+    def _retested(self) -> frozenset:
+        if not self._body:
+            return frozenset()
+        cache = self.semantics.retested_cache  # syntax only: shared by every flow of the same body
+        found = cache.get(self._body[0])
+        if found is None:
+            found = cache[self._body[0]] = path_facts.retested(self._body)
+        return found
+
+    def _correlated(self, test: ast.expr, state: State, then_state: State, else_state: State) -> None:
+        """A test identical to (or the negation of, or an `==` against a constant of) an earlier
+        one whose arms bound names differently: each branch gets the values of the arms it can
+        follow, while nothing the tests read and none of those names changed in between."""
+        query = path_facts.atom(test)
+        if query is None:
+            return
+        tested = path_facts.roots(test)
+        done: set[str] = set()
+        for split in reversed(state.splits):
+            truths = [path_facts.truth(query, facts) for facts, _ in split.arms]
+            if all(t is None for t in truths):
+                continue
+            if any(state.env.get(r) is not v for r, v in split.test_values.items()):
+                continue
+            if path_facts.changed_between(self._body, split.node.test, test, split.roots):
+                continue
+            for name, merged in split.merged.items():
+                if name in done or name in tested or state.env.get(name) is not merged:
+                    continue
+                if not all(name in values for _, values in split.arms):
+                    continue  # unbound on some path
+                done.add(name)
+                for branch, excluded in ((then_state, False), (else_state, True)):
+                    arms = zip(split.arms, truths, strict=True)
+                    held = [values[name] for (_, values), t in arms if t is not excluded]
+                    if held:
+                        branch.env[name] = join_all(held)
 
     def _none_dies(self) -> dict[ast.If, bool]:
         if self._dead_none is None:

@@ -316,6 +316,7 @@ class Semantics:
         self.source_kinds: dict[ast.AST, str] = {}
         self.integer_names_cache: dict[ast.AST, tuple] = {}  # per scope: `integer_use.scan`
         self.dead_none_cache: dict[ast.AST, dict] = {}  # per body: `none_paths.dead_none_branches`
+        self.retested_cache: dict[ast.AST, frozenset] = {}  # per body: `path_facts.retested`
         # calls of ops returning several views of one tensor (`chunk`, `split`, `unbind`):
         # autograd forbids writing into those views in place
         self.multi_output_views: set[ast.AST] = set()
@@ -1336,6 +1337,13 @@ class Semantics:
             # `to_numpy(t)`, `tensor2numpy(t)`: a helper named for what it returns, a numpy array, which
             # carries no gradient (mmpose utils/tensor_utils.py: `x.detach().cpu().numpy()`)
             return cut(args.positional[0], NUMPY_CUT, node, NUMPY)
+        flag = keyword(node, "requires_grad")
+        if isinstance(flag, ast.Constant) and flag.value is True:
+            # `crypten.cryptensor(x, requires_grad=True)`, `to_var(x, requires_grad=True)`: the callee makes a
+            # new leaf (torch's, or an object with its own autograd): no graph of the arguments behind it
+            # that a torch `backward()` could free, and nothing a tensor method name makes a torch tensor
+            self.source_kinds.setdefault(node, "opaque")
+            return Value(ANY, grad=YES, leaf=MAYBE, sources=frozenset((node,)), saves=False)
         loss_like = name is not None and any(word in name.lower() for word in torch_facts.LOSS_WORDS)
         sources = frozenset()
         grad = NO

@@ -892,6 +892,40 @@ class InplaceOnSavedOutput(Rule):
             note="dev13 yolov5: an argument whose item at `i` goes to the module list's layer at `i` "
             "(`self.m[i](x[i])`) is a list of inputs, one per layer, not one tensor",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            # hummingbird-ml operator_converters/_linear_implementations.py: the second test on
+            # `self.loss` runs only on the path of the first test's `clip` arm, never on `sigmoid`'s
+            class LinearModel(nn.Module):
+                def __init__(self, loss):
+                    super().__init__()
+                    self.loss = loss
+
+                def forward(self, output):
+                    if self.loss == "modified_huber":
+                        output = torch.clip(output, -1, 1)
+                        output += 1
+                        output /= 2
+                    else:
+                        output = torch.sigmoid(output)
+                    if self.loss == "modified_huber":
+                        prob_sum = torch.sum(output, dim=1, keepdim=False)
+                        output[prob_sum == 0, :] = 1
+                        prob_sum[prob_sum == 0] = output.shape[1]
+                        output /= prob_sum.view((output.shape[0], -1))
+                    return output
+            """,
+            run="""
+            x = torch.full((3, 4), -2.0, requires_grad=True)
+            LinearModel("modified_huber")(x).sum().backward()
+            LinearModel("log")(x).sum().backward()
+            """,
+            note="holdout6 hummingbird-ml: two `if`s on the same condition, nothing it reads changed in between: "
+            "the later one sees the value of the matching arm (`clip`, which saves its input), not the join",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -1100,6 +1134,53 @@ class InplaceOnSavedOutput(Rule):
             run="LocationAttention()(torch.rand(1, 10, 8), 2).sum().backward()",
             note="dev9 espnet rnn/attentions.py (`GDCAttLoc`): a helper writes into its argument, which the "
             "convolution saved as its input (for the weight's gradient); the message names the argument",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class LinearModel(nn.Module):
+                def __init__(self, loss):
+                    super().__init__()
+                    self.loss = loss
+
+                def forward(self, output):
+                    if self.loss == "modified_huber":
+                        output = torch.clip(output, -1, 1)
+                    else:
+                        output = torch.sigmoid(output)
+                    if self.loss != "modified_huber":
+                        output /= torch.sum(output, dim=1, keepdim=True)
+                    return output
+            """,
+            lines=[15],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class LinearModel(nn.Module):
+                def __init__(self, loss):
+                    super().__init__()
+                    self.loss = loss
+
+                def forward(self, output):
+                    if self.loss == "modified_huber":
+                        output = torch.clip(output, -1, 1)
+                    else:
+                        output = torch.sigmoid(output)
+                    if self.loss != "modified_huber":
+                        output = output / torch.sum(output, dim=1, keepdim=True)
+                    return output
+            """,
+            raises="modified by an inplace operation",
+            run="""
+            x = torch.randn(3, 4, requires_grad=True)
+            LinearModel("log")(x).sum().backward()
+            """,
+            check_fixed="assert x.grad is not None",
+            note="the later test on the same condition runs on the `sigmoid` arm's path: the write is into "
+            "sigmoid's saved output (hummingbird-ml's multiclass branch)",
         ),
     ]
 

@@ -604,6 +604,52 @@ class BackwardTwice(Rule):
             note="dev13 pyod: the dict `locals()` returns is a mapping of its own, not a value computed once "
             "with a graph; what the loop reads from it was stored in it this iteration",
         ),
+        Valid(
+            """
+            import torch
+
+
+            def test_autograd_repetition(crypten, x):
+                x.requires_grad = True
+                encr_input = crypten.cryptensor(x, requires_grad=True)
+                for _ in range(7):
+                    encr_output = encr_input.exp().sum()
+                    encr_output.backward()
+                return encr_input
+            """,
+            run="""
+            class CrypTensor:  # a stand-in for CrypTen's: an object with an autograd of its own
+                def __init__(self, data, requires_grad=False, grad_fn=None):
+                    self.data, self.requires_grad, self.grad, self.grad_fn = data, requires_grad, None, grad_fn
+
+                def _accumulate(self, g):
+                    if self.grad_fn is None:
+                        self.grad = g if self.grad is None else self.grad + g
+                    else:
+                        self.grad_fn(g)
+
+                def exp(self):
+                    out = self.data.detach().exp()
+                    return CrypTensor(out, True, lambda g: self._accumulate(g * out))
+
+                def sum(self):
+                    return CrypTensor(self.data.sum(), True, lambda g: self._accumulate(g.expand_as(self.data)))
+
+                def backward(self):
+                    grad_fn, self.grad_fn = self.grad_fn, None  # frees this node, as CrypTen's ctx.reset()
+                    grad_fn(torch.ones_like(self.data))
+
+            class crypten:
+                cryptensor = CrypTensor
+
+            x = torch.randn(12, 5)
+            encr_input = test_autograd_repetition(crypten, x)
+            assert torch.allclose(encr_input.grad, 7 * x.detach().exp())
+            """,
+            note="holdout6 crypten test/test_autograd.py: a call into another library with `requires_grad=True` "
+            "makes a new leaf of that library's own autograd (`crypten.cryptensor`), with no torch graph behind it "
+            "for `backward()` to free; each iteration builds its graph anew",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -783,6 +829,38 @@ class BackwardTwice(Rule):
             check_fixed="assert x.grad is not None",
             note="the rows of one tensor share its graph: backpropagating a row each iteration goes through "
             "`exp`'s freed saved output again",
+        ),
+        Invalid(
+            """
+            import torch
+
+
+            def train(make_leaf, data, steps):
+                w = make_leaf(data, requires_grad=True)
+                y = w.exp()
+                for _ in range(steps):
+                    y.sum().backward()
+                return w
+            """,
+            lines=[8],
+            fixed="""
+            import torch
+
+
+            def train(make_leaf, data, steps):
+                w = make_leaf(data, requires_grad=True)
+                for _ in range(steps):
+                    y = w.exp()
+                    y.sum().backward()
+                return w
+            """,
+            raises=_ERROR,
+            run="""
+            w = train(lambda d, requires_grad: d.clone().requires_grad_(requires_grad), torch.randn(4), 3)
+            """,
+            check_fixed="assert torch.allclose(w.grad, 3 * w.detach().exp())",
+            note="a leaf made by a helper called with `requires_grad=True` has no graph behind it, but the `exp` "
+            "computed from it once before the loop does",
         ),
     ]
 

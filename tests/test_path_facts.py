@@ -1,0 +1,216 @@
+"""Branch-correlated values (`gradguard.engine.path_facts`): a later test on the same condition sees
+the values of the matching arm of an earlier `if`, and falls back to the join whenever the condition
+may have changed in between. Every case also runs with torch: the reported ones raise, the silent
+ones run."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from gradguard.engine.analyzer import Analyzer
+from gradguard.engine.config import Config
+
+_ERROR = "modified by an inplace operation"
+
+
+def _lines(code: str) -> list[int]:
+    result = Analyzer(Config(select=("GG204",))).check(code).findings
+    return [f.line for f in result]
+
+
+def _forward(signature: str, body: str) -> str:
+    """A module whose `forward(self, <signature>)` runs `body` (GG204 reports in forward)."""
+    body = textwrap.indent(textwrap.dedent(body).strip("\n"), " " * 8)
+    return f"import torch\n\nclass F(torch.nn.Module):\n    def forward(self, {signature}):\n{body}\n"
+
+
+_HUBER = """
+    if huber:
+        out = torch.clip(x, -1, 1)
+    else:
+        out = torch.sigmoid(x)
+"""
+_MODES = """
+    if mode == "sigmoid":
+        out = torch.sigmoid(x)
+    elif mode == "clip":
+        out = torch.clip(x, -1, 1)
+    else:
+        out = torch.tanh(x)
+    y = out.sum()
+"""
+
+# name: (code, call that runs it, expected GG204 lines, whether the call raises)
+CASES = {
+    "same test again": (
+        _forward("x, huber", _HUBER + "    if huber:\n        out /= 2\n    return out"),
+        "F()(torch.randn(4, requires_grad=True), True).sum().backward()",
+        [],
+        False,
+    ),
+    "a name bound on one arm only": (
+        _forward(
+            "x, huber",
+            """
+            if huber:
+                out = torch.clip(x, -1, 1)
+                scale = 2
+            else:
+                out = torch.sigmoid(x)
+            if huber:
+                out /= scale
+            return out
+            """,
+        ),
+        "F()(torch.randn(4, requires_grad=True), True).sum().backward()",
+        [],
+        False,
+    ),
+    "negated test, the sigmoid arm": (
+        _forward("x, huber", _HUBER + "    if not huber:\n        out /= 2\n    return out"),
+        "F()(torch.randn(4, requires_grad=True), False).sum().backward()",
+        [10],
+        True,
+    ),
+    "the else of the same test": (
+        _forward(
+            "x, huber",
+            """
+            if not huber:
+                out = torch.sigmoid(x)
+            else:
+                out = torch.clip(x, -1, 1)
+            if huber:
+                out /= 2
+            else:
+                out = out * 2
+            return out
+            """,
+        ),
+        "F()(torch.randn(4, requires_grad=True), True).sum().backward()",
+        [],
+        False,
+    ),
+    "elif chain of == against constants": (
+        _forward("x, mode", _MODES + '    if mode == "clip":\n        out.mul_(2)\n    return y + out.sum()'),
+        "F()(torch.randn(4, requires_grad=True), 'clip').backward()",
+        [],
+        False,
+    ),
+    "elif chain, arms that save their output": (
+        _forward("x, mode", _MODES + '    if mode != "clip":\n        out.mul_(2)\n    return y + out.sum()'),
+        "F()(torch.randn(4, requires_grad=True), 'tanh').backward()",
+        [13],
+        True,
+    ),
+    "the test's name rebound in between": (
+        _forward(
+            "x, huber", _HUBER + "    huber = not huber\n    if huber:\n        out /= 2\n    return out"
+        ),
+        "F()(torch.randn(4, requires_grad=True), False).sum().backward()",
+        [11],
+        True,
+    ),
+    "the value rewritten in between": (
+        _forward(
+            "x, huber",
+            _HUBER + "    out = torch.sigmoid(out)\n    if huber:\n        out /= 2\n    return out",
+        ),
+        "F()(torch.randn(4, requires_grad=True), True).sum().backward()",
+        [11],
+        True,
+    ),
+    "the test rebound in a loop after the later test": (
+        _forward(
+            "x, huber, steps",
+            _HUBER + "    for _ in range(steps):\n        if huber:\n            out /= 2\n"
+            "        huber = True\n    return out",
+        ),
+        "F()(torch.randn(4, requires_grad=True), False, 2).sum().backward()",
+        [11],
+        True,
+    ),
+    "the attribute tested written in between": (
+        """import torch
+
+class Head(torch.nn.Module):
+    def __init__(self, huber):
+        super().__init__()
+        self.huber = huber
+
+    def forward(self, x):
+        if self.huber:
+            out = torch.clip(x, -1, 1)
+        else:
+            out = torch.sigmoid(x)
+        self.huber = not self.huber
+        if self.huber:
+            out /= 2
+        return out
+""",
+        "Head(False)(torch.randn(4, requires_grad=True)).sum().backward()",
+        [15],
+        True,
+    ),
+    "a method that may change the attribute called in between": (
+        """import torch
+
+class Head(torch.nn.Module):
+    def __init__(self, huber):
+        super().__init__()
+        self.huber = huber
+
+    def flip(self):
+        self.huber = not self.huber
+
+    def forward(self, x):
+        if self.huber:
+            out = torch.clip(x, -1, 1)
+        else:
+            out = torch.sigmoid(x)
+        self.flip()
+        if self.huber:
+            out /= 2
+        return out
+""",
+        "Head(False)(torch.randn(4, requires_grad=True)).sum().backward()",
+        [18],
+        True,
+    ),
+    "the tested attribute only read in between": (
+        """import torch
+
+class Head(torch.nn.Module):
+    def __init__(self, loss, classes):
+        super().__init__()
+        self.loss, self.classes = loss, classes
+
+    def forward(self, x):
+        if self.loss == "modified_huber":
+            out = torch.clip(x, -1, 1)
+        else:
+            out = torch.sigmoid(x)
+        if len(self.classes) > 2:
+            if self.loss == "modified_huber":
+                out[out.sum(1) == 0, :] = 1
+        return out
+""",
+        "Head('modified_huber', [0, 1, 2])(torch.randn(3, 4, requires_grad=True)).sum().backward()",
+        [],
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_correlated_branches(name):
+    code, call, lines, raises = CASES[name]
+    assert _lines(code) == lines
+    scope: dict = {}
+    exec(compile(code, "case.py", "exec"), scope)
+    if raises:
+        with pytest.raises(RuntimeError, match=_ERROR):
+            exec(call, scope)
+    else:
+        exec(call, scope)
