@@ -997,3 +997,14 @@ def functional_twin(qualname: str) -> str | None:
     """`torch.nn.ReLU` -> "relu": the torch.nn.functional function a default instance of the layer
     computes (in training and in eval mode), for layers taking nothing but `inplace`."""
     return _data.FUNCTIONAL_TWINS.get(qualname)
+
+
+def containers() -> frozenset[str]:
+    """torch.nn's containers (Sequential, ModuleList, ModuleDict, ParameterList, ...): layers of kind
+    "container", which hold other modules or parameters rather than compute anything."""
+    found = _derived.get("containers")
+    if found is None:
+        found = _derived["containers"] = frozenset(
+            n for n in _LAYERS if (f := layer(n)) and f.kind == "container"
+        )
+    return found
