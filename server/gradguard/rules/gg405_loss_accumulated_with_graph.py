@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from gradguard.engine import torch_facts
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import replace_node
-from gradguard.engine.index import Unit, dotted_name
+from gradguard.engine.index import Unit, callee_name, dotted_name
 from gradguard.engine.interpreter import BACKWARD, has_graph
 from gradguard.engine.loops import enclosing_loop
 from gradguard.engine.queries import certainly_tracked, flows
@@ -553,7 +553,7 @@ def _in_logging_context(unit: Unit, node: ast.AST) -> bool:
             if current is parent.func:
                 return False  # total.item(), total.backward(): needs a tensor
             func = parent.func
-            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            name = callee_name(func) or ""
             if name in _LOGGING:
                 return True
             return False

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding, TextEdit
 from gradguard.engine.fixes import delete_statement, replace_node
-from gradguard.engine.index import Unit
+from gradguard.engine.index import Unit, callee_name
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
 
@@ -516,6 +516,6 @@ def _reads_metadata(unit: Unit, node: ast.AST) -> bool:
         return parent.attr in _METADATA_METHODS and isinstance(call, ast.Call) and call.func is parent
     if isinstance(parent, ast.Call) and parent.args and parent.args[0] is node:
         func = parent.func
-        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        name = callee_name(func) or ""
         return name in _METADATA_FUNCTIONS
     return False
