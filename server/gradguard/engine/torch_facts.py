@@ -974,10 +974,6 @@ REWRAPS_A_TENSOR = frozenset({"torch.tensor"})
 # Factories of zero-filled (or uninitialised, to be filled) tensors used to build a gradient (GG102).
 ZEROING_FACTORIES = frozenset({"torch.zeros_like", "torch.zeros", "torch.empty_like"})
 
-# Containers of modules (and of parameters) in torch.nn: their instances hold other modules.
-MODULE_CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
-PARAMETER_CONTAINERS = frozenset({"ParameterList", "ParameterDict"})
-
 # Names of torch.autograd.Variable (generated).
 VARIABLE_NAMES = frozenset(_data.VARIABLE_NAMES)
 
