@@ -558,3 +558,18 @@ def test_variable_names_and_containers(torch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert not torch.tensor(t).requires_grad  # copied without its history
+
+
+@torch_only
+def test_metadata_reads_do_not_depend_on_the_values(torch):
+    x, y = torch.zeros(2, 3), torch.ones(2, 3)
+    for name in sorted(tf.METADATA_METHODS):
+        assert getattr(x, name)() == getattr(y, name)(), name
+    for name in sorted(tf.METADATA_ATTRIBUTES):
+        assert tf.tensor_attribute(name).returns != ("tensor",) and getattr(x, name) == getattr(y, name), name
+    assert tf.like_factories() >= {"torch.zeros_like", "torch.ones_like", "torch.randn_like"}
+    for name in sorted(tf.like_factories()):
+        fn = getattr(torch, name.rsplit(".", 1)[1])
+        args = (1.0,) if name == "torch.full_like" else ()
+        assert fn(x, *args).shape == x.shape and not fn(x.requires_grad_(), *args).requires_grad, name
+        x = x.detach()

@@ -962,8 +962,10 @@ NONLINEAR = frozenset(
     }
 )  # fmt: skip
 
-# Tensor methods reading metadata only (no gradient flows through them).
-METADATA_METHODS = frozenset({"size", "dim", "numel"})
+# Tensor methods and attributes reading metadata only, never the values (no gradient flows through
+# them): `x.size()`, `x.shape`, `x.dtype`. (`bool(x)`, `x.item()`, `x.equal(y)` read the values.)
+METADATA_METHODS = frozenset({"size", "dim", "numel", "get_device"})
+METADATA_ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim", "layout", "is_cuda"})
 
 # Calls building a new tensor from data (a list, a number, another tensor's values): a tensor passed
 # to `torch.tensor(t)` is copied without its autograd history. `torch.as_tensor(t)` and
@@ -1004,3 +1006,9 @@ def containers() -> frozenset[str]:
             n for n in _LAYERS if (f := layer(n)) and f.kind == "container"
         )
     return found
+
+
+def like_factories() -> frozenset[str]:
+    """`torch.zeros_like(x)`, `torch.randn_like(x)`, ...: factories reading only `x`'s shape, dtype and
+    device (the factories named `*_like`)."""
+    return frozenset(f for f in _FACTORIES if f.endswith("_like"))
