@@ -1672,6 +1672,83 @@ def collect_layers() -> dict:
     return found
 
 
+# -- vocabularies the rules use (recurrent state, functional twins of layers, Variable) -------------------
+
+
+def collect_recurrent_states() -> dict:
+    """Recurrent layers called on a sequence return `(output, state)`: the state's kind, "tuple" (LSTM's
+    `(h, c)`) or "tensor" (GRU's and RNN's `h`), from a real call on a (seq, batch, feature) input whose
+    returned state is accepted back as the next call's state. Cells take one step (a 2-D input) and raise
+    on a sequence, so they are not recorded."""
+    found = {}
+    for name, cls in sorted(layer_classes().items()):
+        if LAYER_FILES.get(cls.__module__.rsplit(".", 1)[-1]) != "recurrent":
+            continue
+        try:
+            seed(name)
+            with contextlib.redirect_stdout(io.StringIO()):
+                layer = cls(4, 4)
+                x = torch.randn(3, 2, 4)
+                out = layer(x)
+                if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], torch.Tensor)):
+                    continue
+                layer(x, out[1])
+        except Exception as error:
+            note(f"torch.nn.{name}: no (output, state) call: {type(error).__name__}")
+            continue
+        state = out[1]
+        if isinstance(state, torch.Tensor):
+            found[name] = "tensor"
+        elif isinstance(state, tuple) and all(isinstance(t, torch.Tensor) for t in state):
+            found[name] = "tuple"
+    return found
+
+
+def collect_functional_twins() -> dict:
+    """torch.nn layers built with no argument but `inplace` (defaults for the rest) whose call gives the
+    same values as `torch.nn.functional.<name>(x)` with its defaults, in training and in eval mode, and
+    twice the same (no randomness: Dropout and RReLU are left out) -> that function's name."""
+    found = {}
+    for name, cls in sorted(layer_classes().items()):
+        ctor = constructor(cls)
+        if ctor is None or "inplace" not in ctor.parameters:
+            continue
+        candidates = sorted(
+            c for c in dir(F) if c.replace("_", "") == name.lower() and callable(getattr(F, c, None))
+        )
+        if not candidates:
+            continue
+        try:
+            layer = cls(inplace=False)
+        except Exception:
+            continue
+        seed(name)
+        x = torch.randn(6, 7) * 4
+        for candidate in candidates:
+            fn = getattr(F, candidate)
+            try:
+                same = True
+                for training in (True, False):
+                    layer.train(training)
+                    first, second = layer(x.clone()), layer(x.clone())
+                    same = same and torch.equal(first, second) and torch.equal(first, fn(x.clone()))
+            except Exception:
+                continue
+            if same:
+                found[f"torch.nn.{name}"] = candidate
+                break
+    return found
+
+
+def collect_variable_names() -> tuple[str, ...]:
+    """The names of the legacy `Variable` class (calling it returns its tensor argument itself)."""
+    found = []
+    for module in ("torch", "torch.autograd", "torch.autograd.variable"):
+        if getattr(importlib.import_module(module), "Variable", None) is torch.autograd.Variable:
+            found.append(f"{module}.Variable")
+    return tuple(found)
+
+
 # -- optimizers, schedulers, grad modes, modules, autograd ------------------------------------------------
 
 
@@ -2476,6 +2553,20 @@ def collect() -> str:
             integers["layers"],
             "torch.nn layers whose forward argument must hold integers -> `position parameter [condition]`.",
         ),
+        block(
+            "RECURRENT_STATES",
+            collect_recurrent_states(),
+            "Recurrent layers returning `(output, state)` on a sequence -> the state: tuple (h, c) or tensor.",
+        ),
+        block(
+            "FUNCTIONAL_TWINS",
+            collect_functional_twins(),
+            """
+            Layers whose default instance (only `inplace` given) computes `torch.nn.functional.<name>(x)`
+            with its defaults, in training and eval mode -> that name.
+            """,
+        ),
+        block("VARIABLE_NAMES", collect_variable_names(), "Names of torch.autograd.Variable."),
     ]
     return "\n\n".join(parts)
 

@@ -448,3 +448,128 @@ def test_tensor_only_methods_are_not_numpy_or_module_methods(torch):
     assert only <= tf.tensor_methods() and tf.tensor_methods() == {
         n for n in dir(torch.Tensor) if not n.startswith("_") and callable(getattr(torch.Tensor, n))
     } - set(data.TENSOR_ATTRIBUTES)
+
+
+# -- the vocabularies the rules share ------------------------------------------------------------------
+
+
+@torch_only
+def test_inplace_twins_take_the_same_arguments(torch):
+    for name in sorted(tf.INPLACE_WITH_TWIN):
+        twin = tf.out_of_place(name)
+        assert twin == name[:-1], name
+        assert hasattr(torch.Tensor, name) and hasattr(torch.Tensor, twin), name
+    assert "where_" not in tf.INPLACE_WITH_TWIN and not hasattr(torch.Tensor, "where_")
+    x, y = torch.rand(2, 3) + 1, torch.rand(2, 3) + 1
+    for name, args in {"renorm_": (2, 0, 1.0), "fmod_": (y,), "remainder_": (y,), "add_": (y,)}.items():
+        expected = getattr(x, name[:-1])(*args)
+        assert torch.equal(getattr(x.clone(), name)(*args), expected), name
+
+
+@torch_only
+def test_casts_keep_the_values_and_the_history(torch):
+    assert "detach" not in tf.CASTS and "cuda" in tf.CASTS  # cuda: a device move (no CUDA here)
+    x = torch.randn(3, 2, requires_grad=True) * 1
+    arguments = {"to": (torch.float32,), "type": (torch.float64,), "type_as": (x,)}
+    for name in sorted(tf.CASTS - {"cuda"}):
+        facts = tf.op(name)
+        assert facts.same_values in ("always", "maybe") and facts.cuts_graph is False, name
+        out = getattr(x, name)(*arguments.get(name, ()))
+        assert out.requires_grad and out.grad_fn is not None, name
+        assert torch.allclose(out.double(), x.double(), atol=1e-2), name
+    for name in tf.SHAPED_AS:
+        out = getattr(x, name)(torch.empty(6))
+        assert out.shape == (6,) and torch.equal(out, x.reshape(6)), name
+
+
+@torch_only
+def test_projections_are_methods_and_functions(torch):
+    x = torch.randn(4, 3, requires_grad=True)
+    for name in sorted(tf.PROJECTIONS):
+        assert hasattr(torch.Tensor, name) and hasattr(torch, name), name
+        assert tf.op(name).grad == "yes", name
+    assert torch.renorm(x, 2, 0, 1.0).norm(dim=1).max() <= 1.0 + 1e-6
+
+
+@torch_only
+def test_values_indices_methods(torch):
+    found = tf.values_indices_methods()
+    assert {"max", "min", "topk", "sort", "kthvalue", "mode", "median", "cummax", "cummin"} <= found
+    assert "nanmedian" in found and "argmax" not in found and "aminmax" not in found
+    x = torch.randn(4, 5)
+    arguments = {"topk": (2, 1), "kthvalue": (2, 1)}
+    for name in sorted(found):
+        out = getattr(x, name)(*arguments.get(name, (1,)))
+        assert out.indices.dtype == torch.int64 and out.values.dtype == x.dtype, name
+
+
+@torch_only
+def test_tensor_creating_methods(torch):
+    found = tf.tensor_creating_methods()
+    assert {"new_tensor", "new_zeros", "new_ones", "new_empty", "new_full"} <= found
+    assert "requires_grad_" not in found
+    x = torch.randn(2)
+    arguments = {"new_tensor": ([1.0],), "new_full": ((2,), 1.0), "new_empty_strided": ((2,), (1,))}
+    for name in sorted(found):
+        assert getattr(x, name)(*arguments.get(name, ((2,),)), requires_grad=True).requires_grad, name
+
+
+@torch_only
+def test_recurrent_states(torch):
+    assert (tf.recurrent_state("LSTM"), tf.recurrent_state("torch.nn.GRU"), tf.recurrent_state("RNN")) == (
+        "tuple",
+        "tensor",
+        "tensor",
+    )
+    assert tf.recurrent_state("LSTMCell") is None and tf.recurrent_state("Linear") is None
+    x = torch.randn(3, 2, 4)
+    _, state = torch.nn.LSTM(4, 4)(x)
+    assert isinstance(state, tuple) and len(state) == 2
+    _, state = torch.nn.GRU(4, 4)(x)
+    assert isinstance(state, torch.Tensor)
+
+
+@torch_only
+def test_functional_twins(torch):
+    import torch.nn.functional as F
+
+    assert tf.functional_twin("torch.nn.LeakyReLU") == "leaky_relu"
+    assert tf.functional_twin("torch.nn.Dropout") is None  # eval mode: identity, F.dropout is not
+    x = torch.randn(5, 6) * 4
+    for qualname, name in sorted(data.FUNCTIONAL_TWINS.items()):
+        layer = getattr(torch.nn, qualname.rsplit(".", 1)[1])()
+        assert torch.equal(layer(x.clone()), getattr(F, name)(x.clone())), qualname
+
+
+@torch_only
+def test_variable_names_and_containers(torch):
+    import importlib
+
+    for name in tf.VARIABLE_NAMES:
+        module, _, last = name.rpartition(".")
+        assert getattr(importlib.import_module(module), last) is torch.autograd.Variable
+    assert {"Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"} <= tf.containers()
+    assert "Linear" not in tf.containers()
+    for name in tf.containers():
+        assert issubclass(getattr(torch.nn, name), torch.nn.Module), name
+    assert tf.REWRAPS_A_TENSOR <= tf.TENSOR_CONSTRUCTORS
+    t = torch.randn(2, requires_grad=True)
+    assert torch.as_tensor(t) is t
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert not torch.tensor(t).requires_grad  # copied without its history
+
+
+@torch_only
+def test_metadata_reads_do_not_depend_on_the_values(torch):
+    x, y = torch.zeros(2, 3), torch.ones(2, 3)
+    for name in sorted(tf.METADATA_METHODS):
+        assert getattr(x, name)() == getattr(y, name)(), name
+    for name in sorted(tf.METADATA_ATTRIBUTES):
+        assert tf.tensor_attribute(name).returns != ("tensor",) and getattr(x, name) == getattr(y, name), name
+    assert tf.like_factories() >= {"torch.zeros_like", "torch.ones_like", "torch.randn_like"}
+    for name in sorted(tf.like_factories()):
+        fn = getattr(torch, name.rsplit(".", 1)[1])
+        args = (1.0,) if name == "torch.full_like" else ()
+        assert fn(x, *args).shape == x.shape and not fn(x.requires_grad_(), *args).requires_grad, name
+        x = x.detach()

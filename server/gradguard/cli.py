@@ -493,6 +493,21 @@ def _file_digest(path: str, texts: dict[str, str]) -> str | None:
     return text_digest(text)
 
 
+def _check_all(
+    work: list[tuple[str, CheckJob]],
+    jobs: int,
+    project: ProjectIndex | None,
+    texts: dict,
+    reads: list[dict] | None = None,
+) -> list[FileResult]:
+    """Check every file of `work`: in `jobs` worker processes when there are enough files, else here.
+    `reads`: where the workers' recorded reads go (the result cache)."""
+    if jobs > 1 and len(work) > 8:
+        return _run_parallel(work, jobs, project, texts, reads)
+    _init_worker(project, texts)
+    return [_check_one(w) for w in work]
+
+
 def _cached_check(
     args: argparse.Namespace,
     root: Path,
@@ -527,12 +542,7 @@ def _cached_check(
         if project is not None:
             _warm_project(project)
         missed = [(work[i][0], dataclasses.replace(work[i][1], record_reads=True)) for i in todo]
-        jobs = min(jobs, len(missed))
-        if jobs > 1 and len(missed) > 8:
-            checked = _run_parallel(missed, jobs, project, texts, reads)
-        else:
-            _init_worker(project, texts)
-            checked = [_check_one(w) for w in missed]
+        checked = _check_all(missed, min(jobs, len(missed)), project, texts, reads)
         for i, result in zip(todo, checked, strict=True):
             results[i] = result
             cacheable = not (result.skipped or result.internal_errors or result.write_error)
@@ -568,11 +578,7 @@ def run_check(args: argparse.Namespace) -> int:
             results = _cached_check(args, cache_root, config, work, jobs)
         else:
             project, texts = (None, {}) if args.no_project else _index_project(args.paths, config, work)
-            if jobs > 1 and len(work) > 8:
-                results = _run_parallel(work, jobs, project, texts)
-            else:
-                _init_worker(project, texts)
-                results = [_check_one(w) for w in work]
+            results = _check_all(work, jobs, project, texts)
     finally:
         signal.signal(signal.SIGTERM, previous)
 

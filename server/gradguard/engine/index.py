@@ -82,6 +82,15 @@ def dotted_name(node: ast.AST) -> str | None:
     return None
 
 
+def callee_name(func: ast.AST) -> str | None:
+    """The last name of a callee: `f` -> "f", `a.b.f` -> "f"; None for any other expression."""
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    if isinstance(func, ast.Name):
+        return func.id
+    return None
+
+
 def self_attribute(node: ast.AST, self_name: str = "self") -> str | None:
     """`self.w` -> "w" (only one level); None otherwise."""
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == self_name:

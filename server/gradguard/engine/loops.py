@@ -16,7 +16,7 @@ import ast
 import bisect
 from dataclasses import dataclass, field
 
-from gradguard.engine.index import Unit, dotted_name, keyword
+from gradguard.engine.index import Unit, callee_name, dotted_name, keyword
 from gradguard.engine.queries import scope_text
 from gradguard.engine.torch_facts import NOT_OPTIMIZER_WORDS
 from gradguard.engine.values import OPTIMIZER
@@ -254,7 +254,7 @@ def _analyse(unit: Unit, loop: ast.AST) -> TrainingLoop:
         assert isinstance(node, ast.Call)
         if nested:
             func = node.func
-            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            name = callee_name(func) or ""
             if "zero_grad" in name or name in _GRAD_RESETS:
                 info.nested_zero = True
             continue
@@ -337,7 +337,7 @@ def callees_zero_grad(unit: Unit, loop: TrainingLoop) -> bool:
     for call in unit.calls():
         if start <= (call.lineno, call.col_offset) < end:
             func = call.func
-            name = (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")).lower()
+            name = (callee_name(func) or "").lower()
             if name == "zero_grad" or name in _GRAD_RESETS:
                 continue  # already a loop event, with its receiver
             if "zero" in name or ("grad" in name and any(w in name for w in ("reset", "clear", "none"))):

@@ -43,6 +43,7 @@ from typing import NamedTuple
 
 from gradguard.engine import holdings
 from gradguard.engine.holdings import Written, class_holds
+from gradguard.engine.index import dotted_name as _dotted
 
 # -- kinds ----------------------------------------------------------------------------------
 KIND_MODULE = "module"  # an nn.Module subclass
@@ -149,17 +150,6 @@ def _base_expr(node: ast.AST) -> str:
     if isinstance(node, ast.Subscript):
         node = node.value
     return _dotted(node) or "?"
-
-
-def _dotted(node: ast.AST) -> str | None:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return None
 
 
 def _str_list(node: ast.AST) -> list[str] | None:

@@ -7,42 +7,8 @@ import re
 
 from gradguard.engine.index import FunctionNode, Unit, self_name
 
-# In-place tensor methods whose out-of-place twin takes the same arguments (GG201, GG203).
-INPLACE_WITH_TWIN = {
-    "add_",
-    "sub_",
-    "mul_",
-    "div_",
-    "clamp_",
-    "clamp_min_",
-    "clamp_max_",
-    "clip_",
-    "pow_",
-    "abs_",
-    "neg_",
-    "exp_",
-    "log_",
-    "sqrt_",
-    "relu_",
-    "sigmoid_",
-    "tanh_",
-    "masked_fill_",
-    "lerp_",
-    "addcmul_",
-    "addcdiv_",
-    "index_add_",
-    "index_fill_",
-    "scatter_",
-    "scatter_add_",
-    "renorm_",
-    "true_divide_",
-    "square_",
-    "reciprocal_",
-    "sign_",
-    "floor_",
-    "ceil_",
-    "round_",
-}
+# Augmented assignments a tensor does in place -> the operator (`x @= y` is not one: torch.Tensor has no
+# `__imatmul__`, see `torch_facts.operator("MatMult")`, so it rebinds `x` to a new tensor).
 AUGMENTED_OPERATORS: dict[type[ast.operator], str] = {
     ast.Add: "+",
     ast.Sub: "-",

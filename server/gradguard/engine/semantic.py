@@ -34,6 +34,7 @@ from gradguard.engine.index import (
     KIND_FUNCTION,
     KIND_MODULE,
     ModuleContext,
+    callee_name,
     iter_children,
     keyword,
     self_name,
@@ -775,7 +776,7 @@ class Semantics:
                     isinstance(node, ast.Call)
                     and node.args
                     and isinstance(node.args[0], ast.Name)
-                    and _callee_name(node.func) in _JOINS
+                    and callee_name(node.func) in _JOINS
                     and self.module.qualname(node.func) in _TORCH_JOINS
                 ):
                     names.add(node.args[0].id)
@@ -1323,11 +1324,11 @@ class Semantics:
                 return self._function_apply(flow, node, callee, args, state)
             if callee.node is not None:
                 return self.call_function(flow, node, callee.node, args, state, self_value=callee.elem)
-            return self._opaque_call(node, callee, args, _callee_name(node.func))
+            return self._opaque_call(node, callee, args, callee_name(node.func))
         if kinds == FUNCTION_INSTANCE:
             flow._record(FUNCTION_INSTANCE_CALL, node, state, callee, args=tuple(args.all()))
             return combine([a for a in args.all() if a.kinds & TENSORISH], node=node)
-        return self._opaque_call(node, callee, args, _callee_name(node.func))
+        return self._opaque_call(node, callee, args, callee_name(node.func))
 
     def _opaque_call(self, node: ast.Call, callee: Value, args: Arguments, name: str | None) -> Value:
         """A call we cannot see into: its result may be anything, and may carry the gradient
@@ -2850,14 +2851,6 @@ def _retains(node: ast.Call) -> bool:
     return len(node.args) >= 2 and not (
         isinstance(node.args[1], ast.Constant) and node.args[1].value in (False, None)
     )
-
-
-def _callee_name(func: ast.AST) -> str | None:
-    if isinstance(func, ast.Name):
-        return func.id
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    return None
 
 
 def _decorator_name(node: ast.AST) -> str:

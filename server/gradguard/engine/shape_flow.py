@@ -62,7 +62,7 @@ from gradguard.engine.values import (
     join_all,
 )
 
-from gradguard.engine.index import statement_start_line
+from gradguard.engine.index import dotted_name, statement_start_line
 from gradguard.engine.mentions import SCRIPT_ROOTS
 
 if TYPE_CHECKING:
@@ -1771,14 +1771,9 @@ def unknown_attribute(flow: Flow, node: ast.Attribute, base: Value, result: Valu
 
 
 def _dotted(node: ast.AST) -> str | None:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name) and len(parts) <= 3:
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return None
+    """`config.n_embd` (at most three attributes deep)."""
+    text = dotted_name(node)
+    return text if text is not None and text.count(".") <= 3 else None
 
 
 _LOOP_HEADS = (ast.For, ast.AsyncFor, ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)

@@ -904,3 +904,111 @@ def _keeps_elements(facts: OpFacts) -> bool:
         and facts.grad in ("yes", "none")
         and (facts.view in ("always", "maybe") or facts.same_values == "always")
     )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Vocabularies the rules share (no rule keeps a set of torch names of its own)
+# ---------------------------------------------------------------------------------------------------
+
+
+def values_indices_methods() -> frozenset[str]:
+    """Methods returning a (values, indices) pair, always (topk, sort) or for some arguments
+    (`max(dim)`, `median(dim)`): the `indices` half is an integer tensor."""
+    return _cached("values_indices", lambda f: "values_indices" in f.returns)
+
+
+def out_of_place(name: str) -> str | None:
+    """The out-of-place twin of an in-place method (`add_` -> `add`), from the generated records."""
+    facts = op(name)
+    return facts.out_of_place if facts is not None else None
+
+
+# In-place methods whose out-of-place twin takes the same arguments, so `x.add_(y)` can be rewritten
+# `x = x.add(y)` (the fixes of GG201 and GG204). A chosen subset of the generated pairs
+# (`out_of_place`); tests/test_torch_facts.py checks every name against the generated data.
+INPLACE_WITH_TWIN = frozenset(
+    {
+        "abs_", "add_", "addcdiv_", "addcmul_", "ceil_", "clamp_", "clamp_max_", "clamp_min_", "clip_",
+        "div_", "exp_", "floor_", "fmod_", "index_add_", "index_fill_", "lerp_", "log_", "masked_fill_",
+        "masked_scatter_", "mul_", "nan_to_num_", "neg_", "pow_", "reciprocal_", "relu_", "remainder_",
+        "renorm_", "round_", "scatter_", "scatter_add_", "sigmoid_", "sign_", "sqrt_", "square_", "sub_",
+        "tanh_", "true_divide_",
+    }
+)  # fmt: skip
+
+# Methods whose result holds the receiver's values converted in dtype, device or memory layout, or
+# copied, with its autograd history (`p.float()`, `w.to(dtype)`, `g.clone()`): the same value for the
+# rules that follow a tensor through a cast. `detach` is not one (it cuts the history: see
+# `graph_cutting_methods`). tests/test_torch_facts.py checks them against the generated records
+# (`cuda` cannot be probed by a CPU build of torch).
+CASTS = frozenset(
+    {"to", "float", "half", "bfloat16", "double", "type", "type_as", "contiguous", "clone", "cpu", "cuda"}
+)
+# `x.view_as(y)`, `x.reshape_as(y)`: x's values in y's shape.
+SHAPED_AS = frozenset({"view_as", "reshape_as"})
+
+# Constraints that project a value back into a valid range (max-norm, a clamp): `p.data = p.clamp(lo, hi)`
+# keeps the optimizer's update, projected (GG201). Methods and torch.<name> functions of the same name.
+PROJECTIONS = frozenset({"clamp", "clip", "clamp_min", "clamp_max", "renorm"})
+
+# Functions whose gradient is not a constant multiple of their input's: a constant term that goes
+# through one of them does change the gradient (GG301: `(loss - c) ** 2` vs `loss - c`).
+NONLINEAR = frozenset(
+    {
+        "pow", "square", "abs", "exp", "log", "sqrt", "rsqrt", "sigmoid", "tanh", "relu", "softplus",
+        "norm", "clamp", "clip", "logsumexp", "softmax", "log_softmax", "mse_loss", "l1_loss",
+        "smooth_l1_loss", "huber_loss", "cross_entropy", "binary_cross_entropy",
+        "binary_cross_entropy_with_logits",
+    }
+)  # fmt: skip
+
+# Tensor methods and attributes reading metadata only, never the values (no gradient flows through
+# them): `x.size()`, `x.shape`, `x.dtype`. (`bool(x)`, `x.item()`, `x.equal(y)` read the values.)
+METADATA_METHODS = frozenset({"size", "dim", "numel", "get_device"})
+METADATA_ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim", "layout", "is_cuda"})
+
+# Calls building a new tensor from data (a list, a number, another tensor's values): a tensor passed
+# to `torch.tensor(t)` is copied without its autograd history. `torch.as_tensor(t)` and
+# `torch.Tensor(t)` return `t` itself when given a tensor (GG305 `REWRAPS_A_TENSOR`).
+TENSOR_CONSTRUCTORS = frozenset({"torch.tensor", "torch.as_tensor", "torch.Tensor", "torch.FloatTensor"})
+REWRAPS_A_TENSOR = frozenset({"torch.tensor"})
+
+# Factories of zero-filled (or uninitialised, to be filled) tensors used to build a gradient (GG102).
+ZEROING_FACTORIES = frozenset({"torch.zeros_like", "torch.zeros", "torch.empty_like"})
+
+# Names of torch.autograd.Variable (generated).
+VARIABLE_NAMES = frozenset(_data.VARIABLE_NAMES)
+
+
+def tensor_creating_methods() -> frozenset[str]:
+    """Tensor methods that create a new tensor and take `requires_grad=` (new_zeros, new_full, ...)."""
+    return frozenset(n for n in _TENSOR_METHODS if not n.endswith("_") and accepts_requires_grad(n))
+
+
+def recurrent_state(name: str) -> str | None:
+    """A recurrent layer's state as returned by `out, state = layer(x)`: "tuple" (LSTM's `(h, c)`),
+    "tensor" (GRU, RNN), None (not a recurrent layer returning one)."""
+    return _data.RECURRENT_STATES.get(name.rsplit(".", 1)[-1] if name.startswith("torch.nn.") else name)
+
+
+def functional_twin(qualname: str) -> str | None:
+    """`torch.nn.ReLU` -> "relu": the torch.nn.functional function a default instance of the layer
+    computes (in training and in eval mode), for layers taking nothing but `inplace`."""
+    return _data.FUNCTIONAL_TWINS.get(qualname)
+
+
+def containers() -> frozenset[str]:
+    """torch.nn's containers (Sequential, ModuleList, ModuleDict, ParameterList, ...): layers of kind
+    "container", which hold other modules or parameters rather than compute anything."""
+    found = _derived.get("containers")
+    if found is None:
+        found = _derived["containers"] = frozenset(
+            n for n in _LAYERS if (f := layer(n)) and f.kind == "container"
+        )
+    return found
+
+
+def like_factories() -> frozenset[str]:
+    """`torch.zeros_like(x)`, `torch.randn_like(x)`, ...: factories reading only `x`'s shape, dtype and
+    device (the factories named `*_like`)."""
+    return frozenset(f for f in _FACTORIES if f.endswith("_like"))

@@ -2085,3 +2085,34 @@ INTEGER_LAYER_ARGUMENTS = {
     "torch.nn.EmbeddingBag": "0 input",
     "torch.nn.NLLLoss": "1 target",
 }
+
+
+# Recurrent layers returning `(output, state)` on a sequence -> the state: tuple (h, c) or tensor.
+RECURRENT_STATES = {
+    "GRU": "tensor",
+    "LSTM": "tuple",
+    "RNN": "tensor",
+}
+
+
+# Layers whose default instance (only `inplace` given) computes `torch.nn.functional.<name>(x)`
+# with its defaults, in training and eval mode -> that name.
+FUNCTIONAL_TWINS = {
+    "torch.nn.CELU": "celu",
+    "torch.nn.ELU": "elu",
+    "torch.nn.Hardsigmoid": "hardsigmoid",
+    "torch.nn.Hardswish": "hardswish",
+    "torch.nn.Hardtanh": "hardtanh",
+    "torch.nn.LeakyReLU": "leaky_relu",
+    "torch.nn.Mish": "mish",
+    "torch.nn.ReLU": "relu",
+    "torch.nn.ReLU6": "relu6",
+    "torch.nn.SELU": "selu",
+    "torch.nn.SiLU": "silu",
+}
+
+
+# Names of torch.autograd.Variable.
+VARIABLE_NAMES = (
+    "torch.autograd.Variable", "torch.autograd.variable.Variable",
+)

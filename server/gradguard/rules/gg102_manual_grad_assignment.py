@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from typing import Iterator
 
+from gradguard.engine import torch_facts
 from gradguard.engine.finding import Finding
 from gradguard.engine.index import AttributeInfo, FunctionNode, Unit, self_attribute, self_name
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
@@ -13,8 +14,8 @@ from gradguard.engine.rule_helpers import fake_backward_methods
 _PARAMETER_KINDS = ("parameter", "grad_tensor")
 _PARAMETER_ITERATORS = {"parameters", "named_parameters"}
 # Values that zero or copy a gradient rather than compute one.
-_COPIES = {"clone", "detach", "to", "cuda", "cpu", "view_as", "reshape_as", "type_as", "contiguous", "float"}
-_ZEROING = {"torch.zeros_like", "torch.zeros", "torch.empty_like"}
+_COPIES = torch_facts.CASTS | torch_facts.SHAPED_AS | {"detach"}
+_ZEROING = torch_facts.ZEROING_FACTORIES
 
 
 class ManualGradAssignment(Rule):

@@ -6,7 +6,7 @@ import ast
 import re
 from collections.abc import Iterator
 
-from gradguard.engine import holdings
+from gradguard.engine import holdings, torch_facts
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import nn_name, replace_node
 from gradguard.engine.index import Unit, self_name, walk
@@ -1216,7 +1216,11 @@ def _without_requires_grad(unit: Unit, call: ast.Call) -> str:
     `torch.zeros(3).requires_grad_()` -> "torch.zeros(3)"; `Variable(t, requires_grad=True)` -> "t".
     Keeps the text otherwise."""
     func = call.func
-    if unit.module.call_name(call) in _VARIABLE and len(call.args) == 1 and len(call.keywords) == 1:
+    if (
+        unit.module.call_name(call) in torch_facts.VARIABLE_NAMES
+        and len(call.args) == 1
+        and len(call.keywords) == 1
+    ):
         return unit.segment(call.args[0])
     if isinstance(func, ast.Attribute) and func.attr == "requires_grad_":
         return unit.segment(func.value)
@@ -1244,7 +1248,6 @@ def _call_name(value: ast.AST) -> str | None:
     return None
 
 
-_VARIABLE = {"torch.autograd.Variable", "torch.autograd.variable.Variable"}
 _REGISTER_METHODS = ("add_module", "register_module", "register_parameter", "register_buffer")
 
 

@@ -6,65 +6,18 @@ import ast
 import re
 from collections.abc import Iterator
 
+from gradguard.engine import torch_facts
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import insert_after_statement, replace_node
-from gradguard.engine.index import Unit, is_false, keyword, self_attribute, self_name, walk
+from gradguard.engine.index import Unit, callee_name, is_false, keyword, self_attribute, self_name, walk
 from gradguard.engine.queries import node_text
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
 
-# torch.nn layers that own parameters (by default).
+# torch.nn layers that own parameters (by default), from torch_facts (generated: default instances)
 LAYERS_WITH_PARAMETERS = frozenset(
-    {
-        "Linear",
-        "Bilinear",
-        "LazyLinear",
-        "Conv1d",
-        "Conv2d",
-        "Conv3d",
-        "ConvTranspose1d",
-        "ConvTranspose2d",
-        "ConvTranspose3d",
-        "LazyConv1d",
-        "LazyConv2d",
-        "LazyConv3d",
-        "LazyConvTranspose1d",
-        "LazyConvTranspose2d",
-        "LazyConvTranspose3d",
-        "BatchNorm1d",
-        "BatchNorm2d",
-        "BatchNorm3d",
-        "SyncBatchNorm",
-        "LazyBatchNorm1d",
-        "LazyBatchNorm2d",
-        "LazyBatchNorm3d",
-        "LayerNorm",
-        "GroupNorm",
-        "RMSNorm",
-        "Embedding",
-        "EmbeddingBag",
-        "RNN",
-        "LSTM",
-        "GRU",
-        "RNNCell",
-        "LSTMCell",
-        "GRUCell",
-        "MultiheadAttention",
-        "Transformer",
-        "TransformerEncoderLayer",
-        "TransformerDecoderLayer",
-        "PReLU",
-    }
+    n for n in torch_facts.layers() if (facts := torch_facts.layer(n)) is not None and facts.owns_parameters
 )
-_CONTAINERS = frozenset(
-    {
-        "torch.nn.Sequential",
-        "torch.nn.ModuleList",
-        "torch.nn.ModuleDict",
-        "torch.nn.ParameterList",
-        "torch.nn.ParameterDict",
-    }
-)
-_AFFINE_KEYWORDS = ("affine", "elementwise_affine")
+_CONTAINERS = frozenset(f"torch.nn.{name}" for name in torch_facts.containers())
 _CTOR_TEXT = re.compile(r"Parameter\(|(" + "|".join(sorted(LAYERS_WITH_PARAMETERS)) + r")\(")
 
 
@@ -450,7 +403,10 @@ class ParameterCreatedInForward(Rule):
                         and ctor.startswith("torch.nn.")
                         and ctor.rsplit(".", 1)[1] in LAYERS_WITH_PARAMETERS
                     ):
-                        flag = not any(is_false(keyword(node, k)) for k in _AFFINE_KEYWORDS)
+                        # `affine=False`, `elementwise_affine=False`: the constructor switches off every parameter
+                        facts = torch_facts.layer(ctor.rsplit(".", 1)[1])
+                        switches = facts.switches if facts is not None else ()
+                        flag = not any(is_false(keyword(node, k)) for k in switches)
                         label = f"nn.{ctor.rsplit('.', 1)[1]}(...)"
                     else:
                         continue
@@ -526,7 +482,7 @@ def _attribute_name(unit: Unit, cls: ast.ClassDef, ctor: ast.Call) -> str | None
     """`linear`, `linear2`, ...: the class name in snake case, numbered past the attributes the
     class already has and the other layers of its kind built in forward before this one."""
     func = ctor.func
-    kind = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    kind = callee_name(func)
     if not kind:
         return None
     base = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", kind).lower()

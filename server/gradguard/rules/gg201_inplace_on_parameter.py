@@ -7,6 +7,7 @@ import builtins
 import keyword
 from typing import Iterator
 
+from gradguard.engine import torch_facts
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.fixes import functional_relu, parse_expression, render, replace_node, torch_name
 from gradguard.engine.index import (
@@ -19,10 +20,10 @@ from gradguard.engine.inplace import LEAF, LEAF_ERROR, describe_inplace, writes
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.queries import describe, in_forward, scope_text, scopes, switches_requires_grad_off
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
-from gradguard.engine.rule_helpers import AUGMENTED_OPERATORS, INPLACE_WITH_TWIN, self_attribute_reads
+from gradguard.engine.rule_helpers import AUGMENTED_OPERATORS, self_attribute_reads
 from gradguard.engine.values import NO, PARAMETER
 
-_OUT_OF_PLACE = INPLACE_WITH_TWIN
+_OUT_OF_PLACE = torch_facts.INPLACE_WITH_TWIN
 _OPERATORS = AUGMENTED_OPERATORS
 _ATOMIC = (ast.Name, ast.Attribute, ast.Call, ast.Constant, ast.Subscript, ast.List, ast.Dict)
 _LEAF_ERROR = LEAF_ERROR
@@ -640,7 +641,7 @@ class InplaceOnParameter(Rule):
         ]
         if len(built) != 1 or built[0].args:
             return None
-        name = _FUNCTIONAL.get(unit.module.qualname(built[0].func) or "")
+        name = torch_facts.functional_twin(unit.module.qualname(built[0].func) or "")
         if name is None or any(k.arg != "inplace" for k in built[0].keywords):
             return None
         if name == "relu":
@@ -655,22 +656,6 @@ class InplaceOnParameter(Rule):
             func = f"{functional}.{name}"
         text = f"{func}({unit.segment(call.args[0])})"
         return self.make_fix(f"Use `{func}` (out of place) here", [replace_node(unit, call, text)])
-
-
-# activation layers whose constructor takes nothing but `inplace`, and their functional form
-_FUNCTIONAL = {
-    "torch.nn.ReLU": "relu",
-    "torch.nn.ReLU6": "relu6",
-    "torch.nn.SiLU": "silu",
-    "torch.nn.ELU": "elu",
-    "torch.nn.SELU": "selu",
-    "torch.nn.CELU": "celu",
-    "torch.nn.LeakyReLU": "leaky_relu",
-    "torch.nn.Hardtanh": "hardtanh",
-    "torch.nn.Hardswish": "hardswish",
-    "torch.nn.Hardsigmoid": "hardsigmoid",
-    "torch.nn.Mish": "mish",
-}
 
 
 def _on_self(node: ast.AST | None) -> bool:
@@ -791,12 +776,11 @@ def _out_of_place(unit: Unit, func: FunctionNode, node: ast.AST, target: str):
     return local, build
 
 
-_CASTS = frozenset({"to", "float", "half", "bfloat16", "double", "type", "type_as", "contiguous", "clone",
-                    "detach", "cpu", "cuda"})  # fmt: skip
+_CASTS = torch_facts.CASTS | {"detach"}
 
 
 # a constraint on the parameter's own value (max-norm, a valid range): the update is kept, projected
-_PROJECTIONS = frozenset({"clamp", "clip", "clamp_min", "clamp_max", "renorm"})
+_PROJECTIONS = torch_facts.PROJECTIONS
 
 
 def _cast_of_itself(flow, node: ast.AST, target: str, depth: int = 0) -> bool:
@@ -910,7 +894,11 @@ def _sets(stmt: ast.stmt, tested: set[str]) -> bool:
             targets = n.targets
         elif isinstance(n, (ast.AugAssign, ast.AnnAssign)):
             targets = [n.target]
-        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in _FILLS:
+        elif (
+            isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and n.func.attr in torch_facts.writing_methods()
+        ):
             targets = [n.func.value]
         for target in targets:
             if isinstance(target, ast.Attribute) and target.attr == "data":
@@ -918,6 +906,3 @@ def _sets(stmt: ast.stmt, tested: set[str]) -> bool:
             if ast.unparse(target) in tested:
                 return True
     return False
-
-
-_FILLS = frozenset({"fill_", "copy_", "add_", "zero_"})

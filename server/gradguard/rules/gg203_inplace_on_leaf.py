@@ -13,13 +13,11 @@ from gradguard.engine.inplace import LEAF, describe_inplace, writes
 from gradguard.engine.queries import describe, switches_requires_grad_off
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.rule_helpers import AUGMENTED_OPERATORS as _OPERATORS
-from gradguard.engine.rule_helpers import INPLACE_WITH_TWIN as _OUT_OF_PLACE
 from gradguard.engine.values import PARAMETER
 
-# Re-initialisations: wrapping them in no_grad is exactly what anyone means.
-_REINIT = {"zero_", "fill_", "uniform_", "normal_", "random_", "bernoulli_", "exponential_", "geometric_"}
-
-_VARIABLE = {"torch.autograd.Variable", "torch.autograd.variable.Variable"}
+_OUT_OF_PLACE = torch_facts.INPLACE_WITH_TWIN
+# Re-initialisations (zero_, fill_, uniform_, ...): wrapping them in no_grad is exactly what anyone means.
+_REINIT = torch_facts.overwriting_methods()
 _LEAF_ERROR = "a leaf Variable that requires grad is being used in an in-place operation"
 
 

@@ -6,70 +6,19 @@ import ast
 import re
 from collections.abc import Iterator
 
+from gradguard.engine import torch_facts
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import insert_before_statement, replace_node
 from gradguard.engine.index import ModuleContext, Unit, self_name
 from gradguard.engine.inplace import MULTI_VIEW, SAVED, local_tensor, saved_op_text, writes
 from gradguard.engine.queries import calls_backward, describe
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
+from gradguard.engine.rule_helpers import AUGMENTED_OPERATORS
 from gradguard.engine.values import ANY, CONTAINER, NO, TENSOR
 
 # in-place method -> out-of-place method with the same arguments
-_OUT_OF_PLACE = {
-    f"{name}_": name
-    for name in (
-        "add",
-        "sub",
-        "mul",
-        "div",
-        "clamp",
-        "clamp_min",
-        "clamp_max",
-        "clip",
-        "masked_fill",
-        "pow",
-        "abs",
-        "neg",
-        "exp",
-        "log",
-        "sqrt",
-        "sigmoid",
-        "tanh",
-        "relu",
-        "addcmul",
-        "addcdiv",
-        "lerp",
-        "masked_scatter",
-        "index_fill",
-        "index_add",
-        "scatter",
-        "scatter_add",
-        "fill_diagonal",
-        "sign",
-        "floor",
-        "ceil",
-        "round",
-        "reciprocal",
-        "square",
-        "true_divide",
-        "mul",
-        "fmod",
-        "remainder",
-        "nan_to_num",
-        "where",
-    )
-}
-_OUT_OF_PLACE.pop("fill_diagonal_", None)  # Tensor.fill_diagonal does not exist
-_AUG_OPS = {
-    ast.Add: "+",
-    ast.Sub: "-",
-    ast.Mult: "*",
-    ast.Div: "/",
-    ast.Pow: "**",
-    ast.FloorDiv: "//",
-    ast.Mod: "%",
-    ast.MatMult: "@",
-}
+_OUT_OF_PLACE = {name: torch_facts.out_of_place(name) for name in torch_facts.INPLACE_WITH_TWIN}
+_AUG_OPS = AUGMENTED_OPERATORS
 _ATOMS = (ast.Name, ast.Attribute, ast.Call, ast.Subscript, ast.Constant)
 # an in-place method call, an augmented assignment, or an item assignment
 _INPLACE_TEXT = re.compile(r"[a-z]_\s*\(|[-+*/@%]=|\]\s*=[^=]")
@@ -1372,7 +1321,7 @@ def _read_only_detached(unit: Unit, write) -> bool:
 
 
 # methods that give the same tensor's values (grad status unchanged)
-_SAME_VALUES = {"to", "float", "double", "half", "contiguous", "clone"}
+_SAME_VALUES = torch_facts.CASTS
 
 
 def _scaled_constant(write, saved) -> bool:

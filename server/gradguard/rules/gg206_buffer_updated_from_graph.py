@@ -5,9 +5,10 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
+from gradguard.engine import torch_facts
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import alone_on_its_lines, torch_name, wrap_statements
-from gradguard.engine.index import ModuleContext, Unit
+from gradguard.engine.index import ModuleContext, Unit, callee_name
 from gradguard.engine.inplace import BUFFER, from_input, writes
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.queries import describe, in_forward, scope_text, scopes
@@ -729,7 +730,7 @@ def _a_torch_layer_subclass(unit: Unit, cls: ast.ClassDef) -> bool:
     return False
 
 
-_CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
+_CONTAINERS = torch_facts.containers()
 
 
 def _built_as_a_layer(unit: Unit, cls: ast.ClassDef) -> bool:
@@ -756,7 +757,7 @@ def _builds_in_a_network(unit: Unit, node: ast.AST, name: str, in_init: bool) ->
         if not isinstance(child, ast.Call):
             pass
         elif (in_init and isinstance(child.func, ast.Name) and child.func.id == name) or (
-            _callee_name(child) in _CONTAINERS
+            callee_name(child.func) in _CONTAINERS
             and any(
                 isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == name
                 for n in ast.walk(child)
@@ -766,8 +767,3 @@ def _builds_in_a_network(unit: Unit, node: ast.AST, name: str, in_init: bool) ->
         if _builds_in_a_network(unit, child, name, in_init):
             return True
     return False
-
-
-def _callee_name(call: ast.Call) -> str:
-    func = call.func
-    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")

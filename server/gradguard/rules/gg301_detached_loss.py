@@ -6,6 +6,7 @@ import ast
 import re
 from collections.abc import Iterator
 
+from gradguard.engine import torch_facts
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import replace_node
 from gradguard.engine.index import ModuleContext, Unit, keyword, self_name
@@ -1022,20 +1023,14 @@ class DetachedLoss(Rule):
 
 
 _CUT_KINDS = frozenset({DETACH, DATA, ITEM, NUMPY_CUT, REWRAP})
-_CHAIN_METHODS = frozenset({"detach", "cpu", "numpy", "item"})
+# cuts of the graph (detach, item, numpy, ...) and the device move often written between them
+_CHAIN_METHODS = torch_facts.graph_cutting_methods() | {"cpu"}
 
 
 # ops whose gradient depends on their input's value: a constant added to that input changes it
-_NONLINEAR = frozenset(
-    {
-        "pow", "square", "abs", "exp", "log", "sqrt", "rsqrt", "sigmoid", "tanh", "relu", "softplus",
-        "norm", "clamp", "clip", "logsumexp", "softmax", "log_softmax", "mse_loss", "l1_loss",
-        "smooth_l1_loss", "huber_loss", "cross_entropy", "binary_cross_entropy",
-        "binary_cross_entropy_with_logits",
-    }
-)  # fmt: skip
+_NONLINEAR = torch_facts.NONLINEAR
 # uses that send no gradient (or only read): not a path from the sum to the loss's gradient
-_NO_GRADIENT_USES = frozenset({"detach", "item", "tolist", "numpy", "size", "dim", "numel"})
+_NO_GRADIENT_USES = torch_facts.graph_cutting_methods() | torch_facts.METADATA_METHODS
 
 
 def _constant_terms(unit: Unit) -> list:
@@ -1128,9 +1123,7 @@ def _converts(unit: Unit, node: ast.AST | None) -> bool:
     return name.startswith("numpy") or name in _CONVERTERS
 
 
-_CONVERTERS = frozenset(
-    {"torch.tensor", "torch.as_tensor", "torch.Tensor", "torch.FloatTensor", "float", "int", "list"}
-)
+_CONVERTERS = torch_facts.TENSOR_CONSTRUCTORS | {"float", "int", "list"}
 
 
 def _loss_text(unit: Unit, event) -> str:

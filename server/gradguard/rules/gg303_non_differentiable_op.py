@@ -5,13 +5,12 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from gradguard.engine.queries import backward_events, dead_terms, describe, trained_roots, unit_contains
-from gradguard.engine.values import NO, NONDIFF, ZERO_GRAD, live_grad
-
-_VALUES_AND_INDICES = {"max", "min", "topk", "sort", "kthvalue", "mode", "median", "cummax", "cummin"}
+from gradguard.engine import torch_facts
 from gradguard.engine.finding import Finding
-from gradguard.engine.index import Unit
+from gradguard.engine.index import Unit, callee_name
+from gradguard.engine.queries import backward_events, dead_terms, describe, trained_roots, unit_contains
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
+from gradguard.engine.values import NO, NONDIFF, ZERO_GRAD, live_grad
 
 
 class NonDifferentiableOp(Rule):
@@ -405,8 +404,8 @@ def _op_name(node: ast.AST) -> str:
         return "indices"  # `out.max(1).indices`, `out.max(1)[1]`
     if isinstance(node, ast.Call):
         func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-        return "indices" if name in _VALUES_AND_INDICES else name
+        name = callee_name(func) or ""
+        return "indices" if name in torch_facts.values_indices_methods() else name
     return "comparison"
 
 

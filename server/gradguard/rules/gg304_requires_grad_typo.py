@@ -6,6 +6,7 @@ import ast
 import re
 from collections.abc import Iterator
 
+from gradguard.engine import torch_facts
 from gradguard.engine.finding import Applicability, Finding, TextEdit
 from gradguard.engine.index import ModuleContext, Unit
 from gradguard.engine.queries import unit_text
@@ -29,8 +30,8 @@ TYPOS = frozenset(
     }
 )
 _TYPO_TEXT = re.compile("|".join(sorted(TYPOS)))
-# methods of tensors that take `requires_grad=`
-_TENSOR_METHODS = frozenset({"new_tensor", "new_zeros", "new_ones", "new_empty", "new_full"})
+# methods of tensors that take `requires_grad=` (new_zeros, new_full, ...)
+_TENSOR_METHODS = torch_facts.tensor_creating_methods()
 
 
 class RequiresGradTypo(Rule):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
+from gradguard.engine import torch_facts
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import replace_node, torch_name
 from gradguard.engine.index import Unit, is_true, keyword
@@ -25,11 +26,10 @@ from gradguard.engine.values import (
     element_of,
 )
 
-_SINGLE = {"torch.tensor"}  # torch.as_tensor(t) / torch.Tensor(t) return t itself (graph kept)
-_LISTS = {"torch.tensor", "torch.as_tensor", "torch.Tensor", "torch.FloatTensor"}
-_LOGGING_CALLS = {"print", "float", "int", "str", "repr", "format"}
-_LOGGING_METHODS = {"log", "log_dict", "add_scalar", "info"}
-_CUT_METHODS = {"detach", "item", "numpy", "tolist", "detach_"}
+_SINGLE = torch_facts.REWRAPS_A_TENSOR  # torch.as_tensor(t) / torch.Tensor(t) return t itself (graph kept)
+_LOGGING_CALLS = torch_facts.LOGGING_BUILTINS
+_LOGGING_METHODS = torch_facts.LOGGING_METHODS
+_CUT_METHODS = torch_facts.graph_cutting_methods()
 _REWRAP_TEXT = "ensor("
 _ATOMS = (ast.Name, ast.Attribute, ast.Call, ast.Subscript, ast.Constant)
 

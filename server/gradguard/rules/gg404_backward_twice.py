@@ -1169,10 +1169,6 @@ def _retain_graph_edit(unit: Unit, call: ast.Call) -> TextEdit | None:
     return TextEdit(end_line, end_col - 1, end_line, end_col - 1, f"{separator}retain_graph=True")
 
 
-_TUPLE_STATE = frozenset({"LSTM"})  # recurrent layers whose state is an `(h, c)` pair
-_TENSOR_STATE = frozenset({"GRU", "RNN"})  # ... and those whose state is one tensor
-
-
 def _attribute_detach(unit: Unit, cls: ast.ClassDef, event, attr: str) -> tuple[ast.stmt, str] | None:
     """(the statement that stores `self.<attr>` in forward, the line that detaches it after), when
     that line is all the fix needs: the statement is a plain assignment directly in the method's body,
@@ -1206,8 +1202,8 @@ def _attribute_detach(unit: Unit, cls: ast.ClassDef, event, attr: str) -> tuple[
         layer_name = self_attribute(call.func, me) if isinstance(call, ast.Call) else None
         layer = unit.semantics.self_attribute(cls.name, layer_name) if layer_name else None
         if layer is not None and layer.is_module:
-            kind_of = (layer.cls or "").rsplit(".", 1)[-1]
-            kind = "pair" if kind_of in _TUPLE_STATE else "tensor" if kind_of in _TENSOR_STATE else None
+            state = torch_facts.recurrent_state((layer.cls or "").rsplit(".", 1)[-1])
+            kind = {"tuple": "pair", "tensor": "tensor"}.get(state or "")
     else:
         kind = None
     if kind == "tensor":

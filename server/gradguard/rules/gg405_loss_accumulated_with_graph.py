@@ -5,36 +5,23 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
+from gradguard.engine import torch_facts
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import replace_node
-from gradguard.engine.index import Unit, dotted_name
+from gradguard.engine.index import Unit, callee_name, dotted_name
 from gradguard.engine.interpreter import BACKWARD, has_graph
 from gradguard.engine.loops import enclosing_loop
 from gradguard.engine.queries import certainly_tracked, flows
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
 
-DETACHING = {"detach", "item", "tolist", "numpy", "detach_", "requires_grad_"}
-
-# calls that only read a number for logging
-_LOGGING = {
-    "print",
-    "str",
-    "float",
-    "format",
-    "round",
-    "repr",
-    "info",
-    "debug",
-    "warning",
-    "log",
-    "write",
-    "set_postfix",
-    "set_description",
-    "add_scalar",
-    "add_scalars",
-    "log_metrics",
-    "append",
-}
+# calls that cut the graph (detach, item, tolist, ...) or only read a number for logging; `append`
+# stores it in a list (for logging later)
+_LOGGING = (
+    torch_facts.graph_cutting_methods()
+    | torch_facts.LOGGING_BUILTINS
+    | torch_facts.LOGGING_METHODS
+    | {"append"}
+)
 
 
 class LossAccumulatedWithGraph(Rule):
@@ -664,8 +651,8 @@ def _in_logging_context(unit: Unit, node: ast.AST) -> bool:
             if current is parent.func:
                 return False  # total.item(), total.backward(): needs a tensor
             func = parent.func
-            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if name in _LOGGING or name in DETACHING:
+            name = callee_name(func) or ""
+            if name in _LOGGING:
                 return True
             return False
         if isinstance(parent, ast.Attribute):

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from gradguard.engine import shape_report
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
-from gradguard.engine.index import ModuleContext, Unit
+from gradguard.engine.index import ModuleContext, Unit, callee_name
 from gradguard.engine.queries import unit_contains
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.symshape import Shape
@@ -422,7 +422,7 @@ def _flattens(site: ast.AST) -> bool:
     if not isinstance(site, ast.Call):
         return False
     func = site.func
-    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    name = callee_name(func) or ""
     if name not in _FLATTENING:
         return False
     if name == "flatten":

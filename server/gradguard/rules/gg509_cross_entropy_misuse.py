@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from gradguard.engine import shape_report
 from gradguard.engine.finding import Applicability, Finding, Severity
-from gradguard.engine.index import ModuleContext, Unit
+from gradguard.engine.index import ModuleContext, Unit, callee_name
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.rules import _shape_fixes as fixes
 
@@ -381,7 +381,7 @@ def _is_one_hot(site: ast.AST) -> bool:
     if not isinstance(site, ast.Call):
         return False
     func = site.func
-    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    name = callee_name(func) or ""
     return name == "one_hot"
 
 

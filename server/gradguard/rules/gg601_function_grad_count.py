@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import insert_after_statement, replace_node
-from gradguard.engine.index import Unit
+from gradguard.engine.index import Unit, callee_name
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.values import NONE, TUPLE
 
@@ -813,7 +813,7 @@ def _has_display(value: ast.BinOp) -> bool:
 
 def _count_call(value: ast.Call) -> int | None:
     target = value.func
-    name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
+    name = callee_name(target)
     if name is None or name in _TUPLE_RETURNING or name in ("apply", "forward", "backward"):
         # `Fn.apply(...)` returns a tuple when `Fn.forward` does; `impl.backward(ctx, g)` delegates
         # to another Function's backward, whose tuple is not this file's to count

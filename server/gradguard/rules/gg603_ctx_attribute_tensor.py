@@ -5,9 +5,10 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
+from gradguard.engine import torch_facts
 from gradguard.engine.finding import Applicability, Finding, TextEdit
 from gradguard.engine.fixes import delete_statement, replace_node
-from gradguard.engine.index import Unit
+from gradguard.engine.index import Unit, callee_name
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
 
@@ -462,11 +463,9 @@ def _unpack_saved(unit, backward, bctx: str, attrs: list[str], reads: list, drop
 
 
 # what reads only a tensor's metadata (shape, dtype, device), never its values
-_METADATA_ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim", "layout", "is_cuda"})
-_METADATA_METHODS = frozenset(
-    {"size", "dim", "numel", "new_zeros", "new_ones", "new_empty", "new_full", "get_device"}
-)
-_METADATA_FUNCTIONS = frozenset({"zeros_like", "ones_like", "empty_like", "full_like"})
+_METADATA_ATTRIBUTES = torch_facts.METADATA_ATTRIBUTES
+_METADATA_METHODS = torch_facts.METADATA_METHODS | torch_facts.tensor_creating_methods()
+_METADATA_FUNCTIONS = frozenset(name.rsplit(".", 1)[1] for name in torch_facts.like_factories())
 
 
 def _metadata_only(unit: Unit, backward: ast.AST, ctx_name: str, attr: str) -> bool:
@@ -516,6 +515,6 @@ def _reads_metadata(unit: Unit, node: ast.AST) -> bool:
         return parent.attr in _METADATA_METHODS and isinstance(call, ast.Call) and call.func is parent
     if isinstance(parent, ast.Call) and parent.args and parent.args[0] is node:
         func = parent.func
-        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        name = callee_name(func) or ""
         return name in _METADATA_FUNCTIONS
     return False
