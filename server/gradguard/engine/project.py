@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from gradguard.engine import holdings
+from gradguard.engine.grad_callers import grad_call_facts
 from gradguard.engine.holdings import Written, class_holds
 
 # -- kinds ----------------------------------------------------------------------------------
@@ -117,6 +118,11 @@ class ModuleSummary:
     backward_calls: frozenset[str] = frozenset()
     sets_default_dtype: bool = False
     has_backward_methods: bool = False  # a `def *backward*(` anywhere in the file
+    # private helpers called only with gradients off / used otherwise / defined (grad_callers);
+    # not in `digest`: they matter to the files defining those helpers only
+    grad_off_calls: frozenset[str] = frozenset()
+    private_uses: frozenset[str] = frozenset()
+    private_defs: frozenset[str] = frozenset()
     digest: int = 0
     fast: bool = False  # built by the line scanner (not a full parse)
 
@@ -135,7 +141,18 @@ class ModuleSummary:
         return self
 
     def same_facts(self, other: ModuleSummary) -> bool:
-        return self.digest == other.digest and _facts_of_names(self.names) == _facts_of_names(other.names)
+        return (
+            self.digest == other.digest
+            and self.same_grad_calls(other)
+            and _facts_of_names(self.names) == _facts_of_names(other.names)
+        )
+
+    def same_grad_calls(self, other: ModuleSummary) -> bool:
+        return (
+            self.grad_off_calls == other.grad_off_calls
+            and self.private_uses == other.private_uses
+            and self.private_defs == other.private_defs
+        )
 
 
 def _facts_of_names(names: dict[str, Binding]) -> tuple:
@@ -331,7 +348,8 @@ class _Builder:
         elif not self.all_dynamic:
             self.all = (self.all or []) + names
 
-    def summary(self, text: str, fast: bool) -> ModuleSummary:
+    def summary(self, text: str, fast: bool, tree: ast.AST | None = None) -> ModuleSummary:
+        off, uses, defs = grad_call_facts(text, tree)
         return ModuleSummary(
             names=self.names,
             stars=tuple(self.stars),
@@ -340,6 +358,9 @@ class _Builder:
             backward_calls=explicit_backward_calls(text),
             sets_default_dtype=changes_default_dtype(text),
             has_backward_methods=bool(_BACKWARD_DEF_RE.search(text)) if "ackward" in text else False,
+            grad_off_calls=off,
+            private_uses=uses,
+            private_defs=defs,
             fast=fast,
         ).finish()
 
@@ -358,7 +379,7 @@ def summarize_tree(tree: ast.Module, text: str) -> ModuleSummary:
     """The summary of a parsed file (its top-level statements only)."""
     builder = _Builder(_normal_lines(text), text)
     builder.statements(tree.body, False)
-    return builder.summary(text, fast=False)
+    return builder.summary(text, fast=False, tree=tree)
 
 
 def _normal_lines(text: str) -> list[str]:
@@ -1203,6 +1224,7 @@ class ProjectIndex:
         self._exports: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
         self._graph: _Graph | None = None
         self._resolvers: dict[str, FileResolver] = {}
+        self._grad_off: frozenset[str] | None = None
 
     # -- files and modules ---------------------------------------------------------------
     def file(self, path: str | Path) -> _FileEntry | None:
@@ -1715,6 +1737,32 @@ class ProjectIndex:
         """The project files `path` imports, directly or through other files."""
         return self.graph().dependencies(_abs(path))
 
+    def grad_off_helpers(self) -> frozenset[str]:
+        """The private helpers (`_name`) the project calls, and calls only where gradients are
+        off: some file calls them in a `torch.no_grad()` block or a `@torch.no_grad()` function,
+        and no file mentions them any other way (grad_callers)."""
+        if self._grad_off is None:
+            off: set[str] = set()
+            for entry in self.files.values():
+                off |= entry.summary.grad_off_calls
+            if off:
+                for entry in self.files.values():
+                    off -= entry.summary.private_uses
+                    if not off:
+                        break
+            self._grad_off = frozenset(off)
+        return self._grad_off
+
+    def grad_call_dependents(self, old: ModuleSummary | None, new: ModuleSummary | None) -> set[str]:
+        """The files defining a private helper whose calls changed between two summaries of a
+        file (its `grad_off_helpers` may have changed with them)."""
+        empty = ModuleSummary()
+        old, new = old or empty, new or empty
+        names = (old.grad_off_calls ^ new.grad_off_calls) | (old.private_uses ^ new.private_uses)
+        if not names:
+            return set()
+        return {path for path, entry in self.files.items() if entry.summary.private_defs & names}
+
     # -- the per-file view ----------------------------------------------------------------------
     def for_file(self, path: str | Path) -> FileResolver:
         apath = os.path.abspath(str(path))
@@ -1980,10 +2028,18 @@ class FileResolver:
         return self._graph_facts()[2]
 
     @property
+    def grad_off_helpers(self) -> frozenset[str]:
+        """This file's private helpers that the project calls only with gradients off."""
+        entry = self.index.files.get(self.path)
+        if entry is None or not entry.summary.private_defs:
+            return frozenset()
+        return entry.summary.private_defs & self.index.grad_off_helpers()
+
+    @property
     def signature(self) -> tuple:
         if self._signature is None:
             digest, calls, dtype = self._graph_facts()
-            self._signature = (self.module, digest, calls, dtype)
+            self._signature = (self.module, digest, calls, dtype, self.grad_off_helpers)
         return self._signature
 
 
