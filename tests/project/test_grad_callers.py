@@ -167,5 +167,126 @@ def test_an_edit_to_the_caller_rechecks_the_callee(tmp_path: Path) -> None:
     ],
 )
 def test_grad_call_facts(text: str, off: set[str], uses: set[str]) -> None:
-    found_off, found_uses, _ = grad_call_facts("import torch\n" + text)
+    found_off, found_uses, _, _ = grad_call_facts("import torch\n" + text)
     assert (set(found_off), set(found_uses)) == (off, uses)
+
+
+# -- a project that never trains and runs its modules under no_grad (hummingbird's Executor) ------
+OPERATOR = """import torch
+
+
+class KernelOp(torch.nn.Module):
+    def __init__(self, fit):
+        super().__init__()
+        self.fit = torch.nn.Parameter(torch.as_tensor(fit), requires_grad=False)
+
+    def forward(self, x):
+        k = torch.exp(x @ self.fit)
+        k -= k.mean(dim=0)
+        return k
+"""
+
+EXECUTOR = """import torch
+
+from engine.ops import KernelOp
+
+
+class Executor(torch.nn.Module):
+    def __init__(self, operators):
+        super().__init__()
+        self._operators = torch.nn.ModuleList(operators)
+
+    def forward(self, x):
+        with torch.no_grad():
+            for operator in self._operators:
+                x = operator(x)
+            return x
+
+
+def convert(fit):
+    return Executor([KernelOp(fit)])
+"""
+
+RUN_ENGINE = """
+import sys
+sys.path.insert(0, {root!r})
+import torch
+from engine.executor import convert
+from engine.ops import KernelOp
+fit = torch.randn(4, 4)
+x = torch.randn(3, 4, requires_grad=True)
+out = convert(fit)(x)
+assert not out.requires_grad and out.shape == (3, 4)
+print("executor ok")
+KernelOp(fit)(x).sum().backward()
+"""
+
+
+def _engine(tmp_path: Path, extra: dict[str, str] | None = None) -> Path:
+    pkg = tmp_path / "engine"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "ops.py").write_text(OPERATOR)
+    (pkg / "executor.py").write_text(EXECUTOR)
+    for name, text in (extra or {}).items():
+        (pkg / name).write_text(text)
+    return pkg
+
+
+def test_an_inference_engine_runs_its_operators_without_grad(tmp_path: Path) -> None:
+    """Through the executor (the only path the project has) the operator works, with an input
+    that requires grad too; called alone with gradients on, backward raises what GG204 says."""
+    pkg = _engine(tmp_path)
+    index = build_project([pkg])
+    assert index.inference_only()
+    assert _codes(index, pkg / "ops.py") == []
+    alone = Analyzer().check(OPERATOR, str(pkg / "ops.py")).findings
+    assert [(f.code, f.line) for f in alone] == [("GG204", 11)]
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_ENGINE.format(root=str(tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "executor ok" in result.stdout, result.stderr
+    assert result.returncode != 0 and "modified by an inplace operation" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        # the project trains somewhere: its modules may run with gradients on
+        "import torch\n\n\ndef fine_tune(op, x):\n    op(x).sum().backward()\n",
+        "import torch\n\n\ndef fine_tune(op):\n    return torch.optim.SGD(op.parameters(), lr=0.1)\n",
+        # the project builds a trainable layer: a model library, whose users train it
+        "import torch\n\n\nclass Head(torch.nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.proj = torch.nn.Linear(4, 4)\n",
+    ],
+)
+def test_a_project_that_may_train_is_no_inference_engine(tmp_path: Path, extra: str) -> None:
+    pkg = _engine(tmp_path, {"extra.py": extra})
+    index = build_project([pkg])
+    assert not index.inference_only()
+    assert _codes(index, pkg / "ops.py") == [("GG204", 11)]
+
+
+def test_without_a_grad_off_forward_the_operators_are_reported(tmp_path: Path) -> None:
+    pkg = _engine(tmp_path)
+    (pkg / "executor.py").write_text(
+        EXECUTOR.replace("        with torch.no_grad():\n", "        if True:\n")
+    )
+    index = build_project([pkg])
+    assert not index.inference_only()
+    assert _codes(index, pkg / "ops.py") == [("GG204", 11)]
+
+
+def test_an_edit_that_makes_the_project_train_rechecks_its_modules(tmp_path: Path) -> None:
+    pkg = _engine(tmp_path, {"extra.py": "import torch\n"})
+    index = build_project([pkg])
+    analyzer = Analyzer(project=index)
+    ops, extra = pkg / "ops.py", pkg / "extra.py"
+    assert analyzer.check(OPERATOR, str(ops)).findings == []
+    old = index.file(extra)
+    assert index.update(extra, "import torch\n\n\ndef fine_tune(op, x):\n    op(x).sum().backward()\n")
+    assert str(ops.resolve()) in WorkspaceIndex._affected(index, str(extra), old)
+    assert [f.code for f in analyzer.check(OPERATOR, str(ops)).findings] == ["GG204"]

@@ -106,12 +106,51 @@ def _grad_off_call_counts(tree: ast.AST) -> Counter:
     return counts
 
 
+# -- the project that never trains --------------------------------------------------------------
+# Anything in a file's text that computes, asks for or keeps a gradient (comments and strings too:
+# a mention errs towards "trains"): a backward call, `autograd.grad`, an optimizer, a tensor made to
+# require grad, a `.grad` read, a hook on the backward pass, `enable_grad`; or that builds a torch
+# layer with trainable parameters (`nn.Linear(...)`, a convolution, an embedding, a norm, an RNN,
+# attention): a model library's users train its layers with their own loop.
+_GRAD_WORK_RE = re.compile(
+    r"backward\s*\(|backward_hook|\bgrad\s*\(|\.grad\b|\btorch\.optim\b|\boptim\.[A-Z]\w*|\bOptimizer\b"
+    r"|requires_grad\s*=\s*True|requires_grad_\s*\(\s*(?:True\s*)?\)|\.requires_grad\s*=(?!=)\s*(?!False)"
+    r"|\benable_grad\b|\bcreate_graph\b|\bretain_graph\b|\bregister_hook\b|\btraining_step\b"
+    r"|\b(?:Lazy)?(?:Linear|Bilinear|Conv(?:Transpose)?[123]d|Embedding(?:Bag)?|LayerNorm|GroupNorm|RMSNorm"
+    r"|(?:Batch|Instance)Norm[123]d|LSTM|GRU|RNN|LSTMCell|GRUCell|RNNCell|MultiheadAttention|Transformer\w*"
+    r"|PReLU)\s*\("
+)
+
+
+def may_train(text: str) -> bool:
+    """Does the text compute, ask for or keep a gradient, or build a trainable torch layer,
+    anywhere (textual: errs towards yes)?"""
+    return _GRAD_WORK_RE.search(text) is not None
+
+
+def _forward_grad_off(tree: ast.AST) -> bool:
+    """A `forward` (or `__call__`) that runs its body with gradients off: decorated
+    `@torch.no_grad()`, or one of its statements is a `with torch.no_grad():` block
+    (hummingbird's `Executor.forward`)."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in ("forward", "__call__"):
+            if _decorated_off(node):
+                return True
+            for stmt in node.body:
+                if isinstance(stmt, (ast.With, ast.AsyncWith)) and any(
+                    _turns_grad_off(item.context_expr) for item in stmt.items
+                ):
+                    return True
+    return False
+
+
 def grad_call_facts(
     text: str, tree: ast.AST | None = None
-) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    """(grad_off_calls, private_uses, private_defs) of a file's text (see the module doc)."""
+) -> tuple[frozenset[str], frozenset[str], frozenset[str], bool]:
+    """(grad_off_calls, private_uses, private_defs, forward_grad_off) of a file's text (see the
+    module doc)."""
     if "_" not in text:
-        return EMPTY, EMPTY, EMPTY
+        return EMPTY, EMPTY, EMPTY, False
     mentions: Counter = Counter()
     defs: set[str] = set()
     for is_def, name in _PRIVATE_RE.findall(text):
@@ -122,14 +161,16 @@ def grad_call_facts(
         else:
             mentions[name] += 1
     off: Counter = Counter()
-    if mentions and any(marker in text for marker in _MARKERS):
+    forward_off = False
+    if any(marker in text for marker in _MARKERS):
         if tree is None:
             try:
                 tree = ast.parse(text)
             except (SyntaxError, ValueError, MemoryError, RecursionError):
                 tree = None
         if tree is not None:
-            off = _grad_off_call_counts(tree)
+            off = _grad_off_call_counts(tree) if mentions else off
+            forward_off = ("forward" in text or "__call__" in text) and _forward_grad_off(tree)
     grad_off = frozenset(name for name, n in off.items() if mentions.get(name) == n)
     uses = frozenset(name for name in mentions if name not in grad_off)
-    return grad_off, uses, frozenset(defs)
+    return grad_off, uses, frozenset(defs), forward_off

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from gradguard.engine import holdings
-from gradguard.engine.grad_callers import grad_call_facts
+from gradguard.engine.grad_callers import grad_call_facts, may_train
 from gradguard.engine.holdings import Written, class_holds
 
 # -- kinds ----------------------------------------------------------------------------------
@@ -123,6 +123,10 @@ class ModuleSummary:
     grad_off_calls: frozenset[str] = frozenset()
     private_uses: frozenset[str] = frozenset()
     private_defs: frozenset[str] = frozenset()
+    # the text computes or asks for a gradient, or builds a trainable layer; a `forward` runs with
+    # gradients off (grad_callers)
+    may_train: bool = True
+    forward_grad_off: bool = False
     digest: int = 0
     fast: bool = False  # built by the line scanner (not a full parse)
 
@@ -152,6 +156,8 @@ class ModuleSummary:
             self.grad_off_calls == other.grad_off_calls
             and self.private_uses == other.private_uses
             and self.private_defs == other.private_defs
+            and self.may_train == other.may_train
+            and self.forward_grad_off == other.forward_grad_off
         )
 
 
@@ -349,7 +355,7 @@ class _Builder:
             self.all = (self.all or []) + names
 
     def summary(self, text: str, fast: bool, tree: ast.AST | None = None) -> ModuleSummary:
-        off, uses, defs = grad_call_facts(text, tree)
+        off, uses, defs, forward_off = grad_call_facts(text, tree)
         return ModuleSummary(
             names=self.names,
             stars=tuple(self.stars),
@@ -361,6 +367,8 @@ class _Builder:
             grad_off_calls=off,
             private_uses=uses,
             private_defs=defs,
+            may_train=may_train(text),
+            forward_grad_off=forward_off,
             fast=fast,
         ).finish()
 
@@ -1225,6 +1233,7 @@ class ProjectIndex:
         self._graph: _Graph | None = None
         self._resolvers: dict[str, FileResolver] = {}
         self._grad_off: frozenset[str] | None = None
+        self._inference_only: bool | None = None
 
     # -- files and modules ---------------------------------------------------------------
     def file(self, path: str | Path) -> _FileEntry | None:
@@ -1753,6 +1762,19 @@ class ProjectIndex:
             self._grad_off = frozenset(off)
         return self._grad_off
 
+    def inference_only(self) -> bool:
+        """The project never trains: no file's text computes a gradient (a backward call, an
+        optimizer, `autograd.grad`, a tensor made to require grad, ...) or builds a trainable torch
+        layer (`nn.Linear`, a convolution, ...: `grad_callers.may_train`), and one of its modules
+        runs its `forward` with gradients off (hummingbird's executor wraps the operator modules it
+        builds from other models' numbers in `torch.no_grad()`): an inference engine."""
+        if self._inference_only is None:
+            summaries = [entry.summary for entry in self.files.values()]
+            self._inference_only = any(s.forward_grad_off for s in summaries) and not any(
+                s.may_train for s in summaries
+            )
+        return self._inference_only
+
     def grad_call_dependents(self, old: ModuleSummary | None, new: ModuleSummary | None) -> set[str]:
         """The files defining a private helper whose calls changed between two summaries of a
         file (its `grad_off_helpers` may have changed with them)."""
@@ -2028,6 +2050,10 @@ class FileResolver:
         return self._graph_facts()[2]
 
     @property
+    def inference_only(self) -> bool:
+        return self.index.inference_only()
+
+    @property
     def grad_off_helpers(self) -> frozenset[str]:
         """This file's private helpers that the project calls only with gradients off."""
         entry = self.index.files.get(self.path)
@@ -2039,7 +2065,14 @@ class FileResolver:
     def signature(self) -> tuple:
         if self._signature is None:
             digest, calls, dtype = self._graph_facts()
-            self._signature = (self.module, digest, calls, dtype, self.grad_off_helpers)
+            self._signature = (
+                self.module,
+                digest,
+                calls,
+                dtype,
+                self.grad_off_helpers,
+                self.index.inference_only(),
+            )
         return self._signature
 
 
