@@ -19,158 +19,157 @@ with gradients on. Names are matched by their last part only (`x._helper(...)` c
 for every `_helper` of the project): a coincidence of names can only keep a helper
 reported.
 
-Files that mention no grad-disabling context are read with a regular expression only; the
-others are parsed (the summary of the LSP's buffers reuses their tree).
+All of it is textual (no parse: the index summarizes every file of a workspace, most of them
+without a full parse): the grad-off regions are found from indentation, and whatever the
+reading is unsure of errs towards "used with gradients on" (a mention inside another
+identifier, `foo_helper`, counts as a mention of `_helper`; a line inside brackets or a
+triple-quoted string keeps the region it started in; a `def` or a `lambda` inside a region
+runs where it is called, so it is a region of its own).
 """
 
 from __future__ import annotations
 
-import ast
 import re
 from collections import Counter
 
-_PRIVATE_RE = re.compile(r"(\bdef[ \t]+)?\b(_[A-Za-z0-9]\w*)")
+_SUFFIX_RE = re.compile(r"_[A-Za-z0-9]\w*")  # every `_name`, and the tails of `foo_name` (a superset)
+_DEF_RE = re.compile(r"def[ \t]+(_[A-Za-z0-9]\w*)")
+_CALL_RE = re.compile(r"(?<![\w])(_[A-Za-z0-9]\w*)[ \t]*\(")
 _MARKERS = ("no_grad", "inference_mode", "set_grad_enabled")
-_OFF_NAMES = frozenset(("no_grad", "inference_mode"))
+_OFF_RE = re.compile(
+    r"\b(?:no_grad|inference_mode)[ \t]*\([ \t]*(?:(?:mode[ \t]*=[ \t]*)?True[ \t]*)?\)"
+    r"|\bset_grad_enabled[ \t]*\([ \t]*(?:mode[ \t]*=[ \t]*)?False[ \t]*\)"
+)
+_ON_WORDS = ("enable_grad", "set_grad_enabled", "inference_mode", "no_grad")
+_STRING_RE = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'")
+_GRAD_READ_RE = re.compile(r"\.grad\b")  # `p.grad` (not `.gradient_boosting`)
 EMPTY: frozenset[str] = frozenset()
 
-
-def _private(name: str) -> bool:
-    return name.startswith("_") and not name.startswith("__")
-
-
-def _last(node: ast.AST) -> str | None:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    return None
-
-
-def _turns_grad_off(expr: ast.AST) -> bool:
-    """`torch.no_grad()`, `torch.inference_mode()` (not `(False)`), `torch.set_grad_enabled(False)`;
-    read by the last part of the name (the summary knows no imports)."""
-    if not isinstance(expr, ast.Call):
-        return False
-    name = _last(expr.func)
-    first = expr.args[0] if expr.args else next((k.value for k in expr.keywords if k.arg == "mode"), None)
-    if name in _OFF_NAMES:
-        return first is None or (isinstance(first, ast.Constant) and first.value is True)
-    if name == "set_grad_enabled":
-        return isinstance(first, ast.Constant) and first.value is False
-    return False
-
-
-def _decorated_off(func: ast.AST) -> bool:
-    for deco in getattr(func, "decorator_list", ()):
-        if _turns_grad_off(deco) or (_last(deco) in _OFF_NAMES and not isinstance(deco, ast.Call)):
-            return True
-    return False
-
-
-def _grad_off_call_counts(tree: ast.AST) -> Counter:
-    """How many calls of each private name the tree makes where gradients are off."""
-    counts: Counter = Counter()
-    pending: list[tuple[ast.AST, bool]] = [(tree, False)]
-    while pending:
-        node, off = pending.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            # a body runs where the function is called, not where it is defined
-            inner = _decorated_off(node)
-            pending.extend((d, off) for d in node.decorator_list)
-            pending.append((node.args, off))
-            pending.extend((stmt, inner) for stmt in node.body)
-            continue
-        if isinstance(node, ast.Lambda):
-            pending.append((node.body, False))
-            continue
-        if isinstance(node, (ast.With, ast.AsyncWith)):
-            inner = off
-            for item in node.items:
-                pending.append((item, off))
-                if _turns_grad_off(item.context_expr):
-                    inner = True
-                elif isinstance(item.context_expr, ast.Call) and _last(item.context_expr.func) in (
-                    "enable_grad",
-                    "set_grad_enabled",
-                    *_OFF_NAMES,
-                ):
-                    inner = False  # enable_grad(), set_grad_enabled(<not a constant False>)
-            pending.extend((stmt, inner) for stmt in node.body)
-            continue
-        if off and isinstance(node, ast.Call):
-            name = _last(node.func)
-            if name is not None and _private(name):
-                counts[name] += 1
-        pending.extend((child, off) for child in ast.iter_child_nodes(node))
-    return counts
-
-
 # -- the project that never trains --------------------------------------------------------------
-# Anything in a file's text that computes, asks for or keeps a gradient (comments and strings too:
-# a mention errs towards "trains"): a backward call, `autograd.grad`, an optimizer, a tensor made to
-# require grad, a `.grad` read, a hook on the backward pass, `enable_grad`; or that builds a torch
-# layer with trainable parameters (`nn.Linear(...)`, a convolution, an embedding, a norm, an RNN,
-# attention): a model library's users train its layers with their own loop.
-_GRAD_WORK_RE = re.compile(
-    r"backward\s*\(|backward_hook|\bgrad\s*\(|\.grad\b|\btorch\.optim\b|\boptim\.[A-Z]\w*|\bOptimizer\b"
-    r"|requires_grad\s*=\s*True|requires_grad_\s*\(\s*(?:True\s*)?\)|\.requires_grad\s*=(?!=)\s*(?!False)"
-    r"|\benable_grad\b|\bcreate_graph\b|\bretain_graph\b|\bregister_hook\b|\btraining_step\b"
-    r"|\b(?:Lazy)?(?:Linear|Bilinear|Conv(?:Transpose)?[123]d|Embedding(?:Bag)?|LayerNorm|GroupNorm|RMSNorm"
-    r"|(?:Batch|Instance)Norm[123]d|LSTM|GRU|RNN|LSTMCell|GRUCell|RNNCell|MultiheadAttention|Transformer\w*"
-    r"|PReLU)\s*\("
-)
+# Words whose presence in a file's text (comments and strings too: a mention errs towards "trains")
+# shows it computes, asks for or keeps a gradient (a backward call, `autograd.grad`, an optimizer, a
+# tensor made to require grad, a `.grad` read, a hook on the backward pass, `enable_grad`), or builds
+# a torch layer with trainable parameters (a model library's users train its layers with their loop).
+_TRAINING_WORDS = (
+    "backward(", ".backward", "backward_hook", "autograd.grad", "func.grad", "functorch",
+    "optim.", "Optimizer", "requires_grad=True", "requires_grad = True", "requires_grad_(",
+    ".requires_grad =", ".requires_grad=", "enable_grad", "create_graph", "retain_graph", "register_hook",
+    "training_step", "Linear(", "Conv1d(", "Conv2d(", "Conv3d(", "ConvTranspose", "Embedding",
+    "LayerNorm(", "GroupNorm(", "RMSNorm(", "BatchNorm", "InstanceNorm", "LSTM", "GRU(", "RNN(", "GRUCell",
+    "RNNCell", "MultiheadAttention", "nn.Transformer", "PReLU(",
+)  # fmt: skip
 
 
 def may_train(text: str) -> bool:
     """Does the text compute, ask for or keep a gradient, or build a trainable torch layer,
     anywhere (textual: errs towards yes)?"""
-    return _GRAD_WORK_RE.search(text) is not None
+    return any(word in text for word in _TRAINING_WORDS) or _GRAD_READ_RE.search(text) is not None
 
 
-def _forward_grad_off(tree: ast.AST) -> bool:
-    """A `forward` (or `__call__`) that runs its body with gradients off: decorated
-    `@torch.no_grad()`, or one of its statements is a `with torch.no_grad():` block
-    (hummingbird's `Executor.forward`)."""
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in ("forward", "__call__"):
-            if _decorated_off(node):
-                return True
-            for stmt in node.body:
-                if isinstance(stmt, (ast.With, ast.AsyncWith)) and any(
-                    _turns_grad_off(item.context_expr) for item in stmt.items
-                ):
-                    return True
-    return False
+def _line_mode(line: str, outer: bool) -> bool:
+    """The grad mode inside a `with` statement's block, from its header line."""
+    if _OFF_RE.search(line) and "enable_grad" not in line:
+        return False
+    if any(word in line for word in _ON_WORDS):
+        return True  # enable_grad(), set_grad_enabled(flag), inference_mode(False)
+    return outer
 
 
-def grad_call_facts(
-    text: str, tree: ast.AST | None = None
-) -> tuple[frozenset[str], frozenset[str], frozenset[str], bool]:
+_FORWARDS = ("forward", "__call__")
+_BARE_DECORATORS = ("@torch.no_grad", "@no_grad", "@torch.inference_mode", "@inference_mode")
+
+
+class _Regions:
+    """Reads a file line by line, keeping the blocks open at each line by indentation."""
+
+    def __init__(self) -> None:
+        self.counts: Counter = Counter()  # calls of private names where gradients are off
+        self.forward_off = False
+        self.stack: list[tuple[int, bool, str]] = []  # (indent, gradients on?, kind) of the open blocks
+        self.decorated_off = False
+        self.depth = 0  # open brackets: a continuation line belongs to the statement above
+        self.triple: str | None = None
+
+    def line(self, line: str) -> None:
+        stripped = line.strip()
+        continuation = self.depth > 0 or self.triple is not None
+        if not continuation and (not stripped or stripped.startswith("#")):
+            return
+        indent = len(line) - len(line.lstrip())
+        stack = self.stack
+        if not continuation:
+            while stack and indent <= stack[-1][0]:
+                stack.pop()
+        on = stack[-1][1] if stack else True
+        if not on and "lambda" not in line:
+            for name in _CALL_RE.findall(line):
+                self.counts[name] += 1
+        if not continuation:
+            self.header(stripped, indent, on)
+        self.brackets(line)
+
+    def header(self, stripped: str, indent: int, on: bool) -> None:
+        head = stripped.split("(", 1)[0].split()
+        word = head[1] if head[:1] == ["async"] and len(head) > 1 else (head[0] if head else "")
+        stack = self.stack
+        if stripped.startswith("@"):
+            self.decorated_off = (
+                self.decorated_off or bool(_OFF_RE.search(stripped)) or stripped in _BARE_DECORATORS
+            )
+        elif word == "def":
+            # a body runs where the function is called, not where it is defined
+            name = stripped.split("def", 1)[1].split("(", 1)[0].strip()
+            self.forward_off = self.forward_off or (self.decorated_off and name in _FORWARDS)
+            stack.append((indent, not self.decorated_off, "forward" if name in _FORWARDS else "def"))
+            self.decorated_off = False
+        elif word == "with":
+            mode = _line_mode(stripped, on)
+            if not mode and stack and stack[-1][2] == "forward":
+                self.forward_off = True  # a statement of a forward's body
+            stack.append((indent, mode, "with"))
+        elif word == "class":
+            stack.append((indent, on, "class"))
+            self.decorated_off = False
+
+    def brackets(self, line: str) -> None:
+        """Brackets and triple-quoted strings (quotes and comments removed first, roughly)."""
+        for quote in ('"""', "'''"):
+            if line.count(quote) % 2 == 1 and (self.triple is None or self.triple == quote):
+                self.triple = None if self.triple == quote else quote
+        if self.triple is None:
+            code = _STRING_RE.sub("", line).split("#", 1)[0]
+            opened = code.count("(") + code.count("[") + code.count("{")
+            closed = code.count(")") + code.count("]") + code.count("}")
+            self.depth = max(0, self.depth + opened - closed)
+
+
+def _scan_regions(text: str) -> tuple[Counter, bool]:
+    """Calls of private names made where gradients are off (by indentation), and whether a
+    `forward` / `__call__` runs its body with gradients off (decorated, or a `with` block as one of
+    its statements: hummingbird's `Executor.forward`)."""
+    regions = _Regions()
+    for line in text.split("\n"):
+        regions.line(line)
+    return regions.counts, regions.forward_off
+
+
+def grad_call_facts(text: str) -> tuple[frozenset[str], frozenset[str], frozenset[str], bool]:
     """(grad_off_calls, private_uses, private_defs, forward_grad_off) of a file's text (see the
     module doc)."""
     if "_" not in text:
         return EMPTY, EMPTY, EMPTY, False
-    mentions: Counter = Counter()
-    defs: set[str] = set()
-    for is_def, name in _PRIVATE_RE.findall(text):
-        if name.startswith("__"):
-            continue
-        if is_def:
-            defs.add(name)
-        else:
-            mentions[name] += 1
-    off: Counter = Counter()
-    forward_off = False
-    if any(marker in text for marker in _MARKERS):
-        if tree is None:
-            try:
-                tree = ast.parse(text)
-            except (SyntaxError, ValueError, MemoryError, RecursionError):
-                tree = None
-        if tree is not None:
-            off = _grad_off_call_counts(tree) if mentions else off
-            forward_off = ("forward" in text or "__call__" in text) and _forward_grad_off(tree)
+    defs = _DEF_RE.findall(text)
+    if not any(marker in text for marker in _MARKERS):
+        uses = (
+            frozenset(_SUFFIX_RE.findall(text)).difference(defs)
+            if defs
+            else frozenset(_SUFFIX_RE.findall(text))
+        )
+        return EMPTY, uses, frozenset(defs), False
+    mentions = Counter(_SUFFIX_RE.findall(text))
+    for name in defs:
+        mentions[name] -= 1
+    off, forward_off = _scan_regions(text)
     grad_off = frozenset(name for name, n in off.items() if mentions.get(name) == n)
-    uses = frozenset(name for name in mentions if name not in grad_off)
+    uses = frozenset(name for name, n in mentions.items() if n > 0 and name not in grad_off)
     return grad_off, uses, frozenset(defs), forward_off

@@ -354,8 +354,8 @@ class _Builder:
         elif not self.all_dynamic:
             self.all = (self.all or []) + names
 
-    def summary(self, text: str, fast: bool, tree: ast.AST | None = None) -> ModuleSummary:
-        off, uses, defs, forward_off = grad_call_facts(text, tree)
+    def summary(self, text: str, fast: bool) -> ModuleSummary:
+        off, uses, defs, forward_off = grad_call_facts(text)
         return ModuleSummary(
             names=self.names,
             stars=tuple(self.stars),
@@ -387,7 +387,7 @@ def summarize_tree(tree: ast.Module, text: str) -> ModuleSummary:
     """The summary of a parsed file (its top-level statements only)."""
     builder = _Builder(_normal_lines(text), text)
     builder.statements(tree.body, False)
-    return builder.summary(text, fast=False, tree=tree)
+    return builder.summary(text, fast=False)
 
 
 def _normal_lines(text: str) -> list[str]:
