@@ -36,6 +36,7 @@ _SUFFIX_RE = re.compile(r"_[A-Za-z0-9]\w*")  # every `_name`, and the tails of `
 _DEF_RE = re.compile(r"def[ \t]+(_[A-Za-z0-9]\w*)")
 _CALL_RE = re.compile(r"(?<![\w])(_[A-Za-z0-9]\w*)[ \t]*\(")
 _MARKERS = ("no_grad", "inference_mode", "set_grad_enabled")
+_MARKER_RE = re.compile("|".join(_MARKERS))
 _OFF_RE = re.compile(
     r"\b(?:no_grad|inference_mode)[ \t]*\([ \t]*(?:(?:mode[ \t]*=[ \t]*)?True[ \t]*)?\)"
     r"|\bset_grad_enabled[ \t]*\([ \t]*(?:mode[ \t]*=[ \t]*)?False[ \t]*\)"
@@ -50,13 +51,13 @@ EMPTY: frozenset[str] = frozenset()
 # shows it computes, asks for or keeps a gradient (a backward call, `autograd.grad`, an optimizer, a
 # tensor made to require grad, a `.grad` read, a hook on the backward pass, `enable_grad`), or builds
 # a torch layer with trainable parameters (a model library's users train its layers with their loop).
-_TRAINING_WORDS = (
-    "backward(", ".backward", "backward_hook", "autograd.grad", "func.grad", "functorch",
-    "optim.", "Optimizer", "requires_grad=True", "requires_grad = True", "requires_grad_(",
-    ".requires_grad =", ".requires_grad=", "enable_grad", "create_graph", "retain_graph", "register_hook",
-    "training_step", "Linear(", "Conv1d(", "Conv2d(", "Conv3d(", "ConvTranspose", "Embedding",
-    "LayerNorm(", "GroupNorm(", "RMSNorm(", "BatchNorm", "InstanceNorm", "LSTM", "GRU(", "RNN(", "GRUCell",
-    "RNNCell", "MultiheadAttention", "nn.Transformer", "PReLU(",
+_TRAINING_WORDS = (  # the most frequent first: most files stop at one of them
+    "Linear(", ".backward", "Embedding", "LayerNorm(", "Conv2d(", "optim.", "backward(",
+    "requires_grad=True", "requires_grad = True", "requires_grad_(", ".requires_grad =", ".requires_grad=",
+    "backward_hook", "autograd.grad", "func.grad", "functorch", "Optimizer", "enable_grad", "create_graph",
+    "retain_graph", "register_hook", "training_step", "Conv1d(", "Conv3d(", "ConvTranspose", "GroupNorm(",
+    "RMSNorm(", "BatchNorm", "InstanceNorm", "LSTM", "GRU(", "RNN(", "GRUCell", "RNNCell", "MultiheadAttention",
+    "nn.Transformer", "PReLU(",
 )  # fmt: skip
 
 
@@ -82,8 +83,9 @@ _BARE_DECORATORS = ("@torch.no_grad", "@no_grad", "@torch.inference_mode", "@inf
 class _Regions:
     """Reads a file line by line, keeping the blocks open at each line by indentation."""
 
-    def __init__(self) -> None:
-        self.counts: Counter = Counter()  # calls of private names where gradients are off
+    def __init__(self, counts: Counter) -> None:
+        self.counts = counts  # calls of private names where gradients are off
+        self.started = False  # the block read has opened
         self.forward_off = False
         self.stack: list[tuple[int, bool, str]] = []  # (indent, gradients on?, kind) of the open blocks
         self.decorated_off = False
@@ -146,11 +148,47 @@ class _Regions:
 def _scan_regions(text: str) -> tuple[Counter, bool]:
     """Calls of private names made where gradients are off (by indentation), and whether a
     `forward` / `__call__` runs its body with gradients off (decorated, or a `with` block as one of
-    its statements: hummingbird's `Executor.forward`)."""
-    regions = _Regions()
-    for line in text.split("\n"):
-        regions.line(line)
-    return regions.counts, regions.forward_off
+    its statements: hummingbird's `Executor.forward`). Only the blocks that a line naming a grad
+    mode opens are read (a `with` header or a decorator): the rest of a file runs as its callers
+    decide, which `private_uses` counts as gradients on."""
+    counts: Counter = Counter()
+    forward_off = False
+    lines = text.split("\n")
+    line_no = last = 0
+    done = -1
+    for match in _MARKER_RE.finditer(text):
+        line_no += text.count("\n", last, match.start())
+        last = match.start()
+        first = lines[line_no].lstrip()
+        if line_no <= done or not first.startswith(("with ", "async with ", "@")):
+            continue
+        if first.startswith(("with ", "async with ")) and not _line_mode(first, True):
+            forward_off = forward_off or _in_forward(lines, line_no)
+        regions = _Regions(counts)
+        j = line_no
+        while j < len(lines):
+            regions.line(lines[j])
+            if regions.stack:
+                regions.started = True
+            elif regions.started and regions.depth == 0 and regions.triple is None:
+                break
+            j += 1
+        done = j
+        forward_off = forward_off or regions.forward_off
+    return counts, forward_off
+
+
+def _in_forward(lines: list[str], k: int) -> bool:
+    """Is line `k` a statement of the body of a `def forward(` / `def __call__(` (the nearest line
+    above it that is indented less)?"""
+    indent = len(lines[k]) - len(lines[k].lstrip())
+    for j in range(k - 1, max(-1, k - 200), -1):
+        stripped = lines[j].lstrip()
+        if not stripped or stripped.startswith("#") or len(lines[j]) - len(stripped) >= indent:
+            continue
+        head = stripped[len("async ") :] if stripped.startswith("async ") else stripped
+        return head.startswith(("def forward(", "def __call__("))
+    return False
 
 
 def grad_call_facts(text: str) -> tuple[frozenset[str], frozenset[str], frozenset[str], bool]:
