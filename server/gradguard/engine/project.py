@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from gradguard.engine import holdings
+from gradguard.engine.grad_callers import grad_call_facts, may_train
 from gradguard.engine.holdings import Written, class_holds
 from gradguard.engine.index import dotted_name as _dotted
 
@@ -118,6 +119,15 @@ class ModuleSummary:
     backward_calls: frozenset[str] = frozenset()
     sets_default_dtype: bool = False
     has_backward_methods: bool = False  # a `def *backward*(` anywhere in the file
+    # private helpers called only with gradients off / used otherwise / defined (grad_callers);
+    # not in `digest`: they matter to the files defining those helpers only
+    grad_off_calls: frozenset[str] = frozenset()
+    private_uses: frozenset[str] = frozenset()
+    private_defs: frozenset[str] = frozenset()
+    # the text computes or asks for a gradient, or builds a trainable layer; a `forward` runs with
+    # gradients off (grad_callers)
+    may_train: bool = True
+    forward_grad_off: bool = False
     digest: int = 0
     fast: bool = False  # built by the line scanner (not a full parse)
 
@@ -136,7 +146,20 @@ class ModuleSummary:
         return self
 
     def same_facts(self, other: ModuleSummary) -> bool:
-        return self.digest == other.digest and _facts_of_names(self.names) == _facts_of_names(other.names)
+        return (
+            self.digest == other.digest
+            and self.same_grad_calls(other)
+            and _facts_of_names(self.names) == _facts_of_names(other.names)
+        )
+
+    def same_grad_calls(self, other: ModuleSummary) -> bool:
+        return (
+            self.grad_off_calls == other.grad_off_calls
+            and self.private_uses == other.private_uses
+            and self.private_defs == other.private_defs
+            and self.may_train == other.may_train
+            and self.forward_grad_off == other.forward_grad_off
+        )
 
 
 def _facts_of_names(names: dict[str, Binding]) -> tuple:
@@ -322,6 +345,7 @@ class _Builder:
             self.all = (self.all or []) + names
 
     def summary(self, text: str, fast: bool) -> ModuleSummary:
+        off, uses, defs, forward_off = grad_call_facts(text)
         return ModuleSummary(
             names=self.names,
             stars=tuple(self.stars),
@@ -330,6 +354,11 @@ class _Builder:
             backward_calls=explicit_backward_calls(text),
             sets_default_dtype=changes_default_dtype(text),
             has_backward_methods=bool(_BACKWARD_DEF_RE.search(text)) if "ackward" in text else False,
+            grad_off_calls=off,
+            private_uses=uses,
+            private_defs=defs,
+            may_train=may_train(text),
+            forward_grad_off=forward_off,
             fast=fast,
         ).finish()
 
@@ -1193,6 +1222,8 @@ class ProjectIndex:
         self._exports: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
         self._graph: _Graph | None = None
         self._resolvers: dict[str, FileResolver] = {}
+        self._grad_off: frozenset[str] | None = None
+        self._inference_only: bool | None = None
 
     # -- files and modules ---------------------------------------------------------------
     def file(self, path: str | Path) -> _FileEntry | None:
@@ -1705,6 +1736,45 @@ class ProjectIndex:
         """The project files `path` imports, directly or through other files."""
         return self.graph().dependencies(_abs(path))
 
+    def grad_off_helpers(self) -> frozenset[str]:
+        """The private helpers (`_name`) the project calls, and calls only where gradients are
+        off: some file calls them in a `torch.no_grad()` block or a `@torch.no_grad()` function,
+        and no file mentions them any other way (grad_callers)."""
+        if self._grad_off is None:
+            off: set[str] = set()
+            for entry in self.files.values():
+                off |= entry.summary.grad_off_calls
+            if off:
+                for entry in self.files.values():
+                    off -= entry.summary.private_uses
+                    if not off:
+                        break
+            self._grad_off = frozenset(off)
+        return self._grad_off
+
+    def inference_only(self) -> bool:
+        """The project never trains: no file's text computes a gradient (a backward call, an
+        optimizer, `autograd.grad`, a tensor made to require grad, ...) or builds a trainable torch
+        layer (`nn.Linear`, a convolution, ...: `grad_callers.may_train`), and one of its modules
+        runs its `forward` with gradients off (hummingbird's executor wraps the operator modules it
+        builds from other models' numbers in `torch.no_grad()`): an inference engine."""
+        if self._inference_only is None:
+            summaries = [entry.summary for entry in self.files.values()]
+            self._inference_only = any(s.forward_grad_off for s in summaries) and not any(
+                s.may_train for s in summaries
+            )
+        return self._inference_only
+
+    def grad_call_dependents(self, old: ModuleSummary | None, new: ModuleSummary | None) -> set[str]:
+        """The files defining a private helper whose calls changed between two summaries of a
+        file (its `grad_off_helpers` may have changed with them)."""
+        empty = ModuleSummary()
+        old, new = old or empty, new or empty
+        names = (old.grad_off_calls ^ new.grad_off_calls) | (old.private_uses ^ new.private_uses)
+        if not names:
+            return set()
+        return {path for path, entry in self.files.items() if entry.summary.private_defs & names}
+
     # -- the per-file view ----------------------------------------------------------------------
     def for_file(self, path: str | Path) -> FileResolver:
         apath = os.path.abspath(str(path))
@@ -1970,10 +2040,29 @@ class FileResolver:
         return self._graph_facts()[2]
 
     @property
+    def inference_only(self) -> bool:
+        return self.index.inference_only()
+
+    @property
+    def grad_off_helpers(self) -> frozenset[str]:
+        """This file's private helpers that the project calls only with gradients off."""
+        entry = self.index.files.get(self.path)
+        if entry is None or not entry.summary.private_defs:
+            return frozenset()
+        return entry.summary.private_defs & self.index.grad_off_helpers()
+
+    @property
     def signature(self) -> tuple:
         if self._signature is None:
             digest, calls, dtype = self._graph_facts()
-            self._signature = (self.module, digest, calls, dtype)
+            self._signature = (
+                self.module,
+                digest,
+                calls,
+                dtype,
+                self.grad_off_helpers,
+                self.index.inference_only(),
+            )
         return self._signature
 
 

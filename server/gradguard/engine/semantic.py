@@ -644,13 +644,18 @@ class Semantics:
         """A private helper (`_name`, a method called only as `self._name(...)` or a top-level
         function) that the file calls only where gradients are off: in `with torch.no_grad():`,
         in a function decorated `@torch.no_grad()`, or in another such helper (trl's
-        `_update_bema_weights`, called from `@torch.no_grad() on_step_end` only)."""
+        `_update_bema_weights`, called from `@torch.no_grad() on_step_end` only), or that the
+        project calls only there (`FileResolver.grad_off_helpers`: calls in other files)."""
         name = getattr(func, "name", "")
         if not name.startswith("_") or name.startswith("__"):
             return False
         cache = self.__dict__.setdefault("_without_grad", {})
         if func in cache:
             return cache[func]
+        resolver = self.module.resolver
+        if resolver is not None and name in resolver.grad_off_helpers:
+            cache[func] = True  # every call in the project is made with gradients off
+            return True
         cache[func] = False  # (a cycle of helpers: taken as called with gradients on)
         if self.top.get(name) is func:
             sites = self._call_sites(name)

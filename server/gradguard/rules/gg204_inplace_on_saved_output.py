@@ -1151,6 +1151,8 @@ class InplaceOnSavedOutput(Rule):
                 continue
             if not write.in_forward and not calls_backward(write.flow):
                 continue  # code that never calls backward is not reported
+            if write.in_forward and _inference_project(unit) and not calls_backward(write.flow):
+                continue  # nor modules of a project that never trains and runs them under no_grad
             if write.masked is not None:
                 continue  # GG202 reports `y[y < t] = v`
             if _inference_only(write.func) or _dead_graph(write.flow) or _read_only_detached(unit, write):
@@ -1263,6 +1265,13 @@ class InplaceOnSavedOutput(Rule):
                 lambda: [insert_before_statement(unit, stmt, f"{target} = {target}.clone()")],
             )
         return self.finding(unit, node, message, fix=fix)
+
+
+def _inference_project(unit: Unit) -> bool:
+    """The project never computes a gradient and runs its modules from a `forward` under
+    `torch.no_grad()` (hummingbird's `Executor`: `ProjectIndex.inference_only`)."""
+    resolver = unit.module.resolver
+    return resolver is not None and resolver.inference_only
 
 
 def _inference_only(func: ast.AST | None) -> bool:

@@ -1,0 +1,213 @@
+"""Where a project calls its private helpers with gradients off: the cross-file half of
+`Semantics.called_without_grad`.
+
+A file's summary (`project.ModuleSummary`) carries, for the private names (`_name`, not
+dunder) its text mentions:
+- `grad_off_calls`: the names every mention of which in this file is a call made where
+  gradients are off -- inside `with torch.no_grad():` / `torch.inference_mode()` /
+  `torch.set_grad_enabled(False)`, or in a function decorated `@torch.no_grad()` /
+  `@torch.inference_mode()` (or nested in one);
+- `private_uses`: the names mentioned any other way (a call with gradients on, a
+  reference passed or stored, a mention in a comment or a string: textual, so it errs
+  towards "used");
+- `private_defs`: the names the file defines with `def`.
+
+A private helper of the project whose name is in some file's `grad_off_calls` and in no
+file's `private_uses` runs only with gradients off (`ProjectIndex.grad_off_helpers`).
+Public names are never taken so: users of a library call its public functions and methods
+with gradients on. Names are matched by their last part only (`x._helper(...)` counts
+for every `_helper` of the project): a coincidence of names can only keep a helper
+reported.
+
+All of it is textual (no parse: the index summarizes every file of a workspace, most of them
+without a full parse): the grad-off regions are found from indentation, and whatever the
+reading is unsure of errs towards "used with gradients on" (a mention inside another
+identifier, `foo_helper`, counts as a mention of `_helper`; a line inside brackets or a
+triple-quoted string keeps the region it started in; a `def` or a `lambda` inside a region
+runs where it is called, so it is a region of its own).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+_SUFFIX_RE = re.compile(r"_[A-Za-z0-9]\w*")  # every `_name`, and the tails of `foo_name` (a superset)
+_DEF_RE = re.compile(r"def[ \t]+(_[A-Za-z0-9]\w*)")
+_CALL_RE = re.compile(r"(?<![\w])(_[A-Za-z0-9]\w*)[ \t]*\(")
+_MARKERS = ("no_grad", "inference_mode", "set_grad_enabled")
+_MARKER_RE = re.compile("|".join(_MARKERS))
+_OFF_RE = re.compile(
+    r"\b(?:no_grad|inference_mode)[ \t]*\([ \t]*(?:(?:mode[ \t]*=[ \t]*)?True[ \t]*)?\)"
+    r"|\bset_grad_enabled[ \t]*\([ \t]*(?:mode[ \t]*=[ \t]*)?False[ \t]*\)"
+)
+_ON_WORDS = ("enable_grad", "set_grad_enabled", "inference_mode", "no_grad")
+_STRING_RE = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'")
+_GRAD_READ_RE = re.compile(r"\.grad\b")  # `p.grad` (not `.gradient_boosting`)
+EMPTY: frozenset[str] = frozenset()
+
+# -- the project that never trains --------------------------------------------------------------
+# Words whose presence in a file's text (comments and strings too: a mention errs towards "trains")
+# shows it computes, asks for or keeps a gradient (a backward call, `autograd.grad`, an optimizer, a
+# tensor made to require grad, a `.grad` read, a hook on the backward pass, `enable_grad`), or builds
+# a torch layer with trainable parameters (a model library's users train its layers with their loop).
+_TRAINING_WORDS = (  # the most frequent first: most files stop at one of them
+    "Linear(", ".backward", "Embedding", "LayerNorm(", "Conv2d(", "optim.", "backward(",
+    "requires_grad=True", "requires_grad = True", "requires_grad_(", ".requires_grad =", ".requires_grad=",
+    "backward_hook", "autograd.grad", "func.grad", "functorch", "Optimizer", "enable_grad", "create_graph",
+    "retain_graph", "register_hook", "training_step", "Conv1d(", "Conv3d(", "ConvTranspose", "GroupNorm(",
+    "RMSNorm(", "BatchNorm", "InstanceNorm", "LSTM", "GRU(", "RNN(", "GRUCell", "RNNCell", "MultiheadAttention",
+    "nn.Transformer", "PReLU(",
+)  # fmt: skip
+
+
+def may_train(text: str) -> bool:
+    """Does the text compute, ask for or keep a gradient, or build a trainable torch layer,
+    anywhere (textual: errs towards yes)?"""
+    return any(word in text for word in _TRAINING_WORDS) or _GRAD_READ_RE.search(text) is not None
+
+
+def _line_mode(line: str, outer: bool) -> bool:
+    """The grad mode inside a `with` statement's block, from its header line."""
+    if _OFF_RE.search(line) and "enable_grad" not in line:
+        return False
+    if any(word in line for word in _ON_WORDS):
+        return True  # enable_grad(), set_grad_enabled(flag), inference_mode(False)
+    return outer
+
+
+_FORWARDS = ("forward", "__call__")
+_BARE_DECORATORS = ("@torch.no_grad", "@no_grad", "@torch.inference_mode", "@inference_mode")
+
+
+class _Regions:
+    """Reads a file line by line, keeping the blocks open at each line by indentation."""
+
+    def __init__(self, counts: Counter) -> None:
+        self.counts = counts  # calls of private names where gradients are off
+        self.started = False  # the block read has opened
+        self.forward_off = False
+        self.stack: list[tuple[int, bool, str]] = []  # (indent, gradients on?, kind) of the open blocks
+        self.decorated_off = False
+        self.depth = 0  # open brackets: a continuation line belongs to the statement above
+        self.triple: str | None = None
+
+    def line(self, line: str) -> None:
+        stripped = line.strip()
+        continuation = self.depth > 0 or self.triple is not None
+        if not continuation and (not stripped or stripped.startswith("#")):
+            return
+        indent = len(line) - len(line.lstrip())
+        stack = self.stack
+        if not continuation:
+            while stack and indent <= stack[-1][0]:
+                stack.pop()
+        on = stack[-1][1] if stack else True
+        if not on and "lambda" not in line:
+            for name in _CALL_RE.findall(line):
+                self.counts[name] += 1
+        if not continuation:
+            self.header(stripped, indent, on)
+        self.brackets(line)
+
+    def header(self, stripped: str, indent: int, on: bool) -> None:
+        head = stripped.split("(", 1)[0].split()
+        word = head[1] if head[:1] == ["async"] and len(head) > 1 else (head[0] if head else "")
+        stack = self.stack
+        if stripped.startswith("@"):
+            self.decorated_off = (
+                self.decorated_off or bool(_OFF_RE.search(stripped)) or stripped in _BARE_DECORATORS
+            )
+        elif word == "def":
+            # a body runs where the function is called, not where it is defined
+            name = stripped.split("def", 1)[1].split("(", 1)[0].strip()
+            self.forward_off = self.forward_off or (self.decorated_off and name in _FORWARDS)
+            stack.append((indent, not self.decorated_off, "forward" if name in _FORWARDS else "def"))
+            self.decorated_off = False
+        elif word == "with":
+            mode = _line_mode(stripped, on)
+            if not mode and stack and stack[-1][2] == "forward":
+                self.forward_off = True  # a statement of a forward's body
+            stack.append((indent, mode, "with"))
+        elif word == "class":
+            stack.append((indent, on, "class"))
+            self.decorated_off = False
+
+    def brackets(self, line: str) -> None:
+        """Brackets and triple-quoted strings (quotes and comments removed first, roughly)."""
+        for quote in ('"""', "'''"):
+            if line.count(quote) % 2 == 1 and (self.triple is None or self.triple == quote):
+                self.triple = None if self.triple == quote else quote
+        if self.triple is None:
+            code = _STRING_RE.sub("", line).split("#", 1)[0]
+            opened = code.count("(") + code.count("[") + code.count("{")
+            closed = code.count(")") + code.count("]") + code.count("}")
+            self.depth = max(0, self.depth + opened - closed)
+
+
+def _scan_regions(text: str) -> tuple[Counter, bool]:
+    """Calls of private names made where gradients are off (by indentation), and whether a
+    `forward` / `__call__` runs its body with gradients off (decorated, or a `with` block as one of
+    its statements: hummingbird's `Executor.forward`). Only the blocks that a line naming a grad
+    mode opens are read (a `with` header or a decorator): the rest of a file runs as its callers
+    decide, which `private_uses` counts as gradients on."""
+    counts: Counter = Counter()
+    forward_off = False
+    lines = text.split("\n")
+    line_no = last = 0
+    done = -1
+    for match in _MARKER_RE.finditer(text):
+        line_no += text.count("\n", last, match.start())
+        last = match.start()
+        first = lines[line_no].lstrip()
+        if line_no <= done or not first.startswith(("with ", "async with ", "@")):
+            continue
+        if first.startswith(("with ", "async with ")) and not _line_mode(first, True):
+            forward_off = forward_off or _in_forward(lines, line_no)
+        regions = _Regions(counts)
+        j = line_no
+        while j < len(lines):
+            regions.line(lines[j])
+            if regions.stack:
+                regions.started = True
+            elif regions.started and regions.depth == 0 and regions.triple is None:
+                break
+            j += 1
+        done = j
+        forward_off = forward_off or regions.forward_off
+    return counts, forward_off
+
+
+def _in_forward(lines: list[str], k: int) -> bool:
+    """Is line `k` a statement of the body of a `def forward(` / `def __call__(` (the nearest line
+    above it that is indented less)?"""
+    indent = len(lines[k]) - len(lines[k].lstrip())
+    for j in range(k - 1, max(-1, k - 200), -1):
+        stripped = lines[j].lstrip()
+        if not stripped or stripped.startswith("#") or len(lines[j]) - len(stripped) >= indent:
+            continue
+        head = stripped[len("async ") :] if stripped.startswith("async ") else stripped
+        return head.startswith(("def forward(", "def __call__("))
+    return False
+
+
+def grad_call_facts(text: str) -> tuple[frozenset[str], frozenset[str], frozenset[str], bool]:
+    """(grad_off_calls, private_uses, private_defs, forward_grad_off) of a file's text (see the
+    module doc)."""
+    if "_" not in text:
+        return EMPTY, EMPTY, EMPTY, False
+    defs = _DEF_RE.findall(text)
+    if not any(marker in text for marker in _MARKERS):
+        uses = (
+            frozenset(_SUFFIX_RE.findall(text)).difference(defs)
+            if defs
+            else frozenset(_SUFFIX_RE.findall(text))
+        )
+        return EMPTY, uses, frozenset(defs), False
+    mentions = Counter(_SUFFIX_RE.findall(text))
+    for name in defs:
+        mentions[name] -= 1
+    off, forward_off = _scan_regions(text)
+    grad_off = frozenset(name for name, n in off.items() if mentions.get(name) == n)
+    uses = frozenset(name for name, n in mentions.items() if n > 0 and name not in grad_off)
+    return grad_off, uses, frozenset(defs), forward_off

@@ -1,0 +1,303 @@
+"""A private helper that the project calls only with gradients off, from another file
+(`grad_callers`, `ProjectIndex.grad_off_helpers`): its body runs without gradients, so the
+rules that need them (GG203 here) stay silent; a call with gradients on anywhere in the
+project keeps it reported. Each case is run with torch: the silent project works, the
+reported one raises what the message says."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from gradguard.engine.analyzer import Analyzer
+from gradguard.engine.grad_callers import grad_call_facts
+from gradguard.engine.project import build_project
+from gradguard.lsp.workspace import WorkspaceIndex
+
+HEAD = """import torch
+import torch.nn as nn
+
+
+class Head(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+        self.conv = nn.Conv1d(4, 2, 1)
+
+    def forward(self, x):
+        return self.fc(x)
+
+    def _sync_conv(self):
+        self.conv.weight.copy_(self.fc.weight[..., None])
+        self.conv.bias.copy_(self.fc.bias)
+"""
+
+CALLER_OFF = """import torch
+
+from pkg.head import Head
+
+
+def convert(head: Head) -> Head:
+    with torch.no_grad():
+        head._sync_conv()
+    return head
+
+
+@torch.inference_mode()
+def convert_again(head: Head) -> Head:
+    head._sync_conv()
+    return head
+"""
+
+CALLER_ON = """import torch
+
+from pkg.head import Head
+
+
+def convert(head: Head) -> Head:
+    with torch.no_grad():
+        head._sync_conv()
+    return head
+
+
+def convert_with_grad(head: Head) -> Head:
+    head._sync_conv()
+    return head
+"""
+
+RUN = """
+import sys
+sys.path.insert(0, {root!r})
+import torch
+from pkg.caller import *
+from pkg.head import Head
+head = Head()
+for name in {names!r}:
+    globals()[name](head)
+x = torch.randn(3, 4)
+assert torch.allclose(head.conv(x[..., None])[..., 0], head.fc(x), atol=1e-6)
+print("ok")
+"""
+
+
+def _project(tmp_path: Path, caller: str) -> Path:
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "head.py").write_text(HEAD)
+    (pkg / "caller.py").write_text(caller)
+    return pkg
+
+
+def _codes(index, path: Path) -> list[tuple[str, int]]:
+    findings = Analyzer(project=index).check(path.read_text(), str(path)).findings
+    return [(f.code, f.line) for f in findings]
+
+
+def _run(root: Path, names: list[str]) -> subprocess.CompletedProcess:
+    code = RUN.format(root=str(root), names=names)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+def test_a_helper_called_only_without_grad_from_another_file_is_silent(tmp_path: Path) -> None:
+    pkg = _project(tmp_path, CALLER_OFF)
+    index = build_project([pkg])
+    assert _codes(index, pkg / "head.py") == []
+    assert index.for_file(pkg / "head.py").grad_off_helpers == {"_sync_conv"}
+    result = _run(tmp_path, ["convert", "convert_again"])
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr
+
+
+def test_one_call_with_grad_keeps_it_reported(tmp_path: Path) -> None:
+    pkg = _project(tmp_path, CALLER_ON)
+    index = build_project([pkg])
+    assert _codes(index, pkg / "head.py") == [("GG203", 15), ("GG203", 16)]
+    assert _run(tmp_path, ["convert"]).returncode == 0
+    failed = _run(tmp_path, ["convert_with_grad"])
+    assert failed.returncode != 0
+    assert "a leaf Variable that requires grad is being used in an in-place operation" in failed.stderr
+
+
+def test_alone_the_file_is_reported(tmp_path: Path) -> None:
+    pkg = _project(tmp_path, CALLER_OFF)
+    analyzer = Analyzer()
+    findings = analyzer.check(HEAD, str(pkg / "head.py")).findings
+    assert [f.code for f in findings] == ["GG203", "GG203"]
+
+
+def test_an_edit_to_the_caller_rechecks_the_callee(tmp_path: Path) -> None:
+    """The callee's signature carries the answer: the per-unit cache of one analyzer is not
+    reused when the caller changes, and the language server's list of files to check again
+    names the callee."""
+    pkg = _project(tmp_path, CALLER_OFF)
+    index = build_project([pkg])
+    analyzer = Analyzer(project=index)
+    head, caller = pkg / "head.py", pkg / "caller.py"
+    assert analyzer.check(HEAD, str(head)).findings == []
+    old = index.file(caller)
+    assert index.update(caller, CALLER_ON)
+    assert str(head.resolve()) in WorkspaceIndex._affected(index, str(caller), old)
+    assert [f.code for f in analyzer.check(HEAD, str(head)).findings] == ["GG203", "GG203"]
+    old = index.file(caller)
+    assert index.update(caller, CALLER_OFF)
+    assert str(head.resolve()) in WorkspaceIndex._affected(index, str(caller), old)
+    assert analyzer.check(HEAD, str(head)).findings == []
+    # an edit that changes no call of a helper is no change
+    assert not index.update(caller, CALLER_OFF + "\n# a comment\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "off", "uses"),
+    [
+        ("with torch.no_grad():\n    m._h(x)\n", {"_h"}, set()),
+        ("@torch.no_grad()\ndef f(m):\n    return m._h(1)\n", {"_h"}, set()),
+        ("@torch.inference_mode(False)\ndef f(m):\n    return m._h(1)\n", set(), {"_h"}),
+        ("with torch.set_grad_enabled(False):\n    _h()\n", {"_h"}, set()),
+        ("with torch.set_grad_enabled(train):\n    _h()\n", set(), {"_h"}),
+        ("with torch.no_grad():\n    with torch.enable_grad():\n        _h()\n", set(), {"_h"}),
+        # a body runs where it is called: a function or lambda defined under no_grad is not
+        ("with torch.no_grad():\n    def g():\n        return _h()\n", set(), {"_h"}),
+        ("with torch.no_grad():\n    g = lambda: _h()\n", set(), {"_h"}),
+        # passed, not called; a mention in a comment counts too
+        ("with torch.no_grad():\n    run(m._h)\n", set(), {"_h"}),
+        ("with torch.no_grad():\n    m._h()  # see _h\n", set(), {"_h"}),
+        ("with torch.no_grad():\n    m._h()\nm._h()\n", set(), {"_h"}),
+        # a name that ends another identifier counts as a mention (textual: errs towards used)
+        ("with torch.no_grad():\n    m._h()\nfoo_h = 1\n", set(), {"_h"}),
+        # a continuation line inside brackets, or in a triple-quoted string, keeps the region
+        ("with torch.no_grad():\n    y = f(\na)\n    m._h()\n", {"_h"}, set()),
+        ('@torch.no_grad()\ndef f(m):\n    """doc\nat column 0\n"""\n    return m._h(1)\n', {"_h"}, set()),
+        (
+            "class A:\n    @torch.no_grad()\n    def f(self):\n        return self._h(1)\n\n    def g(self):\n"
+            "        return self._h(2)\n",
+            set(),
+            {"_h"},
+        ),
+    ],
+)
+def test_grad_call_facts(text: str, off: set[str], uses: set[str]) -> None:
+    found_off, found_uses, _, _ = grad_call_facts("import torch\n" + text)
+    assert ("_h" in found_off, "_h" in found_uses) == ("_h" in off, "_h" in uses)
+
+
+# -- a project that never trains and runs its modules under no_grad (hummingbird's Executor) ------
+OPERATOR = """import torch
+
+
+class KernelOp(torch.nn.Module):
+    def __init__(self, fit):
+        super().__init__()
+        self.fit = torch.nn.Parameter(torch.as_tensor(fit), requires_grad=False)
+
+    def forward(self, x):
+        k = torch.exp(x @ self.fit)
+        k -= k.mean(dim=0)
+        return k
+"""
+
+EXECUTOR = """import torch
+
+from engine.ops import KernelOp
+
+
+class Executor(torch.nn.Module):
+    def __init__(self, operators):
+        super().__init__()
+        self._operators = torch.nn.ModuleList(operators)
+
+    def forward(self, x):
+        with torch.no_grad():
+            for operator in self._operators:
+                x = operator(x)
+            return x
+
+
+def convert(fit):
+    return Executor([KernelOp(fit)])
+"""
+
+RUN_ENGINE = """
+import sys
+sys.path.insert(0, {root!r})
+import torch
+from engine.executor import convert
+from engine.ops import KernelOp
+fit = torch.randn(4, 4)
+x = torch.randn(3, 4, requires_grad=True)
+out = convert(fit)(x)
+assert not out.requires_grad and out.shape == (3, 4)
+print("executor ok")
+KernelOp(fit)(x).sum().backward()
+"""
+
+
+def _engine(tmp_path: Path, extra: dict[str, str] | None = None) -> Path:
+    pkg = tmp_path / "engine"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "ops.py").write_text(OPERATOR)
+    (pkg / "executor.py").write_text(EXECUTOR)
+    for name, text in (extra or {}).items():
+        (pkg / name).write_text(text)
+    return pkg
+
+
+def test_an_inference_engine_runs_its_operators_without_grad(tmp_path: Path) -> None:
+    """Through the executor (the only path the project has) the operator works, with an input
+    that requires grad too; called alone with gradients on, backward raises what GG204 says."""
+    pkg = _engine(tmp_path)
+    index = build_project([pkg])
+    assert index.inference_only()
+    assert _codes(index, pkg / "ops.py") == []
+    alone = Analyzer().check(OPERATOR, str(pkg / "ops.py")).findings
+    assert [(f.code, f.line) for f in alone] == [("GG204", 11)]
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_ENGINE.format(root=str(tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "executor ok" in result.stdout, result.stderr
+    assert result.returncode != 0 and "modified by an inplace operation" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        # the project trains somewhere: its modules may run with gradients on
+        "import torch\n\n\ndef fine_tune(op, x):\n    op(x).sum().backward()\n",
+        "import torch\n\n\ndef fine_tune(op):\n    return torch.optim.SGD(op.parameters(), lr=0.1)\n",
+        # the project builds a trainable layer: a model library, whose users train it
+        "import torch\n\n\nclass Head(torch.nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.proj = torch.nn.Linear(4, 4)\n",
+    ],
+)
+def test_a_project_that_may_train_is_no_inference_engine(tmp_path: Path, extra: str) -> None:
+    pkg = _engine(tmp_path, {"extra.py": extra})
+    index = build_project([pkg])
+    assert not index.inference_only()
+    assert _codes(index, pkg / "ops.py") == [("GG204", 11)]
+
+
+def test_without_a_grad_off_forward_the_operators_are_reported(tmp_path: Path) -> None:
+    pkg = _engine(tmp_path)
+    (pkg / "executor.py").write_text(
+        EXECUTOR.replace("        with torch.no_grad():\n", "        if True:\n")
+    )
+    index = build_project([pkg])
+    assert not index.inference_only()
+    assert _codes(index, pkg / "ops.py") == [("GG204", 11)]
+
+
+def test_an_edit_that_makes_the_project_train_rechecks_its_modules(tmp_path: Path) -> None:
+    pkg = _engine(tmp_path, {"extra.py": "import torch\n"})
+    index = build_project([pkg])
+    analyzer = Analyzer(project=index)
+    ops, extra = pkg / "ops.py", pkg / "extra.py"
+    assert analyzer.check(OPERATOR, str(ops)).findings == []
+    old = index.file(extra)
+    assert index.update(extra, "import torch\n\n\ndef fine_tune(op, x):\n    op(x).sum().backward()\n")
+    assert str(ops.resolve()) in WorkspaceIndex._affected(index, str(extra), old)
+    assert [f.code for f in analyzer.check(OPERATOR, str(ops)).findings] == ["GG204"]
