@@ -216,6 +216,29 @@ def _has_lazy_fixes(entry: _CacheEntry) -> bool:
 
 
 NAME_USES_FILES = 4  # files whose call-site walks are kept (see Analyzer._name_uses)
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
+class _KeptScans(dict):
+    """`Semantics.integer_names_cache` of one check that also answers from the previous check of
+    the file (`Analyzer._integer_scans`): a function node an incremental parse reused is the very
+    same object, never changed but for its positions, and `integer_use.scan` returns names only
+    (and rests on the module's imports, in `ModuleContext.signature`). The interpreter reads it
+    with `get`; what this check used is what is kept for the next one."""
+
+    def __init__(self, previous: dict) -> None:
+        super().__init__()
+        self.previous = previous
+
+    def get(self, key, default=None):  # type: ignore[override]
+        found = dict.get(self, key)
+        if found is None and isinstance(key, _SCOPES):
+            found = self.previous.get(key)
+            if found is not None:
+                self[key] = found
+        return default if found is None else found
+
+
 VARIANTS = 3  # entries kept per unit text (its dependencies differing: an edit, then its undo)
 
 
@@ -396,6 +419,9 @@ class Analyzer:
         # walks `Semantics` makes to find call sites, kept for the statements an incremental
         # parse reused (the same nodes) from one check of a file to the next
         self._name_uses: OrderedDict[str, dict] = OrderedDict()
+        # path -> (module signature, function node -> its `integer_use.scan`), of the files checked
+        # last (see `_KeptScans`)
+        self._integer_scans: OrderedDict[str, tuple[int, dict]] = OrderedDict()
         self._rules: list[Rule] = []
         self.configure(self.config)
 
@@ -414,6 +440,7 @@ class Analyzer:
         }
         self._cache.clear()
         self._name_uses.clear()
+        self._integer_scans.clear()
 
     @property
     def rules(self) -> list[Rule]:
@@ -486,6 +513,7 @@ class Analyzer:
             if semantics is None:
                 semantics = self._semantics = Semantics(tree, module, source.lines)
                 semantics._name_uses = self._name_uses_of(path, tree)
+                semantics.integer_names_cache = self._integer_scans_of(path, module.signature)
                 semantics._mentions = texts.mentions  # (built once per check, for both)
             semantics.consulted = set()
             unit = Unit(statements, source, module, path, semantics)
@@ -510,7 +538,20 @@ class Analyzer:
                 else:
                     stored = [f.shifted(-start) for f in found]
                 self._remember(key, _CacheEntry(stored, dependencies, place if placed else None, movable))
+        if semantics is not None and isinstance(semantics.integer_names_cache, _KeptScans):
+            kept = {
+                key: found for key, found in semantics.integer_names_cache.items() if isinstance(key, _SCOPES)
+            }
+            self._integer_scans[path] = (module.signature, kept)
         return results
+
+    def _integer_scans_of(self, path: str, signature: int) -> _KeptScans:
+        """The integer-use scans of functions kept from the last check of `path` (see `_KeptScans`)."""
+        previous = self._integer_scans.pop(path, None)
+        self._integer_scans[path] = (signature, {})
+        while len(self._integer_scans) > NAME_USES_FILES:
+            self._integer_scans.popitem(last=False)
+        return _KeptScans(previous[1] if previous is not None and previous[0] == signature else {})
 
     def _name_uses_of(self, path: str, tree: ast.Module) -> dict:
         """The call-site walks of the statements of `tree` kept from the last check of `path`
@@ -529,6 +570,7 @@ class Analyzer:
     def forget(self, path: str) -> int:
         """Drop the cached findings of one file (an editor closed it); returns how many."""
         self._name_uses.pop(path, None)
+        self._integer_scans.pop(path, None)
         stale = [key for key in self._cache if key[1] == path]
         for key in stale:
             del self._cache[key]
