@@ -330,7 +330,7 @@ class _UnitTexts:
                         for number, line in enumerate(self._source.lines)
                         if "probe" in line and "gradguard" in line
                     )
-                    if "probe" in self._source.text
+                    if "probe" in self._source.text and "gradguard" in self._source.text
                     else ()
                 )
                 found = hash((script, probes))
