@@ -25,6 +25,7 @@ from gradguard.engine.catalog import SyntaxErrorRule, all_rules
 from gradguard.engine.config import Config
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.fix_guard import guard_edits
+from gradguard.engine.incremental import LineDelta
 from gradguard.engine.index import ModuleContext, Unit, split_units, statement_start_line
 from gradguard.engine.mentions import MENTIONS, SCRIPT_ROOTS, Mentions
 from gradguard.engine.project import ProjectIndex
@@ -216,6 +217,29 @@ def _has_lazy_fixes(entry: _CacheEntry) -> bool:
 
 
 NAME_USES_FILES = 4  # files whose call-site walks are kept (see Analyzer._name_uses)
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
+class _KeptScans(dict):
+    """`Semantics.integer_names_cache` of one check that also answers from the previous check of
+    the file (`Analyzer._integer_scans`): a function node an incremental parse reused is the very
+    same object, never changed but for its positions, and `integer_use.scan` returns names only
+    (and rests on the module's imports, in `ModuleContext.signature`). The interpreter reads it
+    with `get`; what this check used is what is kept for the next one."""
+
+    def __init__(self, previous: dict) -> None:
+        super().__init__()
+        self.previous = previous
+
+    def get(self, key, default=None):  # type: ignore[override]
+        found = dict.get(self, key)
+        if found is None and isinstance(key, _SCOPES):
+            found = self.previous.get(key)
+            if found is not None:
+                self[key] = found
+        return default if found is None else found
+
+
 VARIANTS = 3  # entries kept per unit text (its dependencies differing: an edit, then its undo)
 
 
@@ -252,13 +276,15 @@ class _UnitTexts:
     """The source text of each top-level statement of a tree, by name, computed on demand
     (for checking cached findings' dependencies)."""
 
-    def __init__(self, tree: ast.Module, source: SourceFile) -> None:
+    def __init__(self, tree: ast.Module, source: SourceFile, previous: _MentionState | None = None) -> None:
         self._source = source
         self._tree = tree
         self._by_name: dict[str, ast.stmt] | None = None
         self._hashes: dict[tuple[str, bool], int] = {}
         self._script: list[tuple[int, int, str]] | None = None
         self._mentions: Mentions | None = None
+        self._previous = previous  # the mention hashes of the last check of the file (see `_kept_mention`)
+        self._changed: tuple[str, str] | None = None  # (once compared) the changed old and new lines
 
     def script_spans(self) -> list[tuple[int, int, str]]:
         """(first line, last line, text) of each span of lines the script's statements cover."""
@@ -284,7 +310,10 @@ class _UnitTexts:
         found = self._hashes.get((name, placed))
         if found is None:
             if name.startswith(MENTIONS):
-                found = hash(self.mentions.names_naming(name[len(MENTIONS) :]))
+                word = name[len(MENTIONS) :]
+                found = self._kept_mention(word)
+                if found is None:
+                    found = hash(self.mentions.names_naming(word))
             elif name == SCRIPT_ROOTS:
                 # (a superset of `shape_flow.roots`' tests: the script spans that may build tensors,
                 # and every line that may hold a probe comment, where it is: a comment above a
@@ -301,7 +330,7 @@ class _UnitTexts:
                         for number, line in enumerate(self._source.lines)
                         if "probe" in line and "gradguard" in line
                     )
-                    if "probe" in self._source.text
+                    if "probe" in self._source.text and "gradguard" in self._source.text
                     else ()
                 )
                 found = hash((script, probes))
@@ -324,11 +353,92 @@ class _UnitTexts:
             self._hashes[(name, placed)] = found
         return found
 
+    def _kept_mention(self, word: str) -> int | None:
+        """The hash of `names_naming(word)` from the last check of the file, when it holds for this
+        text: every top-level statement (same names, same order) covers the same unchanged lines
+        as before, and `word` occurs in neither the old nor the new changed lines. Then a whole-word
+        hit lies on an unchanged line of the same statements before and after; there is no other."""
+        previous = self._previous
+        if previous is None:
+            return None
+        found = previous.hashes.get(word)
+        if found is None:
+            return None
+        if self._changed is None:
+            changed = previous.changed_lines(self._source.lines, self._statement_names(), self.mentions)
+            if changed is None:
+                self._previous = None
+                return None
+            self._changed = changed
+        old, new = self._changed
+        return None if word in old or word in new else found
+
+    def _statement_names(self) -> tuple[str, ...]:
+        return tuple(
+            s.name if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else ""
+            for s in self._tree.body
+        )
+
+    def mention_state(self) -> _MentionState | None:
+        """What the next check of the file needs to reuse this one's mention hashes."""
+        if self._mentions is None:
+            return None
+        hashes = {
+            name[len(MENTIONS) :]: h for (name, _), h in self._hashes.items() if name.startswith(MENTIONS)
+        }
+        if not hashes:
+            return None
+        mentions = self._mentions
+        return _MentionState(
+            self._source.lines, self._statement_names(), mentions.starts, mentions.ends, hashes
+        )
+
     def fingerprint(self, names: set[str], placed: bool) -> tuple:
         return tuple(sorted((name, self._hash(name, placed)) for name in names))
 
     def unchanged(self, dependencies: tuple, placed: bool) -> bool:
         return all(self._hash(name, placed) == digest for name, digest in dependencies)
+
+
+class _MentionState:
+    """The mention hashes (`MENTIONS` dependencies) of one check of a file, with what tells whether
+    they hold for the next text of the file (`_UnitTexts._kept_mention`): its lines, and the names
+    and line spans (first line, decorators included, and last) of its top-level statements."""
+
+    __slots__ = ("ends", "hashes", "lines", "names", "starts")
+
+    def __init__(
+        self, lines: list[str], names: tuple, starts: list[int], ends: list[int], hashes: dict[str, int]
+    ) -> None:
+        self.lines = lines
+        self.names = names
+        self.starts = starts
+        self.ends = ends
+        self.hashes = hashes
+
+    def changed_lines(self, lines: list[str], names: tuple, mentions: Mentions) -> tuple[str, str] | None:
+        """(old changed lines, new changed lines) joined, when each top-level statement of the new
+        text (`names`, spans from `mentions`) covers the same unchanged lines as in the old one;
+        None otherwise. Unchanged line L (old) is L' (new); a span covers the unchanged lines up to
+        its last line and from its first line, so it is enough that the number of unchanged lines
+        up to each first line - 1 and each last line is the same in both texts."""
+        if names != self.names:
+            return None
+        change = LineDelta.between(self.lines, lines)
+        prefix, old_end, new_end = change.prefix, change.old_end, change.new_end
+
+        def before_old(line: int) -> int:  # unchanged old lines <= line
+            return line if line <= prefix else prefix if line <= old_end else line - (old_end - prefix)
+
+        def before_new(line: int) -> int:
+            return line if line <= prefix else prefix if line <= new_end else line - (new_end - prefix)
+
+        for old_first, old_last, first, last in zip(
+            self.starts, self.ends, mentions.starts, mentions.ends, strict=True
+        ):
+            if before_old(old_first - 1) != before_new(first - 1) or before_old(old_last) != before_new(last):
+                return None
+        return "".join(self.lines[prefix:old_end]), "".join(lines[prefix:new_end])
 
 
 def _script_spans(statements: list[ast.stmt], source: SourceFile) -> list[tuple[int, int, str]]:
@@ -396,6 +506,11 @@ class Analyzer:
         # walks `Semantics` makes to find call sites, kept for the statements an incremental
         # parse reused (the same nodes) from one check of a file to the next
         self._name_uses: OrderedDict[str, dict] = OrderedDict()
+        # path -> (module signature, function node -> its `integer_use.scan`), of the files checked
+        # last (see `_KeptScans`)
+        self._integer_scans: OrderedDict[str, tuple[int, dict]] = OrderedDict()
+        # path -> the mention hashes of its last check (see `_UnitTexts._kept_mention`)
+        self._mention_states: OrderedDict[str, _MentionState] = OrderedDict()
         self._rules: list[Rule] = []
         self.configure(self.config)
 
@@ -414,6 +529,8 @@ class Analyzer:
         }
         self._cache.clear()
         self._name_uses.clear()
+        self._integer_scans.clear()
+        self._mention_states.clear()
 
     @property
     def rules(self) -> list[Rule]:
@@ -458,7 +575,7 @@ class Analyzer:
             return []
         results: list[Finding] = []
         semantics: Semantics | None = None
-        texts = _UnitTexts(tree, source)
+        texts = _UnitTexts(tree, source, self._mention_states.pop(path, None))
         units = split_units(tree)
         self._units_checked = len(units)
         for start, end, statements in units:
@@ -486,6 +603,7 @@ class Analyzer:
             if semantics is None:
                 semantics = self._semantics = Semantics(tree, module, source.lines)
                 semantics._name_uses = self._name_uses_of(path, tree)
+                semantics.integer_names_cache = self._integer_scans_of(path, module.signature)
                 semantics._mentions = texts.mentions  # (built once per check, for both)
             semantics.consulted = set()
             unit = Unit(statements, source, module, path, semantics)
@@ -510,7 +628,31 @@ class Analyzer:
                 else:
                     stored = [f.shifted(-start) for f in found]
                 self._remember(key, _CacheEntry(stored, dependencies, place if placed else None, movable))
+        self._keep_for_next_check(path, texts, semantics, module.signature)
         return results
+
+    def _keep_for_next_check(
+        self, path: str, texts: _UnitTexts, semantics: Semantics | None, signature: int
+    ) -> None:
+        """What the next check of `path` may reuse: the mention hashes, the integer-use scans."""
+        state = texts.mention_state()
+        if state is not None:
+            self._mention_states[path] = state
+            while len(self._mention_states) > NAME_USES_FILES:
+                self._mention_states.popitem(last=False)
+        if semantics is not None and isinstance(semantics.integer_names_cache, _KeptScans):
+            kept = {
+                key: found for key, found in semantics.integer_names_cache.items() if isinstance(key, _SCOPES)
+            }
+            self._integer_scans[path] = (signature, kept)
+
+    def _integer_scans_of(self, path: str, signature: int) -> _KeptScans:
+        """The integer-use scans of functions kept from the last check of `path` (see `_KeptScans`)."""
+        previous = self._integer_scans.pop(path, None)
+        self._integer_scans[path] = (signature, {})
+        while len(self._integer_scans) > NAME_USES_FILES:
+            self._integer_scans.popitem(last=False)
+        return _KeptScans(previous[1] if previous is not None and previous[0] == signature else {})
 
     def _name_uses_of(self, path: str, tree: ast.Module) -> dict:
         """The call-site walks of the statements of `tree` kept from the last check of `path`
@@ -529,6 +671,8 @@ class Analyzer:
     def forget(self, path: str) -> int:
         """Drop the cached findings of one file (an editor closed it); returns how many."""
         self._name_uses.pop(path, None)
+        self._integer_scans.pop(path, None)
+        self._mention_states.pop(path, None)
         stale = [key for key in self._cache if key[1] == path]
         for key in stale:
             del self._cache[key]

@@ -43,6 +43,16 @@ class Mentions:
         self._starts = [statement_start_line(stmt) for stmt in body]
         self._ends = [stmt.end_lineno or stmt.lineno for stmt in body]
 
+    @property
+    def starts(self) -> list[int]:
+        """The first line (decorators included) of each statement of `body`."""
+        return self._starts
+
+    @property
+    def ends(self) -> list[int]:
+        """The last line of each statement of `body`."""
+        return self._ends
+
     def statements_naming(self, name: str) -> list[ast.stmt]:
         """The statements whose lines hold `name` as a whole word, in the order of `body`."""
         text = self._text
