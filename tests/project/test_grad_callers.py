@@ -301,3 +301,30 @@ def test_an_edit_that_makes_the_project_train_rechecks_its_modules(tmp_path: Pat
     assert index.update(extra, "import torch\n\n\ndef fine_tune(op, x):\n    op(x).sum().backward()\n")
     assert str(ops.resolve()) in WorkspaceIndex._affected(index, str(extra), old)
     assert [f.code for f in analyzer.check(OPERATOR, str(ops)).findings] == ["GG204"]
+
+
+def test_a_new_file_rechecks_every_module_only_when_it_flips_the_project(tmp_path: Path) -> None:
+    """Opening many files (each builds a layer) must not re-check the whole project per file: the
+    project-level answer changes at most once (the language server stalled on 500 opens)."""
+    pkg = _engine(
+        tmp_path, {"extra.py": "import torch\n\n\ndef fine_tune(op, x):\n    op(x).sum().backward()\n"}
+    )
+    index = build_project([pkg])
+    assert not index.inference_only()
+    layer = (
+        "import torch\n\n\nclass Head(torch.nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.proj = torch.nn.Linear(4, 4)\n"
+    )
+    new = pkg / "head.py"
+    new.write_text(layer)
+    assert index.update(new, layer)
+    assert str((pkg / "ops.py").resolve()) not in WorkspaceIndex._affected(index, str(new), None)
+    # a new file that makes an inference engine train does flip it
+    (tmp_path / "second").mkdir()
+    engine = _engine(tmp_path / "second")
+    index = build_project([engine])
+    assert index.inference_only()
+    new = engine / "head.py"
+    new.write_text(layer)
+    assert index.update(new, layer)
+    assert str((engine / "ops.py").resolve()) in WorkspaceIndex._affected(index, str(new), None)

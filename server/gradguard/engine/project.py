@@ -1765,6 +1765,15 @@ class ProjectIndex:
             )
         return self._inference_only
 
+    def inference_only_with(self, path: str, summary: ModuleSummary | None) -> bool:
+        """`inference_only()` had `path`'s summary been `summary` (None: no such file): whether an
+        edit flipped the project-level answer, without re-checking every file on every edit."""
+        apath = self.real_path(path)
+        summaries = [entry.summary for p, entry in self.files.items() if p != apath]
+        if summary is not None:
+            summaries.append(summary)
+        return any(s.forward_grad_off for s in summaries) and not any(s.may_train for s in summaries)
+
     def grad_call_dependents(self, old: ModuleSummary | None, new: ModuleSummary | None) -> set[str]:
         """The files defining a private helper whose calls changed between two summaries of a
         file (its `grad_off_helpers` may have changed with them)."""

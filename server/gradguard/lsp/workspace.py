@@ -564,11 +564,8 @@ class WorkspaceIndex:
         if new is not None and (old is None or not old.summary.same_grad_calls(new.summary)):
             # the grad mode of calls to another file's private helpers (grad_callers)
             affected |= index.grad_call_dependents(old.summary if old is not None else None, new.summary)
-            if old is None or (old.summary.may_train, old.summary.forward_grad_off) != (
-                new.summary.may_train,
-                new.summary.forward_grad_off,
-            ):
-                affected |= set(index.files)  # whether the project is inference-only (rare)
+            if index.inference_only() != index.inference_only_with(path, old.summary if old else None):
+                affected |= set(index.files)  # the project became, or stopped being, inference-only (rare)
         affected.discard(index.real_path(path))
         return affected
 
