@@ -347,6 +347,48 @@ FLAGGED = [
         """,
         [13],
     ),
+    (
+        # a list whose items' weights are registered again as copies (`.clone()`: another storage, so
+        # the layers in the list never train): still reported (the torchrec VALID example shares them)
+        "GG103",
+        """
+        import torch
+        import torch.nn as nn
+
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.layers = [nn.Linear(2, 2), nn.Linear(2, 2)]
+                self.mirror = nn.ModuleDict()
+                for i, layer in enumerate(self.layers):
+                    self.mirror[str(i)] = nn.Module()
+                    self.mirror[str(i)].register_parameter("weight", nn.Parameter(layer.weight.clone()))
+
+            def forward(self, x):
+                return self.layers[1](self.layers[0](x))
+        """,
+        [7],
+    ),
+    (
+        # `.data` replaced by the relu of another tensor, not a projection of the parameter's own value
+        "GG201",
+        """
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.w = nn.Parameter(torch.rand(3))
+                self.v = nn.Parameter(torch.rand(3))
+
+            def forward(self, x):
+                self.w.data = F.relu(self.v.data)
+                return x * self.w
+        """,
+        [12],
+    ),
 ]
 
 

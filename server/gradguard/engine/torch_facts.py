@@ -947,9 +947,9 @@ CASTS = frozenset(
 # `x.view_as(y)`, `x.reshape_as(y)`: x's values in y's shape.
 SHAPED_AS = frozenset({"view_as", "reshape_as"})
 
-# Constraints that project a value back into a valid range (max-norm, a clamp): `p.data = p.clamp(lo, hi)`
+# Constraints that project a value back into a valid range (max-norm, a clamp, `relu` = `clamp(min=0)`): `p.data = p.clamp(lo, hi)`
 # keeps the optimizer's update, projected (GG201). Methods and torch.<name> functions of the same name.
-PROJECTIONS = frozenset({"clamp", "clip", "clamp_min", "clamp_max", "renorm"})
+PROJECTIONS = frozenset({"clamp", "clip", "clamp_min", "clamp_max", "renorm", "relu"})
 
 # Functions whose gradient is not a constant multiple of their input's: a constant term that goes
 # through one of them does change the gradient (GG301: `(loss - c) ** 2` vs `loss - c`).

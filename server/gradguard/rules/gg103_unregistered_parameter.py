@@ -58,7 +58,10 @@ class UnregisteredParameter(Rule):
     `nn.ModuleList`/`nn.ModuleDict` for containers of layers and
     `nn.ParameterList`/`nn.ParameterDict` for containers of parameters. Lists of
     numbers, shapes or names, lists of parameter-free layers, and lists of layers that
-    are also passed to `nn.Sequential(*layers)` are fine and not reported. So are lists of
+    are also passed to `nn.Sequential(*layers)` are fine and not reported, nor are lists whose
+    items `__init__` registers one by one (`self.add_module(name, layer)`) or whose items'
+    tensors it registers again as parameters of the module, sharing their storage
+    (`register_parameter("weight", nn.Parameter(w))` for each `w` of an item). So are lists of
     a module class of the project (in this file or another one) that owns no parameter,
     buffer, dropout or normalization layer and never reads `self.training` (a block of
     pooling layers): registering them would carry nothing. When what such a class holds
@@ -343,6 +346,51 @@ class UnregisteredParameter(Rule):
             """,
             note="dev13 megatron-core: the parameters of `self.<attr>.named_parameters()` belong to a module held "
             "as an attribute of the module, registered by whoever stored it (a base class's `__init__`)",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class FusedTables(nn.Module):
+                def __init__(self, rows):
+                    super().__init__()
+                    self.rows = rows
+                    self.flat = nn.Parameter(torch.randn(sum(rows) * 4))
+
+                def split_embedding_weights(self):
+                    return [w.view(-1, 4) for w in self.flat.detach().split([r * 4 for r in self.rows])]
+
+                def forward(self, ids):
+                    return self.flat.view(-1, 4)[ids]
+
+            class FusedEmbeddingBags(nn.Module):
+                def __init__(self, groups):
+                    super().__init__()
+                    # kept out of the module tree on purpose: their weights are exposed as embedding_bags
+                    self._emb_modules = []
+                    for rows in groups.values():
+                        self._emb_modules.append(FusedTables(rows))
+                    self.embedding_bags = nn.ModuleDict()
+                    for (_key, rows), emb_module in zip(groups.items(), self._emb_modules):
+                        for i, weight in enumerate(emb_module.split_embedding_weights()):
+                            self.embedding_bags[f"{_key}_{i}"] = nn.Module()
+                            self.embedding_bags[f"{_key}_{i}"].register_parameter("weight", nn.Parameter(weight))
+
+                def forward(self, ids):
+                    return torch.cat([m(ids) for m in self._emb_modules], dim=-1)
+            """,
+            run="""
+            m = FusedEmbeddingBags({"a": [3, 2], "b": [5]})
+            assert sorted(m.state_dict()) == ["embedding_bags.a_0.weight", "embedding_bags.a_1.weight",
+                                              "embedding_bags.b_0.weight"]
+            with torch.no_grad():
+                m.embedding_bags["a_1"].weight.fill_(7.0)  # (what an optimizer step on them does)
+            assert torch.equal(m._emb_modules[0].flat[12:], torch.full((8,), 7.0))  # the same storage
+            """,
+            note="torchrec modules/fused_embedding_modules.py: the list of fused kernels is kept out of "
+            "the module tree on purpose, and each table's weight is registered again as a parameter of "
+            "`self` (`register_parameter('weight', nn.Parameter(weight))`), sharing the kernel's storage",
         ),
     ]
     INVALID = [
@@ -1098,39 +1146,111 @@ def _holds_nothing(unit: Unit, cls: str | None) -> bool:
 
 def _registered_one_by_one(init: ast.AST, me: str) -> set[str]:
     """The list attributes whose items `__init__` registers in a loop over them:
-    `for i, layer in enumerate(self.layers): self.add_module(str(i), layer)`."""
+    `for i, layer in enumerate(self.layers): self.add_module(str(i), layer)`, or whose items'
+    tensors it registers again as parameters of `self`, sharing their storage (torchrec
+    fused_embedding_modules.py: `for cfg, weight in zip(tables, emb.split_embedding_weights()):
+    self.bags[cfg.name].register_parameter("weight", nn.Parameter(weight))` for each `emb` of the list)."""
     found: set[str] = set()
     for loop in ast.walk(init):
         if not isinstance(loop, ast.For):
             continue
-        iterable = loop.iter
-        if (
-            isinstance(iterable, ast.Call)
-            and isinstance(iterable.func, ast.Name)
-            and iterable.func.id == "enumerate"
-            and iterable.args
-        ):
-            iterable = iterable.args[0]
-        if not (
-            isinstance(iterable, ast.Attribute)
-            and isinstance(iterable.value, ast.Name)
-            and iterable.value.id == me
-        ):
-            continue
-        element = loop.target.elts[-1] if isinstance(loop.target, ast.Tuple) else loop.target
-        if not isinstance(element, ast.Name):
-            continue
-        for node in ast.walk(loop):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr in ("add_module", "register_module")
-                and len(node.args) == 2
-                and isinstance(node.args[1], ast.Name)
-                and node.args[1].id == element.id
-            ):
-                found.add(iterable.attr)
+        for attr, element in _self_list_elements(loop, me):
+            if _registers(loop, element.id, me):
+                found.add(attr)
     return found
+
+
+def _self_list_elements(loop: ast.For, me: str) -> list[tuple[str, ast.Name]]:
+    """(attribute, loop name) for each `self.<attribute>` the loop iterates: `for x in self.a`,
+    `for i, x in enumerate(self.a)`, `for (k, v), x in zip(d.items(), self.a)`."""
+    iterable, target = loop.iter, loop.target
+    if (
+        isinstance(iterable, ast.Call)
+        and isinstance(iterable.func, ast.Name)
+        and iterable.func.id == "enumerate"
+        and iterable.args
+        and isinstance(target, ast.Tuple)
+        and len(target.elts) == 2
+    ):
+        iterable, target = iterable.args[0], target.elts[1]
+    pairs: list[tuple[ast.expr, ast.expr]] = [(iterable, target)]
+    if (
+        isinstance(iterable, ast.Call)
+        and isinstance(iterable.func, ast.Name)
+        and iterable.func.id == "zip"
+        and not iterable.keywords
+        and isinstance(target, ast.Tuple)
+        and len(target.elts) == len(iterable.args)
+    ):
+        pairs = list(zip(iterable.args, target.elts, strict=True))
+    elif isinstance(target, ast.Tuple) and target.elts:
+        pairs = [(iterable, target.elts[-1])]  # `for name, layer in self.named`
+    return [
+        (source.attr, name)
+        for source, name in pairs
+        if isinstance(source, ast.Attribute)
+        and isinstance(source.value, ast.Name)
+        and source.value.id == me
+        and isinstance(name, ast.Name)
+    ]
+
+
+def _registers(loop: ast.For, element: str, me: str) -> bool:
+    """The loop registers `element` as a module of `self` (`add_module(name, element)`), or a tensor
+    read from it as a parameter of `self` holding the same storage: `register_parameter(name,
+    nn.Parameter(w))` where `w` is bound by an inner loop over an expression of `element` (`for w in
+    element.split_weights()`) or read from it (`w = element.weight`)."""
+    derived = {element}
+    for node in ast.walk(loop):
+        if isinstance(node, ast.For) and node is not loop and _names(node.iter) & derived:
+            derived |= _names(node.target)
+        elif isinstance(node, ast.Assign) and _chain_root(node.value) in derived:
+            for target in node.targets:  # (`w = element.weight`, not `w = element.weight.clone()`)
+                derived |= _names(target)
+    for node in ast.walk(loop):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and len(node.args) == 2
+            and _rooted_at(node.func.value, me)
+        ):
+            continue
+        value = node.args[1]
+        if node.func.attr in ("add_module", "register_module"):
+            if isinstance(value, ast.Name) and value.id == element:
+                return True
+        elif node.func.attr == "register_parameter" and _parameter_of(value, derived):
+            return True
+    return False
+
+
+def _parameter_of(value: ast.expr, names: set[str]) -> bool:
+    """`nn.Parameter(w)` with `w` one of `names`: it shares `w`'s storage, so the optimizer's steps
+    reach the item's tensor."""
+    if not (isinstance(value, ast.Call) and len(value.args) == 1 and not value.keywords):
+        return False
+    func = value.func
+    called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    arg = value.args[0]
+    return called == "Parameter" and isinstance(arg, ast.Name) and arg.id in names
+
+
+def _chain_root(node: ast.AST) -> str | None:
+    """`x` of `x`, `x.a.b`, `x[i].a`: the name an attribute/index chain reads, else None."""
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _names(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _rooted_at(node: ast.AST, me: str) -> bool:
+    """`self`, `self.bags`, `self.bags[name]`: the module itself or something it holds."""
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id == me
 
 
 def _registered_roots(env: dict, flow) -> frozenset:

@@ -387,6 +387,36 @@ class InplaceOnParameter(Rule):
             note="deepchem models/torch_models/gan.py: a Parameter no computation of the module reads "
             "(forward uses the local) never has a gradient, so no optimizer updates it",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class LassoLinear(nn.Module):
+                def __init__(self, insize, outsize):
+                    super().__init__()
+                    self.u_param = nn.Parameter(torch.rand(insize, outsize))
+                    self.v_param = nn.Parameter(torch.rand(insize, outsize))
+
+                def forward(self, x):
+                    self.v_param.data = F.relu(self.v_param.data)
+                    self.u_param.data = F.relu(self.u_param.data)
+                    return x @ (self.u_param - self.v_param)
+            """,
+            run="""
+            m = LassoLinear(3, 2)
+            opt = torch.optim.SGD(m.parameters(), lr=1.0)
+            m(torch.ones(4, 3)).sum().backward()  # u.grad = 4, v.grad = -4
+            opt.step()
+            updated = m.u_param.detach().clone()
+            m(torch.randn(1, 3))
+            assert torch.equal(m.u_param, updated.clamp(min=0))  # the update is kept, projected onto >= 0
+            assert (updated < 0).all() and (m.v_param >= 4).all()  # (the step pushed u below 0, v up)
+            """,
+            note="neuromancer slim/linear.py: the parameters projected onto >= 0 in forward with `F.relu` "
+            "(`clamp(min=0)`), the optimizer's update kept",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -779,7 +809,8 @@ def _out_of_place(unit: Unit, func: FunctionNode, node: ast.AST, target: str):
 _CASTS = torch_facts.CASTS | {"detach"}
 
 
-# a constraint on the parameter's own value (max-norm, a valid range): the update is kept, projected
+# a constraint on the parameter's own value (max-norm, a valid range, `relu` = `clamp(min=0)`): the
+# update is kept, projected
 _PROJECTIONS = torch_facts.PROJECTIONS
 
 

@@ -650,6 +650,53 @@ class BackwardTwice(Rule):
             "makes a new leaf of that library's own autograd (`crypten.cryptensor`), with no torch graph behind it "
             "for `backward()` to free; each iteration builds its graph anew",
         ),
+        Valid(
+            """
+            import torch
+            import torch.distributed as dist
+            import torch.nn as nn
+            import torch.nn.functional as F
+            from torch.distributed.device_mesh import init_device_mesh
+            from torch.distributed.tensor.parallel import parallelize_module
+
+            try:
+                from _distributed_test_utils import get_local_batch
+            except ImportError:
+
+                def get_local_batch(replica_index, size=8):
+                    return torch.randn(2, 4, size)[replica_index], torch.randn(4, size)
+
+
+            def setup_distributed():
+                dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+                return init_device_mesh("cpu", (1,), mesh_dim_names=("dp",))
+
+
+            def parity(mesh, size=8):
+                (dp_rank,) = mesh.get_coordinate()
+                for _ in range(2):
+                    ref_model, dist_model = nn.Linear(size, size), nn.Linear(size, size)
+                    dist_model = parallelize_module(dist_model, mesh["dp"], {})
+                    dist_optim = torch.optim.SGD(dist_model.parameters(), lr=1e-2)
+                    for _ in range(2):
+                        local_input, local_target = get_local_batch(replica_index=dp_rank)
+                        dist_optim.zero_grad(set_to_none=True)
+                        ref_loss = F.mse_loss(ref_model(local_input), local_target)
+                        dist_loss = F.mse_loss(dist_model(local_input), local_target)
+                        ref_loss.backward()
+                        dist_loss.backward()
+
+            if __name__ == "__main__":
+                parity(setup_distributed())
+            """,
+            run="""
+            parity(setup_distributed())  # one process, an in-memory store: nothing leaves the machine
+            dist.destroy_process_group()
+            """,
+            note="holdout5 torchao test/prototype/blockwise_fp8_training/test_fsdp2_tp.py: the rank a "
+            "`DeviceMesh` gives (`init_device_mesh`, torch.distributed set-up: never a tensor) selects each "
+            "batch; the two losses are two forward passes of one batch that carries no graph",
+        ),
     ]
     INVALID = [
         Invalid(
