@@ -214,3 +214,53 @@ def test_correlated_branches(name):
             exec(call, scope)
     else:
         exec(call, scope)
+
+
+_ELIF_ONLY = """
+import torch
+
+import config
+
+
+class Likelihood(torch.nn.Module):
+    def forward(self, y, dist):
+        policy = config.nan_policy()
+        if policy == "mask":
+            keep = config.observed(y)
+            dist = config.masked(dist.mean[..., keep], keep.reshape(-1))
+            y = y[..., keep]
+        elif policy == "fill":
+            missing = torch.isnan(y)
+            y = torch.nan_to_num(y)
+        out = dist.log_prob(y)
+        if policy == "fill":
+            out = out * ~missing
+        return out
+"""
+
+
+def test_names_bound_on_some_arms_of_an_elif_chain(monkeypatch):
+    """gpytorch likelihoods/gaussian_likelihood.py (`log_marginal`): `keep` is bound only on the
+    `if` arm and `missing` only on the `elif` arm of a chain without `else`, and the later test
+    repeats the `elif`'s; recording the chain's arms gave the arms that never bound `keep` a value
+    of None, and every rule failed on the file."""
+    import sys
+    import types
+
+    import torch
+
+    result = Analyzer().check(_ELIF_ONLY)
+    assert result.errors == [] and result.findings == []
+    for policy in ("mask", "fill", "other"):
+        config = types.SimpleNamespace(
+            nan_policy=lambda policy=policy: policy,
+            observed=lambda y: ~torch.isnan(y),
+            masked=lambda mean, keep: torch.distributions.Normal(mean, 1.0, validate_args=False),
+        )
+        monkeypatch.setitem(sys.modules, "config", config)
+        scope: dict = {}
+        exec(compile(_ELIF_ONLY, "case.py", "exec"), scope)
+        y = torch.tensor([0.5, float("nan"), 1.0])
+        mean = torch.zeros(3, requires_grad=True)
+        out = scope["Likelihood"]()(y, torch.distributions.Normal(mean, 1.0, validate_args=False))
+        out[~torch.isnan(out)].sum().backward()

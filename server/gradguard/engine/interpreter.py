@@ -636,7 +636,9 @@ class Flow:
             # an `elif` chain: the arms of the inner `if`, each also under `not test`
             names.update(inner.merged)
             for facts, values in inner.arms:
-                arms.append((facts | {negated}, {n: values.get(n, else_end.env.get(n)) for n in names}))
+                # a name the inner arm did not bind holds what the else path holds; bound on neither: absent
+                held = {n: values.get(n, else_end.env.get(n)) for n in names}
+                arms.append((facts | {negated}, {n: v for n, v in held.items() if v is not None}))
             roots = roots | inner.roots
             if any(r not in before.env for r in roots):
                 return
