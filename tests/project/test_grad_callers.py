@@ -175,6 +175,8 @@ def test_an_edit_to_the_caller_rechecks_the_callee(tmp_path: Path) -> None:
             set(),
             {"_h"},
         ),
+        # a definition under no_grad is no call there; the call with gradients on is what counts
+        ("with torch.no_grad():\n    def _h(x):\n        return x\ny = _h(m)\n", set(), {"_h"}),
     ],
 )
 def test_grad_call_facts(text: str, off: set[str], uses: set[str]) -> None:
@@ -328,3 +330,16 @@ def test_a_new_file_rechecks_every_module_only_when_it_flips_the_project(tmp_pat
     new.write_text(layer)
     assert index.update(new, layer)
     assert str((engine / "ops.py").resolve()) in WorkspaceIndex._affected(index, str(new), None)
+
+
+def test_an_edit_that_only_renames_a_local_changes_no_fact_other_files_rest_on(tmp_path: Path) -> None:
+    """Most keystrokes change the textual `_name` mentions (`y` -> `my_y`, a comment `a_b`): the
+    index must not report a change (that clears its memos and re-checks every importer)."""
+    pkg = _engine(tmp_path)
+    index = build_project([pkg])
+    ops = pkg / "ops.py"
+    text = ops.read_text()
+    edited = text.replace("        return k\n", "        my_k = k  # a_comment\n        return my_k\n")
+    assert edited != text
+    assert not index.update(ops, edited)
+    assert index.inference_only()

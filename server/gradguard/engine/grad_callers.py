@@ -104,8 +104,9 @@ class _Regions:
                 stack.pop()
         on = stack[-1][1] if stack else True
         if not on and "lambda" not in line:
-            for name in _CALL_RE.findall(line):
-                self.counts[name] += 1
+            for match in _CALL_RE.finditer(line):
+                if not line[: match.start()].rstrip().endswith("def"):  # a definition, not a call
+                    self.counts[match.group(1)] += 1
         if not continuation:
             self.header(stripped, indent, on)
         self.brackets(line)

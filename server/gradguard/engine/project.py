@@ -146,11 +146,7 @@ class ModuleSummary:
         return self
 
     def same_facts(self, other: ModuleSummary) -> bool:
-        return (
-            self.digest == other.digest
-            and self.same_grad_calls(other)
-            and _facts_of_names(self.names) == _facts_of_names(other.names)
-        )
+        return self.digest == other.digest and _facts_of_names(self.names) == _facts_of_names(other.names)
 
     def same_grad_calls(self, other: ModuleSummary) -> bool:
         return (
@@ -160,6 +156,15 @@ class ModuleSummary:
             and self.may_train == other.may_train
             and self.forward_grad_off == other.forward_grad_off
         )
+
+
+def _project_mode_facts(summary: ModuleSummary) -> tuple[bool, bool]:
+    """What a file adds to whether its project is inference-only (`ProjectIndex.inference_only`)."""
+    return summary.may_train, summary.forward_grad_off
+
+
+def _inference_only(summaries: list[ModuleSummary]) -> bool:
+    return any(s.forward_grad_off for s in summaries) and not any(s.may_train for s in summaries)
 
 
 def _facts_of_names(names: dict[str, Binding]) -> tuple:
@@ -1132,6 +1137,15 @@ class ProjectIndex:
             new_package = old is None and os.path.basename(apath) == "__init__.py"
             if new_package and self._package_roots.get(directory) == directory:
                 self._package_roots.clear()  # a new package: the roots below it move
+        elif not old.summary.same_grad_calls(summary):
+            # only the grad-mode facts of calls changed (most edits touch some `_name`): forget the
+            # answers that rest on them, and tell the caller only when another file's findings may move
+            self._grad_off = None
+            self._inference_only = None
+            self._resolvers = {}
+            changed = bool(self.grad_call_dependents(old.summary, summary)) or _project_mode_facts(
+                old.summary
+            ) != _project_mode_facts(summary)
         return changed
 
     def update(self, path: str | Path, text: str, tree: ast.Module | None = None) -> bool:
@@ -1759,10 +1773,7 @@ class ProjectIndex:
         runs its `forward` with gradients off (hummingbird's executor wraps the operator modules it
         builds from other models' numbers in `torch.no_grad()`): an inference engine."""
         if self._inference_only is None:
-            summaries = [entry.summary for entry in self.files.values()]
-            self._inference_only = any(s.forward_grad_off for s in summaries) and not any(
-                s.may_train for s in summaries
-            )
+            self._inference_only = _inference_only([entry.summary for entry in self.files.values()])
         return self._inference_only
 
     def inference_only_with(self, path: str, summary: ModuleSummary | None) -> bool:
@@ -1772,7 +1783,7 @@ class ProjectIndex:
         summaries = [entry.summary for p, entry in self.files.items() if p != apath]
         if summary is not None:
             summaries.append(summary)
-        return any(s.forward_grad_off for s in summaries) and not any(s.may_train for s in summaries)
+        return _inference_only(summaries)
 
     def grad_call_dependents(self, old: ModuleSummary | None, new: ModuleSummary | None) -> set[str]:
         """The files defining a private helper whose calls changed between two summaries of a

@@ -561,10 +561,17 @@ class WorkspaceIndex:
             or old.summary.sets_default_dtype != new.summary.sets_default_dtype
         ):
             affected |= index.dependencies(path)
-        if new is not None and (old is None or not old.summary.same_grad_calls(new.summary)):
+        before = old.summary if old is not None else None
+        after = new.summary if new is not None else None
+        if before is None or after is None or not before.same_grad_calls(after):
             # the grad mode of calls to another file's private helpers (grad_callers)
-            affected |= index.grad_call_dependents(old.summary if old is not None else None, new.summary)
-            if index.inference_only() != index.inference_only_with(path, old.summary if old else None):
+            affected |= index.grad_call_dependents(before, after)
+            # a file that is not there adds nothing to whether the project is inference-only
+            mode_before = (before.may_train, before.forward_grad_off) if before else (False, False)
+            mode_after = (after.may_train, after.forward_grad_off) if after else (False, False)
+            if mode_before != mode_after and index.inference_only() != index.inference_only_with(
+                path, before
+            ):
                 affected |= set(index.files)  # the project became, or stopped being, inference-only (rare)
         affected.discard(index.real_path(path))
         return affected
