@@ -1137,12 +1137,10 @@ class ProjectIndex:
             new_package = old is None and os.path.basename(apath) == "__init__.py"
             if new_package and self._package_roots.get(directory) == directory:
                 self._package_roots.clear()  # a new package: the roots below it move
-        elif not old.summary.same_grad_calls(summary):
+        elif old is not None and not old.summary.same_grad_calls(summary):
             # only the grad-mode facts of calls changed (most edits touch some `_name`): forget the
             # answers that rest on them, and tell the caller only when another file's findings may move
-            self._grad_off = None
-            self._inference_only = None
-            self._resolvers = {}
+            self._forget_grad_answers()
             changed = bool(self.grad_call_dependents(old.summary, summary)) or _project_mode_facts(
                 old.summary
             ) != _project_mode_facts(summary)
@@ -1240,6 +1238,13 @@ class ProjectIndex:
         self._inference_only: bool | None = None
 
     # -- files and modules ---------------------------------------------------------------
+
+    def _forget_grad_answers(self) -> None:
+        """Forget what rests on the files' grad-call facts (`grad_callers`), and nothing else."""
+        self._grad_off = None
+        self._inference_only = None
+        self._resolvers = {}
+
     def file(self, path: str | Path) -> _FileEntry | None:
         return self.files.get(_abs(path))
 
