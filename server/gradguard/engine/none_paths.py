@@ -167,7 +167,7 @@ def _shared_names(body: list[ast.stmt]) -> set[str]:
         if isinstance(node, (ast.Global, ast.Nonlocal)):
             names.update(node.names)
         elif not isinstance(node, _SCOPES):
-            for field in _STATEMENT_LISTS:
+            for field in STATEMENT_LISTS:
                 children = getattr(node, field, None)
                 if children and children.__class__ is list:
                     stack.extend(children)
@@ -175,4 +175,4 @@ def _shared_names(body: list[ast.stmt]) -> set[str]:
 
 
 # the fields of statements (and of `except` handlers and `case` clauses) holding statements
-_STATEMENT_LISTS = ("body", "orelse", "finalbody", "handlers", "cases")
+STATEMENT_LISTS = ("body", "orelse", "finalbody", "handlers", "cases")

@@ -17,14 +17,9 @@ from __future__ import annotations
 
 import ast
 
-MAX_SPLITS = 6
-_BLOCKS = (
-    "body",
-    "orelse",
-    "finalbody",
-    "handlers",
-    "cases",
-)  # the fields of a statement that hold statements  # the splits a state keeps (the most recent ones)
+from gradguard.engine.none_paths import STATEMENT_LISTS as _BLOCKS  # the fields that hold statements
+
+MAX_SPLITS = 6  # the splits a state keeps (the most recent ones)
 
 # an atom of a test: (key, constant, polarity) -- `key` says what is tested (`("expr", dump)` for
 # a truth test, `("eq", dump)` for a comparison with a constant), `polarity` whether it is asserted
