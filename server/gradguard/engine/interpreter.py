@@ -1958,34 +1958,10 @@ def grad_mode(module: ModuleContext, expr: ast.expr) -> bool | None:
     return None
 
 
-def grad_mode_at(module: ModuleContext, scope: ast.AST, call: ast.AST) -> bool | None:
-    """Whether gradients are on at `call`, a node directly in `scope`'s body, as the `with`
-    blocks around it set them (`with torch.no_grad():` -> False); None where none does."""
-    body = getattr(scope, "body", ())
-    body = body if isinstance(body, list) else [body]  # (a lambda's body is one expression)
-    pending: list[tuple[ast.AST, bool | None]] = [(stmt, None) for stmt in body]
-    nested = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
-    while pending:
-        node, mode = pending.pop()
-        if node is call:
-            return mode
-        if isinstance(node, nested):
-            continue
-        if isinstance(node, (ast.With, ast.AsyncWith)):
-            inner = mode
-            for item in node.items:
-                pending.append((item, mode))
-                found = grad_mode(module, item.context_expr)
-                inner = inner if found is None else found
-            pending.extend((stmt, inner) for stmt in node.body)
-            continue
-        pending.extend((child, mode) for child in ast.iter_child_nodes(node))
-    return None
-
-
 def grad_modes(module: ModuleContext, scope: ast.AST) -> dict[ast.AST, bool | None]:
-    """`grad_mode_at` of every call directly in `scope`'s body, from one walk (a scope calling
-    several helpers is walked once, not once per call site)."""
+    """Whether gradients are on at each call directly in `scope`'s body, as the `with` blocks
+    around it set them (`with torch.no_grad():` -> False; None where none does), from one walk (a
+    scope calling several helpers is walked once, not once per call site)."""
     modes: dict[ast.AST, bool | None] = {}
     body = getattr(scope, "body", ())
     body = body if isinstance(body, list) else [body]

@@ -59,7 +59,6 @@ from gradguard.engine.interpreter import (
     State,
     _holder_name,
     disables_grad,
-    grad_mode_at,
     grad_modes,
     is_float_dtype,
     transformed,
@@ -667,15 +666,12 @@ class Semantics:
         )
         return found
 
-    def _grad_off_at(self, scope: ast.AST, call: ast.AST) -> bool:
-        if isinstance(call, ast.Call):  # (one walk of `scope` for all its call sites)
-            modes = self.__dict__.setdefault("_grad_modes", {})
-            at = modes.get(scope)
-            if at is None:
-                at = modes[scope] = grad_modes(self.module, scope)
-            mode = at.get(call)
-        else:
-            mode = grad_mode_at(self.module, scope, call)
+    def _grad_off_at(self, scope: ast.AST, call: ast.Call) -> bool:
+        modes = self.__dict__.setdefault("_grad_modes", {})  # one walk of `scope` for all its call sites
+        at = modes.get(scope)
+        if at is None:
+            at = modes[scope] = grad_modes(self.module, scope)
+        mode = at.get(call)
         if mode is not None:
             return not mode
         return disables_grad(self.module, scope) or self.called_without_grad(scope)
