@@ -1704,6 +1704,34 @@ def collect_recurrent_states() -> dict:
     return found
 
 
+# Layers whose float32 weights meet a float64 input, and how to call them: constructor arguments and
+# the input's shape (GG504 names the error each raises).
+FLOAT64_INPUT_CALLS = {
+    "Linear": ((3, 4), (2, 3)),
+    "Conv1d": ((3, 4, 1), (1, 3, 5)),
+    "Conv2d": ((3, 4, 1), (1, 3, 5, 5)),
+    "Conv3d": ((3, 4, 1), (1, 3, 2, 2, 2)),
+    "LSTM": ((3, 4), (2, 1, 3)),
+    "GRU": ((3, 4), (2, 1, 3)),
+    "RNN": ((3, 4), (2, 1, 3)),
+}
+
+
+def collect_float64_input_errors() -> dict:
+    """The error a default (float32) layer raises when called on a float64 input."""
+    found = {}
+    for name, (arguments, shape) in sorted(FLOAT64_INPUT_CALLS.items()):
+        seed(name)
+        layer = getattr(torch.nn, name)(*arguments)
+        try:
+            layer(torch.randn(*shape, dtype=torch.float64))
+        except Exception as error:
+            found[name] = str(error).splitlines()[0]
+        else:
+            note(f"torch.nn.{name}: takes a float64 input")
+    return found
+
+
 def collect_functional_twins() -> dict:
     """torch.nn layers built with no argument but `inplace` (defaults for the rest) whose call gives the
     same values as `torch.nn.functional.<name>(x)` with its defaults, in training and in eval mode, and
@@ -2567,6 +2595,11 @@ def collect() -> str:
             """,
         ),
         block("VARIABLE_NAMES", collect_variable_names(), "Names of torch.autograd.Variable."),
+        block(
+            "FLOAT64_INPUT_ERRORS",
+            collect_float64_input_errors(),
+            "torch.nn layers (float32 weights) -> the error their call on a float64 input raises.",
+        ),
     ]
     return "\n\n".join(parts)
 

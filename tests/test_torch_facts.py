@@ -11,6 +11,7 @@ import difflib
 import os
 import subprocess
 import sys
+import typing
 import warnings
 from pathlib import Path
 
@@ -573,3 +574,71 @@ def test_metadata_reads_do_not_depend_on_the_values(torch):
         args = (1.0,) if name == "torch.full_like" else ()
         assert fn(x, *args).shape == x.shape and not fn(x.requires_grad_(), *args).requires_grad, name
         x = x.detach()
+
+
+@torch_only
+def test_tensor_input_methods_are_tensor_methods_that_builtins_lack(torch):
+    builtin_values = (1, 1.5, True, "s", b"s", [1], (1,), {1: 1}, None)
+    for name in sorted(tf.TENSOR_INPUT_METHODS):
+        assert tf.is_tensor_method(name) and hasattr(torch.Tensor, name), name
+        assert not any(hasattr(value, name) for value in builtin_values), name
+
+
+_TUPLE_KINDS = {"tuple", "values_indices", "namedtuple", "tensor_list"}
+
+
+@torch_only
+def test_tuple_returning_calls_return_tuples(torch):
+    x = torch.randn(4, 4)
+    assert isinstance(torch.autograd.grad((x.requires_grad_() * 2).sum(), x), tuple)
+    for name in sorted(tf.TUPLE_RETURNING - {"grad"}):
+        records = [tf.op(name)] + [tf.function(f"{prefix}.{name}") for prefix in tf.function_namespaces()]
+        assert any(f is not None and _TUPLE_KINDS & set(f.returns) for f in records), name
+    assert tf.op("where").returns == ("tensor",) and "where" not in tf.TUPLE_RETURNING
+
+
+@torch_only
+def test_dtype_casts_and_flattening_methods(torch):
+    assert tf.DTYPE_CASTS <= tf.CASTS
+    x = torch.randn(2, 3, 4)
+    for name in sorted(tf.DTYPE_CASTS - {"to", "type"}):
+        assert getattr(x, name)().dtype == getattr(torch, tf.op(name).dtype), name
+    assert x.to(torch.float64).dtype == x.type(torch.float64).dtype == torch.float64
+    for name in sorted(tf.FLATTENING_METHODS):
+        out = x.flatten(1) if name == "flatten" else getattr(x, name)(2, -1)
+        assert out.shape == (2, 12), name
+
+
+@torch_only
+def test_counting_parameters_are_layer_constructor_parameters(torch):
+    constructor_parameters = set()
+    for name in tf.layers():
+        constructor_parameters |= set(tf.layer(name).constructor)
+    assert set(tf.COUNTING_PARAMETERS) <= constructor_parameters
+
+
+@torch_only
+def test_losses_by_target(torch):
+    import torch.nn.functional as F
+
+    assert tf.class_index_losses() == {"CrossEntropyLoss", "cross_entropy", "NLLLoss", "nll_loss"}
+    x, t = torch.rand(4, 3), torch.rand(4, 1)
+    for name in sorted(tf.SAME_SHAPE_LOSSES):
+        fn = getattr(torch.nn, name)() if name[0].isupper() else getattr(F, name)
+        with pytest.raises(ValueError, match="size"):
+            fn(x, t)
+        assert fn(x, torch.rand(4, 3)).shape == ()
+
+
+@torch_only
+def test_float64_input_errors_and_distributed_setup(torch):
+    import torch.distributed as dist
+
+    assert (
+        tf.float64_input_error("Linear") == "mat1 and mat2 must have the same dtype, but got Double and Float"
+    )
+    assert tf.float64_input_error("LSTM").startswith("RNN input dtype (torch.float64) does not match")
+    assert tf.float64_input_error("Sequential") is None
+    for name, kind in tf.DISTRIBUTED_SETUP.items():
+        returns = typing.get_type_hints(getattr(dist, name)).get("return")
+        assert (returns is int) == (kind == "int"), name

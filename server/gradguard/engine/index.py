@@ -82,6 +82,13 @@ def dotted_name(node: ast.AST) -> str | None:
     return None
 
 
+def chain_root(node: ast.AST | None) -> str | None:
+    """`x` of `x`, `x.a.b`, `x[i].a`: the name an attribute/index chain reads, else None."""
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
 def callee_name(func: ast.AST) -> str | None:
     """The last name of a callee: `f` -> "f", `a.b.f` -> "f"; None for any other expression."""
     if isinstance(func, ast.Attribute):

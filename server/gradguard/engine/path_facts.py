@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 
+from gradguard.engine.index import chain_root
 from gradguard.engine.none_paths import STATEMENT_LISTS as _BLOCKS  # the fields that hold statements
 
 MAX_SPLITS = 6  # the splits a state keeps (the most recent ones)
@@ -159,10 +160,7 @@ def changed_between(body: list[ast.stmt], start: ast.expr, end: ast.expr, names:
             elif isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(
                 node.ctx, (ast.Store, ast.Del)
             ):
-                base = node.value
-                while isinstance(base, (ast.Attribute, ast.Subscript)):
-                    base = base.value
-                if isinstance(base, ast.Name) and base.id in names:
+                if chain_root(node.value) in names:
                     return True
             elif isinstance(node, ast.Name):
                 if node.id in names and not isinstance(node.ctx, ast.Load):

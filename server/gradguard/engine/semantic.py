@@ -2450,8 +2450,8 @@ class Semantics:
             return tensor_data(qual, node, args)
         if last[:1].isupper():
             return OBJECT_VALUE
-        if namespace.startswith("torch.distributed") and last in _DISTRIBUTED_SETUP:
-            return _DISTRIBUTED_SETUP[last]  # a mesh, a group, a rank: never a tensor with a graph
+        if namespace.startswith("torch.distributed") and last in torch_facts.DISTRIBUTED_SETUP:
+            return _SETUP_RESULTS[torch_facts.DISTRIBUTED_SETUP[last]]  # never a tensor with a graph
         return self._opaque_call(node, UNKNOWN, args, last)
 
     def _nn_constructor(self, node: ast.Call, qual: str, last: str, args: Arguments) -> Value | None:
@@ -2745,12 +2745,7 @@ _ARGPARSE_OBJECT = Value(OBJECT, grad=NO, leaf=NO, cls="argparse")
 
 # torch.distributed's set-up functions (torch 2.13 annotations: `-> DeviceMesh`, `-> int`): a
 # `DeviceMesh` or process group, a rank or world size (torchao test/prototype/blockwise_fp8_training)
-_DISTRIBUTED_SETUP = {
-    "init_device_mesh": OBJECT_VALUE,
-    "new_group": OBJECT_VALUE,
-    "get_rank": INT_VALUE,
-    "get_world_size": INT_VALUE,
-}
+_SETUP_RESULTS = {"object": OBJECT_VALUE, "int": INT_VALUE}  # torch_facts.DISTRIBUTED_SETUP's words
 
 
 def _non_tensor_result(node: ast.Call, facts: torch_facts.OpFacts) -> Value:

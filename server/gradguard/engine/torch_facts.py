@@ -976,6 +976,92 @@ REWRAPS_A_TENSOR = frozenset({"torch.tensor"})
 # Factories of zero-filled (or uninitialised, to be filled) tensors used to build a gradient (GG102).
 ZEROING_FACTORIES = frozenset({"torch.zeros_like", "torch.zeros", "torch.empty_like"})
 
+# Tensor methods that custom autograd Functions call on their inputs (`x.mm(w)`, `x.clamp(0)`): one
+# called on a forward argument shows the argument is a tensor (GG603). A chosen subset of the Tensor
+# methods that Python's numbers, strings, lists, tuples and dicts lack (tests/test_torch_facts.py
+# checks both).
+TENSOR_INPUT_METHODS = frozenset(
+    {
+        "mm", "matmul", "bmm", "t", "view", "reshape", "transpose", "permute", "contiguous", "clamp",
+        "clamp_min", "exp", "log", "sigmoid", "tanh", "relu", "sum", "mean", "pow", "sqrt", "abs", "sign",
+        "mul", "add", "sub", "div", "neg", "expand", "expand_as", "view_as", "reshape_as", "unsqueeze",
+        "squeeze", "flatten", "masked_fill", "gather", "scatter", "index_select", "softmax", "log_softmax",
+        "norm", "detach", "clone", "new_zeros", "new_ones", "new_empty", "zero_", "float", "double", "half",
+        "round", "floor", "ceil", "sin", "cos",
+    }
+)  # fmt: skip
+
+# Tensor methods and torch functions (by last name) that return a tuple for some arguments: a split,
+# a (values, indices) pair, a decomposition, and `torch.autograd.grad` (GG601 cannot count the
+# gradients such a call returns). A chosen subset: `torch.where(c, x, y)` returns one tensor and is
+# left out. tests/test_torch_facts.py checks each against the generated records.
+TUPLE_RETURNING = frozenset(
+    {
+        "chunk", "split", "unbind", "tensor_split", "split_with_sizes", "hsplit", "vsplit", "dsplit", "max",
+        "min", "sort", "topk", "kthvalue", "median", "mode", "grad", "broadcast_tensors", "meshgrid",
+        "frexp", "aminmax", "unique", "lu", "qr", "svd", "eig", "eigh", "slogdet", "std_mean", "var_mean",
+    }
+)  # fmt: skip
+
+# Methods that give a tensor's elements another shape, merging dimensions when asked
+# (`x.flatten(1)`, `x.view(n, -1)`): GG501 reads a layer input built by one as computed features.
+FLATTENING_METHODS = frozenset({"flatten", "view", "reshape"})
+
+# Methods that change a tensor's (or a module's) dtype: `m.double()`, `x.to(torch.float64)`,
+# `x.type(torch.DoubleTensor)`. A subset of CASTS (GG504: a module converted anywhere may not be float32).
+DTYPE_CASTS = frozenset({"double", "to", "type", "half", "bfloat16", "float"})
+
+# Layer constructor parameters that count what the layer's input holds -> those things, in words
+# (GG501: "`self.fc` expects 128 input features but gets an input of shape (B, 64)").
+COUNTING_PARAMETERS = {
+    "in_features": "input features",
+    "in1_features": "features in its first input",
+    "in2_features": "features in its second input",
+    "in_channels": "input channels",
+    "num_features": "features",
+    "input_size": "input features",
+    "embed_dim": "features",
+    "d_model": "features",
+    "hidden_size": "hidden features",
+    "num_channels": "channels",
+}
+
+# Losses (layers and torch.nn.functional functions, by last name) whose target must have the
+# input's shape (GG509). tests/test_torch_facts.py checks that torch raises on another shape.
+SAME_SHAPE_LOSSES = frozenset(
+    {"BCELoss", "BCEWithLogitsLoss", "binary_cross_entropy", "binary_cross_entropy_with_logits"}
+)
+
+
+def class_index_losses() -> frozenset[str]:
+    """Losses (by last name: CrossEntropyLoss, cross_entropy, NLLLoss, nll_loss) whose target holds
+    class indices (or, for cross entropy, class probabilities of the input's shape): the functions
+    and layers whose `target` argument must hold integers (generated)."""
+    found = _derived.get("class_index_losses")
+    if found is None:
+        arguments = {**INTEGER_FUNCTION_ARGUMENTS, **INTEGER_LAYER_ARGUMENTS}
+        found = _derived["class_index_losses"] = frozenset(
+            name.rsplit(".", 1)[-1] for name, argument in arguments.items() if argument.keyword == "target"
+        )
+    return found
+
+
+# torch.distributed set-up calls -> what they return ("int": a rank or a size; "object": a device
+# mesh, a process group): never a tensor with a graph.
+DISTRIBUTED_SETUP = {
+    "init_device_mesh": "object",
+    "new_group": "object",
+    "get_rank": "int",
+    "get_world_size": "int",
+}
+
+
+def float64_input_error(name: str) -> str | None:
+    """The error a float32 torch.nn layer (`Linear`, `Conv2d`, `LSTM`, ...; by last name) raises on a
+    float64 input (generated from real calls); None for a layer not probed."""
+    return _data.FLOAT64_INPUT_ERRORS.get(name)
+
+
 # Names of torch.autograd.Variable (generated).
 VARIABLE_NAMES = frozenset(_data.VARIABLE_NAMES)
 

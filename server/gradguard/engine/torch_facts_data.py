@@ -2116,3 +2116,15 @@ FUNCTIONAL_TWINS = {
 VARIABLE_NAMES = (
     "torch.autograd.Variable", "torch.autograd.variable.Variable",
 )
+
+
+# torch.nn layers (float32 weights) -> the error their call on a float64 input raises.
+FLOAT64_INPUT_ERRORS = {
+    "Conv1d": "Input type (double) and bias type (float) should be the same",
+    "Conv2d": "Input type (double) and bias type (float) should be the same",
+    "Conv3d": "Input type (double) and bias type (float) should be the same",
+    "GRU": "RNN input dtype (torch.float64) does not match weight dtype (torch.float32). Convert input: input.to(torch.float32), or convert model: model.to(torch.float64)",
+    "LSTM": "RNN input dtype (torch.float64) does not match weight dtype (torch.float32). Convert input: input.to(torch.float32), or convert model: model.to(torch.float64)",
+    "Linear": "mat1 and mat2 must have the same dtype, but got Double and Float",
+    "RNN": "RNN input dtype (torch.float64) does not match weight dtype (torch.float32). Convert input: input.to(torch.float32), or convert model: model.to(torch.float64)",
+}

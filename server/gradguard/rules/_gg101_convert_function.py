@@ -32,6 +32,7 @@ import ast
 import builtins
 from dataclasses import dataclass, field
 
+from gradguard.engine import torch_facts
 from gradguard.engine.finding import Applicability, Fix, TextEdit
 from gradguard.engine.index import Unit, self_attribute, self_name, statement_start_line
 from gradguard.engine.values import BUFFER, PARAMETER, TENSOR
@@ -39,37 +40,9 @@ from gradguard.engine.values import BUFFER, PARAMETER, TENSOR
 FIX_TITLE = "Convert to torch.autograd.Function"
 
 _BUILTINS = frozenset(dir(builtins))
-# Attributes autograd's ctx object already has; ours must not shadow them.
-_CTX_RESERVED = frozenset(
-    {
-        "saved_tensors",
-        "saved_variables",
-        "needs_input_grad",
-        "save_for_backward",
-        "save_for_forward",
-        "mark_dirty",
-        "mark_non_differentiable",
-        "mark_shared_storage",
-        "set_materialize_grads",
-        "to_save",
-        "dirty_tensors",
-        "non_differentiable",
-        "materialize_grads",
-        "next_functions",
-        "metadata",
-        "name",
-        "register_hook",
-        "register_prehook",
-        "apply",
-        "apply_jvp",
-        "requires_grad",
-        "forward",
-        "backward",
-        "jvp",
-        "vjp",
-        "saved_for_forward",
-    }
-)
+# Attributes autograd's ctx object already has (generated), and the Function's own method names:
+# ours must not shadow them.
+_CTX_RESERVED = torch_facts.ctx_attributes() | {"forward", "backward", "jvp", "vjp"}
 _PARAM_KINDS = ("parameter", "grad_tensor")  # get a gradient slot
 _TENSOR_ATTR_KINDS = ("parameter", "grad_tensor", "buffer")
 

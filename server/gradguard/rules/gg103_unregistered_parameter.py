@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from gradguard.engine import holdings, torch_facts
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import nn_name, replace_node
-from gradguard.engine.index import Unit, self_name, walk
+from gradguard.engine.index import Unit, chain_root, self_name, walk
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.values import DICT, LIST, MODULE, NONE, PARAMETER, TUPLE, YES
 from gradguard.engine.queries import node_text
@@ -1204,7 +1204,7 @@ def _registers(loop: ast.For, element: str, me: str) -> bool:
     for node in ast.walk(loop):
         if isinstance(node, ast.For) and node is not loop and _names(node.iter) & derived:
             derived |= _names(node.target)
-        elif isinstance(node, ast.Assign) and _chain_root(node.value) in derived:
+        elif isinstance(node, ast.Assign) and chain_root(node.value) in derived:
             for target in node.targets:  # (`w = element.weight`, not `w = element.weight.clone()`)
                 derived |= _names(target)
     for node in ast.walk(loop):
@@ -1212,7 +1212,7 @@ def _registers(loop: ast.For, element: str, me: str) -> bool:
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
             and len(node.args) == 2
-            and _rooted_at(node.func.value, me)
+            and chain_root(node.func.value) == me  # the module itself or something it holds
         ):
             continue
         value = node.args[1]
@@ -1235,22 +1235,8 @@ def _parameter_of(value: ast.expr, names: set[str]) -> bool:
     return called == "Parameter" and isinstance(arg, ast.Name) and arg.id in names
 
 
-def _chain_root(node: ast.AST) -> str | None:
-    """`x` of `x`, `x.a.b`, `x[i].a`: the name an attribute/index chain reads, else None."""
-    while isinstance(node, (ast.Attribute, ast.Subscript)):
-        node = node.value
-    return node.id if isinstance(node, ast.Name) else None
-
-
 def _names(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-
-
-def _rooted_at(node: ast.AST, me: str) -> bool:
-    """`self`, `self.bags`, `self.bags[name]`: the module itself or something it holds."""
-    while isinstance(node, (ast.Attribute, ast.Subscript)):
-        node = node.value
-    return isinstance(node, ast.Name) and node.id == me
 
 
 def _registered_roots(env: dict, flow) -> frozenset:

@@ -13,6 +13,7 @@ from gradguard.engine.fixes import functional_relu, parse_expression, render, re
 from gradguard.engine.index import (
     FunctionNode,
     Unit,
+    chain_root,
     self_attribute,
     self_name,
 )
@@ -573,7 +574,11 @@ class InplaceOnParameter(Rule):
         if not classes or switches_requires_grad_off(unit) or _detaches_parameters(unit):
             return  # (`p.requires_grad = False` somewhere: we cannot tell which parameters)
         in_forward_writes = writes(unit, lambda func: in_forward(unit, func))
-        sites = [w for w in in_forward_writes if w.kind == LEAF and w.in_forward and _on_self(w.written)]
+        sites = [
+            w
+            for w in in_forward_writes
+            if w.kind == LEAF and w.in_forward and chain_root(w.written) == "self"
+        ]
         if sites:
             yield from self._inplace(unit, sites)
         for func in scopes(unit):
@@ -589,7 +594,7 @@ class InplaceOnParameter(Rule):
                     and base is not None
                     and base.kinds & PARAMETER
                     and base.grad != NO  # (`requires_grad=False`: no optimizer updates it)
-                    and _on_self(event.target.value)  # type: ignore[union-attr]
+                    and chain_root(event.target.value) == "self"  # type: ignore[union-attr]
                     and _enabled(unit, func)
                     and not _cast_of_itself(
                         flow,
@@ -686,13 +691,6 @@ class InplaceOnParameter(Rule):
             func = f"{functional}.{name}"
         text = f"{func}({unit.segment(call.args[0])})"
         return self.make_fix(f"Use `{func}` (out of place) here", [replace_node(unit, call, text)])
-
-
-def _on_self(node: ast.AST | None) -> bool:
-    """`self.w`, `self.fc.weight`, `self.w[0]`: rooted at the module itself."""
-    while isinstance(node, (ast.Attribute, ast.Subscript)):
-        node = node.value
-    return isinstance(node, ast.Name) and node.id == "self"
 
 
 def _enabled(unit: Unit, func: ast.AST | None) -> bool:

@@ -8,7 +8,7 @@ from typing import Iterator
 from gradguard.engine import torch_facts
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import alone_on_its_lines, next_statement, torch_name, wrap_statements
-from gradguard.engine.index import Unit
+from gradguard.engine.index import Unit, chain_root
 from gradguard.engine.inplace import LEAF, describe_inplace, writes
 from gradguard.engine.queries import describe, switches_requires_grad_off
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
@@ -545,7 +545,7 @@ class InplaceOnLeaf(Rule):
             return
         flagged = []
         for write in writes(unit):
-            if write.kind != LEAF or write.in_forward and _on_module(write):
+            if write.kind != LEAF or write.in_forward and chain_root(write.written) == "self":
                 continue  # a module's own parameters in forward are GG201's
             if write.value.kinds & PARAMETER and switches_requires_grad_off(unit):
                 continue  # (`p.requires_grad = False` somewhere: we cannot tell which parameters)
@@ -651,14 +651,6 @@ def _non_tensor_call(unit: Unit, method: ast.Attribute) -> bool:
     return (
         isinstance(call, ast.Call) and call.func is method and not torch_facts.is_tensor_method(method.attr)
     )
-
-
-def _on_module(write) -> bool:
-    """A write into `self.<attr>` (a module's parameter or leaf attribute)."""
-    node = write.written
-    while isinstance(node, (ast.Attribute, ast.Subscript)):
-        node = node.value
-    return isinstance(node, ast.Name) and node.id == "self"
 
 
 def _origin(value) -> tuple[str, int | str]:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from gradguard.engine import torch_facts
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import replace_node
-from gradguard.engine.index import Unit, callee_name, dotted_name
+from gradguard.engine.index import Unit, callee_name, chain_root, dotted_name
 from gradguard.engine.interpreter import BACKWARD, has_graph
 from gradguard.engine.loops import enclosing_loop
 from gradguard.engine.queries import certainly_tracked, flows
@@ -379,12 +379,13 @@ class LossAccumulatedWithGraph(Rule):
                 target, added = node.value.func.value, node.value.args[0]  # type: ignore[attr-defined]
             else:
                 continue
-            root = _root_name(target)
+            root = chain_root(target)
             if root is None or root in backpropagated or _reset_each_time(unit, loop, target, root):
                 continue
             value = flow.value_of(added)
-            evidence = _beyond_the_data(unit, flow, node, roots)
-            if not has_graph(value) or not certainly_tracked(unit, value, evidence) or unit.in_no_grad(node):
+            if not has_graph(value) or unit.in_no_grad(node):
+                continue
+            if not certainly_tracked(unit, value, _beyond_the_data(unit, flow, node, roots)):
                 continue
             if isinstance(added, ast.Name) and _detached_after_every_backward(loop, added.id):
                 # `if with_backward: loss.backward(); loss = loss.detach()`: the graph is kept only on
@@ -540,12 +541,6 @@ def _is_append(expr: ast.expr) -> bool:
     )
 
 
-def _root_name(node: ast.AST) -> str | None:
-    while isinstance(node, (ast.Attribute, ast.Subscript)):
-        node = node.value
-    return node.id if isinstance(node, ast.Name) else None
-
-
 def _loss_name(added: ast.expr, flow) -> ast.Name | ast.Subscript | None:
     """The name (or the item of a dict or list, `losses[key]`) carrying the graph in `loss` /
     `loss * n` / `n * loss` / `loss / n`."""
@@ -614,7 +609,7 @@ def _only_logged(unit: Unit, node: ast.AugAssign | ast.Assign, target: ast.expr)
     of a container (`totals[key]`), every read of the container outside this statement."""
     scope = unit.enclosing_function(node)
     if isinstance(target, ast.Subscript):
-        root = _root_name(target)
+        root = chain_root(target)
         inside = {id(n) for n in ast.walk(node)}
         reads = [r for r in _reads(unit, root) if id(r) not in inside] if root is not None else []
         return all(

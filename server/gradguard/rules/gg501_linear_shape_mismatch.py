@@ -6,28 +6,13 @@ import ast
 import math
 from collections.abc import Iterator
 
-from gradguard.engine import shape_report
+from gradguard.engine import shape_report, torch_facts
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.index import ModuleContext, Unit, callee_name
 from gradguard.engine.queries import unit_contains
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.symshape import Shape
 from gradguard.rules import _shape_fixes as fixes
-
-# what the constructor argument a ShapeError names counts, in words
-_COUNTS = {
-    "in_features": "input features",
-    "in1_features": "features in its first input",
-    "in2_features": "features in its second input",
-    "in_channels": "input channels",
-    "num_features": "features",
-    "input_size": "input features",
-    "embed_dim": "features",
-    "d_model": "features",
-    "hidden_size": "hidden features",
-    "num_channels": "channels",
-}
-_FLATTENING = frozenset({"flatten", "view", "reshape"})
 
 
 class LinearShapeMismatch(Rule):
@@ -326,11 +311,11 @@ class LinearShapeMismatch(Rule):
             if member and spec is not None:
                 callee += f"`'s `{_short(str(spec))}"  # a layer inside the nn.Sequential called
             detail = shape_report.torch_says(problem) + shape_report.origin(unit, problem) + "."
-            if argument in _COUNTS and current is not None:
+            if argument in torch_facts.COUNTING_PARAMETERS and current is not None:
                 message = self.message.format(
                     callee=callee,
                     expected=shape_report.shape_flow.show(current),
-                    what=_COUNTS[argument],
+                    what=torch_facts.COUNTING_PARAMETERS[argument],
                     shape=shape_report.shape(got),
                 )
             else:
@@ -423,7 +408,7 @@ def _flattens(site: ast.AST) -> bool:
         return False
     func = site.func
     name = callee_name(func) or ""
-    if name not in _FLATTENING:
+    if name not in torch_facts.FLATTENING_METHODS:
         return False
     if name == "flatten":
         return True

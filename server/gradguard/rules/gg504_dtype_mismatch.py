@@ -5,23 +5,11 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from gradguard.engine import shape_report
+from gradguard.engine import shape_report, torch_facts
 from gradguard.engine.finding import Applicability, Finding, Fix, Severity
 from gradguard.engine.fixes import replace_node, torch_name
 from gradguard.engine.index import ModuleContext, Unit, dotted_name
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
-
-# layer -> the error PyTorch raises for a float64 input (checked with torch 2.13)
-_LAYER_ERRORS = {
-    "Linear": '"mat1 and mat2 must have the same dtype, but got Double and Float"',
-    "Conv1d": '"Input type (double) and bias type (float) should be the same"',
-    "Conv2d": '"Input type (double) and bias type (float) should be the same"',
-    "Conv3d": '"Input type (double) and bias type (float) should be the same"',
-    "LSTM": '"RNN input dtype (torch.float64) does not match weight dtype (torch.float32)..."',
-    "GRU": '"RNN input dtype (torch.float64) does not match weight dtype (torch.float32)..."',
-    "RNN": '"RNN input dtype (torch.float64) does not match weight dtype (torch.float32)..."',
-}
-_CONVERTERS = {"double", "to", "type", "half", "bfloat16", "float"}
 
 
 class DtypeMismatch(Rule):
@@ -348,7 +336,8 @@ class DtypeMismatch(Rule):
             if problem.kind != "dtype" or not isinstance(node, ast.Call) or not node.args:
                 continue
             layer = problem.what
-            if layer not in _LAYER_ERRORS:
+            error = torch_facts.float64_input_error(layer)
+            if error is None:
                 continue
             if converted is None:
                 converted = _converted_receivers(unit)
@@ -368,9 +357,7 @@ class DtypeMismatch(Rule):
                 continue
             fix, source = self._fix(unit, arg)
             message = self.message.format(arg=_label(unit, arg), callee=shape_report.callee(unit, node))
-            detail = (
-                f"PyTorch raises {_LAYER_ERRORS[layer]}" + shape_report.origin(unit, problem) + "." + source
-            )
+            detail = f"PyTorch raises {_quoted(error)}" + shape_report.origin(unit, problem) + "." + source
             yield self.finding(unit, node, message, fix=fix, detail=detail)
 
     def _fix(self, unit: Unit, operand: ast.AST) -> tuple[Fix, str]:
@@ -441,11 +428,17 @@ def _layer_of(module, value) -> str | None:
     name = module.call_name(value) or ""
     if name.startswith("torch.nn."):
         last = name.rsplit(".", 1)[-1]
-        if last in _LAYER_ERRORS:
+        if torch_facts.float64_input_error(last) is not None:
             return last
         if last == "Sequential" and value.args:
             return _layer_of(module, value.args[0])
     return None
+
+
+def _quoted(error: str) -> str:
+    """The error's first sentence, quoted (`...` when more follows)."""
+    first, more, _ = error.partition(". ")
+    return f'"{first}..."' if more else f'"{first}"'
 
 
 def _converted_receivers(unit: Unit) -> set[str]:
@@ -458,7 +451,7 @@ def _converted_receivers(unit: Unit) -> set[str]:
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
-                and node.func.attr in _CONVERTERS
+                and node.func.attr in torch_facts.DTYPE_CASTS
             ):
                 dotted = dotted_name(node.func.value)
                 if dotted:

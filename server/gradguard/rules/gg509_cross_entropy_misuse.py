@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from gradguard.engine import shape_report
+from gradguard.engine import shape_report, torch_facts
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.index import ModuleContext, Unit, callee_name
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
@@ -288,7 +288,7 @@ class CrossEntropyMisuse(Rule):
         target = problem.flow.value_of(t_node)
         what = problem.what.split("(", 1)[0]
         safety = fixes.applicability(problem)
-        if what in _CLASS_INDEX_LOSSES:
+        if what in torch_facts.class_index_losses():
             # `(N, 1)` class ids for `(N, C)` logits (C > 1): the column squeezed
             if (
                 target.dtype == "int64"
@@ -303,7 +303,7 @@ class CrossEntropyMisuse(Rule):
                     safety,
                 )
             return self._one_hot(unit, problem, x, t_node, safety)
-        if what in _SAME_SHAPE_LOSSES:
+        if what in torch_facts.SAME_SHAPE_LOSSES:
             # a mask missing the prediction's size-1 channel (or with one the prediction lacks)
             if target.dtype is None or target.dtype != problem.flow.value_of(x_node).dtype:
                 return None  # a target of another dtype raises after the shape fix too
@@ -326,7 +326,7 @@ class CrossEntropyMisuse(Rule):
         if len(x) != 2 or not isinstance(t_node, ast.Call) or not isinstance(t_node.func, ast.Attribute):
             return None
         method, receiver = t_node.func.attr, t_node.func.value
-        if method not in ("view", "reshape", "flatten") or t_node.keywords:
+        if method not in torch_facts.FLATTENING_METHODS or t_node.keywords:
             return None
         sizes = [a.value if isinstance(a, ast.Constant) else a for a in t_node.args]
         if method == "flatten" and sizes not in ([], [0]):
@@ -368,15 +368,6 @@ class CrossEntropyMisuse(Rule):
         )
 
 
-# losses whose target holds class indices (or class probabilities of the input's shape)
-_CLASS_INDEX_LOSSES = frozenset({"CrossEntropyLoss", "cross_entropy", "NLLLoss", "nll_loss"})
-# losses whose target must have the input's shape
-_SAME_SHAPE_LOSSES = frozenset(
-    {"BCELoss", "BCEWithLogitsLoss", "binary_cross_entropy", "binary_cross_entropy_with_logits"}
-)
-_SOFTMAX_FUNCTIONS = frozenset({"softmax"})
-
-
 def _is_one_hot(site: ast.AST) -> bool:
     if not isinstance(site, ast.Call):
         return False
@@ -398,7 +389,7 @@ def _softmax_input(call: ast.Call) -> ast.expr | None:
             else ""
         )
         return call.args[0] if name == "Softmax" and len(call.args) == 1 and not call.keywords else None
-    if isinstance(func, ast.Attribute) and func.attr in _SOFTMAX_FUNCTIONS:
+    if isinstance(func, ast.Attribute) and func.attr == "softmax":
         if isinstance(func.value, ast.Name) and func.value.id in ("torch", "F", "functional", "special"):
             return call.args[0] if call.args else None
         if isinstance(func.value, ast.Attribute) and func.value.attr in ("functional", "special"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
+from gradguard.engine import torch_facts
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import insert_after_statement, replace_node
 from gradguard.engine.index import Unit, callee_name
@@ -12,41 +13,6 @@ from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.values import NONE, TUPLE
 
 _ERROR = "returned an incorrect number of gradients"
-# tensor methods / torch functions that return tuples
-_TUPLE_RETURNING = {
-    "chunk",
-    "split",
-    "unbind",
-    "tensor_split",
-    "split_with_sizes",
-    "hsplit",
-    "vsplit",
-    "dsplit",
-    "max",
-    "min",
-    "sort",
-    "topk",
-    "kthvalue",
-    "median",
-    "mode",
-    "grad",
-    "broadcast_tensors",
-    "meshgrid",
-    "frexp",
-    "aminmax",
-    "unique",
-    "lu",
-    "qr",
-    "svd",
-    "eig",
-    "eigh",
-    "slogdet",
-    "std_mean",
-    "var_mean",
-    "tuple",
-    "list",
-    "apply",
-}
 
 
 class FunctionGradCount(Rule):
@@ -814,9 +780,14 @@ def _has_display(value: ast.BinOp) -> bool:
 def _count_call(value: ast.Call) -> int | None:
     target = value.func
     name = callee_name(target)
-    if name is None or name in _TUPLE_RETURNING or name in ("apply", "forward", "backward"):
-        # `Fn.apply(...)` returns a tuple when `Fn.forward` does; `impl.backward(ctx, g)` delegates
-        # to another Function's backward, whose tuple is not this file's to count
+    if (
+        name is None
+        or name in torch_facts.TUPLE_RETURNING
+        or name in ("tuple", "list", "apply", "forward", "backward")
+    ):
+        # `tuple(...)`, `list(...)`: a sequence of unknown length; `Fn.apply(...)` returns a tuple when
+        # `Fn.forward` does; `impl.backward(ctx, g)` delegates to another Function's backward, whose
+        # tuple is not this file's to count
         return None
     if isinstance(target, ast.Attribute):
         return 1  # x.clone(), torch.where(...), g.mm(w)

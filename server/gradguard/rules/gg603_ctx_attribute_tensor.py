@@ -13,64 +13,6 @@ from gradguard.engine.interpreter import ATTRIBUTE_STORE
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
-# methods that only tensors have (so the receiver is a tensor input)
-_TENSOR_METHODS = {
-    "mm",
-    "matmul",
-    "bmm",
-    "t",
-    "view",
-    "reshape",
-    "transpose",
-    "permute",
-    "contiguous",
-    "clamp",
-    "clamp_min",
-    "exp",
-    "log",
-    "sigmoid",
-    "tanh",
-    "relu",
-    "sum",
-    "mean",
-    "pow",
-    "sqrt",
-    "abs",
-    "sign",
-    "mul",
-    "add",
-    "sub",
-    "div",
-    "neg",
-    "expand",
-    "expand_as",
-    "view_as",
-    "reshape_as",
-    "unsqueeze",
-    "squeeze",
-    "flatten",
-    "masked_fill",
-    "gather",
-    "scatter",
-    "index_select",
-    "softmax",
-    "log_softmax",
-    "norm",
-    "detach",
-    "clone",
-    "new_zeros",
-    "new_ones",
-    "new_empty",
-    "zero_",
-    "float",
-    "double",
-    "half",
-    "round",
-    "floor",
-    "ceil",
-    "sin",
-    "cos",
-}
 
 
 class CtxAttributeTensor(Rule):
@@ -329,7 +271,11 @@ def _tensor_inputs(body: list[ast.AST], inputs: set[str]) -> set[str]:
     for node in body:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             receiver = node.func.value
-            if isinstance(receiver, ast.Name) and receiver.id in inputs and node.func.attr in _TENSOR_METHODS:
+            if (
+                isinstance(receiver, ast.Name)
+                and receiver.id in inputs
+                and node.func.attr in torch_facts.TENSOR_INPUT_METHODS
+            ):
                 found.add(receiver.id)
             root = receiver
             parts = [node.func.attr]
