@@ -177,11 +177,87 @@ def test_an_edit_to_the_caller_rechecks_the_callee(tmp_path: Path) -> None:
         ),
         # a definition under no_grad is no call there; the call with gradients on is what counts
         ("with torch.no_grad():\n    def _h(x):\n        return x\ny = _h(m)\n", set(), {"_h"}),
+        # a file naming no grad mode: its own call of the helper it defines is a use, its `def` is not
+        ("def _h(x):\n    return x\ny = _h(m)\n", set(), {"_h"}),
+        ("def _h(x):\n    return x\n", set(), set()),
     ],
 )
 def test_grad_call_facts(text: str, off: set[str], uses: set[str]) -> None:
     found_off, found_uses, _, _ = grad_call_facts("import torch\n" + text)
     assert ("_h" in found_off, "_h" in found_uses) == ("_h" in off, "_h" in uses)
+
+
+# fairseq2 0.8.1 (trainer.py, evaluator.py): each class has its own private `_do_run`; the evaluator calls
+# its own only from an `@torch.inference_mode()` method, the trainer (a file naming no grad mode) calls
+# its own with gradients on, and backpropagates in it
+TRAINER = """import torch
+
+
+class Trainer:
+    def __init__(self, model, optimizer):
+        self._model = model
+        self._optimizer = optimizer
+
+    def run(self, batches):
+        self._model.train()
+        self._do_run(batches)
+
+    def _do_run(self, batches):
+        for x, y in batches:
+            loss = torch.nn.functional.mse_loss(self._model(x), y)
+            loss.backward()
+            self._optimizer.step()
+            self._optimizer.zero_grad()
+"""
+
+EVALUATOR = """import torch
+
+
+class Evaluator:
+    def __init__(self, model):
+        self._model = model
+
+    @torch.inference_mode()
+    def run(self, batches):
+        return self._do_run(batches)
+
+    def _do_run(self, batches):
+        self._model.eval()
+        return [torch.nn.functional.mse_loss(self._model(x), y).item() for x, y in batches]
+"""
+
+RUN_TRAINER = """
+import sys
+sys.path.insert(0, {root!r})
+import torch
+from loop.trainer import Trainer
+from loop.evaluator import Evaluator
+model = torch.nn.Linear(3, 1)
+batches = [(torch.randn(4, 3), torch.randn(4, 1)) for _ in range(3)]
+before = model.weight.detach().clone()
+Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1)).run(batches)
+assert not torch.equal(before, model.weight)
+assert len(Evaluator(model).run(batches)) == 3
+print("trained")
+"""
+
+
+def test_a_helper_its_own_file_calls_with_grad_is_not_another_files_grad_off_helper(tmp_path: Path) -> None:
+    pkg = tmp_path / "loop"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "trainer.py").write_text(TRAINER)
+    (pkg / "evaluator.py").write_text(EVALUATOR)
+    index = build_project([pkg])
+    assert "_do_run" not in index.grad_off_helpers()
+    assert _codes(index, pkg / "trainer.py") == []
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_TRAINER.format(root=str(tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0 and "trained" in result.stdout, result.stderr
 
 
 # -- a project that never trains and runs its modules under no_grad (hummingbird's Executor) ------

@@ -198,16 +198,13 @@ def grad_call_facts(text: str) -> tuple[frozenset[str], frozenset[str], frozense
     if "_" not in text:
         return EMPTY, EMPTY, EMPTY, False
     defs = _DEF_RE.findall(text)
-    if not any(marker in text for marker in _MARKERS):
-        uses = (
-            frozenset(_SUFFIX_RE.findall(text)).difference(defs)
-            if defs
-            else frozenset(_SUFFIX_RE.findall(text))
-        )
-        return EMPTY, uses, frozenset(defs), False
+    # a `def` is one mention that is no use; a name the file both defines and calls is used
+    # (fairseq2's trainer.py calls its own `self._do_run()`, with gradients on)
     mentions = Counter(_SUFFIX_RE.findall(text))
     for name in defs:
         mentions[name] -= 1
+    if not any(marker in text for marker in _MARKERS):
+        return EMPTY, frozenset(name for name, n in mentions.items() if n > 0), frozenset(defs), False
     off, forward_off = _scan_regions(text)
     grad_off = frozenset(name for name, n in off.items() if mentions.get(name) == n)
     uses = frozenset(name for name, n in mentions.items() if n > 0 and name not in grad_off)

@@ -812,7 +812,8 @@ class Flow:
     def free_graph(self, loss: Value, backward: ast.AST, state: State) -> None:
         """After `backward()` without `retain_graph`, the graph behind `loss` is freed: every
         local value with a graph that `loss` was computed from, or that was computed from
-        it (`total = total + loss`), now rests on freed buffers."""
+        it (`total = total + loss`), now rests on freed buffers. (`backward` may be the call of a
+        helper that backpropagates the loss: `backward_helpers`.)"""
         graph_names = {
             name for name in loss.names if (value := state.env.get(name)) is not None and has_graph(value)
         }

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from gradguard.engine import shape_flow, torch_facts
+from gradguard.engine.backward_helpers import backpropagated_parameters
 from gradguard.engine.index import (
     KIND_FUNCTION,
     KIND_MODULE,
@@ -1629,7 +1630,16 @@ class Semantics:
                 value = value.evolve(cuts=(Cut(NO_GRAD, state.nograd, blocked),) if blocked else ())  # type: ignore[arg-type]
         else:
             self._keep_callee_saves(node, saved, outside, mapping, state)
+            for name in self._backpropagated(func):
+                if name in bound and bound[name].is_tensor:  # the helper backpropagates the caller's loss
+                    flow.free_graph(bound[name], node, state)
         return value
+
+    def _backpropagated(self, func: ast.AST) -> frozenset[str]:
+        cache = self.__dict__.setdefault("_backpropagated_cache", {})
+        if func not in cache:
+            cache[func] = backpropagated_parameters(self.module, func)
+        return cache[func]
 
     def _call_summary(
         self,

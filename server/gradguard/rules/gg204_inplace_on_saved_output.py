@@ -781,6 +781,42 @@ class InplaceOnSavedOutput(Rule):
         Valid(
             """
             import torch
+            import torch.nn.functional as F
+
+
+            # from gptqmodel 7.7.0 gptqmodel/quantization/paroquant/optimization.py (the warm-up of a captured step)
+            def backward_scalar(loss, seed=None):
+                if seed is None:
+                    loss.backward()
+                    return
+                torch.autograd.backward(loss, seed)
+
+
+            def warm_up(model, optimizer, inputs, targets):
+                static_input = torch.empty(4, 3)
+                static_target = torch.empty(4, 1)
+                for _ in range(3):
+                    static_input.copy_(inputs)
+                    static_target.copy_(targets)
+                    optimizer.zero_grad()
+                    loss = F.smooth_l1_loss(model(static_input), static_target)
+                    backward_scalar(loss)
+                    optimizer.step()
+                final = F.smooth_l1_loss(model(static_input), static_target)
+                final.backward()
+                return final
+
+
+            model = torch.nn.Linear(3, 1)
+            warm_up(model, torch.optim.SGD(model.parameters(), lr=0.1), torch.randn(4, 3), torch.randn(4, 1))
+            """,
+            run="assert model.weight.grad is not None",
+            note="a helper that backpropagates its argument on every path frees the loop's graph before the next "
+            "iteration's `copy_`, as a written `loss.backward()` does",
+        ),
+        Valid(
+            """
+            import torch
             import torch.nn as nn
             import torch.nn.functional as F
 
