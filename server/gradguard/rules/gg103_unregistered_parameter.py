@@ -488,6 +488,36 @@ class UnregisteredParameter(Rule):
             "hands to its optimizer or to `torch.autograd.grad` (then updates by hand): they train without "
             "`model.parameters()`, and an `nn.ParameterList` would refuse the code's `self.weights = [...]`",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class FastWeights(nn.Module):
+                def __init__(self, dims=(4, 3)):
+                    super().__init__()
+                    self.fast = [nn.Parameter(torch.randn(b, a)) for a, b in zip(dims, dims[1:])]
+
+                def fast_parameters(self):
+                    return self.fast
+
+                def forward(self, x):
+                    for w in self.fast:
+                        x = F.linear(x, w)
+                    return x
+            """,
+            run="""
+            m = FastWeights()
+            optimizer = torch.optim.SGD(m.fast_parameters(), lr=0.1)
+            before = m.fast[0].detach().clone()
+            m(torch.randn(2, 4)).sum().backward()
+            optimizer.step()
+            assert not torch.equal(before, m.fast[0])
+            """,
+            note="a list of parameters the class returns from a `*parameters()` method: whoever trains it "
+            "takes it from there, not from `model.parameters()`",
+        ),
     ]
     INVALID = [
         Invalid(
