@@ -998,6 +998,55 @@ class UnregisteredParameter(Rule):
             note="the layers are given to a wrapper module, but its `__init__` only reads `layer.out_features`: "
             "it keeps no reference, so nothing registers them",
         ),
+        Invalid(
+            """
+            import copy
+
+            import torch
+            import torch.nn as nn
+
+            class Reset(nn.Module):
+                def __init__(self, n=2):
+                    super().__init__()
+                    self.weights = [nn.Parameter(torch.randn(3, 3)) for _ in range(n)]
+                    self.initial = copy.deepcopy(self.weights)
+
+                def forward(self, x):
+                    for w in self.weights:
+                        x = x @ w
+                    return x
+            """,
+            lines=[9],
+            fixed="""
+            import copy
+
+            import torch
+            import torch.nn as nn
+
+            class Reset(nn.Module):
+                def __init__(self, n=2):
+                    super().__init__()
+                    self.weights = nn.ParameterList([nn.Parameter(torch.randn(3, 3)) for _ in range(n)])
+                    self.initial = copy.deepcopy(self.weights)
+
+                def forward(self, x):
+                    for w in self.weights:
+                        x = x @ w
+                    return x
+            """,
+            run="""
+            m = Reset()
+            assert any(p is m.weights[0] for p in m.parameters()), "the weights are not parameters"
+            """,
+            raises="the weights are not parameters",
+            check_fixed="""
+            model = Reset()
+            model(torch.randn(2, 3)).sum().backward()
+            assert model.weights[0].grad is not None and model.initial[0].grad is None
+            """,
+            note="a list of parameters handed to a call that is not an optimizer (an unknown one): not "
+            "known to train them, still reported",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
@@ -1224,7 +1273,8 @@ def _handed_to_training(unit: Unit, method, read: ast.expr) -> bool:
     given = {k.arg: k.value for k in parent.keywords}
     if unit.module.call_name(parent) == "torch.autograd.grad":
         return node is given.get("inputs", parent.args[1] if len(parent.args) > 1 else None)
-    if unit.semantics.flow(method).value_of(parent).kinds & OPTIMIZER:
+    made = unit.semantics.flow(method).value_of(parent)
+    if made.is_only(OPTIMIZER):  # (an unknown call's value may be anything: known only)
         return node is given.get("params", parent.args[0] if parent.args else None)
     return False
 
