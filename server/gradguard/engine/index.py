@@ -334,6 +334,10 @@ class ModuleContext:
         summary = self.classes.get(name)
         return summary is not None and summary.kind == KIND_MODULE
 
+    def class_node(self, name: str) -> ast.ClassDef | None:
+        """The statement of the class `name` defined at the top level of this file (None otherwise)."""
+        return self._class_nodes.get(name)
+
     def is_function_class(self, name: str) -> bool:
         summary = self.classes.get(name)
         return summary is not None and summary.kind == KIND_FUNCTION

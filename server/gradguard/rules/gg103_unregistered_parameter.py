@@ -11,7 +11,7 @@ from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import nn_name, replace_node
 from gradguard.engine.index import Unit, chain_root, self_name, walk
 from gradguard.engine.interpreter import ATTRIBUTE_STORE
-from gradguard.engine.values import DICT, LIST, MODULE, NONE, PARAMETER, TUPLE, YES
+from gradguard.engine.values import DICT, LIST, MODULE, NONE, OPTIMIZER, PARAMETER, TUPLE, YES
 from gradguard.engine.queries import node_text
 from gradguard.engine.rule import Invalid, Rule, Valid, Message
 from gradguard.engine.rule_helpers import rebound_before, self_attribute_reads
@@ -58,7 +58,9 @@ class UnregisteredParameter(Rule):
     `nn.ModuleList`/`nn.ModuleDict` for containers of layers and
     `nn.ParameterList`/`nn.ParameterDict` for containers of parameters. Lists of
     numbers, shapes or names, lists of parameter-free layers, and lists of layers that
-    are also passed to `nn.Sequential(*layers)` are fine and not reported, nor are lists whose
+    are also passed to `nn.Sequential(*layers)` (or, one by one, to the constructor of a registered
+    module that keeps them: `nn.Sequential(*[Wrapper(layer) for layer in layers])`) are fine and not
+    reported, nor are lists whose
     items `__init__` registers one by one (`self.add_module(name, layer)`) or whose items'
     tensors it registers again as parameters of the module, sharing their storage
     (`register_parameter("weight", nn.Parameter(w))` for each `w` of an item). So are lists of
@@ -69,6 +71,12 @@ class UnregisteredParameter(Rule):
     list is reported. The fix
     changes the module's `state_dict()` keys, so checkpoints saved before it will have
     different keys.
+
+    A list of parameters that the class itself hands to what trains it is not reported either: to
+    an optimizer (`optim.Adam(self.weights + self.biases)`), to `torch.autograd.grad(loss,
+    self.weights)` (meta-learning's functional weights, updated by hand), or returned from a
+    `*parameters()` method. Such code never goes through `model.parameters()`, and an
+    `nn.ParameterList` would refuse its `self.weights = [w - lr * g ...]`.
 
     A list the caller passes in (`def __init__(self, activations): self.acts = activations`)
     is judged by the calls of the class in the file: it is reported when one of them passes
@@ -391,6 +399,124 @@ class UnregisteredParameter(Rule):
             note="torchrec modules/fused_embedding_modules.py: the list of fused kernels is kept out of "
             "the module tree on purpose, and each table's weight is registered again as a parameter of "
             "`self` (`register_parameter('weight', nn.Parameter(weight))`), sharing the kernel's storage",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Enhanced(nn.Module):
+                def __init__(self, layer, activation):
+                    super().__init__()
+                    self.model = nn.Sequential(layer, activation)
+
+                def forward(self, x):
+                    return self.model(x)
+
+            class ResidualFeedForward(nn.Module):
+                def __init__(self, dim=4, n_layers=2):
+                    super().__init__()
+                    self.layers = []
+                    for _ in range(n_layers):
+                        self.layers.append(nn.Linear(dim, dim))
+                    blocks = []
+                    for layer in self.layers:
+                        blocks.append(Enhanced(layer=layer, activation=nn.Tanh()))
+                    self.inner_layers = nn.Sequential(*blocks)
+
+                def forward(self, x):
+                    return self.inner_layers(x)
+
+                def weight_norms(self):
+                    return [layer.weight.norm() for layer in self.layers]
+            """,
+            # from pina-mathlab 0.3.2.post2610 pina/_src/model/feed_forward.py (ResidualFeedForward)
+            run="""
+            m = ResidualFeedForward()
+            registered = list(m.parameters())
+            assert all(any(p is q for q in registered) for layer in m.layers for p in layer.parameters())
+            assert m.to(torch.float64).layers[0].weight.dtype == torch.float64
+            """,
+            note="holdout7 pina-mathlab: the list's layers are given to a wrapper module that keeps them, and the "
+            "wrappers to a registered `nn.Sequential`: every layer of the list is registered through it",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            from torch.nn import Parameter
+
+            class MetaApprox(nn.Module):
+                def __init__(self, sizes=(4, 3), lr=0.1):
+                    super().__init__()
+                    self.weights = []
+                    self.biases = []
+                    for a, b in zip(sizes, sizes[1:]):
+                        self.weights.append(Parameter(torch.randn(a, b)))
+                        self.biases.append(Parameter(torch.zeros(b)))
+                    self.optimizer = torch.optim.Adam(self.weights + self.biases, lr=lr)
+
+                def forward(self, x):
+                    for w, b in zip(self.weights, self.biases):
+                        x = x @ w + b
+                    return x
+
+            class Metattack(nn.Module):
+                def __init__(self, sizes=(4, 3)):
+                    super().__init__()
+                    self.weights = []
+                    for a, b in zip(sizes, sizes[1:]):
+                        self.weights.append(Parameter(torch.randn(a, b)))
+
+                def inner_train(self, x, lr=0.1):
+                    grads = torch.autograd.grad((x @ self.weights[0]).pow(2).sum(), self.weights, create_graph=True)
+                    self.weights = [w - lr * g for w, g in zip(self.weights, grads)]
+            """,
+            # from deeprobust 0.2.11 deeprobust/graph/global_attack/mettack.py (Metattack, MetaApprox)
+            run="""
+            m = MetaApprox()
+            before = m.weights[0].detach().clone()
+            m(torch.randn(5, 4)).pow(2).sum().backward()
+            m.optimizer.step()
+            assert list(m.parameters()) == [] and not torch.equal(before, m.weights[0])
+            a = Metattack()
+            before = a.weights[0].detach().clone()
+            a.inner_train(torch.randn(5, 4))
+            assert not torch.equal(before, a.weights[0].detach())
+            """,
+            note="holdout7 deeprobust: functional weights of meta-learning, kept in lists that the class itself "
+            "hands to its optimizer or to `torch.autograd.grad` (then updates by hand): they train without "
+            "`model.parameters()`, and an `nn.ParameterList` would refuse the code's `self.weights = [...]`",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class FastWeights(nn.Module):
+                def __init__(self, dims=(4, 3)):
+                    super().__init__()
+                    self.fast = [nn.Parameter(torch.randn(b, a)) for a, b in zip(dims, dims[1:])]
+
+                def fast_parameters(self):
+                    return self.fast
+
+                def forward(self, x):
+                    for w in self.fast:
+                        x = F.linear(x, w)
+                    return x
+            """,
+            run="""
+            m = FastWeights()
+            optimizer = torch.optim.SGD(m.fast_parameters(), lr=0.1)
+            before = m.fast[0].detach().clone()
+            m(torch.randn(2, 4)).sum().backward()
+            optimizer.step()
+            assert not torch.equal(before, m.fast[0])
+            """,
+            note="a list of parameters the class returns from a `*parameters()` method: whoever trains it "
+            "takes it from there, not from `model.parameters()`",
         ),
     ]
     INVALID = [
@@ -814,6 +940,113 @@ class UnregisteredParameter(Rule):
             assert m.weight.grad is not None and "weight" in m.state_dict()
             """,
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Head(nn.Module):
+                def __init__(self, layer):
+                    super().__init__()
+                    self.proj = nn.Linear(layer.out_features, 2)
+
+                def forward(self, x):
+                    return self.proj(x)
+
+            class Model(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.layers = [nn.Linear(4, 4), nn.Linear(4, 4)]
+                    self.heads = nn.ModuleList([Head(layer) for layer in self.layers])
+
+                def forward(self, x):
+                    return [head(layer(x)) for layer, head in zip(self.layers, self.heads)]
+            """,
+            lines=[15],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class Head(nn.Module):
+                def __init__(self, layer):
+                    super().__init__()
+                    self.proj = nn.Linear(layer.out_features, 2)
+
+                def forward(self, x):
+                    return self.proj(x)
+
+            class Model(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.layers = nn.ModuleList([nn.Linear(4, 4), nn.Linear(4, 4)])
+                    self.heads = nn.ModuleList([Head(layer) for layer in self.layers])
+
+                def forward(self, x):
+                    return [head(layer(x)) for layer, head in zip(self.layers, self.heads)]
+            """,
+            run="""
+            m = Model()
+            assert any(p is m.layers[0].weight for p in m.parameters()), "the list's layers are not registered"
+            """,
+            raises="the list's layers are not registered",
+            check_fixed="""
+            model = Model()
+            assert len(list(model.parameters())) == 8
+            sum(y.sum() for y in model(torch.randn(3, 4))).backward()
+            assert model.layers[0].weight.grad is not None
+            """,
+            note="the layers are given to a wrapper module, but its `__init__` only reads `layer.out_features`: "
+            "it keeps no reference, so nothing registers them",
+        ),
+        Invalid(
+            """
+            import copy
+
+            import torch
+            import torch.nn as nn
+
+            class Reset(nn.Module):
+                def __init__(self, n=2):
+                    super().__init__()
+                    self.weights = [nn.Parameter(torch.randn(3, 3)) for _ in range(n)]
+                    self.initial = copy.deepcopy(self.weights)
+
+                def forward(self, x):
+                    for w in self.weights:
+                        x = x @ w
+                    return x
+            """,
+            lines=[9],
+            fixed="""
+            import copy
+
+            import torch
+            import torch.nn as nn
+
+            class Reset(nn.Module):
+                def __init__(self, n=2):
+                    super().__init__()
+                    self.weights = nn.ParameterList([nn.Parameter(torch.randn(3, 3)) for _ in range(n)])
+                    self.initial = copy.deepcopy(self.weights)
+
+                def forward(self, x):
+                    for w in self.weights:
+                        x = x @ w
+                    return x
+            """,
+            run="""
+            m = Reset()
+            assert any(p is m.weights[0] for p in m.parameters()), "the weights are not parameters"
+            """,
+            raises="the weights are not parameters",
+            check_fixed="""
+            model = Reset()
+            model(torch.randn(2, 3)).sum().backward()
+            assert model.weights[0].grad is not None and model.initial[0].grad is None
+            """,
+            note="a list of parameters handed to a call that is not an optimizer (an unknown one): not "
+            "known to train them, still reported",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
@@ -844,7 +1077,7 @@ class UnregisteredParameter(Rule):
             and e.target.value.id == me
             and isinstance(e.node, (ast.Assign, ast.AnnAssign))
         ]
-        registered = _registered_roots(end.env, flow)
+        registered = _registered_roots(end.env, flow, unit)
         reported: set[str] = set()
         for event in stores:
             attr = event.target.attr  # type: ignore[union-attr]
@@ -875,6 +1108,7 @@ class UnregisteredParameter(Rule):
                 and final.is_only(LIST | TUPLE | DICT)
                 and attr not in _registered_one_by_one(init, me)
                 and not _items_never_used(unit, cls, attr)
+                and not (kinds == {_KIND_PARAM} and _trained_by_hand(unit, cls, attr))
             ):
                 reported.add(attr)
                 empty = _is_empty_container(value_node)
@@ -1003,6 +1237,46 @@ def _items_never_used(unit: Unit, cls: ast.ClassDef, attr: str) -> bool:
             continue
         return False
     return True
+
+
+def _trained_by_hand(unit: Unit, cls: ast.ClassDef, attr: str) -> bool:
+    """The class hands the list of parameters itself to what trains it: an optimizer
+    (`optim.Adam(self.weights + self.biases)`), `torch.autograd.grad(loss, self.weights)` (an update
+    written by hand: meta-learning's functional weights), or returns it from a `*parameters()`
+    method. `model.parameters()` does not matter to such code (deeprobust graph/global_attack/mettack.py)."""
+    for method in unit.methods(cls).values():
+        me = self_name(method)
+        for node in walk(method):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == attr
+                and isinstance(node.value, ast.Name)
+                and node.value.id == me
+                and isinstance(node.ctx, ast.Load)
+                and _handed_to_training(unit, method, node)
+            ):
+                return True
+    return False
+
+
+def _handed_to_training(unit: Unit, method, read: ast.expr) -> bool:
+    node, parent = read, unit.parent(read)
+    # `self.weights + self.biases`, `[*self.weights, w]`, `list(self.weights)`: the same parameters
+    while isinstance(parent, (ast.BinOp, ast.Starred, ast.List, ast.Tuple)) or (
+        isinstance(parent, ast.Call) and unit.module.call_name(parent) in ("list", "tuple", "itertools.chain")
+    ):
+        node, parent = parent, unit.parent(parent)
+    if isinstance(parent, ast.Return):
+        return method.name.endswith("parameters")
+    if not isinstance(parent, ast.Call):
+        return False
+    given = {k.arg: k.value for k in parent.keywords}
+    if unit.module.call_name(parent) == "torch.autograd.grad":
+        return node is given.get("inputs", parent.args[1] if len(parent.args) > 1 else None)
+    made = unit.semantics.flow(method).value_of(parent)
+    if made.is_only(OPTIMIZER):  # (an unknown call's value may be anything: known only)
+        return node is given.get("params", parent.args[0] if parent.args else None)
+    return False
 
 
 def _inner_module_lists(
@@ -1239,9 +1513,93 @@ def _names(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
-def _registered_roots(env: dict, flow) -> frozenset:
+def _registered_roots(env: dict, flow, unit: Unit) -> frozenset:
     """Roots of everything a registered module attribute, `add_module`/`register_*` or
-    `setattr` holds (a list also handed to `nn.Sequential` is registered that way)."""
+    `setattr` holds (a list also handed to `nn.Sequential` is registered that way), and of the
+    modules given to the constructor of a registered module that keeps them (`Wrapper(layer)`)."""
+    roots = set(_directly_registered_roots(env, flow))
+    wrapped = _wrapped_roots(unit, flow)
+    grown = True
+    while grown:  # a wrapper of a wrapper of a registered module: registered too
+        grown = False
+        for made, kept in wrapped.items():
+            if made in roots and not kept <= roots:
+                roots |= kept
+                grown = True
+    return frozenset(roots)
+
+
+def _wrapped_roots(unit: Unit, flow) -> dict:
+    """For each module built in the scope by a call given other modules (`EnhancedLinear(layer=layer)`,
+    `nn.Sequential(*blocks)`): the call's roots -> the roots of the modules it was given, when the
+    class keeps them (torch.nn's containers and wrappers do; a class of this file only when its
+    `__init__` does more with the argument than read its attributes; a class not read here may)."""
+    wrapped: dict = {}
+    for call in walk(flow.func):
+        if not isinstance(call, ast.Call):
+            continue
+        made = flow.value_of(call)
+        if not (made.known and made.is_module and made.sources) or not _keeps_arguments(unit, call):
+            continue
+        kept: set = set()
+        for arg in [*call.args, *(k.value for k in call.keywords)]:
+            arg = arg.value if isinstance(arg, ast.Starred) else arg
+            _collect_roots(flow.value_of(arg), kept)
+            for iterable in _iterables_binding(unit, arg):
+                _collect_roots(flow.value_of(iterable), kept)
+        kept -= made.sources
+        for root in made.sources:
+            wrapped.setdefault(root, set()).update(kept)
+    return wrapped
+
+
+def _iterables_binding(unit: Unit, name: ast.expr) -> list[ast.expr]:
+    """The iterables of the comprehensions and `for` loops around `name` whose target binds it
+    (`Wrapper(layer) for layer in self.layers`): the name stands for every element of each."""
+    if not isinstance(name, ast.Name):
+        return []
+    found = []
+    for node in unit.ancestors(name):
+        loops = (
+            node.generators
+            if isinstance(node, _COMPREHENSIONS)
+            else [node]
+            if isinstance(node, ast.For)
+            else []
+        )
+        found += [loop.iter for loop in loops if name.id in _names(loop.target)]
+    return found
+
+
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+
+
+def _keeps_arguments(unit: Unit, call: ast.Call) -> bool:
+    """A module class's constructor may store the modules it is given. Only a class of this file
+    whose `__init__` uses an argument solely as `arg.attribute` (`nn.Linear(layer.out_features, 2)`)
+    is known not to keep it."""
+    cls = unit.module.class_node(call.func.id) if isinstance(call.func, ast.Name) else None
+    if cls is None:
+        return True
+    init = next((s for s in cls.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"), None)
+    if init is None:
+        return True
+    unit.semantics.consulted.add(cls.name)  # (the answer rests on that class's text)
+    given = [
+        *init.args.posonlyargs,
+        *init.args.args,
+        *init.args.kwonlyargs,
+        init.args.vararg,
+        init.args.kwarg,
+    ]
+    names = {a.arg for a in given[1:] if a is not None}
+    read_attributes_of = {id(n.value) for n in walk(init) if isinstance(n, ast.Attribute)}
+    return any(
+        isinstance(n, ast.Name) and n.id in names and id(n) not in read_attributes_of for n in walk(init)
+    )
+
+
+def _directly_registered_roots(env: dict, flow) -> set:
     roots: set = set()
     for key, value in env.items():
         if key.startswith("self.") and key.count(".") == 1 and value.known and value.kinds & MODULE:
@@ -1276,7 +1634,7 @@ def _registered_roots(env: dict, flow) -> frozenset:
             # attribute, which `nn.Module` registers whoever stored it (a base class's `__init__`:
             # megatron-core distributed/distributed_data_parallel.py)
             _collect_roots(flow.value_of(node), roots)
-    return frozenset(roots)
+    return roots
 
 
 def _collect_roots(value, roots: set, depth: int = 0) -> None:
@@ -1407,7 +1765,7 @@ def _passed_in(
         value = caller.value_of(arg)
         registered: frozenset = frozenset()
         if caller.exit_state is not None:
-            registered = _registered_roots(caller.exit_state.env, caller)
+            registered = _registered_roots(caller.exit_state.env, caller, unit)
         kinds = _unregistered_kinds(value, registered, unit=unit) if value.is_only(LIST | TUPLE) else set()
         parts = [p for p in [value.elem, *(value.items or ())] if p is not None]
         all_modules = value.known and value.is_only(LIST | TUPLE) and all(p.is_module for p in parts)
