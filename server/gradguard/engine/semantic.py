@@ -1258,23 +1258,16 @@ class Semantics:
 
     def _registered_by_name(self, class_name: str, attr: str) -> bool:
         """The class registers `attr` through a method of a base class defined elsewhere
-        (`self.add_state("weight", default=torch.tensor(0.0))` in a torchmetrics Metric): what
-        that method makes of it (a state, a buffer, a parameter) is not known."""
+        (`self.add_state("weight", default=torch.tensor(0.0))` in a torchmetrics Metric), or stores
+        it itself under a name written as a string (`setattr(self, "bias_correction", total)`): what
+        it holds (a state, a buffer, a parameter, a plain tensor) is not known from its name."""
         info = self.class_info(class_name)
         if info is None:
             return False
         names = getattr(info, "registered_names", None)
         if names is None:
             names = info.registered_names = {  # type: ignore[attr-defined]
-                call.args[0].value
-                for call in walk(info.node)
-                if isinstance(call, ast.Call)
-                and call.args
-                and isinstance(call.func, ast.Attribute)
-                and isinstance(call.func.value, ast.Name)
-                and call.func.value.id == "self"
-                and isinstance(call.args[0], ast.Constant)
-                and isinstance(call.args[0].value, str)
+                name for call in walk(info.node) if (name := _name_registered_on_self(call)) is not None
             }
         return attr in names
 
@@ -3148,3 +3141,22 @@ __all__ = [
     "value_key",
 ]
 _ = (CALLABLE, CONTAINER, FUNCTION_CLASS, NOTHING, PARAMETER, INPLACE, NONDIFF, NONE)
+
+
+def _name_registered_on_self(node: ast.AST) -> str | None:
+    """`"name"` in `self.add_state("name", ...)` (a method call on `self` whose first argument is a
+    string) or in `setattr(self, "name", value)`."""
+    if not isinstance(node, ast.Call) or not node.args:
+        return None
+    func, args = node.func, node.args
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
+        first = args[0]
+    elif isinstance(func, ast.Name) and func.id == "setattr" and len(args) == 3 and _is_self(args[0]):
+        first = args[1]
+    else:
+        return None
+    return first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else None
+
+
+def _is_self(node: ast.expr) -> bool:
+    return isinstance(node, ast.Name) and node.id == "self"
