@@ -2419,8 +2419,9 @@ class Semantics:
         if namespace in ("torch", "torch.autograd", "torch.autograd.grad_mode") and last in (
             "no_grad", "enable_grad", "inference_mode", "set_grad_enabled"):  # fmt: skip
             return OBJECT_VALUE
-        if qual in ("torch.autograd.grad",):
-            return Value(TUPLE, grad=NO, leaf=NO, elem=Value(TENSOR, grad=MAYBE, leaf=NO))
+        fixed = _TORCH_FIXED_RESULTS.get(qual)
+        if fixed is not None:
+            return fixed
         if namespace == "torch" and last in _FACTORIES:
             return self._factory(flow, node, last, args, state)
         if last in _COLLECTING and namespace == "torch":
@@ -2612,6 +2613,13 @@ class Semantics:
         return Value(NUMPY, grad=NO, leaf=YES, dtype=dtype)
 
 
+# torch functions whose result is the same whatever they are given
+_TORCH_FIXED_RESULTS = {
+    "torch.autograd.grad": Value(TUPLE, grad=NO, leaf=NO, elem=Value(TENSOR, grad=MAYBE, leaf=NO)),
+    # False whenever Python runs the code (only TorchScript's compiled copy sees True): an
+    # `if torch.jit.is_scripting():` branch never runs in eager code
+    "torch.jit.is_scripting": shape_flow.FALSE,
+}
 # (not `np.load`: it returns the dtype that was saved)
 _NUMPY_FLOATS = frozenset({"array", "asarray", "zeros", "ones", "empty", "linspace", "eye", "identity", "randn",
                            "rand", "random", "normal", "uniform", "standard_normal", "full", "arange",
