@@ -1259,23 +1259,16 @@ class Semantics:
 
     def _registered_by_name(self, class_name: str, attr: str) -> bool:
         """The class registers `attr` through a method of a base class defined elsewhere
-        (`self.add_state("weight", default=torch.tensor(0.0))` in a torchmetrics Metric): what
-        that method makes of it (a state, a buffer, a parameter) is not known."""
+        (`self.add_state("weight", default=torch.tensor(0.0))` in a torchmetrics Metric), or stores
+        it itself under a name written as a string (`setattr(self, "bias_correction", total)`): what
+        it holds (a state, a buffer, a parameter, a plain tensor) is not known from its name."""
         info = self.class_info(class_name)
         if info is None:
             return False
         names = getattr(info, "registered_names", None)
         if names is None:
             names = info.registered_names = {  # type: ignore[attr-defined]
-                call.args[0].value
-                for call in walk(info.node)
-                if isinstance(call, ast.Call)
-                and call.args
-                and isinstance(call.func, ast.Attribute)
-                and isinstance(call.func.value, ast.Name)
-                and call.func.value.id == "self"
-                and isinstance(call.args[0], ast.Constant)
-                and isinstance(call.args[0].value, str)
+                name for call in walk(info.node) if (name := _name_registered_on_self(call)) is not None
             }
         return attr in names
 
@@ -2436,8 +2429,9 @@ class Semantics:
         if namespace in ("torch", "torch.autograd", "torch.autograd.grad_mode") and last in (
             "no_grad", "enable_grad", "inference_mode", "set_grad_enabled"):  # fmt: skip
             return OBJECT_VALUE
-        if qual in ("torch.autograd.grad",):
-            return Value(TUPLE, grad=NO, leaf=NO, elem=Value(TENSOR, grad=MAYBE, leaf=NO))
+        fixed = _TORCH_FIXED_RESULTS.get(qual)
+        if fixed is not None:
+            return fixed
         if namespace == "torch" and last in _FACTORIES:
             return self._factory(flow, node, last, args, state)
         if last in _COLLECTING and namespace == "torch":
@@ -2629,6 +2623,13 @@ class Semantics:
         return Value(NUMPY, grad=NO, leaf=YES, dtype=dtype)
 
 
+# torch functions whose result is the same whatever they are given
+_TORCH_FIXED_RESULTS = {
+    "torch.autograd.grad": Value(TUPLE, grad=NO, leaf=NO, elem=Value(TENSOR, grad=MAYBE, leaf=NO)),
+    # False whenever Python runs the code (only TorchScript's compiled copy sees True): an
+    # `if torch.jit.is_scripting():` branch never runs in eager code
+    "torch.jit.is_scripting": shape_flow.FALSE,
+}
 # (not `np.load`: it returns the dtype that was saved)
 _NUMPY_FLOATS = frozenset({"array", "asarray", "zeros", "ones", "empty", "linspace", "eye", "identity", "randn",
                            "rand", "random", "normal", "uniform", "standard_normal", "full", "arange",
@@ -3153,3 +3154,22 @@ __all__ = [
     "value_key",
 ]
 _ = (CALLABLE, CONTAINER, FUNCTION_CLASS, NOTHING, PARAMETER, INPLACE, NONDIFF, NONE)
+
+
+def _name_registered_on_self(node: ast.AST) -> str | None:
+    """`"name"` in `self.add_state("name", ...)` (a method call on `self` whose first argument is a
+    string) or in `setattr(self, "name", value)`."""
+    if not isinstance(node, ast.Call) or not node.args:
+        return None
+    func, args = node.func, node.args
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
+        first = args[0]
+    elif isinstance(func, ast.Name) and func.id == "setattr" and len(args) == 3 and _is_self(args[0]):
+        first = args[1]
+    else:
+        return None
+    return first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else None
+
+
+def _is_self(node: ast.expr) -> bool:
+    return isinstance(node, ast.Name) and node.id == "self"

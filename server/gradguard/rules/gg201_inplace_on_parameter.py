@@ -418,6 +418,36 @@ class InplaceOnParameter(Rule):
             note="neuromancer slim/linear.py: the parameters projected onto >= 0 in forward with `F.relu` "
             "(`clamp(min=0)`), the optimizer's update kept",
         ),
+        Valid(
+            """
+            # from nni 3.0 nni/compression/base/wrapper.py (ModuleWrapper.forward)
+            import torch
+            import torch.nn as nn
+
+
+            class Wrapper(nn.Module):
+                def __init__(self, module):
+                    super().__init__()
+                    self.module = module
+
+                def forward(self, x):
+                    outputs = self.module(x.round())
+                    bias_correction = torch.sum(self.module(x) - outputs, dim=0)
+                    if not hasattr(self, "bias_correction"):
+                        setattr(self, "bias_correction", bias_correction)
+                    else:
+                        self.bias_correction += bias_correction
+                    return outputs
+            """,
+            run="""
+            w = Wrapper(nn.Linear(4, 3))
+            for _ in range(3):
+                w(torch.randn(2, 4)).sum().backward()
+            assert "bias_correction" not in dict(w.named_parameters())
+            """,
+            note='dev15: an attribute the class stores itself with `setattr(self, "name", ...)` holds what it '
+            "stores (here a plain tensor), not a parameter because its name starts with `bias_`",
+        ),
     ]
     INVALID = [
         Invalid(

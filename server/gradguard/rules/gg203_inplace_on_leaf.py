@@ -336,6 +336,33 @@ class InplaceOnLeaf(Rule):
             assert torch.equal(loaded.linear.weight, saved["linear.weight"])
             """,
         ),
+        Valid(
+            """
+            # from mmrazor 1.0.0 mmrazor/models/fake_quants/lsq.py (LearnableFakeQuantize)
+            import torch
+            import torch.nn as nn
+
+
+            class FakeQuant(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.scale = nn.Parameter(torch.tensor([1.0]))
+
+                def _load_from_state_dict(self, state_dict, prefix, *args):
+                    val = state_dict[prefix + "scale"]
+                    self.scale.data = self.scale.data.resize_(val.shape)
+                    if torch.jit.is_scripting():
+                        self.scale.copy_(val)
+                    super()._load_from_state_dict(state_dict, prefix, *args)
+            """,
+            run="""
+            q = FakeQuant()
+            q.load_state_dict({"scale": torch.tensor([2.0, 3.0])})
+            assert q.scale.tolist() == [2.0, 3.0] and q.scale.requires_grad
+            """,
+            note="dev15: `torch.jit.is_scripting()` is False whenever Python runs the code, so the branch "
+            "never runs in eager code",
+        ),
     ]
     INVALID = [
         Invalid(

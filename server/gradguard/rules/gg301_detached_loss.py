@@ -10,6 +10,7 @@ from gradguard.engine import torch_facts
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import replace_node
 from gradguard.engine.index import ModuleContext, Unit, keyword, self_name
+from gradguard.engine.interpreter import BACKWARD
 from gradguard.engine.queries import backward_events, dead_terms, describe, scope_text, unit_contains
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.values import DATA, DETACH, ITEM, MAYBE, NUMPY_CUT, REWRAP, live_grad
@@ -639,6 +640,36 @@ class DetachedLoss(Rule):
             note="dev12 OpenNMT-py: the branch chosen by forward's own flag argument sets the parameters through "
             "`.data` from the output it computes and returns that output: an initialization pass, cut on purpose",
         ),
+        Valid(
+            """
+            # from cogdl 0.6 cogdl/models/emb/hin2vec.py (Hin2vec.forward)
+            import torch
+            import torch.nn as nn
+
+
+            class Embedder(nn.Module):
+                def __init__(self, dim, epochs):
+                    super().__init__()
+                    self.dim = dim
+                    self.epochs = epochs
+
+                def forward(self, n):
+                    self.model = nn.Embedding(n, self.dim)
+                    opt = torch.optim.Adam(self.model.parameters(), lr=0.1)
+                    for _ in range(self.epochs):
+                        opt.zero_grad()
+                        loss = self.model(torch.arange(n)).pow(2).sum()
+                        loss.backward()
+                        opt.step()
+                    return self.model.weight.cpu().detach().numpy()
+            """,
+            run="""
+            emb = Embedder(4, 3)(5)
+            assert emb.shape == (5, 4)
+            """,
+            note="dev15: a `forward` that fits its own model (backward and step inside) and returns the embedding "
+            "as a numpy array: the parameters get their gradients there; `.numpy()` needs the `.detach()`",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -939,10 +970,7 @@ class DetachedLoss(Rule):
                 fix = self._fix(unit, cut) if inside else None
                 yield self.finding(unit, cut.node if inside else term.node, message, fix=fix)
                 break  # one finding per constant term: its first cut
-        for func in forward_functions(unit):
-            if not _CUT_TEXT.search(scope_text(unit, func)):
-                continue
-            flow = unit.semantics.flow(func)
+        for func, flow in _cutting_forwards(unit):
             frozen = unit.semantics.frozen
             evaluated = _put_in_eval(unit, func)
             for ret, value in flow.returns:
@@ -1147,6 +1175,24 @@ def forward_functions(unit: Unit) -> list:
         if method is not None and not unit.decorator_disables_grad(method):
             found.append(method)
     return found
+
+
+def _cutting_forwards(unit: Unit) -> Iterator[tuple]:
+    """(`forward`, its flow) for the `forward`s whose text cuts the graph somewhere, and that do not
+    train a model themselves."""
+    for func in forward_functions(unit):
+        if not _CUT_TEXT.search(scope_text(unit, func)):
+            continue
+        flow = unit.semantics.flow(func)
+        if not _trains_itself(flow):
+            yield func, flow
+
+
+def _trains_itself(flow) -> bool:
+    """`forward` calls `backward()` itself (an embedding method that fits its model in a training loop
+    and returns the embedding): the parameters get their gradients there, and what it returns is the
+    result of that training, not a step of the caller's graph."""
+    return bool(flow.events_of(BACKWARD))
 
 
 def _blocks_own_state(unit: Unit, forward: ast.AST, cut) -> bool:

@@ -207,6 +207,39 @@ class LossAccumulatedWithGraph(Rule):
             note="dev14 textattack trainer.py: the labels handed out by a progress bar around the loader "
             "(`tqdm.tqdm(loader)`, an unknown call) reach the loss only as its target; they carry no graph",
         ),
+        Valid(
+            """
+            # from cleanlab 2.9.0 cleanlab/experimental/coteaching.py (train)
+            import torch
+
+
+            def train(loader, model, optimizer, loss_fn, accuracy):
+                train_correct = 0
+                for images, labels in loader:
+                    logits = model(images)
+                    prec1, _ = accuracy(logits, labels, topk=(1, 2))
+                    train_correct += prec1
+                    loss = loss_fn(logits, labels)
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                return train_correct
+            """,
+            run="""
+            def accuracy(output, target, topk):
+                pred = output.topk(max(topk), 1).indices.t()
+                correct = pred.eq(target.view(1, -1))
+                return [correct[:k].float().sum() * 100.0 / len(target) for k in topk]
+
+            model = torch.nn.Linear(4, 3)
+            loader = [(torch.randn(8, 4), torch.randint(0, 3, (8,))) for _ in range(3)]
+            sgd = torch.optim.SGD(model.parameters(), lr=0.1)
+            total = train(loader, model, sgd, torch.nn.functional.cross_entropy, accuracy)
+            assert not total.requires_grad
+            """,
+            note="dev15: the metric comes from a function the caller passes, which the backpropagated loss "
+            "never goes through: whether it keeps the graph (a loss) or cuts it (topk, eq) is not known",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -387,6 +420,8 @@ class LossAccumulatedWithGraph(Rule):
                 continue
             if not certainly_tracked(unit, value, _beyond_the_data(unit, flow, node, roots)):
                 continue
+            if _made_by_an_unknown_function(unit, flow, node, value, roots):
+                continue
             if isinstance(added, ast.Name) and _detached_after_every_backward(loop, added.id):
                 # `if with_backward: loss.backward(); loss = loss.detach()`: the graph is kept only on
                 # iterations that do not backpropagate (for the caller's loss)
@@ -426,6 +461,13 @@ def _beyond_the_data(unit: Unit, flow, node: ast.AST, roots: frozenset) -> froze
     source; `loss_fn(model(x), y)` reaches it because the labels are its target, not because the
     labels carry a graph (the model explains the loss's graph). A loss that reaches nothing but the
     data (`for out in outputs_of(x)`) still counts it."""
+    data = _loop_data(flow, unit, node)
+    rest = roots - data
+    return rest if rest and data & roots else roots
+
+
+def _loop_data(flow, unit: Unit, node: ast.AST) -> frozenset:
+    """The sources of what the `for` loops around `node` hand out (within its function)."""
     data: frozenset = frozenset()
     for anc in unit.ancestors(node):
         if isinstance(anc, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
@@ -441,8 +483,16 @@ def _beyond_the_data(unit: Unit, flow, node: ast.AST, roots: frozenset) -> froze
                     and iterable.func.id in ("enumerate", "zip", "reversed", "iter")
                 ):
                     iterables.extend(iterable.args)
-    rest = roots - data
-    return rest if rest and data & roots else roots
+    return data
+
+
+def _made_by_an_unknown_function(unit: Unit, flow, node: ast.AST, value, roots: frozenset) -> bool:
+    """An unknown function made the value (`prec, _ = accuracy(logits, y)`, with `accuracy` a callable
+    the caller passes) and the backpropagated loss never went through it: whether it keeps the graph
+    (a loss) or cuts it (a metric: `topk`, `argmax`, `eq`) is not known."""
+    kinds = unit.semantics.source_kinds
+    data = _loop_data(flow, unit, node)
+    return any(kinds.get(s) == "opaque" and s not in roots and s not in data for s in value.sources)
 
 
 def _detached_after_every_backward(loop: ast.AST, name: str) -> bool:
