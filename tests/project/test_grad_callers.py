@@ -175,6 +175,19 @@ def test_an_edit_to_the_caller_rechecks_the_callee(tmp_path: Path) -> None:
             set(),
             {"_h"},
         ),
+        # a docstring documents a name, a one-line string may use it (`getattr`)
+        ('with torch.no_grad():\n    m._h()\ndef g():\n    """Calls _h."""\n', {"_h"}, set()),
+        (
+            'with torch.no_grad():\n    m._h()\nx = """\n"""\ndef g():\n    """\n    _h\n    """\n',
+            {"_h"},
+            set(),
+        ),
+        ('with torch.no_grad():\n    m._h()\ngetattr(m, "_h")()\n', set(), {"_h"}),
+        # a closing quote that starts a line opens nothing: the call after it is read
+        ('with torch.no_grad():\n    m._h()\nx = """a\n"""\nm._h()\ny = """b\n"""\n', set(), {"_h"}),
+        # a public name with `_` inside is keyed by its tail (`copy_h` -> `_h`)
+        ("with torch.no_grad():\n    m.copy_h()\n", {"_h"}, set()),
+        ("with torch.no_grad():\n    m.copy_h()\nm.copy_h()\n", set(), {"_h"}),
         # a definition under no_grad is no call there; the call with gradients on is what counts
         ("with torch.no_grad():\n    def _h(x):\n        return x\ny = _h(m)\n", set(), {"_h"}),
         # a file naming no grad mode: its own call of the helper it defines is a use, its `def` is not
@@ -419,3 +432,129 @@ def test_an_edit_that_only_renames_a_local_changes_no_fact_other_files_rest_on(t
     assert edited != text
     assert not index.update(ops, edited)
     assert index.inference_only()
+
+
+# -- a public method that the project calls only with gradients off ------------------------------
+# from llmcompressor 0.14.0.1 llmcompressor/modeling/moe/linear_experts.py (`copy_from_experts_module`,
+# called only by the `@torch.no_grad()` classmethods `from_experts_module` in two other files)
+EXPERT = '''import torch
+import torch.nn as nn
+
+
+class ExpertMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.up = nn.Linear(4, 8)
+
+    def copy_from_fused(self, fused, index):
+        self.up.weight.copy_(fused.up_proj[index])
+        self.up.bias.copy_(fused.up_bias[index])
+
+    def copy_to_fused(self, fused, index):
+        """Inverse of :meth:`copy_from_fused`."""
+        fused.up_proj[index].copy_(self.up.weight)
+'''
+
+BUILDER = """import torch
+import torch.nn as nn
+
+from moe.expert import ExpertMLP
+
+
+class LinearExperts(nn.ModuleList):
+    @classmethod
+    @torch.no_grad()
+    def from_fused(cls, fused):
+        self = cls([ExpertMLP() for _ in range(fused.up_proj.shape[0])])
+        for index, expert in enumerate(self):
+            expert.copy_from_fused(fused, index)
+        return self
+"""
+
+BUILDER_WITH_GRAD = BUILDER.replace("    @torch.no_grad()\n", "")
+
+RUN_EXPERTS = """
+import sys
+sys.path.insert(0, {root!r})
+import torch
+from types import SimpleNamespace
+from moe.builder import LinearExperts
+fused = SimpleNamespace(up_proj=torch.randn(2, 8, 4), up_bias=torch.randn(2, 8))
+experts = LinearExperts.from_fused(fused)
+assert torch.equal(experts[1].up.weight, fused.up_proj[1]) and experts[1].up.weight.requires_grad
+experts[1].up(torch.randn(3, 4)).sum().backward()
+assert experts[1].up.weight.grad is not None
+print("ok")
+"""
+
+
+def _experts(tmp_path: Path, builder: str) -> Path:
+    pkg = tmp_path / "moe"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "expert.py").write_text(EXPERT)
+    (pkg / "builder.py").write_text(builder)
+    return pkg
+
+
+def _run_experts(root: Path) -> subprocess.CompletedProcess:
+    code = RUN_EXPERTS.format(root=str(root))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+def test_a_public_method_called_only_without_grad_from_another_file_is_silent(tmp_path: Path) -> None:
+    """Its only caller in the project is a `@torch.no_grad()` classmethod (the docstring naming it
+    documents it, no use): the copies into the layer's parameters work, and it stays trainable."""
+    pkg = _experts(tmp_path, BUILDER)
+    index = build_project([pkg])
+    assert _codes(index, pkg / "expert.py") == []
+    result = _run_experts(tmp_path)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr
+
+
+def test_a_public_method_one_caller_of_which_has_grad_on_is_reported(tmp_path: Path) -> None:
+    pkg = _experts(tmp_path, BUILDER_WITH_GRAD)
+    index = build_project([pkg])
+    assert _codes(index, pkg / "expert.py") == [("GG203", 11), ("GG203", 12)]
+    failed = _run_experts(tmp_path)
+    assert failed.returncode != 0
+    assert "a leaf Variable that requires grad is being used in an in-place operation" in failed.stderr
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "def sync(expert, fused):\n    expert.copy_from_fused(fused, 0)\n",  # a call with gradients on
+        "def sync(expert):\n    return expert.copy_from_fused\n",  # a reference, called who knows where
+        'def sync(expert, fused):\n    getattr(expert, "copy_from_fused")(fused, 0)\n',  # named in a string
+    ],
+)
+def test_any_other_mention_of_a_public_method_keeps_it_reported(tmp_path: Path, extra: str) -> None:
+    pkg = _experts(tmp_path, BUILDER)
+    (pkg / "other.py").write_text(extra)
+    index = build_project([pkg])
+    assert _codes(index, pkg / "expert.py") == [("GG203", 11), ("GG203", 12)]
+
+
+def test_a_public_method_the_project_never_calls_is_reported(tmp_path: Path) -> None:
+    pkg = _experts(tmp_path, "import torch\n")
+    index = build_project([pkg])
+    assert _codes(index, pkg / "expert.py") == [("GG203", 11), ("GG203", 12)]
+
+
+def test_editing_the_callers_decorator_flips_the_public_method(tmp_path: Path) -> None:
+    """The language server's per-keystroke path: dropping `@torch.no_grad()` from the only caller
+    reports the callee again, and putting it back silences it."""
+    pkg = _experts(tmp_path, BUILDER)
+    index = build_project([pkg])
+    analyzer = Analyzer(project=index)
+    expert, builder = pkg / "expert.py", pkg / "builder.py"
+    assert analyzer.check(EXPERT, str(expert)).findings == []
+    old = index.file(builder)
+    assert index.update(builder, BUILDER_WITH_GRAD)
+    assert str(expert.resolve()) in WorkspaceIndex._affected(index, str(builder), old)
+    assert [f.code for f in analyzer.check(EXPERT, str(expert)).findings] == ["GG203", "GG203"]
+    old = index.file(builder)
+    assert index.update(builder, BUILDER)
+    assert str(expert.resolve()) in WorkspaceIndex._affected(index, str(builder), old)
+    assert analyzer.check(EXPERT, str(expert)).findings == []

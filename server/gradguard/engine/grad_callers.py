@@ -1,30 +1,39 @@
-"""Where a project calls its private helpers with gradients off: the cross-file half of
+"""Where a project calls its functions and methods with gradients off: the cross-file half of
 `Semantics.called_without_grad`.
 
-A file's summary (`project.ModuleSummary`) carries, for the private names (`_name`, not
-dunder) its text mentions:
-- `grad_off_calls`: the names every mention of which in this file is a call made where
+Names are keyed by their tail: an identifier from its first `_` followed by a letter or digit on
+(`_sync` for `_sync`, `_from_experts` for `copy_from_experts`; `call_key`). A file's summary
+(`project.ModuleSummary`) carries, for the keys its text mentions:
+- `grad_off_calls`: the keys every mention of which in this file is a call made where
   gradients are off -- inside `with torch.no_grad():` / `torch.inference_mode()` /
   `torch.set_grad_enabled(False)`, or in a function decorated `@torch.no_grad()` /
   `@torch.inference_mode()` (or nested in one);
-- `private_uses`: the names mentioned any other way (a call with gradients on, a
-  reference passed or stored, a mention in a comment or a string: textual, so it errs
-  towards "used");
-- `private_defs`: the names the file defines with `def`.
+- `private_uses`: the keys mentioned any other way (a call with gradients on, a reference
+  passed or stored, a mention in a comment or a one-line string such as `getattr(m, "name")`:
+  textual, so it errs towards "used");
+- `private_defs`: the keys of the names the file defines with `def`.
 
-A private helper of the project whose name is in some file's `grad_off_calls` and in no
-file's `private_uses` runs only with gradients off (`ProjectIndex.grad_off_helpers`).
-Public names are never taken so: users of a library call its public functions and methods
-with gradients on. Names are matched by their last part only (`x._helper(...)` counts
-for every `_helper` of the project): a coincidence of names can only keep a helper
-reported.
+A function or method of the project whose key is in some file's `grad_off_calls` and in no
+file's `private_uses` runs only with gradients off (`ProjectIndex.grad_off_helpers`). That
+holds for private helpers (`_name`) and for public names with an `_` inside
+(llmcompressor's `copy_from_experts_module`, called only by `@torch.no_grad()` classmethods):
+the project's own code is the evidence of how a function is used, and a name that every
+mention of in the project is a grad-off call is one its authors run without gradients.
+A public name that no file mentions stays unknown (reported): users of a library call it as
+they like. A name without `_` inside (`update`, `step`) has no key and is never taken so: such
+words are also the ones most shared by unrelated methods. Matching by tail only widens what
+counts as a mention (`x.load_from_experts(...)` counts for `copy_from_experts` too): a
+coincidence of names can only keep a function reported.
 
 All of it is textual (no parse: the index summarizes every file of a workspace, most of them
 without a full parse): the grad-off regions are found from indentation, and whatever the
 reading is unsure of errs towards "used with gradients on" (a mention inside another
 identifier, `foo_helper`, counts as a mention of `_helper`; a line inside brackets or a
 triple-quoted string keeps the region it started in; a `def` or a `lambda` inside a region
-runs where it is called, so it is a region of its own).
+runs where it is called, so it is a region of its own). One exception: a triple-quoted string
+standing as a statement (a docstring naming `copy_from_experts`) documents a name and
+is not counted as a mention -- only when the file's triple quotes pair up; otherwise every
+mention counts.
 """
 
 from __future__ import annotations
@@ -33,8 +42,12 @@ import re
 from collections import Counter
 
 _SUFFIX_RE = re.compile(r"_[A-Za-z0-9]\w*")  # every `_name`, and the tails of `foo_name` (a superset)
-_DEF_RE = re.compile(r"def[ \t]+(_[A-Za-z0-9]\w*)")
-_CALL_RE = re.compile(r"(?<![\w])(_[A-Za-z0-9]\w*)[ \t]*\(")
+# the key of a defined name (not a dunder), and of a called one
+_DEF_RE = re.compile(r"def[ \t]+(?!__)[A-Za-z0-9_]*?(_[A-Za-z0-9]\w*)")
+_CALL_RE = re.compile(r"(?<![\w])[A-Za-z0-9_]*?(_[A-Za-z0-9]\w*)[ \t]*\(")
+_TRIPLE_RE = re.compile(r"\"\"\"|\'\'\'")
+_PREFIXES = ("", "r", "R", "u", "U")  # what may stand before a docstring's quotes on its line
+_LINE_ENDS = ("\n", "")  # what follows its closing quotes
 _MARKERS = ("no_grad", "inference_mode", "set_grad_enabled")
 _MARKER_RE = re.compile("|".join(_MARKERS))
 _OFF_RE = re.compile(
@@ -59,6 +72,36 @@ _TRAINING_WORDS = (  # the most frequent first: most files stop at one of them
     "RMSNorm(", "BatchNorm", "InstanceNorm", "LSTM", "GRU(", "RNN(", "GRUCell", "RNNCell", "MultiheadAttention",
     "nn.Transformer", "PReLU(",
 )  # fmt: skip
+
+
+def call_key(name: str) -> str | None:
+    """The key `grad_off_calls` and `private_uses` know a function's name by (module doc)."""
+    match = _SUFFIX_RE.search(name)
+    return name[match.start() :] if match is not None else None
+
+
+def _without_docstrings(text: str) -> str:
+    """The text without the triple-quoted strings that stand as statements (their opening quotes
+    start a line, their closing ones end it), when its triple quotes pair up (as it is otherwise)."""
+    if '"""' not in text and "'''" not in text:
+        return text
+    kept: list[str] = []
+    last = start = 0
+    quote = ""
+    for match in _TRIPLE_RE.finditer(text):
+        if not quote:
+            quote, start = match.group(), match.start()
+        elif match.group() == quote:  # (the other kind inside the string is part of it)
+            quote = ""
+            opening = text[text.rfind("\n", 0, start) + 1 : start].lstrip()
+            end = match.end()
+            if opening in _PREFIXES and text[end : end + 1] in _LINE_ENDS:
+                kept.append(text[last:start])
+                last = end
+    if quote:
+        return text  # unpaired (a triple quote in a comment or a one-line string): unsure
+    kept.append(text[last:])
+    return "".join(kept)
 
 
 def may_train(text: str) -> bool:
@@ -197,12 +240,13 @@ def grad_call_facts(text: str) -> tuple[frozenset[str], frozenset[str], frozense
     module doc)."""
     if "_" not in text:
         return EMPTY, EMPTY, EMPTY, False
-    defs = _DEF_RE.findall(text)
-    # a `def` is one mention that is no use; a name the file both defines and calls is used
-    # (fairseq2's trainer.py calls its own `self._do_run()`, with gradients on)
-    mentions = Counter(_SUFFIX_RE.findall(text))
+    code = _without_docstrings(text)
+    defs = _DEF_RE.findall(code)
+    if not defs and not any(marker in text for marker in _MARKERS):
+        return EMPTY, frozenset(_SUFFIX_RE.findall(code)), EMPTY, False
+    mentions = Counter(_SUFFIX_RE.findall(code))
     for name in defs:
-        mentions[name] -= 1
+        mentions[name] -= 1  # a definition is no use; a call beside it in the file is
     if not any(marker in text for marker in _MARKERS):
         return EMPTY, frozenset(name for name, n in mentions.items() if n > 0), frozenset(defs), False
     off, forward_off = _scan_regions(text)

@@ -119,8 +119,8 @@ class ModuleSummary:
     backward_calls: frozenset[str] = frozenset()
     sets_default_dtype: bool = False
     has_backward_methods: bool = False  # a `def *backward*(` anywhere in the file
-    # private helpers called only with gradients off / used otherwise / defined (grad_callers);
-    # not in `digest`: they matter to the files defining those helpers only
+    # functions (keyed by their `_tail`) called only with gradients off / used otherwise / defined
+    # (grad_callers); not in `digest`: they matter to the files defining those functions only
     grad_off_calls: frozenset[str] = frozenset()
     private_uses: frozenset[str] = frozenset()
     private_defs: frozenset[str] = frozenset()
@@ -1756,9 +1756,10 @@ class ProjectIndex:
         return self.graph().dependencies(_abs(path))
 
     def grad_off_helpers(self) -> frozenset[str]:
-        """The private helpers (`_name`) the project calls, and calls only where gradients are
-        off: some file calls them in a `torch.no_grad()` block or a `@torch.no_grad()` function,
-        and no file mentions them any other way (grad_callers)."""
+        """The keys (`grad_callers.call_key`: private helpers, public names with `_` inside) of the
+        functions the project calls, and calls only where gradients are off: some file calls them
+        in a `torch.no_grad()` block or a `@torch.no_grad()` function, and no file mentions them
+        any other way (grad_callers)."""
         if self._grad_off is None:
             off: set[str] = set()
             for entry in self.files.values():
@@ -1791,7 +1792,7 @@ class ProjectIndex:
         return _inference_only(summaries)
 
     def grad_call_dependents(self, old: ModuleSummary | None, new: ModuleSummary | None) -> set[str]:
-        """The files defining a private helper whose calls changed between two summaries of a
+        """The files defining a function whose calls changed between two summaries of a
         file (its `grad_off_helpers` may have changed with them)."""
         empty = ModuleSummary()
         old, new = old or empty, new or empty
@@ -2070,7 +2071,7 @@ class FileResolver:
 
     @property
     def grad_off_helpers(self) -> frozenset[str]:
-        """This file's private helpers that the project calls only with gradients off."""
+        """The keys of this file's functions that the project calls only with gradients off."""
         entry = self.index.files.get(self.path)
         if entry is None or not entry.summary.private_defs:
             return frozenset()

@@ -31,6 +31,7 @@ from contextlib import contextmanager
 
 from gradguard.engine import shape_flow, torch_facts
 from gradguard.engine.backward_helpers import backpropagated_parameters
+from gradguard.engine.grad_callers import call_key
 from gradguard.engine.index import (
     KIND_FUNCTION,
     KIND_MODULE,
@@ -645,17 +646,21 @@ class Semantics:
         function) that the file calls only where gradients are off: in `with torch.no_grad():`,
         in a function decorated `@torch.no_grad()`, or in another such helper (trl's
         `_update_bema_weights`, called from `@torch.no_grad() on_step_end` only), or that the
-        project calls only there (`FileResolver.grad_off_helpers`: calls in other files)."""
+        project calls only there (`FileResolver.grad_off_helpers`: calls in other files). A public
+        function or method only by the project's evidence: every mention of its name in the project
+        is a call made with gradients off (llmcompressor's `copy_from_experts_module`)."""
         name = getattr(func, "name", "")
-        if not name.startswith("_") or name.startswith("__"):
+        if name.startswith("__"):
             return False
         cache = self.__dict__.setdefault("_without_grad", {})
         if func in cache:
             return cache[func]
         resolver = self.module.resolver
-        if resolver is not None and name in resolver.grad_off_helpers:
-            cache[func] = True  # every call in the project is made with gradients off
+        if resolver is not None and call_key(name) in resolver.grad_off_helpers:
+            cache[func] = True  # every mention in the project is a call made with gradients off
             return True
+        if not name.startswith("_"):
+            return False  # a public name: the project's calls only (callers outside it call as they like)
         cache[func] = False  # (a cycle of helpers: taken as called with gradients on)
         if self.top.get(name) is func:
             sites = self._call_sites(name)

@@ -564,7 +564,7 @@ class WorkspaceIndex:
         before = old.summary if old is not None else None
         after = new.summary if new is not None else None
         if before is None or after is None or not before.same_grad_calls(after):
-            # the grad mode of calls to another file's private helpers (grad_callers)
+            # the grad mode of calls to another file's functions (grad_callers)
             affected |= index.grad_call_dependents(before, after)
             # a file that is not there adds nothing to whether the project is inference-only
             mode_before = (before.may_train, before.forward_grad_off) if before else (False, False)
