@@ -5,9 +5,11 @@ ones run."""
 
 from __future__ import annotations
 
+import ast
 import textwrap
 
 import pytest
+from gradguard.engine import path_facts
 from gradguard.engine.analyzer import Analyzer
 from gradguard.engine.config import Config
 
@@ -102,6 +104,26 @@ CASES = {
         _forward("x, mode", _MODES + '    if mode != "clip":\n        out.mul_(2)\n    return y + out.sum()'),
         "F()(torch.randn(4, requires_grad=True), 'tanh').backward()",
         [13],
+        True,
+    ),
+    "the same item of a configuration tested again": (
+        _forward(
+            "x, cfg",
+            _HUBER.replace("huber", 'cfg["huber"]')
+            + '    if cfg["huber"]:\n        out /= 2\n    return out',
+        ),
+        "F()(torch.randn(4, requires_grad=True), {'huber': True}).sum().backward()",
+        [],
+        False,
+    ),
+    "the item tested written in between": (
+        _forward(
+            "x, cfg",
+            _HUBER.replace("huber", 'cfg["huber"]')
+            + '    cfg["huber"] = not cfg["huber"]\n    if cfg["huber"]:\n        out /= 2\n    return out',
+        ),
+        "F()(torch.randn(4, requires_grad=True), {'huber': False}).sum().backward()",
+        [11],
         True,
     ),
     "the test's name rebound in between": (
@@ -264,3 +286,85 @@ def test_names_bound_on_some_arms_of_an_elif_chain(monkeypatch):
         mean = torch.zeros(3, requires_grad=True)
         out = scope["Likelihood"]()(y, torch.distributions.Normal(mean, 1.0, validate_args=False))
         out[~torch.isnan(out)].sum().backward()
+
+
+# -- can one run run both? (`one_run_runs_both`, `runs_before_each`) --------------------------------
+_RUNS = """
+def train(model, loader, args, scaler):
+    for epoch in range(2):
+        for step, batch in enumerate(loader):
+            if args["fp16"]:
+                with autocast():
+                    out = model(batch)
+            else:
+                loss = model(batch)  # L9
+            if args["fp16"]:
+                scaler.scale(loss).backward()  # L11
+            else:
+                loss.backward()  # L13
+            if step % 2:
+                loss.backward()  # L15
+            else:
+                loss.backward()  # L17
+            try:
+                loss.backward()  # L19
+            except ValueError:
+                loss.backward()  # L21
+            except TypeError:
+                loss.backward()  # L23
+            match args["mode"]:
+                case "a":
+                    loss.backward()  # L26
+                case _:
+                    loss.backward()  # L28
+            CHANGE
+"""
+
+
+def _runs_both(first: int, second: int, change: str = "pass") -> bool:
+    body = ast.parse(_RUNS.replace("CHANGE", change)).body[0].body
+    nodes = {n.lineno: n for n in ast.walk(ast.Module(body=body, type_ignores=[])) if isinstance(n, ast.stmt)}
+    return path_facts.one_run_runs_both(body, nodes[first], nodes[second])
+
+
+@pytest.mark.parametrize(
+    "first,second,change,both",
+    [
+        (11, 13, "pass", False),  # the arms of one `if` whose test the loops never change
+        (11, 13, 'args["fp16"] = False', True),  # ... that the loop changes
+        (11, 13, "configure(args)", True),  # ... handed to a call
+        (11, 13, 'clip(args["max_norm"])', False),  # another item handed on
+        (15, 17, "pass", True),  # `step % 2`: not a test of names only
+        (9, 11, "pass", False),  # opposite arms of two `if`s with the same test
+        (9, 13, "pass", True),
+        (21, 23, "pass", True),  # two handlers of one `try`: each iteration may raise another error
+        (19, 21, "pass", True),  # the body, then a handler
+        (26, 28, "pass", False),  # two cases of one `match`
+        (11, 26, "pass", True),
+    ],
+)
+def test_one_run_runs_both(first, second, change, both):
+    assert _runs_both(first, second, change) is both
+
+
+def test_exclusive_arms_outside_a_loop():
+    body = ast.parse("def f(flag):\n    if flag:\n        a()\n    else:\n        b()\n").body[0].body
+    assert path_facts.one_run_runs_both(body, body[0].body[0], body[0].orelse[0]) is False
+    code = "def f():\n    try:\n        a()\n    except ValueError:\n        b()\n    except TypeError:\n        c()\n"
+    body = ast.parse(code).body[0].body
+    first, second = body[0].handlers[0].body[0], body[0].handlers[1].body[0]
+    assert path_facts.one_run_runs_both(body, first, second) is False
+    assert path_facts.one_run_runs_both(body, body[0].body[0], first) is True
+
+
+def test_runs_before_each():
+    body = ast.parse(_RUNS.replace("CHANGE", "pass")).body[0].body
+    nodes = {n.lineno: n for n in ast.walk(ast.Module(body=body, type_ignores=[])) if isinstance(n, ast.stmt)}
+    assert path_facts.runs_before_each(body, nodes[9], nodes[13])  # the `else` of the same test, later
+    assert not path_facts.runs_before_each(body, nodes[9], nodes[11])
+    assert not path_facts.runs_before_each(body, nodes[9], nodes[15])  # under another test
+    changed = ast.parse(_RUNS.replace("CHANGE", "args = other")).body[0].body
+    nodes = {
+        n.lineno: n for n in ast.walk(ast.Module(body=changed, type_ignores=[])) if isinstance(n, ast.stmt)
+    }
+    assert not path_facts.runs_before_each(changed, nodes[9], nodes[13])

@@ -1893,7 +1893,12 @@ class Semantics:
         ):
             # a tensor method on something that carries autograd facts: the same facts
             # come out (without claiming the receiver was a tensor)
-            result = self.tensor_method(flow, node, receiver.evolve(kinds=TENSOR), attr, args, state)
+            if attr == "requires_grad_":
+                result = self._requires_grad(
+                    node, receiver.evolve(kinds=TENSOR), args, state, of_unknown_kind=True
+                )
+            else:
+                result = self.tensor_method(flow, node, receiver.evolve(kinds=TENSOR), attr, args, state)
             return result.evolve(kinds=ANY) if result.is_tensor else result
         if attr in ("zero_grad",):
             flow._record(ZERO_GRAD_CALL, node, state, receiver)
@@ -2244,7 +2249,9 @@ class Semantics:
             return Value(TUPLE, grad=NO, leaf=NO, elem=result)
         return result
 
-    def _requires_grad(self, node: ast.Call, receiver: Value, args: Arguments, state: State) -> Value:
+    def _requires_grad(
+        self, node: ast.Call, receiver: Value, args: Arguments, state: State, of_unknown_kind: bool = False
+    ) -> Value:
         flag = args.node_of(0, "requires_grad")
         on = flag is None or (isinstance(flag, ast.Constant) and flag.value is True)
         off = isinstance(flag, ast.Constant) and flag.value is False
@@ -2254,9 +2261,13 @@ class Semantics:
                 self.source_kinds.setdefault(node, "leaf")
                 sources = sources | {node}
             result = receiver.evolve(grad=YES, sources=sources)
-            if receiver.grad != YES and receiver.leaf != NO and self._opaque_only(receiver.sources):
+            if receiver.leaf != NO and (
+                (receiver.grad != YES and self._opaque_only(receiver.sources)) or of_unknown_kind
+            ):
                 # `y = physics(x); y.requires_grad_(True)`: on a tensor that required grad this is a
-                # no-op, so the code means one that did not: no graph behind it, a new leaf
+                # no-op, so the code means one that did not: no graph behind it, a new leaf. So too
+                # for a value not known to be a tensor (an unknown call's result, `transform(x_adv)`
+                # returning `x_adv.detach().clone()`), whatever gradient it was guessed to carry
                 result = result.evolve(leaf=YES, saves=False, stale=frozenset())
         elif off:
             result = receiver.evolve(grad=NO)

@@ -6,7 +6,7 @@ import ast
 from collections.abc import Iterator
 from functools import partial
 
-from gradguard.engine import torch_facts
+from gradguard.engine import path_facts, torch_facts
 from gradguard.engine.finding import Applicability, Finding, Severity, TextEdit
 from gradguard.engine.fixes import (
     alone_on_its_lines,
@@ -697,6 +697,83 @@ class BackwardTwice(Rule):
             "`DeviceMesh` gives (`init_device_mesh`, torch.distributed set-up: never a tensor) selects each "
             "batch; the two losses are two forward passes of one batch that carries no graph",
         ),
+        Valid(
+            """
+            import torch
+
+
+            def train(model, loader, args):
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+                scaler = torch.amp.GradScaler("cpu", enabled=args["fp16"])
+                for epoch in range(2):
+                    for batch in loader:
+                        if args["fp16"]:
+                            with torch.autocast("cpu", dtype=torch.bfloat16):
+                                outputs = model(batch)
+                        else:
+                            outputs = model(batch)
+                            loss = outputs.pow(2).mean()
+                        if args["gradient_accumulation_steps"] > 1:
+                            loss = loss / args["gradient_accumulation_steps"]
+                        if args["fp16"]:
+                            scaler.scale(loss).backward()
+                        else:
+                            loss.backward()
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), args["max_grad_norm"])
+                        optimizer.step()
+                        optimizer.zero_grad()
+            """,
+            # from simpletransformers 0.70.8 simpletransformers/experimental/classification/classification_model.py
+            run="""
+            model, loader = torch.nn.Linear(4, 2), [torch.randn(3, 4) for _ in range(3)]
+            train(model, loader, {"fp16": False, "gradient_accumulation_steps": 2, "max_grad_norm": 1.0})
+            try:  # the fp16 arm never binds `loss`: a NameError, never a second backward
+                train(model, loader, {"fp16": True, "gradient_accumulation_steps": 2, "max_grad_norm": 1.0})
+            except UnboundLocalError:
+                pass
+            """,
+            note="holdout7 simpletransformers: the two `backward()` calls are the two arms of one `if` whose "
+            "test nothing in the loops changes, so every iteration takes the same arm: one backward per loss. "
+            "The `else` that binds `loss` is under the same test as the `else` that backpropagates it",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn.functional as F
+
+
+            def cw_grad(adv, origin, label, model):
+                loss = F.cross_entropy(model(adv), label) + F.mse_loss(adv, origin)
+                loss.backward()
+                grad = adv.grad.clone()
+                adv.grad.zero_()
+                return grad
+
+
+            def identity_transform(x):
+                return x.detach().clone()
+
+
+            def bpda_attack(image, label, model, iterations=3, transform_func=identity_transform):
+                adv = image.detach().clone().requires_grad_()
+                for _ in range(iterations):
+                    adv_def = transform_func(adv)
+                    adv_def.requires_grad_()
+                    loss = F.mse_loss(adv_def, torch.zeros_like(adv_def))
+                    loss.backward()
+                    grad = cw_grad(adv_def, image, label, model)
+                    adv = (adv.detach() - 0.01 * grad.sign()).requires_grad_()
+                return adv.detach()
+            """,
+            # from deeprobust 0.2.11 deeprobust/image/attack/BPDA.py
+            run="""
+            adv = bpda_attack(torch.rand(2, 4), torch.tensor([0, 2]), torch.nn.Linear(4, 3))
+            assert adv.shape == (2, 4)
+            """,
+            note="holdout7 deeprobust: `requires_grad_()` on what an unknown callable returned would be a "
+            "no-op on a tensor with a graph, so the code means a new leaf (here `x.detach().clone()`); the "
+            "helper builds a new graph from it, through nothing the first `backward()` freed",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -942,6 +1019,7 @@ class BackwardTwice(Rule):
             # the name holding it is no object known by its use (a model, a data loader)
             trained = trained_roots(flow)
             objects = _objects(func, loop, flow)
+            body = getattr(func, "body", None) or list(unit.nodes)
             stale_names = tuple(
                 name
                 for name, held in zip(info.stale_names, info.stale_values, strict=True)
@@ -952,10 +1030,17 @@ class BackwardTwice(Rule):
                 )
                 and not (held.grad != YES and _loss_target_only(func, call, name))
                 and not (not held.is_tensor and _element_per_iteration(loop, call, name))
+                and _bound_in_a_run_with(func, body, name, call)
             )
             if not stale_names:
                 continue
-            earlier = [b for b in value.stale if b is not call]
+            # an earlier call in another arm of an `if` (a `match`, a `try`) that picks the same arm
+            # every time never runs in the same run as this one
+            earlier = [
+                b for b in value.stale if b is not call and path_facts.one_run_runs_both(body, b, call)
+            ]
+            if not earlier and call not in value.stale:
+                continue
             if earlier:
                 first = min(earlier, key=position)
                 shared = stale_names[0] if stale_names else "the same forward pass"
@@ -965,6 +1050,8 @@ class BackwardTwice(Rule):
             if loop is None:
                 continue
             name = stale_names[0]
+            if _rebound_before(func, body, name, call):
+                continue
             if name in _assigned_in(loop):
                 # where the previous iteration's value is fed back in: the place to detach it
                 message = self.carried_message.format(shared=name, call=_short(unit, call))
@@ -998,6 +1085,53 @@ class BackwardTwice(Rule):
         edit = _retain_graph_edit(unit, first) if unit_contains(unit, first) else None
         fix = self.make_fix("Pass `retain_graph=True` to the first `backward()`", [edit]) if edit else None
         return self.finding(unit, second, message, fix=fix)
+
+
+def _bound_in_a_run_with(func: ast.AST | None, body: list[ast.stmt], name: str, call: ast.AST) -> bool:
+    """Can a run that reaches `call` have given `name` a value (other than from itself: `loss = loss /
+    k`)? Not when every such binding of the scope lies where no run that reaches `call` goes (`loss =
+    out[0]` only under `else` of the `if args["fp16"]` whose other arm backpropagates it): there the
+    name is unbound, and nothing is backpropagated twice."""
+    bindings = _fresh_bindings(func, name)
+    return bindings is None or any(path_facts.one_run_runs_both(body, b, call) for b in bindings)
+
+
+def _rebound_before(func: ast.AST | None, body: list[ast.stmt], name: str, call: ast.AST) -> bool:
+    """Is `name` given a new value (not from itself) before `call` on every iteration that runs `call`
+    (`loss = out[0]` under the `else` of an `if args["fp16"]` whose `else` later calls `loss.backward()`)?
+    Then what the previous iteration backpropagated never reaches `call`."""
+    bindings = _fresh_bindings(func, name) or []
+    return any(isinstance(b, ast.Assign) and path_facts.runs_before_each(body, b, call) for b in bindings)
+
+
+def _fresh_bindings(func: ast.AST | None, name: str) -> list[ast.AST] | None:
+    """The places a function binds `name` other than from itself (`loss = loss / k`): the assignment
+    statements, and the name nodes of any other binding (`for`, `with ... as`); None when the name may
+    hold a value from outside (a parameter, a global, a name the function never binds)."""
+    if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return None
+    if name in {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}:
+        return None
+    assigned: set[int] = set()
+    bindings: list[ast.AST] = []
+    for node in ast.walk(func):
+        if isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
+            return None
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            stored = {id(n) for t in targets for n in ast.walk(t) if isinstance(n, ast.Name) and n.id == name}
+            assigned |= stored
+            if (
+                stored
+                and node.value is not None
+                and not isinstance(node, ast.AugAssign)
+                and not _mentions(node.value, name)
+            ):
+                bindings.append(node)
+        elif isinstance(node, ast.Name) and node.id == name and not isinstance(node.ctx, ast.Load):
+            bindings.append(node)
+    bindings = [b for b in bindings if id(b) not in assigned]
+    return bindings if bindings or assigned else None
 
 
 def _loss_target_only(func: ast.AST | None, call: ast.AST, name: str) -> bool:
