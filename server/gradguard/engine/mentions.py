@@ -42,6 +42,7 @@ class Mentions:
         self._offsets = list(itertools.accumulate((len(line) for line in lines), initial=0))
         self._starts = [statement_start_line(stmt) for stmt in body]
         self._ends = [stmt.end_lineno or stmt.lineno for stmt in body]
+        self._naming: dict[str, list[ast.stmt]] = {}  # name -> `statements_naming` (asked again and again)
 
     @property
     def starts(self) -> list[int]:
@@ -54,7 +55,13 @@ class Mentions:
         return self._ends
 
     def statements_naming(self, name: str) -> list[ast.stmt]:
-        """The statements whose lines hold `name` as a whole word, in the order of `body`."""
+        """The statements whose lines hold `name` as a whole word, in the order of `body` (a fresh list)."""
+        found = self._naming.get(name)
+        if found is None:
+            found = self._naming[name] = self._search(name)
+        return list(found)
+
+    def _search(self, name: str) -> list[ast.stmt]:
         text = self._text
         found: set[int] = set()
         size = len(name)

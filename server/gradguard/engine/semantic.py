@@ -691,6 +691,10 @@ class Semantics:
             return []  # (no lines: only by tests; left to the natural guess)
         if self._mentions is None:
             self._mentions = Mentions(self.tree.body, self._lines)
+        if self._mentions.statements_naming(name) != [cls]:
+            # named elsewhere too: no sites, whatever the class holds (most methods: not walked)
+            self.consulted.add(MENTIONS + name)
+            return []
         cache = self.__dict__.setdefault("_method_sites_cache", {})
         if (cls, name) not in cache:
             walks = self.__dict__.setdefault("_method_site_walks", {})  # (one walk per statement)
@@ -699,7 +703,7 @@ class Semantics:
         if not sites:
             return []  # (another statement naming it could only leave it so)
         self.consulted.add(MENTIONS + name)
-        return sites if self._mentions.statements_naming(name) == [cls] else []
+        return sites
 
     def _call_sites(self, name: str) -> list[tuple[ast.Call, ast.AST | None]]:
         """The direct calls of the file's top-level function `name` (with the calling scope: the
