@@ -297,6 +297,7 @@ REPAIRED_SAFE = {
     "matmul_weight_orientation",
     "mse_column_vs_vector",
     "mult_function_instance_loop",
+    "sparsellm_s_batch_update",
     "tensor_train_loss_history",
     "view_after_transpose_attention",
 }
@@ -340,10 +341,12 @@ REPAIRED_UNSAFE = REPAIRED_SAFE | {
     "sigmoid_output_index_write",
     "snli_hidden_layer_list",
     "stylemap_two_backwards",
+    "text_cnn_conv1d_list",
     "three_layer_net_in_forward",
     "trafficlight_running_losses",
     "transformer_linear_in_forward",
     "vq_affine_buffer_ema",
+    "wavernn_upsample_weight_fill",
 }
 
 
