@@ -288,6 +288,7 @@ REPAIRED_SAFE = {
     "bifpn_relu_on_weight",
     "cross_entropy_column_target",
     "cross_entropy_one_hot_flattened",
+    "d2l_sgd_helper_without_no_grad",
     "gdn_lowerbound_legacy",
     "image_comp_sign_grad_count",
     "images_not_flattened_typo",

@@ -4,7 +4,7 @@
 #       and the helper's `param -= lr * param.grad / batch_size` on a leaf that requires grad raises.
 # expect: GG203@26
 # fails: a leaf Variable that requires grad is being used in an in-place operation
-# fix: none (not reported, see GG203): put the update loop back under `with torch.no_grad():`
+# fix: put the update under `with torch.no_grad():` (`param -= lr * param.grad / batch_size`)
 import torch
 
 

@@ -662,15 +662,45 @@ class Semantics:
         if not name.startswith("_"):
             return False  # a public name: the project's calls only (callers outside it call as they like)
         cache[func] = False  # (a cycle of helpers: taken as called with gradients on)
-        if self.top.get(name) is func:
-            sites = self._call_sites(name)
-        else:
-            cls = self.enclosing_class(func)
-            sites = self._method_sites(cls, func, name) if cls is not None else []
+        sites = self._direct_sites(func, name)
         cache[func] = found = bool(sites) and all(
             scope is not None and self._grad_off_at(scope, call) for call, scope in sites
         )
         return found
+
+    def _direct_sites(self, func: ast.AST, name: str) -> list:
+        """The file's calls of a top-level function called only directly, or of a method called
+        only as `self.<name>(...)` (none when the name is used any other way)."""
+        if self.top.get(name) is func:
+            return self._call_sites(name)
+        cls = self.enclosing_class(func)
+        return self._method_sites(cls, func, name) if cls is not None else []
+
+    def file_calls_only_without_grad(self, func: ast.AST) -> bool:
+        """Every call the file makes of `func` (the sites `_from_callers` reads its parameters
+        from) is made with gradients off, a script's `with torch.no_grad():` included: what those
+        calls pass (a leaf that requires grad) is used with gradients off. Public names too: a
+        parameter known from these calls is only known for them."""
+        name = getattr(func, "name", None)
+        if name is None or name.startswith("__"):
+            return False
+        cache = self.__dict__.setdefault("_file_calls_without_grad", {})
+        if func not in cache:
+            cache[func] = False  # (a cycle of helpers: taken as called with gradients on)
+            sites = self._direct_sites(func, name)
+            for _, scope in sites:
+                self.consulted.add(self._top_name(scope) or "" if scope is not None else "")
+            cache[func] = bool(sites) and all(self._grad_off_at_site(scope, call) for call, scope in sites)
+        return cache[func]
+
+    def _grad_off_at_site(self, scope: ast.AST | None, call: ast.Call) -> bool:
+        if scope is not None:
+            return self._grad_off_at(scope, call)
+        modes = self.__dict__.setdefault("_grad_modes", {})  # the script: its `with` blocks only
+        at = modes.get(self.tree)
+        if at is None:
+            at = modes[self.tree] = grad_modes(self.module, self.tree)
+        return at.get(call) is False
 
     def _grad_off_at(self, scope: ast.AST, call: ast.Call) -> bool:
         modes = self.__dict__.setdefault("_grad_modes", {})  # one walk of `scope` for all its call sites

@@ -8,7 +8,7 @@ from typing import Iterator
 from gradguard.engine import torch_facts
 from gradguard.engine.finding import Applicability, Finding, Severity
 from gradguard.engine.fixes import alone_on_its_lines, next_statement, torch_name, wrap_statements
-from gradguard.engine.index import Unit, chain_root
+from gradguard.engine.index import ModuleContext, Unit, chain_root
 from gradguard.engine.inplace import LEAF, describe_inplace, writes
 from gradguard.engine.queries import describe, switches_requires_grad_off
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
@@ -23,8 +23,11 @@ _LEAF_ERROR = "a leaf Variable that requires grad is being used in an in-place o
 
 class InplaceOnLeaf(Rule):
     code = "GG203"
-    # a leaf that requires grad comes from one of these words (`.weight`/`.bias` of a layer)
-    triggers = ("requires_grad", "Parameter", "parameters", "weight", "bias", "Variable")  # = _LEAF_WORDS
+
+    # a leaf that requires grad comes from one of _LEAF_WORDS, or, into a function, from its callers
+    def may_fire(self, text: str, statement: ast.stmt, module: ModuleContext) -> bool:
+        return _mentions_leaf_words(text) or _may_receive_leaves(statement, module)
+
     name = "inplace-on-leaf"
     summary = "In-place change of a `requires_grad=True` tensor: PyTorch raises the leaf in-place error."
     why = (
@@ -363,7 +366,29 @@ class InplaceOnLeaf(Rule):
             note="dev15: `torch.jit.is_scripting()` is False whenever Python runs the code, so the branch "
             "never runs in eager code",
         ),
+        Valid(
+            """
+            import torch
+
+            def sgd(params, lr):
+                for param in params:
+                    param -= lr * param.grad
+                    param.grad.zero_()
+
+            w = torch.randn(3, requires_grad=True)
+            x, y = torch.randn(16, 3), torch.randn(16)
+            for step in range(20):
+                loss = ((x @ w - y) ** 2).mean()
+                loss.backward()
+                with torch.no_grad():
+                    sgd([w], 0.1)
+            """,
+            note="d2l's `sgd` helper called only inside `with torch.no_grad():`: the leaves it changes are "
+            "changed with gradients off",
+            run="assert w.is_leaf and w.requires_grad",
+        ),
     ]
+
     INVALID = [
         Invalid(
             """
@@ -429,6 +454,46 @@ class InplaceOnLeaf(Rule):
             raises=_LEAF_ERROR,
             check_fixed="assert w.requires_grad and w.grad_fn is None and float(loss.detach()) < 1e3",
             note="a manual SGD step (safe fix)",
+        ),
+        Invalid(
+            """
+            import torch
+
+            def sgd(params, lr):
+                for param in params:
+                    param -= lr * param.grad
+                    param.grad.zero_()
+
+            w = torch.randn(3, requires_grad=True)
+            b = torch.zeros(1, requires_grad=True)
+            x, y = torch.randn(16, 3), torch.randn(16)
+            for step in range(100):
+                loss = ((x @ w + b - y) ** 2).mean()
+                loss.backward()
+                sgd([w, b], 0.1)
+            """,
+            lines=[5],
+            fixed="""
+            import torch
+
+            def sgd(params, lr):
+                for param in params:
+                    with torch.no_grad():
+                        param -= lr * param.grad
+                    param.grad.zero_()
+
+            w = torch.randn(3, requires_grad=True)
+            b = torch.zeros(1, requires_grad=True)
+            x, y = torch.randn(16, 3), torch.randn(16)
+            for step in range(100):
+                loss = ((x @ w + b - y) ** 2).mean()
+                loss.backward()
+                sgd([w, b], 0.1)
+            """,
+            raises=_LEAF_ERROR,
+            check_fixed="assert w.is_leaf and b.is_leaf and float(loss.detach()) < 1e3",
+            note="d2l's `sgd` helper without its `torch.no_grad()`: the leaves its caller passes in a list "
+            "(tests/real_bugs/d2l_sgd_helper_without_no_grad.py)",
         ),
         Invalid(
             """
@@ -574,6 +639,8 @@ class InplaceOnLeaf(Rule):
         for write in writes(unit):
             if write.kind != LEAF or write.in_forward and chain_root(write.written) == "self":
                 continue  # a module's own parameters in forward are GG201's
+            if write.func is not None and unit.semantics.file_calls_only_without_grad(write.func):
+                continue  # (what its callers pass is changed with gradients off)
             if write.value.kinds & PARAMETER and switches_requires_grad_off(unit):
                 continue  # (`p.requires_grad = False` somewhere: we cannot tell which parameters)
             written = write.written
@@ -736,8 +803,22 @@ _LEAF_WORDS = ("requires_grad", "Parameter", "parameters", "weight", "bias", "Va
 
 
 def _may_create_leaves(unit: Unit) -> bool:
-    """A cheap textual pre-check: no leaf can be made without one of these words."""
+    """A cheap textual pre-check: no leaf can be made without one of these words, nor passed to a
+    function but from a file that makes one at its top level."""
     first = unit.nodes[0]
     last = unit.nodes[-1]
     text = unit.source.text_between(first.lineno, 1, (last.end_lineno or last.lineno) + 1, 1)
+    return _mentions_leaf_words(text) or _may_receive_leaves(first, unit.module)
+
+
+def _mentions_leaf_words(text: str) -> bool:
     return any(word in text for word in _LEAF_WORDS)
+
+
+def _may_receive_leaves(statement: ast.stmt, module: ModuleContext) -> bool:
+    """A top-level function with parameters, in a file whose top level makes a leaf that requires
+    grad (`w = torch.zeros(2, requires_grad=True)`): its callers may pass it (`sgd([w, b], lr)`)."""
+    if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)) or not module.grad_leaves:
+        return False
+    spec = statement.args
+    return bool(spec.posonlyargs or spec.args or spec.kwonlyargs or spec.vararg)
