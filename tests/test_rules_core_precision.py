@@ -389,6 +389,22 @@ FLAGGED = [
         """,
         [12],
     ),
+    (
+        # a read that keeps the float values (`.float()` after the count is not a sink, nor the
+        # product returned) leaves the input one a gradient may be asked for: still reported
+        "GG202",
+        """
+        import torch
+        import torch.nn as nn
+
+        class M(nn.Module):
+            def forward(self, x, mask):
+                mask[mask < 0] = 0
+                n = mask.sum(-1).to(torch.int32).item()
+                return x[:n] * mask.sum(-1).float()
+        """,
+        [6],
+    ),
 ]
 
 

@@ -558,3 +558,103 @@ def test_editing_the_callers_decorator_flips_the_public_method(tmp_path: Path) -
     assert index.update(builder, BUILDER)
     assert str(expert.resolve()) in WorkspaceIndex._affected(index, str(builder), old)
     assert analyzer.check(EXPERT, str(expert)).findings == []
+
+
+# from torchquantum 0.1.8 plugin/qiskit/qiskit_processor.py and node/nodes.py: a public method called
+# only under `no_grad` from another file calls, in its own file, a method of the same key (`_shift`)
+# that shifts the parameters in place and restores them (parameter-shift gradient)
+SHIFTER = """import math
+
+import torch.nn as nn
+
+
+class Processor:
+    def preprocess_shift(
+        self,
+        layer: nn.Module,
+    ):
+        values = []
+        for param in layer.parameters():
+            param.copy_(param + math.pi / 2)
+            values.append(layer.weight.sum().item())
+            param.copy_(param - math.pi / 2)
+        return values
+
+    def process_shift(self, layer: nn.Module):
+        return self.preprocess_shift(layer)
+"""
+
+NODE = """import torch
+
+
+def shift_and_run(processor, layer):
+    with torch.no_grad():
+        return processor.process_shift(layer)
+"""
+
+RUN_SHIFT = """
+import sys
+sys.path.insert(0, {root!r})
+import torch
+from shift.processor import Processor
+from shift.node import shift_and_run
+layer = torch.nn.Linear(2, 2)
+before = layer.weight.detach().clone()
+{call}
+assert torch.allclose(layer.weight, before) and layer.weight.requires_grad
+print("ok")
+"""
+
+
+def _shift_project(tmp_path: Path, node: str) -> Path:
+    pkg = tmp_path / "shift"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "processor.py").write_text(SHIFTER)
+    (pkg / "node.py").write_text(node)
+    return pkg
+
+
+def _run_shift(root: Path, call: str) -> subprocess.CompletedProcess:
+    code = RUN_SHIFT.format(root=str(root), call=call)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+def test_a_call_within_a_grad_off_family_of_one_key_is_no_use(tmp_path: Path) -> None:
+    """`process_shift` calls `preprocess_shift` (one key, `_shift`): its only way in is the other
+    file's call under `no_grad`, so the in-place shifts run without gradients and work."""
+    pkg = _shift_project(tmp_path, NODE)
+    assert _codes(build_project([pkg]), pkg / "processor.py") == []
+    result = _run_shift(tmp_path, "shift_and_run(Processor(), layer)")
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        NODE + "\n\ndef run_with_grad(processor, layer):\n    return processor.process_shift(layer)\n",
+        NODE.replace("    with torch.no_grad():\n        return", "    return"),
+    ],
+)
+def test_a_family_entered_with_grad_on_is_reported(tmp_path: Path, node: str) -> None:
+    pkg = _shift_project(tmp_path, node)
+    assert _codes(build_project([pkg]), pkg / "processor.py") == [("GG203", 13), ("GG203", 15)]
+    failed = _run_shift(tmp_path, "Processor().process_shift(layer)")
+    assert failed.returncode != 0
+    assert "a leaf Variable that requires grad is being used in an in-place operation" in failed.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "used"),
+    [
+        ("    return self.pre_h(x)\n", False),  # a call of its own key from its body
+        ("    with torch.enable_grad():\n        return self.pre_h(x)\n", True),  # names a grad mode
+        ("    g = lambda: self.pre_h(x)\n    return g\n", True),  # runs where it is called
+        ("    return self.pre_h\n", True),  # a reference, not a call
+    ],
+)
+def test_calls_within_a_family(body: str, used: bool) -> None:
+    text = "import torch\nwith torch.no_grad():\n    m.run_h(1)\n\ndef pre_h(x):\n    return x\n\ndef run_h(\n    self, x\n):\n"
+    text += body
+    off, uses, _, _ = grad_call_facts(text)
+    assert ("_h" in uses, "_h" in off) == (used, not used)

@@ -235,6 +235,100 @@ def _in_forward(lines: list[str], k: int) -> bool:
     return False
 
 
+_DEF_LINE_RE = re.compile(r"[ \t]*(?:async[ \t]+)?def[ \t]+(?!__)[A-Za-z0-9_]*?(_[A-Za-z0-9]\w*)[ \t]*\(")
+_BLOCK_HEADS = ("if ", "elif ", "else", "for ", "while ", "try", "except", "finally", "with ", "async ")
+
+
+def _calls_within_family(code: str, keys: set[str]) -> Counter:
+    """The calls of a key made from the body of a function of the same key (`process_x` calling
+    `preprocess_x`, both `_x`; asked only for the keys the file defines twice or more). All the functions of a key are one name to these
+    facts, and such a call runs in the grad mode its caller's body runs in: it is no way into
+    the family from outside, so it counts neither as a use nor as a grad-off call (torchquantum's
+    `process_parameterized_and_shift`, called only under `no_grad` from another file, calling
+    `preprocess_parameterized_and_shift`). Only a call that starts a statement of the body (or
+    of a compound statement in it, as far as indentation shows), not in a lambda, in a body that
+    names no grad mode; anything else stays a use."""
+    found: Counter = Counter()
+    if not keys:
+        return found
+    calls = {key: _call_lines(code, key) for key in keys}
+    if not any(calls.values()):
+        return found
+    lines = code.split("\n")
+    clean: dict[int, bool] = {}
+    for key, call_lines in calls.items():
+        for line_no in call_lines:
+            line = lines[line_no]
+            if _DEF_LINE_RE.match(line) or "lambda" in line or _MARKER_RE.search(line):
+                continue
+            owner = _enclosing_def(lines, line_no)
+            head = _DEF_LINE_RE.match(lines[owner]) if owner is not None else None
+            if owner is None or head is None or head.group(1) != key:
+                continue
+            if owner not in clean:
+                body = "\n".join(
+                    _indented_block(lines, owner, len(lines[owner]) - len(lines[owner].lstrip()))
+                )
+                clean[owner] = not _MARKER_RE.search(body) and "enable_grad" not in body
+            found[key] += clean[owner]
+    return found
+
+
+def _call_lines(code: str, key: str) -> list[int]:
+    """The lines of the calls of `key` (what `_CALL_RE` finds, by `str.find`: one regex pass over
+    a whole file per key would cost more than the rest of the facts)."""
+    found: list[int] = []
+    line = last = 0
+    pos = code.find(key)
+    while pos >= 0:
+        end = pos + len(key)
+        called = code[end : end + 80].lstrip(" \t").startswith("(")
+        if called and (end == len(code) or not (code[end].isalnum() or code[end] == "_")):
+            start = pos
+            while start > 0 and (code[start - 1].isalnum() or code[start - 1] == "_"):
+                start -= 1
+            if call_key(code[start:end]) == key:
+                line += code.count("\n", last, pos)
+                last = pos
+                found.append(line)
+        pos = code.find(key, end)
+    return found
+
+
+def _enclosing_def(lines: list[str], k: int) -> int | None:
+    """The line of the `def` whose body holds line `k`, through compound statements only."""
+    indent = len(lines[k]) - len(lines[k].lstrip())
+    for j in range(k - 1, -1, -1):
+        stripped = lines[j].lstrip()
+        if not stripped or stripped.startswith("#") or len(lines[j]) - len(stripped) >= indent:
+            continue
+        if _DEF_LINE_RE.match(lines[j]) or stripped.startswith(("def ", "async def ")):
+            return j
+        if stripped.startswith((")", "]", "}")):
+            continue  # the end of a signature (or of a bracket) split over lines
+        if not stripped.startswith(_BLOCK_HEADS) or _MARKER_RE.search(stripped) or "lambda" in stripped:
+            return None  # a class, a continuation line, a grad-mode block: unsure
+        indent = len(lines[j]) - len(stripped)
+    return None
+
+
+def _indented_block(lines: list[str], k: int, indent: int) -> list[str]:
+    """The lines after the `def` of line `k` (its signature may go on over several lines)
+    indented deeper than it, up to the first that is not."""
+    depth, start = 0, k
+    for start in range(k, len(lines)):  # (roughly: brackets in strings of a default are rare)
+        depth += sum(lines[start].count(c) for c in "([{") - sum(lines[start].count(c) for c in ")]}")
+        if depth <= 0:
+            break
+    body: list[str] = []
+    for line in lines[start + 1 :]:
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#") and len(line) - len(line.lstrip()) <= indent:
+            break
+        body.append(line)
+    return body
+
+
 def grad_call_facts(text: str) -> tuple[frozenset[str], frozenset[str], frozenset[str], bool]:
     """(grad_off_calls, private_uses, private_defs, forward_grad_off) of a file's text (see the
     module doc)."""
@@ -247,6 +341,8 @@ def grad_call_facts(text: str) -> tuple[frozenset[str], frozenset[str], frozense
     mentions = Counter(_SUFFIX_RE.findall(code))
     for name in defs:
         mentions[name] -= 1  # a definition is no use; a call beside it in the file is
+    shared = {name for name, n in Counter(defs).items() if n > 1 and mentions[name] > 0}
+    mentions.subtract(_calls_within_family(code, shared))
     if not any(marker in text for marker in _MARKERS):
         return EMPTY, frozenset(name for name, n in mentions.items() if n > 0), frozenset(defs), False
     off, forward_off = _scan_regions(text)

@@ -281,6 +281,37 @@ class MaskedAssignment(Rule):
             note="dev12 funasr models/llm_asr/model.py, fun_asr_nano/model.py: an element of `fbank_beg` "
             "(`.item()`) starts a slice, which takes ints only, so the tensor holds integers",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class SpeechSplicer(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.adaptor = nn.Linear(4, 8)
+
+                def forward(self, speech, inputs_embeds, fbank_mask):
+                    encoder_out = self.adaptor(speech)
+                    fbank_mask[fbank_mask < 0] = 0  # collator padding (-1.0) out of the count
+                    fake_lens = fbank_mask.sum(-1).to(torch.int32)
+                    out = inputs_embeds.clone()
+                    for b in range(out.shape[0]):
+                        n = fake_lens[b].item()
+                        out[b, :n] = encoder_out[b, :n]
+                    return out
+            """,
+            run="""
+            mask = torch.tensor([[1.0, 1.0, -1.0], [1.0, -1.0, -1.0]])
+            model = SpeechSplicer()
+            model(torch.randn(2, 3, 4), torch.zeros(2, 3, 8), mask).sum().backward()
+            assert mask.tolist() == [[1, 1, 0], [1, 0, 0]] and model.adaptor.weight.grad is not None
+            assert not mask.sum(-1).to(torch.int32).requires_grad
+            """,
+            note="dev12 funasr 1.4.16 models/llm_asr/model.py (`fbank_mask`): a float input of `forward` whose "
+            "every read ends in an integer cast, `.item()` or a size feeds counts only: no gradient could reach "
+            "it, so it is the batch's data, not an activation passed in as a leaf that requires grad",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -426,7 +457,11 @@ class MaskedAssignment(Rule):
             and not write.value.roots <= write.flow.integer_roots  # (the same tensor used as ids later)
         ):
             target, _ = write.masked
-            if isinstance(target.slice, ast.Compare) and not _code_remap(target.slice, write):
+            if (
+                isinstance(target.slice, ast.Compare)
+                and not _code_remap(target.slice, write)
+                and not _no_gradient_uses(write)
+            ):
                 return self._INPUT, {}
         return None
 
@@ -447,3 +482,64 @@ def _int_constant(node: ast.expr | None) -> bool:
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         node = node.operand
     return isinstance(node, ast.Constant) and type(node.value) is int
+
+
+# Ends of a chain of reads after which no gradient flows: a cast to an integer dtype, a Python number
+# or list, a size (torch 2.13: their results never require grad).
+_INTEGER_DTYPES = frozenset({"int64", "int32", "int16", "int8", "uint8", "long", "int", "short", "bool"})
+_NUMBER_METHODS = frozenset(
+    {"item", "tolist", "numel", "size", "dim", "long", "int", "short", "bool", "byte"}
+)
+_NUMBER_ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim"})
+
+
+def _no_gradient_uses(write) -> bool:
+    """Every read of the written input in the function, besides the write itself, ends where no
+    gradient flows (`fbank_mask.sum(-1).to(torch.int32)`, `n = mask.sum().item()`): the tensor
+    feeds counts and sizes only, so a gradient for it would always be None -- data (a padding mask
+    of the batch, dev12 funasr llm_asr/model.py), not an activation whose input may be a leaf that
+    requires grad. The name must not be rebound (a read would then be of another value)."""
+    func, written = write.func, write.written
+    if func is None or not isinstance(written, ast.Name):
+        return False
+    statement = write.event.statement
+    parents = {child: node for node in ast.walk(func) for child in ast.iter_child_nodes(node)}
+    own = {id(node) for node in ast.walk(statement)}
+    reads = 0
+    for node in ast.walk(func):
+        if not isinstance(node, ast.Name) or node.id != written.id or id(node) in own:
+            continue
+        if not isinstance(node.ctx, ast.Load):
+            return False  # rebound (or deleted)
+        if not _ends_without_gradient(node, parents):
+            return False
+        reads += 1
+    return reads > 0
+
+
+def _ends_without_gradient(node: ast.expr, parents: dict) -> bool:
+    """`node` is the receiver of a chain of method calls, attributes and subscripts whose last
+    link gives a number, a size or an integer tensor."""
+    while True:
+        parent = parents.get(node)
+        if isinstance(parent, ast.Subscript) and parent.value is node:
+            node = parent
+        elif isinstance(parent, ast.Attribute) and parent.value is node:
+            if parent.attr in _NUMBER_ATTRIBUTES:
+                return True
+            call = parents.get(parent)
+            if not (isinstance(call, ast.Call) and call.func is parent):
+                return False
+            if parent.attr in _NUMBER_METHODS or _integer_cast(parent.attr, call):
+                return True
+            node = call
+        else:
+            return False
+
+
+def _integer_cast(method: str, call: ast.Call) -> bool:
+    """`.to(torch.int32)`, `.type(torch.long)`, `.to(dtype=torch.int64)`."""
+    if method not in ("to", "type"):
+        return False
+    dtypes = [*call.args, *(k.value for k in call.keywords if k.arg == "dtype")]
+    return any(isinstance(d, ast.Attribute) and d.attr in _INTEGER_DTYPES for d in dtypes)
