@@ -47,6 +47,10 @@ EXPECTED = {
     "module_list_weight": set(),
     # a list of blocks of another file that own nothing is silent; one whose blocks hold a dropout is not
     "stateless_blocks": {"GG103"},
+    # `.bias.copy_()` on a module of a class whose base, in another file, registers `bias` as a buffer
+    # (gptqmodel): silent; as an `nn.Parameter`: reported (tests below run both with torch)
+    "buffer_bias": set(),
+    "parameter_bias": {"GG203"},
 }
 NEEDS = {"transformers_model": "transformers", "lightning_hook": "lightning"}
 
@@ -311,3 +315,49 @@ def test_an_instance_of_a_class_that_is_no_module_holds_nothing_only_on_plain_ba
         model.write_text(f"import torch.nn as nn\nfrom helpers import {cls}\n\n\n" + block.format(cls=cls))
         across = Analyzer(project=build_project([root]))
         assert [f.code for f in across.check(model.read_text(), str(model)).findings] == expected, cls
+
+
+@pytest.mark.parametrize("name, error", [("buffer_bias", None), ("parameter_bias", "leaf Variable")])
+def test_the_bias_cases_do_what_torch_does(name: str, error: str | None) -> None:
+    """Copying into a buffer `bias` runs with gradients on; into a parameter `bias` it raises."""
+    pytest.importorskip("torch")
+    done = subprocess.run(
+        [sys.executable, "-c", "from pkg.bench import run; run()"],
+        cwd=CASES / name,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if error is None:
+        assert done.returncode == 0, done.stderr
+    else:
+        assert done.returncode != 0 and error in done.stderr
+
+
+def test_what_a_base_of_another_file_registers_invalidates_its_dependents(tmp_path: Path) -> None:
+    """`.bias` of a class whose base (in another file) registers it as a buffer is no parameter;
+    when the base makes it an `nn.Parameter`, the copy into it is reported, and silent again after."""
+    case = CASES / "buffer_bias" / "pkg"
+    package = tmp_path / "pkg"
+    package.mkdir()
+    for source in case.glob("*.py"):
+        (package / source.name).write_text(source.read_text())
+    buffer = (case / "quant.py").read_text()
+    parameter = buffer.replace('self.register_buffer("bias", ', "self.bias = nn.Parameter(")
+    assert parameter.count("nn.Parameter(") == 1
+    compile(parameter, "quant.py", "exec")
+    index = build_project([tmp_path])
+    analyzer = Analyzer(project=index)
+    bench = package / "bench.py"
+    text = bench.read_text()
+    assert analyzer.check(text, str(bench)).findings == []
+    assert index.update(package / "quant.py", parameter)
+    assert str(bench.resolve()) in index.dependents(package / "quant.py")
+    lines = text.splitlines()
+    found = analyzer.check(text, str(bench)).findings
+    assert {(f.code, lines[f.line - 1].strip()) for f in found} == {
+        ("GG203", "cloned.bias.copy_(source.bias)"),
+        ("GG203", "source.bias.fill_(1.0)"),
+    }
+    assert index.update(package / "quant.py", buffer)
+    assert analyzer.check(text, str(bench)).findings == []

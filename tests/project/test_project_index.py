@@ -481,3 +481,35 @@ def test_editor_updates_keep_the_import_graph_right(tmp_path: Path) -> None:
     assert index.update(model, "class Net:\n    pass\n")
     assert index.update(train, "from base import Base\n")
     assert index.dependents(base) == {train} and index.dependents(model) == set()
+
+
+def test_what_a_class_stores_under_parameter_names() -> None:
+    """`class_tensor_stores`: buffers, factory tensors, None, parameters, anything else; and a
+    store under a name the text does not spell."""
+    from gradguard.engine.holdings import class_tensor_stores, stored_tensor_kind
+
+    text = (
+        "class Q(nn.Module):\n    def __init__(self, w):\n        super().__init__()\n"
+        '        self.register_buffer("bias", t.zeros(3))\n        self.bias_scale = torch.ones(3)\n'
+        "        self.weight = None\n        self.weight = w\n        self.weight_g = nn.Parameter(w)\n"
+        "        self.weight_v = torch.zeros(3, requires_grad=True)\n        self.scales = torch.ones(3)\n"
+        "    def to_half(self):\n        self.bias = self.bias.to(torch.float16).contiguous()\n"
+        "        self.weight_g = self.weight_g.detach().requires_grad_()\n"
+    )
+    assert class_tensor_stores(text) == (
+        "?:weight",
+        "?:weight_g",
+        "?:weight_v",
+        "b:bias",
+        "n:weight",
+        "p:weight_g",
+        "s:bias",
+        "t:bias_scale",
+    )
+    assert class_tensor_stores(text + "        setattr(self, name, w)\n")[0] == "?:*"
+    assert stored_tensor_kind(["b", "n", "s"]) == "buffer"
+    assert stored_tensor_kind(["s"]) is None
+    assert stored_tensor_kind(["t", "b"]) == "tensor"
+    assert stored_tensor_kind(["n"]) is None
+    assert stored_tensor_kind(["b", "p"]) is None
+    assert stored_tensor_kind([]) is None

@@ -353,3 +353,83 @@ def qualified_verdict(qual: str) -> str | None:
     if last[:1].isupper() or qual.startswith(("torch.nn.", "torch.jit.", "torch.compile")):
         return UNKNOWN  # another torch class, `torch.nn.utils.weight_norm(...)`, a compiled module
     return NONE  # a torch function: a plain tensor (`torch.zeros(...)`), not registered
+
+
+# -- what a weight/bias attribute of a module class holds ----------------------------------------
+_REGISTER_RE = re.compile(r"\b(register_buffer|register_parameter)[ \t]*\([ \t\n]*(?:[\"'](\w+)[\"'])?")
+_SETATTR_RE = re.compile(r"\bsetattr[ \t]*\([ \t\n]*self[ \t\n]*,[ \t\n]*(?:[\"'](\w+)[\"'])?")
+_SELF_STORE_RE = re.compile(r"(?<![\w.])self[ \t]*\.[ \t]*(\w+)[ \t]*(?::[^=\n]*)?=(?!=)[ \t]*")
+_PARAMETER_CALL_RE = re.compile(r"(?:[A-Za-z_][\w.]*\.)?(Parameter|Buffer)[ \t]*\(")
+# torch's factories of a fresh tensor (`torch.zeros(n)`, `t.empty(...)`): without
+# `requires_grad=`, a tensor that does not require grad; stored on a module, not registered
+_FACTORY_CALL_RE = re.compile(
+    r"[A-Za-z_]\w*[ \t]*\.[ \t]*(?:zeros|ones|empty|full|tensor|arange|eye|randn|rand)(?:_like)?[ \t]*\("
+)
+
+
+def parameter_named(attr: str) -> bool:
+    """Names the engine takes for a module's parameters when its class is not read."""
+    return attr in ("weight", "bias", "in_proj_weight", "in_proj_bias") or attr.startswith(
+        ("weight_", "bias_")
+    )
+
+
+def class_tensor_stores(text: str) -> tuple[str, ...]:
+    """What a class statement's text stores under the parameter names (`parameter_named`), as
+    sorted `"<mark>:<name>"`: `b` a buffer (`register_buffer`), `t` a tensor made by a factory,
+    `n` None, `s` the attribute itself through a method (`self.bias.to(dtype)`: no change of
+    kind), `p` a parameter, `?` anything else; `"?:*"` when the class also stores under a name
+    the text does not spell (`setattr(self, name, ...)`)."""
+    if "weight" not in text and "bias" not in text:
+        return ()
+    found: set[str] = set()
+    for m in _REGISTER_RE.finditer(text):
+        if _commented(text, m.start()):
+            continue
+        name = m.group(2)
+        if name is None:
+            found.add("?:*")
+        elif parameter_named(name):
+            found.add(("b:" if m.group(1) == "register_buffer" else "p:") + name)
+    for m in _SETATTR_RE.finditer(text):
+        if not _commented(text, m.start()):
+            name = m.group(1)
+            if name is None or parameter_named(name):
+                found.add(f"?:{name or '*'}")
+    for m in _SELF_STORE_RE.finditer(text):
+        name = m.group(1)
+        if parameter_named(name) and not _commented(text, m.start()):
+            found.add(f"{_store_mark(text, m.end(), name)}:{name}")
+    return tuple(sorted(found))
+
+
+def _store_mark(text: str, start: int, name: str) -> str:
+    """The mark (see `class_tensor_stores`) of the value stored at `start` under `name`."""
+    if text.startswith("None", start) and _END_RE.match(text, start + 4):
+        return "n"
+    derived = re.compile(rf"self[ \t]*\.[ \t]*{name}[ \t]*\.[ \t]*\w+[ \t]*\(").match(text, start)
+    if derived is not None:
+        eol = text.find("\n", start)
+        line = text[start:] if eol < 0 else text[start:eol]
+        if "requires_grad" not in line and "Parameter" not in line:
+            # `self.bias = self.bias.to(dtype)`: a buffer stays a buffer, a plain tensor a plain
+            # tensor, a parameter the same parameter (or Module.__setattr__ raises)
+            return "s"
+    call = _PARAMETER_CALL_RE.match(text, start)
+    if call is not None:
+        return "b" if call.group(1) == "Buffer" else "p"
+    call = _FACTORY_CALL_RE.match(text, start)
+    if call is not None:
+        close = _close(text, call.end() - 1)
+        if close is not None and _END_RE.match(text, close) and "requires_grad" not in text[start:close]:
+            return "t"
+    return "?"
+
+
+def stored_tensor_kind(marks: Iterable[str]) -> str | None:
+    """What the attribute holds from the marks of every class of its chain: "buffer", "tensor"
+    (one that does not require grad), or None when anything stored may be a parameter."""
+    kinds = set(marks) - {"s"}
+    if not kinds or not kinds <= {"b", "t", "n"} or kinds == {"n"}:
+        return None
+    return "tensor" if "t" in kinds else "buffer"

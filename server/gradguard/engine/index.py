@@ -354,6 +354,13 @@ class ModuleContext:
             found = memo[name] = self._class_holdings(name)
         return found
 
+    def imported_class(self, name: str) -> str | None:
+        """The qualified name of a class imported from another file of the project."""
+        summary = self.classes.get(name)
+        if name in self._class_nodes or summary is None or self.resolver is None or len(summary.bases) != 1:
+            return None
+        return summary.bases[0]
+
     def _class_holdings(self, name: str) -> tuple[str, frozenset[str]]:
         node = self._class_nodes.get(name)
         summary = self.classes.get(name)

@@ -43,7 +43,7 @@ from typing import NamedTuple
 
 from gradguard.engine import holdings
 from gradguard.engine.grad_callers import grad_call_facts, may_train
-from gradguard.engine.holdings import Written, class_holds
+from gradguard.engine.holdings import Written, class_holds, class_tensor_stores
 from gradguard.engine.index import dotted_name as _dotted
 
 # -- kinds ----------------------------------------------------------------------------------
@@ -105,6 +105,7 @@ class Binding(NamedTuple):
     level: int = 0  # import: relative level (`from ..x import y` -> 2)
     alias: str | None = None  # variable: `X = a.b` -> "a.b"; None for any other value
     holds: tuple[str, ...] = ()  # class: what its text stores on `self` (holdings.class_holds)
+    tensor_stores: tuple[str, ...] = ()  # class: what it stores under parameter names (holdings)
     line: int = 0  # last field: not one of the facts other files rest on (see _facts_of_names)
 
 
@@ -294,9 +295,14 @@ class _Builder:
         if self.lines is None:
             self.lines = _normal_lines(self.text)
         first, last = stmt.lineno + line_offset, (stmt.end_lineno or stmt.lineno) + line_offset
-        holds = class_holds("".join(self.lines[first - 1 : last]))
+        body = "".join(self.lines[first - 1 : last])
         binding = Binding(
-            "class", bases=bases, defines_backward=backward, holds=holds, line=stmt.lineno + line_offset
+            "class",
+            bases=bases,
+            defines_backward=backward,
+            holds=class_holds(body),
+            tensor_stores=class_tensor_stores(body),
+            line=stmt.lineno + line_offset,
         )
         self.bind(stmt.name, binding, conditional)
 
@@ -811,8 +817,15 @@ def _scan_class(builder: _Builder, text: str, pos: int, end: int, line: int) -> 
             if m3.group(1) == body_indent:
                 backward = True
                 break
-    holds = class_holds(text[pos:end])
-    binding = Binding("class", bases=bases, defines_backward=backward, holds=holds, line=line + 1)
+    body = text[pos:end]
+    binding = Binding(
+        "class",
+        bases=bases,
+        defines_backward=backward,
+        holds=class_holds(body),
+        tensor_stores=class_tensor_stores(body),
+        line=line + 1,
+    )
     builder.bind(name, binding, builder.cond)
 
 
@@ -1231,6 +1244,7 @@ class ProjectIndex:
         self._imported: dict[tuple[str, str], tuple | None] = {}
         self._facts: dict[str, ClassFacts] = {}
         self._holdings: dict[str, str] = {}
+        self._tensor_stores: dict[str, tuple[str, ...] | None] = {}
         self._exports: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
         self._graph: _Graph | None = None
         self._resolvers: dict[str, FileResolver] = {}
@@ -1704,6 +1718,36 @@ class ProjectIndex:
         module = kind == KIND_MODULE or (kind == KIND_UNKNOWN and not plain)  # `(object)` reads as unknown
         return holdings.Written(target, True, module, plain, lambda: self.holdings_of(ref, hint))
 
+    def tensor_stores_of(self, ref: ClassRef, hint: str = "") -> tuple[str, ...] | None:
+        """What the class and every base store under the parameter names
+        (`holdings.class_tensor_stores`); None when a base is not read (an unknown class, a
+        torch layer whose source is not on the search path)."""
+        qual = ref.qualname
+        if qual in self._tensor_stores:
+            return self._tensor_stores[qual]
+        self._tensor_stores[qual] = None  # cycle guard
+        mod = self.find_module(ref.module, hint)
+        summary = self._summary_of(mod) if mod is not None else None
+        binding = summary.names.get(ref.name) if summary is not None else None
+        stores: tuple[str, ...] | None = None
+        if mod is not None and binding is not None and binding.kind == "class":
+            where = mod.root if mod.in_project else hint
+            stores = binding.tensor_stores
+            for base in binding.bases:
+                found = self._base_tensor_stores(ref, base, where)
+                if found is None:
+                    stores = None
+                    break
+                stores += found
+        self._tensor_stores[qual] = stores
+        return stores
+
+    def _base_tensor_stores(self, ref: ClassRef, base: str, hint: str) -> tuple[str, ...] | None:
+        if base == "object" or self.written_target(ref.module, base, hint) in ROOTS:
+            return ()  # `nn.Module` registers nothing of its own
+        symbol = self.resolve_in(ref.module, base, hint, exclude=ref.name)
+        return self.tensor_stores_of(symbol, hint) if isinstance(symbol, ClassRef) else None
+
     # -- the import graph ---------------------------------------------------------------------
     def imports_of(self, path: str) -> list[str]:
         """Paths of the project files a file imports (directly)."""
@@ -2034,6 +2078,20 @@ class FileResolver:
         if isinstance(symbol, ClassRef):
             return self.index.holdings_of(symbol, self.root)
         return holdings.UNKNOWN
+
+    def stored_tensor(self, qualname: str, attr: str) -> str | None:
+        """What a module class of the project (its bases may be an installed package's, read as
+        source) holds under a parameter name: "buffer", "tensor" (one that does not require grad), or None
+        (a parameter, or not known)."""
+        symbol = self.project_symbol(qualname)
+        if not isinstance(symbol, ClassRef):
+            return None
+        stores = self.index.tensor_stores_of(symbol, self.root)
+        if stores is None or "?:*" in stores:
+            return None
+        return holdings.stored_tensor_kind(
+            mark for mark, _, name in (s.partition(":") for s in stores) if name == attr
+        )
 
     def written(self, qualname: str) -> Written:
         """A qualified name a file imports, for `holdings.written_verdict`: a class of the project

@@ -1318,6 +1318,9 @@ class Semantics:
         ):
             if cls.startswith("torch.nn.") and self._layer_has_parameters(cls) is False:
                 return UNKNOWN
+            stored = self._stored_tensor(cls, attr)
+            if stored is not None:
+                return stored.evolve(sites=frozenset((node,)), roots=frozenset((node,)))
             return Value(TENSOR | PARAMETER, grad=YES, leaf=YES, sources=module.sources or frozenset((node,)),
                          sites=frozenset((node,)), roots=frozenset((node,)))  # fmt: skip
         if attr in ("running_mean", "running_var", "num_batches_tracked"):
@@ -1330,6 +1333,20 @@ class Semantics:
                     "embedding_dim", "num_embeddings", "hidden_size", "num_layers"):  # fmt: skip
             return INT_VALUE
         return UNKNOWN
+
+    def _stored_tensor(self, cls: str, attr: str) -> Value | None:
+        """What a module class of another project file stores under a parameter name, when its
+        chain of classes registers it as a buffer or stores a plain tensor there (the class's
+        statement is read: `register_buffer("bias", ...)` in a base's `__init__`); None: not known."""
+        resolver = self.module.resolver
+        if resolver is None or not cls or cls in self.top:
+            return None
+        kind = resolver.stored_tensor(self.module.imported_class(cls) or cls, attr)
+        if kind == "buffer":
+            return Value(TENSOR | BUFFER, grad=NO, leaf=YES)
+        if kind == "tensor":
+            return Value(TENSOR, grad=NO, leaf=YES)
+        return None
 
     @staticmethod
     def _layer_has_parameters(qual: str) -> bool | None:
