@@ -2,10 +2,10 @@
 # what: A video LSTM classifier stores `self.hidden = self.init_hidden()` in `__init__` and forward writes
 #       the LSTM's new state back to `self.hidden`; the `train()` function then calls `loss.backward()`
 #       per batch, and the second batch backpropagates into the first batch's freed graph.
-# expect: GG404@38
+# expect: GG404@27
 # fails: Trying to backward through the graph a second time
-# fix: none (not reported, see GG404): re-initialise or detach `model.hidden` before each batch
-#       (`model.hidden = model.init_hidden()`)
+# fix: detach the stored state in forward (`self.hidden = tuple(state.detach() for state in self.hidden)`)
+#       or re-initialise `model.hidden` before each batch (`model.hidden = model.init_hidden()`)
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -5,7 +5,7 @@
 #       kept every step's graph alive and 20,000 steps used up 12 GB of RAM.
 # expect: GG405@32
 # fails: tr_loss keeps the graph
-# fix: none (not reported, see GG405): return `loss.detach()` from `training_step` (or add `.item()`)
+# fix: accumulate `self.training_step(...).item()` (or return `loss.detach()` from `training_step`)
 import torch
 import torch.nn as nn
 

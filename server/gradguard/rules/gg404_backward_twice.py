@@ -26,7 +26,7 @@ from gradguard.engine.index import (
     self_name,
     statement_start_line,
 )
-from gradguard.engine.interpreter import ATTRIBUTE_STORE, BACKWARD, has_graph
+from gradguard.engine.interpreter import ATTRIBUTE_STORE, BACKWARD, Flow, has_graph
 from gradguard.engine.loops import enclosing_loop
 from gradguard.engine.queries import backward_events, trained_roots, unit_contains
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
@@ -262,6 +262,41 @@ class BackwardTwice(Rule):
             """,
             note="the state kept on the module is detached right after forward stores it",
             run="assert model.hidden.grad_fn is None",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Tagger(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.lstm = nn.LSTM(3, 4, batch_first=True)
+                    self.head = nn.Linear(4, 1)
+                    self.hidden = self.init_hidden()
+
+                def init_hidden(self):
+                    return (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4))
+
+                def forward(self, x):
+                    out, self.hidden = self.lstm(x, self.hidden)
+                    return self.head(out[:, -1])
+
+            def reset_state(model):
+                model.hidden = model.init_hidden()
+
+            def train(data, model, optimizer):
+                for x in data:
+                    reset_state(model)
+                    loss = model(x).pow(2).mean()
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+
+            model = Tagger()
+            train([torch.randn(2, 5, 3) for _ in range(2)], model, torch.optim.SGD(model.parameters(), lr=0.1))
+            """,
+            note="a training function's loop resets the state on the module (through a helper) before every batch",
         ),
         Valid(
             """
@@ -934,6 +969,65 @@ class BackwardTwice(Rule):
         Invalid(
             """
             import torch
+            import torch.nn as nn
+
+            class Tagger(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.lstm = nn.LSTM(3, 4, batch_first=True)
+                    self.head = nn.Linear(4, 1)
+                    self.hidden = (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4))
+
+                def forward(self, x):
+                    out, self.hidden = self.lstm(x, self.hidden)
+                    return self.head(out[:, -1])
+
+            def train(data, model, criterion, optimizer):
+                for x, y in data:
+                    loss = criterion(model(x), y)
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+
+            model = Tagger()
+            data = [(torch.randn(2, 5, 3), torch.randn(2, 1)) for _ in range(2)]
+            train(data, model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1))
+            """,
+            lines=[12],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class Tagger(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.lstm = nn.LSTM(3, 4, batch_first=True)
+                    self.head = nn.Linear(4, 1)
+                    self.hidden = (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4))
+
+                def forward(self, x):
+                    out, self.hidden = self.lstm(x, self.hidden)
+                    self.hidden = tuple(state.detach() for state in self.hidden)
+                    return self.head(out[:, -1])
+
+            def train(data, model, criterion, optimizer):
+                for x, y in data:
+                    loss = criterion(model(x), y)
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+
+            model = Tagger()
+            data = [(torch.randn(2, 5, 3), torch.randn(2, 1)) for _ in range(2)]
+            train(data, model, nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1))
+            """,
+            raises=_ERROR,
+            check_fixed="assert all(h.grad_fn is None for h in model.hidden) and model.lstm.weight_hh_l0.grad is not None",
+            note="the same state carried by the loop of a training function (pytorch/pytorch#2769)",
+        ),
+        Invalid(
+            """
+            import torch
 
             x, g = torch.randn(3, 4, requires_grad=True), torch.ones(4)
             y = x.exp()
@@ -1436,38 +1530,86 @@ def _detached_later(func: ast.AST, attr: str, event, stores: list) -> bool:
 
 
 def _loops_keep_attribute(unit: Unit, cls: ast.ClassDef, attr: str) -> bool:
-    """Is the module trained in a loop of the script that never resets `<model>.<attr>` (nor
-    calls a method of the class that stores it) between iterations?"""
+    """Is the module trained in a loop (of the script, or of a function or method of the file) that
+    never resets `<model>.<attr>` (nor calls a method of the class, or a function of the file, that
+    stores it) between iterations?"""
     semantics = unit.semantics
     semantics.consulted.add("")
-    script = semantics.flow(None)
     resetting = {
         name
         for name, method in unit.methods(cls).items()
-        if name != "forward"
-        and any(
-            isinstance(n, ast.Attribute) and n.attr == attr and isinstance(n.ctx, ast.Store)
-            for n in ast.walk(method)
-        )
+        if name != "forward" and _stores_attribute(method, attr)
     }
-    for event in script.events_of(BACKWARD):
-        loop = _script_loop(semantics, event.node)
-        if loop is None:
-            continue
-        calls_model = False
-        resets = False
-        for node in ast.walk(loop):
-            if isinstance(node, ast.Attribute) and node.attr == attr and isinstance(node.ctx, ast.Store):
-                resets = True
-            elif isinstance(node, ast.Call):
-                if isinstance(node.func, ast.Attribute) and node.func.attr in resetting:
-                    resets = True
-                callee = script.value_of(node.func)
-                if callee.is_module and callee.cls == cls.name:
-                    calls_model = True
-        if calls_model and not resets:
-            return True
+    for scope, flow in _training_scopes(unit, cls):
+        for event in flow.events_of(BACKWARD):
+            loop = _script_loop(semantics, event.node) if scope is None else _loop_in(scope, event.node)
+            if loop is not None and _calls_without_reset(semantics, flow, loop, cls, attr, resetting):
+                return True
     return False
+
+
+def _training_scopes(unit: Unit, cls: ast.ClassDef) -> Iterator[tuple[ast.AST | None, Flow]]:
+    """The script, then the functions and methods (outside `cls`) of the top-level statements that
+    name `backward`: where a loop may train the module."""
+    semantics = unit.semantics
+    yield None, semantics.flow(None)
+    for stmt in semantics.rests_on_text_naming("backward"):
+        if stmt is cls:
+            continue
+        for func in ast.walk(stmt):
+            if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield func, semantics.flow(func)
+
+
+def _calls_without_reset(
+    semantics, flow, loop: ast.AST, cls: ast.ClassDef, attr: str, resetting: set[str]
+) -> bool:
+    """Does the loop call the module (a value known to be an instance of `cls`) and never store
+    `<x>.<attr>`, call a method that stores it, or call a function of the file that stores it?"""
+    calls_model = False
+    for node in ast.walk(loop):
+        if isinstance(node, ast.Attribute) and node.attr == attr and isinstance(node.ctx, ast.Store):
+            return False
+        if not isinstance(node, ast.Call):
+            continue
+        if isinstance(node.func, ast.Attribute) and node.func.attr in resetting:
+            return False
+        if isinstance(node.func, ast.Name):
+            helper = semantics.top.get(node.func.id)
+            if helper is not None:
+                semantics.rests_on(helper)
+            if isinstance(helper, (ast.FunctionDef, ast.AsyncFunctionDef)) and _stores_attribute(
+                helper, attr
+            ):
+                return False
+        callee = flow.value_of(node.func)
+        if callee.is_module and callee.cls == cls.name:
+            calls_model = True
+    return calls_model
+
+
+def _stores_attribute(func: ast.AST, attr: str) -> bool:
+    return any(
+        isinstance(n, ast.Attribute) and n.attr == attr and isinstance(n.ctx, ast.Store)
+        for n in ast.walk(func)
+    )
+
+
+def _loop_in(func: ast.AST, node: ast.AST) -> ast.AST | None:
+    """The innermost loop of `func` itself (not of a function nested in it) around a node."""
+    best = None
+    line = getattr(node, "lineno", 0)
+    todo = list(getattr(func, "body", []))
+    while todo:
+        stmt = todo.pop()
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        if not stmt.lineno <= line <= (stmt.end_lineno or stmt.lineno):
+            continue
+        if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
+            best = stmt
+        todo.extend(child for child in ast.iter_child_nodes(stmt) if isinstance(child, ast.stmt))
+    return best
 
 
 def _script_loop(semantics, node: ast.AST) -> ast.AST | None:

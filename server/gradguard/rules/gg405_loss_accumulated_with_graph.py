@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 
 from gradguard.engine import torch_facts
@@ -22,6 +23,10 @@ _LOGGING = (
     | torch_facts.LOGGING_METHODS
     | {"append"}
 )
+
+# the statements the rule reads (`total += x`, `total -= x`, `totals.append(x)`, `total = total + x`):
+# a scope without any cannot hold a finding, and its flow need not be computed
+_ACCUMULATES = re.compile(r"[+-]=|\.append\(|=\s*[\w.\[\]'\"]+\s*\+")
 
 
 class LossAccumulatedWithGraph(Rule):
@@ -240,6 +245,38 @@ class LossAccumulatedWithGraph(Rule):
             note="dev15: the metric comes from a function the caller passes, which the backpropagated loss "
             "never goes through: whether it keeps the graph (a loss) or cuts it (topk, eq) is not known",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+
+            class Trainer:
+                def __init__(self, model, optimizer):
+                    self.model = model
+                    self.optimizer = optimizer
+
+                def training_step(self, x, y):
+                    loss = nn.functional.mse_loss(self.model(x), y)
+                    loss.backward()
+                    return loss.detach()
+
+                def train(self, loader):
+                    total = torch.tensor(0.0)
+                    for x, y in loader:
+                        total += self.training_step(x, y)
+                        self.optimizer.step()
+                        self.optimizer.zero_grad()
+                    return total
+            """,
+            run="""
+            model = nn.Linear(4, 1)
+            trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1))
+            total = trainer.train([(torch.randn(8, 4), torch.randn(8, 1)) for _ in range(3)])
+            assert total.grad_fn is None, "the total keeps every step's graph"
+            """,
+            note="the step returns its loss detached: the total is a plain tensor",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -387,71 +424,192 @@ class LossAccumulatedWithGraph(Rule):
             note="dev14 textattack trainer.py (regression): the predictions of a loop over a progress bar are kept "
             "with their graphs and the epoch's metric cannot read them; the labels beside them carry none",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+
+            class Trainer:
+                def __init__(self, model, optimizer):
+                    self.model = model
+                    self.optimizer = optimizer
+
+                def training_step(self, x, y):
+                    loss = nn.functional.mse_loss(self.model(x), y)
+                    loss.backward()
+                    return loss
+
+                def train(self, loader):
+                    total = torch.tensor(0.0)
+                    for x, y in loader:
+                        total += self.training_step(x, y)
+                        self.optimizer.step()
+                        self.optimizer.zero_grad()
+                    return total
+            """,
+            lines=[18],
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+
+            class Trainer:
+                def __init__(self, model, optimizer):
+                    self.model = model
+                    self.optimizer = optimizer
+
+                def training_step(self, x, y):
+                    loss = nn.functional.mse_loss(self.model(x), y)
+                    loss.backward()
+                    return loss
+
+                def train(self, loader):
+                    total = torch.tensor(0.0)
+                    for x, y in loader:
+                        total += self.training_step(x, y).item()
+                        self.optimizer.step()
+                        self.optimizer.zero_grad()
+                    return total
+            """,
+            raises="the total keeps every step's graph",
+            run="""
+            model = nn.Linear(4, 1)
+            trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1))
+            total = trainer.train([(torch.randn(8, 4), torch.randn(8, 1)) for _ in range(3)])
+            assert total.grad_fn is None, "the total keeps every step's graph"
+            """,
+            note="the loop calls no backward itself: a method backpropagates the loss and returns it "
+            "(huggingface/transformers#6999)",
+        ),
     ]
 
     def check(self, unit: Unit) -> Iterator[Finding]:
-        for func, flow in flows(unit, "backward"):
+        for func, flow in flows(unit, _ACCUMULATES):
             backwards = flow.events_of(BACKWARD)
             loops = {id(loop): loop for b in backwards if (loop := enclosing_loop(unit, b.node)) is not None}
-            if not loops:
-                continue
             backpropagated = frozenset().union(*(b.value.names for b in backwards))
             roots = frozenset().union(*(b.value.sources for b in backwards))
+            seen: set[ast.AST] = set()
             for loop in loops.values():
-                yield from self._accumulations(unit, flow, loop, backpropagated, roots)
+                for node in _statements(loop):
+                    seen.add(node)
+                    yield from self._accumulation(unit, flow, loop, node, backpropagated, roots, False)
+            if func is None or backwards:
+                continue
+            for node in _loop_statements(unit, func):
+                if node not in seen:
+                    loop = enclosing_loop(unit, node)
+                    yield from self._accumulation(unit, flow, loop, node, frozenset(), frozenset(), True)
 
-    def _accumulations(
-        self, unit: Unit, flow, loop: ast.AST, backpropagated: frozenset, roots: frozenset
+    def _accumulation(
+        self,
+        unit: Unit,
+        flow,
+        loop,
+        node: ast.stmt,
+        backpropagated: frozenset,
+        roots: frozenset,
+        by_callee: bool,
     ) -> Iterator[Finding]:
-        for node in _statements(loop):
-            if isinstance(node, ast.AugAssign) and isinstance(node.op, (ast.Add, ast.Sub)):
-                target, added = node.target, node.value
-            elif isinstance(node, ast.Assign) and len(node.targets) == 1 and _self_sum(node):
-                target, added = node.targets[0], _other_operand(node)
-            elif isinstance(node, ast.Expr) and _is_append(node.value):
-                target, added = node.value.func.value, node.value.args[0]  # type: ignore[attr-defined]
-            else:
-                continue
-            root = chain_root(target)
-            if root is None or root in backpropagated or _reset_each_time(unit, loop, target, root):
-                continue
-            value = flow.value_of(added)
-            if not has_graph(value) or unit.in_no_grad(node):
-                continue
-            if not certainly_tracked(unit, value, _beyond_the_data(unit, flow, node, roots)):
-                continue
-            if _made_by_an_unknown_function(unit, flow, node, value, roots):
-                continue
-            if isinstance(added, ast.Name) and _detached_after_every_backward(loop, added.id):
-                # `if with_backward: loss.backward(); loss = loss.detach()`: the graph is kept only on
-                # iterations that do not backpropagate (for the caller's loss)
-                continue
-            total = dotted_name(target) or unit.segment(target)
-            loss = _loss_name(added, flow)
-            fix = None
-            loss_text = unit.segment(loss) if loss is not None else ""
-            if loss is not None:
-                if isinstance(node, ast.Expr):
-                    fix = self.make_fix(
-                        f"Append `{loss_text}.detach()`",
-                        [replace_node(unit, loss, f"{loss_text}.detach()")],
-                        None,
-                    )
-                else:
-                    applicability = None if _only_logged(unit, node, target) else Applicability.UNSAFE
-                    fix = self.make_fix(
-                        f"Accumulate `{loss_text}.item()`",
-                        [replace_node(unit, loss, f"{loss_text}.item()")],
-                        applicability,
-                    )
-            what = unit.segment(added) if loss is None else loss_text
-            template = self.append_message if isinstance(node, ast.Expr) else self.message
-            yield self.finding(unit, node, template.format(target=total, loss=_short(what)), fix=fix)
+        """A finding for `node` when it adds a value carrying a graph to a total kept across the loop's
+        iterations. `by_callee` when the loop itself calls no `backward()`: then only a value
+        a call of this loop returns after backpropagating it counts (`tr_loss += self.training_step(x)`)."""
+        target: ast.expr
+        added: ast.expr
+        if isinstance(node, ast.AugAssign) and isinstance(node.op, (ast.Add, ast.Sub)):
+            target, added = node.target, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and _self_sum(node):
+            target, added = node.targets[0], _other_operand(node)
+        elif isinstance(node, ast.Expr) and _is_append(node.value):
+            target, added = node.value.func.value, node.value.args[0]  # type: ignore[attr-defined]
+        else:
+            return
+        root = chain_root(target)
+        if root is None or root in backpropagated or _reset_each_time(unit, loop, target, root):
+            return
+        value = flow.value_of(added)
+        if not has_graph(value) or unit.in_no_grad(node):
+            return
+        if not _known_to_carry_a_graph(unit, flow, loop, node, added, value, roots, by_callee):
+            return
+        if isinstance(added, ast.Name) and _detached_after_every_backward(loop, added.id):
+            # `if with_backward: loss.backward(); loss = loss.detach()`: the graph is kept only on
+            # iterations that do not backpropagate (for the caller's loss)
+            return
+        yield self._finding(unit, flow, node, target, added, isinstance(added, ast.Call))
+
+    def _finding(
+        self, unit: Unit, flow, node: ast.stmt, target: ast.expr, added: ast.expr, call: bool
+    ) -> Finding:
+        total = dotted_name(target) or unit.segment(target)
+        loss = added if call else _loss_name(added, flow)
+        fix = None
+        loss_text = unit.segment(loss) if loss is not None else ""
+        if loss is not None:
+            if isinstance(node, ast.Expr):
+                fix = self.make_fix(
+                    f"Append `{loss_text}.detach()`",
+                    [replace_node(unit, loss, f"{loss_text}.detach()")],
+                    None,
+                )
+            elif isinstance(node, (ast.AugAssign, ast.Assign)):
+                applicability = None if _only_logged(unit, node, target) else Applicability.UNSAFE
+                fix = self.make_fix(
+                    f"Accumulate `{loss_text}.item()`",
+                    [replace_node(unit, loss, f"{loss_text}.item()")],
+                    applicability,
+                )
+        what = unit.segment(added) if loss is None else loss_text
+        template = self.append_message if isinstance(node, ast.Expr) else self.message
+        return self.finding(unit, node, template.format(target=total, loss=_short(what)), fix=fix)
 
     append_message = Message(
         "`{target}` collects `{loss}` with its autograd graph on every iteration\nEach iteration's graph stays "
         "in memory; append `{loss}.detach()` (or `.item()`) instead."
     )
+
+
+def _known_to_carry_a_graph(
+    unit: Unit, flow, loop, node, added, value, roots: frozenset, by_callee: bool
+) -> bool:
+    """The evidence that the added value carries a graph: in a loop that backpropagates, it is
+    tracked and no unknown function made it; in one that does not (`by_callee`), a call of the loop
+    returned it after a `backward()` through it."""
+    if by_callee:
+        return _backpropagated_by_a_call(flow, loop, added)
+    return certainly_tracked(
+        unit, value, _beyond_the_data(unit, flow, node, roots)
+    ) and not _made_by_an_unknown_function(unit, flow, node, value, roots)
+
+
+def _loop_statements(unit: Unit, func: ast.AST) -> Iterator[ast.stmt]:
+    """The statements of `func`'s own loops (not of functions nested in it)."""
+    for stmt in _statements(func):
+        if enclosing_loop(unit, stmt) is not None:
+            yield stmt
+
+
+def _backpropagated_by_a_call(flow, loop: ast.AST, added: ast.expr) -> bool:
+    """`added` is a tensor that a call made in this loop returned after a `backward()` through it
+    (the call's result is stale: its graph was backpropagated, so it certainly has one), directly
+    (`total += self.step(x)`) or through a name the loop binds to that call (`loss = step(x)`)."""
+    if isinstance(added, ast.Name):
+        calls = [
+            stmt.value
+            for stmt in _statements(loop)
+            if isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name)
+            and stmt.targets[0].id == added.id
+        ]
+        if len(calls) != 1:
+            return False
+        added = calls[0]
+    if not isinstance(added, ast.Call):
+        return False
+    value = flow.value_of(added)
+    return bool(value.stale) and value.is_tensor
 
 
 def _beyond_the_data(unit: Unit, flow, node: ast.AST, roots: frozenset) -> frozenset:
