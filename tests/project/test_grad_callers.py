@@ -183,6 +183,8 @@ def test_an_edit_to_the_caller_rechecks_the_callee(tmp_path: Path) -> None:
             set(),
         ),
         ('with torch.no_grad():\n    m._h()\ngetattr(m, "_h")()\n', set(), {"_h"}),
+        # a docstring inside the grad-off function names it: neither a use nor a grad-off call
+        ('@torch.no_grad()\ndef f(m):\n    """Calls m._h(x)."""\n    return m._h(1)\n', {"_h"}, set()),
         # a closing quote that starts a line opens nothing: the call after it is read
         ('with torch.no_grad():\n    m._h()\nx = """a\n"""\nm._h()\ny = """b\n"""\n', set(), {"_h"}),
         # a public name with `_` inside is keyed by its tail (`copy_h` -> `_h`)

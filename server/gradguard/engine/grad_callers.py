@@ -345,7 +345,7 @@ def grad_call_facts(text: str) -> tuple[frozenset[str], frozenset[str], frozense
     mentions.subtract(_calls_within_family(code, shared))
     if not any(marker in text for marker in _MARKERS):
         return EMPTY, frozenset(name for name, n in mentions.items() if n > 0), frozenset(defs), False
-    off, forward_off = _scan_regions(text)
+    off, forward_off = _scan_regions(code)  # the mentions' text: a docstring counts in neither
     grad_off = frozenset(name for name, n in off.items() if mentions.get(name) == n)
     uses = frozenset(name for name, n in mentions.items() if n > 0 and name not in grad_off)
     return grad_off, uses, frozenset(defs), forward_off
