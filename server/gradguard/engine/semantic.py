@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from gradguard.engine import shape_flow, torch_facts
 from gradguard.engine.backward_helpers import backpropagated_parameters
 from gradguard.engine.grad_callers import call_key
+from gradguard.engine.holdings import parameter_named
 from gradguard.engine.index import (
     KIND_FUNCTION,
     KIND_MODULE,
@@ -1313,9 +1314,7 @@ class Semantics:
 
     def _module_attribute(self, module: Value, attr: str, node: ast.AST) -> Value:
         cls = module.cls or ""
-        if attr in ("weight", "bias", "in_proj_weight", "in_proj_bias") or attr.startswith(
-            ("weight_", "bias_")
-        ):
+        if parameter_named(attr):
             if cls.startswith("torch.nn.") and self._layer_has_parameters(cls) is False:
                 return UNKNOWN
             stored = self._stored_tensor(cls, attr)

@@ -10,8 +10,14 @@ from gradguard.engine import torch_facts
 from gradguard.engine.finding import Applicability, Finding
 from gradguard.engine.fixes import replace_node
 from gradguard.engine.index import ModuleContext, Unit, keyword, self_name
-from gradguard.engine.interpreter import BACKWARD
-from gradguard.engine.queries import backward_events, dead_terms, describe, scope_text, unit_contains
+from gradguard.engine.queries import (
+    backward_events,
+    calls_backward,
+    dead_terms,
+    describe,
+    scope_text,
+    unit_contains,
+)
 from gradguard.engine.rule import Invalid, Message, Rule, Valid
 from gradguard.engine.values import DATA, DETACH, ITEM, MAYBE, NUMPY_CUT, REWRAP, live_grad
 
@@ -1184,15 +1190,10 @@ def _cutting_forwards(unit: Unit) -> Iterator[tuple]:
         if not _CUT_TEXT.search(scope_text(unit, func)):
             continue
         flow = unit.semantics.flow(func)
-        if not _trains_itself(flow):
+        # a `forward` that calls `backward()` itself (an embedding method fitting its model in a training
+        # loop) returns the result of that training, not a step of the caller's graph
+        if not calls_backward(flow):
             yield func, flow
-
-
-def _trains_itself(flow) -> bool:
-    """`forward` calls `backward()` itself (an embedding method that fits its model in a training loop
-    and returns the embedding): the parameters get their gradients there, and what it returns is the
-    result of that training, not a step of the caller's graph."""
-    return bool(flow.events_of(BACKWARD))
 
 
 def _blocks_own_state(unit: Unit, forward: ast.AST, cut) -> bool:
